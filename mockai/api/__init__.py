@@ -1,0 +1,1 @@
+"""Endpoint codecs: pure `parse(body) -> Exchange` and `render(reply, exchange) -> wire` pairs."""

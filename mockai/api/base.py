@@ -1,0 +1,48 @@
+"""What every endpoint codec receives: the parse and render contexts, and the Codec record."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mockai.catalog import Catalog
+from mockai.exchange import Endpoint, Exchange
+from mockai.reply import Reply
+from mockai.wire.outgoing import Outgoing
+
+
+@dataclass(frozen=True, slots=True)
+class ParseContext:
+    """What parsing needs besides the body: headers, the catalog, and strictness."""
+
+    headers: Mapping[str, str]
+    catalog: Catalog
+    strict: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RenderContext:
+    """What rendering needs besides the reply: the id key, the clock, and output switches.
+
+    `key` derives every id in the body (the same request on a server with the same seed gets the
+    same ids); `created` is the timestamp written into bodies (fixed, for reproducible bytes).
+    """
+
+    key: bytes
+    created: int
+    honor_base64: bool = True
+
+
+Parse = Callable[[Any, ParseContext], Exchange]
+Render = Callable[[Reply, Exchange, RenderContext], Outgoing]
+
+
+@dataclass(frozen=True, slots=True)
+class Codec:
+    """An endpoint: its path (under /v1 and the root), how to parse, how to render."""
+
+    endpoint: Endpoint
+    path: str
+    parse: Parse
+    render: Render

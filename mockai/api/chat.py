@@ -1,0 +1,379 @@
+"""`POST /v1/chat/completions`: parse the request, render a Reply as JSON or as SSE chunks.
+
+Wire details follow shared/reference/openai-wire-contract.md sections 7 and 8: `refusal` and
+`logprobs` always present (null), `role` only in the first delta of each choice, a tool call's
+id/type/name only in its first fragment, a final `delta: {}` chunk with the finish reason, and with
+`include_usage` a `usage: null` on every chunk plus a last `choices: []` chunk carrying usage.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mockai import tokens
+from mockai.api import common, logprobs
+from mockai.api.base import Codec, ParseContext, RenderContext
+from mockai.api.fieldrules import invalid_value, missing, type_error
+from mockai.api.shaping import Shaped, shape, usage_numbers
+from mockai.errors import ApiError
+from mockai.exchange import CalledTool, Endpoint, Exchange, Message
+from mockai.reply import Reply
+from mockai.wire import ids, jsonbytes, sse
+from mockai.wire.outgoing import Body, EventStream, Outgoing
+
+ROLES = ("system", "assistant", "user", "function", "tool", "developer")
+_NEEDS_CONTENT = frozenset({"system", "user", "developer"})
+
+
+# --- parse ---------------------------------------------------------------------------------------
+
+
+def parse(body: Any, ctx: ParseContext) -> Exchange:
+    """Validate a chat request the way the API does and normalise it into an Exchange."""
+    body = common.require_object(body)
+    common.check_fields("chat", body, strict=ctx.strict)
+    model = body["model"]
+    info = ctx.catalog.get(model)
+    messages = _parse_messages(body["messages"])
+    raw_tools = body.get("tools") or (_functions(body) if body.get("functions") else None)
+    tools = common.parse_tools(raw_tools, flat=False)
+    tool_choice = common.parse_tool_choice(
+        body.get("tool_choice", _function_call(body)), tools, flat=False
+    )
+    response_format = common.parse_format(body.get("response_format"), "response_format", flat=False)
+    if response_format is not None and response_format.kind == "json_object":
+        if not any("json" in m.text.lower() for m in messages):
+            raise ApiError(
+                400,
+                "'messages' must contain the word 'json' in some form, to use 'response_format' "
+                "of type 'json_object'.",
+                param="messages",
+            )
+    stream = bool(body.get("stream"))
+    stream_options = body.get("stream_options")
+    if stream_options is not None and not stream:
+        raise ApiError(
+            400,
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+            param="stream_options",
+        )
+    if info.reasoning and body.get("max_tokens") is not None:
+        raise ApiError(
+            400,
+            "Unsupported parameter: 'max_tokens' is not supported with this model. "
+            "Use 'max_completion_tokens' instead.",
+            param="max_tokens",
+            code="unsupported_parameter",
+        )
+    max_tokens = common.positive_int(body, "max_completion_tokens")
+    if max_tokens is None:
+        max_tokens = common.positive_int(body, "max_tokens")
+    prompt_tokens = _prompt_tokens(messages, body.get("tools"))
+    common.check_context(info, prompt_tokens)
+    return Exchange(
+        endpoint=Endpoint.CHAT,
+        model=model,
+        body=body,
+        headers=ctx.headers,
+        stream=stream,
+        messages=messages,
+        user_text=_last(messages, ("user",)),
+        system_text="\n".join(m.text for m in messages if m.role in ("system", "developer")),
+        tool_result=_last(messages, ("tool", "function"), None),
+        tools=tools,
+        tool_choice=tool_choice,
+        parallel_tool_calls=common.optional(body, "parallel_tool_calls", True),
+        response_format=response_format,
+        n=common.optional(body, "n", 1),
+        max_tokens=max_tokens,
+        stop=common.parse_stop(body.get("stop")),
+        include_usage=bool(stream_options and stream_options.get("include_usage")),
+        logprobs=bool(body.get("logprobs")),
+        top_logprobs=common.optional(body, "top_logprobs", 0),
+        prompt_tokens=prompt_tokens,
+    )
+
+
+def _functions(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The deprecated `functions` list, as `tools` entries."""
+    return [{"type": "function", "function": f} for f in body["functions"]]
+
+
+def _function_call(body: dict[str, Any]) -> Any:
+    """The deprecated `function_call`, as a `tool_choice` value."""
+    value = body.get("function_call")
+    if isinstance(value, dict):
+        return {"type": "function", "function": {"name": value.get("name")}}
+    return value
+
+
+def _parse_messages(raw: list[Any]) -> tuple[Message, ...]:
+    messages: list[Message] = []
+    for index, item in enumerate(raw):
+        messages.append(_parse_message(item, f"messages[{index}]"))
+    _check_tool_pairs(messages)
+    return tuple(messages)
+
+
+def _parse_message(item: Any, where: str) -> Message:
+    if not isinstance(item, dict):
+        raise type_error(where, ("object",), item)
+    role = item.get("role")
+    if role is None:
+        raise missing(f"{where}.role")
+    if role not in ROLES:
+        raise invalid_value(f"{where}.role", role, ROLES)
+    if role in _NEEDS_CONTENT and "content" not in item:
+        raise missing(f"{where}.content")
+    text, images = common.content_text(item.get("content"), f"{where}.content")
+    calls: tuple[CalledTool, ...] = ()
+    if role == "assistant" and item.get("tool_calls"):
+        calls = tuple(
+            _called_tool(call, f"{where}.tool_calls[{i}]")
+            for i, call in enumerate(item["tool_calls"])
+        )
+    tool_call_id = item.get("tool_call_id")
+    if role == "tool" and not isinstance(tool_call_id, str):
+        raise missing(f"{where}.tool_call_id")
+    name = item.get("name")
+    return Message(
+        role=role,
+        text=text,
+        tool_call_id=tool_call_id,
+        name=name if isinstance(name, str) else None,
+        tool_calls=calls,
+        images=images,
+    )
+
+
+def _called_tool(call: Any, where: str) -> CalledTool:
+    if not isinstance(call, dict):
+        raise type_error(where, ("object",), call)
+    if not isinstance(call.get("id"), str):
+        raise missing(f"{where}.id")
+    function = call.get("function") or call.get("custom") or {}
+    name = function.get("name")
+    if not isinstance(name, str):
+        raise missing(f"{where}.function.name")
+    return CalledTool(id=call["id"], name=name, arguments=str(function.get("arguments", "")))
+
+
+def _check_tool_pairs(messages: list[Message]) -> None:
+    """Tool results must answer a preceding assistant tool call, and every call needs a result."""
+    pending: dict[str, int] = {}  # tool_call_id -> index of the assistant message
+    for index, message in enumerate(messages):
+        if message.role == "tool":
+            if message.tool_call_id not in pending:
+                raise ApiError(
+                    400,
+                    "Invalid parameter: messages with role 'tool' must be a response to a "
+                    "preceeding message with 'tool_calls'.",
+                    param=f"messages.[{index}].role",
+                )
+            del pending[message.tool_call_id]
+            continue
+        if pending:
+            _unanswered(pending)
+        pending = {call.id: index for call in message.tool_calls}
+    if pending:
+        _unanswered(pending)
+
+
+def _unanswered(pending: dict[str, int]) -> None:
+    index = next(iter(pending.values()))
+    raise ApiError(
+        400,
+        "An assistant message with 'tool_calls' must be followed by tool messages responding to "
+        "each 'tool_call_id'. The following tool_call_ids did not have response messages: "
+        + ", ".join(pending),
+        param=f"messages.[{index}].role",
+    )
+
+
+def _last(messages: tuple[Message, ...], roles: tuple[str, ...], default: Any = "") -> Any:
+    for message in reversed(messages):
+        if message.role in roles:
+            return message.text
+    return default
+
+
+def _prompt_tokens(messages: tuple[Message, ...], raw_tools: Any) -> int:
+    # OpenAI's accounting: ~3 tokens of framing per message, 1 per name, 3 to prime the reply,
+    # 85 per (low-detail) image; tool definitions are billed roughly as their JSON text.
+    total = 3
+    for message in messages:
+        total += 3 + tokens.count(message.text) + (1 if message.name else 0) + 85 * message.images
+        for call in message.tool_calls:
+            total += 4 + tokens.count(call.name) + tokens.count(call.arguments)
+    if raw_tools:
+        total += tokens.count(jsonbytes.dumps_str(raw_tools))
+    return total
+
+
+# --- render --------------------------------------------------------------------------------------
+
+
+def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
+    """The chat completion for `reply`, as one JSON body or as the SSE chunk sequence."""
+    shaped = shape(reply, exchange, ctx.key)
+    completion_tokens = sum(s.completion_tokens for s in shaped)
+    usage = _usage(reply, exchange.prompt_tokens, completion_tokens)
+    if exchange.stream:
+        return _stream(shaped, exchange, ctx, usage)
+    body = _head(exchange, ctx, "chat.completion")
+    body["choices"] = [_choice(s, exchange, ctx) for s in shaped]
+    body["usage"] = usage
+    body["service_tier"] = "default"
+    body["system_fingerprint"] = ids.system_fingerprint(exchange.model)
+    return Body(200, jsonbytes.dumps(body))
+
+
+def _head(exchange: Exchange, ctx: RenderContext, kind: str) -> dict[str, Any]:
+    return {
+        "id": ids.chat_completion_id(ctx.key),
+        "object": kind,
+        "created": ctx.created,
+        "model": exchange.model,
+    }
+
+
+def _usage(reply: Reply, prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+    prompt, completion, total = usage_numbers(reply, prompt_tokens, completion_tokens)
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": total,
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    }
+
+
+def _choice(shaped: Shaped, exchange: Exchange, ctx: RenderContext) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": shaped.content if shaped.refusal is None else None,
+        "refusal": shaped.refusal,
+        "annotations": [],
+    }
+    if shaped.tool_calls:
+        message["tool_calls"] = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments},
+            }
+            for call in shaped.tool_calls
+        ]
+    return {
+        "index": shaped.index,
+        "message": message,
+        "logprobs": _logprobs(shaped, exchange, ctx, shaped.pieces) if exchange.logprobs else None,
+        "finish_reason": shaped.finish_reason,
+    }
+
+
+def _logprobs(
+    shaped: Shaped, exchange: Exchange, ctx: RenderContext, pieces: tuple[str, ...], start: int = 0
+) -> dict[str, Any]:
+    entries = logprobs.chat(pieces, ctx.key + bytes([shaped.index]), exchange.top_logprobs, start)
+    if shaped.refusal is not None:
+        return {"content": None, "refusal": entries}
+    return {"content": entries, "refusal": None}
+
+
+def _stream(
+    shaped: list[Shaped], exchange: Exchange, ctx: RenderContext, usage: dict[str, Any]
+) -> EventStream:
+    head = _head(exchange, ctx, "chat.completion.chunk")
+    head["service_tier"] = "default"
+    head["system_fingerprint"] = ids.system_fingerprint(exchange.model)
+    # Every chunk shares its head: serialise it once and splice each chunk's choices in.
+    prefix = b"data: " + jsonbytes.dumps(head)[:-1] + b',"choices":'
+    suffix = b',"usage":null}\n\n' if exchange.include_usage else b"}\n\n"
+
+    def frame(choices: list[dict[str, Any]]) -> bytes:
+        return prefix + jsonbytes.dumps(choices) + suffix
+
+    frames = [frame([_first_delta(s)]) for s in shaped]
+    longest = max((len(s.pieces) for s in shaped), default=0)
+    for step in range(longest):
+        for s in shaped:
+            if step < len(s.pieces):
+                frames.append(frame([_piece_delta(s, step, exchange, ctx)]))
+    for s in shaped:
+        frames.extend(frame([d]) for d in _argument_deltas(s))
+    tail = [frame([_finish(s)]) for s in shaped]
+    if exchange.include_usage:
+        usage_json = jsonbytes.dumps(usage)
+        tail.append(prefix + b'[],"usage":' + usage_json + b"}\n\n")
+    tail.append(sse.DONE)
+    error = jsonbytes.dumps(
+        ApiError(
+            500, "The server had an error while processing your request.", type="server_error"
+        ).body()
+    )
+    return EventStream(frames=frames + tail, tail=len(tail), error_frame=sse.data_frame(error))
+
+
+def _first_delta(s: Shaped) -> dict[str, Any]:
+    delta: dict[str, Any] = {"role": "assistant"}
+    if s.tool_calls:
+        delta["content"] = s.content or None
+        call = s.tool_calls[0]
+        delta["tool_calls"] = [_call_opening(0, call)]
+    elif s.refusal is not None:
+        delta["content"] = None
+        delta["refusal"] = ""
+    else:
+        delta["content"] = ""
+        delta["refusal"] = None
+    return {"index": s.index, "delta": delta, "logprobs": None, "finish_reason": None}
+
+
+def _call_opening(index: int, call: Any) -> dict[str, Any]:
+    return {
+        "index": index,
+        "id": call.id,
+        "type": "function",
+        "function": {"name": call.name, "arguments": ""},
+    }
+
+
+def _piece_delta(s: Shaped, step: int, exchange: Exchange, ctx: RenderContext) -> dict[str, Any]:
+    piece = s.pieces[step]
+    field = "refusal" if s.refusal is not None else "content"
+    lp = _logprobs(s, exchange, ctx, (piece,), step) if exchange.logprobs else None
+    return {"index": s.index, "delta": {field: piece}, "logprobs": lp, "finish_reason": None}
+
+
+def _argument_deltas(s: Shaped) -> list[dict[str, Any]]:
+    """Tool-call argument fragments; each later call opens with its own id/name fragment."""
+    out = []
+    for position, call in enumerate(s.tool_calls):
+        calls: list[dict[str, Any]] = []
+        if position > 0:
+            calls.append(_call_opening(position, call))
+        for piece in _argument_pieces(call.arguments):
+            calls.append({"index": position, "function": {"arguments": piece}})
+        out.extend(
+            {"index": s.index, "delta": {"tool_calls": [c]}, "logprobs": None, "finish_reason": None}
+            for c in calls
+        )
+    return out
+
+
+def _argument_pieces(arguments: str) -> list[str]:
+    # The API streams arguments a few characters at a time; token pieces are a faithful stand-in.
+    return tokens.split(arguments) if arguments else []
+
+
+def _finish(s: Shaped) -> dict[str, Any]:
+    return {"index": s.index, "delta": {}, "logprobs": None, "finish_reason": s.finish_reason}
+
+
+CODEC = Codec(Endpoint.CHAT, "/chat/completions", parse, render)

@@ -1,0 +1,281 @@
+"""Request parsing shared by the endpoint codecs: field checks, text, tools, formats, stops."""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from mockai.api.fieldrules import (
+    FieldRule,
+    invalid_value,
+    missing,
+    type_error,
+    unknown_parameter,
+)
+from mockai.api.spec_fields import FIELDS
+from mockai.catalog import ModelInfo
+from mockai.errors import ApiError
+from mockai.exchange import ResponseFormat, Tool, ToolChoice
+
+_TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+
+def require_object(body: Any) -> Mapping[str, Any]:
+    """The body must be a JSON object."""
+    if not isinstance(body, dict):
+        raise ApiError(
+            400,
+            "Invalid body: expected a JSON object at the top level.",
+            param=None,
+            code="invalid_type",
+        )
+    return body
+
+
+def check_fields(endpoint: str, body: Mapping[str, Any], *, strict: bool) -> None:
+    """Check every top-level field against the spec's table.
+
+    Lenient by default, because the spec lags the API: unknown fields pass, `null` means "not
+    given", and enums (which gain values between spec releases) are not enforced. `strict` rejects
+    all three the way the API does.
+    """
+    rules = FIELDS[endpoint] if strict else _lenient(endpoint)
+    for name, value in body.items():
+        rule = rules.get(name)
+        if rule is None:
+            if strict:
+                raise unknown_parameter(name)
+            continue
+        if value is None and not strict and not rule.required:
+            continue
+        rule.check(name, value)
+    for name, rule in rules.items():
+        if rule.required and body.get(name) is None:
+            raise missing(name)
+
+
+@functools.cache
+def _lenient(endpoint: str) -> dict[str, FieldRule]:
+    """The endpoint's rules without enums (computed once per endpoint)."""
+    return {name: replace(rule, enum=None) for name, rule in FIELDS[endpoint].items()}
+
+
+def optional(body: Mapping[str, Any], name: str, default: Any) -> Any:
+    """`body[name]`, or `default` when absent or null."""
+    value = body.get(name)
+    return default if value is None else value
+
+
+def content_text(content: Any, param: str) -> tuple[str, int]:
+    """The text of a message `content` (a string or a list of parts) and its image count."""
+    if content is None:
+        return "", 0
+    if isinstance(content, str):
+        return content, 0
+    if not isinstance(content, list):
+        raise type_error(param, ("string", "array"), content)
+    texts: list[str] = []
+    images = 0
+    for index, part in enumerate(content):
+        where = f"{param}[{index}]"
+        if isinstance(part, str):
+            texts.append(part)
+            continue
+        if not isinstance(part, dict):
+            raise type_error(where, ("object",), part)
+        kind = part.get("type")
+        if not isinstance(kind, str):
+            raise missing(f"{where}.type")
+        if kind in ("text", "input_text", "output_text"):
+            text = part.get("text")
+            if not isinstance(text, str):
+                raise type_error(f"{where}.text", ("string",), text)
+            texts.append(text)
+        elif kind == "refusal":
+            texts.append(str(part.get("refusal") or ""))
+        elif kind in ("image_url", "input_image"):
+            images += 1
+    return "\n".join(texts), images
+
+
+def parse_stop(value: Any) -> tuple[str, ...]:
+    """`stop`: a string or up to four strings."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,) if value else ()
+    if len(value) > 4:
+        raise ApiError(
+            400,
+            f"Invalid 'stop': array too long. Expected an array with maximum length 4, "
+            f"but got an array with length {len(value)} instead.",
+            param="stop",
+            code="array_above_max_length",
+        )
+    for index, item in enumerate(value):
+        if not isinstance(item, str):
+            raise type_error(f"stop[{index}]", ("string",), item)
+    return tuple(item for item in value if item)
+
+
+def parse_tool(raw: Any, param: str, *, flat: bool) -> Tool:
+    """One entry of `tools`: nested under `function` for chat, flat for the Responses API."""
+    if not isinstance(raw, dict):
+        raise type_error(param, ("object",), raw)
+    kind = raw.get("type")
+    if kind is None:
+        raise missing(f"{param}.type")
+    if kind == "custom":
+        spec = raw if flat else raw.get("custom") or {}
+        name = spec.get("name")
+        if not isinstance(name, str):
+            raise missing(f"{param}.custom.name" if not flat else f"{param}.name")
+        return Tool(name=name, description=str(spec.get("description") or ""), kind="custom")
+    if kind != "function":
+        # Hosted tools (web_search, file_search, ...) are accepted; the mock never calls them.
+        return Tool(name=f"<{kind}>", kind="custom")
+    spec = raw if flat else raw.get("function")
+    where = param if flat else f"{param}.function"
+    if not isinstance(spec, dict):
+        raise missing(where)
+    name = spec.get("name")
+    if name is None:
+        raise missing(f"{where}.name")
+    if not isinstance(name, str):
+        raise type_error(f"{where}.name", ("string",), name)
+    if not _TOOL_NAME.match(name):
+        raise ApiError(
+            400,
+            f"Invalid '{where}.name': string does not match pattern. Expected a string that "
+            f"matches the pattern '^[a-zA-Z0-9_-]+$'.",
+            param=f"{where}.name",
+            code="invalid_value",
+        )
+    parameters = spec.get("parameters")
+    if parameters is not None and not isinstance(parameters, dict):
+        raise type_error(f"{where}.parameters", ("object",), parameters)
+    return Tool(
+        name=name,
+        description=str(spec.get("description") or ""),
+        parameters=parameters,
+        strict=bool(spec.get("strict")),
+    )
+
+
+def parse_tools(raw: Any, *, flat: bool) -> tuple[Tool, ...]:
+    """The `tools` list (already type-checked as an array)."""
+    if not raw:
+        return ()
+    tools = tuple(parse_tool(item, f"tools[{i}]", flat=flat) for i, item in enumerate(raw))
+    seen: set[str] = set()
+    for tool in tools:
+        if tool.name in seen and not tool.name.startswith("<"):
+            raise ApiError(
+                400,
+                f"Invalid 'tools': duplicate function name '{tool.name}'.",
+                param="tools",
+                code="invalid_value",
+            )
+        seen.add(tool.name)
+    return tools
+
+
+def parse_tool_choice(raw: Any, tools: tuple[Tool, ...], *, flat: bool) -> ToolChoice:
+    """`tool_choice`: none | auto | required | a named function | allowed_tools."""
+    if raw is None:
+        return ToolChoice("auto") if tools else ToolChoice("none")
+    if not tools and raw != "none":
+        raise ApiError(
+            400,
+            "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are "
+            "specified.",
+            param="tool_choice",
+            code=None,
+        )
+    if isinstance(raw, str):
+        if raw not in ("none", "auto", "required"):
+            raise invalid_value("tool_choice", raw, ("none", "auto", "required"))
+        return ToolChoice(raw)  # type: ignore[arg-type]
+    kind = raw.get("type")
+    if kind == "allowed_tools":
+        spec = raw if flat else raw.get("allowed_tools") or {}
+        names = tuple(
+            str((t.get("function") or t).get("name")) for t in spec.get("tools") or ()
+        )
+        mode = spec.get("mode", "auto")
+        return ToolChoice("required" if mode == "required" else "auto", allowed=names)
+    if kind in ("function", "custom"):
+        spec = raw if flat else raw.get(kind) or {}
+        name = spec.get("name")
+        if not isinstance(name, str):
+            raise missing("tool_choice.name" if flat else f"tool_choice.{kind}.name")
+        if all(tool.name != name for tool in tools):
+            raise ApiError(
+                400,
+                f"Invalid value for 'tool_choice': function '{name}' is not in 'tools'.",
+                param="tool_choice",
+                code="invalid_value",
+            )
+        return ToolChoice("named", name=name)
+    # Hosted-tool choices ({"type": "web_search"}, ...) leave the choice to the model.
+    return ToolChoice("auto")
+
+
+def parse_format(raw: Any, param: str, *, flat: bool) -> ResponseFormat | None:
+    """`response_format` (chat; schema under `json_schema`) or `text.format` (flat)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise type_error(param, ("object",), raw)
+    kind = raw.get("type")
+    if kind is None:
+        raise missing(f"{param}.type")
+    if kind == "text":
+        return ResponseFormat("text")
+    if kind == "json_object":
+        return ResponseFormat("json_object")
+    if kind != "json_schema":
+        raise invalid_value(f"{param}.type", kind, ("text", "json_object", "json_schema"))
+    spec = raw if flat else raw.get("json_schema")
+    where = param if flat else f"{param}.json_schema"
+    if not isinstance(spec, dict):
+        raise missing(where)
+    name = spec.get("name")
+    if not isinstance(name, str):
+        raise missing(f"{where}.name")
+    schema = spec.get("schema")
+    if schema is not None and not isinstance(schema, dict):
+        raise type_error(f"{where}.schema", ("object",), schema)
+    return ResponseFormat("json_schema", name=name, schema=schema, strict=bool(spec.get("strict")))
+
+
+def check_context(info: ModelInfo, prompt_tokens: int, param: str = "messages") -> None:
+    """The API's 400 when the prompt does not fit the model's context window."""
+    if prompt_tokens > info.context_window:
+        raise ApiError(
+            400,
+            f"This model's maximum context length is {info.context_window} tokens. However, "
+            f"your messages resulted in {prompt_tokens} tokens. Please reduce the length of "
+            "the messages.",
+            param=param,
+            code="context_length_exceeded",
+        )
+
+
+def positive_int(body: Mapping[str, Any], name: str) -> int | None:
+    """An optional integer parameter that must be at least 1 when given."""
+    value = body.get(name)
+    if value is None:
+        return None
+    if value < 1:
+        raise ApiError(
+            400,
+            f"Invalid '{name}': integer below minimum value. Expected a value >= 1, "
+            f"but got {value} instead.",
+            param=name,
+            code="integer_below_min_value",
+        )
+    return int(value)

@@ -1,0 +1,184 @@
+"""`POST /v1/completions` (legacy): prompts in, `text_completion` objects or chunks out.
+
+Faithful to the legacy API's quirks: `max_tokens` defaults to 16 (so long answers end with
+`finish_reason: "length"`), `echo` prepends the prompt, several prompts times `n` give
+`len(prompts) * n` choices indexed prompt-major, and `logprobs` uses the old parallel-list shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mockai import tokens
+from mockai.api import common, logprobs
+from mockai.api.base import Codec, ParseContext, RenderContext
+from mockai.api.fieldrules import type_error
+from mockai.api.shaping import Shaped, shape, usage_numbers
+from mockai.errors import ApiError
+from mockai.exchange import Endpoint, Exchange, Message
+from mockai.reply import Reply
+from mockai.wire import ids, jsonbytes, sse
+from mockai.wire.outgoing import Body, EventStream, Outgoing
+
+DEFAULT_MAX_TOKENS = 16
+
+
+def parse(body: Any, ctx: ParseContext) -> Exchange:
+    """Validate a legacy completions request and normalise it into an Exchange."""
+    body = common.require_object(body)
+    common.check_fields("completions", body, strict=ctx.strict)
+    model = body["model"]
+    info = ctx.catalog.get(model)
+    prompts = _prompts(body["prompt"])
+    n = common.optional(body, "n", 1)
+    best_of = body.get("best_of")
+    if best_of is not None and best_of < n:
+        raise ApiError(
+            400, "best_of must be greater than or equal to n.", param="best_of", code=None
+        )
+    stream = bool(body.get("stream"))
+    stream_options = body.get("stream_options")
+    if stream_options is not None and not stream:
+        raise ApiError(
+            400,
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+            param="stream_options",
+        )
+    prompt_tokens = tokens.count_all(prompts)
+    common.check_context(info, prompt_tokens, "prompt")
+    max_tokens = body.get("max_tokens")
+    top = body.get("logprobs")
+    return Exchange(
+        endpoint=Endpoint.COMPLETIONS,
+        model=model,
+        body=body,
+        headers=ctx.headers,
+        stream=stream,
+        messages=tuple(Message("user", p) for p in prompts),
+        user_text=prompts[-1] if prompts else "",
+        n=n,
+        max_tokens=DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens,
+        stop=common.parse_stop(body.get("stop")),
+        include_usage=bool(stream_options and stream_options.get("include_usage")),
+        logprobs=top is not None,
+        top_logprobs=top or 0,
+        inputs=prompts,
+        echo=bool(body.get("echo")),
+        prompt_tokens=prompt_tokens,
+    )
+
+
+def _prompts(raw: Any) -> tuple[str, ...]:
+    """A string, a list of strings, a token array, or a list of token arrays."""
+    if isinstance(raw, str):
+        return (raw,)
+    if not raw:
+        raise ApiError(
+            400,
+            "Invalid 'prompt': empty array. Expected an array with minimum length 1, but got an "
+            "empty array instead.",
+            param="prompt",
+            code="empty_array",
+        )
+    if all(isinstance(t, int) and not isinstance(t, bool) for t in raw):
+        return (_tokens_text(raw, "prompt"),)
+    out = []
+    for index, item in enumerate(raw):
+        if isinstance(item, str):
+            out.append(item)
+        elif isinstance(item, list):
+            out.append(_tokens_text(item, f"prompt[{index}]"))
+        else:
+            raise type_error(f"prompt[{index}]", ("string", "array"), item)
+    return tuple(out)
+
+
+def _tokens_text(token_ids: list[Any], param: str) -> str:
+    # Without a vocabulary, token ids stand for themselves: equal ids give equal text.
+    for index, token in enumerate(token_ids):
+        if not isinstance(token, int) or isinstance(token, bool):
+            raise type_error(f"{param}[{index}]", ("integer",), token)
+    return " ".join(f"<{t}>" for t in token_ids)
+
+
+def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
+    """The `text_completion` for `reply`: one body, or chunks ending with `[DONE]`."""
+    prompts = exchange.inputs or ("",)
+    shaped = shape(reply, exchange, ctx.key, count=len(prompts) * exchange.n)
+    completion_tokens = sum(s.completion_tokens for s in shaped)
+    prompt, completion, total = usage_numbers(reply, exchange.prompt_tokens, completion_tokens)
+    usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total}
+    head = {
+        "id": ids.completion_id(ctx.key),
+        "object": "text_completion",
+        "created": ctx.created,
+        "model": exchange.model,
+    }
+    if exchange.stream:
+        return _stream(head, shaped, prompts, exchange, ctx, usage)
+    choices = []
+    for s in shaped:
+        prefix = prompts[s.index // exchange.n] if exchange.echo else ""
+        choices.append(
+            {
+                "text": prefix + (s.content or ""),
+                "index": s.index,
+                "logprobs": _logprobs(s, exchange, ctx, len(prefix)),
+                "finish_reason": _finish_reason(s),
+            }
+        )
+    body = {**head, "choices": choices, "usage": usage}
+    body["system_fingerprint"] = ids.system_fingerprint(exchange.model)
+    return Body(200, jsonbytes.dumps(body))
+
+
+def _finish_reason(s: Shaped) -> str:
+    # Legacy completions know no tool calls: anything but a cut answer "stopped".
+    return s.finish_reason if s.finish_reason in ("length", "content_filter") else "stop"
+
+
+def _logprobs(s: Shaped, exchange: Exchange, ctx: RenderContext, offset: int) -> Any:
+    if not exchange.logprobs:
+        return None
+    return logprobs.legacy(s.pieces, ctx.key + bytes([s.index % 256]), exchange.top_logprobs, offset)
+
+
+def _stream(
+    head: dict[str, Any],
+    shaped: list[Shaped],
+    prompts: tuple[str, ...],
+    exchange: Exchange,
+    ctx: RenderContext,
+    usage: dict[str, int],
+) -> EventStream:
+    prefix = b"data: " + jsonbytes.dumps(head)[:-1] + b',"choices":'
+    # Unlike chat chunks, the spec's legacy chunk has no nullable `usage`: leave it out.
+    suffix = b"}\n\n"
+
+    def frame(index: int, text: str, finish: str | None, lp: Any = None) -> bytes:
+        choice = {"text": text, "index": index, "logprobs": lp, "finish_reason": finish}
+        return prefix + jsonbytes.dumps([choice]) + suffix
+
+    frames = []
+    for s in shaped:
+        if exchange.echo:
+            frames.append(frame(s.index, prompts[s.index // exchange.n], None))
+        for step, piece in enumerate(s.pieces):
+            lp = None
+            if exchange.logprobs:
+                key = ctx.key + bytes([s.index % 256])
+                lp = logprobs.legacy((piece,), key, exchange.top_logprobs)
+            frames.append(frame(s.index, piece, None, lp))
+    tail = [frame(s.index, "", _finish_reason(s)) for s in shaped]
+    if exchange.include_usage:
+        tail.append(prefix + b'[],"usage":' + jsonbytes.dumps(usage) + b"}\n\n")
+    tail.append(sse.DONE)
+    error = ApiError(
+        500, "The server had an error while processing your request.", type="server_error"
+    )
+    return EventStream(
+        frames=frames + tail, tail=len(tail), error_frame=sse.data_frame(jsonbytes.dumps(error.body()))
+    )
+
+
+CODEC = Codec(Endpoint.COMPLETIONS, "/completions", parse, render)

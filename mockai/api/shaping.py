@@ -1,0 +1,86 @@
+"""From a Reply to the choices actually sent: n, stop sequences, max_tokens, tool-call ids.
+
+This is the part of rendering every text endpoint shares (chat, legacy completions, responses):
+a scripted reply and a generated one go through the same limits, so `max_tokens` truncates a rule's
+answer exactly as it truncates generated text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mockai import tokens
+from mockai.exchange import Exchange
+from mockai.reply import Choice, Reply, ToolCall
+from mockai.wire import ids
+
+
+@dataclass(frozen=True, slots=True)
+class Shaped:
+    """One choice ready to render: final text, its token pieces, tool calls with ids."""
+
+    index: int
+    content: str | None
+    pieces: tuple[str, ...]  # token pieces of `content` (or of the refusal)
+    tool_calls: tuple[ToolCall, ...]
+    refusal: str | None
+    finish_reason: str
+    completion_tokens: int
+
+
+def shape(reply: Reply, exchange: Exchange, key: bytes, *, count: int | None = None) -> list[Shaped]:
+    """`count` (default: the request's `n`) choices, cycling through the reply's choices."""
+    total = exchange.n if count is None else count
+    choices = reply.choices or (Choice(content=""),)
+    return [_shape_one(i, choices[i % len(choices)], exchange, key) for i in range(total)]
+
+
+def _shape_one(index: int, choice: Choice, exchange: Exchange, key: bytes) -> Shaped:
+    finish = "tool_calls" if choice.tool_calls else "stop"
+    content = choice.content
+    text = choice.refusal if choice.refusal is not None else content
+    pieces: list[str] = tokens.split(text) if text else []
+    if content is not None and choice.refusal is None:
+        content, pieces, cut = _apply_stop(content, pieces, exchange.stop)
+        if exchange.max_tokens is not None and len(pieces) > exchange.max_tokens:
+            pieces = pieces[: exchange.max_tokens]
+            content = "".join(pieces)
+            finish = "length"
+        elif cut:
+            finish = "stop"
+    calls = tuple(
+        call if call.id else ToolCall(call.name, call.arguments, ids.tool_call_id(key, index * 64 + i))
+        for i, call in enumerate(choice.tool_calls)
+    )
+    used = len(pieces) + sum(tokens.count(c.arguments) + 4 for c in calls)
+    return Shaped(
+        index=index,
+        content=content,
+        pieces=tuple(pieces),
+        tool_calls=calls,
+        refusal=choice.refusal,
+        finish_reason=choice.finish_reason or finish,
+        completion_tokens=used,
+    )
+
+
+def _apply_stop(
+    content: str, pieces: list[str], stops: tuple[str, ...]
+) -> tuple[str, list[str], bool]:
+    """Cut `content` before the earliest stop sequence (the API never sends the stop itself)."""
+    cut_at = min((i for i in (content.find(s) for s in stops) if i >= 0), default=-1)
+    if cut_at < 0:
+        return content, pieces, False
+    content = content[:cut_at]
+    return content, tokens.split(content), True
+
+
+def usage_numbers(reply: Reply, prompt_tokens: int, completion_tokens: int) -> tuple[int, int, int]:
+    """(prompt, completion, total) with the reply's overrides applied."""
+    override = reply.usage or {}
+    prompt = int(override.get("prompt_tokens", override.get("input_tokens", prompt_tokens)))
+    completion = int(
+        override.get("completion_tokens", override.get("output_tokens", completion_tokens))
+    )
+    total = int(override.get("total_tokens", prompt + completion))
+    return prompt, completion, total

@@ -1,0 +1,167 @@
+"""The model catalog: what `/v1/models` lists, and what each model can do.
+
+Without a configured model list every id is accepted (gateways and OpenAI-compatible providers use
+ids like `meta-llama/llama-3.3-70b-instruct:free`), and its capabilities are inferred from the name.
+With a list (`models:` in a scenario, `--models`), unknown ids get a 404 `model_not_found`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from mockai.errors import ApiError
+
+Kind = Literal["chat", "embedding", "moderation", "completion"]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """One model and the limits the mock enforces for it."""
+
+    id: str
+    kind: Kind = "chat"
+    created: int = 1715367049
+    owned_by: str = "system"
+    context_window: int = 128_000
+    dimensions: int = 1536  # embedding models: the default vector size
+    flexible_dimensions: bool = False  # embedding models that accept `dimensions`
+    reasoning: bool = False  # o-series / gpt-5: `max_tokens` is refused, as the API does
+
+    def as_json(self) -> dict[str, object]:
+        """The `Model` object of the API."""
+        return {"id": self.id, "object": "model", "created": self.created, "owned_by": self.owned_by}
+
+
+BUILTIN: tuple[ModelInfo, ...] = (
+    ModelInfo("gpt-4o", created=1715367049),
+    ModelInfo("gpt-4o-mini", created=1721172741),
+    ModelInfo("gpt-4.1", created=1744316542, context_window=1_047_576),
+    ModelInfo("gpt-4.1-mini", created=1744318173, context_window=1_047_576),
+    ModelInfo("gpt-4.1-nano", created=1744321707, context_window=1_047_576),
+    ModelInfo("gpt-5", created=1754425777, context_window=400_000, reasoning=True),
+    ModelInfo("gpt-5-mini", created=1754425928, context_window=400_000, reasoning=True),
+    ModelInfo("gpt-5-nano", created=1754426384, context_window=400_000, reasoning=True),
+    ModelInfo("o3", created=1744225308, context_window=200_000, reasoning=True),
+    ModelInfo("o4-mini", created=1744225351, context_window=200_000, reasoning=True),
+    ModelInfo("gpt-3.5-turbo", created=1677610602, owned_by="openai", context_window=16_385),
+    ModelInfo(
+        "gpt-3.5-turbo-instruct",
+        kind="completion",
+        created=1692901427,
+        context_window=4_096,
+    ),
+    ModelInfo(
+        "text-embedding-3-small",
+        kind="embedding",
+        created=1705948997,
+        context_window=8_191,
+        flexible_dimensions=True,
+    ),
+    ModelInfo(
+        "text-embedding-3-large",
+        kind="embedding",
+        created=1705953180,
+        context_window=8_191,
+        dimensions=3072,
+        flexible_dimensions=True,
+    ),
+    ModelInfo(
+        "text-embedding-ada-002",
+        kind="embedding",
+        created=1671217299,
+        owned_by="openai-internal",
+        context_window=8_191,
+    ),
+    ModelInfo("omni-moderation-latest", kind="moderation", created=1731689265),
+    ModelInfo("text-moderation-latest", kind="moderation", created=1731689265, context_window=32_768),
+)
+
+_REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
+
+
+def infer(model_id: str) -> ModelInfo:
+    """Capabilities of a model the catalog does not list, guessed from its name."""
+    name = model_id.rsplit("/", 1)[-1].lower()
+    if name.startswith("ft:"):
+        base = name.split(":")[1]
+        return _with_id(infer(base), model_id)
+    if "embed" in name:
+        large = "large" in name
+        return ModelInfo(
+            model_id,
+            kind="embedding",
+            context_window=8_191,
+            dimensions=3072 if large else 1536,
+            flexible_dimensions="embedding-3" in name,
+        )
+    if "moderation" in name:
+        return ModelInfo(model_id, kind="moderation")
+    if name.endswith("-instruct") or name.startswith(("davinci", "babbage")):
+        return ModelInfo(model_id, kind="completion", context_window=4_096)
+    return ModelInfo(model_id, reasoning=name.startswith(_REASONING_PREFIXES))
+
+
+def _with_id(info: ModelInfo, model_id: str) -> ModelInfo:
+    return ModelInfo(
+        model_id,
+        kind=info.kind,
+        owned_by="user",
+        context_window=info.context_window,
+        dimensions=info.dimensions,
+        flexible_dimensions=info.flexible_dimensions,
+        reasoning=info.reasoning,
+    )
+
+
+class Catalog:
+    """Looks models up; `restricted` catalogs refuse ids they do not list."""
+
+    def __init__(self, models: Iterable[str] | None = None) -> None:
+        known = {info.id: info for info in BUILTIN}
+        if models is None:
+            self.restricted = False
+            self._listed = list(BUILTIN)
+        else:
+            self.restricted = True
+            self._listed = [known.get(m) or infer(m) for m in models]
+        self._by_id = {info.id: info for info in self._listed}
+        self._inferred: dict[str, ModelInfo] = {}
+
+    def listed(self) -> list[ModelInfo]:
+        """The models `/v1/models` lists, in order."""
+        return list(self._listed)
+
+    def get(self, model_id: str) -> ModelInfo:
+        """The model's info; a 404 `model_not_found` if the catalog is restricted and lacks it."""
+        info = self._by_id.get(model_id)
+        if info is not None:
+            return info
+        if self.restricted:
+            raise model_not_found(model_id)
+        info = self._inferred.get(model_id)
+        if info is None:
+            if len(self._inferred) > 4096:  # a load test with random ids must not grow memory
+                self._inferred.clear()
+            info = self._inferred[model_id] = infer(model_id)
+        return info
+
+    def default(self, kind: Kind) -> str:
+        """The model used when a request names none (the Responses API allows `{}`)."""
+        for info in self._listed:
+            if info.kind == kind:
+                return info.id
+        return {"chat": "gpt-4o-mini", "embedding": "text-embedding-3-small"}.get(
+            kind, "omni-moderation-latest"
+        )
+
+
+def model_not_found(model_id: str) -> ApiError:
+    """The API's 404 for a model that does not exist."""
+    return ApiError(
+        404,
+        f"The model `{model_id}` does not exist or you do not have access to it.",
+        param=None,
+        code="model_not_found",
+    )

@@ -1,0 +1,128 @@
+"""The parsed request every later stage works on: `Exchange` and its parts.
+
+Endpoint codecs (`mockai.api.*`) build an Exchange from the raw JSON body; sources (rules,
+cassettes, the generator) read it to decide what to answer; renderers read it to shape the answer
+(n, stop, max_tokens, stream options). It is immutable and knows nothing about HTTP beyond the
+headers it was sent with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Literal
+
+
+class Endpoint(str, Enum):
+    """The generating endpoints, by the name scenario files use in `match.endpoint`."""
+
+    CHAT = "chat"
+    COMPLETIONS = "completions"
+    EMBEDDINGS = "embeddings"
+    RESPONSES = "responses"
+    MODERATIONS = "moderations"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class CalledTool:
+    """A tool call already present in the conversation (an earlier assistant turn)."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One conversation turn, normalised across chat messages and Responses input items."""
+
+    role: str  # system | developer | user | assistant | tool | function
+    text: str  # the text content; parts are joined with "\n"
+    tool_call_id: str | None = None  # tool results: the call they answer
+    name: str | None = None
+    tool_calls: tuple[CalledTool, ...] = ()  # assistant turns that called tools
+    images: int = 0  # image parts (they cost prompt tokens)
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    """A function the client offers; `parameters` is its JSON schema (or None)."""
+
+    name: str
+    description: str = ""
+    parameters: Mapping[str, Any] | None = None
+    strict: bool = False
+    kind: Literal["function", "custom"] = "function"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolChoice:
+    """`none`, `auto`, `required`, or a named function the model must call."""
+
+    mode: Literal["none", "auto", "required", "named"] = "auto"
+    name: str | None = None
+    allowed: tuple[str, ...] = ()  # `allowed_tools`: restricts the candidates
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseFormat:
+    """The requested output format: plain text, any JSON object, or a JSON schema."""
+
+    kind: Literal["text", "json_object", "json_schema"] = "text"
+    name: str | None = None
+    schema: Mapping[str, Any] | None = None
+    strict: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """A validated OpenAI request, in the shape every pipeline stage understands."""
+
+    endpoint: Endpoint
+    model: str
+    body: Mapping[str, Any]
+    headers: Mapping[str, str]
+    stream: bool = False
+    messages: tuple[Message, ...] = ()
+    # Views for matching, computed once by the codec: the last user text, the system /
+    # developer / instructions text, and the latest tool result (None if there is none).
+    user_text: str = ""
+    system_text: str = ""
+    tool_result: str | None = None
+    tools: tuple[Tool, ...] = ()
+    tool_choice: ToolChoice = field(default_factory=ToolChoice)
+    parallel_tool_calls: bool = True
+    response_format: ResponseFormat | None = None
+    n: int = 1
+    max_tokens: int | None = None
+    stop: tuple[str, ...] = ()
+    include_usage: bool = False
+    logprobs: bool = False
+    top_logprobs: int = 0
+    # Embeddings, moderations and legacy completions work on a list of inputs.
+    inputs: tuple[str, ...] = ()
+    encoding_format: str | None = None
+    dimensions: int | None = None
+    echo: bool = False
+    prompt_tokens: int = 0  # the request's estimated prompt size, computed by the codec
+
+    @property
+    def turn(self) -> int:
+        """How many user turns the conversation holds (1 for a first question)."""
+        return sum(1 for message in self.messages if message.role == "user")
+
+    @property
+    def has_tool_result(self) -> bool:
+        """True when the latest message answers a tool call (the agent loop's second leg)."""
+        return bool(self.messages) and self.messages[-1].role in ("tool", "function")
+
+    def tool(self, name: str) -> Tool | None:
+        """The offered tool called `name`, if any."""
+        for tool in self.tools:
+            if tool.name == name:
+                return tool
+        return None

@@ -1,0 +1,1 @@
+"""The fallback generator: deterministic, plausible answers when nothing scripted matches."""

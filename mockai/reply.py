@@ -1,0 +1,100 @@
+"""What sources answer and what the pipeline executes: `Reply`, `Choice`, `ToolCall`, `Plan`.
+
+Every source (runtime rules, scenario rules, the fallback generator) produces a `Reply`: the
+*meaning* of an answer, independent of the endpoint. The endpoint codecs render it (the same reply
+answers chat, responses and legacy completions, JSON or stream). Cassettes and the upstream answer
+with a recorded wire response instead (`Plan.recorded`), which skips rendering. A `Plan` adds how to
+deliver it: timing and faults.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mockai.errors import ApiError
+from mockai.faults import Faults
+from mockai.wire.outgoing import Outgoing
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A function call the model makes; `arguments` is the JSON text sent on the wire."""
+
+    name: str
+    arguments: str = "{}"
+    id: str | None = None  # None: derived from the request, deterministically
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """One answer: text, tool calls, or a refusal."""
+
+    content: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    refusal: str | None = None
+    finish_reason: str | None = None  # None: derived (tool_calls, stop, or length on truncation)
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What to answer, in endpoint-independent terms.
+
+    `choices` holds one or more answers; a request for `n` choices cycles through them.
+    `embeddings` (one vector per input) and `moderation` (one result per input) answer those
+    endpoints; an `error` answers with an OpenAI-shaped error instead of a body. `usage` overrides
+    individual usage numbers. `warnings` reach the client in the `x-mockai-warning` header.
+    """
+
+    choices: tuple[Choice, ...] = (Choice(),)
+    embeddings: tuple[Sequence[float], ...] | None = None
+    moderation: tuple[Mapping[str, Any], ...] | None = None
+    usage: Mapping[str, int] | None = None
+    error: ApiError | None = None
+    warnings: tuple[str, ...] = ()
+
+    @classmethod
+    def text(cls, content: str) -> Reply:
+        """A plain text answer."""
+        return cls(choices=(Choice(content=content),))
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """When to send: `latency` before headers, `ttft` before the first chunk, then pacing.
+
+    Values are concrete seconds: distributions are sampled (with the seed) when the plan is made.
+    `chunk_delay` is the mean gap between stream chunks, `jitter` its relative spread (0.1 means
+    +/-10%), drawn from a generator seeded with `seed`.
+    """
+
+    latency: float = 0.0
+    ttft: float = 0.0
+    chunk_delay: float = 0.0
+    jitter: float = 0.0
+    seed: int = 0
+
+    @property
+    def paced(self) -> bool:
+        """True when a stream must be written chunk by chunk rather than all at once."""
+        return self.ttft > 0 or self.chunk_delay > 0
+
+
+NO_TIMING = Timing()
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The decision for one request: an answer (a Reply, or a recorded wire response) + delivery.
+
+    `source` says which kind of source answered (`rule`, `scenario`, `cassette`, `upstream`,
+    `generator`, `error`) and `name` which rule or cassette entry, for the journal and the logs.
+    """
+
+    source: str
+    reply: Reply | None = None
+    recorded: Outgoing | None = None
+    name: str | None = None
+    timing: Timing = NO_TIMING
+    faults: Faults = field(default_factory=Faults)

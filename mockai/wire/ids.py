@@ -1,0 +1,67 @@
+"""Identifiers in OpenAI's formats, derived deterministically from a per-request key.
+
+The same key (seed + request + occurrence) always gives the same ids, so two servers with the same
+seed answer the same requests with the same bytes; `request_id()` is the exception: it only goes in
+the `x-request-id` header, where uniqueness matters more than reproducibility.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+_ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def _digest(key: bytes, label: str, size: int = 32) -> bytes:
+    return hashlib.blake2b(label.encode(), key=key[:64], digest_size=size).digest()
+
+
+def alnum(key: bytes, label: str, length: int) -> str:
+    """`length` base62 characters derived from key and label."""
+    number = int.from_bytes(_digest(key, label), "big")
+    chars = []
+    for _ in range(length):
+        number, rest = divmod(number, 62)
+        chars.append(_ALNUM[rest])
+    return "".join(chars)
+
+
+def hexid(key: bytes, label: str, length: int) -> str:
+    """`length` lowercase hex characters derived from key and label."""
+    return _digest(key, label, (length + 1) // 2).hex()[:length]
+
+
+def chat_completion_id(key: bytes) -> str:
+    return "chatcmpl-" + alnum(key, "chatcmpl", 29)
+
+
+def completion_id(key: bytes) -> str:
+    return "cmpl-" + alnum(key, "cmpl", 29)
+
+
+def tool_call_id(key: bytes, index: int) -> str:
+    return "call_" + alnum(key, f"call{index}", 24)
+
+
+def response_id(key: bytes) -> str:
+    return "resp_" + hexid(key, "resp", 50)
+
+
+def item_id(key: bytes, prefix: str, index: int) -> str:
+    """Output item ids of the Responses API: msg_, fc_, rs_ followed by 50 hex characters."""
+    return f"{prefix}_" + hexid(key, f"{prefix}{index}", 50)
+
+
+def moderation_id(key: bytes) -> str:
+    return "modr-" + hexid(key, "modr", 32)
+
+
+def system_fingerprint(model: str) -> str:
+    """Stable per model, like the real API's `fp_…` values."""
+    return "fp_" + hashlib.blake2b(model.encode(), digest_size=5).hexdigest()
+
+
+def request_id() -> str:
+    """A fresh `req_` + 32 hex id for the `x-request-id` header."""
+    return "req_" + os.urandom(16).hex()
