@@ -1,9 +1,56 @@
-"""mockai: a test double for the OpenAI API."""
+"""mockai: a test double for the OpenAI API.
+
+The public names load lazily, so `import mockai` (which pytest does for the plugin in every run)
+costs nothing until a server is actually used.
+"""
 
 from __future__ import annotations
 
+import importlib
 import logging
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "ApiError",
+    "Config",
+    "ConfigError",
+    "MockServer",
+    "MockaiError",
+    "Reply",
+    "ScenarioError",
+    "ServerError",
+    "ToolCall",
+    "__version__",
+    "create_app",
+]
+
+_LAZY = {
+    "ApiError": "mockai.errors",
+    "Config": "mockai.config",
+    "ConfigError": "mockai.errors",
+    "MockServer": "mockai.server",
+    "MockaiError": "mockai.errors",
+    "Reply": "mockai.reply",
+    "ScenarioError": "mockai.errors",
+    "ServerError": "mockai.errors",
+    "ToolCall": "mockai.reply",
+    "create_app": "mockai.server",
+}
+
+if TYPE_CHECKING:
+    from mockai.config import Config
+    from mockai.errors import ApiError, ConfigError, MockaiError, ScenarioError, ServerError
+    from mockai.reply import Reply, ToolCall
+    from mockai.server import MockServer, create_app
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mockai' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

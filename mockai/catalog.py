@@ -31,7 +31,12 @@ class ModelInfo:
 
     def as_json(self) -> dict[str, object]:
         """The `Model` object of the API."""
-        return {"id": self.id, "object": "model", "created": self.created, "owned_by": self.owned_by}
+        return {
+            "id": self.id,
+            "object": "model",
+            "created": self.created,
+            "owned_by": self.owned_by,
+        }
 
 
 BUILTIN: tuple[ModelInfo, ...] = (
@@ -75,7 +80,9 @@ BUILTIN: tuple[ModelInfo, ...] = (
         context_window=8_191,
     ),
     ModelInfo("omni-moderation-latest", kind="moderation", created=1731689265),
-    ModelInfo("text-moderation-latest", kind="moderation", created=1731689265, context_window=32_768),
+    ModelInfo(
+        "text-moderation-latest", kind="moderation", created=1731689265, context_window=32_768
+    ),
 )
 
 _REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")

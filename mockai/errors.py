@@ -66,7 +66,7 @@ class ApiError(MockaiError):
         status: int,
         message: str,
         *,
-        type: str = "invalid_request_error",  # noqa: A002 - the wire field is called `type`
+        type: str = "invalid_request_error",
         param: str | None = None,
         code: str | None = None,
         headers: Mapping[str, str] | None = None,

@@ -18,7 +18,7 @@ from mockai.api.shaping import Shaped, shape, usage_numbers
 from mockai.errors import ApiError
 from mockai.exchange import CalledTool, Endpoint, Exchange, Message
 from mockai.reply import Reply
-from mockai.wire import ids, jsonbytes, sse
+from mockai.wire import errors, ids, jsonbytes, sse
 from mockai.wire.outgoing import Body, EventStream, Outgoing
 
 ROLES = ("system", "assistant", "user", "function", "tool", "developer")
@@ -40,15 +40,20 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     tool_choice = common.parse_tool_choice(
         body.get("tool_choice", _function_call(body)), tools, flat=False
     )
-    response_format = common.parse_format(body.get("response_format"), "response_format", flat=False)
-    if response_format is not None and response_format.kind == "json_object":
-        if not any("json" in m.text.lower() for m in messages):
-            raise ApiError(
-                400,
-                "'messages' must contain the word 'json' in some form, to use 'response_format' "
-                "of type 'json_object'.",
-                param="messages",
-            )
+    response_format = common.parse_format(
+        body.get("response_format"), "response_format", flat=False
+    )
+    if (
+        response_format is not None
+        and response_format.kind == "json_object"
+        and not any("json" in m.text.lower() for m in messages)
+    ):
+        raise ApiError(
+            400,
+            "'messages' must contain the word 'json' in some form, to use 'response_format' "
+            "of type 'json_object'.",
+            param="messages",
+        )
     stream = bool(body.get("stream"))
     stream_options = body.get("stream_options")
     if stream_options is not None and not stream:
@@ -68,7 +73,7 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     max_tokens = common.positive_int(body, "max_completion_tokens")
     if max_tokens is None:
         max_tokens = common.positive_int(body, "max_tokens")
-    prompt_tokens = _prompt_tokens(messages, body.get("tools"))
+    prompt_tokens = common.prompt_tokens(messages, body.get("tools"))
     common.check_context(info, prompt_tokens)
     return Exchange(
         endpoint=Endpoint.CHAT,
@@ -197,19 +202,6 @@ def _last(messages: tuple[Message, ...], roles: tuple[str, ...], default: Any = 
     return default
 
 
-def _prompt_tokens(messages: tuple[Message, ...], raw_tools: Any) -> int:
-    # OpenAI's accounting: ~3 tokens of framing per message, 1 per name, 3 to prime the reply,
-    # 85 per (low-detail) image; tool definitions are billed roughly as their JSON text.
-    total = 3
-    for message in messages:
-        total += 3 + tokens.count(message.text) + (1 if message.name else 0) + 85 * message.images
-        for call in message.tool_calls:
-            total += 4 + tokens.count(call.name) + tokens.count(call.arguments)
-    if raw_tools:
-        total += tokens.count(jsonbytes.dumps_str(raw_tools))
-    return total
-
-
 # --- render --------------------------------------------------------------------------------------
 
 
@@ -312,12 +304,7 @@ def _stream(
         usage_json = jsonbytes.dumps(usage)
         tail.append(prefix + b'[],"usage":' + usage_json + b"}\n\n")
     tail.append(sse.DONE)
-    error = jsonbytes.dumps(
-        ApiError(
-            500, "The server had an error while processing your request.", type="server_error"
-        ).body()
-    )
-    return EventStream(frames=frames + tail, tail=len(tail), error_frame=sse.data_frame(error))
+    return EventStream(frames=frames + tail, tail=len(tail), error_frame=errors.stream_error_frame)
 
 
 def _first_delta(s: Shaped) -> dict[str, Any]:
@@ -353,7 +340,7 @@ def _piece_delta(s: Shaped, step: int, exchange: Exchange, ctx: RenderContext) -
 
 def _argument_deltas(s: Shaped) -> list[dict[str, Any]]:
     """Tool-call argument fragments; each later call opens with its own id/name fragment."""
-    out = []
+    out: list[dict[str, Any]] = []
     for position, call in enumerate(s.tool_calls):
         calls: list[dict[str, Any]] = []
         if position > 0:
@@ -361,7 +348,12 @@ def _argument_deltas(s: Shaped) -> list[dict[str, Any]]:
         for piece in _argument_pieces(call.arguments):
             calls.append({"index": position, "function": {"arguments": piece}})
         out.extend(
-            {"index": s.index, "delta": {"tool_calls": [c]}, "logprobs": None, "finish_reason": None}
+            {
+                "index": s.index,
+                "delta": {"tool_calls": [c]},
+                "logprobs": None,
+                "finish_reason": None,
+            }
             for c in calls
         )
     return out

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from mockai import tokens
 from mockai.api.fieldrules import (
     FieldRule,
     invalid_value,
@@ -18,7 +19,8 @@ from mockai.api.fieldrules import (
 from mockai.api.spec_fields import FIELDS
 from mockai.catalog import ModelInfo
 from mockai.errors import ApiError
-from mockai.exchange import ResponseFormat, Tool, ToolChoice
+from mockai.exchange import Message, ResponseFormat, Tool, ToolChoice
+from mockai.wire import jsonbytes
 
 _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
@@ -121,7 +123,23 @@ def parse_stop(value: Any) -> tuple[str, ...]:
     return tuple(item for item in value if item)
 
 
-def parse_tool(raw: Any, param: str, *, flat: bool) -> Tool:
+def prompt_tokens(messages: tuple[Message, ...], raw_tools: Any) -> int:
+    """The prompt size of a conversation, the same on chat and the Responses API.
+
+    OpenAI's accounting: ~3 tokens of framing per message, 1 per name, 3 to prime the reply,
+    85 per (low-detail) image; tool definitions are billed roughly as their JSON text.
+    """
+    total = 3
+    for message in messages:
+        total += 3 + tokens.count(message.text) + (1 if message.name else 0) + 85 * message.images
+        for call in message.tool_calls:
+            total += 4 + tokens.count(call.name) + tokens.count(call.arguments)
+    if raw_tools:
+        total += tokens.count(jsonbytes.dumps_str(raw_tools))
+    return total
+
+
+def parse_tool(raw: Any, param: str, *, flat: bool, strict_default: bool = False) -> Tool:
     """One entry of `tools`: nested under `function` for chat, flat for the Responses API."""
     if not isinstance(raw, dict):
         raise type_error(param, ("object",), raw)
@@ -161,15 +179,22 @@ def parse_tool(raw: Any, param: str, *, flat: bool) -> Tool:
         name=name,
         description=str(spec.get("description") or ""),
         parameters=parameters,
-        strict=bool(spec.get("strict")),
+        strict=strict_default if spec.get("strict") is None else bool(spec["strict"]),
     )
 
 
-def parse_tools(raw: Any, *, flat: bool) -> tuple[Tool, ...]:
-    """The `tools` list (already type-checked as an array)."""
+def parse_tools(raw: Any, *, flat: bool, strict_default: bool = False) -> tuple[Tool, ...]:
+    """The `tools` list (already type-checked as an array).
+
+    `strict_default`: whether a function tool that does not say `strict` is strict (the
+    Responses API treats it as strict, chat does not).
+    """
     if not raw:
         return ()
-    tools = tuple(parse_tool(item, f"tools[{i}]", flat=flat) for i, item in enumerate(raw))
+    tools = tuple(
+        parse_tool(item, f"tools[{i}]", flat=flat, strict_default=strict_default)
+        for i, item in enumerate(raw)
+    )
     seen: set[str] = set()
     for tool in tools:
         if tool.name in seen and not tool.name.startswith("<"):
@@ -202,9 +227,7 @@ def parse_tool_choice(raw: Any, tools: tuple[Tool, ...], *, flat: bool) -> ToolC
     kind = raw.get("type")
     if kind == "allowed_tools":
         spec = raw if flat else raw.get("allowed_tools") or {}
-        names = tuple(
-            str((t.get("function") or t).get("name")) for t in spec.get("tools") or ()
-        )
+        names = tuple(str((t.get("function") or t).get("name")) for t in spec.get("tools") or ())
         mode = spec.get("mode", "auto")
         return ToolChoice("required" if mode == "required" else "auto", allowed=names)
     if kind in ("function", "custom"):

@@ -17,7 +17,7 @@ from mockai.api.shaping import Shaped, shape, usage_numbers
 from mockai.errors import ApiError
 from mockai.exchange import Endpoint, Exchange, Message
 from mockai.reply import Reply
-from mockai.wire import ids, jsonbytes, sse
+from mockai.wire import errors, ids, jsonbytes, sse
 from mockai.wire.outgoing import Body, EventStream, Outgoing
 
 DEFAULT_MAX_TOKENS = 16
@@ -140,7 +140,9 @@ def _finish_reason(s: Shaped) -> str:
 def _logprobs(s: Shaped, exchange: Exchange, ctx: RenderContext, offset: int) -> Any:
     if not exchange.logprobs:
         return None
-    return logprobs.legacy(s.pieces, ctx.key + bytes([s.index % 256]), exchange.top_logprobs, offset)
+    return logprobs.legacy(
+        s.pieces, ctx.key + bytes([s.index % 256]), exchange.top_logprobs, offset
+    )
 
 
 def _stream(
@@ -163,7 +165,7 @@ def _stream(
     for s in shaped:
         if exchange.echo:
             frames.append(frame(s.index, prompts[s.index // exchange.n], None))
-        for step, piece in enumerate(s.pieces):
+        for piece in s.pieces:
             lp = None
             if exchange.logprobs:
                 key = ctx.key + bytes([s.index % 256])
@@ -173,12 +175,7 @@ def _stream(
     if exchange.include_usage:
         tail.append(prefix + b'[],"usage":' + jsonbytes.dumps(usage) + b"}\n\n")
     tail.append(sse.DONE)
-    error = ApiError(
-        500, "The server had an error while processing your request.", type="server_error"
-    )
-    return EventStream(
-        frames=frames + tail, tail=len(tail), error_frame=sse.data_frame(jsonbytes.dumps(error.body()))
-    )
+    return EventStream(frames=frames + tail, tail=len(tail), error_frame=errors.stream_error_frame)
 
 
 CODEC = Codec(Endpoint.COMPLETIONS, "/completions", parse, render)

@@ -1,4 +1,4 @@
-"""A field's allowed JSON types and bounds, and the OpenAI-worded errors when a value breaks them."""
+"""A field's allowed JSON types and bounds, and the API's wording when a value breaks them."""
 
 from __future__ import annotations
 
@@ -39,7 +39,9 @@ def json_type(value: Any) -> str:
 
 def type_error(param: str, expected: Collection[str], value: Any) -> ApiError:
     """`Invalid type for 'x': expected an integer, but got a string instead.`"""
-    wanted = [t for t in ("string", "array", "object", "integer", "number", "boolean") if t in expected]
+    wanted = [
+        t for t in ("string", "array", "object", "integer", "number", "boolean") if t in expected
+    ]
     if "number" in wanted and "integer" in wanted:
         wanted.remove("integer")
     names = [_TYPE_NAMES[t] for t in wanted] or ["a value"]
@@ -66,7 +68,10 @@ def missing(param: str) -> ApiError:
 def invalid_value(param: str, value: Any, allowed: Collection[Any]) -> ApiError:
     """`Invalid value: 'x'. Supported values are: 'a', 'b', and 'c'.`"""
     quoted = [f"'{v}'" for v in allowed]
-    listed = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + f", and {quoted[-1]}"
+    if len(quoted) <= 2:
+        listed = " and ".join(quoted)
+    else:
+        listed = ", ".join(quoted[:-1]) + f", and {quoted[-1]}"
     return ApiError(
         400,
         f"Invalid value: '{value}'. Supported values are: {listed}.",
@@ -116,7 +121,7 @@ class FieldRule:
             )
 
     def _check_bounds(self, param: str, value: float, kind: str) -> None:
-        noun = "integer" if kind == "integer" else "decimal"
+        noun = "decimal" if "number" in self.types else "integer"
         if self.minimum is not None and value < self.minimum:
             raise ApiError(
                 400,

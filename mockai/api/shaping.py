@@ -28,7 +28,9 @@ class Shaped:
     completion_tokens: int
 
 
-def shape(reply: Reply, exchange: Exchange, key: bytes, *, count: int | None = None) -> list[Shaped]:
+def shape(
+    reply: Reply, exchange: Exchange, key: bytes, *, count: int | None = None
+) -> list[Shaped]:
     """`count` (default: the request's `n`) choices, cycling through the reply's choices."""
     total = exchange.n if count is None else count
     choices = reply.choices or (Choice(content=""),)
@@ -49,7 +51,9 @@ def _shape_one(index: int, choice: Choice, exchange: Exchange, key: bytes) -> Sh
         elif cut:
             finish = "stop"
     calls = tuple(
-        call if call.id else ToolCall(call.name, call.arguments, ids.tool_call_id(key, index * 64 + i))
+        call
+        if call.id
+        else ToolCall(call.name, call.arguments, ids.tool_call_id(key, index * 64 + i))
         for i, call in enumerate(choice.tool_calls)
     )
     used = len(pieces) + sum(tokens.count(c.arguments) + 4 for c in calls)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 JSON_CONTENT_TYPE = "application/json"
@@ -34,8 +34,9 @@ class EventStream:
     content_type: str = "text/event-stream; charset=utf-8"
     headers: Mapping[str, str] = field(default_factory=dict)
     offsets: Sequence[float] | None = None
-    # An in-band error frame in this endpoint's own shape, for `error_event_after`.
-    error_frame: bytes | None = None
+    # The in-band error frame in this endpoint's own shape, for `error_event_after`; it is given
+    # the number of frames already sent (the Responses API numbers its events).
+    error_frame: Callable[[int], bytes] | None = None
 
 
 Outgoing = Body | EventStream

@@ -1,0 +1,230 @@
+"""`POST /v1/embeddings`: inputs in, one vector per input out, as floats or base64.
+
+Wire details follow shared/reference/openai-wire-contract.md section 10. The SDK asks for base64
+by default and decodes it as little-endian float32; the float form is written with 9 significant
+digits, enough for every float32 to round-trip, so both forms carry exactly the same vectors.
+`dimensions` truncates and renormalises, as text-embedding-3 does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from mockai import tokens
+from mockai.api import common
+from mockai.api.base import Codec, ParseContext, RenderContext
+from mockai.api.fieldrules import invalid_value, type_error
+from mockai.api.shaping import usage_numbers
+from mockai.catalog import Catalog, ModelInfo
+from mockai.errors import ApiError
+from mockai.exchange import Endpoint, Exchange
+from mockai.generate import embeddings
+from mockai.reply import Reply
+from mockai.wire import jsonbytes
+from mockai.wire.outgoing import Body, Outgoing
+
+MAX_INPUTS = 2048
+MAX_TOKENS_PER_REQUEST = 300_000
+ENCODINGS = ("float", "base64")
+
+
+# --- parse ---------------------------------------------------------------------------------------
+
+
+def parse(body: Any, ctx: ParseContext) -> Exchange:
+    """Validate an embeddings request the way the API does and normalise it into an Exchange."""
+    body = common.require_object(body)
+    common.check_fields("embeddings", body, strict=ctx.strict)
+    model = body["model"]
+    info = ctx.catalog.get(model)
+    inputs, counts = _inputs(body["input"])
+    _check_lengths(info, counts)
+    return Exchange(
+        endpoint=Endpoint.EMBEDDINGS,
+        model=model,
+        body=body,
+        headers=ctx.headers,
+        user_text="\n".join(inputs),
+        inputs=inputs,
+        encoding_format=_encoding(body.get("encoding_format")),
+        dimensions=_dimensions(body.get("dimensions"), info),
+        prompt_tokens=sum(counts),
+    )
+
+
+def _inputs(raw: Any) -> tuple[tuple[str, ...], list[int]]:
+    """The inputs as text (token arrays in a `<id> <id>` form) and their token counts.
+
+    `input` is a string, a list of strings, one token array, or a list of token arrays.
+    """
+    if isinstance(raw, str):
+        return (_text(raw),), [tokens.count(raw)]
+    if not raw:
+        raise _invalid_input()
+    if len(raw) > MAX_INPUTS:
+        raise ApiError(
+            400,
+            f"Invalid 'input': array too long. Expected an array with maximum length "
+            f"{MAX_INPUTS}, but got an array with length {len(raw)} instead.",
+            param="input",
+            code="array_above_max_length",
+        )
+    if all(_is_token(item) for item in raw):
+        return (_token_text(raw),), [len(raw)]
+    texts: list[str] = []
+    counts: list[int] = []
+    for index, item in enumerate(raw):
+        if isinstance(item, str):
+            texts.append(_text(item))
+            counts.append(tokens.count(item))
+        elif isinstance(item, list):
+            texts.append(_token_array(item, f"input[{index}]"))
+            counts.append(len(item))
+        else:
+            raise type_error(f"input[{index}]", ("string", "array"), item)
+    return tuple(texts), counts
+
+
+def _text(value: str) -> str:
+    if not value:
+        raise _invalid_input()
+    return value
+
+
+def _token_array(value: list[Any], param: str) -> str:
+    if not value:
+        raise _invalid_input()
+    for index, token in enumerate(value):
+        if not _is_token(token):
+            raise type_error(f"{param}[{index}]", ("integer",), token)
+    return _token_text(value)
+
+
+def _is_token(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _token_text(token_ids: Sequence[int]) -> str:
+    # Without a vocabulary, token ids stand for themselves (the legacy completions codec agrees).
+    return " ".join(f"<{t}>" for t in token_ids)
+
+
+def _invalid_input() -> ApiError:
+    # The API's own (unhelpful) wording for an empty string, an empty list or an empty token array.
+    return ApiError(
+        400,
+        "'$.input' is invalid. Please check the API reference: "
+        "https://platform.openai.com/docs/api-reference.",
+        param="input",
+    )
+
+
+def _check_lengths(info: ModelInfo, counts: list[int]) -> None:
+    """Each input must fit the model's context, and all of them 300,000 tokens."""
+    longest = max(counts, default=0)
+    if longest > info.context_window:
+        raise ApiError(
+            400,
+            f"This model's maximum context length is {info.context_window} tokens, however you "
+            f"requested {longest} tokens ({longest} in your prompt; 0 for the completion). "
+            "Please reduce your prompt; or completion length.",
+        )
+    total = sum(counts)
+    if total > MAX_TOKENS_PER_REQUEST:
+        raise ApiError(
+            400,
+            f"Requested {total} tokens, max {MAX_TOKENS_PER_REQUEST} tokens per request",
+            type="max_tokens_per_request",
+            code="max_tokens_per_request",
+        )
+
+
+def _encoding(value: Any) -> str:
+    """`encoding_format`: float (the API's default) or base64 (the SDK's default)."""
+    if value is None:
+        return "float"
+    if value not in ENCODINGS:
+        raise invalid_value("encoding_format", value, ENCODINGS)
+    return str(value)
+
+
+def _dimensions(value: Any, info: ModelInfo) -> int | None:
+    """`dimensions` (already an integer >= 1): only text-embedding-3 models, at most native."""
+    if value is None:
+        return None
+    if not info.flexible_dimensions:
+        raise ApiError(
+            400, "This model does not support specifying dimensions.", param="dimensions"
+        )
+    if value > info.dimensions:
+        raise ApiError(
+            400,
+            f"Invalid 'dimensions': integer above maximum value. Expected a value <= "
+            f"{info.dimensions}, but got {value} instead.",
+            param="dimensions",
+            code="integer_above_max_value",
+        )
+    return int(value)
+
+
+# --- render --------------------------------------------------------------------------------------
+
+
+def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
+    """The `list` of `embedding` objects for `reply`, in the requested encoding."""
+    vectors = _vectors(reply, exchange)
+    as_base64 = exchange.encoding_format == "base64" and ctx.honor_base64
+    items = b",".join(_item(index, vector, as_base64) for index, vector in enumerate(vectors))
+    prompt, _, total = usage_numbers(reply, exchange.prompt_tokens, 0)
+    usage = jsonbytes.dumps({"prompt_tokens": prompt, "total_tokens": total})
+    # Assembled by hand so the floats can be written compactly (see _floats).
+    body = b'{"object":"list","data":[%s],"model":%s,"usage":%s}' % (
+        items,
+        jsonbytes.dumps(exchange.model),
+        usage,
+    )
+    return Body(200, body)
+
+
+def _vectors(reply: Reply, exchange: Exchange) -> list[Sequence[float]]:
+    """One vector per input, cut to `dimensions` when the request asked for fewer."""
+    given = reply.embeddings or _generated(exchange).embeddings
+    if not given:
+        return []
+    # A rule may script fewer vectors than inputs: cycle through them, as choices cycle.
+    count = len(exchange.inputs) or len(given)
+    vectors = [given[index % len(given)] for index in range(count)]
+    size = exchange.dimensions
+    if size is None:
+        return vectors
+    return [embeddings.truncate(v, size) if len(v) > size else v for v in vectors]
+
+
+def _generated(exchange: Exchange) -> Reply:
+    # Normally the fallback generator has filled `reply.embeddings` with the server's seed; a rule
+    # that scripts no vectors gets seed 0 at the model's native size (not known to the renderer
+    # otherwise, hence the unrestricted catalog).
+    native = Catalog().get(exchange.model).dimensions
+    return embeddings.reply_for(exchange, native, 0)
+
+
+def _item(index: int, vector: Sequence[float], as_base64: bool) -> bytes:
+    head = b'{"object":"embedding","index":%d,"embedding":' % index
+    if as_base64:
+        return head + b'"' + embeddings.to_base64(vector).encode("ascii") + b'"}'
+    return head + b"[" + _floats(vector) + b"]}"
+
+
+def _floats(vector: Sequence[float]) -> bytes:
+    """Comma-separated JSON numbers with 9 significant digits (every float32 round-trips).
+
+    Shorter and about twice as fast as `repr`, whose 17 digits describe a double the API never had.
+    """
+    text = ",".join(map("%.9g".__mod__, vector))
+    if "n" in text:  # "nan" or "inf": JSON has no such numbers (only a scripted vector has them)
+        raise ValueError("embedding values must be finite numbers")
+    return text.encode("ascii")
+
+
+CODEC = Codec(Endpoint.EMBEDDINGS, "/embeddings", parse, render)

@@ -1,0 +1,128 @@
+"""`POST /v1/moderations`: text (or text and images) in, one result per input out.
+
+Wire details follow shared/reference/openai-wire-contract.md section 11. `input` is a string, a
+list of strings (one result each), or a list of multimodal parts (one result for all of them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from mockai import tokens
+from mockai.api import common
+from mockai.api.base import Codec, ParseContext, RenderContext
+from mockai.api.fieldrules import invalid_value, missing, type_error
+from mockai.errors import ApiError
+from mockai.exchange import Endpoint, Exchange
+from mockai.generate import moderation
+from mockai.reply import Reply
+from mockai.wire import ids, jsonbytes
+from mockai.wire.outgoing import Body, Outgoing
+
+PART_TYPES = ("text", "image_url")
+
+
+# --- parse ---------------------------------------------------------------------------------------
+
+
+def parse(body: Any, ctx: ParseContext) -> Exchange:
+    """Validate a moderations request and normalise it into an Exchange."""
+    body = common.require_object(body)
+    common.check_fields("moderations", body, strict=ctx.strict)
+    model = body.get("model")
+    if model is None:
+        # The default is whatever moderation model the catalog offers, not checked against it.
+        model = ctx.catalog.default("moderation")
+    else:
+        ctx.catalog.get(model)  # a restricted catalog answers 404 for models it does not list
+    inputs = _inputs(body["input"])
+    return Exchange(
+        endpoint=Endpoint.MODERATIONS,
+        model=model,
+        body=body,
+        headers=ctx.headers,
+        user_text="\n".join(inputs),
+        inputs=inputs,
+        prompt_tokens=tokens.count_all(inputs),
+    )
+
+
+def _inputs(raw: Any) -> tuple[str, ...]:
+    """A string; a list of strings; or a list of parts, whose texts make up one input."""
+    if isinstance(raw, str):
+        return (raw,)
+    if not raw:
+        raise ApiError(
+            400,
+            "Invalid 'input': empty array. Expected an array with minimum length 1, but got an "
+            "empty array instead.",
+            param="input",
+            code="empty_array",
+        )
+    if isinstance(raw[0], dict):
+        return ("\n".join(_part_text(part, f"input[{i}]") for i, part in enumerate(raw)),)
+    for index, item in enumerate(raw):
+        if not isinstance(item, str):
+            raise type_error(f"input[{index}]", ("string",), item)
+    return tuple(raw)
+
+
+def _part_text(part: Any, param: str) -> str:
+    """The text of one multimodal part (image parts are validated and contribute nothing)."""
+    if not isinstance(part, dict):
+        raise type_error(param, ("object",), part)
+    kind = part.get("type")
+    if kind is None:
+        raise missing(f"{param}.type")
+    if kind == "text":
+        text = part.get("text")
+        if not isinstance(text, str):
+            raise type_error(f"{param}.text", ("string",), text)
+        return text
+    if kind != "image_url":
+        raise invalid_value(f"{param}.type", kind, PART_TYPES)
+    _check_image(part.get("image_url"), f"{param}.image_url")
+    return ""
+
+
+def _check_image(image: Any, param: str) -> None:
+    if image is None:
+        raise missing(param)
+    if not isinstance(image, dict):
+        raise type_error(param, ("object",), image)
+    url = image.get("url")
+    if url is None:
+        raise missing(f"{param}.url")
+    if not isinstance(url, str):
+        raise type_error(f"{param}.url", ("string",), url)
+
+
+# --- render --------------------------------------------------------------------------------------
+
+
+def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
+    """The moderation object: `modr-` id, the model, one result per input."""
+    body = {
+        "id": ids.moderation_id(ctx.key),
+        "model": exchange.model,
+        "results": _results(reply, exchange),
+    }
+    return Body(200, jsonbytes.dumps(body))
+
+
+def _results(reply: Reply, exchange: Exchange) -> list[Mapping[str, Any]]:
+    """The generated results, or the scripted ones completed (a rule may give only categories)."""
+    # Seed 0 here: the fallback generator normally supplies results made with the server's seed.
+    generated = moderation.reply_for(exchange, 0).moderation or ()
+    scripted = reply.moderation
+    if not scripted:
+        return list(generated)
+    # Like choices, scripted results cycle when the request has more inputs than the rule gave.
+    return [
+        moderation.complete(scripted[index % len(scripted)], result)
+        for index, result in enumerate(generated)
+    ]
+
+
+CODEC = Codec(Endpoint.MODERATIONS, "/moderations", parse, render)

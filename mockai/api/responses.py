@@ -1,0 +1,538 @@
+"""`POST /v1/responses`: parse a Responses request, render a Reply as a `Response` or as SSE events.
+
+Wire details follow shared/reference/openai-wire-contract.md section 12:
+- requests carry flat function tools, `input` as a string or a list of items (messages,
+  `function_call`, `function_call_output`, ...), `instructions`, `text.format` and
+  `max_output_tokens`; `{}` is a valid request;
+- the JSON answer is a full `Response` object with every key the spec requires, echoing the
+  request's settings the way the API does;
+- `stream: true` answers with named events (`event: <type>` + JSON repeating `type`) numbered by
+  `sequence_number` from 0, in the order the SDK's `responses.stream()` helper insists on, ending
+  with `response.completed` (or `response.incomplete`) and no `[DONE]`.
+
+In-band stream errors use the spec's `error` event, whose `sequence_number` depends on where the
+delivery stage injects it: `EventStream.error_frame` is `error_event`, called with that number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from mockai import tokens
+from mockai.api import common, logprobs
+from mockai.api.base import Codec, ParseContext, RenderContext
+from mockai.api.fieldrules import invalid_value, missing, type_error
+from mockai.api.shaping import Shaped, shape, usage_numbers
+from mockai.errors import ApiError
+from mockai.exchange import CalledTool, Endpoint, Exchange, Message, ResponseFormat, Tool
+from mockai.reply import Reply, ToolCall
+from mockai.wire import ids, jsonbytes, sse
+from mockai.wire.outgoing import Body, EventStream, Outgoing
+
+ROLES = ("user", "system", "developer", "assistant")
+SERVER_ERROR_MESSAGE = "The server had an error while processing your request."
+
+# `include` value that asks for token log probabilities on output text.
+_LOGPROBS_INCLUDE = "message.output_text.logprobs"
+# Why a response stopped early, by the shaped finish reason.
+_INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
+
+
+# --- parse ---------------------------------------------------------------------------------------
+
+
+def parse(body: Any, ctx: ParseContext) -> Exchange:
+    """Validate a Responses request the way the API does and normalise it into an Exchange."""
+    body = common.require_object(body)
+    common.check_fields("responses", body, strict=ctx.strict)
+    model = body.get("model")
+    if model is None:  # the spec requires no field: `{}` answers with the default model
+        model = ctx.catalog.default("chat")
+    info = ctx.catalog.get(model)
+    messages = _conversation(body)
+    if _self_contained(body):
+        _check_tool_pairs(messages)
+    tools = _parse_tools(body.get("tools"))
+    tool_choice = common.parse_tool_choice(body.get("tool_choice"), tools, flat=True)
+    prompt_tokens = common.prompt_tokens(messages, body.get("tools"))
+    common.check_context(info, prompt_tokens, "input")
+    top_logprobs = common.optional(body, "top_logprobs", 0)
+    return Exchange(
+        endpoint=Endpoint.RESPONSES,
+        model=model,
+        body=body,
+        headers=ctx.headers,
+        stream=bool(body.get("stream")),
+        messages=messages,
+        user_text=_last_text(messages, "user") or "",
+        system_text="\n".join(m.text for m in messages if m.role in ("system", "developer")),
+        tool_result=_last_text(messages, "tool"),
+        tools=tools,
+        tool_choice=tool_choice,
+        parallel_tool_calls=common.optional(body, "parallel_tool_calls", True),
+        response_format=_parse_format(body.get("text")),
+        max_tokens=body.get("max_output_tokens"),
+        logprobs=top_logprobs > 0 or _LOGPROBS_INCLUDE in (body.get("include") or ()),
+        top_logprobs=top_logprobs,
+        prompt_tokens=prompt_tokens,
+    )
+
+
+def _conversation(body: Mapping[str, Any]) -> tuple[Message, ...]:
+    """`instructions` (as a leading system message) followed by the `input` items."""
+    messages: list[Message] = []
+    instructions = body.get("instructions")
+    if instructions:
+        messages.append(Message(role="system", text=instructions))
+    raw = body.get("input")
+    if isinstance(raw, str):
+        messages.append(Message(role="user", text=raw))
+    elif raw is not None:  # check_fields guarantees a list here
+        for index, item in enumerate(raw):
+            message = _input_item(item, f"input[{index}]")
+            if message is not None:
+                _append(messages, message)
+    return tuple(messages)
+
+
+def _input_item(item: Any, where: str) -> Message | None:
+    """One `input` item as a Message; None for items the mock has no use for."""
+    if not isinstance(item, dict):
+        raise type_error(where, ("object",), item)
+    kind = item.get("type")
+    if kind is None:  # an "easy" message: `{"role": ..., "content": ...}` without a type
+        kind = "message"
+    if not isinstance(kind, str):
+        raise type_error(f"{where}.type", ("string",), kind)
+    if kind == "message":
+        return _message_item(item, where)
+    if kind == "function_call":
+        return _function_call_item(item, where)
+    if kind == "function_call_output":
+        return _function_output_item(item, where)
+    # reasoning, item_reference, hosted-tool calls and their outputs: accepted, not needed to answer
+    return None
+
+
+def _message_item(item: Mapping[str, Any], where: str) -> Message:
+    role = item.get("role")
+    if role is None:
+        raise missing(f"{where}.role")
+    if role not in ROLES:
+        raise invalid_value(f"{where}.role", role, ROLES)
+    if "content" not in item:
+        raise missing(f"{where}.content")
+    text, images = common.content_text(item["content"], f"{where}.content")
+    return Message(role=role, text=text, images=images)
+
+
+def _function_call_item(item: Mapping[str, Any], where: str) -> Message:
+    """An earlier call the model made, echoed back: an assistant turn with that tool call."""
+    call = CalledTool(
+        id=_required_string(item, "call_id", where),
+        name=_required_string(item, "name", where),
+        arguments=_required_string(item, "arguments", where),
+    )
+    return Message(role="assistant", text="", tool_calls=(call,))
+
+
+def _function_output_item(item: Mapping[str, Any], where: str) -> Message:
+    """The client's result for a call: a tool message answering `call_id`."""
+    call_id = _required_string(item, "call_id", where)
+    if item.get("output") is None:
+        raise missing(f"{where}.output")
+    # `output` is a string or a list of input_text / input_image / input_file parts.
+    text, images = common.content_text(item["output"], f"{where}.output")
+    return Message(role="tool", text=text, tool_call_id=call_id, images=images)
+
+
+def _required_string(item: Mapping[str, Any], key: str, where: str) -> str:
+    value = item.get(key)
+    if value is None:
+        raise missing(f"{where}.{key}")
+    if not isinstance(value, str):
+        raise type_error(f"{where}.{key}", ("string",), value)
+    return value
+
+
+def _append(messages: list[Message], message: Message) -> None:
+    """Add `message`, folding consecutive assistant items into one turn.
+
+    The Responses API lists an answer's text and each of its (parallel) calls as separate items;
+    chat holds them in one assistant message, and so does the Exchange, whatever the endpoint.
+    """
+    previous = messages[-1] if messages else None
+    if message.tool_calls and previous is not None and previous.role == "assistant":
+        messages[-1] = replace(previous, tool_calls=previous.tool_calls + message.tool_calls)
+    else:
+        messages.append(message)
+
+
+def _self_contained(body: Mapping[str, Any]) -> bool:
+    """True when every earlier call and result must be in `input` itself.
+
+    With `previous_response_id`, a `conversation` or `item_reference` items, the other half of a
+    call/result pair may live server-side, where the mock cannot see it.
+    """
+    if body.get("previous_response_id") is not None or body.get("conversation") is not None:
+        return False
+    raw = body.get("input")
+    return not (
+        isinstance(raw, list)
+        and any(isinstance(i, dict) and i.get("type") == "item_reference" for i in raw)
+    )
+
+
+def _check_tool_pairs(messages: tuple[Message, ...]) -> None:
+    """Every function_call_output answers a function_call in the input, and vice versa."""
+    called = [call.id for message in messages for call in message.tool_calls]
+    answered = [m.tool_call_id for m in messages if m.role == "tool"]
+    for call_id in answered:
+        if call_id not in called:
+            raise ApiError(
+                400,
+                f"No tool call found for function call output with call_id {call_id}.",
+                param="input",
+            )
+    for call_id in called:
+        if call_id not in answered:
+            raise ApiError(400, f"No tool output found for function call {call_id}.", param="input")
+
+
+def _parse_tools(raw: Any) -> tuple[Tool, ...]:
+    # Unlike chat, a Responses function tool is strict unless the request says `strict: false`.
+    return common.parse_tools(raw, flat=True, strict_default=True)
+
+
+def _parse_format(text: Any) -> ResponseFormat | None:
+    """`text.format` (flat: `{"type": "json_schema", "name", "schema", "strict"}`)."""
+    if text is None:
+        return None
+    response_format = common.parse_format(text.get("format"), "text.format", flat=True)
+    if (
+        response_format is not None
+        and response_format.kind == "json_schema"
+        and response_format.schema is None
+    ):
+        raise missing("text.format.schema")
+    return response_format
+
+
+def _last_text(messages: tuple[Message, ...], role: str) -> str | None:
+    """The text of the latest message with `role` (None if there is none)."""
+    for message in reversed(messages):
+        if message.role == role:
+            return message.text
+    return None
+
+
+# --- render: the Response object -----------------------------------------------------------------
+
+
+def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
+    """The `Response` for `reply`, as one JSON body or as the SSE event sequence."""
+    shaped = shape(reply, exchange, ctx.key, count=1)[0]
+    response = _response(reply, shaped, exchange, ctx)
+    if exchange.stream:
+        return _stream(response, shaped)
+    return Body(200, jsonbytes.dumps(response))
+
+
+def _response(
+    reply: Reply, shaped: Shaped, exchange: Exchange, ctx: RenderContext
+) -> dict[str, Any]:
+    """The complete `Response` object: status, output items, usage, and the echoed settings."""
+    body = exchange.body
+    reason = _INCOMPLETE_REASONS.get(shaped.finish_reason)
+    status = "completed" if reason is None else "incomplete"
+    response: dict[str, Any] = {
+        "id": ids.response_id(ctx.key),
+        "object": "response",
+        "created_at": ctx.created,
+        "status": status,
+        "background": False,
+        "completed_at": ctx.created if status == "completed" else None,
+        "error": None,
+        "incomplete_details": None if reason is None else {"reason": reason},
+        "instructions": body.get("instructions"),
+        "max_output_tokens": body.get("max_output_tokens"),
+        "max_tool_calls": body.get("max_tool_calls"),
+        "model": exchange.model,
+        "output": _output(shaped, exchange, ctx, status),
+    }
+    response.update(_settings(body, exchange))
+    response["usage"] = _usage(reply, exchange.prompt_tokens, shaped.completion_tokens)
+    if body.get("user") is not None:
+        # The spec types `user` as a string (not nullable): absent rather than null when not given.
+        response["user"] = body["user"]
+    response["metadata"] = common.optional(body, "metadata", {})
+    return response
+
+
+def _settings(body: Mapping[str, Any], exchange: Exchange) -> dict[str, Any]:
+    """The request's settings as the API echoes them, with its defaults filled in."""
+    settings: dict[str, Any] = {
+        "parallel_tool_calls": exchange.parallel_tool_calls,
+        "previous_response_id": body.get("previous_response_id"),
+        "prompt_cache_key": body.get("prompt_cache_key"),
+        "reasoning": _reasoning(body.get("reasoning")),
+        "safety_identifier": body.get("safety_identifier"),
+        "service_tier": _service_tier(body.get("service_tier")),
+        "store": common.optional(body, "store", True),
+        "temperature": common.optional(body, "temperature", 1.0),
+        "text": _text(body.get("text")),
+        "tool_choice": common.optional(body, "tool_choice", "auto"),
+        "tools": [_tool(raw) for raw in body.get("tools") or ()],
+        "top_logprobs": common.optional(body, "top_logprobs", 0),
+        "top_p": common.optional(body, "top_p", 1.0),
+        "truncation": common.optional(body, "truncation", "disabled"),
+    }
+    conversation = body.get("conversation")
+    if conversation is not None:  # a string id or `{"id": ...}`; the API answers with the object
+        conversation_id = conversation if isinstance(conversation, str) else conversation.get("id")
+        settings["conversation"] = {"id": conversation_id}
+    return settings
+
+
+def _reasoning(raw: Any) -> dict[str, Any]:
+    raw = raw if isinstance(raw, dict) else {}
+    return {"effort": raw.get("effort"), "summary": raw.get("summary")}
+
+
+def _service_tier(requested: Any) -> str:
+    # `auto` resolves to the project's tier (`default`); `fast` is reported as `priority`.
+    if requested in (None, "auto"):
+        return "default"
+    return "priority" if requested == "fast" else str(requested)
+
+
+def _text(raw: Any) -> dict[str, Any]:
+    """`text`: the requested format (or `{"type": "text"}`) and verbosity, echoed."""
+    raw = raw if isinstance(raw, dict) else {}
+    text: dict[str, Any] = {"format": _format(raw.get("format"))}
+    text.update((key, value) for key, value in raw.items() if key != "format")
+    text.setdefault("verbosity", "medium")
+    return text
+
+
+def _format(raw: Any) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        return {"type": "text"}
+    if raw.get("type") != "json_schema":
+        return dict(raw)
+    # The spec's echoed json_schema format always carries `strict` (false unless asked for).
+    echoed = dict(raw)
+    echoed["strict"] = bool(raw.get("strict"))
+    return echoed
+
+
+def _tool(raw: Any) -> Any:
+    """A function tool as the API echoes it: description / parameters / strict always present."""
+    if not isinstance(raw, dict) or raw.get("type") != "function":
+        return raw
+    echoed = dict(raw)
+    echoed.setdefault("description", None)
+    echoed.setdefault("parameters", None)
+    echoed["strict"] = raw.get("strict") is not False  # strict by default on this endpoint
+    return echoed
+
+
+def _usage(reply: Reply, input_tokens: int, output_tokens: int) -> dict[str, Any]:
+    # All three detail objects are always sent: the SDK's strict mode requires them.
+    prompt, completion, total = usage_numbers(reply, input_tokens, output_tokens)
+    return {
+        "input_tokens": prompt,
+        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+        "output_tokens": completion,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": total,
+    }
+
+
+def _output(
+    shaped: Shaped, exchange: Exchange, ctx: RenderContext, status: str
+) -> list[dict[str, Any]]:
+    """A message item (text or refusal) unless the answer is only tool calls, then each call."""
+    items: list[dict[str, Any]] = []
+    if shaped.refusal is not None or shaped.content or not shaped.tool_calls:
+        items.append(_message(shaped, exchange, ctx, status))
+    for call in shaped.tool_calls:
+        items.append(_function_call(call, ctx, len(items)))
+    return items
+
+
+def _message(shaped: Shaped, exchange: Exchange, ctx: RenderContext, status: str) -> dict[str, Any]:
+    part: dict[str, Any]
+    if shaped.refusal is not None:
+        part = {"type": "refusal", "refusal": shaped.refusal}
+    else:
+        part = {
+            "type": "output_text",
+            "text": shaped.content or "",
+            "annotations": [],
+            "logprobs": _logprobs(shaped.pieces, exchange, ctx),
+        }
+    return {
+        "type": "message",
+        "id": ids.item_id(ctx.key, "msg", 0),  # the message is always the first output item
+        "status": "incomplete" if status == "incomplete" else "completed",
+        "role": "assistant",
+        "content": [part],
+    }
+
+
+def _function_call(call: ToolCall, ctx: RenderContext, index: int) -> dict[str, Any]:
+    # `call.id` is always set by shape(); the `or ""` only satisfies the type checker.
+    return {
+        "type": "function_call",
+        "id": ids.item_id(ctx.key, "fc", index),
+        "call_id": call.id or "",
+        "name": call.name,
+        "arguments": call.arguments,
+        "status": "completed",
+    }
+
+
+def _logprobs(
+    pieces: Sequence[str], exchange: Exchange, ctx: RenderContext
+) -> list[dict[str, Any]]:
+    """`output_text.logprobs` in the spec's `LogProb` shape, or [] when not requested."""
+    if not exchange.logprobs:
+        return []
+    # The same key as chat's first choice: one conversation gets the same numbers on both.
+    return logprobs.chat(pieces, ctx.key + bytes([0]), exchange.top_logprobs)
+
+
+# --- render: the event stream --------------------------------------------------------------------
+
+
+class _Events:
+    """The frames of one stream; `sequence_number` counts every event of it from 0."""
+
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+
+    def emit(self, kind: str, **fields: Any) -> None:
+        """Append one event: `event: <kind>` and JSON that repeats the kind as `type`."""
+        event = {"type": kind, **fields, "sequence_number": len(self.frames)}
+        self.frames.append(sse.named_frame(kind, jsonbytes.dumps(event)))
+
+
+def _stream(response: dict[str, Any], shaped: Shaped) -> EventStream:
+    """The event sequence that builds `response` item by item (wire contract section 12)."""
+    events = _Events()
+    # The lifecycle events carry the same response (same id), still empty and in progress.
+    # The API sends `usage: null` here, but the spec's `usage` is not nullable: leaving it out
+    # satisfies both the spec and the SDKs (a missing field reads as None).
+    opening = {
+        **{key: value for key, value in response.items() if key != "usage"},
+        "status": "in_progress",
+        "completed_at": None,
+        "incomplete_details": None,
+        "output": [],
+    }
+    events.emit("response.created", response=opening)
+    events.emit("response.in_progress", response=opening)
+    for index, item in enumerate(response["output"]):
+        if item["type"] == "message":
+            _stream_message(events, index, item, shaped.pieces)
+        else:
+            _stream_function_call(events, index, item)
+    terminal = "response.completed" if response["status"] == "completed" else "response.incomplete"
+    events.emit(terminal, response=response)
+    return EventStream(frames=events.frames, tail=1, error_frame=error_event)
+
+
+def _stream_message(
+    events: _Events, index: int, item: dict[str, Any], pieces: Sequence[str]
+) -> None:
+    """added -> content_part.added -> deltas -> done -> content_part.done -> output_item.done."""
+    events.emit(
+        "response.output_item.added",
+        output_index=index,
+        item={**item, "status": "in_progress", "content": []},
+    )
+    part = item["content"][0]
+    where = {"item_id": item["id"], "output_index": index, "content_index": 0}
+    if part["type"] == "refusal":
+        events.emit("response.content_part.added", **where, part={"type": "refusal", "refusal": ""})
+        for piece in pieces:
+            events.emit("response.refusal.delta", **where, delta=piece)
+        events.emit("response.refusal.done", **where, refusal=part["refusal"])
+    else:
+        empty = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+        # The SDK helper appends this part; a delta before it raises IndexError in the client.
+        events.emit("response.content_part.added", **where, part=empty)
+        entries = part["logprobs"]
+        for step, piece in enumerate(pieces):
+            step_logprobs = _event_logprobs(entries[step : step + 1])
+            events.emit("response.output_text.delta", **where, delta=piece, logprobs=step_logprobs)
+        events.emit(
+            "response.output_text.done",
+            **where,
+            text=part["text"],
+            logprobs=_event_logprobs(entries),
+        )
+    events.emit("response.content_part.done", **where, part=part)
+    events.emit("response.output_item.done", output_index=index, item=item)
+
+
+def _stream_function_call(events: _Events, index: int, item: dict[str, Any]) -> None:
+    """added (empty arguments) -> argument deltas -> arguments.done -> output_item.done."""
+    events.emit(
+        "response.output_item.added",
+        output_index=index,
+        item={**item, "arguments": "", "status": "in_progress"},
+    )
+    # The API streams arguments a few characters at a time; token pieces are a faithful stand-in.
+    arguments = item["arguments"]
+    for piece in tokens.split(arguments) if arguments else ():
+        events.emit(
+            "response.function_call_arguments.delta",
+            item_id=item["id"],
+            output_index=index,
+            delta=piece,
+        )
+    events.emit(
+        "response.function_call_arguments.done",
+        item_id=item["id"],
+        name=item["name"],
+        output_index=index,
+        arguments=arguments,
+    )
+    events.emit("response.output_item.done", output_index=index, item=item)
+
+
+def _event_logprobs(entries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Stream events use the spec's `ResponseLogProb` (no `bytes`), unlike the output item."""
+    return [
+        {
+            "token": entry["token"],
+            "logprob": entry["logprob"],
+            "top_logprobs": [
+                {"token": alt["token"], "logprob": alt["logprob"]} for alt in entry["top_logprobs"]
+            ],
+        }
+        for entry in entries
+    ]
+
+
+def error_event(sequence_number: int, message: str = SERVER_ERROR_MESSAGE) -> bytes:
+    """The spec's in-stream `error` event, numbered where the delivery stage injects it.
+
+    This is the shape the SDKs know (`ResponseErrorEvent`), not chat's `{"error": {...}}` chunk:
+    Python yields it without raising, Node throws on the `error` event name.
+    """
+    event = {
+        "type": "error",
+        "code": "server_error",
+        "message": message,
+        "param": None,
+        "sequence_number": sequence_number,
+    }
+    return sse.named_frame("error", jsonbytes.dumps(event))
+
+
+CODEC = Codec(Endpoint.RESPONSES, "/responses", parse, render)

@@ -1,0 +1,153 @@
+"""The `mockai` command: `mockai serve` runs the server, `mockai check` validates files.
+
+Every option also reads a `MOCKAI_*` environment variable; options given on the command line win
+(see mockai.config for the precedence rule).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from mockai import __version__
+from mockai.config import RECORD_MODES, Config
+from mockai.errors import MockaiError, ServerError
+from mockai.server import create_app
+
+log = logging.getLogger("mockai")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for documentation and tests)."""
+    parser = argparse.ArgumentParser(
+        prog="mockai",
+        description="A test double for the OpenAI API.",
+    )
+    parser.add_argument("--version", action="version", version=f"mockai {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the server (Ctrl-C to stop)")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 8000; 0 picks a free one)")
+    serve.add_argument(
+        "--seed", type=int, help="seed for generated text, ids and chaos (default 0)"
+    )
+    serve.add_argument(
+        "--models",
+        help="comma-separated model ids to serve; others get 404 model_not_found",
+    )
+    serve.add_argument(
+        "--strict-requests",
+        action="store_true",
+        default=None,
+        help="reject unknown request fields and enum values the way the API does",
+    )
+    serve.add_argument(
+        "--require-api-key", metavar="KEY", help="answer 401 unless this key is sent"
+    )
+    serve.add_argument(
+        "--record-mode", choices=RECORD_MODES, help=argparse.SUPPRESS
+    )  # arrives with cassettes
+    serve.add_argument(
+        "--quiet", action="store_true", help="no per-request log lines (faster under load)"
+    )
+
+    check = commands.add_parser("check", help="validate scenario files and cassettes")
+    check.add_argument("paths", nargs="+", metavar="PATH")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Config:
+    """defaults < MOCKAI_* environment < command line."""
+    config = Config.from_env(environ)
+    models = tuple(m.strip() for m in args.models.split(",") if m.strip()) if args.models else None
+    return config.merged(
+        host=args.host,
+        port=args.port,
+        seed=args.seed,
+        models=models,
+        strict_requests=args.strict_requests,
+        require_api_key=args.require_api_key,
+        log_requests=False if args.quiet else None,
+    )
+
+
+def banner(config: Config, port: int) -> str:
+    """What `mockai serve` prints when it is ready."""
+    base = f"http://{config.host}:{port}"
+    return "\n".join(
+        [
+            f"mockai {__version__} listening on {base} (seed {config.seed})",
+            f"  OPENAI_BASE_URL={base}/v1",
+            (
+                "  POST /v1/chat/completions  /v1/completions  /v1/responses  /v1/embeddings"
+                "  /v1/moderations"
+            ),
+            "  GET  /v1/models  /v1/models/{id}",
+            "  admin: /_mockai/health  /_mockai/requests  /_mockai/reset",
+            "  answers: generated (deterministic for the seed)",
+            "Press Ctrl-C to stop.",
+        ]
+    )
+
+
+async def serve(config: Config) -> None:
+    """Serve until SIGINT or SIGTERM, then shut down cleanly."""
+    app = create_app(config)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
+    await runner.setup()
+    site = web.TCPSite(runner, config.host, config.port)
+    try:
+        await site.start()
+    except OSError as error:
+        await runner.cleanup()
+        raise ServerError(f"cannot listen on {config.host}:{config.port}: {error}") from None
+    port = next(a[1] for a in runner.addresses if isinstance(a, tuple))
+    print(banner(config, port), flush=True)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows
+            loop.add_signal_handler(sig, stopping.set)
+    try:
+        await stopping.wait()
+    finally:
+        print("mockai: shutting down", file=sys.stderr, flush=True)
+        await runner.cleanup()
+
+
+def _configure_logging(config: Config) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s", "%H:%M:%S"))
+    root = logging.getLogger("mockai")
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `mockai` console script and `python -m mockai`."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "check":
+            return _check(args.paths)
+        config = config_from_args(args)
+        _configure_logging(config)
+        asyncio.run(serve(config))
+    except MockaiError as error:
+        print(f"mockai: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # Ctrl-C before the signal handlers were installed
+        pass
+    return 0
+
+
+def _check(paths: Sequence[str]) -> int:
+    print("mockai check: nothing to validate yet", file=sys.stderr)
+    return 0

@@ -1,0 +1,89 @@
+"""Write an answer to the socket, applying timing and transport faults.
+
+The only stage that sleeps or touches the connection. Pacing follows an absolute schedule
+(`start + ttft + i * chunk_delay`, with seeded jitter) rather than sleeping relative amounts, so
+that errors do not accumulate over a long stream and timing stays accurate under load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Mapping
+
+from aiohttp import web
+
+from mockai.faults import Faults
+from mockai.reply import Timing
+from mockai.wire.outgoing import Body, EventStream, Outgoing
+
+
+def processing_ms(arrived: float) -> str:
+    """The `openai-processing-ms` value: time since the request arrived."""
+    return str(max(int((time.monotonic() - arrived) * 1000), 0))
+
+
+async def deliver(
+    request: web.Request,
+    outgoing: Outgoing,
+    headers: dict[str, str],
+    *,
+    arrived: float,
+    timing: Timing,
+    faults: Faults,
+) -> web.StreamResponse:
+    """Send `outgoing` for `request` with the given headers, timing and faults."""
+    if timing.latency > 0:
+        await asyncio.sleep(timing.latency)
+    headers["openai-processing-ms"] = processing_ms(arrived)
+    if isinstance(outgoing, Body):
+        return _body(outgoing, headers)
+    return await _stream(request, outgoing, headers, timing, faults)
+
+
+def _body(outgoing: Body, headers: Mapping[str, str]) -> web.Response:
+    response = web.Response(
+        status=outgoing.status, body=outgoing.body, headers={**headers, **outgoing.headers}
+    )
+    response.content_type = outgoing.content_type.split(";")[0]
+    return response
+
+
+async def _stream(
+    request: web.Request,
+    outgoing: EventStream,
+    headers: Mapping[str, str],
+    timing: Timing,
+    faults: Faults,
+) -> web.StreamResponse:
+    response = web.StreamResponse(status=outgoing.status, headers={**headers, **outgoing.headers})
+    response.headers["Content-Type"] = outgoing.content_type
+    response.headers["Cache-Control"] = "no-cache"
+    await response.prepare(request)
+    if not timing.paced and outgoing.offsets is None:
+        # Nothing to pace: one write is far cheaper than one per chunk, and the bytes are equal.
+        await response.write(b"".join(outgoing.frames))
+    else:
+        await _paced(response, outgoing, timing)
+    await response.write_eof()
+    return response
+
+
+async def _paced(response: web.StreamResponse, outgoing: EventStream, timing: Timing) -> None:
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    rng = random.Random(timing.seed)
+    due = start + timing.ttft
+    for index, frame in enumerate(outgoing.frames):
+        if outgoing.offsets is not None:
+            due = start + timing.ttft + outgoing.offsets[index]
+        elif index > 0:
+            gap = timing.chunk_delay
+            if timing.jitter:
+                gap *= 1.0 + timing.jitter * (2.0 * rng.random() - 1.0)
+            due += max(gap, 0.0)
+        delay = due - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await response.write(frame)

@@ -1,0 +1,84 @@
+"""Per-request keys that make generated output reproducible.
+
+`content_key` depends on the seed and on what the request *asks* (model, messages, tools, ...),
+not on how the answer is presented (`stream`, `n`, `max_tokens`, `stop`, ...): the same question
+gets the same text streamed or not, and a truncated answer is a prefix of the full one.
+`request_key` adds the presentation fields back, identifying the exact request; `Occurrences`
+numbers repeats of the same exact request so that ids still differ between them, while staying
+independent of the order in which *different* requests arrive.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+from mockai.wire import jsonbytes
+
+# Fields that change how an answer is presented or billed, not what it says.
+PRESENTATION_FIELDS = frozenset(
+    {
+        "stream",
+        "stream_options",
+        "n",
+        "max_tokens",
+        "max_completion_tokens",
+        "max_output_tokens",
+        "stop",
+        "logprobs",
+        "top_logprobs",
+        "echo",
+        "encoding_format",
+        "dimensions",
+        "user",
+        "metadata",
+        "store",
+        "service_tier",
+        "safety_identifier",
+        "prompt_cache_key",
+        "previous_response_id",
+    }
+)
+
+
+def content_key(seed: int, endpoint: str, body: Mapping[str, Any]) -> bytes:
+    """A 32-byte key for what this request asks, under this seed."""
+    asked = {k: v for k, v in body.items() if k not in PRESENTATION_FIELDS}
+    material = f"{seed}|{endpoint}|".encode() + jsonbytes.canonical(asked)
+    return hashlib.blake2b(material, digest_size=32).digest()
+
+
+def request_key(key: bytes, body: Mapping[str, Any]) -> bytes:
+    """`key` refined by the presentation fields: identifies the exact request, for its ids."""
+    shown = {k: v for k, v in body.items() if k in PRESENTATION_FIELDS}
+    if not shown:
+        return key
+    return hashlib.blake2b(jsonbytes.canonical(shown), key=key, digest_size=32).digest()
+
+
+def occurrence_key(key: bytes, occurrence: int) -> bytes:
+    """The key for the n-th repeat (from 0) of the same request."""
+    if occurrence == 0:
+        return key
+    return hashlib.blake2b(occurrence.to_bytes(8, "big"), key=key, digest_size=32).digest()
+
+
+class Occurrences:
+    """Counts how often each content key was seen (bounded: a long load test must not leak)."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self._limit = limit
+        self._seen: dict[bytes, int] = {}
+
+    def next(self, key: bytes) -> int:
+        """How many times `key` was seen before this call."""
+        count = self._seen.get(key, 0)
+        if count == 0 and len(self._seen) >= self._limit:
+            self._seen.clear()  # rare; repeats after this start their numbering over
+        self._seen[key] = count + 1
+        return count
+
+    def clear(self) -> None:
+        """Forget every count (a server reset)."""
+        self._seen.clear()

@@ -1,0 +1,131 @@
+"""The journal: what came in, what answered it, what went out, and when.
+
+Bounded (the oldest entries go first), so a long load test cannot grow memory without limit, and
+thread-safe, because the pytest plugin reads it from the test's thread while the server's event
+loop writes it. Secrets in request headers are redacted before they are stored.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from mockai.wire import jsonbytes
+from mockai.wire.outgoing import Body, EventStream, Outgoing
+
+REDACTED_HEADERS = frozenset(
+    {"authorization", "api-key", "x-api-key", "openai-organization", "openai-project", "cookie"}
+)
+
+
+def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Request headers with credentials replaced, safe to keep and to show."""
+    return {
+        name.lower(): ("<redacted>" if name.lower() in REDACTED_HEADERS else value)
+        for name, value in headers.items()
+    }
+
+
+@dataclass(slots=True)
+class JournalEntry:
+    """One request and its answer."""
+
+    seq: int
+    request_id: str
+    method: str
+    path: str
+    received_at: float  # wall clock (time.time()), for people
+    arrived: float  # monotonic clock, for measuring gaps between attempts
+    headers: dict[str, str]
+    body: Any  # the parsed JSON body, or the raw text when it was not JSON
+    endpoint: str | None = None
+    model: str | None = None
+    stream: bool = False
+    source: str = ""  # rule | scenario | cassette | upstream | generator | error | admin
+    rule: str | None = None  # the rule or cassette entry that answered
+    status: int = 0
+    faults: list[str] = field(default_factory=list)
+    error: dict[str, Any] | None = None  # the error object sent, for error answers
+    duration_ms: float = 0.0
+    response: Outgoing | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def retry_count(self) -> int | None:
+        """The SDK's `x-stainless-retry-count` (0 on the first attempt), if the client sent it."""
+        value = self.headers.get("x-stainless-retry-count")
+        return int(value) if value is not None and value.isdigit() else None
+
+    def response_json(self) -> Any:
+        """The JSON body sent (non-streaming answers), or None."""
+        if isinstance(self.response, Body):
+            try:
+                return jsonbytes.loads(self.response.body)
+            except ValueError:
+                return None
+        return None
+
+    def response_events(self) -> list[bytes]:
+        """The SSE frames sent (streaming answers), or an empty list."""
+        return list(self.response.frames) if isinstance(self.response, EventStream) else []
+
+    def as_json(self) -> dict[str, Any]:
+        """A JSON-friendly view (what `GET /_mockai/requests` returns)."""
+        return {
+            "seq": self.seq,
+            "request_id": self.request_id,
+            "method": self.method,
+            "path": self.path,
+            "received_at": self.received_at,
+            "arrived": self.arrived,
+            "headers": self.headers,
+            "body": self.body,
+            "endpoint": self.endpoint,
+            "model": self.model,
+            "stream": self.stream,
+            "source": self.source,
+            "rule": self.rule,
+            "status": self.status,
+            "faults": self.faults,
+            "error": self.error,
+            "duration_ms": round(self.duration_ms, 3),
+            "retry_count": self.retry_count,
+            "warnings": self.warnings,
+        }
+
+
+class Journal:
+    """A bounded, thread-safe log of JournalEntry."""
+
+    def __init__(self, maxlen: int = 1000) -> None:
+        self._entries: deque[JournalEntry] = deque(maxlen=maxlen)
+        self._lock = threading.Lock()
+        self._seq = 0
+
+    def next_seq(self) -> int:
+        """A sequence number for a new entry (1, 2, ...)."""
+        with self._lock:
+            self._seq += 1
+            return self._seq
+
+    def add(self, entry: JournalEntry) -> None:
+        """Record a finished exchange."""
+        with self._lock:
+            self._entries.append(entry)
+
+    def entries(self) -> list[JournalEntry]:
+        """A snapshot, oldest first."""
+        with self._lock:
+            return list(self._entries)
+
+    def clear(self) -> None:
+        """Forget every entry (sequence numbers keep counting)."""
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)

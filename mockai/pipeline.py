@@ -1,0 +1,215 @@
+"""The request pipeline: parse -> decide -> render -> deliver -> journal, for every endpoint.
+
+One function runs the stages for all generating endpoints; the codecs it is given are pure. Every
+answer, errors included, carries the API's standard headers, and every failure becomes an
+OpenAI-shaped error: a bug in mockai is logged with its traceback and answered with a 500 in the
+API's shape, never with an HTML page or a dropped connection.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from mockai.api.base import Codec, ParseContext, RenderContext
+from mockai.deliver import deliver
+from mockai.errors import ApiError
+from mockai.exchange import Exchange
+from mockai.faults import NO_FAULTS
+from mockai.fingerprint import content_key, occurrence_key, request_key
+from mockai.journal import JournalEntry, redact_headers
+from mockai.reply import NO_TIMING, Plan
+from mockai.state import STATE, ServerState
+from mockai.wire import errors, ids, jsonbytes
+from mockai.wire.outgoing import Body, Outgoing
+
+log = logging.getLogger("mockai")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def generating_handler(codec: Codec) -> Handler:
+    """The aiohttp handler running the whole pipeline for one endpoint."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        return await run(request, codec)
+
+    return handle
+
+
+async def run(request: web.Request, codec: Codec) -> web.StreamResponse:
+    """Serve one request to a generating endpoint."""
+    state = request.app[STATE]
+    entry = await _begin(request, state)
+    entry.endpoint = codec.endpoint.value
+    plan: Plan | None = None
+    limits: dict[str, str] = {}
+    try:
+        _check_auth(state, request)
+        body = _parse_json(entry)
+        exchange = codec.parse(
+            body, ParseContext(request.headers, state.catalog, state.config.strict_requests)
+        )
+        entry.model, entry.stream = exchange.model, exchange.stream
+        limits = state.ratelimits.charge(exchange.model, _billed_tokens(exchange), time.monotonic())
+        key = content_key(state.config.seed, codec.endpoint.value, body)
+        plan = await state.decider.decide(exchange, key)
+        outgoing = _render(state, codec, plan, exchange, key)
+    except ApiError as error:
+        outgoing = error_body(error)
+        limits.update(error.headers)
+        entry.error = error.body()["error"]
+    except Exception:  # a bug in mockai: say so in the API's shape, keep the traceback in the log
+        log.exception("mockai failed while answering %s %s", request.method, request.path)
+        internal = ApiError(500, "mockai internal error (see the server log)", type="server_error")
+        outgoing = error_body(internal)
+        entry.error = internal.body()["error"]
+    if plan is not None:
+        entry.source, entry.rule = plan.source, plan.name
+        entry.faults = plan.faults.names()
+    else:
+        entry.source = "error"
+    return await _finish(request, state, entry, outgoing, limits, plan)
+
+
+def _render(
+    state: ServerState, codec: Codec, plan: Plan, exchange: Exchange, key: bytes
+) -> Outgoing:
+    if plan.recorded is not None:
+        return plan.recorded
+    reply = plan.reply
+    assert reply is not None, "a Plan has either a reply or a recording"
+    if reply.error is not None:
+        raise reply.error
+    exact = request_key(key, exchange.body)
+    ids_key = occurrence_key(exact, state.occurrences.next(exact))
+    ctx = RenderContext(ids_key, state.config.created, state.config.honor_base64)
+    return codec.render(reply, exchange, ctx)
+
+
+def _billed_tokens(exchange: Exchange) -> int:
+    # Like the API, count the prompt plus the most the answer may use against the token budget.
+    return exchange.prompt_tokens + (exchange.max_tokens or 0)
+
+
+async def _begin(request: web.Request, state: ServerState) -> JournalEntry:
+    raw = await request.read()
+    return JournalEntry(
+        seq=state.journal.next_seq(),
+        request_id=ids.request_id(),
+        method=request.method,
+        path=request.path,
+        received_at=time.time(),
+        arrived=time.monotonic(),
+        headers=redact_headers(request.headers),
+        body=raw,
+    )
+
+
+def _parse_json(entry: JournalEntry) -> Any:
+    raw = entry.body
+    try:
+        entry.body = jsonbytes.loads(raw)
+    except ValueError:
+        entry.body = raw.decode("utf-8", "replace")
+        raise errors.invalid_json() from None
+    return entry.body
+
+
+def _check_auth(state: ServerState, request: web.Request) -> None:
+    required = state.config.require_api_key
+    if required is None:
+        return
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    if not header or scheme.lower() != "bearer" or not given.strip():
+        raise errors.missing_api_key()
+    if given.strip() != required:
+        raise errors.incorrect_api_key(given.strip())
+
+
+def error_body(error: ApiError) -> Body:
+    """The wire form of an ApiError."""
+    return Body(error.status, jsonbytes.dumps(error.body()))
+
+
+def standard_headers(request_id: str, limits: dict[str, str]) -> dict[str, str]:
+    """Headers every answer carries (processing time is added when the headers are sent)."""
+    headers = {"x-request-id": request_id, "openai-version": "2020-10-01"}
+    headers.update(limits)
+    return headers
+
+
+async def _finish(
+    request: web.Request,
+    state: ServerState,
+    entry: JournalEntry,
+    outgoing: Outgoing,
+    limits: dict[str, str],
+    plan: Plan | None,
+) -> web.StreamResponse:
+    if not limits or "x-ratelimit-limit-requests" not in limits:
+        limits = {**state.ratelimits.peek(entry.model or "*", time.monotonic()), **limits}
+    headers = standard_headers(entry.request_id, limits)
+    if plan is not None and plan.reply is not None and plan.reply.warnings:
+        entry.warnings = list(plan.reply.warnings)
+        headers["x-mockai-warning"] = " | ".join(plan.reply.warnings)
+    entry.status = outgoing.status
+    entry.response = outgoing
+    try:
+        return await deliver(
+            request,
+            outgoing,
+            headers,
+            arrived=entry.arrived,
+            timing=plan.timing if plan is not None else NO_TIMING,
+            faults=plan.faults if plan is not None else NO_FAULTS,
+        )
+    finally:
+        entry.duration_ms = (time.monotonic() - entry.arrived) * 1000
+        state.journal.add(entry)
+        if state.config.log_requests:
+            _log_line(state, entry)
+
+
+def _log_line(state: ServerState, entry: JournalEntry) -> None:
+    answered = entry.source + (f":{entry.rule}" if entry.rule else "")
+    extra = f" faults={','.join(entry.faults)}" if entry.faults else ""
+    state.access_log.info(
+        "%s %s %d %s%s %.1fms %s%s",
+        entry.method,
+        entry.path,
+        entry.status,
+        entry.model or "-",
+        " stream" if entry.stream else "",
+        entry.duration_ms,
+        answered,
+        extra,
+    )
+
+
+async def simple(
+    request: web.Request, produce: Callable[[ServerState], Outgoing]
+) -> web.StreamResponse:
+    """Serve a non-generating request (models, 404s, 405s) with the standard headers and journal."""
+    state = request.app[STATE]
+    entry = await _begin(request, state)
+    entry.source = "static"
+    try:
+        _check_auth(state, request)
+        outgoing = produce(state)
+    except ApiError as error:
+        outgoing = error_body(error)
+        entry.error = error.body()["error"]
+    if request.body_exists and isinstance(entry.body, bytes):
+        try:
+            entry.body = jsonbytes.loads(entry.body)
+        except ValueError:
+            entry.body = entry.body.decode("utf-8", "replace")
+    else:
+        entry.body = None
+    return await _finish(request, state, entry, outgoing, {}, None)

@@ -1,0 +1,83 @@
+"""The URL map: every API route under `/v1` and at the root, 405s for wrong methods, 404s last."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from aiohttp import web
+
+from mockai import pipeline
+from mockai.api import chat, completions, embeddings, models, moderations, responses
+from mockai.api.base import Codec
+from mockai.exchange import Endpoint
+from mockai.wire import errors
+
+PREFIXES = ("/v1", "")
+
+
+def codecs() -> dict[Endpoint, Codec]:
+    """The generating endpoints, by name."""
+    return {
+        codec.endpoint: codec
+        for codec in (
+            chat.CODEC,
+            completions.CODEC,
+            embeddings.CODEC,
+            responses.CODEC,
+            moderations.CODEC,
+        )
+    }
+
+
+async def _method_not_allowed(request: web.Request) -> web.StreamResponse:
+    return await pipeline.simple(
+        request,
+        lambda state: pipeline.error_body(errors.invalid_method(request.method, request.path)),
+    )
+
+
+async def _not_found(request: web.Request) -> web.StreamResponse:
+    return await pipeline.simple(
+        request, lambda state: pipeline.error_body(errors.invalid_url(request.method, request.path))
+    )
+
+
+async def _list_models(request: web.Request) -> web.StreamResponse:
+    return await pipeline.simple(request, lambda state: models.list_models(state.catalog))
+
+
+async def _retrieve_model(request: web.Request) -> web.StreamResponse:
+    model_id = request.match_info["model"]
+    return await pipeline.simple(
+        request, lambda state: models.retrieve_model(state.catalog, model_id)
+    )
+
+
+async def _delete_model(request: web.Request) -> web.StreamResponse:
+    model_id = request.match_info["model"]
+    return await pipeline.simple(
+        request, lambda state: models.delete_model(state.catalog, model_id)
+    )
+
+
+def add_api_routes(app: web.Application, endpoint_codecs: Iterable[Codec]) -> None:
+    """Register the OpenAI routes, each with a catch-all 405 for other methods."""
+    endpoint_codecs = list(endpoint_codecs)
+    for prefix in PREFIXES:
+        for codec in endpoint_codecs:
+            resource = app.router.add_resource(prefix + codec.path)
+            resource.add_route("POST", pipeline.generating_handler(codec))
+            resource.add_route("*", _method_not_allowed)
+        listing = app.router.add_resource(prefix + "/models")
+        listing.add_route("GET", _list_models)
+        listing.add_route("*", _method_not_allowed)
+        # `.+`, not the default `[^{}/]+`: unencoded ids such as `meta-llama/llama-3.3-70b` work.
+        one = app.router.add_resource(prefix + "/models/{model:.+}")
+        one.add_route("GET", _retrieve_model)
+        one.add_route("DELETE", _delete_model)
+        one.add_route("*", _method_not_allowed)
+
+
+def add_catch_all(app: web.Application) -> None:
+    """Anything else is the API's 404 `Invalid URL (METHOD /path)`; register last."""
+    app.router.add_route("*", "/{tail:.*}", _not_found)

@@ -1,0 +1,40 @@
+"""The state one server owns, stored on its aiohttp application under an AppKey (never globals)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from mockai.api.base import Codec
+from mockai.catalog import Catalog
+from mockai.config import Config
+from mockai.decide import Decider
+from mockai.exchange import Endpoint
+from mockai.fingerprint import Occurrences
+from mockai.journal import Journal
+from mockai.ratelimit import RateLimits
+
+
+@dataclass
+class ServerState:
+    """Everything the pipeline reads and updates while serving."""
+
+    config: Config
+    catalog: Catalog
+    decider: Decider
+    journal: Journal
+    ratelimits: RateLimits
+    codecs: dict[Endpoint, Codec]
+    occurrences: Occurrences = field(default_factory=Occurrences)
+    access_log: logging.Logger = field(default_factory=lambda: logging.getLogger("mockai.access"))
+
+    def reset(self) -> None:
+        """Forget what was served: journal, rate-limit usage, repeat counters."""
+        self.journal.clear()
+        self.ratelimits.clear()
+        self.occurrences.clear()
+
+
+STATE = web.AppKey("mockai_state", ServerState)

@@ -1,0 +1,1 @@
+"""pytest-mockai: a fresh mockai server per test (the `mockai` fixture)."""

@@ -1,0 +1,41 @@
+"""Shared fixtures: a real mockai server on 127.0.0.1 and real OpenAI clients pointed at it.
+
+Every answer a `server` fixture sent is validated against the official OpenAPI spec at teardown
+(see conformance.check_entry), so the whole suite doubles as a conformance run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import conformance
+import openai
+import pytest
+import pytest_asyncio
+
+from mockai import MockServer
+
+API_KEY = "sk-test-0000"
+
+
+@pytest.fixture
+def server() -> Iterator[MockServer]:
+    """A fresh server with the embedded defaults (fallback generation, seed 0)."""
+    with MockServer(log_requests=False) as running:
+        yield running
+        for entry in running.requests:
+            conformance.check_entry(entry)
+
+
+@pytest.fixture
+def client(server: MockServer) -> Iterator[openai.OpenAI]:
+    """The real sync SDK, no retries (tests that exercise retries configure their own)."""
+    with openai.OpenAI(base_url=server.url, api_key=API_KEY, max_retries=0) as sdk:
+        yield sdk
+
+
+@pytest_asyncio.fixture
+async def aclient(server: MockServer) -> AsyncIterator[openai.AsyncOpenAI]:
+    """The real async SDK, no retries."""
+    async with openai.AsyncOpenAI(base_url=server.url, api_key=API_KEY, max_retries=0) as sdk:
+        yield sdk

@@ -1,0 +1,107 @@
+"""`mockai serve` as users run it: a real process, the banner, env vars, clean shutdown."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from mockai.cli import main
+
+
+def _start(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str, str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mockai", "serve", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    assert process.stdout is not None
+    banner = ""
+    while "Press Ctrl-C" not in banner:
+        line = process.stdout.readline()
+        if not line:
+            raise AssertionError(banner + (process.stderr.read() if process.stderr else ""))
+        banner += line
+    match = re.search(r"listening on (http://\S+)", banner)
+    assert match, banner
+    return process, match.group(1), banner
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[subprocess.Popen[str], str, str]]:
+    process, url, banner = _start(
+        "--seed", "5", env={"MOCKAI_MODELS": "gpt-4o-mini,text-embedding-3-small"}
+    )
+    yield process, url, banner
+    if process.poll() is None:
+        process.kill()
+    process.communicate()  # reaps the process and closes its pipes
+
+
+def test_serve_answers_models_with_no_configuration(
+    served: tuple[subprocess.Popen[str], str, str],
+) -> None:
+    _, url, _ = served
+    response = httpx.get(url + "/v1/models")
+    assert response.status_code == 200
+    assert [m["id"] for m in response.json()["data"]] == [
+        "gpt-4o-mini",
+        "text-embedding-3-small",
+    ]  # env var
+    chat = httpx.post(
+        url + "/v1/chat/completions",
+        json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
+    )
+    assert chat.status_code == 200
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signals_shut_down_cleanly(
+    served: tuple[subprocess.Popen[str], str, str], sig: signal.Signals
+) -> None:
+    process, url, _ = served
+    httpx.get(url + "/v1/models")
+    process.send_signal(sig)
+    _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 0
+    assert "Traceback" not in stderr
+    assert "shutting down" in stderr
+    assert "GET /v1/models 200" in stderr  # the one-line request log
+
+
+def test_banner_lists_endpoints(served: tuple[subprocess.Popen[str], str, str]) -> None:
+    _, url, banner = served
+    for needle in (
+        "/v1/chat/completions",
+        "/v1/embeddings",
+        "/v1/responses",
+        "/v1/models",
+        "seed 5",
+    ):
+        assert needle in banner
+    assert f"OPENAI_BASE_URL={url}/v1" in banner
+
+
+def test_bad_env_value_is_a_clear_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MOCKAI_PORT", "eighty")
+    assert main(["serve"]) == 2
+    assert "port: 'eighty' is not a valid int" in capsys.readouterr().err
+
+
+def test_port_in_use_is_a_clear_error(
+    served: tuple[subprocess.Popen[str], str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, url, _ = served
+    port = url.rsplit(":", 1)[1]
+    assert main(["serve", "--port", port, "--quiet"]) == 2
+    assert "cannot listen" in capsys.readouterr().err

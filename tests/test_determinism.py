@@ -1,0 +1,114 @@
+"""Same seed + same request -> the same bytes, whatever the order of requests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from mockai import MockServer
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+
+REQUESTS: list[tuple[str, dict[str, Any]]] = [
+    (
+        "/chat/completions",
+        {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello"}]},
+    ),
+    (
+        "/chat/completions",
+        {
+            "model": "gpt-4o-mini",
+            "messages": [{"role": "user", "content": "Hello"}],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        },
+    ),
+    (
+        "/chat/completions",
+        {
+            "model": "gpt-4o",
+            "messages": [{"role": "user", "content": "Weather in Paris?"}],
+            "tools": [WEATHER],
+            "tool_choice": "required",
+            "n": 2,
+        },
+    ),
+    (
+        "/chat/completions",
+        {
+            "model": "gpt-4o",
+            "messages": [{"role": "user", "content": "json pls"}],
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": "x",
+                    "schema": {
+                        "type": "object",
+                        "properties": {"a": {"type": "integer"}, "b": {"type": "string"}},
+                        "required": ["a", "b"],
+                    },
+                },
+            },
+        },
+    ),
+    (
+        "/completions",
+        {"model": "gpt-3.5-turbo-instruct", "prompt": ["one", "two"], "n": 2, "logprobs": 2},
+    ),
+    (
+        "/embeddings",
+        {"model": "text-embedding-3-small", "input": ["cats", "dogs"], "encoding_format": "float"},
+    ),
+    (
+        "/embeddings",
+        {
+            "model": "text-embedding-3-small",
+            "input": "cats",
+            "encoding_format": "base64",
+            "dimensions": 64,
+        },
+    ),
+    ("/responses", {"model": "gpt-4o-mini", "input": "Hello"}),
+    ("/responses", {"model": "gpt-4o-mini", "input": "Hello", "stream": True}),
+    ("/moderations", {"input": ["I will kill you", "nice day"]}),
+]
+
+
+def _bodies(seed: int, order: list[int]) -> dict[int, bytes]:
+    with (
+        MockServer(seed=seed, log_requests=False) as server,
+        httpx.Client(base_url=server.url) as http,
+    ):
+        return {i: http.post(REQUESTS[i][0], json=REQUESTS[i][1]).content for i in order}
+
+
+def test_same_seed_same_bytes_in_any_order() -> None:
+    forward = _bodies(7, list(range(len(REQUESTS))))
+    backward = _bodies(7, list(reversed(range(len(REQUESTS)))))
+    for index in forward:
+        assert forward[index] == backward[index], REQUESTS[index]
+
+
+def test_different_seed_different_text() -> None:
+    assert _bodies(7, [0])[0] != _bodies(8, [0])[0]
+
+
+def test_repeated_request_same_text_new_ids() -> None:
+    with (
+        MockServer(seed=3, log_requests=False) as server,
+        httpx.Client(base_url=server.url) as http,
+    ):
+        first, second = (http.post(REQUESTS[0][0], json=REQUESTS[0][1]).json() for _ in range(2))
+    assert first["choices"] == second["choices"]
+    assert first["id"] != second["id"]
