@@ -7,8 +7,10 @@ that keyword, so it is folded into `type` before validation (otherwise valid `nu
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -174,3 +176,14 @@ def _parse_frame(frame: bytes) -> tuple[str | None, str]:
         elif line.startswith("data: "):
             data_lines.append(line[6:])
     return event, "\n".join(data_lines)
+
+
+@contextlib.contextmanager
+def checked_server(**options: Any) -> Iterator[Any]:
+    """A running MockServer whose every answer is validated against the spec when it stops."""
+    from mockai import MockServer
+
+    with MockServer(log_requests=False, **options) as server:
+        yield server
+        for entry in server.requests:
+            check_entry(entry)

@@ -21,10 +21,8 @@ API_KEY = "sk-test-0000"
 @pytest.fixture
 def server() -> Iterator[MockServer]:
     """A fresh server with the embedded defaults (fallback generation, seed 0)."""
-    with MockServer(log_requests=False) as running:
+    with conformance.checked_server() as running:
         yield running
-        for entry in running.requests:
-            conformance.check_entry(entry)
 
 
 @pytest.fixture

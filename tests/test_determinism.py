@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-
-from mockai import MockServer
+from conformance import checked_server
 
 WEATHER = {
     "type": "function",
@@ -87,7 +86,7 @@ REQUESTS: list[tuple[str, dict[str, Any]]] = [
 
 def _bodies(seed: int, order: list[int]) -> dict[int, bytes]:
     with (
-        MockServer(seed=seed, log_requests=False) as server,
+        checked_server(seed=seed) as server,
         httpx.Client(base_url=server.url) as http,
     ):
         return {i: http.post(REQUESTS[i][0], json=REQUESTS[i][1]).content for i in order}
@@ -106,7 +105,7 @@ def test_different_seed_different_text() -> None:
 
 def test_repeated_request_same_text_new_ids() -> None:
     with (
-        MockServer(seed=3, log_requests=False) as server,
+        checked_server(seed=3) as server,
         httpx.Client(base_url=server.url) as http,
     ):
         first, second = (http.post(REQUESTS[0][0], json=REQUESTS[0][1]).json() for _ in range(2))

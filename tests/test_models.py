@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import openai
 import pytest
+from conformance import checked_server
 
 from mockai import MockServer
 
@@ -52,7 +53,7 @@ def test_delete_fine_tuned_model(client: openai.OpenAI) -> None:
 
 
 def test_configured_models_restrict_everything() -> None:
-    with MockServer(models=("gpt-4o-mini", "text-embedding-3-small"), log_requests=False) as server:
+    with checked_server(models=("gpt-4o-mini", "text-embedding-3-small")) as server:
         client = openai.OpenAI(base_url=server.url, api_key="x", max_retries=0)
         assert [m.id for m in client.models.list()] == ["gpt-4o-mini", "text-embedding-3-small"]
         assert client.models.retrieve("gpt-4o-mini").id == "gpt-4o-mini"

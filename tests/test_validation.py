@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from conformance import checked_server
 
 from mockai import MockServer
 
@@ -356,7 +357,10 @@ def test_unknown_fields_accepted_unless_strict(http: httpx.Client) -> None:
         "service_tier": "turbo",
     }
     assert http.post(CHAT, json=body).status_code == 200
-    with MockServer(strict_requests=True) as strict, httpx.Client(base_url=strict.base_url) as raw:
+    with (
+        checked_server(strict_requests=True) as strict,
+        httpx.Client(base_url=strict.base_url) as raw,
+    ):
         response = raw.post(CHAT, json=body)
         assert response.status_code == 400
         error = _error(response)
@@ -411,7 +415,7 @@ def test_status_maps_to_sdk_exception(status: int, exception: type[Exception]) -
 
 
 def test_missing_api_key_when_required() -> None:
-    with MockServer(require_api_key="sk-right", log_requests=False) as server:
+    with checked_server(require_api_key="sk-right") as server:
         response = httpx.post(
             server.url + "/chat/completions", json={"model": "m", "messages": OK_MESSAGES}
         )

@@ -32,8 +32,9 @@ Limits, on purpose:
   so a non-null value is the one that is valid under both readings.
 * `pattern` has Python `re` semantics, as in jsonschema. rstr expands it; a pattern rstr cannot
   expand (backreferences to unknown groups, some lookarounds) falls back to checked candidates.
-* Unknown `format`s are ignored; known ones come from mockai's own generators (Faker only adds
-  flavour to emails and URLs), so they pass jsonschema's format checkers.
+* Unknown `format`s are ignored. For known ones a name-based value (a `birthday`'s birth date) is
+  kept only if well-formed; otherwise mockai's own generators make one that passes jsonschema's
+  format checkers. A format that conflicts with `pattern` or the length bounds may fail.
 
 Determinism: every random choice goes through the `rng` argument; a Faker, when given, is reseeded
 from it first. Nothing uses `hash()` of strings (set order of strings varies between processes),
@@ -472,6 +473,9 @@ class _Generator:
         if high is not None and low > high:
             raise SchemaGenerationError(f"needs {low} items but at most {high}", pointer=flat.ptr)
         count = self.array_length(flat, low, high, len(prefix))
+        # Forced `contains` matches can overshoot maxContains: every other retry, chance decides.
+        if "maxContains" in node and flat.attempt % 2 == 1:
+            needed = 0
         first = min(len(prefix), count - needed)  # `contains` items go after the tuple part
         seen: set[Any] | None = set() if node.get("uniqueItems") is True else None
         out: list[Any] = []

@@ -1,0 +1,63 @@
+"""Embeddings through the real SDK: the SDK's default base64, floats, dimensions, and retrieval."""
+
+from __future__ import annotations
+
+import math
+
+import openai
+import pytest
+
+MODEL = "text-embedding-3-small"
+
+DOCUMENTS = [
+    "Cats are small domesticated felines that purr and love to nap in the sun.",
+    "The stock market fell sharply as interest rates rose and investors sold bonds.",
+    "Python is a programming language with dynamic typing and a large standard library.",
+    "Heavy rain and thunderstorms are expected across the region this weekend.",
+]
+
+
+def _cosine(a: list[float], b: list[float]) -> float:
+    return sum(x * y for x, y in zip(a, b, strict=True))
+
+
+def test_default_base64_equals_float(client: openai.OpenAI) -> None:
+    decoded = client.embeddings.create(model=MODEL, input=["hello world", "cats"])
+    floats = client.embeddings.create(
+        model=MODEL, input=["hello world", "cats"], encoding_format="float"
+    )
+    assert [d.index for d in decoded.data] == [0, 1]
+    for a, b in zip(decoded.data, floats.data, strict=True):
+        assert len(a.embedding) == 1536
+        assert a.embedding == pytest.approx(b.embedding, abs=1e-6)
+        assert math.isclose(math.fsum(x * x for x in b.embedding), 1.0, abs_tol=1e-5)
+    assert floats.usage.prompt_tokens == floats.usage.total_tokens > 0
+
+
+def test_dimensions_and_token_inputs(client: openai.OpenAI) -> None:
+    short = client.embeddings.create(model="text-embedding-3-large", input="hi", dimensions=256)
+    assert len(short.data[0].embedding) == 256
+    tokens = client.embeddings.create(
+        model=MODEL, input=[[1, 2, 3], [1, 2, 3]], encoding_format="float"
+    )
+    assert tokens.data[0].embedding == tokens.data[1].embedding
+
+
+def test_rag_retrieval_finds_the_right_document(client: openai.OpenAI) -> None:
+    docs = [d.embedding for d in client.embeddings.create(model=MODEL, input=DOCUMENTS).data]
+    queries = {
+        "Tell me about cats": 0,
+        "Why did the market and bonds fall?": 1,
+        "Which programming language has a standard library?": 2,
+        "Will there be rain this weekend?": 3,
+    }
+    for query, expected in queries.items():
+        vector = client.embeddings.create(model=MODEL, input=query).data[0].embedding
+        ranked = sorted(range(len(docs)), key=lambda i: -_cosine(vector, docs[i]))
+        assert ranked[0] == expected, query
+
+
+@pytest.mark.asyncio
+async def test_async(aclient: openai.AsyncOpenAI) -> None:
+    result = await aclient.embeddings.create(model=MODEL, input="async")
+    assert len(result.data[0].embedding) == 1536
