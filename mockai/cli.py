@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from mockai import __version__
+from mockai.check import check_paths
 from mockai.config import RECORD_MODES, Config
 from mockai.errors import MockaiError, ServerError
 from mockai.server import create_app
@@ -34,29 +35,87 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the server (Ctrl-C to stop)")
-    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port (default 8000; 0 picks a free one)")
-    serve.add_argument(
+    serving = serve.add_argument_group("serving")
+    serving.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serving.add_argument("--port", type=int, help="port (default 8000; 0 picks a free one)")
+    serving.add_argument("--workers", type=int, help="processes sharing the port (default 1)")
+    serving.add_argument(
+        "--require-api-key", metavar="KEY", help="answer 401 unless this key is sent"
+    )
+    serving.add_argument(
+        "--quiet", action="store_true", help="no per-request log lines (faster under load)"
+    )
+
+    answers = serve.add_argument_group("answers")
+    answers.add_argument(
         "--seed", type=int, help="seed for generated text, ids and chaos (default 0)"
     )
-    serve.add_argument(
-        "--models",
-        help="comma-separated model ids to serve; others get 404 model_not_found",
+    answers.add_argument(
+        "--models", help="comma-separated model ids to serve; others get 404 model_not_found"
     )
-    serve.add_argument(
+    answers.add_argument(
         "--strict-requests",
         action="store_true",
         default=None,
         help="reject unknown request fields and enum values the way the API does",
     )
-    serve.add_argument(
-        "--require-api-key", metavar="KEY", help="answer 401 unless this key is sent"
+    answers.add_argument(
+        "--scenario",
+        action="append",
+        metavar="PATH",
+        help="scenario file or folder (repeatable; folders load in name order)",
     )
-    serve.add_argument(
-        "--record-mode", choices=RECORD_MODES, help=argparse.SUPPRESS
-    )  # arrives with cassettes
-    serve.add_argument(
-        "--quiet", action="store_true", help="no per-request log lines (faster under load)"
+    answers.add_argument(
+        "--fallback",
+        choices=("generate", "error"),
+        help="what a request matching nothing gets (default: error once rules or a cassette load)",
+    )
+    answers.add_argument(
+        "--strict",
+        action="store_true",
+        default=None,
+        help="scripted JSON / tool arguments that break the request's schema are errors",
+    )
+
+    chaos = serve.add_argument_group("faults")
+    chaos.add_argument(
+        "--chaos", metavar="SPEC", help="fault rates, e.g. rate_limit=0.1,server_error=0.02"
+    )
+    chaos.add_argument(
+        "--latency", metavar="SPEC", help="latency before headers, e.g. 200ms or 100ms-300ms"
+    )
+    chaos.add_argument("--limits", metavar="SPEC", help="rate-limit budgets, e.g. rpm=60,tpm=40000")
+
+    tapes = serve.add_argument_group("cassettes")
+    tapes.add_argument(
+        "--cassette", metavar="PATH", help="cassette file or folder to replay / record"
+    )
+    tapes.add_argument(
+        "--record-mode", choices=RECORD_MODES, help="vcrpy record mode (default none)"
+    )
+    tapes.add_argument(
+        "--upstream", metavar="URL", help="OpenAI-compatible base URL to record from"
+    )
+    tapes.add_argument(
+        "--replay-speed", type=float, help="0: as fast as possible (default); 1: recorded pace"
+    )
+    tapes.add_argument(
+        "--match-on", metavar="FIELDS", help="comma-separated request matchers for replay"
+    )
+    tapes.add_argument(
+        "--allow-repeats",
+        action="store_true",
+        default=None,
+        help="replay an interaction more than once",
+    )
+    tapes.add_argument(
+        "--record-errors",
+        action="store_true",
+        default=None,
+        help="also record upstream 4xx/5xx answers",
+    )
+    tapes.add_argument(
+        "--redact", action="append", metavar="REGEX", help="extra pattern scrubbed from cassettes"
     )
 
     check = commands.add_parser("check", help="validate scenario files and cassettes")
@@ -67,16 +126,34 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Config:
     """defaults < MOCKAI_* environment < command line."""
     config = Config.from_env(environ)
-    models = tuple(m.strip() for m in args.models.split(",") if m.strip()) if args.models else None
     return config.merged(
         host=args.host,
         port=args.port,
-        seed=args.seed,
-        models=models,
-        strict_requests=args.strict_requests,
+        workers=args.workers,
         require_api_key=args.require_api_key,
         log_requests=False if args.quiet else None,
+        seed=args.seed,
+        models=_split(args.models),
+        strict_requests=args.strict_requests,
+        scenarios=tuple(args.scenario) if args.scenario else None,
+        fallback=args.fallback,
+        strict=args.strict,
+        chaos=args.chaos,
+        latency=args.latency,
+        limits=args.limits,
+        cassette=args.cassette,
+        record_mode=args.record_mode,
+        upstream=args.upstream,
+        replay_speed=args.replay_speed,
+        match_on=_split(args.match_on),
+        allow_repeats=args.allow_repeats,
+        record_errors=args.record_errors,
+        redact=tuple(args.redact) if args.redact else None,
     )
+
+
+def _split(text: str | None) -> tuple[str, ...] | None:
+    return tuple(part.strip() for part in text.split(",") if part.strip()) if text else None
 
 
 def banner(config: Config, port: int) -> str:
@@ -149,5 +226,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _check(paths: Sequence[str]) -> int:
-    print("mockai check: nothing to validate yet", file=sys.stderr)
+    """Print every problem as `file:line: message`; exit 1 if there is any."""
+    problems = check_paths(paths)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        print(f"mockai check: {len(problems)} problem(s)", file=sys.stderr)
+        return 1
+    print(f"mockai check: {len(list(paths))} path(s) OK")
     return 0

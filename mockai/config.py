@@ -25,22 +25,37 @@ DEFAULT_CREATED = 1735689600  # 2025-01-01T00:00:00Z
 class Config:
     """Everything a mockai server needs to know; see the module docstring for precedence."""
 
+    # --- serving
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
+    workers: int = 1
+    require_api_key: str | None = None
+    log_requests: bool = True
+    journal_size: int = 1000
+    # --- what to answer
     seed: int = 0
+    models: tuple[str, ...] | None = None  # None: any model id is answered
+    strict_requests: bool = False  # reject unknown fields / enum values as the API does
+    honor_base64: bool = True  # base64 embeddings when asked (the spec only knows floats)
+    created: int = DEFAULT_CREATED  # the `created` timestamp written into bodies
+    # --- scenarios (rules)
     scenarios: tuple[str, ...] = ()
+    fallback: str | None = None  # generate | error; None: generate unless rules/cassettes load
+    no_match_status: int = 400  # a 4xx the SDKs do not retry
+    strict: bool = False  # stale fixtures (invalid scripted JSON / tool args) are errors
+    # --- faults
+    chaos: Mapping[str, float] = field(default_factory=dict)  # fault name -> rate
+    latency: str | None = None  # default latency before headers, e.g. "200ms" or "100ms-300ms"
+    limits: str | None = None  # rate-limit budgets, e.g. "rpm=60,tpm=10000" or "gpt-4o:rpm=3"
+    # --- cassettes
     cassette: str | None = None
     record_mode: str = "none"
     upstream: str | None = None
-    chaos: Mapping[str, float] = field(default_factory=dict)
-    require_api_key: str | None = None
-    workers: int = 1
-    strict_requests: bool = False
-    models: tuple[str, ...] | None = None
-    journal_size: int = 1000
-    honor_base64: bool = True
-    log_requests: bool = True
-    created: int = DEFAULT_CREATED
+    replay_speed: float = 0.0  # 0: as fast as possible; 1: the recorded pace
+    match_on: tuple[str, ...] | None = None  # None: method, path, body
+    allow_repeats: bool = False
+    record_errors: bool = False  # also record upstream 4xx/5xx answers
+    redact: tuple[str, ...] = ()  # extra regexes whose matches are scrubbed from cassettes
 
     def merged(self, **changes: Any) -> Config:
         """A copy with `changes` applied (None values are ignored: "not given")."""
@@ -84,11 +99,14 @@ _BOOLEAN_WORDS = {
 
 def _from_text(name: str, raw: str) -> Any:
     """Parse an environment variable's text for option `name`."""
-    if name in ("scenarios", "models"):
+    if name in _LISTS:
         return tuple(part for part in raw.replace(os.pathsep, ",").split(",") if part.strip())
     if name == "chaos":
         return parse_rates(raw)
     return raw
+
+
+_LISTS = frozenset({"scenarios", "models", "match_on", "redact"})
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -96,19 +114,23 @@ def _coerce(name: str, value: Any) -> Any:
     try:
         if kind == "int":
             return _int(value)
+        if kind == "float":
+            return float(value)
         if kind == "bool":
             return _bool(value)
     except ValueError:
         raise ConfigError(f"{name}: {value!r} is not a valid {kind}") from None
-    if name in ("scenarios", "models") and isinstance(value, (str, os.PathLike)):
+    if name in _LISTS and isinstance(value, (str, os.PathLike)):
         return (os.fspath(value),)
-    if name in ("scenarios", "models"):
+    if name in _LISTS:
         return tuple(os.fspath(v) for v in value)
+    if name == "fallback" and value not in ("generate", "error"):
+        raise ConfigError(f"fallback: {value!r} is not valid. Valid values are: generate, error")
     if name == "chaos" and isinstance(value, str):
         return parse_rates(value)
     if name == "record_mode":
         return validate_record_mode(str(value))
-    if name in ("port", "workers", "journal_size") and value < 0:
+    if name in ("port", "workers", "journal_size", "replay_speed") and value < 0:
         raise ConfigError(f"{name}: must not be negative, got {value}")
     return value
 

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from mockai.faults import Faults
 from mockai.reply import Timing
-from mockai.wire.outgoing import Body, EventStream, Outgoing
+from mockai.wire.outgoing import Body, EventStream, Outgoing, Relay
 
 
 def processing_ms(arrived: float) -> str:
@@ -39,7 +39,26 @@ async def deliver(
     headers["openai-processing-ms"] = processing_ms(arrived)
     if isinstance(outgoing, Body):
         return _body(outgoing, headers)
+    if isinstance(outgoing, Relay):
+        return await _relay(request, outgoing, headers)
     return await _stream(request, outgoing, headers, timing, faults)
+
+
+async def _relay(
+    request: web.Request, outgoing: Relay, headers: Mapping[str, str]
+) -> web.StreamResponse:
+    """Pass an upstream answer on as it arrives: the client sees the upstream's real timing."""
+    response = web.StreamResponse(status=outgoing.status, headers={**outgoing.headers, **headers})
+    response.headers["Content-Type"] = outgoing.content_type
+    try:
+        await response.prepare(request)
+        async for chunk in outgoing.chunks:
+            await response.write(chunk)
+        await response.write_eof()
+    finally:
+        if outgoing.finish is not None:
+            await outgoing.finish()
+    return response
 
 
 def _body(outgoing: Body, headers: Mapping[str, str]) -> web.Response:

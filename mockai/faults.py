@@ -6,8 +6,14 @@ connection). Connection faults replace the response entirely.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from enum import Enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mockai.exchange import Exchange
+    from mockai.reply import Plan
 
 
 class FaultType(str, Enum):
@@ -84,3 +90,14 @@ class Faults:
 
 
 NO_FAULTS = Faults()
+
+
+class FaultPlanner:
+    """Adds faults and timing to a Plan: per-request headers, global chaos rates, defaults.
+
+    The pipeline calls `apply` on every plan after the sources decided what to answer.
+    """
+
+    def apply(self, plan: Plan, exchange: Exchange, headers: Mapping[str, str]) -> Plan:
+        """`plan` with the faults and timing that apply to this request."""
+        return plan

@@ -58,6 +58,7 @@ async def run(request: web.Request, codec: Codec) -> web.StreamResponse:
         limits = state.ratelimits.charge(exchange.model, _billed_tokens(exchange), time.monotonic())
         key = content_key(state.config.seed, codec.endpoint.value, body)
         plan = await state.decider.decide(exchange, key)
+        plan = state.faults.apply(plan, exchange, request.headers)
         outgoing = _render(state, codec, plan, exchange, key)
     except ApiError as error:
         outgoing = error_body(error)
@@ -87,7 +88,7 @@ def _render(
         raise reply.error
     exact = request_key(key, exchange.body)
     ids_key = occurrence_key(exact, state.occurrences.next(exact))
-    ctx = RenderContext(ids_key, state.config.created, state.config.honor_base64)
+    ctx = RenderContext(ids_key, state.config.created, state.config.honor_base64, state.config.seed)
     return codec.render(reply, exchange, ctx)
 
 

@@ -24,6 +24,7 @@ from mockai.errors import ServerError
 from mockai.generate.fallback import FallbackGenerator
 from mockai.journal import Journal, JournalEntry
 from mockai.ratelimit import RateLimits
+from mockai.sources import build_sources
 from mockai.state import STATE, ServerState
 
 T = TypeVar("T")
@@ -32,9 +33,16 @@ T = TypeVar("T")
 MAX_BODY = 64 * 1024 * 1024
 
 
-def create_app(config: Config | None = None, sources: Sequence[Source] = ()) -> web.Application:
-    """A ready-to-run aiohttp application answering like the OpenAI API."""
+def create_app(
+    config: Config | None = None, sources: Sequence[Source] | None = None
+) -> web.Application:
+    """A ready-to-run aiohttp application answering like the OpenAI API.
+
+    `sources` default to those the configuration describes (rules, scenarios, cassettes).
+    """
     config = config or Config()
+    if sources is None:
+        sources = build_sources(config)
     catalog = Catalog(config.models)
     generator = FallbackGenerator(config.seed, catalog)
     state = ServerState(
@@ -87,7 +95,11 @@ class MockServer:
     __test__ = False  # not a test class, whatever pytest thinks of the name
 
     def __init__(
-        self, config: Config | None = None, *, sources: Sequence[Source] = (), **options: Any
+        self,
+        config: Config | None = None,
+        *,
+        sources: Sequence[Source] | None = None,
+        **options: Any,
     ) -> None:
         base = config or Config(port=0)
         self.config = base.merged(**options)

@@ -12,6 +12,7 @@ from mockai.catalog import Catalog
 from mockai.config import Config
 from mockai.decide import Decider
 from mockai.exchange import Endpoint
+from mockai.faults import FaultPlanner
 from mockai.fingerprint import Occurrences
 from mockai.journal import Journal
 from mockai.ratelimit import RateLimits
@@ -27,6 +28,7 @@ class ServerState:
     journal: Journal
     ratelimits: RateLimits
     codecs: dict[Endpoint, Codec]
+    faults: FaultPlanner = field(default_factory=FaultPlanner)
     occurrences: Occurrences = field(default_factory=Occurrences)
     access_log: logging.Logger = field(default_factory=lambda: logging.getLogger("mockai.access"))
 

@@ -32,6 +32,7 @@ class RenderContext:
     key: bytes
     created: int
     honor_base64: bool = True
+    seed: int = 0  # the server's seed, for anything a scripted reply leaves to be generated
 
 
 Parse = Callable[[Any, ParseContext], Exchange]

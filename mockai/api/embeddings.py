@@ -16,7 +16,7 @@ from mockai.api import common
 from mockai.api.base import Codec, ParseContext, RenderContext
 from mockai.api.fieldrules import invalid_value, type_error
 from mockai.api.shaping import usage_numbers
-from mockai.catalog import Catalog, ModelInfo
+from mockai.catalog import ModelInfo, infer
 from mockai.errors import ApiError
 from mockai.exchange import Endpoint, Exchange
 from mockai.generate import embeddings
@@ -173,7 +173,7 @@ def _dimensions(value: Any, info: ModelInfo) -> int | None:
 
 def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
     """The `list` of `embedding` objects for `reply`, in the requested encoding."""
-    vectors = _vectors(reply, exchange)
+    vectors = _vectors(reply, exchange, ctx.seed)
     as_base64 = exchange.encoding_format == "base64" and ctx.honor_base64
     items = b",".join(_item(index, vector, as_base64) for index, vector in enumerate(vectors))
     prompt, _, total = usage_numbers(reply, exchange.prompt_tokens, 0)
@@ -187,9 +187,9 @@ def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
     return Body(200, body)
 
 
-def _vectors(reply: Reply, exchange: Exchange) -> list[Sequence[float]]:
+def _vectors(reply: Reply, exchange: Exchange, seed: int) -> list[Sequence[float]]:
     """One vector per input, cut to `dimensions` when the request asked for fewer."""
-    given = reply.embeddings or _generated(exchange).embeddings
+    given = reply.embeddings or _generated(exchange, seed).embeddings
     if not given:
         return []
     # A rule may script fewer vectors than inputs: cycle through them, as choices cycle.
@@ -201,12 +201,10 @@ def _vectors(reply: Reply, exchange: Exchange) -> list[Sequence[float]]:
     return [embeddings.truncate(v, size) if len(v) > size else v for v in vectors]
 
 
-def _generated(exchange: Exchange) -> Reply:
-    # Normally the fallback generator has filled `reply.embeddings` with the server's seed; a rule
-    # that scripts no vectors gets seed 0 at the model's native size (not known to the renderer
-    # otherwise, hence the unrestricted catalog).
-    native = Catalog().get(exchange.model).dimensions
-    return embeddings.reply_for(exchange, native, 0)
+def _generated(exchange: Exchange, seed: int) -> Reply:
+    # Normally the fallback generator has filled `reply.embeddings`; a rule that scripts no
+    # vectors gets them here, at the model's native size.
+    return embeddings.reply_for(exchange, infer(exchange.model).dimensions, seed)
 
 
 def _item(index: int, vector: Sequence[float], as_base64: bool) -> bytes:

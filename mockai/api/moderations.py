@@ -106,16 +106,15 @@ def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
     body = {
         "id": ids.moderation_id(ctx.key),
         "model": exchange.model,
-        "results": _results(reply, exchange),
+        "results": _results(reply, exchange, ctx.seed),
     }
     return Body(200, jsonbytes.dumps(body))
 
 
-def _results(reply: Reply, exchange: Exchange) -> list[Mapping[str, Any]]:
+def _results(reply: Reply, exchange: Exchange, seed: int) -> list[Mapping[str, Any]]:
     """The generated results, or the scripted ones completed (a rule may give only categories)."""
-    # Seed 0 here: the fallback generator normally supplies results made with the server's seed.
-    generated = moderation.reply_for(exchange, 0).moderation or ()
     scripted = reply.moderation
+    generated = moderation.reply_for(exchange, seed).moderation or ()
     if not scripted:
         return list(generated)
     # Like choices, scripted results cycle when the request has more inputs than the rule gave.

@@ -1,8 +1,8 @@
-"""The rendered answer, ready for delivery: a whole body, or a list of SSE frames."""
+"""The answer, ready for delivery: a whole body, a list of SSE frames, or a live relay."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 JSON_CONTENT_TYPE = "application/json"
@@ -39,4 +39,19 @@ class EventStream:
     error_frame: Callable[[int], bytes] | None = None
 
 
-Outgoing = Body | EventStream
+@dataclass(frozen=True, slots=True)
+class Relay:
+    """An answer still arriving from an upstream server, passed on chunk by chunk as it comes.
+
+    `chunks` yields the body's bytes; whoever made the Relay (the recording proxy) observes them
+    on the way to keep a copy. `finish` is awaited once the client got everything (or went away).
+    """
+
+    status: int
+    chunks: AsyncIterator[bytes]
+    content_type: str = JSON_CONTENT_TYPE
+    headers: Mapping[str, str] = field(default_factory=dict)
+    finish: Callable[[], Awaitable[None]] | None = None
+
+
+Outgoing = Body | EventStream | Relay

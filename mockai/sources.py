@@ -1,0 +1,29 @@
+"""Assemble a server's answer sources from its configuration, in precedence order.
+
+1. runtime rules (added by tests or `POST /_mockai/rules`), 2. scenario rules (YAML files),
+3. cassette replay, 4. the upstream (recording proxy). The fallback generator is not a source: the
+Decider falls back to it (or to a no-match error) when none of these answers.
+"""
+
+from __future__ import annotations
+
+from mockai.config import Config
+from mockai.decide import Source
+
+
+def build_sources(config: Config) -> list[Source]:
+    """The configured sources, in the order they are asked."""
+    sources: list[Source] = []
+    sources.extend(_scenario_sources(config))
+    sources.extend(_cassette_sources(config))
+    return sources
+
+
+def _scenario_sources(config: Config) -> list[Source]:
+    # Filled in by the scenario package (runtime rules first, then the scenario files).
+    return []
+
+
+def _cassette_sources(config: Config) -> list[Source]:
+    # Filled in by the cassette package (replay, then the upstream in record modes).
+    return []
