@@ -16,6 +16,7 @@ from aiohttp import web
 
 from mockai.faults import Faults
 from mockai.reply import Timing
+from mockai.timing import StreamTiming
 from mockai.wire.outgoing import Body, EventStream, Outgoing, Relay
 
 
@@ -34,14 +35,15 @@ async def deliver(
     faults: Faults,
 ) -> web.StreamResponse:
     """Send `outgoing` for `request` with the given headers, timing and faults."""
-    if timing.latency > 0:
-        await asyncio.sleep(timing.latency)
+    rng = random.Random(timing.seed)
+    if timing.latency is not None:
+        await asyncio.sleep(timing.latency.sample(rng))
     headers["openai-processing-ms"] = processing_ms(arrived)
     if isinstance(outgoing, Body):
         return _body(outgoing, headers)
     if isinstance(outgoing, Relay):
         return await _relay(request, outgoing, headers)
-    return await _stream(request, outgoing, headers, timing, faults)
+    return await _stream(request, outgoing, headers, timing, faults, rng)
 
 
 async def _relay(
@@ -75,6 +77,7 @@ async def _stream(
     headers: Mapping[str, str],
     timing: Timing,
     faults: Faults,
+    rng: random.Random,
 ) -> web.StreamResponse:
     response = web.StreamResponse(status=outgoing.status, headers={**headers, **outgoing.headers})
     response.headers["Content-Type"] = outgoing.content_type
@@ -84,23 +87,25 @@ async def _stream(
         # Nothing to pace: one write is far cheaper than one per chunk, and the bytes are equal.
         await response.write(b"".join(outgoing.frames))
     else:
-        await _paced(response, outgoing, timing)
+        await _paced(response, outgoing, timing.stream or StreamTiming(), rng)
     await response.write_eof()
     return response
 
 
-async def _paced(response: web.StreamResponse, outgoing: EventStream, timing: Timing) -> None:
+async def _paced(
+    response: web.StreamResponse, outgoing: EventStream, pacing: StreamTiming, rng: random.Random
+) -> None:
     loop = asyncio.get_running_loop()
     start = loop.time()
-    rng = random.Random(timing.seed)
-    due = start + timing.ttft
+    ttft = pacing.ttft.sample(rng) if pacing.ttft is not None else 0.0
+    due = start + ttft
     for index, frame in enumerate(outgoing.frames):
         if outgoing.offsets is not None:
-            due = start + timing.ttft + outgoing.offsets[index]
-        elif index > 0:
-            gap = timing.chunk_delay
-            if timing.jitter:
-                gap *= 1.0 + timing.jitter * (2.0 * rng.random() - 1.0)
+            due = start + ttft + outgoing.offsets[index]
+        elif index > 0 and pacing.chunk_delay is not None:
+            gap = pacing.chunk_delay.sample(rng)
+            if pacing.jitter:
+                gap *= 1.0 + pacing.jitter * (2.0 * rng.random() - 1.0)
             due += max(gap, 0.0)
         delay = due - loop.time()
         if delay > 0:

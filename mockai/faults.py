@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mockai.exchange import Exchange
@@ -90,6 +90,39 @@ class Faults:
 
 
 NO_FAULTS = Faults()
+
+
+def parse_faults(value: Any) -> Faults:
+    """Faults from a mapping such as `{disconnect_after: 3, reset: true}`.
+
+    Counted faults take a chunk number >= 1 (`true` means 1); flags take `true`. A ValueError
+    says what is wrong, naming the valid faults.
+    """
+    if not isinstance(value, Mapping):
+        raise ValueError("faults is a mapping such as {disconnect_after: 3} or {reset: true}")
+    changes: dict[str, Any] = {}
+    for name, setting in value.items():
+        try:
+            kind = FaultType(name)
+        except ValueError:
+            valid = ", ".join(f.value for f in FaultType)
+            raise ValueError(f"'{name}' is not a fault. Valid faults are: {valid}") from None
+        changes[kind.value] = _fault_setting(kind, setting)
+    return Faults(**changes)
+
+
+def _fault_setting(kind: FaultType, setting: Any) -> int | bool | None:
+    if setting is False or setting is None:
+        return None if kind in COUNTED else False
+    if kind not in COUNTED:
+        if setting is not True:
+            raise ValueError(f"{kind.value} is a flag: use `{kind.value}: true`")
+        return True
+    if setting is True:
+        return 1
+    if isinstance(setting, int) and setting >= 1:
+        return setting
+    raise ValueError(f"{kind.value} takes a chunk number >= 1, got {setting!r}")
 
 
 class FaultPlanner:

@@ -15,6 +15,7 @@ from typing import Any
 
 from mockai.errors import ApiError
 from mockai.faults import Faults
+from mockai.timing import Delay, StreamTiming
 from mockai.wire.outgoing import Outgoing
 
 
@@ -62,23 +63,22 @@ class Reply:
 
 @dataclass(frozen=True, slots=True)
 class Timing:
-    """When to send: `latency` before headers, `ttft` before the first chunk, then pacing.
+    """When to send: `latency` before headers, then the stream's pacing.
 
-    Values are concrete seconds: distributions are sampled (with the seed) when the plan is made.
-    `chunk_delay` is the mean gap between stream chunks, `jitter` its relative spread (0.1 means
-    +/-10%), drawn from a generator seeded with `seed`.
+    Delays are distributions (mockai.timing), sampled by `deliver` with a generator seeded from
+    `seed`, so the same seed gives the same delays.
     """
 
-    latency: float = 0.0
-    ttft: float = 0.0
-    chunk_delay: float = 0.0
-    jitter: float = 0.0
+    latency: Delay | None = None
+    stream: StreamTiming | None = None
     seed: int = 0
 
     @property
     def paced(self) -> bool:
         """True when a stream must be written chunk by chunk rather than all at once."""
-        return self.ttft > 0 or self.chunk_delay > 0
+        return self.stream is not None and (
+            self.stream.ttft is not None or self.stream.chunk_delay is not None
+        )
 
 
 NO_TIMING = Timing()
