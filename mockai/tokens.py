@@ -9,6 +9,7 @@ are also what streams send, one per chunk, so `"".join(split(text)) == text` alw
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 
@@ -29,23 +30,29 @@ _WHOLE_WORD = 9
 _PIECE = 5
 
 
-def split(text: str) -> list[str]:
-    """Token-like pieces of `text`, in order; joined they give `text` back exactly."""
+@functools.lru_cache(maxsize=2048)
+def split(text: str) -> tuple[str, ...]:
+    """Token-like pieces of `text`, in order; joined they give `text` back exactly.
+
+    Cached: a load test renders the same answers over and over.
+    """
+    found: list[str] = _PRETOKEN.findall(text)
+    if not found or max(map(len, found)) <= _WHOLE_WORD:
+        return tuple(found)  # the common case: no long words to cut
     pieces: list[str] = []
-    for match in _PRETOKEN.finditer(text):
-        piece = match.group()
+    for piece in found:
         if len(piece) <= _WHOLE_WORD:
             pieces.append(piece)
         else:
             pieces.extend(piece[i : i + _PIECE] for i in range(0, len(piece), _PIECE))
-    return pieces
+    return tuple(pieces)
 
 
 def count(text: str) -> int:
     """Estimated number of tokens in `text`."""
     total = 0
-    for match in _PRETOKEN.finditer(text):
-        size = match.end() - match.start()
+    for piece in _PRETOKEN.findall(text):
+        size = len(piece)
         total += 1 if size <= _WHOLE_WORD else -(-size // _PIECE)
     return total
 

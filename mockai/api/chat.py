@@ -359,9 +359,9 @@ def _argument_deltas(s: Shaped) -> list[dict[str, Any]]:
     return out
 
 
-def _argument_pieces(arguments: str) -> list[str]:
+def _argument_pieces(arguments: str) -> tuple[str, ...]:
     # The API streams arguments a few characters at a time; token pieces are a faithful stand-in.
-    return tokens.split(arguments) if arguments else []
+    return tokens.split(arguments) if arguments else ()
 
 
 def _finish(s: Shaped) -> dict[str, Any]:

@@ -41,7 +41,7 @@ def _shape_one(index: int, choice: Choice, exchange: Exchange, key: bytes) -> Sh
     finish = "tool_calls" if choice.tool_calls else "stop"
     content = choice.content
     text = choice.refusal if choice.refusal is not None else content
-    pieces: list[str] = tokens.split(text) if text else []
+    pieces: tuple[str, ...] = tokens.split(text) if text else ()
     if content is not None and choice.refusal is None:
         content, pieces, cut = _apply_stop(content, pieces, exchange.stop)
         if exchange.max_tokens is not None and len(pieces) > exchange.max_tokens:
@@ -60,7 +60,7 @@ def _shape_one(index: int, choice: Choice, exchange: Exchange, key: bytes) -> Sh
     return Shaped(
         index=index,
         content=content,
-        pieces=tuple(pieces),
+        pieces=pieces,
         tool_calls=calls,
         refusal=choice.refusal,
         finish_reason=choice.finish_reason or finish,
@@ -69,8 +69,8 @@ def _shape_one(index: int, choice: Choice, exchange: Exchange, key: bytes) -> Sh
 
 
 def _apply_stop(
-    content: str, pieces: list[str], stops: tuple[str, ...]
-) -> tuple[str, list[str], bool]:
+    content: str, pieces: tuple[str, ...], stops: tuple[str, ...]
+) -> tuple[str, tuple[str, ...], bool]:
     """Cut `content` before the earliest stop sequence (the API never sends the stop itself)."""
     cut_at = min((i for i in (content.find(s) for s in stops) if i >= 0), default=-1)
     if cut_at < 0:

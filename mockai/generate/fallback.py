@@ -13,9 +13,8 @@ What it answers:
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
-
-from faker import Faker
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from mockai.catalog import Catalog
 from mockai.exchange import Endpoint, Exchange, Tool
@@ -29,14 +28,16 @@ def words(text: str) -> set[str]:
     return set(embeddings.words(text.replace("_", " ").replace("-", " ")))
 
 
+_CACHE_SIZE = 1024
+
+
 class FallbackGenerator:
     """Answers any request plausibly; one instance per server."""
-
-    _faker: Faker  # the shared Faker, set for the duration of `reply`
 
     def __init__(self, seed: int, catalog: Catalog) -> None:
         self.seed = seed
         self.catalog = catalog
+        self._cache: dict[tuple[bytes, int, Endpoint], Reply] = {}
         self._by_endpoint: dict[Endpoint, Callable[[Exchange, bytes], Reply]] = {
             Endpoint.CHAT: self._conversation,
             Endpoint.RESPONSES: self._conversation,
@@ -47,9 +48,16 @@ class FallbackGenerator:
 
     def reply(self, exchange: Exchange, key: bytes) -> Reply:
         """The generated answer for `exchange`; `key` is its content key."""
-        with prose.seeded_faker(int.from_bytes(key[16:24], "big")) as faker:
-            self._faker = faker
-            return self._by_endpoint[exchange.endpoint](exchange, key)
+        # The answer is a pure function of the key and the number of choices asked for, so load
+        # tests repeating a request skip the generation (Replies are immutable).
+        cache_key = (key, exchange.n, exchange.endpoint)
+        reply = self._cache.get(cache_key)
+        if reply is None:
+            reply = self._by_endpoint[exchange.endpoint](exchange, key)
+            if len(self._cache) >= _CACHE_SIZE:
+                self._cache.pop(next(iter(self._cache)))  # oldest first: dicts keep order
+            self._cache[cache_key] = reply
+        return reply
 
     # --- per endpoint ----------------------------------------------------------------------------
 
@@ -77,9 +85,11 @@ class FallbackGenerator:
     # --- building blocks -------------------------------------------------------------------------
 
     def _rng(self, key: bytes, index: int) -> random.Random:
-        rng = random.Random(int.from_bytes(key[:16], "big") + index)
-        self._faker.seed_instance(rng.getrandbits(64))
-        return rng
+        return random.Random(int.from_bytes(key[:16], "big") + index)
+
+    def _instance(self, schema_: Mapping[str, Any], rng: random.Random, context: str) -> Any:
+        with prose.seeded_faker(rng.getrandbits(64)) as faker:
+            return schema.instance(schema_, rng, faker=faker, context=context)
 
     def _choice(self, exchange: Exchange, rng: random.Random) -> Choice:
         tool = self._tool_to_call(exchange)
@@ -87,7 +97,7 @@ class FallbackGenerator:
             return Choice(tool_calls=(self._tool_call(tool, exchange, rng),))
         fmt = exchange.response_format
         if fmt is not None and fmt.kind == "json_schema" and fmt.schema is not None:
-            value = schema.instance(fmt.schema, rng, faker=self._faker, context=exchange.user_text)
+            value = self._instance(fmt.schema, rng, exchange.user_text)
             return Choice(content=jsonbytes.dumps_str(value))
         if fmt is not None and fmt.kind in ("json_object", "json_schema"):
             return Choice(content=jsonbytes.dumps_str({"answer": self._prose(rng)}))
@@ -118,7 +128,7 @@ class FallbackGenerator:
 
     def _tool_call(self, tool: Tool, exchange: Exchange, rng: random.Random) -> ToolCall:
         parameters = tool.parameters or {"type": "object", "properties": {}}
-        arguments = schema.instance(parameters, rng, faker=self._faker, context=exchange.user_text)
+        arguments = self._instance(parameters, rng, exchange.user_text)
         return ToolCall(name=tool.name, arguments=jsonbytes.dumps_str(arguments))
 
     def _answer(self, exchange: Exchange, rng: random.Random) -> str:
@@ -129,7 +139,4 @@ class FallbackGenerator:
         return prose
 
     def _prose(self, rng: random.Random) -> str:
-        sentences = [
-            self._faker.sentence(nb_words=rng.randint(6, 14)) for _ in range(rng.randint(2, 4))
-        ]
-        return " ".join(sentences)
+        return prose.sentences(rng, rng.randint(2, 4))
