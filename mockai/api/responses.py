@@ -419,6 +419,21 @@ class _Events:
         event = {"type": kind, **fields, "sequence_number": len(self.frames)}
         self.frames.append(sse.named_frame(kind, jsonbytes.dumps(event)))
 
+    def emit_delta(self, kind: str, where: bytes, piece: str, extra: bytes = b"") -> None:
+        """`emit(kind, **where, delta=piece, ...)` spliced from bytes: the hot path of a stream.
+
+        `where` is the JSON of the location fields (without braces), `extra` any fields after
+        `delta` (with their leading comma); the bytes are identical to what `emit` writes.
+        """
+        payload = b'{"type":"%s",%s,"delta":%s%s,"sequence_number":%d}' % (
+            kind.encode(),
+            where,
+            jsonbytes.string(piece),
+            extra,
+            len(self.frames),
+        )
+        self.frames.append(sse.named_frame(kind, payload))
+
 
 def _stream(response: dict[str, Any], shaped: Shaped) -> EventStream:
     """The event sequence that builds `response` item by item (wire contract section 12)."""
@@ -456,10 +471,11 @@ def _stream_message(
     )
     part = item["content"][0]
     where = {"item_id": item["id"], "output_index": index, "content_index": 0}
+    where_json = jsonbytes.dumps(where)[1:-1]
     if part["type"] == "refusal":
         events.emit("response.content_part.added", **where, part={"type": "refusal", "refusal": ""})
         for piece in pieces:
-            events.emit("response.refusal.delta", **where, delta=piece)
+            events.emit_delta("response.refusal.delta", where_json, piece)
         events.emit("response.refusal.done", **where, refusal=part["refusal"])
     else:
         empty = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
@@ -467,8 +483,15 @@ def _stream_message(
         events.emit("response.content_part.added", **where, part=empty)
         entries = part["logprobs"]
         for step, piece in enumerate(pieces):
-            step_logprobs = _event_logprobs(entries[step : step + 1])
-            events.emit("response.output_text.delta", **where, delta=piece, logprobs=step_logprobs)
+            if entries:
+                step_logprobs = _event_logprobs(entries[step : step + 1])
+                events.emit(
+                    "response.output_text.delta", **where, delta=piece, logprobs=step_logprobs
+                )
+            else:
+                events.emit_delta(
+                    "response.output_text.delta", where_json, piece, b',"logprobs":[]'
+                )
         events.emit(
             "response.output_text.done",
             **where,
@@ -488,13 +511,9 @@ def _stream_function_call(events: _Events, index: int, item: dict[str, Any]) -> 
     )
     # The API streams arguments a few characters at a time; token pieces are a faithful stand-in.
     arguments = item["arguments"]
+    where = jsonbytes.dumps({"item_id": item["id"], "output_index": index})[1:-1]
     for piece in tokens.split(arguments) if arguments else ():
-        events.emit(
-            "response.function_call_arguments.delta",
-            item_id=item["id"],
-            output_index=index,
-            delta=piece,
-        )
+        events.emit_delta("response.function_call_arguments.delta", where, piece)
     events.emit(
         "response.function_call_arguments.done",
         item_id=item["id"],

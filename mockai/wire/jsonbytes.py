@@ -6,12 +6,19 @@ import json
 from typing import Any
 
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+# What the encoder above uses for str values (the C implementation when available).
+_encode_string = json.encoder.encode_basestring
 _decoder = json.JSONDecoder()
 
 
 def dumps(value: Any) -> bytes:
     """Compact UTF-8 JSON, as the OpenAI API writes it."""
     return _encoder.encode(value).encode()
+
+
+def string(text: str) -> bytes:
+    """One JSON string, byte-identical to how `dumps` writes it (for splicing hot-path frames)."""
+    return _encode_string(text).encode()
 
 
 def dumps_str(value: Any) -> str:
