@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from aiohttp import web
 
 from mockai import __version__
@@ -11,7 +13,7 @@ PREFIX = "/_mockai"
 
 
 async def _health(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok", "version": __version__})
+    return web.json_response({"status": "ok", "version": __version__, "pid": os.getpid()})
 
 
 async def _requests(request: web.Request) -> web.Response:

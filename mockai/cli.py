@@ -7,20 +7,14 @@ Every option also reads a `MOCKAI_*` environment variable; options given on the 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import logging
-import signal
 import sys
 from collections.abc import Sequence
 
-from aiohttp import web
-
-from mockai import __version__
+from mockai import __version__, serving
 from mockai.check import check_paths
 from mockai.config import RECORD_MODES, Config
-from mockai.errors import MockaiError, ServerError
-from mockai.server import create_app
+from mockai.errors import MockaiError
 
 log = logging.getLogger("mockai")
 
@@ -156,50 +150,6 @@ def _split(text: str | None) -> tuple[str, ...] | None:
     return tuple(part.strip() for part in text.split(",") if part.strip()) if text else None
 
 
-def banner(config: Config, port: int) -> str:
-    """What `mockai serve` prints when it is ready."""
-    base = f"http://{config.host}:{port}"
-    return "\n".join(
-        [
-            f"mockai {__version__} listening on {base} (seed {config.seed})",
-            f"  OPENAI_BASE_URL={base}/v1",
-            (
-                "  POST /v1/chat/completions  /v1/completions  /v1/responses  /v1/embeddings"
-                "  /v1/moderations"
-            ),
-            "  GET  /v1/models  /v1/models/{id}",
-            "  admin: /_mockai/health  /_mockai/requests  /_mockai/reset",
-            "  answers: generated (deterministic for the seed)",
-            "Press Ctrl-C to stop.",
-        ]
-    )
-
-
-async def serve(config: Config) -> None:
-    """Serve until SIGINT or SIGTERM, then shut down cleanly."""
-    app = create_app(config)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
-    await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port)
-    try:
-        await site.start()
-    except OSError as error:
-        await runner.cleanup()
-        raise ServerError(f"cannot listen on {config.host}:{config.port}: {error}") from None
-    port = next(a[1] for a in runner.addresses if isinstance(a, tuple))
-    print(banner(config, port), flush=True)
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows
-            loop.add_signal_handler(sig, stopping.set)
-    try:
-        await stopping.wait()
-    finally:
-        print("mockai: shutting down", file=sys.stderr, flush=True)
-        await runner.cleanup()
-
-
 def _configure_logging(config: Config) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s", "%H:%M:%S"))
@@ -216,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _check(args.paths)
         config = config_from_args(args)
         _configure_logging(config)
-        asyncio.run(serve(config))
+        serving.run(config)
     except MockaiError as error:
         print(f"mockai: {error}", file=sys.stderr)
         return 2

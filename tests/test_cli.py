@@ -105,3 +105,24 @@ def test_port_in_use_is_a_clear_error(
     port = url.rsplit(":", 1)[1]
     assert main(["serve", "--port", port, "--quiet"]) == 2
     assert "cannot listen" in capsys.readouterr().err
+
+
+def test_workers_share_the_port_and_stop_together() -> None:
+    process, url, banner = _start("--workers", "2", "--quiet")
+    try:
+        assert "2 workers" in banner
+        pids = set()
+        for _ in range(60):  # a new connection each time: the kernel spreads them
+            with httpx.Client() as fresh:
+                pids.add(fresh.get(url + "/_mockai/health").json()["pid"])
+        assert len(pids) == 2
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=10)
+        assert process.returncode == 0
+        for pid in pids - {process.pid}:
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()

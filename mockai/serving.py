@@ -1,0 +1,114 @@
+"""Serving in the foreground, as `mockai serve` does: one process, or several sharing one socket.
+
+With `--workers N` the parent binds the port, forks N-1 children that bind it too with
+SO_REUSEPORT (the kernel spreads new connections evenly across the processes), serves itself, and
+on SIGINT/SIGTERM stops the children before exiting. Each process has its own journal, rules and
+rate-limit windows: admin endpoints answer for the process that got the request, so use one
+worker when tests inspect the server; several are for load tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sys
+
+from aiohttp import web
+
+from mockai import __version__
+from mockai.config import Config
+from mockai.errors import ServerError
+from mockai.server import create_app
+
+
+def banner(config: Config, port: int) -> str:
+    """What `mockai serve` prints when it is ready."""
+    base = f"http://{config.host}:{port}"
+    workers = f", {config.workers} workers" if config.workers > 1 else ""
+    return "\n".join(
+        [
+            f"mockai {__version__} listening on {base} (seed {config.seed}{workers})",
+            f"  OPENAI_BASE_URL={base}/v1",
+            (
+                "  POST /v1/chat/completions  /v1/completions  /v1/responses  /v1/embeddings"
+                "  /v1/moderations"
+            ),
+            "  GET  /v1/models  /v1/models/{id}",
+            "  admin: /_mockai/health  /_mockai/requests  /_mockai/reset",
+            "  answers: generated (deterministic for the seed)",
+            "Press Ctrl-C to stop.",
+        ]
+    )
+
+
+def listen(config: Config, port: int | None = None) -> socket.socket:
+    """The bound, listening socket (a ServerError if the address is taken)."""
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if config.workers > 1:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    port = config.port if port is None else port
+    try:
+        sock.bind((config.host, port))
+    except OSError as error:
+        sock.close()
+        raise ServerError(f"cannot listen on {config.host}:{port}: {error}") from None
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+async def serve_socket(config: Config, sock: socket.socket, *, announce: bool = True) -> None:
+    """Serve on `sock` until SIGINT or SIGTERM, then shut down cleanly."""
+    runner = web.AppRunner(create_app(config), access_log=None, shutdown_timeout=5.0)
+    await runner.setup()
+    await web.SockSite(runner, sock).start()
+    if announce:
+        print(banner(config, sock.getsockname()[1]), flush=True)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows
+            loop.add_signal_handler(sig, stopping.set)
+    try:
+        await stopping.wait()
+    finally:
+        if announce:
+            print("mockai: shutting down", file=sys.stderr, flush=True)
+        await runner.cleanup()
+
+
+def run(config: Config) -> None:
+    """Serve `config` in the foreground with `config.workers` processes."""
+    sock = listen(config)
+    port = sock.getsockname()[1]  # the real port, when 0 asked for a free one
+    children = [_fork_worker(config, port) for _ in range(max(config.workers, 1) - 1)]
+    try:
+        asyncio.run(serve_socket(config, sock))
+    finally:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        for pid in children:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+        sock.close()
+
+
+def _fork_worker(config: Config, port: int) -> int:
+    pid = os.fork()
+    if pid:
+        return pid
+    # The child: serve on its own socket bound to the same port until told to stop; it never
+    # returns into the caller's code.
+    code = 0
+    try:
+        asyncio.run(serve_socket(config, listen(config, port), announce=False))
+    except BaseException:
+        code = 1
+    finally:
+        os._exit(code)
