@@ -51,6 +51,7 @@ class JournalEntry:
     error: dict[str, Any] | None = None  # the error object sent, for error answers
     duration_ms: float = 0.0
     response: Outgoing | None = None
+    response_headers: dict[str, str] = field(default_factory=dict)  # what was sent (lower-case)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -93,6 +94,7 @@ class JournalEntry:
             "error": self.error,
             "duration_ms": round(self.duration_ms, 3),
             "retry_count": self.retry_count,
+            "response_headers": self.response_headers,
             "warnings": self.warnings,
         }
 

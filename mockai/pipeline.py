@@ -161,6 +161,7 @@ async def _finish(
         headers["x-mockai-warning"] = " | ".join(plan.reply.warnings)
     entry.status = outgoing.status
     entry.response = outgoing
+    entry.response_headers = {k.lower(): v for k, v in headers.items()}
     try:
         return await deliver(
             request,

@@ -1,0 +1,269 @@
+"""`MockaiFixture`: what the `mockai` fixture gives a test — the server, its rules, its journal,
+and assertions about how the client behaved (attempts, waits, retries)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_mockai.options import PLUGIN_KEYS
+
+if TYPE_CHECKING:
+    from mockai import MockServer
+    from mockai.journal import JournalEntry
+
+NO_MATCH = "mockai_no_match"
+# Statuses the OpenAI SDKs retry (wire contract section 2), unless `x-should-retry` says otherwise.
+RETRIED_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
+# The py 3.x SDK honours a server-given delay up to this; above it, it does not retry at all.
+MAX_RETRY_AFTER = 120.0
+# Timer granularity and scheduling noise allowed when checking that a client waited long enough.
+WAIT_SLACK = 0.02
+
+
+class MockaiFixture:
+    """A running mockai server for one test, and assertions on what its clients did."""
+
+    __test__ = False
+
+    def __init__(self, server: MockServer, *, strict: bool) -> None:
+        self.server = server
+        self.strict = strict
+
+    @classmethod
+    def start(cls, options: Mapping[str, Any]) -> MockaiFixture:
+        """Start a server for the merged plugin `options`."""
+        from mockai import MockServer
+        from mockai.errors import MockaiError
+
+        settings = {k: v for k, v in options.items() if k not in PLUGIN_KEYS and v is not None}
+        if options.get("scenario"):
+            scenario = options["scenario"]
+            settings["scenarios"] = (scenario,) if isinstance(scenario, (str, Path)) else tuple(scenario)
+        cassette = options.get("cassette")
+        if cassette is not None:
+            _require_recording(Path(cassette), settings.get("record_mode", "none"))
+            settings["cassette"] = str(cassette)
+        try:
+            server = MockServer(**settings).start()
+        except MockaiError as error:
+            pytest.fail(f"mockai could not start:\n{error}", pytrace=False)
+        return cls(server, strict=bool(options.get("strict", True)))
+
+    def stop(self) -> None:
+        """Stop the server (the fixture does this after the test)."""
+        self.server.stop()
+
+    # --- where it is ---------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The base URL for OpenAI clients, with `/v1` (what OPENAI_BASE_URL is set to)."""
+        return self.server.url
+
+    @property
+    def base_url(self) -> str:
+        """`http://127.0.0.1:PORT`, without `/v1`."""
+        return self.server.base_url
+
+    # --- scripting -----------------------------------------------------------------------------
+
+    def add_rule(self, rule: Mapping[str, Any]) -> str:
+        """Add a scenario rule (the YAML format, as a dict); returns its name."""
+        return str(self.server.add_rule(dict(rule)))  # type: ignore[attr-defined]
+
+    def add_rules(self, rules: Iterable[Mapping[str, Any]]) -> list[str]:
+        """Add several rules, in order."""
+        return [self.add_rule(rule) for rule in rules]
+
+    def remove_rule(self, name: str) -> None:
+        """Remove a rule added at runtime."""
+        self.server.remove_rule(name)  # type: ignore[attr-defined]
+
+    def clear_rules(self) -> None:
+        """Remove every rule added at runtime."""
+        self.server.clear_rules()  # type: ignore[attr-defined]
+
+    def load(self, path: str | Path) -> None:
+        """Load a scenario file or folder into the running server."""
+        self.server.load(str(path))  # type: ignore[attr-defined]
+
+    def reset(self) -> None:
+        """Forget requests, sequence positions and rate-limit usage."""
+        self.server.reset()
+
+    # --- the journal ---------------------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[JournalEntry]:
+        """Every request the server got, oldest first: body, headers, rule, faults, timing."""
+        return self.server.requests
+
+    def calls(self, **where: Any) -> list[JournalEntry]:
+        """The requests whose fields equal `where` (e.g. `endpoint="chat"`, `rule="greet"`)."""
+        return [e for e in self.requests if all(getattr(e, k) == v for k, v in where.items())]
+
+    @property
+    def unmatched(self) -> list[JournalEntry]:
+        """Requests no rule or recording matched."""
+        return [e for e in self.requests if (e.error or {}).get("code") == NO_MATCH]
+
+    def timeline(self, entries: Iterable[JournalEntry] | None = None) -> str:
+        """One line per request: when it came, what it asked, what it got."""
+        entries = list(self.requests if entries is None else entries)
+        if not entries:
+            return "  (no requests)"
+        start = entries[0].arrived
+        return "\n".join(_timeline_line(e, start) for e in entries)
+
+    # --- assertions ----------------------------------------------------------------------------
+
+    def assert_called(self, times: int | None = None, **where: Any) -> None:
+        """At least one matching request, or exactly `times` of them."""
+        found = self.calls(**where)
+        ok = len(found) == times if times is not None else bool(found)
+        if not ok:
+            wanted = f"exactly {times}" if times is not None else "at least one"
+            filters = f" matching {where}" if where else ""
+            raise AssertionError(
+                f"expected {wanted} request(s){filters}, got {len(found)}:\n{self.timeline()}"
+            )
+
+    def assert_not_called(self, **where: Any) -> None:
+        """No matching request at all."""
+        self.assert_called(0, **where)
+
+    def assert_retries_respected(self, max_retries: int = 2) -> None:
+        """The client retried like the OpenAI SDKs should.
+
+        For every logical call (a first attempt and its retries): at most `max_retries` retries;
+        none after an answer that must not be retried (a 4xx other than 408/409/429,
+        `x-should-retry: false`, a Retry-After over 120 s) or after a stream that had started;
+        and before each retry at least the `retry-after-ms` / `retry-after` it was given.
+        """
+        problems = []
+        for attempts in _logical_calls(self.requests):
+            problems.extend(_retry_problems(attempts, max_retries))
+        if problems:
+            raise AssertionError(
+                "the client did not respect the server's retry signals:\n  "
+                + "\n  ".join(problems)
+                + "\ntimeline:\n"
+                + self.timeline()
+            )
+
+    def check_unmatched(self) -> None:
+        """Fail the test if a request matched nothing (the teardown check in strict mode)."""
+        misses = self.unmatched
+        if not misses:
+            return
+        reports = "\n\n".join(str((e.error or {}).get("message", "")) for e in misses)
+        pytest.fail(
+            f"mockai: {len(misses)} request(s) matched no rule or recording (the client may have "
+            f"swallowed the error; strict=False allows it):\n\n{reports}\n\ntimeline:\n"
+            f"{self.timeline()}",
+            pytrace=False,
+        )
+
+
+def _require_recording(path: Path, record_mode: str) -> None:
+    if record_mode == "none" and not path.exists():
+        pytest.fail(
+            f"mockai: no recording at {path}. Record it once with "
+            "`--mockai-record-mode=once --mockai-upstream=<base URL>` (and a real API key), "
+            "then commit the cassette.",
+            pytrace=False,
+        )
+
+
+def _timeline_line(entry: JournalEntry, start: float) -> str:
+    what = f"{entry.method} {entry.path}"
+    retry = f" retry={entry.retry_count}" if entry.retry_count is not None else ""
+    answer = str(entry.status or "dropped")
+    code = (entry.error or {}).get("code")
+    if code:
+        answer += f" {code}"
+    wait = _server_delay(entry)
+    if wait is not None:
+        answer += f" (retry after {wait:.3g}s)"
+    if entry.faults:
+        answer += f" faults={','.join(entry.faults)}"
+    source = f" [{entry.source}{':' + entry.rule if entry.rule else ''}]"
+    return f"  #{entry.seq} +{entry.arrived - start:7.3f}s {what}{retry} -> {answer}{source}"
+
+
+def _logical_calls(entries: list[JournalEntry]) -> list[list[JournalEntry]]:
+    """Group attempts: a retry repeats the previous request's body with a higher retry count."""
+    groups: list[list[JournalEntry]] = []
+    for entry in entries:
+        last = groups[-1][-1] if groups else None
+        if last is not None and _is_retry_of(entry, last):
+            groups[-1].append(entry)
+        else:
+            groups.append([entry])
+    return groups
+
+
+def _is_retry_of(entry: JournalEntry, previous: JournalEntry) -> bool:
+    if (entry.method, entry.path, entry.body) != (previous.method, previous.path, previous.body):
+        return False
+    if entry.retry_count is not None and previous.retry_count is not None:
+        return entry.retry_count == previous.retry_count + 1
+    return True  # clients without the SDK's counter: an identical request right after a failure
+
+
+def _retry_problems(attempts: list[JournalEntry], max_retries: int) -> list[str]:
+    problems = []
+    if len(attempts) - 1 > max_retries:
+        problems.append(
+            f"#{attempts[0].seq}: {len(attempts) - 1} retries, more than the {max_retries} allowed"
+        )
+    for previous, retry in zip(attempts, attempts[1:], strict=False):
+        reason = _must_not_retry(previous)
+        if reason:
+            problems.append(f"#{retry.seq} retried #{previous.seq}, which {reason}")
+            continue
+        wait = _server_delay(previous)
+        waited = retry.arrived - previous.arrived
+        if wait is not None and waited + WAIT_SLACK < wait:
+            problems.append(
+                f"#{retry.seq} came {waited:.3f}s after #{previous.seq}, which asked to wait "
+                f"{wait:.3f}s"
+            )
+    return problems
+
+
+def _must_not_retry(entry: JournalEntry) -> str | None:
+    headers = entry.response_headers
+    should = headers.get("x-should-retry")
+    wait = _server_delay(entry)
+    if wait is not None and wait > MAX_RETRY_AFTER:
+        return f"asked to wait {wait:.0f}s (over {MAX_RETRY_AFTER:.0f}s: no retry)"
+    if should == "false":
+        return "said x-should-retry: false"
+    if entry.status == 200 and entry.stream and entry.faults:
+        return "had already started streaming (a failure after a 200 stream is never retried)"
+    if should == "true" or not entry.status:
+        return None
+    if entry.status < 400 or entry.status in RETRIED_STATUSES:
+        return None
+    return f"answered {entry.status}, which is not retried"
+
+
+def _server_delay(entry: JournalEntry) -> float | None:
+    """The delay the server asked for, read the way the SDK reads it (ms header first)."""
+    headers = entry.response_headers
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            seconds = float(value) * scale
+        except ValueError:
+            continue
+        if seconds > 0:
+            return seconds
+    return None

@@ -1,0 +1,121 @@
+"""The plugin's options: where each comes from, and how they merge (later wins).
+
+    ini `mockai_*`  <  `--mockai-*`  <  `mockai_config` fixture  <  `@pytest.mark.mockai(...)`
+
+Plugin-level options (`strict`, `cassette`, `scenario`, `api_key`) shape the fixture; every other
+key is a mockai server option (`mockai serve --help`: `models`, `latency`, `limits`, `fallback`,
+`strict_requests`...) passed through to `mockai.Config`, which validates it.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+RECORD_MODES = ("none", "once", "new_episodes", "all")
+
+# name -> (ini type, help); all also have a --mockai-<name> command-line option.
+_OPTIONS: dict[str, tuple[str, str]] = {
+    "record_mode": ("string", "cassette record mode: none (default), once, new_episodes, all"),
+    "upstream": ("string", "OpenAI-compatible base URL to record cassettes from"),
+    "scenario": ("linelist", "scenario files or folders loaded into every server"),
+    "seed": ("string", "seed for generated answers, ids and chaos"),
+    "chaos": ("string", "fault rates for every server, e.g. rate_limit=0.1"),
+    "strict": ("bool", "fail a test whose server got a request nothing matched (default true)"),
+    "cassette_dir": ("string", "cassette folder, relative to each test file (default: cassettes)"),
+}
+OPTION_NAMES = tuple(_OPTIONS)
+PLUGIN_KEYS = frozenset({"strict", "cassette", "scenario", "cassette_dir", "api_key"})
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """Register `--mockai-*` options and `mockai_*` ini keys."""
+    group = parser.getgroup("mockai", "mockai: a test double for the OpenAI API")
+    for name, (kind, help_text) in _OPTIONS.items():
+        flag = "--mockai-" + name.replace("_", "-")
+        if kind == "linelist":
+            group.addoption(flag, action="append", dest=f"mockai_{name}", help=help_text)
+        elif kind == "bool":
+            group.addoption(
+                flag,
+                action="store",
+                dest=f"mockai_{name}",
+                choices=("true", "false"),
+                help=help_text,
+            )
+        elif name == "record_mode":
+            group.addoption(flag, dest=f"mockai_{name}", choices=RECORD_MODES, help=help_text)
+        else:
+            group.addoption(flag, dest=f"mockai_{name}", help=help_text)
+        parser.addini(f"mockai_{name}", help_text, type=kind)  # type: ignore[arg-type]
+
+
+def marker_line() -> str:
+    """The marker's documentation for `pytest --markers`."""
+    return (
+        "mockai(scenario=None, cassette=None, record_mode=None, seed=None, strict=None, "
+        "chaos=None, **options): configure this test's `mockai` server; options are those of "
+        "`mockai serve` (models=, latency=, limits=, fallback=, ...). See the mockai README."
+    )
+
+
+def merged_options(request: pytest.FixtureRequest, fixture_config: dict[str, Any]) -> dict[str, Any]:
+    """All layers merged for this test, with the cassette path resolved."""
+    config = request.config
+    options: dict[str, Any] = {"record_mode": "none", "strict": True}
+    for name, (kind, _) in _OPTIONS.items():  # ini
+        value = config.getini(f"mockai_{name}")
+        if value not in (None, "", []):
+            options[name] = _typed(name, kind, value)
+    for name, (kind, _) in _OPTIONS.items():  # command line
+        value = config.getoption(f"mockai_{name}")
+        if value is not None:
+            options[name] = _typed(name, kind, value)
+    options.update(fixture_config)
+    marker = request.node.get_closest_marker("mockai")
+    if marker is not None:
+        if marker.args:
+            raise pytest.UsageError("@pytest.mark.mockai takes keyword arguments only")
+        options.update(marker.kwargs)
+    options["cassette"] = _cassette_path(request, options)
+    return options
+
+
+def _typed(name: str, kind: str, value: Any) -> Any:
+    if kind == "bool":
+        return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+    if kind == "linelist":
+        return list(value)
+    return value
+
+
+def _cassette_path(request: pytest.FixtureRequest, options: dict[str, Any]) -> Path | None:
+    """pytest-recording's convention: `<test dir>/cassettes/<module>/<Class.>test.yaml`.
+
+    `cassette=None` uses that file if it exists, or records into it when recording from an
+    upstream; `True` requires it; a string is a path relative to the test file; `False` never.
+    """
+    wanted = options.get("cassette")
+    if wanted is False:
+        return None
+    test_file = Path(str(request.node.path))
+    if isinstance(wanted, (str, Path)):
+        return test_file.parent / wanted
+    folder = test_file.parent / str(options.get("cassette_dir") or "cassettes") / test_file.stem
+    path = folder / (_cassette_name(request.node) + ".yaml")
+    recording = options.get("record_mode", "none") != "none" and options.get("upstream")
+    if wanted is True or path.exists() or recording:
+        return path
+    return None
+
+
+def _cassette_name(node: Any) -> str:
+    name = node.name
+    cls = getattr(node, "cls", None)
+    if cls is not None:
+        name = f"{cls.__name__}.{name}"
+    # Parametrized ids carry brackets, slashes and spaces: keep file names portable.
+    return re.sub(r"[^\w.\-\[\]]", "_", name)

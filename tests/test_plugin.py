@@ -1,0 +1,231 @@
+"""The pytest plugin, exercised the way users meet it: test files run by pytester."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+
+@pytest.fixture
+def run(pytester: pytest.Pytester):  # type: ignore[no-untyped-def]
+    """Run a test file in a fresh pytest session (in-process) and return the result."""
+
+    def go(source: str, *args: str, ini: str = "") -> pytest.RunResult:
+        pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n" + ini)
+        pytester.makepyfile(test_user=source)
+        return pytester.runpytest("-p", "no:cacheprovider", *args)
+
+    return go
+
+
+def test_fixture_points_clients_at_a_fresh_server(run) -> None:  # type: ignore[no-untyped-def]
+    result = run(
+        """
+        import os, openai
+
+        def test_one(mockai):
+            assert os.environ["OPENAI_BASE_URL"] == mockai.url
+            assert mockai.url.endswith("/v1")
+            with openai.OpenAI() as client:
+                reply = client.chat.completions.create(
+                    model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+                )
+            assert reply.choices[0].message.content
+            assert len(mockai.requests) == 1
+            assert mockai.requests[0].body["messages"][0]["content"] == "hi"
+            mockai.assert_called(1, endpoint="chat")
+
+        def test_two_gets_its_own_server(mockai):
+            assert mockai.requests == []
+        """
+    )
+    result.assert_outcomes(passed=2)
+
+
+def test_client_created_in_another_fixture(run) -> None:  # type: ignore[no-untyped-def]
+    result = run(
+        """
+        import openai, pytest
+
+        @pytest.fixture
+        def client(mockai):
+            with openai.OpenAI(max_retries=0) as client:
+                yield client
+
+        def test_uses_it(client, mockai):
+            client.models.list()
+            mockai.assert_called(1)
+        """
+    )
+    result.assert_outcomes(passed=1)
+
+
+def test_async_tests(run) -> None:  # type: ignore[no-untyped-def]
+    result = run(
+        """
+        import openai, pytest
+
+        @pytest.mark.asyncio
+        async def test_asyncio(mockai):
+            async with openai.AsyncOpenAI() as client:
+                reply = await client.chat.completions.create(
+                    model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True
+                )
+                assert [c async for c in reply]
+            assert len(mockai.requests) == 1
+
+        @pytest.mark.anyio
+        async def test_anyio(mockai):
+            async with openai.AsyncOpenAI() as client:
+                assert (await client.models.retrieve("gpt-4o")).id == "gpt-4o"
+
+        @pytest.fixture
+        def anyio_backend():
+            return "asyncio"
+        """,
+        "-p",
+        "asyncio",
+    )
+    result.assert_outcomes(passed=2)
+
+
+def test_precedence_ini_cli_fixture_marker(run) -> None:  # type: ignore[no-untyped-def]
+    result = run(
+        """
+        import pytest
+
+        @pytest.fixture
+        def mockai_config():
+            return {"chaos": "rate_limit=0", "models": ["from-fixture"]}
+
+        def test_ini_and_cli(mockai):
+            config = mockai.server.config
+            assert config.seed == 22            # --mockai-seed beats the ini's 11
+            assert config.record_mode == "none"
+            assert config.models == ("from-fixture",)
+
+        @pytest.mark.mockai(seed=33, models=["from-marker"])
+        def test_marker_wins(mockai):
+            assert mockai.server.config.seed == 33
+            assert mockai.server.config.models == ("from-marker",)
+        """,
+        "--mockai-seed=22",
+        ini="mockai_seed = 11\n",
+    )
+    result.assert_outcomes(passed=2)
+
+
+def test_ini_alone(run) -> None:  # type: ignore[no-untyped-def]
+    result = run(
+        """
+        def test_seed(mockai):
+            assert mockai.server.config.seed == 11
+        """,
+        ini="mockai_seed = 11\n",
+    )
+    result.assert_outcomes(passed=1)
+
+
+def test_marker_is_registered(run) -> None:  # type: ignore[no-untyped-def]
+    result = run(
+        """
+        import pytest
+
+        @pytest.mark.mockai(seed=1)
+        def test_marked(mockai):
+            pass
+        """,
+        "--strict-markers",
+    )
+    result.assert_outcomes(passed=1)
+    markers = run("def test_x(): pass", "--markers")
+    markers.stdout.fnmatch_lines(["*@pytest.mark.mockai(scenario=None, cassette=None*"])
+
+
+def test_bad_option_is_a_clear_error(run) -> None:  # type: ignore[no-untyped-def]
+    result = run(
+        """
+        import pytest
+
+        @pytest.mark.mockai(sed=1)
+        def test_typo(mockai):
+            pass
+        """
+    )
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*unknown option(s): sed*"])
+
+
+def test_missing_cassette_fails_loudly(run) -> None:  # type: ignore[no-untyped-def]
+    result = run(
+        """
+        import pytest
+
+        @pytest.mark.mockai(cassette=True)
+        def test_needs_recording(mockai):
+            pass
+        """
+    )
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*no recording at *cassettes/test_user/test_needs_recording.yaml*--mockai-record-mode=once*"
+        ]
+    )
+
+
+def test_configure_hook(run, pytester: pytest.Pytester) -> None:  # type: ignore[no-untyped-def]
+    pytester.makeconftest(
+        """
+        def pytest_mockai_configure(options, request):
+            options["seed"] = 99
+        """
+    )
+    result = run(
+        """
+        def test_hooked(mockai):
+            assert mockai.server.config.seed == 99
+        """
+    )
+    result.assert_outcomes(passed=1)
+
+
+def test_factory_makes_extra_servers(run) -> None:  # type: ignore[no-untyped-def]
+    result = run(
+        """
+        import httpx
+
+        def test_two(make_mockai_server):
+            a, b = make_mockai_server(seed=1), make_mockai_server(seed=2)
+            assert a.url != b.url
+            body = {"model": "m", "messages": [{"role": "user", "content": "x"}]}
+            first = httpx.post(a.url + "/chat/completions", json=body).json()
+            second = httpx.post(b.url + "/chat/completions", json=body).json()
+            assert first["choices"] != second["choices"]
+        """
+    )
+    result.assert_outcomes(passed=1)
+
+
+def test_plugin_can_be_disabled(run) -> None:  # type: ignore[no-untyped-def]
+    result = run("def test_x(mockai): pass", "-p", "no:mockai")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*fixture 'mockai' not found*"])
+
+
+def test_xdist_workers_each_run_their_own_servers(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(
+        test_many="""
+        import openai, pytest
+
+        @pytest.mark.parametrize("n", range(8))
+        def test_call(mockai, n):
+            with openai.OpenAI() as client:
+                client.chat.completions.create(model="m", messages=[{"role": "user", "content": str(n)}])
+            assert len(mockai.requests) == 1
+        """
+    )
+    result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=8)
