@@ -8,7 +8,7 @@
 Registered as the pytest11 entry point `mockai` (`-p no:mockai` turns it off). Configuration, one
 precedence rule, later wins:
 
-    ini `mockai_*`  <  `--mockai-*` options  <  the `mockai_config` fixture  <  `@pytest.mark.mockai(...)`
+    ini `mockai_*` < `--mockai-*` < the `mockai_config` fixture < `@pytest.mark.mockai(...)`
 
 This module only imports pytest: mockai itself (aiohttp, faker...) loads when a test first uses
 the fixture, so installing the plugin costs nothing to test runs that do not use it.

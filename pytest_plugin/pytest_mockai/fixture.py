@@ -3,6 +3,7 @@ and assertions about how the client behaved (attempts, waits, retries)."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,7 +43,8 @@ class MockaiFixture:
         settings = {k: v for k, v in options.items() if k not in PLUGIN_KEYS and v is not None}
         if options.get("scenario"):
             scenario = options["scenario"]
-            settings["scenarios"] = (scenario,) if isinstance(scenario, (str, Path)) else tuple(scenario)
+            single = isinstance(scenario, (str, Path))
+            settings["scenarios"] = (scenario,) if single else tuple(scenario)
         cassette = options.get("cassette")
         if cassette is not None:
             _require_recording(Path(cassette), settings.get("record_mode", "none"))
@@ -221,7 +223,7 @@ def _retry_problems(attempts: list[JournalEntry], max_retries: int) -> list[str]
         problems.append(
             f"#{attempts[0].seq}: {len(attempts) - 1} retries, more than the {max_retries} allowed"
         )
-    for previous, retry in zip(attempts, attempts[1:], strict=False):
+    for previous, retry in itertools.pairwise(attempts):
         reason = _must_not_retry(previous)
         if reason:
             problems.append(f"#{retry.seq} retried #{previous.seq}, which {reason}")

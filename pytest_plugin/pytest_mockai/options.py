@@ -62,7 +62,9 @@ def marker_line() -> str:
     )
 
 
-def merged_options(request: pytest.FixtureRequest, fixture_config: dict[str, Any]) -> dict[str, Any]:
+def merged_options(
+    request: pytest.FixtureRequest, fixture_config: dict[str, Any]
+) -> dict[str, Any]:
     """All layers merged for this test, with the cassette path resolved."""
     config = request.config
     options: dict[str, Any] = {"record_mode": "none", "strict": True}
