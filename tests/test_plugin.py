@@ -229,3 +229,23 @@ def test_xdist_workers_each_run_their_own_servers(pytester: pytest.Pytester) -> 
     )
     result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=8)
+
+
+def test_cheap_clients(run) -> None:  # type: ignore[no-untyped-def]
+    result = run(
+        """
+        import pytest
+
+        def test_sync(mockai):
+            with mockai.openai_client(max_retries=0) as client:
+                assert client.models.retrieve("gpt-4o").id == "gpt-4o"
+            assert str(client.base_url).rstrip("/") == mockai.url
+
+        @pytest.mark.asyncio
+        async def test_async(mockai):
+            async with mockai.async_openai_client() as client:
+                assert (await client.models.list()).data
+            mockai.assert_called(1)
+        """
+    )
+    result.assert_outcomes(passed=2)

@@ -3,7 +3,9 @@ and assertions about how the client behaved (attempts, waits, retries)."""
 
 from __future__ import annotations
 
+import functools
 import itertools
+import ssl
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,6 +72,30 @@ class MockaiFixture:
     def base_url(self) -> str:
         """`http://127.0.0.1:PORT`, without `/v1`."""
         return self.server.base_url
+
+    # --- clients -------------------------------------------------------------------------------
+
+    def openai_client(self, **options: Any) -> Any:
+        """An `openai.OpenAI` for this server, built in ~0.1 ms instead of ~20 ms.
+
+        Building an SDK client normally loads the system's CA certificates into a new SSL context;
+        this one shares one context per process (unused anyway: the server speaks plain HTTP).
+        """
+        import openai
+
+        options.setdefault("base_url", self.url)
+        options.setdefault("api_key", "sk-mockai-test")
+        options.setdefault("http_client", openai.DefaultHttpxClient(verify=_ssl_context()))
+        return openai.OpenAI(**options)
+
+    def async_openai_client(self, **options: Any) -> Any:
+        """An `openai.AsyncOpenAI` for this server, built as cheaply as `openai_client`."""
+        import openai
+
+        options.setdefault("base_url", self.url)
+        options.setdefault("api_key", "sk-mockai-test")
+        options.setdefault("http_client", openai.DefaultAsyncHttpxClient(verify=_ssl_context()))
+        return openai.AsyncOpenAI(**options)
 
     # --- scripting -----------------------------------------------------------------------------
 
@@ -169,6 +195,11 @@ class MockaiFixture:
             f"{self.timeline()}",
             pytrace=False,
         )
+
+
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    return ssl.create_default_context()
 
 
 def _require_recording(path: Path, record_mode: str) -> None:

@@ -1,0 +1,164 @@
+"""What the `mockai` fixture costs per test, against the alternatives.
+
+    python bench/fixture_overhead.py [--tests 300] [--runs 3]
+
+Generates test files of N tests that each make one chat call, runs each with pytest in a
+subprocess, and reports the marginal cost per test: (time of N tests - time of 1 test) / (N - 1),
+so pytest's start-up and imports cancel out. Variants:
+
+  sdk + session server     the openai SDK against one server shared by all tests (no isolation)
+  sdk + mockai fixture     the openai SDK against a fresh server per test (the plugin)
+  sdk + mockai.openai_client()   the same, with the fixture's cheap-to-build client
+  sdk + in-process mock    the openai SDK with an httpx2.MockTransport returning a canned body
+  httpx + respx            plain httpx mocked in-process by respx (respx cannot patch httpx2,
+                           the SDK's HTTP library since openai 3.x)
+  httpx + mockai fixture   plain httpx against a fresh server per test
+
+The fixture's overhead is "sdk + mockai fixture" minus "sdk + session server": the price of a
+fresh, isolated server per test. Bounded: N tests per run, a few runs, a time limit per run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+CALL = (
+    'client.chat.completions.create(model="gpt-4o-mini", '
+    'messages=[{"role": "user", "content": "hi"}])'
+)
+JSON_HEADERS = '{"content-type": "application/json"}'
+ASK = '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}'
+
+# Every variant builds its client inside each test, as tests usually do: building an SDK client
+# (its SSL context) costs far more than a mockai server, and must not be mistaken for the fixture.
+VARIANTS = {
+    "sdk + session server": f"""
+        import openai, pytest
+        from mockai import MockServer
+
+        @pytest.fixture(scope="session")
+        def server():
+            with MockServer(log_requests=False) as server:
+                yield server
+
+        @pytest.mark.parametrize("n", range(N))
+        def test_call(server, n):
+            with openai.OpenAI(base_url=server.url, api_key="sk-x", max_retries=0) as client:
+                assert {CALL}.choices
+        """,
+    "sdk + mockai fixture": f"""
+        import openai, pytest
+
+        @pytest.mark.parametrize("n", range(N))
+        def test_call(mockai, n):
+            with openai.OpenAI(max_retries=0) as client:
+                assert {CALL}.choices
+        """,
+    "sdk + mockai.openai_client()": f"""
+        import pytest
+
+        @pytest.mark.parametrize("n", range(N))
+        def test_call(mockai, n):
+            with mockai.openai_client(max_retries=0) as client:
+                assert {CALL}.choices
+        """,
+    "sdk + in-process mock": f"""
+        import httpx2, json, openai, pytest
+
+        BODY = json.dumps({{"id": "chatcmpl-1", "object": "chat.completion", "created": 1,
+            "model": "gpt-4o-mini", "choices": [{{"index": 0, "finish_reason": "stop",
+            "message": {{"role": "assistant", "content": "hello"}}}}]}}).encode()
+
+        def answer(request):
+            return httpx2.Response(200, content=BODY, headers={JSON_HEADERS})
+
+        @pytest.mark.parametrize("n", range(N))
+        def test_call(n):
+            http = httpx2.Client(transport=httpx2.MockTransport(answer))
+            with openai.OpenAI(base_url="http://mock/v1", api_key="sk-x", max_retries=0,
+                               http_client=http) as client:
+                assert {CALL}.choices
+        """,
+    "httpx + respx": f"""
+        import httpx, pytest, respx
+
+        BODY = {{"id": "chatcmpl-1", "object": "chat.completion", "choices": [{{"index": 0,
+                "message": {{"role": "assistant", "content": "hello"}}, "finish_reason": "stop"}}]}}
+
+        @pytest.mark.parametrize("n", range(N))
+        def test_call(n):
+            with respx.mock:
+                respx.post("http://mock/v1/chat/completions").respond(json=BODY)
+                with httpx.Client() as client:
+                    answer = client.post("http://mock/v1/chat/completions", json={ASK})
+                assert answer.json()["choices"]
+        """,
+    "httpx + mockai fixture": f"""
+        import httpx, pytest
+
+        @pytest.mark.parametrize("n", range(N))
+        def test_call(mockai, n):
+            with httpx.Client() as client:
+                answer = client.post(mockai.url + "/chat/completions", json={ASK})
+            assert answer.json()["choices"]
+        """,
+}
+
+
+def run(folder: Path, source: str, tests: int) -> float:
+    path = folder / "test_bench.py"
+    path.write_text(textwrap.dedent(source).replace("range(N)", f"range({tests})"))
+    began = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", str(path)],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    elapsed = time.perf_counter() - began
+    if result.returncode != 0:
+        raise RuntimeError(result.stdout[-3000:] + result.stderr[-2000:])
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--tests", type=int, default=300)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    per_test: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "pytest.ini").write_text(
+            "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
+        )
+        for name, source in VARIANTS.items():
+            costs = []
+            for _ in range(args.runs):
+                many = run(folder, source, args.tests)
+                one = run(folder, source, 1)
+                costs.append((many - one) / (args.tests - 1))
+            per_test[name] = statistics.median(costs)
+    print(f"\nmarginal cost per test (median of {args.runs} runs of {args.tests} tests)\n")
+    for name, cost in per_test.items():
+        print(f"  {name:26} {cost * 1000:7.2f} ms")
+    overhead = per_test["sdk + mockai fixture"] - per_test["sdk + session server"]
+    print(
+        f"\nfixture overhead (fresh server per test vs one shared server): {overhead * 1000:.2f} ms"
+    )
+    ratio = per_test["httpx + mockai fixture"] / per_test["httpx + respx"]
+    print(f"httpx + mockai fixture vs httpx + respx: {ratio:.2f}x the time per test")
+
+
+if __name__ == "__main__":
+    main()
