@@ -208,6 +208,19 @@ def main() -> None:
         mockai.terminate()
         mockai.wait()
     report(results, args)
+    print(
+        "resident memory after the run: "
+        + ", ".join(f"{name} {mib:.0f} MiB" for name, mib in memory.items())
+        + f" (mockai's journal keeps the last 1000 exchanges)"
+    )
+
+
+def rss_mib(pid: int) -> float:
+    """Resident set size of a process, from /proc (Linux)."""
+    for line in open(f"/proc/{pid}/status", encoding="ascii"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def urlopen_json(url: str, body: Any) -> bytes:
