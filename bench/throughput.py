@@ -201,6 +201,7 @@ def main() -> None:
                         )
                     )
                 )
+            memory = {"bare aiohttp": rss_mib(bare.pid), "mockai": rss_mib(mockai.pid)}
         finally:
             bare.terminate()
             bare.wait()
@@ -211,15 +212,16 @@ def main() -> None:
     print(
         "resident memory after the run: "
         + ", ".join(f"{name} {mib:.0f} MiB" for name, mib in memory.items())
-        + f" (mockai's journal keeps the last 1000 exchanges)"
+        + " (mockai's journal keeps the last 1000 exchanges)"
     )
 
 
 def rss_mib(pid: int) -> float:
     """Resident set size of a process, from /proc (Linux)."""
-    for line in open(f"/proc/{pid}/status", encoding="ascii"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
     return float("nan")
 
 
