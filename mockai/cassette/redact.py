@@ -182,8 +182,8 @@ class Scrubber:
 
 def _replace(match: re.Match[str], pattern: SecretPattern) -> str:
     secret = match.group(pattern.group)
-    if not secret:
-        return match.group()
+    if not secret or PLACEHOLDER.search(secret):
+        return match.group()  # placeholders are left alone: scrubbing twice changes nothing
     start, end = match.span(pattern.group)
     whole_start = match.start()
     text = match.group()

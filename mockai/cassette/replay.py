@@ -9,6 +9,7 @@ once all are played, `allow_repeats` keeps replaying the last one, otherwise the
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -205,8 +206,7 @@ class ReplaySource:
         ranked = []
         for position, entry in enumerate(self.entries):
             failed = failures(entry.view, incoming, self.match_on, self.registry)
-            detail = sum(len(why) for _, why in failed)
-            ranked.append((len(failed), detail, position, failed))
+            ranked.append((len(failed), -_similarity(entry.view, incoming), position, failed))
         ranked.sort(key=lambda item: item[:3])
         best = ranked[0][0]
         if best == len(self.match_on):
@@ -225,6 +225,14 @@ class ReplaySource:
             for _, why in failed:
                 lines.extend("    " + line for line in why.splitlines())
         return lines
+
+
+def _similarity(recorded: RequestView, incoming: RequestView) -> float:
+    """How alike two bodies read (0..1), to rank near misses that fail the same matchers."""
+    limit = 4000  # bounds the cost; the start of a body is what tells requests apart anyway
+    return difflib.SequenceMatcher(
+        None, recorded.normalized[:limit], incoming.normalized[:limit], autojunk=False
+    ).ratio()
 
 
 def _routes_held(entries: Sequence[_Entry]) -> str:
