@@ -42,7 +42,9 @@ class PacedGenerator:
         )
 
     async def plan(self, exchange: Exchange, key: bytes) -> Plan | None:
-        return Plan(source="generator", reply=self.generator.reply(exchange, key), timing=self.timing)
+        return Plan(
+            source="generator", reply=self.generator.reply(exchange, key), timing=self.timing
+        )
 
     def near_misses(self, exchange: Exchange) -> list[str]:
         return []

@@ -249,7 +249,10 @@ def test_a_stream_the_upstream_breaks_off_breaks_off_for_the_client(tmp_path: Pa
         return response
 
     cassette = tmp_path / "broken.yaml"
-    with LoopbackApp({"/v1/chat/completions": broken}) as app, record(app.url, cassette) as recorder:
+    with (
+        LoopbackApp({"/v1/chat/completions": broken}) as app,
+        record(app.url, cassette) as recorder,
+    ):
         with pytest.raises((openai.APIConnectionError, httpx.HTTPError)):
             list(sdk(recorder.url).chat.completions.create(**CHAT, stream=True))
     assert not cassette.exists()  # a broken answer is never recorded

@@ -237,7 +237,10 @@ def test_all_re_records_and_keeps_the_previous_file(tmp_path: Path) -> None:
         ) as server:
             fresh = _post(server, "A").json()["choices"][0]["message"]["content"]
             assert server.requests[0].source == "upstream"  # never replayed in `all`
-    answers = [json.loads(i.response_body)["choices"][0]["message"]["content"] for i in interactions(cassette)]
+    answers = [
+        json.loads(i.response_body)["choices"][0]["message"]["content"]
+        for i in interactions(cassette)
+    ]
     assert answers == ["old Z", fresh]  # A re-recorded, Z kept
     assert cassette.with_name("c.yaml.bak").read_bytes() == before
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -152,10 +153,10 @@ class CassetteRecorder:
 
 
 def stale_temporaries(path: Path) -> list[Path]:
-    """Temporary files a killed writer left next to `path` (harmless; safe to delete)."""
-    prefix = f".{path.name}."
+    """Temporary files a killed writer of `path` left behind (hidden, harmless, deletable)."""
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]+\.tmp")
     try:
         names = os.listdir(path.parent)
     except OSError:
         return []
-    return [path.parent / n for n in names if n.startswith(prefix) and n.endswith(".tmp")]
+    return [path.parent / name for name in names if pattern.fullmatch(name)]
