@@ -7,7 +7,6 @@ to first token, then irregular gaps between chunks), so recorded timing is worth
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 from collections.abc import Callable, Iterator
@@ -23,7 +22,7 @@ from mockai.exchange import Exchange
 from mockai.generate.fallback import FallbackGenerator
 from mockai.reply import Plan, Timing
 from mockai.server import BackgroundLoop
-from mockai.timing import Fixed, Uniform
+from mockai.timing import Fixed, StreamTiming, Uniform
 
 SECRET_KEY = "sk-proj-" + "Zq8xW2vL9mN4bR7tY1cK5pH3" * 2  # key-shaped, never real
 
@@ -37,7 +36,7 @@ class PacedGenerator:
         self.generator = FallbackGenerator(seed, Catalog())
         self.timing = Timing(
             latency=Fixed(0.005),
-            stream=_stream_timing(ttft, gaps),
+            stream=StreamTiming(ttft=Fixed(ttft), chunk_delay=Uniform(*gaps)),
             seed=seed,
         )
 
@@ -48,12 +47,6 @@ class PacedGenerator:
 
     def near_misses(self, exchange: Exchange) -> list[str]:
         return []
-
-
-def _stream_timing(ttft: float, gaps: tuple[float, float]) -> Any:
-    from mockai.timing import StreamTiming
-
-    return StreamTiming(ttft=Fixed(ttft), chunk_delay=Uniform(*gaps))
 
 
 @contextlib.contextmanager
@@ -132,13 +125,3 @@ def interactions(path: Path) -> list[Any]:
     from mockai.cassette import CassetteFile
 
     return CassetteFile.load(path).interactions
-
-
-def run(coro: Any) -> Any:
-    """Run a coroutine on the background loop (where the servers live)."""
-    return BackgroundLoop.shared().run(coro)
-
-
-async def sleep(seconds: float) -> None:
-    """asyncio.sleep, for handlers."""
-    await asyncio.sleep(seconds)

@@ -27,31 +27,33 @@ from mockai.cassette.writer import stale_temporaries
 @pytest.mark.asyncio
 async def test_50_concurrent_recordings_make_50_interactions(tmp_path: Path) -> None:
     cassette = tmp_path / "busy.yaml"
-    with paced_upstream() as upstream:
-        with conformance.checked_server(
+    with (
+        paced_upstream() as upstream,
+        conformance.checked_server(
             cassette=str(cassette), record_mode="once", upstream=upstream.url
-        ) as server:
-            async with openai.AsyncOpenAI(
-                base_url=server.url, api_key="sk-test", max_retries=0
-            ) as client:
+        ) as server,
+    ):
+        async with openai.AsyncOpenAI(
+            base_url=server.url, api_key="sk-test", max_retries=0
+        ) as client:
 
-                async def one(number: int) -> None:
-                    messages = [{"role": "user", "content": f"question {number}"}]
-                    if number % 2:
-                        stream = await client.chat.completions.create(
-                            model="gpt-4o-mini", messages=messages, stream=True, max_tokens=20
-                        )
-                        async for _ in stream:
-                            pass
-                    else:
-                        await client.chat.completions.create(
-                            model="gpt-4o-mini", messages=messages, max_tokens=20
-                        )
+            async def one(number: int) -> None:
+                messages = [{"role": "user", "content": f"question {number}"}]
+                if number % 2:
+                    stream = await client.chat.completions.create(
+                        model="gpt-4o-mini", messages=messages, stream=True, max_tokens=20
+                    )
+                    async for _ in stream:
+                        pass
+                else:
+                    await client.chat.completions.create(
+                        model="gpt-4o-mini", messages=messages, max_tokens=20
+                    )
 
-                started = time.perf_counter()
-                await asyncio.gather(*(one(n) for n in range(50)))
-                elapsed = time.perf_counter() - started
-            recorder = server.state.decider.sources[-1].recorder  # type: ignore[attr-defined]
+            started = time.perf_counter()
+            await asyncio.gather(*(one(n) for n in range(50)))
+            elapsed = time.perf_counter() - started
+        recorder = server.state.decider.sources[-1].recorder  # type: ignore[attr-defined]
     text = cassette.read_text()
     assert len(yaml.safe_load(text)["interactions"]) == 50  # valid YAML, every interaction
     stored = interactions(cassette)
@@ -86,8 +88,10 @@ def test_a_server_killed_while_recording_leaves_a_whole_cassette(tmp_path: Path)
     original = _big_cassette(cassette, 400)
     with paced_upstream() as upstream:
         process = subprocess.Popen(
-            [sys.executable, "-m", "mockai", "serve", "--port", "0", "--quiet"]
-            + ["--cassette", str(cassette), "--record-mode", "all", "--upstream", upstream.url],
+            [
+                *(sys.executable, "-m", "mockai", "serve", "--port", "0", "--quiet"),
+                *("--cassette", str(cassette), "--record-mode", "all", "--upstream", upstream.url),
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -31,22 +31,26 @@ def _sse_payloads(raw: bytes) -> list[Any]:
 
 def test_a_cassette_vcrpy_recorded_replays_through_mockai(tmp_path: Path) -> None:
     cassette = tmp_path / "vcrpy.yaml"
-    with conformance.checked_server(seed=11) as upstream:
-        with vcr.use_cassette(str(cassette), record_mode="once"), httpx.Client() as http:
-            chat = http.post(upstream.url + "/chat/completions", json=CHAT).json()
-            stream = http.post(upstream.url + "/chat/completions", json=STREAM).content
-            embedding = http.post(upstream.url + "/embeddings", json=EMBED).json()
+    with (
+        conformance.checked_server(seed=11) as upstream,
+        vcr.use_cassette(str(cassette), record_mode="once"),
+        httpx.Client() as http,
+    ):
+        chat = http.post(upstream.url + "/chat/completions", json=CHAT).json()
+        stream = http.post(upstream.url + "/chat/completions", json=STREAM).content
+        embedding = http.post(upstream.url + "/embeddings", json=EMBED).json()
     assert "mockai" not in cassette.read_text()  # a plain vcrpy cassette
     # The upstream is gone; the real SDK (which vcrpy never saw) replays it through mockai.
-    with conformance.checked_server(cassette=str(cassette)) as server, openai.OpenAI(
-        base_url=server.url, api_key="sk-test", max_retries=0
-    ) as client:
+    with (
+        conformance.checked_server(cassette=str(cassette)) as server,
+        openai.OpenAI(base_url=server.url, api_key="sk-test", max_retries=0) as client,
+    ):
         assert client.chat.completions.create(**CHAT).to_dict() == chat
         chunks = [c.to_dict() for c in client.chat.completions.create(**STREAM)]
         assert chunks == [p for p in _sse_payloads(stream) if p != "[DONE]"]
         vector = client.embeddings.create(model=EMBED["model"], input="hello").data[0].embedding
         assert len(vector) == 1536
-        assert server.requests[2].response_json() == embedding
+    assert server.requests[2].response_json() == embedding
 
 
 def _gzip_api() -> LoopbackApp:
@@ -61,7 +65,11 @@ def _gzip_api() -> LoopbackApp:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": "Nile, Amazon, Yangtze.", "refusal": None},
+                    "message": {
+                        "role": "assistant",
+                        "content": "Nile, Amazon, Yangtze.",
+                        "refusal": None,
+                    },
                     "logprobs": None,
                     "finish_reason": "stop",
                 }
@@ -91,9 +99,12 @@ def _real_headers() -> dict[str, str]:
 
 def test_gzip_and_binary_bodies_from_vcrpy_replay(tmp_path: Path) -> None:
     cassette = tmp_path / "gzip.yaml"
-    with _gzip_api() as api:
-        with vcr.use_cassette(str(cassette), record_mode="once"), httpx.Client() as http:
-            answer = http.post(api.url + "/chat/completions", json=CHAT).json()
+    with (
+        _gzip_api() as api,
+        vcr.use_cassette(str(cassette), record_mode="once"),
+        httpx.Client() as http,
+    ):
+        answer = http.post(api.url + "/chat/completions", json=CHAT).json()
     text = cassette.read_text()
     assert "!!binary" in text and "gzip" in text  # what vcrpy writes for the real API
     with conformance.checked_server(cassette=str(cassette)) as server:
@@ -108,9 +119,12 @@ def test_gzip_and_binary_bodies_from_vcrpy_replay(tmp_path: Path) -> None:
 def test_a_mockai_cassette_replays_through_vcrpy(tmp_path: Path) -> None:
     cassette = tmp_path / "mockai.yaml"
     with paced_upstream() as upstream:
-        with conformance.checked_server(
-            cassette=str(cassette), record_mode="once", upstream=upstream.url
-        ) as recorder, httpx.Client() as http:
+        with (
+            conformance.checked_server(
+                cassette=str(cassette), record_mode="once", upstream=upstream.url
+            ) as recorder,
+            httpx.Client() as http,
+        ):
             sent = {
                 "chat": http.post(recorder.url + "/chat/completions", json=CHAT).content,
                 "stream": http.post(recorder.url + "/chat/completions", json=STREAM).content,
@@ -119,9 +133,10 @@ def test_a_mockai_cassette_replays_through_vcrpy(tmp_path: Path) -> None:
         base = upstream.url
     assert "mockai:" in cassette.read_text()  # our timing field, which vcrpy must ignore
     # The upstream is stopped: vcrpy answers from the cassette, or the call fails.
-    with vcr.use_cassette(
-        str(cassette), record_mode="none", match_on=["method", "path", "body"]
-    ), httpx.Client() as http:
+    with (
+        vcr.use_cassette(str(cassette), record_mode="none", match_on=["method", "path", "body"]),
+        httpx.Client() as http,
+    ):
         assert http.post(base + "/chat/completions", json=CHAT).content == sent["chat"]
         assert http.post(base + "/chat/completions", json=STREAM).content == sent["stream"]
         assert http.post(base + "/embeddings", json=EMBED).content == sent["embed"]
@@ -140,10 +155,12 @@ def test_vcrpy_keeps_mockais_timing_when_it_rewrites_a_cassette(tmp_path: Path) 
     data = json.loads(json.dumps(vcr.serializers.yamlserializer.deserialize(cassette.read_text())))
     assert len(data["interactions"]) == 2
     assert data["interactions"][0]["response"]["mockai"]["events"]
-    with conformance.checked_server(cassette=str(cassette), replay_speed=1.0) as server:
-        with httpx.stream("POST", server.url + "/chat/completions", json=STREAM) as response:
-            assert response.read()
-        assert server.requests[0].response.offsets is not None  # still paced by the timing
+    with (
+        conformance.checked_server(cassette=str(cassette), replay_speed=1.0) as server,
+        httpx.stream("POST", server.url + "/chat/completions", json=STREAM) as response,
+    ):
+        assert response.read()
+    assert server.requests[0].response.offsets is not None  # still paced by the timing
 
 
 def test_gzip_bodies_decompress_whatever_the_header_case(tmp_path: Path) -> None:
@@ -153,7 +170,7 @@ def test_gzip_bodies_decompress_whatever_the_header_case(tmp_path: Path) -> None
     cassette.write_text(
         "interactions:\n"
         "- request:\n"
-        "    body: '{\"model\":\"m\",\"input\":\"x\"}'\n"
+        '    body: \'{"model":"m","input":"x"}\'\n'
         "    headers: {Content-Type: [application/json]}\n"
         "    method: POST\n"
         "    uri: https://api.openai.com/v1/embeddings\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,25 +85,29 @@ def test_record_then_replay_with_the_upstream_stopped(tmp_path: Path) -> None:
     # The upstream is gone: only the cassette can answer now.
     with replay(cassette) as server:
         assert _answers(sdk(server.url)) == recorded
-        assert [entry.source for entry in server.requests] == ["cassette"] * 5
-        assert [entry.rule for entry in server.requests] == [f"session.yaml#{i}" for i in range(5)]
+    # (the journal is read once the server stopped: an entry is added after its answer is sent)
+    assert [entry.source for entry in server.requests] == ["cassette"] * 5
+    assert [entry.rule for entry in server.requests] == [f"session.yaml#{i}" for i in range(5)]
 
 
 def test_streams_replay_event_by_event_at_the_recorded_boundaries(tmp_path: Path) -> None:
     cassette = tmp_path / "stream.yaml"
-    with paced_upstream() as upstream, record(upstream.url, cassette) as recorder:
-        with httpx.stream(
+    with (
+        paced_upstream() as upstream,
+        record(upstream.url, cassette) as recorder,
+        httpx.stream(
             "POST", recorder.url + "/chat/completions", json={**CHAT, "stream": True}
-        ) as response:
-            sent = b"".join(response.iter_raw())
+        ) as response,
+    ):
+        sent = b"".join(response.iter_raw())
     (stored,) = interactions(cassette)
     assert stored.response_body == sent  # byte for byte
     assert len(stored.timing.events) == len(split_events(sent)) > 3
     with replay(cassette) as server:
         sdk(server.url).chat.completions.create(**CHAT, stream=True).response.read()
-        (entry,) = server.requests
-        assert list(entry.response_events()) == split_events(sent)
-        assert entry.response.tail == 2  # the finish chunk and [DONE]
+    (entry,) = server.requests
+    assert list(entry.response_events()) == split_events(sent)
+    assert entry.response.tail == 2  # the finish chunk and [DONE]
 
 
 def _arrivals(url: str) -> list[float]:
@@ -119,18 +124,20 @@ def _arrivals(url: str) -> list[float]:
 
 def test_replay_at_speed_1_keeps_the_recorded_gaps_within_20ms(tmp_path: Path) -> None:
     cassette = tmp_path / "paced.yaml"
-    with paced_upstream(ttft=0.08, gaps=(0.02, 0.07)) as upstream:
-        with record(upstream.url, cassette) as recorder:
-            _arrivals(recorder.url)
+    with (
+        paced_upstream(ttft=0.08, gaps=(0.02, 0.07)) as upstream,
+        record(upstream.url, cassette) as recorder,
+    ):
+        _arrivals(recorder.url)
     (stored,) = interactions(cassette)
     offsets = stored.timing.events
     assert offsets[0] >= 0.07  # the time to first token was recorded
     with replay(cassette, replay_speed=1.0) as server:
         arrived = _arrivals(server.url)
     assert len(arrived) == len(offsets)
-    recorded_gaps = [b - a for a, b in zip(offsets, offsets[1:])]
-    replayed_gaps = [b - a for a, b in zip(arrived, arrived[1:])]
-    worst = max(abs(r - p) for r, p in zip(recorded_gaps, replayed_gaps))
+    recorded_gaps = [b - a for a, b in itertools.pairwise(offsets)]
+    replayed_gaps = [b - a for a, b in itertools.pairwise(arrived)]
+    worst = max(abs(r - p) for r, p in zip(recorded_gaps, replayed_gaps, strict=True))
     assert worst < 0.020, (recorded_gaps, replayed_gaps)
     assert abs(arrived[-1] - offsets[-1]) < 0.030  # no drift over the whole stream
     # Speed 2 halves every gap; speed 0 (the default) sends everything at once.
@@ -175,13 +182,15 @@ def test_the_upstream_gets_the_credentials_it_needs(tmp_path: Path) -> None:
         seen.append(dict(request.headers))
         return web.json_response({"object": "list", "data": [], "model": "m", "usage": {}})
 
-    with LoopbackApp({"/v1/embeddings": answer}) as app:
-        with record(app.url, tmp_path / "c.yaml") as recorder:
-            httpx.post(
-                recorder.url + "/embeddings",
-                json={"model": "m", "input": "x"},
-                headers={"Authorization": f"Bearer {SECRET_KEY}", "api-key": "azure-key-123456"},
-            )
+    with (
+        LoopbackApp({"/v1/embeddings": answer}) as app,
+        record(app.url, tmp_path / "c.yaml") as recorder,
+    ):
+        httpx.post(
+            recorder.url + "/embeddings",
+            json={"model": "m", "input": "x"},
+            headers={"Authorization": f"Bearer {SECRET_KEY}", "api-key": "azure-key-123456"},
+        )
     assert seen[0]["Authorization"] == f"Bearer {SECRET_KEY}"
     assert seen[0]["api-key"] == "azure-key-123456"
     assert "azure-key-123456" not in (tmp_path / "c.yaml").read_text()
@@ -219,16 +228,15 @@ def test_upstream_errors_reach_the_client_unchanged_and_are_not_recorded(tmp_pat
 
 def test_recorded_errors_replay_in_order_so_retries_replay_too(tmp_path: Path) -> None:
     cassette = tmp_path / "retry.yaml"
-    with _flaky_app([429, 503]) as app:
-        with record(app.url, cassette, record_errors=True) as recorder:
-            stream = sdk(recorder.url, retries=2).chat.completions.create(**CHAT, stream=True)
-            assert [c.choices[0].delta.content for c in stream] == ["ok", None]
+    with _flaky_app([429, 503]) as app, record(app.url, cassette, record_errors=True) as recorder:
+        stream = sdk(recorder.url, retries=2).chat.completions.create(**CHAT, stream=True)
+        assert [c.choices[0].delta.content for c in stream] == ["ok", None]
     assert [i.status for i in interactions(cassette)] == [429, 503, 200]
     with replay(cassette) as server:
         stream = sdk(server.url, retries=2).chat.completions.create(**CHAT, stream=True)
         assert [c.choices[0].delta.content for c in stream] == ["ok", None]
-        assert [e.status for e in server.requests] == [429, 503, 200]
-        assert server.requests[0].response.headers["retry-after-ms"] == "10"
+    assert [e.status for e in server.requests] == [429, 503, 200]
+    assert server.requests[0].response.headers["retry-after-ms"] == "10"
 
 
 def test_an_unreachable_upstream_is_a_502_naming_it(tmp_path: Path) -> None:
@@ -252,9 +260,9 @@ def test_a_stream_the_upstream_breaks_off_breaks_off_for_the_client(tmp_path: Pa
     with (
         LoopbackApp({"/v1/chat/completions": broken}) as app,
         record(app.url, cassette) as recorder,
+        pytest.raises((openai.APIConnectionError, httpx.HTTPError)),
     ):
-        with pytest.raises((openai.APIConnectionError, httpx.HTTPError)):
-            list(sdk(recorder.url).chat.completions.create(**CHAT, stream=True))
+        list(sdk(recorder.url).chat.completions.create(**CHAT, stream=True))
     assert not cassette.exists()  # a broken answer is never recorded
 
 

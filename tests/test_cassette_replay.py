@@ -105,7 +105,7 @@ def test_identical_requests_replay_in_recording_order(tmp_path: Path, sdk) -> No
         assert [ask(client, "Roll"), ask(client, "Roll")] == ["one", "two"]
         with pytest.raises(openai.BadRequestError) as raised:
             ask(client, "Roll")
-        assert len(server.requests) == 3  # a miss is a 400 the SDK does not retry
+    assert len(server.requests) == 3  # a miss is a 400 the SDK does not retry
     assert raised.value.code == "mockai_no_match"
     assert "c.yaml#0, c.yaml#1 match(es) this request but were already played" in str(raised.value)
 
@@ -123,9 +123,11 @@ def test_a_miss_names_the_closest_recordings_and_what_differs(tmp_path: Path, sd
         recorded("What is the weather in Paris?", "Sunny", temperature=0.2),
         recorded("Something else entirely", "Other"),
     )
-    with conformance.checked_server(cassette=str(cassette)) as server:
-        with pytest.raises(openai.BadRequestError) as raised:
-            ask(sdk(server), "What is the weather in Rome?", temperature=0.7)
+    with (
+        conformance.checked_server(cassette=str(cassette)) as server,
+        pytest.raises(openai.BadRequestError) as raised,
+    ):
+        ask(sdk(server), "What is the weather in Rome?", temperature=0.7)
     assert raised.value.status_code == 400
     assert raised.value.message == (
         "Error code: 400 - mockai: no rule or recording matches this chat request.\n"
@@ -159,7 +161,7 @@ def test_fallback_generate_answers_what_the_cassette_does_not(tmp_path: Path, sd
     cassette = write(tmp_path / "c.yaml", recorded("Hi", "Hello!"))
     with conformance.checked_server(cassette=str(cassette), fallback="generate") as server:
         assert ask(sdk(server), "Not recorded")
-        assert server.requests[0].source == "generator"
+    assert server.requests[0].source == "generator"
 
 
 def test_a_folder_of_cassettes_replays_as_one(tmp_path: Path, sdk) -> None:
@@ -169,7 +171,7 @@ def test_a_folder_of_cassettes_replays_as_one(tmp_path: Path, sdk) -> None:
     with conformance.checked_server(cassette=str(tmp_path)) as server:
         client = sdk(server)
         assert [ask(client, "Two"), ask(client, "One")] == ["2", "1"]
-        assert [e.rule for e in server.requests] == ["two.yml#0", "one.yaml#0"]
+    assert [e.rule for e in server.requests] == ["two.yml#0", "one.yaml#0"]
 
 
 def test_replaying_a_missing_cassette_fails_before_serving(tmp_path: Path) -> None:
@@ -236,7 +238,7 @@ def test_all_re_records_and_keeps_the_previous_file(tmp_path: Path) -> None:
             cassette=str(cassette), record_mode="all", upstream=upstream.url
         ) as server:
             fresh = _post(server, "A").json()["choices"][0]["message"]["content"]
-            assert server.requests[0].source == "upstream"  # never replayed in `all`
+        assert server.requests[0].source == "upstream"  # never replayed in `all`
     answers = [
         json.loads(i.response_body)["choices"][0]["message"]["content"]
         for i in interactions(cassette)
@@ -247,13 +249,15 @@ def test_all_re_records_and_keeps_the_previous_file(tmp_path: Path) -> None:
 
 def test_a_cassette_changed_on_disk_is_not_overwritten(tmp_path: Path) -> None:
     cassette = write(tmp_path / "c.yaml", recorded("A", "A"))
-    with paced_upstream() as upstream:
-        with conformance.checked_server(
+    with (
+        paced_upstream() as upstream,
+        conformance.checked_server(
             cassette=str(cassette), record_mode="new_episodes", upstream=upstream.url
-        ) as server:
-            edited = write(tmp_path / "edited.yaml", recorded("E", "edited")).read_bytes()
-            cassette.write_bytes(edited)  # someone else writes the file meanwhile
-            _post(server, "B")
+        ) as server,
+    ):
+        edited = write(tmp_path / "edited.yaml", recorded("E", "edited")).read_bytes()
+        cassette.write_bytes(edited)  # someone else writes the file meanwhile
+        _post(server, "B")
     assert cassette.read_bytes() == edited
     saved = interactions(tmp_path / "c.yaml.conflict")
     assert len(saved) == 2

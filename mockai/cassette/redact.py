@@ -133,31 +133,45 @@ class Scrubber:
         return value
 
     def scrub_body(self, body: bytes, secrets: Sequence[str] = ()) -> bytes:
-        """A body (JSON, SSE, text) scrubbed line by line, so that event boundaries never move;
-        JSON a user pattern would break is scrubbed value by value instead."""
+        """A body scrubbed without moving a byte it does not have to: JSON value by value (its
+        text kept when only the secrets change), SSE line by line, so events keep their
+        boundaries."""
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
             return body  # binary: the scan still looks at it, as Latin-1
-        if not self.needs_scrubbing(text, secrets):
-            return body
-        lines = [self._scrub_line(line, secrets) for line in text.splitlines(keepends=True)]
-        scrubbed = "".join(lines)
-        if _is_json(text) and not _is_json(scrubbed):
-            value = self.scrub_json(json.loads(text), secrets)
-            scrubbed = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-        return scrubbed.encode("utf-8")
+        if _is_json(text):
+            scrubbed = self._scrub_json_text(text, secrets)
+        else:
+            scrubbed = "".join(
+                self._scrub_line(line, secrets) for line in text.splitlines(keepends=True)
+            )
+        return body if scrubbed == text else scrubbed.encode("utf-8")
+
+    def _scrub_json_text(self, text: str, secrets: Sequence[str]) -> str:
+        value = json.loads(text)
+        wanted = self.scrub_json(value, secrets)
+        if wanted == value:
+            return text
+        # Replacing in the text keeps the upstream's exact formatting; if that would not give
+        # the same JSON (a pattern crossing quotes, an escaped secret), write the JSON anew.
+        candidate = self.scrub_text(text, secrets)
+        try:
+            if json.loads(candidate) == wanted:
+                return candidate
+        except ValueError:
+            pass
+        return json.dumps(wanted, ensure_ascii=False, separators=(",", ":"))
 
     def _scrub_line(self, line: str, secrets: Sequence[str]) -> str:
-        scrubbed = self.scrub_text(line, secrets)
-        if scrubbed == line or not line.startswith("data:"):
-            return scrubbed
-        payload = line[5:].strip()
-        if _is_json(payload) and not _is_json(scrubbed[5:].strip()):
-            ending = line[len(line.rstrip("\r\n")) :]
-            value = self.scrub_json(json.loads(payload), secrets)
-            return "data: " + json.dumps(value, ensure_ascii=False, separators=(",", ":")) + ending
-        return scrubbed
+        content = line.rstrip("\r\n")
+        ending = line[len(content) :]
+        if content.startswith("data:"):
+            prefix = "data: " if content.startswith("data: ") else "data:"
+            payload = content[len(prefix) :]
+            if _is_json(payload):
+                return prefix + self._scrub_json_text(payload, secrets) + ending
+        return self.scrub_text(content, secrets) + ending
 
     # --- scanning ------------------------------------------------------------------------------
 
