@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import copy
 import os
-import tempfile
+import secrets
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -304,7 +305,7 @@ def _error_line(error: Exception) -> int:
 def atomic_write(path: Path, data: bytes) -> None:
     """Replace `path` with `data`: temp file in the same folder, fsync, rename, fsync folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    handle, temporary = _temporary(path)
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(data)
@@ -315,6 +316,20 @@ def atomic_write(path: Path, data: bytes) -> None:
         Path(temporary).unlink(missing_ok=True)
         raise
     _fsync_folder(path.parent)
+
+
+def _temporary(path: Path) -> tuple[int, str]:
+    """A new hidden file next to `path`, with the mode `path` has (or the umask's default)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        name = str(path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            handle = os.open(name, flags, 0o666)  # not mkstemp's 0600: the umask decides
+        except FileExistsError:
+            continue
+        if path.exists():
+            os.chmod(name, stat.S_IMODE(path.stat().st_mode))
+        return handle, name
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -98,7 +98,9 @@ class RequestView:
     canonical: bytes  # canonical JSON of the whole body
 
     @classmethod
-    def build(cls, method: str, path: str, query: str, body: Any) -> RequestView:
+    def build(
+        cls, method: str, path: str, query: str, body: Any, canonical: bytes | None = None
+    ) -> RequestView:
         """A view of a request whose body is already parsed (and scrubbed)."""
         return cls(
             method=method.upper(),
@@ -106,7 +108,7 @@ class RequestView:
             query=tuple(sorted(parse_qsl(query))),
             body=body,
             normalized=jsonbytes.canonical(normalize_body(body)),
-            canonical=jsonbytes.canonical(body),
+            canonical=jsonbytes.canonical(body) if canonical is None else canonical,
         )
 
     @classmethod
@@ -118,10 +120,10 @@ class RequestView:
     @classmethod
     def incoming(cls, path: str, body: Mapping[str, Any], scrubber: Scrubber) -> RequestView:
         """A view of a request mockai is answering (always a POST with a JSON body)."""
-        text = jsonbytes.canonical(body).decode()
-        if scrubber.needs_scrubbing(text):
-            body = scrubber.scrub_json(body)
-        return cls.build("POST", path, "", body)
+        canonical = jsonbytes.canonical(body)
+        if scrubber.needs_scrubbing(canonical.decode()):
+            return cls.build("POST", path, "", scrubber.scrub_json(body))
+        return cls.build("POST", path, "", body, canonical)
 
 
 def parse_body(raw: bytes | None, scrubber: Scrubber) -> Any:

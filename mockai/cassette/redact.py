@@ -49,31 +49,50 @@ class SecretPattern:
     regex: re.Pattern[str]
     prefix: str = ""
     group: int = 0
+    # Lower-case strings of which a match must contain one: a cheap `in` test skips the regex
+    # for most texts (the hot path scrubs every replayed request). Empty: always search.
+    markers: tuple[str, ...] = ()
+
+    def may_match(self, lowered: str) -> bool:
+        """False when `regex` cannot match the text whose lower-case form is `lowered`."""
+        return not self.markers or any(marker in lowered for marker in self.markers)
 
 
-def _pattern(name: str, regex: str, prefix: str = "", group: int = 0) -> SecretPattern:
-    return SecretPattern(name, re.compile(regex), prefix, group)
+def _pattern(
+    name: str, regex: str, markers: tuple[str, ...], prefix: str = "", group: int = 0
+) -> SecretPattern:
+    return SecretPattern(name, re.compile(regex), prefix, group, markers)
 
 
 _B = r"(?<![A-Za-z0-9_-])"  # not in the middle of a longer word
 DEFAULT_PATTERNS: tuple[SecretPattern, ...] = (
     # OpenAI (sk-, sk-proj-, sk-svcacct-), Anthropic (sk-ant-), OpenRouter (sk-or-v1-), DeepSeek...
-    _pattern("an sk- API key", _B + r"sk-(?!REDACTED-)[A-Za-z0-9_-]{20,}", "sk-"),
+    _pattern("an sk- API key", _B + r"sk-(?!REDACTED-)[A-Za-z0-9_-]{20,}", ("sk-",), "sk-"),
     _pattern(
-        "a bearer token", r"(?i:\bbearer)[ \t]+((?!REDACTED-)[A-Za-z0-9._~+/-]{16,}=*)", "", 1
+        "a bearer token",
+        r"(?i:\bbearer)[ \t]+((?!REDACTED-)[A-Za-z0-9._~+/-]{16,}=*)",
+        ("bearer",),
+        group=1,
     ),
-    _pattern("a Groq API key", _B + r"gsk_(?!REDACTED-)[A-Za-z0-9]{20,}", "gsk_"),
-    _pattern("an xAI API key", _B + r"xai-(?!REDACTED-)[A-Za-z0-9]{20,}", "xai-"),
-    _pattern("a Google API key", _B + r"AIza(?!REDACTED-)[0-9A-Za-z_-]{35}", "AIza"),
-    _pattern("a Hugging Face token", _B + r"hf_(?!REDACTED-)[A-Za-z0-9]{30,}", "hf_"),
-    _pattern("a GitHub token", _B + r"(?:gh[pousr]_|github_pat_)(?!REDACTED-)[A-Za-z0-9_]{30,}"),
-    _pattern("an AWS access key id", _B + r"(?:AKIA|ASIA)[0-9A-Z]{16}(?![0-9A-Z])"),
-    _pattern("a Slack token", _B + r"xox[abposr]-(?!REDACTED-)[A-Za-z0-9-]{10,}"),
+    _pattern("a Groq API key", _B + r"gsk_(?!REDACTED-)[A-Za-z0-9]{20,}", ("gsk_",), "gsk_"),
+    _pattern("an xAI API key", _B + r"xai-(?!REDACTED-)[A-Za-z0-9]{20,}", ("xai-",), "xai-"),
+    _pattern("a Google API key", _B + r"AIza(?!REDACTED-)[0-9A-Za-z_-]{35}", ("aiza",), "AIza"),
+    _pattern("a Hugging Face token", _B + r"hf_(?!REDACTED-)[A-Za-z0-9]{30,}", ("hf_",), "hf_"),
+    _pattern(
+        "a GitHub token",
+        _B + r"(?:gh[pousr]_|github_pat_)(?!REDACTED-)[A-Za-z0-9_]{30,}",
+        ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+    ),
+    _pattern(
+        "an AWS access key id", _B + r"(?:AKIA|ASIA)[0-9A-Z]{16}(?![0-9A-Z])", ("akia", "asia")
+    ),
+    _pattern("a Slack token", _B + r"xox[abposr]-(?!REDACTED-)[A-Za-z0-9-]{10,}", ("xox",)),
     _pattern(
         "a JSON web token",
         _B + r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
+        ("eyj",),
     ),
-    _pattern("a private key", r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
+    _pattern("a private key", r"-----BEGIN [A-Z ]*PRIVATE KEY-----", ("private key",)),
 )
 # Credentials shorter than this are not hunted for in bodies: `Bearer ollama` must not turn the
 # model name `ollama` into a placeholder everywhere.
@@ -113,14 +132,18 @@ class Scrubber:
         for secret in secrets:
             if secret in text:
                 text = text.replace(secret, placeholder(secret, _visible_prefix(secret)))
+        lowered = text.lower()
         for pattern in self.patterns:
-            if pattern.regex.search(text):
+            if pattern.may_match(lowered) and pattern.regex.search(text):
                 text = pattern.regex.sub(functools.partial(_replace, pattern=pattern), text)
         return text
 
     def needs_scrubbing(self, text: str, secrets: Sequence[str] = ()) -> bool:
         """True if `scrub_text` would change `text` (the cheap check on the hot path)."""
-        return any(s in text for s in secrets) or any(p.regex.search(text) for p in self.patterns)
+        if any(secret in text for secret in secrets):
+            return True
+        lowered = text.lower()
+        return any(p.may_match(lowered) and p.regex.search(text) for p in self.patterns)
 
     def scrub_json(self, value: Any, secrets: Sequence[str] = ()) -> Any:
         """A copy of a parsed JSON value with every string scrubbed (keys are left alone)."""
@@ -186,7 +209,10 @@ class Scrubber:
                 findings.append(
                     Finding("a credential the request was sent with", mask(secret), start)
                 )
+        lowered = neutral.lower()
         for pattern in self.patterns:
+            if not pattern.may_match(lowered):
+                continue
             for match in pattern.regex.finditer(neutral):
                 secret = match.group(pattern.group)
                 if secret and "\0" not in secret:
