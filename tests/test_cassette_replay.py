@@ -261,3 +261,26 @@ def test_a_cassette_changed_on_disk_is_not_overwritten(tmp_path: Path) -> None:
     assert cassette.read_bytes() == edited
     saved = interactions(tmp_path / "c.yaml.conflict")
     assert len(saved) == 2
+
+
+def test_a_secret_scrubbing_cannot_reach_stops_the_write(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Planted where scrubbing never looks (a JSON key): only the scan before writing sees it.
+    planted = recorded("A", "A")
+    planted.response_body = planted.response_body.replace(
+        b'"usage"', b'"sk-proj-PLANTEDplantedPLANTED0123456789"'
+    )
+    cassette = write(tmp_path / "c.yaml", planted)
+    before = cassette.read_bytes()
+    with (
+        paced_upstream() as upstream,
+        conformance.checked_server(
+            cassette=str(cassette), record_mode="new_episodes", upstream=upstream.url
+        ) as server,
+    ):
+        assert _post(server, "B").status_code == 200  # the client still gets its answer
+    assert cassette.read_bytes() == before  # but nothing was written
+    assert f"refusing to write {cassette}: it would contain secrets" in caplog.text
+    assert "interaction 0 response.body.string: an sk- API key (sk-pro..." in caplog.text
+    assert "PLANTEDplanted" not in caplog.text

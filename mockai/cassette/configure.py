@@ -71,8 +71,13 @@ def cassette_sources(config: Config, registry: MatcherRegistry = MATCHERS) -> li
                 allow_repeats=config.allow_repeats,
             )
         )
+    if sources:
+        count = sum(len(cassette.interactions) for cassette in cassettes)
+        log.info("mockai: replaying %d interaction(s) from %s", count, path)
     if records:
-        sources.append(_upstream(config, path, mode, cassettes, scrubber, match_on, registry))
+        upstream = _upstream(config, path, mode, cassettes, scrubber, match_on, registry)
+        log.info("mockai: recording (%s) into %s from %s", mode, path, upstream.shown)
+        sources.append(upstream)
     elif config.upstream is not None:
         log.warning("mockai: --upstream is not used: record mode %s records nothing here", mode)
     return sources
