@@ -193,3 +193,23 @@ def _b64(data: bytes) -> str:
     import base64
 
     return base64.b64encode(data).decode()
+
+
+def test_appending_to_a_vcrpy_cassette_scrubs_the_credentials_it_kept(tmp_path: Path) -> None:
+    cassette = tmp_path / "unfiltered.yaml"
+    token = "sk-proj-" + "UnFiLtErEd0123456789" * 2
+    with paced_upstream() as upstream:
+        with (
+            vcr.use_cassette(str(cassette), record_mode="once"),  # no filter_headers: leaks
+            httpx.Client(headers={"Authorization": f"Bearer {token}"}) as http,
+        ):
+            http.post(upstream.url + "/chat/completions", json=CHAT)
+        assert token in cassette.read_text()
+        with conformance.checked_server(
+            cassette=str(cassette), record_mode="new_episodes", upstream=upstream.url
+        ) as server:
+            httpx.post(server.url + "/chat/completions", json=CHAT)  # replayed
+            httpx.post(server.url + "/embeddings", json=EMBED)  # recorded: the file is saved
+    text = cassette.read_text()
+    assert token not in text and "uthorization" not in text
+    assert text.count("- request:") == 2

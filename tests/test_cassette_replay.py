@@ -171,7 +171,7 @@ def test_a_folder_of_cassettes_replays_as_one(tmp_path: Path, sdk) -> None:
     with conformance.checked_server(cassette=str(tmp_path)) as server:
         client = sdk(server)
         assert [ask(client, "Two"), ask(client, "One")] == ["2", "1"]
-    assert [e.rule for e in server.requests] == ["two.yml#0", "one.yaml#0"]
+    assert [e.rule for e in server.requests] == ["b/two.yml#0", "a/one.yaml#0"]
 
 
 def test_replaying_a_missing_cassette_fails_before_serving(tmp_path: Path) -> None:

@@ -134,7 +134,8 @@ class UpstreamSource:
         url = self.url_for(ENDPOINT_ROUTES[exchange.endpoint.value])
         body = jsonbytes.dumps(exchange.body)
         headers = forwarded_headers(exchange.headers)
-        headers.setdefault("Content-Type", "application/json")
+        if not any(name.lower() == "content-type" for name in headers):
+            headers["Content-Type"] = "application/json"
         capture = Capture(self, url, body, headers)
         response = await capture.send(self._session)
         if response.status >= 400:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from mockai.cassette.events import completing_tail, split_events
 from mockai.cassette.format import Cassette, Interaction
@@ -152,7 +153,15 @@ class ReplaySource:
             interaction.method, interaction.uri, interaction.request_body, self.scrubber
         )
         answer, timing = wire_answer(interaction, speed)
-        return _Entry(f"{cassette.name}#{position}", view, answer, timing)
+        return _Entry(f"{self._file_name(cassette)}#{position}", view, answer, timing)
+
+    def _file_name(self, cassette: Cassette) -> str:
+        # A file of a replayed folder is named by its path in the folder (`a/test_x.yaml`):
+        # pytest-recording layouts repeat file names across folders.
+        root = Path(self.label)
+        if root.is_dir() and cassette.path.is_relative_to(root):
+            return cassette.path.relative_to(root).as_posix()
+        return cassette.name
 
     def view(self, exchange: Exchange) -> RequestView:
         """How the matchers see an incoming request."""

@@ -56,7 +56,7 @@ class CassetteRecorder:
         self.mode = mode
         self.scrubber = scrubber
         self.supersedes = supersedes
-        self._base = [self._scrubbed_base(i) for i in (loaded.interactions if loaded else [])]
+        self._base = self._scrubbed_base(loaded.interactions if loaded else [])
         self._metadata = loaded.metadata if loaded else None
         self._new: list[Interaction] = []
         self._expected = _disk_state(path)
@@ -67,12 +67,14 @@ class CassetteRecorder:
         self.saves = 0  # completed writes (for tests and measurements)
         self.refused = 0  # interactions not recorded because they still held a secret
 
-    def _scrubbed_base(self, interaction: Interaction) -> Interaction:
-        scrubbed = scrub_interaction(interaction, self.scrubber)
-        if scrubbed != interaction:
+    def _scrubbed_base(self, interactions: list[Interaction]) -> list[Interaction]:
+        scrubbed = [scrub_interaction(i, self.scrubber) for i in interactions]
+        changed = sum(old != new for old, new in zip(interactions, scrubbed, strict=True))
+        if changed:
             log.warning(
-                "mockai: %s already held credentials or key-like strings; they are scrubbed "
-                "when the cassette is saved",
+                "mockai: %d interaction(s) of %s hold credentials or key-like strings; they are "
+                "scrubbed when the cassette is saved",
+                changed,
                 self.path,
             )
         return scrubbed
