@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +54,30 @@ def test_a_cassette_vcrpy_recorded_replays_through_mockai(tmp_path: Path) -> Non
         vector = client.embeddings.create(model=EMBED["model"], input="hello").data[0].embedding
         assert len(vector) == 1536
     assert server.requests[2].response_json() == embedding
+    # And as users run it: `mockai serve --cassette vcrpy.yaml`, in its own process.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mockai", "serve", "--port", "0", "--cassette", str(cassette)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = _banner_url(process)
+        with openai.OpenAI(base_url=url, api_key="sk-test", max_retries=0) as client:
+            assert client.chat.completions.create(**CHAT).to_dict() == chat
+            assert [c.to_dict() for c in client.chat.completions.create(**STREAM)] == chunks
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=10)
+    assert process.returncode == 0
+
+
+def _banner_url(process: subprocess.Popen[str]) -> str:
+    assert process.stdout is not None
+    for line in process.stdout:
+        if "OPENAI_BASE_URL=" in line:
+            return line.split("=", 1)[1].strip()
+    raise AssertionError(process.stderr.read() if process.stderr else "no banner")
 
 
 def _gzip_api() -> LoopbackApp:
