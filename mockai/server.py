@@ -48,17 +48,34 @@ def create_app(
     state = ServerState(
         config=config,
         catalog=catalog,
-        decider=Decider(sources, generator),
+        decider=Decider(
+            sources,
+            generator,
+            fallback=_fallback(config, sources),
+            no_match_status=config.no_match_status,
+        ),
         journal=Journal(config.journal_size),
         ratelimits=RateLimits(),
         codecs=routes.codecs(),
     )
     app = web.Application(client_max_size=MAX_BODY)
     app[STATE] = state
+    for source in sources:
+        lifespan = getattr(source, "lifespan", None)
+        if lifespan is not None:  # a source holding connections or files (the upstream's)
+            app.cleanup_ctx.append(lifespan)
     routes.add_api_routes(app, state.codecs.values())
     admin.add_admin_routes(app)
     routes.add_catch_all(app)
     return app
+
+
+def _fallback(config: Config, sources: Sequence[Source]) -> str:
+    """`fallback` as configured; by default `error` once something to answer from is loaded
+    (a source whose `loaded` is true: rules, a cassette), else `generate`."""
+    if config.fallback is not None:
+        return config.fallback
+    return "error" if any(getattr(source, "loaded", False) for source in sources) else "generate"
 
 
 class BackgroundLoop:

@@ -25,5 +25,10 @@ def _scenario_sources(config: Config) -> list[Source]:
 
 
 def _cassette_sources(config: Config) -> list[Source]:
-    # Filled in by the cassette package (replay, then the upstream in record modes).
-    return []
+    # Replay, then the upstream in record modes (see mockai.cassette.configure). Imported here so
+    # that servers without cassettes never load vcrpy.
+    if config.cassette is None and config.upstream is None:
+        return []
+    from mockai.cassette import cassette_sources
+
+    return cassette_sources(config)

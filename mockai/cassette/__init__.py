@@ -1,0 +1,42 @@
+"""Record and replay with vcrpy cassettes.
+
+format     the vcrpy file format (read and written with vcrpy's serializers), atomic saves
+events     SSE bodies split at their event boundaries, byte-exactly
+matching   matchers, their registry, the lookup index, field-level differences
+redact     credential headers, key-shaped strings, placeholders
+scan       scrubbing and scanning whole interactions and cassette texts
+replay     the `cassette` Source
+record     the `upstream` Source (recording proxy, or passthrough)
+writer     saving recordings: concurrent appends, atomic rewrites, never overwriting silently
+modes      record modes (vcrpy's)
+configure  which sources a Config asks for
+check      `mockai check` for cassettes
+"""
+
+from __future__ import annotations
+
+from mockai.cassette.configure import cassette_sources
+from mockai.cassette.format import Cassette, CassetteFile, DecodeError, Interaction, NotFound
+from mockai.cassette.matching import MATCHERS, MatcherRegistry, RequestView, register_matcher
+from mockai.cassette.modes import RecordMode, validate_record_mode
+from mockai.cassette.record import UpstreamSource
+from mockai.cassette.redact import Scrubber
+from mockai.cassette.replay import ReplaySource
+
+__all__ = [
+    "MATCHERS",
+    "Cassette",
+    "CassetteFile",
+    "DecodeError",
+    "Interaction",
+    "MatcherRegistry",
+    "NotFound",
+    "RecordMode",
+    "ReplaySource",
+    "RequestView",
+    "Scrubber",
+    "UpstreamSource",
+    "cassette_sources",
+    "register_matcher",
+    "validate_record_mode",
+]

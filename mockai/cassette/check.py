@@ -1,0 +1,150 @@
+"""`mockai check` for cassettes: format version and shape, decodable bodies, well-framed streams,
+consistent timing, and no secrets — each problem as `file:line: what is wrong`."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mockai.cassette.events import event_data, split_events
+from mockai.cassette.format import DecodeError, Interaction, parse_cassette
+from mockai.cassette.redact import Scrubber
+from mockai.cassette.scan import scan_document, scan_interaction
+from mockai.errors import Problem
+
+_CASSETTE_KEY = re.compile(r'^(interactions\s*:|\s*\{?\s*"interactions"\s*:)', re.MULTILINE)
+
+
+def looks_like_cassette(text: str) -> bool:
+    """True for a file with a top-level `interactions:` key (a vcrpy cassette)."""
+    return bool(_CASSETTE_KEY.search(text))
+
+
+def check_cassette(path: Path, text: str, scrubber: Scrubber | None = None) -> list[Problem]:
+    """Every problem in one cassette file."""
+    scrubber = scrubber or Scrubber()
+    try:
+        cassette = parse_cassette(path, text)
+    except DecodeError as error:
+        return [_from_decode_error(path, error)]
+    lines = _Lines(text)
+    problems = scan_document(path, text, scrubber)
+    seen = {problem.line for problem in problems}
+    for index, interaction in enumerate(cassette.interactions):
+        line = lines.of("interactions", index)
+        for message in _interaction_problems(interaction):
+            problems.append(Problem(str(path), line, f"interaction {index}: {message}"))
+        for message in scan_interaction(interaction, scrubber):
+            field = message.split(":", 1)[0]
+            where = lines.of("interactions", index, *field.split("."))
+            # The text scan already reported the secrets it could see; add what only decoding
+            # shows (gzip or !!binary bodies) and credential headers.
+            if where not in seen:
+                problems.append(Problem(str(path), where, f"interaction {index}: {message}"))
+    return sorted(problems)
+
+
+def _from_decode_error(path: Path, error: DecodeError) -> Problem:
+    message = str(error).removeprefix(f"{path}:")
+    line, _, rest = message.partition(":")
+    if line.isdigit():
+        return Problem(str(path), int(line), rest.strip())
+    return Problem(str(path), 1, message.strip())
+
+
+def _interaction_problems(interaction: Interaction) -> list[str]:
+    problems = []
+    if not 100 <= interaction.status <= 599:
+        problems.append(f"response status {interaction.status} is not an HTTP status")
+    if _is_json_type(_request_type(interaction)) and interaction.request_body:
+        problems += _json_problem("request body", interaction.request_body)
+    if interaction.is_stream:
+        problems += _stream_problems(interaction)
+    elif _is_json_type(interaction.content_type) and interaction.response_body:
+        problems += _json_problem("response body", interaction.response_body)
+    return problems
+
+
+def _request_type(interaction: Interaction) -> str:
+    for name, values in interaction.request_headers.items():
+        if name.lower() == "content-type" and values:
+            return values[0]
+    return "application/json" if interaction.uri.rstrip("/").endswith(_JSON_ROUTES) else ""
+
+
+_JSON_ROUTES = ("/completions", "/embeddings", "/moderations", "/responses")
+
+
+def _is_json_type(content_type: str) -> bool:
+    return content_type.split(";")[0].strip().lower().endswith("json")
+
+
+def _json_problem(what: str, data: bytes) -> list[str]:
+    try:
+        json.loads(data)
+    except (ValueError, UnicodeDecodeError) as error:
+        return [f"{what} is not valid JSON ({error})"]
+    return []
+
+
+def _stream_problems(interaction: Interaction) -> list[str]:
+    frames = split_events(interaction.response_body)
+    problems = []
+    if frames and not re.search(rb"(\r\n|\r|\n)(\r\n|\r|\n)\s*$", frames[-1]):
+        problems.append(
+            "the stream's last event does not end with a blank line (the Python SDK drops it)"
+        )
+    for number, frame in enumerate(frames):
+        data = event_data(frame)
+        if data is None or data.startswith("[DONE]"):
+            continue
+        try:
+            json.loads(data)
+        except ValueError:
+            problems.append(f"stream event {number} is not JSON: {data[:60]!r}")
+    events = interaction.timing.events
+    if events is not None:
+        if len(events) != len(frames):
+            problems.append(
+                f"mockai.events has {len(events)} offsets for {len(frames)} events "
+                "(replay will not be paced)"
+            )
+        elif any(later < earlier for earlier, later in itertools.pairwise(events)):
+            problems.append("mockai.events offsets go backwards")
+    return problems
+
+
+class _Lines:
+    """Line numbers of the nodes of a YAML (or JSON) document, by path."""
+
+    def __init__(self, text: str) -> None:
+        self._lines: dict[tuple[Any, ...], int] = {}
+        try:
+            root = yaml.compose(text, Loader=yaml.CSafeLoader)
+        except yaml.YAMLError:
+            return
+        if root is not None:
+            self._walk(root, ())
+
+    def _walk(self, node: yaml.Node, path: tuple[Any, ...]) -> None:
+        self._lines[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                self._walk(value, (*path, str(key.value)))
+                self._lines[(*path, str(key.value))] = key.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                self._walk(item, (*path, index))
+
+    def of(self, *path: Any) -> int:
+        """The line of the deepest known node on `path` (1 if none is known)."""
+        for end in range(len(path), 0, -1):
+            line = self._lines.get(tuple(path[:end]))
+            if line is not None:
+                return line
+        return 1

@@ -1,0 +1,132 @@
+"""Which cassette sources a configuration asks for (replay, the upstream, both, or none).
+
+| record mode    | cassette exists              | cassette missing                       |
+|----------------|------------------------------|----------------------------------------|
+| `none`         | replay; a miss is an error   | error at startup (nothing to replay)   |
+| `once`         | replay; a miss is an error   | record everything into a new cassette  |
+| `new_episodes` | replay, record the misses    | record everything into a new cassette  |
+| `all`          | record everything (re-record; the old file is kept as `.bak`)         |
+
+`--upstream` without `--cassette` is a passthrough proxy: everything is forwarded, nothing stored.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from mockai.cassette.format import Cassette, Interaction, cassette_files, load_all
+from mockai.cassette.matching import (
+    DEFAULT_MATCH_ON,
+    MATCHERS,
+    MatcherRegistry,
+    RequestView,
+    failures,
+)
+from mockai.cassette.modes import RecordMode, validate_record_mode
+from mockai.cassette.record import UpstreamSource
+from mockai.cassette.redact import Scrubber
+from mockai.cassette.replay import ReplaySource
+from mockai.cassette.writer import CassetteRecorder, Supersedes
+from mockai.config import Config
+from mockai.decide import Source
+from mockai.errors import CassetteError, ConfigError
+
+log = logging.getLogger("mockai.cassette")
+
+
+def cassette_sources(config: Config, registry: MatcherRegistry = MATCHERS) -> list[Source]:
+    """The cassette replay and upstream sources `config` describes, in the order they are asked."""
+    try:
+        mode = validate_record_mode(config.record_mode)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    scrubber = Scrubber(config.redact)
+    match_on = registry.resolve(config.match_on or DEFAULT_MATCH_ON)
+    if config.cassette is None:
+        if config.upstream is None:
+            return []
+        return [UpstreamSource(config.upstream, scrubber=scrubber, record_errors=False)]
+    path = Path(config.cassette)
+    exists = has_cassettes(path)
+    records = mode in (RecordMode.NEW_EPISODES, RecordMode.ALL) or (
+        mode is RecordMode.ONCE and not exists
+    )
+    if mode is RecordMode.NONE and not path.exists():
+        raise CassetteError(
+            f"cassette {path} does not exist, so there is nothing to replay. Record it first: "
+            f"mockai serve --cassette {path} --record-mode once --upstream URL"
+        )
+    cassettes = load_all(path) if path.exists() else []
+    sources: list[Source] = []
+    if mode is not RecordMode.ALL and not (mode is RecordMode.ONCE and records):
+        sources.append(
+            ReplaySource(
+                cassettes,
+                label=str(path),
+                match_on=match_on,
+                registry=registry,
+                scrubber=scrubber,
+                speed=config.replay_speed,
+                allow_repeats=config.allow_repeats,
+            )
+        )
+    if sources:
+        count = sum(len(cassette.interactions) for cassette in cassettes)
+        log.info("mockai: replaying %d interaction(s) from %s", count, path)
+    if records:
+        upstream = _upstream(config, path, mode, cassettes, scrubber, match_on, registry)
+        log.info("mockai: recording (%s) into %s from %s", mode, path, upstream.shown)
+        sources.append(upstream)
+    elif config.upstream is not None:
+        log.warning("mockai: --upstream is not used: record mode %s records nothing here", mode)
+    return sources
+
+
+def has_cassettes(path: Path) -> bool:
+    """True if `path` is a non-empty cassette file, or a folder holding at least one."""
+    return any(file.is_file() and file.read_bytes().strip() for file in cassette_files(path))
+
+
+def _upstream(
+    config: Config,
+    path: Path,
+    mode: RecordMode,
+    cassettes: list[Cassette],
+    scrubber: Scrubber,
+    match_on: tuple[str, ...],
+    registry: MatcherRegistry,
+) -> UpstreamSource:
+    if config.upstream is None:
+        raise ConfigError(
+            f"record mode {mode} records from an upstream: give --upstream URL, the "
+            "OpenAI-compatible base URL to record from (e.g. https://api.openai.com/v1)"
+        )
+    if path.is_dir():
+        raise ConfigError(
+            f"cassette {path} is a folder: recording needs a file, e.g. {path / 'recorded.yaml'}"
+        )
+    recorder = CassetteRecorder(
+        path,
+        mode,
+        cassettes[0] if cassettes else None,
+        scrubber,
+        supersedes=_supersedes(match_on, registry, scrubber),
+    )
+    return UpstreamSource(
+        config.upstream, recorder=recorder, scrubber=scrubber, record_errors=config.record_errors
+    )
+
+
+def _supersedes(
+    match_on: tuple[str, ...], registry: MatcherRegistry, scrubber: Scrubber
+) -> Supersedes:
+    def view(interaction: Interaction) -> RequestView:
+        return RequestView.recorded(
+            interaction.method, interaction.uri, interaction.request_body, scrubber
+        )
+
+    def supersedes(new: Interaction, old: Interaction) -> bool:
+        return not failures(view(old), view(new), match_on, registry)
+
+    return supersedes

@@ -1,0 +1,379 @@
+"""Cassette files: vcrpy's format, read and written with vcrpy's own serializers.
+
+A cassette is `{version: 1, interactions: [{request, response}]}` exactly as vcrpy writes it
+(`vcr.serialize`, its YAML or JSON serializer), so cassettes recorded by vcrpy / pytest-recording
+load here and mockai's recordings load in vcrpy. mockai adds one field of its own, inside the
+response where vcrpy keeps but ignores it:
+
+    response:
+      status: {code: 200, message: OK}
+      headers: {content-type: [text/event-stream; charset=utf-8]}
+      body: {string: "data: {...}\\n\\ndata: [DONE]\\n\\n"}
+      mockai:
+        latency: 0.231        # seconds from sending the request to the response headers
+        duration: 0.874       # seconds until the whole body had arrived
+        events: [0.05, 0.061] # streams: when each SSE event arrived, seconds after the headers
+
+Writes are atomic (a temporary file in the same folder, fsync, `os.replace`): a killed process
+leaves the previous cassette or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import secrets
+import stat
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from vcr.filters import decode_response
+from vcr.request import Request as VcrRequest
+from vcr.serialize import CASSETTE_FORMAT_VERSION, serialize
+from vcr.serializers import compat, jsonserializer, yamlserializer
+
+from mockai.errors import CassetteError
+
+CASSETTE_SUFFIXES = (".yaml", ".yml", ".json")
+OWN_FIELD = "mockai"  # our key inside each response; vcrpy keeps it and ignores it
+
+
+class NotFound(CassetteError):
+    """The cassette file does not exist (or is empty, which vcrpy treats the same way)."""
+
+
+class DecodeError(CassetteError):
+    """The cassette exists but is not a readable vcrpy cassette; the message says where and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """When the recorded answer arrived (mockai's own field; absent in vcrpy's recordings)."""
+
+    latency: float | None = None  # request sent -> response headers
+    duration: float | None = None  # request sent -> last byte
+    events: tuple[float, ...] | None = None  # per SSE event, seconds after the headers
+
+    def as_dict(self) -> dict[str, Any]:
+        """The YAML form (rounded to 0.1 ms: enough for pacing, stable in diffs)."""
+        out: dict[str, Any] = {}
+        if self.latency is not None:
+            out["latency"] = round(self.latency, 4)
+        if self.duration is not None:
+            out["duration"] = round(self.duration, 4)
+        if self.events is not None:
+            out["events"] = [round(offset, 4) for offset in self.events]
+        return out
+
+    @classmethod
+    def from_dict(cls, value: Any) -> Timing:
+        """Read the own field; anything unusable is ignored (replay then goes unpaced)."""
+        if not isinstance(value, Mapping):
+            return cls()
+        events = value.get("events")
+        if not (isinstance(events, list) and all(_is_number(e) for e in events)):
+            events = None
+        return cls(
+            latency=float(value["latency"]) if _is_number(value.get("latency")) else None,
+            duration=float(value["duration"]) if _is_number(value.get("duration")) else None,
+            events=tuple(float(e) for e in events) if events is not None else None,
+        )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+
+
+@dataclass(slots=True)
+class Interaction:
+    """One recorded request and its answer, with the response body decoded (decompressed)."""
+
+    method: str
+    uri: str
+    request_body: bytes | None
+    request_headers: dict[str, list[str]]
+    status: int
+    reason: str
+    response_headers: dict[str, list[str]]
+    response_body: bytes
+    timing: Timing = field(default_factory=Timing)
+    extra: dict[str, Any] = field(default_factory=dict)  # other response keys, kept verbatim
+
+    def header(self, name: str, default: str = "") -> str:
+        """The first value of a response header (case-insensitive)."""
+        lowered = name.lower()
+        for key, values in self.response_headers.items():
+            if key.lower() == lowered and values:
+                return values[0]
+        return default
+
+    @property
+    def content_type(self) -> str:
+        """The response's content type (JSON when the recording does not say)."""
+        return self.header("content-type", "application/json")
+
+    @property
+    def is_stream(self) -> bool:
+        """True for server-sent events."""
+        return self.content_type.split(";")[0].strip().lower() == "text/event-stream"
+
+    def to_vcr(self) -> tuple[VcrRequest, dict[str, Any]]:
+        """vcrpy's (Request, response dict) pair, ready for `vcr.serialize.serialize`."""
+        headers = {str(name): values for name, values in self.request_headers.items()}
+        request = VcrRequest(self.method, self.uri, self.request_body, headers)
+        response: dict[str, Any] = {
+            "status": {"code": self.status, "message": self.reason},
+            "headers": self.response_headers,
+            "body": {"string": self.response_body},
+            **self.extra,
+        }
+        own = self.timing.as_dict()
+        if own:
+            response[OWN_FIELD] = own
+        return request, response
+
+    @classmethod
+    def from_vcr(cls, request: VcrRequest, response: Mapping[str, Any]) -> Interaction:
+        """From vcrpy's Request and response dict (any vcrpy version's shape)."""
+        response = _decoded(_modern(response))
+        status = response["status"]
+        known = {"status", "headers", "body", OWN_FIELD}
+        return cls(
+            method=str(request.method).upper(),
+            uri=str(request.uri),
+            request_body=_request_body(request),
+            request_headers={str(k): [str(v)] for k, v in request.headers.items()},
+            status=int(status["code"]),
+            reason=str(status.get("message") or ""),
+            response_headers=response["headers"],
+            response_body=response["body"]["string"],
+            timing=Timing.from_dict(response.get(OWN_FIELD)),
+            extra={k: v for k, v in response.items() if k not in known},
+        )
+
+
+def _modern(response: Mapping[str, Any]) -> dict[str, Any]:
+    """vcrpy's current response shape, from older httpx-stub cassettes too."""
+    out = dict(response)
+    if "status_code" in out:  # vcrpy < 4.3 wrote httpx answers flat
+        out = {
+            "status": {"code": out.pop("status_code"), "message": ""},
+            "headers": out.pop("headers", {}),
+            "body": {"string": out.pop("content", b"")},
+            **out,
+        }
+    headers = out.get("headers") or {}
+    out["headers"] = {
+        str(name): [str(v) for v in (values if isinstance(values, list) else [values])]
+        for name, values in headers.items()
+    }
+    body = out.get("body")
+    string = body.get("string") if isinstance(body, Mapping) else body
+    if isinstance(string, str):
+        string = string.encode("utf-8")
+    out["body"] = {"string": bytes(string or b"")}
+    return out
+
+
+def _decoded(response: dict[str, Any]) -> dict[str, Any]:
+    """Decompress a gzip/deflate/br body (vcrpy records what the wire carried) and drop the
+    headers that described the compressed bytes."""
+    decoded: dict[str, Any] = decode_response(response)
+    headers = decoded["headers"]
+    for name in list(headers):
+        if name.lower() in ("content-length", "transfer-encoding"):
+            del headers[name]
+    return decoded
+
+
+def _request_body(request: VcrRequest) -> bytes | None:
+    body = request.body
+    if body is None:
+        return None
+    if hasattr(body, "read"):
+        body = body.read()
+    elif not isinstance(body, (bytes, bytearray, str)):
+        body = b"".join(p if isinstance(p, bytes) else str(p).encode() for p in body)
+    return body.encode("utf-8") if isinstance(body, str) else bytes(body)
+
+
+@dataclass(slots=True)
+class Cassette:
+    """A cassette file's interactions (and vcrpy metadata, if any)."""
+
+    path: Path
+    interactions: list[Interaction] = field(default_factory=list)
+    metadata: dict[str, Any] | None = None
+
+    @property
+    def name(self) -> str:
+        """The file name, for journal entries and reports."""
+        return self.path.name
+
+
+def _serializer(path: Path) -> Any:
+    return jsonserializer if path.suffix.lower() == ".json" else yamlserializer
+
+
+class CassetteFile:
+    """Loads and saves cassettes on the filesystem (the persister, as in vcrpy)."""
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Cassette:
+        """Read a cassette; NotFound if it is missing or empty, DecodeError if unreadable."""
+        path = Path(path)
+        if not path.is_file():
+            raise NotFound(f"{path}: no such cassette")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as error:
+            raise DecodeError(f"{path}: not UTF-8 text ({error.reason})") from None
+        if not text.strip():
+            raise NotFound(f"{path}: the cassette is empty")
+        return parse_cassette(path, text)
+
+    @classmethod
+    def dumps(cls, cassette: Cassette) -> str:
+        """The file's text, written by vcrpy's serializer."""
+        pairs = [interaction.to_vcr() for interaction in cassette.interactions]
+        data: dict[str, Any] = {
+            "requests": [request for request, _ in pairs],
+            "responses": [copy.deepcopy(response) for _, response in pairs],
+        }
+        if cassette.metadata:
+            data["metadata"] = cassette.metadata
+        text: str = serialize(data, _serializer(cassette.path))
+        return text
+
+    @classmethod
+    def save(cls, path: str | os.PathLike[str], text: str) -> None:
+        """Write `text` atomically: the old file or the new one, never a mix, even if killed."""
+        atomic_write(Path(path), text.encode("utf-8"))
+
+
+def parse_cassette(path: Path, text: str) -> Cassette:
+    """A Cassette from a file's text; DecodeError says what is wrong and how to fix it."""
+    serializer = _serializer(path)
+    try:
+        data = serializer.deserialize(text)
+    except (yaml.YAMLError, ValueError) as error:
+        raise DecodeError(f"{path}:{_error_line(error)}: not a valid cassette: {error}") from None
+    if isinstance(data, list):
+        raise DecodeError(
+            f"{path}: this cassette was written by vcrpy before 1.0 (no version, a bare list). "
+            "Convert it with `python -m vcr.migration PATH` or record it again."
+        )
+    if not isinstance(data, Mapping) or not isinstance(data.get("interactions"), list):
+        raise DecodeError(f"{path}: not a cassette (a vcrpy cassette has `interactions: [...]`)")
+    version = data.get("version")
+    if version != CASSETTE_FORMAT_VERSION:
+        raise DecodeError(
+            f"{path}: cassette format version {version!r} is not supported: mockai reads "
+            f"vcrpy cassettes with `version: {CASSETTE_FORMAT_VERSION}`. Record it again, or "
+            "set `version: 1` if it was written by a tool that left the version out."
+        )
+    interactions = [
+        _interaction(path, index, raw) for index, raw in enumerate(data["interactions"])
+    ]
+    metadata = data.get("metadata")
+    return Cassette(path, interactions, dict(metadata) if isinstance(metadata, Mapping) else None)
+
+
+def _interaction(path: Path, index: int, raw: Any) -> Interaction:
+    try:
+        request = VcrRequest._from_dict(dict(raw["request"]))
+        response = compat.convert_to_bytes(dict(raw["response"]))
+        return Interaction.from_vcr(request, response)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise DecodeError(
+            f"{path}: interaction {index} is not a vcrpy interaction "
+            f"(request: method, uri, body, headers; response: status, headers, body): "
+            f"{type(error).__name__}: {error}"
+        ) from None
+
+
+def _error_line(error: Exception) -> int:
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    if mark is not None:
+        return int(mark.line) + 1
+    return int(getattr(error, "lineno", 0) or 0)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace `path` with `data`: temp file in the same folder, fsync, rename, fsync folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = _temporary(path)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    _fsync_folder(path.parent)
+
+
+def _temporary(path: Path) -> tuple[int, str]:
+    """A new hidden file next to `path`, with the mode `path` has (or the umask's default)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        name = str(path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            handle = os.open(name, flags, 0o666)  # not mkstemp's 0600: the umask decides
+        except FileExistsError:
+            continue
+        if path.exists():
+            os.chmod(name, stat.S_IMODE(path.stat().st_mode))
+        return handle, name
+
+
+def _fsync_folder(folder: Path) -> None:
+    # The rename is only durable once the folder itself is on disk (POSIX; a no-op elsewhere).
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def cassette_files(path: Path) -> list[Path]:
+    """The cassette files of a folder (recursively, in name order), or the file itself."""
+    if path.is_dir():
+        return sorted(
+            p
+            for p in path.rglob("*")
+            if p.is_file() and p.suffix.lower() in CASSETTE_SUFFIXES and not p.name.startswith(".")
+        )
+    return [path]
+
+
+def load_all(path: Path) -> list[Cassette]:
+    """Every cassette under `path` (a file or a folder); empty files count as empty cassettes."""
+    cassettes = []
+    for file in cassette_files(path):
+        try:
+            cassettes.append(CassetteFile.load(file))
+        except NotFound:
+            if not file.exists():
+                raise
+            cassettes.append(Cassette(file))
+    return cassettes
+
+
+def header_lists(headers: Mapping[str, str] | Sequence[tuple[str, str]]) -> dict[str, list[str]]:
+    """Headers as vcrpy stores them: name -> list of values (repeated headers kept)."""
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    out: dict[str, list[str]] = {}
+    for name, value in items:
+        out.setdefault(str(name), []).append(str(value))  # plain str: no multidict `istr` on disk
+    return out

@@ -1,0 +1,390 @@
+"""Which recorded interaction answers a request: matchers, their registry, and a lookup index.
+
+Matchers are pure functions `(recorded, incoming) -> None` that raise `AssertionError` with a
+message saying how the two differ (vcrpy's protocol). Each built-in matcher also has a *key* — the
+part of the request it compares, as a hashable value — so that replay finds candidates with one
+dict lookup on a precomputed index instead of trying every interaction: the cost of a replay does
+not grow with the cassette. A matcher registered without a key makes the index fall back to
+trying the matchers one by one.
+
+Requests are compared as `RequestView`s: scheme and host are ignored (a cassette recorded against
+`https://api.openai.com/v1` replays on `http://127.0.0.1:PORT/v1` or at the root), the path is
+reduced to its API route, and the JSON body is compared parsed (key order and whitespace do not
+matter) without its volatile fields.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from mockai.cassette.redact import Scrubber
+from mockai.errors import ConfigError
+from mockai.wire import jsonbytes
+
+# Generating routes, longest first (`/chat/completions` before `/completions`).
+ROUTES = ("/chat/completions", "/completions", "/embeddings", "/moderations", "/responses")
+
+# Fields that say nothing about what is asked, or that clients vary on their own: the end-user
+# id, metadata, stream options (langchain only asks for usage from the official host), caching
+# and safety ids, and the id chaining Responses calls.
+VOLATILE_FIELDS = frozenset(
+    {
+        "user",
+        "metadata",
+        "stream_options",
+        "safety_identifier",
+        "prompt_cache_key",
+        "previous_response_id",
+    }
+)
+# Ids inside the conversation (tool call ids, item ids): issued by earlier answers, not content.
+VOLATILE_ITEM_FIELDS = frozenset({"id", "tool_call_id", "call_id"})
+CONVERSATION_FIELDS = ("messages", "input", "prompt", "instructions")
+
+DEFAULT_MATCH_ON = ("method", "path", "body")
+
+
+def route_of(path: str) -> str:
+    """The API route a URL path addresses: `/v1/chat/completions` and `/chat/completions` (or
+    OpenRouter's `/api/v1/chat/completions`) are all `/chat/completions`."""
+    path = "/" + path.strip("/")
+    for route in ROUTES:
+        if path == route or path.endswith(route):
+            return route
+    _, marker, rest = path.rpartition("/v1/")
+    if marker:
+        return "/" + rest
+    return "/" if path == "/v1" else path
+
+
+def normalize_body(body: Any) -> Any:
+    """The body as compared by the `body` matcher: volatile fields and conversation ids removed,
+    `stream: false` the same as no `stream`."""
+    if not isinstance(body, Mapping):
+        return body
+    out = {}
+    for key, value in body.items():
+        if key in VOLATILE_FIELDS or (key == "stream" and value is False):
+            continue
+        out[key] = _without_ids(value) if key in ("messages", "input") else value
+    return out
+
+
+def _without_ids(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_without_ids(item) for item in value]
+    if isinstance(value, Mapping):
+        return {
+            key: _without_ids(item) if key == "tool_calls" else item
+            for key, item in value.items()
+            if key not in VOLATILE_ITEM_FIELDS
+        }
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class RequestView:
+    """A request as matchers see it, recorded or incoming alike."""
+
+    method: str
+    path: str  # the API route (see `route_of`)
+    query: tuple[tuple[str, str], ...]
+    body: Any  # parsed JSON (scrubbed of secrets), or the raw text when it is not JSON
+    normalized: bytes  # canonical JSON of `normalize_body(body)`
+    canonical: bytes  # canonical JSON of the whole body
+
+    @classmethod
+    def build(
+        cls, method: str, path: str, query: str, body: Any, canonical: bytes | None = None
+    ) -> RequestView:
+        """A view of a request whose body is already parsed (and scrubbed)."""
+        return cls(
+            method=method.upper(),
+            path=route_of(path),
+            query=tuple(sorted(parse_qsl(query))),
+            body=body,
+            normalized=jsonbytes.canonical(normalize_body(body)),
+            canonical=jsonbytes.canonical(body) if canonical is None else canonical,
+        )
+
+    @classmethod
+    def recorded(cls, method: str, uri: str, raw: bytes | None, scrubber: Scrubber) -> RequestView:
+        """A view of a recorded request (the body is scrubbed the way incoming ones are)."""
+        parts = urlsplit(uri)
+        return cls.build(method, parts.path, parts.query, parse_body(raw, scrubber))
+
+    @classmethod
+    def incoming(cls, path: str, body: Mapping[str, Any], scrubber: Scrubber) -> RequestView:
+        """A view of a request mockai is answering (always a POST with a JSON body)."""
+        canonical = jsonbytes.canonical(body)
+        if scrubber.needs_scrubbing(canonical.decode()):
+            return cls.build("POST", path, "", scrubber.scrub_json(body))
+        return cls.build("POST", path, "", body, canonical)
+
+
+def parse_body(raw: bytes | None, scrubber: Scrubber) -> Any:
+    """A recorded body as JSON when it is JSON, else as text (or None when empty)."""
+    if not raw:
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return scrubber.scrub_text(text)
+    return scrubber.scrub_json(value) if scrubber.needs_scrubbing(text) else value
+
+
+# --- matchers ------------------------------------------------------------------------------------
+
+Matcher = Callable[[RequestView, RequestView], None]
+Key = Callable[[RequestView], Hashable]
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    text = value if isinstance(value, str) else jsonbytes.dumps_str(value)
+    text = repr(text) if isinstance(value, str) else text
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _field(name: str, get: Callable[[RequestView], Any]) -> tuple[Matcher, Key]:
+    def key(view: RequestView) -> Hashable:
+        value = get(view)
+        return value if isinstance(value, Hashable) else jsonbytes.canonical(value)
+
+    def matcher(recorded: RequestView, incoming: RequestView) -> None:
+        if key(recorded) != key(incoming):
+            raise AssertionError(
+                f"{name}: recorded {_shown(get(recorded))}, this request {_shown(get(incoming))}"
+            )
+
+    matcher.__name__ = name
+    return matcher, key
+
+
+def _body_field(name: str) -> Callable[[RequestView], Any]:
+    return lambda view: view.body.get(name) if isinstance(view.body, Mapping) else None
+
+
+def _conversation(view: RequestView) -> Any:
+    body = normalize_body(view.body)
+    if not isinstance(body, Mapping):
+        return body
+    return {key: body[key] for key in CONVERSATION_FIELDS if key in body}
+
+
+def body(recorded: RequestView, incoming: RequestView) -> None:
+    """The JSON bodies are equal once parsed, apart from volatile fields."""
+    if recorded.normalized != incoming.normalized:
+        raise AssertionError(
+            "\n".join(
+                body_differences(normalize_body(recorded.body), normalize_body(incoming.body))
+            )
+        )
+
+
+def raw_body(recorded: RequestView, incoming: RequestView) -> None:
+    """The JSON bodies are equal once parsed, volatile fields included."""
+    if recorded.canonical != incoming.canonical:
+        raise AssertionError("\n".join(body_differences(recorded.body, incoming.body)))
+
+
+class MatcherRegistry:
+    """Matchers by name, each with an optional index key."""
+
+    def __init__(self) -> None:
+        self._matchers: dict[str, Matcher] = {}
+        self._keys: dict[str, Key | None] = {}
+
+    def register(self, name: str, matcher: Matcher, *, key: Key | None = None) -> None:
+        """Add (or replace) the matcher `name`. Give `key` (the compared part of a request, as a
+        hashable value) to keep replay lookups O(1)."""
+        self._matchers[name] = matcher
+        self._keys[name] = key
+
+    def names(self) -> list[str]:
+        """Every registered name, sorted."""
+        return sorted(self._matchers)
+
+    def resolve(self, names: Iterable[str]) -> tuple[str, ...]:
+        """`names` checked against the registry: a ConfigError lists the known ones."""
+        names = tuple(names)
+        unknown = [name for name in names if name not in self._matchers]
+        if unknown:
+            raise ConfigError(
+                f"match_on: unknown matcher(s) {', '.join(repr(n) for n in unknown)}. "
+                f"Known matchers are: {', '.join(self.names())}"
+            )
+        if not names:
+            raise ConfigError(f"match_on: give at least one of: {', '.join(self.names())}")
+        return names
+
+    def matcher(self, name: str) -> Matcher:
+        """The matcher called `name`."""
+        return self._matchers[name]
+
+    def key(self, name: str) -> Key | None:
+        """The index key of matcher `name`, if it has one."""
+        return self._keys[name]
+
+    def copy(self) -> MatcherRegistry:
+        """An independent registry with the same matchers."""
+        other = MatcherRegistry()
+        other._matchers = dict(self._matchers)
+        other._keys = dict(self._keys)
+        return other
+
+
+def _defaults() -> MatcherRegistry:
+    registry = MatcherRegistry()
+    for name, get in (
+        ("method", lambda v: v.method),
+        ("path", lambda v: v.path),
+        ("uri", lambda v: (v.path, v.query)),  # scheme and host never match a mock; ignore them
+        ("query", lambda v: v.query),
+        ("model", _body_field("model")),
+        ("stream", lambda v: bool(_body_field("stream")(v))),
+        ("tools", _body_field("tools")),
+        ("messages", _conversation),
+    ):
+        matcher, key = _field(name, get)
+        registry.register(name, matcher, key=key)
+    registry.register("body", body, key=lambda v: v.normalized)
+    registry.register("raw_body", raw_body, key=lambda v: v.canonical)
+    return registry
+
+
+MATCHERS = _defaults()
+
+
+def register_matcher(name: str, matcher: Matcher, *, key: Key | None = None) -> None:
+    """Register a matcher for `match_on` in the default registry (see MatcherRegistry.register)."""
+    MATCHERS.register(name, matcher, key=key)
+
+
+def failures(
+    recorded: RequestView, incoming: RequestView, names: Sequence[str], registry: MatcherRegistry
+) -> list[tuple[str, str]]:
+    """(matcher, why) for every matcher in `names` that fails."""
+    failed = []
+    for name in names:
+        try:
+            registry.matcher(name)(recorded, incoming)
+        except AssertionError as error:
+            failed.append((name, str(error)))
+    return failed
+
+
+class Index:
+    """Recorded requests by their match keys: candidates for a request in one lookup."""
+
+    def __init__(
+        self, views: Sequence[RequestView], names: Sequence[str], registry: MatcherRegistry
+    ) -> None:
+        self.views = list(views)
+        self.names = tuple(names)
+        self.registry = registry
+        keys = [registry.key(name) for name in self.names]
+        self._keys: list[Key] | None = [k for k in keys if k is not None]
+        if len(self._keys) != len(keys):
+            self._keys = None  # a matcher without a key: compare one by one
+        self._table: dict[tuple[Hashable, ...], list[int]] = {}
+        if self._keys is not None:
+            for position, view in enumerate(self.views):
+                self._table.setdefault(self._key(view), []).append(position)
+
+    def _key(self, view: RequestView) -> tuple[Hashable, ...]:
+        assert self._keys is not None
+        return tuple(key(view) for key in self._keys)
+
+    def candidates(self, incoming: RequestView) -> list[int]:
+        """Positions of the recorded requests matching `incoming`, in recording order."""
+        if self._keys is not None:
+            return self._table.get(self._key(incoming), [])
+        return [
+            position
+            for position, view in enumerate(self.views)
+            if not failures(view, incoming, self.names, self.registry)
+        ]
+
+
+# --- field-level differences ---------------------------------------------------------------------
+
+
+def body_differences(recorded: Any, incoming: Any) -> list[str]:
+    """What differs between two JSON bodies, parameter by parameter and message by message."""
+    if not (isinstance(recorded, Mapping) and isinstance(incoming, Mapping)):
+        return [f"body: recorded {_shown(recorded)}, this request {_shown(incoming)}"]
+    lines: list[str] = []
+    for key in sorted(set(recorded) | set(incoming)):
+        old, new = recorded.get(key, _ABSENT), incoming.get(key, _ABSENT)
+        if old == new:
+            continue
+        if key in ("messages", "input") and isinstance(old, list) and isinstance(new, list):
+            lines.extend(_conversation_differences(key, old, new))
+        elif old is _ABSENT:
+            lines.append(f"{key}: not recorded, this request {_shown(new)}")
+        elif new is _ABSENT:
+            lines.append(f"{key}: recorded {_shown(old)}, not in this request")
+        elif isinstance(old, str) and isinstance(new, str) and key in CONVERSATION_FIELDS:
+            lines.append(f"{key} changed:\n    recorded:     {_shown(old, 200)}")
+            lines[-1] += f"\n    this request: {_shown(new, 200)}"
+        else:
+            lines.append(f"{key}: recorded {_shown(old)}, this request {_shown(new)}")
+    return lines or ["body: the bodies differ"]
+
+
+class _Absent:
+    def __repr__(self) -> str:
+        return "absent"
+
+
+_ABSENT: Any = _Absent()
+
+
+def _conversation_differences(key: str, old: list[Any], new: list[Any]) -> list[str]:
+    lines = []
+    for position in range(max(len(old), len(new))):
+        if position >= len(old):
+            lines.append(f"{key}[{position}] {_describe_item(new[position])} is not recorded")
+        elif position >= len(new):
+            lines.append(
+                f"{key}[{position}] {_describe_item(old[position])} is not in this request"
+            )
+        elif old[position] != new[position]:
+            lines.append(
+                f"{key}[{position}] ({_role(new[position])}) changed:\n"
+                f"    recorded:     {_shown(_item_text(old[position]), 200)}\n"
+                f"    this request: {_shown(_item_text(new[position]), 200)}"
+            )
+    return lines
+
+
+def _role(item: Any) -> str:
+    if isinstance(item, Mapping):
+        return str(item.get("role") or item.get("type") or "item")
+    return "item"
+
+
+def _describe_item(item: Any) -> str:
+    return f"({_role(item)}) {_shown(_item_text(item), 120)}"
+
+
+def _item_text(item: Any) -> Any:
+    """The text of a message (its parts joined), or the whole item when it has no text."""
+    if not isinstance(item, Mapping):
+        return item
+    content = item.get("content")
+    if isinstance(content, str) and set(item) <= {"role", "content", "name", "type"}:
+        return content
+    if isinstance(content, list) and set(item) <= {"role", "content", "name", "type"}:
+        texts = [p.get("text") for p in content if isinstance(p, Mapping) and "text" in p]
+        if len(texts) == len(content):
+            return "\n".join(str(t) for t in texts)
+    return dict(item)

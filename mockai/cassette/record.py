@@ -1,0 +1,315 @@
+"""The upstream: a Source that forwards requests to an OpenAI-compatible server and records.
+
+The answer is passed on to the client as it arrives (a `Relay`: no buffering, the client sees the
+upstream's real timing) while a copy is kept, with the arrival time of each SSE event; once the
+client has it all, the interaction is scrubbed of secrets and handed to the cassette recorder.
+Without a recorder this is a plain passthrough proxy (`--upstream` without `--cassette`).
+
+Failures reach the client as the upstream sent them: 4xx/5xx answers unchanged (recorded only with
+`record_errors`), a stream that breaks off breaks off for the client too. A connection failure has
+no answer to pass on: the client gets a 502 (504 on timeout) naming the upstream, which the SDKs
+retry exactly as they retry a connection error; it is never recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from yarl import URL
+
+from mockai.cassette.events import EventSplitter
+from mockai.cassette.format import Interaction, Timing, header_lists
+from mockai.cassette.redact import Scrubber, request_secrets
+from mockai.cassette.replay import ENDPOINT_ROUTES
+from mockai.cassette.scan import scrub_interaction, without_userinfo
+from mockai.cassette.writer import CassetteRecorder
+from mockai.errors import ApiError, ConfigError
+from mockai.exchange import Exchange
+from mockai.reply import Plan
+from mockai.wire import jsonbytes
+from mockai.wire.outgoing import Body, Relay
+
+log = logging.getLogger("mockai.cassette")
+
+# Not forwarded upstream: hop-by-hop headers, what the HTTP client sets itself (host, length,
+# encodings it can decode), and mockai's own control headers.
+_NOT_FORWARDED = frozenset(
+    {
+        "host",
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "upgrade",
+        "content-length",
+        "accept-encoding",
+    }
+)
+# Not passed back to the client: hop-by-hop, and the encoding the HTTP client already undid.
+_NOT_RELAYED = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "upgrade",
+        "content-length",
+        "content-encoding",
+        "content-type",
+    }
+)
+# Connect quickly or fail; then wait as long as the SDK does for a slow (reasoning) model.
+DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=600)
+
+
+def forwarded_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The client's headers as sent upstream (credentials included: the upstream needs them)."""
+    return {
+        name: value
+        for name, value in headers.items()
+        if name.lower() not in _NOT_FORWARDED and not name.lower().startswith("x-mockai-")
+    }
+
+
+def relayed_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The upstream's answer headers as passed to the client."""
+    return {name: value for name, value in headers.items() if name.lower() not in _NOT_RELAYED}
+
+
+class UpstreamSource:
+    """Forwards every request to `base_url` (an OpenAI-style base URL, e.g. `.../v1`)."""
+
+    loaded = False  # answers everything itself: the fallback is never reached
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        recorder: CassetteRecorder | None = None,
+        scrubber: Scrubber | None = None,
+        record_errors: bool = False,
+        timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
+    ) -> None:
+        url = URL(base_url)
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ConfigError(
+                f"upstream: {base_url!r} is not an http(s) base URL "
+                "(e.g. https://api.openai.com/v1 or http://localhost:11434/v1)"
+            )
+        self.base = url
+        self.shown = str(URL(without_userinfo(str(url.with_query(None)))))
+        self.recorder = recorder
+        self.scrubber = scrubber or Scrubber()
+        self.record_errors = record_errors
+        self.timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
+
+    async def lifespan(self, app: web.Application) -> AsyncIterator[None]:
+        """aiohttp cleanup context: one client session per server; recordings flushed at exit."""
+        self._session = aiohttp.ClientSession(timeout=self.timeout)
+        try:
+            yield
+        finally:
+            if self.recorder is not None:
+                await self.recorder.flush()
+            await self._session.close()
+            self._session = None
+
+    def url_for(self, route: str) -> URL:
+        """The upstream URL for an API route (the base's query string, e.g. Azure's, is kept)."""
+        return self.base.with_path(self.base.path.rstrip("/") + route).with_query(self.base.query)
+
+    async def plan(self, exchange: Exchange, key: bytes) -> Plan | None:
+        """Forward the request; the Plan relays the upstream's answer."""
+        if self._session is None:
+            raise RuntimeError("the upstream source is used outside of its server's lifespan")
+        url = self.url_for(ENDPOINT_ROUTES[exchange.endpoint.value])
+        body = jsonbytes.dumps(exchange.body)
+        headers = forwarded_headers(exchange.headers)
+        if not any(name.lower() == "content-type" for name in headers):
+            headers["Content-Type"] = "application/json"
+        capture = Capture(self, url, body, headers)
+        response = await capture.send(self._session)
+        if response.status >= 400:
+            # Errors are small and final: read them whole so the journal holds them too.
+            data = await capture.read_all()
+            if self.record_errors:
+                capture.record()
+            return Plan(
+                source="upstream",
+                recorded=Body(response.status, data, _content_type(response), capture.relayed),
+                name=self.shown,
+            )
+        return Plan(
+            source="upstream",
+            recorded=Relay(
+                response.status,
+                capture.chunks(),
+                _content_type(response),
+                capture.relayed,
+                finish=capture.finish,
+            ),
+            name=self.shown,
+        )
+
+    def near_misses(self, exchange: Exchange) -> list[str]:
+        """Nothing: the upstream answers every request."""
+        return []
+
+
+def _content_type(response: aiohttp.ClientResponse) -> str:
+    return response.headers.get("Content-Type", "application/json")
+
+
+class Capture:
+    """One forwarded request: sends it, relays the answer, keeps a timed copy, records it."""
+
+    def __init__(self, source: UpstreamSource, url: URL, body: bytes, headers: dict[str, str]):
+        self.source = source
+        self.url = url
+        self.body = body
+        self.headers = headers
+        self.parts: list[bytes] = []
+        self.events: list[float] = []
+        self.complete = False
+        self._loop = asyncio.get_running_loop()
+        self._sent = 0.0
+        self._headers_at = 0.0
+        self._ended = 0.0
+        self._response: aiohttp.ClientResponse | None = None
+        self._stream: AsyncIterator[bytes] | None = None
+        self.relayed: dict[str, str] = {}
+
+    async def send(self, session: aiohttp.ClientSession) -> aiohttp.ClientResponse:
+        """Send the request; connection failures become 502 / 504 errors naming the upstream."""
+        self._sent = self._loop.time()
+        try:
+            response = await session.post(self.url, data=self.body, headers=self.headers)
+        except asyncio.TimeoutError:
+            raise ApiError(
+                504,
+                f"mockai: the upstream {self.source.shown} did not answer in time",
+                type="server_error",
+                code="upstream_timeout",
+            ) from None
+        except aiohttp.ClientError as error:
+            raise ApiError(
+                502,
+                f"mockai: the upstream {self.source.shown} could not be reached: {error}",
+                type="server_error",
+                code="upstream_unreachable",
+            ) from None
+        self._headers_at = self._loop.time()
+        self._response = response
+        self.relayed = relayed_headers(response.headers)
+        return response
+
+    @property
+    def response(self) -> aiohttp.ClientResponse:
+        """The upstream's response (after `send`)."""
+        assert self._response is not None
+        return self._response
+
+    @property
+    def is_stream(self) -> bool:
+        """True when the upstream answers with server-sent events."""
+        return _content_type(self.response).split(";")[0].strip().lower() == "text/event-stream"
+
+    async def read_all(self) -> bytes:
+        """The whole (error) body."""
+        try:
+            data = await self.response.read()
+        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+            self.response.close()
+            raise ApiError(
+                502,
+                f"mockai: the upstream {self.source.shown} broke off its answer: {error}",
+                type="server_error",
+                code="upstream_unreachable",
+            ) from None
+        self.parts = [data]
+        self._ended = self._loop.time()
+        self.complete = True
+        self.response.release()
+        return data
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives (each SSE event's arrival time noted on the way)."""
+        self._stream = self._relay()
+        return self._stream
+
+    async def _relay(self) -> AsyncIterator[bytes]:
+        splitter = EventSplitter() if self.is_stream else None
+        try:
+            async for chunk in self.response.content.iter_any():
+                self.parts.append(chunk)
+                if splitter is not None:
+                    offset = self._loop.time() - self._headers_at
+                    self.events.extend(offset for _ in splitter.feed(chunk))
+                yield chunk
+        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+            log.warning(
+                "mockai: the upstream %s broke off its answer: %s", self.source.shown, error
+            )
+            # Break the client's connection too: the failure reaches it as it happened.
+            raise ConnectionResetError("the upstream broke off its answer") from None
+        rest = splitter.close() if splitter is not None else None
+        if rest is not None and (rest.strip() or not self.events):
+            self.events.append(self._loop.time() - self._headers_at)  # an unterminated last event
+        self._ended = self._loop.time()
+        self.complete = True
+
+    async def finish(self) -> None:
+        """Called once the client got everything (or went away): record, or abandon."""
+        if self._stream is not None:
+            aclose: Any = getattr(self._stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        if not self.complete:
+            self.response.close()  # the client left, or the upstream failed: stop the upstream
+            return
+        self.response.release()
+        self.record()
+
+    def record(self) -> None:
+        """Hand the (scrubbed) interaction to the recorder, if recording."""
+        recorder = self.source.recorder
+        if recorder is None:
+            return
+        secrets = tuple(request_secrets(self.headers))
+        interaction = scrub_interaction(self.interaction(), self.source.scrubber, secrets)
+        recorder.add(interaction, secrets)
+
+    def interaction(self) -> Interaction:
+        """The exchange as vcrpy stores it (not yet scrubbed)."""
+        response = self.response
+        headers = header_lists(
+            [(k, v) for k, v in response.headers.items() if k.lower() not in _STORED_NOT]
+        )
+        return Interaction(
+            method="POST",
+            uri=str(self.url),
+            request_body=self.body,
+            request_headers={str(name): [str(value)] for name, value in self.headers.items()},
+            status=response.status,
+            reason=response.reason or "",
+            response_headers=headers,
+            response_body=b"".join(self.parts),
+            timing=Timing(
+                latency=self._headers_at - self._sent,
+                duration=self._ended - self._sent,
+                events=tuple(self.events) if self.is_stream else None,
+            ),
+        )
+
+
+# The body is stored decoded and whole: the headers that described its encoding and framing go.
+_STORED_NOT = frozenset({"content-length", "content-encoding", "transfer-encoding", "connection"})

@@ -1,0 +1,284 @@
+"""Keep secrets out of cassettes: drop credential headers, scrub key-shaped strings, scan.
+
+Three layers, because one is not enough:
+1. headers that carry credentials (`authorization`, `api-key`, cookies, anything named like a key
+   or token) are dropped before an interaction is kept;
+2. key-shaped strings in bodies, URLs and the remaining headers — `sk-...`, bearer tokens, other
+   providers' key formats, the user's `--redact` patterns, and the exact credentials the request
+   was sent with — are replaced by stable placeholders such as `sk-REDACTED-1a2b3c4d` (a hash of
+   the secret: the same secret always maps to the same placeholder, so requests that contained a
+   key still match on replay, where the incoming request is scrubbed the same way);
+3. the text about to be written is scanned once more, and the write is refused (SecretLeakError)
+   if anything token-like is left, saying where — never printing the secret itself.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mockai.errors import ConfigError
+from mockai.journal import REDACTED_HEADERS
+
+# Dropped by name, plus any header whose name has a credential-like word (`x-portkey-api-key`,
+# `helicone-auth`) — but not `x-ratelimit-remaining-tokens`, whose word is "tokens".
+SECRET_HEADERS = REDACTED_HEADERS | {"set-cookie", "proxy-authorization", "x-goog-api-key"}
+_SECRET_HEADER_WORDS = re.compile(
+    r"(^|-)(auth|authorization|apikey|api-key|key|token|secret|password|passwd|cookie|session)($|-)",
+    re.IGNORECASE,
+)
+PLACEHOLDER = re.compile(r"REDACTED-[0-9a-f]{8}")
+
+
+def is_secret_header(name: str) -> bool:
+    """True for headers that must never be stored (credentials, cookies, key-like names)."""
+    lowered = name.lower()
+    return lowered in SECRET_HEADERS or bool(_SECRET_HEADER_WORDS.search(lowered))
+
+
+@dataclass(frozen=True, slots=True)
+class SecretPattern:
+    """A shape of secret: `regex` finds it, `group` is the secret part, `prefix` stays visible."""
+
+    name: str
+    regex: re.Pattern[str]
+    prefix: str = ""
+    group: int = 0
+    # Lower-case strings of which a match must contain one: a cheap `in` test skips the regex
+    # for most texts (the hot path scrubs every replayed request). Empty: always search.
+    markers: tuple[str, ...] = ()
+
+    def may_match(self, lowered: str) -> bool:
+        """False when `regex` cannot match the text whose lower-case form is `lowered`."""
+        return not self.markers or any(marker in lowered for marker in self.markers)
+
+
+def _pattern(
+    name: str, regex: str, markers: tuple[str, ...], prefix: str = "", group: int = 0
+) -> SecretPattern:
+    return SecretPattern(name, re.compile(regex), prefix, group, markers)
+
+
+_B = r"(?<![A-Za-z0-9_-])"  # not in the middle of a longer word
+DEFAULT_PATTERNS: tuple[SecretPattern, ...] = (
+    # OpenAI (sk-, sk-proj-, sk-svcacct-), Anthropic (sk-ant-), OpenRouter (sk-or-v1-), DeepSeek...
+    _pattern("an sk- API key", _B + r"sk-(?!REDACTED-)[A-Za-z0-9_-]{20,}", ("sk-",), "sk-"),
+    _pattern(
+        "a bearer token",
+        r"(?i:\bbearer)[ \t]+((?!REDACTED-)[A-Za-z0-9._~+/-]{16,}=*)",
+        ("bearer",),
+        group=1,
+    ),
+    _pattern("a Groq API key", _B + r"gsk_(?!REDACTED-)[A-Za-z0-9]{20,}", ("gsk_",), "gsk_"),
+    _pattern("an xAI API key", _B + r"xai-(?!REDACTED-)[A-Za-z0-9]{20,}", ("xai-",), "xai-"),
+    _pattern("a Google API key", _B + r"AIza(?!REDACTED-)[0-9A-Za-z_-]{35}", ("aiza",), "AIza"),
+    _pattern("a Hugging Face token", _B + r"hf_(?!REDACTED-)[A-Za-z0-9]{30,}", ("hf_",), "hf_"),
+    _pattern(
+        "a GitHub token",
+        _B + r"(?:gh[pousr]_|github_pat_)(?!REDACTED-)[A-Za-z0-9_]{30,}",
+        ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+    ),
+    _pattern(
+        "an AWS access key id", _B + r"(?:AKIA|ASIA)[0-9A-Z]{16}(?![0-9A-Z])", ("akia", "asia")
+    ),
+    _pattern("a Slack token", _B + r"xox[abposr]-(?!REDACTED-)[A-Za-z0-9-]{10,}", ("xox",)),
+    _pattern(
+        "a JSON web token",
+        _B + r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
+        ("eyj",),
+    ),
+    _pattern("a private key", r"-----BEGIN [A-Z ]*PRIVATE KEY-----", ("private key",)),
+)
+# Credentials shorter than this are not hunted for in bodies: `Bearer ollama` must not turn the
+# model name `ollama` into a placeholder everywhere.
+MIN_LITERAL_SECRET = 12
+
+
+def placeholder(secret: str, prefix: str = "") -> str:
+    """The stable stand-in for `secret`: its visible prefix, `REDACTED-`, 8 hex of a hash."""
+    digest = hashlib.blake2b(secret.encode(), digest_size=4, person=b"mockai-redact").hexdigest()
+    return f"{prefix}REDACTED-{digest}"
+
+
+def mask(secret: str) -> str:
+    """How a secret is named in messages: its first 6 characters and its length."""
+    return f"{secret[:6]}... ({len(secret)} chars)"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A secret-looking string found by `Scrubber.scan`: what it looks like, and where."""
+
+    what: str  # the pattern's name, e.g. "an sk- API key"
+    sample: str  # masked, never the secret itself
+    offset: int  # in the scanned text
+
+
+class Scrubber:
+    """Replaces secrets with placeholders and finds any that are left."""
+
+    def __init__(self, extra: Iterable[str] = ()) -> None:
+        self.patterns = DEFAULT_PATTERNS + tuple(_user_pattern(regex) for regex in extra)
+
+    # --- scrubbing -----------------------------------------------------------------------------
+
+    def scrub_text(self, text: str, secrets: Sequence[str] = ()) -> str:
+        """`text` with every known secret and every key-shaped string replaced."""
+        for secret in secrets:
+            if secret in text:
+                text = text.replace(secret, placeholder(secret, _visible_prefix(secret)))
+        lowered = text.lower()
+        for pattern in self.patterns:
+            if pattern.may_match(lowered) and pattern.regex.search(text):
+                text = pattern.regex.sub(functools.partial(_replace, pattern=pattern), text)
+        return text
+
+    def needs_scrubbing(self, text: str, secrets: Sequence[str] = ()) -> bool:
+        """True if `scrub_text` would change `text` (the cheap check on the hot path)."""
+        if any(secret in text for secret in secrets):
+            return True
+        lowered = text.lower()
+        return any(p.may_match(lowered) and p.regex.search(text) for p in self.patterns)
+
+    def scrub_json(self, value: Any, secrets: Sequence[str] = ()) -> Any:
+        """A copy of a parsed JSON value with every string scrubbed (keys are left alone)."""
+        if isinstance(value, str):
+            return self.scrub_text(value, secrets)
+        if isinstance(value, Mapping):
+            return {key: self.scrub_json(item, secrets) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self.scrub_json(item, secrets) for item in value]
+        return value
+
+    def scrub_body(self, body: bytes, secrets: Sequence[str] = ()) -> bytes:
+        """A body scrubbed without moving a byte it does not have to: JSON value by value (its
+        text kept when only the secrets change), SSE line by line, so events keep their
+        boundaries."""
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            return body  # binary: the scan still looks at it, as Latin-1
+        if _is_json(text):
+            scrubbed = self._scrub_json_text(text, secrets)
+        else:
+            scrubbed = "".join(
+                self._scrub_line(line, secrets) for line in text.splitlines(keepends=True)
+            )
+        return body if scrubbed == text else scrubbed.encode("utf-8")
+
+    def _scrub_json_text(self, text: str, secrets: Sequence[str]) -> str:
+        value = json.loads(text)
+        wanted = self.scrub_json(value, secrets)
+        if wanted == value:
+            return text
+        # Replacing in the text keeps the upstream's exact formatting; if that would not give
+        # the same JSON (a pattern crossing quotes, an escaped secret), write the JSON anew.
+        candidate = self.scrub_text(text, secrets)
+        try:
+            if json.loads(candidate) == wanted:
+                return candidate
+        except ValueError:
+            pass
+        return json.dumps(wanted, ensure_ascii=False, separators=(",", ":"))
+
+    def _scrub_line(self, line: str, secrets: Sequence[str]) -> str:
+        content = line.rstrip("\r\n")
+        ending = line[len(content) :]
+        if content.startswith("data:"):
+            prefix = "data: " if content.startswith("data: ") else "data:"
+            payload = content[len(prefix) :]
+            if _is_json(payload):
+                return prefix + self._scrub_json_text(payload, secrets) + ending
+        return self.scrub_text(content, secrets) + ending
+
+    # --- scanning ------------------------------------------------------------------------------
+
+    def scan(self, text: str, secrets: Sequence[str] = ()) -> list[Finding]:
+        """Every secret-looking string left in `text` (placeholders do not count)."""
+        # Blank placeholders out (same length, so offsets stay true) before looking.
+        neutral = PLACEHOLDER.sub(lambda m: "\0" * len(m.group()), text)
+        findings = []
+        for secret in secrets:
+            start = neutral.find(secret)
+            if start >= 0:
+                findings.append(
+                    Finding("a credential the request was sent with", mask(secret), start)
+                )
+        lowered = neutral.lower()
+        for pattern in self.patterns:
+            if not pattern.may_match(lowered):
+                continue
+            for match in pattern.regex.finditer(neutral):
+                secret = match.group(pattern.group)
+                if secret and "\0" not in secret:
+                    findings.append(Finding(pattern.name, mask(secret), match.start(pattern.group)))
+        return sorted(findings, key=lambda f: f.offset)
+
+
+def _replace(match: re.Match[str], pattern: SecretPattern) -> str:
+    secret = match.group(pattern.group)
+    if not secret or PLACEHOLDER.search(secret):
+        return match.group()  # placeholders are left alone: scrubbing twice changes nothing
+    start, end = match.span(pattern.group)
+    whole_start = match.start()
+    text = match.group()
+    prefix = pattern.prefix or _visible_prefix(secret)
+    replaced = placeholder(secret, prefix)
+    return text[: start - whole_start] + replaced + text[end - whole_start :]
+
+
+_KNOWN_PREFIXES = ("sk-", "gsk_", "xai-", "hf_")
+
+
+def _visible_prefix(secret: str) -> str:
+    return next((p for p in _KNOWN_PREFIXES if secret.startswith(p)), "")
+
+
+def _user_pattern(regex: str) -> SecretPattern:
+    try:
+        compiled = re.compile(regex)
+    except re.error as error:
+        raise ConfigError(f"redact: {regex!r} is not a valid regular expression: {error}") from None
+    if compiled.search(""):
+        raise ConfigError(f"redact: {regex!r} matches the empty string; it would redact nothing")
+    return SecretPattern(
+        f"a match of --redact {regex!r}", compiled, "", 1 if compiled.groups else 0
+    )
+
+
+def _is_json(text: str) -> bool:
+    stripped = text.strip()
+    if not stripped or stripped[0] not in "{[":
+        return False
+    try:
+        json.loads(stripped)
+    except ValueError:
+        return False
+    return True
+
+
+def request_secrets(headers: Mapping[str, str]) -> list[str]:
+    """The credentials a request was sent with (long enough to hunt for in bodies)."""
+    found = []
+    for name, value in headers.items():
+        if not is_secret_header(name) or name.lower() in ("cookie", "set-cookie"):
+            continue
+        scheme, _, token = value.partition(" ")
+        secret = token.strip() if scheme.lower() in ("bearer", "basic", "token") else value.strip()
+        if len(secret) >= MIN_LITERAL_SECRET:
+            found.append(secret)
+    return sorted(set(found), key=len, reverse=True)
+
+
+def safe_headers(headers: Mapping[str, Sequence[str]], scrubber: Scrubber) -> dict[str, list[str]]:
+    """Headers fit for a cassette: credential headers dropped, values scrubbed."""
+    return {
+        name: [scrubber.scrub_text(value) for value in values]
+        for name, values in headers.items()
+        if not is_secret_header(name)
+    }

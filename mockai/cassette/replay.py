@@ -1,0 +1,252 @@
+"""Replay: the Source that answers from cassettes.
+
+Each interaction is turned into its wire answer once, at load (a `Body`, or an `EventStream`
+split at the recorded event boundaries and paced by the recorded offsets scaled by the replay
+speed), and indexed by its match keys: answering costs one normalisation of the incoming body and
+one dict lookup. Identical requests replay their recordings in order (play counts, as vcrpy);
+once all are played, `allow_repeats` keeps replaying the last one, otherwise the request misses.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from mockai.cassette.events import completing_tail, split_events
+from mockai.cassette.format import Cassette, Interaction
+from mockai.cassette.matching import (
+    DEFAULT_MATCH_ON,
+    MATCHERS,
+    Index,
+    MatcherRegistry,
+    RequestView,
+    failures,
+)
+from mockai.cassette.redact import Scrubber, is_secret_header
+from mockai.exchange import Exchange
+from mockai.reply import NO_TIMING, Plan, Timing
+from mockai.timing import Fixed
+from mockai.wire.outgoing import Body, EventStream, Outgoing
+
+ENDPOINT_ROUTES = {
+    "chat": "/chat/completions",
+    "completions": "/completions",
+    "embeddings": "/embeddings",
+    "responses": "/responses",
+    "moderations": "/moderations",
+}
+
+# Recorded headers that are not replayed: hop-by-hop and framing headers (the body is replayed
+# decoded, with its own framing), the content type (sent separately), and what mockai sets itself
+# for every answer (a fresh x-request-id matching the journal, the processing time, the date).
+_NOT_REPLAYED = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "upgrade",
+        "content-length",
+        "content-encoding",
+        "content-type",
+        "date",
+        "server",
+        "via",
+        "alt-svc",
+        "strict-transport-security",
+        "x-request-id",
+        "openai-processing-ms",
+        "openai-version",
+    }
+)
+MAX_NEAR_MISSES = 3
+
+
+def replayed_headers(interaction: Interaction) -> dict[str, str]:
+    """The recorded headers an answer repeats (rate limits, retry-after, x-should-retry, ...)."""
+    return {
+        name.lower(): values[0]
+        for name, values in interaction.response_headers.items()
+        if values
+        and name.lower() not in _NOT_REPLAYED
+        and not name.lower().startswith("cf-")
+        and not is_secret_header(name)
+    }
+
+
+def wire_answer(interaction: Interaction, speed: float) -> tuple[Outgoing, Timing]:
+    """The recorded answer as mockai delivers it, paced at `speed` (0: as fast as possible)."""
+    headers = replayed_headers(interaction)
+    recorded = interaction.timing
+    if not interaction.is_stream:
+        body = Body(
+            interaction.status, interaction.response_body, interaction.content_type, headers
+        )
+        wait = recorded.duration if recorded.duration is not None else recorded.latency
+        return body, _latency(wait, speed)
+    frames = split_events(interaction.response_body)
+    offsets = None
+    if speed > 0 and recorded.events is not None and len(recorded.events) == len(frames):
+        offsets = tuple(offset / speed for offset in recorded.events)
+    stream = EventStream(
+        frames=frames,
+        tail=completing_tail(frames),
+        status=interaction.status,
+        content_type=interaction.content_type,
+        headers=headers,
+        offsets=offsets,
+    )
+    return stream, _latency(recorded.latency, speed)
+
+
+def _latency(seconds: float | None, speed: float) -> Timing:
+    if speed <= 0 or not seconds:
+        return NO_TIMING
+    return Timing(latency=Fixed(seconds / speed))
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    name: str  # `file.yaml#3`: the interaction's file and position, for the journal and reports
+    view: RequestView
+    answer: Outgoing
+    timing: Timing
+
+
+class ReplaySource:
+    """Answers requests from recorded interactions (the `cassette` source)."""
+
+    loaded = True  # a cassette is loaded: requests nothing matches get the no-match error
+
+    def __init__(
+        self,
+        cassettes: Sequence[Cassette],
+        *,
+        label: str = "cassette",
+        match_on: Sequence[str] = DEFAULT_MATCH_ON,
+        registry: MatcherRegistry = MATCHERS,
+        scrubber: Scrubber | None = None,
+        speed: float = 0.0,
+        allow_repeats: bool = False,
+    ) -> None:
+        self.label = label
+        self.registry = registry
+        self.match_on = registry.resolve(match_on)
+        self.scrubber = scrubber or Scrubber()
+        self.allow_repeats = allow_repeats
+        self.entries = [
+            self._entry(cassette, position, interaction, speed)
+            for cassette in cassettes
+            for position, interaction in enumerate(cassette.interactions)
+        ]
+        self.index = Index([entry.view for entry in self.entries], self.match_on, registry)
+        self.plays = [0] * len(self.entries)
+
+    def _entry(
+        self, cassette: Cassette, position: int, interaction: Interaction, speed: float
+    ) -> _Entry:
+        view = RequestView.recorded(
+            interaction.method, interaction.uri, interaction.request_body, self.scrubber
+        )
+        answer, timing = wire_answer(interaction, speed)
+        return _Entry(f"{self._file_name(cassette)}#{position}", view, answer, timing)
+
+    def _file_name(self, cassette: Cassette) -> str:
+        # A file of a replayed folder is named by its path in the folder (`a/test_x.yaml`):
+        # pytest-recording layouts repeat file names across folders.
+        root = Path(self.label)
+        if root.is_dir() and cassette.path.is_relative_to(root):
+            return cassette.path.relative_to(root).as_posix()
+        return cassette.name
+
+    def view(self, exchange: Exchange) -> RequestView:
+        """How the matchers see an incoming request."""
+        return RequestView.incoming(
+            ENDPOINT_ROUTES[exchange.endpoint.value], exchange.body, self.scrubber
+        )
+
+    async def plan(self, exchange: Exchange, key: bytes) -> Plan | None:
+        """The next unplayed recording matching the request, or None."""
+        candidates = self.index.candidates(self.view(exchange))
+        chosen = next((c for c in candidates if self.plays[c] == 0), None)
+        if chosen is None and candidates and self.allow_repeats:
+            chosen = candidates[-1]
+        if chosen is None:
+            return None
+        self.plays[chosen] += 1
+        entry = self.entries[chosen]
+        return Plan(source="cassette", recorded=entry.answer, name=entry.name, timing=entry.timing)
+
+    def rewind(self) -> None:
+        """Forget what was played: every recording can be replayed again."""
+        self.plays = [0] * len(self.entries)
+
+    # --- the no-match report -------------------------------------------------------------------
+
+    def near_misses(self, exchange: Exchange) -> list[str]:
+        """The closest recordings and, matcher by matcher and field by field, why each missed."""
+        incoming = self.view(exchange)
+        head = (
+            f"cassette {self.label}: {len(self.entries)} interaction(s), "
+            f"match_on: {', '.join(self.match_on)}"
+        )
+        if not self.entries:
+            return [head + " - the cassette is empty."]
+        consumed = self.index.candidates(incoming)
+        if consumed:
+            names = ", ".join(self.entries[c].name for c in consumed)
+            verb = "was" if len(consumed) == 1 else "were"
+            return [
+                head,
+                (
+                    f"  {names} match(es) this request but {verb} already played: identical "
+                    "requests replay their recordings in order, once each. Record it again "
+                    "(--record-mode new_episodes) or replay the last one repeatedly "
+                    "(--allow-repeats)."
+                ),
+            ]
+        return [head, *self._closest(incoming)]
+
+    def _closest(self, incoming: RequestView) -> list[str]:
+        ranked = []
+        for position, entry in enumerate(self.entries):
+            failed = failures(entry.view, incoming, self.match_on, self.registry)
+            ranked.append((len(failed), -_similarity(entry.view, incoming), position, failed))
+        ranked.sort(key=lambda item: item[:3])
+        best = ranked[0][0]
+        if best == len(self.match_on):
+            return ["  nothing in it comes close: " + _routes_held(self.entries)]
+        lines = ["  closest:"]
+        for failed_count, _, position, failed in ranked[:MAX_NEAR_MISSES]:
+            if failed_count > best:
+                break
+            entry = self.entries[position]
+            passed = [name for name in self.match_on if name not in dict(failed)]
+            lines.append(
+                f"  {entry.name} ({entry.view.method} {entry.view.path}): "
+                f"matched {', '.join(passed) or 'nothing'}; differs in "
+                f"{', '.join(name for name, _ in failed)}"
+            )
+            for _, why in failed:
+                lines.extend("    " + line for line in why.splitlines())
+        return lines
+
+
+def _similarity(recorded: RequestView, incoming: RequestView) -> float:
+    """How alike two bodies read (0..1), to rank near misses that fail the same matchers."""
+    limit = 4000  # bounds the cost; the start of a body is what tells requests apart anyway
+    return difflib.SequenceMatcher(
+        None, recorded.normalized[:limit], incoming.normalized[:limit], autojunk=False
+    ).ratio()
+
+
+def _routes_held(entries: Sequence[_Entry]) -> str:
+    counts: dict[str, int] = {}
+    for entry in entries:
+        route = f"{entry.view.method} {entry.view.path}"
+        counts[route] = counts.get(route, 0) + 1
+    return "it holds " + ", ".join(f"{n} x {route}" for route, n in sorted(counts.items()))

@@ -1,0 +1,87 @@
+"""Every example cassette in `cassettes/` replays, validates, and is shown in the README."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import conformance
+import httpx
+import openai
+import pytest
+
+from mockai.cassette import CassetteFile
+from mockai.cassette.matching import route_of
+from mockai.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted((ROOT / "cassettes").rglob("*.yaml"))
+
+
+def test_there_are_examples() -> None:
+    names = {path.name for path in EXAMPLES}
+    assert {
+        "chat_json.yaml",
+        "chat_stream.yaml",
+        "responses_stream.yaml",
+        "embeddings.yaml",
+    } <= names
+    assert "test_summarize.yaml" in names  # the pytest-recording layout, gzip and !!binary
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_recorded_interaction_replays_byte_for_byte(path: Path) -> None:
+    cassette = CassetteFile.load(path)
+    with conformance.checked_server(cassette=str(path)) as server, httpx.Client() as http:
+        for number, interaction in enumerate(cassette.interactions):
+            route = route_of(httpx.URL(interaction.uri).path)
+            response = http.post(
+                server.url + route,
+                content=interaction.request_body,
+                headers={"Content-Type": "application/json"},
+            )
+            assert response.status_code == interaction.status, (number, response.text)
+            assert response.content == interaction.response_body, number
+    assert [entry.source for entry in server.requests] == ["cassette"] * len(cassette.interactions)
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_example_is_shown_in_the_readme(path: Path) -> None:
+    assert str(path.relative_to(ROOT)) in (ROOT / "README.md").read_text()
+
+
+def test_the_examples_pass_mockai_check(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", str(ROOT / "cassettes")]) == 0
+    assert capsys.readouterr().out == "mockai check: 1 path(s) OK\n"
+
+
+def test_the_readme_stream_example() -> None:
+    # README: `mockai serve --cassette cassettes/chat_stream.yaml`, then the SDK as usual.
+    with (
+        conformance.checked_server(cassette=str(ROOT / "cassettes" / "chat_stream.yaml")) as server,
+        openai.OpenAI(base_url=server.url, api_key="sk-anything") as client,
+    ):
+        stream = client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "Write a haiku about rivers."}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert text
+
+
+def test_the_pytest_recording_example_replays_through_the_sdk() -> None:
+    path = ROOT / "cassettes" / "pytest-recording" / "test_openai_app" / "test_summarize.yaml"
+    assert "!!binary" in path.read_text()
+    question = [{"role": "user", "content": "Summarize what rivers do, in one sentence."}]
+    with (
+        conformance.checked_server(cassette=str(path)) as server,
+        openai.OpenAI(base_url=server.url, api_key="sk-anything") as client,
+    ):
+        reply = client.chat.completions.create(model="gpt-4o-mini", messages=question)
+        stream = client.chat.completions.create(model="gpt-4o-mini", messages=question, stream=True)
+        streamed = "".join(c.choices[0].delta.content or "" for c in stream)
+    assert (
+        reply.choices[0].message.content == "Rivers carve valleys, carry sediment and feed deltas."
+    )
+    assert streamed == "Deltas form where rivers slow."

@@ -1,0 +1,276 @@
+"""Record through mockai from a loopback upstream, then replay with the upstream stopped."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import conformance
+import httpx
+import openai
+import pytest
+from aiohttp import web
+from cassette_support import (
+    SECRET_KEY,
+    LoopbackApp,
+    chunk,
+    error_body,
+    interactions,
+    paced_upstream,
+)
+
+from mockai.cassette.events import split_events
+
+CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello"}]}
+
+
+_clients: list[openai.OpenAI] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while _clients:
+        _clients.pop().close()
+
+
+def sdk(url: str, key: str = "sk-test-0000", retries: int = 0) -> openai.OpenAI:
+    """The real SDK (closed after the test)."""
+    client = openai.OpenAI(base_url=url, api_key=key, max_retries=retries)
+    _clients.append(client)
+    return client
+
+
+def record(upstream: str, cassette: Path, mode: str = "once", **options: object):
+    return conformance.checked_server(
+        cassette=str(cassette), record_mode=mode, upstream=upstream, **options
+    )
+
+
+def replay(cassette: Path, **options: object):
+    return conformance.checked_server(cassette=str(cassette), **options)
+
+
+def _answers(client: openai.OpenAI) -> dict[str, object]:
+    chat = client.chat.completions.create(**CHAT)
+    stream = client.chat.completions.create(
+        **CHAT, stream=True, stream_options={"include_usage": True}
+    )
+    chunks = [c.model_dump() for c in stream]
+    events = [
+        e.model_dump()
+        for e in client.responses.create(model="gpt-4o-mini", input="Tell me a story", stream=True)
+    ]
+    floats = client.embeddings.create(
+        model="text-embedding-3-small", input=["a", "b"], encoding_format="float"
+    )
+    packed = client.embeddings.create(model="text-embedding-3-small", input="c")  # base64
+    return {
+        "chat": chat.model_dump(),
+        "stream": chunks,
+        "responses": events,
+        "floats": floats.model_dump(),
+        "packed": packed.model_dump(),
+    }
+
+
+def test_record_then_replay_with_the_upstream_stopped(tmp_path: Path) -> None:
+    cassette = tmp_path / "session.yaml"
+    with paced_upstream() as upstream, record(upstream.url, cassette) as recorder:
+        recorded = _answers(sdk(recorder.url))
+    assert [entry.source for entry in recorder.requests] == ["upstream"] * 5
+    assert len(interactions(cassette)) == 5
+    # The upstream is gone: only the cassette can answer now.
+    with replay(cassette) as server:
+        assert _answers(sdk(server.url)) == recorded
+    # (the journal is read once the server stopped: an entry is added after its answer is sent)
+    assert [entry.source for entry in server.requests] == ["cassette"] * 5
+    assert [entry.rule for entry in server.requests] == [f"session.yaml#{i}" for i in range(5)]
+
+
+def test_streams_replay_event_by_event_at_the_recorded_boundaries(tmp_path: Path) -> None:
+    cassette = tmp_path / "stream.yaml"
+    with (
+        paced_upstream() as upstream,
+        record(upstream.url, cassette) as recorder,
+        httpx.stream(
+            "POST", recorder.url + "/chat/completions", json={**CHAT, "stream": True}
+        ) as response,
+    ):
+        sent = b"".join(response.iter_raw())
+    (stored,) = interactions(cassette)
+    assert stored.response_body == sent  # byte for byte
+    assert len(stored.timing.events) == len(split_events(sent)) > 3
+    with replay(cassette) as server:
+        sdk(server.url).chat.completions.create(**CHAT, stream=True).response.read()
+    (entry,) = server.requests
+    assert list(entry.response_events()) == split_events(sent)
+    assert entry.response.tail == 2  # the finish chunk and [DONE]
+
+
+def _arrivals(url: str) -> list[float]:
+    """When each SSE event reached the client (seconds after the response headers)."""
+    times = []
+    body = {**CHAT, "stream": True, "max_tokens": 12}
+    with httpx.stream("POST", url + "/chat/completions", json=body) as r:
+        start = time.monotonic()
+        for line in r.iter_lines():
+            if line.startswith("data:"):
+                times.append(time.monotonic() - start)
+    return times
+
+
+def test_replay_at_speed_1_keeps_the_recorded_gaps_within_20ms(tmp_path: Path) -> None:
+    cassette = tmp_path / "paced.yaml"
+    with (
+        paced_upstream(ttft=0.08, gaps=(0.02, 0.07)) as upstream,
+        record(upstream.url, cassette) as recorder,
+    ):
+        _arrivals(recorder.url)
+    (stored,) = interactions(cassette)
+    offsets = stored.timing.events
+    assert offsets[0] >= 0.07  # the time to first token was recorded
+    with replay(cassette, replay_speed=1.0) as server:
+        arrived = _arrivals(server.url)
+    assert len(arrived) == len(offsets)
+    recorded_gaps = [b - a for a, b in itertools.pairwise(offsets)]
+    replayed_gaps = [b - a for a, b in itertools.pairwise(arrived)]
+    worst = max(abs(r - p) for r, p in zip(recorded_gaps, replayed_gaps, strict=True))
+    assert worst < 0.020, (recorded_gaps, replayed_gaps)
+    assert abs(arrived[-1] - offsets[-1]) < 0.030  # no drift over the whole stream
+    # Speed 2 halves every gap; speed 0 (the default) sends everything at once.
+    with replay(cassette, replay_speed=2.0) as server:
+        halved = _arrivals(server.url)
+    assert abs(halved[-1] - offsets[-1] / 2) < 0.030
+    with replay(cassette) as server:
+        assert _arrivals(server.url)[-1] < 0.02
+
+
+def test_no_secret_reaches_the_cassette(tmp_path: Path) -> None:
+    cassette = tmp_path / "secrets.yaml"
+    pasted = "sk-ant-api03-" + "Qw3rTy7UiOp1AsDf" * 4
+    message = f"my key is {pasted}, and the header says Bearer {SECRET_KEY}"
+    with paced_upstream() as upstream, record(upstream.url, cassette) as recorder:
+        client = sdk(recorder.url, key=SECRET_KEY)
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": message}]
+        )
+        client.with_options(
+            default_headers={"OpenAI-Organization": "org-Secret1234567890", "Cookie": "s=abc"}
+        ).chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": message}], stream=True
+        ).response.read()
+    data = cassette.read_bytes()
+    for secret in (SECRET_KEY, pasted, "org-Secret1234567890", SECRET_KEY[3:20], pasted[7:30]):
+        assert secret.encode() not in data
+    for header in (b"authorization", b"Authorization", b"openai-organization", b"Cookie"):
+        assert header not in data
+    assert b"sk-REDACTED-" in data  # a stable placeholder took the key's place
+    # ...and the same request still replays: the incoming body is scrubbed the same way.
+    with replay(cassette) as server:
+        sdk(server.url, key="sk-other").chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": message}]
+        )
+
+
+def test_the_upstream_gets_the_credentials_it_needs(tmp_path: Path) -> None:
+    seen: list[dict[str, str]] = []
+
+    async def answer(request: web.Request) -> web.Response:
+        seen.append(dict(request.headers))
+        return web.json_response({"object": "list", "data": [], "model": "m", "usage": {}})
+
+    with (
+        LoopbackApp({"/v1/embeddings": answer}) as app,
+        record(app.url, tmp_path / "c.yaml") as recorder,
+    ):
+        httpx.post(
+            recorder.url + "/embeddings",
+            json={"model": "m", "input": "x"},
+            headers={"Authorization": f"Bearer {SECRET_KEY}", "api-key": "azure-key-123456"},
+        )
+    assert seen[0]["Authorization"] == f"Bearer {SECRET_KEY}"
+    assert seen[0]["api-key"] == "azure-key-123456"
+    assert "azure-key-123456" not in (tmp_path / "c.yaml").read_text()
+
+
+def _flaky_app(statuses: list[int]) -> LoopbackApp:
+    async def answer(request: web.Request) -> web.StreamResponse:
+        status = statuses.pop(0) if statuses else 200
+        if status == 200:
+            return web.Response(
+                body=chunk("ok") + chunk(None, "stop") + b"data: [DONE]\n\n",
+                content_type="text/event-stream",
+            )
+        if status == 429:
+            response = error_body(429, "Rate limit reached", "requests", "rate_limit_exceeded")
+        else:
+            response = error_body(status, "The server had an error", "server_error", None)
+        if status >= 400:
+            response.headers["retry-after-ms"] = "10"
+        return response
+
+    return LoopbackApp({"/v1/chat/completions": answer})
+
+
+def test_upstream_errors_reach_the_client_unchanged_and_are_not_recorded(tmp_path: Path) -> None:
+    cassette = tmp_path / "errors.yaml"
+    with _flaky_app([500]) as app, record(app.url, cassette) as recorder:
+        with pytest.raises(openai.InternalServerError) as raised:
+            sdk(recorder.url).chat.completions.create(**CHAT, stream=True)
+        assert raised.value.status_code == 500
+        assert raised.value.message == "Error code: 500 - The server had an error"
+        list(sdk(recorder.url).chat.completions.create(**CHAT, stream=True))
+    assert [i.status for i in interactions(cassette)] == [200]
+
+
+def test_recorded_errors_replay_in_order_so_retries_replay_too(tmp_path: Path) -> None:
+    cassette = tmp_path / "retry.yaml"
+    with _flaky_app([429, 503]) as app, record(app.url, cassette, record_errors=True) as recorder:
+        stream = sdk(recorder.url, retries=2).chat.completions.create(**CHAT, stream=True)
+        assert [c.choices[0].delta.content for c in stream] == ["ok", None]
+    assert [i.status for i in interactions(cassette)] == [429, 503, 200]
+    with replay(cassette) as server:
+        stream = sdk(server.url, retries=2).chat.completions.create(**CHAT, stream=True)
+        assert [c.choices[0].delta.content for c in stream] == ["ok", None]
+    assert [e.status for e in server.requests] == [429, 503, 200]
+    assert server.requests[0].response.headers["retry-after-ms"] == "10"
+
+
+def test_an_unreachable_upstream_is_a_502_naming_it(tmp_path: Path) -> None:
+    with record("http://127.0.0.1:9/v1", tmp_path / "c.yaml") as recorder:
+        response = httpx.post(recorder.url + "/chat/completions", json=CHAT)
+    assert response.status_code == 502
+    assert response.json()["error"]["code"] == "upstream_unreachable"
+    assert "http://127.0.0.1:9/v1 could not be reached" in response.json()["error"]["message"]
+    assert not (tmp_path / "c.yaml").exists()
+
+
+def test_a_stream_the_upstream_breaks_off_breaks_off_for_the_client(tmp_path: Path) -> None:
+    async def broken(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(chunk("partial"))
+        request.transport.close()  # the upstream dies mid-stream
+        return response
+
+    cassette = tmp_path / "broken.yaml"
+    with (
+        LoopbackApp({"/v1/chat/completions": broken}) as app,
+        record(app.url, cassette) as recorder,
+        pytest.raises((openai.APIConnectionError, httpx.HTTPError)),
+    ):
+        list(sdk(recorder.url).chat.completions.create(**CHAT, stream=True))
+    assert not cassette.exists()  # a broken answer is never recorded
+
+
+def test_without_a_cassette_the_upstream_is_a_passthrough(tmp_path: Path) -> None:
+    with paced_upstream() as upstream:
+        direct = sdk(upstream.url).chat.completions.create(**CHAT)
+        with conformance.checked_server(upstream=upstream.url) as proxy:
+            proxied = sdk(proxy.url).chat.completions.create(**CHAT)
+        assert proxy.requests[0].source == "upstream"
+    assert proxied.choices[0].message.content == direct.choices[0].message.content
+    assert list(tmp_path.iterdir()) == []
