@@ -102,7 +102,7 @@ def _compile_file(path: str, problems: Problems) -> _File:
         problems.add(
             yamlsrc.line_of(document) or 1,
             "a scenario file is a mapping starting with 'mockai: 1' followed by 'rules:'"
-            + ("" if document is None else f", got {describe(document)}"),
+            + (" (the file is empty)" if document is None else f", got {describe(document)}"),
         )
         return loaded
     _version(document, problems)

@@ -214,7 +214,7 @@ class Turn(Matcher, key="turn"):
         problems.add(
             line,
             f"{where}.turn must be a number >= 1 or {{min: N, max: M}} with 1 <= N <= M, "
-            f"got {describe(value) if not isinstance(value, Mapping) else dict(value)}",
+            f"got {describe(value)}",
         )
         return []
 

@@ -166,8 +166,8 @@ def _compile_not(value: Mapping[str, Any], where: str, line: int, problems: Prob
         others = ", ".join(str(k) for k in value if k != "not")
         problems.add(
             line,
-            f"{where}: 'not' stands alone, got it with {others} "
-            "(write {not: {contains: text, ignore_case: true}})",
+            f"{where}: 'not' takes one condition and nothing beside it, got it with {others} "
+            "(write {not: {contains: text}})",
         )
         return None
     inner = compile_text(value["not"], f"{where}.not", line_of(value, "not"), problems)

@@ -53,7 +53,14 @@ def suggest(word: Any, known: Iterable[str], *, noun: str = "known keys") -> str
 
 
 def describe(value: Any) -> str:
-    """A short, YAML-flavoured rendering of a value for messages."""
+    """A short, YAML-flavoured rendering of a value for messages (`'hi'`, `[1, 2]`, `{a: 1}`)."""
+    text = _flow(value)
+    if len(text) <= 60:
+        return text
+    return "a mapping" if isinstance(value, dict) else "a list" if isinstance(value, list) else text
+
+
+def _flow(value: Any) -> str:
     if value is None:
         return "null"
     if value is True or value is False:
@@ -61,7 +68,7 @@ def describe(value: Any) -> str:
     if isinstance(value, str):
         return repr(value)
     if isinstance(value, dict):
-        return "a mapping"
+        return "{" + ", ".join(f"{k}: {_flow(v)}" for k, v in value.items()) + "}"
     if isinstance(value, list):
-        return "a list"
+        return "[" + ", ".join(_flow(v) for v in value) + "]"
     return str(value)

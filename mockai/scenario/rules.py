@@ -149,13 +149,14 @@ def compile_rule(
         given = name
     where = f"rule '{given}'"
     before = len(problems.items)
-    for key in value:
-        if key not in RULE_KEYS:
-            problems.add(line_of(value, key), f"unknown key '{key}' in {where}" + suggest(key, RULE_KEYS))
+    unknown = [key for key in value if key not in RULE_KEYS]
+    for key in unknown:
+        problems.add(line_of(value, key), f"unknown key '{key}' in {where}" + suggest(key, RULE_KEYS))
     if "description" in value and not isinstance(value["description"], str):
         problems.add(line_of(value, "description"), f"{where}: description must be a string")
     conditions = compile_match(value.get("match"), line_of(value, "match"), where, problems)
-    steps = _steps(value, line, where, problems)
+    # A misspelt `reply` is reported as such, not also as "no answer".
+    steps = _steps(value, line, where, problems) if not unknown or _answers(value) else None
     fallthrough = _then(value, where, problems)
     times = _times(value, where, problems)
     if len(problems.items) > before or conditions is None or steps is None:
@@ -173,8 +174,12 @@ def compile_rule(
     )
 
 
+def _answers(value: Mapping[str, Any]) -> list[str]:
+    return [key for key in ANSWERS if key in value]
+
+
 def _steps(value: Mapping[str, Any], line: int, where: str, problems: Problems) -> tuple[Step, ...] | None:
-    answers = [key for key in ANSWERS if key in value]
+    answers = _answers(value)
     if len(answers) != 1:
         spot = line_of(value, answers[1]) if len(answers) > 1 else line
         found = " and ".join(f"'{a}'" for a in answers)
