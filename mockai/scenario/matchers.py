@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from difflib import SequenceMatcher
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, ClassVar
 
 from mockai.exchange import Endpoint, Exchange
-from mockai.scenario.operators import TextTest, compile_text
+from mockai.scenario.operators import Op, TextTest, compile_text
 from mockai.scenario.problems import Problems, describe, suggest
 from mockai.scenario.yamlsrc import line_of
 
@@ -38,6 +39,7 @@ class Matcher:
 
     key: ClassVar[str]
     cost: ClassVar[int] = 1  # cheap conditions are tested first
+    weight: ClassVar[float] = 1.0  # how much a holding condition counts in near-miss ranking
 
     line: int
 
@@ -79,6 +81,33 @@ class Matcher:
         """True when any request satisfying `self` certainly satisfies `other` (same subject)."""
         return self == other
 
+    def distance(self, exchange: Exchange) -> float:
+        """0 when the condition holds, up to 1 when the request is nowhere near (for ranking)."""
+        return 0.0 if self.holds(exchange) else 1.0
+
+    def support(self) -> float:
+        """How much this condition holding says about a request being close to the rule."""
+        test = getattr(self, "test", None)
+        # `not ...` holds for almost everything: weak evidence.
+        return self.weight * (0.2 if isinstance(test, TextTest) and test.negate else 1.0)
+
+
+def text_distance(test: TextTest, text: str | None) -> float:
+    """How far `text` is from satisfying `test`: 0 (it does) to 1 (nothing alike)."""
+    if test.test(text if text is not None else "") if text is not None else test.negate:
+        return 0.0
+    if text is None or test.negate or test.op is Op.REGEX or not test.value:
+        return 1.0
+    wanted, got = test.value.casefold(), text[:2000].casefold()
+    if test.op is Op.CONTAINS:
+        found = SequenceMatcher(None, wanted, got, autojunk=False).find_longest_match()
+        return 1.0 - found.size / len(wanted)
+    if test.op is Op.STARTSWITH:
+        got = got[: len(wanted)]
+    elif test.op is Op.ENDSWITH:
+        got = got[-len(wanted) :]
+    return 1.0 - SequenceMatcher(None, wanted, got, autojunk=False).ratio()
+
 
 # --- simple values --------------------------------------------------------------------------------
 
@@ -88,6 +117,7 @@ class EndpointIs(Matcher, key="endpoint"):
     """`endpoint: chat` or `endpoint: [chat, responses]`."""
 
     endpoints: frozenset[str]
+    weight: ClassVar[float] = 0.3
 
     @classmethod
     def compile(cls, value: Any, line: int, where: str, problems: Problems) -> list[Matcher]:
@@ -144,6 +174,12 @@ class ModelGlob(Matcher, key="model"):
     def actual(self, exchange: Exchange) -> str:
         return repr(exchange.model)
 
+    def distance(self, exchange: Exchange) -> float:
+        if self.holds(exchange):
+            return 0.0
+        # Model ids share prefixes ("gpt-"): a different model is never very near.
+        return 1.0 - 0.5 * SequenceMatcher(None, self.glob.rstrip("*"), exchange.model).ratio()
+
     def implies(self, other: Matcher) -> bool:
         if not isinstance(other, ModelGlob):
             return False
@@ -159,6 +195,7 @@ class _Flag(Matcher):
     """A boolean condition."""
 
     wanted: bool
+    weight: ClassVar[float] = 0.3
 
     @classmethod
     def compile(cls, value: Any, line: int, where: str, problems: Problems) -> list[Matcher]:
@@ -202,6 +239,7 @@ class Turn(Matcher, key="turn"):
 
     low: int
     high: int | None
+    weight: ClassVar[float] = 0.3
 
     @classmethod
     def compile(cls, value: Any, line: int, where: str, problems: Problems) -> list[Matcher]:
@@ -267,6 +305,10 @@ class Tools(Matcher, key="tools"):
     def implies(self, other: Matcher) -> bool:
         return isinstance(other, Tools) and other.names <= self.names
 
+    def distance(self, exchange: Exchange) -> float:
+        offered = {tool.name for tool in exchange.tools}
+        return len(self.names - offered) / len(self.names)
+
 
 # --- texts ----------------------------------------------------------------------------------------
 
@@ -299,6 +341,9 @@ class _Text(Matcher):
 
     def implies(self, other: Matcher) -> bool:
         return type(other) is type(self) and self.test.implies(other.test)  # type: ignore[attr-defined]
+
+    def distance(self, exchange: Exchange) -> float:
+        return 0.0 if self.holds(exchange) else text_distance(self.test, self.text(exchange))
 
 
 @dataclass(frozen=True)
@@ -393,6 +438,9 @@ class Header(Matcher, key="headers"):
     def implies(self, other: Matcher) -> bool:
         return isinstance(other, Header) and other.name == self.name and self.test.implies(other.test)
 
+    def distance(self, exchange: Exchange) -> float:
+        return 0.0 if self.holds(exchange) else text_distance(self.test, self.value(exchange))
+
 
 _ABSENT: Any = object()
 
@@ -446,6 +494,16 @@ class BodyField(Matcher, key="body"):
 
     def expected(self) -> str:
         return _json(self.wanted)
+
+    def distance(self, exchange: Exchange) -> float:
+        found = self.found(exchange)
+        if _same(self.wanted, found):
+            return 0.0
+        if found is _ABSENT:
+            return 1.0
+        if isinstance(self.wanted, str) and isinstance(found, str):
+            return 1.0 - SequenceMatcher(None, self.wanted, found).ratio()
+        return 0.5  # present, with another value
 
     def actual(self, exchange: Exchange) -> str:
         found = self.found(exchange)

@@ -1,7 +1,8 @@
 """The no-match report: the closest rules and, field by field, why each did not match.
 
-Rules are ranked by how many of their conditions failed, then by how many held (vcrpy's
-"most matches"), and the best three are shown in WireMock's two-column layout: the rule's
+Rules are ranked by distance, as WireMock does: each failing condition adds how far the request is
+from satisfying it (0..1: `'abcd'` is near `equals 'abc'`), each condition that holds subtracts a
+little (vcrpy's "most matches"; flags such as `stream` count less), and the best three are shown in WireMock's two-column layout: the rule's
 condition on the left, what the request had on the right, `<<<<<` on the rows that failed. A rule
 whose conditions all hold but that is used up says "already consumed". Everything registered is
 listed last, grouped by where it came from.
@@ -34,17 +35,21 @@ class _Verdict:
     failed: int
     held: int
     consumed: bool = False
+    score: float = 0.0  # lower is closer
 
 
 def evaluate(rule: Rule, served: int, exchange: Exchange) -> _Verdict:
     """Every condition of `rule` checked against `exchange`, plus whether it is used up."""
     rows: list[_Row] = []
     failed = held = 0
+    score = 0.0
     for condition in rule.conditions:
         ok = condition.holds(exchange)
         failure = None if ok else f"{condition.subject} does not match"
         rows.append(_Row(f"{condition.subject}: {condition.expected()}", condition.actual(exchange), failure))
         failed, held = failed + (not ok), held + ok
+        # WireMock-style distance: near values rank close; conditions that hold pull closer.
+        score += -0.5 * condition.support() if ok else condition.distance(exchange)
     if not rule.conditions:
         rows.append(_Row("(no conditions: matches every request)", ""))
     limit = rule.limit
@@ -52,7 +57,7 @@ def evaluate(rule: Rule, served: int, exchange: Exchange) -> _Verdict:
     if limit is not None and consumed:
         failed += 1
         rows.append(_Row(_limit_text(rule), f"served {served}", _consumed(served, limit)))
-    return _Verdict(rule, tuple(rows), failed, held, consumed)
+    return _Verdict(rule, tuple(rows), failed, held, consumed, score)
 
 
 def _limit_text(rule: Rule) -> str:
@@ -74,7 +79,7 @@ def report(rules: Sequence[Rule], served: Mapping[str, int], exchange: Exchange)
     if not rules:
         return []
     verdicts = [evaluate(rule, served.get(rule.name, 0), exchange) for rule in rules]
-    ranked = sorted(enumerate(verdicts), key=lambda iv: (iv[1].failed, -iv[1].held, iv[0]))
+    ranked = sorted(enumerate(verdicts), key=lambda iv: (iv[1].score, iv[0]))
     lines = ["", f"Closest rules (of {len(rules)}), best first:"]
     for _, verdict in ranked[:SHOWN]:
         lines.append("")
