@@ -15,6 +15,7 @@ import pydantic
 import pytest
 
 from mockai import MockServer
+from sdk import sdk
 
 EXAMPLES = Path(__file__).parent.parent / "scenarios"
 
@@ -41,7 +42,11 @@ def serve(request: pytest.FixtureRequest) -> Iterator[tuple[MockServer, openai.O
 def ask(client: openai.OpenAI, text: str, system: str | None = None) -> str | None:
     messages = [{"role": "system", "content": system}] if system else []
     messages.append({"role": "user", "content": text})
-    return client.chat.completions.create(model="gpt-4o-mini", messages=messages).choices[0].message.content  # type: ignore[arg-type]
+    return (
+        client.chat.completions.create(model="gpt-4o-mini", messages=messages)
+        .choices[0]
+        .message.content
+    )  # type: ignore[arg-type]
 
 
 # --- faq.yaml --------------------------------------------------------------------------------------
@@ -50,26 +55,40 @@ def ask(client: openai.OpenAI, text: str, system: str | None = None) -> str | No
 @pytest.mark.parametrize("serve", ["faq"], indirect=True)
 def test_faq_bot(serve: tuple[MockServer, openai.OpenAI]) -> None:
     server, client = serve
-    assert ask(client, "When are you OPEN on Fridays?") == "We are open Monday to Friday, 9am to 6pm (CET)."
-    assert (ask(client, "How do I get a Refund?") or "").startswith("You can ask for a refund within 30 days")
+    assert (
+        ask(client, "When are you OPEN on Fridays?")
+        == "We are open Monday to Friday, 9am to 6pm (CET)."
+    )
+    assert (ask(client, "How do I get a Refund?") or "").startswith(
+        "You can ask for a refund within 30 days"
+    )
     assert ask(client, "what are your hours", system="Speak like a PIRATE.") == (
         "Arr, matey! Ask me anything about Acme, and I'll answer in doubloons."
     )
     greeting = ask(client, "Hello there")
-    assert greeting is not None and greeting.startswith("Hello! I'm ") and "(model gpt-4o-mini)" in greeting
+    assert (
+        greeting is not None
+        and greeting.startswith("Hello! I'm ")
+        and "(model gpt-4o-mini)" in greeting
+    )
     assert ask(client, "Hello there") == greeting  # seeded: the same question, the same name
-    legacy = client.completions.create(model="gpt-3.5-turbo-instruct", prompt="Q: Do you ship abroad?\nA:")
+    legacy = client.completions.create(
+        model="gpt-3.5-turbo-instruct", prompt="Q: Do you ship abroad?\nA:"
+    )
     assert legacy.choices[0].text == " Yes, we ship to 40 countries."
     with pytest.raises(openai.BadRequestError) as raised:
         ask(client, "Can I pay with bitcoin?")
-    assert raised.value.code == "mockai_no_match"  # fallback: error — unexpected questions fail loudly
+    assert (
+        raised.value.code == "mockai_no_match"
+    )  # fallback: error — unexpected questions fail loudly
     assert [e.rule for e in server.requests][:3] == ["opening-hours", "refund", "pirate"]
 
 
 def test_faq_greeting_is_reproducible_across_servers() -> None:
     def greet() -> str | None:
         with MockServer(scenarios=(str(EXAMPLES / "faq.yaml"),), log_requests=False) as server:
-            return ask(openai.OpenAI(base_url=server.url, api_key="sk-test"), "hello!")
+            with sdk(server) as client:
+                return ask(client, "hello!")
 
     assert greet() == greet()
 
@@ -99,16 +118,26 @@ def get_weather(city: str, unit: str) -> str:
     return f"18C and sunny ({unit})" if city == "Paris" else f"9C and rainy ({unit})"
 
 
-def chat_agent(client: openai.OpenAI, question: str, *, stream: bool = False) -> tuple[str, list[dict[str, Any]]]:
+def chat_agent(
+    client: openai.OpenAI, question: str, *, stream: bool = False
+) -> tuple[str, list[dict[str, Any]]]:
     """A minimal agent: call the model, run the tools it asks for, repeat until it answers."""
     messages: list[Any] = [{"role": "user", "content": question}]
     calls_made: list[dict[str, Any]] = []
     for _ in range(5):
         if stream:
-            with client.chat.completions.stream(model="gpt-4o", messages=messages, tools=[WEATHER_TOOL]) as events:  # type: ignore[list-item]
+            with client.chat.completions.stream(
+                model="gpt-4o", messages=messages, tools=[WEATHER_TOOL]
+            ) as events:  # type: ignore[list-item]
                 message = events.get_final_completion().choices[0].message
         else:
-            message = client.chat.completions.create(model="gpt-4o", messages=messages, tools=[WEATHER_TOOL]).choices[0].message  # type: ignore[list-item]
+            message = (
+                client.chat.completions.create(
+                    model="gpt-4o", messages=messages, tools=[WEATHER_TOOL]
+                )
+                .choices[0]
+                .message
+            )  # type: ignore[list-item]
         if not message.tool_calls:
             return message.content or "", calls_made
         messages.append(message.model_dump(exclude_none=True, exclude={"parsed"}))
@@ -116,7 +145,9 @@ def chat_agent(client: openai.OpenAI, question: str, *, stream: bool = False) ->
             arguments = json.loads(call.function.arguments)  # type: ignore[union-attr]
             jsonschema.validate(arguments, WEATHER_TOOL["function"]["parameters"])  # type: ignore[index]
             calls_made.append(arguments)
-            messages.append({"role": "tool", "tool_call_id": call.id, "content": get_weather(**arguments)})
+            messages.append(
+                {"role": "tool", "tool_call_id": call.id, "content": get_weather(**arguments)}
+            )
     raise AssertionError("the agent did not finish in 5 turns")
 
 
@@ -133,8 +164,21 @@ def responses_agent(client: openai.OpenAI, question: str) -> tuple[str, list[dic
         for call in calls:
             arguments = json.loads(call.arguments)  # type: ignore[union-attr]
             calls_made.append(arguments)
-            items.append({"type": "function_call", "call_id": call.call_id, "name": call.name, "arguments": call.arguments})  # type: ignore[union-attr]
-            items.append({"type": "function_call_output", "call_id": call.call_id, "output": get_weather(**arguments)})  # type: ignore[union-attr]
+            items.append(
+                {
+                    "type": "function_call",
+                    "call_id": call.call_id,
+                    "name": call.name,
+                    "arguments": call.arguments,
+                }
+            )  # type: ignore[union-attr]
+            items.append(
+                {
+                    "type": "function_call_output",
+                    "call_id": call.call_id,
+                    "output": get_weather(**arguments),
+                }
+            )  # type: ignore[union-attr]
     raise AssertionError("the agent did not finish in 5 turns")
 
 
@@ -157,7 +201,9 @@ def test_weather_agent_loop_on_responses(serve: tuple[MockServer, openai.OpenAI]
 
 
 @pytest.mark.parametrize("serve", ["weather_agent"], indirect=True)
-def test_weather_agent_generates_arguments_for_other_cities(serve: tuple[MockServer, openai.OpenAI]) -> None:
+def test_weather_agent_generates_arguments_for_other_cities(
+    serve: tuple[MockServer, openai.OpenAI],
+) -> None:
     _, client = serve
     answer, calls = chat_agent(client, "How is the weather in Lyon today?")
     assert len(calls) == 1  # arguments generated from the tool's schema, validated in the loop
@@ -193,20 +239,28 @@ class Contact(pydantic.BaseModel):
 def test_structured_extraction(serve: tuple[MockServer, openai.OpenAI]) -> None:
     server, client = serve
     invoice = client.chat.completions.parse(
-        model="gpt-4o", messages=[{"role": "user", "content": "Invoice #881 from ACME..."}], response_format=Invoice
+        model="gpt-4o",
+        messages=[{"role": "user", "content": "Invoice #881 from ACME..."}],
+        response_format=Invoice,
     )
-    assert invoice.choices[0].message.parsed == Invoice(vendor="ACME Corp", total=1250.5, currency="EUR", paid=False)
+    assert invoice.choices[0].message.parsed == Invoice(
+        vendor="ACME Corp", total=1250.5, currency="EUR", paid=False
+    )
     assert not server.requests[-1].warnings  # the scripted JSON fits the app's schema
     messages = [
         {"role": "system", "content": "You extract contact details."},
         {"role": "user", "content": "Hi, I'm Jo (jo@example.com), call me about billing."},
     ]
-    contact = client.chat.completions.parse(model="gpt-4o", messages=messages, response_format=Contact)  # type: ignore[arg-type]
+    contact = client.chat.completions.parse(
+        model="gpt-4o", messages=messages, response_format=Contact
+    )  # type: ignore[arg-type]
     parsed = contact.choices[0].message.parsed
     assert isinstance(parsed, Contact)
     raw = json.loads(contact.choices[0].message.content or "")
     jsonschema.validate(raw, Contact.model_json_schema())
-    again = client.chat.completions.parse(model="gpt-4o", messages=messages, response_format=Contact)  # type: ignore[arg-type]
+    again = client.chat.completions.parse(
+        model="gpt-4o", messages=messages, response_format=Contact
+    )  # type: ignore[arg-type]
     assert again.choices[0].message.parsed == parsed  # generated, and reproducible
 
 
@@ -217,9 +271,13 @@ def test_extraction_catches_a_stale_fixture(serve: tuple[MockServer, openai.Open
         total_cents: int
 
     raw = serve[1].chat.completions.with_raw_response.parse(
-        model="gpt-4o", messages=[{"role": "user", "content": "Invoice #9"}], response_format=NewInvoice
+        model="gpt-4o",
+        messages=[{"role": "user", "content": "Invoice #9"}],
+        response_format=NewInvoice,
     )
-    assert "does not match the response_format schema 'NewInvoice'" in raw.headers["x-mockai-warning"]
+    assert (
+        "does not match the response_format schema 'NewInvoice'" in raw.headers["x-mockai-warning"]
+    )
 
 
 # --- rag.yaml --------------------------------------------------------------------------------------
@@ -232,37 +290,69 @@ DOCS = [
 
 
 def cosine(a: list[float], b: list[float]) -> float:
-    return sum(x * y for x, y in zip(a, b, strict=True)) / math.sqrt(sum(x * x for x in a) * sum(y * y for y in b))
+    return sum(x * y for x, y in zip(a, b, strict=True)) / math.sqrt(
+        sum(x * x for x in a) * sum(y * y for y in b)
+    )
 
 
 @pytest.mark.parametrize("serve", ["rag"], indirect=True)
 def test_rag_flow(serve: tuple[MockServer, openai.OpenAI]) -> None:
     server, client = serve
-    index = [d.embedding for d in client.embeddings.create(model="text-embedding-3-small", input=DOCS).data]
-    query = client.embeddings.create(model="text-embedding-3-small", input="How many days for shipping to Europe?")
+    index = [
+        d.embedding
+        for d in client.embeddings.create(model="text-embedding-3-small", input=DOCS).data
+    ]
+    query = client.embeddings.create(
+        model="text-embedding-3-small", input="How many days for shipping to Europe?"
+    )
     scores = [cosine(query.data[0].embedding, vector) for vector in index]
     best = DOCS[scores.index(max(scores))]
     assert best == DOCS[2]
     system = f"You are a documentation assistant. Context: {best}"
-    assert ask(client, "How long does shipping take?", system=system) == f"Based on the documentation: {best}"
-    assert ask(client, "Anything?", system="You are a documentation assistant.") == "I could not find that in the documentation."
-    pinned = client.embeddings.create(model="text-embedding-3-small", input="the pinned query", encoding_format="float")
+    assert (
+        ask(client, "How long does shipping take?", system=system)
+        == f"Based on the documentation: {best}"
+    )
+    assert (
+        ask(client, "Anything?", system="You are a documentation assistant.")
+        == "I could not find that in the documentation."
+    )
+    pinned = client.embeddings.create(
+        model="text-embedding-3-small", input="the pinned query", encoding_format="float"
+    )
     assert pinned.data[0].embedding == [1.0, 0.0, 0.0, 0.0]
-    assert [e.rule for e in server.requests] == ["embed", "embed", "grounded-answer", "no-context", "pinned-query"]
+    assert [e.rule for e in server.requests] == [
+        "embed",
+        "embed",
+        "grounded-answer",
+        "no-context",
+        "pinned-query",
+    ]
 
 
 # --- retry.yaml ------------------------------------------------------------------------------------
 
 
 def test_retry_with_the_sdks_own_retries() -> None:
-    with conformance.checked_server(scenarios=(str(EXAMPLES / "retry.yaml"),)) as server:
-        client = openai.OpenAI(base_url=server.url, api_key="sk-test", max_retries=2)
-        assert ask(client, "Please summarize the report") == "Here is your summary: all systems nominal."
+    with (
+        conformance.checked_server(scenarios=(str(EXAMPLES / "retry.yaml"),)) as server,
+        sdk(server, max_retries=2) as client,
+    ):
+        assert (
+            ask(client, "Please summarize the report")
+            == "Here is your summary: all systems nominal."
+        )
         attempts = [(e.status, e.retry_count) for e in server.requests]
         assert attempts == [(429, 0), (503, 1), (200, 2)]
-        gaps = [b.arrived - a.arrived for a, b in zip(server.requests, server.requests[1:], strict=False)]
+        gaps = [
+            b.arrived - a.arrived
+            for a, b in zip(server.requests, server.requests[1:], strict=False)
+        ]
         assert all(gap < 0.5 for gap in gaps)  # the SDK honoured retry-after-ms (10 ms)
-        no_retry = openai.OpenAI(base_url=server.url, api_key="sk-test", max_retries=0)
+    with (
+        conformance.checked_server(scenarios=(str(EXAMPLES / "retry.yaml"),)) as server,
+        sdk(server) as no_retry,
+    ):
         with pytest.raises(openai.RateLimitError) as raised:
             ask(no_retry, "my quota?")
         assert raised.value.code == "insufficient_quota"

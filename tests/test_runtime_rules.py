@@ -13,6 +13,7 @@ import openai
 import pytest
 
 from mockai import MockServer, ScenarioError
+from sdk import sdk
 
 SCENARIO = """mockai: 1
 rules:
@@ -41,11 +42,15 @@ def client(server: MockServer) -> Iterator[openai.OpenAI]:
 
 
 def ask(client: openai.OpenAI, text: str) -> str | None:
-    answer = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": text}])
+    answer = client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": text}]
+    )
     return answer.choices[0].message.content
 
 
-def test_runtime_rules_come_first_and_are_journaled(server: MockServer, client: openai.OpenAI) -> None:
+def test_runtime_rules_come_first_and_are_journaled(
+    server: MockServer, client: openai.OpenAI
+) -> None:
     assert ask(client, "hello") == "from the file"
     assert server.add_rule({"match": {"user": "hello"}, "reply": "from the test"}) == "rule-1"
     assert server.add_rule({"name": "named", "match": {"user": "bye"}, "reply": "ciao"}) == "named"
@@ -85,13 +90,25 @@ def test_a_shadowed_runtime_rule_is_refused(server: MockServer) -> None:
     )
 
 
-def test_remove_clear_list_and_reset(server: MockServer, client: openai.OpenAI, scenario_file: str) -> None:
-    server.add_rules([{"name": "a", "match": {"user": "a"}, "reply": "A"}, {"name": "b", "match": {"user": "b"}, "reply": "B", "times": 3}])
+def test_remove_clear_list_and_reset(
+    server: MockServer, client: openai.OpenAI, scenario_file: str
+) -> None:
+    server.add_rules(
+        [
+            {"name": "a", "match": {"user": "a"}, "reply": "A"},
+            {"name": "b", "match": {"user": "b"}, "reply": "B", "times": 3},
+        ]
+    )
     assert ask(client, "b") == "B"
     assert ask(client, "count") == "one"
     listed = {info.name: info for info in server.rules}
     assert list(listed) == ["a", "b", "file-hello", "file-count"]
-    assert (listed["b"].source, listed["b"].origin, listed["b"].served, listed["b"].limit) == ("rule", "<runtime>", 1, 3)
+    assert (listed["b"].source, listed["b"].origin, listed["b"].served, listed["b"].limit) == (
+        "rule",
+        "<runtime>",
+        1,
+        3,
+    )
     assert listed["file-count"].origin == f"{scenario_file}:4"
     assert listed["b"].conditions == ("user: contains 'b'",)
     server.remove_rule("a")
@@ -105,9 +122,13 @@ def test_remove_clear_list_and_reset(server: MockServer, client: openai.OpenAI, 
     assert [info.name for info in server.rules] == ["file-count"]
 
 
-def test_load_adds_a_scenario_at_runtime(server: MockServer, client: openai.OpenAI, tmp_path: Path) -> None:
+def test_load_adds_a_scenario_at_runtime(
+    server: MockServer, client: openai.OpenAI, tmp_path: Path
+) -> None:
     extra = tmp_path / "extra.yaml"
-    extra.write_text("mockai: 1\nrules:\n  - {name: extra, match: {user: extra}, reply: loaded later}\n")
+    extra.write_text(
+        "mockai: 1\nrules:\n  - {name: extra, match: {user: extra}, reply: loaded later}\n"
+    )
     assert server.load(extra) == ["extra"]
     assert ask(client, "extra please") == "loaded later"
     assert server.requests[-1].source == "scenario"
@@ -126,8 +147,8 @@ def test_the_contract_example_with_sdk_retries() -> None:
                 ],
             }
         )
-        client = openai.OpenAI(base_url=server.url, api_key="sk-test", max_retries=2)
-        assert ask(client, "hi") == "hello"
+        with sdk(server, max_retries=2) as client:
+            assert ask(client, "hi") == "hello"
         assert [(e.status, e.retry_count) for e in server.requests] == [(429, 0), (200, 1)]
 
 
@@ -136,27 +157,45 @@ def test_the_contract_example_with_sdk_retries() -> None:
 
 def test_admin_rules_endpoints(server: MockServer, client: openai.OpenAI) -> None:
     with httpx.Client(base_url=server.base_url) as admin:
-        added = admin.post("/_mockai/rules", json={"match": {"user": "admin"}, "reply": "scripted over HTTP"})
+        added = admin.post(
+            "/_mockai/rules", json={"match": {"user": "admin"}, "reply": "scripted over HTTP"}
+        )
         assert added.status_code == 200
         assert added.json()["data"][0]["name"] == "rule-1"
         assert added.json()["data"][0]["origin"] == "<admin>"
-        both = admin.post("/_mockai/rules", json=[{"name": "x", "match": {"user": "x"}, "error": "server_error"}, {"name": "y", "match": {"user": "y"}, "reply": "Y"}])
+        both = admin.post(
+            "/_mockai/rules",
+            json=[
+                {"name": "x", "match": {"user": "x"}, "error": "server_error"},
+                {"name": "y", "match": {"user": "y"}, "reply": "Y"},
+            ],
+        )
         assert [r["name"] for r in both.json()["data"]] == ["x", "y"]
         assert ask(client, "admin") == "scripted over HTTP"
         listed = admin.get("/_mockai/rules").json()["data"]
-        assert [(r["name"], r["source"], r["served"]) for r in listed][:2] == [("rule-1", "rule", 1), ("x", "rule", 0)]
+        assert [(r["name"], r["source"], r["served"]) for r in listed][:2] == [
+            ("rule-1", "rule", 1),
+            ("x", "rule", 0),
+        ]
         journal = admin.get("/_mockai/requests").json()["data"]
         assert (journal[-1]["source"], journal[-1]["rule"]) == ("rule", "rule-1")
         assert admin.delete("/_mockai/rules/x").json() == {"deleted": "x"}
         missing = admin.delete("/_mockai/rules/x")
-        assert missing.status_code == 404 and missing.json()["error"]["code"] == "mockai_unknown_rule"
+        assert (
+            missing.status_code == 404 and missing.json()["error"]["code"] == "mockai_unknown_rule"
+        )
         assert admin.delete("/_mockai/rules").json() == {"deleted": 2}
-        assert [r["name"] for r in admin.get("/_mockai/rules").json()["data"]] == ["file-hello", "file-count"]
+        assert [r["name"] for r in admin.get("/_mockai/rules").json()["data"]] == [
+            "file-hello",
+            "file-count",
+        ]
 
 
 def test_admin_rejects_invalid_rules_in_the_api_shape(server: MockServer) -> None:
     with httpx.Client(base_url=server.base_url) as admin:
-        bad = admin.post("/_mockai/rules", json={"match": {"user": {"regex": "("}}, "reply": {"contnet": "x"}})
+        bad = admin.post(
+            "/_mockai/rules", json={"match": {"user": {"regex": "("}}, "reply": {"contnet": "x"}}
+        )
         assert bad.status_code == 400
         error = bad.json()["error"]
         assert set(error) == {"message", "type", "param", "code"}
@@ -195,7 +234,9 @@ def test_rules_change_safely_while_serving(server: MockServer) -> None:
     worker.start()
     try:
         for index in range(30):
-            name = server.add_rule({"name": f"r{index}", "match": {"user": "hello"}, "reply": "runtime"})
+            name = server.add_rule(
+                {"name": f"r{index}", "match": {"user": "hello"}, "reply": "runtime"}
+            )
             server.remove_rule(name)
     finally:
         stop.set()
@@ -210,7 +251,12 @@ async def test_times_is_exact_under_concurrent_requests(scenario_file: str) -> N
         server.add_rule({"name": "later", "match": {"user": "race"}, "reply": "later"})
         async with openai.AsyncOpenAI(base_url=server.url, api_key="sk-test", max_retries=0) as sdk:
             answers = await asyncio.gather(
-                *(sdk.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "race"}]) for _ in range(20))
+                *(
+                    sdk.chat.completions.create(
+                        model="gpt-4o-mini", messages=[{"role": "user", "content": "race"}]
+                    )
+                    for _ in range(20)
+                )
             )
     contents = [a.choices[0].message.content for a in answers]
     assert contents.count("first") == 1 and contents.count("later") == 19

@@ -14,6 +14,7 @@ import pytest
 from mockai import MockServer, ScenarioError
 from mockai.cli import main
 from mockai.scenario import loader
+from sdk import sdk
 
 # (case id, file text, [(line, message), ...]): one broken file per row, every problem it has.
 BROKEN = [
@@ -30,12 +31,22 @@ BROKEN = [
     (
         "empty-file",
         "",
-        [(1, "a scenario file is a mapping starting with 'mockai: 1' followed by 'rules:' (the file is empty)")],
+        [
+            (
+                1,
+                "a scenario file is a mapping starting with 'mockai: 1' followed by 'rules:' (the file is empty)",
+            )
+        ],
     ),
     (
         "top-level-list",
         "- mockai: 1\n",
-        [(1, "a scenario file is a mapping starting with 'mockai: 1' followed by 'rules:', got [{mockai: 1}]")],
+        [
+            (
+                1,
+                "a scenario file is a mapping starting with 'mockai: 1' followed by 'rules:', got [{mockai: 1}]",
+            )
+        ],
     ),
     (
         "missing-version",
@@ -77,7 +88,12 @@ BROKEN = [
         rules:
           - just a string
         """,
-        [(3, "a rule must be a mapping with match and reply (or error, sequence), got 'just a string'")],
+        [
+            (
+                3,
+                "a rule must be a mapping with match and reply (or error, sequence), got 'just a string'",
+            )
+        ],
     ),
     (
         "misspelt-rule-key",
@@ -146,7 +162,12 @@ BROKEN = [
               user: {regex: "(unclosed"}
             reply: hi
         """,
-        [(5, "invalid regex '(unclosed' in rule 'a' match.user: missing ), unterminated subpattern at position 0")],
+        [
+            (
+                5,
+                "invalid regex '(unclosed' in rule 'a' match.user: missing ), unterminated subpattern at position 0",
+            )
+        ],
     ),
     (
         "bad-header-regex",
@@ -159,7 +180,12 @@ BROKEN = [
                 x-case: {regex: "["}
             reply: hi
         """,
-        [(6, "invalid regex '[' in rule 'a' match.headers.x-case: unterminated character set at position 0")],
+        [
+            (
+                6,
+                "invalid regex '[' in rule 'a' match.headers.x-case: unterminated character set at position 0",
+            )
+        ],
     ),
     (
         "unknown-operator",
@@ -183,7 +209,12 @@ BROKEN = [
               user: {contains: hi, equals: ho}
             reply: hi
         """,
-        [(5, "rule 'a' match.user takes exactly one operator (equals, contains, startswith, endswith, regex), got 2: contains, equals")],
+        [
+            (
+                5,
+                "rule 'a' match.user takes exactly one operator (equals, contains, startswith, endswith, regex), got 2: contains, equals",
+            )
+        ],
     ),
     (
         "not-with-company",
@@ -194,7 +225,12 @@ BROKEN = [
             match: {user: {not: hi, equals: ho}}
             reply: hi
         """,
-        [(4, "rule 'a' match.user: 'not' takes one condition and nothing beside it, got it with equals (write {not: {contains: text}})")],
+        [
+            (
+                4,
+                "rule 'a' match.user: 'not' takes one condition and nothing beside it, got it with equals (write {not: {contains: text}})",
+            )
+        ],
     ),
     (
         "unknown-match-key",
@@ -238,7 +274,12 @@ BROKEN = [
             match: {turn: {min: 3, max: 1}}
             reply: hi
         """,
-        [(4, "rule 'a' match.turn must be a number >= 1 or {min: N, max: M} with 1 <= N <= M, got {min: 3, max: 1}")],
+        [
+            (
+                4,
+                "rule 'a' match.turn must be a number >= 1 or {min: N, max: M} with 1 <= N <= M, got {min: 3, max: 1}",
+            )
+        ],
     ),
     (
         "tools-not-names",
@@ -261,7 +302,12 @@ BROKEN = [
               body: [temperature]
             reply: hi
         """,
-        [(5, "rule 'a' match.body must be a mapping (a subset of the JSON body), got ['temperature']")],
+        [
+            (
+                5,
+                "rule 'a' match.body must be a mapping (a subset of the JSON body), got ['temperature']",
+            )
+        ],
     ),
     (
         "template-syntax",
@@ -283,7 +329,12 @@ BROKEN = [
             reply:
               content: "Hello {{ requst.model }}"
         """,
-        [(5, "unknown name 'requst' in the template of rule 'a' reply.content (did you mean 'request'?)")],
+        [
+            (
+                5,
+                "unknown name 'requst' in the template of rule 'a' reply.content (did you mean 'request'?)",
+            )
+        ],
     ),
     (
         "template-unknown-field",
@@ -294,7 +345,12 @@ BROKEN = [
             reply:
               content: "Hello {{ request.modle }}"
         """,
-        [(5, "unknown field 'request.modle' in the template of rule 'a' reply.content (did you mean 'model'?)")],
+        [
+            (
+                5,
+                "unknown field 'request.modle' in the template of rule 'a' reply.content (did you mean 'model'?)",
+            )
+        ],
     ),
     (
         "template-unknown-faker-method",
@@ -305,7 +361,12 @@ BROKEN = [
             reply:
               content: "{{ faker.sentance() }}"
         """,
-        [(5, "unknown faker method 'faker.sentance' in rule 'a' reply.content (did you mean 'sentence'?)")],
+        [
+            (
+                5,
+                "unknown faker method 'faker.sentance' in rule 'a' reply.content (did you mean 'sentence'?)",
+            )
+        ],
     ),
     (
         "template-in-tool-arguments",
@@ -319,7 +380,12 @@ BROKEN = [
                   arguments:
                     query: "{{ request.usr }}"
         """,
-        [(8, "unknown field 'request.usr' in the template of rule 'a' reply.tool_calls[0].arguments (did you mean 'user'?)")],
+        [
+            (
+                8,
+                "unknown field 'request.usr' in the template of rule 'a' reply.tool_calls[0].arguments (did you mean 'user'?)",
+            )
+        ],
     ),
     (
         "misspelt-reply-key",
@@ -341,7 +407,12 @@ BROKEN = [
               content: hi
               json: {a: 1}
         """,
-        [(6, "rule 'a' reply has both 'content' and 'json': give only one of content, json, refusal")],
+        [
+            (
+                6,
+                "rule 'a' reply has both 'content' and 'json': give only one of content, json, refusal",
+            )
+        ],
     ),
     (
         "unknown-finish-reason",
@@ -351,7 +422,12 @@ BROKEN = [
           - name: a
             reply: {content: hi, finish_reason: done}
         """,
-        [(4, "rule 'a' reply.finish_reason: 'done' is not a finish reason (valid: stop, length, tool_calls, content_filter, function_call)")],
+        [
+            (
+                4,
+                "rule 'a' reply.finish_reason: 'done' is not a finish reason (valid: stop, length, tool_calls, content_filter, function_call)",
+            )
+        ],
     ),
     (
         "usage-values",
@@ -380,7 +456,12 @@ BROKEN = [
               tool_calls:
                 - arguments: {city: Paris}
         """,
-        [(6, "rule 'a' reply.tool_calls[0] needs a name of letters, digits, _ or - (at most 64), got null")],
+        [
+            (
+                6,
+                "rule 'a' reply.tool_calls[0] needs a name of letters, digits, _ or - (at most 64), got null",
+            )
+        ],
     ),
     (
         "tool-arguments-type",
@@ -392,7 +473,12 @@ BROKEN = [
               tool_calls:
                 - {name: f, arguments: [1, 2]}
         """,
-        [(6, "rule 'a' reply.tool_calls[0].arguments must be a mapping, a JSON string or 'auto', got [1, 2]")],
+        [
+            (
+                6,
+                "rule 'a' reply.tool_calls[0].arguments must be a mapping, a JSON string or 'auto', got [1, 2]",
+            )
+        ],
     ),
     (
         "vector-not-numbers",
@@ -412,7 +498,12 @@ BROKEN = [
           - name: a
             reply: {categories: {violent: true}}
         """,
-        [(4, "rule 'a' reply.categories: 'violent' is not a moderation category (did you mean 'violence'?)")],
+        [
+            (
+                4,
+                "rule 'a' reply.categories: 'violent' is not a moderation category (did you mean 'violence'?)",
+            )
+        ],
     ),
     (
         "unknown-named-error",
@@ -444,7 +535,12 @@ BROKEN = [
               status: 429
               retry_after: soon
         """,
-        [(6, "rule 'a' error.retry_after: 'soon' is not a duration (use seconds, or a string like '200ms' or '1.5s')")],
+        [
+            (
+                6,
+                "rule 'a' error.retry_after: 'soon' is not a duration (use seconds, or a string like '200ms' or '1.5s')",
+            )
+        ],
     ),
     (
         "bad-latency",
@@ -455,7 +551,12 @@ BROKEN = [
             reply: hi
             latency: fast
         """,
-        [(5, "rule 'a' latency: 'fast' is not a duration (use seconds, or a string like '200ms' or '1.5s')")],
+        [
+            (
+                5,
+                "rule 'a' latency: 'fast' is not a duration (use seconds, or a string like '200ms' or '1.5s')",
+            )
+        ],
     ),
     (
         "bad-stream-timing",
@@ -477,7 +578,12 @@ BROKEN = [
             reply: hi
             faults: {explode: 3}
         """,
-        [(5, "rule 'a' faults: 'explode' is not a fault. Valid faults are: malformed_chunk, truncate_after, disconnect_after, error_event_after, stall_after, duplicate_chunk, split_chunk, reset, hang, empty_response, non_json")],
+        [
+            (
+                5,
+                "rule 'a' faults: 'explode' is not a fault. Valid faults are: malformed_chunk, truncate_after, disconnect_after, error_event_after, stall_after, duplicate_chunk, split_chunk, reset, hang, empty_response, non_json",
+            )
+        ],
     ),
     (
         "step-latency",
@@ -510,7 +616,12 @@ BROKEN = [
           - name: a
             sequence: []
         """,
-        [(4, "rule 'a' sequence must be a non-empty list of steps such as [{error: rate_limit}, {reply: {content: ok}}]")],
+        [
+            (
+                4,
+                "rule 'a' sequence must be a non-empty list of steps such as [{error: rate_limit}, {reply: {content: ok}}]",
+            )
+        ],
     ),
     (
         "step-with-two-answers",
@@ -559,7 +670,12 @@ BROKEN = [
             match: {user: weather, has_tool_result: true}
             reply: sunny
         """,
-        [(6, "rule 'weather-answer' can never match: rule 'weather' (line 3) matches everything it does (put 'weather-answer' first, or narrow 'weather')")],
+        [
+            (
+                6,
+                "rule 'weather-answer' can never match: rule 'weather' (line 3) matches everything it does (put 'weather-answer' first, or narrow 'weather')",
+            )
+        ],
     ),
     (
         "unreachable-narrower-text",
@@ -573,7 +689,12 @@ BROKEN = [
             match: {user: {startswith: "hello world"}, stream: true}
             reply: hi
         """,
-        [(6, "rule 'b' can never match: rule 'a' (line 3) matches everything it does (put 'b' first, or narrow 'a')")],
+        [
+            (
+                6,
+                "rule 'b' can never match: rule 'a' (line 3) matches everything it does (put 'b' first, or narrow 'a')",
+            )
+        ],
     ),
     (
         "unreachable-after-catch-all",
@@ -586,7 +707,12 @@ BROKEN = [
             match: {model: "gpt-4o*"}
             reply: hi
         """,
-        [(5, "rule 'b' can never match: rule 'anything' (line 3) matches everything it does (put 'b' first, or narrow 'anything')")],
+        [
+            (
+                5,
+                "rule 'b' can never match: rule 'anything' (line 3) matches everything it does (put 'b' first, or narrow 'anything')",
+            )
+        ],
     ),
     (
         "bad-chaos",
@@ -596,7 +722,10 @@ BROKEN = [
         """,
         [
             (2, "chaos.rate_limit must be a rate between 0 and 1, got 2"),
-            (2, "chaos: 'explode' is not a named error or fault (valid names: rate_limit, insufficient_quota, invalid_api_key, permission_denied, model_not_found, context_length_exceeded, bad_request, server_error, bad_gateway, overloaded, timeout, malformed_chunk, truncate_after, disconnect_after, error_event_after, stall_after, duplicate_chunk, split_chunk, reset, hang, empty_response, non_json)"),
+            (
+                2,
+                "chaos: 'explode' is not a named error or fault (valid names: rate_limit, insufficient_quota, invalid_api_key, permission_denied, model_not_found, context_length_exceeded, bad_request, server_error, bad_gateway, overloaded, timeout, malformed_chunk, truncate_after, disconnect_after, error_event_after, stall_after, duplicate_chunk, split_chunk, reset, hang, empty_response, non_json)",
+            ),
         ],
     ),
     (
@@ -633,7 +762,9 @@ def test_broken_file_reports_every_problem_with_its_line(
     path = write(tmp_path, text)
     with pytest.raises(ScenarioError) as raised:
         loader.load([str(path)])
-    assert [str(p) for p in raised.value.problems] == [f"{path}:{line}: {m}" for line, m in expected]
+    assert [str(p) for p in raised.value.problems] == [
+        f"{path}:{line}: {m}" for line, m in expected
+    ]
 
 
 def test_the_broken_table_is_large() -> None:
@@ -661,19 +792,33 @@ def test_all_problems_of_a_file_are_reported_at_once(tmp_path: Path) -> None:
 
 
 def test_a_folder_loads_in_name_order_and_checks_across_files(tmp_path: Path) -> None:
-    write(tmp_path, "mockai: 1\nrules:\n  - {name: second, match: {user: hi}, reply: two}\n", "b.yaml")
-    write(tmp_path, "mockai: 1\nrules:\n  - {name: first, match: {user: hi}, reply: one, times: 1}\n", "a.yml")
-    write(tmp_path, "mockai: 1\nrules:\n  - {name: third, match: {user: x}, reply: three}\n", "sub/c.yaml")
+    write(
+        tmp_path, "mockai: 1\nrules:\n  - {name: second, match: {user: hi}, reply: two}\n", "b.yaml"
+    )
+    write(
+        tmp_path,
+        "mockai: 1\nrules:\n  - {name: first, match: {user: hi}, reply: one, times: 1}\n",
+        "a.yml",
+    )
+    write(
+        tmp_path,
+        "mockai: 1\nrules:\n  - {name: third, match: {user: x}, reply: three}\n",
+        "sub/c.yaml",
+    )
     (tmp_path / "notes.txt").write_text("not a scenario")
     loaded = loader.load([str(tmp_path)])
     assert [rule.name for rule in loaded.rules] == ["first", "second", "third"]
     assert loaded.files[-1] == os.path.join(str(tmp_path), "sub/c.yaml")
-    with MockServer(scenarios=(str(tmp_path),), log_requests=False) as server:
-        client = openai.OpenAI(base_url=server.url, api_key="sk-test", max_retries=0)
+    with (
+        MockServer(scenarios=(str(tmp_path),), log_requests=False) as server,
+        sdk(server) as client,
+    ):
         said = [_ask(client, "hi") for _ in range(3)]
         assert said == ["one", "two", "two"]  # `first` serves once, then `second` takes over
     # Without its limit, `first` answers everything `second` could: unreachable, at its file:line.
-    write(tmp_path, "mockai: 1\nrules:\n  - {name: first, match: {user: hi}, reply: one}\n", "a.yml")
+    write(
+        tmp_path, "mockai: 1\nrules:\n  - {name: first, match: {user: hi}, reply: one}\n", "a.yml"
+    )
     os.utime(tmp_path / "a.yml", ns=(1, 1))
     assert [str(p) for p in _problems(tmp_path)] == [
         f"{tmp_path / 'b.yaml'}:3: rule 'second' can never match: rule 'first' "
@@ -682,7 +827,9 @@ def test_a_folder_loads_in_name_order_and_checks_across_files(tmp_path: Path) ->
 
 
 def _ask(client: openai.OpenAI, text: str) -> str | None:
-    answer = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": text}])
+    answer = client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": text}]
+    )
     return answer.choices[0].message.content
 
 
@@ -693,8 +840,12 @@ def _problems(path: Path) -> list[object]:
 
 
 def test_names_are_unique_across_files(tmp_path: Path) -> None:
-    write(tmp_path, "mockai: 1\nrules:\n  - {name: greet, match: {user: a}, reply: one}\n", "1.yaml")
-    write(tmp_path, "mockai: 1\nrules:\n  - {name: greet, match: {user: b}, reply: two}\n", "2.yaml")
+    write(
+        tmp_path, "mockai: 1\nrules:\n  - {name: greet, match: {user: a}, reply: one}\n", "1.yaml"
+    )
+    write(
+        tmp_path, "mockai: 1\nrules:\n  - {name: greet, match: {user: b}, reply: two}\n", "2.yaml"
+    )
     assert [str(p) for p in _problems(tmp_path)] == [
         f"{tmp_path / '2.yaml'}:3: duplicate rule name 'greet' (first used at "
         f"{tmp_path / '1.yaml'}:3); rule names must be unique"
@@ -703,7 +854,11 @@ def test_names_are_unique_across_files(tmp_path: Path) -> None:
 
 def test_settings_merge_across_files_and_conflicts_are_problems(tmp_path: Path) -> None:
     write(tmp_path, "mockai: 1\nseed: 3\nmodels: [gpt-4o]\nchaos: {rate_limit: 0.1}\n", "1.yaml")
-    write(tmp_path, "mockai: 1\nseed: 3\nmodels: [gpt-4o-mini, gpt-4o]\nchaos: {reset: 0.2}\n", "2.yaml")
+    write(
+        tmp_path,
+        "mockai: 1\nseed: 3\nmodels: [gpt-4o-mini, gpt-4o]\nchaos: {reset: 0.2}\n",
+        "2.yaml",
+    )
     loaded = loader.load([str(tmp_path)])
     assert loaded.value("seed") == 3
     assert loaded.value("models") == ("gpt-4o", "gpt-4o-mini")
@@ -731,10 +886,19 @@ def test_scenario_settings_sit_below_explicit_options(tmp_path: Path) -> None:
     )
     server = MockServer(scenarios=(str(path),))
     config = server.config
-    assert (config.seed, config.models, config.fallback, config.strict) == (7, ("gpt-4o-mini",), "generate", True)
+    assert (config.seed, config.models, config.fallback, config.strict) == (
+        7,
+        ("gpt-4o-mini",),
+        "generate",
+        True,
+    )
     assert config.chaos == {"server_error": 0.05}
     explicit = MockServer(scenarios=(str(path),), seed=9, fallback="error", models=("gpt-4o",))
-    assert (explicit.config.seed, explicit.config.fallback, explicit.config.models) == (9, "error", ("gpt-4o",))
+    assert (explicit.config.seed, explicit.config.fallback, explicit.config.models) == (
+        9,
+        "error",
+        ("gpt-4o",),
+    )
 
 
 def test_loading_is_cached_until_the_file_changes(tmp_path: Path) -> None:
@@ -773,7 +937,9 @@ def test_check_accepts_the_examples(capsys: pytest.CaptureFixture[str]) -> None:
     assert "OK" in capsys.readouterr().out
 
 
-def test_check_exits_1_with_every_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_exits_1_with_every_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bad = write(tmp_path, "mockai: 2\nrules:\n  - {name: a, repy: x}\n")
     assert main(["check", str(bad), "scenarios/faq.yaml"]) == 1
     err = capsys.readouterr().err.splitlines()
@@ -784,7 +950,9 @@ def test_check_exits_1_with_every_problem(tmp_path: Path, capsys: pytest.Capture
     ]
 
 
-def test_check_reports_missing_paths_and_empty_folders(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_reports_missing_paths_and_empty_folders(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "empty").mkdir()
     assert main(["check", str(tmp_path / "nope.yaml"), str(tmp_path / "empty")]) == 1
     assert capsys.readouterr().err.splitlines()[:2] == [
@@ -800,7 +968,10 @@ def test_check_leaves_cassettes_to_the_cassette_checker(tmp_path: Path) -> None:
 
 
 def test_serve_refuses_to_start_with_a_broken_scenario(tmp_path: Path) -> None:
-    bad = write(tmp_path, "mockai: 1\nrules:\n  - {name: a, match: {user: {regex: '('}}, reply: x}\n  - {name: b}\n")
+    bad = write(
+        tmp_path,
+        "mockai: 1\nrules:\n  - {name: a, match: {user: {regex: '('}}, reply: x}\n  - {name: b}\n",
+    )
     done = subprocess.run(
         [sys.executable, "-m", "mockai", "serve", "--port", "0", "--scenario", str(bad)],
         capture_output=True,
@@ -815,8 +986,9 @@ def test_serve_refuses_to_start_with_a_broken_scenario(tmp_path: Path) -> None:
 
 def test_a_valid_scenario_serves(tmp_path: Path) -> None:
     path = write(tmp_path, "mockai: 1\nrules:\n  - {name: hi, match: {user: hi}, reply: hello}\n")
-    with MockServer(scenarios=(str(path),), log_requests=False) as server:
-        client = openai.OpenAI(base_url=server.url, api_key="sk-test", max_retries=0)
-        answer = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    with MockServer(scenarios=(str(path),), log_requests=False) as server, sdk(server) as client:
+        answer = client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+        )
         assert answer.choices[0].message.content == "hello"
         assert (server.requests[-1].source, server.requests[-1].rule) == ("scenario", "hi")

@@ -13,6 +13,7 @@ import openai
 import pytest
 
 from mockai import MockServer
+from sdk import sdk
 
 MATCHING = """
 mockai: 1
@@ -147,12 +148,16 @@ def answered_by(server: MockServer) -> str | None:
         ("what's the weather like", "bare-string", "contains weather"),
     ],
 )
-def test_text_operators(client: openai.OpenAI, server: MockServer, text: str, rule: str, answer: str) -> None:
+def test_text_operators(
+    client: openai.OpenAI, server: MockServer, text: str, rule: str, answer: str
+) -> None:
     assert ask(client, text) == answer
     assert answered_by(server) == rule
 
 
-@pytest.mark.parametrize("text", ["ping pong", "Please Translate: x", "order #12a", "hello!", "rainy"])
+@pytest.mark.parametrize(
+    "text", ["ping pong", "Please Translate: x", "order #12a", "hello!", "rainy"]
+)
 def test_text_operators_do_not_overmatch(client: openai.OpenAI, text: str) -> None:
     with pytest.raises(openai.BadRequestError) as raised:
         ask(client, text)
@@ -177,9 +182,14 @@ def test_model_globs(client: openai.OpenAI, server: MockServer) -> None:
 
 def test_system_matches_system_developer_and_instructions(client: openai.OpenAI) -> None:
     for role in ("system", "developer"):
-        messages = [{"role": role, "content": "You are a pirate."}, {"role": "user", "content": "hi"}]
+        messages = [
+            {"role": role, "content": "You are a pirate."},
+            {"role": "user", "content": "hi"},
+        ]
         assert ask(client, "", messages=messages) == "arr"
-    response = client.responses.create(model="gpt-4o-mini", instructions="Talk like a pirate", input="hi")
+    response = client.responses.create(
+        model="gpt-4o-mini", instructions="Talk like a pirate", input="hi"
+    )
     assert response.output_text == "arr"
 
 
@@ -188,7 +198,9 @@ def test_stream_flag(client: openai.OpenAI) -> None:
     chunks = client.chat.completions.create(
         model="gpt-4o-mini", messages=[{"role": "user", "content": "stream please"}], stream=True
     )
-    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "streamed answer"
+    assert (
+        "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "streamed answer"
+    )
 
 
 def test_headers_ignore_case(client: openai.OpenAI, server: MockServer) -> None:
@@ -243,14 +255,20 @@ def test_tools_offered(client: openai.OpenAI, server: MockServer) -> None:
     def tool(name: str) -> dict[str, Any]:
         return {"type": "function", "function": {"name": name}}
 
-    assert ask(client, "x", tools=[tool("fetch"), tool("other"), tool("search")]) == "both tools offered"
+    assert (
+        ask(client, "x", tools=[tool("fetch"), tool("other"), tool("search")])
+        == "both tools offered"
+    )
     with pytest.raises(openai.BadRequestError):
         ask(client, "x", tools=[tool("search")])
 
 
 def test_endpoints(client: openai.OpenAI, server: MockServer) -> None:
     assert ask(client, "both please") == "either endpoint"
-    assert client.responses.create(model="gpt-4o-mini", input="both please").output_text == "either endpoint"
+    assert (
+        client.responses.create(model="gpt-4o-mini", input="both please").output_text
+        == "either endpoint"
+    )
     legacy = client.completions.create(model="gpt-3.5-turbo-instruct", prompt="say something")
     assert legacy.choices[0].text == " legacy"
     vectors = client.embeddings.create(model="text-embedding-3-small", input=["other text", "pin"])
@@ -271,8 +289,7 @@ def test_first_match_wins(tmp_path: Path) -> None:
           - {name: general, match: {user: hello}, reply: general}
         """,
     )
-    with conformance.checked_server(scenarios=(path,)) as server:
-        client = openai.OpenAI(base_url=server.url, api_key="sk-test", max_retries=0)
+    with conformance.checked_server(scenarios=(path,)) as server, sdk(server) as client:
         assert ask(client, "hello", model="gpt-4o") == "specific"
         assert ask(client, "hello", model="gpt-4o-mini") == "general"
 
@@ -307,7 +324,8 @@ rules:
 @pytest.fixture
 def sequenced(tmp_path: Path) -> Iterator[tuple[MockServer, openai.OpenAI]]:
     with conformance.checked_server(scenarios=(scenario(tmp_path, SEQUENCES),)) as server:
-        yield server, openai.OpenAI(base_url=server.url, api_key="sk-test", max_retries=0)
+        with sdk(server) as client:
+            yield server, client
 
 
 def test_sequence_steps_then_the_last_repeats(sequenced: tuple[MockServer, openai.OpenAI]) -> None:
@@ -342,14 +360,18 @@ def test_times_then_already_consumed(sequenced: tuple[MockServer, openai.OpenAI]
     assert "<<<<< already consumed (served 2 of 2 times)" in message
 
 
-def test_sequences_count_per_rule_across_endpoints(sequenced: tuple[MockServer, openai.OpenAI]) -> None:
+def test_sequences_count_per_rule_across_endpoints(
+    sequenced: tuple[MockServer, openai.OpenAI],
+) -> None:
     _, client = sequenced
     assert ask(client, "count") == "one"
     assert client.responses.create(model="gpt-4o-mini", input="count").output_text == "two"
     stream = client.chat.completions.create(
         model="gpt-4o-mini", messages=[{"role": "user", "content": "count"}], stream=True
     )
-    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "three (call 3)"
+    assert (
+        "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "three (call 3)"
+    )
 
 
 # --- no match ---------------------------------------------------------------------------------------
@@ -372,9 +394,14 @@ rules:
 def test_no_match_names_the_closest_rule_and_the_failing_field(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with conformance.checked_server(scenarios=(scenario(tmp_path, AGENT),)) as server:
-        client = openai.OpenAI(base_url=server.url, api_key="sk-test", max_retries=0)
-        with caplog.at_level(logging.WARNING, logger="mockai"), pytest.raises(openai.BadRequestError) as raised:
+    with (
+        conformance.checked_server(scenarios=(scenario(tmp_path, AGENT),)) as server,
+        sdk(server) as client,
+    ):
+        with (
+            caplog.at_level(logging.WARNING, logger="mockai"),
+            pytest.raises(openai.BadRequestError) as raised,
+        ):
             ask(client, "what's the weather in Paris?")
     error = raised.value
     assert error.status_code == 400 and error.code == "mockai_no_match"
@@ -382,7 +409,10 @@ def test_no_match_names_the_closest_rule_and_the_failing_field(
     lines = report.splitlines()
     assert lines[0] == "mockai: no rule or recording matches this chat request."
     closest = lines.index(next(line for line in lines if line.startswith("rule '")))
-    assert lines[closest] == f"rule 'weather-call' ({tmp_path / 'scenario.yaml'}:3): 1 of 3 conditions failed"
+    assert (
+        lines[closest]
+        == f"rule 'weather-call' ({tmp_path / 'scenario.yaml'}:3): 1 of 3 conditions failed"
+    )
     table = lines[closest + 1 : closest + 6]
     assert table[0].split("|")[0].strip() == "Closest rule"
     rows = {row.split("|")[0].split(":")[0].strip(): row for row in table[2:]}
@@ -393,14 +423,20 @@ def test_no_match_names_the_closest_rule_and_the_failing_field(
     assert "All rules, in the order they are asked:" in report
     assert f"{tmp_path / 'scenario.yaml'}: weather-call, greeting, farewell" in report
     # The same report reaches the server log, for the test author reading CI output.
-    assert any("rule 'weather-call'" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert any(
+        "rule 'weather-call'" in r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING
+    )
     assert server.requests[-1].source == "error"
     assert server.requests[-1].error["code"] == "mockai_no_match"
 
 
 def test_no_match_ranks_by_failed_then_held_conditions(tmp_path: Path) -> None:
-    with conformance.checked_server(scenarios=(scenario(tmp_path, AGENT),)) as server:
-        client = openai.OpenAI(base_url=server.url, api_key="sk-test", max_retries=0)
+    with (
+        conformance.checked_server(scenarios=(scenario(tmp_path, AGENT),)) as server,
+        sdk(server) as client,
+    ):
         with pytest.raises(openai.BadRequestError) as raised:
             ask(client, "goodbye then")
     report = raised.value.body["message"]  # type: ignore[index]
@@ -411,19 +447,22 @@ def test_no_match_ranks_by_failed_then_held_conditions(tmp_path: Path) -> None:
 
 def test_no_match_status_and_explicit_generate_fallback(tmp_path: Path) -> None:
     path = scenario(tmp_path, AGENT)
-    with conformance.checked_server(scenarios=(path,), no_match_status=404) as server:
-        client = openai.OpenAI(base_url=server.url, api_key="sk-test", max_retries=0)
+    with (
+        conformance.checked_server(scenarios=(path,), no_match_status=404) as server,
+        sdk(server) as client,
+    ):
         with pytest.raises(openai.NotFoundError):
             ask(client, "nothing matches")
-    with conformance.checked_server(scenarios=(path,), fallback="generate") as server:
-        client = openai.OpenAI(base_url=server.url, api_key="sk-test", max_retries=0)
+    with (
+        conformance.checked_server(scenarios=(path,), fallback="generate") as server,
+        sdk(server) as client,
+    ):
         assert len(ask(client, "nothing matches") or "") > 10
         assert server.requests[-1].source == "generator"
 
 
 def test_default_fallback_generates_until_a_rule_is_loaded() -> None:
-    with conformance.checked_server() as server:
-        client = openai.OpenAI(base_url=server.url, api_key="sk-test", max_retries=0)
+    with conformance.checked_server() as server, sdk(server) as client:
         assert ask(client, "anything") is not None
         server.add_rule({"match": {"user": {"equals": "hi"}}, "reply": "hello"})
         with pytest.raises(openai.BadRequestError) as raised:
@@ -433,7 +472,9 @@ def test_default_fallback_generates_until_a_rule_is_loaded() -> None:
         assert ask(client, "anything") is not None
 
 
-def test_embeddings_and_completions_match_on_their_inputs(client: openai.OpenAI, server: MockServer) -> None:
+def test_embeddings_and_completions_match_on_their_inputs(
+    client: openai.OpenAI, server: MockServer
+) -> None:
     with pytest.raises(openai.BadRequestError) as raised:
         client.embeddings.create(model="text-embedding-3-small", input="unpinned")
     assert "rule 'pinned-vector'" in raised.value.message

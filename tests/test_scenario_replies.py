@@ -25,6 +25,7 @@ from mockai.fingerprint import content_key
 from mockai.generate.embeddings import embed
 from mockai.scenario import from_paths
 from mockai.timing import Fixed, Uniform
+from sdk import sdk
 
 WEATHER = {
     "type": "function",
@@ -180,10 +181,14 @@ def test_template_sees_the_request(client: openai.OpenAI) -> None:
 
 def test_templates_are_deterministic_for_the_seed(replies_file: str) -> None:
     def answers(seed: int) -> list[str | None]:
-        with MockServer(scenarios=(replies_file,), seed=seed, log_requests=False) as running:
-            sdk = openai.OpenAI(base_url=running.url, api_key="sk-test", max_retries=0)
+        with (
+            MockServer(scenarios=(replies_file,), seed=seed, log_requests=False) as running,
+            sdk(running) as client,
+        ):
             return [
-                sdk.chat.completions.create(model="gpt-4o", messages=user(text)).choices[0].message.content
+                client.chat.completions.create(model="gpt-4o", messages=user(text))
+                .choices[0]
+                .message.content
                 for text in ("template one", "template two", "template one")
             ]
 
@@ -199,14 +204,19 @@ def test_a_failing_template_is_a_clear_error(client: openai.OpenAI) -> None:
     assert raised.value.code == "mockai_template_error"
     message = raised.value.body["message"]  # type: ignore[index]
     assert message.startswith("rule 'broken-template' (")
-    assert "the reply template failed: UndefinedError: 'dict object' has no attribute 'missing'" in message
+    assert (
+        "the reply template failed: UndefinedError: 'dict object' has no attribute 'missing'"
+        in message
+    )
 
 
 # --- tool calls ------------------------------------------------------------------------------------
 
 
 def test_parallel_tool_calls_on_chat(client: openai.OpenAI, server: MockServer) -> None:
-    answer = client.chat.completions.create(model="gpt-4o", messages=user("parallel"), tools=[WEATHER])
+    answer = client.chat.completions.create(
+        model="gpt-4o", messages=user("parallel"), tools=[WEATHER]
+    )
     message = answer.choices[0].message
     assert answer.choices[0].finish_reason == "tool_calls"
     assert message.content == "Let me check both."
@@ -222,12 +232,17 @@ def test_parallel_tool_calls_on_chat(client: openai.OpenAI, server: MockServer) 
 
 
 def test_parallel_tool_calls_streamed_on_chat(client: openai.OpenAI) -> None:
-    with client.chat.completions.stream(model="gpt-4o", messages=user("parallel"), tools=[WEATHER]) as stream:
+    with client.chat.completions.stream(
+        model="gpt-4o", messages=user("parallel"), tools=[WEATHER]
+    ) as stream:
         chunks = list(stream)
         final = stream.get_final_completion()
     assert len(chunks) > 6
     calls = final.choices[0].message.tool_calls or []
-    assert [(c.id, json.loads(c.function.arguments)["city"]) for c in calls][0] == ("call_paris", "Paris")
+    assert [(c.id, json.loads(c.function.arguments)["city"]) for c in calls][0] == (
+        "call_paris",
+        "Paris",
+    )
     assert json.loads(calls[1].function.arguments) == {"city": "Oslo", "unit": "fahrenheit"}
     assert final.choices[0].finish_reason == "tool_calls"
 
@@ -247,11 +262,15 @@ def test_tool_calls_on_responses_json_and_stream(client: openai.OpenAI) -> None:
 
 
 @pytest.mark.parametrize("endpoint", ["chat", "responses"])
-def test_auto_arguments_are_valid_against_the_tool_schema(client: openai.OpenAI, endpoint: str) -> None:
+def test_auto_arguments_are_valid_against_the_tool_schema(
+    client: openai.OpenAI, endpoint: str
+) -> None:
     seen = []
     for question in ("auto: weather in Lyon", "auto: and in Nice?"):
         if endpoint == "chat":
-            answer = client.chat.completions.create(model="gpt-4o", messages=user(question), tools=[WEATHER])
+            answer = client.chat.completions.create(
+                model="gpt-4o", messages=user(question), tools=[WEATHER]
+            )
             arguments = answer.choices[0].message.tool_calls[0].function.arguments  # type: ignore[index, union-attr]
         else:
             tool = {"type": "function", **WEATHER["function"]}
@@ -260,13 +279,17 @@ def test_auto_arguments_are_valid_against_the_tool_schema(client: openai.OpenAI,
         value = json.loads(arguments)
         jsonschema.validate(value, WEATHER["function"]["parameters"])  # type: ignore[arg-type]
         seen.append(arguments)
-    again = client.chat.completions.create(model="gpt-4o", messages=user("auto: weather in Lyon"), tools=[WEATHER])
+    again = client.chat.completions.create(
+        model="gpt-4o", messages=user("auto: weather in Lyon"), tools=[WEATHER]
+    )
     if endpoint == "chat":
         assert again.choices[0].message.tool_calls[0].function.arguments == seen[0]  # type: ignore[index, union-attr]
 
 
 def test_templated_arguments(client: openai.OpenAI) -> None:
-    answer = client.chat.completions.create(model="gpt-4o", messages=user("lookup Reykjavik"), tools=[WEATHER])
+    answer = client.chat.completions.create(
+        model="gpt-4o", messages=user("lookup Reykjavik"), tools=[WEATHER]
+    )
     arguments = answer.choices[0].message.tool_calls[0].function.arguments  # type: ignore[index, union-attr]
     assert json.loads(arguments) == {"city": "Reykjavik", "unit": "celsius"}
 
@@ -278,7 +301,9 @@ def test_stale_tool_arguments_are_flagged(
     client: openai.OpenAI, server: MockServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="mockai"):
-        raw = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=user("stale"), tools=[WEATHER])
+        raw = client.chat.completions.with_raw_response.create(
+            model="gpt-4o", messages=user("stale"), tools=[WEATHER]
+        )
     warning = raw.headers["x-mockai-warning"]
     assert warning.startswith("rule 'stale-arguments' (")
     assert warning.endswith(
@@ -291,15 +316,22 @@ def test_stale_tool_arguments_are_flagged(
 
 
 def test_tool_not_offered_is_flagged(client: openai.OpenAI) -> None:
-    raw = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=user("unoffered"), tools=[WEATHER])
-    assert raw.headers["x-mockai-warning"].endswith("calls tool 'get_time', but the request offers get_weather")
+    raw = client.chat.completions.with_raw_response.create(
+        model="gpt-4o", messages=user("unoffered"), tools=[WEATHER]
+    )
+    assert raw.headers["x-mockai-warning"].endswith(
+        "calls tool 'get_time', but the request offers get_weather"
+    )
 
 
 def test_stale_json_is_flagged(client: openai.OpenAI) -> None:
     raw = client.chat.completions.with_raw_response.create(
         model="gpt-4o",
         messages=user("broken person"),
-        response_format={"type": "json_schema", "json_schema": {"name": "person", "schema": PERSON}},
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "person", "schema": PERSON},
+        },
     )
     assert raw.headers["x-mockai-warning"].endswith(
         "the JSON content does not match the response_format schema 'person': "
@@ -308,13 +340,17 @@ def test_stale_json_is_flagged(client: openai.OpenAI) -> None:
 
 
 def test_strict_mode_turns_stale_fixtures_into_errors(replies_file: str) -> None:
-    with conformance.checked_server(scenarios=(replies_file,), strict=True) as running:
-        sdk = openai.OpenAI(base_url=running.url, api_key="sk-test", max_retries=0)
+    with (
+        conformance.checked_server(scenarios=(replies_file,), strict=True) as running,
+        sdk(running) as client,
+    ):
         with pytest.raises(openai.BadRequestError) as raised:
-            sdk.chat.completions.create(model="gpt-4o", messages=user("stale"), tools=[WEATHER])
+            client.chat.completions.create(model="gpt-4o", messages=user("stale"), tools=[WEATHER])
         assert raised.value.code == "mockai_stale_fixture"
         assert "at $.unit: 'kelvin' is not one of ['celsius', 'fahrenheit']" in raised.value.message
-        good = sdk.chat.completions.create(model="gpt-4o", messages=user("parallel"), tools=[WEATHER])
+        good = client.chat.completions.create(
+            model="gpt-4o", messages=user("parallel"), tools=[WEATHER]
+        )
         assert good.choices[0].message.tool_calls
 
 
@@ -329,26 +365,47 @@ class Person(pydantic.BaseModel):
 
 
 def test_scripted_json_parses_into_the_model(client: openai.OpenAI, server: MockServer) -> None:
-    parsed = client.chat.completions.parse(model="gpt-4o", messages=user("person"), response_format=Person)
-    assert parsed.choices[0].message.parsed == Person(name="Ada", age=36, email="ada@example.com", tags=["math"])
+    parsed = client.chat.completions.parse(
+        model="gpt-4o", messages=user("person"), response_format=Person
+    )
+    assert parsed.choices[0].message.parsed == Person(
+        name="Ada", age=36, email="ada@example.com", tags=["math"]
+    )
     assert not server.requests[-1].warnings
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_unscripted_json_schema_content_is_generated_and_valid(client: openai.OpenAI, stream: bool) -> None:
-    fmt = {"type": "json_schema", "json_schema": {"name": "person", "schema": PERSON, "strict": True}}
+def test_unscripted_json_schema_content_is_generated_and_valid(
+    client: openai.OpenAI, stream: bool
+) -> None:
+    fmt = {
+        "type": "json_schema",
+        "json_schema": {"name": "person", "schema": PERSON, "strict": True},
+    }
     if stream:
-        chunks = client.chat.completions.create(model="gpt-4o", messages=user("generate"), response_format=fmt, stream=True)  # type: ignore[call-overload]
+        chunks = client.chat.completions.create(
+            model="gpt-4o", messages=user("generate"), response_format=fmt, stream=True
+        )  # type: ignore[call-overload]
         text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     else:
-        text = client.chat.completions.create(model="gpt-4o", messages=user("generate"), response_format=fmt).choices[0].message.content  # type: ignore[call-overload]
+        text = (
+            client.chat.completions.create(
+                model="gpt-4o", messages=user("generate"), response_format=fmt
+            )
+            .choices[0]
+            .message.content
+        )  # type: ignore[call-overload]
     value = json.loads(text or "")
     jsonschema.validate(value, PERSON, format_checker=jsonschema.FormatChecker())
     response = client.responses.create(
-        model="gpt-4o", input="generate", text={"format": {"type": "json_schema", "name": "person", "schema": PERSON}}
+        model="gpt-4o",
+        input="generate",
+        text={"format": {"type": "json_schema", "name": "person", "schema": PERSON}},
     )
     jsonschema.validate(json.loads(response.output_text), PERSON)
-    again = client.chat.completions.create(model="gpt-4o", messages=user("generate"), response_format=fmt)  # type: ignore[call-overload]
+    again = client.chat.completions.create(
+        model="gpt-4o", messages=user("generate"), response_format=fmt
+    )  # type: ignore[call-overload]
     assert json.loads(again.choices[0].message.content) == value  # reproducible, streamed or not
 
 
@@ -356,26 +413,43 @@ def test_unscripted_json_schema_content_is_generated_and_valid(client: openai.Op
 
 
 def test_refusal_on_chat_and_responses(client: openai.OpenAI) -> None:
-    message = client.chat.completions.create(model="gpt-4o", messages=user("forbidden")).choices[0].message
+    message = (
+        client.chat.completions.create(model="gpt-4o", messages=user("forbidden"))
+        .choices[0]
+        .message
+    )
     assert (message.content, message.refusal) == (None, "I can't help with that.")
     response = client.responses.create(model="gpt-4o", input="forbidden")
     parts = [part for item in response.output for part in getattr(item, "content", [])]
-    assert [(p.type, getattr(p, "refusal", None)) for p in parts] == [("refusal", "I can't help with that.")]
+    assert [(p.type, getattr(p, "refusal", None)) for p in parts] == [
+        ("refusal", "I can't help with that.")
+    ]
 
 
 def test_finish_reason_and_usage_overrides(client: openai.OpenAI) -> None:
     answer = client.chat.completions.create(model="gpt-4o", messages=user("overrides"))
     assert answer.choices[0].finish_reason == "length"
     assert answer.usage is not None
-    assert (answer.usage.prompt_tokens, answer.usage.completion_tokens, answer.usage.total_tokens) == (100, 7, 107)
+    assert (
+        answer.usage.prompt_tokens,
+        answer.usage.completion_tokens,
+        answer.usage.total_tokens,
+    ) == (100, 7, 107)
 
 
 def test_one_rule_renders_on_every_endpoint(client: openai.OpenAI) -> None:
     expected = "The same answer, rendered for every endpoint and split into chunks when streamed."
-    assert client.chat.completions.create(model="gpt-4o", messages=user("everywhere")).choices[0].message.content == expected
+    assert (
+        client.chat.completions.create(model="gpt-4o", messages=user("everywhere"))
+        .choices[0]
+        .message.content
+        == expected
+    )
     pieces = [
         c.choices[0].delta.content
-        for c in client.chat.completions.create(model="gpt-4o", messages=user("everywhere"), stream=True)
+        for c in client.chat.completions.create(
+            model="gpt-4o", messages=user("everywhere"), stream=True
+        )
         if c.choices and c.choices[0].delta.content
     ]
     assert "".join(pieces) == expected and len(pieces) > 5
@@ -383,14 +457,20 @@ def test_one_rule_renders_on_every_endpoint(client: openai.OpenAI) -> None:
     events = list(client.responses.create(model="gpt-4o", input="everywhere", stream=True))
     deltas = [e.delta for e in events if e.type == "response.output_text.delta"]  # type: ignore[union-attr]
     assert "".join(deltas) == expected and len(deltas) > 5
-    legacy = client.completions.create(model="gpt-3.5-turbo-instruct", prompt="everywhere", max_tokens=200)
+    legacy = client.completions.create(
+        model="gpt-3.5-turbo-instruct", prompt="everywhere", max_tokens=200
+    )
     assert legacy.choices[0].text == expected
-    streamed = client.completions.create(model="gpt-3.5-turbo-instruct", prompt="everywhere", max_tokens=200, stream=True)
+    streamed = client.completions.create(
+        model="gpt-3.5-turbo-instruct", prompt="everywhere", max_tokens=200, stream=True
+    )
     assert "".join(c.choices[0].text for c in streamed if c.choices) == expected
 
 
 def test_max_tokens_truncates_a_scripted_answer(client: openai.OpenAI) -> None:
-    answer = client.chat.completions.create(model="gpt-4o", messages=user("everywhere"), max_tokens=3)
+    answer = client.chat.completions.create(
+        model="gpt-4o", messages=user("everywhere"), max_tokens=3
+    )
     assert answer.choices[0].finish_reason == "length"
     assert "The same answer".startswith(answer.choices[0].message.content or "x")
 
@@ -409,9 +489,18 @@ def test_free_form_error(client: openai.OpenAI, server: MockServer) -> None:
     with pytest.raises(openai.UnprocessableEntityError) as raised:
         client.chat.completions.create(model="gpt-4o", messages=user("custom"))
     error = raised.value
-    assert error.body == {"message": "Custom failure", "type": "invalid_request_error", "param": "messages", "code": "custom_code"}
+    assert error.body == {
+        "message": "Custom failure",
+        "type": "invalid_request_error",
+        "param": "messages",
+        "code": "custom_code",
+    }
     headers = error.response.headers
-    assert (headers["x-custom"], headers["retry-after"], headers["retry-after-ms"]) == ("yes", "2.5", "2500")
+    assert (headers["x-custom"], headers["retry-after"], headers["retry-after-ms"]) == (
+        "yes",
+        "2.5",
+        "2500",
+    )
     assert (server.requests[-1].source, server.requests[-1].rule) == ("scenario", "custom-error")
 
 
@@ -428,11 +517,17 @@ def test_named_error_with_overrides(client: openai.OpenAI) -> None:
 
 
 def test_scripted_and_seeded_embeddings(client: openai.OpenAI) -> None:
-    pinned = client.embeddings.create(model="text-embedding-3-small", input=["pinned a", "b", "c"], encoding_format="float")
+    pinned = client.embeddings.create(
+        model="text-embedding-3-small", input=["pinned a", "b", "c"], encoding_format="float"
+    )
     assert [d.embedding for d in pinned.data] == [[1, 0, 0], [0, 1, 0], [1, 0, 0]]
-    seeded = client.embeddings.create(model="text-embedding-3-small", input="the cat sat", encoding_format="float")
+    seeded = client.embeddings.create(
+        model="text-embedding-3-small", input="the cat sat", encoding_format="float"
+    )
     assert seeded.data[0].embedding == pytest.approx(embed("the cat sat", 1536, 99), abs=1e-8)
-    short = client.embeddings.create(model="text-embedding-3-small", input="the cat sat", dimensions=8)
+    short = client.embeddings.create(
+        model="text-embedding-3-small", input="the cat sat", dimensions=8
+    )
     assert len(short.data[0].embedding) == 8
 
 
@@ -478,12 +573,25 @@ def test_latency_stream_timing_and_faults_reach_the_plan(tmp_path: Path) -> None
 
 def test_loop_guard_warns_when_a_tool_result_gets_the_same_call(tmp_path: Path) -> None:
     path = tmp_path / "loop.yaml"
-    path.write_text("mockai: 1\nrules:\n  - {name: loop, match: {user: weather}, reply: {tool_calls: [{name: get_weather, arguments: {city: Paris, unit: celsius}}]}}\n")
-    with conformance.checked_server(scenarios=(str(path),)) as running:
-        sdk = openai.OpenAI(base_url=running.url, api_key="sk-test", max_retries=0)
+    path.write_text(
+        "mockai: 1\nrules:\n  - {name: loop, match: {user: weather}, reply: {tool_calls: [{name: get_weather, arguments: {city: Paris, unit: celsius}}]}}\n"
+    )
+    with conformance.checked_server(scenarios=(str(path),)) as running, sdk(running) as client:
         messages: list[Any] = user("weather in Paris")
-        first = sdk.chat.completions.create(model="gpt-4o", messages=messages, tools=[WEATHER]).choices[0].message
+        first = (
+            client.chat.completions.create(model="gpt-4o", messages=messages, tools=[WEATHER])
+            .choices[0]
+            .message
+        )
         call = first.tool_calls[0]  # type: ignore[index]
-        messages += [first.model_dump(exclude_none=True), {"role": "tool", "tool_call_id": call.id, "content": "18C"}]
-        raw = sdk.chat.completions.with_raw_response.create(model="gpt-4o", messages=messages, tools=[WEATHER])
-        assert "an agent would loop. Add `has_tool_result: false` to its match" in raw.headers["x-mockai-warning"]
+        messages += [
+            first.model_dump(exclude_none=True),
+            {"role": "tool", "tool_call_id": call.id, "content": "18C"},
+        ]
+        raw = client.chat.completions.with_raw_response.create(
+            model="gpt-4o", messages=messages, tools=[WEATHER]
+        )
+        assert (
+            "an agent would loop. Add `has_tool_result: false` to its match"
+            in raw.headers["x-mockai-warning"]
+        )

@@ -1,15 +1,15 @@
 """Scenario files (format version 1): load + validate YAML with file:line problems, match, reply.
 
-    loader      files / folders -> ScenarioSet (validated, cached), the cross-file checks
-    yamlsrc     YAML -> values that remember their lines
-    rules       one rule: conditions, steps (reply | error | sequence), limits, timing, faults
-    matchers    `match:` keys, one self-registering class each
-    operators   the text operators (equals, contains, startswith, endswith, regex)
-    replies     `reply:` / `error:` -> Reply / ApiError per request; stale-fixture checks
-    templates   sandboxed jinja2 templates, checked at load time
-    schemas     cached jsonschema validators for the request's own schemas
-    book        RuleBook: the decide.Source serving runtime + scenario rules, with counters
-    nearmiss    the no-match report
+loader      files / folders -> ScenarioSet (validated, cached), the cross-file checks
+yamlsrc     YAML -> values that remember their lines
+rules       one rule: conditions, steps (reply | error | sequence), limits, timing, faults
+matchers    `match:` keys, one self-registering class each
+operators   the text operators (equals, contains, startswith, endswith, regex)
+replies     `reply:` / `error:` -> Reply / ApiError per request; stale-fixture checks
+templates   sandboxed jinja2 templates, checked at load time
+schemas     cached jsonschema validators for the request's own schemas
+book        RuleBook: the decide.Source serving runtime + scenario rules, with counters
+nearmiss    the no-match report
 """
 
 from __future__ import annotations

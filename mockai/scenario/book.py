@@ -133,9 +133,7 @@ class RuleBook:
             reply = build_reply(step.reply, build)
         except StaleFixture as error:
             return Reply(
-                error=ApiError(
-                    400, f"mockai strict mode: {error}", code="mockai_stale_fixture"
-                )
+                error=ApiError(400, f"mockai strict mode: {error}", code="mockai_stale_fixture")
             )
         except TemplateRenderError as error:
             message = f"{rule.label}: the reply template failed: {error}"
@@ -241,7 +239,11 @@ def _loop_guard(rule: Rule, reply: Reply, exchange: Exchange) -> Reply:
     if not calls or not exchange.has_tool_result:
         return reply
     previous = next(
-        (m.tool_calls for m in reversed(exchange.messages) if m.role == "assistant" and m.tool_calls),
+        (
+            m.tool_calls
+            for m in reversed(exchange.messages)
+            if m.role == "assistant" and m.tool_calls
+        ),
         (),
     )
     if sorted(c.name for c in calls) != sorted(c.name for c in previous):

@@ -108,7 +108,9 @@ def _compile_file(path: str, problems: Problems) -> _File:
     _version(document, problems)
     for key in document:
         if key not in TOP_KEYS:
-            problems.add(line_of(document, key), f"unknown top-level key '{key}'" + suggest(key, TOP_KEYS))
+            problems.add(
+                line_of(document, key), f"unknown top-level key '{key}'" + suggest(key, TOP_KEYS)
+            )
     for name in SETTINGS:
         if name in document:
             checked = _SETTING_CHECKS[name](document[name], line_of(document, name), problems)
@@ -121,7 +123,8 @@ def _compile_file(path: str, problems: Problems) -> _File:
 def _version(document: Mapping[str, Any], problems: Problems) -> None:
     if "mockai" not in document:
         problems.add(
-            document_line(document), "missing 'mockai: 1' (the format version) at the top of the file"
+            document_line(document),
+            "missing 'mockai: 1' (the format version) at the top of the file",
         )
         return
     version = document["mockai"]
@@ -146,7 +149,9 @@ def _rules(
     if raw is None:
         return [], []
     if not isinstance(raw, list):
-        problems.add(line_of(document, "rules"), f"rules must be a list of rules, got {describe(raw)}")
+        problems.add(
+            line_of(document, "rules"), f"rules must be a list of rules, got {describe(raw)}"
+        )
         return [], []
     rules, names = [], []
     base = os.path.basename(path)
@@ -172,7 +177,9 @@ def _seed(value: Any, line: int, problems: Problems) -> Any:
 def _models(value: Any, line: int, problems: Problems) -> Any:
     if isinstance(value, list) and value and all(isinstance(m, str) and m for m in value):
         return tuple(value)
-    problems.add(line, f"models must be a list of model ids such as [gpt-4o-mini], got {describe(value)}")
+    problems.add(
+        line, f"models must be a list of model ids such as [gpt-4o-mini], got {describe(value)}"
+    )
     return None
 
 
@@ -192,7 +199,10 @@ def _strict(value: Any, line: int, problems: Problems) -> Any:
 
 def _chaos(value: Any, line: int, problems: Problems) -> Any:
     if not isinstance(value, Mapping):
-        problems.add(line, "chaos must be a mapping of fault or error names to rates, such as {rate_limit: 0.1}")
+        problems.add(
+            line,
+            "chaos must be a mapping of fault or error names to rates, such as {rate_limit: 0.1}",
+        )
         return None
     rates: dict[str, float] = {}
     for name, rate in value.items():

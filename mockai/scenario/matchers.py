@@ -157,7 +157,8 @@ class ModelGlob(Matcher, key="model"):
     def compile(cls, value: Any, line: int, where: str, problems: Problems) -> list[Matcher]:
         if not isinstance(value, str) or not value:
             problems.add(
-                line, f"{where}.model must be a model id or a glob like 'gpt-4o*', got {describe(value)}"
+                line,
+                f"{where}.model must be a model id or a glob like 'gpt-4o*', got {describe(value)}",
             )
             return []
         wild = any(ch in value for ch in "*?[")
@@ -185,8 +186,10 @@ class ModelGlob(Matcher, key="model"):
             return False
         if self.glob == other.glob or other.glob == "*":
             return True
-        return self.pattern is None and other.pattern is not None and bool(
-            other.pattern.match(self.glob)
+        return (
+            self.pattern is None
+            and other.pattern is not None
+            and bool(other.pattern.match(self.glob))
         )
 
 
@@ -285,9 +288,7 @@ class Tools(Matcher, key="tools"):
     def compile(cls, value: Any, line: int, where: str, problems: Problems) -> list[Matcher]:
         names = [value] if isinstance(value, str) else value
         if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-            problems.add(
-                line, f"{where}.tools must be a list of tool names, got {describe(value)}"
-            )
+            problems.add(line, f"{where}.tools must be a list of tool names, got {describe(value)}")
             return []
         return [cls(line, frozenset(names))]
 
@@ -436,7 +437,9 @@ class Header(Matcher, key="headers"):
         return "(absent)" if found is None else shorten(found)
 
     def implies(self, other: Matcher) -> bool:
-        return isinstance(other, Header) and other.name == self.name and self.test.implies(other.test)
+        return (
+            isinstance(other, Header) and other.name == self.name and self.test.implies(other.test)
+        )
 
     def distance(self, exchange: Exchange) -> float:
         return 0.0 if self.holds(exchange) else text_distance(self.test, self.value(exchange))
@@ -461,7 +464,8 @@ class BodyField(Matcher, key="body"):
     def compile(cls, value: Any, line: int, where: str, problems: Problems) -> list[Matcher]:
         if not isinstance(value, Mapping):
             problems.add(
-                line, f"{where}.body must be a mapping (a subset of the JSON body), got {describe(value)}"
+                line,
+                f"{where}.body must be a mapping (a subset of the JSON body), got {describe(value)}",
             )
             return []
         return list(cls._leaves(value, (), line))
@@ -576,7 +580,8 @@ def compile_match(value: Any, line: int, where: str, problems: Problems) -> list
         kind = REGISTRY.get(key)
         if kind is None:
             problems.add(
-                spot, f"unknown match key '{key}' in {where}" + suggest(key, REGISTRY, noun="match keys")
+                spot,
+                f"unknown match key '{key}' in {where}" + suggest(key, REGISTRY, noun="match keys"),
             )
             continue
         conditions.extend(kind.compile(item, spot, f"{where} match", problems))

@@ -46,7 +46,11 @@ def evaluate(rule: Rule, served: int, exchange: Exchange) -> _Verdict:
     for condition in rule.conditions:
         ok = condition.holds(exchange)
         failure = None if ok else f"{condition.subject} does not match"
-        rows.append(_Row(f"{condition.subject}: {condition.expected()}", condition.actual(exchange), failure))
+        rows.append(
+            _Row(
+                f"{condition.subject}: {condition.expected()}", condition.actual(exchange), failure
+            )
+        )
         failed, held = failed + (not ok), held + ok
         # WireMock-style distance: near values rank close; conditions that hold pull closer.
         score += -0.5 * condition.support() if ok else condition.distance(exchange)
@@ -96,14 +100,20 @@ def _cut(text: str, width: int) -> str:
 def _table(verdict: _Verdict, exchange: Exchange) -> list[str]:
     rule = verdict.rule
     left = min(_LEFT, max(len(r.left) for r in verdict.rows))
-    right = min(_RIGHT, max([len(r.right) for r in verdict.rows] + [len(exchange.endpoint.value) + 8]))
+    right = min(
+        _RIGHT, max([len(r.right) for r in verdict.rows] + [len(exchange.endpoint.value) + 8])
+    )
 
     def row(a: str, b: str, failure: str | None = None) -> str:
         text = f"{_cut(a, left):<{left}} | {_cut(b, right):<{right}}"
         return (text + f"  <<<<< {failure}") if failure else text.rstrip()
 
     rule_line = f"{rule.label}: {_summary(verdict)}"
-    lines = [rule_line, row("Closest rule", f"{exchange.endpoint.value} request"), "-" * (left + right + 3)]
+    lines = [
+        rule_line,
+        row("Closest rule", f"{exchange.endpoint.value} request"),
+        "-" * (left + right + 3),
+    ]
     lines.extend(row(r.left, r.right, r.failure) for r in verdict.rows)
     return lines
 

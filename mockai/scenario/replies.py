@@ -189,13 +189,16 @@ def compile_reply(value: Any, line: int, where: str, problems: Problems) -> Repl
     if isinstance(value, str):  # shorthand: `reply: hello` is `reply: {content: hello}`
         value = {"content": value}
     if not isinstance(value, Mapping):
-        problems.add(line, f"{where}: reply must be a mapping such as {{content: hi}}, got {describe(value)}")
+        problems.add(
+            line, f"{where}: reply must be a mapping such as {{content: hi}}, got {describe(value)}"
+        )
         return None
     before = len(problems.items)
     for key in value:
         if key not in REPLY_KEYS:
             problems.add(
-                line_of(value, key), f"unknown key '{key}' in {where} reply" + suggest(key, REPLY_KEYS)
+                line_of(value, key),
+                f"unknown key '{key}' in {where} reply" + suggest(key, REPLY_KEYS),
             )
     _exclusive(value, ("content", "json", "refusal"), line, where, problems)
     _exclusive(value, ("refusal", "tool_calls"), line, where, problems)
@@ -256,7 +259,9 @@ def _json(value: Mapping[str, Any], where: str, problems: Problems) -> Tree | No
     return compile_tree(value["json"], line_of(value, "json"), f"{where}.json", problems)
 
 
-def _tool_calls(value: Mapping[str, Any], where: str, problems: Problems) -> tuple[ToolCallSpec, ...]:
+def _tool_calls(
+    value: Mapping[str, Any], where: str, problems: Problems
+) -> tuple[ToolCallSpec, ...]:
     raw = value.get("tool_calls")
     if raw is None:
         return ()
@@ -349,7 +354,9 @@ def _usage(value: Mapping[str, Any], where: str, problems: Problems) -> Mapping[
         if key not in USAGE_KEYS:
             problems.add(spot, f"unknown key '{key}' in {where}.usage" + suggest(key, USAGE_KEYS))
         elif not isinstance(number, int) or isinstance(number, bool) or number < 0:
-            problems.add(spot, f"{where}.usage.{key} must be a whole number >= 0, got {describe(number)}")
+            problems.add(
+                spot, f"{where}.usage.{key} must be a whole number >= 0, got {describe(number)}"
+            )
         else:
             usage[key] = number
     return usage
@@ -392,7 +399,9 @@ def _embedding_seed(value: Mapping[str, Any], where: str, problems: Problems) ->
     if seed is None:
         return None
     if not isinstance(seed, int) or isinstance(seed, bool):
-        problems.add(line_of(value, "seed"), f"{where}.seed must be a whole number, got {describe(seed)}")
+        problems.add(
+            line_of(value, "seed"), f"{where}.seed must be a whole number, got {describe(seed)}"
+        )
         return None
     return seed
 
@@ -474,9 +483,12 @@ def compile_error(value: Any, line: int, where: str, problems: Problems) -> Erro
     for key in value:
         if key not in ERROR_KEYS:
             problems.add(
-                line_of(value, key), f"unknown key '{key}' in {where} error" + suggest(key, ERROR_KEYS)
+                line_of(value, key),
+                f"unknown key '{key}' in {where} error" + suggest(key, ERROR_KEYS),
             )
-    base = _named(value["name"], line_of(value, "name"), where, problems) if "name" in value else None
+    base = (
+        _named(value["name"], line_of(value, "name"), where, problems) if "name" in value else None
+    )
     status = value.get("status", base.status if base is not None else None)
     if status is None:
         problems.add(line, f"{where} error needs a status (400-599) or a name such as rate_limit")
@@ -615,7 +627,8 @@ def _choices(
         if spec.json is not None:
             content = spec.json.json(ctx)
         calls = tuple(
-            _tool_call_for(call, index, build, ctx, faker) for index, call in enumerate(spec.tool_calls)
+            _tool_call_for(call, index, build, ctx, faker)
+            for index, call in enumerate(spec.tool_calls)
         )
         refusal = spec.refusal.render(ctx) if spec.refusal is not None else None
         choices = (Choice(content=content, tool_calls=calls, refusal=refusal),)
@@ -658,7 +671,9 @@ def _embeddings(spec: ReplySpec, exchange: Exchange) -> tuple[Any, ...] | None:
         return None
     from mockai.catalog import infer
 
-    return embeddings.reply_for(exchange, infer(exchange.model).dimensions, spec.embedding_seed).embeddings
+    return embeddings.reply_for(
+        exchange, infer(exchange.model).dimensions, spec.embedding_seed
+    ).embeddings
 
 
 # --- stale fixtures -------------------------------------------------------------------------------
@@ -700,7 +715,9 @@ def _check_call(call: ToolCall, scripted: ToolCallSpec, build: Build) -> None:
         return
     problem = schemas.violation(tool.parameters, arguments)
     if problem is not None:
-        build.flag(f"the arguments of tool call '{call.name}' do not match the tool's schema: {problem}")
+        build.flag(
+            f"the arguments of tool call '{call.name}' do not match the tool's schema: {problem}"
+        )
 
 
 def _check_json(content: str, build: Build) -> None:

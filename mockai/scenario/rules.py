@@ -10,11 +10,11 @@ matching (`then: fallthrough`). `times: N` caps how often a rule answers in tota
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mockai.exchange import Exchange
-from mockai.faults import NO_FAULTS, Faults, parse_faults
+from mockai.faults import Faults, parse_faults
 from mockai.scenario.matchers import Matcher, compile_match
 from mockai.scenario.problems import Problems, describe, suggest
 from mockai.scenario.replies import ErrorSpec, ReplySpec, compile_error, compile_reply
@@ -75,19 +75,18 @@ class Rule:
 
     name: str
     file: str  # `<runtime>` / `<admin>` for rules given as data
-    line: int
+    line: int  # 0 for rules given as data
     kind: str  # "scenario" (from a file) or "rule" (runtime), as the journal shows it
     conditions: tuple[Matcher, ...]  # in the order written (for reports)
     steps: tuple[Step, ...]
     fallthrough: bool = False
     times: int | None = None
-    is_sequence: bool = False
+    ordered: tuple[Matcher, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # The hot path tests cheap conditions first.
-        object.__setattr__(
-            self, "_ordered", tuple(sorted(self.conditions, key=lambda c: c.cost))
-        )
+        cheap_first = tuple(sorted(self.conditions, key=lambda c: c.cost))
+        object.__setattr__(self, "ordered", cheap_first)
 
     @property
     def origin(self) -> str:
@@ -107,166 +106,159 @@ class Rule:
 
     def matches(self, exchange: Exchange) -> bool:
         """True when every condition holds."""
-        for condition in self._ordered:  # type: ignore[attr-defined]
-            if not condition.holds(exchange):
-                return False
-        return True
+        return all(condition.holds(exchange) for condition in self.ordered)
 
     def step(self, served: int) -> Step:
         """The step for the call after `served` earlier ones (the last step repeats)."""
         return self.steps[min(served, len(self.steps) - 1)]
 
     def shadows(self, later: Rule) -> bool:
-        """True when this rule, asked first, answers every request `later` could match."""
+        """True when this rule, asked first, certainly answers every request `later` matches.
+
+        Conservative: each of this rule's conditions must be implied by one of `later`'s on the
+        same subject (`contains 'hello'` by `startswith 'hello world'`, a glob by a model it
+        matches, ...), and this rule must never run out (no `times`, no `then: fallthrough`).
+        """
         if self.limit is not None:
             return False
-        for mine in self.conditions:
-            if not any(
-                theirs.subject == mine.subject and theirs.implies(mine) for theirs in later.conditions
-            ):
-                return False
-        return True
+        return all(
+            any(theirs.subject == mine.subject and theirs.implies(mine) for theirs in later.conditions)
+            for mine in self.conditions
+        )
+
+
+# --- compiling ------------------------------------------------------------------------------------
 
 
 def compile_rule(
-    value: Any,
-    *,
-    file: str,
-    line: int,
-    name: str,
-    kind: str,
-    problems: Problems,
+    value: Any, *, file: str, line: int, name: str, kind: str, problems: Problems
 ) -> Rule | None:
-    """The Rule for one entry of `rules:`; `name` is used when the rule has none."""
+    """The Rule for one entry of `rules:`, or None (with problems); `name` if it has none."""
     if not isinstance(value, Mapping):
         problems.add(
-            line, f"a rule must be a mapping with match and reply (or error, sequence), got {describe(value)}"
+            line,
+            "a rule must be a mapping with match and reply (or error, sequence), "
+            f"got {describe(value)}",
         )
         return None
-    given = value.get("name", name)
-    if not isinstance(given, str) or not given.strip():
-        problems.add(line_of(value, "name"), f"a rule name must be a non-empty string, got {describe(given)}")
-        given = name
-    where = f"rule '{given}'"
+    name = _name(value, name, problems)
+    where = f"rule '{name}'"
     before = len(problems.items)
-    unknown = [key for key in value if key not in RULE_KEYS]
-    for key in unknown:
-        problems.add(line_of(value, key), f"unknown key '{key}' in {where}" + suggest(key, RULE_KEYS))
-    if "description" in value and not isinstance(value["description"], str):
+    misspelt = _unknown_keys(value, RULE_KEYS, where, problems)
+    if not isinstance(value.get("description", ""), str):
         problems.add(line_of(value, "description"), f"{where}: description must be a string")
     conditions = compile_match(value.get("match"), line_of(value, "match"), where, problems)
-    # A misspelt `reply` is reported as such, not also as "no answer".
-    steps = _steps(value, line, where, problems) if not unknown or _answers(value) else None
-    fallthrough = _then(value, where, problems)
-    times = _times(value, where, problems)
+    steps = _rule_steps(value, line, where, problems, quiet=misspelt)
+    fallthrough, times = _then(value, where, problems), _times(value, where, problems)
     if len(problems.items) > before or conditions is None or steps is None:
         return None
-    return Rule(
-        name=given,
-        file=file,
-        line=line,
-        kind=kind,
-        conditions=tuple(conditions),
-        steps=steps,
-        fallthrough=fallthrough,
-        times=times,
-        is_sequence="sequence" in value,
+    return Rule(name, file, line, kind, tuple(conditions), steps, fallthrough, times)
+
+
+def _name(value: Mapping[str, Any], default: str, problems: Problems) -> str:
+    name = value.get("name", default)
+    if isinstance(name, str) and name.strip():
+        return name
+    problems.add(
+        line_of(value, "name"), f"a rule name must be a non-empty string, got {describe(name)}"
     )
+    return default
 
 
-def _answers(value: Mapping[str, Any]) -> list[str]:
-    return [key for key in ANSWERS if key in value]
+def _unknown_keys(
+    value: Mapping[str, Any], known: tuple[str, ...], where: str, problems: Problems
+) -> bool:
+    unknown = [key for key in value if key not in known]
+    for key in unknown:
+        problems.add(line_of(value, key), f"unknown key '{key}' in {where}" + suggest(key, known))
+    return bool(unknown)
 
 
-def _steps(value: Mapping[str, Any], line: int, where: str, problems: Problems) -> tuple[Step, ...] | None:
-    answers = _answers(value)
-    if len(answers) != 1:
-        spot = line_of(value, answers[1]) if len(answers) > 1 else line
-        found = " and ".join(f"'{a}'" for a in answers)
+def _given(value: Mapping[str, Any], keys: tuple[str, ...]) -> list[str]:
+    return [key for key in keys if key in value]
+
+
+def _rule_steps(
+    value: Mapping[str, Any], line: int, where: str, problems: Problems, *, quiet: bool
+) -> tuple[Step, ...] | None:
+    answers = _given(value, ANSWERS)
+    if len(answers) > 1:
+        both = " and ".join(f"'{a}'" for a in answers)
         problems.add(
-            spot,
-            f"{where} has both {found}: give exactly one of reply, error, sequence"
-            if answers
-            else f"{where} has no answer: give one of reply, error, sequence",
+            line_of(value, answers[1]),
+            f"{where} has both {both}: give exactly one of reply, error, sequence",
         )
         return None
+    if not answers:
+        if not quiet:  # a misspelt `reply` is reported as such, not also as "no answer"
+            problems.add(line, f"{where} has no answer: give one of reply, error, sequence")
+        return None
     delivery = _delivery(value, where, problems)
-    if answers[0] != "sequence":
-        step = _step(value, line, where, problems, delivery_keys=False)
-        return None if step is None else (Step(step.reply, step.error, delivery, line),)
+    if answers[0] == "sequence":
+        return _sequence(value, delivery, where, problems)
+    answer = _answer(value, where, problems)
+    return None if answer is None else (Step(*answer, delivery, line),)
+
+
+def _answer(
+    value: Mapping[str, Any], where: str, problems: Problems
+) -> tuple[ReplySpec | None, ErrorSpec | None] | None:
+    if "reply" in value:
+        reply = compile_reply(value["reply"], line_of(value, "reply"), where, problems)
+        return None if reply is None else (reply, None)
+    error = compile_error(value["error"], line_of(value, "error"), where, problems)
+    return None if error is None else (None, error)
+
+
+def _sequence(
+    value: Mapping[str, Any], base: Delivery, where: str, problems: Problems
+) -> tuple[Step, ...] | None:
     raw = value["sequence"]
-    spot = line_of(value, "sequence")
     if not isinstance(raw, list) or not raw:
         problems.add(
-            spot,
+            line_of(value, "sequence"),
             f"{where} sequence must be a non-empty list of steps such as "
             "[{error: rate_limit}, {reply: {content: ok}}]",
         )
         return None
-    steps = []
-    for index, item in enumerate(raw):
-        step = _step(item, line_of(raw, index), f"{where} sequence step {index + 1}", problems)
-        if step is not None:
-            steps.append(Step(step.reply, step.error, step.delivery.over(delivery), step.line))
-    return tuple(steps) if len(steps) == len(raw) else None
+    steps = [
+        _step(item, line_of(raw, index), f"{where} sequence step {index + 1}", base, problems)
+        for index, item in enumerate(raw)
+    ]
+    return tuple(s for s in steps if s is not None) if all(steps) else None
 
 
-def _step(
-    value: Any, line: int, where: str, problems: Problems, *, delivery_keys: bool = True
-) -> Step | None:
-    if not delivery_keys:  # the rule itself: its keys were checked as rule keys
-        pass
-    elif not isinstance(value, Mapping):
+def _step(value: Any, line: int, where: str, base: Delivery, problems: Problems) -> Step | None:
+    """One step of a sequence: its own reply or error, and delivery settings over the rule's."""
+    if not isinstance(value, Mapping):
+        problems.add(line, f"{where} must be a mapping with reply or error, got {describe(value)}")
+        return None
+    _unknown_keys(value, STEP_KEYS, where, problems)
+    answers = _given(value, ("reply", "error"))
+    if len(answers) != 1:
         problems.add(
-            line, f"{where} must be a mapping with reply or error, got {describe(value)}"
+            line_of(value, "error") if answers else line,
+            f"{where} has both 'reply' and 'error': give exactly one"
+            if answers
+            else f"{where} has no answer: give reply or error",
         )
         return None
-    else:
-        for key in value:
-            if key not in STEP_KEYS:
-                problems.add(
-                    line_of(value, key), f"unknown key '{key}' in {where}" + suggest(key, STEP_KEYS)
-                )
-        answers = [key for key in ("reply", "error") if key in value]
-        if len(answers) != 1:
-            problems.add(
-                line_of(value, "error") if len(answers) > 1 else line,
-                f"{where} has both 'reply' and 'error': give exactly one"
-                if answers
-                else f"{where} has no answer: give reply or error",
-            )
-            return None
-    reply = error = None
-    if "reply" in value:
-        reply = compile_reply(value["reply"], line_of(value, "reply"), where, problems)
-        if reply is None:
-            return None
-    else:
-        error = compile_error(value["error"], line_of(value, "error"), where, problems)
-        if error is None:
-            return None
-    delivery = _delivery(value, where, problems) if delivery_keys else Delivery()
-    return Step(reply, error, delivery, line)
+    answer = _answer(value, where, problems)
+    delivery = _delivery(value, where, problems).over(base)
+    return None if answer is None else Step(*answer, delivery, line)
 
 
 def _delivery(value: Mapping[str, Any], where: str, problems: Problems) -> Delivery:
-    latency = stream = faults = None
-    if "latency" in value:
+    """`latency`, `stream` and `faults`, parsed by the timing and fault modules."""
+    parsed: dict[str, Any] = {}
+    for key, parse in (("latency", parse_delay), ("stream", parse_stream), ("faults", parse_faults)):
+        if key not in value:
+            continue
         try:
-            latency = parse_delay(value["latency"])
+            parsed[key] = parse(value[key])
         except ValueError as error:
-            problems.add(line_of(value, "latency"), f"{where} latency: {error}")
-    if "stream" in value:
-        try:
-            stream = parse_stream(value["stream"])
-        except ValueError as error:
-            problems.add(line_of(value, "stream"), f"{where} stream: {error}")
-    if "faults" in value:
-        try:
-            faults = parse_faults(value["faults"])
-        except ValueError as error:
-            problems.add(line_of(value, "faults"), f"{where} faults: {error}")
-    return Delivery(latency, stream, faults)
+            problems.add(line_of(value, key), f"{where} {key}: {error}")
+    return Delivery(**parsed)
 
 
 def _then(value: Mapping[str, Any], where: str, problems: Problems) -> bool:
@@ -274,7 +266,9 @@ def _then(value: Mapping[str, Any], where: str, problems: Problems) -> bool:
         return False
     then, spot = value["then"], line_of(value, "then")
     if "sequence" not in value:
-        problems.add(spot, f"{where}: 'then' only applies to a sequence (use times: N to limit a reply)")
+        problems.add(
+            spot, f"{where}: 'then' only applies to a sequence (use times: N to limit a reply)"
+        )
         return False
     if then not in THEN:
         problems.add(spot, f"{where} then: {describe(then)} is not valid (use repeat or fallthrough)")
@@ -288,12 +282,8 @@ def _times(value: Mapping[str, Any], where: str, problems: Problems) -> int | No
     times = value["times"]
     if not isinstance(times, int) or isinstance(times, bool) or times < 1:
         problems.add(
-            line_of(value, "times"), f"{where} times must be a whole number >= 1, got {describe(times)}"
+            line_of(value, "times"),
+            f"{where} times must be a whole number >= 1, got {describe(times)}",
         )
         return None
     return times
-
-
-def faults_of(step: Step) -> Faults:
-    """The step's faults (none when unset)."""
-    return step.delivery.faults if step.delivery.faults is not None else NO_FAULTS
