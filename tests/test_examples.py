@@ -13,9 +13,9 @@ import jsonschema
 import openai
 import pydantic
 import pytest
+from sdk import sdk
 
 from mockai import MockServer
-from sdk import sdk
 
 EXAMPLES = Path(__file__).parent.parent / "scenarios"
 
@@ -34,9 +34,9 @@ def test_the_examples_load_together_as_a_folder() -> None:
 @pytest.fixture
 def serve(request: pytest.FixtureRequest) -> Iterator[tuple[MockServer, openai.OpenAI]]:
     name = request.param
-    with conformance.checked_server(scenarios=(str(EXAMPLES / f"{name}.yaml"),)) as server:
-        with openai.OpenAI(base_url=server.url, api_key="sk-test", max_retries=0) as client:
-            yield server, client
+    path = str(EXAMPLES / f"{name}.yaml")
+    with conformance.checked_server(scenarios=(path,)) as server, sdk(server) as client:
+        yield server, client
 
 
 def ask(client: openai.OpenAI, text: str, system: str | None = None) -> str | None:
@@ -86,9 +86,9 @@ def test_faq_bot(serve: tuple[MockServer, openai.OpenAI]) -> None:
 
 def test_faq_greeting_is_reproducible_across_servers() -> None:
     def greet() -> str | None:
-        with MockServer(scenarios=(str(EXAMPLES / "faq.yaml"),), log_requests=False) as server:
-            with sdk(server) as client:
-                return ask(client, "hello!")
+        faq = str(EXAMPLES / "faq.yaml")
+        with MockServer(scenarios=(faq,), log_requests=False) as server, sdk(server) as client:
+            return ask(client, "hello!")
 
     assert greet() == greet()
 

@@ -11,9 +11,9 @@ import conformance
 import httpx
 import openai
 import pytest
+from sdk import sdk
 
 from mockai import MockServer, ScenarioError
-from sdk import sdk
 
 SCENARIO = """mockai: 1
 rules:

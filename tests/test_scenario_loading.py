@@ -10,11 +10,11 @@ from pathlib import Path
 
 import openai
 import pytest
+from sdk import sdk
 
 from mockai import MockServer, ScenarioError
 from mockai.cli import main
 from mockai.scenario import loader
-from sdk import sdk
 
 # (case id, file text, [(line, message), ...]): one broken file per row, every problem it has.
 BROKEN = [
@@ -821,8 +821,10 @@ def test_a_folder_loads_in_name_order_and_checks_across_files(tmp_path: Path) ->
     )
     os.utime(tmp_path / "a.yml", ns=(1, 1))
     assert [str(p) for p in _problems(tmp_path)] == [
-        f"{tmp_path / 'b.yaml'}:3: rule 'second' can never match: rule 'first' "
-        f"({tmp_path / 'a.yml'}:3) matches everything it does (put 'second' first, or narrow 'first')"
+        (
+            f"{tmp_path / 'b.yaml'}:3: rule 'second' can never match: rule 'first' "
+            f"({tmp_path / 'a.yml'}:3) matches everything it does (put 'second' first, or narrow 'first')"
+        )
     ]
 
 
@@ -847,8 +849,10 @@ def test_names_are_unique_across_files(tmp_path: Path) -> None:
         tmp_path, "mockai: 1\nrules:\n  - {name: greet, match: {user: b}, reply: two}\n", "2.yaml"
     )
     assert [str(p) for p in _problems(tmp_path)] == [
-        f"{tmp_path / '2.yaml'}:3: duplicate rule name 'greet' (first used at "
-        f"{tmp_path / '1.yaml'}:3); rule names must be unique"
+        (
+            f"{tmp_path / '2.yaml'}:3: duplicate rule name 'greet' (first used at "
+            f"{tmp_path / '1.yaml'}:3); rule names must be unique"
+        )
     ]
 
 
@@ -865,8 +869,10 @@ def test_settings_merge_across_files_and_conflicts_are_problems(tmp_path: Path) 
     assert loaded.value("chaos") == {"rate_limit": 0.1, "reset": 0.2}
     write(tmp_path, "mockai: 1\nseed: 4\n", "3.yaml")
     assert [str(p) for p in _problems(tmp_path)] == [
-        f"{tmp_path / '3.yaml'}:2: seed: 4 conflicts with seed: 3 in {tmp_path / '1.yaml'}:2 "
-        "(set it in one file only)"
+        (
+            f"{tmp_path / '3.yaml'}:2: seed: 4 conflicts with seed: 3 in {tmp_path / '1.yaml'}:2 "
+            "(set it in one file only)"
+        )
     ]
 
 

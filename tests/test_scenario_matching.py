@@ -11,9 +11,9 @@ from typing import Any
 import conformance
 import openai
 import pytest
+from sdk import sdk
 
 from mockai import MockServer
-from sdk import sdk
 
 MATCHING = """
 mockai: 1
@@ -323,9 +323,9 @@ rules:
 
 @pytest.fixture
 def sequenced(tmp_path: Path) -> Iterator[tuple[MockServer, openai.OpenAI]]:
-    with conformance.checked_server(scenarios=(scenario(tmp_path, SEQUENCES),)) as server:
-        with sdk(server) as client:
-            yield server, client
+    path = scenario(tmp_path, SEQUENCES)
+    with conformance.checked_server(scenarios=(path,)) as server, sdk(server) as client:
+        yield server, client
 
 
 def test_sequence_steps_then_the_last_repeats(sequenced: tuple[MockServer, openai.OpenAI]) -> None:
@@ -343,14 +343,17 @@ def test_sequence_steps_then_the_last_repeats(sequenced: tuple[MockServer, opena
 
 def test_sequence_then_fallthrough(sequenced: tuple[MockServer, openai.OpenAI]) -> None:
     server, client = sequenced
-    assert [ask(client, "drain") for _ in range(4)] == ["first", "second", "after the sequence"] + [
-        "after the sequence"
+    assert [ask(client, "drain") for _ in range(4)] == [
+        "first",
+        "second",
+        "after the sequence",
+        "after the sequence",
     ]
     assert [e.rule for e in server.requests] == ["drain", "drain", "drain-after", "drain-after"]
 
 
 def test_times_then_already_consumed(sequenced: tuple[MockServer, openai.OpenAI]) -> None:
-    server, client = sequenced
+    _server, client = sequenced
     assert [ask(client, "twice") for _ in range(2)] == ["limited", "limited"]
     with pytest.raises(openai.BadRequestError) as raised:
         ask(client, "twice")
@@ -397,12 +400,10 @@ def test_no_match_names_the_closest_rule_and_the_failing_field(
     with (
         conformance.checked_server(scenarios=(scenario(tmp_path, AGENT),)) as server,
         sdk(server) as client,
+        caplog.at_level(logging.WARNING, logger="mockai"),
+        pytest.raises(openai.BadRequestError) as raised,
     ):
-        with (
-            caplog.at_level(logging.WARNING, logger="mockai"),
-            pytest.raises(openai.BadRequestError) as raised,
-        ):
-            ask(client, "what's the weather in Paris?")
+        ask(client, "what's the weather in Paris?")
     error = raised.value
     assert error.status_code == 400 and error.code == "mockai_no_match"
     report = error.body["message"]  # type: ignore[index]
@@ -436,9 +437,9 @@ def test_no_match_ranks_by_failed_then_held_conditions(tmp_path: Path) -> None:
     with (
         conformance.checked_server(scenarios=(scenario(tmp_path, AGENT),)) as server,
         sdk(server) as client,
+        pytest.raises(openai.BadRequestError) as raised,
     ):
-        with pytest.raises(openai.BadRequestError) as raised:
-            ask(client, "goodbye then")
+        ask(client, "goodbye then")
     report = raised.value.body["message"]  # type: ignore[index]
     ranked = [line.split("'")[1] for line in report.splitlines() if line.startswith("rule '")]
     assert ranked == ["farewell", "greeting", "weather-call"]
@@ -450,9 +451,9 @@ def test_no_match_status_and_explicit_generate_fallback(tmp_path: Path) -> None:
     with (
         conformance.checked_server(scenarios=(path,), no_match_status=404) as server,
         sdk(server) as client,
+        pytest.raises(openai.NotFoundError),
     ):
-        with pytest.raises(openai.NotFoundError):
-            ask(client, "nothing matches")
+        ask(client, "nothing matches")
     with (
         conformance.checked_server(scenarios=(path,), fallback="generate") as server,
         sdk(server) as client,

@@ -16,6 +16,7 @@ import openai
 import pydantic
 import pytest
 from multidict import CIMultiDict
+from sdk import sdk
 
 from mockai import MockServer
 from mockai.api import chat
@@ -25,7 +26,6 @@ from mockai.fingerprint import content_key
 from mockai.generate.embeddings import embed
 from mockai.scenario import from_paths
 from mockai.timing import Fixed, Uniform
-from sdk import sdk
 
 WEATHER = {
     "type": "function",
@@ -239,7 +239,7 @@ def test_parallel_tool_calls_streamed_on_chat(client: openai.OpenAI) -> None:
         final = stream.get_final_completion()
     assert len(chunks) > 6
     calls = final.choices[0].message.tool_calls or []
-    assert [(c.id, json.loads(c.function.arguments)["city"]) for c in calls][0] == (
+    assert next((c.id, json.loads(c.function.arguments)["city"]) for c in calls) == (
         "call_paris",
         "Paris",
     )

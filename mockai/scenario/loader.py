@@ -339,7 +339,7 @@ _CACHE_SIZE = 64
 
 
 def load(paths: Sequence[str]) -> ScenarioSet:
-    """The ScenarioSet of `paths` (files and folders, in order); ScenarioError lists every problem."""
+    """The ScenarioSet of `paths` (files, folders), or a ScenarioError with every problem."""
     if not paths:
         return EMPTY
     files = [file for path in paths for file in expand(path)]

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from difflib import SequenceMatcher
 from collections.abc import Mapping
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 from types import MappingProxyType
 from typing import Any, ClassVar
 
@@ -341,7 +341,9 @@ class _Text(Matcher):
         return "(none)" if text is None else shorten(text)
 
     def implies(self, other: Matcher) -> bool:
-        return type(other) is type(self) and self.test.implies(other.test)  # type: ignore[attr-defined]
+        return (
+            type(other) is type(self) and isinstance(other, _Text) and self.test.implies(other.test)
+        )
 
     def distance(self, exchange: Exchange) -> float:
         return 0.0 if self.holds(exchange) else text_distance(self.test, self.text(exchange))
@@ -465,7 +467,8 @@ class BodyField(Matcher, key="body"):
         if not isinstance(value, Mapping):
             problems.add(
                 line,
-                f"{where}.body must be a mapping (a subset of the JSON body), got {describe(value)}",
+                f"{where}.body must be a mapping (a subset of the JSON body), "
+                f"got {describe(value)}",
             )
             return []
         return list(cls._leaves(value, (), line))

@@ -1,11 +1,11 @@
 """The no-match report: the closest rules and, field by field, why each did not match.
 
-Rules are ranked by distance, as WireMock does: each failing condition adds how far the request is
-from satisfying it (0..1: `'abcd'` is near `equals 'abc'`), each condition that holds subtracts a
-little (vcrpy's "most matches"; flags such as `stream` count less), and the best three are shown in WireMock's two-column layout: the rule's
-condition on the left, what the request had on the right, `<<<<<` on the rows that failed. A rule
-whose conditions all hold but that is used up says "already consumed". Everything registered is
-listed last, grouped by where it came from.
+Rules are ranked by distance, as WireMock does: each failing condition adds how far the request
+is from satisfying it (0..1: `'abcd'` is near `equals 'abc'`), each condition that holds
+subtracts a little (vcrpy's "most matches"; flags such as `stream` count less). The best three
+are shown in WireMock's two-column layout: the rule's condition on the left, what the request had
+on the right, `<<<<<` on the rows that failed. A rule whose conditions all hold but that is used
+up says "already consumed". Everything registered is listed last, grouped by where it came from.
 """
 
 from __future__ import annotations

@@ -55,6 +55,10 @@ def _tester(op: Op, value: str, pattern: re.Pattern[str] | None) -> Callable[[st
     return lambda text: pattern.search(text) is not None
 
 
+def _never(text: str) -> bool:
+    return False
+
+
 @dataclass(frozen=True)
 class TextTest:
     """One compiled text condition: `test(text)` is the hot path (a str method or a regex)."""
@@ -64,7 +68,7 @@ class TextTest:
     ignore_case: bool = False
     negate: bool = False
     pattern: re.Pattern[str] | None = field(default=None, compare=False)
-    _test: Callable[[str], bool] = field(default=str.__eq__, compare=False, repr=False)
+    _test: Callable[[str], bool] = field(default=_never, compare=False, repr=False)
 
     @classmethod
     def make(cls, op: Op, value: str, *, ignore_case: bool = False) -> TextTest:
@@ -161,7 +165,9 @@ def compile_text(value: Any, where: str, line: int, problems: Problems) -> TextT
         return None
 
 
-def _compile_not(value: Mapping[str, Any], where: str, line: int, problems: Problems) -> Any:
+def _compile_not(
+    value: Mapping[str, Any], where: str, line: int, problems: Problems
+) -> TextTest | None:
     if len(value) != 1:
         others = ", ".join(str(k) for k in value if k != "not")
         problems.add(

@@ -122,7 +122,10 @@ class Rule:
         if self.limit is not None:
             return False
         return all(
-            any(theirs.subject == mine.subject and theirs.implies(mine) for theirs in later.conditions)
+            any(
+                theirs.subject == mine.subject and theirs.implies(mine)
+                for theirs in later.conditions
+            )
             for mine in self.conditions
         )
 
@@ -251,7 +254,11 @@ def _step(value: Any, line: int, where: str, base: Delivery, problems: Problems)
 def _delivery(value: Mapping[str, Any], where: str, problems: Problems) -> Delivery:
     """`latency`, `stream` and `faults`, parsed by the timing and fault modules."""
     parsed: dict[str, Any] = {}
-    for key, parse in (("latency", parse_delay), ("stream", parse_stream), ("faults", parse_faults)):
+    for key, parse in (
+        ("latency", parse_delay),
+        ("stream", parse_stream),
+        ("faults", parse_faults),
+    ):
         if key not in value:
             continue
         try:
@@ -271,7 +278,9 @@ def _then(value: Mapping[str, Any], where: str, problems: Problems) -> bool:
         )
         return False
     if then not in THEN:
-        problems.add(spot, f"{where} then: {describe(then)} is not valid (use repeat or fallthrough)")
+        problems.add(
+            spot, f"{where} then: {describe(then)} is not valid (use repeat or fallthrough)"
+        )
         return False
     return bool(then == "fallthrough")
 

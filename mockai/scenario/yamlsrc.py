@@ -36,11 +36,10 @@ def line_of(container: Any, key: Any = None) -> int:
     """The line of `container[key]` (or of the container itself); 0 when nothing is known."""
     if key is None:
         return int(getattr(container, "line", 0))
-    lines = getattr(container, "lines", None)
-    if isinstance(container, LocatedDict) and lines is not None:
-        return lines.get(key, container.line)
-    if isinstance(container, LocatedList) and lines is not None and 0 <= key < len(lines):
-        return lines[key]
+    if isinstance(container, LocatedDict):
+        return container.lines.get(key, container.line)
+    if isinstance(container, LocatedList) and isinstance(key, int) and 0 <= key < len(container):
+        return container.lines[key]
     return line_of(container)
 
 
