@@ -276,9 +276,15 @@ def duplicate_names(entries: Iterable[tuple[str, str, int]]) -> list[Problem]:
 def shadowed(rules: Sequence[Rule], earlier: Sequence[Rule] = ()) -> list[Problem]:
     """A problem for every rule of `rules` that an earlier, unlimited rule answers first."""
     found = []
-    unlimited = [rule for rule in earlier if rule.limit is None]
-    for rule in rules:
-        shadow = next((r for r in unlimited if r.shadows(rule)), None)
+    # Unlimited rules grouped by the subjects they test: a rule can only be shadowed by rules
+    # whose subjects are a subset of its own, so most pairs are never compared.
+    groups: dict[frozenset[str], list[tuple[int, Rule]]] = {}
+    for order, rule in enumerate((*earlier, *rules)):
+        if order < len(earlier):
+            if rule.limit is None:
+                groups.setdefault(rule.subjects, []).append((order, rule))
+            continue
+        shadow = _first_shadow(rule, groups)
         if shadow is not None:
             problems = Problems(rule.file)
             problems.add(
@@ -289,8 +295,20 @@ def shadowed(rules: Sequence[Rule], earlier: Sequence[Rule] = ()) -> list[Proble
             )
             found.extend(problems.items)
         if rule.limit is None:
-            unlimited.append(rule)
+            groups.setdefault(rule.subjects, []).append((order, rule))
     return found
+
+
+def _first_shadow(
+    rule: Rule, groups: Mapping[frozenset[str], list[tuple[int, Rule]]]
+) -> Rule | None:
+    candidates = [
+        next(((order, r) for order, r in members if r.shadows(rule)), None)
+        for subjects, members in groups.items()
+        if subjects <= rule.subjects
+    ]
+    found = [c for c in candidates if c is not None]
+    return min(found, key=lambda c: c[0])[1] if found else None
 
 
 def _place(file: str, line: int, seen_from: str) -> str:

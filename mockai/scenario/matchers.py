@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from types import MappingProxyType
@@ -69,6 +69,10 @@ class Matcher:
         """True when the request satisfies this condition."""
         raise NotImplementedError
 
+    def predicate(self) -> Callable[[Exchange], bool]:
+        """`holds` as one plain function, with everything it needs bound (the hot path)."""
+        return self.holds
+
     def expected(self) -> str:
         """The condition, for people: `contains 'weather'`."""
         raise NotImplementedError
@@ -94,7 +98,8 @@ class Matcher:
 
 def text_distance(test: TextTest, text: str | None) -> float:
     """How far `text` is from satisfying `test`: 0 (it does) to 1 (nothing alike)."""
-    if test.test(text if text is not None else "") if text is not None else test.negate:
+    holds = test.test(text) if text is not None else test.negate
+    if holds:
         return 0.0
     if text is None or test.negate or test.op is Op.REGEX or not test.value:
         return 1.0
@@ -136,6 +141,10 @@ class EndpointIs(Matcher, key="endpoint"):
     def holds(self, exchange: Exchange) -> bool:
         return exchange.endpoint.value in self.endpoints
 
+    def predicate(self) -> Callable[[Exchange], bool]:
+        wanted = frozenset(Endpoint(name) for name in self.endpoints)
+        return lambda exchange: exchange.endpoint in wanted
+
     def expected(self) -> str:
         return " | ".join(e for e in ENDPOINTS if e in self.endpoints)
 
@@ -168,6 +177,13 @@ class ModelGlob(Matcher, key="model"):
         if self.pattern is None:
             return exchange.model == self.glob
         return self.pattern.match(exchange.model) is not None
+
+    def predicate(self) -> Callable[[Exchange], bool]:
+        glob, pattern = self.glob, self.pattern
+        if pattern is None:
+            return lambda exchange: exchange.model == glob
+        match = pattern.match
+        return lambda exchange: match(exchange.model) is not None
 
     def expected(self) -> str:
         return repr(self.glob) if self.pattern is None else f"glob {self.glob!r}"
@@ -232,6 +248,8 @@ class Stream(_Flag, key="stream"):
 class HasToolResult(_Flag, key="has_tool_result"):
     """`has_tool_result: true`: the latest message is a tool result (the agent loop's 2nd leg)."""
 
+    cost: ClassVar[int] = 2
+
     def value(self, exchange: Exchange) -> bool:
         return exchange.has_tool_result
 
@@ -243,6 +261,7 @@ class Turn(Matcher, key="turn"):
     low: int
     high: int | None
     weight: ClassVar[float] = 0.3
+    cost: ClassVar[int] = 3  # counts messages
 
     @classmethod
     def compile(cls, value: Any, line: int, where: str, problems: Problems) -> list[Matcher]:
@@ -333,6 +352,15 @@ class _Text(Matcher):
         text = self.text(exchange)
         return self.test.negate if text is None else self.test.test(text)
 
+    def predicate(self) -> Callable[[Exchange], bool]:
+        test, text, absent = self.test.test, self.text, self.test.negate
+
+        def holds(exchange: Exchange) -> bool:
+            found = text(exchange)
+            return absent if found is None else test(found)
+
+        return holds
+
     def expected(self) -> str:
         return self.test.describe()
 
@@ -357,9 +385,19 @@ class User(_Text, key="user"):
     """
 
     def holds(self, exchange: Exchange) -> bool:
-        if exchange.endpoint in (Endpoint.EMBEDDINGS, Endpoint.MODERATIONS) and exchange.inputs:
-            return any(self.test.test(text) for text in exchange.inputs)
-        return self.test.test(exchange.user_text)
+        return self.predicate()(exchange)
+
+    def predicate(self) -> Callable[[Exchange], bool]:
+        test = self.test.test
+        embeddings, moderations = Endpoint.EMBEDDINGS, Endpoint.MODERATIONS
+
+        def holds(exchange: Exchange) -> bool:
+            endpoint = exchange.endpoint
+            if (endpoint is embeddings or endpoint is moderations) and exchange.inputs:
+                return any(test(text) for text in exchange.inputs)
+            return test(exchange.user_text)
+
+        return holds
 
     def text(self, exchange: Exchange) -> str | None:
         return exchange.user_text
@@ -371,6 +409,10 @@ class System(_Text, key="system"):
 
     def text(self, exchange: Exchange) -> str | None:
         return exchange.system_text
+
+    def predicate(self) -> Callable[[Exchange], bool]:
+        test = self.test.test
+        return lambda exchange: test(exchange.system_text)
 
     def actual(self, exchange: Exchange) -> str:
         return shorten(exchange.system_text) if exchange.system_text else "(no system message)"
@@ -498,6 +540,14 @@ class BodyField(Matcher, key="body"):
 
     def holds(self, exchange: Exchange) -> bool:
         return _same(self.wanted, self.found(exchange))
+
+    def predicate(self) -> Callable[[Exchange], bool]:
+        wanted, path = self.wanted, self.path
+        if len(path) != 1 or isinstance(wanted, (_FrozenMap, tuple, bool)):
+            return self.holds
+        key = path[0]
+        # The common case, `body: {temperature: 0}`: one lookup, one comparison.
+        return lambda exchange: _same(wanted, exchange.body.get(key, _ABSENT))
 
     def expected(self) -> str:
         return _json(self.wanted)

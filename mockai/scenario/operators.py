@@ -52,7 +52,23 @@ def _tester(op: Op, value: str, pattern: re.Pattern[str] | None) -> Callable[[st
     if op is Op.ENDSWITH:
         return lambda text: text.endswith(value)
     assert pattern is not None
-    return lambda text: pattern.search(text) is not None
+    search = pattern.search
+    return lambda text: search(text) is not None
+
+
+def _compose(
+    op: Op, value: str, ignore_case: bool, negate: bool, pattern: re.Pattern[str] | None
+) -> Callable[[str], bool]:
+    """One function doing the whole test: the hot path makes a single call per condition."""
+    if ignore_case and op is not Op.REGEX:
+        base = _tester(op, value.casefold(), pattern)
+        test: Callable[[str], bool] = lambda text: base(text.casefold())  # noqa: E731
+    else:
+        test = _tester(op, value, pattern)
+    if negate:
+        positive = test
+        return lambda text: not positive(text)
+    return test
 
 
 def _never(text: str) -> bool:
@@ -68,26 +84,22 @@ class TextTest:
     ignore_case: bool = False
     negate: bool = False
     pattern: re.Pattern[str] | None = field(default=None, compare=False)
-    _test: Callable[[str], bool] = field(default=_never, compare=False, repr=False)
+    test: Callable[[str], bool] = field(default=_never, compare=False, repr=False)
 
     @classmethod
-    def make(cls, op: Op, value: str, *, ignore_case: bool = False) -> TextTest:
+    def make(
+        cls, op: Op, value: str, *, ignore_case: bool = False, negate: bool = False
+    ) -> TextTest:
         """A compiled test (raises re.error for a bad regex)."""
         flags = re.IGNORECASE if ignore_case else 0
         pattern = re.compile(value, flags) if op is Op.REGEX else None
-        needle = value.casefold() if ignore_case and op is not Op.REGEX else value
-        return cls(op, value, ignore_case, False, pattern, _tester(op, needle, pattern))
-
-    def test(self, text: str) -> bool:
-        """True when `text` satisfies the condition."""
-        if self.ignore_case and self.op is not Op.REGEX:
-            text = text.casefold()
-        return self._test(text) is not self.negate
+        test = _compose(op, value, ignore_case, negate, pattern)
+        return cls(op, value, ignore_case, negate, pattern, test)
 
     def negated(self) -> TextTest:
         """The same test, inverted."""
-        return TextTest(
-            self.op, self.value, self.ignore_case, not self.negate, self.pattern, self._test
+        return TextTest.make(
+            self.op, self.value, ignore_case=self.ignore_case, negate=not self.negate
         )
 
     def describe(self) -> str:

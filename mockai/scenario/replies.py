@@ -124,7 +124,7 @@ def compile_tree(value: Any, line: int, where: str, problems: Problems) -> Tree 
 def _tree(value: Any, line: int, where: str, problems: Problems) -> tuple[Any, bool]:
     if isinstance(value, str):
         text = templates.compile_text(value, line, where, problems)
-        if text is None or text.template is None:
+        if text is None or not text.dynamic:
             return value, True
         return text, False
     if isinstance(value, Mapping):
@@ -217,14 +217,11 @@ def compile_reply(value: Any, line: int, where: str, problems: Problems) -> Repl
     )
     if len(problems.items) > before:
         return None
-    dynamic = any(
-        isinstance(t, templates.Text) and t.template is not None
-        for t in (spec.content, spec.refusal)
-    )
+    dynamic = any(isinstance(t, templates.Text) and t.dynamic for t in (spec.content, spec.refusal))
     dynamic |= spec.json is not None and not spec.json.constant
     for call in spec.tool_calls:
         args = call.arguments
-        dynamic |= args == AUTO or (isinstance(args, templates.Text) and args.template is not None)
+        dynamic |= args == AUTO or (isinstance(args, templates.Text) and args.dynamic)
         dynamic |= isinstance(args, Tree) and not args.constant
     return dataclasses.replace(spec, dynamic=dynamic)
 

@@ -9,7 +9,7 @@ matching (`then: fallthrough`). `times: N` caps how often a rule answers in tota
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,12 +81,18 @@ class Rule:
     steps: tuple[Step, ...]
     fallthrough: bool = False
     times: int | None = None
-    ordered: tuple[Matcher, ...] = field(init=False, repr=False, compare=False)
+    checks: tuple[Callable[[Exchange], bool], ...] = field(init=False, repr=False, compare=False)
+    subjects: frozenset[str] = field(init=False, repr=False, compare=False)
+    limit: int | None = field(init=False, repr=False, compare=False)  # None: without limit
 
     def __post_init__(self) -> None:
-        # The hot path tests cheap conditions first.
-        cheap_first = tuple(sorted(self.conditions, key=lambda c: c.cost))
-        object.__setattr__(self, "ordered", cheap_first)
+        # How many times the rule can answer: `times`, or the steps of a fallthrough sequence.
+        limits = [n for n in (self.times, len(self.steps) if self.fallthrough else None) if n]
+        object.__setattr__(self, "limit", min(limits) if limits else None)
+        # The hot path: one plain function per condition, cheap conditions first.
+        cheap_first = sorted(self.conditions, key=lambda c: c.cost)
+        object.__setattr__(self, "checks", tuple(c.predicate() for c in cheap_first))
+        object.__setattr__(self, "subjects", frozenset(c.subject for c in self.conditions))
 
     @property
     def origin(self) -> str:
@@ -98,15 +104,12 @@ class Rule:
         """`rule 'weather' (scenarios/agent.yaml:4)`."""
         return f"rule '{self.name}' ({self.origin})"
 
-    @property
-    def limit(self) -> int | None:
-        """How many times the rule can answer (None: without limit)."""
-        limits = [n for n in (self.times, len(self.steps) if self.fallthrough else None) if n]
-        return min(limits) if limits else None
-
     def matches(self, exchange: Exchange) -> bool:
         """True when every condition holds."""
-        return all(condition.holds(exchange) for condition in self.ordered)
+        for check in self.checks:
+            if not check(exchange):
+                return False
+        return True
 
     def step(self, served: int) -> Step:
         """The step for the call after `served` earlier ones (the last step repeats)."""
@@ -119,7 +122,7 @@ class Rule:
         same subject (`contains 'hello'` by `startswith 'hello world'`, a glob by a model it
         matches, ...), and this rule must never run out (no `times`, no `then: fallthrough`).
         """
-        if self.limit is not None:
+        if self.limit is not None or not self.subjects <= later.subjects:
             return False
         return all(
             any(

@@ -14,7 +14,6 @@ Strings without template syntax are constants: they cost nothing per request.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
@@ -156,21 +155,44 @@ class RequestView:
         return f"<request {self.endpoint} {self.model!r}>"
 
 
-@dataclass(frozen=True)
 class Text:
-    """A string that may be a template: `render(context)` gives the text."""
+    """A string that may be a template: `render(context)` gives the text.
 
-    source: str
-    template: Template | None  # None: a constant
+    Templates are parsed and checked at load time, but compiled to Python on first use: compiling
+    costs about a millisecond each, which a 1000-rule file should not pay before serving.
+    """
+
+    __slots__ = ("_compiled", "source", "tree")
+
+    def __init__(self, source: str, tree: nodes.Template | None = None) -> None:
+        self.source = source
+        self.tree = tree  # None: a constant
+        self._compiled: Template | None = None
+
+    @property
+    def dynamic(self) -> bool:
+        """True for a template, False for a constant string."""
+        return self.tree is not None
 
     def render(self, context: Mapping[str, Any]) -> str:
         """The text for this request."""
-        if self.template is None:
+        if self.tree is None:
             return self.source
+        if self._compiled is None:  # a race compiles twice, harmlessly
+            self._compiled = _ENV.from_string(self.tree)
         try:
-            return self.template.render(context)
+            return self._compiled.render(context)
         except Exception as error:  # jinja raises many kinds; all mean "this template failed"
             raise TemplateRenderError(f"{type(error).__name__}: {error}") from None
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Text) and other.source == self.source
+
+    def __hash__(self) -> int:
+        return hash(self.source)
+
+    def __repr__(self) -> str:
+        return f"Text({self.source!r})"
 
 
 def is_template(text: str) -> bool:
@@ -181,7 +203,7 @@ def is_template(text: str) -> bool:
 def compile_text(source: str, line: int, where: str, problems: Problems) -> Text | None:
     """A Text for `source`; syntax errors and unknown names are recorded as problems."""
     if not is_template(source):
-        return Text(source, None)
+        return Text(source)
     try:
         tree = _ENV.parse(source)
     except TemplateSyntaxError as error:
@@ -190,7 +212,7 @@ def compile_text(source: str, line: int, where: str, problems: Problems) -> Text
         return None
     if not _names_known(tree, line, where, problems):
         return None
-    return Text(source, _ENV.from_string(tree))
+    return Text(source, tree)
 
 
 def _names_known(tree: nodes.Template, line: int, where: str, problems: Problems) -> bool:

@@ -44,6 +44,8 @@ def line_of(container: Any, key: Any = None) -> int:
 
 
 Report = Callable[[int, str], None]
+# libyaml's composer is ~10x faster and keeps the same marks; PyYAML's when it is not built in.
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class _Builder:
@@ -105,7 +107,7 @@ def load(text: str, report: Report) -> Any:
     Returns None for an empty document or one that could not be parsed.
     """
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_LOADER)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark is not None else 1
