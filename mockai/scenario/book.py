@@ -25,7 +25,7 @@ from mockai.generate.fallback import FallbackGenerator
 from mockai.reply import Plan, Reply, Timing
 from mockai.scenario import loader, nearmiss
 from mockai.scenario.problems import Problems
-from mockai.scenario.replies import Build, StaleFixture, build_reply
+from mockai.scenario.respond import Build, StaleFixture, build_reply
 from mockai.scenario.rules import Rule, Step, compile_rule
 from mockai.scenario.templates import TemplateRenderError
 

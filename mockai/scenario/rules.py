@@ -15,9 +15,10 @@ from typing import Any
 
 from mockai.exchange import Exchange
 from mockai.faults import Faults, parse_faults
+from mockai.scenario.errorspecs import ErrorSpec, compile_error
 from mockai.scenario.matchers import Matcher, compile_match
 from mockai.scenario.problems import Problems, describe, suggest
-from mockai.scenario.replies import ErrorSpec, ReplySpec, compile_error, compile_reply
+from mockai.scenario.replies import ReplySpec, compile_reply
 from mockai.scenario.yamlsrc import line_of
 from mockai.timing import Delay, StreamTiming, parse_delay, parse_stream
 
@@ -106,10 +107,7 @@ class Rule:
 
     def matches(self, exchange: Exchange) -> bool:
         """True when every condition holds."""
-        for check in self.checks:
-            if not check(exchange):
-                return False
-        return True
+        return all(check(exchange) for check in self.checks)
 
     def step(self, served: int) -> Step:
         """The step for the call after `served` earlier ones (the last step repeats)."""
