@@ -13,9 +13,10 @@ import jsonschema
 import openai
 import pydantic
 import pytest
-from sdk import sdk
+from sdk import sdk, settled
 
 from mockai import MockServer
+from mockai.scenario import loader
 
 EXAMPLES = Path(__file__).parent.parent / "scenarios"
 
@@ -189,7 +190,7 @@ def test_weather_agent_loop_on_chat(serve: tuple[MockServer, openai.OpenAI], str
     answer, calls = chat_agent(client, "What's the weather in Paris?", stream=stream)
     assert calls == [{"city": "Paris", "unit": "celsius"}]
     assert answer == "In Paris it is 18C and sunny (celsius) right now."
-    assert [e.rule for e in server.requests] == ["call-weather-paris", "answer-weather"]
+    assert [e.rule for e in settled(server, 2)] == ["call-weather-paris", "answer-weather"]
 
 
 @pytest.mark.parametrize("serve", ["weather_agent"], indirect=True)
@@ -357,3 +358,10 @@ def test_retry_with_the_sdks_own_retries() -> None:
             ask(no_retry, "my quota?")
         assert raised.value.code == "insufficient_quota"
         assert [ask(no_retry, "ping") for _ in range(3)] == ["pong", "pong", "pong (again?)"]
+
+
+def test_the_readme_scenario_is_valid(tmp_path: Path) -> None:
+    readme = (EXAMPLES.parent / "README.md").read_text(encoding="utf-8")
+    block = readme.split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "readme.yaml").write_text(block, encoding="utf-8")
+    assert loader.load([str(tmp_path / "readme.yaml")]).rules

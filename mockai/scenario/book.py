@@ -15,7 +15,7 @@ import itertools
 import logging
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mockai.errors import ApiError, ScenarioError
@@ -257,14 +257,12 @@ def _loop_guard(rule: Rule, reply: Reply, exchange: Exchange) -> Reply:
     if sorted(c.name for c in calls) != sorted(c.name for c in previous):
         return reply
     names = ", ".join(c.name for c in calls)
-    text = (
+    text = " ".join(
         f"{rule.label} answered a tool result with the same tool call(s) again ({names}): an "
         "agent would loop. Add `has_tool_result: false` to its match, or put a rule matching "
-        "the tool result before it"
+        "the tool result before it".split()
     )
     log.warning("mockai: %s", text)
-    from dataclasses import replace
-
     return replace(reply, warnings=(*reply.warnings, text))
 
 

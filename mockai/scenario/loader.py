@@ -18,7 +18,7 @@ from typing import Any
 from mockai.errors import Problem, ScenarioError
 from mockai.faults import FaultType
 from mockai.scenario import yamlsrc
-from mockai.scenario.problems import Problems, describe, suggest
+from mockai.scenario.problems import Problems, UnlocatedProblem, describe, suggest
 from mockai.scenario.rules import Rule, compile_rule
 from mockai.scenario.yamlsrc import line_of
 from mockai.wire.errors import NAMED
@@ -387,6 +387,4 @@ def _stat(file: str) -> tuple[str, int, int]:
 
 
 def _no_files(paths: Sequence[str]) -> Problem:
-    from mockai.scenario.problems import UnlocatedProblem
-
     return UnlocatedProblem(", ".join(paths), 0, "no scenario files (*.yaml, *.yml) found")

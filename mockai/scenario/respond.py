@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from mockai.catalog import infer
 from mockai.exchange import Endpoint, Exchange
 from mockai.generate import embeddings, prose, schema
 from mockai.reply import Choice, Reply, ToolCall
@@ -58,6 +59,7 @@ class Build:
 
     def warn(self, text: str) -> None:
         """A warning for the client (header), the journal and the log."""
+        text = " ".join(text.split())  # one line: it travels in an HTTP header
         log.warning("mockai: %s", text)
         self.warnings.append(text)
 
@@ -142,8 +144,6 @@ def _embeddings(spec: ReplySpec, exchange: Exchange) -> tuple[Any, ...] | None:
         return spec.vectors
     if spec.embedding_seed is None or exchange.endpoint is not Endpoint.EMBEDDINGS:
         return None
-    from mockai.catalog import infer
-
     return embeddings.reply_for(
         exchange, infer(exchange.model).dimensions, spec.embedding_seed
     ).embeddings

@@ -20,7 +20,9 @@ from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from mockai.exchange import Exchange
+from mockai.generate.prose import seeded_faker
 from mockai.scenario.problems import Problems, suggest
+from mockai.wire import jsonbytes
 
 if TYPE_CHECKING:
     from faker import Faker
@@ -102,8 +104,6 @@ class RequestView:
     @property
     def tool_calls(self) -> list[dict[str, Any]]:
         """The calls of the latest assistant turn: `{id, name, arguments}` (arguments parsed)."""
-        from mockai.wire import jsonbytes
-
         for message in reversed(self._exchange.messages):
             if message.role == "assistant" and message.tool_calls:
                 out = []
@@ -246,8 +246,6 @@ def _names_known(tree: nodes.Template, line: int, where: str, problems: Problems
 
 
 def _faker_has(name: str) -> bool:
-    from mockai.generate.prose import seeded_faker
-
     if name.startswith("_"):
         return False
     with seeded_faker(0) as faker:
@@ -259,8 +257,6 @@ def _faker_has(name: str) -> bool:
 
 
 def _faker_names() -> list[str]:
-    from mockai.generate.prose import seeded_faker
-
     with seeded_faker(0) as faker:
         return [name for name in dir(faker) if not name.startswith("_")]
 
