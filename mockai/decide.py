@@ -35,9 +35,9 @@ class Decider:
     """Runs the sources in order, then the fallback.
 
     `fallback` is `generate`, `error`, or None: generate while no source has anything loaded,
-    error once one has (ARCHITECTURE.md). A source counts as loaded unless it defines `__len__`
-    and is empty (the RuleBook is always present, so that tests can add rules, and says how
-    many rules it holds); that is asked per request, so rules added at runtime switch it.
+    error once one has (ARCHITECTURE.md). A source counts as loaded unless its `loaded` (or
+    `len()`) says otherwise: the RuleBook is always present, so that tests can add rules, and is
+    loaded once it holds one. This is asked per request, so rules added at runtime switch it.
     """
 
     def __init__(
@@ -85,5 +85,10 @@ class Decider:
 
 
 def _loaded(source: Source) -> bool:
+    # A source says whether it has anything to answer from with `loaded` (or `__len__`); one
+    # that says neither is there because something was configured for it.
+    loaded = getattr(source, "loaded", None)
+    if loaded is not None:
+        return bool(loaded)
     size = getattr(source, "__len__", None)
     return True if size is None else bool(size())

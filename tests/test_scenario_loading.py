@@ -6,7 +6,9 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
@@ -14,7 +16,20 @@ from sdk import sdk
 
 from mockai import MockServer, ScenarioError
 from mockai.cli import main
+from mockai.faults import parse_faults
 from mockai.scenario import loader
+from mockai.timing import parse_delay, parse_duration, parse_stream
+
+
+def refusal(parse: Callable[[Any], object], value: Any) -> str:
+    """The message a shared parser (timing, faults) gives for `value`: rules quote it after
+    `file:line: rule 'x' key: `, so the table follows its wording wherever it is maintained."""
+    try:
+        parse(value)
+    except ValueError as error:
+        return str(error)
+    raise AssertionError(f"{value!r} was accepted")
+
 
 # (case id, file text, [(line, message), ...]): one broken file per row, every problem it has.
 BROKEN = [
@@ -538,7 +553,7 @@ BROKEN = [
         [
             (
                 6,
-                "rule 'a' error.retry_after: 'soon' is not a duration (use seconds, or a string like '200ms' or '1.5s')",
+                "rule 'a' error.retry_after: " + refusal(parse_duration, "soon"),
             )
         ],
     ),
@@ -554,7 +569,7 @@ BROKEN = [
         [
             (
                 5,
-                "rule 'a' latency: 'fast' is not a duration (use seconds, or a string like '200ms' or '1.5s')",
+                "rule 'a' latency: " + refusal(parse_delay, "fast"),
             )
         ],
     ),
@@ -567,7 +582,15 @@ BROKEN = [
             reply: hi
             stream: {ttft: 1s, chunk_delay: 5ms, tokens_per_second: 10}
         """,
-        [(5, "rule 'a' stream: give either chunk_delay or tokens_per_second, not both")],
+        [
+            (
+                5,
+                "rule 'a' stream: "
+                + refusal(
+                    parse_stream, {"ttft": "1s", "chunk_delay": "5ms", "tokens_per_second": 10}
+                ),
+            )
+        ],
     ),
     (
         "unknown-fault",
@@ -581,7 +604,7 @@ BROKEN = [
         [
             (
                 5,
-                "rule 'a' faults: 'explode' is not a fault. Valid faults are: malformed_chunk, truncate_after, disconnect_after, error_event_after, stall_after, duplicate_chunk, split_chunk, reset, hang, empty_response, non_json",
+                "rule 'a' faults: " + refusal(parse_faults, {"explode": 3}),
             )
         ],
     ),
@@ -595,7 +618,13 @@ BROKEN = [
               - reply: hi
                 latency: {min: 2s, max: 1s}
         """,
-        [(6, "rule 'a' sequence step 1 latency: min (2s) is larger than max (1s)")],
+        [
+            (
+                6,
+                "rule 'a' sequence step 1 latency: "
+                + refusal(parse_delay, {"min": "2s", "max": "1s"}),
+            )
+        ],
     ),
     (
         "times-zero",
@@ -724,8 +753,23 @@ BROKEN = [
             (2, "chaos.rate_limit must be a rate between 0 and 1, got 2"),
             (
                 2,
-                "chaos: 'explode' is not a named error or fault (valid names: rate_limit, insufficient_quota, invalid_api_key, permission_denied, model_not_found, context_length_exceeded, bad_request, server_error, bad_gateway, overloaded, timeout, malformed_chunk, truncate_after, disconnect_after, error_event_after, stall_after, duplicate_chunk, split_chunk, reset, hang, empty_response, non_json)",
+                f"chaos: 'explode' is not a named error or fault (valid names: {', '.join(loader.CHAOS_NAMES)})",
             ),
+        ],
+    ),
+    (
+        "chaos-rates-above-one",
+        """
+        mockai: 1
+        chaos:
+          rate_limit: 0.7
+          server_error: 0.5
+        """,
+        [
+            (
+                2,
+                "chaos rates add up to 1.2: a request gets at most one fault, so they must add up to 1 or less",
+            )
         ],
     ),
     (
@@ -998,3 +1042,50 @@ def test_a_valid_scenario_serves(tmp_path: Path) -> None:
         )
         assert answer.choices[0].message.content == "hello"
         assert (server.requests[-1].source, server.requests[-1].rule) == ("scenario", "hi")
+
+
+def test_the_contract_example_loads(tmp_path: Path) -> None:
+    """The scenario example of ARCHITECTURE.md ("Contract: scenario files"), as written."""
+    path = write(
+        tmp_path,
+        """
+        mockai: 1                  # format version (required)
+        seed: 7                    # makes generated text, ids and chaos reproducible
+        models: [gpt-4o-mini, text-embedding-3-small]   # what /v1/models lists (a built-in set if absent)
+        rules:                     # first match wins
+          - name: weather          # unique; shown in logs, the journal and no-match reports
+            match:                 # all given keys must hold; absent keys match anything
+              endpoint: chat       # chat | completions | embeddings | responses | moderations
+              model: "gpt-4o*"     # glob
+              user: weather        # last user message; a bare string means "contains";
+                                   # or {equals|contains|startswith|regex: ...}
+              system: {contains: pirate}          # same operators, on the system/instructions text
+              tool_result: {contains: "18C"}      # the latest tool-result message
+              tools: [get_weather]                # the request offers these tools
+              stream: true
+              headers: {x-test-case: {equals: abc}}
+              body: {temperature: 0}              # subset match on the JSON body
+            reply:                 # what to answer (rendered per endpoint)
+              content: "Sunny in {{ request.model }}: {{ faker.sentence() }}"   # template: request + seeded faker
+              tool_calls: [{name: get_weather, arguments: {city: Paris}}]
+              # also: refusal, finish_reason, usage, json (an object sent as JSON content)
+            # a rule answers with exactly one of: reply | error | sequence
+            latency: 200ms         # before headers; number = seconds, or "200ms" / "1.5s", or {min, max}
+            stream: {ttft: 300ms, chunk_delay: 20ms}   # or tokens_per_second
+            faults: {malformed_chunk: 3}               # see the fault vocabulary
+          - name: flaky
+            match: {user: flaky}
+            sequence:              # the n-th matching call gets the n-th step; the last step repeats
+              - error: rate_limit                  # a named error (below) or {status, type, code, message, retry_after}
+              - error: {status: 503}
+              - reply: {content: recovered}
+        fallback: generate         # generate | error  (what a request matching nothing gets)
+        chaos: {rate_limit: 0.1, server_error: 0.02, disconnect: 0.01}   # random faults over all traffic, seeded
+        """,
+    )
+    loaded = loader.load([str(path)])
+    assert [rule.name for rule in loaded.rules] == ["weather", "flaky"]
+    assert loaded.value("chaos") == {"rate_limit": 0.1, "server_error": 0.02, "disconnect": 0.01}
+    server = MockServer(scenarios=(str(path),))
+    assert (server.config.seed, server.config.fallback) == (7, "generate")
+    assert server.config.models == ("gpt-4o-mini", "text-embedding-3-small")

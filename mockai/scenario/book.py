@@ -93,6 +93,11 @@ class RuleBook:
     def __len__(self) -> int:
         return len(self._runtime) + len(self._scenario)
 
+    @property
+    def loaded(self) -> bool:
+        """True once the book holds a rule (the Decider's default fallback becomes `error`)."""
+        return len(self) > 0
+
     # --- matching -------------------------------------------------------------------------------
 
     def pick(self, exchange: Exchange) -> tuple[Rule, Step, int] | None:

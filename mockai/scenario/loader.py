@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mockai import faults
 from mockai.errors import Problem, ScenarioError
 from mockai.faults import FaultType
 from mockai.scenario import yamlsrc
@@ -27,7 +28,13 @@ VERSION = 1
 TOP_KEYS = ("mockai", "description", "seed", "models", "rules", "fallback", "chaos", "strict")
 SETTINGS = ("seed", "models", "fallback", "chaos", "strict")
 FALLBACKS = ("generate", "error")
-CHAOS_NAMES = (*NAMED, *(f.value for f in FaultType))
+# Chaos rates name a named error, a fault, or `disconnect` (the contract's name for a drop
+# somewhere mid-answer); the fault module may know more aliases.
+CHAOS_NAMES = tuple(
+    dict.fromkeys(
+        (*NAMED, *(f.value for f in FaultType), "disconnect", *getattr(faults, "ALIASES", ()))
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -217,7 +224,29 @@ def _chaos(value: Any, line: int, problems: Problems) -> Any:
             problems.add(spot, f"chaos.{name} must be a rate between 0 and 1, got {describe(rate)}")
         else:
             rates[str(name)] = float(rate)
-    return rates if len(rates) == len(value) else None
+    if len(rates) != len(value):
+        return None
+    if sum(rates.values()) > 1 + 1e-9:
+        problems.add(
+            line,
+            f"chaos rates add up to {sum(rates.values()):g}: a request gets at most one fault, "
+            "so they must add up to 1 or less",
+        )
+        return None
+    return _checked_by_fault_module(rates, line, problems)
+
+
+def _checked_by_fault_module(rates: dict[str, float], line: int, problems: Problems) -> Any:
+    # The fault module owns the chaos vocabulary; when it can validate rates, it has the last word.
+    parse = getattr(getattr(faults, "ChaosRates", None), "parse", None)
+    if parse is None:
+        return rates
+    try:
+        parse(rates)
+    except ValueError as error:
+        problems.add(line, f"chaos: {error}")
+        return None
+    return rates
 
 
 _SETTING_CHECKS = {
