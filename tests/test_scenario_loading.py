@@ -248,6 +248,22 @@ BROKEN = [
         ],
     ),
     (
+        "yaml-boolean-as-text",
+        """
+        mockai: 1
+        rules:
+          - name: a
+            match: {user: yes}
+            reply: hi
+        """,
+        [
+            (
+                4,
+                "rule 'a' match.user must be a string or a mapping such as {contains: text}, got true (quote it if you meant the text)",
+            )
+        ],
+    ),
+    (
         "unknown-match-key",
         """
         mockai: 1

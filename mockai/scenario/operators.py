@@ -135,10 +135,14 @@ def compile_text(value: Any, where: str, line: int, problems: Problems) -> TextT
     if isinstance(value, str):
         return TextTest.make(Op.CONTAINS, value)
     if not isinstance(value, Mapping):
+        # YAML reads bare yes / no / on / off / null as booleans and null, not as text.
+        hint = (
+            " (quote it if you meant the text)" if value is None or isinstance(value, bool) else ""
+        )
         problems.add(
             line,
             f"{where} must be a string or a mapping such as {{contains: text}}, "
-            f"got {describe(value)}",
+            f"got {describe(value)}{hint}",
         )
         return None
     if "not" in value:
