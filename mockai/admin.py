@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from aiohttp import web
 
 from mockai import __version__
+from mockai.errors import ApiError, ScenarioError
+from mockai.scenario.book import RuleBook
 from mockai.state import STATE
+from mockai.wire import jsonbytes
 
 PREFIX = "/_mockai"
 
@@ -34,9 +38,78 @@ async def _reset(request: web.Request) -> web.Response:
     return web.json_response({"reset": True})
 
 
+# --- rules: script the server from any language ------------------------------------------------
+
+
+def _error(error: ApiError) -> web.Response:
+    return web.Response(
+        status=error.status, body=jsonbytes.dumps(error.body()), content_type="application/json"
+    )
+
+
+def _book(request: web.Request) -> RuleBook:
+    rules = request.app[STATE].rules
+    if rules is None:
+        raise ApiError(404, "this server was built with custom sources and has no rules")
+    return rules
+
+
+def _rules_json(book: RuleBook, names: list[str] | None = None) -> dict[str, Any]:
+    data = [info.as_json() for info in book.describe() if names is None or info.name in names]
+    return {"object": "list", "data": data}
+
+
+async def _list_rules(request: web.Request) -> web.Response:
+    try:
+        return web.json_response(_rules_json(_book(request)))
+    except ApiError as error:
+        return _error(error)
+
+
+async def _add_rules(request: web.Request) -> web.Response:
+    """`POST /_mockai/rules` with a rule or a list of rules; 400 lists every problem."""
+    try:
+        book = _book(request)
+        try:
+            body = jsonbytes.loads(await request.read())
+        except ValueError:
+            raise ApiError(400, "the body must be a JSON rule or a JSON list of rules") from None
+        rules = body if isinstance(body, list) else [body]
+        try:
+            names = book.add(rules, file="<admin>")
+        except ScenarioError as problems:
+            raise ApiError(400, str(problems), code="mockai_invalid_rule") from None
+        return web.json_response(_rules_json(book, names))
+    except ApiError as error:
+        return _error(error)
+
+
+async def _clear_rules(request: web.Request) -> web.Response:
+    try:
+        return web.json_response({"deleted": _book(request).clear()})
+    except ApiError as error:
+        return _error(error)
+
+
+async def _delete_rule(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    try:
+        try:
+            _book(request).remove(name)
+        except ScenarioError as problem:
+            raise ApiError(404, str(problem), code="mockai_unknown_rule") from None
+        return web.json_response({"deleted": name})
+    except ApiError as error:
+        return _error(error)
+
+
 def add_admin_routes(app: web.Application) -> None:
-    """Register `/_mockai/health`, `/_mockai/requests` and `/_mockai/reset`."""
+    """Register `/_mockai/health`, `/_mockai/requests`, `/_mockai/reset` and `/_mockai/rules`."""
     app.router.add_get(PREFIX + "/health", _health)
     app.router.add_get(PREFIX + "/requests", _requests)
     app.router.add_delete(PREFIX + "/requests", _clear_requests)
     app.router.add_post(PREFIX + "/reset", _reset)
+    app.router.add_get(PREFIX + "/rules", _list_rules)
+    app.router.add_post(PREFIX + "/rules", _add_rules)
+    app.router.add_delete(PREFIX + "/rules", _clear_rules)
+    app.router.add_delete(PREFIX + "/rules/{name:.+}", _delete_rule)

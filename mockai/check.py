@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from mockai.errors import Problem
@@ -19,26 +19,52 @@ def check_paths(paths: Iterable[str]) -> list[Problem]:
 
 def _check_one(path: str) -> list[Problem]:
     # Scenario files and cassettes are told apart by their top-level keys (`mockai:` versus
-    # `interactions:`); each package validates its own kind.
-    if os.path.isdir(path):
-        return [problem for file in _files(path) for problem in _check_one(file)]
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return [Problem(path, 0, "no such file or folder")]
-    except (OSError, UnicodeDecodeError) as error:
-        return [Problem(path, 0, f"cannot read it: {error}")]
-    from mockai.cassette.check import check_cassette, looks_like_cassette
+    # `interactions:`); each package validates its own kind. A folder's scenario files are
+    # checked together, as `mockai serve --scenario FOLDER` would load them.
+    from mockai.scenario import loader
 
-    if looks_like_cassette(text):
-        return check_cassette(Path(path), text)
-    return []
+    files = _files(path) if os.path.isdir(path) else [path]
+    if os.path.isdir(path) and not files:
+        return [_unlocated(path, "no scenario files or cassettes (*.yaml, *.yml, *.json) found")]
+    texts = {file: _read(file) for file in files}
+    cassettes = [f for f in files if texts[f] is not None and _is_cassette(f, texts[f] or "")]
+    scenarios = [f for f in files if f not in cassettes and not f.endswith(".json")]
+    problems = _check_cassettes(cassettes, texts)
+    if scenarios:
+        problems.extend(loader.collect(scenarios)[1])
+    return problems
 
 
 def _files(folder: str) -> list[str]:
-    suffixes = (".yaml", ".yml", ".json")
-    return sorted(
-        str(file)
-        for file in Path(folder).rglob("*")
-        if file.is_file() and file.suffix.lower() in suffixes and not file.name.startswith(".")
-    )
+    """A folder's YAML (and JSON cassette) files, in name order, sub-folders included."""
+    root = Path(folder)
+    found = [p for p in root.rglob("*") if p.suffix in (".yaml", ".yml", ".json") and p.is_file()]
+    return [os.path.join(folder, p.relative_to(root).as_posix()) for p in sorted(found)]
+
+
+def _read(file: str) -> str | None:
+    try:
+        return Path(file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None  # the scenario loader reports unreadable files with the right message
+
+
+def _is_cassette(file: str, text: str) -> bool:
+    """A vcrpy cassette: a top-level `interactions:` key (and no `mockai:` scenario version)."""
+    from mockai.cassette.check import looks_like_cassette
+
+    return looks_like_cassette(text) and (file.endswith(".json") or "\nmockai:" not in "\n" + text)
+
+
+def _check_cassettes(files: Sequence[str], texts: dict[str, str | None]) -> list[Problem]:
+    if not files:
+        return []
+    from mockai.cassette.check import check_cassette
+
+    return [problem for file in files for problem in check_cassette(Path(file), texts[file] or "")]
+
+
+def _unlocated(path: str, message: str) -> Problem:
+    from mockai.scenario.problems import UnlocatedProblem
+
+    return UnlocatedProblem(path, 0, message)

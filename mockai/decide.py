@@ -7,6 +7,7 @@ candidates, why each did not match.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -14,6 +15,8 @@ from mockai.errors import ApiError
 from mockai.exchange import Exchange
 from mockai.generate.fallback import FallbackGenerator
 from mockai.reply import Plan
+
+log = logging.getLogger("mockai")
 
 
 class Source(Protocol):
@@ -29,14 +32,20 @@ class Source(Protocol):
 
 
 class Decider:
-    """Runs the sources in order, then the fallback."""
+    """Runs the sources in order, then the fallback.
+
+    `fallback` is `generate`, `error`, or None: generate while no source has anything loaded,
+    error once one has (ARCHITECTURE.md). A source counts as loaded unless its `loaded` (or
+    `len()`) says otherwise: the RuleBook is always present, so that tests can add rules, and is
+    loaded once it holds one. This is asked per request, so rules added at runtime switch it.
+    """
 
     def __init__(
         self,
         sources: Sequence[Source],
         generator: FallbackGenerator,
         *,
-        fallback: str = "generate",
+        fallback: str | None = "generate",
         no_match_status: int = 400,
     ) -> None:
         self.sources = list(sources)
@@ -50,15 +59,22 @@ class Decider:
             plan = await source.plan(exchange, key)
             if plan is not None:
                 return plan
-        if self.fallback == "error":
+        if self.effective_fallback() == "error":
             raise self.no_match(exchange)
         return Plan(source="generator", reply=self.generator.reply(exchange, key))
+
+    def effective_fallback(self) -> str:
+        """`generate` or `error`, as configured or (when not configured) as loaded."""
+        if self.fallback is not None:
+            return self.fallback
+        return "error" if any(_loaded(source) for source in self.sources) else "generate"
 
     def no_match(self, exchange: Exchange) -> ApiError:
         """The error for a request nothing matched, with the near-miss report as its message."""
         lines = [f"mockai: no rule or recording matches this {exchange.endpoint} request."]
         for source in self.sources:
             lines.extend(source.near_misses(exchange))
+        log.warning("%s", "\n".join(lines))
         # A 4xx the SDKs do not retry (not 408/409/429), so the test fails fast and visibly.
         return ApiError(
             self.no_match_status,
@@ -66,3 +82,13 @@ class Decider:
             type="invalid_request_error",
             code="mockai_no_match",
         )
+
+
+def _loaded(source: Source) -> bool:
+    # A source says whether it has anything to answer from with `loaded` (or `__len__`); one
+    # that says neither is there because something was configured for it.
+    loaded = getattr(source, "loaded", None)
+    if loaded is not None:
+        return bool(loaded)
+    size = getattr(source, "__len__", None)
+    return True if size is None else bool(size())

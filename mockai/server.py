@@ -9,14 +9,15 @@ same application in the foreground.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, ClassVar, TypeVar
 
 from aiohttp import web
 
-from mockai import admin, routes
+from mockai import admin, routes, scenario
 from mockai.catalog import Catalog
 from mockai.config import Config
 from mockai.decide import Decider, Source
@@ -39,24 +40,29 @@ def create_app(
     """A ready-to-run aiohttp application answering like the OpenAI API.
 
     `sources` default to those the configuration describes (rules, scenarios, cassettes).
+    Scenario files are loaded and validated here: a ScenarioError lists every problem.
     """
-    config = config or Config()
+    config = scenario.configure(config or Config())
     if sources is None:
         sources = build_sources(config)
     catalog = Catalog(config.models)
     generator = FallbackGenerator(config.seed, catalog)
+    rules = next((s for s in sources if isinstance(s, scenario.RuleBook)), None)
+    if rules is not None:
+        rules.fallback_generator = generator
     state = ServerState(
         config=config,
         catalog=catalog,
         decider=Decider(
             sources,
             generator,
-            fallback=_fallback(config, sources),
+            fallback=config.fallback,
             no_match_status=config.no_match_status,
         ),
         journal=Journal(config.journal_size),
         ratelimits=RateLimits(),
         codecs=routes.codecs(),
+        rules=rules,
     )
     app = web.Application(client_max_size=MAX_BODY)
     app[STATE] = state
@@ -124,6 +130,7 @@ class MockServer:
         self._runner: web.AppRunner | None = None
         self._background: BackgroundLoop | None = None
         self.app = create_app(self.config, sources)
+        self.config = self.state.config  # with the scenario files' settings applied
         self.port = 0
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -228,8 +235,47 @@ class MockServer:
         return self.state.journal.entries()
 
     def reset(self) -> None:
-        """Forget requests, rate-limit usage and repeat counters."""
+        """Forget requests, rate-limit usage, repeat counters and rule counters."""
         self.state.reset()
+
+    # --- rules ---------------------------------------------------------------------------------
+
+    def add_rule(self, rule: Mapping[str, Any]) -> str:
+        """Add a rule (a scenario-file rule as a dict), asked before the scenario files' rules.
+
+        Returns its name (`rule-1`, ... when it has none). The rule is validated like a file's:
+        a ScenarioError lists every problem. Safe to call while the server is serving.
+        """
+        return self._book().add([rule])[0]
+
+    def add_rules(self, rules: Iterable[Mapping[str, Any]]) -> list[str]:
+        """Add several rules at once (all or none); returns their names."""
+        return self._book().add(list(rules))
+
+    def remove_rule(self, name: str) -> None:
+        """Remove a rule by name (a runtime rule or a scenario rule)."""
+        self._book().remove(name)
+
+    def clear_rules(self) -> None:
+        """Remove every runtime rule; the scenario files' rules stay."""
+        self._book().clear()
+
+    def load(self, path: str | os.PathLike[str]) -> list[str]:
+        """Add the rules of a scenario file or folder (after the current scenario rules).
+
+        Only the rules are taken: settings (seed, models, ...) apply when given at start.
+        """
+        return self._book().load(scenario.load([os.fspath(path)]))
+
+    @property
+    def rules(self) -> list[scenario.RuleInfo]:
+        """Every rule in the order they are asked: name, source, origin, times served."""
+        return self._book().describe()
+
+    def _book(self) -> scenario.RuleBook:
+        if self.state.rules is None:
+            raise ServerError("this server was built with custom sources and has no rules")
+        return self.state.rules
 
 
 def _bound_port(runner: web.AppRunner) -> int:

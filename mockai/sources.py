@@ -20,8 +20,11 @@ def build_sources(config: Config) -> list[Source]:
 
 
 def _scenario_sources(config: Config) -> list[Source]:
-    # Filled in by the scenario package (runtime rules first, then the scenario files).
-    return []
+    # One RuleBook holds both: runtime rules are asked first, then the scenario files' rules. It
+    # is there even with no files, so that tests can add rules to any server.
+    from mockai.scenario import from_paths
+
+    return [from_paths(config.scenarios, strict=config.strict)]
 
 
 def _cassette_sources(config: Config) -> list[Source]:

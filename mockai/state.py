@@ -16,6 +16,7 @@ from mockai.faults import FaultPlanner
 from mockai.fingerprint import Occurrences
 from mockai.journal import Journal
 from mockai.ratelimit import RateLimits
+from mockai.scenario.book import RuleBook
 
 
 @dataclass
@@ -31,10 +32,13 @@ class ServerState:
     faults: FaultPlanner = field(default_factory=FaultPlanner)
     occurrences: Occurrences = field(default_factory=Occurrences)
     access_log: logging.Logger = field(default_factory=lambda: logging.getLogger("mockai.access"))
+    rules: RuleBook | None = None  # runtime + scenario rules (None with custom sources)
 
     def reset(self) -> None:
-        """Forget what was served: journal, rate-limit usage, repeat counters."""
+        """Forget what was served: journal, rate-limit usage, repeat and rule counters."""
         self.journal.clear()
+        if self.rules is not None:
+            self.rules.reset()
         self.ratelimits.clear()
         self.occurrences.clear()
 

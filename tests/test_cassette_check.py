@@ -127,5 +127,5 @@ def test_check_walks_folders_and_exits_1_on_problems(
     assert err.startswith(f"{bad}:1: cassette format version 2 is not supported")
     assert err.endswith("mockai check: 1 problem(s)\n")
     assert messages([str(tmp_path / "missing.yaml")]) == [
-        f"{tmp_path / 'missing.yaml'}:0: no such file or folder"
+        f"{tmp_path / 'missing.yaml'}: no such file or directory"
     ]

@@ -101,7 +101,7 @@ class MockaiFixture:
 
     def add_rule(self, rule: Mapping[str, Any]) -> str:
         """Add a scenario rule (the YAML format, as a dict); returns its name."""
-        return str(self.server.add_rule(dict(rule)))  # type: ignore[attr-defined]
+        return str(self.server.add_rule(dict(rule)))
 
     def add_rules(self, rules: Iterable[Mapping[str, Any]]) -> list[str]:
         """Add several rules, in order."""
@@ -109,15 +109,15 @@ class MockaiFixture:
 
     def remove_rule(self, name: str) -> None:
         """Remove a rule added at runtime."""
-        self.server.remove_rule(name)  # type: ignore[attr-defined]
+        self.server.remove_rule(name)
 
     def clear_rules(self) -> None:
         """Remove every rule added at runtime."""
-        self.server.clear_rules()  # type: ignore[attr-defined]
+        self.server.clear_rules()
 
     def load(self, path: str | Path) -> None:
         """Load a scenario file or folder into the running server."""
-        self.server.load(str(path))  # type: ignore[attr-defined]
+        self.server.load(str(path))
 
     def reset(self) -> None:
         """Forget requests, sequence positions and rate-limit usage."""

@@ -1,0 +1,40 @@
+"""Scenario files (format version 1): load + validate YAML with file:line problems, match, reply.
+
+loader      files / folders -> ScenarioSet (validated, cached), the cross-file checks
+yamlsrc     YAML -> values that remember their lines
+rules       one rule: conditions, steps (reply | error | sequence), limits, timing, faults
+matchers    `match:` keys, one self-registering class each
+operators   the text operators (equals, contains, startswith, endswith, regex)
+replies     `reply:` / `error:` -> Reply / ApiError per request; stale-fixture checks
+templates   sandboxed jinja2 templates, checked at load time
+schemas     cached jsonschema validators for the request's own schemas
+book        RuleBook: the decide.Source serving runtime + scenario rules, with counters
+nearmiss    the no-match report
+"""
+
+from __future__ import annotations
+
+from mockai.config import Config
+from mockai.scenario.book import RuleBook, RuleInfo, from_paths
+from mockai.scenario.loader import SETTINGS, ScenarioSet, load
+
+__all__ = ["RuleBook", "RuleInfo", "ScenarioSet", "configure", "from_paths", "load"]
+
+
+def configure(config: Config) -> Config:
+    """`config` with its scenario files' settings (seed, models, fallback, chaos, strict) applied.
+
+    Scenario files are the layer just above the defaults: a setting applies only where the
+    configuration still holds the default value (the environment, the CLI and `MockServer`
+    options set explicitly win).
+    """
+    if not config.scenarios:
+        return config
+    scenario_set = load(config.scenarios)
+    defaults = Config()
+    changes = {
+        name: scenario_set.value(name)
+        for name in SETTINGS
+        if scenario_set.value(name) is not None and getattr(config, name) == getattr(defaults, name)
+    }
+    return config.merged(**changes) if changes else config

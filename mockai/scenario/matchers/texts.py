@@ -1,0 +1,109 @@
+"""Conditions on texts of the request: user, system, tool_result."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from mockai.exchange import Endpoint, Exchange
+from mockai.scenario.matchers.base import Matcher, shorten, text_distance
+from mockai.scenario.operators import TextTest, compile_text
+from mockai.scenario.problems import Problems
+
+
+@dataclass(frozen=True)
+class _Text(Matcher):
+    """A text operator applied to one text of the request."""
+
+    test: TextTest
+    cost: ClassVar[int] = 3
+
+    @classmethod
+    def compile(cls, value: Any, line: int, where: str, problems: Problems) -> list[Matcher]:
+        test = compile_text(value, f"{where}.{cls.key}", line, problems)
+        return [] if test is None else [cls(line, test)]
+
+    def text(self, exchange: Exchange) -> str | None:
+        raise NotImplementedError
+
+    def holds(self, exchange: Exchange) -> bool:
+        text = self.text(exchange)
+        return self.test.negate if text is None else self.test.test(text)
+
+    def predicate(self) -> Callable[[Exchange], bool]:
+        test, text, absent = self.test.test, self.text, self.test.negate
+
+        def holds(exchange: Exchange) -> bool:
+            found = text(exchange)
+            return absent if found is None else test(found)
+
+        return holds
+
+    def expected(self) -> str:
+        return self.test.describe()
+
+    def actual(self, exchange: Exchange) -> str:
+        text = self.text(exchange)
+        return "(none)" if text is None else shorten(text)
+
+    def implies(self, other: Matcher) -> bool:
+        return (
+            type(other) is type(self) and isinstance(other, _Text) and self.test.implies(other.test)
+        )
+
+    def distance(self, exchange: Exchange) -> float:
+        return 0.0 if self.holds(exchange) else text_distance(self.test, self.text(exchange))
+
+
+@dataclass(frozen=True)
+class User(_Text, key="user"):
+    """The last user message (responses: last user input; completions: the prompt).
+
+    On embeddings and moderations, the inputs: the condition holds when one of them satisfies it.
+    """
+
+    def holds(self, exchange: Exchange) -> bool:
+        return self.predicate()(exchange)
+
+    def predicate(self) -> Callable[[Exchange], bool]:
+        test = self.test.test
+        embeddings, moderations = Endpoint.EMBEDDINGS, Endpoint.MODERATIONS
+
+        def holds(exchange: Exchange) -> bool:
+            endpoint = exchange.endpoint
+            if (endpoint is embeddings or endpoint is moderations) and exchange.inputs:
+                return any(test(text) for text in exchange.inputs)
+            return test(exchange.user_text)
+
+        return holds
+
+    def text(self, exchange: Exchange) -> str | None:
+        return exchange.user_text
+
+
+@dataclass(frozen=True)
+class System(_Text, key="system"):
+    """The system / developer messages, or the Responses API's `instructions`."""
+
+    def text(self, exchange: Exchange) -> str | None:
+        return exchange.system_text
+
+    def predicate(self) -> Callable[[Exchange], bool]:
+        test = self.test.test
+        return lambda exchange: test(exchange.system_text)
+
+    def actual(self, exchange: Exchange) -> str:
+        return shorten(exchange.system_text) if exchange.system_text else "(no system message)"
+
+
+@dataclass(frozen=True)
+class ToolResult(_Text, key="tool_result"):
+    """The latest tool-result message (absent: the condition does not hold)."""
+
+    def text(self, exchange: Exchange) -> str | None:
+        return exchange.tool_result
+
+    def actual(self, exchange: Exchange) -> str:
+        result = exchange.tool_result
+        return "(no tool result)" if result is None else shorten(result)

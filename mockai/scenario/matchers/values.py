@@ -1,0 +1,233 @@
+"""Conditions on simple values: endpoint, model, stream, has_tool_result, turn, tools."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from difflib import SequenceMatcher
+from typing import Any, ClassVar
+
+from mockai.exchange import Endpoint, Exchange
+from mockai.scenario.matchers.base import Matcher
+from mockai.scenario.problems import Problems, describe, suggest
+
+ENDPOINTS = tuple(e.value for e in Endpoint)
+
+
+@dataclass(frozen=True)
+class EndpointIs(Matcher, key="endpoint"):
+    """`endpoint: chat` or `endpoint: [chat, responses]`."""
+
+    endpoints: frozenset[str]
+    weight: ClassVar[float] = 0.3
+
+    @classmethod
+    def compile(cls, value: Any, line: int, where: str, problems: Problems) -> list[Matcher]:
+        names = value if isinstance(value, list) else [value]
+        bad = [n for n in names if n not in ENDPOINTS]
+        if not names or bad:
+            shown = describe(bad[0]) if bad else "an empty list"
+            problems.add(
+                line,
+                f"{where}.endpoint: {shown} is not an endpoint"
+                + suggest(bad[0] if bad else "", ENDPOINTS, noun="endpoints"),
+            )
+            return []
+        return [cls(line, frozenset(names))]
+
+    def holds(self, exchange: Exchange) -> bool:
+        return exchange.endpoint.value in self.endpoints
+
+    def predicate(self) -> Callable[[Exchange], bool]:
+        wanted = frozenset(Endpoint(name) for name in self.endpoints)
+        return lambda exchange: exchange.endpoint in wanted
+
+    def expected(self) -> str:
+        return " | ".join(e for e in ENDPOINTS if e in self.endpoints)
+
+    def actual(self, exchange: Exchange) -> str:
+        return exchange.endpoint.value
+
+    def implies(self, other: Matcher) -> bool:
+        return isinstance(other, EndpointIs) and self.endpoints <= other.endpoints
+
+
+@dataclass(frozen=True)
+class ModelGlob(Matcher, key="model"):
+    """`model: "gpt-4o*"`: a shell-style glob (case-sensitive), translated to a regex once."""
+
+    glob: str
+    pattern: re.Pattern[str] | None  # None: no wildcard, compared as a string
+
+    @classmethod
+    def compile(cls, value: Any, line: int, where: str, problems: Problems) -> list[Matcher]:
+        if not isinstance(value, str) or not value:
+            problems.add(
+                line,
+                f"{where}.model must be a model id or a glob like 'gpt-4o*', got {describe(value)}",
+            )
+            return []
+        wild = any(ch in value for ch in "*?[")
+        return [cls(line, value, re.compile(fnmatch.translate(value)) if wild else None)]
+
+    def holds(self, exchange: Exchange) -> bool:
+        if self.pattern is None:
+            return exchange.model == self.glob
+        return self.pattern.match(exchange.model) is not None
+
+    def predicate(self) -> Callable[[Exchange], bool]:
+        glob, pattern = self.glob, self.pattern
+        if pattern is None:
+            return lambda exchange: exchange.model == glob
+        match = pattern.match
+        return lambda exchange: match(exchange.model) is not None
+
+    def expected(self) -> str:
+        return repr(self.glob) if self.pattern is None else f"glob {self.glob!r}"
+
+    def actual(self, exchange: Exchange) -> str:
+        return repr(exchange.model)
+
+    def distance(self, exchange: Exchange) -> float:
+        if self.holds(exchange):
+            return 0.0
+        # Model ids share prefixes ("gpt-"): a different model is never very near.
+        return 1.0 - 0.5 * SequenceMatcher(None, self.glob.rstrip("*"), exchange.model).ratio()
+
+    def implies(self, other: Matcher) -> bool:
+        if not isinstance(other, ModelGlob):
+            return False
+        if self.glob == other.glob or other.glob == "*":
+            return True
+        return (
+            self.pattern is None
+            and other.pattern is not None
+            and bool(other.pattern.match(self.glob))
+        )
+
+
+@dataclass(frozen=True)
+class _Flag(Matcher):
+    """A boolean condition."""
+
+    wanted: bool
+    weight: ClassVar[float] = 0.3
+
+    @classmethod
+    def compile(cls, value: Any, line: int, where: str, problems: Problems) -> list[Matcher]:
+        if not isinstance(value, bool):
+            problems.add(line, f"{where}.{cls.key} must be true or false, got {describe(value)}")
+            return []
+        return [cls(line, value)]
+
+    def value(self, exchange: Exchange) -> bool:
+        raise NotImplementedError
+
+    def holds(self, exchange: Exchange) -> bool:
+        return self.value(exchange) is self.wanted
+
+    def expected(self) -> str:
+        return "true" if self.wanted else "false"
+
+    def actual(self, exchange: Exchange) -> str:
+        return "true" if self.value(exchange) else "false"
+
+
+@dataclass(frozen=True)
+class Stream(_Flag, key="stream"):
+    """`stream: true`: the request asks for a stream."""
+
+    def value(self, exchange: Exchange) -> bool:
+        return exchange.stream
+
+
+@dataclass(frozen=True)
+class HasToolResult(_Flag, key="has_tool_result"):
+    """`has_tool_result: true`: the latest message is a tool result (the agent loop's 2nd leg)."""
+
+    cost: ClassVar[int] = 2
+
+    def value(self, exchange: Exchange) -> bool:
+        return exchange.has_tool_result
+
+
+@dataclass(frozen=True)
+class Turn(Matcher, key="turn"):
+    """`turn: 2` or `turn: {min: 2, max: 3}`: how many user turns the conversation holds."""
+
+    low: int
+    high: int | None
+    weight: ClassVar[float] = 0.3
+    cost: ClassVar[int] = 3  # counts messages
+
+    @classmethod
+    def compile(cls, value: Any, line: int, where: str, problems: Problems) -> list[Matcher]:
+        if _is_int(value) and value >= 1:
+            return [cls(line, value, value)]
+        if isinstance(value, Mapping) and value and set(value) <= {"min", "max"}:
+            low, high = value.get("min", 1), value.get("max")
+            if _is_int(low) and low >= 1 and (high is None or (_is_int(high) and high >= low)):
+                return [cls(line, low, high)]
+        problems.add(
+            line,
+            f"{where}.turn must be a number >= 1 or {{min: N, max: M}} with 1 <= N <= M, "
+            f"got {describe(value)}",
+        )
+        return []
+
+    def holds(self, exchange: Exchange) -> bool:
+        turn = exchange.turn
+        return self.low <= turn and (self.high is None or turn <= self.high)
+
+    def expected(self) -> str:
+        if self.high == self.low:
+            return str(self.low)
+        return f"{self.low}..{'' if self.high is None else self.high}"
+
+    def actual(self, exchange: Exchange) -> str:
+        return str(exchange.turn)
+
+    def implies(self, other: Matcher) -> bool:
+        if not isinstance(other, Turn) or self.low < other.low:
+            return False
+        return other.high is None or (self.high is not None and self.high <= other.high)
+
+
+@dataclass(frozen=True)
+class Tools(Matcher, key="tools"):
+    """`tools: [get_weather]`: the request offers every one of these tools."""
+
+    names: frozenset[str]
+    cost: ClassVar[int] = 2
+
+    @classmethod
+    def compile(cls, value: Any, line: int, where: str, problems: Problems) -> list[Matcher]:
+        names = [value] if isinstance(value, str) else value
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            problems.add(line, f"{where}.tools must be a list of tool names, got {describe(value)}")
+            return []
+        return [cls(line, frozenset(names))]
+
+    def holds(self, exchange: Exchange) -> bool:
+        offered = {tool.name for tool in exchange.tools}
+        return self.names <= offered
+
+    def expected(self) -> str:
+        return "offers " + ", ".join(sorted(self.names))
+
+    def actual(self, exchange: Exchange) -> str:
+        offered = [tool.name for tool in exchange.tools]
+        return ("offers " + ", ".join(offered)) if offered else "(no tools)"
+
+    def implies(self, other: Matcher) -> bool:
+        return isinstance(other, Tools) and other.names <= self.names
+
+    def distance(self, exchange: Exchange) -> float:
+        offered = {tool.name for tool in exchange.tools}
+        return len(self.names - offered) / len(self.names)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -1,0 +1,140 @@
+"""The no-match report: the closest rules and, field by field, why each did not match.
+
+Rules are ranked by distance, as WireMock does: each failing condition adds how far the request
+is from satisfying it (0..1: `'abcd'` is near `equals 'abc'`), each condition that holds
+subtracts a little (vcrpy's "most matches"; flags such as `stream` count less). The best three
+are shown in WireMock's two-column layout: the rule's condition on the left, what the request had
+on the right, `<<<<<` on the rows that failed. A rule whose conditions all hold but that is used
+up says "already consumed". Everything registered is listed last, grouped by where it came from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from mockai.exchange import Exchange
+from mockai.scenario.rules import Rule
+
+SHOWN = 3
+_LEFT, _RIGHT = 48, 40
+_LISTED = 20
+
+
+@dataclass(frozen=True)
+class _Row:
+    left: str
+    right: str
+    failure: str | None = None
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    rule: Rule
+    rows: tuple[_Row, ...]
+    failed: int
+    held: int
+    consumed: bool = False
+    score: float = 0.0  # lower is closer
+
+
+def evaluate(rule: Rule, served: int, exchange: Exchange) -> _Verdict:
+    """Every condition of `rule` checked against `exchange`, plus whether it is used up."""
+    rows: list[_Row] = []
+    failed = held = 0
+    score = 0.0
+    for condition in rule.conditions:
+        ok = condition.holds(exchange)
+        failure = None if ok else f"{condition.subject} does not match"
+        rows.append(
+            _Row(
+                f"{condition.subject}: {condition.expected()}", condition.actual(exchange), failure
+            )
+        )
+        failed, held = failed + (not ok), held + ok
+        # WireMock-style distance: near values rank close; conditions that hold pull closer.
+        score += -0.5 * condition.support() if ok else condition.distance(exchange)
+    if not rule.conditions:
+        rows.append(_Row("(no conditions: matches every request)", ""))
+    limit = rule.limit
+    consumed = limit is not None and served >= limit
+    if limit is not None and consumed:
+        failed += 1
+        rows.append(_Row(_limit_text(rule), f"served {served}", _consumed(served, limit)))
+    return _Verdict(rule, tuple(rows), failed, held, consumed, score)
+
+
+def _limit_text(rule: Rule) -> str:
+    parts = []
+    if rule.fallthrough:
+        parts.append(f"sequence of {len(rule.steps)}, then fallthrough")
+    if rule.times is not None:
+        parts.append(f"times: {rule.times}")
+    return "; ".join(parts)
+
+
+def _consumed(served: int, limit: int) -> str:
+    noun = "time" if limit == 1 else "times"
+    return f"already consumed (served {served} of {limit} {noun})"
+
+
+def report(rules: Sequence[Rule], served: Mapping[str, int], exchange: Exchange) -> list[str]:
+    """The lines of the no-match report for `exchange` (empty when there are no rules)."""
+    if not rules:
+        return []
+    verdicts = [evaluate(rule, served.get(rule.name, 0), exchange) for rule in rules]
+    ranked = sorted(enumerate(verdicts), key=lambda iv: (iv[1].score, iv[0]))
+    lines = ["", f"Closest rules (of {len(rules)}), best first:"]
+    for _, verdict in ranked[:SHOWN]:
+        lines.append("")
+        lines.extend(_table(verdict, exchange))
+    lines.append("")
+    lines.extend(_listing(rules))
+    return lines
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _table(verdict: _Verdict, exchange: Exchange) -> list[str]:
+    rule = verdict.rule
+    left = min(_LEFT, max(len(r.left) for r in verdict.rows))
+    right = min(
+        _RIGHT, max([len(r.right) for r in verdict.rows] + [len(exchange.endpoint.value) + 8])
+    )
+
+    def row(a: str, b: str, failure: str | None = None) -> str:
+        text = f"{_cut(a, left):<{left}} | {_cut(b, right):<{right}}"
+        return (text + f"  <<<<< {failure}") if failure else text.rstrip()
+
+    rule_line = f"{rule.label}: {_summary(verdict)}"
+    lines = [
+        rule_line,
+        row("Closest rule", f"{exchange.endpoint.value} request"),
+        "-" * (left + right + 3),
+    ]
+    lines.extend(row(r.left, r.right, r.failure) for r in verdict.rows)
+    return lines
+
+
+def _summary(verdict: _Verdict) -> str:
+    total = len(verdict.rule.conditions)
+    failing = verdict.failed - verdict.consumed
+    if failing == 0:
+        return "every condition holds, but the rule is used up"
+    noun = "condition" if total == 1 else "conditions"
+    return f"{failing} of {total} {noun} failed"
+
+
+def _listing(rules: Sequence[Rule]) -> list[str]:
+    groups: dict[str, list[str]] = {}
+    for rule in rules:
+        origin = "runtime rules" if rule.kind == "rule" else rule.file
+        groups.setdefault(origin, []).append(rule.name)
+    lines = ["All rules, in the order they are asked:"]
+    for origin, names in groups.items():
+        shown = ", ".join(names[:_LISTED])
+        more = f" and {len(names) - _LISTED} more" if len(names) > _LISTED else ""
+        lines.append(f"  {origin}: {shown}{more}")
+    return lines

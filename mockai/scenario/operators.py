@@ -1,0 +1,196 @@
+"""Text operators for `match:` conditions: a closed set, compiled once at load time.
+
+A condition on a text (`user`, `system`, `tool_result`, a header) is a bare string ("contains"),
+or a mapping with exactly one operator, optionally `ignore_case: true`, or `{not: <condition>}`:
+
+    user: weather                          # contains
+    user: {equals: "What's the weather?"}
+    user: {startswith: "Translate", ignore_case: true}
+    user: {regex: "^(hi|hello)\\b"}
+    user: {not: {contains: goodbye}}
+
+The operator set is the `Op` enum (equals, contains, startswith, endswith, regex); an unknown
+operator is a load-time problem naming the valid ones.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from mockai.scenario.problems import Problems, describe, suggest
+from mockai.scenario.yamlsrc import line_of
+
+
+class Op(str, Enum):
+    """The text operators a scenario file may use."""
+
+    EQUALS = "equals"
+    CONTAINS = "contains"
+    STARTSWITH = "startswith"
+    ENDSWITH = "endswith"
+    REGEX = "regex"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+OPS = tuple(op.value for op in Op)
+_MODIFIERS = ("ignore_case", "not")
+
+
+def _tester(op: Op, value: str, pattern: re.Pattern[str] | None) -> Callable[[str], bool]:
+    if op is Op.EQUALS:
+        return value.__eq__
+    if op is Op.CONTAINS:
+        return lambda text: value in text
+    if op is Op.STARTSWITH:
+        return lambda text: text.startswith(value)
+    if op is Op.ENDSWITH:
+        return lambda text: text.endswith(value)
+    assert pattern is not None
+    search = pattern.search
+    return lambda text: search(text) is not None
+
+
+def _compose(
+    op: Op, value: str, ignore_case: bool, negate: bool, pattern: re.Pattern[str] | None
+) -> Callable[[str], bool]:
+    """One function doing the whole test: the hot path makes a single call per condition."""
+    if ignore_case and op is not Op.REGEX:
+        base = _tester(op, value.casefold(), pattern)
+        test: Callable[[str], bool] = lambda text: base(text.casefold())  # noqa: E731
+    else:
+        test = _tester(op, value, pattern)
+    if negate:
+        positive = test
+        return lambda text: not positive(text)
+    return test
+
+
+def _never(text: str) -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class TextTest:
+    """One compiled text condition: `test(text)` is the hot path (a str method or a regex)."""
+
+    op: Op
+    value: str
+    ignore_case: bool = False
+    negate: bool = False
+    pattern: re.Pattern[str] | None = field(default=None, compare=False)
+    test: Callable[[str], bool] = field(default=_never, compare=False, repr=False)
+
+    @classmethod
+    def make(
+        cls, op: Op, value: str, *, ignore_case: bool = False, negate: bool = False
+    ) -> TextTest:
+        """A compiled test (raises re.error for a bad regex)."""
+        flags = re.IGNORECASE if ignore_case else 0
+        pattern = re.compile(value, flags) if op is Op.REGEX else None
+        test = _compose(op, value, ignore_case, negate, pattern)
+        return cls(op, value, ignore_case, negate, pattern, test)
+
+    def negated(self) -> TextTest:
+        """The same test, inverted."""
+        return TextTest.make(
+            self.op, self.value, ignore_case=self.ignore_case, negate=not self.negate
+        )
+
+    def describe(self) -> str:
+        """`contains 'weather'`, `not regex '^hi' (ignoring case)`."""
+        text = f"{'not ' if self.negate else ''}{self.op.value} {self.value!r}"
+        return text + (" (ignoring case)" if self.ignore_case else "")
+
+    def implies(self, other: TextTest) -> bool:
+        """True when every text passing `self` certainly passes `other` (for shadowing checks)."""
+        if self == other:
+            return True
+        if self.negate or other.negate or self.ignore_case != other.ignore_case:
+            return False
+        if self.ignore_case and Op.REGEX in (self.op, other.op):
+            return False
+        mine = self.value.casefold() if self.ignore_case else self.value
+        if self.op is Op.EQUALS:
+            return other.test(mine)
+        theirs = other.value.casefold() if other.ignore_case else other.value
+        if other.op is Op.CONTAINS and self.op in (Op.STARTSWITH, Op.ENDSWITH, Op.CONTAINS):
+            return theirs in mine
+        if self.op is other.op and self.op is Op.STARTSWITH:
+            return mine.startswith(theirs)
+        if self.op is other.op and self.op is Op.ENDSWITH:
+            return mine.endswith(theirs)
+        return False
+
+
+def compile_text(value: Any, where: str, line: int, problems: Problems) -> TextTest | None:
+    """The TextTest for a condition value; problems are recorded (None if it is invalid)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)
+    if isinstance(value, str):
+        return TextTest.make(Op.CONTAINS, value)
+    if not isinstance(value, Mapping):
+        # YAML reads bare yes / no / on / off / null as booleans and null, not as text.
+        hint = (
+            " (quote it if you meant the text)" if value is None or isinstance(value, bool) else ""
+        )
+        problems.add(
+            line,
+            f"{where} must be a string or a mapping such as {{contains: text}}, "
+            f"got {describe(value)}{hint}",
+        )
+        return None
+    if "not" in value:
+        return _compile_not(value, where, line, problems)
+    ops = [key for key in value if key not in _MODIFIERS]
+    for key in ops:
+        if key not in OPS:
+            problems.add(
+                line_of(value, key),
+                f"unknown operator '{key}' in {where}" + suggest(key, OPS, noun="operators"),
+            )
+            return None
+    if len(ops) != 1:
+        found = f"got {len(ops)}: {', '.join(map(str, ops))}" if ops else "got none"
+        problems.add(line, f"{where} takes exactly one operator ({', '.join(OPS)}), {found}")
+        return None
+    op = Op(ops[0])
+    text = value[op.value]
+    op_line = line_of(value, op.value)
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        text = str(text)
+    if not isinstance(text, str):
+        problems.add(op_line, f"{where}: {op.value} takes a string, got {describe(text)}")
+        return None
+    ignore_case = value.get("ignore_case", False)
+    if not isinstance(ignore_case, bool):
+        problems.add(
+            line_of(value, "ignore_case"),
+            f"{where}: ignore_case must be true or false, got {describe(ignore_case)}",
+        )
+        return None
+    try:
+        return TextTest.make(op, text, ignore_case=ignore_case)
+    except re.error as error:
+        problems.add(op_line, f"invalid regex {text!r} in {where}: {error}")
+        return None
+
+
+def _compile_not(
+    value: Mapping[str, Any], where: str, line: int, problems: Problems
+) -> TextTest | None:
+    if len(value) != 1:
+        others = ", ".join(str(k) for k in value if k != "not")
+        problems.add(
+            line,
+            f"{where}: 'not' takes one condition and nothing beside it, got it with {others} "
+            "(write {not: {contains: text}})",
+        )
+        return None
+    inner = compile_text(value["not"], f"{where}.not", line_of(value, "not"), problems)
+    return None if inner is None else inner.negated()

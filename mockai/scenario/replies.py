@@ -1,0 +1,409 @@
+"""`reply:` blocks compiled at load time into ReplySpecs (built per request by `respond`).
+
+Every key is checked with its line: text and JSON leaves may be templates (compiled and checked
+here), tool calls need valid names and arguments that are a mapping, a JSON string or `auto`,
+embeddings vectors must be numbers, moderation categories must exist. A reply with no text, JSON,
+tool calls or refusal (`reply: {}`) leaves the answer to the generator: a schema-valid instance
+for a json_schema request, plausible prose otherwise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from mockai.generate import moderation
+from mockai.scenario import templates
+from mockai.scenario.problems import Problems, describe, suggest
+from mockai.scenario.yamlsrc import line_of
+from mockai.wire import jsonbytes
+
+if TYPE_CHECKING:
+    pass
+
+REPLY_KEYS = (
+    "content",
+    "json",
+    "tool_calls",
+    "refusal",
+    "finish_reason",
+    "usage",
+    "vector",
+    "vectors",
+    "seed",
+    "flagged",
+    "categories",
+    "category_scores",
+)
+FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter", "function_call")
+USAGE_KEYS = (
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "input_tokens",
+    "output_tokens",
+)
+TOOL_CALL_KEYS = ("name", "arguments", "id")
+_TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+
+# --- values with template leaves ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tree:
+    """A JSON value whose strings may be templates; constant trees are serialised once."""
+
+    value: Any  # dict / list / Text / scalar
+    constant: bool
+    text: str | None = None  # the compact JSON of a constant tree
+
+    def render(self, ctx: Mapping[str, Any]) -> Any:
+        """The value for this request."""
+        return _render_tree(self.value, ctx)
+
+    def json(self, ctx: Mapping[str, Any]) -> str:
+        """The compact JSON text for this request."""
+        if self.text is not None:
+            return self.text
+        return jsonbytes.dumps_str(self.render(ctx))
+
+
+def _render_tree(value: Any, ctx: Mapping[str, Any]) -> Any:
+    if isinstance(value, templates.Text):
+        return value.render(ctx)
+    if isinstance(value, dict):
+        return {key: _render_tree(item, ctx) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_render_tree(item, ctx) for item in value]
+    return value
+
+
+def compile_tree(value: Any, line: int, where: str, problems: Problems) -> Tree | None:
+    """A Tree for a JSON-like YAML value (problems recorded for values JSON cannot hold)."""
+    before = len(problems.items)
+    built, constant = _tree(value, line, where, problems)
+    if len(problems.items) > before:
+        return None
+    return Tree(built, constant, jsonbytes.dumps_str(built) if constant else None)
+
+
+def _tree(value: Any, line: int, where: str, problems: Problems) -> tuple[Any, bool]:
+    if isinstance(value, str):
+        text = templates.compile_text(value, line, where, problems)
+        if text is None or not text.dynamic:
+            return value, True
+        return text, False
+    if isinstance(value, Mapping):
+        out, constant = {}, True
+        for key, item in value.items():
+            out[str(key)], const = _tree(item, line_of(value, key), where, problems)
+            constant &= const
+        return out, constant
+    if isinstance(value, list):
+        items = [_tree(item, line_of(value, i), where, problems) for i, item in enumerate(value)]
+        return [built for built, _ in items], all(const for _, const in items)
+    if value is None or isinstance(value, (bool, int)):
+        return value, True
+    if isinstance(value, float) and math.isfinite(value):
+        return value, True
+    problems.add(line, f"{where}: {value!r} cannot be sent as JSON")
+    return None, True
+
+
+# --- reply specs ----------------------------------------------------------------------------------
+
+AUTO = "auto"
+
+
+@dataclass(frozen=True)
+class ToolCallSpec:
+    """One scripted tool call: `arguments` is a Tree, a template Text, or `auto`."""
+
+    name: str
+    arguments: Tree | templates.Text | str
+    id: str | None = None
+
+
+@dataclass(frozen=True)
+class ReplySpec:
+    """A compiled `reply:` block."""
+
+    content: templates.Text | None = None
+    json: Tree | None = None
+    tool_calls: tuple[ToolCallSpec, ...] = ()
+    refusal: templates.Text | None = None
+    finish_reason: str | None = None
+    usage: Mapping[str, int] | None = None
+    vectors: tuple[tuple[float, ...], ...] | None = None
+    embedding_seed: int | None = None
+    moderation: Mapping[str, Any] | None = None
+    dynamic: bool = field(default=False)  # needs a seeded faker (templates, auto arguments)
+
+    @property
+    def generated(self) -> bool:
+        """True when nothing is scripted for the text: the generator fills the answer in."""
+        return (
+            self.content is None
+            and self.json is None
+            and not self.tool_calls
+            and self.refusal is None
+        )
+
+
+def compile_reply(value: Any, line: int, where: str, problems: Problems) -> ReplySpec | None:
+    """The ReplySpec for a `reply:` value; every problem recorded."""
+    if isinstance(value, str):  # shorthand: `reply: hello` is `reply: {content: hello}`
+        value = {"content": value}
+    if not isinstance(value, Mapping):
+        problems.add(
+            line, f"{where}: reply must be a mapping such as {{content: hi}}, got {describe(value)}"
+        )
+        return None
+    before = len(problems.items)
+    for key in value:
+        if key not in REPLY_KEYS:
+            problems.add(
+                line_of(value, key),
+                f"unknown key '{key}' in {where} reply" + suggest(key, REPLY_KEYS),
+            )
+    _exclusive(value, ("content", "json", "refusal"), line, where, problems)
+    _exclusive(value, ("refusal", "tool_calls"), line, where, problems)
+    _exclusive(value, ("vector", "vectors", "seed"), line, where, problems)
+    at = f"{where} reply"
+    spec = ReplySpec(
+        content=_text(value, "content", at, problems),
+        json=_json(value, at, problems),
+        tool_calls=_tool_calls(value, at, problems),
+        refusal=_text(value, "refusal", at, problems),
+        finish_reason=_finish_reason(value, at, problems),
+        usage=_usage(value, at, problems),
+        vectors=_vectors(value, at, problems),
+        embedding_seed=_embedding_seed(value, at, problems),
+        moderation=_moderation(value, at, problems),
+    )
+    if len(problems.items) > before:
+        return None
+    dynamic = any(isinstance(t, templates.Text) and t.dynamic for t in (spec.content, spec.refusal))
+    dynamic |= spec.json is not None and not spec.json.constant
+    for call in spec.tool_calls:
+        args = call.arguments
+        dynamic |= args == AUTO or (isinstance(args, templates.Text) and args.dynamic)
+        dynamic |= isinstance(args, Tree) and not args.constant
+    return dataclasses.replace(spec, dynamic=dynamic)
+
+
+def _exclusive(
+    value: Mapping[str, Any], keys: tuple[str, ...], line: int, where: str, problems: Problems
+) -> None:
+    given = [key for key in keys if key in value]
+    if len(given) > 1:
+        problems.add(
+            line_of(value, given[1]),
+            f"{where} reply has both '{given[0]}' and '{given[1]}': give only one of "
+            + ", ".join(keys),
+        )
+
+
+def _text(value: Mapping[str, Any], key: str, where: str, problems: Problems) -> Any:
+    if key not in value:
+        return None
+    text, line = value[key], line_of(value, key)
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        text = str(text)
+    if not isinstance(text, str):
+        problems.add(line, f"{where}.{key} must be a string, got {describe(text)}")
+        return None
+    return templates.compile_text(text, line, f"{where}.{key}", problems)
+
+
+def _json(value: Mapping[str, Any], where: str, problems: Problems) -> Tree | None:
+    if "json" not in value:
+        return None
+    return compile_tree(value["json"], line_of(value, "json"), f"{where}.json", problems)
+
+
+def _tool_calls(
+    value: Mapping[str, Any], where: str, problems: Problems
+) -> tuple[ToolCallSpec, ...]:
+    raw = value.get("tool_calls")
+    if raw is None:
+        return ()
+    line = line_of(value, "tool_calls")
+    items = [raw] if isinstance(raw, Mapping) else raw
+    if not isinstance(items, list) or not items:
+        problems.add(
+            line,
+            f"{where}.tool_calls must be a list such as [{{name: get_weather, arguments: "
+            f"{{city: Paris}}}}], got {describe(raw)}",
+        )
+        return ()
+    calls = []
+    for index, item in enumerate(items):
+        spot = line_of(items, index) if items is raw else line
+        call = _tool_call(item, spot, f"{where}.tool_calls[{index}]", problems)
+        if call is not None:
+            calls.append(call)
+    return tuple(calls)
+
+
+def _tool_call(item: Any, line: int, where: str, problems: Problems) -> ToolCallSpec | None:
+    if not isinstance(item, Mapping):
+        problems.add(line, f"{where} must be a mapping with a name, got {describe(item)}")
+        return None
+    for key in item:
+        if key not in TOOL_CALL_KEYS:
+            problems.add(
+                line_of(item, key), f"unknown key '{key}' in {where}" + suggest(key, TOOL_CALL_KEYS)
+            )
+    name = item.get("name")
+    if not isinstance(name, str) or not _TOOL_NAME.match(name):
+        problems.add(
+            line_of(item, "name") if "name" in item else line,
+            f"{where} needs a name of letters, digits, _ or - (at most 64), got {describe(name)}",
+        )
+        return None
+    call_id = item.get("id")
+    if call_id is not None and not isinstance(call_id, str):
+        problems.add(line_of(item, "id"), f"{where}.id must be a string, got {describe(call_id)}")
+    arguments = _arguments(item, line, where, problems)
+    if arguments is None:
+        return None
+    return ToolCallSpec(name, arguments, call_id)
+
+
+def _arguments(item: Mapping[str, Any], line: int, where: str, problems: Problems) -> Any:
+    raw = item.get("arguments", {})
+    spot = line_of(item, "arguments") if "arguments" in item else line
+    if raw == AUTO:
+        return AUTO
+    if isinstance(raw, str):  # a JSON string, sent as is (maybe broken on purpose)
+        return templates.compile_text(raw, spot, f"{where}.arguments", problems)
+    if isinstance(raw, Mapping):
+        return compile_tree(raw, spot, f"{where}.arguments", problems)
+    problems.add(
+        spot,
+        f"{where}.arguments must be a mapping, a JSON string or 'auto', got {describe(raw)}",
+    )
+    return None
+
+
+def _finish_reason(value: Mapping[str, Any], where: str, problems: Problems) -> str | None:
+    reason = value.get("finish_reason")
+    if reason is None:
+        return None
+    if reason not in FINISH_REASONS:
+        problems.add(
+            line_of(value, "finish_reason"),
+            f"{where}.finish_reason: {describe(reason)} is not a finish reason"
+            + suggest(reason, FINISH_REASONS, noun="valid"),
+        )
+        return None
+    return str(reason)
+
+
+def _usage(value: Mapping[str, Any], where: str, problems: Problems) -> Mapping[str, int] | None:
+    raw = value.get("usage")
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        problems.add(
+            line_of(value, "usage"),
+            f"{where}.usage must be a mapping such as {{prompt_tokens: 10, completion_tokens: 5}}",
+        )
+        return None
+    usage = {}
+    for key, number in raw.items():
+        spot = line_of(raw, key)
+        if key not in USAGE_KEYS:
+            problems.add(spot, f"unknown key '{key}' in {where}.usage" + suggest(key, USAGE_KEYS))
+        elif not isinstance(number, int) or isinstance(number, bool) or number < 0:
+            problems.add(
+                spot, f"{where}.usage.{key} must be a whole number >= 0, got {describe(number)}"
+            )
+        else:
+            usage[key] = number
+    return usage
+
+
+def _numbers(raw: Any) -> tuple[float, ...] | None:
+    if not isinstance(raw, list) or not raw:
+        return None
+    if not all(
+        isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in raw
+    ):
+        return None
+    return tuple(float(x) for x in raw)
+
+
+def _vectors(value: Mapping[str, Any], where: str, problems: Problems) -> Any:
+    if "vector" in value:
+        vector = _numbers(value["vector"])
+        if vector is None:
+            problems.add(
+                line_of(value, "vector"), f"{where}.vector must be a non-empty list of numbers"
+            )
+            return None
+        return (vector,)
+    if "vectors" not in value:
+        return None
+    raw = value["vectors"]
+    vectors = [_numbers(v) for v in raw] if isinstance(raw, list) and raw else [None]
+    if any(v is None for v in vectors):
+        problems.add(
+            line_of(value, "vectors"),
+            f"{where}.vectors must be a list of non-empty lists of numbers (one per input)",
+        )
+        return None
+    return tuple(vectors)
+
+
+def _embedding_seed(value: Mapping[str, Any], where: str, problems: Problems) -> int | None:
+    seed = value.get("seed")
+    if seed is None:
+        return None
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        problems.add(
+            line_of(value, "seed"), f"{where}.seed must be a whole number, got {describe(seed)}"
+        )
+        return None
+    return seed
+
+
+def _moderation(value: Mapping[str, Any], where: str, problems: Problems) -> Any:
+    result: dict[str, Any] = {}
+    if "flagged" in value:
+        if not isinstance(value["flagged"], bool):
+            problems.add(line_of(value, "flagged"), f"{where}.flagged must be true or false")
+        result["flagged"] = value["flagged"]
+    for key, check in (("categories", _is_bool), ("category_scores", _is_score)):
+        if key not in value:
+            continue
+        raw = value[key]
+        if not isinstance(raw, Mapping):
+            problems.add(line_of(value, key), f"{where}.{key} must be a mapping of categories")
+            continue
+        for name, setting in raw.items():
+            if name not in moderation.CATEGORIES:
+                problems.add(
+                    line_of(raw, name),
+                    f"{where}.{key}: '{name}' is not a moderation category"
+                    + suggest(name, moderation.CATEGORIES, noun="categories"),
+                )
+            elif not check(setting):
+                wanted = "true or false" if key == "categories" else "a number between 0 and 1"
+                problems.add(line_of(raw, name), f"{where}.{key}.{name} must be {wanted}")
+        result[key] = dict(raw)
+    return result or None
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
+def _is_score(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1

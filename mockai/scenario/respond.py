@@ -1,0 +1,215 @@
+"""Building the Reply for one request from a ReplySpec, and catching stale fixtures.
+
+Templates are rendered with a Faker seeded from the request's content key, `arguments: auto` is
+generated from the offered tool's own schema, and scripted tool arguments / JSON are checked
+against the schemas the request carries. A mismatch is a *stale fixture*: a warning (the
+`x-mockai-warning` header, the journal and a log line), or in strict mode a 400
+`mockai_stale_fixture` error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from mockai.catalog import infer
+from mockai.exchange import Endpoint, Exchange
+from mockai.generate import embeddings, prose, schema
+from mockai.reply import Choice, Reply, ToolCall
+from mockai.scenario import schemas, templates
+from mockai.scenario.replies import AUTO, ReplySpec, ToolCallSpec, Tree
+from mockai.wire import jsonbytes
+
+if TYPE_CHECKING:
+    from faker import Faker
+
+    from mockai.generate.fallback import FallbackGenerator
+
+log = logging.getLogger("mockai")
+_TALKING = (Endpoint.CHAT, Endpoint.RESPONSES, Endpoint.COMPLETIONS)
+
+
+class StaleFixture(Exception):
+    """A scripted value contradicts the request's schema (an error in strict mode)."""
+
+
+@dataclass
+class Build:
+    """Everything one reply build needs: the request, its key, the rule, and the switches."""
+
+    exchange: Exchange
+    key: bytes
+    call: int
+    label: str  # `rule 'weather' (scenarios/agent.yaml:4)`
+    generator: Callable[[], FallbackGenerator]
+    strict: bool
+    warnings: list[str] = field(default_factory=list)
+
+    def flag(self, message: str) -> None:
+        """A stale-fixture finding: a warning, or an error in strict mode."""
+        text = f"{self.label}: {message}"
+        if self.strict:
+            raise StaleFixture(text)
+        self.warn(text)
+
+    def warn(self, text: str) -> None:
+        """A warning for the client (header), the journal and the log."""
+        text = " ".join(text.split())  # one line: it travels in an HTTP header
+        log.warning("mockai: %s", text)
+        self.warnings.append(text)
+
+
+def build_reply(spec: ReplySpec, build: Build) -> Reply:
+    """The Reply for one request (raises StaleFixture in strict mode, TemplateRenderError)."""
+    with _faker_for(spec, build) as faker:
+        ctx = templates.context(build.exchange, faker, build.call) if faker is not None else {}
+        choices = _choices(spec, build, ctx, faker)
+    reply = Reply(
+        choices=choices,
+        embeddings=_embeddings(spec, build.exchange),
+        moderation=(spec.moderation,) if spec.moderation else None,
+        usage=spec.usage,
+    )
+    _check(spec, reply, build)
+    return dataclasses.replace(reply, warnings=tuple(build.warnings)) if build.warnings else reply
+
+
+@contextmanager
+def _faker_for(spec: ReplySpec, build: Build) -> Iterator[Faker | None]:
+    """The shared Faker seeded for this request, held for the build; None if nothing needs it."""
+    if not spec.dynamic:
+        yield None
+        return
+    with prose.seeded_faker(int.from_bytes(build.key[16:24], "big")) as faker:
+        yield faker
+
+
+def _choices(
+    spec: ReplySpec, build: Build, ctx: Mapping[str, Any], faker: Faker | None
+) -> tuple[Choice, ...]:
+    exchange = build.exchange
+    if spec.generated:
+        if exchange.endpoint not in _TALKING:
+            return (Choice(content=""),)
+        choices = build.generator().reply(exchange, build.key).choices
+    else:
+        content = spec.content.render(ctx) if spec.content is not None else None
+        if spec.json is not None:
+            content = spec.json.json(ctx)
+        calls = tuple(
+            _tool_call_for(call, index, build, ctx, faker)
+            for index, call in enumerate(spec.tool_calls)
+        )
+        refusal = spec.refusal.render(ctx) if spec.refusal is not None else None
+        choices = (Choice(content=content, tool_calls=calls, refusal=refusal),)
+    if spec.finish_reason is not None:
+        choices = tuple(dataclasses.replace(c, finish_reason=spec.finish_reason) for c in choices)
+    return choices
+
+
+def _tool_call_for(
+    call: ToolCallSpec, index: int, build: Build, ctx: Mapping[str, Any], faker: Faker | None
+) -> ToolCall:
+    arguments = call.arguments
+    if isinstance(arguments, Tree):
+        text = arguments.json(ctx)
+    elif isinstance(arguments, templates.Text):
+        text = arguments.render(ctx)
+    else:
+        text = _auto_arguments(call.name, index, build, faker)
+    return ToolCall(call.name, text, call.id)
+
+
+def _auto_arguments(name: str, index: int, build: Build, faker: Faker | None) -> str:
+    tool = build.exchange.tool(name)
+    if tool is None:
+        return "{}"  # _check flags the tool as not offered
+    parameters = tool.parameters or {"type": "object", "properties": {}}
+    rng = random.Random(int.from_bytes(build.key[:16], "big") + 7919 * (index + 1))
+    try:
+        value = schema.instance(parameters, rng, faker=faker, context=build.exchange.user_text)
+    except schema.SchemaGenerationError as error:
+        build.warn(f"{build.label}: cannot generate arguments for tool '{name}': {error}")
+        return "{}"
+    return jsonbytes.dumps_str(value)
+
+
+def _embeddings(spec: ReplySpec, exchange: Exchange) -> tuple[Any, ...] | None:
+    if spec.vectors is not None:
+        return spec.vectors
+    if spec.embedding_seed is None or exchange.endpoint is not Endpoint.EMBEDDINGS:
+        return None
+    return embeddings.reply_for(
+        exchange, infer(exchange.model).dimensions, spec.embedding_seed
+    ).embeddings
+
+
+# --- stale fixtures -------------------------------------------------------------------------------
+
+
+def _check(spec: ReplySpec, reply: Reply, build: Build) -> None:
+    exchange = build.exchange
+    if exchange.endpoint not in (Endpoint.CHAT, Endpoint.RESPONSES) or spec.generated:
+        return
+    choice = reply.choices[0]
+    for call, scripted in zip(choice.tool_calls, spec.tool_calls, strict=True):
+        _check_call(call, scripted, build)
+    if len(choice.tool_calls) > 1 and not exchange.parallel_tool_calls:
+        build.flag(
+            f"answers with {len(choice.tool_calls)} tool calls but the request set "
+            "parallel_tool_calls: false"
+        )
+    if choice.content is not None and (spec.json is not None or spec.content is not None):
+        _check_json(choice.content, build)
+
+
+def _check_call(call: ToolCall, scripted: ToolCallSpec, build: Build) -> None:
+    exchange = build.exchange
+    tool = exchange.tool(call.name)
+    if tool is None or exchange.tool_choice.mode == "none":
+        offered = ", ".join(t.name for t in exchange.tools)
+        if exchange.tool_choice.mode == "none" and tool is not None:
+            why = "the request set tool_choice: none"
+        else:
+            why = f"the request offers {offered}" if offered else "the request offers no tools"
+        build.flag(f"calls tool '{call.name}', but {why}")
+        return
+    if scripted.arguments == AUTO or tool.parameters is None:
+        return
+    try:
+        arguments = jsonbytes.loads(call.arguments)
+    except ValueError:
+        build.warn(f"{build.label}: the arguments of tool call '{call.name}' are not valid JSON")
+        return
+    problem = schemas.violation(tool.parameters, arguments)
+    if problem is not None:
+        build.flag(
+            f"the arguments of tool call '{call.name}' do not match the tool's schema: {problem}"
+        )
+
+
+def _check_json(content: str, build: Build) -> None:
+    fmt = build.exchange.response_format
+    if fmt is None or fmt.kind == "text":
+        return
+    try:
+        value = jsonbytes.loads(content)
+    except ValueError:
+        build.flag(f"the request asks for {fmt.kind} output, but the content is not JSON")
+        return
+    if fmt.kind == "json_object":
+        if not isinstance(value, dict):
+            build.flag("the request asks for a JSON object, but the content is not an object")
+        return
+    if fmt.schema is not None:
+        problem = schemas.violation(fmt.schema, value)
+        if problem is not None:
+            build.flag(
+                f"the JSON content does not match the response_format schema "
+                f"'{fmt.name}': {problem}"
+            )
