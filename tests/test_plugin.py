@@ -249,3 +249,123 @@ def test_cheap_clients(run) -> None:  # type: ignore[no-untyped-def]
         """
     )
     result.assert_outcomes(passed=2)
+
+
+UNMATCHED = """
+    import openai, pytest
+
+    @pytest.fixture
+    def client(mockai):
+        mockai.add_rule({"name": "greeting", "match": {"user": "hi"}, "reply": {"content": "hello"}})
+        with mockai.openai_client(max_retries=0) as client:
+            yield client
+
+    def ask_and_swallow(client, text):
+        try:
+            return client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": text}]
+            ).choices[0].message.content
+        except openai.APIError:
+            return "fallback answer"   # the app under test hides the failure
+"""
+
+
+def test_unmatched_request_fails_the_test_at_teardown(run) -> None:  # type: ignore[no-untyped-def]
+    result = run(
+        UNMATCHED
+        + """
+    def test_swallowed(client):
+        assert ask_and_swallow(client, "hi") == "hello"
+        assert ask_and_swallow(client, "goodbye") == "fallback answer"
+    """
+    )
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*mockai: 1 request(s) matched no rule or recording*",
+            "*greeting*",  # the near-miss report names the closest rule ...
+            "*goodbye*",  # ... and what the request said instead
+            "*timeline:*",
+            "*#2 *POST /v1/chat/completions*-> 400 mockai_no_match*",
+        ]
+    )
+
+
+def test_unmatched_check_stays_quiet_when_the_test_failed(run) -> None:  # type: ignore[no-untyped-def]
+    result = run(
+        UNMATCHED
+        + """
+    def test_fails_anyway(client):
+        ask_and_swallow(client, "goodbye")
+        assert False, "the real failure"
+    """
+    )
+    result.assert_outcomes(failed=1)
+    assert "matched no rule" not in result.stdout.str()
+
+
+def test_strict_false_allows_unmatched(run) -> None:  # type: ignore[no-untyped-def]
+    result = run(
+        UNMATCHED
+        + """
+    @pytest.mark.mockai(strict=False)
+    def test_lenient(client, mockai):
+        assert ask_and_swallow(client, "goodbye") == "fallback answer"
+        assert len(mockai.unmatched) == 1
+    """
+    )
+    result.assert_outcomes(passed=1)
+
+
+def test_retry_assertions(run) -> None:  # type: ignore[no-untyped-def]
+    result = run(
+        """
+        import httpx, pytest
+
+        RULE = {
+            "match": {"user": "flaky"},
+            "sequence": [
+                {"error": {"status": 429, "retry_after": 0.2}},
+                {"error": {"status": 503, "retry_after": 0.2}},
+                {"reply": {"content": "finally"}},
+            ],
+        }
+
+        def test_sdk_respects_retry_after(mockai):
+            mockai.add_rule(RULE)
+            with mockai.openai_client(max_retries=2) as client:
+                reply = client.chat.completions.create(
+                    model="m", messages=[{"role": "user", "content": "flaky"}]
+                )
+            assert reply.choices[0].message.content == "finally"
+            mockai.assert_called(3)
+            mockai.assert_retries_respected()
+
+        def test_impatient_client_is_caught(mockai):
+            mockai.add_rule(RULE)
+            body = {"model": "m", "messages": [{"role": "user", "content": "flaky"}]}
+            for attempt in range(3):
+                headers = {"x-stainless-retry-count": str(attempt)}
+                httpx.post(mockai.url + "/chat/completions", json=body, headers=headers)
+            with pytest.raises(AssertionError) as caught:
+                mockai.assert_retries_respected()
+            message = str(caught.value)
+            assert "asked to wait 0.200s" in message
+            assert "timeline:" in message and "retry=2" in message
+        """
+    )
+    result.assert_outcomes(passed=2)
+
+
+def test_strict_off_from_ini_and_back_on_from_the_command_line(run) -> None:  # type: ignore[no-untyped-def]
+    source = (
+        UNMATCHED
+        + """
+    def test_swallowed(client):
+        ask_and_swallow(client, "goodbye")
+    """
+    )
+    run(source, ini="mockai_strict = false\n").assert_outcomes(passed=1)
+    run(source, "--mockai-strict=true", ini="mockai_strict = false\n").assert_outcomes(
+        passed=1, errors=1
+    )

@@ -50,7 +50,7 @@ def add_options(parser: pytest.Parser) -> None:
             group.addoption(flag, dest=f"mockai_{name}", choices=RECORD_MODES, help=help_text)
         else:
             group.addoption(flag, dest=f"mockai_{name}", help=help_text)
-        parser.addini(f"mockai_{name}", help_text, type=kind)  # type: ignore[arg-type]
+        parser.addini(f"mockai_{name}", help_text, type=kind, default=None)  # type: ignore[arg-type]
 
 
 def marker_line() -> str:
