@@ -18,6 +18,7 @@ from aiohttp import web
 
 from mockai import admin, routes
 from mockai.catalog import Catalog
+from mockai.chaos import FaultPlanner
 from mockai.config import Config
 from mockai.decide import Decider, Source
 from mockai.errors import ServerError
@@ -50,11 +51,14 @@ def create_app(
         catalog=catalog,
         decider=Decider(sources, generator),
         journal=Journal(config.journal_size),
-        ratelimits=RateLimits(),
+        ratelimits=RateLimits.from_spec(config.limits),
         codecs=routes.codecs(),
+        faults=FaultPlanner.from_config(config),
     )
     app = web.Application(client_max_size=MAX_BODY)
     app[STATE] = state
+    app.on_startup.append(state.delivery.startup)
+    app.on_shutdown.append(state.delivery.shutdown)  # ends stalled / hung connections at once
     routes.add_api_routes(app, state.codecs.values())
     admin.add_admin_routes(app)
     routes.add_catch_all(app)
