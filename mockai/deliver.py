@@ -31,6 +31,7 @@ import random
 import socket
 import struct
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -92,6 +93,8 @@ class Delivery:
         self.split_pause = split_pause
         self._stopping = False
         self._holds: set[asyncio.Future[None]] = set()
+        self._turns: deque[asyncio.Future[None]] = deque()
+        self._granting = False
 
     async def hold(self, request: web.BaseRequest) -> None:
         """Wait, sending nothing, until the client disconnects, the server stops, or time is up."""
@@ -107,6 +110,32 @@ class Delivery:
                 await asyncio.wait((wake,), timeout=min(remaining, _POLL))
         finally:
             self._holds.discard(wake)
+
+    async def take_turn(self) -> None:
+        """Wait for this request's turn to do its work: one request per event-loop iteration.
+
+        Requests are stamped on arrival and their timing is scheduled from that stamp. Under a
+        burst, a request's work (rendering, say) runs between two polls of the sockets; taking
+        turns keeps that to one request's work, so that the next arrivals are seen and stamped
+        within a fraction of a millisecond instead of after the whole burst was processed.
+        """
+        loop = asyncio.get_running_loop()
+        turn: asyncio.Future[None] = loop.create_future()
+        self._turns.append(turn)
+        if not self._granting:
+            self._granting = True
+            loop.call_soon(self._grant)
+        await turn
+
+    def _grant(self) -> None:
+        while self._turns:
+            turn = self._turns.popleft()
+            if not turn.done():  # a cancelled waiter lost its turn
+                turn.set_result(None)
+                # The next turn comes in the next iteration, after the sockets were polled.
+                asyncio.get_running_loop().call_soon(self._grant)
+                return
+        self._granting = False
 
     async def startup(self, app: web.Application | None = None) -> None:
         """aiohttp `on_startup` hook: accept holds again (a server can be restarted)."""

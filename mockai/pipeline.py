@@ -45,6 +45,9 @@ async def run(request: web.Request, codec: Codec) -> web.StreamResponse:
     """Serve one request to a generating endpoint."""
     state = request.app[STATE]
     entry = await _begin(request, state)
+    # Timing (latency, TTFT) is scheduled from `arrived`: under a burst, requests take turns so
+    # that new arrivals are stamped between one request's work and the next, not after all.
+    await state.delivery.take_turn()
     entry.endpoint = codec.endpoint.value
     plan: Plan | None = None
     limits: dict[str, str] = {}
