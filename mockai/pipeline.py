@@ -195,6 +195,7 @@ async def _finish(
             delivery=state.delivery,
         )
     finally:
+        entry.response_headers = {**headers, **outgoing.headers}
         entry.duration_ms = (time.monotonic() - entry.arrived) * 1000
         if state.config.log_requests:
             _log_line(state, entry)

@@ -158,7 +158,7 @@ class _Window:
             freed_tokens += self._buckets[bucket][1]
             if freed_requests >= requests_over and freed_tokens >= tokens_over:
                 # One millisecond of margin: the bucket boundary is a float comparison.
-                return max(self._end(bucket) - now, 0.0) + 0.001
+                return round(max(self._end(bucket) - now, 0.0), 6) + 0.001
         return self.length
 
     def reset_in(self, now: float, index: int) -> float:

@@ -76,9 +76,10 @@ def retry_headers(seconds: float) -> dict[str, str]:
 
     The SDKs read `retry-after-ms` first, so sub-second delays are honoured precisely.
     """
+    # Rounded first, so that float noise (4.001 * 1000 = 4001.0000000000005) does not add a unit.
     return {
-        "retry-after": str(max(1, math.ceil(seconds))),
-        "retry-after-ms": str(max(1, math.ceil(seconds * 1000))),
+        "retry-after": str(max(1, math.ceil(round(seconds, 6)))),
+        "retry-after-ms": str(max(1, math.ceil(round(seconds * 1000, 3)))),
     }
 
 
