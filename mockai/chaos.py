@@ -94,7 +94,7 @@ class FaultPlanner:
         return Injection(
             requested=requested,
             chaos=self.chaos.draw(random.Random(salt)) if requested is None else NO_FAULTS,
-            latency=_header(headers, HEADER_LATENCY, _latency),
+            timing=_header(headers, HEADER_LATENCY, parse_timing_spec),
             stream=_header(headers, HEADER_STREAM, parse_stream),
             defaults=self.defaults,
             model=exchange.model,
@@ -147,10 +147,6 @@ class _Attempts:
         self._failed.clear()
 
 
-def _latency(value: str) -> tuple[Delay | None, StreamTiming | None]:
-    return parse_timing_spec(value)
-
-
 def _header(headers: Mapping[str, str], name: str, parse: Callable[[str], T]) -> T | None:
     value = headers.get(name)
     if value is None:
@@ -172,7 +168,7 @@ class Injection:
 
     requested: Faults | None  # from x-mockai-fault (None: no header)
     chaos: Faults
-    latency: tuple[Delay | None, StreamTiming | None] | None  # from x-mockai-latency
+    timing: tuple[Delay | None, StreamTiming | None] | None  # from x-mockai-latency
     stream: StreamTiming | None  # from x-mockai-stream
     defaults: Timing
     model: str
@@ -205,7 +201,7 @@ class Injection:
         return plan
 
     def _timing(self, planned: Timing) -> Timing:
-        header_latency, header_stream = self.latency or (None, None)
+        header_latency, header_stream = self.timing or (None, None)
         latency = header_latency or planned.latency or self.defaults.latency
         stream = self.stream or header_stream or planned.stream or self.defaults.stream
         # Every request samples its own delays, reproducibly: mix the rule's seed with this

@@ -326,6 +326,8 @@ def _requested(part: str) -> Requested:
         options[key.strip()] = value.strip()
     attempts = _attempts(options.pop("attempts", None), part)
     setting: Any = count.strip() if sep else True
+    if isinstance(setting, str) and setting.lower() in ("true", "false"):
+        setting = setting.lower() == "true"  # `reset=true` spells the flag as in YAML
     if name in errors.NAMED:
         if sep:
             raise ValueError(f"{name} is a named error and takes no `={count}`")

@@ -114,6 +114,8 @@ def test_for_answer_keeps_only_the_faults_that_apply() -> None:
     [
         ("rate_limit", 0, Faults(error=ErrorFault("rate_limit"))),
         ("reset", 5, Faults(reset=True)),
+        ("reset=true", 0, Faults(reset=True)),
+        ("reset=false, hang", 0, Faults(hang=True)),
         ("disconnect_after=3", 0, Faults(disconnect_after=3)),
         ("disconnect_after", 0, Faults(disconnect_after=1)),
         ("disconnect", 0, Faults(disconnect_after=SOMEWHERE)),
