@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from mockai.timing import parse_duration
 from mockai.wire import errors
+from mockai.wire.outgoing import EventStream, Relay
 
 if TYPE_CHECKING:
     import random
@@ -140,8 +141,6 @@ class Faults:
 
     def for_answer(self, outgoing: Outgoing) -> Faults:
         """Only the faults that apply to this kind of answer (stream faults need a stream)."""
-        from mockai.wire.outgoing import EventStream, Relay
-
         if isinstance(outgoing, EventStream):
             return self
         keep = set() if isinstance(outgoing, Relay) else {k.value for k in BODY_FAULTS}

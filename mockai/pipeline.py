@@ -184,6 +184,7 @@ async def _finish(
     entry.faults = faults.names()
     entry.status = 0 if faults.no_response else outgoing.status  # 0: no response was sent
     entry.response = outgoing
+    entry.response_headers = headers  # filled in as delivery goes; completed below
     try:
         return await deliver(
             request,
