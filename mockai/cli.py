@@ -76,9 +76,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--chaos", metavar="SPEC", help="fault rates, e.g. rate_limit=0.1,server_error=0.02"
     )
     chaos.add_argument(
-        "--latency", metavar="SPEC", help="latency before headers, e.g. 200ms or 100ms-300ms"
+        "--latency",
+        metavar="SPEC",
+        help="latency before headers, e.g. 200ms or 100ms-300ms; stream pacing too, e.g. "
+        "ttft=300ms,tokens_per_second=50",
     )
-    chaos.add_argument("--limits", metavar="SPEC", help="rate-limit budgets, e.g. rpm=60,tpm=40000")
+    chaos.add_argument(
+        "--limits",
+        metavar="SPEC",
+        help="rate-limit budgets, e.g. rpm=60,tpm=40000 or gpt-4o:rpm=3,window=2s;o3:rpm=9",
+    )
 
     tapes = serve.add_argument_group("cassettes")
     tapes.add_argument(

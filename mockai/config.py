@@ -46,7 +46,8 @@ class Config:
     # --- faults
     chaos: Mapping[str, float] = field(default_factory=dict)  # fault name -> rate
     latency: str | None = None  # default latency before headers, e.g. "200ms" or "100ms-300ms"
-    limits: str | None = None  # rate-limit budgets, e.g. "rpm=60,tpm=10000" or "gpt-4o:rpm=3"
+    # rate-limit budgets: text such as "rpm=60,tpm=10000" or "gpt-4o:rpm=3", or a mapping
+    limits: str | Mapping[str, Any] | None = None
     # --- cassettes
     cassette: str | None = None
     record_mode: str = "none"

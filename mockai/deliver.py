@@ -1,23 +1,157 @@
 """Write an answer to the socket, applying timing and transport faults.
 
-The only stage that sleeps or touches the connection. Pacing follows an absolute schedule
-(`start + ttft + i * chunk_delay`, with seeded jitter) rather than sleeping relative amounts, so
-that errors do not accumulate over a long stream and timing stays accurate under load.
+The only stage that sleeps or touches the connection. Timing follows an absolute schedule anchored
+at the request's arrival: headers at `arrived + latency`, chunk i at `headers + ttft + sum of the
+gaps before it` (with seeded jitter). Sleeping until a deadline rather than for an amount means
+that rendering time, scheduling delays and slow writes never accumulate over a long stream, which
+keeps timing accurate under load.
+
+Faults (mockai.faults) are executed here, counting stream frames from 1 and never counting the
+`tail` frames that complete a stream (finish chunk, usage chunk, `[DONE]`, `response.completed`):
+- `reset` / `empty_response`: the connection is dropped before a byte is sent (RST / FIN);
+- `hang`: nothing is sent, ever: the connection is held until the client gives up;
+- `truncate_after N`: N frames, then a clean end of body without the tail;
+- `disconnect_after N`: N frames, then the connection is dropped mid-body;
+- `error_event_after N`: N frames, then the endpoint's in-band error event, then a clean end;
+- `stall_after N`: N frames, then silence with the socket open;
+- `malformed_chunk N` / `duplicate_chunk N` / `split_chunk N`: frame N is cut into invalid JSON,
+  sent twice, or written in two halves with a pause between them.
+On JSON answers `disconnect_after` and `stall_after` break the body halfway (headers sent, the
+body never completes); relays from an upstream take latency and the connection faults.
+
+Everything that waits goes through a `Delivery`: its clock is the seam tests replace so that
+they never really sleep, and its shutdown hook ends held connections when the server stops.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
+import socket
+import struct
 import time
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
 from aiohttp import web
 
 from mockai.faults import Faults
 from mockai.reply import Timing
 from mockai.timing import StreamTiming
+from mockai.wire import errors
 from mockai.wire.outgoing import Body, EventStream, Outgoing, Relay
+
+MAX_HOLD = 600.0  # seconds a stall or a hang lasts at most, if the client never gives up
+SPLIT_PAUSE = 0.05  # seconds between the two halves of a `split_chunk` frame
+_POLL = 0.1  # how often a held connection checks whether the client went away
+
+
+class Clock(Protocol):
+    """Time as delivery sees it; replace it to test timing without waiting."""
+
+    def now(self) -> float:
+        """Monotonic seconds, on the same clock as the journal's `arrived`."""
+        ...
+
+    async def sleep_until(self, deadline: float) -> None:
+        """Return at `deadline` (at once if it has passed)."""
+        ...
+
+
+class MonotonicClock:
+    """The real clock: `time.monotonic()`, which is also what asyncio's loop runs on."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    async def sleep_until(self, deadline: float) -> None:
+        delay = deadline - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+class Delivery:
+    """What delivering needs beyond one request: a clock, and the server's stop signal.
+
+    `hold` keeps a connection open and silent (stalls, hangs) until the client leaves, the server
+    stops, or `max_hold` seconds pass; `shutdown` (an aiohttp `on_shutdown` hook) ends every hold
+    at once, so stopping a server with stalled streams is immediate.
+    """
+
+    def __init__(
+        self,
+        clock: Clock | None = None,
+        *,
+        max_hold: float = MAX_HOLD,
+        split_pause: float = SPLIT_PAUSE,
+    ) -> None:
+        self.clock: Clock = clock or MonotonicClock()
+        self.max_hold = max_hold
+        self.split_pause = split_pause
+        self._stopping = False
+        self._holds: set[asyncio.Future[None]] = set()
+        self._turns: deque[asyncio.Future[None]] = deque()
+        self._granting = False
+
+    async def hold(self, request: web.BaseRequest) -> None:
+        """Wait, sending nothing, until the client disconnects, the server stops, or time is up."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.max_hold
+        wake: asyncio.Future[None] = loop.create_future()
+        self._holds.add(wake)
+        try:
+            while not self._stopping and _connected(request):
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return
+                await asyncio.wait((wake,), timeout=min(remaining, _POLL))
+        finally:
+            self._holds.discard(wake)
+
+    async def take_turn(self) -> None:
+        """Wait for this request's turn to do its work: one request per event-loop iteration.
+
+        Requests are stamped on arrival and their timing is scheduled from that stamp. Under a
+        burst, a request's work (rendering, say) runs between two polls of the sockets; taking
+        turns keeps that to one request's work, so that the next arrivals are seen and stamped
+        within a fraction of a millisecond instead of after the whole burst was processed.
+        """
+        loop = asyncio.get_running_loop()
+        turn: asyncio.Future[None] = loop.create_future()
+        self._turns.append(turn)
+        if not self._granting:
+            self._granting = True
+            loop.call_soon(self._grant)
+        await turn
+
+    def _grant(self) -> None:
+        while self._turns:
+            turn = self._turns.popleft()
+            if not turn.done():  # a cancelled waiter lost its turn
+                turn.set_result(None)
+                # The next turn comes in the next iteration, after the sockets were polled.
+                asyncio.get_running_loop().call_soon(self._grant)
+                return
+        self._granting = False
+
+    async def startup(self, app: web.Application | None = None) -> None:
+        """aiohttp `on_startup` hook: accept holds again (a server can be restarted)."""
+        self._stopping = False
+
+    async def shutdown(self, app: web.Application | None = None) -> None:
+        """aiohttp `on_shutdown` hook: end every hold now."""
+        self._stopping = True
+        for wake in list(self._holds):
+            if not wake.done():
+                wake.set_result(None)
+
+
+def _connected(request: web.BaseRequest) -> bool:
+    transport = request.transport
+    return transport is not None and not transport.is_closing()
 
 
 def processing_ms(arrived: float) -> str:
@@ -33,17 +167,78 @@ async def deliver(
     arrived: float,
     timing: Timing,
     faults: Faults,
+    delivery: Delivery | None = None,
 ) -> web.StreamResponse:
     """Send `outgoing` for `request` with the given headers, timing and faults."""
+    delivery = delivery or Delivery()
     rng = random.Random(timing.seed)
-    if timing.latency is not None:
-        await asyncio.sleep(timing.latency.sample(rng))
+    start = arrived + (timing.latency.sample(rng) if timing.latency is not None else 0.0)
+    await delivery.clock.sleep_until(start)
+    if faults.no_response:
+        return await _no_response(request, outgoing, faults, delivery)
     headers["openai-processing-ms"] = processing_ms(arrived)
     if isinstance(outgoing, Body):
+        if faults.disconnect_after is not None or faults.stall_after is not None:
+            return await _broken_body(request, outgoing, headers, faults, delivery)
         return _body(outgoing, headers)
     if isinstance(outgoing, Relay):
         return await _relay(request, outgoing, headers)
-    return await _stream(request, outgoing, headers, timing, faults, rng)
+    return await _stream(request, outgoing, headers, timing, faults, rng, start, delivery)
+
+
+# --- connection faults ------------------------------------------------------------------------
+
+
+async def _no_response(
+    request: web.Request, outgoing: Outgoing, faults: Faults, delivery: Delivery
+) -> web.StreamResponse:
+    if isinstance(outgoing, Relay) and outgoing.finish is not None:
+        await outgoing.finish()  # nothing will be relayed: let the upstream go
+    if faults.hang:
+        await delivery.hold(request)
+    _drop(request, reset=faults.reset)
+    # aiohttp writes whatever the handler returns; on the dropped transport that write fails
+    # quietly (a premature-disconnect, which it ignores), so the client receives nothing.
+    return web.Response(status=204)
+
+
+def _drop(request: web.BaseRequest, *, reset: bool) -> None:
+    """Close the connection: with a TCP RST (`reset`), or a FIN after flushing what was written."""
+    transport = request.transport
+    if transport is None:
+        return
+    if reset:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                # Linger 0: closing sends RST instead of FIN, as a crashed peer or a proxy does.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
+    else:
+        # close() flushes buffered bytes first; the chunked body's terminator is never written.
+        transport.close()
+
+
+async def _broken_body(
+    request: web.Request,
+    outgoing: Body,
+    headers: Mapping[str, str],
+    faults: Faults,
+    delivery: Delivery,
+) -> web.StreamResponse:
+    """Headers and half the body of a JSON answer, then a dropped or stalled connection."""
+    response = web.StreamResponse(status=outgoing.status, headers={**headers, **outgoing.headers})
+    response.content_type = outgoing.content_type.split(";")[0]
+    response.content_length = len(outgoing.body)  # the client knows the body is incomplete
+    await response.prepare(request)
+    await response.write(outgoing.body[: len(outgoing.body) // 2])
+    if _first_cut(faults, 1) == "stall":
+        await delivery.hold(request)
+    _drop(request, reset=False)
+    return response
+
+
+# --- whole answers ----------------------------------------------------------------------------
 
 
 async def _relay(
@@ -71,6 +266,80 @@ def _body(outgoing: Body, headers: Mapping[str, str]) -> web.Response:
     return response
 
 
+# --- streams ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Write:
+    """One write of the stream: the frame it belongs to (for its due time) and its bytes."""
+
+    frame: int  # index into EventStream.frames
+    data: bytes
+    split: bool = False
+
+
+_CUTS = (
+    # (fault, how the stream ends); on a tie the first listed wins
+    ("error_event_after", "error"),
+    ("disconnect_after", "disconnect"),
+    ("stall_after", "stall"),
+    ("truncate_after", "truncate"),
+)
+
+
+def _first_cut(faults: Faults, body: int) -> str | None:
+    """How the stream ends early (the earliest cut wins), or None for a complete stream."""
+    cut = _cut(faults, body)
+    return cut[1] if cut is not None else None
+
+
+def _cut(faults: Faults, body: int) -> tuple[int, str] | None:
+    best: tuple[int, str] | None = None
+    for name, how in _CUTS:
+        count = getattr(faults, name)
+        if count is not None and (best is None or min(count, body) < best[0]):
+            best = (min(count, body), how)
+    return best
+
+
+def plan_writes(stream: EventStream, faults: Faults) -> tuple[list[_Write], str | None]:
+    """What to write, frame by frame, with the stream faults applied; and how the stream ends.
+
+    Frame numbers in faults count from 1 and are capped at the last frame before the tail, so a
+    fault always lands on the answer itself and the stream never completes when it should not.
+    """
+    frames = stream.frames
+    body = max(len(frames) - stream.tail, 0)
+    cut = _cut(faults, body)
+    count = cut[0] if cut is not None else len(frames)
+    last = max(body, 1)
+    malformed = _capped(faults.malformed_chunk, last)
+    duplicate = _capped(faults.duplicate_chunk, last)
+    split = _capped(faults.split_chunk, last)
+    writes = []
+    for index in range(count):
+        number, data = index + 1, frames[index]
+        if number == malformed:
+            data = malformed_frame(data)
+        if number == duplicate:
+            data += data
+        writes.append(_Write(index, data, split=number == split))
+    return writes, cut[1] if cut is not None else None
+
+
+def _capped(number: int | None, last: int) -> int | None:
+    return None if number is None else min(number, last)
+
+
+def malformed_frame(frame: bytes) -> bytes:
+    """The frame with its JSON cut in half: `data: {"id":"chatcmpl-12` (still a complete event)."""
+    head, marker, payload = frame.rpartition(b"data: ")
+    if not marker:
+        return b'data: {"id":\n\n'
+    payload = payload.rstrip(b"\r\n")
+    return head + marker + payload[: max(len(payload) // 2, 1)] + b"\n\n"
+
+
 async def _stream(
     request: web.Request,
     outgoing: EventStream,
@@ -78,36 +347,98 @@ async def _stream(
     timing: Timing,
     faults: Faults,
     rng: random.Random,
+    start: float,
+    delivery: Delivery,
 ) -> web.StreamResponse:
     response = web.StreamResponse(status=outgoing.status, headers={**headers, **outgoing.headers})
     response.headers["Content-Type"] = outgoing.content_type
     response.headers["Cache-Control"] = "no-cache"
     await response.prepare(request)
-    if not timing.paced and outgoing.offsets is None:
+    paced = timing.paced or outgoing.offsets is not None
+    if not paced and not faults:
         # Nothing to pace: one write is far cheaper than one per chunk, and the bytes are equal.
-        await response.write(b"".join(outgoing.frames))
+        await response.write_eof(b"".join(outgoing.frames))
+        return response
+    writes, ending = plan_writes(outgoing, faults)
+    if paced:
+        due = schedule(len(outgoing.frames), start, timing.stream, outgoing.offsets, rng)
+        await _paced(response, writes, due, delivery)
     else:
-        await _paced(response, outgoing, timing.stream or StreamTiming(), rng)
-    await response.write_eof()
+        await _unpaced(response, writes, delivery)
+    await _end(request, response, outgoing, ending, len(writes), delivery)
     return response
 
 
-async def _paced(
-    response: web.StreamResponse, outgoing: EventStream, pacing: StreamTiming, rng: random.Random
-) -> None:
-    loop = asyncio.get_running_loop()
-    start = loop.time()
+def schedule(
+    count: int,
+    start: float,
+    pacing: StreamTiming | None,
+    offsets: Sequence[float] | None,
+    rng: random.Random,
+) -> list[float]:
+    """The absolute time each frame is due: `start + ttft`, then one gap per frame."""
+    pacing = pacing or StreamTiming()
     ttft = pacing.ttft.sample(rng) if pacing.ttft is not None else 0.0
-    due = start + ttft
-    for index, frame in enumerate(outgoing.frames):
-        if outgoing.offsets is not None:
-            due = start + ttft + outgoing.offsets[index]
-        elif index > 0 and pacing.chunk_delay is not None:
-            gap = pacing.chunk_delay.sample(rng)
-            if pacing.jitter:
-                gap *= 1.0 + pacing.jitter * (2.0 * rng.random() - 1.0)
-            due += max(gap, 0.0)
-        delay = due - loop.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        await response.write(frame)
+    first = start + ttft
+    if offsets is not None:
+        return [first + offsets[i] for i in range(count)]
+    due = [first] * count
+    for index in range(1, count):
+        gap = pacing.chunk_delay.sample(rng) if pacing.chunk_delay is not None else 0.0
+        if pacing.jitter:
+            gap *= 1.0 + pacing.jitter * (2.0 * rng.random() - 1.0)
+        due[index] = due[index - 1] + max(gap, 0.0)
+    return due
+
+
+async def _paced(
+    response: web.StreamResponse, writes: list[_Write], due: list[float], delivery: Delivery
+) -> None:
+    clock = delivery.clock
+    for write in writes:
+        await clock.sleep_until(due[write.frame])
+        await _write(response, write, delivery)
+
+
+async def _unpaced(response: web.StreamResponse, writes: list[_Write], delivery: Delivery) -> None:
+    pending = b""
+    for write in writes:
+        if write.split:
+            if pending:
+                await response.write(pending)
+                pending = b""
+            await _write(response, write, delivery)
+        else:
+            pending += write.data
+    if pending:
+        await response.write(pending)
+
+
+async def _write(response: web.StreamResponse, write: _Write, delivery: Delivery) -> None:
+    if not write.split:
+        await response.write(write.data)
+        return
+    middle = len(write.data) // 2
+    await response.write(write.data[:middle])
+    await delivery.clock.sleep_until(delivery.clock.now() + delivery.split_pause)
+    await response.write(write.data[middle:])
+
+
+async def _end(
+    request: web.Request,
+    response: web.StreamResponse,
+    outgoing: EventStream,
+    ending: str | None,
+    sent: int,
+    delivery: Delivery,
+) -> None:
+    if ending == "error":
+        error_frame = outgoing.error_frame or errors.stream_error_frame
+        await response.write_eof(error_frame(sent))
+    elif ending == "disconnect":
+        _drop(request, reset=False)
+    elif ending == "stall":
+        await delivery.hold(request)
+        _drop(request, reset=False)  # the stream never completes, whatever ended the stall
+    else:  # complete, or truncated: a clean end of body
+        await response.write_eof()

@@ -1,23 +1,34 @@
-"""Transport faults: what can go wrong on the wire, as data that `deliver` executes.
+"""Faults: what can go wrong, as data. `deliver` executes them; `mockai.chaos` decides them.
+
+One vocabulary everywhere (a rule's or step's `faults:`, chaos rates, the `x-mockai-fault`
+header): the transport faults of `FaultType`, the named errors of `mockai.wire.errors` (answered
+instead of the reply), and the alias `disconnect` (the connection drops somewhere mid-answer, at a
+chunk the seed picks).
 
 Stream faults count chunks from 1 (`disconnect_after: 3` delivers three chunks, then drops the
-connection). Connection faults replace the response entirely.
+connection). Connection faults replace the response entirely. Flags without a count take `true`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from mockai.timing import parse_duration
+from mockai.wire import errors
+from mockai.wire.outgoing import EventStream, Relay
+
 if TYPE_CHECKING:
-    from mockai.exchange import Exchange
-    from mockai.reply import Plan
+    import random
+
+    from mockai.errors import ApiError
+    from mockai.wire.outgoing import Outgoing
 
 
 class FaultType(str, Enum):
-    """Every fault name the scenario format, chaos rates and `x-mockai-fault` accept."""
+    """Every transport fault the scenario format, chaos rates and `x-mockai-fault` accept."""
 
     MALFORMED_CHUNK = "malformed_chunk"  # chunk N is not JSON
     TRUNCATE_AFTER = "truncate_after"  # the stream ends after N chunks, no finish / [DONE]
@@ -26,7 +37,7 @@ class FaultType(str, Enum):
     STALL_AFTER = "stall_after"  # after N chunks the socket stays open and silent
     DUPLICATE_CHUNK = "duplicate_chunk"  # chunk N is sent twice
     SPLIT_CHUNK = "split_chunk"  # chunk N is written in two halves, with a pause between
-    RESET = "reset"  # the connection is closed before any response
+    RESET = "reset"  # the connection is closed (RST) before any response
     HANG = "hang"  # the headers never come
     EMPTY_RESPONSE = "empty_response"  # the connection closes without a byte
     NON_JSON = "non_json"  # an HTML 502 page, as gateways send
@@ -47,12 +58,44 @@ COUNTED = frozenset(
         FaultType.SPLIT_CHUNK,
     }
 )
+# Faults that also break a JSON (non-streaming) answer: halfway through its body.
+BODY_FAULTS = frozenset({FaultType.DISCONNECT_AFTER, FaultType.STALL_AFTER})
+# Other names for faults: `disconnect` is the contract's chaos name for a mid-answer drop.
+ALIASES = {"disconnect": FaultType.DISCONNECT_AFTER}
+# A counted fault's chunk left to the seed (`disconnect`, or any counted fault drawn by chaos):
+# resolved per request to a chunk in 1..SOMEWHERE_MAX.
+SOMEWHERE = -1
+SOMEWHERE_MAX = 8
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorFault:
+    """A named error answered instead of the reply, with optional retry headers."""
+
+    name: str
+    retry_after: float | None = None  # seconds: `retry-after` / `retry-after-ms`
+    should_retry: bool | None = None  # `x-should-retry`
+
+    def build(self, model: str | None = None) -> ApiError:
+        """The ApiError to answer with."""
+        return errors.named(
+            self.name, model=model, retry_after=self.retry_after, should_retry=self.should_retry
+        )
+
+    def __str__(self) -> str:
+        text = self.name
+        if self.retry_after is not None:
+            text += f";retry_after={self.retry_after:g}s"
+        if self.should_retry is not None:
+            text += f";should_retry={str(self.should_retry).lower()}"
+        return text
 
 
 @dataclass(frozen=True, slots=True)
 class Faults:
     """The faults to apply to one response; None / False means "not this one"."""
 
+    error: ErrorFault | None = None
     malformed_chunk: int | None = None
     truncate_after: int | None = None
     disconnect_after: int | None = None
@@ -68,6 +111,16 @@ class Faults:
     def __bool__(self) -> bool:
         return any(getattr(self, f.name) not in (None, False) for f in fields(self))
 
+    @property
+    def no_response(self) -> bool:
+        """True when the client gets no response at all (reset, hang, empty response)."""
+        return self.reset or self.hang or self.empty_response
+
+    @property
+    def before_answer(self) -> bool:
+        """True for faults that replace the answer: an error, no response, a gateway page."""
+        return self.error is not None or self.no_response or self.non_json
+
     def merged(self, other: Faults) -> Faults:
         """These faults with every fault set in `other` taking precedence."""
         changes = {
@@ -77,12 +130,35 @@ class Faults:
         }
         return replace(self, **changes) if changes else self
 
+    def resolved(self, rng: random.Random) -> Faults:
+        """Chunks left to the seed (SOMEWHERE) replaced by a chunk drawn from `rng`."""
+        changes: dict[str, Any] = {
+            kind.value: rng.randint(1, SOMEWHERE_MAX)
+            for kind in sorted(COUNTED)
+            if getattr(self, kind.value) == SOMEWHERE
+        }
+        return replace(self, **changes) if changes else self
+
+    def for_answer(self, outgoing: Outgoing) -> Faults:
+        """Only the faults that apply to this kind of answer (stream faults need a stream)."""
+        if isinstance(outgoing, EventStream):
+            return self
+        keep = set() if isinstance(outgoing, Relay) else {k.value for k in BODY_FAULTS}
+        changes: dict[str, Any] = {
+            kind.value: None
+            for kind in COUNTED
+            if kind.value not in keep and getattr(self, kind.value) is not None
+        }
+        return replace(self, **changes) if changes else self
+
     def names(self) -> list[str]:
         """The active faults as `name` or `name=N`, for the journal and logs."""
         out = []
         for f in fields(self):
             value = getattr(self, f.name)
-            if value is True:
+            if isinstance(value, ErrorFault):
+                out.append(str(value))
+            elif value is True:
                 out.append(f.name)
             elif value not in (None, False):
                 out.append(f"{f.name}={value}")
@@ -92,23 +168,54 @@ class Faults:
 NO_FAULTS = Faults()
 
 
+def fault_names() -> list[str]:
+    """Every name the fault vocabulary accepts: faults, the alias, then named errors."""
+    return [f.value for f in FaultType] + list(ALIASES) + list(errors.NAMED)
+
+
 def parse_faults(value: Any) -> Faults:
     """Faults from a mapping such as `{disconnect_after: 3, reset: true}`.
 
-    Counted faults take a chunk number >= 1 (`true` means 1); flags take `true`. A ValueError
-    says what is wrong, naming the valid faults.
+    Counted faults take a chunk number >= 1 (`true` means 1); flags take `true`; a named error
+    takes `true` or `{retry_after, should_retry}`; `disconnect: true` drops the connection at a
+    chunk the seed picks. A ValueError says what is wrong, naming the valid faults.
     """
     if not isinstance(value, Mapping):
         raise ValueError("faults is a mapping such as {disconnect_after: 3} or {reset: true}")
-    changes: dict[str, Any] = {}
+    faults = NO_FAULTS
     for name, setting in value.items():
-        try:
-            kind = FaultType(name)
-        except ValueError:
-            valid = ", ".join(f.value for f in FaultType)
-            raise ValueError(f"'{name}' is not a fault. Valid faults are: {valid}") from None
-        changes[kind.value] = _fault_setting(kind, setting)
-    return Faults(**changes)
+        faults = _merge_one(faults, fault(str(name), setting))
+    return faults
+
+
+def _merge_one(faults: Faults, more: Faults) -> Faults:
+    if faults.error is not None and more.error is not None:
+        raise ValueError(
+            f"only one named error per answer: {faults.error.name} and {more.error.name}"
+        )
+    return faults.merged(more)
+
+
+def fault(name: str, setting: Any = True) -> Faults:
+    """One fault by name (a fault, an alias or a named error) with its setting; see parse_faults."""
+    if name in errors.NAMED:
+        return (
+            Faults(error=_error_fault(name, setting)) if setting not in (False, None) else NO_FAULTS
+        )
+    if name in ALIASES:
+        if setting is not True:
+            raise ValueError(f"{name} is a flag: use `{name}: true`")
+        somewhere: dict[str, Any] = {ALIASES[name].value: SOMEWHERE}
+        return Faults(**somewhere)
+    try:
+        kind = FaultType(name)
+    except ValueError:
+        raise ValueError(
+            f"'{name}' is not a fault or a named error. Valid names are: "
+            + ", ".join(fault_names())
+        ) from None
+    value: dict[str, Any] = {kind.value: _fault_setting(kind, setting)}
+    return Faults(**value) if value[kind.value] not in (None, False) else NO_FAULTS
 
 
 def _fault_setting(kind: FaultType, setting: Any) -> int | bool | None:
@@ -120,17 +227,170 @@ def _fault_setting(kind: FaultType, setting: Any) -> int | bool | None:
         return True
     if setting is True:
         return 1
-    if isinstance(setting, int) and setting >= 1:
+    if isinstance(setting, str) and setting.isdigit():
+        setting = int(setting)
+    if isinstance(setting, int) and not isinstance(setting, bool) and setting >= 1:
         return setting
     raise ValueError(f"{kind.value} takes a chunk number >= 1, got {setting!r}")
 
 
-class FaultPlanner:
-    """Adds faults and timing to a Plan: per-request headers, global chaos rates, defaults.
+_ERROR_OPTIONS = frozenset({"retry_after", "should_retry"})
 
-    The pipeline calls `apply` on every plan after the sources decided what to answer.
+
+def _error_fault(name: str, setting: Any) -> ErrorFault:
+    if setting is True:
+        return ErrorFault(name)
+    if not isinstance(setting, Mapping):
+        raise ValueError(f"{name} takes `true` or {{retry_after, should_retry}}, got {setting!r}")
+    unknown = set(setting) - _ERROR_OPTIONS
+    if unknown:
+        raise ValueError(
+            f"{name}: unknown option(s) {sorted(unknown)}; known: retry_after, should_retry"
+        )
+    retry_after = None
+    if "retry_after" in setting:
+        retry_after = parse_duration(setting["retry_after"])
+        if retry_after <= 0:
+            raise ValueError(f"{name}: retry_after must be more than 0")
+    return ErrorFault(name, retry_after, _flag(setting.get("should_retry"), "should_retry"))
+
+
+def _flag(value: Any, name: str) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    words = {"true": True, "false": False}
+    if isinstance(value, str) and value.lower() in words:
+        return words[value.lower()]
+    raise ValueError(f"{name} must be true or false, got {value!r}")
+
+
+# --- the x-mockai-fault header ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Requested:
+    """One item of `x-mockai-fault`: faults, applied only to the first `attempts` attempts."""
+
+    faults: Faults
+    attempts: int | None = None  # None: every attempt
+
+
+@dataclass(frozen=True, slots=True)
+class FaultRequest:
+    """A parsed `x-mockai-fault` header."""
+
+    items: tuple[Requested, ...] = field(default_factory=tuple)
+
+    @property
+    def counts_attempts(self) -> bool:
+        """True when some item applies only to the first attempts."""
+        return any(item.attempts is not None for item in self.items)
+
+    def for_attempt(self, attempt: int) -> Faults:
+        """The faults for attempt number `attempt` (0 for the first)."""
+        faults = NO_FAULTS
+        for item in self.items:
+            if item.attempts is None or attempt < item.attempts:
+                faults = _merge_one(faults, item.faults)
+        return faults
+
+
+def parse_fault_header(text: str) -> FaultRequest:
+    """`rate_limit;retry_after=300ms;attempts=2, disconnect_after=3` -> FaultRequest.
+
+    Items are separated by commas; each is a name, with `=N` for a chunk number, and `;`
+    parameters: `attempts=N` (only the first N attempts), and for named errors `retry_after=`
+    (a duration) and `should_retry=true|false`. ValueError says what is wrong.
+    """
+    items = []
+    for part in text.split(","):
+        if part.strip():
+            items.append(_requested(part.strip()))
+    if not items:
+        raise ValueError("empty; name a fault or a named error, e.g. `rate_limit`")
+    request = FaultRequest(tuple(items))
+    request.for_attempt(0)  # rejects two named errors for the same attempt
+    return request
+
+
+def _requested(part: str) -> Requested:
+    head, *params = (piece.strip() for piece in part.split(";"))
+    name, sep, count = head.partition("=")
+    name = name.strip()
+    options: dict[str, str] = {}
+    for param in params:
+        key, has_value, value = param.partition("=")
+        if not has_value or not key.strip() or not value.strip():
+            raise ValueError(f"{param!r} in {part!r} is not NAME=VALUE")
+        options[key.strip()] = value.strip()
+    attempts = _attempts(options.pop("attempts", None), part)
+    setting: Any = count.strip() if sep else True
+    if isinstance(setting, str) and setting.lower() in ("true", "false"):
+        setting = setting.lower() == "true"  # `reset=true` spells the flag as in YAML
+    if name in errors.NAMED:
+        if sep:
+            raise ValueError(f"{name} is a named error and takes no `={count}`")
+        setting = options or True
+        options = {}
+    if options:
+        raise ValueError(f"{part!r}: unknown parameter(s) {sorted(options)}; known: attempts")
+    return Requested(fault(name, setting), attempts)
+
+
+def _attempts(value: str | None, part: str) -> int | None:
+    if value is None:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{part!r}: attempts must be a whole number >= 1, got {value!r}")
+    return int(value)
+
+
+# --- chaos rates ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ChaosRates:
+    """Random faults over all traffic: each request gets at most one, drawn with its own RNG.
+
+    `rates` keeps the given order; a request draws u in [0, 1) and gets the first fault whose
+    cumulative rate exceeds u, so `rate_limit=0.1` means 10% of requests get a 429.
     """
 
-    def apply(self, plan: Plan, exchange: Exchange, headers: Mapping[str, str]) -> Plan:
-        """`plan` with the faults and timing that apply to this request."""
-        return plan
+    rates: tuple[tuple[str, float], ...] = ()
+
+    @classmethod
+    def parse(cls, rates: Mapping[str, Any]) -> ChaosRates:
+        """Validated rates; ValueError names a bad fault or rate."""
+        checked = []
+        for name, rate in rates.items():
+            fault(str(name))  # validates the name
+            if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
+                raise ValueError(f"{name}: a rate is a number between 0 and 1, got {rate!r}")
+            checked.append((str(name), float(rate)))
+        total = sum(rate for _, rate in checked)
+        if total > 1 + 1e-9:
+            raise ValueError(f"the rates add up to {total:g}; at most one fault per request (<= 1)")
+        return cls(tuple(checked))
+
+    def __bool__(self) -> bool:
+        return any(rate > 0 for _, rate in self.rates)
+
+    def draw(self, rng: random.Random) -> Faults:
+        """At most one fault, chosen by one draw from `rng` (counted faults: a seeded chunk)."""
+        if not self:
+            return NO_FAULTS
+        u = rng.random()
+        for name, rate in self.rates:
+            if u < rate:
+                drawn = fault(name)
+                return _somewhere(drawn) if name not in errors.NAMED else drawn
+            u -= rate
+        return NO_FAULTS
+
+
+def _somewhere(faults: Faults) -> Faults:
+    """Counted faults drawn by chaos happen at a chunk the seed picks, not always at chunk 1."""
+    changes: dict[str, Any] = {
+        kind.value: SOMEWHERE for kind in COUNTED if getattr(faults, kind.value)
+    }
+    return replace(faults, **changes) if changes else faults

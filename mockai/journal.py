@@ -44,10 +44,13 @@ class JournalEntry:
     endpoint: str | None = None
     model: str | None = None
     stream: bool = False
-    source: str = ""  # rule | scenario | cassette | upstream | generator | error | admin
+    # rule | scenario | cassette | upstream | generator | error | admin, or `fault` (answered by
+    # an x-mockai-fault header or chaos before any source; `rule` says which) | `limits` (a 429
+    # from a rate-limit budget)
+    source: str = ""
     rule: str | None = None  # the rule or cassette entry that answered
-    status: int = 0
-    faults: list[str] = field(default_factory=list)
+    status: int = 0  # 0: no response was sent (reset, hang, empty_response), or not yet
+    faults: list[str] = field(default_factory=list)  # injected on purpose, as `name` / `name=N`
     error: dict[str, Any] | None = None  # the error object sent, for error answers
     duration_ms: float = 0.0
     response: Outgoing | None = None

@@ -22,7 +22,7 @@ from mockai.exchange import Exchange
 from mockai.faults import NO_FAULTS
 from mockai.fingerprint import content_key, occurrence_key, request_key
 from mockai.journal import JournalEntry, redact_headers
-from mockai.reply import NO_TIMING, Plan
+from mockai.reply import NO_TIMING, Plan, Reply
 from mockai.state import STATE, ServerState
 from mockai.wire import errors, ids, jsonbytes
 from mockai.wire.outgoing import Body, Outgoing
@@ -45,6 +45,9 @@ async def run(request: web.Request, codec: Codec) -> web.StreamResponse:
     """Serve one request to a generating endpoint."""
     state = request.app[STATE]
     entry = await _begin(request, state)
+    # Timing (latency, TTFT) is scheduled from `arrived`: under a burst, requests take turns so
+    # that new arrivals are stamped between one request's work and the next, not after all.
+    await state.delivery.take_turn()
     entry.endpoint = codec.endpoint.value
     plan: Plan | None = None
     limits: dict[str, str] = {}
@@ -55,10 +58,12 @@ async def run(request: web.Request, codec: Codec) -> web.StreamResponse:
             body, ParseContext(request.headers, state.catalog, state.config.strict_requests)
         )
         entry.model, entry.stream = exchange.model, exchange.stream
-        limits = state.ratelimits.charge(exchange.model, _billed_tokens(exchange), time.monotonic())
         key = content_key(state.config.seed, codec.endpoint.value, body)
-        plan = await state.decider.decide(exchange, key)
-        plan = state.faults.apply(plan, exchange, request.headers)
+        # Faults from headers or chaos that replace the answer come before budgets and sources.
+        injection = state.faults.inject(exchange, key, request.headers)
+        plan = injection.preempt()
+        if plan is None:
+            plan = injection.apply(await _admit(state, exchange, key, limits))
         outgoing = _render(state, codec, plan, exchange, key)
     except ApiError as error:
         outgoing = error_body(error)
@@ -71,10 +76,22 @@ async def run(request: web.Request, codec: Codec) -> web.StreamResponse:
         entry.error = internal.body()["error"]
     if plan is not None:
         entry.source, entry.rule = plan.source, plan.name
-        entry.faults = plan.faults.names()
     else:
         entry.source = "error"
     return await _finish(request, state, entry, outgoing, limits, plan)
+
+
+async def _admit(
+    state: ServerState, exchange: Exchange, key: bytes, limits: dict[str, str]
+) -> Plan:
+    """Charge the rate-limit budget, then ask the sources; a refusal answers with the 429."""
+    try:
+        limits.update(
+            state.ratelimits.charge(exchange.model, _billed_tokens(exchange), time.monotonic())
+        )
+    except ApiError as refused:
+        return Plan(source="limits", reply=Reply(error=refused))
+    return await state.decider.decide(exchange, key)
 
 
 def _render(
@@ -99,7 +116,7 @@ def _billed_tokens(exchange: Exchange) -> int:
 
 async def _begin(request: web.Request, state: ServerState) -> JournalEntry:
     raw = await request.read()
-    return JournalEntry(
+    entry = JournalEntry(
         seq=state.journal.next_seq(),
         request_id=ids.request_id(),
         method=request.method,
@@ -109,6 +126,10 @@ async def _begin(request: web.Request, state: ServerState) -> JournalEntry:
         headers=redact_headers(request.headers),
         body=raw,
     )
+    # Journaled on arrival and completed in place: an attempt the client abandoned (a reset, a
+    # hang, a stalled stream) is counted, and is visible as soon as the client sees its result.
+    state.journal.add(entry)
+    return entry
 
 
 def _parse_json(entry: JournalEntry) -> Any:
@@ -159,9 +180,11 @@ async def _finish(
     if plan is not None and plan.reply is not None and plan.reply.warnings:
         entry.warnings = list(plan.reply.warnings)
         headers["x-mockai-warning"] = " | ".join(plan.reply.warnings)
-    entry.status = outgoing.status
+    faults = plan.faults.for_answer(outgoing) if plan is not None else NO_FAULTS
+    entry.faults = faults.names()
+    entry.status = 0 if faults.no_response else outgoing.status  # 0: no response was sent
     entry.response = outgoing
-    entry.response_headers = {k.lower(): v for k, v in headers.items()}
+    entry.response_headers = headers  # filled in as delivery goes; completed below
     try:
         return await deliver(
             request,
@@ -169,11 +192,12 @@ async def _finish(
             headers,
             arrived=entry.arrived,
             timing=plan.timing if plan is not None else NO_TIMING,
-            faults=plan.faults if plan is not None else NO_FAULTS,
+            faults=faults,
+            delivery=state.delivery,
         )
     finally:
+        entry.response_headers = {k.lower(): v for k, v in {**headers, **outgoing.headers}.items()}
         entry.duration_ms = (time.monotonic() - entry.arrived) * 1000
-        state.journal.add(entry)
         if state.config.log_requests:
             _log_line(state, entry)
 

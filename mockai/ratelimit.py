@@ -1,41 +1,39 @@
 """Rate-limit accounting: the six `x-ratelimit-*` headers, and budgets that run out.
 
-Every model has a budget of requests and tokens per minute, tracked over a sliding 60-second window
-in one-second buckets (constant memory however heavy the load). Without configured limits the
-budget is generous and never refuses, but the headers still count down, as the real ones do.
-With `limits: {model: {rpm, tpm}}` a request that does not fit is refused with a 429 whose
-`retry-after` says when it would fit.
+Every model has a budget of requests and tokens per minute, tracked over a sliding window (60 s
+unless `window` shrinks it for tests) in 60 buckets, so memory stays constant however heavy the
+load. Models without a configured budget get a generous one that never refuses, but their headers
+still count down, as the real ones do. A model with a budget (`--limits gpt-4o:rpm=3`) is refused
+with the API's 429 once a request does not fit: `type` `requests` or `tokens`, code
+`rate_limit_exceeded`, the API's wording, and a `retry-after` / `retry-after-ms` that say when the
+request would fit. Refused requests are not charged.
+
+Budget syntax (`parse_limits`), the same from the command line, the environment and scenarios:
+    rpm=60,tpm=40000                          every model
+    gpt-4o:rpm=3,tpm=1000;gpt-4o-mini:rpm=100 per model (globs work: gpt-4o*:rpm=10)
+    rpm=3,window=2s                           "per minute" shortened to 2 s, for tests
+    {rpm: 60, gpt-4o: {rpm: 3, window: 2s}}   as a mapping (scenario files)
 """
 
 from __future__ import annotations
 
+import fnmatch
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from mockai.errors import ApiError
+from mockai.errors import ApiError, ConfigError
+from mockai.timing import go_duration, parse_duration, split_pairs
+from mockai.wire.errors import retry_headers
 
 WINDOW = 60.0  # seconds: "per minute"
 BUCKETS = 60  # the window is tracked in this many buckets
 DEFAULT_RPM = 10_000
 DEFAULT_TPM = 30_000_000
+ALL_MODELS = "*"
 
-
-def go_duration(seconds: float) -> str:
-    """Format like Go's time.Duration.String(): `12ms`, `1s`, `6m0s`, `2m59.56s`."""
-    if seconds <= 0:
-        return "0s"
-    if seconds < 1:
-        ms = round(seconds * 1000, 3)
-        return f"{ms:g}ms" if ms >= 1 else f"{round(seconds * 1e6):g}µs"
-    minutes, secs = divmod(round(seconds, 2), 60)
-    hours, minutes = divmod(int(minutes), 60)
-    text = f"{secs:.2f}".rstrip("0").rstrip(".") + "s"
-    if hours:
-        return f"{hours}h{minutes}m{text}"
-    if minutes:
-        return f"{minutes}m{text}"
-    return text
+__all__ = ["Limit", "RateLimits", "go_duration", "parse_limits"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +43,78 @@ class Limit:
     rpm: int = DEFAULT_RPM
     tpm: int = DEFAULT_TPM
     window: float = WINDOW
+
+
+_LIMIT_KEYS = ("rpm", "tpm", "window")
+
+
+def parse_limits(spec: Any) -> dict[str, Limit]:
+    """Budgets by model pattern (`*` for every model) from the text or mapping syntax above.
+
+    Raises ConfigError naming the part that is wrong.
+    """
+    if spec is None or spec == "":
+        return {}
+    try:
+        if isinstance(spec, str):
+            return dict(_parse_text(spec))
+        if isinstance(spec, Mapping):
+            return dict(_parse_mapping(spec))
+        raise ValueError("limits are text like 'rpm=60,tpm=40000' or a mapping")
+    except ValueError as error:
+        raise ConfigError(f"limits: {error}") from None
+
+
+def _parse_text(spec: str) -> Iterable[tuple[str, Limit]]:
+    for segment in spec.split(";"):
+        segment = segment.strip()
+        if not segment:
+            continue
+        head, sep, _ = segment.partition("=")
+        model, colon, _ = head.rpartition(":")
+        if not sep:
+            raise ValueError(f"{segment!r} is not [MODEL:]rpm=N,tpm=N[,window=DURATION]")
+        settings = segment[len(model) + 1 :] if colon else segment
+        yield (
+            (model.strip() or ALL_MODELS) if colon else ALL_MODELS,
+            _limit(split_pairs(settings), segment),
+        )
+
+
+def _parse_mapping(spec: Mapping[Any, Any]) -> Iterable[tuple[str, Limit]]:
+    shared = {k: v for k, v in spec.items() if k in _LIMIT_KEYS}
+    if shared:
+        yield ALL_MODELS, _limit(shared, "limits")
+    for model, settings in spec.items():
+        if model in _LIMIT_KEYS:
+            continue
+        if not isinstance(settings, Mapping):
+            raise ValueError(f"{model}: expected a mapping such as {{rpm: 3, tpm: 1000}}")
+        yield str(model), _limit(settings, str(model))
+
+
+def _limit(settings: Mapping[Any, Any], where: str) -> Limit:
+    unknown = set(settings) - set(_LIMIT_KEYS)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}; known: rpm, tpm, window")
+    if not settings:
+        raise ValueError(f"{where}: give rpm, tpm or both")
+    rpm = _count(settings.get("rpm", DEFAULT_RPM), "rpm", where)
+    tpm = _count(settings.get("tpm", DEFAULT_TPM), "tpm", where)
+    window = parse_duration(settings.get("window", WINDOW))
+    if window <= 0:
+        raise ValueError(f"{where}: window must be longer than 0")
+    return Limit(rpm, tpm, window)
+
+
+def _count(value: Any, key: str, where: str) -> int:
+    try:
+        number = int(value) if not isinstance(value, bool) else -1
+    except (TypeError, ValueError):
+        number = -1
+    if number < 1 or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError(f"{where}: {key} must be a whole number >= 1, got {value!r}")
+    return number
 
 
 class _Window:
@@ -87,7 +157,8 @@ class _Window:
             freed_requests += self._buckets[bucket][0]
             freed_tokens += self._buckets[bucket][1]
             if freed_requests >= requests_over and freed_tokens >= tokens_over:
-                return max(self._end(bucket) - now, 0.001)
+                # One millisecond of margin: the bucket boundary is a float comparison.
+                return round(max(self._end(bucket) - now, 0.0), 6) + 0.001
         return self.length
 
     def reset_in(self, now: float, index: int) -> float:
@@ -97,66 +168,56 @@ class _Window:
 
 
 class RateLimits:
-    """Per-model windows; `charge` admits or refuses a request and returns the headers to send."""
+    """Per-model windows; `charge` admits or refuses a request and returns the headers to send.
+
+    `limits` maps model names or globs (`*` for all) to budgets; only those are enforced.
+    """
 
     def __init__(self, limits: Mapping[str, Limit] | None = None) -> None:
         self._limits = dict(limits or {})
-        self._default = self._limits.pop("*", Limit())
-        self.enforced = bool(limits)
+        self._default = self._limits.get(ALL_MODELS, Limit())
         self._windows: dict[str, _Window] = {}
 
-    def limit_for(self, model: str) -> Limit:
-        """The configured limit of `model`, or the default one."""
-        return self._limits.get(model, self._default)
+    @classmethod
+    def from_spec(cls, spec: Any) -> RateLimits:
+        """Budgets from the `--limits` text or a scenario's `limits:` mapping (see the module)."""
+        return cls(parse_limits(spec))
 
-    def charge(self, model: str, tokens: int, now: float) -> dict[str, str]:
-        """Account one request of `tokens` tokens; raise a 429 ApiError if it does not fit."""
-        limit = self.limit_for(model)
+    @property
+    def enforced(self) -> bool:
+        """True when some model has a budget that can refuse requests."""
+        return bool(self._limits)
+
+    def _configured(self, model: str) -> Limit | None:
+        if model in self._limits:
+            return self._limits[model]
+        for pattern, limit in self._limits.items():
+            if pattern != ALL_MODELS and fnmatch.fnmatchcase(model, pattern):
+                return limit
+        return self._limits.get(ALL_MODELS)
+
+    def limit_for(self, model: str) -> Limit:
+        """The budget of `model`: its configured one, or the generous default."""
+        return self._configured(model) or self._default
+
+    def _window(self, model: str, limit: Limit) -> _Window:
         window = self._windows.get(model)
         if window is None:
             if len(self._windows) > 4096:
                 self._windows.clear()  # random model names in a load test must not leak memory
             window = self._windows[model] = _Window(limit.window)
+        return window
+
+    def charge(self, model: str, tokens: int, now: float) -> dict[str, str]:
+        """Account one request of `tokens` tokens; raise a 429 ApiError if it does not fit."""
+        configured = self._configured(model)
+        limit = configured or self._default
+        window = self._window(model, limit)
         used_requests, used_tokens = window.used(now)
-        if self.enforced:
-            self._refuse_if_over(model, limit, window, now, used_requests, used_tokens, tokens)
+        if configured is not None:
+            _refuse_if_over(model, limit, window, now, used_requests, used_tokens, tokens)
         window.add(now, tokens)
         return _headers(limit, used_requests + 1, used_tokens + tokens, window, now)
-
-    def _refuse_if_over(
-        self,
-        model: str,
-        limit: Limit,
-        window: _Window,
-        now: float,
-        used_requests: int,
-        used_tokens: int,
-        tokens: int,
-    ) -> None:
-        requests_over = used_requests + 1 - limit.rpm
-        tokens_over = used_tokens + tokens - limit.tpm
-        if requests_over <= 0 and tokens_over <= 0:
-            return
-        wait = window.wait_until_free(now, requests_over, tokens_over)
-        by_tokens = tokens_over > 0 and requests_over <= 0
-        kind = "tokens" if by_tokens else "requests"
-        what = (
-            f"tokens per min (TPM): Limit {limit.tpm}, Used {used_tokens}, Requested {tokens}"
-            if by_tokens
-            else f"requests per min (RPM): Limit {limit.rpm}, Used {used_requests}, Requested 1"
-        )
-        headers = _headers(limit, used_requests, used_tokens, window, now)
-        headers["retry-after"] = str(max(1, math.ceil(wait)))
-        headers["retry-after-ms"] = str(max(1, math.ceil(wait * 1000)))
-        raise ApiError(
-            429,
-            f"Rate limit reached for {model} in organization org-mockai on {what}. Please try "
-            f"again in {go_duration(wait)}. Visit https://platform.openai.com/account/rate-limits "
-            "to learn more.",
-            type=kind,
-            code="rate_limit_exceeded",
-            headers=headers,
-        )
 
     def peek(self, model: str, now: float) -> dict[str, str]:
         """The headers for `model` without charging anything (for non-generating requests)."""
@@ -170,6 +231,42 @@ class RateLimits:
     def clear(self) -> None:
         """Forget all usage."""
         self._windows.clear()
+
+
+def _refuse_if_over(
+    model: str,
+    limit: Limit,
+    window: _Window,
+    now: float,
+    used_requests: int,
+    used_tokens: int,
+    tokens: int,
+) -> None:
+    requests_over = used_requests + 1 - limit.rpm
+    tokens_over = used_tokens + tokens - limit.tpm
+    if requests_over <= 0 and tokens_over <= 0:
+        return
+    if tokens > limit.tpm:
+        wait = limit.window  # can never fit; the API still answers 429, not 400
+    else:
+        wait = window.wait_until_free(now, max(requests_over, 0), max(tokens_over, 0))
+    by_tokens = tokens_over > 0 and requests_over <= 0
+    what = (
+        f"tokens per min (TPM): Limit {limit.tpm}, Used {used_tokens}, Requested {tokens}"
+        if by_tokens
+        else f"requests per min (RPM): Limit {limit.rpm}, Used {used_requests}, Requested 1"
+    )
+    headers = _headers(limit, used_requests, used_tokens, window, now)
+    headers.update(retry_headers(wait))
+    raise ApiError(
+        429,
+        f"Rate limit reached for {model} in organization org-mockai on {what}. Please try "
+        f"again in {go_duration(wait)}. Visit https://platform.openai.com/account/rate-limits "
+        "to learn more.",
+        type="tokens" if by_tokens else "requests",
+        code="rate_limit_exceeded",
+        headers=headers,
+    )
 
 
 def _headers(

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from mockai import admin, routes, scenario
 from mockai.catalog import Catalog
+from mockai.chaos import FaultPlanner
 from mockai.config import Config
 from mockai.decide import Decider, Source
 from mockai.errors import ServerError
@@ -60,12 +61,15 @@ def create_app(
             no_match_status=config.no_match_status,
         ),
         journal=Journal(config.journal_size),
-        ratelimits=RateLimits(),
+        ratelimits=RateLimits.from_spec(config.limits),
         codecs=routes.codecs(),
         rules=rules,
+        faults=FaultPlanner.from_config(config),
     )
     app = web.Application(client_max_size=MAX_BODY)
     app[STATE] = state
+    app.on_startup.append(state.delivery.startup)
+    app.on_shutdown.append(state.delivery.shutdown)  # ends stalled / hung connections at once
     for source in sources:
         lifespan = getattr(source, "lifespan", None)
         if lifespan is not None:  # a source holding connections or files (the upstream's)

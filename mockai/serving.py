@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import socket
@@ -22,6 +23,7 @@ from mockai import __version__
 from mockai.config import Config
 from mockai.errors import ServerError
 from mockai.server import create_app
+from mockai.state import STATE
 
 
 def banner(config: Config, port: int) -> str:
@@ -64,11 +66,16 @@ def listen(config: Config, port: int | None = None) -> socket.socket:
 
 async def serve_socket(config: Config, sock: socket.socket, *, announce: bool = True) -> None:
     """Serve on `sock` until SIGINT or SIGTERM, then shut down cleanly."""
-    runner = web.AppRunner(create_app(config), access_log=None, shutdown_timeout=5.0)
+    app = create_app(config)
+    # Startup objects (catalogs, Faker's data, compiled rules) live forever: keeping them out of
+    # the collector's scans cuts full-collection pauses from tens of milliseconds to a few.
+    gc.freeze()
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
     await runner.setup()
     await web.SockSite(runner, sock).start()
     if announce:
-        print(banner(config, sock.getsockname()[1]), flush=True)
+        # The app's config: scenario files may have set the seed or the models.
+        print(banner(app[STATE].config, sock.getsockname()[1]), flush=True)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

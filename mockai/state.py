@@ -9,10 +9,11 @@ from aiohttp import web
 
 from mockai.api.base import Codec
 from mockai.catalog import Catalog
+from mockai.chaos import FaultPlanner
 from mockai.config import Config
 from mockai.decide import Decider
+from mockai.deliver import Delivery
 from mockai.exchange import Endpoint
-from mockai.faults import FaultPlanner
 from mockai.fingerprint import Occurrences
 from mockai.journal import Journal
 from mockai.ratelimit import RateLimits
@@ -30,6 +31,7 @@ class ServerState:
     ratelimits: RateLimits
     codecs: dict[Endpoint, Codec]
     faults: FaultPlanner = field(default_factory=FaultPlanner)
+    delivery: Delivery = field(default_factory=Delivery)
     occurrences: Occurrences = field(default_factory=Occurrences)
     access_log: logging.Logger = field(default_factory=lambda: logging.getLogger("mockai.access"))
     rules: RuleBook | None = None  # runtime + scenario rules (None with custom sources)
@@ -41,6 +43,7 @@ class ServerState:
             self.rules.reset()
         self.ratelimits.clear()
         self.occurrences.clear()
+        self.faults.clear()
 
 
 STATE = web.AppKey("mockai_state", ServerState)

@@ -1,11 +1,15 @@
 """Delays and stream pacing: how long to wait, as data, sampled with a seeded RNG.
 
 Scenario files, CLI options and request headers all describe timing the same ways:
-- a duration: a number of seconds (`0.2`) or a string with a unit (`"200ms"`, `"1.5s"`);
-- `{min, max}`: uniform between two durations;
-- `{mean, stddev}`: lognormal with that mean and standard deviation (latency has a long tail);
+- a duration: a number of seconds (`0.2`) or a string with a unit (`"200ms"`, `"1.5s"`, `"2m"`);
+- a range, uniform between two durations: `{min, max}`, or `"100ms-300ms"` (`"100-300ms"` too);
+- a long tail, lognormal with that mean and standard deviation: `{mean, stddev}`, or
+  `"mean=200ms,stddev=50ms"`;
 and streams add `ttft` (before the first chunk), `chunk_delay` (between chunks) or
-`tokens_per_second`, with an optional relative `jitter`.
+`tokens_per_second`, with an optional relative `jitter`: `{ttft: 300ms, chunk_delay: 20ms}` or
+`"ttft=300ms,chunk_delay=20ms,jitter=0.1"`.
+
+Every parser raises ValueError with a message that says what is wrong and what is accepted.
 """
 
 from __future__ import annotations
@@ -17,8 +21,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m)?\s*$")
+_NUMBER = r"(\d+(?:\.\d+)?|\.\d+)"
+_DURATION = re.compile(rf"^\s*{_NUMBER}\s*(ms|s|m)?\s*$")
+_RANGE = re.compile(rf"^\s*{_NUMBER}\s*(ms|s|m)?\s*-\s*{_NUMBER}\s*(ms|s|m)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}
+_DURATION_HELP = "use seconds, or a string like '200ms', '1.5s' or '100ms-300ms'"
 
 
 class Delay(Protocol):
@@ -69,38 +76,96 @@ class LogNormal:
 def parse_duration(value: Any) -> float:
     """Seconds from `0.2`, `"200ms"`, `"1.5s"` or `"2m"`; ValueError explains a bad value."""
     if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a duration (use seconds, or a string like '200ms')")
+        raise ValueError(f"{value!r} is not a duration ({_DURATION_HELP})")
     if isinstance(value, (int, float)):
-        if value < 0:
-            raise ValueError(f"{value!r} is negative; durations are >= 0")
+        if value < 0 or not math.isfinite(value):
+            raise ValueError(f"{value!r} is not a duration; durations are finite and >= 0")
         return float(value)
     if isinstance(value, str):
         match = _DURATION.match(value)
         if match:
             return float(match.group(1)) * _UNITS[match.group(2)]
-    raise ValueError(
-        f"{value!r} is not a duration (use seconds, or a string like '200ms' or '1.5s')"
-    )
+    raise ValueError(f"{value!r} is not a duration ({_DURATION_HELP})")
+
+
+def go_duration(seconds: float) -> str:
+    """Format like Go's time.Duration.String(): `12ms`, `1s`, `6m0s`, `2m59.56s`.
+
+    The API writes `x-ratelimit-reset-*` this way; clients such as LiteLLM parse it back.
+    """
+    if seconds <= 0:
+        return "0s"
+    if seconds < 1:
+        ms = round(seconds * 1000, 3)
+        return f"{ms:g}ms" if ms >= 1 else f"{round(seconds * 1e6):g}µs"
+    minutes, secs = divmod(round(seconds, 2), 60)
+    hours, minutes = divmod(int(minutes), 60)
+    text = f"{secs:.2f}".rstrip("0").rstrip(".") + "s"
+    if hours:
+        return f"{hours}h{minutes}m{text}"
+    if minutes:
+        return f"{minutes}m{text}"
+    return text
 
 
 def parse_delay(value: Any) -> Delay:
-    """A Delay from a duration, `{min, max}` or `{mean, stddev}`; ValueError says what is wrong."""
+    """A Delay from a duration, a range, `{min, max}` or `{mean, stddev}`.
+
+    Strings may also spell the mappings: `"100ms-300ms"`, `"min=100ms,max=300ms"`,
+    `"mean=200ms,stddev=50ms"`. ValueError says what is wrong.
+    """
+    if isinstance(value, str):
+        ranged = _RANGE.match(value)
+        if ranged:
+            return _range(value, ranged)
+        if "=" in value:
+            return parse_delay(split_pairs(value))
     if isinstance(value, Mapping):
-        keys = set(value)
-        if keys == {"min", "max"}:
-            low, high = parse_duration(value["min"]), parse_duration(value["max"])
-            if low > high:
-                raise ValueError(f"min ({value['min']}) is larger than max ({value['max']})")
-            return Uniform(low, high)
-        if keys == {"mean", "stddev"}:
-            mean = parse_duration(value["mean"])
-            if mean <= 0:
-                raise ValueError("mean must be > 0")
-            return LogNormal(mean, parse_duration(value["stddev"]))
-        raise ValueError(
-            f"a delay mapping takes either {{min, max}} or {{mean, stddev}}, got {sorted(keys)}"
-        )
+        return _delay_mapping(value)
     return Fixed(parse_duration(value))
+
+
+def _range(text: str, match: re.Match[str]) -> Uniform:
+    low_number, low_unit, high_number, high_unit = match.groups()
+    # "100-300ms": a unit given only on the right applies to both ends.
+    low_unit = low_unit or high_unit
+    low = float(low_number) * _UNITS[low_unit]
+    high = float(high_number) * _UNITS[high_unit]
+    if low > high:
+        raise ValueError(f"{text!r}: the low end is larger than the high end")
+    return Uniform(low, high)
+
+
+def _delay_mapping(value: Mapping[Any, Any]) -> Delay:
+    keys = set(value)
+    if keys == {"min", "max"}:
+        low, high = parse_duration(value["min"]), parse_duration(value["max"])
+        if low > high:
+            raise ValueError(f"min ({value['min']}) is larger than max ({value['max']})")
+        return Uniform(low, high)
+    if keys == {"mean", "stddev"}:
+        mean = parse_duration(value["mean"])
+        if mean <= 0:
+            raise ValueError("mean must be > 0")
+        return LogNormal(mean, parse_duration(value["stddev"]))
+    raise ValueError(
+        f"a delay mapping takes either {{min, max}} or {{mean, stddev}}, got {sorted(keys)}"
+    )
+
+
+def split_pairs(text: str) -> dict[str, str]:
+    """`"a=1, b=2"` -> {"a": "1", "b": "2"}; ValueError on a part that is not NAME=VALUE."""
+    pairs: dict[str, str] = {}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        name, sep, value = part.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise ValueError(f"{part.strip()!r} is not NAME=VALUE")
+        pairs[name.strip()] = value.strip()
+    if not pairs:
+        raise ValueError(f"{text!r} holds no NAME=VALUE pair")
+    return pairs
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +181,13 @@ _STREAM_KEYS = frozenset({"ttft", "chunk_delay", "tokens_per_second", "jitter"})
 
 
 def parse_stream(value: Any) -> StreamTiming:
-    """A StreamTiming from `{ttft, chunk_delay | tokens_per_second, jitter}`."""
+    """A StreamTiming from `{ttft, chunk_delay | tokens_per_second, jitter}`.
+
+    The same keys are accepted as a string, `"ttft=300ms,chunk_delay=20ms"` (for headers and the
+    command line); inside a string, delays are durations or ranges.
+    """
+    if isinstance(value, str):
+        value = split_pairs(value)
     if not isinstance(value, Mapping):
         raise ValueError("stream timing is a mapping such as {ttft: 300ms, chunk_delay: 20ms}")
     unknown = set(value) - _STREAM_KEYS
@@ -130,12 +201,52 @@ def parse_stream(value: Any) -> StreamTiming:
     if "chunk_delay" in value:
         chunk = parse_delay(value["chunk_delay"])
     elif "tokens_per_second" in value:
-        rate = value["tokens_per_second"]
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate <= 0:
-            raise ValueError(f"tokens_per_second must be a positive number, got {rate!r}")
-        chunk = Fixed(1.0 / rate)  # one token per chunk
-    jitter = value.get("jitter", 0.0)
-    if isinstance(jitter, bool) or not isinstance(jitter, (int, float)) or not 0 <= jitter <= 1:
-        raise ValueError(f"jitter must be a number between 0 and 1, got {jitter!r}")
+        chunk = Fixed(1.0 / _positive(value["tokens_per_second"], "tokens_per_second"))
+    jitter = _number(value.get("jitter", 0.0), "jitter")
+    if not 0 <= jitter <= 1:
+        raise ValueError(f"jitter must be a number between 0 and 1, got {value['jitter']!r}")
     ttft = parse_delay(value["ttft"]) if "ttft" in value else None
-    return StreamTiming(ttft=ttft, chunk_delay=chunk, jitter=float(jitter))
+    return StreamTiming(ttft=ttft, chunk_delay=chunk, jitter=jitter)
+
+
+def _number(value: Any, name: str) -> float:
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    raise ValueError(f"{name} must be a number, got {value!r}")
+
+
+def _positive(value: Any, name: str) -> float:
+    number = _number(value, name)
+    if not 0 < number < math.inf:
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return number
+
+
+_SPEC_KEYS = _STREAM_KEYS | {"latency"}
+
+
+def parse_timing_spec(value: Any) -> tuple[Delay | None, StreamTiming | None]:
+    """Latency and stream pacing from one spec (the `--latency` option).
+
+    A plain delay (`200ms`, `100ms-300ms`, `mean=200ms,stddev=50ms`) is latency before the
+    headers; a spec naming stream keys (`ttft=300ms,tokens_per_second=50`, optionally with
+    `latency=100ms`) also paces streams.
+    """
+    pairs: Mapping[Any, Any] | None = None
+    if isinstance(value, Mapping):
+        pairs = value
+    elif isinstance(value, str) and "=" in value:
+        pairs = split_pairs(value)
+    if pairs is None or not set(pairs) & _SPEC_KEYS:
+        return parse_delay(value), None
+    unknown = set(pairs) - _SPEC_KEYS
+    if unknown:
+        raise ValueError(f"unknown timing key(s) {sorted(unknown)}; known: {sorted(_SPEC_KEYS)}")
+    latency = parse_delay(pairs["latency"]) if "latency" in pairs else None
+    stream_keys = {k: v for k, v in pairs.items() if k != "latency"}
+    return latency, (parse_stream(stream_keys) if stream_keys else None)

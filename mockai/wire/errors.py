@@ -1,15 +1,24 @@
 """The errors the OpenAI API sends, with its status, `type`, `code`, wording and headers.
 
-`named(name)` builds the scenario format's named errors (`rate_limit`, `server_error`, ...);
-the other functions build the errors the request pipeline itself raises.
+`named(name)` builds the scenario format's named errors (`rate_limit`, `server_error`, ...),
+`from_spec` free-form ones (`{status: 503, retry_after: 2}`); the other functions build the
+errors the request pipeline itself raises.
 """
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Callable, Mapping
+from http import HTTPStatus
+from typing import Any
 
 from mockai.errors import ApiError
+from mockai.timing import go_duration, parse_duration
 from mockai.wire import jsonbytes, sse
+from mockai.wire.outgoing import Body
+
+DEFAULT_RETRY_AFTER = 1.0  # seconds, for 429 / 503 named errors that do not say
 
 _SERVER_ERROR = (
     "The server had an error processing your request. Sorry about that! You can retry your "
@@ -62,18 +71,35 @@ def incorrect_api_key(given: str) -> ApiError:
     )
 
 
-def _rate_limit() -> ApiError:
+def retry_headers(seconds: float) -> dict[str, str]:
+    """`retry-after` (whole seconds, rounded up, as the API sends) and the exact `retry-after-ms`.
+
+    The SDKs read `retry-after-ms` first, so sub-second delays are honoured precisely.
+    """
+    # Rounded first, so that float noise (4.001 * 1000 = 4001.0000000000005) does not add a unit.
+    return {
+        "retry-after": str(max(1, math.ceil(round(seconds, 6)))),
+        "retry-after-ms": str(max(1, math.ceil(round(seconds * 1000, 3)))),
+    }
+
+
+def _rate_limit(model: str | None, retry_after: float) -> ApiError:
+    subject = f" for {model} in organization org-mockai on requests per min (RPM)" if model else ""
+    headers = retry_headers(retry_after)
+    # A 429 means the request budget is spent: say so in the headers clients and gateways read.
+    headers["x-ratelimit-remaining-requests"] = "0"
+    headers["x-ratelimit-reset-requests"] = go_duration(retry_after)
     return ApiError(
         429,
-        "Rate limit reached for requests. Please try again in 1s. Visit "
+        f"Rate limit reached{subject}. Please try again in {go_duration(retry_after)}. Visit "
         "https://platform.openai.com/account/rate-limits to learn more.",
         type="requests",
         code="rate_limit_exceeded",
-        headers={"retry-after": "1", "retry-after-ms": "1000"},
+        headers=headers,
     )
 
 
-def _insufficient_quota() -> ApiError:
+def _insufficient_quota(model: str | None, retry_after: float) -> ApiError:
     return ApiError(
         429,
         "You exceeded your current quota, please check your plan and billing details. For more "
@@ -84,7 +110,11 @@ def _insufficient_quota() -> ApiError:
     )
 
 
-def _permission_denied() -> ApiError:
+def _invalid_api_key(model: str | None, retry_after: float) -> ApiError:
+    return incorrect_api_key("sk-mockai-invalid-key")
+
+
+def _permission_denied(model: str | None, retry_after: float) -> ApiError:
     return ApiError(
         403,
         "You are not allowed to sample from this model.",
@@ -93,15 +123,15 @@ def _permission_denied() -> ApiError:
     )
 
 
-def _model_not_found() -> ApiError:
+def _model_not_found(model: str | None, retry_after: float) -> ApiError:
     return ApiError(
         404,
-        "The model `gpt-unknown` does not exist or you do not have access to it.",
+        f"The model `{model or 'gpt-unknown'}` does not exist or you do not have access to it.",
         code="model_not_found",
     )
 
 
-def _context_length_exceeded() -> ApiError:
+def _context_length_exceeded(model: str | None, retry_after: float) -> ApiError:
     return ApiError(
         400,
         "This model's maximum context length is 128000 tokens. However, your messages resulted "
@@ -111,36 +141,38 @@ def _context_length_exceeded() -> ApiError:
     )
 
 
-def _bad_request() -> ApiError:
+def _bad_request(model: str | None, retry_after: float) -> ApiError:
     return ApiError(400, "Invalid request.", code=None)
 
 
-def _server_error() -> ApiError:
+def _server_error(model: str | None, retry_after: float) -> ApiError:
     return ApiError(500, _SERVER_ERROR, type="server_error")
 
 
-def _bad_gateway() -> ApiError:
+def _bad_gateway(model: str | None, retry_after: float) -> ApiError:
     return ApiError(502, "Bad gateway.", type="server_error", code="bad_gateway")
 
 
-def _overloaded() -> ApiError:
+def _overloaded(model: str | None, retry_after: float) -> ApiError:
     return ApiError(
         503,
         "The server is overloaded or not ready yet.",
         type="service_unavailable_error",
         code="server_is_overloaded",
-        headers={"retry-after": "1", "retry-after-ms": "1000"},
+        headers=retry_headers(retry_after),
     )
 
 
-def _timeout() -> ApiError:
+def _timeout(model: str | None, retry_after: float) -> ApiError:
     return ApiError(504, "Gateway timeout.", type="server_error", code="timeout")
 
 
-NAMED: Mapping[str, Callable[[], ApiError]] = {
+_Builder = Callable[[str | None, float], ApiError]
+
+_BUILDERS: Mapping[str, _Builder] = {
     "rate_limit": _rate_limit,
     "insufficient_quota": _insufficient_quota,
-    "invalid_api_key": lambda: incorrect_api_key("sk-mockai-invalid-key"),
+    "invalid_api_key": _invalid_api_key,
     "permission_denied": _permission_denied,
     "model_not_found": _model_not_found,
     "context_length_exceeded": _context_length_exceeded,
@@ -151,15 +183,159 @@ NAMED: Mapping[str, Callable[[], ApiError]] = {
     "timeout": _timeout,
 }
 
+# Name -> a fresh instance with the defaults (no model named, a one-second retry-after).
+NAMED: Mapping[str, Callable[[], ApiError]] = {
+    name: functools.partial(build, None, DEFAULT_RETRY_AFTER) for name, build in _BUILDERS.items()
+}
 
-def named(name: str) -> ApiError:
-    """A fresh instance of the named error; KeyError lists the valid names."""
+# The statuses the SDKs retry (wire contract section 2): 408, 409, 429 and every 5xx.
+RETRIED_STATUSES = frozenset({408, 409, 429})
+
+
+def named(
+    name: str,
+    *,
+    model: str | None = None,
+    retry_after: float | None = None,
+    should_retry: bool | None = None,
+) -> ApiError:
+    """A fresh instance of the named error; KeyError lists the valid names.
+
+    `model` names the model in messages that mention one; `retry_after` (seconds) sets
+    `retry-after` / `retry-after-ms` (on any error, as a free-form override); `should_retry`
+    sends `x-should-retry`, which the SDKs obey over their status rules.
+    """
     try:
-        return NAMED[name]()
+        build = _BUILDERS[name]
     except KeyError:
         raise KeyError(
             f"'{name}' is not a named error. Valid names are: {', '.join(NAMED)}"
         ) from None
+    error = build(model, DEFAULT_RETRY_AFTER if retry_after is None else retry_after)
+    return _with_retry_headers(error, retry_after, should_retry)
+
+
+def _with_retry_headers(
+    error: ApiError, retry_after: float | None, should_retry: bool | None
+) -> ApiError:
+    headers = dict(error.headers)
+    if retry_after is not None:
+        headers.update(retry_headers(retry_after))
+    if should_retry is not None:
+        headers["x-should-retry"] = "true" if should_retry else "false"
+    error.headers = headers
+    return error
+
+
+# The named error each status starts from in a free-form `{status: ...}` error.
+_BY_STATUS = {
+    400: "bad_request",
+    401: "invalid_api_key",
+    403: "permission_denied",
+    404: "model_not_found",
+    429: "rate_limit",
+    500: "server_error",
+    502: "bad_gateway",
+    503: "overloaded",
+    504: "timeout",
+}
+_FREE_FORM_KEYS = frozenset(
+    {"name", "status", "type", "code", "param", "message", "headers", "retry_after", "should_retry"}
+)
+
+
+def from_spec(spec: Any, *, model: str | None = None) -> ApiError:
+    """An error from a name (`"rate_limit"`) or a free-form mapping.
+
+    The mapping takes `{status, type, code, param, message, headers, retry_after, should_retry}`
+    (and optionally `name`, a named error to start from); anything not given comes from the named
+    error for that status (`{status: 503}` is `overloaded`, with its `retry-after`) or, for other
+    statuses, from the HTTP reason. ValueError says what is wrong.
+    """
+    if isinstance(spec, str):
+        try:
+            return named(spec, model=model)
+        except KeyError as error:
+            raise ValueError(error.args[0]) from None
+    if not isinstance(spec, Mapping):
+        raise ValueError("an error is a named error or a mapping such as {status: 503}")
+    unknown = set(spec) - _FREE_FORM_KEYS
+    if unknown:
+        raise ValueError(
+            f"unknown error key(s) {sorted(unknown)}; known: {sorted(_FREE_FORM_KEYS)}"
+        )
+    base = _base_error(spec, model)
+    for key in ("type", "code", "param", "message"):
+        if key in spec:
+            setattr(base, key, _optional_text(spec[key], key))
+    if "message" in spec and base.message is None:
+        raise ValueError("message must be a string")
+    base.headers = {**base.headers, **_header_map(spec.get("headers", {}))}
+    retry_after = _retry_after(spec["retry_after"]) if "retry_after" in spec else None
+    should_retry = spec.get("should_retry")
+    if should_retry is not None and not isinstance(should_retry, bool):
+        raise ValueError(f"should_retry must be true or false, got {should_retry!r}")
+    return _with_retry_headers(base, retry_after, should_retry)
+
+
+def _base_error(spec: Mapping[str, Any], model: str | None) -> ApiError:
+    if "name" in spec:
+        try:
+            base = named(str(spec["name"]), model=model)
+        except KeyError as error:
+            raise ValueError(error.args[0]) from None
+        if "status" in spec:
+            base.status = _status(spec["status"])
+        return base
+    if "status" not in spec:
+        raise ValueError("a free-form error needs a status (or the name of a named error)")
+    status = _status(spec["status"])
+    if status in _BY_STATUS:
+        return named(_BY_STATUS[status], model=model)
+    try:
+        reason = HTTPStatus(status).phrase
+    except ValueError:
+        reason = "Error"
+    return ApiError(
+        status, reason, type="invalid_request_error" if status < 500 else "server_error"
+    )
+
+
+def _status(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 400 <= value <= 599:
+        raise ValueError(f"status must be an HTTP error status (400-599), got {value!r}")
+    return value
+
+
+def _optional_text(value: Any, key: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise ValueError(f"{key} must be a string or null, got {value!r}")
+
+
+def _header_map(value: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        raise ValueError("headers must be a mapping of header names to values")
+    return {str(name).lower(): str(item) for name, item in value.items()}
+
+
+def _retry_after(value: Any) -> float:
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError("retry_after must be more than 0")
+    return seconds
+
+
+GATEWAY_PAGE = (
+    b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    b"</body>\r\n</html>\r\n"
+)
+
+
+def gateway_page() -> Body:
+    """The HTML 502 a reverse proxy (nginx, Cloudflare) sends when the API behind it fails."""
+    return Body(502, GATEWAY_PAGE, content_type="text/html")
 
 
 def stream_error_frame(sent: int) -> bytes:

@@ -1,0 +1,210 @@
+"""Which faults and timing each request gets: per-request headers, rules, seeded chaos, defaults.
+
+Precedence, first wins: the request's own headers (`x-mockai-fault`, `x-mockai-latency`,
+`x-mockai-stream`) > the rule or sequence step that answered (already in its Plan) > the global
+chaos draw > the server's defaults (`--latency`). A request that sends `x-mockai-fault` gets
+exactly the faults it asked for: chaos leaves it alone.
+
+Faults that replace the answer (named errors, `reset`, `hang`, `empty_response`, `non_json`) from
+a header or from chaos happen *before* the sources are asked, as a gateway or the API's front door
+would fail: they consume no sequence step and no cassette interaction, and are not charged to
+rate-limit budgets, so a retried request meets the same script as the first attempt.
+
+Chaos is reproducible: each request draws from an RNG seeded by its content key (which includes
+the server's seed) and by how many identical requests came before it, so the same seed and the
+same requests give the same faults in the same places, whatever the concurrency.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, TypeVar
+
+from mockai.errors import ApiError, ConfigError
+from mockai.faults import NO_FAULTS, ChaosRates, FaultRequest, Faults, parse_fault_header
+from mockai.fingerprint import Occurrences, occurrence_key, request_key
+from mockai.reply import Plan, Reply, Timing
+from mockai.timing import Delay, StreamTiming, parse_stream, parse_timing_spec
+from mockai.wire import errors
+from mockai.wire.outgoing import Body
+
+if TYPE_CHECKING:
+    from mockai.config import Config
+    from mockai.exchange import Exchange
+
+T = TypeVar("T")
+
+HEADER_FAULT = "x-mockai-fault"
+HEADER_LATENCY = "x-mockai-latency"
+HEADER_STREAM = "x-mockai-stream"
+RETRY_COUNT = "x-stainless-retry-count"  # the OpenAI SDKs' attempt number, from 0
+
+# What a Plan's `source` says when a fault answered before any source was asked.
+FAULT_SOURCE = "fault"
+# Stands in for the answer of a connection fault: nothing is ever sent.
+_NOTHING = Body(0, b"")
+
+
+class FaultPlanner:
+    """Adds faults and timing to every request's Plan (see the module docstring).
+
+    `inject` runs once per request, before the sources are asked; the `Injection` it returns
+    either answers at once (`preempt`) or decorates the Plan the sources chose (`apply`).
+    """
+
+    def __init__(
+        self,
+        *,
+        chaos: ChaosRates | Mapping[str, float] | None = None,
+        latency: Delay | None = None,
+        stream: StreamTiming | None = None,
+    ) -> None:
+        if chaos is None or isinstance(chaos, ChaosRates):
+            self.chaos = chaos or ChaosRates()
+        else:
+            self.chaos = ChaosRates.parse(chaos)
+        self.defaults = Timing(latency=latency, stream=stream)
+        self._occurrences = Occurrences()
+        self._attempts = _Attempts()
+
+    @classmethod
+    def from_config(cls, config: Config) -> FaultPlanner:
+        """The planner for `config.chaos` and `config.latency`; ConfigError says what is wrong."""
+        try:
+            chaos = ChaosRates.parse(config.chaos)
+        except ValueError as error:
+            raise ConfigError(f"chaos: {error}") from None
+        latency: Delay | None = None
+        stream: StreamTiming | None = None
+        if config.latency:
+            try:
+                latency, stream = parse_timing_spec(config.latency)
+            except ValueError as error:
+                raise ConfigError(f"latency: {error}") from None
+        return cls(chaos=chaos, latency=latency, stream=stream)
+
+    def inject(self, exchange: Exchange, key: bytes, headers: Mapping[str, str]) -> Injection:
+        """What this request gets from its headers and from chaos; ApiError 400 on a bad header."""
+        exact = request_key(key, exchange.body)
+        salt = occurrence_key(exact, self._occurrences.next(exact))
+        requested = self._requested(headers, exact)
+        return Injection(
+            requested=requested,
+            chaos=self.chaos.draw(random.Random(salt)) if requested is None else NO_FAULTS,
+            timing=_header(headers, HEADER_LATENCY, parse_timing_spec),
+            stream=_header(headers, HEADER_STREAM, parse_stream),
+            defaults=self.defaults,
+            model=exchange.model,
+            salt=salt,
+        )
+
+    def _requested(self, headers: Mapping[str, str], exact: bytes) -> Faults | None:
+        request = _header(headers, HEADER_FAULT, parse_fault_header)
+        if request is None:
+            return None
+        if not request.counts_attempts:
+            return request.for_attempt(0)
+        retry_count = headers.get(RETRY_COUNT, "")
+        if retry_count.isdigit():
+            attempt = int(retry_count)
+        else:
+            attempt = self._attempts.next(exact + headers[HEADER_FAULT].encode(), request)
+        return request.for_attempt(attempt)
+
+    def clear(self) -> None:
+        """Forget repeat and attempt counts (a server reset): chaos starts its sequence over."""
+        self._occurrences.clear()
+        self._attempts.clear()
+
+
+class _Attempts:
+    """Attempt numbers for clients that do not send `x-stainless-retry-count`.
+
+    Identical requests carrying the same `x-mockai-fault` count as attempts of one call while
+    they keep failing; the first one that passes ends the call, so the next identical request
+    starts over at attempt 0 (exactly what the SDK's retry count gives).
+    """
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self._limit = limit
+        self._failed: dict[bytes, int] = {}
+
+    def next(self, material: bytes, request: FaultRequest) -> int:
+        key = hashlib.blake2b(material, digest_size=16).digest()
+        attempt = self._failed.get(key, 0)
+        if any(item.attempts is not None and attempt < item.attempts for item in request.items):
+            if len(self._failed) >= self._limit:
+                self._failed.clear()
+            self._failed[key] = attempt + 1
+        else:
+            self._failed.pop(key, None)
+        return attempt
+
+    def clear(self) -> None:
+        self._failed.clear()
+
+
+def _header(headers: Mapping[str, str], name: str, parse: Callable[[str], T]) -> T | None:
+    value = headers.get(name)
+    if value is None:
+        return None
+    try:
+        return parse(value)
+    except ValueError as error:
+        raise ApiError(
+            400,
+            f"Invalid {name} header {value!r}: {error}",
+            param=name,
+            code="mockai_invalid_header",
+        ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Injection:
+    """The faults and timing one request gets from its headers, chaos and the defaults."""
+
+    requested: Faults | None  # from x-mockai-fault (None: no header)
+    chaos: Faults
+    timing: tuple[Delay | None, StreamTiming | None] | None  # from x-mockai-latency
+    stream: StreamTiming | None  # from x-mockai-stream
+    defaults: Timing
+    model: str
+    salt: bytes  # per-request seed material
+
+    def preempt(self) -> Plan | None:
+        """A Plan answering at once, when the header or chaos replaces the answer; else None."""
+        faults = self.requested if self.requested is not None else self.chaos
+        if not faults.before_answer:
+            return None
+        origin = HEADER_FAULT if self.requested is not None else "chaos"
+        plan = Plan(source=FAULT_SOURCE, name=origin, recorded=_NOTHING, faults=faults)
+        return self._finish(plan, faults)
+
+    def apply(self, plan: Plan) -> Plan:
+        """`plan` (chosen by a source) with the faults and timing that apply to this request."""
+        if self.requested is not None:
+            faults = plan.faults.merged(self.requested)
+        else:
+            faults = self.chaos.merged(plan.faults)
+        return self._finish(plan, faults)
+
+    def _finish(self, plan: Plan, faults: Faults) -> Plan:
+        faults = faults.resolved(random.Random(self.salt + b"/chunks"))
+        plan = replace(plan, faults=faults, timing=self._timing(plan.timing))
+        if faults.error is not None:
+            return replace(plan, reply=Reply(error=faults.error.build(self.model)), recorded=None)
+        if faults.non_json:
+            return replace(plan, reply=None, recorded=errors.gateway_page())
+        return plan
+
+    def _timing(self, planned: Timing) -> Timing:
+        header_latency, header_stream = self.timing or (None, None)
+        latency = header_latency or planned.latency or self.defaults.latency
+        stream = self.stream or header_stream or planned.stream or self.defaults.stream
+        # Every request samples its own delays, reproducibly: mix the rule's seed with this
+        # request's seed material (a rule's seed alone would give every request the same delay).
+        material = hashlib.blake2b(str(planned.seed).encode(), key=self.salt, digest_size=8)
+        return Timing(latency=latency, stream=stream, seed=int.from_bytes(material.digest(), "big"))
