@@ -58,15 +58,19 @@ class Config:
     record_errors: bool = False  # also record upstream 4xx/5xx answers
     redact: tuple[str, ...] = ()  # extra regexes whose matches are scrubbed from cassettes
 
+    # Which options were set explicitly (by any layer), so that a scenario file's settings fill in
+    # only what nobody set: `--seed 0` must beat a file's `seed: 7` although 0 is the default.
+    given: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+
     def merged(self, **changes: Any) -> Config:
         """A copy with `changes` applied (None values are ignored: "not given")."""
         given = {k: v for k, v in changes.items() if v is not None}
-        unknown = set(given) - {f.name for f in dataclasses.fields(self)}
+        unknown = set(given) - ({f.name for f in dataclasses.fields(self)} - {"given"})
         if unknown:
             names = ", ".join(sorted(unknown))
             raise ConfigError(f"unknown option(s): {names}. Known options: {', '.join(_names())}")
         coerced = {name: _coerce(name, value) for name, value in given.items()}
-        return dataclasses.replace(self, **coerced)
+        return dataclasses.replace(self, **coerced, given=self.given | set(coerced))
 
     @classmethod
     def from_env(
@@ -83,7 +87,7 @@ class Config:
 
 
 def _names() -> list[str]:
-    return [f.name for f in dataclasses.fields(Config)]
+    return [f.name for f in dataclasses.fields(Config) if f.name != "given"]
 
 
 _BOOLEAN_WORDS = {

@@ -23,14 +23,15 @@ from mockai import __version__
 from mockai.config import Config
 from mockai.errors import ServerError
 from mockai.server import create_app
-from mockai.state import STATE
+from mockai.state import STATE, ServerState
 
 
-def banner(config: Config, port: int) -> str:
+def banner(state: ServerState, port: int) -> str:
     """What `mockai serve` prints when it is ready."""
+    config = state.config
     base = f"http://{config.host}:{port}"
     workers = f", {config.workers} workers" if config.workers > 1 else ""
-    return "\n".join(
+    lines = (
         [
             f"mockai {__version__} listening on {base} (seed {config.seed}{workers})",
             f"  OPENAI_BASE_URL={base}/v1",
@@ -39,11 +40,37 @@ def banner(config: Config, port: int) -> str:
                 "  /v1/moderations"
             ),
             "  GET  /v1/models  /v1/models/{id}",
-            "  admin: /_mockai/health  /_mockai/requests  /_mockai/reset",
-            "  answers: generated (deterministic for the seed)",
-            "Press Ctrl-C to stop.",
+            "  admin: /_mockai/health  /_mockai/requests  /_mockai/rules  /_mockai/reset",
         ]
+        + [f"  {line}" for line in _answers(state)]
+        + ["Press Ctrl-C to stop."]
     )
+    return "\n".join(lines)
+
+
+def _answers(state: ServerState) -> list[str]:
+    """Where answers come from, in the order they are asked, and what breaks them."""
+    config = state.config
+    lines = []
+    if state.rules is not None:
+        rules = state.rules.describe()
+        if rules:
+            files = ", ".join(config.scenarios)
+            lines.append(f"answers: {len(rules)} scenario rule(s) from {files}")
+    if config.cassette:
+        lines.append(f"answers: cassette {config.cassette} (record mode {config.record_mode})")
+    if config.upstream and config.record_mode != "none":
+        lines.append(f"records from: {config.upstream}")
+    fallback = state.decider.fallback or ("error" if lines else "generate")
+    if fallback == "generate":
+        lines.append("otherwise: generated answers (deterministic for the seed)")
+    else:
+        lines.append("otherwise: a no-match error naming the closest rules / recordings")
+    for name in ("chaos", "latency", "limits"):
+        value = getattr(config, name)
+        if value:
+            lines.append(f"{name}: {value}")
+    return lines
 
 
 def listen(config: Config, port: int | None = None) -> socket.socket:
@@ -75,7 +102,7 @@ async def serve_socket(config: Config, sock: socket.socket, *, announce: bool = 
     await web.SockSite(runner, sock).start()
     if announce:
         # The app's config: scenario files may have set the seed or the models.
-        print(banner(app[STATE].config, sock.getsockname()[1]), flush=True)
+        print(banner(app[STATE], sock.getsockname()[1]), flush=True)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

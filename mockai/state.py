@@ -39,8 +39,10 @@ class ServerState:
     def reset(self) -> None:
         """Forget what was served: journal, rate-limit usage, repeat and rule counters."""
         self.journal.clear()
-        if self.rules is not None:
-            self.rules.reset()
+        for source in self.decider.sources:  # rules' counters, cassettes' play counts
+            forget = getattr(source, "reset", None)
+            if forget is not None:
+                forget()
         self.ratelimits.clear()
         self.occurrences.clear()
         self.faults.clear()

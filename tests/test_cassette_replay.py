@@ -110,6 +110,17 @@ def test_identical_requests_replay_in_recording_order(tmp_path: Path, sdk) -> No
     assert "c.yaml#0, c.yaml#1 match(es) this request but were already played" in str(raised.value)
 
 
+def test_a_server_reset_replays_the_cassette_from_the_start(tmp_path: Path, sdk) -> None:
+    cassette = write(tmp_path / "c.yaml", recorded("Roll", "one"), recorded("Roll", "two"))
+    with conformance.checked_server(cassette=str(cassette)) as server:
+        client = sdk(server)
+        assert [ask(client, "Roll"), ask(client, "Roll")] == ["one", "two"]
+        server.reset()
+        assert ask(client, "Roll") == "one"
+        httpx.post(server.url_for("/_mockai/reset"))
+        assert ask(client, "Roll") == "one"
+
+
 def test_allow_repeats_replays_the_last_recording(tmp_path: Path, sdk) -> None:
     cassette = write(tmp_path / "c.yaml", recorded("Roll", "one"), recorded("Roll", "two"))
     with conformance.checked_server(cassette=str(cassette), allow_repeats=True) as server:

@@ -126,3 +126,14 @@ def test_workers_share_the_port_and_stop_together() -> None:
         if process.poll() is None:
             process.kill()
             process.communicate()
+
+
+def test_banner_says_where_answers_come_from() -> None:
+    process, _, banner = _start("--scenario", "scenarios/faq.yaml", "--quiet")
+    try:
+        assert "(seed 7)" in banner  # the scenario file's seed, not the default
+        assert "answers: 5 scenario rule(s) from scenarios/faq.yaml" in banner
+        assert "otherwise: a no-match error" in banner
+    finally:
+        process.kill()
+        process.communicate()

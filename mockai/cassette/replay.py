@@ -185,6 +185,8 @@ class ReplaySource:
         """Forget what was played: every recording can be replayed again."""
         self.plays = [0] * len(self.entries)
 
+    reset = rewind  # what a server reset calls on every source
+
     # --- the no-match report -------------------------------------------------------------------
 
     def near_misses(self, exchange: Exchange) -> list[str]:

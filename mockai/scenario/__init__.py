@@ -24,17 +24,16 @@ __all__ = ["RuleBook", "RuleInfo", "ScenarioSet", "configure", "from_paths", "lo
 def configure(config: Config) -> Config:
     """`config` with its scenario files' settings (seed, models, fallback, chaos, strict) applied.
 
-    Scenario files are the layer just above the defaults: a setting applies only where the
-    configuration still holds the default value (the environment, the CLI and `MockServer`
-    options set explicitly win).
+    Scenario files are the layer just above the defaults: a setting applies only where nobody
+    set the option explicitly (the environment, the CLI and `MockServer` options win, even when
+    they give the default value).
     """
     if not config.scenarios:
         return config
     scenario_set = load(config.scenarios)
-    defaults = Config()
     changes = {
         name: scenario_set.value(name)
         for name in SETTINGS
-        if scenario_set.value(name) is not None and getattr(config, name) == getattr(defaults, name)
+        if scenario_set.value(name) is not None and name not in config.given
     }
     return config.merged(**changes) if changes else config

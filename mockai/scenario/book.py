@@ -133,7 +133,7 @@ class RuleBook:
         )
         faults = delivery.faults if delivery.faults is not None else NO_FAULTS
         if step.error is not None:
-            reply = Reply(error=step.error.build())
+            reply = Reply(error=step.error.build(exchange.model))
         else:
             assert step.reply is not None
             reply = self._reply(rule, step, call, exchange, key)

@@ -3,14 +3,15 @@
 A free-form error starts from the named error with its status when there is one (`{status: 503}`
 is `overloaded` with its message, type, code and `retry-after`), or from `name:`; the keys given
 override. `retry_after` sets both `retry-after` (seconds) and `retry-after-ms`, which the SDKs
-honour before their own backoff.
+honour before their own backoff. Validation here points at lines; building is
+`mockai.wire.errors.from_spec`, shared with `x-mockai-fault` and chaos.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mockai.errors import ApiError
 from mockai.scenario.problems import Problems, describe, suggest
@@ -18,46 +19,30 @@ from mockai.scenario.yamlsrc import line_of
 from mockai.timing import parse_duration
 from mockai.wire import errors as wire_errors
 
-if TYPE_CHECKING:
-    pass
-
-ERROR_KEYS = ("name", "status", "type", "code", "message", "param", "headers", "retry_after")
-# A free-form `error: {status: N}` starts from the named error with that status, when there is one.
-_BY_STATUS = {
-    400: "bad_request",
-    401: "invalid_api_key",
-    403: "permission_denied",
-    404: "model_not_found",
-    429: "rate_limit",
-    500: "server_error",
-    502: "bad_gateway",
-    503: "overloaded",
-    504: "timeout",
-}
+ERROR_KEYS = (
+    "name",
+    "status",
+    "type",
+    "code",
+    "message",
+    "param",
+    "headers",
+    "retry_after",
+    "should_retry",
+)
 
 
 @dataclass(frozen=True)
 class ErrorSpec:
-    """A compiled `error:`: a named error, optionally with fields and headers overridden."""
+    """A compiled `error:`: a name or a validated free-form mapping, built per request by
+    `mockai.wire.errors.from_spec` (the one place that knows what each error looks like)."""
 
-    base: str | None  # a NAMED error, or None for a status without one
+    spec: str | Mapping[str, Any]
     status: int
-    overrides: Mapping[str, Any]
-    headers: Mapping[str, str]
 
-    def build(self) -> ApiError:
-        """A fresh ApiError for one request."""
-        if self.base is not None:
-            error = wire_errors.named(self.base)
-        else:
-            kind = "server_error" if self.status >= 500 else "invalid_request_error"
-            error = ApiError(self.status, f"mockai scripted error {self.status}", type=kind)
-        error.status = self.status
-        for name, value in self.overrides.items():
-            setattr(error, name, value)
-        error.args = (error.message,)
-        error.headers = {**error.headers, **self.headers}
-        return error
+    def build(self, model: str | None = None) -> ApiError:
+        """A fresh ApiError for one request (`model` appears in messages that name one)."""
+        return wire_errors.from_spec(self.spec, model=model)
 
 
 def compile_error(value: Any, line: int, where: str, problems: Problems) -> ErrorSpec | None:
@@ -91,14 +76,17 @@ def compile_error(value: Any, line: int, where: str, problems: Problems) -> Erro
             f"{where} error.status must be an HTTP error status (400-599), got {describe(status)}",
         )
         return None
-    overrides = _error_fields(value, where, problems)
-    headers = _error_headers(value, where, problems)
+    _check_fields(value, where, problems)
+    _check_headers(value, where, problems)
     if len(problems.items) > before:
         return None
-    name = base.base if base is not None else _BY_STATUS.get(status)
-    if base is not None:
-        overrides = {**base.overrides, **overrides}
-    return ErrorSpec(name, status, overrides, headers)
+    spec = dict(value)
+    try:  # anything the located checks above did not catch
+        wire_errors.from_spec(spec)
+    except ValueError as error:
+        problems.add(line, f"{where} error: {error}")
+        return None
+    return ErrorSpec(spec, status)
 
 
 def _named(name: Any, line: int, where: str, problems: Problems) -> ErrorSpec | None:
@@ -109,11 +97,10 @@ def _named(name: Any, line: int, where: str, problems: Problems) -> ErrorSpec | 
             + suggest(name, wire_errors.NAMED, noun="named errors"),
         )
         return None
-    return ErrorSpec(name, wire_errors.named(name).status, {}, {})
+    return ErrorSpec(name, wire_errors.named(name).status)
 
 
-def _error_fields(value: Mapping[str, Any], where: str, problems: Problems) -> dict[str, Any]:
-    out = {}
+def _check_fields(value: Mapping[str, Any], where: str, problems: Problems) -> None:
     for key in ("type", "code", "message", "param"):
         if key not in value:
             continue
@@ -125,12 +112,15 @@ def _error_fields(value: Mapping[str, Any], where: str, problems: Problems) -> d
                 f"{where} error.{key} must be a string{' or null' if nullable else ''}, "
                 f"got {describe(text)}",
             )
-        out[key] = text
-    return out
+    should_retry = value.get("should_retry")
+    if should_retry is not None and not isinstance(should_retry, bool):
+        problems.add(
+            line_of(value, "should_retry"),
+            f"{where} error.should_retry must be true or false, got {describe(should_retry)}",
+        )
 
 
-def _error_headers(value: Mapping[str, Any], where: str, problems: Problems) -> dict[str, str]:
-    headers: dict[str, str] = {}
+def _check_headers(value: Mapping[str, Any], where: str, problems: Problems) -> None:
     raw = value.get("headers") or {}
     if not isinstance(raw, Mapping):
         problems.add(line_of(value, "headers"), f"{where} error.headers must be a mapping")
@@ -140,14 +130,8 @@ def _error_headers(value: Mapping[str, Any], where: str, problems: Problems) -> 
             problems.add(
                 line_of(raw, name), f"{where} error.headers.{name} must be a string or a number"
             )
-            continue
-        headers[str(name).lower()] = str(setting)
     if "retry_after" in value:
         try:
-            seconds = parse_duration(value["retry_after"])
+            parse_duration(value["retry_after"])
         except ValueError as error:
             problems.add(line_of(value, "retry_after"), f"{where} error.retry_after: {error}")
-        else:
-            headers["retry-after"] = f"{seconds:g}" if seconds < 1e15 else str(int(seconds))
-            headers["retry-after-ms"] = str(round(seconds * 1000))
-    return headers

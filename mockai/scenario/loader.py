@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mockai import faults
-from mockai.errors import Problem, ScenarioError
+from mockai import faults, ratelimit
+from mockai.errors import ConfigError, Problem, ScenarioError
 from mockai.faults import FaultType
 from mockai.scenario import yamlsrc
 from mockai.scenario.problems import Problems, UnlocatedProblem, describe, suggest
@@ -25,16 +25,22 @@ from mockai.scenario.yamlsrc import line_of
 from mockai.wire.errors import NAMED
 
 VERSION = 1
-TOP_KEYS = ("mockai", "description", "seed", "models", "rules", "fallback", "chaos", "strict")
-SETTINGS = ("seed", "models", "fallback", "chaos", "strict")
-FALLBACKS = ("generate", "error")
-# Chaos rates name a named error, a fault, or `disconnect` (the contract's name for a drop
-# somewhere mid-answer); the fault module may know more aliases.
-CHAOS_NAMES = tuple(
-    dict.fromkeys(
-        (*NAMED, *(f.value for f in FaultType), "disconnect", *getattr(faults, "ALIASES", ()))
-    )
+TOP_KEYS = (
+    "mockai",
+    "description",
+    "seed",
+    "models",
+    "rules",
+    "fallback",
+    "chaos",
+    "limits",
+    "strict",
 )
+SETTINGS = ("seed", "models", "fallback", "chaos", "limits", "strict")
+FALLBACKS = ("generate", "error")
+# Chaos rates name a named error, a fault, or an alias such as `disconnect` (the contract's name
+# for a drop somewhere mid-answer).
+CHAOS_NAMES = tuple(dict.fromkeys((*NAMED, *(f.value for f in FaultType), *faults.ALIASES)))
 
 
 @dataclass(frozen=True)
@@ -233,20 +239,23 @@ def _chaos(value: Any, line: int, problems: Problems) -> Any:
             "so they must add up to 1 or less",
         )
         return None
-    return _checked_by_fault_module(rates, line, problems)
-
-
-def _checked_by_fault_module(rates: dict[str, float], line: int, problems: Problems) -> Any:
-    # The fault module owns the chaos vocabulary; when it can validate rates, it has the last word.
-    parse = getattr(getattr(faults, "ChaosRates", None), "parse", None)
-    if parse is None:
-        return rates
-    try:
-        parse(rates)
+    try:  # the fault module owns the chaos vocabulary: it has the last word
+        faults.ChaosRates.parse(rates)
     except ValueError as error:
         problems.add(line, f"chaos: {error}")
         return None
     return rates
+
+
+def _limits(value: Any, line: int, problems: Problems) -> Any:
+    # Budgets as `mockai serve --limits` takes them: a mapping ({rpm: 60, gpt-4o: {rpm: 3}}) or
+    # the same text; the rate-limit module validates both.
+    try:
+        ratelimit.parse_limits(value)
+    except (ValueError, ConfigError) as error:
+        problems.add(line, f"limits: {error}")
+        return None
+    return value
 
 
 _SETTING_CHECKS = {
@@ -255,6 +264,7 @@ _SETTING_CHECKS = {
     "fallback": _fallback,
     "strict": _strict,
     "chaos": _chaos,
+    "limits": _limits,
 }
 
 
