@@ -116,13 +116,15 @@ def _billed_tokens(exchange: Exchange) -> int:
 
 async def _begin(request: web.Request, state: ServerState) -> JournalEntry:
     raw = await request.read()
+    # When its bytes arrived (stamped by the site): under a burst, well before this handler ran.
+    arrived = state.arrivals.take(request.transport) or time.monotonic()
     entry = JournalEntry(
         seq=state.journal.next_seq(),
         request_id=ids.request_id(),
         method=request.method,
         path=request.path,
-        received_at=time.time(),
-        arrived=time.monotonic(),
+        received_at=time.time() - (time.monotonic() - arrived),
+        arrived=arrived,
         headers=redact_headers(request.headers),
         body=raw,
     )

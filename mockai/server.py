@@ -17,7 +17,7 @@ from typing import Any, ClassVar, TypeVar
 
 from aiohttp import web
 
-from mockai import admin, routes, scenario
+from mockai import admin, routes, scenario, sites
 from mockai.catalog import Catalog
 from mockai.chaos import FaultPlanner
 from mockai.config import Config
@@ -158,18 +158,17 @@ class MockServer:
         """Start serving on the running event loop."""
         if self._runner is not None:
             raise ServerError("Server is already running")
-        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        site = web.TCPSite(runner, self.config.host, self.config.port)
         try:
-            await site.start()
+            sock = sites.listen(self.config.host, self.config.port)
         except OSError as error:
-            await runner.cleanup()
             raise ServerError(
                 f"cannot listen on {self.config.host}:{self.config.port}: {error}"
             ) from error
+        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        await sites.StampingSite(runner, sock, self.state.arrivals).start()
         self._runner = runner
-        self.port = _bound_port(runner)
+        self.port = int(sock.getsockname()[1])
         return self
 
     async def stop_async(self) -> None:
@@ -280,10 +279,3 @@ class MockServer:
         if self.state.rules is None:
             raise ServerError("this server was built with custom sources and has no rules")
         return self.state.rules
-
-
-def _bound_port(runner: web.AppRunner) -> int:
-    for address in runner.addresses:
-        if isinstance(address, tuple) and len(address) >= 2:
-            return int(address[1])
-    raise ServerError("the server did not report a bound port")

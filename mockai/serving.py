@@ -19,7 +19,7 @@ import sys
 
 from aiohttp import web
 
-from mockai import __version__
+from mockai import __version__, sites
 from mockai.config import Config
 from mockai.errors import ServerError
 from mockai.server import create_app
@@ -75,20 +75,11 @@ def _answers(state: ServerState) -> list[str]:
 
 def listen(config: Config, port: int | None = None) -> socket.socket:
     """The bound, listening socket (a ServerError if the address is taken)."""
-    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if config.workers > 1:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     port = config.port if port is None else port
     try:
-        sock.bind((config.host, port))
+        return sites.listen(config.host, port, reuse_port=config.workers > 1)
     except OSError as error:
-        sock.close()
         raise ServerError(f"cannot listen on {config.host}:{port}: {error}") from None
-    sock.listen(1024)
-    sock.setblocking(False)
-    return sock
 
 
 async def serve_socket(config: Config, sock: socket.socket, *, announce: bool = True) -> None:
@@ -99,7 +90,7 @@ async def serve_socket(config: Config, sock: socket.socket, *, announce: bool = 
     gc.freeze()
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
     await runner.setup()
-    await web.SockSite(runner, sock).start()
+    await sites.StampingSite(runner, sock, app[STATE].arrivals).start()
     if announce:
         # The app's config: scenario files may have set the seed or the models.
         print(banner(app[STATE], sock.getsockname()[1]), flush=True)

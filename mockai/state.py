@@ -18,6 +18,7 @@ from mockai.fingerprint import Occurrences
 from mockai.journal import Journal
 from mockai.ratelimit import RateLimits
 from mockai.scenario.book import RuleBook
+from mockai.sites import Arrivals
 
 
 @dataclass
@@ -33,6 +34,7 @@ class ServerState:
     faults: FaultPlanner = field(default_factory=FaultPlanner)
     delivery: Delivery = field(default_factory=Delivery)
     occurrences: Occurrences = field(default_factory=Occurrences)
+    arrivals: Arrivals = field(default_factory=Arrivals)
     access_log: logging.Logger = field(default_factory=lambda: logging.getLogger("mockai.access"))
     rules: RuleBook | None = None  # runtime + scenario rules (None with custom sources)
 
