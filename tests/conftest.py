@@ -18,6 +18,16 @@ from mockai import MockServer
 API_KEY = "sk-test-0000"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Import the SDK's whole HTTP stack before any test runs.
+
+    pytester's in-process runs forget the modules first imported inside them; httpx2 imports
+    httpcore2 only when a client is built, so a re-import in a later run would give exception
+    classes that httpx2's mapping no longer recognises.
+    """
+    openai.OpenAI(api_key="sk-preload", base_url="http://127.0.0.1:9/v1").close()
+
+
 @pytest.fixture
 def server() -> Iterator[MockServer]:
     """A fresh server with the embedded defaults (fallback generation, seed 0)."""

@@ -16,6 +16,7 @@ the fixture, so installing the plugin costs nothing to test runs that do not use
 
 from __future__ import annotations
 
+import os
 from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -80,7 +81,10 @@ def mockai(
     request.config.hook.pytest_mockai_configure(options=options, request=request)
     fixture = MockaiFixture.start(options)
     monkeypatch.setenv("OPENAI_BASE_URL", fixture.url)
-    monkeypatch.setenv("OPENAI_API_KEY", options.get("api_key") or "sk-mockai-test")
+    # Recording forwards the client's key to the upstream: keep a real one if the user has it.
+    recording = options.get("record_mode", "none") != "none" and options.get("upstream")
+    if options.get("api_key") or not (recording and os.environ.get("OPENAI_API_KEY")):
+        monkeypatch.setenv("OPENAI_API_KEY", options.get("api_key") or "sk-mockai-test")
     try:
         yield fixture
     finally:
