@@ -72,3 +72,12 @@ def test_configured_models_restrict_everything() -> None:
                 call()
             assert caught.value.code == "model_not_found"
             assert "does not exist or you do not have access to it" in caught.value.message
+
+
+@pytest.mark.asyncio
+async def test_async_models(aclient: openai.AsyncOpenAI) -> None:
+    listed = [m.id async for m in aclient.models.list()]
+    assert "gpt-4o-mini" in listed
+    assert (await aclient.models.retrieve("meta-llama/llama-3.3-70b-instruct:free")).id.endswith(
+        ":free"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import openai
+import pytest
 
 
 def test_flags_violence_not_small_talk(client: openai.OpenAI) -> None:
@@ -26,3 +27,9 @@ def test_multimodal_input(client: openai.OpenAI) -> None:
     )
     assert len(result.results) == 1
     assert "image" in result.results[0].category_applied_input_types.violence
+
+
+@pytest.mark.asyncio
+async def test_async(aclient: openai.AsyncOpenAI) -> None:
+    result = await aclient.moderations.create(input="I will kill you")
+    assert result.results[0].flagged
