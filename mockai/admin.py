@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -60,56 +62,82 @@ def _rules_json(book: RuleBook, names: list[str] | None = None) -> dict[str, Any
 
 
 async def _list_rules(request: web.Request) -> web.Response:
-    try:
-        return web.json_response(_rules_json(_book(request)))
-    except ApiError as error:
-        return _error(error)
+    return web.json_response(_rules_json(_book(request)))
 
 
 async def _add_rules(request: web.Request) -> web.Response:
     """`POST /_mockai/rules` with a rule or a list of rules; 400 lists every problem."""
+    book = _book(request)
     try:
-        book = _book(request)
-        try:
-            body = jsonbytes.loads(await request.read())
-        except ValueError:
-            raise ApiError(400, "the body must be a JSON rule or a JSON list of rules") from None
-        rules = body if isinstance(body, list) else [body]
-        try:
-            names = book.add(rules, file="<admin>")
-        except ScenarioError as problems:
-            raise ApiError(400, str(problems), code="mockai_invalid_rule") from None
-        return web.json_response(_rules_json(book, names))
-    except ApiError as error:
-        return _error(error)
+        body = jsonbytes.loads(await request.read())
+    except ValueError:
+        raise ApiError(400, "the body must be a JSON rule or a JSON list of rules") from None
+    rules = body if isinstance(body, list) else [body]
+    try:
+        names = book.add(rules, file="<admin>")
+    except ScenarioError as problems:
+        raise ApiError(400, str(problems), code="mockai_invalid_rule") from None
+    return web.json_response(_rules_json(book, names))
 
 
 async def _clear_rules(request: web.Request) -> web.Response:
-    try:
-        return web.json_response({"deleted": _book(request).clear()})
-    except ApiError as error:
-        return _error(error)
+    return web.json_response({"deleted": _book(request).clear()})
 
 
 async def _delete_rule(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     try:
+        _book(request).remove(name)
+    except ScenarioError as problem:
+        raise ApiError(404, str(problem), code="mockai_unknown_rule") from None
+    return web.json_response({"deleted": name})
+
+
+# --- who may use them -------------------------------------------------------------------------
+
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+def _admin(handler: Handler) -> Handler:
+    """`handler` for loopback clients only (unless `admin_remote`), its ApiErrors as responses."""
+
+    async def guarded(request: web.Request) -> web.Response:
         try:
-            _book(request).remove(name)
-        except ScenarioError as problem:
-            raise ApiError(404, str(problem), code="mockai_unknown_rule") from None
-        return web.json_response({"deleted": name})
-    except ApiError as error:
-        return _error(error)
+            _check_client(request)
+            return await handler(request)
+        except ApiError as error:
+            return _error(error)
+
+    return guarded
+
+
+def _check_client(request: web.Request) -> None:
+    # Admin endpoints change what the server answers: on a server listening beyond loopback,
+    # only local clients may use them unless the operator said otherwise.
+    if request.app[STATE].config.admin_remote or request.remote is None:
+        return
+    try:
+        local = ipaddress.ip_address(request.remote.split("%", 1)[0]).is_loopback
+    except ValueError:
+        local = False
+    if not local:
+        raise ApiError(
+            403,
+            "mockai's admin endpoints answer loopback clients only; start the server with "
+            "--admin-remote to allow others",
+            type="invalid_request_error",
+            code="mockai_admin_forbidden",
+        )
 
 
 def add_admin_routes(app: web.Application) -> None:
     """Register `/_mockai/health`, `/_mockai/requests`, `/_mockai/reset` and `/_mockai/rules`."""
-    app.router.add_get(PREFIX + "/health", _health)
-    app.router.add_get(PREFIX + "/requests", _requests)
-    app.router.add_delete(PREFIX + "/requests", _clear_requests)
-    app.router.add_post(PREFIX + "/reset", _reset)
-    app.router.add_get(PREFIX + "/rules", _list_rules)
-    app.router.add_post(PREFIX + "/rules", _add_rules)
-    app.router.add_delete(PREFIX + "/rules", _clear_rules)
-    app.router.add_delete(PREFIX + "/rules/{name:.+}", _delete_rule)
+    app.router.add_get(PREFIX + "/health", _health)  # harmless, and useful to probes anywhere
+    app.router.add_get(PREFIX + "/requests", _admin(_requests))
+    app.router.add_delete(PREFIX + "/requests", _admin(_clear_requests))
+    app.router.add_post(PREFIX + "/reset", _admin(_reset))
+    app.router.add_get(PREFIX + "/rules", _admin(_list_rules))
+    app.router.add_post(PREFIX + "/rules", _admin(_add_rules))
+    app.router.add_delete(PREFIX + "/rules", _admin(_clear_rules))
+    app.router.add_delete(PREFIX + "/rules/{name:.+}", _admin(_delete_rule))

@@ -37,6 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--require-api-key", metavar="KEY", help="answer 401 unless this key is sent"
     )
     serving.add_argument(
+        "--admin-remote",
+        action="store_true",
+        default=None,
+        help="let non-loopback clients use /_mockai/ admin endpoints (off by default)",
+    )
+    serving.add_argument(
         "--quiet", action="store_true", help="no per-request log lines (faster under load)"
     )
 
@@ -132,6 +138,7 @@ def config_from_args(args: argparse.Namespace, environ: dict[str, str] | None = 
         port=args.port,
         workers=args.workers,
         require_api_key=args.require_api_key,
+        admin_remote=args.admin_remote,
         log_requests=False if args.quiet else None,
         seed=args.seed,
         models=_split(args.models),

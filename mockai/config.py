@@ -30,6 +30,7 @@ class Config:
     port: int = DEFAULT_PORT
     workers: int = 1
     require_api_key: str | None = None
+    admin_remote: bool = False  # admin endpoints for non-loopback clients too
     log_requests: bool = True
     journal_size: int = 1000
     # --- what to answer

@@ -1,0 +1,49 @@
+"""Admin endpoints: loopback clients only, unless the operator allows others."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import httpx
+import pytest
+from aiohttp.test_utils import make_mocked_request
+
+from mockai import create_app
+from mockai.admin import _check_client
+from mockai.config import Config
+from mockai.errors import ApiError
+from mockai.server import MockServer
+
+
+def _request_from(address: str, config: Config) -> object:
+    transport = mock.Mock()
+    transport.get_extra_info.side_effect = lambda name, default=None: (
+        (address, 50000) if name == "peername" else default
+    )
+    return make_mocked_request(
+        "POST", "/_mockai/reset", app=create_app(config), transport=transport
+    )
+
+
+@pytest.mark.parametrize("address", ["10.1.2.3", "192.168.0.7", "2001:db8::1"])
+def test_other_hosts_are_refused(address: str) -> None:
+    with pytest.raises(ApiError) as raised:
+        _check_client(_request_from(address, Config()))  # type: ignore[arg-type]
+    assert raised.value.status == 403
+    assert raised.value.code == "mockai_admin_forbidden"
+    assert "--admin-remote" in raised.value.message
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "127.0.0.2", "::1"])
+def test_loopback_is_allowed(address: str) -> None:
+    _check_client(_request_from(address, Config()))  # type: ignore[arg-type]
+
+
+def test_admin_remote_allows_everyone() -> None:
+    _check_client(_request_from("10.1.2.3", Config(admin_remote=True)))  # type: ignore[arg-type]
+
+
+def test_admin_over_http_from_loopback() -> None:
+    with MockServer(log_requests=False) as server:
+        assert httpx.post(server.url_for("/_mockai/reset")).json() == {"reset": True}
+        assert httpx.get(server.url_for("/_mockai/health")).json()["status"] == "ok"
