@@ -54,14 +54,7 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
             "of type 'json_object'.",
             param="messages",
         )
-    stream = bool(body.get("stream"))
-    stream_options = body.get("stream_options")
-    if stream_options is not None and not stream:
-        raise ApiError(
-            400,
-            "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
-            param="stream_options",
-        )
+    stream, include_usage = common.stream_settings(body)
     if info.reasoning and body.get("max_tokens") is not None:
         raise ApiError(
             400,
@@ -92,7 +85,7 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         n=common.optional(body, "n", 1),
         max_tokens=max_tokens,
         stop=common.parse_stop(body.get("stop")),
-        include_usage=bool(stream_options and stream_options.get("include_usage")),
+        include_usage=include_usage,
         logprobs=bool(body.get("logprobs")),
         top_logprobs=common.optional(body, "top_logprobs", 0),
         prompt_tokens=prompt_tokens,

@@ -65,6 +65,19 @@ def _lenient(endpoint: str) -> dict[str, FieldRule]:
     return {name: replace(rule, enum=None) for name, rule in FIELDS[endpoint].items()}
 
 
+def stream_settings(body: Mapping[str, Any]) -> tuple[bool, bool]:
+    """(`stream`, `stream_options.include_usage`); options without streaming are the API's 400."""
+    stream = bool(body.get("stream"))
+    options = body.get("stream_options")
+    if options is not None and not stream:
+        raise ApiError(
+            400,
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+            param="stream_options",
+        )
+    return stream, bool(options and options.get("include_usage"))
+
+
 def optional(body: Mapping[str, Any], name: str, default: Any) -> Any:
     """`body[name]`, or `default` when absent or null."""
     value = body.get(name)

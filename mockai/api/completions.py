@@ -36,14 +36,7 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         raise ApiError(
             400, "best_of must be greater than or equal to n.", param="best_of", code=None
         )
-    stream = bool(body.get("stream"))
-    stream_options = body.get("stream_options")
-    if stream_options is not None and not stream:
-        raise ApiError(
-            400,
-            "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
-            param="stream_options",
-        )
+    stream, include_usage = common.stream_settings(body)
     prompt_tokens = tokens.count_all(prompts)
     common.check_context(info, prompt_tokens, "prompt")
     max_tokens = body.get("max_tokens")
@@ -59,7 +52,7 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         n=n,
         max_tokens=DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens,
         stop=common.parse_stop(body.get("stop")),
-        include_usage=bool(stream_options and stream_options.get("include_usage")),
+        include_usage=include_usage,
         logprobs=top is not None,
         top_logprobs=top or 0,
         inputs=prompts,
