@@ -24,6 +24,7 @@ from yarl import URL
 
 from mockai.cassette.events import EventSplitter
 from mockai.cassette.format import Interaction, Timing, header_lists
+from mockai.cassette.headers import HOP_BY_HOP
 from mockai.cassette.redact import Scrubber, request_secrets
 from mockai.cassette.replay import ENDPOINT_ROUTES
 from mockai.cassette.scan import scrub_interaction, without_userinfo
@@ -38,34 +39,9 @@ log = logging.getLogger("mockai.cassette")
 
 # Not forwarded upstream: hop-by-hop headers, what the HTTP client sets itself (host, length,
 # encodings it can decode), and mockai's own control headers.
-_NOT_FORWARDED = frozenset(
-    {
-        "host",
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "transfer-encoding",
-        "te",
-        "trailer",
-        "upgrade",
-        "content-length",
-        "accept-encoding",
-    }
-)
+_NOT_FORWARDED = HOP_BY_HOP | {"accept-encoding"}
 # Not passed back to the client: hop-by-hop, and the encoding the HTTP client already undid.
-_NOT_RELAYED = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "transfer-encoding",
-        "te",
-        "trailer",
-        "upgrade",
-        "content-length",
-        "content-encoding",
-        "content-type",
-    }
-)
+_NOT_RELAYED = HOP_BY_HOP | {"content-encoding", "content-type"}
 # Connect quickly or fail; then wait as long as the SDK does for a slow (reasoning) model.
 DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=600)
 

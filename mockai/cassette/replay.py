@@ -16,6 +16,7 @@ from pathlib import Path
 
 from mockai.cassette.events import completing_tail, split_events
 from mockai.cassette.format import Cassette, Interaction
+from mockai.cassette.headers import HOP_BY_HOP
 from mockai.cassette.matching import (
     DEFAULT_MATCH_ON,
     MATCHERS,
@@ -41,28 +42,18 @@ ENDPOINT_ROUTES = {
 # Recorded headers that are not replayed: hop-by-hop and framing headers (the body is replayed
 # decoded, with its own framing), the content type (sent separately), and what mockai sets itself
 # for every answer (a fresh x-request-id matching the journal, the processing time, the date).
-_NOT_REPLAYED = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "transfer-encoding",
-        "te",
-        "trailer",
-        "upgrade",
-        "content-length",
-        "content-encoding",
-        "content-type",
-        "date",
-        "server",
-        "via",
-        "alt-svc",
-        "strict-transport-security",
-        "x-request-id",
-        "openai-processing-ms",
-        "openai-version",
-    }
-)
+_NOT_REPLAYED = HOP_BY_HOP | {
+    "content-encoding",
+    "content-type",
+    "date",
+    "server",
+    "via",
+    "alt-svc",
+    "strict-transport-security",
+    "x-request-id",
+    "openai-processing-ms",
+    "openai-version",
+}
 MAX_NEAR_MISSES = 3
 
 
