@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from mockai import MockServer
+
 pytest_plugins = ["pytester"]
 
 
@@ -369,3 +371,39 @@ def test_strict_off_from_ini_and_back_on_from_the_command_line(run) -> None:  # 
     run(source, "--mockai-strict=true", ini="mockai_strict = false\n").assert_outcomes(
         passed=1, errors=1
     )
+
+
+def test_record_modes_per_test_cassette(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    source = """
+        import openai
+
+        QUESTIONS = {questions}
+
+        def test_ask(mockai):
+            with mockai.openai_client(max_retries=0) as client:
+                for question in QUESTIONS:
+                    client.chat.completions.create(
+                        model="gpt-4o-mini", messages=[{{"role": "user", "content": question}}]
+                    )
+        """
+    cassette = pytester.path / "cassettes" / "test_app" / "test_ask.yaml"
+    with MockServer(log_requests=False) as upstream:
+        record = ["-p", "no:cacheprovider", f"--mockai-upstream={upstream.url}"]
+        pytester.makepyfile(test_app=source.format(questions=["one"]))
+        pytester.runpytest_subprocess(*record, "--mockai-record-mode=once").assert_outcomes(
+            passed=1
+        )
+        assert cassette.read_text().count("uri:") == 1
+        # A new question: `none` fails (nothing recorded for it), `new_episodes` appends it.
+        pytester.makepyfile(test_app=source.format(questions=["one", "two"]))
+        missed = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+        missed.assert_outcomes(failed=1)
+        missed.stdout.fnmatch_lines(
+            ["*differs in body*", "*recorded:*'one'*", "*this request:*'two'*"]
+        )
+        appended = pytester.runpytest_subprocess(*record, "--mockai-record-mode=new_episodes")
+        appended.assert_outcomes(passed=1)
+        assert cassette.read_text().count("uri:") == 2
+        assert len(upstream.requests) == 2  # "one" was replayed, only "two" went upstream
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
