@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, TypeVar
 
 from mockai.errors import ApiError, ConfigError
 from mockai.faults import NO_FAULTS, ChaosRates, FaultRequest, Faults, parse_fault_header
-from mockai.fingerprint import Occurrences, occurrence_key, request_key
 from mockai.reply import Plan, Reply, Timing
 from mockai.timing import Delay, StreamTiming, parse_stream, parse_timing_spec
 from mockai.wire import errors
@@ -67,7 +66,6 @@ class FaultPlanner:
         else:
             self.chaos = ChaosRates.parse(chaos)
         self.defaults = Timing(latency=latency, stream=stream)
-        self._occurrences = Occurrences()
         self._attempts = _Attempts()
 
     @classmethod
@@ -86,10 +84,15 @@ class FaultPlanner:
                 raise ConfigError(f"latency: {error}") from None
         return cls(chaos=chaos, latency=latency, stream=stream)
 
-    def inject(self, exchange: Exchange, key: bytes, headers: Mapping[str, str]) -> Injection:
-        """What this request gets from its headers and from chaos; ApiError 400 on a bad header."""
-        exact = request_key(key, exchange.body)
-        salt = occurrence_key(exact, self._occurrences.next(exact))
+    def inject(
+        self, exchange: Exchange, exact: bytes, salt: bytes, headers: Mapping[str, str]
+    ) -> Injection:
+        """What this request gets from its headers and from chaos; ApiError 400 on a bad header.
+
+        `exact` identifies the request (fingerprint.request_key), `salt` this occurrence of it
+        (fingerprint.occurrence_key): chaos draws from it, so the same seed and the same requests
+        give the same faults whatever the order of different requests.
+        """
         requested = self._requested(headers, exact)
         return Injection(
             requested=requested,
@@ -115,8 +118,7 @@ class FaultPlanner:
         return request.for_attempt(attempt)
 
     def clear(self) -> None:
-        """Forget repeat and attempt counts (a server reset): chaos starts its sequence over."""
-        self._occurrences.clear()
+        """Forget attempt counts (a server reset)."""
         self._attempts.clear()
 
 

@@ -159,6 +159,9 @@ def processing_ms(arrived: float) -> str:
     return str(max(int((time.monotonic() - arrived) * 1000), 0))
 
 
+_UNUSED = random.Random(0)  # never drawn from: no latency, no pacing
+
+
 async def deliver(
     request: web.Request,
     outgoing: Outgoing,
@@ -171,7 +174,8 @@ async def deliver(
 ) -> web.StreamResponse:
     """Send `outgoing` for `request` with the given headers, timing and faults."""
     delivery = delivery or Delivery()
-    rng = random.Random(timing.seed)
+    # Seeding a generator costs microseconds: only timing that samples one gets it.
+    rng = random.Random(timing.seed) if timing.latency is not None or timing.stream else _UNUSED
     start = arrived + (timing.latency.sample(rng) if timing.latency is not None else 0.0)
     await delivery.clock.sleep_until(start)
     if faults.no_response:

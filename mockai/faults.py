@@ -109,7 +109,7 @@ class Faults:
     non_json: bool = False
 
     def __bool__(self) -> bool:
-        return any(getattr(self, f.name) not in (None, False) for f in fields(self))
+        return any(getattr(self, name) not in (None, False) for name in _FIELDS)
 
     @property
     def no_response(self) -> bool:
@@ -124,9 +124,9 @@ class Faults:
     def merged(self, other: Faults) -> Faults:
         """These faults with every fault set in `other` taking precedence."""
         changes = {
-            f.name: getattr(other, f.name)
-            for f in fields(other)
-            if getattr(other, f.name) not in (None, False)
+            name: getattr(other, name)
+            for name in _FIELDS
+            if getattr(other, name) not in (None, False)
         }
         return replace(self, **changes) if changes else self
 
@@ -153,18 +153,22 @@ class Faults:
 
     def names(self) -> list[str]:
         """The active faults as `name` or `name=N`, for the journal and logs."""
+        if not self:
+            return []  # the common case: nothing injected
         out = []
-        for f in fields(self):
-            value = getattr(self, f.name)
+        for name in _FIELDS:
+            value = getattr(self, name)
             if isinstance(value, ErrorFault):
                 out.append(str(value))
             elif value is True:
-                out.append(f.name)
+                out.append(name)
             elif value not in (None, False):
-                out.append(f"{f.name}={value}")
+                out.append(f"{name}={value}")
         return out
 
 
+# The field names, once: `fields()` is slow, and these run for every request.
+_FIELDS = tuple(f.name for f in fields(Faults))
 NO_FAULTS = Faults()
 
 

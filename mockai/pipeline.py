@@ -59,12 +59,15 @@ async def run(request: web.Request, codec: Codec) -> web.StreamResponse:
         )
         entry.model, entry.stream = exchange.model, exchange.stream
         key = content_key(state.config.seed, codec.endpoint.value, body)
+        # This occurrence of this exact request: its ids, and its chaos draw, derive from it.
+        exact = request_key(key, exchange.body)
+        salt = occurrence_key(exact, state.occurrences.next(exact))
         # Faults from headers or chaos that replace the answer come before budgets and sources.
-        injection = state.faults.inject(exchange, key, request.headers)
+        injection = state.faults.inject(exchange, exact, salt, request.headers)
         plan = injection.preempt()
         if plan is None:
             plan = injection.apply(await _admit(state, exchange, key, limits))
-        outgoing = _render(state, codec, plan, exchange, key)
+        outgoing = _render(state, codec, plan, exchange, salt)
     except ApiError as error:
         outgoing = error_body(error)
         limits.update(error.headers)
@@ -95,7 +98,7 @@ async def _admit(
 
 
 def _render(
-    state: ServerState, codec: Codec, plan: Plan, exchange: Exchange, key: bytes
+    state: ServerState, codec: Codec, plan: Plan, exchange: Exchange, ids_key: bytes
 ) -> Outgoing:
     if plan.recorded is not None:
         return plan.recorded
@@ -103,8 +106,6 @@ def _render(
     assert reply is not None, "a Plan has either a reply or a recording"
     if reply.error is not None:
         raise reply.error
-    exact = request_key(key, exchange.body)
-    ids_key = occurrence_key(exact, state.occurrences.next(exact))
     ctx = RenderContext(ids_key, state.config.created, state.config.honor_base64, state.config.seed)
     return codec.render(reply, exchange, ctx)
 
