@@ -230,6 +230,28 @@ SCHEMAS: dict[str, Mapping[str, Any]] = {
         "then": {"properties": {"postal": {"pattern": r"^\d{5}$"}}},
         "else": {"properties": {"postal": {"pattern": r"^[A-Z]\d[A-Z] \d[A-Z]\d$"}}},
     },
+    "allOf of conditionals": {
+        **OBJ,
+        "properties": {"country": {"enum": ["US", "CA"]}, "postal": {"type": "string"}},
+        "required": ["country", "postal"],
+        "allOf": [
+            {
+                "if": {"properties": {"country": {"const": "US"}}},
+                "then": {"properties": {"postal": {"pattern": r"^\d{5}$"}}},
+            },
+            {
+                "if": {"properties": {"country": {"const": "CA"}}},
+                "then": {"properties": {"postal": {"pattern": r"^[A-Z]\d[A-Z] \d[A-Z]\d$"}}},
+            },
+        ],
+    },
+    "if beside allOf of conditionals": {
+        **OBJ,
+        "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}, "c": {"const": 0}},
+        "if": {"required": ["a"]},
+        "then": {"required": ["b"]},
+        "allOf": [{"if": {"required": ["b"]}, "then": {"required": ["c"]}}],
+    },
     "$ref to $defs": {
         "$defs": {"Point": {**OBJ, "properties": {"x": {"type": "number"}}, "required": ["x"]}},
         "type": "array",
@@ -671,6 +693,8 @@ def test_formats_are_parseable() -> None:
         ({"type": "integer", "multipleOf": 10, "minimum": 1, "maximum": 9}, "#", "multiple"),
         ({"type": "string", "pattern": "(unclosed"}, "#", "invalid regular expression"),
         ({"type": "array", "items": False, "minItems": 1}, "#", "needs 1 items"),
+        # Too many steps for a float between 0 and the bound: an error, not an OverflowError.
+        ({"type": "number", "minimum": 1e308, "multipleOf": 1e-5}, "#", "no number"),
     ],
 )
 def test_unsatisfiable_schemas_raise(schema: Mapping[str, Any], pointer: str, words: str) -> None:
@@ -680,6 +704,18 @@ def test_unsatisfiable_schemas_raise(schema: Mapping[str, Any], pointer: str, wo
     assert str(raised.value).startswith(f"{pointer}: ")
     assert words in str(raised.value)
     assert isinstance(raised.value, ValueError)
+
+
+def test_every_conditional_of_an_allof_applies() -> None:
+    """Several `if`/`then` rules in one `allOf` (this looped forever: each `if` deferred the other)."""
+    values = generated(SCHEMAS["allOf of conditionals"], range(40))
+    assert {v["country"] for v in values} == {"US", "CA"}
+    for value in values:
+        pattern = r"\d{5}" if value["country"] == "US" else r"[A-Z]\d[A-Z] \d[A-Z]\d"
+        assert re.fullmatch(pattern, value["postal"]), value
+    chained = generated(SCHEMAS["if beside allOf of conditionals"], range(40))
+    assert any("a" in v for v in chained)
+    assert all("c" in v for v in chained if "a" in v)  # a requires b, and b requires c
 
 
 def test_branches_that_fail_fall_back_to_others() -> None:

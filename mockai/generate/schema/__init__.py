@@ -1,0 +1,80 @@
+"""JSON values valid against a JSON Schema, fully determined by a seeded `random.Random`.
+
+mockai invents content when a request asks for structured output (`response_format` of type
+`json_schema`, or the Responses API `text.format`) or for tool-call arguments (`arguments: auto`)
+and nothing scripted them. The value must validate against the user's schema, so the code under
+test can parse it, and it should look plausible (a `city` is a city, a `query` echoes the user's
+message), so that test logs read like real traffic.
+
+Schemas come from pydantic's `model_json_schema()`, OpenAI strict mode and hand-written JSON, so
+this module covers what those use:
+
+* `$ref` into the same document (`#`, `#/$defs/...`, `#/definitions/...`), including recursion;
+  past `nodes.MAX_DEPTH` `$ref` hops only the minimal instance is built (required properties,
+  `minItems` items, the null / `$ref`-free branch of an `anyOf`), so recursive models terminate.
+* `allOf` (merged into one schema), `anyOf` / `oneOf` (a branch picked by the RNG; `oneOf` is
+  re-checked so that exactly one branch matches), `if`/`then`/`else`, `not`, `enum`, `const`,
+  `type` as a string or list, and OpenAPI 3.0 `nullable`.
+* objects (`properties`, `required`, `additionalProperties`, `patternProperties`,
+  `minProperties`/`maxProperties`, `propertyNames`, `dependentRequired`), arrays (`items`,
+  `prefixItems`, draft-07 tuple `items`, `minItems`/`maxItems`, `uniqueItems`, `contains`),
+  strings (`minLength`/`maxLength`, `pattern`, common `format`s), numbers (`minimum`, `maximum`,
+  exclusive bounds in draft-04 and 2020-12 spelling, `multipleOf`), booleans and null.
+
+Limits, on purpose:
+
+* Only local refs; remote refs, `$anchor`, `$dynamicRef` and `$id`-relative refs raise
+  `SchemaGenerationError`.
+* `not`, `oneOf` exclusivity, `if`/`then`/`else`, `maxContains`, `dependentSchemas` and
+  `allOf` members that cannot be merged (two different `pattern`s, say) are best effort: the value
+  is generated without them, checked with jsonschema, and regenerated a few times.
+* `nullable: true` produces `null` only as a last resort: JSON Schema 2020-12 ignores `nullable`,
+  so a non-null value is the one that is valid under both readings.
+* `pattern` has Python `re` semantics, as in jsonschema. rstr expands it; a pattern rstr cannot
+  expand (backreferences to unknown groups, some lookarounds) falls back to checked candidates.
+* Unknown `format`s are ignored. For known ones a name-based value (a `birthday`'s birth date) is
+  kept only if well-formed; otherwise mockai's own generators make one that passes jsonschema's
+  format checkers. A format that conflicts with `pattern` or the length bounds may fail.
+
+Determinism: every random choice goes through the `rng` argument; a Faker, when given, is reseeded
+from it first. Nothing uses `hash()` of strings (set order of strings varies between processes),
+the global `random` module or the clock.
+
+Layout: `generator` drives one value per schema node (flatten, generate, check, retry);
+`resolve` follows `$ref`s and merges `allOf`; `combinators` picks `anyOf`/`oneOf` branches and
+`if` sides and turns `not` into checks; `objects`, `arrays`, `strings` (with `formats` and
+`patterns`) and `numbers` make values of each type; `names` and `plausible` make them look real;
+`nodes` holds what they all share.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from mockai.generate.schema.generator import Generator
+from mockai.generate.schema.nodes import SchemaGenerationError
+
+if TYPE_CHECKING:
+    from faker import Faker
+
+__all__ = ["SchemaGenerationError", "instance"]
+
+
+def instance(
+    schema: Mapping[str, Any],
+    rng: random.Random,
+    *,
+    faker: Faker | None = None,
+    context: str = "",
+) -> Any:
+    """A value valid against `schema`, fully determined by the state of `rng`.
+
+    `faker`, when given, is reseeded from `rng` and used for plausible names, cities, sentences.
+    `context` (the user's message) is echoed into query-like string properties (`query`, `q`,
+    `prompt`, ...). Raises `SchemaGenerationError` when the schema cannot be satisfied.
+    """
+    if faker is not None:
+        faker.seed_instance(rng.getrandbits(32))
+    return Generator(schema, rng, faker, context).generate()

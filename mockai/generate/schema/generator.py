@@ -1,0 +1,180 @@
+"""The state of one `instance()` call, and the step every node goes through.
+
+`Generator.value` flattens a node (`$ref`, `anyOf`/`oneOf`, `allOf`, `if` resolved into one dict),
+generates a value of one of its types, checks what flattening could not fold in, and retries a
+few times when that check fails. The makers for each type live in their own modules.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from jsonschema import Draft202012Validator
+
+from mockai.generate.schema import arrays, combinators, numbers, objects, resolve, strings
+from mockai.generate.schema.nodes import (
+    ANY_ORDER,
+    ATTEMPTS,
+    BUDGET,
+    NULL_CHANCE,
+    TYPES,
+    Flat,
+    SchemaGenerationError,
+    as_node,
+    constrains,
+    has_type,
+    infer_type,
+    plain,
+    type_list,
+)
+
+if TYPE_CHECKING:
+    from faker import Faker
+
+    from mockai.generate.schema.patterns import Xeger
+
+
+class Generator:
+    """The state of one `instance()` call: root schema, RNG, Faker, and a work budget."""
+
+    def __init__(
+        self, root: Mapping[str, Any], rng: random.Random, faker: Faker | None, context: str
+    ) -> None:
+        # Annotated: the modules of the type makers refer back to this class (for type checking
+        # only), and mypy cannot infer attribute types through that cycle.
+        self.root: Mapping[str, Any] = root
+        self.rng: random.Random = rng
+        self.faker: Faker | None = faker
+        self.context: str = " ".join(context.split())  # one line: it becomes a JSON string value
+        self.budget: int = BUDGET
+        self.xeger: Xeger | None = None  # made on first use, see patterns.expand
+        self._validator: Any = None
+
+    def generate(self) -> Any:
+        return self.value(self.root, "#", 0, "")
+
+    # --- one node: flatten, generate, check, retry -----------------------------------------------
+
+    def value(self, schema: Any, ptr: str, depth: int, name: str) -> Any:
+        """A value for `schema` (at JSON pointer `ptr`), `name` being its property name."""
+        self.budget -= 1
+        if self.budget < 0:
+            raise SchemaGenerationError(
+                f"gave up after {BUDGET} sub-values: too much backtracking", pointer=ptr
+            )
+        error: SchemaGenerationError | None = None
+        for attempt in range(ATTEMPTS):
+            flat = Flat({}, ptr, depth, attempt)
+            try:
+                self.flatten(schema, flat)
+                value = self.flat_value(flat, name)
+            except SchemaGenerationError as exc:
+                if not (flat.branched or flat.checks):
+                    raise  # nothing would be chosen differently on a retry
+                error = exc
+                continue
+            if all(self.is_valid(check, value, ptr) for check in flat.checks):
+                return value
+            keywords = ", ".join(sorted({key for check in flat.checks for key in check}))
+            error = SchemaGenerationError(f"no value found that satisfies {keywords}", pointer=ptr)
+        raise error if error is not None else SchemaGenerationError("no value", pointer=ptr)
+
+    def flatten(self, schema: Any, flat: Flat) -> None:
+        """Reduce `schema` into `flat.node`, one combinator at a time, until none is left."""
+        node = as_node(schema, flat.ptr)
+        while True:
+            if "$ref" in node:
+                node = resolve.follow_ref(self.root, node, flat)
+            elif "anyOf" in node or "oneOf" in node:
+                node = combinators.pick_branch(self.rng, node, flat)
+            elif "allOf" in node and not combinators.condition_first(node):
+                node = resolve.merge_all(node, flat)
+            elif "if" in node:
+                node = combinators.pick_condition(self.rng, node, flat)
+            else:
+                break
+        flat.node = combinators.finish(node, flat)
+
+    def is_valid(self, schema: Any, value: Any, ptr: str) -> bool:
+        """jsonschema's verdict on `value` against a part of the root schema."""
+        if self._validator is None:
+            self._validator = Draft202012Validator(self.root)
+        try:
+            return bool(self._validator.evolve(schema=schema).is_valid(value))
+        except Exception as exc:  # bad regex, unresolvable ref, ...: jsonschema's many errors
+            raise SchemaGenerationError(f"cannot evaluate {schema!r}: {exc}", pointer=ptr) from exc
+
+    # --- a flat node -----------------------------------------------------------------------------
+
+    def flat_value(self, flat: Flat, name: str) -> Any:
+        node = flat.node
+        if "const" in node:
+            return plain(node["const"])
+        if "enum" in node:
+            return self.enum_value(flat)
+        error: SchemaGenerationError | None = None
+        for kind in self.type_order(flat):
+            try:
+                return _MAKERS[kind](self, flat, name)
+            except SchemaGenerationError as exc:
+                error = exc  # another allowed type may still work
+        raise error if error is not None else SchemaGenerationError("no type", pointer=flat.ptr)
+
+    def enum_value(self, flat: Flat) -> Any:
+        node = flat.node
+        values = list(node["enum"])
+        if "type" in node:
+            kinds = type_list(node["type"])
+            values = [v for v in values if any(has_type(v, kind) for kind in kinds)]
+        if any(constrains(key) for key in node if key not in ("enum", "type", "nullable")):
+            values = [v for v in values if self.is_valid(node, v, flat.ptr)]
+        if not values:
+            raise SchemaGenerationError(
+                "no enum value satisfies the other constraints", pointer=flat.ptr
+            )
+        return plain(self.rng.choice(values))
+
+    def type_order(self, flat: Flat) -> list[str]:
+        """The types to try, most plausible first."""
+        node = flat.node
+        declared = node.get("type")
+        if declared is None:
+            kind = infer_type(node)
+            if kind != "any":
+                return [kind]
+            start = flat.attempt % len(ANY_ORDER)  # retries of a failed `not` try other types
+            return [*ANY_ORDER[start:], *ANY_ORDER[:start]]
+        kinds = type_list(declared)
+        unknown = [kind for kind in kinds if kind not in TYPES]
+        if unknown or not kinds:
+            raise SchemaGenerationError(f"unsupported type {declared!r}", pointer=flat.ptr)
+        solid = [kind for kind in kinds if kind != "null"]
+        if len(solid) > 1:
+            self.rng.shuffle(solid)
+        if len(solid) < len(kinds):
+            null_first = flat.minimal or self.rng.random() < NULL_CHANCE
+            solid = ["null", *solid] if null_first else [*solid, "null"]
+        elif node.get("nullable") is True:
+            solid.append("null")
+        return solid
+
+
+def boolean_value(gen: Generator, flat: Flat, name: str) -> bool:
+    return gen.rng.random() < 0.5
+
+
+def null_value(gen: Generator, flat: Flat, name: str) -> None:
+    return None
+
+
+_MAKERS: dict[str, Callable[[Generator, Flat, str], Any]] = {
+    "object": objects.object_value,
+    "array": arrays.array_value,
+    "string": strings.string_value,
+    "integer": numbers.integer_value,
+    "number": numbers.number_value,
+    "boolean": boolean_value,
+    "null": null_value,
+}

@@ -1,0 +1,134 @@
+"""Objects: which properties to include, and entries beyond the declared ones.
+
+Required properties always, optional ones by chance (less often deeper down, never past
+`MAX_DEPTH`), extra keys from `patternProperties` / `propertyNames` / `additionalProperties` up to
+`minProperties`, or a few for map-like objects (`dict[str, int]`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from mockai.generate.schema.nodes import Flat, SchemaGenerationError, count_bounds, escape
+from mockai.generate.schema.patterns import expand, regex
+from mockai.generate.schema.plausible import text
+
+if TYPE_CHECKING:
+    from mockai.generate.schema.generator import Generator
+
+_OPTIONAL_CHANCE = 0.7  # optional property included, at the top level; less when nested
+
+
+def object_value(gen: Generator, flat: Flat, name: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in _object_keys(gen, flat):
+        schema, ptr = _property_schema(flat, key)
+        out[key] = gen.value(schema, ptr, flat.depth, key)
+    _add_entries(gen, flat, out)
+    return out
+
+
+def _object_keys(gen: Generator, flat: Flat) -> list[str]:
+    """Required keys, some optional ones, within min/maxProperties, in declaration order."""
+    node = flat.node
+    props: Mapping[str, Any] = node.get("properties") or {}
+    required = list(dict.fromkeys(node.get("required") or ()))
+    low, high = count_bounds(node, "minProperties", "maxProperties", flat.ptr)
+    if high is not None and len(required) > high:
+        raise SchemaGenerationError(
+            f"{len(required)} required properties but maxProperties {high}", pointer=flat.ptr
+        )
+    optional = [key for key in props if key not in required and props[key] is not False]
+    chance = 0.0 if flat.minimal else max(0.3, _OPTIONAL_CHANCE - 0.1 * flat.depth)
+    chosen = required + [key for key in optional if gen.rng.random() < chance]
+    chosen += [key for key in optional if key not in chosen][: max(0, low - len(chosen))]
+    chosen = _with_dependencies(node, chosen)
+    while high is not None and len(chosen) > high:
+        chosen.remove(next(key for key in reversed(chosen) if key not in required))
+    picked = set(chosen)
+    return [key for key in props if key in picked] + [k for k in chosen if k not in props]
+
+
+def _add_entries(gen: Generator, flat: Flat, out: dict[str, Any]) -> None:
+    """Keys beyond `properties`: up to minProperties, or a few for map-like objects."""
+    node = flat.node
+    low, high = count_bounds(node, "minProperties", "maxProperties", flat.ptr)
+    wanted = low
+    if _is_map(node) and not flat.minimal:
+        wanted = max(low, len(out) + gen.rng.randint(1, 3))
+        wanted = wanted if high is None else min(wanted, high)
+    for _ in range(4 * max(0, wanted - len(out))):
+        if len(out) >= wanted:
+            break
+        key = _extra_key(gen, flat, out)
+        if key is not None:
+            schema, ptr = _property_schema(flat, key)
+            out[key] = gen.value(schema, ptr, flat.depth, key)
+    if len(out) < low:
+        raise SchemaGenerationError(
+            f"cannot find {low} allowed property names (minProperties)", pointer=flat.ptr
+        )
+
+
+def _extra_key(gen: Generator, flat: Flat, taken: Mapping[str, Any]) -> str | None:
+    """A new property name the object allows, or None if this try found none."""
+    node = flat.node
+    patterns = list(node.get("patternProperties") or {})
+    closed = node.get("additionalProperties", True) is False
+    names = node.get("propertyNames", True)
+    key: Any
+    if patterns and (closed or gen.rng.random() < 0.5):
+        pattern = gen.rng.choice(patterns)
+        key = expand(gen, pattern)
+        if key is None or not regex(pattern, flat.ptr).search(key):
+            return None
+    elif closed:
+        return None
+    elif names is not True:
+        key = gen.value(names, f"{flat.ptr}/propertyNames", flat.depth, "key")
+    else:
+        key = text(gen, "word")
+    if not isinstance(key, str) or key in taken or key in (node.get("properties") or {}):
+        return None
+    return key if names is True or gen.is_valid(names, key, flat.ptr) else None
+
+
+def _property_schema(flat: Flat, key: str) -> tuple[Any, str]:
+    """The schema(s) a property must satisfy: its own, matching patterns, or additional."""
+    node = flat.node
+    props = node.get("properties") or {}
+    schemas: list[Any] = []
+    ptr = f"{flat.ptr}/properties/{escape(key)}"
+    if key in props:
+        schemas.append(props[key])
+    for pattern, schema in (node.get("patternProperties") or {}).items():
+        if regex(pattern, flat.ptr).search(key):
+            schemas.append(schema)
+            ptr = f"{flat.ptr}/patternProperties/{escape(pattern)}"
+    if not schemas:
+        extra = node.get("additionalProperties", True)
+        if extra is False:
+            raise SchemaGenerationError(
+                f"property {key!r} is required but additionalProperties is false", pointer=flat.ptr
+            )
+        schemas.append(extra)
+        ptr = f"{flat.ptr}/additionalProperties"
+    return (schemas[0] if len(schemas) == 1 else {"allOf": schemas}), ptr
+
+
+def _with_dependencies(node: Mapping[str, Any], keys: list[str]) -> list[str]:
+    """`keys` plus everything `dependentRequired` asks for, transitively."""
+    dependencies: Mapping[str, Sequence[str]] = node.get("dependentRequired") or {}
+    out = list(keys)
+    for key in out:  # grows while iterating: that is the transitive closure
+        out += [dep for dep in dependencies.get(key, ()) if dep not in out]
+    return out
+
+
+def _is_map(node: Mapping[str, Any]) -> bool:
+    """An object used as a dictionary (`dict[str, int]`): entries are made up, not declared."""
+    extra = node.get("additionalProperties")
+    return not node.get("properties") and (
+        bool(node.get("patternProperties")) or (isinstance(extra, Mapping) and bool(extra))
+    )

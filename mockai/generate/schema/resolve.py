@@ -1,0 +1,189 @@
+"""`$ref` resolution inside the root document, and `allOf` members merged into one schema.
+
+Merging is what lets the rest of the generator look at one dict per node: bounds are tightened,
+types intersected, `required` and `properties` united. What cannot be merged exactly (two
+`pattern`s, two `$ref`s) is deferred to a later flattening step or left as a check on the value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import unquote
+
+from mockai.generate.schema.nodes import (
+    CONDITIONAL,
+    HARD_DEPTH,
+    MISSING,
+    Flat,
+    SchemaGenerationError,
+    as_node,
+    constrains,
+    freeze,
+    type_list,
+)
+
+_LOWER_BOUNDS = frozenset({"minimum", "minLength", "minItems", "minProperties", "minContains"})
+_UPPER_BOUNDS = frozenset({"maximum", "maxLength", "maxItems", "maxProperties", "maxContains"})
+_SUBSCHEMAS = frozenset(
+    {
+        "items", "contains", "propertyNames", "additionalProperties", "unevaluatedProperties",
+        "additionalItems", "unevaluatedItems",
+    }
+)  # fmt: skip
+_DEFERRED = frozenset({"$ref", "anyOf", "oneOf"})  # merged later, one at a time, via allOf
+
+
+# --- $ref ----------------------------------------------------------------------------------------
+
+
+def follow_ref(root: Mapping[str, Any], node: Mapping[str, Any], flat: Flat) -> Mapping[str, Any]:
+    """The target of `node`'s `$ref`, merged with the keywords beside it; one hop deeper."""
+    flat.depth += 1
+    if flat.depth > HARD_DEPTH:
+        raise SchemaGenerationError(
+            "recursion through $ref never reaches a finite instance", pointer=flat.ptr
+        )
+    ref = node["$ref"]
+    target = as_node(resolve(root, ref, flat.ptr), ref)
+    rest = {key: value for key, value in node.items() if key != "$ref"}
+    if any(constrains(key) for key in rest):
+        return merge(target, rest, flat)  # 2020-12: siblings of $ref apply too
+    flat.ptr = ref
+    return target
+
+
+def resolve(root: Mapping[str, Any], ref: Any, ptr: str) -> Any:
+    """What the local `$ref` `ref` points to in `root` (`#`, `#/$defs/...`, escaped segments)."""
+    if not isinstance(ref, str) or not ref.startswith("#"):
+        raise SchemaGenerationError(
+            f"only local $ref ('#/$defs/...') are supported, got {ref!r}", pointer=ptr
+        )
+    fragment = unquote(ref[1:])
+    if fragment and not fragment.startswith("/"):
+        raise SchemaGenerationError(f"$ref to an anchor is not supported: {ref!r}", pointer=ptr)
+    node: Any = root
+    for part in fragment.split("/")[1:]:
+        node = _step(node, part.replace("~1", "/").replace("~0", "~"))
+        if node is MISSING:
+            raise SchemaGenerationError(f"$ref {ref!r} cannot be resolved", pointer=ptr)
+    return node
+
+
+def _step(node: Any, part: str) -> Any:
+    if isinstance(node, Mapping):
+        return node.get(part, MISSING)
+    if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+        return node[int(part)]
+    return MISSING
+
+
+# --- allOf ---------------------------------------------------------------------------------------
+
+
+def merge_all(node: Mapping[str, Any], flat: Flat) -> Mapping[str, Any]:
+    """`node` with its `allOf` members merged in."""
+    merged: Mapping[str, Any] = {key: value for key, value in node.items() if key != "allOf"}
+    for index, part in enumerate(node["allOf"]):
+        merged = merge(merged, as_node(part, f"{flat.ptr}/allOf/{index}"), flat)
+    return merged
+
+
+def merge(a: Mapping[str, Any], b: Mapping[str, Any], flat: Flat) -> dict[str, Any]:
+    """One schema requiring both `a` and `b`; what cannot be merged is deferred or checked."""
+    out = dict(a)
+    deferred: list[Mapping[str, Any]] = []
+    if "if" in a and "if" in b:  # two conditionals: handle b's after a's
+        deferred.append({key: b[key] for key in CONDITIONAL if key in b})
+        b = {key: value for key, value in b.items() if key not in CONDITIONAL}
+    for key, value in b.items():
+        if key not in out:
+            out[key] = value
+        elif out[key] != value:
+            _combine(out, key, value, flat, deferred)
+    if deferred:
+        out["allOf"] = [*out.get("allOf", ()), *deferred]
+    _close(out, a, b, flat.ptr)
+    return out
+
+
+def _combine(
+    out: dict[str, Any], key: str, value: Any, flat: Flat, deferred: list[Mapping[str, Any]]
+) -> None:
+    """Fold `value` into `out[key]`, which both schemas set, differently."""
+    current = out[key]
+    if key in _LOWER_BOUNDS:
+        out[key] = max(current, value)
+    elif key in _UPPER_BOUNDS:
+        out[key] = min(current, value)
+    elif key == "type":
+        out[key] = _intersect_types(current, value, flat.ptr)
+    elif key == "required":
+        out[key] = list(dict.fromkeys([*current, *value]))
+    elif key == "enum":
+        out[key] = [v for v in current if any(freeze(v) == freeze(w) for w in value)]
+        if not out[key]:
+            raise SchemaGenerationError("allOf members share no enum value", pointer=flat.ptr)
+    elif key == "const":
+        raise SchemaGenerationError(
+            f"allOf requires const {current!r} and {value!r}", pointer=flat.ptr
+        )
+    elif key in ("properties", "patternProperties", "dependentSchemas"):
+        out[key] = {**current, **{k: _both(current[k], v) if k in current else v
+                                  for k, v in value.items()}}  # fmt: skip
+    elif key in _SUBSCHEMAS:
+        out[key] = _both(current, value)
+    elif key == "not":
+        out[key] = {"anyOf": [current, value]}
+    elif key == "allOf":
+        out[key] = [*current, *value]
+    elif key in _DEFERRED:
+        deferred.append({key: value})
+    elif key == "uniqueItems":
+        out[key] = bool(current) or bool(value)
+    elif key == "nullable":
+        out[key] = bool(current) and bool(value)
+    elif constrains(key):
+        flat.checks.append({key: value})  # pattern, format, multipleOf, prefixItems, ...
+
+
+def _both(a: Any, b: Any) -> Any:
+    """A subschema requiring both `a` and `b`, without nesting when one of them is trivial."""
+    if a is False or b is False:
+        return False
+    if a is True or a == {}:
+        return b
+    if b is True or b == {}:
+        return a
+    return {"allOf": [a, b]}
+
+
+def _close(out: dict[str, Any], a: Mapping[str, Any], b: Mapping[str, Any], ptr: str) -> None:
+    """`additionalProperties: false` in one member forbids the other member's extra properties."""
+    allowed = [keys for keys in (_closed_keys(a), _closed_keys(b)) if keys is not None]
+    if not allowed:
+        return
+    keep = set.intersection(*allowed)
+    out["properties"] = {k: v for k, v in (out.get("properties") or {}).items() if k in keep}
+    out["additionalProperties"] = False
+    banned = [key for key in out.get("required", ()) if key not in keep]
+    if banned:
+        raise SchemaGenerationError(
+            f"allOf requires {banned} but additionalProperties: false forbids them", pointer=ptr
+        )
+
+
+def _closed_keys(node: Mapping[str, Any]) -> set[str] | None:
+    """The only property names `node` allows, or None if it allows others too."""
+    if node.get("additionalProperties") is False and not node.get("patternProperties"):
+        return set(node.get("properties") or {})
+    return None
+
+
+def _intersect_types(a: Any, b: Any, ptr: str) -> Any:
+    left, right = type_list(a), type_list(b)
+    both = [t for t in left if t in right or (t == "integer" and "number" in right)]
+    both += [t for t in right if t == "integer" and "number" in left and t not in both]
+    if not both:
+        raise SchemaGenerationError(f"allOf requires type {left} and {right} at once", pointer=ptr)
+    return both[0] if len(both) == 1 else both
