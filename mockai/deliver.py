@@ -248,8 +248,12 @@ async def _broken_body(
 async def _relay(
     request: web.Request, outgoing: Relay, headers: Mapping[str, str]
 ) -> web.StreamResponse:
-    """Pass an upstream answer on as it arrives: the client sees the upstream's real timing."""
-    response = web.StreamResponse(status=outgoing.status, headers={**outgoing.headers, **headers})
+    """Pass an upstream answer on as it arrives: the client sees the upstream's real timing.
+
+    The upstream's headers win over mockai's own (its request id, its real rate limits), as for
+    the upstream's error answers and as the journal shows them.
+    """
+    response = web.StreamResponse(status=outgoing.status, headers={**headers, **outgoing.headers})
     response.headers["Content-Type"] = outgoing.content_type
     try:
         await response.prepare(request)

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mockai.wire import jsonbytes
-from mockai.wire.outgoing import Body, EventStream, Outgoing
+from mockai.wire.events import split_events
+from mockai.wire.outgoing import Body, EventStream, Outgoing, Relay
 
 REDACTED_HEADERS = frozenset(
     {"authorization", "api-key", "x-api-key", "openai-organization", "openai-project", "cookie"}
@@ -65,16 +66,26 @@ class JournalEntry:
 
     def response_json(self) -> Any:
         """The JSON body sent (non-streaming answers), or None."""
-        if isinstance(self.response, Body):
-            try:
-                return jsonbytes.loads(self.response.body)
-            except ValueError:
-                return None
-        return None
+        response = self.response
+        if isinstance(response, Body):
+            body = response.body
+        elif isinstance(response, Relay) and not _is_event_stream(response.content_type):
+            body = b"".join(response.received)  # what the upstream sent so far
+        else:
+            return None
+        try:
+            return jsonbytes.loads(body)
+        except ValueError:
+            return None
 
     def response_events(self) -> list[bytes]:
         """The SSE frames sent (streaming answers), or an empty list."""
-        return list(self.response.frames) if isinstance(self.response, EventStream) else []
+        response = self.response
+        if isinstance(response, EventStream):
+            return list(response.frames)
+        if isinstance(response, Relay) and _is_event_stream(response.content_type):
+            return split_events(b"".join(response.received))
+        return []
 
     def as_json(self) -> dict[str, Any]:
         """A JSON-friendly view (what `GET /_mockai/requests` returns)."""
@@ -100,6 +111,10 @@ class JournalEntry:
             "response_headers": self.response_headers,
             "warnings": self.warnings,
         }
+
+
+def _is_event_stream(content_type: str) -> bool:
+    return content_type.split(";")[0].strip().lower() == "text/event-stream"
 
 
 class Journal:

@@ -17,7 +17,7 @@ import vcr
 from aiohttp import web
 from cassette_support import LoopbackApp, paced_upstream
 
-from mockai.cassette.events import split_events
+from mockai.wire.events import split_events
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Name three rivers"}]}
 STREAM = {**CHAT, "stream": True}

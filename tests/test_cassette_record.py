@@ -21,7 +21,7 @@ from cassette_support import (
     paced_upstream,
 )
 
-from mockai.cassette.events import split_events
+from mockai.wire.events import split_events
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello"}]}
 
@@ -274,3 +274,23 @@ def test_without_a_cassette_the_upstream_is_a_passthrough(tmp_path: Path) -> Non
         assert proxy.requests[0].source == "upstream"
     assert proxied.choices[0].message.content == direct.choices[0].message.content
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_client_and_the_journal_see_what_the_upstream_sent() -> None:
+    with paced_upstream() as upstream, conformance.checked_server(upstream=upstream.url) as proxy:
+        raw = sdk(proxy.url).chat.completions.with_raw_response.create(**CHAT)
+        with httpx.stream(
+            "POST", proxy.url + "/chat/completions", json={**CHAT, "stream": True}
+        ) as response:
+            streamed = b"".join(response.iter_raw())
+            stream_headers = response.headers
+    answered, relayed_stream = upstream.requests
+    # The upstream's own headers win over mockai's: its request id, as for a real API's.
+    assert raw.headers["x-request-id"] == answered.request_id
+    assert stream_headers["x-request-id"] == relayed_stream.request_id
+    # The proxy's journal holds the relayed answers, body and events.
+    json_entry, stream_entry = proxy.requests
+    assert json_entry.response_json() == raw.http_response.json()
+    assert json_entry.response_json()["choices"][0]["message"]["content"]
+    assert stream_entry.response_events() == split_events(streamed)
+    assert len(stream_entry.response_events()) > 3

@@ -22,7 +22,6 @@ from mockai.cassette import (
     Scrubber,
     validate_record_mode,
 )
-from mockai.cassette.events import EventSplitter, completing_tail, split_events
 from mockai.cassette.format import Timing, atomic_write
 from mockai.cassette.matching import Index, MatcherRegistry, body_differences, route_of
 from mockai.cassette.redact import is_secret_header, placeholder
@@ -31,6 +30,7 @@ from mockai.cassette.scan import refuse_leaks, scan_interaction, streamed_text
 from mockai.config import RECORD_MODES
 from mockai.errors import ConfigError, SecretLeakError
 from mockai.routes import codecs
+from mockai.wire.events import EventSplitter, completing_tail, split_events
 
 # --- SSE events ----------------------------------------------------------------------------------
 

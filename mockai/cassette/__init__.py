@@ -1,7 +1,6 @@
 """Record and replay with vcrpy cassettes.
 
 format     the vcrpy file format (read and written with vcrpy's serializers), atomic saves
-events     SSE bodies split at their event boundaries, byte-exactly
 matching   matchers, their registry, the lookup index, field-level differences
 redact     credential headers, key-shaped strings, placeholders
 scan       scrubbing and scanning whole interactions and cassette texts

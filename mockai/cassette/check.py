@@ -11,11 +11,11 @@ from typing import Any
 
 import yaml
 
-from mockai.cassette.events import event_data, split_events
 from mockai.cassette.format import DecodeError, Interaction, parse_cassette
 from mockai.cassette.redact import Scrubber
 from mockai.cassette.scan import scan_document, scan_interaction
 from mockai.errors import Problem
+from mockai.wire.events import event_data, split_events
 
 _CASSETTE_KEY = re.compile(r'^(interactions\s*:|\s*\{?\s*"interactions"\s*:)', re.MULTILINE)
 

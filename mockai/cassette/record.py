@@ -22,7 +22,6 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
-from mockai.cassette.events import EventSplitter
 from mockai.cassette.format import Interaction, Timing, header_lists
 from mockai.cassette.headers import HOP_BY_HOP
 from mockai.cassette.redact import Scrubber, request_secrets
@@ -33,6 +32,7 @@ from mockai.errors import ApiError, ConfigError
 from mockai.exchange import Exchange
 from mockai.reply import Plan
 from mockai.wire import jsonbytes
+from mockai.wire.events import EventSplitter
 from mockai.wire.outgoing import Body, Relay
 
 log = logging.getLogger("mockai.cassette")
@@ -56,8 +56,11 @@ def forwarded_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 
 def relayed_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """The upstream's answer headers as passed to the client."""
-    return {name: value for name, value in headers.items() if name.lower() not in _NOT_RELAYED}
+    """The upstream's answer headers as passed to the client, named in lower case so that they
+    replace mockai's own (x-request-id, the rate limits) instead of being sent beside them."""
+    return {
+        name.lower(): value for name, value in headers.items() if name.lower() not in _NOT_RELAYED
+    }
 
 
 class UpstreamSource:
@@ -132,6 +135,7 @@ class UpstreamSource:
                 _content_type(response),
                 capture.relayed,
                 finish=capture.finish,
+                received=capture.parts,
             ),
             name=self.shown,
         )

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mockai.cassette.events import completing_tail, split_events
 from mockai.cassette.format import Cassette, Interaction
 from mockai.cassette.headers import HOP_BY_HOP
 from mockai.cassette.matching import (
@@ -29,6 +28,7 @@ from mockai.cassette.redact import Scrubber, is_secret_header
 from mockai.exchange import Exchange
 from mockai.reply import NO_TIMING, Plan, Timing
 from mockai.timing import Fixed
+from mockai.wire.events import completing_tail, split_events
 from mockai.wire.outgoing import Body, EventStream, Outgoing
 
 ENDPOINT_ROUTES = {

@@ -13,10 +13,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
-from mockai.cassette.events import event_data, split_events
 from mockai.cassette.format import Interaction
 from mockai.cassette.redact import Scrubber, is_secret_header
 from mockai.errors import Problem, SecretLeakError
+from mockai.wire.events import event_data, split_events
 
 
 def without_userinfo(url: str) -> str:

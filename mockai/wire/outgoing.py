@@ -45,6 +45,7 @@ class Relay:
 
     `chunks` yields the body's bytes; whoever made the Relay (the recording proxy) observes them
     on the way to keep a copy. `finish` is awaited once the client got everything (or went away).
+    `received` is a live view of the bytes passed on so far, for the journal.
     """
 
     status: int
@@ -52,6 +53,7 @@ class Relay:
     content_type: str = JSON_CONTENT_TYPE
     headers: Mapping[str, str] = field(default_factory=dict)
     finish: Callable[[], Awaitable[None]] | None = None
+    received: Sequence[bytes] = ()
 
 
 Outgoing = Body | EventStream | Relay
