@@ -96,6 +96,9 @@ class Exchange:
     tools: tuple[Tool, ...] = ()
     tool_choice: ToolChoice = field(default_factory=ToolChoice)
     parallel_tool_calls: bool = True
+    # Chat requests offering the deprecated `functions` (no `tools`) get the deprecated answer
+    # shape: one `function_call` instead of `tool_calls`, and `finish_reason: function_call`.
+    legacy_functions: bool = False
     response_format: ResponseFormat | None = None
     n: int = 1
     max_tokens: int | None = None

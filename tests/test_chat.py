@@ -326,3 +326,79 @@ def test_raw_stream_framing(server: MockServer) -> None:
     events = raw.split(b"\n\n")
     assert events[-1] == b"" and events[-2] == b"data: [DONE]"
     assert all(e.startswith(b"data: ") and b"\n" not in e for e in events[:-1])
+
+
+# --- the deprecated functions API -----------------------------------------------------------------
+
+WEATHER_FUNCTION = WEATHER_TOOL["function"]
+
+
+def test_functions_get_the_deprecated_function_call_shape(client: openai.OpenAI) -> None:
+    messages: list[dict[str, object]] = [{"role": "user", "content": "Weather in Paris?"}]
+    first = client.chat.completions.create(
+        model=MODEL,
+        messages=messages,  # type: ignore[arg-type]
+        functions=[WEATHER_FUNCTION, TIME_TOOL["function"]],  # type: ignore[list-item]
+        function_call={"name": "get_weather"},
+    )
+    choice = first.choices[0]
+    assert choice.finish_reason == "function_call"
+    assert choice.message.tool_calls is None and choice.message.content is None
+    call = choice.message.function_call
+    assert call is not None and call.name == "get_weather"
+    jsonschema.validate(json.loads(call.arguments), WEATHER_FUNCTION["parameters"])
+    # The second leg of the loop: a `function` message carries the result.
+    messages.append(choice.message.model_dump(exclude_none=True))
+    messages.append({"role": "function", "name": "get_weather", "content": "18C and sunny"})
+    second = client.chat.completions.create(
+        model=MODEL,
+        messages=messages,  # type: ignore[arg-type]
+        functions=[WEATHER_FUNCTION],  # type: ignore[list-item]
+    )
+    assert second.choices[0].finish_reason == "stop"
+    assert "18C and sunny" in (second.choices[0].message.content or "")
+
+
+def test_functions_streamed_as_function_call_deltas(client: openai.OpenAI) -> None:
+    chunks = list(
+        client.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": "weather in Rome"}],
+            functions=[WEATHER_FUNCTION],  # type: ignore[list-item]
+            function_call={"name": "get_weather"},
+            stream=True,
+        )
+    )
+    deltas = [c.choices[0].delta for c in chunks if c.choices]
+    assert all(d.tool_calls is None for d in deltas)
+    calls = [d.function_call for d in deltas if d.function_call is not None]
+    assert [c.name for c in calls if c.name] == ["get_weather"]  # the name comes once, first
+    assert calls[0].name == "get_weather"
+    arguments = "".join(c.arguments or "" for c in calls)
+    jsonschema.validate(json.loads(arguments), WEATHER_FUNCTION["parameters"])
+    assert chunks[-1].choices[0].finish_reason == "function_call"
+
+
+def test_functions_answer_one_call_even_when_a_rule_scripts_several(server: MockServer) -> None:
+    server.add_rule(
+        {
+            "name": "two",
+            "match": {"user": "both"},
+            "reply": {
+                "tool_calls": [
+                    {"name": "get_weather", "arguments": {"city": "Oslo", "unit": "celsius"}},
+                    {"name": "get_time", "arguments": {"timezone": "UTC"}},
+                ]
+            },
+        }
+    )
+    client = openai.OpenAI(base_url=server.url, api_key="sk-test", max_retries=0)
+    with client:
+        raw = client.chat.completions.with_raw_response.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": "both please"}],
+            functions=[WEATHER_FUNCTION, TIME_TOOL["function"]],  # type: ignore[list-item]
+        )
+    call = raw.parse().choices[0].message.function_call
+    assert call is not None and json.loads(call.arguments) == {"city": "Oslo", "unit": "celsius"}
+    assert "only the first is sent" in raw.headers["x-mockai-warning"]  # the fixture is flagged

@@ -8,6 +8,7 @@ id/type/name only in its first fragment, a final `delta: {}` chunk with the fini
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from mockai import tokens
@@ -35,7 +36,8 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     model = body["model"]
     info = ctx.catalog.get(model)
     messages = _parse_messages(body["messages"])
-    raw_tools = body.get("tools") or (_functions(body) if body.get("functions") else None)
+    legacy_functions = not body.get("tools") and bool(body.get("functions"))
+    raw_tools = _functions(body) if legacy_functions else body.get("tools")
     tools = common.parse_tools(raw_tools, flat=False)
     tool_choice = common.parse_tool_choice(
         body.get("tool_choice", _function_call(body)), tools, flat=False
@@ -80,7 +82,10 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         tool_result=_last(messages, ("tool", "function"), None),
         tools=tools,
         tool_choice=tool_choice,
-        parallel_tool_calls=common.optional(body, "parallel_tool_calls", True),
+        # The functions API calls one function per answer.
+        parallel_tool_calls=not legacy_functions
+        and common.optional(body, "parallel_tool_calls", True),
+        legacy_functions=legacy_functions,
         response_format=response_format,
         n=common.optional(body, "n", 1),
         max_tokens=max_tokens,
@@ -201,6 +206,8 @@ def _last(messages: tuple[Message, ...], roles: tuple[str, ...], default: Any = 
 def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
     """The chat completion for `reply`, as one JSON body or as the SSE chunk sequence."""
     shaped = shape(reply, exchange, ctx.key)
+    if exchange.legacy_functions:
+        shaped = [_as_function_call(s) for s in shaped]
     completion_tokens = sum(s.completion_tokens for s in shaped)
     usage = _usage(reply, exchange.prompt_tokens, completion_tokens)
     if exchange.stream:
@@ -211,6 +218,14 @@ def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
     body["service_tier"] = "default"
     body["system_fingerprint"] = ids.system_fingerprint(exchange.model)
     return Body(200, jsonbytes.dumps(body))
+
+
+def _as_function_call(s: Shaped) -> Shaped:
+    """A choice for the deprecated functions API: its first tool call only, as `function_call`."""
+    if not s.tool_calls:
+        return s
+    finish = "function_call" if s.finish_reason == "tool_calls" else s.finish_reason
+    return replace(s, tool_calls=s.tool_calls[:1], finish_reason=finish)
 
 
 def _head(exchange: Exchange, ctx: RenderContext, kind: str) -> dict[str, Any]:
@@ -245,7 +260,10 @@ def _choice(shaped: Shaped, exchange: Exchange, ctx: RenderContext) -> dict[str,
         "refusal": shaped.refusal,
         "annotations": [],
     }
-    if shaped.tool_calls:
+    if shaped.tool_calls and exchange.legacy_functions:
+        call = shaped.tool_calls[0]
+        message["function_call"] = {"name": call.name, "arguments": call.arguments}
+    elif shaped.tool_calls:
         message["tool_calls"] = [
             {
                 "id": call.id,
@@ -284,7 +302,8 @@ def _stream(
     def frame(choices: list[dict[str, Any]]) -> bytes:
         return prefix + jsonbytes.dumps(choices) + suffix
 
-    frames = [frame([_first_delta(s)]) for s in shaped]
+    legacy = exchange.legacy_functions
+    frames = [frame([_first_delta(s, legacy)]) for s in shaped]
     longest = max((len(s.pieces) for s in shaped), default=0)
     for step in range(longest):
         for s in shaped:
@@ -295,7 +314,7 @@ def _stream(
             else:  # the hot path of every stream: splice the piece into fixed bytes
                 frames.append(prefix + _delta_bytes(s, s.pieces[step]) + suffix)
     for s in shaped:
-        frames.extend(frame([d]) for d in _argument_deltas(s))
+        frames.extend(frame([d]) for d in _argument_deltas(s, legacy))
     tail = [frame([_finish(s)]) for s in shaped]
     if exchange.include_usage:
         usage_json = jsonbytes.dumps(usage)
@@ -304,9 +323,12 @@ def _stream(
     return EventStream(frames=frames + tail, tail=len(tail), error_frame=errors.stream_error_frame)
 
 
-def _first_delta(s: Shaped) -> dict[str, Any]:
+def _first_delta(s: Shaped, legacy: bool) -> dict[str, Any]:
     delta: dict[str, Any] = {"role": "assistant"}
-    if s.tool_calls:
+    if s.tool_calls and legacy:
+        delta["content"] = s.content or None
+        delta["function_call"] = {"name": s.tool_calls[0].name, "arguments": ""}
+    elif s.tool_calls:
         delta["content"] = s.content or None
         call = s.tool_calls[0]
         delta["tool_calls"] = [_call_opening(0, call)]
@@ -345,8 +367,19 @@ def _piece_delta(s: Shaped, step: int, exchange: Exchange, ctx: RenderContext) -
     return {"index": s.index, "delta": {field: piece}, "logprobs": lp, "finish_reason": None}
 
 
-def _argument_deltas(s: Shaped) -> list[dict[str, Any]]:
+def _argument_deltas(s: Shaped, legacy: bool) -> list[dict[str, Any]]:
     """Tool-call argument fragments; each later call opens with its own id/name fragment."""
+    if legacy:  # the deprecated functions API: one call, fragments of `function_call.arguments`
+        return [
+            {
+                "index": s.index,
+                "delta": {"function_call": {"arguments": piece}},
+                "logprobs": None,
+                "finish_reason": None,
+            }
+            for call in s.tool_calls
+            for piece in _argument_pieces(call.arguments)
+        ]
     out: list[dict[str, Any]] = []
     for position, call in enumerate(s.tool_calls):
         calls: list[dict[str, Any]] = []

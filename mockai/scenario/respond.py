@@ -159,7 +159,12 @@ def _check(spec: ReplySpec, reply: Reply, build: Build) -> None:
     choice = reply.choices[0]
     for call, scripted in zip(choice.tool_calls, spec.tool_calls, strict=True):
         _check_call(call, scripted, build)
-    if len(choice.tool_calls) > 1 and not exchange.parallel_tool_calls:
+    if len(choice.tool_calls) > 1 and exchange.legacy_functions:
+        build.flag(
+            f"answers with {len(choice.tool_calls)} tool calls but the request offers the "
+            "deprecated `functions`, which call one function per answer: only the first is sent"
+        )
+    elif len(choice.tool_calls) > 1 and not exchange.parallel_tool_calls:
         build.flag(
             f"answers with {len(choice.tool_calls)} tool calls but the request set "
             "parallel_tool_calls: false"
