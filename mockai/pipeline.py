@@ -58,6 +58,7 @@ async def run(request: web.Request, codec: Codec) -> web.StreamResponse:
             body, ParseContext(request.headers, state.catalog, state.config.strict_requests)
         )
         entry.model, entry.stream = exchange.model, exchange.stream
+        state.responses.check_previous(exchange, strict=state.config.strict_requests)
         key = content_key(state.config.seed, codec.endpoint.value, body)
         # This occurrence of this exact request: its ids, and its chaos draw, derive from it.
         exact = request_key(key, exchange.body)
@@ -67,7 +68,7 @@ async def run(request: web.Request, codec: Codec) -> web.StreamResponse:
         plan = injection.preempt()
         if plan is None:
             plan = injection.apply(await _admit(state, exchange, key, limits))
-        outgoing = _render(state, codec, plan, exchange, salt)
+        outgoing = state.responses.keep(exchange, _render(state, codec, plan, exchange, salt))
     except ApiError as error:
         outgoing = error_body(error)
         limits.update(error.headers)

@@ -9,8 +9,11 @@ from aiohttp import web
 from mockai import pipeline
 from mockai.api import chat, completions, embeddings, models, moderations, responses
 from mockai.api.base import Codec
+from mockai.errors import ApiError
 from mockai.exchange import Endpoint
-from mockai.wire import errors
+from mockai.state import ServerState
+from mockai.wire import errors, jsonbytes
+from mockai.wire.outgoing import Body, Outgoing
 
 PREFIXES = ("/v1", "")
 
@@ -60,6 +63,57 @@ async def _delete_model(request: web.Request) -> web.StreamResponse:
     )
 
 
+async def _retrieve_response(request: web.Request) -> web.StreamResponse:
+    response_id = request.match_info["response_id"]
+
+    def produce(state: ServerState) -> Outgoing:
+        if request.query.get("stream", "").lower() == "true":
+            raise ApiError(
+                400,
+                "mockai: streaming a stored response again (stream=true) is not supported; "
+                "retrieve it without `stream`.",
+                param="stream",
+            )
+        return _json(state.responses.retrieve(response_id))
+
+    return await pipeline.simple(request, produce)
+
+
+async def _delete_response(request: web.Request) -> web.StreamResponse:
+    response_id = request.match_info["response_id"]
+    return await pipeline.simple(request, lambda state: _json(state.responses.delete(response_id)))
+
+
+async def _cancel_response(request: web.Request) -> web.StreamResponse:
+    response_id = request.match_info["response_id"]
+    return await pipeline.simple(request, lambda state: _json(state.responses.cancel(response_id)))
+
+
+async def _list_input_items(request: web.Request) -> web.StreamResponse:
+    response_id = request.match_info["response_id"]
+    return await pipeline.simple(
+        request, lambda state: _json(state.responses.input_items(response_id, request.query))
+    )
+
+
+def _json(payload: object) -> Body:
+    return Body(200, jsonbytes.dumps(payload))
+
+
+def _add_response_routes(app: web.Application, prefix: str) -> None:
+    """The Responses API's stored-response routes (retrieve, delete, cancel, input items)."""
+    one = app.router.add_resource(prefix + "/responses/{response_id}")
+    one.add_route("GET", _retrieve_response)
+    one.add_route("DELETE", _delete_response)
+    one.add_route("*", _method_not_allowed)
+    cancel = app.router.add_resource(prefix + "/responses/{response_id}/cancel")
+    cancel.add_route("POST", _cancel_response)
+    cancel.add_route("*", _method_not_allowed)
+    items = app.router.add_resource(prefix + "/responses/{response_id}/input_items")
+    items.add_route("GET", _list_input_items)
+    items.add_route("*", _method_not_allowed)
+
+
 def add_api_routes(app: web.Application, endpoint_codecs: Iterable[Codec]) -> None:
     """Register the OpenAI routes, each with a catch-all 405 for other methods."""
     endpoint_codecs = list(endpoint_codecs)
@@ -76,6 +130,7 @@ def add_api_routes(app: web.Application, endpoint_codecs: Iterable[Codec]) -> No
         one.add_route("GET", _retrieve_model)
         one.add_route("DELETE", _delete_model)
         one.add_route("*", _method_not_allowed)
+        _add_response_routes(app, prefix)
 
 
 def add_catch_all(app: web.Application) -> None:

@@ -17,6 +17,7 @@ from mockai.exchange import Endpoint
 from mockai.fingerprint import Occurrences
 from mockai.journal import Journal
 from mockai.ratelimit import RateLimits
+from mockai.response_store import ResponseStore
 from mockai.scenario.book import RuleBook
 from mockai.sites import Arrivals
 
@@ -35,11 +36,13 @@ class ServerState:
     delivery: Delivery = field(default_factory=Delivery)
     occurrences: Occurrences = field(default_factory=Occurrences)
     arrivals: Arrivals = field(default_factory=Arrivals)
+    responses: ResponseStore = field(default_factory=ResponseStore)  # the Responses API's state
     access_log: logging.Logger = field(default_factory=lambda: logging.getLogger("mockai.access"))
     rules: RuleBook | None = None  # runtime + scenario rules (None with custom sources)
 
     def reset(self) -> None:
-        """Forget what was served: journal, rate-limit usage, repeat and rule counters."""
+        """Forget what was served: journal, rate-limit usage, repeat and rule counters, stored
+        responses."""
         self.journal.clear()
         for source in self.decider.sources:  # rules' counters, cassettes' play counts
             forget = getattr(source, "reset", None)
@@ -48,6 +51,7 @@ class ServerState:
         self.ratelimits.clear()
         self.occurrences.clear()
         self.faults.clear()
+        self.responses.clear()
 
 
 STATE = web.AppKey("mockai_state", ServerState)

@@ -135,7 +135,12 @@ def check_entry(entry: Any) -> int:
 
 
 def _static_schema(entry: Any, body: Any) -> str | None:
-    if not entry.path.lstrip("/").removeprefix("v1/").startswith("models"):
+    route = entry.path.lstrip("/").removeprefix("v1/")
+    if route.startswith("responses/"):  # stored responses: retrieve, cancel, input items
+        if route.endswith("/input_items"):
+            return "ResponseItemList"
+        return None if "deleted" in body else "Response"  # the spec leaves deletion untyped
+    if not route.startswith("models"):
         return None
     if body.get("object") == "list":
         return "ListModelsResponse"

@@ -252,7 +252,7 @@ def _response(
         "object": "response",
         "created_at": ctx.created,
         "status": status,
-        "background": False,
+        "background": bool(body.get("background")),
         "completed_at": ctx.created if status == "completed" else None,
         "error": None,
         "incomplete_details": None if reason is None else {"reason": reason},

@@ -1,0 +1,285 @@
+"""The Responses API's server-side state: stored responses, their input items, background runs.
+
+The API keeps every response unless the request said `store: false`: `GET /responses/{id}`
+retrieves it, `DELETE` forgets it, `GET /responses/{id}/input_items` lists what it was asked,
+`POST /responses/{id}/cancel` stops a background run, and `previous_response_id` must name a
+response that is still stored. mockai keeps the same state, per server, so that code using these
+calls can be tested — and so that the classic bug (chaining `previous_response_id` onto a
+response created with `store: false`) fails here as it fails against the API.
+
+Keeping costs one dict insert per answer: the answer is kept as sent (its bytes or SSE frames)
+and parsed only when someone asks for it. The store is bounded like the journal; an evicted id
+is treated as unknown (accepted as `previous_response_id`, 404 on retrieval).
+
+Background runs (`background: true`, not streamed) answer `queued`; each retrieval moves them one
+step on (`in_progress`, then the finished response), so a client's polling loop runs and ends
+deterministically, without timing. Cancelling one that has not finished makes it `cancelled`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mockai.errors import ApiError
+from mockai.exchange import Endpoint, Exchange
+from mockai.wire import ids, jsonbytes
+from mockai.wire.events import event_data
+from mockai.wire.outgoing import Body, EventStream, Outgoing
+
+DEFAULT_CAPACITY = 1000
+_RESPONSE_ID = re.compile(rb'"id"\s*:\s*"(resp_[^"\\]+)"')
+_TERMINAL_EVENTS = ("response.completed", "response.incomplete", "response.failed")
+_PENDING = ("queued", "in_progress")
+
+
+@dataclass(slots=True)
+class _Stored:
+    answer: Body | EventStream  # as it was sent
+    input: Any  # the request's `input`, for input_items
+    key: bytes  # derives the ids of input items that came without one
+    background: bool
+    stage: str = "queued"  # a background run's: queued, in_progress, completed or cancelled
+
+
+class ResponseStore:
+    """Responses this server answered, by id (bounded, oldest evicted first)."""
+
+    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
+        self.capacity = capacity
+        self._stored: OrderedDict[str, _Stored] = OrderedDict()
+        # Ids answered with `store: false`, or deleted: naming them later is the API's 400/404.
+        self._gone: OrderedDict[str, str] = OrderedDict()
+
+    # --- while serving POST /responses ------------------------------------------------------
+
+    def check_previous(self, exchange: Exchange, *, strict: bool) -> None:
+        """Refuse a `previous_response_id` the API would not find.
+
+        Ids this server answered but did not store (or deleted) are refused always; ids it never
+        saw are accepted, since a test may chain onto a response from elsewhere, unless `strict`.
+        """
+        if exchange.endpoint is not Endpoint.RESPONSES:
+            return
+        previous = exchange.body.get("previous_response_id")
+        if not isinstance(previous, str) or previous in self._stored:
+            return
+        if previous in self._gone or strict:
+            reason = self._gone.get(previous)
+            raise ApiError(
+                400,
+                f"Previous response with id '{previous}' not found."
+                + (f" (mockai: it was {reason}.)" if reason else ""),
+                param="previous_response_id",
+                code="previous_response_not_found",
+            )
+
+    def keep(self, exchange: Exchange, outgoing: Outgoing) -> Outgoing:
+        """Remember a Responses answer; returns what to send (`queued`, for a background run)."""
+        if exchange.endpoint is not Endpoint.RESPONSES or outgoing.status != 200:
+            return outgoing
+        if not isinstance(outgoing, Body | EventStream):
+            return outgoing  # relayed from an upstream: the upstream keeps it
+        response_id = _response_id(outgoing)
+        if response_id is None:
+            return outgoing
+        body = exchange.body
+        if body.get("store") is False:
+            self._forget(response_id, "answered with store: false")
+            return outgoing
+        background = bool(body.get("background")) and isinstance(outgoing, Body)
+        self._gone.pop(response_id, None)
+        self._stored[response_id] = _Stored(
+            outgoing, body.get("input"), response_id.encode(), background
+        )
+        self._stored.move_to_end(response_id)
+        while len(self._stored) > self.capacity:
+            self._stored.popitem(last=False)
+        if not background:
+            return outgoing
+        queued = _pending(_parse(outgoing), "queued")
+        return Body(200, jsonbytes.dumps(queued), outgoing.content_type, outgoing.headers)
+
+    # --- the /responses/{id} routes ---------------------------------------------------------
+
+    def retrieve(self, response_id: str) -> dict[str, Any]:
+        """The response as it stands now (a background run moves one step on per retrieval)."""
+        stored = self._find(response_id)
+        response = _parse(stored.answer)
+        if not stored.background or stored.stage == "completed":
+            return response
+        if stored.stage == "queued":
+            stored.stage = "in_progress"
+        elif stored.stage == "in_progress":
+            stored.stage = "completed"
+            return response
+        return _pending(response, stored.stage)
+
+    def delete(self, response_id: str) -> dict[str, Any]:
+        """Forget a response; the API's deletion confirmation."""
+        self._find(response_id)
+        del self._stored[response_id]
+        self._forget(response_id, "deleted")
+        return {"id": response_id, "object": "response", "deleted": True}
+
+    def cancel(self, response_id: str) -> dict[str, Any]:
+        """Stop a background run that has not finished."""
+        stored = self._find(response_id)
+        if not stored.background:
+            raise ApiError(400, "Only responses created with background=true can be cancelled.")
+        if stored.stage == "completed":
+            raise ApiError(400, "Cannot cancel a completed response.")
+        stored.stage = "cancelled"
+        return _pending(_parse(stored.answer), "cancelled")
+
+    def input_items(self, response_id: str, query: Mapping[str, str]) -> dict[str, Any]:
+        """The input items of a response, paged like every list of the API (newest first)."""
+        stored = self._find(response_id)
+        order = query.get("order", "desc")
+        if order not in ("asc", "desc"):
+            raise ApiError(
+                400,
+                f"Invalid value: '{order}'. Supported values are: 'asc' and 'desc'.",
+                param="order",
+                code="invalid_value",
+            )
+        limit = _limit(query.get("limit", "20"))
+        items = _input_items(stored.input, stored.key)
+        if order == "desc":
+            items.reverse()
+        after = query.get("after")
+        if after is not None:
+            position = next((i for i, item in enumerate(items) if item["id"] == after), None)
+            if position is None:
+                raise ApiError(
+                    400, f"No input item with id '{after}' in this response.", param="after"
+                )
+            items = items[position + 1 :]
+        page = items[:limit]
+        return {
+            "object": "list",
+            "data": page,
+            "first_id": page[0]["id"] if page else None,
+            "last_id": page[-1]["id"] if page else None,
+            "has_more": len(items) > limit,
+        }
+
+    def clear(self) -> None:
+        """Forget everything (the server's reset)."""
+        self._stored.clear()
+        self._gone.clear()
+
+    def __len__(self) -> int:
+        return len(self._stored)
+
+    def _find(self, response_id: str) -> _Stored:
+        stored = self._stored.get(response_id)
+        if stored is None:
+            raise ApiError(404, f"Response with id '{response_id}' not found.")
+        return stored
+
+    def _forget(self, response_id: str, reason: str) -> None:
+        self._gone[response_id] = reason
+        self._gone.move_to_end(response_id)
+        while len(self._gone) > self.capacity:
+            self._gone.popitem(last=False)
+
+
+def _response_id(outgoing: Body | EventStream) -> str | None:
+    """The id of the response in an answer, read off its first bytes (no parsing)."""
+    head = outgoing.body if isinstance(outgoing, Body) else (outgoing.frames or (b"",))[0]
+    found = _RESPONSE_ID.search(head)
+    return found.group(1).decode("ascii", "replace") if found else None
+
+
+def _parse(answer: Body | EventStream) -> dict[str, Any]:
+    """The Response object of an answer: the JSON body, or the stream's terminal event's."""
+    if isinstance(answer, Body):
+        parsed: dict[str, Any] = jsonbytes.loads(answer.body)
+        return parsed
+    last: dict[str, Any] | None = None
+    for frame in answer.frames:
+        data = event_data(frame)
+        if data is None or not data.startswith("{"):
+            continue
+        try:
+            event = json.loads(data)
+        except ValueError:
+            continue
+        if isinstance(event, dict) and isinstance(event.get("response"), dict):
+            last = event["response"]  # created, in_progress, then a terminal event
+            if event.get("type") in _TERMINAL_EVENTS:
+                break
+    assert last is not None, "a stored stream holds the response it announced"
+    return last
+
+
+def _pending(response: dict[str, Any], status: str) -> dict[str, Any]:
+    """The response as a run that has not finished (or was cancelled) shows it.
+
+    No `usage` yet: the API sends null, the spec's `usage` is not nullable, and a missing field
+    satisfies both (as in the stream's opening events).
+    """
+    return {
+        **{key: value for key, value in response.items() if key != "usage"},
+        "status": status,
+        "output": [],
+        "completed_at": None,
+        "incomplete_details": None,
+    }
+
+
+def _limit(raw: str) -> int:
+    try:
+        limit = int(raw)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= 100:
+        raise ApiError(
+            400,
+            f"Invalid 'limit': integer between 1 and 100 expected, got {raw!r}.",
+            param="limit",
+            code="integer_out_of_range",
+        )
+    return limit
+
+
+def _input_items(raw: Any, key: bytes) -> list[dict[str, Any]]:
+    """The request's `input` as the API lists it: typed items, each with an id and a status."""
+    if raw is None:
+        return []
+    if isinstance(raw, str):
+        raw = [{"role": "user", "content": raw}]
+    items: list[dict[str, Any]] = []
+    for index, item in enumerate(raw):
+        if not isinstance(item, dict) or item.get("type") == "item_reference":
+            continue  # a reference names an item stored elsewhere: nothing to list for it here
+        items.append(_input_item(item, key, index))
+    return items
+
+
+def _input_item(item: Mapping[str, Any], key: bytes, index: int) -> dict[str, Any]:
+    kind = item.get("type", "message")
+    listed: dict[str, Any] = {"type": kind, **item}
+    if kind == "message":
+        role = item.get("role")
+        listed["content"] = _message_content(item.get("content"), role)
+        prefix = "msg"
+    else:
+        prefix = {"function_call": "fc", "function_call_output": "fco"}.get(str(kind), "item")
+    listed.setdefault("id", ids.item_id(key, prefix, 1000 + index))
+    listed.setdefault("status", "completed")
+    return listed
+
+
+def _message_content(content: Any, role: Any) -> Any:
+    """Plain-string message content as the typed parts the API lists it with."""
+    if not isinstance(content, str):
+        return content
+    if role == "assistant":
+        return [{"type": "output_text", "text": content, "annotations": [], "logprobs": []}]
+    return [{"type": "input_text", "text": content}]

@@ -1,0 +1,208 @@
+"""Stored responses through the real SDK: retrieve, delete, cancel, input items, background runs,
+and `previous_response_id` refused where the API would refuse it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import conformance
+import httpx
+import openai
+import pytest
+
+from mockai import MockServer
+
+MODEL = "gpt-4o-mini"
+
+
+@pytest.fixture
+def server() -> Iterator[MockServer]:
+    with conformance.checked_server() as running:
+        yield running
+
+
+@pytest.fixture
+def client(server: MockServer) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=server.url, api_key="sk-test", max_retries=0) as sdk:
+        yield sdk
+
+
+def test_a_response_is_retrieved_as_it_was_answered(client: openai.OpenAI) -> None:
+    created = client.responses.create(model=MODEL, input="Tell me about otters")
+    retrieved = client.responses.retrieve(created.id)
+    assert retrieved.model_dump() == created.model_dump()
+    assert retrieved.output_text
+
+
+def test_a_streamed_response_is_retrieved_whole(client: openai.OpenAI) -> None:
+    events = list(client.responses.create(model=MODEL, input="A story, please", stream=True))
+    final = events[-1]
+    assert final.type == "response.completed"
+    retrieved = client.responses.retrieve(final.response.id)
+    assert retrieved.model_dump() == final.response.model_dump()
+    assert retrieved.output_text == "".join(
+        e.delta for e in events if e.type == "response.output_text.delta"
+    )
+
+
+def test_store_false_is_not_kept_and_cannot_be_chained(client: openai.OpenAI) -> None:
+    unstored = client.responses.create(model=MODEL, input="first turn", store=False)
+    with pytest.raises(openai.NotFoundError, match=unstored.id):
+        client.responses.retrieve(unstored.id)
+    # The classic bug: chaining onto a response the API never kept. The API refuses; so do we.
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.responses.create(model=MODEL, input="second", previous_response_id=unstored.id)
+    error = refused.value
+    assert error.code == "previous_response_not_found"
+    assert error.param == "previous_response_id"
+    assert f"Previous response with id '{unstored.id}' not found." in error.message
+    assert "store: false" in error.message
+
+
+def test_chaining_onto_a_stored_response_works(client: openai.OpenAI) -> None:
+    first = client.responses.create(model=MODEL, input="first turn")
+    second = client.responses.create(model=MODEL, input="second", previous_response_id=first.id)
+    assert second.previous_response_id == first.id
+
+
+def test_unknown_previous_ids_are_accepted_unless_strict() -> None:
+    body = {"model": MODEL, "input": "hi", "previous_response_id": "resp_from_elsewhere"}
+    with MockServer() as lenient:
+        assert httpx.post(lenient.url + "/responses", json=body).status_code == 200
+    with MockServer(strict_requests=True) as strict:
+        answer = httpx.post(strict.url + "/responses", json=body)
+    assert answer.status_code == 400
+    assert answer.json()["error"]["code"] == "previous_response_not_found"
+
+
+def test_delete_forgets_a_response(client: openai.OpenAI) -> None:
+    created = client.responses.create(model=MODEL, input="short lived")
+    raw = client.responses.with_raw_response.delete(created.id)
+    assert raw.http_response.json() == {"id": created.id, "object": "response", "deleted": True}
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(created.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.delete(created.id)
+    with pytest.raises(openai.BadRequestError, match="deleted"):
+        client.responses.create(model=MODEL, input="next", previous_response_id=created.id)
+
+
+def test_a_background_run_is_polled_to_completion(client: openai.OpenAI) -> None:
+    queued = client.responses.create(model=MODEL, input="a long job", background=True)
+    assert queued.status == "queued" and queued.background is True
+    assert queued.output == [] and queued.usage is None
+    statuses = [queued.status]
+    final = queued
+    for _ in range(10):  # bounded: the loop a client writes, which must end
+        if final.status not in ("queued", "in_progress"):
+            break
+        final = client.responses.retrieve(queued.id)
+        statuses.append(final.status)
+    assert statuses == ["queued", "in_progress", "completed"]
+    assert final.output_text and final.usage is not None and final.usage.output_tokens > 0
+    assert client.responses.retrieve(queued.id).status == "completed"  # and stays so
+
+
+@pytest.mark.asyncio
+async def test_background_runs_with_the_async_client(server: MockServer) -> None:
+    async with openai.AsyncOpenAI(base_url=server.url, api_key="sk-test") as client:
+        queued = await client.responses.create(model=MODEL, input="job", background=True)
+        running = await client.responses.retrieve(queued.id)
+        done = await client.responses.retrieve(queued.id)
+    assert (queued.status, running.status, done.status) == ("queued", "in_progress", "completed")
+
+
+def test_cancel_stops_a_background_run_only(client: openai.OpenAI) -> None:
+    queued = client.responses.create(model=MODEL, input="a long job", background=True)
+    cancelled = client.responses.cancel(queued.id)
+    assert cancelled.status == "cancelled" and cancelled.output == []
+    assert client.responses.retrieve(queued.id).status == "cancelled"
+    foreground = client.responses.create(model=MODEL, input="quick")
+    with pytest.raises(openai.BadRequestError, match="background=true"):
+        client.responses.cancel(foreground.id)
+    finished = client.responses.create(model=MODEL, input="job", background=True)
+    client.responses.retrieve(finished.id)
+    client.responses.retrieve(finished.id)  # completed now
+    with pytest.raises(openai.BadRequestError, match="completed"):
+        client.responses.cancel(finished.id)
+
+
+CONVERSATION = [
+    {"role": "developer", "content": "Be brief."},
+    {"role": "user", "content": "Weather in Paris?"},
+    {
+        "type": "function_call",
+        "call_id": "call_1",
+        "name": "get_weather",
+        "arguments": '{"city":"Paris"}',
+    },
+    {"type": "function_call_output", "call_id": "call_1", "output": "18C"},
+    {"role": "assistant", "content": "It is 18C."},
+    {"role": "user", "content": [{"type": "input_text", "text": "And tomorrow?"}]},
+]
+
+
+def test_input_items_list_the_input_newest_first(client: openai.OpenAI) -> None:
+    created = client.responses.create(model=MODEL, input=CONVERSATION)  # type: ignore[arg-type]
+    listed = client.responses.input_items.list(created.id)
+    kinds = [(item.type, getattr(item, "role", None)) for item in listed.data]
+    assert kinds == [
+        ("message", "user"),
+        ("message", "assistant"),
+        ("function_call_output", None),
+        ("function_call", None),
+        ("message", "user"),
+        ("message", "developer"),
+    ]
+    ids = [item.id for item in listed.data]
+    assert len(set(ids)) == 6 and all(ids)
+    assert listed.data[-1].content[0].text == "Be brief."  # type: ignore[union-attr]
+    assert listed.data[1].content[0].text == "It is 18C."  # type: ignore[union-attr]
+    ascending = client.responses.input_items.list(created.id, order="asc")
+    assert [item.id for item in ascending.data] == ids[::-1]
+    # The same ids every time, so cursors work.
+    first = client.responses.input_items.list(created.id, limit=4)
+    assert [item.id for item in first.data] == ids[:4] and first.has_more
+    rest = client.responses.input_items.list(created.id, limit=4, after=ids[3])
+    assert [item.id for item in rest.data] == ids[4:] and not rest.has_more
+    # The SDK's auto-pagination walks the pages.
+    assert [item.id for item in client.responses.input_items.list(created.id, limit=2)] == ids
+
+
+def test_input_items_of_a_plain_string(client: openai.OpenAI) -> None:
+    created = client.responses.create(model=MODEL, input="just this")
+    (item,) = client.responses.input_items.list(created.id).data
+    assert item.type == "message" and item.role == "user"  # type: ignore[union-attr]
+    assert item.content[0].text == "just this"  # type: ignore[union-attr]
+
+
+def test_bad_lookups_get_the_api_errors(server: MockServer, client: openai.OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError, match="resp_nope"):
+        client.responses.retrieve("resp_nope")
+    created = client.responses.create(model=MODEL, input="x")
+    with pytest.raises(openai.BadRequestError) as bad_limit:
+        client.responses.input_items.list(created.id, limit=500)
+    assert bad_limit.value.param == "limit"
+    streamed_again = httpx.get(f"{server.url}/responses/{created.id}?stream=true")
+    assert streamed_again.status_code == 400
+    assert streamed_again.json()["error"]["param"] == "stream"
+    wrong_method = httpx.put(f"{server.url}/responses/{created.id}")
+    assert wrong_method.status_code == 405
+
+
+def test_reset_forgets_stored_responses(server: MockServer, client: openai.OpenAI) -> None:
+    created = client.responses.create(model=MODEL, input="x")
+    server.reset()
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(created.id)
+
+
+def test_the_store_is_bounded(server: MockServer, client: openai.OpenAI) -> None:
+    server.state.responses.capacity = 3
+    made = [client.responses.create(model=MODEL, input=f"request {i}").id for i in range(5)]
+    assert len(server.state.responses) == 3
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(made[0])  # the oldest went first
+    assert client.responses.retrieve(made[-1]).id == made[-1]
+    # An evicted id is unknown, not refused: chaining onto it is accepted (as for any unknown id).
+    client.responses.create(model=MODEL, input="next", previous_response_id=made[0])
