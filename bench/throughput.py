@@ -212,7 +212,7 @@ def main() -> None:
     print(
         "resident memory after the run: "
         + ", ".join(f"{name} {mib:.0f} MiB" for name, mib in memory.items())
-        + " (mockai's journal keeps the last 1000 exchanges)"
+        + " (mockai keeps the last 1000 exchanges in its journal and 1000 stored responses)"
     )
 
 
