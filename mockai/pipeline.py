@@ -54,9 +54,10 @@ async def run(request: web.Request, codec: Codec) -> web.StreamResponse:
     try:
         _check_auth(state, request)
         body = _parse_json(entry)
-        exchange = codec.parse(
-            body, ParseContext(request.headers, state.catalog, state.config.strict_requests)
+        context = ParseContext(
+            request.headers, state.catalog, state.config.strict_requests, state.responses.history
         )
+        exchange = codec.parse(body, context)
         entry.model, entry.stream = exchange.model, exchange.stream
         state.responses.check_previous(exchange, strict=state.config.strict_requests)
         key = content_key(state.config.seed, codec.endpoint.value, body)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mockai.errors import ApiError
-from mockai.exchange import Endpoint, Exchange
+from mockai.exchange import CalledTool, Endpoint, Exchange, Message
 from mockai.wire import ids, jsonbytes
 from mockai.wire.events import event_data
 from mockai.wire.outgoing import Body, EventStream, Outgoing
@@ -43,7 +43,9 @@ class _Stored:
     input: Any  # the request's `input`, for input_items
     key: bytes  # derives the ids of input items that came without one
     background: bool
+    conversation: tuple[Message, ...]  # what the request held, without its instructions
     stage: str = "queued"  # a background run's: queued, in_progress, completed or cancelled
+    history: tuple[Message, ...] | None = None  # the conversation and the answer, once asked
 
 
 class ResponseStore:
@@ -93,8 +95,10 @@ class ResponseStore:
             return outgoing
         background = bool(body.get("background")) and isinstance(outgoing, Body)
         self._gone.pop(response_id, None)
+        # The codec puts `instructions` first; the API does not carry them over to a next turn.
+        conversation = exchange.messages[1:] if body.get("instructions") else exchange.messages
         self._stored[response_id] = _Stored(
-            outgoing, body.get("input"), response_id.encode(), background
+            outgoing, body.get("input"), response_id.encode(), background, conversation
         )
         self._stored.move_to_end(response_id)
         while len(self._stored) > self.capacity:
@@ -103,6 +107,16 @@ class ResponseStore:
             return outgoing
         queued = _pending(_parse(outgoing), "queued")
         return Body(200, jsonbytes.dumps(queued), outgoing.content_type, outgoing.headers)
+
+    def history(self, response_id: str) -> tuple[Message, ...] | None:
+        """The conversation up to and including a stored response's answer (None if unknown)."""
+        stored = self._stored.get(response_id)
+        if stored is None:
+            return None
+        if stored.history is None:
+            answer = _answer_messages(_parse(stored.answer).get("output") or ())
+            stored.history = stored.conversation + answer
+        return stored.history
 
     # --- the /responses/{id} routes ---------------------------------------------------------
 
@@ -216,6 +230,32 @@ def _parse(answer: Body | EventStream) -> dict[str, Any]:
                 break
     assert last is not None, "a stored stream holds the response it announced"
     return last
+
+
+def _answer_messages(output: Any) -> tuple[Message, ...]:
+    """A response's output items as the assistant turn of a conversation (one message)."""
+    texts: list[str] = []
+    calls: list[CalledTool] = []
+    for item in output:
+        if not isinstance(item, dict):
+            continue
+        if item.get("type") == "message":
+            texts.extend(
+                str(part.get("text", ""))
+                for part in item.get("content") or ()
+                if isinstance(part, dict) and part.get("type") == "output_text"
+            )
+        elif item.get("type") == "function_call":
+            calls.append(
+                CalledTool(
+                    id=str(item.get("call_id", "")),
+                    name=str(item.get("name", "")),
+                    arguments=str(item.get("arguments", "")),
+                )
+            )
+    if not texts and not calls:
+        return ()
+    return (Message(role="assistant", text="".join(texts), tool_calls=tuple(calls)),)
 
 
 def _pending(response: dict[str, Any], status: str) -> dict[str, Any]:

@@ -183,6 +183,38 @@ def responses_agent(client: openai.OpenAI, question: str) -> tuple[str, list[dic
     raise AssertionError("the agent did not finish in 5 turns")
 
 
+def chained_responses_agent(
+    client: openai.OpenAI, question: str
+) -> tuple[str, list[dict[str, Any]]]:
+    """The Responses API's own loop: each turn sends only the tool results, chained with
+    `previous_response_id`; the server holds the conversation."""
+    tool = {"type": "function", **WEATHER_TOOL["function"]}  # type: ignore[dict-item]
+    response = client.responses.create(model="gpt-4o", input=question, tools=[tool])  # type: ignore[list-item]
+    calls_made: list[dict[str, Any]] = []
+    for _ in range(5):
+        calls = [item for item in response.output if item.type == "function_call"]
+        if not calls:
+            return response.output_text, calls_made
+        results = []
+        for call in calls:
+            arguments = json.loads(call.arguments)  # type: ignore[union-attr]
+            calls_made.append(arguments)
+            results.append(
+                {
+                    "type": "function_call_output",
+                    "call_id": call.call_id,  # type: ignore[union-attr]
+                    "output": get_weather(**arguments),
+                }
+            )
+        response = client.responses.create(
+            model="gpt-4o",
+            input=results,  # type: ignore[arg-type]
+            tools=[tool],  # type: ignore[list-item]
+            previous_response_id=response.id,
+        )
+    raise AssertionError("the agent did not finish in 5 turns")
+
+
 @pytest.mark.parametrize("serve", ["weather_agent"], indirect=True)
 @pytest.mark.parametrize("stream", [False, True])
 def test_weather_agent_loop_on_chat(serve: tuple[MockServer, openai.OpenAI], stream: bool) -> None:
@@ -199,6 +231,19 @@ def test_weather_agent_loop_on_responses(serve: tuple[MockServer, openai.OpenAI]
     answer, calls = responses_agent(client, "What's the weather in Paris?")
     assert calls == [{"city": "Paris", "unit": "celsius"}]
     assert answer == "In Paris it is 18C and sunny (celsius) right now."
+
+
+@pytest.mark.parametrize("serve", ["weather_agent"], indirect=True)
+def test_weather_agent_loop_chained_with_previous_response_id(
+    serve: tuple[MockServer, openai.OpenAI],
+) -> None:
+    server, client = serve
+    answer, calls = chained_responses_agent(client, "What's the weather in Paris?")
+    # The second turn carries only the tool result: the rule's template reads the city from the
+    # earlier call, which the server holds as the conversation before `previous_response_id`.
+    assert calls == [{"city": "Paris", "unit": "celsius"}]
+    assert answer == "In Paris it is 18C and sunny (celsius) right now."
+    assert [e.rule for e in settled(server, 2)] == ["call-weather-paris", "answer-weather"]
 
 
 @pytest.mark.parametrize("serve", ["weather_agent"], indirect=True)

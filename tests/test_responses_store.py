@@ -206,3 +206,59 @@ def test_the_store_is_bounded(server: MockServer, client: openai.OpenAI) -> None
     assert client.responses.retrieve(made[-1]).id == made[-1]
     # An evicted id is unknown, not refused: chaining onto it is accepted (as for any unknown id).
     client.responses.create(model=MODEL, input="next", previous_response_id=made[0])
+
+
+def test_a_chained_request_is_matched_with_its_conversation(
+    server: MockServer, client: openai.OpenAI
+) -> None:
+    server.add_rules(
+        [
+            {"name": "first", "match": {"turn": 1}, "reply": {"content": "Paris."}},
+            {
+                "name": "follow-up",
+                "match": {"turn": 2, "system": "Be brief"},
+                "reply": {"content": "{{ request.messages | length }} messages so far"},
+            },
+        ]
+    )
+    first = client.responses.create(
+        model=MODEL, input="Capital of France?", instructions="Be brief."
+    )
+    second = client.responses.create(
+        model=MODEL,
+        input="And of Italy?",
+        instructions="Be brief.",  # instructions are not carried over: each request gives its own
+        previous_response_id=first.id,
+    )
+    # instructions, the first question, the first answer, the second question
+    assert second.output_text == "4 messages so far"
+    assert [entry.rule for entry in server.requests] == ["first", "follow-up"]
+    assert second.usage is not None and first.usage is not None
+    assert second.usage.input_tokens > first.usage.input_tokens  # the history is billed too
+
+
+def test_a_tool_result_must_answer_a_call_of_the_chained_response(client: openai.OpenAI) -> None:
+    tool = {
+        "type": "function",
+        "name": "get_time",
+        "parameters": {"type": "object", "properties": {}},
+    }
+    called = client.responses.create(
+        model=MODEL,
+        input="What time is it?",
+        tools=[tool],  # type: ignore[list-item]
+        tool_choice="required",
+    )
+    with pytest.raises(openai.BadRequestError, match="call_wrong"):
+        client.responses.create(
+            model=MODEL,
+            input=[{"type": "function_call_output", "call_id": "call_wrong", "output": "noon"}],
+            previous_response_id=called.id,
+        )
+    (call,) = [item for item in called.output if item.type == "function_call"]
+    answered = client.responses.create(
+        model=MODEL,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "noon"}],  # type: ignore[union-attr]
+        previous_response_id=called.id,
+    )
+    assert "noon" in answered.output_text

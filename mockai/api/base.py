@@ -7,18 +7,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from mockai.catalog import Catalog
-from mockai.exchange import Endpoint, Exchange
+from mockai.exchange import Endpoint, Exchange, Message
 from mockai.reply import Reply
 from mockai.wire.outgoing import Outgoing
 
 
 @dataclass(frozen=True, slots=True)
 class ParseContext:
-    """What parsing needs besides the body: headers, the catalog, and strictness."""
+    """What parsing needs besides the body: headers, the catalog, strictness, and history."""
 
     headers: Mapping[str, str]
     catalog: Catalog
     strict: bool = False
+    # The conversation up to a stored response, by id (the Responses API's server-side state,
+    # for `previous_response_id`), or None when the server does not hold that response.
+    history: Callable[[str], tuple[Message, ...] | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)

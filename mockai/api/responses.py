@@ -51,8 +51,9 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     if model is None:  # the spec requires no field: `{}` answers with the default model
         model = ctx.catalog.default("chat")
     info = ctx.catalog.get(model)
-    messages = _conversation(body)
-    if _self_contained(body):
+    history = _history(body, ctx)
+    messages = _conversation(body, history)
+    if _self_contained(body, known_history=history is not None):
         _check_tool_pairs(messages)
     tools = _parse_tools(body.get("tools"))
     tool_choice = common.parse_tool_choice(body.get("tool_choice"), tools, flat=True)
@@ -80,12 +81,29 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     )
 
 
-def _conversation(body: Mapping[str, Any]) -> tuple[Message, ...]:
-    """`instructions` (as a leading system message) followed by the `input` items."""
+def _history(body: Mapping[str, Any], ctx: ParseContext) -> tuple[Message, ...] | None:
+    """The conversation before `previous_response_id`, when this server holds it."""
+    previous = body.get("previous_response_id")
+    if not isinstance(previous, str) or ctx.history is None:
+        return None
+    return ctx.history(previous)
+
+
+def _conversation(
+    body: Mapping[str, Any], history: tuple[Message, ...] | None
+) -> tuple[Message, ...]:
+    """`instructions` (as a leading system message), the conversation before
+    `previous_response_id` when the server holds it, then the `input` items.
+
+    With the history, rules match a chained request as they match the same conversation sent
+    whole to chat completions (the last user message, the turn count, the earlier tool calls).
+    `instructions` are not carried over from earlier responses, as in the API.
+    """
     messages: list[Message] = []
     instructions = body.get("instructions")
     if instructions:
         messages.append(Message(role="system", text=instructions))
+    messages.extend(history or ())
     raw = body.get("input")
     if isinstance(raw, str):
         messages.append(Message(role="user", text=raw))
@@ -170,13 +188,15 @@ def _append(messages: list[Message], message: Message) -> None:
         messages.append(message)
 
 
-def _self_contained(body: Mapping[str, Any]) -> bool:
-    """True when every earlier call and result must be in `input` itself.
+def _self_contained(body: Mapping[str, Any], *, known_history: bool) -> bool:
+    """True when every earlier call and result is in the conversation the mock sees.
 
-    With `previous_response_id`, a `conversation` or `item_reference` items, the other half of a
-    call/result pair may live server-side, where the mock cannot see it.
+    With a `previous_response_id` this server does not hold, a `conversation` or `item_reference`
+    items, the other half of a call/result pair may live server-side, where the mock cannot see it.
     """
-    if body.get("previous_response_id") is not None or body.get("conversation") is not None:
+    if body.get("conversation") is not None:
+        return False
+    if body.get("previous_response_id") is not None and not known_history:
         return False
     raw = body.get("input")
     return not (
