@@ -104,6 +104,7 @@ class Exchange:
     max_tokens: int | None = None
     stop: tuple[str, ...] = ()
     include_usage: bool = False
+    obfuscate: bool = False  # pad streamed deltas with `obfuscation` (the API's default)
     logprobs: bool = False
     top_logprobs: int = 0
     # Embeddings, moderations and legacy completions work on a list of inputs.

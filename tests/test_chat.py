@@ -328,6 +328,44 @@ def test_raw_stream_framing(server: MockServer) -> None:
     assert all(e.startswith(b"data: ") and b"\n" not in e for e in events[:-1])
 
 
+def _chunks(server: MockServer, **options: object) -> list[dict[str, object]]:
+    import httpx
+
+    body = {"model": MODEL, "messages": HELLO, "stream": True, **options}
+    raw = httpx.post(server.url + "/chat/completions", json=body).content
+    frames = [f.removeprefix(b"data: ") for f in raw.split(b"\n\n") if f]
+    assert frames[-1] == b"[DONE]"
+    return [json.loads(f) for f in frames[:-1]]
+
+
+def test_streamed_chunks_carry_obfuscation_padding(server: MockServer) -> None:
+    chunks = _chunks(server, stream_options={"include_usage": True}, n=2)
+    *deltas, usage = chunks
+    assert usage["choices"] == [] and "obfuscation" not in usage
+    pads = [chunk["obfuscation"] for chunk in deltas]
+    assert all(isinstance(pad, str) and 1 <= len(pad) <= 16 and pad.isalnum() for pad in pads)
+    assert len(set(pads)) > 1  # random-looking, not a constant
+    # The padding evens out sizes: every chunk's JSON is a multiple of 16 bytes.
+    sizes = {len(json.dumps(chunk, separators=(",", ":"))) % 16 for chunk in deltas}
+    assert sizes == {0}
+    with MockServer() as same_seed:  # reproducible: the same bytes from another server
+        assert _chunks(same_seed, stream_options={"include_usage": True}, n=2) == chunks
+
+
+def test_include_obfuscation_false_leaves_it_out(server: MockServer, client: openai.OpenAI) -> None:
+    chunks = _chunks(server, stream_options={"include_obfuscation": False})
+    assert chunks and not any("obfuscation" in chunk for chunk in chunks)
+    # The SDK reads padded chunks as it reads plain ones.
+    padded = client.chat.completions.create(model=MODEL, messages=HELLO, stream=True)
+    plain = client.chat.completions.create(
+        model=MODEL, messages=HELLO, stream=True, stream_options={"include_obfuscation": False}
+    )
+    text = [
+        "".join(c.choices[0].delta.content or "" for c in s if c.choices) for s in (padded, plain)
+    ]
+    assert text[0] == text[1] != ""
+
+
 # --- the deprecated functions API -----------------------------------------------------------------
 
 WEATHER_FUNCTION = WEATHER_TOOL["function"]

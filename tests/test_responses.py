@@ -125,3 +125,22 @@ async def test_async_stream_helper(aclient: openai.AsyncOpenAI) -> None:
     async with aclient.responses.stream(model=MODEL, input="Say hello") as stream:
         final = await stream.get_final_response()
     assert final.output_text
+
+
+def test_delta_events_carry_obfuscation_padding(server: MockServer) -> None:
+    def events(**options: object) -> list[dict[str, object]]:
+        body = {"model": MODEL, "input": "Tell me a story", "stream": True, **options}
+        raw = httpx.post(server.url + "/responses", json=body).text
+        return [
+            json.loads(line.removeprefix("data: "))
+            for line in raw.splitlines()
+            if line.startswith("data: ")
+        ]
+
+    padded = events()
+    deltas = [e for e in padded if str(e["type"]).endswith(".delta")]
+    assert deltas and all(isinstance(e["obfuscation"], str) and e["obfuscation"] for e in deltas)
+    assert not any("obfuscation" in e for e in padded if e not in deltas)
+    plain = events(stream_options={"include_obfuscation": False})
+    assert not any("obfuscation" in e for e in plain)
+    assert [e["type"] for e in plain] == [e["type"] for e in padded]

@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 from mockai import tokens
-from mockai.api import common, logprobs
+from mockai.api import common, logprobs, obfuscation
 from mockai.api.base import Codec, ParseContext, RenderContext
 from mockai.api.fieldrules import invalid_value, missing, type_error
 from mockai.api.shaping import Shaped, shape, usage_numbers
@@ -91,6 +91,7 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         max_tokens=max_tokens,
         stop=common.parse_stop(body.get("stop")),
         include_usage=include_usage,
+        obfuscate=obfuscation.wanted(body),
         logprobs=bool(body.get("logprobs")),
         top_logprobs=common.optional(body, "top_logprobs", 0),
         prompt_tokens=prompt_tokens,
@@ -297,10 +298,18 @@ def _stream(
     head["system_fingerprint"] = ids.system_fingerprint(exchange.model)
     # Every chunk shares its head: serialise it once and splice each chunk's choices in.
     prefix = b"data: " + jsonbytes.dumps(head)[:-1] + b',"choices":'
-    suffix = b',"usage":null}\n\n' if exchange.include_usage else b"}\n\n"
+    usage_null = b',"usage":null' if exchange.include_usage else b""
+    padding = obfuscation.Padding(ctx.key) if exchange.obfuscate else None
+
+    def close(chunk: bytes) -> bytes:
+        """End a chunk (`data: ` + its JSON so far): usage, obfuscation, brace, blank line."""
+        chunk += usage_null
+        if padding is not None:
+            chunk += padding.field(len(chunk) - 6)  # the JSON's size, without `data: `
+        return chunk + b"}\n\n"
 
     def frame(choices: list[dict[str, Any]]) -> bytes:
-        return prefix + jsonbytes.dumps(choices) + suffix
+        return close(prefix + jsonbytes.dumps(choices))
 
     legacy = exchange.legacy_functions
     frames = [frame([_first_delta(s, legacy)]) for s in shaped]
@@ -312,7 +321,7 @@ def _stream(
             if exchange.logprobs:
                 frames.append(frame([_piece_delta(s, step, exchange, ctx)]))
             else:  # the hot path of every stream: splice the piece into fixed bytes
-                frames.append(prefix + _delta_bytes(s, s.pieces[step]) + suffix)
+                frames.append(close(prefix + _delta_bytes(s, s.pieces[step])))
     for s in shaped:
         frames.extend(frame([d]) for d in _argument_deltas(s, legacy))
     tail = [frame([_finish(s)]) for s in shaped]

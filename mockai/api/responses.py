@@ -21,7 +21,7 @@ from dataclasses import replace
 from typing import Any
 
 from mockai import tokens
-from mockai.api import common, logprobs
+from mockai.api import common, logprobs, obfuscation
 from mockai.api.base import Codec, ParseContext, RenderContext
 from mockai.api.fieldrules import invalid_value, missing, type_error
 from mockai.api.shaping import Shaped, shape, usage_numbers
@@ -76,6 +76,7 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         response_format=_parse_format(body.get("text")),
         max_tokens=body.get("max_output_tokens"),
         logprobs=top_logprobs > 0 or _LOGPROBS_INCLUDE in (body.get("include") or ()),
+        obfuscate=obfuscation.wanted(body),
         top_logprobs=top_logprobs,
         prompt_tokens=prompt_tokens,
     )
@@ -256,7 +257,8 @@ def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
     shaped = shape(reply, exchange, ctx.key, count=1)[0]
     response = _response(reply, shaped, exchange, ctx)
     if exchange.stream:
-        return _stream(response, shaped)
+        padding = obfuscation.Padding(ctx.key) if exchange.obfuscate else None
+        return _stream(response, shaped, padding)
     return Body(200, jsonbytes.dumps(response))
 
 
@@ -429,15 +431,26 @@ def _logprobs(
 
 
 class _Events:
-    """The frames of one stream; `sequence_number` counts every event of it from 0."""
+    """The frames of one stream; `sequence_number` counts every event of it from 0.
 
-    def __init__(self) -> None:
+    With `padding`, the `*.delta` events carry the API's `obfuscation` field.
+    """
+
+    def __init__(self, padding: obfuscation.Padding | None = None) -> None:
         self.frames: list[bytes] = []
+        self.padding = padding
 
     def emit(self, kind: str, **fields: Any) -> None:
         """Append one event: `event: <kind>` and JSON that repeats the kind as `type`."""
         event = {"type": kind, **fields, "sequence_number": len(self.frames)}
-        self.frames.append(sse.named_frame(kind, jsonbytes.dumps(event)))
+        payload = jsonbytes.dumps(event)
+        if self.padding is not None and kind.endswith(".delta"):
+            payload = self._padded(payload)
+        self.frames.append(sse.named_frame(kind, payload))
+
+    def _padded(self, payload: bytes) -> bytes:
+        assert self.padding is not None
+        return payload[:-1] + self.padding.field(len(payload) - 1) + b"}"
 
     def emit_delta(self, kind: str, where: bytes, piece: str, extra: bytes = b"") -> None:
         """`emit(kind, **where, delta=piece, ...)` spliced from bytes: the hot path of a stream.
@@ -452,12 +465,16 @@ class _Events:
             extra,
             len(self.frames),
         )
+        if self.padding is not None:
+            payload = self._padded(payload)
         self.frames.append(sse.named_frame(kind, payload))
 
 
-def _stream(response: dict[str, Any], shaped: Shaped) -> EventStream:
+def _stream(
+    response: dict[str, Any], shaped: Shaped, padding: obfuscation.Padding | None
+) -> EventStream:
     """The event sequence that builds `response` item by item (wire contract section 12)."""
-    events = _Events()
+    events = _Events(padding)
     # The lifecycle events carry the same response (same id), still empty and in progress.
     # The API sends `usage: null` here, but the spec's `usage` is not nullable: leaving it out
     # satisfies both the spec and the SDKs (a missing field reads as None).
