@@ -59,7 +59,9 @@ async def run(request: web.Request, codec: Codec) -> web.StreamResponse:
         )
         exchange = codec.parse(body, context)
         entry.model, entry.stream = exchange.model, exchange.stream
-        state.responses.check_previous(exchange, strict=state.config.strict_requests)
+        # An unknown id may be the upstream's: only a server without one knows every id.
+        strict_ids = state.config.strict_requests and state.config.upstream is None
+        state.responses.check_previous(exchange, strict=strict_ids)
         key = content_key(state.config.seed, codec.endpoint.value, body)
         # This occurrence of this exact request: its ids, and its chaos draw, derive from it.
         exact = request_key(key, exchange.body)

@@ -262,3 +262,13 @@ def test_a_tool_result_must_answer_a_call_of_the_chained_response(client: openai
         previous_response_id=called.id,
     )
     assert "noon" in answered.output_text
+
+
+def test_with_an_upstream_unknown_previous_ids_are_left_to_it() -> None:
+    with MockServer() as upstream:
+        first = httpx.post(upstream.url + "/responses", json={"model": MODEL, "input": "a"})
+        chained = {"model": MODEL, "input": "b", "previous_response_id": first.json()["id"]}
+        with MockServer(upstream=upstream.url, strict_requests=True) as proxy:
+            answer = httpx.post(proxy.url + "/responses", json=chained)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["previous_response_id"] == first.json()["id"]
