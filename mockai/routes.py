@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from aiohttp import web
 
@@ -11,6 +11,7 @@ from mockai.api import chat, completions, embeddings, models, moderations, respo
 from mockai.api.base import Codec
 from mockai.errors import ApiError
 from mockai.exchange import Endpoint
+from mockai.pipeline import Handler
 from mockai.state import ServerState
 from mockai.wire import errors, jsonbytes
 from mockai.wire.outgoing import Body, Outgoing
@@ -100,18 +101,12 @@ def _json(payload: object) -> Body:
     return Body(200, jsonbytes.dumps(payload))
 
 
-def _add_response_routes(app: web.Application, prefix: str) -> None:
-    """The Responses API's stored-response routes (retrieve, delete, cancel, input items)."""
-    one = app.router.add_resource(prefix + "/responses/{response_id}")
-    one.add_route("GET", _retrieve_response)
-    one.add_route("DELETE", _delete_response)
-    one.add_route("*", _method_not_allowed)
-    cancel = app.router.add_resource(prefix + "/responses/{response_id}/cancel")
-    cancel.add_route("POST", _cancel_response)
-    cancel.add_route("*", _method_not_allowed)
-    items = app.router.add_resource(prefix + "/responses/{response_id}/input_items")
-    items.add_route("GET", _list_input_items)
-    items.add_route("*", _method_not_allowed)
+def _resource(app: web.Application, path: str, handlers: Mapping[str, Handler]) -> None:
+    """One route: its handlers by method, and the API's 405 for every other method."""
+    resource = app.router.add_resource(path)
+    for method, handler in handlers.items():
+        resource.add_route(method, handler)
+    resource.add_route("*", _method_not_allowed)
 
 
 def add_api_routes(app: web.Application, endpoint_codecs: Iterable[Codec]) -> None:
@@ -119,18 +114,19 @@ def add_api_routes(app: web.Application, endpoint_codecs: Iterable[Codec]) -> No
     endpoint_codecs = list(endpoint_codecs)
     for prefix in PREFIXES:
         for codec in endpoint_codecs:
-            resource = app.router.add_resource(prefix + codec.path)
-            resource.add_route("POST", pipeline.generating_handler(codec))
-            resource.add_route("*", _method_not_allowed)
-        listing = app.router.add_resource(prefix + "/models")
-        listing.add_route("GET", _list_models)
-        listing.add_route("*", _method_not_allowed)
+            _resource(app, prefix + codec.path, {"POST": pipeline.generating_handler(codec)})
+        _resource(app, prefix + "/models", {"GET": _list_models})
         # `.+`, not the default `[^{}/]+`: unencoded ids such as `meta-llama/llama-3.3-70b` work.
-        one = app.router.add_resource(prefix + "/models/{model:.+}")
-        one.add_route("GET", _retrieve_model)
-        one.add_route("DELETE", _delete_model)
-        one.add_route("*", _method_not_allowed)
-        _add_response_routes(app, prefix)
+        _resource(
+            app,
+            prefix + "/models/{model:.+}",
+            {"GET": _retrieve_model, "DELETE": _delete_model},
+        )
+        # The Responses API's stored responses.
+        stored = prefix + "/responses/{response_id}"
+        _resource(app, stored, {"GET": _retrieve_response, "DELETE": _delete_response})
+        _resource(app, stored + "/cancel", {"POST": _cancel_response})
+        _resource(app, stored + "/input_items", {"GET": _list_input_items})
 
 
 def add_catch_all(app: web.Application) -> None:

@@ -1,11 +1,9 @@
 """Stored responses through the real SDK: retrieve, delete, cancel, input items, background runs,
-and `previous_response_id` refused where the API would refuse it."""
+and `previous_response_id` refused where the API would refuse it. (`server` and `client` are the
+conftest's: a conformance-checked server and the SDK without retries.)"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import conformance
 import httpx
 import openai
 import pytest
@@ -13,18 +11,6 @@ import pytest
 from mockai import MockServer
 
 MODEL = "gpt-4o-mini"
-
-
-@pytest.fixture
-def server() -> Iterator[MockServer]:
-    with conformance.checked_server() as running:
-        yield running
-
-
-@pytest.fixture
-def client(server: MockServer) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=server.url, api_key="sk-test", max_retries=0) as sdk:
-        yield sdk
 
 
 def test_a_response_is_retrieved_as_it_was_answered(client: openai.OpenAI) -> None:
