@@ -8,7 +8,7 @@ from aiohttp import web
 
 from mockai import pipeline
 from mockai.api import chat, completions, embeddings, models, moderations, responses
-from mockai.api.base import Codec
+from mockai.api.base import Codec, ParseContext
 from mockai.errors import ApiError
 from mockai.exchange import Endpoint
 from mockai.pipeline import Handler
@@ -97,6 +97,25 @@ async def _list_input_items(request: web.Request) -> web.StreamResponse:
     )
 
 
+async def _count_input_tokens(request: web.Request) -> web.StreamResponse:
+    raw = await request.read()  # (aiohttp keeps it: the journal reads the same bytes)
+
+    def produce(state: ServerState) -> Outgoing:
+        try:
+            body = jsonbytes.loads(raw)
+        except ValueError:
+            raise errors.invalid_json() from None
+        # Validated and counted as the same request to POST /responses would be, so the count
+        # equals that answer's `usage.input_tokens`.
+        context = ParseContext(
+            request.headers, state.catalog, state.config.strict_requests, state.responses.history
+        )
+        exchange = responses.parse(body, context)
+        return _json({"object": "response.input_tokens", "input_tokens": exchange.prompt_tokens})
+
+    return await pipeline.simple(request, produce)
+
+
 def _json(payload: object) -> Body:
     return Body(200, jsonbytes.dumps(payload))
 
@@ -122,7 +141,8 @@ def add_api_routes(app: web.Application, endpoint_codecs: Iterable[Codec]) -> No
             prefix + "/models/{model:.+}",
             {"GET": _retrieve_model, "DELETE": _delete_model},
         )
-        # The Responses API's stored responses.
+        _resource(app, prefix + "/responses/input_tokens", {"POST": _count_input_tokens})
+        # The Responses API's stored responses (after input_tokens, which is not an id).
         stored = prefix + "/responses/{response_id}"
         _resource(app, stored, {"GET": _retrieve_response, "DELETE": _delete_response})
         _resource(app, stored + "/cancel", {"POST": _cancel_response})

@@ -136,6 +136,8 @@ def check_entry(entry: Any) -> int:
 
 def _static_schema(entry: Any, body: Any) -> str | None:
     route = entry.path.lstrip("/").removeprefix("v1/")
+    if route == "responses/input_tokens":
+        return "TokenCountsResource"
     if route.startswith("responses/"):  # stored responses: retrieve, cancel, input items
         if route.endswith("/input_items"):
             return "ResponseItemList"

@@ -258,3 +258,23 @@ def test_with_an_upstream_unknown_previous_ids_are_left_to_it() -> None:
             answer = httpx.post(proxy.url + "/responses", json=chained)
     assert answer.status_code == 200, answer.text
     assert answer.json()["previous_response_id"] == first.json()["id"]
+
+
+def test_input_tokens_counts_what_a_response_would_bill(client: openai.OpenAI) -> None:
+    request = {
+        "model": MODEL,
+        "input": [{"role": "user", "content": "Tell me about otters and their habits"}],
+        "instructions": "Be brief.",
+    }
+    counted = client.responses.input_tokens.count(**request)  # type: ignore[arg-type]
+    created = client.responses.create(**request)  # type: ignore[call-overload]
+    assert counted.object == "response.input_tokens"
+    assert created.usage is not None and counted.input_tokens == created.usage.input_tokens > 5
+    # A chained request counts its history too, as it is billed for it.
+    chained = client.responses.input_tokens.count(
+        model=MODEL, input="And more?", previous_response_id=created.id
+    )
+    assert chained.input_tokens > created.usage.input_tokens
+    with pytest.raises(openai.BadRequestError) as bad:
+        client.responses.input_tokens.count(model=MODEL, input=5)  # type: ignore[arg-type]
+    assert bad.value.param == "input"
