@@ -25,9 +25,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mockai import items
 from mockai.errors import ApiError
 from mockai.exchange import CalledTool, Endpoint, Exchange, Message
-from mockai.wire import ids, jsonbytes
+from mockai.wire import jsonbytes
 from mockai.wire.events import event_data
 from mockai.wire.outgoing import Body, EventStream, Outgoing
 
@@ -153,34 +154,7 @@ class ResponseStore:
     def input_items(self, response_id: str, query: Mapping[str, str]) -> dict[str, Any]:
         """The input items of a response, paged like every list of the API (newest first)."""
         stored = self._find(response_id)
-        order = query.get("order", "desc")
-        if order not in ("asc", "desc"):
-            raise ApiError(
-                400,
-                f"Invalid value: '{order}'. Supported values are: 'asc' and 'desc'.",
-                param="order",
-                code="invalid_value",
-            )
-        limit = _limit(query.get("limit", "20"))
-        items = _input_items(stored.input, stored.key)
-        if order == "desc":
-            items.reverse()
-        after = query.get("after")
-        if after is not None:
-            position = next((i for i, item in enumerate(items) if item["id"] == after), None)
-            if position is None:
-                raise ApiError(
-                    400, f"No input item with id '{after}' in this response.", param="after"
-                )
-            items = items[position + 1 :]
-        page = items[:limit]
-        return {
-            "object": "list",
-            "data": page,
-            "first_id": page[0]["id"] if page else None,
-            "last_id": page[-1]["id"] if page else None,
-            "has_more": len(items) > limit,
-        }
+        return items.page(items.listed(stored.input, stored.key), query)
 
     def clear(self) -> None:
         """Forget everything (the server's reset)."""
@@ -271,55 +245,3 @@ def _pending(response: dict[str, Any], status: str) -> dict[str, Any]:
         "completed_at": None,
         "incomplete_details": None,
     }
-
-
-def _limit(raw: str) -> int:
-    try:
-        limit = int(raw)
-    except ValueError:
-        limit = 0
-    if not 1 <= limit <= 100:
-        raise ApiError(
-            400,
-            f"Invalid 'limit': integer between 1 and 100 expected, got {raw!r}.",
-            param="limit",
-            code="integer_out_of_range",
-        )
-    return limit
-
-
-def _input_items(raw: Any, key: bytes) -> list[dict[str, Any]]:
-    """The request's `input` as the API lists it: typed items, each with an id and a status."""
-    if raw is None:
-        return []
-    if isinstance(raw, str):
-        raw = [{"role": "user", "content": raw}]
-    items: list[dict[str, Any]] = []
-    for index, item in enumerate(raw):
-        if not isinstance(item, dict) or item.get("type") == "item_reference":
-            continue  # a reference names an item stored elsewhere: nothing to list for it here
-        items.append(_input_item(item, key, index))
-    return items
-
-
-def _input_item(item: Mapping[str, Any], key: bytes, index: int) -> dict[str, Any]:
-    kind = item.get("type", "message")
-    listed: dict[str, Any] = {"type": kind, **item}
-    if kind == "message":
-        role = item.get("role")
-        listed["content"] = _message_content(item.get("content"), role)
-        prefix = "msg"
-    else:
-        prefix = {"function_call": "fc", "function_call_output": "fco"}.get(str(kind), "item")
-    listed.setdefault("id", ids.item_id(key, prefix, 1000 + index))
-    listed.setdefault("status", "completed")
-    return listed
-
-
-def _message_content(content: Any, role: Any) -> Any:
-    """Plain-string message content as the typed parts the API lists it with."""
-    if not isinstance(content, str):
-        return content
-    if role == "assistant":
-        return [{"type": "output_text", "text": content, "annotations": [], "logprobs": []}]
-    return [{"type": "input_text", "text": content}]

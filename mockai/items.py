@@ -1,0 +1,98 @@
+"""Items of the Responses API as its list endpoints show them: typed, with ids, paged.
+
+`GET /responses/{id}/input_items` and the conversation item lists show what a client sent (plain
+strings, "easy" messages without a type or id) as the API stores it: every item typed, with an id
+and a status, message text as typed content parts. Ids the client did not give are derived from
+the owner's key, so the same item has the same id on every listing and cursors work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from mockai.errors import ApiError
+from mockai.wire import ids
+
+MAX_LIMIT = 100
+
+
+def listed(raw: Any, key: bytes, start: int = 0) -> list[dict[str, Any]]:
+    """A request's `input` (a string or a list of items) as the API lists it; `start` numbers
+    the items after others the owner already holds (for their ids)."""
+    if raw is None:
+        return []
+    if isinstance(raw, str):
+        raw = [{"role": "user", "content": raw}]
+    out: list[dict[str, Any]] = []
+    for index, item in enumerate(raw, start):
+        if not isinstance(item, dict) or item.get("type") == "item_reference":
+            continue  # a reference names an item stored elsewhere: nothing to list for it here
+        out.append(_item(item, key, index))
+    return out
+
+
+def _item(item: Mapping[str, Any], key: bytes, index: int) -> dict[str, Any]:
+    kind = item.get("type", "message")
+    shown: dict[str, Any] = {"type": kind, **item}
+    if kind == "message":
+        shown["content"] = _message_content(item.get("content"), item.get("role"))
+        prefix = "msg"
+    else:
+        prefix = {"function_call": "fc", "function_call_output": "fco"}.get(str(kind), "item")
+    shown.setdefault("id", ids.item_id(key, prefix, 1000 + index))
+    shown.setdefault("status", "completed")
+    return shown
+
+
+def _message_content(content: Any, role: Any) -> Any:
+    """Plain-string message content as the typed parts the API lists it with."""
+    if not isinstance(content, str):
+        return content
+    if role == "assistant":
+        return [{"type": "output_text", "text": content, "annotations": [], "logprobs": []}]
+    return [{"type": "input_text", "text": content}]
+
+
+def page(every: Sequence[dict[str, Any]], query: Mapping[str, str]) -> dict[str, Any]:
+    """One page of a list (`order`, `limit`, `after`, newest first by default), as the API's
+    list objects: `data`, `first_id`, `last_id`, `has_more`."""
+    order = query.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise ApiError(
+            400,
+            f"Invalid value: '{order}'. Supported values are: 'asc' and 'desc'.",
+            param="order",
+            code="invalid_value",
+        )
+    limit = _limit(query.get("limit", "20"))
+    ordered = list(every) if order == "asc" else list(reversed(every))
+    after = query.get("after")
+    if after is not None:
+        position = next((i for i, item in enumerate(ordered) if item["id"] == after), None)
+        if position is None:
+            raise ApiError(400, f"No item with id '{after}' in this list.", param="after")
+        ordered = ordered[position + 1 :]
+    data = ordered[:limit]
+    return {
+        "object": "list",
+        "data": data,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+        "has_more": len(ordered) > limit,
+    }
+
+
+def _limit(raw: str) -> int:
+    try:
+        limit = int(raw)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ApiError(
+            400,
+            f"Invalid 'limit': integer between 1 and {MAX_LIMIT} expected, got {raw!r}.",
+            param="limit",
+            code="integer_out_of_range",
+        )
+    return limit
