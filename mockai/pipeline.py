@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -54,14 +54,13 @@ async def run(request: web.Request, codec: Codec) -> web.StreamResponse:
     try:
         _check_auth(state, request)
         body = _parse_json(entry)
-        context = ParseContext(
-            request.headers, state.catalog, state.config.strict_requests, state.responses.history
-        )
+        context = parse_context(state, request.headers)
         exchange = codec.parse(body, context)
         entry.model, entry.stream = exchange.model, exchange.stream
         # An unknown id may be the upstream's: only a server without one knows every id.
         strict_ids = state.config.strict_requests and state.config.upstream is None
         state.responses.check_previous(exchange, strict=strict_ids)
+        state.conversations.check(exchange, strict=strict_ids)
         key = content_key(state.config.seed, codec.endpoint.value, body)
         # This occurrence of this exact request: its ids, and its chaos draw, derive from it.
         exact = request_key(key, exchange.body)
@@ -71,7 +70,9 @@ async def run(request: web.Request, codec: Codec) -> web.StreamResponse:
         plan = injection.preempt()
         if plan is None:
             plan = injection.apply(await _admit(state, exchange, key, limits))
-        outgoing = state.responses.keep(exchange, _render(state, codec, plan, exchange, salt))
+        outgoing = _render(state, codec, plan, exchange, salt)
+        state.conversations.extend(exchange, outgoing)  # the finished answer, even when queued
+        outgoing = state.responses.keep(exchange, outgoing)
     except ApiError as error:
         outgoing = error_body(error)
         limits.update(error.headers)
@@ -112,6 +113,17 @@ def _render(
         raise reply.error
     ctx = RenderContext(ids_key, state.config.created, state.config.honor_base64, state.config.seed)
     return codec.render(reply, exchange, ctx)
+
+
+def parse_context(state: ServerState, headers: Mapping[str, str]) -> ParseContext:
+    """What the codecs need from the server: the catalog, strictness, and held conversations."""
+    return ParseContext(
+        headers,
+        state.catalog,
+        state.config.strict_requests,
+        history=state.responses.history,
+        conversation=state.conversations.held_items,
+    )
 
 
 def _billed_tokens(exchange: Exchange) -> int:

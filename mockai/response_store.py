@@ -106,7 +106,7 @@ class ResponseStore:
             self._stored.popitem(last=False)
         if not background:
             return outgoing
-        queued = _pending(_parse(outgoing), "queued")
+        queued = _pending(response_of(outgoing), "queued")
         return Body(200, jsonbytes.dumps(queued), outgoing.content_type, outgoing.headers)
 
     def history(self, response_id: str) -> tuple[Message, ...] | None:
@@ -115,7 +115,7 @@ class ResponseStore:
         if stored is None:
             return None
         if stored.history is None:
-            answer = _answer_messages(_parse(stored.answer).get("output") or ())
+            answer = _answer_messages(response_of(stored.answer).get("output") or ())
             stored.history = stored.conversation + answer
         return stored.history
 
@@ -124,7 +124,7 @@ class ResponseStore:
     def retrieve(self, response_id: str) -> dict[str, Any]:
         """The response as it stands now (a background run moves one step on per retrieval)."""
         stored = self._find(response_id)
-        response = _parse(stored.answer)
+        response = response_of(stored.answer)
         if not stored.background or stored.stage == "completed":
             return response
         if stored.stage == "queued":
@@ -149,7 +149,7 @@ class ResponseStore:
         if stored.stage == "completed":
             raise ApiError(400, "Cannot cancel a completed response.")
         stored.stage = "cancelled"
-        return _pending(_parse(stored.answer), "cancelled")
+        return _pending(response_of(stored.answer), "cancelled")
 
     def input_items(self, response_id: str, query: Mapping[str, str]) -> dict[str, Any]:
         """The input items of a response, paged like every list of the API (newest first)."""
@@ -184,7 +184,7 @@ def _response_id(outgoing: Body | EventStream) -> str | None:
     return found.group(1).decode("ascii", "replace") if found else None
 
 
-def _parse(answer: Body | EventStream) -> dict[str, Any]:
+def response_of(answer: Body | EventStream) -> dict[str, Any]:
     """The Response object of an answer: the JSON body, or the stream's terminal event's."""
     if isinstance(answer, Body):
         parsed: dict[str, Any] = jsonbytes.loads(answer.body)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from aiohttp import web
 
 from mockai import pipeline
 from mockai.api import chat, completions, embeddings, models, moderations, responses
-from mockai.api.base import Codec, ParseContext
+from mockai.api.base import Codec
 from mockai.errors import ApiError
 from mockai.exchange import Endpoint
 from mockai.pipeline import Handler
@@ -64,60 +65,119 @@ async def _delete_model(request: web.Request) -> web.StreamResponse:
     )
 
 
-async def _retrieve_response(request: web.Request) -> web.StreamResponse:
-    response_id = request.match_info["response_id"]
-
-    def produce(state: ServerState) -> Outgoing:
-        if request.query.get("stream", "").lower() == "true":
-            raise ApiError(
-                400,
-                "mockai: streaming a stored response again (stream=true) is not supported; "
-                "retrieve it without `stream`.",
-                param="stream",
-            )
-        return _json(state.responses.retrieve(response_id))
-
-    return await pipeline.simple(request, produce)
+Call = Callable[[ServerState, web.Request, Any], object]
 
 
-async def _delete_response(request: web.Request) -> web.StreamResponse:
-    response_id = request.match_info["response_id"]
-    return await pipeline.simple(request, lambda state: _json(state.responses.delete(response_id)))
+def _stateful(call: Call) -> Handler:
+    """A handler answering, as JSON, what `call(state, request, body)` returns; `body` is the
+    request's JSON (None without a body). Errors it raises are the API's error answers."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        raw = await request.read()  # (aiohttp keeps it: the journal reads the same bytes)
+
+        def produce(state: ServerState) -> Outgoing:
+            body = None
+            if raw:
+                try:
+                    body = jsonbytes.loads(raw)
+                except ValueError:
+                    raise errors.invalid_json() from None
+            return Body(200, jsonbytes.dumps(call(state, request, body)))
+
+        return await pipeline.simple(request, produce)
+
+    return handle
 
 
-async def _cancel_response(request: web.Request) -> web.StreamResponse:
-    response_id = request.match_info["response_id"]
-    return await pipeline.simple(request, lambda state: _json(state.responses.cancel(response_id)))
+def _retrieve_response(state: ServerState, request: web.Request, body: Any) -> object:
+    if request.query.get("stream", "").lower() == "true":
+        raise ApiError(
+            400,
+            "mockai: streaming a stored response again (stream=true) is not supported; "
+            "retrieve it without `stream`.",
+            param="stream",
+        )
+    return state.responses.retrieve(request.match_info["response_id"])
 
 
-async def _list_input_items(request: web.Request) -> web.StreamResponse:
-    response_id = request.match_info["response_id"]
-    return await pipeline.simple(
-        request, lambda state: _json(state.responses.input_items(response_id, request.query))
+def _count_input_tokens(state: ServerState, request: web.Request, body: Any) -> object:
+    # Validated and counted as the same request to POST /responses would be, so the count
+    # equals that answer's `usage.input_tokens`.
+    exchange = responses.parse(body, pipeline.parse_context(state, request.headers))
+    return {"object": "response.input_tokens", "input_tokens": exchange.prompt_tokens}
+
+
+def _stored_responses(app: web.Application, prefix: str) -> None:
+    """The Responses API's server-side state: stored responses and conversations."""
+    _resource(app, prefix + "/responses/input_tokens", {"POST": _stateful(_count_input_tokens)})
+    # (after input_tokens, which is not a response id)
+    one = prefix + "/responses/{response_id}"
+
+    def response_id(request: web.Request) -> str:
+        return request.match_info["response_id"]
+
+    _resource(
+        app,
+        one,
+        {
+            "GET": _stateful(_retrieve_response),
+            "DELETE": _stateful(lambda s, r, b: s.responses.delete(response_id(r))),
+        },
+    )
+    _resource(
+        app,
+        one + "/cancel",
+        {"POST": _stateful(lambda s, r, b: s.responses.cancel(response_id(r)))},
+    )
+    _resource(
+        app,
+        one + "/input_items",
+        {"GET": _stateful(lambda s, r, b: s.responses.input_items(response_id(r), r.query))},
     )
 
+    def conversation_id(request: web.Request) -> str:
+        return request.match_info["conversation_id"]
 
-async def _count_input_tokens(request: web.Request) -> web.StreamResponse:
-    raw = await request.read()  # (aiohttp keeps it: the journal reads the same bytes)
-
-    def produce(state: ServerState) -> Outgoing:
-        try:
-            body = jsonbytes.loads(raw)
-        except ValueError:
-            raise errors.invalid_json() from None
-        # Validated and counted as the same request to POST /responses would be, so the count
-        # equals that answer's `usage.input_tokens`.
-        context = ParseContext(
-            request.headers, state.catalog, state.config.strict_requests, state.responses.history
-        )
-        exchange = responses.parse(body, context)
-        return _json({"object": "response.input_tokens", "input_tokens": exchange.prompt_tokens})
-
-    return await pipeline.simple(request, produce)
-
-
-def _json(payload: object) -> Body:
-    return Body(200, jsonbytes.dumps(payload))
+    conversation = prefix + "/conversations/{conversation_id}"
+    _resource(
+        app,
+        prefix + "/conversations",
+        {"POST": _stateful(lambda s, r, b: s.conversations.create(b))},
+    )
+    _resource(
+        app,
+        conversation,
+        {
+            "GET": _stateful(lambda s, r, b: s.conversations.retrieve(conversation_id(r))),
+            "POST": _stateful(lambda s, r, b: s.conversations.update(conversation_id(r), b)),
+            "DELETE": _stateful(lambda s, r, b: s.conversations.delete(conversation_id(r))),
+        },
+    )
+    _resource(
+        app,
+        conversation + "/items",
+        {
+            "GET": _stateful(
+                lambda s, r, b: s.conversations.list_items(conversation_id(r), r.query)
+            ),
+            "POST": _stateful(lambda s, r, b: s.conversations.add_items(conversation_id(r), b)),
+        },
+    )
+    item = conversation + "/items/{item_id}"
+    _resource(
+        app,
+        item,
+        {
+            "GET": _stateful(
+                lambda s, r, b: s.conversations.item(conversation_id(r), r.match_info["item_id"])
+            ),
+            "DELETE": _stateful(
+                lambda s, r, b: s.conversations.delete_item(
+                    conversation_id(r), r.match_info["item_id"]
+                )
+            ),
+        },
+    )
 
 
 def _resource(app: web.Application, path: str, handlers: Mapping[str, Handler]) -> None:
@@ -141,12 +201,7 @@ def add_api_routes(app: web.Application, endpoint_codecs: Iterable[Codec]) -> No
             prefix + "/models/{model:.+}",
             {"GET": _retrieve_model, "DELETE": _delete_model},
         )
-        _resource(app, prefix + "/responses/input_tokens", {"POST": _count_input_tokens})
-        # The Responses API's stored responses (after input_tokens, which is not an id).
-        stored = prefix + "/responses/{response_id}"
-        _resource(app, stored, {"GET": _retrieve_response, "DELETE": _delete_response})
-        _resource(app, stored + "/cancel", {"POST": _cancel_response})
-        _resource(app, stored + "/input_items", {"GET": _list_input_items})
+        _stored_responses(app, prefix)
 
 
 def add_catch_all(app: web.Application) -> None:

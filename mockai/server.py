@@ -21,6 +21,7 @@ from mockai import admin, routes, scenario, sites
 from mockai.catalog import Catalog
 from mockai.chaos import FaultPlanner
 from mockai.config import Config
+from mockai.conversation_store import ConversationStore
 from mockai.decide import Decider, Source
 from mockai.errors import ServerError
 from mockai.generate.fallback import FallbackGenerator
@@ -64,6 +65,7 @@ def create_app(
         ratelimits=RateLimits.from_spec(config.limits),
         codecs=routes.codecs(),
         rules=rules,
+        conversations=ConversationStore(config.seed, config.created),
         faults=FaultPlanner.from_config(config),
     )
     app = web.Application(client_max_size=MAX_BODY)

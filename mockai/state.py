@@ -11,6 +11,7 @@ from mockai.api.base import Codec
 from mockai.catalog import Catalog
 from mockai.chaos import FaultPlanner
 from mockai.config import Config
+from mockai.conversation_store import ConversationStore
 from mockai.decide import Decider
 from mockai.deliver import Delivery
 from mockai.exchange import Endpoint
@@ -37,12 +38,13 @@ class ServerState:
     occurrences: Occurrences = field(default_factory=Occurrences)
     arrivals: Arrivals = field(default_factory=Arrivals)
     responses: ResponseStore = field(default_factory=ResponseStore)  # the Responses API's state
+    conversations: ConversationStore = field(default_factory=ConversationStore)
     access_log: logging.Logger = field(default_factory=lambda: logging.getLogger("mockai.access"))
     rules: RuleBook | None = None  # runtime + scenario rules (None with custom sources)
 
     def reset(self) -> None:
         """Forget what was served: journal, rate-limit usage, repeat and rule counters, stored
-        responses."""
+        responses and conversations."""
         self.journal.clear()
         for source in self.decider.sources:  # rules' counters, cassettes' play counts
             forget = getattr(source, "reset", None)
@@ -52,6 +54,7 @@ class ServerState:
         self.occurrences.clear()
         self.faults.clear()
         self.responses.clear()
+        self.conversations.clear()
 
 
 STATE = web.AppKey("mockai_state", ServerState)

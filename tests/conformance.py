@@ -136,6 +136,8 @@ def check_entry(entry: Any) -> int:
 
 def _static_schema(entry: Any, body: Any) -> str | None:
     route = entry.path.lstrip("/").removeprefix("v1/")
+    if route.startswith("conversations"):
+        return _conversation_schema(route, body)
     if route == "responses/input_tokens":
         return "TokenCountsResource"
     if route.startswith("responses/"):  # stored responses: retrieve, cancel, input items
@@ -147,6 +149,14 @@ def _static_schema(entry: Any, body: Any) -> str | None:
     if body.get("object") == "list":
         return "ListModelsResponse"
     return "DeleteModelResponse" if "deleted" in body else "Model"
+
+
+def _conversation_schema(route: str, body: Any) -> str:
+    if body.get("object") == "list":
+        return "ConversationItemList"
+    if body.get("object") == "conversation.deleted":
+        return "DeletedConversationResource"
+    return "ConversationResource" if body.get("object") == "conversation" else "ConversationItem"
 
 
 def _check_events(endpoint: str | None, frames: list[bytes]) -> int:

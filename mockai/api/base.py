@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,8 @@ class ParseContext:
     # The conversation up to a stored response, by id (the Responses API's server-side state,
     # for `previous_response_id`), or None when the server does not hold that response.
     history: Callable[[str], tuple[Message, ...] | None] | None = None
+    # The items of a conversation, by id (`conversation`), or None when the server has none.
+    conversation: Callable[[str], Sequence[Any] | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)

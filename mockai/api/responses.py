@@ -83,11 +83,35 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
 
 
 def _history(body: Mapping[str, Any], ctx: ParseContext) -> tuple[Message, ...] | None:
-    """The conversation before `previous_response_id`, when this server holds it."""
+    """The conversation before this request, when this server holds it: the one before
+    `previous_response_id`, or the items of the `conversation`."""
     previous = body.get("previous_response_id")
-    if not isinstance(previous, str) or ctx.history is None:
-        return None
-    return ctx.history(previous)
+    if isinstance(previous, str) and ctx.history is not None:
+        return ctx.history(previous)
+    conversation = conversation_id(body)
+    if conversation is not None and ctx.conversation is not None:
+        held = ctx.conversation(conversation)
+        return None if held is None else parse_items(held, "conversation")
+    return None
+
+
+def conversation_id(body: Mapping[str, Any]) -> str | None:
+    """The `conversation` a request continues (a string id or `{"id": ...}`), if any."""
+    conversation = body.get("conversation")
+    if isinstance(conversation, Mapping):
+        conversation = conversation.get("id")
+    return conversation if isinstance(conversation, str) else None
+
+
+def parse_items(raw: Sequence[Any], where: str) -> tuple[Message, ...]:
+    """Responses items (as in `input`) as the conversation's Messages; bad items are the API's
+    400 naming them (`where[i].field`)."""
+    messages: list[Message] = []
+    for index, item in enumerate(raw):
+        message = _input_item(item, f"{where}[{index}]")
+        if message is not None:
+            _append(messages, message)
+    return tuple(messages)
 
 
 def _conversation(
@@ -109,10 +133,8 @@ def _conversation(
     if isinstance(raw, str):
         messages.append(Message(role="user", text=raw))
     elif raw is not None:  # check_fields guarantees a list here
-        for index, item in enumerate(raw):
-            message = _input_item(item, f"input[{index}]")
-            if message is not None:
-                _append(messages, message)
+        for message in parse_items(raw, "input"):
+            _append(messages, message)
     return tuple(messages)
 
 
@@ -192,12 +214,12 @@ def _append(messages: list[Message], message: Message) -> None:
 def _self_contained(body: Mapping[str, Any], *, known_history: bool) -> bool:
     """True when every earlier call and result is in the conversation the mock sees.
 
-    With a `previous_response_id` this server does not hold, a `conversation` or `item_reference`
-    items, the other half of a call/result pair may live server-side, where the mock cannot see it.
+    With a `previous_response_id` or a `conversation` this server does not hold, or with
+    `item_reference` items, the other half of a call/result pair may live server-side, where the
+    mock cannot see it.
     """
-    if body.get("conversation") is not None:
-        return False
-    if body.get("previous_response_id") is not None and not known_history:
+    chained = body.get("previous_response_id") is not None or body.get("conversation") is not None
+    if chained and not known_history:
         return False
     raw = body.get("input")
     return not (

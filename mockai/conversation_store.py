@@ -1,0 +1,242 @@
+"""Conversations: the Responses API's durable conversation objects (`/v1/conversations`).
+
+A conversation holds items (messages, function calls and their outputs). A Responses request
+naming it with `conversation` is answered with its items as the context, and the request's input
+and the answer's output are then appended to it — how the OpenAI Agents SDK's conversation
+sessions and other stateful clients work. mockai keeps conversations per server, bounded like the
+journal, with the API's routes: create, retrieve, update (metadata), delete, and the items (list,
+add, retrieve, delete).
+
+Ids are reproducible: the n-th conversation a server with a given seed creates always has the
+same id, and item ids derive from the conversation's.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from mockai import items
+from mockai.api import common
+from mockai.api.fieldrules import type_error
+from mockai.api.responses import conversation_id, parse_items
+from mockai.errors import ApiError
+from mockai.exchange import Endpoint, Exchange
+from mockai.response_store import response_of
+from mockai.wire import ids
+from mockai.wire.outgoing import Body, EventStream, Outgoing
+
+DEFAULT_CAPACITY = 1000
+MAX_ITEMS_PER_CALL = 20  # the API adds at most 20 items per call
+MAX_METADATA_KEYS = 16
+
+
+@dataclass(slots=True)
+class _Conversation:
+    id: str
+    created_at: int
+    metadata: dict[str, str]
+    items: list[dict[str, Any]] = field(default_factory=list)
+    added: int = 0  # items ever added: numbers the ids of new ones
+
+    def resource(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "conversation",
+            "created_at": self.created_at,
+            "metadata": self.metadata,
+        }
+
+    def add(self, raw: Any) -> list[dict[str, Any]]:
+        """Append items (as sent) with ids and statuses; returns them as listed."""
+        new = items.listed(raw, self.id.encode(), start=self.added)
+        self.added += len(raw) if isinstance(raw, list) else int(raw is not None)
+        self.items.extend(new)
+        return new
+
+
+class ConversationStore:
+    """The conversations of one server, by id (bounded, oldest evicted first)."""
+
+    def __init__(self, seed: int = 0, created: int = 0, capacity: int = DEFAULT_CAPACITY) -> None:
+        self.seed = seed
+        self.created = created
+        self.capacity = capacity
+        self._conversations: OrderedDict[str, _Conversation] = OrderedDict()
+        self._deleted: set[str] = set()
+        self._made = 0
+
+    # --- the /conversations routes ----------------------------------------------------------
+
+    def create(self, body: Any) -> dict[str, Any]:
+        """`POST /conversations`: `{items?, metadata?}`."""
+        body = common.require_object(body)
+        metadata = _metadata(body.get("metadata"))
+        raw = _new_items(body.get("items"), "items")
+        self._made += 1
+        key = struct.pack(">qQ", self.seed, self._made)
+        conversation = _Conversation("conv_" + ids.hexid(key, "conv", 48), self.created, metadata)
+        conversation.add(raw)
+        self._conversations[conversation.id] = conversation
+        while len(self._conversations) > self.capacity:
+            self._conversations.popitem(last=False)
+        return conversation.resource()
+
+    def retrieve(self, conversation_id: str) -> dict[str, Any]:
+        return self._find(conversation_id).resource()
+
+    def update(self, conversation_id: str, body: Any) -> dict[str, Any]:
+        """`POST /conversations/{id}`: `{metadata}` replaces the metadata."""
+        conversation = self._find(conversation_id)
+        body = common.require_object(body)
+        if "metadata" not in body:
+            raise ApiError(400, "Missing required parameter: 'metadata'.", param="metadata")
+        conversation.metadata = _metadata(body["metadata"])
+        return conversation.resource()
+
+    def delete(self, conversation_id: str) -> dict[str, Any]:
+        self._find(conversation_id)
+        del self._conversations[conversation_id]
+        self._deleted.add(conversation_id)
+        return {"id": conversation_id, "object": "conversation.deleted", "deleted": True}
+
+    def list_items(self, conversation_id: str, query: Mapping[str, str]) -> dict[str, Any]:
+        return items.page(self._find(conversation_id).items, query)
+
+    def add_items(self, conversation_id: str, body: Any) -> dict[str, Any]:
+        """`POST /conversations/{id}/items`: `{items}`; answers with the added items."""
+        conversation = self._find(conversation_id)
+        body = common.require_object(body)
+        if "items" not in body:
+            raise ApiError(400, "Missing required parameter: 'items'.", param="items")
+        added = conversation.add(_new_items(body["items"], "items"))
+        return {
+            "object": "list",
+            "data": added,
+            "first_id": added[0]["id"] if added else None,
+            "last_id": added[-1]["id"] if added else None,
+            "has_more": False,
+        }
+
+    def item(self, conversation_id: str, item_id: str) -> dict[str, Any]:
+        conversation = self._find(conversation_id)
+        return conversation.items[self._position(conversation, item_id)]
+
+    def delete_item(self, conversation_id: str, item_id: str) -> dict[str, Any]:
+        """Remove one item; the API answers with the conversation."""
+        conversation = self._find(conversation_id)
+        del conversation.items[self._position(conversation, item_id)]
+        return conversation.resource()
+
+    # --- while serving POST /responses ------------------------------------------------------
+
+    def held_items(self, conversation_id: str) -> list[dict[str, Any]] | None:
+        """A conversation's items, the context of a request that names it (None if unknown)."""
+        conversation = self._conversations.get(conversation_id)
+        return None if conversation is None else conversation.items
+
+    def check(self, exchange: Exchange, *, strict: bool) -> None:
+        """Refuse a `conversation` the API would not find: a deleted one always, an unknown one
+        only when `strict` (tests may name conversations from elsewhere)."""
+        if exchange.endpoint is not Endpoint.RESPONSES:
+            return
+        wanted = conversation_id(exchange.body)
+        if wanted is None or wanted in self._conversations:
+            return
+        if wanted in self._deleted or strict:
+            raise ApiError(404, f"Conversation with id '{wanted}' not found.", param="conversation")
+
+    def extend(self, exchange: Exchange, answer: Outgoing) -> None:
+        """After a response in a conversation: append its input, then its output items."""
+        if exchange.endpoint is not Endpoint.RESPONSES or "conversation" not in exchange.body:
+            return
+        wanted = conversation_id(exchange.body)
+        conversation = self._conversations.get(wanted) if wanted is not None else None
+        if conversation is None or answer.status != 200:
+            return
+        if not isinstance(answer, Body | EventStream):
+            return  # relayed from an upstream: the upstream keeps its conversations
+        output = response_of(answer).get("output") or []
+        conversation.add(exchange.body.get("input"))
+        conversation.items.extend(output)
+        conversation.added += len(output)
+
+    def clear(self) -> None:
+        """Forget everything (the server's reset)."""
+        self._conversations.clear()
+        self._deleted.clear()
+        self._made = 0
+
+    def __len__(self) -> int:
+        return len(self._conversations)
+
+    def _find(self, conversation_id: str) -> _Conversation:
+        conversation = self._conversations.get(conversation_id)
+        if conversation is None:
+            raise ApiError(404, f"Conversation with id '{conversation_id}' not found.")
+        return conversation
+
+    @staticmethod
+    def _position(conversation: _Conversation, item_id: str) -> int:
+        for position, item in enumerate(conversation.items):
+            if item.get("id") == item_id:
+                return position
+        raise ApiError(
+            404, f"Item with id '{item_id}' not found in conversation '{conversation.id}'."
+        )
+
+
+def _metadata(raw: Any) -> dict[str, str]:
+    """Up to 16 string pairs (keys up to 64 characters, values up to 512)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise type_error("metadata", ("object",), raw)
+    if len(raw) > MAX_METADATA_KEYS:
+        raise ApiError(
+            400,
+            f"Invalid 'metadata': too many properties. Expected an object with at most "
+            f"{MAX_METADATA_KEYS} properties, but got an object with {len(raw)} properties "
+            "instead.",
+            param="metadata",
+            code="object_above_max_properties",
+        )
+    for key, value in raw.items():
+        if len(key) > 64:
+            raise ApiError(
+                400,
+                f"Invalid 'metadata': key {key!r} is longer than 64 characters.",
+                param="metadata",
+            )
+        if not isinstance(value, str):
+            raise type_error(f"metadata.{key}", ("string",), value)
+        if len(value) > 512:
+            raise ApiError(
+                400,
+                f"Invalid 'metadata.{key}': string too long. Expected a string with maximum "
+                f"length 512, but got a string with length {len(value)} instead.",
+                param=f"metadata.{key}",
+                code="string_above_max_length",
+            )
+    return dict(raw)
+
+
+def _new_items(raw: Any, param: str) -> list[Any]:
+    """Items a client adds: a list of up to 20 valid input items."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise type_error(param, ("array",), raw)
+    if len(raw) > MAX_ITEMS_PER_CALL:
+        raise ApiError(
+            400,
+            f"Invalid '{param}': array too long. Expected an array with maximum length "
+            f"{MAX_ITEMS_PER_CALL}, but got an array with length {len(raw)} instead.",
+            param=param,
+            code="array_above_max_length",
+        )
+    parse_items(raw, param)  # each item as the Responses API validates input items
+    return raw

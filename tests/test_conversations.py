@@ -1,0 +1,197 @@
+"""Conversations through the real SDK: the objects and their items, Responses requests that
+continue a conversation (its items as context, their input and output appended), and the API's
+errors. (`server` and `client` are the conftest's: a conformance-checked server, the SDK.)"""
+
+from __future__ import annotations
+
+import httpx
+import openai
+import pytest
+
+from mockai import MockServer
+
+MODEL = "gpt-4o-mini"
+WEATHER = {
+    "type": "function",
+    "name": "get_weather",
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+        "additionalProperties": False,
+    },
+}
+
+
+def test_create_retrieve_update_delete(client: openai.OpenAI) -> None:
+    created = client.conversations.create(metadata={"topic": "otters"})
+    assert created.id.startswith("conv_") and created.object == "conversation"
+    assert client.conversations.retrieve(created.id) == created
+    updated = client.conversations.update(created.id, metadata={"topic": "beavers"})
+    assert updated.metadata == {"topic": "beavers"}
+    deleted = client.conversations.delete(created.id)
+    assert (deleted.id, deleted.deleted, deleted.object) == (
+        created.id,
+        True,
+        "conversation.deleted",
+    )
+    with pytest.raises(openai.NotFoundError, match=created.id):
+        client.conversations.retrieve(created.id)
+
+
+def test_responses_in_a_conversation_see_and_extend_it(
+    server: MockServer, client: openai.OpenAI
+) -> None:
+    server.add_rules(
+        [
+            {"name": "first", "match": {"turn": 1}, "reply": {"content": "Otters hold hands."}},
+            {
+                "name": "second",
+                "match": {"turn": 2, "system": "Be brief"},
+                "reply": {"content": "{{ request.messages | length }} messages so far"},
+            },
+        ]
+    )
+    conversation = client.conversations.create(
+        items=[{"type": "message", "role": "system", "content": "Be brief."}]
+    )
+    first = client.responses.create(model=MODEL, input="Otters?", conversation=conversation.id)
+    second = client.responses.create(model=MODEL, input="Beavers?", conversation=conversation.id)
+    # system, first question, first answer, second question: the conversation is the context
+    assert second.output_text == "4 messages so far"
+    assert [entry.rule for entry in server.requests[1:]] == ["first", "second"]
+    assert second.conversation is not None and second.conversation.id == conversation.id
+    listed = client.conversations.items.list(conversation.id, order="asc")
+    roles = [(item.type, getattr(item, "role", None)) for item in listed.data]
+    assert roles == [
+        ("message", "system"),
+        ("message", "user"),
+        ("message", "assistant"),
+        ("message", "user"),
+        ("message", "assistant"),
+    ]
+    assert listed.data[2].id == first.output[0].id  # the answer's own item, id and all
+    assert listed.data[4].content[0].text == "4 messages so far"  # type: ignore[union-attr]
+    assert first.usage is not None and second.usage is not None
+    assert second.usage.input_tokens > first.usage.input_tokens  # the context is billed
+
+
+def test_a_tool_loop_in_a_conversation(server: MockServer, client: openai.OpenAI) -> None:
+    server.add_rules(
+        [
+            {
+                "name": "call",
+                "match": {"has_tool_result": False},
+                "reply": {"tool_calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}]},
+            },
+            {
+                "name": "answer",
+                "match": {"has_tool_result": True},
+                "reply": {
+                    "content": "{{ request.tool_calls[0].arguments.city }}: "
+                    "{{ request.tool_result }}"
+                },
+            },
+        ]
+    )
+    conversation = client.conversations.create()
+    called = client.responses.create(
+        model=MODEL,
+        input="Weather in Oslo?",
+        tools=[WEATHER],  # type: ignore[list-item]
+        conversation=conversation.id,
+    )
+    (call,) = [item for item in called.output if item.type == "function_call"]
+    with pytest.raises(openai.BadRequestError, match="call_unknown"):
+        client.responses.create(
+            model=MODEL,
+            input=[{"type": "function_call_output", "call_id": "call_unknown", "output": "?"}],
+            tools=[WEATHER],  # type: ignore[list-item]
+            conversation=conversation.id,
+        )
+    answered = client.responses.create(
+        model=MODEL,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "-3C"}],  # type: ignore[union-attr]
+        tools=[WEATHER],  # type: ignore[list-item]
+        conversation=conversation.id,
+    )
+    assert answered.output_text == "Oslo: -3C"
+    kinds = [item.type for item in client.conversations.items.list(conversation.id, order="asc")]
+    assert kinds == ["message", "function_call", "function_call_output", "message"]
+
+
+def test_items_are_added_listed_retrieved_and_deleted(client: openai.OpenAI) -> None:
+    conversation = client.conversations.create(
+        items=[{"role": "user", "content": f"message {i}"} for i in range(3)]
+    )
+    added = client.conversations.items.create(
+        conversation.id,
+        items=[
+            {"type": "message", "role": "assistant", "content": "an answer"},
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "ok"}]},
+        ],
+    )
+    assert [item.role for item in added.data] == ["assistant", "user"]  # type: ignore[union-attr]
+    newest_first = client.conversations.items.list(conversation.id)
+    ids = [item.id for item in newest_first.data]
+    assert len(set(ids)) == 5 and ids[:2] == [added.data[1].id, added.data[0].id]
+    page = client.conversations.items.list(conversation.id, limit=2, after=ids[1])
+    assert [item.id for item in page.data] == ids[2:4] and page.has_more
+    assert [item.id for item in client.conversations.items.list(conversation.id, limit=2)] == ids
+    one = client.conversations.items.retrieve(ids[0], conversation_id=conversation.id)
+    assert one.id == ids[0]
+    remaining = client.conversations.items.delete(ids[0], conversation_id=conversation.id)
+    assert remaining.id == conversation.id
+    with pytest.raises(openai.NotFoundError, match=ids[0]):
+        client.conversations.items.retrieve(ids[0], conversation_id=conversation.id)
+    assert len(client.conversations.items.list(conversation.id).data) == 4
+
+
+def test_bad_requests_get_the_api_errors(server: MockServer, client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as too_many:
+        client.conversations.create(items=[{"role": "user", "content": "x"}] * 21)
+    assert too_many.value.param == "items"
+    with pytest.raises(openai.BadRequestError) as bad_item:
+        client.conversations.create(items=[{"type": "message", "content": "no role"}])  # type: ignore[list-item]
+    assert bad_item.value.param == "items[0].role"
+    with pytest.raises(openai.BadRequestError) as bad_metadata:
+        client.conversations.create(metadata={"n": 1})  # type: ignore[dict-item]
+    assert bad_metadata.value.param == "metadata.n"
+    conversation = client.conversations.create()
+    no_metadata = httpx.post(f"{server.url}/conversations/{conversation.id}", json={})
+    assert no_metadata.status_code == 400 and no_metadata.json()["error"]["param"] == "metadata"
+    not_json = httpx.post(f"{server.url}/conversations", content=b"{oops")
+    assert not_json.status_code == 400 and "parse" in not_json.json()["error"]["message"]
+    with pytest.raises(openai.NotFoundError):
+        client.conversations.items.list("conv_unknown")
+
+
+def test_unknown_conversations_are_accepted_unless_strict_and_deleted_ones_refused() -> None:
+    body = {"model": MODEL, "input": "hi", "conversation": "conv_from_elsewhere"}
+    with MockServer() as lenient:
+        assert httpx.post(lenient.url + "/responses", json=body).status_code == 200
+        made = httpx.post(lenient.url + "/conversations", json={}).json()
+        httpx.delete(f"{lenient.url}/conversations/{made['id']}")
+        gone = httpx.post(lenient.url + "/responses", json={**body, "conversation": made["id"]})
+        assert gone.status_code == 404 and gone.json()["error"]["param"] == "conversation"
+    with MockServer(strict_requests=True) as strict:
+        refused = httpx.post(strict.url + "/responses", json=body)
+    assert refused.status_code == 404
+    assert (
+        refused.json()["error"]["message"]
+        == "Conversation with id 'conv_from_elsewhere' not found."
+    )
+
+
+def test_ids_are_reproducible_and_reset_forgets() -> None:
+    made = []
+    for _ in range(2):
+        with MockServer(seed=3) as server:
+            first = httpx.post(server.url + "/conversations", json={}).json()["id"]
+            second = httpx.post(server.url + "/conversations", json={}).json()["id"]
+            made.append((first, second))
+            server.reset()
+            assert httpx.get(f"{server.url}/conversations/{first}").status_code == 404
+    assert made[0] == made[1] and made[0][0] != made[0][1]
+    with MockServer(seed=4) as other:
+        assert httpx.post(other.url + "/conversations", json={}).json()["id"] != made[0][0]
