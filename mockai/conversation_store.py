@@ -159,7 +159,10 @@ class ConversationStore:
             return
         if not isinstance(answer, Body | EventStream):
             return  # relayed from an upstream: the upstream keeps its conversations
-        output = response_of(answer).get("output") or []
+        response = response_of(answer)
+        output = response.get("output") if response is not None else None
+        if not isinstance(output, list):
+            return  # not a Response (a replayed recording may hold anything): nothing to add
         conversation.add(exchange.body.get("input"))
         conversation.items.extend(output)
         conversation.added += len(output)

@@ -35,7 +35,6 @@ from mockai.wire.outgoing import Body, EventStream, Outgoing
 DEFAULT_CAPACITY = 1000
 _RESPONSE_ID = re.compile(rb'"id"\s*:\s*"(resp_[^"\\]+)"')
 _TERMINAL_EVENTS = ("response.completed", "response.incomplete", "response.failed")
-_PENDING = ("queued", "in_progress")
 
 
 @dataclass(slots=True)
@@ -104,9 +103,10 @@ class ResponseStore:
         self._stored.move_to_end(response_id)
         while len(self._stored) > self.capacity:
             self._stored.popitem(last=False)
-        if not background:
+        response = response_of(outgoing) if background else None
+        if response is None:
             return outgoing
-        queued = _pending(response_of(outgoing), "queued")
+        queued = _pending(response, "queued")
         return Body(200, jsonbytes.dumps(queued), outgoing.content_type, outgoing.headers)
 
     def history(self, response_id: str) -> tuple[Message, ...] | None:
@@ -115,8 +115,8 @@ class ResponseStore:
         if stored is None:
             return None
         if stored.history is None:
-            answer = _answer_messages(response_of(stored.answer).get("output") or ())
-            stored.history = stored.conversation + answer
+            response = response_of(stored.answer) or {}
+            stored.history = stored.conversation + _answer_messages(response.get("output") or ())
         return stored.history
 
     # --- the /responses/{id} routes ---------------------------------------------------------
@@ -124,7 +124,7 @@ class ResponseStore:
     def retrieve(self, response_id: str) -> dict[str, Any]:
         """The response as it stands now (a background run moves one step on per retrieval)."""
         stored = self._find(response_id)
-        response = response_of(stored.answer)
+        response = _readable(response_id, stored)
         if not stored.background or stored.stage == "completed":
             return response
         if stored.stage == "queued":
@@ -149,7 +149,7 @@ class ResponseStore:
         if stored.stage == "completed":
             raise ApiError(400, "Cannot cancel a completed response.")
         stored.stage = "cancelled"
-        return _pending(response_of(stored.answer), "cancelled")
+        return _pending(_readable(response_id, stored), "cancelled")
 
     def input_items(self, response_id: str, query: Mapping[str, str]) -> dict[str, Any]:
         """The input items of a response, paged like every list of the API (newest first)."""
@@ -177,6 +177,17 @@ class ResponseStore:
             self._gone.popitem(last=False)
 
 
+def _readable(response_id: str, stored: _Stored) -> dict[str, Any]:
+    response = response_of(stored.answer)
+    if response is None:
+        raise ApiError(
+            500,
+            f"mockai: the answer stored as {response_id} holds no Response object to show",
+            type="server_error",
+        )
+    return response
+
+
 def _response_id(outgoing: Body | EventStream) -> str | None:
     """The id of the response in an answer, read off its first bytes (no parsing)."""
     head = outgoing.body if isinstance(outgoing, Body) else (outgoing.frames or (b"",))[0]
@@ -184,11 +195,15 @@ def _response_id(outgoing: Body | EventStream) -> str | None:
     return found.group(1).decode("ascii", "replace") if found else None
 
 
-def response_of(answer: Body | EventStream) -> dict[str, Any]:
-    """The Response object of an answer: the JSON body, or the stream's terminal event's."""
+def response_of(answer: Body | EventStream) -> dict[str, Any] | None:
+    """The Response object of an answer: the JSON body, or the stream's terminal event's; None
+    when there is none (a replayed recording may hold anything)."""
     if isinstance(answer, Body):
-        parsed: dict[str, Any] = jsonbytes.loads(answer.body)
-        return parsed
+        try:
+            parsed = jsonbytes.loads(answer.body)
+        except ValueError:
+            return None
+        return parsed if isinstance(parsed, dict) else None
     last: dict[str, Any] | None = None
     for frame in answer.frames:
         data = event_data(frame)
@@ -202,7 +217,6 @@ def response_of(answer: Body | EventStream) -> dict[str, Any]:
             last = event["response"]  # created, in_progress, then a terminal event
             if event.get("type") in _TERMINAL_EVENTS:
                 break
-    assert last is not None, "a stored stream holds the response it announced"
     return last
 
 

@@ -4,11 +4,16 @@ conftest's: a conformance-checked server and the SDK without retries.)"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import conformance
 import httpx
 import openai
 import pytest
 
 from mockai import MockServer
+from mockai.cassette import CassetteFile
 
 MODEL = "gpt-4o-mini"
 
@@ -278,3 +283,19 @@ def test_input_tokens_counts_what_a_response_would_bill(client: openai.OpenAI) -
     with pytest.raises(openai.BadRequestError) as bad:
         client.responses.input_tokens.count(model=MODEL, input=5)  # type: ignore[arg-type]
     assert bad.value.param == "input"
+
+
+def test_a_replayed_response_is_stored_too() -> None:
+    cassette = Path(__file__).resolve().parent.parent / "cassettes" / "responses_stream.yaml"
+    (interaction,) = CassetteFile.load(cassette).interactions
+    with conformance.checked_server(cassette=str(cassette)) as server, httpx.Client() as http:
+        streamed = http.post(
+            server.url + "/responses",
+            content=interaction.request_body,
+            headers={"Content-Type": "application/json"},
+        ).text
+        completed = json.loads(
+            next(line for line in streamed.splitlines() if '"response.completed"' in line)[6:]
+        )["response"]
+        retrieved = http.get(f"{server.url}/responses/{completed['id']}")
+    assert retrieved.status_code == 200 and retrieved.json() == completed
