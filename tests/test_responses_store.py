@@ -299,3 +299,14 @@ def test_a_replayed_response_is_stored_too() -> None:
         )["response"]
         retrieved = http.get(f"{server.url}/responses/{completed['id']}")
     assert retrieved.status_code == 200 and retrieved.json() == completed
+
+
+def test_a_streamed_background_run_is_queued_first(client: openai.OpenAI) -> None:
+    events = list(client.responses.create(model=MODEL, input="job", background=True, stream=True))
+    kinds = [event.type for event in events]
+    assert kinds[:3] == ["response.created", "response.queued", "response.in_progress"]
+    assert events[0].response.status == "queued" and events[1].response.status == "queued"  # type: ignore[union-attr]
+    assert kinds[-1] == "response.completed" and events[-1].response.background is True  # type: ignore[union-attr]
+    # Streamed runs are complete when the stream ends: retrieving shows the finished response.
+    finished = client.responses.retrieve(events[-1].response.id)  # type: ignore[union-attr]
+    assert finished.status == "completed"

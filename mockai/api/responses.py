@@ -507,7 +507,13 @@ def _stream(
         "incomplete_details": None,
         "output": [],
     }
-    events.emit("response.created", response=opening)
+    if response.get("background"):
+        # A background run is queued first (it can be resumed or polled; the wire contract 12).
+        queued = {**opening, "status": "queued"}
+        events.emit("response.created", response=queued)
+        events.emit("response.queued", response=queued)
+    else:
+        events.emit("response.created", response=opening)
     events.emit("response.in_progress", response=opening)
     for index, item in enumerate(response["output"]):
         if item["type"] == "message":
