@@ -134,6 +134,34 @@ class ResponseStore:
             return response
         return _pending(response, stored.stage)
 
+    def resume(self, response_id: str, starting_after: str | None) -> EventStream:
+        """`GET /responses/{id}?stream=true`: a streamed response's events again, from the one
+        after `starting_after` (a sequence number), as a client resuming a stream asks."""
+        stored = self._find(response_id)
+        if not isinstance(stored.answer, EventStream):
+            raise ApiError(
+                400,
+                "This response cannot be streamed because it was not created with stream=true.",
+                param="stream",
+            )
+        first = 0
+        if starting_after is not None:
+            try:
+                first = int(starting_after) + 1
+            except ValueError:
+                raise ApiError(
+                    400,
+                    f"Invalid 'starting_after': expected an integer, got {starting_after!r}.",
+                    param="starting_after",
+                    code="invalid_type",
+                ) from None
+        frames = stored.answer.frames[max(first, 0) :]
+        return EventStream(
+            frames=frames,
+            tail=min(stored.answer.tail, len(frames)),
+            content_type=stored.answer.content_type,
+        )
+
     def delete(self, response_id: str) -> dict[str, Any]:
         """Forget a response; the API's deletion confirmation."""
         self._find(response_id)

@@ -10,12 +10,11 @@ from aiohttp import web
 from mockai import pipeline
 from mockai.api import chat, completions, embeddings, models, moderations, responses
 from mockai.api.base import Codec
-from mockai.errors import ApiError
 from mockai.exchange import Endpoint
 from mockai.pipeline import Handler
 from mockai.state import ServerState
 from mockai.wire import errors, jsonbytes
-from mockai.wire.outgoing import Body, Outgoing
+from mockai.wire.outgoing import Body, EventStream, Outgoing
 
 PREFIXES = ("/v1", "")
 
@@ -69,8 +68,9 @@ Call = Callable[[ServerState, web.Request, Any], object]
 
 
 def _stateful(call: Call) -> Handler:
-    """A handler answering, as JSON, what `call(state, request, body)` returns; `body` is the
-    request's JSON (None without a body). Errors it raises are the API's error answers."""
+    """A handler answering, as JSON, what `call(state, request, body)` returns (or sending it,
+    when it is already a wire answer); `body` is the request's JSON (None without a body).
+    Errors it raises are the API's error answers."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
         raw = await request.read()  # (aiohttp keeps it: the journal reads the same bytes)
@@ -82,7 +82,10 @@ def _stateful(call: Call) -> Handler:
                     body = jsonbytes.loads(raw)
                 except ValueError:
                     raise errors.invalid_json() from None
-            return Body(200, jsonbytes.dumps(call(state, request, body)))
+            answer = call(state, request, body)
+            if isinstance(answer, Body | EventStream):
+                return answer
+            return Body(200, jsonbytes.dumps(answer))
 
         return await pipeline.simple(request, produce)
 
@@ -90,14 +93,10 @@ def _stateful(call: Call) -> Handler:
 
 
 def _retrieve_response(state: ServerState, request: web.Request, body: Any) -> object:
+    response_id = request.match_info["response_id"]
     if request.query.get("stream", "").lower() == "true":
-        raise ApiError(
-            400,
-            "mockai: streaming a stored response again (stream=true) is not supported; "
-            "retrieve it without `stream`.",
-            param="stream",
-        )
-    return state.responses.retrieve(request.match_info["response_id"])
+        return state.responses.resume(response_id, request.query.get("starting_after"))
+    return state.responses.retrieve(response_id)
 
 
 def _count_input_tokens(state: ServerState, request: web.Request, body: Any) -> object:

@@ -119,7 +119,10 @@ def check_entry(entry: Any) -> int:
         validate("ErrorResponse", entry.response_json())
         return 1
     if entry.response_events():
-        return _check_events(entry.endpoint, entry.response_events())
+        # (a resumed stream, GET /responses/{id}?stream=true, has no generating endpoint)
+        resumed = entry.path.lstrip("/").removeprefix("v1/").startswith("responses/")
+        endpoint = entry.endpoint or ("responses" if resumed else None)
+        return _check_events(endpoint, entry.response_events())
     body = entry.response_json()
     if body is None:
         return 0

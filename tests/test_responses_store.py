@@ -310,3 +310,13 @@ def test_a_streamed_background_run_is_queued_first(client: openai.OpenAI) -> Non
     # Streamed runs are complete when the stream ends: retrieving shows the finished response.
     finished = client.responses.retrieve(events[-1].response.id)  # type: ignore[union-attr]
     assert finished.status == "completed"
+
+
+def test_a_streamed_response_can_be_resumed(client: openai.OpenAI) -> None:
+    events = list(client.responses.create(model=MODEL, input="job", background=True, stream=True))
+    response_id = events[-1].response.id  # type: ignore[union-attr]
+    resumed = list(client.responses.retrieve(response_id, stream=True, starting_after=5))
+    assert [e.sequence_number for e in resumed] == [e.sequence_number for e in events[6:]]
+    assert [e.model_dump() for e in resumed] == [e.model_dump() for e in events[6:]]
+    whole = list(client.responses.retrieve(response_id, stream=True))
+    assert len(whole) == len(events)
