@@ -32,8 +32,16 @@ log = logging.getLogger("mockai")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def generating_handler(codec: Codec) -> Handler:
-    """The aiohttp handler running the whole pipeline for one endpoint."""
+def generating_handler(codec: Codec, *, deployment: bool = False) -> Handler:
+    """The aiohttp handler running the whole pipeline for one endpoint; with `deployment`, for
+    Azure OpenAI's `/openai/deployments/{deployment}/...` form of it."""
+
+    if deployment:
+
+        async def handle_deployment(request: web.Request) -> web.StreamResponse:
+            return await run(request, codec, deployment=request.match_info["deployment"])
+
+        return handle_deployment
 
     async def handle(request: web.Request) -> web.StreamResponse:
         return await run(request, codec)
@@ -41,8 +49,11 @@ def generating_handler(codec: Codec) -> Handler:
     return handle
 
 
-async def run(request: web.Request, codec: Codec) -> web.StreamResponse:
-    """Serve one request to a generating endpoint."""
+async def run(
+    request: web.Request, codec: Codec, *, deployment: str | None = None
+) -> web.StreamResponse:
+    """Serve one request to a generating endpoint (Azure's: on a `deployment`, which is the
+    model whatever the body says, as Azure ignores it)."""
     state = request.app[STATE]
     entry = await _begin(request, state)
     # Timing (latency, TTFT) is scheduled from `arrived`: under a burst, requests take turns so
@@ -54,6 +65,8 @@ async def run(request: web.Request, codec: Codec) -> web.StreamResponse:
     try:
         _check_auth(state, request)
         body = _parse_json(entry)
+        if deployment is not None and isinstance(body, dict):
+            body = {**body, "model": deployment}  # Azure answers with the deployment's model
         context = parse_context(state, request.headers)
         exchange = codec.parse(body, context)
         entry.model, entry.stream = exchange.model, exchange.stream
@@ -164,6 +177,12 @@ def _parse_json(entry: JournalEntry) -> Any:
 def _check_auth(state: ServerState, request: web.Request) -> None:
     required = state.config.require_api_key
     if required is None:
+        return
+    azure_key = request.headers.get("api-key")
+    if azure_key is not None and "Authorization" not in request.headers:
+        # Azure OpenAI's clients send the key as `api-key` (Entra ID tokens come as bearers).
+        if azure_key.strip() != required:
+            raise errors.incorrect_api_key(azure_key.strip())
         return
     header = request.headers.get("Authorization", "")
     scheme, _, given = header.partition(" ")

@@ -16,7 +16,11 @@ from mockai.state import ServerState
 from mockai.wire import errors, jsonbytes
 from mockai.wire.outgoing import Body, EventStream, Outgoing
 
-PREFIXES = ("/v1", "")
+# `/v1`, the root (clients configured without `/v1`), and Azure OpenAI's `/openai/v1` (its v1 API)
+# and `/openai` (what `AzureOpenAI` calls for everything but the deployment routes below).
+PREFIXES = ("/v1", "", "/openai/v1", "/openai")
+# Azure OpenAI's per-deployment routes: `/openai/deployments/{deployment}/chat/completions?...`.
+AZURE_DEPLOYMENT_ENDPOINTS = (Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS)
 
 
 def codecs() -> dict[Endpoint, Codec]:
@@ -201,6 +205,10 @@ def add_api_routes(app: web.Application, endpoint_codecs: Iterable[Codec]) -> No
             {"GET": _retrieve_model, "DELETE": _delete_model},
         )
         _stored_responses(app, prefix)
+    for codec in endpoint_codecs:
+        if codec.endpoint in AZURE_DEPLOYMENT_ENDPOINTS:
+            path = "/openai/deployments/{deployment}" + codec.path
+            _resource(app, path, {"POST": pipeline.generating_handler(codec, deployment=True)})
 
 
 def add_catch_all(app: web.Application) -> None:
