@@ -54,10 +54,12 @@ def _message_content(content: Any, role: Any) -> Any:
     return [{"type": "input_text", "text": content}]
 
 
-def page(every: Sequence[dict[str, Any]], query: Mapping[str, str]) -> dict[str, Any]:
-    """One page of a list (`order`, `limit`, `after`, newest first by default), as the API's
-    list objects: `data`, `first_id`, `last_id`, `has_more`."""
-    order = query.get("order", "desc")
+def page(
+    every: Sequence[dict[str, Any]], query: Mapping[str, str], *, default_order: str = "desc"
+) -> dict[str, Any]:
+    """One page of a list (`order`, `limit`, `after`; newest first unless the list's default
+    says otherwise), as the API's list objects: `data`, `first_id`, `last_id`, `has_more`."""
+    order = query.get("order", default_order)
     if order not in ("asc", "desc"):
         raise ApiError(
             400,

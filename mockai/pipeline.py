@@ -85,6 +85,7 @@ async def run(
             plan = injection.apply(await _admit(state, exchange, key, limits))
         outgoing = _render(state, codec, plan, exchange, salt)
         state.conversations.extend(exchange, outgoing)  # the finished answer, even when queued
+        state.completions.keep(exchange, outgoing)
         outgoing = state.responses.keep(exchange, outgoing)
     except ApiError as error:
         outgoing = error_body(error)

@@ -110,6 +110,29 @@ def _count_input_tokens(state: ServerState, request: web.Request, body: Any) -> 
     return {"object": "response.input_tokens", "input_tokens": exchange.prompt_tokens}
 
 
+def _stored_completions(app: web.Application, prefix: str) -> None:
+    """Chat completions kept with `store: true` (the list is on the chat route itself)."""
+
+    def completion_id(request: web.Request) -> str:
+        return request.match_info["completion_id"]
+
+    one = prefix + "/chat/completions/{completion_id}"
+    _resource(
+        app,
+        one,
+        {
+            "GET": _stateful(lambda s, r, b: s.completions.retrieve(completion_id(r))),
+            "POST": _stateful(lambda s, r, b: s.completions.update(completion_id(r), b)),
+            "DELETE": _stateful(lambda s, r, b: s.completions.delete(completion_id(r))),
+        },
+    )
+    _resource(
+        app,
+        one + "/messages",
+        {"GET": _stateful(lambda s, r, b: s.completions.messages(completion_id(r), r.query))},
+    )
+
+
 def _stored_responses(app: web.Application, prefix: str) -> None:
     """The Responses API's server-side state: stored responses and conversations."""
     _resource(app, prefix + "/responses/input_tokens", {"POST": _stateful(_count_input_tokens)})
@@ -196,7 +219,10 @@ def add_api_routes(app: web.Application, endpoint_codecs: Iterable[Codec]) -> No
     endpoint_codecs = list(endpoint_codecs)
     for prefix in PREFIXES:
         for codec in endpoint_codecs:
-            _resource(app, prefix + codec.path, {"POST": pipeline.generating_handler(codec)})
+            handlers: dict[str, Handler] = {"POST": pipeline.generating_handler(codec)}
+            if codec.endpoint is Endpoint.CHAT:  # the list of stored completions
+                handlers["GET"] = _stateful(lambda s, r, b: s.completions.list(r.query))
+            _resource(app, prefix + codec.path, handlers)
         _resource(app, prefix + "/models", {"GET": _list_models})
         # `.+`, not the default `[^{}/]+`: unencoded ids such as `meta-llama/llama-3.3-70b` work.
         _resource(
@@ -205,6 +231,7 @@ def add_api_routes(app: web.Application, endpoint_codecs: Iterable[Codec]) -> No
             {"GET": _retrieve_model, "DELETE": _delete_model},
         )
         _stored_responses(app, prefix)
+        _stored_completions(app, prefix)
     for codec in endpoint_codecs:
         if codec.endpoint in AZURE_DEPLOYMENT_ENDPOINTS:
             path = "/openai/deployments/{deployment}" + codec.path

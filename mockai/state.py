@@ -10,6 +10,7 @@ from aiohttp import web
 from mockai.api.base import Codec
 from mockai.catalog import Catalog
 from mockai.chaos import FaultPlanner
+from mockai.completion_store import CompletionStore
 from mockai.config import Config
 from mockai.conversation_store import ConversationStore
 from mockai.decide import Decider
@@ -39,12 +40,13 @@ class ServerState:
     arrivals: Arrivals = field(default_factory=Arrivals)
     responses: ResponseStore = field(default_factory=ResponseStore)  # the Responses API's state
     conversations: ConversationStore = field(default_factory=ConversationStore)
+    completions: CompletionStore = field(default_factory=CompletionStore)  # chat `store: true`
     access_log: logging.Logger = field(default_factory=lambda: logging.getLogger("mockai.access"))
     rules: RuleBook | None = None  # runtime + scenario rules (None with custom sources)
 
     def reset(self) -> None:
         """Forget what was served: journal, rate-limit usage, repeat and rule counters, stored
-        responses and conversations."""
+        responses, conversations and completions."""
         self.journal.clear()
         for source in self.decider.sources:  # rules' counters, cassettes' play counts
             forget = getattr(source, "reset", None)
@@ -55,6 +57,7 @@ class ServerState:
         self.faults.clear()
         self.responses.clear()
         self.conversations.clear()
+        self.completions.clear()
 
 
 STATE = web.AppKey("mockai_state", ServerState)

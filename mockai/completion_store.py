@@ -1,0 +1,246 @@
+"""Stored chat completions: what `store: true` keeps, and the routes that read it.
+
+A chat request with `store: true` is kept by the API; `GET /chat/completions` lists the kept ones
+(filtered by `model` and `metadata[key]=value`), `GET /chat/completions/{id}` retrieves one,
+`POST` updates its metadata, `DELETE` forgets it, and `GET /chat/completions/{id}/messages` lists
+the request's messages. mockai keeps the same per server, bounded like the journal, so evaluation
+and distillation code that reads stored completions can be tested.
+
+Like the Responses store, an answer is kept as sent and read only when asked for; a streamed one is
+rebuilt from its chunks the way the SDKs accumulate them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mockai import items
+from mockai.api import common
+from mockai.api.fieldrules import type_error
+from mockai.errors import ApiError
+from mockai.exchange import Endpoint, Exchange
+from mockai.wire import jsonbytes
+from mockai.wire.events import event_data
+from mockai.wire.outgoing import Body, EventStream, Outgoing
+
+DEFAULT_CAPACITY = 1000
+_COMPLETION_ID = re.compile(rb'"id"\s*:\s*"(chatcmpl-[^"\\]+)"')
+_METADATA_KEY = re.compile(r"^metadata\[(.+)\]$")
+
+
+@dataclass(slots=True)
+class _Stored:
+    answer: Body | EventStream  # as it was sent
+    model: str
+    messages: list[Any]  # the request's messages
+    metadata: dict[str, str]
+    settings: dict[str, Any]  # what the API echoes on a stored completion
+
+
+class CompletionStore:
+    """Chat completions answered with `store: true`, by id (bounded, oldest evicted first)."""
+
+    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
+        self.capacity = capacity
+        self._stored: OrderedDict[str, _Stored] = OrderedDict()
+
+    def keep(self, exchange: Exchange, outgoing: Outgoing) -> None:
+        """Remember a chat answer if its request asked for `store: true`."""
+        if exchange.endpoint is not Endpoint.CHAT or exchange.body.get("store") is not True:
+            return
+        if outgoing.status != 200 or not isinstance(outgoing, Body | EventStream):
+            return
+        head = outgoing.body if isinstance(outgoing, Body) else (outgoing.frames or (b"",))[0]
+        found = _COMPLETION_ID.search(head)
+        if found is None:
+            return
+        body = exchange.body
+        metadata = body.get("metadata")
+        self._stored[found.group(1).decode("ascii", "replace")] = _Stored(
+            answer=outgoing,
+            model=exchange.model,
+            messages=list(body.get("messages") or ()),
+            metadata=dict(metadata) if isinstance(metadata, dict) else {},
+            settings={
+                key: body.get(key)
+                for key in (
+                    "temperature",
+                    "top_p",
+                    "seed",
+                    "tools",
+                    "tool_choice",
+                    "response_format",
+                )
+            },
+        )
+        while len(self._stored) > self.capacity:
+            self._stored.popitem(last=False)
+
+    def list(self, query: Mapping[str, str]) -> dict[str, Any]:
+        """`GET /chat/completions`: the kept completions, oldest first unless `order=desc`."""
+        model = query.get("model")
+        wanted = {
+            match.group(1): value
+            for key, value in query.items()
+            if (match := _METADATA_KEY.match(key)) is not None
+        }
+        chosen = [
+            self._shown(completion_id, stored)
+            for completion_id, stored in self._stored.items()
+            if (model is None or stored.model == model)
+            and all(stored.metadata.get(key) == value for key, value in wanted.items())
+        ]
+        return items.page(chosen, query, default_order="asc")
+
+    def retrieve(self, completion_id: str) -> dict[str, Any]:
+        return self._shown(completion_id, self._find(completion_id))
+
+    def update(self, completion_id: str, body: Any) -> dict[str, Any]:
+        """`POST /chat/completions/{id}`: `{metadata}` replaces the metadata."""
+        stored = self._find(completion_id)
+        body = common.require_object(body)
+        if "metadata" not in body:
+            raise ApiError(400, "Missing required parameter: 'metadata'.", param="metadata")
+        metadata = body["metadata"]
+        if metadata is not None and not isinstance(metadata, dict):
+            raise type_error("metadata", ("object",), metadata)
+        stored.metadata = dict(metadata or {})
+        return self._shown(completion_id, stored)
+
+    def delete(self, completion_id: str) -> dict[str, Any]:
+        self._find(completion_id)
+        del self._stored[completion_id]
+        return {"object": "chat.completion.deleted", "id": completion_id, "deleted": True}
+
+    def messages(self, completion_id: str, query: Mapping[str, str]) -> dict[str, Any]:
+        """`GET /chat/completions/{id}/messages`: the request's messages, with ids."""
+        stored = self._find(completion_id)
+        listed = [
+            _listed_message(message, f"{completion_id}-{index}")
+            for index, message in enumerate(stored.messages)
+            if isinstance(message, dict)
+        ]
+        return items.page(listed, query, default_order="asc")
+
+    def clear(self) -> None:
+        self._stored.clear()
+
+    def __len__(self) -> int:
+        return len(self._stored)
+
+    def _find(self, completion_id: str) -> _Stored:
+        stored = self._stored.get(completion_id)
+        if stored is None:
+            raise ApiError(404, f"Chat completion with id '{completion_id}' not found.", param=None)
+        return stored
+
+    @staticmethod
+    def _shown(completion_id: str, stored: _Stored) -> dict[str, Any]:
+        completion = completion_of(stored.answer)
+        if completion is None:
+            raise ApiError(
+                500,
+                f"mockai: the answer stored as {completion_id} holds no chat completion to show",
+                type="server_error",
+            )
+        return {**completion, **stored.settings, "metadata": stored.metadata}
+
+
+def completion_of(answer: Body | EventStream) -> dict[str, Any] | None:
+    """The chat completion an answer holds: its JSON body, or its chunks accumulated."""
+    if isinstance(answer, Body):
+        try:
+            parsed = jsonbytes.loads(answer.body)
+        except ValueError:
+            return None
+        return parsed if isinstance(parsed, dict) else None
+    chunks = []
+    for frame in answer.frames:
+        data = event_data(frame)
+        if data is None or not data.startswith("{"):
+            continue
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            continue
+        if isinstance(chunk, dict):
+            chunks.append(chunk)
+    return _accumulated(chunks) if chunks else None
+
+
+def _accumulated(chunks: list[dict[str, Any]]) -> dict[str, Any]:
+    """Chunks merged into the `chat.completion` they stream (text concatenated, tool calls merged
+    by index, the finish reason and usage kept)."""
+    first = chunks[0]
+    choices: dict[int, dict[str, Any]] = {}
+    usage = None
+    for chunk in chunks:
+        usage = chunk.get("usage") or usage
+        for choice in chunk.get("choices") or ():
+            index = choice.get("index", 0)
+            message = choices.setdefault(
+                index,
+                {
+                    "index": index,
+                    "message": {"role": "assistant", "content": None, "refusal": None},
+                    "logprobs": None,
+                    "finish_reason": None,
+                },
+            )
+            _merge_delta(message["message"], choice.get("delta") or {})
+            if choice.get("finish_reason") is not None:
+                message["finish_reason"] = choice["finish_reason"]
+    completion: dict[str, Any] = {
+        "id": first.get("id"),
+        "object": "chat.completion",
+        "created": first.get("created"),
+        "model": first.get("model"),
+        "choices": [choices[index] for index in sorted(choices)],
+    }
+    if usage is not None:
+        completion["usage"] = usage
+    for key in ("service_tier", "system_fingerprint"):
+        if key in first:
+            completion[key] = first[key]
+    return completion
+
+
+def _merge_delta(message: dict[str, Any], delta: Mapping[str, Any]) -> None:
+    for key in ("content", "refusal"):
+        piece = delta.get(key)
+        if isinstance(piece, str):
+            message[key] = (message.get(key) or "") + piece
+    for fragment in delta.get("tool_calls") or ():
+        calls = message.setdefault("tool_calls", [])
+        index = fragment.get("index", 0)
+        while len(calls) <= index:
+            calls.append({"id": "", "type": "function", "function": {"name": "", "arguments": ""}})
+        call = calls[index]
+        call["id"] = fragment.get("id") or call["id"]
+        function = fragment.get("function") or {}
+        call["function"]["name"] += function.get("name") or ""
+        call["function"]["arguments"] += function.get("arguments") or ""
+    function_call = delta.get("function_call")
+    if isinstance(function_call, dict):
+        merged = message.setdefault("function_call", {"name": "", "arguments": ""})
+        merged["name"] += function_call.get("name") or ""
+        merged["arguments"] += function_call.get("arguments") or ""
+
+
+def _listed_message(message: Mapping[str, Any], message_id: str) -> dict[str, Any]:
+    """A request message as the stored-messages list shows it (text content, parts aside)."""
+    content = message.get("content")
+    parts = content if isinstance(content, list) else None
+    text = (
+        "\n".join(p.get("text", "") for p in content if isinstance(p, dict) and "text" in p)
+        if isinstance(content, list)
+        else content
+    )
+    shown = {**message, "id": message_id, "content": text, "content_parts": parts}
+    shown.setdefault("refusal", None)
+    return shown

@@ -1,0 +1,110 @@
+"""Chat completions kept with `store: true`, through the real SDK: list (filtered, paged),
+retrieve, update, delete, and the stored messages. (`server`, `client`: the conftest's.)"""
+
+from __future__ import annotations
+
+import openai
+import pytest
+
+from mockai import MockServer
+
+MODEL = "gpt-4o-mini"
+
+
+def _ask(client: openai.OpenAI, text: str, **options: object) -> str:
+    answer = client.chat.completions.create(
+        model=options.pop("model", MODEL),  # type: ignore[arg-type]
+        messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": text}],
+        **options,  # type: ignore[arg-type]
+    )
+    return answer.id
+
+
+def test_only_store_true_is_kept_and_listed_oldest_first(client: openai.OpenAI) -> None:
+    kept = [_ask(client, f"question {i}", store=True) for i in range(3)]
+    _ask(client, "not kept")
+    _ask(client, "not kept either", store=False)
+    listed = client.chat.completions.list()
+    assert [c.id for c in listed.data] == kept and not listed.has_more
+    assert [c.id for c in client.chat.completions.list(order="desc")] == kept[::-1]
+    first_page = client.chat.completions.list(limit=2)
+    assert [c.id for c in first_page.data] == kept[:2] and first_page.has_more
+    assert [c.id for c in client.chat.completions.list(limit=1)] == kept  # auto-paging
+
+
+def test_filters_by_model_and_metadata(client: openai.OpenAI) -> None:
+    a = _ask(client, "a", store=True, metadata={"run": "1", "team": "x"})
+    b = _ask(client, "b", store=True, metadata={"run": "2", "team": "x"}, model="gpt-4o")
+    assert [c.id for c in client.chat.completions.list(model="gpt-4o").data] == [b]
+    assert [c.id for c in client.chat.completions.list(metadata={"team": "x"}).data] == [a, b]
+    assert [c.id for c in client.chat.completions.list(metadata={"run": "1"}).data] == [a]
+
+
+def test_retrieve_shows_the_answer_json_or_streamed(client: openai.OpenAI) -> None:
+    answer = client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "hi"}], store=True, metadata={"k": "v"}
+    )
+    stored = client.chat.completions.retrieve(answer.id)
+    assert stored.choices[0].message.content == answer.choices[0].message.content
+    assert stored.metadata == {"k": "v"}
+    chunks = list(
+        client.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": "weather in Oslo"}],
+            tools=[
+                {
+                    "type": "function",
+                    "function": {
+                        "name": "get_weather",
+                        "parameters": {
+                            "type": "object",
+                            "properties": {"city": {"type": "string"}},
+                            "required": ["city"],
+                        },
+                    },
+                }
+            ],
+            tool_choice="required",
+            stream=True,
+            stream_options={"include_usage": True},
+            store=True,
+        )
+    )
+    rebuilt = client.chat.completions.retrieve(chunks[0].id)
+    (call,) = rebuilt.choices[0].message.tool_calls or []
+    streamed_arguments = "".join(
+        tc.function.arguments or ""
+        for c in chunks
+        if c.choices
+        for tc in c.choices[0].delta.tool_calls or []
+        if tc.function
+    )
+    assert call.function.name == "get_weather"  # type: ignore[union-attr]
+    assert call.function.arguments == streamed_arguments  # type: ignore[union-attr]
+    assert rebuilt.choices[0].finish_reason == "tool_calls"
+    assert rebuilt.usage is not None and rebuilt.usage == chunks[-1].usage
+
+
+def test_update_delete_and_messages(client: openai.OpenAI) -> None:
+    kept = _ask(client, "What is an otter?", store=True, metadata={"stage": "draft"})
+    updated = client.chat.completions.update(kept, metadata={"stage": "reviewed"})
+    assert updated.metadata == {"stage": "reviewed"}
+    assert [c.id for c in client.chat.completions.list(metadata={"stage": "reviewed"})] == [kept]
+    messages = client.chat.completions.messages.list(kept)
+    assert [(m.role, m.content) for m in messages.data] == [  # type: ignore[attr-defined]
+        ("system", "Be brief."),
+        ("user", "What is an otter?"),
+    ]
+    assert [m.id for m in messages.data] == [f"{kept}-0", f"{kept}-1"]
+    deleted = client.chat.completions.delete(kept)
+    assert (deleted.id, deleted.deleted, deleted.object) == (kept, True, "chat.completion.deleted")
+    with pytest.raises(openai.NotFoundError, match=kept):
+        client.chat.completions.retrieve(kept)
+    assert client.chat.completions.list().data == []
+
+
+def test_reset_forgets_stored_completions(server: MockServer, client: openai.OpenAI) -> None:
+    kept = _ask(client, "x", store=True)
+    server.reset()
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.retrieve(kept)
