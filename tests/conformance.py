@@ -133,7 +133,7 @@ def check_entry(entry: Any) -> int:
         isinstance(d.get("embedding"), str) for d in body["data"]
     ):
         return 0
-    if body.get("object") == "list" and body.get("data") == []:
+    if body.get("object") == "list" and body.get("data") == [] and "first_id" in body:
         # An empty page: the API sends null first/last ids, the spec types them as strings.
         body = {**body, "first_id": body["first_id"] or "", "last_id": body["last_id"] or ""}
     validate(schema, body)

@@ -316,9 +316,9 @@ def test_unknown_endpoint_and_method(http: httpx.Client) -> None:
     missing = http.post("/v1/chat/complete", json={})
     assert missing.status_code == 404
     assert _error(missing)["message"] == "Invalid URL (POST /v1/chat/complete)"
-    wrong = http.get(CHAT)
+    wrong = http.delete(CHAT)
     assert wrong.status_code == 405
-    assert _error(wrong)["message"] == "Invalid method for URL (GET /v1/chat/completions)"
+    assert _error(wrong)["message"] == "Invalid method for URL (DELETE /v1/chat/completions)"
     assert http.put("/v1/models").status_code == 405
 
 
@@ -400,7 +400,7 @@ def test_status_maps_to_sdk_exception(status: int, exception: type[Exception]) -
         client = openai.OpenAI(base_url=server.url, api_key=key, max_retries=0)
         with pytest.raises(exception) as caught:
             if status == 405:
-                client.get("/chat/completions", cast_to=object)
+                client.delete("/chat/completions", cast_to=object)
             else:
                 model = "gpt-unknown" if status == 404 else "gpt-4o"
                 messages = [] if status == 400 else OK_MESSAGES
