@@ -13,7 +13,6 @@ same id, and item ids derive from the conversation's.
 
 from __future__ import annotations
 
-import struct
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -66,7 +65,7 @@ class ConversationStore:
         self.created = created
         self.capacity = capacity
         self._conversations: OrderedDict[str, _Conversation] = OrderedDict()
-        self._deleted: set[str] = set()
+        self._deleted: OrderedDict[str, None] = OrderedDict()  # (bounded too)
         self._made = 0
 
     # --- the /conversations routes ----------------------------------------------------------
@@ -77,7 +76,7 @@ class ConversationStore:
         metadata = _metadata(body.get("metadata"))
         raw = _new_items(body.get("items"), "items")
         self._made += 1
-        key = struct.pack(">qQ", self.seed, self._made)
+        key = f"{self.seed}:{self._made}".encode()
         conversation = _Conversation("conv_" + ids.hexid(key, "conv", 48), self.created, metadata)
         conversation.add(raw)
         self._conversations[conversation.id] = conversation
@@ -100,7 +99,9 @@ class ConversationStore:
     def delete(self, conversation_id: str) -> dict[str, Any]:
         self._find(conversation_id)
         del self._conversations[conversation_id]
-        self._deleted.add(conversation_id)
+        self._deleted[conversation_id] = None
+        while len(self._deleted) > self.capacity:
+            self._deleted.popitem(last=False)
         return {"id": conversation_id, "object": "conversation.deleted", "deleted": True}
 
     def list_items(self, conversation_id: str, query: Mapping[str, str]) -> dict[str, Any]:
