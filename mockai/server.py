@@ -97,7 +97,7 @@ class BackgroundLoop:
     _lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
+        self.loop: asyncio.AbstractEventLoop = sites.StampedLoop()
         self._thread = threading.Thread(target=self._run, name="mockai-loop", daemon=True)
         self._thread.start()
 

@@ -113,7 +113,7 @@ def run(config: Config) -> None:
     port = sock.getsockname()[1]  # the real port, when 0 asked for a free one
     children = [_fork_worker(config, port) for _ in range(max(config.workers, 1) - 1)]
     try:
-        asyncio.run(serve_socket(config, sock))
+        sites.run_stamped(serve_socket(config, sock))
     finally:
         for pid in children:
             with contextlib.suppress(ProcessLookupError):
@@ -132,7 +132,7 @@ def _fork_worker(config: Config, port: int) -> int:
     # returns into the caller's code.
     code = 0
     try:
-        asyncio.run(serve_socket(config, listen(config, port), announce=False))
+        sites.run_stamped(serve_socket(config, listen(config, port), announce=False))
     except BaseException:
         code = 1
     finally:

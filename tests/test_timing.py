@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import itertools
 import random
+import socket
 import statistics
+import time
 
+import httpx
 import pytest
 
+from mockai import MockServer, sites
 from mockai.deliver import schedule
+from mockai.server import BackgroundLoop
 from mockai.timing import (
     Fixed,
     LogNormal,
@@ -160,3 +166,36 @@ def test_schedule_is_absolute_and_seeded() -> None:
 )
 def test_go_duration(seconds: float, text: str) -> None:
     assert go_duration(seconds) == text
+
+
+# --- arrival stamps ------------------------------------------------------------------------------
+
+
+def test_the_stamped_loop_knows_when_it_woke_for_io() -> None:
+    """Arrivals are stamped with the loop's wake-up from select(), not when their turn came."""
+    loop = sites.StampedLoop()
+    try:
+
+        async def woken_by_a_socket() -> tuple[float, float, float]:
+            reader_sock, writer_sock = socket.socketpair()
+            readable = asyncio.get_running_loop().create_future()
+            asyncio.get_running_loop().add_reader(reader_sock, readable.set_result, None)
+            sent = time.monotonic()
+            writer_sock.send(b"x")
+            await readable
+            seen = sites.arrival_clock()()
+            asyncio.get_running_loop().remove_reader(reader_sock)
+            reader_sock.close()
+            writer_sock.close()
+            return sent, seen, time.monotonic()
+
+        sent, seen, after = loop.run_until_complete(woken_by_a_socket())
+    finally:
+        loop.close()
+    assert sent <= seen <= after  # the wake-up for the bytes, on the same monotonic clock
+
+
+def test_servers_run_on_stamped_loops() -> None:
+    with MockServer() as server:
+        assert isinstance(BackgroundLoop.shared().loop, sites.StampedLoop)
+        assert httpx.get(server.url + "/models").status_code == 200
