@@ -1,0 +1,113 @@
+"""LangChain's OpenAI integration (langchain-openai) against mockai: most apps reach OpenAI
+through it, and it parses chunks, tool calls, usage and the Responses API its own way
+(wire contract, section 16)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import conformance
+import pytest
+from langchain_core.messages import AIMessageChunk, HumanMessage, ToolMessage
+from langchain_core.tools import tool
+from langchain_openai import AzureChatOpenAI, ChatOpenAI, OpenAIEmbeddings
+
+from mockai import MockServer
+
+KEY = "sk-test-langchain"
+
+
+@tool
+def get_weather(city: str) -> str:
+    """The current weather in a city."""
+    return f"18C in {city}"
+
+
+@pytest.fixture
+def server() -> Iterator[MockServer]:
+    with conformance.checked_server() as running:
+        yield running
+
+
+def chat(server: MockServer, **options: Any) -> ChatOpenAI:
+    return ChatOpenAI(
+        model="gpt-4o-mini", base_url=server.url, api_key=KEY, max_retries=0, **options
+    )  # type: ignore[arg-type]
+
+
+def test_invoke_and_stream_give_the_same_answer_with_usage(server: MockServer) -> None:
+    llm = chat(server, stream_usage=True)
+    answer = llm.invoke("Hello there")
+    merged: AIMessageChunk | None = None
+    for chunk in llm.stream("Hello there"):
+        merged = chunk if merged is None else merged + chunk
+    assert merged is not None and merged.content == answer.content != ""
+    # The usage chunk (`choices: []`) is read as the usage, and matches the JSON answer's.
+    assert merged.usage_metadata is not None and answer.usage_metadata is not None
+    assert merged.usage_metadata["total_tokens"] == answer.usage_metadata["total_tokens"] > 0
+
+
+def test_a_tool_loop_scripted_by_rules(server: MockServer) -> None:
+    server.add_rules(
+        [
+            {
+                "name": "call",
+                "match": {"tools": ["get_weather"], "has_tool_result": False},
+                "reply": {"tool_calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}]},
+            },
+            {
+                "name": "answer",
+                "match": {"has_tool_result": True},
+                "reply": {"content": "It is {{ request.tool_result }}."},
+            },
+        ]
+    )
+    llm = chat(server).bind_tools([get_weather])
+    messages: list[Any] = [HumanMessage("What is the weather in Oslo?")]
+    first = llm.invoke(messages)
+    (call,) = first.tool_calls  # type: ignore[attr-defined]
+    assert call["name"] == "get_weather" and call["args"] == {"city": "Oslo"}
+    messages += [first, ToolMessage(get_weather.invoke(call["args"]), tool_call_id=call["id"])]
+    assert llm.invoke(messages).content == "It is 18C in Oslo."
+    assert [entry.rule for entry in server.requests] == ["call", "answer"]
+
+
+def test_streamed_tool_calls_are_assembled(server: MockServer) -> None:
+    llm = chat(server).bind_tools([get_weather], tool_choice="required")
+    merged: AIMessageChunk | None = None
+    for chunk in llm.stream("weather in Rome"):
+        merged = chunk if merged is None else merged + chunk
+    assert merged is not None
+    (call,) = merged.tool_calls
+    assert call["name"] == "get_weather" and isinstance(call["args"]["city"], str)
+
+
+def test_the_responses_api(server: MockServer) -> None:
+    llm = chat(server, use_responses_api=True)
+    answer = llm.invoke("Hi")
+    assert answer.text and server.requests[-1].path == "/v1/responses"
+    streamed = "".join(chunk.text for chunk in llm.stream("Hi"))
+    assert streamed == answer.text
+
+
+def test_azure_and_embeddings(server: MockServer) -> None:
+    azure = AzureChatOpenAI(
+        azure_endpoint=server.base_url,
+        azure_deployment="prod-gpt4o",
+        api_key=KEY,  # type: ignore[arg-type]
+        api_version="2024-10-21",
+        max_retries=0,
+    )
+    assert azure.invoke("Hi").content
+    assert server.requests[-1].path == "/openai/deployments/prod-gpt4o/chat/completions"
+    embeddings = OpenAIEmbeddings(
+        model="text-embedding-3-small",
+        base_url=server.url,
+        api_key=KEY,  # type: ignore[arg-type]
+        check_embedding_ctx_length=False,  # (its tokenizer would download vocabularies)
+    )
+    cats, dogs = embeddings.embed_documents(["cats purr softly", "dogs bark loudly"])
+    query = embeddings.embed_query("why do cats purr")
+    similarity = [sum(a * b for a, b in zip(query, doc, strict=True)) for doc in (cats, dogs)]
+    assert similarity[0] > similarity[1]  # retrieval finds the cat document
