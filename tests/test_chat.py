@@ -220,7 +220,9 @@ def test_required_tool_call_validates_against_schema(client: openai.OpenAI) -> N
     (call,) = choice.message.tool_calls or []
     assert call.id.startswith("call_") and call.type == "function"
     assert call.function.name == "get_weather"  # the tool the question is about
-    jsonschema.validate(json.loads(call.function.arguments), WEATHER_TOOL["function"]["parameters"])
+    arguments = json.loads(call.function.arguments)
+    jsonschema.validate(arguments, WEATHER_TOOL["function"]["parameters"])
+    assert arguments["city"] == "Paris"  # the place the question names
 
 
 def test_named_tool_choice(client: openai.OpenAI) -> None:

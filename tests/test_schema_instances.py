@@ -739,3 +739,25 @@ def test_typical_model_is_fast() -> None:
     start = time.perf_counter()
     generated(schema, range(100), faker=faker)
     assert (time.perf_counter() - start) / 100 < 0.01  # ~1 ms typical; generous for slow CI
+
+
+@pytest.mark.parametrize(
+    ("message", "place"),
+    [
+        ("What's the weather in Paris?", "Paris"),
+        ("How is the weather in New York today?", "New York"),
+        ("Is it raining in São Paulo?", "São Paulo"),
+        ("Tell me the weather in Rio de Janeiro", "Rio de Janeiro"),
+        ("Stratford-upon-Avon forecast", "Stratford-upon-Avon"),
+        ("Compare Oslo and Rome", "Oslo"),
+        ("I want the weather", None),
+        ("weather in new york", None),  # no capitals, no name: a made-up city instead
+    ],
+)
+def test_places_come_from_the_message(message: str, place: str | None) -> None:
+    schema = {**OBJ, "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    cities = {instance(schema, random.Random(seed), context=message)["city"] for seed in range(5)}
+    if place is not None:
+        assert cities == {place}
+    else:
+        assert len(cities) > 1  # generated, varying with the seed
