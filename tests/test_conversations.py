@@ -195,3 +195,32 @@ def test_ids_are_reproducible_and_reset_forgets() -> None:
     assert made[0] == made[1] and made[0][0] != made[0][1]
     with MockServer(seed=4) as other:
         assert httpx.post(other.url + "/conversations", json={}).json()["id"] != made[0][0]
+
+
+def test_truncation_auto_drops_the_earliest_items_to_fit(
+    server: MockServer, client: openai.OpenAI
+) -> None:
+    server.add_rule(
+        {
+            "name": "count",
+            "match": {"endpoint": "responses"},
+            "reply": {"content": "{{ request.messages | length }} messages"},
+        }
+    )
+    long_turns = [{"role": "user", "content": f"turn {i} " + "word " * 5000} for i in range(4)]
+    conversation = client.conversations.create(items=long_turns)  # ~20k tokens: over 16k
+    with pytest.raises(openai.BadRequestError) as too_long:
+        client.responses.create(
+            model="gpt-3.5-turbo", input="And now?", conversation=conversation.id
+        )
+    assert too_long.value.code == "context_length_exceeded"
+    fitted = client.responses.create(
+        model="gpt-3.5-turbo",
+        input="And now?",
+        instructions="Be brief.",
+        conversation=conversation.id,
+        truncation="auto",
+    )
+    # instructions, the last three long turns (the first was dropped), and the new question
+    assert fitted.output_text == "5 messages"
+    assert fitted.usage is not None and fitted.usage.input_tokens <= 16_385

@@ -142,13 +142,17 @@ def prompt_tokens(messages: tuple[Message, ...], raw_tools: Any) -> int:
     OpenAI's accounting: ~3 tokens of framing per message, 1 per name, 3 to prime the reply,
     85 per (low-detail) image; tool definitions are billed roughly as their JSON text.
     """
-    total = 3
-    for message in messages:
-        total += 3 + tokens.count(message.text) + (1 if message.name else 0) + 85 * message.images
-        for call in message.tool_calls:
-            total += 4 + tokens.count(call.name) + tokens.count(call.arguments)
+    total = 3 + sum(message_tokens(message) for message in messages)
     if raw_tools:
         total += tokens.count(jsonbytes.dumps_str(raw_tools))
+    return total
+
+
+def message_tokens(message: Message) -> int:
+    """One message's share of `prompt_tokens`."""
+    total = 3 + tokens.count(message.text) + (1 if message.name else 0) + 85 * message.images
+    for call in message.tool_calls:
+        total += 4 + tokens.count(call.name) + tokens.count(call.arguments)
     return total
 
 

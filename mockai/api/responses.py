@@ -58,6 +58,9 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     tools = _parse_tools(body.get("tools"))
     tool_choice = common.parse_tool_choice(body.get("tool_choice"), tools, flat=True)
     prompt_tokens = common.prompt_tokens(messages, body.get("tools"))
+    if prompt_tokens > info.context_window and body.get("truncation") == "auto":
+        messages = _truncated(messages, bool(body.get("instructions")), body, info.context_window)
+        prompt_tokens = common.prompt_tokens(messages, body.get("tools"))
     common.check_context(info, prompt_tokens, "input")
     top_logprobs = common.optional(body, "top_logprobs", 0)
     return Exchange(
@@ -80,6 +83,20 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         top_logprobs=top_logprobs,
         prompt_tokens=prompt_tokens,
     )
+
+
+def _truncated(
+    messages: tuple[Message, ...], instructed: bool, body: Mapping[str, Any], window: int
+) -> tuple[Message, ...]:
+    """`truncation: "auto"`: the conversation without its earliest items, until it fits the
+    context window (the instructions stay; the last item always stays, and may still not fit)."""
+    keep = 1 if instructed else 0
+    total = common.prompt_tokens(messages, body.get("tools"))
+    first = keep  # the earliest item still in
+    while first < len(messages) - 1 and total > window:
+        total -= common.message_tokens(messages[first])
+        first += 1
+    return messages[:keep] + messages[first:]
 
 
 def _history(body: Mapping[str, Any], ctx: ParseContext) -> tuple[Message, ...] | None:
