@@ -28,6 +28,18 @@ def pytest_configure(config: pytest.Config) -> None:
     openai.OpenAI(api_key="sk-preload", base_url="http://127.0.0.1:9/v1").close()
 
 
+@pytest.fixture(autouse=True)
+def _lean_pytester_runs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pytest runs that pytester starts in subprocesses skip langsmith's plugin.
+
+    It comes with langchain-openai (a test dependency) and costs ~2 s of imports per run, and
+    nothing here uses it. (Set after pytester's own set-up, which clears PYTEST_ADDOPTS.)
+    """
+    if "pytester" in request.fixturenames:
+        request.getfixturevalue("pytester")
+        monkeypatch.setenv("PYTEST_ADDOPTS", "-p no:langsmith_plugin")
+
+
 @pytest.fixture
 def server() -> Iterator[MockServer]:
     """A fresh server with the embedded defaults (fallback generation, seed 0)."""
