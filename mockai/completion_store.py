@@ -12,20 +12,17 @@ rebuilt from its chunks the way the SDKs accumulate them.
 
 from __future__ import annotations
 
-import json
 import re
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mockai import items
+from mockai import items, kept
 from mockai.api import common
 from mockai.api.fieldrules import type_error
 from mockai.errors import ApiError
 from mockai.exchange import Endpoint, Exchange
-from mockai.wire import jsonbytes
-from mockai.wire.events import event_data
 from mockai.wire.outgoing import Body, EventStream, Outgoing
 
 DEFAULT_CAPACITY = 1000
@@ -61,7 +58,7 @@ class CompletionStore:
             return
         body = exchange.body
         metadata = body.get("metadata")
-        self._stored[found.group(1).decode("ascii", "replace")] = _Stored(
+        stored = _Stored(
             answer=outgoing,
             model=exchange.model,
             messages=list(body.get("messages") or ()),
@@ -78,8 +75,7 @@ class CompletionStore:
                 )
             },
         )
-        while len(self._stored) > self.capacity:
-            self._stored.popitem(last=False)
+        kept.put(self._stored, found.group(1).decode("ascii", "replace"), stored, self.capacity)
 
     def list(self, query: Mapping[str, str]) -> dict[str, Any]:
         """`GET /chat/completions`: the kept completions, oldest first unless `order=desc`."""
@@ -154,22 +150,8 @@ class CompletionStore:
 def completion_of(answer: Body | EventStream) -> dict[str, Any] | None:
     """The chat completion an answer holds: its JSON body, or its chunks accumulated."""
     if isinstance(answer, Body):
-        try:
-            parsed = jsonbytes.loads(answer.body)
-        except ValueError:
-            return None
-        return parsed if isinstance(parsed, dict) else None
-    chunks = []
-    for frame in answer.frames:
-        data = event_data(frame)
-        if data is None or not data.startswith("{"):
-            continue
-        try:
-            chunk = json.loads(data)
-        except ValueError:
-            continue
-        if isinstance(chunk, dict):
-            chunks.append(chunk)
+        return kept.body_object(answer)
+    chunks = list(kept.event_objects(answer))
     return _accumulated(chunks) if chunks else None
 
 

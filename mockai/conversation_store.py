@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mockai import items
+from mockai import items, kept
 from mockai.api import common
 from mockai.api.fieldrules import type_error
 from mockai.api.responses import conversation_id, parse_items
@@ -79,9 +79,7 @@ class ConversationStore:
         key = f"{self.seed}:{self._made}".encode()
         conversation = _Conversation("conv_" + ids.hexid(key, "conv", 48), self.created, metadata)
         conversation.add(raw)
-        self._conversations[conversation.id] = conversation
-        while len(self._conversations) > self.capacity:
-            self._conversations.popitem(last=False)
+        kept.put(self._conversations, conversation.id, conversation, self.capacity)
         return conversation.resource()
 
     def retrieve(self, conversation_id: str) -> dict[str, Any]:
@@ -99,9 +97,7 @@ class ConversationStore:
     def delete(self, conversation_id: str) -> dict[str, Any]:
         self._find(conversation_id)
         del self._conversations[conversation_id]
-        self._deleted[conversation_id] = None
-        while len(self._deleted) > self.capacity:
-            self._deleted.popitem(last=False)
+        kept.put(self._deleted, conversation_id, None, self.capacity)
         return {"id": conversation_id, "object": "conversation.deleted", "deleted": True}
 
     def list_items(self, conversation_id: str, query: Mapping[str, str]) -> dict[str, Any]:

@@ -18,18 +18,16 @@ deterministically, without timing. Cancelling one that has not finished makes it
 
 from __future__ import annotations
 
-import json
 import re
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mockai import items
+from mockai import items, kept
 from mockai.errors import ApiError
 from mockai.exchange import CalledTool, Endpoint, Exchange, Message
 from mockai.wire import jsonbytes
-from mockai.wire.events import event_data
 from mockai.wire.outgoing import Body, EventStream, Outgoing
 
 DEFAULT_CAPACITY = 1000
@@ -97,12 +95,10 @@ class ResponseStore:
         self._gone.pop(response_id, None)
         # The codec puts `instructions` first; the API does not carry them over to a next turn.
         conversation = exchange.messages[1:] if body.get("instructions") else exchange.messages
-        self._stored[response_id] = _Stored(
+        stored = _Stored(
             outgoing, body.get("input"), response_id.encode(), background, conversation
         )
-        self._stored.move_to_end(response_id)
-        while len(self._stored) > self.capacity:
-            self._stored.popitem(last=False)
+        kept.put(self._stored, response_id, stored, self.capacity)
         response = response_of(outgoing) if background else None
         if response is None:
             return outgoing
@@ -199,10 +195,7 @@ class ResponseStore:
         return stored
 
     def _forget(self, response_id: str, reason: str) -> None:
-        self._gone[response_id] = reason
-        self._gone.move_to_end(response_id)
-        while len(self._gone) > self.capacity:
-            self._gone.popitem(last=False)
+        kept.put(self._gone, response_id, reason, self.capacity)
 
 
 def _readable(response_id: str, stored: _Stored) -> dict[str, Any]:
@@ -227,21 +220,10 @@ def response_of(answer: Body | EventStream) -> dict[str, Any] | None:
     """The Response object of an answer: the JSON body, or the stream's terminal event's; None
     when there is none (a replayed recording may hold anything)."""
     if isinstance(answer, Body):
-        try:
-            parsed = jsonbytes.loads(answer.body)
-        except ValueError:
-            return None
-        return parsed if isinstance(parsed, dict) else None
+        return kept.body_object(answer)
     last: dict[str, Any] | None = None
-    for frame in answer.frames:
-        data = event_data(frame)
-        if data is None or not data.startswith("{"):
-            continue
-        try:
-            event = json.loads(data)
-        except ValueError:
-            continue
-        if isinstance(event, dict) and isinstance(event.get("response"), dict):
+    for event in kept.event_objects(answer):
+        if isinstance(event.get("response"), dict):
             last = event["response"]  # created, in_progress, then a terminal event
             if event.get("type") in _TERMINAL_EVENTS:
                 break
