@@ -39,7 +39,9 @@ def banner(state: ServerState, port: int) -> str:
                 "  POST /v1/chat/completions  /v1/completions  /v1/responses  /v1/embeddings"
                 "  /v1/moderations"
             ),
-            "  GET  /v1/models  /v1/models/{id}  /v1/responses/{id}  .../{id}/input_items",
+            "  GET  /v1/models  /v1/models/{id}",
+            "  state: /v1/responses/{id}  /v1/conversations  /v1/chat/completions (store: true)",
+            "  Azure: /openai/deployments/{deployment}/...  /openai/v1/...",
             "  admin: /_mockai/health  /_mockai/requests  /_mockai/rules  /_mockai/reset",
         ]
         + [f"  {line}" for line in _answers(state)]
