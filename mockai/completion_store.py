@@ -20,7 +20,6 @@ from typing import Any
 
 from mockai import items, kept
 from mockai.api import common
-from mockai.api.fieldrules import type_error
 from mockai.errors import ApiError
 from mockai.exchange import Endpoint, Exchange
 from mockai.wire.outgoing import Body, EventStream, Outgoing
@@ -52,9 +51,8 @@ class CompletionStore:
             return
         if outgoing.status != 200 or not isinstance(outgoing, Body | EventStream):
             return
-        head = outgoing.body if isinstance(outgoing, Body) else (outgoing.frames or (b"",))[0]
-        found = _COMPLETION_ID.search(head)
-        if found is None:
+        completion_id = kept.answer_id(outgoing, _COMPLETION_ID)
+        if completion_id is None:
             return
         body = exchange.body
         metadata = body.get("metadata")
@@ -75,7 +73,7 @@ class CompletionStore:
                 )
             },
         )
-        kept.put(self._stored, found.group(1).decode("ascii", "replace"), stored, self.capacity)
+        kept.put(self._stored, completion_id, stored, self.capacity)
 
     def list(self, query: Mapping[str, str]) -> dict[str, Any]:
         """`GET /chat/completions`: the kept completions, oldest first unless `order=desc`."""
@@ -99,13 +97,7 @@ class CompletionStore:
     def update(self, completion_id: str, body: Any) -> dict[str, Any]:
         """`POST /chat/completions/{id}`: `{metadata}` replaces the metadata."""
         stored = self._find(completion_id)
-        body = common.require_object(body)
-        if "metadata" not in body:
-            raise ApiError(400, "Missing required parameter: 'metadata'.", param="metadata")
-        metadata = body["metadata"]
-        if metadata is not None and not isinstance(metadata, dict):
-            raise type_error("metadata", ("object",), metadata)
-        stored.metadata = dict(metadata or {})
+        stored.metadata = common.metadata_update(body)
         return self._shown(completion_id, stored)
 
     def delete(self, completion_id: str) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from typing import Any
 
 from mockai import items, kept
 from mockai.api import common
-from mockai.api.fieldrules import type_error
+from mockai.api.fieldrules import missing, type_error
 from mockai.api.responses import conversation_id, parse_items
 from mockai.errors import ApiError
 from mockai.exchange import Endpoint, Exchange
@@ -30,7 +30,6 @@ from mockai.wire.outgoing import Body, EventStream, Outgoing
 
 DEFAULT_CAPACITY = 1000
 MAX_ITEMS_PER_CALL = 20  # the API adds at most 20 items per call
-MAX_METADATA_KEYS = 16
 
 
 @dataclass(slots=True)
@@ -73,7 +72,7 @@ class ConversationStore:
     def create(self, body: Any) -> dict[str, Any]:
         """`POST /conversations`: `{items?, metadata?}`."""
         body = common.require_object(body)
-        metadata = _metadata(body.get("metadata"))
+        metadata = common.parse_metadata(body.get("metadata"))
         raw = _new_items(body.get("items"), "items")
         self._made += 1
         key = f"{self.seed}:{self._made}".encode()
@@ -88,10 +87,7 @@ class ConversationStore:
     def update(self, conversation_id: str, body: Any) -> dict[str, Any]:
         """`POST /conversations/{id}`: `{metadata}` replaces the metadata."""
         conversation = self._find(conversation_id)
-        body = common.require_object(body)
-        if "metadata" not in body:
-            raise ApiError(400, "Missing required parameter: 'metadata'.", param="metadata")
-        conversation.metadata = _metadata(body["metadata"])
+        conversation.metadata = common.metadata_update(body)
         return conversation.resource()
 
     def delete(self, conversation_id: str) -> dict[str, Any]:
@@ -108,7 +104,7 @@ class ConversationStore:
         conversation = self._find(conversation_id)
         body = common.require_object(body)
         if "items" not in body:
-            raise ApiError(400, "Missing required parameter: 'items'.", param="items")
+            raise missing("items")
         added = conversation.add(_new_items(body["items"], "items"))
         return {
             "object": "list",
@@ -187,41 +183,6 @@ class ConversationStore:
         raise ApiError(
             404, f"Item with id '{item_id}' not found in conversation '{conversation.id}'."
         )
-
-
-def _metadata(raw: Any) -> dict[str, str]:
-    """Up to 16 string pairs (keys up to 64 characters, values up to 512)."""
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise type_error("metadata", ("object",), raw)
-    if len(raw) > MAX_METADATA_KEYS:
-        raise ApiError(
-            400,
-            f"Invalid 'metadata': too many properties. Expected an object with at most "
-            f"{MAX_METADATA_KEYS} properties, but got an object with {len(raw)} properties "
-            "instead.",
-            param="metadata",
-            code="object_above_max_properties",
-        )
-    for key, value in raw.items():
-        if len(key) > 64:
-            raise ApiError(
-                400,
-                f"Invalid 'metadata': key {key!r} is longer than 64 characters.",
-                param="metadata",
-            )
-        if not isinstance(value, str):
-            raise type_error(f"metadata.{key}", ("string",), value)
-        if len(value) > 512:
-            raise ApiError(
-                400,
-                f"Invalid 'metadata.{key}': string too long. Expected a string with maximum "
-                f"length 512, but got a string with length {len(value)} instead.",
-                param=f"metadata.{key}",
-                code="string_above_max_length",
-            )
-    return dict(raw)
 
 
 def _new_items(raw: Any, param: str) -> list[Any]:

@@ -8,6 +8,7 @@ costs the hot path a dict insert. They are bounded like the journal: the oldest 
 from __future__ import annotations
 
 import json
+import re
 from collections import OrderedDict
 from collections.abc import Hashable, Iterator
 from typing import Any, TypeVar
@@ -26,6 +27,14 @@ def put(entries: OrderedDict[K, V], key: K, value: V, capacity: int) -> None:
     entries.move_to_end(key)
     while len(entries) > capacity:
         entries.popitem(last=False)
+
+
+def answer_id(answer: Body | EventStream, pattern: re.Pattern[bytes]) -> str | None:
+    """The id an answer carries, read off its first bytes (the body, or the stream's first
+    event) with `pattern`'s group 1, without parsing it."""
+    head = answer.body if isinstance(answer, Body) else (answer.frames or (b"",))[0]
+    found = pattern.search(head)
+    return found.group(1).decode("ascii", "replace") if found else None
 
 
 def body_object(answer: Body) -> dict[str, Any] | None:

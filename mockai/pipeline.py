@@ -91,11 +91,8 @@ async def run(
         outgoing = error_body(error)
         limits.update(error.headers)
         entry.error = error.body()["error"]
-    except Exception:  # a bug in mockai: say so in the API's shape, keep the traceback in the log
-        log.exception("mockai failed while answering %s %s", request.method, request.path)
-        internal = ApiError(500, "mockai internal error (see the server log)", type="server_error")
-        outgoing = error_body(internal)
-        entry.error = internal.body()["error"]
+    except Exception:
+        outgoing = _internal_error(request, entry)
     if plan is not None:
         entry.source, entry.rule = plan.source, plan.name
     else:
@@ -193,6 +190,14 @@ def _check_auth(state: ServerState, request: web.Request) -> None:
         raise errors.incorrect_api_key(given.strip())
 
 
+def _internal_error(request: web.Request, entry: JournalEntry) -> Body:
+    """A bug in mockai: said in the API's shape (a 500), with the traceback in the log."""
+    log.exception("mockai failed while answering %s %s", request.method, request.path)
+    internal = ApiError(500, "mockai internal error (see the server log)", type="server_error")
+    entry.error = internal.body()["error"]
+    return error_body(internal)
+
+
 def error_body(error: ApiError) -> Body:
     """The wire form of an ApiError."""
     return Body(error.status, jsonbytes.dumps(error.body()))
@@ -270,11 +275,8 @@ async def simple(
     except ApiError as error:
         outgoing = error_body(error)
         entry.error = error.body()["error"]
-    except Exception:  # a bug in mockai: the API's shape, the traceback in the log
-        log.exception("mockai failed while answering %s %s", request.method, request.path)
-        internal = ApiError(500, "mockai internal error (see the server log)", type="server_error")
-        outgoing = error_body(internal)
-        entry.error = internal.body()["error"]
+    except Exception:
+        outgoing = _internal_error(request, entry)
     if request.body_exists and isinstance(entry.body, bytes):
         try:
             entry.body = jsonbytes.loads(entry.body)

@@ -84,7 +84,7 @@ class ResponseStore:
             return outgoing
         if not isinstance(outgoing, Body | EventStream):
             return outgoing  # relayed from an upstream: the upstream keeps it
-        response_id = _response_id(outgoing)
+        response_id = kept.answer_id(outgoing, _RESPONSE_ID)
         if response_id is None:
             return outgoing
         body = exchange.body
@@ -207,13 +207,6 @@ def _readable(response_id: str, stored: _Stored) -> dict[str, Any]:
             type="server_error",
         )
     return response
-
-
-def _response_id(outgoing: Body | EventStream) -> str | None:
-    """The id of the response in an answer, read off its first bytes (no parsing)."""
-    head = outgoing.body if isinstance(outgoing, Body) else (outgoing.frames or (b"",))[0]
-    found = _RESPONSE_ID.search(head)
-    return found.group(1).decode("ascii", "replace") if found else None
 
 
 def response_of(answer: Body | EventStream) -> dict[str, Any] | None:

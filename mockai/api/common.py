@@ -319,3 +319,49 @@ def positive_int(body: Mapping[str, Any], name: str) -> int | None:
             code="integer_below_min_value",
         )
     return int(value)
+
+
+MAX_METADATA_KEYS = 16
+
+
+def parse_metadata(raw: Any) -> dict[str, str]:
+    """`metadata`: up to 16 string pairs (keys up to 64 characters, values up to 512)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise type_error("metadata", ("object",), raw)
+    if len(raw) > MAX_METADATA_KEYS:
+        raise ApiError(
+            400,
+            f"Invalid 'metadata': too many properties. Expected an object with at most "
+            f"{MAX_METADATA_KEYS} properties, but got an object with {len(raw)} properties "
+            "instead.",
+            param="metadata",
+            code="object_above_max_properties",
+        )
+    for key, value in raw.items():
+        if len(key) > 64:
+            raise ApiError(
+                400,
+                f"Invalid 'metadata': key {key!r} is longer than 64 characters.",
+                param="metadata",
+            )
+        if not isinstance(value, str):
+            raise type_error(f"metadata.{key}", ("string",), value)
+        if len(value) > 512:
+            raise ApiError(
+                400,
+                f"Invalid 'metadata.{key}': string too long. Expected a string with maximum "
+                f"length 512, but got a string with length {len(value)} instead.",
+                param=f"metadata.{key}",
+                code="string_above_max_length",
+            )
+    return dict(raw)
+
+
+def metadata_update(body: Any) -> dict[str, str]:
+    """The new metadata of an update request (`{metadata}`, required) for a stored object."""
+    body = require_object(body)
+    if "metadata" not in body:
+        raise missing("metadata")
+    return parse_metadata(body["metadata"])

@@ -59,8 +59,9 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     tool_choice = common.parse_tool_choice(body.get("tool_choice"), tools, flat=True)
     prompt_tokens = common.prompt_tokens(messages, body.get("tools"))
     if prompt_tokens > info.context_window and body.get("truncation") == "auto":
-        messages = _truncated(messages, bool(body.get("instructions")), body, info.context_window)
-        prompt_tokens = common.prompt_tokens(messages, body.get("tools"))
+        messages, prompt_tokens = _truncated(
+            messages, bool(body.get("instructions")), prompt_tokens, info.context_window
+        )
     common.check_context(info, prompt_tokens, "input")
     top_logprobs = common.optional(body, "top_logprobs", 0)
     return Exchange(
@@ -86,17 +87,17 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
 
 
 def _truncated(
-    messages: tuple[Message, ...], instructed: bool, body: Mapping[str, Any], window: int
-) -> tuple[Message, ...]:
-    """`truncation: "auto"`: the conversation without its earliest items, until it fits the
-    context window (the instructions stay; the last item always stays, and may still not fit)."""
+    messages: tuple[Message, ...], instructed: bool, total: int, window: int
+) -> tuple[tuple[Message, ...], int]:
+    """`truncation: "auto"`: the conversation without its earliest items, until its `total`
+    prompt tokens fit the context window (the instructions stay; the last item always stays,
+    and may still not fit); and its new total."""
     keep = 1 if instructed else 0
-    total = common.prompt_tokens(messages, body.get("tools"))
     first = keep  # the earliest item still in
     while first < len(messages) - 1 and total > window:
         total -= common.message_tokens(messages[first])
         first += 1
-    return messages[:keep] + messages[first:]
+    return messages[:keep] + messages[first:], total
 
 
 def _history(body: Mapping[str, Any], ctx: ParseContext) -> tuple[Message, ...] | None:
@@ -134,8 +135,8 @@ def parse_items(raw: Sequence[Any], where: str) -> tuple[Message, ...]:
 def _conversation(
     body: Mapping[str, Any], history: tuple[Message, ...] | None
 ) -> tuple[Message, ...]:
-    """`instructions` (as a leading system message), the conversation before
-    `previous_response_id` when the server holds it, then the `input` items.
+    """`instructions` (as a leading system message), the conversation the server holds before
+    this request (`previous_response_id` or `conversation`), then the `input` items.
 
     With the history, rules match a chained request as they match the same conversation sent
     whole to chat completions (the last user message, the turn count, the earlier tool calls).
