@@ -14,14 +14,19 @@ import re
 from collections.abc import Iterable
 
 # Python's `re` has no \p{L}: `[^\W\d_]` is "a letter" (a word character that is neither a digit
-# nor an underscore).
+# nor an underscore), and `(?:[^\s\w]|_)` is "neither a letter, a digit nor whitespace" — the
+# underscore is a word character to `re` but punctuation to the tokenizers, and forgetting it once
+# made every stream drop every `_`.
 _PRETOKEN = re.compile(
     r"""'(?:s|t|re|ve|m|ll|d)(?![^\W\d_])"""  # contractions
-    r"""|[^\r\n\w]?[^\W\d_]+"""  # a word, with the space (or symbol) before it
+    r"""|(?:[^\r\n\w]|_)?[^\W\d_]+"""  # a word, with the space (or symbol) before it
     r"""|\d{1,3}"""  # numbers, three digits at a time
-    r"""| ?[^\s\w]+[\r\n]*"""  # punctuation runs
+    r"""| ?(?:[^\s\w]|_)+[\r\n]*"""  # punctuation runs
     r"""|\s*[\r\n]+"""  # newlines
-    r"""|\s+(?!\S)|\s+""",  # other whitespace
+    r"""|\s+(?!\S)|\s+"""  # other whitespace
+    # Anything the branches above missed is a piece of its own: `findall` silently skips text no
+    # branch matches, and the pieces must always join back to the text they came from.
+    r"""|[\s\S]""",
     re.IGNORECASE,
 )
 

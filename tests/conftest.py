@@ -6,16 +6,38 @@ Every answer a `server` fixture sent is validated against the official OpenAPI s
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 
 import conformance
 import openai
 import pytest
 import pytest_asyncio
+from hypothesis import HealthCheck, settings
 
 from mockai import MockServer
 
 API_KEY = "sk-test-0000"
+
+
+# Property tests: reproducible in CI (the same examples every run, within the suite's time
+# budget); `HYPOTHESIS_PROFILE=deep pytest tests/test_*properties*.py` explores far more, randomly.
+settings.register_profile(
+    "default",
+    derandomize=True,
+    deadline=None,  # examples talk to a real server: timing varies with the machine's load
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    print_blob=True,
+)
+settings.register_profile(
+    "deep",
+    max_examples=2500,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    print_blob=True,
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -1,0 +1,54 @@
+"""Properties of the token splitter that streams are built from, over arbitrary text.
+
+Every streamed answer is `split(text)` sent one piece per event, so a piece lost here is a
+character lost in every stream: the splitter once dropped every `_`, and 1035 example-based tests
+never noticed.
+"""
+
+from __future__ import annotations
+
+from hypothesis import example, given
+from hypothesis import strategies as st
+from strategies import texts
+
+from mockai import tokens
+
+# Every code point, lone surrogates included: the splitter sees whatever a body decoded to.
+_EVERY_CHAR = st.text(st.characters(blacklist_categories=()), max_size=200)
+
+
+@given(st.one_of(texts(max_size=60), _EVERY_CHAR))
+@example("first_name")
+@example("https://x.io/a_b")
+@example('{"first_name": "Ann", "city_name": "Paris"}')
+@example("__init__ _ __")
+def test_pieces_join_back_to_the_text(text: str) -> None:
+    pieces = tokens.split(text)
+    assert "".join(pieces) == text
+    assert all(pieces), "no empty pieces (an empty delta is an event with nothing in it)"
+
+
+@given(st.one_of(texts(min_size=1), _EVERY_CHAR.filter(bool)))
+def test_any_non_empty_text_counts_at_least_one_token(text: str) -> None:
+    assert tokens.count(text) >= 1
+    # The count billed in `usage` is the number of pieces a stream sends.
+    assert tokens.count(text) == len(tokens.split(text))
+
+
+@given(_EVERY_CHAR, st.integers(min_value=0, max_value=50))
+def test_truncation_is_a_prefix_of_at_most_limit_pieces(text: str, limit: int) -> None:
+    cut = tokens.truncate(text, limit)
+    assert text.startswith(cut)
+    assert len(tokens.split(cut)) <= limit
+    assert (cut == text) == (tokens.count(text) <= limit)
+
+
+@given(st.lists(texts(max_size=10), max_size=5))
+def test_counts_add_up_over_several_texts(parts: list[str]) -> None:
+    assert tokens.count_all(parts) == sum(tokens.count(part) for part in parts)
+
+
+def test_underscores_are_pieces_of_their_own_words() -> None:
+    # As cl100k / o200k pre-tokenize: the underscore starts the next word's piece.
+    assert tokens.split("first_name") == ("first", "_name")
+    assert tokens.split("a__b") == ("a", "__", "b")
