@@ -377,3 +377,25 @@ def test_the_cassette_keeps_what_it_recorded(tmp_path: Path) -> None:
         if p["choices"]
     )
     assert json.loads(text) == {"first_name": "Ann", "city_name": "a_b"}
+
+
+@settings(max_examples=examples(20))
+@given(content=texts(min_size=1, max_size=80), limit=st.integers(min_value=16, max_value=40))
+def test_responses_cut_by_max_output_tokens_the_same_streamed_or_not(
+    client: openai.OpenAI, server: MockServer, content: str, limit: int
+) -> None:
+    script(server, {"content": content})
+    full = client.responses.create(model=MODEL, input="go")
+    cut = client.responses.create(model=MODEL, input="go", max_output_tokens=limit)
+    assert full.output_text.startswith(cut.output_text)
+    truncated = cut.output_text != full.output_text
+    assert cut.status == ("incomplete" if truncated else "completed")
+    events = list(
+        client.responses.create(model=MODEL, input="go", max_output_tokens=limit, stream=True)
+    )
+    deltas = [e.delta for e in events if e.type == "response.output_text.delta"]
+    assert "".join(deltas) == cut.output_text
+    last = events[-1]  # response.completed, or response.incomplete when cut
+    assert last.type == f"response.{cut.status}"
+    assert last.response.output_text == cut.output_text
+    assert last.response.incomplete_details == cut.incomplete_details
