@@ -84,8 +84,17 @@ def sse_payloads(raw: bytes, *, done: bool) -> list[Any]:
     return payloads
 
 
+_http = httpx.Client(timeout=30)  # one pool for every example (a client costs an SSL context)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_http() -> Iterator[None]:
+    yield
+    _http.close()
+
+
 def raw_stream(server: MockServer, path: str, body: dict[str, Any]) -> bytes:
-    with httpx.stream("POST", server.url + path, json={**body, "stream": True}, timeout=30) as r:
+    with _http.stream("POST", server.url + path, json={**body, "stream": True}) as r:
         assert r.status_code == 200, r.read()
         return r.read()
 
@@ -343,8 +352,8 @@ def test_a_cassette_recorded_from_any_answer_replays_the_same_bytes(
     def answers(url: str) -> list[bytes]:
         out = []
         for path, body in requests:
-            out.append(httpx.post(url + path, json=body, timeout=30).content)
-            with httpx.stream("POST", url + path, json={**body, "stream": True}, timeout=30) as r:
+            out.append(_http.post(url + path, json=body).content)
+            with _http.stream("POST", url + path, json={**body, "stream": True}) as r:
                 out.append(r.read())
         return out
 
