@@ -149,7 +149,8 @@ class RuleBook:
                 error=ApiError(400, f"mockai strict mode: {error}", code="mockai_stale_fixture")
             )
         except TemplateRenderError as error:
-            message = f"{rule.label}: the reply template failed: {error}"
+            # The template's own place when known (`rule 'a' reply.content (a.yaml:6)`).
+            message = f"{error.origin or rule.label}: the reply template failed: {error}"
             log.warning("mockai: %s", message)
             return Reply(error=ApiError(400, message, code="mockai_template_error"))
         return _loop_guard(rule, reply, exchange)

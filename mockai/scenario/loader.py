@@ -252,8 +252,8 @@ def _limits(value: Any, line: int, problems: Problems) -> Any:
     # the same text; the rate-limit module validates both.
     try:
         ratelimit.parse_limits(value)
-    except (ValueError, ConfigError) as error:
-        problems.add(line, f"limits: {error}")
+    except ConfigError as error:  # its message starts with `limits: `
+        problems.add(line, str(error))
         return None
     return value
 

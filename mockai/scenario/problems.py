@@ -6,11 +6,12 @@ what it finds, and the loader raises one `ScenarioError` with all of them at the
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable
 from typing import Any
 
 from mockai.errors import Problem, ScenarioError
+from mockai.hints import suggest
+
+__all__ = ["Problems", "UnlocatedProblem", "describe", "suggest"]
 
 
 class UnlocatedProblem(Problem):
@@ -41,15 +42,6 @@ class Problems:
         """Raise ScenarioError with every problem recorded so far."""
         if self.items:
             raise ScenarioError(self.items)
-
-
-def suggest(word: Any, known: Iterable[str], *, noun: str = "known keys") -> str:
-    """` (did you mean 'x'?)` for a near miss, else ` (<noun>: a, b, c)`."""
-    options = list(known)
-    close = difflib.get_close_matches(str(word), options, n=1, cutoff=0.6)
-    if close:
-        return f" (did you mean '{close[0]}'?)"
-    return f" ({noun}: {', '.join(options)})"
 
 
 def describe(value: Any) -> str:

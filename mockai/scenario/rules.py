@@ -19,7 +19,7 @@ from mockai.scenario.errorspecs import ErrorSpec, compile_error
 from mockai.scenario.matchers import Matcher, compile_match
 from mockai.scenario.problems import Problems, describe, suggest
 from mockai.scenario.replies import ReplySpec, compile_reply
-from mockai.scenario.yamlsrc import line_of
+from mockai.scenario.yamlsrc import block_line, line_of
 from mockai.timing import Delay, StreamTiming, parse_delay, parse_stream
 
 RULE_KEYS = (
@@ -208,7 +208,8 @@ def _answer(
     value: Mapping[str, Any], where: str, problems: Problems
 ) -> tuple[ReplySpec | None, ErrorSpec | None] | None:
     if "reply" in value:
-        reply = compile_reply(value["reply"], line_of(value, "reply"), where, problems)
+        line, block = line_of(value, "reply"), block_line(value, "reply")
+        reply = compile_reply(value["reply"], line, where, problems, block=block)
         return None if reply is None else (reply, None)
     error = compile_error(value["error"], line_of(value, "error"), where, problems)
     return None if error is None else (None, error)
