@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from mockai import __version__, serving
-from mockai.check import check_paths
+from mockai.check import check_all
 from mockai.config import RECORD_MODES, Config
 from mockai.errors import MockaiError
 
@@ -190,12 +190,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _check(paths: Sequence[str]) -> int:
-    """Print every problem as `file:line: message`; exit 1 if there is any."""
-    problems = check_paths(paths)
+    """Print every problem as `file:line: message`, then every warning; exit 1 on a problem."""
+    problems, warnings = check_all(paths)
     for problem in problems:
         print(problem, file=sys.stderr)
+    for warning in warnings:
+        print(warning, file=sys.stderr)
     if problems:
         print(f"mockai check: {len(problems)} problem(s)", file=sys.stderr)
         return 1
-    print(f"mockai check: {len(list(paths))} path(s) OK")
+    warned = f" ({len(warnings)} warning(s))" if warnings else ""
+    print(f"mockai check: {len(list(paths))} path(s) OK{warned}")
     return 0

@@ -109,7 +109,8 @@ def test_stream_timing(value: object, ttft: float | None, gap: float | None, jit
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        ({"ttft": "1s", "speed": 2}, "unknown stream timing key(s) ['speed']"),
+        ({"ttft": "1s", "speed": 2}, "unknown stream timing key 'speed' (known: chunk_delay, "),
+        ({"tft": "1s"}, "unknown stream timing key 'tft' (did you mean 'ttft'?)"),
         ({"chunk_delay": "1ms", "tokens_per_second": 5}, "either chunk_delay or tokens_per_second"),
         ({"tokens_per_second": 0}, "tokens_per_second must be a positive number, got 0"),
         ({"jitter": 2}, "jitter must be a number between 0 and 1, got 2"),

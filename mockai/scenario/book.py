@@ -186,6 +186,8 @@ class RuleBook:
             problems.items.extend(found)
             problems.raise_if_any()
             self._runtime = self._runtime + tuple(compiled)
+        for warning in problems.warnings:
+            log.warning("%s", warning)
         return [rule.name for rule in compiled]
 
     def _has(self, name: str) -> bool:

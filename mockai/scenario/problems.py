@@ -27,13 +27,22 @@ class Problems:
     def __init__(self, file: str) -> None:
         self.file = file
         self.items: list[Problem] = []
+        # What loads but probably does not say what its author meant (`latency: 200`): shown by
+        # `mockai check` and logged at load, never a reason to refuse the file.
+        self.warnings: list[Problem] = []
 
     def add(self, line: int, message: str) -> None:
         """Record a problem at `line` (0: no line is known)."""
+        self.items.append(self._at(line, message))
+
+    def warn(self, line: int, message: str) -> None:
+        """Record a warning at `line`: rendered `file:line: warning: message`."""
+        self.warnings.append(self._at(line, f"warning: {message}"))
+
+    def _at(self, line: int, message: str) -> Problem:
         if line > 0:
-            self.items.append(Problem(self.file, line, message))
-        else:
-            self.items.append(UnlocatedProblem(self.file, 0, message))
+            return Problem(self.file, line, message)
+        return UnlocatedProblem(self.file, 0, message)
 
     def __bool__(self) -> bool:
         return bool(self.items)
