@@ -223,10 +223,10 @@ def _text(value: Mapping[str, Any], key: str, where: str, problems: Problems) ->
     if key not in value:
         return None
     text, line = value[key], line_of(value, key)
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        text = str(text)
     if not isinstance(text, str):
-        problems.add(line, f"{where}.{key} must be a string, got {describe(text)}")
+        # A bare number is not sent as typed (`3.10` would be '3.1'): ask for quotes.
+        quote = " (quote it if you meant the text)" if isinstance(text, (int, float)) else ""
+        problems.add(line, f"{where}.{key} must be a string, got {describe(text)}{quote}")
         return None
     block = block_line(value, key)
     return templates.compile_text(text, line, f"{where}.{key}", problems, block=block)
