@@ -33,8 +33,8 @@ def _check_one(path: str) -> tuple[list[Problem], list[Problem]]:
 
     files = _files(path) if os.path.isdir(path) else [path]
     if os.path.isdir(path) and not files:
-        found = "no scenario files or cassettes (*.yaml, *.yml, *.json) found"
-        return [_unlocated(path, found)], []
+        empty = "no scenario files or cassettes (*.yaml, *.yml, *.json) found"
+        return [_unlocated(path, empty)], []
     texts = {file: _read(file) for file in files}
     cassettes = [f for f in files if texts[f] is not None and _is_cassette(f, texts[f] or "")]
     scenarios = [f for f in files if f not in cassettes and not f.endswith(".json")]

@@ -284,14 +284,16 @@ def unit_warnings(value: Any, name: str = "latency") -> list[str]:
     if not isinstance(value, Mapping) and "=" not in str(value):  # `200`, `100-300`
         text = "-".join(f"{n:g}" for n in numbers)
         seconds = " to ".join(f"{n:g} s" for n in numbers)
-        return [
+        warning = (
             f"{name} {text} is read as seconds ({seconds}); write {text}ms if you meant "
             f"milliseconds, or {text}s to keep seconds"
-        ]
-    return [
-        f"{name} {_shown(value)} is read as seconds; give each number a unit: ms for "
-        "milliseconds (e.g. 200ms), s to keep seconds"
-    ]
+        )
+    else:
+        warning = (
+            f"{name} {_shown(value)} is read as seconds; give each number a unit: ms for "
+            "milliseconds (e.g. 200ms), s to keep seconds"
+        )
+    return [warning]
 
 
 def _pairs(value: Any) -> Mapping[Any, Any] | None:

@@ -244,4 +244,5 @@ def test_mockai_serve_refuses_bad_chaos() -> None:
     process = _serve("--chaos", "boom=0.1")
     _, stderr = process.communicate(timeout=20)
     assert process.returncode == 2
-    assert "mockai: chaos: 'boom' is not a fault or a named error" in stderr
+    assert "error: argument --chaos: 'boom' is not a fault or a named error" in stderr
+    assert "Traceback" not in stderr

@@ -49,7 +49,10 @@ def test_parse_faults(mapping: dict[str, object], expected: Faults) -> None:
         ({"reset": 3}, "reset is a flag: use `reset: true`"),
         ({"disconnect_after": 0}, "disconnect_after takes a chunk number >= 1, got 0"),
         ({"stall_after": "soon"}, "stall_after takes a chunk number >= 1, got 'soon'"),
-        ({"rate_limit": {"foo": 1}}, "rate_limit: unknown option 'foo' (known: retry_after, should_retry)"),
+        (
+            {"rate_limit": {"foo": 1}},
+            "rate_limit: unknown option 'foo' (known: retry_after, should_retry)",
+        ),
         (
             {"rate_limit": {"retry_afer": 1}},
             "rate_limit: unknown option 'retry_afer' (did you mean 'retry_after'?)",

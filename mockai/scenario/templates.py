@@ -299,8 +299,8 @@ def _check_tree(tree: nodes.Template, place: _Place, where: str, problems: Probl
                     + suggest(name, sorted(known), noun=f"{kind}s"),
                 )
                 ok = False
-    for node in tree.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)):
-        at, inside = place.of(node.lineno)
+    for other in tree.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)):
+        at, inside = place.of(other.lineno)
         problems.add(
             at, f"the template of {where}{inside} cannot extend, include or import other templates"
         )
