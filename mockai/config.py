@@ -70,6 +70,14 @@ class Config:
     # only what nobody set: `--seed 0` must beat a file's `seed: 7` although 0 is the default.
     given: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
 
+    def __post_init__(self) -> None:
+        # `Config(port=99999)` built directly is checked like the values `merged` takes (which
+        # are valid already: checking them again costs microseconds, once per server).
+        for name in _CHECKS:
+            value = getattr(self, name)
+            if value is not None and value != _DEFAULTS.get(name):
+                _coerce(name, value)
+
     def merged(self, **changes: Any) -> Config:
         """A copy with `changes` applied (None values are ignored: "not given")."""
         given = {k: v for k, v in changes.items() if v is not None}
@@ -133,6 +141,9 @@ def unknown_env_variables(environ: Mapping[str, str] | None = None) -> list[str]
             hint = f"did you mean MOCKAI_{near}?" if near else "see mockai serve --help"
             warnings.append(f"{variable} is not a mockai setting and is ignored ({hint})")
     return warnings
+
+
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Config)}
 
 
 def _names() -> list[str]:

@@ -329,6 +329,12 @@ def _requested(part: str) -> Requested:
         if not has_value or not key.strip() or not value.strip():
             raise ValueError(f"{param!r} in {part!r} is not NAME=VALUE")
         options[key.strip()] = value.strip()
+    known = ["attempts", *sorted(_ERROR_OPTIONS)] if name in errors.NAMED else ["attempts"]
+    for option in options:
+        if option not in known:
+            raise ValueError(
+                f"{part!r}: unknown parameter {option!r}" + suggest(option, known, noun="known")
+            )
     attempts = _attempts(options.pop("attempts", None), part)
     setting: Any = count.strip() if sep else True
     if isinstance(setting, str) and setting.lower() in ("true", "false"):
@@ -337,11 +343,6 @@ def _requested(part: str) -> Requested:
         if sep:
             raise ValueError(f"{name} is a named error and takes no `={count}`")
         setting = options or True
-        options = {}
-    for option in options:
-        raise ValueError(
-            f"{part!r}: unknown parameter {option!r}" + suggest(option, ["attempts"], noun="known")
-        )
     return Requested(fault(name, setting), attempts)
 
 

@@ -282,8 +282,8 @@ def unit_warnings(value: Any, name: str = "latency") -> list[str]:
     if not numbers or max(numbers) < _LIKELY_MS.get(name, 30.0):
         return []
     if not isinstance(value, Mapping) and "=" not in str(value):  # `200`, `100-300`
-        text = "-".join(f"{n:g}" for n in numbers)
-        seconds = " to ".join(f"{n:g} s" for n in numbers)
+        text = "-".join(_plain(n) for n in numbers)
+        seconds = " to ".join(f"{_plain(n)} s" for n in numbers)
         warning = (
             f"{name} {text} is read as seconds ({seconds}); write {text}ms if you meant "
             f"milliseconds, or {text}s to keep seconds"
@@ -325,6 +325,11 @@ def _bare_numbers(value: Any) -> list[float]:
     if pairs is not None:
         return [n for key in _DELAY_KEYS if key in pairs for n in _bare_numbers(pairs[key])]
     return []
+
+
+def _plain(number: float) -> str:
+    """`200`, `250.5`: never `2e+06`, which is no duration."""
+    return str(int(number)) if number.is_integer() else repr(number)
 
 
 def _shown(value: Any) -> str:
