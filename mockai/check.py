@@ -39,6 +39,10 @@ def _check_one(path: str) -> tuple[list[Problem], list[Problem]]:
     cassettes = [f for f in files if texts[f] is not None and _is_cassette(f, texts[f] or "")]
     scenarios = [f for f in files if f not in cassettes and not f.endswith(".json")]
     problems = _check_cassettes(cassettes, texts)
+    if not os.path.isdir(path) and path.endswith(".json") and path not in cassettes:
+        # Named on its own, a JSON file that is no cassette is checked by nothing: say so
+        # rather than call it OK. (In a folder, other JSON files are left alone.)
+        problems.append(_unlocated(path, _not_a_cassette(path, texts[path])))
     warnings: list[Problem] = []
     if scenarios:
         scenario_set, found = loader.collect(scenarios)
@@ -74,6 +78,17 @@ def _check_cassettes(files: Sequence[str], texts: dict[str, str | None]) -> list
     from mockai.cassette.check import check_cassette
 
     return [problem for file in files for problem in check_cassette(Path(file), texts[file] or "")]
+
+
+def _not_a_cassette(path: str, text: str | None) -> str:
+    if not os.path.exists(path):
+        return "no such file or directory"
+    if text is None:
+        return "cannot read the file (unreadable, or not UTF-8)"
+    return (
+        "not a cassette: a cassette has a top-level 'interactions' list "
+        "(scenario files are YAML: *.yaml, *.yml)"
+    )
 
 
 def _unlocated(path: str, message: str) -> Problem:

@@ -532,3 +532,19 @@ def test_a_runtime_rule_template_failing_names_the_rule_and_field() -> None:
         "param": None,
         "code": "mockai_template_error",
     }
+
+
+def test_check_does_not_call_a_json_file_that_is_no_cassette_ok(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stray = tmp_path / "settings.json"
+    stray.write_text('{"rules": []}', encoding="utf-8")
+    assert main(["check", str(stray), str(tmp_path / "missing.json")]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        (
+            f"{stray}: not a cassette: a cassette has a top-level 'interactions' list "
+            "(scenario files are YAML: *.yaml, *.yml)"
+        ),
+        f"{tmp_path / 'missing.json'}: no such file or directory",
+        "mockai check: 2 problem(s)",
+    ]
