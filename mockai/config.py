@@ -183,12 +183,12 @@ def _coerce(name: str, value: Any) -> Any:
             value = _float(value)
         elif kind == "bool":
             return _bool(value)
-    except ValueError:
+    except (ValueError, TypeError):
         raise ConfigError(f"{name}: {value!r} is not {_KIND_WORDS[str(kind)]}") from None
-    if name in _LISTS and isinstance(value, (str, os.PathLike)):
-        return (os.fspath(value),)
     if name in _LISTS:
-        value = tuple(os.fspath(v) for v in value)
+        value = _strings(name, value)
+    elif name in _PATHS:
+        value = _path(name, value)
     if name == "chaos" and isinstance(value, str):
         value = parse_rates(value)
     check = _CHECKS.get(name)
@@ -204,6 +204,25 @@ _KIND_WORDS = {
     "float": "a finite number",
     "bool": "a boolean (use 1/0, true/false, yes/no or on/off)",
 }
+
+
+def _strings(name: str, value: Any) -> tuple[str, ...]:
+    """A list option's values: one string (or path), or an iterable of them."""
+    if isinstance(value, (str, os.PathLike)):
+        return (os.fspath(value),)
+    try:
+        return tuple(_path(name, item) for item in value)
+    except TypeError:
+        raise ConfigError(f"{name}: expected a list of strings, got {value!r}") from None
+
+
+def _path(name: str, value: Any) -> str:
+    if not isinstance(value, (str, os.PathLike)):
+        raise ConfigError(f"{name}: expected a string or a path, got {value!r}")
+    return os.fspath(value)
+
+
+_PATHS = frozenset({"cassette"})
 
 
 def _int(value: Any) -> int:

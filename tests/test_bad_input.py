@@ -286,6 +286,34 @@ def test_bad_mockserver_arguments_are_value_errors(
     assert str(raised.value).startswith(message)
 
 
+_ANY_VALUE = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**6),
+    st.floats(),
+    st.text(max_size=20),
+    st.lists(st.one_of(st.text(max_size=8), st.integers()), max_size=3),
+    st.dictionaries(st.text(max_size=10), st.one_of(st.floats(), st.text(max_size=5)), max_size=2),
+)
+_OPTIONS = sorted(set(env_variables().values()))
+
+
+@settings(max_examples=300, deadline=None)
+@given(option=st.sampled_from(_OPTIONS), value=_ANY_VALUE)
+def test_any_python_value_for_any_option_is_taken_or_a_config_error(
+    option: str, value: object
+) -> None:
+    try:
+        config = Config().merged(**{option: value})
+    except ConfigError as error:
+        assert str(error).startswith(f"{option}: ")
+    else:  # what was taken is the option's kind, so nothing fails later on its type
+        taken = getattr(config, option)
+        default = getattr(Config(), option)
+        if value is not None and isinstance(default, (bool, int, float, tuple)):
+            assert type(taken) is type(default)
+
+
 def test_a_config_built_directly_is_checked_too() -> None:
     with pytest.raises(ConfigError, match=r"^port: 70000 is not a port; use 0-65535"):
         MockServer(Config(port=70000))
