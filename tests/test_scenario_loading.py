@@ -381,6 +381,30 @@ BROKEN = [
         ],
     ),
     (
+        "empty-text-matches-everything",  # `user: ""` looks like "empty", means "anything"
+        """
+        mockai: 1
+        rules:
+          - name: a
+            match: {user: "", tools: [""]}
+            reply: hi
+          - name: b
+            match: {user: {equals: ""}, system: {not: {endswith: ""}}}
+            reply: hi
+        """,
+        [
+            (
+                4,
+                "rule 'a' match.user: contains '' is true of every text (use {equals: ''} for an empty text, or leave the condition out)",
+            ),
+            (4, "rule 'a' match.tools must be a list of tool names, got ['']"),
+            (
+                7,
+                "rule 'b' match.system.not: endswith '' is true of every text (use {equals: ''} for an empty text, or leave the condition out)",
+            ),
+        ],
+    ),
+    (
         "limits-one-prefix",  # it was `limits: limits: limits: rpm must be ...`
         """
         mockai: 1

@@ -135,7 +135,7 @@ def compile_text(value: Any, where: str, line: int, problems: Problems) -> TextT
     `3.10` would become '3.1'), so they are problems asking for quotes, never guessed.
     """
     if isinstance(value, str):
-        return TextTest.make(Op.CONTAINS, value)
+        return _not_empty(Op.CONTAINS, value, where, line, problems)
     if not isinstance(value, Mapping):
         hint = _QUOTE_IT if _scalar(value) else ""
         problems.add(
@@ -172,6 +172,8 @@ def compile_text(value: Any, where: str, line: int, problems: Problems) -> TextT
             f"{where}: ignore_case must be true or false, got {describe(ignore_case)}",
         )
         return None
+    if op is not Op.REGEX and op is not Op.EQUALS and not text:
+        return _not_empty(op, text, where, op_line, problems)
     try:
         return TextTest.make(op, text, ignore_case=ignore_case)
     except re.error as error:
@@ -180,6 +182,18 @@ def compile_text(value: Any, where: str, line: int, problems: Problems) -> TextT
 
 
 _QUOTE_IT = " (quote it if you meant the text)"
+
+
+def _not_empty(op: Op, text: str, where: str, line: int, problems: Problems) -> TextTest | None:
+    """Every text contains, starts and ends with '': such a condition holds for any request."""
+    if text:
+        return TextTest.make(op, text)
+    problems.add(
+        line,
+        f"{where}: {op.value} '' is true of every text (use {{equals: ''}} for an empty text, "
+        "or leave the condition out)",
+    )
+    return None
 
 
 def _scalar(value: Any) -> bool:
