@@ -102,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--latency",
         metavar="SPEC",
         type=_valid("latency"),
-        help="latency before headers, e.g. 200ms or 100ms-300ms; stream pacing too, e.g. "
+        help="latency before headers, e.g. 200ms or 100ms-300ms (a bare number is seconds); "
+        "stream pacing too, e.g. "
         "ttft=300ms,tokens_per_second=50",
     )
     chaos.add_argument(
