@@ -11,13 +11,21 @@ from mockai.errors import Problem
 
 def check_paths(paths: Iterable[str]) -> list[Problem]:
     """Every problem found in the given files and folders (empty when all are valid)."""
+    return check_all(paths)[0]
+
+
+def check_all(paths: Iterable[str]) -> tuple[list[Problem], list[Problem]]:
+    """(problems, warnings) of the given files and folders; warnings never make a file invalid."""
     problems: list[Problem] = []
+    warnings: list[Problem] = []
     for path in paths:
-        problems.extend(_check_one(path))
-    return problems
+        found, warned = _check_one(path)
+        problems.extend(found)
+        warnings.extend(warned)
+    return problems, warnings
 
 
-def _check_one(path: str) -> list[Problem]:
+def _check_one(path: str) -> tuple[list[Problem], list[Problem]]:
     # Scenario files and cassettes are told apart by their top-level keys (`mockai:` versus
     # `interactions:`); each package validates its own kind. A folder's scenario files are
     # checked together, as `mockai serve --scenario FOLDER` would load them.
@@ -25,14 +33,22 @@ def _check_one(path: str) -> list[Problem]:
 
     files = _files(path) if os.path.isdir(path) else [path]
     if os.path.isdir(path) and not files:
-        return [_unlocated(path, "no scenario files or cassettes (*.yaml, *.yml, *.json) found")]
+        empty = "no scenario files or cassettes (*.yaml, *.yml, *.json) found"
+        return [_unlocated(path, empty)], []
     texts = {file: _read(file) for file in files}
     cassettes = [f for f in files if texts[f] is not None and _is_cassette(f, texts[f] or "")]
     scenarios = [f for f in files if f not in cassettes and not f.endswith(".json")]
     problems = _check_cassettes(cassettes, texts)
+    if not os.path.isdir(path) and path.endswith(".json") and path not in cassettes:
+        # Named on its own, a JSON file that is no cassette is checked by nothing: say so
+        # rather than call it OK. (In a folder, other JSON files are left alone.)
+        problems.append(_unlocated(path, _not_a_cassette(path, texts[path])))
+    warnings: list[Problem] = []
     if scenarios:
-        problems.extend(loader.collect(scenarios)[1])
-    return problems
+        scenario_set, found = loader.collect(scenarios)
+        problems.extend(found)
+        warnings.extend(scenario_set.warnings)
+    return problems, warnings
 
 
 def _files(folder: str) -> list[str]:
@@ -62,6 +78,17 @@ def _check_cassettes(files: Sequence[str], texts: dict[str, str | None]) -> list
     from mockai.cassette.check import check_cassette
 
     return [problem for file in files for problem in check_cassette(Path(file), texts[file] or "")]
+
+
+def _not_a_cassette(path: str, text: str | None) -> str:
+    if not os.path.exists(path):
+        return "no such file or directory"
+    if text is None:
+        return "cannot read the file (unreadable, or not UTF-8)"
+    return (
+        "not a cassette: a cassette has a top-level 'interactions' list "
+        "(scenario files are YAML: *.yaml, *.yml)"
+    )
 
 
 def _unlocated(path: str, message: str) -> Problem:

@@ -9,12 +9,14 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from mockai import __version__, serving
-from mockai.check import check_paths
-from mockai.config import RECORD_MODES, Config
-from mockai.errors import MockaiError
+from mockai.check import check_all
+from mockai.config import RECORD_MODES, Config, check_option, unknown_env_variables
+from mockai.errors import ConfigError, MockaiError
+from mockai.hints import suggest
 
 log = logging.getLogger("mockai")
 
@@ -30,11 +32,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the server (Ctrl-C to stop)")
     serving = serve.add_argument_group("serving")
-    serving.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    serving.add_argument("--port", type=int, help="port (default 8000; 0 picks a free one)")
-    serving.add_argument("--workers", type=int, help="processes sharing the port (default 1)")
     serving.add_argument(
-        "--require-api-key", metavar="KEY", help="answer 401 unless this key is sent"
+        "--host", type=_valid("host"), help="address to listen on (default 127.0.0.1)"
+    )
+    serving.add_argument(
+        "--port", type=_valid("port"), help="port, 0-65535 (default 8000; 0 picks a free one)"
+    )
+    serving.add_argument(
+        "--workers", type=_valid("workers"), help="processes sharing the port (default 1)"
+    )
+    serving.add_argument(
+        "--require-api-key",
+        metavar="KEY",
+        type=_valid("require_api_key"),
+        help="answer 401 unless this key is sent",
     )
     serving.add_argument(
         "--admin-remote",
@@ -48,10 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     answers = serve.add_argument_group("answers")
     answers.add_argument(
-        "--seed", type=int, help="seed for generated text, ids and chaos (default 0)"
+        "--seed", type=_valid("seed"), help="seed for generated text, ids and chaos (default 0)"
     )
     answers.add_argument(
-        "--models", help="comma-separated model ids to serve; others get 404 model_not_found"
+        "--models",
+        type=_valid("models", lambda text: _split(text) or ()),
+        help="comma-separated model ids to serve; others get 404 model_not_found",
     )
     answers.add_argument(
         "--strict-requests",
@@ -67,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     answers.add_argument(
         "--fallback",
-        choices=("generate", "error"),
+        type=_valid("fallback"),
+        metavar="{generate,error}",
         help="what a request matching nothing gets (default: error once rules or a cassette load)",
     )
     answers.add_argument(
@@ -79,17 +93,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     chaos = serve.add_argument_group("faults")
     chaos.add_argument(
-        "--chaos", metavar="SPEC", help="fault rates, e.g. rate_limit=0.1,server_error=0.02"
+        "--chaos",
+        metavar="SPEC",
+        type=_valid("chaos"),
+        help="fault rates, e.g. rate_limit=0.1,server_error=0.02",
     )
     chaos.add_argument(
         "--latency",
         metavar="SPEC",
-        help="latency before headers, e.g. 200ms or 100ms-300ms; stream pacing too, e.g. "
+        type=_valid("latency"),
+        help="latency before headers, e.g. 200ms or 100ms-300ms (a bare number is seconds); "
+        "stream pacing too, e.g. "
         "ttft=300ms,tokens_per_second=50",
     )
     chaos.add_argument(
         "--limits",
         metavar="SPEC",
+        type=_valid("limits"),
         help="rate-limit budgets, e.g. rpm=60,tpm=40000 or gpt-4o:rpm=3,window=2s;o3:rpm=9",
     )
 
@@ -98,16 +118,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--cassette", metavar="PATH", help="cassette file or folder to replay / record"
     )
     tapes.add_argument(
-        "--record-mode", choices=RECORD_MODES, help="vcrpy record mode (default none)"
+        "--record-mode",
+        type=_valid("record_mode"),
+        metavar="{" + ",".join(RECORD_MODES) + "}",
+        help="vcrpy record mode (default none)",
     )
     tapes.add_argument(
-        "--upstream", metavar="URL", help="OpenAI-compatible base URL to record from"
+        "--upstream",
+        metavar="URL",
+        type=_valid("upstream"),
+        help="OpenAI-compatible base URL to record from",
     )
     tapes.add_argument(
-        "--replay-speed", type=float, help="0: as fast as possible (default); 1: recorded pace"
+        "--replay-speed",
+        type=_valid("replay_speed"),
+        help="0: as fast as possible (default); 1: recorded pace",
     )
     tapes.add_argument(
-        "--match-on", metavar="FIELDS", help="comma-separated request matchers for replay"
+        "--match-on",
+        metavar="FIELDS",
+        type=_matchers,
+        help="comma-separated request matchers for replay",
     )
     tapes.add_argument(
         "--allow-repeats",
@@ -122,7 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="also record upstream 4xx/5xx answers",
     )
     tapes.add_argument(
-        "--redact", action="append", metavar="REGEX", help="extra pattern scrubbed from cassettes"
+        "--redact",
+        action="append",
+        metavar="REGEX",
+        type=_pattern,
+        help="extra pattern scrubbed from cassettes",
     )
 
     check = commands.add_parser("check", help="validate scenario files and cassettes")
@@ -141,7 +176,7 @@ def config_from_args(args: argparse.Namespace, environ: dict[str, str] | None = 
         admin_remote=args.admin_remote,
         log_requests=False if args.quiet else None,
         seed=args.seed,
-        models=_split(args.models),
+        models=args.models,
         strict_requests=args.strict_requests,
         scenarios=tuple(args.scenario) if args.scenario else None,
         fallback=args.fallback,
@@ -153,7 +188,7 @@ def config_from_args(args: argparse.Namespace, environ: dict[str, str] | None = 
         record_mode=args.record_mode,
         upstream=args.upstream,
         replay_speed=args.replay_speed,
-        match_on=_split(args.match_on),
+        match_on=args.match_on,
         allow_repeats=args.allow_repeats,
         record_errors=args.record_errors,
         redact=tuple(args.redact) if args.redact else None,
@@ -162,6 +197,45 @@ def config_from_args(args: argparse.Namespace, environ: dict[str, str] | None = 
 
 def _split(text: str | None) -> tuple[str, ...] | None:
     return tuple(part.strip() for part in text.split(",") if part.strip()) if text else None
+
+
+def _valid(option: str, parse: Callable[[str], Any] | None = None) -> Callable[[str], Any]:
+    """An argparse `type` checking the value as the configuration does, so that a bad value
+    stops the parser (`mockai serve: error: argument --port: ...`, exit 2) with its message."""
+
+    def check(text: str) -> Any:
+        try:
+            return check_option(option, parse(text) if parse is not None else text)
+        except ConfigError as error:
+            raise argparse.ArgumentTypeError(str(error).removeprefix(f"{option}: ")) from None
+
+    check.__name__ = option  # argparse names the type in some of its messages
+    return check
+
+
+def _matchers(text: str) -> tuple[str, ...]:
+    from mockai.cassette.matching import MATCHERS  # vcrpy's world: only when the option is used
+
+    names = _split(text) or ()
+    known = MATCHERS.names()
+    for name in names:
+        if name not in known:
+            raise argparse.ArgumentTypeError(
+                f"{name!r} is not a request matcher" + suggest(name, known, noun="matchers")
+            )
+    if not names:
+        raise argparse.ArgumentTypeError(f"give at least one of: {', '.join(known)}")
+    return names
+
+
+def _pattern(text: str) -> str:
+    from mockai.cassette.redact import Scrubber
+
+    try:
+        Scrubber((text,))
+    except ConfigError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix("redact: ")) from None
+    return text
 
 
 def _configure_logging(config: Config) -> None:
@@ -180,6 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _check(args.paths)
         config = config_from_args(args)
         _configure_logging(config)
+        _preflight(config)
         serving.run(config)
     except MockaiError as error:
         print(f"mockai: {error}", file=sys.stderr)
@@ -189,13 +264,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _preflight(config: Config) -> None:
+    """Warn about what is accepted but probably not meant, and load the scenario files once.
+
+    Loading here, before `--workers` forks, shows their problems and warnings once (the forked
+    processes find them compiled) and before the port is taken.
+    """
+    from mockai import scenario
+    from mockai.timing import unit_warnings
+
+    warnings = unknown_env_variables()
+    if config.latency:
+        warnings += unit_warnings(config.latency)
+    warnings += _without_cassette(config)
+    for warning in warnings:
+        log.warning("warning: %s", warning)
+    scenario.load(config.scenarios)
+
+
+def _without_cassette(config: Config) -> list[str]:
+    """Cassette options that do nothing without --cassette (and --upstream, for some)."""
+    if config.cassette is not None:
+        return []
+    unused = ["replay_speed", "match_on", "allow_repeats", "record_errors"]
+    if config.upstream is None:
+        unused.append("redact")
+    if config.record_mode != "none":
+        unused.append("record_mode")
+    return [
+        f"--{name.replace('_', '-')} does nothing without --cassette"
+        + (" (nothing is recorded)" if name == "record_mode" else "")
+        for name in unused
+        if name in config.given
+    ]
+
+
 def _check(paths: Sequence[str]) -> int:
-    """Print every problem as `file:line: message`; exit 1 if there is any."""
-    problems = check_paths(paths)
+    """Print every problem as `file:line: message`, then every warning; exit 1 on a problem."""
+    problems, warnings = check_all(paths)
     for problem in problems:
         print(problem, file=sys.stderr)
+    for warning in warnings:
+        print(warning, file=sys.stderr)
     if problems:
         print(f"mockai check: {len(problems)} problem(s)", file=sys.stderr)
         return 1
-    print(f"mockai check: {len(list(paths))} path(s) OK")
+    warned = f" ({len(warnings)} warning(s))" if warnings else ""
+    print(f"mockai check: {len(list(paths))} path(s) OK{warned}")
     return 0

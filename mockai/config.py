@@ -3,18 +3,25 @@
 Precedence, later wins, the same for every option:
     defaults < scenario file < MOCKAI_* environment < CLI options / fixture / marker
 `Config.merged(**changes)` applies a layer, validating as it goes; `Config.from_env()` reads the
-environment layer. Every option has an environment variable: `MOCKAI_` + its upper-case name.
+environment layer. Every option has an environment variable: `MOCKAI_` + its upper-case name (and
+the command line's spellings: `MOCKAI_QUIET`, `MOCKAI_SCENARIO`).
+
+Every value is checked however it is given (option, variable, fixture, `MockServer(...)`): a
+ConfigError (a ValueError) says which option or variable, what is wrong and what is accepted.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from mockai.errors import ConfigError
+from mockai.hints import closest, suggest
 
 DEFAULT_PORT = 8000
 # The timestamp written into `created` fields: fixed, so that the same seed gives the same bytes.
@@ -63,13 +70,23 @@ class Config:
     # only what nobody set: `--seed 0` must beat a file's `seed: 7` although 0 is the default.
     given: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
 
+    def __post_init__(self) -> None:
+        # `Config(port=99999)` built directly is checked like the values `merged` takes (which
+        # are valid already: checking them again costs microseconds, once per server).
+        for name in _CHECKS:
+            value = getattr(self, name)
+            if value is not None and value != _DEFAULTS.get(name):
+                _coerce(name, value)
+
     def merged(self, **changes: Any) -> Config:
         """A copy with `changes` applied (None values are ignored: "not given")."""
         given = {k: v for k, v in changes.items() if v is not None}
-        unknown = set(given) - ({f.name for f in dataclasses.fields(self)} - {"given"})
+        unknown = sorted(set(given) - ({f.name for f in dataclasses.fields(self)} - {"given"}))
         if unknown:
-            names = ", ".join(sorted(unknown))
-            raise ConfigError(f"unknown option(s): {names}. Known options: {', '.join(_names())}")
+            names = ", ".join(unknown)
+            raise ConfigError(
+                f"unknown option(s): {names}" + suggest(unknown[0], _names(), noun="known options")
+            )
         coerced = {name: _coerce(name, value) for name, value in given.items()}
         return dataclasses.replace(self, **coerced, given=self.given | set(coerced))
 
@@ -77,14 +94,56 @@ class Config:
     def from_env(
         cls, environ: Mapping[str, str] | None = None, base: Config | None = None
     ) -> Config:
-        """`base` (default: the defaults) with every `MOCKAI_*` variable applied."""
+        """`base` (default: the defaults) with every `MOCKAI_*` variable applied.
+
+        An empty variable counts as unset. A bad value is a ConfigError naming the variable.
+        """
         environ = os.environ if environ is None else environ
-        changes = {}
-        for name in _names():
-            raw = environ.get("MOCKAI_" + name.upper())
-            if raw is not None and raw != "":
-                changes[name] = _from_text(name, raw)
+        changes: dict[str, Any] = {}
+        set_by: dict[str, str] = {}
+        for variable, name in env_variables().items():
+            raw = environ.get(variable)
+            if raw is None or raw == "":
+                continue
+            try:
+                value = _coerce(name, _from_text(name, raw))
+                if variable == "MOCKAI_QUIET":  # the command line's --quiet
+                    value = not value
+            except ConfigError as error:
+                detail = str(error).removeprefix(f"{name}: ")
+                raise ConfigError(f"{variable}: {detail}") from None
+            if name in changes and changes[name] != value:
+                raise ConfigError(
+                    f"{set_by[name]}={environ[set_by[name]]!r} and {variable}={raw!r} "
+                    "contradict each other; set only one of them"
+                )
+            changes[name], set_by[name] = value, variable
         return (base or cls()).merged(**changes)
+
+
+def env_variables() -> dict[str, str]:
+    """Every `MOCKAI_*` variable mockai reads -> the option it sets."""
+    table = {"MOCKAI_" + name.upper(): name for name in _names()}
+    # The command line's spellings of two options (`mockai serve --scenario`, `--quiet`).
+    table.update({"MOCKAI_SCENARIO": "scenarios", "MOCKAI_QUIET": "log_requests"})
+    return table
+
+
+def unknown_env_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """A warning for every `MOCKAI_*` variable that sets nothing (a typo, most likely)."""
+    environ = os.environ if environ is None else environ
+    known = env_variables()
+    warnings = []
+    for variable in sorted(environ):
+        if variable.startswith("MOCKAI_") and variable not in known:
+            # Compared without the shared prefix, which would make every name look alike.
+            near = closest(variable.removeprefix("MOCKAI_"), [k[7:] for k in known])
+            hint = f"did you mean MOCKAI_{near}?" if near else "see mockai serve --help"
+            warnings.append(f"{variable} is not a mockai setting and is ignored ({hint})")
+    return warnings
+
+
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Config)}
 
 
 def _names() -> list[str]:
@@ -119,32 +178,66 @@ def _coerce(name: str, value: Any) -> Any:
     kind = {f.name: f.type for f in dataclasses.fields(Config)}[name]
     try:
         if kind == "int":
-            return _int(value)
-        if kind == "float":
-            return float(value)
-        if kind == "bool":
+            value = _int(value)
+        elif kind == "float":
+            value = _float(value)
+        elif kind == "bool":
             return _bool(value)
-    except ValueError:
-        raise ConfigError(f"{name}: {value!r} is not a valid {kind}") from None
-    if name in _LISTS and isinstance(value, (str, os.PathLike)):
-        return (os.fspath(value),)
+    except (ValueError, TypeError):
+        raise ConfigError(f"{name}: {value!r} is not {_KIND_WORDS[str(kind)]}") from None
     if name in _LISTS:
-        return tuple(os.fspath(v) for v in value)
-    if name == "fallback" and value not in ("generate", "error"):
-        raise ConfigError(f"fallback: {value!r} is not valid. Valid values are: generate, error")
+        value = _strings(name, value)
+    elif name in _PATHS:
+        value = _path(name, value)
     if name == "chaos" and isinstance(value, str):
-        return parse_rates(value)
-    if name == "record_mode":
-        return validate_record_mode(str(value))
-    if name in ("port", "workers", "journal_size", "replay_speed") and value < 0:
+        value = parse_rates(value)
+    check = _CHECKS.get(name)
+    if check is not None:
+        value = check(name, value)
+    if name in ("journal_size", "created") and value < 0:
         raise ConfigError(f"{name}: must not be negative, got {value}")
     return value
 
 
+_KIND_WORDS = {
+    "int": "a whole number",
+    "float": "a finite number",
+    "bool": "a boolean (use 1/0, true/false, yes/no or on/off)",
+}
+
+
+def _strings(name: str, value: Any) -> tuple[str, ...]:
+    """A list option's values: one string (or path), or an iterable of them."""
+    if isinstance(value, (str, os.PathLike)):
+        return (os.fspath(value),)
+    try:
+        return tuple(_path(name, item) for item in value)
+    except TypeError:
+        raise ConfigError(f"{name}: expected a list of strings, got {value!r}") from None
+
+
+def _path(name: str, value: Any) -> str:
+    if not isinstance(value, (str, os.PathLike)):
+        raise ConfigError(f"{name}: expected a string or a path, got {value!r}")
+    return os.fspath(value)
+
+
+_PATHS = frozenset({"cassette"})
+
+
 def _int(value: Any) -> int:
-    if isinstance(value, bool):
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
         raise ValueError(value)
     return int(value)
+
+
+def _float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError(value)
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(value)
+    return number
 
 
 def _bool(value: Any) -> bool:
@@ -156,14 +249,140 @@ def _bool(value: Any) -> bool:
     return _BOOLEAN_WORDS[word]
 
 
+def check_option(name: str, value: Any) -> Any:
+    """`value` as option `name` holds it, or a ConfigError (for the command line's parser)."""
+    return _coerce(name, value)
+
+
+# --- what each option accepts beyond its type ---------------------------------------------------
+
+
+def _port(name: str, port: int) -> int:
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"{name}: {port} is not a port; use 0-65535 (0 picks a free one)")
+    return port
+
+
+def _processes(name: str, count: int) -> int:
+    if count < 1:
+        raise ConfigError(f"{name}: {count} is not a number of processes; use 1 or more")
+    return count
+
+
+def _speed(name: str, speed: float) -> float:
+    if speed < 0:
+        raise ConfigError(
+            f"{name}: {speed:g} is negative; use 0 (as fast as possible), 1 (the recorded pace) "
+            "or another factor > 0"
+        )
+    return speed
+
+
+def _status(name: str, status: int) -> int:
+    if not 400 <= status <= 599:
+        raise ConfigError(f"{name}: {status} is not an HTTP error status (400-599)")
+    return status
+
+
+def _text(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{name}: must be a non-empty string, got {value!r}")
+    return value
+
+
+def _model_ids(name: str, models: tuple[str, ...]) -> tuple[str, ...]:
+    if not models or not all(model.strip() for model in models):
+        raise ConfigError(f"{name}: give at least one model id, e.g. gpt-4o-mini,gpt-4o")
+    return models
+
+
+def _one_of(*valid: str) -> Callable[[str, Any], str]:
+    def check(name: str, value: Any) -> str:
+        if value not in valid:
+            raise ConfigError(
+                f"{name}: {value!r} is not valid" + suggest(value, valid, noun="valid values")
+            )
+        return str(value)
+
+    return check
+
+
+def _record_mode(name: str, value: Any) -> str:
+    return validate_record_mode(str(value))
+
+
+def _chaos(name: str, rates: Any) -> Any:
+    from mockai.faults import ChaosRates  # the fault vocabulary knows the names
+
+    if not isinstance(rates, Mapping):
+        raise ConfigError(f"{name}: expected rates such as rate_limit=0.1, got {rates!r}")
+    try:
+        ChaosRates.parse(rates)
+    except ValueError as error:
+        raise ConfigError(f"{name}: {error}") from None
+    return rates
+
+
+def _timing(name: str, spec: Any) -> Any:
+    from mockai.timing import parse_timing_spec
+
+    try:
+        parse_timing_spec(spec)
+    except ValueError as error:
+        raise ConfigError(f"{name}: {error}") from None
+    return spec
+
+
+def _limits(name: str, spec: Any) -> Any:
+    from mockai.ratelimit import parse_limits
+
+    parse_limits(spec)  # a ConfigError starting with `limits: `
+    return spec
+
+
+def _base_url(name: str, url: Any) -> str:
+    try:
+        parts = urlsplit(url) if isinstance(url, str) else None
+        valid = parts is not None and parts.scheme in ("http", "https") and bool(parts.hostname)
+        if parts is not None:
+            _ = parts.port  # raises on a port that is not a number
+    except ValueError:
+        valid = False
+    if not valid:
+        raise ConfigError(
+            f"{name}: {url!r} is not an http(s) base URL "
+            "(e.g. https://api.openai.com/v1 or http://localhost:11434/v1)"
+        )
+    return str(url)
+
+
+# Checked after the type: each takes the option's name (for the message) and its value.
+_CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    "host": _text,
+    "port": _port,
+    "workers": _processes,
+    "require_api_key": _text,
+    "models": _model_ids,
+    "fallback": _one_of("generate", "error"),
+    "no_match_status": _status,
+    "chaos": _chaos,
+    "latency": _timing,
+    "limits": _limits,
+    "record_mode": _record_mode,
+    "upstream": _base_url,
+    "replay_speed": _speed,
+}
+
+
 RECORD_MODES = ("none", "once", "new_episodes", "all")
 
 
 def validate_record_mode(value: str) -> str:
-    """The record mode, or a ConfigError naming the valid ones."""
+    """The record mode, or a ConfigError naming the closest or the valid ones."""
     if value not in RECORD_MODES:
         raise ConfigError(
-            f"'{value}' is not a valid record_mode. Valid modes are: {', '.join(RECORD_MODES)}"
+            f"record_mode: {value!r} is not a record mode"
+            + suggest(value, RECORD_MODES, noun="modes")
         )
     return value
 

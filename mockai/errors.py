@@ -2,6 +2,7 @@
 
     MockaiError                  base of everything mockai raises on purpose
     ├── ConfigError              an option, env var or marker value that makes no sense
+    │                            (also a ValueError)
     ├── ScenarioError            scenario files with problems (all of them, as `file:line: ...`)
     ├── CassetteError            a cassette that cannot be read, matched or written
     │   └── SecretLeakError      a cassette about to be written still holds a secret
@@ -22,8 +23,11 @@ class MockaiError(Exception):
     """Base class of every error mockai raises on purpose."""
 
 
-class ConfigError(MockaiError):
-    """A configuration value (CLI option, env var, fixture or marker argument) is invalid."""
+class ConfigError(MockaiError, ValueError):
+    """A configuration value (CLI option, env var, fixture or marker argument) is invalid.
+
+    Also a ValueError: what Python code passing a bad argument (`MockServer(port=99999)`) expects.
+    """
 
 
 @dataclass(frozen=True, order=True)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields, replace
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from mockai.hints import suggest
 from mockai.timing import parse_duration
 from mockai.wire import errors
 from mockai.wire.outgoing import EventStream, Relay
@@ -215,8 +216,8 @@ def fault(name: str, setting: Any = True) -> Faults:
         kind = FaultType(name)
     except ValueError:
         raise ValueError(
-            f"'{name}' is not a fault or a named error. Valid names are: "
-            + ", ".join(fault_names())
+            f"'{name}' is not a fault or a named error"
+            + suggest(name, fault_names(), noun="valid names")
         ) from None
     value: dict[str, Any] = {kind.value: _fault_setting(kind, setting)}
     return Faults(**value) if value[kind.value] not in (None, False) else NO_FAULTS
@@ -246,11 +247,12 @@ def _error_fault(name: str, setting: Any) -> ErrorFault:
         return ErrorFault(name)
     if not isinstance(setting, Mapping):
         raise ValueError(f"{name} takes `true` or {{retry_after, should_retry}}, got {setting!r}")
-    unknown = set(setting) - _ERROR_OPTIONS
-    if unknown:
-        raise ValueError(
-            f"{name}: unknown option(s) {sorted(unknown)}; known: retry_after, should_retry"
-        )
+    for option in setting:
+        if option not in _ERROR_OPTIONS:
+            raise ValueError(
+                f"{name}: unknown option {option!r}"
+                + suggest(option, sorted(_ERROR_OPTIONS), noun="known")
+            )
     retry_after = None
     if "retry_after" in setting:
         retry_after = parse_duration(setting["retry_after"])
@@ -327,6 +329,12 @@ def _requested(part: str) -> Requested:
         if not has_value or not key.strip() or not value.strip():
             raise ValueError(f"{param!r} in {part!r} is not NAME=VALUE")
         options[key.strip()] = value.strip()
+    known = ["attempts", *sorted(_ERROR_OPTIONS)] if name in errors.NAMED else ["attempts"]
+    for option in options:
+        if option not in known:
+            raise ValueError(
+                f"{part!r}: unknown parameter {option!r}" + suggest(option, known, noun="known")
+            )
     attempts = _attempts(options.pop("attempts", None), part)
     setting: Any = count.strip() if sep else True
     if isinstance(setting, str) and setting.lower() in ("true", "false"):
@@ -335,9 +343,6 @@ def _requested(part: str) -> Requested:
         if sep:
             raise ValueError(f"{name} is a named error and takes no `={count}`")
         setting = options or True
-        options = {}
-    if options:
-        raise ValueError(f"{part!r}: unknown parameter(s) {sorted(options)}; known: attempts")
     return Requested(fault(name, setting), attempts)
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mockai.errors import ApiError, ConfigError
+from mockai.hints import suggest
 from mockai.timing import go_duration, parse_duration, split_pairs
 from mockai.wire.errors import retry_headers
 
@@ -60,7 +61,7 @@ def parse_limits(spec: Any) -> dict[str, Limit]:
             return dict(_parse_text(spec))
         if isinstance(spec, Mapping):
             return dict(_parse_mapping(spec))
-        raise ValueError("limits are text like 'rpm=60,tpm=40000' or a mapping")
+        raise ValueError(f"expected text like 'rpm=60,tpm=40000' or a mapping, got {spec!r}")
     except ValueError as error:
         raise ConfigError(f"limits: {error}") from None
 
@@ -84,7 +85,7 @@ def _parse_text(spec: str) -> Iterable[tuple[str, Limit]]:
 def _parse_mapping(spec: Mapping[Any, Any]) -> Iterable[tuple[str, Limit]]:
     shared = {k: v for k, v in spec.items() if k in _LIMIT_KEYS}
     if shared:
-        yield ALL_MODELS, _limit(shared, "limits")
+        yield ALL_MODELS, _limit(shared, "")
     for model, settings in spec.items():
         if model in _LIMIT_KEYS:
             continue
@@ -94,26 +95,31 @@ def _parse_mapping(spec: Mapping[Any, Any]) -> Iterable[tuple[str, Limit]]:
 
 
 def _limit(settings: Mapping[Any, Any], where: str) -> Limit:
-    unknown = set(settings) - set(_LIMIT_KEYS)
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}; known: rpm, tpm, window")
+    """One budget; `where` (a model, a text segment; "" for the top level) prefixes problems."""
+    at = f"{where}: " if where else ""
+    for key in settings:
+        if key not in _LIMIT_KEYS:
+            raise ValueError(f"{at}unknown key {key!r}" + suggest(key, _LIMIT_KEYS, noun="known"))
     if not settings:
-        raise ValueError(f"{where}: give rpm, tpm or both")
-    rpm = _count(settings.get("rpm", DEFAULT_RPM), "rpm", where)
-    tpm = _count(settings.get("tpm", DEFAULT_TPM), "tpm", where)
-    window = parse_duration(settings.get("window", WINDOW))
+        raise ValueError(f"{at}give rpm, tpm or both")
+    rpm = _count(settings.get("rpm", DEFAULT_RPM), "rpm", at)
+    tpm = _count(settings.get("tpm", DEFAULT_TPM), "tpm", at)
+    try:
+        window = parse_duration(settings.get("window", WINDOW))
+    except ValueError as error:
+        raise ValueError(f"{at}window: {error}") from None
     if window <= 0:
-        raise ValueError(f"{where}: window must be longer than 0")
+        raise ValueError(f"{at}window must be longer than 0")
     return Limit(rpm, tpm, window)
 
 
-def _count(value: Any, key: str, where: str) -> int:
+def _count(value: Any, key: str, at: str) -> int:
     try:
         number = int(value) if not isinstance(value, bool) else -1
     except (TypeError, ValueError):
         number = -1
     if number < 1 or (isinstance(value, float) and not value.is_integer()):
-        raise ValueError(f"{where}: {key} must be a whole number >= 1, got {value!r}")
+        raise ValueError(f"{at}{key} must be a whole number >= 1, got {value!r}")
     return number
 
 

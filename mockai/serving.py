@@ -93,14 +93,15 @@ async def serve_socket(config: Config, sock: socket.socket, *, announce: bool = 
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
     await runner.setup()
     await sites.StampingSite(runner, sock, app[STATE].arrivals).start()
-    if announce:
-        # The app's config: scenario files may have set the seed or the models.
-        print(banner(app[STATE], sock.getsockname()[1]), flush=True)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows
             loop.add_signal_handler(sig, stopping.set)
+    if announce:
+        # After the handlers: a SIGTERM sent once the banner is seen must stop the workers too.
+        # The app's config: scenario files may have set the seed or the models.
+        print(banner(app[STATE], sock.getsockname()[1]), flush=True)
     try:
         await stopping.wait()
     finally:

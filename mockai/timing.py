@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from mockai.hints import suggest
+
 _NUMBER = r"(\d+(?:\.\d+)?|\.\d+)"
 _DURATION = re.compile(rf"^\s*{_NUMBER}\s*(ms|s|m)?\s*$")
 _RANGE = re.compile(rf"^\s*{_NUMBER}\s*(ms|s|m)?\s*-\s*{_NUMBER}\s*(ms|s|m)?\s*$")
@@ -190,11 +192,7 @@ def parse_stream(value: Any) -> StreamTiming:
         value = split_pairs(value)
     if not isinstance(value, Mapping):
         raise ValueError("stream timing is a mapping such as {ttft: 300ms, chunk_delay: 20ms}")
-    unknown = set(value) - _STREAM_KEYS
-    if unknown:
-        raise ValueError(
-            f"unknown stream timing key(s) {sorted(unknown)}; known: {sorted(_STREAM_KEYS)}"
-        )
+    _known_keys(value, _STREAM_KEYS, "stream timing")
     if "chunk_delay" in value and "tokens_per_second" in value:
         raise ValueError("give either chunk_delay or tokens_per_second, not both")
     chunk: Delay | None = None
@@ -207,6 +205,14 @@ def parse_stream(value: Any) -> StreamTiming:
         raise ValueError(f"jitter must be a number between 0 and 1, got {value['jitter']!r}")
     ttft = parse_delay(value["ttft"]) if "ttft" in value else None
     return StreamTiming(ttft=ttft, chunk_delay=chunk, jitter=jitter)
+
+
+def _known_keys(value: Mapping[Any, Any], known: frozenset[str], what: str) -> None:
+    for key in value:
+        if key not in known:
+            raise ValueError(
+                f"unknown {what} key {key!r}" + suggest(key, sorted(known), noun="known")
+            )
 
 
 def _number(value: Any, name: str) -> float:
@@ -244,9 +250,89 @@ def parse_timing_spec(value: Any) -> tuple[Delay | None, StreamTiming | None]:
         pairs = split_pairs(value)
     if pairs is None or not set(pairs) & _SPEC_KEYS:
         return parse_delay(value), None
-    unknown = set(pairs) - _SPEC_KEYS
-    if unknown:
-        raise ValueError(f"unknown timing key(s) {sorted(unknown)}; known: {sorted(_SPEC_KEYS)}")
+    _known_keys(pairs, _SPEC_KEYS, "timing")
     latency = parse_delay(pairs["latency"]) if "latency" in pairs else None
     stream_keys = {k: v for k, v in pairs.items() if k != "latency"}
     return latency, (parse_stream(stream_keys) if stream_keys else None)
+
+
+# --- bare numbers that probably meant milliseconds ------------------------------------------------
+
+# A number without a unit is seconds. From these sizes on it is more likely milliseconds written
+# without their unit (`latency: 200`), so loading warns and names both spellings.
+_LIKELY_MS = {"latency": 30.0, "ttft": 30.0, "retry_after": 30.0, "chunk_delay": 5.0}
+_DELAY_KEYS = ("min", "max", "mean", "stddev")
+
+
+def unit_warnings(value: Any, name: str = "latency") -> list[str]:
+    """Warnings for the bare numbers in `name`'s value that probably meant milliseconds.
+
+    `value` is a delay (`200`, `"100-300"`, `{min, max}`), or a timing spec naming its parts
+    (`"ttft=300,chunk_delay=20"`, `{ttft: 300}`: the `--latency` option, a rule's `stream`).
+    """
+    pairs = _pairs(value)
+    if pairs is not None and set(pairs) & _SPEC_KEYS:
+        return [
+            warning
+            for key in ("latency", "ttft", "chunk_delay")
+            if key in pairs
+            for warning in unit_warnings(pairs[key], key)
+        ]
+    numbers = _bare_numbers(value)
+    if not numbers or max(numbers) < _LIKELY_MS.get(name, 30.0):
+        return []
+    if not isinstance(value, Mapping) and "=" not in str(value):  # `200`, `100-300`
+        text = "-".join(_plain(n) for n in numbers)
+        seconds = " to ".join(f"{_plain(n)} s" for n in numbers)
+        warning = (
+            f"{name} {text} is read as seconds ({seconds}); write {text}ms if you meant "
+            f"milliseconds, or {text}s to keep seconds"
+        )
+    else:
+        warning = (
+            f"{name} {_shown(value)} is read as seconds; give each number a unit: ms for "
+            "milliseconds (e.g. 200ms), s to keep seconds"
+        )
+    return [warning]
+
+
+def _pairs(value: Any) -> Mapping[Any, Any] | None:
+    if isinstance(value, Mapping):
+        return value
+    if isinstance(value, str) and "=" in value:
+        try:
+            return split_pairs(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _bare_numbers(value: Any) -> list[float]:
+    """The numbers written without a unit in a delay value (empty if it is not a valid one)."""
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, (int, float)):
+        return [float(value)] if math.isfinite(value) else []
+    if isinstance(value, str):
+        single = _DURATION.match(value)
+        if single:
+            return [] if single.group(2) else [float(single.group(1))]
+        ranged = _RANGE.match(value)
+        if ranged:
+            low, low_unit, high, high_unit = ranged.groups()
+            return [] if low_unit or high_unit else [float(low), float(high)]
+    pairs = _pairs(value)
+    if pairs is not None:
+        return [n for key in _DELAY_KEYS if key in pairs for n in _bare_numbers(pairs[key])]
+    return []
+
+
+def _plain(number: float) -> str:
+    """`200`, `250.5`: never `2e+06`, which is no duration."""
+    return str(int(number)) if number.is_integer() else repr(number)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}: {v}" for k, v in value.items()) + "}"
+    return str(value)

@@ -164,8 +164,10 @@ def test_match_on_is_configurable(tmp_path: Path, sdk) -> None:
     with pytest.raises(ConfigError) as raised:
         MockServer(cassette=str(cassette), match_on=("path", "host"))
     assert str(raised.value).startswith(
-        "match_on: unknown matcher(s) 'host'. Known matchers are: body, messages, method, model,"
+        "match_on: unknown matcher(s) 'host' (known matchers: body, messages, method, model,"
     )
+    with pytest.raises(ConfigError, match=r"'bdy' \(did you mean 'body'\?\)"):
+        MockServer(cassette=str(cassette), match_on=("path", "bdy"))
 
 
 def test_fallback_generate_answers_what_the_cassette_does_not(tmp_path: Path, sdk) -> None:

@@ -280,8 +280,7 @@ def test_custom_matchers_register_and_unknown_names_list_the_known() -> None:
     with pytest.raises(ConfigError) as raised:
         registry.resolve(["temperature", "colour"])
     assert (
-        str(raised.value)
-        == "match_on: unknown matcher(s) 'colour'. Known matchers are: temperature"
+        str(raised.value) == "match_on: unknown matcher(s) 'colour' (known matchers: temperature)"
     )
 
 

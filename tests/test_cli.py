@@ -90,14 +90,6 @@ def test_banner_lists_endpoints(served: tuple[subprocess.Popen[str], str, str]) 
     assert f"OPENAI_BASE_URL={url}/v1" in banner
 
 
-def test_bad_env_value_is_a_clear_error(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("MOCKAI_PORT", "eighty")
-    assert main(["serve"]) == 2
-    assert "port: 'eighty' is not a valid int" in capsys.readouterr().err
-
-
 def test_port_in_use_is_a_clear_error(
     served: tuple[subprocess.Popen[str], str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -44,11 +44,19 @@ def test_parse_faults(mapping: dict[str, object], expected: Faults) -> None:
 @pytest.mark.parametrize(
     ("mapping", "message"),
     [
-        ({"explode": True}, "'explode' is not a fault or a named error. Valid names are: "),
+        ({"explode": True}, "'explode' is not a fault or a named error (valid names: "),
+        ({"rset": True}, "'rset' is not a fault or a named error (did you mean 'reset'?)"),
         ({"reset": 3}, "reset is a flag: use `reset: true`"),
         ({"disconnect_after": 0}, "disconnect_after takes a chunk number >= 1, got 0"),
         ({"stall_after": "soon"}, "stall_after takes a chunk number >= 1, got 'soon'"),
-        ({"rate_limit": {"retry": 1}}, "rate_limit: unknown option(s) ['retry']"),
+        (
+            {"rate_limit": {"foo": 1}},
+            "rate_limit: unknown option 'foo' (known: retry_after, should_retry)",
+        ),
+        (
+            {"rate_limit": {"retry_afer": 1}},
+            "rate_limit: unknown option 'retry_afer' (did you mean 'retry_after'?)",
+        ),
         ({"rate_limit": {"retry_after": 0}}, "rate_limit: retry_after must be more than 0"),
         ({"rate_limit": True, "server_error": True}, "only one named error per answer"),
         ({"overloaded": {"should_retry": "maybe"}}, "should_retry must be true or false"),
@@ -144,7 +152,9 @@ def test_fault_header(header: str, attempt: int, expected: Faults) -> None:
         ("", "empty; name a fault or a named error"),
         ("boom", "'boom' is not a fault or a named error"),
         ("rate_limit=3", "rate_limit is a named error and takes no `=3`"),
-        ("reset;retry_after=1s", "unknown parameter(s) ['retry_after']; known: attempts"),
+        ("reset;retry_after=1s", "unknown parameter 'retry_after' (known: attempts)"),
+        ("reset;atempts=2", "unknown parameter 'atempts' (did you mean 'attempts'?)"),
+        ("rate_limt", "'rate_limt' is not a fault or a named error (did you mean 'rate_limit'?)"),
         ("server_error;attempts=0", "attempts must be a whole number >= 1, got '0'"),
         ("server_error;attempts", "'attempts' in 'server_error;attempts' is not NAME=VALUE"),
         ("rate_limit;retry_after=soon", "'soon' is not a duration"),

@@ -41,10 +41,14 @@ def test_parse_limits(spec: object, expected: dict[str, Limit]) -> None:
     [
         ("rpm", "limits: 'rpm' is not [MODEL:]rpm=N,tpm=N[,window=DURATION]"),
         ("rpm=0", "limits: rpm=0: rpm must be a whole number >= 1, got '0'"),
-        ("rph=3", "limits: rph=3: unknown key(s) ['rph']; known: rpm, tpm, window"),
+        ("rph=3", "limits: rph=3: unknown key 'rph' (did you mean 'rpm'?)"),
         ("rpm=3,window=0", "limits: rpm=3,window=0: window must be longer than 0"),
+        ("rpm=3,window=soon", "limits: rpm=3,window=soon: window: 'soon' is not a duration"),
         ({"gpt-4o": 3}, "limits: gpt-4o: expected a mapping such as {rpm: 3, tpm: 1000}"),
-        (42, "limits: limits are text like 'rpm=60,tpm=40000' or a mapping"),
+        # One prefix, whatever the nesting (it was `limits: limits: ...`).
+        ({"rpm": 0}, "limits: rpm must be a whole number >= 1, got 0"),
+        ({"gpt-4o": {"tmp": 5}}, "limits: gpt-4o: unknown key 'tmp' (did you mean 'tpm'?)"),
+        (42, "limits: expected text like 'rpm=60,tpm=40000' or a mapping, got 42"),
     ],
 )
 def test_parse_limits_errors(spec: object, message: str) -> None:

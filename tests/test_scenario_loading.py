@@ -341,6 +341,183 @@ BROKEN = [
         ],
     ),
     (
+        "number-as-text",  # `user: 5` was silently read as "contains '5'"
+        """
+        mockai: 1
+        rules:
+          - name: a
+            match: {user: 5}
+            reply: hi
+          - name: b
+            match:
+              user: {equals: 3.10}
+              headers: {x-case: 12}
+            reply: hi
+          - name: c
+            match: {system: {not: {contains: 1.5}}}
+            reply: {content: 42}
+        """,
+        [
+            (
+                4,
+                "rule 'a' match.user must be a string or a mapping such as {contains: text}, got 5 (quote it if you meant the text)",
+            ),
+            (
+                8,
+                "rule 'b' match.user: equals takes a string, got 3.1 (quote it if you meant the text)",
+            ),
+            (
+                9,
+                "rule 'b' match.headers.x-case must be a string or a mapping such as {contains: text}, got 12 (quote it if you meant the text)",
+            ),
+            (
+                12,
+                "rule 'c' match.system.not: contains takes a string, got 1.5 (quote it if you meant the text)",
+            ),
+            (
+                13,
+                "rule 'c' reply.content must be a string, got 42 (quote it if you meant the text)",
+            ),
+        ],
+    ),
+    (
+        "empty-text-matches-everything",  # `user: ""` looks like "empty", means "anything"
+        """
+        mockai: 1
+        rules:
+          - name: a
+            match: {user: "", tools: [""]}
+            reply: hi
+          - name: b
+            match: {user: {equals: ""}, system: {not: {endswith: ""}}}
+            reply: hi
+        """,
+        [
+            (
+                4,
+                "rule 'a' match.user: contains '' is true of every text (use {equals: ''} for an empty text, or leave the condition out)",
+            ),
+            (4, "rule 'a' match.tools must be a list of tool names, got ['']"),
+            (
+                7,
+                "rule 'b' match.system.not: endswith '' is true of every text (use {equals: ''} for an empty text, or leave the condition out)",
+            ),
+        ],
+    ),
+    (
+        "limits-one-prefix",  # it was `limits: limits: limits: rpm must be ...`
+        """
+        mockai: 1
+        limits: {rpm: 0}
+        """,
+        [(2, "limits: rpm must be a whole number >= 1, got 0")],
+    ),
+    (
+        "limits-misspelt-key",
+        """
+        mockai: 1
+        limits: {gpt-4o: {rmp: 3}}
+        """,
+        [(2, "limits: gpt-4o: unknown key 'rmp' (did you mean 'rpm'?)")],
+    ),
+    (
+        "template-in-a-literal-block",  # each problem at its own line of the file
+        """
+        mockai: 1
+        rules:
+          - name: a
+            reply:
+              content: |
+                Dear {{ request.user }},
+                your order {{ request.body.order_id }} shipped.
+                {{ request.modle }} thanks you.
+          - name: b
+            match: {user: b}
+            reply: |
+              line one
+              line two {{ request.model
+              line three
+        """,
+        [
+            (
+                8,
+                "unknown field 'request.modle' in the template of rule 'a' reply.content (template line 3) (did you mean 'model'?)",
+            ),
+            (
+                14,
+                "invalid template in rule 'b' reply.content: expected token 'end of print statement', got 'line' (template line 3)",
+            ),
+        ],
+    ),
+    (
+        "template-multi-line-quoted",  # no 1:1 map to the file: the key's line, and the inner one
+        """
+        mockai: 1
+        rules:
+          - name: a
+            reply: {content: "one\\ntwo {{ requst.user }}"}
+        """,
+        [
+            (
+                4,
+                "unknown name 'requst' in the template of rule 'a' reply.content (template line 2) (did you mean 'request'?)",
+            )
+        ],
+    ),
+    (
+        "template-in-a-json-list-block",
+        """
+        mockai: 1
+        rules:
+          - name: a
+            reply:
+              json:
+                items:
+                  - fixed
+                  - |
+                    {{ request.user }}
+                    {{ faker.nam() }}
+        """,
+        [
+            (
+                10,
+                "unknown faker method 'faker.nam' in rule 'a' reply.json (template line 2) (did you mean 'name'?)",
+            )
+        ],
+    ),
+    (
+        "template-unknown-filter-and-test",  # found only when compiling: now at load time
+        """
+        mockai: 1
+        rules:
+          - name: a
+            reply:
+              content: "{{ request.user | uper }}"
+          - name: b
+            match: {user: b}
+            reply:
+              content: "{% if call is evn %}even{% endif %}"
+          - name: c
+            match: {user: c}
+            reply:
+              content: "{% include 'header.txt' %}"
+        """,
+        [
+            (
+                5,
+                "unknown filter 'uper' in the template of rule 'a' reply.content (did you mean 'upper'?)",
+            ),
+            (
+                9,
+                "unknown test 'evn' in the template of rule 'b' reply.content (did you mean 'even'?)",
+            ),
+            (
+                13,
+                "the template of rule 'c' reply.content cannot extend, include or import other templates",
+            ),
+        ],
+    ),
+    (
         "template-syntax",
         """
         mockai: 1
@@ -1013,6 +1190,31 @@ def test_check_exits_1_with_every_problem(
         f"{bad}:1: 'mockai: 2' is not a supported format version (this mockai reads version 1)",
         f"{bad}:3: unknown key 'repy' in rule 'a' (did you mean 'reply'?)",
         "mockai check: 2 problem(s)",
+    ]
+
+
+def test_check_exits_1_with_template_problems_at_their_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = write(
+        tmp_path,
+        """
+        mockai: 1
+        rules:
+          - name: a
+            reply: |
+              Hello {{ request.user }},
+              {% if request.stream %}streamed{% endfi %}
+        """,
+    )
+    assert main(["check", str(bad)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        (
+            f"{bad}:6: invalid template in rule 'a' reply.content: Encountered unknown tag 'endfi'. "
+            "Jinja was looking for the following tags: 'elif' or 'else' or 'endif'. The innermost "
+            "block that needs to be closed is 'if'. (template line 2)"
+        ),
+        "mockai check: 1 problem(s)",
     ]
 
 

@@ -198,15 +198,17 @@ def test_templates_are_deterministic_for_the_seed(replies_file: str) -> None:
     assert first[0] != other[0]  # another seed, another text
 
 
-def test_a_failing_template_is_a_clear_error(client: openai.OpenAI) -> None:
+def test_a_failing_template_is_a_clear_error(client: openai.OpenAI, replies_file: str) -> None:
     with pytest.raises(openai.BadRequestError) as raised:
         client.chat.completions.create(model="gpt-4o", messages=user("explode"))
     assert raised.value.code == "mockai_template_error"
     message = raised.value.body["message"]  # type: ignore[index]
-    assert message.startswith("rule 'broken-template' (")
-    assert (
-        "the reply template failed: UndefinedError: 'dict object' has no attribute 'missing'"
-        in message
+    # The rule, the field and the file:line of the template, then what failed.
+    written = textwrap.dedent(REPLIES).lstrip("\n").splitlines()
+    line = next(i for i, text in enumerate(written) if "request.body.missing" in text)
+    assert message == (
+        f"rule 'broken-template' reply.content ({replies_file}:{line + 1}): the reply template "
+        "failed: UndefinedError: 'dict object' has no attribute 'missing'"
     )
 
 

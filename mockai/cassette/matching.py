@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from mockai.cassette.redact import Scrubber
 from mockai.errors import ConfigError
+from mockai.hints import suggest
 from mockai.wire import jsonbytes
 
 # Generating routes, longest first (`/chat/completions` before `/completions`).
@@ -218,8 +219,8 @@ class MatcherRegistry:
         unknown = [name for name in names if name not in self._matchers]
         if unknown:
             raise ConfigError(
-                f"match_on: unknown matcher(s) {', '.join(repr(n) for n in unknown)}. "
-                f"Known matchers are: {', '.join(self.names())}"
+                f"match_on: unknown matcher(s) {', '.join(repr(n) for n in unknown)}"
+                + suggest(unknown[0], self.names(), noun="known matchers")
             )
         if not names:
             raise ConfigError(f"match_on: give at least one of: {', '.join(self.names())}")

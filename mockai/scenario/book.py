@@ -149,7 +149,8 @@ class RuleBook:
                 error=ApiError(400, f"mockai strict mode: {error}", code="mockai_stale_fixture")
             )
         except TemplateRenderError as error:
-            message = f"{rule.label}: the reply template failed: {error}"
+            # The template's own place when known (`rule 'a' reply.content (a.yaml:6)`).
+            message = f"{error.origin or rule.label}: the reply template failed: {error}"
             log.warning("mockai: %s", message)
             return Reply(error=ApiError(400, message, code="mockai_template_error"))
         return _loop_guard(rule, reply, exchange)
@@ -185,6 +186,8 @@ class RuleBook:
             problems.items.extend(found)
             problems.raise_if_any()
             self._runtime = self._runtime + tuple(compiled)
+        for warning in problems.warnings:
+            log.warning("%s", warning)
         return [rule.name for rule in compiled]
 
     def _has(self, name: str) -> bool:

@@ -16,7 +16,7 @@ from typing import Any
 from mockai.errors import ApiError
 from mockai.scenario.problems import Problems, describe, suggest
 from mockai.scenario.yamlsrc import line_of
-from mockai.timing import parse_duration
+from mockai.timing import parse_duration, unit_warnings
 from mockai.wire import errors as wire_errors
 
 ERROR_KEYS = (
@@ -131,7 +131,11 @@ def _check_headers(value: Mapping[str, Any], where: str, problems: Problems) -> 
                 line_of(raw, name), f"{where} error.headers.{name} must be a string or a number"
             )
     if "retry_after" in value:
+        spot = line_of(value, "retry_after")
         try:
             parse_duration(value["retry_after"])
         except ValueError as error:
-            problems.add(line_of(value, "retry_after"), f"{where} error.retry_after: {error}")
+            problems.add(spot, f"{where} error.retry_after: {error}")
+            return
+        for message in unit_warnings(value["retry_after"], "retry_after"):
+            problems.warn(spot, f"{where} error.{message}")

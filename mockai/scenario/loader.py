@@ -8,6 +8,7 @@ modification time, so a test suite starting one server per test compiles each fi
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,6 +24,8 @@ from mockai.scenario.problems import Problems, UnlocatedProblem, describe, sugge
 from mockai.scenario.rules import Rule, compile_rule
 from mockai.scenario.yamlsrc import line_of
 from mockai.wire.errors import NAMED
+
+log = logging.getLogger("mockai.scenario")
 
 VERSION = 1
 TOP_KEYS = (
@@ -59,6 +62,8 @@ class ScenarioSet:
     files: tuple[str, ...] = ()
     rules: tuple[Rule, ...] = ()
     settings: Mapping[str, Setting] = field(default_factory=dict)
+    # `file:line: warning: ...` for what loads but probably means something else (`latency: 200`)
+    warnings: tuple[Problem, ...] = ()
 
     def value(self, name: str) -> Any:
         """The setting's value, or None when no file gives it."""
@@ -252,8 +257,8 @@ def _limits(value: Any, line: int, problems: Problems) -> Any:
     # the same text; the rate-limit module validates both.
     try:
         ratelimit.parse_limits(value)
-    except (ValueError, ConfigError) as error:
-        problems.add(line, f"limits: {error}")
+    except ConfigError as error:  # its message starts with `limits: `
+        problems.add(line, str(error))
         return None
     return value
 
@@ -281,10 +286,12 @@ def collect(files: Sequence[str]) -> tuple[ScenarioSet, list[Problem]]:
     """Compile `files` as one set: the result and every problem found (in file, line order)."""
     compiled: list[_File] = []
     found: list[Problem] = []
+    warnings: list[Problem] = []
     for path in files:
         problems = Problems(path)
         compiled.append(_compile_file(path, problems))
         found.extend(problems.items)
+        warnings.extend(problems.warnings)
     rules = [rule for loaded in compiled for rule in loaded.rules]
     found.extend(duplicate_names([(f.name, n, line) for f in compiled for n, line in f.names]))
     found.extend(shadowed(rules))
@@ -292,7 +299,8 @@ def collect(files: Sequence[str]) -> tuple[ScenarioSet, list[Problem]]:
     found.extend(conflicts)
     order = {path: index for index, path in enumerate(files)}
     found.sort(key=lambda p: (order.get(p.file, -1), p.line))
-    return ScenarioSet(tuple(files), tuple(rules), settings), found
+    warnings.sort(key=lambda p: (order.get(p.file, -1), p.line))
+    return ScenarioSet(tuple(files), tuple(rules), settings, tuple(warnings)), found
 
 
 def duplicate_names(entries: Iterable[tuple[str, str, int]]) -> list[Problem]:
@@ -410,6 +418,8 @@ def load(paths: Sequence[str]) -> ScenarioSet:
         problems.append(_no_files(paths))
     if problems:
         raise ScenarioError(problems)
+    for warning in scenario_set.warnings:  # once per compile: a cached set was already shown
+        log.warning("%s", warning)
     with _cache_lock:
         if len(_cache) >= _CACHE_SIZE:
             _cache.pop(next(iter(_cache)))

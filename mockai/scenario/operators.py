@@ -129,16 +129,15 @@ class TextTest:
 
 
 def compile_text(value: Any, where: str, line: int, problems: Problems) -> TextTest | None:
-    """The TextTest for a condition value; problems are recorded (None if it is invalid)."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = str(value)
+    """The TextTest for a condition value; problems are recorded (None if it is invalid).
+
+    Only strings are text: YAML reads bare `5`, `3.10`, `yes` or `null` as other things (and
+    `3.10` would become '3.1'), so they are problems asking for quotes, never guessed.
+    """
     if isinstance(value, str):
-        return TextTest.make(Op.CONTAINS, value)
+        return _not_empty(Op.CONTAINS, value, where, line, problems)
     if not isinstance(value, Mapping):
-        # YAML reads bare yes / no / on / off / null as booleans and null, not as text.
-        hint = (
-            " (quote it if you meant the text)" if value is None or isinstance(value, bool) else ""
-        )
+        hint = _QUOTE_IT if _scalar(value) else ""
         problems.add(
             line,
             f"{where} must be a string or a mapping such as {{contains: text}}, "
@@ -162,10 +161,9 @@ def compile_text(value: Any, where: str, line: int, problems: Problems) -> TextT
     op = Op(ops[0])
     text = value[op.value]
     op_line = line_of(value, op.value)
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        text = str(text)
     if not isinstance(text, str):
-        problems.add(op_line, f"{where}: {op.value} takes a string, got {describe(text)}")
+        hint = _QUOTE_IT if _scalar(text) else ""
+        problems.add(op_line, f"{where}: {op.value} takes a string, got {describe(text)}{hint}")
         return None
     ignore_case = value.get("ignore_case", False)
     if not isinstance(ignore_case, bool):
@@ -174,11 +172,33 @@ def compile_text(value: Any, where: str, line: int, problems: Problems) -> TextT
             f"{where}: ignore_case must be true or false, got {describe(ignore_case)}",
         )
         return None
+    if op is not Op.REGEX and op is not Op.EQUALS and not text:
+        return _not_empty(op, text, where, op_line, problems)
     try:
         return TextTest.make(op, text, ignore_case=ignore_case)
     except re.error as error:
         problems.add(op_line, f"invalid regex {text!r} in {where}: {error}")
         return None
+
+
+_QUOTE_IT = " (quote it if you meant the text)"
+
+
+def _not_empty(op: Op, text: str, where: str, line: int, problems: Problems) -> TextTest | None:
+    """Every text contains, starts and ends with '': such a condition holds for any request."""
+    if text:
+        return TextTest.make(op, text)
+    problems.add(
+        line,
+        f"{where}: {op.value} '' is true of every text (use {{equals: ''}} for an empty text, "
+        "or leave the condition out)",
+    )
+    return None
+
+
+def _scalar(value: Any) -> bool:
+    """A YAML scalar that is not a string: a number, a boolean or null."""
+    return value is None or isinstance(value, (bool, int, float))
 
 
 def _compile_not(

@@ -6,11 +6,12 @@ what it finds, and the loader raises one `ScenarioError` with all of them at the
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable
 from typing import Any
 
 from mockai.errors import Problem, ScenarioError
+from mockai.hints import suggest
+
+__all__ = ["Problems", "UnlocatedProblem", "describe", "suggest"]
 
 
 class UnlocatedProblem(Problem):
@@ -26,13 +27,22 @@ class Problems:
     def __init__(self, file: str) -> None:
         self.file = file
         self.items: list[Problem] = []
+        # What loads but probably does not say what its author meant (`latency: 200`): shown by
+        # `mockai check` and logged at load, never a reason to refuse the file.
+        self.warnings: list[Problem] = []
 
     def add(self, line: int, message: str) -> None:
         """Record a problem at `line` (0: no line is known)."""
+        self.items.append(self._at(line, message))
+
+    def warn(self, line: int, message: str) -> None:
+        """Record a warning at `line`: rendered `file:line: warning: message`."""
+        self.warnings.append(self._at(line, f"warning: {message}"))
+
+    def _at(self, line: int, message: str) -> Problem:
         if line > 0:
-            self.items.append(Problem(self.file, line, message))
-        else:
-            self.items.append(UnlocatedProblem(self.file, 0, message))
+            return Problem(self.file, line, message)
+        return UnlocatedProblem(self.file, 0, message)
 
     def __bool__(self) -> bool:
         return bool(self.items)
@@ -41,15 +51,6 @@ class Problems:
         """Raise ScenarioError with every problem recorded so far."""
         if self.items:
             raise ScenarioError(self.items)
-
-
-def suggest(word: Any, known: Iterable[str], *, noun: str = "known keys") -> str:
-    """` (did you mean 'x'?)` for a near miss, else ` (<noun>: a, b, c)`."""
-    options = list(known)
-    close = difflib.get_close_matches(str(word), options, n=1, cutoff=0.6)
-    if close:
-        return f" (did you mean '{close[0]}'?)"
-    return f" ({noun}: {', '.join(options)})"
 
 
 def describe(value: Any) -> str:

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mockai.generate import moderation
-from mockai.scenario import templates
+from mockai.scenario import templates, yamlsrc
 from mockai.scenario.problems import Problems, describe, suggest
-from mockai.scenario.yamlsrc import line_of
+from mockai.scenario.yamlsrc import block_line, line_of
 from mockai.wire import jsonbytes
 
 if TYPE_CHECKING:
@@ -83,29 +83,37 @@ def _render_tree(value: Any, ctx: Mapping[str, Any]) -> Any:
     return value
 
 
-def compile_tree(value: Any, line: int, where: str, problems: Problems) -> Tree | None:
+def compile_tree(
+    value: Any, line: int, where: str, problems: Problems, *, block: int = 0
+) -> Tree | None:
     """A Tree for a JSON-like YAML value (problems recorded for values JSON cannot hold)."""
     before = len(problems.items)
-    built, constant = _tree(value, line, where, problems)
+    built, constant = _tree(value, line, where, problems, block)
     if len(problems.items) > before:
         return None
     return Tree(built, constant, jsonbytes.dumps_str(built) if constant else None)
 
 
-def _tree(value: Any, line: int, where: str, problems: Problems) -> tuple[Any, bool]:
+def _tree(
+    value: Any, line: int, where: str, problems: Problems, block: int = 0
+) -> tuple[Any, bool]:
     if isinstance(value, str):
-        text = templates.compile_text(value, line, where, problems)
+        text = templates.compile_text(value, line, where, problems, block=block)
         if text is None or not text.dynamic:
             return value, True
         return text, False
     if isinstance(value, Mapping):
         out, constant = {}, True
         for key, item in value.items():
-            out[str(key)], const = _tree(item, line_of(value, key), where, problems)
+            spot, text_line = line_of(value, key), block_line(value, key)
+            out[str(key)], const = _tree(item, spot, where, problems, text_line)
             constant &= const
         return out, constant
     if isinstance(value, list):
-        items = [_tree(item, line_of(value, i), where, problems) for i, item in enumerate(value)]
+        items = [
+            _tree(item, line_of(value, i), where, problems, block_line(value, i))
+            for i, item in enumerate(value)
+        ]
         return [built for built, _ in items], all(const for _, const in items)
     if value is None or isinstance(value, (bool, int)):
         return value, True
@@ -155,10 +163,12 @@ class ReplySpec:
         )
 
 
-def compile_reply(value: Any, line: int, where: str, problems: Problems) -> ReplySpec | None:
-    """The ReplySpec for a `reply:` value; every problem recorded."""
+def compile_reply(
+    value: Any, line: int, where: str, problems: Problems, *, block: int = 0
+) -> ReplySpec | None:
+    """The ReplySpec for a `reply:` value; every problem recorded (`block`: see block_line)."""
     if isinstance(value, str):  # shorthand: `reply: hello` is `reply: {content: hello}`
-        value = {"content": value}
+        value = yamlsrc.located({"content": value}, line, blocks={"content": block})
     if not isinstance(value, Mapping):
         problems.add(
             line, f"{where}: reply must be a mapping such as {{content: hi}}, got {describe(value)}"
@@ -213,18 +223,20 @@ def _text(value: Mapping[str, Any], key: str, where: str, problems: Problems) ->
     if key not in value:
         return None
     text, line = value[key], line_of(value, key)
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        text = str(text)
     if not isinstance(text, str):
-        problems.add(line, f"{where}.{key} must be a string, got {describe(text)}")
+        # A bare number is not sent as typed (`3.10` would be '3.1'): ask for quotes.
+        quote = " (quote it if you meant the text)" if isinstance(text, (int, float)) else ""
+        problems.add(line, f"{where}.{key} must be a string, got {describe(text)}{quote}")
         return None
-    return templates.compile_text(text, line, f"{where}.{key}", problems)
+    block = block_line(value, key)
+    return templates.compile_text(text, line, f"{where}.{key}", problems, block=block)
 
 
 def _json(value: Mapping[str, Any], where: str, problems: Problems) -> Tree | None:
     if "json" not in value:
         return None
-    return compile_tree(value["json"], line_of(value, "json"), f"{where}.json", problems)
+    line, block = line_of(value, "json"), block_line(value, "json")
+    return compile_tree(value["json"], line, f"{where}.json", problems, block=block)
 
 
 def _tool_calls(
@@ -282,7 +294,8 @@ def _arguments(item: Mapping[str, Any], line: int, where: str, problems: Problem
     if raw == AUTO:
         return AUTO
     if isinstance(raw, str):  # a JSON string, sent as is (maybe broken on purpose)
-        return templates.compile_text(raw, spot, f"{where}.arguments", problems)
+        block = block_line(item, "arguments")
+        return templates.compile_text(raw, spot, f"{where}.arguments", problems, block=block)
     if isinstance(raw, Mapping):
         return compile_tree(raw, spot, f"{where}.arguments", problems)
     problems.add(

@@ -19,8 +19,8 @@ from mockai.scenario.errorspecs import ErrorSpec, compile_error
 from mockai.scenario.matchers import Matcher, compile_match
 from mockai.scenario.problems import Problems, describe, suggest
 from mockai.scenario.replies import ReplySpec, compile_reply
-from mockai.scenario.yamlsrc import line_of
-from mockai.timing import Delay, StreamTiming, parse_delay, parse_stream
+from mockai.scenario.yamlsrc import block_line, line_of
+from mockai.timing import Delay, StreamTiming, parse_delay, parse_stream, unit_warnings
 
 RULE_KEYS = (
     "name",
@@ -208,7 +208,8 @@ def _answer(
     value: Mapping[str, Any], where: str, problems: Problems
 ) -> tuple[ReplySpec | None, ErrorSpec | None] | None:
     if "reply" in value:
-        reply = compile_reply(value["reply"], line_of(value, "reply"), where, problems)
+        line, block = line_of(value, "reply"), block_line(value, "reply")
+        reply = compile_reply(value["reply"], line, where, problems, block=block)
         return None if reply is None else (reply, None)
     error = compile_error(value["error"], line_of(value, "error"), where, problems)
     return None if error is None else (None, error)
@@ -266,7 +267,34 @@ def _delivery(value: Mapping[str, Any], where: str, problems: Problems) -> Deliv
             parsed[key] = parse(value[key])
         except ValueError as error:
             problems.add(line_of(value, key), f"{where} {key}: {error}")
+            continue
+        _warn_bare_seconds(value, key, where, problems)
     return Delivery(**parsed)
+
+
+def _warn_bare_seconds(value: Mapping[str, Any], key: str, where: str, problems: Problems) -> None:
+    """`latency: 200` is 200 seconds: say so where it was written, with both spellings."""
+    setting = value[key]
+    if key == "latency":
+        found = [(line_of(value, key), message) for message in unit_warnings(setting)]
+    elif key == "stream" and isinstance(setting, Mapping):
+        found = [
+            (line_of(setting, part), f"stream.{message}")
+            for part in ("ttft", "chunk_delay")
+            if part in setting
+            for message in unit_warnings(setting[part], part)
+        ]
+    elif key == "stream":
+        found = [(line_of(value, key), f"stream.{message}") for message in unit_warnings(setting)]
+    else:  # faults: the named error's retry_after
+        found = [
+            (line_of(options, "retry_after"), f"faults.{name}.{message}")
+            for name, options in setting.items()
+            if isinstance(options, Mapping) and "retry_after" in options
+            for message in unit_warnings(options["retry_after"], "retry_after")
+        ]
+    for line, message in found:
+        problems.warn(line, f"{where} {message}")
 
 
 def _then(value: Mapping[str, Any], where: str, problems: Problems) -> bool:

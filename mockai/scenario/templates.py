@@ -36,7 +36,14 @@ _MARKERS = ("{{", "{%", "{#")
 
 
 class TemplateRenderError(Exception):
-    """A template failed while rendering (an undefined value, a sandbox violation, ...)."""
+    """A template failed while rendering (an undefined value, a sandbox violation, ...).
+
+    `origin` says which template: `rule 'a' reply.content (scenarios/a.yaml:6)`.
+    """
+
+    def __init__(self, message: str, origin: str = "") -> None:
+        super().__init__(message)
+        self.origin = origin
 
 
 class RequestView:
@@ -162,11 +169,12 @@ class Text:
     costs about a millisecond each, which a 1000-rule file should not pay before serving.
     """
 
-    __slots__ = ("_compiled", "source", "tree")
+    __slots__ = ("_compiled", "origin", "source", "tree")
 
-    def __init__(self, source: str, tree: nodes.Template | None = None) -> None:
+    def __init__(self, source: str, tree: nodes.Template | None = None, origin: str = "") -> None:
         self.source = source
         self.tree = tree  # None: a constant
+        self.origin = origin  # where it was written, for render errors
         self._compiled: Template | None = None
 
     @property
@@ -183,7 +191,7 @@ class Text:
         try:
             return self._compiled.render(context)
         except Exception as error:  # jinja raises many kinds; all mean "this template failed"
-            raise TemplateRenderError(f"{type(error).__name__}: {error}") from None
+            raise TemplateRenderError(f"{type(error).__name__}: {error}", self.origin) from None
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Text) and other.source == self.source
@@ -200,39 +208,67 @@ def is_template(text: str) -> bool:
     return any(marker in text for marker in _MARKERS)
 
 
-def compile_text(source: str, line: int, where: str, problems: Problems) -> Text | None:
-    """A Text for `source`; syntax errors and unknown names are recorded as problems."""
+def compile_text(
+    source: str, line: int, where: str, problems: Problems, *, block: int = 0
+) -> Text | None:
+    """A Text for `source`; syntax errors and unknown names are recorded as problems.
+
+    `line` is the line of the key holding the text; `block` the line its text starts on when it
+    is a literal block scalar (`content: |`), so a problem inside a multi-line template is
+    reported at its own line of the file (see yamlsrc.block_line).
+    """
     if not is_template(source):
         return Text(source)
+    place = _Place(line, block, multiline="\n" in source.rstrip("\n"))
     try:
         tree = _ENV.parse(source)
     except TemplateSyntaxError as error:
-        at = f" (template line {error.lineno})" if error.lineno and error.lineno > 1 else ""
-        problems.add(line, f"invalid template in {where}: {error.message}{at}")
+        at, inside = place.of(error.lineno)
+        problems.add(at, f"invalid template in {where}: {error.message}{inside}")
         return None
-    if not _names_known(tree, line, where, problems):
+    if not _check_tree(tree, place, where, problems):
         return None
-    return Text(source, tree)
+    origin = f"{where} ({problems.file}:{line})" if line else where
+    return Text(source, tree, origin)
 
 
-def _names_known(tree: nodes.Template, line: int, where: str, problems: Problems) -> bool:
+class _Place:
+    """Where a template's line N is in the file."""
+
+    def __init__(self, line: int, block: int, *, multiline: bool) -> None:
+        self.line, self.block, self.multiline = line, block, multiline
+
+    def of(self, lineno: int | None) -> tuple[int, str]:
+        """(file line, ` (template line N)` for multi-line templates)."""
+        if not self.multiline or not lineno:
+            return self.line, ""
+        at = self.block + lineno - 1 if self.block else self.line
+        return at, f" (template line {lineno})"
+
+
+def _names_known(
+    tree: nodes.Template, undeclared: set[str], place: _Place, where: str, problems: Problems
+) -> bool:
     ok = True
     known = (*CONTEXT_NAMES, *sorted(_ENV.globals))
-    for name in sorted(meta.find_undeclared_variables(tree)):
+    for name in sorted(undeclared):
         if name not in known:
+            first = next(n for n in tree.find_all(nodes.Name) if n.name == name)
+            at, inside = place.of(first.lineno)
             problems.add(
-                line,
-                f"unknown name '{name}' in the template of {where}"
+                at,
+                f"unknown name '{name}' in the template of {where}{inside}"
                 + suggest(name, CONTEXT_NAMES, noun="names"),
             )
             ok = False
     for node in tree.find_all(nodes.Getattr):
         if not isinstance(node.node, nodes.Name):
             continue
+        at, inside = place.of(node.lineno)
         if node.node.name == "request" and node.attr not in RequestView.FIELDS:
             problems.add(
-                line,
-                f"unknown field 'request.{node.attr}' in the template of {where}"
+                at,
+                f"unknown field 'request.{node.attr}' in the template of {where}{inside}"
                 + suggest(node.attr, RequestView.FIELDS, noun="fields"),
             )
             ok = False
@@ -240,9 +276,44 @@ def _names_known(tree: nodes.Template, line: int, where: str, problems: Problems
             close = suggest(node.attr, _faker_names(), noun="see the Faker docs")
             if "did you mean" not in close:
                 close = " (see the Faker providers' documentation)"
-            problems.add(line, f"unknown faker method 'faker.{node.attr}' in {where}{close}")
+            problems.add(at, f"unknown faker method 'faker.{node.attr}' in {where}{inside}{close}")
             ok = False
     return ok
+
+
+def _check_tree(tree: nodes.Template, place: _Place, where: str, problems: Problems) -> bool:
+    """What jinja2 only finds when compiling (unknown filters and tests, ...) and the names the
+    template uses, checked now: a load-time problem, not an error answered to a request."""
+    ok = True
+    for kind, node_type, known in (
+        ("filter", nodes.Filter, _ENV.filters),
+        ("test", nodes.Test, _ENV.tests),
+    ):
+        for node in tree.find_all(node_type):
+            name = getattr(node, "name", "")
+            if name not in known:
+                at, inside = place.of(node.lineno)
+                problems.add(
+                    at,
+                    f"unknown {kind} '{name}' in the template of {where}{inside}"
+                    + suggest(name, sorted(known), noun=f"{kind}s"),
+                )
+                ok = False
+    for other in tree.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)):
+        at, inside = place.of(other.lineno)
+        problems.add(
+            at, f"the template of {where}{inside} cannot extend, include or import other templates"
+        )
+        ok = False
+    if not ok:
+        return False
+    try:  # runs jinja2's code generator: the rest of what compiling checks (a block defined twice)
+        undeclared = meta.find_undeclared_variables(tree)
+    except TemplateSyntaxError as error:
+        at, inside = place.of(error.lineno)
+        problems.add(at, f"invalid template in {where}: {error.message}{inside}")
+        return False
+    return _names_known(tree, undeclared, place, where, problems)
 
 
 def _faker_has(name: str) -> bool:

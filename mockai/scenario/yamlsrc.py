@@ -5,6 +5,8 @@ PyYAML's constructed values forget where they were written, so scenario files ar
 `LocatedList`, each holding the 1-based line of the node and of every key / item. Scalars are
 resolved by PyYAML's SafeConstructor, so `yes`, `0x10` and `1e3` mean what they mean in YAML.
 A duplicate key is a problem (PyYAML silently keeps the last one), reported with both lines.
+Literal block scalars (`|`) also remember the line their text starts on: their lines map one to one
+onto the file's, so a problem inside a multi-line template points at its own line (`block_line`).
 
 Runtime rules (`MockServer.add_rule`, `POST /_mockai/rules`) are plain dicts and lists: `line_of`
 answers 0 for them, which the problem reports render without a line number.
@@ -23,6 +25,7 @@ class LocatedDict(dict[Any, Any]):
 
     line: int
     lines: dict[Any, int]
+    blocks: dict[Any, int]  # key -> first text line, for literal block scalar values
 
 
 class LocatedList(list[Any]):
@@ -30,6 +33,7 @@ class LocatedList(list[Any]):
 
     line: int
     lines: list[int]
+    blocks: dict[int, int]  # index -> first text line, for literal block scalar items
 
 
 def line_of(container: Any, key: Any = None) -> int:
@@ -41,6 +45,28 @@ def line_of(container: Any, key: Any = None) -> int:
     if isinstance(container, LocatedList) and isinstance(key, int) and 0 <= key < len(container):
         return container.lines[key]
     return line_of(container)
+
+
+def located(values: dict[Any, Any], line: int, *, blocks: dict[Any, int]) -> LocatedDict:
+    """A LocatedDict built in code (every key at `line`), for shorthands standing for a mapping."""
+    out = LocatedDict(values)
+    out.line, out.lines = line, dict.fromkeys(values, line)
+    out.blocks = {key: block for key, block in blocks.items() if block}
+    return out
+
+
+def block_line(container: Any, key: Any) -> int:
+    """The file line of the first text line of `container[key]` when it is a literal block
+    scalar (`key: |`), whose text lines are the file's lines one to one; else 0."""
+    blocks = getattr(container, "blocks", None)
+    return blocks.get(key, 0) if blocks else 0
+
+
+def _block_start(node: yaml.Node) -> int:
+    # The node starts at the `|` indicator; its text starts on the next line.
+    if isinstance(node, yaml.ScalarNode) and node.style == "|":
+        return int(node.start_mark.line) + 2
+    return 0
 
 
 Report = Callable[[int, str], None]
@@ -71,7 +97,7 @@ class _Builder:
     def _mapping(self, node: yaml.MappingNode) -> LocatedDict:
         self.constructor.flatten_mapping(node)  # resolves `<<: *defaults` merge keys
         out = LocatedDict()
-        out.line, out.lines = node.start_mark.line + 1, {}
+        out.line, out.lines, out.blocks = node.start_mark.line + 1, {}, {}
         for key_node, value_node in node.value:
             key = self.build(key_node)
             line = key_node.start_mark.line + 1
@@ -85,12 +111,15 @@ class _Builder:
                 continue
             out[key] = self.build(value_node)
             out.lines[key] = line
+            if block := _block_start(value_node):
+                out.blocks[key] = block
         return out
 
     def _sequence(self, node: yaml.SequenceNode) -> LocatedList:
         out = LocatedList(self.build(item) for item in node.value)
         out.line = node.start_mark.line + 1
         out.lines = [item.start_mark.line + 1 for item in node.value]
+        out.blocks = {i: b for i, item in enumerate(node.value) if (b := _block_start(item))}
         return out
 
     def _scalar(self, node: yaml.Node) -> Any:

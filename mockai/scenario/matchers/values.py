@@ -205,7 +205,11 @@ class Tools(Matcher, key="tools"):
     @classmethod
     def compile(cls, value: Any, line: int, where: str, problems: Problems) -> list[Matcher]:
         names = [value] if isinstance(value, str) else value
-        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        if (
+            not isinstance(names, list)
+            or not names
+            or not all(isinstance(n, str) and n for n in names)
+        ):
             problems.add(line, f"{where}.tools must be a list of tool names, got {describe(value)}")
             return []
         return [cls(line, frozenset(names))]
