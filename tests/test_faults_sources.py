@@ -94,7 +94,10 @@ def test_a_rules_timing_applies_and_the_header_beats_it() -> None:
         assert paced.error is None
         assert paced.elapsed >= 0.15 + 0.05 + 5 * 0.005
         quick = call("sync", server, {"x-mockai-latency": "0ms"})
-        assert quick.error is None and quick.elapsed < 0.15
+        assert quick.error is None
+        # Measured by the server (arrival to last byte): the client's own set-up time under a
+        # loaded machine is no part of what the header changed.
+        assert attempts(server)[-1].duration_ms < 150
 
 
 def test_a_named_error_in_a_rules_faults_answers_instead_of_the_reply() -> None:
