@@ -134,3 +134,8 @@ _NUMBER_HINTS: dict[str, tuple[float, float, int]] = {
     "probability": (0, 1, 2), "weight": (1, 100, 1), "id": (1, 1000, 0), "distance": (1, 100, 1),
     "duration": (1, 120, 0),
 }  # fmt: skip
+
+
+def name_tokens(name: str) -> tuple[str, ...]:
+    """The lowercase words of a property name (`arrivalCity`, `arrival_city` -> arrival, city)."""
+    return _tokens(name)
