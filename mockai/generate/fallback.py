@@ -114,8 +114,11 @@ class FallbackGenerator:
         """
         found: prompted.Found | None = None
         holder = ""
+        asked = json_mode or prompted.mentions_json(exchange.user_text)
         for message in exchange.messages:
-            if message.role in ("system", "developer", "user"):
+            if message.role in ("system", "developer", "user") and (
+                asked or prompted.mentions_json(message.text)  # text mode: a cheap test first
+            ):
                 candidate = self._prompt_schemas.find(message.text)
                 if candidate is not None and (
                     found is None or len(candidate.span) >= len(found.span)
@@ -126,7 +129,7 @@ class FallbackGenerator:
         instructions = (
             holder.replace(found.span, " ") + "\n" + exchange.user_text.replace(found.span, " ")
         )
-        if not json_mode and "json" not in instructions.lower():
+        if not json_mode and not prompted.mentions_json(instructions):
             return None
         try:
             value = self._instance(found.schema, rng, exchange.user_text.replace(found.span, " "))

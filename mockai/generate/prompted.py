@@ -10,9 +10,9 @@ Finding it: every balanced `{...}` span of the text (braces inside JSON strings 
 span that does not parse is searched inside) that parses as a JSON object and looks like a schema
 (`properties` of schemas, a `type` with `items` / `enum` / `properties`, or `$defs` / combinators
 around a `$ref`) and passes jsonschema's meta-schema check; the largest wins. Fenced
-```` ```json ```` blocks are spans like any other. The work is linear in the text (one regex pass
-over the structural characters, bounded re-scans), and `PromptSchemas` remembers recent answers
-per text, since an agent sends the same system message on every step.
+```` ```json ```` blocks are spans like any other. The work is linear in the text (a regex pass
+over the structural characters, within a budget of a few passes), and `PromptSchemas` remembers
+recent answers per text, since an agent sends the same system message on every step.
 """
 
 from __future__ import annotations
@@ -28,11 +28,13 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 _STRUCTURAL = re.compile(r'[{}"]')
-_MAX_TEXT = 512 * 1024  # longer prompts are not searched (a schema is rarely that big)
+_MAX_TEXT = 256 * 1024  # longer messages are not searched (a schema is rarely in one)
 _MAX_RESTARTS = 8  # unclosed `{` after which the scan restarts just past it
+_WORK_PER_CHAR = 3  # the scan's budget: structural characters visited, per character of text
 _MAX_NESTING = 3  # levels of a non-JSON span searched for JSON inside
 _CACHE_SIZE = 256
 _TYPES = frozenset({"object", "array", "string", "integer", "number", "boolean", "null"})
+_JSON_WORD = re.compile("json", re.IGNORECASE)
 _FENCE_HINTS = ("```", "code block", "codeblock")
 
 
@@ -70,10 +72,15 @@ def find_schema(text: str) -> Found | None:
     if len(text) > _MAX_TEXT:
         return None
     best: Found | None = None
-    for start, end, value in _json_objects(text, 0, len(text), 0):
+    for start, end, value in _json_objects(text):
         if (best is None or end - start > len(best.span)) and looks_like_schema(value):
             best = Found(value, text[start:end])
     return best
+
+
+def mentions_json(text: str) -> bool:
+    """Whether `text` says "JSON" in any case (what the API itself asks of JSON mode)."""
+    return _JSON_WORD.search(text) is not None
 
 
 def wants_fence(text: str) -> bool:
@@ -117,41 +124,64 @@ def _is_type(declared: Any) -> bool:
     return isinstance(declared, list) and bool(declared) and all(t in _TYPES for t in declared)
 
 
-def _json_objects(text: str, start: int, end: int, nesting: int) -> Iterator[tuple[int, int, Any]]:
-    """(start, end, value) of each outermost balanced `{...}` in text[start:end] that is JSON.
+def _json_objects(text: str) -> Iterator[tuple[int, int, Any]]:
+    """(start, end, value) of the outermost balanced `{...}` spans of `text` that are JSON."""
+    return _Scan(text).spans(0, len(text), 0)
+
+
+class _Scan:
+    """One search of a text, sharing a work budget across restarts and nested searches.
 
     Braces inside JSON strings do not count. A balanced span that is not JSON (prose braces
     around a schema) is searched inside, a few levels deep. An unclosed `{` (a stray brace, a
-    quote in prose) restarts the scan just after it, a bounded number of times.
+    quote in prose) restarts the scan just after it. Outside braces the scan jumps from `{` to
+    `{`; the budget (a few passes over the text) bounds hostile input like `{{{{...`.
     """
-    restarts = 0
-    position = start
-    while position < end:
-        depth, opened, closed, in_string = 0, -1, position, False
-        for match in _STRUCTURAL.finditer(text, position, end):
-            char, index = match.group(), match.start()
-            if depth == 0:
-                if char == "{":
-                    depth, opened, in_string = 1, index, False
-            elif in_string:
-                in_string = char != '"' or _escaped(text, index)
-            elif char == '"':
-                in_string = True
-            elif char == "{":
-                depth += 1
-            elif char == "}":
-                depth -= 1
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.budget = _WORK_PER_CHAR * len(text)
+
+    def spans(self, start: int, end: int, nesting: int) -> Iterator[tuple[int, int, Any]]:
+        text = self.text
+        position = start
+        for _ in range(_MAX_RESTARTS + 1):
+            opened = text.find("{", position, end)
+            if opened < 0:
+                return
+            depth, in_string, closed = 1, False, -1
+            for match in _STRUCTURAL.finditer(text, opened + 1, end):
+                self.budget -= 1
+                if self.budget < 0:
+                    return
+                char, index = match.group(), match.start()
                 if depth == 0:
-                    closed = index + 1
-                    try:
-                        yield opened, closed, json.loads(text[opened:closed])
-                    except ValueError:
-                        if nesting < _MAX_NESTING:
-                            yield from _json_objects(text, opened + 1, index, nesting + 1)
-        if depth == 0 or restarts >= _MAX_RESTARTS:
+                    if char == "{":
+                        depth, opened, in_string = 1, index, False
+                elif in_string:
+                    in_string = char != '"' or _escaped(text, index)
+                elif char == '"':
+                    in_string = True
+                elif char == "{":
+                    depth += 1
+                elif char == "}":
+                    depth -= 1
+                    if depth == 0:
+                        closed = index + 1
+                        yield from self._span(opened, closed, nesting)
+            if depth == 0:
+                return
+            position = max(opened + 1, closed)
+
+    def _span(self, start: int, end: int, nesting: int) -> Iterator[tuple[int, int, Any]]:
+        self.budget -= (end - start) // 8  # parsing is C-fast, but not free
+        try:
+            yield start, end, json.loads(self.text[start:end])
+        except ValueError:
+            if nesting < _MAX_NESTING:
+                yield from self.spans(start + 1, end - 1, nesting + 1)
+        except RecursionError:
             return
-        restarts += 1
-        position = max(opened + 1, closed)
 
 
 def _escaped(text: str, index: int) -> bool:

@@ -10,9 +10,10 @@ choice follows the conversation since the last user turn:
   question, a working tool before one that ends the conversation (so the agent's own tools run);
 - after tool results, a tool not called since that user turn, preferring one that says it gives
   the final answer or ends the conversation (`final_result`, `submit`, `answer`, `done`, ...);
-- once every tool was called, the final-answer tool again (a retry after a validation error),
-  else the tool called least, then the one called longest ago: never the same tool twice in a
-  row while there is another.
+- once the final-answer tool was called (the framework came back: a retry after a validation
+  error), a final-answer tool again; once every tool was called, the final-answer tool, else the
+  tool called least, then the one called longest ago: never the same tool twice in a row while
+  there is another.
 
 With `auto` a tool is called only to answer a fresh user turn about one of the tools; after a
 tool result the model answers in words. Everything is a function of the request, so the choice is
@@ -93,15 +94,19 @@ def _required_tool(candidates: Sequence[Tool], turn: Sequence[Message], asked: s
         working = [tool for tool in candidates if not is_final(tool)]
         return _best_match(working or candidates, asked)[1]
     # Results came back (their calls may be out of sight, in a stored previous response).
-    uncalled = [tool for tool in candidates if tool.name not in called]
-    if uncalled:
-        finals = [tool for tool in uncalled if is_final(tool)]
-        return _best_match(finals or uncalled, asked)[1]
     finals = [tool for tool in candidates if is_final(tool)]
+    uncalled = [tool for tool in candidates if tool.name not in called]
+    finishing = any(tool.name in called for tool in finals)  # back after the final answer
+    if uncalled and not finishing:
+        uncalled_finals = [tool for tool in uncalled if is_final(tool)]
+        return _best_match(uncalled_finals or uncalled, asked)[1]
+    # Every tool was called, or the final answer came back (a retry after a validation error).
     pool = finals or candidates
     position = {tool.name: index for index, tool in enumerate(pool)}
     last_called = {name: index for index, name in enumerate(called)}
-    return min(pool, key=lambda t: (called.count(t.name), last_called[t.name], position[t.name]))
+    return min(
+        pool, key=lambda t: (called.count(t.name), last_called.get(t.name, -1), position[t.name])
+    )
 
 
 def _since_last_user(messages: Sequence[Message]) -> Sequence[Message]:

@@ -30,7 +30,11 @@ PLACE_KINDS = frozenset({"city", "country", "state"})
 
 # A run of capitalised words ("Paris", "New York", "São Paulo", "Rio de Janeiro", "Stratford-
 # upon-Avon"), joined by spaces or hyphens and the particles place names carry.
-_PARTICLE = r"(?:[ -](?:de|da|do|del|della|di|du|la|le|les|von|van|of|upon|on|am|sur|en))*"
+_PARTICLES = frozenset(
+    {"de", "da", "do", "del", "della", "di", "du", "la", "le", "les", "von", "van", "of", "upon",
+     "on", "am", "sur", "en"}
+)  # fmt: skip
+_PARTICLE = rf"(?:[ -](?:{'|'.join(sorted(_PARTICLES))}))*"
 _APOSTROPHES = "'\u2019"
 _PROPER_NAME = re.compile(
     rf"\b[A-Z][\w{_APOSTROPHES}]*(?:{_PARTICLE}[ -][A-Z][\w{_APOSTROPHES}]*)*"
@@ -53,9 +57,16 @@ _NOT_NAME_WORDS = (
     "Check Look Search Book Plan List Send Create Call Use Write Summarize Summarise Translate "
     "Explain Describe Let Let's Lets Help Need My Our Your Their His Her Its This That These "
     "Those There Here It It's We You He She They Any Some Is Whether Biggest Largest Smallest "
-    "Best Capital City Country Name Extract Return Answer Respond Make Sure Always Don't Be"
+    "Best Capital City Country Name Extract Return Answer Respond Make Sure Always Don't Be Ask "
+    "Remind Schedule Email Message Text Meet Visit Add Update Delete Remove Open Close Start Stop "
+    "Buy Order Cancel"
 )
-_NOT_NAMES = frozenset(_NOT_NAME_WORDS.split())
+# Capitalised words that end a place name rather than continue it ("Paris on Friday").
+_DATE_WORDS = (
+    "Monday Tuesday Wednesday Thursday Friday Saturday Sunday January February March April May "
+    "June July August September October November December Christmas Easter"
+)
+_NOT_NAMES = frozenset(_NOT_NAME_WORDS.split()) | frozenset(_DATE_WORDS.split())
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,13 +99,16 @@ def mentioned_names(message: str) -> tuple[Mention, ...]:
         words = match.group().replace("-", " ").split()
         while words and words[0] in _NOT_NAMES:
             words.pop(0)
+        while words and (words[-1] in _NOT_NAMES or words[-1] in _PARTICLES):
+            words.pop()
         if not words:
             continue
         start = match.start() + match.group().find(words[0])
-        name = message[start : match.end()].rstrip(_APOSTROPHES)
+        end = match.start() + match.group().rfind(words[-1]) + len(words[-1])
+        name = message[start:end].rstrip(_APOSTROPHES)
         if name.endswith(("'s", "\u2019s")):
             name = name[:-2]
-        before = _BEFORE.search(message, 0, start)
+        before = _BEFORE.search(message, max(0, start - 32), start)  # linear in the message
         found.append(Mention(name, before.group(1).lower() if before else ""))
     return tuple(found)
 
