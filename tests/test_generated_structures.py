@@ -393,3 +393,19 @@ def test_a_tool_call_names_the_place_through_the_server(
     arguments = json.loads(calls[0].function.arguments)  # type: ignore[union-attr]
     assert arguments  # never `{}`
     assert arguments.get("city", "Paris") == "Paris"
+
+
+def test_langchain_json_mode_parses_into_the_model_the_prompt_describes(server: MockServer) -> None:
+    from langchain_openai import ChatOpenAI
+    from pydantic import BaseModel
+
+    class Joke(BaseModel):
+        setup: str
+        punchline: str
+        rating: int | None = None
+
+    llm = ChatOpenAI(model="gpt-4o-mini", base_url=server.url, api_key="sk-test", max_retries=0)  # type: ignore[arg-type]
+    structured = llm.with_structured_output(Joke, method="json_mode")
+    prompt = f"Tell me a joke about cats. Respond in JSON matching this schema: {json.dumps(Joke.model_json_schema())}"
+    joke = structured.invoke(prompt)
+    assert isinstance(joke, Joke) and joke.setup and joke.punchline

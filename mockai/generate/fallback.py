@@ -5,8 +5,11 @@ gets the same answer on every server started with the same seed, whatever else w
 What it answers:
 - a tool call when the request forces one (`tool_choice` required or named), or when tools are
   offered with `auto`, the conversation awaits an answer to a user turn, and a tool's name or
-  description shares a word with the question; arguments validate against the tool's schema;
-- JSON for `json_object`, and a schema-valid instance for `json_schema` formats;
+  description shares a word with the question (which tool: `tools.tool_to_call`, so that agent
+  loops end); arguments validate against the tool's schema;
+- a schema-valid instance for `json_schema` formats, and for `json_object` (or a text request
+  asking for JSON) whose messages hold a JSON Schema (`prompted`); other JSON mode requests get
+  `{"answer": ...}`;
 - otherwise a few sentences of faker prose (after a tool result, prefaced by what the tool said).
 """
 
