@@ -38,6 +38,9 @@ class Contact(BaseModel):
     home_city: str | None = None
 
 
+# Building `.venv-instructor` on first use (when the test command did not) takes ~40 s of pip.
+pytestmark = pytest.mark.timeout(600)
+
 MODES = ["TOOLS", "JSON", "MD_JSON", "JSON_SCHEMA", "RESPONSES_TOOLS"]
 LIST_TEXTS = ["Alice is 30 and Bob is 25.", "Users: Tom 4, Ann 5", "no users here"]
 CASES: list[dict[str, str]] = [
