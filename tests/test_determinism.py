@@ -78,6 +78,52 @@ REQUESTS: list[tuple[str, dict[str, Any]]] = [
             "dimensions": 64,
         },
     ),
+    (  # an agent loop's second step: a tool result, then `required` moves on to final_result
+        "/chat/completions",
+        {
+            "model": "gpt-4o",
+            "messages": [
+                {"role": "user", "content": "Weather in Paris?"},
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": "call_1",
+                            "type": "function",
+                            "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
+                        }
+                    ],
+                },
+                {"role": "tool", "tool_call_id": "call_1", "content": "18C"},
+            ],
+            "tools": [
+                WEATHER,
+                {
+                    "type": "function",
+                    "function": {
+                        "name": "final_result",
+                        "parameters": WEATHER["function"]["parameters"],
+                    },
+                },
+            ],
+            "tool_choice": "required",
+        },
+    ),
+    (  # JSON mode with the schema written in the system message
+        "/chat/completions",
+        {
+            "model": "gpt-4o-mini",
+            "messages": [
+                {
+                    "role": "system",
+                    "content": 'Answer in JSON matching {"type": "object", "properties": {"city": {"type": "string"}}}',
+                },
+                {"role": "user", "content": "Where is the Louvre?"},
+            ],
+            "response_format": {"type": "json_object"},
+        },
+    ),
     ("/responses", {"model": "gpt-4o-mini", "input": "Hello"}),
     ("/responses", {"model": "gpt-4o-mini", "input": "Hello", "stream": True}),
     ("/moderations", {"input": ["I will kill you", "nice day"]}),

@@ -5,8 +5,11 @@ gets the same answer on every server started with the same seed, whatever else w
 What it answers:
 - a tool call when the request forces one (`tool_choice` required or named), or when tools are
   offered with `auto`, the conversation awaits an answer to a user turn, and a tool's name or
-  description shares a word with the question; arguments validate against the tool's schema;
-- JSON for `json_object`, and a schema-valid instance for `json_schema` formats;
+  description shares a word with the question (which tool: `tools.tool_to_call`, so that agent
+  loops end); arguments validate against the tool's schema;
+- a schema-valid instance for `json_schema` formats, and for `json_object` (or a text request
+  asking for JSON) whose messages hold a JSON Schema (`prompted`); other JSON mode requests get
+  `{"answer": ...}`;
 - otherwise a few sentences of faker prose (after a tool result, prefaced by what the tool said).
 """
 
@@ -18,15 +21,9 @@ from typing import Any
 
 from mockai.catalog import Catalog
 from mockai.exchange import Endpoint, Exchange, Tool
-from mockai.generate import embeddings, moderation, prose, schema
+from mockai.generate import embeddings, moderation, prompted, prose, schema, tools
 from mockai.reply import Choice, Reply, ToolCall
 from mockai.wire import jsonbytes
-
-
-def words(text: str) -> set[str]:
-    """Content words of `text` (stemmed, no stopwords); `_` and `-` split tool names into words."""
-    return set(embeddings.words(text.replace("_", " ").replace("-", " ")))
-
 
 _CACHE_SIZE = 1024
 
@@ -38,6 +35,7 @@ class FallbackGenerator:
         self.seed = seed
         self.catalog = catalog
         self._cache: dict[tuple[bytes, int, Endpoint], Reply] = {}
+        self._prompt_schemas = prompted.PromptSchemas()
         self._by_endpoint: dict[Endpoint, Callable[[Exchange, bytes], Reply]] = {
             Endpoint.CHAT: self._conversation,
             Endpoint.RESPONSES: self._conversation,
@@ -92,39 +90,58 @@ class FallbackGenerator:
             return schema.instance(schema_, rng, faker=faker, context=context)
 
     def _choice(self, exchange: Exchange, rng: random.Random) -> Choice:
-        tool = self._tool_to_call(exchange)
+        tool = tools.tool_to_call(exchange)
         if tool is not None:
             return Choice(tool_calls=(self._tool_call(tool, exchange, rng),))
         fmt = exchange.response_format
         if fmt is not None and fmt.kind == "json_schema" and fmt.schema is not None:
             value = self._instance(fmt.schema, rng, exchange.user_text)
             return Choice(content=jsonbytes.dumps_str(value))
-        if fmt is not None and fmt.kind in ("json_object", "json_schema"):
+        kind = "text" if fmt is None else fmt.kind
+        if kind != "json_schema":
+            content = self._prompted_json(exchange, rng, json_mode=kind == "json_object")
+            if content is not None:
+                return Choice(content=content)
+        if kind != "text":
             return Choice(content=jsonbytes.dumps_str({"answer": self._prose(rng)}))
         return Choice(content=self._answer(exchange, rng))
 
-    def _tool_to_call(self, exchange: Exchange) -> Tool | None:
-        choice = exchange.tool_choice
-        candidates = [
-            t
-            for t in exchange.tools
-            if t.kind == "function" and (not choice.allowed or t.name in choice.allowed)
-        ]
-        if choice.mode == "none" or not candidates:
+    def _prompted_json(
+        self, exchange: Exchange, rng: random.Random, *, json_mode: bool
+    ) -> str | None:
+        """JSON valid against a schema the prompt holds, or None.
+
+        In JSON mode any schema in a system, developer or user message counts; in text mode only
+        one whose message (or the latest user message) asks for JSON, and the answer comes in a
+        ```json block when the instructions ask for a code block (instructor's MD_JSON).
+        """
+        found: prompted.Found | None = None
+        holder = ""
+        asked = json_mode or prompted.mentions_json(exchange.user_text)
+        for message in exchange.messages:
+            if message.role in ("system", "developer", "user") and (
+                asked or prompted.mentions_json(message.text)  # text mode: a cheap test first
+            ):
+                candidate = self._prompt_schemas.find(message.text)
+                if candidate is not None and (
+                    found is None or len(candidate.span) >= len(found.span)
+                ):
+                    found, holder = candidate, message.text
+        if found is None:
             return None
-        if choice.mode == "named":
-            return exchange.tool(choice.name or "")
-        asked = words(exchange.user_text)
-        scored = [
-            (len(asked & words(f"{t.name} {t.description}")), -i, t)
-            for i, t in enumerate(candidates)
-        ]
-        best_score, _, best = max(scored, key=lambda item: item[:2])
-        if choice.mode == "required":
-            return best
-        # `auto`: call a tool only to answer a fresh user turn that is about one of the tools.
-        awaiting_answer = bool(exchange.messages) and exchange.messages[-1].role == "user"
-        return best if awaiting_answer and best_score > 0 else None
+        instructions = (
+            holder.replace(found.span, " ") + "\n" + exchange.user_text.replace(found.span, " ")
+        )
+        if not json_mode and not prompted.mentions_json(instructions):
+            return None
+        try:
+            value = self._instance(found.schema, rng, exchange.user_text.replace(found.span, " "))
+        except schema.SchemaGenerationError:
+            return None  # a schema that cannot be met gets the schema-less answer
+        text = jsonbytes.dumps_str(value)
+        if not json_mode and prompted.wants_fence(instructions):
+            return f"```json\n{text}\n```"
+        return text
 
     def _tool_call(self, tool: Tool, exchange: Exchange, rng: random.Random) -> ToolCall:
         parameters = tool.parameters or {"type": "object", "properties": {}}

@@ -132,5 +132,12 @@ _NUMBER_HINTS: dict[str, tuple[float, float, int]] = {
     "score": (0, 100, 1), "percent": (0, 100, 1), "percentage": (0, 100, 1),
     "temperature": (-10, 35, 1), "temp": (-10, 35, 1), "confidence": (0, 1, 2),
     "probability": (0, 1, 2), "weight": (1, 100, 1), "id": (1, 1000, 0), "distance": (1, 100, 1),
-    "duration": (1, 120, 0),
+    "duration": (1, 120, 0), "population": (10_000, 20_000_000, 0),
+    "inhabitant": (10_000, 20_000_000, 0), "resident": (10_000, 20_000_000, 0),
+    "employee": (5, 5000, 0),
 }  # fmt: skip
+
+
+def name_tokens(name: str) -> tuple[str, ...]:
+    """The lowercase words of a property name (`arrivalCity`, `arrival_city` -> arrival, city)."""
+    return _tokens(name)

@@ -1,8 +1,9 @@
 """Objects: which properties to include, and entries beyond the declared ones.
 
 Required properties always, optional ones by chance (less often deeper down, never past
-`MAX_DEPTH`), extra keys from `patternProperties` / `propertyNames` / `additionalProperties` up to
-`minProperties`, or a few for map-like objects (`dict[str, int]`).
+`MAX_DEPTH`; at least one when none is required, unless the object must be empty), extra keys
+from `patternProperties` / `propertyNames` / `additionalProperties` up to `minProperties`, or a
+few for map-like objects (`dict[str, int]`).
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ def _object_keys(gen: Generator, flat: Flat) -> list[str]:
     optional = [key for key in props if key not in required and props[key] is not False]
     chance = 0.0 if flat.minimal else max(0.3, _OPTIONAL_CHANCE - 0.1 * flat.depth)
     chosen = required + [key for key in optional if gen.rng.random() < chance]
+    if not chosen and optional and not flat.minimal and (high is None or high > 0):
+        # An object that declares properties but requires none still says something: `{}` as
+        # tool arguments is an empty `list[User]` for instructor, or a validation error.
+        chosen = [gen.rng.choice(optional)]
     chosen += [key for key in optional if key not in chosen][: max(0, low - len(chosen))]
     chosen = _with_dependencies(node, chosen)
     while high is not None and len(chosen) > high:

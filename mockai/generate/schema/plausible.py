@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-import re
 import string
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from mockai.generate.schema.names import is_query, string_kind
 from mockai.generate.schema.nodes import MISSING
+from mockai.generate.schema.places import PLACE_KINDS, place_for
 
 if TYPE_CHECKING:
     from mockai.generate.schema.generator import Generator
@@ -42,45 +42,11 @@ def plausible_text(gen: Generator, name: str) -> str:
     if gen.context and is_query(name):
         return gen.context
     kind = string_kind(name)
-    if gen.context and kind in _PLACE_KINDS:
-        place = mentioned_name(gen.context)
+    if gen.context and kind in PLACE_KINDS:
+        place = place_for(kind, name, gen.context)
         if place is not None:
             return place  # "weather in Paris?" -> {"city": "Paris"}
     return text(gen, kind) if kind is not None else text(gen, "sentence")
-
-
-_PLACE_KINDS = frozenset({"city", "country", "state"})
-# A run of capitalised words ("Paris", "New York", "São Paulo", "Rio de Janeiro", "Stratford-
-# upon-Avon"), joined by spaces or hyphens and the particles place names carry.
-_PARTICLE = r"(?:[ -](?:de|da|do|del|della|di|du|la|le|les|von|van|of|upon|on|am|sur|en))*"
-_APOSTROPHES = "'\u2019"
-_PROPER_NAME = re.compile(
-    rf"\b[A-Z][\w{_APOSTROPHES}]*(?:{_PARTICLE}[ -][A-Z][\w{_APOSTROPHES}]*)*"
-)
-# Capitalised words that are not names, whatever their position: question words, pronouns,
-# greetings, and the verbs a request starts with.
-_NOT_NAME_WORDS = (
-    "I I'm I've I'd I'll Is Are Was Were Will What What's Whats When Where Which Who Why How Can "
-    "Could Would Should Do Does Did Please Tell Give Show Find Get The A An And Or In On At For "
-    "To From Hi Hello Hey Thanks Thank Today Tomorrow Yesterday Now Also Then Weather Compare "
-    "Check Look Search Book Plan List Send Create Call Use Write Summarize Summarise Translate "
-    "Explain Describe Let Let's Lets Help Need My Our Your Their His Her Its This That These "
-    "Those There Here It It's We You He She They Any Some Is Whether"
-)
-_NOT_NAMES = frozenset(_NOT_NAME_WORDS.split())
-
-
-def mentioned_name(message: str) -> str | None:
-    """The first proper name a message mentions ("What's the weather in New York?" -> "New
-    York"), or None: capitalised words, without question words and greetings."""
-    for match in _PROPER_NAME.finditer(message):
-        words = match.group().replace("-", " ").split()
-        while words and words[0] in _NOT_NAMES:
-            words.pop(0)
-        if words:
-            start = match.group().find(words[0])
-            return match.group()[start:].rstrip(_APOSTROPHES)
-    return None
 
 
 def preset(rng: random.Random, node: Mapping[str, Any]) -> Any:
