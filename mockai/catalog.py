@@ -135,6 +135,8 @@ class Catalog:
             self._listed = [known.get(m) or infer(m) for m in models]
         self._by_id = {info.id: info for info in self._listed}
         self._inferred: dict[str, ModelInfo] = {}
+        self._initial = list(self._listed)
+        self._deleted: set[str] = set()  # fine-tuned ids deleted from an unrestricted catalog
 
     def listed(self) -> list[ModelInfo]:
         """The models `/v1/models` lists, in order."""
@@ -145,7 +147,7 @@ class Catalog:
         info = self._by_id.get(model_id)
         if info is not None:
             return info
-        if self.restricted:
+        if self.restricted or (self._deleted and model_id in self._deleted):
             raise model_not_found(model_id)
         info = self._inferred.get(model_id)
         if info is None:
@@ -153,6 +155,37 @@ class Catalog:
                 self._inferred.clear()
             info = self._inferred[model_id] = infer(model_id)
         return info
+
+    def delete(self, model_id: str) -> ModelInfo:
+        """Remove a fine-tuned model (`ft:...`) for good: later lookups are the API's 404.
+
+        Only models the caller could own are deletable: a base model gets the API's 403, an id
+        this catalog does not know (or no longer knows) its 404.
+        """
+        info = self.get(model_id)
+        if not is_fine_tuned(model_id):
+            raise ApiError(
+                403,
+                f"You are not allowed to delete the model `{model_id}`: only fine-tuned models "
+                "owned by your organization can be deleted.",
+                type="invalid_request_error",
+                param="model",
+                code=None,
+            )
+        self._listed = [listed for listed in self._listed if listed.id != model_id]
+        self._by_id.pop(model_id, None)
+        self._inferred.pop(model_id, None)
+        if not self.restricted:
+            if len(self._deleted) > 4096:  # (bounded like the inferred ids)
+                self._deleted.clear()
+            self._deleted.add(model_id)
+        return info
+
+    def restore(self) -> None:
+        """Undo deletions (a server reset)."""
+        self._listed = list(self._initial)
+        self._by_id = {info.id: info for info in self._listed}
+        self._deleted.clear()
 
     def default(self, kind: Kind) -> str:
         """The model used when a request names none (the Responses API allows `{}`)."""
@@ -162,6 +195,11 @@ class Catalog:
         return {"chat": "gpt-4o-mini", "embedding": "text-embedding-3-small"}.get(
             kind, "omni-moderation-latest"
         )
+
+
+def is_fine_tuned(model_id: str) -> bool:
+    """Whether `model_id` names a fine-tuned model (`ft:gpt-4o-mini:org:suffix:id`)."""
+    return model_id.startswith("ft:")
 
 
 def model_not_found(model_id: str) -> ApiError:
