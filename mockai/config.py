@@ -33,6 +33,10 @@ class Config:
     admin_remote: bool = False  # admin endpoints for non-loopback clients too
     log_requests: bool = True
     journal_size: int = 1000
+    # Seconds a connection may take to send a whole request (head and body), and may stay
+    # idle between requests, before it is closed: a client that connects and sends nothing,
+    # or half a request, must not hold a connection forever.
+    read_timeout: float = 60.0
     # --- what to answer
     seed: int = 0
     models: tuple[str, ...] | None = None  # None: any model id is answered
@@ -119,10 +123,10 @@ def _coerce(name: str, value: Any) -> Any:
     kind = {f.name: f.type for f in dataclasses.fields(Config)}[name]
     try:
         if kind == "int":
-            return _int(value)
-        if kind == "float":
-            return float(value)
-        if kind == "bool":
+            value = _int(value)
+        elif kind == "float":
+            value = float(value)
+        elif kind == "bool":
             return _bool(value)
     except ValueError:
         raise ConfigError(f"{name}: {value!r} is not a valid {kind}") from None
@@ -138,6 +142,8 @@ def _coerce(name: str, value: Any) -> Any:
         return validate_record_mode(str(value))
     if name in ("port", "workers", "journal_size", "replay_speed") and value < 0:
         raise ConfigError(f"{name}: must not be negative, got {value}")
+    if name == "read_timeout" and value <= 0:
+        raise ConfigError(f"read_timeout: must be a positive number of seconds, got {value}")
     return value
 
 
