@@ -18,7 +18,7 @@ from typing import Any
 
 from mockai.catalog import Catalog
 from mockai.exchange import Endpoint, Exchange, Tool
-from mockai.generate import embeddings, moderation, prose, schema
+from mockai.generate import budget, embeddings, moderation, prose, schema
 from mockai.reply import Choice, Reply, ToolCall
 from mockai.wire import jsonbytes
 
@@ -37,7 +37,7 @@ class FallbackGenerator:
     def __init__(self, seed: int, catalog: Catalog) -> None:
         self.seed = seed
         self.catalog = catalog
-        self._cache: dict[tuple[bytes, int, Endpoint], Reply] = {}
+        self._cache: dict[tuple[bytes, int, Endpoint, int | None], Reply] = {}
         self._by_endpoint: dict[Endpoint, Callable[[Exchange, bytes], Reply]] = {
             Endpoint.CHAT: self._conversation,
             Endpoint.RESPONSES: self._conversation,
@@ -50,7 +50,7 @@ class FallbackGenerator:
         """The generated answer for `exchange`; `key` is its content key."""
         # The answer is a pure function of the key and the number of choices asked for, so load
         # tests repeating a request skip the generation (Replies are immutable).
-        cache_key = (key, exchange.n, exchange.endpoint)
+        cache_key = (key, exchange.n, exchange.endpoint, exchange.output_limit)
         reply = self._cache.get(cache_key)
         if reply is None:
             reply = self._by_endpoint[exchange.endpoint](exchange, key)
@@ -87,18 +87,28 @@ class FallbackGenerator:
     def _rng(self, key: bytes, index: int) -> random.Random:
         return random.Random(int.from_bytes(key[:16], "big") + index)
 
-    def _instance(self, schema_: Mapping[str, Any], rng: random.Random, context: str) -> Any:
+    def _instance(
+        self, schema_: Mapping[str, Any], rng: random.Random, exchange: Exchange
+    ) -> tuple[str, bool]:
+        """The JSON text of a value for `schema_`, and whether it is whole: past the answer's
+        token budget (budget.answer_tokens) the value is not made, and its text is cut."""
         with prose.seeded_faker(rng.getrandbits(64)) as faker:
-            return schema.instance(schema_, rng, faker=faker, context=context)
+            size = budget.answer_tokens(exchange)
+            value, whole = schema.instance_within(
+                schema_, rng, size, faker=faker, context=exchange.user_text
+            )
+        text = jsonbytes.dumps_str(value)
+        return (text, True) if whole else (budget.cut(text, size), False)
 
     def _choice(self, exchange: Exchange, rng: random.Random) -> Choice:
         tool = self._tool_to_call(exchange)
         if tool is not None:
-            return Choice(tool_calls=(self._tool_call(tool, exchange, rng),))
+            call, whole = self._tool_call(tool, exchange, rng)
+            return Choice(tool_calls=(call,), finish_reason=None if whole else "length")
         fmt = exchange.response_format
         if fmt is not None and fmt.kind == "json_schema" and fmt.schema is not None:
-            value = self._instance(fmt.schema, rng, exchange.user_text)
-            return Choice(content=jsonbytes.dumps_str(value))
+            text, whole = self._instance(fmt.schema, rng, exchange)
+            return Choice(content=text, finish_reason=None if whole else "length")
         if fmt is not None and fmt.kind in ("json_object", "json_schema"):
             return Choice(content=jsonbytes.dumps_str({"answer": self._prose(rng)}))
         return Choice(content=self._answer(exchange, rng))
@@ -126,10 +136,12 @@ class FallbackGenerator:
         awaiting_answer = bool(exchange.messages) and exchange.messages[-1].role == "user"
         return best if awaiting_answer and best_score > 0 else None
 
-    def _tool_call(self, tool: Tool, exchange: Exchange, rng: random.Random) -> ToolCall:
+    def _tool_call(
+        self, tool: Tool, exchange: Exchange, rng: random.Random
+    ) -> tuple[ToolCall, bool]:
         parameters = tool.parameters or {"type": "object", "properties": {}}
-        arguments = self._instance(parameters, rng, exchange.user_text)
-        return ToolCall(name=tool.name, arguments=jsonbytes.dumps_str(arguments))
+        arguments, whole = self._instance(parameters, rng, exchange)
+        return ToolCall(name=tool.name, arguments=arguments), whole
 
     def _answer(self, exchange: Exchange, rng: random.Random) -> str:
         prose = self._prose(rng)

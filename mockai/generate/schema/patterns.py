@@ -33,15 +33,33 @@ class Xeger(rstr.Rstr):
             candidates = [char for char in string.printable if char not in excluded]
         return self._random.choice(candidates)
 
+    # The most characters one expansion may produce (None: unbounded): a `{1000000000}` in a
+    # request's pattern must not build a gigabyte string. Set by `expand` from the size budget.
+    limit: int | None = None
+
     def _handle_repeat(self, start_range: int, end_range: int, value: str) -> str:
         times = self._random.randint(start_range, min(end_range, start_range + _REPEAT_SPAN))
-        return "".join("".join(self._handle_state(item) for item in value) for _ in range(times))
+        if self.limit is None:
+            return "".join(self._repeat(value) for _ in range(times))
+        parts: list[str] = []
+        size = 0
+        for _ in range(min(times, self.limit + 1)):  # (repeats of nothing count too)
+            part = self._repeat(value)
+            parts.append(part)
+            size += len(part)
+            if size > self.limit:
+                break
+        return "".join(parts)
+
+    def _repeat(self, value: Any) -> str:
+        return "".join(self._handle_state(item) for item in value)
 
 
 def expand(gen: Generator, pattern: str) -> str | None:
     """A string that likely matches `pattern` (the caller checks), or None if rstr cannot."""
     if gen.xeger is None:
         gen.xeger = Xeger(gen.rng)
+    gen.xeger.limit = gen.room()
     try:
         return gen.xeger.xeger(pattern)
     except Exception:  # rstr fails in many ways on regexes it cannot expand; we fall back
