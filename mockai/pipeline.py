@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from mockai import workload
 from mockai.api.base import Codec, ParseContext, RenderContext
 from mockai.deliver import deliver
 from mockai.errors import ApiError
@@ -86,7 +87,10 @@ async def run(
         plan = injection.preempt()
         if plan is None:
             plan = injection.apply(await _admit(state, exchange, key, limits))
-        outgoing = _render(state, codec, plan, exchange, salt)
+        if plan.heavy:
+            outgoing = await workload.off_loop(_render, state, codec, plan, exchange, salt)
+        else:
+            outgoing = _render(state, codec, plan, exchange, salt)
         state.conversations.extend(exchange, outgoing)  # the finished answer, even when queued
         state.completions.keep(exchange, outgoing)
         outgoing = state.responses.keep(exchange, outgoing)
