@@ -42,9 +42,20 @@ def first_pieces(text: str, limit: int) -> tuple[tuple[str, ...], bool]:
     """
     window = (limit + 2) * 16
     while window < len(text):
-        pieces = tokens.split(text[:window])
+        pieces = _split(text[:window])
         if len(pieces) > limit + 1:
             return pieces[:limit], True
         window *= 4
-    pieces = tokens.split(text)
+    pieces = _split(text)
     return (pieces[:limit], True) if len(pieces) > limit else (pieces, False)
+
+
+_LARGE = 65_536  # characters beyond which a text's pieces are not worth keeping in split's cache
+
+
+def _split(text: str) -> tuple[str, ...]:
+    # tokens.split keeps what it splits (a load test renders the same answers again and again);
+    # a huge text is rarely seen twice, and its pieces would hold megabytes each.
+    if len(text) > _LARGE:
+        return getattr(tokens.split, "__wrapped__", tokens.split)(text)
+    return tokens.split(text)

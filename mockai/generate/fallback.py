@@ -29,6 +29,18 @@ def words(text: str) -> set[str]:
 
 
 _CACHE_SIZE = 1024
+_CACHE_ITEM = 65_536  # characters (or floats) a reply may hold to be kept in the cache
+
+
+def _small(reply: Reply) -> bool:
+    """Whether `reply` is small enough to keep: a thousand of them must not weigh gigabytes."""
+    size = sum(
+        len(c.content or "") + sum(len(call.arguments) for call in c.tool_calls)
+        for c in reply.choices
+    )
+    size += sum(len(vector) for vector in reply.embeddings or ())
+    size += 1000 * len(reply.moderation or ())  # ~1,000 characters of JSON per result
+    return size <= _CACHE_ITEM
 
 
 class FallbackGenerator:
@@ -54,6 +66,8 @@ class FallbackGenerator:
         reply = self._cache.get(cache_key)
         if reply is None:
             reply = self._by_endpoint[exchange.endpoint](exchange, key)
+            if not _small(reply):
+                return reply  # (a big answer is rarely asked twice, and would hold megabytes)
             if len(self._cache) >= _CACHE_SIZE:
                 self._cache.pop(next(iter(self._cache)))  # oldest first: dicts keep order
             self._cache[cache_key] = reply
