@@ -107,6 +107,26 @@ def test_forced_tool_arguments_are_cut_too(client: openai.OpenAI) -> None:
     assert answer.usage is not None and answer.usage.completion_tokens <= 1_000
 
 
+def test_a_rules_generated_arguments_are_bounded(server: MockServer) -> None:
+    # `arguments: auto` generates from the request's own schema: a hostile one is bounded too.
+    server.add_rule(
+        {
+            "match": {"user": "save"},
+            "reply": {"tool_calls": [{"name": "save", "arguments": "auto"}]},
+        }
+    )
+    client = openai.OpenAI(base_url=server.url, api_key="x", max_retries=0)
+    started = time.monotonic()
+    answer = client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "save"}],
+        tools=[{"type": "function", "function": {"name": "save", "parameters": HUGE_OBJECT}}],
+    )
+    assert time.monotonic() - started < 10  # (generous: ~0.2 s; unbounded, it took half a minute)
+    assert answer.choices[0].finish_reason == "length"
+    assert answer.usage is not None and answer.usage.completion_tokens == 16_384
+
+
 def test_responses_text_format_becomes_incomplete(client: openai.OpenAI) -> None:
     response = client.responses.create(
         model="gpt-4o-mini",
