@@ -11,6 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -245,3 +246,54 @@ def test_any_schema_is_bounded_and_cut_consistently(schema: dict[str, Any], limi
         assert more["message"]["content"].startswith(text)  # a prefix of the longer answer
     else:
         assert json.loads(text) == json.loads(more["message"]["content"])  # it was whole
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "string", "pattern": "^a{1000000000}$"},
+        {"type": "string", "pattern": "^((ab){100000}){100000}$"},
+        {"type": "string", "minLength": 100_000_000, "pattern": "^[a-z ]+$"},
+        {"type": "array", "minItems": 1000, "items": {"type": "array", "minItems": 1000}},
+        {"type": "array", "contains": {"type": "integer"}, "minContains": 100_000_000},
+        {
+            "type": "array",
+            "minItems": 1_000_000,
+            "items": {
+                "type": "object",
+                "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+                "required": ["name", "age"],
+            },
+        },
+        {
+            "anyOf": [
+                {"type": "array", "minItems": 10**6, "items": {"minLength": 100}},
+                {"type": "array", "minItems": 10**6, "items": {"type": "integer"}},
+            ]
+        },
+    ],
+    ids=["repeat", "nested-repeat", "length-and-pattern", "nested", "contains", "objects", "anyOf"],
+)
+def test_hostile_schemas_are_cut_at_the_limit(server: MockServer, schema: Any) -> None:
+    started = time.monotonic()
+    answer = httpx.post(server.url + "/chat/completions", json=_chat(schema), timeout=60)
+    assert time.monotonic() - started < 10  # (generous: ~0.1-0.5 s)
+    body = answer.json()
+    assert body["choices"][0]["finish_reason"] == "length"
+    assert body["usage"]["completion_tokens"] == 16_384
+
+
+def test_a_pattern_too_costly_to_match_is_refused_not_run(plain_server: MockServer) -> None:
+    # `re` needs gigabytes to match `(?:){1000000000}` against anything: it is never run.
+    schema = {"type": "string", "pattern": "^(?:){1000000000}x$"}
+    started = time.monotonic()
+    answer = httpx.post(plain_server.url + "/chat/completions", json=_chat(schema), timeout=60)
+    assert time.monotonic() - started < 5
+    assert answer.status_code != 200
+    assert set(answer.json()["error"]) == {"message", "type", "param", "code"}
+
+
+@pytest.fixture
+def plain_server() -> Iterator[MockServer]:
+    with MockServer(log_requests=False) as server:
+        yield server

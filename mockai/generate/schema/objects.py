@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from mockai.generate.schema.generator import Generator
 
 _OPTIONAL_CHANCE = 0.7  # optional property included, at the top level; less when nested
+_MISSES = 64  # tries in a row without a new property name before minProperties gives up
 
 
 def object_value(gen: Generator, flat: Flat, name: str) -> dict[str, Any]:
@@ -60,10 +61,12 @@ def _add_entries(gen: Generator, flat: Flat, out: dict[str, Any]) -> None:
     if _is_map(node) and not flat.minimal:
         wanted = max(low, len(out) + gen.rng.randint(1, 3))
         wanted = wanted if high is None else min(wanted, high)
+    misses = 0
     for _ in range(4 * max(0, wanted - len(out))):
-        if len(out) >= wanted or gen.exhausted:
+        if len(out) >= wanted or gen.exhausted or misses > _MISSES:
             break
         key = _extra_key(gen, flat, out)
+        misses = 0 if key is not None else misses + 1
         if key is not None:
             schema, ptr = _property_schema(flat, key)
             out[key] = gen.value(schema, ptr, flat.depth, key)

@@ -37,6 +37,8 @@ def string_value(gen: Generator, flat: Flat, name: str) -> str:
     pattern = node.get("pattern")
     compiled = None if pattern is None else regex(pattern, flat.ptr)
     for candidate in _string_candidates(gen, flat, name, fmt, low, high):
+        if gen.xeger is not None and gen.xeger.truncated:
+            return candidate  # the start of a match longer than the answer: see patterns.expand
         if _string_fits(candidate, low, high, compiled, fmt):
             return candidate
     raise SchemaGenerationError(
