@@ -84,13 +84,8 @@ def _concurrently(server: MockServer, heavy: Callable[[], Any]) -> tuple[float, 
             {"input": [f"text {i} about cats and dogs " * 5 for i in range(2048)]},
             lambda answer: len(answer["results"]) == 2048,
         ),
-        (
-            "/embeddings",
-            {"model": "text-embedding-3-large", "input": [f"text {i}" for i in range(256)]},
-            lambda answer: len(answer["data"]) == 256,
-        ),
     ],
-    ids=["completions-20x128", "moderations-2048", "embeddings-256x3072"],
+    ids=["completions-20x128", "moderations-2048"],
 )
 def test_large_legal_requests_do_not_stall_others(
     plain: MockServer, path: str, body: dict[str, Any], check: Callable[[Any], bool]
