@@ -102,15 +102,12 @@ class FallbackGenerator:
         return random.Random(int.from_bytes(key[:16], "big") + index)
 
     def _instance(
-        self, schema_: Mapping[str, Any], rng: random.Random, exchange: Exchange
+        self, schema_: Mapping[str, Any], rng: random.Random, context: str, size: int
     ) -> tuple[str, bool]:
-        """The JSON text of a value for `schema_`, and whether it is whole: past the answer's
-        token budget (budget.answer_tokens) the value is not made, and its text is cut."""
+        """The JSON text of a value for `schema_`, and whether it is whole: past `size` tokens
+        (budget.answer_tokens) the value is not made, and its text is cut there."""
         with prose.seeded_faker(rng.getrandbits(64)) as faker:
-            size = budget.answer_tokens(exchange)
-            value, whole = schema.instance_within(
-                schema_, rng, size, faker=faker, context=exchange.user_text
-            )
+            value, whole = schema.instance_within(schema_, rng, size, faker=faker, context=context)
         text = jsonbytes.dumps_str(value)
         return (text, True) if whole else (budget.cut(text, size), False)
 
@@ -121,7 +118,8 @@ class FallbackGenerator:
             return Choice(tool_calls=(call,), finish_reason=None if whole else "length")
         fmt = exchange.response_format
         if fmt is not None and fmt.kind == "json_schema" and fmt.schema is not None:
-            text, whole = self._instance(fmt.schema, rng, exchange)
+            size = budget.answer_tokens(exchange)
+            text, whole = self._instance(fmt.schema, rng, exchange.user_text, size)
             return Choice(content=text, finish_reason=None if whole else "length")
         if fmt is not None and fmt.kind in ("json_object", "json_schema"):
             return Choice(content=jsonbytes.dumps_str({"answer": self._prose(rng)}))
@@ -154,7 +152,8 @@ class FallbackGenerator:
         self, tool: Tool, exchange: Exchange, rng: random.Random
     ) -> tuple[ToolCall, bool]:
         parameters = tool.parameters or {"type": "object", "properties": {}}
-        arguments, whole = self._instance(parameters, rng, exchange)
+        size = budget.answer_tokens(exchange)
+        arguments, whole = self._instance(parameters, rng, exchange.user_text, size)
         return ToolCall(name=tool.name, arguments=arguments), whole
 
     def _answer(self, exchange: Exchange, rng: random.Random) -> str:
