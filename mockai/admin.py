@@ -117,11 +117,7 @@ def _check_client(request: web.Request) -> None:
     # only local clients may use them unless the operator said otherwise.
     if request.app[STATE].config.admin_remote or request.remote is None:
         return
-    try:
-        local = ipaddress.ip_address(request.remote.split("%", 1)[0]).is_loopback
-    except ValueError:
-        local = False
-    if not local:
+    if not is_loopback(request.remote):
         raise ApiError(
             403,
             "mockai's admin endpoints answer loopback clients only; start the server with "
@@ -129,6 +125,17 @@ def _check_client(request: web.Request) -> None:
             type="invalid_request_error",
             code="mockai_admin_forbidden",
         )
+
+
+def is_loopback(remote: str) -> bool:
+    """Whether a peer address is this machine: 127.0.0.0/8, ::1, or an IPv4 loopback address
+    seen through an IPv6 socket (`::ffff:127.0.0.1`, what a server bound to `::` sees)."""
+    try:
+        address = ipaddress.ip_address(remote.split("%", 1)[0])
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return (mapped or address).is_loopback
 
 
 def add_admin_routes(app: web.Application) -> None:

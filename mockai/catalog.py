@@ -15,6 +15,23 @@ from mockai.errors import ApiError
 
 Kind = Literal["chat", "embedding", "moderation", "completion"]
 
+# Output-token limits (the most one answer can hold), from OpenAI's model pages and the API's own
+# errors: gpt-4o / gpt-4o-mini 16,384 ("max_tokens is too large: 32000. This model supports at
+# most 16384 completion tokens"); the gpt-4.1 family 32,768; the gpt-5 family 128,000 (its
+# 400,000-token window is 272,000 of input plus 128,000 of output); o3 / o4-mini (and o3-mini)
+# 100,000; gpt-3.5-turbo 4,096 ("This model supports at most 4096 completion tokens").
+# Ids the catalog does not know get the limit of the family their name starts with, else
+# DEFAULT_MAX_OUTPUT (a guess: gpt-4o's).
+DEFAULT_MAX_OUTPUT = 16_384
+_MAX_OUTPUT_BY_PREFIX = (
+    ("gpt-5", 128_000),
+    ("gpt-4.1", 32_768),
+    ("gpt-4o", 16_384),
+    ("o3", 100_000),
+    ("o4-mini", 100_000),
+    ("gpt-3.5-turbo", 4_096),
+)
+
 
 @dataclass(frozen=True, slots=True)
 class ModelInfo:
@@ -28,6 +45,7 @@ class ModelInfo:
     dimensions: int = 1536  # embedding models: the default vector size
     flexible_dimensions: bool = False  # embedding models that accept `dimensions`
     reasoning: bool = False  # o-series / gpt-5: `max_tokens` is refused, as the API does
+    max_output_tokens: int = DEFAULT_MAX_OUTPUT  # the most tokens one answer can hold
 
     def as_json(self) -> dict[str, object]:
         """The `Model` object of the API."""
@@ -39,23 +57,44 @@ class ModelInfo:
         }
 
 
+def _gpt_41(model_id: str, created: int) -> ModelInfo:
+    return ModelInfo(model_id, created=created, context_window=1_047_576, max_output_tokens=32_768)
+
+
+def _reasoning(model_id: str, created: int, window: int, max_output: int) -> ModelInfo:
+    return ModelInfo(
+        model_id,
+        created=created,
+        context_window=window,
+        reasoning=True,
+        max_output_tokens=max_output,
+    )
+
+
 BUILTIN: tuple[ModelInfo, ...] = (
-    ModelInfo("gpt-4o", created=1715367049),
-    ModelInfo("gpt-4o-mini", created=1721172741),
-    ModelInfo("gpt-4.1", created=1744316542, context_window=1_047_576),
-    ModelInfo("gpt-4.1-mini", created=1744318173, context_window=1_047_576),
-    ModelInfo("gpt-4.1-nano", created=1744321707, context_window=1_047_576),
-    ModelInfo("gpt-5", created=1754425777, context_window=400_000, reasoning=True),
-    ModelInfo("gpt-5-mini", created=1754425928, context_window=400_000, reasoning=True),
-    ModelInfo("gpt-5-nano", created=1754426384, context_window=400_000, reasoning=True),
-    ModelInfo("o3", created=1744225308, context_window=200_000, reasoning=True),
-    ModelInfo("o4-mini", created=1744225351, context_window=200_000, reasoning=True),
-    ModelInfo("gpt-3.5-turbo", created=1677610602, owned_by="openai", context_window=16_385),
+    ModelInfo("gpt-4o", created=1715367049, max_output_tokens=16_384),
+    ModelInfo("gpt-4o-mini", created=1721172741, max_output_tokens=16_384),
+    _gpt_41("gpt-4.1", 1744316542),
+    _gpt_41("gpt-4.1-mini", 1744318173),
+    _gpt_41("gpt-4.1-nano", 1744321707),
+    _reasoning("gpt-5", 1754425777, 400_000, 128_000),
+    _reasoning("gpt-5-mini", 1754425928, 400_000, 128_000),
+    _reasoning("gpt-5-nano", 1754426384, 400_000, 128_000),
+    _reasoning("o3", 1744225308, 200_000, 100_000),
+    _reasoning("o4-mini", 1744225351, 200_000, 100_000),
+    ModelInfo(
+        "gpt-3.5-turbo",
+        created=1677610602,
+        owned_by="openai",
+        context_window=16_385,
+        max_output_tokens=4_096,
+    ),
     ModelInfo(
         "gpt-3.5-turbo-instruct",
         kind="completion",
         created=1692901427,
         context_window=4_096,
+        max_output_tokens=4_096,  # the whole window: prompt and answer share it
     ),
     ModelInfo(
         "text-embedding-3-small",
@@ -106,8 +145,15 @@ def infer(model_id: str) -> ModelInfo:
     if "moderation" in name:
         return ModelInfo(model_id, kind="moderation")
     if name.endswith("-instruct") or name.startswith(("davinci", "babbage")):
-        return ModelInfo(model_id, kind="completion", context_window=4_096)
-    return ModelInfo(model_id, reasoning=name.startswith(_REASONING_PREFIXES))
+        return ModelInfo(model_id, kind="completion", context_window=4_096, max_output_tokens=4_096)
+    return ModelInfo(
+        model_id,
+        reasoning=name.startswith(_REASONING_PREFIXES),
+        max_output_tokens=next(
+            (limit for prefix, limit in _MAX_OUTPUT_BY_PREFIX if name.startswith(prefix)),
+            DEFAULT_MAX_OUTPUT,
+        ),
+    )
 
 
 def _with_id(info: ModelInfo, model_id: str) -> ModelInfo:
@@ -119,6 +165,7 @@ def _with_id(info: ModelInfo, model_id: str) -> ModelInfo:
         dimensions=info.dimensions,
         flexible_dimensions=info.flexible_dimensions,
         reasoning=info.reasoning,
+        max_output_tokens=info.max_output_tokens,
     )
 
 
@@ -135,6 +182,8 @@ class Catalog:
             self._listed = [known.get(m) or infer(m) for m in models]
         self._by_id = {info.id: info for info in self._listed}
         self._inferred: dict[str, ModelInfo] = {}
+        self._initial = list(self._listed)
+        self._deleted: set[str] = set()  # fine-tuned ids deleted from an unrestricted catalog
 
     def listed(self) -> list[ModelInfo]:
         """The models `/v1/models` lists, in order."""
@@ -145,7 +194,7 @@ class Catalog:
         info = self._by_id.get(model_id)
         if info is not None:
             return info
-        if self.restricted:
+        if self.restricted or (self._deleted and model_id in self._deleted):
             raise model_not_found(model_id)
         info = self._inferred.get(model_id)
         if info is None:
@@ -153,6 +202,37 @@ class Catalog:
                 self._inferred.clear()
             info = self._inferred[model_id] = infer(model_id)
         return info
+
+    def delete(self, model_id: str) -> ModelInfo:
+        """Remove a fine-tuned model (`ft:...`) for good: later lookups are the API's 404.
+
+        Only models the caller could own are deletable: a base model gets the API's 403, an id
+        this catalog does not know (or no longer knows) its 404.
+        """
+        info = self.get(model_id)
+        if not is_fine_tuned(model_id):
+            raise ApiError(
+                403,
+                f"You are not allowed to delete the model `{model_id}`: only fine-tuned models "
+                "owned by your organization can be deleted.",
+                type="invalid_request_error",
+                param="model",
+                code=None,
+            )
+        self._listed = [listed for listed in self._listed if listed.id != model_id]
+        self._by_id.pop(model_id, None)
+        self._inferred.pop(model_id, None)
+        if not self.restricted:
+            if len(self._deleted) > 4096:  # (bounded like the inferred ids)
+                self._deleted.clear()
+            self._deleted.add(model_id)
+        return info
+
+    def restore(self) -> None:
+        """Undo deletions (a server reset)."""
+        self._listed = list(self._initial)
+        self._by_id = {info.id: info for info in self._listed}
+        self._deleted.clear()
 
     def default(self, kind: Kind) -> str:
         """The model used when a request names none (the Responses API allows `{}`)."""
@@ -162,6 +242,11 @@ class Catalog:
         return {"chat": "gpt-4o-mini", "embedding": "text-embedding-3-small"}.get(
             kind, "omni-moderation-latest"
         )
+
+
+def is_fine_tuned(model_id: str) -> bool:
+    """Whether `model_id` names a fine-tuned model (`ft:gpt-4o-mini:org:suffix:id`)."""
+    return model_id.startswith("ft:")
 
 
 def model_not_found(model_id: str) -> ApiError:

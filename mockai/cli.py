@@ -56,6 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     serving.add_argument(
         "--quiet", action="store_true", help="no per-request log lines (faster under load)"
     )
+    serving.add_argument(
+        "--read-timeout",
+        type=_valid("read_timeout"),
+        metavar="SECONDS",
+        help="close a connection that takes longer to send its request, or stays idle longer "
+        "between requests (default 60)",
+    )
 
     answers = serve.add_argument_group("answers")
     answers.add_argument(
@@ -175,6 +182,7 @@ def config_from_args(args: argparse.Namespace, environ: dict[str, str] | None = 
         require_api_key=args.require_api_key,
         admin_remote=args.admin_remote,
         log_requests=False if args.quiet else None,
+        read_timeout=args.read_timeout,
         seed=args.seed,
         models=args.models,
         strict_requests=args.strict_requests,

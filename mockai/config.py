@@ -40,6 +40,10 @@ class Config:
     admin_remote: bool = False  # admin endpoints for non-loopback clients too
     log_requests: bool = True
     journal_size: int = 1000
+    # Seconds a connection may take to send a whole request (head and body), and may stay
+    # idle between requests, before it is closed: a client that connects and sends nothing,
+    # or half a request, must not hold a connection forever.
+    read_timeout: float = 60.0
     # --- what to answer
     seed: int = 0
     models: tuple[str, ...] | None = None  # None: any model id is answered
@@ -278,6 +282,12 @@ def _speed(name: str, speed: float) -> float:
     return speed
 
 
+def _timeout(name: str, seconds: float) -> float:
+    if seconds <= 0:
+        raise ConfigError(f"{name}: must be a positive number of seconds, got {seconds:g}")
+    return seconds
+
+
 def _status(name: str, status: int) -> int:
     if not 400 <= status <= 599:
         raise ConfigError(f"{name}: {status} is not an HTTP error status (400-599)")
@@ -371,6 +381,7 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "record_mode": _record_mode,
     "upstream": _base_url,
     "replay_speed": _speed,
+    "read_timeout": _timeout,
 }
 
 

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Sequence
 from typing import Protocol
 
+from mockai import workload
 from mockai.errors import ApiError
 from mockai.exchange import Exchange
 from mockai.generate.fallback import FallbackGenerator
@@ -61,6 +62,9 @@ class Decider:
                 return plan
         if self.effective_fallback() == "error":
             raise self.no_match(exchange)
+        if workload.heavy(exchange):  # seconds of work, for the largest legal requests
+            reply = await workload.off_loop(self.generator.reply, exchange, key)
+            return Plan(source="generator", reply=reply, heavy=True)
         return Plan(source="generator", reply=self.generator.reply(exchange, key))
 
     def effective_fallback(self) -> str:

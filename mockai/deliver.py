@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import socket
 import struct
@@ -43,6 +44,8 @@ from mockai.reply import Timing
 from mockai.timing import StreamTiming
 from mockai.wire import errors
 from mockai.wire.outgoing import Body, EventStream, Outgoing, Relay
+
+log = logging.getLogger("mockai")
 
 MAX_HOLD = 600.0  # seconds a stall or a hang lasts at most, if the client never gives up
 SPLIT_PAUSE = 0.05  # seconds between the two halves of a `split_chunk` frame
@@ -172,7 +175,38 @@ async def deliver(
     faults: Faults,
     delivery: Delivery | None = None,
 ) -> web.StreamResponse:
-    """Send `outgoing` for `request` with the given headers, timing and faults."""
+    """Send `outgoing` for `request` with the given headers, timing and faults.
+
+    A client that goes away meanwhile is ordinary (load tests drop streams, users press Ctrl-C):
+    one debug line, not a traceback; a connection error while the client is still there is not
+    the client's doing, and propagates.
+    """
+    try:
+        return await _deliver(request, outgoing, headers, arrived, timing, faults, delivery)
+    except ConnectionError as error:
+        if _connected(request):
+            raise
+        log.debug(
+            "%s %s: the client disconnected (%s: %s)",
+            request.method,
+            request.path,
+            type(error).__name__,
+            error,
+        )
+        # aiohttp writes whatever the handler returns; on the closed transport that write fails
+        # quietly (it counts as a premature disconnect).
+        return web.Response(status=outgoing.status)
+
+
+async def _deliver(
+    request: web.Request,
+    outgoing: Outgoing,
+    headers: dict[str, str],
+    arrived: float,
+    timing: Timing,
+    faults: Faults,
+    delivery: Delivery | None,
+) -> web.StreamResponse:
     delivery = delivery or Delivery()
     # Seeding a generator costs microseconds: only timing that samples one gets it.
     rng = random.Random(timing.seed) if timing.latency is not None or timing.stream else _UNUSED

@@ -101,7 +101,8 @@ class Exchange:
     legacy_functions: bool = False
     response_format: ResponseFormat | None = None
     n: int = 1
-    max_tokens: int | None = None
+    max_tokens: int | None = None  # what the request asked for (max_tokens, max_output_tokens, ...)
+    model_max_output: int | None = None  # the model's output-token limit (catalog.py)
     stop: tuple[str, ...] = ()
     include_usage: bool = False
     obfuscate: bool = False  # pad streamed deltas with `obfuscation` (the API's default)
@@ -113,6 +114,15 @@ class Exchange:
     dimensions: int | None = None
     echo: bool = False
     prompt_tokens: int = 0  # the request's estimated prompt size, computed by the codec
+
+    @property
+    def output_limit(self) -> int | None:
+        """The most tokens one answer may hold: the request's `max_tokens` (or equivalent) and
+        the model's own limit, whichever is lower; None when neither is known."""
+        asked, model = self.max_tokens, self.model_max_output
+        if asked is None or model is None:
+            return model if asked is None else asked
+        return min(asked, model)
 
     @property
     def turn(self) -> int:

@@ -14,18 +14,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mockai.wire import jsonbytes
+from mockai.wire.credentials import is_credential_header
 from mockai.wire.events import split_events
 from mockai.wire.outgoing import Body, EventStream, Outgoing, Relay
 
-REDACTED_HEADERS = frozenset(
-    {"authorization", "api-key", "x-api-key", "openai-organization", "openai-project", "cookie"}
-)
+REDACTED = "<redacted>"
 
 
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """Request headers with credentials replaced, safe to keep and to show."""
+    """Request headers with credentials replaced (`wire.credentials`: the same headers cassettes
+    drop), safe to keep and to show."""
     return {
-        name.lower(): ("<redacted>" if name.lower() in REDACTED_HEADERS else value)
+        name.lower(): (REDACTED if is_credential_header(name) else value)
         for name, value in headers.items()
     }
 

@@ -8,6 +8,7 @@ API's shape, never with an HTML page or a dropped connection.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -15,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from mockai import workload
 from mockai.api.base import Codec, ParseContext, RenderContext
 from mockai.deliver import deliver
 from mockai.errors import ApiError
@@ -56,6 +58,8 @@ async def run(
     model whatever the body says, as Azure ignores it)."""
     state = request.app[STATE]
     entry = await _begin(request, state)
+    if entry is None:
+        return gone()
     # Timing (latency, TTFT) is scheduled from `arrived`: under a burst, requests take turns so
     # that new arrivals are stamped between one request's work and the next, not after all.
     await state.delivery.take_turn()
@@ -83,7 +87,10 @@ async def run(
         plan = injection.preempt()
         if plan is None:
             plan = injection.apply(await _admit(state, exchange, key, limits))
-        outgoing = _render(state, codec, plan, exchange, salt)
+        if plan.heavy:
+            outgoing = await workload.off_loop(_render, state, codec, plan, exchange, salt)
+        else:
+            outgoing = _render(state, codec, plan, exchange, salt)
         state.conversations.extend(exchange, outgoing)  # the finished answer, even when queued
         state.completions.keep(exchange, outgoing)
         outgoing = state.responses.keep(exchange, outgoing)
@@ -142,8 +149,31 @@ def _billed_tokens(exchange: Exchange) -> int:
     return exchange.prompt_tokens + (exchange.max_tokens or 0)
 
 
-async def _begin(request: web.Request, state: ServerState) -> JournalEntry:
-    raw = await request.read()
+async def read_body(request: web.Request) -> bytes | None:
+    """The request's body; None if the client went away or did not send it all within the read
+    timeout (the connection is then closed: see `gone`)."""
+    if request.content.is_eof():  # the usual case: the body came with the head
+        return await request.read()
+    timeout = request.app[STATE].config.read_timeout
+    try:
+        return await asyncio.wait_for(request.read(), timeout)
+    except (asyncio.TimeoutError, ConnectionError) as error:
+        why = "sent no whole body in time" if isinstance(error, asyncio.TimeoutError) else "left"
+        log.debug("%s %s: the client %s; closing the connection", request.method, request.path, why)
+        if request.transport is not None:
+            request.transport.close()
+        return None
+
+
+def gone() -> web.Response:
+    """What a handler returns for a client that is gone: aiohttp's write of it fails quietly."""
+    return web.Response(status=408)
+
+
+async def _begin(request: web.Request, state: ServerState) -> JournalEntry | None:
+    raw = await read_body(request)
+    if raw is None:
+        return None
     # When its bytes arrived (stamped by the site): under a burst, well before this handler ran.
     arrived = state.arrivals.take(request.transport) or time.monotonic()
     entry = JournalEntry(
@@ -268,6 +298,8 @@ async def simple(
     """Serve a non-generating request (models, 404s, 405s) with the standard headers and journal."""
     state = request.app[STATE]
     entry = await _begin(request, state)
+    if entry is None:
+        return gone()
     entry.source = "static"
     try:
         _check_auth(state, request)

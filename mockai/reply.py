@@ -98,3 +98,4 @@ class Plan:
     name: str | None = None
     timing: Timing = NO_TIMING
     faults: Faults = field(default_factory=Faults)
+    heavy: bool = False  # a big generated answer: rendered off the event loop (mockai.workload)

@@ -77,7 +77,9 @@ def _stateful(call: Call) -> Handler:
     Errors it raises are the API's error answers."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        raw = await request.read()  # (aiohttp keeps it: the journal reads the same bytes)
+        raw = await pipeline.read_body(request)  # (kept by aiohttp: the journal reads it too)
+        if raw is None:
+            return pipeline.gone()
 
         def produce(state: ServerState) -> Outgoing:
             body = None

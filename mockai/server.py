@@ -166,7 +166,12 @@ class MockServer:
             raise ServerError(
                 f"cannot listen on {self.config.host}:{self.config.port}: {error}"
             ) from error
-        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=1.0)
+        runner = web.AppRunner(
+            self.app,
+            access_log=None,
+            shutdown_timeout=1.0,
+            keepalive_timeout=self.config.read_timeout,
+        )
         await runner.setup()
         await sites.StampingSite(runner, sock, self.state.arrivals).start()
         self._runner = runner

@@ -90,7 +90,11 @@ async def serve_socket(config: Config, sock: socket.socket, *, announce: bool = 
     # Startup objects (catalogs, Faker's data, compiled rules) live forever: keeping them out of
     # the collector's scans cuts full-collection pauses from tens of milliseconds to a few.
     gc.freeze()
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
+    # aiohttp's keep-alive timer also runs while a connection has not sent a whole request
+    # head yet: it bounds idle and half-open connections alike.
+    runner = web.AppRunner(
+        app, access_log=None, shutdown_timeout=5.0, keepalive_timeout=config.read_timeout
+    )
     await runner.setup()
     await sites.StampingSite(runner, sock, app[STATE].arrivals).start()
     stopping = asyncio.Event()

@@ -46,8 +46,9 @@ class ServerState:
 
     def reset(self) -> None:
         """Forget what was served: journal, rate-limit usage, repeat and rule counters, stored
-        responses, conversations and completions."""
+        responses, conversations, completions and deleted models."""
         self.journal.clear()
+        self.catalog.restore()
         for source in self.decider.sources:  # rules' counters, cassettes' play counts
             forget = getattr(source, "reset", None)
             if forget is not None:

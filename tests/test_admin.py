@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from unittest import mock
 
 import httpx
@@ -47,3 +48,35 @@ def test_admin_over_http_from_loopback() -> None:
     with MockServer(log_requests=False) as server:
         assert httpx.post(server.url_for("/_mockai/reset")).json() == {"reset": True}
         assert httpx.get(server.url_for("/_mockai/health")).json()["status"] == "ok"
+
+
+def _dual_stack() -> bool:
+    """Whether this machine can listen on `::` (some CI containers have no IPv6 at all)."""
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _dual_stack(), reason="this machine cannot listen on IPv6 at all")
+def test_admin_over_ipv4_loopback_on_a_dual_stack_server() -> None:
+    # A server bound to `::` sees an IPv4 client as `::ffff:127.0.0.1`: still loopback.
+    with MockServer(host="::", log_requests=False) as server:
+        url = f"http://127.0.0.1:{server.port}/_mockai/requests"
+        answer = httpx.get(url)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["object"] == "list"
+
+
+@pytest.mark.parametrize("address", ["::ffff:127.0.0.1", "::ffff:127.8.9.10"])
+def test_ipv4_mapped_loopback_is_allowed(address: str) -> None:
+    _check_client(_request_from(address, Config()))  # type: ignore[arg-type]
+
+
+def test_ipv4_mapped_other_hosts_are_refused() -> None:
+    with pytest.raises(ApiError):
+        _check_client(_request_from("::ffff:10.1.2.3", Config()))  # type: ignore[arg-type]

@@ -81,3 +81,38 @@ async def test_async_models(aclient: openai.AsyncOpenAI) -> None:
     assert (await aclient.models.retrieve("meta-llama/llama-3.3-70b-instruct:free")).id.endswith(
         ":free"
     )
+
+
+def test_deleting_a_base_model_is_refused_and_it_stays(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.PermissionDeniedError) as refused:
+        client.models.delete("gpt-4o-mini")
+    assert refused.value.status_code == 403
+    assert "gpt-4o-mini" in refused.value.message
+    assert client.models.retrieve("gpt-4o-mini").id == "gpt-4o-mini"
+    assert "gpt-4o-mini" in {m.id for m in client.models.list()}
+
+
+def test_a_deleted_fine_tuned_model_is_gone(client: openai.OpenAI) -> None:
+    model = "ft:gpt-4o-mini:org:x:id"
+    assert client.models.retrieve(model).id == model
+    assert client.models.delete(model).deleted is True
+    with pytest.raises(openai.NotFoundError) as gone:
+        client.models.retrieve(model)
+    assert gone.value.code == "model_not_found"
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(openai.NotFoundError):
+        client.models.delete(model)  # deleting it again: it no longer exists
+
+
+def test_a_listed_fine_tuned_model_leaves_the_list() -> None:
+    model = "ft:gpt-4o-mini:org:x:id"
+    with checked_server(models=("gpt-4o-mini", model)) as server:
+        client = openai.OpenAI(base_url=server.url, api_key="x", max_retries=0)
+        assert [m.id for m in client.models.list()] == ["gpt-4o-mini", model]
+        assert client.models.delete(model).deleted is True
+        assert [m.id for m in client.models.list()] == ["gpt-4o-mini"]
+        with pytest.raises(openai.NotFoundError):
+            client.models.retrieve(model)
+        server.reset()  # a reset forgets what happened, deletions included
+        assert client.models.retrieve(model).id == model

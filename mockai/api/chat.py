@@ -89,6 +89,7 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         response_format=response_format,
         n=common.optional(body, "n", 1),
         max_tokens=max_tokens,
+        model_max_output=info.max_output_tokens,
         stop=common.parse_stop(body.get("stop")),
         include_usage=include_usage,
         obfuscate=obfuscation.wanted(body),

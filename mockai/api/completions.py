@@ -21,6 +21,10 @@ from mockai.wire import errors, ids, jsonbytes, sse
 from mockai.wire.outgoing import Body, EventStream, Outgoing
 
 DEFAULT_MAX_TOKENS = 16
+# "The prompt parameter can hold up to 20 unique prompts." (OpenAI's production best practices
+# guide, developers.openai.com/api/docs/guides/production-best-practices). With `n` up to 128
+# that bounds one request at 2,560 choices.
+MAX_PROMPTS = 20
 
 
 def parse(body: Any, ctx: ParseContext) -> Exchange:
@@ -51,6 +55,7 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         user_text=prompts[-1] if prompts else "",
         n=n,
         max_tokens=DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens,
+        model_max_output=info.max_output_tokens,
         stop=common.parse_stop(body.get("stop")),
         include_usage=include_usage,
         logprobs=top is not None,
@@ -75,6 +80,14 @@ def _prompts(raw: Any) -> tuple[str, ...]:
         )
     if all(isinstance(t, int) and not isinstance(t, bool) for t in raw):
         return (_tokens_text(raw, "prompt"),)
+    if len(raw) > MAX_PROMPTS:
+        raise ApiError(
+            400,
+            f"Invalid 'prompt': array too long. Expected an array with maximum length "
+            f"{MAX_PROMPTS}, but got an array with length {len(raw)} instead.",
+            param="prompt",
+            code="array_above_max_length",
+        )
     out = []
     for index, item in enumerate(raw):
         if isinstance(item, str):

@@ -20,6 +20,7 @@ def retrieve_model(catalog: Catalog, model_id: str) -> Body:
 
 
 def delete_model(catalog: Catalog, model_id: str) -> Body:
-    """`{"id", "object": "model", "deleted": true}` (only fine-tuned models can be deleted)."""
-    info = catalog.get(model_id)
+    """`{"id", "object": "model", "deleted": true}` for a fine-tuned model, which is gone from
+    then on; a base model is the API's 403 (nobody owns it but OpenAI), an unknown id its 404."""
+    info = catalog.delete(model_id)
     return Body(200, jsonbytes.dumps({"id": info.id, "object": "model", "deleted": True}))

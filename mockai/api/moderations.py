@@ -21,6 +21,10 @@ from mockai.wire import ids, jsonbytes
 from mockai.wire.outgoing import Body, Outgoing
 
 PART_TYPES = ("text", "image_url")
+# The API documents no limit on the number of inputs (a long one is truncated to 32,768 tokens,
+# not refused). mockai answers at most as many as the embeddings endpoint takes, so one request
+# cannot make it classify (and write ~1 KB of results for) a hundred thousand inputs.
+MAX_INPUTS = 2048
 
 
 # --- parse ---------------------------------------------------------------------------------------
@@ -59,6 +63,15 @@ def _inputs(raw: Any) -> tuple[str, ...]:
             "empty array instead.",
             param="input",
             code="empty_array",
+        )
+    if len(raw) > MAX_INPUTS:
+        raise ApiError(
+            400,
+            f"Invalid 'input': array too long. mockai classifies at most {MAX_INPUTS} inputs per "
+            f"request (the API documents no limit), but got an array with length {len(raw)}; "
+            "split it into several requests.",
+            param="input",
+            code="mockai_too_many_inputs",
         )
     if isinstance(raw[0], dict):
         return ("\n".join(_part_text(part, f"input[{i}]") for i, part in enumerate(raw)),)
@@ -114,6 +127,12 @@ def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
 def _results(reply: Reply, exchange: Exchange, seed: int) -> list[Mapping[str, Any]]:
     """The generated results, or the scripted ones completed (a rule may give only categories)."""
     scripted = reply.moderation
+    if (
+        scripted
+        and len(scripted) == len(exchange.inputs or ("",))
+        and all(moderation.is_complete(result) for result in scripted)
+    ):
+        return list(scripted)  # nothing to fill in (the generator's own results, say)
     generated = moderation.reply_for(exchange, seed).moderation or ()
     if not scripted:
         return list(generated)

@@ -79,6 +79,7 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         parallel_tool_calls=common.optional(body, "parallel_tool_calls", True),
         response_format=_parse_format(body.get("text")),
         max_tokens=body.get("max_output_tokens"),
+        model_max_output=info.max_output_tokens,
         logprobs=top_logprobs > 0 or _LOGPROBS_INCLUDE in (body.get("include") or ()),
         obfuscate=obfuscation.wanted(body),
         top_logprobs=top_logprobs,

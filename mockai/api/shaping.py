@@ -2,7 +2,8 @@
 
 This is the part of rendering every text endpoint shares (chat, legacy completions, responses):
 a scripted reply and a generated one go through the same limits, so `max_tokens` truncates a rule's
-answer exactly as it truncates generated text.
+answer exactly as it truncates generated text. The model's own output-token limit applies the same
+way when it is lower: no answer is longer than the model could have written.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 
 from mockai import tokens
 from mockai.exchange import Exchange
+from mockai.generate import budget
 from mockai.reply import Choice, Reply, ToolCall
 from mockai.wire import ids
 
@@ -41,14 +43,18 @@ def _shape_one(index: int, choice: Choice, exchange: Exchange, key: bytes) -> Sh
     finish = "tool_calls" if choice.tool_calls else "stop"
     content = choice.content
     text = choice.refusal if choice.refusal is not None else content
-    pieces: tuple[str, ...] = tokens.split(text) if text else ()
-    if content is not None and choice.refusal is None:
-        content, pieces, cut = _apply_stop(content, pieces, exchange.stop)
-        if exchange.max_tokens is not None and len(pieces) > exchange.max_tokens:
-            pieces = pieces[: exchange.max_tokens]
+    limit = exchange.output_limit  # max_tokens and the model's own limit: the API stops there
+    pieces: tuple[str, ...] = ()
+    if text and (limit is None or choice.refusal is not None):
+        pieces = tokens.split(text)
+    elif text and limit is not None:
+        pieces, longer = budget.first_pieces(text, limit)
+        if longer:
             content = "".join(pieces)
             finish = "length"
-        elif cut:
+    if content is not None and choice.refusal is None and exchange.stop:
+        content, pieces, cut = _apply_stop(content, pieces, exchange.stop)
+        if cut:
             finish = "stop"
     calls = tuple(
         call
@@ -56,7 +62,10 @@ def _shape_one(index: int, choice: Choice, exchange: Exchange, key: bytes) -> Sh
         else ToolCall(call.name, call.arguments, ids.tool_call_id(key, index * 64 + i))
         for i, call in enumerate(choice.tool_calls)
     )
-    used = len(pieces) + sum(tokens.count(c.arguments) + 4 for c in calls)
+    used = len(pieces) + sum(tokens.count(c.arguments) + _CALL_OVERHEAD for c in calls)
+    if limit is not None and used > limit and calls:
+        calls, used = _calls_within(calls, limit - len(pieces))
+        finish = "length"
     return Shaped(
         index=index,
         content=content,
@@ -66,6 +75,30 @@ def _shape_one(index: int, choice: Choice, exchange: Exchange, key: bytes) -> Sh
         finish_reason=choice.finish_reason or finish,
         completion_tokens=used,
     )
+
+
+_CALL_OVERHEAD = 4  # tokens a tool call costs beyond its arguments (its name, the framing)
+
+
+def _calls_within(calls: tuple[ToolCall, ...], room: int) -> tuple[tuple[ToolCall, ...], int]:
+    """The tool calls an answer with `room` tokens left holds: the first ones whole, the next
+    one's arguments cut where the tokens ran out (invalid JSON, as the API sends it), and the
+    tokens they use."""
+    kept: list[ToolCall] = []
+    used = 0
+    for call in calls:
+        left = room - used - _CALL_OVERHEAD
+        if left <= 0:
+            break
+        pieces, longer = budget.first_pieces(call.arguments, left)
+        if not longer:
+            kept.append(call)
+            used += len(pieces) + _CALL_OVERHEAD
+            continue
+        kept.append(ToolCall(call.name, "".join(pieces), call.id))
+        used += len(pieces) + _CALL_OVERHEAD
+        break
+    return tuple(kept), max(used, 0)
 
 
 def _apply_stop(

@@ -23,22 +23,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from mockai.errors import ConfigError
-from mockai.journal import REDACTED_HEADERS
+from mockai.wire.credentials import is_credential_header
 
-# Dropped by name, plus any header whose name has a credential-like word (`x-portkey-api-key`,
-# `helicone-auth`) — but not `x-ratelimit-remaining-tokens`, whose word is "tokens".
-SECRET_HEADERS = REDACTED_HEADERS | {"set-cookie", "proxy-authorization", "x-goog-api-key"}
-_SECRET_HEADER_WORDS = re.compile(
-    r"(^|-)(auth|authorization|apikey|api-key|key|token|secret|password|passwd|cookie|session)($|-)",
-    re.IGNORECASE,
-)
+# Headers dropped from cassettes: the ones the journal redacts (one definition for both).
+is_secret_header = is_credential_header
 PLACEHOLDER = re.compile(r"REDACTED-[0-9a-f]{8}")
-
-
-def is_secret_header(name: str) -> bool:
-    """True for headers that must never be stored (credentials, cookies, key-like names)."""
-    lowered = name.lower()
-    return lowered in SECRET_HEADERS or bool(_SECRET_HEADER_WORDS.search(lowered))
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,11 +21,23 @@ from typing import Any
 
 from mockai.catalog import Catalog
 from mockai.exchange import Endpoint, Exchange, Tool
-from mockai.generate import embeddings, moderation, prompted, prose, schema, tools
+from mockai.generate import budget, embeddings, moderation, prompted, prose, schema, tools
 from mockai.reply import Choice, Reply, ToolCall
 from mockai.wire import jsonbytes
 
 _CACHE_SIZE = 1024
+_CACHE_ITEM = 65_536  # characters (or floats) a reply may hold to be kept in the cache
+
+
+def _small(reply: Reply) -> bool:
+    """Whether `reply` is small enough to keep: a thousand of them must not weigh gigabytes."""
+    size = sum(
+        len(c.content or "") + sum(len(call.arguments) for call in c.tool_calls)
+        for c in reply.choices
+    )
+    size += sum(len(vector) for vector in reply.embeddings or ())
+    size += 1000 * len(reply.moderation or ())  # ~1,000 characters of JSON per result
+    return size <= _CACHE_ITEM
 
 
 class FallbackGenerator:
@@ -34,7 +46,7 @@ class FallbackGenerator:
     def __init__(self, seed: int, catalog: Catalog) -> None:
         self.seed = seed
         self.catalog = catalog
-        self._cache: dict[tuple[bytes, int, Endpoint], Reply] = {}
+        self._cache: dict[tuple[bytes, int, Endpoint, int | None], Reply] = {}
         self._prompt_schemas = prompted.PromptSchemas()
         self._by_endpoint: dict[Endpoint, Callable[[Exchange, bytes], Reply]] = {
             Endpoint.CHAT: self._conversation,
@@ -48,10 +60,12 @@ class FallbackGenerator:
         """The generated answer for `exchange`; `key` is its content key."""
         # The answer is a pure function of the key and the number of choices asked for, so load
         # tests repeating a request skip the generation (Replies are immutable).
-        cache_key = (key, exchange.n, exchange.endpoint)
+        cache_key = (key, exchange.n, exchange.endpoint, exchange.output_limit)
         reply = self._cache.get(cache_key)
         if reply is None:
             reply = self._by_endpoint[exchange.endpoint](exchange, key)
+            if not _small(reply):
+                return reply  # (a big answer is rarely asked twice, and would hold megabytes)
             if len(self._cache) >= _CACHE_SIZE:
                 self._cache.pop(next(iter(self._cache)))  # oldest first: dicts keep order
             self._cache[cache_key] = reply
@@ -85,31 +99,40 @@ class FallbackGenerator:
     def _rng(self, key: bytes, index: int) -> random.Random:
         return random.Random(int.from_bytes(key[:16], "big") + index)
 
-    def _instance(self, schema_: Mapping[str, Any], rng: random.Random, context: str) -> Any:
+    def _instance(
+        self, schema_: Mapping[str, Any], rng: random.Random, context: str, size: int
+    ) -> tuple[str, bool]:
+        """The JSON text of a value for `schema_`, and whether it is whole: past `size` tokens
+        (budget.answer_tokens) the value is not made, and its text is cut there."""
         with prose.seeded_faker(rng.getrandbits(64)) as faker:
-            return schema.instance(schema_, rng, faker=faker, context=context)
+            value, whole = schema.instance_within(schema_, rng, size, faker=faker, context=context)
+        text = jsonbytes.dumps_str(value)
+        return (text, True) if whole else (budget.cut(text, size), False)
 
     def _choice(self, exchange: Exchange, rng: random.Random) -> Choice:
         tool = tools.tool_to_call(exchange)
         if tool is not None:
-            return Choice(tool_calls=(self._tool_call(tool, exchange, rng),))
+            call, whole = self._tool_call(tool, exchange, rng)
+            return Choice(tool_calls=(call,), finish_reason=None if whole else "length")
         fmt = exchange.response_format
         if fmt is not None and fmt.kind == "json_schema" and fmt.schema is not None:
-            value = self._instance(fmt.schema, rng, exchange.user_text)
-            return Choice(content=jsonbytes.dumps_str(value))
+            size = budget.answer_tokens(exchange)
+            text, whole = self._instance(fmt.schema, rng, exchange.user_text, size)
+            return Choice(content=text, finish_reason=None if whole else "length")
         kind = "text" if fmt is None else fmt.kind
         if kind != "json_schema":
-            content = self._prompted_json(exchange, rng, json_mode=kind == "json_object")
-            if content is not None:
-                return Choice(content=content)
+            prompted_choice = self._prompted_json(exchange, rng, json_mode=kind == "json_object")
+            if prompted_choice is not None:
+                return prompted_choice
         if kind != "text":
             return Choice(content=jsonbytes.dumps_str({"answer": self._prose(rng)}))
         return Choice(content=self._answer(exchange, rng))
 
     def _prompted_json(
         self, exchange: Exchange, rng: random.Random, *, json_mode: bool
-    ) -> str | None:
-        """JSON valid against a schema the prompt holds, or None.
+    ) -> Choice | None:
+        """JSON valid against a schema the prompt holds (within the answer's token limit: a
+        schema in a prompt can be as hostile as one in `response_format`), or None.
 
         In JSON mode any schema in a system, developer or user message counts; in text mode only
         one whose message (or the latest user message) asks for JSON, and the answer comes in a
@@ -134,19 +157,23 @@ class FallbackGenerator:
         )
         if not json_mode and not prompted.mentions_json(instructions):
             return None
+        context = exchange.user_text.replace(found.span, " ")
         try:
-            value = self._instance(found.schema, rng, exchange.user_text.replace(found.span, " "))
+            text, whole = self._instance(found.schema, rng, context, budget.answer_tokens(exchange))
         except schema.SchemaGenerationError:
             return None  # a schema that cannot be met gets the schema-less answer
-        text = jsonbytes.dumps_str(value)
-        if not json_mode and prompted.wants_fence(instructions):
-            return f"```json\n{text}\n```"
-        return text
+        finish = None if whole else "length"
+        if not json_mode and prompted.wants_fence(instructions) and whole:
+            return Choice(content=f"```json\n{text}\n```")
+        return Choice(content=text, finish_reason=finish)
 
-    def _tool_call(self, tool: Tool, exchange: Exchange, rng: random.Random) -> ToolCall:
+    def _tool_call(
+        self, tool: Tool, exchange: Exchange, rng: random.Random
+    ) -> tuple[ToolCall, bool]:
         parameters = tool.parameters or {"type": "object", "properties": {}}
-        arguments = self._instance(parameters, rng, exchange.user_text)
-        return ToolCall(name=tool.name, arguments=jsonbytes.dumps_str(arguments))
+        size = budget.answer_tokens(exchange)
+        arguments, whole = self._instance(parameters, rng, exchange.user_text, size)
+        return ToolCall(name=tool.name, arguments=arguments), whole
 
     def _answer(self, exchange: Exchange, rng: random.Random) -> str:
         prose = self._prose(rng)

@@ -244,6 +244,20 @@ def applied_input_types(has_text: bool, has_image: bool) -> dict[str, list[str]]
     return kinds
 
 
+_RESULT_MAPS = ("categories", "category_scores", "category_applied_input_types")
+
+
+def is_complete(result: Mapping[str, Any]) -> bool:
+    """Whether a result has every field and every category (`complete` would change nothing)."""
+    if "flagged" not in result:
+        return False
+    for field in _RESULT_MAPS:
+        values = result.get(field)
+        if not isinstance(values, Mapping) or any(name not in values for name in CATEGORIES):
+            return False
+    return True
+
+
 def complete(partial: Mapping[str, Any], generated: Mapping[str, Any]) -> dict[str, Any]:
     """A scripted (possibly partial) result filled in from a generated one.
 

@@ -1,8 +1,8 @@
 """Plausible prose, and one Faker for the whole process, reseeded for every use.
 
 Creating a Faker costs ~90 ms, far too much per server when a test suite starts one server per
-test. Output stays reproducible because every use reseeds it first; the lock keeps a reseed and the
-values drawn after it together when servers run on several threads.
+test: each thread that needs one (the event loop's, the worker making big answers) creates its own
+once. Output stays reproducible because every use reseeds it first.
 
 `sentences()` builds text the way Faker's `sentence()` does (words from its locale's lorem list,
 capitalised, ending in a period) but draws from the caller's seeded RNG directly: five times
@@ -19,15 +19,15 @@ from contextlib import contextmanager
 from faker import Faker
 
 _lock = threading.RLock()
-_faker: Faker | None = None
+_local = threading.local()  # one Faker per thread that uses one (the loop's, the heavy worker's)
 _words: Sequence[str] = ()
 
 
 def _shared() -> Faker:
-    global _faker
-    if _faker is None:
-        _faker = Faker("en_US")
-    return _faker
+    faker: Faker | None = getattr(_local, "faker", None)
+    if faker is None:
+        faker = _local.faker = Faker("en_US")
+    return faker
 
 
 def words() -> Sequence[str]:
@@ -51,8 +51,11 @@ def sentences(rng: random.Random, count: int) -> str:
 
 @contextmanager
 def seeded_faker(seed: int) -> Iterator[Faker]:
-    """The shared Faker, seeded with `seed`, for exclusive use inside the `with` block."""
-    with _lock:
-        faker = _shared()
-        faker.seed_instance(seed)
-        yield faker
+    """This thread's Faker, seeded with `seed`, for use inside the `with` block.
+
+    One per thread rather than one behind a lock: a big answer made in the worker thread
+    (mockai.workload) must not make the event loop wait for the Faker.
+    """
+    faker = _shared()
+    faker.seed_instance(seed)
+    yield faker

@@ -17,9 +17,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mockai.catalog import infer
+from mockai.catalog import DEFAULT_MAX_OUTPUT, infer
 from mockai.exchange import Endpoint, Exchange
-from mockai.generate import embeddings, prose, schema
+from mockai.generate import budget, embeddings, prose, schema
 from mockai.reply import Choice, Reply, ToolCall
 from mockai.scenario import schemas, templates
 from mockai.scenario.replies import AUTO, ReplySpec, ToolCallSpec, Tree
@@ -81,7 +81,7 @@ def build_reply(spec: ReplySpec, build: Build) -> Reply:
 
 @contextmanager
 def _faker_for(spec: ReplySpec, build: Build) -> Iterator[Faker | None]:
-    """The shared Faker seeded for this request, held for the build; None if nothing needs it."""
+    """This thread's Faker seeded for this request, for the build; None if nothing needs it."""
     if not spec.dynamic:
         yield None
         return
@@ -131,12 +131,18 @@ def _auto_arguments(name: str, index: int, build: Build, faker: Faker | None) ->
         return "{}"  # _check flags the tool as not offered
     parameters = tool.parameters or {"type": "object", "properties": {}}
     rng = random.Random(int.from_bytes(build.key[:16], "big") + 7919 * (index + 1))
+    # Bounded by the answer's token limit, whatever the request's schema asks (the endpoint
+    # cuts the arguments there, with finish_reason `length`).
+    size = build.exchange.output_limit or DEFAULT_MAX_OUTPUT
     try:
-        value = schema.instance(parameters, rng, faker=faker, context=build.exchange.user_text)
+        value, whole = schema.instance_within(
+            parameters, rng, size, faker=faker, context=build.exchange.user_text
+        )
     except schema.SchemaGenerationError as error:
         build.warn(f"{build.label}: cannot generate arguments for tool '{name}': {error}")
         return "{}"
-    return jsonbytes.dumps_str(value)
+    text = jsonbytes.dumps_str(value)
+    return text if whole else budget.cut(text, size)
 
 
 def _embeddings(spec: ReplySpec, exchange: Exchange) -> tuple[Any, ...] | None:

@@ -59,7 +59,7 @@ from mockai.generate.schema.nodes import SchemaGenerationError
 if TYPE_CHECKING:
     from faker import Faker
 
-__all__ = ["SchemaGenerationError", "instance"]
+__all__ = ["SchemaGenerationError", "instance", "instance_within"]
 
 
 def instance(
@@ -78,3 +78,25 @@ def instance(
     if faker is not None:
         faker.seed_instance(rng.getrandbits(32))
     return Generator(schema, rng, faker, context).generate()
+
+
+def instance_within(
+    schema: Mapping[str, Any],
+    rng: random.Random,
+    size: int,
+    *,
+    faker: Faker | None = None,
+    context: str = "",
+) -> tuple[Any, bool]:
+    """`instance()` for an answer of at most `size` tokens: (value, complete).
+
+    Whatever the schema asks (`minItems: 150000` of `minLength: 1000` strings), generation stops
+    once the value's JSON holds about `size` tokens: the value is then incomplete (`complete` is
+    False; it may not validate) and its JSON is meant to be cut at the token limit, as the API
+    cuts an answer. Otherwise it is exactly what `instance()` gives for the same RNG state.
+    """
+    if faker is not None:
+        faker.seed_instance(rng.getrandbits(32))
+    generator = Generator(schema, rng, faker, context, size)
+    value = generator.generate()
+    return value, not generator.exhausted

@@ -38,12 +38,14 @@ def array_value(gen: Generator, flat: Flat, name: str) -> list[Any]:
     seen: set[Any] | None = set() if node.get("uniqueItems") is True else None
     out: list[Any] = []
     for index in range(count):
+        if gen.exhausted:  # the answer is cut before the next item (see Generator.size)
+            break
         schema, ptr = _item_schema(flat, prefix, rest, index)
         if first <= index < first + needed:
             schema = {"allOf": [schema, contains]}
         item = _array_item(gen, schema, ptr, flat.depth, name, seen)
         if item is MISSING:
-            if len(out) >= low:
+            if len(out) >= low or gen.exhausted:
                 break
             raise SchemaGenerationError(
                 f"cannot find {low} distinct items (uniqueItems)", pointer=flat.ptr

@@ -18,6 +18,7 @@ from mockai.generate.schema.nodes import (
     ANY_ORDER,
     ATTEMPTS,
     BUDGET,
+    CHARS_PER_TOKEN,
     NULL_CHANCE,
     TYPES,
     Flat,
@@ -37,10 +38,15 @@ if TYPE_CHECKING:
 
 
 class Generator:
-    """The state of one `instance()` call: root schema, RNG, Faker, and a work budget."""
+    """The state of one `instance()` call: root schema, RNG, Faker, a work and a size budget."""
 
     def __init__(
-        self, root: Mapping[str, Any], rng: random.Random, faker: Faker | None, context: str
+        self,
+        root: Mapping[str, Any],
+        rng: random.Random,
+        faker: Faker | None,
+        context: str,
+        size: int | None = None,
     ) -> None:
         # Annotated: the modules of the type makers refer back to this class (for type checking
         # only), and mypy cannot infer attribute types through that cycle.
@@ -51,14 +57,47 @@ class Generator:
         self.budget: int = BUDGET
         self.xeger: Xeger | None = None  # made on first use, see patterns.expand
         self._validator: Any = None
+        # The size budget, in (under-estimated) tokens of the value's JSON: the answer it becomes
+        # is cut at the output-token limit anyway, so once that much is made, nothing more is
+        # (a schema may ask for 150,000 strings of 1,000 characters). None: unbounded.
+        self.size: int | None = size
+        self.spent = 0
 
     def generate(self) -> Any:
         return self.value(self.root, "#", 0, "")
 
+    # --- the size budget -------------------------------------------------------------------------
+
+    @property
+    def exhausted(self) -> bool:
+        """True once the value made so far is as long as the answer can be (the rest is cut)."""
+        return self.size is not None and self.spent >= self.size
+
+    def room(self) -> int | None:
+        """Characters a string may still have before the budget runs out (None: unbounded)."""
+        if self.size is None:
+            return None
+        return max(self.size - self.spent, 0) * CHARS_PER_TOKEN + CHARS_PER_TOKEN
+
+    def _charge(self, value: Any) -> None:
+        """Count `value`'s own JSON tokens (its children were counted when they were made)."""
+        if isinstance(value, str):
+            self.spent += len(value) // CHARS_PER_TOKEN + 1
+        elif isinstance(value, dict):
+            self.spent += 1 + sum(len(key) // CHARS_PER_TOKEN + 1 for key in value)
+        else:  # a number, true, false, null; or a list's brackets (its commas often share a
+            self.spent += 1  # token with the next item: `,true` is one)
+
     # --- one node: flatten, generate, check, retry -----------------------------------------------
 
     def value(self, schema: Any, ptr: str, depth: int, name: str) -> Any:
-        """A value for `schema` (at JSON pointer `ptr`), `name` being its property name."""
+        """A value for `schema` (at JSON pointer `ptr`), `name` being its property name.
+
+        Past the size budget, values are no longer checked (what they do not satisfy is cut off
+        with them) and new ones are None: the caller sends the answer cut at its token limit.
+        """
+        if self.exhausted:
+            return None
         self.budget -= 1
         if self.budget < 0:
             raise SchemaGenerationError(
@@ -75,7 +114,9 @@ class Generator:
                     raise  # nothing would be chosen differently on a retry
                 error = exc
                 continue
-            if all(self.is_valid(check, value, ptr) for check in flat.checks):
+            if self.exhausted or all(self.is_valid(check, value, ptr) for check in flat.checks):
+                if self.size is not None:
+                    self._charge(value)
                 return value
             keywords = ", ".join(sorted({key for check in flat.checks for key in check}))
             error = SchemaGenerationError(f"no value found that satisfies {keywords}", pointer=ptr)

@@ -14,6 +14,11 @@ HARD_DEPTH = 40  # $ref hops after which a recursion has no finite instance
 ATTEMPTS = 12  # regenerations of one node whose best-effort checks failed
 BUDGET = 200_000  # sub-values per call: bounds backtracking on pathological schemas
 NULL_CHANCE = 0.15  # `null` picked first where other types are allowed too
+# Characters per token when the size budget counts a value's tokens: at least what text of words
+# has (a word of up to 9 letters and its space is one token; longer words are cut in 5-letter
+# pieces), so the count is an under-estimate and a value stopped at the budget still fills the
+# answer up to its token limit, where the endpoint cuts it.
+CHARS_PER_TOKEN = 10
 
 TYPES = ("object", "array", "string", "integer", "number", "boolean", "null")
 ANY_ORDER = ("string", "integer", "boolean", "null", "object", "array", "number")

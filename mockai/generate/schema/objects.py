@@ -19,11 +19,14 @@ if TYPE_CHECKING:
     from mockai.generate.schema.generator import Generator
 
 _OPTIONAL_CHANCE = 0.7  # optional property included, at the top level; less when nested
+_MISSES = 64  # tries in a row without a new property name before minProperties gives up
 
 
 def object_value(gen: Generator, flat: Flat, name: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in _object_keys(gen, flat):
+        if gen.exhausted:  # the answer is cut before the next property (see Generator.size)
+            break
         schema, ptr = _property_schema(flat, key)
         out[key] = gen.value(schema, ptr, flat.depth, key)
     _add_entries(gen, flat, out)
@@ -63,14 +66,16 @@ def _add_entries(gen: Generator, flat: Flat, out: dict[str, Any]) -> None:
     if _is_map(node) and not flat.minimal:
         wanted = max(low, len(out) + gen.rng.randint(1, 3))
         wanted = wanted if high is None else min(wanted, high)
+    misses = 0
     for _ in range(4 * max(0, wanted - len(out))):
-        if len(out) >= wanted:
+        if len(out) >= wanted or gen.exhausted or misses > _MISSES:
             break
         key = _extra_key(gen, flat, out)
+        misses = 0 if key is not None else misses + 1
         if key is not None:
             schema, ptr = _property_schema(flat, key)
             out[key] = gen.value(schema, ptr, flat.depth, key)
-    if len(out) < low:
+    if len(out) < low and not gen.exhausted:
         raise SchemaGenerationError(
             f"cannot find {low} allowed property names (minProperties)", pointer=flat.ptr
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 import string
 from functools import lru_cache
@@ -14,6 +15,14 @@ from mockai.generate.schema.nodes import SchemaGenerationError
 
 if TYPE_CHECKING:
     from mockai.generate.schema.generator import Generator
+
+# The regex parser: `re._parser` since Python 3.11 (where importing `sre_parse` warns), before.
+try:
+    sre_parse: Any = importlib.import_module("re._parser")
+    sre_constants: Any = importlib.import_module("re._constants")
+except ImportError:  # pragma: no cover (3.10)
+    sre_parse = importlib.import_module("sre_parse")
+    sre_constants = importlib.import_module("sre_constants")
 
 _REPEAT_SPAN = 8  # `*`, `+` and `{n,}` repeat at most this much beyond their minimum
 
@@ -33,15 +42,44 @@ class Xeger(rstr.Rstr):
             candidates = [char for char in string.printable if char not in excluded]
         return self._random.choice(candidates)
 
+    # The most characters one expansion may produce (None: unbounded): a `{1000000000}` in a
+    # request's pattern must not build a gigabyte string. Set by `expand` from the size budget;
+    # `truncated` says the last expansion stopped short of what the pattern asks.
+    limit: int | None = None
+    truncated = False
+
     def _handle_repeat(self, start_range: int, end_range: int, value: str) -> str:
         times = self._random.randint(start_range, min(end_range, start_range + _REPEAT_SPAN))
-        return "".join("".join(self._handle_state(item) for item in value) for _ in range(times))
+        if self.limit is None:
+            return "".join(self._repeat(value) for _ in range(times))
+        parts: list[str] = []
+        size = 0
+        if times > self.limit + 1:  # (repeats of nothing count too)
+            times, self.truncated = self.limit + 1, True
+        for _ in range(times):
+            part = self._repeat(value)
+            parts.append(part)
+            size += len(part)
+            if size > self.limit:
+                self.truncated = True
+                break
+        return "".join(parts)
+
+    def _repeat(self, value: Any) -> str:
+        return "".join(self._handle_state(item) for item in value)
 
 
 def expand(gen: Generator, pattern: str) -> str | None:
-    """A string that likely matches `pattern` (the caller checks), or None if rstr cannot."""
+    """A string that likely matches `pattern` (the caller checks), or None if rstr cannot.
+
+    With a size budget, a pattern asking for more than is left gives the start of a match
+    (`gen.xeger.truncated`): checking it against the pattern would be pointless (it is cut with
+    the answer) and can be ruinous (`(?:){1000000000}` makes `re` allocate gigabytes).
+    """
     if gen.xeger is None:
         gen.xeger = Xeger(gen.rng)
+    gen.xeger.limit = gen.room()
+    gen.xeger.truncated = False
     try:
         return gen.xeger.xeger(pattern)
     except Exception:  # rstr fails in many ways on regexes it cannot expand; we fall back
@@ -49,10 +87,17 @@ def expand(gen: Generator, pattern: str) -> str | None:
 
 
 def regex(pattern: Any, ptr: str) -> re.Pattern[str]:
-    """`pattern` compiled (Python `re` semantics, as in jsonschema); raises if it is invalid."""
+    """`pattern` compiled (Python `re` semantics, as in jsonschema); raises if it is invalid, or
+    too costly to match (see _NULLABLE_REPEATS)."""
     compiled = _compiled(pattern) if isinstance(pattern, str) else None
     if compiled is None:
         raise SchemaGenerationError(f"invalid regular expression {pattern!r}", pointer=ptr)
+    if _ruinous(compiled):
+        raise SchemaGenerationError(
+            f"regular expression {pattern!r} repeats a part that can match nothing more than "
+            f"{_NULLABLE_REPEATS:,} times: matching it would take gigabytes",
+            pointer=ptr,
+        )
     return compiled
 
 
@@ -62,3 +107,35 @@ def _compiled(pattern: str) -> re.Pattern[str] | None:
         return re.compile(pattern)
     except re.error:
         return None
+
+
+# How many times a pattern may repeat something that can match nothing (`(?:){N}`, `(a?){N}`):
+# Python's `re` keeps state per repetition, so `(a?){1000000000}` takes gigabytes and minutes to
+# match even "hello" (10,000 000 takes ~1 s). Such a pattern is refused like an invalid one.
+_NULLABLE_REPEATS = 100_000
+
+
+@lru_cache(maxsize=512)
+def _ruinous(compiled: re.Pattern[str]) -> bool:
+    """Whether matching with `compiled` could exhaust memory (see _NULLABLE_REPEATS)."""
+    if "{" not in compiled.pattern:
+        return False  # only an explicit count repeats that often
+    try:
+        parsed = sre_parse.parse(compiled.pattern, compiled.flags)
+    except Exception:  # (it compiled, so it parses; this is only a guard)
+        return False
+    pending: list[tuple[Any, int]] = [(parsed, 1)]
+    while pending:
+        sub, times = pending.pop()
+        for op, arg in sub:
+            if op in (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT):
+                low, high, body = arg
+                count = times * max(low, 0 if high == sre_constants.MAXREPEAT else high)
+                if body.getwidth()[0] == 0 and count > _NULLABLE_REPEATS:
+                    return True
+                pending.append((body, max(count, 1)))
+            elif op == sre_constants.SUBPATTERN:
+                pending.append((arg[-1], times))
+            elif op == sre_constants.BRANCH:
+                pending.extend((branch, times) for branch in arg[1])
+    return False

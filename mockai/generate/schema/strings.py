@@ -26,10 +26,19 @@ _PATTERN_TRIES = 12
 def string_value(gen: Generator, flat: Flat, name: str) -> str:
     node = flat.node
     low, high = count_bounds(node, "minLength", "maxLength", flat.ptr)
+    room = gen.room()
+    if room is not None and low > room:
+        # Longer than what is left of the answer: it will be cut, so only its start is made
+        # (nothing needs to match a pattern or format past the cut). Drawn as below, so that
+        # it is the start of what an answer with a higher limit holds.
+        preset(gen.rng, node)
+        return _fit(gen.rng, plausible_text(gen, name), room, None)
     fmt = node.get("format") if node.get("format") in FORMAT_MAKERS else None
     pattern = node.get("pattern")
     compiled = None if pattern is None else regex(pattern, flat.ptr)
     for candidate in _string_candidates(gen, flat, name, fmt, low, high):
+        if gen.xeger is not None and gen.xeger.truncated:
+            return candidate  # the start of a match longer than the answer: see patterns.expand
         if _string_fits(candidate, low, high, compiled, fmt):
             return candidate
     raise SchemaGenerationError(

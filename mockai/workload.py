@@ -1,0 +1,106 @@
+"""Big answers are made off the event loop, so that one request never stalls the others.
+
+Most answers take well under a millisecond to make, and are made on the loop. A few legal
+requests take longer: 2,048 embeddings of 3,072 dimensions (seconds of floats to write), 2,048
+moderation inputs, 20 prompts times `n: 128`, a schema asking for an answer as long as gpt-5 may
+write. Those are generated and rendered in a worker thread while the loop keeps serving (the
+thread holds the GIL only for slices of a few milliseconds). One worker for the whole process:
+heavy requests take turns, and the loop always gets its share of the CPU.
+
+`heavy` is judged from the request alone, cheaply, before anything is made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import re
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from mockai.exchange import Endpoint, Exchange
+
+T = TypeVar("T")
+
+# Thresholds, each worth ~10 ms or more of work (measured on a 2-core machine).
+EMBEDDING_INPUTS = 16  # 16 vectors of 3,072 floats to make and write as JSON
+MODERATION_INPUTS = 32
+MODERATION_CHARACTERS = 200_000
+COMPLETION_CHOICES = 128  # prompts x n
+CHOICES = 32  # chat / responses `n`
+SCHEMA_SIZE = 256  # a minItems / minLength / minProperties this large asks for a long answer
+_SCHEMA_NODES = 2_000  # a schema this large is heavy to generate for by itself
+_BIG_REPEAT = re.compile(r"\{\s*(\d{3,})")  # `{256}`, `{1000,}` in a pattern
+_SIZE_KEYWORDS = frozenset({"minItems", "minLength", "minProperties", "minContains"})
+
+
+def heavy(exchange: Exchange) -> bool:
+    """Whether generating and rendering `exchange`'s answer may take more than a few ms."""
+    endpoint = exchange.endpoint
+    if endpoint is Endpoint.EMBEDDINGS:
+        return len(exchange.inputs) >= EMBEDDING_INPUTS
+    if endpoint is Endpoint.MODERATIONS:
+        return len(exchange.inputs) >= MODERATION_INPUTS or (
+            sum(map(len, exchange.inputs)) >= MODERATION_CHARACTERS
+        )
+    if endpoint is Endpoint.COMPLETIONS:
+        return max(len(exchange.inputs), 1) * exchange.n >= COMPLETION_CHOICES
+    if exchange.n >= CHOICES:
+        return True
+    fmt = exchange.response_format
+    schemas = [fmt.schema] if fmt is not None and fmt.schema is not None else []
+    if exchange.tool_choice.mode != "none":
+        schemas += [tool.parameters for tool in exchange.tools if tool.parameters]
+    return any(_asks_for_much(schema) for schema in schemas)
+
+
+def _asks_for_much(schema: Mapping[str, Any]) -> bool:
+    """Whether a JSON schema asks for a long value (or is itself huge).
+
+    On the path of every generated answer with tools: exact types, no ABCs (~1 us a node).
+    """
+    pending: list[Any] = [schema]
+    seen = 0
+    while pending:
+        node = pending.pop()
+        seen += 1
+        if seen > _SCHEMA_NODES:
+            return True
+        if type(node) is list:
+            pending.extend(item for item in node if type(item) in _CONTAINERS)
+            continue
+        for key, value in node.items():
+            kind = type(value)
+            if kind in _CONTAINERS:
+                pending.append(value)
+            elif key in _SIZE_KEYWORDS:
+                if kind in _NUMBERS and value >= SCHEMA_SIZE:
+                    return True
+            elif key == "pattern" and kind is str and "{" in value and _BIG_REPEAT.search(value):
+                return True
+    return False
+
+
+_CONTAINERS = frozenset({dict, list})
+_NUMBERS = frozenset({int, float})
+
+
+_worker: concurrent.futures.ThreadPoolExecutor | None = None
+_worker_lock = threading.Lock()
+
+
+def _the_worker() -> concurrent.futures.ThreadPoolExecutor:
+    """The process's worker thread for heavy answers, started on first use."""
+    global _worker
+    with _worker_lock:
+        if _worker is None:
+            _worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mockai-heavy")
+        return _worker
+
+
+async def off_loop(function: Callable[..., T], *args: Any) -> T:
+    """`function(*args)`, run in the worker thread while the loop goes on serving."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_the_worker(), functools.partial(function, *args))
