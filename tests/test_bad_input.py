@@ -46,6 +46,11 @@ REFUSED_OPTIONS = [
     (["--replay-speed", "nan"], "argument --replay-speed: 'nan' is not a finite number"),
     (["--replay-speed", "inf"], "argument --replay-speed: 'inf' is not a finite number"),
     (["--seed", "1.5"], "argument --seed: '1.5' is not a whole number"),
+    (
+        ["--read-timeout", "0"],
+        "argument --read-timeout: must be a positive number of seconds, got 0",
+    ),
+    (["--read-timeout", "never"], "argument --read-timeout: 'never' is not a finite number"),
     (["--seed", "seven"], "argument --seed: 'seven' is not a whole number"),
     (["--host", ""], "argument --host: must be a non-empty string, got ''"),
     (["--require-api-key", " "], "argument --require-api-key: must be a non-empty string"),
