@@ -19,7 +19,7 @@ from multidict import CIMultiDict
 from mockai.api import chat
 from mockai.api.base import ParseContext
 from mockai.catalog import Catalog
-from mockai.fingerprint import content_key
+from mockai.pipeline.fingerprint import content_key
 from mockai.scenario import loader
 from mockai.scenario.book import RuleBook
 

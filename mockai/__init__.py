@@ -30,20 +30,20 @@ _LAZY = {
     "ApiError": "mockai.errors",
     "Config": "mockai.config",
     "ConfigError": "mockai.errors",
-    "MockServer": "mockai.server",
+    "MockServer": "mockai.server.app",
     "MockaiError": "mockai.errors",
-    "Reply": "mockai.reply",
+    "Reply": "mockai.pipeline.reply",
     "ScenarioError": "mockai.errors",
     "ServerError": "mockai.errors",
-    "ToolCall": "mockai.reply",
-    "create_app": "mockai.server",
+    "ToolCall": "mockai.pipeline.reply",
+    "create_app": "mockai.server.app",
 }
 
 if TYPE_CHECKING:
     from mockai.config import Config
     from mockai.errors import ApiError, ConfigError, MockaiError, ScenarioError, ServerError
-    from mockai.reply import Reply, ToolCall
-    from mockai.server import MockServer, create_app
+    from mockai.pipeline.reply import Reply, ToolCall
+    from mockai.server.app import MockServer, create_app
 
 
 def __getattr__(name: str) -> Any:

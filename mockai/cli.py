@@ -12,11 +12,12 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from mockai import __version__, serving
+from mockai import __version__
 from mockai.check import check_all
 from mockai.config import RECORD_MODES, Config, check_option, unknown_env_variables
 from mockai.errors import ConfigError, MockaiError
 from mockai.hints import suggest
+from mockai.server import serving
 
 log = logging.getLogger("mockai")
 
@@ -279,7 +280,7 @@ def _preflight(config: Config) -> None:
     processes find them compiled) and before the port is taken.
     """
     from mockai import scenario
-    from mockai.timing import unit_warnings
+    from mockai.delivery.timing import unit_warnings
 
     warnings = unknown_env_variables()
     if config.latency:

@@ -322,7 +322,7 @@ def _record_mode(name: str, value: Any) -> str:
 
 
 def _chaos(name: str, rates: Any) -> Any:
-    from mockai.faults import ChaosRates  # the fault vocabulary knows the names
+    from mockai.delivery.faults import ChaosRates  # the fault vocabulary knows the names
 
     if not isinstance(rates, Mapping):
         raise ConfigError(f"{name}: expected rates such as rate_limit=0.1, got {rates!r}")
@@ -334,7 +334,7 @@ def _chaos(name: str, rates: Any) -> Any:
 
 
 def _timing(name: str, spec: Any) -> Any:
-    from mockai.timing import parse_timing_spec
+    from mockai.delivery.timing import parse_timing_spec
 
     try:
         parse_timing_spec(spec)
@@ -344,7 +344,7 @@ def _timing(name: str, spec: Any) -> Any:
 
 
 def _limits(name: str, spec: Any) -> Any:
-    from mockai.ratelimit import parse_limits
+    from mockai.delivery.ratelimit import parse_limits
 
     parse_limits(spec)  # a ConfigError starting with `limits: `
     return spec

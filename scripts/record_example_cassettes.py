@@ -26,11 +26,11 @@ from aiohttp import web
 
 from mockai import MockServer
 from mockai.catalog import Catalog
-from mockai.exchange import Exchange
+from mockai.delivery.timing import Fixed, StreamTiming, Uniform
 from mockai.generate.fallback import FallbackGenerator
-from mockai.reply import Plan, Timing
-from mockai.server import BackgroundLoop
-from mockai.timing import Fixed, StreamTiming, Uniform
+from mockai.pipeline.exchange import Exchange
+from mockai.pipeline.reply import Plan, Timing
+from mockai.server.app import BackgroundLoop
 
 ROOT = Path(__file__).resolve().parent.parent / "cassettes"
 UPSTREAM_PORT = 8001

@@ -17,7 +17,7 @@ from typing import Any
 import openai
 
 from mockai import MockServer
-from mockai.journal import JournalEntry
+from mockai.pipeline.journal import JournalEntry
 
 API_KEY = "sk-test-0000"
 MESSAGES = [{"role": "user", "content": "Tell me how a stream breaks."}]

@@ -10,10 +10,10 @@ import pytest
 from aiohttp.test_utils import make_mocked_request
 
 from mockai import create_app
-from mockai.admin import _check_client
 from mockai.config import Config
 from mockai.errors import ApiError
-from mockai.server import MockServer
+from mockai.server.admin import _check_client
+from mockai.server.app import MockServer
 
 
 def _request_from(address: str, config: Config) -> object:

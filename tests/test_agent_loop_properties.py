@@ -24,10 +24,10 @@ from hypothesis import strategies as st
 from mockai.api import chat, responses
 from mockai.api.base import ParseContext
 from mockai.catalog import Catalog
-from mockai.exchange import Exchange
-from mockai.fingerprint import content_key
 from mockai.generate.fallback import FallbackGenerator
-from mockai.reply import Reply
+from mockai.pipeline.exchange import Exchange
+from mockai.pipeline.fingerprint import content_key
+from mockai.pipeline.reply import Reply
 
 CATALOG = Catalog()
 LOOP = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from mockai import Config, ConfigError, MockServer
 from mockai.cli import build_parser, config_from_args, main
 from mockai.config import env_variables
-from mockai.timing import parse_duration, unit_warnings
+from mockai.delivery.timing import parse_duration, unit_warnings
 
 # --- command-line options ------------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from mockai.cassette.replay import ENDPOINT_ROUTES
 from mockai.cassette.scan import refuse_leaks, scan_interaction, streamed_text
 from mockai.config import RECORD_MODES
 from mockai.errors import ConfigError, SecretLeakError
-from mockai.routes import codecs
+from mockai.server.routes import codecs
 from mockai.wire.events import EventSplitter, completing_tail, split_events
 
 # --- SSE events ----------------------------------------------------------------------------------

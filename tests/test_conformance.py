@@ -14,7 +14,7 @@ import httpx
 import pytest
 from conformance import checked_server
 
-from mockai.journal import JournalEntry
+from mockai.pipeline.journal import JournalEntry
 
 TOOLS = [
     {

@@ -14,8 +14,8 @@ import pytest
 from sdkcall import MESSAGES, attempts
 
 from mockai import MockServer
-from mockai.deliver import Delivery, malformed_frame, plan_writes
-from mockai.faults import Faults
+from mockai.delivery.deliver import Delivery, malformed_frame, plan_writes
+from mockai.delivery.faults import Faults
 from mockai.wire.outgoing import EventStream
 
 FRAMES = [b'data: {"n":%d}\n\n' % i for i in range(1, 6)] + [b"data: [DONE]\n\n"]

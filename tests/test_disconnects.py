@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from mockai import MockServer
-from mockai.exchange import Exchange
-from mockai.reply import Plan
+from mockai.pipeline.exchange import Exchange
+from mockai.pipeline.reply import Plan
 from mockai.wire.outgoing import Relay
 
 STREAM = {

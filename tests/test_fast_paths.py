@@ -8,7 +8,7 @@ from mockai.api import chat, responses
 from mockai.api.base import ParseContext, RenderContext
 from mockai.api.shaping import shape
 from mockai.catalog import Catalog
-from mockai.reply import Choice, Reply
+from mockai.pipeline.reply import Choice, Reply
 from mockai.wire import jsonbytes
 
 PIECES = ["Hello", " wörld", ' "quoted"', "\n", "\\", " 🙂", "\u2028", "\x00"]

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from mockai.faults import (
+from mockai.delivery.faults import (
     SOMEWHERE,
     SOMEWHERE_MAX,
     ChaosRates,

@@ -18,10 +18,10 @@ import pytest
 from sdkcall import attempts, call
 
 from mockai import MockServer
-from mockai.exchange import Exchange
-from mockai.faults import parse_faults
-from mockai.reply import Plan, Reply, Timing
-from mockai.timing import parse_delay, parse_stream
+from mockai.delivery.faults import parse_faults
+from mockai.delivery.timing import parse_delay, parse_stream
+from mockai.pipeline.exchange import Exchange
+from mockai.pipeline.reply import Plan, Reply, Timing
 from mockai.wire import sse
 from mockai.wire.outgoing import EventStream, Relay
 

@@ -24,7 +24,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 from mockai import MockServer
-from mockai.journal import JournalEntry
+from mockai.pipeline.journal import JournalEntry
 
 
 class User(BaseModel):

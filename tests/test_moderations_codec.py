@@ -25,9 +25,9 @@ from mockai.api import moderations as codec
 from mockai.api.base import ParseContext, RenderContext
 from mockai.catalog import Catalog
 from mockai.errors import ApiError
-from mockai.exchange import Endpoint, Exchange
 from mockai.generate import moderation as gen
-from mockai.reply import Reply
+from mockai.pipeline.exchange import Endpoint, Exchange
+from mockai.pipeline.reply import Reply
 from mockai.wire.outgoing import Body
 
 KEY = b"moderations-codec-test-key"

@@ -7,8 +7,8 @@ import httpx
 import openai
 import pytest
 
+from mockai.delivery.ratelimit import Limit, RateLimits, parse_limits
 from mockai.errors import ApiError, ConfigError
-from mockai.ratelimit import Limit, RateLimits, parse_limits
 
 CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
 

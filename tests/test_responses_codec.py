@@ -20,8 +20,8 @@ from mockai.api import responses
 from mockai.api.base import ParseContext, RenderContext
 from mockai.catalog import Catalog
 from mockai.errors import ApiError
-from mockai.exchange import Endpoint, Exchange
-from mockai.reply import Choice, Reply, ToolCall
+from mockai.pipeline.exchange import Endpoint, Exchange
+from mockai.pipeline.reply import Choice, Reply, ToolCall
 from mockai.wire.outgoing import Body, EventStream
 
 KEY = b"responses-codec-test-key"

@@ -16,9 +16,9 @@ from sdk import sdk
 
 from mockai import MockServer, ScenarioError
 from mockai.cli import main
-from mockai.faults import parse_faults
+from mockai.delivery.faults import parse_faults
+from mockai.delivery.timing import parse_delay, parse_duration, parse_stream
 from mockai.scenario import loader
-from mockai.timing import parse_delay, parse_duration, parse_stream
 
 
 def refusal(parse: Callable[[Any], object], value: Any) -> str:

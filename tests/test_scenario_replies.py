@@ -22,10 +22,10 @@ from mockai import MockServer
 from mockai.api import chat
 from mockai.api.base import ParseContext
 from mockai.catalog import Catalog
-from mockai.fingerprint import content_key
+from mockai.delivery.timing import Fixed, Uniform
 from mockai.generate.embeddings import embed
+from mockai.pipeline.fingerprint import content_key
 from mockai.scenario import from_paths
-from mockai.timing import Fixed, Uniform
 
 WEATHER = {
     "type": "function",

@@ -13,10 +13,9 @@ import time
 import httpx
 import pytest
 
-from mockai import MockServer, sites
-from mockai.deliver import schedule
-from mockai.server import BackgroundLoop
-from mockai.timing import (
+from mockai import MockServer
+from mockai.delivery.deliver import schedule
+from mockai.delivery.timing import (
     Fixed,
     LogNormal,
     StreamTiming,
@@ -27,6 +26,8 @@ from mockai.timing import (
     parse_stream,
     parse_timing_spec,
 )
+from mockai.server import sites
+from mockai.server.app import BackgroundLoop
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from mockai.catalog import Catalog
-from mockai.exchange import Endpoint, Exchange, Message
-from mockai.reply import Reply
+from mockai.pipeline.exchange import Endpoint, Exchange, Message
+from mockai.pipeline.reply import Reply
 from mockai.wire.outgoing import Outgoing
 
 

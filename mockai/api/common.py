@@ -19,7 +19,7 @@ from mockai.api.fieldrules import (
 from mockai.api.spec_fields import FIELDS
 from mockai.catalog import ModelInfo
 from mockai.errors import ApiError
-from mockai.exchange import Message, ResponseFormat, Tool, ToolChoice
+from mockai.pipeline.exchange import Message, ResponseFormat, Tool, ToolChoice
 from mockai.wire import jsonbytes
 
 _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")

@@ -15,8 +15,8 @@ from mockai.api.base import Codec, ParseContext, RenderContext
 from mockai.api.fieldrules import type_error
 from mockai.api.shaping import Shaped, shape, usage_numbers
 from mockai.errors import ApiError
-from mockai.exchange import Endpoint, Exchange, Message
-from mockai.reply import Reply
+from mockai.pipeline.exchange import Endpoint, Exchange, Message
+from mockai.pipeline.reply import Reply
 from mockai.wire import errors, ids, jsonbytes, sse
 from mockai.wire.outgoing import Body, EventStream, Outgoing
 

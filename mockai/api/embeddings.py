@@ -19,9 +19,9 @@ from mockai.api.fieldrules import invalid_value, type_error
 from mockai.api.shaping import usage_numbers
 from mockai.catalog import ModelInfo, infer
 from mockai.errors import ApiError
-from mockai.exchange import Endpoint, Exchange
 from mockai.generate import embeddings
-from mockai.reply import Reply
+from mockai.pipeline.exchange import Endpoint, Exchange
+from mockai.pipeline.reply import Reply
 from mockai.wire import jsonbytes
 from mockai.wire.outgoing import Body, Outgoing
 

@@ -14,9 +14,9 @@ from mockai.api import common
 from mockai.api.base import Codec, ParseContext, RenderContext
 from mockai.api.fieldrules import invalid_value, missing, type_error
 from mockai.errors import ApiError
-from mockai.exchange import Endpoint, Exchange
 from mockai.generate import moderation
-from mockai.reply import Reply
+from mockai.pipeline.exchange import Endpoint, Exchange
+from mockai.pipeline.reply import Reply
 from mockai.wire import ids, jsonbytes
 from mockai.wire.outgoing import Body, Outgoing
 

@@ -26,8 +26,8 @@ from mockai.api.base import Codec, ParseContext, RenderContext
 from mockai.api.fieldrules import invalid_value, missing, type_error
 from mockai.api.shaping import Shaped, shape, usage_numbers
 from mockai.errors import ApiError
-from mockai.exchange import CalledTool, Endpoint, Exchange, Message, ResponseFormat, Tool
-from mockai.reply import Reply, ToolCall
+from mockai.pipeline.exchange import CalledTool, Endpoint, Exchange, Message, ResponseFormat, Tool
+from mockai.pipeline.reply import Reply, ToolCall
 from mockai.wire import ids, jsonbytes, sse
 from mockai.wire.outgoing import Body, EventStream, Outgoing
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mockai import tokens
-from mockai.exchange import Exchange
 from mockai.generate import budget
-from mockai.reply import Choice, Reply, ToolCall
+from mockai.pipeline.exchange import Exchange
+from mockai.pipeline.reply import Choice, Reply, ToolCall
 from mockai.wire import ids
 
 

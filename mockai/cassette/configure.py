@@ -29,8 +29,8 @@ from mockai.cassette.redact import Scrubber
 from mockai.cassette.replay import ReplaySource
 from mockai.cassette.writer import CassetteRecorder, Supersedes
 from mockai.config import Config
-from mockai.decide import Source
 from mockai.errors import CassetteError, ConfigError
+from mockai.pipeline.decide import Source
 
 log = logging.getLogger("mockai.cassette")
 

@@ -29,8 +29,8 @@ from mockai.cassette.replay import ENDPOINT_ROUTES
 from mockai.cassette.scan import scrub_interaction, without_userinfo
 from mockai.cassette.writer import CassetteRecorder
 from mockai.errors import ApiError, ConfigError
-from mockai.exchange import Exchange
-from mockai.reply import Plan
+from mockai.pipeline.exchange import Exchange
+from mockai.pipeline.reply import Plan
 from mockai.wire import jsonbytes
 from mockai.wire.events import EventSplitter
 from mockai.wire.outgoing import Body, Relay

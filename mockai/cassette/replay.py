@@ -25,9 +25,9 @@ from mockai.cassette.matching import (
     failures,
 )
 from mockai.cassette.redact import Scrubber, is_secret_header
-from mockai.exchange import Exchange
-from mockai.reply import NO_TIMING, Plan, Timing
-from mockai.timing import Fixed
+from mockai.delivery.timing import Fixed
+from mockai.pipeline.exchange import Exchange
+from mockai.pipeline.reply import NO_TIMING, Plan, Timing
 from mockai.wire.events import completing_tail, split_events
 from mockai.wire.outgoing import Body, EventStream, Outgoing
 

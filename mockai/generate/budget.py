@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from mockai import tokens
 from mockai.catalog import DEFAULT_MAX_OUTPUT
-from mockai.exchange import Exchange
+from mockai.pipeline.exchange import Exchange
 
 # Tokens one request's generated choices hold at most, together: `n: 128` answers of a schema
 # asking for more than the model can write share this, so each is cut at a 128th of it (an

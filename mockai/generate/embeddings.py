@@ -33,8 +33,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from mockai.exchange import Exchange
-from mockai.reply import Reply
+from mockai.pipeline.exchange import Exchange
+from mockai.pipeline.reply import Reply
 
 # Content words: runs of letters/digits (the apostrophe in "cat's" splits off a dropped "s").
 _WORD = re.compile(r"[^\W_]+")

@@ -20,9 +20,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from mockai.catalog import Catalog
-from mockai.exchange import Endpoint, Exchange, Tool
 from mockai.generate import budget, embeddings, moderation, prompted, prose, schema, tools
-from mockai.reply import Choice, Reply, ToolCall
+from mockai.pipeline.exchange import Endpoint, Exchange, Tool
+from mockai.pipeline.reply import Choice, Reply, ToolCall
 from mockai.wire import jsonbytes
 
 _CACHE_SIZE = 1024

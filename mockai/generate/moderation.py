@@ -17,8 +17,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from mockai.exchange import Exchange
-from mockai.reply import Reply
+from mockai.pipeline.exchange import Exchange
+from mockai.pipeline.reply import Reply
 
 # The 13 categories, in the order the API writes them.
 CATEGORIES = (

@@ -26,8 +26,8 @@ import itertools
 import re
 from collections.abc import Sequence
 
-from mockai.exchange import Exchange, Message, Tool
 from mockai.generate import embeddings
+from mockai.pipeline.exchange import Exchange, Message, Tool
 
 _NAME_PARTS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
 # Name words that say "this tool is the answer": pydantic-ai's `final_result`, `final_answer`,

@@ -18,11 +18,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from mockai.delivery.faults import NO_FAULTS
 from mockai.errors import ApiError, ScenarioError
-from mockai.exchange import Exchange
-from mockai.faults import NO_FAULTS
 from mockai.generate.fallback import FallbackGenerator
-from mockai.reply import Plan, Reply, Timing
+from mockai.pipeline.exchange import Exchange
+from mockai.pipeline.reply import Plan, Reply, Timing
 from mockai.scenario import loader, nearmiss
 from mockai.scenario.problems import Problems
 from mockai.scenario.respond import Build, StaleFixture, build_reply

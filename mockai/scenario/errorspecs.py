@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mockai.delivery.timing import parse_duration, unit_warnings
 from mockai.errors import ApiError
 from mockai.scenario.problems import Problems, describe, suggest
 from mockai.scenario.yamlsrc import line_of
-from mockai.timing import parse_duration, unit_warnings
 from mockai.wire import errors as wire_errors
 
 ERROR_KEYS = (

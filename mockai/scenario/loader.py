@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mockai import faults, ratelimit
+from mockai.delivery import faults, ratelimit
+from mockai.delivery.faults import FaultType
 from mockai.errors import ConfigError, Problem, ScenarioError
-from mockai.faults import FaultType
 from mockai.scenario import yamlsrc
 from mockai.scenario.problems import Problems, UnlocatedProblem, describe, suggest
 from mockai.scenario.rules import Rule, compile_rule

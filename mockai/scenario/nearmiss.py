@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from mockai.exchange import Exchange
+from mockai.pipeline.exchange import Exchange
 from mockai.scenario.rules import Rule
 
 SHOWN = 3

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mockai.catalog import DEFAULT_MAX_OUTPUT, infer
-from mockai.exchange import Endpoint, Exchange
 from mockai.generate import budget, embeddings, prose, schema
-from mockai.reply import Choice, Reply, ToolCall
+from mockai.pipeline.exchange import Endpoint, Exchange
+from mockai.pipeline.reply import Choice, Reply, ToolCall
 from mockai.scenario import schemas, templates
 from mockai.scenario.replies import AUTO, ReplySpec, ToolCallSpec, Tree
 from mockai.wire import jsonbytes

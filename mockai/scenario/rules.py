@@ -13,14 +13,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mockai.exchange import Exchange
-from mockai.faults import Faults, parse_faults
+from mockai.delivery.faults import Faults, parse_faults
+from mockai.delivery.timing import Delay, StreamTiming, parse_delay, parse_stream, unit_warnings
+from mockai.pipeline.exchange import Exchange
 from mockai.scenario.errorspecs import ErrorSpec, compile_error
 from mockai.scenario.matchers import Matcher, compile_match
 from mockai.scenario.problems import Problems, describe, suggest
 from mockai.scenario.replies import ReplySpec, compile_reply
 from mockai.scenario.yamlsrc import block_line, line_of
-from mockai.timing import Delay, StreamTiming, parse_delay, parse_stream, unit_warnings
 
 RULE_KEYS = (
     "name",

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from mockai.exchange import Exchange
 from mockai.generate.prose import seeded_faker
+from mockai.pipeline.exchange import Exchange
 from mockai.scenario.problems import Problems, suggest
 from mockai.wire import jsonbytes
 

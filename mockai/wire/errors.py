@@ -13,8 +13,8 @@ from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
+from mockai.delivery.timing import go_duration, parse_duration
 from mockai.errors import ApiError
-from mockai.timing import go_duration, parse_duration
 from mockai.wire import jsonbytes, sse
 from mockai.wire.outgoing import Body
 

@@ -16,7 +16,7 @@ from pytest_mockai.options import PLUGIN_KEYS
 
 if TYPE_CHECKING:
     from mockai import MockServer
-    from mockai.journal import JournalEntry
+    from mockai.pipeline.journal import JournalEntry
 
 NO_MATCH = "mockai_no_match"
 # Statuses the OpenAI SDKs retry (wire contract section 2), unless `x-should-retry` says otherwise.

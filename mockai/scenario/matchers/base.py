@@ -8,7 +8,7 @@ from difflib import SequenceMatcher
 from types import MappingProxyType
 from typing import Any, ClassVar
 
-from mockai.exchange import Exchange
+from mockai.pipeline.exchange import Exchange
 from mockai.scenario.operators import Op, TextTest
 from mockai.scenario.problems import Problems
 

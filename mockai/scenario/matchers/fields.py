@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Any, ClassVar
 
-from mockai.exchange import Exchange
+from mockai.pipeline.exchange import Exchange
 from mockai.scenario.matchers.base import Matcher, shorten, text_distance
 from mockai.scenario.operators import TextTest, compile_text
 from mockai.scenario.problems import Problems, describe

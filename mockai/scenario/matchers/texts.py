@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from mockai.exchange import Endpoint, Exchange
+from mockai.pipeline.exchange import Endpoint, Exchange
 from mockai.scenario.matchers.base import Matcher, shorten, text_distance
 from mockai.scenario.operators import TextTest, compile_text
 from mockai.scenario.problems import Problems

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Any, ClassVar
 
-from mockai.exchange import Endpoint, Exchange
+from mockai.pipeline.exchange import Endpoint, Exchange
 from mockai.scenario.matchers.base import Matcher
 from mockai.scenario.problems import Problems, describe, suggest
 

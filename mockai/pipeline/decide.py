@@ -11,11 +11,11 @@ import logging
 from collections.abc import Sequence
 from typing import Protocol
 
-from mockai import workload
 from mockai.errors import ApiError
-from mockai.exchange import Exchange
 from mockai.generate.fallback import FallbackGenerator
-from mockai.reply import Plan
+from mockai.pipeline import workload
+from mockai.pipeline.exchange import Exchange
+from mockai.pipeline.reply import Plan
 
 log = logging.getLogger("mockai")
 

@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mockai.delivery.faults import Faults
+from mockai.delivery.timing import Delay, StreamTiming
 from mockai.errors import ApiError
-from mockai.faults import Faults
-from mockai.timing import Delay, StreamTiming
 from mockai.wire.outgoing import Outgoing
 
 

@@ -39,9 +39,9 @@ from typing import Protocol
 
 from aiohttp import web
 
-from mockai.faults import Faults
-from mockai.reply import Timing
-from mockai.timing import StreamTiming
+from mockai.delivery.faults import Faults
+from mockai.delivery.timing import StreamTiming
+from mockai.pipeline.reply import Timing
 from mockai.wire import errors
 from mockai.wire.outgoing import Body, EventStream, Outgoing, Relay
 

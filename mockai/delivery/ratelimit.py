@@ -23,9 +23,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mockai.delivery.timing import go_duration, parse_duration, split_pairs
 from mockai.errors import ApiError, ConfigError
 from mockai.hints import suggest
-from mockai.timing import go_duration, parse_duration, split_pairs
 from mockai.wire.errors import retry_headers
 
 WINDOW = 60.0  # seconds: "per minute"

@@ -17,18 +17,19 @@ from typing import Any, ClassVar, TypeVar
 
 from aiohttp import web
 
-from mockai import admin, routes, scenario, sites
+from mockai import scenario
 from mockai.catalog import Catalog
-from mockai.chaos import FaultPlanner
 from mockai.config import Config
-from mockai.conversation_store import ConversationStore
-from mockai.decide import Decider, Source
+from mockai.delivery.chaos import FaultPlanner
+from mockai.delivery.ratelimit import RateLimits
 from mockai.errors import ServerError
 from mockai.generate.fallback import FallbackGenerator
-from mockai.journal import Journal, JournalEntry
-from mockai.ratelimit import RateLimits
-from mockai.sources import build_sources
-from mockai.state import STATE, ServerState
+from mockai.pipeline.decide import Decider, Source
+from mockai.pipeline.journal import Journal, JournalEntry
+from mockai.pipeline.sources import build_sources
+from mockai.server import admin, routes, sites
+from mockai.server.state import STATE, ServerState
+from mockai.stores.conversations import ConversationStore
 
 T = TypeVar("T")
 

@@ -7,12 +7,12 @@ from typing import Any
 
 from aiohttp import web
 
-from mockai import pipeline
 from mockai.api import chat, completions, embeddings, models, moderations, responses
 from mockai.api.base import Codec
-from mockai.exchange import Endpoint
-from mockai.pipeline import Handler
-from mockai.state import ServerState
+from mockai.pipeline import run as pipeline
+from mockai.pipeline.exchange import Endpoint
+from mockai.pipeline.run import Handler
+from mockai.server.state import ServerState
 from mockai.wire import errors, jsonbytes
 from mockai.wire.outgoing import Body, EventStream, Outgoing
 

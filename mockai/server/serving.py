@@ -19,11 +19,12 @@ import sys
 
 from aiohttp import web
 
-from mockai import __version__, sites
+from mockai import __version__
 from mockai.config import Config
 from mockai.errors import ServerError
-from mockai.server import create_app
-from mockai.state import STATE, ServerState
+from mockai.server import sites
+from mockai.server.app import create_app
+from mockai.server.state import STATE, ServerState
 
 
 def banner(state: ServerState, port: int) -> str:

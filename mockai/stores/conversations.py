@@ -18,13 +18,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mockai import items, kept
 from mockai.api import common
 from mockai.api.fieldrules import missing, type_error
 from mockai.api.responses import conversation_id, parse_items
 from mockai.errors import ApiError
-from mockai.exchange import Endpoint, Exchange
-from mockai.response_store import response_of
+from mockai.pipeline.exchange import Endpoint, Exchange
+from mockai.stores import items, kept
+from mockai.stores.responses import response_of
 from mockai.wire import ids
 from mockai.wire.outgoing import Body, EventStream, Outgoing
 

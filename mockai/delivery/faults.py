@@ -1,4 +1,4 @@
-"""Faults: what can go wrong, as data. `deliver` executes them; `mockai.chaos` decides them.
+"""Faults: what can go wrong, as data. `deliver` executes them; `delivery.chaos` decides them.
 
 One vocabulary everywhere (a rule's or step's `faults:`, chaos rates, the `x-mockai-fault`
 header): the transport faults of `FaultType`, the named errors of `mockai.wire.errors` (answered
@@ -16,8 +16,8 @@ from dataclasses import dataclass, field, fields, replace
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from mockai.delivery.timing import parse_duration
 from mockai.hints import suggest
-from mockai.timing import parse_duration
 from mockai.wire import errors
 from mockai.wire.outgoing import EventStream, Relay
 

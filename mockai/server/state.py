@@ -9,19 +9,19 @@ from aiohttp import web
 
 from mockai.api.base import Codec
 from mockai.catalog import Catalog
-from mockai.chaos import FaultPlanner
-from mockai.completion_store import CompletionStore
 from mockai.config import Config
-from mockai.conversation_store import ConversationStore
-from mockai.decide import Decider
-from mockai.deliver import Delivery
-from mockai.exchange import Endpoint
-from mockai.fingerprint import Occurrences
-from mockai.journal import Journal
-from mockai.ratelimit import RateLimits
-from mockai.response_store import ResponseStore
+from mockai.delivery.chaos import FaultPlanner
+from mockai.delivery.deliver import Delivery
+from mockai.delivery.ratelimit import RateLimits
+from mockai.pipeline.decide import Decider
+from mockai.pipeline.exchange import Endpoint
+from mockai.pipeline.fingerprint import Occurrences
+from mockai.pipeline.journal import Journal
 from mockai.scenario.book import RuleBook
-from mockai.sites import Arrivals
+from mockai.server.sites import Arrivals
+from mockai.stores.completions import CompletionStore
+from mockai.stores.conversations import ConversationStore
+from mockai.stores.responses import ResponseStore
 
 
 @dataclass

@@ -8,7 +8,7 @@ Decider falls back to it (or to a no-match error) when none of these answers.
 from __future__ import annotations
 
 from mockai.config import Config
-from mockai.decide import Source
+from mockai.pipeline.decide import Source
 
 
 def build_sources(config: Config) -> list[Source]:

@@ -12,7 +12,7 @@ from aiohttp import web
 from mockai import __version__
 from mockai.errors import ApiError, ScenarioError
 from mockai.scenario.book import RuleBook
-from mockai.state import STATE
+from mockai.server.state import STATE
 from mockai.wire import jsonbytes
 
 PREFIX = "/_mockai"

@@ -16,16 +16,16 @@ from typing import Any
 
 from aiohttp import web
 
-from mockai import workload
 from mockai.api.base import Codec, ParseContext, RenderContext
-from mockai.deliver import deliver
+from mockai.delivery.deliver import deliver
+from mockai.delivery.faults import NO_FAULTS
 from mockai.errors import ApiError
-from mockai.exchange import Exchange
-from mockai.faults import NO_FAULTS
-from mockai.fingerprint import content_key, occurrence_key, request_key
-from mockai.journal import JournalEntry, redact_headers
-from mockai.reply import NO_TIMING, Plan, Reply
-from mockai.state import STATE, ServerState
+from mockai.pipeline import workload
+from mockai.pipeline.exchange import Exchange
+from mockai.pipeline.fingerprint import content_key, occurrence_key, request_key
+from mockai.pipeline.journal import JournalEntry, redact_headers
+from mockai.pipeline.reply import NO_TIMING, Plan, Reply
+from mockai.server.state import STATE, ServerState
 from mockai.wire import errors, ids, jsonbytes
 from mockai.wire.outgoing import Body, Outgoing
 

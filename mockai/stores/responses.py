@@ -24,9 +24,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mockai import items, kept
 from mockai.errors import ApiError
-from mockai.exchange import CalledTool, Endpoint, Exchange, Message
+from mockai.pipeline.exchange import CalledTool, Endpoint, Exchange, Message
+from mockai.stores import items, kept
 from mockai.wire import jsonbytes
 from mockai.wire.outgoing import Body, EventStream, Outgoing
 

@@ -18,10 +18,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mockai import items, kept
 from mockai.api import common
 from mockai.errors import ApiError
-from mockai.exchange import Endpoint, Exchange
+from mockai.pipeline.exchange import Endpoint, Exchange
+from mockai.stores import items, kept
 from mockai.wire.outgoing import Body, EventStream, Outgoing
 
 DEFAULT_CAPACITY = 1000

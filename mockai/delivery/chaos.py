@@ -23,16 +23,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, TypeVar
 
+from mockai.delivery.faults import NO_FAULTS, ChaosRates, FaultRequest, Faults, parse_fault_header
+from mockai.delivery.timing import Delay, StreamTiming, parse_stream, parse_timing_spec
 from mockai.errors import ApiError, ConfigError
-from mockai.faults import NO_FAULTS, ChaosRates, FaultRequest, Faults, parse_fault_header
-from mockai.reply import Plan, Reply, Timing
-from mockai.timing import Delay, StreamTiming, parse_stream, parse_timing_spec
+from mockai.pipeline.reply import Plan, Reply, Timing
 from mockai.wire import errors
 from mockai.wire.outgoing import Body
 
 if TYPE_CHECKING:
     from mockai.config import Config
-    from mockai.exchange import Exchange
+    from mockai.pipeline.exchange import Exchange
 
 T = TypeVar("T")
 

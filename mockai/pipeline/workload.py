@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from mockai.exchange import Endpoint, Exchange
+from mockai.pipeline.exchange import Endpoint, Exchange
 
 T = TypeVar("T")
 

@@ -1,0 +1,3 @@
+"""The API's server-side state: stored responses, stored chat completions, conversations, and
+how they keep answers (bounded) and list them (paged).
+"""
