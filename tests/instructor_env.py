@@ -8,7 +8,7 @@ instructor gets an environment of its own instead of holding the suite's openai 
 tests/test_instructor.py drives instructor there (tests/instructor_driver.py) against a mockai the
 test starts in the suite's own environment.
 
-The README's test command builds it (`python tests/instructor_env.py`); the tests build it on
+The README's test command builds it (`scripts/test-env` runs this file); the tests build it on
 first use if it is missing or stale (once per checkout: a stamp records what it was built from).
 
     python tests/instructor_env.py     # build or refresh; prints the environment's python
