@@ -155,11 +155,14 @@ def _called_tool(call: Any, where: str) -> CalledTool:
         raise type_error(where, ("object",), call)
     if not isinstance(call.get("id"), str):
         raise missing(f"{where}.id")
-    function = call.get("function") or call.get("custom") or {}
+    kind = "custom" if call.get("type") == "custom" else "function"
+    function = common.object_field(call, kind, where)
     name = function.get("name")
     if not isinstance(name, str):
-        raise missing(f"{where}.function.name")
-    return CalledTool(id=call["id"], name=name, arguments=str(function.get("arguments", "")))
+        raise missing(f"{where}.{kind}.name")
+    # (a custom tool's call carries `input`, a function's `arguments`)
+    arguments = function.get("input" if kind == "custom" else "arguments", "")
+    return CalledTool(id=call["id"], name=name, arguments=str(arguments))
 
 
 def _check_tool_pairs(messages: list[Message]) -> None:
