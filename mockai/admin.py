@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from mockai import __version__
+from mockai import __version__, pipeline
 from mockai.errors import ApiError, ScenarioError
 from mockai.scenario.book import RuleBook
 from mockai.state import STATE
@@ -73,12 +73,11 @@ async def _list_rules(request: web.Request) -> web.Response:
 async def _add_rules(request: web.Request) -> web.Response:
     """`POST /_mockai/rules` with a rule or a list of rules; 400 lists every problem."""
     book = _book(request)
-    try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise errors.body_too_large(request.client_max_size) from None
-    except web.RequestPayloadError:
-        raw = b""
+    raw, unreadable = await pipeline.read_body(request)
+    if unreadable is not None:
+        answer = _error(unreadable)
+        answer.force_close()
+        return answer
     try:
         body = jsonbytes.loads(raw)
     except ValueError:

@@ -40,12 +40,6 @@ def readable_body(raw: bytes) -> Any:
         return raw.decode("utf-8", "replace")
 
 
-def _text(value: str) -> str:
-    # aiohttp decodes undecodable header bytes as lone surrogates, which strict UTF-8 JSON
-    # cannot carry: shown as U+FFFD instead.
-    return value if value.isascii() else value.encode("utf-8", "replace").decode()
-
-
 @dataclass(slots=True)
 class JournalEntry:
     """One request and its answer."""
@@ -112,10 +106,13 @@ class JournalEntry:
             "seq": self.seq,
             "request_id": self.request_id,
             "method": self.method,
-            "path": _text(self.path),
+            "path": jsonbytes.valid_unicode(self.path),
             "received_at": self.received_at,
             "arrived": self.arrived,
-            "headers": {_text(name): _text(value) for name, value in self.headers.items()},
+            "headers": {
+                jsonbytes.valid_unicode(name): jsonbytes.valid_unicode(value)
+                for name, value in self.headers.items()
+            },
             "body": body,
             "endpoint": self.endpoint,
             "model": self.model,
@@ -126,7 +123,7 @@ class JournalEntry:
             "faults": self.faults,
             "error": self.error
             and {
-                key: _text(value) if isinstance(value, str) else value
+                key: jsonbytes.valid_unicode(value) if isinstance(value, str) else value
                 for key, value in self.error.items()
             },
             "duration_ms": round(self.duration_ms, 3),

@@ -99,7 +99,10 @@ async def run(
         entry.source, entry.rule = plan.source, plan.name
     else:
         entry.source = "error"
-    return await _finish(request, state, entry, outgoing, limits, plan)
+    response = await _finish(request, state, entry, outgoing, limits, plan)
+    if unreadable is not None:
+        response.force_close()  # the rest of the request cannot be parsed: no keep-alive
+    return response
 
 
 async def _admit(
@@ -146,7 +149,7 @@ def _billed_tokens(exchange: Exchange) -> int:
 
 async def _begin(request: web.Request, state: ServerState) -> tuple[JournalEntry, ApiError | None]:
     """The request's journal entry, and the error to answer if its body could not be read."""
-    raw, unreadable = await _read(request)
+    raw, unreadable = await read_body(request)
     # When its bytes arrived (stamped by the site): under a burst, well before this handler ran.
     arrived = state.arrivals.take(request.transport) or time.monotonic()
     entry = JournalEntry(
@@ -165,14 +168,18 @@ async def _begin(request: web.Request, state: ServerState) -> tuple[JournalEntry
     return entry, unreadable
 
 
-async def _read(request: web.Request) -> tuple[bytes, ApiError | None]:
+async def read_body(request: web.Request) -> tuple[bytes, ApiError | None]:
     """The body, or the API's error for one that cannot be read (read once: after a failure,
-    aiohttp would return the rest of the stream as if it were the body)."""
+    aiohttp would return the rest of the stream as if it were the body). After an error, the
+    answer must close the connection (`force_close()`)."""
     try:
         return await request.read(), None
     except web.HTTPRequestEntityTooLarge:
         return b"", errors.body_too_large(request.client_max_size)
     except web.RequestPayloadError:  # a Content-Encoding (gzip, deflate) that does not decode
+        # Nothing more can be read: said so, or aiohttp, draining the body after the answer,
+        # meets the error again, logs it as unhandled and resets the connection.
+        request.content.feed_eof()
         return b"", errors.invalid_json()
 
 
@@ -221,10 +228,9 @@ def error_body(error: ApiError) -> Body:
 
 
 def _replace_surrogates(body: dict[str, dict[str, str | None]]) -> dict[str, Any]:
-    # aiohttp decodes undecodable header bytes as lone surrogates ("surrogateescape").
     return {
         "error": {
-            key: value.encode("utf-8", "replace").decode() if isinstance(value, str) else value
+            key: jsonbytes.valid_unicode(value) if isinstance(value, str) else value
             for key, value in body["error"].items()
         }
     }
@@ -329,4 +335,7 @@ async def _static(
         entry.error = error.body()["error"]
     except Exception:
         outgoing = _internal_error(request, entry)
-    return await _finish(request, state, entry, outgoing, {}, None)
+    response = await _finish(request, state, entry, outgoing, {}, None)
+    if unreadable is not None:
+        response.force_close()  # the rest of the request cannot be parsed: no keep-alive
+    return response

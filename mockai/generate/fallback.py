@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from mockai.catalog import Catalog
+from mockai.errors import ApiError
 from mockai.exchange import Endpoint, Exchange, Tool
 from mockai.generate import embeddings, moderation, prose, schema
 from mockai.reply import Choice, Reply, ToolCall
@@ -89,7 +90,16 @@ class FallbackGenerator:
 
     def _instance(self, schema_: Mapping[str, Any], rng: random.Random, context: str) -> Any:
         with prose.seeded_faker(rng.getrandbits(64)) as faker:
-            return schema.instance(schema_, rng, faker=faker, context=context)
+            try:
+                return schema.instance(schema_, rng, faker=faker, context=context)
+            except schema.SchemaGenerationError as error:
+                # A 4xx the SDKs do not retry, saying what to do, rather than a 500.
+                raise ApiError(
+                    400,
+                    f"mockai cannot generate a value for this schema ({error}); script the "
+                    "answer with a rule instead.",
+                    code="mockai_generation_failed",
+                ) from None
 
     def _choice(self, exchange: Exchange, rng: random.Random) -> Choice:
         tool = self._tool_to_call(exchange)

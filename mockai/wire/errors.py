@@ -72,8 +72,7 @@ def missing_api_key() -> ApiError:
 def incorrect_api_key(given: str) -> ApiError:
     """A key that is not the required one; the message masks it as the API does."""
     masked = given[:3] + "*" * 3 + given[-4:] if len(given) > 8 else "*" * len(given)
-    # (undecodable header bytes reach us as lone surrogates, which no JSON body can carry)
-    masked = masked.encode("utf-8", "replace").decode()
+    masked = jsonbytes.valid_unicode(masked)  # (undecodable header bytes)
     return ApiError(
         401,
         f"Incorrect API key provided: {masked}. You can find your API key at "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 # The deepest nesting `loads` accepts (the top-level object or array is level 1). Real requests
@@ -97,6 +98,19 @@ def _encodable(value: Any) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def valid_unicode(text: str) -> str:
+    """`text` with each lone surrogate replaced by U+FFFD.
+
+    aiohttp decodes header (and path) bytes that are not UTF-8 as lone surrogates
+    ("surrogateescape"), which no UTF-8 JSON body can carry: answers and the journal quote such
+    text through this.
+    """
+    return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
 
 
 def canonical(value: Any) -> bytes:
