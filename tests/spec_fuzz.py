@@ -176,8 +176,10 @@ class Report:
             f"5xx: {self.server_errors}",
             "failures by check: "
             + (", ".join(f"{check}={self.failures[check]}" for check in CHECKS)),
-            f"negative cases accepted: {self.accepted_invalid}"
-            f" (answers echoing the invalid input: {self.echoed_invalid})",
+            (
+                f"negative cases accepted: {self.accepted_invalid}"
+                f" (answers echoing the invalid input: {self.echoed_invalid})"
+            ),
         ]
         for check, shown in self.examples.items():
             lines.append(f"--- {check}")
