@@ -1,9 +1,11 @@
 """Fuzz mockai's HTTP surface from the official OpenAPI spec, at length.
 
-    python scripts/fuzz_spec.py [--max-examples 200] [--mode positive|negative]... [--strict]
+    python scripts/fuzz_spec.py [--max-examples 200] [--coverage N] [--mode positive|negative]...
+                                [--strict] [--rejections N]
 
-Every operation of tests/openapi/openapi.json that mockai serves gets `--max-examples` generated
-requests per mode against a fresh server on 127.0.0.1; the checks are those of tests/spec_fuzz.py
+Every operation of tests/openapi/openapi.json that mockai serves gets schemathesis's coverage
+cases (all by default) and `--max-examples` random requests per mode, against a fresh server on
+127.0.0.1; the checks are those of tests/spec_fuzz.py
 (no 5xx, errors in the API's shape with a fitting 4xx, 2xx answers valid against the spec,
 nothing logged at ERROR). Prints the operations, cases, 5xx and failures by check, with examples;
 exits 1 if any check failed. Deterministic: the same options give the same cases.
@@ -30,6 +32,13 @@ def main() -> int:
         "--mode", action="append", choices=sorted(spec_fuzz.MODES), help="default: both"
     )
     parser.add_argument(
+        "--coverage",
+        type=int,
+        default=None,
+        metavar="N",
+        help="coverage-phase cases per operation (default: all, ~31,500 in total; 0: none)",
+    )
+    parser.add_argument(
         "--strict",
         action="store_true",
         help="serve with --strict-requests (unknown fields are 400s)",
@@ -44,7 +53,9 @@ def main() -> int:
     args = parser.parse_args()
     modes = tuple(args.mode or spec_fuzz.MODES)
     started = time.monotonic()
-    report = spec_fuzz.fuzz(args.max_examples, modes=modes, strict_requests=args.strict)
+    report = spec_fuzz.fuzz(
+        args.max_examples, modes=modes, coverage=args.coverage, strict_requests=args.strict
+    )
     print(report.summary())
     if args.rejections:
         print(f"--- commonest 400s for spec-valid requests (of {report.rejected_valid.total()})")

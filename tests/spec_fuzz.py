@@ -1,12 +1,15 @@
 """Fuzz mockai's HTTP surface from the official OpenAPI spec (tests/openapi/openapi.json).
 
 schemathesis generates requests for every operation mockai serves, valid ones ("positive") and
-ones breaking the spec ("negative"); each goes to a real server on 127.0.0.1 and its answer must
-pass these checks:
+ones breaking the spec ("negative"), in two phases: `coverage` (deterministic: each property
+missing, of every wrong type, at its bounds; ~31,500 cases over the operations) and `fuzzing`
+(random, from hypothesis, derandomized). Each goes to a real server on 127.0.0.1 and its answer
+must pass these checks:
 
 - `not_a_server_error`: no 5xx (no case asks for a fault: none carries `x-mockai-fault`);
 - `error_shape`: an error is JSON, `{"error": {message, type, param, code}}`, with `x-request-id`;
-- `status_fits`: a 4xx is one the request can earn (404 only for ids and models, never a 405);
+- `status_fits`: a 4xx is one the request can earn (404 only for ids and models, 405 only for
+  a method the operation does not have);
 - `response_schema`: a 2xx answer (JSON or SSE events) validates against the spec
   (`conformance.check_entry`, on the server's journal entry of the request);
 - `server_log`: nothing logged at ERROR, no traceback (the `mockai` and `aiohttp` loggers).
@@ -21,9 +24,10 @@ from __future__ import annotations
 import collections
 import contextlib
 import functools
+import itertools
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -151,6 +155,7 @@ class Report:
     statuses: collections.Counter[tuple[str, str, int]] = field(default_factory=collections.Counter)
     failures: collections.Counter[str] = field(default_factory=collections.Counter)
     examples: dict[str, list[str]] = field(default_factory=dict)
+    shown: int = 5  # examples kept per check
     rejected_valid: collections.Counter[str] = field(default_factory=collections.Counter)
     # Spec-breaking (negative) requests mockai accepted (it is lenient where the spec lags the
     # API), and of those, how many answers echo an invalid part of the request back.
@@ -160,7 +165,7 @@ class Report:
     def fail(self, check: str, case: Any, status: int, detail: str) -> None:
         self.failures[check] += 1
         shown = self.examples.setdefault(check, [])
-        if len(shown) < 5:
+        if len(shown) < self.shown:
             body = json.dumps(case.body, default=repr)[:600] if case.body is not None else ""
             mode = case.meta.generation.mode.value if case.meta is not None else "?"
             shown.append(
@@ -197,13 +202,33 @@ class Fuzzer:
         self.http = requests.Session()
         self.seeds = Seeds(server, self.http)
 
-    def run(self, max_examples: int, modes: tuple[str, ...] = tuple(MODES)) -> Report:
-        """Every served operation, `max_examples` cases per operation and mode."""
+    def run(
+        self,
+        max_examples: int,
+        modes: tuple[str, ...] = tuple(MODES),
+        coverage: int | None = 0,
+        coverage_caps: Mapping[str, int] | None = None,
+    ) -> Report:
+        """Every served operation: `coverage` cases of the coverage phase (None: all of them;
+        `coverage_caps` lowers it for some operations), then `max_examples` random cases per
+        mode."""
         for operation in operations():
             self.report.operations += 1
-            for mode in modes:
+            limit = (coverage_caps or {}).get(operation.label, coverage)
+            if limit is None or limit > 0:
+                self._cover(operation, [MODES[mode] for mode in modes], limit)
+            for mode in modes if max_examples > 0 else ():
                 self._fuzz(operation, MODES[mode], max_examples)
         return self.report
+
+    def _cover(self, operation: Any, modes: list[GenerationMode], limit: int | None) -> None:
+        config = operation.schema.config.generation_for(operation=operation)
+        cases = operation.schema.iter_coverage_cases(
+            operation, generation_modes=modes, generation_config=config
+        )
+        for index, case in enumerate(itertools.islice(cases, limit)):
+            mode = case.meta.generation.mode if case.meta is not None else GenerationMode.POSITIVE
+            self.check(case, index % 2 == 0 and self.seeds.apply(case), mode)
 
     def _fuzz(self, operation: Any, mode: GenerationMode, max_examples: int) -> None:
         @settings(
@@ -296,10 +321,12 @@ def _error_shape_problem(response: Any) -> str | None:
 def _status_fits(case: Any, status: int, error: dict[str, Any]) -> bool:
     if status == 400 or status == 413:
         return True
+    if status == 405:  # the coverage phase also tries the path with other methods
+        return case.method.upper() != case.operation.method.upper()
     if status == 404:
         # An id or a model that does not exist; the operation itself always exists.
         return bool(list(case.operation.path_parameters)) or error["code"] == "model_not_found"
-    return False  # 401/403 (no key is required), 405 (every operation is served), 429 ...
+    return False  # 401/403 (no key is required), 429 (no limits are set), ...
 
 
 def _echoes_request(problem: Exception, body: Any) -> bool:
@@ -321,13 +348,22 @@ def _journal_entry(server: MockServer, request_id: str | None) -> Any:
     return None
 
 
-def fuzz(max_examples: int, *, modes: tuple[str, ...] = tuple(MODES), **options: Any) -> Report:
-    """A run against a fresh server (`options` configure it, e.g. `strict_requests=True`)."""
+def fuzz(
+    max_examples: int,
+    *,
+    modes: tuple[str, ...] = tuple(MODES),
+    coverage: int | None = 0,
+    coverage_caps: Mapping[str, int] | None = None,
+    **options: Any,
+) -> Report:
+    """A run against a fresh server (`options` configure it, e.g. `strict_requests=True`):
+    `coverage` cases per operation from the coverage phase (None: all; fewer for the operations
+    `coverage_caps` names), `max_examples` random cases per operation and mode."""
     report = Report()
     with LogWatch().watching() as log, MockServer(log_requests=False, **options) as server:
         fuzzer = Fuzzer(server, report, log)
         try:
-            fuzzer.run(max_examples, modes)
+            fuzzer.run(max_examples, modes, coverage, coverage_caps)
         finally:
             fuzzer.http.close()
     return report
