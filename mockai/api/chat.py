@@ -131,10 +131,12 @@ def _parse_message(item: Any, where: str) -> Message:
         raise missing(f"{where}.content")
     text, images = common.content_text(item.get("content"), f"{where}.content")
     calls: tuple[CalledTool, ...] = ()
-    if role == "assistant" and item.get("tool_calls"):
+    raw_calls = item.get("tool_calls")
+    if role == "assistant" and raw_calls:
+        if not isinstance(raw_calls, list):
+            raise type_error(f"{where}.tool_calls", ("array",), raw_calls)
         calls = tuple(
-            _called_tool(call, f"{where}.tool_calls[{i}]")
-            for i, call in enumerate(item["tool_calls"])
+            _called_tool(call, f"{where}.tool_calls[{i}]") for i, call in enumerate(raw_calls)
         )
     tool_call_id = item.get("tool_call_id")
     if role == "tool" and not isinstance(tool_call_id, str):
