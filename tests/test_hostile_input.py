@@ -477,6 +477,13 @@ def test_items_sent_with_null_ids_and_statuses_are_listed_with_the_apis(
     assert [item["status"] for item in items] == ["completed", "completed"]
 
 
+def test_stateful_routes_without_a_body(http: httpx.Client) -> None:
+    created = http.post("/v1/conversations")  # every field is optional
+    assert created.status_code == 200, created.text
+    added = http.post(f"/v1/conversations/{created.json()['id']}/items")
+    assert api_error(added, 400)["message"] == "Missing required parameter: 'items'."
+
+
 # --- routing and reading the body ----------------------------------------------------------------
 
 
