@@ -74,7 +74,7 @@ def validate(schema_name: str, instance: Any) -> None:
         raise AssertionError(
             f"{schema_name}: at {where}: {error.message} (schema rule {rule})\n"
             f"instance: {json.dumps(instance)[:2000]}"
-        )
+        ) from error  # (the ValidationError: its path, for callers that need it)
 
 
 def response_event_schema(event_type: str) -> str:

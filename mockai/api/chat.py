@@ -132,10 +132,12 @@ def _parse_message(item: Any, where: str) -> Message:
         raise missing(f"{where}.content")
     text, images = common.content_text(item.get("content"), f"{where}.content")
     calls: tuple[CalledTool, ...] = ()
-    if role == "assistant" and item.get("tool_calls"):
+    raw_calls = item.get("tool_calls")
+    if role == "assistant" and raw_calls:
+        if not isinstance(raw_calls, list):
+            raise type_error(f"{where}.tool_calls", ("array",), raw_calls)
         calls = tuple(
-            _called_tool(call, f"{where}.tool_calls[{i}]")
-            for i, call in enumerate(item["tool_calls"])
+            _called_tool(call, f"{where}.tool_calls[{i}]") for i, call in enumerate(raw_calls)
         )
     tool_call_id = item.get("tool_call_id")
     if role == "tool" and not isinstance(tool_call_id, str):
@@ -156,11 +158,14 @@ def _called_tool(call: Any, where: str) -> CalledTool:
         raise type_error(where, ("object",), call)
     if not isinstance(call.get("id"), str):
         raise missing(f"{where}.id")
-    function = call.get("function") or call.get("custom") or {}
+    kind = "custom" if call.get("type") == "custom" else "function"
+    function = common.object_field(call, kind, where)
     name = function.get("name")
     if not isinstance(name, str):
-        raise missing(f"{where}.function.name")
-    return CalledTool(id=call["id"], name=name, arguments=str(function.get("arguments", "")))
+        raise missing(f"{where}.{kind}.name")
+    # (a custom tool's call carries `input`, a function's `arguments`)
+    arguments = function.get("input" if kind == "custom" else "arguments", "")
+    return CalledTool(id=call["id"], name=name, arguments=str(arguments))
 
 
 def _check_tool_pairs(messages: list[Message]) -> None:

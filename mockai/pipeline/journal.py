@@ -30,6 +30,16 @@ def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
     }
 
 
+def readable_body(raw: bytes) -> Any:
+    """A request body as the journal keeps it: its JSON, else its text (None when empty)."""
+    if not raw:
+        return None
+    try:
+        return jsonbytes.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", "replace")
+
+
 @dataclass(slots=True)
 class JournalEntry:
     """One request and its answer."""
@@ -88,16 +98,22 @@ class JournalEntry:
         return []
 
     def as_json(self) -> dict[str, Any]:
-        """A JSON-friendly view (what `GET /_mockai/requests` returns)."""
+        """A JSON-friendly view (what `GET /_mockai/requests` returns); always serializable."""
+        body = self.body
+        if isinstance(body, bytes | bytearray):  # an entry still being answered
+            body = readable_body(bytes(body))
         return {
             "seq": self.seq,
             "request_id": self.request_id,
             "method": self.method,
-            "path": self.path,
+            "path": jsonbytes.valid_unicode(self.path),
             "received_at": self.received_at,
             "arrived": self.arrived,
-            "headers": self.headers,
-            "body": self.body,
+            "headers": {
+                jsonbytes.valid_unicode(name): jsonbytes.valid_unicode(value)
+                for name, value in self.headers.items()
+            },
+            "body": body,
             "endpoint": self.endpoint,
             "model": self.model,
             "stream": self.stream,
@@ -105,7 +121,11 @@ class JournalEntry:
             "rule": self.rule,
             "status": self.status,
             "faults": self.faults,
-            "error": self.error,
+            "error": self.error
+            and {
+                key: jsonbytes.valid_unicode(value) if isinstance(value, str) else value
+                for key, value in self.error.items()
+            },
             "duration_ms": round(self.duration_ms, 3),
             "retry_count": self.retry_count,
             "response_headers": self.response_headers,

@@ -65,8 +65,8 @@ class Reply:
 class Timing:
     """When to send: `latency` before headers, then the stream's pacing.
 
-    Delays are distributions (mockai.timing), sampled by `deliver` with a generator seeded from
-    `seed`, so the same seed gives the same delays.
+    Delays are distributions (mockai.delivery.timing), sampled by `deliver` with a generator
+    seeded from `seed`, so the same seed gives the same delays.
     """
 
     latency: Delay | None = None
@@ -98,4 +98,6 @@ class Plan:
     name: str | None = None
     timing: Timing = NO_TIMING
     faults: Faults = field(default_factory=Faults)
-    heavy: bool = False  # a big generated answer: rendered off the event loop (mockai.workload)
+    heavy: bool = (
+        False  # a big generated answer: rendered off the event loop (mockai.pipeline.workload)
+    )

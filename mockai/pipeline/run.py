@@ -23,7 +23,7 @@ from mockai.errors import ApiError
 from mockai.pipeline import workload
 from mockai.pipeline.exchange import Exchange
 from mockai.pipeline.fingerprint import content_key, occurrence_key, request_key
-from mockai.pipeline.journal import JournalEntry, redact_headers
+from mockai.pipeline.journal import JournalEntry, readable_body, redact_headers
 from mockai.pipeline.reply import NO_TIMING, Plan, Reply
 from mockai.server.state import STATE, ServerState
 from mockai.wire import errors, ids, jsonbytes
@@ -57,9 +57,10 @@ async def run(
     """Serve one request to a generating endpoint (Azure's: on a `deployment`, which is the
     model whatever the body says, as Azure ignores it)."""
     state = request.app[STATE]
-    entry = await _begin(request, state)
-    if entry is None:
+    begun = await _begin(request, state)
+    if begun is None:
         return gone()
+    entry, unreadable = begun
     # Timing (latency, TTFT) is scheduled from `arrived`: under a burst, requests take turns so
     # that new arrivals are stamped between one request's work and the next, not after all.
     await state.delivery.take_turn()
@@ -68,6 +69,8 @@ async def run(
     limits: dict[str, str] = {}
     try:
         _check_auth(state, request)
+        if unreadable is not None:
+            raise unreadable
         body = _parse_json(entry)
         if deployment is not None and isinstance(body, dict):
             body = {**body, "model": deployment}  # Azure answers with the deployment's model
@@ -104,7 +107,10 @@ async def run(
         entry.source, entry.rule = plan.source, plan.name
     else:
         entry.source = "error"
-    return await _finish(request, state, entry, outgoing, limits, plan)
+    response = await _finish(request, state, entry, outgoing, limits, plan)
+    if unreadable is not None:
+        response.force_close()  # the rest of the request cannot be parsed: no keep-alive
+    return response
 
 
 async def _admit(
@@ -149,14 +155,23 @@ def _billed_tokens(exchange: Exchange) -> int:
     return exchange.prompt_tokens + (exchange.max_tokens or 0)
 
 
-async def read_body(request: web.Request) -> bytes | None:
-    """The request's body; None if the client went away or did not send it all within the read
-    timeout (the connection is then closed: see `gone`)."""
-    if request.content.is_eof():  # the usual case: the body came with the head
-        return await request.read()
-    timeout = request.app[STATE].config.read_timeout
+async def read_body(request: web.Request) -> tuple[bytes, ApiError | None] | None:
+    """The body, and the API's error for one that cannot be read (read once: after a failure,
+    aiohttp would return the rest of the stream as if it were the body; the answer must then close
+    the connection, `force_close()`). None if the client went away or did not send it all within
+    the read timeout (the connection is then closed: see `gone`)."""
     try:
-        return await asyncio.wait_for(request.read(), timeout)
+        if request.content.is_eof():  # the usual case: the body came with the head
+            return await request.read(), None
+        timeout = request.app[STATE].config.read_timeout
+        return await asyncio.wait_for(request.read(), timeout), None
+    except web.HTTPRequestEntityTooLarge:
+        return b"", errors.body_too_large(request.client_max_size)
+    except web.RequestPayloadError:  # a Content-Encoding (gzip, deflate) that does not decode
+        # Nothing more can be read: said so, or aiohttp, draining the body after the answer,
+        # meets the error again, logs it as unhandled and resets the connection.
+        request.content.feed_eof()
+        return b"", errors.invalid_json()
     except (asyncio.TimeoutError, ConnectionError) as error:
         why = "sent no whole body in time" if isinstance(error, asyncio.TimeoutError) else "left"
         log.debug("%s %s: the client %s; closing the connection", request.method, request.path, why)
@@ -170,10 +185,15 @@ def gone() -> web.Response:
     return web.Response(status=408)
 
 
-async def _begin(request: web.Request, state: ServerState) -> JournalEntry | None:
-    raw = await read_body(request)
-    if raw is None:
+async def _begin(
+    request: web.Request, state: ServerState
+) -> tuple[JournalEntry, ApiError | None] | None:
+    """The request's journal entry, and the error to answer if its body could not be read; None
+    if the client is gone."""
+    read = await read_body(request)
+    if read is None:
         return None
+    raw, unreadable = read
     # When its bytes arrived (stamped by the site): under a burst, well before this handler ran.
     arrived = state.arrivals.take(request.transport) or time.monotonic()
     entry = JournalEntry(
@@ -189,7 +209,7 @@ async def _begin(request: web.Request, state: ServerState) -> JournalEntry | Non
     # Journaled on arrival and completed in place: an attempt the client abandoned (a reset, a
     # hang, a stalled stream) is counted, and is visible as soon as the client sees its result.
     state.journal.add(entry)
-    return entry
+    return entry, unreadable
 
 
 def _parse_json(entry: JournalEntry) -> Any:
@@ -230,7 +250,19 @@ def _internal_error(request: web.Request, entry: JournalEntry) -> Body:
 
 def error_body(error: ApiError) -> Body:
     """The wire form of an ApiError."""
-    return Body(error.status, jsonbytes.dumps(error.body()))
+    try:
+        return Body(error.status, jsonbytes.dumps(error.body()))
+    except UnicodeEncodeError:  # a message quoting a header or path with undecodable bytes
+        return Body(error.status, jsonbytes.dumps(_replace_surrogates(error.body())))
+
+
+def _replace_surrogates(body: dict[str, dict[str, str | None]]) -> dict[str, Any]:
+    return {
+        "error": {
+            key: jsonbytes.valid_unicode(value) if isinstance(value, str) else value
+            for key, value in body["error"].items()
+        }
+    }
 
 
 def standard_headers(request_id: str, limits: dict[str, str]) -> dict[str, str]:
@@ -259,6 +291,8 @@ async def _finish(
     entry.status = 0 if faults.no_response else outgoing.status  # 0: no response was sent
     entry.response = outgoing
     entry.response_headers = headers  # filled in as delivery goes; completed below
+    if isinstance(entry.body, bytes):  # not parsed (a 401, a route without a body): as readable
+        entry.body = readable_body(entry.body)
     try:
         return await deliver(
             request,
@@ -296,24 +330,44 @@ async def simple(
     request: web.Request, produce: Callable[[ServerState], Outgoing]
 ) -> web.StreamResponse:
     """Serve a non-generating request (models, 404s, 405s) with the standard headers and journal."""
+    return await _static(request, lambda state, entry: produce(state))
+
+
+async def with_body(
+    request: web.Request, produce: Callable[[ServerState, Any], Outgoing]
+) -> web.StreamResponse:
+    """Serve a request to the API's stored objects: `produce(state, body)` gets the parsed JSON
+    body (None without one); a body that is not JSON is the API's 400."""
+
+    def parsed(state: ServerState, entry: JournalEntry) -> Outgoing:
+        body = None
+        if entry.body:
+            body = _parse_json(entry)
+        return produce(state, body)
+
+    return await _static(request, parsed)
+
+
+async def _static(
+    request: web.Request, produce: Callable[[ServerState, JournalEntry], Outgoing]
+) -> web.StreamResponse:
     state = request.app[STATE]
-    entry = await _begin(request, state)
-    if entry is None:
+    begun = await _begin(request, state)
+    if begun is None:
         return gone()
+    entry, unreadable = begun
     entry.source = "static"
     try:
         _check_auth(state, request)
-        outgoing = produce(state)
+        if unreadable is not None:
+            raise unreadable
+        outgoing = produce(state, entry)
     except ApiError as error:
         outgoing = error_body(error)
         entry.error = error.body()["error"]
     except Exception:
         outgoing = _internal_error(request, entry)
-    if request.body_exists and isinstance(entry.body, bytes):
-        try:
-            entry.body = jsonbytes.loads(entry.body)
-        except ValueError:
-            entry.body = entry.body.decode("utf-8", "replace")
-    else:
-        entry.body = None
-    return await _finish(request, state, entry, outgoing, {}, None)
+    response = await _finish(request, state, entry, outgoing, {}, None)
+    if unreadable is not None:
+        response.force_close()  # the rest of the request cannot be parsed: no keep-alive
+    return response

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -11,11 +12,13 @@ from aiohttp import web
 
 from mockai import __version__
 from mockai.errors import ApiError, ScenarioError
+from mockai.pipeline import run as pipeline
 from mockai.scenario.book import RuleBook
 from mockai.server.state import STATE
-from mockai.wire import jsonbytes
+from mockai.wire import errors, ids, jsonbytes
 
 PREFIX = "/_mockai"
+log = logging.getLogger("mockai")
 
 
 async def _health(request: web.Request) -> web.Response:
@@ -25,7 +28,7 @@ async def _health(request: web.Request) -> web.Response:
 async def _requests(request: web.Request) -> web.Response:
     entries = request.app[STATE].journal.entries()
     limit = request.query.get("limit")
-    if limit is not None and limit.isdigit():
+    if limit is not None and limit.isascii() and limit.isdigit():  # ("²".isdigit() is true)
         entries = entries[-int(limit) :] if int(limit) else []
     return web.json_response({"object": "list", "data": [e.as_json() for e in entries]})
 
@@ -45,7 +48,10 @@ async def _reset(request: web.Request) -> web.Response:
 
 def _error(error: ApiError) -> web.Response:
     return web.Response(
-        status=error.status, body=jsonbytes.dumps(error.body()), content_type="application/json"
+        status=error.status,
+        body=jsonbytes.dumps(error.body()),
+        content_type="application/json",
+        headers={"x-request-id": ids.request_id()},
     )
 
 
@@ -68,8 +74,16 @@ async def _list_rules(request: web.Request) -> web.Response:
 async def _add_rules(request: web.Request) -> web.Response:
     """`POST /_mockai/rules` with a rule or a list of rules; 400 lists every problem."""
     book = _book(request)
+    read = await pipeline.read_body(request)
+    if read is None:
+        return pipeline.gone()
+    raw, unreadable = read
+    if unreadable is not None:
+        answer = _error(unreadable)
+        answer.force_close()
+        return answer
     try:
-        body = jsonbytes.loads(await request.read())
+        body = jsonbytes.loads(raw)
     except ValueError:
         raise ApiError(400, "the body must be a JSON rule or a JSON list of rules") from None
     rules = body if isinstance(body, list) else [body]
@@ -100,7 +114,8 @@ Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
 def _admin(handler: Handler) -> Handler:
-    """`handler` for loopback clients only (unless `admin_remote`), its ApiErrors as responses."""
+    """`handler` for loopback clients only (unless `admin_remote`), its ApiErrors as responses,
+    and a bug in it as the API's 500 (traceback in the log), never aiohttp's text page."""
 
     async def guarded(request: web.Request) -> web.Response:
         try:
@@ -108,6 +123,11 @@ def _admin(handler: Handler) -> Handler:
             return await handler(request)
         except ApiError as error:
             return _error(error)
+        except Exception:
+            log.exception("mockai failed while answering %s %s", request.method, request.path)
+            return _error(
+                ApiError(500, "mockai internal error (see the server log)", type="server_error")
+            )
 
     return guarded
 
@@ -138,13 +158,26 @@ def is_loopback(remote: str) -> bool:
     return (mapped or address).is_loopback
 
 
+async def _method_not_allowed(request: web.Request) -> web.Response:
+    return _error(errors.invalid_method(request.method, request.path))
+
+
 def add_admin_routes(app: web.Application) -> None:
     """Register `/_mockai/health`, `/_mockai/requests`, `/_mockai/reset` and `/_mockai/rules`."""
-    app.router.add_get(PREFIX + "/health", _health)  # harmless, and useful to probes anywhere
-    app.router.add_get(PREFIX + "/requests", _admin(_requests))
-    app.router.add_delete(PREFIX + "/requests", _admin(_clear_requests))
-    app.router.add_post(PREFIX + "/reset", _admin(_reset))
-    app.router.add_get(PREFIX + "/rules", _admin(_list_rules))
-    app.router.add_post(PREFIX + "/rules", _admin(_add_rules))
-    app.router.add_delete(PREFIX + "/rules", _admin(_clear_rules))
-    app.router.add_delete(PREFIX + "/rules/{name:.+}", _admin(_delete_rule))
+    routes: dict[str, dict[str, Handler]] = {
+        "/health": {"GET": _health},  # harmless, and useful to probes anywhere
+        "/requests": {"GET": _admin(_requests), "DELETE": _admin(_clear_requests)},
+        "/reset": {"POST": _admin(_reset)},
+        "/rules": {
+            "GET": _admin(_list_rules),
+            "POST": _admin(_add_rules),
+            "DELETE": _admin(_clear_rules),
+        },
+        # (any characters: `[\s\S]`, as `.` would not match a decoded `%0a`)
+        "/rules/{name:[\\s\\S]+}": {"DELETE": _admin(_delete_rule)},
+    }
+    for path, handlers in routes.items():
+        resource = app.router.add_resource(PREFIX + path)
+        for method, handler in handlers.items():
+            resource.add_route(method, handler)
+        resource.add_route("*", _method_not_allowed)  # the API's 405, as on the API's routes

@@ -77,23 +77,13 @@ def _stateful(call: Call) -> Handler:
     Errors it raises are the API's error answers."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        raw = await pipeline.read_body(request)  # (kept by aiohttp: the journal reads it too)
-        if raw is None:
-            return pipeline.gone()
-
-        def produce(state: ServerState) -> Outgoing:
-            body = None
-            if raw:
-                try:
-                    body = jsonbytes.loads(raw)
-                except ValueError:
-                    raise errors.invalid_json() from None
+        def produce(state: ServerState, body: Any) -> Outgoing:
             answer = call(state, request, body)
             if isinstance(answer, Body | EventStream):
                 return answer
             return Body(200, jsonbytes.dumps(answer))
 
-        return await pipeline.simple(request, produce)
+        return await pipeline.with_body(request, produce)
 
     return handle
 
@@ -226,10 +216,11 @@ def add_api_routes(app: web.Application, endpoint_codecs: Iterable[Codec]) -> No
                 handlers["GET"] = _stateful(lambda s, r, b: s.completions.list(r.query))
             _resource(app, prefix + codec.path, handlers)
         _resource(app, prefix + "/models", {"GET": _list_models})
-        # `.+`, not the default `[^{}/]+`: unencoded ids such as `meta-llama/llama-3.3-70b` work.
+        # Any characters, not the default `[^{}/]+`: unencoded ids such as
+        # `meta-llama/llama-3.3-70b` work (and `[\s\S]`, not `.`, also matches a decoded `%0a`).
         _resource(
             app,
-            prefix + "/models/{model:.+}",
+            prefix + "/models/{model:[\\s\\S]+}",
             {"GET": _retrieve_model, "DELETE": _delete_model},
         )
         _stored_responses(app, prefix)
@@ -242,4 +233,6 @@ def add_api_routes(app: web.Application, endpoint_codecs: Iterable[Codec]) -> No
 
 def add_catch_all(app: web.Application) -> None:
     """Anything else is the API's 404 `Invalid URL (METHOD /path)`; register last."""
-    app.router.add_route("*", "/{tail:.*}", _not_found)
+    # `[\s\S]`, not `.`: a path with a decoded newline (`%0a`) must reach this handler too, or
+    # aiohttp answers with its own text/plain 404.
+    app.router.add_route("*", "/{tail:[\\s\\S]*}", _not_found)

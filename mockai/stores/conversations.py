@@ -70,8 +70,8 @@ class ConversationStore:
     # --- the /conversations routes ----------------------------------------------------------
 
     def create(self, body: Any) -> dict[str, Any]:
-        """`POST /conversations`: `{items?, metadata?}`."""
-        body = common.require_object(body)
+        """`POST /conversations`: `{items?, metadata?}` (no body: an empty conversation)."""
+        body = common.require_object({} if body is None else body)
         metadata = common.parse_metadata(body.get("metadata"))
         raw = _new_items(body.get("items"), "items")
         self._made += 1
@@ -102,7 +102,7 @@ class ConversationStore:
     def add_items(self, conversation_id: str, body: Any) -> dict[str, Any]:
         """`POST /conversations/{id}/items`: `{items}`; answers with the added items."""
         conversation = self._find(conversation_id)
-        body = common.require_object(body)
+        body = common.require_object({} if body is None else body)
         if "items" not in body:
             raise missing("items")
         added = conversation.add(_new_items(body["items"], "items"))

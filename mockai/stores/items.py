@@ -33,15 +33,20 @@ def listed(raw: Any, key: bytes, start: int = 0) -> list[dict[str, Any]]:
 
 
 def _item(item: Mapping[str, Any], key: bytes, index: int) -> dict[str, Any]:
-    kind = item.get("type", "message")
+    kind = item.get("type") or "message"
     shown: dict[str, Any] = {"type": kind, **item}
+    shown["type"] = kind
     if kind == "message":
         shown["content"] = _message_content(item.get("content"), item.get("role"))
         prefix = "msg"
     else:
         prefix = {"function_call": "fc", "function_call_output": "fco"}.get(str(kind), "item")
-    shown.setdefault("id", ids.item_id(key, prefix, 1000 + index))
-    shown.setdefault("status", "completed")
+    # A null `id` or `status` (which input items may send) is one the API fills in; and an item
+    # the client sent is complete once stored, whatever status it was sent with.
+    if shown.get("id") is None:
+        shown["id"] = ids.item_id(key, prefix, 1000 + index)
+    if shown.get("status") in (None, "in_progress"):
+        shown["status"] = "completed"
     return shown
 
 

@@ -38,6 +38,15 @@ def invalid_json() -> ApiError:
     )
 
 
+def body_too_large(limit: int) -> ApiError:
+    """A body over the server's size limit (64 MiB)."""
+    return ApiError(
+        413,
+        f"Request body too large: the limit is {limit} bytes.",
+        code="request_too_large",
+    )
+
+
 def invalid_url(method: str, path: str) -> ApiError:
     """No such endpoint."""
     return ApiError(404, f"Invalid URL ({method} {path})")
@@ -63,6 +72,7 @@ def missing_api_key() -> ApiError:
 def incorrect_api_key(given: str) -> ApiError:
     """A key that is not the required one; the message masks it as the API does."""
     masked = given[:3] + "*" * 3 + given[-4:] if len(given) > 8 else "*" * len(given)
+    masked = jsonbytes.valid_unicode(masked)  # (undecodable header bytes)
     return ApiError(
         401,
         f"Incorrect API key provided: {masked}. You can find your API key at "
