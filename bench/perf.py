@@ -1,0 +1,808 @@
+"""mockai against a bare aiohttp app, measured with wrk: the headline performance figures.
+
+    python bench/perf.py                    # every case, ~3 minutes
+    python bench/perf.py --seconds 3 --cases chat,stream
+    python bench/perf.py --json perf.json   # also write the figures as JSON
+
+What it does, in one run:
+- finds `wrk` (installs the Debian package when it is missing and this runs as root; otherwise
+  it says how to install it and stops);
+- starts `mockai serve` (plain, with a 20-rule scenario, with a 10,000-interaction cassette, and
+  with `--workers 2`) and a bare aiohttp app that answers every case with the very bytes mockai
+  sent for it: a JSON body in one write, a stream one event per write (what a hand-written
+  aiohttp SSE endpoint does);
+- pins the server under test to core 0 (`taskset -c 0`) and `wrk -t1` to core 1, and runs each
+  case on the bare app and then on mockai, so each ratio compares two figures taken moments
+  apart on the same machine (absolute numbers on a shared machine mean little; ratios do);
+- samples the time to first byte of streams with a small probe on its own connection while wrk
+  loads the server (wrk only sees whole responses);
+- measures startup time (launch to first answer) and resident memory idle and after the run.
+
+Ratios above 1 mean mockai is faster than the bare app. Prints a table; `--json` writes it all.
+Bounded: each case runs `--seconds` (default 5) after a 1-second warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+SERVER_CORE = "0"
+LOAD_CORE = "1"
+HEADERS = {"Content-Type": "application/json", "Authorization": "Bearer sk-bench"}
+
+# --- the bare app --------------------------------------------------------------------------------
+
+BARE_APP = r"""
+import asyncio, base64, json, sys
+from aiohttp import web
+
+cases = json.load(sys.stdin)
+answers = {}
+for name, case in cases.items():
+    frames = [base64.b64decode(f) for f in case["frames"]]
+    answers["/case/" + name] = (case["kind"], case["content_type"], frames, b"".join(frames))
+
+async def handle(request):
+    await request.read()
+    kind, content_type, frames, whole = answers[request.path]
+    if kind == "json":
+        return web.Response(body=whole, content_type=content_type)
+    response = web.StreamResponse(headers={"Content-Type": content_type})
+    await response.prepare(request)
+    for frame in frames:  # one write per event, as an aiohttp SSE endpoint does
+        await response.write(frame)
+    await response.write_eof()
+    return response
+
+async def main():
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_route("*", "/{tail:.*}", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
+    await site.start()
+    print("listening on http://127.0.0.1:%d" % runner.addresses[0][1], flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+# --- the cases -----------------------------------------------------------------------------------
+
+CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello, how are you?"}]}
+# 97 one-token words: a stream of exactly 100 events (role delta, 97 pieces, finish, [DONE]).
+STREAM_TEXT = " ".join(f"word{i % 10}" for i in range(97))
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather for a city",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "city": {"type": "string"},
+                "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+            },
+            "required": ["city", "unit"],
+        },
+    },
+}
+EMBEDDING_INPUTS = 16
+RULES = 20
+INTERACTIONS = 10_000
+
+
+def stream_scenario() -> str:
+    """The plain server's one rule: the 100-event stream (everything else is generated)."""
+    return (
+        "mockai: 1\nfallback: generate\nrules:\n"
+        "  - name: hundred-events\n"
+        "    match: {user: {equals: stream-bench}}\n"
+        f"    reply: {{content: {json.dumps(STREAM_TEXT)}}}\n"
+    )
+
+
+def rules_scenario() -> str:
+    """20 rules; the benchmark's request matches the last one."""
+    lines = ["mockai: 1", "rules:"]
+    for n in range(1, RULES + 1):
+        lines += [
+            f"  - name: topic-{n}",
+            f"    match: {{model: 'gpt-4o*', user: {{contains: 'topic {n:02d}'}}}}",
+            f"    reply: {{content: 'Scripted answer number {n}, kept short and plain.'}}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def cassette_body(n: int) -> str:
+    return json.dumps(
+        {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"Question {n}"}]},
+        separators=(",", ":"),
+    )
+
+
+def write_cassette(path: Path) -> None:
+    """A vcrpy cassette of INTERACTIONS chat completions, one per distinct question."""
+    import yaml
+
+    answer = {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion",
+        "created": 1735689600,
+        "model": "gpt-4o-mini",
+        "choices": [
+            {
+                "index": 0,
+                "message": {
+                    "role": "assistant",
+                    "content": "A recorded answer of a few words.",
+                    "refusal": None,
+                    "annotations": [],
+                },
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 9, "completion_tokens": 8, "total_tokens": 17},
+    }
+    interactions = [
+        {
+            "request": {
+                "body": cassette_body(n),
+                "headers": {"Content-Type": ["application/json"]},
+                "method": "POST",
+                "uri": "https://api.openai.com/v1/chat/completions",
+            },
+            "response": {
+                "body": {"string": json.dumps({**answer, "id": f"chatcmpl-{n}"})},
+                "headers": {"Content-Type": ["application/json"]},
+                "status": {"code": 200, "message": "OK"},
+            },
+        }
+        for n in range(INTERACTIONS)
+    ]
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    path.write_text(yaml.dump({"interactions": interactions, "version": 1}, Dumper=dumper))
+
+
+@dataclass
+class Case:
+    """One load: which server, what request (a fixed body, or Lua building one per request)."""
+
+    name: str
+    title: str
+    server: str  # plain | rules | cassette | workers
+    path: str
+    body: dict[str, Any]
+    connections: int = 64
+    kind: str = "json"  # json | stream
+    lua_body: str | None = None  # Lua expression of `n` (the request number) giving the body
+    unit: str = "req/s"
+
+
+def embeddings_lua(encoding: str) -> str:
+    """16 inputs that no earlier request sent: new numbers among common words."""
+    parts = ", ".join(
+        f'"\\"Document " .. n .. ", section {k}: the quarterly report covers revenue, '
+        f'churn and hiring in region " .. (n * 16 + {k}) .. "\\""'
+        for k in range(EMBEDDING_INPUTS)
+    )
+    return (
+        '"{\\"model\\":\\"text-embedding-3-small\\",\\"encoding_format\\":\\"'
+        + encoding
+        + '\\",\\"input\\":[" .. table.concat({'
+        + parts
+        + '}, ",") .. "]}"'
+    )
+
+
+def embeddings_body(encoding: str, n: int = 0) -> dict[str, Any]:
+    inputs = [
+        f"Document {n}, section {k}: the quarterly report covers revenue, churn and hiring "
+        f"in region {n * 16 + k}"
+        for k in range(EMBEDDING_INPUTS)
+    ]
+    return {"model": "text-embedding-3-small", "encoding_format": encoding, "input": inputs}
+
+
+CASSETTE_LUA = (
+    '"{\\"model\\":\\"gpt-4o-mini\\",\\"messages\\":[{\\"role\\":\\"user\\",'
+    f'\\"content\\":\\"Question " .. (n % {INTERACTIONS}) .. "\\"}}]}}"'
+)
+
+CASES = [
+    Case("chat", "chat JSON", "plain", "/v1/chat/completions", CHAT),
+    Case(
+        "stream",
+        "stream, 100 events",
+        "plain",
+        "/v1/chat/completions",
+        {
+            "model": "gpt-4o-mini",
+            "messages": [{"role": "user", "content": "stream-bench"}],
+            "stream": True,
+        },
+        connections=200,
+        kind="stream",
+        unit="chunks/s",
+    ),
+    Case(
+        "embeddings",
+        "embeddings float, 16 x 1536",
+        "plain",
+        "/v1/embeddings",
+        embeddings_body("float"),
+        lua_body=embeddings_lua("float"),
+    ),
+    Case(
+        "embeddings-base64",
+        "embeddings base64, 16 x 1536",
+        "plain",
+        "/v1/embeddings",
+        embeddings_body("base64"),
+        lua_body=embeddings_lua("base64"),
+    ),
+    Case(
+        "tools",
+        "tool call",
+        "plain",
+        "/v1/chat/completions",
+        {
+            "model": "gpt-4o-mini",
+            "messages": [{"role": "user", "content": "What is the weather in Paris?"}],
+            "tools": [WEATHER_TOOL],
+            "tool_choice": "required",
+        },
+    ),
+    Case(
+        "responses-stream",
+        "Responses API stream",
+        "plain",
+        "/v1/responses",
+        {"model": "gpt-4o-mini", "input": "Tell me a story.", "stream": True},
+        kind="stream",
+        unit="chunks/s",
+    ),
+    Case(
+        "rules",
+        f"chat, {RULES}-rule scenario (last rule)",
+        "rules",
+        "/v1/chat/completions",
+        {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"topic {RULES:02d}"}]},
+    ),
+    Case(
+        "cassette",
+        f"chat, {INTERACTIONS:,}-interaction cassette",
+        "cassette",
+        "/v1/chat/completions",
+        json.loads(cassette_body(0)),
+        lua_body=CASSETTE_LUA,
+    ),
+    Case("workers", "chat JSON, --workers 2", "workers", "/v1/chat/completions", CHAT),
+]
+
+# --- processes -----------------------------------------------------------------------------------
+
+
+def pinned(command: list[str], cores: str | None) -> list[str]:
+    taskset = shutil.which("taskset")
+    return [taskset, "-c", cores, *command] if cores and taskset else command
+
+
+@dataclass
+class Server:
+    name: str
+    process: subprocess.Popen[bytes]
+    url: str
+    started_in: float
+
+    def rss_mib(self) -> float:
+        """Resident memory of the server (summed over its worker processes)."""
+        return sum(rss_mib(pid) for pid in [self.process.pid, *children(self.process.pid)])
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def start_server(
+    name: str, command: list[str], cores: str | None, stdin: bytes | None = None
+) -> Server:
+    began = time.perf_counter()
+    process = subprocess.Popen(
+        pinned(command, cores),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert process.stdin is not None and process.stdout is not None
+    if stdin is not None:
+        process.stdin.write(stdin)
+    process.stdin.close()
+    while True:
+        line = process.stdout.readline().decode()
+        if not line:
+            raise RuntimeError(f"{name}: {command} did not start")
+        match = re.search(r"listening on (http://\S+)", line)
+        if match:
+            url = match.group(1)
+            break
+    # Drain the rest of the banner in the background so the pipe never fills.
+    threading.Thread(target=process.stdout.read, daemon=True).start()
+    wait_answering(url)
+    return Server(name, process, url, time.perf_counter() - began)
+
+
+def wait_answering(url: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/v1/models", timeout=5) as response:
+                response.read()
+                return
+        except urllib.error.HTTPError:
+            return  # answering (the bare app knows no such path)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.002)
+
+
+def mockai_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "mockai", "serve", "--port", "0", "--quiet", *args]
+
+
+def startup_seconds(runs: int) -> list[float]:
+    """Launch to first answer of `GET /v1/models`, for a plain `mockai serve`."""
+    times = []
+    for _ in range(runs):
+        server = start_server("startup", mockai_command(), SERVER_CORE)
+        times.append(server.started_in)
+        server.stop()
+    return times
+
+
+def rss_mib(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as listing:
+            return [int(child) for child in listing.read().split()]
+    except OSError:
+        return []
+
+
+# --- wrk -----------------------------------------------------------------------------------------
+
+
+def find_wrk() -> str:
+    """The wrk binary; installed from Debian's package when missing and running as root."""
+    wrk = shutil.which("wrk")
+    if wrk:
+        return wrk
+    apt = shutil.which("apt-get")
+    if apt and hasattr(os, "geteuid") and os.geteuid() == 0:
+        print("wrk is missing: installing the Debian package (apt-get install wrk) ...")
+        subprocess.run([apt, "update", "-qq"], check=False)
+        subprocess.run([apt, "install", "-y", "-qq", "wrk"], check=True)
+        wrk = shutil.which("wrk")
+        if wrk:
+            return wrk
+    sys.exit(
+        "bench/perf.py needs wrk, the HTTP load generator. Install it with\n"
+        "    sudo apt-get install wrk        (Debian, Ubuntu)\n"
+        "    brew install wrk                (macOS)\n"
+        "and run this again."
+    )
+
+
+DONE_LUA = r"""
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRK {"requests":%d,"duration_us":%d,"bytes":%d,"connect":%d,"read":%d,"write":%d,' ..
+    '"status":%d,"timeout":%d,"p50_us":%d,"p99_us":%d}\n',
+    summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write,
+    e.status, e.timeout, latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def lua_script(case: Case, path: str) -> str:
+    header_lines = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in HEADERS.items())
+    script = f'wrk.method = "POST"\nwrk.path = "{path}"\n{header_lines}\n'
+    if case.lua_body is None:
+        script += f"wrk.body = [==[{json.dumps(case.body)}]==]\n"
+    else:
+        script += (
+            "local n = 0\n"
+            "request = function()\n"
+            "  n = n + 1\n"
+            f"  return wrk.format(nil, nil, nil, {case.lua_body})\n"
+            "end\n"
+        )
+    return script + DONE_LUA
+
+
+@dataclass
+class Load:
+    requests: int
+    seconds: float
+    errors: int
+    p50_ms: float
+    p99_ms: float
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+def run_wrk(
+    wrk: str,
+    url: str,
+    case: Case,
+    path: str,
+    seconds: float,
+    connections: int,
+    cores: str | None = LOAD_CORE,
+) -> Load:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(lua_script(case, path))
+    try:
+        command = [
+            wrk,
+            "-t1",
+            f"-c{connections}",
+            f"-d{max(round(seconds), 1)}s",
+            "--timeout",
+            "30s",
+            "-s",
+            script.name,
+            url,
+        ]
+        output = subprocess.run(
+            pinned(command, cores), capture_output=True, text=True, check=True
+        ).stdout
+    finally:
+        os.unlink(script.name)
+    match = re.search(r"^WRK (\{.*\})$", output, re.MULTILINE)
+    if not match:
+        raise RuntimeError(f"wrk said:\n{output}")
+    figures = json.loads(match.group(1))
+    errors = sum(figures[k] for k in ("connect", "read", "write", "status", "timeout"))
+    return Load(
+        requests=figures["requests"],
+        seconds=figures["duration_us"] / 1e6,
+        errors=errors,
+        p50_ms=figures["p50_us"] / 1000,
+        p99_ms=figures["p99_us"] / 1000,
+    )
+
+
+# --- time to first byte --------------------------------------------------------------------------
+
+
+class Probe:
+    """Requests on one keep-alive connection, one at a time, timing the first byte of each
+    answer: what wrk cannot see. Runs in a thread while wrk loads the server."""
+
+    def __init__(self, url: str, path: str, body: dict[str, Any]) -> None:
+        host, port = url.removeprefix("http://").split(":")
+        payload = json.dumps(body).encode()
+        self.request = (
+            f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            f"Authorization: Bearer sk-bench\r\nContent-Length: {len(payload)}\r\n\r\n"
+        ).encode() + payload
+        self.address = (host, int(port))
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Probe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def _run(self) -> None:
+        with socket.create_connection(self.address) as sock:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            while not self._stop.wait(0.02):
+                began = time.perf_counter()
+                sock.sendall(self.request)
+                data = sock.recv(65536)
+                self.samples.append(time.perf_counter() - began)
+                while not data.endswith(b"0\r\n\r\n"):  # the chunked body's end
+                    more = sock.recv(65536)
+                    if not more:
+                        return
+                    data += more
+
+
+# --- the run -------------------------------------------------------------------------------------
+
+
+def fetch(url: str, body: dict[str, Any]) -> tuple[bytes, str]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=HEADERS)
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return response.read(), response.headers.get("Content-Type", "")
+
+
+def frames_of(body: bytes) -> list[bytes]:
+    """An SSE body split into its events (each with its blank line)."""
+    return [part + b"\n\n" for part in body.split(b"\n\n") if part]
+
+
+@dataclass
+class Row:
+    case: str
+    title: str
+    unit: str
+    connections: int
+    bare: float
+    mockai: float
+    ratio: float
+    errors: int
+    p99_ms: float
+    events: int = 1
+    ttft_ms: dict[str, dict[str, float]] = field(default_factory=dict)
+    note: str = ""
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(int(q * len(ordered)), len(ordered) - 1)] * 1000 if ordered else 0.0
+
+
+def measure(
+    wrk: str,
+    case: Case,
+    bare: Server,
+    server: Server,
+    seconds: float,
+    baseline: float | None = None,
+) -> Row:
+    """The case on the bare app, then on mockai (both warmed up first)."""
+    sample, _ = fetch(server.url + case.path, case.body)
+    events = len(frames_of(sample)) if case.kind == "stream" else 1
+    figures: dict[str, Load] = {}
+    ttft: dict[str, dict[str, float]] = {}
+    targets = [("mockai", server, case.path)]
+    if baseline is None:
+        targets.insert(0, ("bare", bare, "/case/" + case.name))
+    for label, target, path in targets:
+        wrk_cores = None if case.server == "workers" else LOAD_CORE
+        run_wrk(wrk, target.url, case, path, 1, case.connections, wrk_cores)  # warm-up
+        probe = Probe(target.url, path, case.body) if case.kind == "stream" else None
+        with probe or contextlib.nullcontext():
+            figures[label] = run_wrk(
+                wrk, target.url, case, path, seconds, case.connections, wrk_cores
+            )
+        if probe is not None:
+            ttft[label] = {
+                "p50": percentile(probe.samples, 0.5),
+                "p99": percentile(probe.samples, 0.99),
+                "samples": len(probe.samples),
+            }
+    bare_rate = baseline if baseline is not None else figures["bare"].rps * events
+    mockai_rate = figures["mockai"].rps * events
+    return Row(
+        case=case.name,
+        title=case.title,
+        unit=case.unit,
+        connections=case.connections,
+        bare=bare_rate,
+        mockai=mockai_rate,
+        ratio=mockai_rate / bare_rate if bare_rate else 0.0,
+        errors=sum(f.errors for f in figures.values()),
+        p99_ms=figures["mockai"].p99_ms,
+        events=events,
+        ttft_ms=ttft,
+    )
+
+
+@contextlib.contextmanager
+def servers(needed: set[str], folder: Path) -> Iterator[dict[str, Server]]:
+    started: dict[str, Server] = {}
+    try:
+        if "plain" in needed:
+            scenario = folder / "stream.yaml"
+            scenario.write_text(stream_scenario())
+            started["plain"] = start_server(
+                "plain", mockai_command("--scenario", str(scenario)), SERVER_CORE
+            )
+        if "rules" in needed:
+            scenario = folder / "rules.yaml"
+            scenario.write_text(rules_scenario())
+            started["rules"] = start_server(
+                "rules", mockai_command("--scenario", str(scenario)), SERVER_CORE
+            )
+        if "cassette" in needed:
+            cassette = folder / "bench.yaml"
+            write_cassette(cassette)
+            started["cassette"] = start_server(
+                "cassette",
+                mockai_command("--cassette", str(cassette), "--allow-repeats"),
+                SERVER_CORE,
+            )
+        yield started
+    finally:
+        for server in started.values():
+            server.stop()
+
+
+def bare_cases(cases: list[Case], plain: dict[str, Server]) -> bytes:
+    """What the bare app answers for each case: the bytes mockai answered."""
+    answers = {}
+    for case in cases:
+        if case.server == "workers":
+            continue  # compared with one worker, not with the bare app
+        server = plain[case.server]
+        body, content_type = fetch(server.url + case.path, case.body)
+        frames = frames_of(body) if case.kind == "stream" else [body]
+        answers[case.name] = {
+            "kind": case.kind,
+            "content_type": content_type.split(";")[0],
+            "frames": [base64.b64encode(f).decode() for f in frames],
+        }
+    return json.dumps(answers).encode()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=5.0, help="per case (default 5)")
+    parser.add_argument("--cases", help="comma-separated: " + ",".join(c.name for c in CASES))
+    parser.add_argument("--json", type=Path, help="write the figures to this file")
+    parser.add_argument("--startups", type=int, default=5, help="startup-time samples")
+    args = parser.parse_args()
+    wanted = set(args.cases.split(",")) if args.cases else {c.name for c in CASES}
+    unknown = wanted - {c.name for c in CASES}
+    if unknown:
+        parser.error(f"unknown case(s): {', '.join(sorted(unknown))}")
+    cases = [c for c in CASES if c.name in wanted]
+    wrk = find_wrk()
+    if (os.cpu_count() or 1) < 2:
+        print("note: fewer than 2 cores: the server and wrk share one (ratios still compare)")
+
+    startup = startup_seconds(args.startups)
+    rows: list[Row] = []
+    memory: dict[str, float] = {}
+    needed = {c.server for c in cases if c.server != "workers"} | {"plain"}
+    with tempfile.TemporaryDirectory() as tmp, servers(needed, Path(tmp)) as running:
+        memory["idle"] = running["plain"].rss_mib()
+        bare = start_server(
+            "bare", [sys.executable, "-c", BARE_APP], SERVER_CORE, bare_cases(cases, running)
+        )
+        memory["bare idle"] = bare.rss_mib()
+        try:
+            chat_row: Row | None = None
+            for case in cases:
+                if case.server == "workers":
+                    continue
+                row = measure(wrk, case, bare, running[case.server], args.seconds)
+                rows.append(row)
+                chat_row = row if case.name == "chat" else chat_row
+                print(f"  {row.title:40} {row.ratio:6.2f}x", flush=True)
+            memory["after"] = running["plain"].rss_mib()
+            for name in ("rules", "cassette"):
+                if name in running:
+                    memory[f"{name} after"] = running[name].rss_mib()
+            memory["bare after"] = bare.rss_mib()
+        finally:
+            bare.stop()
+        if "workers" in wanted:
+            rows.extend(workers_rows(wrk, cases, args.seconds))
+    report(rows, startup, memory)
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "rows": [asdict(r) for r in rows],
+                    "startup_s": startup,
+                    "rss_mib": memory,
+                    "seconds_per_case": args.seconds,
+                    "cores": os.cpu_count(),
+                    "python": sys.version.split()[0],
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+        print(f"\nwritten: {args.json}")
+
+
+def workers_rows(wrk: str, cases: list[Case], seconds: float) -> list[Row]:
+    """`--workers 2` against one worker, both free to use every core (as wrk is)."""
+    case = next(c for c in cases if c.server == "workers")
+    rates = {}
+    for count in (1, 2):
+        server = start_server(f"workers-{count}", mockai_command("--workers", str(count)), None)
+        try:
+            run_wrk(wrk, server.url, case, case.path, 1, case.connections, None)
+            rates[count] = run_wrk(
+                wrk, server.url, case, case.path, seconds, case.connections, None
+            ).rps
+        finally:
+            server.stop()
+    row = Row(
+        case=case.name,
+        title=case.title,
+        unit="req/s",
+        connections=case.connections,
+        bare=rates[1],
+        mockai=rates[2],
+        ratio=rates[2] / rates[1] if rates[1] else 0.0,
+        errors=0,
+        p99_ms=0.0,
+        note="ratio to one worker; servers and wrk unpinned",
+    )
+    print(f"  {row.title:40} {row.ratio:6.2f}x (to one worker)", flush=True)
+    return [row]
+
+
+def report(rows: list[Row], startup: list[float], memory: dict[str, float]) -> None:
+    print()
+    print(f"{'case':42} {'conns':>5} {'bare':>10} {'mockai':>10} {'ratio':>7}  unit")
+    for row in rows:
+        baseline = "1 worker" if row.note else "bare"
+        line = (
+            f"{row.title:42} {row.connections:5d} {row.bare:10.0f} {row.mockai:10.0f} "
+            f"{row.ratio:6.2f}x  {row.unit}"
+        )
+        if row.note:
+            line += f" (vs {baseline})"
+        if row.errors:
+            line += f"  ({row.errors} errors!)"
+        print(line)
+        for label, figures in row.ttft_ms.items():
+            print(
+                f"{'':6}time to first byte, {label:6}: p50 {figures['p50']:.2f} ms, "
+                f"p99 {figures['p99']:.2f} ms ({figures['samples']:.0f} samples)"
+            )
+    print()
+    print(
+        f"startup (launch to first answer): median {statistics.median(startup):.3f} s "
+        f"(min {min(startup):.3f} s, {len(startup)} runs)"
+    )
+    print("resident memory (MiB): " + ", ".join(f"{k} {v:.0f}" for k, v in memory.items()))
+
+
+if __name__ == "__main__":
+    main()
