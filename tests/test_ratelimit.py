@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import math
+
 import conformance
 import httpx
 import openai
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from mockai.delivery.ratelimit import Limit, RateLimits, parse_limits
+from mockai.delivery.ratelimit import BUCKETS, Limit, RateLimits, _Window, parse_limits
 from mockai.errors import ApiError, ConfigError
 
 CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
@@ -163,3 +167,49 @@ def test_a_bad_limits_option_stops_the_server_from_starting() -> None:
 
     with pytest.raises(ConfigError, match="limits: rpm=x: rpm must be a whole number"):
         MockServer(limits="rpm=x")
+
+
+class NaiveWindow:
+    """The sliding window as first written: every bucket walked on every question."""
+
+    def __init__(self, length: float) -> None:
+        self.width = length / BUCKETS
+        self.buckets: dict[int, list[int]] = {}
+
+    def expire(self, now: float) -> None:
+        oldest = math.floor(now / self.width) - BUCKETS + 1
+        for bucket in [b for b in self.buckets if b < oldest]:
+            del self.buckets[bucket]
+
+    def used(self, now: float) -> tuple[int, int]:
+        self.expire(now)
+        return sum(b[0] for b in self.buckets.values()), sum(b[1] for b in self.buckets.values())
+
+    def add(self, now: float, tokens: int) -> None:
+        bucket = self.buckets.setdefault(math.floor(now / self.width), [0, 0])
+        bucket[0] += 1
+        bucket[1] += tokens
+
+    def reset_in(self, now: float, index: int) -> float:
+        used = [b for b, counts in self.buckets.items() if counts[index]]
+        return max((max(used) + BUCKETS) * self.width - now, 0.0) if used else 0.0
+
+
+@given(
+    st.lists(
+        st.tuples(st.floats(min_value=0, max_value=2.5), st.integers(min_value=0, max_value=50)),
+        max_size=60,
+    )
+)
+def test_the_window_keeps_the_same_accounts_as_walking_every_bucket(
+    steps: list[tuple[float, int]],
+) -> None:
+    """Usage and reset times, kept up to date incrementally, equal a full recount each time."""
+    window, naive = _Window(1.0), NaiveWindow(1.0)
+    now = 100.0
+    for gap, tokens in steps:
+        now += gap
+        assert window.used(now) == naive.used(now)
+        assert [window.reset_in(now, i) for i in (0, 1)] == [naive.reset_in(now, i) for i in (0, 1)]
+        window.add(now, tokens)
+        naive.add(now, tokens)

@@ -124,14 +124,30 @@ def _count(value: Any, key: str, at: str) -> int:
 
 
 class _Window:
-    """Usage over the last `length` seconds, in BUCKETS buckets (constant memory)."""
+    """Usage over the last `length` seconds, in BUCKETS buckets (constant memory).
 
-    __slots__ = ("_buckets", "_width", "length")
+    Totals and the newest buckets in use are kept up to date as usage is added and expires, so
+    the per-request questions (how much is used, when does it reset) cost no walk over buckets.
+    """
+
+    __slots__ = (
+        "_buckets",
+        "_newest",
+        "_oldest",
+        "_requests",
+        "_tokens",
+        "_width",
+        "length",
+    )
 
     def __init__(self, length: float) -> None:
         self.length = length
         self._width = length / BUCKETS
         self._buckets: dict[int, list[int]] = {}  # bucket number -> [requests, tokens]
+        self._requests = self._tokens = 0  # summed over the buckets
+        self._oldest: int | None = None  # the oldest bucket held
+        # The newest bucket holding requests (index 0) and tokens (index 1), None if none does.
+        self._newest: list[int | None] = [None, None]
 
     def _bucket(self, now: float) -> int:
         return math.floor(now / self._width)
@@ -142,19 +158,34 @@ class _Window:
 
     def _expire(self, now: float) -> None:
         oldest = self._bucket(now) - BUCKETS + 1
+        if self._oldest is None or self._oldest >= oldest:
+            return  # nothing held is old enough to leave
         for bucket in [b for b in self._buckets if b < oldest]:
-            del self._buckets[bucket]
+            requests, tokens = self._buckets.pop(bucket)
+            self._requests -= requests
+            self._tokens -= tokens
+        self._oldest = min(self._buckets, default=None)
+        for index, newest in enumerate(self._newest):
+            if newest is not None and newest < oldest:
+                self._newest[index] = None  # every bucket up to the newest one has left
 
     def used(self, now: float) -> tuple[int, int]:
         self._expire(now)
-        requests = sum(b[0] for b in self._buckets.values())
-        tokens = sum(b[1] for b in self._buckets.values())
-        return requests, tokens
+        return self._requests, self._tokens
 
     def add(self, now: float, tokens: int) -> None:
-        bucket = self._buckets.setdefault(self._bucket(now), [0, 0])
+        number = self._bucket(now)
+        bucket = self._buckets.setdefault(number, [0, 0])
         bucket[0] += 1
         bucket[1] += tokens
+        self._requests += 1
+        self._tokens += tokens
+        if self._oldest is None or number < self._oldest:
+            self._oldest = number
+        for index, amount in enumerate((1, tokens)):
+            newest = self._newest[index]
+            if amount and (newest is None or number > newest):
+                self._newest[index] = number
 
     def wait_until_free(self, now: float, requests_over: int, tokens_over: int) -> float:
         """Seconds until enough old buckets expire to free the given excess."""
@@ -169,8 +200,8 @@ class _Window:
 
     def reset_in(self, now: float, index: int) -> float:
         """Seconds until usage of kind `index` (0 requests, 1 tokens) fully leaves the window."""
-        used = [b for b, counts in self._buckets.items() if counts[index]]
-        return max(self._end(max(used)) - now, 0.0) if used else 0.0
+        newest = self._newest[index]
+        return max(self._end(newest) - now, 0.0) if newest is not None else 0.0
 
 
 class RateLimits:
