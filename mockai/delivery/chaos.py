@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, TypeVar
 from mockai.delivery.faults import NO_FAULTS, ChaosRates, FaultRequest, Faults, parse_fault_header
 from mockai.delivery.timing import Delay, StreamTiming, parse_stream, parse_timing_spec
 from mockai.errors import ApiError, ConfigError
-from mockai.pipeline.reply import Plan, Reply, Timing
+from mockai.pipeline.reply import NO_TIMING, Plan, Reply, Timing
 from mockai.wire import errors
 from mockai.wire.outgoing import Body
 
@@ -94,9 +94,11 @@ class FaultPlanner:
         give the same faults whatever the order of different requests.
         """
         requested = self._requested(headers, exact)
+        # Seeding a generator costs microseconds: only drawn when there are rates to draw from.
+        drawing = requested is None and bool(self.chaos)
         return Injection(
             requested=requested,
-            chaos=self.chaos.draw(random.Random(salt)) if requested is None else NO_FAULTS,
+            chaos=self.chaos.draw(random.Random(salt)) if drawing else NO_FAULTS,
             timing=_header(headers, HEADER_LATENCY, parse_timing_spec),
             stream=_header(headers, HEADER_STREAM, parse_stream),
             defaults=self.defaults,
@@ -194,8 +196,11 @@ class Injection:
         return self._finish(plan, faults)
 
     def _finish(self, plan: Plan, faults: Faults) -> Plan:
-        faults = faults.resolved(random.Random(self.salt + b"/chunks"))
-        plan = replace(plan, faults=faults, timing=self._timing(plan.timing))
+        if faults.unresolved:
+            faults = faults.resolved(random.Random(self.salt + b"/chunks"))
+        timing = self._timing(plan.timing)
+        if faults is not plan.faults or timing is not plan.timing:
+            plan = replace(plan, faults=faults, timing=timing)
         if faults.error is not None:
             return replace(plan, reply=Reply(error=faults.error.build(self.model)), recorded=None)
         if faults.non_json:
@@ -206,6 +211,8 @@ class Injection:
         header_latency, header_stream = self.timing or (None, None)
         latency = header_latency or planned.latency or self.defaults.latency
         stream = self.stream or header_stream or planned.stream or self.defaults.stream
+        if latency is None and stream is None:
+            return NO_TIMING  # nothing to sample: the seed would never be used
         # Every request samples its own delays, reproducibly: mix the rule's seed with this
         # request's seed material (a rule's seed alone would give every request the same delay).
         material = hashlib.blake2b(str(planned.seed).encode(), key=self.salt, digest_size=8)

@@ -110,7 +110,16 @@ class Faults:
     non_json: bool = False
 
     def __bool__(self) -> bool:
+        if self is NO_FAULTS:  # nearly every request: no fault at all
+            return False
         return any(getattr(self, name) not in (None, False) for name in _FIELDS)
+
+    @property
+    def unresolved(self) -> bool:
+        """True when a counted fault's chunk is left to the seed (see `resolved`)."""
+        if self is NO_FAULTS:
+            return False
+        return any(getattr(self, kind.value) == SOMEWHERE for kind in COUNTED)
 
     @property
     def no_response(self) -> bool:
@@ -124,6 +133,10 @@ class Faults:
 
     def merged(self, other: Faults) -> Faults:
         """These faults with every fault set in `other` taking precedence."""
+        if other is NO_FAULTS:
+            return self
+        if self is NO_FAULTS:
+            return other
         changes = {
             name: getattr(other, name)
             for name in _FIELDS
@@ -142,7 +155,7 @@ class Faults:
 
     def for_answer(self, outgoing: Outgoing) -> Faults:
         """Only the faults that apply to this kind of answer (stream faults need a stream)."""
-        if isinstance(outgoing, EventStream):
+        if self is NO_FAULTS or isinstance(outgoing, EventStream):
             return self
         keep = set() if isinstance(outgoing, Relay) else {k.value for k in BODY_FAULTS}
         changes: dict[str, Any] = {
