@@ -27,7 +27,7 @@ from mockai.pipeline.journal import JournalEntry, readable_body, redact_headers
 from mockai.pipeline.reply import NO_TIMING, Plan, Reply
 from mockai.server.state import STATE, ServerState
 from mockai.wire import errors, ids, jsonbytes
-from mockai.wire.outgoing import Body, Outgoing
+from mockai.wire.outgoing import Body, EventStream, Outgoing
 
 log = logging.getLogger("mockai")
 
@@ -61,9 +61,6 @@ async def run(
     if begun is None:
         return gone()
     entry, unreadable = begun
-    # Timing (latency, TTFT) is scheduled from `arrived`: under a burst, requests take turns so
-    # that new arrivals are stamped between one request's work and the next, not after all.
-    await state.delivery.take_turn()
     entry.endpoint = codec.endpoint.value
     plan: Plan | None = None
     limits: dict[str, str] = {}
@@ -90,6 +87,12 @@ async def run(
         plan = injection.preempt()
         if plan is None:
             plan = injection.apply(await _admit(state, exchange, key, limits))
+        if _scheduled(plan):
+            # Its latency or pacing is scheduled from `arrived`: under a burst, such requests
+            # take turns, so that new arrivals are stamped between one request's rendering and
+            # the next rather than after all of them. (Untimed requests skip the extra loop
+            # iteration: nothing of theirs is scheduled.)
+            await state.delivery.take_turn()
         if plan.heavy:
             outgoing = await workload.off_loop(_render, state, codec, plan, exchange, salt)
         else:
@@ -124,6 +127,15 @@ async def _admit(
     except ApiError as refused:
         return Plan(source="limits", reply=Reply(error=refused))
     return await state.decider.decide(exchange, key)
+
+
+def _scheduled(plan: Plan) -> bool:
+    """Whether delivering `plan` keeps a schedule (latency, stream pacing, recorded pace)."""
+    timing = plan.timing
+    if timing.latency is not None or timing.paced:
+        return True
+    recorded = plan.recorded
+    return isinstance(recorded, EventStream) and recorded.offsets is not None
 
 
 def _render(
