@@ -64,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="close a connection that takes longer to send its request, or stays idle longer "
         "between requests (default 60)",
     )
+    serving.add_argument(
+        "--event-loop",
+        type=_valid("event_loop"),
+        metavar="{auto,uvloop,asyncio}",
+        help="auto (default): uvloop when it is installed, else asyncio's own loop",
+    )
 
     answers = serve.add_argument_group("answers")
     answers.add_argument(
@@ -184,6 +190,7 @@ def config_from_args(args: argparse.Namespace, environ: dict[str, str] | None = 
         admin_remote=args.admin_remote,
         log_requests=False if args.quiet else None,
         read_timeout=args.read_timeout,
+        event_loop=args.event_loop,
         seed=args.seed,
         models=args.models,
         strict_requests=args.strict_requests,

@@ -44,6 +44,8 @@ class Config:
     # idle between requests, before it is closed: a client that connects and sends nothing,
     # or half a request, must not hold a connection forever.
     read_timeout: float = 60.0
+    # auto: uvloop when it is installed (faster), else asyncio's loop; or uvloop / asyncio.
+    event_loop: str = "auto"
     # --- what to answer
     seed: int = 0
     models: tuple[str, ...] | None = None  # None: any model id is answered
@@ -382,6 +384,7 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "upstream": _base_url,
     "replay_speed": _speed,
     "read_timeout": _timeout,
+    "event_loop": _one_of("auto", "uvloop", "asyncio"),
 }
 
 

@@ -120,6 +120,27 @@ def test_workers_share_the_port_and_stop_together() -> None:
             process.communicate()
 
 
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_the_event_loop_can_be_chosen(loop: str) -> None:
+    """uvloop by default when installed (the test extra installs it); asyncio's on request."""
+    process, url, banner = _start("--quiet", env={"MOCKAI_EVENT_LOOP": loop})
+    try:
+        assert f"  event loop: {loop}\n" in banner
+        chat = httpx.post(
+            url + "/v1/chat/completions",
+            json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
+        )
+        assert chat.status_code == 200
+    finally:
+        process.kill()
+        process.communicate()
+
+    process, _, default = _start("--quiet", "--event-loop", "auto")
+    process.kill()
+    process.communicate()
+    assert "  event loop: uvloop\n" in default
+
+
 def test_banner_says_where_answers_come_from() -> None:
     process, _, banner = _start("--scenario", "scenarios/faq.yaml", "--quiet")
     try:

@@ -201,7 +201,19 @@ def test_the_stamped_loop_knows_when_it_woke_for_io() -> None:
     assert sent <= seen <= woken
 
 
-def test_servers_run_on_stamped_loops() -> None:
+def test_servers_run_on_uvloop_when_installed_else_on_stamped_loops() -> None:
+    try:
+        import uvloop
+
+        expected: type[asyncio.AbstractEventLoop] = uvloop.Loop
+    except ImportError:  # pragma: no cover (the test extra installs uvloop)
+        expected = sites.StampedLoop
     with MockServer() as server:
-        assert isinstance(BackgroundLoop.shared().loop, sites.StampedLoop)
+        assert isinstance(BackgroundLoop.shared().loop, expected)
         assert httpx.get(server.url + "/models").status_code == 200
+    assert sites.loop_factory("asyncio") is sites.StampedLoop
+    loop = sites.loop_factory("uvloop")()
+    try:
+        assert isinstance(loop, expected)
+    finally:
+        loop.close()

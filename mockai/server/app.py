@@ -98,7 +98,9 @@ class BackgroundLoop:
     _lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self) -> None:
-        self.loop: asyncio.AbstractEventLoop = sites.StampedLoop()
+        # MOCKAI_EVENT_LOOP chooses, as for `mockai serve` (uvloop when installed by default).
+        choice = os.environ.get("MOCKAI_EVENT_LOOP") or "auto"
+        self.loop: asyncio.AbstractEventLoop = sites.loop_factory(choice)()
         self._thread = threading.Thread(target=self._run, name="mockai-loop", daemon=True)
         self._thread.start()
 

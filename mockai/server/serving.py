@@ -27,8 +27,8 @@ from mockai.server.app import create_app
 from mockai.server.state import STATE, ServerState
 
 
-def banner(state: ServerState, port: int) -> str:
-    """What `mockai serve` prints when it is ready."""
+def banner(state: ServerState, port: int, loop: str = "asyncio") -> str:
+    """What `mockai serve` prints when it is ready (`loop`: the event loop's kind)."""
     config = state.config
     base = f"http://{config.host}:{port}"
     workers = f", {config.workers} workers" if config.workers > 1 else ""
@@ -46,7 +46,7 @@ def banner(state: ServerState, port: int) -> str:
             "  admin: /_mockai/health  /_mockai/requests  /_mockai/rules  /_mockai/reset",
         ]
         + [f"  {line}" for line in _answers(state)]
-        + ["Press Ctrl-C to stop."]
+        + [f"  event loop: {loop}", "Press Ctrl-C to stop."]
     )
     return "\n".join(lines)
 
@@ -106,7 +106,8 @@ async def serve_socket(config: Config, sock: socket.socket, *, announce: bool = 
     if announce:
         # After the handlers: a SIGTERM sent once the banner is seen must stop the workers too.
         # The app's config: scenario files may have set the seed or the models.
-        print(banner(app[STATE], sock.getsockname()[1]), flush=True)
+        kind = "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
+        print(banner(app[STATE], sock.getsockname()[1], kind), flush=True)
     try:
         await stopping.wait()
     finally:
@@ -121,7 +122,7 @@ def run(config: Config) -> None:
     port = sock.getsockname()[1]  # the real port, when 0 asked for a free one
     children = [_fork_worker(config, port) for _ in range(max(config.workers, 1) - 1)]
     try:
-        sites.run_stamped(serve_socket(config, sock))
+        sites.run_stamped(serve_socket(config, sock), config.event_loop)
     finally:
         for pid in children:
             with contextlib.suppress(ProcessLookupError):
@@ -140,7 +141,9 @@ def _fork_worker(config: Config, port: int) -> int:
     # returns into the caller's code.
     code = 0
     try:
-        sites.run_stamped(serve_socket(config, listen(config, port), announce=False))
+        sites.run_stamped(
+            serve_socket(config, listen(config, port), announce=False), config.event_loop
+        )
     except BaseException:
         code = 1
     finally:

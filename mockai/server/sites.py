@@ -13,7 +13,8 @@ burst is stamped as early as the 1st instead of after the parsers that run befor
 with `bench/timing_fidelity.py` (200 simultaneous streams, 4 alternating runs each), TTFT p99
 error went from 11-20 ms to 10-11 ms; the chunk gaps' p99 rose from ~3 to ~8 ms (still under the
 10 ms target), since streams stamped alike are due alike and their writes queue up. On any other
-loop the stamp is the current time.
+loop (uvloop, whose callbacks are cheap enough that the parsers before a connection's cost little)
+the stamp is the current time.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from aiohttp import web
+
+from mockai.errors import ConfigError
 
 T = TypeVar("T")
 
@@ -55,12 +58,39 @@ class StampedLoop(asyncio.SelectorEventLoop):
         return self._wakeups.woke
 
 
-def run_stamped(coro: Coroutine[Any, Any, T]) -> T:
-    """`asyncio.run(coro)`, on a StampedLoop where the Python version allows (3.11+)."""
+EVENT_LOOPS = ("auto", "uvloop", "asyncio")
+
+
+def loop_factory(choice: str = "auto") -> Callable[[], asyncio.AbstractEventLoop]:
+    """What makes mockai's event loops: uvloop when installed (`auto`) or asked for, else a
+    StampedLoop. uvloop answers chat requests ~10% cheaper and wakes paced streams for less."""
+    if choice != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if choice == "uvloop":
+                raise ConfigError(
+                    "event_loop: uvloop is not installed (pip install uvloop, or "
+                    "pip install 'mockai-server[speed]')"
+                ) from None
+        else:
+            return uvloop.new_event_loop  # type: ignore[no-any-return]
+    return StampedLoop
+
+
+def run_stamped(coro: Coroutine[Any, Any, T], event_loop: str = "auto") -> T:
+    """Run `coro` to completion on a new loop of the `event_loop` kind (see `loop_factory`)."""
+    factory = loop_factory(event_loop)
     if hasattr(asyncio, "Runner"):
-        with asyncio.Runner(loop_factory=StampedLoop) as runner:
+        with asyncio.Runner(loop_factory=factory) as runner:
             return runner.run(coro)
-    return asyncio.run(coro)  # pragma: no cover (3.10: arrivals stamped with the current time)
+    loop = factory()  # pragma: no cover (3.10, which has no Runner)
+    try:  # pragma: no cover
+        asyncio.set_event_loop(loop)
+        return loop.run_until_complete(coro)
+    finally:  # pragma: no cover
+        asyncio.set_event_loop(None)
+        loop.close()
 
 
 def arrival_clock() -> Callable[[], float]:
