@@ -10,10 +10,10 @@ deliver it: timing and faults.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from mockai.delivery.faults import Faults
+from mockai.delivery.faults import NO_FAULTS, Faults
 from mockai.delivery.timing import Delay, StreamTiming
 from mockai.errors import ApiError
 from mockai.wire.outgoing import Outgoing
@@ -97,7 +97,7 @@ class Plan:
     recorded: Outgoing | None = None
     name: str | None = None
     timing: Timing = NO_TIMING
-    faults: Faults = field(default_factory=Faults)
+    faults: Faults = NO_FAULTS  # (frozen: one shared instance, which fast paths recognise)
     heavy: bool = (
         False  # a big generated answer: rendered off the event loop (mockai.pipeline.workload)
     )
