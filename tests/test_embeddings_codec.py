@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import os
+import random
 import struct
 import subprocess
 import sys
@@ -25,8 +26,11 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))  # `conformance` lives next to this file
 
 import conformance
+import embeddings_reference as reference
 import httpx2
 import openai
+from hypothesis import given, settings
+from strategies import examples, texts
 
 from mockai.api import embeddings as codec
 from mockai.api.base import ParseContext, RenderContext
@@ -559,3 +563,76 @@ def test_the_sdk_reads_token_inputs_and_dimensions() -> None:
     result = client.embeddings.create(model=MODEL, input=[[1, 2], [3]], dimensions=64)
     assert [len(item.embedding) for item in result.data] == [64, 64]
     assert result.usage.total_tokens == 3
+
+
+# --- the vectors of the pure-Python generator this replaced -------------------------------------
+
+_REFERENCE_WORDS = [
+    "the",
+    "cat",
+    "sat",
+    "on",
+    "a",
+    "mat",
+    "while",
+    "quarterly",
+    "revenue",
+    "churn",
+    "hiring",
+    "region",
+    "running",
+    "dogs",
+    "houses",
+    "financial",
+    "finance",
+    "report",
+    "alpha",
+    "beta",
+    "Paris",
+    "weather",
+    "tokyo",
+    "naïve",
+    "café",
+    "日本語",
+]
+
+
+def _reference_texts() -> list[str]:
+    rng = random.Random(5)
+    texts = ["Tell me about cats", "", "the a an", "x" * 300, "e\u0301 \U0001f468\u200d\U0001f469"]
+    for _ in range(60):
+        words = [
+            rng.choice(_REFERENCE_WORDS) + (str(rng.randint(0, 9999)) if rng.random() < 0.2 else "")
+            for _ in range(rng.randint(1, 40))
+        ]
+        texts.append(" ".join(words))
+    return texts
+
+
+@pytest.mark.parametrize(("dimensions", "seed"), [(1536, 0), (3072, 7), (256, 0), (7, 3)])
+def test_vectors_are_exactly_the_pure_python_generators(dimensions: int, seed: int) -> None:
+    """numpy does the arithmetic now, in the same order: every float32 value is unchanged (so
+    similarity is too), for text and for token arrays."""
+    for text in _reference_texts():
+        assert gen.embed(text, dimensions, seed) == reference.embed(text, dimensions, seed), text
+    for ids in ([1, 2, 3], [5] * 10, list(range(200))):
+        assert gen.embed_tokens(ids, dimensions, seed) == reference.embed_tokens(
+            ids, dimensions, seed
+        )
+
+
+@given(texts(max_size=30))
+@settings(max_examples=examples(40))
+def test_vectors_equal_the_pure_python_generators_for_any_text(text: str) -> None:
+    assert gen.embed(text, 1536, 0) == reference.embed(text, 1536, 0)
+
+
+def test_generated_floats_are_the_shortest_text_of_each_float32() -> None:
+    out = render(*_generated({"model": MODEL, "input": "Tell me about cats"}))
+    numbers = out.body.split(b'"embedding":[', 1)[1].split(b"]", 1)[0].split(b",")
+    for text in numbers:
+        value = f32([float(text)])[0]
+        # no shorter text (fewer significant digits) reads back as the same float32
+        digits = len(text.lstrip(b"-").split(b"e")[0].replace(b".", b"").strip(b"0"))
+        if digits > 1:
+            assert f32([float(f"{value:.{digits - 2}e}")])[0] != value
