@@ -40,6 +40,10 @@ class Config:
     admin_remote: bool = False  # admin endpoints for non-loopback clients too
     log_requests: bool = True
     journal_size: int = 1000
+    # Bytes of request and response bodies the journal keeps; past it, the oldest bodies go.
+    journal_bytes: int = 32 * 1024 * 1024
+    # Bytes of answers each store (stored responses, stored chat completions) keeps.
+    store_bytes: int = 32 * 1024 * 1024
     # Seconds a connection may take to send a whole request (head and body), and may stay
     # idle between requests, before it is closed: a client that connects and sends nothing,
     # or half a request, must not hold a connection forever.
@@ -200,7 +204,7 @@ def _coerce(name: str, value: Any) -> Any:
     check = _CHECKS.get(name)
     if check is not None:
         value = check(name, value)
-    if name in ("journal_size", "created") and value < 0:
+    if name in ("journal_size", "journal_bytes", "store_bytes", "created") and value < 0:
         raise ConfigError(f"{name}: must not be negative, got {value}")
     return value
 

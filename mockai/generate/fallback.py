@@ -27,18 +27,20 @@ from mockai.pipeline.reply import Choice, Reply, ToolCall
 from mockai.wire import jsonbytes
 
 _CACHE_SIZE = 1024
-_CACHE_ITEM = 65_536  # characters (or floats) a reply may hold to be kept in the cache
+_CACHE_BYTES = 16 * 1024 * 1024  # what the cached replies may weigh together
+_CACHE_ITEM = 256 * 1024  # the most one cached reply may weigh
 
 
-def _small(reply: Reply) -> bool:
-    """Whether `reply` is small enough to keep: a thousand of them must not weigh gigabytes."""
+def _weight(reply: Reply) -> int:
+    """Roughly what `reply` weighs in memory, in bytes: text, vectors, moderation results."""
     size = sum(
         len(c.content or "") + sum(len(call.arguments) for call in c.tool_calls)
         for c in reply.choices
     )
-    size += sum(len(vector) for vector in reply.embeddings or ())
+    for vector in reply.embeddings or ():
+        size += getattr(vector, "nbytes", 32 * len(vector))  # float32 arrays, or Python floats
     size += 1000 * len(reply.moderation or ())  # ~1,000 characters of JSON per result
-    return size <= _CACHE_ITEM
+    return size + 200
 
 
 class FallbackGenerator:
@@ -47,7 +49,8 @@ class FallbackGenerator:
     def __init__(self, seed: int, catalog: Catalog) -> None:
         self.seed = seed
         self.catalog = catalog
-        self._cache: dict[tuple[bytes, int, Endpoint, int | None], Reply] = {}
+        self._cache: dict[tuple[bytes, int, Endpoint, int | None], tuple[Reply, int]] = {}
+        self._cached_bytes = 0
         self._prompt_schemas = prompted.PromptSchemas()
         self._by_endpoint: dict[Endpoint, Callable[[Exchange, bytes], Reply]] = {
             Endpoint.CHAT: self._conversation,
@@ -62,15 +65,27 @@ class FallbackGenerator:
         # The answer is a pure function of the key and the number of choices asked for, so load
         # tests repeating a request skip the generation (Replies are immutable).
         cache_key = (key, exchange.n, exchange.endpoint, exchange.output_limit)
-        reply = self._cache.get(cache_key)
-        if reply is None:
-            reply = self._by_endpoint[exchange.endpoint](exchange, key)
-            if not _small(reply):
-                return reply  # (a big answer is rarely asked twice, and would hold megabytes)
-            if len(self._cache) >= _CACHE_SIZE:
-                self._cache.pop(next(iter(self._cache)))  # oldest first: dicts keep order
-            self._cache[cache_key] = reply
+        cached = self._cache.get(cache_key)
+        if cached is not None:
+            return cached[0]
+        reply = self._by_endpoint[exchange.endpoint](exchange, key)
+        weight = _weight(reply)
+        if weight > _CACHE_ITEM:
+            return reply  # (a big answer is rarely asked twice, and would hold megabytes)
+        # Bounded in entries and in bytes; the oldest go first (dicts keep their order).
+        while self._cache and (
+            len(self._cache) >= _CACHE_SIZE or self._cached_bytes + weight > _CACHE_BYTES
+        ):
+            _, gone = self._cache.pop(next(iter(self._cache)))
+            self._cached_bytes -= gone
+        self._cache[cache_key] = (reply, weight)
+        self._cached_bytes += weight
         return reply
+
+    @property
+    def cached_bytes(self) -> int:
+        """What the cached replies weigh (see `_weight`), at most 16 MiB."""
+        return self._cached_bytes
 
     # --- per endpoint ----------------------------------------------------------------------------
 

@@ -1,8 +1,10 @@
 """The journal: what came in, what answered it, what went out, and when.
 
-Bounded (the oldest entries go first), so a long load test cannot grow memory without limit, and
-thread-safe, because the pytest plugin reads it from the test's thread while the server's event
-loop writes it. Secrets in request headers are redacted before they are stored.
+Bounded twice, so that a long load test cannot grow memory without limit whatever the bodies
+weigh: at most `maxlen` entries (the oldest go first), and at most `max_bytes` bytes of request
+and response bodies (the bodies of the oldest entries are dropped first; their entries stay,
+with `dropped` set). Thread-safe, because the pytest plugin reads it from the test's thread while
+the server's event loop writes it. Secrets in request headers are redacted before they are stored.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from mockai.wire import jsonbytes
 from mockai.wire.credentials import is_credential_header
 from mockai.wire.events import split_events
 from mockai.wire.outgoing import Body, EventStream, Outgoing, Relay
+
+# Request and response bodies the journal keeps, in bytes (older bodies are dropped past this).
+DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 
 REDACTED = "<redacted>"
 
@@ -67,6 +72,10 @@ class JournalEntry:
     response: Outgoing | None = None
     response_headers: dict[str, str] = field(default_factory=dict)  # what was sent (lower-case)
     warnings: list[str] = field(default_factory=list)
+    # True once the journal dropped this entry's bodies (`body`, `response`) to stay within its
+    # byte budget; everything else about the exchange is still here.
+    dropped: bool = False
+    weight: int = 0  # bytes of bodies this entry counts against the journal's budget
 
     @property
     def retry_count(self) -> int | None:
@@ -130,6 +139,7 @@ class JournalEntry:
             "retry_count": self.retry_count,
             "response_headers": self.response_headers,
             "warnings": self.warnings,
+            "dropped": self.dropped,
         }
 
 
@@ -137,13 +147,35 @@ def _is_event_stream(content_type: str) -> bool:
     return content_type.split(";")[0].strip().lower() == "text/event-stream"
 
 
-class Journal:
-    """A bounded, thread-safe log of JournalEntry."""
+def _weight(value: Any) -> int:
+    """Bytes a body weighs: its wire size (the request's is weighed before it is parsed)."""
+    if value is None:
+        return 0
+    if isinstance(value, bytes | bytearray | str):
+        return len(value)
+    if isinstance(value, Body):
+        return len(value.body)
+    if isinstance(value, EventStream):
+        return sum(map(len, value.frames)) + 40 * len(value.frames)  # (+ each frame's object)
+    if isinstance(value, Relay):
+        return sum(map(len, value.received))
+    try:
+        return len(jsonbytes.dumps(value))  # a parsed request body
+    except (TypeError, ValueError):
+        return 0
 
-    def __init__(self, maxlen: int = 1000) -> None:
+
+class Journal:
+    """A bounded, thread-safe log of JournalEntry (see the module docstring for the bounds)."""
+
+    def __init__(self, maxlen: int = 1000, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self._entries: deque[JournalEntry] = deque(maxlen=maxlen)
         self._lock = threading.Lock()
         self._seq = 0
+        self.max_bytes = max_bytes
+        self._bytes = 0  # bodies' weight held, over every entry
+        # Entries whose bodies count, oldest first: where to drop bodies from.
+        self._weighed: deque[JournalEntry] = deque()
 
     def next_seq(self) -> int:
         """A sequence number for a new entry (1, 2, ...)."""
@@ -152,9 +184,44 @@ class Journal:
             return self._seq
 
     def add(self, entry: JournalEntry) -> None:
-        """Record a finished exchange."""
+        """Record an exchange as it arrives (its answer is recorded with `completed`)."""
         with self._lock:
+            if len(self._entries) == self._entries.maxlen and self._entries:
+                pushed_out = self._entries[0]
+                self._bytes -= pushed_out.weight
+                pushed_out.weight = 0  # (skipped when _weighed reaches it)
             self._entries.append(entry)
+            self._add_weight(entry, _weight(entry.body))
+
+    def completed(self, entry: JournalEntry) -> None:
+        """Count the answer `entry` now holds against the byte budget (once per entry)."""
+        with self._lock:
+            if entry.dropped:  # (its request alone was over the budget)
+                entry.response = None
+            else:
+                self._add_weight(entry, _weight(entry.response))
+
+    def _add_weight(self, entry: JournalEntry, weight: int) -> None:
+        if not weight:
+            return
+        if not entry.weight:
+            self._weighed.append(entry)
+        entry.weight += weight
+        self._bytes += weight
+        weighed = self._weighed
+        while weighed and (not weighed[0].weight or self._bytes > self.max_bytes):
+            oldest = weighed.popleft()
+            if oldest.weight:  # over budget: its bodies go, the rest of the entry stays
+                self._bytes -= oldest.weight
+                oldest.weight = 0
+                oldest.body = oldest.response = None
+                oldest.dropped = True
+
+    @property
+    def bytes(self) -> int:
+        """Bytes of bodies held (at most `max_bytes`)."""
+        with self._lock:
+            return self._bytes
 
     def entries(self) -> list[JournalEntry]:
         """A snapshot, oldest first."""
@@ -165,6 +232,8 @@ class Journal:
         """Forget every entry (sequence numbers keep counting)."""
         with self._lock:
             self._entries.clear()
+            self._weighed.clear()
+            self._bytes = 0
 
     def __len__(self) -> int:
         with self._lock:

@@ -318,6 +318,7 @@ async def _finish(
     finally:
         entry.response_headers = {k.lower(): v for k, v in {**headers, **outgoing.headers}.items()}
         entry.duration_ms = (time.monotonic() - entry.arrived) * 1000
+        state.journal.completed(entry)  # its answer's bytes count against the budget
         if state.config.log_requests:
             _log_line(state, entry)
 

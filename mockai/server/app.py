@@ -29,7 +29,9 @@ from mockai.pipeline.journal import Journal, JournalEntry
 from mockai.pipeline.sources import build_sources
 from mockai.server import admin, routes, sites
 from mockai.server.state import STATE, ServerState
+from mockai.stores.completions import CompletionStore
 from mockai.stores.conversations import ConversationStore
+from mockai.stores.responses import ResponseStore
 
 T = TypeVar("T")
 
@@ -62,11 +64,13 @@ def create_app(
             fallback=config.fallback,
             no_match_status=config.no_match_status,
         ),
-        journal=Journal(config.journal_size),
+        journal=Journal(config.journal_size, config.journal_bytes),
         ratelimits=RateLimits.from_spec(config.limits),
         codecs=routes.codecs(),
         rules=rules,
         conversations=ConversationStore(config.seed, config.created),
+        responses=ResponseStore(max_bytes=config.store_bytes),
+        completions=CompletionStore(max_bytes=config.store_bytes),
         faults=FaultPlanner.from_config(config),
     )
     app = web.Application(client_max_size=MAX_BODY)

@@ -13,7 +13,6 @@ rebuilt from its chunks the way the SDKs accumulate them.
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -41,9 +40,19 @@ class _Stored:
 class CompletionStore:
     """Chat completions answered with `store: true`, by id (bounded, oldest evicted first)."""
 
-    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
-        self.capacity = capacity
-        self._stored: OrderedDict[str, _Stored] = OrderedDict()
+    def __init__(
+        self, capacity: int = DEFAULT_CAPACITY, max_bytes: int = kept.DEFAULT_MAX_BYTES
+    ) -> None:
+        self._stored: kept.Shelf[str, _Stored] = kept.Shelf(capacity, max_bytes)
+
+    @property
+    def capacity(self) -> int:
+        """How many answers are kept at most (the oldest go first)."""
+        return self._stored.capacity
+
+    @capacity.setter
+    def capacity(self, capacity: int) -> None:
+        self._stored.capacity = capacity
 
     def keep(self, exchange: Exchange, outgoing: Outgoing) -> None:
         """Remember a chat answer if its request asked for `store: true`."""
@@ -73,7 +82,9 @@ class CompletionStore:
                 )
             },
         )
-        kept.put(self._stored, completion_id, stored, self.capacity)
+        # (the messages are weighed by their tokens: ~4 bytes each)
+        weight = kept.weight(outgoing) + 4 * exchange.prompt_tokens
+        self._stored.put(completion_id, stored, weight)
 
     def list(self, query: Mapping[str, str]) -> dict[str, Any]:
         """`GET /chat/completions`: the kept completions, oldest first unless `order=desc`."""
@@ -102,7 +113,7 @@ class CompletionStore:
 
     def delete(self, completion_id: str) -> dict[str, Any]:
         self._find(completion_id)
-        del self._stored[completion_id]
+        self._stored.pop(completion_id)
         return {"object": "chat.completion.deleted", "id": completion_id, "deleted": True}
 
     def messages(self, completion_id: str, query: Mapping[str, str]) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 The stores (stored responses, chat completions, conversations) keep answers *as sent* — a JSON
 body's bytes or a stream's SSE frames — and parse them only when someone asks, so that keeping
-costs the hot path a dict insert. They are bounded like the journal: the oldest entry goes first.
+costs the hot path a dict insert. They are bounded like the journal, in entries and in bytes:
+the oldest entry goes first (a `Shelf`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import json
 import re
 from collections import OrderedDict
 from collections.abc import Hashable, Iterator
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from mockai.wire import jsonbytes
 from mockai.wire.events import event_data
@@ -27,6 +28,63 @@ def put(entries: OrderedDict[K, V], key: K, value: V, capacity: int) -> None:
     entries.move_to_end(key)
     while len(entries) > capacity:
         entries.popitem(last=False)
+
+
+# Bytes of answers each store keeps (the oldest go first past it).
+DEFAULT_MAX_BYTES = 32 * 1024 * 1024
+
+
+class Shelf(Generic[K, V]):
+    """Kept answers by key, oldest first: at most `capacity` of them and `max_bytes` of their
+    weight (what `put` was told each weighs); the oldest go first past either bound."""
+
+    def __init__(self, capacity: int, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.capacity = capacity
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._entries: OrderedDict[K, tuple[V, int]] = OrderedDict()
+
+    def put(self, key: K, value: V, weight: int) -> None:
+        """Add or refresh `key` as the newest entry."""
+        self.pop(key)
+        self._entries[key] = (value, weight)
+        self.bytes += weight
+        while self._entries and (len(self._entries) > self.capacity or self.bytes > self.max_bytes):
+            _, (_, gone) = self._entries.popitem(last=False)
+            self.bytes -= gone
+
+    def get(self, key: K) -> V | None:
+        held = self._entries.get(key)
+        return None if held is None else held[0]
+
+    def pop(self, key: K) -> V | None:
+        """Remove `key`; its value, or None if it was not kept."""
+        held = self._entries.pop(key, None)
+        if held is None:
+            return None
+        self.bytes -= held[1]
+        return held[0]
+
+    def items(self) -> Iterator[tuple[K, V]]:
+        """(key, value), oldest first."""
+        return ((key, held[0]) for key, held in self._entries.items())
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self.bytes = 0
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def weight(answer: Body | EventStream) -> int:
+    """What a kept answer weighs: its bytes (plus each frame's object, for a stream)."""
+    if isinstance(answer, Body):
+        return len(answer.body)
+    return sum(map(len, answer.frames)) + 40 * len(answer.frames)
 
 
 def answer_id(answer: Body | EventStream, pattern: re.Pattern[bytes]) -> str | None:

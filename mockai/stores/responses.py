@@ -49,11 +49,21 @@ class _Stored:
 class ResponseStore:
     """Responses this server answered, by id (bounded, oldest evicted first)."""
 
-    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
-        self.capacity = capacity
-        self._stored: OrderedDict[str, _Stored] = OrderedDict()
+    def __init__(
+        self, capacity: int = DEFAULT_CAPACITY, max_bytes: int = kept.DEFAULT_MAX_BYTES
+    ) -> None:
+        self._stored: kept.Shelf[str, _Stored] = kept.Shelf(capacity, max_bytes)
         # Ids answered with `store: false`, or deleted: naming them later is the API's 400/404.
         self._gone: OrderedDict[str, str] = OrderedDict()
+
+    @property
+    def capacity(self) -> int:
+        """How many answers are kept at most (the oldest go first)."""
+        return self._stored.capacity
+
+    @capacity.setter
+    def capacity(self, capacity: int) -> None:
+        self._stored.capacity = capacity
 
     # --- while serving POST /responses ------------------------------------------------------
 
@@ -98,7 +108,9 @@ class ResponseStore:
         stored = _Stored(
             outgoing, body.get("input"), response_id.encode(), background, conversation
         )
-        kept.put(self._stored, response_id, stored, self.capacity)
+        # (the input is weighed by its tokens: ~4 bytes each, without serialising it again)
+        weight = kept.weight(outgoing) + 4 * exchange.prompt_tokens
+        self._stored.put(response_id, stored, weight)
         response = response_of(outgoing) if background else None
         if response is None:
             return outgoing
@@ -161,7 +173,7 @@ class ResponseStore:
     def delete(self, response_id: str) -> dict[str, Any]:
         """Forget a response; the API's deletion confirmation."""
         self._find(response_id)
-        del self._stored[response_id]
+        self._stored.pop(response_id)
         self._forget(response_id, "deleted")
         return {"id": response_id, "object": "response", "deleted": True}
 
