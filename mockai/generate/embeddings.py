@@ -184,7 +184,8 @@ def reply_for(exchange: Exchange, dimensions: int, seed: int) -> Reply:
     vectors: list[Vector] = []
     for start in range(0, len(rows), _BLOCK):
         vectors.extend(_assemble(rows[start : start + _BLOCK], dimensions, seed))
-    return Reply(embeddings=tuple(vectors))
+    # (float32 arrays: sequences of floats, as scripted vectors are)
+    return Reply(embeddings=tuple(cast("list[Sequence[float]]", vectors)))
 
 
 def is_vector(value: Any) -> bool:

@@ -74,7 +74,7 @@ def loop_factory(choice: str = "auto") -> Callable[[], asyncio.AbstractEventLoop
                     "pip install 'mockai-server[speed]')"
                 ) from None
         else:
-            return uvloop.new_event_loop  # type: ignore[no-any-return]
+            return uvloop.new_event_loop
     return StampedLoop
 
 
