@@ -38,3 +38,28 @@ def test_responses_delta_bytes_match_the_general_path() -> None:
         )
         general.emit("response.output_text.delta", **where, delta=piece, logprobs=[])
         assert fast.frames == general.frames
+
+
+def test_the_shipped_word_list_is_fakers() -> None:
+    """Generated prose draws from a copy of Faker's en_US lorem list, so that it needs no Faker
+    (slow to import): the copy must stay Faker's list, word for word and in order."""
+    from faker import Faker
+
+    from mockai.generate import prose
+
+    assert list(prose.words()) == list(Faker("en_US").get_words_list())
+
+
+def test_a_plain_server_loads_none_of_the_heavy_libraries() -> None:
+    """`mockai serve` starts fast because what most servers never use loads on first use."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from mockai.server import serving; from mockai.config import Config; "
+        "from mockai.server.app import create_app; create_app(Config()); "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'faker', 'jinja2', 'jsonschema', 'numpy', 'rstr', 'vcr'}))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]"

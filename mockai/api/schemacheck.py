@@ -14,8 +14,6 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
-from jsonschema import Draft7Validator, Draft202012Validator, exceptions
-
 from mockai.wire import jsonbytes
 
 _CACHE_SIZE = 512
@@ -49,15 +47,19 @@ def _metaschemas() -> tuple[Any, ...]:
     Without format checks: a `pattern` in ECMA syntax Python cannot compile is the generator's
     to skip, not a reason to refuse a schema the API takes.
     """
+    from jsonschema import Draft7Validator, Draft202012Validator  # (here: slow to import)
+
     return tuple(kind(kind.META_SCHEMA) for kind in (Draft202012Validator, Draft7Validator))
 
 
 def _check(schema: Mapping[str, Any]) -> str | None:
+    from jsonschema.exceptions import best_match
+
     metaschemas = _metaschemas()
     try:
         if any(meta.is_valid(schema) for meta in metaschemas):
             return None
-        error = exceptions.best_match(metaschemas[0].iter_errors(schema))
+        error = best_match(metaschemas[0].iter_errors(schema))
     except RecursionError:  # unreachable within jsonbytes.MAX_DEPTH; kept as a last resort
         return "the schema is nested too deeply"
     if error is None:  # (cannot happen: it was not valid)

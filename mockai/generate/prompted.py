@@ -24,9 +24,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
-
 _STRUCTURAL = re.compile(r'[{}"]')
 _MAX_TEXT = 256 * 1024  # longer messages are not searched (a schema is rarely in one)
 _MAX_RESTARTS = 8  # unclosed `{` after which the scan restarts just past it
@@ -111,6 +108,8 @@ def looks_like_schema(value: Any) -> bool:
     )
     if not shaped:
         return False
+    from jsonschema import Draft202012Validator, SchemaError  # (on first use: slow to import)
+
     try:
         Draft202012Validator.check_schema(value)
     except SchemaError:

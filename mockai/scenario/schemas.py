@@ -12,8 +12,6 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
-from jsonschema import exceptions, validators
-
 from mockai.wire import jsonbytes
 
 _MAX = 256
@@ -28,6 +26,8 @@ def _validator(schema: Mapping[str, Any]) -> Any:
         if found is not None:
             _cache.move_to_end(key)
             return found
+    from jsonschema import validators  # (on first use: slow to import)
+
     kind = validators.validator_for(schema, default=validators.Draft202012Validator)
     compiled = kind(schema)
     with _lock:
@@ -39,6 +39,8 @@ def _validator(schema: Mapping[str, Any]) -> Any:
 
 def violation(schema: Mapping[str, Any], value: Any) -> str | None:
     """Why `value` breaks `schema` (`at $.unit: 'kelvin' is not one of [...]`), or None."""
+    from jsonschema import exceptions
+
     try:
         validator = _validator(schema)
         error = exceptions.best_match(validator.iter_errors(value))

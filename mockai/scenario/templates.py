@@ -13,11 +13,9 @@ Strings without template syntax are constants: they cost nothing per request.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
-
-from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from mockai.generate.prose import seeded_faker
 from mockai.pipeline.exchange import Exchange
@@ -26,11 +24,22 @@ from mockai.wire import jsonbytes
 
 if TYPE_CHECKING:
     from faker import Faker
-    from jinja2 import Template
+    from jinja2 import Template, nodes
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-_ENV = ImmutableSandboxedEnvironment(
-    undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
-)
+
+@functools.cache
+def _env() -> ImmutableSandboxedEnvironment:
+    """The templates' environment, made when the first template is met (jinja2 is slow to
+    import, and most servers have no template)."""
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    return ImmutableSandboxedEnvironment(
+        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
+    )
+
+
 CONTEXT_NAMES = ("request", "faker", "call")
 _MARKERS = ("{{", "{%", "{#")
 
@@ -187,7 +196,7 @@ class Text:
         if self.tree is None:
             return self.source
         if self._compiled is None:  # a race compiles twice, harmlessly
-            self._compiled = _ENV.from_string(self.tree)
+            self._compiled = _env().from_string(self.tree)
         try:
             return self._compiled.render(context)
         except Exception as error:  # jinja raises many kinds; all mean "this template failed"
@@ -219,9 +228,11 @@ def compile_text(
     """
     if not is_template(source):
         return Text(source)
+    from jinja2 import TemplateSyntaxError
+
     place = _Place(line, block, multiline="\n" in source.rstrip("\n"))
     try:
-        tree = _ENV.parse(source)
+        tree = _env().parse(source)
     except TemplateSyntaxError as error:
         at, inside = place.of(error.lineno)
         problems.add(at, f"invalid template in {where}: {error.message}{inside}")
@@ -249,8 +260,10 @@ class _Place:
 def _names_known(
     tree: nodes.Template, undeclared: set[str], place: _Place, where: str, problems: Problems
 ) -> bool:
+    from jinja2 import nodes
+
     ok = True
-    known = (*CONTEXT_NAMES, *sorted(_ENV.globals))
+    known = (*CONTEXT_NAMES, *sorted(_env().globals))
     for name in sorted(undeclared):
         if name not in known:
             first = next(n for n in tree.find_all(nodes.Name) if n.name == name)
@@ -284,10 +297,12 @@ def _names_known(
 def _check_tree(tree: nodes.Template, place: _Place, where: str, problems: Problems) -> bool:
     """What jinja2 only finds when compiling (unknown filters and tests, ...) and the names the
     template uses, checked now: a load-time problem, not an error answered to a request."""
+    from jinja2 import TemplateSyntaxError, meta, nodes
+
     ok = True
     for kind, node_type, known in (
-        ("filter", nodes.Filter, _ENV.filters),
-        ("test", nodes.Test, _ENV.tests),
+        ("filter", nodes.Filter, _env().filters),
+        ("test", nodes.Test, _env().tests),
     ):
         for node in tree.find_all(node_type):
             name = getattr(node, "name", "")

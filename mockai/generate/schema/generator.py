@@ -11,8 +11,6 @@ import random
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator
-
 from mockai.generate.schema import arrays, combinators, numbers, objects, resolve, strings
 from mockai.generate.schema.nodes import (
     ANY_ORDER,
@@ -34,7 +32,7 @@ from mockai.generate.schema.nodes import (
 if TYPE_CHECKING:
     from faker import Faker
 
-    from mockai.generate.schema.patterns import Xeger
+    from mockai.generate.schema.xeger import Xeger
 
 
 class Generator:
@@ -141,6 +139,8 @@ class Generator:
     def is_valid(self, schema: Any, value: Any, ptr: str) -> bool:
         """jsonschema's verdict on `value` against a part of the root schema."""
         if self._validator is None:
+            from jsonschema import Draft202012Validator  # (on first use: slow to import)
+
             self._validator = Draft202012Validator(self.root)
         try:
             return bool(self._validator.evolve(schema=schema).is_valid(value))
