@@ -13,7 +13,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from mockai import __version__
-from mockai.check import check_all
 from mockai.config import RECORD_MODES, Config, check_option, unknown_env_variables
 from mockai.errors import ConfigError, MockaiError
 from mockai.hints import suggest
@@ -317,6 +316,8 @@ def _without_cassette(config: Config) -> list[str]:
 
 def _check(paths: Sequence[str]) -> int:
     """Print every problem as `file:line: message`, then every warning; exit 1 on a problem."""
+    from mockai.check import check_all  # (`mockai check` only)
+
     problems, warnings = check_all(paths)
     for problem in problems:
         print(problem, file=sys.stderr)
