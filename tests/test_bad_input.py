@@ -51,6 +51,10 @@ REFUSED_OPTIONS = [
         "argument --read-timeout: must be a positive number of seconds, got 0",
     ),
     (["--read-timeout", "never"], "argument --read-timeout: 'never' is not a finite number"),
+    (
+        ["--event-loop", "tokio"],
+        "argument --event-loop: 'tokio' is not valid (valid values: auto, uvloop, asyncio)",
+    ),
     (["--seed", "seven"], "argument --seed: 'seven' is not a whole number"),
     (["--host", ""], "argument --host: must be a non-empty string, got ''"),
     (["--require-api-key", " "], "argument --require-api-key: must be a non-empty string"),
