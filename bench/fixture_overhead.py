@@ -15,12 +15,16 @@ so pytest's start-up and imports cancel out. Variants:
   httpx + mockai fixture   plain httpx against a fresh server per test
 
 The fixture's overhead is "sdk + mockai fixture" minus "sdk + session server": the price of a
-fresh, isolated server per test. Bounded: N tests per run, a few runs, a time limit per run.
+fresh, isolated server per test. Whole-run times on a shared machine are noisy (building an SDK
+client alone costs ~20 ms), so each run also times every test's setup and teardown inside pytest
+(a conftest hook): the fixture's own price is the difference of those between the two variants.
+Bounded: N tests per run, a few runs, a time limit per run.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import subprocess
 import sys
@@ -112,6 +116,32 @@ VARIANTS = {
 }
 
 
+# Times every test's setup and teardown (whatever fixtures it uses) and writes the means.
+CONFTEST = """
+import json, time, pytest
+SPENT = {"setup": 0.0, "teardown": 0.0, "tests": 0}
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):
+    began = time.perf_counter(); yield; SPENT["setup"] += time.perf_counter() - began
+    SPENT["tests"] += 1
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item):
+    began = time.perf_counter(); yield; SPENT["teardown"] += time.perf_counter() - began
+
+def pytest_sessionfinish(session):
+    with open("spent.json", "w") as out:
+        json.dump(SPENT, out)
+"""
+
+
+def setup_and_teardown(folder: Path) -> float:
+    """Seconds per test spent in setup + teardown in the last run (see CONFTEST)."""
+    spent = json.loads((folder / "spent.json").read_text())
+    return (spent["setup"] + spent["teardown"]) / max(spent["tests"], 1)
+
+
 def run(folder: Path, source: str, tests: int) -> float:
     path = folder / "test_bench.py"
     path.write_text(textwrap.dedent(source).replace("range(N)", f"range({tests})"))
@@ -137,24 +167,34 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     per_test: dict[str, float] = {}
+    fixtures: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         (folder / "pytest.ini").write_text(
             "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
         )
+        (folder / "conftest.py").write_text(CONFTEST)
         for name, source in VARIANTS.items():
             costs = []
+            spent = []
             for _ in range(args.runs):
                 many = run(folder, source, args.tests)
+                spent.append(setup_and_teardown(folder))
                 one = run(folder, source, 1)
                 costs.append((many - one) / (args.tests - 1))
             per_test[name] = statistics.median(costs)
+            fixtures[name] = min(spent)
     print(f"\nmarginal cost per test (median of {args.runs} runs of {args.tests} tests)\n")
     for name, cost in per_test.items():
         print(f"  {name:26} {cost * 1000:7.2f} ms")
     overhead = per_test["sdk + mockai fixture"] - per_test["sdk + session server"]
     print(
         f"\nfixture overhead (fresh server per test vs one shared server): {overhead * 1000:.2f} ms"
+    )
+    own = fixtures["sdk + mockai fixture"] - fixtures["sdk + session server"]
+    print(
+        "the fixture's own setup + teardown per test, timed inside pytest (fresh server minus "
+        f"shared server, best of {args.runs} runs): {own * 1000:.2f} ms"
     )
     ratio = per_test["httpx + mockai fixture"] / per_test["httpx + respx"]
     print(f"httpx + mockai fixture vs httpx + respx: {ratio:.2f}x the time per test")
