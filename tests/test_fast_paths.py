@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from strategies import examples, texts
 
-from mockai.api import chat, responses
+from mockai.api import chat, obfuscation, responses
 from mockai.api.base import ParseContext, RenderContext
 from mockai.api.shaping import shape
 from mockai.catalog import Catalog
@@ -61,5 +64,40 @@ def test_a_plain_server_loads_none_of_the_heavy_libraries() -> None:
         "print(sorted({m.split('.')[0] for m in sys.modules} & "
         "{'faker', 'jinja2', 'jsonschema', 'numpy', 'rstr', 'vcr'}))"
     )
-    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert loaded.stdout.strip() == "[]"
+
+
+@given(
+    texts(max_size=40),
+    st.sampled_from([{}, {"include_usage": True}, {"include_obfuscation": False}]),
+)
+@settings(max_examples=examples(60))
+def test_a_single_choice_streams_the_frames_the_general_path_writes(
+    text: str, options: dict[str, bool]
+) -> None:
+    """One choice, no logprobs: each piece's frame is spliced from bytes made once per stream;
+    it must equal the frame the per-piece path closes (usage, obfuscation padding, brace)."""
+    body: dict[str, object] = {
+        "model": "m",
+        "messages": [{"role": "user", "content": "x"}],
+        "stream": True,
+    }
+    if options:
+        body["stream_options"] = options
+    exchange = chat.parse(body, ParseContext({}, Catalog()))
+    reply = Reply(choices=(Choice(content=text),))
+    ctx = RenderContext(b"k" * 32, 0)
+    frames = chat.render(reply, exchange, ctx).frames
+    (shaped,) = shape(reply, exchange, ctx.key)
+    prefix = frames[0][: frames[0].index(b'"choices":') + len(b'"choices":')]
+    usage_null = b',"usage":null' if options.get("include_usage") else b""
+    padding = obfuscation.Padding(ctx.key) if exchange.obfuscate else None
+    for piece, frame in zip(shaped.pieces, frames[1:], strict=False):
+        chunk = prefix + chat._delta_bytes(shaped, piece) + usage_null
+        if padding is not None:
+            chunk += padding.field(len(chunk) - 6)
+        assert frame == chunk + b"}\n\n"
+    assert len(frames) >= len(shaped.pieces) + 3

@@ -319,14 +319,19 @@ def _stream(
 
     legacy = exchange.legacy_functions
     frames = [frame([_first_delta(s, legacy)]) for s in shaped]
-    longest = max((len(s.pieces) for s in shaped), default=0)
+    if len(shaped) == 1 and not exchange.logprobs:
+        # The hot path of every stream: each piece spliced between two fixed byte strings.
+        frames.extend(_piece_frames(shaped[0], prefix, usage_null, padding))
+        longest = 0
+    else:
+        longest = max((len(s.pieces) for s in shaped), default=0)
     for step in range(longest):
         for s in shaped:
             if step >= len(s.pieces):
                 continue
             if exchange.logprobs:
                 frames.append(frame([_piece_delta(s, step, exchange, ctx)]))
-            else:  # the hot path of every stream: splice the piece into fixed bytes
+            else:  # splice the piece into fixed bytes
                 frames.append(close(prefix + _delta_bytes(s, s.pieces[step])))
     for s in shaped:
         frames.extend(frame([d]) for d in _argument_deltas(s, legacy))
@@ -363,6 +368,25 @@ def _call_opening(index: int, call: Any) -> dict[str, Any]:
         "type": "function",
         "function": {"name": call.name, "arguments": ""},
     }
+
+
+def _piece_frames(
+    s: Shaped, prefix: bytes, usage_null: bytes, padding: obfuscation.Padding | None
+) -> list[bytes]:
+    """`close(prefix + _delta_bytes(s, piece))` for every piece of one choice, with the bytes
+    around the piece made once."""
+    field = b"refusal" if s.refusal is not None else b"content"
+    opening = prefix + b'[{"index":%d,"delta":{"%s":' % (s.index, field)
+    closing = b'},"logprobs":null,"finish_reason":null}]' + usage_null
+    string = jsonbytes.string
+    if padding is None:
+        end = closing + b"}\n\n"
+        return [opening + string(piece) + end for piece in s.pieces]
+    frames = []
+    for piece in s.pieces:
+        chunk = opening + string(piece) + closing
+        frames.append(chunk + padding.field(len(chunk) - 6) + b"}\n\n")
+    return frames
 
 
 def _delta_bytes(s: Shaped, piece: str) -> bytes:
