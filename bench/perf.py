@@ -90,7 +90,8 @@ asyncio.run(main())
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello, how are you?"}]}
 # 97 one-token words: a stream of exactly 100 events (role delta, 97 pieces, finish, [DONE]).
-STREAM_TEXT = " ".join(f"word{i % 10}" for i in range(97))
+_WORDS = "alpha bravo charlie delta echo foxtrot golf hotel india juliet".split()
+STREAM_TEXT = " ".join(_WORDS[i % 10] for i in range(97))
 WEATHER_TOOL = {
     "type": "function",
     "function": {
