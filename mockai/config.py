@@ -41,9 +41,9 @@ class Config:
     log_requests: bool = True
     journal_size: int = 1000
     # Bytes of request and response bodies the journal keeps; past it, the oldest bodies go.
-    journal_bytes: int = 32 * 1024 * 1024
+    journal_bytes: int = 16 * 1024 * 1024
     # Bytes of answers each store (stored responses, stored chat completions) keeps.
-    store_bytes: int = 32 * 1024 * 1024
+    store_bytes: int = 16 * 1024 * 1024
     # Seconds a connection may take to send a whole request (head and body), and may stay
     # idle between requests, before it is closed: a client that connects and sends nothing,
     # or half a request, must not hold a connection forever.

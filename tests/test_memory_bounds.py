@@ -130,4 +130,4 @@ def test_the_generators_cache_is_bounded_in_bytes() -> None:
             )
             assert answer.status_code == 200
         generator = server.state.decider.generator
-        assert 0 < generator.cached_bytes <= 16 * 1024 * 1024
+        assert 0 < generator.cached_bytes <= 8 * 1024 * 1024

@@ -27,7 +27,7 @@ from mockai.pipeline.reply import Choice, Reply, ToolCall
 from mockai.wire import jsonbytes
 
 _CACHE_SIZE = 1024
-_CACHE_BYTES = 16 * 1024 * 1024  # what the cached replies may weigh together
+_CACHE_BYTES = 8 * 1024 * 1024  # what the cached replies may weigh together
 _CACHE_ITEM = 256 * 1024  # the most one cached reply may weigh
 
 
@@ -84,7 +84,7 @@ class FallbackGenerator:
 
     @property
     def cached_bytes(self) -> int:
-        """What the cached replies weigh (see `_weight`), at most 16 MiB."""
+        """What the cached replies weigh (see `_weight`), at most 8 MiB."""
         return self._cached_bytes
 
     # --- per endpoint ----------------------------------------------------------------------------

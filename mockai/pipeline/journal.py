@@ -21,7 +21,7 @@ from mockai.wire.events import split_events
 from mockai.wire.outgoing import Body, EventStream, Outgoing, Relay
 
 # Request and response bodies the journal keeps, in bytes (older bodies are dropped past this).
-DEFAULT_MAX_BYTES = 32 * 1024 * 1024
+DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 
 REDACTED = "<redacted>"
 

@@ -31,7 +31,7 @@ def put(entries: OrderedDict[K, V], key: K, value: V, capacity: int) -> None:
 
 
 # Bytes of answers each store keeps (the oldest go first past it).
-DEFAULT_MAX_BYTES = 32 * 1024 * 1024
+DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 
 
 class Shelf(Generic[K, V]):
