@@ -21,7 +21,7 @@ from typing import Any
 
 from mockai.catalog import Catalog
 from mockai.errors import ApiError
-from mockai.generate import budget, embeddings, moderation, prompted, prose, schema, tools
+from mockai.generate import budget, embeddings, moderation, prompted, prose, tools
 from mockai.pipeline.exchange import Endpoint, Exchange, Tool
 from mockai.pipeline.reply import Choice, Reply, ToolCall
 from mockai.wire import jsonbytes
@@ -120,6 +120,8 @@ class FallbackGenerator:
     ) -> tuple[str, bool]:
         """The JSON text of a value for `schema_`, and whether it is whole: past `size` tokens
         (budget.answer_tokens) the value is not made, and its text is cut there."""
+        from mockai.generate import schema  # (on first use: tools and JSON answers only)
+
         with prose.seeded_faker(rng.getrandbits(64)) as faker:
             value, whole = schema.instance_within(schema_, rng, size, faker=faker, context=context)
         text = jsonbytes.dumps_str(value)
@@ -131,9 +133,11 @@ class FallbackGenerator:
         """`_instance` for a schema the answer must follow (a response format, a tool's
         parameters): one it cannot meet is a 4xx the SDKs do not retry, saying what to do,
         rather than a 500."""
+        from mockai.generate.schema.nodes import SchemaGenerationError
+
         try:
             return self._instance(schema_, rng, context, size)
-        except schema.SchemaGenerationError as error:
+        except SchemaGenerationError as error:
             raise ApiError(
                 400,
                 f"mockai cannot generate a value for this schema ({error}); script the "
@@ -190,9 +194,11 @@ class FallbackGenerator:
         if not json_mode and not prompted.mentions_json(instructions):
             return None
         context = exchange.user_text.replace(found.span, " ")
+        from mockai.generate.schema.nodes import SchemaGenerationError
+
         try:
             text, whole = self._instance(found.schema, rng, context, budget.answer_tokens(exchange))
-        except schema.SchemaGenerationError:
+        except SchemaGenerationError:
             return None  # a schema that cannot be met gets the schema-less answer
         finish = None if whole else "length"
         if not json_mode and prompted.wants_fence(instructions) and whole:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mockai.catalog import DEFAULT_MAX_OUTPUT, infer
-from mockai.generate import budget, embeddings, prose, schema
+from mockai.generate import budget, embeddings, prose
 from mockai.pipeline.exchange import Endpoint, Exchange
 from mockai.pipeline.reply import Choice, Reply, ToolCall
 from mockai.scenario import schemas, templates
@@ -134,6 +134,8 @@ def _auto_arguments(name: str, index: int, build: Build, faker: Faker | None) ->
     # Bounded by the answer's token limit, whatever the request's schema asks (the endpoint
     # cuts the arguments there, with finish_reason `length`).
     size = build.exchange.output_limit or DEFAULT_MAX_OUTPUT
+    from mockai.generate import schema  # (on first use: most rules script their arguments)
+
     try:
         value, whole = schema.instance_within(
             parameters, rng, size, faker=faker, context=build.exchange.user_text

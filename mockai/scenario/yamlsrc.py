@@ -15,9 +15,10 @@ answers 0 for them, which the problem reports render without a line number.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
+if TYPE_CHECKING:
+    import yaml
 
 
 class LocatedDict(dict[Any, Any]):
@@ -63,6 +64,8 @@ def block_line(container: Any, key: Any) -> int:
 
 
 def _block_start(node: yaml.Node) -> int:
+    import yaml
+
     # The node starts at the `|` indicator; its text starts on the next line.
     if isinstance(node, yaml.ScalarNode) and node.style == "|":
         return int(node.start_mark.line) + 2
@@ -70,14 +73,15 @@ def _block_start(node: yaml.Node) -> int:
 
 
 Report = Callable[[int, str], None]
-# libyaml's composer is ~10x faster and keeps the same marks; PyYAML's when it is not built in.
-_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class _Builder:
     def __init__(self, report: Report) -> None:
+        import yaml
+
         self.report = report
         self.constructor = yaml.constructor.SafeConstructor()
+        self.yaml = yaml
         self.depth = 0
 
     def build(self, node: yaml.Node) -> Any:
@@ -86,9 +90,9 @@ class _Builder:
             if self.depth > 100:  # a recursive alias (`&a [*a]`) has no finite value
                 self.report(node.start_mark.line + 1, "YAML nesting too deep (recursive alias?)")
                 return None
-            if isinstance(node, yaml.MappingNode):
+            if isinstance(node, self.yaml.MappingNode):
                 return self._mapping(node)
-            if isinstance(node, yaml.SequenceNode):
+            if isinstance(node, self.yaml.SequenceNode):
                 return self._sequence(node)
             return self._scalar(node)
         finally:
@@ -125,7 +129,7 @@ class _Builder:
     def _scalar(self, node: yaml.Node) -> Any:
         try:
             return self.constructor.construct_object(node, deep=True)
-        except yaml.YAMLError as error:
+        except self.yaml.YAMLError as error:
             self.report(node.start_mark.line + 1, f"invalid YAML value: {error}")
             return None
 
@@ -135,8 +139,12 @@ def load(text: str, report: Report) -> Any:
 
     Returns None for an empty document or one that could not be parsed.
     """
+    import yaml  # (when a file is loaded: a server without scenario files never needs it)
+
+    # libyaml's composer is ~10x faster and keeps the same marks; PyYAML's when it is not built in.
+    loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        node = yaml.compose(text, Loader=_LOADER)
+        node = yaml.compose(text, Loader=loader)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark is not None else 1
