@@ -1,6 +1,6 @@
 """mockai against a bare aiohttp app, measured with wrk: the headline performance figures.
 
-    python bench/perf.py                    # every case, ~3 minutes
+    python bench/perf.py                    # every case, 3 rounds each, ~8 minutes
     python bench/perf.py --seconds 3 --cases chat,stream
     python bench/perf.py --json perf.json   # also write the figures as JSON
 
@@ -18,8 +18,9 @@ What it does, in one run:
   loads the server (wrk only sees whole responses);
 - measures startup time (launch to first answer) and resident memory idle and after the run.
 
-Ratios above 1 mean mockai is faster than the bare app. Prints a table; `--json` writes it all.
-Bounded: each case runs `--seconds` (default 5) after a 1-second warm-up.
+Ratios above 1 mean mockai is faster than the bare app; each is the median over `--rounds`
+(default 3) bare/mockai pairs. Prints a table; `--json` writes it all, each round's ratio too.
+Bounded: each run lasts `--seconds` (default 5) after a 1-second warm-up.
 """
 
 from __future__ import annotations
@@ -90,7 +91,18 @@ asyncio.run(main())
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello, how are you?"}]}
 # 97 one-token words: a stream of exactly 100 events (role delta, 97 pieces, finish, [DONE]).
-_WORDS = "alpha bravo charlie delta echo foxtrot golf hotel india juliet".split()
+_WORDS = [
+    "alpha",
+    "bravo",
+    "charlie",
+    "delta",
+    "echo",
+    "foxtrot",
+    "golf",
+    "hotel",
+    "india",
+    "juliet",
+]
 STREAM_TEXT = " ".join(_WORDS[i % 10] for i in range(97))
 WEATHER_TOOL = {
     "type": "function",
@@ -583,6 +595,7 @@ class Row:
     events: int = 1
     ttft_ms: dict[str, dict[str, float]] = field(default_factory=dict)
     note: str = ""
+    rounds: list[float] = field(default_factory=list)  # each round's ratio
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -590,50 +603,52 @@ def percentile(samples: list[float], q: float) -> float:
     return ordered[min(int(q * len(ordered)), len(ordered) - 1)] * 1000 if ordered else 0.0
 
 
-def measure(
-    wrk: str,
-    case: Case,
-    bare: Server,
-    server: Server,
-    seconds: float,
-    baseline: float | None = None,
-) -> Row:
-    """The case on the bare app, then on mockai (both warmed up first)."""
+def measure(wrk: str, case: Case, bare: Server, server: Server, seconds: float, rounds: int) -> Row:
+    """The case on the bare app, then on mockai (each warmed up first), `rounds` times: the
+    ratio is the median of the rounds' ratios (each taken moments apart)."""
     sample, _ = fetch(server.url + case.path, case.body)
     events = len(frames_of(sample)) if case.kind == "stream" else 1
-    figures: dict[str, Load] = {}
-    ttft: dict[str, dict[str, float]] = {}
-    targets = [("mockai", server, case.path)]
-    if baseline is None:
-        targets.insert(0, ("bare", bare, "/case/" + case.name))
-    for label, target, path in targets:
-        wrk_cores = None if case.server == "workers" else LOAD_CORE
-        run_wrk(wrk, target.url, case, path, 1, case.connections, wrk_cores)  # warm-up
-        probe = Probe(target.url, path, case.body) if case.kind == "stream" else None
-        with probe or contextlib.nullcontext():
-            figures[label] = run_wrk(
-                wrk, target.url, case, path, seconds, case.connections, wrk_cores
-            )
-        if probe is not None:
-            ttft[label] = {
-                "p50": percentile(probe.samples, 0.5),
-                "p99": percentile(probe.samples, 0.99),
-                "samples": len(probe.samples),
-            }
-    bare_rate = baseline if baseline is not None else figures["bare"].rps * events
-    mockai_rate = figures["mockai"].rps * events
+    rates: dict[str, list[float]] = {"bare": [], "mockai": []}
+    probes: dict[str, list[float]] = {"bare": [], "mockai": []}
+    errors, p99 = 0, []
+    for _ in range(rounds):
+        for label, target, path in (
+            ("bare", bare, "/case/" + case.name),
+            ("mockai", server, case.path),
+        ):
+            run_wrk(wrk, target.url, case, path, 1, case.connections)  # warm-up
+            probe = Probe(target.url, path, case.body) if case.kind == "stream" else None
+            with probe or contextlib.nullcontext():
+                load = run_wrk(wrk, target.url, case, path, seconds, case.connections)
+            rates[label].append(load.rps * events)
+            errors += load.errors
+            if label == "mockai":
+                p99.append(load.p99_ms)
+            if probe is not None:
+                probes[label].extend(probe.samples)
+    ratios = [m / b if b else 0.0 for b, m in zip(rates["bare"], rates["mockai"], strict=True)]
+    ttft = {
+        label: {
+            "p50": percentile(samples, 0.5),
+            "p99": percentile(samples, 0.99),
+            "samples": len(samples),
+        }
+        for label, samples in probes.items()
+        if samples
+    }
     return Row(
         case=case.name,
         title=case.title,
         unit=case.unit,
         connections=case.connections,
-        bare=bare_rate,
-        mockai=mockai_rate,
-        ratio=mockai_rate / bare_rate if bare_rate else 0.0,
-        errors=sum(f.errors for f in figures.values()),
-        p99_ms=figures["mockai"].p99_ms,
+        bare=statistics.median(rates["bare"]),
+        mockai=statistics.median(rates["mockai"]),
+        ratio=statistics.median(ratios),
+        errors=errors,
+        p99_ms=statistics.median(p99),
         events=events,
         ttft_ms=ttft,
+        rounds=[round(r, 3) for r in ratios],
     )
 
 
@@ -692,6 +707,9 @@ def main() -> None:
     parser.add_argument("--cases", help="comma-separated: " + ",".join(c.name for c in CASES))
     parser.add_argument("--json", type=Path, help="write the figures to this file")
     parser.add_argument("--startups", type=int, default=5, help="startup-time samples")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="bare/mockai pairs per case; the median ratio wins"
+    )
     args = parser.parse_args()
     wanted = set(args.cases.split(",")) if args.cases else {c.name for c in CASES}
     unknown = wanted - {c.name for c in CASES}
@@ -717,7 +735,7 @@ def main() -> None:
             for case in cases:
                 if case.server == "workers":
                     continue
-                row = measure(wrk, case, bare, running[case.server], args.seconds)
+                row = measure(wrk, case, bare, running[case.server], args.seconds, args.rounds)
                 rows.append(row)
                 chat_row = row if case.name == "chat" else chat_row
                 print(f"  {row.title:40} {row.ratio:6.2f}x", flush=True)
@@ -729,7 +747,7 @@ def main() -> None:
         finally:
             bare.stop()
         if "workers" in wanted:
-            rows.extend(workers_rows(wrk, cases, args.seconds))
+            rows.extend(workers_rows(wrk, cases, args.seconds, args.rounds))
     report(rows, startup, memory)
     if args.json:
         args.json.write_text(
@@ -749,30 +767,36 @@ def main() -> None:
         print(f"\nwritten: {args.json}")
 
 
-def workers_rows(wrk: str, cases: list[Case], seconds: float) -> list[Row]:
+def workers_rows(wrk: str, cases: list[Case], seconds: float, rounds: int) -> list[Row]:
     """`--workers 2` against one worker, both free to use every core (as wrk is)."""
     case = next(c for c in cases if c.server == "workers")
-    rates = {}
-    for count in (1, 2):
-        server = start_server(f"workers-{count}", mockai_command("--workers", str(count)), None)
-        try:
-            run_wrk(wrk, server.url, case, case.path, 1, case.connections, None)
-            rates[count] = run_wrk(
-                wrk, server.url, case, case.path, seconds, case.connections, None
-            ).rps
-        finally:
+    servers = {
+        count: start_server(f"workers-{count}", mockai_command("--workers", str(count)), None)
+        for count in (1, 2)
+    }
+    rates: dict[int, list[float]] = {1: [], 2: []}
+    try:
+        for _ in range(rounds):
+            for count, server in servers.items():
+                run_wrk(wrk, server.url, case, case.path, 1, case.connections, None)
+                load = run_wrk(wrk, server.url, case, case.path, seconds, case.connections, None)
+                rates[count].append(load.rps)
+    finally:
+        for server in servers.values():
             server.stop()
+    ratios = [two / one if one else 0.0 for one, two in zip(rates[1], rates[2], strict=True)]
     row = Row(
         case=case.name,
         title=case.title,
         unit="req/s",
         connections=case.connections,
-        bare=rates[1],
-        mockai=rates[2],
-        ratio=rates[2] / rates[1] if rates[1] else 0.0,
+        bare=statistics.median(rates[1]),
+        mockai=statistics.median(rates[2]),
+        ratio=statistics.median(ratios),
         errors=0,
         p99_ms=0.0,
         note="ratio to one worker; servers and wrk unpinned",
+        rounds=[round(r, 3) for r in ratios],
     )
     print(f"  {row.title:40} {row.ratio:6.2f}x (to one worker)", flush=True)
     return [row]
