@@ -22,7 +22,7 @@ from mockai.delivery.faults import NO_FAULTS
 from mockai.errors import ApiError, ScenarioError
 from mockai.generate.fallback import FallbackGenerator
 from mockai.pipeline.exchange import Exchange
-from mockai.pipeline.reply import Plan, Reply, Timing
+from mockai.pipeline.reply import NO_TIMING, Plan, Reply, Timing
 from mockai.scenario import loader, nearmiss
 from mockai.scenario.problems import Problems
 from mockai.scenario.respond import Build, StaleFixture, build_reply
@@ -126,11 +126,13 @@ class RuleBook:
     def answer(self, rule: Rule, step: Step, call: int, exchange: Exchange, key: bytes) -> Plan:
         """The Plan for `rule` answering `exchange` with `step`."""
         delivery = step.delivery
-        timing = Timing(
-            latency=delivery.latency,
-            stream=delivery.stream,
-            seed=int.from_bytes(key[24:32], "big"),
-        )
+        timing = NO_TIMING  # nothing to sample: no seed to derive
+        if delivery.latency is not None or delivery.stream is not None:
+            timing = Timing(
+                latency=delivery.latency,
+                stream=delivery.stream,
+                seed=int.from_bytes(key[24:32], "big"),
+            )
         faults = delivery.faults if delivery.faults is not None else NO_FAULTS
         if step.error is not None:
             reply = Reply(error=step.error.build(exchange.model))

@@ -66,9 +66,12 @@ class Build:
 
 def build_reply(spec: ReplySpec, build: Build) -> Reply:
     """The Reply for one request (raises StaleFixture in strict mode, TemplateRenderError)."""
-    with _faker_for(spec, build) as faker:
-        ctx = templates.context(build.exchange, faker, build.call) if faker is not None else {}
-        choices = _choices(spec, build, ctx, faker)
+    if spec.dynamic:
+        with _faker_for(spec, build) as faker:
+            ctx = templates.context(build.exchange, faker, build.call) if faker is not None else {}
+            choices = _choices(spec, build, ctx, faker)
+    else:  # constant text: no Faker to seed, no template context to build
+        choices = _choices(spec, build, _NO_CONTEXT, None)
     reply = Reply(
         choices=choices,
         embeddings=_embeddings(spec, build.exchange),
@@ -77,6 +80,9 @@ def build_reply(spec: ReplySpec, build: Build) -> Reply:
     )
     _check(spec, reply, build)
     return dataclasses.replace(reply, warnings=tuple(build.warnings)) if build.warnings else reply
+
+
+_NO_CONTEXT: Mapping[str, Any] = {}
 
 
 @contextmanager
