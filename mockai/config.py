@@ -37,13 +37,23 @@ class Config:
     port: int = DEFAULT_PORT
     workers: int = 1
     require_api_key: str | None = None
-    admin_remote: bool = False  # admin endpoints for non-loopback clients too
+    admin_remote: bool = False  # admin endpoints for non-loopback clients too (needs admin_token)
+    # A bearer token every /_mockai/ admin call must carry (health aside); required with
+    # admin_remote, since the admin API rewrites what the server answers.
+    admin_token: str | None = None
     log_requests: bool = True
+    log_format: str = "text"  # text | json: one line per request either way
     journal_size: int = 1000
     # Seconds a connection may take to send a whole request (head and body), and may stay
     # idle between requests, before it is closed: a client that connects and sends nothing,
     # or half a request, must not hold a connection forever.
     read_timeout: float = 60.0
+    # Seconds in-flight requests (streams) get to finish after SIGTERM before they are cut.
+    grace: float = 10.0
+    # Where state shared by workers and replicas lives: None (in this process) or
+    # redis://HOST:PORT/DB (`?prefix=NAME` keeps several servers apart in one database).
+    state: str | None = None
+    watch: bool = False  # reload scenario files when they change
     # --- what to answer
     seed: int = 0
     models: tuple[str, ...] | None = None  # None: any model id is answered
@@ -288,6 +298,60 @@ def _timeout(name: str, seconds: float) -> float:
     return seconds
 
 
+def _grace(name: str, seconds: float) -> float:
+    if seconds < 0:
+        raise ConfigError(f"{name}: must be 0 or more seconds, got {seconds:g}")
+    return seconds
+
+
+def _token(name: str, value: Any) -> str:
+    if not isinstance(value, str) or len(value.strip()) < 8 or value != value.strip():
+        raise ConfigError(
+            f"{name}: use a token of at least 8 characters without surrounding spaces "
+            "(e.g. the output of `openssl rand -hex 16`)"
+        )
+    return value
+
+
+STATE_SCHEMES = ("redis", "rediss", "unix")
+
+
+def _state_url(name: str, url: Any) -> str:
+    """`memory` (the default: this process) or a Redis URL with a host and a numbered db."""
+    if url == "memory":
+        return "memory"
+    problem = None
+    try:
+        parts = urlsplit(url) if isinstance(url, str) else None
+        if parts is None or parts.scheme not in STATE_SCHEMES:
+            problem = "is not a state URL"
+        elif parts.scheme != "unix" and not parts.hostname:
+            problem = "has no host"
+        else:
+            _ = parts.port  # raises on a port that is not a number
+            db = parts.path.strip("/")
+            if parts.scheme != "unix" and db and not db.isdigit():
+                problem = f"names database {db!r}; Redis databases are numbers (/0, /1, ...)"
+    except ValueError:
+        problem = "has a port that is not a number"
+    if problem is not None:
+        raise ConfigError(
+            f"{name}: {url!r} {problem}; use memory or redis://HOST:PORT/DB "
+            "(e.g. redis://127.0.0.1:6379/0)"
+        )
+    return str(url)
+
+
+def check_together(config: Config) -> None:
+    """Options that only make sense together: a ConfigError naming the fix."""
+    if config.admin_remote and config.admin_token is None:
+        raise ConfigError(
+            "admin_remote: letting other machines script this server needs an admin token too; "
+            "add --admin-token TOKEN (MOCKAI_ADMIN_TOKEN) and send it as "
+            "`Authorization: Bearer TOKEN` on /_mockai/ calls"
+        )
+
+
 def _status(name: str, status: int) -> int:
     if not 400 <= status <= 599:
         raise ConfigError(f"{name}: {status} is not an HTTP error status (400-599)")
@@ -382,6 +446,10 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "upstream": _base_url,
     "replay_speed": _speed,
     "read_timeout": _timeout,
+    "grace": _grace,
+    "admin_token": _token,
+    "log_format": _one_of("text", "json"),
+    "state": _state_url,
 }
 
 

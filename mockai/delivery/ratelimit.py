@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -128,10 +129,11 @@ class _Window:
 
     __slots__ = ("_buckets", "_width", "length")
 
-    def __init__(self, length: float) -> None:
+    def __init__(self, length: float, buckets: dict[int, list[int]] | None = None) -> None:
         self.length = length
         self._width = length / BUCKETS
-        self._buckets: dict[int, list[int]] = {}  # bucket number -> [requests, tokens]
+        # bucket number -> [requests, tokens]; a shared backend hands over the buckets it holds
+        self._buckets: dict[int, list[int]] = buckets if buckets is not None else {}
 
     def _bucket(self, now: float) -> int:
         return math.floor(now / self._width)
@@ -224,6 +226,18 @@ class RateLimits:
             _refuse_if_over(model, limit, window, now, used_requests, used_tokens, tokens)
         window.add(now, tokens)
         return _headers(limit, used_requests + 1, used_tokens + tokens, window, now)
+
+    async def admit(self, model: str, tokens: int) -> dict[str, str]:
+        """`charge`, as the state backends share it (a shared backend counts across workers)."""
+        return self.charge(model, tokens, time.monotonic())
+
+    async def headers(self, model: str) -> dict[str, str]:
+        """`peek`, as the state backends share it."""
+        return self.peek(model, time.monotonic())
+
+    async def forget(self) -> None:
+        """`clear`, as the state backends share it."""
+        self._windows.clear()
 
     def peek(self, model: str, now: float) -> dict[str, str]:
         """The headers for `model` without charging anything (for non-generating requests)."""

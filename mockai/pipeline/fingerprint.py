@@ -79,6 +79,14 @@ class Occurrences:
         self._seen[key] = count + 1
         return count
 
+    async def take(self, key: bytes) -> int:
+        """`next`, as the state backends share it (a shared backend counts across workers)."""
+        return self.next(key)
+
+    async def forget(self) -> None:
+        """`clear`, as the state backends share it."""
+        self._seen.clear()
+
     def clear(self) -> None:
         """Forget every count (a server reset)."""
         self._seen.clear()

@@ -9,6 +9,8 @@ API's shape, never with an HTML page or a dropped connection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -17,17 +19,20 @@ from typing import Any
 from aiohttp import web
 
 from mockai.api.base import Codec, ParseContext, RenderContext
+from mockai.api.responses import conversation_id
+from mockai.backend import StateUnavailable
 from mockai.delivery.deliver import deliver
 from mockai.delivery.faults import NO_FAULTS
 from mockai.errors import ApiError
 from mockai.pipeline import workload
-from mockai.pipeline.exchange import Exchange
+from mockai.pipeline.exchange import Endpoint, Exchange, Message
 from mockai.pipeline.fingerprint import content_key, occurrence_key, request_key
 from mockai.pipeline.journal import JournalEntry, redact_headers
 from mockai.pipeline.reply import NO_TIMING, Plan, Reply
+from mockai.server.logs import log_request
 from mockai.server.state import STATE, ServerState
 from mockai.wire import errors, ids, jsonbytes
-from mockai.wire.outgoing import Body, Outgoing
+from mockai.wire.outgoing import Body, EventStream, Outgoing
 
 log = logging.getLogger("mockai")
 
@@ -71,19 +76,20 @@ async def run(
         body = _parse_json(entry)
         if deployment is not None and isinstance(body, dict):
             body = {**body, "model": deployment}  # Azure answers with the deployment's model
-        context = parse_context(state, request.headers)
+        context = await parse_context(state, request.headers, body)
         exchange = codec.parse(body, context)
         entry.model, entry.stream = exchange.model, exchange.stream
-        # An unknown id may be the upstream's: only a server without one knows every id.
-        strict_ids = state.config.strict_requests and state.config.upstream is None
-        state.responses.check_previous(exchange, strict=strict_ids)
-        state.conversations.check(exchange, strict=strict_ids)
+        if exchange.endpoint is Endpoint.RESPONSES:
+            # An unknown id may be the upstream's: only a server without one knows every id.
+            strict_ids = state.config.strict_requests and state.config.upstream is None
+            await state.responses.check_previous(exchange, strict=strict_ids)
+            await state.conversations.check(exchange, strict=strict_ids)
         key = content_key(state.config.seed, codec.endpoint.value, body)
         # This occurrence of this exact request: its ids, and its chaos draw, derive from it.
         exact = request_key(key, exchange.body)
-        salt = occurrence_key(exact, state.occurrences.next(exact))
+        salt = occurrence_key(exact, await state.occurrences.take(exact))
         # Faults from headers or chaos that replace the answer come before budgets and sources.
-        injection = state.faults.inject(exchange, exact, salt, request.headers)
+        injection = await state.faults.inject(exchange, exact, salt, request.headers)
         plan = injection.preempt()
         if plan is None:
             plan = injection.apply(await _admit(state, exchange, key, limits))
@@ -91,9 +97,12 @@ async def run(
             outgoing = await workload.off_loop(_render, state, codec, plan, exchange, salt)
         else:
             outgoing = _render(state, codec, plan, exchange, salt)
-        state.conversations.extend(exchange, outgoing)  # the finished answer, even when queued
-        state.completions.keep(exchange, outgoing)
-        outgoing = state.responses.keep(exchange, outgoing)
+        if exchange.endpoint is Endpoint.RESPONSES:
+            # The finished answer, even when a background run answers `queued`.
+            await state.conversations.extend(exchange, outgoing)
+            outgoing = await state.responses.keep(exchange, outgoing)
+        elif exchange.endpoint is Endpoint.CHAT and exchange.body.get("store") is True:
+            await state.completions.keep(exchange, outgoing)
     except ApiError as error:
         outgoing = error_body(error)
         limits.update(error.headers)
@@ -112,9 +121,9 @@ async def _admit(
 ) -> Plan:
     """Charge the rate-limit budget, then ask the sources; a refusal answers with the 429."""
     try:
-        limits.update(
-            state.ratelimits.charge(exchange.model, _billed_tokens(exchange), time.monotonic())
-        )
+        limits.update(await state.ratelimits.admit(exchange.model, _billed_tokens(exchange)))
+    except StateUnavailable:
+        raise
     except ApiError as refused:
         return Plan(source="limits", reply=Reply(error=refused))
     return await state.decider.decide(exchange, key)
@@ -133,14 +142,25 @@ def _render(
     return codec.render(reply, exchange, ctx)
 
 
-def parse_context(state: ServerState, headers: Mapping[str, str]) -> ParseContext:
-    """What the codecs need from the server: the catalog, strictness, and held conversations."""
+async def parse_context(state: ServerState, headers: Mapping[str, str], body: Any) -> ParseContext:
+    """What the codecs need from the server: the catalog, strictness, and what the server holds
+    of the conversation a Responses request continues (read before parsing, which never waits:
+    the response before `previous_response_id`, or the items of `conversation`)."""
+    history: tuple[Message, ...] | None = None
+    held: list[dict[str, Any]] | None = None
+    if isinstance(body, dict):
+        previous = body.get("previous_response_id")
+        if isinstance(previous, str):
+            history = await state.responses.history(previous)
+        conversation = conversation_id(body) if "conversation" in body else None
+        if conversation is not None:
+            held = await state.conversations.held_items(conversation)
     return ParseContext(
         headers,
         state.catalog,
         state.config.strict_requests,
-        history=state.responses.history,
-        conversation=state.conversations.held_items,
+        history=lambda response_id: history,
+        conversation=lambda conversation_id: held,
     )
 
 
@@ -249,7 +269,9 @@ async def _finish(
     plan: Plan | None,
 ) -> web.StreamResponse:
     if not limits or "x-ratelimit-limit-requests" not in limits:
-        limits = {**state.ratelimits.peek(entry.model or "*", time.monotonic()), **limits}
+        # Without the shared state the answer goes out without the counts (a 503 says why).
+        with contextlib.suppress(StateUnavailable):
+            limits = {**await state.ratelimits.headers(entry.model or "*"), **limits}
     headers = standard_headers(entry.request_id, limits)
     if plan is not None and plan.reply is not None and plan.reply.warnings:
         entry.warnings = list(plan.reply.warnings)
@@ -259,6 +281,15 @@ async def _finish(
     entry.status = 0 if faults.no_response else outgoing.status  # 0: no response was sent
     entry.response = outgoing
     entry.response_headers = headers  # filled in as delivery goes; completed below
+    journal = state.journal_view
+    if state.backend.shared:  # visible to every worker before the client sees the answer
+        await _shared(journal.publish(entry))
+    metrics = state.metrics
+    streaming = isinstance(outgoing, EventStream)
+    if metrics is not None:
+        metrics.in_flight.inc()
+        if streaming:
+            metrics.active_streams.inc()
     try:
         return await deliver(
             request,
@@ -272,30 +303,30 @@ async def _finish(
     finally:
         entry.response_headers = {k.lower(): v for k, v in {**headers, **outgoing.headers}.items()}
         entry.duration_ms = (time.monotonic() - entry.arrived) * 1000
+        if metrics is not None:
+            metrics.in_flight.dec()
+            if streaming:
+                metrics.active_streams.dec()
+            metrics.observe(entry, outgoing)
         if state.config.log_requests:
-            _log_line(state, entry)
+            log_request(state.access_log, entry)
+        if state.backend.shared:
+            await _shared(journal.complete(entry))
 
 
-def _log_line(state: ServerState, entry: JournalEntry) -> None:
-    answered = entry.source + (f":{entry.rule}" if entry.rule else "")
-    extra = f" faults={','.join(entry.faults)}" if entry.faults else ""
-    state.access_log.info(
-        "%s %s %d %s%s %.1fms %s%s",
-        entry.method,
-        entry.path,
-        entry.status,
-        entry.model or "-",
-        " stream" if entry.stream else "",
-        entry.duration_ms,
-        answered,
-        extra,
-    )
+async def _shared(update: Awaitable[None]) -> None:
+    """A journal update that must not break the answer when the shared state is away."""
+    try:
+        await update
+    except StateUnavailable as error:
+        log.debug("journal not shared: %s", error.message)
 
 
 async def simple(
-    request: web.Request, produce: Callable[[ServerState], Outgoing]
+    request: web.Request, produce: Callable[[ServerState], Outgoing | Awaitable[Outgoing]]
 ) -> web.StreamResponse:
-    """Serve a non-generating request (models, 404s, 405s) with the standard headers and journal."""
+    """Serve a non-generating request (models, stored objects, 404s, 405s) with the standard
+    headers and journal; `produce` may be a coroutine function (stores may wait on the state)."""
     state = request.app[STATE]
     entry = await _begin(request, state)
     if entry is None:
@@ -303,7 +334,8 @@ async def simple(
     entry.source = "static"
     try:
         _check_auth(state, request)
-        outgoing = produce(state)
+        produced = produce(state)
+        outgoing = await produced if inspect.isawaitable(produced) else produced
     except ApiError as error:
         outgoing = error_body(error)
         entry.error = error.body()["error"]

@@ -9,27 +9,33 @@ same application in the foreground.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
-from collections.abc import Coroutine, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, ClassVar, TypeVar
 
 from aiohttp import web
 
 from mockai import scenario
+from mockai.backend import StateUnavailable, open_backend
+from mockai.backend.memory import finish_now
 from mockai.catalog import Catalog
-from mockai.config import Config
+from mockai.config import Config, check_together
 from mockai.delivery.chaos import FaultPlanner
-from mockai.delivery.ratelimit import RateLimits
+from mockai.delivery.ratelimit import parse_limits
 from mockai.errors import ServerError
 from mockai.generate.fallback import FallbackGenerator
 from mockai.pipeline.decide import Decider, Source
 from mockai.pipeline.journal import Journal, JournalEntry
 from mockai.pipeline.sources import build_sources
 from mockai.server import admin, routes, sites
+from mockai.server.metrics import Metrics
 from mockai.server.state import STATE, ServerState
+from mockai.stores.completions import CompletionStore
 from mockai.stores.conversations import ConversationStore
+from mockai.stores.responses import ResponseStore
 
 T = TypeVar("T")
 
@@ -46,13 +52,17 @@ def create_app(
     Scenario files are loaded and validated here: a ScenarioError lists every problem.
     """
     config = scenario.configure(config or Config())
+    check_together(config)
     if sources is None:
         sources = build_sources(config)
     catalog = Catalog(config.models)
     generator = FallbackGenerator(config.seed, catalog)
+    backend = open_backend(config.state, journal_size=config.journal_size)
     rules = next((s for s in sources if isinstance(s, scenario.RuleBook)), None)
     if rules is not None:
         rules.fallback_generator = generator
+        rules.shared = backend.rules()
+    journal = Journal(config.journal_size)
     state = ServerState(
         config=config,
         catalog=catalog,
@@ -62,15 +72,22 @@ def create_app(
             fallback=config.fallback,
             no_match_status=config.no_match_status,
         ),
-        journal=Journal(config.journal_size),
-        ratelimits=RateLimits.from_spec(config.limits),
+        journal=journal,
+        ratelimits=backend.budgets(parse_limits(config.limits)),
         codecs=routes.codecs(),
         rules=rules,
-        conversations=ConversationStore(config.seed, config.created),
-        faults=FaultPlanner.from_config(config),
+        responses=ResponseStore(backend=backend),
+        conversations=ConversationStore(config.seed, config.created, backend=backend),
+        completions=CompletionStore(backend=backend),
+        occurrences=backend.occurrences(),
+        faults=FaultPlanner.from_config(config, backend.attempts()),
+        backend=backend,
+        shared_journal=backend.journal(journal),
+        metrics=Metrics.for_server(config),
     )
     app = web.Application(client_max_size=MAX_BODY)
     app[STATE] = state
+    app.cleanup_ctx.append(_state_lifespan)
     app.on_startup.append(state.delivery.startup)
     app.on_shutdown.append(state.delivery.shutdown)  # ends stalled / hung connections at once
     for source in sources:
@@ -81,6 +98,19 @@ def create_app(
     admin.add_admin_routes(app)
     routes.add_catch_all(app)
     return app
+
+
+async def _state_lifespan(app: web.Application) -> AsyncIterator[None]:
+    """Connect to the shared state (if any) on the serving loop, and close it at the end."""
+    state = app[STATE]
+    await state.backend.connect()
+    if state.rules is not None and state.backend.shared:
+        # Rules other workers added before this one started; without the state, each request
+        # says so (a 503) until it is back.
+        with contextlib.suppress(StateUnavailable):
+            await state.rules.sync()
+    yield
+    await state.backend.close()
 
 
 def _fallback(config: Config, sources: Sequence[Source]) -> str:
@@ -247,7 +277,24 @@ class MockServer:
 
     def reset(self) -> None:
         """Forget requests, rate-limit usage, repeat counters and rule counters."""
-        self.state.reset()
+        self._call(self.state.reset())
+
+    async def reset_async(self) -> None:
+        """`reset`, from the loop the server runs on."""
+        await self.state.reset()
+
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a state operation from the caller's thread: on the server's loop when it serves
+        in the background, at once for in-process state (which never waits)."""
+        if self._background is not None:
+            return self._background.run(coro)
+        if self.state.backend.shared:
+            coro.close()
+            raise ServerError(
+                "with shared state (--state), call this on a server started in the background "
+                "(`with MockServer(...)`), or use its *_async form inside the server's loop"
+            )
+        return finish_now(coro)
 
     # --- rules ---------------------------------------------------------------------------------
 
@@ -257,19 +304,30 @@ class MockServer:
         Returns its name (`rule-1`, ... when it has none). The rule is validated like a file's:
         a ScenarioError lists every problem. Safe to call while the server is serving.
         """
-        return self._book().add([rule])[0]
+        return self.add_rules([rule])[0]
 
     def add_rules(self, rules: Iterable[Mapping[str, Any]]) -> list[str]:
         """Add several rules at once (all or none); returns their names."""
-        return self._book().add(list(rules))
+        book = self._book()
+        if book.shared is None:
+            return book.add(list(rules))
+        return self._call(book.add_async(list(rules)))
 
     def remove_rule(self, name: str) -> None:
         """Remove a rule by name (a runtime rule or a scenario rule)."""
-        self._book().remove(name)
+        book = self._book()
+        if book.shared is None:
+            book.remove(name)
+        else:
+            self._call(book.remove_async(name))
 
     def clear_rules(self) -> None:
         """Remove every runtime rule; the scenario files' rules stay."""
-        self._book().clear()
+        book = self._book()
+        if book.shared is None:
+            book.clear()
+        else:
+            self._call(book.clear_async())
 
     def load(self, path: str | os.PathLike[str]) -> list[str]:
         """Add the rules of a scenario file or folder (after the current scenario rules).
@@ -281,7 +339,8 @@ class MockServer:
     @property
     def rules(self) -> list[scenario.RuleInfo]:
         """Every rule in the order they are asked: name, source, origin, times served."""
-        return self._book().describe()
+        book = self._book()
+        return book.describe() if book.shared is None else self._call(book.describe_async())
 
     def _book(self) -> scenario.RuleBook:
         if self.state.rules is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -81,7 +82,7 @@ def _stateful(call: Call) -> Handler:
         if raw is None:
             return pipeline.gone()
 
-        def produce(state: ServerState) -> Outgoing:
+        async def produce(state: ServerState) -> Outgoing:
             body = None
             if raw:
                 try:
@@ -89,6 +90,8 @@ def _stateful(call: Call) -> Handler:
                 except ValueError:
                     raise errors.invalid_json() from None
             answer = call(state, request, body)
+            if inspect.isawaitable(answer):
+                answer = await answer
             if isinstance(answer, Body | EventStream):
                 return answer
             return Body(200, jsonbytes.dumps(answer))
@@ -98,17 +101,18 @@ def _stateful(call: Call) -> Handler:
     return handle
 
 
-def _retrieve_response(state: ServerState, request: web.Request, body: Any) -> object:
+async def _retrieve_response(state: ServerState, request: web.Request, body: Any) -> object:
     response_id = request.match_info["response_id"]
     if request.query.get("stream", "").lower() == "true":
-        return state.responses.resume(response_id, request.query.get("starting_after"))
-    return state.responses.retrieve(response_id)
+        return await state.responses.resume(response_id, request.query.get("starting_after"))
+    return await state.responses.retrieve(response_id)
 
 
-def _count_input_tokens(state: ServerState, request: web.Request, body: Any) -> object:
+async def _count_input_tokens(state: ServerState, request: web.Request, body: Any) -> object:
     # Validated and counted as the same request to POST /responses would be, so the count
     # equals that answer's `usage.input_tokens`.
-    exchange = responses.parse(body, pipeline.parse_context(state, request.headers))
+    context = await pipeline.parse_context(state, request.headers, body)
+    exchange = responses.parse(body, context)
     return {"object": "response.input_tokens", "input_tokens": exchange.prompt_tokens}
 
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from mockai.api.base import Codec
+from mockai.backend import Backend
+from mockai.backend.memory import MemoryBackend
 from mockai.catalog import Catalog
 from mockai.config import Config
 from mockai.delivery.chaos import FaultPlanner
@@ -16,8 +18,9 @@ from mockai.delivery.ratelimit import RateLimits
 from mockai.pipeline.decide import Decider
 from mockai.pipeline.exchange import Endpoint
 from mockai.pipeline.fingerprint import Occurrences
-from mockai.pipeline.journal import Journal
+from mockai.pipeline.journal import Journal, JournalView
 from mockai.scenario.book import RuleBook
+from mockai.server.metrics import Metrics
 from mockai.server.sites import Arrivals
 from mockai.stores.completions import CompletionStore
 from mockai.stores.conversations import ConversationStore
@@ -43,22 +46,41 @@ class ServerState:
     completions: CompletionStore = field(default_factory=CompletionStore)  # chat `store: true`
     access_log: logging.Logger = field(default_factory=lambda: logging.getLogger("mockai.access"))
     rules: RuleBook | None = None  # runtime + scenario rules (None with custom sources)
+    # Where what must be one across workers lives (`--state`); in-process by default.
+    backend: Backend = field(default_factory=MemoryBackend)
+    shared_journal: JournalView | None = None  # the journal as every worker sees it
+    metrics: Metrics | None = None
 
-    def reset(self) -> None:
+    def __post_init__(self) -> None:
+        if self.shared_journal is None:
+            self.shared_journal = JournalView(self.journal)
+
+    @property
+    def journal_view(self) -> JournalView:
+        """The journal across workers (this process's, without a shared backend)."""
+        assert self.shared_journal is not None
+        return self.shared_journal
+
+    async def reset(self) -> None:
         """Forget what was served: journal, rate-limit usage, repeat and rule counters, stored
         responses, conversations, completions and deleted models."""
         self.journal.clear()
+        await self.journal_view.clear()
         self.catalog.restore()
         for source in self.decider.sources:  # rules' counters, cassettes' play counts
+            if isinstance(source, RuleBook):
+                await source.reset_async()
+                continue
             forget = getattr(source, "reset", None)
             if forget is not None:
                 forget()
-        self.ratelimits.clear()
-        self.occurrences.clear()
-        self.faults.clear()
-        self.responses.clear()
-        self.conversations.clear()
-        self.completions.clear()
+        await self.ratelimits.forget()
+        await self.occurrences.forget()
+        await self.faults.clear()
+        await self.responses.clear()
+        await self.conversations.clear()
+        await self.completions.clear()
+        await self.backend.forget_all()
 
 
 STATE = web.AppKey("mockai_state", ServerState)
