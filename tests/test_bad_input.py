@@ -102,10 +102,16 @@ REFUSED_OPTIONS = [
     (["--redact", "x*"], "argument --redact: 'x*' matches the empty string"),
     (["--state", "redis:///0"], "argument --state: 'redis:///0' has no host"),
     (["--state", "postgres://db/1"], "argument --state: 'postgres://db/1' is not a state URL"),
-    (["--state", "redis://h:6379/cache"], "argument --state: 'redis://h:6379/cache' names database"),
+    (
+        ["--state", "redis://h:6379/cache"],
+        "argument --state: 'redis://h:6379/cache' names database",
+    ),
     (["--admin-token", "short"], "argument --admin-token: use a token of at least 8 characters"),
     (["--grace", "-1"], "argument --grace: must be 0 or more seconds, got -1"),
-    (["--log-format", "xml"], "argument --log-format: 'xml' is not valid (valid values: text, json)"),
+    (
+        ["--log-format", "xml"],
+        "argument --log-format: 'xml' is not valid (valid values: text, json)",
+    ),
 ]
 
 
