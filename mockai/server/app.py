@@ -30,7 +30,7 @@ from mockai.generate.fallback import FallbackGenerator
 from mockai.pipeline.decide import Decider, Source
 from mockai.pipeline.journal import Journal, JournalEntry
 from mockai.pipeline.sources import build_sources
-from mockai.server import admin, routes, sites
+from mockai.server import admin, reload, routes, sites
 from mockai.server.metrics import Metrics
 from mockai.server.state import STATE, ServerState
 from mockai.stores.completions import CompletionStore
@@ -88,6 +88,9 @@ def create_app(
     app = web.Application(client_max_size=MAX_BODY)
     app[STATE] = state
     app.cleanup_ctx.append(_state_lifespan)
+    if config.watch:
+        reload.require_watchfiles()
+        app.cleanup_ctx.append(reload.watch_lifespan)
     app.on_startup.append(state.delivery.startup)
     app.on_shutdown.append(state.delivery.shutdown)  # ends stalled / hung connections at once
     for source in sources:
