@@ -155,22 +155,30 @@ class ServeProcess:
         assert self.process is not None
         return self.process.wait(timeout)
 
-    def rest_of_output(self) -> str:
-        """Everything printed after the banner (once the process ended)."""
-        assert self.process is not None and self.process.stdout is not None
-        return "".join(self.output) + self.process.stdout.read()
+    def all_output(self) -> str:
+        """Everything the process printed (it must have ended: see `wait` and `stop`)."""
+        self._drain()
+        return "".join(self.output)
+
+    def _drain(self) -> None:
+        stdout = self.process.stdout if self.process is not None else None
+        if stdout is not None and not stdout.closed:
+            self.output.append(stdout.read())
+            stdout.close()
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
+        if self.process is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
+        if self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(5)
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(5)
+        self._drain()
 
     def __enter__(self) -> ServeProcess:
         return self.start()

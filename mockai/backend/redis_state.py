@@ -157,10 +157,23 @@ class RedisBackend:
 
     @guarded
     async def forget_all(self) -> None:
-        """Delete every key under the prefix (the admin reset)."""
+        """Delete what was served under the prefix (the admin reset), whichever component wrote
+        it: what was scripted (runtime rules) and the journal's numbering stay, as in-process."""
         pattern = self.prefix.replace("*", r"\*").replace("?", r"\?") + ":*"
+        keep = {
+            self.key(*parts).encode()
+            for parts in (
+                ("rules", "definitions"),
+                ("rules", "removed"),
+                ("rules", "version"),
+                ("rules", "names"),
+                ("journal", "seq"),
+            )
+        }
         batch: list[Any] = []
         async for key in self.client.scan_iter(match=pattern, count=500):
+            if key in keep:
+                continue
             batch.append(key)
             if len(batch) >= 500:
                 await self.client.unlink(*batch)
