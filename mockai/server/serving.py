@@ -152,7 +152,7 @@ def run(config: Config) -> None:
     sock = listen(config)
     port = sock.getsockname()[1]  # the real port, when 0 asked for a free one
     metrics_dir = _multiprocess_metrics() if config.workers > 1 else None
-    children = [_fork_worker(config, port) for _ in range(max(config.workers, 1) - 1)]
+    children = [_fork_worker(config, port, sock) for _ in range(max(config.workers, 1) - 1)]
 
     def stop_children() -> None:
         for pid in children:
@@ -185,12 +185,15 @@ def _multiprocess_metrics() -> str | None:
     return folder
 
 
-def _fork_worker(config: Config, port: int) -> int:
+def _fork_worker(config: Config, port: int, parent_socket: socket.socket) -> int:
     pid = os.fork()
     if pid:
         return pid
     # The child: serve on its own socket bound to the same port until told to stop; it never
-    # returns into the caller's code.
+    # returns into the caller's code. The parent's listening socket is closed here: held open
+    # by a child, it would keep taking connections nobody accepts once the parent stopped
+    # (reset at exit instead of refused while shutting down).
+    parent_socket.close()
     code = 0
     try:
         sites.run_stamped(serve_socket(config, listen(config, port), announce=False))
