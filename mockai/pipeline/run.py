@@ -287,9 +287,7 @@ async def _finish(
     metrics = state.metrics
     streaming = isinstance(outgoing, EventStream)
     if metrics is not None:
-        metrics.in_flight.inc()
-        if streaming:
-            metrics.active_streams.inc()
+        metrics.started(streaming)
     try:
         return await deliver(
             request,
@@ -304,10 +302,7 @@ async def _finish(
         entry.response_headers = {k.lower(): v for k, v in {**headers, **outgoing.headers}.items()}
         entry.duration_ms = (time.monotonic() - entry.arrived) * 1000
         if metrics is not None:
-            metrics.in_flight.dec()
-            if streaming:
-                metrics.active_streams.dec()
-            metrics.observe(entry, outgoing)
+            metrics.finished(entry, outgoing, streaming)
         if state.config.log_requests:
             log_request(state.access_log, entry)
         if state.backend.shared:

@@ -83,11 +83,13 @@ def create_app(
         faults=FaultPlanner.from_config(config, backend.attempts()),
         backend=backend,
         shared_journal=backend.journal(journal),
-        metrics=Metrics.for_server(config),
+        metrics=Metrics.for_server(),
     )
     app = web.Application(client_max_size=MAX_BODY)
     app[STATE] = state
     app.cleanup_ctx.append(_state_lifespan)
+    if state.metrics is not None:
+        app.cleanup_ctx.append(state.metrics.lifespan)
     if config.watch:
         reload.require_watchfiles()
         app.cleanup_ctx.append(reload.watch_lifespan)

@@ -4,8 +4,8 @@ With `--workers N` the parent binds the port, forks N-1 children that bind it to
 SO_REUSEPORT (the kernel spreads new connections evenly across the processes), and serves itself.
 Without `--state`, each process has its own journal, rules and rate-limit windows (admin endpoints
 answer for the process that got the request); with `--state redis://...` they share one state and
-behave as one server. Metrics are added up across the workers (prometheus-client's multiprocess
-mode, in a temporary folder set up here before the workers start).
+behave as one server. Metrics are added up across the workers (each shares its totals through
+a temporary folder set up here before the workers start).
 
 Shutdown (SIGTERM or SIGINT, to the parent): every process stops accepting at once (the parent
 passes the signal on), lets requests in flight — streams included — finish for up to `--grace`
@@ -173,11 +173,8 @@ def run(config: Config) -> None:
 
 
 def _multiprocess_metrics() -> str | None:
-    """A fresh folder for the workers' metrics (unless the environment names one already).
-
-    Set before any metric exists: prometheus-client chooses its multiprocess values when it is
-    first imported, which `mockai serve` does only once the app is built, in each worker.
-    """
+    """A fresh folder where the workers share their metrics (unless the environment names one
+    already); the workers learn it from the environment they inherit."""
     if os.environ.get(MULTIPROCESS_ENV):
         return None
     folder = tempfile.mkdtemp(prefix="mockai-metrics-")
