@@ -351,15 +351,22 @@ def _preflight(config: Config) -> None:
     processes find them compiled) and before the port is taken.
     """
     from mockai import scenario
+    from mockai.backend import open_backend
     from mockai.config import check_together
     from mockai.delivery.timing import unit_warnings
+    from mockai.server.reload import require_watchfiles
 
     check_together(config)
+    open_backend(config.state)  # a missing client library is said before the workers start
+    if config.watch:
+        require_watchfiles()
 
     warnings = unknown_env_variables()
     if config.latency:
         warnings += unit_warnings(config.latency)
     warnings += _without_cassette(config)
+    if config.watch and not config.scenarios:
+        warnings.append("--watch does nothing without --scenario (no files to watch)")
     for warning in warnings:
         log.warning("warning: %s", warning)
     scenario.load(config.scenarios)
