@@ -44,12 +44,16 @@ MAX_BODY = 64 * 1024 * 1024
 
 
 def create_app(
-    config: Config | None = None, sources: Sequence[Source] | None = None
+    config: Config | None = None,
+    sources: Sequence[Source] | None = None,
+    *,
+    metrics_dir: str | None = None,
 ) -> web.Application:
     """A ready-to-run aiohttp application answering like the OpenAI API.
 
     `sources` default to those the configuration describes (rules, scenarios, cassettes).
     Scenario files are loaded and validated here: a ScenarioError lists every problem.
+    `metrics_dir`: where the workers of one `mockai serve` add up their metrics.
     """
     config = scenario.configure(config or Config())
     check_together(config)
@@ -83,7 +87,7 @@ def create_app(
         faults=FaultPlanner.from_config(config, backend.attempts()),
         backend=backend,
         shared_journal=backend.journal(journal),
-        metrics=Metrics.for_server(),
+        metrics=Metrics(metrics_dir),
     )
     app = web.Application(client_max_size=MAX_BODY)
     app[STATE] = state

@@ -10,7 +10,7 @@ update); a scrape turns the totals into prometheus-client metric families and it
 Label values that come from clients (model names) are bounded, so a fuzzer cannot grow them.
 
 Under `mockai serve --workers N` every worker writes its totals to a file of its own in one
-folder (`MOCKAI_METRICS_DIR`, set up by `mockai serve` before the workers start) once a second,
+folder (a temporary one `mockai serve` makes before the workers start) once a second,
 and a scrape — whichever worker takes it — adds its live totals to the others' files: the numbers
 are the server's, the other workers' at most a second old. Replicas are scraped one by one and
 summed by Prometheus, as usual. prometheus-client is imported when a scrape comes, never at import.
@@ -35,7 +35,6 @@ from mockai.pipeline.journal import JournalEntry
 from mockai.wire.outgoing import Body, EventStream, Outgoing
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-MULTIPROCESS_ENV = "MOCKAI_METRICS_DIR"
 FLUSH_SECONDS = 1.0
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 MAX_MODELS = 200  # distinct model labels; more are counted as "other"
@@ -69,12 +68,6 @@ class Metrics:
         self.in_flight = 0
         self.active_streams = 0
         self._models: set[str] = set()
-
-    @classmethod
-    def for_server(cls) -> Metrics:
-        """The metrics of a new server: shared with the other workers when `mockai serve`
-        set that up."""
-        return cls(os.environ.get(MULTIPROCESS_ENV) or None)
 
     # --- the hot path ---------------------------------------------------------------------------
 
@@ -312,11 +305,8 @@ def _histogram(family: Any, series: dict[tuple[str, ...], list[float]]) -> Any:
     return family
 
 
-def worker_exited(pid: int) -> None:
+def worker_exited(folder: str, pid: int) -> None:
     """A worker ended: its counts keep counting in the sums, its live gauges drop to zero."""
-    folder = os.environ.get(MULTIPROCESS_ENV)
-    if not folder:
-        return
     path = Path(folder) / f"{pid}.json"
     with contextlib.suppress(OSError, ValueError):
         totals = json.loads(path.read_text())

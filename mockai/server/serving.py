@@ -32,7 +32,7 @@ from mockai.config import Config
 from mockai.errors import ServerError
 from mockai.server import sites
 from mockai.server.app import create_app
-from mockai.server.metrics import MULTIPROCESS_ENV, worker_exited
+from mockai.server.metrics import worker_exited
 from mockai.server.state import STATE, ServerState
 
 
@@ -105,10 +105,12 @@ async def serve_socket(
     *,
     announce: bool = True,
     on_stop: Callable[[], None] | None = None,
+    metrics_dir: str | None = None,
 ) -> None:
     """Serve on `sock` until SIGINT or SIGTERM, then shut down gracefully (see the module);
-    `on_stop` runs as soon as the signal comes (the parent passes it on to the workers)."""
-    app = create_app(config)
+    `on_stop` runs as soon as the signal comes (the parent passes it on to the workers);
+    `metrics_dir` is where the workers add up their metrics."""
+    app = create_app(config, metrics_dir=metrics_dir)
     # Startup objects (catalogs, Faker's data, compiled rules) live forever: keeping them out of
     # the collector's scans cuts full-collection pauses from tens of milliseconds to a few.
     gc.freeze()
@@ -151,8 +153,11 @@ def run(config: Config) -> None:
     """Serve `config` in the foreground with `config.workers` processes."""
     sock = listen(config)
     port = sock.getsockname()[1]  # the real port, when 0 asked for a free one
-    metrics_dir = _multiprocess_metrics() if config.workers > 1 else None
-    children = [_fork_worker(config, port, sock) for _ in range(max(config.workers, 1) - 1)]
+    # Where the workers add up their metrics (each writes its totals there).
+    metrics_dir = tempfile.mkdtemp(prefix="mockai-metrics-") if config.workers > 1 else None
+    children = [
+        _fork_worker(config, port, sock, metrics_dir) for _ in range(max(config.workers, 1) - 1)
+    ]
 
     def stop_children() -> None:
         for pid in children:
@@ -160,29 +165,24 @@ def run(config: Config) -> None:
                 os.kill(pid, signal.SIGTERM)
 
     try:
-        sites.run_stamped(serve_socket(config, sock, on_stop=stop_children))
+        sites.run_stamped(
+            serve_socket(config, sock, on_stop=stop_children, metrics_dir=metrics_dir)
+        )
     finally:
         stop_children()
         for pid in children:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
-            worker_exited(pid)
+            if metrics_dir is not None:
+                worker_exited(metrics_dir, pid)
         sock.close()
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
-def _multiprocess_metrics() -> str | None:
-    """A fresh folder where the workers share their metrics (unless the environment names one
-    already); the workers learn it from the environment they inherit."""
-    if os.environ.get(MULTIPROCESS_ENV):
-        return None
-    folder = tempfile.mkdtemp(prefix="mockai-metrics-")
-    os.environ[MULTIPROCESS_ENV] = folder
-    return folder
-
-
-def _fork_worker(config: Config, port: int, parent_socket: socket.socket) -> int:
+def _fork_worker(
+    config: Config, port: int, parent_socket: socket.socket, metrics_dir: str | None
+) -> int:
     pid = os.fork()
     if pid:
         return pid
@@ -193,7 +193,10 @@ def _fork_worker(config: Config, port: int, parent_socket: socket.socket) -> int
     parent_socket.close()
     code = 0
     try:
-        sites.run_stamped(serve_socket(config, listen(config, port), announce=False))
+        serving = serve_socket(
+            config, listen(config, port), announce=False, metrics_dir=metrics_dir
+        )
+        sites.run_stamped(serving)
     except BaseException:
         code = 1
     finally:
