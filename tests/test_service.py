@@ -419,3 +419,53 @@ def test_sigterm_flushes_a_cassette_being_recorded(tmp_path: Path) -> None:
         finally:
             served.stop()
     assert "record me" in cassette.read_text()
+
+
+def test_a_stream_longer_than_the_grace_is_cut_and_the_server_still_exits_0(
+    tmp_path: Path,
+) -> None:
+    scenario = tmp_path / "endless.yaml"
+    scenario.write_text(
+        "mockai: 1\nrules:\n  - name: slow\n    match: {user: slow}\n"
+        "    reply: {content: one two three four five six seven eight nine ten}\n"
+        "    stream: {chunk_delay: 400ms}\n"
+    )
+    served = ServeProcess(["--scenario", str(scenario), "--grace", "0.5"]).start()
+    received: list[bytes] = []
+    first_chunk = threading.Event()
+    broken: list[Exception] = []
+
+    def stream() -> None:
+        try:
+            with (
+                httpx.Client(timeout=30) as http,
+                http.stream(
+                    "POST",
+                    served.url + "/chat/completions",
+                    json={
+                        "model": MODEL,
+                        "messages": [{"role": "user", "content": "slow"}],
+                        "stream": True,
+                    },
+                ) as answer,
+            ):
+                for chunk in answer.iter_bytes():
+                    received.append(chunk)
+                    first_chunk.set()
+        except httpx.HTTPError as error:
+            broken.append(error)
+
+    reader = threading.Thread(target=stream)
+    reader.start()
+    try:
+        assert first_chunk.wait(10)
+        stopped = time.monotonic()
+        served.signal(signal.SIGTERM)
+        assert served.wait(30) == 0
+        took = time.monotonic() - stopped
+        reader.join(30)
+    finally:
+        served.stop()
+    assert took < 4  # the grace (0.5 s) and shutting down, not the stream's 4+ seconds
+    assert b"[DONE]" not in b"".join(received)
+    assert broken  # the client saw the stream cut, as from a server going away
