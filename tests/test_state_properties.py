@@ -206,3 +206,13 @@ def test_prefixes_keep_servers_apart(redis: RedisServer) -> None:
                 await backend.close()
 
     asyncio.run(run())
+
+
+def test_a_redis_password_is_never_shown() -> None:
+    from mockai.backend.redis_state import split_url
+
+    client_url, prefix, shown = split_url("redis://user:s3cret-pass@db.local:6380/2?prefix=team")
+    assert prefix == "team"
+    assert "s3cret-pass" in client_url and "prefix" not in client_url
+    assert shown == "redis://user:***@db.local:6380/2"
+    assert split_url("redis://127.0.0.1:6379/0")[1:] == ("mockai", "redis://127.0.0.1:6379/0")
