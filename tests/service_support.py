@@ -15,10 +15,12 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -114,6 +116,7 @@ class ServeProcess:
         self.process: subprocess.Popen[str] | None = None
         self.base_url = ""
         self.output: list[str] = []
+        self._reader: threading.Thread | None = None
 
     def start(self) -> ServeProcess:
         self.process = subprocess.Popen(
@@ -138,7 +141,18 @@ class ServeProcess:
         if not self.base_url:
             self.stop()
             raise RuntimeError("mockai serve did not start:\n" + "".join(self.output))
+        # Keep reading what it prints: tests watch for log lines, and a full pipe would block it.
+        self._reader = threading.Thread(target=self._read, args=(self.process.stdout,), daemon=True)
+        self._reader.start()
         return self
+
+    def _read(self, stdout: Any) -> None:
+        for line in stdout:
+            self.output.append(line)
+
+    def printed(self) -> str:
+        """What the process printed so far."""
+        return "".join(self.output)
 
     @property
     def url(self) -> str:
@@ -162,8 +176,11 @@ class ServeProcess:
 
     def _drain(self) -> None:
         stdout = self.process.stdout if self.process is not None else None
-        if stdout is not None and not stdout.closed:
+        if self._reader is not None:
+            self._reader.join(10)
+        elif stdout is not None and not stdout.closed:
             self.output.append(stdout.read())
+        if stdout is not None and not stdout.closed:
             stdout.close()
 
     def stop(self) -> None:

@@ -347,9 +347,11 @@ def test_watch_reloads_rules_and_keeps_the_last_good_ones_on_a_broken_edit(
                 "mockai: 1\nrules:\n  - name: r\n    match: {usr: reload}\n    reply: three\n"
             )
             deadline = time.monotonic() + 15
-            while "reload refused" not in "".join(served.output) and time.monotonic() < deadline:
-                time.sleep(0.05)
+            while "reload refused" not in served.printed() and time.monotonic() < deadline:
                 assert _answer_becomes(http, served.base_url, "two", timeout=1)
+                time.sleep(0.05)
+            assert "reload refused" in served.printed()
+            assert _answer_becomes(http, served.base_url, "two", timeout=1)  # still serving
     finally:
         served.stop()
     output = served.all_output()
