@@ -39,6 +39,9 @@ def _item(item: Mapping[str, Any], key: bytes, index: int) -> dict[str, Any]:
     if kind == "message":
         shown["content"] = _message_content(item.get("content"), item.get("role"))
         prefix = "msg"
+    elif kind == "function_call_output" and isinstance(item.get("output"), list):
+        shown["output"] = [_part(part) for part in item["output"]]
+        prefix = "fco"
     else:
         prefix = {"function_call": "fc", "function_call_output": "fco"}.get(str(kind), "item")
     # A null `id` or `status` (which input items may send) is one the API fills in; and an item
@@ -50,8 +53,25 @@ def _item(item: Mapping[str, Any], key: bytes, index: int) -> dict[str, Any]:
     return shown
 
 
+def _part(part: Any) -> Any:
+    """A content part as the API lists it: an image's `detail` defaults to `auto`, and optional
+    settings sent as null are left out (the listed forms do not take null)."""
+    if not isinstance(part, dict):
+        return part
+    shown = {key: value for key, value in part.items() if value is not None or key in _NULLABLE}
+    if shown.get("type") == "input_image":
+        shown.setdefault("detail", "auto")
+    return shown
+
+
+# Part fields whose listed form takes null (the rest are left out when sent as null).
+_NULLABLE = frozenset({"image_url", "file_id"})
+
+
 def _message_content(content: Any, role: Any) -> Any:
     """Plain-string message content as the typed parts the API lists it with."""
+    if isinstance(content, list):
+        return [_part(part) for part in content]
     if not isinstance(content, str):
         return content
     if role == "assistant":
