@@ -256,9 +256,11 @@ def is_fine_tuned(model_id: str) -> bool:
 
 def model_not_found(model_id: str) -> ApiError:
     """The API's 404 for a model that does not exist."""
-    return ApiError(
+    error = ApiError(
         404,
         f"The model `{model_id}` does not exist or you do not have access to it.",
         param=None,
         code="model_not_found",
     )
+    error.name = "model_not_found"  # a provider profile words it its own way
+    return error

@@ -208,9 +208,7 @@ def _last(messages: tuple[Message, ...], roles: tuple[str, ...], default: Any = 
 
 def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
     """The chat completion for `reply`, as one JSON body or as the SSE chunk sequence."""
-    shaped = shape(
-        reply, exchange, ctx.key, call_id=ctx.tool_call_id, keep_stop=ctx.keep_stop
-    )
+    shaped = shape(reply, exchange, ctx.key, call_id=ctx.tool_call_id, keep_stop=ctx.keep_stop)
     if exchange.legacy_functions:
         shaped = [_as_function_call(s) for s in shaped]
     completion_tokens = sum(s.completion_tokens for s in shaped)

@@ -78,9 +78,7 @@ def _shape_one(
         if cut:
             finish = "stop"
     calls = tuple(
-        call
-        if call.id
-        else ToolCall(call.name, call.arguments, call_id(key, index * 64 + i))
+        call if call.id else ToolCall(call.name, call.arguments, call_id(key, index * 64 + i))
         for i, call in enumerate(choice.tool_calls)
     )
     used = len(pieces) + sum(tokens.count(c.arguments) + _CALL_OVERHEAD for c in calls)

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -77,10 +78,13 @@ async def run(
         body = _parse_json(entry)
         if deployment is not None and isinstance(body, dict):
             body = {**body, "model": deployment}  # Azure answers with the deployment's model
+        sent = body
         if profile.requests is not None:
             body = profile.requests.check(codec.endpoint, body)
         context = parse_context(state, request.headers, profile)
         exchange = codec.parse(body, context)
+        if body is not sent:  # rules, cassettes and the upstream see the body as it was sent
+            exchange = replace(exchange, body=sent)
         entry.model, entry.stream = exchange.model, exchange.stream
         billed = _billed_tokens(exchange)
         # An unknown id may be the upstream's: only a server without one knows every id.
@@ -97,9 +101,7 @@ async def run(
         if plan is None:
             plan = injection.apply(await _admit(state, exchange, key, limits))
         if plan.heavy:
-            outgoing = await workload.off_loop(
-                _render, state, codec, plan, exchange, salt, profile
-            )
+            outgoing = await workload.off_loop(_render, state, codec, plan, exchange, salt, profile)
         else:
             outgoing = _render(state, codec, plan, exchange, salt, profile)
         state.conversations.extend(exchange, outgoing)  # the finished answer, even when queued
@@ -157,7 +159,9 @@ def _render(
     )
     outgoing = codec.render(reply, exchange, ctx)
     if profile.chat is not None:
-        outgoing = profile.shape_answer(codec.endpoint, outgoing, Answer(exchange, ids_key))
+        outgoing = profile.shape_answer(
+            codec.endpoint, outgoing, Answer(exchange, ids_key, config.created)
+        )
     return outgoing
 
 

@@ -10,7 +10,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from mockai.profiles import azure, openai
+from mockai.profiles import (
+    anthropic,
+    azure,
+    deepseek,
+    fireworks,
+    gemini,
+    groq,
+    litellm,
+    mistral,
+    ollama,
+    openai,
+    openrouter,
+    together,
+    vercel,
+    vllm,
+)
 from mockai.profiles.base import Profile
 
 DEFAULT = "openai"
@@ -20,6 +35,18 @@ PROFILES: Mapping[str, Profile] = MappingProxyType(
         profile.name: profile
         for profile in (
             openai.PROFILE,
+            groq.PROFILE,
+            openrouter.PROFILE,
+            ollama.PROFILE,
+            litellm.PROFILE,
+            vercel.PROFILE,
+            anthropic.PROFILE,
+            mistral.PROFILE,
+            deepseek.PROFILE,
+            together.PROFILE,
+            fireworks.PROFILE,
+            vllm.PROFILE,
+            gemini.PROFILE,
             azure.PROFILE,
         )
     }

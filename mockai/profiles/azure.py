@@ -49,6 +49,7 @@ PROFILE = Profile(
     chat=ChatShape(
         body=_body,
         stream=_stream,
+        obfuscation=True,
         extras="`prompt_filter_results`, `choices[].content_filter_results`",
         stream_usage="as OpenAI; the first chunk has `choices: []` and `prompt_filter_results`",
     ),

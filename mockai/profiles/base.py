@@ -16,7 +16,7 @@ OpenAI does", so the default profile costs an attribute test per hook and nothin
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 from typing import Any
 
@@ -74,7 +74,8 @@ class Answer:
 
     exchange: Exchange
     key: bytes  # the request's id key: ids derived from it are the same on every run
-    usage: Json | None = None  # the answer's usage, also when the client did not ask for it
+    created: int = 0  # the `created` timestamp bodies carry
+    usage: Mapping[str, Any] | None = None  # the answer's usage, even when the client did not ask
 
 
 # A streamed chat answer as the profile reshapes it: the chunks before the finish (`body`) and
@@ -100,29 +101,33 @@ class ChatShape:
     stream_usage: str = ""
     comments: tuple[str, ...] = ()
     headers: Callable[[Json, Answer], Mapping[str, str]] | None = None  # from the answer
+    obfuscation: bool = False  # keeps OpenAI's stream `obfuscation` padding (Azure's backend)
 
     def shape(self, outgoing: Outgoing, answer: Answer) -> Outgoing:
         """The codec's rendering of an OpenAI chat answer, as this provider sends it."""
         if isinstance(outgoing, Body):
-            if outgoing.status != 200 or self.body is None and self.headers is None:
+            if outgoing.status != 200 or (self.body is None and self.headers is None):
                 return outgoing
             body = jsonbytes.loads(outgoing.body)
             if self.body is not None:
                 self.body(body, answer)
-            headers = dict(self.headers(body, answer)) if self.headers is not None else {}
-            return Body(200, jsonbytes.dumps(body), headers={**outgoing.headers, **headers})
+            added = dict(self.headers(body, answer)) if self.headers is not None else {}
+            return Body(200, jsonbytes.dumps(body), headers={**outgoing.headers, **added})
         if not isinstance(outgoing, EventStream):
             return outgoing
         frames = list(outgoing.frames)
         if frames and frames[-1] == sse.DONE:
             frames.pop()
         decoded = [jsonbytes.loads(frame[6:]) for frame in frames]
-        answer = Answer(answer.exchange, answer.key, outgoing.usage)
+        if not self.obfuscation:  # OpenAI's padding: other providers send none
+            for chunk in decoded:
+                chunk.pop("obfuscation", None)
+        answer = replace(answer, usage=outgoing.usage)
         split = len(decoded) - (outgoing.tail - 1)  # the tail counted [DONE]
         body_chunks, tail_chunks = decoded[:split], decoded[split:]
-        headers: dict[str, str] = {}
+        extra: dict[str, str] = {}
         if self.headers is not None and decoded:
-            headers = dict(self.headers(decoded[0], answer))
+            extra = dict(self.headers(decoded[0], answer))
         if self.stream is not None:
             head, tail = self.stream(body_chunks, tail_chunks, answer)
         else:
@@ -132,7 +137,7 @@ class ChatShape:
             tail=len(tail),
             status=outgoing.status,
             content_type=outgoing.content_type,
-            headers={**outgoing.headers, **headers},
+            headers={**outgoing.headers, **extra},
             error_frame=self.error_frame(answer) if self.error_frame else outgoing.error_frame,
         )
 

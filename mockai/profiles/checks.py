@@ -14,7 +14,9 @@ from mockai.profiles.base import Check, Json
 Refusal = Callable[[str, Any], ApiError]
 
 
-def forbid(name: str, refuse: Refusal, *, unless: Callable[[Any], bool] = lambda v: v is None) -> Check:
+def forbid(
+    name: str, refuse: Refusal, *, unless: Callable[[Any], bool] = lambda v: v is None
+) -> Check:
     """A top-level field the provider refuses (unless its value passes `unless`)."""
 
     def check(endpoint: Endpoint, body: Json) -> None:

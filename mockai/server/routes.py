@@ -202,7 +202,9 @@ def _stored_responses() -> list[Route]:
                 "DELETE": _stateful(lambda s, r, b: s.responses.delete(response_id(r))),
             },
         ),
-        Route(one + "/cancel", {"POST": _stateful(lambda s, r, b: s.responses.cancel(response_id(r)))}),
+        Route(
+            one + "/cancel", {"POST": _stateful(lambda s, r, b: s.responses.cancel(response_id(r)))}
+        ),
         Route(
             one + "/input_items",
             {"GET": _stateful(lambda s, r, b: s.responses.input_items(response_id(r), r.query))},
@@ -229,7 +231,9 @@ def _stored_responses() -> list[Route]:
             item,
             {
                 "GET": _stateful(
-                    lambda s, r, b: s.conversations.item(conversation_id(r), r.match_info["item_id"])
+                    lambda s, r, b: s.conversations.item(
+                        conversation_id(r), r.match_info["item_id"]
+                    )
                 ),
                 "DELETE": _stateful(
                     lambda s, r, b: s.conversations.delete_item(
@@ -350,7 +354,9 @@ def _named_routes(
     out = []
     for route in routes:
         serving = {
-            base: p for base, p in bases.items() if route.needs is None or route.needs in p.endpoints
+            base: p
+            for base, p in bases.items()
+            if route.needs is None or route.needs in p.endpoints
         }
         if serving:
             out.append(("/{base:" + _alternatives(serving) + "}" + route.path, route, serving))

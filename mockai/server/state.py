@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from mockai.api.base import Codec
 from mockai import profiles
+from mockai.api.base import Codec
 from mockai.catalog import Catalog
 from mockai.config import Config
 from mockai.delivery.chaos import FaultPlanner
