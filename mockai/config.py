@@ -323,7 +323,7 @@ def _one_of(*valid: str) -> Callable[[str, Any], str]:
 def _profile(name: str, value: Any) -> str:
     from mockai.profiles import PROFILES  # the profiles know their names
 
-    if value not in PROFILES:
+    if not isinstance(value, str) or value not in PROFILES:
         raise ConfigError(
             f"{name}: {value!r} is not a provider profile"
             + suggest(str(value), list(PROFILES), noun="profiles")
