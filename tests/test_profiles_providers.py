@@ -281,10 +281,12 @@ def test_litellm_errors_have_a_string_code_and_name_the_exception(server: MockSe
 
 
 def test_litellm_refuses_an_unknown_model_with_a_400() -> None:
-    with MockServer(profile="litellm", models=["gpt-4o"], log_requests=False) as server:
-        with openai.OpenAI(base_url=server.url, api_key=KEY, max_retries=0) as client:
-            with pytest.raises(openai.BadRequestError) as refused:
-                client.chat.completions.create(model="gpt-5", messages=HELLO)  # type: ignore[arg-type]
+    with (
+        MockServer(profile="litellm", models=["gpt-4o"], log_requests=False) as server,
+        openai.OpenAI(base_url=server.url, api_key=KEY, max_retries=0) as client,
+        pytest.raises(openai.BadRequestError) as refused,
+    ):
+        client.chat.completions.create(model="gpt-5", messages=HELLO)  # type: ignore[arg-type]
     assert "Invalid model name passed in model=gpt-5" in refused.value.message
 
 
