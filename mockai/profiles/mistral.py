@@ -195,9 +195,38 @@ def _card(info: ModelInfo) -> Json:
     }
 
 
+# What Mistral's answers hold (its SDK's ChatCompletionResponse / CompletionChunk): OpenAI's other
+# fields (`refusal`, `annotations`, `service_tier`, ...) are not sent, so an app that sends a
+# message back as it got it sends nothing Mistral refuses.
+_MESSAGE = ("role", "content", "tool_calls")
+_TOP = ("id", "object", "created", "model", "choices", "usage")
+_USAGE = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
+def _only(fields: tuple[str, ...], value: Json) -> Json:
+    return {k: v for k, v in value.items() if k in fields}
+
+
+def _trim(chunk: Json, part: str) -> Json:
+    out = _only(_TOP, chunk)
+    out["choices"] = [
+        {**{k: v for k, v in c.items() if k != part}, part: _only(_MESSAGE, c[part])}
+        for c in chunk["choices"]
+    ]
+    if out.get("usage"):
+        out["usage"] = _only(_USAGE, out["usage"])
+    return out
+
+
+def _body(body: Json, answer: Answer) -> None:
+    trimmed = _trim(body, "message")
+    body.clear()
+    body.update(trimmed)
+
+
 def _stream(body: list[Json], tail: list[Json], answer: Answer) -> tuple[list[bytes], list[bytes]]:
     body, finishes = shapes.usage_on_last_finish(body, tail, answer, null_before=False)
-    return shapes.frames(body, finishes)
+    return shapes.frames([_trim(c, "delta") for c in body], [_trim(c, "delta") for c in finishes])
 
 
 PROFILE = Profile(
@@ -209,8 +238,9 @@ PROFILE = Profile(
     endpoints=frozenset(Endpoint) - {Endpoint.COMPLETIONS},
     requests=REQUESTS,
     chat=ChatShape(
+        body=_body,
         stream=_stream,
-        extras="",
+        extras="none of OpenAI's `refusal`, `annotations`, `service_tier`, `system_fingerprint`",
         stream_usage="always, on the last chunk (with `finish_reason`)",
     ),
     errors=ErrorStyle(
