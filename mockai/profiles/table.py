@@ -1,4 +1,4 @@
-"""The provider × difference table, made from the profiles themselves (README.md, docs/providers.md).
+"""The provider-by-difference table, made from the profiles (README.md, docs/providers.md).
 
 `python -m mockai.profiles.table` prints it; `scripts/gen_profile_table.py` writes it between the
 `<!-- profiles:NAME -->` markers of the docs, and a test fails when the docs and the profiles
@@ -77,7 +77,7 @@ HEADER = (
 
 
 def differences() -> str:
-    """The provider × difference table (— means: as OpenAI, or no difference confirmed)."""
+    """The provider-by-difference table (— means: as OpenAI, or no difference confirmed)."""
     lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     for profile in PROFILES.values():
         if profile.by_name:
