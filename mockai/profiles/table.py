@@ -104,9 +104,7 @@ def replace_blocks(text: str) -> str:
         name = match.group(1)
         return f"<!-- profiles:{name} -->\n{TABLES[name]()}<!-- /profiles:{name} -->"
 
-    return re.sub(
-        r"<!-- profiles:(\w+) -->\n.*?<!-- /profiles:\1 -->", made, text, flags=re.DOTALL
-    )
+    return re.sub(r"<!-- profiles:(\w+) -->\n.*?<!-- /profiles:\1 -->", made, text, flags=re.DOTALL)
 
 
 if __name__ == "__main__":
