@@ -293,3 +293,11 @@ def test_every_profile_streams_the_answer_it_gives_whole(
     if usages:
         assert usages[-1]["completion_tokens"] == whole["usage"]["completion_tokens"]
         assert usages[-1]["prompt_tokens"] == whole["usage"]["prompt_tokens"]
+
+
+@pytest.mark.mockai(profile="mistral")
+def test_the_pytest_fixture_takes_a_profile_and_gives_provider_urls(mockai: Any) -> None:
+    with mockai.openai_client() as client, pytest.raises(openai.UnprocessableEntityError):
+        # Mistral's 422 at /v1: the server is Mistral
+        client.chat.completions.create(model="mistral-small-latest", messages=HELLO, seed=1)  # type: ignore[arg-type]
+    assert mockai.provider_url("groq") == mockai.base_url + "/groq/openai/v1"
