@@ -179,3 +179,26 @@ def test_litellm_proxy_route_reads_its_string_coded_errors(server: MockServer) -
     with pytest.raises(litellm.BadRequestError) as refused:
         complete(server, "litellm", "litellm_proxy/gpt-4o")
     assert refused.value.status_code == 400 and "litellm.BadRequestError" in str(refused.value)
+
+
+def test_vercel_route_reads_creator_model_ids(server: MockServer) -> None:
+    answer = complete(server, "vercel", "vercel_ai_gateway/anthropic/claude-sonnet-4")
+    assert answer.choices[0].message.content
+    assert server.requests[-1].body["model"] == "anthropic/claude-sonnet-4"
+    assert server.requests[-1].path == "/vercel/v1/chat/completions"
+
+
+def test_azure_route_uses_deployments_and_the_api_key_header() -> None:
+    with MockServer(require_api_key=KEY, log_requests=False) as server:
+        answer = litellm.completion(
+            model="azure/prod-gpt4o",
+            messages=HELLO,
+            api_base=server.base_url + "/azure",
+            api_key=KEY,
+            api_version="2024-10-21",
+            num_retries=0,
+        )
+    assert answer.choices[0].message.content
+    entry = server.requests[-1]
+    assert entry.path == "/azure/openai/deployments/prod-gpt4o/chat/completions"
+    assert entry.headers["api-key"] == "<redacted>"
