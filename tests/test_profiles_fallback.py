@@ -5,12 +5,12 @@ OpenRouter is out of credits (its 402, with `metadata`), Groq is rate-limited (i
 `retry-after` in seconds and Groq's rate-limit headers), OpenAI answers. The app is written the
 way such apps are: the OpenAI SDK pointed at each provider in turn, falling over on the statuses
 that mean "try elsewhere" — and, for streams, on OpenRouter's in-band error inside a 200. Then
-the same chain as a litellm Router with `fallbacks`.
+the same chain as a litellm Router with `fallbacks` (in tests/test_profiles_litellm.py, where litellm's
+clients are cleaned up).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -19,9 +19,6 @@ import pytest
 from profile_support import KEY
 
 from mockai import MockServer
-
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 QUESTION = [{"role": "user", "content": "Summarise the quarterly report."}]
 FALL_OVER = frozenset({402, 408, 429, 500, 502, 503})
@@ -141,32 +138,3 @@ def test_a_stream_falls_over_on_openrouters_error_inside_a_200(server: MockServe
         ("groq", 429),
     ]
     assert [e.status for e in server.requests] == [200, 429, 200]  # OpenRouter's was a 200
-
-
-@pytest.mark.filterwarnings("ignore::UserWarning")
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_the_same_chain_as_a_litellm_router(server: MockServer) -> None:
-    import litellm
-
-    def deployment(name: str, model: str, base_url: str) -> dict[str, object]:
-        return {
-            "model_name": name,
-            "litellm_params": {"model": model, "api_base": base_url, "api_key": KEY},
-        }
-
-    router = litellm.Router(
-        model_list=[
-            deployment("primary", "openrouter/openai/gpt-4o", server.provider_url("openrouter")),
-            deployment("fast", "groq/llama-3.3-70b-versatile", server.provider_url("groq")),
-            deployment("last", "openai/gpt-4o-mini", server.url),
-        ],
-        fallbacks=[{"primary": ["fast", "last"]}],
-        num_retries=0,
-    )
-    answer = router.completion(model="primary", messages=QUESTION)
-    assert answer.choices[0].message.content == "Revenue grew 12%."
-    assert [(e.path, e.status) for e in server.requests] == [
-        ("/openrouter/api/v1/chat/completions", 402),
-        ("/groq/openai/v1/chat/completions", 429),
-        ("/v1/chat/completions", 200),
-    ]

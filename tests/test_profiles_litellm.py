@@ -10,6 +10,9 @@ proven through `@ai-sdk/openai-compatible` and openai-node (tests/test_profiles_
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import gc
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -49,6 +52,24 @@ WEATHER_TOOL = {
 def server() -> Iterator[MockServer]:
     with MockServer(log_requests=False) as running:
         yield running
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_litellms_clients() -> Iterator[None]:
+    """litellm keeps HTTP clients (and event loops) in module-level caches: close them while
+    this module's warning filters apply, not at interpreter exit (where the suite's
+    warnings-are-errors setting would fail the run on their `ResourceWarning`s)."""
+    yield
+    with contextlib.suppress(Exception):
+        asyncio.run(litellm.close_litellm_async_clients())
+    cache = litellm.in_memory_llm_clients_cache
+    for client in list(cache.cache_dict.values()):
+        close = getattr(client, "close", None)
+        if callable(close) and not asyncio.iscoroutinefunction(close):
+            with contextlib.suppress(Exception):
+                close()
+    cache.flush_cache()
+    gc.collect()
 
 
 def complete(server: MockServer, provider: str, model: str, **options: Any) -> Any:
@@ -202,3 +223,37 @@ def test_azure_route_uses_deployments_and_the_api_key_header() -> None:
     entry = server.requests[-1]
     assert entry.path == "/azure/openai/deployments/prod-gpt4o/chat/completions"
     assert entry.headers["api-key"] == "<redacted>"
+
+
+def test_the_fallback_chain_as_a_litellm_router(server: MockServer) -> None:
+    """OpenRouter 402 -> Groq 429 -> OpenAI (tests/test_profiles_fallback.py has the app)."""
+    server.add_rules(
+        [
+            {"match": {"provider": "openrouter"}, "error": "insufficient_quota"},
+            {"match": {"provider": "groq"}, "error": {"name": "rate_limit", "retry_after": 7}},
+            {"reply": {"content": "Revenue grew 12%."}},
+        ]
+    )
+
+    def deployment(name: str, model: str, base_url: str) -> dict[str, object]:
+        return {
+            "model_name": name,
+            "litellm_params": {"model": model, "api_base": base_url, "api_key": KEY},
+        }
+
+    router = litellm.Router(
+        model_list=[
+            deployment("primary", "openrouter/openai/gpt-4o", server.provider_url("openrouter")),
+            deployment("fast", "groq/llama-3.3-70b-versatile", server.provider_url("groq")),
+            deployment("last", "openai/gpt-4o-mini", server.url),
+        ],
+        fallbacks=[{"primary": ["fast", "last"]}],
+        num_retries=0,
+    )
+    answer = router.completion(model="primary", messages=HELLO)
+    assert answer.choices[0].message.content == "Revenue grew 12%."
+    assert [(e.path, e.status) for e in server.requests] == [
+        ("/openrouter/api/v1/chat/completions", 402),
+        ("/groq/openai/v1/chat/completions", 429),
+        ("/v1/chat/completions", 200),
+    ]
