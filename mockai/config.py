@@ -50,6 +50,9 @@ class Config:
     strict_requests: bool = False  # reject unknown fields / enum values as the API does
     honor_base64: bool = True  # base64 embeddings when asked (the spec only knows floats)
     created: int = DEFAULT_CREATED  # the `created` timestamp written into bodies
+    # The provider the server answers as at `/v1` and the root (mockai.profiles); every
+    # profile is also served under its own prefix (`/groq/openai/v1`, ...).
+    profile: str = "openai"
     # --- scenarios (rules)
     scenarios: tuple[str, ...] = ()
     fallback: str | None = None  # generate | error; None: generate unless rules/cassettes load
@@ -317,6 +320,17 @@ def _one_of(*valid: str) -> Callable[[str, Any], str]:
     return check
 
 
+def _profile(name: str, value: Any) -> str:
+    from mockai.profiles import PROFILES  # the profiles know their names
+
+    if not isinstance(value, str) or value not in PROFILES:
+        raise ConfigError(
+            f"{name}: {value!r} is not a provider profile"
+            + suggest(str(value), list(PROFILES), noun="profiles")
+        )
+    return str(value)
+
+
 def _record_mode(name: str, value: Any) -> str:
     return validate_record_mode(str(value))
 
@@ -379,6 +393,7 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "latency": _timing,
     "limits": _limits,
     "record_mode": _record_mode,
+    "profile": _profile,
     "upstream": _base_url,
     "replay_speed": _speed,
     "read_timeout": _timeout,

@@ -633,7 +633,7 @@ BROKEN = [
         [
             (
                 4,
-                "rule 'a' reply.finish_reason: 'done' is not a finish reason (valid: stop, length, tool_calls, content_filter, function_call)",
+                "rule 'a' reply.finish_reason: 'done' is not a finish reason (valid: stop, length, tool_calls, content_filter, function_call, eos, error, insufficient_system_resource, model_length)",
             )
         ],
     ),

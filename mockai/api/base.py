@@ -9,6 +9,7 @@ from typing import Any
 from mockai.catalog import Catalog
 from mockai.pipeline.exchange import Endpoint, Exchange, Message
 from mockai.pipeline.reply import Reply
+from mockai.wire import ids
 from mockai.wire.outgoing import Outgoing
 
 
@@ -24,6 +25,7 @@ class ParseContext:
     history: Callable[[str], tuple[Message, ...] | None] | None = None
     # The items of a conversation, by id (`conversation`), or None when the server has none.
     conversation: Callable[[str], Sequence[Any] | None] | None = None
+    provider: str = "openai"  # the provider profile the request came through
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +40,10 @@ class RenderContext:
     created: int
     honor_base64: bool = True
     seed: int = 0  # the server's seed, for anything a scripted reply leaves to be generated
+    # The provider profile's tool-call id format (key, position -> id), and whether a stop
+    # sequence stays in the text (Fireworks keeps it).
+    tool_call_id: Callable[[bytes, int], str] = ids.tool_call_id
+    keep_stop: bool = False
 
 
 Parse = Callable[[Any, ParseContext], Exchange]

@@ -114,6 +114,7 @@ class Exchange:
     dimensions: int | None = None
     echo: bool = False
     prompt_tokens: int = 0  # the request's estimated prompt size, computed by the codec
+    provider: str = "openai"  # the provider profile the request came through (mockai.profiles)
 
     @property
     def output_limit(self) -> int | None:

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -25,6 +26,7 @@ from mockai.pipeline.exchange import Exchange
 from mockai.pipeline.fingerprint import content_key, occurrence_key, request_key
 from mockai.pipeline.journal import JournalEntry, readable_body, redact_headers
 from mockai.pipeline.reply import NO_TIMING, Plan, Reply
+from mockai.profiles.base import Answer, Profile
 from mockai.server.state import STATE, ServerState
 from mockai.wire import errors, ids, jsonbytes
 from mockai.wire.outgoing import Body, Outgoing
@@ -34,28 +36,32 @@ log = logging.getLogger("mockai")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def generating_handler(codec: Codec, *, deployment: bool = False) -> Handler:
-    """The aiohttp handler running the whole pipeline for one endpoint; with `deployment`, for
-    Azure OpenAI's `/openai/deployments/{deployment}/...` form of it."""
+def generating_handler(codec: Codec, profile: Profile, *, deployment: bool = False) -> Handler:
+    """The aiohttp handler running the whole pipeline for one endpoint, as `profile`'s provider;
+    with `deployment`, for Azure OpenAI's `/openai/deployments/{deployment}/...` form of it."""
 
     if deployment:
 
         async def handle_deployment(request: web.Request) -> web.StreamResponse:
-            return await run(request, codec, deployment=request.match_info["deployment"])
+            return await run(request, codec, profile, deployment=request.match_info["deployment"])
 
         return handle_deployment
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        return await run(request, codec)
+        return await run(request, codec, profile)
 
     return handle
 
 
 async def run(
-    request: web.Request, codec: Codec, *, deployment: str | None = None
+    request: web.Request, codec: Codec, profile: Profile, *, deployment: str | None = None
 ) -> web.StreamResponse:
-    """Serve one request to a generating endpoint (Azure's: on a `deployment`, which is the
-    model whatever the body says, as Azure ignores it)."""
+    """Serve one request to a generating endpoint as `profile`'s provider (Azure's: on a
+    `deployment`, which is the model whatever the body says, as Azure ignores it).
+
+    The profile is consulted at the edges only: auth, the request's fields before parsing, the
+    rendered answer, the error envelope and the rate-limit headers. The default profile's hooks
+    are all None."""
     state = request.app[STATE]
     begun = await _begin(request, state)
     if begun is None:
@@ -67,16 +73,23 @@ async def run(
     entry.endpoint = codec.endpoint.value
     plan: Plan | None = None
     limits: dict[str, str] = {}
+    billed = 0
     try:
-        _check_auth(state, request)
+        _check_auth(state, request, profile)
         if unreadable is not None:
             raise unreadable
         body = _parse_json(entry)
         if deployment is not None and isinstance(body, dict):
             body = {**body, "model": deployment}  # Azure answers with the deployment's model
-        context = parse_context(state, request.headers)
+        sent = body
+        if profile.requests is not None:
+            body = profile.requests.check(codec.endpoint, body)
+        context = parse_context(state, request.headers, profile)
         exchange = codec.parse(body, context)
+        if body is not sent:  # rules, cassettes and the upstream see the body as it was sent
+            exchange = replace(exchange, body=sent)
         entry.model, entry.stream = exchange.model, exchange.stream
+        billed = _billed_tokens(exchange)
         # An unknown id may be the upstream's: only a server without one knows every id.
         strict_ids = state.config.strict_requests and state.config.upstream is None
         state.responses.check_previous(exchange, strict=strict_ids)
@@ -91,23 +104,24 @@ async def run(
         if plan is None:
             plan = injection.apply(await _admit(state, exchange, key, limits))
         if plan.heavy:
-            outgoing = await workload.off_loop(_render, state, codec, plan, exchange, salt)
+            outgoing = await workload.off_loop(_render, state, codec, plan, exchange, salt, profile)
         else:
-            outgoing = _render(state, codec, plan, exchange, salt)
+            outgoing = _render(state, codec, plan, exchange, salt, profile)
         state.conversations.extend(exchange, outgoing)  # the finished answer, even when queued
         state.completions.keep(exchange, outgoing)
         outgoing = state.responses.keep(exchange, outgoing)
     except ApiError as error:
-        outgoing = error_body(error)
+        error = profile.errors.adapt(error)
+        outgoing = profile.errors.render(error)
         limits.update(error.headers)
-        entry.error = error.body()["error"]
+        entry.error = _journaled(error)
     except Exception:
-        outgoing = _internal_error(request, entry)
+        outgoing = _internal_error(request, entry, profile)
     if plan is not None:
         entry.source, entry.rule = plan.source, plan.name
     else:
         entry.source = "error"
-    response = await _finish(request, state, entry, outgoing, limits, plan)
+    response = await _finish(request, state, entry, outgoing, limits, plan, profile, billed)
     if unreadable is not None:
         response.force_close()  # the rest of the request cannot be parsed: no keep-alive
     return response
@@ -127,26 +141,48 @@ async def _admit(
 
 
 def _render(
-    state: ServerState, codec: Codec, plan: Plan, exchange: Exchange, ids_key: bytes
+    state: ServerState,
+    codec: Codec,
+    plan: Plan,
+    exchange: Exchange,
+    ids_key: bytes,
+    profile: Profile,
 ) -> Outgoing:
-    if plan.recorded is not None:
+    if plan.recorded is not None:  # a recording is the provider's own bytes: never reshaped
         return plan.recorded
     reply = plan.reply
     assert reply is not None, "a Plan has either a reply or a recording"
     if reply.error is not None:
         raise reply.error
-    ctx = RenderContext(ids_key, state.config.created, state.config.honor_base64, state.config.seed)
-    return codec.render(reply, exchange, ctx)
+    config = state.config
+    ctx = RenderContext(
+        ids_key,
+        config.created,
+        config.honor_base64,
+        config.seed,
+        tool_call_id=profile.tool_call_id,
+        keep_stop=profile.keep_stop,
+    )
+    outgoing = codec.render(reply, exchange, ctx)
+    if profile.chat is not None:
+        outgoing = profile.shape_answer(
+            codec.endpoint, outgoing, Answer(exchange, ids_key, config.created)
+        )
+    return outgoing
 
 
-def parse_context(state: ServerState, headers: Mapping[str, str]) -> ParseContext:
+def parse_context(
+    state: ServerState, headers: Mapping[str, str], profile: Profile | None = None
+) -> ParseContext:
     """What the codecs need from the server: the catalog, strictness, and held conversations."""
+    profile = profile or state.profile
     return ParseContext(
         headers,
-        state.catalog,
+        state.catalog_of(profile),
         state.config.strict_requests,
         history=state.responses.history,
         conversation=state.conversations.held_items,
+        provider=profile.name,
     )
 
 
@@ -222,16 +258,18 @@ def _parse_json(entry: JournalEntry) -> Any:
     return entry.body
 
 
-def _check_auth(state: ServerState, request: web.Request) -> None:
+def _check_auth(state: ServerState, request: web.Request, profile: Profile) -> None:
     required = state.config.require_api_key
-    if required is None:
+    if required is None or profile.auth.ignored:
         return
-    azure_key = request.headers.get("api-key")
-    if azure_key is not None and "Authorization" not in request.headers:
-        # Azure OpenAI's clients send the key as `api-key` (Entra ID tokens come as bearers).
-        if azure_key.strip() != required:
-            raise errors.incorrect_api_key(azure_key.strip())
-        return
+    for name in profile.auth.key_headers:
+        key = request.headers.get(name)
+        # Azure OpenAI's clients send the key as `api-key` (Entra ID tokens come as bearers,
+        # which win); LiteLLM's `x-litellm-api-key` wins over `Authorization`.
+        if key is not None and (name != "api-key" or "Authorization" not in request.headers):
+            if key.strip() != required:
+                raise errors.incorrect_api_key(key.strip())
+            return
     header = request.headers.get("Authorization", "")
     scheme, _, given = header.partition(" ")
     if not header or scheme.lower() != "bearer" or not given.strip():
@@ -240,29 +278,22 @@ def _check_auth(state: ServerState, request: web.Request) -> None:
         raise errors.incorrect_api_key(given.strip())
 
 
-def _internal_error(request: web.Request, entry: JournalEntry) -> Body:
+def _internal_error(request: web.Request, entry: JournalEntry, profile: Profile) -> Body:
     """A bug in mockai: said in the API's shape (a 500), with the traceback in the log."""
     log.exception("mockai failed while answering %s %s", request.method, request.path)
     internal = ApiError(500, "mockai internal error (see the server log)", type="server_error")
-    entry.error = internal.body()["error"]
-    return error_body(internal)
+    entry.error = _journaled(internal)
+    return profile.errors.render(internal)
+
+
+def _journaled(error: ApiError) -> dict[str, Any]:
+    """What the journal keeps of an error: OpenAI's four keys, whatever the provider's body."""
+    return error.body()["error"]
 
 
 def error_body(error: ApiError) -> Body:
-    """The wire form of an ApiError."""
-    try:
-        return Body(error.status, jsonbytes.dumps(error.body()))
-    except UnicodeEncodeError:  # a message quoting a header or path with undecodable bytes
-        return Body(error.status, jsonbytes.dumps(_replace_surrogates(error.body())))
-
-
-def _replace_surrogates(body: dict[str, dict[str, str | None]]) -> dict[str, Any]:
-    return {
-        "error": {
-            key: jsonbytes.valid_unicode(value) if isinstance(value, str) else value
-            for key, value in body["error"].items()
-        }
-    }
+    """The wire form of an ApiError (OpenAI's envelope)."""
+    return Body(error.status, jsonbytes.dumps_lenient(error.body()))
 
 
 def standard_headers(request_id: str, limits: dict[str, str]) -> dict[str, str]:
@@ -279,9 +310,13 @@ async def _finish(
     outgoing: Outgoing,
     limits: dict[str, str],
     plan: Plan | None,
+    profile: Profile,
+    billed: int = 0,
 ) -> web.StreamResponse:
     if not limits or "x-ratelimit-limit-requests" not in limits:
         limits = {**state.ratelimits.peek(entry.model or "*", time.monotonic()), **limits}
+    if profile.limits is not None:
+        limits = profile.limits.reshape(limits, outgoing.status, billed)
     headers = standard_headers(entry.request_id, limits)
     if plan is not None and plan.reply is not None and plan.reply.warnings:
         entry.warnings = list(plan.reply.warnings)
@@ -327,14 +362,19 @@ def _log_line(state: ServerState, entry: JournalEntry) -> None:
 
 
 async def simple(
-    request: web.Request, produce: Callable[[ServerState], Outgoing]
+    request: web.Request,
+    produce: Callable[[ServerState], Outgoing],
+    profile: Profile | None = None,
 ) -> web.StreamResponse:
-    """Serve a non-generating request (models, 404s, 405s) with the standard headers and journal."""
-    return await _static(request, lambda state, entry: produce(state))
+    """Serve a non-generating request (models, 404s, 405s) with the standard headers and journal,
+    as `profile`'s provider (the server's own by default)."""
+    return await _static(request, lambda state, entry: produce(state), profile)
 
 
 async def with_body(
-    request: web.Request, produce: Callable[[ServerState, Any], Outgoing]
+    request: web.Request,
+    produce: Callable[[ServerState, Any], Outgoing],
+    profile: Profile | None = None,
 ) -> web.StreamResponse:
     """Serve a request to the API's stored objects: `produce(state, body)` gets the parsed JSON
     body (None without one); a body that is not JSON is the API's 400."""
@@ -345,29 +385,35 @@ async def with_body(
             body = _parse_json(entry)
         return produce(state, body)
 
-    return await _static(request, parsed)
+    return await _static(request, parsed, profile)
 
 
 async def _static(
-    request: web.Request, produce: Callable[[ServerState, JournalEntry], Outgoing]
+    request: web.Request,
+    produce: Callable[[ServerState, JournalEntry], Outgoing],
+    profile: Profile | None,
 ) -> web.StreamResponse:
     state = request.app[STATE]
+    profile = profile or state.profile
     begun = await _begin(request, state)
     if begun is None:
         return gone()
     entry, unreadable = begun
     entry.source = "static"
+    limits: dict[str, str] = {}
     try:
-        _check_auth(state, request)
+        _check_auth(state, request, profile)
         if unreadable is not None:
             raise unreadable
         outgoing = produce(state, entry)
     except ApiError as error:
-        outgoing = error_body(error)
-        entry.error = error.body()["error"]
+        error = profile.errors.adapt(error)
+        outgoing = profile.errors.render(error)
+        limits.update(error.headers)
+        entry.error = _journaled(error)
     except Exception:
-        outgoing = _internal_error(request, entry)
-    response = await _finish(request, state, entry, outgoing, {}, None)
+        outgoing = _internal_error(request, entry, profile)
+    response = await _finish(request, state, entry, outgoing, limits, None, profile)
     if unreadable is not None:
         response.force_close()  # the rest of the request cannot be parsed: no keep-alive
     return response

@@ -305,15 +305,25 @@ def _arguments(item: Mapping[str, Any], line: int, where: str, problems: Problem
     return None
 
 
+def finish_reasons() -> tuple[str, ...]:
+    """OpenAI's finish reasons, then those only some providers send (Mistral's `model_length`,
+    Together's `eos`, ...): a script may use any, for the provider that has it."""
+    from mockai.profiles import PROFILES
+
+    extra = {reason for profile in PROFILES.values() for reason in profile.finish_reasons}
+    return FINISH_REASONS + tuple(sorted(extra - set(FINISH_REASONS)))
+
+
 def _finish_reason(value: Mapping[str, Any], where: str, problems: Problems) -> str | None:
     reason = value.get("finish_reason")
     if reason is None:
         return None
-    if reason not in FINISH_REASONS:
+    valid = finish_reasons()
+    if reason not in valid:
         problems.add(
             line_of(value, "finish_reason"),
             f"{where}.finish_reason: {describe(reason)} is not a finish reason"
-            + suggest(reason, FINISH_REASONS, noun="valid"),
+            + suggest(reason, valid, noun="valid"),
         )
         return None
     return str(reason)

@@ -17,7 +17,7 @@ from typing import Any, ClassVar, TypeVar
 
 from aiohttp import web
 
-from mockai import scenario
+from mockai import profiles, scenario
 from mockai.catalog import Catalog
 from mockai.config import Config
 from mockai.delivery.chaos import FaultPlanner
@@ -48,7 +48,8 @@ def create_app(
     config = scenario.configure(config or Config())
     if sources is None:
         sources = build_sources(config)
-    catalog = Catalog(config.models)
+    profile = profiles.get(config.profile)
+    catalog = Catalog(config.models, builtin=profile.catalog)
     generator = FallbackGenerator(config.seed, catalog)
     rules = next((s for s in sources if isinstance(s, scenario.RuleBook)), None)
     if rules is not None:
@@ -68,6 +69,7 @@ def create_app(
         rules=rules,
         conversations=ConversationStore(config.seed, config.created),
         faults=FaultPlanner.from_config(config),
+        profile=profile,
     )
     app = web.Application(client_max_size=MAX_BODY)
     app[STATE] = state
@@ -77,9 +79,9 @@ def create_app(
         lifespan = getattr(source, "lifespan", None)
         if lifespan is not None:  # a source holding connections or files (the upstream's)
             app.cleanup_ctx.append(lifespan)
-    routes.add_api_routes(app, state.codecs.values())
+    routes.add_api_routes(app, state.codecs.values(), profile)
     admin.add_admin_routes(app)
-    routes.add_catch_all(app)
+    routes.add_catch_all(app, profile)
     return app
 
 
@@ -223,6 +225,11 @@ class MockServer:
     def url(self) -> str:
         """The base URL for OpenAI clients, including `/v1`."""
         return self.base_url + "/v1"
+
+    def provider_url(self, name: str) -> str:
+        """The base URL of provider profile `name` on this server, as that provider's clients
+        take it: `http://127.0.0.1:PORT/groq/openai/v1`, `.../openrouter/api/v1`, ..."""
+        return self.base_url + profiles.get(name).prefixes[0]
 
     def url_for(self, path: str) -> str:
         """An absolute URL for `path` on this server (`/v1/models`, `/_mockai/requests`, ...)."""

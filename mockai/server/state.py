@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from mockai import profiles
 from mockai.api.base import Codec
 from mockai.catalog import Catalog
 from mockai.config import Config
@@ -17,6 +18,7 @@ from mockai.pipeline.decide import Decider
 from mockai.pipeline.exchange import Endpoint
 from mockai.pipeline.fingerprint import Occurrences
 from mockai.pipeline.journal import Journal
+from mockai.profiles.base import Profile
 from mockai.scenario.book import RuleBook
 from mockai.server.sites import Arrivals
 from mockai.stores.completions import CompletionStore
@@ -43,12 +45,27 @@ class ServerState:
     completions: CompletionStore = field(default_factory=CompletionStore)  # chat `store: true`
     access_log: logging.Logger = field(default_factory=lambda: logging.getLogger("mockai.access"))
     rules: RuleBook | None = None  # runtime + scenario rules (None with custom sources)
+    # The provider the server answers as at `/v1` and the root, and each profile's catalog
+    # (the server's own is `catalog`; the others list their provider's models).
+    profile: Profile = field(default_factory=lambda: profiles.get(profiles.DEFAULT))
+    catalogs: dict[str, Catalog] = field(default_factory=dict)
+
+    def catalog_of(self, profile: Profile) -> Catalog:
+        """The catalog requests through `profile` look models up in."""
+        if profile is self.profile:
+            return self.catalog
+        catalog = self.catalogs.get(profile.name)
+        if catalog is None:  # made on first use: most servers only ever serve one profile
+            catalog = self.catalogs[profile.name] = Catalog(None, builtin=profile.catalog)
+        return catalog
 
     def reset(self) -> None:
         """Forget what was served: journal, rate-limit usage, repeat and rule counters, stored
         responses, conversations, completions and deleted models."""
         self.journal.clear()
         self.catalog.restore()
+        for catalog in self.catalogs.values():
+            catalog.restore()
         for source in self.decider.sources:  # rules' counters, cassettes' play counts
             forget = getattr(source, "reset", None)
             if forget is not None:

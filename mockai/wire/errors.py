@@ -222,6 +222,7 @@ def named(
             f"'{name}' is not a named error. Valid names are: {', '.join(NAMED)}"
         ) from None
     error = build(model, DEFAULT_RETRY_AFTER if retry_after is None else retry_after)
+    error.name = name
     return _with_retry_headers(error, retry_after, should_retry)
 
 
@@ -278,6 +279,7 @@ def from_spec(spec: Any, *, model: str | None = None) -> ApiError:
     for key in ("type", "code", "param", "message"):
         if key in spec:
             setattr(base, key, _optional_text(spec[key], key))
+            base.name = None  # customised: rendered as written, in the provider's envelope
     if "message" in spec and base.message is None:
         raise ValueError("message must be a string")
     base.headers = {**base.headers, **_header_map(spec.get("headers", {}))}
@@ -294,8 +296,9 @@ def _base_error(spec: Mapping[str, Any], model: str | None) -> ApiError:
             base = named(str(spec["name"]), model=model)
         except KeyError as error:
             raise ValueError(error.args[0]) from None
-        if "status" in spec:
+        if "status" in spec and _status(spec["status"]) != base.status:
             base.status = _status(spec["status"])
+            base.name = None
         return base
     if "status" not in spec:
         raise ValueError("a free-form error needs a status (or the name of a named error)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 JSON_CONTENT_TYPE = "application/json"
 
@@ -37,6 +38,9 @@ class EventStream:
     # The in-band error frame in this endpoint's own shape, for `error_event_after`; it is given
     # the number of frames already sent (the Responses API numbers its events).
     error_frame: Callable[[int], bytes] | None = None
+    # The usage the stream reports (chat), also when the client did not ask for it: a provider
+    # profile that always streams usage, or puts it elsewhere, takes it from here.
+    usage: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
