@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from mockai.catalog import Catalog
 from mockai.pipeline.exchange import Endpoint, Exchange, Message
@@ -24,6 +24,15 @@ class ParseContext:
     history: Callable[[str], tuple[Message, ...] | None] | None = None
     # The items of a conversation, by id (`conversation`), or None when the server has none.
     conversation: Callable[[str], Sequence[Any] | None] | None = None
+    # The bytes of a file this server holds, by id (images edited from `file_id`s).
+    file_data: Callable[[str], bytes | None] | None = None
+    # A multipart request's raw body (the body given to `parse` is then its fields, files as
+    # `Upload`s), kept on the Exchange for an upstream to forward as sent.
+    form: bytes | None = None
+    # Routes with ids (files, batches): the method, the path's parameters, the query string.
+    method: str = "POST"
+    params: Mapping[str, str] = field(default_factory=dict)
+    query: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +53,11 @@ Parse = Callable[[Any, ParseContext], Exchange]
 Render = Callable[[Reply, Exchange, RenderContext], Outgoing]
 
 
+# What request bodies a codec takes: JSON, multipart forms (file uploads), either, or any of
+# those or none (routes that also serve GET and DELETE: the body is then None).
+Bodies = Literal["json", "form", "either", "any"]
+
+
 @dataclass(frozen=True, slots=True)
 class Codec:
     """An endpoint: its path (under /v1 and the root), how to parse, how to render."""
@@ -52,3 +66,4 @@ class Codec:
     path: str
     parse: Parse
     render: Render
+    bodies: Bodies = "json"

@@ -12,10 +12,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
+from mockai.api import forms
 from mockai.api.base import Codec, ParseContext, RenderContext
 from mockai.delivery.deliver import deliver
 from mockai.delivery.faults import NO_FAULTS
@@ -26,7 +28,7 @@ from mockai.pipeline.fingerprint import content_key, occurrence_key, request_key
 from mockai.pipeline.journal import JournalEntry, redact_headers
 from mockai.pipeline.reply import NO_TIMING, Plan, Reply
 from mockai.server.state import STATE, ServerState
-from mockai.wire import errors, ids, jsonbytes
+from mockai.wire import errors, ids, jsonbytes, multipart
 from mockai.wire.outgoing import Body, Outgoing
 
 log = logging.getLogger("mockai")
@@ -54,8 +56,8 @@ def generating_handler(codec: Codec, *, deployment: bool = False) -> Handler:
 async def run(
     request: web.Request, codec: Codec, *, deployment: str | None = None
 ) -> web.StreamResponse:
-    """Serve one request to a generating endpoint (Azure's: on a `deployment`, which is the
-    model whatever the body says, as Azure ignores it)."""
+    """Serve one request to an endpoint (Azure's: on a `deployment`, which is the model
+    whatever the body says, as Azure ignores it)."""
     state = request.app[STATE]
     entry = await _begin(request, state)
     if entry is None:
@@ -64,47 +66,84 @@ async def run(
     # that new arrivals are stamped between one request's work and the next, not after all.
     await state.delivery.take_turn()
     entry.endpoint = codec.endpoint.value
-    plan: Plan | None = None
-    limits: dict[str, str] = {}
+    turn = Turn()
     try:
         _check_auth(state, request)
-        body = _parse_json(entry)
+        body, form = _request_body(entry, request, codec)
         if deployment is not None and isinstance(body, dict):
             body = {**body, "model": deployment}  # Azure answers with the deployment's model
-        context = parse_context(state, request.headers)
-        exchange = codec.parse(body, context)
-        entry.model, entry.stream = exchange.model, exchange.stream
-        # An unknown id may be the upstream's: only a server without one knows every id.
-        strict_ids = state.config.strict_requests and state.config.upstream is None
-        state.responses.check_previous(exchange, strict=strict_ids)
-        state.conversations.check(exchange, strict=strict_ids)
-        key = content_key(state.config.seed, codec.endpoint.value, body)
-        # This occurrence of this exact request: its ids, and its chaos draw, derive from it.
-        exact = request_key(key, exchange.body)
-        salt = occurrence_key(exact, state.occurrences.next(exact))
-        # Faults from headers or chaos that replace the answer come before budgets and sources.
-        injection = state.faults.inject(exchange, exact, salt, request.headers)
-        plan = injection.preempt()
-        if plan is None:
-            plan = injection.apply(await _admit(state, exchange, key, limits))
-        if plan.heavy:
-            outgoing = await workload.off_loop(_render, state, codec, plan, exchange, salt)
-        else:
-            outgoing = _render(state, codec, plan, exchange, salt)
-        state.conversations.extend(exchange, outgoing)  # the finished answer, even when queued
-        state.completions.keep(exchange, outgoing)
-        outgoing = state.responses.keep(exchange, outgoing)
+        context = parse_context(
+            state,
+            request.headers,
+            form=form,
+            method=request.method,
+            params=request.match_info,
+            query=request.query,
+        )
+        outgoing = await answer(state, codec, body, context, entry, turn)
     except ApiError as error:
         outgoing = error_body(error)
-        limits.update(error.headers)
+        turn.limits.update(error.headers)
         entry.error = error.body()["error"]
     except Exception:
         outgoing = _internal_error(request, entry)
-    if plan is not None:
-        entry.source, entry.rule = plan.source, plan.name
+    return await _finish(request, state, entry, outgoing, turn.limits, turn.plan)
+
+
+@dataclass(slots=True)
+class Turn:
+    """What one request's way through the stages leaves for the finish: the Plan (its timing,
+    faults and warnings apply to an error answer too) and the rate-limit headers."""
+
+    plan: Plan | None = None
+    limits: dict[str, str] = field(default_factory=dict)
+
+
+async def answer(
+    state: ServerState,
+    codec: Codec,
+    body: Any,
+    context: ParseContext,
+    entry: JournalEntry,
+    turn: Turn,
+) -> Outgoing:
+    """Parse, decide (faults first), render and keep one request's answer; errors raise.
+
+    HTTP requests and batch lines alike come through here, so rules, cassettes, chaos and the
+    stores treat a line of a batch exactly as the same request sent on its own.
+    """
+    entry.source = "error"
+    exchange = codec.parse(body, context)
+    entry.model, entry.stream = exchange.model, exchange.stream
+    if exchange.form is not None:
+        entry.body = exchange.body  # the form as typed, files as their summaries
+    # An unknown id may be the upstream's: only a server without one knows every id.
+    strict_ids = state.config.strict_requests and state.config.upstream is None
+    state.responses.check_previous(exchange, strict=strict_ids)
+    state.conversations.check(exchange, strict=strict_ids)
+    kind = codec.endpoint.value
+    if exchange.route is not None:  # one endpoint, many routes: each is its own request
+        kind = f"{kind} {exchange.method} {exchange.route}"
+    key = content_key(state.config.seed, kind, exchange.body)
+    # This occurrence of this exact request: its ids, and its chaos draw, derive from it.
+    exact = request_key(key, exchange.body)
+    salt = occurrence_key(exact, state.occurrences.next(exact))
+    # Faults from headers or chaos that replace the answer come before budgets and sources.
+    injection = state.faults.inject(exchange, exact, salt, exchange.headers)
+    plan = injection.preempt()
+    if plan is None:
+        plan = injection.apply(await _admit(state, exchange, key, turn.limits))
+    turn.plan = plan
+    entry.source, entry.rule = plan.source, plan.name
+    if plan.heavy or (plan.recorded is None and workload.heavy(exchange)):
+        outgoing = await workload.off_loop(_render, state, codec, plan, exchange, salt)
     else:
-        entry.source = "error"
-    return await _finish(request, state, entry, outgoing, limits, plan)
+        outgoing = _render(state, codec, plan, exchange, salt)
+    if plan.recorded is None:
+        outgoing = state.images.keep(exchange, outgoing)  # `url` images: served by mockai
+    state.conversations.extend(exchange, outgoing)  # the finished answer, even when queued
+    state.completions.keep(exchange, outgoing)
+    return state.responses.keep(exchange, outgoing)
 
 
 async def _admit(
@@ -133,7 +172,15 @@ def _render(
     return codec.render(reply, exchange, ctx)
 
 
-def parse_context(state: ServerState, headers: Mapping[str, str]) -> ParseContext:
+def parse_context(
+    state: ServerState,
+    headers: Mapping[str, str],
+    *,
+    form: bytes | None = None,
+    method: str = "POST",
+    params: Mapping[str, str] | None = None,
+    query: Mapping[str, str] | None = None,
+) -> ParseContext:
     """What the codecs need from the server: the catalog, strictness, and held conversations."""
     return ParseContext(
         headers,
@@ -141,6 +188,10 @@ def parse_context(state: ServerState, headers: Mapping[str, str]) -> ParseContex
         state.config.strict_requests,
         history=state.responses.history,
         conversation=state.conversations.held_items,
+        form=form,
+        method=method,
+        params=dict(params or {}),
+        query=dict(query or {}),
     )
 
 
@@ -190,6 +241,36 @@ async def _begin(request: web.Request, state: ServerState) -> JournalEntry | Non
     # hang, a stalled stream) is counted, and is visible as soon as the client sees its result.
     state.journal.add(entry)
     return entry
+
+
+def _request_body(
+    entry: JournalEntry, request: web.Request, codec: Codec
+) -> tuple[Any, bytes | None]:
+    """The body as the codec takes it, and the raw form when it is a multipart one.
+
+    Forms are split at this stage (the codec gets their fields, files as `Upload`s); the
+    journal keeps the form's fields with each file's summary, never the files' bytes.
+    """
+    content_type = request.headers.get("Content-Type")
+    raw = entry.body
+    if codec.bodies != "json" and multipart.is_form(content_type):
+        boundary = multipart.boundary_of(content_type or "")
+        entry.body = f"<multipart form, {len(raw)} bytes>"
+        if boundary is None:
+            raise errors.bad_form("the Content-Type header has no boundary parameter")
+        try:
+            fields = multipart.fields(multipart.parse(raw, boundary))
+        except multipart.MultipartError as error:
+            raise errors.bad_form(str(error)) from None
+        entry.body = multipart.summarised(fields)
+        return fields, raw
+    if codec.bodies == "form":
+        entry.body = raw.decode("utf-8", "replace") if raw else None
+        raise forms.not_a_form(content_type)
+    if codec.bodies == "any" and not raw:
+        entry.body = None
+        return None, None
+    return _parse_json(entry), None
 
 
 def _parse_json(entry: JournalEntry) -> Any:

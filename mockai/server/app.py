@@ -79,6 +79,7 @@ def create_app(
             app.cleanup_ctx.append(lifespan)
     routes.add_api_routes(app, state.codecs.values())
     admin.add_admin_routes(app)
+    routes.add_media_routes(app)
     routes.add_catch_all(app)
     return app
 

@@ -7,12 +7,23 @@ from typing import Any
 
 from aiohttp import web
 
-from mockai.api import chat, completions, embeddings, models, moderations, responses
+from mockai.api import (
+    chat,
+    completions,
+    embeddings,
+    images,
+    models,
+    moderations,
+    responses,
+    speech,
+    transcriptions,
+)
 from mockai.api.base import Codec
 from mockai.pipeline import run as pipeline
 from mockai.pipeline.exchange import Endpoint
 from mockai.pipeline.run import Handler
-from mockai.server.state import ServerState
+from mockai.server.state import STATE, ServerState
+from mockai.stores import images as image_store
 from mockai.wire import errors, jsonbytes
 from mockai.wire.outgoing import Body, EventStream, Outgoing
 
@@ -33,6 +44,12 @@ def codecs() -> dict[Endpoint, Codec]:
             embeddings.CODEC,
             responses.CODEC,
             moderations.CODEC,
+            images.GENERATIONS,
+            images.EDITS,
+            images.VARIATIONS,
+            speech.CODEC,
+            transcriptions.TRANSCRIPTIONS,
+            transcriptions.TRANSLATIONS,
         )
     }
 
@@ -238,6 +255,20 @@ def add_api_routes(app: web.Application, endpoint_codecs: Iterable[Codec]) -> No
         if codec.endpoint in AZURE_DEPLOYMENT_ENDPOINTS:
             path = "/openai/deployments/{deployment}" + codec.path
             _resource(app, path, {"POST": pipeline.generating_handler(codec, deployment=True)})
+
+
+async def _image(request: web.Request) -> web.StreamResponse:
+    """A picture answered by URL: served to anyone holding the signed, unexpired link (like
+    the API's blob links, which need no API key)."""
+    fetched = request.app[STATE].images.fetch(request.match_info["name"], request.query)
+    return web.Response(
+        status=fetched.status, body=fetched.body, headers={"Content-Type": fetched.content_type}
+    )
+
+
+def add_media_routes(app: web.Application) -> None:
+    """What answers link to: pictures kept for `response_format: url`."""
+    app.router.add_get(image_store.PATH + "{name}", _image)
 
 
 def add_catch_all(app: web.Application) -> None:

@@ -21,6 +21,7 @@ from mockai.scenario.book import RuleBook
 from mockai.server.sites import Arrivals
 from mockai.stores.completions import CompletionStore
 from mockai.stores.conversations import ConversationStore
+from mockai.stores.images import ImageStore
 from mockai.stores.responses import ResponseStore
 
 
@@ -41,12 +42,13 @@ class ServerState:
     responses: ResponseStore = field(default_factory=ResponseStore)  # the Responses API's state
     conversations: ConversationStore = field(default_factory=ConversationStore)
     completions: CompletionStore = field(default_factory=CompletionStore)  # chat `store: true`
+    images: ImageStore = field(default_factory=ImageStore)  # pictures answered by URL
     access_log: logging.Logger = field(default_factory=lambda: logging.getLogger("mockai.access"))
     rules: RuleBook | None = None  # runtime + scenario rules (None with custom sources)
 
     def reset(self) -> None:
         """Forget what was served: journal, rate-limit usage, repeat and rule counters, stored
-        responses, conversations, completions and deleted models."""
+        responses, conversations, completions, pictures and deleted models."""
         self.journal.clear()
         self.catalog.restore()
         for source in self.decider.sources:  # rules' counters, cassettes' play counts
@@ -59,6 +61,7 @@ class ServerState:
         self.responses.clear()
         self.conversations.clear()
         self.completions.clear()
+        self.images.clear()
 
 
 STATE = web.AppKey("mockai_state", ServerState)
