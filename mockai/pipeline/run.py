@@ -97,6 +97,7 @@ class Turn:
 
     plan: Plan | None = None
     limits: dict[str, str] = field(default_factory=dict)
+    budgets: bool = True  # charge rate-limit budgets (batch lines are not charged)
 
 
 async def answer(
@@ -132,7 +133,7 @@ async def answer(
     injection = state.faults.inject(exchange, exact, salt, exchange.headers)
     plan = injection.preempt()
     if plan is None:
-        plan = injection.apply(await _admit(state, exchange, key, turn.limits))
+        plan = injection.apply(await _admit(state, exchange, key, turn))
     turn.plan = plan
     entry.source, entry.rule = plan.source, plan.name
     if plan.heavy or (plan.recorded is None and workload.heavy(exchange)):
@@ -146,16 +147,15 @@ async def answer(
     return state.responses.keep(exchange, outgoing)
 
 
-async def _admit(
-    state: ServerState, exchange: Exchange, key: bytes, limits: dict[str, str]
-) -> Plan:
+async def _admit(state: ServerState, exchange: Exchange, key: bytes, turn: Turn) -> Plan:
     """Charge the rate-limit budget, then ask the sources; a refusal answers with the 429."""
-    try:
-        limits.update(
-            state.ratelimits.charge(exchange.model, _billed_tokens(exchange), time.monotonic())
-        )
-    except ApiError as refused:
-        return Plan(source="limits", reply=Reply(error=refused))
+    if turn.budgets:
+        try:
+            turn.limits.update(
+                state.ratelimits.charge(exchange.model, _billed_tokens(exchange), time.monotonic())
+            )
+        except ApiError as refused:
+            return Plan(source="limits", reply=Reply(error=refused))
     return await state.decider.decide(exchange, key)
 
 

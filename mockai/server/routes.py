@@ -8,9 +8,11 @@ from typing import Any
 from aiohttp import web
 
 from mockai.api import (
+    batches,
     chat,
     completions,
     embeddings,
+    files,
     images,
     models,
     moderations,
@@ -225,6 +227,20 @@ def _stored_responses(app: web.Application, prefix: str) -> None:
     )
 
 
+def _files_and_batches(app: web.Application, prefix: str) -> None:
+    """Files and batches: every route goes through the pipeline (rules, cassettes, faults and
+    the journal see them like any request); their stores answer what no source does."""
+    for codec, collection, one, action, methods in (
+        (files.CODEC, "/files", "/files/{file_id}", "/{content:content}", ("GET", "DELETE")),
+        (batches.CODEC, "/batches", "/batches/{batch_id}", "/{cancel:cancel}", ("GET",)),
+    ):
+        handler = pipeline.generating_handler(codec)
+        _resource(app, prefix + collection, {"POST": handler, "GET": handler})
+        _resource(app, prefix + one, dict.fromkeys(methods, handler))
+        action_method = "GET" if codec is files.CODEC else "POST"
+        _resource(app, prefix + one + action, {action_method: handler})
+
+
 def _resource(app: web.Application, path: str, handlers: Mapping[str, Handler]) -> None:
     """One route: its handlers by method, and the API's 405 for every other method."""
     resource = app.router.add_resource(path)
@@ -251,6 +267,7 @@ def add_api_routes(app: web.Application, endpoint_codecs: Iterable[Codec]) -> No
         )
         _stored_responses(app, prefix)
         _stored_completions(app, prefix)
+        _files_and_batches(app, prefix)
     for codec in endpoint_codecs:
         if codec.endpoint in AZURE_DEPLOYMENT_ENDPOINTS:
             path = "/openai/deployments/{deployment}" + codec.path

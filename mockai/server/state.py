@@ -19,8 +19,10 @@ from mockai.pipeline.fingerprint import Occurrences
 from mockai.pipeline.journal import Journal
 from mockai.scenario.book import RuleBook
 from mockai.server.sites import Arrivals
+from mockai.stores.batches import BatchStore
 from mockai.stores.completions import CompletionStore
 from mockai.stores.conversations import ConversationStore
+from mockai.stores.files import FileStore
 from mockai.stores.images import ImageStore
 from mockai.stores.responses import ResponseStore
 
@@ -43,12 +45,14 @@ class ServerState:
     conversations: ConversationStore = field(default_factory=ConversationStore)
     completions: CompletionStore = field(default_factory=CompletionStore)  # chat `store: true`
     images: ImageStore = field(default_factory=ImageStore)  # pictures answered by URL
+    files: FileStore = field(default_factory=lambda: FileStore(0))
+    batches: BatchStore | None = None  # (built with the files it reads; see create_app)
     access_log: logging.Logger = field(default_factory=lambda: logging.getLogger("mockai.access"))
     rules: RuleBook | None = None  # runtime + scenario rules (None with custom sources)
 
     def reset(self) -> None:
         """Forget what was served: journal, rate-limit usage, repeat and rule counters, stored
-        responses, conversations, completions, pictures and deleted models."""
+        responses, conversations, completions, pictures, files, batches and deleted models."""
         self.journal.clear()
         self.catalog.restore()
         for source in self.decider.sources:  # rules' counters, cassettes' play counts
@@ -62,6 +66,9 @@ class ServerState:
         self.conversations.clear()
         self.completions.clear()
         self.images.clear()
+        self.files.clear()
+        if self.batches is not None:
+            self.batches.clear()
 
 
 STATE = web.AppKey("mockai_state", ServerState)
