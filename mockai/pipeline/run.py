@@ -188,6 +188,7 @@ def parse_context(
         state.config.strict_requests,
         history=state.responses.history,
         conversation=state.conversations.held_items,
+        file_data=state.files.data,
         form=form,
         method=method,
         params=dict(params or {}),
