@@ -77,8 +77,7 @@ def speech(text: str, voice: str, speed: float, media: Media) -> bytes:
     if media.path is not None:
         return _trimmed(decode_file(media.path), media.duration)
     if media.duration is not None:
-        tones = _tones_for(_filler(media.duration), voice, 1.0, media.seed)
-        return tones[: _samples(media.duration) * 2]
+        return _trimmed(_tones_for(_filler(media.duration), voice, 1.0, media.seed), media.duration)
     return _tones_for(text, voice, speed, media.seed)
 
 
@@ -93,7 +92,7 @@ def _samples(seconds: float) -> int:
 
 def _filler(seconds: float) -> str:
     # Words enough to fill `seconds` at speed 1 (cut to length afterwards).
-    return "la " * (int(seconds / (2 * SYLLABLE + WORD_GAP)) + 2)
+    return "la " * (int(seconds / (SYLLABLE + WORD_GAP)) + 2)
 
 
 def _trimmed(pcm: bytes, seconds: float | None) -> bytes:
