@@ -187,7 +187,11 @@ def _without_nulls(body: dict[str, Any]) -> dict[str, Any]:
     # Files and batches: the API sends null for what is not set (a file's `expires_at`, a
     # batch's `output_file_id` before it completes); the spec types those fields as plain
     # strings and integers. The SDKs type them Optional.
-    return {key: value for key, value in body.items() if value is not None}
+    out = {key: value for key, value in body.items() if value is not None}
+    if out.get("object") == "file" and out.get("purpose") == "evals":
+        # The spec accepts `evals` for uploads but forgets it in the File object's enum.
+        out["purpose"] = "user_data"
+    return out
 
 
 def _static_schema(entry: Any, body: Any) -> str | None:

@@ -376,9 +376,10 @@ def test_an_upload_that_is_not_audio(client: openai.OpenAI) -> None:
         model="whisper-1", file=("fake.mp3", b"x" * 64_000), response_format="verbose_json"
     )
     assert result.duration == pytest.approx(4.0)
-    with MockServer(strict_requests=True) as strict, openai.OpenAI(
-        base_url=strict.url, api_key="k", max_retries=0
-    ) as sdk:
+    with (
+        MockServer(strict_requests=True) as strict,
+        openai.OpenAI(base_url=strict.url, api_key="k", max_retries=0) as sdk,
+    ):
         with pytest.raises(openai.BadRequestError) as refused:
             sdk.audio.transcriptions.create(model="whisper-1", file=("fake.mp3", b"x" * 100))
         assert "could not be decoded" in refused.value.message

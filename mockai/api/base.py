@@ -53,9 +53,10 @@ Parse = Callable[[Any, ParseContext], Exchange]
 Render = Callable[[Reply, Exchange, RenderContext], Outgoing]
 
 
-# What request bodies a codec takes: JSON, multipart forms (file uploads), either, or any of
-# those or none (routes that also serve GET and DELETE: the body is then None).
-Bodies = Literal["json", "form", "either", "any"]
+# What request bodies a codec takes: JSON, multipart forms (file uploads), either; and for
+# endpoints whose routes also serve GET and DELETE, JSON or a form when there is a body at all
+# (the body is None otherwise).
+Bodies = Literal["json", "form", "either", "json_or_none", "form_or_none"]
 
 
 @dataclass(frozen=True, slots=True)

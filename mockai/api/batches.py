@@ -332,4 +332,4 @@ def _not_rendered(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgo
     raise ApiError(500, "mockai: /batches answers come from the batch store", type="server_error")
 
 
-CODEC = Codec(Endpoint.BATCHES, "/batches", parse, _not_rendered, bodies="any")
+CODEC = Codec(Endpoint.BATCHES, "/batches", parse, _not_rendered, bodies="json_or_none")

@@ -36,8 +36,6 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     if ctx.method == "GET":
         _check_list_query(ctx.query)
         return _exchange(ctx, "/files", {})
-    if ctx.form is None:
-        raise forms.not_a_form(ctx.headers.get("Content-Type"))
     fields = forms.typed("files", body)
     upload = forms.upload(fields.get("file"), "file")
     common.check_fields("files", {**fields, "file": "<file>"}, strict=ctx.strict)
@@ -139,4 +137,4 @@ def _not_rendered(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgo
     raise ApiError(500, "mockai: /files answers come from the file store", type="server_error")
 
 
-CODEC = Codec(Endpoint.FILES, "/files", parse, _not_rendered, bodies="any")
+CODEC = Codec(Endpoint.FILES, "/files", parse, _not_rendered, bodies="form_or_none")

@@ -254,7 +254,10 @@ def _request_body(
     """
     content_type = request.headers.get("Content-Type")
     raw = entry.body
-    if codec.bodies != "json" and multipart.is_form(content_type):
+    if not raw and codec.bodies in ("json_or_none", "form_or_none"):
+        entry.body = None
+        return None, None
+    if codec.bodies not in ("json", "json_or_none") and multipart.is_form(content_type):
         boundary = multipart.boundary_of(content_type or "")
         entry.body = f"<multipart form, {len(raw)} bytes>"
         if boundary is None:
@@ -265,12 +268,9 @@ def _request_body(
             raise errors.bad_form(str(error)) from None
         entry.body = multipart.summarised(fields)
         return fields, raw
-    if codec.bodies == "form":
+    if codec.bodies in ("form", "form_or_none"):
         entry.body = raw.decode("utf-8", "replace") if raw else None
         raise forms.not_a_form(content_type)
-    if codec.bodies == "any" and not raw:
-        entry.body = None
-        return None, None
     return _parse_json(entry), None
 
 
