@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from email.message import Message
+from email.utils import collapse_rfc2231_value
 from typing import Any
 
 CONTENT_TYPE = "multipart/form-data"
@@ -138,19 +139,23 @@ def _part(raw: bytes) -> Part:
         raise MultipartError("a part has no Content-Disposition header")
     message = Message()
     message["content-disposition"] = disposition
-    field_name = message.get_param("name", header="content-disposition")
-    if not isinstance(field_name, str):
+    field_name = _param(message, "name")
+    if field_name is None:
         raise MultipartError("a part's Content-Disposition has no name")
-    filename = message.get_filename()
-    if isinstance(filename, str):
+    filename = _param(message, "filename")
+    if filename is not None:
         # HTML5 form encoding (browsers, httpx) escapes these three as percent codes.
         filename = filename.replace("%22", '"').replace("%0D", "\r").replace("%0A", "\n")
-    return Part(
-        field_name,
-        data,
-        filename if isinstance(filename, str) else None,
-        headers.get("content-type"),
-    )
+    return Part(field_name, data, filename, headers.get("content-type"))
+
+
+def _param(message: Message, name: str) -> str | None:
+    """A Content-Disposition parameter, quoted or RFC 2231-encoded (`filename*=UTF-8''...`),
+    unstripped (a name may begin or end with a space)."""
+    value = message.get_param(name, header="content-disposition")
+    if value is None:
+        return None
+    return collapse_rfc2231_value(value)
 
 
 def fields(parts: Iterable[Part]) -> dict[str, Any]:
