@@ -203,6 +203,7 @@ def compile_reply(
     _exclusive(value, ("content", "json", "refusal"), line, where, problems)
     _exclusive(value, ("refusal", "tool_calls"), line, where, problems)
     _exclusive(value, ("vector", "vectors", "seed"), line, where, problems)
+    _exclusive(value, ("image", "audio"), line, where, problems)
     at = f"{where} reply"
     spec = ReplySpec(
         content=_text(value, "content", at, problems),
@@ -451,7 +452,6 @@ def _media(value: Mapping[str, Any], where: str, problems: Problems) -> MediaSpe
     duration}) and `revised_prompt:` (a template)."""
     if not any(key in value for key in ("image", "audio", "revised_prompt")):
         return None
-    _exclusive(value, ("image", "audio"), line_of(value, "audio"), where, problems)
     spec = MediaSpec()
     if "image" in value:
         spec = _image(value["image"], line_of(value, "image"), f"{where}.image", problems)
