@@ -144,6 +144,14 @@ def test_speech_requests_the_api_refuses(
     assert refused.value.body["param"] == param  # type: ignore[index]
 
 
+def test_sync_raw_speech(client: openai.OpenAI) -> None:
+    raw = client.audio.speech.with_raw_response.create(
+        model="tts-1", voice="shimmer", input="Raw speech.", response_format="flac"
+    )
+    assert raw.status_code == 200 and raw.headers["content-type"] == "audio/flac"
+    assert container_of(raw.content) == "flac"
+
+
 def test_another_providers_voice_is_accepted(client: openai.OpenAI) -> None:
     data = client.audio.speech.create(model="kokoro", voice="af_bella", input="Hi there.").read()
     assert seconds(data) > 0.3

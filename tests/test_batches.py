@@ -302,6 +302,19 @@ def test_embeddings_and_image_batches(client: openai.OpenAI) -> None:
     assert line["response"]["body"]["usage"]["output_tokens"] == 272
 
 
+def test_sync_raw_responses(client: openai.OpenAI) -> None:
+    upload = client.files.create(file=("in.jsonl", jsonl([chat_line("a", "x")])), purpose="batch")
+    raw = client.batches.with_raw_response.create(
+        input_file_id=upload.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    assert raw.status_code == 200 and raw.parse().status == "validating"
+    polled = client.batches.with_raw_response.retrieve(raw.parse().id)
+    assert polled.headers["x-request-id"].startswith("req_")
+    assert polled.parse().status == "in_progress"
+    assert client.batches.with_raw_response.cancel(raw.parse().id).parse().status == "cancelling"
+    assert [b.id for b in client.batches.with_raw_response.list().parse().data] == [raw.parse().id]
+
+
 @pytest.mark.asyncio
 async def test_async_polling_and_raw(aclient: openai.AsyncOpenAI) -> None:
     upload = await aclient.files.create(

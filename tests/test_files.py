@@ -134,6 +134,16 @@ def test_rules_and_faults_apply_to_file_routes(client: openai.OpenAI, server: Mo
     ]
 
 
+def test_sync_raw_responses(client: openai.OpenAI) -> None:
+    raw = client.files.with_raw_response.create(file=("a.txt", b"abc"), purpose="user_data")
+    assert raw.status_code == 200 and raw.headers["x-request-id"].startswith("req_")
+    listed = client.files.with_raw_response.list(purpose="user_data")
+    assert [f.id for f in listed.parse().data] == [raw.parse().id]
+    content = client.files.with_raw_response.content(raw.parse().id)
+    assert content.headers["content-type"] == "application/octet-stream"
+    assert content.content == b"abc"
+
+
 def test_a_reset_forgets_files() -> None:
     with MockServer() as server, openai.OpenAI(base_url=server.url, api_key="k") as sdk:
         uploaded = sdk.files.create(file=("a.txt", b"a"), purpose="user_data")

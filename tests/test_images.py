@@ -360,7 +360,7 @@ def test_fault_headers_apply_to_images(server: MockServer) -> None:
             model="dall-e-2",
             prompt="x",
             size="256x256",
-            extra_headers={"x-mockai-fault": "rate_limit;attempts=2"},
+            extra_headers={"x-mockai-fault": "rate_limit;attempts=2;retry_after=10ms"},
         )
     assert result.data[0].url is not None
     assert [e.status for e in server.requests] == [429, 429, 200]

@@ -176,3 +176,63 @@ def test_a_vcrpy_recording_of_a_multipart_upload_replays(tmp_path: Path) -> None
         )
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"text": "Recorded memo."}
+
+
+def test_a_batch_line_is_answered_from_the_cassette(tmp_path: Path) -> None:
+    # The API pretty-prints its answers: a recorded one goes into the output file compacted,
+    # one line per request.
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "recorded?"}]}
+    answer = {
+        "id": "chatcmpl-rec",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "gpt-4o-mini",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "From the cassette.", "refusal": None},
+                "finish_reason": "stop",
+                "logprobs": None,
+            }
+        ],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7},
+    }
+    cassette = tmp_path / "chat.yaml"
+    cassette.write_text(
+        yaml.safe_dump(
+            {
+                "version": 1,
+                "interactions": [
+                    {
+                        "request": {
+                            "method": "POST",
+                            "uri": "https://api.openai.com/v1/chat/completions",
+                            "body": json.dumps(body),
+                            "headers": {},
+                        },
+                        "response": {
+                            "status": {"code": 200, "message": "OK"},
+                            "headers": {"Content-Type": ["application/json"]},
+                            "body": {"string": json.dumps(answer, indent=2)},
+                        },
+                    }
+                ],
+            }
+        )
+    )
+    line = {"custom_id": "r", "method": "POST", "url": "/v1/chat/completions", "body": body}
+    with (
+        conformance.checked_server(cassette=str(cassette)) as server,
+        openai.OpenAI(base_url=server.url, api_key="k", max_retries=0) as sdk,
+    ):
+        upload = sdk.files.create(file=("in.jsonl", json.dumps(line).encode()), purpose="batch")
+        batch = sdk.batches.create(
+            input_file_id=upload.id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+        while batch.status != "completed":
+            batch = sdk.batches.retrieve(batch.id)
+        [output] = sdk.files.content(batch.output_file_id or "").text.splitlines()
+        assert batch.usage is not None and batch.usage.total_tokens == 7
+        [line_entry] = [e for e in server.requests if e.batch]
+        assert line_entry.source == "cassette"
+    assert json.loads(output)["response"]["body"] == answer

@@ -46,8 +46,14 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     if ctx.method == "GET":
         return _exchange(ctx, "/batches", {})
     body = common.require_object(body)
-    common.check_fields("batches", body, strict=ctx.strict)
-    endpoint = body["endpoint"]
+    if _versioned(body.get("endpoint")) != body.get("endpoint"):
+        # Azure OpenAI's batches name endpoints without the version: `/chat/completions`.
+        common.check_fields(
+            "batches", {**body, "endpoint": _versioned(body["endpoint"])}, strict=ctx.strict
+        )
+    else:
+        common.check_fields("batches", body, strict=ctx.strict)
+    endpoint = _versioned(body["endpoint"])
     if endpoint not in ENDPOINTS:
         raise ApiError(
             400,
@@ -77,6 +83,18 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
                 code="invalid_value",
             )
     return _exchange(ctx, "/batches", body)
+
+
+def _versioned(endpoint: Any) -> Any:
+    """`/chat/completions` (Azure's spelling) as `/v1/chat/completions`."""
+    if isinstance(endpoint, str) and f"/v1{endpoint}" in ENDPOINTS:
+        return f"/v1{endpoint}"
+    return endpoint
+
+
+def versioned(url: str) -> str:
+    """A batch endpoint or line url in the API's spelling (`/v1/...`)."""
+    return str(_versioned(url))
 
 
 def _exchange(ctx: ParseContext, route: str, body: Mapping[str, Any]) -> Exchange:
@@ -212,7 +230,7 @@ def _line(raw: str, number: int, endpoint: str, errors: list[dict[str, Any]]) ->
             )
         )
         return None
-    if url != endpoint:
+    if _versioned(url) != _versioned(endpoint):
         errors.append(
             _error(
                 "url_mismatch",
@@ -237,15 +255,15 @@ def _error(
 # --- the output and error files ------------------------------------------------------------------
 
 
-def output_line(request_id: str, custom_id: str, status: int, answer_id: str, body: Any) -> bytes:
-    """One line of an output (status 200) or error file, as the API writes it."""
-    line = {
-        "id": request_id,
-        "custom_id": custom_id,
-        "response": {"status_code": status, "request_id": answer_id, "body": body},
-        "error": None,
-    }
-    return jsonbytes.dumps(line) + b"\n"
+def output_line(request_id: str, custom_id: str, status: int, answer_id: str, body: bytes) -> bytes:
+    """One line of an output (status 200) or error file, as the API writes it; `body` is the
+    answer's JSON text, spliced in as sent (compact JSON holds no line break)."""
+    head = jsonbytes.dumps({"id": request_id, "custom_id": custom_id})[:-1]
+    response = b'{"status_code":%d,"request_id":%s,"body":' % (
+        status,
+        jsonbytes.string(answer_id),
+    )
+    return head + b',"response":' + response + body.strip() + b'},"error":null}' + b"\n"
 
 
 def usage_of(bodies: Iterable[Any]) -> dict[str, Any]:

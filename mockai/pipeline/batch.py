@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from typing import Any
 
 from mockai.api import batches as batch_codec
 from mockai.api.base import Codec
@@ -51,7 +50,7 @@ def runner(state: ServerState) -> Runner:
     async def run_line(
         line: batch_codec.Line, batch_id: str, headers: Mapping[str, str]
     ) -> LineAnswer:
-        codec = state.codecs[ENDPOINTS[line.url]]
+        codec = state.codecs[ENDPOINTS[batch_codec.versioned(line.url)]]
         line_headers = {**headers, "x-mockai-custom-id": line.custom_id}
         entry = JournalEntry(
             seq=state.journal.next_seq(),
@@ -80,7 +79,9 @@ async def _answer(
     line: batch_codec.Line,
     headers: Mapping[str, str],
     entry: JournalEntry,
-) -> tuple[int, Any]:
+) -> tuple[int, bytes]:
+    """The line's status and its answer's body as JSON text (kept as bytes: a batch of large
+    answers, thousands of embeddings, must not be held as Python objects)."""
     turn = Turn(budgets=False)
     try:
         if isinstance(line.body, dict) and line.body.get("stream"):
@@ -93,12 +94,12 @@ async def _answer(
     except ApiError as error:
         entry.error = error.body()["error"]
         entry.response = Body(error.status, jsonbytes.dumps(error.body()))
-        return error.status, error.body()
+        return error.status, entry.response.body
     except Exception:
         log.exception("mockai failed while answering line %d of a batch", line.number)
         failure = ApiError(500, "mockai internal error (see the server log)", type="server_error")
         entry.error = failure.body()["error"]
-        return 500, failure.body()
+        return 500, jsonbytes.dumps(failure.body())
     plan = turn.plan
     if plan is not None and plan.faults.no_response:
         failure = ApiError(
@@ -108,7 +109,7 @@ async def _answer(
             type="server_error",
         )
         entry.error = failure.body()["error"]
-        return 500, failure.body()
+        return 500, jsonbytes.dumps(failure.body())
     if isinstance(outgoing, Relay):  # a line forwarded to an upstream: read it whole
         data = b"".join([chunk async for chunk in outgoing.chunks])
         if outgoing.finish is not None:
@@ -116,8 +117,14 @@ async def _answer(
         outgoing = Body(outgoing.status, data, outgoing.content_type, outgoing.headers)
     entry.response = outgoing
     if isinstance(outgoing, EventStream):  # (refused above; a recording may still be one)
-        return outgoing.status, b"".join(outgoing.frames).decode("utf-8", "replace")
+        text = b"".join(outgoing.frames).decode("utf-8", "replace")
+        return outgoing.status, jsonbytes.dumps(text)
     try:
-        return outgoing.status, jsonbytes.loads(outgoing.body)
-    except ValueError:
-        return outgoing.status, outgoing.body.decode("utf-8", "replace")
+        parsed = jsonbytes.loads(outgoing.body)
+    except ValueError:  # not JSON (a recorded gateway page): the body as a JSON string
+        return outgoing.status, jsonbytes.dumps(outgoing.body.decode("utf-8", "replace"))
+    if b"\n" in outgoing.body or b"\r" in outgoing.body:
+        # A recorded answer, pretty-printed as the API sends it: one line of JSONL needs it
+        # compact.
+        return outgoing.status, jsonbytes.dumps(parsed)
+    return outgoing.status, outgoing.body

@@ -32,8 +32,18 @@ from mockai.wire.outgoing import Body, EventStream, Outgoing
 # `/v1`, the root (clients configured without `/v1`), and Azure OpenAI's `/openai/v1` (its v1 API)
 # and `/openai` (what `AzureOpenAI` calls for everything but the deployment routes below).
 PREFIXES = ("/v1", "", "/openai/v1", "/openai")
-# Azure OpenAI's per-deployment routes: `/openai/deployments/{deployment}/chat/completions?...`.
-AZURE_DEPLOYMENT_ENDPOINTS = (Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS)
+# Azure OpenAI's per-deployment routes: `/openai/deployments/{deployment}/chat/completions?...`
+# (the endpoints `AzureOpenAI` sends to a deployment).
+AZURE_DEPLOYMENT_ENDPOINTS = (
+    Endpoint.CHAT,
+    Endpoint.COMPLETIONS,
+    Endpoint.EMBEDDINGS,
+    Endpoint.SPEECH,
+    Endpoint.TRANSCRIPTIONS,
+    Endpoint.TRANSLATIONS,
+    Endpoint.IMAGES,
+    Endpoint.IMAGE_EDITS,
+)
 
 
 def codecs() -> dict[Endpoint, Codec]:

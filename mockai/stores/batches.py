@@ -37,10 +37,10 @@ TERMINAL = ("completed", "failed", "cancelled", "expired")
 
 @dataclass(frozen=True, slots=True)
 class LineAnswer:
-    """How the pipeline answered one line: its status, its body (parsed), its request id."""
+    """How the pipeline answered one line: its status, its body (JSON text), its request id."""
 
     status: int
-    body: Any
+    body: bytes
     request_id: str
 
 
@@ -241,7 +241,7 @@ class BatchStore:
         record.answers = answers
         failed = sum(1 for answer in answers if answer.status != 200)
         record.counts = (len(answers), len(answers) - failed, failed)
-        record.usage = codec.usage_of(a.body for a in answers if a.status == 200)
+        record.usage = codec.usage_of(jsonbytes.loads(a.body) for a in answers if a.status == 200)
 
     def _finish(self, record: BatchRecord) -> None:
         """Write the output file (answers with status 200) and the error file (the others)."""
