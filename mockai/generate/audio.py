@@ -44,6 +44,14 @@ _CODECS = {
     "aac": ("adts", "aac"),
     "flac": ("flac", "flac"),
 }
+# The encoders' fastest settings (2-2.5x faster for MP3 and Opus): the audio is decoded by
+# tests, not listened to. Bit-exact: no version strings, fixed Ogg serials, the same bytes.
+_FAST = {
+    "mp3": {"compression_level": "9"},
+    "opus": {"compression_level": "0"},
+    "aac": {"aac_coder": "fast"},
+    "flac": {},
+}
 SYLLABLE = 0.17  # seconds, at speed 1
 WORD_GAP = 0.07
 PAUSE = 0.3  # after . , ; : ! ?
@@ -180,10 +188,9 @@ def encode(pcm: bytes, fmt: str) -> bytes:
     av = av_module()
     container_format, codec = _CODECS[fmt]
     out = io.BytesIO()
-    # Bit-exact: no encoder version strings, a fixed Ogg serial number (reproducible bytes).
     with av.open(out, "w", format=container_format, options={"fflags": "+bitexact"}) as container:
         stream = container.add_stream(
-            codec, rate=RATE, layout="mono", options={"flags": "+bitexact"}
+            codec, rate=RATE, layout="mono", options={"flags": "+bitexact", **_FAST[fmt]}
         )
         frame = av.AudioFrame(format="s16", layout="mono", samples=len(pcm) // 2)
         frame.planes[0].update(pcm)
