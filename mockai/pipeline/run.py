@@ -148,8 +148,12 @@ async def answer(
 
 
 async def _admit(state: ServerState, exchange: Exchange, key: bytes, turn: Turn) -> Plan:
-    """Charge the rate-limit budget, then ask the sources; a refusal answers with the 429."""
-    if turn.budgets:
+    """Charge the rate-limit budget, then ask the sources; a refusal answers with the 429.
+
+    The stores' routes (files, batches: an Exchange with a `route`) are not charged: the API
+    limits them apart from the models' budgets, and a batch's polls must not spend them.
+    """
+    if turn.budgets and exchange.route is None:
         try:
             turn.limits.update(
                 state.ratelimits.charge(exchange.model, _billed_tokens(exchange), time.monotonic())
