@@ -164,3 +164,17 @@ async def test_async_and_raw(aclient: openai.AsyncOpenAI) -> None:
     assert listed == [uploaded.id]
     content = await aclient.files.content(uploaded.id)
     assert content.read() == b'{"a": 1}\n'
+
+
+def test_file_routes_spend_no_rate_limit_budget() -> None:
+    with (
+        MockServer(limits="rpm=2") as server,
+        openai.OpenAI(base_url=server.url, api_key="k", max_retries=0) as sdk,
+    ):
+        for _ in range(4):
+            sdk.files.list()
+        hello = [{"role": "user", "content": "hi"}]
+        sdk.chat.completions.create(model="gpt-4o-mini", messages=hello)  # type: ignore[arg-type]
+        sdk.chat.completions.create(model="gpt-4o-mini", messages=hello)  # type: ignore[arg-type]
+        with pytest.raises(openai.RateLimitError):
+            sdk.chat.completions.create(model="gpt-4o-mini", messages=hello)  # type: ignore[arg-type]
