@@ -100,6 +100,11 @@ def test_hostile_and_half_forms_get_clear_errors(server: MockServer) -> None:
     no_file = httpx.post(server.url + "/files", data={"purpose": "batch"}, files={"x": b""})
     assert no_file.status_code == 400
     assert no_file.json()["error"]["param"] == "file"
+    empty = httpx.post(server.url + "/files")
+    assert empty.status_code == 400
+    assert empty.json()["error"]["message"] == "Missing required parameter: 'file'."
+    empty_batch = httpx.post(server.url + "/batches")
+    assert empty_batch.status_code == 400
     text_file = httpx.post(server.url + "/files", data={"purpose": "batch", "file": "abc"})
     assert text_file.status_code == 400
     assert "multipart/form-data" in text_file.json()["error"]["message"]

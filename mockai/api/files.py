@@ -36,6 +36,8 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     if ctx.method == "GET":
         _check_list_query(ctx.query)
         return _exchange(ctx, "/files", {})
+    if body is None:
+        raise missing("file")
     fields = forms.typed("files", body)
     upload = forms.upload(fields.get("file"), "file")
     common.check_fields("files", {**fields, "file": "<file>"}, strict=ctx.strict)
