@@ -22,13 +22,20 @@ EXAMPLES = Path(__file__).parent.parent / "scenarios"
 
 
 def test_every_example_is_exercised_here() -> None:
-    tested = {"faq", "weather_agent", "extraction", "rag", "retry"}
+    tested = {
+        "faq",
+        "weather_agent",
+        "extraction",
+        "rag",
+        "retry",
+        "media",
+    }  # media: test_media_scenarios
     assert {path.stem for path in EXAMPLES.glob("*.yaml")} == tested
 
 
 def test_the_examples_load_together_as_a_folder() -> None:
     with conformance.checked_server(scenarios=(str(EXAMPLES),)) as server:
-        assert len(server.rules) == 19
+        assert len(server.rules) == 25
         assert server.config.seed == 7  # faq.yaml sets it; no other file disagrees
 
 

@@ -21,6 +21,7 @@ from mockai import MockServer
 from mockai.errors import ConfigError, ScenarioError
 from mockai.pipeline.exchange import Endpoint
 from mockai.profiles import PROFILES
+from mockai.profiles.table import ENDPOINT_PATHS
 
 
 @pytest.fixture
@@ -77,13 +78,7 @@ ABSENT = [
 def test_an_endpoint_the_provider_lacks_is_its_404(
     server: MockServer, provider: str, endpoint: Endpoint
 ) -> None:
-    path = {
-        Endpoint.CHAT: "/chat/completions",
-        Endpoint.COMPLETIONS: "/completions",
-        Endpoint.EMBEDDINGS: "/embeddings",
-        Endpoint.RESPONSES: "/responses",
-        Endpoint.MODERATIONS: "/moderations",
-    }[endpoint]
+    path = ENDPOINT_PATHS[endpoint]
     refused = post(server, provider, path, {"model": MODELS[provider], "input": "hi"})
     assert refused.status_code == 404
     # The same 404 as any unknown path under that provider, in its envelope.

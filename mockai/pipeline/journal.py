@@ -55,7 +55,8 @@ class JournalEntry:
     endpoint: str | None = None
     model: str | None = None
     stream: bool = False
-    # rule | scenario | cassette | upstream | generator | error | admin, or `fault` (answered by
+    # rule | scenario | cassette | upstream | generator | store (files, batches) | error | admin,
+    # or `fault` (answered by
     # an x-mockai-fault header or chaos before any source; `rule` says which) | `limits` (a 429
     # from a rate-limit budget)
     source: str = ""
@@ -67,6 +68,7 @@ class JournalEntry:
     response: Outgoing | None = None
     response_headers: dict[str, str] = field(default_factory=dict)  # what was sent (lower-case)
     warnings: list[str] = field(default_factory=list)
+    batch: str | None = None  # a line of this batch (answered inside the server, not sent)
 
     @property
     def retry_count(self) -> int | None:
@@ -130,6 +132,7 @@ class JournalEntry:
             "retry_count": self.retry_count,
             "response_headers": self.response_headers,
             "warnings": self.warnings,
+            "batch": self.batch,
         }
 
 

@@ -12,11 +12,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiohttp import web
 
+from mockai.api import forms
 from mockai.api.base import Codec, ParseContext, RenderContext
 from mockai.delivery.deliver import deliver
 from mockai.delivery.faults import NO_FAULTS
@@ -28,7 +29,7 @@ from mockai.pipeline.journal import JournalEntry, readable_body, redact_headers
 from mockai.pipeline.reply import NO_TIMING, Plan, Reply
 from mockai.profiles.base import Answer, Profile
 from mockai.server.state import STATE, ServerState
-from mockai.wire import errors, ids, jsonbytes
+from mockai.wire import errors, ids, jsonbytes, multipart
 from mockai.wire.outgoing import Body, Outgoing
 
 log = logging.getLogger("mockai")
@@ -71,72 +72,122 @@ async def run(
     # that new arrivals are stamped between one request's work and the next, not after all.
     await state.delivery.take_turn()
     entry.endpoint = codec.endpoint.value
-    plan: Plan | None = None
-    limits: dict[str, str] = {}
-    billed = 0
+    turn = Turn()
     try:
         _check_auth(state, request, profile)
         if unreadable is not None:
             raise unreadable
-        body = _parse_json(entry)
+        body, form = _request_body(entry, request, codec)
         if deployment is not None and isinstance(body, dict):
             body = {**body, "model": deployment}  # Azure answers with the deployment's model
-        sent = body
-        if profile.requests is not None:
-            body = profile.requests.check(codec.endpoint, body)
-        context = parse_context(state, request.headers, profile)
-        exchange = codec.parse(body, context)
-        if body is not sent:  # rules, cassettes and the upstream see the body as it was sent
-            exchange = replace(exchange, body=sent)
-        entry.model, entry.stream = exchange.model, exchange.stream
-        billed = _billed_tokens(exchange)
-        # An unknown id may be the upstream's: only a server without one knows every id.
-        strict_ids = state.config.strict_requests and state.config.upstream is None
-        state.responses.check_previous(exchange, strict=strict_ids)
-        state.conversations.check(exchange, strict=strict_ids)
-        key = content_key(state.config.seed, codec.endpoint.value, body)
-        # This occurrence of this exact request: its ids, and its chaos draw, derive from it.
-        exact = request_key(key, exchange.body)
-        salt = occurrence_key(exact, state.occurrences.next(exact))
-        # Faults from headers or chaos that replace the answer come before budgets and sources.
-        injection = state.faults.inject(exchange, exact, salt, request.headers)
-        plan = injection.preempt()
-        if plan is None:
-            plan = injection.apply(await _admit(state, exchange, key, limits))
-        if plan.heavy:
-            outgoing = await workload.off_loop(_render, state, codec, plan, exchange, salt, profile)
-        else:
-            outgoing = _render(state, codec, plan, exchange, salt, profile)
-        state.conversations.extend(exchange, outgoing)  # the finished answer, even when queued
-        state.completions.keep(exchange, outgoing)
-        outgoing = state.responses.keep(exchange, outgoing)
+        context = parse_context(
+            state,
+            request.headers,
+            profile,
+            form=form,
+            method=request.method,
+            params=request.match_info,
+            query=request.query,
+        )
+        outgoing = await answer(state, codec, body, context, entry, turn, profile)
     except ApiError as error:
         error = profile.errors.adapt(error)
         outgoing = profile.errors.render(error)
-        limits.update(error.headers)
+        turn.limits.update(error.headers)
         entry.error = _journaled(error)
     except Exception:
         outgoing = _internal_error(request, entry, profile)
-    if plan is not None:
-        entry.source, entry.rule = plan.source, plan.name
-    else:
+    if turn.plan is None:
         entry.source = "error"
-    response = await _finish(request, state, entry, outgoing, limits, plan, profile, billed)
+    response = await _finish(
+        request, state, entry, outgoing, turn.limits, turn.plan, profile, turn.billed
+    )
     if unreadable is not None:
         response.force_close()  # the rest of the request cannot be parsed: no keep-alive
     return response
 
 
-async def _admit(
-    state: ServerState, exchange: Exchange, key: bytes, limits: dict[str, str]
-) -> Plan:
-    """Charge the rate-limit budget, then ask the sources; a refusal answers with the 429."""
-    try:
-        limits.update(
-            state.ratelimits.charge(exchange.model, _billed_tokens(exchange), time.monotonic())
-        )
-    except ApiError as refused:
-        return Plan(source="limits", reply=Reply(error=refused))
+@dataclass(slots=True)
+class Turn:
+    """What one request's way through the stages leaves for the finish: the Plan (its timing,
+    faults and warnings apply to an error answer too), the rate-limit headers, and the tokens
+    billed (for a provider's rate-limit headers)."""
+
+    plan: Plan | None = None
+    limits: dict[str, str] = field(default_factory=dict)
+    budgets: bool = True  # charge rate-limit budgets (batch lines are not charged)
+    billed: int = 0
+
+
+async def answer(
+    state: ServerState,
+    codec: Codec,
+    body: Any,
+    context: ParseContext,
+    entry: JournalEntry,
+    turn: Turn,
+    profile: Profile | None = None,
+) -> Outgoing:
+    """Parse, decide (faults first), render and keep one request's answer, as `profile`'s
+    provider (the server's own by default); errors raise.
+
+    HTTP requests and batch lines alike come through here, so rules, cassettes, chaos and the
+    stores treat a line of a batch exactly as the same request sent on its own.
+    """
+    profile = profile or state.profile
+    entry.source = "error"
+    sent = body
+    if profile.requests is not None:
+        body = profile.requests.check(codec.endpoint, body)
+    exchange = codec.parse(body, context)
+    if body is not sent:  # rules, cassettes and the upstream see the body as it was sent
+        exchange = replace(exchange, body=sent)
+    entry.model, entry.stream = exchange.model, exchange.stream
+    turn.billed = _billed_tokens(exchange)
+    if exchange.form is not None:
+        entry.body = exchange.body  # the form as typed, files as their summaries
+    # An unknown id may be the upstream's: only a server without one knows every id.
+    strict_ids = state.config.strict_requests and state.config.upstream is None
+    state.responses.check_previous(exchange, strict=strict_ids)
+    state.conversations.check(exchange, strict=strict_ids)
+    kind = codec.endpoint.value
+    if exchange.route is not None:  # one endpoint, many routes: each is its own request
+        kind = f"{kind} {exchange.method} {exchange.route}"
+    key = content_key(state.config.seed, kind, exchange.body)
+    # This occurrence of this exact request: its ids, and its chaos draw, derive from it.
+    exact = request_key(key, exchange.body)
+    salt = occurrence_key(exact, state.occurrences.next(exact))
+    # Faults from headers or chaos that replace the answer come before budgets and sources.
+    injection = state.faults.inject(exchange, exact, salt, exchange.headers)
+    plan = injection.preempt()
+    if plan is None:
+        plan = injection.apply(await _admit(state, exchange, key, turn))
+    turn.plan = plan
+    entry.source, entry.rule = plan.source, plan.name
+    if plan.heavy or (plan.recorded is None and workload.heavy(exchange)):
+        outgoing = await workload.off_loop(_render, state, codec, plan, exchange, salt, profile)
+    else:
+        outgoing = _render(state, codec, plan, exchange, salt, profile)
+    if plan.recorded is None:
+        outgoing = state.images.keep(exchange, outgoing)  # `url` images: served by mockai
+    state.conversations.extend(exchange, outgoing)  # the finished answer, even when queued
+    state.completions.keep(exchange, outgoing)
+    return state.responses.keep(exchange, outgoing)
+
+
+async def _admit(state: ServerState, exchange: Exchange, key: bytes, turn: Turn) -> Plan:
+    """Charge the rate-limit budget, then ask the sources; a refusal answers with the 429.
+
+    The stores' routes (files, batches: an Exchange with a `route`) are not charged: the API
+    limits them apart from the models' budgets, and a batch's polls must not spend them.
+    """
+    if turn.budgets and exchange.route is None:
+        try:
+            turn.limits.update(
+                state.ratelimits.charge(exchange.model, _billed_tokens(exchange), time.monotonic())
+            )
+        except ApiError as refused:
+            return Plan(source="limits", reply=Reply(error=refused))
     return await state.decider.decide(exchange, key)
 
 
@@ -172,7 +223,14 @@ def _render(
 
 
 def parse_context(
-    state: ServerState, headers: Mapping[str, str], profile: Profile | None = None
+    state: ServerState,
+    headers: Mapping[str, str],
+    profile: Profile | None = None,
+    *,
+    form: bytes | None = None,
+    method: str = "POST",
+    params: Mapping[str, str] | None = None,
+    query: Mapping[str, str] | None = None,
 ) -> ParseContext:
     """What the codecs need from the server: the catalog, strictness, and held conversations."""
     profile = profile or state.profile
@@ -183,6 +241,11 @@ def parse_context(
         history=state.responses.history,
         conversation=state.conversations.held_items,
         provider=profile.name,
+        file_data=state.files.data,
+        form=form,
+        method=method,
+        params=dict(params or {}),
+        query=dict(query or {}),
     )
 
 
@@ -256,6 +319,36 @@ def _parse_json(entry: JournalEntry) -> Any:
         entry.body = raw.decode("utf-8", "replace")
         raise errors.invalid_json() from None
     return entry.body
+
+
+def _request_body(
+    entry: JournalEntry, request: web.Request, codec: Codec
+) -> tuple[Any, bytes | None]:
+    """The body as the codec takes it, and the raw form when it is a multipart one.
+
+    Forms are split at this stage (the codec gets their fields, files as `Upload`s); the
+    journal keeps the form's fields with each file's summary, never the files' bytes.
+    """
+    content_type = request.headers.get("Content-Type")
+    raw = entry.body
+    if not raw and codec.bodies in ("json_or_none", "form_or_none"):
+        entry.body = None
+        return None, None
+    if codec.bodies not in ("json", "json_or_none") and multipart.is_form(content_type):
+        boundary = multipart.boundary_of(content_type or "")
+        entry.body = f"<multipart form, {len(raw)} bytes>"
+        if boundary is None:
+            raise errors.bad_form("the Content-Type header has no boundary parameter")
+        try:
+            fields = multipart.fields(multipart.parse(raw, boundary))
+        except multipart.MultipartError as error:
+            raise errors.bad_form(str(error)) from None
+        entry.body = multipart.summarised(fields)
+        return fields, raw
+    if codec.bodies in ("form", "form_or_none"):
+        entry.body = raw.decode("utf-8", "replace") if raw else None
+        raise forms.not_a_form(content_type)
+    return _parse_json(entry), None
 
 
 def _check_auth(state: ServerState, request: web.Request, profile: Profile) -> None:

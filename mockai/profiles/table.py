@@ -13,12 +13,21 @@ from mockai.pipeline.exchange import Endpoint
 from mockai.profiles import PROFILES
 from mockai.profiles.base import Profile
 
-_PATHS = {
+# Where each endpoint is, under a prefix (for the table, and for tests walking what is absent).
+ENDPOINT_PATHS = {
     Endpoint.CHAT: "/chat/completions",
     Endpoint.COMPLETIONS: "/completions",
     Endpoint.EMBEDDINGS: "/embeddings",
     Endpoint.RESPONSES: "/responses",
     Endpoint.MODERATIONS: "/moderations",
+    Endpoint.IMAGES: "/images/generations",
+    Endpoint.IMAGE_EDITS: "/images/edits",
+    Endpoint.IMAGE_VARIATIONS: "/images/variations",
+    Endpoint.SPEECH: "/audio/speech",
+    Endpoint.TRANSCRIPTIONS: "/audio/transcriptions",
+    Endpoint.TRANSLATIONS: "/audio/translations",
+    Endpoint.FILES: "/files",
+    Endpoint.BATCHES: "/batches",
 }
 _SAME = "—"  # as OpenAI
 
@@ -28,7 +37,10 @@ def _cell(text: str) -> str:
 
 
 def _row(profile: Profile) -> list[str]:
-    absent = [f"`{_PATHS[e]}`" for e in Endpoint if e not in profile.endpoints]
+    absent = [f"`{ENDPOINT_PATHS[e]}`" for e in Endpoint if e not in profile.endpoints]
+    present = [f"`{ENDPOINT_PATHS[e]}`" for e in Endpoint if e in profile.endpoints]
+    if len(present) < len(absent):  # (shorter said the other way round)
+        absent = ["all but " + ", ".join(present)]
     requests = profile.requests
     fields = []
     if requests is not None and requests.rejects:

@@ -24,12 +24,16 @@ from mockai.delivery.chaos import FaultPlanner
 from mockai.delivery.ratelimit import RateLimits
 from mockai.errors import ServerError
 from mockai.generate.fallback import FallbackGenerator
+from mockai.pipeline import batch
 from mockai.pipeline.decide import Decider, Source
+from mockai.pipeline.exchange import Endpoint
 from mockai.pipeline.journal import Journal, JournalEntry
 from mockai.pipeline.sources import build_sources
 from mockai.server import admin, routes, sites
 from mockai.server.state import STATE, ServerState
+from mockai.stores.batches import BatchStore
 from mockai.stores.conversations import ConversationStore
+from mockai.stores.files import FileStore
 
 T = TypeVar("T")
 
@@ -54,6 +58,8 @@ def create_app(
     rules = next((s for s in sources if isinstance(s, scenario.RuleBook)), None)
     if rules is not None:
         rules.fallback_generator = generator
+    files = FileStore(config.created)
+    batches = BatchStore(files, config.created)
     state = ServerState(
         config=config,
         catalog=catalog,
@@ -62,6 +68,7 @@ def create_app(
             generator,
             fallback=config.fallback,
             no_match_status=config.no_match_status,
+            keepers={Endpoint.FILES: files, Endpoint.BATCHES: batches},
         ),
         journal=Journal(config.journal_size),
         ratelimits=RateLimits.from_spec(config.limits),
@@ -70,7 +77,10 @@ def create_app(
         conversations=ConversationStore(config.seed, config.created),
         faults=FaultPlanner.from_config(config),
         profile=profile,
+        files=files,
+        batches=batches,
     )
+    batches.runner = batch.runner(state)  # lines go through this server's pipeline
     app = web.Application(client_max_size=MAX_BODY)
     app[STATE] = state
     app.on_startup.append(state.delivery.startup)
@@ -81,6 +91,7 @@ def create_app(
             app.cleanup_ctx.append(lifespan)
     routes.add_api_routes(app, state.codecs.values(), profile)
     admin.add_admin_routes(app)
+    routes.add_media_routes(app)
     routes.add_catch_all(app, profile)
     return app
 

@@ -12,18 +12,41 @@ from typing import Any
 from aiohttp import web
 
 from mockai import profiles
-from mockai.api import chat, completions, embeddings, models, moderations, responses
+from mockai.api import (
+    batches,
+    chat,
+    completions,
+    embeddings,
+    files,
+    images,
+    models,
+    moderations,
+    responses,
+    speech,
+    transcriptions,
+)
 from mockai.api.base import Codec
 from mockai.pipeline import run as pipeline
 from mockai.pipeline.exchange import Endpoint
 from mockai.pipeline.run import Handler
 from mockai.profiles.base import Profile
-from mockai.server.state import ServerState
+from mockai.server.state import STATE, ServerState
+from mockai.stores import images as image_store
 from mockai.wire import errors, jsonbytes
 from mockai.wire.outgoing import Body, EventStream, Outgoing
 
-# Azure OpenAI's per-deployment routes: `/openai/deployments/{deployment}/chat/completions?...`.
-AZURE_DEPLOYMENT_ENDPOINTS = (Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS)
+# Azure OpenAI's per-deployment routes: `/openai/deployments/{deployment}/chat/completions?...`
+# (the endpoints `AzureOpenAI` sends to a deployment).
+AZURE_DEPLOYMENT_ENDPOINTS = (
+    Endpoint.CHAT,
+    Endpoint.COMPLETIONS,
+    Endpoint.EMBEDDINGS,
+    Endpoint.SPEECH,
+    Endpoint.TRANSCRIPTIONS,
+    Endpoint.TRANSLATIONS,
+    Endpoint.IMAGES,
+    Endpoint.IMAGE_EDITS,
+)
 
 # A handler that also takes the provider profile the route serves.
 Bound = Callable[[web.Request, Profile], Awaitable[web.StreamResponse]]
@@ -39,6 +62,12 @@ def codecs() -> dict[Endpoint, Codec]:
             embeddings.CODEC,
             responses.CODEC,
             moderations.CODEC,
+            images.GENERATIONS,
+            images.EDITS,
+            images.VARIATIONS,
+            speech.CODEC,
+            transcriptions.TRANSCRIPTIONS,
+            transcriptions.TRANSLATIONS,
         )
     }
 
@@ -252,7 +281,25 @@ def api_routes(endpoint_codecs: tuple[Codec, ...]) -> tuple[Route, ...]:
     out.append(
         Route("/models/{model:[\\s\\S]+}", {"GET": _retrieve_model, "DELETE": _delete_model})
     )
-    return (*out, *_stored_responses(), *_stored_completions())
+    return (*out, *_stored_responses(), *_stored_completions(), *_files_and_batches())
+
+
+def _files_and_batches() -> list[Route]:
+    """Files and batches: every route goes through the pipeline (rules, cassettes, faults and
+    the journal see them like any request); their stores answer what no source does."""
+    out: list[Route] = []
+    for codec, collection, one, action, methods in (
+        (files.CODEC, "/files", "/files/{file_id}", "/{content:content}", ("GET", "DELETE")),
+        (batches.CODEC, "/batches", "/batches/{batch_id}", "/{cancel:cancel}", ("GET",)),
+    ):
+        handler = _generating(codec)
+        action_method = "GET" if codec is files.CODEC else "POST"
+        out += [
+            Route(collection, {"POST": handler, "GET": handler}, codec.endpoint),
+            Route(one, dict.fromkeys(methods, handler), codec.endpoint),
+            Route(one + action, {action_method: handler}, codec.endpoint),
+        ]
+    return out
 
 
 def _fixed(bound: Bound, profile: Profile) -> Handler:
@@ -359,6 +406,20 @@ def _named_routes(
 def _alternatives(names: Iterable[str]) -> str:
     # Longest first: `litellm/v1` before `litellm` (the match is anchored, but this reads right).
     return "|".join(re.escape(name) for name in sorted(names, key=len, reverse=True))
+
+
+async def _image(request: web.Request) -> web.StreamResponse:
+    """A picture answered by URL: served to anyone holding the signed, unexpired link (like
+    the API's blob links, which need no API key)."""
+    fetched = request.app[STATE].images.fetch(request.match_info["name"], request.query)
+    return web.Response(
+        status=fetched.status, body=fetched.body, headers={"Content-Type": fetched.content_type}
+    )
+
+
+def add_media_routes(app: web.Application) -> None:
+    """What answers link to: pictures kept for `response_format: url`."""
+    app.router.add_get(image_store.PATH + "{name}", _image)
 
 
 def add_catch_all(app: web.Application, profile: Profile | None = None) -> None:

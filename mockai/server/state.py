@@ -21,8 +21,11 @@ from mockai.pipeline.journal import Journal
 from mockai.profiles.base import Profile
 from mockai.scenario.book import RuleBook
 from mockai.server.sites import Arrivals
+from mockai.stores.batches import BatchStore
 from mockai.stores.completions import CompletionStore
 from mockai.stores.conversations import ConversationStore
+from mockai.stores.files import FileStore
+from mockai.stores.images import ImageStore
 from mockai.stores.responses import ResponseStore
 
 
@@ -43,6 +46,9 @@ class ServerState:
     responses: ResponseStore = field(default_factory=ResponseStore)  # the Responses API's state
     conversations: ConversationStore = field(default_factory=ConversationStore)
     completions: CompletionStore = field(default_factory=CompletionStore)  # chat `store: true`
+    images: ImageStore = field(default_factory=ImageStore)  # pictures answered by URL
+    files: FileStore = field(default_factory=lambda: FileStore(0))
+    batches: BatchStore | None = None  # (built with the files it reads; see create_app)
     access_log: logging.Logger = field(default_factory=lambda: logging.getLogger("mockai.access"))
     rules: RuleBook | None = None  # runtime + scenario rules (None with custom sources)
     # The provider the server answers as at `/v1` and the root, and each profile's catalog
@@ -61,7 +67,7 @@ class ServerState:
 
     def reset(self) -> None:
         """Forget what was served: journal, rate-limit usage, repeat and rule counters, stored
-        responses, conversations, completions and deleted models."""
+        responses, conversations, completions, pictures, files, batches and deleted models."""
         self.journal.clear()
         self.catalog.restore()
         for catalog in self.catalogs.values():
@@ -76,6 +82,10 @@ class ServerState:
         self.responses.clear()
         self.conversations.clear()
         self.completions.clear()
+        self.images.clear()
+        self.files.clear()
+        if self.batches is not None:
+            self.batches.clear()
 
 
 STATE = web.AppKey("mockai_state", ServerState)

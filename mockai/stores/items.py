@@ -80,7 +80,12 @@ def _message_content(content: Any, role: Any) -> Any:
 
 
 def page(
-    every: Sequence[dict[str, Any]], query: Mapping[str, str], *, default_order: str = "desc"
+    every: Sequence[dict[str, Any]],
+    query: Mapping[str, str],
+    *,
+    default_order: str = "desc",
+    default_limit: int = 20,
+    max_limit: int = MAX_LIMIT,
 ) -> dict[str, Any]:
     """One page of a list (`order`, `limit`, `after`; newest first unless the list's default
     says otherwise), as the API's list objects: `data`, `first_id`, `last_id`, `has_more`."""
@@ -92,7 +97,7 @@ def page(
             param="order",
             code="invalid_value",
         )
-    limit = _limit(query.get("limit", "20"))
+    limit = _limit(query.get("limit", str(default_limit)), max_limit)
     ordered = list(every) if order == "asc" else list(reversed(every))
     after = query.get("after")
     if after is not None:
@@ -110,15 +115,15 @@ def page(
     }
 
 
-def _limit(raw: str) -> int:
+def _limit(raw: str, most: int) -> int:
     try:
         limit = int(raw)
     except ValueError:
         limit = 0
-    if not 1 <= limit <= MAX_LIMIT:
+    if not 1 <= limit <= most:
         raise ApiError(
             400,
-            f"Invalid 'limit': integer between 1 and {MAX_LIMIT} expected, got {raw!r}.",
+            f"Invalid 'limit': integer between 1 and {most} expected, got {raw!r}.",
             param="limit",
             code="integer_out_of_range",
         )

@@ -10,6 +10,19 @@ JSON_CONTENT_TYPE = "application/json"
 
 
 @dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file an answer links to instead of carrying it (an image's `url`): the server keeps it
+    and serves it. Until then the body holds `ATTACHMENT_SCHEME + name` where the URL goes."""
+
+    name: str
+    data: bytes
+    content_type: str
+
+
+ATTACHMENT_SCHEME = b"mockai-attachment:"
+
+
+@dataclass(frozen=True, slots=True)
 class Body:
     """A complete (non-streaming) response."""
 
@@ -17,6 +30,7 @@ class Body:
     body: bytes
     content_type: str = JSON_CONTENT_TYPE
     headers: Mapping[str, str] = field(default_factory=dict)
+    attachments: tuple[Attachment, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
