@@ -28,7 +28,7 @@ def test_every_example_is_exercised_here() -> None:
 
 def test_the_examples_load_together_as_a_folder() -> None:
     with conformance.checked_server(scenarios=(str(EXAMPLES),)) as server:
-        assert len(server.rules) == 19
+        assert len(server.rules) == 20
         assert server.config.seed == 7  # faq.yaml sets it; no other file disagrees
 
 
@@ -367,12 +367,25 @@ def test_rag_flow(serve: tuple[MockServer, openai.OpenAI]) -> None:
         model="text-embedding-3-small", input="the pinned query", encoding_format="float"
     )
     assert pinned.data[0].embedding == [1.0, 0.0, 0.0, 0.0]
+    # In a batch, the pinned query keeps its vector and every other input gets its own.
+    batch = client.embeddings.create(
+        model="text-embedding-3-small",
+        input=["the near document", "the pinned query", DOCS[0]],
+        encoding_format="float",
+    )
+    near, query, refunds = (d.embedding for d in batch.data)
+    assert query == [1.0, 0.0, 0.0, 0.0]
+    assert near == [0.8, 0.6, 0.0, 0.0]
+    assert cosine(query, near) == pytest.approx(0.8)  # the threshold test's known angle
+    # The seeded vector it gets alone (fetched as base64 there: float32 precision).
+    assert refunds == pytest.approx(index[0], abs=1e-7)
     assert [e.rule for e in server.requests] == [
         "embed",
         "embed",
         "grounded-answer",
         "no-context",
         "pinned-query",
+        "pinned-neighbour + pinned-query + embed",
     ]
 
 
