@@ -16,7 +16,6 @@ import pytest
 from sdk import sdk, settled
 
 from mockai import MockServer
-from mockai.scenario import loader
 
 EXAMPLES = Path(__file__).parent.parent / "scenarios"
 
@@ -416,10 +415,3 @@ def test_retry_with_the_sdks_own_retries() -> None:
             ask(no_retry, "my quota?")
         assert raised.value.code == "insufficient_quota"
         assert [ask(no_retry, "ping") for _ in range(3)] == ["pong", "pong", "pong (again?)"]
-
-
-def test_the_readme_scenario_is_valid(tmp_path: Path) -> None:
-    readme = (EXAMPLES.parent / "README.md").read_text(encoding="utf-8")
-    block = readme.split("```yaml\n", 1)[1].split("```", 1)[0]
-    (tmp_path / "readme.yaml").write_text(block, encoding="utf-8")
-    assert loader.load([str(tmp_path / "readme.yaml")]).rules
