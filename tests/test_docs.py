@@ -380,6 +380,7 @@ def _commands(text: str) -> Iterator[str]:
         yield joined
 
 
+@pytest.mark.timeout(600)  # a page is a dozen processes; generous for a busy 2-core machine
 @pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
 def test_every_block_of_the_page_runs(pytester: pytest.Pytester, page: Path) -> None:
     runner = Page(pytester)
