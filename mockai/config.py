@@ -87,7 +87,7 @@ class Config:
 
     def merged(self, **changes: Any) -> Config:
         """A copy with `changes` applied (None values are ignored: "not given")."""
-        given = {k: v for k, v in changes.items() if v is not None}
+        given = _unaliased({k: v for k, v in changes.items() if v is not None})
         unknown = sorted(set(given) - ({f.name for f in dataclasses.fields(self)} - {"given"}))
         if unknown:
             names = ", ".join(unknown)
@@ -126,6 +126,25 @@ class Config:
                 )
             changes[name], set_by[name] = value, variable
         return (base or cls()).merged(**changes)
+
+
+# The CLI (`--scenario`), `MOCKAI_SCENARIO` and the pytest marker (`scenario=`) name the option
+# in the singular; `MockServer(scenario=...)` takes that spelling too.
+_ALIASES = {"scenario": "scenarios"}
+
+
+def _unaliased(given: dict[str, Any]) -> dict[str, Any]:
+    """`given` with aliases renamed; an alias and its option given together is a ConfigError."""
+    for alias, name in _ALIASES.items():
+        if alias not in given:
+            continue
+        if name in given:
+            raise ConfigError(
+                f"{alias} and {name} name the same option; give only one of them "
+                f"({alias}= takes one path or a list of paths)"
+            )
+        given[name] = given.pop(alias)
+    return given
 
 
 def env_variables() -> dict[str, str]:

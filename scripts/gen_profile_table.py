@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write the provider tables into README.md and docs/providers.md (between their
+"""Write the provider tables into docs/providers.md (between its
 `<!-- profiles:NAME -->` markers) from mockai's profiles. tests/test_profiles_table.py fails when
 they differ; run this after changing a profile.
 
@@ -13,7 +13,7 @@ from pathlib import Path
 from mockai.profiles.table import replace_blocks
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = (ROOT / "README.md", ROOT / "docs" / "providers.md")
+DOCS = (ROOT / "docs" / "providers.md",)
 
 
 def main() -> None:

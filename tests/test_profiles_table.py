@@ -1,5 +1,5 @@
-"""The README's and docs/providers.md's provider tables are what the profiles say (they are made
-by mockai.profiles.table; scripts/gen_profile_table.py rewrites them), so they cannot drift."""
+"""docs/providers.md's provider tables are what the profiles say (they are made by
+mockai.profiles.table; scripts/gen_profile_table.py rewrites them), so they cannot drift."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from mockai.profiles.table import differences, replace_blocks, versions
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("doc", ["README.md", "docs/providers.md"])
+@pytest.mark.parametrize("doc", ["docs/providers.md"])
 def test_the_docs_tables_are_the_generators_output(doc: str) -> None:
     text = (ROOT / doc).read_text(encoding="utf-8")
     assert "<!-- profiles:differences -->\n" + differences() in text
