@@ -106,6 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated model ids to serve; others get 404 model_not_found",
     )
     answers.add_argument(
+        "--profile",
+        metavar="NAME",
+        type=_valid("profile"),
+        help="answer at /v1 as this provider's OpenAI-compatible API (openai, groq, openrouter, "
+        "ollama, ...; default openai); every provider is also served under its own prefix",
+    )
+    answers.add_argument(
         "--strict-requests",
         action="store_true",
         default=None,
@@ -231,6 +238,7 @@ def config_from_args(args: argparse.Namespace, environ: dict[str, str] | None = 
         read_timeout=args.read_timeout,
         seed=args.seed,
         models=args.models,
+        profile=args.profile,
         strict_requests=args.strict_requests,
         scenarios=tuple(args.scenario) if args.scenario else None,
         fallback=args.fallback,

@@ -60,6 +60,9 @@ class Config:
     strict_requests: bool = False  # reject unknown fields / enum values as the API does
     honor_base64: bool = True  # base64 embeddings when asked (the spec only knows floats)
     created: int = DEFAULT_CREATED  # the `created` timestamp written into bodies
+    # The provider the server answers as at `/v1` and the root (mockai.profiles); every
+    # profile is also served under its own prefix (`/groq/openai/v1`, ...).
+    profile: str = "openai"
     # --- scenarios (rules)
     scenarios: tuple[str, ...] = ()
     fallback: str | None = None  # generate | error; None: generate unless rules/cassettes load
@@ -94,7 +97,7 @@ class Config:
 
     def merged(self, **changes: Any) -> Config:
         """A copy with `changes` applied (None values are ignored: "not given")."""
-        given = {k: v for k, v in changes.items() if v is not None}
+        given = _unaliased({k: v for k, v in changes.items() if v is not None})
         unknown = sorted(set(given) - ({f.name for f in dataclasses.fields(self)} - {"given"}))
         if unknown:
             names = ", ".join(unknown)
@@ -133,6 +136,25 @@ class Config:
                 )
             changes[name], set_by[name] = value, variable
         return (base or cls()).merged(**changes)
+
+
+# The CLI (`--scenario`), `MOCKAI_SCENARIO` and the pytest marker (`scenario=`) name the option
+# in the singular; `MockServer(scenario=...)` takes that spelling too.
+_ALIASES = {"scenario": "scenarios"}
+
+
+def _unaliased(given: dict[str, Any]) -> dict[str, Any]:
+    """`given` with aliases renamed; an alias and its option given together is a ConfigError."""
+    for alias, name in _ALIASES.items():
+        if alias not in given:
+            continue
+        if name in given:
+            raise ConfigError(
+                f"{alias} and {name} name the same option; give only one of them "
+                f"({alias}= takes one path or a list of paths)"
+            )
+        given[name] = given.pop(alias)
+    return given
 
 
 def env_variables() -> dict[str, str]:
@@ -381,6 +403,17 @@ def _one_of(*valid: str) -> Callable[[str, Any], str]:
     return check
 
 
+def _profile(name: str, value: Any) -> str:
+    from mockai.profiles import PROFILES  # the profiles know their names
+
+    if not isinstance(value, str) or value not in PROFILES:
+        raise ConfigError(
+            f"{name}: {value!r} is not a provider profile"
+            + suggest(str(value), list(PROFILES), noun="profiles")
+        )
+    return str(value)
+
+
 def _record_mode(name: str, value: Any) -> str:
     return validate_record_mode(str(value))
 
@@ -443,6 +476,7 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "latency": _timing,
     "limits": _limits,
     "record_mode": _record_mode,
+    "profile": _profile,
     "upstream": _base_url,
     "replay_speed": _speed,
     "read_timeout": _timeout,

@@ -52,6 +52,10 @@ REFUSED_OPTIONS = [
     ),
     (["--read-timeout", "never"], "argument --read-timeout: 'never' is not a finite number"),
     (["--seed", "seven"], "argument --seed: 'seven' is not a whole number"),
+    (
+        ["--profile", "grok"],
+        "argument --profile: 'grok' is not a provider profile (did you mean 'groq'?)",
+    ),
     (["--host", ""], "argument --host: must be a non-empty string, got ''"),
     (["--require-api-key", " "], "argument --require-api-key: must be a non-empty string"),
     (["--models", ","], "argument --models: give at least one model id, e.g. gpt-4o-mini,gpt-4o"),

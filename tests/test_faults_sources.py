@@ -1,6 +1,6 @@
 """Faults and timing that arrive inside a Plan (a rule or a sequence step), and how they combine.
 
-Until the scenario engine lands, a custom Source (mockai.decide's public protocol) stands in for
+Until the scenario engine lands, a custom Source (mockai.pipeline.decide's public protocol) stands in for
 a rule: it answers with a Plan carrying `faults` and `timing`, exactly as scenario rules will.
 """
 

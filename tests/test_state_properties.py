@@ -1,7 +1,7 @@
 """The Redis backend is the in-process state, elsewhere: property tests against a real redis-server.
 
-- Records: any sequence of store operations (put, get, has, update, pop, values, clear, serial
-  numbers) observes the same results on Redis as on the in-process OrderedDict, eviction
+- Records: any sequence of store operations (put, get, has, setdefault, update, pop, values,
+  clear, serial numbers) observes the same results on Redis as on the in-process OrderedDict, eviction
   included.
 - Budgets: any sequence of charges is admitted or refused alike, with the same remaining counts.
 - What a store keeps (an answer's bytes or SSE frames, a conversation's turns) survives the trip
@@ -44,6 +44,7 @@ OPERATIONS = st.lists(
         st.tuples(st.just("put"), KEYS, st.integers(0, 99)),
         st.tuples(st.just("get"), KEYS),
         st.tuples(st.just("has"), KEYS),
+        st.tuples(st.just("setdefault"), KEYS, st.integers(0, 99)),
         st.tuples(st.just("update"), KEYS, st.integers(0, 9)),
         st.tuples(st.just("pop"), KEYS),
         st.tuples(st.just("values")),
@@ -63,6 +64,8 @@ async def _apply(records: Any, operation: tuple[Any, ...]) -> Any:
         return await records.get(operation[1])
     if name == "has":
         return await records.has(operation[1])
+    if name == "setdefault":
+        return await records.setdefault(operation[1], [operation[2]])
     if name == "update":
 
         def change(record: list[int]) -> int:

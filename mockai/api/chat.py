@@ -96,6 +96,7 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         logprobs=bool(body.get("logprobs")),
         top_logprobs=common.optional(body, "top_logprobs", 0),
         prompt_tokens=prompt_tokens,
+        provider=ctx.provider,
     )
 
 
@@ -132,10 +133,12 @@ def _parse_message(item: Any, where: str) -> Message:
         raise missing(f"{where}.content")
     text, images = common.content_text(item.get("content"), f"{where}.content")
     calls: tuple[CalledTool, ...] = ()
-    if role == "assistant" and item.get("tool_calls"):
+    raw_calls = item.get("tool_calls")
+    if role == "assistant" and raw_calls:
+        if not isinstance(raw_calls, list):
+            raise type_error(f"{where}.tool_calls", ("array",), raw_calls)
         calls = tuple(
-            _called_tool(call, f"{where}.tool_calls[{i}]")
-            for i, call in enumerate(item["tool_calls"])
+            _called_tool(call, f"{where}.tool_calls[{i}]") for i, call in enumerate(raw_calls)
         )
     tool_call_id = item.get("tool_call_id")
     if role == "tool" and not isinstance(tool_call_id, str):
@@ -156,11 +159,14 @@ def _called_tool(call: Any, where: str) -> CalledTool:
         raise type_error(where, ("object",), call)
     if not isinstance(call.get("id"), str):
         raise missing(f"{where}.id")
-    function = call.get("function") or call.get("custom") or {}
+    kind = "custom" if call.get("type") == "custom" else "function"
+    function = common.object_field(call, kind, where)
     name = function.get("name")
     if not isinstance(name, str):
-        raise missing(f"{where}.function.name")
-    return CalledTool(id=call["id"], name=name, arguments=str(function.get("arguments", "")))
+        raise missing(f"{where}.{kind}.name")
+    # (a custom tool's call carries `input`, a function's `arguments`)
+    arguments = function.get("input" if kind == "custom" else "arguments", "")
+    return CalledTool(id=call["id"], name=name, arguments=str(arguments))
 
 
 def _check_tool_pairs(messages: list[Message]) -> None:
@@ -207,7 +213,7 @@ def _last(messages: tuple[Message, ...], roles: tuple[str, ...], default: Any = 
 
 def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
     """The chat completion for `reply`, as one JSON body or as the SSE chunk sequence."""
-    shaped = shape(reply, exchange, ctx.key)
+    shaped = shape(reply, exchange, ctx.key, call_id=ctx.tool_call_id, keep_stop=ctx.keep_stop)
     if exchange.legacy_functions:
         shaped = [_as_function_call(s) for s in shaped]
     completion_tokens = sum(s.completion_tokens for s in shaped)
@@ -330,7 +336,9 @@ def _stream(
         usage_json = jsonbytes.dumps(usage)
         tail.append(prefix + b'[],"usage":' + usage_json + b"}\n\n")
     tail.append(sse.DONE)
-    return EventStream(frames=frames + tail, tail=len(tail), error_frame=errors.stream_error_frame)
+    return EventStream(
+        frames=frames + tail, tail=len(tail), error_frame=errors.stream_error_frame, usage=usage
+    )
 
 
 def _first_delta(s: Shaped, legacy: bool) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 from mockai import tokens
+from mockai.api import schemacheck
 from mockai.api.fieldrules import (
     FieldRule,
     invalid_value,
@@ -63,6 +64,26 @@ def check_fields(endpoint: str, body: Mapping[str, Any], *, strict: bool) -> Non
 def _lenient(endpoint: str) -> dict[str, FieldRule]:
     """The endpoint's rules without enums (computed once per endpoint)."""
     return {name: replace(rule, enum=None) for name, rule in FIELDS[endpoint].items()}
+
+
+def object_field(raw: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
+    """`raw[key]`, which must be an object; else the API's 400 naming `where.key`."""
+    value = raw.get(key)
+    if value is None:
+        raise missing(f"{where}.{key}")
+    if not isinstance(value, dict):
+        raise type_error(f"{where}.{key}", ("object",), value)
+    return value
+
+
+def optional_string(raw: Mapping[str, Any], key: str, where: str) -> str:
+    """`raw[key]` if it is a string, "" if absent or null; else the API's 400."""
+    value = raw.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise type_error(f"{where}.{key}", ("string",), value)
+    return value
 
 
 def stream_settings(body: Mapping[str, Any]) -> tuple[bool, bool]:
@@ -164,18 +185,19 @@ def parse_tool(raw: Any, param: str, *, flat: bool, strict_default: bool = False
     if kind is None:
         raise missing(f"{param}.type")
     if kind == "custom":
-        spec = raw if flat else raw.get("custom") or {}
+        spec = raw if flat else object_field(raw, "custom", param)
+        where = param if flat else f"{param}.custom"
         name = spec.get("name")
         if not isinstance(name, str):
-            raise missing(f"{param}.custom.name" if not flat else f"{param}.name")
-        return Tool(name=name, description=str(spec.get("description") or ""), kind="custom")
+            raise missing(f"{where}.name")
+        return Tool(
+            name=name, description=optional_string(spec, "description", where), kind="custom"
+        )
     if kind != "function":
         # Hosted tools (web_search, file_search, ...) are accepted; the mock never calls them.
         return Tool(name=f"<{kind}>", kind="custom")
-    spec = raw if flat else raw.get("function")
+    spec = raw if flat else object_field(raw, "function", param)
     where = param if flat else f"{param}.function"
-    if not isinstance(spec, dict):
-        raise missing(where)
     name = spec.get("name")
     if name is None:
         raise missing(f"{where}.name")
@@ -190,11 +212,20 @@ def parse_tool(raw: Any, param: str, *, flat: bool, strict_default: bool = False
             code="invalid_value",
         )
     parameters = spec.get("parameters")
-    if parameters is not None and not isinstance(parameters, dict):
-        raise type_error(f"{where}.parameters", ("object",), parameters)
+    if parameters is not None:
+        if not isinstance(parameters, dict):
+            raise type_error(f"{where}.parameters", ("object",), parameters)
+        problem = schemacheck.problem(parameters)
+        if problem is not None:
+            raise ApiError(
+                400,
+                f"Invalid schema for function '{name}': {problem}.",
+                param=f"{where}.parameters",
+                code="invalid_function_parameters",
+            )
     return Tool(
         name=name,
-        description=str(spec.get("description") or ""),
+        description=optional_string(spec, "description", where),
         parameters=parameters,
         strict=strict_default if spec.get("strict") is None else bool(spec["strict"]),
     )
@@ -241,14 +272,18 @@ def parse_tool_choice(raw: Any, tools: tuple[Tool, ...], *, flat: bool) -> ToolC
         if raw not in ("none", "auto", "required"):
             raise invalid_value("tool_choice", raw, ("none", "auto", "required"))
         return ToolChoice(raw)  # type: ignore[arg-type]
+    if not isinstance(raw, dict):
+        raise type_error("tool_choice", ("string", "object"), raw)
     kind = raw.get("type")
     if kind == "allowed_tools":
-        spec = raw if flat else raw.get("allowed_tools") or {}
-        names = tuple(str((t.get("function") or t).get("name")) for t in spec.get("tools") or ())
+        spec = raw if flat else object_field(raw, "allowed_tools", "tool_choice")
+        where = "tool_choice" if flat else "tool_choice.allowed_tools"
         mode = spec.get("mode", "auto")
-        return ToolChoice("required" if mode == "required" else "auto", allowed=names)
+        return ToolChoice(
+            "required" if mode == "required" else "auto", allowed=_allowed_names(spec, where)
+        )
     if kind in ("function", "custom"):
-        spec = raw if flat else raw.get(kind) or {}
+        spec = raw if flat else object_field(raw, kind, "tool_choice")
         name = spec.get("name")
         if not isinstance(name, str):
             raise missing("tool_choice.name" if flat else f"tool_choice.{kind}.name")
@@ -262,6 +297,22 @@ def parse_tool_choice(raw: Any, tools: tuple[Tool, ...], *, flat: bool) -> ToolC
         return ToolChoice("named", name=name)
     # Hosted-tool choices ({"type": "web_search"}, ...) leave the choice to the model.
     return ToolChoice("auto")
+
+
+def _allowed_names(spec: Mapping[str, Any], where: str) -> tuple[str, ...]:
+    """The tool names `allowed_tools.tools` lists (`{type, function: {name}}` or `{type, name}`)."""
+    listed = spec.get("tools") or ()
+    if not isinstance(listed, list | tuple):
+        raise type_error(f"{where}.tools", ("array",), listed)
+    names = []
+    for index, item in enumerate(listed):
+        if not isinstance(item, dict):
+            raise type_error(f"{where}.tools[{index}]", ("object",), item)
+        named = item.get("function", item)
+        if not isinstance(named, dict):
+            raise type_error(f"{where}.tools[{index}].function", ("object",), named)
+        names.append(str(named.get("name")))
+    return tuple(names)
 
 
 def parse_format(raw: Any, param: str, *, flat: bool) -> ResponseFormat | None:
@@ -287,8 +338,17 @@ def parse_format(raw: Any, param: str, *, flat: bool) -> ResponseFormat | None:
     if not isinstance(name, str):
         raise missing(f"{where}.name")
     schema = spec.get("schema")
-    if schema is not None and not isinstance(schema, dict):
-        raise type_error(f"{where}.schema", ("object",), schema)
+    if schema is not None:
+        if not isinstance(schema, dict):
+            raise type_error(f"{where}.schema", ("object",), schema)
+        problem = schemacheck.problem(schema)
+        if problem is not None:
+            raise ApiError(
+                400,
+                f"Invalid schema for response_format '{name}': {problem}.",
+                param=f"{where}.schema",
+                code="invalid_json_schema",
+            )
     return ResponseFormat("json_schema", name=name, schema=schema, strict=bool(spec.get("strict")))
 
 

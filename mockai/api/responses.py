@@ -84,6 +84,7 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         obfuscate=obfuscation.wanted(body),
         top_logprobs=top_logprobs,
         prompt_tokens=prompt_tokens,
+        provider=ctx.provider,
     )
 
 
@@ -166,6 +167,10 @@ def _input_item(item: Any, where: str) -> Message | None:
         kind = "message"
     if not isinstance(kind, str):
         raise type_error(f"{where}.type", ("string",), kind)
+    for key in ("id", "status"):  # (kept, and shown back, by the stores that list items)
+        value = item.get(key)
+        if value is not None and not isinstance(value, str):
+            raise type_error(f"{where}.{key}", ("string",), value)
     if kind == "message":
         return _message_item(item, where)
     if kind == "function_call":

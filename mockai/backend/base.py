@@ -65,6 +65,11 @@ class Records(Protocol[T]):
         """Store `record` as the newest; the oldest go beyond `capacity`."""
         ...
 
+    async def setdefault(self, key: str, record: T) -> T:
+        """The record under `key`; `record`, stored as the newest, if there was none (one step:
+        of several workers asking at once, the first one's record is everyone's)."""
+        ...
+
     async def update(self, key: str, change: Callable[[T], R]) -> R:
         """Apply `change` to the record atomically and keep the result; returns what `change`
         returned. KeyError if there is no such record. An exception from `change` keeps the
@@ -202,5 +207,5 @@ class Backend(RecordsFactory, Protocol):
 
     async def forget_all(self) -> None:
         """Forget everything this server shares (the admin reset), beyond what each component
-        clears itself."""
+        clears itself; the records named `secrets` (what the server signs with) stay."""
         ...

@@ -38,6 +38,13 @@ class MemoryRecords(Generic[T]):
     async def put(self, key: str, record: T) -> None:
         put(self._records, key, record, self.capacity)
 
+    async def setdefault(self, key: str, record: T) -> T:
+        found = self._records.get(key)
+        if found is None:
+            put(self._records, key, record, self.capacity)
+            return record
+        return found
+
     async def update(self, key: str, change: Callable[[T], R]) -> R:
         return change(self._records[key])  # KeyError when absent, as the interface says
 

@@ -158,7 +158,8 @@ class RedisBackend:
     @guarded
     async def forget_all(self) -> None:
         """Delete what was served under the prefix (the admin reset), whichever component wrote
-        it: what was scripted (runtime rules) and the journal's numbering stay, as in-process."""
+        it: what was scripted (runtime rules), the journal's numbering and the `secrets` records
+        (what the server signs with) stay, as in-process."""
         pattern = self.prefix.replace("*", r"\*").replace("?", r"\?") + ":*"
         keep = {
             self.key(*parts).encode()
@@ -170,9 +171,10 @@ class RedisBackend:
                 ("journal", "seq"),
             )
         }
+        kept_records = self.key("records", "secrets").encode() + b":"
         batch: list[Any] = []
         async for key in self.client.scan_iter(match=pattern, count=500):
-            if key in keep:
+            if key in keep or key.startswith(kept_records):
                 continue
             batch.append(key)
             if len(batch) >= 500:
@@ -223,6 +225,15 @@ class RedisRecords(Generic[T]):
             keys=[self._order, self._inserted],
             args=[self._base + ":r:", key, self.codec.encode(record), self.capacity],
         )
+
+    @guarded
+    async def setdefault(self, key: str, record: T) -> T:
+        data = await scripts.PUT_NEW_RECORD(
+            self.backend.client,
+            keys=[self._order, self._inserted],
+            args=[self._base + ":r:", key, self.codec.encode(record), self.capacity],
+        )
+        return self.codec.decode(data)
 
     @guarded
     async def update(self, key: str, change: Callable[[T], R]) -> R:

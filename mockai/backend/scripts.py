@@ -47,6 +47,26 @@ return size
 """
 )
 
+# KEYS and ARGV as PUT_RECORD. Stores the record only if the key holds none; returns the data
+# the key holds afterwards.
+PUT_NEW_RECORD = Script(
+    """
+local held = redis.call('GET', ARGV[1] .. ARGV[2])
+if held then return held end
+local n = redis.call('INCR', KEYS[2])
+redis.call('SET', ARGV[1] .. ARGV[2], ARGV[3])
+redis.call('ZADD', KEYS[1], n, ARGV[2])
+local capacity = tonumber(ARGV[4])
+local size = redis.call('ZCARD', KEYS[1])
+if size > capacity then
+  local old = redis.call('ZRANGE', KEYS[1], 0, size - capacity - 1)
+  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, size - capacity - 1)
+  for _, name in ipairs(old) do redis.call('DEL', ARGV[1] .. name) end
+end
+return ARGV[3]
+"""
+)
+
 # KEYS: the record, order; ARGV: key. Returns the record's data (nil if there was none).
 POP_RECORD = Script(
     """

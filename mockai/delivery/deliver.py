@@ -6,8 +6,9 @@ gaps before it` (with seeded jitter). Sleeping until a deadline rather than for 
 that rendering time, scheduling delays and slow writes never accumulate over a long stream, which
 keeps timing accurate under load.
 
-Faults (mockai.faults) are executed here, counting stream frames from 1 and never counting the
-`tail` frames that complete a stream (finish chunk, usage chunk, `[DONE]`, `response.completed`):
+Faults (mockai.delivery.faults) are executed here, counting stream frames from 1 and never
+counting the `tail` frames that complete a stream (finish chunk, usage chunk, `[DONE]`,
+`response.completed`):
 - `reset` / `empty_response`: the connection is dropped before a byte is sent (RST / FIN);
 - `hang`: nothing is sent, ever: the connection is held until the client gives up;
 - `truncate_after N`: N frames, then a clean end of body without the tail;

@@ -278,7 +278,7 @@ def _refuse_if_over(
     )
     headers = _headers(limit, used_requests, used_tokens, window, now)
     headers.update(retry_headers(wait))
-    raise ApiError(
+    refused = ApiError(
         429,
         f"Rate limit reached for {model} in organization org-mockai on {what}. Please try "
         f"again in {go_duration(wait)}. Visit https://platform.openai.com/account/rate-limits "
@@ -287,6 +287,8 @@ def _refuse_if_over(
         code="rate_limit_exceeded",
         headers=headers,
     )
+    refused.name = "rate_limit"  # a provider profile words its 429 its own way
+    raise refused
 
 
 def _headers(

@@ -20,9 +20,19 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from mockai.catalog import Catalog
-from mockai.generate import budget, embeddings, moderation, prompted, prose, schema, tools
+from mockai.errors import ApiError
+from mockai.generate import (
+    budget,
+    embeddings,
+    moderation,
+    prompted,
+    prose,
+    schema,
+    tools,
+    transcript,
+)
 from mockai.pipeline.exchange import Endpoint, Exchange, Tool
-from mockai.pipeline.reply import Choice, Reply, ToolCall
+from mockai.pipeline.reply import Choice, Media, Reply, ToolCall
 from mockai.wire import jsonbytes
 
 _CACHE_SIZE = 1024
@@ -40,6 +50,11 @@ def _small(reply: Reply) -> bool:
     return size <= _CACHE_ITEM
 
 
+def media_seed(key: bytes) -> Media:
+    """What a generated picture or sound derives from: the request's content key."""
+    return Media(seed=int.from_bytes(key[:8], "big"))
+
+
 class FallbackGenerator:
     """Answers any request plausibly; one instance per server."""
 
@@ -54,6 +69,12 @@ class FallbackGenerator:
             Endpoint.COMPLETIONS: self._completion,
             Endpoint.EMBEDDINGS: self._embeddings,
             Endpoint.MODERATIONS: self._moderation,
+            Endpoint.IMAGES: self._media,
+            Endpoint.IMAGE_EDITS: self._media,
+            Endpoint.IMAGE_VARIATIONS: self._media,
+            Endpoint.SPEECH: self._media,
+            Endpoint.TRANSCRIPTIONS: self._transcript,
+            Endpoint.TRANSLATIONS: self._transcript,
         }
 
     def reply(self, exchange: Exchange, key: bytes) -> Reply:
@@ -94,6 +115,13 @@ class FallbackGenerator:
     def _moderation(self, exchange: Exchange, key: bytes) -> Reply:
         return moderation.reply_for(exchange, self.seed)
 
+    def _media(self, exchange: Exchange, key: bytes) -> Reply:
+        # Pictures and sounds are drawn by the codec (off the loop) from this seed.
+        return Reply(media=media_seed(key))
+
+    def _transcript(self, exchange: Exchange, key: bytes) -> Reply:
+        return Reply.text(transcript.text(exchange, self._rng(key, 0)))
+
     # --- building blocks -------------------------------------------------------------------------
 
     def _rng(self, key: bytes, index: int) -> random.Random:
@@ -109,6 +137,22 @@ class FallbackGenerator:
         text = jsonbytes.dumps_str(value)
         return (text, True) if whole else (budget.cut(text, size), False)
 
+    def _required_instance(
+        self, schema_: Mapping[str, Any], rng: random.Random, context: str, size: int
+    ) -> tuple[str, bool]:
+        """`_instance` for a schema the answer must follow (a response format, a tool's
+        parameters): one it cannot meet is a 4xx the SDKs do not retry, saying what to do,
+        rather than a 500."""
+        try:
+            return self._instance(schema_, rng, context, size)
+        except schema.SchemaGenerationError as error:
+            raise ApiError(
+                400,
+                f"mockai cannot generate a value for this schema ({error}); script the "
+                "answer with a rule instead.",
+                code="mockai_generation_failed",
+            ) from None
+
     def _choice(self, exchange: Exchange, rng: random.Random) -> Choice:
         tool = tools.tool_to_call(exchange)
         if tool is not None:
@@ -117,7 +161,7 @@ class FallbackGenerator:
         fmt = exchange.response_format
         if fmt is not None and fmt.kind == "json_schema" and fmt.schema is not None:
             size = budget.answer_tokens(exchange)
-            text, whole = self._instance(fmt.schema, rng, exchange.user_text, size)
+            text, whole = self._required_instance(fmt.schema, rng, exchange.user_text, size)
             return Choice(content=text, finish_reason=None if whole else "length")
         kind = "text" if fmt is None else fmt.kind
         if kind != "json_schema":
@@ -172,7 +216,7 @@ class FallbackGenerator:
     ) -> tuple[ToolCall, bool]:
         parameters = tool.parameters or {"type": "object", "properties": {}}
         size = budget.answer_tokens(exchange)
-        arguments, whole = self._instance(parameters, rng, exchange.user_text, size)
+        arguments, whole = self._required_instance(parameters, rng, exchange.user_text, size)
         return ToolCall(name=tool.name, arguments=arguments), whole
 
     def _answer(self, exchange: Exchange, rng: random.Random) -> str:

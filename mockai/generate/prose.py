@@ -54,7 +54,7 @@ def seeded_faker(seed: int) -> Iterator[Faker]:
     """This thread's Faker, seeded with `seed`, for use inside the `with` block.
 
     One per thread rather than one behind a lock: a big answer made in the worker thread
-    (mockai.workload) must not make the event loop wait for the Faker.
+    (mockai.pipeline.workload) must not make the event loop wait for the Faker.
     """
     faker = _shared()
     faker.seed_instance(seed)

@@ -30,6 +30,16 @@ def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
     }
 
 
+def readable_body(raw: bytes) -> Any:
+    """A request body as the journal keeps it: its JSON, else its text (None when empty)."""
+    if not raw:
+        return None
+    try:
+        return jsonbytes.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", "replace")
+
+
 @dataclass(slots=True)
 class JournalEntry:
     """One request and its answer."""
@@ -45,7 +55,8 @@ class JournalEntry:
     endpoint: str | None = None
     model: str | None = None
     stream: bool = False
-    # rule | scenario | cassette | upstream | generator | error | admin, or `fault` (answered by
+    # rule | scenario | cassette | upstream | generator | store (files, batches) | error | admin,
+    # or `fault` (answered by
     # an x-mockai-fault header or chaos before any source; `rule` says which) | `limits` (a 429
     # from a rate-limit budget)
     source: str = ""
@@ -57,6 +68,7 @@ class JournalEntry:
     response: Outgoing | None = None
     response_headers: dict[str, str] = field(default_factory=dict)  # what was sent (lower-case)
     warnings: list[str] = field(default_factory=list)
+    batch: str | None = None  # a line of this batch (answered inside the server, not sent)
 
     @property
     def retry_count(self) -> int | None:
@@ -88,16 +100,22 @@ class JournalEntry:
         return []
 
     def as_json(self) -> dict[str, Any]:
-        """A JSON-friendly view (what `GET /_mockai/requests` returns)."""
+        """A JSON-friendly view (what `GET /_mockai/requests` returns); always serializable."""
+        body = self.body
+        if isinstance(body, bytes | bytearray):  # an entry still being answered
+            body = readable_body(bytes(body))
         return {
             "seq": self.seq,
             "request_id": self.request_id,
             "method": self.method,
-            "path": self.path,
+            "path": jsonbytes.valid_unicode(self.path),
             "received_at": self.received_at,
             "arrived": self.arrived,
-            "headers": self.headers,
-            "body": self.body,
+            "headers": {
+                jsonbytes.valid_unicode(name): jsonbytes.valid_unicode(value)
+                for name, value in self.headers.items()
+            },
+            "body": body,
             "endpoint": self.endpoint,
             "model": self.model,
             "stream": self.stream,
@@ -105,11 +123,16 @@ class JournalEntry:
             "rule": self.rule,
             "status": self.status,
             "faults": self.faults,
-            "error": self.error,
+            "error": self.error
+            and {
+                key: jsonbytes.valid_unicode(value) if isinstance(value, str) else value
+                for key, value in self.error.items()
+            },
             "duration_ms": round(self.duration_ms, 3),
             "retry_count": self.retry_count,
             "response_headers": self.response_headers,
             "warnings": self.warnings,
+            "batch": self.batch,
         }
 
 

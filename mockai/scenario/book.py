@@ -25,7 +25,7 @@ from mockai.errors import ApiError, ScenarioError
 from mockai.generate.fallback import FallbackGenerator
 from mockai.pipeline.exchange import Exchange
 from mockai.pipeline.reply import Plan, Reply, Timing
-from mockai.scenario import loader, nearmiss
+from mockai.scenario import loader, nearmiss, per_input
 from mockai.scenario.problems import Problems
 from mockai.scenario.respond import Build, StaleFixture, build_reply
 from mockai.scenario.rules import Rule, Step, compile_rule
@@ -88,6 +88,10 @@ class RuleBook:
 
     async def plan(self, exchange: Exchange, key: bytes) -> Plan | None:
         """The Plan of the first rule that matches and is not used up, or None."""
+        if per_input.splittable(exchange):
+            if self.shared is None:
+                return self._plan_batch(exchange, key)
+            return await self._plan_batch_shared(exchange, key)
         picked = self.pick(exchange) if self.shared is None else await self._pick_shared(exchange)
         if picked is None:
             return None
@@ -124,6 +128,107 @@ class RuleBook:
                         if picked is not None:
                             return picked
         return None
+
+    def _first(self, exchange: Exchange) -> Rule | None:
+        """The first rule that matches `exchange` and is not used up; the caller holds the lock."""
+        for rules in (self._runtime, self._scenario):
+            for rule in rules:
+                if all(check(exchange) for check in rule.checks):
+                    limit = rule.limit
+                    if limit is None or self._served.get(rule.name, 0) < limit:
+                        return rule
+        return None
+
+    def _plan_batch(self, exchange: Exchange, key: bytes) -> Plan | None:
+        """A batch of embeddings / moderation inputs: each answered as if sent alone.
+
+        See `per_input`. Every rule that answers some inputs counts one call (the batch is one
+        request to it); a rule answering with an error answers the whole request with it.
+        """
+        with self._lock:
+            chosen = self._choose_batch(exchange)
+            if chosen is None:
+                return None
+            if isinstance(chosen, Rule):
+                picked = self._count(chosen)
+                assert picked is not None  # _first skips used-up rules
+                return self.answer(*picked, exchange, key)
+            counted = [(g, self._count(g.rule) if g.rule is not None else None) for g in chosen]
+        return self._merge_batch(exchange, key, counted)
+
+    async def _plan_batch_shared(self, exchange: Exchange, key: bytes) -> Plan | None:
+        """`_plan_batch` across workers: the rules are chosen here on the shared counts, and each
+        chosen rule's call is counted in the backend; if another worker used one up meanwhile
+        (or changed the rules), the batch is planned again on the new counts."""
+        assert self.shared is not None
+        while True:
+            await self.sync()  # the current counts decide which rules are used up
+            with self._lock:
+                chosen = self._choose_batch(exchange)
+                version = self._version
+            if chosen is None:
+                return None
+            if isinstance(chosen, Rule):  # one rule answers the whole request: the plain path
+                picked = await self._pick_shared(exchange)
+                return None if picked is None else self.answer(*picked, exchange, key)
+            counted: list[tuple[per_input.Group, tuple[Rule, Step, int] | None]] = []
+            for group in chosen:
+                rule = group.rule
+                if rule is None:
+                    counted.append((group, None))
+                    continue
+                shared = await self.shared.pick(version, [(rule.name, rule.limit)])
+                if shared.index is None:  # stale, or used up meanwhile: plan again
+                    break
+                counted.append((group, (rule, rule.step(shared.count - 1), shared.count)))
+            else:
+                return self._merge_batch(exchange, key, counted)
+
+    def _choose_batch(self, exchange: Exchange) -> Rule | list[per_input.Group] | None:
+        """Who answers a batch: no rule (None), one rule for the whole request, or a rule (or
+        none) per group of inputs. The caller holds the lock."""
+        whole = self._first(exchange)
+        if whole is None:
+            return None
+        if not per_input.tests_inputs(whole):
+            return whole
+        singles = [per_input.alone(exchange, (i,)) for i in range(len(exchange.inputs))]
+        groups = per_input.group([self._first(single) for single in singles])
+        if all(g.rule is None for g in groups):
+            # The batch as a whole matched (say a `body` condition on the whole input list), no
+            # input alone does: the rule answers the batch, as written.
+            return whole
+        return groups
+
+    def _merge_batch(
+        self,
+        exchange: Exchange,
+        key: bytes,
+        counted: Sequence[tuple[per_input.Group, tuple[Rule, Step, int] | None]],
+    ) -> Plan:
+        """One Plan from each group's rule (or the generator, for inputs no rule answers)."""
+        parts: list[tuple[per_input.Group, list[Any]]] = []
+        plans: list[Plan] = []
+        seed = self.generator().seed
+        for group, picked in counted:
+            inputs = per_input.alone(exchange, group.indexes)
+            reply = None
+            if picked is not None:
+                plan = self.answer(*picked, inputs, key)
+                if plan.reply is None or plan.reply.error is not None:
+                    return plan  # an error answers for the whole batch
+                plans.append(plan)
+                reply = plan.reply
+            parts.append((group, per_input.answers(reply, inputs, seed)))
+        first = plans[0]  # some group has a rule (checked above)
+        assert first.reply is not None
+        warnings = tuple(w for plan in plans if plan.reply for w in plan.reply.warnings)
+        base = replace(first.reply, warnings=warnings)
+        return replace(
+            first,
+            reply=per_input.merged(exchange, parts, base),
+            name=" + ".join(plan.name or "" for plan in plans),
+        )
 
     def _count(self, rule: Rule) -> tuple[Rule, Step, int] | None:
         """Count a call for `rule` (None when it is used up); the caller holds the lock."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import logging
 import os
 from collections.abc import Awaitable, Callable
 from importlib import resources
@@ -19,13 +20,15 @@ from aiohttp import web
 
 from mockai import __version__
 from mockai.errors import ApiError, ScenarioError
+from mockai.pipeline import run as pipeline
 from mockai.pipeline.journal import PAGE_MAX
 from mockai.scenario.book import RuleBook
 from mockai.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from mockai.server.state import STATE
-from mockai.wire import jsonbytes
+from mockai.wire import errors, ids, jsonbytes
 
 PREFIX = "/_mockai"
+log = logging.getLogger("mockai")
 
 
 async def _health(request: web.Request) -> web.Response:
@@ -61,7 +64,7 @@ def _count(request: web.Request, name: str, default: int | None) -> int | None:
     value = request.query.get(name)
     if value is None or value == "":
         return default
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):  # ("²".isdigit() is true)
         raise ApiError(
             400,
             f"Invalid '{name}': expected a whole number >= 0, got {value!r}.",
@@ -113,7 +116,7 @@ def _error(error: ApiError) -> web.Response:
         status=error.status,
         body=jsonbytes.dumps(error.body()),
         content_type="application/json",
-        headers=error.headers,
+        headers={"x-request-id": ids.request_id(), **error.headers},
     )
 
 
@@ -140,8 +143,16 @@ async def _list_rules(request: web.Request) -> web.Response:
 async def _add_rules(request: web.Request) -> web.Response:
     """`POST /_mockai/rules` with a rule or a list of rules; 400 lists every problem."""
     book = _book(request)
+    read = await pipeline.read_body(request)
+    if read is None:
+        return pipeline.gone()
+    raw, unreadable = read
+    if unreadable is not None:
+        answer = _error(unreadable)
+        answer.force_close()
+        return answer
     try:
-        body = jsonbytes.loads(await request.read())
+        body = jsonbytes.loads(raw)
     except ValueError:
         raise ApiError(400, "the body must be a JSON rule or a JSON list of rules") from None
     rules = body if isinstance(body, list) else [body]
@@ -173,7 +184,8 @@ Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 def _admin(handler: Handler, *, token: bool = True) -> Handler:
     """`handler` for the clients allowed (see the module docstring), its ApiErrors as
-    responses; `token=False` for what holds no data (the inspector page)."""
+    responses, and a bug in it as the API's 500 (traceback in the log), never aiohttp's text
+    page; `token=False` for what holds no data (the inspector page)."""
 
     async def guarded(request: web.Request) -> web.Response:
         try:
@@ -183,6 +195,11 @@ def _admin(handler: Handler, *, token: bool = True) -> Handler:
             return await handler(request)
         except ApiError as error:
             return _error(error)
+        except Exception:
+            log.exception("mockai failed while answering %s %s", request.method, request.path)
+            return _error(
+                ApiError(500, "mockai internal error (see the server log)", type="server_error")
+            )
 
     return guarded
 
@@ -237,17 +254,32 @@ def is_loopback(remote: str) -> bool:
     return (mapped or address).is_loopback
 
 
+async def _method_not_allowed(request: web.Request) -> web.Response:
+    return _error(errors.invalid_method(request.method, request.path))
+
+
 def add_admin_routes(app: web.Application) -> None:
     """Register `/_mockai/health`, `/_mockai/requests`, `/_mockai/reset`, `/_mockai/rules`,
-    `/_mockai/metrics` and the inspector page at `/_mockai/`."""
-    app.router.add_get(PREFIX + "/health", _health)  # harmless, and useful to probes anywhere
-    app.router.add_get(PREFIX + "/", _admin(_inspector, token=False))
-    app.router.add_get(PREFIX, _admin(_inspector, token=False))
-    app.router.add_get(PREFIX + "/metrics", _admin(_metrics))
-    app.router.add_get(PREFIX + "/requests", _admin(_requests))
-    app.router.add_delete(PREFIX + "/requests", _admin(_clear_requests))
-    app.router.add_post(PREFIX + "/reset", _admin(_reset))
-    app.router.add_get(PREFIX + "/rules", _admin(_list_rules))
-    app.router.add_post(PREFIX + "/rules", _admin(_add_rules))
-    app.router.add_delete(PREFIX + "/rules", _admin(_clear_rules))
-    app.router.add_delete(PREFIX + "/rules/{name:.+}", _admin(_delete_rule))
+    `/_mockai/metrics` and the inspector page at `/_mockai/`; other methods there get the API's
+    405."""
+    inspector = _admin(_inspector, token=False)
+    routes: dict[str, dict[str, Handler]] = {
+        "/health": {"GET": _health},  # harmless, and useful to probes anywhere
+        "/": {"GET": inspector},
+        "": {"GET": inspector},
+        "/metrics": {"GET": _admin(_metrics)},
+        "/requests": {"GET": _admin(_requests), "DELETE": _admin(_clear_requests)},
+        "/reset": {"POST": _admin(_reset)},
+        "/rules": {
+            "GET": _admin(_list_rules),
+            "POST": _admin(_add_rules),
+            "DELETE": _admin(_clear_rules),
+        },
+        # (any characters: `[\s\S]`, as `.` would not match a decoded `%0a`)
+        "/rules/{name:[\\s\\S]+}": {"DELETE": _admin(_delete_rule)},
+    }
+    for path, handlers in routes.items():
+        resource = app.router.add_resource(PREFIX + path)
+        for method, handler in handlers.items():
+            resource.add_route(method, handler)
+        resource.add_route("*", _method_not_allowed)  # the API's 405, as on the API's routes

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, TypeVar
 
 from aiohttp import web
 
-from mockai import scenario
+from mockai import profiles, scenario
 from mockai.backend import StateUnavailable, open_backend
 from mockai.backend.memory import finish_now
 from mockai.catalog import Catalog
@@ -27,14 +27,19 @@ from mockai.delivery.chaos import FaultPlanner
 from mockai.delivery.ratelimit import parse_limits
 from mockai.errors import ServerError
 from mockai.generate.fallback import FallbackGenerator
+from mockai.pipeline import batch
 from mockai.pipeline.decide import Decider, Source
+from mockai.pipeline.exchange import Endpoint
 from mockai.pipeline.journal import Journal, JournalEntry
 from mockai.pipeline.sources import build_sources
 from mockai.server import admin, reload, routes, sites
 from mockai.server.metrics import Metrics
 from mockai.server.state import STATE, ServerState
+from mockai.stores.batches import BatchStore
 from mockai.stores.completions import CompletionStore
 from mockai.stores.conversations import ConversationStore
+from mockai.stores.files import FileStore
+from mockai.stores.images import ImageStore
 from mockai.stores.responses import ResponseStore
 
 T = TypeVar("T")
@@ -59,7 +64,8 @@ def create_app(
     check_together(config)
     if sources is None:
         sources = build_sources(config)
-    catalog = Catalog(config.models)
+    profile = profiles.get(config.profile)
+    catalog = Catalog(config.models, builtin=profile.catalog)
     generator = FallbackGenerator(config.seed, catalog)
     backend = open_backend(config.state, journal_size=config.journal_size)
     rules = next((s for s in sources if isinstance(s, scenario.RuleBook)), None)
@@ -67,6 +73,8 @@ def create_app(
         rules.fallback_generator = generator
         rules.shared = backend.rules()
     journal = Journal(config.journal_size)
+    files = FileStore(config.created, backend=backend)
+    batches = BatchStore(files, config.created, backend=backend)
     state = ServerState(
         config=config,
         catalog=catalog,
@@ -75,6 +83,7 @@ def create_app(
             generator,
             fallback=config.fallback,
             no_match_status=config.no_match_status,
+            keepers={Endpoint.FILES: files, Endpoint.BATCHES: batches},
         ),
         journal=journal,
         ratelimits=backend.budgets(parse_limits(config.limits)),
@@ -83,12 +92,17 @@ def create_app(
         responses=ResponseStore(backend=backend),
         conversations=ConversationStore(config.seed, config.created, backend=backend),
         completions=CompletionStore(backend=backend),
+        images=ImageStore(backend=backend),
         occurrences=backend.occurrences(),
         faults=FaultPlanner.from_config(config, backend.attempts()),
         backend=backend,
         shared_journal=backend.journal(journal),
         metrics=Metrics(metrics_dir),
+        profile=profile,
+        files=files,
+        batches=batches,
     )
+    batches.runner = batch.runner(state)  # lines go through this server's pipeline
     app = web.Application(client_max_size=MAX_BODY)
     app[STATE] = state
     app.cleanup_ctx.append(_state_lifespan)
@@ -103,9 +117,10 @@ def create_app(
         lifespan = getattr(source, "lifespan", None)
         if lifespan is not None:  # a source holding connections or files (the upstream's)
             app.cleanup_ctx.append(lifespan)
-    routes.add_api_routes(app, state.codecs.values())
+    routes.add_api_routes(app, state.codecs.values(), profile)
     admin.add_admin_routes(app)
-    routes.add_catch_all(app)
+    routes.add_media_routes(app)
+    routes.add_catch_all(app, profile)
     return app
 
 
@@ -262,6 +277,11 @@ class MockServer:
     def url(self) -> str:
         """The base URL for OpenAI clients, including `/v1`."""
         return self.base_url + "/v1"
+
+    def provider_url(self, name: str) -> str:
+        """The base URL of provider profile `name` on this server, as that provider's clients
+        take it: `http://127.0.0.1:PORT/groq/openai/v1`, `.../openrouter/api/v1`, ..."""
+        return self.base_url + profiles.get(name).prefixes[0]
 
     def url_for(self, path: str) -> str:
         """An absolute URL for `path` on this server (`/v1/models`, `/_mockai/requests`, ...)."""

@@ -50,6 +50,10 @@ def banner(state: ServerState, port: int) -> str:
                 "  POST /v1/chat/completions  /v1/completions  /v1/responses  /v1/embeddings"
                 "  /v1/moderations"
             ),
+            (
+                "  POST /v1/images/generations  /v1/images/edits  /v1/audio/speech"
+                "  /v1/audio/transcriptions  /v1/files  /v1/batches"
+            ),
             "  GET  /v1/models  /v1/models/{id}",
             "  state: /v1/responses/{id}  /v1/conversations  /v1/chat/completions (store: true)",
             "  Azure: /openai/deployments/{deployment}/...  /openai/v1/...",

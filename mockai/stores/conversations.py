@@ -105,8 +105,8 @@ class ConversationStore:
     # --- the /conversations routes ----------------------------------------------------------
 
     async def create(self, body: Any) -> dict[str, Any]:
-        """`POST /conversations`: `{items?, metadata?}`."""
-        body = common.require_object(body)
+        """`POST /conversations`: `{items?, metadata?}` (no body: an empty conversation)."""
+        body = common.require_object({} if body is None else body)
         metadata = common.parse_metadata(body.get("metadata"))
         raw = _new_items(body.get("items"), "items")
         made = await self._conversations.next_serial()
@@ -141,7 +141,7 @@ class ConversationStore:
     async def add_items(self, conversation_id: str, body: Any) -> dict[str, Any]:
         """`POST /conversations/{id}/items`: `{items}`; answers with the added items."""
         await self._find(conversation_id)  # an unknown id is a 404 before the body's problems
-        body = common.require_object(body)
+        body = common.require_object({} if body is None else body)
         if "items" not in body:
             raise missing("items")
         new = _new_items(body["items"], "items")

@@ -1,14 +1,42 @@
-"""JSON in and out of the wire, in one place (so the encoder can be swapped for speed)."""
+"""JSON in and out of the wire, in one place (so the encoder can be swapped for speed).
+
+`loads` only returns values the rest of mockai can always walk and write back: whatever parses
+here can be hashed, matched, counted, journaled, recorded and sent without a RecursionError or an
+encoding error, so those stages never need to guard against hostile input themselves.
+"""
 
 from __future__ import annotations
 
 import json
+import math
+import re
 from typing import Any
+
+# The deepest nesting `loads` accepts (the top-level object or array is level 1). Real requests
+# nest a few levels, up to ~25 with a deep tool schema; the limit leaves every recursive walk
+# over a parsed body (jsonschema's metaschema check, YAML dumping for cassettes, canonical JSON)
+# far from Python's recursion limit, wherever it runs.
+MAX_DEPTH = 64
 
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 # What the encoder above uses for str values (the C implementation when available).
 _encode_string = json.encoder.encode_basestring
-_decoder = json.JSONDecoder()
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):  # 1e999: JSON syntax, but no double holds it (nor could we send it back)
+        raise ValueError(f"number out of range: {text[:32]}")
+    return value
+
+
+# Strict JSON: no NaN / Infinity literals and no numbers that overflow to infinity, which Python's
+# parser accepts but no JSON encoder (ours included: allow_nan=False) can write back.
+_decoder = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
 
 
 def dumps(value: Any) -> bytes:
@@ -27,10 +55,81 @@ def dumps_str(value: Any) -> str:
 
 
 def loads(data: bytes | str) -> Any:
-    """Parse JSON; raises ValueError (json.JSONDecodeError or UnicodeDecodeError) on bad input."""
+    """Parse JSON that is safe to walk and to write back; ValueError on anything else.
+
+    Refused besides malformed JSON and bytes that are not UTF-8: nesting deeper than MAX_DEPTH,
+    lone surrogates (`"\\ud800"`: valid JSON escapes that no UTF-8 encoder can write back), NaN
+    and Infinity, and numbers beyond a double's range. What the API answers to all of these is
+    its "could not parse the JSON body" 400.
+    """
     if isinstance(data, bytes):
         data = data.decode("utf-8")
-    return _decoder.decode(data)
+    try:
+        value = _decoder.decode(data)
+    except RecursionError:  # deeper than the stack allows: deeper than MAX_DEPTH, too
+        raise ValueError(f"JSON nested deeper than {MAX_DEPTH} levels") from None
+    # Both checks cost a substring count on ordinary bodies: few brackets cannot nest deeply,
+    # and a lone surrogate can only come from a `\\ud...` escape.
+    if data.count("[") + data.count("{") > MAX_DEPTH and _too_deep(value):
+        raise ValueError(f"JSON nested deeper than {MAX_DEPTH} levels")
+    if ("\\ud" in data or "\\uD" in data) and not _encodable(value):
+        raise ValueError("JSON string with a lone surrogate (not valid Unicode)")
+    return value
+
+
+def _too_deep(value: Any) -> bool:
+    """Whether containers nest deeper than MAX_DEPTH in `value` (iterative: any depth is safe)."""
+    stack: list[tuple[dict[str, Any] | list[Any], int]] = []
+    if isinstance(value, dict | list):
+        stack.append((value, 1))
+    while stack:
+        node, depth = stack.pop()
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, dict | list):
+                if depth >= MAX_DEPTH:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
+def _encodable(value: Any) -> bool:
+    try:
+        _encoder.encode(value).encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def valid_unicode(text: str) -> str:
+    """`text` with each lone surrogate replaced by U+FFFD.
+
+    aiohttp decodes header (and path) bytes that are not UTF-8 as lone surrogates
+    ("surrogateescape"), which no UTF-8 JSON body can carry: answers and the journal quote such
+    text through this.
+    """
+    return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
+
+
+def dumps_lenient(value: Any) -> bytes:
+    """`dumps`, with lone surrogates in strings replaced by U+FFFD instead of failing: for
+    messages that quote what a client sent (a header or path with undecodable bytes)."""
+    try:
+        return dumps(value)
+    except UnicodeEncodeError:
+        return dumps(_valid_tree(value))
+
+
+def _valid_tree(value: Any) -> Any:
+    if isinstance(value, str):
+        return valid_unicode(value)
+    if isinstance(value, dict):
+        return {_valid_tree(key): _valid_tree(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_valid_tree(item) for item in value]
+    return value
 
 
 def canonical(value: Any) -> bytes:
