@@ -6,13 +6,15 @@
   request, so consecutive requests land on different processes (checked: several pids answer).
 
 Each test must pass identically on all three: rules added through the admin API, sequences and
-`times`, rate-limit budgets, stored responses, conversations, stored completions, ids, the
-journal and reset behave as one server.
+`times`, rate-limit budgets, stored responses, conversations, stored completions, files,
+batches, pictures answered by URL, ids, the journal and reset behave as one server.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -295,3 +297,147 @@ def test_reset_forgets_everything_on_every_worker(target: Target) -> None:
         _ask(client, "budget is back", model=BUDGET_MODEL)
         journal = admin.get("/requests").json()["data"]
         assert [e["path"] for e in journal] == [f"/v1/responses/{kept.id}", "/v1/chat/completions"]
+
+
+# --- the media stores: files, batches, pictures answered by URL ---------------------------------
+
+
+def test_files_are_one_store(target: Target) -> None:
+    with target.sdk() as client:
+        made = [
+            client.files.create(file=(f"notes-{i}.txt", f"note {i}".encode()), purpose="user_data")
+            for i in range(4)
+        ]
+        assert len({f.id for f in made}) == 4
+        assert [f.created_at for f in made] == sorted(f.created_at for f in made)
+        assert [f.id for f in client.files.list(order="asc").data] == [f.id for f in made]
+        for i, uploaded in enumerate(made):  # each read on whichever worker the connection hits
+            assert client.files.retrieve(uploaded.id).filename == f"notes-{i}.txt"
+            assert client.files.content(uploaded.id).content == f"note {i}".encode()
+        assert client.files.delete(made[0].id).deleted is True
+        for _ in range(3):
+            with pytest.raises(openai.NotFoundError):
+                client.files.retrieve(made[0].id)
+        assert [f.id for f in client.files.list(order="asc").data] == [f.id for f in made[1:]]
+    with target.admin() as admin:
+        admin.post("/reset")
+    with target.sdk() as client:
+        assert client.files.list().data == []
+
+
+def _batch_line(custom_id: str, text: str) -> dict[str, object]:
+    return {
+        "custom_id": custom_id,
+        "method": "POST",
+        "url": "/v1/chat/completions",
+        "body": {"model": MODEL, "messages": [{"role": "user", "content": text}]},
+    }
+
+
+def test_a_batch_is_answered_once_whichever_worker_is_polled(target: Target) -> None:
+    lines = [_batch_line(f"line-{i}", "flaky line") for i in range(5)]
+    data = "\n".join(json.dumps(line) for line in lines).encode() + b"\n"
+    with target.sdk() as client:
+        upload = client.files.create(file=("in.jsonl", data), purpose="batch")
+        batch = client.batches.create(
+            input_file_id=upload.id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+        seen = [batch.status]
+        # A poll on the worker answering the lines waits for them; polls on the others show
+        # the batch as it stands meanwhile: bounded, never slept on.
+        deadline = time.monotonic() + 60
+        while seen[-1] not in ("completed", "failed", "cancelled") and time.monotonic() < deadline:
+            seen.append(client.batches.retrieve(batch.id).status)
+        done = client.batches.retrieve(batch.id)
+        assert done.status == "completed", seen
+        statuses = [s for i, s in enumerate(seen) if i == 0 or s != seen[i - 1]]
+        assert statuses == ["validating", "in_progress", "finalizing", "completed"]
+        counts = done.request_counts
+        assert counts is not None and (counts.total, counts.completed, counts.failed) == (5, 3, 2)
+        # The sequence's steps went to the lines in file order, each line answered once.
+        errors = [
+            json.loads(x) for x in client.files.content(done.error_file_id or "").text.splitlines()
+        ]
+        outputs = client.files.content(done.output_file_id or "").text.splitlines()
+        assert [(e["custom_id"], e["response"]["status_code"]) for e in errors] == [
+            ("line-0", 429),
+            ("line-1", 503),
+        ]
+        assert [json.loads(x)["custom_id"] for x in outputs] == ["line-2", "line-3", "line-4"]
+        assert all(
+            json.loads(x)["response"]["body"]["choices"][0]["message"]["content"] == "recovered"
+            for x in outputs
+        )
+        assert {b.id: b.status for b in client.batches.list().data} == {batch.id: "completed"}
+    with target.admin() as admin:
+        journal = admin.get("/requests").json()["data"]
+        answered = [e for e in journal if e.get("batch") == batch.id]
+        assert len(answered) == 5  # once each, on one worker
+
+
+def test_a_batch_cancelled_on_one_worker_is_cancelled_on_every_other(target: Target) -> None:
+    data = json.dumps(_batch_line("only", "hello")).encode() + b"\n"
+    with target.sdk() as client:
+        upload = client.files.create(file=("in.jsonl", data), purpose="batch")
+        batch = client.batches.create(
+            input_file_id=upload.id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+        assert client.batches.cancel(batch.id).status == "cancelling"
+        with pytest.raises(openai.BadRequestError):
+            client.batches.cancel(batch.id)
+        assert client.batches.retrieve(batch.id).status == "cancelled"
+        assert {client.batches.retrieve(batch.id).status for _ in range(4)} == {"cancelled"}
+
+
+def test_a_picture_link_works_on_every_worker(target: Target) -> None:
+    with target.sdk() as client:
+        made = client.images.generate(
+            model="dall-e-2", prompt="a red square", size="256x256", response_format="url"
+        )
+    assert made.data is not None and made.data[0].url is not None
+    link = made.data[0].url
+    with fresh_connections() as http:
+        fetched = [http.get(link) for _ in range(6)]
+        assert [f.status_code for f in fetched] == [200] * 6
+        assert {f.content[:8] for f in fetched} == {b"\x89PNG\r\n\x1a\n"}
+        with target.admin() as admin:
+            admin.post("/reset")
+        # The picture is gone everywhere, the link still the server's own: the blob's 404.
+        gone = [http.get(link) for _ in range(3)]
+        assert [g.status_code for g in gone] == [404] * 3
+        assert all(b"BlobNotFound" in g.content for g in gone)
+
+
+def test_concurrent_polls_move_a_batch_once(target: Target) -> None:
+    lines = [_batch_line(f"line-{i}", f"question {i}") for i in range(6)]
+    data = "\n".join(json.dumps(line) for line in lines).encode() + b"\n"
+    with target.sdk() as client:
+        upload = client.files.create(file=("in.jsonl", data), purpose="batch")
+        batch = client.batches.create(
+            input_file_id=upload.id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+
+        def poll(_: int) -> list[str]:
+            seen: list[str] = []
+            deadline = time.monotonic() + 60
+            while not seen or seen[-1] not in ("completed", "failed", "cancelled"):
+                assert time.monotonic() < deadline, seen
+                seen.append(client.batches.retrieve(batch.id).status)
+            return seen
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            polled = list(pool.map(poll, range(8)))
+        assert all(seen[-1] == "completed" for seen in polled)
+        done = client.batches.retrieve(batch.id)
+        times = [done.in_progress_at, done.finalizing_at, done.completed_at]
+        assert done.created_at < (times[0] or 0) < (times[1] or 0) < (times[2] or 0)
+        # One output file (every line answered once), no error file, nothing written twice.
+        assert done.error_file_id is None and done.output_file_id is not None
+        outputs = client.files.content(done.output_file_id).text.splitlines()
+        assert sorted(json.loads(x)["custom_id"] for x in outputs) == [
+            f"line-{i}" for i in range(6)
+        ]
+        assert {f.id for f in client.files.list().data} == {upload.id, done.output_file_id}
+    with target.admin() as admin:
+        journal = admin.get("/requests").json()["data"]
+        assert len([e for e in journal if e.get("batch") == batch.id]) == 6

@@ -347,7 +347,10 @@ class BatchStore:
 
             if not await self._change(record.id, claim):
                 return
-            running = self._running[record.id] = asyncio.ensure_future(self._answer_lines(record))
+            running = self._running.get(record.id)  # (another poll here claimed it meanwhile)
+            if running is None:
+                running = asyncio.ensure_future(self._answer_lines(record))
+                self._running[record.id] = running
         await asyncio.shield(running)
 
     async def _answer_lines(self, record: BatchRecord) -> None:
