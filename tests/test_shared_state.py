@@ -441,3 +441,38 @@ def test_concurrent_polls_move_a_batch_once(target: Target) -> None:
     with target.admin() as admin:
         journal = admin.get("/requests").json()["data"]
         assert len([e for e in journal if e.get("batch") == batch.id]) == 6
+
+
+def test_a_batch_of_inputs_is_answered_input_by_input_on_shared_counts(target: Target) -> None:
+    pinned = [
+        {
+            "name": "pin-alpha",
+            "match": {"endpoint": "embeddings", "user": {"equals": "alpha"}},
+            "times": 1,
+            "reply": {"vector": [1.0, 0.0, 0.0]},
+        },
+        {
+            "name": "pin-beta",
+            "match": {"endpoint": "embeddings", "user": {"startswith": "beta"}},
+            "reply": {"vector": [0.0, 0.6, 0.8]},
+        },
+    ]
+
+    def vectors(client: openai.OpenAI, inputs: list[str]) -> list[list[float]]:
+        answer = client.embeddings.create(
+            model="text-embedding-3-small", input=inputs, encoding_format="float"
+        )
+        return [item.embedding for item in answer.data]
+
+    with target.admin() as admin, target.sdk() as client:
+        assert admin.post("/rules", json=pinned).status_code == 200
+        try:
+            first = vectors(client, ["alpha", "beta one", "gamma"])
+            assert first[:2] == [[1.0, 0.0, 0.0], [0.0, 0.6, 0.8]] and len(first[2]) > 3
+            # `times: 1` is used up on every worker: alpha is generated now, beta still pinned.
+            second = vectors(client, ["alpha", "beta two"])
+            assert len(second[0]) > 3 and second[1] == [0.0, 0.6, 0.8]
+            served = {r["name"]: r["served"] for r in admin.get("/rules").json()["data"]}
+            assert (served["pin-alpha"], served["pin-beta"]) == (1, 2)
+        finally:
+            admin.delete("/rules")
