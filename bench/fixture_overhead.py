@@ -19,11 +19,15 @@ fresh, isolated server per test. Whole-run times on a shared machine are noisy (
 client alone costs ~20 ms), so each run also times every test's setup and teardown inside pytest
 (a conftest hook): the fixture's own price is the difference of those between the two variants.
 Bounded: N tests per run, a few runs, a time limit per run.
+
+Needs the test and bench extras: `pip install -e '.[test,bench]'` (respx is only in `bench`).
+A variant whose modules are missing is left out, saying which to install.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import statistics
 import subprocess
@@ -142,20 +146,44 @@ def setup_and_teardown(folder: Path) -> float:
     return (spent["setup"] + spent["teardown"]) / max(spent["tests"], 1)
 
 
+# What each variant imports beyond mockai and pytest, and the extra that installs it.
+NEEDS = {
+    "sdk + session server": ("openai",),
+    "sdk + mockai fixture": ("openai",),
+    "sdk + mockai.openai_client()": ("openai",),
+    "sdk + in-process mock": ("openai", "httpx2"),
+    "httpx + respx": ("httpx", "respx"),
+    "httpx + mockai fixture": ("httpx",),
+}
+EXTRA = {"openai": "test", "httpx2": "test", "httpx": "test", "respx": "bench"}
+
+
+class VariantFailed(Exception):
+    """A variant's pytest run failed or timed out (the message says how)."""
+
+
+def missing(name: str) -> list[str]:
+    """The modules variant `name` needs that are not installed."""
+    return [module for module in NEEDS[name] if importlib.util.find_spec(module) is None]
+
+
 def run(folder: Path, source: str, tests: int) -> float:
     path = folder / "test_bench.py"
     path.write_text(textwrap.dedent(source).replace("range(N)", f"range({tests})"))
     began = time.perf_counter()
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", str(path)],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", str(path)],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    except subprocess.TimeoutExpired:
+        raise VariantFailed(f"{tests} tests did not finish in 300 s") from None
     elapsed = time.perf_counter() - began
     if result.returncode != 0:
-        raise RuntimeError(result.stdout[-3000:] + result.stderr[-2000:])
+        raise VariantFailed(result.stdout[-3000:] + result.stderr[-2000:])
     return elapsed
 
 
@@ -166,8 +194,11 @@ def main() -> None:
     parser.add_argument("--tests", type=int, default=300)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
+    if args.tests < 2 or args.runs < 1:
+        parser.error("--tests must be at least 2 and --runs at least 1")
     per_test: dict[str, float] = {}
     fixtures: dict[str, float] = {}
+    left_out: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         (folder / "pytest.ini").write_text(
@@ -175,29 +206,48 @@ def main() -> None:
         )
         (folder / "conftest.py").write_text(CONFTEST)
         for name, source in VARIANTS.items():
+            absent = missing(name)
+            if absent:
+                extras = sorted({EXTRA[module] for module in absent})
+                left_out[name] = (
+                    f"needs {', '.join(absent)}: pip install -e '.[{','.join(extras)}]'"
+                )
+                continue
             costs = []
             spent = []
-            for _ in range(args.runs):
-                many = run(folder, source, args.tests)
-                spent.append(setup_and_teardown(folder))
-                one = run(folder, source, 1)
-                costs.append((many - one) / (args.tests - 1))
+            try:
+                for _ in range(args.runs):
+                    many = run(folder, source, args.tests)
+                    spent.append(setup_and_teardown(folder))
+                    one = run(folder, source, 1)
+                    costs.append((many - one) / (args.tests - 1))
+            except VariantFailed as error:
+                left_out[name] = f"failed:\n{error}"
+                continue
             per_test[name] = statistics.median(costs)
             fixtures[name] = min(spent)
     print(f"\nmarginal cost per test (median of {args.runs} runs of {args.tests} tests)\n")
     for name, cost in per_test.items():
-        print(f"  {name:26} {cost * 1000:7.2f} ms")
-    overhead = per_test["sdk + mockai fixture"] - per_test["sdk + session server"]
-    print(
-        f"\nfixture overhead (fresh server per test vs one shared server): {overhead * 1000:.2f} ms"
-    )
-    own = fixtures["sdk + mockai fixture"] - fixtures["sdk + session server"]
-    print(
-        "the fixture's own setup + teardown per test, timed inside pytest (fresh server minus "
-        f"shared server, best of {args.runs} runs): {own * 1000:.2f} ms"
-    )
-    ratio = per_test["httpx + mockai fixture"] / per_test["httpx + respx"]
-    print(f"httpx + mockai fixture vs httpx + respx: {ratio:.2f}x the time per test")
+        print(f"  {name:30} {cost * 1000:7.2f} ms")
+    for name, why in left_out.items():
+        print(f"  {name:30} left out: {why}")
+    if {"sdk + mockai fixture", "sdk + session server"} <= per_test.keys():
+        overhead = per_test["sdk + mockai fixture"] - per_test["sdk + session server"]
+        print(
+            "\nfixture overhead (fresh server per test vs one shared server): "
+            f"{overhead * 1000:.2f} ms"
+        )
+    if {"sdk + mockai fixture", "sdk + session server"} <= fixtures.keys():
+        own = fixtures["sdk + mockai fixture"] - fixtures["sdk + session server"]
+        print(
+            "the fixture's own setup + teardown per test, timed inside pytest (fresh server minus "
+            f"shared server, best of {args.runs} runs): {own * 1000:.2f} ms"
+        )
+    if {"httpx + mockai fixture", "httpx + respx"} <= per_test.keys():
+        ratio = per_test["httpx + mockai fixture"] / per_test["httpx + respx"]
+        print(f"httpx + mockai fixture vs httpx + respx: {ratio:.2f}x the time per test")
+    if any(why.startswith("failed") for why in left_out.values()):
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -46,6 +46,12 @@ if TYPE_CHECKING:
     from mockai.server.app import MockServer, create_app
 
 
+def __dir__() -> list[str]:
+    # The public names load lazily (module __getattr__), so they are not in the module's
+    # namespace until used: list them for dir(), tab completion and help().
+    return sorted(set(globals()) | set(__all__))
+
+
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:

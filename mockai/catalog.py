@@ -172,11 +172,16 @@ def _with_id(info: ModelInfo, model_id: str) -> ModelInfo:
 class Catalog:
     """Looks models up; `restricted` catalogs refuse ids they do not list."""
 
-    def __init__(self, models: Iterable[str] | None = None) -> None:
-        known = {info.id: info for info in BUILTIN}
+    def __init__(
+        self, models: Iterable[str] | None = None, builtin: Iterable[ModelInfo] = ()
+    ) -> None:
+        """`models` restricts the catalog to those ids; `builtin` (default: OpenAI's models) is
+        what an unrestricted catalog lists (a provider profile's own models)."""
+        defaults = tuple(builtin) or BUILTIN
+        known = {info.id: info for info in (*defaults, *BUILTIN)}
         if models is None:
             self.restricted = False
-            self._listed = list(BUILTIN)
+            self._listed = list(defaults)
         else:
             self.restricted = True
             self._listed = [known.get(m) or infer(m) for m in models]
@@ -251,9 +256,11 @@ def is_fine_tuned(model_id: str) -> bool:
 
 def model_not_found(model_id: str) -> ApiError:
     """The API's 404 for a model that does not exist."""
-    return ApiError(
+    error = ApiError(
         404,
         f"The model `{model_id}` does not exist or you do not have access to it.",
         param=None,
         code="model_not_found",
     )
+    error.name = "model_not_found"  # a provider profile words it its own way
+    return error

@@ -51,7 +51,38 @@ def build_parser() -> argparse.ArgumentParser:
         "--admin-remote",
         action="store_true",
         default=None,
-        help="let non-loopback clients use /_mockai/ admin endpoints (off by default)",
+        help="let non-loopback clients use /_mockai/ admin endpoints (needs --admin-token)",
+    )
+    serving.add_argument(
+        "--admin-token",
+        metavar="TOKEN",
+        type=_valid("admin_token"),
+        help="a bearer token every /_mockai/ admin call must carry (health aside)",
+    )
+    serving.add_argument(
+        "--state",
+        metavar="URL",
+        type=_valid("state"),
+        help="where shared state lives: memory (default, this process) or redis://HOST:PORT/DB, "
+        "so --workers and replicas behave as one server",
+    )
+    serving.add_argument(
+        "--watch",
+        action="store_true",
+        default=None,
+        help="reload scenario files when they change (a broken edit keeps the previous rules)",
+    )
+    serving.add_argument(
+        "--grace",
+        type=_valid("grace"),
+        metavar="SECONDS",
+        help="on SIGTERM, how long in-flight requests and streams may take to finish (default 10)",
+    )
+    serving.add_argument(
+        "--log-format",
+        type=_valid("log_format"),
+        metavar="{text,json}",
+        help="one line per request: text (default) or json",
     )
     serving.add_argument(
         "--quiet", action="store_true", help="no per-request log lines (faster under load)"
@@ -78,6 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--models",
         type=_valid("models", lambda text: _split(text) or ()),
         help="comma-separated model ids to serve; others get 404 model_not_found",
+    )
+    answers.add_argument(
+        "--profile",
+        metavar="NAME",
+        type=_valid("profile"),
+        help="answer at /v1 as this provider's OpenAI-compatible API (openai, groq, openrouter, "
+        "ollama, ...; default openai); every provider is also served under its own prefix",
     )
     answers.add_argument(
         "--strict-requests",
@@ -175,6 +213,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="validate scenario files and cassettes")
     check.add_argument("paths", nargs="+", metavar="PATH")
+
+    health = commands.add_parser(
+        "health",
+        help="exit 0 if a mockai server answers /_mockai/health (container health checks)",
+    )
+    health.add_argument(
+        "--url",
+        help="the server's base URL (default: http://127.0.0.1:PORT, the port from MOCKAI_PORT)",
+    )
     return parser
 
 
@@ -187,11 +234,17 @@ def config_from_args(args: argparse.Namespace, environ: dict[str, str] | None = 
         workers=args.workers,
         require_api_key=args.require_api_key,
         admin_remote=args.admin_remote,
+        admin_token=args.admin_token,
+        state=args.state,
+        watch=args.watch,
+        grace=args.grace,
+        log_format=args.log_format,
         log_requests=False if args.quiet else None,
         read_timeout=args.read_timeout,
         event_loop=args.event_loop,
         seed=args.seed,
         models=args.models,
+        profile=args.profile,
         strict_requests=args.strict_requests,
         scenarios=tuple(args.scenario) if args.scenario else None,
         fallback=args.fallback,
@@ -254,8 +307,13 @@ def _pattern(text: str) -> str:
 
 
 def _configure_logging(config: Config) -> None:
+    from mockai.server.logs import JsonFormatter
+
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s", "%H:%M:%S"))
+    if config.log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s", "%H:%M:%S"))
     root = logging.getLogger("mockai")
     root.addHandler(handler)
     root.setLevel(logging.INFO)
@@ -267,6 +325,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "check":
             return _check(args.paths)
+        if args.command == "health":
+            return _health(args.url)
         config = config_from_args(args)
         _configure_logging(config)
         _preflight(config)
@@ -279,6 +339,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _health(url: str | None, timeout: float = 3.0) -> int:
+    """Probe `/_mockai/health`: what a container's HEALTHCHECK runs (no curl in slim images)."""
+    import urllib.error
+    import urllib.request
+
+    if url is None:
+        config = Config.from_env()
+        url = f"http://127.0.0.1:{config.port}"
+    target = url.rstrip("/") + "/_mockai/health"
+    try:
+        with urllib.request.urlopen(target, timeout=timeout) as answer:
+            healthy = answer.status == 200
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        print(f"mockai health: {target}: {error}", file=sys.stderr)
+        return 1
+    print(f"mockai health: {target}: {'ok' if healthy else 'unhealthy'}")
+    return 0 if healthy else 1
+
+
 def _preflight(config: Config) -> None:
     """Warn about what is accepted but probably not meant, and load the scenario files once.
 
@@ -286,12 +365,22 @@ def _preflight(config: Config) -> None:
     processes find them compiled) and before the port is taken.
     """
     from mockai import scenario
+    from mockai.backend import open_backend
+    from mockai.config import check_together
     from mockai.delivery.timing import unit_warnings
+    from mockai.server.reload import require_watchfiles
+
+    check_together(config)
+    open_backend(config.state)  # a missing client library is said before the workers start
+    if config.watch:
+        require_watchfiles()
 
     warnings = unknown_env_variables()
     if config.latency:
         warnings += unit_warnings(config.latency)
     warnings += _without_cassette(config)
+    if config.watch and not config.scenarios:
+        warnings.append("--watch does nothing without --scenario (no files to watch)")
     for warning in warnings:
         log.warning("warning: %s", warning)
     scenario.load(config.scenarios)

@@ -37,8 +37,12 @@ class Config:
     port: int = DEFAULT_PORT
     workers: int = 1
     require_api_key: str | None = None
-    admin_remote: bool = False  # admin endpoints for non-loopback clients too
+    admin_remote: bool = False  # admin endpoints for non-loopback clients too (needs admin_token)
+    # A bearer token every /_mockai/ admin call must carry (health aside); required with
+    # admin_remote, since the admin API rewrites what the server answers.
+    admin_token: str | None = None
     log_requests: bool = True
+    log_format: str = "text"  # text | json: one line per request either way
     journal_size: int = 1000
     # Bytes of request and response bodies the journal keeps; past it, the oldest bodies go.
     journal_bytes: int = 16 * 1024 * 1024
@@ -50,12 +54,21 @@ class Config:
     read_timeout: float = 60.0
     # auto: uvloop when it is installed (faster), else asyncio's loop; or uvloop / asyncio.
     event_loop: str = "auto"
+    # Seconds in-flight requests (streams) get to finish after SIGTERM before they are cut.
+    grace: float = 10.0
+    # Where state shared by workers and replicas lives: None (in this process) or
+    # redis://HOST:PORT/DB (`?prefix=NAME` keeps several servers apart in one database).
+    state: str | None = None
+    watch: bool = False  # reload scenario files when they change
     # --- what to answer
     seed: int = 0
     models: tuple[str, ...] | None = None  # None: any model id is answered
     strict_requests: bool = False  # reject unknown fields / enum values as the API does
     honor_base64: bool = True  # base64 embeddings when asked (the spec only knows floats)
     created: int = DEFAULT_CREATED  # the `created` timestamp written into bodies
+    # The provider the server answers as at `/v1` and the root (mockai.profiles); every
+    # profile is also served under its own prefix (`/groq/openai/v1`, ...).
+    profile: str = "openai"
     # --- scenarios (rules)
     scenarios: tuple[str, ...] = ()
     fallback: str | None = None  # generate | error; None: generate unless rules/cassettes load
@@ -90,7 +103,7 @@ class Config:
 
     def merged(self, **changes: Any) -> Config:
         """A copy with `changes` applied (None values are ignored: "not given")."""
-        given = {k: v for k, v in changes.items() if v is not None}
+        given = _unaliased({k: v for k, v in changes.items() if v is not None})
         unknown = sorted(set(given) - ({f.name for f in dataclasses.fields(self)} - {"given"}))
         if unknown:
             names = ", ".join(unknown)
@@ -129,6 +142,25 @@ class Config:
                 )
             changes[name], set_by[name] = value, variable
         return (base or cls()).merged(**changes)
+
+
+# The CLI (`--scenario`), `MOCKAI_SCENARIO` and the pytest marker (`scenario=`) name the option
+# in the singular; `MockServer(scenario=...)` takes that spelling too.
+_ALIASES = {"scenario": "scenarios"}
+
+
+def _unaliased(given: dict[str, Any]) -> dict[str, Any]:
+    """`given` with aliases renamed; an alias and its option given together is a ConfigError."""
+    for alias, name in _ALIASES.items():
+        if alias not in given:
+            continue
+        if name in given:
+            raise ConfigError(
+                f"{alias} and {name} name the same option; give only one of them "
+                f"({alias}= takes one path or a list of paths)"
+            )
+        given[name] = given.pop(alias)
+    return given
 
 
 def env_variables() -> dict[str, str]:
@@ -294,6 +326,60 @@ def _timeout(name: str, seconds: float) -> float:
     return seconds
 
 
+def _grace(name: str, seconds: float) -> float:
+    if seconds < 0:
+        raise ConfigError(f"{name}: must be 0 or more seconds, got {seconds:g}")
+    return seconds
+
+
+def _token(name: str, value: Any) -> str:
+    if not isinstance(value, str) or len(value.strip()) < 8 or value != value.strip():
+        raise ConfigError(
+            f"{name}: use a token of at least 8 characters without surrounding spaces "
+            "(e.g. the output of `openssl rand -hex 16`)"
+        )
+    return value
+
+
+STATE_SCHEMES = ("redis", "rediss", "unix")
+
+
+def _state_url(name: str, url: Any) -> str:
+    """`memory` (the default: this process) or a Redis URL with a host and a numbered db."""
+    if url == "memory":
+        return "memory"
+    problem = None
+    try:
+        parts = urlsplit(url) if isinstance(url, str) else None
+        if parts is None or parts.scheme not in STATE_SCHEMES:
+            problem = "is not a state URL"
+        elif parts.scheme != "unix" and not parts.hostname:
+            problem = "has no host"
+        else:
+            _ = parts.port  # raises on a port that is not a number
+            db = parts.path.strip("/")
+            if parts.scheme != "unix" and db and not db.isdigit():
+                problem = f"names database {db!r}; Redis databases are numbers (/0, /1, ...)"
+    except ValueError:
+        problem = "has a port that is not a number"
+    if problem is not None:
+        raise ConfigError(
+            f"{name}: {url!r} {problem}; use memory or redis://HOST:PORT/DB "
+            "(e.g. redis://127.0.0.1:6379/0)"
+        )
+    return str(url)
+
+
+def check_together(config: Config) -> None:
+    """Options that only make sense together: a ConfigError naming the fix."""
+    if config.admin_remote and config.admin_token is None:
+        raise ConfigError(
+            "admin_remote: letting other machines script this server needs an admin token too; "
+            "add --admin-token TOKEN (MOCKAI_ADMIN_TOKEN) and send it as "
+            "`Authorization: Bearer TOKEN` on /_mockai/ calls"
+        )
+
+
 def _status(name: str, status: int) -> int:
     if not 400 <= status <= 599:
         raise ConfigError(f"{name}: {status} is not an HTTP error status (400-599)")
@@ -321,6 +407,17 @@ def _one_of(*valid: str) -> Callable[[str, Any], str]:
         return str(value)
 
     return check
+
+
+def _profile(name: str, value: Any) -> str:
+    from mockai.profiles import PROFILES  # the profiles know their names
+
+    if not isinstance(value, str) or value not in PROFILES:
+        raise ConfigError(
+            f"{name}: {value!r} is not a provider profile"
+            + suggest(str(value), list(PROFILES), noun="profiles")
+        )
+    return str(value)
 
 
 def _record_mode(name: str, value: Any) -> str:
@@ -385,10 +482,15 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "latency": _timing,
     "limits": _limits,
     "record_mode": _record_mode,
+    "profile": _profile,
     "upstream": _base_url,
     "replay_speed": _speed,
     "read_timeout": _timeout,
     "event_loop": _one_of("auto", "uvloop", "asyncio"),
+    "grace": _grace,
+    "admin_token": _token,
+    "log_format": _one_of("text", "json"),
+    "state": _state_url,
 }
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 class MockaiError(Exception):
@@ -74,6 +75,7 @@ class ApiError(MockaiError):
         param: str | None = None,
         code: str | None = None,
         headers: Mapping[str, str] | None = None,
+        data: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -82,6 +84,12 @@ class ApiError(MockaiError):
         self.param = param
         self.code = code
         self.headers: Mapping[str, str] = headers or {}
+        # Which named error this is (`rate_limit`, ...), while nothing overrode it: a provider
+        # profile renders a named error its own way (OpenRouter's `insufficient_quota` is a 402).
+        self.name: str | None = None
+        # What a provider's error envelope carries beyond the four keys (OpenRouter's
+        # `metadata`, Mistral's `detail` list, Gemini's `details`); OpenAI's ignores it.
+        self.data: Mapping[str, Any] = data or {}
 
     def body(self) -> dict[str, dict[str, str | None]]:
         """The JSON body the OpenAI API sends for this error (all four keys, always)."""

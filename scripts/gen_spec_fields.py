@@ -19,6 +19,15 @@ REQUESTS = {
     "embeddings": "CreateEmbeddingRequest",
     "responses": "CreateResponse",
     "moderations": "CreateModerationRequest",
+    "images": "CreateImageRequest",
+    "image_edits": "CreateImageEditRequest",
+    "image_edits_json": "EditImageBodyJsonParam",
+    "image_variations": "CreateImageVariationRequest",
+    "speech": "CreateSpeechRequest",
+    "transcriptions": "CreateTranscriptionRequest",
+    "translations": "CreateTranslationRequest",
+    "files": "CreateFileRequest",
+    "batches": "CreateBatchRequest",
 }
 ALL_TYPES = ("array", "boolean", "integer", "null", "number", "object", "string")
 

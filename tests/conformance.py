@@ -103,6 +103,21 @@ _BODY_SCHEMAS = {
     "embeddings": "CreateEmbeddingResponse",
     "responses": "Response",
     "moderations": "CreateModerationResponse",
+    "images": "ImagesResponse",
+    "image_edits": "ImagesResponse",
+    "image_variations": "ImagesResponse",
+}
+# Streams whose events carry their schema's name in `type` (images, speech, transcriptions).
+_TYPED_EVENTS = {
+    "image_generation.partial_image": "ImageGenPartialImageEvent",
+    "image_generation.completed": "ImageGenCompletedEvent",
+    "image_edit.partial_image": "ImageEditPartialImageEvent",
+    "image_edit.completed": "ImageEditCompletedEvent",
+    "speech.audio.delta": "SpeechAudioDeltaEvent",
+    "speech.audio.done": "SpeechAudioDoneEvent",
+    "transcript.text.delta": "TranscriptTextDeltaEvent",
+    "transcript.text.done": "TranscriptTextDoneEvent",
+    "transcript.text.segment": "TranscriptTextSegmentEvent",
 }
 
 
@@ -123,10 +138,20 @@ def check_entry(entry: Any) -> int:
         resumed = entry.path.lstrip("/").removeprefix("v1/").startswith("responses/")
         endpoint = entry.endpoint or ("responses" if resumed else None)
         return _check_events(endpoint, entry.response_events())
+    content_type = getattr(entry.response, "content_type", "application/json")
+    if "json" not in content_type:
+        return 0  # audio, subtitles, text transcripts, file contents: checked by their tests
     body = entry.response_json()
     if body is None:
         return 0
-    schema = _BODY_SCHEMAS.get(entry.endpoint or "") or _static_schema(entry, body)
+    route = entry.path.lstrip("/").removeprefix("v1/")
+    if route.startswith(("files", "batches")):
+        return _check_store(route, body)
+    schema = (
+        _BODY_SCHEMAS.get(entry.endpoint or "")
+        or _audio_schema(entry, body)
+        or _static_schema(entry, body)
+    )
     if schema is None:
         return 0
     if schema == "CreateEmbeddingResponse" and any(
@@ -138,6 +163,35 @@ def check_entry(entry: Any) -> int:
         body = {**body, "first_id": body["first_id"] or "", "last_id": body["last_id"] or ""}
     validate(schema, body)
     return 1
+
+
+def _audio_schema(entry: Any, body: Any) -> str | None:
+    if entry.endpoint == "transcriptions":
+        if "segments" in body and body.get("segments") and "speaker" in body["segments"][0]:
+            return "CreateTranscriptionResponseDiarizedJson"
+        return (
+            "CreateTranscriptionResponseVerboseJson"
+            if "duration" in body
+            else "CreateTranscriptionResponseJson"
+        )
+    if entry.endpoint == "translations":
+        return (
+            "CreateTranslationResponseVerboseJson"
+            if "duration" in body
+            else "CreateTranslationResponseJson"
+        )
+    return None
+
+
+def _without_nulls(body: dict[str, Any]) -> dict[str, Any]:
+    # Files and batches: the API sends null for what is not set (a file's `expires_at`, a
+    # batch's `output_file_id` before it completes); the spec types those fields as plain
+    # strings and integers. The SDKs type them Optional.
+    out = {key: value for key, value in body.items() if value is not None}
+    if out.get("object") == "file" and out.get("purpose") == "evals":
+        # The spec accepts `evals` for uploads but forgets it in the File object's enum.
+        out["purpose"] = "user_data"
+    return out
 
 
 def _static_schema(entry: Any, body: Any) -> str | None:
@@ -157,6 +211,23 @@ def _static_schema(entry: Any, body: Any) -> str | None:
     if body.get("object") == "list":
         return "ListModelsResponse"
     return "DeleteModelResponse" if "deleted" in body else "Model"
+
+
+def _check_store(route: str, body: Any) -> int:
+    """Files and batches: every object validated (nulls dropped, see _without_nulls)."""
+    one = "OpenAIFile" if route.startswith("files") else "Batch"
+    if body.get("object") == "list":
+        for item in body["data"]:
+            validate(one, _without_nulls(item))
+        ends = {"first_id": body.get("first_id") or "", "last_id": body.get("last_id") or ""}
+        listing = "ListFilesResponse" if one == "OpenAIFile" else "ListBatchesResponse"
+        validate(listing, {**body, "data": [], **ends})
+        return 1 + len(body["data"])
+    if body.get("deleted") is not None:
+        validate("DeleteFileResponse", body)
+        return 1
+    validate(one, _without_nulls(body))
+    return 1
 
 
 def _stored_completion_schema(route: str, body: Any) -> str | None:
@@ -205,6 +276,9 @@ def _check_events(endpoint: str | None, frames: list[bytes]) -> int:
         elif endpoint == "responses":
             assert event == payload["type"], f"event name {event!r} != type {payload['type']!r}"
             validate(response_event_schema(payload["type"]), payload)
+        elif payload.get("type") in _TYPED_EVENTS:
+            assert event in (None, payload["type"]), f"event {event!r} != {payload['type']!r}"
+            validate(_TYPED_EVENTS[payload["type"]], payload)
         checked += 1
     return checked
 

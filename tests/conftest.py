@@ -6,10 +6,12 @@ Every answer a `server` fixture sent is validated against the official OpenAPI s
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator, Iterator
 
 import conformance
+import httpx
 import openai
 import pytest
 import pytest_asyncio
@@ -41,13 +43,16 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Import the SDK's whole HTTP stack before any test runs.
+    """Import the SDK's and httpx's whole HTTP stacks before any test runs.
 
-    pytester's in-process runs forget the modules first imported inside them; httpx2 imports
-    httpcore2 only when a client is built, so a re-import in a later run would give exception
-    classes that httpx2's mapping no longer recognises.
+    The pytester fixture forgets the modules first imported while a test uses it; httpx2 imports
+    httpcore2 only when a client is built, and httpcore imports its connection backends on the
+    first connection, so a re-import in a later test would give exception classes that the
+    client's mapping no longer recognises (a refused connection escaping as httpcore's own).
     """
     openai.OpenAI(api_key="sk-preload", base_url="http://127.0.0.1:9/v1").close()
+    with contextlib.suppress(httpx.TransportError):  # nothing listens on the discard port
+        httpx.get("http://127.0.0.1:9/", timeout=1)
 
 
 @pytest.fixture(autouse=True)

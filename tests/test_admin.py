@@ -41,7 +41,8 @@ def test_loopback_is_allowed(address: str) -> None:
 
 
 def test_admin_remote_allows_everyone() -> None:
-    _check_client(_request_from("10.1.2.3", Config(admin_remote=True)))  # type: ignore[arg-type]
+    config = Config(admin_remote=True, admin_token="a-long-admin-token")
+    _check_client(_request_from("10.1.2.3", config))  # type: ignore[arg-type]
 
 
 def test_admin_over_http_from_loopback() -> None:

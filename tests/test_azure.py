@@ -96,3 +96,31 @@ async def test_async_azure_client(server: MockServer) -> None:
     ) as client:
         answer = await client.chat.completions.create(model="dep", messages=HELLO)  # type: ignore[arg-type]
     assert answer.model == "dep" and answer.choices[0].message.content
+
+
+def test_media_on_deployments(server: MockServer, azure: openai.AzureOpenAI) -> None:
+    picture = azure.images.generate(model="prod-images", prompt="a cat", size="512x512")
+    assert picture.data[0].url is not None
+    speech = azure.audio.speech.create(model="prod-tts", voice="alloy", input="Hello.").read()
+    text = azure.audio.transcriptions.create(model="prod-whisper", file=("a.mp3", speech))
+    assert text.text
+    line = (
+        b'{"custom_id": "a", "method": "POST", "url": "/chat/completions",'
+        b' "body": {"model": "prod-gpt4o", "messages": [{"role": "user", "content": "hi"}]}}'
+    )
+    upload = azure.files.create(file=("in.jsonl", line), purpose="batch")
+    batch = azure.batches.create(
+        input_file_id=upload.id,
+        endpoint="/chat/completions",  # type: ignore[arg-type]  # Azure's spelling
+        completion_window="24h",
+    )
+    while batch.status not in ("completed", "failed"):
+        batch = azure.batches.retrieve(batch.id)
+    assert batch.status == "completed" and batch.request_counts.completed == 1
+    paths = [entry.path for entry in server.requests[:3]]
+    assert paths == [
+        "/openai/deployments/prod-images/images/generations",
+        "/openai/deployments/prod-tts/audio/speech",
+        "/openai/deployments/prod-whisper/audio/transcriptions",
+    ]
+    assert server.requests[0].model == "prod-images"

@@ -56,6 +56,10 @@ REFUSED_OPTIONS = [
         "argument --event-loop: 'tokio' is not valid (valid values: auto, uvloop, asyncio)",
     ),
     (["--seed", "seven"], "argument --seed: 'seven' is not a whole number"),
+    (
+        ["--profile", "grok"],
+        "argument --profile: 'grok' is not a provider profile (did you mean 'groq'?)",
+    ),
     (["--host", ""], "argument --host: must be a non-empty string, got ''"),
     (["--require-api-key", " "], "argument --require-api-key: must be a non-empty string"),
     (["--models", ","], "argument --models: give at least one model id, e.g. gpt-4o-mini,gpt-4o"),
@@ -104,6 +108,18 @@ REFUSED_OPTIONS = [
     ),
     (["--redact", "("], "argument --redact: '(' is not a valid regular expression"),
     (["--redact", "x*"], "argument --redact: 'x*' matches the empty string"),
+    (["--state", "redis:///0"], "argument --state: 'redis:///0' has no host"),
+    (["--state", "postgres://db/1"], "argument --state: 'postgres://db/1' is not a state URL"),
+    (
+        ["--state", "redis://h:6379/cache"],
+        "argument --state: 'redis://h:6379/cache' names database",
+    ),
+    (["--admin-token", "short"], "argument --admin-token: use a token of at least 8 characters"),
+    (["--grace", "-1"], "argument --grace: must be 0 or more seconds, got -1"),
+    (
+        ["--log-format", "xml"],
+        "argument --log-format: 'xml' is not valid (valid values: text, json)",
+    ),
 ]
 
 
@@ -128,7 +144,7 @@ def test_bad_option_values_stop_the_parser_with_a_clear_message(
 
 def test_the_table_covers_every_option_that_takes_a_checked_value() -> None:
     checked = {args[0] for args, _ in REFUSED_OPTIONS}
-    takes_free_text = {"--scenario", "--cassette", "-h", "--help"}
+    takes_free_text = {"--scenario", "--cassette", "--url", "-h", "--help"}
     flags = {
         action.option_strings[-1]
         for group in build_parser()._subparsers._group_actions  # type: ignore[union-attr]

@@ -1,4 +1,4 @@
-"""Every example cassette in `cassettes/` replays, validates, and is shown in the README."""
+"""Every example cassette in `cassettes/` replays, validates, and is shown in docs/cassettes.md."""
 
 from __future__ import annotations
 
@@ -45,8 +45,8 @@ def test_every_recorded_interaction_replays_byte_for_byte(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: str(p.relative_to(ROOT)))
-def test_every_example_is_shown_in_the_readme(path: Path) -> None:
-    assert str(path.relative_to(ROOT)) in (ROOT / "README.md").read_text()
+def test_every_example_is_shown_in_the_docs(path: Path) -> None:
+    assert str(path.relative_to(ROOT)) in (ROOT / "docs" / "cassettes.md").read_text()
 
 
 def test_the_examples_pass_mockai_check(capsys: pytest.CaptureFixture[str]) -> None:
@@ -54,8 +54,8 @@ def test_the_examples_pass_mockai_check(capsys: pytest.CaptureFixture[str]) -> N
     assert capsys.readouterr().out == "mockai check: 1 path(s) OK\n"
 
 
-def test_the_readme_stream_example() -> None:
-    # README: `mockai serve --cassette cassettes/chat_stream.yaml`, then the SDK as usual.
+def test_the_docs_stream_example() -> None:
+    # docs/cassettes.md: `mockai serve --cassette cassettes/chat_stream.yaml`, then the SDK as usual.
     with (
         conformance.checked_server(cassette=str(ROOT / "cassettes" / "chat_stream.yaml")) as server,
         openai.OpenAI(base_url=server.url, api_key="sk-anything") as client,

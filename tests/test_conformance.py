@@ -136,6 +136,17 @@ def _entry(server: Any, path: str, body: dict[str, Any]) -> JournalEntry:
             b'"object":"chat.completion.chunk"',
         ),
         ("/responses", {"model": "m", "input": "x", "stream": True}, b'"sequence_number":'),
+        ("/images/generations", {"prompt": "x", "size": "256x256"}, b'"created":'),
+        (
+            "/images/generations",
+            {"model": "gpt-image-1", "prompt": "x", "stream": True, "partial_images": 1},
+            b'"partial_image_index":',
+        ),
+        (
+            "/audio/speech",
+            {"model": "gpt-4o-mini-tts", "voice": "alloy", "input": "x", "stream_format": "sse"},
+            b'"audio":',
+        ),
     ],
 )
 def test_the_checker_catches_a_broken_answer(
@@ -156,6 +167,26 @@ def test_the_checker_catches_a_broken_answer(
         with pytest.raises(AssertionError):
             conformance.check_entry(entry)
         server.reset()  # the deliberately broken copy must not reach the teardown check
+
+
+@pytest.mark.parametrize(
+    ("route", "corrupt"),
+    [("/files", b'"bytes":'), ("/audio/transcriptions", b'"text":')],
+)
+def test_the_checker_catches_broken_store_and_transcription_answers(
+    route: str, corrupt: bytes
+) -> None:
+    with checked_server() as server:
+        fields = {"purpose": "user_data"} if route == "/files" else {"model": "whisper-1"}
+        httpx.post(server.url + route, data=fields, files={"file": ("a.txt", b"abc")})
+        entry = server.requests[-1]
+        assert conformance.check_entry(entry) == 1
+        broken = entry.response
+        assert broken is not None and hasattr(broken, "body")
+        entry.response = type(broken)(broken.status, broken.body.replace(corrupt, b'"x":'))
+        with pytest.raises(AssertionError):
+            conformance.check_entry(entry)
+        server.reset()
 
 
 def test_vendored_spec_is_the_official_file() -> None:

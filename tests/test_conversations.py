@@ -224,3 +224,30 @@ def test_truncation_auto_drops_the_earliest_items_to_fit(
     # instructions, the last three long turns (the first was dropped), and the new question
     assert fitted.output_text == "5 messages"
     assert fitted.usage is not None and fitted.usage.input_tokens <= 16_385
+
+
+def test_listed_image_parts_take_the_forms_the_api_lists(client: openai.OpenAI) -> None:
+    # Sent with null settings (which input items may carry), listed as the API lists them: an
+    # image's detail defaults to `auto`, null optional settings are left out.
+    conversation = client.conversations.create()
+    sent = [
+        {
+            "type": "function_call_output",
+            "call_id": "call_1",
+            "output": [{"type": "input_image", "image_url": "https://x.io/a.png", "detail": None}],
+        },
+        {
+            "role": "user",
+            "content": [
+                {"type": "input_image", "file_id": "file-1", "prompt_cache_breakpoint": None},
+                {"type": "input_text", "text": "what is this?"},
+            ],
+        },
+    ]
+    raw = client.conversations.items.with_raw_response.create(conversation.id, items=sent)
+    listed = raw.http_response.json()["data"]  # (as sent: the SDK's models fill in absent keys)
+    image = listed[0]["output"][0]
+    assert image["detail"] == "auto" and image["image_url"] == "https://x.io/a.png"
+    parts = listed[1]["content"]
+    assert parts[0]["detail"] == "auto" and "prompt_cache_breakpoint" not in parts[0]
+    assert parts[1] == {"type": "input_text", "text": "what is this?"}

@@ -16,19 +16,25 @@ import pytest
 from sdk import sdk, settled
 
 from mockai import MockServer
-from mockai.scenario import loader
 
 EXAMPLES = Path(__file__).parent.parent / "scenarios"
 
 
 def test_every_example_is_exercised_here() -> None:
-    tested = {"faq", "weather_agent", "extraction", "rag", "retry"}
+    tested = {
+        "faq",
+        "weather_agent",
+        "extraction",
+        "rag",
+        "retry",
+        "media",
+    }  # media: test_media_scenarios
     assert {path.stem for path in EXAMPLES.glob("*.yaml")} == tested
 
 
 def test_the_examples_load_together_as_a_folder() -> None:
     with conformance.checked_server(scenarios=(str(EXAMPLES),)) as server:
-        assert len(server.rules) == 19
+        assert len(server.rules) == 26  # 19, a second pinned rag vector, six media rules
         assert server.config.seed == 7  # faq.yaml sets it; no other file disagrees
 
 
@@ -367,12 +373,25 @@ def test_rag_flow(serve: tuple[MockServer, openai.OpenAI]) -> None:
         model="text-embedding-3-small", input="the pinned query", encoding_format="float"
     )
     assert pinned.data[0].embedding == [1.0, 0.0, 0.0, 0.0]
+    # In a batch, the pinned query keeps its vector and every other input gets its own.
+    batch = client.embeddings.create(
+        model="text-embedding-3-small",
+        input=["the near document", "the pinned query", DOCS[0]],
+        encoding_format="float",
+    )
+    near, query, refunds = (d.embedding for d in batch.data)
+    assert query == [1.0, 0.0, 0.0, 0.0]
+    assert near == [0.8, 0.6, 0.0, 0.0]
+    assert cosine(query, near) == pytest.approx(0.8)  # the threshold test's known angle
+    # The seeded vector it gets alone (fetched as base64 there: float32 precision).
+    assert refunds == pytest.approx(index[0], abs=1e-7)
     assert [e.rule for e in server.requests] == [
         "embed",
         "embed",
         "grounded-answer",
         "no-context",
         "pinned-query",
+        "pinned-neighbour + pinned-query + embed",
     ]
 
 
@@ -403,10 +422,3 @@ def test_retry_with_the_sdks_own_retries() -> None:
             ask(no_retry, "my quota?")
         assert raised.value.code == "insufficient_quota"
         assert [ask(no_retry, "ping") for _ in range(3)] == ["pong", "pong", "pong (again?)"]
-
-
-def test_the_readme_scenario_is_valid(tmp_path: Path) -> None:
-    readme = (EXAMPLES.parent / "README.md").read_text(encoding="utf-8")
-    block = readme.split("```yaml\n", 1)[1].split("```", 1)[0]
-    (tmp_path / "readme.yaml").write_text(block, encoding="utf-8")
-    assert loader.load([str(tmp_path / "readme.yaml")]).rules

@@ -25,3 +25,16 @@ def test_import_has_no_side_effects() -> None:
         "assert not logging.getLogger().handlers\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_dir_lists_the_public_names_before_any_is_used() -> None:
+    # In a fresh interpreter, so no earlier test has loaded the lazy names into the module.
+    code = (
+        "import mockai\n"
+        "names = dir(mockai)\n"
+        "missing = sorted(set(mockai.__all__) - set(names))\n"
+        "assert not missing, missing\n"
+        "assert names == sorted(names)\n"
+        "assert 'MockServer' in names and 'ScenarioError' in names\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

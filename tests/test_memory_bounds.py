@@ -112,7 +112,7 @@ def test_stored_responses_stay_within_their_byte_budget() -> None:
             made.append(answer.json()["id"])
         store = server.state.responses
         assert 0 < store._stored.bytes <= 20_000
-        assert 1 < len(store) < 40
+        assert 1 < len(store._stored) < 40
         assert httpx.get(server.url + f"/responses/{made[-1]}").status_code == 200
         assert httpx.get(server.url + f"/responses/{made[0]}").status_code == 404  # went first
 

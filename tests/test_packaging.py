@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 from pathlib import Path
 
 import tomllib
@@ -29,3 +30,40 @@ def test_entry_points() -> None:
     assert project["entry-points"]["pytest11"] == {"mockai": "pytest_mockai"}
     assert project["name"] == "mockai-server"
     assert not any(dep.startswith("openai") for dep in project["dependencies"])
+    # The README's `pip install -e '.[openai]'`: the SDK its examples use, only as an extra.
+    assert project["optional-dependencies"]["openai"] == ["openai>=1.0"]
+
+
+def test_package_data_names_files_that_exist() -> None:
+    # A glob that matches nothing ships nothing and hides a mistake (a moved data folder).
+    for package, globs in _pyproject()["tool"]["setuptools"]["package-data"].items():
+        folder = ROOT / "pytest_plugin" / package if package == "pytest_mockai" else ROOT / package
+        for pattern in globs:
+            assert list(folder.glob(pattern)), f"package-data {package}: {pattern} matches nothing"
+
+
+def test_the_license_the_metadata_names_is_shipped() -> None:
+    project = _pyproject()["project"]
+    assert project["license"] == "MIT"
+    assert project["license-files"] == ["LICENSE"]
+    text = (ROOT / "LICENSE").read_text(encoding="utf-8")
+    assert text.startswith("MIT License\n")
+    assert 'THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND' in text
+
+
+def test_no_example_the_suite_replays_is_ignored_by_git() -> None:
+    # Example scenarios and cassettes are tracked and exercised by the suite: an ignore pattern
+    # matching one would make a re-recorded example silently stay out of commits.
+    patterns = [
+        line.strip().rstrip("/")
+        for line in (ROOT / ".gitignore").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith(("#", "!"))
+    ]
+    examples = [p for folder in ("cassettes", "scenarios") for p in (ROOT / folder).rglob("*")]
+    assert examples
+    for path in examples:
+        relative = path.relative_to(ROOT)
+        names = [relative.as_posix(), *(part for part in relative.parts)]
+        for pattern in patterns:
+            hit = [n for n in names if fnmatch.fnmatch(n, pattern.lstrip("/"))]
+            assert not hit, f".gitignore pattern {pattern!r} ignores {relative}"

@@ -110,4 +110,6 @@ def test_seconds_of_work_are_done_off_the_loop(plain: MockServer) -> None:
 
     took, worst = _concurrently(plain, heavy)
     assert took < 60
-    assert worst < 1.0
+    # On the loop the wait would be the whole ~2.5 s; 1.5 s leaves room for a machine whose other
+    # core runs a Node client or litellm (seen: 1.004 s and 1.018 s with a 1.0 s bound).
+    assert worst < 1.5

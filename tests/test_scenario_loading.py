@@ -14,7 +14,7 @@ import openai
 import pytest
 from sdk import sdk
 
-from mockai import MockServer, ScenarioError
+from mockai import ConfigError, MockServer, ScenarioError
 from mockai.cli import main
 from mockai.delivery.faults import parse_faults
 from mockai.delivery.timing import parse_delay, parse_duration, parse_stream
@@ -633,7 +633,7 @@ BROKEN = [
         [
             (
                 4,
-                "rule 'a' reply.finish_reason: 'done' is not a finish reason (valid: stop, length, tool_calls, content_filter, function_call)",
+                "rule 'a' reply.finish_reason: 'done' is not a finish reason (valid: stop, length, tool_calls, content_filter, function_call, eos, error, insufficient_system_resource, model_length)",
             )
         ],
     ),
@@ -1307,3 +1307,28 @@ def test_the_contract_example_loads(tmp_path: Path) -> None:
     server = MockServer(scenarios=(str(path),))
     assert (server.config.seed, server.config.fallback) == (7, "generate")
     assert server.config.models == ("gpt-4o-mini", "text-embedding-3-small")
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        pytest.param(lambda path: {"scenario": str(path)}, id="scenario=str"),
+        pytest.param(lambda path: {"scenario": path}, id="scenario=Path"),
+        pytest.param(lambda path: {"scenario": [str(path)]}, id="scenario=list"),
+        pytest.param(lambda path: {"scenarios": (str(path),)}, id="scenarios=tuple"),
+        pytest.param(lambda path: {"scenarios": str(path)}, id="scenarios=str"),
+    ],
+)
+def test_mockserver_takes_scenario_as_the_cli_and_the_marker_spell_it(
+    tmp_path: Path, spelling: Callable[[Path], dict[str, Any]]
+) -> None:
+    path = write(tmp_path, "mockai: 1\nrules:\n  - match: {user: hi}\n    reply: hello\n")
+    with MockServer(log_requests=False, **spelling(path)) as server, sdk(server) as client:
+        assert server.config.scenarios == (str(path),)
+        assert _ask(client, "hi") == "hello"
+
+
+def test_scenario_and_scenarios_together_are_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "mockai: 1\nrules: []\n")
+    with pytest.raises(ConfigError, match="scenario and scenarios name the same option"):
+        MockServer(scenario=str(path), scenarios=(str(path),))

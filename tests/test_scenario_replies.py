@@ -520,7 +520,9 @@ def test_named_error_with_overrides(client: openai.OpenAI) -> None:
 
 def test_scripted_and_seeded_embeddings(client: openai.OpenAI) -> None:
     pinned = client.embeddings.create(
-        model="text-embedding-3-small", input=["pinned a", "b", "c"], encoding_format="float"
+        model="text-embedding-3-small",
+        input=["pinned a", "pinned b", "pinned c"],
+        encoding_format="float",
     )
     assert [d.embedding for d in pinned.data] == [[1, 0, 0], [0, 1, 0], [1, 0, 0]]
     seeded = client.embeddings.create(

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from mockai.catalog import Catalog
 from mockai.pipeline.exchange import Endpoint, Exchange, Message
 from mockai.pipeline.reply import Reply
+from mockai.wire import ids
 from mockai.wire.outgoing import Outgoing
 
 
@@ -24,6 +25,16 @@ class ParseContext:
     history: Callable[[str], tuple[Message, ...] | None] | None = None
     # The items of a conversation, by id (`conversation`), or None when the server has none.
     conversation: Callable[[str], Sequence[Any] | None] | None = None
+    provider: str = "openai"  # the provider profile the request came through
+    # The bytes of a file this server holds, by id (images edited from `file_id`s).
+    file_data: Callable[[str], bytes | None] | None = None
+    # A multipart request's raw body (the body given to `parse` is then its fields, files as
+    # `Upload`s), kept on the Exchange for an upstream to forward as sent.
+    form: bytes | None = None
+    # Routes with ids (files, batches): the method, the path's parameters, the query string.
+    method: str = "POST"
+    params: Mapping[str, str] = field(default_factory=dict)
+    query: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +49,20 @@ class RenderContext:
     created: int
     honor_base64: bool = True
     seed: int = 0  # the server's seed, for anything a scripted reply leaves to be generated
+    # The provider profile's tool-call id format (key, position -> id), and whether a stop
+    # sequence stays in the text (Fireworks keeps it).
+    tool_call_id: Callable[[bytes, int], str] = ids.tool_call_id
+    keep_stop: bool = False
 
 
 Parse = Callable[[Any, ParseContext], Exchange]
 Render = Callable[[Reply, Exchange, RenderContext], Outgoing]
+
+
+# What request bodies a codec takes: JSON, multipart forms (file uploads), either; and for
+# endpoints whose routes also serve GET and DELETE, JSON or a form when there is a body at all
+# (the body is None otherwise).
+Bodies = Literal["json", "form", "either", "json_or_none", "form_or_none"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,3 +73,4 @@ class Codec:
     path: str
     parse: Parse
     render: Render
+    bodies: Bodies = "json"

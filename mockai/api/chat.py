@@ -96,6 +96,7 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         logprobs=bool(body.get("logprobs")),
         top_logprobs=common.optional(body, "top_logprobs", 0),
         prompt_tokens=prompt_tokens,
+        provider=ctx.provider,
     )
 
 
@@ -212,7 +213,7 @@ def _last(messages: tuple[Message, ...], roles: tuple[str, ...], default: Any = 
 
 def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
     """The chat completion for `reply`, as one JSON body or as the SSE chunk sequence."""
-    shaped = shape(reply, exchange, ctx.key)
+    shaped = shape(reply, exchange, ctx.key, call_id=ctx.tool_call_id, keep_stop=ctx.keep_stop)
     if exchange.legacy_functions:
         shaped = [_as_function_call(s) for s in shaped]
     completion_tokens = sum(s.completion_tokens for s in shaped)
@@ -340,7 +341,9 @@ def _stream(
         usage_json = jsonbytes.dumps(usage)
         tail.append(prefix + b'[],"usage":' + usage_json + b"}\n\n")
     tail.append(sse.DONE)
-    return EventStream(frames=frames + tail, tail=len(tail), error_frame=errors.stream_error_frame)
+    return EventStream(
+        frames=frames + tail, tail=len(tail), error_frame=errors.stream_error_frame, usage=usage
+    )
 
 
 def _first_delta(s: Shaped, legacy: bool) -> dict[str, Any]:

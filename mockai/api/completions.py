@@ -63,6 +63,7 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         inputs=prompts,
         echo=bool(body.get("echo")),
         prompt_tokens=prompt_tokens,
+        provider=ctx.provider,
     )
 
 
@@ -110,7 +111,9 @@ def _tokens_text(token_ids: list[Any], param: str) -> str:
 def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
     """The `text_completion` for `reply`: one body, or chunks ending with `[DONE]`."""
     prompts = exchange.inputs or ("",)
-    shaped = shape(reply, exchange, ctx.key, count=len(prompts) * exchange.n)
+    shaped = shape(
+        reply, exchange, ctx.key, count=len(prompts) * exchange.n, keep_stop=ctx.keep_stop
+    )
     completion_tokens = sum(s.completion_tokens for s in shaped)
     prompt, completion, total = usage_numbers(reply, exchange.prompt_tokens, completion_tokens)
     usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total}

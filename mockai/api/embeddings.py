@@ -55,6 +55,7 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         encoding_format=_encoding(body.get("encoding_format")),
         dimensions=_dimensions(body.get("dimensions"), info),
         prompt_tokens=sum(counts),
+        provider=ctx.provider,
     )
 
 

@@ -49,6 +49,7 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         user_text="\n".join(inputs),
         inputs=inputs,
         prompt_tokens=tokens.count_all(inputs),
+        provider=ctx.provider,
     )
 
 

@@ -84,6 +84,7 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         obfuscate=obfuscation.wanted(body),
         top_logprobs=top_logprobs,
         prompt_tokens=prompt_tokens,
+        provider=ctx.provider,
     )
 
 

@@ -8,6 +8,7 @@ way when it is lower: no answer is longer than the model could have written.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from mockai import tokens
@@ -31,15 +32,35 @@ class Shaped:
 
 
 def shape(
-    reply: Reply, exchange: Exchange, key: bytes, *, count: int | None = None
+    reply: Reply,
+    exchange: Exchange,
+    key: bytes,
+    *,
+    count: int | None = None,
+    call_id: Callable[[bytes, int], str] = ids.tool_call_id,
+    keep_stop: bool = False,
 ) -> list[Shaped]:
-    """`count` (default: the request's `n`) choices, cycling through the reply's choices."""
+    """`count` (default: the request's `n`) choices, cycling through the reply's choices.
+
+    `call_id` makes the ids of tool calls a reply leaves to mockai (a provider profile's format);
+    `keep_stop` keeps a stop sequence in the text instead of cutting before it.
+    """
     total = exchange.n if count is None else count
     choices = reply.choices or (Choice(content=""),)
-    return [_shape_one(i, choices[i % len(choices)], exchange, key) for i in range(total)]
+    return [
+        _shape_one(i, choices[i % len(choices)], exchange, key, call_id, keep_stop)
+        for i in range(total)
+    ]
 
 
-def _shape_one(index: int, choice: Choice, exchange: Exchange, key: bytes) -> Shaped:
+def _shape_one(
+    index: int,
+    choice: Choice,
+    exchange: Exchange,
+    key: bytes,
+    call_id: Callable[[bytes, int], str],
+    keep_stop: bool,
+) -> Shaped:
     finish = "tool_calls" if choice.tool_calls else "stop"
     content = choice.content
     text = choice.refusal if choice.refusal is not None else content
@@ -53,13 +74,11 @@ def _shape_one(index: int, choice: Choice, exchange: Exchange, key: bytes) -> Sh
             content = "".join(pieces)
             finish = "length"
     if content is not None and choice.refusal is None and exchange.stop:
-        content, pieces, cut = _apply_stop(content, pieces, exchange.stop)
+        content, pieces, cut = _apply_stop(content, pieces, exchange.stop, keep_stop)
         if cut:
             finish = "stop"
     calls = tuple(
-        call
-        if call.id
-        else ToolCall(call.name, call.arguments, ids.tool_call_id(key, index * 64 + i))
+        call if call.id else ToolCall(call.name, call.arguments, call_id(key, index * 64 + i))
         for i, call in enumerate(choice.tool_calls)
     )
     used = len(pieces) + sum(tokens.count(c.arguments) + _CALL_OVERHEAD for c in calls)
@@ -102,13 +121,15 @@ def _calls_within(calls: tuple[ToolCall, ...], room: int) -> tuple[tuple[ToolCal
 
 
 def _apply_stop(
-    content: str, pieces: tuple[str, ...], stops: tuple[str, ...]
+    content: str, pieces: tuple[str, ...], stops: tuple[str, ...], keep: bool = False
 ) -> tuple[str, tuple[str, ...], bool]:
-    """Cut `content` before the earliest stop sequence (the API never sends the stop itself)."""
-    cut_at = min((i for i in (content.find(s) for s in stops) if i >= 0), default=-1)
-    if cut_at < 0:
+    """Cut `content` before the earliest stop sequence (the API never sends the stop itself;
+    with `keep`, after it, as Fireworks does)."""
+    found = [(i, s) for i, s in ((content.find(s), s) for s in stops) if i >= 0]
+    if not found:
         return content, pieces, False
-    content = content[:cut_at]
+    cut_at, stop = min(found)
+    content = content[: cut_at + len(stop)] if keep else content[:cut_at]
     return content, tokens.split(content), True
 
 

@@ -138,4 +138,158 @@ FIELDS: dict[str, dict[str, FieldRule]] = {
         "input": FieldRule(types=frozenset(["array", "string"]), required=True),
         "model": FieldRule(types=frozenset(["string"])),
     },
+    "images": {
+        "background": FieldRule(
+            types=frozenset(["null", "string"]), enum=("auto", "opaque", "transparent")
+        ),
+        "model": FieldRule(types=frozenset(["null", "string"])),
+        "moderation": FieldRule(types=frozenset(["null", "string"]), enum=("auto", "low")),
+        "n": FieldRule(types=frozenset(["integer", "null"]), minimum=1, maximum=10),
+        "output_compression": FieldRule(types=frozenset(["integer", "null"])),
+        "output_format": FieldRule(
+            types=frozenset(["null", "string"]), enum=("jpeg", "png", "webp")
+        ),
+        "partial_images": FieldRule(types=frozenset(["integer", "null"]), minimum=0, maximum=3),
+        "prompt": FieldRule(types=frozenset(["string"]), required=True),
+        "quality": FieldRule(
+            types=frozenset(["null", "string"]),
+            enum=("auto", "hd", "high", "low", "medium", "standard"),
+        ),
+        "response_format": FieldRule(types=frozenset(["null", "string"]), enum=("b64_json", "url")),
+        "size": FieldRule(types=frozenset(["null", "string"])),
+        "stream": FieldRule(types=frozenset(["boolean", "null"])),
+        "style": FieldRule(types=frozenset(["null", "string"]), enum=("natural", "vivid")),
+        "user": FieldRule(types=frozenset(["string"])),
+    },
+    "image_edits": {
+        "background": FieldRule(
+            types=frozenset(["null", "string"]), enum=("auto", "opaque", "transparent")
+        ),
+        "image": FieldRule(types=frozenset(["array", "string"]), required=True),
+        "input_fidelity": FieldRule(types=frozenset(["null", "string"]), enum=("high", "low")),
+        "mask": FieldRule(types=frozenset(["string"])),
+        "model": FieldRule(types=frozenset(["null", "string"])),
+        "n": FieldRule(types=frozenset(["integer", "null"]), minimum=1, maximum=10),
+        "output_compression": FieldRule(types=frozenset(["integer", "null"])),
+        "output_format": FieldRule(
+            types=frozenset(["null", "string"]), enum=("jpeg", "png", "webp")
+        ),
+        "partial_images": FieldRule(types=frozenset(["integer", "null"]), minimum=0, maximum=3),
+        "prompt": FieldRule(types=frozenset(["string"]), required=True),
+        "quality": FieldRule(
+            types=frozenset(["null", "string"]), enum=("auto", "high", "low", "medium", "standard")
+        ),
+        "response_format": FieldRule(types=frozenset(["null", "string"]), enum=("b64_json", "url")),
+        "size": FieldRule(types=frozenset(["null", "string"])),
+        "stream": FieldRule(types=frozenset(["boolean", "null"])),
+        "user": FieldRule(types=frozenset(["string"])),
+    },
+    "image_edits_json": {
+        "background": FieldRule(
+            types=frozenset(["null", "string"]), enum=("auto", "opaque", "transparent")
+        ),
+        "images": FieldRule(types=frozenset(["array"]), required=True, min_items=1, max_items=16),
+        "input_fidelity": FieldRule(types=frozenset(["null", "string"]), enum=("high", "low")),
+        "mask": FieldRule(
+            types=frozenset(["array", "boolean", "integer", "null", "number", "object", "string"])
+        ),
+        "model": FieldRule(types=frozenset(["null", "string"])),
+        "moderation": FieldRule(types=frozenset(["null", "string"]), enum=("auto", "low")),
+        "n": FieldRule(types=frozenset(["integer", "null"]), minimum=1, maximum=10),
+        "output_compression": FieldRule(
+            types=frozenset(["integer", "null"]), minimum=0, maximum=100
+        ),
+        "output_format": FieldRule(
+            types=frozenset(["null", "string"]), enum=("jpeg", "png", "webp")
+        ),
+        "partial_images": FieldRule(types=frozenset(["integer", "null"]), minimum=0, maximum=3),
+        "prompt": FieldRule(types=frozenset(["string"]), required=True, max_length=32000),
+        "quality": FieldRule(
+            types=frozenset(["null", "string"]), enum=("auto", "high", "low", "medium")
+        ),
+        "size": FieldRule(
+            types=frozenset(["null", "string"]),
+            enum=("1024x1024", "1024x1536", "1536x1024", "auto"),
+        ),
+        "stream": FieldRule(types=frozenset(["boolean", "null"])),
+        "user": FieldRule(types=frozenset(["string"])),
+    },
+    "image_variations": {
+        "image": FieldRule(types=frozenset(["string"]), required=True),
+        "model": FieldRule(types=frozenset(["null", "string"])),
+        "n": FieldRule(types=frozenset(["integer", "null"]), minimum=1, maximum=10),
+        "response_format": FieldRule(types=frozenset(["null", "string"]), enum=("b64_json", "url")),
+        "size": FieldRule(
+            types=frozenset(["null", "string"]), enum=("1024x1024", "256x256", "512x512")
+        ),
+        "user": FieldRule(types=frozenset(["string"])),
+    },
+    "speech": {
+        "input": FieldRule(types=frozenset(["string"]), required=True, max_length=4096),
+        "instructions": FieldRule(types=frozenset(["string"]), max_length=4096),
+        "model": FieldRule(types=frozenset(["string"]), required=True),
+        "response_format": FieldRule(
+            types=frozenset(["string"]), enum=("aac", "flac", "mp3", "opus", "pcm", "wav")
+        ),
+        "speed": FieldRule(types=frozenset(["integer", "number"]), minimum=0.25, maximum=4),
+        "stream_format": FieldRule(types=frozenset(["string"]), enum=("audio", "sse")),
+        "voice": FieldRule(types=frozenset(["object", "string"]), required=True),
+    },
+    "transcriptions": {
+        "chunking_strategy": FieldRule(types=frozenset(["null", "object", "string"])),
+        "file": FieldRule(types=frozenset(["string"]), required=True),
+        "include": FieldRule(types=frozenset(["array"])),
+        "keywords": FieldRule(types=frozenset(["array"])),
+        "known_speaker_names": FieldRule(types=frozenset(["array"]), max_items=4),
+        "known_speaker_references": FieldRule(types=frozenset(["array"]), max_items=4),
+        "language": FieldRule(types=frozenset(["string"])),
+        "languages": FieldRule(types=frozenset(["array"]), min_items=1),
+        "model": FieldRule(types=frozenset(["string"]), required=True),
+        "prompt": FieldRule(types=frozenset(["string"])),
+        "response_format": FieldRule(
+            types=frozenset(["string"]),
+            enum=("diarized_json", "json", "srt", "text", "verbose_json", "vtt"),
+        ),
+        "stream": FieldRule(types=frozenset(["boolean", "null"])),
+        "temperature": FieldRule(types=frozenset(["integer", "number"])),
+        "timestamp_granularities": FieldRule(types=frozenset(["array"])),
+    },
+    "translations": {
+        "file": FieldRule(types=frozenset(["string"]), required=True),
+        "model": FieldRule(types=frozenset(["string"]), required=True),
+        "prompt": FieldRule(types=frozenset(["string"])),
+        "response_format": FieldRule(
+            types=frozenset(["string"]), enum=("json", "srt", "text", "verbose_json", "vtt")
+        ),
+        "temperature": FieldRule(types=frozenset(["integer", "number"])),
+    },
+    "files": {
+        "expires_after": FieldRule(types=frozenset(["object"])),
+        "file": FieldRule(types=frozenset(["string"]), required=True),
+        "purpose": FieldRule(
+            types=frozenset(["string"]),
+            required=True,
+            enum=("assistants", "batch", "evals", "fine-tune", "user_data", "vision"),
+        ),
+    },
+    "batches": {
+        "completion_window": FieldRule(types=frozenset(["string"]), required=True, enum=("24h",)),
+        "endpoint": FieldRule(
+            types=frozenset(["string"]),
+            required=True,
+            enum=(
+                "/v1/chat/completions",
+                "/v1/completions",
+                "/v1/embeddings",
+                "/v1/images/edits",
+                "/v1/images/generations",
+                "/v1/moderations",
+                "/v1/responses",
+                "/v1/videos",
+            ),
+        ),
+        "input_file_id": FieldRule(types=frozenset(["string"]), required=True),
+        "metadata": FieldRule(types=frozenset(["null", "object"])),
+        "output_expires_after": FieldRule(types=frozenset(["object"])),
+    },
 }

@@ -24,10 +24,22 @@ from urllib.parse import parse_qsl, urlsplit
 from mockai.cassette.redact import Scrubber
 from mockai.errors import ConfigError
 from mockai.hints import suggest
-from mockai.wire import jsonbytes
+from mockai.wire import jsonbytes, multipart
 
 # Generating routes, longest first (`/chat/completions` before `/completions`).
-ROUTES = ("/chat/completions", "/completions", "/embeddings", "/moderations", "/responses")
+ROUTES = (
+    "/chat/completions",
+    "/completions",
+    "/embeddings",
+    "/moderations",
+    "/responses",
+    "/images/generations",
+    "/images/edits",
+    "/images/variations",
+    "/audio/speech",
+    "/audio/transcriptions",
+    "/audio/translations",
+)
 
 # Fields that say nothing about what is asked, or that clients vary on their own: the end-user
 # id, metadata, stream options (langchain only asks for usage from the official host), caching
@@ -119,18 +131,58 @@ class RequestView:
         return cls.build(method, parts.path, parts.query, parse_body(raw, scrubber))
 
     @classmethod
-    def incoming(cls, path: str, body: Mapping[str, Any], scrubber: Scrubber) -> RequestView:
-        """A view of a request mockai is answering (always a POST with a JSON body)."""
+    def incoming(
+        cls,
+        path: str,
+        body: Any,
+        scrubber: Scrubber,
+        *,
+        method: str = "POST",
+        query: str = "",
+        form: bytes | None = None,
+    ) -> RequestView:
+        """A view of a request mockai is answering: its parsed JSON body, or its multipart
+        `form` as sent (normalised like a recorded one), or no body (GET, DELETE)."""
+        if form is not None:
+            return cls.build(method, path, query, form_body(form))
         canonical = jsonbytes.canonical(body)
         if scrubber.needs_scrubbing(canonical.decode()):
-            return cls.build("POST", path, "", scrubber.scrub_json(body))
-        return cls.build("POST", path, "", body, canonical)
+            return cls.build(method, path, query, scrubber.scrub_json(body))
+        return cls.build(method, path, query, body, canonical)
+
+
+def form_body(raw: bytes) -> Any:
+    """A multipart form as matchers compare it: its fields, each file as its name, size and
+    SHA-256 (not its declared type, which clients guess differently). The boundary, new on
+    every request, is gone, so a recorded upload matches the same upload sent again."""
+    boundary = multipart.sniff_boundary(raw)
+    if boundary is None:
+        return None
+    try:
+        fields = multipart.fields(multipart.parse(raw, boundary))
+    except multipart.MultipartError:
+        return None
+    return _without_types(multipart.summarised(fields))
+
+
+def _without_types(value: Any) -> Any:
+    if isinstance(value, dict):
+        if "sha256" in value and "filename" in value:
+            return {k: v for k, v in value.items() if k != "content_type"}
+        return {key: _without_types(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_types(item) for item in value]
+    return value
 
 
 def parse_body(raw: bytes | None, scrubber: Scrubber) -> Any:
-    """A recorded body as JSON when it is JSON, else as text (or None when empty)."""
+    """A recorded body as JSON when it is JSON, a multipart form as its fields (`form_body`),
+    else as text (or None when empty)."""
     if not raw:
         return None
+    form = form_body(raw) if raw.startswith(b"--") else None
+    if form is not None:
+        return form
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

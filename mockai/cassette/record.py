@@ -25,7 +25,7 @@ from yarl import URL
 from mockai.cassette.format import Interaction, Timing, header_lists
 from mockai.cassette.headers import HOP_BY_HOP
 from mockai.cassette.redact import Scrubber, request_secrets
-from mockai.cassette.replay import ENDPOINT_ROUTES
+from mockai.cassette.replay import route_for
 from mockai.cassette.scan import scrub_interaction, without_userinfo
 from mockai.cassette.writer import CassetteRecorder
 from mockai.errors import ApiError, ConfigError
@@ -102,20 +102,31 @@ class UpstreamSource:
             await self._session.close()
             self._session = None
 
-    def url_for(self, route: str) -> URL:
-        """The upstream URL for an API route (the base's query string, e.g. Azure's, is kept)."""
-        return self.base.with_path(self.base.path.rstrip("/") + route).with_query(self.base.query)
+    def url_for(self, route: str, query: Mapping[str, str] | None = None) -> URL:
+        """The upstream URL for an API route (the base's query string, e.g. Azure's, is kept,
+        and the request's own added: a list's `limit`, `after`)."""
+        url = self.base.with_path(self.base.path.rstrip("/") + route)
+        return url.with_query({**self.base.query, **(query or {})})
 
     async def plan(self, exchange: Exchange, key: bytes) -> Plan | None:
         """Forward the request; the Plan relays the upstream's answer."""
         if self._session is None:
             raise RuntimeError("the upstream source is used outside of its server's lifespan")
-        url = self.url_for(ENDPOINT_ROUTES[exchange.endpoint.value])
-        body = jsonbytes.dumps(exchange.body)
+        url = self.url_for(route_for(exchange), exchange.query)
         headers = forwarded_headers(exchange.headers)
-        if not any(name.lower() == "content-type" for name in headers):
-            headers["Content-Type"] = "application/json"
-        capture = Capture(self, url, body, headers)
+        body: bytes | None
+        if exchange.form is not None:
+            body = exchange.form  # as sent: its Content-Type (boundary included) goes along
+        elif exchange.method in ("GET", "DELETE") or (
+            exchange.route is not None and not exchange.body
+        ):
+            body = None  # (a batch's cancel is a POST without a body)
+            headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+        else:
+            body = jsonbytes.dumps(exchange.body)
+            if not any(name.lower() == "content-type" for name in headers):
+                headers["Content-Type"] = "application/json"
+        capture = Capture(self, url, body, headers, exchange.method)
         response = await capture.send(self._session)
         if response.status >= 400:
             # Errors are small and final: read them whole so the journal holds them too.
@@ -152,11 +163,19 @@ def _content_type(response: aiohttp.ClientResponse) -> str:
 class Capture:
     """One forwarded request: sends it, relays the answer, keeps a timed copy, records it."""
 
-    def __init__(self, source: UpstreamSource, url: URL, body: bytes, headers: dict[str, str]):
+    def __init__(
+        self,
+        source: UpstreamSource,
+        url: URL,
+        body: bytes | None,
+        headers: dict[str, str],
+        method: str = "POST",
+    ):
         self.source = source
         self.url = url
         self.body = body
         self.headers = headers
+        self.method = method
         self.parts: list[bytes] = []
         self.events: list[float] = []
         self.complete = False
@@ -172,7 +191,9 @@ class Capture:
         """Send the request; connection failures become 502 / 504 errors naming the upstream."""
         self._sent = self._loop.time()
         try:
-            response = await session.post(self.url, data=self.body, headers=self.headers)
+            response = await session.request(
+                self.method, self.url, data=self.body, headers=self.headers
+            )
         except asyncio.TimeoutError:
             raise ApiError(
                 504,
@@ -275,7 +296,7 @@ class Capture:
             [(k, v) for k, v in response.headers.items() if k.lower() not in _STORED_NOT]
         )
         return Interaction(
-            method="POST",
+            method=self.method,
             uri=str(self.url),
             request_body=self.body,
             request_headers={str(name): [str(value)] for name, value in self.headers.items()},

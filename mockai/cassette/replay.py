@@ -13,6 +13,7 @@ import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlencode
 
 from mockai.cassette.format import Cassette, Interaction
 from mockai.cassette.headers import HOP_BY_HOP
@@ -37,7 +38,24 @@ ENDPOINT_ROUTES = {
     "embeddings": "/embeddings",
     "responses": "/responses",
     "moderations": "/moderations",
+    "images": "/images/generations",
+    "image_edits": "/images/edits",
+    "image_variations": "/images/variations",
+    "speech": "/audio/speech",
+    "transcriptions": "/audio/transcriptions",
+    "translations": "/audio/translations",
 }
+
+
+def route_for(exchange: Exchange) -> str:
+    """The API route a request addresses (with its ids: `/files/file-abc/content`)."""
+    return exchange.route or ENDPOINT_ROUTES[exchange.endpoint.value]
+
+
+def query_of(exchange: Exchange) -> str:
+    """The request's query string (lists' `limit`, `after`, ...), as recorded URLs hold it."""
+    return urlencode(list(exchange.query.items()))
+
 
 # Recorded headers that are not replayed: hop-by-hop and framing headers (the body is replayed
 # decoded, with its own framing), the content type (sent separately), and what mockai sets itself
@@ -156,8 +174,14 @@ class ReplaySource:
 
     def view(self, exchange: Exchange) -> RequestView:
         """How the matchers see an incoming request."""
+        body = None if exchange.method in ("GET", "DELETE") else exchange.body
         return RequestView.incoming(
-            ENDPOINT_ROUTES[exchange.endpoint.value], exchange.body, self.scrubber
+            route_for(exchange),
+            body,
+            self.scrubber,
+            method=exchange.method,
+            query=query_of(exchange),
+            form=exchange.form,
         )
 
     async def plan(self, exchange: Exchange, key: bytes) -> Plan | None:

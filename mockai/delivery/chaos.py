@@ -60,16 +60,17 @@ class FaultPlanner:
         chaos: ChaosRates | Mapping[str, float] | None = None,
         latency: Delay | None = None,
         stream: StreamTiming | None = None,
+        attempts: Attempts | None = None,
     ) -> None:
         if chaos is None or isinstance(chaos, ChaosRates):
             self.chaos = chaos or ChaosRates()
         else:
             self.chaos = ChaosRates.parse(chaos)
         self.defaults = Timing(latency=latency, stream=stream)
-        self._attempts = _Attempts()
+        self.attempts = attempts or Attempts()
 
     @classmethod
-    def from_config(cls, config: Config) -> FaultPlanner:
+    def from_config(cls, config: Config, attempts: Attempts | None = None) -> FaultPlanner:
         """The planner for `config.chaos` and `config.latency`; ConfigError says what is wrong."""
         try:
             chaos = ChaosRates.parse(config.chaos)
@@ -82,9 +83,9 @@ class FaultPlanner:
                 latency, stream = parse_timing_spec(config.latency)
             except ValueError as error:
                 raise ConfigError(f"latency: {error}") from None
-        return cls(chaos=chaos, latency=latency, stream=stream)
+        return cls(chaos=chaos, latency=latency, stream=stream, attempts=attempts)
 
-    def inject(
+    async def inject(
         self, exchange: Exchange, exact: bytes, salt: bytes, headers: Mapping[str, str]
     ) -> Injection:
         """What this request gets from its headers and from chaos; ApiError 400 on a bad header.
@@ -93,7 +94,7 @@ class FaultPlanner:
         (fingerprint.occurrence_key): chaos draws from it, so the same seed and the same requests
         give the same faults whatever the order of different requests.
         """
-        requested = self._requested(headers, exact)
+        requested = await self._requested(headers, exact) if HEADER_FAULT in headers else None
         # Seeding a generator costs microseconds: only drawn when there are rates to draw from.
         drawing = requested is None and bool(self.chaos)
         return Injection(
@@ -106,7 +107,7 @@ class FaultPlanner:
             salt=salt,
         )
 
-    def _requested(self, headers: Mapping[str, str], exact: bytes) -> Faults | None:
+    async def _requested(self, headers: Mapping[str, str], exact: bytes) -> Faults | None:
         request = _header(headers, HEADER_FAULT, parse_fault_header)
         if request is None:
             return None
@@ -116,15 +117,22 @@ class FaultPlanner:
         if retry_count.isdigit():
             attempt = int(retry_count)
         else:
-            attempt = self._attempts.next(exact + headers[HEADER_FAULT].encode(), request)
+            material = exact + headers[HEADER_FAULT].encode()
+            key = hashlib.blake2b(material, digest_size=16).digest()
+            attempt = await self.attempts.take(key, _failing_below(request))
         return request.for_attempt(attempt)
 
-    def clear(self) -> None:
+    async def clear(self) -> None:
         """Forget attempt counts (a server reset)."""
-        self._attempts.clear()
+        await self.attempts.forget()
 
 
-class _Attempts:
+def _failing_below(request: FaultRequest) -> int:
+    """Attempts numbered below this one still fail (0: none does)."""
+    return max((item.attempts for item in request.items if item.attempts is not None), default=0)
+
+
+class Attempts:
     """Attempt numbers for clients that do not send `x-stainless-retry-count`.
 
     Identical requests carrying the same `x-mockai-fault` count as attempts of one call while
@@ -136,10 +144,10 @@ class _Attempts:
         self._limit = limit
         self._failed: dict[bytes, int] = {}
 
-    def next(self, material: bytes, request: FaultRequest) -> int:
-        key = hashlib.blake2b(material, digest_size=16).digest()
+    async def take(self, key: bytes, failing_below: int) -> int:
+        """This attempt's number; the call ends (numbering restarts) once one passes."""
         attempt = self._failed.get(key, 0)
-        if any(item.attempts is not None and attempt < item.attempts for item in request.items):
+        if attempt < failing_below:
             if len(self._failed) >= self._limit:
                 self._failed.clear()
             self._failed[key] = attempt + 1
@@ -147,7 +155,7 @@ class _Attempts:
             self._failed.pop(key, None)
         return attempt
 
-    def clear(self) -> None:
+    async def forget(self) -> None:
         self._failed.clear()
 
 

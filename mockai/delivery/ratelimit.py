@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -140,14 +141,20 @@ class _Window:
         "length",
     )
 
-    def __init__(self, length: float) -> None:
+    def __init__(self, length: float, buckets: dict[int, list[int]] | None = None) -> None:
         self.length = length
         self._width = length / BUCKETS
-        self._buckets: dict[int, list[int]] = {}  # bucket number -> [requests, tokens]
-        self._requests = self._tokens = 0  # summed over the buckets
-        self._oldest: int | None = None  # the oldest bucket held
+        # bucket number -> [requests, tokens]; a shared backend hands over the buckets it holds
+        self._buckets: dict[int, list[int]] = buckets if buckets is not None else {}
+        # Summed over the buckets, kept up to date by add() and _expire().
+        self._requests = sum(bucket[0] for bucket in self._buckets.values())
+        self._tokens = sum(bucket[1] for bucket in self._buckets.values())
+        self._oldest: int | None = min(self._buckets, default=None)  # the oldest bucket held
         # The newest bucket holding requests (index 0) and tokens (index 1), None if none does.
-        self._newest: list[int | None] = [None, None]
+        self._newest: list[int | None] = [
+            max((number for number, bucket in self._buckets.items() if bucket[0]), default=None),
+            max((number for number, bucket in self._buckets.items() if bucket[1]), default=None),
+        ]
 
     def _bucket(self, now: float) -> int:
         return math.floor(now / self._width)
@@ -256,6 +263,18 @@ class RateLimits:
         window.add(now, tokens)
         return _headers(limit, used_requests + 1, used_tokens + tokens, window, now)
 
+    async def admit(self, model: str, tokens: int) -> dict[str, str]:
+        """`charge`, as the state backends share it (a shared backend counts across workers)."""
+        return self.charge(model, tokens, time.monotonic())
+
+    async def headers(self, model: str) -> dict[str, str]:
+        """`peek`, as the state backends share it."""
+        return self.peek(model, time.monotonic())
+
+    async def forget(self) -> None:
+        """`clear`, as the state backends share it."""
+        self._windows.clear()
+
     def peek(self, model: str, now: float) -> dict[str, str]:
         """The headers for `model` without charging anything (for non-generating requests)."""
         limit = self.limit_for(model)
@@ -295,7 +314,7 @@ def _refuse_if_over(
     )
     headers = _headers(limit, used_requests, used_tokens, window, now)
     headers.update(retry_headers(wait))
-    raise ApiError(
+    refused = ApiError(
         429,
         f"Rate limit reached for {model} in organization org-mockai on {what}. Please try "
         f"again in {go_duration(wait)}. Visit https://platform.openai.com/account/rate-limits "
@@ -304,6 +323,8 @@ def _refuse_if_over(
         code="rate_limit_exceeded",
         headers=headers,
     )
+    refused.name = "rate_limit"  # a provider profile words its 429 its own way
+    raise refused
 
 
 def _headers(

@@ -21,9 +21,17 @@ from typing import Any
 
 from mockai.catalog import Catalog
 from mockai.errors import ApiError
-from mockai.generate import budget, embeddings, moderation, prompted, prose, tools
+from mockai.generate import (
+    budget,
+    embeddings,
+    moderation,
+    prompted,
+    prose,
+    tools,
+    transcript,
+)
 from mockai.pipeline.exchange import Endpoint, Exchange, Tool
-from mockai.pipeline.reply import Choice, Reply, ToolCall
+from mockai.pipeline.reply import Choice, Media, Reply, ToolCall
 from mockai.wire import jsonbytes
 
 _CACHE_SIZE = 1024
@@ -43,6 +51,11 @@ def _weight(reply: Reply) -> int:
     return size + 200
 
 
+def media_seed(key: bytes) -> Media:
+    """What a generated picture or sound derives from: the request's content key."""
+    return Media(seed=int.from_bytes(key[:8], "big"))
+
+
 class FallbackGenerator:
     """Answers any request plausibly; one instance per server."""
 
@@ -58,6 +71,12 @@ class FallbackGenerator:
             Endpoint.COMPLETIONS: self._completion,
             Endpoint.EMBEDDINGS: self._embeddings,
             Endpoint.MODERATIONS: self._moderation,
+            Endpoint.IMAGES: self._media,
+            Endpoint.IMAGE_EDITS: self._media,
+            Endpoint.IMAGE_VARIATIONS: self._media,
+            Endpoint.SPEECH: self._media,
+            Endpoint.TRANSCRIPTIONS: self._transcript,
+            Endpoint.TRANSLATIONS: self._transcript,
         }
 
     def reply(self, exchange: Exchange, key: bytes) -> Reply:
@@ -109,6 +128,13 @@ class FallbackGenerator:
 
     def _moderation(self, exchange: Exchange, key: bytes) -> Reply:
         return moderation.reply_for(exchange, self.seed)
+
+    def _media(self, exchange: Exchange, key: bytes) -> Reply:
+        # Pictures and sounds are drawn by the codec (off the loop) from this seed.
+        return Reply(media=media_seed(key))
+
+    def _transcript(self, exchange: Exchange, key: bytes) -> Reply:
+        return Reply.text(transcript.text(exchange, self._rng(key, 0)))
 
     # --- building blocks -------------------------------------------------------------------------
 

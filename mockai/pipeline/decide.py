@@ -8,14 +8,16 @@ candidates, why each did not match.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Protocol
 
 from mockai.errors import ApiError
 from mockai.generate.fallback import FallbackGenerator
 from mockai.pipeline import workload
-from mockai.pipeline.exchange import Exchange
+from mockai.pipeline.exchange import Endpoint, Exchange
 from mockai.pipeline.reply import Plan
+from mockai.wire.outgoing import Outgoing
 
 log = logging.getLogger("mockai")
 
@@ -29,6 +31,14 @@ class Source(Protocol):
 
     def near_misses(self, exchange: Exchange) -> list[str]:
         """Why the closest candidates did not match (for the no-match report)."""
+        ...
+
+
+class Keeper(Protocol):
+    """A store that answers its own routes (files, batches) when no source does."""
+
+    async def answer(self, exchange: Exchange, key: bytes) -> Outgoing:
+        """The store's answer to `exchange`; ApiErrors are the API's error answers."""
         ...
 
 
@@ -48,18 +58,30 @@ class Decider:
         *,
         fallback: str | None = "generate",
         no_match_status: int = 400,
+        keepers: Mapping[Endpoint, Keeper] | None = None,
     ) -> None:
         self.sources = list(sources)
         self.generator = generator
         self.fallback = fallback
         self.no_match_status = no_match_status
+        self.keepers = dict(keepers or {})
 
     async def decide(self, exchange: Exchange, key: bytes) -> Plan:
-        """The Plan for `exchange`; `key` is its content key (for reproducible generation)."""
+        """The Plan for `exchange`; `key` is its content key (for reproducible generation).
+
+        A store's routes (files, batches) are answered by the store when no source answers,
+        whatever the fallback: a rule may refuse them (an `error`), and a rule's `reply` lets
+        the store answer with the rule's timing and faults.
+        """
+        keeper = self.keepers.get(exchange.endpoint)
         for source in self.sources:
             plan = await source.plan(exchange, key)
             if plan is not None:
+                if keeper is not None and plan.recorded is None and not _refuses(plan):
+                    plan = replace(plan, reply=None, recorded=await keeper.answer(exchange, key))
                 return plan
+        if keeper is not None:
+            return Plan(source="store", recorded=await keeper.answer(exchange, key))
         if self.effective_fallback() == "error":
             raise self.no_match(exchange)
         if workload.heavy(exchange):  # seconds of work, for the largest legal requests
@@ -86,6 +108,10 @@ class Decider:
             type="invalid_request_error",
             code="mockai_no_match",
         )
+
+
+def _refuses(plan: Plan) -> bool:
+    return plan.reply is not None and plan.reply.error is not None
 
 
 def _loaded(source: Source) -> bool:

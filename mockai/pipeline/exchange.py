@@ -13,15 +13,25 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Literal
 
+from mockai.wire.multipart import Upload
+
 
 class Endpoint(str, Enum):
-    """The generating endpoints, by the name scenario files use in `match.endpoint`."""
+    """The endpoints the pipeline serves, by the name scenario files use in `match.endpoint`."""
 
     CHAT = "chat"
     COMPLETIONS = "completions"
     EMBEDDINGS = "embeddings"
     RESPONSES = "responses"
     MODERATIONS = "moderations"
+    IMAGES = "images"  # POST /images/generations
+    IMAGE_EDITS = "image_edits"
+    IMAGE_VARIATIONS = "image_variations"
+    SPEECH = "speech"  # POST /audio/speech
+    TRANSCRIPTIONS = "transcriptions"
+    TRANSLATIONS = "translations"
+    FILES = "files"  # every /files route: the file store answers what no source does
+    BATCHES = "batches"  # every /batches route: the batch store answers what no source does
 
     def __str__(self) -> str:
         return self.value
@@ -114,6 +124,16 @@ class Exchange:
     dimensions: int | None = None
     echo: bool = False
     prompt_tokens: int = 0  # the request's estimated prompt size, computed by the codec
+    provider: str = "openai"  # the provider profile the request came through (mockai.profiles)
+    # Multipart requests: the uploaded files (the body holds their summaries: name, size,
+    # digest), and the raw form as sent, for an upstream (a recording proxy) to forward.
+    uploads: tuple[Upload, ...] = ()
+    form: bytes | None = None
+    # Routes with an id in the path (files, batches): the method, and the route as the API
+    # names it (`/files/file-abc/content`); generating endpoints leave them to the codec's path.
+    method: str = "POST"
+    route: str | None = None
+    query: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def output_limit(self) -> int | None:

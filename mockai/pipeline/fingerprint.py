@@ -42,9 +42,28 @@ PRESENTATION_FIELDS = frozenset(
 )
 
 
+# On the media endpoints more fields only say how the answer is sent: the same recording gets
+# the same transcript in every format, the same text the same sound in every encoding, the same
+# prompt the same picture as base64 or a link, PNG or WebP.
+MEDIA_PRESENTATION_FIELDS: Mapping[str, frozenset[str]] = {
+    "images": frozenset(
+        {"response_format", "output_format", "output_compression", "partial_images"}
+    ),
+    "image_edits": frozenset(
+        {"response_format", "output_format", "output_compression", "partial_images"}
+    ),
+    "image_variations": frozenset({"response_format"}),
+    "speech": frozenset({"response_format", "stream_format"}),
+    "transcriptions": frozenset({"response_format", "timestamp_granularities", "include"}),
+    "translations": frozenset({"response_format"}),
+}
+_NONE: frozenset[str] = frozenset()
+
+
 def content_key(seed: int, endpoint: str, body: Mapping[str, Any]) -> bytes:
     """A 32-byte key for what this request asks, under this seed."""
-    asked = {k: v for k, v in body.items() if k not in PRESENTATION_FIELDS}
+    more = MEDIA_PRESENTATION_FIELDS.get(endpoint, _NONE)
+    asked = {k: v for k, v in body.items() if k not in PRESENTATION_FIELDS and k not in more}
     material = f"{seed}|{endpoint}|".encode() + jsonbytes.canonical(asked)
     return hashlib.blake2b(material, digest_size=32).digest()
 
@@ -78,6 +97,14 @@ class Occurrences:
             self._seen.clear()  # rare; repeats after this start their numbering over
         self._seen[key] = count + 1
         return count
+
+    async def take(self, key: bytes) -> int:
+        """`next`, as the state backends share it (a shared backend counts across workers)."""
+        return self.next(key)
+
+    async def forget(self) -> None:
+        """`clear`, as the state backends share it."""
+        self._seen.clear()
 
     def clear(self) -> None:
         """Forget every count (a server reset)."""

@@ -60,7 +60,8 @@ class JournalEntry:
     endpoint: str | None = None
     model: str | None = None
     stream: bool = False
-    # rule | scenario | cassette | upstream | generator | error | admin, or `fault` (answered by
+    # rule | scenario | cassette | upstream | generator | store (files, batches) | error | admin,
+    # or `fault` (answered by
     # an x-mockai-fault header or chaos before any source; `rule` says which) | `limits` (a 429
     # from a rate-limit budget)
     source: str = ""
@@ -76,6 +77,7 @@ class JournalEntry:
     # byte budget; everything else about the exchange is still here.
     dropped: bool = False
     weight: int = 0  # bytes of bodies this entry counts against the journal's budget
+    batch: str | None = None  # a line of this batch (answered inside the server, not sent)
 
     @property
     def retry_count(self) -> int | None:
@@ -140,6 +142,7 @@ class JournalEntry:
             "response_headers": self.response_headers,
             "warnings": self.warnings,
             "dropped": self.dropped,
+            "batch": self.batch,
         }
 
 
@@ -238,3 +241,39 @@ class Journal:
     def __len__(self) -> int:
         with self._lock:
             return len(self._entries)
+
+
+PAGE_MAX = 1000  # entries one `GET /_mockai/requests` answers at most
+
+
+class JournalView:
+    """The journal as the admin API and the inspector read it, across workers when shared.
+
+    In-process it is this server's `Journal`; a shared backend (`--state redis://`) also
+    publishes every entry (before its answer goes out, so a client that saw the answer finds the
+    entry) and completes it once delivered.
+    """
+
+    def __init__(self, local: Journal) -> None:
+        self.local = local
+
+    async def publish(self, entry: JournalEntry) -> None:
+        """Make the entry visible to every worker (in-process: it already is)."""
+
+    async def complete(self, entry: JournalEntry) -> None:
+        """Record what only delivery knew (duration, headers sent)."""
+
+    async def page(self, limit: int, after: int | None) -> tuple[list[dict[str, Any]], bool]:
+        """Up to `limit` entries as JSON, oldest first: those after sequence number `after`,
+        or the newest ones when `after` is None; and whether more are there (later ones after
+        `after`, older ones otherwise)."""
+        entries = self.local.entries()
+        if after is not None:
+            newer = [entry for entry in entries if entry.seq > after]
+            return [entry.as_json() for entry in newer[:limit]], len(newer) > limit
+        chosen = entries[-limit:] if limit else []
+        return [entry.as_json() for entry in chosen], len(entries) > len(chosen)
+
+    async def clear(self) -> None:
+        """Forget every entry."""
+        self.local.clear()

@@ -39,18 +39,37 @@ class Choice:
 
 
 @dataclass(frozen=True, slots=True)
+class Media:
+    """What a picture or a sound is made from (images, speech): drawn by the codec.
+
+    Everything left unset is generated from `seed` (the request's content key: the same prompt
+    gets the same picture), so a rule can script as much or as little as it needs.
+    """
+
+    seed: int = 0
+    path: str | None = None  # a picture or a sound to use (resized / re-encoded as asked)
+    color: str | None = None  # images: one colour (`red`, `#ff8800`)
+    pattern: str | None = None  # images: solid | gradient | stripes | checkerboard | shapes
+    colors: tuple[str, ...] = ()  # images: the pattern's colours
+    revised_prompt: str | None = None  # images (dall-e-3 sends one)
+    duration: float | None = None  # speech: seconds of audio (otherwise the text's length)
+
+
+@dataclass(frozen=True, slots=True)
 class Reply:
     """What to answer, in endpoint-independent terms.
 
-    `choices` holds one or more answers; a request for `n` choices cycles through them.
-    `embeddings` (one vector per input) and `moderation` (one result per input) answer those
-    endpoints; an `error` answers with an OpenAI-shaped error instead of a body. `usage` overrides
-    individual usage numbers. `warnings` reach the client in the `x-mockai-warning` header.
+    `choices` holds one or more answers; a request for `n` choices cycles through them (a
+    transcription's text is the first choice's content). `embeddings` (one vector per input) and
+    `moderation` (one result per input) answer those endpoints, `media` images and speech; an
+    `error` answers with an OpenAI-shaped error instead of a body. `usage` overrides individual
+    usage numbers. `warnings` reach the client in the `x-mockai-warning` header.
     """
 
     choices: tuple[Choice, ...] = (Choice(),)
     embeddings: tuple[Sequence[float], ...] | None = None
     moderation: tuple[Mapping[str, Any], ...] | None = None
+    media: Media | None = None
     usage: Mapping[str, int] | None = None
     error: ApiError | None = None
     warnings: tuple[str, ...] = ()

@@ -9,24 +9,32 @@ API's shape, never with an HTML page or a dropped connection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiohttp import web
 
+from mockai.api import forms
 from mockai.api.base import Codec, ParseContext, RenderContext
+from mockai.api.responses import conversation_id
+from mockai.backend import StateUnavailable
 from mockai.delivery.deliver import deliver
 from mockai.delivery.faults import NO_FAULTS
 from mockai.errors import ApiError
 from mockai.pipeline import workload
-from mockai.pipeline.exchange import Exchange
+from mockai.pipeline.exchange import Endpoint, Exchange, Message
 from mockai.pipeline.fingerprint import content_key, occurrence_key, request_key
 from mockai.pipeline.journal import JournalEntry, readable_body, redact_headers
 from mockai.pipeline.reply import NO_TIMING, Plan, Reply
+from mockai.profiles.base import Answer, Profile
+from mockai.server.logs import log_request
 from mockai.server.state import STATE, ServerState
-from mockai.wire import errors, ids, jsonbytes
+from mockai.wire import errors, ids, jsonbytes, multipart
 from mockai.wire.outgoing import Body, EventStream, Outgoing
 
 log = logging.getLogger("mockai")
@@ -34,98 +42,168 @@ log = logging.getLogger("mockai")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def generating_handler(codec: Codec, *, deployment: bool = False) -> Handler:
-    """The aiohttp handler running the whole pipeline for one endpoint; with `deployment`, for
-    Azure OpenAI's `/openai/deployments/{deployment}/...` form of it."""
+def generating_handler(codec: Codec, profile: Profile, *, deployment: bool = False) -> Handler:
+    """The aiohttp handler running the whole pipeline for one endpoint, as `profile`'s provider;
+    with `deployment`, for Azure OpenAI's `/openai/deployments/{deployment}/...` form of it."""
 
     if deployment:
 
         async def handle_deployment(request: web.Request) -> web.StreamResponse:
-            return await run(request, codec, deployment=request.match_info["deployment"])
+            return await run(request, codec, profile, deployment=request.match_info["deployment"])
 
         return handle_deployment
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        return await run(request, codec)
+        return await run(request, codec, profile)
 
     return handle
 
 
 async def run(
-    request: web.Request, codec: Codec, *, deployment: str | None = None
+    request: web.Request, codec: Codec, profile: Profile, *, deployment: str | None = None
 ) -> web.StreamResponse:
-    """Serve one request to a generating endpoint (Azure's: on a `deployment`, which is the
-    model whatever the body says, as Azure ignores it)."""
+    """Serve one request to a generating endpoint as `profile`'s provider (Azure's: on a
+    `deployment`, which is the model whatever the body says, as Azure ignores it).
+
+    The profile is consulted at the edges only: auth, the request's fields before parsing, the
+    rendered answer, the error envelope and the rate-limit headers. The default profile's hooks
+    are all None."""
     state = request.app[STATE]
     begun = await _begin(request, state)
     if begun is None:
         return gone()
     entry, unreadable = begun
     entry.endpoint = codec.endpoint.value
-    plan: Plan | None = None
-    limits: dict[str, str] = {}
+    turn = Turn()
     try:
-        _check_auth(state, request)
+        _check_auth(state, request, profile)
         if unreadable is not None:
             raise unreadable
-        body = _parse_json(entry)
+        body, form = _request_body(entry, request, codec)
         if deployment is not None and isinstance(body, dict):
             body = {**body, "model": deployment}  # Azure answers with the deployment's model
-        context = parse_context(state, request.headers)
-        exchange = codec.parse(body, context)
-        entry.model, entry.stream = exchange.model, exchange.stream
-        # An unknown id may be the upstream's: only a server without one knows every id.
-        strict_ids = state.config.strict_requests and state.config.upstream is None
-        state.responses.check_previous(exchange, strict=strict_ids)
-        state.conversations.check(exchange, strict=strict_ids)
-        key = content_key(state.config.seed, codec.endpoint.value, body)
-        # This occurrence of this exact request: its ids, and its chaos draw, derive from it.
-        exact = request_key(key, exchange.body)
-        salt = occurrence_key(exact, state.occurrences.next(exact))
-        # Faults from headers or chaos that replace the answer come before budgets and sources.
-        injection = state.faults.inject(exchange, exact, salt, request.headers)
-        plan = injection.preempt()
-        if plan is None:
-            plan = injection.apply(await _admit(state, exchange, key, limits))
-        if _scheduled(plan):
-            # Its latency or pacing is scheduled from `arrived`: under a burst, such requests
-            # take turns, so that new arrivals are stamped between one request's rendering and
-            # the next rather than after all of them. (Untimed requests skip the extra loop
-            # iteration: nothing of theirs is scheduled.)
-            await state.delivery.take_turn()
-        if plan.heavy:
-            outgoing = await workload.off_loop(_render, state, codec, plan, exchange, salt)
-        else:
-            outgoing = _render(state, codec, plan, exchange, salt)
-        state.conversations.extend(exchange, outgoing)  # the finished answer, even when queued
-        state.completions.keep(exchange, outgoing)
-        outgoing = state.responses.keep(exchange, outgoing)
+        context = parse_context(
+            state,
+            request.headers,
+            profile,
+            form=form,
+            method=request.method,
+            params=request.match_info,
+            query=request.query,
+        )
+        outgoing = await answer(state, codec, body, context, entry, turn, profile)
     except ApiError as error:
-        outgoing = error_body(error)
-        limits.update(error.headers)
-        entry.error = error.body()["error"]
+        error = profile.errors.adapt(error)
+        outgoing = profile.errors.render(error)
+        turn.limits.update(error.headers)
+        entry.error = _journaled(error)
     except Exception:
-        outgoing = _internal_error(request, entry)
-    if plan is not None:
-        entry.source, entry.rule = plan.source, plan.name
-    else:
+        outgoing = _internal_error(request, entry, profile)
+    if turn.plan is None:
         entry.source = "error"
-    response = await _finish(request, state, entry, outgoing, limits, plan)
+    response = await _finish(
+        request, state, entry, outgoing, turn.limits, turn.plan, profile, turn.billed
+    )
     if unreadable is not None:
         response.force_close()  # the rest of the request cannot be parsed: no keep-alive
     return response
 
 
-async def _admit(
-    state: ServerState, exchange: Exchange, key: bytes, limits: dict[str, str]
-) -> Plan:
-    """Charge the rate-limit budget, then ask the sources; a refusal answers with the 429."""
-    try:
-        limits.update(
-            state.ratelimits.charge(exchange.model, _billed_tokens(exchange), time.monotonic())
-        )
-    except ApiError as refused:
-        return Plan(source="limits", reply=Reply(error=refused))
+@dataclass(slots=True)
+class Turn:
+    """What one request's way through the stages leaves for the finish: the Plan (its timing,
+    faults and warnings apply to an error answer too), the rate-limit headers, and the tokens
+    billed (for a provider's rate-limit headers)."""
+
+    plan: Plan | None = None
+    limits: dict[str, str] = field(default_factory=dict)
+    budgets: bool = True  # charge rate-limit budgets (batch lines are not charged)
+    billed: int = 0
+
+
+async def answer(
+    state: ServerState,
+    codec: Codec,
+    body: Any,
+    context: ParseContext,
+    entry: JournalEntry,
+    turn: Turn,
+    profile: Profile | None = None,
+) -> Outgoing:
+    """Parse, decide (faults first), render and keep one request's answer, as `profile`'s
+    provider (the server's own by default); errors raise.
+
+    HTTP requests and batch lines alike come through here, so rules, cassettes, chaos and the
+    stores treat a line of a batch exactly as the same request sent on its own.
+    """
+    profile = profile or state.profile
+    entry.source = "error"
+    sent = body
+    if profile.requests is not None:
+        body = profile.requests.check(codec.endpoint, body)
+    context = await with_held(state, context, codec.endpoint, body)
+    exchange = codec.parse(body, context)
+    if body is not sent:  # rules, cassettes and the upstream see the body as it was sent
+        exchange = replace(exchange, body=sent)
+    entry.model, entry.stream = exchange.model, exchange.stream
+    turn.billed = _billed_tokens(exchange)
+    if exchange.form is not None:
+        entry.body = exchange.body  # the form as typed, files as their summaries
+    if exchange.endpoint is Endpoint.RESPONSES:
+        # An unknown id may be the upstream's: only a server without one knows every id.
+        strict_ids = state.config.strict_requests and state.config.upstream is None
+        await state.responses.check_previous(exchange, strict=strict_ids)
+        await state.conversations.check(exchange, strict=strict_ids)
+    kind = codec.endpoint.value
+    if exchange.route is not None:  # one endpoint, many routes: each is its own request
+        kind = f"{kind} {exchange.method} {exchange.route}"
+    key = content_key(state.config.seed, kind, exchange.body)
+    # This occurrence of this exact request: its ids, and its chaos draw, derive from it.
+    exact = request_key(key, exchange.body)
+    salt = occurrence_key(exact, await state.occurrences.take(exact))
+    # Faults from headers or chaos that replace the answer come before budgets and sources.
+    injection = await state.faults.inject(exchange, exact, salt, exchange.headers)
+    plan = injection.preempt()
+    if plan is None:
+        plan = injection.apply(await _admit(state, exchange, key, turn))
+    turn.plan = plan
+    entry.source, entry.rule = plan.source, plan.name
+    if _scheduled(plan):
+        # Its latency or pacing is scheduled from `arrived`: under a burst, such requests take
+        # turns, so that new arrivals are stamped between one request's rendering and the next
+        # rather than after all of them. (Untimed requests skip the extra loop iteration:
+        # nothing of theirs is scheduled.)
+        await state.delivery.take_turn()
+    if plan.heavy or (plan.recorded is None and workload.heavy(exchange)):
+        outgoing = await workload.off_loop(_render, state, codec, plan, exchange, salt, profile)
+    else:
+        outgoing = _render(state, codec, plan, exchange, salt, profile)
+    if plan.recorded is None and isinstance(outgoing, Body) and outgoing.attachments:
+        outgoing = await state.images.keep(exchange, outgoing)  # `url` images: served by mockai
+    if exchange.endpoint is Endpoint.RESPONSES:
+        # The finished answer, even when a background run answers `queued`.
+        await state.conversations.extend(exchange, outgoing)
+        return await state.responses.keep(exchange, outgoing)
+    if exchange.endpoint is Endpoint.CHAT and exchange.body.get("store") is True:
+        await state.completions.keep(exchange, outgoing)
+    return outgoing
+
+
+async def _admit(state: ServerState, exchange: Exchange, key: bytes, turn: Turn) -> Plan:
+    """Charge the rate-limit budget, then ask the sources; a refusal answers with the 429.
+
+    The stores' routes (files, batches: an Exchange with a `route`) are not charged: the API
+    limits them apart from the models' budgets, and a batch's polls must not spend them.
+    """
+    if turn.budgets and exchange.route is None:
+        try:
+            turn.limits.update(
+                await state.ratelimits.admit(exchange.model, _billed_tokens(exchange))
+            )
+        except StateUnavailable:
+            raise
+        except ApiError as refused:
+            return Plan(source="limits", reply=Reply(error=refused))
     return await state.decider.decide(exchange, key)
 
 
@@ -139,27 +217,97 @@ def _scheduled(plan: Plan) -> bool:
 
 
 def _render(
-    state: ServerState, codec: Codec, plan: Plan, exchange: Exchange, ids_key: bytes
+    state: ServerState,
+    codec: Codec,
+    plan: Plan,
+    exchange: Exchange,
+    ids_key: bytes,
+    profile: Profile,
 ) -> Outgoing:
-    if plan.recorded is not None:
+    if plan.recorded is not None:  # a recording is the provider's own bytes: never reshaped
         return plan.recorded
     reply = plan.reply
     assert reply is not None, "a Plan has either a reply or a recording"
     if reply.error is not None:
         raise reply.error
-    ctx = RenderContext(ids_key, state.config.created, state.config.honor_base64, state.config.seed)
-    return codec.render(reply, exchange, ctx)
+    config = state.config
+    ctx = RenderContext(
+        ids_key,
+        config.created,
+        config.honor_base64,
+        config.seed,
+        tool_call_id=profile.tool_call_id,
+        keep_stop=profile.keep_stop,
+    )
+    outgoing = codec.render(reply, exchange, ctx)
+    if profile.chat is not None:
+        outgoing = profile.shape_answer(
+            codec.endpoint, outgoing, Answer(exchange, ids_key, config.created)
+        )
+    return outgoing
 
 
-def parse_context(state: ServerState, headers: Mapping[str, str]) -> ParseContext:
-    """What the codecs need from the server: the catalog, strictness, and held conversations."""
+def parse_context(
+    state: ServerState,
+    headers: Mapping[str, str],
+    profile: Profile | None = None,
+    *,
+    form: bytes | None = None,
+    method: str = "POST",
+    params: Mapping[str, str] | None = None,
+    query: Mapping[str, str] | None = None,
+) -> ParseContext:
+    """What the codecs need from the server: the catalog, strictness, the route. What the server
+    holds that a request refers to (stored responses, conversations, files) is added by
+    `with_held`, once the body says which."""
+    profile = profile or state.profile
     return ParseContext(
         headers,
-        state.catalog,
+        state.catalog_of(profile),
         state.config.strict_requests,
-        history=state.responses.history,
-        conversation=state.conversations.held_items,
+        provider=profile.name,
+        form=form,
+        method=method,
+        params=dict(params or {}),
+        query=dict(query or {}),
     )
+
+
+async def with_held(
+    state: ServerState, context: ParseContext, endpoint: Endpoint, body: Any
+) -> ParseContext:
+    """`context` with what the server holds that `body` refers to, read before parsing (which
+    never waits on the state): the conversation before a Responses request's
+    `previous_response_id`, the items of its `conversation`, the files a JSON image edit names.
+    A request referring to none of them gets `context` as it is (the hot path pays nothing)."""
+    if not isinstance(body, dict):
+        return context
+    if endpoint is Endpoint.RESPONSES:
+        history: tuple[Message, ...] | None = None
+        held: list[dict[str, Any]] | None = None
+        previous = body.get("previous_response_id")
+        if isinstance(previous, str):
+            history = await state.responses.history(previous)
+        conversation = conversation_id(body) if "conversation" in body else None
+        if conversation is not None:
+            held = await state.conversations.held_items(conversation)
+        if previous is None and conversation is None:
+            return context
+        return replace(
+            context,
+            history=lambda response_id: history,
+            conversation=lambda conversation_id: held,
+        )
+    if endpoint is Endpoint.IMAGE_EDITS and context.form is None:
+        named = [body.get("mask"), *(body.get("images") or ())]
+        wanted = {
+            str(ref["file_id"]) for ref in named if isinstance(ref, dict) and "file_id" in ref
+        }
+        if not wanted:
+            return context
+        found = {file_id: await state.files.data(file_id) for file_id in wanted}
+        return replace(context, file_data=found.get)
+    return context
 
 
 def _billed_tokens(exchange: Exchange) -> int:
@@ -234,16 +382,48 @@ def _parse_json(entry: JournalEntry) -> Any:
     return entry.body
 
 
-def _check_auth(state: ServerState, request: web.Request) -> None:
+def _request_body(
+    entry: JournalEntry, request: web.Request, codec: Codec
+) -> tuple[Any, bytes | None]:
+    """The body as the codec takes it, and the raw form when it is a multipart one.
+
+    Forms are split at this stage (the codec gets their fields, files as `Upload`s); the
+    journal keeps the form's fields with each file's summary, never the files' bytes.
+    """
+    content_type = request.headers.get("Content-Type")
+    raw = entry.body
+    if not raw and codec.bodies in ("json_or_none", "form_or_none"):
+        entry.body = None
+        return None, None
+    if codec.bodies not in ("json", "json_or_none") and multipart.is_form(content_type):
+        boundary = multipart.boundary_of(content_type or "")
+        entry.body = f"<multipart form, {len(raw)} bytes>"
+        if boundary is None:
+            raise errors.bad_form("the Content-Type header has no boundary parameter")
+        try:
+            fields = multipart.fields(multipart.parse(raw, boundary))
+        except multipart.MultipartError as error:
+            raise errors.bad_form(str(error)) from None
+        entry.body = multipart.summarised(fields)
+        return fields, raw
+    if codec.bodies in ("form", "form_or_none"):
+        entry.body = raw.decode("utf-8", "replace") if raw else None
+        raise forms.not_a_form(content_type)
+    return _parse_json(entry), None
+
+
+def _check_auth(state: ServerState, request: web.Request, profile: Profile) -> None:
     required = state.config.require_api_key
-    if required is None:
+    if required is None or profile.auth.ignored:
         return
-    azure_key = request.headers.get("api-key")
-    if azure_key is not None and "Authorization" not in request.headers:
-        # Azure OpenAI's clients send the key as `api-key` (Entra ID tokens come as bearers).
-        if azure_key.strip() != required:
-            raise errors.incorrect_api_key(azure_key.strip())
-        return
+    for name in profile.auth.key_headers:
+        key = request.headers.get(name)
+        # Azure OpenAI's clients send the key as `api-key` (Entra ID tokens come as bearers,
+        # which win); LiteLLM's `x-litellm-api-key` wins over `Authorization`.
+        if key is not None and (name != "api-key" or "Authorization" not in request.headers):
+            if key.strip() != required:
+                raise errors.incorrect_api_key(key.strip())
+            return
     header = request.headers.get("Authorization", "")
     scheme, _, given = header.partition(" ")
     if not header or scheme.lower() != "bearer" or not given.strip():
@@ -252,29 +432,22 @@ def _check_auth(state: ServerState, request: web.Request) -> None:
         raise errors.incorrect_api_key(given.strip())
 
 
-def _internal_error(request: web.Request, entry: JournalEntry) -> Body:
+def _internal_error(request: web.Request, entry: JournalEntry, profile: Profile) -> Body:
     """A bug in mockai: said in the API's shape (a 500), with the traceback in the log."""
     log.exception("mockai failed while answering %s %s", request.method, request.path)
     internal = ApiError(500, "mockai internal error (see the server log)", type="server_error")
-    entry.error = internal.body()["error"]
-    return error_body(internal)
+    entry.error = _journaled(internal)
+    return profile.errors.render(internal)
+
+
+def _journaled(error: ApiError) -> dict[str, Any]:
+    """What the journal keeps of an error: OpenAI's four keys, whatever the provider's body."""
+    return error.body()["error"]
 
 
 def error_body(error: ApiError) -> Body:
-    """The wire form of an ApiError."""
-    try:
-        return Body(error.status, jsonbytes.dumps(error.body()))
-    except UnicodeEncodeError:  # a message quoting a header or path with undecodable bytes
-        return Body(error.status, jsonbytes.dumps(_replace_surrogates(error.body())))
-
-
-def _replace_surrogates(body: dict[str, dict[str, str | None]]) -> dict[str, Any]:
-    return {
-        "error": {
-            key: jsonbytes.valid_unicode(value) if isinstance(value, str) else value
-            for key, value in body["error"].items()
-        }
-    }
+    """The wire form of an ApiError (OpenAI's envelope)."""
+    return Body(error.status, jsonbytes.dumps_lenient(error.body()))
 
 
 def standard_headers(request_id: str, limits: dict[str, str]) -> dict[str, str]:
@@ -291,9 +464,15 @@ async def _finish(
     outgoing: Outgoing,
     limits: dict[str, str],
     plan: Plan | None,
+    profile: Profile,
+    billed: int = 0,
 ) -> web.StreamResponse:
     if not limits or "x-ratelimit-limit-requests" not in limits:
-        limits = {**state.ratelimits.peek(entry.model or "*", time.monotonic()), **limits}
+        # Without the shared state the answer goes out without the counts (a 503 says why).
+        with contextlib.suppress(StateUnavailable):
+            limits = {**await state.ratelimits.headers(entry.model or "*"), **limits}
+    if profile.limits is not None:
+        limits = profile.limits.reshape(limits, outgoing.status, billed)
     headers = standard_headers(entry.request_id, limits)
     if plan is not None and plan.reply is not None and plan.reply.warnings:
         entry.warnings = list(plan.reply.warnings)
@@ -305,6 +484,13 @@ async def _finish(
     entry.response_headers = headers  # filled in as delivery goes; completed below
     if isinstance(entry.body, bytes):  # not parsed (a 401, a route without a body): as readable
         entry.body = readable_body(entry.body)
+    journal = state.journal_view
+    if state.backend.shared:  # visible to every worker before the client sees the answer
+        await _shared(journal.publish(entry))
+    metrics = state.metrics
+    streaming = isinstance(outgoing, EventStream)
+    if metrics is not None:
+        metrics.started(streaming)
     try:
         return await deliver(
             request,
@@ -319,68 +505,80 @@ async def _finish(
         entry.response_headers = {k.lower(): v for k, v in {**headers, **outgoing.headers}.items()}
         entry.duration_ms = (time.monotonic() - entry.arrived) * 1000
         state.journal.completed(entry)  # its answer's bytes count against the budget
+        if metrics is not None:
+            metrics.finished(entry, outgoing, streaming)
         if state.config.log_requests:
-            _log_line(state, entry)
+            log_request(state.access_log, entry)
+        if state.backend.shared:
+            await _shared(journal.complete(entry))
 
 
-def _log_line(state: ServerState, entry: JournalEntry) -> None:
-    answered = entry.source + (f":{entry.rule}" if entry.rule else "")
-    extra = f" faults={','.join(entry.faults)}" if entry.faults else ""
-    state.access_log.info(
-        "%s %s %d %s%s %.1fms %s%s",
-        entry.method,
-        entry.path,
-        entry.status,
-        entry.model or "-",
-        " stream" if entry.stream else "",
-        entry.duration_ms,
-        answered,
-        extra,
-    )
+async def _shared(update: Awaitable[None]) -> None:
+    """A journal update that must not break the answer when the shared state is away."""
+    try:
+        await update
+    except StateUnavailable as error:
+        log.debug("journal not shared: %s", error.message)
+
+
+Produced = Outgoing | Awaitable[Outgoing]
 
 
 async def simple(
-    request: web.Request, produce: Callable[[ServerState], Outgoing]
+    request: web.Request,
+    produce: Callable[[ServerState], Produced],
+    profile: Profile | None = None,
 ) -> web.StreamResponse:
-    """Serve a non-generating request (models, 404s, 405s) with the standard headers and journal."""
-    return await _static(request, lambda state, entry: produce(state))
+    """Serve a non-generating request (models, 404s, 405s) with the standard headers and journal,
+    as `profile`'s provider (the server's own by default); `produce` may be a coroutine function
+    (the stores may wait on the shared state)."""
+    return await _static(request, lambda state, entry: produce(state), profile)
 
 
 async def with_body(
-    request: web.Request, produce: Callable[[ServerState, Any], Outgoing]
+    request: web.Request,
+    produce: Callable[[ServerState, Any], Produced],
+    profile: Profile | None = None,
 ) -> web.StreamResponse:
     """Serve a request to the API's stored objects: `produce(state, body)` gets the parsed JSON
     body (None without one); a body that is not JSON is the API's 400."""
 
-    def parsed(state: ServerState, entry: JournalEntry) -> Outgoing:
+    def parsed(state: ServerState, entry: JournalEntry) -> Produced:
         body = None
         if entry.body:
             body = _parse_json(entry)
         return produce(state, body)
 
-    return await _static(request, parsed)
+    return await _static(request, parsed, profile)
 
 
 async def _static(
-    request: web.Request, produce: Callable[[ServerState, JournalEntry], Outgoing]
+    request: web.Request,
+    produce: Callable[[ServerState, JournalEntry], Produced],
+    profile: Profile | None,
 ) -> web.StreamResponse:
     state = request.app[STATE]
+    profile = profile or state.profile
     begun = await _begin(request, state)
     if begun is None:
         return gone()
     entry, unreadable = begun
     entry.source = "static"
+    limits: dict[str, str] = {}
     try:
-        _check_auth(state, request)
+        _check_auth(state, request, profile)
         if unreadable is not None:
             raise unreadable
-        outgoing = produce(state, entry)
+        produced = produce(state, entry)
+        outgoing = await produced if inspect.isawaitable(produced) else produced
     except ApiError as error:
-        outgoing = error_body(error)
-        entry.error = error.body()["error"]
+        error = profile.errors.adapt(error)
+        outgoing = profile.errors.render(error)
+        limits.update(error.headers)
+        entry.error = _journaled(error)
     except Exception:
-        outgoing = _internal_error(request, entry)
-    response = await _finish(request, state, entry, outgoing, {}, None)
+        outgoing = _internal_error(request, entry, profile)
+    response = await _finish(request, state, entry, outgoing, limits, None, profile)
     if unreadable is not None:
         response.force_close()  # the rest of the request cannot be parsed: no keep-alive
     return response

@@ -36,9 +36,24 @@ _BIG_REPEAT = re.compile(r"\{\s*(\d{3,})")  # `{256}`, `{1000,}` in a pattern
 _SIZE_KEYWORDS = frozenset({"minItems", "minLength", "minProperties", "minContains"})
 
 
+# Pictures and sounds are drawn, encoded and decoded: always worth the worker thread.
+MEDIA = frozenset(
+    {
+        Endpoint.IMAGES,
+        Endpoint.IMAGE_EDITS,
+        Endpoint.IMAGE_VARIATIONS,
+        Endpoint.SPEECH,
+        Endpoint.TRANSCRIPTIONS,
+        Endpoint.TRANSLATIONS,
+    }
+)
+
+
 def heavy(exchange: Exchange) -> bool:
     """Whether generating and rendering `exchange`'s answer may take more than a few ms."""
     endpoint = exchange.endpoint
+    if endpoint in MEDIA:
+        return True
     if endpoint is Endpoint.EMBEDDINGS:
         return len(exchange.inputs) >= EMBEDDING_INPUTS
     if endpoint is Endpoint.MODERATIONS:

@@ -13,21 +13,24 @@ from __future__ import annotations
 
 import itertools
 import logging
+import secrets
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from mockai.backend.base import SharedRules
 from mockai.delivery.faults import NO_FAULTS
 from mockai.errors import ApiError, ScenarioError
 from mockai.generate.fallback import FallbackGenerator
 from mockai.pipeline.exchange import Exchange
 from mockai.pipeline.reply import NO_TIMING, Plan, Reply, Timing
-from mockai.scenario import loader, nearmiss
+from mockai.scenario import loader, nearmiss, per_input
 from mockai.scenario.problems import Problems
 from mockai.scenario.respond import Build, StaleFixture, build_reply
 from mockai.scenario.rules import Rule, Step, compile_rule
 from mockai.scenario.templates import TemplateRenderError
+from mockai.wire import jsonbytes
 
 log = logging.getLogger("mockai")
 
@@ -72,12 +75,24 @@ class RuleBook:
         self._names = itertools.count(1)
         self.strict = strict
         self.fallback_generator = generator  # the server's; set by create_app
+        # With a shared backend (`--state redis://`): runtime rules and counts live there, and
+        # this book holds a copy of them as of `_version` (see `sync`).
+        self.shared: SharedRules | None = None
+        self._version = ""
+        self._definitions: tuple[dict[str, Any], ...] = ()
+        self._files: tuple[Rule, ...] = self._scenario  # scenario rules before runtime removals
+        self._removed: frozenset[str] = frozenset()
+        self._compiled: dict[bytes, Rule] = {}  # definitions compiled once per worker
 
     # --- the Source protocol --------------------------------------------------------------------
 
     async def plan(self, exchange: Exchange, key: bytes) -> Plan | None:
         """The Plan of the first rule that matches and is not used up, or None."""
-        picked = self.pick(exchange)
+        if per_input.splittable(exchange):
+            if self.shared is None:
+                return self._plan_batch(exchange, key)
+            return await self._plan_batch_shared(exchange, key)
+        picked = self.pick(exchange) if self.shared is None else await self._pick_shared(exchange)
         if picked is None:
             return None
         rule, step, call = picked
@@ -114,6 +129,107 @@ class RuleBook:
                             return picked
         return None
 
+    def _first(self, exchange: Exchange) -> Rule | None:
+        """The first rule that matches `exchange` and is not used up; the caller holds the lock."""
+        for rules in (self._runtime, self._scenario):
+            for rule in rules:
+                if all(check(exchange) for check in rule.checks):
+                    limit = rule.limit
+                    if limit is None or self._served.get(rule.name, 0) < limit:
+                        return rule
+        return None
+
+    def _plan_batch(self, exchange: Exchange, key: bytes) -> Plan | None:
+        """A batch of embeddings / moderation inputs: each answered as if sent alone.
+
+        See `per_input`. Every rule that answers some inputs counts one call (the batch is one
+        request to it); a rule answering with an error answers the whole request with it.
+        """
+        with self._lock:
+            chosen = self._choose_batch(exchange)
+            if chosen is None:
+                return None
+            if isinstance(chosen, Rule):
+                picked = self._count(chosen)
+                assert picked is not None  # _first skips used-up rules
+                return self.answer(*picked, exchange, key)
+            counted = [(g, self._count(g.rule) if g.rule is not None else None) for g in chosen]
+        return self._merge_batch(exchange, key, counted)
+
+    async def _plan_batch_shared(self, exchange: Exchange, key: bytes) -> Plan | None:
+        """`_plan_batch` across workers: the rules are chosen here on the shared counts, and each
+        chosen rule's call is counted in the backend; if another worker used one up meanwhile
+        (or changed the rules), the batch is planned again on the new counts."""
+        assert self.shared is not None
+        while True:
+            await self.sync()  # the current counts decide which rules are used up
+            with self._lock:
+                chosen = self._choose_batch(exchange)
+                version = self._version
+            if chosen is None:
+                return None
+            if isinstance(chosen, Rule):  # one rule answers the whole request: the plain path
+                picked = await self._pick_shared(exchange)
+                return None if picked is None else self.answer(*picked, exchange, key)
+            counted: list[tuple[per_input.Group, tuple[Rule, Step, int] | None]] = []
+            for group in chosen:
+                rule = group.rule
+                if rule is None:
+                    counted.append((group, None))
+                    continue
+                shared = await self.shared.pick(version, [(rule.name, rule.limit)])
+                if shared.index is None:  # stale, or used up meanwhile: plan again
+                    break
+                counted.append((group, (rule, rule.step(shared.count - 1), shared.count)))
+            else:
+                return self._merge_batch(exchange, key, counted)
+
+    def _choose_batch(self, exchange: Exchange) -> Rule | list[per_input.Group] | None:
+        """Who answers a batch: no rule (None), one rule for the whole request, or a rule (or
+        none) per group of inputs. The caller holds the lock."""
+        whole = self._first(exchange)
+        if whole is None:
+            return None
+        if not per_input.tests_inputs(whole):
+            return whole
+        singles = [per_input.alone(exchange, (i,)) for i in range(len(exchange.inputs))]
+        groups = per_input.group([self._first(single) for single in singles])
+        if all(g.rule is None for g in groups):
+            # The batch as a whole matched (say a `body` condition on the whole input list), no
+            # input alone does: the rule answers the batch, as written.
+            return whole
+        return groups
+
+    def _merge_batch(
+        self,
+        exchange: Exchange,
+        key: bytes,
+        counted: Sequence[tuple[per_input.Group, tuple[Rule, Step, int] | None]],
+    ) -> Plan:
+        """One Plan from each group's rule (or the generator, for inputs no rule answers)."""
+        parts: list[tuple[per_input.Group, list[Any]]] = []
+        plans: list[Plan] = []
+        seed = self.generator().seed
+        for group, picked in counted:
+            inputs = per_input.alone(exchange, group.indexes)
+            reply = None
+            if picked is not None:
+                plan = self.answer(*picked, inputs, key)
+                if plan.reply is None or plan.reply.error is not None:
+                    return plan  # an error answers for the whole batch
+                plans.append(plan)
+                reply = plan.reply
+            parts.append((group, per_input.answers(reply, inputs, seed)))
+        first = plans[0]  # some group has a rule (checked above)
+        assert first.reply is not None
+        warnings = tuple(w for plan in plans if plan.reply for w in plan.reply.warnings)
+        base = replace(first.reply, warnings=warnings)
+        return replace(
+            first,
+            reply=per_input.merged(exchange, parts, base),
+            name=" + ".join(plan.name or "" for plan in plans),
+        )
+
     def _count(self, rule: Rule) -> tuple[Rule, Step, int] | None:
         """Count a call for `rule` (None when it is used up); the caller holds the lock."""
         served = self._served.get(rule.name, 0)
@@ -122,6 +238,26 @@ class RuleBook:
             return None  # used up: fall through to later rules
         self._served[rule.name] = served + 1
         return rule, rule.step(served), served + 1
+
+    async def _pick_shared(self, exchange: Exchange) -> tuple[Rule, Step, int] | None:
+        """`pick` across workers: match here, count (and check for newer rules) in the backend."""
+        assert self.shared is not None
+        while True:
+            with self._lock:
+                rules, version = self._runtime + self._scenario, self._version
+            candidates = [rule for rule in rules if all(check(exchange) for check in rule.checks)]
+            picked = await self.shared.pick(version, [(r.name, r.limit) for r in candidates])
+            if picked.stale:  # another worker changed the rules: take them, match again
+                await self.sync()
+                continue
+            with self._lock:
+                if picked.served is not None:
+                    self._served = dict(picked.served)  # for the near-miss report
+                if picked.index is None:
+                    return None
+                rule = candidates[picked.index]
+                self._served[rule.name] = picked.count
+            return rule, rule.step(picked.count - 1), picked.count
 
     def answer(self, rule: Rule, step: Step, call: int, exchange: Exchange, key: bytes) -> Plan:
         """The Plan for `rule` answering `exchange` with `step`."""
@@ -169,28 +305,41 @@ class RuleBook:
 
     def add(self, rules: Iterable[Mapping[str, Any]], *, file: str = "<runtime>") -> list[str]:
         """Validate and append runtime rules; ScenarioError lists every problem (none are added)."""
-        problems = Problems(file)
         with self._lock:
-            compiled, names = [], []
-            for value in rules:
-                default = f"rule-{next(self._names)}"
-                while self._has(default):
-                    default = f"rule-{next(self._names)}"
-                names.append((file, loader.rule_name(value, default), 0))
-                rule = compile_rule(
-                    value, file=file, line=0, name=default, kind="rule", problems=problems
-                )
-                if rule is not None:
-                    compiled.append(rule)
-            existing = [(r.file, r.name, r.line) for r in self._runtime + self._scenario]
-            found = loader.duplicate_names([*existing, *names])
-            found += loader.shadowed(compiled, earlier=self._runtime)
-            problems.items.extend(found)
-            problems.raise_if_any()
+            compiled, problems = self._compile_new(list(rules), file, self._default_name)
             self._runtime = self._runtime + tuple(compiled)
         for warning in problems.warnings:
             log.warning("%s", warning)
         return [rule.name for rule in compiled]
+
+    def _default_name(self) -> str:
+        default = f"rule-{next(self._names)}"
+        while self._has(default):
+            default = f"rule-{next(self._names)}"
+        return default
+
+    def _compile_new(
+        self, rules: Sequence[Mapping[str, Any]], file: str, defaults: Callable[[], str]
+    ) -> tuple[list[Rule], Problems]:
+        """Rules to add after the current ones, checked against them (the caller holds the lock);
+        ScenarioError lists every problem."""
+        problems = Problems(file)
+        compiled, names = [], []
+        for value in rules:
+            given = value.get("name") if isinstance(value, Mapping) else None
+            default = defaults() if not isinstance(given, str) or self.shared is None else given
+            names.append((file, loader.rule_name(value, default), 0))
+            rule = compile_rule(
+                value, file=file, line=0, name=default, kind="rule", problems=problems
+            )
+            if rule is not None:
+                compiled.append(rule)
+        existing = [(r.file, r.name, r.line) for r in self._runtime + self._scenario]
+        found = loader.duplicate_names([*existing, *names])
+        found += loader.shadowed(compiled, earlier=self._runtime)
+        problems.items.extend(found)
+        problems.raise_if_any()
+        return compiled, problems
 
     def _has(self, name: str) -> bool:
         return any(rule.name == name for rule in self._runtime + self._scenario)
@@ -204,8 +353,17 @@ class RuleBook:
             found += loader.shadowed(scenario_set.rules, earlier=self._scenario)
             if found:
                 raise ScenarioError(found)
+            self._files = self._files + scenario_set.rules
             self._scenario = self._scenario + scenario_set.rules
         return [rule.name for rule in scenario_set.rules]
+
+    def replace_scenario(self, rules: Sequence[Rule]) -> None:
+        """Serve these scenario rules instead of the current ones (a reload), in one step:
+        a request sees either the old set or the new one. Counts of rules that keep their
+        name carry on (a sequence half-way stays half-way)."""
+        with self._lock:
+            self._files = tuple(rules)
+            self._scenario = tuple(r for r in self._files if r.name not in self._removed)
 
     def remove(self, name: str) -> None:
         """Remove the rule called `name` (runtime or scenario); ScenarioError if there is none."""
@@ -217,6 +375,7 @@ class RuleBook:
                 problems.raise_if_any()
             self._runtime = tuple(r for r in self._runtime if r.name != name)
             self._scenario = tuple(r for r in self._scenario if r.name != name)
+            self._removed = self._removed | {name}
             self._served.pop(name, None)
 
     def clear(self) -> int:
@@ -232,6 +391,121 @@ class RuleBook:
         """Forget how often each rule answered (sequences start over, `times` refill)."""
         with self._lock:
             self._served.clear()
+
+    # --- shared across workers (`--state redis://`): the same operations, through the backend --
+
+    async def sync(self) -> None:
+        """Take the shared rules and counts, when a backend shares them (else nothing)."""
+        if self.shared is None:
+            return
+        snapshot = await self.shared.snapshot()
+        with self._lock:
+            if snapshot.version != self._version:
+                self._runtime = tuple(self._compile_shared(d) for d in snapshot.definitions)
+                self._definitions = snapshot.definitions
+                self._removed = snapshot.removed
+                self._scenario = tuple(r for r in self._files if r.name not in self._removed)
+                self._version = snapshot.version
+            self._served = dict(snapshot.served)
+
+    def _compile_shared(self, definition: dict[str, Any]) -> Rule:
+        """A runtime rule another worker validated (so it compiles here too)."""
+        key = jsonbytes.dumps(definition)
+        rule = self._compiled.get(key)
+        if rule is None:
+            file = str(definition["file"])
+            problems = Problems(file)
+            compiled = compile_rule(
+                definition["rule"],
+                file=file,
+                line=0,
+                name=str(definition["name"]),
+                kind="rule",
+                problems=problems,
+            )
+            problems.raise_if_any()
+            assert compiled is not None
+            rule = self._compiled[key] = compiled
+        return rule
+
+    async def add_async(
+        self, rules: Iterable[Mapping[str, Any]], *, file: str = "<runtime>"
+    ) -> list[str]:
+        """`add`, for every worker when the rules are shared."""
+        if self.shared is None:
+            return self.add(rules, file=file)
+        values = [dict(value) if isinstance(value, Mapping) else value for value in rules]
+        while True:
+            await self.sync()
+            numbers = [await self.shared.next_name() for _ in values]
+            fresh = self._fresh_names(f"rule-{number}" for number in numbers)
+            with self._lock:
+                compiled, problems = self._compile_new(values, file, fresh)
+                version, definitions = self._version, self._definitions
+            added = tuple(
+                {"name": rule.name, "file": file, "rule": _shareable(value)}
+                for rule, value in zip(compiled, values, strict=True)
+            )
+            if await self.shared.replace(version, definitions + added, self._removed, ()):
+                break
+        for warning in problems.warnings:
+            log.warning("%s", warning)
+        await self.sync()
+        return [rule.name for rule in compiled]
+
+    def _fresh_names(self, candidates: Iterable[str]) -> Callable[[], str]:
+        """Default names from `candidates` (numbers every worker shares), skipping taken ones."""
+        pending = iter(candidates)
+
+        def fresh() -> str:
+            for candidate in pending:
+                if not self._has(candidate):
+                    return candidate
+            return f"rule-{secrets.token_hex(4)}"  # names taken by hand: any free one
+
+        return fresh
+
+    async def remove_async(self, name: str) -> None:
+        """`remove`, for every worker when the rules are shared."""
+        if self.shared is None:
+            return self.remove(name)
+        while True:
+            await self.sync()
+            with self._lock:
+                version, definitions, removed = self._version, self._definitions, self._removed
+                runtime = any(rule.name == name for rule in self._runtime)
+                known = runtime or any(rule.name == name for rule in self._scenario)
+            if not known:
+                self.remove(name)  # raises the ScenarioError naming the rules there are
+            kept = tuple(d for d in definitions if d["name"] != name)
+            removed = removed if runtime else removed | {name}
+            if await self.shared.replace(version, kept, removed, (name,)):
+                break
+        await self.sync()
+
+    async def clear_async(self) -> int:
+        """`clear`, for every worker when the rules are shared."""
+        if self.shared is None:
+            return self.clear()
+        while True:
+            await self.sync()
+            with self._lock:
+                version, names = self._version, [d["name"] for d in self._definitions]
+            if await self.shared.replace(version, (), self._removed, names):
+                break
+        await self.sync()
+        return len(names)
+
+    async def reset_async(self) -> None:
+        """`reset`, for every worker when the counts are shared."""
+        self.reset()
+        if self.shared is not None:
+            await self.shared.reset_counts()
+
+    async def describe_async(self) -> list[RuleInfo]:
+        """`describe`, with the counts of every worker when they are shared."""
+        await self.sync()
+        return self.describe()
 
     def describe(self) -> list[RuleInfo]:
         """Every rule, in the order they are asked."""
@@ -249,6 +523,17 @@ class RuleBook:
             )
             for rule in rules
         ]
+
+
+def _shareable(value: Any) -> Any:
+    """A rule as JSON data (what a shared backend keeps); ScenarioError if it is not data."""
+    try:
+        return jsonbytes.loads(jsonbytes.dumps(value))
+    except (TypeError, ValueError):
+        problems = Problems("<runtime>")
+        problems.add(0, "rules shared through --state must be JSON data (strings, numbers, ...)")
+        problems.raise_if_any()
+        raise
 
 
 def _loop_guard(rule: Rule, reply: Reply, exchange: Exchange) -> Reply:

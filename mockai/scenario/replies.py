@@ -12,8 +12,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mockai.generate import moderation
@@ -38,7 +39,12 @@ REPLY_KEYS = (
     "flagged",
     "categories",
     "category_scores",
+    "image",
+    "revised_prompt",
+    "audio",
 )
+IMAGE_KEYS = ("path", "color", "pattern", "colors")
+AUDIO_KEYS = ("path", "duration")
 FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter", "function_call")
 USAGE_KEYS = (
     "prompt_tokens",
@@ -138,6 +144,18 @@ class ToolCallSpec:
 
 
 @dataclass(frozen=True)
+class MediaSpec:
+    """A scripted picture (`image:`) or sound (`audio:`), and DALL-E 3's `revised_prompt`."""
+
+    path: str | None = None  # resolved against the scenario file's folder
+    color: str | None = None
+    pattern: str | None = None
+    colors: tuple[str, ...] = ()
+    duration: float | None = None
+    revised_prompt: templates.Text | None = None
+
+
+@dataclass(frozen=True)
 class ReplySpec:
     """A compiled `reply:` block."""
 
@@ -150,6 +168,7 @@ class ReplySpec:
     vectors: tuple[tuple[float, ...], ...] | None = None
     embedding_seed: int | None = None
     moderation: Mapping[str, Any] | None = None
+    media: MediaSpec | None = None
     dynamic: bool = field(default=False)  # needs a seeded faker (templates, auto arguments)
 
     @property
@@ -184,6 +203,7 @@ def compile_reply(
     _exclusive(value, ("content", "json", "refusal"), line, where, problems)
     _exclusive(value, ("refusal", "tool_calls"), line, where, problems)
     _exclusive(value, ("vector", "vectors", "seed"), line, where, problems)
+    _exclusive(value, ("image", "audio"), line, where, problems)
     at = f"{where} reply"
     spec = ReplySpec(
         content=_text(value, "content", at, problems),
@@ -195,10 +215,12 @@ def compile_reply(
         vectors=_vectors(value, at, problems),
         embedding_seed=_embedding_seed(value, at, problems),
         moderation=_moderation(value, at, problems),
+        media=_media(value, at, problems),
     )
     if len(problems.items) > before:
         return None
-    dynamic = any(isinstance(t, templates.Text) and t.dynamic for t in (spec.content, spec.refusal))
+    texts = (spec.content, spec.refusal, spec.media.revised_prompt if spec.media else None)
+    dynamic = any(isinstance(t, templates.Text) and t.dynamic for t in texts)
     dynamic |= spec.json is not None and not spec.json.constant
     for call in spec.tool_calls:
         args = call.arguments
@@ -305,15 +327,25 @@ def _arguments(item: Mapping[str, Any], line: int, where: str, problems: Problem
     return None
 
 
+def finish_reasons() -> tuple[str, ...]:
+    """OpenAI's finish reasons, then those only some providers send (Mistral's `model_length`,
+    Together's `eos`, ...): a script may use any, for the provider that has it."""
+    from mockai.profiles import PROFILES
+
+    extra = {reason for profile in PROFILES.values() for reason in profile.finish_reasons}
+    return FINISH_REASONS + tuple(sorted(extra - set(FINISH_REASONS)))
+
+
 def _finish_reason(value: Mapping[str, Any], where: str, problems: Problems) -> str | None:
     reason = value.get("finish_reason")
     if reason is None:
         return None
-    if reason not in FINISH_REASONS:
+    valid = finish_reasons()
+    if reason not in valid:
         problems.add(
             line_of(value, "finish_reason"),
             f"{where}.finish_reason: {describe(reason)} is not a finish reason"
-            + suggest(reason, FINISH_REASONS, noun="valid"),
+            + suggest(reason, valid, noun="valid"),
         )
         return None
     return str(reason)
@@ -420,3 +452,133 @@ def _is_bool(value: Any) -> bool:
 
 def _is_score(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
+
+
+# --- pictures and sounds ----------------------------------------------------------------------
+
+
+def _media(value: Mapping[str, Any], where: str, problems: Problems) -> MediaSpec | None:
+    """`image:` (a path, or {path | color | pattern, colors}), `audio:` (a path, or {path |
+    duration}) and `revised_prompt:` (a template)."""
+    if not any(key in value for key in ("image", "audio", "revised_prompt")):
+        return None
+    spec = MediaSpec()
+    if "image" in value:
+        spec = _image(value["image"], line_of(value, "image"), f"{where}.image", problems)
+    elif "audio" in value:
+        spec = _audio(value["audio"], line_of(value, "audio"), f"{where}.audio", problems)
+    if "revised_prompt" in value:
+        revised = _text(value, "revised_prompt", where, problems)
+        spec = dataclasses.replace(spec, revised_prompt=revised)
+    return spec
+
+
+def _image(raw: Any, line: int, where: str, problems: Problems) -> MediaSpec:
+    from mockai.generate import images  # (Pillow is imported only by rules that draw)
+
+    if isinstance(raw, str):
+        raw = {"path": raw}
+    if not isinstance(raw, Mapping) or not raw:
+        problems.add(
+            line,
+            f"{where} must be a picture file's path or a mapping such as {{color: red}}, "
+            f"{{pattern: checkerboard, colors: [black, white]}} or {{path: cat.png}}, "
+            f"got {describe(raw)}",
+        )
+        return MediaSpec()
+    _unknown(raw, IMAGE_KEYS, where, problems)
+    _exclusive(raw, ("path", "color"), line, where, problems)
+    _exclusive(raw, ("path", "pattern"), line, where, problems)
+    path = _path(raw, line, where, problems, images.check_picture_file)
+    color = raw.get("color")
+    colors = raw.get("colors", [])
+    if not isinstance(colors, list):
+        colors = [colors]
+    for name in ([color] if color is not None else []) + colors:
+        try:
+            if not isinstance(name, str):
+                raise ValueError
+            images.check_color(name)
+        except ValueError:
+            problems.add(
+                line_of(raw, "colors" if name in colors else "color"),
+                f"{where}: {describe(name)} is not a colour (a name such as red, #ff8800, or "
+                "rgb(255, 136, 0))",
+            )
+    pattern = raw.get("pattern")
+    if pattern is not None and pattern not in images.PATTERNS:
+        problems.add(
+            line_of(raw, "pattern"),
+            f"{where}.pattern: {describe(pattern)} is not a pattern"
+            + suggest(str(pattern), images.PATTERNS, noun="patterns"),
+        )
+    return MediaSpec(
+        path=path,
+        color=color if isinstance(color, str) else None,
+        pattern=pattern if isinstance(pattern, str) else None,
+        colors=tuple(c for c in colors if isinstance(c, str)),
+    )
+
+
+def _audio(raw: Any, line: int, where: str, problems: Problems) -> MediaSpec:
+    from mockai.delivery.timing import parse_duration
+    from mockai.generate import audio
+
+    if isinstance(raw, str):
+        raw = {"path": raw}
+    if not isinstance(raw, Mapping) or not raw:
+        problems.add(
+            line,
+            f"{where} must be a sound file's path or a mapping such as {{duration: 2.5s}} or "
+            f"{{path: hello.wav}}, got {describe(raw)}",
+        )
+        return MediaSpec()
+    _unknown(raw, AUDIO_KEYS, where, problems)
+    path = _path(raw, line, where, problems, lambda p: audio.check_sound_file(str(p)))
+    duration = None
+    if "duration" in raw:
+        try:
+            duration = parse_duration(raw["duration"])
+            if not 0 < duration <= audio.MAX_SECONDS:
+                raise ValueError(f"must be between 0 and {audio.MAX_SECONDS} seconds")
+        except ValueError as error:
+            problems.add(line_of(raw, "duration"), f"{where}.duration: {error}")
+            duration = None
+    return MediaSpec(path=path, duration=duration)
+
+
+def _unknown(
+    raw: Mapping[str, Any], known: tuple[str, ...], where: str, problems: Problems
+) -> None:
+    for key in raw:
+        if key not in known:
+            problems.add(line_of(raw, key), f"unknown key '{key}' in {where}" + suggest(key, known))
+
+
+def _path(
+    raw: Mapping[str, Any],
+    line: int,
+    where: str,
+    problems: Problems,
+    check: Callable[[Path], None],
+) -> str | None:
+    """A file a rule names: relative paths are relative to the scenario file's folder (to the
+    working directory for rules given as data); it must exist and be of its kind."""
+    if "path" not in raw:
+        return None
+    value = raw["path"]
+    spot = line_of(raw, "path") or line
+    if not isinstance(value, str) or not value:
+        problems.add(spot, f"{where}.path must be a file path, got {describe(value)}")
+        return None
+    path = Path(value)
+    if not path.is_absolute():
+        scenario_file = Path(problems.file)
+        if scenario_file.is_file():
+            path = scenario_file.parent / path
+    try:
+        check(path)
+    except ValueError as error:
+        problems.add(spot, f"{where}.path: {error}")
+        return None
+    return str(path)

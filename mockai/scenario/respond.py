@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from mockai.catalog import DEFAULT_MAX_OUTPUT, infer
 from mockai.generate import budget, embeddings, prose
+from mockai.generate.fallback import media_seed
 from mockai.pipeline.exchange import Endpoint, Exchange
-from mockai.pipeline.reply import Choice, Reply, ToolCall
+from mockai.pipeline.reply import Choice, Media, Reply, ToolCall
 from mockai.scenario import schemas, templates
 from mockai.scenario.replies import AUTO, ReplySpec, ToolCallSpec, Tree
 from mockai.wire import jsonbytes
@@ -31,7 +32,20 @@ if TYPE_CHECKING:
     from mockai.generate.fallback import FallbackGenerator
 
 log = logging.getLogger("mockai")
-_TALKING = (Endpoint.CHAT, Endpoint.RESPONSES, Endpoint.COMPLETIONS)
+_TALKING = (
+    Endpoint.CHAT,
+    Endpoint.RESPONSES,
+    Endpoint.COMPLETIONS,
+    Endpoint.TRANSCRIPTIONS,
+    Endpoint.TRANSLATIONS,
+)
+# Endpoints answered with a picture or a sound (drawn from Reply.media by the codec).
+_DRAWN = (
+    Endpoint.IMAGES,
+    Endpoint.IMAGE_EDITS,
+    Endpoint.IMAGE_VARIATIONS,
+    Endpoint.SPEECH,
+)
 
 
 class StaleFixture(Exception):
@@ -70,12 +84,15 @@ def build_reply(spec: ReplySpec, build: Build) -> Reply:
         with _faker_for(spec, build) as faker:
             ctx = templates.context(build.exchange, faker, build.call) if faker is not None else {}
             choices = _choices(spec, build, ctx, faker)
+            media = _media(spec, build, ctx)
     else:  # constant text: no Faker to seed, no template context to build
         choices = _choices(spec, build, _NO_CONTEXT, None)
+        media = _media(spec, build, _NO_CONTEXT)
     reply = Reply(
         choices=choices,
         embeddings=_embeddings(spec, build.exchange),
         moderation=(spec.moderation,) if spec.moderation else None,
+        media=media,
         usage=spec.usage,
     )
     _check(spec, reply, build)
@@ -116,6 +133,27 @@ def _choices(
     if spec.finish_reason is not None:
         choices = tuple(dataclasses.replace(c, finish_reason=spec.finish_reason) for c in choices)
     return choices
+
+
+def _media(spec: ReplySpec, build: Build, ctx: Mapping[str, Any]) -> Media | None:
+    """The scripted picture or sound; what the rule leaves out is drawn from the request's
+    content key, as a generated answer's (the same prompt, the same picture)."""
+    if build.exchange.endpoint not in _DRAWN:
+        return None
+    seed = media_seed(build.key).seed
+    scripted = spec.media
+    if scripted is None:
+        return Media(seed=seed)
+    revised = scripted.revised_prompt
+    return Media(
+        seed=seed,
+        path=scripted.path,
+        color=scripted.color,
+        pattern=scripted.pattern,
+        colors=scripted.colors,
+        revised_prompt=revised.render(ctx) if revised is not None else None,
+        duration=scripted.duration,
+    )
 
 
 def _tool_call_for(

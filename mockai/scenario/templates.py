@@ -73,6 +73,7 @@ class RequestView:
         "stream",
         "body",
         "headers",
+        "files",
     )
     __slots__ = ("_exchange",)
 
@@ -159,8 +160,13 @@ class RequestView:
 
     @property
     def body(self) -> Mapping[str, Any]:
-        """The JSON body as sent."""
+        """The JSON body as sent (a multipart form's fields, each file as its summary)."""
         return self._exchange.body
+
+    @property
+    def files(self) -> list[str]:
+        """The names of the uploaded files (transcriptions, image edits, file uploads)."""
+        return [upload.filename for upload in self._exchange.uploads]
 
     @property
     def headers(self) -> dict[str, str]:

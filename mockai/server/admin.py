@@ -1,11 +1,19 @@
-"""Admin endpoints under `/_mockai/`, so tests in any language can inspect and script the server."""
+"""Admin endpoints under `/_mockai/`, so tests in any language can inspect and script the server.
+
+Who may use them: loopback clients, unless `--admin-remote` lets others in; with `--admin-token`
+(required with `--admin-remote`) every call must also carry `Authorization: Bearer TOKEN`.
+`/_mockai/health` answers everyone (probes), and the inspector page itself holds no data (it
+asks the guarded endpoints, with the token it is given).
+"""
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import logging
 import os
 from collections.abc import Awaitable, Callable
+from importlib import resources
 from typing import Any
 
 from aiohttp import web
@@ -13,7 +21,9 @@ from aiohttp import web
 from mockai import __version__
 from mockai.errors import ApiError, ScenarioError
 from mockai.pipeline import run as pipeline
+from mockai.pipeline.journal import PAGE_MAX
 from mockai.scenario.book import RuleBook
+from mockai.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from mockai.server.state import STATE
 from mockai.wire import errors, ids, jsonbytes
 
@@ -22,25 +32,80 @@ log = logging.getLogger("mockai")
 
 
 async def _health(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok", "version": __version__, "pid": os.getpid()})
+    state = request.app[STATE]
+    return web.json_response(
+        {
+            "status": "ok",
+            "version": __version__,
+            "pid": os.getpid(),
+            "state": state.backend.name,
+        }
+    )
 
 
 async def _requests(request: web.Request) -> web.Response:
-    entries = request.app[STATE].journal.entries()
-    limit = request.query.get("limit")
-    if limit is not None and limit.isascii() and limit.isdigit():  # ("²".isdigit() is true)
-        entries = entries[-int(limit) :] if int(limit) else []
-    return web.json_response({"object": "list", "data": [e.as_json() for e in entries]})
+    """The journal, a page at a time: `?limit=N` (at most 1000) newest entries, or with
+    `?after=SEQ` the entries after that sequence number, oldest first (follow `last_seq`)."""
+    limit = _count(request, "limit", PAGE_MAX)
+    after = _count(request, "after", None)
+    data, more = await request.app[STATE].journal_view.page(min(limit or 0, PAGE_MAX), after)
+    return web.json_response(
+        {
+            "object": "list",
+            "data": data,
+            "has_more": more,
+            "first_seq": data[0]["seq"] if data else None,
+            "last_seq": data[-1]["seq"] if data else after,
+        }
+    )
+
+
+def _count(request: web.Request, name: str, default: int | None) -> int | None:
+    value = request.query.get(name)
+    if value is None or value == "":
+        return default
+    if not (value.isascii() and value.isdigit()):  # ("²".isdigit() is true)
+        raise ApiError(
+            400,
+            f"Invalid '{name}': expected a whole number >= 0, got {value!r}.",
+            param=name,
+            code="invalid_type",
+        )
+    return int(value)
 
 
 async def _clear_requests(request: web.Request) -> web.Response:
-    request.app[STATE].journal.clear()
+    await request.app[STATE].journal_view.clear()
     return web.json_response({"cleared": True})
 
 
 async def _reset(request: web.Request) -> web.Response:
-    request.app[STATE].reset()
+    await request.app[STATE].reset()
     return web.json_response({"reset": True})
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    metrics = request.app[STATE].metrics
+    if metrics is None:
+        raise ApiError(404, "this server keeps no metrics", code="mockai_no_metrics")
+    body = metrics.render()
+    return web.Response(body=body, headers={"Content-Type": METRICS_CONTENT_TYPE})
+
+
+async def _inspector(request: web.Request) -> web.Response:
+    """The inspector: one HTML page (with its script inline) served from the package."""
+    page = resources.files("mockai").joinpath("data/inspector.html").read_bytes()
+    return web.Response(
+        body=page,
+        content_type="text/html",
+        charset="utf-8",
+        headers={
+            "Cache-Control": "no-store",
+            # Everything it needs is inline or from this server: no CDN, nothing else.
+            "Content-Security-Policy": "default-src 'self'; script-src 'unsafe-inline'; "
+            "style-src 'unsafe-inline'; connect-src 'self'",
+        },
+    )
 
 
 # --- rules: script the server from any language ------------------------------------------------
@@ -51,7 +116,7 @@ def _error(error: ApiError) -> web.Response:
         status=error.status,
         body=jsonbytes.dumps(error.body()),
         content_type="application/json",
-        headers={"x-request-id": ids.request_id()},
+        headers={"x-request-id": ids.request_id(), **error.headers},
     )
 
 
@@ -62,13 +127,17 @@ def _book(request: web.Request) -> RuleBook:
     return rules
 
 
-def _rules_json(book: RuleBook, names: list[str] | None = None) -> dict[str, Any]:
-    data = [info.as_json() for info in book.describe() if names is None or info.name in names]
+async def _rules_listed(book: RuleBook, names: list[str] | None = None) -> dict[str, Any]:
+    data = [
+        info.as_json()
+        for info in await book.describe_async()
+        if names is None or info.name in names
+    ]
     return {"object": "list", "data": data}
 
 
 async def _list_rules(request: web.Request) -> web.Response:
-    return web.json_response(_rules_json(_book(request)))
+    return web.json_response(await _rules_listed(_book(request)))
 
 
 async def _add_rules(request: web.Request) -> web.Response:
@@ -88,20 +157,20 @@ async def _add_rules(request: web.Request) -> web.Response:
         raise ApiError(400, "the body must be a JSON rule or a JSON list of rules") from None
     rules = body if isinstance(body, list) else [body]
     try:
-        names = book.add(rules, file="<admin>")
+        names = await book.add_async(rules, file="<admin>")
     except ScenarioError as problems:
         raise ApiError(400, str(problems), code="mockai_invalid_rule") from None
-    return web.json_response(_rules_json(book, names))
+    return web.json_response(await _rules_listed(book, names))
 
 
 async def _clear_rules(request: web.Request) -> web.Response:
-    return web.json_response({"deleted": _book(request).clear()})
+    return web.json_response({"deleted": await _book(request).clear_async()})
 
 
 async def _delete_rule(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     try:
-        _book(request).remove(name)
+        await _book(request).remove_async(name)
     except ScenarioError as problem:
         raise ApiError(404, str(problem), code="mockai_unknown_rule") from None
     return web.json_response({"deleted": name})
@@ -113,13 +182,16 @@ async def _delete_rule(request: web.Request) -> web.Response:
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
-def _admin(handler: Handler) -> Handler:
-    """`handler` for loopback clients only (unless `admin_remote`), its ApiErrors as responses,
-    and a bug in it as the API's 500 (traceback in the log), never aiohttp's text page."""
+def _admin(handler: Handler, *, token: bool = True) -> Handler:
+    """`handler` for the clients allowed (see the module docstring), its ApiErrors as
+    responses, and a bug in it as the API's 500 (traceback in the log), never aiohttp's text
+    page; `token=False` for what holds no data (the inspector page)."""
 
     async def guarded(request: web.Request) -> web.Response:
         try:
             _check_client(request)
+            if token:
+                _check_token(request)
             return await handler(request)
         except ApiError as error:
             return _error(error)
@@ -141,10 +213,34 @@ def _check_client(request: web.Request) -> None:
         raise ApiError(
             403,
             "mockai's admin endpoints answer loopback clients only; start the server with "
-            "--admin-remote to allow others",
+            "--admin-remote and --admin-token to allow others",
             type="invalid_request_error",
             code="mockai_admin_forbidden",
         )
+
+
+def _check_token(request: web.Request) -> None:
+    """With `--admin-token`, the bearer token must be sent (compared in constant time)."""
+    expected = request.app[STATE].config.admin_token
+    if expected is None:
+        return
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        message = (
+            "mockai's admin endpoints need the admin token: send `Authorization: Bearer TOKEN` "
+            "with the server's --admin-token"
+        )
+    elif not hmac.compare_digest(given.strip().encode(), expected.encode()):
+        message = "the admin token sent is not this server's --admin-token"
+    else:
+        return
+    raise ApiError(
+        401,
+        message,
+        type="invalid_request_error",
+        code="mockai_admin_unauthorized",
+        headers={"WWW-Authenticate": 'Bearer realm="mockai admin"'},
+    )
 
 
 def is_loopback(remote: str) -> bool:
@@ -163,9 +259,15 @@ async def _method_not_allowed(request: web.Request) -> web.Response:
 
 
 def add_admin_routes(app: web.Application) -> None:
-    """Register `/_mockai/health`, `/_mockai/requests`, `/_mockai/reset` and `/_mockai/rules`."""
+    """Register `/_mockai/health`, `/_mockai/requests`, `/_mockai/reset`, `/_mockai/rules`,
+    `/_mockai/metrics` and the inspector page at `/_mockai/`; other methods there get the API's
+    405."""
+    inspector = _admin(_inspector, token=False)
     routes: dict[str, dict[str, Handler]] = {
         "/health": {"GET": _health},  # harmless, and useful to probes anywhere
+        "/": {"GET": inspector},
+        "": {"GET": inspector},
+        "/metrics": {"GET": _admin(_metrics)},
         "/requests": {"GET": _admin(_requests), "DELETE": _admin(_clear_requests)},
         "/reset": {"POST": _admin(_reset)},
         "/rules": {

@@ -9,31 +9,40 @@ same application in the foreground.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 import warnings
-from collections.abc import Coroutine, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, ClassVar, TypeVar
 
 from aiohttp import web
 
-from mockai import scenario
+from mockai import profiles, scenario
 from mockai.api.base import Codec
+from mockai.backend import StateUnavailable, open_backend
+from mockai.backend.memory import finish_now
 from mockai.catalog import Catalog
-from mockai.config import Config
+from mockai.config import Config, check_together
 from mockai.delivery.chaos import FaultPlanner
-from mockai.delivery.ratelimit import RateLimits
+from mockai.delivery.ratelimit import parse_limits
 from mockai.errors import ServerError
 from mockai.generate.fallback import FallbackGenerator
+from mockai.pipeline import batch
 from mockai.pipeline.decide import Decider, Source
 from mockai.pipeline.exchange import Endpoint
 from mockai.pipeline.journal import Journal, JournalEntry
 from mockai.pipeline.sources import build_sources
-from mockai.server import admin, routes, sites
+from mockai.profiles.base import Profile
+from mockai.server import admin, reload, routes, sites
+from mockai.server.metrics import Metrics
 from mockai.server.state import STATE, ServerState
+from mockai.stores.batches import BatchStore
 from mockai.stores.completions import CompletionStore
 from mockai.stores.conversations import ConversationStore
+from mockai.stores.files import FileStore
+from mockai.stores.images import ImageStore
 from mockai.stores.responses import ResponseStore
 
 T = TypeVar("T")
@@ -43,21 +52,32 @@ MAX_BODY = 64 * 1024 * 1024
 
 
 def create_app(
-    config: Config | None = None, sources: Sequence[Source] | None = None
+    config: Config | None = None,
+    sources: Sequence[Source] | None = None,
+    *,
+    metrics_dir: str | None = None,
 ) -> web.Application:
     """A ready-to-run aiohttp application answering like the OpenAI API.
 
     `sources` default to those the configuration describes (rules, scenarios, cassettes).
     Scenario files are loaded and validated here: a ScenarioError lists every problem.
+    `metrics_dir`: where the workers of one `mockai serve` add up their metrics.
     """
     config = scenario.configure(config or Config())
+    check_together(config)
     if sources is None:
         sources = build_sources(config)
-    catalog = Catalog(config.models)
+    profile = profiles.get(config.profile)
+    catalog = Catalog(config.models, builtin=profile.catalog)
     generator = FallbackGenerator(config.seed, catalog)
+    backend = open_backend(config.state, journal_size=config.journal_size)
     rules = next((s for s in sources if isinstance(s, scenario.RuleBook)), None)
     if rules is not None:
         rules.fallback_generator = generator
+        rules.shared = backend.rules()
+    journal = Journal(config.journal_size, config.journal_bytes)
+    files = FileStore(config.created, backend=backend)
+    batches = BatchStore(files, config.created, backend=backend)
     state = ServerState(
         config=config,
         catalog=catalog,
@@ -66,18 +86,34 @@ def create_app(
             generator,
             fallback=config.fallback,
             no_match_status=config.no_match_status,
+            keepers={Endpoint.FILES: files, Endpoint.BATCHES: batches},
         ),
-        journal=Journal(config.journal_size, config.journal_bytes),
-        ratelimits=RateLimits.from_spec(config.limits),
+        journal=journal,
+        ratelimits=backend.budgets(parse_limits(config.limits)),
         codecs=routes.codecs(),
         rules=rules,
-        conversations=ConversationStore(config.seed, config.created),
-        responses=ResponseStore(max_bytes=config.store_bytes),
-        completions=CompletionStore(max_bytes=config.store_bytes),
-        faults=FaultPlanner.from_config(config),
+        responses=ResponseStore(backend=backend, max_bytes=config.store_bytes),
+        conversations=ConversationStore(config.seed, config.created, backend=backend),
+        completions=CompletionStore(backend=backend, max_bytes=config.store_bytes),
+        images=ImageStore(backend=backend),
+        occurrences=backend.occurrences(),
+        faults=FaultPlanner.from_config(config, backend.attempts()),
+        backend=backend,
+        shared_journal=backend.journal(journal),
+        metrics=Metrics(metrics_dir),
+        profile=profile,
+        files=files,
+        batches=batches,
     )
-    app = _application(_routes(tuple(state.codecs.values())))
+    batches.runner = batch.runner(state)  # lines go through this server's pipeline
+    app = _application(_routes(tuple(state.codecs.values()), profile))
     app[STATE] = state
+    app.cleanup_ctx.append(_state_lifespan)
+    if state.metrics is not None:
+        app.cleanup_ctx.append(state.metrics.lifespan)
+    if config.watch:
+        reload.require_watchfiles()
+        app.cleanup_ctx.append(reload.watch_lifespan)
     app.on_startup.append(state.delivery.startup)
     app.on_shutdown.append(state.delivery.shutdown)  # ends stalled / hung connections at once
     for source in sources:
@@ -85,30 +121,32 @@ def create_app(
         if lifespan is not None:  # a source holding connections or files (the upstream's)
             app.cleanup_ctx.append(lifespan)
     if not app.router.routes():  # (aiohttp did not take the shared router: build its own)
-        _add_routes(app, tuple(state.codecs.values()))
+        _add_routes(app, tuple(state.codecs.values()), profile)
     return app
 
 
-def _add_routes(app: web.Application, codecs: tuple[Codec, ...]) -> None:
-    routes.add_api_routes(app, codecs)
+def _add_routes(app: web.Application, codecs: tuple[Codec, ...], profile: Profile) -> None:
+    routes.add_api_routes(app, codecs, profile)
     admin.add_admin_routes(app)
-    routes.add_catch_all(app)
+    routes.add_media_routes(app)
+    routes.add_catch_all(app, profile)
 
 
 # Every server answers on the same routes (their handlers find the server's state through the
 # request's app), and registering ~200 of them is ~90% of what making an app costs (~4 ms, per
 # test with the pytest fixture): they are built once per process and shared, frozen.
-_shared_routes: dict[tuple[Endpoint, ...], web.UrlDispatcher] = {}
+# (Handlers close over the server's provider profile, so each profile has its own table.)
+_shared_routes: dict[tuple[str, tuple[Endpoint, ...]], web.UrlDispatcher] = {}
 _shared_routes_lock = threading.Lock()
 
 
-def _routes(codecs: tuple[Codec, ...]) -> web.UrlDispatcher:
-    key = tuple(codec.endpoint for codec in codecs)
+def _routes(codecs: tuple[Codec, ...], profile: Profile) -> web.UrlDispatcher:
+    key = (profile.name, tuple(codec.endpoint for codec in codecs))
     with _shared_routes_lock:
         router = _shared_routes.get(key)
         if router is None:
             holder = web.Application()  # only holds the routes while they are added
-            _add_routes(holder, codecs)
+            _add_routes(holder, codecs, profile)
             router = holder.router
             router.freeze()
             _shared_routes[key] = router
@@ -124,6 +162,19 @@ def _application(router: web.UrlDispatcher) -> web.Application:
             return web.Application(client_max_size=MAX_BODY, router=router)
     except TypeError:  # pragma: no cover (an aiohttp without the parameter)
         return web.Application(client_max_size=MAX_BODY)
+
+
+async def _state_lifespan(app: web.Application) -> AsyncIterator[None]:
+    """Connect to the shared state (if any) on the serving loop, and close it at the end."""
+    state = app[STATE]
+    await state.backend.connect()
+    if state.rules is not None and state.backend.shared:
+        # Rules other workers added before this one started; without the state, each request
+        # says so (a 503) until it is back.
+        with contextlib.suppress(StateUnavailable):
+            await state.rules.sync()
+    yield
+    await state.backend.close()
 
 
 def _fallback(config: Config, sources: Sequence[Source]) -> str:
@@ -269,6 +320,11 @@ class MockServer:
         """The base URL for OpenAI clients, including `/v1`."""
         return self.base_url + "/v1"
 
+    def provider_url(self, name: str) -> str:
+        """The base URL of provider profile `name` on this server, as that provider's clients
+        take it: `http://127.0.0.1:PORT/groq/openai/v1`, `.../openrouter/api/v1`, ..."""
+        return self.base_url + profiles.get(name).prefixes[0]
+
     def url_for(self, path: str) -> str:
         """An absolute URL for `path` on this server (`/v1/models`, `/_mockai/requests`, ...)."""
         return self.base_url + "/" + path.lstrip("/")
@@ -292,7 +348,24 @@ class MockServer:
 
     def reset(self) -> None:
         """Forget requests, rate-limit usage, repeat counters and rule counters."""
-        self.state.reset()
+        self._call(self.state.reset())
+
+    async def reset_async(self) -> None:
+        """`reset`, from the loop the server runs on."""
+        await self.state.reset()
+
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a state operation from the caller's thread: on the server's loop when it serves
+        in the background, at once for in-process state (which never waits)."""
+        if self._background is not None:
+            return self._background.run(coro)
+        if self.state.backend.shared:
+            coro.close()
+            raise ServerError(
+                "with shared state (--state), call this on a server started in the background "
+                "(`with MockServer(...)`), or use its *_async form inside the server's loop"
+            )
+        return finish_now(coro)
 
     # --- rules ---------------------------------------------------------------------------------
 
@@ -302,19 +375,30 @@ class MockServer:
         Returns its name (`rule-1`, ... when it has none). The rule is validated like a file's:
         a ScenarioError lists every problem. Safe to call while the server is serving.
         """
-        return self._book().add([rule])[0]
+        return self.add_rules([rule])[0]
 
     def add_rules(self, rules: Iterable[Mapping[str, Any]]) -> list[str]:
         """Add several rules at once (all or none); returns their names."""
-        return self._book().add(list(rules))
+        book = self._book()
+        if book.shared is None:
+            return book.add(list(rules))
+        return self._call(book.add_async(list(rules)))
 
     def remove_rule(self, name: str) -> None:
         """Remove a rule by name (a runtime rule or a scenario rule)."""
-        self._book().remove(name)
+        book = self._book()
+        if book.shared is None:
+            book.remove(name)
+        else:
+            self._call(book.remove_async(name))
 
     def clear_rules(self) -> None:
         """Remove every runtime rule; the scenario files' rules stay."""
-        self._book().clear()
+        book = self._book()
+        if book.shared is None:
+            book.clear()
+        else:
+            self._call(book.clear_async())
 
     def load(self, path: str | os.PathLike[str]) -> list[str]:
         """Add the rules of a scenario file or folder (after the current scenario rules).
@@ -326,7 +410,8 @@ class MockServer:
     @property
     def rules(self) -> list[scenario.RuleInfo]:
         """Every rule in the order they are asked: name, source, origin, times served."""
-        return self._book().describe()
+        book = self._book()
+        return book.describe() if book.shared is None else self._call(book.describe_async())
 
     def _book(self) -> scenario.RuleBook:
         if self.state.rules is None:

@@ -1,26 +1,57 @@
-"""The URL map: every API route under `/v1` and at the root, 405s for wrong methods, 404s last."""
+"""The URL map: every API route under `/v1`, at the root and under each provider profile's
+prefix; 405s for wrong methods, 404s (in the provider's shape) last."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import functools
+import inspect
+import re
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aiohttp import web
 
-from mockai.api import chat, completions, embeddings, models, moderations, responses
+from mockai import profiles
+from mockai.api import (
+    batches,
+    chat,
+    completions,
+    embeddings,
+    files,
+    images,
+    models,
+    moderations,
+    responses,
+    speech,
+    transcriptions,
+)
 from mockai.api.base import Codec
+from mockai.backend import StateUnavailable
 from mockai.pipeline import run as pipeline
 from mockai.pipeline.exchange import Endpoint
 from mockai.pipeline.run import Handler
-from mockai.server.state import ServerState
+from mockai.profiles.base import Profile
+from mockai.server.state import STATE, ServerState
+from mockai.stores import images as image_store
 from mockai.wire import errors, jsonbytes
 from mockai.wire.outgoing import Body, EventStream, Outgoing
 
-# `/v1`, the root (clients configured without `/v1`), and Azure OpenAI's `/openai/v1` (its v1 API)
-# and `/openai` (what `AzureOpenAI` calls for everything but the deployment routes below).
-PREFIXES = ("/v1", "", "/openai/v1", "/openai")
-# Azure OpenAI's per-deployment routes: `/openai/deployments/{deployment}/chat/completions?...`.
-AZURE_DEPLOYMENT_ENDPOINTS = (Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS)
+# Azure OpenAI's per-deployment routes: `/openai/deployments/{deployment}/chat/completions?...`
+# (the endpoints `AzureOpenAI` sends to a deployment).
+AZURE_DEPLOYMENT_ENDPOINTS = (
+    Endpoint.CHAT,
+    Endpoint.COMPLETIONS,
+    Endpoint.EMBEDDINGS,
+    Endpoint.SPEECH,
+    Endpoint.TRANSCRIPTIONS,
+    Endpoint.TRANSLATIONS,
+    Endpoint.IMAGES,
+    Endpoint.IMAGE_EDITS,
+)
+
+# A handler that also takes the provider profile the route serves.
+Bound = Callable[[web.Request, Profile], Awaitable[web.StreamResponse]]
 
 
 def codecs() -> dict[Endpoint, Codec]:
@@ -33,206 +64,382 @@ def codecs() -> dict[Endpoint, Codec]:
             embeddings.CODEC,
             responses.CODEC,
             moderations.CODEC,
+            images.GENERATIONS,
+            images.EDITS,
+            images.VARIATIONS,
+            speech.CODEC,
+            transcriptions.TRANSCRIPTIONS,
+            transcriptions.TRANSLATIONS,
         )
     }
 
 
-async def _method_not_allowed(request: web.Request) -> web.StreamResponse:
+async def _method_not_allowed(request: web.Request, profile: Profile) -> web.StreamResponse:
     return await pipeline.simple(
         request,
-        lambda state: pipeline.error_body(errors.invalid_method(request.method, request.path)),
+        lambda state: raise_(errors.invalid_method(request.method, request.path)),
+        profile,
     )
 
 
-async def _not_found(request: web.Request) -> web.StreamResponse:
+async def _not_found(request: web.Request, profile: Profile) -> web.StreamResponse:
     return await pipeline.simple(
-        request, lambda state: pipeline.error_body(errors.invalid_url(request.method, request.path))
+        request, lambda state: raise_(errors.invalid_url(request.method, request.path)), profile
     )
 
 
-async def _list_models(request: web.Request) -> web.StreamResponse:
-    return await pipeline.simple(request, lambda state: models.list_models(state.catalog))
+def raise_(error: Exception) -> Outgoing:
+    raise error
 
 
-async def _retrieve_model(request: web.Request) -> web.StreamResponse:
+async def _list_models(request: web.Request, profile: Profile) -> web.StreamResponse:
+    return await pipeline.simple(
+        request, lambda state: profile.models_body(state.catalog_of(profile).listed()), profile
+    )
+
+
+async def _retrieve_model(request: web.Request, profile: Profile) -> web.StreamResponse:
     model_id = request.match_info["model"]
     return await pipeline.simple(
-        request, lambda state: models.retrieve_model(state.catalog, model_id)
+        request,
+        lambda state: profile.model_body(state.catalog_of(profile).get(model_id)),
+        profile,
     )
 
 
-async def _delete_model(request: web.Request) -> web.StreamResponse:
+async def _delete_model(request: web.Request, profile: Profile) -> web.StreamResponse:
     model_id = request.match_info["model"]
     return await pipeline.simple(
-        request, lambda state: models.delete_model(state.catalog, model_id)
+        request,
+        lambda state: models.delete_model(state.catalog_of(profile), model_id),
+        profile,
     )
+
+
+def _generating(codec: Codec) -> Bound:
+    async def handle(request: web.Request, profile: Profile) -> web.StreamResponse:
+        return await pipeline.run(request, codec, profile)
+
+    return handle
+
+
+def _deployment(codec: Codec) -> Bound:
+    async def handle(request: web.Request, profile: Profile) -> web.StreamResponse:
+        return await pipeline.run(
+            request, codec, profile, deployment=request.match_info["deployment"]
+        )
+
+    return handle
 
 
 Call = Callable[[ServerState, web.Request, Any], object]
 
 
-def _stateful(call: Call) -> Handler:
+def _stateful(call: Call) -> Bound:
     """A handler answering, as JSON, what `call(state, request, body)` returns (or sending it,
     when it is already a wire answer); `body` is the request's JSON (None without a body).
     Errors it raises are the API's error answers."""
 
-    async def handle(request: web.Request) -> web.StreamResponse:
-        def produce(state: ServerState, body: Any) -> Outgoing:
+    async def handle(request: web.Request, profile: Profile) -> web.StreamResponse:
+        async def produce(state: ServerState, body: Any) -> Outgoing:
             answer = call(state, request, body)
+            if inspect.isawaitable(answer):
+                answer = await answer
             if isinstance(answer, Body | EventStream):
                 return answer
             return Body(200, jsonbytes.dumps(answer))
 
-        return await pipeline.with_body(request, produce)
+        return await pipeline.with_body(request, produce, profile)
 
     return handle
 
 
-def _retrieve_response(state: ServerState, request: web.Request, body: Any) -> object:
+async def _retrieve_response(state: ServerState, request: web.Request, body: Any) -> object:
     response_id = request.match_info["response_id"]
     if request.query.get("stream", "").lower() == "true":
-        return state.responses.resume(response_id, request.query.get("starting_after"))
-    return state.responses.retrieve(response_id)
+        return await state.responses.resume(response_id, request.query.get("starting_after"))
+    return await state.responses.retrieve(response_id)
 
 
-def _count_input_tokens(state: ServerState, request: web.Request, body: Any) -> object:
+async def _count_input_tokens(state: ServerState, request: web.Request, body: Any) -> object:
     # Validated and counted as the same request to POST /responses would be, so the count
     # equals that answer's `usage.input_tokens`.
-    exchange = responses.parse(body, pipeline.parse_context(state, request.headers))
+    context = pipeline.parse_context(state, request.headers)
+    context = await pipeline.with_held(state, context, Endpoint.RESPONSES, body)
+    exchange = responses.parse(body, context)
     return {"object": "response.input_tokens", "input_tokens": exchange.prompt_tokens}
 
 
-def _stored_completions(app: web.Application, prefix: str) -> None:
+@dataclass(frozen=True, eq=False)
+class Route:
+    """One API route under a prefix: its handlers by method, and the endpoint it needs (a
+    provider without that endpoint does not get the route: its 404 answers instead)."""
+
+    path: str
+    handlers: Mapping[str, Bound]
+    needs: Endpoint | None = None
+
+
+def _stored_completions() -> list[Route]:
     """Chat completions kept with `store: true` (the list is on the chat route itself)."""
 
     def completion_id(request: web.Request) -> str:
         return request.match_info["completion_id"]
 
-    one = prefix + "/chat/completions/{completion_id}"
-    _resource(
-        app,
-        one,
-        {
-            "GET": _stateful(lambda s, r, b: s.completions.retrieve(completion_id(r))),
-            "POST": _stateful(lambda s, r, b: s.completions.update(completion_id(r), b)),
-            "DELETE": _stateful(lambda s, r, b: s.completions.delete(completion_id(r))),
-        },
-    )
-    _resource(
-        app,
-        one + "/messages",
-        {"GET": _stateful(lambda s, r, b: s.completions.messages(completion_id(r), r.query))},
-    )
+    one = "/chat/completions/{completion_id}"
+    return [
+        Route(
+            one,
+            {
+                "GET": _stateful(lambda s, r, b: s.completions.retrieve(completion_id(r))),
+                "POST": _stateful(lambda s, r, b: s.completions.update(completion_id(r), b)),
+                "DELETE": _stateful(lambda s, r, b: s.completions.delete(completion_id(r))),
+            },
+            Endpoint.CHAT,
+        ),
+        Route(
+            one + "/messages",
+            {"GET": _stateful(lambda s, r, b: s.completions.messages(completion_id(r), r.query))},
+            Endpoint.CHAT,
+        ),
+    ]
 
 
-def _stored_responses(app: web.Application, prefix: str) -> None:
+def _stored_responses() -> list[Route]:
     """The Responses API's server-side state: stored responses and conversations."""
-    _resource(app, prefix + "/responses/input_tokens", {"POST": _stateful(_count_input_tokens)})
-    # (after input_tokens, which is not a response id)
-    one = prefix + "/responses/{response_id}"
 
     def response_id(request: web.Request) -> str:
         return request.match_info["response_id"]
 
-    _resource(
-        app,
-        one,
-        {
-            "GET": _stateful(_retrieve_response),
-            "DELETE": _stateful(lambda s, r, b: s.responses.delete(response_id(r))),
-        },
-    )
-    _resource(
-        app,
-        one + "/cancel",
-        {"POST": _stateful(lambda s, r, b: s.responses.cancel(response_id(r)))},
-    )
-    _resource(
-        app,
-        one + "/input_items",
-        {"GET": _stateful(lambda s, r, b: s.responses.input_items(response_id(r), r.query))},
-    )
-
     def conversation_id(request: web.Request) -> str:
         return request.match_info["conversation_id"]
 
-    conversation = prefix + "/conversations/{conversation_id}"
-    _resource(
-        app,
-        prefix + "/conversations",
-        {"POST": _stateful(lambda s, r, b: s.conversations.create(b))},
-    )
-    _resource(
-        app,
-        conversation,
-        {
-            "GET": _stateful(lambda s, r, b: s.conversations.retrieve(conversation_id(r))),
-            "POST": _stateful(lambda s, r, b: s.conversations.update(conversation_id(r), b)),
-            "DELETE": _stateful(lambda s, r, b: s.conversations.delete(conversation_id(r))),
-        },
-    )
-    _resource(
-        app,
-        conversation + "/items",
-        {
-            "GET": _stateful(
-                lambda s, r, b: s.conversations.list_items(conversation_id(r), r.query)
-            ),
-            "POST": _stateful(lambda s, r, b: s.conversations.add_items(conversation_id(r), b)),
-        },
-    )
+    one = "/responses/{response_id}"
+    conversation = "/conversations/{conversation_id}"
     item = conversation + "/items/{item_id}"
-    _resource(
-        app,
-        item,
-        {
-            "GET": _stateful(
-                lambda s, r, b: s.conversations.item(conversation_id(r), r.match_info["item_id"])
-            ),
-            "DELETE": _stateful(
-                lambda s, r, b: s.conversations.delete_item(
-                    conversation_id(r), r.match_info["item_id"]
-                )
-            ),
-        },
+    routes = [
+        Route("/responses/input_tokens", {"POST": _stateful(_count_input_tokens)}),
+        # (after input_tokens, which is not a response id)
+        Route(
+            one,
+            {
+                "GET": _stateful(_retrieve_response),
+                "DELETE": _stateful(lambda s, r, b: s.responses.delete(response_id(r))),
+            },
+        ),
+        Route(
+            one + "/cancel", {"POST": _stateful(lambda s, r, b: s.responses.cancel(response_id(r)))}
+        ),
+        Route(
+            one + "/input_items",
+            {"GET": _stateful(lambda s, r, b: s.responses.input_items(response_id(r), r.query))},
+        ),
+        Route("/conversations", {"POST": _stateful(lambda s, r, b: s.conversations.create(b))}),
+        Route(
+            conversation,
+            {
+                "GET": _stateful(lambda s, r, b: s.conversations.retrieve(conversation_id(r))),
+                "POST": _stateful(lambda s, r, b: s.conversations.update(conversation_id(r), b)),
+                "DELETE": _stateful(lambda s, r, b: s.conversations.delete(conversation_id(r))),
+            },
+        ),
+        Route(
+            conversation + "/items",
+            {
+                "GET": _stateful(
+                    lambda s, r, b: s.conversations.list_items(conversation_id(r), r.query)
+                ),
+                "POST": _stateful(lambda s, r, b: s.conversations.add_items(conversation_id(r), b)),
+            },
+        ),
+        Route(
+            item,
+            {
+                "GET": _stateful(
+                    lambda s, r, b: s.conversations.item(
+                        conversation_id(r), r.match_info["item_id"]
+                    )
+                ),
+                "DELETE": _stateful(
+                    lambda s, r, b: s.conversations.delete_item(
+                        conversation_id(r), r.match_info["item_id"]
+                    )
+                ),
+            },
+        ),
+    ]
+    return [replace(route, needs=Endpoint.RESPONSES) for route in routes]
+
+
+@functools.cache
+def api_routes(endpoint_codecs: tuple[Codec, ...]) -> tuple[Route, ...]:
+    """Every API route, relative to a prefix (`/v1`, the root, `/groq/openai/v1`, ...); made
+    once per process (a test suite starts a server per test)."""
+    out: list[Route] = []
+    for codec in endpoint_codecs:
+        handlers: dict[str, Bound] = {"POST": _generating(codec)}
+        if codec.endpoint is Endpoint.CHAT:  # the list of stored completions
+            handlers["GET"] = _stateful(lambda s, r, b: s.completions.list(r.query))
+        out.append(Route(codec.path, handlers, codec.endpoint))
+    out.append(Route("/models", {"GET": _list_models}))
+    # Any characters, not the default `[^{}/]+`: unencoded ids such as
+    # `meta-llama/llama-3.3-70b` work (and `[\s\S]`, not `.`, also matches a decoded `%0a`).
+    out.append(
+        Route("/models/{model:[\\s\\S]+}", {"GET": _retrieve_model, "DELETE": _delete_model})
     )
+    return (*out, *_stored_responses(), *_stored_completions(), *_files_and_batches())
 
 
-def _resource(app: web.Application, path: str, handlers: Mapping[str, Handler]) -> None:
+def _files_and_batches() -> list[Route]:
+    """Files and batches: every route goes through the pipeline (rules, cassettes, faults and
+    the journal see them like any request); their stores answer what no source does."""
+    out: list[Route] = []
+    for codec, collection, one, action, methods in (
+        (files.CODEC, "/files", "/files/{file_id}", "/{content:content}", ("GET", "DELETE")),
+        (batches.CODEC, "/batches", "/batches/{batch_id}", "/{cancel:cancel}", ("GET",)),
+    ):
+        handler = _generating(codec)
+        action_method = "GET" if codec is files.CODEC else "POST"
+        out += [
+            Route(collection, {"POST": handler, "GET": handler}, codec.endpoint),
+            Route(one, dict.fromkeys(methods, handler), codec.endpoint),
+            Route(one + action, {action_method: handler}, codec.endpoint),
+        ]
+    return out
+
+
+def _fixed(bound: Bound, profile: Profile) -> Handler:
+    """`bound` serving one profile (the routes of a prefix that belongs to it)."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        return await bound(request, profile)
+
+    return handle
+
+
+def _by_match(bound: Bound, profiles: Mapping[str, Profile], variable: str) -> Handler:
+    """`bound` serving the profile the matched path names (`{base}` or `{name}`)."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        return await bound(request, profiles[request.match_info[variable]])
+
+    return handle
+
+
+def _resource(
+    app: web.Application, path: str, handlers: Mapping[str, Handler], not_allowed: Handler
+) -> None:
     """One route: its handlers by method, and the API's 405 for every other method."""
     resource = app.router.add_resource(path)
     for method, handler in handlers.items():
         resource.add_route(method, handler)
-    resource.add_route("*", _method_not_allowed)
+    resource.add_route("*", not_allowed)
 
 
-def add_api_routes(app: web.Application, endpoint_codecs: Iterable[Codec]) -> None:
-    """Register the OpenAI routes, each with a catch-all 405 for other methods."""
-    endpoint_codecs = list(endpoint_codecs)
-    for prefix in PREFIXES:
-        for codec in endpoint_codecs:
-            handlers: dict[str, Handler] = {"POST": pipeline.generating_handler(codec)}
-            if codec.endpoint is Endpoint.CHAT:  # the list of stored completions
-                handlers["GET"] = _stateful(lambda s, r, b: s.completions.list(r.query))
-            _resource(app, prefix + codec.path, handlers)
-        _resource(app, prefix + "/models", {"GET": _list_models})
-        # Any characters, not the default `[^{}/]+`: unencoded ids such as
-        # `meta-llama/llama-3.3-70b` work (and `[\s\S]`, not `.`, also matches a decoded `%0a`).
-        _resource(
-            app,
-            prefix + "/models/{model:[\\s\\S]+}",
-            {"GET": _retrieve_model, "DELETE": _delete_model},
-        )
-        _stored_responses(app, prefix)
-        _stored_completions(app, prefix)
+def root_prefixes(profile: Profile) -> list[str]:
+    """Where the server's own profile answers: `/v1`, the root, and its provider's base paths."""
+    out = ["/v1", ""]
+    out += [path for path in profile.paths if path not in out]
+    return out
+
+
+def add_api_routes(
+    app: web.Application, endpoint_codecs: Iterable[Codec], server: Profile | None = None
+) -> None:
+    """Register the API's routes, each with a catch-all 405 for other methods.
+
+    The server's profile answers at `/v1`, the root and its provider's base paths; Azure's own
+    paths (`/openai/...`) stay Azure's when the server is another provider; and every profile is
+    served under its name (`/groq/openai/v1/...`). The named routes are one resource per route
+    for all providers (the provider is the first part of the path, matched by one pattern), so a
+    server costs a few dozen resources however many profiles there are.
+    """
+    server = server or profiles.get(profiles.DEFAULT)
+    endpoint_codecs = tuple(endpoint_codecs)
+    routes = api_routes(endpoint_codecs)
+    azure = profiles.get("azure")
+    taken = root_prefixes(server)
+    mounted = [(prefix, server) for prefix in taken]
+    mounted += [(path, azure) for path in azure.paths if path not in taken]
+    for prefix, profile in mounted:
+        not_allowed = _fixed(_method_not_allowed, profile)
+        for route in routes:
+            if route.needs is None or route.needs in profile.endpoints:
+                handlers = {m: _fixed(h, profile) for m, h in route.handlers.items()}
+                _resource(app, prefix + route.path, handlers, not_allowed)
     for codec in endpoint_codecs:
         if codec.endpoint in AZURE_DEPLOYMENT_ENDPOINTS:
-            path = "/openai/deployments/{deployment}" + codec.path
-            _resource(app, path, {"POST": pipeline.generating_handler(codec, deployment=True)})
+            bound = {"POST": _fixed(_deployment(codec), azure)}
+            for prefix in ("/openai", "/azure/openai"):
+                path = prefix + "/deployments/{deployment}" + codec.path
+                _resource(app, path, bound, _fixed(_method_not_allowed, azure))
+    _add_named(app, routes)
 
 
-def add_catch_all(app: web.Application) -> None:
+def _add_named(app: web.Application, routes: tuple[Route, ...]) -> None:
+    for pattern, route, serving in _named_routes(routes):
+        handlers = {m: _by_match(h, serving, "base") for m, h in route.handlers.items()}
+        _resource(app, pattern, handlers, _by_match(_method_not_allowed, serving, "base"))
+    # Anything else under a provider's name is that provider's 404.
+    by_name = {p.name: p for p in profiles.PROFILES.values() if p.by_name}
+    app.router.add_route(
+        "*",
+        "/{name:" + _alternatives(by_name) + "}{tail:(?:/[\\s\\S]*)?}",
+        _by_match(_not_found, by_name, "name"),
+    )
+
+
+@functools.cache
+def _named_routes(
+    routes: tuple[Route, ...],
+) -> tuple[tuple[str, Route, Mapping[str, Profile]], ...]:
+    """Each route with the pattern matching every provider prefix that has it, and the profile
+    each prefix names (computed once per process)."""
+    named = [profile for profile in profiles.PROFILES.values() if profile.by_name]
+    bases = {prefix.lstrip("/"): p for p in named for prefix in p.prefixes}
+    out = []
+    for route in routes:
+        serving = {
+            base: p
+            for base, p in bases.items()
+            if route.needs is None or route.needs in p.endpoints
+        }
+        if serving:
+            out.append(("/{base:" + _alternatives(serving) + "}" + route.path, route, serving))
+    return tuple(out)
+
+
+def _alternatives(names: Iterable[str]) -> str:
+    # Longest first: `litellm/v1` before `litellm` (the match is anchored, but this reads right).
+    return "|".join(re.escape(name) for name in sorted(names, key=len, reverse=True))
+
+
+async def _image(request: web.Request) -> web.StreamResponse:
+    """A picture answered by URL: served to anyone holding the signed, unexpired link (like
+    the API's blob links, which need no API key)."""
+    try:
+        fetched = await request.app[STATE].images.fetch(request.match_info["name"], request.query)
+    except StateUnavailable as error:  # (Redis away: the API's 503, which clients retry)
+        answer = pipeline.error_body(error)
+        return web.Response(
+            status=answer.status,
+            body=answer.body,
+            headers={**error.headers},
+            content_type="application/json",
+        )
+    return web.Response(
+        status=fetched.status, body=fetched.body, headers={"Content-Type": fetched.content_type}
+    )
+
+
+def add_media_routes(app: web.Application) -> None:
+    """What answers link to: pictures kept for `response_format: url`."""
+    app.router.add_get(image_store.PATH + "{name}", _image)
+
+
+def add_catch_all(app: web.Application, profile: Profile | None = None) -> None:
     """Anything else is the API's 404 `Invalid URL (METHOD /path)`; register last."""
+    profile = profile or profiles.get(profiles.DEFAULT)
     # `[\s\S]`, not `.`: a path with a decoded newline (`%0a`) must reach this handler too, or
     # aiohttp answers with its own text/plain 404.
-    app.router.add_route("*", "/{tail:[\\s\\S]*}", _not_found)
+    app.router.add_route("*", "/{tail:[\\s\\S]*}", _fixed(_not_found, profile))

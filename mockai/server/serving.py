@@ -1,10 +1,15 @@
 """Serving in the foreground, as `mockai serve` does: one process, or several sharing one socket.
 
 With `--workers N` the parent binds the port, forks N-1 children that bind it too with
-SO_REUSEPORT (the kernel spreads new connections evenly across the processes), serves itself, and
-on SIGINT/SIGTERM stops the children before exiting. Each process has its own journal, rules and
-rate-limit windows: admin endpoints answer for the process that got the request, so use one
-worker when tests inspect the server; several are for load tests.
+SO_REUSEPORT (the kernel spreads new connections evenly across the processes), and serves itself.
+Without `--state`, each process has its own journal, rules and rate-limit windows (admin endpoints
+answer for the process that got the request); with `--state redis://...` they share one state and
+behave as one server. Metrics are added up across the workers (each shares its totals through
+a temporary folder set up here before the workers start).
+
+Shutdown (SIGTERM or SIGINT, to the parent): every process stops accepting at once (the parent
+passes the signal on), lets requests in flight — streams included — finish for up to `--grace`
+seconds, flushes cassettes being recorded, and exits 0.
 """
 
 from __future__ import annotations
@@ -14,9 +19,12 @@ import contextlib
 import ctypes
 import gc
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -25,6 +33,7 @@ from mockai.config import Config
 from mockai.errors import ServerError
 from mockai.server import sites
 from mockai.server.app import create_app
+from mockai.server.metrics import worker_exited
 from mockai.server.state import STATE, ServerState
 
 
@@ -33,6 +42,7 @@ def banner(state: ServerState, port: int, loop: str = "asyncio") -> str:
     config = state.config
     base = f"http://{config.host}:{port}"
     workers = f", {config.workers} workers" if config.workers > 1 else ""
+    workers += f", state {state.backend.name}" if state.backend.shared else ""
     lines = (
         [
             f"mockai {__version__} listening on {base} (seed {config.seed}{workers})",
@@ -41,10 +51,18 @@ def banner(state: ServerState, port: int, loop: str = "asyncio") -> str:
                 "  POST /v1/chat/completions  /v1/completions  /v1/responses  /v1/embeddings"
                 "  /v1/moderations"
             ),
+            (
+                "  POST /v1/images/generations  /v1/images/edits  /v1/audio/speech"
+                "  /v1/audio/transcriptions  /v1/files  /v1/batches"
+            ),
             "  GET  /v1/models  /v1/models/{id}",
             "  state: /v1/responses/{id}  /v1/conversations  /v1/chat/completions (store: true)",
             "  Azure: /openai/deployments/{deployment}/...  /openai/v1/...",
-            "  admin: /_mockai/health  /_mockai/requests  /_mockai/rules  /_mockai/reset",
+            (
+                "  admin: /_mockai/health  /_mockai/requests  /_mockai/rules  /_mockai/reset"
+                "  /_mockai/metrics"
+            ),
+            f"  inspector: {base}/_mockai/",
         ]
         + [f"  {line}" for line in _answers(state)]
         + [f"  event loop: {loop}", "Press Ctrl-C to stop."]
@@ -104,17 +122,31 @@ def keep_big_buffers_out_of_the_heap() -> None:
         pass
 
 
-async def serve_socket(config: Config, sock: socket.socket, *, announce: bool = True) -> None:
-    """Serve on `sock` until SIGINT or SIGTERM, then shut down cleanly."""
+async def serve_socket(
+    config: Config,
+    sock: socket.socket,
+    *,
+    announce: bool = True,
+    on_stop: Callable[[], None] | None = None,
+    metrics_dir: str | None = None,
+) -> None:
+    """Serve on `sock` until SIGINT or SIGTERM, then shut down gracefully (see the module);
+    `on_stop` runs as soon as the signal comes (the parent passes it on to the workers);
+    `metrics_dir` is where the workers add up their metrics."""
     keep_big_buffers_out_of_the_heap()
-    app = create_app(config)
+    app = create_app(config, metrics_dir=metrics_dir)
     # Startup objects (catalogs, Faker's data, compiled rules) live forever: keeping them out of
     # the collector's scans cuts full-collection pauses from tens of milliseconds to a few.
     gc.freeze()
     # aiohttp's keep-alive timer also runs while a connection has not sent a whole request
     # head yet: it bounds idle and half-open connections alike.
+    # `shutdown_timeout` is the grace: how long handlers still running (streams) may take once
+    # the listening socket is closed, before they are cancelled.
     runner = web.AppRunner(
-        app, access_log=None, shutdown_timeout=5.0, keepalive_timeout=config.read_timeout
+        app,
+        access_log=None,
+        shutdown_timeout=config.grace,
+        keepalive_timeout=config.read_timeout,
     )
     await runner.setup()
     await sites.StampingSite(runner, sock, app[STATE].arrivals).start()
@@ -131,8 +163,14 @@ async def serve_socket(config: Config, sock: socket.socket, *, announce: bool = 
     try:
         await stopping.wait()
     finally:
+        if on_stop is not None:
+            on_stop()
         if announce:
-            print("mockai: shutting down", file=sys.stderr, flush=True)
+            print(
+                f"mockai: shutting down (in-flight requests get up to {config.grace:g}s)",
+                file=sys.stderr,
+                flush=True,
+            )
         await runner.cleanup()
 
 
@@ -140,30 +178,51 @@ def run(config: Config) -> None:
     """Serve `config` in the foreground with `config.workers` processes."""
     sock = listen(config)
     port = sock.getsockname()[1]  # the real port, when 0 asked for a free one
-    children = [_fork_worker(config, port) for _ in range(max(config.workers, 1) - 1)]
-    try:
-        sites.run_stamped(serve_socket(config, sock), config.event_loop)
-    finally:
+    # Where the workers add up their metrics (each writes its totals there).
+    metrics_dir = tempfile.mkdtemp(prefix="mockai-metrics-") if config.workers > 1 else None
+    children = [
+        _fork_worker(config, port, sock, metrics_dir) for _ in range(max(config.workers, 1) - 1)
+    ]
+
+    def stop_children() -> None:
         for pid in children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
+
+    try:
+        sites.run_stamped(
+            serve_socket(config, sock, on_stop=stop_children, metrics_dir=metrics_dir),
+            config.event_loop,
+        )
+    finally:
+        stop_children()
         for pid in children:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
+            if metrics_dir is not None:
+                worker_exited(metrics_dir, pid)
         sock.close()
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
-def _fork_worker(config: Config, port: int) -> int:
+def _fork_worker(
+    config: Config, port: int, parent_socket: socket.socket, metrics_dir: str | None
+) -> int:
     pid = os.fork()
     if pid:
         return pid
     # The child: serve on its own socket bound to the same port until told to stop; it never
-    # returns into the caller's code.
+    # returns into the caller's code. The parent's listening socket is closed here: held open
+    # by a child, it would keep taking connections nobody accepts once the parent stopped
+    # (reset at exit instead of refused while shutting down).
+    parent_socket.close()
     code = 0
     try:
-        sites.run_stamped(
-            serve_socket(config, listen(config, port), announce=False), config.event_loop
+        serving = serve_socket(
+            config, listen(config, port), announce=False, metrics_dir=metrics_dir
         )
+        sites.run_stamped(serving, config.event_loop)
     except BaseException:
         code = 1
     finally:

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from mockai.api import common
+from mockai.backend.base import Records, RecordsFactory
+from mockai.backend.memory import MemoryBackend
 from mockai.errors import ApiError
 from mockai.pipeline.exchange import Endpoint, Exchange
 from mockai.stores import items, kept
@@ -37,13 +39,40 @@ class _Stored:
     settings: dict[str, Any]  # what the API echoes on a stored completion
 
 
+def _stored_json(stored: _Stored) -> dict[str, Any]:
+    return {
+        "answer": kept.answer_json(stored.answer),
+        "model": stored.model,
+        "messages": stored.messages,
+        "metadata": stored.metadata,
+        "settings": stored.settings,
+    }
+
+
+def _stored_from_json(data: Any) -> _Stored:
+    return _Stored(
+        answer=kept.answer_from_json(data["answer"]),
+        model=str(data["model"]),
+        messages=list(data["messages"]),
+        metadata=dict(data["metadata"]),
+        settings=dict(data["settings"]),
+    )
+
+
+_CODEC = kept.JsonCodec(_stored_json, _stored_from_json)
+
+
 class CompletionStore:
     """Chat completions answered with `store: true`, by id (bounded, oldest evicted first)."""
 
     def __init__(
-        self, capacity: int = DEFAULT_CAPACITY, max_bytes: int = kept.DEFAULT_MAX_BYTES
+        self,
+        capacity: int = DEFAULT_CAPACITY,
+        backend: RecordsFactory | None = None,
+        max_bytes: int = kept.DEFAULT_MAX_BYTES,
     ) -> None:
-        self._stored: kept.Shelf[str, _Stored] = kept.Shelf(capacity, max_bytes)
+        backend = backend or MemoryBackend()
+        self._stored: Records[_Stored] = backend.records("completions", _CODEC, capacity, max_bytes)
 
     @property
     def capacity(self) -> int:
@@ -54,7 +83,7 @@ class CompletionStore:
     def capacity(self, capacity: int) -> None:
         self._stored.capacity = capacity
 
-    def keep(self, exchange: Exchange, outgoing: Outgoing) -> None:
+    async def keep(self, exchange: Exchange, outgoing: Outgoing) -> None:
         """Remember a chat answer if its request asked for `store: true`."""
         if exchange.endpoint is not Endpoint.CHAT or exchange.body.get("store") is not True:
             return
@@ -84,9 +113,9 @@ class CompletionStore:
         )
         # (the messages are weighed by their tokens: ~4 bytes each)
         weight = kept.weight(outgoing) + 4 * exchange.prompt_tokens
-        self._stored.put(completion_id, stored, weight)
+        await self._stored.put(completion_id, stored, weight)
 
-    def list(self, query: Mapping[str, str]) -> dict[str, Any]:
+    async def list(self, query: Mapping[str, str]) -> dict[str, Any]:
         """`GET /chat/completions`: the kept completions, oldest first unless `order=desc`."""
         model = query.get("model")
         wanted = {
@@ -95,30 +124,37 @@ class CompletionStore:
             if (match := _METADATA_KEY.match(key)) is not None
         }
         chosen = [
-            self._shown(completion_id, stored)
-            for completion_id, stored in self._stored.items()
+            self._shown(stored)
+            for stored in await self._stored.values()
             if (model is None or stored.model == model)
             and all(stored.metadata.get(key) == value for key, value in wanted.items())
         ]
         return items.page(chosen, query, default_order="asc")
 
-    def retrieve(self, completion_id: str) -> dict[str, Any]:
-        return self._shown(completion_id, self._find(completion_id))
+    async def retrieve(self, completion_id: str) -> dict[str, Any]:
+        return self._shown(await self._find(completion_id), completion_id)
 
-    def update(self, completion_id: str, body: Any) -> dict[str, Any]:
+    async def update(self, completion_id: str, body: Any) -> dict[str, Any]:
         """`POST /chat/completions/{id}`: `{metadata}` replaces the metadata."""
-        stored = self._find(completion_id)
-        stored.metadata = common.metadata_update(body)
-        return self._shown(completion_id, stored)
+        metadata = common.metadata_update(body)
 
-    def delete(self, completion_id: str) -> dict[str, Any]:
-        self._find(completion_id)
-        self._stored.pop(completion_id)
+        def change(stored: _Stored) -> dict[str, Any]:
+            stored.metadata = metadata
+            return self._shown(stored, completion_id)
+
+        try:
+            return await self._stored.update(completion_id, change)
+        except KeyError:
+            raise _not_found(completion_id) from None
+
+    async def delete(self, completion_id: str) -> dict[str, Any]:
+        if await self._stored.pop(completion_id) is None:
+            raise _not_found(completion_id)
         return {"object": "chat.completion.deleted", "id": completion_id, "deleted": True}
 
-    def messages(self, completion_id: str, query: Mapping[str, str]) -> dict[str, Any]:
+    async def messages(self, completion_id: str, query: Mapping[str, str]) -> dict[str, Any]:
         """`GET /chat/completions/{id}/messages`: the request's messages, with ids."""
-        stored = self._find(completion_id)
+        stored = await self._find(completion_id)
         listed = [
             _listed_message(message, f"{completion_id}-{index}")
             for index, message in enumerate(stored.messages)
@@ -126,28 +162,30 @@ class CompletionStore:
         ]
         return items.page(listed, query, default_order="asc")
 
-    def clear(self) -> None:
-        self._stored.clear()
+    async def clear(self) -> None:
+        await self._stored.clear()
 
-    def __len__(self) -> int:
-        return len(self._stored)
-
-    def _find(self, completion_id: str) -> _Stored:
-        stored = self._stored.get(completion_id)
+    async def _find(self, completion_id: str) -> _Stored:
+        stored = await self._stored.get(completion_id)
         if stored is None:
-            raise ApiError(404, f"Chat completion with id '{completion_id}' not found.", param=None)
+            raise _not_found(completion_id)
         return stored
 
     @staticmethod
-    def _shown(completion_id: str, stored: _Stored) -> dict[str, Any]:
+    def _shown(stored: _Stored, completion_id: str | None = None) -> dict[str, Any]:
         completion = completion_of(stored.answer)
         if completion is None:
+            shown_id = completion_id or kept.answer_id(stored.answer, _COMPLETION_ID)
             raise ApiError(
                 500,
-                f"mockai: the answer stored as {completion_id} holds no chat completion to show",
+                f"mockai: the answer stored as {shown_id} holds no chat completion to show",
                 type="server_error",
             )
         return {**completion, **stored.settings, "metadata": stored.metadata}
+
+
+def _not_found(completion_id: str) -> ApiError:
+    return ApiError(404, f"Chat completion with id '{completion_id}' not found.", param=None)
 
 
 def completion_of(answer: Body | EventStream) -> dict[str, Any] | None:

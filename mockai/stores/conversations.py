@@ -13,14 +13,15 @@ same id, and item ids derive from the conversation's.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from mockai.api import common
 from mockai.api.fieldrules import missing, type_error
 from mockai.api.responses import conversation_id, parse_items
+from mockai.backend.base import Records, RecordsFactory
+from mockai.backend.memory import MemoryBackend
 from mockai.errors import ApiError
 from mockai.pipeline.exchange import Endpoint, Exchange
 from mockai.stores import items, kept
@@ -30,6 +31,7 @@ from mockai.wire.outgoing import Body, EventStream, Outgoing
 
 DEFAULT_CAPACITY = 1000
 MAX_ITEMS_PER_CALL = 20  # the API adds at most 20 items per call
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -56,56 +58,94 @@ class _Conversation:
         return new
 
 
+def _conversation_json(conversation: _Conversation) -> dict[str, Any]:
+    return {
+        "id": conversation.id,
+        "created_at": conversation.created_at,
+        "metadata": conversation.metadata,
+        "items": conversation.items,
+        "added": conversation.added,
+    }
+
+
+def _conversation_from_json(data: Any) -> _Conversation:
+    return _Conversation(
+        id=str(data["id"]),
+        created_at=int(data["created_at"]),
+        metadata=dict(data["metadata"]),
+        items=list(data["items"]),
+        added=int(data["added"]),
+    )
+
+
+_CODEC = kept.JsonCodec(_conversation_json, _conversation_from_json)
+_TOMBSTONE = kept.JsonCodec(lambda value: 1, lambda data: True)
+
+
 class ConversationStore:
     """The conversations of one server, by id (bounded, oldest evicted first)."""
 
-    def __init__(self, seed: int = 0, created: int = 0, capacity: int = DEFAULT_CAPACITY) -> None:
+    def __init__(
+        self,
+        seed: int = 0,
+        created: int = 0,
+        capacity: int = DEFAULT_CAPACITY,
+        backend: RecordsFactory | None = None,
+    ) -> None:
         self.seed = seed
         self.created = created
-        self.capacity = capacity
-        self._conversations: OrderedDict[str, _Conversation] = OrderedDict()
-        self._deleted: OrderedDict[str, None] = OrderedDict()  # (bounded too)
-        self._made = 0
+        backend = backend or MemoryBackend()
+        self._conversations: Records[_Conversation] = backend.records(
+            "conversations", _CODEC, capacity
+        )
+        self._deleted: Records[bool] = backend.records(
+            "conversations:deleted", _TOMBSTONE, capacity
+        )
 
     # --- the /conversations routes ----------------------------------------------------------
 
-    def create(self, body: Any) -> dict[str, Any]:
+    async def create(self, body: Any) -> dict[str, Any]:
         """`POST /conversations`: `{items?, metadata?}` (no body: an empty conversation)."""
         body = common.require_object({} if body is None else body)
         metadata = common.parse_metadata(body.get("metadata"))
         raw = _new_items(body.get("items"), "items")
-        self._made += 1
-        key = f"{self.seed}:{self._made}".encode()
+        made = await self._conversations.next_serial()
+        key = f"{self.seed}:{made}".encode()
         conversation = _Conversation("conv_" + ids.hexid(key, "conv", 48), self.created, metadata)
         conversation.add(raw)
-        kept.put(self._conversations, conversation.id, conversation, self.capacity)
+        await self._conversations.put(conversation.id, conversation)
         return conversation.resource()
 
-    def retrieve(self, conversation_id: str) -> dict[str, Any]:
-        return self._find(conversation_id).resource()
+    async def retrieve(self, conversation_id: str) -> dict[str, Any]:
+        return (await self._find(conversation_id)).resource()
 
-    def update(self, conversation_id: str, body: Any) -> dict[str, Any]:
+    async def update(self, conversation_id: str, body: Any) -> dict[str, Any]:
         """`POST /conversations/{id}`: `{metadata}` replaces the metadata."""
-        conversation = self._find(conversation_id)
-        conversation.metadata = common.metadata_update(body)
-        return conversation.resource()
+        metadata = common.metadata_update(body)
 
-    def delete(self, conversation_id: str) -> dict[str, Any]:
-        self._find(conversation_id)
-        del self._conversations[conversation_id]
-        kept.put(self._deleted, conversation_id, None, self.capacity)
+        def change(conversation: _Conversation) -> dict[str, Any]:
+            conversation.metadata = metadata
+            return conversation.resource()
+
+        return await self._change(conversation_id, change)
+
+    async def delete(self, conversation_id: str) -> dict[str, Any]:
+        if await self._conversations.pop(conversation_id) is None:
+            raise _not_found(conversation_id)
+        await self._deleted.put(conversation_id, True)
         return {"id": conversation_id, "object": "conversation.deleted", "deleted": True}
 
-    def list_items(self, conversation_id: str, query: Mapping[str, str]) -> dict[str, Any]:
-        return items.page(self._find(conversation_id).items, query)
+    async def list_items(self, conversation_id: str, query: Mapping[str, str]) -> dict[str, Any]:
+        return items.page((await self._find(conversation_id)).items, query)
 
-    def add_items(self, conversation_id: str, body: Any) -> dict[str, Any]:
+    async def add_items(self, conversation_id: str, body: Any) -> dict[str, Any]:
         """`POST /conversations/{id}/items`: `{items}`; answers with the added items."""
-        conversation = self._find(conversation_id)
+        await self._find(conversation_id)  # an unknown id is a 404 before the body's problems
         body = common.require_object({} if body is None else body)
         if "items" not in body:
             raise missing("items")
-        added = conversation.add(_new_items(body["items"], "items"))
+        new = _new_items(body["items"], "items")
+        added = await self._change(conversation_id, lambda conversation: conversation.add(new))
         return {
             "object": "list",
             "data": added,
@@ -114,41 +154,43 @@ class ConversationStore:
             "has_more": False,
         }
 
-    def item(self, conversation_id: str, item_id: str) -> dict[str, Any]:
-        conversation = self._find(conversation_id)
+    async def item(self, conversation_id: str, item_id: str) -> dict[str, Any]:
+        conversation = await self._find(conversation_id)
         return conversation.items[self._position(conversation, item_id)]
 
-    def delete_item(self, conversation_id: str, item_id: str) -> dict[str, Any]:
+    async def delete_item(self, conversation_id: str, item_id: str) -> dict[str, Any]:
         """Remove one item; the API answers with the conversation."""
-        conversation = self._find(conversation_id)
-        del conversation.items[self._position(conversation, item_id)]
-        return conversation.resource()
+
+        def change(conversation: _Conversation) -> dict[str, Any]:
+            del conversation.items[self._position(conversation, item_id)]
+            return conversation.resource()
+
+        return await self._change(conversation_id, change)
 
     # --- while serving POST /responses ------------------------------------------------------
 
-    def held_items(self, conversation_id: str) -> list[dict[str, Any]] | None:
+    async def held_items(self, conversation_id: str) -> list[dict[str, Any]] | None:
         """A conversation's items, the context of a request that names it (None if unknown)."""
-        conversation = self._conversations.get(conversation_id)
+        conversation = await self._conversations.get(conversation_id)
         return None if conversation is None else conversation.items
 
-    def check(self, exchange: Exchange, *, strict: bool) -> None:
+    async def check(self, exchange: Exchange, *, strict: bool) -> None:
         """Refuse a `conversation` the API would not find: a deleted one always, an unknown one
         only when `strict` (tests may name conversations from elsewhere)."""
         if exchange.endpoint is not Endpoint.RESPONSES:
             return
         wanted = conversation_id(exchange.body)
-        if wanted is None or wanted in self._conversations:
+        if wanted is None or await self._conversations.has(wanted):
             return
-        if wanted in self._deleted or strict:
+        if strict or await self._deleted.has(wanted):
             raise ApiError(404, f"Conversation with id '{wanted}' not found.", param="conversation")
 
-    def extend(self, exchange: Exchange, answer: Outgoing) -> None:
+    async def extend(self, exchange: Exchange, answer: Outgoing) -> None:
         """After a response in a conversation: append its input, then its output items."""
         if exchange.endpoint is not Endpoint.RESPONSES or "conversation" not in exchange.body:
             return
         wanted = conversation_id(exchange.body)
-        conversation = self._conversations.get(wanted) if wanted is not None else None
-        if conversation is None or answer.status != 200:
+        if wanted is None or answer.status != 200:
             return
         if not isinstance(answer, Body | EventStream):
             return  # relayed from an upstream: the upstream keeps its conversations
@@ -156,24 +198,34 @@ class ConversationStore:
         output = response.get("output") if response is not None else None
         if not isinstance(output, list):
             return  # not a Response (a replayed recording may hold anything): nothing to add
-        conversation.add(exchange.body.get("input"))
-        conversation.items.extend(output)
-        conversation.added += len(output)
+        sent = exchange.body.get("input")
 
-    def clear(self) -> None:
+        def append(conversation: _Conversation) -> None:
+            conversation.add(sent)
+            conversation.items.extend(output)
+            conversation.added += len(output)
+
+        try:
+            await self._conversations.update(wanted, append)
+        except KeyError:
+            return  # deleted (or evicted) meanwhile: nothing to extend
+
+    async def clear(self) -> None:
         """Forget everything (the server's reset)."""
-        self._conversations.clear()
-        self._deleted.clear()
-        self._made = 0
+        await self._conversations.clear()
+        await self._deleted.clear()
 
-    def __len__(self) -> int:
-        return len(self._conversations)
-
-    def _find(self, conversation_id: str) -> _Conversation:
-        conversation = self._conversations.get(conversation_id)
+    async def _find(self, conversation_id: str) -> _Conversation:
+        conversation = await self._conversations.get(conversation_id)
         if conversation is None:
-            raise ApiError(404, f"Conversation with id '{conversation_id}' not found.")
+            raise _not_found(conversation_id)
         return conversation
+
+    async def _change(self, conversation_id: str, change: Callable[[_Conversation], T]) -> T:
+        try:
+            return await self._conversations.update(conversation_id, change)
+        except KeyError:
+            raise _not_found(conversation_id) from None
 
     @staticmethod
     def _position(conversation: _Conversation, item_id: str) -> int:
@@ -183,6 +235,10 @@ class ConversationStore:
         raise ApiError(
             404, f"Item with id '{item_id}' not found in conversation '{conversation.id}'."
         )
+
+
+def _not_found(conversation_id: str) -> ApiError:
+    return ApiError(404, f"Conversation with id '{conversation_id}' not found.")
 
 
 def _new_items(raw: Any, param: str) -> list[Any]:

@@ -39,6 +39,9 @@ def _item(item: Mapping[str, Any], key: bytes, index: int) -> dict[str, Any]:
     if kind == "message":
         shown["content"] = _message_content(item.get("content"), item.get("role"))
         prefix = "msg"
+    elif kind == "function_call_output" and isinstance(item.get("output"), list):
+        shown["output"] = [_part(part) for part in item["output"]]
+        prefix = "fco"
     else:
         prefix = {"function_call": "fc", "function_call_output": "fco"}.get(str(kind), "item")
     # A null `id` or `status` (which input items may send) is one the API fills in; and an item
@@ -50,8 +53,25 @@ def _item(item: Mapping[str, Any], key: bytes, index: int) -> dict[str, Any]:
     return shown
 
 
+def _part(part: Any) -> Any:
+    """A content part as the API lists it: an image's `detail` defaults to `auto`, and optional
+    settings sent as null are left out (the listed forms do not take null)."""
+    if not isinstance(part, dict):
+        return part
+    shown = {key: value for key, value in part.items() if value is not None or key in _NULLABLE}
+    if shown.get("type") == "input_image":
+        shown.setdefault("detail", "auto")
+    return shown
+
+
+# Part fields whose listed form takes null (the rest are left out when sent as null).
+_NULLABLE = frozenset({"image_url", "file_id"})
+
+
 def _message_content(content: Any, role: Any) -> Any:
     """Plain-string message content as the typed parts the API lists it with."""
+    if isinstance(content, list):
+        return [_part(part) for part in content]
     if not isinstance(content, str):
         return content
     if role == "assistant":
@@ -60,7 +80,12 @@ def _message_content(content: Any, role: Any) -> Any:
 
 
 def page(
-    every: Sequence[dict[str, Any]], query: Mapping[str, str], *, default_order: str = "desc"
+    every: Sequence[dict[str, Any]],
+    query: Mapping[str, str],
+    *,
+    default_order: str = "desc",
+    default_limit: int = 20,
+    max_limit: int = MAX_LIMIT,
 ) -> dict[str, Any]:
     """One page of a list (`order`, `limit`, `after`; newest first unless the list's default
     says otherwise), as the API's list objects: `data`, `first_id`, `last_id`, `has_more`."""
@@ -72,7 +97,7 @@ def page(
             param="order",
             code="invalid_value",
         )
-    limit = _limit(query.get("limit", "20"))
+    limit = _limit(query.get("limit", str(default_limit)), max_limit)
     ordered = list(every) if order == "asc" else list(reversed(every))
     after = query.get("after")
     if after is not None:
@@ -90,15 +115,15 @@ def page(
     }
 
 
-def _limit(raw: str) -> int:
+def _limit(raw: str, most: int) -> int:
     try:
         limit = int(raw)
     except ValueError:
         limit = 0
-    if not 1 <= limit <= MAX_LIMIT:
+    if not 1 <= limit <= most:
         raise ApiError(
             400,
-            f"Invalid 'limit': integer between 1 and {MAX_LIMIT} expected, got {raw!r}.",
+            f"Invalid 'limit': integer between 1 and {most} expected, got {raw!r}.",
             param="limit",
             code="integer_out_of_range",
         )

@@ -8,26 +8,20 @@ the oldest entry goes first (a `Shelf`).
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections import OrderedDict
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
+from mockai.pipeline.exchange import CalledTool, Message
 from mockai.wire import jsonbytes
 from mockai.wire.events import event_data
 from mockai.wire.outgoing import Body, EventStream
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
-
-
-def put(entries: OrderedDict[K, V], key: K, value: V, capacity: int) -> None:
-    """Add or refresh `key` as the newest entry; the oldest go beyond `capacity`."""
-    entries[key] = value
-    entries.move_to_end(key)
-    while len(entries) > capacity:
-        entries.popitem(last=False)
 
 
 # Bytes of answers each store keeps (the oldest go first past it).
@@ -56,6 +50,9 @@ class Shelf(Generic[K, V]):
     def get(self, key: K) -> V | None:
         held = self._entries.get(key)
         return None if held is None else held[0]
+
+    def __getitem__(self, key: K) -> V:
+        return self._entries[key][0]
 
     def pop(self, key: K) -> V | None:
         """Remove `key`; its value, or None if it was not kept."""
@@ -116,3 +113,75 @@ def event_objects(answer: EventStream) -> Iterator[dict[str, Any]]:
             continue
         if isinstance(event, dict):
             yield event
+
+
+# --- records as JSON, for shared state backends ---------------------------------------------
+
+
+class JsonCodec(Generic[V]):
+    """A RecordCodec from a pair of functions to and from JSON-friendly values."""
+
+    def __init__(self, to_json: Callable[[V], Any], from_json: Callable[[Any], V]) -> None:
+        self._to_json = to_json
+        self._from_json = from_json
+
+    def encode(self, record: V) -> bytes:
+        return jsonbytes.dumps(self._to_json(record))
+
+    def decode(self, data: bytes) -> V:
+        return self._from_json(jsonbytes.loads(data))
+
+
+def answer_json(answer: Body | EventStream) -> dict[str, Any]:
+    """A kept answer as JSON (bytes as base64): what a stored record needs to show it again."""
+    common = {"status": answer.status, "content_type": answer.content_type}
+    common["headers"] = dict(answer.headers)
+    if isinstance(answer, Body):
+        return {**common, "body": _b64(answer.body)}
+    return {**common, "frames": [_b64(frame) for frame in answer.frames], "tail": answer.tail}
+
+
+def answer_from_json(data: Mapping[str, Any]) -> Body | EventStream:
+    """The answer `answer_json` described."""
+    headers = dict(data.get("headers") or {})
+    if "frames" in data:
+        return EventStream(
+            frames=tuple(_unb64(frame) for frame in data["frames"]),
+            tail=int(data["tail"]),
+            status=int(data["status"]),
+            content_type=str(data["content_type"]),
+            headers=headers,
+        )
+    return Body(int(data["status"]), _unb64(data["body"]), str(data["content_type"]), headers)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text)
+
+
+def message_json(message: Message) -> dict[str, Any]:
+    """A conversation turn as JSON."""
+    return {
+        "role": message.role,
+        "text": message.text,
+        "tool_call_id": message.tool_call_id,
+        "name": message.name,
+        "tool_calls": [[c.id, c.name, c.arguments] for c in message.tool_calls],
+        "images": message.images,
+    }
+
+
+def message_from_json(data: Mapping[str, Any]) -> Message:
+    """The turn `message_json` described."""
+    return Message(
+        role=str(data["role"]),
+        text=str(data["text"]),
+        tool_call_id=data.get("tool_call_id"),
+        name=data.get("name"),
+        tool_calls=tuple(CalledTool(*call) for call in data.get("tool_calls") or ()),
+        images=int(data.get("images") or 0),
+    )

@@ -19,11 +19,12 @@ deterministically, without timing. Cancelling one that has not finished makes it
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+from mockai.backend.base import Records, RecordsFactory
+from mockai.backend.memory import MemoryBackend
 from mockai.errors import ApiError
 from mockai.pipeline.exchange import CalledTool, Endpoint, Exchange, Message
 from mockai.stores import items, kept
@@ -33,6 +34,7 @@ from mockai.wire.outgoing import Body, EventStream, Outgoing
 DEFAULT_CAPACITY = 1000
 _RESPONSE_ID = re.compile(rb'"id"\s*:\s*"(resp_[^"\\]+)"')
 _TERMINAL_EVENTS = ("response.completed", "response.incomplete", "response.failed")
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -46,15 +48,45 @@ class _Stored:
     history: tuple[Message, ...] | None = None  # the conversation and the answer, once asked
 
 
+def _stored_json(stored: _Stored) -> dict[str, Any]:
+    return {
+        "answer": kept.answer_json(stored.answer),
+        "input": stored.input,
+        "key": stored.key.decode(),
+        "background": stored.background,
+        "conversation": [kept.message_json(message) for message in stored.conversation],
+        "stage": stored.stage,
+    }
+
+
+def _stored_from_json(data: Any) -> _Stored:
+    return _Stored(
+        answer=kept.answer_from_json(data["answer"]),
+        input=data["input"],
+        key=str(data["key"]).encode(),
+        background=bool(data["background"]),
+        conversation=tuple(kept.message_from_json(m) for m in data["conversation"]),
+        stage=str(data["stage"]),
+    )
+
+
+_CODEC = kept.JsonCodec(_stored_json, _stored_from_json)
+_REASON = kept.JsonCodec(str, str)
+
+
 class ResponseStore:
     """Responses this server answered, by id (bounded, oldest evicted first)."""
 
     def __init__(
-        self, capacity: int = DEFAULT_CAPACITY, max_bytes: int = kept.DEFAULT_MAX_BYTES
+        self,
+        capacity: int = DEFAULT_CAPACITY,
+        backend: RecordsFactory | None = None,
+        max_bytes: int = kept.DEFAULT_MAX_BYTES,
     ) -> None:
-        self._stored: kept.Shelf[str, _Stored] = kept.Shelf(capacity, max_bytes)
+        backend = backend or MemoryBackend()
+        self._stored: Records[_Stored] = backend.records("responses", _CODEC, capacity, max_bytes)
         # Ids answered with `store: false`, or deleted: naming them later is the API's 400/404.
-        self._gone: OrderedDict[str, str] = OrderedDict()
+        self._gone: Records[str] = backend.records("responses:gone", _REASON, capacity)
 
     @property
     def capacity(self) -> int:
@@ -63,11 +95,11 @@ class ResponseStore:
 
     @capacity.setter
     def capacity(self, capacity: int) -> None:
-        self._stored.capacity = capacity
+        self._stored.capacity = self._gone.capacity = capacity
 
     # --- while serving POST /responses ------------------------------------------------------
 
-    def check_previous(self, exchange: Exchange, *, strict: bool) -> None:
+    async def check_previous(self, exchange: Exchange, *, strict: bool) -> None:
         """Refuse a `previous_response_id` the API would not find.
 
         Ids this server answered but did not store (or deleted) are refused always; ids it never
@@ -76,10 +108,10 @@ class ResponseStore:
         if exchange.endpoint is not Endpoint.RESPONSES:
             return
         previous = exchange.body.get("previous_response_id")
-        if not isinstance(previous, str) or previous in self._stored:
+        if not isinstance(previous, str) or await self._stored.has(previous):
             return
-        if previous in self._gone or strict:
-            reason = self._gone.get(previous)
+        reason = await self._gone.get(previous)
+        if reason is not None or strict:
             raise ApiError(
                 400,
                 f"Previous response with id '{previous}' not found."
@@ -88,7 +120,7 @@ class ResponseStore:
                 code="previous_response_not_found",
             )
 
-    def keep(self, exchange: Exchange, outgoing: Outgoing) -> Outgoing:
+    async def keep(self, exchange: Exchange, outgoing: Outgoing) -> Outgoing:
         """Remember a Responses answer; returns what to send (`queued`, for a background run)."""
         if exchange.endpoint is not Endpoint.RESPONSES or outgoing.status != 200:
             return outgoing
@@ -99,10 +131,10 @@ class ResponseStore:
             return outgoing
         body = exchange.body
         if body.get("store") is False:
-            self._forget(response_id, "answered with store: false")
+            await self._gone.put(response_id, "answered with store: false")
             return outgoing
         background = bool(body.get("background")) and isinstance(outgoing, Body)
-        self._gone.pop(response_id, None)
+        await self._gone.pop(response_id)
         # The codec puts `instructions` first; the API does not carry them over to a next turn.
         conversation = exchange.messages[1:] if body.get("instructions") else exchange.messages
         stored = _Stored(
@@ -110,42 +142,45 @@ class ResponseStore:
         )
         # (the input is weighed by its tokens: ~4 bytes each, without serialising it again)
         weight = kept.weight(outgoing) + 4 * exchange.prompt_tokens
-        self._stored.put(response_id, stored, weight)
+        await self._stored.put(response_id, stored, weight)
         response = response_of(outgoing) if background else None
         if response is None:
             return outgoing
         queued = _pending(response, "queued")
         return Body(200, jsonbytes.dumps(queued), outgoing.content_type, outgoing.headers)
 
-    def history(self, response_id: str) -> tuple[Message, ...] | None:
+    async def history(self, response_id: str) -> tuple[Message, ...] | None:
         """The conversation up to and including a stored response's answer (None if unknown)."""
-        stored = self._stored.get(response_id)
+        stored = await self._stored.get(response_id)
         if stored is None:
             return None
-        if stored.history is None:
+        if stored.history is None:  # (kept on the record in-process; a shared copy recomputes)
             response = response_of(stored.answer) or {}
             stored.history = stored.conversation + _answer_messages(response.get("output") or ())
         return stored.history
 
     # --- the /responses/{id} routes ---------------------------------------------------------
 
-    def retrieve(self, response_id: str) -> dict[str, Any]:
+    async def retrieve(self, response_id: str) -> dict[str, Any]:
         """The response as it stands now (a background run moves one step on per retrieval)."""
-        stored = self._find(response_id)
-        response = _readable(response_id, stored)
-        if not stored.background or stored.stage == "completed":
-            return response
-        if stored.stage == "queued":
-            stored.stage = "in_progress"
-        elif stored.stage == "in_progress":
-            stored.stage = "completed"
-            return response
-        return _pending(response, stored.stage)
 
-    def resume(self, response_id: str, starting_after: str | None) -> EventStream:
+        def advance(stored: _Stored) -> dict[str, Any]:
+            response = _readable(response_id, stored)
+            if not stored.background or stored.stage == "completed":
+                return response
+            if stored.stage == "queued":
+                stored.stage = "in_progress"
+            elif stored.stage == "in_progress":
+                stored.stage = "completed"
+                return response
+            return _pending(response, stored.stage)
+
+        return await self._change(response_id, advance)
+
+    async def resume(self, response_id: str, starting_after: str | None) -> EventStream:
         """`GET /responses/{id}?stream=true`: a streamed response's events again, from the one
         after `starting_after` (a sequence number), as a client resuming a stream asks."""
-        stored = self._find(response_id)
+        stored = await self._find(response_id)
         if not isinstance(stored.answer, EventStream):
             raise ApiError(
                 400,
@@ -170,44 +205,51 @@ class ResponseStore:
             content_type=stored.answer.content_type,
         )
 
-    def delete(self, response_id: str) -> dict[str, Any]:
+    async def delete(self, response_id: str) -> dict[str, Any]:
         """Forget a response; the API's deletion confirmation."""
-        self._find(response_id)
-        self._stored.pop(response_id)
-        self._forget(response_id, "deleted")
+        if await self._stored.pop(response_id) is None:
+            raise _not_found(response_id)
+        await self._gone.put(response_id, "deleted")
         return {"id": response_id, "object": "response", "deleted": True}
 
-    def cancel(self, response_id: str) -> dict[str, Any]:
+    async def cancel(self, response_id: str) -> dict[str, Any]:
         """Stop a background run that has not finished."""
-        stored = self._find(response_id)
-        if not stored.background:
-            raise ApiError(400, "Only responses created with background=true can be cancelled.")
-        if stored.stage == "completed":
-            raise ApiError(400, "Cannot cancel a completed response.")
-        stored.stage = "cancelled"
-        return _pending(_readable(response_id, stored), "cancelled")
 
-    def input_items(self, response_id: str, query: Mapping[str, str]) -> dict[str, Any]:
+        def stop(stored: _Stored) -> dict[str, Any]:
+            if not stored.background:
+                raise ApiError(400, "Only responses created with background=true can be cancelled.")
+            if stored.stage == "completed":
+                raise ApiError(400, "Cannot cancel a completed response.")
+            stored.stage = "cancelled"
+            return _pending(_readable(response_id, stored), "cancelled")
+
+        return await self._change(response_id, stop)
+
+    async def input_items(self, response_id: str, query: Mapping[str, str]) -> dict[str, Any]:
         """The input items of a response, paged like every list of the API (newest first)."""
-        stored = self._find(response_id)
+        stored = await self._find(response_id)
         return items.page(items.listed(stored.input, stored.key), query)
 
-    def clear(self) -> None:
+    async def clear(self) -> None:
         """Forget everything (the server's reset)."""
-        self._stored.clear()
-        self._gone.clear()
+        await self._stored.clear()
+        await self._gone.clear()
 
-    def __len__(self) -> int:
-        return len(self._stored)
-
-    def _find(self, response_id: str) -> _Stored:
-        stored = self._stored.get(response_id)
+    async def _find(self, response_id: str) -> _Stored:
+        stored = await self._stored.get(response_id)
         if stored is None:
-            raise ApiError(404, f"Response with id '{response_id}' not found.")
+            raise _not_found(response_id)
         return stored
 
-    def _forget(self, response_id: str, reason: str) -> None:
-        kept.put(self._gone, response_id, reason, self.capacity)
+    async def _change(self, response_id: str, change: Callable[[_Stored], T]) -> T:
+        try:
+            return await self._stored.update(response_id, change)
+        except KeyError:
+            raise _not_found(response_id) from None
+
+
+def _not_found(response_id: str) -> ApiError:
+    return ApiError(404, f"Response with id '{response_id}' not found.")
 
 
 def _readable(response_id: str, stored: _Stored) -> dict[str, Any]:

@@ -47,6 +47,15 @@ def body_too_large(limit: int) -> ApiError:
     )
 
 
+def bad_form(why: str) -> ApiError:
+    """A multipart body that cannot be read as the form its Content-Type announces."""
+    return ApiError(
+        400,
+        f"Could not parse multipart form: {why}. (HINT: let your HTTP library build the "
+        "multipart body and its Content-Type header, boundary included.)",
+    )
+
+
 def invalid_url(method: str, path: str) -> ApiError:
     """No such endpoint."""
     return ApiError(404, f"Invalid URL ({method} {path})")
@@ -177,6 +186,25 @@ def _timeout(model: str | None, retry_after: float) -> ApiError:
     return ApiError(504, "Gateway timeout.", type="server_error", code="timeout")
 
 
+def _content_policy(model: str | None, retry_after: float) -> ApiError:
+    # The image models' refusal: the GPT image models word it as `moderation_blocked`, DALL-E
+    # (and any other model) as `content_policy_violation`.
+    if model is not None and "gpt-image" in model:
+        return ApiError(
+            400,
+            "Your request was rejected by the safety system. If you believe this is an error, "
+            "contact us at help.openai.com and include the request ID.",
+            type="image_generation_user_error",
+            code="moderation_blocked",
+        )
+    return ApiError(
+        400,
+        "Your request was rejected as a result of our safety system. Your prompt may contain "
+        "text that is not allowed by our safety system.",
+        code="content_policy_violation",
+    )
+
+
 _Builder = Callable[[str | None, float], ApiError]
 
 _BUILDERS: Mapping[str, _Builder] = {
@@ -191,6 +219,7 @@ _BUILDERS: Mapping[str, _Builder] = {
     "bad_gateway": _bad_gateway,
     "overloaded": _overloaded,
     "timeout": _timeout,
+    "content_policy": _content_policy,
 }
 
 # Name -> a fresh instance with the defaults (no model named, a one-second retry-after).
@@ -222,6 +251,7 @@ def named(
             f"'{name}' is not a named error. Valid names are: {', '.join(NAMED)}"
         ) from None
     error = build(model, DEFAULT_RETRY_AFTER if retry_after is None else retry_after)
+    error.name = name
     return _with_retry_headers(error, retry_after, should_retry)
 
 
@@ -278,6 +308,7 @@ def from_spec(spec: Any, *, model: str | None = None) -> ApiError:
     for key in ("type", "code", "param", "message"):
         if key in spec:
             setattr(base, key, _optional_text(spec[key], key))
+            base.name = None  # customised: rendered as written, in the provider's envelope
     if "message" in spec and base.message is None:
         raise ValueError("message must be a string")
     base.headers = {**base.headers, **_header_map(spec.get("headers", {}))}
@@ -294,8 +325,9 @@ def _base_error(spec: Mapping[str, Any], model: str | None) -> ApiError:
             base = named(str(spec["name"]), model=model)
         except KeyError as error:
             raise ValueError(error.args[0]) from None
-        if "status" in spec:
+        if "status" in spec and _status(spec["status"]) != base.status:
             base.status = _status(spec["status"])
+            base.name = None
         return base
     if "status" not in spec:
         raise ValueError("a free-form error needs a status (or the name of a named error)")

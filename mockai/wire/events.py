@@ -14,7 +14,17 @@ from collections.abc import Sequence
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")
 # What the last events of a stream look like when they *complete* it (EventStream.tail).
-_TERMINAL_TYPES = frozenset({"response.completed", "response.incomplete", "response.failed"})
+_TERMINAL_TYPES = frozenset(
+    {
+        "response.completed",
+        "response.incomplete",
+        "response.failed",
+        "image_generation.completed",
+        "image_edit.completed",
+        "speech.audio.done",
+        "transcript.text.done",
+    }
+)
 
 
 class EventSplitter:

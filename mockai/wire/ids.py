@@ -55,6 +55,26 @@ def moderation_id(key: bytes) -> str:
     return "modr-" + hexid(key, "modr", 32)
 
 
+def image_id(key: bytes, index: int) -> str:
+    """The name an image answered by URL is kept under (like the API's `img-...` blobs)."""
+    return "img-" + alnum(key, f"img{index}", 24)
+
+
+def file_id(key: bytes) -> str:
+    """`file-` + 22 base62 characters, like the Files API's ids."""
+    return "file-" + alnum(key, "file", 22)
+
+
+def batch_id(key: bytes) -> str:
+    """`batch_` + 32 hex characters, like the Batch API's ids."""
+    return "batch_" + hexid(key, "batch", 32)
+
+
+def batch_request_id(key: bytes, line: int) -> str:
+    """`batch_req_` + 32 hex characters: the id of one line's answer in a batch's output."""
+    return "batch_req_" + hexid(key, f"batch_req{line}", 32)
+
+
 def system_fingerprint(model: str) -> str:
     """Stable per model, like the real API's `fp_…` values."""
     return "fp_" + hashlib.blake2b(model.encode(), digest_size=5).hexdigest()

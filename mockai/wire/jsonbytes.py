@@ -168,6 +168,25 @@ def valid_unicode(text: str) -> str:
     return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
 
 
+def dumps_lenient(value: Any) -> bytes:
+    """`dumps`, with lone surrogates in strings replaced by U+FFFD instead of failing: for
+    messages that quote what a client sent (a header or path with undecodable bytes)."""
+    try:
+        return dumps(value)
+    except UnicodeEncodeError:
+        return dumps(_valid_tree(value))
+
+
+def _valid_tree(value: Any) -> Any:
+    if isinstance(value, str):
+        return valid_unicode(value)
+    if isinstance(value, dict):
+        return {_valid_tree(key): _valid_tree(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_valid_tree(item) for item in value]
+    return value
+
+
 def canonical(value: Any) -> bytes:
     """Key-order independent JSON, for hashing and matching (never sent on the wire)."""
     try:

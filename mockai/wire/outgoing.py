@@ -4,8 +4,22 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 JSON_CONTENT_TYPE = "application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file an answer links to instead of carrying it (an image's `url`): the server keeps it
+    and serves it. Until then the body holds `ATTACHMENT_SCHEME + name` where the URL goes."""
+
+    name: str
+    data: bytes
+    content_type: str
+
+
+ATTACHMENT_SCHEME = b"mockai-attachment:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,6 +30,7 @@ class Body:
     body: bytes
     content_type: str = JSON_CONTENT_TYPE
     headers: Mapping[str, str] = field(default_factory=dict)
+    attachments: tuple[Attachment, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +52,9 @@ class EventStream:
     # The in-band error frame in this endpoint's own shape, for `error_event_after`; it is given
     # the number of frames already sent (the Responses API numbers its events).
     error_frame: Callable[[int], bytes] | None = None
+    # The usage the stream reports (chat), also when the client did not ask for it: a provider
+    # profile that always streams usage, or puts it elsewhere, takes it from here.
+    usage: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

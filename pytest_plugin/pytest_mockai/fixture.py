@@ -73,6 +73,10 @@ class MockaiFixture:
         """`http://127.0.0.1:PORT`, without `/v1`."""
         return self.server.base_url
 
+    def provider_url(self, name: str) -> str:
+        """The base URL of provider profile `name`: `http://127.0.0.1:PORT/groq/openai/v1`, ..."""
+        return self.server.provider_url(name)
+
     # --- clients -------------------------------------------------------------------------------
 
     def openai_client(self, **options: Any) -> Any:

@@ -9,7 +9,7 @@ condition with everything it needs bound; the other methods serve diagnostics (`
 
     base      Matcher, the registry, text distances
     values    endpoint, model, stream, has_tool_result, turn, tools
-    texts     user, system, tool_result
+    texts     user, system, tool_result, file
     fields    headers, body
 """
 

@@ -1,4 +1,4 @@
-"""Conditions on texts of the request: user, system, tool_result."""
+"""Conditions on texts of the request: user, system, tool_result, file (an upload's name)."""
 
 from __future__ import annotations
 
@@ -107,3 +107,30 @@ class ToolResult(_Text, key="tool_result"):
     def actual(self, exchange: Exchange) -> str:
         result = exchange.tool_result
         return "(no tool result)" if result is None else shorten(result)
+
+
+@dataclass(frozen=True)
+class File(_Text, key="file"):
+    """`file: {endswith: standup.mp3}`: the name of an uploaded file (transcriptions, image
+    edits, file uploads); with several files, any of them. No upload: the condition fails."""
+
+    def holds(self, exchange: Exchange) -> bool:
+        return self.predicate()(exchange)
+
+    def predicate(self) -> Callable[[Exchange], bool]:
+        test, absent = self.test.test, self.test.negate
+
+        def holds(exchange: Exchange) -> bool:
+            uploads = exchange.uploads
+            if not uploads:
+                return absent
+            return any(test(upload.filename) for upload in uploads)
+
+        return holds
+
+    def text(self, exchange: Exchange) -> str | None:
+        return exchange.uploads[0].filename if exchange.uploads else None
+
+    def actual(self, exchange: Exchange) -> str:
+        names = [upload.filename for upload in exchange.uploads]
+        return ", ".join(shorten(name) for name in names) if names else "(no file uploaded)"

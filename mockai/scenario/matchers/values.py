@@ -1,4 +1,4 @@
-"""Conditions on simple values: endpoint, model, stream, has_tool_result, turn, tools."""
+"""Conditions on simple values: endpoint, model, provider, stream, has_tool_result, turn, tools."""
 
 from __future__ import annotations
 
@@ -106,6 +106,47 @@ class ModelGlob(Matcher, key="model"):
             and other.pattern is not None
             and bool(other.pattern.match(self.glob))
         )
+
+
+@dataclass(frozen=True)
+class Provider(Matcher, key="provider"):
+    """`provider: groq` or `provider: [groq, openrouter]`: the provider profile the request came
+    through (its prefix, or the server's `--profile`)."""
+
+    names: frozenset[str]
+    weight: ClassVar[float] = 0.5
+
+    @classmethod
+    def compile(cls, value: Any, line: int, where: str, problems: Problems) -> list[Matcher]:
+        from mockai.profiles import PROFILES  # (the profiles import the scenario's neighbours)
+
+        names = value if isinstance(value, list) else [value]
+        bad = [n for n in names if n not in PROFILES]
+        if not names or bad:
+            shown = describe(bad[0]) if bad else "an empty list"
+            problems.add(
+                line,
+                f"{where}.provider: {shown} is not a provider profile"
+                + suggest(bad[0] if bad else "", list(PROFILES), noun="profiles"),
+            )
+            return []
+        return [cls(line, frozenset(names))]
+
+    def holds(self, exchange: Exchange) -> bool:
+        return exchange.provider in self.names
+
+    def predicate(self) -> Callable[[Exchange], bool]:
+        names = self.names
+        return lambda exchange: exchange.provider in names
+
+    def expected(self) -> str:
+        return " | ".join(sorted(self.names))
+
+    def actual(self, exchange: Exchange) -> str:
+        return exchange.provider
+
+    def implies(self, other: Matcher) -> bool:
+        return isinstance(other, Provider) and self.names <= other.names
 
 
 @dataclass(frozen=True)

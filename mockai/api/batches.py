@@ -1,0 +1,353 @@
+"""`/batches`: create a batch from an uploaded JSONL file, retrieve, list and cancel it.
+
+The wire forms live here, pure: the request's checks, the Batch object, the validation of the
+input file's lines (what turns a batch `failed`, with the API's error codes and line numbers),
+and the lines of the output and error files. The batch store (`mockai.stores.batches`) keeps the
+state and advances it; the pipeline answers each line (`mockai.pipeline.batch`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mockai.api import common
+from mockai.api.base import Codec, ParseContext, RenderContext
+from mockai.errors import ApiError
+from mockai.pipeline.exchange import Endpoint, Exchange
+from mockai.pipeline.reply import Reply
+from mockai.wire import jsonbytes
+from mockai.wire.outgoing import Outgoing
+
+# The batch endpoints mockai answers (the API's list, less /v1/videos, which mockai lacks).
+ENDPOINTS = (
+    "/v1/responses",
+    "/v1/chat/completions",
+    "/v1/embeddings",
+    "/v1/completions",
+    "/v1/moderations",
+    "/v1/images/generations",
+    "/v1/images/edits",
+)
+MAX_REQUESTS = 50_000  # requests per batch file
+MAX_EMBEDDING_INPUTS = 50_000  # embedding inputs across a /v1/embeddings batch
+MAX_ERRORS = 1000  # validation errors listed on a failed batch
+WINDOW = 24 * 3600  # completion_window: 24h
+
+
+def parse(body: Any, ctx: ParseContext) -> Exchange:
+    """Any `/batches` route: the creation's body, or the id and query of the others."""
+    batch_id = ctx.params.get("batch_id")
+    if batch_id is not None:
+        route = f"/batches/{batch_id}" + ("/cancel" if ctx.params.get("cancel") else "")
+        return _exchange(ctx, route, {})
+    if ctx.method == "GET":
+        return _exchange(ctx, "/batches", {})
+    body = common.require_object(body)
+    if _versioned(body.get("endpoint")) != body.get("endpoint"):
+        # Azure OpenAI's batches name endpoints without the version: `/chat/completions`.
+        common.check_fields(
+            "batches", {**body, "endpoint": _versioned(body["endpoint"])}, strict=ctx.strict
+        )
+    else:
+        common.check_fields("batches", body, strict=ctx.strict)
+    endpoint = _versioned(body["endpoint"])
+    if endpoint not in ENDPOINTS:
+        raise ApiError(
+            400,
+            f"Invalid value: '{endpoint}'. mockai runs batches for "
+            + ", ".join(f"'{e}'" for e in ENDPOINTS)
+            + ".",
+            param="endpoint",
+            code="invalid_value",
+        )
+    if body["completion_window"] != "24h":
+        raise ApiError(
+            400,
+            f"Invalid value: '{body['completion_window']}'. Supported values are: '24h'.",
+            param="completion_window",
+            code="invalid_value",
+        )
+    common.parse_metadata(body.get("metadata"))
+    expiry = body.get("output_expires_after")
+    if expiry is not None:
+        seconds = expiry.get("seconds") if isinstance(expiry, dict) else None
+        if not isinstance(seconds, int) or not 3600 <= seconds <= 2_592_000:
+            raise ApiError(
+                400,
+                "Invalid 'output_expires_after': give {anchor: created_at, seconds} with seconds "
+                "between 3600 and 2592000.",
+                param="output_expires_after",
+                code="invalid_value",
+            )
+    return _exchange(ctx, "/batches", body)
+
+
+def _versioned(endpoint: Any) -> Any:
+    """`/chat/completions` (Azure's spelling) as `/v1/chat/completions`."""
+    if isinstance(endpoint, str) and f"/v1{endpoint}" in ENDPOINTS:
+        return f"/v1{endpoint}"
+    return endpoint
+
+
+def versioned(url: str) -> str:
+    """A batch endpoint or line url in the API's spelling (`/v1/...`)."""
+    return str(_versioned(url))
+
+
+def _exchange(ctx: ParseContext, route: str, body: Mapping[str, Any]) -> Exchange:
+    return Exchange(
+        endpoint=Endpoint.BATCHES,
+        model="",
+        body=body,
+        headers=ctx.headers,
+        method=ctx.method,
+        route=route,
+        query=ctx.query,
+    )
+
+
+# --- the input file ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One request of a batch: its line number (from 1), custom_id, url and body."""
+
+    number: int
+    custom_id: str
+    url: str
+    body: Any
+
+
+def read_lines(data: bytes, endpoint: str) -> tuple[list[Line], list[dict[str, Any]]]:
+    """The requests of an input file, and the validation errors that fail the batch (empty
+    when it may run): the API's codes (`invalid_json_line`, `duplicate_custom_id`,
+    `url_mismatch`, `model_mismatch`, `empty_file`, `too_many_tasks`) with line numbers.
+
+    A request whose *body* the endpoint refuses is not a validation error: it runs and its
+    400 goes to the error file, as the API does.
+    """
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return [], [_error("invalid_file", "The input file is not UTF-8 encoded JSON Lines.")]
+    lines: list[Line] = []
+    errors: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    models: dict[str, int] = {}
+    inputs = 0
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        line = _line(raw, number, endpoint, errors)
+        if line is None:
+            continue
+        if line.custom_id in seen:
+            errors.append(
+                _error(
+                    "duplicate_custom_id",
+                    f"The custom_id for this request is a duplicate of another request: "
+                    f"'{line.custom_id}'. The custom_id parameter must be unique for each "
+                    "request in a batch.",
+                    "custom_id",
+                    number,
+                )
+            )
+        seen.add(line.custom_id)
+        model = line.body.get("model") if isinstance(line.body, dict) else None
+        if isinstance(model, str):
+            models.setdefault(model, number)
+            if len(models) > 1 and models[model] == number:
+                first = next(iter(models))
+                errors.append(
+                    _error(
+                        "model_mismatch",
+                        f"The model '{model}' of this request does not match the model "
+                        f"'{first}' of the batch's other requests: a batch uses one model.",
+                        "body.model",
+                        number,
+                    )
+                )
+        if endpoint == "/v1/embeddings" and isinstance(line.body, dict):
+            given = line.body.get("input")
+            inputs += len(given) if isinstance(given, list) else 1
+        lines.append(line)
+    if not lines and not errors:
+        errors.append(_error("empty_file", "The batch input file is empty."))
+    if len(lines) > MAX_REQUESTS:
+        errors.append(
+            _error(
+                "too_many_tasks",
+                f"The batch input file holds {len(lines)} requests; the limit is {MAX_REQUESTS}.",
+            )
+        )
+    if inputs > MAX_EMBEDDING_INPUTS:
+        errors.append(
+            _error(
+                "too_many_tasks",
+                f"The batch holds {inputs} embedding inputs; the limit is {MAX_EMBEDDING_INPUTS}.",
+            )
+        )
+    return lines, errors[:MAX_ERRORS]
+
+
+def _line(raw: str, number: int, endpoint: str, errors: list[dict[str, Any]]) -> Line | None:
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        errors.append(
+            _error("invalid_json_line", "This line is not parseable as valid JSON.", None, number)
+        )
+        return None
+    if not isinstance(value, dict):
+        errors.append(_error("invalid_json_line", "This line is not a JSON object.", None, number))
+        return None
+    for name in ("custom_id", "method", "url", "body"):
+        if name not in value:
+            errors.append(
+                _error(
+                    "missing_required_parameter",
+                    f"Missing required parameter: '{name}'.",
+                    name,
+                    number,
+                )
+            )
+            return None
+    custom_id, method, url, body = (value[k] for k in ("custom_id", "method", "url", "body"))
+    if not isinstance(custom_id, str):
+        errors.append(_error("invalid_type", "'custom_id' must be a string.", "custom_id", number))
+        return None
+    if method != "POST":
+        errors.append(
+            _error(
+                "invalid_method",
+                f"Invalid value: '{method}'. Supported values are: 'POST'.",
+                "method",
+                number,
+            )
+        )
+        return None
+    if _versioned(url) != _versioned(endpoint):
+        errors.append(
+            _error(
+                "url_mismatch",
+                f"The provided URL '{url}' does not match the batch endpoint '{endpoint}'.",
+                "url",
+                number,
+            )
+        )
+        return None
+    if not isinstance(body, dict):
+        errors.append(_error("invalid_type", "'body' must be a JSON object.", "body", number))
+        return None
+    return Line(number, custom_id, url, body)
+
+
+def _error(
+    code: str, message: str, param: str | None = None, line: int | None = None
+) -> dict[str, Any]:
+    return {"code": code, "message": message, "param": param, "line": line}
+
+
+# --- the output and error files ------------------------------------------------------------------
+
+
+def output_line(request_id: str, custom_id: str, status: int, answer_id: str, body: bytes) -> bytes:
+    """One line of an output (status 200) or error file, as the API writes it; `body` is the
+    answer's JSON text, spliced in as sent (compact JSON holds no line break)."""
+    head = jsonbytes.dumps({"id": request_id, "custom_id": custom_id})[:-1]
+    response = b'{"status_code":%d,"request_id":%s,"body":' % (
+        status,
+        jsonbytes.string(answer_id),
+    )
+    return head + b',"response":' + response + body.strip() + b'},"error":null}' + b"\n"
+
+
+def usage_of(bodies: Iterable[Any]) -> dict[str, Any]:
+    """The batch's usage: the lines' own, added up (chat / completions / embeddings count
+    prompt and completion tokens, the Responses API input and output tokens)."""
+    totals = {"input": 0, "output": 0, "cached": 0, "reasoning": 0}
+    for body in bodies:
+        usage = body.get("usage") if isinstance(body, dict) else None
+        if not isinstance(usage, dict):
+            continue
+        totals["input"] += int(usage.get("prompt_tokens", usage.get("input_tokens", 0)) or 0)
+        totals["output"] += int(usage.get("completion_tokens", usage.get("output_tokens", 0)) or 0)
+        details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details") or {}
+        if isinstance(details, dict):
+            totals["cached"] += int(details.get("cached_tokens", 0) or 0)
+        reasoning = (
+            usage.get("completion_tokens_details") or usage.get("output_tokens_details") or {}
+        )
+        if isinstance(reasoning, dict):
+            totals["reasoning"] += int(reasoning.get("reasoning_tokens", 0) or 0)
+    return {
+        "input_tokens": totals["input"],
+        "input_tokens_details": {"cached_tokens": totals["cached"]},
+        "output_tokens": totals["output"],
+        "output_tokens_details": {"reasoning_tokens": totals["reasoning"]},
+        "total_tokens": totals["input"] + totals["output"],
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """A batch as the API shows it (the store's record, flattened)."""
+
+    id: str
+    endpoint: str
+    input_file_id: str
+    status: str
+    created_at: int
+    expires_at: int
+    times: Mapping[str, int | None]  # in_progress_at, finalizing_at, completed_at, ...
+    counts: tuple[int, int, int]  # total, completed, failed
+    errors: Sequence[Mapping[str, Any]] | None
+    output_file_id: str | None
+    error_file_id: str | None
+    metadata: Mapping[str, str] | None
+    model: str | None
+    usage: Mapping[str, Any] | None
+
+
+def batch_object(shown: Shown) -> dict[str, Any]:
+    """The Batch object."""
+    total, completed, failed = shown.counts
+    out: dict[str, Any] = {
+        "id": shown.id,
+        "object": "batch",
+        "endpoint": shown.endpoint,
+        "errors": {"object": "list", "data": list(shown.errors)} if shown.errors else None,
+        "input_file_id": shown.input_file_id,
+        "completion_window": "24h",
+        "status": shown.status,
+        "output_file_id": shown.output_file_id,
+        "error_file_id": shown.error_file_id,
+        "created_at": shown.created_at,
+        "in_progress_at": shown.times.get("in_progress_at"),
+        "expires_at": shown.expires_at,
+        "finalizing_at": shown.times.get("finalizing_at"),
+        "completed_at": shown.times.get("completed_at"),
+        "failed_at": shown.times.get("failed_at"),
+        "expired_at": None,
+        "cancelling_at": shown.times.get("cancelling_at"),
+        "cancelled_at": shown.times.get("cancelled_at"),
+        "request_counts": {"total": total, "completed": completed, "failed": failed},
+        "metadata": dict(shown.metadata) if shown.metadata else None,
+    }
+    if shown.model is not None:
+        out["model"] = shown.model
+    if shown.usage is not None:
+        out["usage"] = dict(shown.usage)
+    return out
+
+
+def _not_rendered(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
+    # The batch store answers every /batches route that no rule or recording answered.
+    raise ApiError(500, "mockai: /batches answers come from the batch store", type="server_error")
+
+
+CODEC = Codec(Endpoint.BATCHES, "/batches", parse, _not_rendered, bodies="json_or_none")

@@ -1,0 +1,216 @@
+"""The Lua scripts that make shared state atomic in Redis (see redis_state.py).
+
+Each runs as one step inside Redis: no other worker's command can come in between, which is what
+"match + count the call", "charge if it fits" and "insert + evict the oldest" need.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+from redis import exceptions as redis_errors
+from redis.asyncio import Redis
+
+
+class Script:
+    """A Lua script run by its SHA1, loaded again when Redis lost it (a restart)."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
+
+    async def __call__(self, client: Redis, *, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        try:
+            return await client.evalsha(self.sha, len(keys), *keys, *args)
+        except redis_errors.NoScriptError:
+            await client.script_load(self.source)
+            return await client.evalsha(self.sha, len(keys), *keys, *args)
+
+
+# KEYS: order (zset), inserted (counter); ARGV: record key prefix, key, data, capacity.
+# The record becomes the newest; the oldest beyond `capacity` are deleted.
+PUT_RECORD = Script(
+    """
+local n = redis.call('INCR', KEYS[2])
+redis.call('SET', ARGV[1] .. ARGV[2], ARGV[3])
+redis.call('ZADD', KEYS[1], n, ARGV[2])
+local capacity = tonumber(ARGV[4])
+local size = redis.call('ZCARD', KEYS[1])
+if size > capacity then
+  local old = redis.call('ZRANGE', KEYS[1], 0, size - capacity - 1)
+  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, size - capacity - 1)
+  for _, name in ipairs(old) do redis.call('DEL', ARGV[1] .. name) end
+end
+return size
+"""
+)
+
+# KEYS and ARGV as PUT_RECORD. Stores the record only if the key holds none; returns the data
+# the key holds afterwards.
+PUT_NEW_RECORD = Script(
+    """
+local held = redis.call('GET', ARGV[1] .. ARGV[2])
+if held then return held end
+local n = redis.call('INCR', KEYS[2])
+redis.call('SET', ARGV[1] .. ARGV[2], ARGV[3])
+redis.call('ZADD', KEYS[1], n, ARGV[2])
+local capacity = tonumber(ARGV[4])
+local size = redis.call('ZCARD', KEYS[1])
+if size > capacity then
+  local old = redis.call('ZRANGE', KEYS[1], 0, size - capacity - 1)
+  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, size - capacity - 1)
+  for _, name in ipairs(old) do redis.call('DEL', ARGV[1] .. name) end
+end
+return ARGV[3]
+"""
+)
+
+# KEYS: the record, order; ARGV: key. Returns the record's data (nil if there was none).
+POP_RECORD = Script(
+    """
+local data = redis.call('GET', KEYS[1])
+if data then redis.call('DEL', KEYS[1]) end
+redis.call('ZREM', KEYS[2], ARGV[1])
+return data
+"""
+)
+
+# KEYS: order, serial, inserted; ARGV: record key prefix.
+CLEAR_RECORDS = Script(
+    """
+local names = redis.call('ZRANGE', KEYS[1], 0, -1)
+for _, name in ipairs(names) do redis.call('DEL', ARGV[1] .. name) end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+return #names
+"""
+)
+
+# KEYS: the counts (hash); ARGV: the request's key, the most keys kept. Returns how many times
+# the key was seen before. Past the limit the counts start over (bounded, like in-process).
+OCCURRENCE = Script(
+    """
+local n = redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+if n == 1 and redis.call('HLEN', KEYS[1]) > tonumber(ARGV[2]) then
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[1], ARGV[1], 1)
+end
+return n - 1
+"""
+)
+
+# KEYS: attempts (hash); ARGV: the call's key, attempts below this number fail, the most keys.
+# Returns this attempt's number; a passing attempt ends the call (numbering starts over).
+ATTEMPT = Script(
+    """
+local a = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+if a < tonumber(ARGV[2]) then
+  if a == 0 and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then
+    redis.call('DEL', KEYS[1])
+  end
+  redis.call('HSET', KEYS[1], ARGV[1], a + 1)
+else
+  redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return a
+"""
+)
+
+# KEYS: a model's window (hash: bucket number -> "requests:tokens").
+# ARGV: bucket width (seconds), buckets per window, rpm, tpm, tokens to charge (-1: only read),
+# enforce (1: refuse what does not fit). On Redis's clock, so every host agrees.
+# Returns {admitted (1/0), now, bucket, counts, bucket, counts, ...} (after the charge).
+CHARGE = Script(
+    """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local width = tonumber(ARGV[1])
+local count = tonumber(ARGV[2])
+local current = math.floor(now / width)
+local oldest = current - count + 1
+local flat = redis.call('HGETALL', KEYS[1])
+local requests, tokens = 0, 0
+local kept = {}
+for i = 1, #flat, 2 do
+  if tonumber(flat[i]) < oldest then
+    redis.call('HDEL', KEYS[1], flat[i])
+  else
+    local r, k = string.match(flat[i + 1], '^(%d+):(%d+)$')
+    r, k = tonumber(r), tonumber(k)
+    requests, tokens = requests + r, tokens + k
+    kept[flat[i]] = {r, k}
+  end
+end
+local charge = tonumber(ARGV[5])
+local admitted = 1
+if charge >= 0 then
+  local over = requests + 1 > tonumber(ARGV[3]) or tokens + charge > tonumber(ARGV[4])
+  if ARGV[6] == '1' and over then
+    admitted = 0
+  else
+    local field = string.format('%d', current)
+    local counts = kept[field] or {0, 0}
+    counts = {counts[1] + 1, counts[2] + charge}
+    kept[field] = counts
+    redis.call('HSET', KEYS[1], field, string.format('%d:%d', counts[1], counts[2]))
+    redis.call('PEXPIRE', KEYS[1], math.ceil(width * count * 1000) + 1000)
+  end
+end
+local out = {admitted, string.format('%.6f', now)}
+for field, counts in pairs(kept) do
+  table.insert(out, field)
+  table.insert(out, string.format('%d:%d', counts[1], counts[2]))
+end
+return out
+"""
+)
+
+# KEYS: seq (counter), entries (hash), order (zset); ARGV: entry JSON, capacity.
+# Returns the entry's sequence number; the oldest beyond `capacity` go.
+JOURNAL_ADD = Script(
+    """
+local seq = redis.call('INCR', KEYS[1])
+redis.call('HSET', KEYS[2], seq, ARGV[1])
+redis.call('ZADD', KEYS[3], seq, seq)
+local capacity = tonumber(ARGV[2])
+local size = redis.call('ZCARD', KEYS[3])
+if size > capacity then
+  local old = redis.call('ZRANGE', KEYS[3], 0, size - capacity - 1)
+  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, size - capacity - 1)
+  for _, name in ipairs(old) do redis.call('HDEL', KEYS[2], name) end
+end
+return seq
+"""
+)
+
+# KEYS: entries; ARGV: seq, entry JSON. Completes an entry still in the journal.
+JOURNAL_SET = Script(
+    """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+end
+return 0
+"""
+)
+
+# KEYS: version, served (hash); ARGV: the caller's version, then name, limit (-1: none) pairs.
+# Returns {-2} when the caller's rules are stale; {index, count} for the first candidate not
+# used up (counted); {-1, 0, name, count, ...} with every count when none is left.
+PICK_RULE = Script(
+    """
+local version = redis.call('GET', KEYS[1]) or ''
+if version ~= ARGV[1] then return {-2} end
+for i = 2, #ARGV, 2 do
+  local limit = tonumber(ARGV[i + 1])
+  local served = tonumber(redis.call('HGET', KEYS[2], ARGV[i]) or '0')
+  if limit < 0 or served < limit then
+    return {(i - 2) / 2, redis.call('HINCRBY', KEYS[2], ARGV[i], 1)}
+  end
+end
+local out = {-1, 0}
+local all = redis.call('HGETALL', KEYS[2])
+for i = 1, #all do table.insert(out, all[i]) end
+return out
+"""
+)

@@ -1,0 +1,123 @@
+"""Anthropic's OpenAI SDK compatibility layer (`https://api.anthropic.com/v1/`).
+
+Facts: shared/reference/providers.md section 6 (platform.claude.com/docs/en/api/openai-sdk:
+the request-field and header tables). Models that page as of December 2026: many OpenAI fields
+are accepted and silently ignored, `response_format` among them (the answer is not JSON because
+you asked for JSON).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from mockai.catalog import ModelInfo
+from mockai.pipeline.exchange import Endpoint
+from mockai.profiles import limits
+from mockai.profiles.base import Answer, ChatShape, Json, Profile, RequestPolicy
+from mockai.wire import jsonbytes, sse
+
+CREATED = 1747872000
+
+CATALOG = (
+    ModelInfo("claude-sonnet-4-5", created=CREATED, owned_by="anthropic", context_window=200_000),
+    ModelInfo("claude-opus-4-1", created=CREATED, owned_by="anthropic", context_window=200_000),
+    ModelInfo("claude-haiku-4-5", created=CREATED, owned_by="anthropic", context_window=200_000),
+)
+
+IGNORED = frozenset(
+    {
+        "logprobs",
+        "metadata",
+        "response_format",
+        "prediction",
+        "presence_penalty",
+        "frequency_penalty",
+        "seed",
+        "service_tier",
+        "audio",
+        "logit_bias",
+        "store",
+        "user",
+        "modalities",
+        "top_logprobs",
+        "reasoning_effort",
+    }
+)
+
+
+def _rewrite(endpoint: Endpoint, body: Json) -> Json:
+    # Also ignored: `tools[].function.strict` (the arguments are not guaranteed to match the
+    # schema) and `messages[].name`.
+    body = dict(body)
+    if isinstance(body.get("tools"), list):
+        body["tools"] = [_without_strict(tool) for tool in body["tools"]]
+    if isinstance(body.get("messages"), list):
+        body["messages"] = [
+            {k: v for k, v in m.items() if k != "name"} if isinstance(m, dict) else m
+            for m in body["messages"]
+        ]
+    return body
+
+
+def _without_strict(tool: Any) -> Any:
+    function = tool.get("function") if isinstance(tool, dict) else None
+    if not isinstance(function, dict) or "strict" not in function:
+        return tool
+    return {**tool, "function": {k: v for k, v in function.items() if k != "strict"}}
+
+
+REQUESTS = RequestPolicy(
+    ignored=IGNORED,
+    rewrite=_rewrite,
+    ignores="`response_format`, `seed`, `logprobs`, `logit_bias`, `presence_penalty`, "
+    "`frequency_penalty`, `store`, `user`, `metadata`, `tools[].function.strict`, "
+    "`messages[].name`, ...",
+)
+
+
+def _body(body: Json, answer: Answer) -> None:
+    # "Always empty" in Anthropic's table.
+    body["usage"].pop("prompt_tokens_details", None)
+    body["usage"].pop("completion_tokens_details", None)
+    body.pop("service_tier", None)
+    body.pop("system_fingerprint", None)
+
+
+def _headers(body: Json, answer: Answer) -> dict[str, str]:
+    return {"request-id": "req_" + answer.key.hex()[:24]}
+
+
+def _error_frame(answer: Answer) -> Callable[[int], bytes]:
+    def frame(sent: int) -> bytes:
+        error = {
+            "error": {
+                "code": "api_error",
+                "message": "Internal server error",
+                "param": None,
+                "type": "invalid_request_error",
+            }
+        }
+        return sse.data_frame(jsonbytes.dumps(error))
+
+    return frame
+
+
+PROFILE = Profile(
+    name="anthropic",
+    title="Anthropic (OpenAI SDK compatibility)",
+    as_of="platform.claude.com OpenAI SDK compatibility page, December 2026",
+    paths=("/v1",),
+    catalog=CATALOG,
+    endpoints=frozenset({Endpoint.CHAT}),
+    requests=REQUESTS,
+    chat=ChatShape(
+        body=_body,
+        error_frame=_error_frame,
+        headers=_headers,
+        extras="usage details, `service_tier`, `system_fingerprint` empty; header `request-id`",
+        stream_usage="as OpenAI",
+    ),
+    limits=limits.ANTHROPIC,
+    sources=("providers.md §6",),
+)

@@ -1,0 +1,59 @@
+"""Azure OpenAI: deployment routes with `api-version`, the v1 API, `api-key`, content filters.
+
+Facts: shared/reference/providers.md section 13 (Microsoft's docs, the `@azure/openai` types,
+observations quoted there). Models the v1 API (August 2025 on) and the classic deployment
+routes (`api-version` 2024-10-21).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mockai.profiles import limits, shapes
+from mockai.profiles.base import Answer, Auth, ChatShape, Json, Profile
+
+# Every category Azure's filters report, none triggered.
+_SAFE = {"filtered": False, "severity": "safe"}
+_FILTERS = {name: dict(_SAFE) for name in ("hate", "self_harm", "sexual", "violence")}
+_PROMPT_FILTERS = {**_FILTERS, "jailbreak": {"filtered": False, "detected": False}}
+
+
+def _prompt_filter_results() -> list[dict[str, Any]]:
+    return [{"prompt_index": 0, "content_filter_results": _PROMPT_FILTERS}]
+
+
+def _body(body: Json, answer: Answer) -> None:
+    body["prompt_filter_results"] = _prompt_filter_results()
+    for choice in body["choices"]:
+        choice["content_filter_results"] = _FILTERS
+
+
+def _stream(body: list[Json], tail: list[Json], answer: Answer) -> tuple[list[bytes], list[bytes]]:
+    # The first chunk has no choices: it carries the prompt's filter results (code that reads
+    # `choices[0]` of every chunk breaks on it).
+    first = {k: v for k, v in (body or tail)[0].items() if k not in ("choices", "usage")}
+    first["choices"] = []
+    first["prompt_filter_results"] = _prompt_filter_results()
+    finishes, _ = shapes.finish_and_usage(tail)
+    for chunk in finishes:
+        for choice in chunk["choices"]:
+            choice["content_filter_results"] = _FILTERS
+    return shapes.frames([first, *body], tail)
+
+
+PROFILE = Profile(
+    name="azure",
+    title="Azure OpenAI",
+    as_of="Azure OpenAI v1 API (Aug 2025+) and deployment routes, api-version 2024-10-21",
+    paths=("/openai/v1", "/openai"),
+    chat=ChatShape(
+        body=_body,
+        stream=_stream,
+        obfuscation=True,
+        extras="`prompt_filter_results`, `choices[].content_filter_results`",
+        stream_usage="as OpenAI; the first chunk has `choices: []` and `prompt_filter_results`",
+    ),
+    limits=limits.AZURE,
+    auth=Auth(describe="`api-key` (or Entra Bearer)"),
+    sources=("providers.md §13",),
+)

@@ -1,0 +1,109 @@
+"""DeepSeek (`https://api.deepseek.com`, `/v1` works too): `reasoning_content`, keep-alives.
+
+Facts: shared/reference/providers.md section 10 (api-docs.deepseek.com: first call, list
+models, reasoning model, error codes, rate limit). Models the docs as of December 2026.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mockai.catalog import ModelInfo
+from mockai.errors import ApiError
+from mockai.profiles import limits, shapes
+from mockai.profiles.base import Answer, ChatShape, ErrorStyle, Json, Profile, openai_envelope
+from mockai.wire import ids
+
+CATALOG = (
+    ModelInfo("deepseek-chat", owned_by="deepseek", max_output_tokens=8_192),
+    ModelInfo("deepseek-reasoner", owned_by="deepseek", max_output_tokens=65_536),
+)
+KEEP_ALIVE = "keep-alive"
+
+
+def _card(info: ModelInfo) -> Json:
+    return {"id": info.id, "object": "model", "owned_by": "deepseek"}  # no `created`
+
+
+def _reasons(answer: Answer) -> bool:
+    return "reasoner" in answer.exchange.model
+
+
+def _thought(answer: Answer) -> str:
+    # Reasoning text for the reasoner models; plausible, and the same for the same request.
+    return "Let me think about this step by step (" + ids.alnum(answer.key, "think", 6) + ")."
+
+
+def _usage(usage: dict[str, Any], answer: Answer) -> dict[str, Any]:
+    prompt = usage.get("prompt_tokens", 0)
+    out = {k: v for k, v in usage.items() if k != "prompt_tokens_details"}
+    # Cache hits and misses instead of `prompt_tokens_details.cached_tokens`.
+    out["prompt_cache_hit_tokens"] = 0
+    out["prompt_cache_miss_tokens"] = prompt
+    out["completion_tokens_details"] = {
+        "reasoning_tokens": len(_thought(answer).split()) if _reasons(answer) else 0
+    }
+    return out
+
+
+def _body(body: Json, answer: Answer) -> None:
+    body["usage"] = _usage(body["usage"], answer)
+    if _reasons(answer):
+        for choice in body["choices"]:
+            choice["message"]["reasoning_content"] = _thought(answer)
+
+
+def _stream(body: list[Json], tail: list[Json], answer: Answer) -> tuple[list[bytes], list[bytes]]:
+    _, usage_chunk = shapes.finish_and_usage(tail)
+    if usage_chunk is not None:
+        usage_chunk["usage"] = _usage(usage_chunk["usage"], answer)
+    if _reasons(answer) and body:
+        thinking = {k: v for k, v in body[0].items() if k != "choices"}
+        thinking["choices"] = [
+            {
+                "index": 0,
+                "delta": {"content": None, "reasoning_content": _thought(answer)},
+                "logprobs": None,
+                "finish_reason": None,
+            }
+        ]
+        body = [body[0], thinking, *body[1:]]
+    # While a request waits for capacity DeepSeek keeps the connection open with SSE comments.
+    return shapes.frames(body, tail, comments=(KEEP_ALIVE,))
+
+
+def _insufficient_balance(error: ApiError) -> ApiError:
+    return ApiError(402, "Insufficient Balance", type="unknown_error", code="invalid_request_error")
+
+
+PROFILE = Profile(
+    name="deepseek",
+    title="DeepSeek",
+    as_of="api-docs.deepseek.com, December 2026",
+    paths=("/v1", ""),
+    catalog=CATALOG,
+    chat=ChatShape(
+        body=_body,
+        stream=_stream,
+        extras="`message.reasoning_content` (reasoner), `usage.prompt_cache_hit_tokens` / "
+        "`prompt_cache_miss_tokens`",
+        stream_usage="as OpenAI",
+        comments=(KEEP_ALIVE,),
+    ),
+    errors=ErrorStyle(
+        openai_envelope,
+        "OpenAI's (DeepSeek's own shape is not documented)",
+        named={"insufficient_quota": _insufficient_balance},
+        statuses={
+            402: ("Insufficient Balance", "invalid_request_error"),
+            422: ("Invalid Parameters", "invalid_request_error"),
+            503: ("Server Overloaded", "server_error"),
+        },
+        extra_statuses="402 (balance), 422",
+    ),
+    limits=limits.NONE,
+    model_card=_card,
+    models_shape="no `created`",
+    finish_reasons=("insufficient_system_resource",),
+    sources=("providers.md §10",),
+)

@@ -1,0 +1,159 @@
+"""Ollama's OpenAI compatibility (`http://localhost:11434/v1`): keys ignored, short ids.
+
+Facts: shared/reference/providers.md section 3 (ollama/ollama: docs/openai compatibility,
+openai/openai.go, middleware/openai.go). Models Ollama v0.13 (the Responses API is there,
+`tool_choice` and logprobs are supported as docs.ollama.com says); the native `/api/chat` is not
+part of this profile.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mockai.catalog import ModelInfo
+from mockai.errors import ApiError
+from mockai.pipeline.exchange import Endpoint
+from mockai.profiles import limits, shapes
+from mockai.profiles.base import (
+    Answer,
+    Auth,
+    ChatShape,
+    Check,
+    ErrorStyle,
+    Json,
+    Profile,
+    RequestPolicy,
+)
+from mockai.wire import ids
+
+CREATED = 1733000000
+
+CATALOG = (
+    ModelInfo("llama3.2:latest", created=CREATED, owned_by="library"),
+    ModelInfo("qwen2.5:7b", created=CREATED, owned_by="library", context_window=32_768),
+    ModelInfo("gpt-oss:20b", created=CREATED, owned_by="library"),
+    ModelInfo(
+        "nomic-embed-text:latest",
+        kind="embedding",
+        created=CREATED,
+        owned_by="library",
+        context_window=8_192,
+        dimensions=768,
+    ),
+)
+
+
+def _invalid(message: str) -> ApiError:
+    return ApiError(400, message, type="invalid_request_error")
+
+
+def _images(endpoint: Endpoint, body: Json) -> None:
+    # Images must be data URIs: an http(s) URL is refused.
+    for message in body.get("messages") or ():
+        content = message.get("content") if isinstance(message, dict) else None
+        for part in content if isinstance(content, list) else ():
+            url = part.get("image_url") if isinstance(part, dict) else None
+            url = url.get("url") if isinstance(url, dict) else url
+            if isinstance(url, str) and not url.startswith("data:"):
+                raise _invalid("invalid image input")
+
+
+_EFFORTS = ("high", "medium", "low", "none")
+
+
+def _reasoning(endpoint: Endpoint, body: Json) -> None:
+    effort = body.get("reasoning_effort")
+    reasoning = body.get("reasoning")
+    if effort is None and isinstance(reasoning, dict):
+        effort = reasoning.get("effort")
+    if effort is not None and effort not in _EFFORTS:
+        raise _invalid(
+            f"invalid reasoning value: '{effort}' (must be one of {', '.join(_EFFORTS)})"
+        )
+
+
+CHECKS: tuple[Check, ...] = (_images, _reasoning)
+
+REQUESTS = RequestPolicy(
+    checks=CHECKS,
+    # Absent from Ollama's request struct, so its JSON binding ignores them.
+    ignored=frozenset({"n", "user", "logit_bias"}),
+    rejects="400: http(s) image URLs (`invalid image input`), unknown `reasoning_effort`",
+    ignores="`n` (one choice), `user`, `logit_bias`",
+)
+
+
+def _envelope(error: ApiError) -> Any:
+    kind = {400: "invalid_request_error", 404: "not_found_error"}.get(error.status, "api_error")
+    return {"error": {"message": error.message, "type": kind, "param": None, "code": None}}
+
+
+def chat_id(key: bytes) -> str:
+    # `rand.Intn(999)`: short, and two answers often share one.
+    return f"chatcmpl-{int(ids.hexid(key, 'ollama', 8), 16) % 999}"
+
+
+def tool_call_id(key: bytes, index: int) -> str:
+    return "call_" + ids.hexid(key, f"call{index}", 8)
+
+
+def _body(body: Json, answer: Answer) -> None:
+    body["id"] = chat_id(answer.key)
+    body["system_fingerprint"] = "fp_ollama"
+
+
+def _stream(body: list[Json], tail: list[Json], answer: Answer) -> tuple[list[bytes], list[bytes]]:
+    cid = chat_id(answer.key)
+    shapes.set_all(body + tail, {"id": cid, "system_fingerprint": "fp_ollama"})
+    return shapes.frames(_whole_tool_calls(body), tail)
+
+
+def _whole_tool_calls(chunks: list[Json]) -> list[Json]:
+    """Tool calls arrive whole, in one delta (complete `arguments`, with `index`), not token
+    by token: the fragments OpenAI streams are folded into the opening delta."""
+    out: list[Json] = []
+    opening: dict[tuple[int, int], Json] = {}  # (choice, call index) -> the call's first delta
+    for chunk in chunks:
+        choices = chunk.get("choices") or []
+        calls = choices[0].get("delta", {}).get("tool_calls") if choices else None
+        if not calls:
+            out.append(chunk)
+            continue
+        call = calls[0]
+        where = (choices[0]["index"], call["index"])
+        if "id" in call:
+            opening[where] = call
+            out.append(chunk)
+        elif where in opening:
+            opening[where]["function"]["arguments"] += call["function"].get("arguments", "")
+        else:
+            out.append(chunk)
+    return out
+
+
+PROFILE = Profile(
+    name="ollama",
+    title="Ollama",
+    as_of="Ollama v0.13 OpenAI compatibility (docs and openai/openai.go), December 2026",
+    paths=("/v1",),
+    catalog=CATALOG,
+    endpoints=frozenset(Endpoint) - {Endpoint.MODERATIONS},
+    requests=REQUESTS,
+    chat=ChatShape(
+        body=_body,
+        stream=_stream,
+        extras='`system_fingerprint: "fp_ollama"`, ids `chatcmpl-<0..998>` (they collide)',
+        stream_usage="as OpenAI (with `include_usage`); tool calls arrive whole in one delta",
+    ),
+    errors=ErrorStyle(
+        _envelope,
+        '`{"error":{message, type: invalid_request_error|not_found_error|api_error, '
+        "param: null, code: null}}`",
+    ),
+    limits=limits.NONE,
+    auth=Auth(ignored=True, describe="none: any key (or none) works"),
+    models_shape='`owned_by: "library"`',
+    tool_call_id=tool_call_id,
+    tool_call_ids="`call_` + 8 lowercase characters",
+    sources=("providers.md §3",),
+)

@@ -1,0 +1,290 @@
+"""OpenRouter (`https://openrouter.ai/api/v1`): a gateway with its own error envelope and stream.
+
+Facts: shared/reference/providers.md section 2 (OpenRouterTeam/docs: overview, streaming,
+errors-and-debugging, limits, usage-accounting). Models the docs as of December 2026, including
+streaming.mdx's final usage chunk (one choice repeating the finish reason).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from mockai.catalog import ModelInfo
+from mockai.errors import ApiError
+from mockai.profiles import limits, shapes
+from mockai.profiles.base import Answer, ChatShape, ErrorStyle, Json, Profile
+from mockai.wire import ids, jsonbytes, sse
+
+CREATED = 1741305600
+PROCESSING = "OPENROUTER PROCESSING"
+
+
+def _model(model_id: str, kind: Any = "chat", window: int = 128_000) -> ModelInfo:
+    return ModelInfo(model_id, kind=kind, created=CREATED, context_window=window)
+
+
+CATALOG = (
+    _model("openai/gpt-4o"),
+    _model("openai/gpt-4o-mini"),
+    _model("anthropic/claude-sonnet-4", window=200_000),
+    _model("google/gemini-2.5-flash", window=1_048_576),
+    _model("meta-llama/llama-3.3-70b-instruct:free", window=131_072),
+    _model("openai/text-embedding-3-small", kind="embedding", window=8_192),
+)
+
+# Who serves a model, by its vendor prefix (the top-level `provider` of an answer).
+_VENDORS = {
+    "openai": "OpenAI",
+    "anthropic": "Anthropic",
+    "google": "Google",
+    "meta-llama": "Meta",
+    "mistralai": "Mistral",
+    "deepseek": "DeepSeek",
+}
+
+
+def _card(info: ModelInfo) -> Json:
+    vendor, _, name = info.id.partition("/")
+    modality = "text->text" if info.kind == "chat" else "text->embeddings"
+    return {
+        "id": info.id,
+        "canonical_slug": info.id.removesuffix(":free"),
+        "hugging_face_id": "",
+        "name": f"{_VENDORS.get(vendor, vendor.title())}: {name or vendor}",
+        "created": info.created,
+        "description": f"{info.id}, served through OpenRouter (mockai's catalog).",
+        "context_length": info.context_window,
+        "architecture": {
+            "modality": modality,
+            "input_modalities": ["text"],
+            "output_modalities": ["text" if info.kind == "chat" else "embeddings"],
+            "tokenizer": "Other",
+            "instruct_type": None,
+        },
+        "pricing": {
+            "prompt": "0" if info.id.endswith(":free") else "0.0000025",
+            "completion": "0" if info.id.endswith(":free") else "0.00001",
+            "request": "0",
+            "image": "0",
+            "web_search": "0",
+            "internal_reasoning": "0",
+            "input_cache_read": "0",
+            "input_cache_write": "0",
+        },
+        "top_provider": {
+            "context_length": info.context_window,
+            "max_completion_tokens": info.max_output_tokens,
+            "is_moderated": vendor == "openai",
+        },
+        "per_request_limits": None,
+        "supported_parameters": ["max_tokens", "temperature", "tools", "tool_choice", "stop"],
+        "default_parameters": {},
+    }
+
+
+def _list(cards: list[Json]) -> Any:
+    return {"data": cards}  # no `object: "list"`
+
+
+def generation_id(key: bytes) -> str:
+    return f"gen-{1_741_305_600 + int(ids.hexid(key, 'gen-t', 6), 16) % 10_000_000}-" + ids.alnum(
+        key, "gen", 20
+    )
+
+
+def _provider(model: str) -> str:
+    vendor = model.partition("/")[0]
+    return _VENDORS.get(vendor, vendor.title() or "OpenAI")
+
+
+def _cost(usage: dict[str, Any]) -> float:
+    prompt, completion = int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
+    return round(prompt * 25e-7 + completion * 1e-5, 8)
+
+
+def _usage(usage: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "prompt_tokens": usage.get("prompt_tokens", 0),
+        "completion_tokens": usage.get("completion_tokens", 0),
+        "total_tokens": usage.get("total_tokens", 0),
+        "cost": _cost(usage),
+        "is_byok": False,
+        "prompt_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0, "audio_tokens": 0},
+        "cost_details": {"upstream_inference_cost": None},
+        "completion_tokens_details": {"reasoning_tokens": 0, "image_tokens": 0},
+    }
+
+
+def _native(choices: list[Json]) -> None:
+    for choice in choices:
+        if "finish_reason" in choice:
+            choice["native_finish_reason"] = choice["finish_reason"]
+
+
+def _body(body: Json, answer: Answer) -> None:
+    body["id"] = generation_id(answer.key)
+    body["provider"] = _provider(answer.exchange.model)
+    _native(body["choices"])
+    body["usage"] = _usage(body["usage"])
+
+
+def _stream(body: list[Json], tail: list[Json], answer: Answer) -> tuple[list[bytes], list[bytes]]:
+    gen, provider = generation_id(answer.key), _provider(answer.exchange.model)
+    finishes, _ = shapes.finish_and_usage(tail)
+    chunks = body + finishes
+    shapes.without_usage_fields(chunks)
+    for chunk in chunks:
+        chunk["id"], chunk["provider"] = gen, provider
+        _native(chunk["choices"])
+    # Usage always comes, in a last chunk whose one choice repeats the finish reason (on
+    # purpose, unlike OpenAI's `choices: []`): the terminal finish_reason appears twice.
+    last = finishes[-1] if finishes else chunks[-1]
+    reason = last["choices"][0].get("finish_reason") if last["choices"] else "stop"
+    usage_chunk = {k: v for k, v in last.items() if k != "choices"}
+    usage_chunk["choices"] = [
+        {
+            "index": 0,
+            "delta": {},
+            "logprobs": None,
+            "finish_reason": reason,
+            "native_finish_reason": reason,
+        }
+    ]
+    usage_chunk["usage"] = _usage(shapes.usage_of(answer))
+    return shapes.frames(body, [*finishes, usage_chunk], comments=(PROCESSING,))
+
+
+def _error_frame(answer: Answer) -> Callable[[int], bytes]:
+    def frame(sent: int) -> bytes:
+        # HTTP stays 200: a chunk with a top-level `error` and `finish_reason: "error"`, and the
+        # stream ends there.
+        chunk = {
+            "id": generation_id(answer.key),
+            "object": "chat.completion.chunk",
+            "created": answer.created,
+            "model": answer.exchange.model,
+            "provider": _provider(answer.exchange.model),
+            "error": {
+                "code": 500,
+                "message": "Internal Server Error",
+                "metadata": {"error_type": "server"},
+            },
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {"content": ""},
+                    "finish_reason": "error",
+                    "native_finish_reason": "error",
+                }
+            ],
+        }
+        return sse.data_frame(jsonbytes.dumps(chunk))
+
+    return frame
+
+
+def _headers(body: Json, answer: Answer) -> dict[str, str]:
+    return {"X-Generation-Id": generation_id(answer.key)}
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+def _envelope(error: ApiError) -> Any:
+    inner: dict[str, Any] = {"code": error.status, "message": error.message}
+    metadata = error.data.get("metadata")
+    if metadata is None and error.status == 402:
+        metadata = _CREDITS
+    if metadata is not None:
+        inner["metadata"] = metadata
+    return {"error": inner}
+
+
+_CREDITS = {
+    "limit_source": "openrouter_credits",
+    "reason": "Insufficient credits",
+    "remedy_hint": "Add credits at https://openrouter.ai/settings/credits",
+}
+
+
+def _out_of_credits(error: ApiError) -> ApiError:
+    return ApiError(
+        402,
+        "This request requires more credits, or fewer max_tokens. Add more at "
+        "https://openrouter.ai/settings/credits",
+        data={"metadata": _CREDITS},
+    )
+
+
+def _rate_limited(error: ApiError) -> ApiError:
+    return ApiError(
+        429,
+        "Rate limit exceeded",
+        headers=error.headers,
+        data={"metadata": {"error_type": "rate_limit_exceeded"}},
+    )
+
+
+def _server(error: ApiError) -> ApiError:
+    # A 500 masks the message and keeps only the kind of failure.
+    return ApiError(500, "Internal Server Error", data={"metadata": {"error_type": "server"}})
+
+
+def _moderated(error: ApiError) -> ApiError:
+    return ApiError(
+        403,
+        "Your chosen model requires moderation and your input was flagged",
+        data={
+            "metadata": {
+                "reasons": ["violence"],
+                "flagged_input": "...",
+                "provider_name": "OpenAI",
+                "model_slug": "openai/gpt-4o",
+            }
+        },
+    )
+
+
+def _timeout(error: ApiError) -> ApiError:
+    return ApiError(408, "Request timed out", headers=error.headers)
+
+
+ERRORS = ErrorStyle(
+    _envelope,
+    '`{"error":{code: <HTTP status>, message, metadata?}}`',
+    named={
+        "insufficient_quota": _out_of_credits,
+        "rate_limit": _rate_limited,
+        "server_error": _server,
+        "permission_denied": _moderated,
+        "timeout": _timeout,
+    },
+    statuses={402: ("Insufficient credits", "payment_required")},
+    extra_statuses="402 (credits, `metadata.limit_source`), 408; mid-stream errors in a 200",
+)
+
+PROFILE = Profile(
+    name="openrouter",
+    title="OpenRouter",
+    as_of="openrouter.ai docs (OpenRouterTeam/docs), December 2026",
+    paths=("/api/v1",),
+    catalog=CATALOG,
+    chat=ChatShape(
+        body=_body,
+        stream=_stream,
+        error_frame=_error_frame,
+        headers=_headers,
+        extras="`id: gen-…`, `provider`, `choices[].native_finish_reason`, `usage.cost`, "
+        "`usage.is_byok`, `usage.cost_details`; header `X-Generation-Id`",
+        stream_usage="always, in a last chunk whose one choice repeats `finish_reason`",
+        comments=(PROCESSING,),
+    ),
+    errors=ERRORS,
+    limits=limits.OPENROUTER,
+    model_card=_card,
+    model_list=_list,
+    models_shape="`{data}` (no `object`), `pricing`, `architecture`, `top_provider`, ...",
+    finish_reasons=("error",),
+    sources=("providers.md §2",),
+)

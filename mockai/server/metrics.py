@@ -1,0 +1,314 @@
+"""Prometheus metrics at `/_mockai/metrics` (prometheus-client's text format).
+
+What a load test or a CI dashboard asks of a fake upstream: requests, latency and errors by
+endpoint, model and status; which rule or cassette answered; faults injected by kind; tokens
+served; streams and requests in flight.
+
+The hot path only adds to plain dicts and lists (about two microseconds a request, where
+prometheus-client's own metric objects cost ten to twenty-five: a lock and a label lookup per
+update); a scrape turns the totals into prometheus-client metric families and its exposition.
+Label values that come from clients (model names) are bounded, so a fuzzer cannot grow them.
+
+Under `mockai serve --workers N` every worker writes its totals to a file of its own in one
+folder (a temporary one `mockai serve` makes before the workers start) once a second,
+and a scrape — whichever worker takes it — adds its live totals to the others' files: the numbers
+are the server's, the other workers' at most a second old. Replicas are scraped one by one and
+summed by Prometheus, as usual. prometheus-client is imported when a scrape comes, never at import.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from mockai.pipeline.journal import JournalEntry
+from mockai.wire.outgoing import Body, EventStream, Outgoing
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+FLUSH_SECONDS = 1.0
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+MAX_MODELS = 200  # distinct model labels; more are counted as "other"
+_NUMBER = re.compile(rb"\s*(\d+)")
+
+# The counters beside the request histograms: name -> (help, label names).
+_COUNTERS = {
+    "errors": (
+        "Error answers, by endpoint, model, status and error code.",
+        ("endpoint", "model", "status", "code"),
+    ),
+    "rule_hits": ("Requests answered by each scenario or runtime rule.", ("rule",)),
+    "cassette_hits": ("Requests answered from each cassette.", ("cassette",)),
+    "faults": ("Faults injected (by a rule, a header or chaos), by kind.", ("kind",)),
+    "tokens": (
+        "Tokens in the answers' usage, by model and kind (prompt or completion).",
+        ("model", "kind"),
+    ),
+}
+
+
+class Metrics:
+    """The metrics of one server (one process): totals, and their exposition."""
+
+    def __init__(self, folder: str | None = None) -> None:
+        self.folder = folder  # several workers: where each one's totals are shared
+        # (endpoint, model, status) -> [count, sum of seconds, bucket counts..., +Inf bucket]
+        self.requests: dict[tuple[str, ...], list[float]] = {}
+        self.headers: dict[tuple[str, ...], list[float]] = {}  # (endpoint, model) -> the same
+        self.counters: dict[str, dict[tuple[str, ...], float]] = {name: {} for name in _COUNTERS}
+        self.in_flight = 0
+        self.active_streams = 0
+        self._models: set[str] = set()
+
+    # --- the hot path ---------------------------------------------------------------------------
+
+    def started(self, streaming: bool) -> None:
+        """A request's answer is being delivered."""
+        self.in_flight += 1
+        self.active_streams += streaming
+
+    def finished(self, entry: JournalEntry, outgoing: Outgoing, streaming: bool) -> None:
+        """A request is done: count it."""
+        self.in_flight -= 1
+        self.active_streams -= streaming
+        endpoint = entry.endpoint or ("models" if "/models" in entry.path else "other")
+        model = self._model(entry.model)
+        status = str(entry.status)
+        _observe(self.requests, (endpoint, model, status), entry.duration_ms / 1000)
+        headers_ms = entry.response_headers.get("openai-processing-ms")
+        if headers_ms is not None and headers_ms.isdigit():
+            _observe(self.headers, (endpoint, model), int(headers_ms) / 1000)
+        counters = self.counters
+        if entry.error is not None or entry.status >= 400:
+            code = str((entry.error or {}).get("code") or "")
+            _add(counters["errors"], (endpoint, model, status, code))
+        if entry.rule is not None:
+            if entry.source == "cassette":
+                _add(counters["cassette_hits"], (entry.rule.rpartition("#")[0] or entry.rule,))
+            elif entry.source in ("rule", "scenario"):
+                _add(counters["rule_hits"], (entry.rule,))
+        for fault in entry.faults:
+            _add(counters["faults"], (fault.partition("=")[0].partition(";")[0],))
+        if entry.source == "limits":
+            _add(counters["faults"], ("budget_exceeded",))
+        if entry.status == 200:
+            self._count_tokens(model, outgoing)
+
+    def _model(self, model: str | None) -> str:
+        if model is None:
+            return ""
+        if model in self._models:
+            return model
+        if len(self._models) >= MAX_MODELS:
+            return "other"
+        self._models.add(model)
+        return model
+
+    def _count_tokens(self, model: str, outgoing: Outgoing) -> None:
+        if isinstance(outgoing, Body):
+            text = outgoing.body
+        elif isinstance(outgoing, EventStream) and outgoing.frames:
+            text = b"".join(outgoing.frames[-3:])  # the usage chunk or the final event
+        else:
+            return
+        start = text.rfind(b'"usage"')  # the answer's own usage comes last
+        if start < 0:
+            return
+        tokens = self.counters["tokens"]
+        prompt = _number_after(text, start, b'"prompt_tokens":', b'"input_tokens":')
+        if prompt:
+            _add(tokens, (model, "prompt"), prompt)
+        completion = _number_after(text, start, b'"completion_tokens":', b'"output_tokens":')
+        if completion:
+            _add(tokens, (model, "completion"), completion)
+
+    # --- totals across workers ----------------------------------------------------------------
+
+    def totals(self) -> dict[str, Any]:
+        """This process's totals as JSON data."""
+        return {
+            "requests": [[*key, *values] for key, values in self.requests.items()],
+            "headers": [[*key, *values] for key, values in self.headers.items()],
+            "counters": {
+                name: [[*key, value] for key, value in values.items()]
+                for name, values in self.counters.items()
+            },
+            "in_flight": self.in_flight,
+            "active_streams": self.active_streams,
+        }
+
+    def write_totals(self, totals: dict[str, Any] | None = None, pid: int | None = None) -> None:
+        """Share this process's totals with the other workers (an atomic replace)."""
+        if self.folder is None:
+            return
+        target = Path(self.folder) / f"{pid or os.getpid()}.json"
+        fd, staged = tempfile.mkstemp(dir=self.folder, prefix=".", suffix=".tmp")
+        with os.fdopen(fd, "w") as out:
+            json.dump(totals if totals is not None else self.totals(), out)
+        os.replace(staged, target)
+
+    def _everyone(self) -> Iterator[dict[str, Any]]:
+        yield self.totals()
+        if self.folder is None:
+            return
+        mine = f"{os.getpid()}.json"
+        for path in Path(self.folder).glob("*.json"):
+            if path.name != mine:
+                with contextlib.suppress(OSError, ValueError):
+                    yield json.loads(path.read_text())
+
+    def render(self) -> bytes:
+        """The exposition text: every worker's totals added up."""
+        from prometheus_client import CollectorRegistry, generate_latest
+
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(_Collector(_merged(self._everyone())))
+        return generate_latest(registry)
+
+    async def lifespan(self, app: web.Application) -> AsyncIterator[None]:
+        """An aiohttp cleanup context: with several workers, share the totals once a second."""
+        if self.folder is None:
+            yield
+            return
+
+        async def flush() -> None:
+            while True:
+                await asyncio.sleep(FLUSH_SECONDS)
+                self.write_totals()
+
+        task = asyncio.create_task(flush())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        self.write_totals()  # the final numbers (nothing in flight any more)
+
+
+def _observe(
+    series: dict[tuple[str, ...], list[float]], key: tuple[str, ...], value: float
+) -> None:
+    values = series.get(key)
+    if values is None:
+        values = series[key] = [0.0] * (len(LATENCY_BUCKETS) + 3)
+    values[0] += 1
+    values[1] += value
+    values[2 + bisect.bisect_left(LATENCY_BUCKETS, value)] += 1
+
+
+def _add(counter: dict[tuple[str, ...], float], key: tuple[str, ...], amount: float = 1) -> None:
+    counter[key] = counter.get(key, 0) + amount
+
+
+def _number_after(text: bytes, start: int, *names: bytes) -> int:
+    """The number after the first of `names` in the usage object at `start` (0 if none)."""
+    for name in names:
+        at = text.find(name, start, start + 600)
+        if at >= 0:
+            found = _NUMBER.match(text, at + len(name))
+            return int(found.group(1)) if found else 0
+    return 0
+
+
+def _merged(everyone: Iterator[dict[str, Any]]) -> dict[str, Any]:
+    requests: dict[tuple[str, ...], list[float]] = {}
+    headers: dict[tuple[str, ...], list[float]] = {}
+    counters: dict[str, dict[tuple[str, ...], float]] = {name: {} for name in _COUNTERS}
+    gauges = {"in_flight": 0.0, "active_streams": 0.0}
+    for totals in everyone:
+        for series, width, rows in (
+            (requests, 3, totals["requests"]),
+            (headers, 2, totals["headers"]),
+        ):
+            for row in rows:
+                key, values = tuple(row[:width]), row[width:]
+                mine = series.setdefault(key, [0.0] * len(values))
+                for index, value in enumerate(values):
+                    mine[index] += value
+        for name, rows in totals["counters"].items():
+            for row in rows:
+                _add(counters.setdefault(name, {}), tuple(row[:-1]), row[-1])
+        for gauge in gauges:
+            gauges[gauge] += totals[gauge]
+    return {"requests": requests, "headers": headers, "counters": counters, **gauges}
+
+
+class _Collector:
+    """prometheus-client metric families from merged totals."""
+
+    def __init__(self, totals: dict[str, Any]) -> None:
+        self.totals = totals
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import (
+            CounterMetricFamily,
+            GaugeMetricFamily,
+            HistogramMetricFamily,
+        )
+
+        totals = self.totals
+        labels = ("endpoint", "model", "status")
+        requests = CounterMetricFamily(
+            "mockai_requests",
+            "Requests answered, by endpoint, model and status (0: no response was sent).",
+            labels=labels,
+        )
+        for key, values in totals["requests"].items():
+            requests.add_metric(key, values[0])
+        yield requests
+        yield _histogram(
+            HistogramMetricFamily(
+                "mockai_request_duration_seconds",
+                "Time from a request's arrival to the end of its answer.",
+                labels=labels,
+            ),
+            totals["requests"],
+        )
+        yield _histogram(
+            HistogramMetricFamily(
+                "mockai_time_to_headers_seconds",
+                "Time from a request's arrival to its response headers (what clients wait for).",
+                labels=("endpoint", "model"),
+            ),
+            totals["headers"],
+        )
+        for name, (text, names) in _COUNTERS.items():
+            family = CounterMetricFamily(f"mockai_{name}", text, labels=names)
+            for key, value in totals["counters"].get(name, {}).items():
+                family.add_metric(key, value)
+            yield family
+        yield GaugeMetricFamily(
+            "mockai_requests_in_flight", "Requests being answered right now.", totals["in_flight"]
+        )
+        yield GaugeMetricFamily(
+            "mockai_active_streams",
+            "Streamed answers being sent right now.",
+            totals["active_streams"],
+        )
+
+
+def _histogram(family: Any, series: dict[tuple[str, ...], list[float]]) -> Any:
+    for key, values in series.items():
+        cumulative, buckets = 0.0, []
+        for bound, count in zip((*LATENCY_BUCKETS, float("inf")), values[2:], strict=True):
+            cumulative += count
+            buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+        family.add_metric(key, buckets, values[1])
+    return family
+
+
+def worker_exited(folder: str, pid: int) -> None:
+    """A worker ended: its counts keep counting in the sums, its live gauges drop to zero."""
+    path = Path(folder) / f"{pid}.json"
+    with contextlib.suppress(OSError, ValueError):
+        totals = json.loads(path.read_text())
+        totals["in_flight"] = totals["active_streams"] = 0
+        Metrics(folder).write_totals(totals, pid=pid)

@@ -1,0 +1,91 @@
+"""`--watch`: reload scenario files when they change, atomically.
+
+The files (and folders) given with `--scenario` are watched with watchfiles (inotify on Linux; the
+parent folder of each file is watched, so editors that save by writing a new file and renaming it
+are seen). After a change settles, the whole set is loaded again *off the event loop* and, only if
+every file is valid, swapped into the RuleBook in one step: requests see the old rules or the new
+ones, never a mix. A broken edit is logged with each problem's `file:line` and the previous rules
+keep serving. Only rules reload; settings (seed, models, chaos, limits) take a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+from aiohttp import web
+
+from mockai import scenario
+from mockai.errors import ConfigError, ScenarioError
+from mockai.scenario.book import RuleBook
+from mockai.server.state import STATE
+
+log = logging.getLogger("mockai")
+
+DEBOUNCE_MS = 150  # changes closer together than this are one reload (an editor's save)
+SUFFIXES = (".yaml", ".yml")
+
+
+def require_watchfiles() -> None:
+    """A ConfigError naming the extra to install when watchfiles is missing."""
+    try:
+        import watchfiles  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            "watch: reloading scenario files needs watchfiles; pip install 'mockai-server[service]'"
+        ) from None
+
+
+async def watch_lifespan(app: web.Application) -> AsyncIterator[None]:
+    """An aiohttp cleanup context: watch while the server runs (when `--watch` asked for it)."""
+    state = app[STATE]
+    if not state.config.watch or not state.config.scenarios or state.rules is None:
+        yield
+        return
+    stop = asyncio.Event()
+    task = asyncio.create_task(watch(state.config.scenarios, state.rules, stop))
+    yield
+    stop.set()
+    with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):
+        await asyncio.wait_for(task, 5)
+
+
+async def watch(paths: Sequence[str], book: RuleBook, stop: asyncio.Event) -> None:
+    """Reload `paths` into `book` on every change, until `stop` is set."""
+    from watchfiles import awatch
+
+    targets = [Path(path).resolve() for path in paths]
+    roots = sorted({str(t if t.is_dir() else t.parent) for t in targets})
+
+    def relevant(_change: object, changed: str) -> bool:
+        path = Path(changed)
+        if path.suffix not in SUFFIXES or path.name.startswith("."):
+            return False
+        return any(path == target or target in path.parents for target in targets)
+
+    log.info("mockai: watching %s for changes", ", ".join(paths))
+    async for _changes in awatch(
+        *roots, watch_filter=relevant, stop_event=stop, debounce=DEBOUNCE_MS, step=50
+    ):
+        await reload(paths, book)
+
+
+async def reload(paths: Sequence[str], book: RuleBook) -> bool:
+    """Load `paths` again and serve their rules; on a problem keep the current ones."""
+    try:
+        loaded = await asyncio.to_thread(scenario.load, list(paths))
+    except ScenarioError as problems:
+        log.error(
+            "mockai: reload refused, the previous rules keep serving:\n%s",
+            "\n".join(f"  {line}" for line in str(problems).splitlines()),
+        )
+        return False
+    except OSError as error:  # a file gone between the change and the read
+        log.error("mockai: reload refused (%s), the previous rules keep serving", error)
+        return False
+    book.replace_scenario(loaded.rules)
+    log.info("mockai: reloaded %d rule(s) from %s", len(loaded.rules), ", ".join(paths))
+    return True

@@ -1,0 +1,440 @@
+"""Batches this server runs: created from an uploaded JSONL file, advanced by being looked at.
+
+Like background responses, a batch moves one status per retrieval, not by time, so a client's
+polling loop runs and ends without sleeping: `validating` -> `in_progress` (or `failed`, with the
+input file's errors) -> `finalizing` (every line has been answered) -> `completed` (the output
+and error files are written). `cancel` makes it `cancelling`, and the next retrieval
+`cancelled`. Listing shows batches as they stand, without moving them.
+
+The lines are answered when the batch leaves `in_progress`, one after another in file order, by
+the pipeline (`mockai.pipeline.batch`): rules, cassettes and chaos answer each as they would
+answer the same request sent alone, and a sequence rule's steps go to the lines in order.
+
+The state lives in the server's state backend (in this process, or Redis with `--state`): the
+batch records, their lines and results, shared by every worker; see `BatchStore`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import secrets
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, TypeVar
+
+from mockai.api import batches as codec
+from mockai.backend.base import Records, RecordsFactory
+from mockai.backend.memory import MemoryBackend
+from mockai.errors import ApiError
+from mockai.pipeline.exchange import Exchange
+from mockai.stores import items, kept
+from mockai.stores.files import FileStore
+from mockai.wire import ids, jsonbytes
+from mockai.wire.outgoing import Body, Outgoing
+
+DEFAULT_CAPACITY = 1000
+TERMINAL = ("completed", "failed", "cancelled", "expired")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class LineAnswer:
+    """How the pipeline answered one line: its status, its body (JSON text), its request id."""
+
+    status: int
+    body: bytes
+    request_id: str
+
+
+# Answers one line of a batch: (line, batch id, the creating request's headers) -> answer.
+Runner = Callable[[codec.Line, str, Mapping[str, str]], Awaitable[LineAnswer]]
+
+
+@dataclass(slots=True)
+class BatchRecord:
+    """One batch and where it stands (its lines and their answers are kept apart, so that a
+    poll reads only this)."""
+
+    id: str
+    endpoint: str
+    input_file_id: str
+    created_at: int
+    metadata: Mapping[str, str] | None
+    output_expiry: int | None
+    headers: Mapping[str, str]  # the creating request's (lines see its Host, not its key)
+    key: bytes
+    status: str = "validating"
+    times: dict[str, int | None] = field(default_factory=dict)
+    errors: list[dict[str, Any]] | None = None
+    counts: tuple[int, int, int] = (0, 0, 0)
+    output_file_id: str | None = None
+    error_file_id: str | None = None
+    model: str | None = None
+    usage: dict[str, Any] | None = None
+    runner: str | None = None  # the process answering the lines (its store's token)
+    answered: bool = False  # every line has its answer (the output waits in the results)
+
+    def shown(self) -> dict[str, Any]:
+        """The Batch object as it stands."""
+        return codec.batch_object(
+            codec.Shown(
+                id=self.id,
+                endpoint=self.endpoint,
+                input_file_id=self.input_file_id,
+                status=self.status,
+                created_at=self.created_at,
+                expires_at=self.created_at + codec.WINDOW,
+                times=self.times,
+                counts=self.counts,
+                errors=self.errors,
+                output_file_id=self.output_file_id,
+                error_file_id=self.error_file_id,
+                metadata=self.metadata,
+                model=self.model,
+                usage=self.usage,
+            )
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Results:
+    """A batch's answered lines, as the output file (status 200) and error file will hold them."""
+
+    good: bytes
+    bad: bytes
+
+
+def _record_json(record: BatchRecord) -> dict[str, Any]:
+    return {**asdict(record), "key": record.key.hex(), "counts": list(record.counts)}
+
+
+def _record_from_json(data: dict[str, Any]) -> BatchRecord:
+    return BatchRecord(
+        **{**data, "key": bytes.fromhex(data["key"]), "counts": tuple(data["counts"])}
+    )
+
+
+def _lines_json(lines: list[codec.Line]) -> list[Any]:
+    return [[line.number, line.custom_id, line.url, line.body] for line in lines]
+
+
+def _results_json(results: Results) -> dict[str, str]:
+    return {
+        "good": base64.b64encode(results.good).decode("ascii"),
+        "bad": base64.b64encode(results.bad).decode("ascii"),
+    }
+
+
+_BATCHES = kept.JsonCodec(_record_json, _record_from_json)
+_LINES = kept.JsonCodec(_lines_json, lambda data: [codec.Line(*line) for line in data])
+_RESULTS = kept.JsonCodec(
+    _results_json,
+    lambda data: Results(base64.b64decode(data["good"]), base64.b64decode(data["bad"])),
+)
+
+
+class BatchStore:
+    """Batches by id, oldest first (bounded: the oldest finished batch goes first).
+
+    The records live in the server's state backend (shared by every worker with `--state`):
+    any worker moves a batch on when polled. The lines are answered by one process (the first
+    to move the batch past `in_progress` claims it); its polls wait for them, other workers'
+    polls show the batch as it stands until they are all answered.
+    """
+
+    def __init__(
+        self,
+        files: FileStore,
+        created: int,
+        capacity: int = DEFAULT_CAPACITY,
+        backend: RecordsFactory | None = None,
+    ) -> None:
+        backend = backend or MemoryBackend()
+        self.files = files
+        self.created = created
+        self.capacity = capacity
+        self.runner: Runner | None = None  # set by the server once its pipeline exists
+        self._batches: Records[BatchRecord] = backend.records("batches", _BATCHES, capacity)
+        self._lines: Records[list[codec.Line]] = backend.records("batch-lines", _LINES, capacity)
+        self._results: Records[Results] = backend.records("batch-results", _RESULTS, capacity)
+        # Only its serial numbers: seconds past a batch's creation, for its *_at times.
+        self._clock: Records[Results] = backend.records("batch-clock", _RESULTS, 1)
+        self._token = secrets.token_hex(8)  # this process, as a batch's runner
+        self._running: dict[str, asyncio.Future[None]] = {}  # lines this process is answering
+
+    # --- the state ------------------------------------------------------------------------------
+
+    async def create(self, exchange: Exchange, key: bytes) -> BatchRecord:
+        """A new batch, `validating`."""
+        number = await self._batches.next_serial()
+        digest = hashlib.blake2b(number.to_bytes(8, "big"), key=key[:64]).digest()
+        body = exchange.body
+        expiry = body.get("output_expires_after")
+        record = BatchRecord(
+            id=ids.batch_id(digest),
+            endpoint=str(body["endpoint"]),
+            input_file_id=str(body["input_file_id"]),
+            created_at=self.created + number,
+            metadata=body.get("metadata"),
+            output_expiry=expiry.get("seconds") if isinstance(expiry, dict) else None,
+            headers={k: v for k, v in exchange.headers.items() if k.lower() == "host"},
+            key=digest,
+        )
+        await self._make_room()
+        await self._batches.put(record.id, record)
+        return record
+
+    async def get(self, batch_id: str) -> BatchRecord:
+        """A held batch; the API's 404 otherwise."""
+        record = await self._batches.get(batch_id)
+        if record is None:
+            raise _not_found(batch_id)
+        return record
+
+    async def listed(self) -> list[BatchRecord]:
+        """Every held batch, oldest first."""
+        return await self._batches.values()
+
+    async def clear(self) -> None:
+        """Forget every batch (the server's reset)."""
+        for records in (self._batches, self._lines, self._results, self._clock):
+            await records.clear()
+        self._running.clear()
+
+    async def _make_room(self) -> None:
+        """Before a new batch: at capacity, forget the oldest finished batch (else the oldest)."""
+        held = await self._batches.values()
+        if len(held) < self.capacity:
+            return
+        victim = next((b for b in held if b.status in TERMINAL), held[0])
+        await self._batches.pop(victim.id)
+        await self._lines.pop(victim.id)
+        await self._results.pop(victim.id)
+        self._running.pop(victim.id, None)
+
+    async def _change(self, batch_id: str, change: Callable[[BatchRecord], R]) -> R:
+        try:
+            return await self._batches.update(batch_id, change)
+        except KeyError:
+            raise _not_found(batch_id) from None
+
+    async def _tick(self) -> int:
+        return await self._clock.next_serial()
+
+    # --- the /batches routes --------------------------------------------------------------------
+
+    async def answer(self, exchange: Exchange, key: bytes) -> Outgoing:
+        """What the API answers to a /batches request that no rule or recording answered."""
+        parts = (exchange.route or "/batches").strip("/").split("/")
+        if len(parts) == 1:
+            if exchange.method == "POST":
+                return _json((await self.create(exchange, key)).shown())
+            shown = [record.shown() for record in await self.listed()]
+            return _json(items.page(shown, {"order": "desc", **exchange.query}))
+        record = await self.get(parts[1])
+        if len(parts) == 3:
+            return _json(await self.cancel(record))
+        return _json((await self.advance(record)).shown())
+
+    async def cancel(self, record: BatchRecord) -> dict[str, Any]:
+        """`cancelling` now, `cancelled` at the next retrieval; the API's 400 once finished."""
+        tick = await self._tick()
+
+        def change(record: BatchRecord) -> dict[str, Any]:
+            if record.status in TERMINAL or record.status == "cancelling":
+                raise ApiError(
+                    400,
+                    f"Cannot cancel a batch with status '{record.status}'.",
+                    param="batch_id",
+                )
+            record.status = "cancelling"
+            record.times["cancelling_at"] = record.created_at + tick
+            return record.shown()
+
+        return await self._change(record.id, change)
+
+    async def advance(self, record: BatchRecord) -> BatchRecord:
+        """Move a batch one status on (what a retrieval does); returns it as it then stands.
+
+        Each move is one atomic change of the record that holds only if the batch still stands
+        where this retrieval found it, so workers polling at once move it once."""
+        status = record.status
+        if status == "validating":
+            return await self._validate(record)
+        if status == "in_progress":
+            if not record.answered:
+                await self._run(record)
+            tick = await self._tick()
+
+            def finalizing(record: BatchRecord) -> BatchRecord:
+                if record.status == "in_progress" and record.answered:
+                    record.status = "finalizing"
+                    record.times["finalizing_at"] = record.created_at + tick
+                return record
+
+            moved = await self._change(record.id, finalizing)
+            if moved.status != "in_progress":
+                self._running.pop(record.id, None)
+            return moved
+        if status == "finalizing" or (status == "cancelling" and record.answered):
+            return await self._finish(
+                record, "completed" if status == "finalizing" else "cancelled"
+            )
+        if status == "cancelling":
+            return await self._move(record, "cancelling", "cancelled")
+        return record
+
+    async def _move(self, record: BatchRecord, was: str, to: str) -> BatchRecord:
+        tick = await self._tick()
+
+        def move(record: BatchRecord) -> BatchRecord:
+            if record.status == was:
+                record.status = to
+                record.times[f"{to}_at"] = record.created_at + tick
+            return record
+
+        return await self._change(record.id, move)
+
+    async def _validate(self, record: BatchRecord) -> BatchRecord:
+        stored = await self.files.data(record.input_file_id)
+        purpose = None
+        if stored is not None:
+            with contextlib.suppress(ApiError):  # (deleted meanwhile: as if never there)
+                purpose = (await self.files.get(record.input_file_id)).purpose
+        lines: list[codec.Line] = []
+        if stored is None or purpose is None:
+            errors = [_file_error(f"No such File object: {record.input_file_id}")]
+        elif purpose != "batch":
+            errors = [_file_error("The input file must be uploaded with purpose 'batch'.")]
+        else:
+            lines, errors = codec.read_lines(stored, record.endpoint)
+        models = [line.body.get("model") for line in lines if isinstance(line.body, dict)]
+        model = next((m for m in models if isinstance(m, str)), None)
+        if not errors:
+            await self._lines.put(record.id, lines)  # before any worker sees it in progress
+        tick = await self._tick()
+
+        def validated(record: BatchRecord) -> BatchRecord:
+            if record.status != "validating":
+                return record  # another worker's retrieval moved it first
+            if errors:
+                record.errors = errors
+                record.status = "failed"
+                record.times["failed_at"] = record.created_at + tick
+                return record
+            record.counts = (len(lines), 0, 0)
+            record.model = model
+            record.status = "in_progress"
+            record.times["in_progress_at"] = record.created_at + tick
+            return record
+
+        return await self._change(record.id, validated)
+
+    async def _run(self, record: BatchRecord) -> None:
+        """Answer every line (once, however many retrievals wait for it): this process claims
+        the batch and answers, or waits for the answers it is already making; a batch another
+        process answers is not waited for."""
+        running = self._running.get(record.id)
+        if running is None:
+
+            def claim(record: BatchRecord) -> bool:
+                if record.runner is None and record.status == "in_progress":
+                    record.runner = self._token
+                return record.runner == self._token
+
+            if not await self._change(record.id, claim):
+                return
+            running = self._running.get(record.id)  # (another poll here claimed it meanwhile)
+            if running is None:
+                running = asyncio.ensure_future(self._answer_lines(record))
+                self._running[record.id] = running
+        await asyncio.shield(running)
+
+    async def _answer_lines(self, record: BatchRecord) -> None:
+        if self.runner is None:
+            raise ApiError(500, "mockai: this server cannot run batches", type="server_error")
+        lines = await self._lines.get(record.id) or []
+        good: list[bytes] = []
+        bad: list[bytes] = []
+        bodies = []
+        for line in lines:
+            answer = await self.runner(line, record.id, record.headers)
+            text = codec.output_line(
+                ids.batch_request_id(record.key, line.number),
+                line.custom_id,
+                answer.status,
+                answer.request_id,
+                answer.body,
+            )
+            (good if answer.status == 200 else bad).append(text)
+            if answer.status == 200:
+                bodies.append(answer.body)
+        await self._results.put(record.id, Results(b"".join(good), b"".join(bad)))
+        counts = (len(lines), len(good), len(bad))
+        usage = codec.usage_of(jsonbytes.loads(body) for body in bodies)
+
+        def answered(record: BatchRecord) -> None:
+            record.answered = True
+            record.counts = counts
+            record.usage = usage
+
+        with contextlib.suppress(KeyError):  # (forgotten meanwhile: a reset)
+            await self._batches.update(record.id, answered)
+        await self._lines.pop(record.id)
+
+    async def _finish(self, record: BatchRecord, to: str) -> BatchRecord:
+        """Write the output file (answers with status 200) and the error file (the others), and
+        move the batch to `to`. Whoever takes the results writes them: a retrieval finding them
+        taken shows the batch as it stands (its writer moves it on)."""
+        results = await self._results.pop(record.id)
+        if results is None:
+            return await self.get(record.id)
+        name = record.id
+        try:
+            output = error = None
+            if results.good:
+                output = await self.files.add(
+                    f"{name}_output.jsonl",
+                    "batch_output",
+                    results.good,
+                    record.key,
+                    record.output_expiry,
+                )
+            if results.bad:
+                error = await self.files.add(
+                    f"{name}_error.jsonl",
+                    "batch_output",
+                    results.bad,
+                    record.key,
+                    record.output_expiry,
+                )
+        except BaseException:
+            await self._results.put(record.id, results)  # (a full file store: try again later)
+            raise
+        was = record.status
+        tick = await self._tick()
+
+        def finished(record: BatchRecord) -> BatchRecord:
+            record.output_file_id = output.id if output is not None else None
+            record.error_file_id = error.id if error is not None else None
+            if record.status == was:
+                record.status = to
+                record.times[f"{to}_at"] = record.created_at + tick
+            return record
+
+        return await self._change(record.id, finished)
+
+
+def _not_found(batch_id: str) -> ApiError:
+    return ApiError(404, f"No batch found with id '{batch_id}'.", param="batch_id")
+
+
+def _file_error(message: str) -> dict[str, Any]:
+    return {"code": "invalid_file", "message": message, "param": "input_file_id", "line": None}
+
+
+def _json(value: Any) -> Body:
+    return Body(200, jsonbytes.dumps(value))

@@ -1,0 +1,196 @@
+"""Files this server holds: uploads, and the output and error files of batches.
+
+Kept per server, like the other stores, in the server's state backend: in this process by
+default, in Redis with `--state redis://` (every worker and replica then holds the same files).
+A file is two records, what the API shows of it and its bytes, so that listing never reads the
+bytes. Bounded by count and bytes, but never by forgetting: past the bounds an upload is refused
+(a 400 saying it is mockai's bound), since a file evicted under a running batch would be data
+lost. (Workers uploading at the same instant may pass the bounds by a file or two: the records
+hold twice the count before they would evict.)
+
+Ids and timestamps are reproducible: the n-th file of a server gets `created_at` = the
+configured creation time + n seconds (so lists sort as uploaded), and an id derived from the
+upload's content key and n.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from mockai.api import files as codec
+from mockai.backend.base import Records, RecordsFactory
+from mockai.backend.memory import MemoryBackend
+from mockai.errors import ApiError
+from mockai.pipeline.exchange import Exchange
+from mockai.stores import items, kept
+from mockai.wire import ids, jsonbytes
+from mockai.wire.outgoing import Body, Outgoing
+
+DEFAULT_CAPACITY = 10_000
+DEFAULT_BYTES = 1024 * 1024 * 1024  # 1 GiB of files per server
+BATCH_EXPIRY = 30 * 24 * 3600  # batch files expire after 30 days unless told otherwise
+LIST_LIMIT = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFile:
+    """One file as the API shows it (its bytes are kept apart: `FileStore.data`)."""
+
+    id: str
+    filename: str
+    purpose: str
+    size: int
+    created_at: int
+    expires_at: int | None
+
+    def shown(self) -> dict[str, Any]:
+        """The File object."""
+        return codec.file_object(
+            self.id, self.filename, self.purpose, self.size, self.created_at, self.expires_at
+        )
+
+
+class RawBytes:
+    """A RecordCodec for records that are bytes already."""
+
+    def encode(self, record: bytes) -> bytes:
+        return record
+
+    def decode(self, data: bytes) -> bytes:
+        return bytes(data)
+
+
+_FILES = kept.JsonCodec(asdict, lambda data: StoredFile(**data))
+
+
+class FileStore:
+    """Files by id, in upload order."""
+
+    def __init__(
+        self,
+        created: int,
+        capacity: int = DEFAULT_CAPACITY,
+        max_bytes: int = DEFAULT_BYTES,
+        backend: RecordsFactory | None = None,
+    ) -> None:
+        backend = backend or MemoryBackend()
+        self.created = created
+        self.capacity = capacity
+        self.max_bytes = max_bytes
+        # Room for twice the bound: the bound refuses uploads, the records never evict a file.
+        self._files: Records[StoredFile] = backend.records("files", _FILES, 2 * capacity)
+        self._data: Records[bytes] = backend.records("file-data", RawBytes(), 2 * capacity)
+
+    # --- the state ------------------------------------------------------------------------------
+
+    async def add(
+        self,
+        filename: str,
+        purpose: str,
+        data: bytes,
+        key: bytes,
+        expires_after: int | None = None,
+    ) -> StoredFile:
+        """Keep a new file; the 400 when the store is full (mockai's bound)."""
+        held = await self._files.values()
+        if len(held) >= self.capacity or sum(f.size for f in held) + len(data) > self.max_bytes:
+            raise ApiError(
+                400,
+                f"mockai holds at most {self.capacity} files and {self.max_bytes} bytes per "
+                "server; delete files (or reset the server) to upload more.",
+                param="file",
+                code="mockai_storage_full",
+            )
+        number = await self._files.next_serial()  # files ever added: ids and times derive from it
+        created = self.created + number
+        if expires_after is None and purpose in ("batch", "batch_output"):
+            expires_after = BATCH_EXPIRY
+        stored = StoredFile(
+            ids.file_id(hashlib.blake2b(number.to_bytes(8, "big"), key=key[:64]).digest()),
+            filename,
+            purpose,
+            len(data),
+            created,
+            created + expires_after if expires_after is not None else None,
+        )
+        await self._data.put(stored.id, data)  # the bytes first: a listed file can be read
+        await self._files.put(stored.id, stored)
+        return stored
+
+    async def get(self, file_id: str) -> StoredFile:
+        """A held file; the API's 404 otherwise."""
+        stored = await self._files.get(file_id)
+        if stored is None:
+            raise not_found(file_id)
+        return stored
+
+    async def data(self, file_id: str) -> bytes | None:
+        """A held file's bytes (None if there is no such file)."""
+        return await self._data.get(file_id)
+
+    async def listed(self, purpose: str | None = None) -> list[StoredFile]:
+        """Every held file (of one purpose), oldest first."""
+        every = await self._files.values()
+        return [f for f in every if purpose is None or f.purpose == purpose]
+
+    async def delete(self, file_id: str) -> StoredFile:
+        """Forget a file; the API's 404 if there is none."""
+        stored = await self._files.pop(file_id)
+        if stored is None:
+            raise not_found(file_id)
+        await self._data.pop(file_id)
+        return stored
+
+    async def clear(self) -> None:
+        """Forget every file (the server's reset)."""
+        await self._files.clear()
+        await self._data.clear()
+
+    # --- the /files routes --------------------------------------------------------------------
+
+    async def answer(self, exchange: Exchange, key: bytes) -> Outgoing:
+        """What the API answers to a /files request that no rule or recording answered."""
+        parts = (exchange.route or "/files").strip("/").split("/")
+        if len(parts) == 1:
+            if exchange.method == "POST":
+                return _json((await self._upload(exchange, key)).shown())
+            return _json(await self._page(exchange.query))
+        file_id = parts[1]
+        if len(parts) == 3:
+            stored = await self.get(file_id)
+            data = await self.data(file_id)
+            if data is None:  # deleted meanwhile
+                raise not_found(file_id)
+            return Body(200, data, _content_type(stored.filename))
+        if exchange.method == "DELETE":
+            return _json(codec.deleted((await self.delete(file_id)).id))
+        return _json((await self.get(file_id)).shown())
+
+    async def _upload(self, exchange: Exchange, key: bytes) -> StoredFile:
+        upload = exchange.uploads[0]
+        expiry = exchange.body.get("expires_after")
+        seconds = expiry.get("seconds") if isinstance(expiry, Mapping) else None
+        return await self.add(
+            upload.filename, str(exchange.body["purpose"]), upload.data, key, seconds
+        )
+
+    async def _page(self, query: Mapping[str, str]) -> dict[str, Any]:
+        shown = [stored.shown() for stored in await self.listed(query.get("purpose"))]
+        return items.page(shown, query, default_limit=LIST_LIMIT, max_limit=LIST_LIMIT)
+
+
+def not_found(file_id: str) -> ApiError:
+    """The API's 404 for a file it does not hold."""
+    return ApiError(404, f"No such File object: {file_id}", param="id")
+
+
+def _json(value: Any) -> Body:
+    return Body(200, jsonbytes.dumps(value))
+
+
+def _content_type(filename: str) -> str:
+    # The API sends file contents as bytes whatever they hold.
+    return "application/octet-stream"
