@@ -1,0 +1,43 @@
+"""bench/perf.py, the headline benchmark, runs as a user runs it: a short version of two cases.
+
+What it measures is reported by hand (docs/performance.md); this keeps the one command working:
+wrk found, both servers started and pinned, mockai's own bytes served by the bare app, and the
+figures written as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_benchmark_runs_and_reports_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "perf.json"
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "perf.py"),
+            *("--seconds", "1", "--rounds", "1", "--startups", "1"),
+            *("--cases", "chat,stream", "--json", str(out)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    figures = json.loads(out.read_text())
+    rows = {row["case"]: row for row in figures["rows"]}
+    assert set(rows) == {"chat", "stream"}
+    for row in rows.values():
+        assert row["errors"] == 0, row  # every answer a 2xx, from both servers
+        assert row["bare"] > 0 and row["mockai"] > 0
+        assert row["ratio"] > 0 and abs(row["ratio"] - row["rounds"][0]) < 0.001  # one round
+    assert rows["stream"]["unit"] == "chunks/s" and rows["stream"]["ttft_ms"]
+    assert 0 < figures["startup_s"][0] < 30
+    assert {"idle", "after", "bare idle", "bare after"} <= figures["rss_mib"].keys()
+    assert "ratio" in run.stdout and "startup" in run.stdout  # the printed table
