@@ -106,7 +106,8 @@ def create_app(
         batches=batches,
     )
     batches.runner = batch.runner(state)  # lines go through this server's pipeline
-    app = _application(_routes(tuple(state.codecs.values()), profile))
+    shared = _routes(tuple(state.codecs.values()), profile)
+    app = _application(shared)
     app[STATE] = state
     app.cleanup_ctx.append(_state_lifespan)
     if state.metrics is not None:
@@ -120,7 +121,7 @@ def create_app(
         lifespan = getattr(source, "lifespan", None)
         if lifespan is not None:  # a source holding connections or files (the upstream's)
             app.cleanup_ctx.append(lifespan)
-    if not app.router.routes():  # (aiohttp did not take the shared router: build its own)
+    if app.router is not shared:  # (aiohttp did not take the shared router: build its own)
         _add_routes(app, tuple(state.codecs.values()), profile)
     return app
 
