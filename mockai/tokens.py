@@ -55,10 +55,10 @@ def split(text: str) -> tuple[str, ...]:
 
 def count(text: str) -> int:
     """Estimated number of tokens in `text`."""
-    total = 0
-    for piece in _PRETOKEN.findall(text):
-        size = len(piece)
-        total += 1 if size <= _WHOLE_WORD else -(-size // _PIECE)
+    found: list[str] = _PRETOKEN.findall(text)
+    total = len(found)  # a piece is a token, but for long words (rare: checked at C speed)
+    if total and max(map(len, found)) > _WHOLE_WORD:
+        total += sum(-(-len(piece) // _PIECE) - 1 for piece in found if len(piece) > _WHOLE_WORD)
     return total
 
 

@@ -636,3 +636,22 @@ def test_generated_floats_are_the_shortest_text_of_each_float32() -> None:
         digits = len(text.lstrip(b"-").split(b"e")[0].replace(b".", b"").strip(b"0"))
         if digits > 1:
             assert f32([float(f"{value:.{digits - 2}e}")])[0] != value
+
+
+@pytest.mark.parametrize(("dimensions", "seed"), [(1536, 0), (3072, 7), (7, 3)])
+def test_many_inputs_in_one_request_each_get_the_vector_they_get_alone(
+    dimensions: int, seed: int
+) -> None:
+    """A request's inputs are embedded together, in blocks of rows sized to the vectors; where
+    a block ends changes no value: every input gets exactly its pure-Python reference vector,
+    in order (64 texts, and 40 token arrays, span several blocks at every size)."""
+    texts = [text for text in _reference_texts() if text]  # (the API refuses an empty input)
+    reply = gen.reply_for(parse({"model": MODEL, "input": texts}), dimensions, seed)
+    assert reply.embeddings is not None
+    made = [list(map(float, vector)) for vector in reply.embeddings]
+    assert made == [reference.embed(text, dimensions, seed) for text in texts]
+    arrays = [[index % 7, index, 99] * (1 + index % 3) for index in range(40)]
+    reply = gen.reply_for(parse({"model": MODEL, "input": arrays}), dimensions, seed)
+    assert reply.embeddings is not None
+    made = [list(map(float, vector)) for vector in reply.embeddings]
+    assert made == [reference.embed_tokens(ids, dimensions, seed) for ids in arrays]

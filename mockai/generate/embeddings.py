@@ -82,8 +82,10 @@ _NOISE_RATIO = 0.3
 # Per-word features are cached (as compact arrays, ~0.8 KB an entry with the cache's own
 # overhead): a load test with random vocabulary must not grow memory without limit.
 _CACHE_WORDS = 8192
-# Inputs embedded together by one set of numpy calls (see reply_for).
-_BLOCK = 32
+# Inputs embedded together by one set of numpy calls (see reply_for): as many as fit a float64
+# matrix under glibc's mmap threshold (128 KiB, fixed by `mockai serve`), so the matrix comes
+# from the heap, whose pages are already resident, instead of a fresh mapping that faults in.
+_BLOCK_BYTES = 120 * 1024
 
 Features = tuple[Sequence[int], Sequence[float]]
 # One input to embed: its words' features with their counts, and what places its dense part.
@@ -134,11 +136,15 @@ def words(text: str) -> list[str]:
     return [_stem(w) for w in _WORD.findall(text.lower()) if len(w) > 1 and w not in _STOPWORDS]
 
 
+def base64_bytes(vector: Vector) -> bytes:
+    """A float32 array in the API's base64 form (`to_base64`), as the ASCII bytes written."""
+    return base64.b64encode(vector.astype("<f4", copy=False).tobytes())
+
+
 def to_base64(vector: Iterable[float]) -> str:
     """`vector` as the API's base64 form: little-endian float32 bytes."""
     if _is_array(vector):
-        raw = cast("Vector", vector).astype("<f4", copy=False).tobytes()
-        return base64.b64encode(raw).decode("ascii")
+        return base64_bytes(cast("Vector", vector)).decode("ascii")
     packed = array("f", vector)
     if sys.byteorder == "big":
         packed.byteswap()
@@ -182,8 +188,9 @@ def reply_for(exchange: Exchange, dimensions: int, seed: int) -> Reply:
     # A matrix for many inputs (each row a vector): a few numpy calls per request, not per
     # input; in blocks, so that a worker thread making 2,048 vectors lets go of the GIL often.
     vectors: list[Vector] = []
-    for start in range(0, len(rows), _BLOCK):
-        vectors.extend(_assemble(rows[start : start + _BLOCK], dimensions, seed))
+    block = max(1, _BLOCK_BYTES // (8 * dimensions))
+    for start in range(0, len(rows), block):
+        vectors.extend(_assemble(rows[start : start + block], dimensions, seed))
     # (float32 arrays: sequences of floats, as scripted vectors are)
     return Reply(embeddings=tuple(cast("list[Sequence[float]]", vectors)))
 
@@ -256,33 +263,48 @@ def _assemble(rows: list[_Row], dimensions: int, seed: int) -> Any:
     size = len(rows) * dimensions
     indices: list[Any] = []
     weights: list[Any] = []
+    offsets: list[int] = []  # each feature's row, as the offset of that row in the matrix
+    lengths: list[int] = []  # each feature's number of buckets
     for row, (features, _) in enumerate(rows):
         offset = row * dimensions
         for (where, amounts), count in features:
-            indices.append(where + offset if offset else where)
+            indices.append(where)
             # a word said twice counts more, but not twice as much (sqrt(1) = 1: nothing to do)
             weights.append(amounts if count == 1 else amounts * math.sqrt(count))
+            offsets.append(offset)
+            lengths.append(len(where))
     if indices:
+        # Every bucket moved to its row at once (one numpy call, not one per feature).
+        flat_indices = np.concatenate(indices) + np.repeat(offsets, lengths)
         # bincount adds in order, one weight at a time, from 0.0: each value is the sum the
         # pure-Python loop made, bit for bit (and ~20x faster than np.add.at).
-        flat = np.bincount(np.concatenate(indices), np.concatenate(weights), minlength=size)
+        flat = np.bincount(flat_indices, np.concatenate(weights), minlength=size)
     else:
         flat = np.zeros(size)
-    sparse = flat.reshape(len(rows), dimensions)
-    noise = np.stack([_noise(digest, dimensions, seed) for _, digest in rows])
-    norms = np.sqrt(np.einsum("ij,ij->i", sparse, sparse))
+    # The rest works in place on this one matrix: a 16-input request's matrix is 196 KB, and
+    # every fresh array that size is a new mapping whose pages fault in as they are written
+    # (~100 us each here), which cost more than the arithmetic itself.
+    matrix = flat.reshape(len(rows), dimensions)
+    norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix))
     # A text of stopwords only (no sparse part, scale 0) is its dense part alone: 0 * 0 + y = y.
     scales = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms != 0)
-    return _unit(sparse * scales[:, None] + noise)
+    matrix *= scales[:, None]
+    for row, (_, digest) in enumerate(rows):
+        matrix[row] += _noise(digest, dimensions, seed)
+    return _unit(matrix, in_place=True)
 
 
-def _unit(matrix: Any) -> Any:
-    """Rows (float64) scaled to unit length and rounded to float32 (a zero row stays zero)."""
+def _unit(matrix: Any, *, in_place: bool = False) -> Any:
+    """Rows (float64) scaled to unit length and rounded to float32 (a zero row stays zero);
+    `in_place` scales `matrix` itself on the way (the same values, one array fewer)."""
     np = _numpy()
     if matrix.ndim == 1:
         return _unit(matrix[None, :])[0]
     norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix))
     scales = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms != 0)
+    if in_place:
+        matrix *= scales[:, None]
+        return matrix.astype(np.float32)
     return (matrix * scales[:, None]).astype(np.float32)
 
 
@@ -344,29 +366,27 @@ def _trigrams(word: str) -> list[str]:
 def _buckets(data: bytes, dimensions: int, seed: int, count: int) -> Features:
     """`count` signed buckets for `data`, with weights scaled to unit norm."""
     digest = hashlib.blake2b(data, key=_key(seed), digest_size=count * 3).digest()
-    if count >= 8:  # a word's 16 buckets: the same arithmetic, element-wise in numpy
-        return _buckets_array(digest, dimensions, count)
-    indices: list[int] = []
-    raw: list[float] = []
-    for j in range(count):
-        position = int.from_bytes(digest[3 * j : 3 * j + 2], "little")
-        indices.append(position % min(dimensions, _SPANS[j % len(_SPANS)]))
-        byte = digest[3 * j + 2]
-        # Magnitude in [0.5, 1.5), sign from the low bit: varied values, never near zero.
-        raw.append((0.5 + (byte >> 1) / 128.0) * (1.0 if byte & 1 else -1.0))
-    scale = 1.0 / math.sqrt(sum(w * w for w in raw))
-    return tuple(indices), tuple(w * scale for w in raw)
+    spans = _spans(dimensions, count)
+    # Bucket j: a position from bytes 3j, 3j+1 (little-endian) within its span, and a signed
+    # weight from byte 3j+2 (see _WEIGHTS).
+    indices = [
+        (digest[k] | digest[k + 1] << 8) % span
+        for k, span in zip(range(0, 3 * count, 3), spans, strict=True)
+    ]
+    raw = [_WEIGHTS[digest[k]] for k in range(2, 3 * count, 3)]
+    scale = 1.0 / math.sqrt(sum([w * w for w in raw]))  # summed left to right, as always
+    return tuple(indices), tuple([w * scale for w in raw])
 
 
-def _buckets_array(digest: bytes, dimensions: int, count: int) -> Features:
-    np = _numpy()
-    triples = np.frombuffer(digest, dtype=np.uint8).reshape(count, 3).astype(np.int64)
-    positions = triples[:, 0] | (triples[:, 1] << 8)
-    spans = np.minimum(np.resize(np.array(_SPANS), count), dimensions)
-    byte = triples[:, 2]
-    raw = (0.5 + (byte >> 1) / 128.0) * np.where(byte & 1, 1.0, -1.0)
-    scale = 1.0 / math.sqrt(sum((raw * raw).tolist()))  # summed left to right, as always
-    return (positions % spans).tolist(), (raw * scale).tolist()
+# Byte -> weight: magnitude in [0.5, 1.5), sign from the low bit (varied values, never near
+# zero); a table, since every new word reads 16 of them.
+_WEIGHTS = tuple((0.5 + (byte >> 1) / 128.0) * (1.0 if byte & 1 else -1.0) for byte in range(256))
+
+
+@functools.lru_cache(maxsize=64)
+def _spans(dimensions: int, count: int) -> tuple[int, ...]:
+    """Where each of `count` buckets may fall in a `dimensions`-long vector (the nesting)."""
+    return tuple(min(dimensions, _SPANS[j % len(_SPANS)]) for j in range(count))
 
 
 @functools.lru_cache(maxsize=64)
