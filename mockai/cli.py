@@ -383,7 +383,8 @@ def _preflight(config: Config) -> None:
         warnings.append("--watch does nothing without --scenario (no files to watch)")
     for warning in warnings:
         log.warning("warning: %s", warning)
-    scenario.load(config.scenarios)
+    if config.scenarios:
+        scenario.load(config.scenarios)
 
 
 def _without_cassette(config: Config) -> list[str]:
