@@ -45,7 +45,6 @@ PROFILE = Profile(
     name="azure",
     title="Azure OpenAI",
     as_of="Azure OpenAI v1 API (Aug 2025+) and deployment routes, api-version 2024-10-21",
-    paths=("/openai/v1", "/openai"),
     chat=ChatShape(
         body=_body,
         stream=_stream,

@@ -23,6 +23,7 @@ from typing import Any
 from mockai.catalog import ModelInfo
 from mockai.errors import ApiError
 from mockai.pipeline.exchange import Endpoint, Exchange
+from mockai.profiles.places import PLACES, Place
 from mockai.wire import ids, jsonbytes, sse
 from mockai.wire.outgoing import Body, EventStream, Outgoing
 
@@ -241,19 +242,15 @@ def openai_list(cards: list[Json]) -> Any:
 
 # --- the profile ---------------------------------------------------------------------------------
 
-ALL_ENDPOINTS = frozenset(Endpoint)
-
 
 @dataclass(frozen=True)
 class Profile:
     """One provider's OpenAI-compatible API, as data (see the module docstring)."""
 
-    name: str
+    name: str  # its place (base paths, endpoints) is `places.PLACES[name]`
     title: str
     as_of: str  # the date or version of the provider's API this profile models
-    paths: tuple[str, ...]  # base paths on the provider's own host; the first is the usual one
     catalog: tuple[ModelInfo, ...] = ()  # what `/models` lists (empty: OpenAI's built-in set)
-    endpoints: frozenset[Endpoint] = ALL_ENDPOINTS  # the others are this provider's 404
     requests: RequestPolicy | None = None
     chat: ChatShape | None = None
     errors: ErrorStyle = OPENAI_ERRORS
@@ -267,14 +264,31 @@ class Profile:
     keep_stop: bool = False  # the stop sequence stays in the text (Fireworks)
     finish_reasons: tuple[str, ...] = ()  # beyond OpenAI's, that scripts may use
     sources: tuple[str, ...] = ()  # where the facts come from (reference/providers.md rows)
-    by_name: bool = True  # also served under `/{name}{path}` (OpenAI owns the root instead)
+    place: Place = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Where it is served lives in the routing table (which needs no profile module).
+        object.__setattr__(self, "place", PLACES[self.name])
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        """Base paths on the provider's own host; the first is the usual one."""
+        return self.place.paths
+
+    @property
+    def endpoints(self) -> frozenset[Endpoint]:
+        """The endpoints it has; the others are this provider's 404."""
+        return self.place.endpoints
+
+    @property
+    def by_name(self) -> bool:
+        """Also served under `/{name}{path}` (OpenAI owns the root instead)."""
+        return self.place.by_name
 
     @property
     def prefixes(self) -> tuple[str, ...]:
         """Where this profile is always served: its name, then each of its base paths."""
-        if not self.by_name:
-            return tuple(path for path in self.paths if path)
-        return tuple(f"/{self.name}{path}" for path in self.paths)
+        return self.place.prefixes
 
     @property
     def shapes_answers(self) -> bool:

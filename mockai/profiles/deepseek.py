@@ -80,7 +80,6 @@ PROFILE = Profile(
     name="deepseek",
     title="DeepSeek",
     as_of="api-docs.deepseek.com, December 2026",
-    paths=("/v1", ""),
     catalog=CATALOG,
     chat=ChatShape(
         body=_body,

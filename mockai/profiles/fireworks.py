@@ -48,7 +48,6 @@ PROFILE = Profile(
     name="fireworks",
     title="Fireworks AI",
     as_of="fireworks.ai docs (OpenAI compatibility, error codes), December 2026",
-    paths=("/inference/v1",),
     catalog=CATALOG,
     chat=ChatShape(
         stream=_stream,

@@ -11,7 +11,6 @@ from typing import Any
 
 from mockai.catalog import ModelInfo
 from mockai.errors import ApiError
-from mockai.pipeline.exchange import Endpoint
 from mockai.profiles import limits, shapes
 from mockai.profiles.base import (
     Answer,
@@ -134,9 +133,7 @@ PROFILE = Profile(
     name="groq",
     title="Groq",
     as_of="console.groq.com docs and groq-python types, December 2026",
-    paths=("/openai/v1",),
     catalog=CATALOG,
-    endpoints=frozenset(Endpoint) - {Endpoint.COMPLETIONS, Endpoint.MODERATIONS},
     requests=REQUESTS,
     chat=ChatShape(
         body=_body,

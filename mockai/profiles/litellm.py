@@ -99,7 +99,6 @@ PROFILE = Profile(
     name="litellm",
     title="LiteLLM proxy",
     as_of="LiteLLM proxy v1.80 (docs.litellm.ai, proxy_server.py), December 2026",
-    paths=("/v1", ""),
     catalog=CATALOG,
     chat=ChatShape(
         error_frame=_error_frame,

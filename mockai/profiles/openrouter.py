@@ -268,7 +268,6 @@ PROFILE = Profile(
     name="openrouter",
     title="OpenRouter",
     as_of="openrouter.ai docs (OpenRouterTeam/docs), December 2026",
-    paths=("/api/v1",),
     catalog=CATALOG,
     chat=ChatShape(
         body=_body,

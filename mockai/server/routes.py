@@ -32,6 +32,7 @@ from mockai.pipeline import run as pipeline
 from mockai.pipeline.exchange import Endpoint
 from mockai.pipeline.run import Handler
 from mockai.profiles.base import Profile
+from mockai.profiles.places import PLACES, Place
 from mockai.server.state import STATE, ServerState
 from mockai.stores import images as image_store
 from mockai.wire import errors, jsonbytes
@@ -317,11 +318,22 @@ def _fixed(bound: Bound, profile: Profile) -> Handler:
     return handle
 
 
-def _by_match(bound: Bound, profiles: Mapping[str, Profile], variable: str) -> Handler:
-    """`bound` serving the profile the matched path names (`{base}` or `{name}`)."""
+def _named(bound: Bound, name: str) -> Handler:
+    """`bound` serving the profile called `name`, its module imported on its first request (a
+    server loads only the profiles it is asked through)."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        return await bound(request, profiles[request.match_info[variable]])
+        return await bound(request, profiles.PROFILES[name])
+
+    return handle
+
+
+def _by_match(bound: Bound, names: Mapping[str, str], variable: str) -> Handler:
+    """`bound` serving the profile the matched path names (`{base}` or `{name}`): `names` maps
+    what the pattern matched to the profile's name."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        return await bound(request, profiles.PROFILES[names[request.match_info[variable]]])
 
     return handle
 
@@ -336,7 +348,7 @@ def _resource(
     resource.add_route("*", not_allowed)
 
 
-def root_prefixes(profile: Profile) -> list[str]:
+def root_prefixes(profile: Profile | Place) -> list[str]:
     """Where the server's own profile answers: `/v1`, the root, and its provider's base paths."""
     out = ["/v1", ""]
     out += [path for path in profile.paths if path not in out]
@@ -357,22 +369,26 @@ def add_api_routes(
     server = server or profiles.get(profiles.DEFAULT)
     endpoint_codecs = tuple(endpoint_codecs)
     routes = api_routes(endpoint_codecs)
-    azure = profiles.get("azure")
+    azure = PLACES["azure"]  # (its module loads with its first request, like every other's)
     taken = root_prefixes(server)
-    mounted = [(prefix, server) for prefix in taken]
-    mounted += [(path, azure) for path in azure.paths if path not in taken]
-    for prefix, profile in mounted:
-        not_allowed = _fixed(_method_not_allowed, profile)
+    for prefix in taken:
+        not_allowed = _fixed(_method_not_allowed, server)
         for route in routes:
-            if route.needs is None or route.needs in profile.endpoints:
-                handlers = {m: _fixed(h, profile) for m, h in route.handlers.items()}
+            if route.needs is None or route.needs in server.endpoints:
+                handlers = {m: _fixed(h, server) for m, h in route.handlers.items()}
+                _resource(app, prefix + route.path, handlers, not_allowed)
+    for prefix in (path for path in azure.paths if path not in taken):
+        not_allowed = _named(_method_not_allowed, azure.name)
+        for route in routes:
+            if route.needs is None or route.needs in azure.endpoints:
+                handlers = {m: _named(h, azure.name) for m, h in route.handlers.items()}
                 _resource(app, prefix + route.path, handlers, not_allowed)
     for codec in endpoint_codecs:
         if codec.endpoint in AZURE_DEPLOYMENT_ENDPOINTS:
-            bound = {"POST": _fixed(_deployment(codec), azure)}
+            bound = {"POST": _named(_deployment(codec), azure.name)}
             for prefix in ("/openai", "/azure/openai"):
                 path = prefix + "/deployments/{deployment}" + codec.path
-                _resource(app, path, bound, _fixed(_method_not_allowed, azure))
+                _resource(app, path, bound, _named(_method_not_allowed, azure.name))
     _add_named(app, routes)
 
 
@@ -381,7 +397,7 @@ def _add_named(app: web.Application, routes: tuple[Route, ...]) -> None:
         handlers = {m: _by_match(h, serving, "base") for m, h in route.handlers.items()}
         _resource(app, pattern, handlers, _by_match(_method_not_allowed, serving, "base"))
     # Anything else under a provider's name is that provider's 404.
-    by_name = {p.name: p for p in profiles.PROFILES.values() if p.by_name}
+    by_name = {p.name: p.name for p in PLACES.values() if p.by_name}
     app.router.add_route(
         "*",
         "/{name:" + _alternatives(by_name) + "}{tail:(?:/[\\s\\S]*)?}",
@@ -392,15 +408,15 @@ def _add_named(app: web.Application, routes: tuple[Route, ...]) -> None:
 @functools.cache
 def _named_routes(
     routes: tuple[Route, ...],
-) -> tuple[tuple[str, Route, Mapping[str, Profile]], ...]:
-    """Each route with the pattern matching every provider prefix that has it, and the profile
-    each prefix names (computed once per process)."""
-    named = [profile for profile in profiles.PROFILES.values() if profile.by_name]
+) -> tuple[tuple[str, Route, Mapping[str, str]], ...]:
+    """Each route with the pattern matching every provider prefix that has it, and the name of
+    the profile each prefix names (computed once per process)."""
+    named = [place for place in PLACES.values() if place.by_name]
     bases = {prefix.lstrip("/"): p for p in named for prefix in p.prefixes}
     out = []
     for route in routes:
         serving = {
-            base: p
+            base: p.name
             for base, p in bases.items()
             if route.needs is None or route.needs in p.endpoints
         }
