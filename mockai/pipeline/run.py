@@ -19,9 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from mockai.api import forms
 from mockai.api.base import Codec, ParseContext, RenderContext
-from mockai.api.responses import conversation_id
 from mockai.backend import StateUnavailable
 from mockai.delivery.deliver import deliver
 from mockai.delivery.faults import NO_FAULTS
@@ -283,6 +281,8 @@ async def with_held(
     if not isinstance(body, dict):
         return context
     if endpoint is Endpoint.RESPONSES:
+        from mockai.api.responses import conversation_id  # (loaded with the codec: a lookup)
+
         history: tuple[Message, ...] | None = None
         held: list[dict[str, Any]] | None = None
         previous = body.get("previous_response_id")
@@ -408,6 +408,8 @@ def _request_body(
         return fields, raw
     if codec.bodies in ("form", "form_or_none"):
         entry.body = raw.decode("utf-8", "replace") if raw else None
+        from mockai.api import forms
+
         raise forms.not_a_form(content_type)
     return _parse_json(entry), None
 

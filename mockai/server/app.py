@@ -20,7 +20,7 @@ from typing import Any, ClassVar, TypeVar
 from aiohttp import web
 
 from mockai import profiles, scenario
-from mockai.api.base import Codec
+from mockai.api.codecs import CODECS, CodecRef
 from mockai.backend import StateUnavailable, open_backend
 from mockai.backend.memory import finish_now
 from mockai.catalog import Catalog
@@ -29,7 +29,6 @@ from mockai.delivery.chaos import FaultPlanner
 from mockai.delivery.ratelimit import parse_limits
 from mockai.errors import ServerError
 from mockai.generate.fallback import FallbackGenerator
-from mockai.pipeline import batch
 from mockai.pipeline.decide import Decider, Source
 from mockai.pipeline.exchange import Endpoint
 from mockai.pipeline.journal import Journal, JournalEntry
@@ -38,12 +37,6 @@ from mockai.profiles.base import Profile
 from mockai.server import admin, reload, routes, sites
 from mockai.server.metrics import Metrics
 from mockai.server.state import STATE, ServerState
-from mockai.stores.batches import BatchStore
-from mockai.stores.completions import CompletionStore
-from mockai.stores.conversations import ConversationStore
-from mockai.stores.files import FileStore
-from mockai.stores.images import ImageStore
-from mockai.stores.responses import ResponseStore
 
 T = TypeVar("T")
 
@@ -76,8 +69,6 @@ def create_app(
         rules.fallback_generator = generator
         rules.shared = backend.rules()
     journal = Journal(config.journal_size, config.journal_bytes)
-    files = FileStore(config.created, backend=backend)
-    batches = BatchStore(files, config.created, backend=backend)
     state = ServerState(
         config=config,
         catalog=catalog,
@@ -86,27 +77,20 @@ def create_app(
             generator,
             fallback=config.fallback,
             no_match_status=config.no_match_status,
-            keepers={Endpoint.FILES: files, Endpoint.BATCHES: batches},
         ),
         journal=journal,
         ratelimits=backend.budgets(parse_limits(config.limits)),
         codecs=routes.codecs(),
         rules=rules,
-        responses=ResponseStore(backend=backend, max_bytes=config.store_bytes),
-        conversations=ConversationStore(config.seed, config.created, backend=backend),
-        completions=CompletionStore(backend=backend, max_bytes=config.store_bytes),
-        images=ImageStore(backend=backend),
         occurrences=backend.occurrences(),
         faults=FaultPlanner.from_config(config, backend.attempts()),
         backend=backend,
         shared_journal=backend.journal(journal),
         metrics=Metrics(metrics_dir),
         profile=profile,
-        files=files,
-        batches=batches,
     )
-    batches.runner = batch.runner(state)  # lines go through this server's pipeline
-    shared = _routes(tuple(state.codecs.values()), profile)
+    state.decider.keepers.update(state.keepers())  # (the stores are made on first use)
+    shared = _routes(CODECS, profile)
     app = _application(shared)
     app[STATE] = state
     app.cleanup_ctx.append(_state_lifespan)
@@ -122,11 +106,11 @@ def create_app(
         if lifespan is not None:  # a source holding connections or files (the upstream's)
             app.cleanup_ctx.append(lifespan)
     if app.router is not shared:  # (aiohttp did not take the shared router: build its own)
-        _add_routes(app, tuple(state.codecs.values()), profile)
+        _add_routes(app, CODECS, profile)
     return app
 
 
-def _add_routes(app: web.Application, codecs: tuple[Codec, ...], profile: Profile) -> None:
+def _add_routes(app: web.Application, codecs: tuple[CodecRef, ...], profile: Profile) -> None:
     routes.add_api_routes(app, codecs, profile)
     admin.add_admin_routes(app)
     routes.add_media_routes(app)
@@ -141,7 +125,7 @@ _shared_routes: dict[tuple[str, tuple[Endpoint, ...]], web.UrlDispatcher] = {}
 _shared_routes_lock = threading.Lock()
 
 
-def _routes(codecs: tuple[Codec, ...], profile: Profile) -> web.UrlDispatcher:
+def _routes(codecs: tuple[CodecRef, ...], profile: Profile) -> web.UrlDispatcher:
     key = (profile.name, tuple(codec.endpoint for codec in codecs))
     with _shared_routes_lock:
         router = _shared_routes.get(key)

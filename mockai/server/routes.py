@@ -13,20 +13,10 @@ from typing import Any
 from aiohttp import web
 
 from mockai import profiles
-from mockai.api import (
-    batches,
-    chat,
-    completions,
-    embeddings,
-    files,
-    images,
-    models,
-    moderations,
-    responses,
-    speech,
-    transcriptions,
-)
+from mockai.api import codecs as codec_table
+from mockai.api import models
 from mockai.api.base import Codec
+from mockai.api.codecs import CodecRef, Codecs
 from mockai.backend import StateUnavailable
 from mockai.pipeline import run as pipeline
 from mockai.pipeline.exchange import Endpoint
@@ -34,7 +24,7 @@ from mockai.pipeline.run import Handler
 from mockai.profiles.base import Profile
 from mockai.profiles.places import PLACES, Place
 from mockai.server.state import STATE, ServerState
-from mockai.stores import images as image_store
+from mockai.stores import IMAGES_PATH
 from mockai.wire import errors, jsonbytes
 from mockai.wire.outgoing import Body, EventStream, Outgoing
 
@@ -55,24 +45,9 @@ AZURE_DEPLOYMENT_ENDPOINTS = (
 Bound = Callable[[web.Request, Profile], Awaitable[web.StreamResponse]]
 
 
-def codecs() -> dict[Endpoint, Codec]:
-    """The generating endpoints, by name."""
-    return {
-        codec.endpoint: codec
-        for codec in (
-            chat.CODEC,
-            completions.CODEC,
-            embeddings.CODEC,
-            responses.CODEC,
-            moderations.CODEC,
-            images.GENERATIONS,
-            images.EDITS,
-            images.VARIATIONS,
-            speech.CODEC,
-            transcriptions.TRANSCRIPTIONS,
-            transcriptions.TRANSLATIONS,
-        )
-    }
+def codecs() -> Codecs:
+    """The generating endpoints' codecs, by endpoint (each module imported on first use)."""
+    return codec_table.codecs()
 
 
 async def _method_not_allowed(request: web.Request, profile: Profile) -> web.StreamResponse:
@@ -117,15 +92,25 @@ async def _delete_model(request: web.Request, profile: Profile) -> web.StreamRes
     )
 
 
-def _generating(codec: Codec) -> Bound:
+def _generating(ref: CodecRef) -> Bound:
+    codec: Codec | None = None  # loaded by the first request (a server rarely uses them all)
+
     async def handle(request: web.Request, profile: Profile) -> web.StreamResponse:
+        nonlocal codec
+        if codec is None:
+            codec = ref.load()
         return await pipeline.run(request, codec, profile)
 
     return handle
 
 
-def _deployment(codec: Codec) -> Bound:
+def _deployment(ref: CodecRef) -> Bound:
+    codec: Codec | None = None
+
     async def handle(request: web.Request, profile: Profile) -> web.StreamResponse:
+        nonlocal codec
+        if codec is None:
+            codec = ref.load()
         return await pipeline.run(
             request, codec, profile, deployment=request.match_info["deployment"]
         )
@@ -167,7 +152,7 @@ async def _count_input_tokens(state: ServerState, request: web.Request, body: An
     # equals that answer's `usage.input_tokens`.
     context = pipeline.parse_context(state, request.headers)
     context = await pipeline.with_held(state, context, Endpoint.RESPONSES, body)
-    exchange = responses.parse(body, context)
+    exchange = state.codecs[Endpoint.RESPONSES].parse(body, context)
     return {"object": "response.input_tokens", "input_tokens": exchange.prompt_tokens}
 
 
@@ -273,15 +258,15 @@ def _stored_responses() -> list[Route]:
 
 
 @functools.cache
-def api_routes(endpoint_codecs: tuple[Codec, ...]) -> tuple[Route, ...]:
+def api_routes(endpoint_codecs: tuple[CodecRef, ...]) -> tuple[Route, ...]:
     """Every API route, relative to a prefix (`/v1`, the root, `/groq/openai/v1`, ...); made
     once per process (a test suite starts a server per test)."""
     out: list[Route] = []
-    for codec in endpoint_codecs:
-        handlers: dict[str, Bound] = {"POST": _generating(codec)}
-        if codec.endpoint is Endpoint.CHAT:  # the list of stored completions
+    for ref in endpoint_codecs:
+        handlers: dict[str, Bound] = {"POST": _generating(ref)}
+        if ref.endpoint is Endpoint.CHAT:  # the list of stored completions
             handlers["GET"] = _stateful(lambda s, r, b: s.completions.list(r.query))
-        out.append(Route(codec.path, handlers, codec.endpoint))
+        out.append(Route(ref.path, handlers, ref.endpoint))
     out.append(Route("/models", {"GET": _list_models}))
     # Any characters, not the default `[^{}/]+`: unencoded ids such as
     # `meta-llama/llama-3.3-70b` work (and `[\s\S]`, not `.`, also matches a decoded `%0a`).
@@ -295,16 +280,16 @@ def _files_and_batches() -> list[Route]:
     """Files and batches: every route goes through the pipeline (rules, cassettes, faults and
     the journal see them like any request); their stores answer what no source does."""
     out: list[Route] = []
-    for codec, collection, one, action, methods in (
-        (files.CODEC, "/files", "/files/{file_id}", "/{content:content}", ("GET", "DELETE")),
-        (batches.CODEC, "/batches", "/batches/{batch_id}", "/{cancel:cancel}", ("GET",)),
+    for ref, collection, one, action, methods in (
+        (codec_table.FILES, "/files", "/files/{file_id}", "/{content:content}", ("GET", "DELETE")),
+        (codec_table.BATCHES, "/batches", "/batches/{batch_id}", "/{cancel:cancel}", ("GET",)),
     ):
-        handler = _generating(codec)
-        action_method = "GET" if codec is files.CODEC else "POST"
+        handler = _generating(ref)
+        action_method = "GET" if ref is codec_table.FILES else "POST"
         out += [
-            Route(collection, {"POST": handler, "GET": handler}, codec.endpoint),
-            Route(one, dict.fromkeys(methods, handler), codec.endpoint),
-            Route(one + action, {action_method: handler}, codec.endpoint),
+            Route(collection, {"POST": handler, "GET": handler}, ref.endpoint),
+            Route(one, dict.fromkeys(methods, handler), ref.endpoint),
+            Route(one + action, {action_method: handler}, ref.endpoint),
         ]
     return out
 
@@ -356,7 +341,7 @@ def root_prefixes(profile: Profile | Place) -> list[str]:
 
 
 def add_api_routes(
-    app: web.Application, endpoint_codecs: Iterable[Codec], server: Profile | None = None
+    app: web.Application, endpoint_codecs: Iterable[CodecRef], server: Profile | None = None
 ) -> None:
     """Register the API's routes, each with a catch-all 405 for other methods.
 
@@ -383,11 +368,11 @@ def add_api_routes(
             if route.needs is None or route.needs in azure.endpoints:
                 handlers = {m: _named(h, azure.name) for m, h in route.handlers.items()}
                 _resource(app, prefix + route.path, handlers, not_allowed)
-    for codec in endpoint_codecs:
-        if codec.endpoint in AZURE_DEPLOYMENT_ENDPOINTS:
-            bound = {"POST": _named(_deployment(codec), azure.name)}
+    for ref in endpoint_codecs:
+        if ref.endpoint in AZURE_DEPLOYMENT_ENDPOINTS:
+            bound = {"POST": _named(_deployment(ref), azure.name)}
             for prefix in ("/openai", "/azure/openai"):
-                path = prefix + "/deployments/{deployment}" + codec.path
+                path = prefix + "/deployments/{deployment}" + ref.path
                 _resource(app, path, bound, _named(_method_not_allowed, azure.name))
     _add_named(app, routes)
 
@@ -450,7 +435,7 @@ async def _image(request: web.Request) -> web.StreamResponse:
 
 def add_media_routes(app: web.Application) -> None:
     """What answers link to: pictures kept for `response_format: url`."""
-    app.router.add_get(image_store.PATH + "{name}", _image)
+    app.router.add_get(IMAGES_PATH + "{name}", _image)
 
 
 def add_catch_all(app: web.Application, profile: Profile | None = None) -> None:
