@@ -16,7 +16,6 @@ from mockai import __version__
 from mockai.config import RECORD_MODES, Config, check_option, unknown_env_variables
 from mockai.errors import ConfigError, MockaiError
 from mockai.hints import suggest
-from mockai.server import serving
 
 log = logging.getLogger("mockai")
 
@@ -327,6 +326,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _check(args.paths)
         if args.command == "health":
             return _health(args.url)
+        from mockai.server import serving  # (only to serve: not for check, health, --help)
+
         config = config_from_args(args)
         _configure_logging(config)
         _preflight(config)

@@ -17,10 +17,9 @@ from hypothesis import strategies as st
 from profile_support import HELLO, KEY, MODELS, chat, chunks, frames, post, sdk, streamed_text
 from strategies import examples, texts
 
-from mockai import MockServer
+from mockai import MockServer, profiles
 from mockai.errors import ConfigError, ScenarioError
 from mockai.pipeline.exchange import Endpoint
-from mockai import profiles
 from mockai.profiles import PROFILES
 from mockai.profiles.places import PLACES
 from mockai.profiles.table import ENDPOINT_PATHS

@@ -32,7 +32,7 @@ from mockai.pipeline.reply import NO_TIMING, Plan, Reply
 from mockai.profiles.base import Answer, Profile
 from mockai.server.logs import log_request
 from mockai.server.state import STATE, ServerState
-from mockai.wire import errors, ids, jsonbytes, multipart
+from mockai.wire import errors, ids, jsonbytes
 from mockai.wire.outgoing import Body, EventStream, Outgoing
 
 log = logging.getLogger("mockai")
@@ -395,17 +395,21 @@ def _request_body(
     if not raw and codec.bodies in ("json_or_none", "form_or_none"):
         entry.body = None
         return None, None
-    if codec.bodies not in ("json", "json_or_none") and multipart.is_form(content_type):
-        boundary = multipart.boundary_of(content_type or "")
-        entry.body = f"<multipart form, {len(raw)} bytes>"
-        if boundary is None:
-            raise errors.bad_form("the Content-Type header has no boundary parameter")
-        try:
-            fields = multipart.fields(multipart.parse(raw, boundary))
-        except multipart.MultipartError as error:
-            raise errors.bad_form(str(error)) from None
-        entry.body = multipart.summarised(fields)
-        return fields, raw
+    if codec.bodies not in ("json", "json_or_none"):
+        # (The form parser loads with the first codec taking forms; after that, a lookup.)
+        import mockai.wire.multipart as multipart
+
+        if multipart.is_form(content_type):
+            boundary = multipart.boundary_of(content_type or "")
+            entry.body = f"<multipart form, {len(raw)} bytes>"
+            if boundary is None:
+                raise errors.bad_form("the Content-Type header has no boundary parameter")
+            try:
+                fields = multipart.fields(multipart.parse(raw, boundary))
+            except multipart.MultipartError as error:
+                raise errors.bad_form(str(error)) from None
+            entry.body = multipart.summarised(fields)
+            return fields, raw
     if codec.bodies in ("form", "form_or_none"):
         entry.body = raw.decode("utf-8", "replace") if raw else None
         from mockai.api import forms

@@ -23,6 +23,7 @@ from mockai.pipeline.exchange import Endpoint
 from mockai.pipeline.run import Handler
 from mockai.profiles.base import Profile
 from mockai.profiles.places import PLACES, Place
+from mockai.server.lazyroutes import LazyRoutes
 from mockai.server.state import STATE, ServerState
 from mockai.stores import IMAGES_PATH
 from mockai.wire import errors, jsonbytes
@@ -324,13 +325,32 @@ def _by_match(bound: Bound, names: Mapping[str, str], variable: str) -> Handler:
 
 
 def _resource(
-    app: web.Application, path: str, handlers: Mapping[str, Handler], not_allowed: Handler
+    router: web.UrlDispatcher, path: str, handlers: Mapping[str, Handler], not_allowed: Handler
 ) -> None:
     """One route: its handlers by method, and the API's 405 for every other method."""
-    resource = app.router.add_resource(path)
+    resource = router.add_resource(path)
     for method, handler in handlers.items():
         resource.add_route(method, handler)
     resource.add_route("*", not_allowed)
+
+
+# A route as `_resource` registers it: its path, handlers by method, and its 405.
+Spec = tuple[str, Mapping[str, Handler], Handler]
+
+
+def _lazily(app: web.Application, key: str, specs: list[Spec], lazy: bool = True) -> None:
+    """Register `specs` (routes all under `key`) as one group made on its first request (or,
+    not `lazy`, one by one at once)."""
+
+    def build(router: web.UrlDispatcher) -> None:
+        for path, handlers, not_allowed in specs:
+            _resource(router, path, handlers, not_allowed)
+
+    if not lazy:
+        build(app.router)
+    elif specs:
+        assert all(path.startswith(key.rstrip("/") + "/") for path, _, _ in specs), key
+        app.router.register_resource(LazyRoutes(key, build))
 
 
 def root_prefixes(profile: Profile | Place) -> list[str]:
@@ -341,7 +361,11 @@ def root_prefixes(profile: Profile | Place) -> list[str]:
 
 
 def add_api_routes(
-    app: web.Application, endpoint_codecs: Iterable[CodecRef], server: Profile | None = None
+    app: web.Application,
+    endpoint_codecs: Iterable[CodecRef],
+    server: Profile | None = None,
+    *,
+    lazy: bool = True,
 ) -> None:
     """Register the API's routes, each with a catch-all 405 for other methods.
 
@@ -350,6 +374,16 @@ def add_api_routes(
     served under its name (`/groq/openai/v1/...`). The named routes are one resource per route
     for all providers (the provider is the first part of the path, matched by one pattern), so a
     server costs a few dozen resources however many profiles there are.
+
+    Only the server's own routes are made at start: Azure's (`/openai/...`, its deployments)
+    and the named routes are groups made on their first request (`LazyRoutes`: their patterns
+    are most of what registering the routes costs, and most servers never see such a request).
+    Each group is registered where its routes were, under the path they all lie under, so
+    requests find the same route as if they had been registered one by one: nothing of the
+    server's own lies between a group's routes (Azure's are under `/openai/` and its named
+    prefixes, the server's under `/v1`, the root's first segments and its provider's paths,
+    which share no route with Azure's). Not `lazy`, every route is registered at once (the
+    suite checks both find the same routes).
     """
     server = server or profiles.get(profiles.DEFAULT)
     endpoint_codecs = tuple(endpoint_codecs)
@@ -361,33 +395,37 @@ def add_api_routes(
         for route in routes:
             if route.needs is None or route.needs in server.endpoints:
                 handlers = {m: _fixed(h, server) for m, h in route.handlers.items()}
-                _resource(app, prefix + route.path, handlers, not_allowed)
+                _resource(app.router, prefix + route.path, handlers, not_allowed)
+    under_openai: list[Spec] = []
     for prefix in (path for path in azure.paths if path not in taken):
         not_allowed = _named(_method_not_allowed, azure.name)
         for route in routes:
             if route.needs is None or route.needs in azure.endpoints:
                 handlers = {m: _named(h, azure.name) for m, h in route.handlers.items()}
-                _resource(app, prefix + route.path, handlers, not_allowed)
+                under_openai.append((prefix + route.path, handlers, not_allowed))
+    under_azure: list[Spec] = []
     for ref in endpoint_codecs:
         if ref.endpoint in AZURE_DEPLOYMENT_ENDPOINTS:
             bound = {"POST": _named(_deployment(ref), azure.name)}
-            for prefix in ("/openai", "/azure/openai"):
+            for prefix, specs in (("/openai", under_openai), ("/azure/openai", under_azure)):
                 path = prefix + "/deployments/{deployment}" + ref.path
-                _resource(app, path, bound, _named(_method_not_allowed, azure.name))
-    _add_named(app, routes)
+                specs.append((path, bound, _named(_method_not_allowed, azure.name)))
+    _lazily(app, "/openai", under_openai, lazy)
+    _lazily(app, "/azure/openai/deployments", under_azure, lazy)
+    _lazily(app, "/", _named_specs(routes), lazy)
 
 
-def _add_named(app: web.Application, routes: tuple[Route, ...]) -> None:
+def _named_specs(routes: tuple[Route, ...]) -> list[Spec]:
+    """Every route under each provider's name, then the provider's 404 for the rest there."""
+    specs: list[Spec] = []
     for pattern, route, serving in _named_routes(routes):
         handlers = {m: _by_match(h, serving, "base") for m, h in route.handlers.items()}
-        _resource(app, pattern, handlers, _by_match(_method_not_allowed, serving, "base"))
+        specs.append((pattern, handlers, _by_match(_method_not_allowed, serving, "base")))
     # Anything else under a provider's name is that provider's 404.
     by_name = {p.name: p.name for p in PLACES.values() if p.by_name}
-    app.router.add_route(
-        "*",
-        "/{name:" + _alternatives(by_name) + "}{tail:(?:/[\\s\\S]*)?}",
-        _by_match(_not_found, by_name, "name"),
-    )
+    pattern = "/{name:" + _alternatives(by_name) + "}{tail:(?:/[\\s\\S]*)?}"
+    specs.append((pattern, {}, _by_match(_not_found, by_name, "name")))
+    return specs
 
 
 @functools.cache
