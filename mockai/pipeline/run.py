@@ -29,7 +29,7 @@ from mockai.pipeline.exchange import Endpoint, Exchange, Message
 from mockai.pipeline.fingerprint import content_key, occurrence_key, request_key
 from mockai.pipeline.journal import JournalEntry, readable_body, redact_headers
 from mockai.pipeline.reply import NO_TIMING, Plan, Reply
-from mockai.profiles.base import Answer, Profile
+from mockai.profiles.base import Profile
 from mockai.server.logs import log_request
 from mockai.server.state import STATE, ServerState
 from mockai.wire import errors, ids, jsonbytes
@@ -238,7 +238,9 @@ def _render(
         keep_stop=profile.keep_stop,
     )
     outgoing = codec.render(reply, exchange, ctx)
-    if profile.chat is not None:
+    if profile.chat is not None:  # (a provider's profile: its hooks are loaded, a lookup)
+        from mockai.profiles.hooks import Answer
+
         outgoing = profile.shape_answer(
             codec.endpoint, outgoing, Answer(exchange, ids_key, config.created)
         )

@@ -14,7 +14,8 @@ from typing import Any
 from mockai.catalog import ModelInfo
 from mockai.pipeline.exchange import Endpoint
 from mockai.profiles import limits
-from mockai.profiles.base import Answer, ChatShape, Json, Profile, RequestPolicy
+from mockai.profiles.base import Json, Profile
+from mockai.profiles.hooks import Answer, ChatShape, RequestPolicy
 from mockai.wire import jsonbytes, sse
 
 CREATED = 1747872000

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from mockai.profiles import limits, shapes
-from mockai.profiles.base import Answer, Auth, ChatShape, Json, Profile
+from mockai.profiles.base import Auth, Json, Profile
+from mockai.profiles.hooks import Answer, ChatShape
 
 # Every category Azure's filters report, none triggered.
 _SAFE = {"filtered": False, "severity": "safe"}

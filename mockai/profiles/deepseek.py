@@ -11,7 +11,8 @@ from typing import Any
 from mockai.catalog import ModelInfo
 from mockai.errors import ApiError
 from mockai.profiles import limits, shapes
-from mockai.profiles.base import Answer, ChatShape, ErrorStyle, Json, Profile, openai_envelope
+from mockai.profiles.base import ErrorStyle, Json, Profile, openai_envelope
+from mockai.profiles.hooks import Answer, ChatShape
 from mockai.wire import ids
 
 CATALOG = (

@@ -12,16 +12,9 @@ from typing import Any
 from mockai.catalog import ModelInfo
 from mockai.errors import ApiError
 from mockai.profiles import limits, shapes
-from mockai.profiles.base import (
-    Answer,
-    ChatShape,
-    ErrorStyle,
-    Json,
-    Profile,
-    RequestPolicy,
-    openai_envelope,
-)
+from mockai.profiles.base import ErrorStyle, Json, Profile, openai_envelope
 from mockai.profiles.checks import forbid, forbid_in_messages
+from mockai.profiles.hooks import Answer, ChatShape, RequestPolicy
 from mockai.wire import ids, jsonbytes, sse
 
 CREATED = 1733447754

@@ -13,7 +13,8 @@ from typing import Any
 
 from mockai.catalog import ModelInfo
 from mockai.errors import ApiError
-from mockai.profiles.base import Answer, Auth, ChatShape, ErrorStyle, Json, Profile
+from mockai.profiles.base import Auth, ErrorStyle, Json, Profile
+from mockai.profiles.hooks import Answer, ChatShape
 from mockai.wire import ids, jsonbytes, sse
 
 VERSION = "1.80.0"

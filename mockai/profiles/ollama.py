@@ -14,16 +14,8 @@ from mockai.catalog import ModelInfo
 from mockai.errors import ApiError
 from mockai.pipeline.exchange import Endpoint
 from mockai.profiles import limits, shapes
-from mockai.profiles.base import (
-    Answer,
-    Auth,
-    ChatShape,
-    Check,
-    ErrorStyle,
-    Json,
-    Profile,
-    RequestPolicy,
-)
+from mockai.profiles.base import Auth, ErrorStyle, Json, Profile
+from mockai.profiles.hooks import Answer, ChatShape, Check, RequestPolicy
 from mockai.wire import ids
 
 CREATED = 1733000000

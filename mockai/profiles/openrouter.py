@@ -13,7 +13,8 @@ from typing import Any
 from mockai.catalog import ModelInfo
 from mockai.errors import ApiError
 from mockai.profiles import limits, shapes
-from mockai.profiles.base import Answer, ChatShape, ErrorStyle, Json, Profile
+from mockai.profiles.base import ErrorStyle, Json, Profile
+from mockai.profiles.hooks import Answer, ChatShape
 from mockai.wire import ids, jsonbytes, sse
 
 CREATED = 1741305600

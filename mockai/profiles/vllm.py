@@ -17,7 +17,8 @@ from mockai.catalog import ModelInfo
 from mockai.errors import ApiError
 from mockai.pipeline.exchange import Endpoint
 from mockai.profiles import limits, shapes
-from mockai.profiles.base import Answer, ChatShape, ErrorStyle, Json, Profile, RequestPolicy
+from mockai.profiles.base import ErrorStyle, Json, Profile
+from mockai.profiles.hooks import Answer, ChatShape, RequestPolicy
 from mockai.wire import ids, jsonbytes, sse
 
 CREATED = 1733443200
