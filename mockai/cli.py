@@ -306,10 +306,10 @@ def _pattern(text: str) -> str:
 
 
 def _configure_logging(config: Config) -> None:
-    from mockai.server.logs import JsonFormatter
-
     handler = logging.StreamHandler(sys.stderr)
     if config.log_format == "json":
+        from mockai.server.logs import JsonFormatter
+
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s", "%H:%M:%S"))
@@ -369,11 +369,12 @@ def _preflight(config: Config) -> None:
     from mockai.backend import open_backend
     from mockai.config import check_together
     from mockai.delivery.timing import unit_warnings
-    from mockai.server.reload import require_watchfiles
 
     check_together(config)
     open_backend(config.state)  # a missing client library is said before the workers start
     if config.watch:
+        from mockai.server.reload import require_watchfiles
+
         require_watchfiles()
 
     warnings = unknown_env_variables()

@@ -30,7 +30,6 @@ from mockai.pipeline.fingerprint import content_key, occurrence_key, request_key
 from mockai.pipeline.journal import JournalEntry, readable_body, redact_headers
 from mockai.pipeline.reply import NO_TIMING, Plan, Reply
 from mockai.profiles.base import Profile
-from mockai.server.logs import log_request
 from mockai.server.state import STATE, ServerState
 from mockai.wire import errors, ids, jsonbytes
 from mockai.wire.outgoing import Body, EventStream, Outgoing
@@ -515,7 +514,9 @@ async def _finish(
         state.journal.completed(entry)  # its answer's bytes count against the budget
         if metrics is not None:
             metrics.finished(entry, outgoing, streaming)
-        if state.config.log_requests:
+        if state.config.log_requests:  # (--quiet: the log line's module never loads)
+            from mockai.server.logs import log_request
+
             log_request(state.access_log, entry)
         if state.backend.shared:
             await _shared(journal.complete(entry))
