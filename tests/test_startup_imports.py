@@ -215,3 +215,21 @@ def test_what_a_server_uses_still_loads_when_it_is_asked_for(tmp_path: Path) -> 
     chat, _ = probed["answers"]
     assert chat["choices"][0]["message"]["content"] == "scripted"
     assert {"mockai.scenario.loader", "mockai.scenario.rules"} <= set(probed["modules"])
+
+
+def test_mockai_check_of_scenario_files_loads_no_server(tmp_path: Path) -> None:
+    """`mockai check` of scenario files needs the loader, not the server: no aiohttp, no vcrpy
+    (which imports aiohttp), no mockai.server module."""
+    scenario = tmp_path / "ok.yaml"
+    scenario.write_text("mockai: 1\nrules:\n  - name: a\n    reply: {content: x}\n")
+    code = (
+        "import json, sys; from mockai.cli import main; code = main(['check', sys.argv[1]]); "
+        "print(json.dumps([code, sorted(sys.modules)]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(scenario)], capture_output=True, text=True, check=True
+    )
+    exit_code, modules = json.loads(done.stdout.splitlines()[-1])
+    assert exit_code == 0
+    assert not {m.split(".")[0] for m in modules} & {"aiohttp", "vcr"}
+    assert not [m for m in modules if m.startswith("mockai.server")]
