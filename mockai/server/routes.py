@@ -22,7 +22,7 @@ from mockai.pipeline import run as pipeline
 from mockai.pipeline.exchange import Endpoint
 from mockai.pipeline.run import Handler
 from mockai.profiles.base import Profile
-from mockai.profiles.places import PLACES, Place
+from mockai.profiles.places import PLACES
 from mockai.server.lazyroutes import LazyRoutes
 from mockai.server.state import STATE, ServerState
 from mockai.stores import IMAGES_PATH
@@ -353,7 +353,7 @@ def _lazily(app: web.Application, key: str, specs: list[Spec], lazy: bool = True
         app.router.register_resource(LazyRoutes(key, build))
 
 
-def root_prefixes(profile: Profile | Place) -> list[str]:
+def root_prefixes(profile: Profile) -> list[str]:
     """Where the server's own profile answers: `/v1`, the root, and its provider's base paths."""
     out = ["/v1", ""]
     out += [path for path in profile.paths if path not in out]

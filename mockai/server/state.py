@@ -79,8 +79,9 @@ class ServerState:
         if self.shared_journal is None:
             self.shared_journal = JournalView(self.journal)
 
-    # --- the API's stored objects, each made (and its module imported) on first use: most
-    # servers never store anything, and a plain `mockai serve` starts without them ------------
+    # --- the API's stored objects -------------------------------------------------------------
+    # Each is made (and its module imported) the first time it is asked for, from the server's
+    # config and backend: most servers never store anything, and `mockai serve` starts faster.
 
     @property
     def responses(self) -> ResponseStore:
