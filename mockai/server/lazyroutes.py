@@ -20,10 +20,10 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from yarl import URL
 
 if TYPE_CHECKING:
     from aiohttp.web_urldispatcher import _InfoDict
+    from yarl import URL
 
 
 class LazyRoutes(web.AbstractResource):
