@@ -6,13 +6,14 @@ options, `MOCKAI_*` environment variables and `x-mockai-*` request headers.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from typing import Any
 
 
 def closest(word: Any, known: Iterable[str]) -> str | None:
     """The known value `word` most probably meant, if one is close enough."""
+    import difflib  # (with the first mistake: a server that reads none never needs it)
+
     close = difflib.get_close_matches(str(word), list(known), n=1, cutoff=0.6)
     return close[0] if close else None
 

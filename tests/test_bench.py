@@ -41,3 +41,18 @@ def test_the_benchmark_runs_and_reports_every_figure(tmp_path: Path) -> None:
     assert 0 < figures["startup_s"][0] < 30
     assert {"idle", "after", "bare idle", "bare after"} <= figures["rss_mib"].keys()
     assert "ratio" in run.stdout and "startup" in run.stdout  # the printed table
+
+
+def test_the_startup_timer_launches_the_server_and_reports_its_first_answer() -> None:
+    """bench/startup.py (launch of `mockai serve` to its first chat answer) keeps working."""
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "startup.py"), "--runs", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    summary = run.stdout.strip().splitlines()[-1]
+    assert summary.startswith("median ") and "(/v1/chat/completions)" in summary, summary
+    assert 0 < float(summary.split()[1]) < 30

@@ -17,10 +17,11 @@ from hypothesis import strategies as st
 from profile_support import HELLO, KEY, MODELS, chat, chunks, frames, post, sdk, streamed_text
 from strategies import examples, texts
 
-from mockai import MockServer
+from mockai import MockServer, profiles
 from mockai.errors import ConfigError, ScenarioError
 from mockai.pipeline.exchange import Endpoint
 from mockai.profiles import PROFILES
+from mockai.profiles.places import PLACES
 from mockai.profiles.table import ENDPOINT_PATHS
 
 
@@ -38,6 +39,24 @@ def test_every_provider_has_its_facts_dated() -> None:
     for profile in PROFILES.values():
         assert profile.as_of and profile.title and profile.paths, profile.name
         assert profile.name == "openai" or profile.sources, profile.name
+
+
+def test_each_profile_is_its_module_and_serves_where_its_place_says() -> None:
+    """Routing reads the light table (`places.PLACES`) and the profile modules load on first
+    use: each name's module holds the profile of that name, at that place."""
+    assert list(PROFILES) == list(PLACES)
+    for name, profile in PROFILES.items():
+        assert profile.name == name
+        assert profile.place is PLACES[name]
+        assert (profile.paths, profile.endpoints, profile.by_name, profile.prefixes) == (
+            PLACES[name].paths,
+            PLACES[name].endpoints,
+            PLACES[name].by_name,
+            PLACES[name].prefixes,
+        )
+    assert "nope" not in PROFILES
+    with pytest.raises(KeyError, match="valid: openai, groq"):
+        profiles.get("nope")
 
 
 @pytest.mark.parametrize("provider", NAMED)

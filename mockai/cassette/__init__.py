@@ -14,13 +14,50 @@ check      `mockai check` for cassettes
 
 from __future__ import annotations
 
-from mockai.cassette.configure import cassette_sources
-from mockai.cassette.format import Cassette, CassetteFile, DecodeError, Interaction, NotFound
-from mockai.cassette.matching import MATCHERS, MatcherRegistry, RequestView, register_matcher
-from mockai.cassette.modes import RecordMode, validate_record_mode
-from mockai.cassette.record import UpstreamSource
-from mockai.cassette.redact import Scrubber
-from mockai.cassette.replay import ReplaySource
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mockai.cassette.configure import cassette_sources
+    from mockai.cassette.format import Cassette, CassetteFile, DecodeError, Interaction, NotFound
+    from mockai.cassette.matching import MATCHERS, MatcherRegistry, RequestView, register_matcher
+    from mockai.cassette.modes import RecordMode, validate_record_mode
+    from mockai.cassette.record import UpstreamSource
+    from mockai.cassette.redact import Scrubber
+    from mockai.cassette.replay import ReplaySource
+
+# Each name from its module, imported when first asked for: `mockai check` reads cassettes with
+# the format, redaction and scan modules alone (the upstream's aiohttp client and the replay
+# source are for servers).
+_LAZY = {
+    "cassette_sources": "configure",
+    "Cassette": "format",
+    "CassetteFile": "format",
+    "DecodeError": "format",
+    "Interaction": "format",
+    "NotFound": "format",
+    "MATCHERS": "matching",
+    "MatcherRegistry": "matching",
+    "RequestView": "matching",
+    "register_matcher": "matching",
+    "RecordMode": "modes",
+    "validate_record_mode": "modes",
+    "UpstreamSource": "record",
+    "Scrubber": "redact",
+    "ReplaySource": "replay",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "MATCHERS",

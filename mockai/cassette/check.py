@@ -7,15 +7,17 @@ import itertools
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from mockai.cassette.format import DecodeError, Interaction, parse_cassette
 from mockai.cassette.redact import Scrubber
 from mockai.cassette.scan import scan_document, scan_interaction
 from mockai.errors import Problem
 from mockai.wire.events import event_data, split_events
+
+if TYPE_CHECKING:  # (vcrpy, which imports aiohttp, loads with the first cassette checked)
+    from mockai.cassette.format import DecodeError, Interaction
 
 _CASSETTE_KEY = re.compile(r'^(interactions\s*:|\s*\{?\s*"interactions"\s*:)', re.MULTILINE)
 
@@ -27,6 +29,8 @@ def looks_like_cassette(text: str) -> bool:
 
 def check_cassette(path: Path, text: str, scrubber: Scrubber | None = None) -> list[Problem]:
     """Every problem in one cassette file."""
+    from mockai.cassette.format import DecodeError, parse_cassette
+
     scrubber = scrubber or Scrubber()
     try:
         cassette = parse_cassette(path, text)

@@ -8,15 +8,17 @@ import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
-from mockai.cassette.format import Interaction
 from mockai.cassette.redact import Scrubber, is_secret_header
 from mockai.errors import Problem, SecretLeakError
 from mockai.wire.events import event_data, split_events
+
+if TYPE_CHECKING:
+    from mockai.cassette.format import Interaction
 
 
 def without_userinfo(url: str) -> str:

@@ -21,15 +21,7 @@ from typing import Any
 
 from mockai.catalog import Catalog
 from mockai.errors import ApiError
-from mockai.generate import (
-    budget,
-    embeddings,
-    moderation,
-    prompted,
-    prose,
-    tools,
-    transcript,
-)
+from mockai.generate import budget, prompted, prose, tools
 from mockai.pipeline.exchange import Endpoint, Exchange, Tool
 from mockai.pipeline.reply import Choice, Media, Reply, ToolCall
 from mockai.wire import jsonbytes
@@ -123,10 +115,15 @@ class FallbackGenerator:
         )
 
     def _embeddings(self, exchange: Exchange, key: bytes) -> Reply:
+        # (Imported on first use, as for moderations and transcripts: after that, a lookup.)
+        import mockai.generate.embeddings as embeddings
+
         dimensions = self.catalog.get(exchange.model).dimensions
         return embeddings.reply_for(exchange, dimensions, self.seed)
 
     def _moderation(self, exchange: Exchange, key: bytes) -> Reply:
+        import mockai.generate.moderation as moderation
+
         return moderation.reply_for(exchange, self.seed)
 
     def _media(self, exchange: Exchange, key: bytes) -> Reply:
@@ -134,6 +131,8 @@ class FallbackGenerator:
         return Reply(media=media_seed(key))
 
     def _transcript(self, exchange: Exchange, key: bytes) -> Reply:
+        import mockai.generate.transcript as transcript
+
         return Reply.text(transcript.text(exchange, self._rng(key, 0)))
 
     # --- building blocks -------------------------------------------------------------------------

@@ -18,7 +18,6 @@ import random
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from importlib import resources
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -39,7 +38,13 @@ def _shared() -> Faker:
 @functools.cache
 def words() -> Sequence[str]:
     """The locale's lorem word list (Faker's en_US list, loaded once)."""
-    text = resources.files("mockai").joinpath("data/lorem_en_US.txt").read_text("utf-8")
+    # (pkgutil reads it through the package's loader: importlib.resources would import its
+    # readers and zipfile with the first generated answer)
+    import pkgutil
+
+    data = pkgutil.get_data("mockai", "data/lorem_en_US.txt")
+    assert data is not None  # (the loader of an installed package reads its data files)
+    text = data.decode("utf-8")
     return tuple(text.split())
 
 

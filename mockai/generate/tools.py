@@ -26,7 +26,6 @@ import itertools
 import re
 from collections.abc import Sequence
 
-from mockai.generate import embeddings
 from mockai.pipeline.exchange import Exchange, Message, Tool
 
 _NAME_PARTS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
@@ -47,6 +46,9 @@ _FINAL_DESCRIPTION = re.compile(
 
 def words(text: str) -> set[str]:
     """Content words of `text` (stemmed, no stopwords); `_` and `-` split tool names into words."""
+    # The embeddings' tokenizer, imported with the first request offering tools.
+    import mockai.generate.embeddings as embeddings
+
     return set(embeddings.words(text.replace("_", " ").replace("-", " ")))
 
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from mockai.wire.multipart import Upload
+if TYPE_CHECKING:
+    from mockai.wire.multipart import Upload  # (the form parser loads with the first form)
 
 
 class Endpoint(str, Enum):

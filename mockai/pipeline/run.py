@@ -19,9 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from mockai.api import forms
 from mockai.api.base import Codec, ParseContext, RenderContext
-from mockai.api.responses import conversation_id
 from mockai.backend import StateUnavailable
 from mockai.delivery.deliver import deliver
 from mockai.delivery.faults import NO_FAULTS
@@ -31,10 +29,9 @@ from mockai.pipeline.exchange import Endpoint, Exchange, Message
 from mockai.pipeline.fingerprint import content_key, occurrence_key, request_key
 from mockai.pipeline.journal import JournalEntry, readable_body, redact_headers
 from mockai.pipeline.reply import NO_TIMING, Plan, Reply
-from mockai.profiles.base import Answer, Profile
-from mockai.server.logs import log_request
+from mockai.profiles.base import Profile
 from mockai.server.state import STATE, ServerState
-from mockai.wire import errors, ids, jsonbytes, multipart
+from mockai.wire import errors, ids, jsonbytes
 from mockai.wire.outgoing import Body, EventStream, Outgoing
 
 log = logging.getLogger("mockai")
@@ -240,7 +237,9 @@ def _render(
         keep_stop=profile.keep_stop,
     )
     outgoing = codec.render(reply, exchange, ctx)
-    if profile.chat is not None:
+    if profile.chat is not None:  # (a provider's profile: its hooks are loaded, a lookup)
+        from mockai.profiles.hooks import Answer
+
         outgoing = profile.shape_answer(
             codec.endpoint, outgoing, Answer(exchange, ids_key, config.created)
         )
@@ -283,6 +282,8 @@ async def with_held(
     if not isinstance(body, dict):
         return context
     if endpoint is Endpoint.RESPONSES:
+        from mockai.api.responses import conversation_id  # (loaded with the codec: a lookup)
+
         history: tuple[Message, ...] | None = None
         held: list[dict[str, Any]] | None = None
         previous = body.get("previous_response_id")
@@ -395,19 +396,25 @@ def _request_body(
     if not raw and codec.bodies in ("json_or_none", "form_or_none"):
         entry.body = None
         return None, None
-    if codec.bodies not in ("json", "json_or_none") and multipart.is_form(content_type):
-        boundary = multipart.boundary_of(content_type or "")
-        entry.body = f"<multipart form, {len(raw)} bytes>"
-        if boundary is None:
-            raise errors.bad_form("the Content-Type header has no boundary parameter")
-        try:
-            fields = multipart.fields(multipart.parse(raw, boundary))
-        except multipart.MultipartError as error:
-            raise errors.bad_form(str(error)) from None
-        entry.body = multipart.summarised(fields)
-        return fields, raw
+    if codec.bodies not in ("json", "json_or_none"):
+        # (The form parser loads with the first codec taking forms; after that, a lookup.)
+        import mockai.wire.multipart as multipart
+
+        if multipart.is_form(content_type):
+            boundary = multipart.boundary_of(content_type or "")
+            entry.body = f"<multipart form, {len(raw)} bytes>"
+            if boundary is None:
+                raise errors.bad_form("the Content-Type header has no boundary parameter")
+            try:
+                fields = multipart.fields(multipart.parse(raw, boundary))
+            except multipart.MultipartError as error:
+                raise errors.bad_form(str(error)) from None
+            entry.body = multipart.summarised(fields)
+            return fields, raw
     if codec.bodies in ("form", "form_or_none"):
         entry.body = raw.decode("utf-8", "replace") if raw else None
+        from mockai.api import forms
+
         raise forms.not_a_form(content_type)
     return _parse_json(entry), None
 
@@ -507,7 +514,9 @@ async def _finish(
         state.journal.completed(entry)  # its answer's bytes count against the budget
         if metrics is not None:
             metrics.finished(entry, outgoing, streaming)
-        if state.config.log_requests:
+        if state.config.log_requests:  # (--quiet: the log line's module never loads)
+            from mockai.server.logs import log_request
+
             log_request(state.access_log, entry)
         if state.backend.shared:
             await _shared(journal.complete(entry))

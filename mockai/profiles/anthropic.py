@@ -14,7 +14,8 @@ from typing import Any
 from mockai.catalog import ModelInfo
 from mockai.pipeline.exchange import Endpoint
 from mockai.profiles import limits
-from mockai.profiles.base import Answer, ChatShape, Json, Profile, RequestPolicy
+from mockai.profiles.base import Json, Profile
+from mockai.profiles.hooks import Answer, ChatShape, RequestPolicy
 from mockai.wire import jsonbytes, sse
 
 CREATED = 1747872000
@@ -107,9 +108,7 @@ PROFILE = Profile(
     name="anthropic",
     title="Anthropic (OpenAI SDK compatibility)",
     as_of="platform.claude.com OpenAI SDK compatibility page, December 2026",
-    paths=("/v1",),
     catalog=CATALOG,
-    endpoints=frozenset({Endpoint.CHAT}),
     requests=REQUESTS,
     chat=ChatShape(
         body=_body,

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from mockai.profiles import limits, shapes
-from mockai.profiles.base import Answer, Auth, ChatShape, Json, Profile
+from mockai.profiles.base import Auth, Json, Profile
+from mockai.profiles.hooks import Answer, ChatShape
 
 # Every category Azure's filters report, none triggered.
 _SAFE = {"filtered": False, "severity": "safe"}
@@ -45,7 +46,6 @@ PROFILE = Profile(
     name="azure",
     title="Azure OpenAI",
     as_of="Azure OpenAI v1 API (Aug 2025+) and deployment routes, api-version 2024-10-21",
-    paths=("/openai/v1", "/openai"),
     chat=ChatShape(
         body=_body,
         stream=_stream,

@@ -7,7 +7,8 @@ from typing import Any
 
 from mockai.errors import ApiError
 from mockai.pipeline.exchange import Endpoint
-from mockai.profiles.base import Check, Json
+from mockai.profiles.base import Json
+from mockai.profiles.hooks import Check
 
 # Builds the provider's error for a refused field: (where, e.g. `logprobs` or
 # `messages[0].name`; the value) -> the ApiError.

@@ -11,7 +11,8 @@ from typing import Any
 from mockai.catalog import ModelInfo
 from mockai.errors import ApiError
 from mockai.profiles import limits, shapes
-from mockai.profiles.base import Answer, ChatShape, ErrorStyle, Json, Profile, openai_envelope
+from mockai.profiles.base import ErrorStyle, Json, Profile, openai_envelope
+from mockai.profiles.hooks import Answer, ChatShape
 from mockai.wire import ids
 
 CATALOG = (
@@ -80,7 +81,6 @@ PROFILE = Profile(
     name="deepseek",
     title="DeepSeek",
     as_of="api-docs.deepseek.com, December 2026",
-    paths=("/v1", ""),
     catalog=CATALOG,
     chat=ChatShape(
         body=_body,

@@ -9,7 +9,8 @@ from __future__ import annotations
 from mockai.catalog import ModelInfo
 from mockai.errors import ApiError
 from mockai.profiles import shapes
-from mockai.profiles.base import Answer, ChatShape, ErrorStyle, Json, Profile, openai_envelope
+from mockai.profiles.base import ErrorStyle, Json, Profile, openai_envelope
+from mockai.profiles.hooks import Answer, ChatShape
 
 CREATED = 1733443200
 PREFIX = "accounts/fireworks/models/"
@@ -48,7 +49,6 @@ PROFILE = Profile(
     name="fireworks",
     title="Fireworks AI",
     as_of="fireworks.ai docs (OpenAI compatibility, error codes), December 2026",
-    paths=("/inference/v1",),
     catalog=CATALOG,
     chat=ChatShape(
         stream=_stream,

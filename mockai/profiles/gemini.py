@@ -15,8 +15,9 @@ from mockai.catalog import ModelInfo
 from mockai.errors import ApiError
 from mockai.pipeline.exchange import Endpoint
 from mockai.profiles import shapes
-from mockai.profiles.base import Answer, ChatShape, ErrorStyle, Json, Profile, RequestPolicy
+from mockai.profiles.base import ErrorStyle, Json, Profile
 from mockai.profiles.checks import unknown_fields
+from mockai.profiles.hooks import Answer, ChatShape, RequestPolicy
 from mockai.wire import ids
 
 CATALOG = (
@@ -135,9 +136,7 @@ PROFILE = Profile(
     name="gemini",
     title="Google Gemini (OpenAI compatibility)",
     as_of="ai.google.dev/gemini-api/docs/openai (beta), December 2026",
-    paths=("/v1beta/openai",),
     catalog=CATALOG,
-    endpoints=frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS}),
     requests=REQUESTS,
     chat=ChatShape(
         body=_body,

@@ -11,18 +11,10 @@ from typing import Any
 
 from mockai.catalog import ModelInfo
 from mockai.errors import ApiError
-from mockai.pipeline.exchange import Endpoint
 from mockai.profiles import limits, shapes
-from mockai.profiles.base import (
-    Answer,
-    ChatShape,
-    ErrorStyle,
-    Json,
-    Profile,
-    RequestPolicy,
-    openai_envelope,
-)
+from mockai.profiles.base import ErrorStyle, Json, Profile, openai_envelope
 from mockai.profiles.checks import forbid, forbid_in_messages
+from mockai.profiles.hooks import Answer, ChatShape, RequestPolicy
 from mockai.wire import ids, jsonbytes, sse
 
 CREATED = 1733447754
@@ -134,9 +126,7 @@ PROFILE = Profile(
     name="groq",
     title="Groq",
     as_of="console.groq.com docs and groq-python types, December 2026",
-    paths=("/openai/v1",),
     catalog=CATALOG,
-    endpoints=frozenset(Endpoint) - {Endpoint.COMPLETIONS, Endpoint.MODERATIONS},
     requests=REQUESTS,
     chat=ChatShape(
         body=_body,

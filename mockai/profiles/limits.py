@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
-from mockai.profiles.base import LimitStyle
+from mockai.profiles.hooks import LimitStyle
 
 RATE_HEADERS = (
     "x-ratelimit-limit-requests",

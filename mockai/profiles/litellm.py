@@ -13,7 +13,8 @@ from typing import Any
 
 from mockai.catalog import ModelInfo
 from mockai.errors import ApiError
-from mockai.profiles.base import Answer, Auth, ChatShape, ErrorStyle, Json, Profile
+from mockai.profiles.base import Auth, ErrorStyle, Json, Profile
+from mockai.profiles.hooks import Answer, ChatShape
 from mockai.wire import ids, jsonbytes, sse
 
 VERSION = "1.80.0"
@@ -99,7 +100,6 @@ PROFILE = Profile(
     name="litellm",
     title="LiteLLM proxy",
     as_of="LiteLLM proxy v1.80 (docs.litellm.ai, proxy_server.py), December 2026",
-    paths=("/v1", ""),
     catalog=CATALOG,
     chat=ChatShape(
         error_frame=_error_frame,

@@ -16,14 +16,8 @@ from mockai.catalog import ModelInfo
 from mockai.errors import ApiError
 from mockai.pipeline.exchange import Endpoint
 from mockai.profiles import limits, shapes
-from mockai.profiles.base import (
-    Answer,
-    ChatShape,
-    ErrorStyle,
-    Json,
-    Profile,
-    RequestPolicy,
-)
+from mockai.profiles.base import ErrorStyle, Json, Profile
+from mockai.profiles.hooks import Answer, ChatShape, RequestPolicy
 from mockai.wire import ids
 
 CREATED = 1733443200
@@ -233,9 +227,7 @@ PROFILE = Profile(
     name="mistral",
     title="Mistral AI",
     as_of="api.mistral.ai as of December 2026 (mistralai/client-python types)",
-    paths=("/v1",),
     catalog=CATALOG,
-    endpoints=frozenset(Endpoint) - {Endpoint.COMPLETIONS},
     requests=REQUESTS,
     chat=ChatShape(
         body=_body,

@@ -14,16 +14,8 @@ from mockai.catalog import ModelInfo
 from mockai.errors import ApiError
 from mockai.pipeline.exchange import Endpoint
 from mockai.profiles import limits, shapes
-from mockai.profiles.base import (
-    Answer,
-    Auth,
-    ChatShape,
-    Check,
-    ErrorStyle,
-    Json,
-    Profile,
-    RequestPolicy,
-)
+from mockai.profiles.base import Auth, ErrorStyle, Json, Profile
+from mockai.profiles.hooks import Answer, ChatShape, Check, RequestPolicy
 from mockai.wire import ids
 
 CREATED = 1733000000
@@ -135,9 +127,7 @@ PROFILE = Profile(
     name="ollama",
     title="Ollama",
     as_of="Ollama v0.13 OpenAI compatibility (docs and openai/openai.go), December 2026",
-    paths=("/v1",),
     catalog=CATALOG,
-    endpoints=frozenset(Endpoint) - {Endpoint.MODERATIONS},
     requests=REQUESTS,
     chat=ChatShape(
         body=_body,

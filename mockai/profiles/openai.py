@@ -8,7 +8,5 @@ PROFILE = Profile(
     name="openai",
     title="OpenAI",
     as_of="the OpenAI API (shared/openapi/openapi.json, wire contract)",
-    paths=("/v1", ""),
     auth=Auth(describe="Bearer (also `api-key`)"),
-    by_name=False,  # the root and `/v1` are OpenAI's; `/openai/...` is Azure's
 )

@@ -13,7 +13,8 @@ from typing import Any
 from mockai.catalog import ModelInfo
 from mockai.errors import ApiError
 from mockai.profiles import limits, shapes
-from mockai.profiles.base import Answer, ChatShape, ErrorStyle, Json, Profile
+from mockai.profiles.base import ErrorStyle, Json, Profile
+from mockai.profiles.hooks import Answer, ChatShape
 from mockai.wire import ids, jsonbytes, sse
 
 CREATED = 1741305600
@@ -268,7 +269,6 @@ PROFILE = Profile(
     name="openrouter",
     title="OpenRouter",
     as_of="openrouter.ai docs (OpenRouterTeam/docs), December 2026",
-    paths=("/api/v1",),
     catalog=CATALOG,
     chat=ChatShape(
         body=_body,

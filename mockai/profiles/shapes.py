@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from mockai.profiles.base import Answer, Json, comment, encode
+from mockai.profiles.base import Json
+from mockai.profiles.hooks import Answer, comment, encode
 from mockai.wire import sse
 
 

@@ -51,7 +51,6 @@ PROFILE = Profile(
     name="together",
     title="Together AI",
     as_of="docs.together.ai and together-python, December 2026",
-    paths=("/v1",),
     catalog=CATALOG,
     model_card=_card,
     model_list=_list,

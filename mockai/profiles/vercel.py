@@ -26,7 +26,6 @@ PROFILE = Profile(
     name="vercel",
     title="Vercel AI Gateway",
     as_of="vercel.com/docs/ai-gateway, December 2026",
-    paths=("/v1",),
     catalog=CATALOG,
     auth=Auth(describe="Bearer (`vck_…` or an OIDC token)"),
     models_shape="`creator/model` ids",

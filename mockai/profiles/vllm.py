@@ -17,7 +17,8 @@ from mockai.catalog import ModelInfo
 from mockai.errors import ApiError
 from mockai.pipeline.exchange import Endpoint
 from mockai.profiles import limits, shapes
-from mockai.profiles.base import Answer, ChatShape, ErrorStyle, Json, Profile, RequestPolicy
+from mockai.profiles.base import ErrorStyle, Json, Profile
+from mockai.profiles.hooks import Answer, ChatShape, RequestPolicy
 from mockai.wire import ids, jsonbytes, sse
 
 CREATED = 1733443200
@@ -123,9 +124,7 @@ PROFILE = Profile(
     name="vllm",
     title="vLLM",
     as_of="vLLM v0.12+ OpenAI-compatible server, December 2026",
-    paths=("/v1",),
     catalog=CATALOG,
-    endpoints=frozenset(Endpoint) - {Endpoint.MODERATIONS},
     requests=REQUESTS,
     chat=ChatShape(
         stream=_stream,

@@ -14,11 +14,33 @@ nearmiss    the no-match report
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from mockai.config import Config
 from mockai.scenario.book import RuleBook, RuleInfo, from_paths
-from mockai.scenario.loader import SETTINGS, ScenarioSet, load
+
+if TYPE_CHECKING:
+    from mockai.scenario.loader import ScenarioSet
 
 __all__ = ["RuleBook", "RuleInfo", "ScenarioSet", "configure", "from_paths", "load"]
+
+
+def load(paths: Sequence[str]) -> ScenarioSet:
+    """The ScenarioSet of `paths` (files, folders), or a ScenarioError with every problem
+    (`loader.load`; the loader, PyYAML and the rule compiler load on first use)."""
+    from mockai.scenario import loader
+
+    return loader.load(paths)
+
+
+def __getattr__(name: str) -> object:
+    # The loader's names, loading it when they are asked for (a plain server never does).
+    if name in ("ScenarioSet", "SETTINGS"):
+        from mockai.scenario import loader
+
+        return getattr(loader, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def configure(config: Config) -> Config:
@@ -30,10 +52,12 @@ def configure(config: Config) -> Config:
     """
     if not config.scenarios:
         return config
-    scenario_set = load(config.scenarios)
+    from mockai.scenario import loader
+
+    scenario_set = loader.load(config.scenarios)
     changes = {
         name: scenario_set.value(name)
-        for name in SETTINGS
+        for name in loader.SETTINGS
         if scenario_set.value(name) is not None and name not in config.given
     }
     return config.merged(**changes) if changes else config

@@ -7,30 +7,35 @@ How many times each rule answered is kept here, per server, so compiled rules ca
 Thread safety: servers usually run on a background loop thread while the test thread adds rules.
 The rule lists are immutable tuples swapped under a lock, and picking a rule + counting the call is
 one locked step, so a rule with `times: 1` answers once even when `reset()` races with a request.
+
+Every server has a RuleBook, and most never get a rule: the scenario machinery (the loader, the
+matchers, replies, templates, the near-miss report) is imported when the first rule arrives, not
+with this module, so that a plain `mockai serve` starts without it. An empty book answers
+`plan` with one test.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-import secrets
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mockai.backend.base import SharedRules
 from mockai.delivery.faults import NO_FAULTS
 from mockai.errors import ApiError, ScenarioError
-from mockai.generate.fallback import FallbackGenerator
 from mockai.pipeline.exchange import Exchange
 from mockai.pipeline.reply import NO_TIMING, Plan, Reply, Timing
-from mockai.scenario import loader, nearmiss, per_input
-from mockai.scenario.problems import Problems
-from mockai.scenario.respond import Build, StaleFixture, build_reply
-from mockai.scenario.rules import Rule, Step, compile_rule
-from mockai.scenario.templates import TemplateRenderError
 from mockai.wire import jsonbytes
+
+if TYPE_CHECKING:  # the scenario machinery loads with the first rule (see the module docstring)
+    from mockai.backend.base import SharedRules
+    from mockai.generate.fallback import FallbackGenerator
+    from mockai.scenario import per_input
+    from mockai.scenario.loader import ScenarioSet
+    from mockai.scenario.problems import Problems
+    from mockai.scenario.rules import Rule, Step
 
 log = logging.getLogger("mockai")
 
@@ -88,6 +93,10 @@ class RuleBook:
 
     async def plan(self, exchange: Exchange, key: bytes) -> Plan | None:
         """The Plan of the first rule that matches and is not used up, or None."""
+        if self.shared is None and not (self._runtime or self._scenario):
+            return None  # no rule (what most servers have): nothing to match
+        import mockai.scenario.per_input as per_input
+
         if per_input.splittable(exchange):
             if self.shared is None:
                 return self._plan_batch(exchange, key)
@@ -103,6 +112,10 @@ class RuleBook:
         with self._lock:
             rules = self._runtime + self._scenario
             served = dict(self._served)
+        if not rules:
+            return []
+        from mockai.scenario import nearmiss
+
         return nearmiss.report(rules, served, exchange)
 
     def __len__(self) -> int:
@@ -149,7 +162,7 @@ class RuleBook:
             chosen = self._choose_batch(exchange)
             if chosen is None:
                 return None
-            if isinstance(chosen, Rule):
+            if not isinstance(chosen, list):
                 picked = self._count(chosen)
                 assert picked is not None  # _first skips used-up rules
                 return self.answer(*picked, exchange, key)
@@ -168,7 +181,7 @@ class RuleBook:
                 version = self._version
             if chosen is None:
                 return None
-            if isinstance(chosen, Rule):  # one rule answers the whole request: the plain path
+            if not isinstance(chosen, list):  # one rule answers the whole request: the plain path
                 picked = await self._pick_shared(exchange)
                 return None if picked is None else self.answer(*picked, exchange, key)
             counted: list[tuple[per_input.Group, tuple[Rule, Step, int] | None]] = []
@@ -187,6 +200,8 @@ class RuleBook:
     def _choose_batch(self, exchange: Exchange) -> Rule | list[per_input.Group] | None:
         """Who answers a batch: no rule (None), one rule for the whole request, or a rule (or
         none) per group of inputs. The caller holds the lock."""
+        import mockai.scenario.per_input as per_input
+
         whole = self._first(exchange)
         if whole is None:
             return None
@@ -207,6 +222,8 @@ class RuleBook:
         counted: Sequence[tuple[per_input.Group, tuple[Rule, Step, int] | None]],
     ) -> Plan:
         """One Plan from each group's rule (or the generator, for inputs no rule answers)."""
+        import mockai.scenario.per_input as per_input
+
         parts: list[tuple[per_input.Group, list[Any]]] = []
         plans: list[Plan] = []
         seed = self.generator().seed
@@ -279,6 +296,9 @@ class RuleBook:
 
     def _reply(self, rule: Rule, step: Step, call: int, exchange: Exchange, key: bytes) -> Reply:
         assert step.reply is not None
+        from mockai.scenario.respond import Build, StaleFixture, build_reply
+        from mockai.scenario.templates import TemplateRenderError
+
         build = Build(exchange, key, call, rule.label, self.generator, self.strict)
         try:
             reply = build_reply(step.reply, build)
@@ -297,6 +317,7 @@ class RuleBook:
         """The generator filling in replies that script no text (the server's, once attached)."""
         if self.fallback_generator is None:
             from mockai.catalog import Catalog
+            from mockai.generate.fallback import FallbackGenerator
 
             self.fallback_generator = FallbackGenerator(0, Catalog())
         return self.fallback_generator
@@ -323,6 +344,10 @@ class RuleBook:
     ) -> tuple[list[Rule], Problems]:
         """Rules to add after the current ones, checked against them (the caller holds the lock);
         ScenarioError lists every problem."""
+        from mockai.scenario import loader
+        from mockai.scenario.problems import Problems
+        from mockai.scenario.rules import compile_rule
+
         problems = Problems(file)
         compiled, names = [], []
         for value in rules:
@@ -344,8 +369,10 @@ class RuleBook:
     def _has(self, name: str) -> bool:
         return any(rule.name == name for rule in self._runtime + self._scenario)
 
-    def load(self, scenario_set: loader.ScenarioSet) -> list[str]:
+    def load(self, scenario_set: ScenarioSet) -> list[str]:
         """Append a scenario set's rules after the current scenario rules."""
+        from mockai.scenario import loader
+
         with self._lock:
             existing = [(r.file, r.name, r.line) for r in self._runtime + self._scenario]
             added = [(r.file, r.name, r.line) for r in scenario_set.rules]
@@ -370,6 +397,8 @@ class RuleBook:
         with self._lock:
             if not self._has(name):
                 names = ", ".join(rule.name for rule in self._runtime + self._scenario) or "none"
+                from mockai.scenario.problems import Problems
+
                 problems = Problems("<runtime>")
                 problems.add(0, f"no rule named '{name}' (rules: {names})")
                 problems.raise_if_any()
@@ -413,6 +442,9 @@ class RuleBook:
         key = jsonbytes.dumps(definition)
         rule = self._compiled.get(key)
         if rule is None:
+            from mockai.scenario.problems import Problems
+            from mockai.scenario.rules import compile_rule
+
             file = str(definition["file"])
             problems = Problems(file)
             compiled = compile_rule(
@@ -461,6 +493,8 @@ class RuleBook:
             for candidate in pending:
                 if not self._has(candidate):
                     return candidate
+            import secrets
+
             return f"rule-{secrets.token_hex(4)}"  # names taken by hand: any free one
 
         return fresh
@@ -530,6 +564,8 @@ def _shareable(value: Any) -> Any:
     try:
         return jsonbytes.loads(jsonbytes.dumps(value))
     except (TypeError, ValueError):
+        from mockai.scenario.problems import Problems
+
         problems = Problems("<runtime>")
         problems.add(0, "rules shared through --state must be JSON data (strings, numbers, ...)")
         problems.raise_if_any()
@@ -563,4 +599,8 @@ def _loop_guard(rule: Rule, reply: Reply, exchange: Exchange) -> Reply:
 
 def from_paths(paths: Sequence[str], *, strict: bool = False) -> RuleBook:
     """A RuleBook serving the rules of these scenario files and folders."""
+    if not paths:
+        return RuleBook(strict=strict)  # (the loader loads with the first file)
+    from mockai.scenario import loader
+
     return RuleBook(loader.load(paths).rules, strict=strict)

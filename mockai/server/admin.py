@@ -13,7 +13,6 @@ import ipaddress
 import logging
 import os
 from collections.abc import Awaitable, Callable
-from importlib import resources
 from typing import Any
 
 from aiohttp import web
@@ -94,6 +93,8 @@ async def _metrics(request: web.Request) -> web.Response:
 
 async def _inspector(request: web.Request) -> web.Response:
     """The inspector: one HTML page (with its script inline) served from the package."""
+    from importlib import resources
+
     page = resources.files("mockai").joinpath("data/inspector.html").read_bytes()
     return web.Response(
         body=page,

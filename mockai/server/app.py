@@ -3,49 +3,41 @@
 `MockServer` runs in the background (for tests: `with MockServer() as server: ...`) on an event
 loop thread shared by every server of the process, so starting one costs a socket bind and not a
 thread; or inside an existing event loop (`async with MockServer() as server`). The CLI runs the
-same application in the foreground.
+same application in the foreground. (`MockServer` and `BackgroundLoop` live in
+mockai.server.background, imported when first asked for here: `mockai serve` never needs them.)
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import os
 import threading
 import warnings
-from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping, Sequence
-from types import TracebackType
-from typing import Any, ClassVar, TypeVar
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from mockai import profiles, scenario
-from mockai.api.base import Codec
+from mockai.api.codecs import CODECS, CodecRef
 from mockai.backend import StateUnavailable, open_backend
-from mockai.backend.memory import finish_now
 from mockai.catalog import Catalog
 from mockai.config import Config, check_together
 from mockai.delivery.chaos import FaultPlanner
 from mockai.delivery.ratelimit import parse_limits
-from mockai.errors import ServerError
 from mockai.generate.fallback import FallbackGenerator
-from mockai.pipeline import batch
 from mockai.pipeline.decide import Decider, Source
 from mockai.pipeline.exchange import Endpoint
-from mockai.pipeline.journal import Journal, JournalEntry
+from mockai.pipeline.journal import Journal
 from mockai.pipeline.sources import build_sources
 from mockai.profiles.base import Profile
-from mockai.server import admin, reload, routes, sites
+from mockai.server import admin, routes
 from mockai.server.metrics import Metrics
 from mockai.server.state import STATE, ServerState
-from mockai.stores.batches import BatchStore
-from mockai.stores.completions import CompletionStore
-from mockai.stores.conversations import ConversationStore
-from mockai.stores.files import FileStore
-from mockai.stores.images import ImageStore
-from mockai.stores.responses import ResponseStore
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from mockai.server.background import BackgroundLoop, MockServer
+
+__all__ = ["MAX_BODY", "BackgroundLoop", "MockServer", "create_app"]
 
 # Prompts can be large (long contexts, base64 images): aiohttp's default 1 MiB is too small.
 MAX_BODY = 64 * 1024 * 1024
@@ -76,8 +68,6 @@ def create_app(
         rules.fallback_generator = generator
         rules.shared = backend.rules()
     journal = Journal(config.journal_size, config.journal_bytes)
-    files = FileStore(config.created, backend=backend)
-    batches = BatchStore(files, config.created, backend=backend)
     state = ServerState(
         config=config,
         catalog=catalog,
@@ -86,33 +76,28 @@ def create_app(
             generator,
             fallback=config.fallback,
             no_match_status=config.no_match_status,
-            keepers={Endpoint.FILES: files, Endpoint.BATCHES: batches},
         ),
         journal=journal,
         ratelimits=backend.budgets(parse_limits(config.limits)),
         codecs=routes.codecs(),
         rules=rules,
-        responses=ResponseStore(backend=backend, max_bytes=config.store_bytes),
-        conversations=ConversationStore(config.seed, config.created, backend=backend),
-        completions=CompletionStore(backend=backend, max_bytes=config.store_bytes),
-        images=ImageStore(backend=backend),
         occurrences=backend.occurrences(),
         faults=FaultPlanner.from_config(config, backend.attempts()),
         backend=backend,
         shared_journal=backend.journal(journal),
         metrics=Metrics(metrics_dir),
         profile=profile,
-        files=files,
-        batches=batches,
     )
-    batches.runner = batch.runner(state)  # lines go through this server's pipeline
-    shared = _routes(tuple(state.codecs.values()), profile)
+    state.decider.keepers.update(state.keepers())  # (the stores are made on first use)
+    shared = _routes(CODECS, profile)
     app = _application(shared)
     app[STATE] = state
     app.cleanup_ctx.append(_state_lifespan)
     if state.metrics is not None:
         app.cleanup_ctx.append(state.metrics.lifespan)
     if config.watch:
+        from mockai.server import reload  # (--watch only)
+
         reload.require_watchfiles()
         app.cleanup_ctx.append(reload.watch_lifespan)
     app.on_startup.append(state.delivery.startup)
@@ -122,11 +107,11 @@ def create_app(
         if lifespan is not None:  # a source holding connections or files (the upstream's)
             app.cleanup_ctx.append(lifespan)
     if app.router is not shared:  # (aiohttp did not take the shared router: build its own)
-        _add_routes(app, tuple(state.codecs.values()), profile)
+        _add_routes(app, CODECS, profile)
     return app
 
 
-def _add_routes(app: web.Application, codecs: tuple[Codec, ...], profile: Profile) -> None:
+def _add_routes(app: web.Application, codecs: tuple[CodecRef, ...], profile: Profile) -> None:
     routes.add_api_routes(app, codecs, profile)
     admin.add_admin_routes(app)
     routes.add_media_routes(app)
@@ -141,7 +126,7 @@ _shared_routes: dict[tuple[str, tuple[Endpoint, ...]], web.UrlDispatcher] = {}
 _shared_routes_lock = threading.Lock()
 
 
-def _routes(codecs: tuple[Codec, ...], profile: Profile) -> web.UrlDispatcher:
+def _routes(codecs: tuple[CodecRef, ...], profile: Profile) -> web.UrlDispatcher:
     key = (profile.name, tuple(codec.endpoint for codec in codecs))
     with _shared_routes_lock:
         router = _shared_routes.get(key)
@@ -186,235 +171,9 @@ def _fallback(config: Config, sources: Sequence[Source]) -> str:
     return "error" if any(getattr(source, "loaded", False) for source in sources) else "generate"
 
 
-class BackgroundLoop:
-    """One asyncio loop in a daemon thread, shared by the background servers of a process."""
+def __getattr__(name: str) -> Any:
+    if name in ("MockServer", "BackgroundLoop"):
+        from mockai.server import background
 
-    _shared: ClassVar[BackgroundLoop | None] = None
-    _lock: ClassVar[threading.Lock] = threading.Lock()
-
-    def __init__(self) -> None:
-        # MOCKAI_EVENT_LOOP chooses, as for `mockai serve` (uvloop when installed by default).
-        choice = os.environ.get("MOCKAI_EVENT_LOOP") or "auto"
-        self.loop: asyncio.AbstractEventLoop = sites.loop_factory(choice)()
-        self._thread = threading.Thread(target=self._run, name="mockai-loop", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_forever()
-
-    @classmethod
-    def shared(cls) -> BackgroundLoop:
-        """The process's loop thread, started on first use (never at import)."""
-        with cls._lock:
-            if cls._shared is None or not cls._shared._thread.is_alive():
-                cls._shared = cls()
-            return cls._shared
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
-        """Run `coro` on the loop thread and wait for its result."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-
-class MockServer:
-    """A mockai server on 127.0.0.1 (a free port by default), in the background or in a loop."""
-
-    __test__ = False  # not a test class, whatever pytest thinks of the name
-
-    def __init__(
-        self,
-        config: Config | None = None,
-        *,
-        sources: Sequence[Source] | None = None,
-        **options: Any,
-    ) -> None:
-        base = config or Config(port=0)
-        self.config = base.merged(**options)
-        self._sources = sources
-        self._runner: web.AppRunner | None = None
-        self._background: BackgroundLoop | None = None
-        self.app = create_app(self.config, sources)
-        self.config = self.state.config  # with the scenario files' settings applied
-        self.port = 0
-
-    # --- lifecycle -----------------------------------------------------------------------------
-
-    def start(self) -> MockServer:
-        """Start serving in the background; returns once the port is bound."""
-        if self._runner is not None:
-            raise ServerError("Server is already running")
-        self._background = BackgroundLoop.shared()
-        self._background.run(self.start_async())
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close every connection."""
-        if self._background is None:
-            raise ServerError("Server is not running in the background")
-        self._background.run(self.stop_async())
-        self._background = None
-
-    async def start_async(self) -> MockServer:
-        """Start serving on the running event loop."""
-        if self._runner is not None:
-            raise ServerError("Server is already running")
-        try:
-            sock = sites.listen(self.config.host, self.config.port)
-        except OSError as error:
-            raise ServerError(
-                f"cannot listen on {self.config.host}:{self.config.port}: {error}"
-            ) from error
-        runner = web.AppRunner(
-            self.app,
-            access_log=None,
-            shutdown_timeout=1.0,
-            keepalive_timeout=self.config.read_timeout,
-        )
-        await runner.setup()
-        await sites.StampingSite(runner, sock, self.state.arrivals).start()
-        self._runner = runner
-        self.port = int(sock.getsockname()[1])
-        return self
-
-    async def stop_async(self) -> None:
-        """Stop serving (on the loop the server runs on)."""
-        if self._runner is None:
-            raise ServerError("Server is not running")
-        runner, self._runner = self._runner, None
-        await runner.cleanup()
-
-    @property
-    def running(self) -> bool:
-        """True between start and stop."""
-        return self._runner is not None
-
-    def __enter__(self) -> MockServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> MockServer:
-        return await self.start_async()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop_async()
-
-    # --- addresses -----------------------------------------------------------------------------
-
-    @property
-    def base_url(self) -> str:
-        """`http://host:port` (no `/v1`)."""
-        if not self.port:
-            raise ServerError("Server is not running")
-        host = self.config.host
-        host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{self.port}"
-
-    @property
-    def url(self) -> str:
-        """The base URL for OpenAI clients, including `/v1`."""
-        return self.base_url + "/v1"
-
-    def provider_url(self, name: str) -> str:
-        """The base URL of provider profile `name` on this server, as that provider's clients
-        take it: `http://127.0.0.1:PORT/groq/openai/v1`, `.../openrouter/api/v1`, ..."""
-        return self.base_url + profiles.get(name).prefixes[0]
-
-    def url_for(self, path: str) -> str:
-        """An absolute URL for `path` on this server (`/v1/models`, `/_mockai/requests`, ...)."""
-        return self.base_url + "/" + path.lstrip("/")
-
-    # --- inspection ----------------------------------------------------------------------------
-
-    @property
-    def state(self) -> ServerState:
-        """The server's live state (journal, catalog, rules, ...)."""
-        return self.app[STATE]
-
-    @property
-    def journal(self) -> Journal:
-        """Every request served, oldest first (bounded)."""
-        return self.state.journal
-
-    @property
-    def requests(self) -> list[JournalEntry]:
-        """A snapshot of the journal."""
-        return self.state.journal.entries()
-
-    def reset(self) -> None:
-        """Forget requests, rate-limit usage, repeat counters and rule counters."""
-        self._call(self.state.reset())
-
-    async def reset_async(self) -> None:
-        """`reset`, from the loop the server runs on."""
-        await self.state.reset()
-
-    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run a state operation from the caller's thread: on the server's loop when it serves
-        in the background, at once for in-process state (which never waits)."""
-        if self._background is not None:
-            return self._background.run(coro)
-        if self.state.backend.shared:
-            coro.close()
-            raise ServerError(
-                "with shared state (--state), call this on a server started in the background "
-                "(`with MockServer(...)`), or use its *_async form inside the server's loop"
-            )
-        return finish_now(coro)
-
-    # --- rules ---------------------------------------------------------------------------------
-
-    def add_rule(self, rule: Mapping[str, Any]) -> str:
-        """Add a rule (a scenario-file rule as a dict), asked before the scenario files' rules.
-
-        Returns its name (`rule-1`, ... when it has none). The rule is validated like a file's:
-        a ScenarioError lists every problem. Safe to call while the server is serving.
-        """
-        return self.add_rules([rule])[0]
-
-    def add_rules(self, rules: Iterable[Mapping[str, Any]]) -> list[str]:
-        """Add several rules at once (all or none); returns their names."""
-        book = self._book()
-        if book.shared is None:
-            return book.add(list(rules))
-        return self._call(book.add_async(list(rules)))
-
-    def remove_rule(self, name: str) -> None:
-        """Remove a rule by name (a runtime rule or a scenario rule)."""
-        book = self._book()
-        if book.shared is None:
-            book.remove(name)
-        else:
-            self._call(book.remove_async(name))
-
-    def clear_rules(self) -> None:
-        """Remove every runtime rule; the scenario files' rules stay."""
-        book = self._book()
-        if book.shared is None:
-            book.clear()
-        else:
-            self._call(book.clear_async())
-
-    def load(self, path: str | os.PathLike[str]) -> list[str]:
-        """Add the rules of a scenario file or folder (after the current scenario rules).
-
-        Only the rules are taken: settings (seed, models, ...) apply when given at start.
-        """
-        return self._book().load(scenario.load([os.fspath(path)]))
-
-    @property
-    def rules(self) -> list[scenario.RuleInfo]:
-        """Every rule in the order they are asked: name, source, origin, times served."""
-        book = self._book()
-        return book.describe() if book.shared is None else self._call(book.describe_async())
-
-    def _book(self) -> scenario.RuleBook:
-        if self.state.rules is None:
-            raise ServerError("this server was built with custom sources and has no rules")
-        return self.state.rules
+        return getattr(background, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,27 +13,19 @@ from typing import Any
 from aiohttp import web
 
 from mockai import profiles
-from mockai.api import (
-    batches,
-    chat,
-    completions,
-    embeddings,
-    files,
-    images,
-    models,
-    moderations,
-    responses,
-    speech,
-    transcriptions,
-)
+from mockai.api import codecs as codec_table
+from mockai.api import models
 from mockai.api.base import Codec
+from mockai.api.codecs import CodecRef, Codecs
 from mockai.backend import StateUnavailable
 from mockai.pipeline import run as pipeline
 from mockai.pipeline.exchange import Endpoint
 from mockai.pipeline.run import Handler
 from mockai.profiles.base import Profile
+from mockai.profiles.places import PLACES
+from mockai.server.lazyroutes import LazyRoutes
 from mockai.server.state import STATE, ServerState
-from mockai.stores import images as image_store
+from mockai.stores import IMAGES_PATH
 from mockai.wire import errors, jsonbytes
 from mockai.wire.outgoing import Body, EventStream, Outgoing
 
@@ -54,24 +46,9 @@ AZURE_DEPLOYMENT_ENDPOINTS = (
 Bound = Callable[[web.Request, Profile], Awaitable[web.StreamResponse]]
 
 
-def codecs() -> dict[Endpoint, Codec]:
-    """The generating endpoints, by name."""
-    return {
-        codec.endpoint: codec
-        for codec in (
-            chat.CODEC,
-            completions.CODEC,
-            embeddings.CODEC,
-            responses.CODEC,
-            moderations.CODEC,
-            images.GENERATIONS,
-            images.EDITS,
-            images.VARIATIONS,
-            speech.CODEC,
-            transcriptions.TRANSCRIPTIONS,
-            transcriptions.TRANSLATIONS,
-        )
-    }
+def codecs() -> Codecs:
+    """The generating endpoints' codecs, by endpoint (each module imported on first use)."""
+    return codec_table.codecs()
 
 
 async def _method_not_allowed(request: web.Request, profile: Profile) -> web.StreamResponse:
@@ -116,15 +93,25 @@ async def _delete_model(request: web.Request, profile: Profile) -> web.StreamRes
     )
 
 
-def _generating(codec: Codec) -> Bound:
+def _generating(ref: CodecRef) -> Bound:
+    codec: Codec | None = None  # loaded by the first request (a server rarely uses them all)
+
     async def handle(request: web.Request, profile: Profile) -> web.StreamResponse:
+        nonlocal codec
+        if codec is None:
+            codec = ref.load()
         return await pipeline.run(request, codec, profile)
 
     return handle
 
 
-def _deployment(codec: Codec) -> Bound:
+def _deployment(ref: CodecRef) -> Bound:
+    codec: Codec | None = None
+
     async def handle(request: web.Request, profile: Profile) -> web.StreamResponse:
+        nonlocal codec
+        if codec is None:
+            codec = ref.load()
         return await pipeline.run(
             request, codec, profile, deployment=request.match_info["deployment"]
         )
@@ -166,7 +153,7 @@ async def _count_input_tokens(state: ServerState, request: web.Request, body: An
     # equals that answer's `usage.input_tokens`.
     context = pipeline.parse_context(state, request.headers)
     context = await pipeline.with_held(state, context, Endpoint.RESPONSES, body)
-    exchange = responses.parse(body, context)
+    exchange = state.codecs[Endpoint.RESPONSES].parse(body, context)
     return {"object": "response.input_tokens", "input_tokens": exchange.prompt_tokens}
 
 
@@ -272,15 +259,15 @@ def _stored_responses() -> list[Route]:
 
 
 @functools.cache
-def api_routes(endpoint_codecs: tuple[Codec, ...]) -> tuple[Route, ...]:
+def api_routes(endpoint_codecs: tuple[CodecRef, ...]) -> tuple[Route, ...]:
     """Every API route, relative to a prefix (`/v1`, the root, `/groq/openai/v1`, ...); made
     once per process (a test suite starts a server per test)."""
     out: list[Route] = []
-    for codec in endpoint_codecs:
-        handlers: dict[str, Bound] = {"POST": _generating(codec)}
-        if codec.endpoint is Endpoint.CHAT:  # the list of stored completions
+    for ref in endpoint_codecs:
+        handlers: dict[str, Bound] = {"POST": _generating(ref)}
+        if ref.endpoint is Endpoint.CHAT:  # the list of stored completions
             handlers["GET"] = _stateful(lambda s, r, b: s.completions.list(r.query))
-        out.append(Route(codec.path, handlers, codec.endpoint))
+        out.append(Route(ref.path, handlers, ref.endpoint))
     out.append(Route("/models", {"GET": _list_models}))
     # Any characters, not the default `[^{}/]+`: unencoded ids such as
     # `meta-llama/llama-3.3-70b` work (and `[\s\S]`, not `.`, also matches a decoded `%0a`).
@@ -294,16 +281,16 @@ def _files_and_batches() -> list[Route]:
     """Files and batches: every route goes through the pipeline (rules, cassettes, faults and
     the journal see them like any request); their stores answer what no source does."""
     out: list[Route] = []
-    for codec, collection, one, action, methods in (
-        (files.CODEC, "/files", "/files/{file_id}", "/{content:content}", ("GET", "DELETE")),
-        (batches.CODEC, "/batches", "/batches/{batch_id}", "/{cancel:cancel}", ("GET",)),
+    for ref, collection, one, action, methods in (
+        (codec_table.FILES, "/files", "/files/{file_id}", "/{content:content}", ("GET", "DELETE")),
+        (codec_table.BATCHES, "/batches", "/batches/{batch_id}", "/{cancel:cancel}", ("GET",)),
     ):
-        handler = _generating(codec)
-        action_method = "GET" if codec is files.CODEC else "POST"
+        handler = _generating(ref)
+        action_method = "GET" if ref is codec_table.FILES else "POST"
         out += [
-            Route(collection, {"POST": handler, "GET": handler}, codec.endpoint),
-            Route(one, dict.fromkeys(methods, handler), codec.endpoint),
-            Route(one + action, {action_method: handler}, codec.endpoint),
+            Route(collection, {"POST": handler, "GET": handler}, ref.endpoint),
+            Route(one, dict.fromkeys(methods, handler), ref.endpoint),
+            Route(one + action, {action_method: handler}, ref.endpoint),
         ]
     return out
 
@@ -317,23 +304,53 @@ def _fixed(bound: Bound, profile: Profile) -> Handler:
     return handle
 
 
-def _by_match(bound: Bound, profiles: Mapping[str, Profile], variable: str) -> Handler:
-    """`bound` serving the profile the matched path names (`{base}` or `{name}`)."""
+def _named(bound: Bound, name: str) -> Handler:
+    """`bound` serving the profile called `name`, its module imported on its first request (a
+    server loads only the profiles it is asked through)."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        return await bound(request, profiles[request.match_info[variable]])
+        return await bound(request, profiles.PROFILES[name])
+
+    return handle
+
+
+def _by_match(bound: Bound, names: Mapping[str, str], variable: str) -> Handler:
+    """`bound` serving the profile the matched path names (`{base}` or `{name}`): `names` maps
+    what the pattern matched to the profile's name."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        return await bound(request, profiles.PROFILES[names[request.match_info[variable]]])
 
     return handle
 
 
 def _resource(
-    app: web.Application, path: str, handlers: Mapping[str, Handler], not_allowed: Handler
+    router: web.UrlDispatcher, path: str, handlers: Mapping[str, Handler], not_allowed: Handler
 ) -> None:
     """One route: its handlers by method, and the API's 405 for every other method."""
-    resource = app.router.add_resource(path)
+    resource = router.add_resource(path)
     for method, handler in handlers.items():
         resource.add_route(method, handler)
     resource.add_route("*", not_allowed)
+
+
+# A route as `_resource` registers it: its path, handlers by method, and its 405.
+Spec = tuple[str, Mapping[str, Handler], Handler]
+
+
+def _lazily(app: web.Application, key: str, specs: list[Spec], lazy: bool = True) -> None:
+    """Register `specs` (routes all under `key`) as one group made on its first request (or,
+    not `lazy`, one by one at once)."""
+
+    def build(router: web.UrlDispatcher) -> None:
+        for path, handlers, not_allowed in specs:
+            _resource(router, path, handlers, not_allowed)
+
+    if not lazy:
+        build(app.router)
+    elif specs:
+        assert all(path.startswith(key.rstrip("/") + "/") for path, _, _ in specs), key
+        app.router.register_resource(LazyRoutes(key, build))
 
 
 def root_prefixes(profile: Profile) -> list[str]:
@@ -344,7 +361,11 @@ def root_prefixes(profile: Profile) -> list[str]:
 
 
 def add_api_routes(
-    app: web.Application, endpoint_codecs: Iterable[Codec], server: Profile | None = None
+    app: web.Application,
+    endpoint_codecs: Iterable[CodecRef],
+    server: Profile | None = None,
+    *,
+    lazy: bool = True,
 ) -> None:
     """Register the API's routes, each with a catch-all 405 for other methods.
 
@@ -353,54 +374,72 @@ def add_api_routes(
     served under its name (`/groq/openai/v1/...`). The named routes are one resource per route
     for all providers (the provider is the first part of the path, matched by one pattern), so a
     server costs a few dozen resources however many profiles there are.
+
+    Only the server's own routes are made at start: Azure's (`/openai/...`, its deployments)
+    and the named routes are groups made on their first request (`LazyRoutes`: their patterns
+    are most of what registering the routes costs, and most servers never see such a request).
+    Each group is registered where its routes were, under the path they all lie under, so
+    requests find the same route as if they had been registered one by one: nothing of the
+    server's own lies between a group's routes (Azure's are under `/openai/` and its named
+    prefixes, the server's under `/v1`, the root's first segments and its provider's paths,
+    which share no route with Azure's). Not `lazy`, every route is registered at once (the
+    suite checks both find the same routes).
     """
     server = server or profiles.get(profiles.DEFAULT)
     endpoint_codecs = tuple(endpoint_codecs)
     routes = api_routes(endpoint_codecs)
-    azure = profiles.get("azure")
+    azure = PLACES["azure"]  # (its module loads with its first request, like every other's)
     taken = root_prefixes(server)
-    mounted = [(prefix, server) for prefix in taken]
-    mounted += [(path, azure) for path in azure.paths if path not in taken]
-    for prefix, profile in mounted:
-        not_allowed = _fixed(_method_not_allowed, profile)
+    for prefix in taken:
+        not_allowed = _fixed(_method_not_allowed, server)
         for route in routes:
-            if route.needs is None or route.needs in profile.endpoints:
-                handlers = {m: _fixed(h, profile) for m, h in route.handlers.items()}
-                _resource(app, prefix + route.path, handlers, not_allowed)
-    for codec in endpoint_codecs:
-        if codec.endpoint in AZURE_DEPLOYMENT_ENDPOINTS:
-            bound = {"POST": _fixed(_deployment(codec), azure)}
-            for prefix in ("/openai", "/azure/openai"):
-                path = prefix + "/deployments/{deployment}" + codec.path
-                _resource(app, path, bound, _fixed(_method_not_allowed, azure))
-    _add_named(app, routes)
+            if route.needs is None or route.needs in server.endpoints:
+                handlers = {m: _fixed(h, server) for m, h in route.handlers.items()}
+                _resource(app.router, prefix + route.path, handlers, not_allowed)
+    under_openai: list[Spec] = []
+    for prefix in (path for path in azure.paths if path not in taken):
+        not_allowed = _named(_method_not_allowed, azure.name)
+        for route in routes:
+            if route.needs is None or route.needs in azure.endpoints:
+                handlers = {m: _named(h, azure.name) for m, h in route.handlers.items()}
+                under_openai.append((prefix + route.path, handlers, not_allowed))
+    under_azure: list[Spec] = []
+    for ref in endpoint_codecs:
+        if ref.endpoint in AZURE_DEPLOYMENT_ENDPOINTS:
+            bound = {"POST": _named(_deployment(ref), azure.name)}
+            for prefix, specs in (("/openai", under_openai), ("/azure/openai", under_azure)):
+                path = prefix + "/deployments/{deployment}" + ref.path
+                specs.append((path, bound, _named(_method_not_allowed, azure.name)))
+    _lazily(app, "/openai", under_openai, lazy)
+    _lazily(app, "/azure/openai/deployments", under_azure, lazy)
+    _lazily(app, "/", _named_specs(routes), lazy)
 
 
-def _add_named(app: web.Application, routes: tuple[Route, ...]) -> None:
+def _named_specs(routes: tuple[Route, ...]) -> list[Spec]:
+    """Every route under each provider's name, then the provider's 404 for the rest there."""
+    specs: list[Spec] = []
     for pattern, route, serving in _named_routes(routes):
         handlers = {m: _by_match(h, serving, "base") for m, h in route.handlers.items()}
-        _resource(app, pattern, handlers, _by_match(_method_not_allowed, serving, "base"))
+        specs.append((pattern, handlers, _by_match(_method_not_allowed, serving, "base")))
     # Anything else under a provider's name is that provider's 404.
-    by_name = {p.name: p for p in profiles.PROFILES.values() if p.by_name}
-    app.router.add_route(
-        "*",
-        "/{name:" + _alternatives(by_name) + "}{tail:(?:/[\\s\\S]*)?}",
-        _by_match(_not_found, by_name, "name"),
-    )
+    by_name = {p.name: p.name for p in PLACES.values() if p.by_name}
+    pattern = "/{name:" + _alternatives(by_name) + "}{tail:(?:/[\\s\\S]*)?}"
+    specs.append((pattern, {}, _by_match(_not_found, by_name, "name")))
+    return specs
 
 
 @functools.cache
 def _named_routes(
     routes: tuple[Route, ...],
-) -> tuple[tuple[str, Route, Mapping[str, Profile]], ...]:
-    """Each route with the pattern matching every provider prefix that has it, and the profile
-    each prefix names (computed once per process)."""
-    named = [profile for profile in profiles.PROFILES.values() if profile.by_name]
+) -> tuple[tuple[str, Route, Mapping[str, str]], ...]:
+    """Each route with the pattern matching every provider prefix that has it, and the name of
+    the profile each prefix names (computed once per process)."""
+    named = [place for place in PLACES.values() if place.by_name]
     bases = {prefix.lstrip("/"): p for p in named for prefix in p.prefixes}
     out = []
     for route in routes:
         serving = {
-            base: p
+            base: p.name
             for base, p in bases.items()
             if route.needs is None or route.needs in p.endpoints
         }
@@ -434,7 +473,7 @@ async def _image(request: web.Request) -> web.StreamResponse:
 
 def add_media_routes(app: web.Application) -> None:
     """What answers link to: pictures kept for `response_format: url`."""
-    app.router.add_get(image_store.PATH + "{name}", _image)
+    app.router.add_get(IMAGES_PATH + "{name}", _image)
 
 
 def add_catch_all(app: web.Application, profile: Profile | None = None) -> None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
 
 from aiohttp import web
 
@@ -16,20 +19,23 @@ from mockai.config import Config
 from mockai.delivery.chaos import FaultPlanner
 from mockai.delivery.deliver import Delivery
 from mockai.delivery.ratelimit import RateLimits
-from mockai.pipeline.decide import Decider
-from mockai.pipeline.exchange import Endpoint
+from mockai.pipeline.decide import Decider, Keeper
+from mockai.pipeline.exchange import Endpoint, Exchange
 from mockai.pipeline.fingerprint import Occurrences
 from mockai.pipeline.journal import Journal, JournalView
 from mockai.profiles.base import Profile
 from mockai.scenario.book import RuleBook
 from mockai.server.metrics import Metrics
 from mockai.server.sites import Arrivals
-from mockai.stores.batches import BatchStore
-from mockai.stores.completions import CompletionStore
-from mockai.stores.conversations import ConversationStore
-from mockai.stores.files import FileStore
-from mockai.stores.images import ImageStore
-from mockai.stores.responses import ResponseStore
+from mockai.wire.outgoing import Outgoing
+
+if TYPE_CHECKING:
+    from mockai.stores.batches import BatchStore
+    from mockai.stores.completions import CompletionStore
+    from mockai.stores.conversations import ConversationStore
+    from mockai.stores.files import FileStore
+    from mockai.stores.images import ImageStore
+    from mockai.stores.responses import ResponseStore
 
 
 @dataclass
@@ -41,17 +47,11 @@ class ServerState:
     decider: Decider
     journal: Journal
     ratelimits: RateLimits
-    codecs: dict[Endpoint, Codec]
+    codecs: Mapping[Endpoint, Codec]  # (mockai.api.codecs: each loaded on first use)
     faults: FaultPlanner = field(default_factory=FaultPlanner)
     delivery: Delivery = field(default_factory=Delivery)
     occurrences: Occurrences = field(default_factory=Occurrences)
     arrivals: Arrivals = field(default_factory=Arrivals)
-    responses: ResponseStore = field(default_factory=ResponseStore)  # the Responses API's state
-    conversations: ConversationStore = field(default_factory=ConversationStore)
-    completions: CompletionStore = field(default_factory=CompletionStore)  # chat `store: true`
-    images: ImageStore = field(default_factory=ImageStore)  # pictures answered by URL
-    files: FileStore = field(default_factory=lambda: FileStore(0))
-    batches: BatchStore | None = None  # (built with the files it reads; see create_app)
     access_log: logging.Logger = field(default_factory=lambda: logging.getLogger("mockai.access"))
     rules: RuleBook | None = None  # runtime + scenario rules (None with custom sources)
     # Where what must be one across workers lives (`--state`); in-process by default.
@@ -62,6 +62,9 @@ class ServerState:
     # (the server's own is `catalog`; the others list their provider's models).
     profile: Profile = field(default_factory=lambda: profiles.get(profiles.DEFAULT))
     catalogs: dict[str, Catalog] = field(default_factory=dict)
+    # The API's stored objects (see `_store`), by name, once made.
+    _stores: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+    _stores_lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
 
     def catalog_of(self, profile: Profile) -> Catalog:
         """The catalog requests through `profile` look models up in."""
@@ -75,6 +78,85 @@ class ServerState:
     def __post_init__(self) -> None:
         if self.shared_journal is None:
             self.shared_journal = JournalView(self.journal)
+
+    # --- the API's stored objects -------------------------------------------------------------
+    # Each is made (and its module imported) the first time it is asked for, from the server's
+    # config and backend: most servers never store anything, and `mockai serve` starts faster.
+
+    @property
+    def responses(self) -> ResponseStore:
+        """Stored responses: the Responses API's state."""
+        return cast("ResponseStore", self._store("responses"))
+
+    @property
+    def conversations(self) -> ConversationStore:
+        return cast("ConversationStore", self._store("conversations"))
+
+    @property
+    def completions(self) -> CompletionStore:
+        """Chat completions kept with `store: true`."""
+        return cast("CompletionStore", self._store("completions"))
+
+    @property
+    def images(self) -> ImageStore:
+        """Pictures answered by URL."""
+        return cast("ImageStore", self._store("images"))
+
+    @property
+    def files(self) -> FileStore:
+        return cast("FileStore", self._store("files"))
+
+    @property
+    def batches(self) -> BatchStore:
+        """Batches, whose lines go through this server's pipeline."""
+        return cast("BatchStore", self._store("batches"))
+
+    def _store(self, name: str) -> Any:
+        """The store called `name`, made on the server's backend with its bounds the first time."""
+        store = self._stores.get(name)
+        if store is None:
+            with self._stores_lock:  # (a test's thread may ask while the server's loop does)
+                store = self._stores.get(name)
+                if store is None:
+                    store = self._stores[name] = self._make(name)
+        return store
+
+    def keepers(self) -> dict[Endpoint, Keeper]:
+        """The stores answering their own routes when no source does (files, batches)."""
+        return {
+            Endpoint.FILES: _StoreKeeper(self, "files"),
+            Endpoint.BATCHES: _StoreKeeper(self, "batches"),
+        }
+
+    def _make(self, name: str) -> Any:
+        config, backend = self.config, self.backend
+        if name == "responses":
+            from mockai.stores.responses import ResponseStore
+
+            return ResponseStore(backend=backend, max_bytes=config.store_bytes)
+        if name == "conversations":
+            from mockai.stores.conversations import ConversationStore
+
+            return ConversationStore(config.seed, config.created, backend=backend)
+        if name == "completions":
+            from mockai.stores.completions import CompletionStore
+
+            return CompletionStore(backend=backend, max_bytes=config.store_bytes)
+        if name == "images":
+            from mockai.stores.images import ImageStore
+
+            return ImageStore(backend=backend)
+        if name == "files":
+            from mockai.stores.files import FileStore
+
+            return FileStore(config.created, backend=backend)
+        assert name == "batches", name
+        from mockai.pipeline import batch
+        from mockai.stores.batches import BatchStore
+
+        batches = BatchStore(self.files, config.created, backend=backend)  # (a reentrant lock)
+        batches.runner = batch.runner(self)  # lines go through this server's pipeline
+        return batches
 
     @property
     def journal_view(self) -> JournalView:
@@ -100,14 +182,24 @@ class ServerState:
         await self.ratelimits.forget()
         await self.occurrences.forget()
         await self.faults.clear()
-        await self.responses.clear()
-        await self.conversations.clear()
-        await self.completions.clear()
-        await self.images.clear()
-        await self.files.clear()
-        if self.batches is not None:
-            await self.batches.clear()
+        # The stores made so far (one never made holds nothing here; with `--state`, what
+        # other workers stored goes with the backend's `forget_all`).
+        for store in list(self._stores.values()):
+            await store.clear()
         await self.backend.forget_all()
+
+
+class _StoreKeeper:
+    """A store answering its own routes when no source does (a decide.Keeper), looked up on
+    the server's state when a request comes (the store is made on the first)."""
+
+    def __init__(self, state: ServerState, name: str) -> None:
+        self.state = state
+        self.name = name
+
+    async def answer(self, exchange: Exchange, key: bytes) -> Outgoing:
+        store = getattr(self.state, self.name)
+        return await store.answer(exchange, key)  # type: ignore[no-any-return]
 
 
 STATE = web.AppKey("mockai_state", ServerState)

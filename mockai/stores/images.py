@@ -25,14 +25,14 @@ from urllib.parse import quote
 from mockai.backend.base import Records, RecordsFactory
 from mockai.backend.memory import MemoryBackend
 from mockai.pipeline.exchange import Exchange
-from mockai.stores import kept
+from mockai.stores import IMAGES_PATH, kept
 from mockai.stores.files import RawBytes
 from mockai.wire.outgoing import ATTACHMENT_SCHEME, Body, Outgoing
 
 LIFETIME = 3600.0  # seconds: DALL-E's image URLs expire after an hour
 DEFAULT_CAPACITY = 256
 DEFAULT_BYTES = 256 * 1024 * 1024
-PATH = "/_mockai/images/"
+PATH = IMAGES_PATH
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,264 @@
+"""`MockServer`: a mockai server in the background (for tests: `with MockServer() as server:
+...`) on an event loop thread shared by every server of the process, so starting one costs a
+socket bind and not a thread; or inside an existing event loop (`async with MockServer()`).
+
+(`mockai serve` runs the same application, `app.create_app`, in the foreground without this
+module; `mockai.server.app.MockServer` is this class.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Coroutine, Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import Any, ClassVar, TypeVar
+
+from aiohttp import web
+
+from mockai import profiles, scenario
+from mockai.backend.memory import finish_now
+from mockai.config import Config
+from mockai.errors import ServerError
+from mockai.pipeline.decide import Source
+from mockai.pipeline.journal import Journal, JournalEntry
+from mockai.server import sites
+from mockai.server.app import create_app
+from mockai.server.state import STATE, ServerState
+
+T = TypeVar("T")
+
+
+class BackgroundLoop:
+    """One asyncio loop in a daemon thread, shared by the background servers of a process."""
+
+    _shared: ClassVar[BackgroundLoop | None] = None
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self) -> None:
+        # MOCKAI_EVENT_LOOP chooses, as for `mockai serve` (uvloop when installed by default).
+        choice = os.environ.get("MOCKAI_EVENT_LOOP") or "auto"
+        self.loop: asyncio.AbstractEventLoop = sites.loop_factory(choice)()
+        self._thread = threading.Thread(target=self._run, name="mockai-loop", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    @classmethod
+    def shared(cls) -> BackgroundLoop:
+        """The process's loop thread, started on first use (never at import)."""
+        with cls._lock:
+            if cls._shared is None or not cls._shared._thread.is_alive():
+                cls._shared = cls()
+            return cls._shared
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
+        """Run `coro` on the loop thread and wait for its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+
+class MockServer:
+    """A mockai server on 127.0.0.1 (a free port by default), in the background or in a loop."""
+
+    __test__ = False  # not a test class, whatever pytest thinks of the name
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        sources: Sequence[Source] | None = None,
+        **options: Any,
+    ) -> None:
+        base = config or Config(port=0)
+        self.config = base.merged(**options)
+        self._sources = sources
+        self._runner: web.AppRunner | None = None
+        self._background: BackgroundLoop | None = None
+        self.app = create_app(self.config, sources)
+        self.config = self.state.config  # with the scenario files' settings applied
+        self.port = 0
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> MockServer:
+        """Start serving in the background; returns once the port is bound."""
+        if self._runner is not None:
+            raise ServerError("Server is already running")
+        self._background = BackgroundLoop.shared()
+        self._background.run(self.start_async())
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close every connection."""
+        if self._background is None:
+            raise ServerError("Server is not running in the background")
+        self._background.run(self.stop_async())
+        self._background = None
+
+    async def start_async(self) -> MockServer:
+        """Start serving on the running event loop."""
+        if self._runner is not None:
+            raise ServerError("Server is already running")
+        try:
+            sock = sites.listen(self.config.host, self.config.port)
+        except OSError as error:
+            raise ServerError(
+                f"cannot listen on {self.config.host}:{self.config.port}: {error}"
+            ) from error
+        runner = web.AppRunner(
+            self.app,
+            access_log=None,
+            shutdown_timeout=1.0,
+            keepalive_timeout=self.config.read_timeout,
+        )
+        await runner.setup()
+        await sites.StampingSite(runner, sock, self.state.arrivals).start()
+        self._runner = runner
+        self.port = int(sock.getsockname()[1])
+        return self
+
+    async def stop_async(self) -> None:
+        """Stop serving (on the loop the server runs on)."""
+        if self._runner is None:
+            raise ServerError("Server is not running")
+        runner, self._runner = self._runner, None
+        await runner.cleanup()
+
+    @property
+    def running(self) -> bool:
+        """True between start and stop."""
+        return self._runner is not None
+
+    def __enter__(self) -> MockServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> MockServer:
+        return await self.start_async()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop_async()
+
+    # --- addresses -----------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """`http://host:port` (no `/v1`)."""
+        if not self.port:
+            raise ServerError("Server is not running")
+        host = self.config.host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """The base URL for OpenAI clients, including `/v1`."""
+        return self.base_url + "/v1"
+
+    def provider_url(self, name: str) -> str:
+        """The base URL of provider profile `name` on this server, as that provider's clients
+        take it: `http://127.0.0.1:PORT/groq/openai/v1`, `.../openrouter/api/v1`, ..."""
+        return self.base_url + profiles.get(name).prefixes[0]
+
+    def url_for(self, path: str) -> str:
+        """An absolute URL for `path` on this server (`/v1/models`, `/_mockai/requests`, ...)."""
+        return self.base_url + "/" + path.lstrip("/")
+
+    # --- inspection ----------------------------------------------------------------------------
+
+    @property
+    def state(self) -> ServerState:
+        """The server's live state (journal, catalog, rules, ...)."""
+        return self.app[STATE]
+
+    @property
+    def journal(self) -> Journal:
+        """Every request served, oldest first (bounded)."""
+        return self.state.journal
+
+    @property
+    def requests(self) -> list[JournalEntry]:
+        """A snapshot of the journal."""
+        return self.state.journal.entries()
+
+    def reset(self) -> None:
+        """Forget requests, rate-limit usage, repeat counters and rule counters."""
+        self._call(self.state.reset())
+
+    async def reset_async(self) -> None:
+        """`reset`, from the loop the server runs on."""
+        await self.state.reset()
+
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a state operation from the caller's thread: on the server's loop when it serves
+        in the background, at once for in-process state (which never waits)."""
+        if self._background is not None:
+            return self._background.run(coro)
+        if self.state.backend.shared:
+            coro.close()
+            raise ServerError(
+                "with shared state (--state), call this on a server started in the background "
+                "(`with MockServer(...)`), or use its *_async form inside the server's loop"
+            )
+        return finish_now(coro)
+
+    # --- rules ---------------------------------------------------------------------------------
+
+    def add_rule(self, rule: Mapping[str, Any]) -> str:
+        """Add a rule (a scenario-file rule as a dict), asked before the scenario files' rules.
+
+        Returns its name (`rule-1`, ... when it has none). The rule is validated like a file's:
+        a ScenarioError lists every problem. Safe to call while the server is serving.
+        """
+        return self.add_rules([rule])[0]
+
+    def add_rules(self, rules: Iterable[Mapping[str, Any]]) -> list[str]:
+        """Add several rules at once (all or none); returns their names."""
+        book = self._book()
+        if book.shared is None:
+            return book.add(list(rules))
+        return self._call(book.add_async(list(rules)))
+
+    def remove_rule(self, name: str) -> None:
+        """Remove a rule by name (a runtime rule or a scenario rule)."""
+        book = self._book()
+        if book.shared is None:
+            book.remove(name)
+        else:
+            self._call(book.remove_async(name))
+
+    def clear_rules(self) -> None:
+        """Remove every runtime rule; the scenario files' rules stay."""
+        book = self._book()
+        if book.shared is None:
+            book.clear()
+        else:
+            self._call(book.clear_async())
+
+    def load(self, path: str | os.PathLike[str]) -> list[str]:
+        """Add the rules of a scenario file or folder (after the current scenario rules).
+
+        Only the rules are taken: settings (seed, models, ...) apply when given at start.
+        """
+        return self._book().load(scenario.load([os.fspath(path)]))
+
+    @property
+    def rules(self) -> list[scenario.RuleInfo]:
+        """Every rule in the order they are asked: name, source, origin, times served."""
+        book = self._book()
+        return book.describe() if book.shared is None else self._call(book.describe_async())
+
+    def _book(self) -> scenario.RuleBook:
+        if self.state.rules is None:
+            raise ServerError("this server was built with custom sources and has no rules")
+        return self.state.rules
