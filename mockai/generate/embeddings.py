@@ -281,9 +281,9 @@ def _assemble(rows: list[_Row], dimensions: int, seed: int) -> Any:
         flat = np.bincount(flat_indices, np.concatenate(weights), minlength=size)
     else:
         flat = np.zeros(size)
-    # The rest works in place on this one matrix: a 16-input request's matrix is 196 KB, and
-    # every fresh array that size is a new mapping whose pages fault in as they are written
-    # (~100 us each here), which cost more than the arithmetic itself.
+    # The rest works in place on this one matrix: every fresh array of this size is one more
+    # allocation, and past the mmap threshold (a 16 x 1536 matrix is 196 KB) a new mapping whose
+    # pages fault in as they are written (~100 us each here), more than the arithmetic costs.
     matrix = flat.reshape(len(rows), dimensions)
     norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix))
     # A text of stopwords only (no sparse part, scale 0) is its dense part alone: 0 * 0 + y = y.
