@@ -74,15 +74,6 @@ class CompletionStore:
         backend = backend or MemoryBackend()
         self._stored: Records[_Stored] = backend.records("completions", _CODEC, capacity, max_bytes)
 
-    @property
-    def capacity(self) -> int:
-        """How many answers are kept at most (the oldest go first)."""
-        return self._stored.capacity
-
-    @capacity.setter
-    def capacity(self, capacity: int) -> None:
-        self._stored.capacity = capacity
-
     async def keep(self, exchange: Exchange, outgoing: Outgoing) -> None:
         """Remember a chat answer if its request asked for `store: true`."""
         if exchange.endpoint is not Endpoint.CHAT or exchange.body.get("store") is not True:
@@ -111,8 +102,7 @@ class CompletionStore:
                 )
             },
         )
-        # (the messages are weighed by their tokens: ~4 bytes each)
-        weight = kept.weight(outgoing) + 4 * exchange.prompt_tokens
+        weight = kept.weight(outgoing, exchange.prompt_tokens)  # the answer and its messages
         await self._stored.put(completion_id, stored, weight)
 
     async def list(self, query: Mapping[str, str]) -> dict[str, Any]:

@@ -77,11 +77,14 @@ class Shelf(Generic[K, V]):
         return len(self._entries)
 
 
-def weight(answer: Body | EventStream) -> int:
-    """What a kept answer weighs: its bytes (plus each frame's object, for a stream)."""
+def weight(answer: Body | EventStream, prompt_tokens: int = 0) -> int:
+    """What a kept answer weighs: its bytes (plus each frame's object, for a stream), and the
+    request it keeps with it by its tokens (~4 bytes each, without serialising it again)."""
     if isinstance(answer, Body):
-        return len(answer.body)
-    return sum(map(len, answer.frames)) + 40 * len(answer.frames)
+        size = len(answer.body)
+    else:
+        size = sum(map(len, answer.frames)) + 40 * len(answer.frames)
+    return size + 4 * prompt_tokens
 
 
 def answer_id(answer: Body | EventStream, pattern: re.Pattern[bytes]) -> str | None:

@@ -140,8 +140,7 @@ class ResponseStore:
         stored = _Stored(
             outgoing, body.get("input"), response_id.encode(), background, conversation
         )
-        # (the input is weighed by its tokens: ~4 bytes each, without serialising it again)
-        weight = kept.weight(outgoing) + 4 * exchange.prompt_tokens
+        weight = kept.weight(outgoing, exchange.prompt_tokens)  # the answer and its input
         await self._stored.put(response_id, stored, weight)
         response = response_of(outgoing) if background else None
         if response is None:
