@@ -30,6 +30,7 @@ import embeddings_reference as reference
 import httpx2
 import openai
 from hypothesis import given, settings
+from hypothesis import strategies as st
 from strategies import examples, texts
 
 from mockai.api import embeddings as codec
@@ -655,3 +656,15 @@ def test_many_inputs_in_one_request_each_get_the_vector_they_get_alone(
     assert reply.embeddings is not None
     made = [list(map(float, vector)) for vector in reply.embeddings]
     assert made == [reference.embed_tokens(ids, dimensions, seed) for ids in arrays]
+
+
+@given(st.lists(texts(min_size=1, max_size=30).filter(bool), min_size=1, max_size=25))
+@settings(max_examples=examples(25))
+def test_inputs_embedded_together_equal_each_embedded_alone(batch: list[str]) -> None:
+    """Whatever the texts and however many (blocks of 10 rows at 1536 dimensions), a request's
+    vectors are exactly those its inputs get one by one, in order."""
+    reply = gen.reply_for(parse({"model": MODEL, "input": batch}), 1536, 0)
+    assert reply.embeddings is not None
+    assert [list(map(float, vector)) for vector in reply.embeddings] == [
+        gen.embed(text, 1536, 0) for text in batch
+    ]
