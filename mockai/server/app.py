@@ -163,14 +163,6 @@ async def _state_lifespan(app: web.Application) -> AsyncIterator[None]:
     await state.backend.close()
 
 
-def _fallback(config: Config, sources: Sequence[Source]) -> str:
-    """`fallback` as configured; by default `error` once something to answer from is loaded
-    (a source whose `loaded` is true: rules, a cassette), else `generate`."""
-    if config.fallback is not None:
-        return config.fallback
-    return "error" if any(getattr(source, "loaded", False) for source in sources) else "generate"
-
-
 def __getattr__(name: str) -> Any:
     if name in ("MockServer", "BackgroundLoop"):
         from mockai.server import background
