@@ -70,6 +70,7 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         max_tokens = common.positive_int(body, "max_tokens")
     prompt_tokens = common.prompt_tokens(messages, body.get("tools"))
     common.check_context(info, prompt_tokens)
+    user_text, system_text, tool_result = _views(messages)
     return Exchange(
         endpoint=Endpoint.CHAT,
         model=model,
@@ -77,9 +78,9 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         headers=ctx.headers,
         stream=stream,
         messages=messages,
-        user_text=_last(messages, ("user",)),
-        system_text="\n".join(m.text for m in messages if m.role in ("system", "developer")),
-        tool_result=_last(messages, ("tool", "function"), None),
+        user_text=user_text,
+        system_text=system_text,
+        tool_result=tool_result,
         tools=tools,
         tool_choice=tool_choice,
         # The functions API calls one function per answer.
@@ -201,11 +202,20 @@ def _unanswered(pending: dict[str, int]) -> None:
     )
 
 
-def _last(messages: tuple[Message, ...], roles: tuple[str, ...], default: Any = "") -> Any:
-    for message in reversed(messages):
-        if message.role in roles:
-            return message.text
-    return default
+def _views(messages: tuple[Message, ...]) -> tuple[str, str, str | None]:
+    """What rules match on, in one pass: the last user text ("" if none), the system and
+    developer texts joined, and the last tool result (None if none)."""
+    user_text, tool_result = "", None
+    system: list[str] = []
+    for message in messages:
+        role = message.role
+        if role == "user":
+            user_text = message.text
+        elif role == "tool" or role == "function":
+            tool_result = message.text
+        elif role == "system" or role == "developer":
+            system.append(message.text)
+    return user_text, "\n".join(system), tool_result
 
 
 # --- render --------------------------------------------------------------------------------------

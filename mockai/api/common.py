@@ -55,9 +55,15 @@ def check_fields(endpoint: str, body: Mapping[str, Any], *, strict: bool) -> Non
         if value is None and not strict and not rule.required:
             continue
         rule.check(name, value)
-    for name, rule in rules.items():
-        if rule.required and body.get(name) is None:
+    for name in _required(endpoint):
+        if body.get(name) is None:
             raise missing(name)
+
+
+@functools.cache
+def _required(endpoint: str) -> tuple[str, ...]:
+    """The endpoint's required fields (strict or not, the same ones)."""
+    return tuple(name for name, rule in FIELDS[endpoint].items() if rule.required)
 
 
 @functools.cache
@@ -268,10 +274,13 @@ def parse_tools(raw: Any, *, flat: bool, strict_default: bool = False) -> tuple[
     return tools
 
 
+_AUTO, _NONE = ToolChoice("auto"), ToolChoice("none")  # (frozen: every request may share them)
+
+
 def parse_tool_choice(raw: Any, tools: tuple[Tool, ...], *, flat: bool) -> ToolChoice:
     """`tool_choice`: none | auto | required | a named function | allowed_tools."""
     if raw is None:
-        return ToolChoice("auto") if tools else ToolChoice("none")
+        return _AUTO if tools else _NONE
     if not tools and raw != "none":
         raise ApiError(
             400,

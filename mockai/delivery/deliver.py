@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import socket
@@ -302,11 +303,26 @@ async def _relay(
 
 
 def _body(outgoing: Body, headers: Mapping[str, str]) -> web.Response:
+    if not outgoing.headers:  # (nearly every answer: the media type as a plain header)
+        return web.Response(
+            status=outgoing.status,
+            body=outgoing.body,
+            headers=headers,
+            content_type=_media_type(outgoing.content_type),
+        )
     response = web.Response(
         status=outgoing.status, body=outgoing.body, headers={**headers, **outgoing.headers}
     )
-    response.content_type = outgoing.content_type.split(";")[0]
+    # (keeps the parameters of a Content-Type the answer's own headers carry)
+    response.content_type = _media_type(outgoing.content_type)
     return response
+
+
+@functools.lru_cache(maxsize=64)
+def _media_type(content_type: str) -> str:
+    """The media type without its parameters (aiohttp's `content_type`: the charset is its own
+    setting)."""
+    return content_type.split(";")[0]
 
 
 # --- streams ----------------------------------------------------------------------------------

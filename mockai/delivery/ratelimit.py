@@ -18,6 +18,7 @@ Budget syntax (`parse_limits`), the same from the command line, the environment 
 from __future__ import annotations
 
 import fnmatch
+import functools
 import math
 import time
 from collections.abc import Iterable, Mapping
@@ -332,11 +333,25 @@ def _headers(
 ) -> dict[str, str]:
     reset_requests = window.reset_in(now, 0) if window is not None else 0.0
     reset_tokens = window.reset_in(now, 1) if window is not None else 0.0
+    reset_requests_text = _reset_text(reset_requests)
     return {
-        "x-ratelimit-limit-requests": str(limit.rpm),
-        "x-ratelimit-limit-tokens": str(limit.tpm),
+        "x-ratelimit-limit-requests": _text(limit.rpm),
+        "x-ratelimit-limit-tokens": _text(limit.tpm),
         "x-ratelimit-remaining-requests": str(max(limit.rpm - requests, 0)),
         "x-ratelimit-remaining-tokens": str(max(limit.tpm - tokens, 0)),
-        "x-ratelimit-reset-requests": go_duration(reset_requests),
-        "x-ratelimit-reset-tokens": go_duration(reset_tokens),
+        "x-ratelimit-reset-requests": reset_requests_text,
+        # (both kinds are usually last used by the same request: one formatting)
+        "x-ratelimit-reset-tokens": (
+            reset_requests_text if reset_tokens == reset_requests else _reset_text(reset_tokens)
+        ),
     }
+
+
+# Every answer carries these headers: the budgets' own numbers are formatted once, and a reset
+# time once per hundredth of a second it is shown with (`go_duration` rounds to that past 1 s).
+_text = functools.lru_cache(maxsize=64)(str)
+_rounded_duration = functools.lru_cache(maxsize=4096)(go_duration)
+
+
+def _reset_text(seconds: float) -> str:
+    return _rounded_duration(round(seconds, 2)) if seconds >= 1 else go_duration(seconds)

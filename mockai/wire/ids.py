@@ -7,6 +7,7 @@ the `x-request-id` header, where uniqueness matters more than reproducibility.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 
@@ -75,6 +76,7 @@ def batch_request_id(key: bytes, line: int) -> str:
     return "batch_req_" + hexid(key, f"batch_req{line}", 32)
 
 
+@functools.lru_cache(maxsize=256)
 def system_fingerprint(model: str) -> str:
     """Stable per model, like the real API's `fp_…` values."""
     return "fp_" + hashlib.blake2b(model.encode(), digest_size=5).hexdigest()
