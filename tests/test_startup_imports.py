@@ -115,6 +115,7 @@ PLAIN_SERVER = {
     "mockai.profiles.base",
     "mockai.profiles.openai",
     "mockai.profiles.places",
+    "mockai.records",
     "mockai.scenario",
     "mockai.scenario.book",
     "mockai.server",

@@ -9,11 +9,12 @@ from typing import Any, Literal
 from mockai.catalog import Catalog
 from mockai.pipeline.exchange import Endpoint, Exchange, Message
 from mockai.pipeline.reply import Reply
+from mockai.records import record
 from mockai.wire import ids
 from mockai.wire.outgoing import Outgoing
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ParseContext:
     """What parsing needs besides the body: headers, the catalog, strictness, and history."""
 
@@ -37,7 +38,7 @@ class ParseContext:
     query: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RenderContext:
     """What rendering needs besides the reply: the id key, the clock, and output switches.
 

@@ -9,16 +9,16 @@ way when it is lower: no answer is longer than the model could have written.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from mockai import tokens
 from mockai.generate import budget
 from mockai.pipeline.exchange import Exchange
 from mockai.pipeline.reply import Choice, Reply, ToolCall
+from mockai.records import record
 from mockai.wire import ids
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Shaped:
     """One choice ready to render: final text, its token pieces, tool calls with ids."""
 

@@ -20,13 +20,14 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, TypeVar
 
 from mockai.delivery.faults import NO_FAULTS, ChaosRates, FaultRequest, Faults, parse_fault_header
 from mockai.delivery.timing import Delay, StreamTiming, parse_stream, parse_timing_spec
 from mockai.errors import ApiError, ConfigError
 from mockai.pipeline.reply import NO_TIMING, Plan, Reply, Timing
+from mockai.records import record
 from mockai.wire import errors
 from mockai.wire.outgoing import Body
 
@@ -174,7 +175,7 @@ def _header(headers: Mapping[str, str], name: str, parse: Callable[[str], T]) ->
         ) from None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Injection:
     """The faults and timing one request gets from its headers, chaos and the defaults."""
 

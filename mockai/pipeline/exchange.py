@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Literal
 
+from mockai.records import record
+
 if TYPE_CHECKING:
     from mockai.wire.multipart import Upload  # (the form parser loads with the first form)
 
@@ -89,7 +91,7 @@ class ResponseFormat:
     strict: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Exchange:
     """A validated OpenAI request, in the shape every pipeline stage understands."""
 

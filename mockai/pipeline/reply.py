@@ -16,6 +16,7 @@ from typing import Any
 from mockai.delivery.faults import NO_FAULTS, Faults
 from mockai.delivery.timing import Delay, StreamTiming
 from mockai.errors import ApiError
+from mockai.records import record
 from mockai.wire.outgoing import Outgoing
 
 
@@ -103,7 +104,7 @@ class Timing:
 NO_TIMING = Timing()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Plan:
     """The decision for one request: an answer (a Reply, or a recorded wire response) + delivery.
 

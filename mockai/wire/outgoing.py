@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import dataclass, field
 from typing import Any
 
+from mockai.records import record
+
 JSON_CONTENT_TYPE = "application/json"
 
 
@@ -22,7 +24,7 @@ class Attachment:
 ATTACHMENT_SCHEME = b"mockai-attachment:"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Body:
     """A complete (non-streaming) response."""
 
@@ -33,7 +35,7 @@ class Body:
     attachments: tuple[Attachment, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EventStream:
     """A streaming response as pre-framed SSE events.
 
