@@ -235,7 +235,7 @@ def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
     body["usage"] = usage
     body["service_tier"] = "default"
     body["system_fingerprint"] = ids.system_fingerprint(exchange.model)
-    return Body(200, jsonbytes.dumps(body))
+    return Body(200, jsonbytes.dumps(body), usage=usage)
 
 
 def _as_function_call(s: Shaped) -> Shaped:

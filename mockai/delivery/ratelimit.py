@@ -190,10 +190,11 @@ class _Window:
         self._tokens += tokens
         if self._oldest is None or number < self._oldest:
             self._oldest = number
-        for index, amount in enumerate((1, tokens)):
-            newest = self._newest[index]
-            if amount and (newest is None or number > newest):
-                self._newest[index] = number
+        newest = self._newest  # (requests always count; tokens when there are any)
+        if newest[0] is None or number > newest[0]:
+            newest[0] = number
+        if tokens and (newest[1] is None or number > newest[1]):
+            newest[1] = number
 
     def wait_until_free(self, now: float, requests_over: int, tokens_over: int) -> float:
         """Seconds until enough old buckets expire to free the given excess."""
@@ -255,9 +256,9 @@ class RateLimits:
 
     def charge(self, model: str, tokens: int, now: float) -> dict[str, str]:
         """Account one request of `tokens` tokens; raise a 429 ApiError if it does not fit."""
-        configured = self._configured(model)
+        configured = self._configured(model) if self._limits else None
         limit = configured or self._default
-        window = self._window(model, limit)
+        window = self._windows.get(model) or self._window(model, limit)
         used_requests, used_tokens = window.used(now)
         if configured is not None:
             _refuse_if_over(model, limit, window, now, used_requests, used_tokens, tokens)

@@ -25,7 +25,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +114,9 @@ class Metrics:
         return model
 
     def _count_tokens(self, model: str, outgoing: Outgoing) -> None:
+        if isinstance(outgoing, Body) and outgoing.usage is not None:
+            self._count_usage(model, outgoing.usage)
+            return
         if isinstance(outgoing, Body):
             text = outgoing.body
         elif isinstance(outgoing, EventStream) and outgoing.frames:
@@ -129,6 +132,16 @@ class Metrics:
             _add(tokens, (model, "prompt"), prompt)
         completion = _number_after(text, start, b'"completion_tokens":', b'"output_tokens":')
         if completion:
+            _add(tokens, (model, "completion"), completion)
+
+    def _count_usage(self, model: str, usage: Mapping[str, Any]) -> None:
+        """Tokens from the usage object a codec rendered (the keys the body search reads)."""
+        tokens = self.counters["tokens"]
+        prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
+        if isinstance(prompt, int) and prompt:
+            _add(tokens, (model, "prompt"), prompt)
+        completion = usage.get("completion_tokens", usage.get("output_tokens"))
+        if isinstance(completion, int) and completion:
             _add(tokens, (model, "completion"), completion)
 
     # --- totals across workers ----------------------------------------------------------------

@@ -33,6 +33,9 @@ class Body:
     content_type: str = JSON_CONTENT_TYPE
     headers: Mapping[str, str] = field(default_factory=dict)
     attachments: tuple[Attachment, ...] = ()
+    # The usage object the body holds, when its codec says so (the metrics count tokens from it
+    # instead of searching the body's bytes for it).
+    usage: Mapping[str, Any] | None = None
 
 
 @record
