@@ -1,4 +1,5 @@
-"""bench/perf.py, the headline benchmark, runs as a user runs it: a short version of two cases.
+"""bench/perf.py, the headline benchmark, runs as a user runs it: a short version of two cases;
+bench/instructions.py (instructions per request under callgrind) and bench/startup.py too.
 
 What it measures is reported by hand (docs/performance.md); this keeps the one command working:
 wrk found, both servers started and pinned, mockai's own bytes served by the bare app, and the
@@ -56,3 +57,28 @@ def test_the_startup_timer_launches_the_server_and_reports_its_first_answer() ->
     summary = run.stdout.strip().splitlines()[-1]
     assert summary.startswith("median ") and "(/v1/chat/completions)" in summary, summary
     assert 0 < float(summary.split()[1]) < 30
+
+
+def test_the_instruction_count_measures_both_servers(tmp_path: Path) -> None:
+    """bench/instructions.py runs mockai and the bare app under callgrind and counts per request:
+    deterministic figures, so both are positive and mockai (which does more than serve bytes)
+    executes more instructions per request than the bare app serving its bytes."""
+    out = tmp_path / "instructions.json"
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "instructions.py"),
+            *("--cases", "chat", "--requests", "20", "--warmup", "10", "--json", str(out)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    chat = json.loads(out.read_text())["chat"]
+    # The bare app's asyncio loop alone is ~10^5 instructions a request; either figure far
+    # below that would mean the requests were not counted.
+    assert 50_000 < chat["bare"] < chat["mockai"] < 20_000_000, chat
+    assert abs(chat["ratio"] - chat["bare"] / chat["mockai"]) < 1e-9
+    assert "ratio" in run.stdout and "chat" in run.stdout  # the printed table

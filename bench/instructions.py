@@ -1,0 +1,194 @@
+"""Instructions per request, mockai against the bare app: a figure the machine's noise cannot move.
+
+    python bench/instructions.py                       # chat, tool call, embeddings; ~2 minutes
+    python bench/instructions.py --cases chat --requests 500
+
+Throughput on a shared machine drifts by several percent from one run to the next, which hides
+what a small change buys. This runs mockai and the bare app of `bench/perf.py` (serving the very
+bytes mockai answered) under valgrind's callgrind, sends each case's request over one keep-alive
+connection (a warm-up first, so caches, imports and the codec are loaded), and counts the
+instructions the server executed for `--requests` requests: the same code gives the same count
+within ~0.3%. Each figure is per request; the ratio is the bare app's count over mockai's (like
+`bench/perf.py`'s ratios: above 1, mockai does less work than the bare app).
+
+Instructions are not time (a cache miss costs more than an add), but on the same interpreter
+they move with it: use this to see what one change buys, and `bench/perf.py` for the headline
+throughput. Needs valgrind (`apt-get install valgrind`; installed here when missing and running
+as root).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import http.client
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import perf  # bench/perf.py: the cases, the bare app, starting servers
+
+JSON_CASES = ("chat", "tools", "embeddings", "embeddings-base64")
+
+
+def find_valgrind() -> str:
+    """The valgrind binary; installed from Debian's package when missing and running as root."""
+    found = shutil.which("valgrind")
+    apt = shutil.which("apt-get")
+    if found is None and apt is not None and hasattr(os, "geteuid") and os.geteuid() == 0:
+        print("valgrind is missing: installing the Debian package (apt-get install valgrind) ...")
+        subprocess.run([apt, "install", "-y", "-qq", "valgrind"], check=True)
+        found = shutil.which("valgrind")
+    if found is None or shutil.which("callgrind_control") is None:
+        sys.exit(
+            "bench/instructions.py needs valgrind (callgrind). Install it with\n"
+            "    sudo apt-get install valgrind     (Debian, Ubuntu)"
+        )
+    return found
+
+
+def body_for(case: perf.Case, n: int) -> dict[str, Any]:
+    """The n-th request of `case`: embeddings inputs never sent before, as in bench/perf.py."""
+    if case.name.startswith("embeddings"):
+        encoding = "base64" if case.name.endswith("base64") else "float"
+        return perf.embeddings_body(encoding, n)
+    return case.body
+
+
+class Counted:
+    """A server running under callgrind, with one keep-alive connection to it."""
+
+    def __init__(self, server: perf.Server, folder: Path) -> None:
+        self.server = server
+        self.folder = folder
+        address = urlsplit(server.url)
+        self.connection = http.client.HTTPConnection(address.hostname, address.port, timeout=600)
+
+    def send(self, path: str, body: dict[str, Any]) -> bytes:
+        self.connection.request("POST", path, json.dumps(body), perf.HEADERS)
+        response = self.connection.getresponse()
+        data = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"{self.server.name}: {path} answered {response.status}: {data!r}")
+        return data
+
+    def instructions(self, send: Any, requests: int) -> float:
+        """Instructions per request over `requests` calls of `send(i)`."""
+        pid = str(self.server.process.pid)
+        subprocess.run(["callgrind_control", "--zero", pid], check=True, capture_output=True)
+        for i in range(requests):
+            send(i)
+        before = set(self.folder.iterdir())
+        subprocess.run(["callgrind_control", "--dump", pid], check=True, capture_output=True)
+        deadline = time.monotonic() + 60
+        while True:
+            for dump in set(self.folder.iterdir()) - before:
+                total = _total(dump)
+                if total is not None:
+                    return total / requests
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.server.name}: callgrind wrote no dump")
+            time.sleep(0.2)
+
+
+def _total(dump: Path) -> int | None:
+    try:
+        text = dump.read_text(errors="replace")
+    except OSError:
+        return None
+    found = re.search(r"^(?:summary|totals):\s+(\d+)", text, re.MULTILINE)
+    return int(found.group(1)) if found else None
+
+
+def under_callgrind(valgrind: str, folder: Path, name: str, command: list[str]) -> list[str]:
+    return [
+        valgrind,
+        "--tool=callgrind",
+        "--collect-atstart=yes",
+        f"--callgrind-out-file={folder / name}.%p",
+        *command,
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--cases", default="chat,tools,embeddings", help=", ".join(JSON_CASES))
+    parser.add_argument("--requests", type=int, default=300, help="counted per case")
+    parser.add_argument("--warmup", type=int, default=100, help="requests before counting")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    wanted = [name.strip() for name in args.cases.split(",") if name.strip()]
+    unknown = sorted(set(wanted) - set(JSON_CASES))
+    if unknown:
+        parser.error(f"unknown cases {unknown}; choose from {', '.join(JSON_CASES)}")
+    if args.requests < 1 or args.warmup < 1:
+        parser.error("--requests and --warmup must be at least 1")
+    cases = [case for case in perf.CASES if case.name in wanted]
+    valgrind = find_valgrind()
+    results: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="mockai-instructions-") as tmp:
+        folder = Path(tmp)
+        command = under_callgrind(valgrind, folder, "mockai", perf.mockai_command())
+        mockai = Counted(perf.start_server("mockai", command, None), folder)
+        answers: dict[str, Any] = {}
+        try:
+            for case in cases:
+                answer = mockai.send(case.path, body_for(case, 0))
+                answers[case.name] = {
+                    "kind": "json",
+                    "content_type": "application/json",
+                    "frames": [base64.b64encode(answer).decode()],
+                }
+                offset = args.warmup + 1  # embeddings: every counted request new
+                for i in range(args.warmup):
+                    mockai.send(case.path, body_for(case, 1 + i))
+                per_request = mockai.instructions(
+                    lambda i, c=case, o=offset: mockai.send(c.path, body_for(c, o + i)),
+                    args.requests,
+                )
+                results[case.name] = {"mockai": per_request}
+                print(f"  mockai {case.name}: {per_request:,.0f} a request", flush=True)
+        finally:
+            mockai.server.stop()
+        bare_app = [sys.executable, "-c", perf.BARE_APP]
+        bare_command = under_callgrind(valgrind, folder, "bare", bare_app)
+        stdin = json.dumps(answers).encode()
+        bare = Counted(perf.start_server("bare", bare_command, None, stdin=stdin), folder)
+        try:
+            for case in cases:
+                path = "/case/" + case.name
+                for i in range(args.warmup):
+                    bare.send(path, body_for(case, 1 + i))
+                per_request = bare.instructions(
+                    lambda i, p=path, c=case: bare.send(p, body_for(c, i)), args.requests
+                )
+                results[case.name]["bare"] = per_request
+                print(f"  bare   {case.name}: {per_request:,.0f} a request", flush=True)
+        finally:
+            bare.server.stop()
+    print()
+    print(f"{'case':<22}{'bare app':>16}{'mockai':>16}{'ratio':>9}")
+    for case in cases:
+        figures = results[case.name]
+        figures["ratio"] = figures["bare"] / figures["mockai"]
+        print(
+            f"{case.name:<22}{figures['bare']:>16,.0f}{figures['mockai']:>16,.0f}"
+            f"{figures['ratio']:>8.2f}x"
+        )
+    print(f"(instructions per request, {args.requests} counted after {args.warmup} warm-up)")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
