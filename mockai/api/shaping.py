@@ -77,11 +77,14 @@ def _shape_one(
         content, pieces, cut = _apply_stop(content, pieces, exchange.stop, keep_stop)
         if cut:
             finish = "stop"
-    calls = tuple(
-        call if call.id else ToolCall(call.name, call.arguments, call_id(key, index * 64 + i))
-        for i, call in enumerate(choice.tool_calls)
-    )
-    used = len(pieces) + sum(tokens.count(c.arguments) + _CALL_OVERHEAD for c in calls)
+    calls: tuple[ToolCall, ...] = ()
+    used = len(pieces)
+    if choice.tool_calls:
+        calls = tuple(
+            call if call.id else ToolCall(call.name, call.arguments, call_id(key, index * 64 + i))
+            for i, call in enumerate(choice.tool_calls)
+        )
+        used += sum(tokens.count(c.arguments) + _CALL_OVERHEAD for c in calls)
     if limit is not None and used > limit and calls:
         calls, used = _calls_within(calls, limit - len(pieces))
         finish = "length"

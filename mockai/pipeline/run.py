@@ -509,7 +509,8 @@ async def _finish(
             delivery=state.delivery,
         )
     finally:
-        entry.response_headers = {k.lower(): v for k, v in {**headers, **outgoing.headers}.items()}
+        sent = {**headers, **outgoing.headers} if outgoing.headers else headers
+        entry.response_headers = {_LOWERED[name]: value for name, value in sent.items()}
         entry.duration_ms = (time.monotonic() - entry.arrived) * 1000
         state.journal.completed(entry)  # its answer's bytes count against the budget
         if metrics is not None:
@@ -520,6 +521,19 @@ async def _finish(
             log_request(state.access_log, entry)
         if state.backend.shared:
             await _shared(journal.complete(entry))
+
+
+class _LowerNames(dict[str, str]):
+    """Header names in lower case, each lowered once (the same dozen names on every answer)."""
+
+    def __missing__(self, name: str) -> str:
+        lowered = name.lower()
+        if len(self) < 4096:  # (names a rule or an upstream made up: bounded)
+            self[name] = lowered
+        return lowered
+
+
+_LOWERED = _LowerNames()
 
 
 async def _shared(update: Awaitable[None]) -> None:
