@@ -131,6 +131,12 @@ rules:
       param: messages
       headers: {x-custom: "yes"}
       retry_after: 2.5
+  - name: error-naming-its-content-type
+    match: {user: typed-error}
+    error:
+      status: 409
+      message: "Conflict, said with a Content-Type of its own"
+      headers: {Content-Type: "application/json; charset=utf-8", X-Upper: "kept"}
   - name: named-with-overrides
     match: {user: overloaded}
     error: {name: overloaded, message: "Try later", retry_after: 20ms}
@@ -485,6 +491,20 @@ def test_named_error(client: openai.OpenAI) -> None:
         client.chat.completions.create(model="gpt-4o", messages=user("ratelimited"))
     assert raised.value.code == "rate_limit_exceeded"
     assert raised.value.response.headers["retry-after"] == "1"
+
+
+def test_an_error_scripting_its_own_content_type_is_still_that_error(
+    client: openai.OpenAI, server: MockServer
+) -> None:
+    """A scripted error may name any header, Content-Type too: the answer is still the scripted
+    error (its media type mockai's JSON, the parameters as scripted), never a 500."""
+    with pytest.raises(openai.ConflictError) as raised:
+        client.chat.completions.create(model="gpt-4o", messages=user("typed-error"))
+    assert raised.value.body["message"] == "Conflict, said with a Content-Type of its own"
+    headers = raised.value.response.headers
+    assert headers["content-type"] == "application/json; charset=utf-8"
+    assert headers["x-upper"] == "kept"
+    assert server.requests[-1].response_headers["x-upper"] == "kept"  # journaled lower-case
 
 
 def test_free_form_error(client: openai.OpenAI, server: MockServer) -> None:

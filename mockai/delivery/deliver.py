@@ -304,12 +304,15 @@ async def _relay(
 
 def _body(outgoing: Body, headers: Mapping[str, str]) -> web.Response:
     if not outgoing.headers:  # (nearly every answer: the media type as a plain header)
-        return web.Response(
-            status=outgoing.status,
-            body=outgoing.body,
-            headers=headers,
-            content_type=_media_type(outgoing.content_type),
-        )
+        try:
+            return web.Response(
+                status=outgoing.status,
+                body=outgoing.body,
+                headers=headers,
+                content_type=_media_type(outgoing.content_type),
+            )
+        except ValueError:  # a scripted error's headers name a Content-Type: merged below
+            pass
     response = web.Response(
         status=outgoing.status, body=outgoing.body, headers={**headers, **outgoing.headers}
     )
