@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import random
 import socket
@@ -303,29 +302,12 @@ async def _relay(
 
 
 def _body(outgoing: Body, headers: Mapping[str, str]) -> web.Response:
-    if not outgoing.headers:  # (nearly every answer: the media type as a plain header)
-        try:
-            return web.Response(
-                status=outgoing.status,
-                body=outgoing.body,
-                headers=headers,
-                content_type=_media_type(outgoing.content_type),
-            )
-        except ValueError:  # a scripted error's headers name a Content-Type: merged below
-            pass
     response = web.Response(
         status=outgoing.status, body=outgoing.body, headers={**headers, **outgoing.headers}
     )
-    # (keeps the parameters of a Content-Type the answer's own headers carry)
-    response.content_type = _media_type(outgoing.content_type)
+    # (the setter keeps the parameters of a Content-Type a scripted error's headers name)
+    response.content_type = outgoing.content_type.split(";")[0]
     return response
-
-
-@functools.lru_cache(maxsize=64)
-def _media_type(content_type: str) -> str:
-    """The media type without its parameters (aiohttp's `content_type`: the charset is its own
-    setting)."""
-    return content_type.split(";")[0]
 
 
 # --- streams ----------------------------------------------------------------------------------
