@@ -9,6 +9,9 @@ from mockai.api.chat import _views
 from mockai.delivery.ratelimit import _reset_text
 from mockai.delivery.timing import go_duration
 from mockai.pipeline.exchange import Message
+from mockai.server.metrics import Metrics
+from mockai.wire import jsonbytes
+from mockai.wire.outgoing import Body
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 
@@ -29,3 +32,43 @@ def test_the_match_views_are_the_last_user_text_the_joined_system_texts_and_the_
 @given(st.floats(min_value=-10, max_value=100_000, allow_nan=False))
 def test_a_cached_reset_time_reads_as_go_duration_writes_it(seconds: float) -> None:
     assert _reset_text(seconds) == go_duration(seconds)
+
+
+COUNT = st.integers(min_value=0, max_value=2**40)
+DETAILS = st.dictionaries(
+    st.sampled_from(["cached_tokens", "audio_tokens", "reasoning_tokens"]), COUNT
+)
+
+
+@st.composite
+def usages(draw: st.DrawFn) -> dict[str, object]:
+    """Usage objects as the codecs render them: chat / embeddings or Responses names, details."""
+    chat = draw(st.booleans())
+    prompt, completion = (
+        ("prompt_tokens", "completion_tokens") if chat else ("input_tokens", "output_tokens")
+    )
+    usage: dict[str, object] = {}
+    for name in draw(st.permutations([prompt, completion, "total_tokens"]))[
+        : draw(st.integers(1, 3))
+    ]:
+        usage[name] = draw(COUNT)
+    if draw(st.booleans()):
+        usage[f"{prompt}_details"] = draw(DETAILS)
+    if draw(st.booleans()):
+        usage[f"{completion}_details"] = draw(DETAILS)
+    return usage
+
+
+@settings(max_examples=400)
+@given(usages(), st.text(max_size=50))
+def test_tokens_counted_from_a_rendered_usage_equal_those_found_in_the_bytes(
+    usage: dict[str, object], content: str
+) -> None:
+    # The content may say `"usage"` or `"prompt_tokens": 9` itself: it is escaped in the JSON.
+    body = jsonbytes.dumps(
+        {"id": content, "choices": [{"message": {"content": content}}], "usage": usage}
+    )
+    handed, searched = Metrics(), Metrics()
+    handed._count_tokens("m", Body(200, body, usage=usage))
+    searched._count_tokens("m", Body(200, body))
+    assert handed.counters["tokens"] == searched.counters["tokens"]

@@ -481,3 +481,30 @@ def test_embeddings_and_completions_match_on_their_inputs(
     with pytest.raises(openai.BadRequestError) as raised:
         client.embeddings.create(model="text-embedding-3-small", input="unpinned")
     assert "rule 'pinned-vector'" in raised.value.message
+
+
+def test_many_literal_rules_answer_in_file_order_through_the_index(tmp_path: Path) -> None:
+    # 30 rules told apart by their user text (what the rule index narrows on), two sharing a
+    # literal with `times: 1`, a rule without a literal in the middle, and one that only a
+    # longer text reaches: each request gets the first rule a plain scan would pick.
+    rules = [
+        f"  - {{name: topic-{n}, match: {{user: 'topic {n:02d}'}}, reply: 'answer {n}'}}"
+        for n in range(1, 31)
+    ]
+    rules[4] = "  - {name: once, match: {user: 'topic 05'}, reply: first, times: 1}"
+    rules.insert(5, "  - {name: then, match: {user: {startswith: 'topic 05'}}, reply: second}")
+    rules.insert(10, "  - {name: mini, match: {model: gpt-4o-mini, user: {regex: 'x$'}}, reply: x}")
+    path = tmp_path / "many.yaml"
+    path.write_text("mockai: 1\nrules:\n" + "\n".join(rules) + "\n")
+    with conformance.checked_server(scenarios=(str(path),)) as server, sdk(server) as client:
+        assert ask(client, "topic 30") == "answer 30"
+        assert ask(client, "topic 05") == "first"
+        assert ask(client, "topic 05") == "second"  # `once` is used up: the next rule answers
+        with pytest.raises(openai.BadRequestError):  # has the literal, matches no rule
+            ask(client, "about topic 05")
+        assert ask(client, "topic 29 then topic 07") == "answer 7"  # the earlier rule wins
+        assert ask(client, "topic 30x") == "x"  # the ungated rule comes before topic-30
+        server.add_rule({"name": "late", "match": {"user": "topic 30"}, "reply": "runtime"})
+        assert ask(client, "topic 30") == "runtime"  # a runtime rule joins the index first
+        with pytest.raises(openai.BadRequestError):
+            ask(client, "topic 99")

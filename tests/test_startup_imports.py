@@ -138,6 +138,7 @@ PLAIN_SERVER = {
     "mockai.wire.jsonbytes",
     "mockai.wire.outgoing",
     "mockai.wire.sse",
+    "mockai.wire.usage",
 }
 
 # What must load only when used (each named here so the failure says which machinery came back).

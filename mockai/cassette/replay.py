@@ -31,6 +31,7 @@ from mockai.pipeline.exchange import Exchange
 from mockai.pipeline.reply import NO_TIMING, Plan, Timing
 from mockai.wire.events import completing_tail, split_events
 from mockai.wire.outgoing import Body, EventStream, Outgoing
+from mockai.wire.usage import usage_in
 
 ENDPOINT_ROUTES = {
     "chat": "/chat/completions",
@@ -93,7 +94,11 @@ def wire_answer(interaction: Interaction, speed: float) -> tuple[Outgoing, Timin
     recorded = interaction.timing
     if not interaction.is_stream:
         body = Body(
-            interaction.status, interaction.response_body, interaction.content_type, headers
+            interaction.status,
+            interaction.response_body,
+            interaction.content_type,
+            headers,
+            usage=usage_in(interaction.response_body),  # searched once, not per replay
         )
         wait = recorded.duration if recorded.duration is not None else recorded.latency
         return body, _latency(wait, speed)

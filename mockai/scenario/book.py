@@ -16,16 +16,17 @@ with this module, so that a plain `mockai serve` starts without it. An empty boo
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mockai.delivery.faults import NO_FAULTS
 from mockai.errors import ApiError, ScenarioError
-from mockai.pipeline.exchange import Exchange
+from mockai.pipeline.exchange import Endpoint, Exchange
 from mockai.pipeline.reply import NO_TIMING, Plan, Reply, Timing
 from mockai.wire import jsonbytes
 
@@ -33,9 +34,13 @@ if TYPE_CHECKING:  # the scenario machinery loads with the first rule (see the m
     from mockai.backend.base import SharedRules
     from mockai.generate.fallback import FallbackGenerator
     from mockai.scenario import per_input
+    from mockai.scenario.index import RuleIndex
     from mockai.scenario.loader import ScenarioSet
     from mockai.scenario.problems import Problems
+    from mockai.scenario.replies import ReplySpec
+    from mockai.scenario.respond import Build, StaleFixture
     from mockai.scenario.rules import Rule, Step
+    from mockai.scenario.templates import TemplateRenderError
 
 log = logging.getLogger("mockai")
 
@@ -88,6 +93,8 @@ class RuleBook:
         self._files: tuple[Rule, ...] = self._scenario  # scenario rules before runtime removals
         self._removed: frozenset[str] = frozenset()
         self._compiled: dict[bytes, Rule] = {}  # definitions compiled once per worker
+        # (runtime, scenario, their index): see `_index`; built on the first request.
+        self._indexed: tuple[tuple[Rule, ...], tuple[Rule, ...], RuleIndex | None] = ((), (), None)
 
     # --- the Source protocol --------------------------------------------------------------------
 
@@ -95,9 +102,7 @@ class RuleBook:
         """The Plan of the first rule that matches and is not used up, or None."""
         if self.shared is None and not (self._runtime or self._scenario):
             return None  # no rule (what most servers have): nothing to match
-        import mockai.scenario.per_input as per_input
-
-        if per_input.splittable(exchange):
+        if exchange.endpoint in _BATCHED and _machinery().splittable(exchange):
             if self.shared is None:
                 return self._plan_batch(exchange, key)
             return await self._plan_batch_shared(exchange, key)
@@ -131,16 +136,26 @@ class RuleBook:
     def pick(self, exchange: Exchange) -> tuple[Rule, Step, int] | None:
         """The rule answering `exchange`, its step and the call number; counts the call."""
         with self._lock:
-            for rules in (self._runtime, self._scenario):
-                for rule in rules:
-                    for check in rule.checks:  # Rule.matches, inlined: this is the hot loop
-                        if not check(exchange):
-                            break
-                    else:
-                        picked = self._count(rule)
-                        if picked is not None:
-                            return picked
+            for rule in self._index().candidates(exchange):
+                for check in rule.checks:  # Rule.matches, inlined: this is the hot loop
+                    if not check(exchange):
+                        break
+                else:
+                    picked = self._count(rule)
+                    if picked is not None:
+                        return picked
         return None
+
+    def _index(self) -> RuleIndex:
+        """The index over the runtime then scenario rules, rebuilt when either list was swapped;
+        the caller holds the lock."""
+        runtime, scenario, index = self._indexed
+        if index is None or runtime is not self._runtime or scenario is not self._scenario:
+            from mockai.scenario.index import RuleIndex
+
+            index = RuleIndex(self._runtime + self._scenario)
+            self._indexed = (self._runtime, self._scenario, index)
+        return index
 
     def _first(self, exchange: Exchange) -> Rule | None:
         """The first rule that matches `exchange` and is not used up; the caller holds the lock."""
@@ -296,17 +311,15 @@ class RuleBook:
 
     def _reply(self, rule: Rule, step: Step, call: int, exchange: Exchange, key: bytes) -> Reply:
         assert step.reply is not None
-        from mockai.scenario.respond import Build, StaleFixture, build_reply
-        from mockai.scenario.templates import TemplateRenderError
-
-        build = Build(exchange, key, call, rule.label, self.generator, self.strict)
+        machinery = _machinery()
+        build = machinery.new_build(exchange, key, call, rule.label, self.generator, self.strict)
         try:
-            reply = build_reply(step.reply, build)
-        except StaleFixture as error:
+            reply = machinery.build_reply(step.reply, build)
+        except machinery.StaleFixture as error:
             return Reply(
                 error=ApiError(400, f"mockai strict mode: {error}", code="mockai_stale_fixture")
             )
-        except TemplateRenderError as error:
+        except machinery.TemplateRenderError as error:
             # The template's own place when known (`rule 'a' reply.content (a.yaml:6)`).
             message = f"{error.origin or rule.label}: the reply template failed: {error}"
             log.warning("mockai: %s", message)
@@ -595,6 +608,35 @@ def _loop_guard(rule: Rule, reply: Reply, exchange: Exchange) -> Reply:
     )
     log.warning("mockai: %s", text)
     return replace(reply, warnings=(*reply.warnings, text))
+
+
+# Endpoints whose inputs may be asked about one by one (see per_input.splittable).
+_BATCHED = frozenset({Endpoint.EMBEDDINGS, Endpoint.MODERATIONS})
+
+
+class _Machinery(NamedTuple):
+    """What answering with a rule uses from the scenario modules (see `_machinery`)."""
+
+    splittable: Callable[[Exchange], bool]
+    new_build: Callable[..., Build]
+    build_reply: Callable[[ReplySpec, Build], Reply]
+    StaleFixture: type[StaleFixture]
+    TemplateRenderError: type[TemplateRenderError]
+
+
+@functools.cache
+def _machinery() -> _Machinery:
+    """Imported on the first request a rule answers, then kept: an import statement in the hot
+    path costs ~1.3 us a request even when the module is loaded."""
+    from mockai.scenario import per_input, respond, templates
+
+    return _Machinery(
+        per_input.splittable,
+        respond.Build,
+        respond.build_reply,
+        respond.StaleFixture,
+        templates.TemplateRenderError,
+    )
 
 
 def from_paths(paths: Sequence[str], *, strict: bool = False) -> RuleBook:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mockai.generate import moderation
+from mockai.pipeline.reply import Choice
 from mockai.scenario import templates, yamlsrc
 from mockai.scenario.problems import Problems, describe, suggest
 from mockai.scenario.yamlsrc import block_line, line_of
@@ -170,6 +171,22 @@ class ReplySpec:
     moderation: Mapping[str, Any] | None = None
     media: MediaSpec | None = None
     dynamic: bool = field(default=False)  # needs a seeded faker (templates, auto arguments)
+    # The answer's one choice when it is the same for every request (constant texts, no tool
+    # calls): built here once instead of per request; None otherwise.
+    constant_choices: tuple[Choice, ...] | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        constant = None
+        texts = (self.content, self.refusal)
+        fixed = all(text is None or not text.dynamic for text in texts)
+        fixed = fixed and (self.json is None or self.json.constant)
+        if fixed and not self.generated and not self.tool_calls:
+            content = self.content.render({}) if self.content is not None else None
+            if self.json is not None:
+                content = self.json.json({})
+            refusal = self.refusal.render({}) if self.refusal is not None else None
+            constant = (Choice(content=content, refusal=refusal, finish_reason=self.finish_reason),)
+        object.__setattr__(self, "constant_choices", constant)
 
     @property
     def generated(self) -> bool:

@@ -116,6 +116,8 @@ def _choices(
     spec: ReplySpec, build: Build, ctx: Mapping[str, Any], faker: Faker | None
 ) -> tuple[Choice, ...]:
     exchange = build.exchange
+    if spec.constant_choices is not None:
+        return spec.constant_choices
     if spec.generated:
         if exchange.endpoint not in _TALKING:
             return (Choice(content=""),)

@@ -85,6 +85,9 @@ class Rule:
     checks: tuple[Callable[[Exchange], bool], ...] = field(init=False, repr=False, compare=False)
     subjects: frozenset[str] = field(init=False, repr=False, compare=False)
     limit: int | None = field(init=False, repr=False, compare=False)  # None: without limit
+    # `rule 'weather' (scenarios/agent.yaml:4)`: how messages name the rule (made once, since
+    # every reply build carries it)
+    label: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # How many times the rule can answer: `times`, or the steps of a fallthrough sequence.
@@ -94,16 +97,12 @@ class Rule:
         cheap_first = sorted(self.conditions, key=lambda c: c.cost)
         object.__setattr__(self, "checks", tuple(c.predicate() for c in cheap_first))
         object.__setattr__(self, "subjects", frozenset(c.subject for c in self.conditions))
+        object.__setattr__(self, "label", f"rule '{self.name}' ({self.origin})")
 
     @property
     def origin(self) -> str:
         """`file:line`, or just the pseudo-file for rules given as data."""
         return f"{self.file}:{self.line}" if self.line else self.file
-
-    @property
-    def label(self) -> str:
-        """`rule 'weather' (scenarios/agent.yaml:4)`."""
-        return f"rule '{self.name}' ({self.origin})"
 
     def matches(self, exchange: Exchange) -> bool:
         """True when every condition holds."""

@@ -23,7 +23,6 @@ import bisect
 import contextlib
 import json
 import os
-import re
 import tempfile
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
@@ -33,12 +32,12 @@ from aiohttp import web
 
 from mockai.pipeline.journal import JournalEntry
 from mockai.wire.outgoing import Body, EventStream, Outgoing
+from mockai.wire.usage import usage_in
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 FLUSH_SECONDS = 1.0
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 MAX_MODELS = 200  # distinct model labels; more are counted as "other"
-_NUMBER = re.compile(rb"\s*(\d+)")
 
 # The counters beside the request histograms: name -> (help, label names).
 _COUNTERS = {
@@ -114,25 +113,12 @@ class Metrics:
         return model
 
     def _count_tokens(self, model: str, outgoing: Outgoing) -> None:
-        if isinstance(outgoing, Body) and outgoing.usage is not None:
-            self._count_usage(model, outgoing.usage)
-            return
         if isinstance(outgoing, Body):
-            text = outgoing.body
+            usage = outgoing.usage
+            self._count_usage(model, usage_in(outgoing.body) if usage is None else usage)
         elif isinstance(outgoing, EventStream) and outgoing.frames:
-            text = b"".join(outgoing.frames[-3:])  # the usage chunk or the final event
-        else:
-            return
-        start = text.rfind(b'"usage"')  # the answer's own usage comes last
-        if start < 0:
-            return
-        tokens = self.counters["tokens"]
-        prompt = _number_after(text, start, b'"prompt_tokens":', b'"input_tokens":')
-        if prompt:
-            _add(tokens, (model, "prompt"), prompt)
-        completion = _number_after(text, start, b'"completion_tokens":', b'"output_tokens":')
-        if completion:
-            _add(tokens, (model, "completion"), completion)
+            # the usage chunk or the final event
+            self._count_usage(model, usage_in(b"".join(outgoing.frames[-3:])))
 
     def _count_usage(self, model: str, usage: Mapping[str, Any]) -> None:
         """Tokens from the usage object a codec rendered (the keys the body search reads)."""
@@ -219,16 +205,6 @@ def _observe(
 
 def _add(counter: dict[tuple[str, ...], float], key: tuple[str, ...], amount: float = 1) -> None:
     counter[key] = counter.get(key, 0) + amount
-
-
-def _number_after(text: bytes, start: int, *names: bytes) -> int:
-    """The number after the first of `names` in the usage object at `start` (0 if none)."""
-    for name in names:
-        at = text.find(name, start, start + 600)
-        if at >= 0:
-            found = _NUMBER.match(text, at + len(name))
-            return int(found.group(1)) if found else 0
-    return 0
 
 
 def _merged(everyone: Iterator[dict[str, Any]]) -> dict[str, Any]:

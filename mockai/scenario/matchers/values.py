@@ -81,6 +81,10 @@ class ModelGlob(Matcher, key="model"):
         glob, pattern = self.glob, self.pattern
         if pattern is None:
             return lambda exchange: exchange.model == glob
+        prefix = glob[:-1]
+        if glob.endswith("*") and not any(ch in prefix for ch in "*?["):
+            # `gpt-4o*`, the usual glob: a prefix test, several times cheaper than the regex
+            return lambda exchange: exchange.model.startswith(prefix)
         match = pattern.match
         return lambda exchange: match(exchange.model) is not None
 
