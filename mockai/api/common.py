@@ -231,16 +231,9 @@ def parse_tool(raw: Any, param: str, *, flat: bool, strict_default: bool = False
         )
     parameters = spec.get("parameters")
     if parameters is not None:
-        if not isinstance(parameters, dict):
-            raise type_error(f"{where}.parameters", ("object",), parameters)
-        problem = schemacheck.problem(parameters)
-        if problem is not None:
-            raise ApiError(
-                400,
-                f"Invalid schema for function '{name}': {problem}.",
-                param=f"{where}.parameters",
-                code="invalid_function_parameters",
-            )
+        _check_schema(
+            parameters, f"{where}.parameters", f"function '{name}'", "invalid_function_parameters"
+        )
     return Tool(
         name=name,
         description=optional_string(spec, "description", where),
@@ -360,17 +353,17 @@ def parse_format(raw: Any, param: str, *, flat: bool) -> ResponseFormat | None:
         raise missing(f"{where}.name")
     schema = spec.get("schema")
     if schema is not None:
-        if not isinstance(schema, dict):
-            raise type_error(f"{where}.schema", ("object",), schema)
-        problem = schemacheck.problem(schema)
-        if problem is not None:
-            raise ApiError(
-                400,
-                f"Invalid schema for response_format '{name}': {problem}.",
-                param=f"{where}.schema",
-                code="invalid_json_schema",
-            )
+        _check_schema(schema, f"{where}.schema", f"response_format '{name}'", "invalid_json_schema")
     return ResponseFormat("json_schema", name=name, schema=schema, strict=bool(spec.get("strict")))
+
+
+def _check_schema(schema: Any, param: str, owner: str, code: str) -> None:
+    """The API's 400 for a JSON schema that is not an object or that it would not accept."""
+    if not isinstance(schema, dict):
+        raise type_error(param, ("object",), schema)
+    problem = schemacheck.problem(schema)
+    if problem is not None:
+        raise ApiError(400, f"Invalid schema for {owner}: {problem}.", param=param, code=code)
 
 
 def check_context(info: ModelInfo, prompt_tokens: int, param: str = "messages") -> None:
