@@ -18,7 +18,7 @@ from typing import Any
 from mockai.wire import jsonbytes
 from mockai.wire.credentials import is_credential_header
 from mockai.wire.events import split_events
-from mockai.wire.outgoing import Body, EventStream, Outgoing, Relay
+from mockai.wire.outgoing import Body, EventStream, Outgoing, Relay, held_bytes
 
 # Request and response bodies the journal keeps, in bytes (older bodies are dropped past this).
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
@@ -156,10 +156,8 @@ def _weight(value: Any) -> int:
         return 0
     if isinstance(value, bytes | bytearray | str):
         return len(value)
-    if isinstance(value, Body):
-        return len(value.body)
-    if isinstance(value, EventStream):
-        return sum(map(len, value.frames)) + 40 * len(value.frames)  # (+ each frame's object)
+    if isinstance(value, Body | EventStream):
+        return held_bytes(value)
     if isinstance(value, Relay):
         return sum(map(len, value.received))
     try:

@@ -18,7 +18,7 @@ from typing import Any, Generic, TypeVar
 from mockai.pipeline.exchange import CalledTool, Message
 from mockai.wire import jsonbytes
 from mockai.wire.events import event_data
-from mockai.wire.outgoing import Body, EventStream
+from mockai.wire.outgoing import Body, EventStream, held_bytes
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -80,11 +80,7 @@ class Shelf(Generic[K, V]):
 def weight(answer: Body | EventStream, prompt_tokens: int = 0) -> int:
     """What a kept answer weighs: its bytes (plus each frame's object, for a stream), and the
     request it keeps with it by its tokens (~4 bytes each, without serialising it again)."""
-    if isinstance(answer, Body):
-        size = len(answer.body)
-    else:
-        size = sum(map(len, answer.frames)) + 40 * len(answer.frames)
-    return size + 4 * prompt_tokens
+    return held_bytes(answer) + 4 * prompt_tokens
 
 
 def answer_id(answer: Body | EventStream, pattern: re.Pattern[bytes]) -> str | None:

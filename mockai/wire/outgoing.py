@@ -80,3 +80,11 @@ class Relay:
 
 
 Outgoing = Body | EventStream | Relay
+
+
+def held_bytes(answer: Body | EventStream) -> int:
+    """What keeping `answer` costs in memory, roughly: its body, or its frames plus each frame's
+    object (~40 bytes): the weight byte budgets (the journal, the stores) count it by."""
+    if isinstance(answer, Body):
+        return len(answer.body)
+    return sum(map(len, answer.frames)) + 40 * len(answer.frames)
