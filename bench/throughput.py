@@ -13,36 +13,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
-import re
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-
-BARE_APP = r"""
-import sys
-from aiohttp import web
-body = sys.stdin.buffer.read()
-async def handle(request):
-    await request.read()
-    return web.Response(body=body, content_type="application/json")
-app = web.Application()
-app.router.add_route("*", "/{tail:.*}", handle)
-runner = web.AppRunner(app, access_log=None)
-import asyncio
-async def main():
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    print("listening on http://127.0.0.1:%d" % runner.addresses[0][1], flush=True)
-    await asyncio.Event().wait()
-asyncio.run(main())
-"""
+import perf  # bench/perf.py: the bare app, starting servers, fetching an answer
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello, how are you?"}]}
 CASES: list[tuple[str, str, str, dict[str, Any] | None]] = [
@@ -103,23 +83,6 @@ class Result:
         return ordered[min(int(q * len(ordered)), len(ordered) - 1)] * 1000 if ordered else 0.0
 
 
-def start(command: list[str], stdin: bytes | None = None) -> tuple[subprocess.Popen[bytes], str]:
-    process = subprocess.Popen(
-        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
-    )
-    assert process.stdin is not None and process.stdout is not None
-    if stdin is not None:
-        process.stdin.write(stdin)
-    process.stdin.close()
-    while True:
-        line = process.stdout.readline().decode()
-        if not line:
-            raise RuntimeError(f"{command} did not start")
-        match = re.search(r"listening on (http://\S+)", line)
-        if match:
-            return process, match.group(1)
-
-
 async def load(
     base: str,
     name: str,
@@ -167,18 +130,28 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="time limit per case")
     args = parser.parse_args()
 
-    mockai, mockai_url = start([sys.executable, "-m", "mockai", "serve", "--port", "0", "--quiet"])
+    mockai = perf.start_server("mockai", perf.mockai_command(), None)
     try:
-        static_body = urlopen_json(mockai_url + "/v1/chat/completions", CHAT)
-        bare, bare_url = start([sys.executable, "-c", BARE_APP], stdin=static_body)
+        static_body, content_type = perf.fetch(mockai.url + "/v1/chat/completions", CHAT)
+        # perf.py's bare app, answering the chat case's bytes at /case/chat
+        answers = {
+            "chat": {
+                "kind": "json",
+                "content_type": content_type.split(";")[0],
+                "frames": [base64.b64encode(static_body).decode()],
+            }
+        }
+        bare = perf.start_server(
+            "bare", [sys.executable, "-c", perf.BARE_APP], None, json.dumps(answers).encode()
+        )
         try:
             results = [
                 asyncio.run(
                     load(
-                        bare_url,
+                        bare.url,
                         "bare aiohttp, static bytes",
                         "POST",
-                        "/v1/chat/completions",
+                        "/case/chat",
                         CHAT,
                         args.requests,
                         args.concurrency,
@@ -190,7 +163,7 @@ def main() -> None:
                 results.append(
                     asyncio.run(
                         load(
-                            mockai_url,
+                            mockai.url,
                             name,
                             method,
                             path,
@@ -201,38 +174,17 @@ def main() -> None:
                         )
                     )
                 )
-            memory = {"bare aiohttp": rss_mib(bare.pid), "mockai": rss_mib(mockai.pid)}
+            memory = {"bare aiohttp": bare.rss_mib(), "mockai": mockai.rss_mib()}
         finally:
-            bare.terminate()
-            bare.wait()
+            bare.stop()
     finally:
-        mockai.terminate()
-        mockai.wait()
+        mockai.stop()
     report(results, args)
     print(
         "resident memory after the run: "
         + ", ".join(f"{name} {mib:.0f} MiB" for name, mib in memory.items())
         + " (mockai keeps the last 1000 exchanges in its journal and 1000 stored responses)"
     )
-
-
-def rss_mib(pid: int) -> float:
-    """Resident set size of a process, from /proc (Linux)."""
-    with open(f"/proc/{pid}/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def urlopen_json(url: str, body: Any) -> bytes:
-    import urllib.request
-
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request) as response:
-        return bytes(response.read())
 
 
 def report(results: list[Result], args: argparse.Namespace) -> None:
