@@ -1,7 +1,7 @@
 """Instructions per request, mockai against the bare app: a figure the machine's noise cannot move.
 
     python bench/instructions.py                       # chat, tool call, embeddings; ~2 minutes
-    python bench/instructions.py --cases chat --requests 500
+    python bench/instructions.py --cases chat,rules,cassette --requests 500
 
 Throughput on a shared machine drifts by several percent from one run to the next, which hides
 what a small change buys. This runs mockai and the bare app of `bench/perf.py` (serving the very
@@ -36,7 +36,9 @@ from urllib.parse import urlsplit
 
 import perf  # bench/perf.py: the cases, the bare app, starting servers
 
-JSON_CASES = ("chat", "tools", "embeddings", "embeddings-base64")
+JSON_CASES = ("chat", "tools", "embeddings", "embeddings-base64", "rules", "cassette")
+# Cases compared with plain chat as well as with the bare app (the issue's "within 10%").
+_BESIDE_CHAT = ("rules", "cassette")
 
 
 def find_valgrind() -> str:
@@ -60,6 +62,9 @@ def body_for(case: perf.Case, n: int) -> dict[str, Any]:
     if case.name.startswith("embeddings"):
         encoding = "base64" if case.name.endswith("base64") else "float"
         return perf.embeddings_body(encoding, n)
+    if case.name == "cassette":  # a different recording each time, as perf.py's Lua asks
+        body: dict[str, Any] = json.loads(perf.cassette_body(n % perf.INTERACTIONS))
+        return body
     return case.body
 
 
@@ -70,7 +75,9 @@ class Counted:
         self.server = server
         self.folder = folder
         address = urlsplit(server.url)
-        self.connection = http.client.HTTPConnection(address.hostname, address.port, timeout=600)
+        self.connection = http.client.HTTPConnection(
+            address.hostname or "127.0.0.1", address.port, timeout=600
+        )
 
     def send(self, path: str, body: dict[str, Any]) -> bytes:
         self.connection.request("POST", path, json.dumps(body), perf.HEADERS)
@@ -138,28 +145,31 @@ def main() -> None:
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="mockai-instructions-") as tmp:
         folder = Path(tmp)
-        command = under_callgrind(valgrind, folder, "mockai", perf.mockai_command())
-        mockai = Counted(perf.start_server("mockai", command, None), folder)
         answers: dict[str, Any] = {}
-        try:
-            for case in cases:
-                answer = mockai.send(case.path, body_for(case, 0))
-                answers[case.name] = {
-                    "kind": "json",
-                    "content_type": "application/json",
-                    "frames": [base64.b64encode(answer).decode()],
-                }
-                offset = args.warmup + 1  # embeddings: every counted request new
-                for i in range(args.warmup):
-                    mockai.send(case.path, body_for(case, 1 + i))
-                per_request = mockai.instructions(
-                    lambda i, c=case, o=offset: mockai.send(c.path, body_for(c, o + i)),
-                    args.requests,
-                )
-                results[case.name] = {"mockai": per_request}
-                print(f"  mockai {case.name}: {per_request:,.0f} a request", flush=True)
-        finally:
-            mockai.server.stop()
+        # One server of each kind the cases need, configured as bench/perf.py configures it.
+        for kind in dict.fromkeys(case.server for case in cases):
+            mockai_args = perf.mockai_command(*perf.server_args(kind, folder))
+            command = under_callgrind(valgrind, folder, f"mockai-{kind}", mockai_args)
+            mockai = Counted(perf.start_server(f"mockai ({kind})", command, None), folder)
+            try:
+                for case in (case for case in cases if case.server == kind):
+                    answer = mockai.send(case.path, body_for(case, 0))
+                    answers[case.name] = {
+                        "kind": "json",
+                        "content_type": "application/json",
+                        "frames": [base64.b64encode(answer).decode()],
+                    }
+                    offset = args.warmup + 1  # embeddings: every counted request new
+                    for i in range(args.warmup):
+                        mockai.send(case.path, body_for(case, 1 + i))
+                    per_request = mockai.instructions(
+                        lambda i, c=case, o=offset, m=mockai: m.send(c.path, body_for(c, o + i)),
+                        args.requests,
+                    )
+                    results[case.name] = {"mockai": per_request}
+                    print(f"  mockai {case.name}: {per_request:,.0f} a request", flush=True)
+            finally:
+                mockai.server.stop()
         bare_app = [sys.executable, "-c", perf.BARE_APP]
         bare_command = under_callgrind(valgrind, folder, "bare", bare_app)
         stdin = json.dumps(answers).encode()
@@ -186,6 +196,11 @@ def main() -> None:
             f"{figures['ratio']:>8.2f}x"
         )
     print(f"(instructions per request, {args.requests} counted after {args.warmup} warm-up)")
+    if "chat" in results:
+        for name in (name for name in _BESIDE_CHAT if name in results):
+            share = results[name]["mockai"] / results["chat"]["mockai"]
+            results[name]["of_plain_chat"] = share
+            print(f"{name}: {share:.1%} of plain chat's instructions")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

@@ -652,30 +652,33 @@ def measure(wrk: str, case: Case, bare: Server, server: Server, seconds: float, 
     )
 
 
+def server_args(kind: str, folder: Path) -> list[str]:
+    """`mockai serve`'s arguments for one kind of server (plain | rules | cassette), with the
+    scenario or cassette it needs written into `folder`."""
+    if kind == "plain":
+        scenario = folder / "stream.yaml"
+        scenario.write_text(stream_scenario())
+        return ["--scenario", str(scenario)]
+    if kind == "rules":
+        scenario = folder / "rules.yaml"
+        scenario.write_text(rules_scenario())
+        return ["--scenario", str(scenario)]
+    if kind == "cassette":
+        cassette = folder / "bench.yaml"
+        if not cassette.exists():
+            write_cassette(cassette)
+        return ["--cassette", str(cassette), "--allow-repeats"]
+    raise ValueError(f"unknown server kind {kind!r}")
+
+
 @contextlib.contextmanager
 def servers(needed: set[str], folder: Path) -> Iterator[dict[str, Server]]:
     started: dict[str, Server] = {}
     try:
-        if "plain" in needed:
-            scenario = folder / "stream.yaml"
-            scenario.write_text(stream_scenario())
-            started["plain"] = start_server(
-                "plain", mockai_command("--scenario", str(scenario)), SERVER_CORE
-            )
-        if "rules" in needed:
-            scenario = folder / "rules.yaml"
-            scenario.write_text(rules_scenario())
-            started["rules"] = start_server(
-                "rules", mockai_command("--scenario", str(scenario)), SERVER_CORE
-            )
-        if "cassette" in needed:
-            cassette = folder / "bench.yaml"
-            write_cassette(cassette)
-            started["cassette"] = start_server(
-                "cassette",
-                mockai_command("--cassette", str(cassette), "--allow-repeats"),
-                SERVER_CORE,
-            )
+        for kind in ("plain", "rules", "cassette"):
+            if kind in needed:
+                command = mockai_command(*server_args(kind, folder))
+                started[kind] = start_server(kind, command, SERVER_CORE)
         yield started
     finally:
         for server in started.values():

@@ -62,13 +62,14 @@ def test_the_startup_timer_launches_the_server_and_reports_its_first_answer() ->
 def test_the_instruction_count_measures_both_servers(tmp_path: Path) -> None:
     """bench/instructions.py runs mockai and the bare app under callgrind and counts per request:
     deterministic figures, so both are positive and mockai (which does more than serve bytes)
-    executes more instructions per request than the bare app serving its bytes."""
+    executes more instructions per request than the bare app serving its bytes; the rules case
+    runs on a server of its own and is also compared with plain chat."""
     out = tmp_path / "instructions.json"
     run = subprocess.run(
         [
             sys.executable,
             str(ROOT / "bench" / "instructions.py"),
-            *("--cases", "chat", "--requests", "20", "--warmup", "10", "--json", str(out)),
+            *("--cases", "chat,rules", "--requests", "20", "--warmup", "10", "--json", str(out)),
         ],
         capture_output=True,
         text=True,
@@ -76,9 +77,14 @@ def test_the_instruction_count_measures_both_servers(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    chat = json.loads(out.read_text())["chat"]
+    figures = json.loads(out.read_text())
+    chat, rules = figures["chat"], figures["rules"]
     # The bare app's asyncio loop alone is ~10^5 instructions a request; either figure far
     # below that would mean the requests were not counted.
     assert 50_000 < chat["bare"] < chat["mockai"] < 20_000_000, chat
     assert abs(chat["ratio"] - chat["bare"] / chat["mockai"]) < 1e-9
     assert "ratio" in run.stdout and "chat" in run.stdout  # the printed table
+    # The 20-rule server (its own, configured as bench/perf.py's) against plain chat.
+    assert 50_000 < rules["bare"] < rules["mockai"] < 20_000_000, rules
+    assert rules["of_plain_chat"] == rules["mockai"] / chat["mockai"]
+    assert "rules: " in run.stdout and "of plain chat's instructions" in run.stdout
