@@ -16,21 +16,30 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_the_benchmark_runs_and_reports_every_figure(tmp_path: Path) -> None:
-    out = tmp_path / "perf.json"
+def run_bench(
+    script: str, *args: str, cwd: Path, timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """`python bench/<script> <args>` as a user runs it; it must exit 0."""
     run = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "perf.py"),
-            *("--seconds", "1", "--rounds", "1", "--startups", "1"),
-            *("--cases", "chat,stream", "--json", str(out)),
-        ],
+        [sys.executable, str(ROOT / "bench" / script), *args],
         capture_output=True,
         text=True,
-        timeout=300,
-        cwd=tmp_path,
+        timeout=timeout,
+        cwd=cwd,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return run
+
+
+def test_the_benchmark_runs_and_reports_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "perf.json"
+    run = run_bench(
+        "perf.py",
+        *("--seconds", "1", "--rounds", "1", "--startups", "1"),
+        *("--cases", "chat,stream", "--json", str(out)),
+        cwd=tmp_path,
+        timeout=300,
+    )
     figures = json.loads(out.read_text())
     rows = {row["case"]: row for row in figures["rows"]}
     assert set(rows) == {"chat", "stream"}
@@ -46,14 +55,7 @@ def test_the_benchmark_runs_and_reports_every_figure(tmp_path: Path) -> None:
 
 def test_the_startup_timer_launches_the_server_and_reports_its_first_answer() -> None:
     """bench/startup.py (launch of `mockai serve` to its first chat answer) keeps working."""
-    run = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "startup.py"), "--runs", "1"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-    )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    run = run_bench("startup.py", "--runs", "1", cwd=ROOT, timeout=120)
     summary = run.stdout.strip().splitlines()[-1]
     assert summary.startswith("median ") and "(/v1/chat/completions)" in summary, summary
     assert 0 < float(summary.split()[1]) < 30
@@ -65,18 +67,12 @@ def test_the_instruction_count_measures_both_servers(tmp_path: Path) -> None:
     executes more instructions per request than the bare app serving its bytes; the rules case
     runs on a server of its own and is also compared with plain chat."""
     out = tmp_path / "instructions.json"
-    run = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "instructions.py"),
-            *("--cases", "chat,rules", "--requests", "20", "--warmup", "10", "--json", str(out)),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    run = run_bench(
+        "instructions.py",
+        *("--cases", "chat,rules", "--requests", "20", "--warmup", "10", "--json", str(out)),
         cwd=tmp_path,
+        timeout=300,
     )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     figures = json.loads(out.read_text())
     chat, rules = figures["chat"], figures["rules"]
     # The bare app's asyncio loop alone is ~10^5 instructions a request; either figure far

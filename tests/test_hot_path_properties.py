@@ -72,3 +72,8 @@ def test_tokens_counted_from_a_rendered_usage_equal_those_found_in_the_bytes(
     handed._count_tokens("m", Body(200, body, usage=usage))
     searched._count_tokens("m", Body(200, body))
     assert handed.counters["tokens"] == searched.counters["tokens"]
+    # and both are the usage's own numbers (zero counts are not recorded)
+    prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
+    completion = usage.get("completion_tokens", usage.get("output_tokens"))
+    expected = {("m", kind): n for kind, n in (("prompt", prompt), ("completion", completion)) if n}
+    assert handed.counters["tokens"] == expected

@@ -14,8 +14,9 @@ from mockai.scenario.problems import Problems
 from mockai.scenario.rules import Rule, compile_rule
 
 # Few letters, so that literals and texts overlap often (prefixes, repeats, one inside another).
-TEXT = st.text(alphabet="ab_É\U0001f600 ", max_size=8)
-LITERAL = st.text(alphabet="ab_É\U0001f600 ", min_size=1, max_size=4)
+# Both cases of a letter too, so that an ignore_case condition can match where the exact one fails.
+TEXT = st.text(alphabet="aAb_éÉ\U0001f600 ", max_size=8)
+LITERAL = st.text(alphabet="aAb_éÉ\U0001f600 ", min_size=1, max_size=4)
 OPS = ("contains", "equals", "startswith", "endswith", "regex")
 
 

@@ -13,11 +13,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from mockai.pipeline.exchange import Endpoint, Exchange
+from mockai.profiles.base import Json
 from mockai.wire import jsonbytes, sse
 from mockai.wire.outgoing import Body, EventStream, Outgoing
-
-Json = dict[str, Any]
-
 
 # --- requests ------------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ for a json_schema request, plausible prose otherwise.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -344,6 +345,7 @@ def _arguments(item: Mapping[str, Any], line: int, where: str, problems: Problem
     return None
 
 
+@functools.cache  # (it loads every provider profile: once, not once per rule)
 def finish_reasons() -> tuple[str, ...]:
     """OpenAI's finish reasons, then those only some providers send (Mistral's `model_length`,
     Together's `eos`, ...): a script may use any, for the provider that has it."""

@@ -32,7 +32,6 @@ from mockai.wire.outgoing import ATTACHMENT_SCHEME, Body, Outgoing
 LIFETIME = 3600.0  # seconds: DALL-E's image URLs expire after an hour
 DEFAULT_CAPACITY = 256
 DEFAULT_BYTES = 256 * 1024 * 1024
-PATH = IMAGES_PATH
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +102,7 @@ class ImageStore:
         start, expiry = _stamp(now), _stamp(now + LIFETIME)
         signature = await self._sign(name, expiry)
         return (
-            f"{base}{PATH}{quote(name)}?st={quote(start)}&se={quote(expiry)}&sp=r"
+            f"{base}{IMAGES_PATH}{quote(name)}?st={quote(start)}&se={quote(expiry)}&sp=r"
             f"&sv=2021-08-06&sr=b&sig={signature}"
         )
 

@@ -77,7 +77,7 @@ class Shelf(Generic[K, V]):
         return len(self._entries)
 
 
-def weight(answer: Body | EventStream, prompt_tokens: int = 0) -> int:
+def weight(answer: Body | EventStream, prompt_tokens: int) -> int:
     """What a kept answer weighs: its bytes (plus each frame's object, for a stream), and the
     request it keeps with it by its tokens (~4 bytes each, without serialising it again)."""
     return held_bytes(answer) + 4 * prompt_tokens
