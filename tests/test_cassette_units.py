@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from mockai.api.codecs import Codecs
 from mockai.cassette import (
     MATCHERS,
     Cassette,
@@ -29,7 +30,6 @@ from mockai.cassette.replay import ENDPOINT_ROUTES
 from mockai.cassette.scan import refuse_leaks, scan_interaction, streamed_text
 from mockai.config import RECORD_MODES
 from mockai.errors import ConfigError, SecretLeakError
-from mockai.server.routes import codecs
 from mockai.wire.events import EventSplitter, completing_tail, split_events
 
 # --- SSE events ----------------------------------------------------------------------------------
@@ -202,7 +202,7 @@ def test_routes_ignore_prefixes(path: str, route: str) -> None:
 
 
 def test_every_endpoint_has_its_route() -> None:
-    assert {e.value: c.path for e, c in codecs().items()} == ENDPOINT_ROUTES
+    assert {e.value: c.path for e, c in Codecs().items()} == ENDPOINT_ROUTES
 
 
 def view(body: object, uri: str = "https://api.openai.com/v1/chat/completions") -> RequestView:

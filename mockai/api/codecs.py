@@ -9,6 +9,7 @@ the stores' routes.
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -30,12 +31,17 @@ class CodecRef:
     name: str = "CODEC"
 
     def load(self) -> Codec:
-        """The codec (its module imported the first time); it must be the endpoint's, at the
-        path this table says (routes are registered from the table)."""
-        codec: Codec = getattr(importlib.import_module(f"mockai.api.{self.module}"), self.name)
-        if codec.endpoint is not self.endpoint or codec.path != self.path:
-            raise RuntimeError(f"mockai.api.codecs: {self} does not describe {codec}")
-        return codec
+        """The codec (its module imported the first time, then kept); it must be the
+        endpoint's, at the path this table says (routes are registered from the table)."""
+        return _load(self)
+
+
+@functools.cache  # (thread-safe enough: the import system locks the module; a race loads twice)
+def _load(ref: CodecRef) -> Codec:
+    codec: Codec = getattr(importlib.import_module(f"mockai.api.{ref.module}"), ref.name)
+    if codec.endpoint is not ref.endpoint or codec.path != ref.path:
+        raise RuntimeError(f"mockai.api.codecs: {ref} does not describe {codec}")
+    return codec
 
 
 CODECS = (
@@ -58,18 +64,13 @@ BATCHES = CodecRef(Endpoint.BATCHES, "/batches", "batches")
 class Codecs(Mapping[Endpoint, "Codec"]):
     """The generating endpoints' codecs by endpoint, each loaded the first time it is asked for.
 
-    (After the first time, a lookup is a dict lookup plus this method's call.)"""
+    (After the first time, a lookup is a dict lookup and a cached call.)"""
 
     def __init__(self, refs: tuple[CodecRef, ...] = CODECS) -> None:
         self.refs = {ref.endpoint: ref for ref in refs}
-        self._loaded: dict[Endpoint, Codec] = {}
 
     def __getitem__(self, endpoint: Endpoint) -> Codec:
-        codec = self._loaded.get(endpoint)
-        if codec is None:
-            # (thread-safe: the import system locks the module, and every thread gets its codec)
-            codec = self._loaded[endpoint] = self.refs[endpoint].load()
-        return codec
+        return self.refs[endpoint].load()
 
     def __contains__(self, endpoint: object) -> bool:
         return endpoint in self.refs
@@ -84,6 +85,5 @@ class Codecs(Mapping[Endpoint, "Codec"]):
         return f"<codecs: {', '.join(e.value for e in self.refs)}>"
 
 
-def codecs() -> Codecs:
-    """The generating endpoints' codecs, by endpoint (loaded on first use)."""
-    return Codecs()
+# Where each endpoint is, under a prefix (routes, the provider table, tests).
+ENDPOINT_PATHS = {ref.endpoint: ref.path for ref in (*CODECS, FILES, BATCHES)}

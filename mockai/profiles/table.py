@@ -9,26 +9,11 @@ from __future__ import annotations
 
 import re
 
+from mockai.api.codecs import ENDPOINT_PATHS
 from mockai.pipeline.exchange import Endpoint
 from mockai.profiles import PROFILES
 from mockai.profiles.base import Profile
 
-# Where each endpoint is, under a prefix (for the table, and for tests walking what is absent).
-ENDPOINT_PATHS = {
-    Endpoint.CHAT: "/chat/completions",
-    Endpoint.COMPLETIONS: "/completions",
-    Endpoint.EMBEDDINGS: "/embeddings",
-    Endpoint.RESPONSES: "/responses",
-    Endpoint.MODERATIONS: "/moderations",
-    Endpoint.IMAGES: "/images/generations",
-    Endpoint.IMAGE_EDITS: "/images/edits",
-    Endpoint.IMAGE_VARIATIONS: "/images/variations",
-    Endpoint.SPEECH: "/audio/speech",
-    Endpoint.TRANSCRIPTIONS: "/audio/transcriptions",
-    Endpoint.TRANSLATIONS: "/audio/translations",
-    Endpoint.FILES: "/files",
-    Endpoint.BATCHES: "/batches",
-}
 _SAME = "—"  # as OpenAI
 
 

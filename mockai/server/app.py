@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from mockai import profiles, scenario
-from mockai.api.codecs import CODECS, CodecRef
+from mockai.api.codecs import CODECS, Codecs
 from mockai.backend import StateUnavailable, open_backend
 from mockai.catalog import Catalog
 from mockai.config import Config, check_together
@@ -26,7 +26,6 @@ from mockai.delivery.chaos import FaultPlanner
 from mockai.delivery.ratelimit import parse_limits
 from mockai.generate.fallback import FallbackGenerator
 from mockai.pipeline.decide import Decider, Source
-from mockai.pipeline.exchange import Endpoint
 from mockai.pipeline.journal import Journal
 from mockai.pipeline.sources import build_sources
 from mockai.profiles.base import Profile
@@ -79,7 +78,7 @@ def create_app(
         ),
         journal=journal,
         ratelimits=backend.budgets(parse_limits(config.limits)),
-        codecs=routes.codecs(),
+        codecs=Codecs(),
         rules=rules,
         occurrences=backend.occurrences(),
         faults=FaultPlanner.from_config(config, backend.attempts()),
@@ -89,7 +88,7 @@ def create_app(
         profile=profile,
     )
     state.decider.keepers.update(state.keepers())  # (the stores are made on first use)
-    shared = _routes(CODECS, profile)
+    shared = _routes(profile)
     app = _application(shared)
     app[STATE] = state
     app.cleanup_ctx.append(_state_lifespan)
@@ -107,12 +106,12 @@ def create_app(
         if lifespan is not None:  # a source holding connections or files (the upstream's)
             app.cleanup_ctx.append(lifespan)
     if app.router is not shared:  # (aiohttp did not take the shared router: build its own)
-        _add_routes(app, CODECS, profile)
+        _add_routes(app, profile)
     return app
 
 
-def _add_routes(app: web.Application, codecs: tuple[CodecRef, ...], profile: Profile) -> None:
-    routes.add_api_routes(app, codecs, profile)
+def _add_routes(app: web.Application, profile: Profile) -> None:
+    routes.add_api_routes(app, CODECS, profile)
     admin.add_admin_routes(app)
     routes.add_media_routes(app)
     routes.add_catch_all(app, profile)
@@ -122,20 +121,19 @@ def _add_routes(app: web.Application, codecs: tuple[CodecRef, ...], profile: Pro
 # request's app), and registering ~200 of them is ~90% of what making an app costs (~4 ms, per
 # test with the pytest fixture): they are built once per process and shared, frozen.
 # (Handlers close over the server's provider profile, so each profile has its own table.)
-_shared_routes: dict[tuple[str, tuple[Endpoint, ...]], web.UrlDispatcher] = {}
+_shared_routes: dict[str, web.UrlDispatcher] = {}  # by profile name
 _shared_routes_lock = threading.Lock()
 
 
-def _routes(codecs: tuple[CodecRef, ...], profile: Profile) -> web.UrlDispatcher:
-    key = (profile.name, tuple(codec.endpoint for codec in codecs))
+def _routes(profile: Profile) -> web.UrlDispatcher:
     with _shared_routes_lock:
-        router = _shared_routes.get(key)
+        router = _shared_routes.get(profile.name)
         if router is None:
             holder = web.Application()  # only holds the routes while they are added
-            _add_routes(holder, codecs, profile)
+            _add_routes(holder, profile)
             router = holder.router
             router.freeze()
-            _shared_routes[key] = router
+            _shared_routes[profile.name] = router
         return router
 
 

@@ -16,7 +16,7 @@ from mockai import profiles
 from mockai.api import codecs as codec_table
 from mockai.api import models
 from mockai.api.base import Codec
-from mockai.api.codecs import CodecRef, Codecs
+from mockai.api.codecs import CodecRef
 from mockai.backend import StateUnavailable
 from mockai.pipeline import run as pipeline
 from mockai.pipeline.exchange import Endpoint
@@ -44,11 +44,6 @@ AZURE_DEPLOYMENT_ENDPOINTS = (
 
 # A handler that also takes the provider profile the route serves.
 Bound = Callable[[web.Request, Profile], Awaitable[web.StreamResponse]]
-
-
-def codecs() -> Codecs:
-    """The generating endpoints' codecs, by endpoint (each module imported on first use)."""
-    return codec_table.codecs()
 
 
 async def _method_not_allowed(request: web.Request, profile: Profile) -> web.StreamResponse:
@@ -93,28 +88,18 @@ async def _delete_model(request: web.Request, profile: Profile) -> web.StreamRes
     )
 
 
-def _generating(ref: CodecRef) -> Bound:
+def _generating(ref: CodecRef, *, deployment: bool = False) -> Bound:
+    """The handler of a codec's route; `deployment`: an Azure deployment's, which names it."""
     codec: Codec | None = None  # loaded by the first request (a server rarely uses them all)
 
     async def handle(request: web.Request, profile: Profile) -> web.StreamResponse:
         nonlocal codec
         if codec is None:
             codec = ref.load()
+        if deployment:
+            name = request.match_info["deployment"]
+            return await pipeline.run(request, codec, profile, deployment=name)
         return await pipeline.run(request, codec, profile)
-
-    return handle
-
-
-def _deployment(ref: CodecRef) -> Bound:
-    codec: Codec | None = None
-
-    async def handle(request: web.Request, profile: Profile) -> web.StreamResponse:
-        nonlocal codec
-        if codec is None:
-            codec = ref.load()
-        return await pipeline.run(
-            request, codec, profile, deployment=request.match_info["deployment"]
-        )
 
     return handle
 
@@ -281,14 +266,15 @@ def _files_and_batches() -> list[Route]:
     """Files and batches: every route goes through the pipeline (rules, cassettes, faults and
     the journal see them like any request); their stores answer what no source does."""
     out: list[Route] = []
-    for ref, collection, one, action, methods in (
-        (codec_table.FILES, "/files", "/files/{file_id}", "/{content:content}", ("GET", "DELETE")),
-        (codec_table.BATCHES, "/batches", "/batches/{batch_id}", "/{cancel:cancel}", ("GET",)),
+    for ref, one, action, methods in (
+        (codec_table.FILES, "/{file_id}", "/{content:content}", ("GET", "DELETE")),
+        (codec_table.BATCHES, "/{batch_id}", "/{cancel:cancel}", ("GET",)),
     ):
         handler = _generating(ref)
         action_method = "GET" if ref is codec_table.FILES else "POST"
+        one = ref.path + one
         out += [
-            Route(collection, {"POST": handler, "GET": handler}, ref.endpoint),
+            Route(ref.path, {"POST": handler, "GET": handler}, ref.endpoint),
             Route(one, dict.fromkeys(methods, handler), ref.endpoint),
             Route(one + action, {action_method: handler}, ref.endpoint),
         ]
@@ -406,7 +392,7 @@ def add_api_routes(
     under_azure: list[Spec] = []
     for ref in endpoint_codecs:
         if ref.endpoint in AZURE_DEPLOYMENT_ENDPOINTS:
-            bound = {"POST": _named(_deployment(ref), azure.name)}
+            bound = {"POST": _named(_generating(ref, deployment=True), azure.name)}
             for prefix, specs in (("/openai", under_openai), ("/azure/openai", under_azure)):
                 path = prefix + "/deployments/{deployment}" + ref.path
                 specs.append((path, bound, _named(_method_not_allowed, azure.name)))
