@@ -645,7 +645,8 @@ def test_many_inputs_in_one_request_each_get_the_vector_they_get_alone(
 ) -> None:
     """A request's inputs are embedded together, in blocks of rows sized to the vectors; where
     a block ends changes no value: every input gets exactly its pure-Python reference vector,
-    in order (64 texts, and 40 token arrays, span several blocks at every size)."""
+    in order (64 texts and 40 token arrays span several blocks at 1536 and 3072 dimensions;
+    at 7, one block holds them all)."""
     texts = [text for text in _reference_texts() if text]  # (the API refuses an empty input)
     reply = gen.reply_for(parse({"model": MODEL, "input": texts}), dimensions, seed)
     assert reply.embeddings is not None
@@ -658,13 +659,29 @@ def test_many_inputs_in_one_request_each_get_the_vector_they_get_alone(
     assert made == [reference.embed_tokens(ids, dimensions, seed) for ids in arrays]
 
 
-@given(st.lists(texts(min_size=1, max_size=30).filter(bool), min_size=1, max_size=25))
+_TOKEN_ARRAY = st.lists(st.integers(0, 200_000), min_size=1, max_size=12)
+
+
+@given(
+    st.one_of(
+        st.lists(texts(min_size=1, max_size=30).filter(bool), min_size=1, max_size=25),
+        st.lists(_TOKEN_ARRAY, min_size=2, max_size=25),
+    ),
+    st.sampled_from([256, 1536, 3072]),
+)
 @settings(max_examples=examples(25))
-def test_inputs_embedded_together_equal_each_embedded_alone(batch: list[str]) -> None:
-    """Whatever the texts and however many (blocks of 10 rows at 1536 dimensions), a request's
-    vectors are exactly those its inputs get one by one, in order."""
-    reply = gen.reply_for(parse({"model": MODEL, "input": batch}), 1536, 0)
+def test_inputs_embedded_together_equal_each_embedded_alone(
+    batch: list[str] | list[list[int]], dimensions: int
+) -> None:
+    """Whatever the texts or token arrays and however many (blocks of 60, 10 and 5 rows at 256,
+    1536 and 3072 dimensions), a request's vectors are exactly those its inputs get one by
+    one, in order."""
+    reply = gen.reply_for(parse({"model": MODEL, "input": batch}), dimensions, 0)
     assert reply.embeddings is not None
-    assert [list(map(float, vector)) for vector in reply.embeddings] == [
-        gen.embed(text, 1536, 0) for text in batch
+    alone = [
+        gen.embed(item, dimensions, 0)
+        if isinstance(item, str)
+        else gen.embed_tokens(item, dimensions, 0)
+        for item in batch
     ]
+    assert [list(map(float, vector)) for vector in reply.embeddings] == alone
