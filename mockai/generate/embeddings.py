@@ -261,24 +261,29 @@ def _assemble(rows: list[_Row], dimensions: int, seed: int) -> Any:
         raise ValueError(f"dimensions must be >= 1, got {dimensions}")
     np = _numpy()
     size = len(rows) * dimensions
-    indices: list[Any] = []
-    weights: list[Any] = []
+    indices: list[bytes] = []
+    weights: list[bytes] = []
     offsets: list[int] = []  # each feature's row, as the offset of that row in the matrix
     lengths: list[int] = []  # each feature's number of buckets
+    repeats: list[float] = []  # each feature's weight factor: sqrt of its word's count
     for row, (features, _) in enumerate(rows):
         offset = row * dimensions
         for (where, amounts), count in features:
             indices.append(where)
-            # a word said twice counts more, but not twice as much (sqrt(1) = 1: nothing to do)
-            weights.append(amounts if count == 1 else amounts * math.sqrt(count))
+            weights.append(amounts)
             offsets.append(offset)
-            lengths.append(len(where))
+            lengths.append(len(where) >> 2)  # (int32 indices)
+            # a word said twice counts more, but not twice as much
+            repeats.append(math.sqrt(count))
     if indices:
         # Every bucket moved to its row at once (one numpy call, not one per feature).
-        flat_indices = np.concatenate(indices) + np.repeat(offsets, lengths)
+        flat_indices = np.frombuffer(b"".join(indices), np.int32) + np.repeat(offsets, lengths)
+        flat_weights = np.frombuffer(b"".join(weights), np.float64)
+        if any(factor != 1.0 for factor in repeats):  # (x * 1.0 is x: skipped when all are 1)
+            flat_weights = flat_weights * np.repeat(repeats, lengths)
         # bincount adds in order, one weight at a time, from 0.0: each value is the sum the
         # pure-Python loop made, bit for bit (and ~20x faster than np.add.at).
-        flat = np.bincount(flat_indices, np.concatenate(weights), minlength=size)
+        flat = np.bincount(flat_indices, flat_weights, minlength=size)
     else:
         flat = np.zeros(size)
     # The rest works in place on this one matrix: every fresh array of this size is one more
@@ -327,12 +332,13 @@ def _pool(dimensions: int, seed: int) -> Any:
 @functools.lru_cache(maxsize=_CACHE_WORDS)
 def _word_features(word: str, dimensions: int, seed: int, trigrams: bool) -> Any:
     """The sparse vector of one word: its own buckets (norm 1) plus its trigrams' (weaker), as
-    numpy arrays of indices and float32-rounded weights (in float64, ready to be summed)."""
+    the bytes of its int32 indices and of its float32-rounded weights (as float64, ready to be
+    summed): compact in the cache (~0.5 KB an entry where two numpy arrays took ~1.3 KB), and
+    joined with the other words' at C speed."""
     indices, weights = _buckets(b"w" + word.encode(), dimensions, seed, _WORD_BUCKETS)
     grams = _trigrams(word) if trigrams else []
-    np = _numpy()
     if not grams:
-        return _arrays(np, indices, weights)
+        return _packed(indices, weights)
     # Each trigram gets an equal share of the trigram energy, whatever the word's length.
     share = math.sqrt(_TRIGRAM_ENERGY / len(grams))
     gram_indices: list[int] = list(indices)
@@ -341,15 +347,13 @@ def _word_features(word: str, dimensions: int, seed: int, trigrams: bool) -> Any
         more_indices, more_weights = _gram_features(gram, dimensions, seed)
         gram_indices += more_indices
         gram_weights += [w * share for w in more_weights]
-    return _arrays(np, gram_indices, gram_weights)
+    return _packed(gram_indices, gram_weights)
 
 
-def _arrays(np: Any, indices: Sequence[int], weights: Sequence[float]) -> tuple[Any, Any]:
+def _packed(indices: Sequence[int], weights: Sequence[float]) -> tuple[bytes, bytes]:
     # Weights are kept at float32 precision, as they always were (the sums run in float64).
-    return (
-        np.array(indices, dtype=np.intp),
-        np.array(weights, dtype=np.float32).astype(np.float64),
-    )
+    # (native byte order: the bytes are only ever read back in this process)
+    return array("i", indices).tobytes(), array("d", array("f", weights)).tobytes()
 
 
 @functools.lru_cache(maxsize=_CACHE_WORDS)
