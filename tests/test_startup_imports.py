@@ -121,6 +121,7 @@ PLAIN_SERVER = {
     "mockai.server",
     "mockai.server.admin",
     "mockai.server.app",
+    "mockai.server.heap",
     "mockai.server.lazyroutes",
     "mockai.server.metrics",
     "mockai.server.routes",

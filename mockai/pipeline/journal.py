@@ -184,6 +184,11 @@ class Journal:
             self._seq += 1
             return self._seq
 
+    def requests_so_far(self) -> int:
+        """How many requests were given a sequence number (`clear` does not reset it); read
+        without the lock, as a reader polling for "anything new" may."""
+        return self._seq
+
     def add(self, entry: JournalEntry) -> None:
         """Record an exchange as it arrives (its answer is recorded with `completed`)."""
         with self._lock:

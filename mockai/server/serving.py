@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import gc
 import os
 import shutil
@@ -31,7 +30,7 @@ from aiohttp import web
 from mockai import __version__
 from mockai.config import Config
 from mockai.errors import ServerError
-from mockai.server import sites
+from mockai.server import heap, sites
 from mockai.server.app import create_app
 from mockai.server.metrics import worker_exited
 from mockai.server.state import STATE, ServerState
@@ -104,24 +103,6 @@ def listen(config: Config, port: int | None = None) -> socket.socket:
         raise ServerError(f"cannot listen on {config.host}:{port}: {error}") from None
 
 
-_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
-
-
-def keep_big_buffers_out_of_the_heap() -> None:
-    """Have glibc give every buffer over 128 KiB its own mapping, returned when freed.
-
-    glibc raises its mmap threshold each time such a buffer is freed, so after the first few
-    large answers (300 KB of embeddings) they are carved from the heap instead, whose high-water
-    mark stays resident: a steady embeddings load then held ~20 MB more than it uses. Fixing the
-    threshold stops that. A no-op where the C library is not glibc.
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
-    except (OSError, AttributeError):  # not glibc (macOS, musl, Windows): nothing to tune
-        pass
-
-
 async def serve_socket(
     config: Config,
     sock: socket.socket,
@@ -133,7 +114,7 @@ async def serve_socket(
     """Serve on `sock` until SIGINT or SIGTERM, then shut down gracefully (see the module);
     `on_stop` runs as soon as the signal comes (the parent passes it on to the workers);
     `metrics_dir` is where the workers add up their metrics."""
-    keep_big_buffers_out_of_the_heap()
+    heap.keep_big_buffers_out_of_the_heap()
     app = create_app(config, metrics_dir=metrics_dir)
     # Startup objects (catalogs, Faker's data, compiled rules) live forever: keeping them out of
     # the collector's scans cuts full-collection pauses from tens of milliseconds to a few.
@@ -160,9 +141,12 @@ async def serve_socket(
         # The app's config: scenario files may have set the seed or the models.
         kind = "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
         print(banner(app[STATE], sock.getsockname()[1], kind), flush=True)
+    journal = app[STATE].journal
+    trimming = asyncio.create_task(heap.trim_when_idle(journal.requests_so_far))
     try:
         await stopping.wait()
     finally:
+        trimming.cancel()
         if on_stop is not None:
             on_stop()
         if announce:
