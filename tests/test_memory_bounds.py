@@ -11,12 +11,18 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import openai
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from mockai import MockServer
+from mockai.backend.memory import finish_now
+from mockai.errors import ApiError
 from mockai.pipeline.journal import Journal, JournalEntry
+from mockai.stores.conversations import ConversationStore
 from mockai.stores.kept import Shelf
+from mockai.wire import jsonbytes
 from mockai.wire.outgoing import Body
 
 
@@ -131,3 +137,99 @@ def test_the_generators_cache_is_bounded_in_bytes() -> None:
             assert answer.status_code == 200
         generator = server.state.decider.generator
         assert 0 < generator.cached_bytes <= 8 * 1024 * 1024
+
+
+# --- conversations ------------------------------------------------------------------------------
+
+_ITEM_TEXT = st.text(max_size=300)
+_OPERATIONS = st.lists(
+    st.one_of(
+        st.tuples(st.just("create"), st.lists(_ITEM_TEXT, max_size=4)),
+        st.tuples(st.just("add"), st.integers(0, 30), st.lists(_ITEM_TEXT, min_size=1, max_size=4)),
+        st.tuples(st.just("delete_item"), st.integers(0, 30), st.integers(0, 30)),
+        st.tuples(st.just("metadata"), st.integers(0, 30), st.text(max_size=200)),
+        st.tuples(st.just("delete"), st.integers(0, 30)),
+    ),
+    max_size=40,
+)
+
+
+def _message(text: str) -> dict[str, Any]:
+    return {"type": "message", "role": "user", "content": text}
+
+
+@given(_OPERATIONS, st.integers(1_000, 6_000), st.integers(1, 6))
+def test_conversations_keep_their_byte_budget_weighing_what_they_hold(
+    operations: list[tuple[Any, ...]], budget: int, capacity: int
+) -> None:
+    """Whatever is created, added, removed or renamed, the store holds at most `capacity`
+    conversations and `budget` bytes, each weighed exactly as its items and metadata are now
+    (the running count never drifts from a weighing from scratch), the least recently changed
+    going first."""
+    store = ConversationStore(capacity=capacity, max_bytes=budget)
+    made: list[str] = []  # every id created, to pick from (some are gone)
+    changed: list[str] = []  # the held ones by our own account, least recently changed first
+    for operation in operations:
+        kind, *args = operation
+        target = made[args[0] % len(made)] if made and kind != "create" else None
+        try:
+            if kind == "create":
+                made.append(
+                    finish_now(store.create({"items": [_message(t) for t in args[0]]}))["id"]
+                )
+                target = made[-1]
+            elif target is None:
+                continue
+            elif kind == "add":
+                finish_now(store.add_items(target, {"items": [_message(t) for t in args[1]]}))
+            elif kind == "delete_item":
+                listed = finish_now(store.list_items(target, {"limit": "100"}))["data"]
+                if not listed:
+                    continue
+                finish_now(store.delete_item(target, listed[args[1] % len(listed)]["id"]))
+            elif kind == "metadata":
+                finish_now(store.update(target, {"metadata": {"note": args[1][:512]}}))
+            else:
+                finish_now(store.delete(target))
+                changed.remove(target)
+                continue
+        except ApiError as error:  # gone already (evicted or deleted): a 404, nothing changed
+            assert error.status == 404 and target not in changed
+            continue
+        if target in changed:
+            changed.remove(target)
+        changed.append(target)
+        records = store._conversations
+        held = [c.id for c in finish_now(records.values())]
+        assert held == [c for c in changed if c in held]  # eviction order: least recent first
+        changed = held
+        weights = [_conversation_weight(c) for c in finish_now(records.values())]
+        assert records.bytes == sum(weights) <= budget
+        assert len(held) <= capacity
+
+
+def _conversation_weight(conversation: Any) -> int:
+    items_bytes = sum(len(jsonbytes.dumps(item)) for item in conversation.items)
+    assert conversation.items_bytes == items_bytes
+    return items_bytes + len(jsonbytes.dumps(conversation.metadata)) + 256
+
+
+def test_a_servers_conversations_stay_within_the_store_budget() -> None:
+    """Through the SDK: conversations past `store_bytes` go, the one changed least recently
+    first; one a Responses request keeps extending stays."""
+    with MockServer(store_bytes=30_000, log_requests=False) as server:
+        client = openai.OpenAI(base_url=server.url, api_key="sk-test", max_retries=0)
+        kept_alive = client.conversations.create(items=[_message("Keep me.")])
+        made = []
+        for index in range(30):  # ~2 KB each: ~60 KB in all, twice the budget
+            made.append(client.conversations.create(items=[_message(f"{index} " + "x" * 2000)]))
+            client.responses.create(
+                model="gpt-4o-mini", input="Still here?", conversation=kept_alive.id
+            )
+        assert client.conversations.retrieve(made[-1].id).id == made[-1].id
+        with pytest.raises(openai.NotFoundError):
+            client.conversations.retrieve(made[0].id)
+        items = client.conversations.items.list(kept_alive.id, limit=100).data
+        assert len(items) == 1 + 2 * 30  # its first message, then 30 questions and answers
+        held = server.state.conversations._conversations
+        assert 0 < held.bytes <= 30_000 and 1 < len(held) < 31

@@ -72,10 +72,13 @@ class Records(Protocol[T]):
         of several workers asking at once, the first one's record is everyone's)."""
         ...
 
-    async def update(self, key: str, change: Callable[[T], R]) -> R:
+    async def update(
+        self, key: str, change: Callable[[T], R], weigh: Callable[[T], int] | None = None
+    ) -> R:
         """Apply `change` to the record atomically and keep the result; returns what `change`
         returned. KeyError if there is no such record. An exception from `change` keeps the
-        record as it was."""
+        record as it was. With `weigh`, the changed record counts `weigh(record)` bytes against
+        the budget and becomes the newest (in-process, as `put`)."""
         ...
 
     async def pop(self, key: str) -> T | None:

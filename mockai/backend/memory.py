@@ -59,10 +59,16 @@ class MemoryRecords(Generic[T]):
             return record
         return found
 
-    async def update(self, key: str, change: Callable[[T], R]) -> R:
+    async def update(
+        self, key: str, change: Callable[[T], R], weigh: Callable[[T], int] | None = None
+    ) -> R:
         if key not in self._records:
             raise KeyError(key)  # as the interface says
-        return change(self._records[key])
+        record = self._records[key]
+        result = change(record)
+        if weigh is not None:  # it grew or shrank: weighed again, the oldest go past the budget
+            self._records.put(key, record, weigh(record))
+        return result
 
     async def pop(self, key: str) -> T | None:
         return self._records.pop(key)

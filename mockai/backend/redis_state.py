@@ -238,7 +238,10 @@ class RedisRecords(Generic[T]):
         return self.codec.decode(data)
 
     @guarded
-    async def update(self, key: str, change: Callable[[T], R]) -> R:
+    async def update(
+        self, key: str, change: Callable[[T], R], weigh: Callable[[T], int] | None = None
+    ) -> R:
+        # (`weigh` is not needed: Redis holds the records, bounded by count)
         target = self._key(key)
         async with self.backend.client.pipeline(transaction=True) as pipe:
             for _ in range(WATCH_RETRIES):

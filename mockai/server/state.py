@@ -137,7 +137,9 @@ class ServerState:
         if name == "conversations":
             from mockai.stores.conversations import ConversationStore
 
-            return ConversationStore(config.seed, config.created, backend=backend)
+            return ConversationStore(
+                config.seed, config.created, backend=backend, max_bytes=config.store_bytes
+            )
         if name == "completions":
             from mockai.stores.completions import CompletionStore
 

@@ -4,8 +4,9 @@ A conversation holds items (messages, function calls and their outputs). A Respo
 naming it with `conversation` is answered with its items as the context, and the request's input
 and the answer's output are then appended to it — how the OpenAI Agents SDK's conversation
 sessions and other stateful clients work. mockai keeps conversations per server, bounded like the
-journal, with the API's routes: create, retrieve, update (metadata), delete, and the items (list,
-add, retrieve, delete).
+journal (1,000 conversations and `store_bytes` of their items as JSON: past either bound, the one
+changed least recently goes), with the API's routes: create, retrieve, update (metadata), delete,
+and the items (list, add, retrieve, delete).
 
 Ids are reproducible: the n-th conversation a server with a given seed creates always has the
 same id, and item ids derive from the conversation's.
@@ -26,7 +27,7 @@ from mockai.errors import ApiError
 from mockai.pipeline.exchange import Endpoint, Exchange
 from mockai.stores import items, kept
 from mockai.stores.responses import response_of
-from mockai.wire import ids
+from mockai.wire import ids, jsonbytes
 from mockai.wire.outgoing import Body, EventStream, Outgoing
 
 DEFAULT_CAPACITY = 1000
@@ -41,6 +42,9 @@ class _Conversation:
     metadata: dict[str, str]
     items: list[dict[str, Any]] = field(default_factory=list)
     added: int = 0  # items ever added: numbers the ids of new ones
+    # Its items' bytes as JSON, kept up to date as they come and go (not re-serialised on every
+    # change): with its metadata, what it weighs against the store's byte budget.
+    items_bytes: int = 0
 
     def resource(self) -> dict[str, Any]:
         return {
@@ -55,7 +59,31 @@ class _Conversation:
         new = items.listed(raw, self.id.encode(), start=self.added)
         self.added += len(raw) if isinstance(raw, list) else int(raw is not None)
         self.items.extend(new)
+        self.items_bytes += _bytes_of(new)
         return new
+
+    def add_output(self, output: list[Any]) -> None:
+        """Append a response's output items as they are (they carry their own ids)."""
+        self.items.extend(output)
+        self.added += len(output)
+        self.items_bytes += _bytes_of(output)
+
+    def remove(self, position: int) -> None:
+        self.items_bytes -= _bytes_of(self.items[position : position + 1])
+        del self.items[position]
+
+
+def _bytes_of(held: list[Any]) -> int:
+    return sum(len(jsonbytes.dumps(item)) for item in held)
+
+
+# What a conversation weighs beyond its items and metadata (its id, numbers, the objects).
+_OVERHEAD = 256
+
+
+def _weight(conversation: _Conversation) -> int:
+    """What a conversation counts against the store's byte budget."""
+    return conversation.items_bytes + len(jsonbytes.dumps(conversation.metadata)) + _OVERHEAD
 
 
 def _conversation_json(conversation: _Conversation) -> dict[str, Any]:
@@ -69,12 +97,14 @@ def _conversation_json(conversation: _Conversation) -> dict[str, Any]:
 
 
 def _conversation_from_json(data: Any) -> _Conversation:
+    held = list(data["items"])
     return _Conversation(
         id=str(data["id"]),
         created_at=int(data["created_at"]),
         metadata=dict(data["metadata"]),
-        items=list(data["items"]),
+        items=held,
         added=int(data["added"]),
+        items_bytes=_bytes_of(held),
     )
 
 
@@ -83,7 +113,8 @@ _TOMBSTONE = kept.JsonCodec(lambda value: 1, lambda data: True)
 
 
 class ConversationStore:
-    """The conversations of one server, by id (bounded, oldest evicted first)."""
+    """The conversations of one server, by id, bounded in count and in bytes (the one changed
+    least recently goes first; a shared backend bounds them by count)."""
 
     def __init__(
         self,
@@ -91,12 +122,13 @@ class ConversationStore:
         created: int = 0,
         capacity: int = DEFAULT_CAPACITY,
         backend: RecordsFactory | None = None,
+        max_bytes: int = kept.DEFAULT_MAX_BYTES,
     ) -> None:
         self.seed = seed
         self.created = created
         backend = backend or MemoryBackend()
         self._conversations: Records[_Conversation] = backend.records(
-            "conversations", _CODEC, capacity
+            "conversations", _CODEC, capacity, max_bytes
         )
         self._deleted: Records[bool] = backend.records(
             "conversations:deleted", _TOMBSTONE, capacity
@@ -113,7 +145,7 @@ class ConversationStore:
         key = f"{self.seed}:{made}".encode()
         conversation = _Conversation("conv_" + ids.hexid(key, "conv", 48), self.created, metadata)
         conversation.add(raw)
-        await self._conversations.put(conversation.id, conversation)
+        await self._conversations.put(conversation.id, conversation, _weight(conversation))
         return conversation.resource()
 
     async def retrieve(self, conversation_id: str) -> dict[str, Any]:
@@ -162,7 +194,7 @@ class ConversationStore:
         """Remove one item; the API answers with the conversation."""
 
         def change(conversation: _Conversation) -> dict[str, Any]:
-            del conversation.items[self._position(conversation, item_id)]
+            conversation.remove(self._position(conversation, item_id))
             return conversation.resource()
 
         return await self._change(conversation_id, change)
@@ -202,11 +234,10 @@ class ConversationStore:
 
         def append(conversation: _Conversation) -> None:
             conversation.add(sent)
-            conversation.items.extend(output)
-            conversation.added += len(output)
+            conversation.add_output(output)
 
         try:
-            await self._conversations.update(wanted, append)
+            await self._conversations.update(wanted, append, _weight)
         except KeyError:
             return  # deleted (or evicted) meanwhile: nothing to extend
 
@@ -223,7 +254,7 @@ class ConversationStore:
 
     async def _change(self, conversation_id: str, change: Callable[[_Conversation], T]) -> T:
         try:
-            return await self._conversations.update(conversation_id, change)
+            return await self._conversations.update(conversation_id, change, _weight)
         except KeyError:
             raise _not_found(conversation_id) from None
 
