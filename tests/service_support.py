@@ -86,7 +86,19 @@ class RedisServer:
             self._process.wait(10)
             self._process = None
 
+    def pause(self) -> None:
+        """SIGSTOP: a Redis that keeps its connections open and answers nothing (a stalled host,
+        a full network buffer)."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self._process is not None
+        self._process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
+        if self._process is not None:
+            self._process.send_signal(signal.SIGCONT)  # (a paused process must not outlive us)
         self.kill()
         shutil.rmtree(self._dir, ignore_errors=True)
 

@@ -102,6 +102,30 @@ def test_requests_get_the_apis_503_while_redis_is_down_and_service_resumes() -> 
         redis.stop()
 
 
+def test_a_redis_that_stops_answering_gets_503s_in_seconds_and_service_resumes() -> None:
+    """A stalled Redis (connections open, no answers) is reported like one that is down,
+    within the shared state's deadline (2 s an operation), never a request held for good."""
+    redis = RedisServer().start()
+    try:
+        with (
+            MockServer(state=redis.url(), log_requests=False) as server,
+            httpx.Client(timeout=30) as http,
+        ):
+            assert _chat(http, server.base_url).status_code == 200
+            redis.pause()
+            began = time.monotonic()
+            stalled = _chat(http, server.base_url)
+            waited = time.monotonic() - began
+            assert stalled.status_code == 503, stalled.text
+            assert stalled.json()["error"]["code"] == "mockai_state_unavailable"
+            assert "no answer within 2 s" in stalled.json()["error"]["message"]
+            assert 1.5 < waited < 10  # the deadline, not the client's 30 s
+            redis.resume()
+            assert _chat(http, server.base_url).status_code == 200  # a fresh connection
+    finally:
+        redis.stop()
+
+
 def test_a_server_starts_while_redis_is_down() -> None:
     redis = RedisServer()  # never started
     with MockServer(state=redis.url(), log_requests=False) as server, httpx.Client() as http:

@@ -476,3 +476,33 @@ def test_a_batch_of_inputs_is_answered_input_by_input_on_shared_counts(target: T
             assert (served["pin-alpha"], served["pin-beta"]) == (1, 2)
         finally:
             admin.delete("/rules")
+
+
+def test_many_literal_rules_answer_by_their_text_with_times_counted_once(target: Target) -> None:
+    """Thirty `user: contains` rules (the rule index narrows them, shared or not): each text is
+    answered by its own rule, an ungated rule in the middle still answers what it matches, and
+    a `times: 1` rule is used up once across the workers."""
+    rules: list[dict[str, object]] = [
+        {"name": f"topic-{i}", "match": {"user": f"topic {i:02d}!"}, "reply": f"answer {i}"}
+        for i in range(30)
+    ]
+    rules.insert(15, {"name": "regex", "match": {"user": {"regex": "^zebra"}}, "reply": "stripes"})
+    rules.insert(0, {"name": "once", "match": {"user": "only once"}, "times": 1, "reply": "first"})
+    with target.admin() as admin, target.sdk() as client:
+        assert admin.post("/rules", json=rules).status_code == 200
+        assert [_ask(client, f"about topic {i:02d}!") for i in (29, 0, 17)] == [
+            "answer 29",
+            "answer 0",
+            "answer 17",
+        ]
+        # File order decides, ungated rule or not: it comes after topic 03 and before topic 20.
+        assert _ask(client, "zebra crossing") == "stripes"
+        assert _ask(client, "zebra crossing, topic 20!") == "stripes"
+        assert _ask(client, "zebra crossing, topic 03!") == "answer 3"
+        assert [_ask(client, "only once, topic 05!") for _ in range(3)] == [
+            "first",
+            "answer 5",
+            "answer 5",
+        ]
+        served = {rule["name"]: rule["served"] for rule in admin.get("/rules").json()["data"]}
+        assert served["once"] == 1 and served["topic-5"] == 2 and served["regex"] == 2

@@ -275,9 +275,13 @@ class RuleBook:
         """`pick` across workers: match here, count (and check for newer rules) in the backend."""
         assert self.shared is not None
         while True:
-            with self._lock:
-                rules, version = self._runtime + self._scenario, self._version
-            candidates = [rule for rule in rules if all(check(exchange) for check in rule.checks)]
+            with self._lock:  # (the index narrows, in order, as for `pick`)
+                version = self._version
+                candidates = [
+                    rule
+                    for rule in self._index().candidates(exchange)
+                    if all(check(exchange) for check in rule.checks)
+                ]
             picked = await self.shared.pick(version, [(r.name, r.limit) for r in candidates])
             if picked.stale:  # another worker changed the rules: take them, match again
                 await self.sync()
