@@ -48,8 +48,9 @@ from typing import Any
 
 SERVER_CORE = "0"
 LOAD_CORE = "1"
-# How long the servers are left idle before "RSS after" is read (mockai trims its heap after 1 s).
-SETTLE_SECONDS = 2.0
+# How long the servers are left idle before "RSS after" is read: mockai trims its heap 1-2 s
+# after its last request (mockai/server/heap.py); "after, at once" is read before that.
+SETTLE_SECONDS = 3.0
 HEADERS = {"Content-Type": "application/json", "Authorization": "Bearer sk-bench"}
 
 # --- the bare app --------------------------------------------------------------------------------
@@ -735,27 +736,27 @@ def main() -> None:
             "bare", [sys.executable, "-c", BARE_APP], SERVER_CORE, bare_cases(cases, running)
         )
         memory["bare idle"] = bare.rss_mib()
+        # Each server's RSS is read at once after its own last case, then all once settled.
+        last_case = {case.server: case.name for case in cases}
         try:
             chat_row: Row | None = None
             for case in cases:
                 if case.server == "workers":
                     continue
                 row = measure(wrk, case, bare, running[case.server], args.seconds, args.rounds)
+                if last_case[case.server] == case.name:
+                    memory[_after(case.server) + ", at once"] = running[case.server].rss_mib()
                 rows.append(row)
                 chat_row = row if case.name == "chat" else chat_row
                 if case.server in ("rules", "cassette") and chat_row is not None:
                     # The target: within 10% of the plain figure (mockai's own, same run).
                     row.note = f"{row.mockai / chat_row.mockai:.0%} of plain chat's req/s"
                 print(f"  {row.title:40} {row.ratio:6.2f}x", flush=True)
-            memory["after, at once"] = running["plain"].rss_mib()
-            for name in ("rules", "cassette"):
-                if name in running:
-                    memory[f"{name} after"] = running[name].rss_mib()
             memory["bare after"] = bare.rss_mib()
-            # Once the load is over: mockai hands its heap's free pages back after a second
-            # without requests (mockai/server/heap.py); "after" is the settled figure.
             time.sleep(SETTLE_SECONDS)
-            memory["after"] = running["plain"].rss_mib()
+            for name in ("plain", "rules", "cassette"):
+                if name in running:
+                    memory[_after(name)] = running[name].rss_mib()
         finally:
             bare.stop()
         if "workers" in wanted:
@@ -777,6 +778,10 @@ def main() -> None:
             + "\n"
         )
         print(f"\nwritten: {args.json}")
+
+
+def _after(server: str) -> str:
+    return "after" if server == "plain" else f"{server} after"
 
 
 def workers_rows(wrk: str, cases: list[Case], seconds: float, rounds: int) -> list[Row]:

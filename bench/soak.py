@@ -254,6 +254,29 @@ def _metric(text: str, name: str, **labels: str) -> float:
     return total
 
 
+def _settled_metrics(base: str) -> str:
+    """The server's metrics once every worker's last totals are in: the workers share theirs
+    once a second (FLUSH_SECONDS), so a scrape right after the load can miss another worker's
+    last second (one read 259 of 261 injected 500s at 200 requests/s). Scrapes until two
+    taken 1.2 s apart agree (at most 10 s); empty if they cannot be read."""
+    import urllib.request
+
+    last = None
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with urllib.request.urlopen(base + "/_mockai/metrics", timeout=10) as answer:
+                metrics: str = answer.read().decode()
+        except OSError as error:
+            print(f"soak: could not scrape the metrics: {error}")
+            return ""
+        counted = _metric(metrics, "mockai_requests_total")
+        if counted == last or time.monotonic() > deadline:
+            return metrics
+        last = counted
+        time.sleep(1.2)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load (<= 3600)")
@@ -297,17 +320,7 @@ def main() -> int:
         )
         elapsed = time.monotonic() - began
         at_end = {pid: _rss_mib(pid) for pid in pids}
-        # The workers share their metrics once a second (FLUSH_SECONDS): a scrape right after
-        # the load can miss another worker's last second (it read 259 of 261 500s at 200/s).
-        time.sleep(1.5)
-        metrics = ""
-        try:
-            import urllib.request
-
-            with urllib.request.urlopen(base + "/_mockai/metrics", timeout=10) as answer:
-                metrics = answer.read().decode()
-        except OSError as error:
-            print(f"soak: could not scrape the metrics: {error}")
+        metrics = _settled_metrics(base)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         code = process.wait(30)

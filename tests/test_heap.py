@@ -76,6 +76,21 @@ def test_an_idle_server_trims_after_each_burst_and_not_in_between() -> None:
     assert trims == [5, 12]
 
 
+def test_a_failing_trim_task_is_reported_not_silent(caplog: pytest.LogCaptureFixture) -> None:
+    def trim() -> bool:
+        raise OSError("no heap here")
+
+    async def run() -> None:
+        readings = iter([0, 1, 1])
+        task = asyncio.create_task(heap.trim_when_idle(lambda: next(readings), period=0, trim=trim))
+        task.add_done_callback(heap.report_failure)
+        await asyncio.gather(task, return_exceptions=True)
+        await asyncio.sleep(0)  # (done-callbacks run on the next loop iteration)
+
+    asyncio.run(run())
+    assert "the heap trimming stopped" in caplog.text and "no heap here" in caplog.text
+
+
 def _resident_mib(pid: int) -> float:
     with open(f"/proc/{pid}/status") as status:
         for line in status:
@@ -84,8 +99,10 @@ def _resident_mib(pid: int) -> float:
     raise AssertionError("no VmRSS")
 
 
-async def _load(base_url: str) -> None:
-    """200 embeddings requests of 16 never-seen inputs, then 200 Responses streams, 64 at once."""
+async def _load(base_url: str, pid: int) -> float:
+    """200 embeddings requests of 16 never-seen inputs, then 200 Responses streams, 64 at once;
+    the server's resident size once they are done, read while a request still arrives every
+    0.2 s (so that it cannot have trimmed yet, however slowly this client finished)."""
     client = openai.AsyncOpenAI(base_url=base_url, api_key="sk-test", max_retries=0)
     words = random.Random(7)
     limit = asyncio.Semaphore(64)
@@ -101,9 +118,18 @@ async def _load(base_url: str) -> None:
             async for _ in events:
                 pass
 
+    async def keep_arriving() -> None:
+        while True:
+            await client.models.list()
+            await asyncio.sleep(0.2)
+
+    arriving = asyncio.create_task(keep_arriving())
     await asyncio.gather(*(embed() for _ in range(200)))
     await asyncio.gather(*(stream() for _ in range(200)))
+    loaded = _resident_mib(pid)
+    arriving.cancel()
     await client.close()
+    return loaded
 
 
 @pytest.fixture
@@ -113,12 +139,13 @@ def serve() -> Iterator[ServeProcess]:
         yield process
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc and /proc: Linux only")
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or heap._glibc() is None, reason="glibc and /proc"
+)
 def test_mockai_serve_gives_freed_memory_back_once_the_load_is_over(serve: ServeProcess) -> None:
     assert serve.process is not None
     pid = serve.process.pid
-    asyncio.run(_load(serve.url))
-    loaded = _resident_mib(pid)
+    loaded = asyncio.run(_load(serve.url, pid))
     settled = loaded
     deadline = time.monotonic() + 10 * heap.IDLE_SECONDS
     while time.monotonic() < deadline and loaded - settled < 1.0:

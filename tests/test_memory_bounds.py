@@ -20,6 +20,7 @@ from mockai import MockServer
 from mockai.backend.memory import finish_now
 from mockai.errors import ApiError
 from mockai.pipeline.journal import Journal, JournalEntry
+from mockai.stores import conversations
 from mockai.stores.conversations import ConversationStore
 from mockai.stores.kept import Shelf
 from mockai.wire import jsonbytes
@@ -96,6 +97,9 @@ def test_a_shelf_keeps_its_count_and_byte_bounds_evicting_the_oldest(
         shelf.put(key, f"answer {key}", weight)
         if key in order:
             order.remove(key)
+        if weight > budget:  # never fits: not kept, and nothing else is evicted for it
+            assert key not in shelf
+            continue
         order.append(key)
         weights[key] = weight
         while order and (len(order) > capacity or sum(weights[k] for k in order) > budget):
@@ -188,7 +192,7 @@ def test_conversations_keep_their_byte_budget_weighing_what_they_hold(
                     continue
                 finish_now(store.delete_item(target, listed[args[1] % len(listed)]["id"]))
             elif kind == "metadata":
-                finish_now(store.update(target, {"metadata": {"note": args[1][:512]}}))
+                finish_now(store.update(target, {"metadata": {"note": args[1]}}))
             else:
                 finish_now(store.delete(target))
                 changed.remove(target)
@@ -196,12 +200,16 @@ def test_conversations_keep_their_byte_budget_weighing_what_they_hold(
         except ApiError as error:  # gone already (evicted or deleted): a 404, nothing changed
             assert error.status == 404 and target not in changed
             continue
-        if target in changed:
-            changed.remove(target)
-        changed.append(target)
+        before = [c for c in changed if c != target]
+        changed = [*before, target]
         records = store._conversations
         held = [c.id for c in finish_now(records.values())]
-        assert held == [c for c in changed if c in held]  # eviction order: least recent first
+        if target in held:
+            # The most recently changed are held, in that order: the least recent went first.
+            assert held == changed[len(changed) - len(held) :]
+        else:
+            # Heavier than the whole budget by itself: not kept, and nothing else went for it.
+            assert held == before
         changed = held
         weights = [_conversation_weight(c) for c in finish_now(records.values())]
         assert records.bytes == sum(weights) <= budget
@@ -209,15 +217,17 @@ def test_conversations_keep_their_byte_budget_weighing_what_they_hold(
 
 
 def _conversation_weight(conversation: Any) -> int:
+    """A conversation's weight from scratch (checking the running count it keeps)."""
     items_bytes = sum(len(jsonbytes.dumps(item)) for item in conversation.items)
     assert conversation.items_bytes == items_bytes
-    return items_bytes + len(jsonbytes.dumps(conversation.metadata)) + 256
+    return items_bytes + len(jsonbytes.dumps(conversation.metadata)) + conversations._OVERHEAD
 
 
 def test_a_servers_conversations_stay_within_the_store_budget() -> None:
     """Through the SDK: conversations past `store_bytes` go, the one changed least recently
     first; one a Responses request keeps extending stays."""
     with MockServer(store_bytes=30_000, log_requests=False) as server:
+        server.add_rules([{"name": "short", "match": {"user": "Still here?"}, "reply": "Yes."}])
         client = openai.OpenAI(base_url=server.url, api_key="sk-test", max_retries=0)
         kept_alive = client.conversations.create(items=[_message("Keep me.")])
         made = []
@@ -233,3 +243,5 @@ def test_a_servers_conversations_stay_within_the_store_budget() -> None:
         assert len(items) == 1 + 2 * 30  # its first message, then 30 questions and answers
         held = server.state.conversations._conversations
         assert 0 < held.bytes <= 30_000 and 1 < len(held) < 31
+        # Every path that added items (create, the Responses requests) weighed them exactly.
+        assert held.bytes == sum(map(_conversation_weight, finish_now(held.values())))

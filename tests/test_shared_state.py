@@ -490,19 +490,22 @@ def test_many_literal_rules_answer_by_their_text_with_times_counted_once(target:
     rules.insert(0, {"name": "once", "match": {"user": "only once"}, "times": 1, "reply": "first"})
     with target.admin() as admin, target.sdk() as client:
         assert admin.post("/rules", json=rules).status_code == 200
-        assert [_ask(client, f"about topic {i:02d}!") for i in (29, 0, 17)] == [
-            "answer 29",
-            "answer 0",
-            "answer 17",
-        ]
-        # File order decides, ungated rule or not: it comes after topic 03 and before topic 20.
-        assert _ask(client, "zebra crossing") == "stripes"
-        assert _ask(client, "zebra crossing, topic 20!") == "stripes"
-        assert _ask(client, "zebra crossing, topic 03!") == "answer 3"
-        assert [_ask(client, "only once, topic 05!") for _ in range(3)] == [
-            "first",
-            "answer 5",
-            "answer 5",
-        ]
-        served = {rule["name"]: rule["served"] for rule in admin.get("/rules").json()["data"]}
-        assert served["once"] == 1 and served["topic-5"] == 2 and served["regex"] == 2
+        try:
+            assert [_ask(client, f"about topic {i:02d}!") for i in (29, 0, 17)] == [
+                "answer 29",
+                "answer 0",
+                "answer 17",
+            ]
+            # File order decides, ungated rule or not: it comes after topic 03 and before topic 20.
+            assert _ask(client, "zebra crossing") == "stripes"
+            assert _ask(client, "zebra crossing, topic 20!") == "stripes"
+            assert _ask(client, "zebra crossing, topic 03!") == "answer 3"
+            assert [_ask(client, "only once, topic 05!") for _ in range(3)] == [
+                "first",
+                "answer 5",
+                "answer 5",
+            ]
+            served = {rule["name"]: rule["served"] for rule in admin.get("/rules").json()["data"]}
+            assert served["once"] == 1 and served["topic-5"] == 2 and served["regex"] == 2
+        finally:
+            admin.delete("/rules")  # (a reset keeps runtime rules)

@@ -17,12 +17,10 @@ which the SDKs retry — and the client reconnects by itself once Redis is back.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 import logging
 import secrets
-import sys
+import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, Generic, ParamSpec, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -48,20 +46,11 @@ R = TypeVar("R")
 
 # Seconds: a Redis that does not answer is reported (503) instead of holding requests.
 SOCKET_TIMEOUT = 2.0
-# Each operation (one or several commands) gets SOCKET_TIMEOUT as a whole, from an
-# `asyncio.timeout` around it: the client's own `socket_timeout` would wrap every command's send
-# in `asyncio.wait_for`, a new task per command (~7% of a shared-state request's CPU). Python
-# 3.10 has no `asyncio.timeout`: there the client bounds each command.
-if sys.version_info >= (3, 11):
-    _deadline = asyncio.timeout
-    _CLIENT_SOCKET_TIMEOUT: float | None = None
-else:  # pragma: no cover (3.10)
-
-    def _deadline(seconds: float) -> contextlib.nullcontext[None]:
-        return contextlib.nullcontext()
-
-    _CLIENT_SOCKET_TIMEOUT = SOCKET_TIMEOUT
 CONNECT_TIMEOUT = 1.0
+# After a call failed for want of Redis, calls fail at once (the 503) for as long as that failure
+# took, and at least this long: a stalled Redis otherwise holds every request for its timeouts,
+# several of them (the answer's headers and the journal ask too), ~8 s a request.
+BREAK_SECONDS = 1.0
 OCCURRENCE_LIMIT = 100_000  # as in-process: repeats of more distinct requests start over
 WATCH_RETRIES = 50  # optimistic transactions that keep losing the race give up (a 503)
 
@@ -94,12 +83,14 @@ def guarded(method: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutin
 
     @functools.wraps(method)
     async def call(*args: P.args, **kwargs: P.kwargs) -> T:
+        owner: Any = args[0]
+        backend: RedisBackend = owner.backend
+        backend.check_reachable()
+        began = time.monotonic()
         try:
-            async with _deadline(SOCKET_TIMEOUT):
-                return await method(*args, **kwargs)
+            return await method(*args, **kwargs)
         except _UNAVAILABLE as error:
-            owner: Any = args[0]
-            raise StateUnavailable(owner.backend.name, _reason(error)) from None
+            raise backend.failed(error, time.monotonic() - began) from None
 
     return call
 
@@ -113,6 +104,20 @@ class RedisBackend:
         self._url, self.prefix, self.name = split_url(url)
         self.journal_size = journal_size
         self._client: aioredis.Redis | None = None
+        self._failing_until = 0.0  # monotonic: calls fail at once before this (BREAK_SECONDS)
+        self._failure = ""
+
+    def check_reachable(self) -> None:
+        """Raise the 503 at once while a recent failure says Redis is not there."""
+        if self._failing_until and time.monotonic() < self._failing_until:
+            raise StateUnavailable(self.name, self._failure)
+
+    def failed(self, error: BaseException, took: float) -> StateUnavailable:
+        """The 503 for a call that failed for want of Redis; later calls fail at once for a
+        while (see BREAK_SECONDS), then the next one tries Redis again."""
+        self._failure = _reason(error)
+        self._failing_until = time.monotonic() + max(BREAK_SECONDS, took)
+        return StateUnavailable(self.name, self._failure)
 
     # --- connections --------------------------------------------------------------------------
 
@@ -122,7 +127,7 @@ class RedisBackend:
         if self._client is None:
             self._client = aioredis.from_url(
                 self._url,
-                socket_timeout=_CLIENT_SOCKET_TIMEOUT,
+                socket_timeout=SOCKET_TIMEOUT,
                 socket_connect_timeout=CONNECT_TIMEOUT,
                 # One quick reconnect (a pooled connection Redis dropped when it restarted),
                 # then report: a load test wants a fast 503, not a stalled request.
@@ -130,8 +135,7 @@ class RedisBackend:
                 health_check_interval=30,
             )
         try:
-            async with _deadline(SOCKET_TIMEOUT):
-                await self._client.ping()
+            await self._client.ping()
         except _UNAVAILABLE as error:
             log.warning("mockai: shared state %s is not reachable yet: %s", self.name, error)
 
@@ -205,8 +209,6 @@ class RedisBackend:
 
 
 def _reason(error: BaseException) -> str:
-    if type(error) is TimeoutError:  # (our deadline: redis-py's own timeouts say more)
-        return f"no answer within {SOCKET_TIMEOUT:g} s"
     text = str(error).strip() or type(error).__name__
     return text.rstrip(".")
 

@@ -7,7 +7,9 @@ pins them. After a load test that leaves ~15 MiB (measured after every case of `
 120 -> 105.6 MiB) that no request will touch until the next burst. `malloc_trim(0)` hands those
 pages back (`MADV_DONTNEED`; the memory stays mapped, a page faults back in when reused).
 Trimming on every request would pay those faults under load, so the server trims once, after a
-second without a new request, and not again until traffic has come and gone.
+second without a new request, and not again until traffic has come and gone. (It watches
+arrivals: streams still running may free more after it trimmed, handed back after the next
+burst; a client asking more often than once a second keeps it from trimming at all.)
 
 Both are no-ops where the C library is not glibc (macOS, musl, Windows).
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import functools
+import logging
 from collections.abc import Callable
 
 _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
@@ -77,6 +80,15 @@ class IdleWatch:
             self._moved = False
             return True
         return False
+
+
+def report_failure(task: asyncio.Task[None]) -> None:
+    """A done-callback for the `trim_when_idle` task: say why it stopped, if it failed (it
+    should not; serving goes on without it)."""
+    if not task.cancelled() and task.exception() is not None:
+        logging.getLogger("mockai").error(
+            "mockai: the heap trimming stopped", exc_info=task.exception()
+        )
 
 
 async def trim_when_idle(

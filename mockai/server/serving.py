@@ -143,6 +143,7 @@ async def serve_socket(
         print(banner(app[STATE], sock.getsockname()[1], kind), flush=True)
     journal = app[STATE].journal
     trimming = asyncio.create_task(heap.trim_when_idle(journal.requests_so_far))
+    trimming.add_done_callback(heap.report_failure)
     try:
         await stopping.wait()
     finally:

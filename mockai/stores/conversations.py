@@ -4,9 +4,9 @@ A conversation holds items (messages, function calls and their outputs). A Respo
 naming it with `conversation` is answered with its items as the context, and the request's input
 and the answer's output are then appended to it — how the OpenAI Agents SDK's conversation
 sessions and other stateful clients work. mockai keeps conversations per server, bounded like the
-journal (1,000 conversations and `store_bytes` of their items as JSON: past either bound, the one
-changed least recently goes), with the API's routes: create, retrieve, update (metadata), delete,
-and the items (list, add, retrieve, delete).
+journal (1,000 conversations and, in-process, `store_bytes` of their items and metadata as JSON:
+past either bound, the one changed least recently goes), with the API's routes: create,
+retrieve, update (metadata), delete, and the items (list, add, retrieve, delete).
 
 Ids are reproducible: the n-th conversation a server with a given seed creates always has the
 same id, and item ids derive from the conversation's.
@@ -54,27 +54,39 @@ class _Conversation:
             "metadata": self.metadata,
         }
 
+    # (Each change weighs first and then changes: nothing is half done if weighing raised.)
+
     def add(self, raw: Any) -> list[dict[str, Any]]:
         """Append items (as sent) with ids and statuses; returns them as listed."""
         new = items.listed(raw, self.id.encode(), start=self.added)
+        size = _bytes_of(new)
         self.added += len(raw) if isinstance(raw, list) else int(raw is not None)
         self.items.extend(new)
-        self.items_bytes += _bytes_of(new)
+        self.items_bytes += size
         return new
 
     def add_output(self, output: list[Any]) -> None:
         """Append a response's output items as they are (they carry their own ids)."""
+        size = _bytes_of(output)
         self.items.extend(output)
         self.added += len(output)
-        self.items_bytes += _bytes_of(output)
+        self.items_bytes += size
 
     def remove(self, position: int) -> None:
+        """Delete the item at `position` (its id is not reused)."""
         self.items_bytes -= _bytes_of(self.items[position : position + 1])
         del self.items[position]
 
 
 def _bytes_of(held: list[Any]) -> int:
-    return sum(len(jsonbytes.dumps(item)) for item in held)
+    return sum(map(_size, held))
+
+
+def _size(item: Any) -> int:
+    try:
+        return len(jsonbytes.dumps(item))
+    except UnicodeEncodeError:  # a lone surrogate (the standard library's parser lets one in)
+        return len(jsonbytes.dumps_str(item))
 
 
 # What a conversation weighs beyond its items and metadata (its id, numbers, the objects).
@@ -83,7 +95,7 @@ _OVERHEAD = 256
 
 def _weight(conversation: _Conversation) -> int:
     """What a conversation counts against the store's byte budget."""
-    return conversation.items_bytes + len(jsonbytes.dumps(conversation.metadata)) + _OVERHEAD
+    return conversation.items_bytes + _size(conversation.metadata) + _OVERHEAD
 
 
 def _conversation_json(conversation: _Conversation) -> dict[str, Any]:
@@ -93,6 +105,7 @@ def _conversation_json(conversation: _Conversation) -> dict[str, Any]:
         "metadata": conversation.metadata,
         "items": conversation.items,
         "added": conversation.added,
+        "items_bytes": conversation.items_bytes,
     }
 
 
@@ -104,7 +117,8 @@ def _conversation_from_json(data: Any) -> _Conversation:
         metadata=dict(data["metadata"]),
         items=held,
         added=int(data["added"]),
-        items_bytes=_bytes_of(held),
+        # (weighed again only for a record written before the weight was kept)
+        items_bytes=int(data["items_bytes"]) if "items_bytes" in data else _bytes_of(held),
     )
 
 

@@ -39,8 +39,11 @@ class Shelf(Generic[K, V]):
         self._entries: OrderedDict[K, tuple[V, int]] = OrderedDict()
 
     def put(self, key: K, value: V, weight: int) -> None:
-        """Add or refresh `key` as the newest entry."""
+        """Add or refresh `key` as the newest entry. An entry heavier than the whole budget is
+        not kept (and evicts nothing: it would have emptied the shelf, then gone itself)."""
         self.pop(key)
+        if weight > self.max_bytes:
+            return
         self._entries[key] = (value, weight)
         self.bytes += weight
         while self._entries and (len(self._entries) > self.capacity or self.bytes > self.max_bytes):
