@@ -277,6 +277,12 @@ def test_the_journal_holds_every_workers_requests_and_pages(target: Target) -> N
         ]
         assert [e["seq"] for e in seen] == sorted({e["seq"] for e in seen})
         assert all(e["status"] == 200 and e["duration_ms"] > 0 for e in seen)
+        # Each entry as answered, whichever worker asks (a JSON answer is published once,
+        # complete, just before it goes out): the headers sent, the rule that answered.
+        for entry in seen:
+            sent = entry["response_headers"]
+            assert sent["x-request-id"] == entry["request_id"] and "openai-processing-ms" in sent
+            assert sent["x-ratelimit-limit-requests"] and entry["source"] == "generator"
         bad = admin.get("/requests", params={"after": "yesterday"})
         assert bad.status_code == 400 and bad.json()["error"]["param"] == "after"
 

@@ -492,7 +492,14 @@ async def _finish(
     if isinstance(entry.body, bytes):  # not parsed (a 401, a route without a body): as readable
         entry.body = readable_body(entry.body)
     journal = state.journal_view
-    if state.backend.shared:  # visible to every worker before the client sees the answer
+    timing = plan.timing if plan is not None else NO_TIMING
+    # Visible to every worker before the client sees the answer: published now and completed
+    # once delivered, or, for a JSON body answered at once (no latency, no fault: `deliver`
+    # only makes the response, which aiohttp writes after this returns), published once,
+    # complete, just before returning it: one round trip to the shared state instead of two.
+    published_once = isinstance(outgoing, Body) and timing.latency is None and not entry.faults
+    shared = state.backend.shared
+    if shared and not published_once:
         await _shared(journal.publish(entry))
     metrics = state.metrics
     streaming = isinstance(outgoing, EventStream)
@@ -504,7 +511,7 @@ async def _finish(
             outgoing,
             headers,
             arrived=entry.arrived,
-            timing=plan.timing if plan is not None else NO_TIMING,
+            timing=timing,
             faults=faults,
             delivery=state.delivery,
         )
@@ -512,6 +519,8 @@ async def _finish(
         sent = {**headers, **outgoing.headers} if outgoing.headers else headers
         entry.response_headers = {_LOWERED[name]: value for name, value in sent.items()}
         entry.duration_ms = (time.monotonic() - entry.arrived) * 1000
+        if shared and published_once:
+            await _shared(journal.publish(entry))
         state.journal.completed(entry)  # its answer's bytes count against the budget
         if metrics is not None:
             metrics.finished(entry, outgoing, streaming)
@@ -519,7 +528,7 @@ async def _finish(
             from mockai.server.logs import log_request
 
             log_request(state.access_log, entry)
-        if state.backend.shared:
+        if shared and not published_once:
             await _shared(journal.complete(entry))
 
 
