@@ -76,9 +76,10 @@ class Records(Protocol[T]):
         self, key: str, change: Callable[[T], R], weigh: Callable[[T], int] | None = None
     ) -> R:
         """Apply `change` to the record atomically and keep the result; returns what `change`
-        returned. KeyError if there is no such record. An exception from `change` keeps the
-        record as it was. With `weigh`, the changed record counts `weigh(record)` bytes against
-        the budget and becomes the newest (in-process, as `put`)."""
+        returned. KeyError if there is no such record. An exception from `change` keeps a
+        shared backend's record as it was; in-process `change` works on the live record, so it
+        checks (and weighs) before it changes anything. With `weigh`, the changed record counts
+        `weigh(record)` bytes against the budget and becomes the newest (in-process, as `put`)."""
         ...
 
     async def pop(self, key: str) -> T | None:
