@@ -2,6 +2,7 @@
 
     python bench/instructions.py                       # chat, tool call, embeddings; ~2 minutes
     python bench/instructions.py --cases chat,rules,cassette --requests 500
+    python bench/instructions.py --cases rules,shared    # the 20 rules, in-process and on Redis
 
 Throughput on a shared machine drifts by several percent from one run to the next, which hides
 what a small change buys. This runs mockai and the bare app of `bench/perf.py` (serving the very
@@ -35,10 +36,20 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import perf  # bench/perf.py: the cases, the bare app, starting servers
+import soak  # bench/soak.py: a redis-server of its own
 
-JSON_CASES = ("chat", "tools", "embeddings", "embeddings-base64", "rules", "cassette")
+# `shared`: the 20-rule case on a server whose state is in Redis (`--state redis://`, a
+# redis-server this script starts on a free loopback port): what the shared state costs.
+SHARED = perf.Case(
+    "shared",
+    "chat, 20-rule scenario, --state redis",
+    "shared",
+    "/v1/chat/completions",
+    next(case.body for case in perf.CASES if case.name == "rules"),
+)
+JSON_CASES = ("chat", "tools", "embeddings", "embeddings-base64", "rules", "cassette", "shared")
 # Cases compared with plain chat as well as with the bare app (the "within 10%").
-_BESIDE_CHAT = ("rules", "cassette")
+_BESIDE_CHAT = ("rules", "cassette", "shared")
 
 
 def find_valgrind() -> str:
@@ -140,15 +151,21 @@ def main() -> None:
         parser.error(f"unknown cases {unknown}; choose from {', '.join(JSON_CASES)}")
     if args.requests < 1 or args.warmup < 1:
         parser.error("--requests and --warmup must be at least 1")
-    cases = [case for case in perf.CASES if case.name in wanted]
+    cases = [case for case in [*perf.CASES, SHARED] if case.name in wanted]
     valgrind = find_valgrind()
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="mockai-instructions-") as tmp:
         folder = Path(tmp)
         answers: dict[str, Any] = {}
         # One server of each kind the cases need, configured as bench/perf.py configures it.
+        redis = None
         for kind in dict.fromkeys(case.server for case in cases):
-            mockai_args = perf.mockai_command(*perf.server_args(kind, folder))
+            if kind == "shared":
+                redis, port = soak._start_redis(tmp)
+                state = ["--state", f"redis://127.0.0.1:{port}/0"]
+                mockai_args = perf.mockai_command(*perf.server_args("rules", folder), *state)
+            else:
+                mockai_args = perf.mockai_command(*perf.server_args(kind, folder))
             command = under_callgrind(valgrind, folder, f"mockai-{kind}", mockai_args)
             mockai = Counted(perf.start_server(f"mockai ({kind})", command, None), folder)
             try:
@@ -170,6 +187,10 @@ def main() -> None:
                     print(f"  mockai {case.name}: {per_request:,.0f} a request", flush=True)
             finally:
                 mockai.server.stop()
+                if redis is not None:
+                    redis.kill()
+                    redis.wait(10)
+                    redis = None
         bare_app = [sys.executable, "-c", perf.BARE_APP]
         bare_command = under_callgrind(valgrind, folder, "bare", bare_app)
         stdin = json.dumps(answers).encode()
