@@ -371,7 +371,15 @@ class RedisBudgets(RateLimits):
         return self.backend.key("budget", model)
 
     async def _read(self, model: str, limit: Limit, charge: int | None) -> tuple[bool, float, Any]:
-        admitted, now, *flat = await scripts.CHARGE(
+        (
+            admitted,
+            now,
+            requests,
+            tokens,
+            newest_requests,
+            newest_tokens,
+            *flat,
+        ) = await scripts.CHARGE(
             self.backend.client,
             keys=[self._window_key(model)],
             args=[
@@ -383,8 +391,12 @@ class RedisBudgets(RateLimits):
                 int(self._configured(model) is not None),
             ],
         )
-        buckets = {int(flat[i]): _counts(flat[i + 1]) for i in range(0, len(flat), 2)}
-        return bool(int(admitted)), float(now), _Window(limit.window, buckets)
+        if not int(admitted):  # refused: the buckets, to say when enough of them leave
+            buckets = {int(flat[i]): _counts(flat[i + 1]) for i in range(0, len(flat), 2)}
+            return False, float(now), _Window(limit.window, buckets)
+        newest = (int(newest_requests), int(newest_tokens))
+        window = _Window.summed(limit.window, int(requests), int(tokens), newest)
+        return True, float(now), window
 
     @guarded
     async def admit(self, model: str, tokens: int) -> dict[str, str]:

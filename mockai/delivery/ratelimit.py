@@ -157,6 +157,16 @@ class _Window:
             max((number for number, bucket in self._buckets.items() if bucket[1]), default=None),
         ]
 
+    @classmethod
+    def summed(cls, length: float, requests: int, tokens: int, newest: tuple[int, int]) -> _Window:
+        """A window known by its totals and its newest buckets with requests and with tokens
+        (-1: none), as a shared backend sums it up: enough for `used` and `reset_in` (not for
+        `wait_until_free`, which needs the buckets)."""
+        window = cls(length)
+        window._requests, window._tokens = requests, tokens
+        window._newest = [number if number >= 0 else None for number in newest]
+        return window
+
     def _bucket(self, now: float) -> int:
         return math.floor(now / self._width)
 
