@@ -19,9 +19,9 @@ import openai
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from service_support import ServeProcess
 
 from mockai.server import heap
-from tests.service_support import ServeProcess
 
 
 def _counters() -> st.SearchStrategy[list[int]]:
