@@ -8,9 +8,11 @@ from hypothesis import strategies as st
 from mockai.api.chat import _views
 from mockai.delivery.ratelimit import _reset_text
 from mockai.delivery.timing import go_duration
+from mockai.pipeline import journal
 from mockai.pipeline.exchange import Message
 from mockai.server.metrics import Metrics
 from mockai.wire import jsonbytes
+from mockai.wire.credentials import is_credential_header
 from mockai.wire.outgoing import Body
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
@@ -77,3 +79,25 @@ def test_tokens_counted_from_a_rendered_usage_equal_those_found_in_the_bytes(
     completion = usage.get("completion_tokens", usage.get("output_tokens"))
     expected = {("m", kind): n for kind, n in (("prompt", prompt), ("completion", completion)) if n}
     assert handed.counters["tokens"] == expected
+
+
+_HEADER_NAME = st.one_of(
+    st.sampled_from(["Authorization", "api-key", "X-Api-Key", "Cookie", "Content-Type", "Host"]),
+    st.text(min_size=1, max_size=24),
+).flatmap(lambda name: st.sampled_from([name, name.upper(), name.lower(), name.title()]))
+
+
+@given(st.dictionaries(_HEADER_NAME, st.text(max_size=30), max_size=12))
+def test_redacting_with_the_judged_names_equals_judging_each_name_afresh(
+    headers: dict[str, str],
+) -> None:
+    """The journal's header redaction judges each name once (a cache): whatever the names (any
+    case, any Unicode), it keeps what judging every name afresh keeps, cache cold or warm."""
+    expected = {
+        name.lower(): (journal.REDACTED if is_credential_header(name) else value)
+        for name, value in headers.items()
+    }
+    assert journal.redact_headers(headers) == expected
+    assert journal.redact_headers(headers) == expected  # (the names are known now)
+    secrets = {"authorization", "api-key", "x-api-key", "cookie"}
+    assert all(expected[name] == journal.REDACTED for name in expected if name in secrets)
