@@ -5,6 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mockai import tokens
+from mockai.api import common
 from mockai.api.chat import _views
 from mockai.delivery.ratelimit import _reset_text
 from mockai.delivery.timing import go_duration
@@ -101,3 +103,23 @@ def test_redacting_with_the_judged_names_equals_judging_each_name_afresh(
     assert journal.redact_headers(headers) == expected  # (the names are known now)
     secrets = {"authorization", "api-key", "x-api-key", "cookie"}
     assert all(expected[name] == journal.REDACTED for name in expected if name in secrets)
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.text(max_size=200),
+            st.integers(4090, 4100).map(lambda n: "word " * (n // 5) + "x" * (n % 5)),
+        ),
+        max_size=6,
+    ),
+    st.booleans(),
+)
+def test_a_messages_cached_token_count_is_its_count(texts: list[str], named: bool) -> None:
+    """Message texts' token counts are kept (a conversation is resent every turn): whatever the
+    text (any Unicode, either side of the 4 KiB a kept text may hold), the count is the
+    tokenizer's, the first time and every time after."""
+    messages = tuple(Message("user", text, name="n" if named else None) for text in texts)
+    expected = 3 + sum(3 + tokens.count(m.text) + int(named) for m in messages)
+    assert common.prompt_tokens(messages, None) == expected
+    assert common.prompt_tokens(messages, None) == expected
