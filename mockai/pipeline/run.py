@@ -171,7 +171,9 @@ async def answer(
         # rather than after all of them. (Untimed requests skip the extra loop iteration:
         # nothing of theirs is scheduled.)
         await state.delivery.take_turn()
-    if plan.heavy or (plan.recorded is None and workload.heavy(exchange)):
+    # (A generated answer was weighed by the decider already: `heavy` says what it found.)
+    weighed = plan.heavy or plan.source == "generator"
+    if plan.heavy or (plan.recorded is None and not weighed and workload.heavy(exchange)):
         outgoing = await workload.off_loop(_render, state, codec, plan, exchange, salt, profile)
     else:
         outgoing = _render(state, codec, plan, exchange, salt, profile)
