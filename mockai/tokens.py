@@ -62,6 +62,22 @@ def count(text: str) -> int:
     return total
 
 
+# Texts that come back request after request (a conversation is resent with every turn; a tool
+# call's generated arguments are in every answer to the same request): their counts are kept for
+# the last 1,024 texts of up to 4 KiB (at most ~4 MiB).
+_KEPT_CHARS = 4 * 1024
+
+
+@functools.lru_cache(maxsize=1024)
+def _kept_count(text: str) -> int:
+    return count(text)
+
+
+def count_again(text: str) -> int:
+    """`count`, for a text likely to be counted again (kept, see above)."""
+    return _kept_count(text) if len(text) <= _KEPT_CHARS else count(text)
+
+
 def count_all(texts: Iterable[str]) -> int:
     """Estimated tokens of several texts."""
     return sum(count(text) for text in texts)

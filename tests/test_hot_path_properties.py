@@ -123,3 +123,13 @@ def test_a_messages_cached_token_count_is_its_count(texts: list[str], named: boo
     expected = 3 + sum(3 + tokens.count(m.text) + int(named) for m in messages)
     assert common.prompt_tokens(messages, None) == expected
     assert common.prompt_tokens(messages, None) == expected
+
+
+@given(
+    st.one_of(st.text(), st.integers(4090, 4100).map(lambda n: "a1 " * (n // 3) + "b" * (n % 3)))
+)
+def test_a_kept_token_count_is_the_tokenizers(text: str) -> None:
+    """`tokens.count_again` keeps counts (texts of up to 4 KiB): cold or warm, whatever the text,
+    it is `tokens.count`."""
+    assert tokens.count_again(text) == tokens.count(text)
+    assert tokens.count_again(text) == tokens.count(text)

@@ -187,24 +187,13 @@ def _tools_tokens(text: str) -> int:
     return tokens.count(text)
 
 
-# A conversation is sent again with every turn (an agent loop resends its whole history): each
-# message text's count is kept for the last 1,024 texts of up to 4 KiB (at most ~4 MiB), so a
-# turn counts its new messages, not all of them again.
-_CACHED_TEXT_CHARS = 4 * 1024
-
-
-@functools.lru_cache(maxsize=1024)
-def _text_tokens(text: str) -> int:
-    return tokens.count(text)
-
-
 def message_tokens(message: Message) -> int:
-    """One message's share of `prompt_tokens`."""
-    text = message.text
-    counted = _text_tokens(text) if len(text) <= _CACHED_TEXT_CHARS else tokens.count(text)
-    total = 3 + counted + (1 if message.name else 0) + 85 * message.images
+    """One message's share of `prompt_tokens` (a conversation is resent with every turn: an
+    agent loop's turn counts its new messages, the others' counts are kept)."""
+    total = 3 + tokens.count_again(message.text) + (1 if message.name else 0)
+    total += 85 * message.images
     for call in message.tool_calls:
-        total += 4 + tokens.count(call.name) + tokens.count(call.arguments)
+        total += 4 + tokens.count_again(call.name) + tokens.count_again(call.arguments)
     return total
 
 

@@ -84,7 +84,7 @@ def _shape_one(
             call if call.id else ToolCall(call.name, call.arguments, call_id(key, index * 64 + i))
             for i, call in enumerate(choice.tool_calls)
         )
-        used += sum(tokens.count(c.arguments) + _CALL_OVERHEAD for c in calls)
+        used += sum(tokens.count_again(c.arguments) + _CALL_OVERHEAD for c in calls)
     if limit is not None and used > limit and calls:
         calls, used = _calls_within(calls, limit - len(pieces))
         finish = "length"
