@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 # Python's `re` has no \p{L}: `[^\W\d_]` is "a letter" (a word character that is neither a digit
 # nor an underscore), and `(?:[^\s\w]|_)` is "neither a letter, a digit nor whitespace" — the
@@ -62,20 +62,21 @@ def count(text: str) -> int:
     return total
 
 
-# Texts that come back request after request (a conversation is resent with every turn; a tool
-# call's generated arguments are in every answer to the same request): their counts are kept for
-# the last 1,024 texts of up to 4 KiB (at most ~4 MiB).
-_KEPT_CHARS = 4 * 1024
+def kept_counts(entries: int, max_chars: int) -> Callable[[str], int]:
+    """`count` for texts that come back request after request: the counts of the last
+    `entries` texts of up to `max_chars` are kept (at most entries x max_chars of text held);
+    longer texts are counted each time."""
+    kept = functools.lru_cache(maxsize=entries)(count)
+
+    def counted(text: str) -> int:
+        return kept(text) if len(text) <= max_chars else count(text)
+
+    return counted
 
 
-@functools.lru_cache(maxsize=1024)
-def _kept_count(text: str) -> int:
-    return count(text)
-
-
-def count_again(text: str) -> int:
-    """`count`, for a text likely to be counted again (kept, see above)."""
-    return _kept_count(text) if len(text) <= _KEPT_CHARS else count(text)
+# A conversation is resent with every turn, a tool call's generated arguments are in every answer
+# to the same request: their counts are kept (the last 1,024 texts of up to 4 KiB, ~4 MiB).
+count_again = kept_counts(1024, 4 * 1024)
 
 
 def count_all(texts: Iterable[str]) -> int:

@@ -133,3 +133,6 @@ def test_a_kept_token_count_is_the_tokenizers(text: str) -> None:
     it is `tokens.count`."""
     assert tokens.count_again(text) == tokens.count(text)
     assert tokens.count_again(text) == tokens.count(text)
+    small = tokens.kept_counts(2, 16)  # (both sides of its own limit, and evictions)
+    for piece in (text[:16], text, text[:16], text[:3], text[:16]):
+        assert small(piece) == tokens.count(piece)

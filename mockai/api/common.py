@@ -172,19 +172,14 @@ def prompt_tokens(messages: tuple[Message, ...], raw_tools: Any) -> int:
     total = 3 + sum(message_tokens(message) for message in messages)
     if raw_tools:
         text = jsonbytes.dumps_str(raw_tools)
-        total += _tools_tokens(text) if len(text) <= _CACHED_TOOLS_CHARS else tokens.count(text)
+        total += _tools_tokens(text)
     return total
 
 
 # An app sends the same tool definitions with every request: their count (a tokenizer pass
-# over a few KB of JSON, ~10% of a tool-calling request) is kept for the last few sets, each
-# of bounded size.
-_CACHED_TOOLS_CHARS = 32 * 1024
-
-
-@functools.lru_cache(maxsize=128)
-def _tools_tokens(text: str) -> int:
-    return tokens.count(text)
+# over a few KB of JSON, ~10% of a tool-calling request) is kept for the last 128 sets of up
+# to 32 KiB each.
+_tools_tokens = tokens.kept_counts(128, 32 * 1024)
 
 
 def message_tokens(message: Message) -> int:
