@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from mockai.wire import jsonbytes
 from mockai.wire.credentials import is_credential_header
@@ -24,31 +24,41 @@ from mockai.wire.outgoing import Body, EventStream, Outgoing, Relay, held_bytes
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 
 REDACTED = "<redacted>"
+T = TypeVar("T")
 
 
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """Request headers with credentials replaced (`wire.credentials`: the same headers cassettes
     drop), safe to keep and to show."""
-    names = _NAMES
+    names = _JUDGED
     kept: dict[str, str] = {}
     for name, value in headers.items():
-        lowered, secret = names.get(name) or names.learn(name)
+        lowered, secret = names[name]
         kept[lowered] = REDACTED if secret else value
     return kept
 
 
-class _HeaderNames(dict[str, tuple[str, bool]]):
-    """Each request header name lowered and judged (credential or not) once: a client sends
-    the same dozen names with every request (the SDK's 17 took ~3.2 us a request to judge)."""
+class NameTable(dict[str, T]):
+    """What `compute` makes of a header name, made once per name: a client sends the same
+    dozen names with every request, and an answer carries the same dozen. Bounded (names a
+    client or a rule made up are computed each time past 4,096)."""
 
-    def learn(self, name: str) -> tuple[str, bool]:
-        judged = (name.lower(), is_credential_header(name))
-        if len(self) < 4096:  # (names a client made up: bounded)
-            self[name] = judged
-        return judged
+    def __init__(self, compute: Callable[[str], T]) -> None:
+        super().__init__()
+        self._compute = compute
+
+    def __missing__(self, name: str) -> T:
+        made = self._compute(name)
+        if len(self) < 4096:
+            self[name] = made
+        return made
 
 
-_NAMES = _HeaderNames()
+# Request header names lowered and judged (credential or not): the SDK's 17 took ~3.2 us a
+# request to judge afresh.
+_JUDGED: NameTable[tuple[str, bool]] = NameTable(
+    lambda name: (name.lower(), is_credential_header(name))
+)
 
 
 def readable_body(raw: bytes) -> Any:

@@ -27,7 +27,7 @@ from mockai.errors import ApiError
 from mockai.pipeline import workload
 from mockai.pipeline.exchange import Endpoint, Exchange, Message
 from mockai.pipeline.fingerprint import content_key, occurrence_key, request_key
-from mockai.pipeline.journal import JournalEntry, readable_body, redact_headers
+from mockai.pipeline.journal import JournalEntry, NameTable, readable_body, redact_headers
 from mockai.pipeline.reply import NO_TIMING, Plan, Reply
 from mockai.profiles.base import Profile
 from mockai.server.state import STATE, ServerState
@@ -534,17 +534,8 @@ async def _finish(
             await _shared(journal.complete(entry))
 
 
-class _LowerNames(dict[str, str]):
-    """Header names in lower case, each lowered once (the same dozen names on every answer)."""
-
-    def __missing__(self, name: str) -> str:
-        lowered = name.lower()
-        if len(self) < 4096:  # (names a rule or an upstream made up: bounded)
-            self[name] = lowered
-        return lowered
-
-
-_LOWERED = _LowerNames()
+# Answer header names in lower case, for the journal (the same dozen on every answer).
+_LOWERED = NameTable(str.lower)
 
 
 async def _shared(update: Awaitable[None]) -> None:
