@@ -3,7 +3,10 @@
 Starts `mockai serve` in its own process, then opens N concurrent streaming chat completions from
 this process (one keep-alive connection each, opened and warmed up first so that connecting is not
 measured), each asking through the `x-mockai-stream` header for `ttft` and `chunk_delay`. Every
-SSE event's arrival time is recorded; the report gives p50 / p99 / max of (measured -
+SSE event's arrival time is recorded twice: when the kernel received it (on Linux, from
+`SO_TIMESTAMPNS`; what the server did, to the microsecond) and when this client read it (which
+adds the client's own delay: a Python client reading 200 sockets lags a few milliseconds when
+their chunks come due together). For each, the report gives p50 / p99 / max of (measured -
 configured) for the time to first chunk (from sending the request) and for the gaps between
 chunks, plus the drift of each chunk from its absolute schedule.
 
@@ -21,7 +24,9 @@ import contextlib
 import json
 import os
 import re
+import socket
 import statistics
+import struct
 import subprocess
 import sys
 import time
@@ -65,55 +70,117 @@ def mockai_server() -> Iterator[str]:
             process.wait()
 
 
+# Linux's SO_TIMESTAMPNS (the same number on x86 and ARM; Python's socket module does not name
+# it): each read then carries the time the kernel received its last segment.
+SO_TIMESTAMPNS = 35 if sys.platform == "linux" else None
+
+
 class RawStream:
     """A minimal HTTP/1.1 client on one keep-alive connection, precise about when bytes move.
 
     A general-purpose client (aiohttp, httpx) spends a few hundred microseconds of its own
     between "send" and the bytes reaching the socket; with N requests started together that adds
     up to tens of milliseconds that are the client's, not the server's. Here the request is
-    pre-encoded and written in one call, stamped at that call, and every read is stamped as it
-    returns (one SSE event per TCP segment: the server writes each event when it is due).
+    pre-encoded and written in one call, stamped at that call, and every read is stamped twice:
+    when this client read it, and (on Linux) when the kernel received it (`SO_TIMESTAMPNS`).
+    The second leaves out this client's own delay: when 200 first chunks come due together, a
+    Python client reads the last of them a few milliseconds after they arrived.
     """
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.kernel_stamps = False
 
     @classmethod
     async def open(cls, host: str, port: int) -> RawStream:
-        reader, writer = await asyncio.open_connection(host, port)
-        return cls(reader, writer)
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, (host, port))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        stream = cls(sock)
+        if SO_TIMESTAMPNS is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+                stream.kernel_stamps = True
+        return stream
 
     def send(self, request: bytes) -> float:
         """Write the whole request now; returns the time it was handed to the kernel."""
         sent = time.monotonic()
-        self.writer.write(request)
+        self.sock.sendall(request)  # (a few hundred bytes: the socket buffer takes them at once)
         return sent
 
-    async def events(self) -> tuple[list[float], str]:
-        """Arrival time of each `data:` event until the chunked body ends; and x-request-id."""
-        head = await self.reader.readuntil(b"\r\n\r\n")
+    async def _read(self) -> tuple[bytes, float, float]:
+        """The next bytes, when the kernel received them and when they were read (monotonic)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                data, ancillary, _, _ = self.sock.recvmsg(65536, 64)
+                break
+            except BlockingIOError:
+                readable = loop.create_future()
+                loop.add_reader(self.sock.fileno(), readable.set_result, None)
+                try:
+                    await readable
+                finally:
+                    loop.remove_reader(self.sock.fileno())
+        read = time.monotonic()
+        received = read
+        for level, kind, value in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= 16:
+                seconds, nanoseconds = struct.unpack("qq", value[:16])
+                # (the kernel's clock is the wall clock: moved onto the monotonic one)
+                received = seconds + nanoseconds / 1e9 - (time.time() - time.monotonic())
+        return data, received, read
+
+    async def events(self) -> tuple[list[float], list[float], str]:
+        """Per `data:` event until the chunked body ends, when the kernel received it and when it
+        was read; and the answer's x-request-id."""
+        buffer = b""
+        while b"\r\n\r\n" not in buffer:
+            data, _, _ = await self._read()
+            if not data:
+                raise RuntimeError("the server closed the connection")
+            buffer += data
+        head, _, body = buffer.partition(b"\r\n\r\n")
         if not head.startswith(b"HTTP/1.1 200"):
             raise RuntimeError(head.decode(errors="replace"))
         request_id = re.search(rb"(?i)x-request-id: (\S+)", head)
-        arrivals: list[float] = []
-        body = b""
-        while not body.endswith(b"\r\n0\r\n\r\n") and body != b"0\r\n\r\n":
-            data = await self.reader.read(65536)
+        received: list[float] = []
+        read: list[float] = []
+        kernel, user = time.monotonic(), time.monotonic()  # (for events that came with the head)
+        while True:
+            seen = body.count(b"data: ")  # (counted over the whole body: a split marker counts)
+            received.extend([kernel] * (seen - len(received)))
+            read.extend([user] * (seen - len(read)))
+            if body.endswith(b"\r\n0\r\n\r\n") or body == b"0\r\n\r\n":
+                break
+            data, kernel, user = await self._read()
             if not data:
                 break
-            now = time.monotonic()
-            arrivals.extend([now] * data.count(b"data: "))
-            body = (body + data)[-16:]
-        return arrivals, request_id.group(1).decode() if request_id else ""
+            body += data
+        return received, read, request_id.group(1).decode() if request_id else ""
 
     async def whole(self) -> bytes:
         """A complete response with a Content-Length (the warm-up answer)."""
-        head = await self.reader.readuntil(b"\r\n\r\n")
+        buffer = b""
+        while b"\r\n\r\n" not in buffer:
+            data, _, _ = await self._read()
+            if not data:
+                raise RuntimeError("the server closed the connection")
+            buffer += data
+        head, _, body = buffer.partition(b"\r\n\r\n")
         length = re.search(rb"(?i)content-length: (\d+)", head)
-        return await self.reader.readexactly(int(length.group(1)) if length else 0)
+        size = int(length.group(1)) if length else 0
+        while len(body) < size:
+            data, _, _ = await self._read()
+            if not data:
+                break
+            body += data
+        return body
 
     def close(self) -> None:
-        self.writer.close()
+        self.sock.close()
 
 
 def encode_post(host: str, path: str, body: dict[str, object], headers: dict[str, str]) -> bytes:
@@ -184,8 +251,43 @@ async def run(url: str, streams: int, chunks: int, ttft: float, gap: float) -> N
         session.get(url + f"/_mockai/requests?limit={streams}") as journal,
     ):
         arrived = {e["request_id"]: e["arrived"] for e in (await journal.json())["data"]}
+    kernel = bool(connections) and connections[0].kernel_stamps
+    events = sum(len(received) for received, _, _ in results)
+    print(
+        f"{streams} concurrent streams, ttft {ttft * 1000:g} ms, chunk_delay {gap * 1000:g} ms, "
+        f"{events} events ({events / streams:.0f} per stream); measured - configured:"
+    )
+    ways = [("as read by this client", [(read, rid) for _, read, rid in results])]
+    if kernel:
+        kernel_title = "as received by the kernel (SO_TIMESTAMPNS: this client's delay left out)"
+        ways.insert(0, (kernel_title, [(received, rid) for received, _, rid in results]))
+    for title, per_stream in ways:
+        print(f"{title}:")
+        ttft_errors, gap_errors, drift, inbound, scheduled = _errors(
+            sent, per_stream, arrived, ttft, gap
+        )
+        print(report("time to first chunk", ttft_errors))
+        print(report("gap between chunks", gap_errors))
+        print(report("drift from schedule", drift))
+        print(report("client -> server", inbound))
+        print(report("server arrival -> 1st", scheduled))
+    print(
+        "(client -> server: from sending to the server's arrival stamp, read from its journal on "
+        "the same monotonic clock; server arrival -> 1st: from that stamp to the first chunk)"
+    )
+
+
+def _errors(
+    sent: list[float],
+    per_stream: list[tuple[list[float], str]],
+    arrived: dict[str, float],
+    ttft: float,
+    gap: float,
+) -> tuple[list[float], ...]:
+    """Measured - configured: TTFT, gaps, drift from the schedule; and TTFT split at the
+    server's arrival stamp."""
     ttft_errors, gap_errors, drift, inbound, scheduled = [], [], [], [], []
-    for start, (arrivals, request_id) in zip(sent, results, strict=True):
+    for start, (arrivals, request_id) in zip(sent, per_stream, strict=True):
         if not arrivals:
             continue
         ttft_errors.append(arrivals[0] - start - ttft)
@@ -195,17 +297,7 @@ async def run(url: str, streams: int, chunks: int, ttft: float, gap: float) -> N
         for i in range(1, len(arrivals)):
             gap_errors.append(arrivals[i] - arrivals[i - 1] - gap)
             drift.append(arrivals[i] - (arrivals[0] + i * gap))
-    events = sum(len(arrivals) for arrivals, _ in results)
-    print(
-        f"{streams} concurrent streams, ttft {ttft * 1000:g} ms, chunk_delay {gap * 1000:g} ms, "
-        f"{events} events ({events / streams:.0f} per stream); measured - configured:"
-    )
-    print(report("time to first chunk", ttft_errors))
-    print(report("gap between chunks", gap_errors))
-    print(report("drift from schedule", drift))
-    print("TTFT split, from the server's journal (same monotonic clock):")
-    print(report("client -> server", inbound))
-    print(report("server arrival -> 1st", scheduled))
+    return ttft_errors, gap_errors, drift, inbound, scheduled
 
 
 def main() -> None:

@@ -133,7 +133,10 @@ def test_replay_at_speed_1_keeps_the_recorded_gaps(tmp_path: Path) -> None:
         _arrivals(recorder.url)
     (stored,) = interactions(cassette)
     offsets = stored.timing.events
-    assert offsets[0] >= 0.07  # the time to first token was recorded
+    # The time to first token was recorded: counted from the upstream's response headers, which
+    # a loaded upstream sends a few milliseconds after the request arrived (80 ms counts from
+    # there), hence the margin; an unpaced upstream would read ~0.
+    assert offsets[0] >= 0.05
     with replay(cassette, replay_speed=1.0) as server:
         arrived = _arrivals(server.url)
     assert len(arrived) == len(offsets)

@@ -7,7 +7,7 @@ import json
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -38,6 +38,15 @@ def _chat(http: httpx.Client, base: str, text: str = "hi", **extra: object) -> h
         base + "/v1/chat/completions",
         json={"model": MODEL, "messages": [{"role": "user", "content": text}], **extra},
     )
+
+
+def _retried(send: Callable[[], httpx.Response], seconds: float = 10) -> httpx.Response:
+    """The first answer that is not the shared state's 503, or the last one after `seconds`."""
+    deadline = time.monotonic() + seconds
+    answer = send()
+    while answer.status_code == 503 and time.monotonic() < deadline:
+        answer = send()
+    return answer
 
 
 # --- Redis down mid-run ---------------------------------------------------------------------------
@@ -94,10 +103,12 @@ def test_requests_get_the_apis_503_while_redis_is_down_and_service_resumes() -> 
             assert len(answers) == 6
             # The rule lived in the Redis that died: the new one starts with none.
             assert "still here" not in answers
-            assert http.post(served.url_for("/_mockai/rules"), json=rule).status_code == 200
-            assert _chat(http, served.base_url, "kept").json()["choices"][0]["message"][
-                "content"
-            ] == ("still here")
+            # (A worker whose last call failed while Redis came back keeps answering 503 for a
+            # second, its breaker's pause; the other may have served all six answers by then.)
+            posted = _retried(lambda: http.post(served.url_for("/_mockai/rules"), json=rule))
+            assert posted.status_code == 200
+            kept = _retried(lambda: _chat(http, served.base_url, "kept"))
+            assert kept.json()["choices"][0]["message"]["content"] == "still here"
     finally:
         redis.stop()
 

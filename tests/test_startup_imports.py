@@ -122,6 +122,7 @@ PLAIN_SERVER = {
     "mockai.server.admin",
     "mockai.server.app",
     "mockai.server.heap",
+    "mockai.server.intake",
     "mockai.server.lazyroutes",
     "mockai.server.metrics",
     "mockai.server.routes",
