@@ -86,3 +86,25 @@ def test_the_instruction_count_measures_both_servers(tmp_path: Path) -> None:
     assert 50_000 < rules["bare"] < rules["mockai"] < 20_000_000, rules
     assert rules["of_plain_chat"] == rules["mockai"] / chat["mockai"]
     assert "rules: " in run.stdout and "of plain chat's instructions" in run.stdout
+
+
+def test_the_timing_benchmark_times_every_chunk_both_ways() -> None:
+    """bench/timing_fidelity.py starts a server, runs its concurrent paced streams and reports
+    each chunk timed by the kernel's receive time and by its read (no timing is asserted: the
+    figures are the benchmark's to report)."""
+    run = run_bench(
+        "timing_fidelity.py",
+        *("--streams", "12", "--chunks", "4", "--ttft", "0.05", "--gap", "0.01"),
+        cwd=ROOT,
+        timeout=120,
+    )
+    out = run.stdout
+    assert "12 concurrent streams, ttft 50 ms, chunk_delay 10 ms" in out
+    assert "as read by this client:" in out
+    if sys.platform == "linux":
+        assert "as received by the kernel (SO_TIMESTAMPNS" in out
+    # Every stream's every event was seen: 12 first chunks, and a gap between each pair after.
+    assert out.count("time to first chunk    n=   12") == (2 if sys.platform == "linux" else 1)
+    events = int(out.split(" events (")[0].rsplit(" ", 1)[1])
+    assert events >= 12 * 4
+    assert f"gap between chunks     n={events - 12:>5}" in out
