@@ -118,7 +118,7 @@ class RequestView:
         return cls(
             method=method.upper(),
             path=route_of(path),
-            query=tuple(sorted(parse_qsl(query))),
+            query=tuple(sorted(parse_qsl(query))) if query else (),
             body=body,
             normalized=jsonbytes.canonical(normalize_body(body)),
             canonical=jsonbytes.canonical(body) if canonical is None else canonical,

@@ -55,7 +55,8 @@ def route_for(exchange: Exchange) -> str:
 
 def query_of(exchange: Exchange) -> str:
     """The request's query string (lists' `limit`, `after`, ...), as recorded URLs hold it."""
-    return urlencode(list(exchange.query.items()))
+    query = exchange.query
+    return urlencode(list(query.items())) if query else ""  # (most requests have none)
 
 
 # Recorded headers that are not replayed: hop-by-hop and framing headers (the body is replayed

@@ -1,0 +1,131 @@
+"""Redaction over arbitrary text: what a cassette keeps never holds a secret it could recognise.
+
+Secret-shaped strings (every default pattern's shape, and a request's own credentials) are
+planted in arbitrary Unicode with hypothesis; the properties are the promises recording makes:
+scrubbed text holds none of them, scrubbing twice changes nothing, and the hot path's cheap
+check (`needs_scrubbing`, run on every replayed request) never says "clean" for text that
+scrubbing would change.
+"""
+
+from __future__ import annotations
+
+import json
+import string
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mockai.cassette.redact import MIN_LITERAL_SECRET, PLACEHOLDER, Scrubber
+
+KEY_CHARS = string.ascii_letters + string.digits
+TOKEN_CHARS = KEY_CHARS + "_-"
+
+
+def _run(alphabet: str, low: int, high: int) -> st.SearchStrategy[str]:
+    return st.text(alphabet=alphabet, min_size=low, max_size=high)
+
+
+# One strategy per default pattern: strings the pattern is meant to catch.
+SECRET_SHAPES = st.one_of(
+    st.builds("sk-{}".format, _run(TOKEN_CHARS, 20, 60)),
+    st.builds("sk-proj-{}".format, _run(TOKEN_CHARS, 20, 60)),
+    st.builds("Bearer {}".format, _run(KEY_CHARS + "._~+/-", 16, 40)),
+    st.builds("gsk_{}".format, _run(KEY_CHARS, 20, 40)),
+    st.builds("xai-{}".format, _run(KEY_CHARS, 20, 40)),
+    st.builds("AIza{}".format, _run(TOKEN_CHARS, 35, 35)),
+    st.builds("hf_{}".format, _run(KEY_CHARS, 30, 40)),
+    st.builds("ghp_{}".format, _run(KEY_CHARS + "_", 30, 40)),
+    st.builds("AKIA{}".format, _run(string.ascii_uppercase + string.digits, 16, 16)),
+    st.builds("xoxb-{}".format, _run(KEY_CHARS + "-", 10, 30)),
+    st.builds(
+        "eyJ{}.eyJ{}.{}".format,
+        _run(TOKEN_CHARS, 8, 20),
+        _run(TOKEN_CHARS, 8, 20),
+        _run(TOKEN_CHARS, 8, 20),
+    ),
+    st.just("-----BEGIN RSA PRIVATE KEY-----"),
+)
+# What surrounds a secret: arbitrary text, but never a key character right before it (a secret
+# glued to the end of a longer word is, by design, not one: `task-...` is no `sk-` key).
+SURROUNDINGS = st.text(max_size=30).map(lambda text: text + " ")
+TEXTS = st.lists(st.one_of(st.text(max_size=40), SECRET_SHAPES, SURROUNDINGS), max_size=8).map(
+    "".join
+)
+# ... and nothing that would continue it right after (an AWS key id is exactly 20 characters).
+PLANTED = st.tuples(SURROUNDINGS, SECRET_SHAPES, st.text(max_size=30).map(" {}".format)).map(
+    "".join
+)
+
+SCRUBBER = Scrubber()
+
+
+@settings(max_examples=400, deadline=None)
+@given(TEXTS)
+def test_the_cheap_check_never_calls_dirty_text_clean(text: str) -> None:
+    if not SCRUBBER.needs_scrubbing(text):
+        assert SCRUBBER.scrub_text(text) == text
+    # ... and it is the plain pattern-by-pattern test (placeholders blanked out), only faster.
+    lowered = text.lower()
+    neutral = PLACEHOLDER.sub(lambda match: "\0" * len(match.group()), text)
+    expected = any(p.may_match(lowered) and p.regex.search(neutral) for p in SCRUBBER.patterns)
+    assert SCRUBBER.needs_scrubbing(text) == expected
+
+
+@settings(max_examples=400, deadline=None)
+@given(PLANTED)
+def test_a_planted_secret_is_caught_and_scrubbed_away(text: str) -> None:
+    assert SCRUBBER.needs_scrubbing(text)
+    scrubbed = SCRUBBER.scrub_text(text)
+    assert SCRUBBER.scan(scrubbed) == []
+    assert "REDACTED-" in scrubbed
+
+
+@settings(max_examples=300, deadline=None)
+@given(TEXTS)
+def test_scrubbed_text_holds_nothing_secret_looking_and_scrubbing_twice_changes_nothing(
+    text: str,
+) -> None:
+    scrubbed = SCRUBBER.scrub_text(text)
+    assert SCRUBBER.scan(scrubbed) == []
+    assert SCRUBBER.scrub_text(scrubbed) == scrubbed
+    assert not SCRUBBER.needs_scrubbing(scrubbed) or SCRUBBER.scrub_text(scrubbed) == scrubbed
+
+
+@settings(max_examples=200, deadline=None)
+@given(TEXTS, _run(string.ascii_letters + string.digits + "-_.", MIN_LITERAL_SECRET, 40))
+def test_a_credential_the_request_carried_never_survives(text: str, credential: str) -> None:
+    """However it appears (inside words, next to Unicode), the request's own key is replaced."""
+    sent = text + credential + text
+    scrubbed = SCRUBBER.scrub_text(sent, [credential])
+    assert credential not in scrubbed
+    assert SCRUBBER.needs_scrubbing(sent, [credential])
+
+
+JSON_VALUES = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), TEXTS),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4), st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.lists(JSON_VALUES, max_size=4), st.dictionaries(st.text(), JSON_VALUES)))
+def test_scrubbing_json_keeps_its_shape_and_leaves_no_secret(value: object) -> None:
+    """A body (an object or an array, as API bodies are), scrubbed value by value."""
+    scrubbed = SCRUBBER.scrub_json(value)
+    assert _shape(scrubbed) == _shape(value)  # the same keys, lists and non-string values
+    assert SCRUBBER.scan(json.dumps(scrubbed, ensure_ascii=False)) == []
+    body = json.dumps(value).encode()
+    # A recorded body is scrubbed value by value; what comes out is the same JSON as scrubbing
+    # the parsed value.
+    assert json.loads(SCRUBBER.scrub_body(body)) == scrubbed
+
+
+def _shape(value: object) -> object:
+    if isinstance(value, dict):
+        return {key: _shape(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_shape(item) for item in value]
+    return "<text>" if isinstance(value, str) else value
