@@ -261,26 +261,25 @@ def _assemble(rows: list[_Row], dimensions: int, seed: int) -> Any:
         raise ValueError(f"dimensions must be >= 1, got {dimensions}")
     np = _numpy()
     size = len(rows) * dimensions
-    indices: list[bytes] = []
-    weights: list[bytes] = []
-    offsets: list[int] = []  # each feature's row, as the offset of that row in the matrix
-    lengths: list[int] = []  # each feature's number of buckets
-    repeats: list[float] = []  # each feature's weight factor: sqrt of its word's count
-    for row, (features, _) in enumerate(rows):
-        offset = row * dimensions
-        for (where, amounts), count in features:
-            indices.append(where)
-            weights.append(amounts)
-            offsets.append(offset)
-            lengths.append(len(where) >> 2)  # (int32 indices)
-            # a word said twice counts more, but not twice as much
-            repeats.append(math.sqrt(count))
-    if indices:
+    # Every feature of every row, flattened (comprehensions and joins: one pass each at C speed
+    # where a loop appending five lists per feature cost ~1.3 us a feature).
+    features = [feature for row_features, _ in rows for feature in row_features]
+    if features:
+        lengths = [len(where) >> 2 for (where, _), _ in features]  # (int32 indices)
+        # Each feature's row, as the offset of that row in the matrix.
+        per_row = [len(row_features) for row_features, _ in rows]
+        offsets = np.repeat(np.arange(0, size, dimensions), per_row)
         # Every bucket moved to its row at once (one numpy call, not one per feature).
-        flat_indices = np.frombuffer(b"".join(indices), np.int32) + np.repeat(offsets, lengths)
-        flat_weights = np.frombuffer(b"".join(weights), np.float64)
-        if any(factor != 1.0 for factor in repeats):  # (x * 1.0 is x: skipped when all are 1)
-            flat_weights = flat_weights * np.repeat(repeats, lengths)
+        flat_indices = np.frombuffer(
+            b"".join([where for (where, _), _ in features]), np.int32
+        ) + np.repeat(offsets, lengths)
+        flat_weights = np.frombuffer(
+            b"".join([amounts for (_, amounts), _ in features]), np.float64
+        )
+        counts = [count for _, count in features]
+        if any(count != 1 for count in counts):  # (x * 1.0 is x: skipped when all are 1)
+            # a word said twice counts more, but not twice as much
+            flat_weights = flat_weights * np.repeat(np.sqrt(counts), lengths)
         # bincount adds in order, one weight at a time, from 0.0: each value is the sum the
         # pure-Python loop made, bit for bit (and ~20x faster than np.add.at).
         flat = np.bincount(flat_indices, flat_weights, minlength=size)
