@@ -49,10 +49,13 @@ def test_the_benchmark_runs_and_reports_every_figure(tmp_path: Path) -> None:
         assert row["ratio"] > 0 and abs(row["ratio"] - row["rounds"][0]) < 0.001  # one round
     assert rows["stream"]["unit"] == "chunks/s" and rows["stream"]["ttft_ms"]
     assert 0 < figures["startup_s"][0] < 30
+    assert 0 < figures["startup_compiled_s"][0] < 30
+    assert not list((ROOT / "mockai").rglob("*.pyc")) or not sys.flags.dont_write_bytecode
     assert {"idle", "after, at once", "after", "bare idle", "bare after"} <= figures[
         "rss_mib"
     ].keys()
     assert "ratio" in run.stdout and "startup" in run.stdout  # the printed table
+    assert "startup, byte-compiled" in run.stdout
 
 
 def test_the_startup_timer_launches_the_server_and_reports_its_first_answer() -> None:
