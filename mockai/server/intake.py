@@ -14,6 +14,7 @@ amount of request work, so the sockets are polled, and new arrivals stamped, abo
 millisecond however large the burst: the same 200 streams were stamped within 2.0-2.2 ms of
 being sent (p99; docs/design.md, "The intake"). Outside bursts nothing waits, and a
 connection's bytes are never reordered: while anything waits, everything new waits behind it.
+What waits is bounded in bytes too (`WAITING_BYTES`): many uploads at once cannot pile up here.
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ from typing import Protocol
 # request ~150 us with aiohttp's share). Under a steady load (wrk, 64 connections) the extra
 # iterations cost nothing measurable; 4 stamped a burst slightly tighter.
 PER_ITERATION = 8
+# Bytes that may wait before the intake stops holding anything back: past them, everything that
+# waits goes in at the next iteration, and aiohttp's own flow control pauses the connections it
+# cannot keep up with. Request heads and JSON bodies are small; this bounds what uploads (many
+# connections streaming files at once) can pile up here to ~one loop iteration's reads.
+WAITING_BYTES = 1 << 20
 
 
 class Receiver(Protocol):
@@ -45,13 +51,16 @@ class Intake:
         self,
         call_soon: Callable[[Callable[[], None]], object],
         per_iteration: int = PER_ITERATION,
+        waiting_bytes: int = WAITING_BYTES,
     ) -> None:
         if per_iteration < 1:
             raise ValueError(f"per_iteration must be >= 1, got {per_iteration}")
         self._call_soon = call_soon
         self.per_iteration = per_iteration
+        self.most_waiting_bytes = waiting_bytes
         self._taken = 0  # reads handed in during this iteration
         self._waiting: deque[tuple[Receiver, bytes]] = deque()
+        self._waiting_bytes = 0
         self._held: dict[Receiver, int] = {}  # how many waiting reads each receiver has
         self._turning = False  # the next iteration's callback is scheduled
 
@@ -61,6 +70,7 @@ class Intake:
             self._next_turn()
         if self._waiting or self._taken >= self.per_iteration:
             self._waiting.append((receiver, data))
+            self._waiting_bytes += len(data)
             self._held[receiver] = self._held.get(receiver, 0) + 1
             return
         self._taken += 1
@@ -74,6 +84,7 @@ class Intake:
         del self._held[receiver]
         mine = [data for owner, data in self._waiting if owner is receiver]
         self._waiting = deque(item for item in self._waiting if item[0] is not receiver)
+        self._waiting_bytes -= sum(map(len, mine))
         for data in mine:
             receiver.data_received(data)
 
@@ -81,6 +92,11 @@ class Intake:
     def waiting(self) -> int:
         """Reads not handed in yet."""
         return len(self._waiting)
+
+    @property
+    def waiting_bytes(self) -> int:
+        """The bytes of the reads not handed in yet."""
+        return self._waiting_bytes
 
     def _next_turn(self) -> None:
         if not self._turning:
@@ -91,9 +107,12 @@ class Intake:
         """A new iteration: its count starts at 0, and what waits goes in first."""
         self._turning = False
         self._taken = 0
+        # Past the byte bound, everything goes in now (see WAITING_BYTES).
+        everything = self._waiting_bytes > self.most_waiting_bytes
         try:
-            while self._waiting and self._taken < self.per_iteration:
+            while self._waiting and (everything or self._taken < self.per_iteration):
                 receiver, data = self._waiting.popleft()
+                self._waiting_bytes -= len(data)
                 held = self._held[receiver] - 1
                 if held:
                     self._held[receiver] = held
