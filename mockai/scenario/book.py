@@ -316,6 +316,9 @@ class RuleBook:
     def _reply(self, rule: Rule, step: Step, call: int, exchange: Exchange, key: bytes) -> Reply:
         assert step.reply is not None
         machinery = _machinery()
+        constant = machinery.constant_reply(step.reply, exchange)
+        if constant is not None:  # (a fixed text: nothing to build)
+            return _loop_guard(rule, constant, exchange)
         build = machinery.new_build(exchange, key, call, rule.label, self.generator, self.strict)
         try:
             reply = machinery.build_reply(step.reply, build)
@@ -623,6 +626,7 @@ class _Machinery(NamedTuple):
 
     splittable: Callable[[Exchange], bool]
     new_build: Callable[..., Build]
+    constant_reply: Callable[[ReplySpec, Exchange], Reply | None]
     build_reply: Callable[[ReplySpec, Build], Reply]
     StaleFixture: type[StaleFixture]
     TemplateRenderError: type[TemplateRenderError]
@@ -637,6 +641,7 @@ def _machinery() -> _Machinery:
     return _Machinery(
         per_input.splittable,
         respond.Build,
+        respond.constant_reply,
         respond.build_reply,
         respond.StaleFixture,
         templates.TemplateRenderError,

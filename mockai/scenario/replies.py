@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mockai.generate import moderation
-from mockai.pipeline.reply import Choice
+from mockai.pipeline.reply import Choice, Reply
 from mockai.scenario import templates, yamlsrc
 from mockai.scenario.problems import Problems, describe, suggest
 from mockai.scenario.yamlsrc import block_line, line_of
@@ -175,6 +175,10 @@ class ReplySpec:
     # The answer's one choice when it is the same for every request (constant texts, no tool
     # calls): built here once instead of per request; None otherwise.
     constant_choices: tuple[Choice, ...] | None = field(init=False, repr=False, compare=False)
+    # ... and the whole Reply then, for the requests that leave nothing to draw or check
+    # (`respond.constant_reply` says which): the same object for every request, as the
+    # generator's kept replies are.
+    constant_reply: Reply | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         constant = None
@@ -188,6 +192,13 @@ class ReplySpec:
             refusal = self.refusal.render({}) if self.refusal is not None else None
             constant = (Choice(content=content, refusal=refusal, finish_reason=self.finish_reason),)
         object.__setattr__(self, "constant_choices", constant)
+        reply = None
+        if constant is not None:
+            moderated = (self.moderation,) if self.moderation else None
+            reply = Reply(
+                choices=constant, embeddings=self.vectors, moderation=moderated, usage=self.usage
+            )
+        object.__setattr__(self, "constant_reply", reply)
 
     @property
     def generated(self) -> bool:
