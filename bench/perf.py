@@ -16,7 +16,8 @@ What it does, in one run:
   apart on the same machine (absolute numbers on a shared machine mean little; ratios do);
 - samples the time to first byte of streams with a small probe on its own connection while wrk
   loads the server (wrk only sees whole responses);
-- measures startup time (launch to first answer) and resident memory idle and after the run.
+- measures startup time (launch to first answer), as launched and byte-compiled (as `pip
+  install` leaves it), and resident memory idle and after the run.
 
 Ratios above 1 mean mockai is faster than the bare app; each is the median over `--rounds`
 (default 3) bare/mockai pairs. Prints a table; `--json` writes it all, each round's ratio too.
