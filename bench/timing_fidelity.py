@@ -133,22 +133,27 @@ class RawStream:
                 received = seconds + nanoseconds / 1e9 - (time.time() - time.monotonic())
         return data, received, read
 
-    async def events(self) -> tuple[list[float], list[float], str]:
-        """Per `data:` event until the chunked body ends, when the kernel received it and when it
-        was read; and the answer's x-request-id."""
+    async def _head(self) -> tuple[bytes, bytes, float, float]:
+        """The response head, the body bytes read with it, and that last read's two stamps."""
         buffer = b""
+        kernel = user = time.monotonic()
         while b"\r\n\r\n" not in buffer:
-            data, _, _ = await self._read()
+            data, kernel, user = await self._read()
             if not data:
                 raise RuntimeError("the server closed the connection")
             buffer += data
         head, _, body = buffer.partition(b"\r\n\r\n")
+        return head, body, kernel, user
+
+    async def events(self) -> tuple[list[float], list[float], str]:
+        """Per `data:` event until the chunked body ends, when the kernel received it and when it
+        was read; and the answer's x-request-id."""
+        head, body, kernel, user = await self._head()  # (events that came with the head: its read)
         if not head.startswith(b"HTTP/1.1 200"):
             raise RuntimeError(head.decode(errors="replace"))
         request_id = re.search(rb"(?i)x-request-id: (\S+)", head)
         received: list[float] = []
         read: list[float] = []
-        kernel, user = time.monotonic(), time.monotonic()  # (for events that came with the head)
         while True:
             seen = body.count(b"data: ")  # (counted over the whole body: a split marker counts)
             received.extend([kernel] * (seen - len(received)))
@@ -163,13 +168,7 @@ class RawStream:
 
     async def whole(self) -> bytes:
         """A complete response with a Content-Length (the warm-up answer)."""
-        buffer = b""
-        while b"\r\n\r\n" not in buffer:
-            data, _, _ = await self._read()
-            if not data:
-                raise RuntimeError("the server closed the connection")
-            buffer += data
-        head, _, body = buffer.partition(b"\r\n\r\n")
+        head, body, _, _ = await self._head()
         length = re.search(rb"(?i)content-length: (\d+)", head)
         size = int(length.group(1)) if length else 0
         while len(body) < size:

@@ -194,9 +194,9 @@ def test_many_uploads_at_once_cannot_pile_up() -> None:
         assert receiver.received == [bytes([n]) * chunk for n in range(10)]
 
 
-def test_a_receiver_that_raises_strands_nothing() -> None:
+def test_a_receiver_that_raises_strands_nothing_and_lets_nothing_overtake() -> None:
     loop = ScriptedLoop()
-    intake = Intake(loop.call_soon, 1)
+    intake = Intake(loop.call_soon, 2)
     got: list[bytes] = []
 
     class Broken:
@@ -207,14 +207,16 @@ def test_a_receiver_that_raises_strands_nothing() -> None:
         def data_received(self, data: bytes) -> None:
             got.append(data)
 
-    intake.offer(Fine(), b"first")
-    broken, fine = Broken(), Fine()
-    intake.offer(broken, b"boom")
+    fine = Fine()
+    intake.offer(fine, b"first")
+    intake.offer(fine, b"second")  # (the iteration's two)
+    intake.offer(Broken(), b"boom")
     intake.offer(fine, b"after")
     with pytest.raises(RuntimeError):
-        loop.tick()  # (the loop logs it) ...
+        loop.tick()  # (the loop logs it) ... with one read of the iteration's two used,
+    intake.offer(fine, b"late")  # and "after" still waiting: "late" must not overtake it
     loop.tick()  # ... and the next iteration goes on
-    assert got == [b"first", b"after"]
+    assert got == [b"first", b"second", b"after", b"late"]
     assert intake.waiting == 0
 
 
