@@ -189,6 +189,9 @@ class Catalog:
         self._inferred: dict[str, ModelInfo] = {}
         self._initial = list(self._listed)
         self._deleted: set[str] = set()  # fine-tuned ids deleted from an unrestricted catalog
+        # Changes whenever what `get` answers may change (a deletion, a restore): what was
+        # parsed against an older version is parsed again (pipeline/parsed.py).
+        self.version = 0
 
     def listed(self) -> list[ModelInfo]:
         """The models `/v1/models` lists, in order."""
@@ -231,6 +234,7 @@ class Catalog:
             if len(self._deleted) > 4096:  # (bounded like the inferred ids)
                 self._deleted.clear()
             self._deleted.add(model_id)
+        self.version += 1
         return info
 
     def restore(self) -> None:
@@ -238,6 +242,7 @@ class Catalog:
         self._listed = list(self._initial)
         self._by_id = {info.id: info for info in self._listed}
         self._deleted.clear()
+        self.version += 1
 
     def default(self, kind: Kind) -> str:
         """The model used when a request names none (the Responses API allows `{}`)."""

@@ -107,6 +107,7 @@ PLAIN_SERVER = {
     "mockai.pipeline.exchange",
     "mockai.pipeline.fingerprint",
     "mockai.pipeline.journal",
+    "mockai.pipeline.parsed",
     "mockai.pipeline.reply",
     "mockai.pipeline.run",
     "mockai.pipeline.sources",

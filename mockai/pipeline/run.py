@@ -28,6 +28,7 @@ from mockai.pipeline import workload
 from mockai.pipeline.exchange import Endpoint, Exchange, Message
 from mockai.pipeline.fingerprint import content_key, occurrence_key, request_key
 from mockai.pipeline.journal import JournalEntry, NameTable, readable_body, redact_headers
+from mockai.pipeline.parsed import PURE_ENDPOINTS, Parsed
 from mockai.pipeline.reply import NO_TIMING, Plan, Reply
 from mockai.profiles.base import Profile
 from mockai.server.state import STATE, ServerState
@@ -76,9 +77,18 @@ async def run(
         _check_auth(state, request, profile)
         if unreadable is not None:
             raise unreadable
+        raw = entry.body
         body, form = _request_body(entry, request, codec)
         if deployment is not None and isinstance(body, dict):
             body = {**body, "model": deployment}  # Azure answers with the deployment's model
+        # The bytes parse to the same Exchange every time they come (pipeline/parsed.py), as
+        # long as nothing but them says what is parsed: not an Azure deployment's model, not a
+        # provider that rewrites the body first.
+        same_bytes = (
+            raw
+            if codec.endpoint in PURE_ENDPOINTS and deployment is None and profile.requests is None
+            else None
+        )
         context = parse_context(
             state,
             request.headers,
@@ -88,7 +98,7 @@ async def run(
             params=request.match_info,
             query=request.query,
         )
-        outgoing = await answer(state, codec, body, context, entry, turn, profile)
+        outgoing = await answer(state, codec, body, context, entry, turn, profile, raw=same_bytes)
     except ApiError as error:
         error = profile.errors.adapt(error)
         outgoing = profile.errors.render(error)
@@ -126,22 +136,26 @@ async def answer(
     entry: JournalEntry,
     turn: Turn,
     profile: Profile | None = None,
+    *,
+    raw: bytes | None = None,
 ) -> Outgoing:
     """Parse, decide (faults first), render and keep one request's answer, as `profile`'s
-    provider (the server's own by default); errors raise.
+    provider (the server's own by default); errors raise. `raw`: the bytes `body` was parsed
+    from, when nothing else decides what it parses to (a repeat is then not parsed again).
 
     HTTP requests and batch lines alike come through here, so rules, cassettes, chaos and the
     stores treat a line of a batch exactly as the same request sent on its own.
     """
     profile = profile or state.profile
     entry.source = "error"
-    sent = body
-    if profile.requests is not None:
-        body = profile.requests.check(codec.endpoint, body)
-    context = await with_held(state, context, codec.endpoint, body)
-    exchange = codec.parse(body, context)
-    if body is not sent:  # rules, cassettes and the upstream see the body as it was sent
-        exchange = replace(exchange, body=sent)
+    parsed = _parsed(state, codec, raw, context) if raw is not None else None
+    if parsed is not None:
+        exchange = parsed.for_request(context.headers)
+        key, exact = parsed.key, parsed.exact
+    else:
+        exchange, key, exact = await _parse(state, codec, body, context, profile)
+        if raw is not None:
+            _keep(state, codec, raw, context, exchange, key, exact)
     entry.model, entry.stream = exchange.model, exchange.stream
     turn.billed = _billed_tokens(exchange)
     if exchange.form is not None:
@@ -151,12 +165,7 @@ async def answer(
         strict_ids = state.config.strict_requests and state.config.upstream is None
         await state.responses.check_previous(exchange, strict=strict_ids)
         await state.conversations.check(exchange, strict=strict_ids)
-    kind = codec.endpoint.value
-    if exchange.route is not None:  # one endpoint, many routes: each is its own request
-        kind = f"{kind} {exchange.method} {exchange.route}"
-    key = content_key(state.config.seed, kind, exchange.body)
     # This occurrence of this exact request: its ids, and its chaos draw, derive from it.
-    exact = request_key(key, exchange.body)
     salt = occurrence_key(exact, await state.occurrences.take(exact))
     # Faults from headers or chaos that replace the answer come before budgets and sources.
     injection = await state.faults.inject(exchange, exact, salt, exchange.headers)
@@ -186,6 +195,54 @@ async def answer(
     if exchange.endpoint is Endpoint.CHAT and exchange.body.get("store") is True:
         await state.completions.keep(exchange, outgoing)
     return outgoing
+
+
+async def _parse(
+    state: ServerState, codec: Codec, body: Any, context: ParseContext, profile: Profile
+) -> tuple[Exchange, bytes, bytes]:
+    """The request as an Exchange, with its content key and its exact-request key."""
+    sent = body
+    if profile.requests is not None:
+        body = profile.requests.check(codec.endpoint, body)
+    context = await with_held(state, context, codec.endpoint, body)
+    exchange = codec.parse(body, context)
+    if body is not sent:  # rules, cassettes and the upstream see the body as it was sent
+        exchange = replace(exchange, body=sent)
+    kind = codec.endpoint.value
+    if exchange.route is not None:  # one endpoint, many routes: each is its own request
+        kind = f"{kind} {exchange.method} {exchange.route}"
+    key = content_key(state.config.seed, kind, exchange.body)
+    return exchange, key, request_key(key, exchange.body)
+
+
+def _parsed(state: ServerState, codec: Codec, raw: bytes, context: ParseContext) -> Parsed | None:
+    """The kept parse of these bytes, if they came before and it still holds."""
+    config = state.config
+    return state.parsed.get(
+        codec.endpoint,
+        context.provider,
+        raw,
+        context.catalog,
+        config.strict_requests,
+        config.seed,
+    )
+
+
+def _keep(
+    state: ServerState,
+    codec: Codec,
+    raw: bytes,
+    context: ParseContext,
+    exchange: Exchange,
+    key: bytes,
+    exact: bytes,
+) -> None:
+    config = state.config
+    catalog = context.catalog
+    parsed = Parsed(
+        exchange, key, exact, catalog, catalog.version, config.strict_requests, config.seed
+    )
+    state.parsed.keep(codec.endpoint, context.provider, raw, parsed)
 
 
 async def _admit(state: ServerState, exchange: Exchange, key: bytes, turn: Turn) -> Plan:

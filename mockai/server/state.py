@@ -23,6 +23,7 @@ from mockai.pipeline.decide import Decider, Keeper
 from mockai.pipeline.exchange import Endpoint, Exchange
 from mockai.pipeline.fingerprint import Occurrences
 from mockai.pipeline.journal import Journal, JournalView
+from mockai.pipeline.parsed import ParsedRequests
 from mockai.profiles.base import Profile
 from mockai.scenario.book import RuleBook
 from mockai.server.metrics import Metrics
@@ -52,6 +53,7 @@ class ServerState:
     delivery: Delivery = field(default_factory=Delivery)
     occurrences: Occurrences = field(default_factory=Occurrences)
     arrivals: Arrivals = field(default_factory=Arrivals)
+    parsed: ParsedRequests = field(default_factory=ParsedRequests)  # repeated bodies, parsed once
     access_log: logging.Logger = field(default_factory=lambda: logging.getLogger("mockai.access"))
     rules: RuleBook | None = None  # runtime + scenario rules (None with custom sources)
     # Where what must be one across workers lives (`--state`); in-process by default.
@@ -174,6 +176,7 @@ class ServerState:
         self.catalog.restore()
         for catalog in self.catalogs.values():
             catalog.restore()
+        self.parsed.clear()
         for source in self.decider.sources:  # rules' counters, cassettes' play counts
             if isinstance(source, RuleBook):
                 await source.reset_async()
