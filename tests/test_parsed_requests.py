@@ -51,7 +51,7 @@ def pair() -> Iterator[tuple[MockServer, MockServer]]:
         MockServer(fallback="generate", log_requests=False) as keeping,
         MockServer(fallback="generate", log_requests=False) as parsing,
     ):
-        parsing.state.parsed = ParsedRequests(max_entries=0)
+        parsing.state.parsed = ParsedRequests(slots=0)
         for server in (keeping, parsing):
             server.add_rules(RULES)
         yield keeping, parsing
@@ -97,7 +97,8 @@ def test_a_repeated_body_answers_as_if_parsed_again(
         st.just(json.dumps(TEMPLATES[path]).encode()) | hostile_bodies(TEMPLATES[path]),
         label="body",
     )
-    sends = data.draw(st.lists(st.sampled_from(HEADER_SETS), min_size=2, max_size=4))
+    # (kept the second time, reused from the third)
+    sends = data.draw(st.lists(st.sampled_from(HEADER_SETS), min_size=3, max_size=5))
     with httpx.Client() as http:
         for headers in sends:
             expected = _answer(http, parsing, path, body, headers)
@@ -111,7 +112,8 @@ def test_repeats_are_served_from_the_kept_parse(pair: tuple[MockServer, MockServ
     hits = keeping.state.parsed.hits
     client = openai.OpenAI(base_url=keeping.url, api_key="x", max_retries=0)
     answers = [client.chat.completions.create(**body) for _ in range(5)]  # type: ignore[call-overload]
-    assert keeping.state.parsed.hits - hits == 4  # the first parses, the other four reuse it
+    # Parsed the first two times (kept the second), reused the other three.
+    assert keeping.state.parsed.hits - hits == 3
     assert len({a.choices[0].message.content for a in answers}) == 1
     assert len({a.id for a in answers}) == 5  # each occurrence still has its own id
     assert parsing.state.parsed.hits == 0
@@ -149,32 +151,64 @@ def _parsed(catalog: Catalog) -> Parsed:
     return Parsed(exchange, b"k", b"e", catalog, catalog.version, False, 0)
 
 
+def _keep(store: ParsedRequests, raw: bytes, catalog: Catalog) -> None:
+    """What the pipeline does with a parse of `raw`."""
+    if store.wanted(raw):
+        store.keep(Endpoint.CHAT, "openai", raw, _parsed(catalog))
+
+
+def _found(store: ParsedRequests, raw: bytes, catalog: Catalog) -> bool:
+    return store.get(Endpoint.CHAT, "openai", raw, catalog, False, 0) is not None
+
+
 @given(
     bodies=st.lists(st.binary(max_size=40), max_size=60),
-    max_entries=st.integers(0, 6),
+    slots=st.integers(0, 6),
     max_total=st.integers(0, 120),
     max_body=st.integers(0, 50),
 )
 def test_the_store_stays_within_its_bounds(
-    bodies: list[bytes], max_entries: int, max_total: int, max_body: int
+    bodies: list[bytes], slots: int, max_total: int, max_body: int
 ) -> None:
     catalog = Catalog()
-    store = ParsedRequests(max_entries, max_total, max_body)
+    store = ParsedRequests(slots, max_total, max_body)
+    came: set[bytes] = set()
     for raw in bodies:
-        store.keep(Endpoint.CHAT, "openai", raw, _parsed(catalog))
-        fits = len(raw) <= min(max_body, max_total) and max_entries > 0
-        found = store.get(Endpoint.CHAT, "openai", raw, catalog, False, 0)
-        assert (found is not None) == fits  # the latest is kept whenever it fits at all
-        assert len(store) <= max_entries
-        assert store.total_bytes <= max_total
-        kept = [r for r in set(bodies) if store.get(Endpoint.CHAT, "openai", r, catalog, False, 0)]
-        assert store.total_bytes == sum(map(len, kept))
+        _keep(store, raw, catalog)
+        if raw not in came:  # the first time: only its hash is left behind
+            assert not _found(store, raw, catalog)
+        came.add(raw)
+        held = [r for r in came if _found(store, r, catalog)]
+        assert len(store) == len(held) <= slots
+        assert store.total_bytes == sum(map(len, held)) <= max_total
+        assert all(len(r) <= max_body for r in held)
+
+
+@given(bodies=st.lists(st.binary(max_size=40), min_size=1, max_size=30))
+def test_a_body_that_comes_again_is_kept(bodies: list[bytes]) -> None:
+    catalog = Catalog()
+    store = ParsedRequests()
+    for raw in bodies:
+        _keep(store, raw, catalog)
+        _keep(store, raw, catalog)
+        assert _found(store, raw, catalog)
+
+
+def test_a_full_budget_keeps_what_it_holds() -> None:
+    catalog = Catalog()
+    store = ParsedRequests(slots=512, max_total_bytes=100)
+    first, second = b"a" * 60, b"b" * 60
+    for raw in (first, first, second, second):
+        _keep(store, raw, catalog)
+    assert _found(store, first, catalog) and not _found(store, second, catalog)
+    assert store.total_bytes == 60
 
 
 def test_a_parse_is_kept_only_for_what_it_was_made_against() -> None:
     catalog = Catalog()
     store = ParsedRequests()
-    store.keep(Endpoint.CHAT, "openai", b"{}", _parsed(catalog))
+    for _ in range(2):  # (kept the second time)
+        _keep(store, b"{}", catalog)
 
     def found(**changed: Any) -> bool:
         asked: dict[str, Any] = {"endpoint": Endpoint.CHAT, "provider": "openai", "raw": b"{}"}

@@ -5,7 +5,7 @@ Parsing them is pure: the same bytes to the same endpoint, through the same prov
 same catalog, strictness and seed, give the same Exchange and the same keys. So the result is
 kept, keyed by the bytes, and a repeat gets it back with its own headers: the validation the API
 does, the normalisation into an Exchange, the token count and the two keys' canonical JSON and
-hashing are done once (a repeated chat request: ~19% of its CPU).
+hashing are done once.
 
 Only endpoints whose parse reads nothing but the body and the catalog take part: not the Responses
 API (a `previous_response_id` reads the stored conversation), not image edits (files named by id),
@@ -14,16 +14,20 @@ stay as cheap to change as the code that raises them.
 
 What is kept is shared by every repeat and never changed in place (the stages after parsing read
 the Exchange and its body; a stage that needs another makes a new one, `dataclasses.replace`).
-The store is bounded in entries and in the bytes of the bodies it keys; a body too large to be
-worth keeping (parsing it costs little next to answering it) is not kept.
+
+Traffic that never repeats (a replayed cassette, distinct embeddings inputs) must not pay for
+this: a body is kept the second time its bytes come (the first only leaves its hash behind), and
+the store is a fixed table of slots picked by that hash, a new entry replacing whatever held its
+slot: no eviction order to keep, nothing to walk. It is bounded in slots and in the bytes of the
+bodies held; a body too large to be worth keeping (its answer dwarfs its parse) is not kept.
 """
 
 from __future__ import annotations
 
 import operator
 from collections.abc import Callable
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import fields
+from typing import Any, NamedTuple
 
 from mockai.catalog import Catalog
 from mockai.pipeline.exchange import Endpoint, Exchange
@@ -35,8 +39,11 @@ PURE_ENDPOINTS = frozenset(
 # Bodies above this are parsed each time: a request that large is rarely repeated in a load loop,
 # and its answer (vectors, long completions) dwarfs the parse.
 MAX_BODY_BYTES = 16 * 1024
-MAX_ENTRIES = 512
+SLOTS = 512
 MAX_TOTAL_BYTES = 2 * 1024 * 1024
+# Hashes of bodies seen once, by slot (a direct-mapped table: a newer hash takes the slot).
+_SEEN_PER_SLOT = 4
+_NOT_SEEN = -1  # (never a hash in CPython, which turns -1 into -2)
 
 # Exchange's fields before and after `headers`, read at C speed for the copy with another
 # request's headers (`_with_headers`: every field is an __init__ argument, in this order).
@@ -46,8 +53,7 @@ _BEFORE_HEADERS = operator.attrgetter(*_FIELDS[:_HEADERS_AT])
 _AFTER_HEADERS = operator.attrgetter(*_FIELDS[_HEADERS_AT + 1 :])
 
 
-@dataclass(frozen=True, slots=True)
-class Parsed:
+class Parsed(NamedTuple):
     """One parse: the Exchange (with the headers of the request that made it), its content key
     and its exact-request key (pipeline/fingerprint.py), and what it was parsed against."""
 
@@ -65,27 +71,33 @@ class Parsed:
         return _with_headers(self.exchange, headers)
 
 
-Key = tuple[Endpoint, str, bytes]
+class _Held(NamedTuple):
+    endpoint: Endpoint
+    provider: str
+    raw: bytes
+    parsed: Parsed
 
 
 class ParsedRequests:
-    """Parses kept by body bytes, endpoint and provider; oldest forgotten first."""
+    """Parses kept by body bytes, endpoint and provider, in `slots` slots picked by the bytes'
+    hash, holding at most `max_total_bytes` of bodies, none above `max_body_bytes`."""
 
     def __init__(
         self,
-        max_entries: int = MAX_ENTRIES,
+        slots: int = SLOTS,
         max_total_bytes: int = MAX_TOTAL_BYTES,
         max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
-        self.max_entries = max_entries
         self.max_total_bytes = max_total_bytes
         self.max_body_bytes = max_body_bytes
-        self._kept: dict[Key, Parsed] = {}
+        self._held: list[_Held | None] = [None] * slots
+        self._seen = [_NOT_SEEN] * (slots * _SEEN_PER_SLOT)
+        self._count = 0
         self._bytes = 0
         self.hits = 0  # requests answered from a kept parse
 
     def __len__(self) -> int:
-        return len(self._kept)
+        return self._count
 
     @property
     def total_bytes(self) -> int:
@@ -103,37 +115,60 @@ class ParsedRequests:
     ) -> Parsed | None:
         """The kept parse of `raw`, if it was made against this catalog (as it is now), this
         strictness and this seed."""
-        kept = self._kept.get((endpoint, provider, raw))
+        held = self._held
+        if not held:
+            return None
+        found = held[hash(raw) % len(held)]
         if (
-            kept is None
-            or kept.catalog is not catalog
-            or kept.catalog_version != catalog.version
-            or kept.strict != strict
-            or kept.seed != seed
+            found is None
+            or found.raw != raw
+            or found.endpoint is not endpoint
+            or found.provider != provider
+        ):
+            return None
+        parsed = found.parsed
+        if (
+            parsed.catalog is not catalog
+            or parsed.catalog_version != catalog.version
+            or parsed.strict != strict
+            or parsed.seed != seed
         ):
             return None
         self.hits += 1
-        return kept
+        return parsed
+
+    def wanted(self, raw: bytes) -> bool:
+        """Whether a parse of `raw` would be kept: these bytes came before, and fit. (Asked
+        before making what `keep` takes: traffic that never repeats pays for nothing more.)"""
+        size = len(raw)
+        if not self._held or size > self.max_body_bytes or size > self.max_total_bytes:
+            return False
+        digest = hash(raw)  # (cached in the bytes object: `get` computed it already)
+        seen = self._seen
+        mark = digest % len(seen)
+        if seen[mark] != digest:  # the first time (as far as the table remembers)
+            seen[mark] = digest
+            return False
+        return True
 
     def keep(self, endpoint: Endpoint, provider: str, raw: bytes, parsed: Parsed) -> None:
-        """Keep `parsed` for `raw` (a body too large to keep is not)."""
+        """Keep `parsed` for `raw` (which `wanted`), in its slot, unless the byte budget is
+        full."""
+        held = self._held
+        slot = hash(raw) % len(held)
+        old = held[slot]
+        freed = 0 if old is None else len(old.raw)
         size = len(raw)
-        if size > self.max_body_bytes or size > self.max_total_bytes or self.max_entries < 1:
-            return
-        key = (endpoint, provider, raw)
-        kept = self._kept
-        old = kept.pop(key, None)
-        if old is not None:
-            self._bytes -= size
-        while kept and (len(kept) >= self.max_entries or self._bytes + size > self.max_total_bytes):
-            oldest = next(iter(kept))
-            del kept[oldest]
-            self._bytes -= len(oldest[2])
-        kept[key] = parsed
-        self._bytes += size
+        if self._bytes - freed + size > self.max_total_bytes:
+            return  # (the budget is full: what is held stays)
+        held[slot] = _Held(endpoint, provider, raw, parsed)
+        self._count += old is None
+        self._bytes += size - freed
 
     def clear(self) -> None:
-        self._kept.clear()
+        self._held = [None] * len(self._held)
+        self._seen = [_NOT_SEEN] * len(self._seen)
+        self._count = 0
         self._bytes = 0
         self.hits = 0
 

@@ -154,7 +154,7 @@ async def answer(
         key, exact = parsed.key, parsed.exact
     else:
         exchange, key, exact = await _parse(state, codec, body, context, profile)
-        if raw is not None:
+        if raw is not None and state.parsed.wanted(raw):
             _keep(state, codec, raw, context, exchange, key, exact)
     entry.model, entry.stream = exchange.model, exchange.stream
     turn.billed = _billed_tokens(exchange)
