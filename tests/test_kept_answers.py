@@ -1,0 +1,126 @@
+"""A chat answer rendered before is kept (`mockai/api/chat.py`, `_KeptAnswers`): the next request
+answered with the same reply, shaped alike, gets the kept bytes with its own id.
+
+The property: whatever the reply (text, refusal, tool calls, several choices, scripted usage,
+finish reasons, arbitrary Unicode) and whatever the request (n, max_tokens, stop, model,
+streaming, logprobs), and whatever was rendered before it, an answer is byte for byte what
+rendering it afresh gives. Then, end to end: repeats through a real server differ only in
+their id.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import openai
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mockai import MockServer
+from mockai.api import chat
+from mockai.api.base import ParseContext, RenderContext
+from mockai.catalog import Catalog
+from mockai.pipeline.reply import Choice, Reply, ToolCall
+from mockai.wire.outgoing import Body, EventStream
+
+CATALOG = Catalog()
+texts = st.text(max_size=40) | st.sampled_from(
+    [
+        "",
+        "Hello there.",
+        'a\u2028b \U0001f600 "q"',
+        "The weather is fine. Then the rain came, and it rained for the whole afternoon.",
+        " ".join(["thirty", "words", "of", "text,", "each", "one", "token."] * 6),
+    ]
+)
+choices = st.builds(
+    Choice,
+    content=st.none() | texts,
+    refusal=st.none() | texts,
+    tool_calls=st.just(())
+    | st.lists(
+        st.builds(ToolCall, st.sampled_from(["w", "f"]), st.just('{"city":"Paris"}')),
+        max_size=2,
+    ).map(tuple),
+    finish_reason=st.none() | st.sampled_from(["stop", "length", "content_filter"]),
+)
+replies = st.builds(
+    Reply,
+    choices=st.lists(choices, min_size=1, max_size=3).map(tuple),
+    usage=st.none() | st.fixed_dictionaries({"prompt_tokens": st.integers(0, 99)}),
+)
+requests = st.fixed_dictionaries(
+    {
+        "model": st.sampled_from(["gpt-4o-mini", "gpt-4o", "o3-mini"]),
+        "messages": st.sampled_from(["hi", "a longer question, of more tokens"]).map(
+            lambda text: [{"role": "user", "content": text}]
+        ),
+    },
+    optional={
+        "n": st.integers(1, 3),
+        "max_completion_tokens": st.integers(1, 30),
+        "stop": st.sampled_from(["e", ["th", "."], "x"]),
+        "stream": st.booleans(),
+        "logprobs": st.booleans(),
+    },
+)
+# What may differ between an earlier request and this one (besides the id's key).
+VARIED = ["model", "messages", "n", "max_completion_tokens", "stop", "stream", "logprobs"]
+
+
+def _render(reply: Reply, body: dict[str, Any], key: bytes, created: int) -> Any:
+    exchange = chat.parse(body, ParseContext({}, CATALOG))
+    return chat.render(reply, exchange, RenderContext(key, created))
+
+
+def _wire(outgoing: Any) -> Any:
+    if isinstance(outgoing, Body):
+        return outgoing.status, outgoing.body, outgoing.usage
+    assert isinstance(outgoing, EventStream)
+    return list(outgoing.frames)
+
+
+def _earlier(data: st.DataObject, body: dict[str, Any], changed: str | None) -> dict[str, Any]:
+    """`body`, or `body` with the field `changed` changed (or dropped, or added)."""
+    if changed is None:
+        return body
+    other = data.draw(requests.filter(lambda o: o.get(changed) != body.get(changed)))
+    earlier = {k: v for k, v in body.items() if k != changed}
+    if changed in other:
+        earlier[changed] = other[changed]
+    return earlier
+
+
+@pytest.mark.parametrize("changed", [None, "created", *VARIED])
+@settings(max_examples=150)  # (cheap: no server)
+@given(data=st.data(), pair=st.tuples(replies, replies), key=st.binary(min_size=8, max_size=32))
+def test_an_answer_is_what_rendering_it_afresh_gives(
+    changed: str | None, data: st.DataObject, pair: tuple[Reply, Reply], key: bytes
+) -> None:
+    body = data.draw(requests, label="body")
+    created = 1735689600
+    # Rendered before (kept or not): the same reply for this request, or for one differing in
+    # the field `changed` (or at another clock), with another key; perhaps another in between.
+    earlier = _earlier(data, body, None if changed == "created" else changed)
+    then = 7 if changed == "created" else created
+    _render(pair[0], earlier, data.draw(st.binary(min_size=8), label="earlier key"), then)
+    if data.draw(st.booleans(), label="another reply in between"):
+        _render(pair[1], data.draw(requests), key, created)
+    answer = _wire(_render(pair[0], body, key, created))
+    chat._KEPT.clear()
+    assert answer == _wire(_render(pair[0], body, key, created))
+
+
+def test_repeats_through_a_server_differ_only_in_their_id() -> None:
+    with MockServer(log_requests=False) as server:
+        client = openai.OpenAI(base_url=server.url, api_key="x", max_retries=0)
+        ask: dict[str, Any] = {
+            "model": "gpt-4o-mini",
+            "messages": [{"role": "user", "content": "kept answers?"}],
+            "n": 2,
+        }
+        answers = [client.chat.completions.create(**ask).model_dump() for _ in range(4)]
+        assert len({a.pop("id") for a in answers}) == 4
+        assert all(a == answers[0] for a in answers)
+        assert answers[0]["usage"]["completion_tokens"] > 0
