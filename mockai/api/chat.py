@@ -223,7 +223,6 @@ def _views(messages: tuple[Message, ...]) -> tuple[str, str, str | None]:
 
 def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
     """The chat completion for `reply`, as one JSON body or as the SSE chunk sequence."""
-    kept = None
     if not exchange.stream and not exchange.logprobs:
         kept = _KEPT.get(reply, exchange, ctx)
         if kept is not None:  # answered before: only the id is new
@@ -261,8 +260,8 @@ class _KeptAnswers:
 
     A reply is known by identity (Replies are immutable; the generator and the rules hand out
     the same object for the same answer, and each slot holds its reply, so no other object can
-    take its id); a fixed table of slots picked by hash, a newer answer replacing its slot's.
-    """
+    take its id); a fixed table of slots picked by that identity, a newer answer replacing its
+    slot's."""
 
     def __init__(self, slots: int) -> None:
         self._slots: list[tuple[Reply, tuple[Any, ...], _Answer] | None] = [None] * slots
