@@ -1,16 +1,16 @@
 """mockai against a bare aiohttp app, measured with wrk: the headline performance figures.
 
-    python bench/perf.py                    # every case, 3 rounds each, ~8 minutes
+    python bench/perf.py                    # every case, 3 rounds each, ~10 minutes
     python bench/perf.py --seconds 3 --cases chat,stream
     python bench/perf.py --json perf.json   # also write the figures as JSON
 
 What it does, in one run:
 - finds `wrk` (installs the Debian package when it is missing and this runs as root; otherwise
   it says how to install it and stops);
-- starts `mockai serve` (plain, with a 20-rule scenario, with a 10,000-interaction cassette, and
-  with `--workers 2`) and a bare aiohttp app that answers every case with the very bytes mockai
-  sent for it: a JSON body in one write, a stream one event per write (what a hand-written
-  aiohttp SSE endpoint does);
+- starts `mockai serve` (plain; plain again for 10,000 distinct questions; with a 20-rule
+  scenario; with a 10,000-interaction cassette; with `--workers 2`) and a bare aiohttp app that
+  answers every case with the very bytes mockai sent for it: a JSON body in one write, a stream
+  one event per write (what a hand-written aiohttp SSE endpoint does);
 - pins the server under test to core 0 (`taskset -c 0`) and `wrk -t1` to core 1, and runs each
   case on the bare app and then on mockai, so each ratio compares two figures taken moments
   apart on the same machine (absolute numbers on a shared machine mean little; ratios do);
