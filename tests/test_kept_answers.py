@@ -22,6 +22,7 @@ from mockai.api import chat
 from mockai.api.base import ParseContext, RenderContext
 from mockai.catalog import Catalog
 from mockai.pipeline.reply import Choice, Reply, ToolCall
+from mockai.wire.ids import tool_call_id
 from mockai.wire.outgoing import Body, EventStream
 
 CATALOG = Catalog()
@@ -40,7 +41,12 @@ choices = st.builds(
     refusal=st.none() | texts,
     tool_calls=st.just(())
     | st.lists(
-        st.builds(ToolCall, st.sampled_from(["w", "f"]), st.just('{"city":"Paris"}')),
+        st.builds(
+            ToolCall,
+            st.sampled_from(["w", "f"]),
+            st.just('{"city":"Paris"}'),
+            st.none() | st.just("call_scripted"),  # None: the id comes from the request's key
+        ),
         max_size=2,
     ).map(tuple),
     finish_reason=st.none() | st.sampled_from(["stop", "length", "content_filter"]),
@@ -63,15 +69,33 @@ requests = st.fixed_dictionaries(
         "stop": st.sampled_from(["e", ["th", "."], "x"]),
         "stream": st.booleans(),
         "logprobs": st.booleans(),
+        "functions": st.just([{"name": "w", "parameters": {"type": "object"}}]),
     },
 )
-# What may differ between an earlier request and this one (besides the id's key).
-VARIED = ["model", "messages", "n", "max_completion_tokens", "stop", "stream", "logprobs"]
+# What may differ between an earlier request and this one (besides the ids' key; the clock and
+# the tool-call ids' format, a provider's, are varied as well).
+VARIED = [
+    "model",
+    "messages",
+    "n",
+    "max_completion_tokens",
+    "stop",
+    "stream",
+    "logprobs",
+    "functions",
+]
 
 
-def _render(reply: Reply, body: dict[str, Any], key: bytes, created: int) -> Any:
+def _render(
+    reply: Reply, body: dict[str, Any], key: bytes, created: int, call_ids: Any = tool_call_id
+) -> Any:
     exchange = chat.parse(body, ParseContext({}, CATALOG))
-    return chat.render(reply, exchange, RenderContext(key, created))
+    return chat.render(reply, exchange, RenderContext(key, created, tool_call_id=call_ids))
+
+
+def _other_call_ids(key: bytes, index: int) -> str:
+    """A provider's own tool-call id format (as a profile's `tool_call_id`)."""
+    return f"toolu_{key.hex()[:8]}{index}"
 
 
 def _wire(outgoing: Any) -> Any:
@@ -92,7 +116,7 @@ def _earlier(data: st.DataObject, body: dict[str, Any], changed: str | None) -> 
     return earlier
 
 
-@pytest.mark.parametrize("changed", [None, "created", *VARIED])
+@pytest.mark.parametrize("changed", [None, "created", "call ids", *VARIED])
 @settings(max_examples=150)  # (cheap: no server)
 @given(data=st.data(), pair=st.tuples(replies, replies), key=st.binary(min_size=8, max_size=32))
 def test_an_answer_is_what_rendering_it_afresh_gives(
@@ -102,14 +126,60 @@ def test_an_answer_is_what_rendering_it_afresh_gives(
     created = 1735689600
     # Rendered before (kept or not): the same reply for this request, or for one differing in
     # the field `changed` (or at another clock), with another key; perhaps another in between.
-    earlier = _earlier(data, body, None if changed == "created" else changed)
+    earlier = _earlier(data, body, changed if changed in VARIED else None)
     then = 7 if changed == "created" else created
-    _render(pair[0], earlier, data.draw(st.binary(min_size=8), label="earlier key"), then)
+    call_ids = _other_call_ids if changed == "call ids" else tool_call_id
+    earlier_key = data.draw(st.binary(min_size=8), label="earlier key")
+    _render(pair[0], earlier, earlier_key, then, call_ids)
     if data.draw(st.booleans(), label="another reply in between"):
         _render(pair[1], data.draw(requests), key, created)
     answer = _wire(_render(pair[0], body, key, created))
     chat._KEPT.clear()
     assert answer == _wire(_render(pair[0], body, key, created))
+
+
+def test_a_call_id_the_text_also_holds_is_not_taken_for_the_id() -> None:
+    """The kept answer is cut where the ids are: a string in the body equal to a call id (here
+    the text, which is the id the request before got) must not be taken for the id."""
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+    earlier_key, key = b"earlier-" * 2, b"this-one" * 2
+    quoted = tool_call_id(earlier_key, 0)
+    reply = Reply(choices=(Choice(content=quoted, tool_calls=(ToolCall("w"),)),))
+    _render(reply, body, earlier_key, 1)
+    answer = _wire(_render(reply, body, key, 1))
+    chat._KEPT.clear()
+    assert answer == _wire(_render(reply, body, key, 1))
+
+
+def test_tool_calls_repeated_through_a_server_differ_only_in_their_ids() -> None:
+    weather = {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"],
+            },
+        },
+    }
+    with MockServer(log_requests=False) as server:
+        client = openai.OpenAI(base_url=server.url, api_key="x", max_retries=0)
+        ask: dict[str, Any] = {
+            "model": "gpt-4o-mini",
+            "messages": [{"role": "user", "content": "Weather in Paris and Rome?"}],
+            "tools": [weather],
+            "tool_choice": "required",
+            "n": 2,
+        }
+        answers = [client.chat.completions.create(**ask).model_dump() for _ in range(4)]
+    call_ids = [
+        [call.pop("id") for choice in a["choices"] for call in choice["message"]["tool_calls"]]
+        for a in answers
+    ]
+    assert call_ids[0] and len({i for ids in call_ids for i in ids}) == 4 * len(call_ids[0])
+    assert len({a.pop("id") for a in answers}) == 4
+    assert all(a == answers[0] for a in answers)
 
 
 def test_repeats_through_a_server_differ_only_in_their_id() -> None:

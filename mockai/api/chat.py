@@ -225,9 +225,8 @@ def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
     """The chat completion for `reply`, as one JSON body or as the SSE chunk sequence."""
     if not exchange.stream and not exchange.logprobs:
         kept = _KEPT.get(reply, exchange, ctx)
-        if kept is not None:  # answered before: only the id is new
-            completion_id = jsonbytes.string(ids.chat_completion_id(ctx.key))
-            return Body(200, b'{"id":' + completion_id + kept.tail, usage=kept.usage)
+        if kept is not None:  # answered before: only the ids are new
+            return Body(200, kept.spliced(ctx), usage=kept.usage)
     shaped = shape(reply, exchange, ctx.key, call_id=ctx.tool_call_id, keep_stop=ctx.keep_stop)
     if exchange.legacy_functions:
         shaped = [_as_function_call(s) for s in shaped]
@@ -241,22 +240,66 @@ def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
     body["service_tier"] = "default"
     body["system_fingerprint"] = ids.system_fingerprint(exchange.model)
     answer = jsonbytes.dumps(body)
-    if not exchange.logprobs and not any(s.tool_calls for s in shaped):
-        # Nothing but the id came from this request's key: the rest is kept for the next time.
-        head = len(b'{"id":') + len(jsonbytes.string(body["id"]))
-        _KEPT.keep(reply, exchange, ctx, _Answer(answer[head:], usage))
+    if not exchange.logprobs:
+        kept = _Answer.of(answer, body["id"], reply, shaped, usage)
+        if kept is not None:
+            _KEPT.keep(reply, exchange, ctx, kept)
     return Body(200, answer, usage=usage)
 
 
 class _Answer(NamedTuple):
-    tail: bytes  # the body after the id's value
+    """A rendered answer as the bytes around the values its request's key made: the completion
+    id, then the ids of the tool calls the reply left to mockai (`calls`: their choice and
+    position, which `shape` derives them from), in the order the body holds them."""
+
+    parts: tuple[bytes, ...]  # len(calls) + 1 pieces: after the completion id, after each call id
+    calls: tuple[tuple[int, int], ...]
     usage: dict[str, Any]
+
+    @classmethod
+    def of(
+        cls,
+        answer: bytes,
+        completion_id: str,
+        reply: Reply,
+        shaped: list[Shaped],
+        usage: dict[str, Any],
+    ) -> _Answer | None:
+        """`answer` cut at its key-made ids; None when they cannot be told apart from the rest
+        (a call id the body holds twice) or the body does not hold them (the functions API's
+        `function_call` has no id). The parts do not depend on the ids' format (a provider's):
+        `spliced` makes each id with the format of the request it answers."""
+        choices = reply.choices or ()
+        calls = [
+            (s.index, position, call.id)
+            for s in shaped
+            for position, call in enumerate(s.tool_calls)
+            if choices and choices[s.index % len(choices)].tool_calls[position].id is None
+        ]
+        rest = answer[len(b'{"id":') + len(jsonbytes.string(completion_id)) :]
+        parts: list[bytes] = []
+        for _, _, call_id in calls:
+            written = jsonbytes.string(call_id or "")
+            if rest.count(written) != 1:
+                return None
+            before, _, rest = rest.partition(written)
+            parts.append(before)
+        parts.append(rest)
+        return cls(tuple(parts), tuple((index, position) for index, position, _ in calls), usage)
+
+    def spliced(self, ctx: RenderContext) -> bytes:
+        """The answer with the ids `ctx`'s key makes."""
+        pieces = [b'{"id":', jsonbytes.string(ids.chat_completion_id(ctx.key)), self.parts[0]]
+        for (index, position), after in zip(self.calls, self.parts[1:], strict=True):
+            pieces += (jsonbytes.string(ctx.tool_call_id(ctx.key, index * 64 + position)), after)
+        return b"".join(pieces)
 
 
 class _KeptAnswers:
-    """Non-streamed answers without tool calls or logprobs, by reply and by what of the request
-    shapes them: a request answered before (a load test's, a test suite's) gets the kept bytes
-    with its own id instead of being shaped, counted and written again (~10 us of a request).
+    """Non-streamed answers without logprobs, by reply and by what of the request shapes them: a
+    request answered before (a load test's, a test suite's, an agent loop's) gets the kept bytes
+    with its own ids spliced in instead of being shaped, counted and written again (~7-10 us of
+    a request).
 
     A reply is known by identity (Replies are immutable; the generator and the rules hand out
     the same object for the same answer, and each slot holds its reply, so no other object can
