@@ -45,7 +45,8 @@ choices = st.builds(
             ToolCall,
             st.sampled_from(["w", "f"]),
             st.just('{"city":"Paris"}'),
-            st.none() | st.just("call_scripted"),  # None: the id comes from the request's key
+            # None or "": the id comes from the request's key
+            st.sampled_from([None, "", "call_scripted"]),
         ),
         max_size=2,
     ).map(tuple),

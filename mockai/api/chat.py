@@ -274,7 +274,8 @@ class _Answer(NamedTuple):
             (s.index, position, call.id)
             for s in shaped
             for position, call in enumerate(s.tool_calls)
-            if choices and choices[s.index % len(choices)].tool_calls[position].id is None
+            # (as `shape` decides: a call without an id, or with an empty one, gets one)
+            if choices and not choices[s.index % len(choices)].tool_calls[position].id
         ]
         rest = answer[len(b'{"id":') + len(jsonbytes.string(completion_id)) :]
         parts: list[bytes] = []
