@@ -16,6 +16,7 @@ import openai
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_chat import WEATHER_TOOL
 
 from mockai import MockServer
 from mockai.api import chat
@@ -153,23 +154,12 @@ def test_a_call_id_the_text_also_holds_is_not_taken_for_the_id() -> None:
 
 
 def test_tool_calls_repeated_through_a_server_differ_only_in_their_ids() -> None:
-    weather = {
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "parameters": {
-                "type": "object",
-                "properties": {"city": {"type": "string"}},
-                "required": ["city"],
-            },
-        },
-    }
     with MockServer(log_requests=False) as server:
         client = openai.OpenAI(base_url=server.url, api_key="x", max_retries=0)
         ask: dict[str, Any] = {
             "model": "gpt-4o-mini",
             "messages": [{"role": "user", "content": "Weather in Paris and Rome?"}],
-            "tools": [weather],
+            "tools": [WEATHER_TOOL],
             "tool_choice": "required",
             "n": 2,
         }
