@@ -1,5 +1,5 @@
-"""A chat answer rendered before is kept (`mockai/api/chat.py`, `_KeptAnswers`): the next request
-answered with the same reply, shaped alike, gets the kept bytes with its own id.
+"""A chat answer rendered before is kept (`mockai/api/chat.py`, in the server's `KeptAnswers`): the
+next request answered with the same reply, shaped alike, gets the kept bytes with its own ids.
 
 The property: whatever the reply (text, refusal, tool calls, several choices, scripted usage,
 finish reasons, arbitrary Unicode) and whatever the request (n, max_tokens, stop, model,
@@ -20,7 +20,7 @@ from test_chat import WEATHER_TOOL
 
 from mockai import MockServer
 from mockai.api import chat
-from mockai.api.base import ParseContext, RenderContext
+from mockai.api.base import KeptAnswers, ParseContext, RenderContext
 from mockai.catalog import Catalog
 from mockai.pipeline.reply import Choice, Reply, ToolCall
 from mockai.wire.ids import tool_call_id
@@ -89,10 +89,17 @@ VARIED = [
 
 
 def _render(
-    reply: Reply, body: dict[str, Any], key: bytes, created: int, call_ids: Any = tool_call_id
+    reply: Reply,
+    body: dict[str, Any],
+    key: bytes,
+    created: int,
+    call_ids: Any = tool_call_id,
+    kept: KeptAnswers | None = None,
 ) -> Any:
+    """`reply` rendered for `body`, from and into `kept` (None: afresh, nothing kept)."""
     exchange = chat.parse(body, ParseContext({}, CATALOG))
-    return chat.render(reply, exchange, RenderContext(key, created, tool_call_id=call_ids))
+    ctx = RenderContext(key, created, tool_call_id=call_ids, kept=kept)
+    return chat.render(reply, exchange, ctx)
 
 
 def _other_call_ids(key: bytes, index: int) -> str:
@@ -132,11 +139,11 @@ def test_an_answer_is_what_rendering_it_afresh_gives(
     then = 7 if changed == "created" else created
     call_ids = _other_call_ids if changed == "call ids" else tool_call_id
     earlier_key = data.draw(st.binary(min_size=8), label="earlier key")
-    _render(pair[0], earlier, earlier_key, then, call_ids)
+    kept = KeptAnswers()
+    _render(pair[0], earlier, earlier_key, then, call_ids, kept)
     if data.draw(st.booleans(), label="another reply in between"):
-        _render(pair[1], data.draw(requests), key, created)
-    answer = _wire(_render(pair[0], body, key, created))
-    chat._KEPT.clear()
+        _render(pair[1], data.draw(requests), key, created, kept=kept)
+    answer = _wire(_render(pair[0], body, key, created, kept=kept))
     assert answer == _wire(_render(pair[0], body, key, created))
 
 
@@ -147,9 +154,9 @@ def test_a_call_id_the_text_also_holds_is_not_taken_for_the_id() -> None:
     earlier_key, key = b"earlier-" * 2, b"this-one" * 2
     quoted = tool_call_id(earlier_key, 0)
     reply = Reply(choices=(Choice(content=quoted, tool_calls=(ToolCall("w"),)),))
-    _render(reply, body, earlier_key, 1)
-    answer = _wire(_render(reply, body, key, 1))
-    chat._KEPT.clear()
+    kept = KeptAnswers()
+    _render(reply, body, earlier_key, 1, kept=kept)
+    answer = _wire(_render(reply, body, key, 1, kept=kept))
     assert answer == _wire(_render(reply, body, key, 1))
 
 
@@ -182,6 +189,9 @@ def test_repeats_through_a_server_differ_only_in_their_id() -> None:
             "n": 2,
         }
         answers = [client.chat.completions.create(**ask).model_dump() for _ in range(4)]
+        assert len(server.state.kept_answers) == 1  # the server's own table holds the answer
+        server.reset()
+        assert len(server.state.kept_answers) == 0  # a reset forgets it
         assert len({a.pop("id") for a in answers}) == 4
         assert all(a == answers[0] for a in answers)
         assert answers[0]["usage"]["completion_tokens"] > 0

@@ -54,6 +54,41 @@ class RenderContext:
     # sequence stays in the text (Fireworks keeps it).
     tool_call_id: Callable[[bytes, int], str] = ids.tool_call_id
     keep_stop: bool = False
+    # The server's kept renderings (a codec may answer a repeat from them); None: render afresh.
+    kept: KeptAnswers | None = None
+
+
+class KeptAnswers:
+    """Answers a codec rendered, kept for the next request answered with the same reply and
+    shaped alike (`chat.render`: only the ids are new). One table per server (ServerState).
+
+    A reply is known by identity (Replies are immutable; the generator and the rules hand out
+    the same object for the same answer, and each slot holds its reply, so no other object can
+    take its id); `shaped_by` is everything else the answer depends on, compared whole. A fixed
+    table of slots picked by the reply's identity, a newer answer replacing its slot's."""
+
+    def __init__(self, slots: int = 256) -> None:
+        self._slots: list[tuple[Reply, tuple[Any, ...], Any] | None] = [None] * slots
+
+    def _slot(self, reply: Reply) -> int:
+        return (id(reply) >> 4) % len(self._slots)  # (objects are 16-byte aligned)
+
+    def get(self, reply: Reply, shaped_by: tuple[Any, ...]) -> Any:
+        """What was kept for `reply` shaped by `shaped_by`, or None."""
+        held = self._slots[self._slot(reply)]
+        if held is None or held[0] is not reply or held[1] != shaped_by:
+            return None
+        return held[2]
+
+    def keep(self, reply: Reply, shaped_by: tuple[Any, ...], answer: Any) -> None:
+        self._slots[self._slot(reply)] = (reply, shaped_by, answer)
+
+    def __len__(self) -> int:
+        """How many answers are kept."""
+        return sum(held is not None for held in self._slots)
+
+    def clear(self) -> None:
+        self._slots = [None] * len(self._slots)
 
 
 Parse = Callable[[Any, ParseContext], Exchange]

@@ -223,8 +223,9 @@ def _views(messages: tuple[Message, ...]) -> tuple[str, str, str | None]:
 
 def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
     """The chat completion for `reply`, as one JSON body or as the SSE chunk sequence."""
-    if not exchange.stream and not exchange.logprobs:
-        kept = _KEPT.get(reply, exchange, ctx)
+    table = ctx.kept if not exchange.stream and not exchange.logprobs else None
+    if table is not None:
+        kept: _Answer | None = table.get(reply, _shaped_by(exchange, ctx))
         if kept is not None:  # answered before: only the ids are new
             return Body(200, kept.spliced(ctx), usage=kept.usage)
     shaped = shape(reply, exchange, ctx.key, call_id=ctx.tool_call_id, keep_stop=ctx.keep_stop)
@@ -240,10 +241,10 @@ def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
     body["service_tier"] = "default"
     body["system_fingerprint"] = ids.system_fingerprint(exchange.model)
     answer = jsonbytes.dumps(body)
-    if not exchange.logprobs:
+    if table is not None:
         kept = _Answer.of(answer, body["id"], reply, shaped, usage)
         if kept is not None:
-            _KEPT.keep(reply, exchange, ctx, kept)
+            table.keep(reply, _shaped_by(exchange, ctx), kept)
     return Body(200, answer, usage=usage)
 
 
@@ -296,52 +297,19 @@ class _Answer(NamedTuple):
         return b"".join(pieces)
 
 
-class _KeptAnswers:
-    """Non-streamed answers without logprobs, by reply and by what of the request shapes them: a
-    request answered before (a load test's, a test suite's, an agent loop's) gets the kept bytes
-    with its own ids spliced in instead of being shaped, counted and written again (~7-10 us of
-    a request).
-
-    A reply is known by identity (Replies are immutable; the generator and the rules hand out
-    the same object for the same answer, and each slot holds its reply, so no other object can
-    take its id); a fixed table of slots picked by that identity, a newer answer replacing its
-    slot's."""
-
-    def __init__(self, slots: int) -> None:
-        self._slots: list[tuple[Reply, tuple[Any, ...], _Answer] | None] = [None] * slots
-
-    @staticmethod
-    def _shaped_by(exchange: Exchange, ctx: RenderContext) -> tuple[Any, ...]:
-        # Everything `render` reads besides the reply and the id (shaping: n, the token limit,
-        # stop sequences; usage: the prompt's tokens; the head: model, created).
-        return (
-            exchange.model,
-            exchange.n,
-            exchange.output_limit,
-            exchange.stop,
-            exchange.prompt_tokens,
-            exchange.legacy_functions,
-            ctx.created,
-            ctx.keep_stop,
-        )
-
-    def _slot(self, reply: Reply) -> int:
-        return (id(reply) >> 4) % len(self._slots)  # (objects are 16-byte aligned)
-
-    def get(self, reply: Reply, exchange: Exchange, ctx: RenderContext) -> _Answer | None:
-        held = self._slots[self._slot(reply)]
-        if held is None or held[0] is not reply or held[1] != self._shaped_by(exchange, ctx):
-            return None
-        return held[2]
-
-    def keep(self, reply: Reply, exchange: Exchange, ctx: RenderContext, answer: _Answer) -> None:
-        self._slots[self._slot(reply)] = (reply, self._shaped_by(exchange, ctx), answer)
-
-    def clear(self) -> None:
-        self._slots = [None] * len(self._slots)
-
-
-_KEPT = _KeptAnswers(256)
+def _shaped_by(exchange: Exchange, ctx: RenderContext) -> tuple[Any, ...]:
+    """Everything a kept answer depends on besides its reply and its ids (shaping: n, the token
+    limit, stop sequences; usage: the prompt's tokens; the head: model, created)."""
+    return (
+        exchange.model,
+        exchange.n,
+        exchange.output_limit,
+        exchange.stop,
+        exchange.prompt_tokens,
+        exchange.legacy_functions,
+        ctx.created,
+        ctx.keep_stop,
+    )
 
 
 def _as_function_call(s: Shaped) -> Shaped:

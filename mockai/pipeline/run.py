@@ -294,6 +294,7 @@ def _render(
         config.seed,
         tool_call_id=profile.tool_call_id,
         keep_stop=profile.keep_stop,
+        kept=state.kept_answers,
     )
     outgoing = codec.render(reply, exchange, ctx)
     if profile.chat is not None:  # (a provider's profile: its hooks are loaded, a lookup)

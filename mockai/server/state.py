@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, cast
 from aiohttp import web
 
 from mockai import profiles
-from mockai.api.base import Codec
+from mockai.api.base import Codec, KeptAnswers
 from mockai.backend import Backend
 from mockai.backend.memory import MemoryBackend
 from mockai.catalog import Catalog
@@ -54,6 +54,7 @@ class ServerState:
     occurrences: Occurrences = field(default_factory=Occurrences)
     arrivals: Arrivals = field(default_factory=Arrivals)
     parsed: ParsedRequests = field(default_factory=ParsedRequests)  # repeated bodies, parsed once
+    kept_answers: KeptAnswers = field(default_factory=KeptAnswers)  # answers rendered before
     access_log: logging.Logger = field(default_factory=lambda: logging.getLogger("mockai.access"))
     rules: RuleBook | None = None  # runtime + scenario rules (None with custom sources)
     # Where what must be one across workers lives (`--state`); in-process by default.
@@ -177,6 +178,7 @@ class ServerState:
         for catalog in self.catalogs.values():
             catalog.restore()
         self.parsed.clear()
+        self.kept_answers.clear()
         for source in self.decider.sources:  # rules' counters, cassettes' play counts
             if isinstance(source, RuleBook):
                 await source.reset_async()
