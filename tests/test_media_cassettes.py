@@ -24,6 +24,9 @@ from mockai.cassette.format import load_all
 from mockai.check import check_paths
 
 KEY = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789ABCD"
+# A key someone pasted into a batch's input, on a line of its own: in the JSONL file it follows
+# the escape `\n`, not a line break.
+PASTED = "sk-svcacct-Zyxwvutsrqponmlkjihgfedcba9876543210"
 
 
 def png() -> bytes:
@@ -55,7 +58,7 @@ def flow(client: openai.OpenAI) -> list[Any]:
         "custom_id": "one",
         "method": "POST",
         "url": "/v1/moderations",
-        "body": {"input": "a kind word"},
+        "body": {"input": f"a kind word, and my key:\n{PASTED}"},
     }
     upload = client.files.create(file=("in.jsonl", json.dumps(line).encode()), purpose="batch")
     out.append(upload.id)
@@ -114,7 +117,14 @@ def test_the_cassette_is_vcrpys_and_holds_no_secret(recorded: tuple[Path, list[A
     assert "!!binary" in text  # the speech's MP3 and the multipart uploads
     requests, responses = FilesystemPersister.load_cassette(str(cassette), yamlserializer)
     assert len(requests) == len(responses) == len(data["interactions"])
-    assert len(load_all(cassette)[0].interactions) == len(requests)
+    interactions = load_all(cassette)[0].interactions
+    assert len(interactions) == len(requests)
+    # Uploads are stored as !!binary: look in the bodies themselves, not only the text.
+    uploads = [i.request_body for i in interactions if i.uri.endswith("/files")]
+    assert uploads and all(b"REDACTED-" in body for body in uploads if body)
+    for interaction in interactions:
+        for body in (interaction.request_body or b"", interaction.response_body):
+            assert PASTED.encode() not in body and KEY.encode() not in body
     assert check_paths([str(cassette)]) == []
 
 
@@ -135,14 +145,17 @@ def test_a_different_upload_is_a_miss_that_says_which_file(
     assert "file" in message and "sha256" in message
 
 
-def test_a_vcrpy_recording_of_a_multipart_upload_replays(tmp_path: Path) -> None:
+# A file's content, and one holding a key: vcrpy keeps it as sent, and both sides of the match
+# are scrubbed alike, so the upload still matches.
+@pytest.mark.parametrize("content", [b"RIFF....", f"RIFF {KEY}\n".encode()])
+def test_a_vcrpy_recording_of_a_multipart_upload_replays(tmp_path: Path, content: bytes) -> None:
     # As vcrpy records an SDK upload: the raw form, with that request's boundary.
     form = (
         b"--a1b2c3\r\n"
         b'Content-Disposition: form-data; name="model"\r\n\r\nwhisper-1\r\n'
         b"--a1b2c3\r\n"
         b'Content-Disposition: form-data; name="file"; filename="memo.wav"\r\n'
-        b"Content-Type: audio/wav\r\n\r\nRIFF....\r\n"
+        b"Content-Type: audio/wav\r\n\r\n" + content + b"\r\n"
         b"--a1b2c3--\r\n"
     )
     cassette = tmp_path / "vcr.yaml"
@@ -172,7 +185,7 @@ def test_a_vcrpy_recording_of_a_multipart_upload_replays(tmp_path: Path) -> None
         answer = httpx.post(
             server.url + "/audio/transcriptions",
             data={"model": "whisper-1"},
-            files={"file": ("memo.wav", b"RIFF....", "audio/x-wav")},  # another declared type
+            files={"file": ("memo.wav", content, "audio/x-wav")},  # another declared type
         )
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"text": "Recorded memo."}

@@ -129,3 +129,31 @@ def _shape(value: object) -> object:
     if isinstance(value, list):
         return [_shape(item) for item in value]
     return "<text>" if isinstance(value, str) else value
+
+
+# A JSON string's text as it appears inside a body that is not one JSON document (a JSONL
+# batch file in a multipart upload, a bare-string body, a non-JSON SSE payload): scrubbed as
+# text, where a secret may follow an escape (`\n`, `\t`, `\u00e9`) instead of the character.
+ESCAPED_TEXTS = st.tuples(
+    st.text(max_size=20),
+    st.sampled_from('\n\r\t\b\f"\\/é\u2028\x01 '),
+    SECRET_SHAPES,
+    st.text(max_size=20).map(" {}".format),
+).map("".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(ESCAPED_TEXTS, st.booleans())
+def test_a_secret_after_a_json_escape_is_scrubbed_in_the_text_that_holds_it(
+    value: str, ascii_only: bool
+) -> None:
+    """Whatever the decoded string shows as a secret, the encoded text loses: after scrubbing the
+    JSON text as plain text, neither it nor the string it encodes holds anything secret-looking."""
+    line = json.dumps({"body": value}, ensure_ascii=ascii_only)
+    assert SCRUBBER.needs_scrubbing(line)
+    scrubbed = SCRUBBER.scrub_text(line)
+    assert SCRUBBER.scan(scrubbed) == []
+    assert SCRUBBER.scan(json.loads(scrubbed)["body"]) == []
+    # ... and as a multipart upload of a JSONL file is scrubbed: line by line.
+    upload = b"--b\r\nContent-Type: application/jsonl\r\n\r\n" + line.encode() + b"\n\r\n--b--\r\n"
+    assert SCRUBBER.scan(SCRUBBER.scrub_body(upload).decode()) == []

@@ -142,9 +142,9 @@ class RequestView:
         form: bytes | None = None,
     ) -> RequestView:
         """A view of a request mockai is answering: its parsed JSON body, or its multipart
-        `form` as sent (normalised like a recorded one), or no body (GET, DELETE)."""
+        `form` (scrubbed and normalised like a recorded one), or no body (GET, DELETE)."""
         if form is not None:
-            return cls.build(method, path, query, form_body(form))
+            return cls.build(method, path, query, form_body(scrubber.scrub_body(form)))
         canonical = jsonbytes.canonical(body)
         if scrubber.needs_scrubbing(canonical.decode()):
             return cls.build(method, path, query, scrubber.scrub_json(body))
@@ -180,7 +180,9 @@ def parse_body(raw: bytes | None, scrubber: Scrubber) -> Any:
     else as text (or None when empty)."""
     if not raw:
         return None
-    form = form_body(raw) if raw.startswith(b"--") else None
+    # An upload is kept scrubbed (a key pasted into a JSONL batch file): both sides summarise
+    # their form scrubbed, or the file's SHA-256 would tell the recording from the same upload.
+    form = form_body(scrubber.scrub_body(raw)) if raw.startswith(b"--") else None
     if form is not None:
         return form
     try:

@@ -52,13 +52,18 @@ def _pattern(
     return SecretPattern(name, re.compile(regex), prefix, group, markers)
 
 
-_B = r"(?<![A-Za-z0-9_-])"  # not in the middle of a longer word
+# Where a secret may start: not in the middle of a longer word (`task-...` is no `sk-` key), or
+# right after a JSON string escape (`\n`, `\t`, `\u00e9`), whose last character is a letter or
+# a hex digit in the text while the string it encodes has a line break or an `é` there: a JSONL
+# line in a multipart upload, a bare-string body and a non-JSON event are scrubbed as text.
+_ESCAPED = r"(?<=\\[nrtbf])|(?<=\\u[0-9A-Fa-f]{4})"
+_B = rf"(?:(?<![A-Za-z0-9_-])|{_ESCAPED})"
 DEFAULT_PATTERNS: tuple[SecretPattern, ...] = (
     # OpenAI (sk-, sk-proj-, sk-svcacct-), Anthropic (sk-ant-), OpenRouter (sk-or-v1-), DeepSeek...
     _pattern("an sk- API key", _B + r"sk-(?!REDACTED-)[A-Za-z0-9_-]{20,}", ("sk-",), "sk-"),
     _pattern(
         "a bearer token",
-        r"(?i:\bbearer)[ \t]+((?!REDACTED-)[A-Za-z0-9._~+/-]{16,}=*)",
+        rf"(?:\b|{_ESCAPED})(?i:bearer)[ \t]+((?!REDACTED-)[A-Za-z0-9._~+/-]{{16,}}=*)",
         ("bearer",),
         group=1,
     ),
