@@ -48,6 +48,10 @@ class Config:
     journal_bytes: int = 16 * 1024 * 1024
     # Bytes of answers each store (stored responses, stored chat completions) keeps.
     store_bytes: int = 16 * 1024 * 1024
+    # Bytes of large request bodies (uploads, 1 MiB and up) read or being answered at once; past
+    # it a request waits, its body unread, for earlier ones to finish (one larger than this is
+    # read alone). Each body is bounded by 64 MiB; this bounds how many at once.
+    upload_bytes: int = 128 * 1024 * 1024
     # Seconds a connection may take to send a whole request (head and body), and may stay
     # idle between requests, before it is closed: a client that connects and sends nothing,
     # or half a request, must not hold a connection forever.
@@ -236,7 +240,10 @@ def _coerce(name: str, value: Any) -> Any:
     check = _CHECKS.get(name)
     if check is not None:
         value = check(name, value)
-    if name in ("journal_size", "journal_bytes", "store_bytes", "created") and value < 0:
+    if (
+        name in ("journal_size", "journal_bytes", "store_bytes", "upload_bytes", "created")
+        and value < 0
+    ):
         raise ConfigError(f"{name}: must not be negative, got {value}")
     return value
 

@@ -66,6 +66,17 @@ def test_the_startup_timer_launches_the_server_and_reports_its_first_answer() ->
     assert 0 < float(summary.split()[1]) < 30
 
 
+def test_the_upload_benchmark_loads_the_server_with_and_without_its_budget() -> None:
+    """bench/uploads.py (peak memory of simultaneous large uploads) keeps working."""
+    run = run_bench(
+        "uploads.py", "--uploads", "4", "--mb", "2", "--budget-mb", "3", cwd=ROOT, timeout=120
+    )
+    lines = run.stdout.strip().splitlines()
+    assert [line.split()[0] for line in lines[:2]] == ["budget", "no"]
+    assert all("statuses [200]" in line for line in lines[:2]), lines
+    assert lines[-1].startswith("peak with the budget / without: ")
+
+
 def test_the_instruction_count_measures_both_servers(tmp_path: Path) -> None:
     """bench/instructions.py runs mockai and the bare app under callgrind and counts per request:
     deterministic figures, so both are positive and mockai (which does more than serve bytes)

@@ -82,6 +82,30 @@ def test_a_server_journal_stays_within_its_budget_and_says_what_it_dropped() -> 
         assert shown[-1]["dropped"] is False and shown[-1]["status"] == 200
 
 
+def test_a_body_heavier_than_the_whole_journal_budget_is_answered_and_not_kept() -> None:
+    """The journal drops such a body as its entry is added; the request is still answered from
+    the body as it came (it had been a 500), and its entry shows no body, parsed or not."""
+    prompt = "lorem ipsum " * 30_000  # ~360 KB
+    with (
+        MockServer(journal_bytes=100_000, log_requests=False) as server,
+        openai.OpenAI(base_url=server.url, api_key="k", max_retries=0) as client,
+    ):
+        chat = client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}]
+        )
+        assert chat.usage is not None and chat.usage.prompt_tokens > 30_000
+        heard = client.audio.transcriptions.create(
+            model="whisper-1", file=("memo.wav", b"RIFF" + b"\0" * 300_000)
+        )
+        assert heard.text
+        made = client.conversations.create(metadata={"topic": "big"}, items=[_message(prompt)])
+        assert made.metadata == {"topic": "big"}
+        entries = server.requests
+        assert [e.status for e in entries] == [200, 200, 200]
+        assert all(e.dropped and e.body is None for e in entries)
+        assert server.journal.bytes <= 100_000
+
+
 @given(
     st.lists(st.tuples(st.integers(0, 7), st.integers(0, 3_000)), max_size=40),
     st.integers(1, 6),

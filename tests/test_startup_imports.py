@@ -111,6 +111,7 @@ PLAIN_SERVER = {
     "mockai.pipeline.reply",
     "mockai.pipeline.run",
     "mockai.pipeline.sources",
+    "mockai.pipeline.uploads",
     "mockai.pipeline.workload",
     "mockai.profiles",
     "mockai.profiles.base",

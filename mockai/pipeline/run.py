@@ -24,7 +24,7 @@ from mockai.backend import StateUnavailable
 from mockai.delivery.deliver import deliver
 from mockai.delivery.faults import NO_FAULTS
 from mockai.errors import ApiError
-from mockai.pipeline import workload
+from mockai.pipeline import uploads, workload
 from mockai.pipeline.exchange import Endpoint, Exchange, Message
 from mockai.pipeline.fingerprint import content_key, occurrence_key, request_key
 from mockai.pipeline.journal import JournalEntry, NameTable, readable_body, redact_headers
@@ -65,20 +65,45 @@ async def run(
 
     The profile is consulted at the edges only: auth, the request's fields before parsing, the
     rendered answer, the error envelope and the rate-limit headers. The default profile's hooks
-    are all None."""
+    are all None.
+
+    A large body waits for room in the server's upload budget before it is read, and holds it
+    until its answer is done (pipeline/uploads.py)."""
+    size = reserved_size(request)
+    if not size:
+        return await _serve(request, codec, profile, deployment)
+    budget = request.app[STATE].uploads
+    await budget.reserve(size)
+    try:
+        return await _serve(request, codec, profile, deployment)
+    finally:
+        budget.release(size)
+
+
+def reserved_size(request: web.Request) -> int:
+    """The bytes `request`'s body reserves in the upload budget: its Content-Length when large,
+    the most a body may be when it comes chunked (of unknown size), else none."""
+    length = request.content_length
+    if length is not None:
+        return length if length >= uploads.RESERVED_FROM else 0
+    return request.client_max_size if request.body_exists else 0
+
+
+async def _serve(
+    request: web.Request, codec: Codec, profile: Profile, deployment: str | None
+) -> web.StreamResponse:
     state = request.app[STATE]
     begun = await _begin(request, state)
     if begun is None:
         return gone()
-    entry, unreadable = begun
+    entry, raw, unreadable = begun
     entry.endpoint = codec.endpoint.value
     turn = Turn()
     try:
         _check_auth(state, request, profile)
         if unreadable is not None:
             raise unreadable
-        raw = entry.body
-        body, form = _request_body(entry, request, codec)
+        body, form = _request_body(entry, raw, request, codec)
         if deployment is not None and isinstance(body, dict):
             body = {**body, "model": deployment}  # Azure answers with the deployment's model
         # The bytes parse to the same Exchange every time they come (pipeline/parsed.py), as
@@ -159,7 +184,7 @@ async def answer(
     entry.model, entry.stream = exchange.model, exchange.stream
     turn.billed = _billed_tokens(exchange)
     if exchange.form is not None:
-        entry.body = exchange.body  # the form as typed, files as their summaries
+        _journal_body(entry, exchange.body)  # the form as typed, files as their summaries
     if exchange.endpoint is Endpoint.RESPONSES:
         # An unknown id may be the upstream's: only a server without one knows every id.
         strict_ids = state.config.strict_requests and state.config.upstream is None
@@ -408,9 +433,12 @@ def gone() -> web.Response:
 
 async def _begin(
     request: web.Request, state: ServerState
-) -> tuple[JournalEntry, ApiError | None] | None:
-    """The request's journal entry, and the error to answer if its body could not be read; None
-    if the client is gone."""
+) -> tuple[JournalEntry, bytes, ApiError | None] | None:
+    """The request's journal entry, its body, and the error to answer if the body could not be
+    read; None if the client is gone.
+
+    The pipeline works on the body returned, never on the entry's: a body heavier than the
+    journal's whole byte budget is dropped from its entry as soon as the entry is added."""
     read = await read_body(request)
     if read is None:
         return None
@@ -430,21 +458,28 @@ async def _begin(
     # Journaled on arrival and completed in place: an attempt the client abandoned (a reset, a
     # hang, a stalled stream) is counted, and is visible as soon as the client sees its result.
     state.journal.add(entry)
-    return entry, unreadable
+    return entry, raw, unreadable
 
 
-def _parse_json(entry: JournalEntry) -> Any:
-    raw = entry.body
+def _journal_body(entry: JournalEntry, body: Any) -> None:
+    """Show the request's body in its journal entry in a readable form (parsed, summarised),
+    unless the journal dropped it (a body is weighed once, as it came)."""
+    if not entry.dropped:
+        entry.body = body
+
+
+def _parse_json(entry: JournalEntry, raw: bytes) -> Any:
     try:
-        entry.body = jsonbytes.loads(raw)
+        body = jsonbytes.loads(raw)
     except ValueError:
-        entry.body = raw.decode("utf-8", "replace")
+        _journal_body(entry, raw.decode("utf-8", "replace"))
         raise errors.invalid_json() from None
-    return entry.body
+    _journal_body(entry, body)
+    return body
 
 
 def _request_body(
-    entry: JournalEntry, request: web.Request, codec: Codec
+    entry: JournalEntry, raw: bytes, request: web.Request, codec: Codec
 ) -> tuple[Any, bytes | None]:
     """The body as the codec takes it, and the raw form when it is a multipart one.
 
@@ -452,7 +487,6 @@ def _request_body(
     journal keeps the form's fields with each file's summary, never the files' bytes.
     """
     content_type = request.headers.get("Content-Type")
-    raw = entry.body
     if not raw and codec.bodies in ("json_or_none", "form_or_none"):
         entry.body = None
         return None, None
@@ -462,21 +496,21 @@ def _request_body(
 
         if multipart.is_form(content_type):
             boundary = multipart.boundary_of(content_type or "")
-            entry.body = f"<multipart form, {len(raw)} bytes>"
+            _journal_body(entry, f"<multipart form, {len(raw)} bytes>")
             if boundary is None:
                 raise errors.bad_form("the Content-Type header has no boundary parameter")
             try:
                 fields = multipart.fields(multipart.parse(raw, boundary))
             except multipart.MultipartError as error:
                 raise errors.bad_form(str(error)) from None
-            entry.body = multipart.summarised(fields)
+            _journal_body(entry, multipart.summarised(fields))
             return fields, raw
     if codec.bodies in ("form", "form_or_none"):
-        entry.body = raw.decode("utf-8", "replace") if raw else None
+        _journal_body(entry, raw.decode("utf-8", "replace") if raw else None)
         from mockai.api import forms
 
         raise forms.not_a_form(content_type)
-    return _parse_json(entry), None
+    return _parse_json(entry, raw), None
 
 
 def _check_auth(state: ServerState, request: web.Request, profile: Profile) -> None:
@@ -615,7 +649,7 @@ async def simple(
     """Serve a non-generating request (models, 404s, 405s) with the standard headers and journal,
     as `profile`'s provider (the server's own by default); `produce` may be a coroutine function
     (the stores may wait on the shared state)."""
-    return await _static(request, lambda state, entry: produce(state), profile)
+    return await _static(request, lambda state, entry, raw: produce(state), profile)
 
 
 async def with_body(
@@ -626,18 +660,15 @@ async def with_body(
     """Serve a request to the API's stored objects: `produce(state, body)` gets the parsed JSON
     body (None without one); a body that is not JSON is the API's 400."""
 
-    def parsed(state: ServerState, entry: JournalEntry) -> Produced:
-        body = None
-        if entry.body:
-            body = _parse_json(entry)
-        return produce(state, body)
+    def parsed(state: ServerState, entry: JournalEntry, raw: bytes) -> Produced:
+        return produce(state, _parse_json(entry, raw) if raw else None)
 
     return await _static(request, parsed, profile)
 
 
 async def _static(
     request: web.Request,
-    produce: Callable[[ServerState, JournalEntry], Produced],
+    produce: Callable[[ServerState, JournalEntry, bytes], Produced],
     profile: Profile | None,
 ) -> web.StreamResponse:
     state = request.app[STATE]
@@ -645,14 +676,14 @@ async def _static(
     begun = await _begin(request, state)
     if begun is None:
         return gone()
-    entry, unreadable = begun
+    entry, raw, unreadable = begun
     entry.source = "static"
     limits: dict[str, str] = {}
     try:
         _check_auth(state, request, profile)
         if unreadable is not None:
             raise unreadable
-        produced = produce(state, entry)
+        produced = produce(state, entry, raw)
         outgoing = await produced if inspect.isawaitable(produced) else produced
     except ApiError as error:
         error = profile.errors.adapt(error)

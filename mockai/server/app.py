@@ -28,6 +28,7 @@ from mockai.generate.fallback import FallbackGenerator
 from mockai.pipeline.decide import Decider, Source
 from mockai.pipeline.journal import Journal
 from mockai.pipeline.sources import build_sources
+from mockai.pipeline.uploads import UploadBudget
 from mockai.profiles.base import Profile
 from mockai.server import admin, routes
 from mockai.server.metrics import Metrics
@@ -67,6 +68,7 @@ def create_app(
         rules.fallback_generator = generator
         rules.shared = backend.rules()
     journal = Journal(config.journal_size, config.journal_bytes)
+    uploads = UploadBudget(config.upload_bytes)
     state = ServerState(
         config=config,
         catalog=catalog,
@@ -84,8 +86,9 @@ def create_app(
         faults=FaultPlanner.from_config(config, backend.attempts()),
         backend=backend,
         shared_journal=backend.journal(journal),
-        metrics=Metrics(metrics_dir),
+        metrics=Metrics(metrics_dir, uploads),
         profile=profile,
+        uploads=uploads,
     )
     state.decider.keepers.update(state.keepers())  # (the stores are made on first use)
     shared = _routes(profile)

@@ -31,6 +31,7 @@ from typing import Any
 from aiohttp import web
 
 from mockai.pipeline.journal import JournalEntry
+from mockai.pipeline.uploads import UploadBudget
 from mockai.wire.outgoing import Body, EventStream, Outgoing
 from mockai.wire.usage import usage_in
 
@@ -58,8 +59,9 @@ _COUNTERS = {
 class Metrics:
     """The metrics of one server (one process): totals, and their exposition."""
 
-    def __init__(self, folder: str | None = None) -> None:
+    def __init__(self, folder: str | None = None, uploads: UploadBudget | None = None) -> None:
         self.folder = folder  # several workers: where each one's totals are shared
+        self.uploads = uploads  # the server's upload budget, read when totals are taken
         # (endpoint, model, status) -> [count, sum of seconds, bucket counts..., +Inf bucket]
         self.requests: dict[tuple[str, ...], list[float]] = {}
         self.headers: dict[tuple[str, ...], list[float]] = {}  # (endpoint, model) -> the same
@@ -143,6 +145,7 @@ class Metrics:
             },
             "in_flight": self.in_flight,
             "active_streams": self.active_streams,
+            **_upload_totals(self.uploads),
         }
 
     def write_totals(self, totals: dict[str, Any] | None = None, pid: int | None = None) -> None:
@@ -192,6 +195,16 @@ class Metrics:
         self.write_totals()  # the final numbers (nothing in flight any more)
 
 
+def _upload_totals(uploads: UploadBudget | None) -> dict[str, int]:
+    if uploads is None:
+        return {"upload_bytes": 0, "upload_peak": 0, "upload_waits": 0}
+    return {
+        "upload_bytes": uploads.held,
+        "upload_peak": uploads.peak,
+        "upload_waits": uploads.waited,
+    }
+
+
 def _observe(
     series: dict[tuple[str, ...], list[float]], key: tuple[str, ...], value: float
 ) -> None:
@@ -211,7 +224,9 @@ def _merged(everyone: Iterator[dict[str, Any]]) -> dict[str, Any]:
     requests: dict[tuple[str, ...], list[float]] = {}
     headers: dict[tuple[str, ...], list[float]] = {}
     counters: dict[str, dict[tuple[str, ...], float]] = {name: {} for name in _COUNTERS}
-    gauges = {"in_flight": 0.0, "active_streams": 0.0}
+    # Summed over the workers; the peak is each worker's own (their budgets are apart).
+    gauges = {"in_flight": 0.0, "active_streams": 0.0, "upload_bytes": 0.0, "upload_waits": 0.0}
+    peak = 0.0
     for totals in everyone:
         for series, width, rows in (
             (requests, 3, totals["requests"]),
@@ -226,8 +241,15 @@ def _merged(everyone: Iterator[dict[str, Any]]) -> dict[str, Any]:
             for row in rows:
                 _add(counters.setdefault(name, {}), tuple(row[:-1]), row[-1])
         for gauge in gauges:
-            gauges[gauge] += totals[gauge]
-    return {"requests": requests, "headers": headers, "counters": counters, **gauges}
+            gauges[gauge] += totals.get(gauge, 0)
+        peak = max(peak, totals.get("upload_peak", 0))
+    return {
+        "requests": requests,
+        "headers": headers,
+        "counters": counters,
+        **gauges,
+        "upload_peak": peak,
+    }
 
 
 class _Collector:
@@ -282,6 +304,22 @@ class _Collector:
             "Streamed answers being sent right now.",
             totals["active_streams"],
         )
+        yield GaugeMetricFamily(
+            "mockai_upload_bytes",
+            "Bytes of large request bodies (1 MiB and up) read or being answered right now: at "
+            "most upload_bytes a worker.",
+            totals["upload_bytes"],
+        )
+        yield GaugeMetricFamily(
+            "mockai_upload_bytes_peak",
+            "The most bytes of large request bodies one worker held at once since it started.",
+            totals["upload_peak"],
+        )
+        yield CounterMetricFamily(
+            "mockai_upload_waits",
+            "Requests whose large body waited, unread, for room in the upload budget.",
+            totals["upload_waits"],
+        )
 
 
 def _histogram(family: Any, series: dict[tuple[str, ...], list[float]]) -> Any:
@@ -299,5 +337,5 @@ def worker_exited(folder: str, pid: int) -> None:
     path = Path(folder) / f"{pid}.json"
     with contextlib.suppress(OSError, ValueError):
         totals = json.loads(path.read_text())
-        totals["in_flight"] = totals["active_streams"] = 0
+        totals["in_flight"] = totals["active_streams"] = totals["upload_bytes"] = 0
         Metrics(folder).write_totals(totals, pid=pid)

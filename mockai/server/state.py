@@ -24,6 +24,7 @@ from mockai.pipeline.exchange import Endpoint, Exchange
 from mockai.pipeline.fingerprint import Occurrences
 from mockai.pipeline.journal import Journal, JournalView
 from mockai.pipeline.parsed import ParsedRequests
+from mockai.pipeline.uploads import UploadBudget
 from mockai.profiles.base import Profile
 from mockai.scenario.book import RuleBook
 from mockai.server.metrics import Metrics
@@ -55,6 +56,8 @@ class ServerState:
     arrivals: Arrivals = field(default_factory=Arrivals)
     parsed: ParsedRequests = field(default_factory=ParsedRequests)  # repeated bodies, parsed once
     kept_answers: KeptAnswers = field(default_factory=KeptAnswers)  # answers rendered before
+    # Bytes of large request bodies read or being answered at once (`upload_bytes`).
+    uploads: UploadBudget = field(default_factory=lambda: UploadBudget(Config.upload_bytes))
     access_log: logging.Logger = field(default_factory=lambda: logging.getLogger("mockai.access"))
     rules: RuleBook | None = None  # runtime + scenario rules (None with custom sources)
     # Where what must be one across workers lives (`--state`); in-process by default.
