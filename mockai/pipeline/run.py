@@ -83,6 +83,11 @@ async def run(
 def reserved_size(request: web.Request) -> int:
     """The bytes `request`'s body reserves in the upload budget: its Content-Length when large,
     the most a body may be when it comes chunked (of unknown size), else none."""
+    if request.content.is_eof():
+        # The usual case, and the cheapest test: the whole body came with the head, and reading
+        # it takes no more memory. A large upload is still arriving when its handler starts
+        # (aiohttp stops reading a connection that has 128 KiB waiting).
+        return 0
     length = request.content_length
     if length is not None:
         return length if length >= uploads.RESERVED_FROM else 0
@@ -474,7 +479,8 @@ def _parse_json(entry: JournalEntry, raw: bytes) -> Any:
     except ValueError:
         _journal_body(entry, raw.decode("utf-8", "replace"))
         raise errors.invalid_json() from None
-    _journal_body(entry, body)
+    if not entry.dropped:  # (`_journal_body`, inline: every JSON request comes here)
+        entry.body = body
     return body
 
 
