@@ -116,18 +116,20 @@ def parse(body: bytes, boundary: str) -> list[Part]:
             raise MultipartError("the body ends before the closing boundary delimiter")
         if len(parts) >= MAX_PARTS:
             raise MultipartError(f"the form has more than {MAX_PARTS} parts")
-        parts.append(_part(body[start:end]))
+        parts.append(_part(body, start, end))
         position = end + len(separator)
 
 
-def _part(raw: bytes) -> Part:
-    if raw.startswith(_CRLF):
-        head, data = b"", raw[2:]
+def _part(body: bytes, start: int, end: int) -> Part:
+    """The part in `body[start:end]`. Its content is the one copy made: a 20 MB upload sliced
+    whole and then sliced again after its headers had held three copies of itself at once."""
+    if body.startswith(_CRLF, start, end):
+        head, data = b"", body[start + 2 : end]
     else:
-        split = raw.find(_CRLF * 2)
+        split = body.find(_CRLF * 2, start, end)
         if split < 0:
             raise MultipartError("a part has no blank line between its headers and its content")
-        head, data = raw[:split], raw[split + 4 :]
+        head, data = body[start:split], body[split + 4 : end]
     headers: dict[str, str] = {}
     for line in head.split(_CRLF):
         name, colon, value = line.decode("utf-8", "replace").partition(":")
