@@ -69,7 +69,7 @@ async def run(
 
     A large body waits for room in the server's upload budget before it is read, and holds it
     until its answer is done (pipeline/uploads.py)."""
-    size = reserved_size(request)
+    size = _reserved_size(request)
     if not size:
         return await _serve(request, codec, profile, deployment)
     budget = request.app[STATE].uploads
@@ -80,7 +80,7 @@ async def run(
         budget.release(size)
 
 
-def reserved_size(request: web.Request) -> int:
+def _reserved_size(request: web.Request) -> int:
     """The bytes `request`'s body reserves in the upload budget: its Content-Length when large,
     the most a body may be when it comes chunked (of unknown size), else none."""
     if request.content.is_eof():

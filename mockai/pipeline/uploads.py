@@ -1,7 +1,7 @@
 """Bytes of request bodies in flight, bounded: many large uploads at once wait their turn.
 
 Each request body is bounded by `client_max_size` (64 MiB), but not how many come at once: 20
-simultaneous 20 MB transcriptions held ~424 MiB, and a load test of 200 would hold gigabytes.
+simultaneous 20 MB uploads held ~424-564 MiB, and a load test of 200 would hold gigabytes.
 So a request whose body is large reserves its size before it is read, and gives it back when its
 answer is done (a body is referenced by its Exchange until then; after, the journal's and the
 stores' own byte budgets hold what is kept). While a reservation does not fit, the request
@@ -12,10 +12,12 @@ client's bytes wait in the kernel, as with any busy server.
   is not starved by a stream of small ones.
 - A body larger than the whole budget is read when nothing else is held: it waits, it is not
   refused (the API accepts it, and `client_max_size` bounds it already).
-- Small bodies (chat requests, every generating request of a load test) do not reserve: the
-  check is one comparison on the hot path.
+- Small bodies (chat requests, every generating request of a load test) do not reserve: a body
+  that came whole with the request's head is let through on one check of its stream.
 - A request whose body comes chunked, without a Content-Length, reserves the most a body may
   be: its size is known only once it has been read.
+- The size is the client's Content-Length: a client that declares 60 MB and sends nothing holds
+  that much until the read timeout (60 s) closes its connection.
 """
 
 from __future__ import annotations
