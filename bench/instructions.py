@@ -47,7 +47,16 @@ SHARED = perf.Case(
     "/v1/chat/completions",
     next(case.body for case in perf.CASES if case.name == "rules"),
 )
-JSON_CASES = ("chat", "tools", "embeddings", "embeddings-base64", "rules", "cassette", "shared")
+JSON_CASES = (
+    "chat",
+    "chat-distinct",
+    "tools",
+    "embeddings",
+    "embeddings-base64",
+    "rules",
+    "cassette",
+    "shared",
+)
 # Cases compared with plain chat as well as with the bare app (the "within 10%").
 _BESIDE_CHAT = ("rules", "cassette", "shared")
 
@@ -73,7 +82,8 @@ def body_for(case: perf.Case, n: int) -> dict[str, Any]:
     if case.name.startswith("embeddings"):
         encoding = "base64" if case.name.endswith("base64") else "float"
         return perf.embeddings_body(encoding, n)
-    if case.name == "cassette":  # a different recording each time, as perf.py's Lua asks
+    if case.name in ("cassette", "chat-distinct"):  # a different question each time, as perf.py's
+        # Lua asks (the cassette's recordings; generated answers on their own server)
         body: dict[str, Any] = json.loads(perf.cassette_body(n % perf.INTERACTIONS))
         return body
     return case.body

@@ -140,7 +140,9 @@ def test_an_answer_is_what_rendering_it_afresh_gives(
     call_ids = _other_call_ids if changed == "call ids" else tool_call_id
     earlier_key = data.draw(st.binary(min_size=8), label="earlier key")
     kept = KeptAnswers()
-    _render(pair[0], earlier, earlier_key, then, call_ids, kept)
+    # (twice: the first rendering of a reply is only marked, the second is kept)
+    for _ in range(data.draw(st.integers(1, 2), label="renderings before")):
+        _render(pair[0], earlier, earlier_key, then, call_ids, kept)
     if data.draw(st.booleans(), label="another reply in between"):
         _render(pair[1], data.draw(requests), key, created, kept=kept)
     answer = _wire(_render(pair[0], body, key, created, kept=kept))
@@ -155,7 +157,8 @@ def test_a_call_id_the_text_also_holds_is_not_taken_for_the_id() -> None:
     quoted = tool_call_id(earlier_key, 0)
     reply = Reply(choices=(Choice(content=quoted, tool_calls=(ToolCall("w"),)),))
     kept = KeptAnswers()
-    _render(reply, body, earlier_key, 1, kept=kept)
+    for _ in range(2):  # (kept the second time)
+        _render(reply, body, earlier_key, 1, kept=kept)
     answer = _wire(_render(reply, body, key, 1, kept=kept))
     assert answer == _wire(_render(reply, body, key, 1))
 
@@ -178,6 +181,19 @@ def test_tool_calls_repeated_through_a_server_differ_only_in_their_ids() -> None
     assert call_ids[0] and len({i for ids in call_ids for i in ids}) == 4 * len(call_ids[0])
     assert len({a.pop("id") for a in answers}) == 4
     assert all(a == answers[0] for a in answers)
+
+
+def test_an_answer_is_kept_the_second_time_its_reply_is_rendered() -> None:
+    """Traffic that never repeats (fresh prompts) pays for no cutting and keeping: the first
+    rendering of a reply only marks it; the second keeps it; the third is answered from it."""
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+    reply = Reply(choices=(Choice(content="Kept the second time."),))
+    kept = KeptAnswers()
+    answers = []
+    for index in range(3):
+        answers.append(_wire(_render(reply, body, b"key-%d-padding" % index, 1, kept=kept)))
+        assert len(kept) == (0 if index == 0 else 1)
+    assert answers[2] == _wire(_render(reply, body, b"key-2-padding", 1))
 
 
 def test_repeats_through_a_server_differ_only_in_their_id() -> None:

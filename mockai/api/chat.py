@@ -225,9 +225,10 @@ def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
     """The chat completion for `reply`, as one JSON body or as the SSE chunk sequence."""
     table = ctx.kept if not exchange.stream and not exchange.logprobs else None
     if table is not None:
-        kept: _Answer | None = table.get(reply, _shaped_by(exchange, ctx))
-        if kept is not None:  # answered before: only the ids are new
-            return Body(200, kept.spliced(ctx), usage=kept.usage)
+        shaped_by = _shaped_by(exchange, ctx)
+        held = table.get(reply, shaped_by)
+        if held is not None and held is not table.SEEN:  # answered before: only the ids are new
+            return Body(200, held.spliced(ctx), usage=held.usage)
     shaped = shape(reply, exchange, ctx.key, call_id=ctx.tool_call_id, keep_stop=ctx.keep_stop)
     if exchange.legacy_functions:
         shaped = [_as_function_call(s) for s in shaped]
@@ -242,9 +243,12 @@ def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
     body["system_fingerprint"] = ids.system_fingerprint(exchange.model)
     answer = jsonbytes.dumps(body)
     if table is not None:
-        kept = _Answer.of(answer, body["id"], reply, shaped, usage)
-        if kept is not None:
-            table.keep(reply, _shaped_by(exchange, ctx), kept)
+        if held is None:  # the first time: only marked (most replies never come again)
+            table.keep(reply, shaped_by, table.SEEN)
+        else:
+            kept = _Answer.of(answer, body["id"], reply, shaped, usage)
+            if kept is not None:
+                table.keep(reply, shaped_by, kept)
     return Body(200, answer, usage=usage)
 
 
