@@ -67,9 +67,9 @@ class KeptAnswers:
     take its id); `shaped_by` is everything else the answer depends on, compared whole. A fixed
     table of slots picked by the reply's identity, a newer answer replacing its slot's.
 
-    An answer is kept the second time its reply is rendered alike: the first time only `SEEN`
-    is (traffic that never repeats, fresh prompts, would pay for cutting and keeping answers
-    nobody asks for again: +24% on their rendering)."""
+    An answer is kept the second time its reply is rendered alike; the first rendering only marks
+    the slot with `SEEN` (traffic that never repeats, fresh prompts, would pay for cutting and
+    keeping answers nobody asks for again: +24% on their rendering)."""
 
     def __init__(self, slots: int = 256) -> None:
         self._slots: list[tuple[Reply, tuple[Any, ...], Any] | None] = [None] * slots
@@ -77,7 +77,7 @@ class KeptAnswers:
     def _slot(self, reply: Reply) -> int:
         return (id(reply) >> 4) % len(self._slots)  # (objects are 16-byte aligned)
 
-    SEEN: Final = object()  # (`keep` it: rendered once; what to keep comes the next time)
+    SEEN: Final = object()  # what a slot holds for a reply rendered once (see the class)
 
     def get(self, reply: Reply, shaped_by: tuple[Any, ...]) -> Any:
         """What was kept for `reply` shaped by `shaped_by` (`SEEN` if rendered once), or None."""
