@@ -361,15 +361,20 @@ class Server:
 
 
 def start_server(
-    name: str, command: list[str], cores: str | None, stdin: bytes | None = None
+    name: str,
+    command: list[str],
+    cores: str | None,
+    stdin: bytes | None = None,
+    env: dict[str, str] | None = None,
 ) -> Server:
+    """`command` started (pinned to `cores`), once it answers; `env` adds variables."""
     began = time.perf_counter()
     process = subprocess.Popen(
         pinned(command, cores),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )
     assert process.stdin is not None and process.stdout is not None
     if stdin is not None:

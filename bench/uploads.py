@@ -18,32 +18,15 @@ import argparse
 import concurrent.futures
 import os
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
+import perf  # bench/perf.py: starting servers
+
+from mockai.config import Config
 
 UNBOUNDED = 1 << 40
-
-
-def serve(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
-    """`mockai serve` on a free port; the process and its base URL (read from the banner)."""
-    command = [sys.executable, "-m", "mockai", "serve", "--port", "0", "--quiet"]
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
-    )
-    assert process.stdout is not None
-    deadline = time.monotonic() + 30
-    for line in process.stdout:
-        match = re.search(r"listening on (http://\S+)", line)
-        if match:
-            return process, match.group(1)
-        if time.monotonic() > deadline:
-            break
-    process.kill()
-    raise RuntimeError("mockai serve printed no address")
 
 
 def peak_mib(pid: int) -> float:
@@ -77,21 +60,18 @@ def main() -> None:
     )
     args = parser.parse_args()
     data = os.urandom(int(args.mb * 1_000_000))
+    default = Config.upload_bytes if args.budget_mb is None else int(args.budget_mb * (1 << 20))
     results = {}
-    chosen = None if args.budget_mb is None else int(args.budget_mb * (1 << 20))
-    for name, budget in (("budget", chosen), ("no budget", UNBOUNDED)):
-        env = dict(os.environ)
-        env.pop("MOCKAI_UPLOAD_BYTES", None)
-        if budget is not None:
-            env["MOCKAI_UPLOAD_BYTES"] = str(budget)
-        process, url = serve(env)
+    for name, budget in (("budget", default), ("no budget", UNBOUNDED)):
+        server = perf.start_server(
+            name, perf.mockai_command(), None, env={"MOCKAI_UPLOAD_BYTES": str(budget)}
+        )
         try:
-            idle = peak_mib(process.pid)
-            seconds, statuses = load(url, args.uploads, data)
-            peak = peak_mib(process.pid)
+            idle = peak_mib(server.process.pid)
+            seconds, statuses = load(server.url, args.uploads, data)
+            peak = peak_mib(server.process.pid)
         finally:
-            process.terminate()
-            process.wait(10)
+            server.stop()
         results[name] = peak
         codes = sorted(set(statuses))
         print(

@@ -163,17 +163,23 @@ def test_a_call_id_the_text_also_holds_is_not_taken_for_the_id() -> None:
     assert answer == _wire(_render(reply, body, key, 1))
 
 
+def _asked_four_times(server: MockServer, content: str, **more: Any) -> list[dict[str, Any]]:
+    """The same two-choice chat request sent four times through the SDK, its answers as JSON."""
+    client = openai.OpenAI(base_url=server.url, api_key="x", max_retries=0)
+    ask: dict[str, Any] = {
+        "model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": content}],
+        "n": 2,
+        **more,
+    }
+    return [client.chat.completions.create(**ask).model_dump() for _ in range(4)]
+
+
 def test_tool_calls_repeated_through_a_server_differ_only_in_their_ids() -> None:
     with MockServer(log_requests=False) as server:
-        client = openai.OpenAI(base_url=server.url, api_key="x", max_retries=0)
-        ask: dict[str, Any] = {
-            "model": "gpt-4o-mini",
-            "messages": [{"role": "user", "content": "Weather in Paris and Rome?"}],
-            "tools": [WEATHER_TOOL],
-            "tool_choice": "required",
-            "n": 2,
-        }
-        answers = [client.chat.completions.create(**ask).model_dump() for _ in range(4)]
+        answers = _asked_four_times(
+            server, "Weather in Paris and Rome?", tools=[WEATHER_TOOL], tool_choice="required"
+        )
     call_ids = [
         [call.pop("id") for choice in a["choices"] for call in choice["message"]["tool_calls"]]
         for a in answers
@@ -198,13 +204,7 @@ def test_an_answer_is_kept_the_second_time_its_reply_is_rendered() -> None:
 
 def test_repeats_through_a_server_differ_only_in_their_id() -> None:
     with MockServer(log_requests=False) as server:
-        client = openai.OpenAI(base_url=server.url, api_key="x", max_retries=0)
-        ask: dict[str, Any] = {
-            "model": "gpt-4o-mini",
-            "messages": [{"role": "user", "content": "kept answers?"}],
-            "n": 2,
-        }
-        answers = [client.chat.completions.create(**ask).model_dump() for _ in range(4)]
+        answers = _asked_four_times(server, "kept answers?")
         assert len(server.state.kept_answers) == 1  # the server's own table holds the answer
         server.reset()
         assert len(server.state.kept_answers) == 0  # a reset forgets it
