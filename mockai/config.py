@@ -52,6 +52,9 @@ class Config:
     # it a request waits, its body unread, for earlier ones to finish (one larger than this is
     # read alone). Each body is bounded by 64 MiB; this bounds how many at once.
     upload_bytes: int = 128 * 1024 * 1024
+    # Bytes of files (uploads, batches' output and error files) a server holds; past it an
+    # upload is refused and a batch's remaining lines fail, never a file forgotten.
+    file_bytes: int = 1024 * 1024 * 1024
     # Seconds a connection may take to send a whole request (head and body), and may stay
     # idle between requests, before it is closed: a client that connects and sends nothing,
     # or half a request, must not hold a connection forever.
@@ -240,13 +243,14 @@ def _coerce(name: str, value: Any) -> Any:
     check = _CHECKS.get(name)
     if check is not None:
         value = check(name, value)
-    if (
-        name in ("journal_size", "journal_bytes", "store_bytes", "upload_bytes", "created")
-        and value < 0
-    ):
+    if name in _NOT_NEGATIVE and value < 0:
         raise ConfigError(f"{name}: must not be negative, got {value}")
     return value
 
+
+_NOT_NEGATIVE = frozenset(
+    ("journal_size", "journal_bytes", "store_bytes", "upload_bytes", "file_bytes", "created")
+)
 
 _KIND_WORDS = {
     "int": "a whole number",

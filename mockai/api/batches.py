@@ -9,7 +9,7 @@ state and advances it; the pipeline answers each line (`mockai.pipeline.batch`).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -266,31 +266,53 @@ def output_line(request_id: str, custom_id: str, status: int, answer_id: str, bo
     return head + b',"response":' + response + body.strip() + b'},"error":null}' + b"\n"
 
 
-def usage_of(bodies: Iterable[Any]) -> dict[str, Any]:
-    """The batch's usage: the lines' own, added up (chat / completions / embeddings count
-    prompt and completion tokens, the Responses API input and output tokens)."""
-    totals = {"input": 0, "output": 0, "cached": 0, "reasoning": 0}
-    for body in bodies:
-        usage = body.get("usage") if isinstance(body, dict) else None
+def error_line(request_id: str, custom_id: str, code: str, message: str) -> bytes:
+    """One line of an error file for a request that was not answered (the API's
+    `batch_expired`, `batch_cancelled`): no response, the reason in `error`."""
+    return (
+        jsonbytes.dumps(
+            {
+                "id": request_id,
+                "custom_id": custom_id,
+                "response": None,
+                "error": {"code": code, "message": message},
+            }
+        )
+        + b"\n"
+    )
+
+
+class UsageTotals:
+    """A batch's usage: the lines' own, added up as they are answered (chat / completions /
+    embeddings count prompt and completion tokens, the Responses API input and output tokens)."""
+
+    def __init__(self) -> None:
+        self.input = self.output = self.cached = self.reasoning = 0
+
+    def add(self, usage: Any) -> None:
+        """Count one answer's `usage` object (anything else counts nothing)."""
         if not isinstance(usage, dict):
-            continue
-        totals["input"] += int(usage.get("prompt_tokens", usage.get("input_tokens", 0)) or 0)
-        totals["output"] += int(usage.get("completion_tokens", usage.get("output_tokens", 0)) or 0)
+            return
+        self.input += int(usage.get("prompt_tokens", usage.get("input_tokens", 0)) or 0)
+        self.output += int(usage.get("completion_tokens", usage.get("output_tokens", 0)) or 0)
         details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details") or {}
         if isinstance(details, dict):
-            totals["cached"] += int(details.get("cached_tokens", 0) or 0)
+            self.cached += int(details.get("cached_tokens", 0) or 0)
         reasoning = (
             usage.get("completion_tokens_details") or usage.get("output_tokens_details") or {}
         )
         if isinstance(reasoning, dict):
-            totals["reasoning"] += int(reasoning.get("reasoning_tokens", 0) or 0)
-    return {
-        "input_tokens": totals["input"],
-        "input_tokens_details": {"cached_tokens": totals["cached"]},
-        "output_tokens": totals["output"],
-        "output_tokens_details": {"reasoning_tokens": totals["reasoning"]},
-        "total_tokens": totals["input"] + totals["output"],
-    }
+            self.reasoning += int(reasoning.get("reasoning_tokens", 0) or 0)
+
+    def shown(self) -> dict[str, Any]:
+        """The batch's `usage` as the API shows it."""
+        return {
+            "input_tokens": self.input,
+            "input_tokens_details": {"cached_tokens": self.cached},
+            "output_tokens": self.output,
+            "output_tokens_details": {"reasoning_tokens": self.reasoning},
+            "total_tokens": self.input + self.output,
+        }
 
 
 @dataclass(frozen=True, slots=True)

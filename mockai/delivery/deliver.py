@@ -219,6 +219,8 @@ async def _deliver(
     if isinstance(outgoing, Body):
         if faults.disconnect_after is not None or faults.stall_after is not None:
             return await _broken_body(request, outgoing, headers, faults, delivery)
+        if writes_in_slices(outgoing):
+            return await _large_body(request, outgoing, headers)
         return _body(outgoing, headers)
     if isinstance(outgoing, Relay):
         return await _relay(request, outgoing, headers)
@@ -298,6 +300,34 @@ async def _relay(
     finally:
         if outgoing.finish is not None:
             await outgoing.finish()
+    return response
+
+
+# A body this large (a file's content, thousands of embeddings) is written a slice at a time, each
+# once the one before has drained: whole, aiohttp joined it to its head into a new bytes object
+# (on Python before 3.12.9) and the transport copied what the socket did not take at once, so
+# sending a 60 MB file held it twice more.
+LARGE_BODY = 1 << 20
+_SLICE = 1 << 20
+
+
+def writes_in_slices(outgoing: Outgoing) -> bool:
+    """Whether delivering `outgoing` writes it (a large body), rather than only making the
+    response that aiohttp writes once the handler returns."""
+    return isinstance(outgoing, Body) and len(outgoing.body) >= LARGE_BODY
+
+
+async def _large_body(
+    request: web.Request, outgoing: Body, headers: Mapping[str, str]
+) -> web.StreamResponse:
+    response = web.StreamResponse(status=outgoing.status, headers={**headers, **outgoing.headers})
+    response.content_type = outgoing.content_type.split(";")[0]
+    response.content_length = len(outgoing.body)
+    await response.prepare(request)
+    body = memoryview(outgoing.body)
+    for start in range(0, len(body), _SLICE):
+        await response.write(body[start : start + _SLICE])  # (waits for the socket to drain)
+    await response.write_eof()
     return response
 
 

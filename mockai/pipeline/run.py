@@ -21,7 +21,7 @@ from aiohttp import web
 
 from mockai.api.base import Codec, ParseContext, RenderContext
 from mockai.backend import StateUnavailable
-from mockai.delivery.deliver import deliver
+from mockai.delivery.deliver import deliver, writes_in_slices
 from mockai.delivery.faults import NO_FAULTS
 from mockai.errors import ApiError
 from mockai.pipeline import uploads, workload
@@ -594,10 +594,15 @@ async def _finish(
     journal = state.journal_view
     timing = plan.timing if plan is not None else NO_TIMING
     # Visible to every worker before the client sees the answer: published now and completed
-    # once delivered, or, for a JSON body answered at once (no latency, no fault: `deliver`
-    # only makes the response, which aiohttp writes after this returns), published once,
+    # once delivered, or, for a body answered at once (no latency, no fault, not large:
+    # `deliver` only makes the response, which aiohttp writes after this returns), published once,
     # complete, just before returning it: one round trip to the shared state instead of two.
-    published_once = isinstance(outgoing, Body) and timing.latency is None and not entry.faults
+    published_once = (
+        isinstance(outgoing, Body)
+        and timing.latency is None
+        and not entry.faults
+        and not writes_in_slices(outgoing)
+    )
     shared = state.backend.shared
     if shared and not published_once:
         await _shared(journal.publish(entry))

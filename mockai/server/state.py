@@ -157,7 +157,7 @@ class ServerState:
         if name == "files":
             from mockai.stores.files import FileStore
 
-            return FileStore(config.created, backend=backend)
+            return FileStore(config.created, max_bytes=config.file_bytes, backend=backend)
         assert name == "batches", name
         from mockai.pipeline import batch
         from mockai.stores.batches import BatchStore

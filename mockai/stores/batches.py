@@ -20,6 +20,9 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import io
+import itertools
+import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -34,6 +37,9 @@ from mockai.stores import items, kept
 from mockai.stores.files import FileStore
 from mockai.wire import ids, jsonbytes
 from mockai.wire.outgoing import Body, Outgoing
+from mockai.wire.usage import top_level_usage
+
+log = logging.getLogger("mockai")
 
 DEFAULT_CAPACITY = 1000
 TERMINAL = ("completed", "failed", "cancelled", "expired")
@@ -354,13 +360,21 @@ class BatchStore:
         await asyncio.shield(running)
 
     async def _answer_lines(self, record: BatchRecord) -> None:
+        """Answer the lines in order into the output and error files' bytes, within the room the
+        file store has for them: the lines whose answers would not fit (a batch of thousands
+        of embeddings) fail, in the error file, rather than the server holding gigabytes."""
         if self.runner is None:
             raise ApiError(500, "mockai: this server cannot run batches", type="server_error")
         lines = await self._lines.get(record.id) or []
-        good: list[bytes] = []
-        bad: list[bytes] = []
-        bodies = []
-        for line in lines:
+        room = await self.files.room()
+        # Room is kept for the error lines of the lines still to come, should they not fit.
+        sizes = [len(self._unkept_line(record, line)) for line in reversed(lines)]
+        still_to_come = list(itertools.accumulate(sizes, initial=0))[::-1]
+        # Written as they come, each answer once: a list joined at the end held them twice.
+        good, bad = io.BytesIO(), io.BytesIO()
+        completed = 0
+        usage = codec.UsageTotals()
+        for position, line in enumerate(lines):
             answer = await self.runner(line, record.id, record.headers)
             text = codec.output_line(
                 ids.batch_request_id(record.key, line.number),
@@ -369,21 +383,45 @@ class BatchStore:
                 answer.request_id,
                 answer.body,
             )
-            (good if answer.status == 200 else bad).append(text)
+            if good.tell() + bad.tell() + len(text) + still_to_come[position + 1] > room:
+                bad.writelines(self._unkept_line(record, rest) for rest in lines[position:])
+                log.warning(
+                    "batch %s: %d of its %d lines failed (mockai_storage_full): their answers "
+                    "would pass the server's bound on files, MOCKAI_FILE_BYTES = %d",
+                    record.id,
+                    len(lines) - position,
+                    len(lines),
+                    self.files.max_bytes,
+                )
+                break
             if answer.status == 200:
-                bodies.append(answer.body)
-        await self._results.put(record.id, Results(b"".join(good), b"".join(bad)))
-        counts = (len(lines), len(good), len(bad))
-        usage = codec.usage_of(jsonbytes.loads(body) for body in bodies)
+                good.write(text)
+                completed += 1
+                usage.add(top_level_usage(answer.body))  # (not every float of it parsed)
+            else:
+                bad.write(text)
+        await self._results.put(record.id, Results(good.getvalue(), bad.getvalue()))
+        counts = (len(lines), completed, len(lines) - completed)
 
         def answered(record: BatchRecord) -> None:
             record.answered = True
             record.counts = counts
-            record.usage = usage
+            record.usage = usage.shown()
 
         with contextlib.suppress(KeyError):  # (forgotten meanwhile: a reset)
             await self._batches.update(record.id, answered)
         await self._lines.pop(record.id)
+
+    def _unkept_line(self, record: BatchRecord, line: codec.Line) -> bytes:
+        """The error file's line for `line` should its answer not fit in the file store (the
+        first such line was answered, and journaled; the lines after it are not run)."""
+        message = (
+            "mockai could not keep this request's answer: the batch's output would pass the "
+            f"{self.files.max_bytes} bytes of files this server holds (MOCKAI_FILE_BYTES). "
+            "Delete files, or raise the bound, and run the batch again."
+        )
+        request_id = ids.batch_request_id(record.key, line.number)
+        return codec.error_line(request_id, line.custom_id, "mockai_storage_full", message)
 
     async def _finish(self, record: BatchRecord, to: str) -> BatchRecord:
         """Write the output file (answers with status 200) and the error file (the others), and

@@ -99,8 +99,9 @@ class FileStore:
         if len(held) >= self.capacity or sum(f.size for f in held) + len(data) > self.max_bytes:
             raise ApiError(
                 400,
-                f"mockai holds at most {self.capacity} files and {self.max_bytes} bytes per "
-                "server; delete files (or reset the server) to upload more.",
+                f"mockai holds at most {self.capacity} files and {self.max_bytes} bytes of them "
+                "per server (MOCKAI_FILE_BYTES); delete files (or reset the server) to upload "
+                "more.",
                 param="file",
                 code="mockai_storage_full",
             )
@@ -119,6 +120,11 @@ class FileStore:
         await self._data.put(stored.id, data)  # the bytes first: a listed file can be read
         await self._files.put(stored.id, stored)
         return stored
+
+    async def room(self) -> int:
+        """The bytes a new file may still hold (a batch's output is kept within them)."""
+        held = await self._files.values()
+        return max(0, self.max_bytes - sum(f.size for f in held))
 
     async def get(self, file_id: str) -> StoredFile:
         """A held file; the API's 404 otherwise."""

@@ -1,0 +1,173 @@
+"""A batch's output is held within the server's bound on files (`file_bytes`).
+
+A batch of thousands of embeddings answers gigabytes: 3,000 lines of `text-embedding-3-large`
+write a 122 MB output file. The lines whose answers do not fit what the file store may still
+hold fail, in the error file (`mockai_storage_full`, as the API reports a line it did not run),
+and the batch completes with what fits; the server never holds more than its bound.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+import yaml
+from conformance import checked_server
+from test_batches import jsonl, lines_of, run
+
+from mockai import Config
+from mockai.config import ConfigError
+
+MIB = 1024 * 1024
+LINES = 120  # each answer ~40 KB: ~4.8 MB of output against a 1 MiB bound
+
+
+def embedding_line(i: int) -> dict[str, Any]:
+    return {
+        "custom_id": f"e{i:03d}",
+        "method": "POST",
+        "url": "/v1/embeddings",
+        "body": {"model": "text-embedding-3-large", "input": f"text number {i}"},
+    }
+
+
+def test_lines_past_the_file_bound_fail_and_the_batch_completes() -> None:
+    with (
+        checked_server(file_bytes=MIB) as server,
+        openai.OpenAI(base_url=server.url, api_key="k", max_retries=0) as client,
+    ):
+        batch = run(client, jsonl([embedding_line(i) for i in range(LINES)]), "/v1/embeddings")[-1]
+        assert batch.status == "completed"
+        kept = batch.request_counts.completed
+        assert 0 < kept < LINES
+        assert batch.request_counts.failed == LINES - kept
+        assert batch.request_counts.total == LINES
+
+        output = lines_of(client, batch.output_file_id)
+        assert [line["custom_id"] for line in output] == [f"e{i:03d}" for i in range(kept)]
+        assert all(line["response"]["status_code"] == 200 for line in output)
+        errors = lines_of(client, batch.error_file_id)
+        assert [line["custom_id"] for line in errors] == [f"e{i:03d}" for i in range(kept, LINES)]
+        for line in errors:
+            assert line["response"] is None
+            assert line["error"]["code"] == "mockai_storage_full"
+            assert "MOCKAI_FILE_BYTES" in line["error"]["message"]
+        # Every file the server holds, the input included, within the bound; and as much
+        # output as fitted (the next line's answer would not have).
+        files = client.files.list().data
+        assert sum(f.bytes for f in files) <= MIB
+        assert sum(f.bytes for f in files) > MIB - 60_000
+        # The usage counts the lines answered in the output, not those that did not fit.
+        assert batch.usage is not None
+        assert batch.usage.input_tokens == sum(
+            line["response"]["body"]["usage"]["prompt_tokens"] for line in output
+        )
+        # The first line that did not fit was answered; the lines after it were not run.
+        answered = [e for e in server.requests if e.batch == batch.id]
+        assert len(answered) == kept + 1
+
+
+def test_a_batch_within_the_bound_keeps_every_line() -> None:
+    with (
+        checked_server(file_bytes=8 * MIB) as server,
+        openai.OpenAI(base_url=server.url, api_key="k", max_retries=0) as client,
+    ):
+        batch = run(client, jsonl([embedding_line(i) for i in range(LINES)]), "/v1/embeddings")[-1]
+        assert (batch.request_counts.completed, batch.request_counts.failed) == (LINES, 0)
+        assert batch.error_file_id is None
+        assert len(lines_of(client, batch.output_file_id)) == LINES
+
+
+def test_an_upload_past_the_bound_is_refused_naming_it() -> None:
+    with (
+        checked_server(file_bytes=MIB) as server,
+        openai.OpenAI(base_url=server.url, api_key="k", max_retries=0) as client,
+    ):
+        client.files.create(file=("a.jsonl", b"{}\n" * 200_000), purpose="batch")
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.files.create(file=("b.jsonl", b"{}\n" * 200_000), purpose="batch")
+        assert refused.value.code == "mockai_storage_full"
+        assert "MOCKAI_FILE_BYTES" in refused.value.message
+
+
+def test_the_bound_is_configured_by_its_variable() -> None:
+    assert Config.from_env({"MOCKAI_FILE_BYTES": str(MIB)}).file_bytes == MIB
+    assert Config().file_bytes == 1024 * MIB
+    with pytest.raises(ConfigError, match="FILE_BYTES"):
+        Config.from_env({"MOCKAI_FILE_BYTES": "-1"})
+
+
+def _recorded(question: str, usage: dict[str, Any], usage_first: bool) -> dict[str, Any]:
+    """A recorded chat interaction answering `question`, its JSON pretty-printed as the API's
+    is, its usage last (as the API writes it) or first (found by parsing the whole body)."""
+    answer: dict[str, Any] = {
+        "id": f"chatcmpl-{question}",
+        "object": "chat.completion",
+        "created": 1735689600,
+        "model": "o3-mini",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "x", "refusal": None},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+    }
+    answer = {"usage": usage, **answer} if usage_first else {**answer, "usage": usage}
+    body = {"model": "o3-mini", "messages": [{"role": "user", "content": question}]}
+    return {
+        "request": {
+            "body": json.dumps(body),
+            "headers": {"Content-Type": ["application/json"]},
+            "method": "POST",
+            "uri": "https://api.openai.com/v1/chat/completions",
+        },
+        "response": {
+            "body": {"string": json.dumps(answer, indent=2)},
+            "headers": {"Content-Type": ["application/json"]},
+            "status": {"code": 200, "message": "OK"},
+        },
+    }
+
+
+def test_usage_details_add_up_over_the_lines(tmp_path: Path) -> None:
+    usages = [
+        {
+            "prompt_tokens": 10 + i,
+            "completion_tokens": 20 + i,
+            "total_tokens": 30 + 2 * i,
+            "prompt_tokens_details": {"cached_tokens": 3 + i},
+            "completion_tokens_details": {"reasoning_tokens": 7 + i},
+        }
+        for i in range(4)
+    ]
+    cassette = tmp_path / "recorded.yaml"
+    interactions = [_recorded(f"q{i}", usages[i], usage_first=i % 2 == 1) for i in range(4)]
+    cassette.write_text(yaml.safe_dump({"interactions": interactions, "version": 1}))
+    chat = [
+        {
+            "custom_id": f"c{i}",
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {"model": "o3-mini", "messages": [{"role": "user", "content": f"q{i}"}]},
+        }
+        for i in range(4)
+    ]
+    with (
+        checked_server(cassette=str(cassette)) as server,
+        openai.OpenAI(base_url=server.url, api_key="k", max_retries=0) as client,
+    ):
+        batch = run(client, jsonl(chat))[-1]
+        assert batch.request_counts.completed == 4
+    assert batch.usage is not None
+    assert batch.usage.model_dump() == {
+        "input_tokens": 10 + 11 + 12 + 13,
+        "input_tokens_details": {"cached_tokens": 3 + 4 + 5 + 6},
+        "output_tokens": 20 + 21 + 22 + 23,
+        "output_tokens_details": {"reasoning_tokens": 7 + 8 + 9 + 10},
+        "total_tokens": 46 + 86,
+    }
