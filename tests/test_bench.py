@@ -1,5 +1,6 @@
 """bench/perf.py, the headline benchmark, runs as a user runs it: a short version of two cases;
-bench/instructions.py (instructions per request under callgrind) and bench/startup.py too.
+bench/instructions.py (instructions per request under callgrind), bench/startup.py, bench/uploads.py
+and bench/batches.py too.
 
 What it measures is reported by hand (docs/performance.md); this keeps the one command working:
 wrk found, both servers started and pinned, mockai's own bytes served by the bare app, and the
@@ -9,6 +10,7 @@ figures written as JSON.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -75,6 +77,17 @@ def test_the_upload_benchmark_loads_the_server_with_and_without_its_budget() -> 
     assert [line.split()[0] for line in lines[:2]] == ["budget", "no"]
     assert all("statuses [200]" in line for line in lines[:2]), lines
     assert lines[-1].startswith("peak with the budget / without: ")
+
+
+def test_the_batch_benchmark_answers_and_downloads_a_batch() -> None:
+    """bench/batches.py (memory of a batch of large answers) keeps working, and with a bound on
+    files smaller than the output, the lines past it fail."""
+    run = run_bench("batches.py", "--lines", "60", "--file-mb", "1", cwd=ROOT, timeout=120)
+    lines = run.stdout.strip().splitlines()
+    assert lines[0].startswith("batch of 60 embeddings lines: completed"), lines
+    counts = re.search(r"completed=(\d+), failed=(\d+), total=60", lines[0])
+    assert counts is not None and int(counts[1]) + int(counts[2]) == 60 and int(counts[2]) > 0
+    assert [line.split()[0] for line in lines[1:]] == ["output", "idle", "peak", "peak"]
 
 
 def test_the_instruction_count_measures_both_servers(tmp_path: Path) -> None:
