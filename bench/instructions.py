@@ -55,10 +55,11 @@ JSON_CASES = (
     "embeddings-base64",
     "rules",
     "cassette",
+    "cassette-one",
     "shared",
 )
 # Cases compared with plain chat as well as with the bare app (the "within 10%").
-_BESIDE_CHAT = ("rules", "cassette", "shared")
+_BESIDE_CHAT = ("rules", "cassette", "cassette-one", "shared")
 
 
 def find_valgrind() -> str:

@@ -329,6 +329,15 @@ CASES = [
         json.loads(cassette_body(0)),
         lua_body=CASSETTE_LUA,
     ),
+    # The same cassette asked one of its questions again and again (`--allow-repeats`): the
+    # plain chat case's traffic, so what the cassette's size costs apart from distinct bodies.
+    Case(
+        "cassette-one",
+        f"chat, {INTERACTIONS:,}-interaction cassette, one question repeated",
+        "cassette",
+        "/v1/chat/completions",
+        json.loads(cassette_body(INTERACTIONS // 2)),
+    ),
     Case("workers", "chat JSON, --workers 2", "workers", "/v1/chat/completions", CHAT),
 ]
 
