@@ -1,11 +1,12 @@
-"""A cassette answers repeated and new requests alike: the shortcut for repeats never changes
-which recording answers.
+"""A cassette finds a request's recording the same with its shortcut as without it.
 
-A repeated request's body is the object its kept parse holds, so the replay source makes its
-match view once (`ReplaySource.view`, a small table by the body's identity). Whatever the order
-of questions (the same few again and again, more distinct ones than the table holds, the same
-question with its keys in another order or with a field the recordings lack), every answer must
-be the one recording that request matches, through the real SDK.
+A client replaying its recordings sends their very JSON, so the replay source looks a request's
+canonical JSON up among its recordings' (`ReplaySource._recorded_alike`) before making the
+request's match view (scrub check, normalising, two canonical texts). Whatever the order of
+questions (the same few again and again, many distinct ones, the same question with its keys in
+another order or with a field the recordings lack), every answer must be the one recording that
+request matches, through the real SDK; and wherever the shortcut answers, it must answer what
+the view does.
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ from strategies import examples
 from mockai import MockServer
 from mockai.api import chat
 from mockai.api.base import ParseContext
-from mockai.cassette import Cassette, ReplaySource
+from mockai.cassette import Cassette, Interaction, ReplaySource
 from mockai.catalog import Catalog
 
-QUESTIONS = 150  # more than the views the source keeps (64), so they are evicted too
+QUESTIONS = 150
 
 
 def _interaction(n: int) -> dict[str, Any]:
@@ -69,10 +70,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[openai.OpenAI]:
     interactions = [_interaction(n) for n in range(QUESTIONS)]
     cassette.write_text(yaml.safe_dump({"interactions": interactions, "version": 1}))
     with (
-        # A journal of one entry: bodies are let go at once, so their ids come back quickly.
-        MockServer(
-            cassette=str(cassette), allow_repeats=True, log_requests=False, journal_size=1
-        ) as server,
+        MockServer(cassette=str(cassette), allow_repeats=True, log_requests=False) as server,
         openai.OpenAI(base_url=server.url, api_key="k", max_retries=0) as sdk,
     ):
         yield sdk
@@ -111,24 +109,63 @@ def test_every_answer_is_the_recording_its_request_matches(
         assert answer.choices[0].message.content == f"answer {n}"
 
 
-def test_a_new_body_where_a_freed_one_was_gets_its_own_view() -> None:
-    """The table holds each body it has a view of: a body freed and another made at the same
-    address (CPython reuses a freed dict's memory at once) must not get the old one's view. (A
-    body holding a secret has a scrubbed copy in its view, so only the table holds it.)"""
-    source = ReplaySource([Cassette(Path("c.yaml"), [])])
+_SECRET = "sk-proj-" + "A1b2C3d4" * 6
+
+
+@st.composite
+def _chat_bodies(draw: st.DrawFn) -> dict[str, Any]:
+    """Chat bodies that differ in what matching normalises away (volatile fields, `stream:
+    false`) and in what it does not, some holding a key that recordings keep scrubbed."""
+    text = draw(st.sampled_from(["a", "b", f"key {_SECRET}"]))
+    body: dict[str, Any] = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]}
+    for field, values in (
+        ("user", st.sampled_from(["u1", "u2"])),
+        ("metadata", st.dictionaries(st.sampled_from(["k", "j"]), st.sampled_from(["v", "w"]))),
+        ("stream", st.just(False)),
+        ("temperature", st.sampled_from([0, 0.5])),
+    ):
+        if draw(st.booleans()):
+            body[field] = draw(values)
+    return body
+
+
+@settings(max_examples=examples(60), deadline=None)
+@given(
+    recorded=st.lists(_chat_bodies(), min_size=1, max_size=6),
+    asked=st.lists(_chat_bodies(), min_size=1, max_size=6),
+    match_on=st.lists(
+        st.sampled_from(
+            ["method", "path", "body", "raw_body", "uri", "query", "model", "stream", "messages"]
+        ),
+        min_size=1,
+        unique=True,
+    ),
+)
+def test_the_same_json_finds_what_the_view_finds(
+    recorded: list[dict[str, Any]], asked: list[dict[str, Any]], match_on: list[str]
+) -> None:
+    """A request with a recorded request's very JSON gets its candidates without a view: they
+    must be the candidates its view finds, and a request that is no recording's JSON is left to
+    the view."""
+    interactions = [
+        Interaction(
+            method="POST",
+            uri="https://api.openai.com/v1/chat/completions",
+            request_body=json.dumps(body).encode(),
+            request_headers={},
+            status=200,
+            reason="OK",
+            response_headers={},
+            response_body=b"{}",
+        )
+        for body in recorded
+    ]
+    source = ReplaySource([Cassette(Path("c.yaml"), interactions)], match_on=match_on)
     context = ParseContext({}, Catalog())
-    key = "sk-proj-" + "A1b2C3d4" * 6
-
-    def asked(text: str) -> Any:
-        message = {"role": "user", "content": f"{text} {key}"}
-        return chat.CODEC.parse({"model": "gpt-4o-mini", "messages": [message]}, context)
-
-    for n in range(200):
-        first = asked(f"first {n}")
-        assert source.view(first).body["messages"][0]["content"].startswith(f"first {n} ")
-        del first
-        second = asked(f"second {n}")
-        view = source.view(second)
-        assert view.body["messages"][0]["content"].startswith(f"second {n} ")
-        assert key not in json.dumps(view.body)
-        assert source.view(second) is view  # (kept: the same view again)
+    for body in [*recorded, *asked]:
+        exchange = chat.CODEC.parse(dict(body), context)
+        found = source._recorded_alike(exchange)
+        if found is not None:
+            assert found == source.index.candidates(source.view(exchange))
+        else:
+            assert _SECRET in json.dumps(body) or body not in recorded

@@ -13,7 +13,6 @@ import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlencode
 
 from mockai.cassette.format import Cassette, Interaction
@@ -30,6 +29,7 @@ from mockai.cassette.redact import Scrubber, is_secret_header
 from mockai.delivery.timing import Fixed
 from mockai.pipeline.exchange import Exchange
 from mockai.pipeline.reply import NO_TIMING, Plan, Timing
+from mockai.wire import jsonbytes
 from mockai.wire.events import completing_tail, split_events
 from mockai.wire.outgoing import Body, EventStream, Outgoing
 from mockai.wire.usage import usage_in
@@ -133,12 +133,6 @@ class _Entry:
     timing: Timing
 
 
-# The views of the latest requests' bodies, kept for repeats (a load test replaying one question):
-# at most this many, of bodies up to this size as canonical JSON.
-_VIEWS = 64
-_VIEWED_BODY_BYTES = 16 * 1024
-
-
 class ReplaySource:
     """Answers requests from recorded interactions (the `cassette` source)."""
 
@@ -167,7 +161,7 @@ class ReplaySource:
         ]
         self.index = Index([entry.view for entry in self.entries], self.match_on, registry)
         self.plays = [0] * len(self.entries)
-        self._views: dict[tuple[int, str, str, str], tuple[Any, RequestView]] = {}
+        self._alike = self._alike_table()
 
     def _entry(
         self, cassette: Cassette, position: int, interaction: Interaction, speed: float
@@ -186,32 +180,55 @@ class ReplaySource:
             return cassette.path.relative_to(root).as_posix()
         return cassette.name
 
+    def _alike_table(self) -> dict[tuple[str, str, bytes], list[int]]:
+        """The candidates of each recorded JSON request without a query, by its method, route
+        and canonical body."""
+        table: dict[tuple[str, str, bytes], list[int]] = {}
+        for entry in self.entries:
+            view = entry.view
+            if isinstance(view.body, dict) and not view.query:
+                alike = (view.method, view.path, view.canonical)
+                if alike not in table:
+                    table[alike] = self.index.candidates(view)
+        return table
+
+    def _recorded_alike(self, exchange: Exchange) -> list[int] | None:
+        """The candidates of a request whose JSON is a recorded request's, byte for byte once
+        canonical (what a client replaying its own recording sends), without making its view;
+        None when it is not one (the view decides).
+
+        Such a request's view would be that recording's very view: the same method, route and
+        (empty) query, the same JSON, which normalises the same and, equal to a scrubbed
+        recording's, holds no secret to scrub. So whatever the matchers, it matches what the
+        recording's view matches."""
+        table = self._alike
+        body = exchange.body
+        if (
+            not isinstance(body, dict)
+            or exchange.form is not None
+            or exchange.query
+            or exchange.method in ("GET", "DELETE")
+        ):
+            return None
+        return table.get((exchange.method, route_for(exchange), jsonbytes.canonical(body)))
+
     def view(self, exchange: Exchange) -> RequestView:
         """How the matchers see an incoming request."""
         body = None if exchange.method in ("GET", "DELETE") else exchange.body
-        route, query = route_for(exchange), query_of(exchange)
-        if exchange.form is not None or not isinstance(body, dict):
-            return RequestView.incoming(
-                route, body, self.scrubber, method=exchange.method, query=query, form=exchange.form
-            )
-        # A repeated request's body is the very object its kept parse holds (pipeline/parsed.py,
-        # never changed in place): its view is made once. Held with the body, so its id is not
-        # reused while it is here.
-        key = (id(body), exchange.method, route, query)
-        held = self._views.get(key)
-        if held is not None:
-            return held[1]
-        view = RequestView.incoming(route, body, self.scrubber, method=exchange.method, query=query)
-        if len(view.canonical) <= _VIEWED_BODY_BYTES:
-            views = self._views
-            if len(views) >= _VIEWS:
-                del views[next(iter(views))]  # the oldest
-            views[key] = (body, view)
-        return view
+        return RequestView.incoming(
+            route_for(exchange),
+            body,
+            self.scrubber,
+            method=exchange.method,
+            query=query_of(exchange),
+            form=exchange.form,
+        )
 
     async def plan(self, exchange: Exchange, key: bytes) -> Plan | None:
         """The next unplayed recording matching the request, or None."""
-        candidates = self.index.candidates(self.view(exchange))
+        candidates = self._recorded_alike(exchange)
+        if candidates is None:
+            candidates = self.index.candidates(self.view(exchange))
         chosen = next((c for c in candidates if self.plays[c] == 0), None)
         if chosen is None and candidates and self.allow_repeats:
             chosen = candidates[-1]
