@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from mockai.backend.memory import MemoryBackend
 from mockai.pipeline.exchange import Exchange
 from mockai.stores import IMAGES_PATH, kept
 from mockai.stores.files import RawBytes
+from mockai.wire import jsonbytes
 from mockai.wire.outgoing import ATTACHMENT_SCHEME, Body, Outgoing
 
 LIFETIME = 3600.0  # seconds: DALL-E's image URLs expire after an hour
@@ -93,7 +95,9 @@ class ImageStore:
         for attachment in outgoing.attachments:
             await self._put(attachment.name, Picture(attachment.data, attachment.content_type))
             link = await self.link(base, attachment.name)
-            body = body.replace(ATTACHMENT_SCHEME + attachment.name.encode(), link.encode())
+            # (as JSON string text: the link goes inside the answer's JSON)
+            text = jsonbytes.string(link)[1:-1]
+            body = body.replace(ATTACHMENT_SCHEME + attachment.name.encode(), text)
         return Body(outgoing.status, body, outgoing.content_type, outgoing.headers)
 
     async def link(self, base: str, name: str) -> str:
@@ -155,10 +159,24 @@ class ImageStore:
 
 
 def base_url(headers: Mapping[str, str]) -> str:
-    """This server as the client reached it (`Host`, and `X-Forwarded-Proto` behind a proxy)."""
-    host = _header(headers, "host") or "127.0.0.1"
-    scheme = (_header(headers, "x-forwarded-proto") or "http").split(",")[0].strip()
-    return f"{scheme}://{host}"
+    """This server as the client reached it (`Host`, and `X-Forwarded-Proto` behind a proxy).
+
+    Only what a URL's authority and scheme may hold is taken from them: a Host header with a quote
+    or a space (anything can be sent) had gone into the answer's JSON as it was, breaking it; a
+    link to such a host could not be followed anyway, so it names the loopback address instead."""
+    host = _header(headers, "host")
+    if host is None or not _AUTHORITY.fullmatch(host):
+        host = "127.0.0.1"
+    proto = (_header(headers, "x-forwarded-proto") or "http").split(",")[0].strip().lower()
+    return f"{proto if proto in ('http', 'https') else 'http'}://{host}"
+
+
+# RFC 3986's authority without userinfo: a name or IPv4 address, or an IP literal (`[::1]`), and
+# a port.
+_AUTHORITY = re.compile(
+    r"(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9._~%!$&'()*+,;=-]{1,253})"  # the host
+    r"(?::\d{1,5})?"  # the port
+)
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
