@@ -9,6 +9,7 @@ and the batch completes with what fits; the server never holds more than its bou
 from __future__ import annotations
 
 import json
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import yaml
 from conformance import checked_server
 from test_batches import jsonl, lines_of, run
 
-from mockai import Config
+from mockai import Config, MockServer
 from mockai.config import ConfigError
 
 MIB = 1024 * 1024
@@ -170,4 +171,54 @@ def test_usage_details_add_up_over_the_lines(tmp_path: Path) -> None:
         "output_tokens": 20 + 21 + 22 + 23,
         "output_tokens_details": {"reasoning_tokens": 7 + 8 + 9 + 10},
         "total_tokens": 46 + 86,
+    }
+
+
+def test_batches_of_one_file_do_not_each_hold_it_parsed() -> None:
+    """A batch keeps its input's bytes (the file store's own), not its lines parsed: ten
+    batches made from one 18 MB file had held ~330 MB of parsed lines until answered."""
+    lines = [chat_line(i) for i in range(4000)]
+    data = jsonl(lines)  # ~0.6 MB
+    with (
+        MockServer(log_requests=False) as server,
+        openai.OpenAI(base_url=server.url, api_key="k", max_retries=0) as client,
+    ):
+        upload = client.files.create(file=("requests.jsonl", data), purpose="batch")
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            batches = []
+            for _ in range(8):
+                batch = client.batches.create(
+                    input_file_id=upload.id,
+                    endpoint="/v1/chat/completions",
+                    completion_window="24h",
+                )
+                batches.append(client.batches.retrieve(batch.id))  # validated: in progress
+            held = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+        assert all(b.status == "in_progress" for b in batches)
+        # (held parsed, 8 batches of this file took 37 MiB)
+        assert held < len(data), f"{held / MIB:.1f} MiB held by 8 batches of a {len(data)} B file"
+        # The input may go: a batch in progress answers from what it kept.
+        client.files.delete(upload.id)
+        finished = batches[0]
+        while finished.status not in ("completed", "failed"):
+            finished = client.batches.retrieve(finished.id)
+        assert (finished.status, finished.request_counts.completed) == ("completed", 4000)
+        output = lines_of(client, finished.output_file_id)
+        assert [line["custom_id"] for line in output] == [line["custom_id"] for line in lines]
+
+
+def chat_line(i: int) -> dict[str, Any]:
+    return {
+        "custom_id": f"c{i}",
+        "method": "POST",
+        "url": "/v1/chat/completions",
+        "body": {
+            "model": "gpt-4o-mini",
+            "max_tokens": 5,
+            "messages": [{"role": "user", "content": f"question {i}: " + "tell me more. " * 5}],
+        },
     }

@@ -9,7 +9,7 @@ state and advances it; the pipeline answers each line (`mockai.pipeline.batch`).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,9 +139,7 @@ def read_lines(data: bytes, endpoint: str) -> tuple[list[Line], list[dict[str, A
     seen: set[str] = set()
     models: dict[str, int] = {}
     inputs = 0
-    for number, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
-            continue
+    for number, raw in _numbered(text):
         line = _line(raw, number, endpoint, errors)
         if line is None:
             continue
@@ -192,6 +190,24 @@ def read_lines(data: bytes, endpoint: str) -> tuple[list[Line], list[dict[str, A
             )
         )
     return lines, errors[:MAX_ERRORS]
+
+
+def valid_lines(data: bytes, endpoint: str) -> Iterator[Line]:
+    """The requests of an input file `read_lines` found valid, parsed one at a time, numbered as
+    it numbered them. (A batch keeps its input's bytes, not its parsed lines: ten batches made
+    from one 18 MB file had held ~330 MB of parsed lines until they were answered.)"""
+    for number, raw in _numbered(data.decode("utf-8")):
+        line = _line(raw, number, endpoint, [])
+        if line is not None:
+            yield line
+
+
+def _numbered(text: str) -> Iterator[tuple[int, str]]:
+    """The non-blank lines of an input file with their numbers (from 1, blank lines counted):
+    what validation errors name, and what each request's id derives from."""
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if raw.strip():
+            yield number, raw
 
 
 def _line(raw: str, number: int, endpoint: str, errors: list[dict[str, Any]]) -> Line | None:

@@ -34,7 +34,7 @@ from mockai.backend.memory import MemoryBackend
 from mockai.errors import ApiError
 from mockai.pipeline.exchange import Exchange
 from mockai.stores import items, kept
-from mockai.stores.files import FileStore
+from mockai.stores.files import FileStore, RawBytes
 from mockai.wire import ids, jsonbytes
 from mockai.wire.outgoing import Body, Outgoing
 from mockai.wire.usage import top_level_usage
@@ -123,10 +123,6 @@ def _record_from_json(data: dict[str, Any]) -> BatchRecord:
     )
 
 
-def _lines_json(lines: list[codec.Line]) -> list[Any]:
-    return [[line.number, line.custom_id, line.url, line.body] for line in lines]
-
-
 def _results_json(results: Results) -> dict[str, str]:
     return {
         "good": base64.b64encode(results.good).decode("ascii"),
@@ -135,7 +131,6 @@ def _results_json(results: Results) -> dict[str, str]:
 
 
 _BATCHES = kept.JsonCodec(_record_json, _record_from_json)
-_LINES = kept.JsonCodec(_lines_json, lambda data: [codec.Line(*line) for line in data])
 _RESULTS = kept.JsonCodec(
     _results_json,
     lambda data: Results(base64.b64decode(data["good"]), base64.b64decode(data["bad"])),
@@ -164,7 +159,9 @@ class BatchStore:
         self.capacity = capacity
         self.runner: Runner | None = None  # set by the server once its pipeline exists
         self._batches: Records[BatchRecord] = backend.records("batches", _BATCHES, capacity)
-        self._lines: Records[list[codec.Line]] = backend.records("batch-lines", _LINES, capacity)
+        # A batch's input file's bytes, once valid (parsed again line by line as it is answered:
+        # in this process they are the file store's own bytes, shared by every batch of a file).
+        self._lines: Records[bytes] = backend.records("batch-lines", RawBytes(), capacity)
         self._results: Records[Results] = backend.records("batch-results", _RESULTS, capacity)
         # Only its serial numbers: seconds past a batch's creation, for its *_at times.
         self._clock: Records[Results] = backend.records("batch-clock", _RESULTS, 1)
@@ -320,7 +317,8 @@ class BatchStore:
         models = [line.body.get("model") for line in lines if isinstance(line.body, dict)]
         model = next((m for m in models if isinstance(m, str)), None)
         if not errors:
-            await self._lines.put(record.id, lines)  # before any worker sees it in progress
+            assert stored is not None
+            await self._lines.put(record.id, stored)  # before any worker sees it in progress
         tick = await self._tick()
 
         def validated(record: BatchRecord) -> BatchRecord:
@@ -365,16 +363,17 @@ class BatchStore:
         of embeddings) fail, in the error file, rather than the server holding gigabytes."""
         if self.runner is None:
             raise ApiError(500, "mockai: this server cannot run batches", type="server_error")
-        lines = await self._lines.get(record.id) or []
+        data = await self._lines.get(record.id) or b""
+        named = [(line.number, line.custom_id) for line in codec.valid_lines(data, record.endpoint)]
         room = await self.files.room()
         # Room is kept for the error lines of the lines still to come, should they not fit.
-        sizes = [len(self._unkept_line(record, line)) for line in reversed(lines)]
+        sizes = [len(self._unkept_line(record, *line)) for line in reversed(named)]
         still_to_come = list(itertools.accumulate(sizes, initial=0))[::-1]
         # Written as they come, each answer once: a list joined at the end held them twice.
         good, bad = io.BytesIO(), io.BytesIO()
         completed = 0
         usage = codec.UsageTotals()
-        for position, line in enumerate(lines):
+        for position, line in enumerate(codec.valid_lines(data, record.endpoint)):
             answer = await self.runner(line, record.id, record.headers)
             text = codec.output_line(
                 ids.batch_request_id(record.key, line.number),
@@ -384,13 +383,13 @@ class BatchStore:
                 answer.body,
             )
             if good.tell() + bad.tell() + len(text) + still_to_come[position + 1] > room:
-                bad.writelines(self._unkept_line(record, rest) for rest in lines[position:])
+                bad.writelines(self._unkept_line(record, *rest) for rest in named[position:])
                 log.warning(
                     "batch %s: %d of its %d lines failed (mockai_storage_full): their answers "
                     "would pass the server's bound on files, MOCKAI_FILE_BYTES = %d",
                     record.id,
-                    len(lines) - position,
-                    len(lines),
+                    len(named) - position,
+                    len(named),
                     self.files.max_bytes,
                 )
                 break
@@ -401,7 +400,7 @@ class BatchStore:
             else:
                 bad.write(text)
         await self._results.put(record.id, Results(good.getvalue(), bad.getvalue()))
-        counts = (len(lines), completed, len(lines) - completed)
+        counts = (len(named), completed, len(named) - completed)
 
         def answered(record: BatchRecord) -> None:
             record.answered = True
@@ -412,16 +411,16 @@ class BatchStore:
             await self._batches.update(record.id, answered)
         await self._lines.pop(record.id)
 
-    def _unkept_line(self, record: BatchRecord, line: codec.Line) -> bytes:
-        """The error file's line for `line` should its answer not fit in the file store (the
-        first such line was answered, and journaled; the lines after it are not run)."""
+    def _unkept_line(self, record: BatchRecord, number: int, custom_id: str) -> bytes:
+        """The error file's line for line `number` should its answer not fit in the file store
+        (the first such line was answered, and journaled; the lines after it are not run)."""
         message = (
             "mockai could not keep this request's answer: the batch's output would pass the "
             f"{self.files.max_bytes} bytes of files this server holds (MOCKAI_FILE_BYTES). "
             "Delete files, or raise the bound, and run the batch again."
         )
-        request_id = ids.batch_request_id(record.key, line.number)
-        return codec.error_line(request_id, line.custom_id, "mockai_storage_full", message)
+        request_id = ids.batch_request_id(record.key, number)
+        return codec.error_line(request_id, custom_id, "mockai_storage_full", message)
 
     async def _finish(self, record: BatchRecord, to: str) -> BatchRecord:
         """Write the output file (answers with status 200) and the error file (the others), and
