@@ -125,3 +125,42 @@ def interactions(path: Path) -> list[Any]:
     from mockai.cassette import CassetteFile
 
     return CassetteFile.load(path).interactions
+
+
+def chat_completion(answer_id: str, model: str, content: str, **more: Any) -> dict[str, Any]:
+    """A chat completion as the API answers one (`more`: `usage`, in the order given)."""
+    return {
+        "id": answer_id,
+        "object": "chat.completion",
+        "created": 1735689600,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content, "refusal": None},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+        **more,
+    }
+
+
+def recorded_chat(
+    body: dict[str, Any], answer: dict[str, Any], *, indent: int | None = None
+) -> dict[str, Any]:
+    """One interaction of a vcrpy cassette: `body` sent to chat completions, `answer` recorded
+    (written with `indent`, as the API pretty-prints its JSON)."""
+    return {
+        "request": {
+            "body": json.dumps(body),
+            "headers": {"Content-Type": ["application/json"]},
+            "method": "POST",
+            "uri": "https://api.openai.com/v1/chat/completions",
+        },
+        "response": {
+            "body": {"string": json.dumps(answer, indent=indent)},
+            "headers": {"Content-Type": ["application/json"]},
+            "status": {"code": 200, "message": "OK"},
+        },
+    }

@@ -8,7 +8,6 @@ and the batch completes with what fits; the server never holds more than its bou
 
 from __future__ import annotations
 
-import json
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import openai
 import pytest
 import yaml
+from cassette_support import chat_completion, recorded_chat
 from conformance import checked_server
 from test_batches import jsonl, lines_of, run
 
@@ -104,35 +104,11 @@ def test_the_bound_is_configured_by_its_variable() -> None:
 def _recorded(question: str, usage: dict[str, Any], usage_first: bool) -> dict[str, Any]:
     """A recorded chat interaction answering `question`, its JSON pretty-printed as the API's
     is, its usage last (as the API writes it) or first (found by parsing the whole body)."""
-    answer: dict[str, Any] = {
-        "id": f"chatcmpl-{question}",
-        "object": "chat.completion",
-        "created": 1735689600,
-        "model": "o3-mini",
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": "x", "refusal": None},
-                "logprobs": None,
-                "finish_reason": "stop",
-            }
-        ],
-    }
-    answer = {"usage": usage, **answer} if usage_first else {**answer, "usage": usage}
+    answer = chat_completion(f"chatcmpl-{question}", "o3-mini", "x", usage=usage)
+    if usage_first:
+        answer = {"usage": answer.pop("usage"), **answer}
     body = {"model": "o3-mini", "messages": [{"role": "user", "content": question}]}
-    return {
-        "request": {
-            "body": json.dumps(body),
-            "headers": {"Content-Type": ["application/json"]},
-            "method": "POST",
-            "uri": "https://api.openai.com/v1/chat/completions",
-        },
-        "response": {
-            "body": {"string": json.dumps(answer, indent=2)},
-            "headers": {"Content-Type": ["application/json"]},
-            "status": {"code": 200, "message": "OK"},
-        },
-    }
+    return recorded_chat(body, answer, indent=2)
 
 
 def test_usage_details_add_up_over_the_lines(tmp_path: Path) -> None:

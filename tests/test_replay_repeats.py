@@ -19,6 +19,7 @@ from typing import Any
 import openai
 import pytest
 import yaml
+from cassette_support import chat_completion, recorded_chat
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import examples
@@ -34,34 +35,9 @@ QUESTIONS = 150
 
 def _interaction(n: int) -> dict[str, Any]:
     body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"question {n}"}]}
-    answer = {
-        "id": f"chatcmpl-{n}",
-        "object": "chat.completion",
-        "created": 1735689600,
-        "model": "gpt-4o-mini",
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": f"answer {n}", "refusal": None},
-                "logprobs": None,
-                "finish_reason": "stop",
-            }
-        ],
-        "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
-    }
-    return {
-        "request": {
-            "body": json.dumps(body),
-            "headers": {"Content-Type": ["application/json"]},
-            "method": "POST",
-            "uri": "https://api.openai.com/v1/chat/completions",
-        },
-        "response": {
-            "body": {"string": json.dumps(answer)},
-            "headers": {"Content-Type": ["application/json"]},
-            "status": {"code": 200, "message": "OK"},
-        },
-    }
+    usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+    answer = chat_completion(f"chatcmpl-{n}", "gpt-4o-mini", f"answer {n}", usage=usage)
+    return recorded_chat(body, answer)
 
 
 @pytest.fixture(scope="module")
