@@ -1,7 +1,7 @@
 """Peak memory and time of a batch of large answers: answering it, then downloading its output.
 
     python bench/batches.py                     # 3,000 lines of text-embedding-3-large (~122 MB)
-    python bench/batches.py --lines 20000       # more (past 1 GiB of output, lines fail)
+    python bench/batches.py --lines 28000       # past 1 GiB of output: the last lines fail
     python bench/batches.py --file-mb 64        # a server holding at most 64 MiB of files
 
 Starts `mockai serve --quiet`, uploads a JSONL file of `--lines` embeddings requests (one input

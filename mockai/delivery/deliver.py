@@ -305,8 +305,8 @@ async def _relay(
 
 # A body this large (a file's content, thousands of embeddings) is written a slice at a time, each
 # once the one before has drained: whole, aiohttp joined it to its head into a new bytes object
-# (on Python before 3.12.9) and the transport copied what the socket did not take at once, so
-# sending a 60 MB file held it twice more.
+# (on Python before 3.12.9), so sending a 60 MB file allocated 60 MB more; and a transport may
+# copy what the socket did not take at once (asyncio's does).
 LARGE_BODY = 1 << 20
 _SLICE = 1 << 20
 
