@@ -3,7 +3,9 @@
 A batch of thousands of embeddings answers gigabytes: 3,000 lines of `text-embedding-3-large`
 write a 122 MB output file. The lines whose answers do not fit what the file store may still
 hold fail, in the error file (`mockai_storage_full`, as the API reports a line it did not run),
-and the batch completes with what fits; the server never holds more than its bound.
+and the batch completes with what fits; the server never holds more than its bound. A batch's
+usage adds up its lines' own, read from each answer's tail; and a batch in progress keeps its
+input's bytes, not its lines parsed.
 """
 
 from __future__ import annotations
