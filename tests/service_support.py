@@ -47,8 +47,9 @@ def _answers(port: int) -> bool:
 class RedisServer:
     """A throwaway redis-server (no persistence) that a test can kill and start again."""
 
-    def __init__(self) -> None:
+    def __init__(self, *options: str) -> None:
         self.port = free_port()
+        self.options = options  # more redis-server options (`--proto-max-bulk-len 1mb`)
         self._dir = tempfile.mkdtemp(prefix="mockai-redis-")
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -68,6 +69,7 @@ class RedisServer:
                 self._dir,
                 "--loglevel",
                 "warning",
+                *self.options,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -108,8 +110,8 @@ class RedisServer:
 
 
 @contextlib.contextmanager
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer().start()
+def redis_server(*options: str) -> Iterator[RedisServer]:
+    server = RedisServer(*options).start()
     try:
         yield server
     finally:

@@ -19,6 +19,7 @@ import pytest
 import yaml
 from cassette_support import chat_completion, recorded_chat
 from conformance import checked_server
+from service_support import redis_server
 from test_batches import jsonl, lines_of, run
 
 from mockai import Config, MockServer
@@ -71,6 +72,29 @@ def test_lines_past_the_file_bound_fail_and_the_batch_completes() -> None:
         # The first line that did not fit was answered; the lines after it were not run.
         answered = [e for e in server.requests if e.batch == batch.id]
         assert len(answered) == kept + 1
+
+
+def test_a_batch_past_what_redis_holds_in_one_value_fails_its_last_lines() -> None:
+    """With --state redis://, a batch's results and each file are one Redis value, and Redis
+    refuses a value longer than its proto-max-bulk-len (and drops the connection): the batch
+    had answered 503 at every retrieval. The output is kept within that too."""
+    with (
+        redis_server("--proto-max-bulk-len", "1mb") as redis,
+        checked_server(state=redis.url()) as server,
+        openai.OpenAI(base_url=server.url, api_key="k", max_retries=0) as client,
+    ):
+        batch = run(client, jsonl([embedding_line(i) for i in range(60)]), "/v1/embeddings")[-1]
+        assert batch.status == "completed"
+        kept = batch.request_counts.completed
+        assert 0 < kept < 60 and batch.request_counts.failed == 60 - kept
+        errors = lines_of(client, batch.error_file_id)
+        assert [line["custom_id"] for line in errors] == [f"e{i:03d}" for i in range(kept, 60)]
+        assert all("proto-max-bulk-len" in line["error"]["message"] for line in errors)
+        assert all(f.bytes <= MIB for f in client.files.list().data)
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.files.create(file=("big.jsonl", b"{}\n" * 400_000), purpose="batch")
+        assert refused.value.code == "mockai_storage_full"
+        assert "proto-max-bulk-len" in refused.value.message
 
 
 def test_a_batch_within_the_bound_keeps_every_line() -> None:

@@ -122,6 +122,10 @@ class RecordsFactory(Protocol):
         records and, in-process, `max_bytes` of their weight (None: no byte bound)."""
         ...
 
+    async def largest_record(self) -> int | None:
+        """The most bytes one record may weigh once encoded (None: no limit but memory's)."""
+        ...
+
 
 @dataclass(frozen=True)
 class RuleSnapshot:

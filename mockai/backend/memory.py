@@ -100,6 +100,9 @@ class MemoryBackend:
         """A store's records (`name` and `codec` matter only to shared backends)."""
         return MemoryRecords(capacity, max_bytes)
 
+    async def largest_record(self) -> int | None:
+        return None  # (the live objects are kept)
+
     def occurrences(self) -> Occurrences:
         return Occurrences()
 

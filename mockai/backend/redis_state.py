@@ -95,6 +95,10 @@ def guarded(method: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutin
     return call
 
 
+# Redis's default `proto-max-bulk-len` (512 MB), assumed where CONFIG GET is refused.
+REDIS_LARGEST = 512 * 1024 * 1024
+
+
 class RedisBackend:
     """State shared through one Redis database (see the module docstring)."""
 
@@ -106,6 +110,7 @@ class RedisBackend:
         self._client: aioredis.Redis | None = None
         self._failing_until = 0.0  # monotonic: calls fail at once before this (BREAK_SECONDS)
         self._failure = ""
+        self._largest: int | None = None  # `largest_record`, asked once
 
     def check_reachable(self) -> None:
         """Raise the 503 at once while a recent failure says Redis is not there."""
@@ -159,6 +164,18 @@ class RedisBackend:
         self, name: str, codec: RecordCodec[T], capacity: int, max_bytes: int | None = None
     ) -> Records[T]:
         return RedisRecords(self, name, codec, capacity)
+
+    @guarded
+    async def largest_record(self) -> int:
+        """Redis's `proto-max-bulk-len`: it refuses a longer value (and drops the connection
+        that sent it), so a batch's results or a file past it could never be kept."""
+        if self._largest is None:
+            try:
+                found = await self.client.config_get("proto-max-bulk-len")
+                self._largest = int(found.get("proto-max-bulk-len") or REDIS_LARGEST)
+            except (redis_errors.ResponseError, ValueError):  # CONFIG refused (managed Redis)
+                self._largest = REDIS_LARGEST
+        return self._largest
 
     def occurrences(self) -> Occurrences:
         return RedisOccurrences(self)

@@ -17,7 +17,6 @@ batch records, their lines and results, shared by every worker; see `BatchStore`
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import hashlib
 import io
@@ -123,18 +122,23 @@ def _record_from_json(data: dict[str, Any]) -> BatchRecord:
     )
 
 
-def _results_json(results: Results) -> dict[str, str]:
-    return {
-        "good": base64.b64encode(results.good).decode("ascii"),
-        "bad": base64.b64encode(results.bad).decode("ascii"),
-    }
+class _ResultsBytes:
+    """A batch's results as one value of a shared backend: the output's length, the output,
+    the errors (raw: base64 inside JSON weighed 4/3 of them, and more to encode)."""
+
+    def encode(self, record: Results) -> bytes:
+        return len(record.good).to_bytes(8, "big") + record.good + record.bad
+
+    def decode(self, data: bytes) -> Results:
+        size = int.from_bytes(data[:8], "big")
+        return Results(data[8 : 8 + size], data[8 + size :])
+
+
+_RESULTS_HEAD = 8  # the bytes `_ResultsBytes` adds to the results
 
 
 _BATCHES = kept.JsonCodec(_record_json, _record_from_json)
-_RESULTS = kept.JsonCodec(
-    _results_json,
-    lambda data: Results(base64.b64decode(data["good"]), base64.b64decode(data["bad"])),
-)
+_RESULTS = _ResultsBytes()
 
 
 class BatchStore:
@@ -366,8 +370,18 @@ class BatchStore:
         data = await self._lines.get(record.id) or b""
         named = [(line.number, line.custom_id) for line in codec.valid_lines(data, record.endpoint)]
         room = await self.files.room()
+        bound = f"the {self.files.max_bytes} bytes of files this server holds (MOCKAI_FILE_BYTES)"
+        largest = await self.files.backend.largest_record()
+        if largest is not None and largest - _RESULTS_HEAD < room:
+            # The results are one value of the shared state, and so is each file.
+            room = largest - _RESULTS_HEAD
+            bound = f"the {largest} bytes Redis holds in one value (its proto-max-bulk-len)"
+        message = (
+            f"mockai could not keep this request's answer: the batch's output would pass {bound}."
+            " Delete files, or raise the bound, and run the batch again."
+        )
         # Room is kept for the error lines of the lines still to come, should they not fit.
-        sizes = [len(self._unkept_line(record, *line)) for line in reversed(named)]
+        sizes = [len(self._unkept_line(record, message, *line)) for line in reversed(named)]
         still_to_come = list(itertools.accumulate(sizes, initial=0))[::-1]
         # Written as they come, each answer once: a list joined at the end held them twice.
         good, bad = io.BytesIO(), io.BytesIO()
@@ -383,14 +397,16 @@ class BatchStore:
                 answer.body,
             )
             if good.tell() + bad.tell() + len(text) + still_to_come[position + 1] > room:
-                bad.writelines(self._unkept_line(record, *rest) for rest in named[position:])
+                bad.writelines(
+                    self._unkept_line(record, message, *rest) for rest in named[position:]
+                )
                 log.warning(
                     "batch %s: %d of its %d lines failed (mockai_storage_full): their answers "
-                    "would pass the server's bound on files, MOCKAI_FILE_BYTES = %d",
+                    "would pass %s",
                     record.id,
                     len(named) - position,
                     len(named),
-                    self.files.max_bytes,
+                    bound,
                 )
                 break
             if answer.status == 200:
@@ -411,14 +427,9 @@ class BatchStore:
             await self._batches.update(record.id, answered)
         await self._lines.pop(record.id)
 
-    def _unkept_line(self, record: BatchRecord, number: int, custom_id: str) -> bytes:
+    def _unkept_line(self, record: BatchRecord, message: str, number: int, custom_id: str) -> bytes:
         """The error file's line for line `number` should its answer not fit in the file store
         (the first such line was answered, and journaled; the lines after it are not run)."""
-        message = (
-            "mockai could not keep this request's answer: the batch's output would pass the "
-            f"{self.files.max_bytes} bytes of files this server holds (MOCKAI_FILE_BYTES). "
-            "Delete files, or raise the bound, and run the batch again."
-        )
         request_id = ids.batch_request_id(record.key, number)
         return codec.error_line(request_id, custom_id, "mockai_storage_full", message)
 

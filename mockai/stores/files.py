@@ -77,6 +77,7 @@ class FileStore:
         backend: RecordsFactory | None = None,
     ) -> None:
         backend = backend or MemoryBackend()
+        self.backend = backend
         self.created = created
         self.capacity = capacity
         self.max_bytes = max_bytes
@@ -94,7 +95,17 @@ class FileStore:
         key: bytes,
         expires_after: int | None = None,
     ) -> StoredFile:
-        """Keep a new file; the 400 when the store is full (mockai's bound)."""
+        """Keep a new file; the 400 when the store is full (mockai's bound), or when the file is
+        larger than the shared state can hold as one value."""
+        largest = await self.backend.largest_record()
+        if largest is not None and len(data) > largest:
+            raise ApiError(
+                400,
+                "mockai keeps files in its shared state, which holds values of at most "
+                f"{largest} bytes (Redis's proto-max-bulk-len); this file has {len(data)}.",
+                param="file",
+                code="mockai_storage_full",
+            )
         held = await self._files.values()
         if len(held) >= self.capacity or sum(f.size for f in held) + len(data) > self.max_bytes:
             raise ApiError(
@@ -122,9 +133,12 @@ class FileStore:
         return stored
 
     async def room(self) -> int:
-        """The bytes a new file may still hold (a batch's output is kept within them)."""
+        """The bytes a new file may still hold (a batch's output is kept within them): what the
+        bound leaves, and no more than the shared state holds as one value."""
         held = await self._files.values()
-        return max(0, self.max_bytes - sum(f.size for f in held))
+        room = max(0, self.max_bytes - sum(f.size for f in held))
+        largest = await self.backend.largest_record()
+        return room if largest is None else min(room, largest)
 
     async def get(self, file_id: str) -> StoredFile:
         """A held file; the API's 404 otherwise."""
