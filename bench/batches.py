@@ -15,20 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import time
-from pathlib import Path
 
 import openai
 import perf  # bench/perf.py: starting servers
 
 MIB = 1 << 20
-
-
-def memory_mib(pid: int, field: str) -> float:
-    status = Path(f"/proc/{pid}/status").read_text()
-    found = re.search(rf"{field}:\s+(\d+) kB", status)
-    return int(found.group(1)) / 1024 if found else float("nan")
 
 
 def batch_file(lines: int) -> bytes:
@@ -56,7 +48,7 @@ def main() -> None:
     pid = server.process.pid
     try:
         client = openai.OpenAI(base_url=server.url + "/v1", api_key="k", timeout=900, max_retries=0)
-        idle = memory_mib(pid, "VmRSS")
+        idle = perf.status_mib(pid, "VmRSS")
         upload = client.files.create(file=("batch.jsonl", batch_file(args.lines)), purpose="batch")
         started = time.perf_counter()
         batch = client.batches.create(
@@ -65,14 +57,14 @@ def main() -> None:
         while batch.status not in ("completed", "failed", "cancelled", "expired"):
             batch = client.batches.retrieve(batch.id)
         answered = time.perf_counter() - started
-        answering_peak = memory_mib(pid, "VmHWM")
+        answering_peak = perf.status_mib(pid, "VmHWM")
         output = 0
         started = time.perf_counter()
         if batch.output_file_id is not None:
             with client.files.with_streaming_response.content(batch.output_file_id) as answer:
                 output = sum(len(chunk) for chunk in answer.iter_bytes(MIB))
         downloaded = time.perf_counter() - started
-        download_peak = memory_mib(pid, "VmHWM")
+        download_peak = perf.status_mib(pid, "VmHWM")
         counts = batch.request_counts
     finally:
         server.stop()

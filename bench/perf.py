@@ -457,10 +457,16 @@ def compiled_startup_seconds(runs: int) -> list[float]:
 
 
 def rss_mib(pid: int) -> float:
+    return status_mib(pid, "VmRSS")
+
+
+def status_mib(pid: int, field: str) -> float:
+    """A memory figure of `pid` from /proc (Linux) in MiB: `VmRSS` resident now, `VmHWM` its
+    peak; 0 when the process is gone."""
     try:
         with open(f"/proc/{pid}/status", encoding="ascii") as status:
             for line in status:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) / 1024
     except OSError:
         pass

@@ -17,9 +17,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import os
-import re
 import time
-from pathlib import Path
 
 import httpx
 import perf  # bench/perf.py: starting servers
@@ -27,12 +25,6 @@ import perf  # bench/perf.py: starting servers
 from mockai.config import Config
 
 UNBOUNDED = 1 << 40
-
-
-def peak_mib(pid: int) -> float:
-    status = Path(f"/proc/{pid}/status").read_text()
-    found = re.search(r"VmHWM:\s+(\d+) kB", status)
-    return int(found.group(1)) / 1024 if found else float("nan")
 
 
 def load(url: str, uploads: int, data: bytes) -> tuple[float, list[int]]:
@@ -67,9 +59,9 @@ def main() -> None:
             name, perf.mockai_command(), None, env={"MOCKAI_UPLOAD_BYTES": str(budget)}
         )
         try:
-            idle = peak_mib(server.process.pid)
+            idle = perf.status_mib(server.process.pid, "VmHWM")
             seconds, statuses = load(server.url, args.uploads, data)
-            peak = peak_mib(server.process.pid)
+            peak = perf.status_mib(server.process.pid, "VmHWM")
         finally:
             server.stop()
         results[name] = peak

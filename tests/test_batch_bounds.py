@@ -10,6 +10,7 @@ input's bytes, not its lines parsed.
 
 from __future__ import annotations
 
+import json
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -19,11 +20,16 @@ import pytest
 import yaml
 from cassette_support import chat_completion, recorded_chat
 from conformance import checked_server
+from hypothesis import given
+from hypothesis import strategies as st
 from service_support import redis_server
+from strategies import json_objects, texts
 from test_batches import jsonl, lines_of, run
 
 from mockai import Config, MockServer
+from mockai.api import batches as batch_codec
 from mockai.config import ConfigError
+from mockai.stores.batches import _RESULTS, _RESULTS_HEAD, Results
 
 MIB = 1024 * 1024
 LINES = 120  # each answer ~40 KB: ~4.8 MB of output against a 1 MiB bound
@@ -225,3 +231,44 @@ def chat_line(i: int) -> dict[str, Any]:
             "messages": [{"role": "user", "content": f"question {i}: " + "tell me more. " * 5}],
         },
     }
+
+
+@given(good=st.binary(max_size=300), bad=st.binary(max_size=300))
+def test_results_kept_in_shared_state_read_back_as_written(good: bytes, bad: bytes) -> None:
+    """A batch's results are one Redis value: the output's length, the output, the errors."""
+    written = _RESULTS.encode(Results(good, bad))
+    assert len(written) == len(good) + len(bad) + _RESULTS_HEAD  # (what the bound counts)
+    assert _RESULTS.decode(written) == Results(good, bad)
+
+
+# Between the lines of an input file: what `splitlines` splits on, and blank lines.
+SEPARATORS = ("\n", "\r\n", "\n\n", "\n \n", "\r", "\n\t\n")
+
+
+@given(
+    requests=st.lists(
+        st.tuples(texts(max_size=12), json_objects(max_leaves=4), st.sampled_from(SEPARATORS)),
+        max_size=8,
+    ),
+    ascii_only=st.booleans(),
+)
+def test_a_batch_reads_its_kept_input_as_validation_read_it(
+    requests: list[tuple[str, dict[str, Any], str]], ascii_only: bool
+) -> None:
+    """A batch keeps its input's bytes and parses its lines again as it answers them: the same
+    lines, numbered alike (each request's id derives from its number), for any valid input."""
+    data = "".join(
+        json.dumps(
+            {"custom_id": f"{i}-{custom}", "method": "POST", "url": "/v1/embeddings", "body": body},
+            ensure_ascii=ascii_only,
+        )
+        + separator
+        for i, (custom, body, separator) in enumerate(requests)
+    ).encode("utf-8", "surrogatepass")
+    try:
+        lines, errors = batch_codec.read_lines(data, "/v1/embeddings")
+    except UnicodeDecodeError:  # (lone surrogates: not UTF-8, refused before any line)
+        return
+    if errors:
+        return  # (a line split by a separator inside a string, or too many inputs: failed)
+    assert list(batch_codec.valid_lines(data, "/v1/embeddings")) == lines
