@@ -399,6 +399,31 @@ def test_functions_get_the_deprecated_function_call_shape(client: openai.OpenAI)
     assert "18C and sunny" in (second.choices[0].message.content or "")
 
 
+def test_function_call_calls_the_function_it_names_or_none(client: openai.OpenAI) -> None:
+    """`function_call` is the deprecated `tool_choice`: the function it names is called even when
+    the prompt asks for another, and `none` calls none even when the prompt asks for one."""
+    functions = [WEATHER_FUNCTION, TIME_TOOL["function"]]
+    for prompt in ("Weather in Paris?", "What time is it in Tokyo?"):
+        messages = [{"role": "user", "content": prompt}]
+        for name in ("get_weather", "get_time"):
+            named = client.chat.completions.create(
+                model=MODEL,
+                messages=messages,  # type: ignore[arg-type]
+                functions=functions,  # type: ignore[arg-type]
+                function_call={"name": name},
+            )
+            call = named.choices[0].message.function_call
+            assert call is not None and call.name == name
+        none = client.chat.completions.create(
+            model=MODEL,
+            messages=messages,  # type: ignore[arg-type]
+            functions=functions,  # type: ignore[arg-type]
+            function_call="none",
+        )
+        assert none.choices[0].finish_reason == "stop"
+        assert none.choices[0].message.function_call is None
+
+
 def test_functions_streamed_as_function_call_deltas(client: openai.OpenAI) -> None:
     chunks = list(
         client.chat.completions.create(

@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import random
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import json_values
 
 from mockai import tokens
 from mockai.api import common
 from mockai.api.chat import _views
+from mockai.api.fieldrules import missing, unknown_parameter
+from mockai.api.spec_fields import FIELDS
 from mockai.delivery.ratelimit import _reset_text
 from mockai.delivery.timing import go_duration
+from mockai.errors import ApiError
 from mockai.pipeline import journal
 from mockai.pipeline.exchange import Message
+from mockai.pipeline.fingerprint import (
+    MEDIA_PRESENTATION_FIELDS,
+    PRESENTATION_FIELDS,
+    content_key,
+    request_keys,
+)
 from mockai.server.metrics import Metrics
 from mockai.wire import jsonbytes
 from mockai.wire.credentials import is_credential_header
@@ -136,3 +151,110 @@ def test_a_kept_token_count_is_the_tokenizers(text: str) -> None:
     small = tokens.kept_counts(2, 16)  # (both sides of its own limit, and evictions)
     for piece in (text[:16], text, text[:16], text[:3], text[:16]):
         assert small(piece) == tokens.count(piece)
+
+
+def _check_every_field(endpoint: str, body: dict[str, Any], strict: bool) -> None:
+    """`common.check_fields` without its shortcut: every given field through its rule."""
+    rules = FIELDS[endpoint] if strict else common._lenient(endpoint)
+    for name, value in body.items():
+        rule = rules.get(name)
+        if rule is None:
+            if strict:
+                raise unknown_parameter(name)
+            continue
+        if value is None and not strict and not rule.required:
+            continue
+        rule.check(name, value)
+    for name, rule in rules.items():
+        if rule.required and body.get(name) is None:
+            raise missing(name)
+
+
+def _outcome(check: Callable[[], None]) -> tuple[str, str | None] | None:
+    try:
+        check()
+    except ApiError as error:
+        return error.message, error.param
+    return None
+
+
+@st.composite
+def field_values(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
+    """An endpoint and a body of its fields (any of them, known or not) with arbitrary values,
+    numbers around the bounds and strings around the lengths the rules hold them to."""
+    endpoint = draw(st.sampled_from(sorted(FIELDS)))
+    names = sorted(FIELDS[endpoint])
+    value = st.one_of(
+        json_values(max_leaves=4),
+        st.integers(min_value=-3, max_value=300_000),
+        st.floats(min_value=-3, max_value=3, allow_nan=False),
+        st.sampled_from(["", "auto", "none", "x" * 600, "x" * 40_000]),
+        st.just([]),
+        st.lists(st.just("a"), max_size=130),
+    )
+    body = draw(st.dictionaries(st.sampled_from([*names, "not_a_field"]), value, max_size=6))
+    return endpoint, body
+
+
+@settings(max_examples=600)
+@given(field_values(), st.booleans())
+def test_the_fields_passing_on_their_type_alone_are_those_their_rule_passes(
+    given_body: tuple[str, dict[str, Any]], strict: bool
+) -> None:
+    endpoint, body = given_body
+    for rules in (FIELDS[endpoint], common._lenient(endpoint)):
+        for name, value in body.items():
+            rule = rules.get(name)
+            if rule is not None and type(value) in rule.passing:
+                assert _outcome(partial(rule.check, name, value)) is None
+    assert _outcome(lambda: common.check_fields(endpoint, body, strict=strict)) == _outcome(
+        lambda: _check_every_field(endpoint, body, strict)
+    )
+
+
+PRESENTED = sorted(PRESENTATION_FIELDS)
+
+
+@settings(max_examples=300)
+@given(
+    st.sampled_from(["chat", "embeddings", "images", "speech", "transcriptions"]),
+    st.dictionaries(
+        st.text(max_size=8).filter(lambda k: k not in PRESENTATION_FIELDS),
+        json_values(max_leaves=4),
+        max_size=4,
+    ),
+    st.dictionaries(st.sampled_from(PRESENTED), json_values(max_leaves=3), max_size=3),
+    st.integers(min_value=0, max_value=2**31),
+    st.randoms(use_true_random=False),
+)
+def test_the_content_key_ignores_presentation_and_the_exact_key_adds_it_back(
+    endpoint: str,
+    asked: dict[str, Any],
+    shown: dict[str, Any],
+    seed: int,
+    order: random.Random,
+) -> None:
+    items = [*asked.items(), *shown.items()]
+    order.shuffle(items)
+    key, exact = request_keys(seed, endpoint, dict(items))
+    media = MEDIA_PRESENTATION_FIELDS.get(endpoint, frozenset())
+    bare = {k: v for k, v in asked.items() if k not in media}
+    # What the request asks decides the content key, in any order, whatever its presentation.
+    assert (
+        key
+        == request_keys(seed, endpoint, dict(reversed(bare.items())))[0]
+        == content_key(seed, endpoint, dict(items))
+    )
+    assert len(key) == 32
+    # The exact key is the content key when nothing is presented, and else depends on it.
+    assert (exact == key) == (not shown)
+    if shown:
+        assert exact == request_keys(seed, endpoint, {**dict(reversed(shown.items())), **asked})[1]
+        name = next(iter(shown))
+        changed = {**asked, **shown, name: [shown[name]]}  # (another JSON value)
+        assert request_keys(seed, endpoint, changed) == (
+            key,
+            request_keys(seed, endpoint, changed)[1],
+        )
+        assert request_keys(seed, endpoint, changed)[1] != exact
+    assert request_keys(seed + 1, endpoint, dict(items))[0] != key

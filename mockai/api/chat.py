@@ -33,18 +33,23 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     """Validate a chat request the way the API does and normalise it into an Exchange."""
     body = common.require_object(body)
     common.check_fields("chat", body, strict=ctx.strict)
+    # Most of the optional fields are absent from most requests: each is looked up once, here,
+    # and parsed only when given (this runs for every request whose bytes are new).
+    get = body.get
     model = body["model"]
     info = ctx.catalog.get(model)
     messages = _parse_messages(body["messages"])
-    legacy_functions = not body.get("tools") and bool(body.get("functions"))
-    raw_tools = _functions(body) if legacy_functions else body.get("tools")
-    tools = common.parse_tools(raw_tools, flat=False)
-    tool_choice = common.parse_tool_choice(
-        body.get("tool_choice", _function_call(body)), tools, flat=False
-    )
-    response_format = common.parse_format(
-        body.get("response_format"), "response_format", flat=False
-    )
+    sent_tools = get("tools")
+    legacy_functions = not sent_tools and bool(get("functions"))
+    raw_tools = _functions(body) if legacy_functions else sent_tools
+    tools = common.parse_tools(raw_tools, flat=False) if raw_tools else ()
+    choice = get("tool_choice", _ABSENT)
+    if choice is _ABSENT:
+        choice = _function_call(body) if "function_call" in body else None
+    tool_choice = common.parse_tool_choice(choice, tools, flat=False)
+    response_format = get("response_format")
+    if response_format is not None:
+        response_format = common.parse_format(response_format, "response_format", flat=False)
     if (
         response_format is not None
         and response_format.kind == "json_object"
@@ -57,7 +62,7 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
             param="messages",
         )
     stream, include_usage = common.stream_settings(body)
-    if info.reasoning and body.get("max_tokens") is not None:
+    if info.reasoning and get("max_tokens") is not None:
         raise ApiError(
             400,
             "Unsupported parameter: 'max_tokens' is not supported with this model. "
@@ -65,12 +70,16 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
             param="max_tokens",
             code="unsupported_parameter",
         )
-    max_tokens = common.positive_int(body, "max_completion_tokens")
-    if max_tokens is None:
+    max_tokens = None
+    if get("max_completion_tokens") is not None:
+        max_tokens = common.positive_int(body, "max_completion_tokens")
+    elif get("max_tokens") is not None:
         max_tokens = common.positive_int(body, "max_tokens")
-    prompt_tokens = common.prompt_tokens(messages, body.get("tools"))
+    prompt_tokens = common.prompt_tokens(messages, sent_tools)
     common.check_context(info, prompt_tokens)
     user_text, system_text, tool_result = _views(messages)
+    n, stop, top_logprobs = get("n"), get("stop"), get("top_logprobs")
+    parallel_tool_calls = get("parallel_tool_calls")
     return Exchange(
         endpoint=Endpoint.CHAT,
         model=model,
@@ -85,20 +94,23 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         tool_choice=tool_choice,
         # The functions API calls one function per answer.
         parallel_tool_calls=not legacy_functions
-        and common.optional(body, "parallel_tool_calls", True),
+        and (True if parallel_tool_calls is None else parallel_tool_calls),
         legacy_functions=legacy_functions,
         response_format=response_format,
-        n=common.optional(body, "n", 1),
+        n=1 if n is None else n,
         max_tokens=max_tokens,
         model_max_output=info.max_output_tokens,
-        stop=common.parse_stop(body.get("stop")),
+        stop=() if stop is None else common.parse_stop(stop),
         include_usage=include_usage,
-        obfuscate=obfuscation.wanted(body),
-        logprobs=bool(body.get("logprobs")),
-        top_logprobs=common.optional(body, "top_logprobs", 0),
+        obfuscate=stream and obfuscation.wanted(body),
+        logprobs=bool(get("logprobs")),
+        top_logprobs=0 if top_logprobs is None else top_logprobs,
         prompt_tokens=prompt_tokens,
         provider=ctx.provider,
     )
+
+
+_ABSENT: Any = object()  # (a field not in the body, where null means something else)
 
 
 def _functions(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -115,36 +127,44 @@ def _function_call(body: dict[str, Any]) -> Any:
 
 
 def _parse_messages(raw: list[Any]) -> tuple[Message, ...]:
-    messages: list[Message] = []
-    for index, item in enumerate(raw):
-        messages.append(_parse_message(item, f"messages[{index}]"))
+    messages = [_parse_message(item, index) for index, item in enumerate(raw)]
     _check_tool_pairs(messages)
     return tuple(messages)
 
 
-def _parse_message(item: Any, where: str) -> Message:
+def _parse_message(item: Any, index: int) -> Message:
+    # (`where`, the message's name in an error, is only made for an error)
     if not isinstance(item, dict):
-        raise type_error(where, ("object",), item)
-    role = item.get("role")
+        raise type_error(f"messages[{index}]", ("object",), item)
+    get = item.get
+    role = get("role")
     if role is None:
-        raise missing(f"{where}.role")
+        raise missing(f"messages[{index}].role")
     if role not in ROLES:
-        raise invalid_value(f"{where}.role", role, ROLES)
-    if role in _NEEDS_CONTENT and "content" not in item:
-        raise missing(f"{where}.content")
-    text, images = common.content_text(item.get("content"), f"{where}.content")
+        raise invalid_value(f"messages[{index}].role", role, ROLES)
+    content = get("content", _ABSENT)
+    if content is _ABSENT:
+        if role in _NEEDS_CONTENT:
+            raise missing(f"messages[{index}].content")
+        content = None
+    if type(content) is str:
+        text, images = content, 0
+    else:
+        text, images = common.content_text(content, f"messages[{index}].content")
     calls: tuple[CalledTool, ...] = ()
-    raw_calls = item.get("tool_calls")
-    if role == "assistant" and raw_calls:
-        if not isinstance(raw_calls, list):
-            raise type_error(f"{where}.tool_calls", ("array",), raw_calls)
-        calls = tuple(
-            _called_tool(call, f"{where}.tool_calls[{i}]") for i, call in enumerate(raw_calls)
-        )
-    tool_call_id = item.get("tool_call_id")
+    if role == "assistant":
+        raw_calls = get("tool_calls")
+        if raw_calls:
+            if not isinstance(raw_calls, list):
+                raise type_error(f"messages[{index}].tool_calls", ("array",), raw_calls)
+            calls = tuple(
+                _called_tool(call, f"messages[{index}].tool_calls[{i}]")
+                for i, call in enumerate(raw_calls)
+            )
+    tool_call_id = get("tool_call_id")
     if role == "tool" and not isinstance(tool_call_id, str):
-        raise missing(f"{where}.tool_call_id")
-    name = item.get("name")
+        raise missing(f"messages[{index}].tool_call_id")
+    name = get("name")
     return Message(
         role=role,
         text=text,

@@ -52,6 +52,8 @@ def check_fields(endpoint: str, body: Mapping[str, Any], *, strict: bool) -> Non
             if strict:
                 raise unknown_parameter(name)
             continue
+        if type(value) in rule.passing:
+            continue
         if value is None and not strict and not rule.required:
             continue
         rule.check(name, value)
@@ -169,7 +171,9 @@ def prompt_tokens(messages: tuple[Message, ...], raw_tools: Any) -> int:
     OpenAI's accounting: ~3 tokens of framing per message, 1 per name, 3 to prime the reply,
     85 per (low-detail) image; tool definitions are billed roughly as their JSON text.
     """
-    total = 3 + sum(message_tokens(message) for message in messages)
+    total = 3
+    for message in messages:
+        total += message_tokens(message)
     if raw_tools:
         text = jsonbytes.dumps_str(raw_tools)
         total += _tools_tokens(text)

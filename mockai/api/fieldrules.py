@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mockai.errors import ApiError
@@ -20,8 +20,24 @@ _TYPE_NAMES = {
 }
 
 
+# The JSON type of each type a JSON parser makes, looked up by exact type (`bool` is an `int`
+# to `isinstance`, not to this table).
+_JSON_TYPES: dict[type, str] = {
+    type(None): "null",
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    str: "string",
+    list: "array",
+    dict: "object",
+}
+
+
 def json_type(value: Any) -> str:
     """The JSON type name of a parsed value."""
+    kind = _JSON_TYPES.get(type(value))
+    if kind is not None:
+        return kind
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -97,6 +113,32 @@ class FieldRule:
     min_items: int | None = None
     max_items: int | None = None
     max_length: int | None = None
+    # The Python types whose values pass on their type alone (no enum, bounds or sizes to
+    # check): most fields of most requests, checked with one set lookup (`check_fields`).
+    passing: frozenset[type] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "passing", frozenset(self._passing_types()))
+
+    def _passing_types(self) -> list[type]:
+        types = self.types
+        unbounded = self.minimum is None and self.maximum is None
+        passing: list[type] = []
+        if "null" in types:
+            passing.append(type(None))
+        if "boolean" in types:
+            passing.append(bool)
+        if ("integer" in types or "number" in types) and unbounded:
+            passing.append(int)
+        if "number" in types and unbounded:
+            passing.append(float)
+        if "string" in types and self.enum is None and self.max_length is None:
+            passing.append(str)
+        if "array" in types and self.min_items is None and self.max_items is None:
+            passing.append(list)
+        if "object" in types:
+            passing.append(dict)
+        return passing
 
     def check(self, param: str, value: Any) -> None:
         """Raise the API's 400 if `value` breaks this rule."""

@@ -91,7 +91,7 @@ class FaultPlanner:
     ) -> Injection:
         """What this request gets from its headers and from chaos; ApiError 400 on a bad header.
 
-        `exact` identifies the request (fingerprint.request_key), `salt` this occurrence of it
+        `exact` identifies the request (fingerprint.request_keys), `salt` this occurrence of it
         (fingerprint.occurrence_key): chaos draws from it, so the same seed and the same requests
         give the same faults whatever the order of different requests.
         """

@@ -49,7 +49,7 @@ class CalledTool:
     arguments: str
 
 
-@dataclass(frozen=True, slots=True)
+@record  # (frozen to the type checker only: every request's every message makes one)
 class Message:
     """One conversation turn, normalised across chat messages and Responses input items."""
 

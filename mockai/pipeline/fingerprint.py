@@ -1,11 +1,11 @@
 """Per-request keys that make generated output reproducible.
 
-`content_key` depends on the seed and on what the request *asks* (model, messages, tools, ...),
-not on how the answer is presented (`stream`, `n`, `max_tokens`, `stop`, ...): the same question
-gets the same text streamed or not, and a truncated answer is a prefix of the full one.
-`request_key` adds the presentation fields back, identifying the exact request; `Occurrences`
-numbers repeats of the same exact request so that ids still differ between them, while staying
-independent of the order in which *different* requests arrive.
+`request_keys` gives two. The content key depends on the seed and on what the request *asks*
+(model, messages, tools, ...), not on how the answer is presented (`stream`, `n`, `max_tokens`,
+`stop`, ...): the same question gets the same text streamed or not, and a truncated answer is a
+prefix of the full one. The exact key adds the presentation fields back, identifying the exact
+request; `Occurrences` numbers repeats of the same exact request so that ids still differ between
+them, while staying independent of the order in which *different* requests arrive.
 """
 
 from __future__ import annotations
@@ -62,18 +62,26 @@ _NONE: frozenset[str] = frozenset()
 
 def content_key(seed: int, endpoint: str, body: Mapping[str, Any]) -> bytes:
     """A 32-byte key for what this request asks, under this seed."""
+    return request_keys(seed, endpoint, body)[0]
+
+
+def request_keys(seed: int, endpoint: str, body: Mapping[str, Any]) -> tuple[bytes, bytes]:
+    """The request's content key (what it asks, under this seed: 32 bytes) and its exact key:
+    the content key refined by the presentation fields, which identifies the exact request, for
+    its ids (the content key itself when it has none). Its fields are sorted in one pass."""
     more = MEDIA_PRESENTATION_FIELDS.get(endpoint, _NONE)
-    asked = {k: v for k, v in body.items() if k not in PRESENTATION_FIELDS and k not in more}
+    asked: dict[str, Any] = {}
+    shown: dict[str, Any] = {}
+    for name, value in body.items():
+        if name in PRESENTATION_FIELDS:
+            shown[name] = value
+        elif name not in more:
+            asked[name] = value
     material = f"{seed}|{endpoint}|".encode() + jsonbytes.canonical(asked)
-    return hashlib.blake2b(material, digest_size=32).digest()
-
-
-def request_key(key: bytes, body: Mapping[str, Any]) -> bytes:
-    """`key` refined by the presentation fields: identifies the exact request, for its ids."""
-    shown = {k: v for k, v in body.items() if k in PRESENTATION_FIELDS}
+    key = hashlib.blake2b(material, digest_size=32).digest()
     if not shown:
-        return key
-    return hashlib.blake2b(jsonbytes.canonical(shown), key=key, digest_size=32).digest()
+        return key, key
+    return key, hashlib.blake2b(jsonbytes.canonical(shown), key=key, digest_size=32).digest()
 
 
 def occurrence_key(key: bytes, occurrence: int) -> bytes:

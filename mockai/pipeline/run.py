@@ -26,7 +26,7 @@ from mockai.delivery.faults import NO_FAULTS
 from mockai.errors import ApiError
 from mockai.pipeline import uploads, workload
 from mockai.pipeline.exchange import Endpoint, Exchange, Message
-from mockai.pipeline.fingerprint import content_key, occurrence_key, request_key
+from mockai.pipeline.fingerprint import occurrence_key, request_keys
 from mockai.pipeline.journal import JournalEntry, NameTable, readable_body, redact_headers
 from mockai.pipeline.parsed import PURE_ENDPOINTS, Parsed
 from mockai.pipeline.reply import NO_TIMING, Plan, Reply
@@ -234,15 +234,16 @@ async def _parse(
     sent = body
     if profile.requests is not None:
         body = profile.requests.check(codec.endpoint, body)
-    context = await with_held(state, context, codec.endpoint, body)
+    if codec.endpoint in REFERRING:
+        context = await with_held(state, context, codec.endpoint, body)
     exchange = codec.parse(body, context)
     if body is not sent:  # rules, cassettes and the upstream see the body as it was sent
         exchange = replace(exchange, body=sent)
     kind = codec.endpoint.value
     if exchange.route is not None:  # one endpoint, many routes: each is its own request
         kind = f"{kind} {exchange.method} {exchange.route}"
-    key = content_key(state.config.seed, kind, exchange.body)
-    return exchange, key, request_key(key, exchange.body)
+    key, exact = request_keys(state.config.seed, kind, exchange.body)
+    return exchange, key, exact
 
 
 def _parsed(state: ServerState, codec: Codec, raw: bytes, context: ParseContext) -> Parsed | None:
@@ -360,6 +361,10 @@ def parse_context(
         params=dict(params or {}),
         query=dict(query or {}),
     )
+
+
+# The endpoints whose requests may refer to what the server holds (see `with_held`).
+REFERRING = frozenset({Endpoint.RESPONSES, Endpoint.IMAGE_EDITS})
 
 
 async def with_held(
