@@ -59,7 +59,7 @@ JSON_CASES = (
     "shared",
 )
 # Cases compared with plain chat as well as with the bare app (the "within 10%").
-_BESIDE_CHAT = ("rules", "cassette", "cassette-one", "shared")
+_BESIDE_CHAT = (*perf.BESIDE_CHAT, "shared")
 
 
 def find_valgrind() -> str:

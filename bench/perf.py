@@ -1,6 +1,6 @@
 """mockai against a bare aiohttp app, measured with wrk: the headline performance figures.
 
-    python bench/perf.py                    # every case, 3 rounds each, ~10 minutes
+    python bench/perf.py                    # every case, 3 rounds each, ~12 minutes
     python bench/perf.py --seconds 3 --cases chat,stream
     python bench/perf.py --json perf.json   # also write the figures as JSON
 
@@ -14,6 +14,9 @@ What it does, in one run:
 - pins the server under test to core 0 (`taskset -c 0`) and `wrk -t1` to core 1, and runs each
   case on the bare app and then on mockai, so each ratio compares two figures taken moments
   apart on the same machine (absolute numbers on a shared machine mean little; ratios do);
+- runs the cases held to "within 10% of plain chat" (the 20-rule scenario, the cassette) side
+  by side with plain chat as well: each round loads one, then the other, on their own servers
+  (each first in turn), and reports the case's req/s over plain chat's, round by round;
 - samples the time to first byte of streams with a small probe on its own connection while wrk
   loads the server (wrk only sees whole responses);
 - measures startup time (launch to first answer), as launched and byte-compiled (as `pip
@@ -340,6 +343,9 @@ CASES = [
     ),
     Case("workers", "chat JSON, --workers 2", "workers", "/v1/chat/completions", CHAT),
 ]
+# The cases the issue holds to "within 10% of the plain figure" (plain chat's), and the one that
+# shows what the cassette's size costs apart from distinct bodies.
+BESIDE_CHAT = ("rules", "cassette", "cassette-one")
 
 # --- processes -----------------------------------------------------------------------------------
 
@@ -659,6 +665,9 @@ class Row:
     ttft_ms: dict[str, dict[str, float]] = field(default_factory=dict)
     note: str = ""
     rounds: list[float] = field(default_factory=list)  # each round's ratio
+    # The cases held to "within 10% of plain chat": each round's req/s over plain chat's,
+    # the two loads run back to back (`side_by_side`).
+    beside_chat: list[float] = field(default_factory=list)
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -713,6 +722,25 @@ def measure(wrk: str, case: Case, bare: Server, server: Server, seconds: float, 
         ttft_ms=ttft,
         rounds=[round(r, 3) for r in ratios],
     )
+
+
+def side_by_side(
+    wrk: str, case: Case, server: Server, plain: Server, seconds: float, rounds: int
+) -> list[float]:
+    """`case` on its server against plain chat on the plain server, each round's two loads run
+    back to back, in turn first (the machine drifts by more than 10% over the minutes between
+    two cases of the table, and the load that runs first in a pair tends to read higher): each
+    round's req/s of the case over plain chat's."""
+    chat = next(c for c in CASES if c.name == "chat")
+    shares = []
+    for index in range(rounds):
+        pair = [(chat, plain), (case, server)]
+        rates = {}
+        for one, target in pair if index % 2 == 0 else reversed(pair):
+            run_wrk(wrk, target.url, one, one.path, 1, one.connections)  # warm-up
+            rates[one.name] = run_wrk(wrk, target.url, one, one.path, seconds, one.connections).rps
+        shares.append(rates[case.name] / rates["chat"] if rates["chat"] else 0.0)
+    return shares
 
 
 def server_args(kind: str, folder: Path) -> list[str]:
@@ -826,6 +854,15 @@ def main() -> None:
                             f"; {row.mockai / distinct_row.mockai:.0%} of chat with its "
                             f"distinct questions ({row.ratio / distinct_row.ratio:.0%} of ratio)"
                         )
+                if case.name in BESIDE_CHAT:
+                    row.beside_chat = side_by_side(
+                        wrk, case, running[case.server], running["plain"], args.seconds, args.rounds
+                    )
+                    beside = statistics.median(row.beside_chat)
+                    spread = " / ".join(f"{share:.0%}" for share in row.beside_chat)
+                    row.note = (row.note + "; " if row.note else "") + (
+                        f"side by side with plain chat: {beside:.0%} of its req/s ({spread})"
+                    )
                 print(f"  {row.title:40} {row.ratio:6.2f}x", flush=True)
             memory["bare after"] = bare.rss_mib()
             time.sleep(SETTLE_SECONDS)

@@ -1,4 +1,4 @@
-"""bench/perf.py, the headline benchmark, runs as a user runs it: a short version of two cases;
+"""bench/perf.py, the headline benchmark, runs as a user runs it: a short version of three cases;
 bench/instructions.py (instructions per request under callgrind), bench/startup.py, bench/uploads.py
 and bench/batches.py too.
 
@@ -38,18 +38,22 @@ def test_the_benchmark_runs_and_reports_every_figure(tmp_path: Path) -> None:
     run = run_bench(
         "perf.py",
         *("--seconds", "1", "--rounds", "1", "--startups", "1"),
-        *("--cases", "chat,stream", "--json", str(out)),
+        *("--cases", "chat,stream,rules", "--json", str(out)),
         cwd=tmp_path,
         timeout=300,
     )
     figures = json.loads(out.read_text())
     rows = {row["case"]: row for row in figures["rows"]}
-    assert set(rows) == {"chat", "stream"}
+    assert set(rows) == {"chat", "stream", "rules"}
     for row in rows.values():
         assert row["errors"] == 0, row  # every answer a 2xx, from both servers
         assert row["bare"] > 0 and row["mockai"] > 0
         assert row["ratio"] > 0 and abs(row["ratio"] - row["rounds"][0]) < 0.001  # one round
     assert rows["stream"]["unit"] == "chunks/s" and rows["stream"]["ttft_ms"]
+    # The 20-rule case is also run side by side with plain chat (a round: one load of each).
+    assert len(rows["rules"]["beside_chat"]) == 1 and rows["rules"]["beside_chat"][0] > 0
+    assert not rows["chat"]["beside_chat"]
+    assert "side by side with plain chat: " in run.stdout
     assert 0 < figures["startup_s"][0] < 30
     assert 0 < figures["startup_compiled_s"][0] < 30
     assert not list((ROOT / "mockai").rglob("*.pyc")) or not sys.flags.dont_write_bytecode
