@@ -30,9 +30,25 @@ _PRETOKEN = re.compile(
     re.IGNORECASE,
 )
 
+# Plain prose (what the generator writes: ASCII words, one space between them, sentences ending
+# in a period, no other punctuation). Its pretokens are its words, each after the first with the
+# space before it, and each period on its own, which plain string methods cut out at C speed,
+# ~3x faster than the pattern's alternatives tried at every position. (A period directly before
+# a letter would glue to it in the pattern, `.b`: the prose form has a space or the end there.)
+_PLAIN_PROSE = re.compile(r"[A-Za-z]+\.?(?: [A-Za-z]+\.?)*")
+
 # Common words are one token; longer or rarer words split into pieces of about this length.
 _WHOLE_WORD = 9
 _PIECE = 5
+
+
+def pretokens(text: str) -> list[str]:
+    """`text` cut as the tokenizers pre-tokenize it (`_PRETOKEN`), before long words are cut."""
+    if _PLAIN_PROSE.fullmatch(text):
+        # ("\0" is not in the text: the prose form holds letters, spaces and periods only)
+        return text.replace(".", "\0.").replace(" ", "\0 ").split("\0")
+    found: list[str] = _PRETOKEN.findall(text)
+    return found
 
 
 @functools.lru_cache(maxsize=2048)
@@ -41,21 +57,29 @@ def split(text: str) -> tuple[str, ...]:
 
     Cached: a load test renders the same answers over and over.
     """
-    found: list[str] = _PRETOKEN.findall(text)
+    found = pretokens(text)
     if not found or max(map(len, found)) <= _WHOLE_WORD:
-        return tuple(found)  # the common case: no long words to cut
+        return tuple(found)  # no long words to cut
     pieces: list[str] = []
+    append, extend = pieces.append, pieces.extend
     for piece in found:
         if len(piece) <= _WHOLE_WORD:
-            pieces.append(piece)
+            append(piece)
         else:
-            pieces.extend(piece[i : i + _PIECE] for i in range(0, len(piece), _PIECE))
+            extend(_cut(piece))
     return tuple(pieces)
+
+
+@functools.lru_cache(maxsize=4096)
+def _cut(word: str) -> tuple[str, ...]:
+    """A long word's pieces (the same long words come back: generated prose draws from a word
+    list, and most of its answers hold one)."""
+    return tuple(word[i : i + _PIECE] for i in range(0, len(word), _PIECE))
 
 
 def count(text: str) -> int:
     """Estimated number of tokens in `text`."""
-    found: list[str] = _PRETOKEN.findall(text)
+    found = pretokens(text)
     total = len(found)  # a piece is a token, but for long words (rare: checked at C speed)
     if total and max(map(len, found)) > _WHOLE_WORD:
         total += sum(-(-len(piece) // _PIECE) - 1 for piece in found if len(piece) > _WHOLE_WORD)

@@ -48,6 +48,25 @@ def test_counts_add_up_over_several_texts(parts: list[str]) -> None:
     assert tokens.count_all(parts) == sum(tokens.count(part) for part in parts)
 
 
+# Texts near the plain-prose form the splitter cuts with string methods: letters, spaces and
+# periods (doubled, leading, trailing, a period before a letter), with now and then a character
+# that takes a text out of the form.
+_NEAR_PROSE = st.text(st.sampled_from("aZxQ .. \t,'_0é\n"), max_size=80) | st.builds(
+    " ".join, st.lists(st.from_regex(r"[A-Za-z]{1,14}\.?", fullmatch=True), max_size=20)
+)
+
+
+@given(st.one_of(_NEAR_PROSE, _EVERY_CHAR))
+@example("Serious inside else memory. Peace economy travel.")
+@example("A.b")
+@example("a. .b")
+@example("Traditionally indistinguishable.")
+def test_plain_prose_is_cut_as_the_pattern_cuts_it(text: str) -> None:
+    """The generator's prose is cut with string methods (`_PLAIN_PROSE`); any text gets the
+    pattern's pretokens, whichever way it was cut."""
+    assert tokens.pretokens(text) == tokens._PRETOKEN.findall(text)
+
+
 def test_underscores_are_pieces_of_their_own_words() -> None:
     # As cl100k / o200k pre-tokenize: the underscore starts the next word's piece.
     assert tokens.split("first_name") == ("first", "_name")
