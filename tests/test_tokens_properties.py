@@ -48,12 +48,26 @@ def test_counts_add_up_over_several_texts(parts: list[str]) -> None:
     assert tokens.count_all(parts) == sum(tokens.count(part) for part in parts)
 
 
-# Texts near the plain-prose form the splitter cuts with string methods: letters, spaces and
-# periods (doubled, leading, trailing, a period before a letter), with now and then a character
-# that takes a text out of the form.
-_NEAR_PROSE = st.text(st.sampled_from("aZxQ .. \t,'_0é\n"), max_size=80) | st.builds(
-    " ".join, st.lists(st.from_regex(r"[A-Za-z]{1,14}\.?", fullmatch=True), max_size=20)
-)
+
+
+def _with(text: str, char: str, at: int) -> str:
+    at %= len(text) + 1
+    return text[:at] + char + text[at:]
+
+
+# Texts near the plain-prose form the splitter cuts with string methods (long enough to be
+# tried): words of letters, one space apart, some ending in a period, and half the time one more
+# character somewhere, which may keep the form (a letter, a period at a word's end) or break it
+# (a second space or period, a period before a letter, a digit, an accent, a newline...).
+_NEAR_PROSE = st.builds(
+    _with,
+    st.builds(
+        " ".join,
+        st.lists(st.from_regex(r"[A-Za-z]{1,14}\.?", fullmatch=True), min_size=8, max_size=30),
+    ),
+    st.sampled_from(["", "", "", "", "", "a", ".", " ", ",", "0", "é", "\n", "_", "'", "\t"]),
+    st.integers(min_value=0, max_value=500),
+) | st.text(st.sampled_from("aZxQ .. \t,'_0é\n"), max_size=120)
 
 
 @given(st.one_of(_NEAR_PROSE, _EVERY_CHAR))
@@ -61,6 +75,11 @@ _NEAR_PROSE = st.text(st.sampled_from("aZxQ .. \t,'_0é\n"), max_size=80) | st.b
 @example("A.b")
 @example("a. .b")
 @example("Traditionally indistinguishable.")
+@example("Serious inside else memory. Peace economy travel. Traditional deal.b")
+@example("Serious inside else memory. Peace economy travel. Traditional  deal.")
+@example(" Serious inside else memory. Peace economy travel. Traditional deal.")
+@example("Serious inside else memory. Peace economy travel . Traditional deal.")
+@example("Serious inside else memory.. Peace economy travel. Traditional deal.")
 def test_plain_prose_is_cut_as_the_pattern_cuts_it(text: str) -> None:
     """The generator's prose is cut with string methods (`_PLAIN_PROSE`); any text gets the
     pattern's pretokens, whichever way it was cut."""
