@@ -48,8 +48,6 @@ def test_counts_add_up_over_several_texts(parts: list[str]) -> None:
     assert tokens.count_all(parts) == sum(tokens.count(part) for part in parts)
 
 
-
-
 def _with(text: str, char: str, at: int) -> str:
     at %= len(text) + 1
     return text[:at] + char + text[at:]
