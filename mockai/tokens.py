@@ -73,11 +73,19 @@ def split(text: str) -> tuple[str, ...]:
     return tuple(pieces)
 
 
-@functools.lru_cache(maxsize=4096)
 def _cut(word: str) -> tuple[str, ...]:
-    """A long word's pieces (the same long words come back: generated prose draws from a word
-    list, and most of its answers hold one)."""
+    """A long word's pieces; those of words up to `_KEPT_WORD` characters are kept (the same
+    long words come back: generated prose draws from a word list, and most of its answers hold
+    one), longer runs (a base64 blob, a URL) are cut each time, so the kept pieces stay small."""
+    return _kept_cut(word) if len(word) <= _KEPT_WORD else _cut_now(word)
+
+
+def _cut_now(word: str) -> tuple[str, ...]:
     return tuple(word[i : i + _PIECE] for i in range(0, len(word), _PIECE))
+
+
+_KEPT_WORD = 32
+_kept_cut = functools.lru_cache(maxsize=4096)(_cut_now)  # (at most 4,096 words of 32 characters)
 
 
 def count(text: str) -> int:

@@ -84,6 +84,18 @@ def test_plain_prose_is_cut_as_the_pattern_cuts_it(text: str) -> None:
     assert tokens.pretokens(text) == tokens._PRETOKEN.findall(text)
 
 
+def test_only_short_long_words_have_their_pieces_kept() -> None:
+    """A long word's pieces are kept for the next answer holding it, but a run of 100,000
+    letters (a blob, a URL) is cut without being kept: what the splitter keeps stays small."""
+    tokens._kept_cut.cache_clear()  # (a cache: clearing it changes no answer)
+    blob = "xy" * 50_000
+    text = f"Traditionally {blob} traditionally."
+    assert "".join(tokens.split.__wrapped__(text)) == text
+    assert tokens.split.__wrapped__(text)[:3] == ("Tradi", "tiona", "lly")
+    # " traditionally" and "Traditionally" kept, the blob not.
+    assert tokens._kept_cut.cache_info().currsize == 2
+
+
 def test_underscores_are_pieces_of_their_own_words() -> None:
     # As cl100k / o200k pre-tokenize: the underscore starts the next word's piece.
     assert tokens.split("first_name") == ("first", "_name")

@@ -374,7 +374,7 @@ async def with_held(
     never waits on the state): the conversation before a Responses request's
     `previous_response_id`, the items of its `conversation`, the files a JSON image edit names.
     A request referring to none of them gets `context` as it is (the hot path pays nothing)."""
-    if not isinstance(body, dict):
+    if endpoint not in REFERRING or not isinstance(body, dict):
         return context
     if endpoint is Endpoint.RESPONSES:
         from mockai.api.responses import conversation_id  # (loaded with the codec: a lookup)
