@@ -5,13 +5,17 @@ Invariants, over arbitrary JSON (integers of any size, every float, any Unicode,
 - `dumps` writes the standard library's compact `ensure_ascii=False` bytes, except floats the
   standard library writes with an exponent, which read back as the same double either way;
 - `canonical` ignores key order, and is the old canonical text wherever `dumps` is the old text;
-- what no encoder can write (lone surrogates) still fails the way callers expect.
+- what no encoder can write (lone surrogates) still fails the way callers expect;
+- what `dumps` and `canonical` return holds its own length in memory and no more (orjson hands
+  back its working buffer, 4 KiB and up, unshrunk).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import sys
+import tracemalloc
 from typing import Any
 
 import pytest
@@ -88,6 +92,39 @@ def test_canonical_ignores_key_order(value: dict[str, Any], rng: Any) -> None:
     if not exponent_floats(value):
         old = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         assert jsonbytes.canonical(value) == old.encode()
+
+
+def _held(write: Any, value: Any, times: int = 50) -> tuple[bytes, float]:
+    """What `write(value)` returns, and how many bytes each of `times` results kept holds (over
+    many, so that the interpreter's own odd allocation does not count; after a first write, which
+    may leave the value's strings holding their UTF-8 form)."""
+    kept: list[bytes] = [write(value)] * times
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for index in range(times):
+            kept[index] = write(value)
+        return kept[0], (tracemalloc.get_traced_memory()[0] - before) / times
+    finally:
+        tracemalloc.stop()
+
+
+@given(
+    st.one_of(
+        values,
+        st.dictionaries(keys(), values, max_size=6),
+        # long texts: past orjson's first buffer, which then doubles
+        st.tuples(st.integers(0, 60_000), texts(min_size=1, max_size=3)).map(
+            lambda pair: {"text": pair[1] * pair[0]}
+        ),
+    )
+)
+def test_what_is_written_holds_its_own_length_in_memory(value: Any) -> None:
+    """The journal, the stores and the caches bound what they keep by the bytes' length: a result
+    that held orjson's buffer would weigh ~4 KiB whatever its length, and up to twice it."""
+    for write in (jsonbytes.dumps, jsonbytes.canonical):
+        written, held = _held(write, value)
+        assert held <= sys.getsizeof(written) + 32, (write.__name__, len(written), held)
 
 
 def test_floats_with_exponents_read_back_exactly() -> None:

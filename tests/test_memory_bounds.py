@@ -8,6 +8,8 @@ stores at most their byte budget of answers, and the generator's cache at most i
 
 from __future__ import annotations
 
+import sys
+import tracemalloc
 from typing import Any
 
 import httpx
@@ -165,6 +167,35 @@ def test_the_generators_cache_is_bounded_in_bytes() -> None:
             assert answer.status_code == 200
         generator = server.state.decider.generator
         assert 0 < generator.cached_bytes <= 8 * 1024 * 1024
+
+
+def test_the_answers_a_server_keeps_weigh_their_length() -> None:
+    """The journal counts each answer by its length; what it holds must be that. orjson returns
+    its working buffer unshrunk (4 KiB and up), so before its results were copied to their own
+    size 200 chat answers of ~650 bytes held 818 KB where the journal counted 160 KB."""
+    tracing = tracemalloc.is_tracing()
+    if not tracing:
+        tracemalloc.start()
+    try:
+        with (
+            MockServer(log_requests=False) as server,
+            openai.OpenAI(base_url=server.url, api_key="k", max_retries=0) as client,
+        ):
+            for index in range(200):  # distinct questions: each answer written afresh
+                client.chat.completions.create(
+                    model="gpt-4o-mini", messages=[{"role": "user", "content": f"Question {index}"}]
+                )
+            written_here = tracemalloc.Filter(True, jsonbytes.__file__)
+            held = tracemalloc.take_snapshot().filter_traces([written_here]).traces
+            answers = [entry.response.body for entry in server.requests if entry.response]
+    finally:
+        if not tracing:
+            tracemalloc.stop()
+    assert len(answers) == 200
+    # What JSON the server wrote and still holds, past the small pieces of parsed requests: the
+    # journal's answers, each in a block of its own size.
+    kept_bodies = [trace.size for trace in held if trace.size >= 512]
+    assert sum(kept_bodies) <= sum(sys.getsizeof(body) for body in answers)
 
 
 # --- conversations ------------------------------------------------------------------------------
