@@ -78,16 +78,15 @@ def find_valgrind() -> str:
     return found
 
 
-def body_for(case: perf.Case, n: int) -> dict[str, Any]:
+def body_for(case: perf.Case, n: int) -> str:
     """The n-th request of `case`: embeddings inputs never sent before, as in bench/perf.py."""
     if case.name.startswith("embeddings"):
         encoding = "base64" if case.name.endswith("base64") else "float"
-        return perf.embeddings_body(encoding, n)
-    if case.name in ("cassette", "chat-distinct"):  # a different question each time, as perf.py's
-        # Lua asks (the cassette's recordings; generated answers on their own server)
-        body: dict[str, Any] = json.loads(perf.cassette_body(n % perf.INTERACTIONS))
-        return body
-    return case.body
+        return json.dumps(perf.embeddings_body(encoding, n))
+    if case.name in ("cassette", "chat-distinct"):  # a different question each time, in the bytes
+        # perf.py's Lua sends (the cassette's recordings; generated answers on their own server)
+        return perf.cassette_body(n % perf.INTERACTIONS)
+    return json.dumps(case.body)
 
 
 class Counted:
@@ -101,8 +100,8 @@ class Counted:
             address.hostname or "127.0.0.1", address.port, timeout=600
         )
 
-    def send(self, path: str, body: dict[str, Any]) -> bytes:
-        self.connection.request("POST", path, json.dumps(body), perf.HEADERS)
+    def send(self, path: str, body: str) -> bytes:
+        self.connection.request("POST", path, body, perf.HEADERS)
         response = self.connection.getresponse()
         data = response.read()
         if response.status != 200:

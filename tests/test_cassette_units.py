@@ -209,6 +209,18 @@ def view(body: object, uri: str = "https://api.openai.com/v1/chat/completions") 
     return RequestView.recorded("POST", uri, json.dumps(body).encode(), Scrubber())
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [b'{"model": "m", "messages": "\\ud800"}', b'{"n": NaN}', b"[" * 70 + b"]" * 70],
+)
+def test_a_recorded_body_the_server_would_refuse_as_json_is_kept_as_text(raw: bytes) -> None:
+    """A lone surrogate, NaN or nesting past the limit: a request holding one is refused before
+    it is matched, and its recording is held as the text it is (loading it had failed on the
+    lone surrogate: its canonical JSON could not be written)."""
+    recorded = RequestView.recorded("POST", "https://x/v1/chat/completions", raw, Scrubber())
+    assert recorded.body == raw.decode()
+
+
 def test_the_body_matcher_ignores_order_whitespace_and_volatile_fields() -> None:
     recorded = view(
         {

@@ -15,7 +15,6 @@ matter) without its volatile fields.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -190,7 +189,9 @@ def parse_body(raw: bytes | None, scrubber: Scrubber) -> Any:
     except UnicodeDecodeError:
         return raw.decode("latin-1")
     try:
-        value = json.loads(text)
+        # JSON as the server reads a request's (no lone surrogates, NaN, or nesting past its
+        # limit: such a request is refused before it is matched), which canonical JSON can write.
+        value = jsonbytes.loads(raw)
     except ValueError:
         return scrubber.scrub_text(text)
     return scrubber.scrub_json(value) if scrubber.needs_scrubbing(text) else value

@@ -10,7 +10,7 @@ once all are played, `allow_repeats` keeps replaying the last one, otherwise the
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
@@ -131,6 +131,7 @@ class _Entry:
     view: RequestView
     answer: Outgoing
     timing: Timing
+    raw: bytes | None  # the request's body as recorded
 
 
 class ReplaySource:
@@ -170,7 +171,8 @@ class ReplaySource:
             interaction.method, interaction.uri, interaction.request_body, self.scrubber
         )
         answer, timing = wire_answer(interaction, speed)
-        return _Entry(f"{self._file_name(cassette)}#{position}", view, answer, timing)
+        name = f"{self._file_name(cassette)}#{position}"
+        return _Entry(name, view, answer, timing, interaction.request_body)
 
     def _file_name(self, cassette: Cassette) -> str:
         # A file of a replayed folder is named by its path in the folder (`a/test_x.yaml`):
@@ -211,6 +213,17 @@ class ReplaySource:
         ):
             return None
         return table.get((exchange.method, route_for(exchange), jsonbytes.canonical(body)))
+
+    def recorded_requests(self) -> Iterator[tuple[str, str, bytes]]:
+        """The method, API route and body bytes of each recorded request with a body (what a
+        client replaying its recording sends again), each distinct one once."""
+        seen: set[tuple[str, str, bytes]] = set()
+        for entry in self.entries:
+            if entry.raw:
+                request = (entry.view.method, entry.view.path, entry.raw)
+                if request not in seen:
+                    seen.add(request)
+                    yield request
 
     def view(self, exchange: Exchange) -> RequestView:
         """How the matchers see an incoming request."""

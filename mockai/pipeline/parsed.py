@@ -20,6 +20,11 @@ this: a body is kept the second time its bytes come (the first only leaves its h
 the store is a fixed table of slots picked by that hash, a new entry replacing whatever held its
 slot: no eviction order to keep, nothing to walk. It is bounded in slots and in the bytes of the
 bodies held; a body too large to be worth keeping (its answer dwarfs its parse) is not kept.
+
+The requests a loaded cassette recorded are known before they come: their parses are made at
+load and pinned (`pin`, pipeline/recorded.py), beside the table and outside its bounds (as many
+as the cassettes hold recordings, whose bytes they hold already). A client replaying what it
+recorded sends those bytes, and its first request skips the parse as a repeat does.
 """
 
 from __future__ import annotations
@@ -92,6 +97,7 @@ class ParsedRequests:
         self.max_body_bytes = max_body_bytes
         self._held: list[_Held | None] = [None] * slots
         self._seen = [_NOT_SEEN] * (slots * _SEEN_PER_SLOT)
+        self._pinned: dict[bytes, _Held] = {}  # recorded requests' parses, by their bytes
         self._count = 0
         self._bytes = 0
         self.hits = 0  # requests answered from a kept parse
@@ -115,17 +121,19 @@ class ParsedRequests:
     ) -> Parsed | None:
         """The kept parse of `raw`, if it was made against this catalog (as it is now), this
         strictness and this seed."""
-        held = self._held
-        if not held:
-            return None
-        found = held[hash(raw) % len(held)]
-        if (
-            found is None
-            or found.raw != raw
-            or found.endpoint is not endpoint
-            or found.provider != provider
-        ):
-            return None
+        found = self._pinned.get(raw) if self._pinned else None
+        if found is None or found.endpoint is not endpoint or found.provider != provider:
+            held = self._held
+            if not held:
+                return None
+            found = held[hash(raw) % len(held)]
+            if (
+                found is None
+                or found.raw != raw
+                or found.endpoint is not endpoint
+                or found.provider != provider
+            ):
+                return None
         parsed = found.parsed
         if (
             parsed.catalog is not catalog
@@ -138,8 +146,11 @@ class ParsedRequests:
         return parsed
 
     def wanted(self, raw: bytes) -> bool:
-        """Whether a parse of `raw` would be kept: these bytes came before, and fit. (Asked
-        before making what `keep` takes: traffic that never repeats pays for nothing more.)"""
+        """Whether a parse of `raw` would be kept: these bytes came before, and fit, or they are
+        pinned (whose parse went stale: the catalog changed). (Asked before making what `keep`
+        takes: traffic that never repeats pays for nothing more.)"""
+        if self._pinned and raw in self._pinned:
+            return True
         size = len(raw)
         if not self._held or size > self.max_body_bytes or size > self.max_total_bytes:
             return False
@@ -153,7 +164,14 @@ class ParsedRequests:
 
     def keep(self, endpoint: Endpoint, provider: str, raw: bytes, parsed: Parsed) -> None:
         """Keep `parsed` for `raw` (which `wanted`), in its slot, unless the byte budget is
-        full."""
+        full; a pinned request's new parse (through the endpoint and provider of its pin) takes
+        the pin's place."""
+        pinned = self._pinned.get(raw) if self._pinned else None
+        if pinned is not None and pinned.endpoint is endpoint and pinned.provider == provider:
+            self._pinned[raw] = _Held(endpoint, provider, raw, parsed)
+            return
+        if len(raw) > self.max_body_bytes:  # (`wanted` for another endpoint's pin)
+            return
         held = self._held
         slot = hash(raw) % len(held)
         old = held[slot]
@@ -165,7 +183,19 @@ class ParsedRequests:
         self._count += old is None
         self._bytes += size - freed
 
+    def pin(self, endpoint: Endpoint, provider: str, raw: bytes, parsed: Parsed) -> None:
+        """Keep `parsed` for `raw` outside the table and its bounds: a recorded request's parse,
+        made at load (the cassette holds `raw` already)."""
+        self._pinned[raw] = _Held(endpoint, provider, raw, parsed)
+
+    @property
+    def pinned(self) -> int:
+        """How many recorded requests' parses are pinned."""
+        return len(self._pinned)
+
     def clear(self) -> None:
+        """Forget what was kept and seen (a reset); the pins stay with the cassettes they came
+        from (a pin gone stale, the catalog restored, is parsed and pinned again when it comes)."""
         self._held = [None] * len(self._held)
         self._seen = [_NOT_SEEN] * len(self._seen)
         self._count = 0

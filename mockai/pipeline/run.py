@@ -231,11 +231,19 @@ async def _parse(
     state: ServerState, codec: Codec, body: Any, context: ParseContext, profile: Profile
 ) -> tuple[Exchange, bytes, bytes]:
     """The request as an Exchange, with its content key and its exact-request key."""
+    if codec.endpoint in REFERRING:
+        context = await with_held(state, context, codec.endpoint, body)
+    return parse_now(state, codec, body, context, profile)
+
+
+def parse_now(
+    state: ServerState, codec: Codec, body: Any, context: ParseContext, profile: Profile
+) -> tuple[Exchange, bytes, bytes]:
+    """`_parse` for a context holding what the request refers to (all of it, for an endpoint
+    whose requests refer to nothing the server holds): the Exchange and its two keys."""
     sent = body
     if profile.requests is not None:
         body = profile.requests.check(codec.endpoint, body)
-    if codec.endpoint in REFERRING:
-        context = await with_held(state, context, codec.endpoint, body)
     exchange = codec.parse(body, context)
     if body is not sent:  # rules, cassettes and the upstream see the body as it was sent
         exchange = replace(exchange, body=sent)
@@ -268,12 +276,19 @@ def _keep(
     key: bytes,
     exact: bytes,
 ) -> None:
+    parsed = kept_parse(state, context, exchange, key, exact)
+    state.parsed.keep(codec.endpoint, context.provider, raw, parsed)
+
+
+def kept_parse(
+    state: ServerState, context: ParseContext, exchange: Exchange, key: bytes, exact: bytes
+) -> Parsed:
+    """A parse as `state.parsed` keeps it: with what it was parsed against."""
     config = state.config
     catalog = context.catalog
-    parsed = Parsed(
+    return Parsed(
         exchange, key, exact, catalog, catalog.version, config.strict_requests, config.seed
     )
-    state.parsed.keep(codec.endpoint, context.provider, raw, parsed)
 
 
 async def _admit(state: ServerState, exchange: Exchange, key: bytes, turn: Turn) -> Plan:

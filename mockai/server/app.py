@@ -91,6 +91,10 @@ def create_app(
         uploads=uploads,
     )
     state.decider.keepers.update(state.keepers())  # (the stores are made on first use)
+    if any(hasattr(source, "recorded_requests") for source in sources):  # cassettes to replay
+        from mockai.pipeline.recorded import pin_recorded_requests
+
+        pin_recorded_requests(state, sources)
     shared = _routes(profile)
     app = _application(shared)
     app[STATE] = state
