@@ -80,7 +80,7 @@ def find_valgrind() -> str:
 
 def body_for(case: perf.Case, n: int) -> str:
     """The n-th request of `case`: embeddings inputs never sent before, as in bench/perf.py."""
-    if case.name.startswith("embeddings"):
+    if case.name in ("embeddings", "embeddings-base64"):
         encoding = "base64" if case.name.endswith("base64") else "float"
         return json.dumps(perf.embeddings_body(encoding, n))
     if case.name in ("cassette", "chat-distinct"):  # a different question each time, in the bytes

@@ -296,6 +296,15 @@ CASES = [
         embeddings_body("base64"),
         lua_body=embeddings_lua("base64"),
     ),
+    # One embeddings request sent again and again (a load test's fixed payload): the same
+    # vectors (the generator's cache), and the same bytes, kept after the second answer.
+    Case(
+        "embeddings-repeated",
+        "embeddings float, 16 x 1536, one request repeated",
+        "plain",
+        "/v1/embeddings",
+        embeddings_body("float"),
+    ),
     Case(
         "tools",
         "tool call",

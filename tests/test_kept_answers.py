@@ -20,8 +20,10 @@ from test_chat import WEATHER_TOOL
 
 from mockai import MockServer
 from mockai.api import chat
+from mockai.api import embeddings as embeddings_codec
 from mockai.api.base import KeptAnswers, ParseContext, RenderContext
 from mockai.catalog import Catalog
+from mockai.generate import embeddings as generated_embeddings
 from mockai.pipeline.reply import Choice, Reply, ToolCall
 from mockai.wire.ids import tool_call_id
 from mockai.wire.outgoing import Body, EventStream
@@ -211,3 +213,126 @@ def test_repeats_through_a_server_differ_only_in_their_id() -> None:
         assert len({a.pop("id") for a in answers}) == 4
         assert all(a == answers[0] for a in answers)
         assert answers[0]["usage"]["completion_tokens"] > 0
+
+
+# --- embeddings: an answer without ids, kept whole -----------------------------------------------
+
+embedding_requests = st.fixed_dictionaries(
+    {
+        "model": st.sampled_from(["text-embedding-3-small", "text-embedding-ada-002"]),
+        "input": st.lists(
+            st.sampled_from(["a", "b c", "kept vectors", "\U0001f600"]), min_size=1, max_size=3
+        ),
+    },
+    optional={
+        "encoding_format": st.sampled_from(["float", "base64"]),
+        "dimensions": st.integers(1, 8),
+    },
+).filter(lambda body: "dimensions" not in body or body["model"] != "text-embedding-ada-002")
+scripted_vectors = st.lists(
+    st.lists(st.floats(-1, 1, width=32), min_size=1, max_size=6).map(tuple), min_size=1, max_size=3
+).map(tuple)
+
+
+def _embeddings_reply(data: st.DataObject, body: dict[str, Any]) -> Reply:
+    """Vectors generated from `body`'s inputs (as the generator's reply holds them) or scripted."""
+    if data.draw(st.booleans(), label="generated"):
+        exchange = embeddings_codec.parse(body, ParseContext({}, CATALOG))
+        return generated_embeddings.reply_for(exchange, 8, seed=3)
+    return Reply(embeddings=data.draw(scripted_vectors, label="scripted"))
+
+
+def _render_embeddings(
+    reply: Reply, body: dict[str, Any], kept: KeptAnswers | None, honor_base64: bool = True
+) -> Any:
+    exchange = embeddings_codec.parse(body, ParseContext({}, CATALOG))
+    ctx = RenderContext(b"key-padding-16by", 1, honor_base64=honor_base64, kept=kept)
+    return _wire(embeddings_codec.render(reply, exchange, ctx))
+
+
+@pytest.mark.parametrize(
+    "changed", [None, "honor base64", "model", "input", "encoding_format", "dimensions"]
+)
+@settings(max_examples=100)  # (cheap: no server)
+@given(data=st.data())
+def test_an_embeddings_answer_is_what_rendering_it_afresh_gives(
+    changed: str | None, data: st.DataObject
+) -> None:
+    """Whatever was rendered (and kept) before with the same reply for a request differing in
+    one thing (model, number of inputs, encoding, size, the server honouring base64)."""
+    body = data.draw(embedding_requests, label="body")
+    reply = _embeddings_reply(data, body)
+    honor = data.draw(st.booleans(), label="honor base64")
+    then = not honor if changed == "honor base64" else honor
+    earlier = body if changed == "honor base64" else _earlier_embeddings(data, body, changed)
+    kept = KeptAnswers()
+    # (twice: the first rendering of a reply is only marked, the second is kept)
+    for _ in range(data.draw(st.integers(1, 2), label="renderings before")):
+        _render_embeddings(reply, earlier, kept, then)
+    for _ in range(3):
+        assert _render_embeddings(reply, body, kept, honor) == _render_embeddings(
+            reply, body, None, honor
+        )
+
+
+def _earlier_embeddings(
+    data: st.DataObject, body: dict[str, Any], changed: str | None
+) -> dict[str, Any]:
+    """`body`, or `body` with the field `changed` changed (or dropped, or added)."""
+    if changed is None:
+        return body
+    other = data.draw(
+        embedding_requests.filter(lambda o: o.get(changed) != body.get(changed)), label="other"
+    )
+    earlier = {k: v for k, v in body.items() if k != changed}
+    if changed in other:
+        earlier[changed] = other[changed]
+    if earlier["model"] == "text-embedding-ada-002":  # (no `dimensions` there)
+        earlier.pop("dimensions", None)
+    return earlier
+
+
+def test_a_rules_reply_without_vectors_is_not_kept() -> None:
+    """Its vectors are generated from each request's inputs: the same reply, other answers."""
+    reply = Reply()
+    kept = KeptAnswers()
+    answers = {
+        _render_embeddings(reply, {"model": "text-embedding-3-small", "input": text}, kept)
+        for text in ("one", "two", "one", "two")
+    }
+    assert len(answers) == 2 and len(kept) == 0
+
+
+@given(
+    keeps=st.lists(st.tuples(st.integers(0, 40), st.integers(0, 5_000)), max_size=60),
+    slots=st.integers(1, 8),
+    max_bytes=st.integers(0, 12_000),
+)
+def test_kept_answers_stay_within_their_byte_bound(
+    keeps: list[tuple[int, int]], slots: int, max_bytes: int
+) -> None:
+    table = KeptAnswers(slots, max_bytes)
+    replies = [Reply(embeddings=((float(n),),)) for n in range(41)]
+    for which, size in keeps:
+        table.keep(replies[which], (), b"x" * size, size)
+        held = [
+            len(answer) for reply in replies if isinstance(answer := table.get(reply, ()), bytes)
+        ]
+        assert table.total_bytes == sum(held) <= max_bytes
+    if keeps and keeps[-1][1] <= max_bytes - table.total_bytes:
+        assert table.get(replies[keeps[-1][0]], ()) is not None
+
+
+def test_embeddings_repeated_through_a_server_are_answered_from_kept_bytes() -> None:
+    ask = {
+        "model": "text-embedding-3-small",
+        "input": ["kept", "vectors"],
+        "encoding_format": "float",
+    }
+    with MockServer(log_requests=False) as server:
+        client = openai.OpenAI(base_url=server.url, api_key="x", max_retries=0)
+        answers = [client.embeddings.create(**ask).model_dump() for _ in range(4)]  # type: ignore[arg-type]
+        assert len(server.state.kept_answers) == 1
+        assert 0 < server.state.kept_answers.total_bytes <= server.state.kept_answers.max_bytes
+    assert all(answer == answers[0] for answer in answers)
+    assert len(answers[0]["data"]) == 2 and len(answers[0]["data"][1]["embedding"]) == 1536

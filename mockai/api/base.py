@@ -69,10 +69,15 @@ class KeptAnswers:
 
     An answer is kept the second time its reply is rendered alike; the first rendering only marks
     the slot with `SEEN` (traffic that never repeats, fresh prompts, would pay for cutting and
-    keeping answers nobody asks for again: +24% on their rendering)."""
+    keeping answers nobody asks for again: +24% on their rendering).
 
-    def __init__(self, slots: int = 256) -> None:
-        self._slots: list[tuple[Reply, tuple[Any, ...], Any] | None] = [None] * slots
+    Bounded in slots and in the bytes the answers weigh (`keep`'s `size`: an embeddings answer is
+    100-300 KB); an answer that would pass `max_bytes` is not kept, what is held stays."""
+
+    def __init__(self, slots: int = 256, max_bytes: int = 4 * 1024 * 1024) -> None:
+        self.max_bytes = max_bytes
+        self._slots: list[tuple[Reply, tuple[Any, ...], Any, int] | None] = [None] * slots
+        self._bytes = 0
 
     def _slot(self, reply: Reply) -> int:
         return (id(reply) >> 4) % len(self._slots)  # (objects are 16-byte aligned)
@@ -86,8 +91,21 @@ class KeptAnswers:
             return None
         return held[2]
 
-    def keep(self, reply: Reply, shaped_by: tuple[Any, ...], answer: Any) -> None:
-        self._slots[self._slot(reply)] = (reply, shaped_by, answer)
+    def keep(self, reply: Reply, shaped_by: tuple[Any, ...], answer: Any, size: int = 0) -> None:
+        """Keep `answer` (or `SEEN`), weighing `size` bytes, in `reply`'s slot, unless the
+        byte budget would pass its bound."""
+        slot = self._slot(reply)
+        old = self._slots[slot]
+        freed = 0 if old is None else old[3]
+        if self._bytes - freed + size > self.max_bytes:
+            return
+        self._slots[slot] = (reply, shaped_by, answer, size)
+        self._bytes += size - freed
+
+    @property
+    def total_bytes(self) -> int:
+        """The bytes the kept answers weigh (what the byte bound counts)."""
+        return self._bytes
 
     def __len__(self) -> int:
         """How many answers are kept (replies only seen once are not counted)."""
@@ -95,6 +113,7 @@ class KeptAnswers:
 
     def clear(self) -> None:
         self._slots = [None] * len(self._slots)
+        self._bytes = 0
 
 
 Parse = Callable[[Any, ParseContext], Exchange]

@@ -181,9 +181,38 @@ def _dimensions(value: Any, info: ModelInfo) -> int | None:
 
 
 def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
-    """The `list` of `embedding` objects for `reply`, in the requested encoding."""
-    vectors = _vectors(reply, exchange, ctx.seed)
+    """The `list` of `embedding` objects for `reply`, in the requested encoding.
+
+    An answer holds no id: the same reply rendered alike is the same bytes. A load test sending
+    one request again and again gets the same reply (the generator's cache) and, from its third
+    request, the bytes kept in the server's `KeptAnswers` instead of 16 x 1536 floats written
+    anew (~0.65 ms). Not for a reply without vectors of its own (a rule's, generated from each
+    request's inputs)."""
     as_base64 = exchange.encoding_format == "base64" and ctx.honor_base64
+    table = ctx.kept if reply.embeddings else None
+    if table is not None:
+        shaped_by = (
+            Endpoint.EMBEDDINGS,
+            as_base64,
+            exchange.dimensions,
+            len(exchange.inputs),
+            exchange.model,
+            exchange.prompt_tokens,
+        )
+        held = table.get(reply, shaped_by)
+        if held is not None and held is not table.SEEN:
+            return Body(200, held)
+    body = _written(reply, exchange, ctx, as_base64)
+    if table is not None:
+        if held is None:  # the first time: only marked (most replies never come again)
+            table.keep(reply, shaped_by, table.SEEN)
+        else:
+            table.keep(reply, shaped_by, body, len(body))
+    return Body(200, body)
+
+
+def _written(reply: Reply, exchange: Exchange, ctx: RenderContext, as_base64: bool) -> bytes:
+    vectors = _vectors(reply, exchange, ctx.seed)
     prompt, _, total = usage_numbers(reply, exchange.prompt_tokens, 0)
     usage = jsonbytes.dumps({"prompt_tokens": prompt, "total_tokens": total})
     # Assembled by hand so the floats can be written compactly (see _floats), and in one join:
@@ -194,7 +223,7 @@ def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
             parts.append(b",")
         parts += _item(index, vector, as_base64)
     parts += (b'],"model":', jsonbytes.dumps(exchange.model), b',"usage":', usage, b"}")
-    return Body(200, b"".join(parts))
+    return b"".join(parts)
 
 
 def _vectors(reply: Reply, exchange: Exchange, seed: int) -> list[Sequence[float]]:
