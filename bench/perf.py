@@ -7,7 +7,8 @@
 What it does, in one run:
 - finds `wrk` (installs the Debian package when it is missing and this runs as root; otherwise
   it says how to install it and stops);
-- starts `mockai serve` (plain; plain again for 10,000 distinct questions; with a 20-rule
+- starts `mockai serve` (plain; plain again for 10,000 distinct questions, and again for one
+  embeddings request repeated; with a 20-rule
   scenario; with a 10,000-interaction cassette; with `--workers 2`) and a bare aiohttp app that
   answers every case with the very bytes mockai sent for it: a JSON body in one write, a stream
   one event per write (what a hand-written aiohttp SSE endpoint does);
@@ -212,7 +213,7 @@ class Case:
 
     name: str
     title: str
-    server: str  # plain | distinct | rules | cassette | workers
+    server: str  # plain | distinct | repeated | rules | cassette | workers
     path: str
     body: dict[str, Any]
     connections: int = 64
@@ -297,11 +298,13 @@ CASES = [
         lua_body=embeddings_lua("base64"),
     ),
     # One embeddings request sent again and again (a load test's fixed payload): the same
-    # vectors (the generator's cache), and the same bytes, kept after the second answer.
+    # vectors (the generator's cache), and the same bytes, kept after the second answer. (On a
+    # plain server of its own: the issue's "RSS after the full benchmark" is the plain server's
+    # after the issue's cases.)
     Case(
         "embeddings-repeated",
         "embeddings float, 16 x 1536, one request repeated",
-        "plain",
+        "repeated",
         "/v1/embeddings",
         embeddings_body("float"),
     ),
@@ -752,10 +755,14 @@ def side_by_side(
     return shares
 
 
+# The servers a run starts (those its cases need), in this order.
+SERVER_KINDS = ("plain", "distinct", "repeated", "rules", "cassette")
+
+
 def server_args(kind: str, folder: Path) -> list[str]:
-    """`mockai serve`'s arguments for one kind of server (plain | distinct | rules | cassette),
-    with the scenario or cassette it needs written into `folder`."""
-    if kind in ("plain", "distinct"):
+    """`mockai serve`'s arguments for one kind of server (plain | distinct | repeated | rules |
+    cassette), with the scenario or cassette it needs written into `folder`."""
+    if kind in ("plain", "distinct", "repeated"):
         scenario = folder / "stream.yaml"
         scenario.write_text(stream_scenario())
         return ["--scenario", str(scenario)]
@@ -775,7 +782,7 @@ def server_args(kind: str, folder: Path) -> list[str]:
 def servers(needed: set[str], folder: Path) -> Iterator[dict[str, Server]]:
     started: dict[str, Server] = {}
     try:
-        for kind in ("plain", "distinct", "rules", "cassette"):
+        for kind in SERVER_KINDS:
             if kind in needed:
                 command = mockai_command(*server_args(kind, folder))
                 started[kind] = start_server(kind, command, SERVER_CORE)
@@ -875,7 +882,7 @@ def main() -> None:
                 print(f"  {row.title:40} {row.ratio:6.2f}x", flush=True)
             memory["bare after"] = bare.rss_mib()
             time.sleep(SETTLE_SECONDS)
-            for name in ("plain", "distinct", "rules", "cassette"):
+            for name in SERVER_KINDS:
                 if name in running:
                     memory[_after(name)] = running[name].rss_mib()
         finally:

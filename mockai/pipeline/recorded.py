@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from mockai.api.codecs import CODECS
 from mockai.errors import ApiError
 from mockai.pipeline.parsed import PURE_ENDPOINTS
-from mockai.pipeline.run import kept_parse, parse_context, parse_now
+from mockai.pipeline.run import kept_parse, parse_checked, parse_context
 from mockai.server.state import ServerState
 from mockai.wire import jsonbytes
 
@@ -47,7 +47,7 @@ def pin_recorded_requests(state: ServerState, sources: Iterable[object]) -> int:
             codec = state.codecs[endpoint]
             try:
                 body = jsonbytes.loads(raw)
-                exchange, key, exact = parse_now(state, codec, body, context, profile)
+                exchange, key, exact = parse_checked(state, codec, body, body, context)
             except (ValueError, ApiError):  # refused when it comes, as it would be unpinned
                 continue
             parsed = kept_parse(state, context, exchange, key, exact)

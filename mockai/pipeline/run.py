@@ -231,19 +231,20 @@ async def _parse(
     state: ServerState, codec: Codec, body: Any, context: ParseContext, profile: Profile
 ) -> tuple[Exchange, bytes, bytes]:
     """The request as an Exchange, with its content key and its exact-request key."""
-    if codec.endpoint in REFERRING:
-        context = await with_held(state, context, codec.endpoint, body)
-    return parse_now(state, codec, body, context, profile)
-
-
-def parse_now(
-    state: ServerState, codec: Codec, body: Any, context: ParseContext, profile: Profile
-) -> tuple[Exchange, bytes, bytes]:
-    """`_parse` for a context holding what the request refers to (all of it, for an endpoint
-    whose requests refer to nothing the server holds): the Exchange and its two keys."""
     sent = body
     if profile.requests is not None:
         body = profile.requests.check(codec.endpoint, body)
+    if codec.endpoint in REFERRING:
+        context = await with_held(state, context, codec.endpoint, body)
+    return parse_checked(state, codec, sent, body, context)
+
+
+def parse_checked(
+    state: ServerState, codec: Codec, sent: Any, body: Any, context: ParseContext
+) -> tuple[Exchange, bytes, bytes]:
+    """`_parse`'s Exchange and two keys, once the provider's profile has checked the body `sent`
+    (`body`: the same object when the profile leaves bodies as sent) and `context` holds what
+    the request refers to."""
     exchange = codec.parse(body, context)
     if body is not sent:  # rules, cassettes and the upstream see the body as it was sent
         exchange = replace(exchange, body=sent)
