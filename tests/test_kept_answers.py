@@ -10,8 +10,11 @@ their id.
 
 from __future__ import annotations
 
+import gc
+import tracemalloc
 from typing import Any
 
+import numpy
 import openai
 import pytest
 from hypothesis import given, settings
@@ -314,13 +317,33 @@ def test_kept_answers_stay_within_their_byte_bound(
     table = KeptAnswers(slots, max_bytes)
     replies = [Reply(embeddings=((float(n),),)) for n in range(41)]
     for which, size in keeps:
-        table.keep(replies[which], (), b"x" * size, size)
+        if size % 3:
+            table.keep(replies[which], (), b"x" * size, size)
+        else:  # (a mark weighs nothing, and frees what its slot held)
+            table.mark(replies[which], ())
         held = [
             len(answer) for reply in replies if isinstance(answer := table.get(reply, ()), bytes)
         ]
         assert table.total_bytes == sum(held) <= max_bytes
     if keeps and keeps[-1][1] <= max_bytes - table.total_bytes:
         assert table.get(replies[keeps[-1][0]], ()) is not None
+
+
+def test_a_mark_does_not_keep_its_reply_alive() -> None:
+    """The first rendering of a fresh embeddings reply marks it: its ~100 KB of vectors must go
+    when the generator's cache lets the reply go (256 marks held 25 MB of vectors otherwise)."""
+    table = KeptAnswers()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        reply = Reply(embeddings=(numpy.ones(250_000, dtype=numpy.float32),))  # 1 MB
+        table.mark(reply, ())
+        assert table.get(reply, ()) is table.SEEN
+        del reply
+        gc.collect()
+        assert tracemalloc.get_traced_memory()[0] - before < 100_000
+    finally:
+        tracemalloc.stop()
 
 
 def test_embeddings_repeated_through_a_server_are_answered_from_kept_bytes() -> None:

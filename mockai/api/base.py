@@ -63,20 +63,26 @@ class KeptAnswers:
     shaped alike (`chat.render`: only the ids are new). One table per server (ServerState).
 
     A reply is known by identity (Replies are immutable; the generator and the rules hand out
-    the same object for the same answer, and each slot holds its reply, so no other object can
-    take its id); `shaped_by` is everything else the answer depends on, compared whole. A fixed
-    table of slots picked by the reply's identity, a newer answer replacing its slot's.
+    the same object for the same answer, and a kept answer's slot holds its reply, so no other
+    object can take its id); `shaped_by` is everything else the answer depends on, compared
+    whole. A fixed table of slots picked by the reply's identity, a newer answer replacing its
+    slot's.
 
     An answer is kept the second time its reply is rendered alike; the first rendering only marks
-    the slot with `SEEN` (traffic that never repeats, fresh prompts, would pay for cutting and
-    keeping answers nobody asks for again: +24% on their rendering).
+    the slot (`mark`: traffic that never repeats, fresh prompts, would pay for cutting and
+    keeping answers nobody asks for again: +24% on their rendering). A mark holds the reply's id,
+    not the reply: it must not keep alive what the generator's cache let go (a fresh embeddings
+    reply's vectors, ~100 KB). Another reply given that id later is taken for seen, and kept a
+    rendering early: what is kept is always its own.
 
-    Bounded in slots and in the bytes the answers weigh (`keep`'s `size`: an embeddings answer is
-    100-300 KB); an answer that would pass `max_bytes` is not kept, what is held stays."""
+    Bounded in slots and in the bytes the answers weigh (`keep`'s `size`: an embeddings answer,
+    100-300 KB, and the vectors its reply holds); an answer that would pass `max_bytes` is not
+    kept, what is held stays."""
 
     def __init__(self, slots: int = 256, max_bytes: int = 4 * 1024 * 1024) -> None:
         self.max_bytes = max_bytes
-        self._slots: list[tuple[Reply, tuple[Any, ...], Any, int] | None] = [None] * slots
+        # (reply, shaped_by, answer, size), or for a mark (id(reply), shaped_by, SEEN, 0)
+        self._slots: list[tuple[Any, tuple[Any, ...], Any, int] | None] = [None] * slots
         self._bytes = 0
 
     def _slot(self, reply: Reply) -> int:
@@ -87,13 +93,22 @@ class KeptAnswers:
     def get(self, reply: Reply, shaped_by: tuple[Any, ...]) -> Any:
         """What was kept for `reply` shaped by `shaped_by` (`SEEN` if rendered once), or None."""
         held = self._slots[self._slot(reply)]
-        if held is None or held[0] is not reply or held[1] != shaped_by:
+        if held is None or held[1] != shaped_by:
             return None
-        return held[2]
+        if held[2] is self.SEEN:
+            return self.SEEN if held[0] == id(reply) else None
+        return held[2] if held[0] is reply else None
+
+    def mark(self, reply: Reply, shaped_by: tuple[Any, ...]) -> None:
+        """Note that `reply` was rendered once, shaped by `shaped_by` (by its id: see the class)."""
+        slot = self._slot(reply)
+        old = self._slots[slot]
+        self._bytes -= 0 if old is None else old[3]
+        self._slots[slot] = (id(reply), shaped_by, self.SEEN, 0)
 
     def keep(self, reply: Reply, shaped_by: tuple[Any, ...], answer: Any, size: int = 0) -> None:
-        """Keep `answer` (or `SEEN`), weighing `size` bytes, in `reply`'s slot, unless the
-        byte budget would pass its bound."""
+        """Keep `answer`, weighing `size` bytes, in `reply`'s slot, unless the byte budget would
+        pass its bound."""
         slot = self._slot(reply)
         old = self._slots[slot]
         freed = 0 if old is None else old[3]

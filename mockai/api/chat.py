@@ -264,11 +264,11 @@ def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
     answer = jsonbytes.dumps(body)
     if table is not None:
         if held is None:  # the first time: only marked (most replies never come again)
-            table.keep(reply, shaped_by, table.SEEN)
+            table.mark(reply, shaped_by)
         else:
             kept = _Answer.of(answer, body["id"], reply, shaped, usage)
             if kept is not None:
-                table.keep(reply, shaped_by, kept)
+                table.keep(reply, shaped_by, kept, sum(map(len, kept.parts)))
     return Body(200, answer, usage=usage)
 
 

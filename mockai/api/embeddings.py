@@ -205,10 +205,15 @@ def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
     body = _written(reply, exchange, ctx, as_base64)
     if table is not None:
         if held is None:  # the first time: only marked (most replies never come again)
-            table.keep(reply, shaped_by, table.SEEN)
-        else:
-            table.keep(reply, shaped_by, body, len(body))
+            table.mark(reply, shaped_by)
+        else:  # (the slot holds the reply, and so its vectors, as well as the bytes)
+            table.keep(reply, shaped_by, body, len(body) + _weight(reply.embeddings or ()))
     return Body(200, body)
+
+
+def _weight(vectors: Sequence[Sequence[float]]) -> int:
+    """The bytes of a reply's vectors (float32 arrays; scripted lists as Python floats)."""
+    return sum(getattr(vector, "nbytes", 0) or 32 * len(vector) for vector in vectors)
 
 
 def _written(reply: Reply, exchange: Exchange, ctx: RenderContext, as_base64: bool) -> bytes:
