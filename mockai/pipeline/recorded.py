@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from mockai.api.codecs import CODECS
-from mockai.errors import ApiError
 from mockai.pipeline.parsed import PURE_ENDPOINTS
 from mockai.pipeline.run import kept_parse, parse_checked, parse_context
 from mockai.server.state import ServerState
@@ -48,8 +47,8 @@ def pin_recorded_requests(state: ServerState, sources: Iterable[object]) -> int:
             try:
                 body = jsonbytes.loads(raw)
                 exchange, key, exact = parse_checked(state, codec, body, body, context)
-            except (ValueError, ApiError):  # refused when it comes, as it would be unpinned
-                continue
+            except Exception:  # (ApiError, ValueError, or a failure the request would meet too)
+                continue  # answered when it comes as it would be unpinned; the cassette loads
             parsed = kept_parse(state, context, exchange, key, exact)
             state.parsed.pin(endpoint, context.provider, raw, parsed)
             pinned += 1
