@@ -119,11 +119,17 @@ def _wire(outgoing: Any) -> Any:
     return list(outgoing.frames)
 
 
-def _earlier(data: st.DataObject, body: dict[str, Any], changed: str | None) -> dict[str, Any]:
-    """`body`, or `body` with the field `changed` changed (or dropped, or added)."""
+def _earlier(
+    data: st.DataObject,
+    body: dict[str, Any],
+    changed: str | None,
+    drawn: st.SearchStrategy[dict[str, Any]] = requests,
+) -> dict[str, Any]:
+    """`body`, or `body` with the field `changed` changed (or dropped, or added) as in another
+    request `drawn`."""
     if changed is None:
         return body
-    other = data.draw(requests.filter(lambda o: o.get(changed) != body.get(changed)))
+    other = data.draw(drawn.filter(lambda o: o.get(changed) != body.get(changed)))
     earlier = {k: v for k, v in body.items() if k != changed}
     if changed in other:
         earlier[changed] = other[changed]
@@ -281,16 +287,9 @@ def test_an_embeddings_answer_is_what_rendering_it_afresh_gives(
 def _earlier_embeddings(
     data: st.DataObject, body: dict[str, Any], changed: str | None
 ) -> dict[str, Any]:
-    """`body`, or `body` with the field `changed` changed (or dropped, or added)."""
-    if changed is None:
-        return body
-    other = data.draw(
-        embedding_requests.filter(lambda o: o.get(changed) != body.get(changed)), label="other"
-    )
-    earlier = {k: v for k, v in body.items() if k != changed}
-    if changed in other:
-        earlier[changed] = other[changed]
-    if earlier["model"] == "text-embedding-ada-002":  # (no `dimensions` there)
+    """`_earlier` for an embeddings request (ada-002 takes no `dimensions`)."""
+    earlier = dict(_earlier(data, body, changed, embedding_requests))
+    if earlier["model"] == "text-embedding-ada-002":
         earlier.pop("dimensions", None)
     return earlier
 
