@@ -59,19 +59,18 @@ def cassette_sources(config: Config, registry: MatcherRegistry = MATCHERS) -> li
         )
     cassettes = load_all(path) if path.exists() else []
     sources: list[Source] = []
+    replay = None
     if mode is not RecordMode.ALL and not (mode is RecordMode.ONCE and records):
-        sources.append(
-            ReplaySource(
-                cassettes,
-                label=str(path),
-                match_on=match_on,
-                registry=registry,
-                scrubber=scrubber,
-                speed=config.replay_speed,
-                allow_repeats=config.allow_repeats,
-            )
+        replay = ReplaySource(
+            cassettes,
+            label=str(path),
+            match_on=match_on,
+            registry=registry,
+            scrubber=scrubber,
+            speed=config.replay_speed,
+            allow_repeats=config.allow_repeats,
         )
-    if sources:
+        sources.append(replay)
         count = sum(len(cassette.interactions) for cassette in cassettes)
         log.info("mockai: replaying %d interaction(s) from %s", count, path)
     if records:
@@ -80,6 +79,9 @@ def cassette_sources(config: Config, registry: MatcherRegistry = MATCHERS) -> li
         sources.append(upstream)
     elif config.upstream is not None:
         log.warning("mockai: --upstream is not used: record mode %s records nothing here", mode)
+    del cassettes  # (a recorder keeps what it records into; replay keeps its own entries)
+    if replay is not None:
+        replay.compact()
     return sources
 
 

