@@ -152,3 +152,36 @@ def test_mockai_serve_gives_freed_memory_back_once_the_load_is_over(serve: Serve
         time.sleep(0.2)
         settled = _resident_mib(pid)
     assert loaded - settled >= 1.0, f"resident {loaded:.1f} MiB after the load, {settled:.1f} later"
+
+
+def _minor_faults(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as stat:
+        return int(stat.read().rpartition(")")[2].split()[7])  # minflt, after the name
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or heap._glibc() is None, reason="glibc and /proc"
+)
+def test_an_answer_under_a_mebibyte_is_written_from_resident_pages(serve: ServeProcess) -> None:
+    """An answer of 128 KiB to 1 MiB (and aiohttp's join of it to its head) comes from the heap,
+    whose pages are resident: with the threshold at 128 KiB each was a fresh mapping whose pages
+    faulted in as it was written (79 faults a request; 0.2 at 1 MiB)."""
+    assert serve.process is not None
+    pid = serve.process.pid
+    client = openai.OpenAI(base_url=serve.url, api_key="sk-test", max_retries=0)
+    inputs = [f"input number {n} in a batch of sixteen" for n in range(16)]
+
+    def embed() -> int:
+        raw = client.embeddings.with_raw_response.create(
+            model="text-embedding-3-small", input=inputs, encoding_format="float"
+        )
+        return len(raw.http_response.content)
+
+    size = max(embed() for _ in range(20))  # the answer kept, the heap grown to the load
+    assert 128 * 1024 < size < heap.MMAP_THRESHOLD
+    before = _minor_faults(pid)
+    for _ in range(100):
+        embed()
+    per_request = (_minor_faults(pid) - before) / 100
+    client.close()
+    assert per_request < 8, f"{per_request:.1f} page faults a request"

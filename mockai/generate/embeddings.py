@@ -83,8 +83,9 @@ _NOISE_RATIO = 0.3
 # overhead): a load test with random vocabulary must not grow memory without limit.
 _CACHE_WORDS = 8192
 # Inputs embedded together by one set of numpy calls (see reply_for): as many as fit a float64
-# matrix under glibc's mmap threshold (128 KiB, fixed by `mockai serve`), so the matrix comes
-# from the heap, whose pages are already resident, instead of a fresh mapping that faults in.
+# matrix of 120 KiB, well under glibc's mmap threshold (fixed by `mockai serve` at 1 MiB), so
+# the matrix comes from the heap, whose pages are already resident, instead of a fresh mapping
+# that faults in. (Blocks of 960 KiB measured no faster for 16 inputs.)
 _BLOCK_BYTES = 120 * 1024
 
 Features = tuple[Sequence[int], Sequence[float]]
@@ -286,8 +287,8 @@ def _assemble(rows: list[_Row], dimensions: int, seed: int) -> Any:
     else:
         flat = np.zeros(size)
     # The rest works in place on this one matrix: every fresh array of this size is one more
-    # allocation, and past the mmap threshold (a 16 x 1536 matrix is 196 KB) a new mapping whose
-    # pages fault in as they are written (~100 us each here), more than the arithmetic costs.
+    # allocation, and past the mmap threshold a new mapping whose pages fault in as they are
+    # written (~100 us for 196 KB here), more than the arithmetic costs.
     matrix = flat.reshape(len(rows), dimensions)
     norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix))
     # A text of stopwords only (no sparse part, scale 0) is its dense part alone: 0 * 0 + y = y.
