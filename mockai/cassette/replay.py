@@ -179,7 +179,7 @@ class ReplaySource:
         objects sit scattered among them in the interpreter's 1 MiB arenas (pymalloc), and an
         arena is held while one object in it lives: a 10,000-interaction cassette kept 161
         arenas for 50 MB of objects, its server 193 MiB. Packed into one bytes object, released
-        and unpacked, the same objects fill a few arenas (99 MiB; ~0.4 s more at load).
+        and unpacked, the same objects fill a few arenas (99 MiB; ~0.3 s more at load).
         """
         try:
             # (Our own objects, unpacked at once: nothing from outside is unpickled.)
