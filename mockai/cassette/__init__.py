@@ -5,6 +5,7 @@ matching   matchers, their registry, the lookup index, field-level differences
 redact     credential headers, key-shaped strings, placeholders
 scan       scrubbing and scanning whole interactions and cassette texts
 replay     the `cassette` Source
+shared     replayed cassettes loaded once per process, shared by its servers
 record     the `upstream` Source (recording proxy, or passthrough)
 writer     saving recordings: concurrent appends, atomic rewrites, never overwriting silently
 modes      record modes (vcrpy's)

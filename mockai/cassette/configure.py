@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from mockai.cassette import shared
 from mockai.cassette.format import Cassette, Interaction, cassette_files, load_all
 from mockai.cassette.matching import (
     DEFAULT_MATCH_ON,
@@ -57,32 +58,71 @@ def cassette_sources(config: Config, registry: MatcherRegistry = MATCHERS) -> li
             f"cassette {path} does not exist, so there is nothing to replay. Record it first: "
             f"mockai serve --cassette {path} --record-mode once --upstream URL"
         )
-    cassettes = load_all(path) if path.exists() else []
     sources: list[Source] = []
-    replay = None
+    # Recording: the recorder appends to the cassettes it was given, replay answers from them.
+    cassettes = load_all(path) if records and path.exists() else []
     if mode is not RecordMode.ALL and not (mode is RecordMode.ONCE and records):
-        replay = ReplaySource(
-            cassettes,
-            label=str(path),
-            match_on=match_on,
-            registry=registry,
-            scrubber=scrubber,
-            speed=config.replay_speed,
-            allow_repeats=config.allow_repeats,
-        )
+        if records:
+            replay = _replay(cassettes, path, config, match_on, registry, scrubber)
+            replay.compact()  # (what it holds apart from the recorder's cassettes)
+        else:  # replay only: the files loaded once per process (cassette/shared.py)
+            settings = (
+                str(path),
+                match_on,
+                tuple((registry.matcher(name), registry.key(name)) for name in match_on),
+                tuple(config.redact),
+                config.replay_speed,
+            )
+            replay = shared.replay_source(
+                path,
+                settings,
+                lambda: _loaded_replay(path, config, match_on, registry, scrubber),
+                allow_repeats=config.allow_repeats,
+            )
         sources.append(replay)
-        count = sum(len(cassette.interactions) for cassette in cassettes)
-        log.info("mockai: replaying %d interaction(s) from %s", count, path)
+        log.info("mockai: replaying %d interaction(s) from %s", len(replay.entries), path)
     if records:
         upstream = _upstream(config, path, mode, cassettes, scrubber, match_on, registry)
         log.info("mockai: recording (%s) into %s from %s", mode, path, upstream.shown)
         sources.append(upstream)
     elif config.upstream is not None:
         log.warning("mockai: --upstream is not used: record mode %s records nothing here", mode)
-    del cassettes  # (a recorder keeps what it records into; replay keeps its own entries)
-    if replay is not None:
-        replay.compact()
     return sources
+
+
+def _replay(
+    cassettes: list[Cassette],
+    path: Path,
+    config: Config,
+    match_on: tuple[str, ...],
+    registry: MatcherRegistry,
+    scrubber: Scrubber,
+) -> ReplaySource:
+    return ReplaySource(
+        cassettes,
+        label=str(path),
+        match_on=match_on,
+        registry=registry,
+        scrubber=scrubber,
+        speed=config.replay_speed,
+        allow_repeats=config.allow_repeats,
+    )
+
+
+def _loaded_replay(
+    path: Path,
+    config: Config,
+    match_on: tuple[str, ...],
+    registry: MatcherRegistry,
+    scrubber: Scrubber,
+) -> ReplaySource:
+    """The replay of the files under `path`, laid out anew once the cassettes read for it are
+    gone (`ReplaySource.compact`: they were a temporary of this call)."""
+    replay = _replay(
+        load_all(path) if path.exists() else [], path, config, match_on, registry, scrubber
+    )
+    replay.compact()
+    return replay
 
 
 def has_cassettes(path: Path) -> bool:

@@ -167,6 +167,22 @@ class ReplaySource:
         self.plays = [0] * len(self.entries)
         self._index_entries()
 
+    @classmethod
+    def sharing(cls, loaded: ReplaySource, *, allow_repeats: bool) -> ReplaySource:
+        """A source replaying what `loaded` replays (its entries, index and alike-table, which
+        nothing changes once made), with play counts of its own (cassette/shared.py)."""
+        source = cls.__new__(cls)
+        source.label = loaded.label
+        source.registry = loaded.registry
+        source.match_on = loaded.match_on
+        source.scrubber = loaded.scrubber
+        source.allow_repeats = allow_repeats
+        source.entries = loaded.entries
+        source.index = loaded.index
+        source._alike = loaded._alike
+        source.plays = [0] * len(loaded.entries)
+        return source
+
     def _index_entries(self) -> None:
         self.index = Index([entry.view for entry in self.entries], self.match_on, self.registry)
         self._alike = self._alike_table()
