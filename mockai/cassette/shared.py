@@ -9,9 +9,10 @@ compiled once (`scenario/loader.py`).
 
 A cassette is kept the second time it is loaded, not the first: a suite with one cassette per
 test (pytest-recording's layout) loads each once, and keeping them all would only hold memory.
-"Unchanged" is the files' path, size, modification time and inode (a rewrite, even an atomic
-one, changes them); one kept version per cassette and settings, and at most
-`KEPT_RECORDINGS` recordings kept in all (the oldest kept cassette goes first).
+"Unchanged" is the files' path, size, modification and change times and inode (a rewrite, even
+an atomic one, or another file put in its place with the same size and time, changes one of
+them); one kept version per cassette and settings, and at most `KEPT_RECORDINGS` recordings
+kept in all (the oldest kept cassette goes first).
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ _kept: dict[Hashable, tuple[Signature, ReplaySource]] = {}
 
 def signature(path: Path) -> Signature:
     """What says the cassette files under `path` are unchanged: each one's path, size,
-    modification time and inode (-1 for a file that cannot be read: never equal to a read one)."""
+    modification and change times and inode (-1s for a file that cannot be stat'ed, whose load
+    then fails: nothing is kept for it)."""
     marks = []
     for file in cassette_files(path):
         try:
