@@ -13,6 +13,9 @@ so pytest's start-up and imports cancel out. Variants:
   httpx + respx            plain httpx mocked in-process by respx (respx cannot patch httpx2,
                            the SDK's HTTP library since openai 3.x)
   httpx + mockai fixture   plain httpx against a fresh server per test
+  sdk + mockai fixture + shared cassette
+                           the plugin, every test replaying one cassette of 500 recordings
+                           (loaded once per process: cassette/shared.py)
 
 The fixture's overhead is "sdk + mockai fixture" minus "sdk + session server": the price of a
 fresh, isolated server per test. Whole-run times on a shared machine are noisy (building an SDK
@@ -108,6 +111,15 @@ VARIANTS = {
                     answer = client.post("http://mock/v1/chat/completions", json={ASK})
                 assert answer.json()["choices"]
         """,
+    "sdk + mockai fixture + shared cassette": f"""
+        import openai, pytest
+
+        @pytest.mark.mockai(cassette="shared.yaml")
+        @pytest.mark.parametrize("n", range(N))
+        def test_call(mockai, n):
+            with openai.OpenAI(max_retries=0) as client:
+                assert {CALL}.choices
+        """,
     "httpx + mockai fixture": f"""
         import httpx, pytest
 
@@ -156,8 +168,55 @@ NEEDS = {
     "sdk + in-process mock": ("openai", "httpx2"),
     "httpx + respx": ("httpx", "respx"),
     "httpx + mockai fixture": ("httpx",),
+    "sdk + mockai fixture + shared cassette": ("openai",),
 }
 EXTRA = {"openai": "test", "httpx2": "test", "httpx": "test", "respx": "bench"}
+
+
+SHARED_RECORDINGS = 500
+
+
+def write_shared_cassette(path: Path) -> None:
+    """A cassette of SHARED_RECORDINGS chat completions, the last one for the benchmark's call."""
+    import yaml
+
+    questions = [f"question {n}" for n in range(SHARED_RECORDINGS - 1)] + ["hi"]
+    interactions = [
+        {
+            "request": {
+                "body": json.dumps(
+                    {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": question}]}
+                ),
+                "headers": {"Content-Type": ["application/json"]},
+                "method": "POST",
+                "uri": "https://api.openai.com/v1/chat/completions",
+            },
+            "response": {
+                "body": {
+                    "string": json.dumps(
+                        {
+                            "id": f"chatcmpl-{n}",
+                            "object": "chat.completion",
+                            "created": 1,
+                            "model": "gpt-4o-mini",
+                            "choices": [
+                                {
+                                    "index": 0,
+                                    "finish_reason": "stop",
+                                    "message": {"role": "assistant", "content": "recorded"},
+                                }
+                            ],
+                        }
+                    )
+                },
+                "headers": {"Content-Type": ["application/json"]},
+                "status": {"code": 200, "message": "OK"},
+            },
+        }
+        for n, question in enumerate(questions)
+    ]
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    path.write_text(yaml.dump({"interactions": interactions, "version": 1}, Dumper=dumper))
 
 
 class VariantFailed(Exception):
@@ -207,6 +266,7 @@ def main() -> None:
             "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
         )
         (folder / "conftest.py").write_text(CONFTEST)
+        write_shared_cassette(folder / "shared.yaml")
         for name, source in VARIANTS.items():
             absent = missing(name)
             if absent:
@@ -245,6 +305,13 @@ def main() -> None:
             "the fixture's own setup + teardown per test, timed inside pytest (median test but "
             f"the first; fresh server minus shared server, best of {args.runs} runs): "
             f"{own * 1000:.2f} ms"
+        )
+    shared = "sdk + mockai fixture + shared cassette"
+    if {shared, "sdk + mockai fixture"} <= fixtures.keys():
+        own = fixtures[shared] - fixtures["sdk + mockai fixture"]
+        print(
+            f"a shared cassette of {SHARED_RECORDINGS} recordings, its setup per test over the "
+            f"fixture's alone: {own * 1000:.2f} ms"
         )
     if {"httpx + mockai fixture", "httpx + respx"} <= per_test.keys():
         ratio = per_test["httpx + mockai fixture"] / per_test["httpx + respx"]
