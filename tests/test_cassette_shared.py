@@ -46,6 +46,11 @@ def test_servers_share_a_cassettes_load_and_keep_their_own_play_counts(tmp_path:
             loads.append(_replay(server))
             # Each server replays the recordings in order from the first: its own play counts.
             assert [_ask(server), _ask(server)] == ["Paris, first.", "Paris, again."]
+            # A shared source reports a miss as a loaded one does: the closest recording, why.
+            with pytest.raises(openai.APIStatusError) as missed:
+                _ask(server, "Capital of Spain?")
+            said = str(missed.value)
+            assert "shared.yaml#0" in said and "'Capital of Spain?'" in said
     first, second, third, fourth = loads
     # Loaded afresh twice (kept the second time: a cassette loaded once is not kept), then shared.
     assert first.entries is not second.entries
