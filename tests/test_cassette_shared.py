@@ -9,10 +9,13 @@ other settings (matchers, redaction, speed) get their own load.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import openai
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_cassette_replay import recorded, write
 
 from mockai import MockServer
@@ -117,3 +120,41 @@ def test_what_is_kept_stays_within_its_recordings_bound(
     # The newest cassettes stay, the oldest went first.
     kept = sorted(Path(key[0]).name for key in shared._kept)
     assert kept == ["c4.yaml", "c5.yaml"]
+
+
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(st.sampled_from(["serve", "rewrite", "edit in place", "touch"]), max_size=8),
+    st.sampled_from([None, ["method", "path"]]),
+)
+def test_every_server_replays_the_cassette_as_it_is_on_disk(
+    tmp_path: Path, steps: list[str], match_on: list[str] | None
+) -> None:
+    """Whatever the order of servers and changes (a new file put in place, the file written
+    over in place with the same size, its times touched), each server answers from the
+    cassette as it is on disk when it starts, sharing a load or not."""
+    folder = Path(tempfile.mkdtemp(dir=tmp_path))
+    cassette = write(folder / "c.yaml", recorded("Capital of France?", "Version 0."))
+    version = 0
+    options = {} if match_on is None else {"match_on": match_on}
+    for step in [*steps, "serve"]:
+        if step == "serve":
+            with MockServer(cassette=str(cassette), **options) as server:
+                assert _ask(server) == f"Version {version}."
+            continue
+        version += 1
+        if step == "rewrite":  # a new file in its place (what mockai and editors' saves do)
+            write(cassette, recorded("Capital of France?", f"Version {version}."))
+        elif step == "edit in place":  # the same inode, the same size
+            other = write(
+                folder / "next.yaml", recorded("Capital of France?", f"Version {version}.")
+            )
+            text = other.read_bytes()
+            assert len(text) == cassette.stat().st_size
+            with open(cassette, "r+b") as file:
+                file.write(text)
+        else:  # the same bytes, newer times: still what the file says
+            version -= 1
+            os.utime(cassette)
