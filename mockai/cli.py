@@ -307,6 +307,12 @@ def _pattern(text: str) -> str:
     return text
 
 
+def text_formatter() -> logging.Formatter:
+    """`mockai serve`'s log lines: `HH:MM:SS logger message` (its access lines are written in
+    the same form by server/logs.StreamAccessLog)."""
+    return logging.Formatter("%(asctime)s %(name)s %(message)s", "%H:%M:%S")
+
+
 def _configure_logging(config: Config) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if config.log_format == "json":
@@ -314,7 +320,7 @@ def _configure_logging(config: Config) -> None:
 
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s", "%H:%M:%S"))
+        handler.setFormatter(text_formatter())
     root = logging.getLogger("mockai")
     root.addHandler(handler)
     root.setLevel(logging.INFO)

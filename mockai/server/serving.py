@@ -116,6 +116,10 @@ async def serve_socket(
     `metrics_dir` is where the workers add up their metrics."""
     heap.keep_big_buffers_out_of_the_heap()
     app = create_app(config, metrics_dir=metrics_dir)
+    if config.log_requests:  # (the command line's logging writes to stderr: so do the lines)
+        from mockai.server.logs import StreamAccessLog
+
+        app[STATE].access_log = StreamAccessLog(sys.stderr, json_lines=config.log_format == "json")
     # Startup objects (catalogs, Faker's data, compiled rules) live forever: keeping them out of
     # the collector's scans cuts full-collection pauses from tens of milliseconds to a few.
     gc.freeze()

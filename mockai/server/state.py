@@ -32,6 +32,7 @@ from mockai.server.sites import Arrivals
 from mockai.wire.outgoing import Outgoing
 
 if TYPE_CHECKING:
+    from mockai.server.logs import StreamAccessLog
     from mockai.stores.batches import BatchStore
     from mockai.stores.completions import CompletionStore
     from mockai.stores.conversations import ConversationStore
@@ -58,7 +59,10 @@ class ServerState:
     kept_answers: KeptAnswers = field(default_factory=KeptAnswers)  # answers rendered before
     # Bytes of large request bodies read or being answered at once (`upload_bytes`).
     uploads: UploadBudget = field(default_factory=lambda: UploadBudget(Config.upload_bytes))
-    access_log: logging.Logger = field(default_factory=lambda: logging.getLogger("mockai.access"))
+    # `mockai serve` writes its lines straight to stderr (server/logs.StreamAccessLog).
+    access_log: logging.Logger | StreamAccessLog = field(
+        default_factory=lambda: logging.getLogger("mockai.access")
+    )
     rules: RuleBook | None = None  # runtime + scenario rules (None with custom sources)
     # Where what must be one across workers lives (`--state`); in-process by default.
     backend: Backend = field(default_factory=MemoryBackend)
