@@ -40,9 +40,16 @@ import textwrap
 import time
 from pathlib import Path
 
+import perf  # bench/perf.py: its cassette of distinct questions
+
 CALL = (
     'client.chat.completions.create(model="gpt-4o-mini", '
     'messages=[{"role": "user", "content": "hi"}])'
+)
+# A question bench/perf.py's cassette recorded (`perf.cassette_body(0)`).
+RECORDED_CALL = (
+    'client.chat.completions.create(model="gpt-4o-mini", '
+    'messages=[{"role": "user", "content": "Question 0"}])'
 )
 JSON_HEADERS = '{"content-type": "application/json"}'
 ASK = '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}'
@@ -118,7 +125,7 @@ VARIANTS = {
         @pytest.mark.parametrize("n", range(N))
         def test_call(mockai, n):
             with openai.OpenAI(max_retries=0) as client:
-                assert {CALL}.choices
+                assert {RECORDED_CALL}.choices
         """,
     "httpx + mockai fixture": f"""
         import httpx, pytest
@@ -176,49 +183,6 @@ EXTRA = {"openai": "test", "httpx2": "test", "httpx": "test", "respx": "bench"}
 SHARED_RECORDINGS = 500
 
 
-def write_shared_cassette(path: Path) -> None:
-    """A cassette of SHARED_RECORDINGS chat completions, the last one for the benchmark's call."""
-    import yaml
-
-    questions = [f"question {n}" for n in range(SHARED_RECORDINGS - 1)] + ["hi"]
-    interactions = [
-        {
-            "request": {
-                "body": json.dumps(
-                    {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": question}]}
-                ),
-                "headers": {"Content-Type": ["application/json"]},
-                "method": "POST",
-                "uri": "https://api.openai.com/v1/chat/completions",
-            },
-            "response": {
-                "body": {
-                    "string": json.dumps(
-                        {
-                            "id": f"chatcmpl-{n}",
-                            "object": "chat.completion",
-                            "created": 1,
-                            "model": "gpt-4o-mini",
-                            "choices": [
-                                {
-                                    "index": 0,
-                                    "finish_reason": "stop",
-                                    "message": {"role": "assistant", "content": "recorded"},
-                                }
-                            ],
-                        }
-                    )
-                },
-                "headers": {"Content-Type": ["application/json"]},
-                "status": {"code": 200, "message": "OK"},
-            },
-        }
-        for n, question in enumerate(questions)
-    ]
-    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-    path.write_text(yaml.dump({"interactions": interactions, "version": 1}, Dumper=dumper))
-
-
 class VariantFailed(Exception):
     """A variant's pytest run failed or timed out (the message says how)."""
 
@@ -266,7 +230,7 @@ def main() -> None:
             "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
         )
         (folder / "conftest.py").write_text(CONFTEST)
-        write_shared_cassette(folder / "shared.yaml")
+        perf.write_cassette(folder / "shared.yaml", SHARED_RECORDINGS)
         for name, source in VARIANTS.items():
             absent = missing(name)
             if absent:

@@ -163,8 +163,9 @@ def cassette_body(n: int) -> str:
     )
 
 
-def write_cassette(path: Path) -> None:
-    """A vcrpy cassette of INTERACTIONS chat completions, one per distinct question."""
+def write_cassette(path: Path, interactions: int = INTERACTIONS) -> None:
+    """A vcrpy cassette of `interactions` chat completions, one per distinct question
+    (`cassette_body(n)`)."""
     import yaml
 
     answer = {
@@ -201,7 +202,7 @@ def write_cassette(path: Path) -> None:
                 "status": {"code": 200, "message": "OK"},
             },
         }
-        for n in range(INTERACTIONS)
+        for n in range(interactions)
     ]
     dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
     path.write_text(yaml.dump({"interactions": interactions, "version": 1}, Dumper=dumper))

@@ -63,8 +63,7 @@ def cassette_sources(config: Config, registry: MatcherRegistry = MATCHERS) -> li
     cassettes = load_all(path) if records and path.exists() else []
     if mode is not RecordMode.ALL and not (mode is RecordMode.ONCE and records):
         if records:
-            replay = _replay(cassettes, path, config, match_on, registry, scrubber)
-            replay.compact()  # (what it holds apart from the recorder's cassettes)
+            replay = _replay(path, config, match_on, registry, scrubber, cassettes)
         else:  # replay only: the files loaded once per process (cassette/shared.py)
             settings = (
                 str(path),
@@ -76,7 +75,7 @@ def cassette_sources(config: Config, registry: MatcherRegistry = MATCHERS) -> li
             replay = shared.replay_source(
                 path,
                 settings,
-                lambda: _loaded_replay(path, config, match_on, registry, scrubber),
+                lambda: _replay(path, config, match_on, registry, scrubber),
                 allow_repeats=config.allow_repeats,
             )
         sources.append(replay)
@@ -91,35 +90,24 @@ def cassette_sources(config: Config, registry: MatcherRegistry = MATCHERS) -> li
 
 
 def _replay(
-    cassettes: list[Cassette],
     path: Path,
     config: Config,
     match_on: tuple[str, ...],
     registry: MatcherRegistry,
     scrubber: Scrubber,
+    cassettes: list[Cassette] | None = None,
 ) -> ReplaySource:
-    return ReplaySource(
-        cassettes,
+    """The replay of the files under `path`, laid out anew (`ReplaySource.compact`) once what
+    it was made from is gone: the files are read for it, a temporary of this call, unless a
+    recorder's `cassettes` are given (it keeps them, appending what it records)."""
+    replay = ReplaySource(
+        cassettes if cassettes is not None else load_all(path) if path.exists() else [],
         label=str(path),
         match_on=match_on,
         registry=registry,
         scrubber=scrubber,
         speed=config.replay_speed,
         allow_repeats=config.allow_repeats,
-    )
-
-
-def _loaded_replay(
-    path: Path,
-    config: Config,
-    match_on: tuple[str, ...],
-    registry: MatcherRegistry,
-    scrubber: Scrubber,
-) -> ReplaySource:
-    """The replay of the files under `path`, laid out anew once the cassettes read for it are
-    gone (`ReplaySource.compact`: they were a temporary of this call)."""
-    replay = _replay(
-        load_all(path) if path.exists() else [], path, config, match_on, registry, scrubber
     )
     replay.compact()
     return replay
