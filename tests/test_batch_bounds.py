@@ -103,6 +103,66 @@ def test_a_batch_past_what_redis_holds_in_one_value_fails_its_last_lines() -> No
         assert "proto-max-bulk-len" in refused.value.message
 
 
+def test_a_batch_whose_error_lines_do_not_fit_fails_saying_so() -> None:
+    data = jsonl([embedding_line(i) for i in range(10)])
+    with (
+        checked_server(file_bytes=len(data) + 100) as server,  # (an error line is ~400 bytes)
+        openai.OpenAI(base_url=server.url, api_key="k", max_retries=0) as client,
+    ):
+        seen = run(client, data, "/v1/embeddings")
+        batch = seen[-1]
+        assert [b.status for b in seen][-2:] == ["finalizing", "failed"]
+        assert batch.failed_at is not None and batch.completed_at is None
+        assert batch.errors is not None and batch.errors.data is not None
+        [error] = batch.errors.data
+        assert error.code == "mockai_storage_full"
+        assert error.message is not None and "MOCKAI_FILE_BYTES" in error.message
+        assert (batch.output_file_id, batch.error_file_id) == (None, None)
+        assert [f.purpose for f in client.files.list().data] == ["batch"]  # the input only
+        assert client.batches.retrieve(batch.id).status == "failed"  # and it stays so
+
+
+def test_a_batch_whose_store_filled_before_its_files_were_written_keeps_none_of_them() -> None:
+    """The output file fits what is left, the error file does not: neither is kept."""
+    lines = [
+        *(embedding_line(i) for i in range(3)),
+        {**embedding_line(3), "body": {"model": "text-embedding-3-large", "input": ""}},  # a 400
+    ]
+    data = jsonl(lines)
+    bound = 8 * MIB
+    with (
+        checked_server(file_bytes=bound) as server,
+        openai.OpenAI(base_url=server.url, api_key="k", max_retries=0) as client,
+    ):
+        done = run(client, data, "/v1/embeddings")[-1]  # the same batch, to learn its files' sizes
+        assert done.status == "completed"
+        output_bytes = client.files.retrieve(done.output_file_id or "").bytes
+        error_bytes = client.files.retrieve(done.error_file_id or "").bytes
+        for file_id in (done.output_file_id, done.error_file_id):
+            client.files.delete(file_id or "")
+
+        upload = client.files.create(file=("requests.jsonl", data), purpose="batch")
+        batch = client.batches.create(
+            input_file_id=upload.id, endpoint="/v1/embeddings", completion_window="24h"
+        )
+        while batch.status != "finalizing":
+            batch = client.batches.retrieve(batch.id)
+        held = sum(f.bytes for f in client.files.list().data)
+        room = output_bytes + error_bytes // 2
+        client.files.create(file=("filler.jsonl", b"x" * (bound - held - room)), purpose="batch")
+
+        batch = client.batches.retrieve(batch.id)
+        assert batch.status == "failed"
+        assert batch.errors is not None and batch.errors.data is not None
+        assert [e.code for e in batch.errors.data] == ["mockai_storage_full"]
+        assert batch.request_counts is not None and batch.request_counts.failed == 1
+        assert sorted(f.filename for f in client.files.list().data) == [
+            "filler.jsonl",
+            "requests.jsonl",
+            "requests.jsonl",
+        ]
+
+
 def test_a_batch_within_the_bound_keeps_every_line() -> None:
     with (
         checked_server(file_bytes=8 * MIB) as server,

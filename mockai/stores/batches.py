@@ -441,8 +441,8 @@ class BatchStore:
         if results is None:
             return await self.get(record.id)
         name = record.id
+        output = error = None
         try:
-            output = error = None
             if results.good:
                 output = await self.files.add(
                     f"{name}_output.jsonl",
@@ -459,8 +459,13 @@ class BatchStore:
                     record.key,
                     record.output_expiry,
                 )
-        except BaseException:
-            await self._results.put(record.id, results)  # (a full file store: try again later)
+        except BaseException as refused:
+            if output is not None:  # (written again with the error file, or not at all)
+                with contextlib.suppress(Exception):
+                    await self.files.delete(output.id)
+            if isinstance(refused, ApiError) and refused.code == "mockai_storage_full":
+                return await self._unkept(record, to, len(results.good) + len(results.bad))
+            await self._results.put(record.id, results)  # (the state unreachable: try again)
             raise
         was = record.status
         tick = await self._tick()
@@ -474,6 +479,32 @@ class BatchStore:
             return record
 
         return await self._change(record.id, finished)
+
+    async def _unkept(self, record: BatchRecord, to: str, size: int) -> BatchRecord:
+        """End a batch whose output and error files do not fit what the file store holds now
+        (it filled after the lines were answered, or its room was too small for even the error
+        lines): `failed` (`cancelled` if it was cancelling) with the reason in its `errors`,
+        rather than retrievals refused, or the batch finalizing, until files are deleted."""
+        message = (
+            f"mockai could not keep this batch's results: its output and error files ({size} "
+            f"bytes) would pass the {self.files.max_bytes} bytes of files this server holds "
+            "(MOCKAI_FILE_BYTES), or what its shared state holds in one value. Delete files, "
+            "or raise the bound, and run the batch again."
+        )
+        log.warning("batch %s: %s", record.id, message)
+        was = record.status
+        tick = await self._tick()
+
+        def unkept(record: BatchRecord) -> BatchRecord:
+            if record.status == was:
+                record.status = "failed" if to == "completed" else to
+                record.times[f"{record.status}_at"] = record.created_at + tick
+                record.errors = [
+                    {"code": "mockai_storage_full", "message": message, "param": None, "line": None}
+                ]
+            return record
+
+        return await self._change(record.id, unkept)
 
 
 def _not_found(batch_id: str) -> ApiError:
