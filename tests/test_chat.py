@@ -414,6 +414,16 @@ def test_function_call_calls_the_function_it_names_or_none(client: openai.OpenAI
             )
             call = named.choices[0].message.function_call
             assert call is not None and call.name == name
+            # A null `tool_choice` is one not given: `function_call` still chooses.
+            beside_null = client.chat.completions.create(
+                model=MODEL,
+                messages=messages,  # type: ignore[arg-type]
+                functions=functions,  # type: ignore[arg-type]
+                function_call={"name": name},
+                extra_body={"tool_choice": None},
+            )
+            call = beside_null.choices[0].message.function_call
+            assert call is not None and call.name == name
         none = client.chat.completions.create(
             model=MODEL,
             messages=messages,  # type: ignore[arg-type]

@@ -43,9 +43,9 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     legacy_functions = not sent_tools and bool(get("functions"))
     raw_tools = _functions(body) if legacy_functions else sent_tools
     tools = common.parse_tools(raw_tools, flat=False) if raw_tools else ()
-    choice = get("tool_choice", _ABSENT)
-    if choice is _ABSENT:
-        choice = _function_call(body) if "function_call" in body else None
+    choice = get("tool_choice")
+    if choice is None and "function_call" in body:  # (a null `tool_choice` is one not given)
+        choice = _function_call(body)
     tool_choice = common.parse_tool_choice(choice, tools, flat=False)
     response_format = get("response_format")
     if response_format is not None:
