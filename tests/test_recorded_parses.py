@@ -1,11 +1,15 @@
-"""Recorded requests parsed at load (mockai/pipeline/recorded.py): a replayed request whose bytes
-a cassette recorded is answered from the parse made when the cassette loaded, the first time too.
+"""Recorded requests parsed once (mockai/pipeline/recorded.py): a replayed request whose bytes
+a cassette recorded is answered from the parse made when the cassette loaded, the first time
+too; a server sharing a cassette another server loaded parses each the first time it comes.
 
-The property: two servers load the same cassette of arbitrary recorded requests (valid, hostile,
-invalid, to every endpoint whose parses are pinned); one pins their parses, the other never keeps
-a parse. Replaying the recorded bytes with any request headers gets the same answers and the same
-journal entries from both. Then: the first replay is served from the pin, a recording the server
-refuses is not pinned, and a pin the catalog outdated is not used, then made again.
+The property: three servers load the same cassette of arbitrary recorded requests (valid,
+hostile, invalid, to every endpoint whose parses are pinned); the first pins their parses at
+load, the second never keeps a parse, the third shares the second's load and pins the parses as
+the requests come. Replaying the recorded bytes with any request headers gets the same answers
+and the same journal entries from all three. Then: the first replay is served from the pin, a
+sharing server parses nothing at start and pins on the first replay (where other bytes are kept
+the second time they come), a recording the server refuses is not pinned, and a pin the catalog
+outdated is not used, then made again.
 """
 
 from __future__ import annotations
@@ -67,14 +71,17 @@ def recordings(draw: st.DrawFn) -> list[tuple[str, bytes]]:
     return drawn
 
 
-def _servers(cassette: Path) -> tuple[MockServer, MockServer]:
-    """A server pinning the cassette's recorded parses, and one keeping no parse at all."""
+def _servers(cassette: Path) -> tuple[MockServer, MockServer, MockServer]:
+    """A server pinning the cassette's recorded parses at load, one keeping no parse at all, and
+    one sharing their cassette (loaded twice: cassette/shared.py), pinning parses as they come."""
     pinning = MockServer(cassette=str(cassette), allow_repeats=True, log_requests=False)
     parsing = MockServer(cassette=str(cassette), allow_repeats=True, log_requests=False)
     parsing.state.parsed = ParsedRequests(slots=0)
-    for server in (pinning, parsing):
+    expecting = MockServer(cassette=str(cassette), allow_repeats=True, log_requests=False)
+    assert expecting.state.parsed.pinned == 0  # (shared: nothing parsed at start)
+    for server in (pinning, parsing, expecting):
         server.add_rules(RULES)
-    return pinning, parsing
+    return pinning, parsing, expecting
 
 
 @settings(
@@ -89,8 +96,8 @@ def test_a_replayed_request_answers_as_if_parsed_when_it_came(
     recorded: list[tuple[str, bytes]], data: st.DataObject
 ) -> None:
     with tempfile.TemporaryDirectory() as folder:
-        pinning, parsing = _servers(_cassette(Path(folder), recorded))
-    with pinning, parsing, httpx.Client() as http:
+        pinning, parsing, expecting = _servers(_cassette(Path(folder), recorded))
+    with pinning, parsing, expecting, httpx.Client() as http:
         for recorded_path, body in recorded:
             # (the recorded bytes sent where they were recorded, or to another endpoint)
             path = data.draw(st.sampled_from([recorded_path, *PATHS]), label="sent to")
@@ -99,7 +106,8 @@ def test_a_replayed_request_answers_as_if_parsed_when_it_came(
             ):
                 expected = _answer(http, parsing, path, body, headers)
                 assert _answer(http, pinning, path, body, headers) == expected
-                assert _journaled(pinning) == _journaled(parsing)
+                assert _answer(http, expecting, path, body, headers) == expected
+                assert _journaled(pinning) == _journaled(parsing) == _journaled(expecting)
         assert parsing.state.parsed.pinned == 0 and parsing.state.parsed.hits == 0
 
 
@@ -160,6 +168,43 @@ def test_the_first_replay_is_answered_from_the_parse_made_at_load(tmp_path: Path
         )
         assert again.json() == {"recorded": 0}
         assert server.state.parsed.hits == 3
+
+
+def test_a_server_sharing_a_cassette_parses_each_recording_the_first_time_it_comes(
+    tmp_path: Path,
+) -> None:
+    asks = [
+        ("/v1/chat/completions", _chat("first question")),
+        ("/v1/chat/completions", _chat("second question")),
+        ("/v1/embeddings", {"model": "text-embedding-3-small", "input": "a text"}),
+    ]
+    cassette = _recorded_with_the_sdk(tmp_path, asks)
+    for _ in range(2):  # (kept for sharing the second time it is loaded)
+        with MockServer(cassette=str(cassette), log_requests=False) as loading:
+            assert (loading.state.parsed.pinned, loading.state.parsed.expected) == (3, 0)
+    with MockServer(cassette=str(cassette), allow_repeats=True, log_requests=False) as server:
+        parsed = server.state.parsed
+        assert (parsed.expected, parsed.pinned) == (3, 0)  # nothing parsed at start
+        client = openai.OpenAI(base_url=server.url, api_key="k", max_retries=0)
+
+        def replay() -> list[Any]:
+            first = client.chat.completions.with_raw_response.create(**asks[0][1])
+            second = client.chat.completions.with_raw_response.create(**asks[1][1])
+            vectors = client.embeddings.with_raw_response.create(**asks[2][1])
+            return [json.loads(a.content) for a in (first, second, vectors)]
+
+        assert replay() == [{"recorded": 0}, {"recorded": 1}, {"recorded": 2}]
+        assert (parsed.expected, parsed.pinned, parsed.hits) == (0, 3, 0)  # parsed, and pinned
+        assert replay() == [{"recorded": 0}, {"recorded": 1}, {"recorded": 2}]
+        assert parsed.hits == 3  # none of them parsed its body again
+        # Bytes no cassette recorded are kept the second time they come, not the first (answered
+        # 400: no recording matches; parsed all the same).
+        unrecorded = json.dumps(_chat("not recorded"))
+        for _ in range(2):
+            httpx.post(server.url + "/chat/completions", content=unrecorded)
+        assert (parsed.pinned, parsed.hits) == (3, 3)
+        httpx.post(server.url + "/chat/completions", content=unrecorded)
+        assert parsed.hits == 4
 
 
 def test_a_recording_the_server_refuses_is_not_pinned_and_is_refused_when_it_comes(

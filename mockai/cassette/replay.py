@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import logging
 import pickle
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
@@ -165,6 +165,11 @@ class ReplaySource:
             for position, interaction in enumerate(cassette.interactions)
         ]
         self.plays = [0] * len(self.entries)
+        self.shared = False  # (made here: its load is this server's own)
+        self._recorded: tuple[tuple[str, str, bytes], ...] | None = None
+        # What other stages derive from the recordings, made once for every server sharing them
+        # (pipeline/recorded.py), keyed by what they are made with.
+        self.derived: dict[Hashable, object] = {}
         self._index_entries()
 
     @classmethod
@@ -181,6 +186,9 @@ class ReplaySource:
         source.index = loaded.index
         source._alike = loaded._alike
         source.plays = [0] * len(loaded.entries)
+        source.shared = True  # (its load was another server's: pipeline/recorded.py)
+        source._recorded = loaded._recorded_requests()
+        source.derived = loaded.derived
         return source
 
     def _index_entries(self) -> None:
@@ -204,6 +212,8 @@ class ReplaySource:
             log.debug("cassette %s: kept as loaded (%s)", self.label, error)
             return
         self.entries = []
+        self._recorded = None  # (they refer to the entries' bodies)
+        self.derived.clear()
         self._index_entries()  # (the index and the table refer to the entries' views)
         self.entries = pickle.loads(packed)
         del packed
@@ -262,13 +272,18 @@ class ReplaySource:
     def recorded_requests(self) -> Iterator[tuple[str, str, bytes]]:
         """The method, API route and body bytes of each recorded request with a body (what a
         client replaying its recording sends again), each distinct one once."""
-        seen: set[tuple[str, str, bytes]] = set()
-        for entry in self.entries:
-            if entry.raw:
-                request = (entry.view.method, entry.view.path, entry.raw)
-                if request not in seen:
-                    seen.add(request)
-                    yield request
+        return iter(self._recorded_requests())
+
+    def _recorded_requests(self) -> tuple[tuple[str, str, bytes], ...]:
+        # (Made once, and shared with the sources `sharing` this one: read at every start.)
+        if self._recorded is None:
+            requests = dict.fromkeys(
+                (entry.view.method, entry.view.path, entry.raw)
+                for entry in self.entries
+                if entry.raw
+            )
+            self._recorded = tuple(requests)  # (each distinct one once, in recorded order)
+        return self._recorded
 
     def view(self, exchange: Exchange) -> RequestView:
         """How the matchers see an incoming request."""

@@ -21,16 +21,17 @@ the store is a fixed table of slots picked by that hash, a new entry replacing w
 slot: no eviction order to keep, nothing to walk. It is bounded in slots and in the bytes of the
 bodies held; a body too large to be worth keeping (its answer dwarfs its parse) is not kept.
 
-The requests a loaded cassette recorded are known before they come: their parses are made at
-load and pinned (`pin`, pipeline/recorded.py), beside the table and outside its bounds (as many
-as the cassettes hold recordings, whose bytes they hold already). A client replaying what it
-recorded sends those bytes, and its first request skips the parse as a repeat does.
+The requests a loaded cassette recorded are known before they come (pipeline/recorded.py):
+their parses are pinned, beside the table and outside its bounds (as many as the cassettes hold
+recordings, whose bytes they hold already), made at load (`pin`) or, for a cassette shared with
+another server of the process, the first time their bytes come (`expect`). A client replaying
+what it recorded sends those bytes, and skips the parse as a repeat does.
 """
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import fields
 from typing import Any, NamedTuple
 
@@ -83,6 +84,14 @@ class _Held(NamedTuple):
     parsed: Parsed
 
 
+class Expected(NamedTuple):
+    """A recorded request whose parse is pinned the first time it comes."""
+
+    endpoint: Endpoint
+    provider: str
+    raw: bytes  # (the cassette's own bytes: the pin keeps them, not the request's copy)
+
+
 class ParsedRequests:
     """Parses kept by body bytes, endpoint and provider, in `slots` slots picked by the bytes'
     hash, holding at most `max_total_bytes` of bodies, none above `max_body_bytes`."""
@@ -98,6 +107,9 @@ class ParsedRequests:
         self._held: list[_Held | None] = [None] * slots
         self._seen = [_NOT_SEEN] * (slots * _SEEN_PER_SLOT)
         self._pinned: dict[bytes, _Held] = {}  # recorded requests' parses, by their bytes
+        # Recorded requests to pin when they come, by their bytes (tables shared by the servers
+        # sharing a cassette, never changed: what came is in `_pinned`).
+        self._expected: list[Mapping[bytes, Expected]] = []
         self._count = 0
         self._bytes = 0
         self.hits = 0  # requests answered from a kept parse
@@ -146,10 +158,13 @@ class ParsedRequests:
         return parsed
 
     def wanted(self, raw: bytes) -> bool:
-        """Whether a parse of `raw` would be kept: these bytes came before, and fit, or they are
-        pinned (whose parse went stale: the catalog changed). (Asked before making what `keep`
-        takes: traffic that never repeats pays for nothing more.)"""
+        """Whether a parse of `raw` would be kept: these bytes came before, and fit, or a
+        cassette recorded them (pinned already, whose parse went stale: the catalog changed; or
+        expected). (Asked before making what `keep` takes: traffic that never repeats pays for
+        nothing more.)"""
         if self._pinned and raw in self._pinned:
+            return True
+        if self._expected and self._expectation(raw) is not None:
             return True
         size = len(raw)
         if not self._held or size > self.max_body_bytes or size > self.max_total_bytes:
@@ -165,10 +180,15 @@ class ParsedRequests:
     def keep(self, endpoint: Endpoint, provider: str, raw: bytes, parsed: Parsed) -> None:
         """Keep `parsed` for `raw` (which `wanted`), in its slot, unless the byte budget is
         full; a pinned request's new parse (through the endpoint and provider of its pin) takes
-        the pin's place."""
+        the pin's place, and an expected one's (through the endpoint and provider it was
+        recorded for) is pinned."""
         pinned = self._pinned.get(raw) if self._pinned else None
         if pinned is not None and pinned.endpoint is endpoint and pinned.provider == provider:
             self._pinned[raw] = _Held(endpoint, provider, raw, parsed)
+            return
+        expected = self._expectation(raw) if self._expected else None
+        if expected is not None and expected.endpoint is endpoint and expected.provider == provider:
+            self._pinned[expected.raw] = _Held(endpoint, provider, expected.raw, parsed)
             return
         if len(raw) > self.max_body_bytes:  # (`wanted` for another endpoint's pin)
             return
@@ -188,10 +208,28 @@ class ParsedRequests:
         made at load (the cassette holds `raw` already)."""
         self._pinned[raw] = _Held(endpoint, provider, raw, parsed)
 
+    def expect(self, recorded: Mapping[bytes, Expected]) -> None:
+        """Pin the parse of each of `recorded`'s requests (through its endpoint and provider)
+        the first time it is made, outside the table and its bounds: requests a cassette
+        recorded (and holds the bytes of). `recorded` is kept as it is, not copied."""
+        self._expected.append(recorded)
+
+    def _expectation(self, raw: bytes) -> Expected | None:
+        for recorded in self._expected:
+            expected = recorded.get(raw)
+            if expected is not None:
+                return expected
+        return None
+
     @property
     def pinned(self) -> int:
         """How many recorded requests' parses are pinned."""
         return len(self._pinned)
+
+    @property
+    def expected(self) -> int:
+        """How many recorded requests are expected, not pinned yet."""
+        return sum(raw not in self._pinned for recorded in self._expected for raw in recorded)
 
     def clear(self) -> None:
         """Forget what was kept and seen (a reset); the pins stay with the cassettes they came
