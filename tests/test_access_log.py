@@ -21,7 +21,13 @@ from hypothesis import strategies as st
 
 from mockai.cli import text_formatter
 from mockai.pipeline.journal import JournalEntry
-from mockai.server.logs import ACCESS_LOGGER, JsonFormatter, StreamAccessLog, log_request
+from mockai.server.logs import (
+    ACCESS_LOGGER,
+    JsonFormatter,
+    StreamAccessLog,
+    _timestamp,
+    log_request,
+)
 
 _TEXT = st.text(st.characters(blacklist_categories=["Cs"]), max_size=20)
 
@@ -89,6 +95,15 @@ def test_a_line_written_directly_is_the_one_logging_would_write(entry: JournalEn
     assert direct_json.pop("ts")[:4] == logged_json.pop("ts")[:4]
     assert direct_json == logged_json
     assert list(direct_json) == list(logged_json)  # the same keys in the same order
+
+
+@given(st.lists(st.floats(0, 4 * 10**9, allow_nan=False), max_size=20))
+def test_the_json_lines_time_formatted_once_a_second_is_the_formatters(times: list[float]) -> None:
+    """For any times, in any order (a clock stepped back too): the stamp kept a second is the
+    JSON formatter's."""
+    log = StreamAccessLog(io.StringIO(), json_lines=True)
+    for now in times:
+        assert log.stamp(now) == _timestamp(now)
 
 
 def test_a_failing_stream_loses_the_line_not_the_answer() -> None:
