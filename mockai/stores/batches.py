@@ -464,7 +464,8 @@ class BatchStore:
                 with contextlib.suppress(Exception):
                     await self.files.delete(output.id)
             if isinstance(refused, ApiError) and refused.code == "mockai_storage_full":
-                return await self._unkept(record, to, len(results.good) + len(results.bad))
+                size = len(results.good) + len(results.bad)
+                return await self._unkept(record, to, size, refused.message)
             await self._results.put(record.id, results)  # (the state unreachable: try again)
             raise
         was = record.status
@@ -480,16 +481,15 @@ class BatchStore:
 
         return await self._change(record.id, finished)
 
-    async def _unkept(self, record: BatchRecord, to: str, size: int) -> BatchRecord:
+    async def _unkept(self, record: BatchRecord, to: str, size: int, why: str) -> BatchRecord:
         """End a batch whose output and error files do not fit what the file store holds now
         (it filled after the lines were answered, or its room was too small for even the error
         lines): `failed` (`cancelled` if it was cancelling) with the reason in its `errors`,
-        rather than retrievals refused, or the batch finalizing, until files are deleted."""
+        rather than retrievals refused, or the batch finalizing, until files are deleted. `why`:
+        the file store's refusal, naming its bound."""
         message = (
-            f"mockai could not keep this batch's results: its output and error files ({size} "
-            f"bytes) would pass the {self.files.max_bytes} bytes of files this server holds "
-            "(MOCKAI_FILE_BYTES), or what its shared state holds in one value. Delete files, "
-            "or raise the bound, and run the batch again."
+            f"mockai could not keep this batch's output and error files ({size} bytes): {why} "
+            "Run the batch again once there is room."
         )
         log.warning("batch %s: %s", record.id, message)
         was = record.status
