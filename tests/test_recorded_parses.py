@@ -115,6 +115,14 @@ def _chat(content: str) -> dict[str, Any]:
     return {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": content}]}
 
 
+# Two questions and an embedding, recorded with the openai SDK, then replayed with it.
+THREE_ASKS = [
+    ("/v1/chat/completions", _chat("first question")),
+    ("/v1/chat/completions", _chat("second question")),
+    ("/v1/embeddings", {"model": "text-embedding-3-small", "input": "a text"}),
+]
+
+
 def _recorded_with_the_sdk(folder: Path, asks: list[tuple[str, dict[str, Any]]]) -> Path:
     """A cassette of `asks` as the openai SDK sends them (the bytes it sends again to replay)."""
     sent: list[tuple[str, bytes]] = []
@@ -137,11 +145,7 @@ def _recorded_with_the_sdk(folder: Path, asks: list[tuple[str, dict[str, Any]]])
 
 
 def test_the_first_replay_is_answered_from_the_parse_made_at_load(tmp_path: Path) -> None:
-    asks = [
-        ("/v1/chat/completions", _chat("first question")),
-        ("/v1/chat/completions", _chat("second question")),
-        ("/v1/embeddings", {"model": "text-embedding-3-small", "input": "a text"}),
-    ]
+    asks = THREE_ASKS
     cassette = _recorded_with_the_sdk(tmp_path, asks)
     with MockServer(cassette=str(cassette), allow_repeats=True, log_requests=False) as server:
         assert server.state.parsed.pinned == 3
@@ -173,11 +177,7 @@ def test_the_first_replay_is_answered_from_the_parse_made_at_load(tmp_path: Path
 def test_a_server_sharing_a_cassette_parses_each_recording_the_first_time_it_comes(
     tmp_path: Path,
 ) -> None:
-    asks = [
-        ("/v1/chat/completions", _chat("first question")),
-        ("/v1/chat/completions", _chat("second question")),
-        ("/v1/embeddings", {"model": "text-embedding-3-small", "input": "a text"}),
-    ]
+    asks = THREE_ASKS
     cassette = _recorded_with_the_sdk(tmp_path, asks)
     for _ in range(2):  # (kept for sharing the second time it is loaded)
         with MockServer(cassette=str(cassette), log_requests=False) as loading:
