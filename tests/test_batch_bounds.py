@@ -122,6 +122,28 @@ def test_a_batch_whose_error_lines_do_not_fit_fails_saying_so() -> None:
         assert client.batches.retrieve(batch.id).status == "failed"  # and it stays so
 
 
+def test_a_batch_cancelled_once_answered_whose_files_do_not_fit_is_cancelled_saying_so() -> None:
+    data = jsonl([embedding_line(i) for i in range(10)])
+    with (
+        checked_server(file_bytes=len(data) + 100) as server,
+        openai.OpenAI(base_url=server.url, api_key="k", max_retries=0) as client,
+    ):
+        upload = client.files.create(file=("requests.jsonl", data), purpose="batch")
+        batch = client.batches.create(
+            input_file_id=upload.id, endpoint="/v1/embeddings", completion_window="24h"
+        )
+        while batch.status != "finalizing":  # (every line answered)
+            batch = client.batches.retrieve(batch.id)
+        assert client.batches.cancel(batch.id).status == "cancelling"
+        batch = client.batches.retrieve(batch.id)
+        assert batch.status == "cancelled" and batch.cancelled_at is not None
+        assert batch.failed_at is None
+        assert batch.errors is not None and batch.errors.data is not None
+        assert [e.code for e in batch.errors.data] == ["mockai_storage_full"]
+        assert (batch.output_file_id, batch.error_file_id) == (None, None)
+        assert [f.purpose for f in client.files.list().data] == ["batch"]
+
+
 def test_a_batch_whose_store_filled_before_its_files_were_written_keeps_none_of_them() -> None:
     """The output file fits what is left, the error file does not: neither is kept."""
     lines = [
