@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mockai.api.codecs import Codecs
 from mockai.cassette import (
@@ -23,6 +26,7 @@ from mockai.cassette import (
     Scrubber,
     validate_record_mode,
 )
+from mockai.cassette.configure import has_cassettes
 from mockai.cassette.format import Timing, atomic_write
 from mockai.cassette.matching import Index, MatcherRegistry, body_differences, route_of
 from mockai.cassette.redact import is_secret_header, placeholder
@@ -153,6 +157,26 @@ def test_missing_and_empty_cassettes_are_not_found(tmp_path: Path) -> None:
     (tmp_path / "empty.yaml").write_text("\n")
     with pytest.raises(NotFound):
         CassetteFile.load(tmp_path / "empty.yaml")
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    blank=st.sampled_from([0, 1, 65_535, 65_536, 65_537, 200_000]),
+    spaces=st.sampled_from([" ", "\n", "\t", "\r\n"]),
+    text=st.sampled_from(["", "x", "interactions: []", "\u00e9", "\x00"]),
+    after=st.integers(0, 3),
+)
+def test_a_cassette_counts_as_there_when_it_holds_more_than_whitespace(
+    blank: int, spaces: str, text: str, after: int
+) -> None:
+    """Read up to the first byte that is not whitespace, never further: whatever the file's
+    size, and wherever that byte falls against the reads, the answer is the whole file's."""
+    content = (spaces * blank)[:blank].encode() + text.encode() + b" " * after
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "c.yaml"
+        path.write_bytes(content)
+        assert has_cassettes(path) == bool(content.strip())
+        assert has_cassettes(Path(folder)) == bool(content.strip())
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(

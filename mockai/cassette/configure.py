@@ -115,7 +115,21 @@ def _replay(
 
 def has_cassettes(path: Path) -> bool:
     """True if `path` is a non-empty cassette file, or a folder holding at least one."""
-    return any(file.is_file() and file.read_bytes().strip() for file in cassette_files(path))
+    return any(file.is_file() and _holds_text(file) for file in cassette_files(path))
+
+
+# What `_holds_text` reads at a time: a cassette's first bytes say it is not empty.
+_CHUNK = 64 * 1024
+
+
+def _holds_text(file: Path) -> bool:
+    """Whether `file` holds anything but whitespace, read up to the first byte that is not
+    (every server start asks: a 10,000-interaction cassette is 7.7 MB, read whole for this)."""
+    with file.open("rb") as stream:
+        while chunk := stream.read(_CHUNK):
+            if chunk.strip():
+                return True
+    return False
 
 
 def _upstream(
