@@ -169,7 +169,7 @@ def test_missing_and_empty_cassettes_are_not_found(tmp_path: Path) -> None:
 def test_a_cassette_counts_as_there_when_it_holds_more_than_whitespace(
     blank: int, spaces: str, text: str, after: int
 ) -> None:
-    """Read up to the first byte that is not whitespace, never further: whatever the file's
+    """Read a chunk at a time up to the first byte that is not whitespace: whatever the file's
     size, and wherever that byte falls against the reads, the answer is the whole file's."""
     content = (spaces * blank)[:blank].encode() + text.encode() + b" " * after
     with tempfile.TemporaryDirectory() as folder:
