@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
+from cassette_support import recorded_chat
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -92,19 +93,10 @@ def test_compacting_keeps_every_recording_and_how_it_is_found(
 def _chat_cassette(path: Path, interactions: int) -> Path:
     answer = {"object": "chat.completion", "model": "gpt-4o-mini", "choices": []}
     recorded = [
-        {
-            "request": {
-                "body": json.dumps({"model": "gpt-4o-mini", "messages": [{"content": f"Q{n}"}]}),
-                "headers": {"Content-Type": ["application/json"]},
-                "method": "POST",
-                "uri": "https://api.openai.com/v1/chat/completions",
-            },
-            "response": {
-                "body": {"string": json.dumps({**answer, "id": f"chatcmpl-{n}"})},
-                "headers": {"Content-Type": ["application/json"]},
-                "status": {"code": 200, "message": "OK"},
-            },
-        }
+        recorded_chat(
+            {"model": "gpt-4o-mini", "messages": [{"content": f"Q{n}"}]},
+            {**answer, "id": f"chatcmpl-{n}"},
+        )
         for n in range(interactions)
     ]
     dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
