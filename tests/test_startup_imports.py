@@ -92,6 +92,7 @@ PLAIN_SERVER = {
     "mockai.delivery.chaos",
     "mockai.delivery.deliver",
     "mockai.delivery.faults",
+    "mockai.delivery.outbox",
     "mockai.delivery.ratelimit",
     "mockai.delivery.timing",
     "mockai.errors",

@@ -41,6 +41,7 @@ from typing import Protocol
 from aiohttp import web
 
 from mockai.delivery.faults import Faults
+from mockai.delivery.outbox import hold_writes
 from mockai.delivery.timing import StreamTiming
 from mockai.pipeline.reply import Timing
 from mockai.wire import errors
@@ -158,6 +159,13 @@ def _connected(request: web.BaseRequest) -> bool:
     return transport is not None and not transport.is_closing()
 
 
+def keeps_schedule(timing: Timing, outgoing: Outgoing | None) -> bool:
+    """Whether delivering `outgoing` keeps a schedule (latency, stream pacing, recorded pace)."""
+    if timing.latency is not None or timing.paced:
+        return True
+    return isinstance(outgoing, EventStream) and outgoing.offsets is not None
+
+
 def processing_ms(arrived: float) -> str:
     """The `openai-processing-ms` value: time since the request arrived."""
     return str(max(int((time.monotonic() - arrived) * 1000), 0))
@@ -209,6 +217,9 @@ async def _deliver(
     delivery: Delivery | None,
 ) -> web.StreamResponse:
     delivery = delivery or Delivery()
+    # An answer keeping a schedule writes each part when it is due; any other's writes wait for
+    # the end of the loop iteration, sent with other connections' (delivery/outbox.py).
+    hold_writes(request.transport, not keeps_schedule(timing, outgoing))
     # Seeding a generator costs microseconds: only timing that samples one gets it.
     rng = random.Random(timing.seed) if timing.latency is not None or timing.stream else _UNUSED
     start = arrived + (timing.latency.sample(rng) if timing.latency is not None else 0.0)

@@ -21,7 +21,7 @@ from aiohttp import web
 
 from mockai.api.base import Codec, ParseContext, RenderContext
 from mockai.backend import StateUnavailable
-from mockai.delivery.deliver import deliver, writes_in_slices
+from mockai.delivery.deliver import deliver, keeps_schedule, writes_in_slices
 from mockai.delivery.faults import NO_FAULTS
 from mockai.errors import ApiError
 from mockai.pipeline import uploads, workload
@@ -204,7 +204,7 @@ async def answer(
         plan = injection.apply(await _admit(state, exchange, key, turn))
     turn.plan = plan
     entry.source, entry.rule = plan.source, plan.name
-    if _scheduled(plan):
+    if keeps_schedule(plan.timing, plan.recorded):
         # Its latency or pacing is scheduled from `arrived`: under a burst, such requests take
         # turns, so that new arrivals are stamped between one request's rendering and the next
         # rather than after all of them. (Untimed requests skip the extra loop iteration:
@@ -308,15 +308,6 @@ async def _admit(state: ServerState, exchange: Exchange, key: bytes, turn: Turn)
         except ApiError as refused:
             return Plan(source="limits", reply=Reply(error=refused))
     return await state.decider.decide(exchange, key)
-
-
-def _scheduled(plan: Plan) -> bool:
-    """Whether delivering `plan` keeps a schedule (latency, stream pacing, recorded pace)."""
-    timing = plan.timing
-    if timing.latency is not None or timing.paced:
-        return True
-    recorded = plan.recorded
-    return isinstance(recorded, EventStream) and recorded.offsets is not None
 
 
 def _render(

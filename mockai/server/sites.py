@@ -29,10 +29,11 @@ import selectors
 import socket
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from aiohttp import web
 
+from mockai.delivery.outbox import HeldTransport, Outbox
 from mockai.errors import ConfigError
 from mockai.server.intake import Intake
 
@@ -126,8 +127,12 @@ class Arrivals:
 
 
 class _StampingProtocol(asyncio.Protocol):
-    """aiohttp's protocol for one connection, with arrivals stamped on the way in and its bytes
-    handed in through the server's `Intake` (at most a few reads' work per loop iteration)."""
+    """aiohttp's protocol for one connection, with arrivals stamped on the way in, its bytes
+    handed in through the server's `Intake` (at most a few reads' work per loop iteration), and
+    its writes held in the server's `Outbox` until the loop iteration ends.
+
+    aiohttp, and the pipeline through `request.transport`, see the `HeldTransport`: arrivals are
+    stamped under it too."""
 
     def __init__(
         self,
@@ -135,16 +140,20 @@ class _StampingProtocol(asyncio.Protocol):
         arrivals: Arrivals,
         clock: Callable[[], float],
         intake: Intake,
+        outbox: Outbox,
     ) -> None:
         self._inner = inner
         self._arrivals = arrivals
         self._clock = clock
         self._intake = intake
+        self._outbox = outbox
         self._transport: asyncio.BaseTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport
-        self._inner.connection_made(transport)
+        # (a stream socket's: uvloop's transports are not asyncio.Transport subclasses)
+        held = HeldTransport(cast(asyncio.Transport, transport), self._outbox)
+        self._transport = held
+        self._inner.connection_made(held)
 
     def data_received(self, data: bytes) -> None:
         if self._transport is not None:
@@ -184,9 +193,9 @@ class StampingSite(web.SockSite):
         assert server is not None, "the runner is set up"
         arrivals, clock = self._arrivals, arrival_clock()
         loop = asyncio.get_running_loop()
-        intake = Intake(loop.call_soon)
+        intake, outbox = Intake(loop.call_soon), Outbox(loop.call_soon)
         self._server = await loop.create_server(
-            lambda: _StampingProtocol(server(), arrivals, clock, intake),
+            lambda: _StampingProtocol(server(), arrivals, clock, intake, outbox),
             sock=self._sock,
             backlog=self._backlog,
         )
