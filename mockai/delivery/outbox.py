@@ -108,6 +108,12 @@ class HeldTransport(asyncio.Transport):
         self._held_bytes += size
 
     def writelines(self, list_of_data: Iterable[Buffer]) -> None:
+        if not self.holding:
+            # One call, as aiohttp made it (uvloop writes the pieces with one system call): a
+            # paced stream's head and first event are due together.
+            self.flush()
+            self._transport.writelines(list_of_data)
+            return
         for data in list_of_data:
             self.write(data)
 
