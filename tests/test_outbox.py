@@ -12,6 +12,7 @@ import asyncio
 import json
 import socket
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -27,8 +28,9 @@ from mockai.delivery.faults import Faults
 from mockai.delivery.outbox import HOLD_BYTES, HeldTransport, Outbox, hold_writes
 from mockai.delivery.timing import Fixed, StreamTiming
 from mockai.pipeline.reply import Timing
+from mockai.server import sites
 from mockai.server.background import MockServer
-from mockai.wire.outgoing import Body, EventStream, Outgoing
+from mockai.wire.outgoing import Body, EventStream, Outgoing, Relay
 
 
 class Wire:
@@ -234,6 +236,11 @@ _FRAMES = [b'data: {"n":1}\n\n', b"data: [DONE]\n\n"]
 _PACED = StreamTiming(chunk_delay=Fixed(0.001))
 
 
+async def _chunks() -> AsyncIterator[bytes]:
+    for frame in _FRAMES:
+        yield frame
+
+
 @pytest.mark.parametrize(
     ("timing", "outgoing", "holding"),
     [
@@ -242,13 +249,15 @@ _PACED = StreamTiming(chunk_delay=Fixed(0.001))
         (Timing(), EventStream(frames=_FRAMES), True),  # unpaced: written at once anyway
         (Timing(stream=_PACED), EventStream(frames=_FRAMES), False),
         (Timing(), EventStream(frames=_FRAMES, offsets=[0.0, 0.001]), False),  # recorded pace
+        (Timing(), Relay(200, _chunks()), False),  # an upstream's answer, at its own pace
     ],
 )
 def test_an_answer_keeping_a_schedule_writes_at_once_any_other_waits(
     timing: Timing, outgoing: Outgoing, holding: bool
 ) -> None:
     """`deliver` says, for each answer, whether the connection holds its writes: not when it
-    keeps a schedule (latency, pacing), whose writes are due as they are made."""
+    keeps a schedule (latency, pacing) or relays an upstream's answer as it comes, whose writes
+    are due as they are made."""
 
     async def delivered(was_holding: bool) -> bool:
         loop = asyncio.get_running_loop()
@@ -266,10 +275,12 @@ def test_an_answer_keeping_a_schedule_writes_at_once_any_other_waits(
 # --- a real server ------------------------------------------------------------------------------
 
 
-def test_many_connections_at_once_get_their_own_answers() -> None:
+@pytest.mark.parametrize("where", ["background", "asyncio"])
+def test_many_connections_at_once_get_their_own_answers(where: str) -> None:
     """64 connections asking at once (several answers made per loop iteration, held and sent
     together), streams and JSON mixed, a paced stream among them: every answer is whole and
-    its own."""
+    its own. On a background server (uvloop, as the suite installs it), and on a server in the
+    client's own loop, asyncio's (`StampedLoop`)."""
 
     async def ask_all(base_url: str) -> None:
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
@@ -305,8 +316,16 @@ def test_many_connections_at_once_get_their_own_answers() -> None:
             assert text == answers[n]
             assert text
 
-    with MockServer() as server:
-        asyncio.run(ask_all(server.url))
+    if where == "background":
+        with MockServer() as server:
+            asyncio.run(ask_all(server.url))
+        return
+
+    async def in_one_loop() -> None:
+        async with MockServer() as server:
+            await ask_all(server.url)
+
+    sites.run_stamped(in_one_loop(), "asyncio")
 
 
 def test_large_bodies_and_small_answers_on_one_connection_stay_in_order() -> None:

@@ -217,9 +217,11 @@ async def _deliver(
     delivery: Delivery | None,
 ) -> web.StreamResponse:
     delivery = delivery or Delivery()
-    # An answer keeping a schedule writes each part when it is due; any other's writes wait for
-    # the end of the loop iteration, sent with other connections' (delivery/outbox.py).
-    hold_writes(request.transport, not keeps_schedule(timing, outgoing))
+    # An answer keeping a schedule, or relaying an upstream's as it comes, writes each part when
+    # it is due; any other's writes wait for the end of the loop iteration, sent with other
+    # connections' (delivery/outbox.py).
+    timed = keeps_schedule(timing, outgoing) or isinstance(outgoing, Relay)
+    hold_writes(request.transport, not timed)
     # Seeding a generator costs microseconds: only timing that samples one gets it.
     rng = random.Random(timing.seed) if timing.latency is not None or timing.stream else _UNUSED
     start = arrived + (timing.latency.sample(rng) if timing.latency is not None else 0.0)
