@@ -18,18 +18,22 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_intake import ScriptedLoop
 
+from mockai.config import Config
 from mockai.delivery.deliver import deliver
 from mockai.delivery.faults import Faults
 from mockai.delivery.outbox import HOLD_BYTES, HeldTransport, Outbox, hold_writes
 from mockai.delivery.timing import Fixed, StreamTiming
 from mockai.pipeline.reply import Timing
 from mockai.server import sites
+from mockai.server.app import create_app
 from mockai.server.background import MockServer
+from mockai.server.state import STATE
 from mockai.wire.outgoing import Body, EventStream, Outgoing, Relay
 
 
@@ -87,6 +91,8 @@ steps = st.lists(
         st.tuples(st.just("write"), _conn, st.lists(st.tuples(_sizes, _kinds), min_size=1)),
         st.tuples(st.just("writelines"), _conn, st.lists(st.tuples(_sizes, _kinds))),
         st.tuples(st.just("holding"), _conn, st.booleans()),
+        st.tuples(st.just("expect"), _conn, st.none()),  # (a request came on it)
+        st.tuples(st.just("expect"), _conn, st.none()),
         st.tuples(st.just("tick"), st.just(0), st.none()),
         st.tuples(st.sampled_from(["close", "abort", "eof", "gone"]), _conn, st.none()),
     ),
@@ -131,6 +137,10 @@ def test_every_write_reaches_its_transport_once_in_order_and_before_its_end(
                 number += 1
                 buffers.append(_buffer(size, buffer_kind, number))
             before = transport.get_write_buffer_size()
+            # Something to batch it with: its own held bytes, others' this iteration, or
+            # another connection's answer to come.
+            others = outbox.expecting - transport.expecting
+            batching = bool(before or outbox.holding or others)
             if kind == "write":
                 for buffer in buffers:
                     transport.write(buffer)
@@ -146,6 +156,8 @@ def test_every_write_reaches_its_transport_once_in_order_and_before_its_end(
                 assert waiting < HOLD_BYTES  # (more goes through at once)
                 if not transport.holding:
                     assert waiting == 0  # a scheduled answer's writes are due as made
+                elif not batching:
+                    assert waiting == 0  # nobody to batch with: through at once
                 elif before + len(sent) < HOLD_BYTES:
                     # Held: not on the wire before the iteration ends.
                     assert waiting == before + len(sent)
@@ -155,6 +167,10 @@ def test_every_write_reaches_its_transport_once_in_order_and_before_its_end(
             else:
                 # Passed on at once: the closing transport's own answer, as without the outbox.
                 late[name] += len(sent)
+            assert not transport.expecting  # (it is being answered)
+        elif kind == "expect":
+            transport.expect()
+            assert transport.expecting
         elif kind == "holding":
             hold_writes(transport, arg)
             assert transport.holding is arg
@@ -162,6 +178,7 @@ def test_every_write_reaches_its_transport_once_in_order_and_before_its_end(
             if transport.get_write_buffer_size():
                 lost[name] = True
             wire.closing = True
+            transport.forget()  # (the protocol's connection_lost)
         else:
             if not wire.closing:
                 # A close, an abort or a half-close comes after every byte written before it.
@@ -170,6 +187,8 @@ def test_every_write_reaches_its_transport_once_in_order_and_before_its_end(
                 ]()
                 assert wire.events[-1][0] == kind
                 assert lost[name] or wire.received == written[name]
+        # The count of connections waiting for an answer is theirs.
+        assert outbox.expecting == sum(transport.expecting for transport in held)
     loop.tick()
     assert loop.scheduled == []  # (an idle outbox schedules nothing: no spinning)
     for n in range(CONNECTIONS):
@@ -180,12 +199,14 @@ def test_every_write_reaches_its_transport_once_in_order_and_before_its_end(
 
 
 def test_writes_of_one_iteration_go_out_together_after_it() -> None:
-    """The point of the outbox: answers made in one iteration reach the sockets after all of
-    them, one write per connection, not one by one as they are made."""
+    """The point of the outbox: answers made in one iteration, while others are to come, reach
+    the sockets after all of them, one write per connection, not one by one as they are made."""
     loop = ScriptedLoop()
     outbox = Outbox(loop.call_soon)
     wires = [Wire() for _ in range(4)]
     held = [HeldTransport(wire, outbox) for wire in wires]  # type: ignore[arg-type]
+    for transport in held:
+        transport.expect()  # four requests came
     for n, transport in enumerate(held):
         transport.writelines([b"HTTP/1.1 200 OK\r\n\r\n", b"answer %d" % n])
     assert all(wire.events == [] for wire in wires)
@@ -194,12 +215,37 @@ def test_writes_of_one_iteration_go_out_together_after_it() -> None:
     assert [wire.events for wire in wires] == [
         [("bytes", b"HTTP/1.1 200 OK\r\n\r\nanswer %d" % n)] for n in range(4)
     ]
+    assert outbox.expecting == 0
+
+
+def test_a_lone_answer_goes_through_at_once() -> None:
+    """Nobody to batch with (a test suite's one client): no wait, no callback, one write."""
+    loop = ScriptedLoop()
+    outbox = Outbox(loop.call_soon)
+    wire, other = Wire(), Wire()
+    transport = HeldTransport(wire, outbox)  # type: ignore[arg-type]
+    # (connected, asking nothing)
+    idle = HeldTransport(other, outbox)  # type: ignore[arg-type]
+    transport.expect()
+    transport.writelines([b"HTTP/1.1 200 OK\r\n\r\n", b"answer"])
+    assert wire.events == [("bytes", b"HTTP/1.1 200 OK\r\n\r\nanswer")]
+    assert loop.scheduled == []
+    # Once another client waits for an answer, this one's next answer waits for the batch.
+    idle.expect()
+    transport.expect()
+    transport.write(b"next")
+    assert wire.received == b"HTTP/1.1 200 OK\r\n\r\nanswer"
+    idle.forget()  # (that client went away: the held answer still goes when the batch does)
+    loop.tick()
+    assert wire.received.endswith(b"next")
 
 
 def test_a_scheduled_answer_writes_at_once_and_the_next_answer_waits_again() -> None:
     loop = ScriptedLoop()
     wire = Wire()
-    transport = HeldTransport(wire, Outbox(loop.call_soon))  # type: ignore[arg-type]
+    outbox = Outbox(loop.call_soon)
+    transport = HeldTransport(wire, outbox)  # type: ignore[arg-type]
+    HeldTransport(Wire(), outbox).expect()  # (another client waits: answers are batched)
     transport.write(b"held")
     hold_writes(transport, False)  # a paced stream: each event is due as it is written
     transport.write(b" event")
@@ -214,6 +260,24 @@ def test_a_scheduled_answer_writes_at_once_and_the_next_answer_waits_again() -> 
     hold_writes(object(), False)  # (any other transport: nothing to do)
 
 
+def test_what_a_connection_held_is_dropped_once_its_client_is_gone() -> None:
+    """A client that went away while its answer waited: the transport would refuse the bytes
+    (counting and logging the write), so they are dropped; the others' still go."""
+    loop = ScriptedLoop()
+    outbox = Outbox(loop.call_soon)
+    wires = [Wire(), Wire()]
+    held = [HeldTransport(wire, outbox) for wire in wires]  # type: ignore[arg-type]
+    for transport in held:
+        transport.expect()
+    for transport in held:
+        transport.write(b"answer")
+    wires[0].closing = True  # the peer reset the connection
+    held[0].forget()
+    loop.tick()
+    assert wires[0].events == []
+    assert wires[1].received == b"answer"
+
+
 def test_a_failing_transport_does_not_strand_the_others(caplog: pytest.LogCaptureFixture) -> None:
     loop = ScriptedLoop()
     outbox = Outbox(loop.call_soon)
@@ -223,8 +287,12 @@ def test_a_failing_transport_does_not_strand_the_others(caplog: pytest.LogCaptur
             raise RuntimeError("Cannot call write() after write_eof()")
 
     broken, fine = Broken(), Wire()
-    HeldTransport(broken, outbox).write(b"lost")  # type: ignore[arg-type]
-    HeldTransport(fine, outbox).write(b"kept")  # type: ignore[arg-type]
+    first = HeldTransport(broken, outbox)  # type: ignore[arg-type]
+    second = HeldTransport(fine, outbox)  # type: ignore[arg-type]
+    first.expect()
+    second.expect()
+    first.write(b"lost")
+    second.write(b"kept")
     loop.tick()
     assert fine.received == b"kept"
     assert "writing a held answer failed" in caplog.text
@@ -326,6 +394,44 @@ def test_many_connections_at_once_get_their_own_answers(where: str) -> None:
             await ask_all(server.url)
 
     sites.run_stamped(in_one_loop(), "asyncio")
+
+
+def test_the_site_counts_the_clients_waiting_for_an_answer() -> None:
+    """`expecting` is what decides between batching and writing at once: a connection counts
+    from its first bytes until it is written to, or until it is gone (a client that went away
+    mid-request must not make every later answer wait for a batch)."""
+
+    async def check() -> None:
+        app = create_app(Config(port=0))
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = sites.StampingSite(runner, sites.listen("127.0.0.1", 0), app[STATE].arrivals)
+        await site.start()
+        outbox = site.outbox
+        assert outbox is not None
+        port = runner.addresses[0][1]
+
+        async def until(expecting: int) -> None:
+            deadline = time.monotonic() + 10
+            while outbox.expecting != expecting and time.monotonic() < deadline:
+                await asyncio.sleep(0.005)
+            assert outbox.expecting == expecting
+
+        try:
+            _, gone = await asyncio.open_connection("127.0.0.1", port)
+            gone.write(b"GET /v1/models HTTP/1.1\r\nHost: x\r\n")  # (half a head)
+            await until(1)
+            reader, asking = await asyncio.open_connection("127.0.0.1", port)
+            asking.write(_get("/v1/models/gpt-4o"))
+            await reader.readuntil(b"\r\n\r\n")  # answered: no longer counted
+            await until(1)
+            gone.close()  # gone without an answer
+            await until(0)
+            asking.close()
+        finally:
+            await runner.cleanup()
+
+    sites.run_stamped(check(), "asyncio")
 
 
 def test_large_bodies_and_small_answers_on_one_connection_stay_in_order() -> None:

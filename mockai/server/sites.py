@@ -151,7 +151,7 @@ class _StampingProtocol(asyncio.Protocol):
         self._clock = clock
         self._intake = intake
         self._outbox = outbox
-        self._transport: asyncio.BaseTransport | None = None
+        self._transport: HeldTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # (a stream socket's: uvloop's transports are not asyncio.Transport subclasses)
@@ -162,6 +162,7 @@ class _StampingProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._transport is not None:
             self._arrivals.stamp(self._transport, self._clock())
+            self._transport.expect()
         self._intake.offer(self._inner, data)
 
     def eof_received(self) -> bool | None:
@@ -172,6 +173,7 @@ class _StampingProtocol(asyncio.Protocol):
         self._intake.flush(self._inner)
         if self._transport is not None:
             self._arrivals.forget(self._transport)
+            self._transport.forget()
         self._inner.connection_lost(exc)
 
     def pause_writing(self) -> None:
@@ -184,11 +186,12 @@ class _StampingProtocol(asyncio.Protocol):
 class StampingSite(web.SockSite):
     """A `web.SockSite` whose connections stamp request arrivals into `arrivals`."""
 
-    __slots__ = ("_arrivals",)
+    __slots__ = ("_arrivals", "outbox")
 
     def __init__(self, runner: web.BaseRunner, sock: socket.socket, arrivals: Arrivals) -> None:
         super().__init__(runner, sock)
         self._arrivals = arrivals
+        self.outbox: Outbox | None = None  # its connections' writes, once started
 
     async def start(self) -> None:
         """Listen, as `SockSite.start` does, with each connection's protocol wrapped."""
@@ -198,6 +201,7 @@ class StampingSite(web.SockSite):
         arrivals, clock = self._arrivals, arrival_clock()
         loop = asyncio.get_running_loop()
         intake, outbox = Intake(loop.call_soon), Outbox(loop.call_soon)
+        self.outbox = outbox
         self._server = await loop.create_server(
             lambda: _StampingProtocol(server(), arrivals, clock, intake, outbox),
             sock=self._sock,
