@@ -1,5 +1,6 @@
-"""The outbox: a connection's writes wait for the end of the loop iteration and then reach its
-transport whole, in order, before anything else done to it (mockai/delivery/outbox.py).
+"""The outbox: a connection's writes wait for the end of the loop iteration when there is
+something to batch them with, and reach its transport whole, in order, before anything else
+done to it (mockai/delivery/outbox.py).
 
 The property drives `HeldTransport`s sharing one `Outbox` on a scripted loop (each tick is one
 iteration) over transports that record what reached them; the server tests send through a real

@@ -100,7 +100,8 @@ class HeldTransport(asyncio.Transport):
             self._outbox.expecting += 1
 
     def forget(self) -> None:
-        """The connection is gone: no answer is to come on it."""
+        """No answer is owed on the connection any more: it is being written to, or it is
+        gone."""
         if self._expecting:
             self._expecting = False
             self._outbox.expecting -= 1
@@ -221,7 +222,8 @@ class HeldTransport(asyncio.Transport):
 
 def hold_writes(transport: object, holding: bool) -> None:
     """Whether the writes of `transport` (a request's) wait for the end of the loop iteration:
-    not for an answer that keeps a schedule (latency, pacing), whose writes are due as made."""
+    not for an answer that keeps a schedule (latency, pacing) or relays an upstream's as it
+    comes, whose writes are due as made."""
     if isinstance(transport, HeldTransport):
         transport.holding = holding
 
