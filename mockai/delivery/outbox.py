@@ -125,7 +125,10 @@ class HeldTransport(asyncio.Transport):
 
     def writelines(self, list_of_data: Iterable[Buffer]) -> None:
         pieces = list(list_of_data)
-        if self._at_once(sum(map(len, pieces))):
+        size = sum(map(len, pieces))
+        if not size:
+            return  # (nothing written, as `write(b"")`)
+        if self._at_once(size):
             # One call, as aiohttp made it (uvloop writes the pieces with one system call): a
             # head and its body, or a paced stream's head and first event.
             self.flush()
