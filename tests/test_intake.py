@@ -228,19 +228,24 @@ def test_per_iteration_must_be_positive() -> None:
 # --- a real server ------------------------------------------------------------------------------
 
 
-def _read_response(reader: BinaryIO) -> tuple[int, dict[str, Any]]:
+def read_raw_response(reader: BinaryIO) -> tuple[int, bytes]:
     """One HTTP/1.1 response with a Content-Length from a connection's buffered reader (several
-    pipelined ones can be read in turn)."""
+    pipelined ones can be read in turn): its status and body."""
     status = int(reader.readline().split()[1])
     length = 0
     while (line := reader.readline()) not in (b"\r\n", b""):
         name, _, value = line.decode("latin-1").partition(":")
         if name.strip().lower() == "content-length":
             length = int(value)
-    return status, json.loads(reader.read(length))
+    return status, reader.read(length)
 
 
-def _model_get(name: str) -> bytes:
+def _read_response(reader: BinaryIO) -> tuple[int, dict[str, Any]]:
+    status, body = read_raw_response(reader)
+    return status, json.loads(body)
+
+
+def model_get(name: str) -> bytes:
     return f"GET /v1/models/{name} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
 
 
@@ -254,7 +259,7 @@ def test_a_burst_of_pipelined_requests_is_answered_in_order() -> None:
         try:
             names = [[f"ft:gpt-4o-mini:burst-{c}-{r}" for r in range(3)] for c in range(40)]
             for sock, asked in zip(connections, names, strict=True):
-                sock.sendall(b"".join(_model_get(name) for name in asked))
+                sock.sendall(b"".join(model_get(name) for name in asked))
             for sock, asked in zip(connections, names, strict=True):
                 reader = sock.makefile("rb")
                 for name in asked:

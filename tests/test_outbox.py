@@ -23,7 +23,7 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from test_intake import ScriptedLoop
+from test_intake import ScriptedLoop, model_get, read_raw_response
 
 from mockai.config import Config
 from mockai.delivery.deliver import deliver
@@ -425,7 +425,7 @@ def test_the_site_counts_the_clients_waiting_for_an_answer() -> None:
             gone.write(b"GET /v1/models HTTP/1.1\r\nHost: x\r\n")  # (half a head)
             await until(1)
             reader, asking = await asyncio.open_connection("127.0.0.1", port)
-            asking.write(_get("/v1/models/gpt-4o"))
+            asking.write(model_get("gpt-4o"))
             await reader.readuntil(b"\r\n\r\n")  # answered: no longer counted
             await until(1)
             gone.close()  # gone without an answer
@@ -445,16 +445,16 @@ def test_large_bodies_and_small_answers_on_one_connection_stay_in_order() -> Non
     with MockServer() as server:
         port = server.port
         requests = [
-            _get(f"/v1/models/{models[0]}"),
+            model_get(models[0]),
             _post("/v1/embeddings", _embeddings(8)),  # ~150 KB
-            _get(f"/v1/models/{models[1]}"),
+            model_get(models[1]),
             _post("/v1/embeddings", _embeddings(64)),  # ~1.2 MB
-            _get(f"/v1/models/{models[2]}"),
+            model_get(models[2]),
         ]
         with socket.create_connection(("127.0.0.1", port)) as sock:
             sock.sendall(b"".join(requests))
             reader = sock.makefile("rb")
-            answers = [_read(reader) for _ in requests]
+            answers = [read_raw_response(reader) for _ in requests]
     assert [status for status, _ in answers] == [200] * 5
     bodies = [json.loads(body) for _, body in answers]
     assert [bodies[n]["id"] for n in (0, 2, 4)] == models
@@ -469,10 +469,6 @@ def _embeddings(inputs: int) -> str:
     return json.dumps({"model": "text-embedding-3-small", "input": texts})
 
 
-def _get(path: str) -> bytes:
-    return f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sk-test\r\n\r\n".encode()
-
-
 def _post(path: str, body: str) -> bytes:
     data = body.encode()
     head = (
@@ -480,13 +476,3 @@ def _post(path: str, body: str) -> bytes:
         f"Authorization: Bearer sk-test\r\nContent-Length: {len(data)}\r\n\r\n"
     )
     return head.encode() + data
-
-
-def _read(reader: Any) -> tuple[int, bytes]:
-    status = int(reader.readline().split()[1])
-    length = 0
-    while (line := reader.readline()) not in (b"\r\n", b""):
-        name, _, value = line.decode("latin-1").partition(":")
-        if name.strip().lower() == "content-length":
-            length = int(value)
-    return status, reader.read(length)
