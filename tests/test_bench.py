@@ -1,6 +1,6 @@
 """bench/perf.py, the headline benchmark, runs as a user runs it: a short version of three cases;
-bench/instructions.py (instructions per request under callgrind), bench/startup.py, bench/uploads.py
-and bench/batches.py too.
+bench/instructions.py (instructions per request under callgrind), bench/web_layer.py (what
+aiohttp's web layer costs), bench/startup.py, bench/uploads.py and bench/batches.py too.
 
 What it measures is reported by hand (docs/performance.md); this keeps the one command working:
 wrk found, both servers started and pinned, mockai's own bytes served by the bare app, and the
@@ -92,6 +92,29 @@ def test_the_batch_benchmark_answers_and_downloads_a_batch() -> None:
     counts = re.search(r"completed=(\d+), failed=(\d+), total=60", lines[0])
     assert counts is not None and int(counts[1]) + int(counts[2]) == 60 and int(counts[2]) > 0
     assert [line.split()[0] for line in lines[1:]] == ["output", "idle", "peak", "peak"]
+
+
+def test_the_web_layer_split_loads_three_servers_with_the_same_answer(tmp_path: Path) -> None:
+    """bench/web_layer.py loads a raw protocol, the bare app and mockai with the chat request:
+    every answer a 2xx of the right length (wrk counts no errors), and the three in the order
+    of the CPU they spend a request (~15, ~50 and ~130 us on the project's machine: a margin a
+    busy machine does not close, where it may slow one load's rate more than another's)."""
+    out = tmp_path / "web_layer.json"
+    run = run_bench(
+        "web_layer.py",
+        *("--seconds", "1", "--rounds", "1", "--json", str(out)),
+        cwd=tmp_path,
+        timeout=300,
+    )
+    figures = json.loads(out.read_text())
+    assert figures["errors"] == 0, figures
+    rps, cpu = figures["rps"], figures["cpu_us"]
+    assert min(rps.values()) > 0, figures
+    assert 0 < cpu["raw"] < cpu["bare"] < cpu["mockai"], figures
+    assert figures["web_layer_us"] == cpu["bare"] - cpu["raw"]
+    assert figures["pipeline_us"] == cpu["mockai"] - cpu["bare"]
+    assert figures["allowed_us"] == cpu["bare"] / 0.8 - cpu["bare"]
+    assert "aiohttp's web layer" in run.stdout and "would have" in run.stdout
 
 
 def test_the_instruction_count_measures_both_servers(tmp_path: Path) -> None:
