@@ -124,19 +124,22 @@ def main() -> None:
         mockai = running[case.server]
         answered, _ = perf.fetch(mockai.url + case.path, case.body)
         raw_input = json.dumps({"body": base64.b64encode(answered).decode()}).encode()
-        started = [
-            perf.start_server("raw", [sys.executable, "-c", RAW_APP], perf.SERVER_CORE, raw_input),
-            perf.start_server(
-                "bare",
-                [sys.executable, "-c", perf.BARE_APP],
-                perf.SERVER_CORE,
-                perf.bare_cases([case], running),
-            ),
-        ]
-        raw, bare = started
-        targets = {"raw": (raw, case.path), "bare": (bare, "/case/" + case.name)}
-        targets["mockai"] = (mockai, case.path)
+        bare_input = perf.bare_cases([case], running)
+        started: list[perf.Server] = []
         try:
+            raw = perf.start_server(
+                "raw", [sys.executable, "-c", RAW_APP], perf.SERVER_CORE, raw_input
+            )
+            started.append(raw)
+            bare = perf.start_server(
+                "bare", [sys.executable, "-c", perf.BARE_APP], perf.SERVER_CORE, bare_input
+            )
+            started.append(bare)
+            targets = {
+                "raw": (raw, case.path),
+                "bare": (bare, "/case/" + case.name),
+                "mockai": (mockai, case.path),
+            }
             for _ in range(args.rounds):  # the three in turn, so a drift touches each alike
                 for name, (server, path) in targets.items():
                     figures[name].append(load(wrk, server, case, path, args.seconds))
