@@ -145,19 +145,30 @@ def _part(body: bytes, start: int, end: int) -> Part:
     if field_name is None:
         raise MultipartError("a part's Content-Disposition has no name")
     filename = _param(message, "filename")
-    if filename is not None:
-        # HTML5 form encoding (browsers, httpx) escapes these three as percent codes.
-        filename = filename.replace("%22", '"').replace("%0D", "\r").replace("%0A", "\n")
     return Part(field_name, data, filename, headers.get("content-type"))
 
 
 def _param(message: Message, name: str) -> str | None:
     """A Content-Disposition parameter, quoted or RFC 2231-encoded (`filename*=UTF-8''...`),
-    unstripped (a name may begin or end with a space)."""
+    unstripped (a name may begin or end with a space), with the HTML5 form encoding undone."""
     value = message.get_param(name, header="content-disposition")
     if value is None:
         return None
-    return collapse_rfc2231_value(value)
+    if isinstance(value, tuple):  # RFC 2231 (`filename*=UTF-8''...`): percent-decoded here
+        return collapse_rfc2231_value(value)
+    # (`get_param` has taken the quotes off already: unquoting again, as collapse_rfc2231_value
+    # does to a plain value, took a name's own quotes, or the brackets of `<draft>`, with them.)
+    return _HTML5_CODES.sub(_decoded, value) if "%" in value else value
+
+
+# HTML5 form encoding (browsers, httpx) writes `"`, CR and LF in names and file names as percent
+# codes; httpx writes every control character but ESC so. (It leaves `%` itself as it is: a
+# name holding `%22` cannot be told from one holding `"`.)
+_HTML5_CODES = re.compile(r"%(22|0[0-9A-F]|1[0-9A-F])")
+
+
+def _decoded(code: re.Match[str]) -> str:
+    return chr(int(code.group(1), 16))
 
 
 def fields(parts: Iterable[Part]) -> dict[str, Any]:
