@@ -251,3 +251,50 @@ def test_listed_image_parts_take_the_forms_the_api_lists(client: openai.OpenAI) 
     parts = listed[1]["content"]
     assert parts[0]["detail"] == "auto" and "prompt_cache_breakpoint" not in parts[0]
     assert parts[1] == {"type": "input_text", "text": "what is this?"}
+
+
+# The newer items in their smallest forms the spec allows as input (its required fields only),
+# and the compaction trigger, which asks for work rather than recording any.
+NEWER_ITEMS = [
+    {"type": "shell_call", "call_id": "call_sh", "action": {"commands": ["ls"]}},
+    {
+        "type": "shell_call_output",
+        "call_id": "call_sh",
+        "output": [{"stdout": "a\n", "stderr": "", "outcome": {"type": "exit", "exit_code": 0}}],
+    },
+    {"type": "tool_search_call", "arguments": {}},
+    {"type": "tool_search_output", "tools": [{**WEATHER, "strict": True}]},
+    {"type": "compaction_trigger"},
+]
+
+
+def test_newer_items_are_listed_in_the_forms_the_api_lists(server: MockServer) -> None:
+    # Each listed item must be one of the spec's ConversationItem forms (the conftest's server
+    # checks every answer against the spec when it stops; checked here too, item by item).
+    import conformance
+
+    created = httpx.post(server.url + "/conversations", json={})
+    conversation = created.json()["id"]
+    added = httpx.post(
+        server.url + f"/conversations/{conversation}/items", json={"items": NEWER_ITEMS}
+    )
+    assert added.status_code == 200, added.text
+    listed = added.json()["data"]
+    assert [item["type"] for item in listed] == [item["type"] for item in NEWER_ITEMS[:4]]
+    for item in listed:
+        conformance.validate("ConversationItem", item)
+    shell, shell_output, search, search_output = listed
+    assert shell["environment"] is None and shell["status"] == "completed"
+    assert shell["action"] == {"commands": ["ls"], "timeout_ms": None, "max_output_length": None}
+    assert (
+        shell_output["max_output_length"] is None and shell_output["output"][0]["stdout"] == "a\n"
+    )
+    assert search["execution"] == search_output["execution"] == "server"
+    assert search["call_id"] is None and search_output["tools"][0]["name"] == "get_weather"
+    again = httpx.get(server.url + f"/conversations/{conversation}/items", params={"order": "asc"})
+    assert again.json()["data"] == listed
+    # A response's input items are listed the same way: nothing for the trigger.
+    sent = [{"role": "user", "content": "compact, please"}, {"type": "compaction_trigger"}]
+    response = httpx.post(server.url + "/responses", json={"model": MODEL, "input": sent})
+    inputs = httpx.get(server.url + f"/responses/{response.json()['id']}/input_items")
+    assert [item["type"] for item in inputs.json()["data"]] == ["message"]

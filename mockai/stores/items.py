@@ -26,10 +26,43 @@ def listed(raw: Any, key: bytes, start: int = 0) -> list[dict[str, Any]]:
         raw = [{"role": "user", "content": raw}]
     out: list[dict[str, Any]] = []
     for index, item in enumerate(raw, start):
-        if not isinstance(item, dict) or item.get("type") == "item_reference":
-            continue  # a reference names an item stored elsewhere: nothing to list for it here
+        if not isinstance(item, dict) or item.get("type") in _NOT_LISTED:
+            continue
         out.append(_item(item, key, index))
     return out
+
+
+# Input items that are not content, so nothing is listed for them: a reference names an item
+# stored elsewhere; a compaction trigger asks for the context to be compacted (the API's listed
+# items have no form for it; mockai does not compact).
+_NOT_LISTED = frozenset({"item_reference", "compaction_trigger"})
+
+# What the listed forms of newer items require that their input forms may leave out, as the
+# spec's output schemas allow it: no environment, no time or output length limit, no call id
+# (a mapping: the defaults of the object sent under that key). A tool search not said
+# otherwise is the hosted tool's, which runs on the server.
+_LISTED_DEFAULTS: dict[str, dict[str, Any]] = {
+    "shell_call": {
+        "environment": None,
+        "action": {"timeout_ms": None, "max_output_length": None},
+    },
+    "shell_call_output": {"max_output_length": None},
+    "tool_search_call": {"call_id": None, "execution": "server"},
+    "tool_search_output": {"call_id": None, "execution": "server"},
+}
+
+
+def _with_defaults(shown: dict[str, Any], defaults: Mapping[str, Any]) -> None:
+    """Fill in `defaults` that `shown` leaves out (a copy of a nested object sent is filled in
+    its turn; one not sent is not made up)."""
+    for name, value in defaults.items():
+        if isinstance(value, Mapping):
+            sent = shown.get(name)
+            if isinstance(sent, dict):
+                shown[name] = nested = dict(sent)
+                _with_defaults(nested, value)
+        else:
+            shown.setdefault(name, value)
 
 
 def _item(item: Mapping[str, Any], key: bytes, index: int) -> dict[str, Any]:
@@ -44,6 +77,7 @@ def _item(item: Mapping[str, Any], key: bytes, index: int) -> dict[str, Any]:
         prefix = "fco"
     else:
         prefix = {"function_call": "fc", "function_call_output": "fco"}.get(str(kind), "item")
+        _with_defaults(shown, _LISTED_DEFAULTS.get(str(kind), {}))
     # A null `id` or `status` (which input items may send) is one the API fills in; and an item
     # the client sent is complete once stored, whatever status it was sent with.
     if shown.get("id") is None:
