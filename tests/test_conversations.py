@@ -266,6 +266,22 @@ NEWER_ITEMS = [
     {"type": "tool_search_output", "tools": [{**WEATHER, "strict": True}]},
     {"type": "compaction_trigger"},
 ]
+# Items sent with nulls their listed forms do not take (the fields are optional there).
+NULLED_ITEMS = [
+    {
+        "type": "function_call_output",
+        "call_id": "call_fn",
+        "output": "ok",
+        "name": None,
+        "namespace": None,
+    },
+    {
+        "type": "computer_call_output",
+        "call_id": "call_pc",
+        "output": {"type": "computer_screenshot", "image_url": "https://x.io/s.png"},
+        "acknowledged_safety_checks": None,
+    },
+]
 
 
 def test_newer_items_are_listed_in_the_forms_the_api_lists(server: MockServer) -> None:
@@ -276,14 +292,18 @@ def test_newer_items_are_listed_in_the_forms_the_api_lists(server: MockServer) -
     created = httpx.post(server.url + "/conversations", json={})
     conversation = created.json()["id"]
     added = httpx.post(
-        server.url + f"/conversations/{conversation}/items", json={"items": NEWER_ITEMS}
+        server.url + f"/conversations/{conversation}/items",
+        json={"items": NEWER_ITEMS + NULLED_ITEMS},
     )
     assert added.status_code == 200, added.text
     listed = added.json()["data"]
-    assert [item["type"] for item in listed] == [item["type"] for item in NEWER_ITEMS[:4]]
+    sent_types = [item["type"] for item in NEWER_ITEMS[:4] + NULLED_ITEMS]
+    assert [item["type"] for item in listed] == sent_types
     for item in listed:
         conformance.validate("ConversationItem", item)
-    shell, shell_output, search, search_output = listed
+    shell, shell_output, search, search_output, function_output, computer_output = listed
+    assert not {"name", "namespace"} & set(function_output)
+    assert function_output["output"] == "ok" and "acknowledged_safety_checks" not in computer_output
     assert shell["environment"] is None and shell["status"] == "completed"
     assert shell["action"] == {"commands": ["ls"], "timeout_ms": None, "max_output_length": None}
     assert (

@@ -52,6 +52,14 @@ _LISTED_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+# Fields input items may send as null that the listed forms take only with a value: left out,
+# as they are optional there (the listed forms do not take null).
+_NULL_LEFT_OUT: dict[str, tuple[str, ...]] = {
+    "function_call_output": ("call_id", "name", "namespace"),
+    "computer_call_output": ("acknowledged_safety_checks",),
+}
+
+
 def _with_defaults(shown: dict[str, Any], defaults: Mapping[str, Any]) -> None:
     """Fill in `defaults` that `shown` leaves out (a copy of a nested object sent is filled in
     its turn; one not sent is not made up)."""
@@ -78,6 +86,9 @@ def _item(item: Mapping[str, Any], key: bytes, index: int) -> dict[str, Any]:
     else:
         prefix = {"function_call": "fc", "function_call_output": "fco"}.get(str(kind), "item")
         _with_defaults(shown, _LISTED_DEFAULTS.get(str(kind), {}))
+    for name in _NULL_LEFT_OUT.get(str(kind), ()):
+        if name in shown and shown[name] is None:
+            del shown[name]
     # A null `id` or `status` (which input items may send) is one the API fills in; and an item
     # the client sent is complete once stored, whatever status it was sent with.
     if shown.get("id") is None:
