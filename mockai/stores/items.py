@@ -35,7 +35,8 @@ def listed(raw: Any, key: bytes, start: int = 0) -> list[dict[str, Any]]:
 # Input items that are not content, so nothing is listed for them: a reference names an item
 # stored elsewhere; a compaction trigger asks for the context to be compacted (the API's listed
 # items have no form for it; mockai does not compact).
-_NOT_LISTED = frozenset({"item_reference", "compaction_trigger"})
+# (A tuple: its test compares, so a `type` of any JSON value is only not found.)
+_NOT_LISTED = ("item_reference", "compaction_trigger")
 
 # What the listed forms of newer items require that their input forms may leave out, as the
 # spec's output schemas allow it: no environment, no time or output length limit, no call id
