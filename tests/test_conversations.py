@@ -4,6 +4,7 @@ errors. (`server` and `client` are the conftest's: a conformance-checked server,
 
 from __future__ import annotations
 
+import conformance
 import httpx
 import openai
 import pytest
@@ -287,8 +288,6 @@ NULLED_ITEMS = [
 def test_newer_items_are_listed_in_the_forms_the_api_lists(server: MockServer) -> None:
     # Each listed item must be one of the spec's ConversationItem forms (the conftest's server
     # checks every answer against the spec when it stops; checked here too, item by item).
-    import conformance
-
     created = httpx.post(server.url + "/conversations", json={})
     conversation = created.json()["id"]
     added = httpx.post(
