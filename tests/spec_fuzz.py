@@ -324,8 +324,14 @@ def _status_fits(case: Any, status: int, error: dict[str, Any]) -> bool:
     if status == 405:  # the coverage phase also tries the path with other methods
         return case.method.upper() != case.operation.method.upper()
     if status == 404:
-        # An id or a model that does not exist; the operation itself always exists.
-        return bool(list(case.operation.path_parameters)) or error["code"] == "model_not_found"
+        # An id or a model that does not exist; the operation itself always exists. (A
+        # conversation a Responses request names is an id too: with --strict-requests an unknown
+        # one is the API's 404.)
+        return (
+            bool(list(case.operation.path_parameters))
+            or error["code"] == "model_not_found"
+            or error["param"] == "conversation"
+        )
     if status == 403:  # only fine-tuned models can be deleted: any other is the API's 403
         return (
             case.operation.method.upper() == "DELETE" and case.operation.path == "/models/{model}"
