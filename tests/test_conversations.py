@@ -312,8 +312,19 @@ def test_newer_items_are_listed_in_the_forms_the_api_lists(server: MockServer) -
     assert search["call_id"] is None and search_output["tools"][0]["name"] == "get_weather"
     again = httpx.get(server.url + f"/conversations/{conversation}/items", params={"order": "asc"})
     assert again.json()["data"] == listed
-    # A response's input items are listed the same way: nothing for the trigger.
-    sent = [{"role": "user", "content": "compact, please"}, {"type": "compaction_trigger"}]
+    # A response's input items are listed the same way: nothing for the trigger, nor for a
+    # reference, which may leave its `type` out (`{"id": ...}`: the spec's ItemReferenceParam).
+    sent = [
+        {"role": "user", "content": "compact, please"},
+        {"id": shell["id"]},
+        {"type": None, "id": search["id"]},
+        {"type": "compaction_trigger"},
+    ]
     response = httpx.post(server.url + "/responses", json={"model": MODEL, "input": sent})
+    assert response.status_code == 200, response.text
     inputs = httpx.get(server.url + f"/responses/{response.json()['id']}/input_items")
     assert [item["type"] for item in inputs.json()["data"]] == ["message"]
+    referred = httpx.post(
+        server.url + f"/conversations/{conversation}/items", json={"items": [{"id": "msg_1"}]}
+    )
+    assert referred.status_code == 200 and referred.json()["data"] == [], referred.text

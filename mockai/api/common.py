@@ -26,6 +26,18 @@ from mockai.wire import jsonbytes
 _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 
+def item_type(item: Mapping[str, Any]) -> Any:
+    """A Responses input item's type, as the API reads an item sent without one: a reference
+    when it only names an item (`{"id": ...}`: a reference's `type` is optional), else an "easy"
+    message (`{"role": ..., "content": ...}`). Whatever a `type` given holds is returned as is."""
+    kind = item.get("type")
+    if kind is not None:
+        return kind
+    if "id" in item and "role" not in item and "content" not in item:
+        return "item_reference"
+    return "message"
+
+
 def require_object(body: Any) -> Mapping[str, Any]:
     """The body must be a JSON object."""
     if not isinstance(body, dict):

@@ -162,9 +162,7 @@ def _input_item(item: Any, where: str) -> Message | None:
     """One `input` item as a Message; None for items the mock has no use for."""
     if not isinstance(item, dict):
         raise type_error(where, ("object",), item)
-    kind = item.get("type")
-    if kind is None:  # an "easy" message: `{"role": ..., "content": ...}` without a type
-        kind = "message"
+    kind = common.item_type(item)  # (an "easy" message, or a reference, may come without one)
     if not isinstance(kind, str):
         raise type_error(f"{where}.type", ("string",), kind)
     for key in ("id", "status"):  # (kept, and shown back, by the stores that list items)
@@ -248,7 +246,7 @@ def _self_contained(body: Mapping[str, Any], *, known_history: bool) -> bool:
     raw = body.get("input")
     return not (
         isinstance(raw, list)
-        and any(isinstance(i, dict) and i.get("type") == "item_reference" for i in raw)
+        and any(isinstance(i, dict) and common.item_type(i) == "item_reference" for i in raw)
     )
 
 

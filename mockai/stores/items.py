@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mockai.api.common import item_type
 from mockai.errors import ApiError
 from mockai.wire import ids
 
@@ -26,7 +27,7 @@ def listed(raw: Any, key: bytes, start: int = 0) -> list[dict[str, Any]]:
         raw = [{"role": "user", "content": raw}]
     out: list[dict[str, Any]] = []
     for index, item in enumerate(raw, start):
-        if not isinstance(item, dict) or item.get("type") in _NOT_LISTED:
+        if not isinstance(item, dict) or item_type(item) in _NOT_LISTED:
             continue
         out.append(_item(item, key, index))
     return out
@@ -75,7 +76,7 @@ def _with_defaults(shown: dict[str, Any], defaults: Mapping[str, Any]) -> None:
 
 
 def _item(item: Mapping[str, Any], key: bytes, index: int) -> dict[str, Any]:
-    kind = item.get("type") or "message"
+    kind = item_type(item)
     shown: dict[str, Any] = {"type": kind, **item}
     shown["type"] = kind
     if kind == "message":
