@@ -128,6 +128,26 @@ def test_allow_repeats_replays_the_last_recording(tmp_path: Path, sdk) -> None:
         assert [ask(client, "Roll") for _ in range(4)] == ["one", "two", "two", "two"]
 
 
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/json; charset=utf-8", "application/json", "text/plain; charset=utf-8"],
+)
+def test_a_replayed_answer_keeps_its_recorded_content_type(
+    tmp_path: Path, sdk, content_type: str
+) -> None:
+    """The recorded Content-Type goes out as it was, parameters and all (an upstream that says
+    `charset=utf-8`): the media type alone would be a header the upstream never sent."""
+    interaction = recorded("Hi", "Hello!")
+    interaction.response_headers = {"Content-Type": [content_type]}
+    cassette = write(tmp_path / "c.yaml", interaction)
+    with conformance.checked_server(cassette=str(cassette)) as server:
+        raw = sdk(server).chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}]
+        )
+    assert raw.headers["content-type"] == content_type
+    assert raw.parse().choices[0].message.content == "Hello!"
+
+
 def test_a_miss_names_the_closest_recordings_and_what_differs(tmp_path: Path, sdk) -> None:
     cassette = write(
         tmp_path / "c.yaml",

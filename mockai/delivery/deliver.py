@@ -282,7 +282,7 @@ async def _broken_body(
 ) -> web.StreamResponse:
     """Headers and half the body of a JSON answer, then a dropped or stalled connection."""
     response = web.StreamResponse(status=outgoing.status, headers={**headers, **outgoing.headers})
-    response.content_type = outgoing.content_type.split(";")[0]
+    _typed(response, outgoing.content_type)
     response.content_length = len(outgoing.body)  # the client knows the body is incomplete
     await response.prepare(request)
     await response.write(outgoing.body[: len(outgoing.body) // 2])
@@ -334,7 +334,7 @@ async def _large_body(
     request: web.Request, outgoing: Body, headers: Mapping[str, str]
 ) -> web.StreamResponse:
     response = web.StreamResponse(status=outgoing.status, headers={**headers, **outgoing.headers})
-    response.content_type = outgoing.content_type.split(";")[0]
+    _typed(response, outgoing.content_type)
     response.content_length = len(outgoing.body)
     await response.prepare(request)
     body = memoryview(outgoing.body)
@@ -348,9 +348,20 @@ def _body(outgoing: Body, headers: Mapping[str, str]) -> web.Response:
     response = web.Response(
         status=outgoing.status, body=outgoing.body, headers={**headers, **outgoing.headers}
     )
-    # (the setter keeps the parameters of a Content-Type a scripted error's headers name)
-    response.content_type = outgoing.content_type.split(";")[0]
+    _typed(response, outgoing.content_type)
     return response
+
+
+def _typed(response: web.StreamResponse, content_type: str) -> None:
+    """Give `response` the answer's Content-Type whole, its parameters too: a transcript's
+    `text/plain; charset=utf-8` (OpenAI's header for `text` and `srt`), a replayed cassette's
+    recorded type. (aiohttp's `content_type` setter keeps only the parameters already in the
+    headers.) Where the headers already name one (a scripted error's), its parameters are kept
+    under the answer's media type."""
+    if "Content-Type" in response.headers:  # (case-insensitive)
+        response.content_type = content_type.split(";")[0]
+    else:
+        response.headers["Content-Type"] = content_type
 
 
 # --- streams ----------------------------------------------------------------------------------
