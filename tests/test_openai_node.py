@@ -16,10 +16,7 @@ import base64
 import itertools
 import json
 import re
-import shutil
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import conformance
@@ -27,12 +24,12 @@ import jsonschema
 import numpy
 import openai
 import pytest
+from node_clients import run_script
 
 from mockai import MockServer
 from mockai.pipeline.journal import JournalEntry
 from mockai.wire import errors
 
-DRIVER = Path(__file__).parent / "node" / "openai_sdk.mjs"
 CHAT = "gpt-4o-mini"
 PLACE = {
     "type": "object",
@@ -54,19 +51,8 @@ WEATHER = {
 def node(server: MockServer, *cases: dict[str, Any], retries: int = 0) -> list[dict[str, Any]]:
     """Run `cases` through one openai-node client (`retries`: its maxRetries); one entry per
     case: `result`, or `error` (with the `events` a stream yielded first), and `ms`."""
-    assert shutil.which("node") and (DRIVER.parent / "node_modules" / "openai").is_dir(), (
-        "Node 20+ and tests/node/node_modules are needed: run scripts/test-env"
-    )
     spec = {"baseURL": server.url, "maxRetries": retries, "cases": list(cases)}
-    done = subprocess.run(
-        ["node", str(DRIVER), json.dumps(spec)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    results: list[dict[str, Any]] = json.loads(done.stdout)
+    results: list[dict[str, Any]] = run_script("openai_sdk.mjs", spec)
     assert len(results) == len(cases)
     return results
 

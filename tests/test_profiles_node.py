@@ -9,23 +9,16 @@ and asserts on what the client made of the answers.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+from node_clients import run_script
 from profile_support import MODELS
 
 from mockai import MockServer
 
-NODE_DIR = Path(__file__).parent / "node"
 WEATHER = "What is the weather in Paris?"
-
-
-def _ready() -> bool:
-    return shutil.which("node") is not None and (NODE_DIR / "node_modules" / "ai").is_dir()
 
 
 @pytest.fixture
@@ -38,7 +31,6 @@ def drive(
     server: MockServer, client: str, provider: str, cases: list[dict[str, Any]], **spec: Any
 ) -> list[dict[str, Any]]:
     """Run the cases with `client` against `provider`'s prefix; one result per case."""
-    assert _ready(), "Node 20+ and tests/node/node_modules are needed: run scripts/test-env"
     spec = {
         "client": client,
         "baseURL": server.provider_url(provider),
@@ -46,15 +38,8 @@ def drive(
         "cases": cases,
         **spec,
     }
-    done = subprocess.run(
-        ["node", str(NODE_DIR / "drive.mjs"), json.dumps(spec)],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    results: list[dict[str, Any]] = json.loads(done.stdout)
+    results: list[dict[str, Any]] = run_script("drive.mjs", spec)
+    assert len(results) == len(cases)
     return results
 
 

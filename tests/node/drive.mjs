@@ -1,19 +1,23 @@
-// Drives one Node client against a mockai provider profile and prints what it saw, as JSON.
+// Drives one Node client against mockai (or one of its provider profiles) and prints what it saw,
+// as JSON.
 //
 //   node drive.mjs '{"client": "groq", "baseURL": "http://127.0.0.1:PORT/groq/openai/v1",
 //                    "model": "llama-3.3-70b-versatile", "cases": [{"op": "generate", ...}]}'
 //
 // client: openai (openai-node), groq, mistral, deepseek, openrouter (their Vercel AI SDK provider
-// packages), compatible (@ai-sdk/openai-compatible). Each case runs in order; its result (or the
-// error the client raised: name, status, message, response body) is one entry of the output
-// list. tests/test_profiles_node.py starts the servers and asserts on the results.
+// packages), compatible (@ai-sdk/openai-compatible), ai-openai (@ai-sdk/openai: the Responses API,
+// or `"api": "chat"` / `"completion"`). Each case runs in order; its result (or the error the
+// client raised: name, status, message, response body) is one entry of the output list.
+// tests/test_profiles_node.py and tests/test_ai_sdk_openai.py start the servers and assert on the
+// results.
 
 import { createDeepSeek } from "@ai-sdk/deepseek";
 import { createGroq } from "@ai-sdk/groq";
 import { createMistral } from "@ai-sdk/mistral";
+import { createOpenAI } from "@ai-sdk/openai";
 import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
 import { createOpenRouter } from "@openrouter/ai-sdk-provider";
-import { generateText, jsonSchema, streamText, tool } from "ai";
+import { embedMany, generateImage, generateText, jsonSchema, Output, streamText, tool } from "ai";
 import OpenAI from "openai";
 
 const KEY = "sk-node-test-0000";
@@ -29,6 +33,8 @@ function provider(spec) {
       return createDeepSeek(options);
     case "openrouter":
       return createOpenRouter(options);
+    case "ai-openai":
+      return createOpenAI(options);
     case "compatible":
       return createOpenAICompatible({ ...options, name: spec.name ?? "compatible", includeUsage: true });
     default:
@@ -109,6 +115,19 @@ async function aiSdkCase(spec, model, c) {
       finishReason: result.finishReason,
     };
   }
+  if (c.op === "object") {
+    // Structured output: the SDK sends the schema (json_schema) and validates what comes back.
+    const result = await generateText({ ...settings, output: Output.object({ schema: jsonSchema(c.schema) }) });
+    return { object: result.output, text: result.text, finishReason: result.finishReason };
+  }
+  if (c.op === "embed") {
+    const result = await embedMany({ model: spec.provider.embedding(c.model), values: c.values, maxRetries: 0 });
+    return { embeddings: result.embeddings, usage: result.usage };
+  }
+  if (c.op === "image") {
+    const result = await generateImage({ model: spec.provider.image(c.model), prompt, maxRetries: 0, ...(c.settings ?? {}) });
+    return { images: result.images.map((image) => ({ mediaType: image.mediaType, base64: image.base64 })) };
+  }
   if (c.op === "stream-tools") {
     const result = streamText({ ...settings, tools: { get_weather: weather() } });
     const calls = [];
@@ -159,7 +178,13 @@ async function main() {
     }
   } else {
     const made = provider(spec);
-    const model = spec.client === "compatible" ? made.chatModel(spec.model) : made(spec.model);
+    const model =
+      spec.client === "compatible"
+        ? made.chatModel(spec.model)
+        : spec.api // @ai-sdk/openai: `responses` (its default), `chat` or `completion`
+          ? made[spec.api](spec.model)
+          : made(spec.model);
+    spec.provider = made;
     for (const c of spec.cases) {
       try {
         results.push(await aiSdkCase(spec, model, c));
