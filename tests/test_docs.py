@@ -54,7 +54,7 @@ pytest_plugins = ["pytester"]
 ROOT = Path(__file__).parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
-RUN = {"python", "bash", "sh", "shell"}
+RUN = {"python", "bash", "sh", "shell", "javascript"}
 CHECKED = {"yaml", "json"}
 SHOWN = {"text"}
 MARKERS = {"file", "invalid", "fragment", "skip"}
@@ -126,8 +126,8 @@ def test_the_pages_have_blocks() -> None:
 @pytest.mark.parametrize("block", ALL, ids=[b.where for b in ALL])
 def test_every_block_says_how_it_is_checked(block: Block) -> None:
     assert block.lang in RUN | CHECKED | SHOWN, (
-        f"{block.where}: fence language {block.lang!r}: use python, bash, yaml, json, "
-        "or text for output that is only shown"
+        f"{block.where}: fence language {block.lang!r}: use python, bash, javascript, yaml, "
+        "json, or text for output that is only shown"
     )
     if block.marker is None:
         return
@@ -284,6 +284,7 @@ class Page:
             "shell": self.run_bash,
             "yaml": self.run_yaml,
             "json": self.run_json,
+            "javascript": self.run_javascript,
         }
         runners[block.lang](block)
 
@@ -317,6 +318,21 @@ class Page:
                 assert node in result.outlines, f"{block.where}: {test} did not pass\n" + "\n".join(
                     result.outlines[-80:]
                 )
+
+    def run_javascript(self, block: Block) -> None:
+        """An ES module run by Node with the suite's Node clients (tests/node's lockfile): a
+        `node:test` file with `node --test`, anything else as a script against the page's
+        server."""
+        modules = self.work / "node_modules"
+        if not modules.exists():  # (ES modules find packages from their own folder up)
+            modules.symlink_to(ROOT / "tests" / "node" / "node_modules", target_is_directory=True)
+        script = self.work / f"block_{block.line}.mjs"
+        script.write_text(self.substituted(block.text), encoding="utf-8")
+        if '"node:test"' in block.text:
+            self.run(["node", "--test", script.name], block)
+            return
+        self.ensure_server()
+        self.run(["node", script.name], block)
 
     def run_bash(self, block: Block) -> None:
         self.ensure_server()
