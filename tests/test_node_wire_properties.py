@@ -13,6 +13,7 @@ asks for every one of them in every form (a Node start per text would make examp
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from node_clients import run_script
-from strategies import examples, texts
+from strategies import examples, json_objects, texts
 
 from mockai import MockServer
 
@@ -94,3 +95,71 @@ def test_openai_node_reads_exactly_the_scripted_text(server: MockServer, batch: 
         assert events[-1]["type"] == "response.completed"
         assert events[-1]["response"]["output"][0]["content"][0]["text"] == text
         assert "".join(c["choices"][0]["text"] for c in completions["events"]) == text
+
+
+@settings(
+    max_examples=examples(3),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    batch=st.lists(
+        st.lists(
+            st.tuples(
+                st.from_regex(r"[a-zA-Z_][a-zA-Z0-9_-]{0,20}", fullmatch=True), json_objects()
+            ),
+            min_size=1,
+            max_size=3,
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_openai_node_stream_helpers_rebuild_the_scripted_tool_calls(
+    server: MockServer, batch: list[list[tuple[str, dict[str, Any]]]]
+) -> None:
+    """The SDK's stream helpers (`chat.completions.stream`, `responses.stream`) accumulate the
+    streamed argument fragments: their final answers hold exactly the arguments of the JSON
+    answer, which are the scripted ones."""
+    server.clear_rules()
+    for index, calls in enumerate(batch):
+        reply = {"tool_calls": [{"name": name, "arguments": args} for name, args in calls]}
+        server.add_rule({"name": f"calls-{index}", "match": {"user": f"<{index}>"}, "reply": reply})
+    cases = []
+    for index in range(len(batch)):
+        chat = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"<{index}>"}]}
+        responses = {"model": "gpt-4o-mini", "input": f"<{index}>"}
+        cases += [
+            {"call": "chat.completions.create", "args": chat},
+            {
+                "call": "chat.completions.stream",
+                "args": chat,
+                "mode": "helper",
+                "final": "finalChatCompletion",
+            },
+            {"call": "responses.create", "args": responses},
+            {
+                "call": "responses.stream",
+                "args": responses,
+                "mode": "helper",
+                "final": "finalResponse",
+            },
+        ]
+    results = iter(run_script("openai_sdk.mjs", {"baseURL": server.url, "cases": cases}))
+    for calls in batch:
+        answer, helper, response, streamed = (outcome(next(results)) for _ in range(4))
+        sent = answer["choices"][0]["message"]["tool_calls"]
+        assert [(c["function"]["name"], json.loads(c["function"]["arguments"])) for c in sent] == [
+            (name, args) for name, args in calls
+        ]
+        rebuilt = helper["final"]["choices"][0]["message"]["tool_calls"]
+        assert [c["function"] | {"parsed_arguments": None} for c in rebuilt] == [
+            c["function"] | {"parsed_arguments": None} for c in sent
+        ]
+        assert helper["final"]["choices"][0]["finish_reason"] == "tool_calls"
+        made = [
+            (i["name"], i["arguments"]) for i in response["output"] if i["type"] == "function_call"
+        ]
+        final = streamed["final"]["output"]
+        assert [(i["name"], i["arguments"]) for i in final if i["type"] == "function_call"] == made
+        assert [(name, json.loads(arguments)) for name, arguments in made] == list(calls)
