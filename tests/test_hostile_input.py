@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
 import pytest
 from conformance import checked_server
 from spec_fuzz import LogWatch
@@ -566,6 +567,51 @@ def test_undecodable_header_bytes_never_break_an_answer_or_the_journal(watched: 
         assert entry.as_json()["headers"]["x-odd"] == "caf\ufffd"
         with httpx.Client() as http:
             assert http.get(server.url_for("/_mockai/requests")).status_code == 200
+
+
+# Bytes aiohttp's parser refuses before any handler runs.
+UNPARSABLE = {
+    "a header line over 8 KiB": b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nX-Big: "
+    + b"a" * 20000
+    + b"\r\nContent-Length: 2\r\n\r\n{}",
+    "a chunk size that is not hex": b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+    "two Content-Lengths": b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+    b"Content-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
+    "a header name with a space": b"GET /v1/models HTTP/1.1\r\nHost: x\r\nBad Name: y\r\n\r\n",
+    "a method with a space": b"PO ST /v1/models HTTP/1.1\r\nHost: x\r\n\r\n",
+    "a TLS hello on the plain port": bytes.fromhex("16030100a5010000a10303") + bytes(60),
+    "HTTP/2's preface": b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("raw", UNPARSABLE.values(), ids=UNPARSABLE.keys())
+def test_a_request_aiohttp_cannot_parse_is_the_apis_400(raw: bytes, watched: LogWatch) -> None:
+    """Not aiohttp's text/plain page and an ERROR-level traceback in the log (`watched`): the
+    API's error shape, a request id, the connection closed; the server answers on."""
+    with MockServer() as server:
+        answer = _raw_request(server.port, raw)  # (reads until the server closes)
+        head, _, payload = answer.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        assert lines[0].split()[1] == "400", lines[0]
+        headers = dict(line.split(": ", 1) for line in lines[1:])
+        assert headers["Content-Type"] == "application/json"
+        assert headers["x-request-id"].startswith("req_")
+        error = json.loads(payload)["error"]
+        assert set(error) == ERROR_KEYS and error["type"] == "invalid_request_error"
+        assert error["message"].startswith("Invalid HTTP request: ")
+        with httpx.Client() as http:
+            assert http.post(server.url + "/chat/completions", json=CHAT).status_code == 200
+
+
+def test_the_sdk_reads_an_oversized_header_as_a_bad_request(watched: LogWatch) -> None:
+    with (
+        MockServer() as server,
+        openai.OpenAI(base_url=server.url, api_key="k", max_retries=0) as client,
+        pytest.raises(openai.BadRequestError) as raised,
+    ):
+        client.chat.completions.create(**CHAT, extra_headers={"x-big": "a" * 10000})
+    assert raised.value.message.startswith("Error code: 400 - Invalid HTTP request: Got more than")
 
 
 # --- the journal ---------------------------------------------------------------------------------

@@ -24,6 +24,9 @@ streams from 3.3-4.8 ms after they were sent (p99) to 2.0-2.2 ms.
 On the way out, aiohttp writes to a `HeldTransport` (`delivery/outbox.py`): what the handlers
 write in one iteration goes to the sockets together at its end, so a local client is woken once
 per batch of answers rather than once per answer.
+
+aiohttp's protocol itself is its subclass in `server/unreadable.py`, which answers a request
+aiohttp cannot parse in the API's error shape instead of a text page and a logged traceback.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from aiohttp import web
 from mockai.delivery.outbox import HeldTransport, Outbox
 from mockai.errors import ConfigError
 from mockai.server.intake import Intake
+from mockai.server.unreadable import handler_factory
 
 T = TypeVar("T")
 
@@ -202,8 +206,9 @@ class StampingSite(web.SockSite):
         loop = asyncio.get_running_loop()
         intake, outbox = Intake(loop.call_soon), Outbox(loop.call_soon)
         self.outbox = outbox
+        handler = handler_factory(server, loop)  # (unparsable requests: the API's 400)
         self._server = await loop.create_server(
-            lambda: _StampingProtocol(server(), arrivals, clock, intake, outbox),
+            lambda: _StampingProtocol(handler(), arrivals, clock, intake, outbox),
             sock=self._sock,
             backlog=self._backlog,
         )

@@ -1,0 +1,74 @@
+"""Requests aiohttp cannot parse, answered the way mockai answers any bad input.
+
+A header line over 8 KiB, a malformed chunk size, a method with a space in it, TLS or HTTP/2
+bytes on the plain port: aiohttp's parser refuses them before any handler runs. aiohttp then
+answers with a `text/plain` page and logs the refusal at ERROR, traceback and all: a client's
+mistake reads like a crash of mockai. Here the answer is a 400 in the API's error shape (the
+SDKs raise their BadRequestError with the reason), with a request id like every other answer,
+and the log gets one debug line. The connection is closed after the answer, as aiohttp closes
+it: what follows the bad bytes cannot be read as requests.
+
+Everything else aiohttp handles as before, its own errors (a 500 inside aiohttp) included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web, web_protocol
+from aiohttp.http_exceptions import HttpProcessingError
+
+from mockai.wire import ids, jsonbytes
+
+log = logging.getLogger("mockai")
+
+
+class RequestHandler(web_protocol.RequestHandler):
+    """aiohttp's protocol for one connection, with requests it cannot parse answered in the
+    API's shape."""
+
+    __slots__ = ()
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if not isinstance(exc, HttpProcessingError) or not 400 <= status < 500:
+            return super().handle_error(request, status, exc, message)
+        reason = (exc.message or message or "malformed request").strip()
+        log.debug("%s: a request mockai cannot read as HTTP: %s", request.remote, reason)
+        body = {
+            "error": {
+                "message": f"Invalid HTTP request: {reason}",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": None,
+            }
+        }
+        response = web.Response(
+            status=status,
+            body=jsonbytes.dumps_lenient(body),
+            content_type="application/json",
+            headers={"x-request-id": ids.request_id()},
+        )
+        response.force_close()
+        return response
+
+
+def handler_factory(
+    server: web.Server, loop: asyncio.AbstractEventLoop
+) -> Callable[[], web_protocol.RequestHandler]:
+    """What makes each connection's protocol: what `server()` makes (a RequestHandler with the
+    runner's settings), as the class above. aiohttp's `Server.__call__` names its class, so the
+    settings are read from the server (`_kwargs`, there since aiohttp 3.0); an aiohttp without
+    them gets its own protocol."""
+    settings: dict[str, Any] | None = getattr(server, "_kwargs", None)
+    if not isinstance(settings, dict):  # pragma: no cover (an aiohttp that changed)
+        return server
+    return lambda: RequestHandler(server, loop=loop, **settings)
