@@ -8,41 +8,24 @@ faults, status, timing; and for a request nothing matched, the near-miss report.
 from __future__ import annotations
 
 import re
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import openai
 import pytest
-from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
+from browser_support import chromium
+from playwright.sync_api import BrowserContext, Page, expect
 
 from mockai import MockServer
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 TOKEN = "inspector-token-1234"
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[BrowserContext]:
-    with sync_playwright() as playwright, tempfile.TemporaryDirectory() as profile:
-        context = playwright.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, headless=True, args=FLAGS
-        )
-        try:
-            yield context
-        finally:
-            context.close()
+    with chromium() as context:
+        yield context
 
 
 @pytest.fixture

@@ -137,6 +137,7 @@ PLAIN_SERVER = {
     "mockai.stores.kept",
     "mockai.tokens",
     "mockai.wire",
+    "mockai.wire.cors",
     "mockai.wire.credentials",
     "mockai.wire.errors",
     "mockai.wire.events",

@@ -32,7 +32,7 @@ from mockai.pipeline.parsed import PURE_ENDPOINTS, Parsed
 from mockai.pipeline.reply import NO_TIMING, Plan, Reply
 from mockai.profiles.base import Profile
 from mockai.server.state import STATE, ServerState
-from mockai.wire import errors, ids, jsonbytes
+from mockai.wire import cors, errors, ids, jsonbytes
 from mockai.wire.outgoing import Body, EventStream, Outgoing
 
 log = logging.getLogger("mockai")
@@ -593,6 +593,8 @@ async def _finish(
     if profile.limits is not None:
         limits = profile.limits.reshape(limits, outgoing.status, billed)
     headers = standard_headers(entry.request_id, limits)
+    if "Origin" in request.headers:  # a browser's request: readable by its page (wire/cors.py)
+        headers.update(cors.ANSWER_HEADERS)
     if plan is not None and plan.reply is not None and plan.reply.warnings:
         entry.warnings = list(plan.reply.warnings)
         headers["x-mockai-warning"] = " | ".join(plan.reply.warnings)
@@ -675,6 +677,14 @@ async def simple(
     return await _static(request, lambda state, entry, raw: produce(state), profile)
 
 
+async def preflight(request: web.Request, profile: Profile | None = None) -> web.StreamResponse:
+    """A browser's CORS preflight (wire/cors.py), journaled like any request: allowed whatever
+    the server's key, since a browser sends none with it."""
+    allowed = cors.preflight_headers(request.headers)
+    answer = Body(200, b"", "text/plain; charset=utf-8", allowed)
+    return await _static(request, lambda state, entry, raw: answer, profile, authenticated=False)
+
+
 async def with_body(
     request: web.Request,
     produce: Callable[[ServerState, Any], Produced],
@@ -693,6 +703,8 @@ async def _static(
     request: web.Request,
     produce: Callable[[ServerState, JournalEntry, bytes], Produced],
     profile: Profile | None,
+    *,
+    authenticated: bool = True,
 ) -> web.StreamResponse:
     state = request.app[STATE]
     profile = profile or state.profile
@@ -703,7 +715,8 @@ async def _static(
     entry.source = "static"
     limits: dict[str, str] = {}
     try:
-        _check_auth(state, request, profile)
+        if authenticated:
+            _check_auth(state, request, profile)
         if unreadable is not None:
             raise unreadable
         produced = produce(state, entry, raw)

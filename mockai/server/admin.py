@@ -4,6 +4,14 @@ Who may use them: loopback clients, unless `--admin-remote` lets others in; with
 (required with `--admin-remote`) every call must also carry `Authorization: Bearer TOKEN`.
 `/_mockai/health` answers everyone (probes), and the inspector page itself holds no data (it
 asks the guarded endpoints, with the token it is given).
+
+Web pages may not use them. A page the user has open can send requests to a local server
+(a form's POST, a `no-cors` fetch) without reading the answers, and those would still reset the
+server or add rules. Browsers say which page sent a request (`Origin`): a request carrying one
+is refused unless it comes from mockai's own pages, on a loopback host name (a page of another
+site whose name was made to resolve to 127.0.0.1, DNS rebinding, names its own host). Clients
+that are not browsers send no `Origin`. The API routes, by contrast, take requests from any
+page, as the API does (`wire/cors.py`).
 """
 
 from __future__ import annotations
@@ -191,6 +199,7 @@ def _admin(handler: Handler, *, token: bool = True) -> Handler:
     async def guarded(request: web.Request) -> web.Response:
         try:
             _check_client(request)
+            _check_origin(request)
             if token:
                 _check_token(request)
             return await handler(request)
@@ -218,6 +227,30 @@ def _check_client(request: web.Request) -> None:
             type="invalid_request_error",
             code="mockai_admin_forbidden",
         )
+
+
+def _check_origin(request: web.Request) -> None:
+    """A browser's request only from mockai's own page (see the module docstring)."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return
+    own = f"{request.scheme}://{request.host}"
+    if origin == own and _is_loopback_name(request.host):
+        return
+    raise ApiError(
+        403,
+        f"mockai's admin endpoints take no requests from web pages (Origin: {origin}); "
+        "call them from your tests or tools, or from the inspector page at /_mockai/",
+        type="invalid_request_error",
+        code="mockai_admin_forbidden",
+    )
+
+
+def _is_loopback_name(host: str) -> bool:
+    """Whether a Host header names this machine by a loopback name or address."""
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    name = name.strip("[]").lower()
+    return name == "localhost" or name.endswith(".localhost") or is_loopback(name)
 
 
 def _check_token(request: web.Request) -> None:

@@ -26,7 +26,7 @@ from mockai.profiles.places import PLACES
 from mockai.server.lazyroutes import LazyRoutes
 from mockai.server.state import STATE, ServerState
 from mockai.stores import IMAGES_PATH
-from mockai.wire import errors, jsonbytes
+from mockai.wire import cors, errors, jsonbytes
 from mockai.wire.outgoing import Body, EventStream, Outgoing
 
 # Azure OpenAI's per-deployment routes: `/openai/deployments/{deployment}/chat/completions?...`
@@ -47,6 +47,8 @@ Bound = Callable[[web.Request, Profile], Awaitable[web.StreamResponse]]
 
 
 async def _method_not_allowed(request: web.Request, profile: Profile) -> web.StreamResponse:
+    if cors.is_preflight(request.method, request.headers):  # a browser asks first
+        return await pipeline.preflight(request, profile)
     return await pipeline.simple(
         request,
         lambda state: raise_(errors.invalid_method(request.method, request.path)),
@@ -55,6 +57,8 @@ async def _method_not_allowed(request: web.Request, profile: Profile) -> web.Str
 
 
 async def _not_found(request: web.Request, profile: Profile) -> web.StreamResponse:
+    if cors.is_preflight(request.method, request.headers):  # (then the 404 itself, readable)
+        return await pipeline.preflight(request, profile)
     return await pipeline.simple(
         request, lambda state: raise_(errors.invalid_url(request.method, request.path)), profile
     )
