@@ -148,6 +148,32 @@ def test_a_replayed_answer_keeps_its_recorded_content_type(
     assert raw.parse().choices[0].message.content == "Hello!"
 
 
+def test_recorded_cors_headers_give_way_to_mockais_own(tmp_path: Path) -> None:
+    """A recording made for a page of one origin replays to a page of any (and to clients that
+    are not browsers without CORS headers at all)."""
+    interaction = recorded("Hi", "Hello!")
+    interaction.response_headers = {
+        "Content-Type": ["application/json"],
+        "Access-Control-Allow-Origin": ["http://recorded.example"],
+        "access-control-expose-headers": ["X-Request-ID"],
+        "x-ratelimit-limit-requests": ["5000"],
+    }
+    cassette = write(tmp_path / "c.yaml", interaction)
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]}
+    with (
+        conformance.checked_server(cassette=str(cassette), allow_repeats=True) as server,
+        httpx.Client() as http,
+    ):
+        page = http.post(
+            server.url + "/chat/completions", json=body, headers={"Origin": "http://app.test"}
+        )
+        plain = http.post(server.url + "/chat/completions", json=body)
+    assert page.headers.get_list("access-control-allow-origin") == ["*"]
+    assert page.headers.get_list("access-control-expose-headers") == ["X-Request-ID"]
+    assert "access-control-allow-origin" not in plain.headers
+    assert plain.headers["x-ratelimit-limit-requests"] == "5000"  # the rest is replayed
+
+
 def test_a_miss_names_the_closest_recordings_and_what_differs(tmp_path: Path, sdk) -> None:
     cassette = write(
         tmp_path / "c.yaml",

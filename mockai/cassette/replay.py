@@ -79,6 +79,9 @@ _NOT_REPLAYED = HOP_BY_HOP | {
     "openai-processing-ms",
     "openai-version",
 }
+# Cloudflare's own headers, and CORS: mockai answers a browser itself (wire/cors.py), so an
+# origin the recording's client had does not lock the replay to it.
+_OWN_PREFIXES = ("cf-", "access-control-")
 MAX_NEAR_MISSES = 3
 
 
@@ -89,7 +92,7 @@ def replayed_headers(interaction: Interaction) -> dict[str, str]:
         for name, values in interaction.response_headers.items()
         if values
         and name.lower() not in _NOT_REPLAYED
-        and not name.lower().startswith("cf-")
+        and not name.lower().startswith(_OWN_PREFIXES)
         and not is_secret_header(name)
     }
 
