@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import conformance
 import httpx
@@ -79,6 +80,15 @@ def client(server: MockServer) -> Iterator[openai.OpenAI]:
     """The real sync SDK, no retries (tests that exercise retries configure their own)."""
     with openai.OpenAI(base_url=server.url, api_key=API_KEY, max_retries=0) as sdk:
         yield sdk
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """A real headless Chromium (tests/browser_support.py), one per test module."""
+    from browser_support import chromium  # (playwright only where a browser is used)
+
+    with chromium() as context:
+        yield context
 
 
 @pytest_asyncio.fixture

@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-from browser_support import chromium
 from playwright.sync_api import BrowserContext, Page
 
 from mockai import MockServer
@@ -43,12 +42,6 @@ HEADERS = {
     "X-Stainless-Retry-Count": "0",
 }
 CHAT = '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}'
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[BrowserContext]:
-    with chromium() as context:
-        yield context
 
 
 @pytest.fixture

@@ -14,18 +14,11 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from browser_support import chromium
 from playwright.sync_api import BrowserContext, Page, expect
 
 from mockai import MockServer
 
 TOKEN = "inspector-token-1234"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[BrowserContext]:
-    with chromium() as context:
-        yield context
 
 
 @pytest.fixture
