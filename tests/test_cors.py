@@ -9,10 +9,17 @@ make the browser send a preflight first).
 
 from __future__ import annotations
 
+import functools
+import http.server
+import itertools
+import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy
+import openai
 import pytest
 from playwright.sync_api import BrowserContext, Page
 
@@ -143,3 +150,79 @@ def test_a_page_cannot_script_the_admin_api(page: Page) -> None:
             assert refused.status_code == 403
             assert refused.json()["error"]["code"] == "mockai_admin_forbidden"
         assert server.requests == []
+
+
+# --- openai-node itself, in the page --------------------------------------------------------------
+
+SDK_IN_PAGE = """
+async (baseURL) => {
+  const { default: OpenAI } = await import("/openai/index.mjs");
+  const client = new OpenAI({ baseURL, apiKey: "sk-browser", dangerouslyAllowBrowser: true });
+  const ask = { model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }] };
+  const answer = await client.chat.completions.create(ask);
+  let streamed = "";
+  for await (const chunk of await client.chat.completions.create({ ...ask, stream: true })) {
+    streamed += chunk.choices[0]?.delta?.content ?? "";
+  }
+  const embedded = await client.embeddings.create({ model: "text-embedding-3-small", input: "a cat" });
+  const retried = await client.chat.completions.create(
+    { ...ask, messages: [{ role: "user", content: "retried" }] },
+    { headers: { "x-mockai-fault": "rate_limit;retry_after=100ms;attempts=2" } },
+  );
+  return {
+    text: answer.choices[0].message.content,
+    requestId: answer._request_id,
+    streamed,
+    vector: Array.from(embedded.data[0].embedding),
+    retried: retried.choices[0].message.content,
+  };
+}
+"""
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def sdk_page(browser: BrowserContext) -> Iterator[Page]:
+    """A page of another origin that can import openai-node: tests/node's node_modules served
+    as they are (the SDK's ES modules import each other by relative paths)."""
+    folder = Path(__file__).parent / "node" / "node_modules"
+    handler = functools.partial(_Quiet, directory=str(folder))
+    static = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=static.serve_forever, daemon=True)
+    thread.start()
+    opened = browser.new_page()
+    try:
+        opened.goto(f"http://127.0.0.1:{static.server_address[1]}/openai/package.json")
+        yield opened
+    finally:
+        opened.close()
+        static.shutdown()
+        static.server_close()
+
+
+def test_openai_node_runs_in_a_browser_page_against_mockai(sdk_page: Page) -> None:
+    """The SDK itself, as a browser app loads it (`dangerouslyAllowBrowser`): a chat answer, the
+    same text streamed through the browser's fetch, a base64 embedding decoded in the page, and a
+    429 retried. The page cannot read `retry-after-ms`, as with the API, so the SDK waits its
+    own backoff rather than the 100 ms asked for."""
+    with MockServer(log_requests=False) as server:
+        seen = sdk_page.evaluate(SDK_IN_PAGE, server.url)
+        with openai.OpenAI(base_url=server.url, api_key="sk-python", max_retries=0) as python:
+            vector = python.embeddings.create(model="text-embedding-3-small", input="a cat")
+        asked = [e for e in server.requests if e.method == "POST"]
+    assert seen["text"] and seen["streamed"] == seen["text"]
+    assert seen["requestId"] == asked[0].request_id
+    assert len(seen["vector"]) == 1536
+    assert numpy.array_equal(
+        numpy.array(seen["vector"], numpy.float32),
+        numpy.array(vector.data[0].embedding, numpy.float32),
+    )
+    assert seen["retried"]
+    retries = [e for e in asked if e.endpoint == "chat" and "retried" in str(e.body["messages"])]
+    assert [(e.status, e.retry_count) for e in retries] == [(429, 0), (429, 1), (200, 2)]
+    gaps = [b.arrived - a.arrived for a, b in itertools.pairwise(retries)]
+    assert all(gap >= 0.3 for gap in gaps), gaps  # the SDK's backoff: 0.375 s at the least
