@@ -568,3 +568,53 @@ def test_latency_and_pacing_headers(server: MockServer) -> None:
     assert delayed["result"]["choices"][0]["message"]["content"] and delayed["ms"] >= 190
     frames = len(paced["result"]["events"]) + 1  # and [DONE]
     assert paced["ms"] >= 150 + (frames - 1) * 10 * 0.9
+
+
+# --- Azure OpenAI, from Node ----------------------------------------------------------------------
+
+
+def test_azure_openai_from_node() -> None:
+    """openai-node's AzureOpenAI: the deployment in the path, `api-key`, `api-version`; a
+    deployment fixed on the client, and one given per request as the model."""
+    key, version = "azure-node-key", "2024-10-21"
+    hello = [{"role": "user", "content": "Hello there"}]
+    with conformance.checked_server(require_api_key=key) as server:
+        azure = {"endpoint": server.base_url, "apiKey": key, "apiVersion": version}
+        answer, streamed, vectors = run_script(
+            "openai_sdk.mjs",
+            {
+                "azure": azure,
+                "cases": [
+                    case("chat.completions.create", {"model": "prod-gpt4o", "messages": hello}),
+                    case(
+                        "chat.completions.create",
+                        {"model": "prod-gpt4o", "messages": hello, "stream": True},
+                        mode="events",
+                    ),
+                    case("embeddings.create", {"model": "prod-embeddings", "input": ["a", "b"]}),
+                ],
+            },
+        )
+        (fixed,) = run_script(
+            "openai_sdk.mjs",
+            {
+                "azure": {**azure, "deployment": "team-deployment"},
+                "cases": [case("chat.completions.create", {"model": "ignored", "messages": hello})],
+            },
+        )
+        seen = [(e.path, e.status, e.headers.get("api-key")) for e in server.requests]
+        queries = {e.path: e for e in server.requests}
+    text = answer["result"]["choices"][0]["message"]["content"]
+    assert answer["result"]["model"] == "prod-gpt4o" and text
+    assert text_of(streamed["result"]["events"]) == text
+    assert [len(d["embedding"]) for d in vectors["result"]["data"]] == [1536, 1536]
+    assert fixed["result"]["model"] == "team-deployment"
+    assert seen == [
+        ("/openai/deployments/prod-gpt4o/chat/completions", 200, "<redacted>"),
+        ("/openai/deployments/prod-gpt4o/chat/completions", 200, "<redacted>"),
+        ("/openai/deployments/prod-embeddings/embeddings", 200, "<redacted>"),
+        ("/openai/deployments/team-deployment/chat/completions", 200, "<redacted>"),
+    ]
+    assert queries["/openai/deployments/prod-embeddings/embeddings"].body["encoding_format"] == (
+        "base64"
+    )

@@ -3,6 +3,8 @@
 //   node openai_sdk.mjs '{"baseURL": "http://127.0.0.1:PORT/v1",
 //                         "cases": [{"call": "chat.completions.create", "args": {...}}]}'
 //
+// (`"azure": {...}` in place of `baseURL`: an AzureOpenAI client with those options.)
+//
 // A case names an SDK method by its path on the client (`call`), its arguments (`args`, several
 // with `argv`) and request options (`options`: headers, maxRetries, timeout), and how to read
 // what it returns (`mode`):
@@ -20,7 +22,7 @@
 // status, message, parsed error, and how many ms it took). tests/test_openai_node.py starts mockai
 // and asserts on these.
 
-import OpenAI, { toFile } from "openai";
+import OpenAI, { AzureOpenAI, toFile } from "openai";
 
 const KEY = "sk-node-sdk-0000";
 
@@ -128,7 +130,11 @@ async function run(client, c, events, results) {
 
 async function main() {
   const spec = JSON.parse(process.argv[2]);
-  const client = new OpenAI({ baseURL: spec.baseURL, apiKey: KEY, maxRetries: spec.maxRetries ?? 0 });
+  const maxRetries = spec.maxRetries ?? 0;
+  // `azure`: AzureOpenAI's options (endpoint, apiKey, apiVersion, deployment) instead.
+  const client = spec.azure
+    ? new AzureOpenAI({ ...spec.azure, maxRetries })
+    : new OpenAI({ baseURL: spec.baseURL, apiKey: KEY, maxRetries });
   const results = [];
   for (const c of spec.cases) {
     const started = performance.now();
