@@ -618,3 +618,40 @@ def test_azure_openai_from_node() -> None:
     assert queries["/openai/deployments/prod-embeddings/embeddings"].body["encoding_format"] == (
         "base64"
     )
+
+
+# --- the SDK's helpers that take JavaScript: runTools, zod ----------------------------------------
+
+
+def test_run_tools_and_zod_helpers(server: MockServer) -> None:
+    """tests/node/openai_helpers.mjs: `runTools` calls the tool with the arguments the model
+    sent and sends its result back until the model answers (streamed too); `parse`, `stream`
+    and `responses.parse` with zod formats give values zod itself accepts."""
+    out = run_script("openai_helpers.mjs", {"baseURL": server.url})
+    ran = out["runTools"]
+    roles = [m["role"] for m in ran["messages"]]
+    assert roles == ["user", "assistant", "tool", "assistant"]
+    (call,) = ran["messages"][1]["tool_calls"]
+    assert call["function"]["name"] == "get_weather"
+    assert ran["calls"] == [json.loads(call["function"]["arguments"])]
+    assert ran["calls"][0]["city"] == "Paris" and ran["calls"][0]["unit"] in ("c", "f")
+    assert ran["messages"][2]["tool_call_id"] == call["id"]
+    assert ran["finalContent"] == ran["messages"][3]["content"]
+    assert '"forecast":"sunny"' in ran["finalContent"]  # the tool's result reached the model
+    # The journal: the second request carried the tool's result under the call's id.
+    sent_back = server.requests[1].body["messages"]
+    assert sent_back[-1] == {
+        "role": "tool",
+        "tool_call_id": call["id"],
+        "content": ran["messages"][2]["content"],
+    }
+    streamed = out["runToolsStreamed"]
+    assert streamed["calls"][0]["city"] == "Rome"
+    assert streamed["streamedText"] == streamed["finalContent"] and streamed["finalContent"]
+    assert out["valid"] == [True, True, True]
+    assert out["parse"]["parsed"] == json.loads(out["parse"]["content"])
+    assert out["parse"]["parsed"]["city"] == "Oslo"  # (the prompt names it)
+    assert out["stream"]["parsed"] == out["parse"]["parsed"]  # the same request, streamed
+    assert out["stream"]["partials"] > 1  # parsed as it streamed
+    assert out["responsesParse"]["parsed"] == json.loads(out["responsesParse"]["text"])
+    assert [e.path for e in server.requests] == ["/v1/chat/completions"] * 6 + ["/v1/responses"]
