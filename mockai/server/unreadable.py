@@ -42,7 +42,11 @@ class RequestHandler(web_protocol.RequestHandler):
         if not isinstance(exc, HttpProcessingError) or not 400 <= status < 500:
             return super().handle_error(request, status, exc, message)
         reason = (exc.message or message or "malformed request").strip()
-        log.debug("%s: a request mockai cannot read as HTTP: %s", request.remote, reason)
+        # (the class only: the reason quotes the bytes sent, which may hold a key; the client
+        # that sent them gets them back, the log does not)
+        log.debug(
+            "%s: a request mockai cannot read as HTTP (%s)", request.remote, type(exc).__name__
+        )
         body = {
             "error": {
                 "message": f"Invalid HTTP request: {reason}",
