@@ -136,6 +136,28 @@ def test_requests_that_ask_for_faults_get_no_chaos() -> None:
     assert asked.status_code == 200  # its own fault was for the first attempt only
 
 
+def test_a_retry_layer_above_the_sdk_is_counted_with_count_requests() -> None:
+    """LangChain JS and litellm retry by calling the SDK again: every attempt says
+    `x-stainless-retry-count: 0`. By that count every attempt is a first one and fails for ever;
+    `count=requests` has the server number identical requests instead."""
+    first_attempt = {"x-stainless-retry-count": "0"}
+    with (
+        conformance.checked_server() as server,
+        httpx.Client(base_url=server.url) as http,
+    ):
+        by_sdk = {**first_attempt, "x-mockai-fault": "server_error;attempts=2"}
+        statuses = [http.post("/chat/completions", json=body(0), headers=by_sdk).status_code]
+        statuses += [http.post("/chat/completions", json=body(0), headers=by_sdk).status_code]
+        assert statuses == [500, 500]  # (and so on: each says it is a first attempt)
+        by_server = {**first_attempt, "x-mockai-fault": "server_error;attempts=2;count=requests"}
+        counted = [
+            http.post("/chat/completions", json=body(1), headers=by_server).status_code
+            for _ in range(4)
+        ]
+    # Two failures, the call ends with the pass, and the next identical request starts over.
+    assert counted == [500, 500, 200, 500]
+
+
 def test_a_reset_starts_the_chaos_sequence_over() -> None:
     with (
         conformance.checked_server(seed=1, chaos={"rate_limit": 0.5}) as server,

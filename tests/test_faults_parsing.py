@@ -146,13 +146,23 @@ def test_fault_header(header: str, attempt: int, expected: Faults) -> None:
     assert parse_fault_header(header).for_attempt(attempt) == expected
 
 
+def test_count_says_who_numbers_the_attempts() -> None:
+    assert parse_fault_header("rate_limit;attempts=1;count=requests").counts_requests
+    assert not parse_fault_header("rate_limit;attempts=1;count=retries").counts_requests
+    assert not parse_fault_header("rate_limit;attempts=1").counts_requests
+    both = parse_fault_header("reset;attempts=1;count=requests, server_error;attempts=2")
+    assert both.counts_requests  # (one count per header: the server's, if any item asks)
+
+
 @pytest.mark.parametrize(
     ("header", "message"),
     [
         ("", "empty; name a fault or a named error"),
         ("boom", "'boom' is not a fault or a named error"),
         ("rate_limit=3", "rate_limit is a named error and takes no `=3`"),
-        ("reset;retry_after=1s", "unknown parameter 'retry_after' (known: attempts)"),
+        ("reset;retry_after=1s", "unknown parameter 'retry_after' (known: attempts, count)"),
+        ("reset;count=requests", "count= says how attempts are counted; add attempts=N"),
+        ("reset;attempts=1;count=sdk", "count must be requests or retries, got 'sdk'"),
         ("reset;atempts=2", "unknown parameter 'atempts' (did you mean 'attempts'?)"),
         ("rate_limt", "'rate_limt' is not a fault or a named error (did you mean 'rate_limit'?)"),
         ("server_error;attempts=0", "attempts must be a whole number >= 1, got '0'"),

@@ -115,7 +115,7 @@ class FaultPlanner:
         if not request.counts_attempts:
             return request.for_attempt(0)
         retry_count = headers.get(RETRY_COUNT, "")
-        if retry_count.isdigit():
+        if retry_count.isdigit() and not request.counts_requests:
             attempt = int(retry_count)
         else:
             material = exact + headers[HEADER_FAULT].encode()

@@ -293,6 +293,10 @@ class Requested:
 
     faults: Faults
     attempts: int | None = None  # None: every attempt
+    # `count=requests`: the server numbers the attempts (identical requests while they fail),
+    # not the SDK's `x-stainless-retry-count`, which a retry layer above the SDK (LangChain
+    # JS's, litellm's) leaves at 0 on every attempt.
+    by_requests: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,6 +309,12 @@ class FaultRequest:
     def counts_attempts(self) -> bool:
         """True when some item applies only to the first attempts."""
         return any(item.attempts is not None for item in self.items)
+
+    @property
+    def counts_requests(self) -> bool:
+        """True when the server numbers the attempts (`count=requests`), whatever the client
+        says its retry count is."""
+        return any(item.by_requests for item in self.items)
 
     def for_attempt(self, attempt: int) -> Faults:
         """The faults for attempt number `attempt` (0 for the first)."""
@@ -319,8 +329,9 @@ def parse_fault_header(text: str) -> FaultRequest:
     """`rate_limit;retry_after=300ms;attempts=2, disconnect_after=3` -> FaultRequest.
 
     Items are separated by commas; each is a name, with `=N` for a chunk number, and `;`
-    parameters: `attempts=N` (only the first N attempts), and for named errors `retry_after=`
-    (a duration) and `should_retry=true|false`. ValueError says what is wrong.
+    parameters: `attempts=N` (only the first N attempts; with `count=requests` numbered by the
+    server rather than the SDK's retry count), and for named errors `retry_after=` (a duration)
+    and `should_retry=true|false`. ValueError says what is wrong.
     """
     items = []
     for part in text.split(","):
@@ -343,13 +354,15 @@ def _requested(part: str) -> Requested:
         if not has_value or not key.strip() or not value.strip():
             raise ValueError(f"{param!r} in {part!r} is not NAME=VALUE")
         options[key.strip()] = value.strip()
-    known = ["attempts", *sorted(_ERROR_OPTIONS)] if name in errors.NAMED else ["attempts"]
+    counting = ["attempts", "count"]
+    known = [*counting, *sorted(_ERROR_OPTIONS)] if name in errors.NAMED else counting
     for option in options:
         if option not in known:
             raise ValueError(
                 f"{part!r}: unknown parameter {option!r}" + suggest(option, known, noun="known")
             )
     attempts = _attempts(options.pop("attempts", None), part)
+    by_requests = _counted_by(options.pop("count", None), attempts, part)
     setting: Any = count.strip() if sep else True
     if isinstance(setting, str) and setting.lower() in ("true", "false"):
         setting = setting.lower() == "true"  # `reset=true` spells the flag as in YAML
@@ -357,7 +370,19 @@ def _requested(part: str) -> Requested:
         if sep:
             raise ValueError(f"{name} is a named error and takes no `={count}`")
         setting = options or True
-    return Requested(fault(name, setting), attempts)
+    return Requested(fault(name, setting), attempts, by_requests)
+
+
+def _counted_by(value: str | None, attempts: int | None, part: str) -> bool:
+    """`count=requests` (the server numbers the attempts) or `count=retries` (the SDK's retry
+    count, when the client sends one: the default)."""
+    if value is None:
+        return False
+    if attempts is None:
+        raise ValueError(f"{part!r}: count= says how attempts are counted; add attempts=N")
+    if value not in ("requests", "retries"):
+        raise ValueError(f"{part!r}: count must be requests or retries, got {value!r}")
+    return value == "requests"
 
 
 def _attempts(value: str | None, part: str) -> int | None:
