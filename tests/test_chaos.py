@@ -137,7 +137,7 @@ def test_requests_that_ask_for_faults_get_no_chaos() -> None:
 
 
 def test_a_retry_layer_above_the_sdk_is_counted_with_count_requests() -> None:
-    """LangChain JS and litellm retry by calling the SDK again: every attempt says
+    """LangChain JS retries by calling the SDK again (its own layer): every attempt says
     `x-stainless-retry-count: 0`. By that count every attempt is a first one and fails for ever;
     `count=requests` has the server number identical requests instead."""
     first_attempt = {"x-stainless-retry-count": "0"}

@@ -295,7 +295,7 @@ class Requested:
     attempts: int | None = None  # None: every attempt
     # `count=requests`: the server numbers the attempts (identical requests while they fail),
     # not the SDK's `x-stainless-retry-count`, which a retry layer above the SDK (LangChain
-    # JS's, litellm's) leaves at 0 on every attempt.
+    # JS's) leaves at 0 on every attempt.
     by_requests: bool = False
 
 
