@@ -83,6 +83,12 @@ def check_generation(results: list[dict[str, Any]]) -> None:
     jsonschema.validate(structured["object"], PLACE)
 
 
+def _tool_round(seen: list[Any]) -> tuple[Any, Any]:
+    """The first tool call's request and the request that answered it."""
+    with_tools = [e for e in seen if e.body.get("tools")]
+    return with_tools[0], with_tools[1]
+
+
 def test_the_responses_model(server: MockServer) -> None:
     check_generation(drive(server, generation_cases()))
     seen = [e for e in server.requests if e.endpoint is not None]
@@ -92,14 +98,8 @@ def test_the_responses_model(server: MockServer) -> None:
     output = next(i for i in answer.body["input"] if i.get("type") == "function_call_output")
     made = call.response_json()["output"]
     assert output["call_id"] == next(i["call_id"] for i in made if i["type"] == "function_call")
-    # Structured output asked for as a strict json_schema.
+    # Structured output asked for as a json_schema.
     assert seen[-1].body["text"]["format"]["type"] == "json_schema"
-
-
-def _tool_round(seen: list[Any]) -> tuple[Any, Any]:
-    """The first tool call's request and the request that answered it."""
-    with_tools = [e for e in seen if e.body.get("tools")]
-    return with_tools[0], with_tools[1]
 
 
 def test_the_chat_model(server: MockServer) -> None:
