@@ -226,3 +226,39 @@ def test_openai_node_runs_in_a_browser_page_against_mockai(sdk_page: Page) -> No
     assert [(e.status, e.retry_count) for e in retries] == [(429, 0), (429, 1), (200, 2)]
     gaps = [b.arrived - a.arrived for a, b in itertools.pairwise(retries)]
     assert all(gap >= 0.3 for gap in gaps), gaps  # the SDK's backoff: 0.375 s at the least
+
+
+@pytest.mark.parametrize(
+    ("host", "origin", "allowed"),
+    [
+        ("127.0.0.1:{port}", "http://127.0.0.1:{port}", True),  # the inspector's own origin
+        ("localhost:{port}", "http://localhost:{port}", True),
+        ("[::1]:{port}", "http://[::1]:{port}", True),
+        ("app.localhost:{port}", "http://app.localhost:{port}", True),
+        ("127.0.0.1:{port}", "http://localhost:{port}", False),  # another origin
+        ("127.0.0.1:{port}", "null", False),  # a sandboxed page, a file
+        # DNS rebinding: another site's name made to resolve to 127.0.0.1; its page is then
+        # "same-origin", and says so with its own host name.
+        ("rebound.example:{port}", "http://rebound.example:{port}", False),
+    ],
+)
+def test_which_origins_may_use_the_admin_api(host: str, origin: str, allowed: bool) -> None:
+    with MockServer(log_requests=False) as server, httpx.Client() as http:
+        port = server.port
+        headers = {"Host": host.format(port=port), "Origin": origin.format(port=port)}
+        answer = http.post(server.url_for("/_mockai/reset"), headers=headers)
+    assert answer.status_code == (200 if allowed else 403), answer.text
+
+
+def test_with_admin_remote_the_token_guards_instead() -> None:
+    """Reached through a proxy by its own name (and scheme), the inspector's requests carry an
+    Origin no loopback check would pass; the token, which a page cannot send, is the guard."""
+    token = "a-long-admin-token"
+    with (
+        MockServer(log_requests=False, admin_remote=True, admin_token=token) as server,
+        httpx.Client() as http,
+    ):
+        proxied = {"Host": "mockai.example", "Origin": "https://mockai.example"}
+        with_token = {**proxied, "Authorization": f"Bearer {token}"}
+        assert http.post(server.url_for("/_mockai/reset"), headers=with_token).status_code == 200
+        assert http.post(server.url_for("/_mockai/reset"), headers=proxied).status_code == 401

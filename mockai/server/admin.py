@@ -10,8 +10,9 @@ Web pages may not use them. A page the user has open can send requests to a loca
 server or add rules. Browsers say which page sent a request (`Origin`): a request carrying one
 is refused unless it comes from mockai's own pages, on a loopback host name (a page of another
 site whose name was made to resolve to 127.0.0.1, DNS rebinding, names its own host). Clients
-that are not browsers send no `Origin`. The API routes, by contrast, take requests from any
-page, as the API does (`wire/cors.py`).
+that are not browsers send no `Origin`. With `--admin-remote` the token is the guard instead: a
+page cannot send it (a header of its own needs a preflight, which these endpoints refuse). The
+API routes, by contrast, take requests from any page, as the API does (`wire/cors.py`).
 """
 
 from __future__ import annotations
@@ -230,9 +231,11 @@ def _check_client(request: web.Request) -> None:
 
 
 def _check_origin(request: web.Request) -> None:
-    """A browser's request only from mockai's own page (see the module docstring)."""
+    """A browser's request only from mockai's own page (see the module docstring). Not with
+    `--admin-remote`: the admin token it requires is what a page cannot send, and the server
+    is reached by names that are not loopback ones (behind a proxy, its scheme too)."""
     origin = request.headers.get("Origin")
-    if origin is None:
+    if origin is None or request.app[STATE].config.admin_remote:
         return
     own = f"{request.scheme}://{request.host}"
     if origin == own and _is_loopback_name(request.host):

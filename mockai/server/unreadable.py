@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import web, web_protocol
 from aiohttp.http_exceptions import HttpProcessingError
 
+from mockai.errors import ApiError
 from mockai.wire import ids, jsonbytes
 
 log = logging.getLogger("mockai")
@@ -47,17 +48,10 @@ class RequestHandler(web_protocol.RequestHandler):
         log.debug(
             "%s: a request mockai cannot read as HTTP (%s)", request.remote, type(exc).__name__
         )
-        body = {
-            "error": {
-                "message": f"Invalid HTTP request: {reason}",
-                "type": "invalid_request_error",
-                "param": None,
-                "code": None,
-            }
-        }
+        error = ApiError(status, f"Invalid HTTP request: {reason}")
         response = web.Response(
             status=status,
-            body=jsonbytes.dumps_lenient(body),
+            body=jsonbytes.dumps_lenient(error.body()),
             content_type="application/json",
             headers={"x-request-id": ids.request_id()},
         )
