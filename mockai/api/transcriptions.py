@@ -150,10 +150,8 @@ def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
         return _stream(reply, exchange, text, seconds, ctx)
     if fmt == "text":
         return _plain(text + "\n")
-    if fmt == "srt":
-        return _plain(_subtitles(text, seconds, srt=True))
-    if fmt == "vtt":
-        return _plain(_subtitles(text, seconds, srt=False), "text/vtt; charset=utf-8")
+    if fmt in ("srt", "vtt"):  # (both text/plain, as `text` is: the API's header for each)
+        return _plain(_subtitles(text, seconds, srt=fmt == "srt"))
     if fmt == "verbose_json":
         return _json(_verbose(reply, exchange, text, seconds, translating, ctx))
     if fmt == "diarized_json":
@@ -166,8 +164,8 @@ def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
     return _json(answer)
 
 
-def _plain(text: str, content_type: str = "text/plain; charset=utf-8") -> Body:
-    return Body(200, text.encode("utf-8"), content_type)
+def _plain(text: str) -> Body:
+    return Body(200, text.encode("utf-8"), "text/plain; charset=utf-8")
 
 
 def _json(answer: Mapping[str, Any]) -> Body:
