@@ -132,6 +132,7 @@ PLAIN_SERVER = {
     "mockai.server.serving",
     "mockai.server.sites",
     "mockai.server.state",
+    "mockai.server.lane",
     "mockai.server.unreadable",
     "mockai.stores",
     "mockai.stores.kept",

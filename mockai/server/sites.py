@@ -42,6 +42,7 @@ from aiohttp import web
 
 from mockai.delivery.outbox import HeldTransport, Outbox
 from mockai.errors import ConfigError
+from mockai.server import lane
 from mockai.server.intake import Intake
 from mockai.server.unreadable import handler_factory
 
@@ -206,7 +207,8 @@ class StampingSite(web.SockSite):
         loop = asyncio.get_running_loop()
         intake, outbox = Intake(loop.call_soon), Outbox(loop.call_soon)
         self.outbox = outbox
-        handler = handler_factory(server, loop)  # (unparsable requests: the API's 400)
+        # (whole requests answered in the lane; unparsable ones with the API's 400)
+        handler = handler_factory(server, loop, lane.protocol_class())
         self._server = await loop.create_server(
             lambda: _StampingProtocol(handler(), arrivals, clock, intake, outbox),
             sock=self._sock,

@@ -60,13 +60,15 @@ class RequestHandler(web_protocol.RequestHandler):
 
 
 def handler_factory(
-    server: web.Server, loop: asyncio.AbstractEventLoop
+    server: web.Server,
+    loop: asyncio.AbstractEventLoop,
+    protocol: type[RequestHandler] = RequestHandler,
 ) -> Callable[[], web_protocol.RequestHandler]:
     """What makes each connection's protocol: what `server()` makes (a RequestHandler with the
-    runner's settings), as the class above. aiohttp's `Server.__call__` names its class, so the
-    settings are read from the server (`_kwargs`, there since aiohttp 3.0); an aiohttp without
-    them gets its own protocol."""
+    runner's settings), as `protocol` (the class above, or a subclass). aiohttp's
+    `Server.__call__` names its class, so the settings are read from the server (`_kwargs`,
+    there since aiohttp 3.0); an aiohttp without them gets its own protocol."""
     settings: dict[str, Any] | None = getattr(server, "_kwargs", None)
     if not isinstance(settings, dict):  # pragma: no cover (an aiohttp that changed)
         return server
-    return lambda: RequestHandler(server, loop=loop, **settings)
+    return lambda: protocol(server, loop=loop, **settings)
