@@ -751,6 +751,33 @@ BROKEN = [
         ],
     ),
     (
+        # HTTP cannot send these: the answer would fail as it is written (a traceback and a
+        # connection closed with no answer, before this check)
+        "unsendable-error-headers",
+        """
+        mockai: 1
+        rules:
+          - name: a
+            error:
+              status: 500
+              headers:
+                x-split: "one\\r\\nx-injected: two"
+                bad name: x
+        """,
+        [
+            (
+                7,
+                "rule 'a' error.headers: x-split must be one line of text, without line "
+                "breaks or control characters",
+            ),
+            (
+                8,
+                "rule 'a' error.headers: 'bad name' is not a header name (letters, digits "
+                "and !#$%&'*+-.^_`|~ only)",
+            ),
+        ],
+    ),
+    (
         "bad-latency",
         """
         mockai: 1

@@ -220,6 +220,8 @@ class LaneHandler(RequestHandler):
                 keep_alive = bool(response.keep_alive)
         except ConnectionError as exc:  # the client went away meanwhile
             self.log_debug("Ignored premature client disconnection: %r", exc)
+        except Exception as exc:  # (writing the answer failed: logged as aiohttp logs it)
+            self.log_exception("Unhandled exception", exc_info=exc)
         finally:  # (a cancellation too: the connection is then closed)
             self._current_request = None
             self._request_in_progress = False
@@ -309,7 +311,7 @@ class LaneHandler(RequestHandler):
         if self._lane_busy:
             self._keepalive_handle = None  # (armed again when the answer is out)
             return
-        AiohttpHandler._process_keepalive(self)
+        super()._process_keepalive()
 
 
 def _whole_and_plain(message: Any, payload: Any) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any
@@ -358,7 +359,27 @@ def _optional_text(value: Any, key: str) -> str | None:
 def _header_map(value: Any) -> dict[str, str]:
     if not isinstance(value, Mapping):
         raise ValueError("headers must be a mapping of header names to values")
+    for name, item in value.items():
+        problem = header_problem(name, item)
+        if problem is not None:
+            raise ValueError(problem)
     return {str(name).lower(): str(item) for name, item in value.items()}
+
+
+# A header name is an HTTP token (RFC 9110, section 5.6.2); a value may hold any visible text,
+# spaces and tabs, but no other control character (CR and LF would end the header: HTTP has no
+# way to send them, and the answer would fail as it is written).
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_NOT_IN_A_HEADER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def header_problem(name: Any, value: Any) -> str | None:
+    """What makes a scripted header unsendable (the message names it), or None."""
+    if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+        return f"{name!r} is not a header name (letters, digits and !#$%&'*+-.^_`|~ only)"
+    if isinstance(value, str) and _NOT_IN_A_HEADER.search(value):
+        return f"{name} must be one line of text, without line breaks or control characters"
+    return None
 
 
 def _retry_after(value: Any) -> float:
