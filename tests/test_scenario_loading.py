@@ -767,13 +767,17 @@ BROKEN = [
         [
             (
                 7,
-                "rule 'a' error.headers: x-split must be one line of text, without line "
-                "breaks or control characters",
+                (
+                    "rule 'a' error.headers: x-split must be one line of text, without line "
+                    "breaks or control characters"
+                ),
             ),
             (
                 8,
-                "rule 'a' error.headers: 'bad name' is not a header name (letters, digits "
-                "and !#$%&'*+-.^_`|~ only)",
+                (
+                    "rule 'a' error.headers: 'bad name' is not a header name (letters, digits "
+                    "and !#$%&'*+-.^_`|~ only)"
+                ),
             ),
         ],
     ),
