@@ -2,12 +2,12 @@
 
 aiohttp hands each request of a connection to the connection's task through a queue and a
 future, wakes that task, makes a task for the handler, and then writes a `Response` through
-`prepare`, its header hooks and `write_eof`: for a chat request a good part of the ~45 us of CPU
-aiohttp's web layer takes (docs/performance.md, "What limits the rest").
+`prepare`, its header hooks and `write_eof`: for a chat request a good part of the 30-50 us of
+CPU aiohttp's web layer takes (docs/performance.md, "What limits the rest").
 
-A request takes the lane when its connection is idle (aiohttp's task waits for a request; none
-is queued, none is being answered) and one read brought all of it: head and body, HTTP/1.1,
-kept alive, no `Expect`, no upgrade, not HEAD. Its handler (aiohttp's application: the router,
+A request takes the lane when its connection is idle (every request it handed aiohttp has been
+answered, none is queued) and one read brought all of it: head and body, HTTP/1.1, kept alive,
+no `Expect`, no upgrade, not HEAD. Its handler (aiohttp's application: the router,
 the routes, everything mockai does) then runs in a task made at once, as aiohttp would make it
 (its own context, timeouts and cancellation as in any handler), without the queue and the
 connection task's wake-up. The connection's next bytes are held until the answer is out, so
@@ -19,9 +19,9 @@ the headers aiohttp adds (`Content-Length`, `Date`, `Server`) in its order. Any 
 stream, a file, an answer that closes the connection, a header with a line break, which aiohttp
 refuses) is prepared and ended by aiohttp, as before.
 
-Measured: `bench/instructions.py --cases chat` 540,722 -> 504,882 instructions a request; under
-wrk (server on one core), 7,655 -> 9,014 chat requests a second (medians of five runs each,
-taken in turn).
+Measured: `bench/instructions.py --cases chat` 540,722 -> 505,279 instructions a request; under
+wrk (server on one core), 7,280 -> 8,638 chat requests a second (medians of five runs each, old
+and new code taken in turn). docs/design.md, "The lane", says more.
 """
 
 from __future__ import annotations

@@ -375,7 +375,10 @@ _NOT_IN_A_HEADER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 def header_problem(name: Any, value: Any) -> str | None:
     """What makes a scripted header unsendable (the message names it), or None."""
-    if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+    # (a YAML key may be a number: `429: ...` reads as an int, and digits make a token)
+    if isinstance(name, bool) or not isinstance(name, str | int):
+        return f"{name!r} is not a header name (letters, digits and !#$%&'*+-.^_`|~ only)"
+    if not _HEADER_NAME.fullmatch(str(name)):
         return f"{name!r} is not a header name (letters, digits and !#$%&'*+-.^_`|~ only)"
     if isinstance(value, str) and _NOT_IN_A_HEADER.search(value):
         return f"{name} must be one line of text, without line breaks or control characters"
