@@ -76,6 +76,17 @@ def server() -> Iterator[MockServer]:
 
 
 @pytest.fixture
+def watched() -> Iterator[Any]:
+    """Fails the test if the server logs anything at ERROR (or a traceback) during it (a
+    `spec_fuzz.LogWatch`)."""
+    from spec_fuzz import LogWatch
+
+    with LogWatch().watching() as log:
+        yield log
+        assert log.take() == []
+
+
+@pytest.fixture
 def client(server: MockServer) -> Iterator[openai.OpenAI]:
     """The real sync SDK, no retries (tests that exercise retries configure their own)."""
     with openai.OpenAI(base_url=server.url, api_key=API_KEY, max_retries=0) as sdk:

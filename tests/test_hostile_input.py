@@ -59,14 +59,6 @@ def api_error(response: httpx.Response, status: int) -> dict[str, Any]:
 
 
 @pytest.fixture
-def watched() -> Iterator[LogWatch]:
-    """Fails the test if the server logs anything at ERROR (or a traceback) during it."""
-    with LogWatch().watching() as log:
-        yield log
-        assert log.take() == []
-
-
-@pytest.fixture
 def http(server: MockServer, watched: LogWatch) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.base_url) as raw:
         yield raw

@@ -126,14 +126,6 @@ def chat(model: str = "gpt-4o-mini", content: str = "hi") -> bytes:
 
 
 @pytest.fixture
-def watched() -> Iterator[LogWatch]:
-    """Fails the test if the server logs anything at ERROR (or a traceback) during it."""
-    with LogWatch().watching() as log:
-        yield log
-        assert log.take() == []
-
-
-@pytest.fixture
 def connection(server: MockServer) -> Iterator[Connection]:
     conn = Connection(server.port)
     # A first request, so that the connection's aiohttp task waits for the next (the lane's
