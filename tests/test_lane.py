@@ -125,6 +125,19 @@ def chat(model: str = "gpt-4o-mini", content: str = "hi") -> bytes:
     )
 
 
+def chunked_chat() -> bytes:
+    """A chat request whose body comes in chunks (`Transfer-Encoding: chunked`, no length)."""
+    body = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
+    pieces = [body[:20], body[20:]]
+    head = (
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Bearer {API_KEY}\r\nContent-Type: application/json\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n"
+    )
+    chunks = "".join(f"{len(piece):x}\r\n{piece}\r\n" for piece in pieces)
+    return (head + chunks + "0\r\n\r\n").encode()
+
+
 @pytest.fixture
 def connection(server: MockServer) -> Iterator[Connection]:
     conn = Connection(server.port)
@@ -184,6 +197,7 @@ REQUESTS = {
         headers={"Origin": "http://localhost:3000", "Access-Control-Request-Method": "POST"},
     ),
     "admin": request("GET", "/_mockai/health"),
+    "chunked body": chunked_chat(),
 }
 
 
