@@ -85,6 +85,16 @@ def test_stream_problems_are_reported_on_their_interaction(tmp_path: Path) -> No
             ":5: interaction 0: request.headers.Authorization: credential headers are never stored",
         ),
         (
+            (
+                "      Content-Type: [application/json]\n    status",
+                '      Content-Type: [application/json]\n      x-note: ["one\\ntwo"]\n    status',
+            ),
+            (
+                ":2: interaction 0: response header x-note must be one line of text, without "
+                "line breaks or control characters: HTTP cannot send it (not replayed)"
+            ),
+        ),
+        (
             ('"input":"x"', '"input":"sk-proj-0123456789abcdefghijKLMNOP"'),
             ":3: interaction 0 request.body: an sk- API key (sk-pro... (34 chars)) must not be stored",
         ),

@@ -148,6 +148,26 @@ def test_a_replayed_answer_keeps_its_recorded_content_type(
     assert raw.parse().choices[0].message.content == "Hello!"
 
 
+def test_a_hand_edited_header_http_cannot_send_is_not_replayed(tmp_path: Path, sdk) -> None:
+    """A line break in a recorded header (a hand edit: no upstream sends one) would fail the
+    answer as it is written; the header is left out (`mockai check` names it) and the rest of
+    the recording replays."""
+    interaction = recorded("Hi", "Hello!")
+    interaction.response_headers = {
+        "Content-Type": ["application/json"],
+        "x-note": ["one\r\nx-injected: two"],
+        "x-ratelimit-limit-requests": ["5000"],
+    }
+    cassette = write(tmp_path / "c.yaml", interaction)
+    with conformance.checked_server(cassette=str(cassette)) as server:
+        raw = sdk(server).chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}]
+        )
+    assert raw.parse().choices[0].message.content == "Hello!"
+    assert "x-note" not in raw.headers and "x-injected" not in raw.headers
+    assert raw.headers["x-ratelimit-limit-requests"] == "5000"
+
+
 def test_recorded_cors_headers_give_way_to_mockais_own(tmp_path: Path) -> None:
     """A recording made for a page of one origin replays to a page of any (and to clients that
     are not browsers without CORS headers at all)."""

@@ -14,6 +14,7 @@ import yaml
 from mockai.cassette.redact import Scrubber
 from mockai.cassette.scan import scan_document, scan_interaction
 from mockai.errors import Problem
+from mockai.wire.errors import header_problem
 from mockai.wire.events import event_data, split_events
 
 if TYPE_CHECKING:  # (vcrpy, which imports aiohttp, loads with the first cassette checked)
@@ -67,6 +68,10 @@ def _interaction_problems(interaction: Interaction) -> list[str]:
         problems.append(f"response status {interaction.status} is not an HTTP status")
     if _is_json_type(_request_type(interaction)) and interaction.request_body:
         problems += _json_problem("request body", interaction.request_body)
+    for name, values in interaction.response_headers.items():
+        problem = header_problem(name, values[0]) if values else None
+        if problem is not None:  # (hand-edited: a recorded upstream never sends one)
+            problems.append(f"response header {problem}: HTTP cannot send it (not replayed)")
     if interaction.is_stream:
         problems += _stream_problems(interaction)
     elif _is_json_type(interaction.content_type) and interaction.response_body:

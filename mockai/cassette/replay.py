@@ -32,6 +32,7 @@ from mockai.delivery.timing import Fixed
 from mockai.pipeline.exchange import Exchange
 from mockai.pipeline.reply import NO_TIMING, Plan, Timing
 from mockai.wire import jsonbytes
+from mockai.wire.errors import header_problem
 from mockai.wire.events import completing_tail, split_events
 from mockai.wire.outgoing import Body, EventStream, Outgoing
 from mockai.wire.usage import usage_in
@@ -94,6 +95,7 @@ def replayed_headers(interaction: Interaction) -> dict[str, str]:
         and name.lower() not in _NOT_REPLAYED
         and not name.lower().startswith(_OWN_PREFIXES)
         and not is_secret_header(name)
+        and header_problem(name, values[0]) is None  # (hand-edited: HTTP cannot send it)
     }
 
 
