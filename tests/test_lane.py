@@ -381,7 +381,8 @@ def test_a_client_leaving_while_its_answer_waits(server: MockServer, watched: Lo
             e for e in entries if "slow" in json.dumps(e.get("body")) and e["duration_ms"] > 0
         ]
         time.sleep(0.02)
-    assert finished and finished[0]["duration_ms"] >= 300
+    # (its 300 ms latency run through, give or take the clocks: a request cut short takes ~1)
+    assert finished and finished[0]["duration_ms"] >= 250
     assert finished[0]["rule"] == "slow"
     other = Connection(server.port)
     try:
