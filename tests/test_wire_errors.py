@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from aiohttp.http_writer import _serialize_headers
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mockai.wire import errors
 
@@ -123,3 +126,17 @@ def test_gateway_page_is_html() -> None:
 def test_retry_headers_round_the_seconds_up() -> None:
     assert errors.retry_headers(0.3) == {"retry-after": "1", "retry-after-ms": "300"}
     assert errors.retry_headers(1.0001) == {"retry-after": "2", "retry-after-ms": "1001"}
+
+
+@settings(max_examples=300)
+@given(name=st.text(max_size=20), value=st.text(max_size=40))
+def test_a_header_that_passes_the_check_can_be_sent(name: str, value: str) -> None:
+    """Whatever a scripted or recorded header holds: if the check lets it through, aiohttp's
+    header writer sends it, one line, as it is; a line break never gets through."""
+    problem = errors.header_problem(name, value)
+    if "\r" in value or "\n" in value or not name:
+        assert problem is not None
+    if problem is None:
+        head = _serialize_headers("HTTP/1.1 200 OK", {name: value})
+        assert head.count(b"\r\n") == 3  # the status line, the header, the blank line
+        assert head.split(b"\r\n")[1] == f"{name}: {value}".encode()
