@@ -42,6 +42,24 @@ def test_package_data_names_files_that_exist() -> None:
             assert list(folder.glob(pattern)), f"package-data {package}: {pattern} matches nothing"
 
 
+def test_every_file_the_package_reads_is_shipped() -> None:
+    # A wheel carries a package's .py files and what package-data names, nothing else: the
+    # fallback generator's text missing from it answered every chat with a 500 (the Docker
+    # image, `pip install .`), which an editable install, reading the checkout, never shows.
+    globs = _pyproject()["tool"]["setuptools"]["package-data"]["mockai"]
+    package = ROOT / "mockai"
+    data = [
+        path.relative_to(package).as_posix()
+        for path in package.rglob("*")
+        if path.is_file()
+        and path.suffix not in (".py", ".pyc", ".so")
+        and "__pycache__" not in path.parts
+    ]
+    assert data, "mockai reads data files (mockai/data/)"
+    unshipped = [name for name in data if not any(fnmatch.fnmatch(name, glob) for glob in globs)]
+    assert unshipped == [], "add these to [tool.setuptools.package-data] in pyproject.toml"
+
+
 def test_the_license_the_metadata_names_is_shipped() -> None:
     project = _pyproject()["project"]
     assert project["license"] == "MIT"
