@@ -8,7 +8,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+# (the build backend, setup.py and the license file: pyproject.toml names them, and setuptools
+# will refuse a build whose license file is missing; MOCKAI_COMPILE stays unset here,
+# as the slim image has no C compiler: the image runs pure Python)
+COPY pyproject.toml README.md LICENSE setup.py ./
+COPY build_backend ./build_backend
 COPY mockai ./mockai
 COPY pytest_plugin ./pytest_plugin
 COPY scenarios ./scenarios

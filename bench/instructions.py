@@ -154,6 +154,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300, help="counted per case")
     parser.add_argument("--warmup", type=int, default=100, help="requests before counting")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--mypyc", action="store_true", help="count mockai's compiled build (bench/compiled.py)"
+    )
     args = parser.parse_args()
     wanted = [name.strip() for name in args.cases.split(",") if name.strip()]
     unknown = sorted(set(wanted) - set(JSON_CASES))
@@ -162,6 +165,8 @@ def main() -> None:
     if args.requests < 1 or args.warmup < 1:
         parser.error("--requests and --warmup must be at least 1")
     cases = [case for case in [*perf.CASES, SHARED] if case.name in wanted]
+    if args.mypyc:
+        print(f"mockai: compiled by mypyc, from {perf.use_compiled_build()}")
     valgrind = find_valgrind()
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="mockai-instructions-") as tmp:

@@ -437,8 +437,25 @@ def wait_answering(url: str, timeout: float = 120.0) -> None:
             time.sleep(0.002)
 
 
+# How mockai is launched: `--mypyc` puts the compiled build first on the path (bench/compiled.py)
+# and keeps the working directory off it (`-P`), where a checkout's `mockai/` would come first.
+MOCKAI = [sys.executable, "-m", "mockai"]
+
+
 def mockai_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "mockai", "serve", "--port", "0", "--quiet", *args]
+    return [*MOCKAI, "serve", "--port", "0", "--quiet", *args]
+
+
+def use_compiled_build() -> str:
+    """Run mockai from its compiled build (bench/compiled.py) from now on; its directory."""
+    import compiled  # bench/compiled.py
+
+    target = str(compiled.build())
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [target, os.environ.get("PYTHONPATH")]))
+    sys.path.insert(0, target)  # (the startup figure byte-compiles the package found here)
+    importlib.invalidate_caches()
+    MOCKAI[1:1] = ["-P"]
+    return target
 
 
 def startup_seconds(runs: int) -> list[float]:
@@ -821,6 +838,11 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=3, help="bare/mockai pairs per case; the median ratio wins"
     )
+    parser.add_argument(
+        "--mypyc",
+        action="store_true",
+        help="measure mockai's compiled build (MOCKAI_COMPILE=1; built once by bench/compiled.py)",
+    )
     args = parser.parse_args()
     wanted = set(args.cases.split(",")) if args.cases else {c.name for c in CASES}
     unknown = wanted - {c.name for c in CASES}
@@ -828,6 +850,10 @@ def main() -> None:
         parser.error(f"unknown case(s): {', '.join(sorted(unknown))}")
     cases = [c for c in CASES if c.name in wanted]
     wrk = find_wrk()
+    build = "pure Python"
+    if args.mypyc:
+        build = f"compiled by mypyc, from {use_compiled_build()}"
+    print(f"mockai: {build}")
     if (os.cpu_count() or 1) < 2:
         print("note: fewer than 2 cores: the server and wrk share one (ratios still compare)")
 
@@ -902,6 +928,7 @@ def main() -> None:
                     "seconds_per_case": args.seconds,
                     "cores": os.cpu_count(),
                     "python": sys.version.split()[0],
+                    "build": build,
                 },
                 indent=2,
             )

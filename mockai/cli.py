@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
 
-from mockai import __version__
+from mockai import __version__, buildinfo
 from mockai.config import RECORD_MODES, Config, check_option, unknown_env_variables
 from mockai.errors import ConfigError, MockaiError
 from mockai.hints import suggest
@@ -28,7 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mockai",
         description="A test double for the OpenAI API.",
     )
-    parser.add_argument("--version", action="version", version=f"mockai {__version__}")
+    parser.add_argument(
+        "--version", action="version", version=f"mockai {__version__} ({buildinfo.describe()})"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the server (Ctrl-C to stop)")

@@ -10,7 +10,7 @@ they are not hashable; none of them is used as a key.)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, TypeVar
 
 T = TypeVar("T")
@@ -27,3 +27,13 @@ else:
 
     def record(cls: type[Any]) -> type[Any]:
         return dataclass(slots=True)(cls)
+
+
+def rebuilt(instance: Any) -> tuple[type[Any], tuple[Any, ...]]:
+    """`__reduce__` for a frozen dataclass: pickled as its constructor's arguments.
+
+    Pickle restores an instance by assigning its fields one by one, which a frozen dataclass
+    refuses once mypyc has compiled it (the compiled build, `setup.py`): the constructor is the
+    one way in that both builds take. (Every field of such a class is an `__init__` argument.)
+    """
+    return type(instance), tuple(getattr(instance, name.name) for name in fields(instance))

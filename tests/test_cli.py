@@ -126,6 +126,7 @@ def test_the_event_loop_can_be_chosen(loop: str) -> None:
     process, url, banner = _start("--quiet", env={"MOCKAI_EVENT_LOOP": loop})
     try:
         assert f"  event loop: {loop}\n" in banner
+        assert re.search(r"\n  build: (pure Python|compiled \(mypyc\))\n", banner)
         chat = httpx.post(
             url + "/v1/chat/completions",
             json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},

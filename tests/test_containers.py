@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+import tomllib
 import yaml
 from service_support import free_port, repo_root
 
@@ -180,3 +181,25 @@ def test_the_kubernetes_manifests_probe_health_and_share_redis() -> None:
 def test_every_manifest_names_its_part(name: str) -> None:
     for doc in _documents(name):
         assert doc["metadata"]["labels"]["app.kubernetes.io/part-of"] == "mockai"
+
+
+def test_the_image_copies_what_building_mockai_reads() -> None:
+    # `pip install .` in the image builds from the copied files only: the build backend that
+    # pyproject.toml names (backend-path) and setup.py must be among them, and .dockerignore
+    # (everything out, then exceptions) must let each copied path into the build context.
+    copied = set()
+    for instruction, args in DOCKERFILE:
+        if instruction == "COPY":
+            *sources, _ = shlex.split(args)
+            copied.update(source.rstrip("/") for source in sources)
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    backend, licenses = (
+        pyproject["build-system"]["backend-path"],
+        pyproject["project"]["license-files"],
+    )
+    needed = {"pyproject.toml", "setup.py", "mockai", *backend, *licenses}
+    assert needed <= copied, f"the Dockerfile does not copy {sorted(needed - copied)}"
+    lines = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()]
+    assert "*" in lines
+    allowed = {line[1:] for line in lines if line.startswith("!")}
+    assert copied <= allowed, f".dockerignore leaves out {sorted(copied - allowed)}"

@@ -85,6 +85,7 @@ PLAIN_SERVER = {
     "mockai.backend",
     "mockai.backend.base",
     "mockai.backend.memory",
+    "mockai.buildinfo",
     "mockai.catalog",
     "mockai.cli",
     "mockai.config",

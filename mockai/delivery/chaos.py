@@ -23,6 +23,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, TypeVar
 
+from mypy_extensions import mypyc_attr
+
 from mockai.delivery.faults import NO_FAULTS, ChaosRates, FaultRequest, Faults, parse_fault_header
 from mockai.delivery.timing import Delay, StreamTiming, parse_stream, parse_timing_spec
 from mockai.errors import ApiError, ConfigError
@@ -133,6 +135,9 @@ def _failing_below(request: FaultRequest) -> int:
     return max((item.attempts for item in request.items if item.attempts is not None), default=0)
 
 
+# The shared state subclasses it (backend/redis_state.py); a class compiled by mypyc
+# (setup.py) refuses subclasses it did not compile unless it allows them.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Attempts:
     """Attempt numbers for clients that do not send `x-stainless-retry-count`.
 

@@ -25,6 +25,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from mockai.delivery.timing import go_duration, parse_duration, split_pairs
 from mockai.errors import ApiError, ConfigError
 from mockai.hints import suggest
@@ -223,6 +225,9 @@ class _Window:
         return max(self._end(newest) - now, 0.0) if newest is not None else 0.0
 
 
+# The shared state subclasses it (backend/redis_state.py); a class compiled by mypyc
+# (setup.py) refuses subclasses it did not compile unless it allows them.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class RateLimits:
     """Per-model windows; `charge` admits or refuses a request and returns the headers to send.
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from mockai.hints import suggest
+from mockai.records import rebuilt
 
 _NUMBER = r"(\d+(?:\.\d+)?|\.\d+)"
 _DURATION = re.compile(rf"^\s*{_NUMBER}\s*(ms|s|m)?\s*$")
@@ -44,6 +45,9 @@ class Fixed:
 
     seconds: float
 
+    def __reduce__(self) -> tuple[type[Any], tuple[Any, ...]]:
+        return rebuilt(self)  # (picklable once compiled: `records.rebuilt`)
+
     def sample(self, rng: random.Random) -> float:
         return self.seconds
 
@@ -55,6 +59,9 @@ class Uniform:
     low: float
     high: float
 
+    def __reduce__(self) -> tuple[type[Any], tuple[Any, ...]]:
+        return rebuilt(self)  # (picklable once compiled: `records.rebuilt`)
+
     def sample(self, rng: random.Random) -> float:
         return rng.uniform(self.low, self.high)
 
@@ -65,6 +72,9 @@ class LogNormal:
 
     mean: float
     stddev: float
+
+    def __reduce__(self) -> tuple[type[Any], tuple[Any, ...]]:
+        return rebuilt(self)  # (picklable once compiled: `records.rebuilt`)
 
     def sample(self, rng: random.Random) -> float:
         if self.stddev <= 0:
@@ -100,8 +110,8 @@ def go_duration(seconds: float) -> str:
     if seconds < 1:
         ms = round(seconds * 1000, 3)
         return f"{ms:g}ms" if ms >= 1 else f"{round(seconds * 1e6):g}µs"
-    minutes, secs = divmod(round(seconds, 2), 60)
-    hours, minutes = divmod(int(minutes), 60)
+    whole_minutes, secs = divmod(round(seconds, 2), 60)
+    hours, minutes = divmod(int(whole_minutes), 60)
     text = f"{secs:.2f}".rstrip("0").rstrip(".") + "s"
     if hours:
         return f"{hours}h{minutes}m{text}"
@@ -177,6 +187,9 @@ class StreamTiming:
     ttft: Delay | None = None
     chunk_delay: Delay | None = None
     jitter: float = 0.0  # relative spread of each chunk gap: 0.1 means +/-10%
+
+    def __reduce__(self) -> tuple[type[Any], tuple[Any, ...]]:
+        return rebuilt(self)  # (picklable once compiled: `records.rebuilt`)
 
 
 _STREAM_KEYS = frozenset({"ttft", "chunk_delay", "tokens_per_second", "jitter"})

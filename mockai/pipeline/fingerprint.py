@@ -14,6 +14,8 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from mockai.wire import jsonbytes
 
 # Fields that change how an answer is presented or billed, not what it says.
@@ -91,6 +93,9 @@ def occurrence_key(key: bytes, occurrence: int) -> bytes:
     return hashlib.blake2b(occurrence.to_bytes(8, "big"), key=key, digest_size=32).digest()
 
 
+# The shared state subclasses it (backend/redis_state.py); a class compiled by mypyc
+# (setup.py) refuses subclasses it did not compile unless it allows them.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Occurrences:
     """Counts how often each content key was seen (bounded: a long load test must not leak)."""
 

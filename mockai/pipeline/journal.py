@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from mypy_extensions import mypyc_attr
+
 from mockai.wire import jsonbytes
 from mockai.wire.credentials import is_credential_header
 from mockai.wire.events import split_events
@@ -275,6 +277,9 @@ class Journal:
 PAGE_MAX = 1000  # entries one `GET /_mockai/requests` answers at most
 
 
+# The shared state subclasses it (backend/redis_state.py); a class compiled by mypyc
+# (setup.py) refuses subclasses it did not compile unless it allows them.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class JournalView:
     """The journal as the admin API and the inspector read it, across workers when shared.
 

@@ -16,7 +16,7 @@ from typing import Any
 from mockai.delivery.faults import NO_FAULTS, Faults
 from mockai.delivery.timing import Delay, StreamTiming
 from mockai.errors import ApiError
-from mockai.records import record
+from mockai.records import rebuilt, record
 from mockai.wire.outgoing import Outgoing
 
 
@@ -92,6 +92,9 @@ class Timing:
     latency: Delay | None = None
     stream: StreamTiming | None = None
     seed: int = 0
+
+    def __reduce__(self) -> tuple[type[Any], tuple[Any, ...]]:
+        return rebuilt(self)  # (picklable once compiled: `records.rebuilt`)
 
     @property
     def paced(self) -> bool:

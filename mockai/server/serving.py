@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from mockai import __version__
+from mockai import __version__, buildinfo
 from mockai.config import Config
 from mockai.errors import ServerError
 from mockai.server import heap, sites
@@ -64,7 +64,7 @@ def banner(state: ServerState, port: int, loop: str = "asyncio") -> str:
             f"  inspector: {base}/_mockai/",
         ]
         + [f"  {line}" for line in _answers(state)]
-        + [f"  event loop: {loop}", "Press Ctrl-C to stop."]
+        + [f"  event loop: {loop}", f"  build: {buildinfo.describe()}", "Press Ctrl-C to stop."]
     )
     return "\n".join(lines)
 

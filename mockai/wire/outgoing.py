@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import dataclass, field
 from typing import Any
 
-from mockai.records import record
+from mockai.records import rebuilt, record
 
 JSON_CONTENT_TYPE = "application/json"
 
@@ -19,6 +19,9 @@ class Attachment:
     name: str
     data: bytes
     content_type: str
+
+    def __reduce__(self) -> tuple[type[Any], tuple[Any, ...]]:
+        return rebuilt(self)  # (picklable once compiled: `records.rebuilt`)
 
 
 ATTACHMENT_SCHEME = b"mockai-attachment:"
