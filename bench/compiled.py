@@ -7,8 +7,8 @@
 pip builds the wheel (its isolated build fetches mypyc and the packages whose types mypyc reads:
 ~1-3 minutes on two cores) and installs it, without its dependencies, into the directory: by
 default a cache under `bench/.compiled/`, named by a hash of what the build reads, so an
-unchanged checkout is built once. The directory is then checked: every module setup.py lists
-must import from its compiled form, or this fails.
+unchanged checkout is built once (and the build of older sources is removed). The directory is
+then checked: every module setup.py lists must import from its compiled form, or this fails.
 
 To run mockai from the directory, put it first on the path and keep the checkout off it: with
 `python -m`, the working directory comes first, and a checkout's `mockai/` would be imported
@@ -75,6 +75,10 @@ def build(target: Path | None = None, *, quiet: bool = False) -> Path:
         )
     check(target)
     (target / ".complete").touch()
+    if target.parent == CACHE:  # (one build kept: those of older sources are ~20 MB each)
+        for old in CACHE.iterdir():
+            if old != target:
+                shutil.rmtree(old, ignore_errors=True)
     return target
 
 

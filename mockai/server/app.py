@@ -9,6 +9,7 @@ mockai.server.background, imported when first asked for here: `mockai serve` nev
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 import warnings
@@ -99,8 +100,8 @@ def create_app(
     app = _application(shared)
     app[STATE] = state
     app.cleanup_ctx.append(_state_lifespan)
-    if state.metrics is not None:
-        app.cleanup_ctx.append(state.metrics.lifespan)
+    if state.metrics is not None and state.metrics.folder is not None:
+        app.cleanup_ctx.append(_metrics_lifespan)
     if config.watch:
         from mockai.server import reload  # (--watch only)
 
@@ -166,6 +167,19 @@ async def _state_lifespan(app: web.Application) -> AsyncIterator[None]:
             await state.rules.sync()
     yield
     await state.backend.close()
+
+
+async def _metrics_lifespan(app: web.Application) -> AsyncIterator[None]:
+    """With several workers, the metrics' totals shared once a second, and once more at the
+    end (the final numbers: nothing in flight any more)."""
+    metrics = app[STATE].metrics
+    assert metrics is not None
+    task = asyncio.create_task(metrics.share())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    metrics.write_totals()
 
 
 def __getattr__(name: str) -> Any:

@@ -24,11 +24,9 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
-
-from aiohttp import web
 
 from mockai.pipeline.journal import JournalEntry
 from mockai.pipeline.uploads import UploadBudget
@@ -176,23 +174,13 @@ class Metrics:
         registry.register(_Collector(_merged(self._everyone())))
         return generate_latest(registry)
 
-    async def lifespan(self, app: web.Application) -> AsyncIterator[None]:
-        """An aiohttp cleanup context: with several workers, share the totals once a second."""
-        if self.folder is None:
-            yield
-            return
-
-        async def flush() -> None:
-            while True:
-                await asyncio.sleep(FLUSH_SECONDS)
-                self.write_totals()
-
-        task = asyncio.create_task(flush())
-        yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        self.write_totals()  # the final numbers (nothing in flight any more)
+    async def share(self) -> None:
+        """With several workers, write the totals once a second, until cancelled (a task of
+        the server's lifespan, `server/app.py`: an async generator, which mypyc, compiling
+        this module, cannot hold)."""
+        while True:
+            await asyncio.sleep(FLUSH_SECONDS)
+            self.write_totals()
 
 
 def _upload_totals(uploads: UploadBudget | None) -> dict[str, int]:

@@ -176,7 +176,8 @@ def _encodable(value: Any) -> bool:
     return True
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
+# (spelt with chr(): mypyc, which compiles this module, cannot hold a lone surrogate literal)
+_SURROGATE = re.compile(f"[{chr(0xD800)}-{chr(0xDFFF)}]")
 
 
 def valid_unicode(text: str) -> str:
