@@ -10,6 +10,8 @@ mypyc and the packages whose types it reads only for a compiled build.
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 
 from setuptools import setup
 
@@ -73,4 +75,13 @@ def _extensions() -> list[object]:
     return list(mypycify(COMPILED, opt_level="3", multi_file=True))
 
 
+def _clear_earlier_builds() -> None:
+    """setuptools builds in build/ and packs everything under build/lib* into the wheel: a module
+    an earlier build left there (compiled, and no longer listed; or since deleted) would ship and
+    be imported. (A cache of build outputs: nothing else is lost.)"""
+    for earlier in (Path(__file__).resolve().parent / "build").glob("lib*"):
+        shutil.rmtree(earlier, ignore_errors=True)
+
+
+_clear_earlier_builds()
 setup(ext_modules=_extensions(), options={"build_ext": {"parallel": os.cpu_count() or 1}})

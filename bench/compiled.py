@@ -67,11 +67,11 @@ def build(target: Path | None = None, *, quiet: bool = False) -> Path:
         say(f"building mockai's compiled wheel (MOCKAI_COMPILE=1) into {target} ...")
         pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
         env = {**os.environ, "MOCKAI_COMPILE": "1"}
-        subprocess.run([*pip, "wheel", "--no-deps", "-w", wheels, str(ROOT)], env=env, check=True)
+        _quietly([*pip, "wheel", "--no-deps", "-w", wheels, str(ROOT)], env)
         (wheel,) = Path(wheels).glob("*.whl")
-        subprocess.run(
+        _quietly(
             [*pip, "install", "--no-deps", "--no-compile", "--target", str(target), str(wheel)],
-            check=True,
+            env,
         )
     check(target)
     (target / ".complete").touch()
@@ -80,6 +80,14 @@ def build(target: Path | None = None, *, quiet: bool = False) -> Path:
             if old != target:
                 shutil.rmtree(old, ignore_errors=True)
     return target
+
+
+def _quietly(command: list[str], env: dict[str, str]) -> None:
+    """Run `command`; its output (setuptools' and the compiler's chatter) only if it fails."""
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode:
+        sys.stderr.write(done.stdout + done.stderr)
+        raise SystemExit(f"failed ({done.returncode}): {' '.join(command)}")
 
 
 def check(target: Path) -> None:
