@@ -36,4 +36,4 @@ def rebuilt(instance: Any) -> tuple[type[Any], tuple[Any, ...]]:
     refuses once mypyc has compiled it (the compiled build, `setup.py`): the constructor is the
     one way in that both builds take. (Every field of such a class is an `__init__` argument.)
     """
-    return type(instance), tuple(getattr(instance, name.name) for name in fields(instance))
+    return type(instance), tuple(getattr(instance, member.name) for member in fields(instance))
