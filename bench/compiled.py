@@ -44,7 +44,12 @@ def compiled_modules() -> list[str]:
 def source_hash() -> str:
     digest = hashlib.blake2b(digest_size=10)
     files = [path for name in BUILD_INPUTS for path in _files(ROOT / name)]
-    files += sorted((ROOT / "mockai").rglob("*.py"))
+    # (every file the wheel takes from mockai/: its data files too)
+    files += sorted(
+        path
+        for path in (ROOT / "mockai").rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".so"
+    )
     for path in files:
         digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
     digest.update(sys.version.encode())
