@@ -95,6 +95,17 @@ def test_stream_problems_are_reported_on_their_interaction(tmp_path: Path) -> No
             ),
         ),
         (
+            (
+                "      Content-Type: [application/json]\n    status",
+                '      Content-Type: ["application/json\\r\\nx-a: b"]\n    status',
+            ),
+            (
+                ":2: interaction 0: response header Content-Type must be one line of text, "
+                "without line breaks or control characters: HTTP cannot send it (replayed as "
+                "application/json)"
+            ),
+        ),
+        (
             ('"input":"x"', '"input":"sk-proj-0123456789abcdefghijKLMNOP"'),
             ":3: interaction 0 request.body: an sk- API key (sk-pro... (34 chars)) must not be stored",
         ),

@@ -168,6 +168,25 @@ def test_a_hand_edited_header_http_cannot_send_is_not_replayed(tmp_path: Path, s
     assert raw.headers["x-ratelimit-limit-requests"] == "5000"
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_hand_edited_content_type_http_cannot_send_is_replayed_as_json(
+    tmp_path: Path, sdk, stream: bool
+) -> None:
+    """A line break in the recorded content type would fail every replay as it is written;
+    the answer goes out as JSON, as when the recording names no type."""
+    interaction = recorded("Hi", "Hello!")
+    content_type = "text/event-stream" if stream else "application/json"
+    interaction.response_headers = {"Content-Type": [f"{content_type}\r\nx-injected: two"]}
+    cassette = write(tmp_path / "c.yaml", interaction)
+    with conformance.checked_server(cassette=str(cassette)) as server:
+        raw = sdk(server).chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}]
+        )
+    assert raw.parse().choices[0].message.content == "Hello!"
+    assert raw.headers["content-type"] == "application/json"
+    assert "x-injected" not in raw.headers
+
+
 def test_recorded_cors_headers_give_way_to_mockais_own(tmp_path: Path) -> None:
     """A recording made for a page of one origin replays to a page of any (and to clients that
     are not browsers without CORS headers at all)."""

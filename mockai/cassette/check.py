@@ -71,12 +71,17 @@ def _interaction_problems(interaction: Interaction) -> list[str]:
     for name, values in interaction.response_headers.items():
         problem = header_problem(name, values[0]) if values else None
         if problem is not None:  # (hand-edited: a recorded upstream never sends one)
-            problems.append(f"response header {problem}: HTTP cannot send it (not replayed)")
+            problems.append(f"response header {problem}: HTTP cannot send it ({_instead(name)})")
     if interaction.is_stream:
         problems += _stream_problems(interaction)
     elif _is_json_type(interaction.content_type) and interaction.response_body:
         problems += _json_problem("response body", interaction.response_body)
     return problems
+
+
+def _instead(name: str) -> str:
+    """What the replay does with a recorded header HTTP cannot send."""
+    return "replayed as application/json" if name.lower() == "content-type" else "not replayed"
 
 
 def _request_type(interaction: Interaction) -> str:

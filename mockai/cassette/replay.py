@@ -99,15 +99,25 @@ def replayed_headers(interaction: Interaction) -> dict[str, str]:
     }
 
 
+def replayed_content_type(interaction: Interaction) -> str:
+    """The recorded content type, or JSON's when HTTP cannot send it (a hand edit: `mockai
+    check` names it), as when the recording does not say."""
+    content_type = interaction.content_type
+    if header_problem("content-type", content_type) is not None:
+        return "application/json"
+    return content_type
+
+
 def wire_answer(interaction: Interaction, speed: float) -> tuple[Outgoing, Timing]:
     """The recorded answer as mockai delivers it, paced at `speed` (0: as fast as possible)."""
     headers = replayed_headers(interaction)
+    content_type = replayed_content_type(interaction)
     recorded = interaction.timing
     if not interaction.is_stream:
         body = Body(
             interaction.status,
             interaction.response_body,
-            interaction.content_type,
+            content_type,
             headers,
             usage=usage_in(interaction.response_body),  # searched once, not per replay
         )
@@ -121,7 +131,7 @@ def wire_answer(interaction: Interaction, speed: float) -> tuple[Outgoing, Timin
         frames=frames,
         tail=completing_tail(frames),
         status=interaction.status,
-        content_type=interaction.content_type,
+        content_type=content_type,
         headers=headers,
         offsets=offsets,
     )
