@@ -103,7 +103,7 @@ def check(target: Path) -> None:
         "    print(name, importlib.import_module(name).__file__)\n"
     )
     run = subprocess.run(
-        [sys.executable, "-P", "-c", probe, *compiled_modules()],
+        [sys.executable, "-c", probe, *compiled_modules()],  # (run in `target`, off the checkout)
         env={**os.environ, "PYTHONPATH": str(target)},
         cwd=target,
         capture_output=True,

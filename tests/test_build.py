@@ -73,11 +73,12 @@ def test_an_editable_install_is_never_compiled(
 
 
 def test_mockai_says_which_build_it_imports(tmp_path: Path) -> None:
-    # Outside the checkout and with `-P`, as an installed mockai runs (CI runs this file on the
-    # compiled build too: there the answer is the compiled one).
+    # Outside the checkout (the working directory comes first on the path: there it would be
+    # the checkout's `mockai/`), as an installed mockai runs (CI runs this file on the compiled
+    # build too: there the answer is the compiled one).
     def run(*args: str) -> str:
         done = subprocess.run(
-            [sys.executable, "-P", *args], cwd=tmp_path, capture_output=True, text=True, check=True
+            [sys.executable, *args], cwd=tmp_path, capture_output=True, text=True, check=True
         )
         return done.stdout.strip()
 
