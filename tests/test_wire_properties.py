@@ -104,7 +104,10 @@ def raw_stream(server: MockServer, path: str, body: dict[str, Any]) -> bytes:
 
 def joined_chat(chunks: list[Any], n: int) -> list[dict[str, Any]]:
     """Choices as the SDK's stream consumers rebuild them: content, tool calls, finish."""
-    out = [{"content": None, "tool_calls": {}, "finish": None, "role": None} for _ in range(n)]
+    out: list[dict[str, Any]] = [
+        {"content": None, "tool_calls": {}, "function_call": None, "finish": None, "role": None}
+        for _ in range(n)
+    ]
     for chunk in chunks:
         for choice in chunk.choices:
             got = out[choice.index]
@@ -122,6 +125,11 @@ def joined_chat(chunks: list[Any], n: int) -> list[dict[str, Any]]:
                 if call.function is not None:
                     slot["name"] += call.function.name or ""
                     slot["arguments"] += call.function.arguments or ""
+            if delta.function_call is not None:  # (the deprecated functions API)
+                joined = got["function_call"] or {"name": "", "arguments": ""}
+                joined["name"] += delta.function_call.name or ""
+                joined["arguments"] += delta.function_call.arguments or ""
+                got["function_call"] = joined
             if choice.finish_reason is not None:
                 got["finish"] = choice.finish_reason
     return out
@@ -190,16 +198,45 @@ def test_a_json_answer_streams_as_the_same_json(
         st.tuples(st.from_regex(r"[a-zA-Z_][a-zA-Z0-9_-]{0,20}", fullmatch=True), json_objects()),
         min_size=1,
         max_size=3,
-    )
+    ),
+    content=st.one_of(st.none(), texts()),
+    legacy=st.booleans(),
 )
 def test_streamed_tool_arguments_join_to_the_scripted_arguments(
-    client: openai.OpenAI, server: MockServer, calls: list[tuple[str, dict[str, Any]]]
+    client: openai.OpenAI,
+    server: MockServer,
+    calls: list[tuple[str, dict[str, Any]]],
+    content: str | None,
+    legacy: bool,
 ) -> None:
-    script(server, {"tool_calls": [{"name": name, "arguments": args} for name, args in calls]})
+    """Text said before the calls, and the calls, stream exactly once each: joined as the SDK
+    joins them, the stream is the JSON answer."""
+    reply: dict[str, Any] = {"tool_calls": [{"name": n, "arguments": a} for n, a in calls]}
+    if content is not None:
+        reply["content"] = content
+    script(server, reply)
+    if legacy:  # the deprecated functions API: one call, `function_call` deltas
+        calls = calls[:1]
+        functions = [{"name": name, "parameters": {"type": "object"}} for name, _ in calls]
+        answer, chunks, _ = chat_both_ways(client, server, functions=functions)
+        message = answer.choices[0].message
+        assert (message.content or "") == (content or "")
+        assert message.function_call is not None
+        assert (message.function_call.name, json.loads(message.function_call.arguments)) == calls[0]
+        streamed = joined_chat(chunks, 1)[0]
+        assert (streamed["content"] or "") == (content or "")  # the text, once
+        assert streamed["function_call"] == {
+            "name": message.function_call.name,
+            "arguments": message.function_call.arguments,
+        }
+        return
     answer, chunks, _ = chat_both_ways(client, server)
-    sent = answer.choices[0].message.tool_calls
+    message = answer.choices[0].message
+    assert (message.content or "") == (content or "")
+    sent = message.tool_calls
     assert [(c.function.name, json.loads(c.function.arguments)) for c in sent] == calls
     streamed = joined_chat(chunks, 1)[0]
+    assert (streamed["content"] or "") == (content or "")  # the text, once
     assert streamed["finish"] == answer.choices[0].finish_reason == "tool_calls"
     rebuilt = [streamed["tool_calls"][index] for index in sorted(streamed["tool_calls"])]
     # (ids differ: a streamed request is another request, and ids derive from the request)

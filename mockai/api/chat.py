@@ -456,13 +456,14 @@ def _stream(
 
 def _first_delta(s: Shaped, legacy: bool) -> dict[str, Any]:
     delta: dict[str, Any] = {"role": "assistant"}
-    if s.tool_calls and legacy:
-        delta["content"] = s.content or None
-        delta["function_call"] = {"name": s.tool_calls[0].name, "arguments": ""}
-    elif s.tool_calls:
-        delta["content"] = s.content or None
-        call = s.tool_calls[0]
-        delta["tool_calls"] = [_call_opening(0, call)]
+    if s.tool_calls and not s.pieces:
+        # A call with nothing said first opens in the role's delta, as the API sends it; text
+        # said first streams in its pieces, and the call opens after it (`_argument_deltas`).
+        delta["content"] = None
+        if legacy:
+            delta["function_call"] = _function_opening(s.tool_calls[0])
+        else:
+            delta["tool_calls"] = [_call_opening(0, s.tool_calls[0])]
     elif s.refusal is not None:
         delta["content"] = None
         delta["refusal"] = ""
@@ -479,6 +480,10 @@ def _call_opening(index: int, call: Any) -> dict[str, Any]:
         "type": "function",
         "function": {"name": call.name, "arguments": ""},
     }
+
+
+def _function_opening(call: Any) -> dict[str, Any]:
+    return {"name": call.name, "arguments": ""}
 
 
 def _piece_frames(
@@ -519,21 +524,23 @@ def _piece_delta(s: Shaped, step: int, exchange: Exchange, ctx: RenderContext) -
 
 def _argument_deltas(s: Shaped, legacy: bool) -> list[dict[str, Any]]:
     """Tool-call argument fragments; each later call opens with its own id/name fragment."""
+    opened = not s.pieces  # (the first call opened in the role's delta: `_first_delta`)
     if legacy:  # the deprecated functions API: one call, fragments of `function_call.arguments`
-        return [
-            {
-                "index": s.index,
-                "delta": {"function_call": {"arguments": piece}},
-                "logprobs": None,
-                "finish_reason": None,
-            }
+        fragments = [
+            {"function_call": {"arguments": piece}}
             for call in s.tool_calls
             for piece in _argument_pieces(call.arguments)
+        ]
+        if s.tool_calls and not opened:
+            fragments.insert(0, {"function_call": _function_opening(s.tool_calls[0])})
+        return [
+            {"index": s.index, "delta": delta, "logprobs": None, "finish_reason": None}
+            for delta in fragments
         ]
     out: list[dict[str, Any]] = []
     for position, call in enumerate(s.tool_calls):
         calls: list[dict[str, Any]] = []
-        if position > 0:
+        if position > 0 or not opened:
             calls.append(_call_opening(position, call))
         for piece in _argument_pieces(call.arguments):
             calls.append({"index": position, "function": {"arguments": piece}})
