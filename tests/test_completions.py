@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
+import conformance
 import openai
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from strategies import examples, texts
+
+from mockai import MockServer
 
 MODEL = "gpt-3.5-turbo-instruct"
 
@@ -36,7 +45,84 @@ def test_echo_and_n_and_several_prompts(client: openai.OpenAI) -> None:
 def test_token_array_prompt(client: openai.OpenAI) -> None:
     completion = client.completions.create(model=MODEL, prompt=[1, 2, 3])
     assert len(completion.choices) == 1
-    assert completion.usage is not None and completion.usage.prompt_tokens > 0
+    assert completion.usage is not None and completion.usage.prompt_tokens == 3
+
+
+@pytest.fixture(scope="module")
+def module_client() -> Iterator[openai.OpenAI]:
+    with (
+        conformance.checked_server() as server,
+        openai.OpenAI(base_url=server.url, api_key="sk-test", max_retries=0) as sdk,
+    ):
+        yield sdk
+
+
+_token_arrays = st.lists(st.integers(min_value=0, max_value=2**31 - 1), min_size=1, max_size=300)
+
+
+@settings(max_examples=examples(25))
+@given(
+    prompts=st.one_of(
+        _token_arrays.map(lambda array: [array]),
+        st.lists(st.one_of(_token_arrays, texts(min_size=1)), min_size=1, max_size=4),
+    )
+)
+def test_a_token_array_is_as_many_prompt_tokens_as_it_has_ids(
+    module_client: openai.OpenAI, prompts: list[list[int] | str]
+) -> None:
+    """A pre-tokenised prompt is billed by its ids, however many digits they have; a string
+    as when it is sent alone."""
+
+    def usage(prompt: Any) -> int:
+        answer = module_client.completions.create(model=MODEL, prompt=prompt, max_tokens=1)
+        assert answer.usage is not None
+        return answer.usage.prompt_tokens
+
+    sent = prompts[0] if len(prompts) == 1 and isinstance(prompts[0], list) else prompts
+    strings = [p for p in prompts if isinstance(p, str)]
+    expected = sum(len(p) for p in prompts if isinstance(p, list))
+    expected += sum(usage(text) for text in strings)
+    assert usage(sent) == expected
+
+
+def test_a_token_array_that_fits_the_context_is_answered(client: openai.OpenAI) -> None:
+    # gpt-3.5-turbo-instruct's window is 4,096 tokens: 1,500 ids fit, however long their text
+    fits = client.completions.create(model=MODEL, prompt=list(range(10_000, 11_500)))
+    assert fits.usage is not None and fits.usage.prompt_tokens == 1_500
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.completions.create(model=MODEL, prompt=list(range(5_000)))
+    assert "5000 tokens" in str(refused.value) and refused.value.code == "context_length_exceeded"
+
+
+def test_a_rule_s_tool_calls_are_not_said_on_legacy_completions(server: MockServer) -> None:
+    """Legacy completions know no tool calls: a rule's text is said whole, and its calls
+    count neither against `max_tokens` nor in the usage."""
+    server.add_rule({"name": "text", "match": {"user": "text?"}, "reply": "Let me check."})
+    server.add_rule(
+        {
+            "name": "tools",
+            "match": {"user": "weather?"},
+            "reply": {
+                "content": "Let me check.",
+                "tool_calls": [
+                    {"name": "get_weather", "arguments": {"city": city}}
+                    for city in ("Paris", "Tokyo")
+                ],
+            },
+        }
+    )
+    with openai.OpenAI(base_url=server.url, api_key="sk-test", max_retries=0) as sdk:
+        completion = sdk.completions.create(model=MODEL, prompt="weather?")
+        text = sdk.completions.create(model=MODEL, prompt="text?")
+        chat = sdk.chat.completions.create(  # (the same rule answers chat with its calls)
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "weather?"}]
+        )
+    choice = completion.choices[0]
+    assert (choice.text, choice.finish_reason) == ("Let me check.", "stop")
+    assert completion.usage is not None and text.usage is not None
+    assert completion.usage.completion_tokens == text.usage.completion_tokens
+    tool_calls = chat.choices[0].message.tool_calls
+    assert tool_calls is not None and len(tool_calls) == 2
 
 
 def test_stream_matches_whole(client: openai.OpenAI) -> None:

@@ -7,6 +7,7 @@ Faithful to the legacy API's quirks: `max_tokens` defaults to 16 (so long answer
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from mockai import tokens
@@ -16,7 +17,7 @@ from mockai.api.fieldrules import type_error
 from mockai.api.shaping import Shaped, shape, usage_numbers
 from mockai.errors import ApiError
 from mockai.pipeline.exchange import Endpoint, Exchange, Message
-from mockai.pipeline.reply import Reply
+from mockai.pipeline.reply import Choice, Reply
 from mockai.wire import errors, ids, jsonbytes, sse
 from mockai.wire.outgoing import Body, EventStream, Outgoing
 
@@ -33,7 +34,7 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     common.check_fields("completions", body, strict=ctx.strict)
     model = body["model"]
     info = ctx.catalog.get(model)
-    prompts = _prompts(body["prompt"])
+    prompts, counts = _prompts(body["prompt"])
     n = common.optional(body, "n", 1)
     best_of = body.get("best_of")
     if best_of is not None and best_of < n:
@@ -41,7 +42,7 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
             400, "best_of must be greater than or equal to n.", param="best_of", code=None
         )
     stream, include_usage = common.stream_settings(body)
-    prompt_tokens = tokens.count_all(prompts)
+    prompt_tokens = sum(counts)
     common.check_context(info, prompt_tokens, "prompt")
     max_tokens = body.get("max_tokens")
     top = body.get("logprobs")
@@ -67,10 +68,12 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     )
 
 
-def _prompts(raw: Any) -> tuple[str, ...]:
-    """A string, a list of strings, a token array, or a list of token arrays."""
+def _prompts(raw: Any) -> tuple[tuple[str, ...], list[int]]:
+    """The prompts as text (token arrays in a `<id> <id>` form) and their token counts (a token
+    array's is its length, not its text's): a string, a list of strings, a token array, or a
+    list of token arrays."""
     if isinstance(raw, str):
-        return (raw,)
+        return (raw,), [tokens.count(raw)]
     if not raw:
         raise ApiError(
             400,
@@ -80,7 +83,7 @@ def _prompts(raw: Any) -> tuple[str, ...]:
             code="empty_array",
         )
     if all(isinstance(t, int) and not isinstance(t, bool) for t in raw):
-        return (_tokens_text(raw, "prompt"),)
+        return (_tokens_text(raw, "prompt"),), [len(raw)]
     if len(raw) > MAX_PROMPTS:
         raise ApiError(
             400,
@@ -89,15 +92,17 @@ def _prompts(raw: Any) -> tuple[str, ...]:
             param="prompt",
             code="array_above_max_length",
         )
-    out = []
+    texts, counts = [], []
     for index, item in enumerate(raw):
         if isinstance(item, str):
-            out.append(item)
+            texts.append(item)
+            counts.append(tokens.count(item))
         elif isinstance(item, list):
-            out.append(_tokens_text(item, f"prompt[{index}]"))
+            texts.append(_tokens_text(item, f"prompt[{index}]"))
+            counts.append(len(item))
         else:
             raise type_error(f"prompt[{index}]", ("string", "array"), item)
-    return tuple(out)
+    return tuple(texts), counts
 
 
 def _tokens_text(token_ids: list[Any], param: str) -> str:
@@ -112,7 +117,7 @@ def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
     """The `text_completion` for `reply`: one body, or chunks ending with `[DONE]`."""
     prompts = exchange.inputs or ("",)
     shaped = shape(
-        reply, exchange, ctx.key, count=len(prompts) * exchange.n, keep_stop=ctx.keep_stop
+        _said(reply), exchange, ctx.key, count=len(prompts) * exchange.n, keep_stop=ctx.keep_stop
     )
     completion_tokens = sum(s.completion_tokens for s in shaped)
     prompt, completion, total = usage_numbers(reply, exchange.prompt_tokens, completion_tokens)
@@ -139,6 +144,20 @@ def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
     body = {**head, "choices": choices, "usage": usage}
     body["system_fingerprint"] = ids.system_fingerprint(exchange.model)
     return Body(200, jsonbytes.dumps(body))
+
+
+def _said(reply: Reply) -> Reply:
+    """The reply as legacy completions say it: its text alone. They know no tool calls, so a
+    rule's calls neither use up `max_tokens` nor count in the usage."""
+    if not any(choice.tool_calls for choice in reply.choices):
+        return reply
+    return replace(
+        reply,
+        choices=tuple(
+            Choice(choice.content, (), choice.refusal, choice.finish_reason)
+            for choice in reply.choices
+        ),
+    )
 
 
 def _finish_reason(s: Shaped) -> str:
