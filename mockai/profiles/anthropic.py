@@ -15,7 +15,7 @@ from mockai.catalog import ModelInfo
 from mockai.pipeline.exchange import Endpoint
 from mockai.profiles import limits
 from mockai.profiles.base import Json, Profile
-from mockai.profiles.hooks import Answer, ChatShape, RequestPolicy
+from mockai.profiles.hooks import Answer, ChatShape, RequestPolicy, encode
 from mockai.wire import jsonbytes, sse
 
 CREATED = 1747872000
@@ -78,11 +78,23 @@ REQUESTS = RequestPolicy(
 
 
 def _body(body: Json, answer: Answer) -> None:
-    # "Always empty" in Anthropic's table.
-    body["usage"].pop("prompt_tokens_details", None)
-    body["usage"].pop("completion_tokens_details", None)
+    _without_empty_fields(body)
+
+
+def _without_empty_fields(body: Json) -> None:
+    # "Always empty" in Anthropic's table of response fields: in a stream's chunks as in a body.
+    usage = body.get("usage")
+    if isinstance(usage, dict):
+        usage.pop("prompt_tokens_details", None)
+        usage.pop("completion_tokens_details", None)
     body.pop("service_tier", None)
     body.pop("system_fingerprint", None)
+
+
+def _stream(body: list[Json], tail: list[Json], answer: Answer) -> tuple[list[bytes], list[bytes]]:
+    for chunk in (*body, *tail):
+        _without_empty_fields(chunk)
+    return encode(body), [*encode(tail), sse.DONE]
 
 
 def _headers(body: Json, answer: Answer) -> dict[str, str]:
@@ -112,6 +124,7 @@ PROFILE = Profile(
     requests=REQUESTS,
     chat=ChatShape(
         body=_body,
+        stream=_stream,
         error_frame=_error_frame,
         headers=_headers,
         extras="usage details, `service_tier`, `system_fingerprint` empty; header `request-id`",
