@@ -229,6 +229,8 @@ async def _deliver(
     if faults.no_response:
         return await _no_response(request, outgoing, faults, delivery)
     headers["openai-processing-ms"] = processing_ms(arrived)
+    if request.method == "HEAD":
+        return await _head_only(outgoing, headers)
     if isinstance(outgoing, Body):
         if faults.disconnect_after is not None or faults.stall_after is not None:
             return await _broken_body(request, outgoing, headers, faults, delivery)
@@ -238,6 +240,31 @@ async def _deliver(
     if isinstance(outgoing, Relay):
         return await _relay(request, outgoing, headers)
     return await _stream(request, outgoing, headers, timing, faults, rng, start, delivery)
+
+
+async def _head_only(outgoing: Outgoing, headers: Mapping[str, str]) -> web.StreamResponse:
+    """A HEAD request's answer: the GET's status and headers, without its body. aiohttp leaves
+    the body out of an answer it writes for HEAD, but a stream's, a relay's or a sliced body's
+    own writes would go out as they are, after the head, and garble the connection."""
+    if isinstance(outgoing, Body):
+        return _body(outgoing, headers)  # (its Content-Length is the GET's body's)
+    if isinstance(outgoing, Relay):
+        try:
+            async for _ in outgoing.chunks:  # (read whole: a recording keeps the whole answer)
+                pass
+        finally:
+            if outgoing.finish is not None:
+                await outgoing.finish()
+    return _streamed_head(outgoing, headers)
+
+
+def _streamed_head(outgoing: EventStream | Relay, headers: Mapping[str, str]) -> web.StreamResponse:
+    """The head of an answer written as it goes (a stream, a relay), not yet prepared."""
+    response = web.StreamResponse(status=outgoing.status, headers={**headers, **outgoing.headers})
+    response.headers["Content-Type"] = outgoing.content_type
+    if isinstance(outgoing, EventStream):
+        response.headers["Cache-Control"] = "no-cache"
+    return response
 
 
 # --- connection faults ------------------------------------------------------------------------
@@ -303,8 +330,7 @@ async def _relay(
     The upstream's headers win over mockai's own (its request id, its real rate limits), as for
     the upstream's error answers and as the journal shows them.
     """
-    response = web.StreamResponse(status=outgoing.status, headers={**headers, **outgoing.headers})
-    response.headers["Content-Type"] = outgoing.content_type
+    response = _streamed_head(outgoing, headers)
     try:
         await response.prepare(request)
         async for chunk in outgoing.chunks:
@@ -448,9 +474,7 @@ async def _stream(
     start: float,
     delivery: Delivery,
 ) -> web.StreamResponse:
-    response = web.StreamResponse(status=outgoing.status, headers={**headers, **outgoing.headers})
-    response.headers["Content-Type"] = outgoing.content_type
-    response.headers["Cache-Control"] = "no-cache"
+    response = _streamed_head(outgoing, headers)
     await response.prepare(request)
     paced = timing.paced or outgoing.offsets is not None
     if not paced and not faults:

@@ -124,7 +124,8 @@ async def _serve(
             request.headers,
             profile,
             form=form,
-            method=request.method,
+            # (HEAD is GET without the body, which aiohttp leaves out: the codec answers a GET)
+            method="GET" if request.method == "HEAD" else request.method,
             params=request.match_info,
             query=request.query,
         )

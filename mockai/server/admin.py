@@ -32,6 +32,7 @@ from mockai.pipeline import run as pipeline
 from mockai.pipeline.journal import PAGE_MAX
 from mockai.scenario.book import RuleBook
 from mockai.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from mockai.server.routes import allowed_methods, with_head
 from mockai.server.state import STATE
 from mockai.wire import errors, ids, jsonbytes
 
@@ -292,7 +293,7 @@ def is_loopback(remote: str) -> bool:
 
 
 async def _method_not_allowed(request: web.Request) -> web.Response:
-    return _error(errors.invalid_method(request.method, request.path))
+    return _error(errors.invalid_method(request.method, request.path, allowed_methods(request)))
 
 
 def add_admin_routes(app: web.Application) -> None:
@@ -317,6 +318,6 @@ def add_admin_routes(app: web.Application) -> None:
     }
     for path, handlers in routes.items():
         resource = app.router.add_resource(PREFIX + path)
-        for method, handler in handlers.items():
+        for method, handler in with_head(handlers).items():
             resource.add_route(method, handler)
         resource.add_route("*", _method_not_allowed)  # the API's 405, as on the API's routes

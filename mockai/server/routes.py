@@ -49,9 +49,10 @@ Bound = Callable[[web.Request, Profile], Awaitable[web.StreamResponse]]
 async def _method_not_allowed(request: web.Request, profile: Profile) -> web.StreamResponse:
     if cors.is_preflight(request.method, request.headers):  # a browser asks first
         return await pipeline.preflight(request, profile)
+    allowed = allowed_methods(request)
     return await pipeline.simple(
         request,
-        lambda state: raise_(errors.invalid_method(request.method, request.path)),
+        lambda state: raise_(errors.invalid_method(request.method, request.path, allowed)),
         profile,
     )
 
@@ -317,11 +318,30 @@ def _by_match(bound: Bound, names: Mapping[str, str], variable: str) -> Handler:
 def _resource(
     router: web.UrlDispatcher, path: str, handlers: Mapping[str, Handler], not_allowed: Handler
 ) -> None:
-    """One route: its handlers by method, and the API's 405 for every other method."""
+    """One route: its handlers by method (HEAD as GET, without the body), and the API's 405 for
+    every other method."""
     resource = router.add_resource(path)
-    for method, handler in handlers.items():
+    for method, handler in with_head(handlers).items():
         resource.add_route(method, handler)
     resource.add_route("*", not_allowed)
+
+
+def with_head(handlers: Mapping[str, Handler]) -> dict[str, Handler]:
+    """`handlers`, and HEAD answered by the GET handler where there is one: every server must
+    take HEAD where it takes GET (RFC 9110, 9.1; aiohttp's `add_get` does the same), and
+    probes (`curl -I`, load balancers' health checks) send it. aiohttp writes the answer's
+    head alone."""
+    if "GET" in handlers and "HEAD" not in handlers:
+        return {**handlers, "HEAD": handlers["GET"]}
+    return dict(handlers)
+
+
+def allowed_methods(request: web.Request) -> str:
+    """The methods the request's route takes, for the 405's `Allow` header (RFC 9110, 15.5.6:
+    a 405 must name them)."""
+    resource = request.match_info.route.resource
+    methods = {route.method for route in resource} if resource is not None else set()
+    return ", ".join(sorted(methods - {"*"}))
 
 
 # A route as `_resource` registers it: its path, handlers by method, and its 405.

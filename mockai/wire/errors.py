@@ -62,9 +62,11 @@ def invalid_url(method: str, path: str) -> ApiError:
     return ApiError(404, f"Invalid URL ({method} {path})")
 
 
-def invalid_method(method: str, path: str) -> ApiError:
-    """The endpoint exists, the method does not."""
-    return ApiError(405, f"Invalid method for URL ({method} {path})")
+def invalid_method(method: str, path: str, allowed: str = "") -> ApiError:
+    """The endpoint exists, the method does not (`allowed`: the methods it takes, which the
+    `Allow` header names)."""
+    headers = {"Allow": allowed} if allowed else None
+    return ApiError(405, f"Invalid method for URL ({method} {path})", headers=headers)
 
 
 def missing_api_key() -> ApiError:
