@@ -407,3 +407,155 @@ def test_record_modes_per_test_cassette(pytester: pytest.Pytester) -> None:
         assert cassette.read_text().count("uri:") == 2
         assert len(upstream.requests) == 2  # "one" was replayed, only "two" went upstream
     pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_markers_merge_key_by_key_the_closest_winning(run, pytester: pytest.Pytester) -> None:  # type: ignore[no-untyped-def]
+    pytester.makefile(
+        ".yaml",
+        faq="""
+        mockai: 1
+        rules:
+          - name: refund
+            match: {user: {contains: refund}}
+            reply: {content: "within 30 days"}
+        """,
+    )
+    result = run(
+        """
+        import pytest
+
+        pytestmark = pytest.mark.mockai(scenario="faq.yaml", seed=1, models=["module"])
+
+        def ask(mockai):
+            with mockai.openai_client(max_retries=0) as client:
+                return client.chat.completions.create(
+                    model="module", messages=[{"role": "user", "content": "a refund?"}]
+                ).choices[0].message.content
+
+        @pytest.mark.mockai(seed=3)
+        def test_own_marker_keeps_the_modules_scenario(mockai):
+            assert ask(mockai) == "within 30 days"
+            assert mockai.server.config.seed == 3
+            assert mockai.server.config.models == ("module",)
+
+        class TestGroup:
+            pytestmark = pytest.mark.mockai(seed=2, strict=False)
+
+            def test_class_over_module(self, mockai):
+                assert ask(mockai) == "within 30 days"
+                assert (mockai.server.config.seed, mockai.strict) == (2, False)
+
+            @pytest.mark.mockai(models=["module", "test"])
+            def test_test_over_class_over_module(self, mockai):
+                assert ask(mockai) == "within 30 days"
+                assert (mockai.server.config.seed, mockai.strict) == (2, False)
+                assert mockai.server.config.models == ("module", "test")
+
+        @pytest.mark.mockai(seed=5, latency="1ms")
+        @pytest.mark.mockai(seed=4)  # stacked: the decorator nearest the def wins per key
+        def test_stacked_markers(mockai):
+            assert mockai.server.config.seed == 4
+            assert mockai.server.config.latency is not None
+            assert ask(mockai) == "within 30 days"
+        """
+    )
+    result.assert_outcomes(passed=4)
+
+
+def test_none_means_not_set(run, pytester: pytest.Pytester) -> None:  # type: ignore[no-untyped-def]
+    pytester.makeconftest(
+        """
+        def pytest_mockai_configure(options, request):
+            if request.node.name == "test_hook_none":
+                options["strict"] = None
+        """
+    )
+    result = run(
+        UNMATCHED
+        + """
+    @pytest.fixture
+    def mockai_config():
+        return {"seed": None, "strict": None}
+
+    @pytest.mark.mockai(strict=None, seed=None)
+    def test_marker_none(client, mockai):
+        assert mockai.server.config.seed == 7  # from the command line, below both Nones
+        ask_and_swallow(client, "goodbye")
+
+    def test_hook_none(client):
+        ask_and_swallow(client, "goodbye")
+    """,
+        "--mockai-seed=7",
+    )
+    # Strict mode stayed on: each swallowed no-match fails its test at teardown.
+    result.assert_outcomes(passed=2, errors=2)
+    assert result.stdout.str().count("1 request(s) matched no rule or recording") == 2
+
+
+def test_retry_assertions_with_concurrent_calls(run) -> None:  # type: ignore[no-untyped-def]
+    result = run(
+        """
+        import asyncio, httpx, pytest
+
+        def send(mockai, text, retry_count):
+            body = {"model": "m", "messages": [{"role": "user", "content": text}]}
+            headers = {"x-stainless-retry-count": str(retry_count)}
+            return httpx.post(mockai.url + "/chat/completions", json=body, headers=headers)
+
+        def test_interleaved_impatient_retries_are_caught(mockai):
+            for word in ("alpha", "beta"):
+                mockai.add_rule({
+                    "match": {"user": word},
+                    "sequence": [{"error": {"status": 429, "retry_after": 2}}, {"reply": "ok"}],
+                })
+            # Two calls in flight at once, each retried at once although told to wait 2 s.
+            answers = [send(mockai, "alpha", 0), send(mockai, "beta", 0)]
+            answers += [send(mockai, "alpha", 1), send(mockai, "beta", 1)]
+            assert [a.status_code for a in answers] == [429, 429, 200, 200]
+            with pytest.raises(AssertionError) as caught:
+                mockai.assert_retries_respected()
+            message = str(caught.value)
+            assert "#3 came" in message and "after #1, which asked to wait 2.000s" in message
+            assert "#4 came" in message and "after #2, which asked to wait 2.000s" in message
+
+        def test_a_retry_is_not_taken_for_the_retry_of_a_success(mockai):
+            mockai.add_rule({
+                "match": {"user": "same"},
+                "sequence": [
+                    {"reply": "ok"}, {"error": {"status": 429, "retry_after": 2}}, {"reply": "ok"},
+                ],
+            })
+            answers = [send(mockai, "same", 0), send(mockai, "same", 0), send(mockai, "same", 1)]
+            assert [a.status_code for a in answers] == [200, 429, 200]
+            with pytest.raises(AssertionError, match="#3 came .* after #2, which asked to wait"):
+                mockai.assert_retries_respected()
+
+        def test_identical_concurrent_sdk_calls_that_waited_pass(mockai):
+            mockai.add_rule({
+                "match": {"user": "same"},
+                "sequence": [
+                    {"error": {"status": 429, "retry_after": 0.5}},
+                    {"error": {"status": 429, "retry_after": 0.5}},
+                    {"reply": "ok"},
+                ],
+            })
+
+            async def app():
+                async with mockai.async_openai_client(max_retries=1) as client:
+                    async def call(delay):
+                        await asyncio.sleep(delay)
+                        reply = await client.chat.completions.create(
+                            model="m", messages=[{"role": "user", "content": "same"}]
+                        )
+                        return reply.choices[0].message.content
+
+                    # The second call starts midway through the first one's wait, so the
+                    # first one's retry comes 0.25 s after the second call's first attempt.
+                    return await asyncio.gather(call(0), call(0.25))
+
+            assert asyncio.run(app()) == ["ok", "ok"]
+            assert [e.retry_count for e in mockai.requests] == [0, 0, 1, 1]
+            mockai.assert_retries_respected(max_retries=1)
+        """
+    )
+    result.assert_outcomes(passed=3)

@@ -10,6 +10,8 @@ precedence rule, later wins:
 
     ini `mockai_*` < `--mockai-*` < the `mockai_config` fixture < `@pytest.mark.mockai(...)`
 
+(markers merged key by key, module < class < test; a None value means "not set").
+
 This module only imports pytest: mockai itself (aiohttp, faker...) loads when a test first uses
 the fixture, so installing the plugin costs nothing to test runs that do not use it.
 """

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import json
 import ssl
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -55,7 +56,9 @@ class MockaiFixture:
             server = MockServer(**settings).start()
         except MockaiError as error:
             pytest.fail(f"mockai could not start:\n{error}", pytrace=False)
-        return cls(server, strict=bool(options.get("strict", True)))
+        # None (a `pytest_mockai_configure` hook may set it) means "not set": strict by default.
+        strict = options.get("strict")
+        return cls(server, strict=True if strict is None else bool(strict))
 
     def stop(self) -> None:
         """Stop the server (the fixture does this after the test)."""
@@ -233,23 +236,71 @@ def _timeline_line(entry: JournalEntry, start: float) -> str:
 
 
 def _logical_calls(entries: list[JournalEntry]) -> list[list[JournalEntry]]:
-    """Group attempts: a retry repeats the previous request's body with a higher retry count."""
-    groups: list[list[JournalEntry]] = []
+    """Group attempts into logical calls (a first attempt and its retries), oldest first.
+
+    Concurrent calls interleave in the journal, so a retry is not simply the entry before it.
+    The SDKs number their attempts (`x-stainless-retry-count`: 0, then 1, 2...) and resend the
+    same method, path and body, so attempt n+1 belongs to a call of that identity whose latest
+    attempt is attempt n. Identical concurrent calls leave a choice between such calls: the most
+    plausible one is taken (`_fit`), so a wait is reported as too short only when no call could
+    have been the one retried after a long enough wait. Attempts without the header (not an SDK)
+    keep the simple rule: a request identical to the one just before it is its retry.
+    """
+    calls: list[list[JournalEntry]] = []
+    # Calls whose latest attempt carries the SDK's count, by (identity, that count), oldest first.
+    open_calls: dict[tuple[str, str, str, int], list[list[JournalEntry]]] = {}
+    previous: list[JournalEntry] | None = None  # the call the previous journal entry joined
     for entry in entries:
-        last = groups[-1][-1] if groups else None
-        if last is not None and _is_retry_of(entry, last):
-            groups[-1].append(entry)
+        count = entry.retry_count
+        call: list[JournalEntry] | None = None
+        if count is None:
+            if previous is not None and _same_request(entry, previous[-1]):
+                call = previous
         else:
-            groups.append([entry])
-    return groups
+            identity = _identity(entry)
+            waiting = open_calls.get((*identity, count - 1)) if count > 0 else None
+            if waiting:
+                call = min(waiting, key=lambda candidate: _fit(entry, candidate))
+                waiting.remove(call)
+        if call is None:
+            call = []
+            calls.append(call)
+        call.append(entry)
+        if count is not None:
+            open_calls.setdefault((*identity, count), []).append(call)
+        previous = call
+    return calls
 
 
-def _is_retry_of(entry: JournalEntry, previous: JournalEntry) -> bool:
-    if (entry.method, entry.path, entry.body) != (previous.method, previous.path, previous.body):
-        return False
-    if entry.retry_count is not None and previous.retry_count is not None:
-        return entry.retry_count == previous.retry_count + 1
-    return True  # clients without the SDK's counter: an identical request right after a failure
+def _same_request(entry: JournalEntry, other: JournalEntry) -> bool:
+    return (entry.method, entry.path, entry.body) == (other.method, other.path, other.body)
+
+
+def _identity(entry: JournalEntry) -> tuple[str, str, str]:
+    """What every attempt of one call repeats; the body as canonical JSON, to be a dict key."""
+    body = json.dumps(entry.body, sort_keys=True, default=repr)
+    return entry.method, entry.path, body
+
+
+def _fit(retry: JournalEntry, call: list[JournalEntry]) -> tuple[int, float]:
+    """How plausibly `retry` is the next attempt of `call` (lowest first).
+
+    0: its latest attempt failed in a way the SDK retries and `retry` came after the wait it was
+    given (the call whose wait ended first is taken: calls retry in the order they can). 1: it
+    came too early, a problem to report; the call whose wait ends last is taken, so that those
+    whose waits end sooner stay free for the retries still to come, and one impatient retry is
+    reported once, not once per identical call. 2: that answer must not be retried. 3: that
+    answer was a success, which the SDK never retries.
+    """
+    last = call[-1]
+    if last.status and last.status < 400 and not last.faults:
+        return 3, 0.0
+    if _must_not_retry(last):
+        return 2, 0.0
+    ready = last.arrived + (_server_delay(last) or 0.0)
+    if retry.arrived + WAIT_SLACK >= ready:
+        return 0, ready
+    return 1, -ready
 
 
 def _retry_problems(attempts: list[JournalEntry], max_retries: int) -> list[str]:

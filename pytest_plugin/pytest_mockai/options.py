@@ -2,6 +2,9 @@
 
     ini `mockai_*`  <  `--mockai-*`  <  `mockai_config` fixture  <  `@pytest.mark.mockai(...)`
 
+Markers merge key by key: module < class < the test's own (`marker_options`). A None value, in
+the fixture's dict or a marker, means "not set" and never overrides a layer below.
+
 Plugin-level options (`strict`, `cassette`, `scenario`, `api_key`) shape the fixture; every other
 key is a mockai server option (`mockai serve --help`: `models`, `latency`, `limits`, `fallback`,
 `strict_requests`...) passed through to `mockai.Config`, which validates it.
@@ -10,6 +13,7 @@ key is a mockai server option (`mockai serve --help`: `models`, `latency`, `limi
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -76,14 +80,33 @@ def merged_options(
         value = config.getoption(f"mockai_{name}")
         if value is not None:
             options[name] = _typed(name, kind, value)
-    options.update(fixture_config)
-    marker = request.node.get_closest_marker("mockai")
-    if marker is not None:
-        if marker.args:
-            raise pytest.UsageError("@pytest.mark.mockai takes keyword arguments only")
-        options.update(marker.kwargs)
+    options.update(_set(fixture_config))
+    options.update(marker_options(request.node))
     options["cassette"] = _cassette_path(request, options)
     return options
+
+
+def marker_options(node: pytest.Item) -> dict[str, Any]:
+    """Every `mockai` marker on the test, merged key by key, the closest winning per key.
+
+    pytest's `iter_markers` yields the closest first: the test's own markers (of stacked
+    decorators, the one nearest the `def`; then `pytest.param(marks=...)`), then its class's,
+    then its module's. Merged from the farthest in, as pytest-recording merges `vcr` markers, so a
+    module's `scenario=` survives a test's own `seed=` instead of the closest marker hiding it.
+    """
+    merged: dict[str, Any] = {}
+    for marker in reversed(list(node.iter_markers("mockai"))):
+        if marker.args:
+            raise pytest.UsageError("@pytest.mark.mockai takes keyword arguments only")
+        merged.update(_set(marker.kwargs))
+    return merged
+
+
+def _set(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The options given a value: None is what `pytest --markers` shows as each option's
+    default, so it means "not set here" and leaves the layer below in force (`strict=None` must
+    not turn strict mode off)."""
+    return {key: value for key, value in options.items() if value is not None}
 
 
 def _typed(name: str, kind: str, value: Any) -> Any:
