@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from types import MappingProxyType
@@ -73,6 +73,12 @@ class Matcher:
     def implies(self, other: Matcher) -> bool:
         """True when any request satisfying `self` certainly satisfies `other` (same subject)."""
         return self == other
+
+    def exact_key(self) -> Hashable | None:
+        """For a condition only its like implies (`equals` a text): a key that is equal for
+        two such conditions exactly when one implies the other (`shadows` then looks rules up
+        instead of comparing every pair); None for every other condition."""
+        return None
 
     def distance(self, exchange: Exchange) -> float:
         """0 when the condition holds, up to 1 when the request is nowhere near (for ranking)."""

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from mockai.pipeline.exchange import Endpoint, Exchange
 from mockai.scenario.matchers.base import Matcher, shorten, text_distance
-from mockai.scenario.operators import TextTest, compile_text
+from mockai.scenario.operators import Op, TextTest, compile_text
 from mockai.scenario.problems import Problems
 
 
@@ -51,6 +51,17 @@ class _Text(Matcher):
         return (
             type(other) is type(self) and isinstance(other, _Text) and self.test.implies(other.test)
         )
+
+    def exact_key(self) -> Hashable | None:
+        # What `TextTest.implies` says of an `equals`: implied only by an `equals` of the same
+        # kind of text, case handling and (casefolded, ignoring case) value.
+        test = self.test
+        if test.op is not Op.EQUALS or test.negate:
+            return None
+        if not test.ignore_case:
+            return (type(self), False, test.value)
+        # (`implies` folds one side twice: the same, casefolding being idempotent)
+        return (type(self), True, test.value.casefold())
 
     def distance(self, exchange: Exchange) -> float:
         return 0.0 if self.holds(exchange) else text_distance(self.test, self.text(exchange))

@@ -1,0 +1,102 @@
+"""The "can never match" check finds, for every rule, the first earlier rule that answers all it
+would, whether it compares the pair or looks the earlier rule up by its `equals` conditions'
+keys (`scenario/loader.py`: thousands of such rules load in a blink instead of in quadratic
+time). Over any rules, it names exactly what comparing every pair names."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_rule_index import LITERAL, compiled, user_conditions
+
+from mockai.scenario import loader
+from mockai.scenario.rules import Rule
+
+# Case-folding pairs too ("ß" folds to "ss"): keys must agree with `implies`.
+EQUALS_TEXT = st.text(alphabet="aAßsS", min_size=1, max_size=2)
+
+
+@st.composite
+def equals_conditions(draw: st.DrawFn) -> Any:
+    condition: Any = {"equals": draw(EQUALS_TEXT)}
+    if draw(st.booleans()):
+        condition["ignore_case"] = True
+    if draw(st.integers(0, 5)) == 0:
+        condition = {"not": condition}
+    return condition
+
+
+@st.composite
+def definitions(draw: st.DrawFn) -> dict[str, Any]:
+    match: dict[str, Any] = {}
+    for subject in ("user", "system", "tool_result"):
+        # (the user text mostly, the others seldom: rules of the same subjects, to collide)
+        kind = draw(st.integers(1, 3) if subject == "user" else st.sampled_from([0, 0, 0, 1, 2]))
+        if kind == 1 or (kind == 2 and subject == "user"):
+            match[subject] = draw(equals_conditions())
+        elif kind == 2:
+            match[subject] = draw(LITERAL)
+        elif kind == 3 and subject == "user":
+            match[subject] = draw(user_conditions())
+    if draw(st.integers(0, 3)) == 0:
+        match["model"] = draw(st.sampled_from(["gpt-4o*", "gpt-4o-mini"]))
+    definition: dict[str, Any] = {"match": match, "reply": "scripted"}
+    if draw(st.integers(0, 5)) == 0:
+        definition["times"] = 1  # a rule that runs out shadows nothing
+    return definition
+
+
+def pairwise(rules: list[Rule], earlier: list[Rule]) -> list[tuple[str, str]]:
+    """What comparing every pair finds: each rule's first earlier unlimited rule shadowing it."""
+    found = []
+    every = [*earlier, *rules]
+    for position, rule in enumerate(every):
+        if position < len(earlier):
+            continue
+        shadow = next((r for r in every[:position] if r.shadows(rule)), None)
+        if shadow is not None:
+            found.append((rule.name, shadow.name))
+    return found
+
+
+NAMED = re.compile(r"rule '(r\d+)' can never match: rule '(r\d+)'")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(definitions(), max_size=25), st.integers(0, 25))
+def test_the_check_names_what_comparing_every_pair_names(
+    given_definitions: list[dict[str, Any]], split: int
+) -> None:
+    rules = compiled(given_definitions)
+    earlier, later = rules[:split], rules[split:]
+    problems = loader.shadowed(later, earlier=earlier)
+    named = [match.groups() for p in problems if (match := NAMED.search(str(p)))]
+    assert len(named) == len(problems)
+    assert named == pairwise(later, earlier)
+
+
+def test_thousands_of_exact_questions_are_checked_by_lookup() -> None:
+    """5,000 `equals` rules (a FAQ): every pair compared was 12.5 million comparisons (~20 s);
+    looked up, ~5,000. Counted, not timed: `shadows` is what comparing a pair calls."""
+    rules = compiled(
+        [{"match": {"user": {"equals": f"question {n}"}}, "reply": "x"} for n in range(5_000)]
+        + [{"match": {"user": {"equals": "question 7"}, "model": "gpt-4o"}, "reply": "x"}]
+    )
+    calls = 0
+    original = Rule.shadows
+
+    def counted(self: Rule, later: Rule) -> bool:
+        nonlocal calls
+        calls += 1
+        return original(self, later)
+
+    Rule.shadows = counted  # type: ignore[method-assign]
+    try:
+        problems = loader.shadowed(rules)
+    finally:
+        Rule.shadows = original  # type: ignore[method-assign]
+    assert [NAMED.search(str(p)).groups() for p in problems] == [("r5000", "r7")]  # type: ignore[union-attr]
+    assert calls < 100
