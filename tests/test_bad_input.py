@@ -107,6 +107,10 @@ REFUSED_OPTIONS = [
         "argument --match-on: 'bdy' is not a request matcher (did you mean 'body'?)",
     ),
     (["--redact", "("], "argument --redact: '(' is not a valid regular expression"),
+    (
+        ["--redact", "a{99999999999}"],
+        "argument --redact: 'a{99999999999}' is not a valid regular expression: the repetition",
+    ),
     (["--redact", "x*"], "argument --redact: 'x*' matches the empty string"),
     (["--state", "redis:///0"], "argument --state: 'redis:///0' has no host"),
     (["--state", "postgres://db/1"], "argument --state: 'postgres://db/1' is not a state URL"),

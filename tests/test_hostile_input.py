@@ -329,6 +329,15 @@ def test_draft_07_schemas_are_not_refused(http: httpx.Client) -> None:
             },
             "#/properties/year: invalid regular expression '^(?<y>[0-9]{4})$'",
         ),
+        # A repeat count past what Python's `re` takes (it raises OverflowError, not re.error).
+        (
+            {
+                "type": "object",
+                "properties": {"code": {"type": "string", "pattern": "^a{99999999999}$"}},
+                "required": ["code"],
+            },
+            "#/properties/code: invalid regular expression '^a{99999999999}$'",
+        ),
         # Valid JSON Schema that no value satisfies.
         (
             {

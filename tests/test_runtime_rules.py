@@ -206,6 +206,10 @@ def test_admin_rejects_invalid_rules_in_the_api_shape(server: MockServer) -> Non
         ]
         not_json = admin.post("/_mockai/rules", content=b"{nope")
         assert not_json.status_code == 400 and "JSON" in not_json.json()["error"]["message"]
+        # (a repeat count past `re`'s bound raises OverflowError, not re.error: it was a 500)
+        huge = admin.post("/_mockai/rules", json={"match": {"user": {"regex": "a{9999999999}"}}})
+        assert huge.status_code == 400
+        assert "the repetition number is too large" in huge.json()["error"]["message"]
 
 
 def test_admin_reset_restarts_sequences(server: MockServer, client: openai.OpenAI) -> None:

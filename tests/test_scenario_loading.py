@@ -185,6 +185,23 @@ BROKEN = [
         ],
     ),
     (
+        "regex-repeat-overflow",
+        """
+        mockai: 1
+        rules:
+          - name: a
+            match:
+              user: {regex: "a{99999999999}"}
+            reply: hi
+        """,
+        [
+            (
+                5,
+                "invalid regex 'a{99999999999}' in rule 'a' match.user: the repetition number is too large",
+            )
+        ],
+    ),
+    (
         "bad-header-regex",
         """
         mockai: 1

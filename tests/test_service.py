@@ -399,11 +399,25 @@ def test_watch_reloads_rules_and_keeps_the_last_good_ones_on_a_broken_edit(
                 time.sleep(0.05)
             assert "reload refused" in served.printed()
             assert _answer_becomes(http, served.base_url, "two", timeout=1)  # still serving
+            # A regex `re` refuses with OverflowError, not re.error, had killed the watcher:
+            # refused like any problem, and the next good edit is served.
+            scenario.write_text(
+                "mockai: 1\nrules:\n  - name: r\n    match: {user: {regex: 'a{9999999999}'}}\n"
+                "    reply: three\n"
+            )
+            deadline = time.monotonic() + 15
+            while "repetition number" not in served.printed() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            scenario.write_text(
+                "mockai: 1\nrules:\n  - name: r\n    match: {user: reload}\n    reply: four\n"
+            )
+            assert _answer_becomes(http, served.base_url, "four")
     finally:
         served.stop()
     output = served.all_output()
     assert "reload refused, the previous rules keep serving" in output
     assert f"{scenario}:4:" in output  # the problem at its file:line
+    assert "invalid regex 'a{9999999999}'" in output and "Traceback" not in output
 
 
 # --- graceful shutdown ----------------------------------------------------------------------------

@@ -266,7 +266,7 @@ def _visible_prefix(secret: str) -> str:
 def _user_pattern(regex: str) -> SecretPattern:
     try:
         compiled = re.compile(regex)
-    except re.error as error:
+    except (re.error, OverflowError) as error:  # (a repeat count past re's bound: `a{9999999999}`)
         raise ConfigError(f"redact: {regex!r} is not a valid regular expression: {error}") from None
     if compiled.search(""):
         raise ConfigError(f"redact: {regex!r} matches the empty string; it would redact nothing")

@@ -176,7 +176,7 @@ def compile_text(value: Any, where: str, line: int, problems: Problems) -> TextT
         return _not_empty(op, text, where, op_line, problems)
     try:
         return TextTest.make(op, text, ignore_case=ignore_case)
-    except re.error as error:
+    except (re.error, OverflowError) as error:  # (a repeat count past re's bound: `a{9999999999}`)
         problems.add(op_line, f"invalid regex {text!r} in {where}: {error}")
         return None
 

@@ -59,7 +59,7 @@ def regex(pattern: Any, ptr: str) -> re.Pattern[str]:
 def _compiled(pattern: str) -> re.Pattern[str] | None:
     try:
         return re.compile(pattern)
-    except re.error:
+    except (re.error, OverflowError):  # (a repeat count past re's bound: `a{99999999999}`)
         return None
 
 
