@@ -165,6 +165,16 @@ def test_bad_requests_get_the_api_errors(server: MockServer, client: openai.Open
     assert not_json.status_code == 400 and "parse" in not_json.json()["error"]["message"]
     with pytest.raises(openai.NotFoundError):
         client.conversations.items.list("conv_unknown")
+    # Two histories at once (the spec: "cannot be used in conjunction"): refused, and the
+    # conversation is left as it was.
+    earlier = client.responses.create(model=MODEL, input="hi")
+    with pytest.raises(openai.BadRequestError) as both:
+        client.responses.create(
+            model=MODEL, input="x", previous_response_id=earlier.id, conversation=conversation.id
+        )
+    assert both.value.code == "mutually_exclusive_parameters"
+    assert "'previous_response_id' or 'conversation'" in both.value.message
+    assert client.conversations.items.list(conversation.id).data == []
 
 
 def test_unknown_conversations_are_accepted_unless_strict_and_deleted_ones_refused() -> None:

@@ -43,10 +43,24 @@ _INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content
 # --- parse ---------------------------------------------------------------------------------------
 
 
+def _both_histories() -> ApiError:
+    # The spec: `previous_response_id` "cannot be used in conjunction with `conversation`". The
+    # API's wording and code, as quoted in github.com/praxis-proxy/ai/pull/999 (a proxy that
+    # copies it).
+    return ApiError(
+        400,
+        "Mutually exclusive parameters: Ensure you are only providing one of: "
+        "'previous_response_id' or 'conversation'.",
+        code="mutually_exclusive_parameters",
+    )
+
+
 def parse(body: Any, ctx: ParseContext) -> Exchange:
     """Validate a Responses request the way the API does and normalise it into an Exchange."""
     body = common.require_object(body)
     common.check_fields("responses", body, strict=ctx.strict)
+    if body.get("previous_response_id") is not None and body.get("conversation") is not None:
+        raise _both_histories()
     model = body.get("model")
     if model is None:  # the spec requires no field: `{}` answers with the default model
         model = ctx.catalog.default("chat")
