@@ -307,9 +307,12 @@ def test_a_streamed_background_run_is_queued_first(client: openai.OpenAI) -> Non
     assert kinds[:3] == ["response.created", "response.queued", "response.in_progress"]
     assert events[0].response.status == "queued" and events[1].response.status == "queued"  # type: ignore[union-attr]
     assert kinds[-1] == "response.completed" and events[-1].response.background is True  # type: ignore[union-attr]
-    # Streamed runs are complete when the stream ends: retrieving shows the finished response.
+    # Streamed runs are complete when the stream ends: retrieving shows the finished response,
+    # a background one, which cannot be cancelled any more.
     finished = client.responses.retrieve(events[-1].response.id)  # type: ignore[union-attr]
-    assert finished.status == "completed"
+    assert finished.status == "completed" and finished.background is True
+    with pytest.raises(openai.BadRequestError, match="Cannot cancel a completed response"):
+        client.responses.cancel(finished.id)
 
 
 def test_a_streamed_response_can_be_resumed(client: openai.OpenAI) -> None:

@@ -133,16 +133,21 @@ class ResponseStore:
         if body.get("store") is False:
             await self._gone.put(response_id, "answered with store: false")
             return outgoing
-        background = bool(body.get("background")) and isinstance(outgoing, Body)
+        background = bool(body.get("background"))
         await self._gone.pop(response_id)
         # The codec puts `instructions` first; the API does not carry them over to a next turn.
         conversation = exchange.messages[1:] if body.get("instructions") else exchange.messages
         stored = _Stored(
             outgoing, body.get("input"), response_id.encode(), background, conversation
         )
+        if isinstance(outgoing, EventStream):
+            # A streamed run is complete once its stream is made (its events show it queued,
+            # then done): retrieving it shows it finished, and cancelling it is refused as
+            # for any finished background run, not as if it had not been one.
+            stored.stage = "completed"
         weight = kept.weight(outgoing, exchange.prompt_tokens)  # the answer and its input
         await self._stored.put(response_id, stored, weight)
-        response = response_of(outgoing) if background else None
+        response = response_of(outgoing) if background and stored.stage == "queued" else None
         if response is None:
             return outgoing
         queued = _pending(response, "queued")
