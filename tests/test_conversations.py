@@ -77,6 +77,43 @@ def test_responses_in_a_conversation_see_and_extend_it(
     assert second.usage.input_tokens > first.usage.input_tokens  # the context is billed
 
 
+def test_a_background_run_joins_its_conversation_when_done_and_not_if_cancelled(
+    client: openai.OpenAI,
+) -> None:
+    """The conversation holds what was answered: a queued run's question at once, its answer
+    once a retrieval finds it done, and never the answer of a run cancelled first."""
+
+    def roles(conversation_id: str) -> list[str | None]:
+        listed = client.conversations.items.list(conversation_id, order="asc").data
+        return [getattr(item, "role", None) for item in listed]
+
+    done = client.conversations.create()
+    run = client.responses.create(model=MODEL, input="a job", conversation=done.id, background=True)
+    assert run.status == "queued" and roles(done.id) == ["user"]
+    while client.responses.retrieve(run.id).status != "completed":
+        assert roles(done.id) == ["user"]
+    assert roles(done.id) == ["user", "assistant"]
+    answer = client.responses.retrieve(run.id).output[0]
+    assert client.conversations.items.list(done.id, order="asc").data[1].id == answer.id
+    client.responses.retrieve(run.id)  # (retrieved again: added once)
+    assert roles(done.id) == ["user", "assistant"]
+
+    stopped = client.conversations.create()
+    run = client.responses.create(
+        model=MODEL, input="a job", conversation=stopped.id, background=True
+    )
+    assert client.responses.cancel(run.id).status == "cancelled"
+    client.responses.retrieve(run.id)
+    assert roles(stopped.id) == ["user"]
+
+    # A background run with `store: false` is answered at once (nothing to retrieve later).
+    unstored = client.conversations.create()
+    client.responses.create(
+        model=MODEL, input="a job", conversation=unstored.id, background=True, store=False
+    )
+    assert roles(unstored.id) == ["user", "assistant"]
+
+
 def test_a_tool_loop_in_a_conversation(server: MockServer, client: openai.OpenAI) -> None:
     server.add_rules(
         [

@@ -220,9 +220,11 @@ async def answer(
     if plan.recorded is None and isinstance(outgoing, Body) and outgoing.attachments:
         outgoing = await state.images.keep(exchange, outgoing)  # `url` images: served by mockai
     if exchange.endpoint is Endpoint.RESPONSES:
-        # The finished answer, even when a background run answers `queued`.
-        await state.conversations.extend(exchange, outgoing)
-        return await state.responses.keep(exchange, outgoing)
+        sent = await state.responses.keep(exchange, outgoing)
+        # A background run answered `queued` (what is sent is not the answer) adds its output
+        # to its conversation once a retrieval finds it done; a cancelled one never does.
+        await state.conversations.extend(exchange, outgoing, output=sent is outgoing)
+        return sent
     if exchange.endpoint is Endpoint.CHAT and exchange.body.get("store") is True:
         await state.completions.keep(exchange, outgoing)
     return outgoing

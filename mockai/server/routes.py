@@ -135,7 +135,10 @@ async def _retrieve_response(state: ServerState, request: web.Request, body: Any
     response_id = request.match_info["response_id"]
     if request.query.get("stream", "").lower() == "true":
         return await state.responses.resume(response_id, request.query.get("starting_after"))
-    return await state.responses.retrieve(response_id)
+    response, finished = await state.responses.retrieve(response_id)
+    if finished:  # a background run's output joins its conversation when the run is done
+        await state.conversations.add_output(response)
+    return response
 
 
 async def _count_input_tokens(state: ServerState, request: web.Request, body: Any) -> object:

@@ -231,8 +231,9 @@ class ConversationStore:
         if strict or await self._deleted.has(wanted):
             raise ApiError(404, f"Conversation with id '{wanted}' not found.", param="conversation")
 
-    async def extend(self, exchange: Exchange, answer: Outgoing) -> None:
-        """After a response in a conversation: append its input, then its output items."""
+    async def extend(self, exchange: Exchange, answer: Outgoing, *, output: bool = True) -> None:
+        """After a response in a conversation: append its input, then its output items (not
+        `output`: a background run's, appended when it is done: `add_output`)."""
         if exchange.endpoint is not Endpoint.RESPONSES or "conversation" not in exchange.body:
             return
         wanted = conversation_id(exchange.body)
@@ -241,17 +242,30 @@ class ConversationStore:
         if not isinstance(answer, Body | EventStream):
             return  # relayed from an upstream: the upstream keeps its conversations
         response = response_of(answer)
-        output = response.get("output") if response is not None else None
-        if not isinstance(output, list):
+        said = response.get("output") if response is not None else None
+        if not isinstance(said, list):
             return  # not a Response (a replayed recording may hold anything): nothing to add
         sent = exchange.body.get("input")
 
         def append(conversation: _Conversation) -> None:
             conversation.add(sent)
-            conversation.add_output(output)
+            if output:
+                conversation.add_output(said)
 
         try:
             await self._conversations.update(wanted, append, _weight)
+        except KeyError:
+            return  # deleted (or evicted) meanwhile: nothing to extend
+
+    async def add_output(self, response: Mapping[str, Any]) -> None:
+        """A finished background run's output items, appended to its conversation."""
+        conversation = response.get("conversation")
+        wanted = conversation.get("id") if isinstance(conversation, Mapping) else None
+        said = response.get("output")
+        if not isinstance(wanted, str) or not isinstance(said, list):
+            return
+        try:
+            await self._conversations.update(wanted, lambda held: held.add_output(said), _weight)
         except KeyError:
             return  # deleted (or evicted) meanwhile: nothing to extend
 

@@ -165,19 +165,20 @@ class ResponseStore:
 
     # --- the /responses/{id} routes ---------------------------------------------------------
 
-    async def retrieve(self, response_id: str) -> dict[str, Any]:
-        """The response as it stands now (a background run moves one step on per retrieval)."""
+    async def retrieve(self, response_id: str) -> tuple[dict[str, Any], bool]:
+        """The response as it stands now (a background run moves one step on per retrieval),
+        and whether this retrieval finished its run (its output then joins its conversation)."""
 
-        def advance(stored: _Stored) -> dict[str, Any]:
+        def advance(stored: _Stored) -> tuple[dict[str, Any], bool]:
             response = _readable(response_id, stored)
             if not stored.background or stored.stage == "completed":
-                return response
+                return response, False
             if stored.stage == "queued":
                 stored.stage = "in_progress"
             elif stored.stage == "in_progress":
                 stored.stage = "completed"
-                return response
-            return _pending(response, stored.stage)
+                return response, True
+            return _pending(response, stored.stage), False
 
         return await self._change(response_id, advance)
 
