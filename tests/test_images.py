@@ -225,6 +225,26 @@ def test_edit_repaints_only_where_the_mask_is_transparent(client: openai.OpenAI)
     assert left != [(128 * 256, (0, 0, 255))]  # repainted
 
 
+def test_edit_refuses_what_the_spec_refuses(client: openai.OpenAI) -> None:
+    """CreateImageEditRequest: dall-e-2 edits one image; a mask has the image's dimensions."""
+    with pytest.raises(openai.BadRequestError) as two:
+        client.images.edit(
+            model="dall-e-2",
+            image=[("a.png", png_bytes((64, 64)), "image/png")] * 2,
+            prompt="x",
+        )
+    assert two.value.param == "image" and "dall-e-2 edits one image" in two.value.message
+    for model in ("dall-e-2", "gpt-image-1"):
+        with pytest.raises(openai.BadRequestError) as mask:
+            client.images.edit(
+                model=model,
+                image=("a.png", png_bytes((256, 256)), "image/png"),
+                mask=("m.png", png_bytes((512, 512)), "image/png"),
+                prompt="x",
+            )
+        assert mask.value.param == "mask" and "512x512, the image 256x256" in mask.value.message
+
+
 def test_edit_several_images_and_usage(client: openai.OpenAI) -> None:
     result = client.images.edit(
         model="gpt-image-1",

@@ -248,10 +248,30 @@ def _exchange(
     if endpoint is not Endpoint.IMAGE_VARIATIONS and not isinstance(prompt, str):
         raise type_error("prompt", ("string",), prompt)
     options(model, body)  # every presentation error now, before anything is drawn
-    for index, source in enumerate(sources):
+    if len(sources) > 1 and family(model) is DALL_E_2:
+        # The spec (CreateImageEditRequest.image): "For `dall-e-2`, you can only provide one
+        # image."
+        raise ApiError(
+            400,
+            f"Invalid 'image': dall-e-2 edits one image, but {len(sources)} were given.",
+            param="image",
+            code="invalid_value",
+        )
+    sizes = [
         images.check_source(source.data, "image" if len(sources) == 1 else f"image[{index}]")
+        for index, source in enumerate(sources)
+    ]
     for mask in masks:
-        images.check_source(mask.data, "mask")
+        size = images.check_source(mask.data, "mask")
+        # The spec (`mask`): it must "have the same dimensions as `image`" (the first one).
+        if sizes and size != sizes[0]:
+            raise ApiError(
+                400,
+                f"Invalid 'mask': the mask is {size[0]}x{size[1]}, the image "
+                f"{sizes[0][0]}x{sizes[0][1]}: they must have the same dimensions.",
+                param="mask",
+                code="invalid_value",
+            )
     return Exchange(
         endpoint=endpoint,
         model=model,
