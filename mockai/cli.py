@@ -406,6 +406,10 @@ def _preflight(config: Config) -> None:
     from mockai.delivery.timing import unit_warnings
 
     check_together(config)
+    if config.cassette is not None and config.workers > 1:
+        from mockai.cassette.configure import check_workers  # (vcrpy: only with a cassette)
+
+        check_workers(config)  # before the workers are forked: said once, nothing served
     open_backend(config.state)  # a missing client library is said before the workers start
     if config.watch:
         from mockai.server.reload import require_watchfiles

@@ -8,6 +8,10 @@
 | `all`          | record everything (re-record; the old file is kept as `.bak`)         |
 
 `--upstream` without `--cassette` is a passthrough proxy: everything is forwarded, nothing stored.
+
+Recording takes one process: with `--workers N` each worker would hold a recorder of its own,
+each would take the others' saves for edits made under its feet, and recordings would be lost;
+`check_workers` refuses that at startup (replaying with N workers is fine).
 """
 
 from __future__ import annotations
@@ -49,10 +53,9 @@ def cassette_sources(config: Config, registry: MatcherRegistry = MATCHERS) -> li
             return []
         return [UpstreamSource(config.upstream, scrubber=scrubber, record_errors=False)]
     path = Path(config.cassette)
-    exists = has_cassettes(path)
-    records = mode in (RecordMode.NEW_EPISODES, RecordMode.ALL) or (
-        mode is RecordMode.ONCE and not exists
-    )
+    _probe(path)
+    records = _records(mode, path)
+    _refuse_workers(config, mode, path, records)
     if mode is RecordMode.NONE and not path.exists():
         raise CassetteError(
             f"cassette {path} does not exist, so there is nothing to replay. Record it first: "
@@ -87,6 +90,50 @@ def cassette_sources(config: Config, registry: MatcherRegistry = MATCHERS) -> li
     elif config.upstream is not None:
         log.warning("mockai: --upstream is not used: record mode %s records nothing here", mode)
     return sources
+
+
+def _probe(path: Path) -> None:
+    """A CassetteError for a path the system refuses to look at (a name too long, no permission):
+    pathlib's checks below raise on those rather than answer False."""
+    try:
+        path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        pass  # (said below: nothing to replay, or nowhere to record)
+    except OSError as error:
+        raise CassetteError(f"cassette {path}: {error.strerror or error}") from None
+
+
+def _records(mode: RecordMode, path: Path) -> bool:
+    """Whether `mode` records into `path` (`once` only into a cassette that is not there yet)."""
+    if mode in (RecordMode.NEW_EPISODES, RecordMode.ALL):
+        return True
+    return mode is RecordMode.ONCE and not has_cassettes(path)
+
+
+def check_workers(config: Config) -> None:
+    """A ConfigError if `config` records with several worker processes: said before they are
+    forked (`mockai serve`'s preflight), once, and the server does not start."""
+    if config.cassette is None or config.workers <= 1:
+        return
+    try:
+        mode = validate_record_mode(config.record_mode)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    path = Path(config.cassette)
+    _probe(path)
+    _refuse_workers(config, mode, path, _records(mode, path))
+
+
+def _refuse_workers(config: Config, mode: RecordMode, path: Path, records: bool) -> None:
+    # Each worker would record on its own into the one file: every save of one looks to the
+    # others like an edit made under their feet, so they write `.conflict` files over each
+    # other's and recordings are lost. One recorder per cassette keeps every recording.
+    if records and config.workers > 1:
+        raise ConfigError(
+            f"--workers {config.workers} cannot record (--record-mode {mode}) into {path}: "
+            "each worker process would save the cassette on its own and lose the others' "
+            "recordings. Record with --workers 1; replaying with several workers is fine"
+        )
 
 
 def _replay(

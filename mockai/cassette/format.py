@@ -13,6 +13,13 @@ response where vcrpy keeps but ignores it:
         latency: 0.231        # seconds from sending the request to the response headers
         duration: 0.874       # seconds until the whole body had arrived
         events: [0.05, 0.061] # streams: when each SSE event arrived, seconds after the headers
+        base64: [response]    # JSON cassettes only: these bodies are stored as base64 text
+
+JSON has no bytes, and vcrpy's JSON serializer refuses a body that is not UTF-8 text (an mp3 from
+audio/speech, an uploaded file): mockai stores such a body as its base64 text, in the place the
+body always has (a request's `body`, a response's `body.string`), and names it in `base64`
+(`request`, `response`). Text bodies stay text, readable and diffable. vcrpy loads these files
+(it sees the base64 text as the body); mockai decodes them back to the exact bytes.
 
 Writes are atomic (a temporary file in the same folder, fsync, `os.replace`): a killed process
 leaves the previous cassette or the new one, never half of one.
@@ -20,6 +27,8 @@ leaves the previous cassette or the new one, never half of one.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
 import os
 import secrets
@@ -39,6 +48,8 @@ from mockai.errors import CassetteError
 
 CASSETTE_SUFFIXES = (".yaml", ".yml", ".json")
 OWN_FIELD = "mockai"  # our key inside each response; vcrpy keeps it and ignores it
+BASE64 = "base64"  # in OWN_FIELD: which bodies a JSON cassette holds as base64 text
+_SIDES = ("request", "response")
 
 
 class NotFound(CassetteError):
@@ -120,17 +131,30 @@ class Interaction:
         """True for server-sent events."""
         return self.content_type.split(";")[0].strip().lower() == "text/event-stream"
 
-    def to_vcr(self) -> tuple[VcrRequest, dict[str, Any]]:
-        """vcrpy's (Request, response dict) pair, ready for `vcr.serialize.serialize`."""
+    def to_vcr(self, *, text_only: bool = False) -> tuple[VcrRequest, dict[str, Any]]:
+        """vcrpy's (Request, response dict) pair, ready for `vcr.serialize.serialize`.
+
+        `text_only` (a JSON cassette): a body that is not UTF-8 text is given as its base64 text
+        and named in the own field's `base64`, since JSON cannot hold bytes."""
+        request_body, response_body = self.request_body, self.response_body
+        encoded: list[str] = []
+        if text_only and request_body is not None and not _is_utf8(request_body):
+            request_body = base64.b64encode(request_body)
+            encoded.append("request")
+        if text_only and not _is_utf8(response_body):
+            response_body = base64.b64encode(response_body)
+            encoded.append("response")
         headers = {str(name): values for name, values in self.request_headers.items()}
-        request = VcrRequest(self.method, self.uri, self.request_body, headers)
+        request = VcrRequest(self.method, self.uri, request_body, headers)
         response: dict[str, Any] = {
             "status": {"code": self.status, "message": self.reason},
             "headers": self.response_headers,
-            "body": {"string": self.response_body},
+            "body": {"string": response_body},
             **self.extra,
         }
         own = self.timing.as_dict()
+        if encoded:
+            own[BASE64] = encoded
         if own:
             response[OWN_FIELD] = own
         return request, response
@@ -153,6 +177,41 @@ class Interaction:
             timing=Timing.from_dict(response.get(OWN_FIELD)),
             extra={k: v for k, v in response.items() if k not in known},
         )
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _unpacked(raw: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An interaction's request and response dicts, with the bodies a JSON cassette stored as
+    base64 text (`mockai.base64`) decoded back to their bytes. A marker that is not a list of
+    `request` / `response` is ignored, as the rest of the own field is when unusable."""
+    request, response = dict(raw["request"]), dict(raw["response"])
+    own = response.get(OWN_FIELD)
+    encoded = own.get(BASE64) if isinstance(own, Mapping) else None
+    if not isinstance(encoded, list):
+        return request, response
+    try:
+        if "request" in encoded and request.get("body") is not None:
+            request["body"] = base64.b64decode(request["body"], validate=True)
+        body = response.get("body")
+        if "response" in encoded and isinstance(body, Mapping):
+            response["body"] = {**body, "string": base64.b64decode(body["string"], validate=True)}
+    except (binascii.Error, TypeError, ValueError) as error:
+        sides = " and ".join(side for side in _SIDES if side in encoded)
+        raise _NotBase64(
+            f"mockai.base64 says the {sides} body is base64 text, but it is not ({error})"
+        ) from None
+    return request, response
+
+
+class _NotBase64(ValueError):
+    """A body `mockai.base64` names that does not decode (a hand-edited cassette)."""
 
 
 def _modern(response: Mapping[str, Any]) -> dict[str, Any]:
@@ -238,7 +297,8 @@ class CassetteFile:
     @classmethod
     def dumps(cls, cassette: Cassette) -> str:
         """The file's text, written by vcrpy's serializer."""
-        pairs = [interaction.to_vcr() for interaction in cassette.interactions]
+        text_only = _serializer(cassette.path) is jsonserializer
+        pairs = [interaction.to_vcr(text_only=text_only) for interaction in cassette.interactions]
         data: dict[str, Any] = {
             "requests": [request for request, _ in pairs],
             "responses": [copy.deepcopy(response) for _, response in pairs],
@@ -284,9 +344,12 @@ def parse_cassette(path: Path, text: str) -> Cassette:
 
 def _interaction(path: Path, index: int, raw: Any) -> Interaction:
     try:
-        request = VcrRequest._from_dict(dict(raw["request"]))
-        response = compat.convert_to_bytes(dict(raw["response"]))
+        request_dict, response_dict = _unpacked(raw)
+        request = VcrRequest._from_dict(request_dict)
+        response = compat.convert_to_bytes(response_dict)
         return Interaction.from_vcr(request, response)
+    except _NotBase64 as error:
+        raise DecodeError(f"{path}: interaction {index}: {error}") from None
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise DecodeError(
             f"{path}: interaction {index} is not a vcrpy interaction "

@@ -28,6 +28,7 @@ from mockai.cassette.redact import Scrubber, request_secrets
 from mockai.cassette.replay import route_for
 from mockai.cassette.scan import scrub_interaction, without_userinfo
 from mockai.cassette.writer import CassetteRecorder
+from mockai.delivery.deliver import RelayBrokeOff
 from mockai.errors import ApiError, ConfigError
 from mockai.pipeline.exchange import Exchange
 from mockai.pipeline.reply import Plan
@@ -260,8 +261,9 @@ class Capture:
             log.warning(
                 "mockai: the upstream %s broke off its answer: %s", self.source.shown, error
             )
-            # Break the client's connection too: the failure reaches it as it happened.
-            raise ConnectionResetError("the upstream broke off its answer") from None
+            # Break the client's connection too: the failure reaches it as it happened (said
+            # once, above: delivery drops the connection without a traceback of its own).
+            raise RelayBrokeOff("the upstream broke off its answer") from None
         rest = splitter.close() if splitter is not None else None
         if rest is not None and (rest.strip() or not self.events):
             self.events.append(self._loop.time() - self._headers_at)  # an unterminated last event

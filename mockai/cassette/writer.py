@@ -11,11 +11,20 @@ A cassette is never silently overwritten:
   `<cassette>.bak` (logged);
 - if the file changes on disk while mockai records into it (another process, an editor), mockai
   does not overwrite it: it saves to `<cassette>.conflict` and says so.
+
+One interaction that cannot be written (its serializer refuses it, or its text would look like
+a secret) never costs the others: it is set aside, named in one error line with the reason, and
+the cassette is saved without it. Otherwise every later save would retry it and fail, and the
+session's later recordings would be lost too.
+
+One process records into a cassette: `mockai serve --workers N` refuses to record (configure.py),
+since each worker's recorder would take the others' saves for an edit made under its feet.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import re
@@ -25,8 +34,8 @@ from pathlib import Path
 from mockai.cassette.format import Cassette, CassetteFile, Interaction, atomic_write
 from mockai.cassette.modes import RecordMode
 from mockai.cassette.redact import Scrubber
-from mockai.cassette.scan import refuse_leaks, scan_interaction, scrub_interaction
-from mockai.errors import MockaiError
+from mockai.cassette.scan import refuse_leaks, scan_document, scan_interaction, scrub_interaction
+from mockai.errors import CassetteError, MockaiError
 
 log = logging.getLogger("mockai.cassette")
 
@@ -38,7 +47,43 @@ def _disk_state(path: Path) -> tuple[int, int, int] | None:
         stat = path.stat()
     except FileNotFoundError:
         return None
+    except OSError as error:  # a folder on the way is a file, a name too long, no permission
+        raise CassetteError(f"cannot record into {path}: {error.strerror or error}") from None
     return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+# The longest name mockai gives a file next to the cassette: the temporary a save writes first
+# (format.atomic_write: `.NAME.<8 hex>.tmp`).
+_LONGEST_SIBLING = len("..12345678.tmp")
+
+
+def check_recordable(path: Path) -> None:
+    """A CassetteError, said at startup, if saving into `path` is bound to fail; otherwise every
+    save would fail once recording started, and the session's recordings would be lost."""
+    _disk_state(path)
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # (atomic_write makes the missing folders)
+    if not folder.is_dir():
+        raise CassetteError(f"cannot record into {path}: {folder} is not a folder")
+    try:
+        longest = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # (not every system or filesystem says)
+        longest = 255
+    if len(os.fsencode(path.name)) + _LONGEST_SIBLING > longest:
+        raise CassetteError(
+            f"cannot record into {path}: {os.strerror(errno.ENAMETOOLONG)} (mockai saves "
+            f"through a temporary file named .NAME.XXXXXXXX.tmp, which must fit in {longest} "
+            "bytes): give the cassette a shorter name"
+        )
+
+
+class _Unsavable(Exception):
+    """Interactions of this session that cannot be written, each with the reason."""
+
+    def __init__(self, culprits: list[tuple[Interaction, str]]) -> None:
+        super().__init__(culprits)
+        self.culprits = culprits
 
 
 class CassetteRecorder:
@@ -59,6 +104,7 @@ class CassetteRecorder:
         self._base = self._scrubbed_base(loaded.interactions if loaded else [])
         self._metadata = loaded.metadata if loaded else None
         self._new: list[Interaction] = []
+        check_recordable(path)
         self._expected = _disk_state(path)
         self._target = path
         self._backed_up = mode is not RecordMode.ALL or self._expected is None
@@ -109,11 +155,15 @@ class CassetteRecorder:
             await asyncio.shield(self._task)
 
     async def _drain(self) -> None:
+        # Bounded: a turn that is not the last either saved or set aside at least one interaction.
         while self._dirty:
             self._dirty = False
             snapshot = self.contents()
             try:
-                await asyncio.to_thread(self._write, snapshot)
+                await asyncio.to_thread(self._write, snapshot, list(self._new))
+            except _Unsavable as unsavable:
+                self._set_aside(unsavable.culprits)
+                self._dirty = True  # save the others now
             except (MockaiError, OSError) as error:
                 log.error("mockai: cassette not saved: %s", error)
             except Exception:  # a bug: keep recording, keep the traceback
@@ -129,10 +179,33 @@ class CassetteRecorder:
             base = [old for old in base if not any(supersedes(n, old) for n in new)]
         return Cassette(self.path, base + new, self._metadata)
 
-    def _write(self, cassette: Cassette) -> None:
+    def _set_aside(self, culprits: list[tuple[Interaction, str]]) -> None:
+        """Leave out of the cassette what cannot be written (said once each, no traceback)."""
+        unsavable = {id(interaction) for interaction, _ in culprits}
+        self._new = [i for i in self._new if id(i) not in unsavable]
+        self.refused += len(culprits)
+        for interaction, reason in culprits:
+            log.error(
+                "mockai: not saving %s %s in %s: %s. The cassette's other interactions are "
+                "saved without it.",
+                interaction.method,
+                interaction.uri,
+                self.path,
+                reason,
+            )
+
+    def _write(self, cassette: Cassette, new: list[Interaction]) -> None:
         # Runs in a worker thread, one at a time (the drain task awaits each write).
-        text = CassetteFile.dumps(cassette)
-        refuse_leaks(self._target, text, self.scrubber)
+        try:
+            text = CassetteFile.dumps(cassette)
+            refuse_leaks(self._target, text, self.scrubber)
+        except Exception:
+            # Which of this session's interactions is it? Those are set aside and the rest saved;
+            # if none is to blame alone (the loaded cassette is), the save fails as a whole.
+            culprits = [(i, reason) for i in new if (reason := self._unsavable(i)) is not None]
+            if culprits:
+                raise _Unsavable(culprits) from None
+            raise
         if self._target == self.path and _disk_state(self.path) != self._expected:
             self._target = self.path.with_name(self.path.name + ".conflict")
             log.error(
@@ -152,6 +225,20 @@ class CassetteRecorder:
         if self._target == self.path:
             self._expected = _disk_state(self.path)
         self.saves += 1
+
+    def _unsavable(self, interaction: Interaction) -> str | None:
+        """Why `interaction` alone cannot be written into this cassette, or None."""
+        alone = Cassette(self.path, [interaction])
+        try:
+            text = CassetteFile.dumps(alone)
+        except Exception as error:  # whatever the serializer raises: it is said, not thrown
+            kind = "JSON" if self.path.suffix.lower() == ".json" else "YAML"
+            return f"the {kind} serializer refused it ({type(error).__name__}: {error})"
+        problems = scan_document(self.path, text, self.scrubber)
+        if problems:
+            found = "; ".join(p.message.removeprefix("interaction 0 ") for p in problems)
+            return f"its text would hold what looks like a secret ({found})"
+        return None
 
 
 def stale_temporaries(path: Path) -> list[Path]:

@@ -322,6 +322,13 @@ async def _broken_body(
 # --- whole answers ----------------------------------------------------------------------------
 
 
+class RelayBrokeOff(ConnectionResetError):
+    """Raised by a Relay's `chunks` when the answer it passes on broke off at its source (an
+    upstream failing mid-answer) and the source has said so in its own log line: the client's
+    connection is dropped too, with no second report. Any other error from `chunks` is
+    unexpected and keeps its traceback."""
+
+
 async def _relay(
     request: web.Request, outgoing: Relay, headers: Mapping[str, str]
 ) -> web.StreamResponse:
@@ -331,9 +338,20 @@ async def _relay(
     the upstream's error answers and as the journal shows them.
     """
     response = _streamed_head(outgoing, headers)
+    chunks = aiter(outgoing.chunks)
     try:
         await response.prepare(request)
-        async for chunk in outgoing.chunks:
+        while True:  # (as long as the upstream's answer: it ends, or breaks off)
+            try:
+                chunk = await anext(chunks, None)
+            except RelayBrokeOff:
+                # Documented: the client's connection breaks off as the upstream's did (a FIN
+                # without the body's end). Said once, by the source; a write to a client that
+                # left is not caught here (`deliver` tells that apart).
+                _drop(request, reset=False)
+                return response
+            if chunk is None:
+                break
             await response.write(chunk)
         await response.write_eof()
     finally:
