@@ -277,6 +277,36 @@ def test_an_upstream_breaking_off_logs_one_line_not_a_traceback(
     assert len(said) == 1  # and the `watched` fixture: no traceback, no error logged
 
 
+def test_a_head_whose_upstream_breaks_off_drops_the_connection_without_a_traceback(
+    tmp_path: Path, watched: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """HEAD is recorded as the GET it stands for, its body read whole and not sent: an upstream
+    breaking off in it is the GET's one log line and dropped connection."""
+
+    async def broken(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.content_length = 400
+        await response.prepare(request)
+        await response.write(b'{"object": "list", ')
+        assert request.transport is not None
+        request.transport.close()
+        return response
+
+    cassette = tmp_path / "broken.yaml"
+    with (
+        caplog.at_level(logging.INFO, logger="mockai"),
+        LoopbackApp({"/v1/files": broken}) as app,
+        conformance.checked_server(
+            cassette=str(cassette), record_mode="once", upstream=app.url
+        ) as recorder,
+        pytest.raises(httpx.HTTPError),
+    ):
+        httpx.head(recorder.url + "/files", headers={"Authorization": "Bearer sk-test-0000"})
+    assert not cassette.exists()
+    said = [r.getMessage() for r in caplog.records if "broke off" in r.getMessage()]
+    assert len(said) == 1
+
+
 # --- a recording the server cannot do: said at startup, in one line, nothing served -------------
 
 

@@ -230,7 +230,7 @@ async def _deliver(
         return await _no_response(request, outgoing, faults, delivery)
     headers["openai-processing-ms"] = processing_ms(arrived)
     if request.method == "HEAD":
-        return await _head_only(outgoing, headers)
+        return await _head_only(request, outgoing, headers)
     if isinstance(outgoing, Body):
         if faults.disconnect_after is not None or faults.stall_after is not None:
             return await _broken_body(request, outgoing, headers, faults, delivery)
@@ -242,7 +242,9 @@ async def _deliver(
     return await _stream(request, outgoing, headers, timing, faults, rng, start, delivery)
 
 
-async def _head_only(outgoing: Outgoing, headers: Mapping[str, str]) -> web.StreamResponse:
+async def _head_only(
+    request: web.Request, outgoing: Outgoing, headers: Mapping[str, str]
+) -> web.StreamResponse:
     """A HEAD request's answer: the GET's status and headers, without its body. aiohttp leaves
     the body out of an answer it writes for HEAD, but a stream's, a relay's or a sliced body's
     own writes would go out as they are, after the head, and garble the connection."""
@@ -252,6 +254,8 @@ async def _head_only(outgoing: Outgoing, headers: Mapping[str, str]) -> web.Stre
         try:
             async for _ in outgoing.chunks:  # (read whole: a recording keeps the whole answer)
                 pass
+        except RelayBrokeOff:  # (said by the source) dropped, as a GET's connection would be
+            _drop(request, reset=False)
         finally:
             if outgoing.finish is not None:
                 await outgoing.finish()
