@@ -8,6 +8,7 @@ stores at most their byte budget of answers, and the generator's cache at most i
 
 from __future__ import annotations
 
+import base64
 import sys
 import tracemalloc
 from typing import Any
@@ -151,6 +152,45 @@ def test_stored_responses_stay_within_their_byte_budget() -> None:
         assert 1 < len(store._stored) < 40
         assert httpx.get(server.url + f"/responses/{made[-1]}").status_code == 200
         assert httpx.get(server.url + f"/responses/{made[0]}").status_code == 404  # went first
+
+
+def test_stored_requests_weigh_their_pictures() -> None:
+    """What a stored response or chat completion keeps of its request (its `input`, its
+    `messages`) counts by its size: an image part is ~100 tokens but a quarter of a megabyte of
+    base64 here, and weighed by its tokens 30 of them had stayed within a 1 MiB budget."""
+    picture = "data:image/png;base64," + base64.b64encode(bytes(192 * 1024)).decode()
+    parts = [{"type": "text", "text": "what is this?"}]
+    with MockServer(store_bytes=1 << 20, log_requests=False) as server:
+        responses, completions = [], []
+        for _ in range(12):
+            content = [*parts, {"type": "input_image", "image_url": picture}]
+            answer = httpx.post(
+                server.url + "/responses",
+                json={"model": "gpt-4o-mini", "input": [{"role": "user", "content": content}]},
+                timeout=30,
+            )
+            assert answer.status_code == 200, answer.text
+            responses.append(answer.json()["id"])
+            content = [*parts, {"type": "image_url", "image_url": {"url": picture}}]
+            answer = httpx.post(
+                server.url + "/chat/completions",
+                json={
+                    "model": "gpt-4o-mini",
+                    "store": True,
+                    "messages": [{"role": "user", "content": content}],
+                },
+                timeout=30,
+            )
+            assert answer.status_code == 200, answer.text
+            completions.append(answer.json()["id"])
+        for path, made in (
+            ("/responses/{}/input_items", responses),
+            ("/chat/completions/{}", completions),
+        ):
+            kept = [httpx.get(server.url + path.format(one)).status_code for one in made]
+            assert kept[-1] == 200 and kept[0] == 404
+            assert 1 <= kept.count(200) <= 4  # (1 MiB holds four pictures of 256 KiB)
+        assert server.state.responses._stored.bytes <= 1 << 20
 
 
 def test_the_generators_cache_is_bounded_in_bytes() -> None:

@@ -102,7 +102,7 @@ class CompletionStore:
                 )
             },
         )
-        weight = kept.weight(outgoing, exchange.prompt_tokens)  # the answer and its messages
+        weight = kept.weight(outgoing, 0, stored.messages)  # the answer and its messages
         await self._stored.put(completion_id, stored, weight)
 
     async def list(self, query: Mapping[str, str]) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from mockai.errors import ApiError
 from mockai.pipeline.exchange import Endpoint, Exchange
 from mockai.stores import items, kept
 from mockai.stores.responses import response_of
-from mockai.wire import ids, jsonbytes
+from mockai.wire import ids
 from mockai.wire.outgoing import Body, EventStream, Outgoing
 
 DEFAULT_CAPACITY = 1000
@@ -82,11 +82,7 @@ def _bytes_of(held: list[Any]) -> int:
     return sum(map(_size, held))
 
 
-def _size(item: Any) -> int:
-    try:
-        return len(jsonbytes.dumps(item))
-    except UnicodeEncodeError:  # a lone surrogate (the standard library's parser lets one in)
-        return len(jsonbytes.dumps_str(item))
+_size = kept.size_of
 
 
 # What a conversation weighs beyond its items and metadata (its id, numbers, the objects).

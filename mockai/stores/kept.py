@@ -80,10 +80,23 @@ class Shelf(Generic[K, V]):
         return len(self._entries)
 
 
-def weight(answer: Body | EventStream, prompt_tokens: int) -> int:
-    """What a kept answer weighs: its bytes (plus each frame's object, for a stream), and the
-    request it keeps with it by its tokens (~4 bytes each, without serialising it again)."""
-    return held_bytes(answer) + 4 * prompt_tokens
+def weight(answer: Body | EventStream, prompt_tokens: int, request: Any = None) -> int:
+    """What a kept answer weighs: its bytes (plus each frame's object, for a stream), the
+    request's parts it keeps as sent (`request`: a Responses `input`, chat `messages`) by their
+    JSON size, and what it keeps parsed from them by their tokens (~4 bytes each). Tokens alone
+    weighed an image part (a megabyte of base64) as the ~100 tokens it costs: the stores' byte
+    budgets then held hundreds of megabytes of pictures."""
+    return held_bytes(answer) + size_of(request) + 4 * prompt_tokens
+
+
+def size_of(value: Any) -> int:
+    """The bytes of `value` as JSON: what holding it costs, about (0 for None)."""
+    if value is None:
+        return 0
+    try:
+        return len(jsonbytes.dumps(value))
+    except UnicodeEncodeError:  # a lone surrogate (the standard library's parser lets one in)
+        return len(jsonbytes.dumps_str(value))
 
 
 def answer_id(answer: Body | EventStream, pattern: re.Pattern[bytes]) -> str | None:

@@ -145,7 +145,7 @@ class ResponseStore:
             # then done): retrieving it shows it finished, and cancelling it is refused as
             # for any finished background run, not as if it had not been one.
             stored.stage = "completed"
-        weight = kept.weight(outgoing, exchange.prompt_tokens)  # the answer and its input
+        weight = kept.weight(outgoing, exchange.prompt_tokens, body.get("input"))
         await self._stored.put(response_id, stored, weight)
         response = response_of(outgoing) if background and stored.stage == "queued" else None
         if response is None:
