@@ -7,7 +7,7 @@ never noticed.
 
 from __future__ import annotations
 
-from hypothesis import example, given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from strategies import texts
 
@@ -33,6 +33,18 @@ def test_any_non_empty_text_counts_at_least_one_token(text: str) -> None:
     assert tokens.count(text) >= 1
     # The count billed in `usage` is the number of pieces a stream sends.
     assert tokens.count(text) == len(tokens.split(text))
+
+
+@settings(max_examples=40)
+@given(st.one_of(texts(min_size=1, max_size=60), _EVERY_CHAR.filter(bool)))
+def test_a_long_text_counts_as_its_pieces_without_listing_them(text: str) -> None:
+    # Past `_LISTED_CHARS`, pretokens are counted one at a time (a listed 21 MB prompt took
+    # ~270 MiB): the count is still the number of pieces a stream of the text sends. The text
+    # repeated past that length, so that pieces also form across the joins.
+    assert tokens._count_each(text) == len(tokens.split(text))
+    long = text * (tokens._LISTED_CHARS // len(text) + 1)
+    assert len(long) > tokens._LISTED_CHARS
+    assert tokens.count(long) == len(tokens.split(long))
 
 
 @given(_EVERY_CHAR, st.integers(min_value=0, max_value=50))
