@@ -24,6 +24,14 @@ class MockaiError(Exception):
     """Base class of every error mockai raises on purpose."""
 
 
+class RelayBrokeOff(ConnectionResetError):
+    """Raised by a Relay's `chunks` when the answer it passes on broke off at its source (an
+    upstream failing mid-answer) and the source has said so in its own log line: the client's
+    connection is dropped too, with no second report. Any other error from `chunks` is
+    unexpected and keeps its traceback. (Here, not in delivery/deliver.py: a compiled module
+    cannot define a subclass of a built-in exception.)"""
+
+
 class ConfigError(MockaiError, ValueError):
     """A configuration value (CLI option, env var, fixture or marker argument) is invalid.
 

@@ -28,8 +28,7 @@ from mockai.cassette.redact import Scrubber, request_secrets
 from mockai.cassette.replay import route_for
 from mockai.cassette.scan import scrub_interaction, without_userinfo
 from mockai.cassette.writer import CassetteRecorder
-from mockai.delivery.deliver import RelayBrokeOff
-from mockai.errors import ApiError, ConfigError
+from mockai.errors import ApiError, ConfigError, RelayBrokeOff
 from mockai.pipeline.exchange import Exchange
 from mockai.pipeline.reply import Plan
 from mockai.wire import jsonbytes

@@ -43,6 +43,7 @@ from aiohttp import web
 from mockai.delivery.faults import Faults
 from mockai.delivery.outbox import hold_writes
 from mockai.delivery.timing import StreamTiming
+from mockai.errors import RelayBrokeOff
 from mockai.pipeline.reply import Timing
 from mockai.wire import errors
 from mockai.wire.outgoing import Body, EventStream, Outgoing, Relay
@@ -324,13 +325,6 @@ async def _broken_body(
 
 
 # --- whole answers ----------------------------------------------------------------------------
-
-
-class RelayBrokeOff(ConnectionResetError):
-    """Raised by a Relay's `chunks` when the answer it passes on broke off at its source (an
-    upstream failing mid-answer) and the source has said so in its own log line: the client's
-    connection is dropped too, with no second report. Any other error from `chunks` is
-    unexpected and keeps its traceback."""
 
 
 async def _relay(
