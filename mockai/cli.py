@@ -331,6 +331,7 @@ def _configure_logging(config: Config) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `mockai` console script and `python -m mockai`."""
     args = build_parser().parse_args(argv)
+    json_logs = False
     try:
         if args.command == "check":
             return _check(args.paths)
@@ -338,11 +339,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _health(args.url)
         serving = _import_server()
         config = config_from_args(args)
+        json_logs = config.log_format == "json"
         _configure_logging(config)
         _preflight(config)
         serving.run(config)
     except MockaiError as error:
-        print(f"mockai: {error}", file=sys.stderr)
+        if json_logs:  # (every line `mockai serve --log-format json` writes is JSON)
+            from mockai.server.logs import json_line
+
+            print(json_line(str(error), level="error"), file=sys.stderr)
+        else:
+            print(f"mockai: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # Ctrl-C before the signal handlers were installed
         pass

@@ -11,15 +11,22 @@ import io
 import json
 import logging
 import re
+import signal
 import subprocess
 import sys
+import time
+import urllib.parse
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
-from hypothesis import given
+import pytest
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mockai import MockServer
 from mockai.cli import text_formatter
+from mockai.config import Config
 from mockai.pipeline.journal import JournalEntry
 from mockai.server.logs import (
     ACCESS_LOGGER,
@@ -145,3 +152,123 @@ def test_mockai_serve_writes_its_access_lines_to_stderr() -> None:
             rf"\d+\.\dms generator {request_id}",
             line,
         ), line
+
+
+# --- one line per request, whatever the client sent ----------------------------------------------
+
+# Any character at all, surrogates and line separators included.
+_ANY = st.text(st.characters(), max_size=20)
+
+
+@st.composite
+def hostile_entries(draw: st.DrawFn) -> JournalEntry:
+    """An entry whose every text field is any text (`entries` keeps to valid strings)."""
+    entry = draw(entries())
+    entry.request_id, entry.method, entry.path = draw(_ANY), draw(_ANY), draw(_ANY)
+    entry.model, entry.source, entry.rule = draw(_ANY), draw(_ANY), draw(st.none() | _ANY)
+    entry.faults = draw(st.lists(_ANY, max_size=3))
+    return entry
+
+
+def _one_line(text: str) -> bool:
+    """`text` is one line ending in a newline, by any tool's idea of a line: no character that
+    Python's `splitlines` or a terminal takes for a line break or a control, or could not print."""
+    return text.endswith("\n") and text[:-1].isprintable()
+
+
+@given(hostile_entries())
+def test_any_request_is_one_text_line_and_its_json_keeps_the_values(entry: JournalEntry) -> None:
+    direct = _directly(entry, False)
+    assert _one_line(direct), direct
+    assert _through_logging(entry, text_formatter())[9:] == direct[9:]
+    line = _directly(entry, True)
+    assert _one_line(line), line
+    data = json.loads(line)
+    assert data["model"] == entry.model and data["path"] == entry.path  # as sent, not escaped
+    assert data["message"] == direct[9 + len(ACCESS_LOGGER) + 1 : -1]  # the text line's
+
+
+@pytest.fixture(scope="module")
+def logged_server() -> Iterator[tuple[MockServer, list[str]]]:
+    """A MockServer whose access lines are written in `mockai serve`'s text form, into a list."""
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(self.format(record) + "\n")  # (as a StreamHandler ends each one)
+
+    handler = Collect()
+    handler.setFormatter(text_formatter())
+    logger = logging.getLogger(ACCESS_LOGGER)
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        with MockServer(Config(), port=0) as server:
+            yield server, lines
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+# What httpx sends in a header value: printable ASCII and tabs, not at either end.
+_HEADER = st.text(
+    st.characters(min_codepoint=0x20, max_codepoint=0x7E) | st.just("\t"), max_size=20
+).map(lambda text: text.strip(" \t"))
+_SENT = st.text(st.characters(blacklist_categories=["Cs"]), max_size=20)  # (UTF-8 has no Cs)
+
+
+@settings(max_examples=60)
+@given(model=_SENT, segment=_SENT, header=_HEADER)
+def test_a_real_server_logs_any_model_path_and_header_on_one_line(
+    logged_server: tuple[MockServer, list[str]], model: str, segment: str, header: str
+) -> None:
+    server, lines = logged_server
+    ask = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
+    headers = {"x-mockai-fault": header, "x-request-id": header}
+    with httpx.Client(timeout=30) as http:
+        start = len(lines)
+        http.post(server.url + "/chat/completions", json=ask, headers=headers)
+        # (the path's text decoded by the server: `%0a` is a newline in `request.path`)
+        http.get(server.url + "/models/" + urllib.parse.quote(segment, safe=""), headers=headers)
+        deadline = time.monotonic() + 10
+        while len(lines) < start + 2 and time.monotonic() < deadline:
+            time.sleep(0.005)
+    written = lines[start:]
+    assert len(written) == 2, written
+    for line in written:
+        assert _one_line(line), line
+        assert "".join(written).count("\n") == 2
+
+
+def test_mockai_serve_writes_a_forged_looking_model_and_path_on_their_own_lines() -> None:
+    """A newline in a model name, or `%0a` in a path, once wrote a second access line that looked
+    like another request's."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mockai", "serve", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        url = ""
+        for line in process.stdout:
+            found = re.search(r"listening on (http://\S+)", line)
+            if found:
+                url = found.group(1)
+                break
+        forged = "00:00:00 mockai.access POST /v1/admin/forged 200 gpt-4o 1.0ms generator req_x"
+        ask = {"model": "gpt-4o-mini\n" + forged, "messages": [{"role": "user", "content": "hi"}]}
+        httpx.post(url + "/v1/chat/completions", json=ask, timeout=30)
+        httpx.post(
+            url + "/v1/chat/completions%0a" + forged.replace(" ", "%20"), json={}, timeout=30
+        )
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    access = [line for line in stderr.splitlines() if "mockai.access" in line]
+    assert len(access) == 2, stderr
+    assert access[0].count("mockai.access") == 2 and "gpt-4o-mini\\n00:00:00" in access[0]
+    assert "/v1/chat/completions\\n00:00:00" in access[1]
+    assert all(re.match(r"\d\d:\d\d:\d\d mockai\.access POST /v1/chat/", line) for line in access)

@@ -105,9 +105,8 @@ class MockServer:
         try:
             sock = sites.listen(self.config.host, self.config.port)
         except OSError as error:
-            raise ServerError(
-                f"cannot listen on {self.config.host}:{self.config.port}: {error}"
-            ) from error
+            where = sites.authority(self.config.host, self.config.port)
+            raise ServerError(f"cannot listen on {where}: {error}") from error
         runner = web.AppRunner(
             self.app,
             access_log=None,

@@ -1,5 +1,14 @@
 """Log lines: one per request (`mockai.access`), as text or as JSON (`--log-format json`).
 
+A text line is made of what the client sent (the path, the model) and is read by people and by
+line-based tools: a newline in a model name, or `%0a` in a path (decoded), would write a second
+line that looks like another request's. So every character `str.isprintable` refuses (control
+characters, line and paragraph separators, bidi and other format characters, surrogates) is
+written as its escape (`\\n`, `\\x1b`, `\\u2028`): each request is one line. JSON lines keep the
+values as sent, their `message` is the text line's; what JSON itself leaves raw (DEL, C1
+controls, U+2028, which Python's `splitlines` breaks lines at, lone surrogates, which stderr
+cannot encode) is written as a `\\uXXXX` escape, so a JSON line is one line too.
+
 A JSON line carries what a log pipeline filters on: the request id (also sent as `x-request-id`),
 what answered (source and rule or cassette entry), the faults injected and the timings, plus the
 worker's pid so lines from `--workers N` can be told apart. Every other `mockai` log line (warnings,
@@ -35,7 +44,26 @@ class JsonFormatter(logging.Formatter):
             data.update(fields)
         if record.exc_info:
             data["traceback"] = self.formatException(record.exc_info)
-        return json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
+        return dumps(data)
+
+
+def dumps(data: dict[str, Any]) -> str:
+    """`data` as one JSON line, non-ASCII text as itself and every character that is not
+    printable as a `\\uXXXX` escape (see the module)."""
+    line = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
+    if line.isprintable():  # (almost every line: a check in C)
+        return line
+    # Outside strings a JSON text is printable ASCII: these are all in strings, where an escape
+    # stands for the same character.
+    return "".join(char if char.isprintable() else _json_escape(char) for char in line)
+
+
+def _json_escape(char: str) -> str:
+    code = ord(char)
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000  # (JSON escapes a character beyond the BMP as its UTF-16 surrogate pair)
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
 def _timestamp(created: float) -> str:
@@ -72,6 +100,41 @@ def _is_number(text: str) -> bool:
     return True
 
 
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def escaped(text: str) -> str:
+    """`text` with every character `str.isprintable` refuses written as its escape (see the
+    module): one line, whatever the client sent."""
+    if text.isprintable():  # (almost every line: a check in C, ~100 ns)
+        return text
+    return "".join(char if char.isprintable() else _escape(char) for char in text)
+
+
+def _escape(char: str) -> str:
+    named = _ESCAPES.get(char)
+    if named is not None:
+        return named
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def json_line(message: str, fields: dict[str, Any] | None = None, *, level: str = "info") -> str:
+    """A `mockai` line that is not a log record's (the banner, the shutdown notice, a startup
+    error) as the JSON formatter would write it, for `--log-format json`, where every line is
+    JSON."""
+    data: dict[str, Any] = {
+        "ts": _timestamp(time.time()),
+        "level": level,
+        "logger": "mockai",
+        "message": message,
+    }
+    data.update(fields or {})
+    return dumps(data)
+
+
 def log_request(sink: logging.Logger | StreamAccessLog, entry: JournalEntry) -> None:
     """The request's line: readable text, with the same fields attached for the JSON format
     (through `logging`, or straight to `mockai serve`'s stream: StreamAccessLog)."""
@@ -83,15 +146,15 @@ def log_request(sink: logging.Logger | StreamAccessLog, entry: JournalEntry) -> 
     extra = f" faults={','.join(entry.faults)}" if entry.faults else ""
     logger.info(
         "%s %s %d %s%s %.1fms %s%s %s",
-        entry.method,
-        entry.path,
+        escaped(entry.method),
+        escaped(entry.path),
         entry.status,
-        entry.model or "-",
+        escaped(entry.model or "-"),
         " stream" if entry.stream else "",
         entry.duration_ms,
-        answered,
-        extra,
-        entry.request_id,
+        escaped(answered),
+        escaped(extra),
+        escaped(entry.request_id),
         extra={"mockai": access_fields(entry)},
     )
 
@@ -101,7 +164,8 @@ def access_message(entry: JournalEntry) -> str:
     answered = entry.source + (f":{entry.rule}" if entry.rule else "")
     extra = f" faults={','.join(entry.faults)}" if entry.faults else ""
     stream = " stream" if entry.stream else ""
-    return (
+    # Escaped whole: the parts mockai adds are printable, so this is each field escaped.
+    return escaped(
         f"{entry.method} {entry.path} {entry.status:d} {entry.model or '-'}{stream} "
         f"{entry.duration_ms:.1f}ms {answered}{extra} {entry.request_id}"
     )
@@ -132,7 +196,7 @@ class StreamAccessLog:
             data = {"ts": self.stamp(now), "level": "info", "logger": ACCESS_LOGGER}
             data["message"] = message
             data.update(access_fields(entry))
-            line = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
+            line = dumps(data)
         else:
             line = f"{self._clock(now)} {ACCESS_LOGGER} {message}"
         with contextlib.suppress(OSError, ValueError):  # (a closed stream, a broken pipe)

@@ -1,7 +1,8 @@
 """Serving in the foreground, as `mockai serve` does: one process, or several sharing one socket.
 
-With `--workers N` the parent binds the port, forks N-1 children that bind it too with
-SO_REUSEPORT (the kernel spreads new connections evenly across the processes), and serves itself.
+With `--workers N` the parent checks that the port is free, binds N sockets to it with
+SO_REUSEPORT (the kernel spreads new connections evenly across them), forks N-1 children that
+serve one socket each, and serves the first itself (`sites.listen_group`).
 Without `--state`, each process has its own journal, rules and rate-limit windows (admin endpoints
 answer for the process that got the request); with `--state redis://...` they share one state and
 behave as one server. Metrics are added up across the workers (each shares its totals through
@@ -37,14 +38,15 @@ from mockai.server.state import STATE, ServerState
 
 
 def banner(state: ServerState, port: int, loop: str = "asyncio") -> str:
-    """What `mockai serve` prints when it is ready (`loop`: the event loop's kind)."""
+    """What `mockai serve` prints when it is ready (`loop`: the event loop's kind): a page of
+    text, or with `--log-format json` one JSON line (`banner_json`)."""
+    if state.config.log_format == "json":
+        return banner_json(state, port, loop)
     config = state.config
-    base = f"http://{config.host}:{port}"
-    workers = f", {config.workers} workers" if config.workers > 1 else ""
-    workers += f", state {state.backend.name}" if state.backend.shared else ""
+    base = f"http://{sites.authority(config.host, port)}"
     lines = (
         [
-            f"mockai {__version__} listening on {base} (seed {config.seed}{workers})",
+            _listening(state, base),
             f"  OPENAI_BASE_URL={base}/v1",
             (
                 "  POST /v1/chat/completions  /v1/completions  /v1/responses  /v1/embeddings"
@@ -67,6 +69,38 @@ def banner(state: ServerState, port: int, loop: str = "asyncio") -> str:
         + [f"  event loop: {loop}", f"  build: {buildinfo.describe()}", "Press Ctrl-C to stop."]
     )
     return "\n".join(lines)
+
+
+def _listening(state: ServerState, base: str) -> str:
+    """The banner's first line, the one scripts read the URL from (`listening on URL `)."""
+    config = state.config
+    workers = f", {config.workers} workers" if config.workers > 1 else ""
+    workers += f", state {state.backend.name}" if state.backend.shared else ""
+    return f"mockai {__version__} listening on {base} (seed {config.seed}{workers})"
+
+
+def banner_json(state: ServerState, port: int, loop: str = "asyncio") -> str:
+    """The banner as one JSON line, for `--log-format json`, where every line mockai writes is
+    JSON (a log pipeline reads stdout and stderr alike). Its `message` is the text banner's
+    first line (`... listening on URL (seed ...)`), so what reads the URL from it still does;
+    the endpoint list, help for people, is left out."""
+    from mockai.server.logs import json_line  # (only JSON logs need it: see test_startup_imports)
+
+    config = state.config
+    base = f"http://{sites.authority(config.host, port)}"
+    fields = {
+        "url": base,
+        "base_url": f"{base}/v1",
+        "version": __version__,
+        "seed": config.seed,
+        "workers": config.workers,
+        "state": state.backend.name if state.backend.shared else "memory",
+        "answers": _answers(state),
+        "event_loop": loop,
+        "build": buildinfo.describe(),
+        "pid": os.getpid(),
+    }
+    return json_line(_listening(state, base), fields)
 
 
 def _answers(state: ServerState) -> list[str]:
@@ -94,13 +128,14 @@ def _answers(state: ServerState) -> list[str]:
     return lines
 
 
-def listen(config: Config, port: int | None = None) -> socket.socket:
-    """The bound, listening socket (a ServerError if the address is taken)."""
-    port = config.port if port is None else port
+def listen(config: Config) -> list[socket.socket]:
+    """A bound, listening socket for each of the `config.workers` processes, all on one port
+    (a ServerError if the address is taken, by another `mockai serve --workers` too)."""
     try:
-        return sites.listen(config.host, port, reuse_port=config.workers > 1)
+        return sites.listen_group(config.host, config.port, max(config.workers, 1))
     except OSError as error:
-        raise ServerError(f"cannot listen on {config.host}:{port}: {error}") from None
+        where = sites.authority(config.host, config.port)
+        raise ServerError(f"cannot listen on {where}: {error}") from None
 
 
 async def serve_socket(
@@ -155,23 +190,28 @@ async def serve_socket(
         if on_stop is not None:
             on_stop()
         if announce:
-            print(
-                f"mockai: shutting down (in-flight requests get up to {config.grace:g}s)",
-                file=sys.stderr,
-                flush=True,
-            )
+            notice = f"shutting down (in-flight requests get up to {config.grace:g}s)"
+            if config.log_format == "json":  # (where every line is JSON)
+                from mockai.server.logs import json_line
+
+                notice = json_line(notice, {"grace": config.grace, "pid": os.getpid()})
+            else:
+                notice = f"mockai: {notice}"
+            print(notice, file=sys.stderr, flush=True)
         await runner.cleanup()
 
 
 def run(config: Config) -> None:
     """Serve `config` in the foreground with `config.workers` processes."""
-    sock = listen(config)
-    port = sock.getsockname()[1]  # the real port, when 0 asked for a free one
+    sock, *theirs = listen(config)
     # Where the workers add up their metrics (each writes its totals there).
     metrics_dir = tempfile.mkdtemp(prefix="mockai-metrics-") if config.workers > 1 else None
-    children = [
-        _fork_worker(config, port, sock, metrics_dir) for _ in range(max(config.workers, 1) - 1)
-    ]
+    children = []
+    for own in theirs:
+        children.append(_fork_worker(config, own, [sock, *theirs], metrics_dir))
+        # The worker's now: held open here too, it would keep taking connections nobody
+        # accepts once the worker stopped (and later workers need not inherit it).
+        own.close()
 
     def stop_children() -> None:
         for pid in children:
@@ -196,22 +236,24 @@ def run(config: Config) -> None:
 
 
 def _fork_worker(
-    config: Config, port: int, parent_socket: socket.socket, metrics_dir: str | None
+    config: Config, own: socket.socket, group: list[socket.socket], metrics_dir: str | None
 ) -> int:
+    """Fork a worker serving `own`, one of the `group` of sockets the parent bound."""
     pid = os.fork()
     if pid:
         return pid
-    # The child: serve on its own socket bound to the same port until told to stop; it never
-    # returns into the caller's code. The parent's listening socket is closed here: held open
-    # by a child, it would keep taking connections nobody accepts once the parent stopped
-    # (reset at exit instead of refused while shutting down).
-    parent_socket.close()
+    # The child: serve on its own socket until told to stop; it never returns into the caller's
+    # code. The group's other sockets are closed here: held open by this child, one would keep
+    # taking connections nobody accepts once its process stopped (reset at exit instead of
+    # refused while shutting down).
+    for sock in group:
+        if sock is not own:
+            sock.close()
     code = 0
     try:
-        serving = serve_socket(
-            config, listen(config, port), announce=False, metrics_dir=metrics_dir
+        sites.run_stamped(
+            serve_socket(config, own, announce=False, metrics_dir=metrics_dir), config.event_loop
         )
-        sites.run_stamped(serving, config.event_loop)
     except BaseException:
         code = 1
     finally:

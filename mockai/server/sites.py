@@ -216,8 +216,19 @@ class StampingSite(web.SockSite):
         )
 
 
+def authority(host: str, port: int) -> str:
+    """`host:port` as a URL writes it: an IPv6 address in brackets (`[::1]:8000`), since its own
+    colons would otherwise run into the port's (`http://:::8000` is no URL)."""
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"{host}:{port}"
+
+
 def listen(host: str, port: int, *, reuse_port: bool = False, backlog: int = 1024) -> socket.socket:
-    """A bound, listening, non-blocking socket; OSError if the address is taken."""
+    """A bound, listening, non-blocking socket; OSError if the address is taken.
+
+    With `reuse_port` the port is shared with any socket of the same user that asks to share
+    it too: that is `listen_group`'s business, which checks first that the port is free."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -231,3 +242,40 @@ def listen(host: str, port: int, *, reuse_port: bool = False, backlog: int = 102
         raise
     sock.setblocking(False)
     return sock
+
+
+def listen_group(host: str, port: int, count: int, *, backlog: int = 1024) -> list[socket.socket]:
+    """`count` listening sockets on one port, one for each process of `mockai serve --workers`
+    (the kernel spreads new connections over them: SO_REUSEPORT); OSError if the address is
+    taken, by another `mockai serve --workers` too.
+
+    SO_REUSEPORT lets any later socket of the same user that sets it join the group and take its
+    share of the connections: a second `mockai serve --workers 2` on the port started without a
+    word and answered every other request. So the port is first bound without it, which fails
+    as a single server's socket does if anything listens there (and picks the port when 0 is
+    asked: every socket of the group then binds that one). All the sockets are bound here, in
+    the parent, before a worker is forked: none can fail to bind later, and the time between
+    the check and the group's first socket is as short as it can be."""
+    if count <= 1:
+        return [listen(host, port, backlog=backlog)]
+    port = _free_port(host, port)
+    group: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            group.append(listen(host, port, reuse_port=True, backlog=backlog))
+    except OSError:
+        for sock in group:
+            sock.close()
+        raise
+    return group
+
+
+def _free_port(host: str, port: int) -> int:
+    """`port` (or a free one for 0) once a socket that does not share binds it; OSError if it
+    is taken. SO_REUSEADDR as `listen`'s socket has it: what only lingers there (connections of
+    a server just stopped, in TIME_WAIT) is no conflict, a listening socket is."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+        return int(probe.getsockname()[1])
