@@ -252,8 +252,11 @@ async def _head_only(
     if isinstance(outgoing, Body):
         return _body(outgoing, headers)  # (its Content-Length is the GET's body's)
     if isinstance(outgoing, Relay):
+        chunks = aiter(outgoing.chunks)
         try:
-            async for _ in outgoing.chunks:  # (read whole: a recording keeps the whole answer)
+            # Read whole (a recording keeps the whole answer). (`anext`, as `_relay` reads: an
+            # `async for` compiled by mypyc let the upstream's error out instead of this one.)
+            while await anext(chunks, None) is not None:
                 pass
         except RelayBrokeOff:  # (said by the source) dropped, as a GET's connection would be
             _drop(request, reset=False)
