@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import conformance
+import httpx
 import openai
 import pytest
 from sdkcall import attempts, call
@@ -204,3 +205,32 @@ def test_relays_take_latency_and_connection_faults() -> None:
         empty = call("sync", server, retries=0)
         assert type(empty.error) is openai.APIConnectionError
         assert upstream.finished == 2  # `reset` came before the upstream was asked
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        {"name": "rate_limit", "retry_after": "2.5s"},
+        {"status": 429, "retry_after": 2.5},
+    ],
+)
+def test_a_rules_retry_after_is_said_as_a_header_faults_is(error: dict[str, Any]) -> None:
+    """The wait a rule's 429 gives is the same everywhere it is said: `retry-after(-ms)`, the
+    message LangChain JS reads ("Please try again in 2.5s") and the `x-ratelimit-reset-*` other
+    clients read, as the header fault `rate_limit;retry_after=2.5s` says it (the rule's said 1s
+    in the message and the reset headers)."""
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+    with conformance.checked_server() as server, httpx.Client() as http:
+        by_header = http.post(
+            server.url + "/chat/completions",
+            json=body,
+            headers={"x-mockai-fault": "rate_limit;retry_after=2.5s"},
+        )
+        server.add_rule({"name": "limited", "error": error})
+        by_rule = http.post(server.url + "/chat/completions", json=body)
+    assert by_rule.status_code == by_header.status_code == 429
+    assert "Please try again in 2.5s." in by_rule.json()["error"]["message"]
+    assert by_rule.json()["error"]["message"] == by_header.json()["error"]["message"]
+    said = ("retry-after", "retry-after-ms", "x-ratelimit-reset-requests")
+    assert [by_rule.headers[name] for name in said] == [by_header.headers[name] for name in said]
+    assert by_rule.headers["x-ratelimit-reset-requests"] == "2.5s"

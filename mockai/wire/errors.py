@@ -307,7 +307,10 @@ def from_spec(spec: Any, *, model: str | None = None) -> ApiError:
         raise ValueError(
             f"unknown error key(s) {sorted(unknown)}; known: {sorted(_FREE_FORM_KEYS)}"
         )
-    base = _base_error(spec, model)
+    # The wait goes into the named error as it is built: its message ("Please try again in
+    # 2.5s") and its `x-ratelimit-reset-*` say it as well as `retry-after` does.
+    retry_after = _retry_after(spec["retry_after"]) if "retry_after" in spec else None
+    base = _base_error(spec, model, retry_after)
     for key in ("type", "code", "param", "message"):
         if key in spec:
             setattr(base, key, _optional_text(spec[key], key))
@@ -315,17 +318,16 @@ def from_spec(spec: Any, *, model: str | None = None) -> ApiError:
     if "message" in spec and base.message is None:
         raise ValueError("message must be a string")
     base.headers = {**base.headers, **_header_map(spec.get("headers", {}))}
-    retry_after = _retry_after(spec["retry_after"]) if "retry_after" in spec else None
     should_retry = spec.get("should_retry")
     if should_retry is not None and not isinstance(should_retry, bool):
         raise ValueError(f"should_retry must be true or false, got {should_retry!r}")
     return _with_retry_headers(base, retry_after, should_retry)
 
 
-def _base_error(spec: Mapping[str, Any], model: str | None) -> ApiError:
+def _base_error(spec: Mapping[str, Any], model: str | None, retry_after: float | None) -> ApiError:
     if "name" in spec:
         try:
-            base = named(str(spec["name"]), model=model)
+            base = named(str(spec["name"]), model=model, retry_after=retry_after)
         except KeyError as error:
             raise ValueError(error.args[0]) from None
         if "status" in spec and _status(spec["status"]) != base.status:
@@ -336,7 +338,7 @@ def _base_error(spec: Mapping[str, Any], model: str | None) -> ApiError:
         raise ValueError("a free-form error needs a status (or the name of a named error)")
     status = _status(spec["status"])
     if status in _BY_STATUS:
-        return named(_BY_STATUS[status], model=model)
+        return named(_BY_STATUS[status], model=model, retry_after=retry_after)
     try:
         reason = HTTPStatus(status).phrase
     except ValueError:
