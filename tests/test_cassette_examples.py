@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import conformance
@@ -85,3 +86,26 @@ def test_the_pytest_recording_example_replays_through_the_sdk() -> None:
         reply.choices[0].message.content == "Rivers carve valleys, carry sediment and feed deltas."
     )
     assert streamed == "Deltas form where rivers slow."
+
+
+@pytest.mark.parametrize("name", ["responses_stream.yaml", "chat_stream.yaml"])
+def test_an_error_event_fault_ends_a_replayed_stream_as_its_api_does(name: str) -> None:
+    """`error_event_after` on a replay ends it with the endpoint's own in-band error: for the
+    Responses API its `error` event, which the Python SDK yields as an event (a replay had ended
+    with chat's `{"error": ...}` chunk, which the SDK raises as an APIError); for chat, that
+    chunk, raised."""
+    path = ROOT / "cassettes" / name
+    recorded = CassetteFile.load(path).interactions[0]
+    body = json.loads(recorded.request_body or b"{}")
+    fault = {"x-mockai-fault": "error_event_after=3"}
+    with (
+        conformance.checked_server(cassette=str(path)) as server,
+        openai.OpenAI(base_url=server.url, api_key="sk-test", max_retries=0) as client,
+    ):
+        if name.startswith("responses"):
+            events = list(client.responses.create(**body, extra_headers=fault))
+            assert [event.type for event in events][-1] == "error"
+            assert events[-1].sequence_number == 3 and len(events) == 4
+        else:
+            with pytest.raises(openai.APIError):
+                list(client.chat.completions.create(**body, extra_headers=fault))

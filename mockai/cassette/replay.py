@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import logging
 import pickle
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
@@ -134,8 +134,21 @@ def wire_answer(interaction: Interaction, speed: float) -> tuple[Outgoing, Timin
         content_type=content_type,
         headers=headers,
         offsets=offsets,
+        error_frame=_error_frame(frames),
     )
     return stream, _latency(recorded.latency, speed)
+
+
+def _error_frame(frames: Sequence[bytes]) -> Callable[[int], bytes] | None:
+    """The in-band error a fault (`error_event_after`) ends a replayed stream with: the
+    Responses API's `error` event for its streams (their events are named `response.*`), which
+    the SDKs yield as an event; chat's `{"error": ...}` chunk (the delivery's default) for the
+    others."""
+    if frames and frames[0].startswith(b"event: response."):
+        from mockai.api.responses import error_event  # (with the codec: loaded by then)
+
+        return error_event
+    return None
 
 
 def _latency(seconds: float | None, speed: float) -> Timing:
