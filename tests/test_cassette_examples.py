@@ -109,3 +109,28 @@ def test_an_error_event_fault_ends_a_replayed_stream_as_its_api_does(name: str) 
         else:
             with pytest.raises(openai.APIError):
                 list(client.chat.completions.create(**body, extra_headers=fault))
+
+
+def test_budgets_the_user_set_count_down_on_replayed_answers() -> None:
+    """With budgets (`limits`), the six `x-ratelimit-*` count down on every answer, replays
+    included (they had kept the recording's 10000 / 9999 up to the 429); without budgets a
+    replay carries the recorded ones."""
+    path = ROOT / "cassettes" / "chat_json.yaml"
+    recorded = CassetteFile.load(path).interactions[0]
+    body = json.loads(recorded.request_body or b"{}")
+    with (
+        conformance.checked_server(
+            cassette=str(path), allow_repeats=True, limits="rpm=2,window=60s"
+        ) as server,
+        httpx.Client() as http,
+    ):
+        answers = [http.post(server.url + "/chat/completions", json=body) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert [a.headers["x-ratelimit-limit-requests"] for a in answers] == ["2", "2", "2"]
+    assert [a.headers["x-ratelimit-remaining-requests"] for a in answers] == ["1", "0", "0"]
+    assert answers[0].content == recorded.response_body  # the recording itself, as recorded
+    with conformance.checked_server(cassette=str(path)) as server, httpx.Client() as http:
+        plain = http.post(server.url + "/chat/completions", json=body)
+    assert plain.headers["x-ratelimit-limit-requests"] == recorded.header(
+        "x-ratelimit-limit-requests"
+    )

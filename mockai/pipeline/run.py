@@ -322,6 +322,8 @@ def _render(
     profile: Profile,
 ) -> Outgoing:
     if plan.recorded is not None:  # a recording is the provider's own bytes: never reshaped
+        if state.ratelimits.enforced:
+            return _counting_down(plan.recorded)
         return plan.recorded
     reply = plan.reply
     assert reply is not None, "a Plan has either a reply or a recording"
@@ -652,6 +654,18 @@ async def _finish(
             log_request(state.access_log, entry)
         if shared and not published_once:
             await _shared(journal.complete(entry))
+
+
+def _counting_down(recorded: Outgoing) -> Outgoing:
+    """A recording answered under budgets the user set (`--limits`, a scenario's `limits:`):
+    the budget's `x-ratelimit-*` count down on it, as on every answer, rather than the
+    recording's (a client pacing itself on `remaining` saw 9999 and then a 429)."""
+    if isinstance(recorded, Body | EventStream) and any(
+        name.startswith("x-ratelimit-") for name in recorded.headers
+    ):
+        kept = {k: v for k, v in recorded.headers.items() if not k.startswith("x-ratelimit-")}
+        return replace(recorded, headers=kept)
+    return recorded
 
 
 # Answer header names in lower case, for the journal (the same dozen on every answer).
