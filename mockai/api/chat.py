@@ -15,10 +15,10 @@ from mockai import tokens
 from mockai.api import common, logprobs, obfuscation
 from mockai.api.base import Codec, ParseContext, RenderContext
 from mockai.api.fieldrules import invalid_value, missing, type_error
-from mockai.api.shaping import Shaped, shape, usage_numbers
+from mockai.api.shaping import Shaped, custom_tools, shape, usage_numbers
 from mockai.errors import ApiError
 from mockai.pipeline.exchange import CalledTool, Endpoint, Exchange, Message
-from mockai.pipeline.reply import Reply
+from mockai.pipeline.reply import Reply, ToolCall
 from mockai.wire import errors, ids, jsonbytes, sse
 from mockai.wire.outgoing import Body, EventStream, Outgoing
 
@@ -333,6 +333,9 @@ def _shaped_by(exchange: Exchange, ctx: RenderContext) -> tuple[Any, ...]:
         exchange.legacy_functions,
         ctx.created,
         ctx.keep_stop,
+        # A rule's reply calls a tool by name: offered as a custom tool, it renders as a custom
+        # call (`shape`). (No tools, the common case: nothing to look at.)
+        exchange.tools and custom_tools(exchange),
     )
 
 
@@ -380,19 +383,27 @@ def _choice(shaped: Shaped, exchange: Exchange, ctx: RenderContext) -> dict[str,
         call = shaped.tool_calls[0]
         message["function_call"] = {"name": call.name, "arguments": call.arguments}
     elif shaped.tool_calls:
-        message["tool_calls"] = [
-            {
-                "id": call.id,
-                "type": "function",
-                "function": {"name": call.name, "arguments": call.arguments},
-            }
-            for call in shaped.tool_calls
-        ]
+        message["tool_calls"] = [_tool_call(call) for call in shaped.tool_calls]
     return {
         "index": shaped.index,
         "message": message,
         "logprobs": _logprobs(shaped, exchange, ctx, shaped.pieces) if exchange.logprobs else None,
         "finish_reason": shaped.finish_reason,
+    }
+
+
+def _tool_call(call: ToolCall) -> dict[str, Any]:
+    """A call as the message holds it: a function's JSON `arguments`, a custom tool's `input`."""
+    if call.kind == "custom":
+        return {
+            "id": call.id,
+            "type": "custom",
+            "custom": {"name": call.name, "input": call.arguments},
+        }
+    return {
+        "id": call.id,
+        "type": "function",
+        "function": {"name": call.name, "arguments": call.arguments},
     }
 
 
@@ -408,6 +419,7 @@ def _logprobs(
 def _stream(
     shaped: list[Shaped], exchange: Exchange, ctx: RenderContext, usage: dict[str, Any]
 ) -> EventStream:
+    _check_streamable(shaped)
     head = _head(exchange, ctx, "chat.completion.chunk")
     head["service_tier"] = "default"
     head["system_fingerprint"] = ids.system_fingerprint(exchange.model)
@@ -452,6 +464,27 @@ def _stream(
     return EventStream(
         frames=frames + tail, tail=len(tail), error_frame=errors.stream_error_frame, usage=usage
     )
+
+
+def _check_streamable(shaped: list[Shaped]) -> None:
+    """Refuse to stream a custom tool call: the spec's chunk (`ChatCompletionMessageToolCallChunk`)
+    has no form for one (`type` is only `function`, there is no `custom` field) and the SDKs' delta
+    types know none, so any bytes mockai made up would be wrong. A clear 400 says what works.
+
+    The answer itself does not depend on `stream` (the same request gets the same answer streamed
+    or not, generated or scripted): only whether it can be sent does.
+    """
+    for s in shaped:
+        for call in s.tool_calls:
+            if call.kind == "custom":
+                raise ApiError(
+                    400,
+                    f"mockai cannot stream this answer, a call to the custom tool '{call.name}': "
+                    "the API reference defines no chat stream chunk for custom tool calls. Send "
+                    "stream: false, or use the Responses API, which streams them.",
+                    param="stream",
+                    code="mockai_unsupported",
+                )
 
 
 def _first_delta(s: Shaped, legacy: bool) -> dict[str, Any]:

@@ -221,6 +221,7 @@ def parse_tool(raw: Any, param: str, *, flat: bool, strict_default: bool = False
         name = spec.get("name")
         if not isinstance(name, str):
             raise missing(f"{where}.name")
+        _check_custom_format(spec.get("format"), f"{where}.format", flat=flat)
         return Tool(
             name=name, description=optional_string(spec, "description", where), kind="custom"
         )
@@ -253,6 +254,37 @@ def parse_tool(raw: Any, param: str, *, flat: bool, strict_default: bool = False
         parameters=parameters,
         strict=strict_default if spec.get("strict") is None else bool(spec["strict"]),
     )
+
+
+def _check_custom_format(fmt: Any, where: str, *, flat: bool) -> None:
+    """A custom tool's `format`: `{"type": "text"}`, or a grammar, `{"type": "grammar",
+    "syntax": "lark" | "regex", "definition": str}`, with `syntax` and `definition` nested under
+    `grammar` on chat (the generator reads them from the body: `tools.custom_grammar`)."""
+    if fmt is None:
+        return
+    if not isinstance(fmt, dict):
+        raise type_error(where, ("object",), fmt)
+    kind = fmt.get("type")
+    if kind is None:
+        raise missing(f"{where}.type")
+    if kind == "text":
+        return
+    if kind != "grammar":
+        raise invalid_value(f"{where}.type", kind, ("text", "grammar"))
+    grammar: Any = fmt
+    if not flat:
+        where, grammar = f"{where}.grammar", fmt.get("grammar")
+        if grammar is None:
+            raise missing(where)
+        if not isinstance(grammar, dict):
+            raise type_error(where, ("object",), grammar)
+    for key in ("definition", "syntax"):
+        if grammar.get(key) is None:
+            raise missing(f"{where}.{key}")
+    if not isinstance(grammar["definition"], str):
+        raise type_error(f"{where}.definition", ("string",), grammar["definition"])
+    if grammar["syntax"] not in ("lark", "regex"):
+        raise invalid_value(f"{where}.syntax", grammar["syntax"], ("lark", "regex"))
 
 
 def parse_tools(raw: Any, *, flat: bool, strict_default: bool = False) -> tuple[Tool, ...]:
@@ -327,7 +359,8 @@ def parse_tool_choice(raw: Any, tools: tuple[Tool, ...], *, flat: bool) -> ToolC
 
 
 def _allowed_names(spec: Mapping[str, Any], where: str) -> tuple[str, ...]:
-    """The tool names `allowed_tools.tools` lists (`{type, function: {name}}` or `{type, name}`)."""
+    """The tool names `allowed_tools.tools` lists (`{type, function: {name}}`, `{type, custom:
+    {name}}` or `{type, name}`)."""
     listed = spec.get("tools") or ()
     if not isinstance(listed, list | tuple):
         raise type_error(f"{where}.tools", ("array",), listed)
@@ -335,9 +368,11 @@ def _allowed_names(spec: Mapping[str, Any], where: str) -> tuple[str, ...]:
     for index, item in enumerate(listed):
         if not isinstance(item, dict):
             raise type_error(f"{where}.tools[{index}]", ("object",), item)
-        named = item.get("function", item)
+        # (chat nests the name under the tool's type, the Responses API does not)
+        nested = "custom" if item.get("type") == "custom" else "function"
+        named = item.get(nested, item)
         if not isinstance(named, dict):
-            raise type_error(f"{where}.tools[{index}].function", ("object",), named)
+            raise type_error(f"{where}.tools[{index}].{nested}", ("object",), named)
         names.append(str(named.get("name")))
     return tuple(names)
 

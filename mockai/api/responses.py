@@ -187,8 +187,10 @@ def _input_item(item: Any, where: str) -> Message | None:
         return _message_item(item, where)
     if kind == "function_call":
         return _function_call_item(item, where)
-    if kind == "function_call_output":
+    if kind == "function_call_output" or kind == "custom_tool_call_output":
         return _function_output_item(item, where)
+    if kind == "custom_tool_call":
+        return _custom_call_item(item, where)
     # reasoning, item_reference, hosted-tool calls and their outputs: accepted, not needed to answer
     return None
 
@@ -211,6 +213,17 @@ def _function_call_item(item: Mapping[str, Any], where: str) -> Message:
         id=_required_string(item, "call_id", where),
         name=_required_string(item, "name", where),
         arguments=_required_string(item, "arguments", where),
+    )
+    return Message(role="assistant", text="", tool_calls=(call,))
+
+
+def _custom_call_item(item: Mapping[str, Any], where: str) -> Message:
+    """An earlier custom tool call, echoed back: as a function call, its `input` the arguments
+    (as chat's custom calls): the agent loop then sees the tool called (`tools.tool_to_call`)."""
+    call = CalledTool(
+        id=_required_string(item, "call_id", where),
+        name=_required_string(item, "name", where),
+        arguments=_required_string(item, "input", where),
     )
     return Message(role="assistant", text="", tool_calls=(call,))
 
@@ -439,7 +452,10 @@ def _output(
     if shaped.refusal is not None or shaped.content or not shaped.tool_calls:
         items.append(_message(shaped, exchange, ctx, status))
     for call in shaped.tool_calls:
-        items.append(_function_call(call, ctx, len(items)))
+        if call.kind == "custom":
+            items.append(_custom_tool_call(call, ctx, len(items)))
+        else:
+            items.append(_function_call(call, ctx, len(items)))
     return items
 
 
@@ -471,6 +487,18 @@ def _function_call(call: ToolCall, ctx: RenderContext, index: int) -> dict[str, 
         "call_id": call.id or "",
         "name": call.name,
         "arguments": call.arguments,
+        "status": "completed",
+    }
+
+
+def _custom_tool_call(call: ToolCall, ctx: RenderContext, index: int) -> dict[str, Any]:
+    # The spec's `CustomToolCall`; the API sends `status` too, as on function calls.
+    return {
+        "type": "custom_tool_call",
+        "id": ids.item_id(ctx.key, "ctc", index),
+        "call_id": call.id or "",
+        "name": call.name,
+        "input": call.arguments,
         "status": "completed",
     }
 
@@ -554,6 +582,8 @@ def _stream(
     for index, item in enumerate(response["output"]):
         if item["type"] == "message":
             _stream_message(events, index, item, shaped.pieces)
+        elif item["type"] == "custom_tool_call":
+            _stream_custom_tool_call(events, index, item)
         else:
             _stream_function_call(events, index, item)
     terminal = "response.completed" if response["status"] == "completed" else "response.incomplete"
@@ -621,6 +651,27 @@ def _stream_function_call(events: _Events, index: int, item: dict[str, Any]) -> 
         name=item["name"],
         output_index=index,
         arguments=arguments,
+    )
+    events.emit("response.output_item.done", output_index=index, item=item)
+
+
+def _stream_custom_tool_call(events: _Events, index: int, item: dict[str, Any]) -> None:
+    """added (empty input) -> input deltas -> input.done -> output_item.done, as the API streams
+    a custom tool's input (`response.custom_tool_call_input.*`)."""
+    events.emit(
+        "response.output_item.added",
+        output_index=index,
+        item={**item, "input": "", "status": "in_progress"},
+    )
+    text = item["input"]
+    where = jsonbytes.dumps({"item_id": item["id"], "output_index": index})[1:-1]
+    for piece in tokens.split(text) if text else ():
+        events.emit_delta("response.custom_tool_call_input.delta", where, piece)
+    events.emit(
+        "response.custom_tool_call_input.done",
+        item_id=item["id"],
+        output_index=index,
+        input=text,
     )
     events.emit("response.output_item.done", output_index=index, item=item)
 

@@ -9,9 +9,11 @@ way when it is lower: no answer is longer than the model could have written.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from mockai import tokens
 from mockai.generate import budget
+from mockai.generate.tools import is_custom
 from mockai.pipeline.exchange import Exchange
 from mockai.pipeline.reply import Choice, Reply, ToolCall
 from mockai.records import record
@@ -80,8 +82,15 @@ def _shape_one(
     calls: tuple[ToolCall, ...] = ()
     used = len(pieces)
     if choice.tool_calls:
+        custom = custom_tools(exchange)
         calls = tuple(
-            call if call.id else ToolCall(call.name, call.arguments, call_id(key, index * 64 + i))
+            call
+            if call.id and (call.kind == "custom" or call.name not in custom)
+            else replace(
+                call,
+                id=call.id or call_id(key, index * 64 + i),
+                kind="custom" if call.name in custom else call.kind,
+            )
             for i, call in enumerate(choice.tool_calls)
         )
         used += sum(tokens.count_again(c.arguments) + _CALL_OVERHEAD for c in calls)
@@ -102,6 +111,13 @@ def _shape_one(
 _CALL_OVERHEAD = 4  # tokens a tool call costs beyond its arguments (its name, the framing)
 
 
+def custom_tools(exchange: Exchange) -> frozenset[str]:
+    """The names of the custom (freeform) tools `exchange` offers: a call to one is rendered as
+    a custom call (`input`, not `arguments`), whichever source made it (a rule scripts a call by
+    the tool's name alone)."""
+    return frozenset(tool.name for tool in exchange.tools if is_custom(tool))
+
+
 def _calls_within(calls: tuple[ToolCall, ...], room: int) -> tuple[tuple[ToolCall, ...], int]:
     """The tool calls an answer with `room` tokens left holds: the first ones whole, the next
     one's arguments cut where the tokens ran out (invalid JSON, as the API sends it), and the
@@ -117,7 +133,7 @@ def _calls_within(calls: tuple[ToolCall, ...], room: int) -> tuple[tuple[ToolCal
             kept.append(call)
             used += len(pieces) + _CALL_OVERHEAD
             continue
-        kept.append(ToolCall(call.name, "".join(pieces), call.id))
+        kept.append(replace(call, arguments="".join(pieces)))
         used += len(pieces) + _CALL_OVERHEAD
         break
     return tuple(kept), max(used, 0)

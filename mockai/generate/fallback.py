@@ -6,7 +6,9 @@ What it answers:
 - a tool call when the request forces one (`tool_choice` required or named), or when tools are
   offered with `auto`, the conversation awaits an answer to a user turn, and a tool's name or
   description shares a word with the question (which tool: `tools.tool_to_call`, so that agent
-  loops end); arguments validate against the tool's schema;
+  loops end); arguments validate against the tool's schema; a custom (freeform) tool's `input`
+  is text, or a string matching its grammar when the grammar is a regex (a Lark grammar gets
+  text, with an `x-mockai-warning`: mockai does not generate from Lark grammars);
 - a schema-valid instance for `json_schema` formats, and for `json_object` (or a text request
   asking for JSON) whose messages hold a JSON Schema (`prompted`); other JSON mode requests get
   `{"answer": ...}`;
@@ -101,9 +103,12 @@ class FallbackGenerator:
     # --- per endpoint ----------------------------------------------------------------------------
 
     def _conversation(self, exchange: Exchange, key: bytes) -> Reply:
+        warnings: list[str] = []
         choices = tuple(
-            self._choice(exchange, self._rng(key, index)) for index in range(exchange.n)
+            self._choice(exchange, self._rng(key, index), warnings) for index in range(exchange.n)
         )
+        if warnings:  # (the same for every choice: said once)
+            return Reply(choices=choices, warnings=tuple(dict.fromkeys(warnings)))
         return Reply(choices=choices)
 
     def _completion(self, exchange: Exchange, key: bytes) -> Reply:
@@ -170,10 +175,13 @@ class FallbackGenerator:
                 code="mockai_generation_failed",
             ) from None
 
-    def _choice(self, exchange: Exchange, rng: random.Random) -> Choice:
+    def _choice(self, exchange: Exchange, rng: random.Random, warnings: list[str]) -> Choice:
         tool = tools.tool_to_call(exchange)
         if tool is not None:
-            call, whole = self._tool_call(tool, exchange, rng)
+            if tool.kind == "custom":
+                call, whole = self._custom_call(tool, exchange, rng, warnings)
+            else:
+                call, whole = self._tool_call(tool, exchange, rng)
             return Choice(tool_calls=(call,), finish_reason=None if whole else "length")
         fmt = exchange.response_format
         if fmt is not None and fmt.kind == "json_schema" and fmt.schema is not None:
@@ -237,6 +245,49 @@ class FallbackGenerator:
         size = budget.answer_tokens(exchange)
         arguments, whole = self._required_instance(parameters, rng, exchange.user_text, size)
         return ToolCall(name=tool.name, arguments=arguments), whole
+
+    def _custom_call(
+        self, tool: Tool, exchange: Exchange, rng: random.Random, warnings: list[str]
+    ) -> tuple[ToolCall, bool]:
+        """A call to a custom tool: its `input` follows the tool's `format` as far as mockai
+        can. Text (the default) is any text; a regex grammar gets a string matching the whole
+        regex, made as a schema `pattern` is (Python's `re` dialect, which OpenAI's regex
+        grammars share but for a few constructs); a Lark grammar, or a regex mockai cannot
+        expand, gets text and a warning (a rule scripts an input that must parse)."""
+        grammar = tools.custom_grammar(exchange, tool.name)
+        text, whole = None, True
+        if grammar is not None:
+            syntax, definition = grammar
+            if syntax == "regex":
+                text, whole = self._matching(definition, exchange, rng)
+            if text is None:
+                warnings.append(
+                    f"the input of custom tool '{tool.name}' is plain text: mockai does not "
+                    f"generate from its {syntax} grammar; script the call with a rule"
+                )
+        if text is None:
+            text = self._prose(rng)
+        return ToolCall(name=tool.name, arguments=text, kind="custom"), whole
+
+    def _matching(
+        self, regex: str, exchange: Exchange, rng: random.Random
+    ) -> tuple[str | None, bool]:
+        """A string the whole of `regex` matches (within the answer's token budget: not
+        `whole` when cut), or None when none is found."""
+        from mockai.generate import schema
+        from mockai.generate.schema.nodes import SchemaGenerationError
+
+        # A grammar constrains the whole input; a schema `pattern` is searched for: anchored.
+        anchored = {"type": "string", "pattern": rf"\A(?:{regex})\Z"}
+        size = budget.answer_tokens(exchange)
+        try:
+            with prose.seeded_faker(rng.getrandbits(64)) as faker:
+                value, whole = schema.instance_within(
+                    anchored, rng, size, faker=faker, context=exchange.user_text
+                )
+        except SchemaGenerationError:
+            return None, True
+        return (value, whole) if isinstance(value, str) else (None, True)
 
     def _answer(self, exchange: Exchange, rng: random.Random) -> str:
         prose = self._prose(rng)

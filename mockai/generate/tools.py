@@ -18,6 +18,9 @@ choice follows the conversation since the last user turn:
 With `auto` a tool is called only to answer a fresh user turn about one of the tools; after a
 tool result the model answers in words. Everything is a function of the request, so the choice is
 as deterministic as the rest of the generated answer.
+
+Custom (freeform) tools are chosen like functions (their call carries text `input` instead of
+JSON arguments); hosted tools (`web_search`, ...) never are.
 """
 
 from __future__ import annotations
@@ -67,13 +70,20 @@ def is_final(tool: Tool) -> bool:
     return _FINAL_DESCRIPTION.search(tool.description) is not None
 
 
+def is_custom(tool: Tool) -> bool:
+    """Whether `tool` is a custom (freeform) tool the model may call: `parse_tool` gives hosted
+    tools (`web_search`, ...) the custom kind too, named `<web_search>`; those are never called."""
+    return tool.kind == "custom" and not tool.name.startswith("<")
+
+
 def tool_to_call(exchange: Exchange) -> Tool | None:
     """The tool the generated answer calls, or None for an answer in words."""
     choice = exchange.tool_choice
     candidates = [
         tool
         for tool in exchange.tools
-        if tool.kind == "function" and (not choice.allowed or tool.name in choice.allowed)
+        if (tool.kind == "function" or is_custom(tool))
+        and (not choice.allowed or tool.name in choice.allowed)
     ]
     if choice.mode == "none" or not candidates:
         return None
@@ -126,3 +136,28 @@ def _best_match(tools: Sequence[Tool], asked: set[str]) -> tuple[int, Tool]:
     ]
     score, _, best = max(scored, key=lambda item: item[:2])
     return score, best
+
+
+def custom_grammar(exchange: Exchange, name: str) -> tuple[str, str] | None:
+    """The grammar the custom tool `name` constrains its input with, as (syntax, definition):
+    `lark` or `regex`; None for text (the default).
+
+    Read from the body, which the codec checked (`common.parse_tool`): only a generated custom
+    call needs it, and `Tool` keeps what every tool has. Chat nests the tool under `custom` and
+    the grammar under `format.grammar`; the Responses API has both flat.
+    """
+    for raw in exchange.body.get("tools") or ():
+        if not isinstance(raw, dict) or raw.get("type") != "custom":
+            continue
+        nested = raw.get("custom")
+        spec = nested if isinstance(nested, dict) else raw
+        if spec.get("name") != name:
+            continue
+        fmt = spec.get("format")
+        if not isinstance(fmt, dict) or fmt.get("type") != "grammar":
+            return None
+        grammar = fmt.get("grammar") if isinstance(nested, dict) else fmt
+        if not isinstance(grammar, dict):
+            return None
+        return str(grammar.get("syntax")), str(grammar.get("definition"))
+    return None

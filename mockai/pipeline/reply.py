@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from mockai.delivery.faults import NO_FAULTS, Faults
 from mockai.delivery.timing import Delay, StreamTiming
@@ -22,11 +22,15 @@ from mockai.wire.outgoing import Outgoing
 
 @dataclass(frozen=True, slots=True)
 class ToolCall:
-    """A function call the model makes; `arguments` is the JSON text sent on the wire."""
+    """A tool call the model makes; `arguments` is the text sent on the wire: a function's JSON
+    arguments, or a custom (freeform) tool's `input`."""
 
     name: str
     arguments: str = "{}"
     id: str | None = None  # None: derived from the request, deterministically
+    # A reply may leave it "function": shaping makes a call to an offered custom tool "custom"
+    # (a rule scripts a call by the tool's name, whatever its kind).
+    kind: Literal["function", "custom"] = "function"
 
 
 @dataclass(frozen=True, slots=True)

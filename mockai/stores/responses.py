@@ -295,12 +295,15 @@ def _answer_messages(output: Any) -> tuple[Message, ...]:
                 for part in item.get("content") or ()
                 if isinstance(part, dict) and part.get("type") == "output_text"
             )
-        elif item.get("type") == "function_call":
+        elif item.get("type") in ("function_call", "custom_tool_call"):
+            # (a custom call's `input` stands for its arguments, as when a client sends one
+            # back: `api/responses._custom_call_item`)
+            arguments = item.get("arguments" if item["type"] == "function_call" else "input", "")
             calls.append(
                 CalledTool(
                     id=str(item.get("call_id", "")),
                     name=str(item.get("name", "")),
-                    arguments=str(item.get("arguments", "")),
+                    arguments=str(arguments),
                 )
             )
     if not texts and not calls:
