@@ -635,44 +635,38 @@ def _stream_message(
 
 def _stream_function_call(events: _Events, index: int, item: dict[str, Any]) -> None:
     """added (empty arguments) -> argument deltas -> arguments.done -> output_item.done."""
-    events.emit(
-        "response.output_item.added",
-        output_index=index,
-        item={**item, "arguments": "", "status": "in_progress"},
-    )
-    # The API streams arguments a few characters at a time; token pieces are a faithful stand-in.
-    arguments = item["arguments"]
-    where = jsonbytes.dumps({"item_id": item["id"], "output_index": index})[1:-1]
-    for piece in tokens.split(arguments) if arguments else ():
-        events.emit_delta("response.function_call_arguments.delta", where, piece)
-    events.emit(
-        "response.function_call_arguments.done",
-        item_id=item["id"],
-        name=item["name"],
-        output_index=index,
-        arguments=arguments,
-    )
-    events.emit("response.output_item.done", output_index=index, item=item)
+    done = {"item_id": item["id"], "name": item["name"], "output_index": index}
+    _stream_call(events, index, item, "arguments", "function_call_arguments", done)
 
 
 def _stream_custom_tool_call(events: _Events, index: int, item: dict[str, Any]) -> None:
     """added (empty input) -> input deltas -> input.done -> output_item.done, as the API streams
     a custom tool's input (`response.custom_tool_call_input.*`)."""
+    done = {"item_id": item["id"], "output_index": index}
+    _stream_call(events, index, item, "input", "custom_tool_call_input", done)
+
+
+def _stream_call(
+    events: _Events,
+    index: int,
+    item: dict[str, Any],
+    field: str,
+    kind: str,
+    done: dict[str, Any],
+) -> None:
+    """A call item whose `field` (a function's arguments, a custom tool's input) streams in
+    `response.<kind>.delta` events, then `response.<kind>.done` with `done`'s fields first."""
     events.emit(
         "response.output_item.added",
         output_index=index,
-        item={**item, "input": "", "status": "in_progress"},
+        item={**item, field: "", "status": "in_progress"},
     )
-    text = item["input"]
+    # The API streams it a few characters at a time; token pieces are a faithful stand-in.
+    text = item[field]
     where = jsonbytes.dumps({"item_id": item["id"], "output_index": index})[1:-1]
     for piece in tokens.split(text) if text else ():
-        events.emit_delta("response.custom_tool_call_input.delta", where, piece)
-    events.emit(
-        "response.custom_tool_call_input.done",
-        item_id=item["id"],
-        output_index=index,
-        input=text,
-    )
+        events.emit_delta(f"response.{kind}.delta", where, piece)
+    events.emit(f"response.{kind}.done", **done, **{field: text})
     events.emit("response.output_item.done", output_index=index, item=item)
 
 
