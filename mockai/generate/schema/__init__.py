@@ -12,6 +12,8 @@ this module covers what those use:
 * `$ref` into the same document (`#`, `#/$defs/...`, `#/definitions/...`), including recursion;
   past `nodes.MAX_DEPTH` `$ref` hops only the minimal instance is built (required properties,
   `minItems` items, the null / `$ref`-free branch of an `anyOf`), so recursive models terminate.
+  Likewise once the value holds `nodes.LEAN_SIZE` tokens (~800): recursion through several fields
+  at once would otherwise multiply at every level, past any output limit.
 * `allOf` (merged into one schema), `anyOf` / `oneOf` (a branch picked by the RNG; `oneOf` is
   re-checked so that exactly one branch matches), `if`/`then`/`else`, `not`, `enum`, `const`,
   `type` as a string or list, and OpenAPI 3.0 `nullable`.
@@ -30,11 +32,16 @@ Limits, on purpose:
   is generated without them, checked with jsonschema, and regenerated a few times.
 * `nullable: true` produces `null` only as a last resort: JSON Schema 2020-12 ignores `nullable`,
   so a non-null value is the one that is valid under both readings.
-* `pattern` has Python `re` semantics, as in jsonschema. rstr expands it; a pattern rstr cannot
-  expand (backreferences to unknown groups, some lookarounds) falls back to checked candidates.
-* Unknown `format`s are ignored. For known ones a name-based value (a `birthday`'s birth date) is
-  kept only if well-formed; otherwise mockai's own generators make one that passes jsonschema's
-  format checkers. A format that conflicts with `pattern` or the length bounds may fail.
+* `pattern` has Python `re` semantics, as in jsonschema. With `minLength` / `maxLength`, `sized`
+  builds a match of a length within them (lookarounds are only checked); otherwise, or for what
+  `sized` cannot build (backreferences), rstr expands it, and failing that checked candidates.
+* Unknown `format`s are ignored. For known ones (pydantic's own `uuid4`, `ipv4network`,
+  `multi-host-uri`, ... included) a name-based value (a `birthday`'s birth date, a `redis_url`'s
+  `redis://`) is kept only if well-formed; otherwise mockai's own generators make one that passes
+  jsonschema's (or pydantic's) checks. A format that conflicts with `pattern` or the length bounds
+  may fail.
+* A union of numbers and bare strings (pydantic's `Decimal`) gets a number: the string stands for
+  one. `uniqueItems` numbers widen their plausible range to hold as many as asked.
 
 Determinism: every random choice goes through the `rng` argument; a Faker, when given, is reseeded
 from it first. Nothing uses `hash()` of strings (set order of strings varies between processes),
@@ -42,9 +49,9 @@ the global `random` module or the clock.
 
 Layout: `generator` drives one value per schema node (flatten, generate, check, retry);
 `resolve` follows `$ref`s and merges `allOf`; `combinators` picks `anyOf`/`oneOf` branches and
-`if` sides and turns `not` into checks; `objects`, `arrays`, `strings` (with `formats` and
-`patterns`) and `numbers` make values of each type; `names` and `plausible` make them look real;
-`nodes` holds what they all share.
+`if` sides and turns `not` into checks; `objects`, `arrays`, `strings` (with `formats`,
+`patterns` and `sized`) and `numbers` make values of each type; `names` and `plausible` make them
+look real; `nodes` holds what they all share.
 """
 
 from __future__ import annotations

@@ -40,6 +40,8 @@ def array_value(gen: Generator, flat: Flat, name: str) -> list[Any]:
     for index in range(count):
         if gen.exhausted:  # the answer is cut before the next item (see Generator.size)
             break
+        if gen.lean and index >= max(low, first + needed):
+            break  # long enough already: no more items than asked (see nodes.LEAN_SIZE)
         schema, ptr = _item_schema(flat, prefix, rest, index)
         if first <= index < first + needed:
             schema = {"allOf": [schema, contains]}
@@ -65,9 +67,13 @@ def _array_length(gen: Generator, flat: Flat, low: int, high: int | None, tuple_
 def _array_item(
     gen: Generator, schema: Any, ptr: str, depth: int, name: str, seen: set[Any] | None
 ) -> Any:
-    """A value for one item, not in `seen` if uniqueness is asked; MISSING if none is found."""
+    """A value for one item, not in `seen` if uniqueness is asked; MISSING if none is found.
+
+    Numbers are told what is taken (`avoid`): they widen their plausible range to fit as many
+    distinct values as asked and step to a free one, rather than redrawing from a window of ten.
+    """
     for _ in range(_UNIQUE_TRIES):
-        item = gen.value(schema, ptr, depth, name)
+        item = gen.value(schema, ptr, depth, name, seen)
         if seen is None:
             return item
         key = freeze(item)

@@ -55,17 +55,45 @@ def pick_branch(rng: random.Random, node: Mapping[str, Any], flat: Flat) -> Mapp
 
 
 def branch_order(rng: random.Random, branches: Sequence[Any], minimal: bool) -> list[int]:
-    """Branch indexes, preferred first: non-null ones usually; null and ref-free if minimal."""
+    """Branch indexes, preferred first: non-null ones usually; null and ref-free if minimal;
+    numbers before the bare string of a number-or-string union."""
     order = list(range(len(branches)))
     rng.shuffle(order)
     nulls = [i for i in order if _is_null_schema(branches[i])]
     others = [i for i in order if i not in nulls]
+    if len(others) > 1 and _number_or_text(branches, others):
+        # pydantic's Decimal is `anyOf: [number, string]` (ByteSize: [string with a pattern,
+        # integer]): the string is a number written out, which prose is not. A number is valid
+        # under either reading.
+        others.sort(key=lambda i: not _is_numeric_schema(branches[i]))
     if minimal:
         simple = [i for i in others if not _mentions_ref(branches[i])]
         return [*nulls, *simple, *(i for i in others if i not in simple)]
     if nulls and rng.random() < NULL_CHANCE:
         return [*nulls, *others]
     return [*others, *nulls]
+
+
+def _number_or_text(branches: Sequence[Any], indexes: Sequence[int]) -> bool:
+    """Whether the branches at `indexes` are numbers and strings with no format or values."""
+    numeric = text = False
+    for i in indexes:
+        branch = branches[i]
+        if _is_numeric_schema(branch):
+            numeric = True
+        elif (
+            isinstance(branch, Mapping)
+            and branch.get("type") == "string"
+            and not {"format", "enum", "const"} & branch.keys()
+        ):
+            text = True
+        else:
+            return False
+    return numeric and text
+
+
+def _is_numeric_schema(schema: Any) -> bool:
+    return isinstance(schema, Mapping) and schema.get("type") in ("number", "integer")
 
 
 def _is_null_schema(schema: Any) -> bool:

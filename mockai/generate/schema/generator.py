@@ -17,6 +17,7 @@ from mockai.generate.schema.nodes import (
     ATTEMPTS,
     BUDGET,
     CHARS_PER_TOKEN,
+    LEAN_SIZE,
     NULL_CHANCE,
     TYPES,
     Flat,
@@ -57,7 +58,8 @@ class Generator:
         self._validator: Any = None
         # The size budget, in (under-estimated) tokens of the value's JSON: the answer it becomes
         # is cut at the output-token limit anyway, so once that much is made, nothing more is
-        # (a schema may ask for 150,000 strings of 1,000 characters). None: unbounded.
+        # (a schema may ask for 150,000 strings of 1,000 characters). None: unbounded. What is
+        # spent is counted either way: past LEAN_SIZE the rest of the value is built lean.
         self.size: int | None = size
         self.spent = 0
 
@@ -70,6 +72,11 @@ class Generator:
     def exhausted(self) -> bool:
         """True once the value made so far is as long as the answer can be (the rest is cut)."""
         return self.size is not None and self.spent >= self.size
+
+    @property
+    def lean(self) -> bool:
+        """True once the value made so far is long enough that the rest is built lean."""
+        return self.spent >= LEAN_SIZE
 
     def room(self) -> int | None:
         """Characters a string may still have before the budget runs out (None: unbounded)."""
@@ -88,8 +95,11 @@ class Generator:
 
     # --- one node: flatten, generate, check, retry -----------------------------------------------
 
-    def value(self, schema: Any, ptr: str, depth: int, name: str) -> Any:
-        """A value for `schema` (at JSON pointer `ptr`), `name` being its property name.
+    def value(
+        self, schema: Any, ptr: str, depth: int, name: str, avoid: set[Any] | None = None
+    ) -> Any:
+        """A value for `schema` (at JSON pointer `ptr`), `name` being its property name; not one
+        of `avoid` (frozen values) if the maker can steer clear of them (numbers do).
 
         Past the size budget, values are no longer checked (what they do not satisfy is cut off
         with them) and new ones are None: the caller sends the answer cut at its token limit.
@@ -103,7 +113,7 @@ class Generator:
             )
         error: SchemaGenerationError | None = None
         for attempt in range(ATTEMPTS):
-            flat = Flat({}, ptr, depth, attempt)
+            flat = Flat({}, ptr, depth, attempt, lean=self.lean, avoid=avoid)
             try:
                 self.flatten(schema, flat)
                 value = self.flat_value(flat, name)
@@ -113,8 +123,7 @@ class Generator:
                 error = exc
                 continue
             if self.exhausted or all(self.is_valid(check, value, ptr) for check in flat.checks):
-                if self.size is not None:
-                    self._charge(value)
+                self._charge(value)
                 return value
             keywords = ", ".join(sorted({key for check in flat.checks for key in check}))
             error = SchemaGenerationError(f"no value found that satisfies {keywords}", pointer=ptr)

@@ -14,6 +14,12 @@ HARD_DEPTH = 40  # $ref hops after which a recursion has no finite instance
 ATTEMPTS = 12  # regenerations of one node whose best-effort checks failed
 BUDGET = 200_000  # sub-values per call: bounds backtracking on pathological schemas
 NULL_CHANCE = 0.15  # `null` picked first where other types are allowed too
+# Tokens (as the size budget counts them: ~800 real ones) a value may hold before the rest of it
+# is built lean, as past MAX_DEPTH: optional properties left out, `null` / `$ref`-free branches
+# first, arrays at minItems. Recursion through several fields at once (a manager, a mentor and
+# reports, each an employee) otherwise multiplies at every level: 5,000-22,000 tokens from a
+# 5-field model, past gpt-4o-mini's output limit. What a schema requires is still made in full.
+LEAN_SIZE = 500
 # Characters per token when the size budget counts a value's tokens: at least what text of words
 # has (a word of up to 9 letters and its space is one token; longer words are cut in 5-letter
 # pieces), so the count is an under-estimate and a value stopped at the budget still fills the
@@ -77,10 +83,13 @@ class Flat:
     attempt: int
     checks: list[Mapping[str, Any]] = field(default_factory=list)
     branched: bool = False
+    lean: bool = False  # the value made so far is past LEAN_SIZE
+    avoid: set[Any] | None = None  # frozen values taken already (uniqueItems), see arrays
 
     @property
     def minimal(self) -> bool:
-        return self.depth > MAX_DEPTH
+        """Build the smallest valid value: deep in a recursion, or once the answer is long."""
+        return self.lean or self.depth > MAX_DEPTH
 
 
 # --- schema nodes --------------------------------------------------------------------------------

@@ -14,7 +14,13 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from mockai.generate.schema.names import number_hint
-from mockai.generate.schema.nodes import Flat, SchemaGenerationError, is_integer, is_number
+from mockai.generate.schema.nodes import (
+    Flat,
+    SchemaGenerationError,
+    freeze,
+    is_integer,
+    is_number,
+)
 from mockai.generate.schema.plausible import preset
 
 if TYPE_CHECKING:
@@ -27,17 +33,27 @@ def integer_value(gen: Generator, flat: Flat, name: str) -> int:
     node = flat.node
     low, high = _integer_bounds(node, flat.ptr)
     step = node.get("multipleOf")
+    avoid = flat.avoid
     example = preset(gen.rng, node)
-    if is_integer(example) and _integer_fits(example, low, high, step):
+    fits = is_integer(example) and _integer_fits(example, low, high, step)
+    if fits and not _taken(example, avoid):
         return int(example)
-    hint_low, hint_high, _ = number_hint(name)
-    a, b = _window(low, high, (hint_low, hint_high))
+    hint = number_hint(name)[:2]
+    if avoid:
+        hint = _widened(hint, len(avoid), _unit(step, 1.0))
+    a, b = _window(low, high, hint)
     target = gen.rng.randint(math.ceil(a), max(math.ceil(a), math.floor(b)))
-    if step is None:
-        return target  # _window kept it inside the bounds
-    for candidate in _multiples_near(target, step, low, high):
+    if step is None:  # (_window kept it inside the bounds)
+        return target if not avoid else _free_near(target, low, high, avoid)
+    reach = _NEIGHBOURS + (len(avoid) if avoid else 0)
+    taken: int | None = None  # (a duplicate, which uniqueItems reports, is still a value)
+    for candidate in _multiples_near(target, step, low, high, reach):
         if is_integer(candidate) and _integer_fits(int(candidate), low, high, step):
-            return int(candidate)
+            if not _taken(candidate, avoid):
+                return int(candidate)
+            taken = int(candidate) if taken is None else taken
+    if taken is not None:
+        return taken
     raise SchemaGenerationError(
         f"no integer multiple of {step} between {low} and {high}", pointer=flat.ptr
     )
@@ -51,16 +67,26 @@ def number_value(gen: Generator, flat: Flat, name: str) -> float | int:
     if is_number(example) and _number_fits(example, bounds, step):
         return float(example) if isinstance(example, float) else int(example)
     hint_low, hint_high, decimals = number_hint(name)
-    a, b = _window(bounds[0], bounds[2], (hint_low, hint_high))
+    hint: tuple[float, float] = (hint_low, hint_high)
+    avoid = flat.avoid
+    if avoid:
+        hint = _widened(hint, len(avoid), _unit(step, 10.0**-decimals))
+    a, b = _window(bounds[0], bounds[2], hint)
     target = gen.rng.uniform(a, b)
     candidates: Iterator[float | int]
     if step is None:
         candidates = _rounded_near(target, decimals, bounds)
     else:
-        candidates = _multiples_near(target, step, bounds[0], bounds[2])
+        reach = _NEIGHBOURS + (len(avoid) if avoid else 0)
+        candidates = _multiples_near(target, step, bounds[0], bounds[2], reach)
+    taken: float | int | None = None  # (a duplicate, which uniqueItems reports, is still a value)
     for candidate in candidates:
         if _number_fits(candidate, bounds, step):
-            return candidate
+            if not _taken(candidate, avoid):
+                return candidate
+            taken = candidate if taken is None else taken
+    if taken is not None:
+        return taken
     raise SchemaGenerationError(f"no number satisfies {_bounds_text(node)}", pointer=flat.ptr)
 
 
@@ -135,6 +161,46 @@ def _multiple_ok(value: float | int, step: Any) -> bool:
 # --- candidates ----------------------------------------------------------------------------------
 
 
+# --- uniqueness: values other items of the array hold already ------------------------------------
+
+_NEIGHBOURS = 40  # multiples of `multipleOf` tried each side of the target
+_SPREAD = 4  # a unique item's window holds this many values per item made so far
+
+
+def _taken(value: Any, avoid: set[Any] | None) -> bool:
+    return avoid is not None and freeze(value) in avoid
+
+
+def _widened(hint: tuple[float, float], count: int, unit: float) -> tuple[float, float]:
+    """The plausible window `hint`, stretched upwards to hold `_SPREAD` values per item taken.
+
+    Draws from a window of ten `count`s repeat after a few items; stretched, an array of 100
+    distinct ones still looks drawn (not 1, 2, 3, ...), and `_window` clamps it to the bounds.
+    """
+    low, high = hint
+    return low, max(high, low + _SPREAD * (count + 1) * unit)
+
+
+def _unit(step: Any, default: float) -> float:
+    """The distance between two allowed values: `multipleOf`, else `default`."""
+    return float(step) if isinstance(step, (int, float)) and step > 0 else default
+
+
+def _free_near(target: int, low: int | None, high: int | None, avoid: set[Any]) -> int:
+    """The integer nearest `target`, within the bounds, that `avoid` does not hold.
+
+    Among the `len(avoid) + 1` in-bounds integers nearest `target` one is free, if the bounds
+    hold that many: so a range holding exactly as many as asked is filled too. None free: a
+    duplicate, which the array reports (the range is too small).
+    """
+    for offset in range(len(avoid) + 1):
+        for value in (target + offset, target - offset) if offset else (target,):
+            in_bounds = (low is None or value >= low) and (high is None or value <= high)
+            if in_bounds and freeze(value) not in avoid:
+                return value
+    return target
+
+
 def _window(
     low: float | None, high: float | None, hint: tuple[float, float]
 ) -> tuple[float, float]:
@@ -168,9 +234,10 @@ def _rounded_near(target: float, decimals: int, bounds: _Bounds) -> Iterator[flo
 
 
 def _multiples_near(
-    target: float, step: Any, low: float | None, high: float | None
+    target: float, step: Any, low: float | None, high: float | None, reach: int = 40
 ) -> Iterator[float | int]:
-    """Multiples of `step` near `target` (exact decimal products), clamped into the bounds."""
+    """Multiples of `step` near `target` (exact decimal products), clamped into the bounds;
+    `reach` neighbours each side (float rounding can reject a multiple, uniqueness a few)."""
     if not is_number(step) or step <= 0:
         return
     exact = Decimal(str(step))
@@ -182,7 +249,7 @@ def _multiples_near(
             center = min(center, math.floor(high / step))
     except OverflowError:  # huge bound or tiny step: the count of steps exceeds a float
         return
-    for offset in range(40):  # a few neighbours: float rounding can reject a multiple
+    for offset in range(reach):
         for k in (center + offset, center - offset - 1):
             value = Decimal(k) * exact
             yield int(value) if value == value.to_integral_value() else float(value)

@@ -11,7 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from mockai.generate.schema.nodes import Flat, SchemaGenerationError, count_bounds, escape
+from mockai.generate.schema.nodes import (
+    MAX_DEPTH,
+    Flat,
+    SchemaGenerationError,
+    count_bounds,
+    escape,
+)
 from mockai.generate.schema.patterns import expand, regex
 from mockai.generate.schema.plausible import text
 
@@ -46,9 +52,11 @@ def _object_keys(gen: Generator, flat: Flat) -> list[str]:
     optional = [key for key in props if key not in required and props[key] is not False]
     chance = 0.0 if flat.minimal else max(0.3, _OPTIONAL_CHANCE - 0.1 * flat.depth)
     chosen = required + [key for key in optional if gen.rng.random() < chance]
-    if not chosen and optional and not flat.minimal and (high is None or high > 0):
+    if not chosen and optional and flat.depth <= MAX_DEPTH and (high is None or high > 0):
         # An object that declares properties but requires none still says something: `{}` as
-        # tool arguments is an empty `list[User]` for instructor, or a validation error.
+        # tool arguments is an empty `list[User]` for instructor, or a validation error. (Also
+        # when lean: one property more keeps a long answer's objects meaningful, and recursion
+        # still ends at MAX_DEPTH.)
         chosen = [gen.rng.choice(optional)]
     chosen += [key for key in optional if key not in chosen][: max(0, low - len(chosen))]
     chosen = _with_dependencies(node, chosen)

@@ -1,7 +1,8 @@
 """Strings: plausible candidates first, then ones built from `format` / `pattern`, checked in turn.
 
 A candidate is kept only if it has the right length, matches `pattern` and is a well-formed
-`format`; `fit` cuts and pads plausible text to the length bounds.
+`format`; `fit` cuts and pads plausible text to the length bounds, `sized` builds a pattern's
+match of a length within them.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from mockai.generate.schema.formats import FORMAT_MAKERS, format_ok
+from mockai.generate.schema.formats import FORMAT_MAKERS, format_ok, named_uri
 from mockai.generate.schema.names import string_kind
 from mockai.generate.schema.nodes import Flat, SchemaGenerationError, count_bounds
 from mockai.generate.schema.patterns import expand, regex
 from mockai.generate.schema.plausible import plausible_text, preset, text, word
+from mockai.generate.schema.sized import expand_sized
 
 if TYPE_CHECKING:
     from mockai.generate.schema.generator import Generator
@@ -55,6 +57,9 @@ def _string_candidates(
     if isinstance(example, str):
         yield example
     if fmt is not None:
+        uri = named_uri(gen, fmt, name, flat.node.get("maxLength"))
+        if uri is not None:  # a `redis_url` is redis://: pydantic's RedisDsn wants no other
+            yield uri
         kind = string_kind(name)
         if kind is not None:  # a `birthday` with format date: a birth date, if well-formed
             yield text(gen, kind)
@@ -63,6 +68,13 @@ def _string_candidates(
     else:
         yield _fit(gen.rng, plausible_text(gen, name), low, high)
     pattern = flat.node.get("pattern")
+    if pattern is not None and (low > 0 or high is not None):
+        # rstr knows nothing of the length bounds (`^\d+$` gives 1-9 digits, never a card's 16)
+        for _ in range(_PATTERN_TRIES):
+            sized = expand_sized(gen, pattern, low, high)
+            if sized is None:
+                break
+            yield sized
     if pattern is not None:
         for _ in range(_PATTERN_TRIES):
             expanded = expand(gen, pattern)
