@@ -736,9 +736,12 @@ def test_jsonschema_agrees_the_table_is_well_formed() -> None:
 def test_typical_model_is_fast() -> None:
     schema = Profile.model_json_schema()
     faker = Faker()
-    start = time.perf_counter()
+    # A guard against a pathological slowdown, not a speed target: ~1.3 ms typical, the slowest
+    # of 1,000 seeds 11 ms. CPU time of this process, not the wall clock: on a machine loaded by
+    # other processes the wall clock read 11 ms a model for the same code.
+    start = time.process_time()
     generated(schema, range(100), faker=faker)
-    assert (time.perf_counter() - start) / 100 < 0.01  # ~1 ms typical; generous for slow CI
+    assert (time.process_time() - start) / 100 < 0.01
 
 
 @pytest.mark.parametrize(
