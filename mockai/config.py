@@ -18,7 +18,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from mockai.errors import ConfigError
 from mockai.hints import closest, suggest
@@ -367,18 +367,51 @@ def _state_url(name: str, url: Any) -> str:
         elif parts.scheme != "unix" and not parts.hostname:
             problem = "has no host"
         else:
-            _ = parts.port  # raises on a port that is not a number
+            _ = parts.port  # raises on a port that is not a number, or out of range
             db = parts.path.strip("/")
             if parts.scheme != "unix" and db and not db.isdigit():
                 problem = f"names database {db!r}; Redis databases are numbers (/0, /1, ...)"
-    except ValueError:
-        problem = "has a port that is not a number"
+            else:
+                problem = _client_options_problem(url)
+    except ValueError as error:
+        out_of_range = "out of range" in str(error)
+        problem = f"has a port {'out of range' if out_of_range else 'that is not a number'}"
     if problem is not None:
         raise ConfigError(
-            f"{name}: {url!r} {problem}; use memory or redis://HOST:PORT/DB "
-            "(e.g. redis://127.0.0.1:6379/0)"
+            f"{name}: {_password_hidden(url)!r} {problem}; use memory or "
+            "redis://HOST:PORT/DB (e.g. redis://127.0.0.1:6379/0)"
         )
     return str(url)
+
+
+def _password_hidden(url: Any) -> Any:
+    """A state URL as errors show it: its password `***` (errors end up in CI logs)."""
+    if not isinstance(url, str):
+        return url
+    netloc = urlsplit(url).netloc
+    userinfo, at, host = netloc.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    user = userinfo.split(":", 1)[0]
+    return url.replace(netloc, f"{user}:***@{host}", 1)
+
+
+def _client_options_problem(url: str) -> str | None:
+    """What the Redis client will refuse in the URL's options (`?db=x`, `?socket_timeout=abc`,
+    an option it does not know), found now rather than as a traceback when it connects. (Only
+    when the client is installed: without it, `--state` fails on that, said elsewhere.)"""
+    try:
+        from redis.asyncio import from_url
+    except ImportError:
+        return None
+    parts = urlsplit(url)
+    options = [(key, value) for key, value in parse_qsl(parts.query) if key != "prefix"]
+    client_url = urlunsplit(parts._replace(query=urlencode(options)))
+    try:  # (a connection object is made, not connected)
+        from_url(client_url).connection_pool.make_connection()  # type: ignore[no-untyped-call]
+    except (ValueError, TypeError) as error:
+        return f"has an option the Redis client refuses ({error})"
+    return None
 
 
 def check_together(config: Config) -> None:

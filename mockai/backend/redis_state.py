@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import secrets
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
@@ -200,29 +201,43 @@ class RedisBackend:
     async def forget_all(self) -> None:
         """Delete what was served under the prefix (the admin reset), whichever component wrote
         it: what was scripted (runtime rules), the journal's numbering and the `secrets` records
-        (what the server signs with) stay, as in-process."""
-        pattern = self.prefix.replace("*", r"\*").replace("?", r"\?") + ":*"
-        keep = {
-            self.key(*parts).encode()
-            for parts in (
-                ("rules", "definitions"),
-                ("rules", "removed"),
-                ("rules", "version"),
-                ("rules", "names"),
-                ("journal", "seq"),
-            )
-        }
+        (what the server signs with) stay, as in-process.
+
+        Only this server's own key families are looked at, never `<prefix>:*` as a whole: that
+        pattern also holds every longer prefix (`mockai:b:...` is under `mockai:*`), and servers
+        sharing a database by prefix must not reset each other."""
+        await self.client.unlink(*(self.key(*parts) for parts in _RESET_KEYS))
         kept_records = self.key("records", "secrets").encode() + b":"
         batch: list[Any] = []
-        async for key in self.client.scan_iter(match=pattern, count=500):
-            if key in keep or key.startswith(kept_records):
-                continue
-            batch.append(key)
-            if len(batch) >= 500:
-                await self.client.unlink(*batch)
-                batch.clear()
+        for family in _RESET_FAMILIES:
+            pattern = _glob_escaped(self.key(family)) + ":*"
+            async for key in self.client.scan_iter(match=pattern, count=500):
+                if key.startswith(kept_records):
+                    continue
+                batch.append(key)
+                if len(batch) >= 500:
+                    await self.client.unlink(*batch)
+                    batch.clear()
         if batch:
             await self.client.unlink(*batch)
+
+
+# What a reset deletes (`forget_all`): single keys, then families of keys (`<prefix>:<family>:*`).
+# Every key this module writes is one of them or one that a reset keeps (the rules' definitions,
+# removals, version and names; the journal's numbering; the `secrets` records).
+_RESET_KEYS = (
+    ("occurrences",),
+    ("attempts",),
+    ("journal", "entries"),
+    ("journal", "order"),
+    ("rules", "served"),
+)
+_RESET_FAMILIES = ("records", "budget")
+
+
+def _glob_escaped(text: str) -> str:
+    """`text` matched literally by a SCAN pattern (`*`, `?`, `[` and `\\` are its specials)."""
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
 
 
 def _reason(error: BaseException) -> str:
@@ -280,7 +295,9 @@ class RedisRecords(Generic[T]):
     async def update(
         self, key: str, change: Callable[[T], R], weigh: Callable[[T], int] | None = None
     ) -> R:
-        # (`weigh` is not needed: Redis holds the records, bounded by count)
+        # (`weigh` is not needed to bound memory: Redis holds the records, bounded by count. A
+        # record weighed again is the newest, though, as in memory: the least recently changed
+        # conversation goes first, not the one in use.)
         target = self._key(key)
         async with self.backend.client.pipeline(transaction=True) as pipe:
             for _ in range(WATCH_RETRIES):
@@ -294,6 +311,10 @@ class RedisRecords(Generic[T]):
                     pipe.multi()  # type: ignore[no-untyped-call]
                     pipe.set(target, self.codec.encode(record), xx=True)
                     await pipe.execute()
+                    if weigh is not None:
+                        await scripts.TOUCH_RECORD(
+                            self.backend.client, keys=[self._order, self._inserted], args=[key]
+                        )
                     return result
                 except redis_errors.WatchError:
                     continue  # another worker changed it meanwhile: read it again

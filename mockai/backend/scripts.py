@@ -67,6 +67,16 @@ return ARGV[3]
 """
 )
 
+# KEYS: order, inserted; ARGV: key. Makes a record still kept the newest (the last evicted).
+TOUCH_RECORD = Script(
+    """
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[2]), ARGV[1])
+end
+return 0
+"""
+)
+
 # KEYS: the record, order; ARGV: key. Returns the record's data (nil if there was none).
 POP_RECORD = Script(
     """
