@@ -407,10 +407,20 @@ class RuleBook:
     def replace_scenario(self, rules: Sequence[Rule]) -> None:
         """Serve these scenario rules instead of the current ones (a reload), in one step:
         a request sees either the old set or the new one. Counts of rules that keep their
-        name carry on (a sequence half-way stays half-way)."""
+        name carry on (a sequence half-way stays half-way). ScenarioError, and the current
+        rules stay, when a rule takes a runtime rule's name (as adding that rule is refused)."""
+        from mockai.scenario import loader
+
         with self._lock:
+            serving = tuple(r for r in rules if r.name not in self._removed)
+            # (counts are by name: two rules of one name would share one)
+            found = loader.duplicate_names(
+                (r.file, r.name, r.line) for r in (*self._runtime, *serving)
+            )
+            if found:
+                raise ScenarioError(found)
             self._files = tuple(rules)
-            self._scenario = tuple(r for r in self._files if r.name not in self._removed)
+            self._scenario = serving
 
     def remove(self, name: str) -> None:
         """Remove the rule called `name` (runtime or scenario); ScenarioError if there is none."""

@@ -112,7 +112,7 @@ def read_file(path: str, problems: Problems) -> Any:
     return yamlsrc.load(text, problems.add)
 
 
-def _compile_file(path: str, problems: Problems) -> _File:
+def _compile_file(path: str, problems: Problems, label: str | None = None) -> _File:
     loaded = _File(path)
     document = read_file(path, problems)
     if problems:
@@ -135,7 +135,7 @@ def _compile_file(path: str, problems: Problems) -> _File:
             checked = _SETTING_CHECKS[name](document[name], line_of(document, name), problems)
             if checked is not None:
                 loaded.settings[name] = Setting(checked, path, line_of(document, name))
-    loaded.rules, loaded.names = _rules(document, path, problems)
+    loaded.rules, loaded.names = _rules(document, path, problems, label)
     return loaded
 
 
@@ -162,7 +162,7 @@ def document_line(document: Any) -> int:
 
 
 def _rules(
-    document: Mapping[str, Any], path: str, problems: Problems
+    document: Mapping[str, Any], path: str, problems: Problems, label: str | None = None
 ) -> tuple[list[Rule], list[tuple[str, int]]]:
     raw = document.get("rules")
     if raw is None:
@@ -173,7 +173,7 @@ def _rules(
         )
         return [], []
     rules, names = [], []
-    base = os.path.basename(path)
+    base = label or os.path.basename(path)
     for index, item in enumerate(raw):
         line = line_of(raw, index)
         default = f"{base}:{line}"
@@ -288,9 +288,10 @@ def collect(files: Sequence[str]) -> tuple[ScenarioSet, list[Problem]]:
     compiled: list[_File] = []
     found: list[Problem] = []
     warnings: list[Problem] = []
+    labels = default_labels(files)
     for path in files:
         problems = Problems(path)
-        compiled.append(_compile_file(path, problems))
+        compiled.append(_compile_file(path, problems, labels[path]))
         found.extend(problems.items)
         warnings.extend(problems.warnings)
     rules = [rule for loaded in compiled for rule in loaded.rules]
@@ -302,6 +303,18 @@ def collect(files: Sequence[str]) -> tuple[ScenarioSet, list[Problem]]:
     found.sort(key=lambda p: (order.get(p.file, -1), p.line))
     warnings.sort(key=lambda p: (order.get(p.file, -1), p.line))
     return ScenarioSet(tuple(files), tuple(rules), settings, tuple(warnings)), found
+
+
+def default_labels(files: Sequence[str]) -> dict[str, str]:
+    """What an unnamed rule's default name (`label:line`) says of each file: its path from the
+    folder holding every file of the set, so `chat/basic.yaml` and `responses/basic.yaml` of one
+    folder differ (a single file, or a folder's top-level files, give their file name)."""
+    where = {file: os.path.abspath(file) for file in files}
+    try:
+        root = os.path.commonpath([os.path.dirname(path) for path in where.values()])
+    except ValueError:  # (no common folder: paths on two Windows drives)
+        return {file: file for file in files}
+    return {file: Path(os.path.relpath(path, root)).as_posix() for file, path in where.items()}
 
 
 def duplicate_names(entries: Iterable[tuple[str, str, int]]) -> list[Problem]:
@@ -406,7 +419,10 @@ def _place(file: str, line: int, seen_from: str) -> str:
 def _merge_settings(compiled: Iterable[_File]) -> tuple[dict[str, Setting], list[Problem]]:
     settings: dict[str, Setting] = {}
     conflicts: list[Problem] = []
+    chaos: list[Setting] = []  # each file's, when their rates are merged
     for loaded in compiled:
+        if "chaos" in loaded.settings:
+            chaos.append(loaded.settings["chaos"])
         for name, setting in loaded.settings.items():
             known = settings.get(name)
             if known is None or known.value == setting.value:
@@ -426,7 +442,27 @@ def _merge_settings(compiled: Iterable[_File]) -> tuple[dict[str, Setting], list
                         "(set it in one file only)",
                     )
                 )
+    if len(chaos) > 1 and "chaos" in settings:
+        conflicts.extend(_chaos_total(settings["chaos"].value, chaos))
     return settings, conflicts
+
+
+def _chaos_total(merged: Mapping[str, float], parts: Sequence[Setting]) -> list[Problem]:
+    """The problem of chaos rates that pass file by file but add up to more than 1 merged
+    (as `serve` merges them), at the last file's line, naming every file that gave some."""
+    total = sum(merged.values())
+    if total <= 1 + 1e-9:
+        return []
+    last = parts[-1]
+    given = "; ".join(f"{_show(part.value)} in {part.file}:{part.line}" for part in parts)
+    return [
+        Problem(
+            last.file,
+            last.line,
+            f"chaos rates of several files add up to {total:g} ({given}): a request gets at "
+            "most one fault, so together they must add up to 1 or less",
+        )
+    ]
 
 
 def _show(value: Any) -> str:

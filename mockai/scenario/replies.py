@@ -114,7 +114,10 @@ def _tree(
         out, constant = {}, True
         for key, item in value.items():
             spot, text_line = line_of(value, key), block_line(value, key)
-            out[str(key)], const = _tree(item, spot, where, problems, text_line)
+            if trouble := yamlsrc.json_key_problem(value, key):
+                problems.add(spot, f"{where}: {trouble}")
+                continue
+            out[key], const = _tree(item, spot, where, problems, text_line)
             constant &= const
         return out, constant
     if isinstance(value, list):
@@ -123,12 +126,10 @@ def _tree(
             for i, item in enumerate(value)
         ]
         return [built for built, _ in items], all(const for _, const in items)
-    if value is None or isinstance(value, (bool, int)):
-        return value, True
-    if isinstance(value, float) and math.isfinite(value):
-        return value, True
-    problems.add(line, f"{where}: {value!r} cannot be sent as JSON")
-    return None, True
+    if trouble := yamlsrc.json_value_problem(value):
+        problems.add(line, f"{where}: {trouble}")
+        return None, True
+    return value, True
 
 
 # --- reply specs ----------------------------------------------------------------------------------

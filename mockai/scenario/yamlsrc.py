@@ -4,7 +4,10 @@ PyYAML's constructed values forget where they were written, so scenario files ar
 (`yaml.compose`, safe tags only) and the values built here: mappings become `LocatedDict`, lists
 `LocatedList`, each holding the 1-based line of the node and of every key / item. Scalars are
 resolved by PyYAML's SafeConstructor, so `yes`, `0x10` and `1e3` mean what they mean in YAML.
-A duplicate key is a problem (PyYAML silently keeps the last one), reported with both lines.
+A duplicate key is a problem (PyYAML silently keeps the last one), reported with both lines; a key
+merged in with `<<: *defaults` is not a duplicate of one the mapping writes itself, which overrides
+it (the YAML merge-key spec). Aliases that would build too many values (nested aliases of aliases,
+a "billion laughs") are a problem at the outermost alias's anchor.
 Literal block scalars (`|`) also remember the line their text starts on: their lines map one to one
 onto the file's, so a problem inside a multi-line template points at its own line (`block_line`).
 
@@ -14,6 +17,8 @@ answers 0 for them, which the problem reports render without a line number.
 
 from __future__ import annotations
 
+import datetime
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +32,7 @@ class LocatedDict(dict[Any, Any]):
     line: int
     lines: dict[Any, int]
     blocks: dict[Any, int]  # key -> first text line, for literal block scalar values
+    texts: dict[Any, str]  # key -> its text in the file, for keys YAML read as no string (`on`)
 
 
 class LocatedList(list[Any]):
@@ -53,7 +59,51 @@ def located(values: dict[Any, Any], line: int, *, blocks: dict[Any, int]) -> Loc
     out = LocatedDict(values)
     out.line, out.lines = line, dict.fromkeys(values, line)
     out.blocks = {key: block for key, block in blocks.items() if block}
+    out.texts = {}
     return out
+
+
+def json_key_problem(container: Any, key: Any) -> str | None:
+    """Why `key` of a mapping meant as JSON (scripted `json`, tool `arguments`, a `body`
+    condition) is no JSON key, else None: YAML reads an unquoted `on`, `no`, `null` or `2` as a
+    boolean, null or number, which would turn into 'True', 'None', '2'. Asked for quotes, never
+    guessed."""
+    if isinstance(key, str):
+        return None
+    written = getattr(container, "texts", {}).get(key, str(key))
+    kind = _kind(key)
+    return f'the key {written} is read as {kind}, but JSON keys are strings: quote it ("{written}")'
+
+
+def json_value_problem(value: Any) -> str | None:
+    """Why a scalar meant as JSON is no JSON value (YAML reads `2024-01-01` as a date), else
+    None. Mappings and lists are the caller's to walk."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return None
+    if isinstance(value, float) and math.isfinite(value):
+        return None
+    shown = value.isoformat(sep=" ") if isinstance(value, datetime.datetime) else value
+    if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
+        shown = value.isoformat()
+    if isinstance(value, datetime.date):  # (written as plain text, unlike `.inf` or `!!binary`)
+        return f'{shown} is read as {_kind(value)}, which JSON does not have: quote it ("{shown}")'
+    return f"{shown} is {_kind(value)}, not a JSON value"
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, datetime.datetime):
+        return "a timestamp"
+    if isinstance(value, datetime.date):
+        return "a date"
+    if isinstance(value, bytes):
+        return "binary data"
+    return f"a {type(value).__name__}"
 
 
 def block_line(container: Any, key: Any) -> int:
@@ -75,16 +125,36 @@ def _block_start(node: yaml.Node) -> int:
 Report = Callable[[int, str], None]
 
 
+# A YAML alias re-uses its anchor's value, so nested aliases of aliases build exponentially many
+# values from a few hundred bytes (a "billion laughs"). Values built again through an alias are
+# counted, and a document may build this many of them, plus ten per value it writes out (so a
+# large file merging `<<: *defaults` into every rule keeps loading).
+ALIASED_VALUES = 100_000
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 class _Builder:
-    def __init__(self, report: Report) -> None:
+    def __init__(self, report: Report, budget: int = ALIASED_VALUES) -> None:
         import yaml
 
         self.report = report
         self.constructor = yaml.constructor.SafeConstructor()
         self.yaml = yaml
         self.depth = 0
+        self.seen: set[int] = set()  # id() of every node built once
+        self.allowed = budget
+        self.budget = budget  # values left to build again through aliases
+        self.alias_line = 0  # the line of the outermost alias being built again, else 0
+        self.explicit: dict[int, set[int]] = {}  # mapping node -> its own (not merged) key nodes
 
     def build(self, node: yaml.Node) -> Any:
+        again = id(node) in self.seen
+        if again and not self._spend(node):
+            return None
+        self.seen.add(id(node))
+        outermost = again and not self.alias_line
+        if outermost:
+            self.alias_line = node.start_mark.line + 1
         self.depth += 1
         try:
             if self.depth > 100:  # a recursive alias (`&a [*a]`) has no finite value
@@ -97,11 +167,36 @@ class _Builder:
             return self._scalar(node)
         finally:
             self.depth -= 1
+            if outermost:
+                self.alias_line = 0
+
+    def _spend(self, node: yaml.Node) -> bool:
+        """Count one value built again through an alias; False (reported once) past the budget."""
+        self.budget -= 1
+        if self.budget == -1:
+            self.report(
+                self.alias_line or node.start_mark.line + 1,
+                f"YAML aliases expand to too many values (over {self.allowed:,} built again; "
+                "nested aliases of aliases?): write the values out, or alias them less",
+            )
+        return self.budget >= 0
 
     def _mapping(self, node: yaml.MappingNode) -> LocatedDict:
-        self.constructor.flatten_mapping(node)  # resolves `<<: *defaults` merge keys
+        # The keys written in this mapping itself, before `<<: *defaults` merges are flattened
+        # in: they override merged keys (the merge-key spec), and only two of them are a
+        # duplicate. Remembered per node: flattening edits it, and an alias builds it again.
+        own = self.explicit.setdefault(
+            id(node), {id(key) for key, _ in node.value if key.tag != _MERGE_TAG}
+        )
         out = LocatedDict()
-        out.line, out.lines, out.blocks = node.start_mark.line + 1, {}, {}
+        out.line, out.lines, out.blocks, out.texts = node.start_mark.line + 1, {}, {}, {}
+        try:
+            self.constructor.flatten_mapping(node)
+        except self.yaml.YAMLError as error:  # `<<: 5`: a merge of something not a mapping
+            problem = getattr(error, "problem", None) or error
+            self.report(node.start_mark.line + 1, f"invalid YAML merge: {problem}")
+            return out
+        written: set[Any] = set()
         for key_node, value_node in node.value:
             key = self.build(key_node)
             line = key_node.start_mark.line + 1
@@ -110,11 +205,16 @@ class _Builder:
             except TypeError:
                 self.report(line, "a mapping key must be a plain value, not a list or mapping")
                 continue
-            if key in out.lines:
+            if key in written:
                 self.report(line, f"duplicate key '{key}' (first at line {out.lines[key]})")
                 continue
-            out[key] = self.build(value_node)
+            if id(key_node) in own:
+                written.add(key)
+            out[key] = self.build(value_node)  # (merged keys come first: a later one wins)
             out.lines[key] = line
+            if not isinstance(key, str) and isinstance(key_node, self.yaml.ScalarNode):
+                out.texts[key] = key_node.value
+            out.blocks.pop(key, None)
             if block := _block_start(value_node):
                 out.blocks[key] = block
         return out
@@ -158,4 +258,19 @@ def load(text: str, report: Report) -> Any:
         return None
     if node is None:
         return None
-    return _Builder(report).build(node)
+    return _Builder(report, ALIASED_VALUES + 10 * _count(node)).build(node)
+
+
+def _count(root: yaml.Node) -> int:
+    """How many distinct nodes the document has (an alias is its anchor's node again)."""
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node.value, list):  # a sequence's items, a mapping's (key, value) pairs
+            for item in node.value:
+                stack.extend(item if isinstance(item, tuple) else (item,))
+    return len(seen)

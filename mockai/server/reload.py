@@ -4,8 +4,9 @@ The files (and folders) given with `--scenario` are watched with watchfiles (ino
 parent folder of each file is watched, so editors that save by writing a new file and renaming it
 are seen). After a change settles, the whole set is loaded again *off the event loop* and, only if
 every file is valid, swapped into the RuleBook in one step: requests see the old rules or the new
-ones, never a mix. A broken edit is logged with each problem's `file:line` and the previous rules
-keep serving. Only rules reload; settings (seed, models, chaos, limits) take a restart.
+ones, never a mix. A broken edit (or a rule taking the name of a rule added at runtime) is logged
+with each problem's `file:line` and the previous rules keep serving. Only rules reload; settings
+(seed, models, chaos, limits) take a restart.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ async def reload(paths: Sequence[str], book: RuleBook) -> bool:
     """Load `paths` again and serve their rules; on a problem keep the current ones."""
     try:
         loaded = await asyncio.to_thread(scenario.load, list(paths))
+        book.replace_scenario(loaded.rules)  # (refused when a rule takes a runtime rule's name)
     except ScenarioError as problems:
         log.error(
             "mockai: reload refused, the previous rules keep serving:\n%s",
@@ -86,6 +88,5 @@ async def reload(paths: Sequence[str], book: RuleBook) -> bool:
     except OSError as error:  # a file gone between the change and the read
         log.error("mockai: reload refused (%s), the previous rules keep serving", error)
         return False
-    book.replace_scenario(loaded.rules)
     log.info("mockai: reloaded %d rule(s) from %s", len(loaded.rules), ", ".join(paths))
     return True

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from types import MappingProxyType
 from typing import Any, ClassVar
@@ -30,7 +30,9 @@ class Matcher:
     cost: ClassVar[int] = 1  # cheap conditions are tested first
     weight: ClassVar[float] = 1.0  # how much a holding condition counts in near-miss ranking
 
-    line: int
+    # Where it was written says nothing of what it matches: two conditions alike but for their
+    # line are equal (and the default `implies` holds), or no rule would ever shadow another.
+    line: int = field(compare=False)
 
     def __init_subclass__(cls, key: str = "", **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

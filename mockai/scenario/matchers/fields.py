@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Any, ClassVar
@@ -11,7 +11,7 @@ from mockai.pipeline.exchange import Exchange
 from mockai.scenario.matchers.base import Matcher, shorten, text_distance
 from mockai.scenario.operators import TextTest, compile_text
 from mockai.scenario.problems import Problems, describe
-from mockai.scenario.yamlsrc import line_of
+from mockai.scenario.yamlsrc import json_key_problem, json_value_problem, line_of
 
 
 @dataclass(frozen=True)
@@ -94,18 +94,29 @@ class BodyField(Matcher, key="body"):
                 f"got {describe(value)}",
             )
             return []
-        return list(cls._leaves(value, (), line))
+        before = len(problems.items)
+        leaves = list(cls._leaves(value, (), line, f"{where}.body", problems))
+        return [] if len(problems.items) > before else leaves
 
     @classmethod
-    def _leaves(cls, value: Mapping[Any, Any], path: tuple[str, ...], line: int) -> Any:
+    def _leaves(
+        cls,
+        value: Mapping[Any, Any],
+        path: tuple[str, ...],
+        line: int,
+        where: str,
+        problems: Problems,
+    ) -> Any:
         if not value and path:
             yield cls(line, path, _freeze({}))
         for key, item in value.items():
             spot = line_of(value, key)
-            if isinstance(item, Mapping):
-                yield from cls._leaves(item, (*path, str(key)), spot)
-            else:
-                yield cls(spot, (*path, str(key)), _freeze(item))
+            if trouble := json_key_problem(value, key):
+                problems.add(spot, f"{where}: {trouble}")
+            elif isinstance(item, Mapping):
+                yield from cls._leaves(item, (*path, key), spot, f"{where}.{key}", problems)
+            elif _json(item, spot, f"{where}.{key}", problems):
+                yield cls(spot, (*path, key), _freeze(item))
 
     @property
     def subject(self) -> str:
@@ -131,7 +142,7 @@ class BodyField(Matcher, key="body"):
         return lambda exchange: _same(wanted, exchange.body.get(key, _ABSENT))
 
     def expected(self) -> str:
-        return _json(self.wanted)
+        return _show(self.wanted)
 
     def distance(self, exchange: Exchange) -> float:
         found = self.found(exchange)
@@ -145,7 +156,15 @@ class BodyField(Matcher, key="body"):
 
     def actual(self, exchange: Exchange) -> str:
         found = self.found(exchange)
-        return "(absent)" if found is _ABSENT else _json(found)
+        return "(absent)" if found is _ABSENT else _show(found)
+
+    def implies(self, other: Matcher) -> bool:
+        return self.exact_key() == other.exact_key()
+
+    def exact_key(self) -> Hashable | None:
+        # Implied only by a condition on the same field wanting the same value, as `_same`
+        # compares it: `true` is not `1` (though Python's `True == 1`).
+        return (BodyField, self.path, _typed(self.wanted))
 
 
 def _freeze(value: Any) -> Any:
@@ -180,14 +199,47 @@ def _same(wanted: Any, got: Any) -> bool:
     return bool(wanted == got)
 
 
-def _json(value: Any) -> str:
+def _typed(wanted: Any) -> Any:
+    """`wanted` with booleans told apart from the numbers Python finds equal to them."""
+    if isinstance(wanted, bool):
+        return (bool, wanted)
+    if isinstance(wanted, _FrozenMap):
+        return _FrozenMap(tuple((k, _typed(v)) for k, v in wanted.items))
+    if isinstance(wanted, tuple):
+        return tuple(_typed(v) for v in wanted)
+    return wanted
+
+
+def _json(value: Any, line: int, where: str, problems: Problems) -> bool:
+    """True when `value` (a list or scalar of a body condition) is JSON; else problems say why
+    (`2024-01-01`, read by YAML as a date, would never equal the request's text)."""
+    if isinstance(value, Mapping):
+        valid = True
+        for key, item in value.items():
+            spot = line_of(value, key)
+            if trouble := json_key_problem(value, key):
+                problems.add(spot, f"{where}: {trouble}")
+                valid = False
+            else:
+                valid &= _json(item, spot, f"{where}.{key}", problems)
+        return valid
+    if isinstance(value, list):
+        checked = [_json(v, line_of(value, i), where, problems) for i, v in enumerate(value)]
+        return all(checked)
+    if trouble := json_value_problem(value):
+        problems.add(line, f"{where}: {trouble}")
+        return False
+    return True
+
+
+def _show(value: Any) -> str:
     if value is _ABSENT:
         return "(absent)"
     if isinstance(value, _FrozenMap):
-        return "{" + ", ".join(f"{k}: {_json(v)}" for k, v in value.items) + "}"
+        return "{" + ", ".join(f"{k}: {_show(v)}" for k, v in value.items) + "}"
     if isinstance(value, (tuple, list)):
-        return "[" + ", ".join(_json(v) for v in value) + "]"
+        return "[" + ", ".join(_show(v) for v in value) + "]"
     if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{k}: {_json(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{k}: {_show(v)}" for k, v in value.items()) + "}"
     text = describe(value)
     return text if len(text) <= 60 else text[:59] + "…"

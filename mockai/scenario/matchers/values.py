@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Any, ClassVar
@@ -26,7 +26,7 @@ class EndpointIs(Matcher, key="endpoint"):
     @classmethod
     def compile(cls, value: Any, line: int, where: str, problems: Problems) -> list[Matcher]:
         names = value if isinstance(value, list) else [value]
-        bad = [n for n in names if n not in ENDPOINTS]
+        bad = [n for n in names if not isinstance(n, str) or n not in ENDPOINTS]
         if not names or bad:
             shown = describe(bad[0]) if bad else "an empty list"
             problems.add(
@@ -125,7 +125,8 @@ class Provider(Matcher, key="provider"):
         from mockai.profiles import PROFILES  # (the profiles import the scenario's neighbours)
 
         names = value if isinstance(value, list) else [value]
-        bad = [n for n in names if n not in PROFILES]
+        # (`[[groq]]` or `{groq: true}` cannot be looked up in a mapping: unhashable)
+        bad = [n for n in names if not isinstance(n, str) or n not in PROFILES]
         if not names or bad:
             shown = describe(bad[0]) if bad else "an empty list"
             problems.add(
@@ -178,6 +179,14 @@ class _Flag(Matcher):
 
     def actual(self, exchange: Exchange) -> str:
         return "true" if self.value(exchange) else "false"
+
+    def implies(self, other: Matcher) -> bool:
+        return (
+            isinstance(other, _Flag) and type(other) is type(self) and other.wanted is self.wanted
+        )
+
+    def exact_key(self) -> Hashable | None:
+        return (type(self), self.wanted)  # (implied by the same flag with the same value only)
 
 
 @dataclass(frozen=True)
