@@ -8,7 +8,7 @@ keeps timing accurate under load.
 
 Faults (mockai.delivery.faults) are executed here, counting stream frames from 1 and never
 counting the `tail` frames that complete a stream (finish chunk, usage chunk, `[DONE]`,
-`response.completed`):
+`response.completed`) nor SSE comments (`: keep-alive`):
 - `reset` / `empty_response`: the connection is dropped before a byte is sent (RST / FIN);
 - `hang`: nothing is sent, ever: the connection is held until the client gives up;
 - `truncate_after N`: N frames, then a clean end of body without the tail;
@@ -450,24 +450,37 @@ def plan_writes(stream: EventStream, faults: Faults) -> tuple[list[_Write], str 
 
     Frame numbers in faults count from 1 and are capped at the last frame before the tail, so a
     fault always lands on the answer itself and the stream never completes when it should not.
+    SSE comments (OpenRouter's `: OPENROUTER PROCESSING`, DeepSeek's `: keep-alive`) are no
+    chunk a client sees: they are not numbered, so a fault lands on the same chunk as on /v1.
     """
     frames = stream.frames
-    body = max(len(frames) - stream.tail, 0)
+    numbered = [index for index, frame in enumerate(frames) if not frame.startswith(b":")]
+    end = max(len(frames) - stream.tail, 0)
+    body = sum(1 for index in numbered if index < end)
     cut = _cut(faults, body)
-    count = cut[0] if cut is not None else len(frames)
+    count = len(frames)
+    if cut is not None:  # up to the cut's chunk, without the comments that would follow it
+        count = numbered[cut[0] - 1] + 1 if cut[0] else 0
     last = max(body, 1)
-    malformed = _capped(faults.malformed_chunk, last)
-    duplicate = _capped(faults.duplicate_chunk, last)
-    split = _capped(faults.split_chunk, last)
+    malformed = _frame_of(_capped(faults.malformed_chunk, last), numbered)
+    duplicate = _frame_of(_capped(faults.duplicate_chunk, last), numbered)
+    split = _frame_of(_capped(faults.split_chunk, last), numbered)
     writes = []
     for index in range(count):
-        number, data = index + 1, frames[index]
-        if number == malformed:
+        data = frames[index]
+        if index == malformed:
             data = malformed_frame(data)
-        if number == duplicate:
+        if index == duplicate:
             data += data
-        writes.append(_Write(index, data, split=number == split))
+        writes.append(_Write(index, data, split=index == split))
     return writes, cut[1] if cut is not None else None
+
+
+def _frame_of(number: int | None, numbered: Sequence[int]) -> int | None:
+    """The index in the frames of chunk `number` (from 1), or None."""
+    if number is None or not 0 < number <= len(numbered):
+        return None
+    return numbered[number - 1]
 
 
 def _capped(number: int | None, last: int) -> int | None:
@@ -517,12 +530,17 @@ def schedule(
     offsets: Sequence[float] | None,
     rng: random.Random,
 ) -> list[float]:
-    """The absolute time each frame is due: `start + ttft`, then one gap per frame."""
+    """The absolute time each frame is due: `start + ttft`, then one gap per frame.
+
+    A replayed stream keeps its recorded `offsets`, unless the request asked a pace of its own
+    (its headers come first): then that pace replaces the recorded one whole, as it replaces a
+    rule's, and a default pace (`--latency`) adds nothing to it.
+    """
     pacing = pacing or StreamTiming()
+    if offsets is not None and not pacing.requested:
+        return [start + offsets[i] for i in range(count)]
     ttft = pacing.ttft.sample(rng) if pacing.ttft is not None else 0.0
     first = start + ttft
-    if offsets is not None:
-        return [first + offsets[i] for i in range(count)]
     due = [first] * count
     for index in range(1, count):
         gap = pacing.chunk_delay.sample(rng) if pacing.chunk_delay is not None else 0.0

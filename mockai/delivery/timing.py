@@ -29,6 +29,12 @@ _DURATION = re.compile(rf"^\s*{_NUMBER}\s*(ms|s|m)?\s*$")
 _RANGE = re.compile(rf"^\s*{_NUMBER}\s*(ms|s|m)?\s*-\s*{_NUMBER}\s*(ms|s|m)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}
 _DURATION_HELP = "use seconds, or a string like '200ms', '1.5s' or '100ms-300ms'"
+# The longest duration anything takes: a day. It covers every real use (a 20-minute sound, a
+# retry-after for a daily quota, a rate-limit window) while a typo of a few more digits, or 400
+# of them (which float() reads as infinity), is refused where it is written instead of becoming
+# a wait that never ends or a header that cannot be formatted.
+MAX_DURATION = 86400.0
+_MOST = "86400s (a day)"
 
 
 class Delay(Protocol):
@@ -90,14 +96,35 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a duration ({_DURATION_HELP})")
     if isinstance(value, (int, float)):
-        if value < 0 or not math.isfinite(value):
-            raise ValueError(f"{value!r} is not a duration; durations are finite and >= 0")
-        return float(value)
+        # (an int is compared as it is: one of 400 digits, from YAML, is too large for a float)
+        if value < 0 or (isinstance(value, float) and not math.isfinite(value)):
+            raise ValueError(
+                f"{_shown_short(value)} is not a duration; durations are finite and >= 0"
+            )
+        return _bounded(value, value)
     if isinstance(value, str):
         match = _DURATION.match(value)
         if match:
-            return float(match.group(1)) * _UNITS[match.group(2)]
+            return _bounded(_seconds(match.group(1), match.group(2)), value)
     raise ValueError(f"{value!r} is not a duration ({_DURATION_HELP})")
+
+
+def _seconds(number: str, unit: str | None) -> float:
+    # (a number of ~310 digits or more reads as infinity, which `_bounded` refuses)
+    return float(number) * _UNITS[unit]
+
+
+def _bounded(seconds: float, written: Any) -> float:
+    """`seconds` as a float, or ValueError if longer than MAX_DURATION (infinity included)."""
+    if not seconds <= MAX_DURATION:
+        raise ValueError(f"{_shown_short(written)} is too long: durations are at most {_MOST}")
+    return float(seconds)
+
+
+def _shown_short(value: Any) -> str:
+    """The value as written, cut short: a 400-digit number is no message."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def go_duration(seconds: float) -> str:
@@ -141,8 +168,8 @@ def _range(text: str, match: re.Match[str]) -> Uniform:
     low_number, low_unit, high_number, high_unit = match.groups()
     # "100-300ms": a unit given only on the right applies to both ends.
     low_unit = low_unit or high_unit
-    low = float(low_number) * _UNITS[low_unit]
-    high = float(high_number) * _UNITS[high_unit]
+    low = _bounded(_seconds(low_number, low_unit), text)
+    high = _bounded(_seconds(high_number, high_unit), text)
     if low > high:
         raise ValueError(f"{text!r}: the low end is larger than the high end")
     return Uniform(low, high)
@@ -187,6 +214,9 @@ class StreamTiming:
     ttft: Delay | None = None
     chunk_delay: Delay | None = None
     jitter: float = 0.0  # relative spread of each chunk gap: 0.1 means +/-10%
+    # Asked by the request itself (`x-mockai-stream`, `x-mockai-latency`): it comes first, so it
+    # replaces a replayed stream's recorded pace, where any other pacing leaves that pace alone.
+    requested: bool = False
 
     def __reduce__(self) -> tuple[type[Any], tuple[Any, ...]]:
         return rebuilt(self)  # (picklable once compiled: `records.rebuilt`)
@@ -212,7 +242,12 @@ def parse_stream(value: Any) -> StreamTiming:
     if "chunk_delay" in value:
         chunk = parse_delay(value["chunk_delay"])
     elif "tokens_per_second" in value:
-        chunk = Fixed(1.0 / _positive(value["tokens_per_second"], "tokens_per_second"))
+        rate = _positive(value["tokens_per_second"], "tokens_per_second")
+        if rate < 1.0 / MAX_DURATION:  # (a gap longer than any duration may be)
+            raise ValueError(
+                f"tokens_per_second must be at least 1/86400 (a token a day), got {rate!r}"
+            )
+        chunk = Fixed(1.0 / rate)
     jitter = _number(value.get("jitter", 0.0), "jitter")
     if not 0 <= jitter <= 1:
         raise ValueError(f"jitter must be a number between 0 and 1, got {value['jitter']!r}")
@@ -292,7 +327,8 @@ def unit_warnings(value: Any, name: str = "latency") -> list[str]:
             for warning in unit_warnings(pairs[key], key)
         ]
     numbers = _bare_numbers(value)
-    if not numbers or max(numbers) < _LIKELY_MS.get(name, 30.0):
+    # (a number too large for a duration is refused as such: no advice about its unit)
+    if not numbers or not _LIKELY_MS.get(name, 30.0) <= max(numbers) <= MAX_DURATION:
         return []
     if not isinstance(value, Mapping) and "=" not in str(value):  # `200`, `100-300`
         text = "-".join(_plain(n) for n in numbers)
@@ -325,7 +361,8 @@ def _bare_numbers(value: Any) -> list[float]:
     if isinstance(value, bool):
         return []
     if isinstance(value, (int, float)):
-        return [float(value)] if math.isfinite(value) else []
+        # (only durations: no infinity, no int too large for a float)
+        return [float(value)] if 0 <= value <= MAX_DURATION else []
     if isinstance(value, str):
         single = _DURATION.match(value)
         if single:

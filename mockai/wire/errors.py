@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
-from mockai.delivery.timing import go_duration, parse_duration
+from mockai.delivery.timing import MAX_DURATION, go_duration, parse_duration
 from mockai.errors import ApiError
 from mockai.wire import jsonbytes, sse
 from mockai.wire.outgoing import Body
@@ -307,21 +307,53 @@ def from_spec(spec: Any, *, model: str | None = None) -> ApiError:
         raise ValueError(
             f"unknown error key(s) {sorted(unknown)}; known: {sorted(_FREE_FORM_KEYS)}"
         )
+    written = _header_map(spec.get("headers", {}))
     # The wait goes into the named error as it is built: its message ("Please try again in
-    # 2.5s") and its `x-ratelimit-reset-*` say it as well as `retry-after` does.
+    # 2.5s") and its `x-ratelimit-reset-*` say it as well as `retry-after` does. A scripted
+    # `retry-after` / `retry-after-ms` header is that wait too: kept beside the named error's
+    # default other header, the SDKs (which read `retry-after-ms` first) would wait 1 s.
     retry_after = _retry_after(spec["retry_after"]) if "retry_after" in spec else None
-    base = _base_error(spec, model, retry_after)
+    wait = retry_after if retry_after is not None else _written_wait(written)
+    base = _base_error(spec, model, wait)
     for key in ("type", "code", "param", "message"):
         if key in spec:
             setattr(base, key, _optional_text(spec[key], key))
             base.name = None  # customised: rendered as written, in the provider's envelope
     if "message" in spec and base.message is None:
         raise ValueError("message must be a string")
-    base.headers = {**base.headers, **_header_map(spec.get("headers", {}))}
+    headers = {**base.headers, **written}
+    if retry_after is not None:  # (`retry_after` says both headers, over written ones)
+        headers.update(retry_headers(retry_after))
+    elif _RETRY_HEADERS & set(written):
+        # Written headers are sent as written; the other one says the same wait, or (a date,
+        # a wait mockai cannot read) is left out rather than contradict them.
+        computed = retry_headers(wait) if wait is not None else {}
+        for name in _RETRY_HEADERS - set(written):
+            headers.pop(name, None)
+            if name in computed:
+                headers[name] = computed[name]
+    base.headers = headers
     should_retry = spec.get("should_retry")
     if should_retry is not None and not isinstance(should_retry, bool):
         raise ValueError(f"should_retry must be true or false, got {should_retry!r}")
-    return _with_retry_headers(base, retry_after, should_retry)
+    return _with_retry_headers(base, None, should_retry)
+
+
+_RETRY_HEADERS = frozenset({"retry-after", "retry-after-ms"})
+
+
+def _written_wait(headers: Mapping[str, str]) -> float | None:
+    """The wait, in seconds, that scripted retry headers say (`retry-after-ms` first, as the SDKs
+    read them); None without them or when they are no number of seconds mockai takes (an HTTP
+    date, `0`, `inf`), which the SDKs read as they are, or ignore."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        if name in headers:
+            try:
+                seconds = float(headers[name]) * scale
+            except ValueError:
+                return None
+            return seconds if 0 < seconds <= MAX_DURATION else None
+    return None
 
 
 def _base_error(spec: Mapping[str, Any], model: str | None, retry_after: float | None) -> ApiError:
