@@ -144,9 +144,11 @@ def _bytes_flow(client: openai.OpenAI, body: bytes) -> tuple[bytes, str]:
 
 # --- one interaction that cannot be saved never costs the others --------------------------------
 
-# Binary bytes whose base64 text spells a Google-API-key-shaped string: the scan of the cassette's
-# text (the last guard before writing) refuses it, though the interaction's own bytes hold none.
-_LOOKS_LIKE_A_KEY = base64.b64decode("/AIza" + "Q" * 35 + "/A==")
+# Binary bytes whose base64 text spells what a --redact pattern calls a secret: the scan of the
+# cassette's text (the last guard before writing) refuses it, though the interaction's own bytes
+# hold none. (Not a key-shaped run of base64 such as `/AIza...`: data, never called a key.)
+_LOOKS_LIKE_A_KEY = base64.b64decode("//" + "LeakedTokenLeakedToken" + "Q" * 8)
+_REDACT = "LeakedToken[A-Za-z]{11}"
 
 
 def test_an_interaction_that_cannot_be_saved_is_named_and_the_others_are_saved(
@@ -166,7 +168,7 @@ def test_an_interaction_that_cannot_be_saved_is_named_and_the_others_are_saved(
         caplog.at_level(logging.INFO, logger="mockai"),
         LoopbackApp({"/v1/chat/completions": chat, "/v1/audio/speech": speech}) as app,
         conformance.checked_server(
-            cassette=str(cassette), record_mode="once", upstream=app.url
+            cassette=str(cassette), record_mode="once", upstream=app.url, redact=[_REDACT]
         ) as recorder,
         sdk(recorder.url) as client,
     ):
@@ -188,8 +190,8 @@ def test_an_interaction_that_cannot_be_saved_is_named_and_the_others_are_saved(
     problems = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(problems) == 1 and problems[0].exc_info is None
     said = problems[0].getMessage()
-    assert "not saving POST" in said and "/audio/speech" in said and "a Google API key" in said
-    assert "AIza" + "Q" * 35 not in said  # (the scan names a secret's shape, never the secret)
+    assert "not saving POST" in said and "/audio/speech" in said and "--redact" in said
+    assert "LeakedTokenLeakedToken" not in said  # (the scan names a secret's shape, never it)
 
 
 def test_the_writer_saves_what_the_serializer_takes_and_names_what_it_refuses(

@@ -24,7 +24,7 @@ from yarl import URL
 
 from mockai.cassette.format import Interaction, Timing, header_lists
 from mockai.cassette.headers import HOP_BY_HOP
-from mockai.cassette.redact import Scrubber, request_secrets
+from mockai.cassette.redact import Scrubber, redact_query, request_secrets
 from mockai.cassette.replay import route_for
 from mockai.cassette.scan import scrub_interaction, without_userinfo
 from mockai.cassette.writer import CassetteRecorder
@@ -37,9 +37,11 @@ from mockai.wire.outgoing import Body, Relay
 
 log = logging.getLogger("mockai.cassette")
 
-# Not forwarded upstream: hop-by-hop headers, what the HTTP client sets itself (host, length,
-# encodings it can decode), and mockai's own control headers.
-_NOT_FORWARDED = HOP_BY_HOP | {"accept-encoding"}
+# Not forwarded upstream: hop-by-hop headers, what the HTTP client sets itself (length, encodings
+# it can decode, and the host: the client's names mockai, and an upstream behind a virtual host or
+# a CDN, api.openai.com among them, answers for the site the Host names), and mockai's own
+# control headers.
+_NOT_FORWARDED = HOP_BY_HOP | {"accept-encoding", "host"}
 # Not passed back to the client: hop-by-hop, and the encoding the HTTP client already undid.
 _NOT_RELAYED = HOP_BY_HOP | {"content-encoding", "content-type"}
 # Connect quickly or fail; then wait as long as the SDK does for a slow (reasoning) model.
@@ -286,7 +288,12 @@ class Capture:
         recorder = self.source.recorder
         if recorder is None:
             return
-        secrets = tuple(request_secrets(self.headers))
+        # The credentials the request was sent with: its headers', and those of the upstream URL's
+        # query (`?api-key=`), which the recorded `uri` would otherwise spell out.
+        from_query = redact_query(str(self.url))[1]
+        secrets = tuple(
+            sorted({*request_secrets(self.headers), *from_query}, key=len, reverse=True)
+        )
         interaction = scrub_interaction(self.interaction(), self.source.scrubber, secrets)
         recorder.add(interaction, secrets)
 

@@ -20,9 +20,10 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
 
 from mockai.errors import ConfigError
-from mockai.wire.credentials import is_credential_header
+from mockai.wire.credentials import is_credential_header, is_credential_param
 
 # Headers dropped from cassettes: the ones the journal redacts (one definition for both).
 is_secret_header = is_credential_header
@@ -58,6 +59,13 @@ def _pattern(
 # line in a multipart upload, a bare-string body and a non-JSON event are scrubbed as text.
 _ESCAPED = r"(?<=\\[nrtbf])|(?<=\\u[0-9A-Fa-f]{4})"
 _B = rf"(?:(?<![A-Za-z0-9_-])|{_ESCAPED})"
+# Google keys and AWS key ids are spelled in base64's own letters, so base64 data (an embedding,
+# an image, audio) holds such a run by chance now and then; rewriting it would corrupt the data
+# (the replayed embedding no longer decodes). A key is a whole run: no base64 letter (`+`, `/`,
+# `=` padding included) right before or after it. A key standing alone, in JSON, a URL query or
+# after a JSON escape is still one.
+_B64_START = rf"(?:(?<![A-Za-z0-9_+/-])|{_ESCAPED})"
+_B64_END = r"(?![A-Za-z0-9_+/=-])"
 DEFAULT_PATTERNS: tuple[SecretPattern, ...] = (
     # OpenAI (sk-, sk-proj-, sk-svcacct-), Anthropic (sk-ant-), OpenRouter (sk-or-v1-), DeepSeek...
     _pattern("an sk- API key", _B + r"sk-(?!REDACTED-)[A-Za-z0-9_-]{20,}", ("sk-",), "sk-"),
@@ -69,7 +77,12 @@ DEFAULT_PATTERNS: tuple[SecretPattern, ...] = (
     ),
     _pattern("a Groq API key", _B + r"gsk_(?!REDACTED-)[A-Za-z0-9]{20,}", ("gsk_",), "gsk_"),
     _pattern("an xAI API key", _B + r"xai-(?!REDACTED-)[A-Za-z0-9]{20,}", ("xai-",), "xai-"),
-    _pattern("a Google API key", _B + r"AIza(?!REDACTED-)[0-9A-Za-z_-]{35}", ("aiza",), "AIza"),
+    _pattern(
+        "a Google API key",
+        _B64_START + r"AIza(?!REDACTED-)[0-9A-Za-z_-]{35}" + _B64_END,
+        ("aiza",),
+        "AIza",
+    ),
     _pattern("a Hugging Face token", _B + r"hf_(?!REDACTED-)[A-Za-z0-9]{30,}", ("hf_",), "hf_"),
     _pattern(
         "a GitHub token",
@@ -77,7 +90,9 @@ DEFAULT_PATTERNS: tuple[SecretPattern, ...] = (
         ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
     ),
     _pattern(
-        "an AWS access key id", _B + r"(?:AKIA|ASIA)[0-9A-Z]{16}(?![0-9A-Z])", ("akia", "asia")
+        "an AWS access key id",
+        _B64_START + r"(?:AKIA|ASIA)[0-9A-Z]{16}" + _B64_END,
+        ("akia", "asia"),
     ),
     _pattern("a Slack token", _B + r"xox[abposr]-(?!REDACTED-)[A-Za-z0-9-]{10,}", ("xox",)),
     _pattern(
@@ -297,6 +312,36 @@ def request_secrets(headers: Mapping[str, str]) -> list[str]:
         if len(secret) >= MIN_LITERAL_SECRET:
             found.append(secret)
     return sorted(set(found), key=len, reverse=True)
+
+
+def redact_query(url: str) -> tuple[str, list[str]]:
+    """`url` with the value of each credential query parameter (`api-key=`, `key=`, `sig=`, as
+    `is_credential_param` names them) replaced by its placeholder, and those values that are long
+    enough to hunt for elsewhere (an upstream that echoes one must not get it into a cassette).
+    The rest of the URL is kept as it was, byte for byte."""
+    parts = urlsplit(url)
+    if not parts.query:
+        return url, []
+    pieces: list[str] = []
+    secrets: list[str] = []
+    for piece in parts.query.split("&"):
+        name, equals, value = piece.partition("=")
+        secret = unquote_plus(value)
+        # (An earlier save's placeholder stays: redacting it again would change it every save.)
+        if (
+            equals
+            and secret
+            and not PLACEHOLDER.search(secret)
+            and is_credential_param(unquote_plus(name))
+        ):
+            piece = f"{name}={quote(placeholder(secret, _visible_prefix(secret)), safe='')}"
+            if len(secret) >= MIN_LITERAL_SECRET:
+                secrets.append(secret)
+        pieces.append(piece)
+    redacted = "&".join(pieces)
+    if redacted == parts.query:
+        return url, []
+    return urlunsplit(parts._replace(query=redacted)), secrets
 
 
 def safe_headers(headers: Mapping[str, Sequence[str]], scrubber: Scrubber) -> dict[str, list[str]]:

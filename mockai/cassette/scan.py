@@ -13,7 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
-from mockai.cassette.redact import Scrubber, is_secret_header
+from mockai.cassette.redact import Scrubber, is_secret_header, redact_query
 from mockai.errors import Problem, SecretLeakError
 from mockai.wire.events import event_data, split_events
 
@@ -37,8 +37,9 @@ _ACCOUNT = frozenset({"set-cookie", "openai-organization", "openai-project"})
 def scrub_interaction(
     interaction: Interaction, scrubber: Scrubber, secrets: Sequence[str] = ()
 ) -> Interaction:
-    """A copy fit for a cassette: credential headers dropped, secrets in the URL, header values
-    and bodies (also inside SSE events) replaced by placeholders."""
+    """A copy fit for a cassette: credential headers dropped, secrets in the URL (credential
+    query parameters included), header values and bodies (also inside SSE events) replaced by
+    placeholders."""
 
     def headers(values: dict[str, list[str]]) -> dict[str, list[str]]:
         return {
@@ -50,7 +51,7 @@ def scrub_interaction(
     request_body = interaction.request_body
     return dataclasses.replace(
         interaction,
-        uri=scrubber.scrub_text(without_userinfo(interaction.uri), secrets),
+        uri=scrubber.scrub_text(redact_query(without_userinfo(interaction.uri))[0], secrets),
         request_body=None if request_body is None else scrubber.scrub_body(request_body, secrets),
         request_headers=headers(interaction.request_headers),
         response_headers=headers(interaction.response_headers),
@@ -74,6 +75,8 @@ def scan_interaction(
             fields += [(f"{side}.headers.{name}", value) for value in items]
     fields.append(("response.body", _text(interaction.response_body)))
     problems = []
+    if redact_query(interaction.uri)[0] != interaction.uri:
+        problems.append("request.uri: credential query parameters are never stored")
     for where, text in fields:
         if text == "<a credential header>":
             problems.append(f"{where}: credential headers are never stored")

@@ -10,7 +10,9 @@ A cassette is never silently overwritten:
 - `all` replaces re-recorded interactions, and keeps the file as it was before the session in
   `<cassette>.bak` (logged);
 - if the file changes on disk while mockai records into it (another process, an editor), mockai
-  does not overwrite it: it saves to `<cassette>.conflict` and says so.
+  does not overwrite it: it saves to `<cassette>.conflict` and says so; that file is this
+  recorder's own, created for it (`.conflict-2`, `-3`, ... when another session, or a recorder
+  racing with this one, already has `.conflict`), so no two sessions write into one.
 
 One interaction that cannot be written (its serializer refuses it, or its text would look like
 a secret) never costs the others: it is set aside, named in one error line with the reason, and
@@ -24,18 +26,26 @@ since each worker's recorder would take the others' saves for an edit made under
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 
 from mockai.cassette.format import Cassette, CassetteFile, Interaction, atomic_write
 from mockai.cassette.modes import RecordMode
 from mockai.cassette.redact import Scrubber
 from mockai.cassette.scan import refuse_leaks, scan_document, scan_interaction, scrub_interaction
 from mockai.errors import CassetteError, MockaiError
+
+fcntl: ModuleType | None
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 log = logging.getLogger("mockai.cassette")
 
@@ -52,9 +62,12 @@ def _disk_state(path: Path) -> tuple[int, int, int] | None:
     return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
-# The longest name mockai gives a file next to the cassette: the temporary a save writes first
-# (format.atomic_write: `.NAME.<8 hex>.tmp`).
-_LONGEST_SIBLING = len("..12345678.tmp")
+# A save writes a temporary next to its target first (format.atomic_write: `.NAME.<8 hex>.tmp`);
+# the targets are the cassette, its `.bak` and, after a conflict, `.conflict` or `.conflict-N`.
+_TEMPORARY = len("..12345678.tmp")
+_MOST_CONFLICTS = 999  # `.conflict-999`: beyond, recording stops (said) rather than pile up more
+_LONGEST_SIBLING = _TEMPORARY + len(f".conflict-{_MOST_CONFLICTS}")
+_LONGEST_EXAMPLE = f".NAME.conflict-{_MOST_CONFLICTS}.XXXXXXXX.tmp"
 
 
 def check_recordable(path: Path) -> None:
@@ -73,8 +86,8 @@ def check_recordable(path: Path) -> None:
     if len(os.fsencode(path.name)) + _LONGEST_SIBLING > longest:
         raise CassetteError(
             f"cannot record into {path}: {os.strerror(errno.ENAMETOOLONG)} (mockai saves "
-            f"through a temporary file named .NAME.XXXXXXXX.tmp, which must fit in {longest} "
-            "bytes): give the cassette a shorter name"
+            f"through temporary files named up to {_LONGEST_EXAMPLE}, which must fit in "
+            f"{longest} bytes): give the cassette a shorter name"
         )
 
 
@@ -206,8 +219,14 @@ class CassetteRecorder:
             if culprits:
                 raise _Unsavable(culprits) from None
             raise
+        # Check and write as one step: between another recorder's check and its rename, a save
+        # of this one would be overwritten unseen (pytest-xdist workers recording one cassette).
+        with _saving_lock(self.path.parent):
+            self._save(text)
+
+    def _save(self, text: str) -> None:
         if self._target == self.path and _disk_state(self.path) != self._expected:
-            self._target = self.path.with_name(self.path.name + ".conflict")
+            self._target = claim_conflict_file(self.path)
             log.error(
                 "mockai: %s changed on disk while mockai was recording into it; not "
                 "overwriting it. This session's cassette is saved to %s instead.",
@@ -239,6 +258,43 @@ class CassetteRecorder:
             found = "; ".join(p.message.removeprefix("interaction 0 ") for p in problems)
             return f"its text would hold what looks like a secret ({found})"
         return None
+
+
+@contextlib.contextmanager
+def _saving_lock(folder: Path) -> Iterator[None]:
+    """Hold the lock of the cassettes' folder (flock; every mockai saving into it takes it, in
+    this process or another). Where there is no flock (Windows, a filesystem that refuses it),
+    the save goes on unlocked: the check before the write still catches all but a close race."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if fcntl is None:
+        yield
+        return
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        with contextlib.suppress(OSError):
+            fcntl.flock(descriptor, fcntl.LOCK_EX)  # (released on close, also if the thread dies)
+        yield
+    finally:
+        os.close(descriptor)
+
+
+def claim_conflict_file(path: Path) -> Path:
+    """A new, empty file next to `path` for one recorder's session: `<cassette>.conflict`, or
+    `.conflict-2`, `-3`, ... when taken. Created here (O_EXCL), never reused: several recorders of
+    one cassette (pytest-xdist workers, several servers) would otherwise overwrite each other."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for number in range(1, _MOST_CONFLICTS + 1):
+        suffix = ".conflict" if number == 1 else f".conflict-{number}"
+        candidate = path.with_name(path.name + suffix)
+        try:
+            os.close(os.open(candidate, flags, 0o666))  # (the umask decides, as for the cassette)
+        except FileExistsError:
+            continue
+        return candidate
+    raise CassetteError(
+        f"cannot save into {path}: it changed on disk, and {path.name}.conflict to "
+        f"{path.name}.conflict-{_MOST_CONFLICTS} all exist; merge or delete them"
+    )
 
 
 def stale_temporaries(path: Path) -> list[Path]:

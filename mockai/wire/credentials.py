@@ -1,4 +1,5 @@
-"""Which headers carry credentials: one definition for everything mockai keeps.
+"""Which headers (and URL query parameters) carry credentials: one definition for everything
+mockai keeps.
 
 The journal (`MockServer.requests`, `GET /_mockai/requests`) keeps such headers with their value
 replaced; cassettes drop them. Both ask `is_credential_header`, so a header one of them protects is
@@ -8,6 +9,7 @@ protected by the other too.
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 
 # By name: the OpenAI / Azure / proxy / cookie headers, and account identifiers the API takes as
@@ -25,17 +27,66 @@ CREDENTIAL_HEADERS = frozenset(
         "set-cookie",
     }
 )
-# And any header whose name has a credential word as one of its dash-separated parts
-# (`x-portkey-api-key`, `ocp-apim-subscription-key`, `x-auth-token`, `helicone-auth`) — but not
-# `x-ratelimit-remaining-tokens`, whose word is "tokens".
-_CREDENTIAL_WORDS = re.compile(
-    r"(^|-)(auth|authorization|apikey|api-key|key|token|secret|password|passwd|cookie|session)($|-)",
-    re.IGNORECASE,
+# And any header whose name has a credential word among its words, the name split at `-`, `_`
+# and camelCase boundaries (`x-portkey-api-key`, `ocp-apim-subscription-key`, `X-Api_Key`,
+# `X-AccessToken`, `helicone-auth`): clients spell these names every way, and a header the
+# journal shows or a cassette keeps is a leaked key. Not `x-ratelimit-remaining-tokens`, whose
+# word is "tokens", nor any other rate-limit header (a count, never a secret).
+_CREDENTIAL_WORDS = frozenset(
+    {
+        "auth",
+        "authorization",
+        "apikey",
+        "key",
+        "token",
+        "secret",
+        "password",
+        "passwd",
+        "cookie",
+        "session",
+        "credential",  # (`X-Amz-Credential`; not "credentials": access-control-allow-credentials)
+    }
 )
+# The same words run together in lower case (HTTP/2 and many proxies lower-case header names, so
+# `X-AccessToken` may arrive as `x-accesstoken`).
+_RUN_TOGETHER = re.compile(
+    r"(api|access|auth|refresh|session|secret|private|client|bearer|id|user|app)"
+    r"(token|key|secret|password|credential)"
+)
+# Where a name's words meet: `-`, `_`, `.`, or a change of case (`AccessToken`, `APIKey`).
+_SEPARATORS = re.compile(r"[-_.\s]+|(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+# Query parameters that carry a credential though their words are no credential word: signed
+# URLs' signatures (Azure SAS `sig`, AWS `X-Amz-Signature`).
+_SIGNATURE_WORDS = frozenset({"sig", "signature"})
+# ... and words that make a parameter a pagination cursor (`pageToken`, `next_token`), not a key.
+_CURSOR_WORDS = frozenset({"page", "next", "continuation", "cursor"})
+
+
+def _words(name: str) -> tuple[str, ...]:
+    # The lower-case words of a header or parameter name (`X-Api_Key` -> x, api, key).
+    return tuple(word.lower() for word in _SEPARATORS.split(name) if word)
+
+
+def _is_rate_limit(words: tuple[str, ...]) -> bool:
+    return "ratelimit" in words or ("rate", "limit") in itertools.pairwise(words)
 
 
 @functools.lru_cache(maxsize=1024)  # the same few names on every request
 def is_credential_header(name: str) -> bool:
     """True for headers whose value must never be kept or shown (credentials, cookies, keys)."""
-    lowered = name.lower()
-    return lowered in CREDENTIAL_HEADERS or bool(_CREDENTIAL_WORDS.search(lowered))
+    if name.lower() in CREDENTIAL_HEADERS:
+        return True
+    words = _words(name)
+    if _is_rate_limit(words):
+        return False
+    return any(word in _CREDENTIAL_WORDS or _RUN_TOGETHER.fullmatch(word) for word in words)
+
+
+@functools.lru_cache(maxsize=256)
+def is_credential_param(name: str) -> bool:
+    """True for URL query parameters that carry a credential (`api-key`, `key`, `access_token`,
+    `subscription-key`, `sig`, `X-Amz-Signature`), never pagination cursors (`pageToken`)."""
+    words = _words(name)
+    if any(word in _CURSOR_WORDS for word in words):
+        return False
+    return is_credential_header(name) or any(word in _SIGNATURE_WORDS for word in words)
