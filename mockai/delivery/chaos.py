@@ -2,8 +2,9 @@
 
 Precedence, first wins: the request's own headers (`x-mockai-fault`, `x-mockai-latency`,
 `x-mockai-stream`) > the rule or sequence step that answered (already in its Plan) > the global
-chaos draw > the server's defaults (`--latency`). A request that sends `x-mockai-fault` gets
-exactly the faults it asked for: chaos leaves it alone.
+chaos draw > the server's defaults (`--latency`). Faults are not merged across sources: a request
+that sends `x-mockai-fault` gets exactly the faults it asked for (neither the rule's nor chaos's),
+and a rule with faults gets its own, not the chaos draw's too.
 
 Faults that replace the answer (named errors, `reset`, `hang`, `empty_response`, `non_json`) from
 a header or from chaos happen *before* the sources are asked, as a gateway or the API's front door
@@ -203,10 +204,10 @@ class Injection:
 
     def apply(self, plan: Plan) -> Plan:
         """`plan` (chosen by a source) with the faults and timing that apply to this request."""
-        if self.requested is not None:
-            faults = plan.faults.merged(self.requested)
-        else:
-            faults = self.chaos.merged(plan.faults)
+        # First wins, whole: the header's faults replace the rule's (even none, on an attempt
+        # past `attempts=N`), and the rule's replace the chaos draw; merging would stack faults
+        # nobody asked for together (docs/faults.md, "which wins").
+        faults = self.requested if self.requested is not None else plan.faults or self.chaos
         return self._finish(plan, faults)
 
     def _finish(self, plan: Plan, faults: Faults) -> Plan:
@@ -224,7 +225,8 @@ class Injection:
     def _timing(self, planned: Timing) -> Timing:
         header_latency, header_stream = self.timing or (None, None)
         latency = header_latency or planned.latency or self.defaults.latency
-        stream = self.stream or header_stream or planned.stream or self.defaults.stream
+        own = self.stream or header_stream
+        stream = replace(own, requested=True) if own else (planned.stream or self.defaults.stream)
         if latency is None and stream is None:
             return NO_TIMING  # nothing to sample: the seed would never be used
         # Every request samples its own delays, reproducibly: mix the rule's seed with this

@@ -11,7 +11,7 @@ connection). Connection faults replace the response entirely. Flags without a co
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, fields, replace
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -144,6 +144,19 @@ class Faults:
         }
         return replace(self, **changes) if changes else self
 
+    def without(self, names: Collection[str]) -> Faults:
+        """These faults less the ones named (faults, aliases or named errors)."""
+        if self is NO_FAULTS or not names:
+            return self
+        changes: dict[str, Any] = {
+            kind.value: getattr(NO_FAULTS, kind.value)
+            for name in names
+            if (kind := _kind(name)) is not None
+        }
+        if self.error is not None and self.error.name in names:
+            changes["error"] = None
+        return replace(self, **changes) if changes else self
+
     def resolved(self, rng: random.Random) -> Faults:
         """Chunks left to the seed (SOMEWHERE) replaced by a chunk drawn from `rng`."""
         changes: dict[str, Any] = {
@@ -185,6 +198,16 @@ class Faults:
 _FIELDS = tuple(f.name for f in fields(Faults))
 _COUNTED_NAMES = tuple(sorted(kind.value for kind in COUNTED))
 NO_FAULTS = Faults()
+
+
+def _kind(name: str) -> FaultType | None:
+    """The transport fault `name` (or its alias) stands for; None for a named error."""
+    if name in ALIASES:
+        return ALIASES[name]
+    try:
+        return FaultType(name)
+    except ValueError:
+        return None
 
 
 def fault_names() -> list[str]:

@@ -2,7 +2,8 @@
 
 Creating a Faker costs ~90 ms, far too much per server when a test suite starts one server per
 test: each thread that needs one (the event loop's, the worker making big answers) creates its own
-once. Output stays reproducible because every use reseeds it first.
+once. Output stays reproducible because every use reseeds it first (and clears `faker.unique`'s
+memory of what it gave).
 
 `sentences()` builds text the way Faker's `sentence()` does (words from its locale's lorem list,
 capitalised, ending in a period) but draws from the caller's seeded RNG directly: five times
@@ -16,9 +17,9 @@ from __future__ import annotations
 import functools
 import random
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from faker import Faker
@@ -31,8 +32,44 @@ def _shared() -> Faker:
     if faker is None:
         from faker import Faker  # on first use: most servers never need it
 
-        faker = _local.faker = Faker("en_US")
+        faker = Faker("en_US")
+        _guard(faker)
+        _local.faker = faker
     return faker
+
+
+def _provider_methods(faker: Faker) -> frozenset[str]:
+    # What `Generator.add_provider` registers: the providers' public callables.
+    return frozenset(
+        name
+        for generator in faker.factories
+        for provider in generator.get_providers()
+        for name in dir(provider)
+        if not name.startswith("_") and callable(getattr(provider, name))
+    )
+
+
+@functools.cache
+def provider_methods() -> frozenset[str]:
+    """The names of the Faker providers' public methods (`first_name`, `sentence`, ...)."""
+    return _provider_methods(_shared())
+
+
+def _guard(faker: Faker) -> None:
+    """Make `format` and `parse` (which `json`, `csv`, `pystr_format`... call with strings a
+    template gives) reach provider methods only: Faker's own `get_formatter` is a getattr of any
+    name, dunders and `set_arguments` included, a way around the templates' sandbox."""
+    known = _provider_methods(faker)
+    for generator in faker.factories:
+        original = generator.get_formatter
+
+        def get_formatter(name: str, original: Callable[[str], Any] = original) -> Any:
+            if name not in known:
+                raise AttributeError(f"Unknown formatter {name!r}")
+            return original(name)
+
+        # (an instance attribute: `Generator.format` calls `self.get_formatter`)
+        setattr(generator, "get_formatter", get_formatter)  # noqa: B010
 
 
 @functools.cache
@@ -67,4 +104,7 @@ def seeded_faker(seed: int) -> Iterator[Faker]:
     """
     faker = _shared()
     faker.seed_instance(seed)
+    # `faker.unique` remembers what it gave: per use, or the same request would get other
+    # values the next time (and `unique.boolean()` would run out on the third).
+    faker.unique.clear()
     yield faker

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mockai.delivery.faults import Faults, parse_faults
+from mockai.delivery.faults import Faults, fault_names, parse_faults
 from mockai.delivery.timing import Delay, StreamTiming, parse_delay, parse_stream, unit_warnings
 from mockai.pipeline.exchange import Exchange
 from mockai.scenario.errorspecs import ErrorSpec, compile_error
@@ -47,12 +47,17 @@ class Delivery:
     latency: Delay | None = None
     stream: StreamTiming | None = None
     faults: Faults | None = None
+    # The base's faults this step switches off: those it sets to `false` (`faults: {}`: all).
+    # `Faults` cannot say it, `false` meaning "not this one" there.
+    cleared: frozenset[str] = frozenset()
 
     def over(self, base: Delivery) -> Delivery:
-        """These settings, falling back to `base` for what is not set here."""
+        """These settings, falling back to `base` for what is not set here; faults add to the
+        base's, less the ones cleared here."""
         faults = self.faults
         if base.faults is not None:
-            faults = base.faults if faults is None else base.faults.merged(faults)
+            kept = base.faults.without(self.cleared)
+            faults = kept if faults is None else kept.merged(faults)
         return Delivery(
             self.latency if self.latency is not None else base.latency,
             self.stream if self.stream is not None else base.stream,
@@ -268,7 +273,16 @@ def _delivery(value: Mapping[str, Any], where: str, problems: Problems) -> Deliv
             problems.add(line_of(value, key), f"{where} {key}: {error}")
             continue
         _warn_bare_seconds(value, key, where, problems)
-    return Delivery(**parsed)
+    return Delivery(**parsed, cleared=_cleared(value.get("faults")))
+
+
+def _cleared(faults: Any) -> frozenset[str]:
+    """The faults a step's `faults:` switches off: those set to false or null; `{}` all."""
+    if not isinstance(faults, Mapping):
+        return frozenset()
+    if not faults:
+        return frozenset(fault_names())
+    return frozenset(str(name) for name, setting in faults.items() if setting in (False, None))
 
 
 def _warn_bare_seconds(value: Mapping[str, Any], key: str, where: str, problems: Problems) -> None:

@@ -2,7 +2,8 @@
 
 A reply string containing `{{`, `{%` or `{#` is a template rendered per request with:
 - `request`: a read-only view of the request (`RequestView`: model, user, system, messages, ...);
-- `faker`: a Faker seeded from the request's content key (the same request, the same text);
+- `faker`: a Faker seeded from the request's content key (the same request, the same text),
+  seen through `FakerView`: the providers' methods only;
 - `call`: how many times this rule has answered, this request included (1, 2, ...).
 
 The environment is jinja2's ImmutableSandboxedEnvironment (no attribute tricks, no mutation of the
@@ -17,7 +18,7 @@ import functools
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from mockai.generate.prose import seeded_faker
+from mockai.generate.prose import provider_methods, seeded_faker
 from mockai.pipeline.exchange import Exchange
 from mockai.scenario.problems import Problems, suggest
 from mockai.wire import jsonbytes
@@ -177,6 +178,35 @@ class RequestView:
         return f"<request {self.endpoint} {self.model!r}>"
 
 
+class FakerView:
+    """What a template sees of Faker: the providers' public methods, and `unique` / `optional`.
+
+    Not the Faker itself: its `format`, `parse`, `get_formatter` and `set_formatter` reach any
+    attribute by name (dunders too, around the sandbox), and `set_arguments`, `add_provider`,
+    `seed_instance`, `random`, ... change the Faker every later request shares.
+    """
+
+    __slots__ = ("_faker", "_proxies")
+    PROXIES = ("unique", "optional")
+
+    def __init__(self, faker: Any, *, proxies: bool = True) -> None:
+        self._faker = faker
+        self._proxies = proxies  # `faker.unique.unique` is not a thing
+
+    def __getattr__(self, name: str) -> Any:
+        if name in provider_methods():
+            return getattr(self._faker, name)
+        if self._proxies and name in self.PROXIES:
+            return FakerView(getattr(self._faker, name), proxies=False)
+        raise AttributeError(f"faker.{name} is not available to templates ({_ONLY_PROVIDERS})")
+
+    def __repr__(self) -> str:
+        return "<faker>"
+
+
+_ONLY_PROVIDERS = "only the Faker providers' methods are, such as faker.first_name()"
+
+
 class Text:
     """A string that may be a template: `render(context)` gives the text.
 
@@ -291,13 +321,33 @@ def _names_known(
                 + suggest(node.attr, RequestView.FIELDS, noun="fields"),
             )
             ok = False
-        elif node.node.name == "faker" and not _faker_has(node.attr):
-            close = suggest(node.attr, _faker_names(), noun="see the Faker docs")
-            if "did you mean" not in close:
-                close = " (see the Faker providers' documentation)"
-            problems.add(at, f"unknown faker method 'faker.{node.attr}' in {where}{inside}{close}")
+        elif node.node.name == "faker" and not _faker_has(node.attr, proxies=True):
+            problems.add(at, _faker_problem(f"faker.{node.attr}", node.attr, where, inside))
+            ok = False
+    for node in tree.find_all(nodes.Getattr):  # `faker.unique.first_name`
+        inner = node.node
+        if (
+            isinstance(inner, nodes.Getattr)
+            and isinstance(inner.node, nodes.Name)
+            and inner.node.name == "faker"
+            and inner.attr in FakerView.PROXIES
+            and not _faker_has(node.attr, proxies=False)
+        ):
+            at, inside = place.of(node.lineno)
+            name = f"faker.{inner.attr}.{node.attr}"
+            problems.add(at, _faker_problem(name, node.attr, where, inside))
             ok = False
     return ok
+
+
+def _faker_problem(name: str, attr: str, where: str, inside: str) -> str:
+    """`unknown faker method ...`, or why a real Faker attribute is out of a template's reach."""
+    if not attr.startswith("_") and _faker_attribute(attr):
+        return f"'{name}' is not available to templates in {where}{inside} ({_ONLY_PROVIDERS})"
+    close = suggest(attr, sorted(provider_methods()), noun="see the Faker docs")
+    if "did you mean" not in close:
+        close = " (see the Faker providers' documentation)"
+    return f"unknown faker method '{name}' in {where}{inside}{close}"
 
 
 def _check_tree(tree: nodes.Template, place: _Place, where: str, problems: Problems) -> bool:
@@ -337,22 +387,17 @@ def _check_tree(tree: nodes.Template, place: _Place, where: str, problems: Probl
     return _names_known(tree, undeclared, place, where, problems)
 
 
-def _faker_has(name: str) -> bool:
-    if name.startswith("_"):
-        return False
-    with seeded_faker(0) as faker:
-        try:
-            getattr(faker, name)
-        except AttributeError:
-            return False
-    return True
+def _faker_has(name: str, *, proxies: bool) -> bool:
+    """True when a template may use `faker.<name>` (or `faker.unique.<name>`: no proxies)."""
+    return name in provider_methods() or (proxies and name in FakerView.PROXIES)
 
 
-def _faker_names() -> list[str]:
+def _faker_attribute(name: str) -> bool:
+    """True when Faker itself has `name` (`format`, `seed_instance`, ...)."""
     with seeded_faker(0) as faker:
-        return [name for name in dir(faker) if not name.startswith("_")]
+        return name in dir(faker)
 
 
 def context(exchange: Exchange, faker: Faker, call: int) -> dict[str, Any]:
     """The variables a template sees for this request."""
-    return {"request": RequestView(exchange), "faker": faker, "call": call}
+    return {"request": RequestView(exchange), "faker": FakerView(faker), "call": call}

@@ -29,14 +29,16 @@ class _Text(Matcher):
 
     def holds(self, exchange: Exchange) -> bool:
         text = self.text(exchange)
-        return self.test.negate if text is None else self.test.test(text)
+        # An absent text fails every condition, `not` ones too (docs/scenarios.md, Match): a
+        # `tool_result: {not: ...}` is about a tool result, and must not answer the first leg.
+        return False if text is None else self.test.test(text)
 
     def predicate(self) -> Callable[[Exchange], bool]:
-        test, text, absent = self.test.test, self.text, self.test.negate
+        test, text = self.test.test, self.text
 
         def holds(exchange: Exchange) -> bool:
             found = text(exchange)
-            return absent if found is None else test(found)
+            return False if found is None else test(found)
 
         return holds
 
@@ -64,7 +66,11 @@ class _Text(Matcher):
         return (type(self), True, test.value.casefold())
 
     def distance(self, exchange: Exchange) -> float:
-        return 0.0 if self.holds(exchange) else text_distance(self.test, self.text(exchange))
+        if self.holds(exchange):
+            return 0.0
+        text = self.text(exchange)
+        # (`text_distance` counts an absent text as satisfying a `not`: here it fails)
+        return 1.0 if text is None else text_distance(self.test, text)
 
 
 @dataclass(frozen=True)
@@ -129,13 +135,12 @@ class File(_Text, key="file"):
         return self.predicate()(exchange)
 
     def predicate(self) -> Callable[[Exchange], bool]:
-        test, absent = self.test.test, self.test.negate
+        test = self.test.test
 
         def holds(exchange: Exchange) -> bool:
             uploads = exchange.uploads
-            if not uploads:
-                return absent
-            return any(test(upload.filename) for upload in uploads)
+            # No upload fails `file: {not: ...}` too, as the docstring says.
+            return bool(uploads) and any(test(upload.filename) for upload in uploads)
 
         return holds
 
