@@ -67,9 +67,9 @@ def _read(file: str) -> str | None:
 
 def _is_cassette(file: str, text: str) -> bool:
     """A vcrpy cassette: a top-level `interactions:` key (and no `mockai:` scenario version)."""
-    from mockai.cassette.check import looks_like_cassette
+    from mockai.cassette.check import is_cassette
 
-    return looks_like_cassette(text) and (file.endswith(".json") or "\nmockai:" not in "\n" + text)
+    return is_cassette(file, text)
 
 
 def _check_cassettes(files: Sequence[str], texts: dict[str, str | None]) -> list[Problem]:

@@ -1,6 +1,7 @@
 """Record and replay with vcrpy cassettes.
 
 format     the vcrpy file format (read and written with vcrpy's serializers), atomic saves
+lines      the line of each node of a cassette's text, for `file:line` messages
 matching   matchers, their registry, the lookup index, field-level differences
 redact     credential headers, key-shaped strings, placeholders
 scan       scrubbing and scanning whole interactions and cassette texts

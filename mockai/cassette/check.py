@@ -7,10 +7,9 @@ import itertools
 import json
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import yaml
-
+from mockai.cassette.lines import NodeLines
 from mockai.cassette.redact import Scrubber
 from mockai.cassette.scan import scan_document, scan_interaction
 from mockai.errors import Problem
@@ -28,16 +27,41 @@ def looks_like_cassette(text: str) -> bool:
     return bool(_CASSETTE_KEY.search(text))
 
 
+def is_cassette(name: str, text: str) -> bool:
+    """A vcrpy cassette: a top-level `interactions:` key (and, in YAML, no `mockai:` scenario
+    version). How `mockai check` tells a file's kind, and how a folder given to `--scenario` or
+    `--cassette` leaves the other kind's files alone, so that the two agree."""
+    return looks_like_cassette(text) and (
+        name.lower().endswith(".json") or "\nmockai:" not in "\n" + text
+    )
+
+
+def other_kind(name: str, text: str) -> bool:
+    """A file of a cassette folder that is no cassette and that `mockai check` checks as
+    something else (a scenario file: a top-level `mockai:`) or leaves alone (a JSON file)."""
+    if is_cassette(name, text):
+        return False
+    return name.lower().endswith(".json") or "\nmockai:" in "\n" + text
+
+
+def is_cassette_file(path: Path) -> bool:
+    """`is_cassette` of a file's text (False when unreadable: the scenario loader says why)."""
+    try:
+        return is_cassette(path.name, path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def check_cassette(path: Path, text: str, scrubber: Scrubber | None = None) -> list[Problem]:
     """Every problem in one cassette file."""
     from mockai.cassette.format import DecodeError, parse_cassette
 
     scrubber = scrubber or Scrubber()
     try:
-        cassette = parse_cassette(path, text)
+        cassette = parse_cassette(path, text, servable=False)  # (all its problems, below)
     except DecodeError as error:
         return [_from_decode_error(path, error)]
-    lines = _Lines(text)
+    lines = NodeLines(text)
     problems = scan_document(path, text, scrubber)
     seen = {problem.line for problem in problems}
     for index, interaction in enumerate(cassette.interactions):
@@ -63,9 +87,12 @@ def _from_decode_error(path: Path, error: DecodeError) -> Problem:
 
 
 def _interaction_problems(interaction: Interaction) -> list[str]:
+    from mockai.cassette.format import status_problem  # (loaded with the cassette: see above)
+
     problems = []
-    if not 100 <= interaction.status <= 599:
-        problems.append(f"response status {interaction.status} is not an HTTP status")
+    status = status_problem(interaction.status)
+    if status is not None:  # (what `mockai serve` refuses the cassette for)
+        problems.append(status)
     if _is_json_type(_request_type(interaction)) and interaction.request_body:
         problems += _json_problem("request body", interaction.request_body)
     for name, values in interaction.response_headers.items():
@@ -131,34 +158,3 @@ def _stream_problems(interaction: Interaction) -> list[str]:
         elif any(later < earlier for earlier, later in itertools.pairwise(events)):
             problems.append("mockai.events offsets go backwards")
     return problems
-
-
-class _Lines:
-    """Line numbers of the nodes of a YAML (or JSON) document, by path."""
-
-    def __init__(self, text: str) -> None:
-        self._lines: dict[tuple[Any, ...], int] = {}
-        try:
-            root = yaml.compose(text, Loader=yaml.CSafeLoader)
-        except yaml.YAMLError:
-            return
-        if root is not None:
-            self._walk(root, ())
-
-    def _walk(self, node: yaml.Node, path: tuple[Any, ...]) -> None:
-        self._lines[path] = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                self._walk(value, (*path, str(key.value)))
-                self._lines[(*path, str(key.value))] = key.start_mark.line + 1
-        elif isinstance(node, yaml.SequenceNode):
-            for index, item in enumerate(node.value):
-                self._walk(item, (*path, index))
-
-    def of(self, *path: Any) -> int:
-        """The line of the deepest known node on `path` (1 if none is known)."""
-        for end in range(len(path), 0, -1):
-            line = self._lines.get(tuple(path[:end]))
-            if line is not None:
-                return line
-        return 1

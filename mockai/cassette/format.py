@@ -30,26 +30,31 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import importlib
+import logging
 import os
 import secrets
 import stat
-from collections.abc import Mapping, Sequence
+import zlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
-from vcr.filters import decode_response
 from vcr.request import Request as VcrRequest
 from vcr.serialize import CASSETTE_FORMAT_VERSION, serialize
 from vcr.serializers import compat, jsonserializer, yamlserializer
 
+from mockai.cassette.lines import NodeLines
 from mockai.errors import CassetteError
 
 CASSETTE_SUFFIXES = (".yaml", ".yml", ".json")
 OWN_FIELD = "mockai"  # our key inside each response; vcrpy keeps it and ignores it
 BASE64 = "base64"  # in OWN_FIELD: which bodies a JSON cassette holds as base64 text
 _SIDES = ("request", "response")
+
+log = logging.getLogger("mockai.cassette")
 
 
 class NotFound(CassetteError):
@@ -210,7 +215,19 @@ def _unpacked(raw: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return request, response
 
 
-class _NotBase64(ValueError):
+class _Unreadable(ValueError):
+    """An interaction mockai cannot replay, and why (said after `interaction N`)."""
+
+    joint = ": "
+
+
+class _NotInteraction(_Unreadable):
+    """An interaction without the fields vcrpy writes (or with values of the wrong kind)."""
+
+    joint = " "
+
+
+class _NotBase64(_Unreadable):
     """A body `mockai.base64` names that does not decode (a hand-edited cassette)."""
 
 
@@ -238,14 +255,97 @@ def _modern(response: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _decoded(response: dict[str, Any]) -> dict[str, Any]:
-    """Decompress a gzip/deflate/br body (vcrpy records what the wire carried) and drop the
-    headers that described the compressed bytes."""
-    decoded: dict[str, Any] = decode_response(response)
-    headers = decoded["headers"]
+    """Decompress a gzip/deflate/br/zstd body (vcrpy records what the wire carried) and drop the
+    headers that described the compressed bytes: replay sends the body as it is, without them.
+
+    Not vcrpy's `decode_response`: it knows gzip and deflate (br with brotli), and leaves any
+    other body compressed, which replay would then send as if it were the JSON itself (httpx asks
+    for zstd whenever `zstandard` is installed). An encoding mockai cannot decode is refused."""
+    headers = response["headers"]
+    encodings: list[str] = []
     for name in list(headers):
-        if name.lower() in ("content-length", "transfer-encoding"):
+        lowered = name.lower()
+        if lowered == "content-encoding":
+            encodings += [e.strip().lower() for v in headers[name] for e in v.split(",")]
+        if lowered in ("content-encoding", "content-length", "transfer-encoding"):
             del headers[name]
-    return decoded
+    body: bytes = response["body"]["string"]
+    # Applied in the order listed, so undone from the last (RFC 9110, 8.4).
+    for encoding in reversed([e for e in encodings if e and e != "identity"]):
+        decode = _DECODERS.get(encoding)
+        if decode is None:
+            raise _Unreadable(
+                f"its response body is {encoding}-encoded, which mockai cannot decode "
+                f"(it decodes {', '.join(_DECODERS)}): record it again without it"
+            )
+        body = decode(body)
+    response["body"] = {**response["body"], "string": body}
+    return response
+
+
+def _inflate(body: bytes, *wbits: int) -> bytes:
+    for bits in wbits:
+        try:
+            return zlib.decompress(body, bits)
+        except zlib.error:
+            continue
+    # What vcrpy assumes too: a body recorded decoded while its header was kept.
+    return body
+
+
+def _gunzip(body: bytes) -> bytes:
+    return _inflate(body, zlib.MAX_WBITS | 16)
+
+
+def _deflate(body: bytes) -> bytes:
+    # zlib-wrapped as the RFC says, or raw deflate as some servers send it (httpx reads both).
+    return _inflate(body, zlib.MAX_WBITS, -zlib.MAX_WBITS)
+
+
+def _unbrotli(body: bytes) -> bytes:
+    brotli = _library("br", ("brotli", "brotlicffi"))
+    try:
+        return bytes(brotli.decompress(body))
+    except brotli.error:
+        return body  # (recorded decoded, as for gzip)
+
+
+def _unzstd(body: bytes) -> bytes:
+    zstandard = _library("zstd", ("zstandard",))
+    parts, rest = [], body
+    try:
+        while rest:  # (one frame per decompressor: a body may hold several)
+            frame = zstandard.ZstdDecompressor().decompressobj()
+            parts.append(frame.decompress(rest))
+            if not frame.eof:
+                return body  # cut short: kept as recorded, as a body that is not zstd
+            rest = frame.unused_data
+    except zstandard.ZstdError:
+        return body  # (recorded decoded, as for gzip)
+    return b"".join(parts)
+
+
+def _library(encoding: str, modules: tuple[str, ...]) -> Any:
+    """The first importable of `modules` (mockai does not depend on them: a body that needs one
+    is refused, naming what to install)."""
+    for module in modules:
+        try:
+            return importlib.import_module(module)
+        except ImportError:
+            continue
+    raise _Unreadable(
+        f"its response body is {encoding}-encoded and mockai needs the {modules[0]} package to "
+        f"decode it: pip install {modules[0]}"
+    )
+
+
+_DECODERS: dict[str, Callable[[bytes], bytes]] = {
+    "gzip": _gunzip,
+    "x-gzip": _gunzip,
+    "deflate": _deflate,
+    "br": _unbrotli,
+    "zstd": _unzstd,
+}
 
 
 def _request_body(request: VcrRequest) -> bytes | None:
@@ -314,8 +414,11 @@ class CassetteFile:
         atomic_write(Path(path), text.encode("utf-8"))
 
 
-def parse_cassette(path: Path, text: str) -> Cassette:
-    """A Cassette from a file's text; DecodeError says what is wrong and how to fix it."""
+def parse_cassette(path: Path, text: str, *, servable: bool = True) -> Cassette:
+    """A Cassette from a file's text; DecodeError says what is wrong, where, and how to fix it.
+
+    `servable`: refuse what the file holds but a server cannot send (a status that is not
+    HTTP's); `mockai check` reads it all and reports that among the file's other problems."""
     serializer = _serializer(path)
     try:
         data = serializer.deserialize(text)
@@ -335,25 +438,41 @@ def parse_cassette(path: Path, text: str) -> Cassette:
             f"vcrpy cassettes with `version: {CASSETTE_FORMAT_VERSION}`. Record it again, or "
             "set `version: 1` if it was written by a tool that left the version out."
         )
-    interactions = [
-        _interaction(path, index, raw) for index, raw in enumerate(data["interactions"])
-    ]
+    interactions = []
+    for index, raw in enumerate(data["interactions"]):
+        try:
+            interaction = _interaction(raw)
+            if servable and (problem := status_problem(interaction.status)) is not None:
+                raise _Unreadable(problem)
+        except _Unreadable as error:
+            # (The lines are found only now: composing the text again costs a second load.)
+            line = NodeLines(text).of("interactions", index)
+            raise DecodeError(f"{path}:{line}: interaction {index}{error.joint}{error}") from None
+        interactions.append(interaction)
     metadata = data.get("metadata")
     return Cassette(path, interactions, dict(metadata) if isinstance(metadata, Mapping) else None)
 
 
-def _interaction(path: Path, index: int, raw: Any) -> Interaction:
+def status_problem(status: int) -> str | None:
+    """Why a recorded status cannot be replayed (HTTP has three digits, 100 to 599: aiohttp would
+    send `HTTP/1.1 4290`, which clients take for a broken connection), or None."""
+    if 100 <= status <= 599:
+        return None
+    return f"response status {status} is not an HTTP status"
+
+
+def _interaction(raw: Any) -> Interaction:
     try:
         request_dict, response_dict = _unpacked(raw)
         request = VcrRequest._from_dict(request_dict)
         response = compat.convert_to_bytes(response_dict)
         return Interaction.from_vcr(request, response)
-    except _NotBase64 as error:
-        raise DecodeError(f"{path}: interaction {index}: {error}") from None
+    except _Unreadable:
+        raise
     except (KeyError, TypeError, ValueError, AttributeError) as error:
-        raise DecodeError(
-            f"{path}: interaction {index} is not a vcrpy interaction "
-            f"(request: method, uri, body, headers; response: status, headers, body): "
+        raise _NotInteraction(
+            "is not a vcrpy interaction "
+            "(request: method, uri, body, headers; response: status, headers, body): "
             f"{type(error).__name__}: {error}"
         ) from None
 
@@ -421,16 +540,35 @@ def cassette_files(path: Path) -> list[Path]:
 
 
 def load_all(path: Path) -> list[Cassette]:
-    """Every cassette under `path` (a file or a folder); empty files count as empty cassettes."""
+    """Every cassette under `path` (a file or a folder); empty files count as empty cassettes.
+
+    A folder's scenario files (and JSON files that are no cassette) are left alone, as
+    `mockai check FOLDER` leaves them to the scenario checker."""
+    from mockai.cassette.check import other_kind
+
     cassettes = []
+    folder = path.is_dir()
     for file in cassette_files(path):
         try:
-            cassettes.append(CassetteFile.load(file))
+            cassette = CassetteFile.load(file)
         except NotFound:
             if not file.exists():
                 raise
-            cassettes.append(Cassette(file))
+            cassette = Cassette(file)
+        except DecodeError:
+            if folder and other_kind(file.name, _text(file)):
+                log.info("mockai: %s is not a cassette: skipped", file)
+                continue
+            raise
+        cassettes.append(cassette)
     return cassettes
+
+
+def _text(file: Path) -> str:
+    try:
+        return file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return ""
 
 
 def header_lists(headers: Mapping[str, str] | Sequence[tuple[str, str]]) -> dict[str, list[str]]:

@@ -76,12 +76,20 @@ EMPTY = ScenarioSet()
 
 
 def expand(path: str) -> list[str]:
-    """The scenario files a path names: itself, or a folder's YAML files in name order."""
+    """The scenario files a path names: itself, or a folder's YAML files in name order (but
+    its cassettes)."""
     if not os.path.isdir(path):
         return [path]
+    from mockai.cassette.check import is_cassette_file  # (only for folders)
+
     root = Path(path)
     found = [p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()]
-    return [os.path.join(path, p.relative_to(root).as_posix()) for p in sorted(found, key=_order)]
+    # A cassette in the folder is `--cassette`'s, as `mockai check FOLDER` takes it.
+    cassettes = [p for p in found if is_cassette_file(p)]
+    for cassette in cassettes:
+        log.debug("mockai: %s is a cassette, not a scenario file: skipped", cassette)
+    kept = [p for p in found if p not in cassettes]
+    return [os.path.join(path, p.relative_to(root).as_posix()) for p in sorted(kept, key=_order)]
 
 
 def _order(path: Path) -> tuple[str, ...]:
