@@ -123,7 +123,7 @@ TEMPLATES: dict[str, Any] = {
         "tools": [{"type": "function", "name": "w", "parameters": PARAMETERS}],
     },
     "/v1/conversations": {"items": [{"role": "user", "content": "hi"}], "metadata": {"k": "v"}},
-    "/openai/deployments/gpt-4o/chat/completions": {
+    "/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21": {
         "messages": [{"role": "user", "content": "hi"}]
     },
     "/_mockai/rules": {

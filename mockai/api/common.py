@@ -50,18 +50,24 @@ def require_object(body: Any) -> Mapping[str, Any]:
     return body
 
 
-def check_fields(endpoint: str, body: Mapping[str, Any], *, strict: bool) -> None:
+def check_fields(
+    endpoint: str, body: Mapping[str, Any], *, strict: bool, provider: str = "openai"
+) -> None:
     """Check every top-level field against the spec's table.
 
     Lenient by default, because the spec lags the API: unknown fields pass, `null` means "not
     given", and enums (which gain values between spec releases) are not enforced. `strict` rejects
-    all three the way the API does.
+    all three the way the API does, and under a provider's profile (`provider`) as that provider
+    does: its own fields and values are known, and one that ignores unknown fields ignores them.
     """
-    rules = FIELDS[endpoint] if strict else _lenient(endpoint)
+    if strict and provider != "openai":
+        rules, others_pass = _provider_rules(endpoint, provider)
+    else:
+        rules, others_pass = (FIELDS[endpoint] if strict else _lenient(endpoint)), not strict
     for name, value in body.items():
         rule = rules.get(name)
         if rule is None:
-            if strict:
+            if not others_pass:
                 raise unknown_parameter(name)
             continue
         if type(value) in rule.passing:
@@ -78,6 +84,35 @@ def check_fields(endpoint: str, body: Mapping[str, Any], *, strict: bool) -> Non
 def _required(endpoint: str) -> tuple[str, ...]:
     """The endpoint's required fields (strict or not, the same ones)."""
     return tuple(name for name, rule in FIELDS[endpoint].items() if rule.required)
+
+
+# A field the provider takes with any value (declared without values, and not OpenAI's).
+_ANY_VALUE = FieldRule(
+    types=frozenset({"string", "integer", "number", "boolean", "array", "object", "null"})
+)
+
+
+@functools.cache
+def _provider_rules(endpoint: str, provider: str) -> tuple[Mapping[str, FieldRule], bool]:
+    """The strict table for requests through `provider`'s profile: OpenAI's with the provider's
+    own fields and values (its `extra_fields`, from providers.md), and whether the fields it does
+    not know pass (the provider ignores them). Computed once per endpoint and provider."""
+    from mockai.profiles import PROFILES  # (profiles import api modules: not at import time)
+
+    profile = PROFILES.get(provider)
+    if profile is None or endpoint not in profile.extra_fields.tables:
+        return FIELDS[endpoint], False
+    extra = profile.extra_fields
+    rules = dict(FIELDS[endpoint])
+    for name, values in extra.known.items():
+        openai_rule = rules.get(name)
+        if values is None:
+            rules[name] = openai_rule or _ANY_VALUE
+        elif openai_rule is not None:
+            rules[name] = replace(openai_rule, enum=values)  # the provider's values, not OpenAI's
+        else:
+            rules[name] = FieldRule(types=frozenset({"string", "null"}), enum=values)
+    return rules, extra.others_ignored
 
 
 @functools.cache

@@ -57,6 +57,9 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         inputs=inputs,
         encoding_format=_encoding(body.get("encoding_format")),
         dimensions=_dimensions(body.get("dimensions"), info),
+        # From the catalog of the provider the request came through (a profile's own models
+        # have their own sizes: mistral-embed's 1024), for every vector generated later.
+        model_dimensions=info.dimensions,
         prompt_tokens=sum(counts),
         provider=ctx.provider,
     )
@@ -248,7 +251,13 @@ def _vectors(reply: Reply, exchange: Exchange, seed: int) -> list[Sequence[float
 def _generated(exchange: Exchange, seed: int) -> Reply:
     # Normally the fallback generator has filled `reply.embeddings`; a rule that scripts no
     # vectors gets them here, at the model's native size.
-    return embeddings.reply_for(exchange, infer(exchange.model).dimensions, seed)
+    return embeddings.reply_for(exchange, native_dimensions(exchange), seed)
+
+
+def native_dimensions(exchange: Exchange) -> int:
+    """The size of the model's own vectors: as the catalog of the request's provider said at
+    parse time (an Exchange made elsewhere has none: the size its name suggests)."""
+    return exchange.model_dimensions or infer(exchange.model).dimensions
 
 
 def _item(index: int, vector: Sequence[float], as_base64: bool) -> tuple[bytes, ...]:

@@ -123,7 +123,9 @@ class FallbackGenerator:
         # (Imported on first use, as for moderations and transcripts: after that, a lookup.)
         import mockai.generate.embeddings as embeddings
 
-        dimensions = self.catalog.get(exchange.model).dimensions
+        # The catalog of the provider the request came through, as parsed (this generator's
+        # catalog is the server's own profile's, not the one under a provider's prefix).
+        dimensions = exchange.model_dimensions or self.catalog.get(exchange.model).dimensions
         return embeddings.reply_for(exchange, dimensions, self.seed)
 
     def _moderation(self, exchange: Exchange, key: bytes) -> Reply:

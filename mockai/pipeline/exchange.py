@@ -125,6 +125,7 @@ class Exchange:
     inputs: tuple[str, ...] = ()
     encoding_format: str | None = None
     dimensions: int | None = None
+    model_dimensions: int | None = None  # embedding models: the native vector size (catalog.py)
     echo: bool = False
     prompt_tokens: int = 0  # the request's estimated prompt size, computed by the codec
     provider: str = "openai"  # the provider profile the request came through (mockai.profiles)

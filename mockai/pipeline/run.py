@@ -108,6 +108,10 @@ async def _serve(
         _check_auth(state, request, profile)
         if unreadable is not None:
             raise unreadable
+        if deployment is not None:  # (Azure's: its module is loaded with its first request)
+            from mockai.profiles.azure import require_api_version
+
+            require_api_version(request.query)
         body, form = _request_body(entry, raw, request, codec)
         if deployment is not None and isinstance(body, dict):
             body = {**body, "model": deployment}  # Azure answers with the deployment's model

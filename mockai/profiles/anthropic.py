@@ -14,7 +14,7 @@ from typing import Any
 from mockai.catalog import ModelInfo
 from mockai.pipeline.exchange import Endpoint
 from mockai.profiles import limits
-from mockai.profiles.base import Json, Profile
+from mockai.profiles.base import ExtraFields, Json, Profile
 from mockai.profiles.hooks import Answer, ChatShape, RequestPolicy, encode
 from mockai.wire import jsonbytes, sse
 
@@ -76,6 +76,10 @@ REQUESTS = RequestPolicy(
     "`messages[].name`, ...",
 )
 
+# `thinking` may be sent (via extra_body; the thought text is not returned), and fields the layer
+# does not use are ignored (providers.md §6, "Rewritten"; "~ ignored" in the matrix).
+EXTRA_FIELDS = ExtraFields({"thinking": None}, others_ignored=True)
+
 
 def _body(body: Json, answer: Answer) -> None:
     _without_empty_fields(body)
@@ -131,5 +135,6 @@ PROFILE = Profile(
         stream_usage="as OpenAI",
     ),
     limits=limits.ANTHROPIC,
+    extra_fields=EXTRA_FIELDS,
     sources=("providers.md §6",),
 )

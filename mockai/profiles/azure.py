@@ -7,8 +7,10 @@ routes (`api-version` 2024-10-21).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from mockai.errors import ApiError
 from mockai.profiles import limits, shapes
 from mockai.profiles.base import Auth, Json, Profile
 from mockai.profiles.hooks import Answer, ChatShape
@@ -17,6 +19,24 @@ from mockai.profiles.hooks import Answer, ChatShape
 _SAFE = {"filtered": False, "severity": "safe"}
 _FILTERS = {name: dict(_SAFE) for name in ("hate", "self_harm", "sexual", "violence")}
 _PROMPT_FILTERS = {**_FILTERS, "jailbreak": {"filtered": False, "detected": False}}
+
+# What `AzureOpenAI` sends, and what mockai's deployment routes model (see `as_of`).
+API_VERSION = "2024-10-21"
+
+
+def require_api_version(query: Mapping[str, str]) -> None:
+    """A deployment route (`/openai/deployments/{deployment}/...`) must name its `api-version`
+    in the query: Azure answers a request without one with a 404 (providers.md §13, "Base URL
+    (classic)"). The v1 API (`/openai/v1/...`) takes none."""
+    if not query.get("api-version"):
+        raise ApiError(
+            404,
+            "Resource not found: a deployment route needs the `api-version` query parameter "
+            f"(for example `?api-version={API_VERSION}`).",
+            type="invalid_request_error",
+            param="api-version",
+            code=None,
+        )
 
 
 def _prompt_filter_results() -> list[dict[str, Any]]:

@@ -83,6 +83,41 @@ def openai_envelope(error: ApiError) -> Any:
 OPENAI_ERRORS = ErrorStyle(openai_envelope, '`{"error":{message,type,param,code}}`')
 
 
+# --- request fields ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExtraFields:
+    """The provider's own request fields (providers.md's "Extra request fields"), which
+    `--strict-requests` takes beside OpenAI's: by name, the only values the provider takes (None:
+    any value, or OpenAI's rule for a field OpenAI has too). `others_ignored`: the provider
+    accepts and ignores any field it does not know, so strict mode does too. Only for the field
+    tables in `tables` (mockai.api.spec_fields names: chat requests)."""
+
+    known: Mapping[str, tuple[str, ...] | None] = field(default_factory=dict)
+    others_ignored: bool = False
+    tables: frozenset[str] = frozenset({"chat"})
+
+    def describe(self) -> str:
+        """For people (the docs' table): what strict mode takes beyond OpenAI's fields."""
+        parts = []
+        if self.known:
+            parts.append("takes " + ", ".join(map(_field_text, self.known.items())))
+        if self.others_ignored:
+            parts.append("ignores any other field it does not know")
+        return "; ".join(parts)
+
+
+def _field_text(item: tuple[str, tuple[str, ...] | None]) -> str:
+    name, values = item
+    if values is None:
+        return f"`{name}`"
+    return f"`{name}` ({'/'.join(f'`{value}`' for value in values)})"
+
+
+NO_EXTRA_FIELDS = ExtraFields()
+
+
 # --- auth ----------------------------------------------------------------------------------------
 
 
@@ -120,6 +155,7 @@ class Profile:
     as_of: str  # the date or version of the provider's API this profile models
     catalog: tuple[ModelInfo, ...] = ()  # what `/models` lists (empty: OpenAI's built-in set)
     requests: RequestPolicy | None = None
+    extra_fields: ExtraFields = NO_EXTRA_FIELDS  # its own fields, for `--strict-requests`
     chat: ChatShape | None = None
     errors: ErrorStyle = OPENAI_ERRORS
     limits: LimitStyle | None = None

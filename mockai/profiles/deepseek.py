@@ -6,6 +6,7 @@ models, reasoning model, error codes, rate limit). Models the docs as of Decembe
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from mockai.catalog import ModelInfo
@@ -30,9 +31,24 @@ def _reasons(answer: Answer) -> bool:
     return "reasoner" in answer.exchange.model
 
 
-def _thought(answer: Answer) -> str:
-    # Reasoning text for the reasoner models; plausible, and the same for the same request.
-    return "Let me think about this step by step (" + ids.alnum(answer.key, "think", 6) + ")."
+def _thought(answer: Answer, visible: int) -> list[str]:
+    """The reasoner's thought (each word one token), the same for the same request: plausible,
+    and cut to what the output limit leaves after each choice's `visible` answer tokens, since
+    reasoning tokens are completion tokens (counted in `max_tokens`); none for other models."""
+    if not _reasons(answer):
+        return []
+    words = ["Let", "me", "think", "about", "this", "step", "by", "step"]
+    words.append("(" + ids.alnum(answer.key, "think", 6) + ").")
+    limit = answer.exchange.output_limit
+    if limit is None:
+        return words
+    per_choice = -(-visible // max(answer.exchange.n, 1))  # (rounded up)
+    return words[: max(limit - per_choice, 0)]
+
+
+def _visible(usage: Mapping[str, Any] | None) -> int:
+    """The answer's own completion tokens, before any reasoning is added."""
+    return int((usage or {}).get("completion_tokens", 0))
 
 
 def _usage(usage: dict[str, Any], answer: Answer) -> dict[str, Any]:
@@ -41,29 +57,35 @@ def _usage(usage: dict[str, Any], answer: Answer) -> dict[str, Any]:
     # Cache hits and misses instead of `prompt_tokens_details.cached_tokens`.
     out["prompt_cache_hit_tokens"] = 0
     out["prompt_cache_miss_tokens"] = prompt
-    out["completion_tokens_details"] = {
-        "reasoning_tokens": len(_thought(answer).split()) if _reasons(answer) else 0
-    }
+    # `completion_tokens_details` breaks `completion_tokens` down (OpenAI's spec): the reasoning
+    # of every choice is part of the completion, and of the total.
+    reasoning = len(_thought(answer, _visible(usage))) * max(answer.exchange.n, 1)
+    out["completion_tokens"] = _visible(usage) + reasoning
+    out["total_tokens"] = prompt + out["completion_tokens"]
+    out["completion_tokens_details"] = {"reasoning_tokens": reasoning}
     return out
 
 
 def _body(body: Json, answer: Answer) -> None:
+    thought = " ".join(_thought(answer, _visible(body["usage"])))
     body["usage"] = _usage(body["usage"], answer)
     if _reasons(answer):
         for choice in body["choices"]:
-            choice["message"]["reasoning_content"] = _thought(answer)
+            choice["message"]["reasoning_content"] = thought
 
 
 def _stream(body: list[Json], tail: list[Json], answer: Answer) -> tuple[list[bytes], list[bytes]]:
     _, usage_chunk = shapes.finish_and_usage(tail)
     if usage_chunk is not None:
         usage_chunk["usage"] = _usage(usage_chunk["usage"], answer)
+    # (the answer's usage, asked for or not: the thought is the same as in a whole body)
+    thought = " ".join(_thought(answer, _visible(answer.usage)))
     if _reasons(answer) and body:
         thinking = {k: v for k, v in body[0].items() if k != "choices"}
         thinking["choices"] = [
             {
                 "index": 0,
-                "delta": {"content": None, "reasoning_content": _thought(answer)},
+                "delta": {"content": None, "reasoning_content": thought},
                 "logprobs": None,
                 "finish_reason": None,
             }
@@ -85,7 +107,8 @@ PROFILE = Profile(
     chat=ChatShape(
         body=_body,
         stream=_stream,
-        extras="`message.reasoning_content` (reasoner), `usage.prompt_cache_hit_tokens` / "
+        extras="`message.reasoning_content` (reasoner: its tokens are part of "
+        "`completion_tokens`, within `max_tokens`), `usage.prompt_cache_hit_tokens` / "
         "`prompt_cache_miss_tokens`",
         stream_usage="as OpenAI",
         comments=(KEEP_ALIVE,),

@@ -9,7 +9,7 @@ from __future__ import annotations
 from mockai.catalog import ModelInfo
 from mockai.errors import ApiError
 from mockai.profiles import shapes
-from mockai.profiles.base import ErrorStyle, Json, Profile, openai_envelope
+from mockai.profiles.base import ErrorStyle, ExtraFields, Json, Profile, openai_envelope
 from mockai.profiles.hooks import Answer, ChatShape
 
 CREATED = 1733443200
@@ -67,5 +67,8 @@ PROFILE = Profile(
     ),
     models_shape="`accounts/fireworks/models/…` ids",
     keep_stop=True,
+    # What to do when prompt + `max_tokens` exceed the context (providers.md §8, "Behaviour
+    # differences"; its values are not confirmed there).
+    extra_fields=ExtraFields({"context_length_exceeded_behavior": None}),
     sources=("providers.md §8",),
 )

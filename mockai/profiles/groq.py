@@ -12,7 +12,7 @@ from typing import Any
 from mockai.catalog import ModelInfo
 from mockai.errors import ApiError
 from mockai.profiles import limits, shapes
-from mockai.profiles.base import ErrorStyle, Json, Profile, openai_envelope
+from mockai.profiles.base import ErrorStyle, ExtraFields, Json, Profile, openai_envelope
 from mockai.profiles.checks import forbid, forbid_in_messages
 from mockai.profiles.hooks import Answer, ChatShape, RequestPolicy
 from mockai.wire import ids, jsonbytes, sse
@@ -67,6 +67,20 @@ REQUESTS = RequestPolicy(
         forbid_in_messages("name", _refused),
     ),
     rejects="400: `logprobs`, `logit_bias`, `top_logprobs`, `messages[].name`, `n` ≠ 1",
+)
+
+# Groq's own request fields (providers.md §1, "Extra request fields"; console.groq.com
+# service-tiers and api-reference): `service_tier` takes Groq's tiers, not OpenAI's.
+EXTRA_FIELDS = ExtraFields(
+    {
+        "service_tier": ("on_demand", "flex", "auto", "performance"),
+        "reasoning_format": ("hidden", "raw", "parsed"),
+        "reasoning_effort": None,
+        "disable_tool_validation": None,
+        "citation_options": None,
+        "documents": None,
+        "compound_custom": None,
+    }
 )
 
 
@@ -128,6 +142,7 @@ PROFILE = Profile(
     as_of="console.groq.com docs and groq-python types, December 2026",
     catalog=CATALOG,
     requests=REQUESTS,
+    extra_fields=EXTRA_FIELDS,
     chat=ChatShape(
         body=_body,
         stream=_stream,

@@ -14,7 +14,7 @@ from mockai.catalog import ModelInfo
 from mockai.errors import ApiError
 from mockai.pipeline.exchange import Endpoint
 from mockai.profiles import limits, shapes
-from mockai.profiles.base import Auth, ErrorStyle, Json, Profile
+from mockai.profiles.base import Auth, ErrorStyle, ExtraFields, Json, Profile
 from mockai.profiles.hooks import Answer, ChatShape, Check, RequestPolicy
 from mockai.wire import ids
 
@@ -73,6 +73,10 @@ REQUESTS = RequestPolicy(
     rejects="400: http(s) image URLs (`invalid image input`), unknown `reasoning_effort`",
     ignores="`n` (one choice), `user`, `logit_bias`",
 )
+
+# `reasoning.effort` is in Ollama's request struct; any field absent from it is ignored by its
+# JSON binding (providers.md §3, "Supported chat fields", "Unsupported fields").
+EXTRA_FIELDS = ExtraFields({"reasoning": None}, others_ignored=True)
 
 
 def _envelope(error: ApiError) -> Any:
@@ -145,5 +149,6 @@ PROFILE = Profile(
     models_shape='`owned_by: "library"`',
     tool_call_id=tool_call_id,
     tool_call_ids="`call_` + 8 lowercase characters",
+    extra_fields=EXTRA_FIELDS,
     sources=("providers.md §3",),
 )

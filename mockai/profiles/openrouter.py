@@ -13,7 +13,7 @@ from typing import Any
 from mockai.catalog import ModelInfo
 from mockai.errors import ApiError
 from mockai.profiles import limits, shapes
-from mockai.profiles.base import ErrorStyle, Json, Profile
+from mockai.profiles.base import ErrorStyle, ExtraFields, Json, Profile
 from mockai.profiles.hooks import Answer, ChatShape
 from mockai.wire import ids, jsonbytes, sse
 
@@ -265,6 +265,27 @@ ERRORS = ErrorStyle(
     extra_statuses="402 (credits, `metadata.limit_source`), 408; mid-stream errors in a 200",
 )
 
+# OpenRouter's own request fields (providers.md §2, "Extra request fields"); parameters a model
+# does not support are ignored silently ("Unsupported params": "~ ignored" in the matrix).
+EXTRA_FIELDS = ExtraFields(
+    dict.fromkeys(
+        (
+            "models",
+            "route",
+            "provider",
+            "plugins",
+            "reasoning",
+            "top_k",
+            "repetition_penalty",
+            "min_p",
+            "top_a",
+            "debug",
+        )
+    ),
+    others_ignored=True,
+)
+
+
 PROFILE = Profile(
     name="openrouter",
     title="OpenRouter",
@@ -286,5 +307,6 @@ PROFILE = Profile(
     model_list=_list,
     models_shape="`{data}` (no `object`), `pricing`, `architecture`, `top_provider`, ...",
     finish_reasons=("error",),
+    extra_fields=EXTRA_FIELDS,
     sources=("providers.md §2",),
 )

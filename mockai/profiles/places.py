@@ -59,7 +59,12 @@ PLACES: Mapping[str, Place] = MappingProxyType(
             Place("together", ("/v1",)),
             Place("fireworks", ("/inference/v1",)),
             Place("vllm", ("/v1",), ALL_ENDPOINTS - {Endpoint.MODERATIONS}),
-            Place("gemini", ("/v1beta/openai",), frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS})),
+            # (§12's list; its `videos` is no endpoint mockai has)
+            Place(
+                "gemini",
+                ("/v1beta/openai",),
+                frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS, Endpoint.IMAGES, Endpoint.BATCHES}),
+            ),
             Place("azure", ("/openai/v1", "/openai")),
         )
     }

@@ -23,7 +23,8 @@ def _cell(text: str) -> str:
 
 def _row(profile: Profile) -> list[str]:
     absent = [f"`{ENDPOINT_PATHS[e]}`" for e in Endpoint if e not in profile.endpoints]
-    present = [f"`{ENDPOINT_PATHS[e]}`" for e in Endpoint if e in profile.endpoints]
+    # (`/models` is no pipeline endpoint: every profile serves it, in its own shape)
+    present = [f"`{ENDPOINT_PATHS[e]}`" for e in Endpoint if e in profile.endpoints] + ["`/models`"]
     if len(present) < len(absent):  # (shorter said the other way round)
         absent = ["all but " + ", ".join(present)]
     requests = profile.requests
@@ -32,6 +33,8 @@ def _row(profile: Profile) -> list[str]:
         fields.append("refuses " + requests.rejects)
     if requests is not None and requests.ignores:
         fields.append("ignores " + requests.ignores)
+    if profile.extra_fields.describe():  # (what `--strict-requests` takes beside OpenAI's)
+        fields.append(profile.extra_fields.describe())
     chat = profile.chat
     streaming = chat.stream_usage if chat is not None else ""
     if chat is not None and chat.comments:

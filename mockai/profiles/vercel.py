@@ -8,7 +8,7 @@ not confirmed, so they are OpenAI's here.
 from __future__ import annotations
 
 from mockai.catalog import ModelInfo
-from mockai.profiles.base import Auth, Profile
+from mockai.profiles.base import Auth, ExtraFields, Profile
 
 CREATED = 1755000000
 
@@ -29,5 +29,7 @@ PROFILE = Profile(
     catalog=CATALOG,
     auth=Auth(describe="Bearer (`vck_…` or an OIDC token)"),
     models_shape="`creator/model` ids",
+    # The gateway's routing options (providers.md §5, "Gateway body field").
+    extra_fields=ExtraFields({"providerOptions": None}),
     sources=("providers.md §5",),
 )

@@ -78,7 +78,8 @@ def answers(reply: Reply | None, exchange: Exchange, seed: int) -> list[Any]:
     if exchange.endpoint is Endpoint.EMBEDDINGS:
         given: Sequence[Any] | None = reply.embeddings if reply is not None else None
         if not given:
-            dimensions = infer(exchange.model).dimensions
+            # (the size the request's provider catalog gave the model at parse time)
+            dimensions = exchange.model_dimensions or infer(exchange.model).dimensions
             given = embeddings.reply_for(exchange, dimensions, seed).embeddings or ()
         return [given[i % len(given)] for i in range(count)]
     generated = moderation.reply_for(exchange, seed).moderation or ()

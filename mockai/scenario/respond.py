@@ -219,9 +219,9 @@ def _embeddings(spec: ReplySpec, exchange: Exchange) -> tuple[Any, ...] | None:
         return spec.vectors
     if spec.embedding_seed is None or exchange.endpoint is not Endpoint.EMBEDDINGS:
         return None
-    return embeddings.reply_for(
-        exchange, infer(exchange.model).dimensions, spec.embedding_seed
-    ).embeddings
+    # (the size the request's provider catalog gave the model at parse time)
+    size = exchange.model_dimensions or infer(exchange.model).dimensions
+    return embeddings.reply_for(exchange, size, spec.embedding_seed).embeddings
 
 
 # --- stale fixtures -------------------------------------------------------------------------------

@@ -82,7 +82,10 @@ class ServerState:
             return self.catalog
         catalog = self.catalogs.get(profile.name)
         if catalog is None:  # made on first use: most servers only ever serve one profile
-            catalog = self.catalogs[profile.name] = Catalog(None, builtin=profile.catalog)
+            # `--models` restricts every provider's catalog, as it does the server's own: an
+            # unknown id is each provider's own 404 (a LiteLLM proxy's 400) under its prefix.
+            catalog = Catalog(self.config.models, builtin=profile.catalog)
+            self.catalogs[profile.name] = catalog
         return catalog
 
     def __post_init__(self) -> None:
