@@ -154,6 +154,8 @@ def check_entry(entry: Any) -> int:
     )
     if schema is None:
         return 0
+    if schema == "CreateCompletionResponse":
+        body = {**body, "choices": [_unscored_first(c) for c in body["choices"]]}
     if schema == "CreateEmbeddingResponse" and any(
         isinstance(d.get("embedding"), str) for d in body["data"]
     ):
@@ -269,7 +271,8 @@ def _check_events(endpoint: str | None, frames: list[bytes]) -> int:
             payload = {
                 **payload,
                 "choices": [
-                    {**c, "finish_reason": c["finish_reason"] or "stop"} for c in payload["choices"]
+                    {**_unscored_first(c), "finish_reason": c["finish_reason"] or "stop"}
+                    for c in payload["choices"]
                 ],
             }
             validate("CreateCompletionResponse", payload)
@@ -281,6 +284,21 @@ def _check_events(endpoint: str | None, frames: list[bytes]) -> int:
             validate(_TYPED_EVENTS[payload["type"]], payload)
         checked += 1
     return checked
+
+
+def _unscored_first(choice: dict[str, Any]) -> dict[str, Any]:
+    """A legacy choice with its echoed prompt's first token scored as 0: the API sends null for
+    it (nothing comes before it to score it by), the spec types the items as numbers and maps."""
+    lp = choice.get("logprobs")
+    if not lp or not lp.get("token_logprobs") or lp["token_logprobs"][0] is not None:
+        return choice
+    assert lp["top_logprobs"][0] is None, "an unscored token has no alternatives either"
+    scored = {
+        **lp,
+        "token_logprobs": [0.0, *lp["token_logprobs"][1:]],
+        "top_logprobs": [{}, *lp["top_logprobs"][1:]],
+    }
+    return {**choice, "logprobs": scored}
 
 
 def _parse_frame(frame: bytes) -> tuple[str | None, str]:

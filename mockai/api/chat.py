@@ -23,6 +23,8 @@ from mockai.wire import errors, ids, jsonbytes, sse
 from mockai.wire.outgoing import Body, EventStream, Outgoing
 
 ROLES = ("system", "assistant", "user", "function", "tool", "developer")
+# The tiers that serve a request (`service_tier`): what `auto` and `fast` resolve to, and others.
+_TIERS = frozenset({"default", "flex", "scale", "priority"})
 _NEEDS_CONTENT = frozenset({"system", "user", "developer"})
 
 
@@ -32,7 +34,7 @@ _NEEDS_CONTENT = frozenset({"system", "user", "developer"})
 def parse(body: Any, ctx: ParseContext) -> Exchange:
     """Validate a chat request the way the API does and normalise it into an Exchange."""
     body = common.require_object(body)
-    common.check_fields("chat", body, strict=ctx.strict)
+    common.check_fields("chat", body, strict=ctx.strict, provider=ctx.provider)
     # Most of the optional fields are absent from most requests: each is looked up once, here,
     # and parsed only when given (this runs for every request whose bytes are new).
     get = body.get
@@ -61,6 +63,8 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
             "of type 'json_object'.",
             param="messages",
         )
+    if get("metadata") is not None:  # (kept with a stored completion: the spec's Metadata only)
+        common.parse_metadata(body["metadata"])
     stream, include_usage = common.stream_settings(body)
     if info.reasoning and get("max_tokens") is not None:
         raise ApiError(
@@ -257,9 +261,10 @@ def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
     if exchange.stream:
         return _stream(shaped, exchange, ctx, usage)
     body = _head(exchange, ctx, "chat.completion")
-    body["choices"] = [_choice(s, exchange, ctx) for s in shaped]
+    lp_key = logprobs.key(exchange, ctx.seed) if exchange.logprobs else b""
+    body["choices"] = [_choice(s, exchange, lp_key) for s in shaped]
     body["usage"] = usage
-    body["service_tier"] = "default"
+    body["service_tier"] = service_tier(exchange.body.get("service_tier"))
     body["system_fingerprint"] = ids.system_fingerprint(exchange.model)
     answer = jsonbytes.dumps(body)
     if table is not None:
@@ -331,12 +336,24 @@ def _shaped_by(exchange: Exchange, ctx: RenderContext) -> tuple[Any, ...]:
         exchange.stop,
         exchange.prompt_tokens,
         exchange.legacy_functions,
+        exchange.body.get("service_tier"),
         ctx.created,
         ctx.keep_stop,
         # A rule's reply calls a tool by name: offered as a custom tool, it renders as a custom
         # call (`shape`). (No tools, the common case: nothing to look at.)
         exchange.tools and custom_tools(exchange),
     )
+
+
+def service_tier(requested: Any, more: frozenset[str] = frozenset()) -> str:
+    """The tier an answer reports (chat and Responses alike), by the spec's `ServiceTier`: `fast`
+    is reported as `priority`; a tier that serves requests (`more`: an endpoint's own) as
+    itself; `auto`, none, or one unknown (accepted without `--strict-requests`) as the project's
+    tier, `default`."""
+    if requested == "fast":
+        return "priority"
+    known = isinstance(requested, str) and (requested in _TIERS or requested in more)
+    return requested if known else "default"
 
 
 def _as_function_call(s: Shaped) -> Shaped:
@@ -372,7 +389,7 @@ def _usage(reply: Reply, prompt_tokens: int, completion_tokens: int) -> dict[str
     }
 
 
-def _choice(shaped: Shaped, exchange: Exchange, ctx: RenderContext) -> dict[str, Any]:
+def _choice(shaped: Shaped, exchange: Exchange, lp_key: bytes) -> dict[str, Any]:
     message: dict[str, Any] = {
         "role": "assistant",
         "content": shaped.content if shaped.refusal is None else None,
@@ -387,7 +404,9 @@ def _choice(shaped: Shaped, exchange: Exchange, ctx: RenderContext) -> dict[str,
     return {
         "index": shaped.index,
         "message": message,
-        "logprobs": _logprobs(shaped, exchange, ctx, shaped.pieces) if exchange.logprobs else None,
+        "logprobs": _logprobs(shaped, exchange, lp_key, shaped.pieces)
+        if exchange.logprobs
+        else None,
         "finish_reason": shaped.finish_reason,
     }
 
@@ -408,9 +427,10 @@ def _tool_call(call: ToolCall) -> dict[str, Any]:
 
 
 def _logprobs(
-    shaped: Shaped, exchange: Exchange, ctx: RenderContext, pieces: tuple[str, ...], start: int = 0
+    shaped: Shaped, exchange: Exchange, key: bytes, pieces: tuple[str, ...], start: int = 0
 ) -> dict[str, Any]:
-    entries = logprobs.chat(pieces, ctx.key + bytes([shaped.index]), exchange.top_logprobs, start)
+    """A choice's `logprobs` for `pieces` (`key`: `logprobs.key`, the same streamed or not)."""
+    entries = logprobs.chat(pieces, key + bytes([shaped.index % 256]), exchange.top_logprobs, start)
     if shaped.refusal is not None:
         return {"content": None, "refusal": entries}
     return {"content": entries, "refusal": None}
@@ -421,7 +441,7 @@ def _stream(
 ) -> EventStream:
     _check_streamable(shaped)
     head = _head(exchange, ctx, "chat.completion.chunk")
-    head["service_tier"] = "default"
+    head["service_tier"] = service_tier(exchange.body.get("service_tier"))
     head["system_fingerprint"] = ids.system_fingerprint(exchange.model)
     # Every chunk shares its head: serialise it once and splice each chunk's choices in.
     prefix = b"data: " + jsonbytes.dumps(head)[:-1] + b',"choices":'
@@ -439,6 +459,7 @@ def _stream(
         return close(prefix + jsonbytes.dumps(choices))
 
     legacy = exchange.legacy_functions
+    lp_key = logprobs.key(exchange, ctx.seed) if exchange.logprobs else b""
     frames = [frame([_first_delta(s, legacy)]) for s in shaped]
     if len(shaped) == 1 and not exchange.logprobs:
         # The hot path of every stream: each piece spliced between two fixed byte strings.
@@ -451,7 +472,7 @@ def _stream(
             if step >= len(s.pieces):
                 continue
             if exchange.logprobs:
-                frames.append(frame([_piece_delta(s, step, exchange, ctx)]))
+                frames.append(frame([_piece_delta(s, step, exchange, lp_key)]))
             else:  # splice the piece into fixed bytes
                 frames.append(close(prefix + _delta_bytes(s, s.pieces[step])))
     for s in shaped:
@@ -548,10 +569,10 @@ def _delta_bytes(s: Shaped, piece: str) -> bytes:
     )
 
 
-def _piece_delta(s: Shaped, step: int, exchange: Exchange, ctx: RenderContext) -> dict[str, Any]:
+def _piece_delta(s: Shaped, step: int, exchange: Exchange, lp_key: bytes) -> dict[str, Any]:
     piece = s.pieces[step]
     field = "refusal" if s.refusal is not None else "content"
-    lp = _logprobs(s, exchange, ctx, (piece,), step) if exchange.logprobs else None
+    lp = _logprobs(s, exchange, lp_key, (piece,), step) if exchange.logprobs else None
     return {"index": s.index, "delta": {field: piece}, "logprobs": lp, "finish_reason": None}
 
 

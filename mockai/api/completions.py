@@ -131,13 +131,14 @@ def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
     if exchange.stream:
         return _stream(head, shaped, prompts, exchange, ctx, usage)
     choices = []
+    lp_key = logprobs.key(exchange, ctx.seed) if exchange.logprobs else b""
     for s in shaped:
         prefix = prompts[s.index // exchange.n] if exchange.echo else ""
         choices.append(
             {
                 "text": prefix + (s.content or ""),
                 "index": s.index,
-                "logprobs": _logprobs(s, exchange, ctx, len(prefix)),
+                "logprobs": _logprobs(s, exchange, lp_key, prefix),
                 "finish_reason": _finish_reason(s),
             }
         )
@@ -165,12 +166,25 @@ def _finish_reason(s: Shaped) -> str:
     return s.finish_reason if s.finish_reason in ("length", "content_filter") else "stop"
 
 
-def _logprobs(s: Shaped, exchange: Exchange, ctx: RenderContext, offset: int) -> Any:
+def _logprobs(s: Shaped, exchange: Exchange, key: bytes, echoed: str) -> Any:
+    """A choice's legacy logprobs (`key`: `logprobs.key`, the same streamed or not); with `echo`,
+    its prompt's tokens first (`echoed`), scored."""
     if not exchange.logprobs:
         return None
-    return logprobs.legacy(
-        s.pieces, ctx.key + bytes([s.index % 256]), exchange.top_logprobs, offset
-    )
+    answer = logprobs.legacy(s.pieces, _choice_key(s, key), exchange.top_logprobs, len(echoed))
+    if not exchange.echo:
+        return answer
+    return logprobs.joined(_prompt_logprobs(exchange, key, echoed), answer)
+
+
+def _choice_key(s: Shaped, key: bytes) -> bytes:
+    return key + bytes([s.index % 256])
+
+
+def _prompt_logprobs(exchange: Exchange, key: bytes, prompt: str) -> Any:
+    # Scoring a prompt samples nothing: one prompt text gets the same numbers in every choice
+    # (hence no choice's key), and the answer's own numbers do not move with echo.
+    return logprobs.echoed(tokens.split(prompt), key + b"prompt", exchange.top_logprobs)
 
 
 def _stream(
@@ -190,15 +204,22 @@ def _stream(
         return prefix + jsonbytes.dumps([choice]) + suffix
 
     frames = []
+    lp_key = logprobs.key(exchange, ctx.seed) if exchange.logprobs else b""
     for s in shaped:
+        # Each chunk's logprobs as the choice's whole text numbers them (`_logprobs`): positions
+        # and offsets run on from the chunks before.
+        echoed = prompts[s.index // exchange.n] if exchange.echo else ""
         if exchange.echo:
-            frames.append(frame(s.index, prompts[s.index // exchange.n], None))
-        for piece in s.pieces:
+            lp = _prompt_logprobs(exchange, lp_key, echoed) if exchange.logprobs else None
+            frames.append(frame(s.index, echoed, None, lp))
+        offset = len(echoed)
+        for step, piece in enumerate(s.pieces):
             lp = None
             if exchange.logprobs:
-                key = ctx.key + bytes([s.index % 256])
-                lp = logprobs.legacy((piece,), key, exchange.top_logprobs)
+                key = _choice_key(s, lp_key)
+                lp = logprobs.legacy((piece,), key, exchange.top_logprobs, offset, step)
             frames.append(frame(s.index, piece, None, lp))
+            offset += len(piece)
     tail = [frame(s.index, "", _finish_reason(s)) for s in shaped]
     if exchange.include_usage:
         tail.append(prefix + b'[],"usage":' + jsonbytes.dumps(usage) + b"}\n\n")

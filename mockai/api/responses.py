@@ -23,6 +23,7 @@ from typing import Any
 from mockai import tokens
 from mockai.api import common, logprobs, obfuscation
 from mockai.api.base import Codec, ParseContext, RenderContext
+from mockai.api.chat import service_tier
 from mockai.api.fieldrules import invalid_value, missing, type_error
 from mockai.api.shaping import Shaped, shape, usage_numbers
 from mockai.errors import ApiError
@@ -36,6 +37,8 @@ SERVER_ERROR_MESSAGE = "The server had an error while processing your request."
 
 # `include` value that asks for token log probabilities on output text.
 _LOGPROBS_INCLUDE = "message.output_text.logprobs"
+# The service tier only Responses knows (its `ServiceTierResponses`), reported as requested.
+_OWN_TIERS = frozenset({"ultrafast"})
 # Why a response stopped early, by the shaped finish reason.
 _INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
 
@@ -77,6 +80,8 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
             messages, bool(body.get("instructions")), prompt_tokens, info.context_window
         )
     common.check_context(info, prompt_tokens, "input")
+    if body.get("metadata") is not None:  # (echoed on the Response: the spec's Metadata only)
+        common.parse_metadata(body["metadata"])
     top_logprobs = common.optional(body, "top_logprobs", 0)
     return Exchange(
         endpoint=Endpoint.RESPONSES,
@@ -372,7 +377,7 @@ def _settings(body: Mapping[str, Any], exchange: Exchange) -> dict[str, Any]:
         "prompt_cache_key": body.get("prompt_cache_key"),
         "reasoning": _reasoning(body.get("reasoning")),
         "safety_identifier": body.get("safety_identifier"),
-        "service_tier": _service_tier(body.get("service_tier")),
+        "service_tier": service_tier(body.get("service_tier"), _OWN_TIERS),
         "store": common.optional(body, "store", True),
         "temperature": common.optional(body, "temperature", 1.0),
         "text": _text(body.get("text")),
@@ -392,13 +397,6 @@ def _settings(body: Mapping[str, Any], exchange: Exchange) -> dict[str, Any]:
 def _reasoning(raw: Any) -> dict[str, Any]:
     raw = raw if isinstance(raw, dict) else {}
     return {"effort": raw.get("effort"), "summary": raw.get("summary")}
-
-
-def _service_tier(requested: Any) -> str:
-    # `auto` resolves to the project's tier (`default`); `fast` is reported as `priority`.
-    if requested in (None, "auto"):
-        return "default"
-    return "priority" if requested == "fast" else str(requested)
 
 
 def _text(raw: Any) -> dict[str, Any]:

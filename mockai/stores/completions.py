@@ -200,12 +200,19 @@ def _accumulated(chunks: list[dict[str, Any]]) -> dict[str, Any]:
                 index,
                 {
                     "index": index,
-                    "message": {"role": "assistant", "content": None, "refusal": None},
+                    # (chunks carry no `annotations`: the answer's message has an empty list)
+                    "message": {
+                        "role": "assistant",
+                        "content": None,
+                        "refusal": None,
+                        "annotations": [],
+                    },
                     "logprobs": None,
                     "finish_reason": None,
                 },
             )
             _merge_delta(message["message"], choice.get("delta") or {})
+            _merge_logprobs(message, choice.get("logprobs"))
             if choice.get("finish_reason") is not None:
                 message["finish_reason"] = choice["finish_reason"]
     completion: dict[str, Any] = {
@@ -221,6 +228,18 @@ def _accumulated(chunks: list[dict[str, Any]]) -> dict[str, Any]:
         if key in first:
             completion[key] = first[key]
     return completion
+
+
+def _merge_logprobs(choice: dict[str, Any], logprobs: Any) -> None:
+    """A chunk's `logprobs` (`{content, refusal}`, one list of token entries set) appended."""
+    if not isinstance(logprobs, Mapping):
+        return
+    merged = choice["logprobs"] or {"content": None, "refusal": None}
+    for key in ("content", "refusal"):
+        entries = logprobs.get(key)
+        if isinstance(entries, list):
+            merged[key] = (merged[key] or []) + entries
+    choice["logprobs"] = merged
 
 
 def _merge_delta(message: dict[str, Any], delta: Mapping[str, Any]) -> None:
