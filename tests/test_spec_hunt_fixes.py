@@ -134,6 +134,32 @@ def test_top_logprobs_are_distinct_sorted_and_hold_the_sampled_token(
         _check_tops(entry["token"], entry["logprob"], tops, top)
 
 
+@settings(max_examples=examples(20))
+@given(text=texts(min_size=1), top=st.integers(0, 5))
+def test_a_responses_logprobs_are_the_same_streamed_or_not(
+    http: httpx.Client, text: str, top: int
+) -> None:
+    """`output_text.logprobs` derive from the request's content, not from `stream`."""
+    body = {
+        "model": CHAT_MODEL,
+        "input": text,
+        "top_logprobs": top,
+        "include": ["message.output_text.logprobs"],
+        "max_output_tokens": 40,
+    }
+    whole = _responses_entries(http, body, stream=False)
+    streamed = _responses_entries(http, body, stream=True)
+    assert [(e["token"], e["logprob"]) for e in streamed] == [
+        (e["token"], e["logprob"]) for e in whole
+    ]
+
+    def tops(entries: list[Any]) -> list[list[tuple[str, float]]]:
+        # (the stream events' alternatives carry no `bytes`: the spec's event shape)
+        return [[(t["token"], t["logprob"]) for t in e["top_logprobs"]] for e in entries]
+
+    assert tops(streamed) == tops(whole)
+
+
 @settings(max_examples=examples(30))
 @given(text=texts(min_size=1), top=st.integers(0, 5), n=st.integers(1, 2), stream=st.booleans())
 def test_legacy_top_logprobs_hold_one_entry_per_requested_token(

@@ -507,8 +507,8 @@ def _logprobs(
     """`output_text.logprobs` in the spec's `LogProb` shape, or [] when not requested."""
     if not exchange.logprobs:
         return []
-    # The same key as chat's first choice: one conversation gets the same numbers on both.
-    return logprobs.chat(pieces, ctx.key + bytes([0]), exchange.top_logprobs)
+    # The request's content key (`logprobs.key`), as chat's: the same numbers streamed or not.
+    return logprobs.chat(pieces, logprobs.key(exchange, ctx.seed) + b"\0", exchange.top_logprobs)
 
 
 # --- render: the event stream --------------------------------------------------------------------
