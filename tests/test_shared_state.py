@@ -285,6 +285,9 @@ def test_the_journal_holds_every_workers_requests_and_pages(target: Target) -> N
             assert sent["x-ratelimit-limit-requests"] and entry["source"] == "generator"
         bad = admin.get("/requests", params={"after": "yesterday"})
         assert bad.status_code == 400 and bad.json()["error"]["param"] == "after"
+        # No entries asked for: whether there are any (Redis said there were none).
+        none = admin.get("/requests", params={"limit": 0}).json()
+        assert none["data"] == [] and none["has_more"] is True
 
 
 def test_reset_forgets_everything_on_every_worker(target: Target) -> None:

@@ -513,8 +513,10 @@ class RedisJournal(JournalView):
             seqs = list(await client.zrangebyscore(self._order, f"({after}", "+inf", 0, limit + 1))
             more = len(seqs) > limit
             seqs = seqs[:limit]
+        elif not limit:  # (no entries asked for: whether there are any, as in memory)
+            return [], bool(await client.zcard(self._order))
         else:
-            seqs = list(reversed(await client.zrevrange(self._order, 0, limit))) if limit else []
+            seqs = list(reversed(await client.zrevrange(self._order, 0, limit)))
             more = len(seqs) > limit
             seqs = seqs[len(seqs) - limit :] if more else seqs
         if not seqs:
