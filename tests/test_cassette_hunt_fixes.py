@@ -427,3 +427,13 @@ def test_a_broken_scenario_in_a_mixed_folder_is_still_refused_by_both(mixed: Pat
     assert served.returncode == 2
     assert "unknown key 'repy'" in served.stderr
     assert "chat_json.yaml" not in served.stderr
+
+
+def test_a_scenario_folder_of_cassettes_only_points_to_cassette(mixed: Path) -> None:
+    (mixed / "faq.yaml").unlink()
+    served = _serve("--scenario", str(mixed))
+    assert served.returncode == 2
+    assert "no scenario files (*.yaml, *.yml) found" in served.stderr
+    assert "cassettes: replay them with --cassette PATH" in served.stderr
+    (mixed / "chat_json.yaml").unlink()  # an empty folder: no hint to give
+    assert "--cassette" not in _serve("--scenario", str(mixed)).stderr

@@ -519,4 +519,19 @@ def _stat(file: str) -> tuple[str, int, int]:
 
 
 def _no_files(paths: Sequence[str]) -> Problem:
-    return UnlocatedProblem(", ".join(paths), 0, "no scenario files (*.yaml, *.yml) found")
+    message = "no scenario files (*.yaml, *.yml) found"
+    if _holds_cassettes(paths):  # (skipped by `expand`: say where they belong)
+        message += "; the YAML files there are cassettes: replay them with --cassette PATH"
+    return UnlocatedProblem(", ".join(paths), 0, message)
+
+
+def _holds_cassettes(paths: Sequence[str]) -> bool:
+    from mockai.cassette.check import is_cassette_file
+
+    return any(
+        is_cassette_file(found)
+        for path in paths
+        if os.path.isdir(path)
+        for found in Path(path).rglob("*")
+        if found.suffix in (".yaml", ".yml") and found.is_file()
+    )
