@@ -142,8 +142,10 @@ def test_replay_at_speed_1_keeps_the_recorded_gaps(tmp_path: Path) -> None:
     assert len(arrived) == len(offsets)
     recorded_gaps = [b - a for a, b in itertools.pairwise(offsets)]
     replayed_gaps = [b - a for a, b in itertools.pairwise(arrived)]
-    worst = max(abs(r - p) for r, p in zip(recorded_gaps, replayed_gaps, strict=True))
-    assert worst < 0.060, (recorded_gaps, replayed_gaps)
+    errors = sorted(abs(r - p) for r, p in zip(recorded_gaps, replayed_gaps, strict=True))
+    # The typical gap within 30 ms (an unpaced replay is off by the gaps, 20-70 ms), and none
+    # wildly off: a load spike may delay one delivery (one gap read 60.4 ms off on a busy CI).
+    assert errors[len(errors) // 2] < 0.030 and errors[-1] < 0.120, (recorded_gaps, replayed_gaps)
     total = offsets[-1]  # ~0.5 s: the bounds below tell paced, halved and unpaced apart
     assert abs(arrived[-1] - total) < 0.1 * total + 0.02  # no drift over the whole stream
     # Speed 2 halves every gap; speed 0 (the default) sends everything at once.

@@ -114,7 +114,7 @@ def _seconds(number: str, unit: str | None) -> float:
     return float(number) * _UNITS[unit]
 
 
-def _bounded(seconds: float, written: Any) -> float:
+def _bounded(seconds: float | int, written: Any) -> float:
     """`seconds` as a float, or ValueError if longer than MAX_DURATION (infinity included)."""
     if not seconds <= MAX_DURATION:
         raise ValueError(f"{_shown_short(written)} is too long: durations are at most {_MOST}")
