@@ -4,8 +4,9 @@ Each model family has the API's rules: DALL-E 2 draws 256, 512 or 1024 pixels sq
 at a time, and answers with URLs unless asked for `b64_json`; DALL-E 3 draws one picture (1024
 square, 1792x1024 or 1024x1792) and sends the prompt it revised; the GPT image models draw 1024
 square, 1536x1024 or 1024x1536 pictures in PNG, JPEG or WebP, always as base64, with `usage`,
-and stream partial images. A model mockai does not know (another provider's) takes any size up
-to 2048 pixels a side, either response format.
+and stream partial images; gpt-image-2 also draws any WIDTHxHEIGHT its spec allows. A model
+mockai does not know (another provider's) takes any size up to 2048 pixels a side, either
+response format. Variations are DALL-E 2's alone, and DALL-E 3 does not edit.
 
 Edits take the pictures to change as multipart files (`image`, `image[]`, `mask`) or, as JSON,
 by `image_url` (a data URL) or `file_id` (a file uploaded to this server). Variations take one
@@ -18,14 +19,14 @@ import base64
 import binascii
 import random
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mockai import tokens
 from mockai.api import common, forms
 from mockai.api.base import Codec, ParseContext, RenderContext
-from mockai.api.fieldrules import invalid_value, missing, type_error
+from mockai.api.fieldrules import FieldRule, invalid_value, missing, type_error
 from mockai.errors import ApiError
 from mockai.generate import images, prose
 from mockai.pipeline.exchange import Endpoint, Exchange
@@ -46,6 +47,27 @@ _OUTPUT_TOKENS = {
 }
 # Fields only the GPT image models take: a request using one defaults to gpt-image-1.
 _GPT_IMAGE_FIELDS = ("output_format", "output_compression", "background", "moderation", "stream")
+# The spec's enum of `output_format`, in the order the strict check lists it.
+_OUTPUT_FORMATS = ("jpeg", "png", "webp")
+# `output_compression` is a percentage (the spec: "0-100%"): its bounds, in the API's wording.
+_COMPRESSION = FieldRule(types=frozenset({"integer"}), minimum=0, maximum=100)
+# CreateImageEditRequest.model's enum: the models the API edits with (DALL-E 3 is not one).
+_EDIT_MODELS = (
+    "gpt-image-1.5",
+    "gpt-image-2",
+    "gpt-image-2-2026-04-21",
+    "dall-e-2",
+    "gpt-image-1",
+    "gpt-image-1-mini",
+    "chatgpt-image-latest",
+)
+# The sizes an answer may name: the spec's ImagesResponse and image stream events list only these
+# (the events also `auto`), so an answer drawn at one of gpt-image-2's own sizes does not name it
+# (the picture itself has it).
+_ANSWERED_SIZES = frozenset(("1024x1024", "1024x1536", "1536x1024"))
+# gpt-image-2's own sizes (the spec's `size`): WIDTHxHEIGHT, both divisible by 16, an aspect
+# ratio between 1:3 and 3:1, at most 3840x2160 (its pixels, and 3840 the longest side).
+_STEP, _MAX_RATIO, _MAX_EDGE, _MAX_PIXELS = 16, 3, 3840, 3840 * 2160
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +85,7 @@ class Family:
     revises: bool  # sends revised_prompt
     streams: bool
     usage: bool  # sends usage, background, output_format, quality, size
+    any_size: bool = False  # also any WIDTHxHEIGHT within gpt-image-2's rules (`_custom_size`)
 
 
 DALL_E_2 = Family(
@@ -104,6 +127,7 @@ GPT_IMAGE = Family(
     streams=True,
     usage=True,
 )
+GPT_IMAGE_2 = replace(GPT_IMAGE, name="gpt-image-2", any_size=True)
 OTHER = Family(
     "other",
     None,
@@ -126,6 +150,8 @@ def family(model: str) -> Family:
         return DALL_E_2
     if "dall-e-3" in name:
         return DALL_E_3
+    if "gpt-image-2" in name:
+        return GPT_IMAGE_2
     if "gpt-image" in name or "chatgpt-image" in name:
         return GPT_IMAGE
     return OTHER
@@ -244,6 +270,7 @@ def _exchange(
     if not isinstance(model, str):
         raise type_error("model", ("string",), model)
     ctx.catalog.get(model)  # a restricted catalog answers 404 for models it does not list
+    _check_model(endpoint, model)
     prompt = body.get("prompt", "")
     if endpoint is not Endpoint.IMAGE_VARIATIONS and not isinstance(prompt, str):
         raise type_error("prompt", ("string",), prompt)
@@ -286,6 +313,17 @@ def _exchange(
     )
 
 
+def _check_model(endpoint: Endpoint, model: str) -> None:
+    """The API's 400 for an OpenAI model the endpoint does not take (the spec's `model` enums:
+    variations are dall-e-2's alone, edits exclude dall-e-3). Another provider's model (the
+    `OTHER` family) is that provider's business: it passes."""
+    kind = family(model)
+    if endpoint is Endpoint.IMAGE_VARIATIONS and kind not in (DALL_E_2, OTHER):
+        raise invalid_value("model", model, ("dall-e-2",))
+    if endpoint is Endpoint.IMAGE_EDITS and kind is DALL_E_3:
+        raise invalid_value("model", model, _EDIT_MODELS)
+
+
 def options(model: str, body: Mapping[str, Any]) -> Options:
     """How to draw and send the pictures, with the API's 400 for what the model does not take."""
     kind = family(model)
@@ -309,7 +347,8 @@ def options(model: str, body: Mapping[str, Any]) -> Options:
             param="n",
             code="integer_above_max_value",
         )
-    size = body.get("size") or ("auto" if kind is GPT_IMAGE else kind.default_size)
+    auto = kind.sizes is not None and "auto" in kind.sizes
+    size = body.get("size") or ("auto" if auto else kind.default_size)
     width, height = _dimensions(kind, str(size))
     answered_size = f"{width}x{height}"
     urls = _response_format(kind, body.get("response_format"))
@@ -317,6 +356,8 @@ def options(model: str, body: Mapping[str, Any]) -> Options:
     if quality not in kind.qualities:
         raise invalid_value("quality", quality, kind.qualities)
     output_format = str(body.get("output_format") or "png") if kind.formats else "png"
+    if output_format not in _OUTPUT_FORMATS:  # (lenient mode lets any string this far)
+        raise invalid_value("output_format", output_format, _OUTPUT_FORMATS)
     background = str(body.get("background") or "auto") if kind.formats else "auto"
     if background == "transparent" and output_format == "jpeg":
         raise ApiError(
@@ -326,6 +367,8 @@ def options(model: str, body: Mapping[str, Any]) -> Options:
             code="invalid_value",
         )
     compression = body.get("output_compression")
+    if compression is not None:
+        _COMPRESSION.check("output_compression", compression)
     if compression is not None and output_format == "png" and int(compression) != 100:
         raise ApiError(
             400,
@@ -364,6 +407,8 @@ def options(model: str, body: Mapping[str, Any]) -> Options:
 def _dimensions(kind: Family, size: str) -> tuple[int, int]:
     if size == "auto" and kind.sizes is not None and "auto" in kind.sizes:
         size = kind.default_size
+    if kind.any_size and kind.sizes is not None and size not in kind.sizes:
+        return _custom_size(kind, size)
     if kind.sizes is not None and size not in kind.sizes:
         raise invalid_value("size", size, kind.sizes)
     found = _SIZE.fullmatch(size)
@@ -384,6 +429,32 @@ def _dimensions(kind: Family, size: str) -> tuple[int, int]:
             code="invalid_value",
         )
     return width, height
+
+
+def _custom_size(kind: Family, size: str) -> tuple[int, int]:
+    """A WIDTHxHEIGHT the spec allows gpt-image-2 beside its listed sizes; its 400 otherwise."""
+    found = _SIZE.fullmatch(size)
+    width, height = (int(found.group(1)), int(found.group(2))) if found else (0, 0)
+    short, long = sorted((width, height))
+    if (
+        short > 0
+        and width % _STEP == 0
+        and height % _STEP == 0
+        and long <= _MAX_RATIO * short
+        and long <= _MAX_EDGE
+        and width * height <= _MAX_PIXELS
+    ):
+        return width, height
+    listed = ", ".join(f"'{s}'" for s in kind.sizes or ())
+    raise ApiError(
+        400,
+        f"Invalid 'size': '{size}'. {kind.name} takes {listed}, or WIDTHxHEIGHT with both "
+        f"divisible by {_STEP}, an aspect ratio between 1:{_MAX_RATIO} and {_MAX_RATIO}:1, and "
+        f"at most {_MAX_EDGE}x{_MAX_PIXELS // _MAX_EDGE} ({_MAX_PIXELS:,} pixels, {_MAX_EDGE} a "
+        "side).",
+        param="size",
+        code="invalid_value",
+    )
 
 
 def _response_format(kind: Family, value: Any) -> bool:
@@ -414,7 +485,9 @@ def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
     prompt = exchange.user_text
     sources = _sources(exchange)
     mask = next((u.data for u in exchange.uploads[len(sources) :]), None)
-    pictures = [
+    # Drawn one at a time as they are encoded: a decoded picture weighs up to 33 MB (3840x2160
+    # RGBA), and n of them at once would be n times that.
+    pictures = (
         images.picture(
             media,
             opts.canvas,
@@ -425,7 +498,7 @@ def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
             vary=exchange.endpoint is Endpoint.IMAGE_VARIATIONS,
         )
         for index in range(opts.n)
-    ]
+    )
     usage = _usage(reply, exchange, opts, sources)
     if exchange.stream:
         return _stream(exchange, ctx, opts, pictures, usage)
@@ -450,9 +523,10 @@ def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
             background=opts.background,
             output_format=opts.canvas.format,
             quality=opts.quality,
-            size=opts.size,
             usage=usage,
         )
+        if opts.size in _ANSWERED_SIZES:  # (optional in ImagesResponse: see _ANSWERED_SIZES)
+            answer["size"] = opts.size
     return Body(200, jsonbytes.dumps(answer), attachments=tuple(attachments))
 
 
@@ -467,13 +541,13 @@ def _stream(
     exchange: Exchange,
     ctx: RenderContext,
     opts: Options,
-    pictures: Sequence[Any],
+    pictures: Iterable[Any],
     usage: Mapping[str, Any],
 ) -> EventStream:
     prefix = "image_edit" if exchange.endpoint is Endpoint.IMAGE_EDITS else "image_generation"
     common_fields = {
         "created_at": ctx.created,
-        "size": opts.size,
+        "size": opts.size if opts.size in _ANSWERED_SIZES else "auto",  # (required here)
         "quality": opts.quality,
         "background": opts.background,
         "output_format": opts.canvas.format,
@@ -514,7 +588,10 @@ def _usage(
             continue
         tiles = -(-min(width, 2048) // 512) * -(-min(height, 2048) // 512)
         image_tokens += 65 + 129 * tiles
-    per_picture = _OUTPUT_TOKENS.get(opts.quality, _OUTPUT_TOKENS["high"]).get(opts.size, 4160)
+    table = _OUTPUT_TOKENS.get(opts.quality, _OUTPUT_TOKENS["high"])
+    # A size the guide's table does not list (gpt-image-2's own): the square's tokens by area.
+    pixels = opts.canvas.width * opts.canvas.height
+    per_picture = table.get(opts.size) or round(table["1024x1024"] * pixels / (1024 * 1024))
     output = per_picture * opts.n
     scripted = reply.usage or {}
     input_tokens = scripted.get("input_tokens", text + image_tokens)

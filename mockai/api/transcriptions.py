@@ -76,6 +76,10 @@ def _parse(endpoint: Endpoint, table: str, body: Any, ctx: ParseContext) -> Exch
     common.check_fields(table, {**fields, "file": "<file>"}, strict=ctx.strict)
     model = fields["model"]
     ctx.catalog.get(model)
+    if endpoint is Endpoint.TRANSLATIONS and _is_gpt(model):
+        # The spec (CreateTranslationRequest.model): "Only `whisper-1` ... is currently
+        # available". Another provider's model (Groq's whisper-large-v3) is its own business.
+        raise invalid_value("model", model, ("whisper-1",))
     fmt = fields.get("response_format") or "json"
     allowed = _formats(model, endpoint)
     if fmt not in allowed:

@@ -2,10 +2,12 @@
 
 A generated picture is a two-colour gradient with a few shapes and the prompt written along the
 bottom, all drawn from the request's seed: a test can decode it, check its size, and a person can
-see which prompt made it. Rules may script a picture instead (a file, a colour, a pattern). Edits
-repaint the uploaded image where the mask is transparent (everywhere without a mask), variations
-shift its colours. Pillow draws and encodes: a well-kept library, with wheels for every platform,
-imported on first use so that starting a server does not pay for it.
+see which prompt made it. With a transparent background the gradient is left out: the shapes and
+the caption float on fully transparent pixels. Rules may script a picture instead (a file, a
+colour, a pattern). Edits repaint the uploaded image where the mask is transparent (everywhere
+without a mask), variations shift its colours. Pillow draws and encodes: a well-kept library,
+with wheels for every platform, imported on first use so that starting a server does not pay
+for it.
 
 Drawing is CPU work (tens of milliseconds per megapixel): the pipeline renders image answers in
 its worker thread (mockai.pipeline.workload), never on the event loop.
@@ -88,6 +90,7 @@ def picture(
     generated from the seed and the prompt."""
     pillow()
     rng = random.Random(media.seed * 1_000_003 + index)
+    transparent = canvas.transparent and canvas.format != "jpeg"  # (JPEG has no alpha)
     size = (canvas.width, canvas.height)
     if media.path is not None:
         image = _fit(_open(Path(media.path).read_bytes(), "the rule's image"), size)
@@ -97,9 +100,8 @@ def picture(
         image = _fit(_open(source, "image"), size)
         image = _vary(image, rng) if vary else _repaint(image, mask, prompt, rng)
     else:
-        image = _generated(size, prompt, rng)
-    mode = "RGBA" if canvas.transparent and canvas.format != "jpeg" else "RGB"
-    return image.convert(mode)
+        image = _generated(size, prompt, rng, transparent=transparent)
+    return image.convert("RGBA" if transparent else "RGB")
 
 
 def encode(image: PILImage.Image, canvas: Canvas) -> bytes:
@@ -206,14 +208,34 @@ def _colour(rng: random.Random) -> tuple[int, int, int]:
     return _PALETTE[rng.randrange(len(_PALETTE))]
 
 
-def _generated(size: tuple[int, int], prompt: str, rng: random.Random) -> PILImage.Image:
-    from PIL import ImageDraw
+def _generated(
+    size: tuple[int, int], prompt: str, rng: random.Random, *, transparent: bool = False
+) -> PILImage.Image:
+    from PIL import Image
 
     start = _colour(rng)
     end = next(c for c in iter(lambda: _colour(rng), None) if c != start)
-    image = _gradient(size, start, end, rng.random() < 0.5)
+    across = rng.random() < 0.5
+    if not transparent:
+        image = _gradient(size, start, end, across)
+        _draw(image, prompt, rng)
+        return image.convert("RGBA")
+    # No gradient, and a clear margin all round: however the shapes and the caption fall (a
+    # small picture is all caption), some pixels stay transparent.
+    margin = max(min(size) // 16, 1)
+    inner = Image.new("RGBA", (size[0] - 2 * margin, size[1] - 2 * margin), (0, 0, 0, 0))
+    _draw(inner, prompt, rng)
+    image = Image.new("RGBA", size, (0, 0, 0, 0))
+    image.paste(inner, (margin, margin))
+    return image
+
+
+def _draw(image: PILImage.Image, prompt: str, rng: random.Random) -> None:
+    """A few shapes and the caption, over what `image` holds."""
+    from PIL import ImageDraw
+
     draw = ImageDraw.Draw(image, "RGBA")
-    width, height = size
+    width, height = image.size
     for _ in range(rng.randint(3, 7)):
         box = _box(rng, width, height)
         fill = (*_colour(rng), rng.randint(140, 230))
@@ -221,8 +243,7 @@ def _generated(size: tuple[int, int], prompt: str, rng: random.Random) -> PILIma
             draw.ellipse(box, fill=fill)
         else:
             draw.rectangle(box, fill=fill)
-    _caption(draw, prompt, size)
-    return image.convert("RGBA") if image.mode != "RGBA" else image
+    _caption(draw, prompt, image.size)
 
 
 def _gradient(
