@@ -98,7 +98,8 @@ def test_the_pinned_query_keeps_its_vector_in_a_batch(
     assert got[2] == [0.0, 0.6, 0.8]
     assert got[0] == pytest.approx(embed("gamma rays", 1536, 3), abs=1e-7)
     # One call for each rule that answered some input, named in the journal in input order.
-    assert server.requests[-1].rule == "seeded + pin-alpha + pin-beta"
+    assert server.requests[-1].rules == ["seeded", "pin-alpha", "pin-beta"]
+    assert server.requests[-1].rule == "seeded"  # (the first, as for one rule)
     assert {r.name: r.served for r in server.rules if r.name.startswith(("pin", "seed"))} == {
         "pin-alpha": 1,
         "pin-beta": 1,

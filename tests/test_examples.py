@@ -391,8 +391,9 @@ def test_rag_flow(serve: tuple[MockServer, openai.OpenAI]) -> None:
         "grounded-answer",
         "no-context",
         "pinned-query",
-        "pinned-neighbour + pinned-query + embed",
+        "pinned-neighbour",  # the first of the batch's rules; each that answered is listed:
     ]
+    assert server.requests[-1].rules == ["pinned-neighbour", "pinned-query", "embed"]
 
 
 # --- retry.yaml ------------------------------------------------------------------------------------

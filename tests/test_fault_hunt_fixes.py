@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sdk import sdk
 
+from mockai import MockServer
 from mockai.delivery.deliver import plan_writes
 from mockai.delivery.faults import Faults
 from mockai.delivery.timing import (
@@ -308,3 +309,19 @@ def test_comments_change_no_fault(
     kept = [(w.data, w.split) for w in writes if w.data != COMMENT]
     assert kept == [(w.data, w.split) for w in plain_writes]
     assert end == plain_end
+
+
+@pytest.mark.parametrize("sent", ["²", "٣", "9" * 5000])
+def test_a_retry_count_no_int_reads_is_no_count_for_attempts(sent: str) -> None:
+    """`x-mockai-fault: ...;attempts=N` reads the SDK's retry count; one that is no ASCII
+    number (a superscript two passes `isdigit`) counts the attempts itself, never a 500."""
+    with MockServer(log_requests=False) as server:
+        headers = {
+            "x-mockai-fault": b"server_error;attempts=1",
+            "x-stainless-retry-count": sent.encode(),  # (UTF-8 on the wire)
+        }
+        body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+        first = httpx.post(server.url + "/chat/completions", json=body, headers=headers)
+        second = httpx.post(server.url + "/chat/completions", json=body, headers=headers)
+    assert [first.status_code, second.status_code] == [500, 200]
+    assert first.json()["error"]["type"] == "server_error"

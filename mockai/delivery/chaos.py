@@ -118,7 +118,9 @@ class FaultPlanner:
         if not request.counts_attempts:
             return request.for_attempt(0)
         retry_count = headers.get(RETRY_COUNT, "")
-        if retry_count.isdigit() and not request.counts_requests:
+        # (ASCII digits, a few: `isdigit` also takes `²`, which `int` refuses; any client sends it)
+        counted = retry_count.isascii() and retry_count.isdigit() and len(retry_count) <= 9
+        if counted and not request.counts_requests:
             attempt = int(retry_count)
         else:
             material = exact + headers[HEADER_FAULT].encode()

@@ -73,6 +73,14 @@ def readable_body(raw: bytes) -> Any:
         return raw.decode("utf-8", "replace")
 
 
+def ascii_count(value: str | None, max_digits: int = 9) -> int | None:
+    """A header's whole number, or None: ASCII digits only, because `str.isdigit` also accepts
+    `²` and other digits `int` refuses, and a few of them only, because any client may send it."""
+    if value is None or not 0 < len(value) <= max_digits:
+        return None
+    return int(value) if value.isascii() and value.isdigit() else None
+
+
 @dataclass(slots=True)
 class JournalEntry:
     """One request and its answer."""
@@ -93,7 +101,7 @@ class JournalEntry:
     # an x-mockai-fault header or chaos before any source; `rule` says which) | `limits` (a 429
     # from a rate-limit budget)
     source: str = ""
-    rule: str | None = None  # the rule or cassette entry that answered
+    rule: str | None = None  # the rule or cassette entry that answered (the first, see `rules`)
     status: int = 0  # 0: no response was sent (reset, hang, empty_response), or not yet
     faults: list[str] = field(default_factory=list)  # injected on purpose, as `name` / `name=N`
     error: dict[str, Any] | None = None  # the error object sent, for error answers
@@ -105,13 +113,23 @@ class JournalEntry:
     # byte budget; everything else about the exchange is still here.
     dropped: bool = False
     weight: int = 0  # bytes of bodies this entry counts against the journal's budget
+    # True once the journal let go of the entry (pushed out, or cleared): an answer completing
+    # after that is not held, so it must not weigh against the budget either.
+    released: bool = False
     batch: str | None = None  # a line of this batch (answered inside the server, not sent)
+    # The other rules that answered, after `rule`, when a batch's inputs had several.
+    more_rules: tuple[str, ...] = ()
+
+    @property
+    def rules(self) -> list[str]:
+        """Every rule (or cassette entry) that answered: `rule`, and for a batch of inputs
+        answered by several rules, the others after it."""
+        return [self.rule, *self.more_rules] if self.rule is not None else []
 
     @property
     def retry_count(self) -> int | None:
         """The SDK's `x-stainless-retry-count` (0 on the first attempt), if the client sent it."""
-        value = self.headers.get("x-stainless-retry-count")
-        return int(value) if value is not None and value.isdigit() else None
+        return ascii_count(self.headers.get("x-stainless-retry-count"))
 
     def response_json(self) -> Any:
         """The JSON body sent (non-streaming answers), or None."""
@@ -158,6 +176,7 @@ class JournalEntry:
             "stream": self.stream,
             "source": self.source,
             "rule": self.rule,
+            "rules": self.rules,
             "status": self.status,
             "faults": self.faults,
             "error": self.error
@@ -221,19 +240,24 @@ class Journal:
         """Record an exchange as it arrives (its answer is recorded with `completed`)."""
         with self._lock:
             if len(self._entries) == self._entries.maxlen and self._entries:
-                pushed_out = self._entries[0]
-                self._bytes -= pushed_out.weight
-                pushed_out.weight = 0  # (skipped when _weighed reaches it)
+                self._release(self._entries[0])  # (skipped when _weighed reaches it)
             self._entries.append(entry)
             self._add_weight(entry, _weight(entry.body))
 
     def completed(self, entry: JournalEntry) -> None:
         """Count the answer `entry` now holds against the byte budget (once per entry)."""
         with self._lock:
+            if entry.released:
+                return
             if entry.dropped:  # (its request alone was over the budget)
                 entry.response = None
             else:
                 self._add_weight(entry, _weight(entry.response))
+
+    def _release(self, entry: JournalEntry) -> None:
+        self._bytes -= entry.weight
+        entry.weight = 0
+        entry.released = True
 
     def _add_weight(self, entry: JournalEntry, weight: int) -> None:
         if not weight:
@@ -265,6 +289,8 @@ class Journal:
     def clear(self) -> None:
         """Forget every entry (sequence numbers keep counting)."""
         with self._lock:
+            for entry in self._entries:  # (some may still be answered: see `completed`)
+                self._release(entry)
             self._entries.clear()
             self._weighed.clear()
             self._bytes = 0

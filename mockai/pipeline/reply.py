@@ -128,3 +128,5 @@ class Plan:
     heavy: bool = (
         False  # a big generated answer: rendered off the event loop (mockai.pipeline.workload)
     )
+    # The other rules that answered inputs of a batch, after `name` (the first one).
+    more_names: tuple[str, ...] = ()

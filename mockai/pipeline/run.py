@@ -208,7 +208,7 @@ async def answer(
     if plan is None:
         plan = injection.apply(await _admit(state, exchange, key, turn))
     turn.plan = plan
-    entry.source, entry.rule = plan.source, plan.name
+    entry.source, entry.rule, entry.more_rules = plan.source, plan.name, plan.more_names
     if keeps_schedule(plan.timing, plan.recorded):
         # Its latency or pacing is scheduled from `arrived`: under a burst, such requests take
         # turns, so that new arrivals are stamped between one request's rendering and the next

@@ -17,7 +17,6 @@ with this module, so that a plain `mockai serve` starts without it. An empty boo
 from __future__ import annotations
 
 import functools
-import itertools
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -82,7 +81,7 @@ class RuleBook:
         self._runtime: tuple[Rule, ...] = ()
         self._scenario: tuple[Rule, ...] = tuple(scenario_rules)
         self._served: dict[str, int] = {}
-        self._names = itertools.count(1)
+        self._next_number = 1  # of the next default name, `rule-N`
         self.strict = strict
         self.fallback_generator = generator  # the server's; set by create_app
         # With a shared backend (`--state redis://`): runtime rules and counts live there, and
@@ -256,10 +255,13 @@ class RuleBook:
         assert first.reply is not None
         warnings = tuple(w for plan in plans if plan.reply for w in plan.reply.warnings)
         base = replace(first.reply, warnings=warnings)
+        # Each rule that answered counts one call: the journal and the metrics name them all.
+        names = [plan.name for plan in plans if plan.name is not None]
         return replace(
             first,
             reply=per_input.merged(exchange, parts, base),
-            name=" + ".join(plan.name or "" for plan in plans),
+            name=names[0] if names else None,
+            more_names=tuple(names[1:]),
         )
 
     def _count(self, rule: Rule) -> tuple[Rule, Step, int] | None:
@@ -347,17 +349,23 @@ class RuleBook:
     def add(self, rules: Iterable[Mapping[str, Any]], *, file: str = "<runtime>") -> list[str]:
         """Validate and append runtime rules; ScenarioError lists every problem (none are added)."""
         with self._lock:
-            compiled, problems = self._compile_new(list(rules), file, self._default_name)
+            first = self._next_number
+            try:
+                compiled, problems = self._compile_new(list(rules), file, self._default_name)
+            except ScenarioError:
+                self._next_number = first  # a rejected rule takes no default name's number
+                raise
             self._runtime = self._runtime + tuple(compiled)
         for warning in problems.warnings:
             log.warning("%s", warning)
         return [rule.name for rule in compiled]
 
     def _default_name(self) -> str:
-        default = f"rule-{next(self._names)}"
-        while self._has(default):
-            default = f"rule-{next(self._names)}"
-        return default
+        while True:
+            default = f"rule-{self._next_number}"
+            self._next_number += 1
+            if not self._has(default):
+                return default
 
     def _compile_new(
         self, rules: Sequence[Mapping[str, Any]], file: str, defaults: Callable[[], str]
@@ -432,9 +440,12 @@ class RuleBook:
                 problems = Problems("<runtime>")
                 problems.add(0, f"no rule named '{name}' (rules: {names})")
                 problems.raise_if_any()
+            # Only a scenario rule stays removed across reloads: a runtime rule's name says
+            # nothing about a file rule that takes it later (as in `remove_async`).
+            if any(rule.name == name for rule in self._scenario):
+                self._removed = self._removed | {name}
             self._runtime = tuple(r for r in self._runtime if r.name != name)
             self._scenario = tuple(r for r in self._scenario if r.name != name)
-            self._removed = self._removed | {name}
             self._served.pop(name, None)
 
     def clear(self) -> int:
@@ -499,6 +510,12 @@ class RuleBook:
         values = [dict(value) if isinstance(value, Mapping) else value for value in rules]
         while True:
             await self.sync()
+            with self._lock:  # checked before numbers are taken: a rejected rule takes none
+                first = self._next_number
+                try:
+                    self._compile_new(values, file, self._default_name)
+                finally:
+                    self._next_number = first
             numbers = [await self.shared.next_name() for _ in values]
             fresh = self._fresh_names(f"rule-{number}" for number in numbers)
             with self._lock:

@@ -8,11 +8,13 @@ asks the guarded endpoints, with the token it is given).
 Web pages may not use them. A page the user has open can send requests to a local server
 (a form's POST, a `no-cors` fetch) without reading the answers, and those would still reset the
 server or add rules. Browsers say which page sent a request (`Origin`): a request carrying one
-is refused unless it comes from mockai's own pages, on a loopback host name (a page of another
-site whose name was made to resolve to 127.0.0.1, DNS rebinding, names its own host). Clients
-that are not browsers send no `Origin`. With `--admin-remote` the token is the guard instead: a
-page cannot send it (a header of its own needs a preflight, which these endpoints refuse). The
-API routes, by contrast, take requests from any page, as the API does (`wire/cors.py`).
+is refused unless it comes from mockai's own pages, on a loopback host name. A page of another
+site whose name was made to resolve to 127.0.0.1 (DNS rebinding) is same-origin with the server,
+so its GETs carry no `Origin` and can read the answers; but they name its own host in `Host`, so
+a request whose `Host` is not a loopback name is refused too, `Origin` or not. Clients that are
+not browsers send no `Origin`. With `--admin-remote` the token is the guard instead: a page
+cannot send it (a header of its own needs a preflight, which these endpoints refuse). The API
+routes, by contrast, take requests from any page, as the API does (`wire/cors.py`).
 """
 
 from __future__ import annotations
@@ -73,14 +75,21 @@ def _count(request: web.Request, name: str, default: int | None) -> int | None:
     value = request.query.get(name)
     if value is None or value == "":
         return default
-    if not (value.isascii() and value.isdigit()):  # ("²".isdigit() is true)
+    # ("²".isdigit() is true; and int() refuses over 4,300 digits: more than 18 mean nothing here)
+    if not (value.isascii() and value.isdigit() and len(value) <= 18):
         raise ApiError(
             400,
-            f"Invalid '{name}': expected a whole number >= 0, got {value!r}.",
+            f"Invalid '{name}': expected a whole number >= 0 (at most 18 digits), "
+            f"got {_shown(value)}.",
             param=name,
             code="invalid_type",
         )
     return int(value)
+
+
+def _shown(value: str) -> str:
+    """A value from the request, quoted and cut short, for an error message."""
+    return repr(value) if len(value) <= 40 else repr(value[:40]) + f"... ({len(value)} characters)"
 
 
 async def _clear_requests(request: web.Request) -> web.Response:
@@ -201,6 +210,7 @@ def _admin(handler: Handler, *, token: bool = True) -> Handler:
     async def guarded(request: web.Request) -> web.Response:
         try:
             _check_client(request)
+            _check_host(request)
             _check_origin(request)
             if token:
                 _check_token(request)
@@ -231,6 +241,23 @@ def _check_client(request: web.Request) -> None:
         )
 
 
+def _check_host(request: web.Request) -> None:
+    """Only requests addressed to a loopback name (see the module docstring: DNS rebinding).
+    Not with `--admin-remote`, where the server is reached by other names and the token guards
+    it; nor without a `Host` (HTTP/1.0), which no browser sends."""
+    host = request.headers.get("Host")
+    if host is None or request.app[STATE].config.admin_remote or _is_loopback_name(host):
+        return
+    raise ApiError(
+        403,
+        f"mockai's admin endpoints answer requests to a loopback name only (Host: {_shown(host)}); "
+        "use http://127.0.0.1 or http://localhost, or start the server with --admin-remote and "
+        "--admin-token to allow other names",
+        type="invalid_request_error",
+        code="mockai_admin_forbidden",
+    )
+
+
 def _check_origin(request: web.Request) -> None:
     """A browser's request only from mockai's own page (see the module docstring). Not with
     `--admin-remote`: the admin token it requires is what a page cannot send, and the server
@@ -253,7 +280,7 @@ def _check_origin(request: web.Request) -> None:
 def _is_loopback_name(host: str) -> bool:
     """Whether a Host header names this machine by a loopback name or address."""
     name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-    name = name.strip("[]").lower()
+    name = name.strip("[]").lower().removesuffix(".")  # (`localhost.`: the same name, rooted)
     return name == "localhost" or name.endswith(".localhost") or is_loopback(name)
 
 
@@ -268,7 +295,7 @@ def _check_token(request: web.Request) -> None:
             "mockai's admin endpoints need the admin token: send `Authorization: Bearer TOKEN` "
             "with the server's --admin-token"
         )
-    elif not hmac.compare_digest(given.strip().encode(), expected.encode()):
+    elif not hmac.compare_digest(_token_bytes(given.strip()), _token_bytes(expected)):
         message = "the admin token sent is not this server's --admin-token"
     else:
         return
@@ -279,6 +306,12 @@ def _check_token(request: web.Request) -> None:
         code="mockai_admin_unauthorized",
         headers={"WWW-Authenticate": 'Bearer realm="mockai admin"'},
     )
+
+
+def _token_bytes(token: str) -> bytes:
+    # A header's bytes that are not UTF-8 arrive as lone surrogates, which strict encoding
+    # refuses; `surrogatepass` encodes every string, and different strings differently.
+    return token.encode("utf-8", "surrogatepass")
 
 
 def is_loopback(remote: str) -> bool:

@@ -28,7 +28,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from mockai.pipeline.journal import JournalEntry
+from mockai.pipeline.journal import JournalEntry, ascii_count
 from mockai.pipeline.uploads import UploadBudget
 from mockai.wire.outgoing import Body, EventStream, Outgoing
 from mockai.wire.usage import usage_in
@@ -83,9 +83,9 @@ class Metrics:
         model = self._model(entry.model)
         status = str(entry.status)
         _observe(self.requests, (endpoint, model, status), entry.duration_ms / 1000)
-        headers_ms = entry.response_headers.get("openai-processing-ms")
-        if headers_ms is not None and headers_ms.isdigit():
-            _observe(self.headers, (endpoint, model), int(headers_ms) / 1000)
+        headers_ms = ascii_count(entry.response_headers.get("openai-processing-ms"))
+        if headers_ms is not None:
+            _observe(self.headers, (endpoint, model), headers_ms / 1000)
         counters = self.counters
         if entry.error is not None or entry.status >= 400:
             code = str((entry.error or {}).get("code") or "")
@@ -94,7 +94,8 @@ class Metrics:
             if entry.source == "cassette":
                 _add(counters["cassette_hits"], (entry.rule.rpartition("#")[0] or entry.rule,))
             elif entry.source in ("rule", "scenario"):
-                _add(counters["rule_hits"], (entry.rule,))
+                for rule in entry.rules:  # (a batch of inputs: each rule that answered)
+                    _add(counters["rule_hits"], (rule,))
         for fault in entry.faults:
             _add(counters["faults"], (fault.partition("=")[0].partition(";")[0],))
         if entry.source == "limits":

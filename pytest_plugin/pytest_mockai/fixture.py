@@ -111,8 +111,8 @@ class MockaiFixture:
         return str(self.server.add_rule(dict(rule)))
 
     def add_rules(self, rules: Iterable[Mapping[str, Any]]) -> list[str]:
-        """Add several rules, in order."""
-        return [self.add_rule(rule) for rule in rules]
+        """Add several rules, in order, all or none (a ScenarioError lists every problem)."""
+        return [str(name) for name in self.server.add_rules(list(rules))]
 
     def remove_rule(self, name: str) -> None:
         """Remove a rule added at runtime."""
@@ -138,8 +138,9 @@ class MockaiFixture:
         return self.server.requests
 
     def calls(self, **where: Any) -> list[JournalEntry]:
-        """The requests whose fields equal `where` (e.g. `endpoint="chat"`, `rule="greet"`)."""
-        return [e for e in self.requests if all(getattr(e, k) == v for k, v in where.items())]
+        """The requests whose fields equal `where` (e.g. `endpoint="chat"`, `rule="greet"`;
+        `rule` matches any of the rules that answered a batch of inputs)."""
+        return [e for e in self.requests if all(_has(e, k, v) for k, v in where.items())]
 
     @property
     def unmatched(self) -> list[JournalEntry]:
@@ -219,6 +220,12 @@ def _require_recording(path: Path, record_mode: str) -> None:
         )
 
 
+def _has(entry: JournalEntry, field: str, value: Any) -> bool:
+    if field == "rule":  # (several rules answer a batch of inputs: each one was called)
+        return value in entry.rules if value is not None else entry.rule is None
+    return bool(getattr(entry, field) == value)
+
+
 def _timeline_line(entry: JournalEntry, start: float) -> str:
     what = f"{entry.method} {entry.path}"
     retry = f" retry={entry.retry_count}" if entry.retry_count is not None else ""
@@ -231,7 +238,7 @@ def _timeline_line(entry: JournalEntry, start: float) -> str:
         answer += f" (retry after {wait:.3g}s)"
     if entry.faults:
         answer += f" faults={','.join(entry.faults)}"
-    source = f" [{entry.source}{':' + entry.rule if entry.rule else ''}]"
+    source = f" [{entry.source}{':' + ','.join(entry.rules) if entry.rule else ''}]"
     return f"  #{entry.seq} +{entry.arrived - start:7.3f}s {what}{retry} -> {answer}{source}"
 
 
