@@ -119,7 +119,14 @@ AT_THE_LIMIT = [
         {
             **CHAT,
             "tools": [
-                {"type": "function", "function": {"name": "f", "parameters": items_chain(60)}}
+                {
+                    "type": "function",
+                    "function": {
+                        "name": "f",
+                        # (parameters are an object, as the API requires: two levels more)
+                        "parameters": {"type": "object", "properties": {"a": items_chain(58)}},
+                    },
+                }
             ],
             "tool_choice": "required",
         },

@@ -228,10 +228,14 @@ def test_json_mode_answers_fit_the_schema_in_the_system_message(
             )
             content = completion.choices[0].message.content
         else:
+            # A system message in the input, not `instructions`: the API looks for "json" in
+            # the input messages only (instructions alone are a 400 in JSON mode).
             response = client.responses.create(
                 model="gpt-4o-mini",
-                instructions=system,
-                input=question,
+                input=[
+                    {"role": "system", "content": system},
+                    {"role": "user", "content": question},
+                ],
                 text={"format": {"type": "json_object"}},
             )
             content = response.output_text

@@ -79,7 +79,7 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         max_tokens = common.positive_int(body, "max_completion_tokens")
     elif get("max_tokens") is not None:
         max_tokens = common.positive_int(body, "max_tokens")
-    prompt_tokens = common.prompt_tokens(messages, sent_tools)
+    prompt_tokens = common.prompt_tokens(messages, raw_tools)  # (`functions` are billed too)
     common.check_context(info, prompt_tokens)
     user_text, system_text, tool_result = _views(messages)
     n, stop, top_logprobs = get("n"), get("stop"), get("top_logprobs")

@@ -78,6 +78,52 @@ def check_fields(
     for name in _required(endpoint):
         if body.get(name) is None:
             raise missing(name)
+    if strict and provider == "openai":  # (a provider's own values are not OpenAI's)
+        _check_nested_enums(endpoint, body)
+
+
+# The spec's enums inside a field, which the generated table (top-level fields) does not hold:
+# `IncludeEnum`, `ReasoningEffort` and `Reasoning.summary`, in the spec's order (the API lists
+# them so in its 400). Enforced with `strict` only, as the top-level enums are.
+INCLUDE_VALUES = (
+    "file_search_call.results",
+    "web_search_call.results",
+    "web_search_call.action.sources",
+    "message.input_image.image_url",
+    "computer_call_output.output.image_url",
+    "code_interpreter_call.outputs",
+    "reasoning.encrypted_content",
+    "message.output_text.logprobs",
+)
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
+REASONING_SUMMARIES = ("auto", "concise", "detailed")
+# Per endpoint: (field, key in it, allowed values); key None: each item of the array field.
+_NESTED_ENUMS: dict[str, tuple[tuple[str, str | None, tuple[str, ...]], ...]] = {
+    "chat": (("modalities", None, ("text", "audio")),),
+    "responses": (
+        ("include", None, INCLUDE_VALUES),
+        ("reasoning", "effort", REASONING_EFFORTS),
+        ("reasoning", "summary", REASONING_SUMMARIES),
+    ),
+}
+
+
+def _check_nested_enums(endpoint: str, body: Mapping[str, Any]) -> None:
+    """The API's 400 for a value outside an enum of an array's items or an object's key."""
+    for name, key, allowed in _NESTED_ENUMS.get(endpoint, ()):
+        value = body.get(name)
+        if key is None and isinstance(value, list):
+            for index, item in enumerate(value):
+                _check_enum(f"{name}[{index}]", item, allowed)
+        elif key is not None and isinstance(value, dict) and value.get(key) is not None:
+            _check_enum(f"{name}.{key}", value[key], allowed)
+
+
+def _check_enum(param: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if not isinstance(value, str):
+        raise type_error(param, ("string",), value)
+    if value not in allowed:
+        raise invalid_value(param, value, allowed)
 
 
 @functools.cache
@@ -283,12 +329,28 @@ def parse_tool(raw: Any, param: str, *, flat: bool, strict_default: bool = False
         _check_schema(
             parameters, f"{where}.parameters", f"function '{name}'", "invalid_function_parameters"
         )
+        _check_object_schema(parameters, f"{where}.parameters", name)
     return Tool(
         name=name,
         description=optional_string(spec, "description", where),
         parameters=parameters,
         strict=strict_default if spec.get("strict") is None else bool(spec["strict"]),
     )
+
+
+def _check_object_schema(parameters: Mapping[str, Any], param: str, name: str) -> None:
+    """A function's arguments are a JSON object: the API refuses parameters of another top-level
+    type (a schema without `type`, `{}`, is taken as an object)."""
+    kind = parameters.get("type", "object")
+    if kind != "object":
+        got = f'"{kind}"' if isinstance(kind, str) else jsonbytes.dumps_str(kind)
+        raise ApiError(
+            400,
+            f"Invalid schema for function '{name}': schema must be a JSON Schema of "
+            f"'type: \"object\"', got 'type: {got}'.",
+            param=param,
+            code="invalid_function_parameters",
+        )
 
 
 def _check_custom_format(fmt: Any, where: str, *, flat: bool) -> None:
@@ -373,29 +435,39 @@ def parse_tool_choice(raw: Any, tools: tuple[Tool, ...], *, flat: bool) -> ToolC
         spec = raw if flat else object_field(raw, "allowed_tools", "tool_choice")
         where = "tool_choice" if flat else "tool_choice.allowed_tools"
         mode = spec.get("mode", "auto")
-        return ToolChoice(
-            "required" if mode == "required" else "auto", allowed=_allowed_names(spec, where)
-        )
+        if mode not in ("auto", "required"):
+            raise invalid_value(f"{where}.mode", mode, ("auto", "required"))
+        allowed = _allowed_names(spec, where)
+        for listed in allowed:
+            if not listed.startswith("<"):  # (a hosted tool is never called: not checked)
+                _check_offered(listed, tools)
+        return ToolChoice(mode, allowed=allowed)
     if kind in ("function", "custom"):
         spec = raw if flat else object_field(raw, kind, "tool_choice")
         name = spec.get("name")
         if not isinstance(name, str):
             raise missing("tool_choice.name" if flat else f"tool_choice.{kind}.name")
-        if all(tool.name != name for tool in tools):
-            raise ApiError(
-                400,
-                f"Invalid value for 'tool_choice': function '{name}' is not in 'tools'.",
-                param="tool_choice",
-                code="invalid_value",
-            )
+        _check_offered(name, tools)
         return ToolChoice("named", name=name)
     # Hosted-tool choices ({"type": "web_search"}, ...) leave the choice to the model.
     return ToolChoice("auto")
 
 
+def _check_offered(name: str, tools: tuple[Tool, ...]) -> None:
+    """A tool_choice may only name a tool the request offers (the API's 400, named or allowed)."""
+    if all(tool.name != name for tool in tools):
+        raise ApiError(
+            400,
+            f"Invalid value for 'tool_choice': function '{name}' is not in 'tools'.",
+            param="tool_choice",
+            code="invalid_value",
+        )
+
+
 def _allowed_names(spec: Mapping[str, Any], where: str) -> tuple[str, ...]:
     """The tool names `allowed_tools.tools` lists (`{type, function: {name}}`, `{type, custom:
-    {name}}` or `{type, name}`)."""
+    {name}}` or `{type, name}`); a hosted tool (`{type: "web_search"}`) by the name `parse_tool`
+    gives it."""
     listed = spec.get("tools") or ()
     if not isinstance(listed, list | tuple):
         raise type_error(f"{where}.tools", ("array",), listed)
@@ -403,12 +475,19 @@ def _allowed_names(spec: Mapping[str, Any], where: str) -> tuple[str, ...]:
     for index, item in enumerate(listed):
         if not isinstance(item, dict):
             raise type_error(f"{where}.tools[{index}]", ("object",), item)
+        kind = item.get("type", "function")
+        if kind not in ("function", "custom"):
+            names.append(f"<{kind}>")
+            continue
         # (chat nests the name under the tool's type, the Responses API does not)
-        nested = "custom" if item.get("type") == "custom" else "function"
-        named = item.get(nested, item)
+        named = item.get(kind, item)
         if not isinstance(named, dict):
-            raise type_error(f"{where}.tools[{index}].{nested}", ("object",), named)
-        names.append(str(named.get("name")))
+            raise type_error(f"{where}.tools[{index}].{kind}", ("object",), named)
+        name = named.get("name")
+        if not isinstance(name, str):
+            nested = f".{kind}" if kind in item else ""
+            raise missing(f"{where}.tools[{index}]{nested}.name")
+        names.append(name)
     return tuple(names)
 
 

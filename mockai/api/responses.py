@@ -28,7 +28,7 @@ from mockai.api.fieldrules import invalid_value, missing, type_error
 from mockai.api.shaping import Shaped, shape, usage_numbers
 from mockai.errors import ApiError
 from mockai.pipeline.exchange import CalledTool, Endpoint, Exchange, Message, ResponseFormat, Tool
-from mockai.pipeline.reply import Reply, ToolCall
+from mockai.pipeline.reply import Choice, Reply, ToolCall
 from mockai.wire import ids, jsonbytes, sse
 from mockai.wire.outgoing import Body, EventStream, Outgoing
 
@@ -70,8 +70,12 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     info = ctx.catalog.get(model)
     history = _history(body, ctx)
     messages = _conversation(body, history)
-    if _self_contained(body, known_history=history is not None):
+    self_contained = _self_contained(body, known_history=history is not None)
+    if self_contained:
         _check_tool_pairs(messages)
+    response_format = _parse_format(body.get("text"))
+    if response_format is not None and response_format.kind == "json_object" and self_contained:
+        _check_json_word(messages[1:] if body.get("instructions") else messages)
     tools = _parse_tools(body.get("tools"))
     tool_choice = common.parse_tool_choice(body.get("tool_choice"), tools, flat=True)
     prompt_tokens = common.prompt_tokens(messages, body.get("tools"))
@@ -96,7 +100,7 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         tools=tools,
         tool_choice=tool_choice,
         parallel_tool_calls=common.optional(body, "parallel_tool_calls", True),
-        response_format=_parse_format(body.get("text")),
+        response_format=response_format,
         max_tokens=body.get("max_output_tokens"),
         model_max_output=info.max_output_tokens,
         logprobs=top_logprobs > 0 or _LOGPROBS_INCLUDE in (body.get("include") or ()),
@@ -298,6 +302,19 @@ def _check_tool_pairs(messages: tuple[Message, ...]) -> None:
             raise ApiError(400, f"No tool output found for function call {call_id}.", param="input")
 
 
+def _check_json_word(messages: tuple[Message, ...]) -> None:
+    """JSON mode needs the word "json" in the input (as chat's messages): the API's 400 when it is
+    missing. `instructions` do not count (the API checks the input messages only); the earlier
+    turns this server holds do, and so does a system or developer message in the input."""
+    if not any("json" in message.text.lower() for message in messages):
+        raise ApiError(
+            400,
+            "Response input messages must contain the word 'json' in some form to use "
+            "'text.format' of type 'json_object'.",
+            param="input",
+        )
+
+
 def _parse_tools(raw: Any) -> tuple[Tool, ...]:
     # Unlike chat, a Responses function tool is strict unless the request says `strict: false`.
     return common.parse_tools(raw, flat=True, strict_default=True)
@@ -358,7 +375,7 @@ def _response(
         "max_output_tokens": body.get("max_output_tokens"),
         "max_tool_calls": body.get("max_tool_calls"),
         "model": exchange.model,
-        "output": _output(shaped, exchange, ctx, status),
+        "output": _output(shaped, exchange, ctx, status, _cut_call(reply, shaped)),
     }
     response.update(_settings(body, exchange))
     response["usage"] = _usage(reply, exchange.prompt_tokens, shaped.completion_tokens)
@@ -395,8 +412,14 @@ def _settings(body: Mapping[str, Any], exchange: Exchange) -> dict[str, Any]:
 
 
 def _reasoning(raw: Any) -> dict[str, Any]:
+    # A value outside the spec's enum (let through when not strict) is echoed as not given: the
+    # Response must stay valid for the SDKs that check it.
     raw = raw if isinstance(raw, dict) else {}
-    return {"effort": raw.get("effort"), "summary": raw.get("summary")}
+    effort, summary = raw.get("effort"), raw.get("summary")
+    return {
+        "effort": effort if effort in common.REASONING_EFFORTS else None,
+        "summary": summary if summary in common.REASONING_SUMMARIES else None,
+    }
 
 
 def _text(raw: Any) -> dict[str, Any]:
@@ -443,18 +466,31 @@ def _usage(reply: Reply, input_tokens: int, output_tokens: int) -> dict[str, Any
 
 
 def _output(
-    shaped: Shaped, exchange: Exchange, ctx: RenderContext, status: str
+    shaped: Shaped, exchange: Exchange, ctx: RenderContext, status: str, cut: int | None
 ) -> list[dict[str, Any]]:
-    """A message item (text or refusal) unless the answer is only tool calls, then each call."""
+    """A message item (text or refusal) unless the answer is only tool calls, then each call
+    (the one at index `cut` stopped by the output limit: "incomplete", as a cut message is)."""
     items: list[dict[str, Any]] = []
     if shaped.refusal is not None or shaped.content or not shaped.tool_calls:
         items.append(_message(shaped, exchange, ctx, status))
-    for call in shaped.tool_calls:
+    for index, call in enumerate(shaped.tool_calls):
+        call_status = "incomplete" if index == cut else "completed"
         if call.kind == "custom":
-            items.append(_custom_tool_call(call, ctx, len(items)))
+            items.append(_custom_tool_call(call, ctx, len(items), call_status))
         else:
-            items.append(_function_call(call, ctx, len(items)))
+            items.append(_function_call(call, ctx, len(items), call_status))
     return items
+
+
+def _cut_call(reply: Reply, shaped: Shaped) -> int | None:
+    """The index of the call the output limit cut (its arguments shorter than the reply's: the
+    last one kept, when any was), or None when every call is whole."""
+    if not shaped.tool_calls:
+        return None
+    scripted = (reply.choices or (Choice(content=""),))[0].tool_calls  # (shape()'s choice 0)
+    last = len(shaped.tool_calls) - 1
+    whole = last < len(scripted) and scripted[last].arguments == shaped.tool_calls[last].arguments
+    return None if whole else last
 
 
 def _message(shaped: Shaped, exchange: Exchange, ctx: RenderContext, status: str) -> dict[str, Any]:
@@ -477,7 +513,7 @@ def _message(shaped: Shaped, exchange: Exchange, ctx: RenderContext, status: str
     }
 
 
-def _function_call(call: ToolCall, ctx: RenderContext, index: int) -> dict[str, Any]:
+def _function_call(call: ToolCall, ctx: RenderContext, index: int, status: str) -> dict[str, Any]:
     # `call.id` is always set by shape(); the `or ""` only satisfies the type checker.
     return {
         "type": "function_call",
@@ -485,11 +521,13 @@ def _function_call(call: ToolCall, ctx: RenderContext, index: int) -> dict[str, 
         "call_id": call.id or "",
         "name": call.name,
         "arguments": call.arguments,
-        "status": "completed",
+        "status": status,
     }
 
 
-def _custom_tool_call(call: ToolCall, ctx: RenderContext, index: int) -> dict[str, Any]:
+def _custom_tool_call(
+    call: ToolCall, ctx: RenderContext, index: int, status: str
+) -> dict[str, Any]:
     # The spec's `CustomToolCall`; the API sends `status` too, as on function calls.
     return {
         "type": "custom_tool_call",
@@ -497,7 +535,7 @@ def _custom_tool_call(call: ToolCall, ctx: RenderContext, index: int) -> dict[st
         "call_id": call.id or "",
         "name": call.name,
         "input": call.arguments,
-        "status": "completed",
+        "status": status,
     }
 
 

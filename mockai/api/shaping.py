@@ -63,25 +63,32 @@ def _shape_one(
     call_id: Callable[[bytes, int], str],
     keep_stop: bool,
 ) -> Shaped:
-    finish = "tool_calls" if choice.tool_calls else "stop"
-    content = choice.content
-    text = choice.refusal if choice.refusal is not None else content
+    # The deprecated functions API calls one function per answer: only the first call is sent,
+    # so only it is billed and only it counts against the limit.
+    scripted = choice.tool_calls[:1] if exchange.legacy_functions else choice.tool_calls
+    finish = "tool_calls" if scripted else "stop"
+    content, refusal = choice.content, choice.refusal
+    text = refusal if refusal is not None else content
     limit = exchange.output_limit  # max_tokens and the model's own limit: the API stops there
     pieces: tuple[str, ...] = ()
-    if text and (limit is None or choice.refusal is not None):
+    if text and limit is None:
         pieces = tokens.split(text)
     elif text and limit is not None:
+        # A refusal is written like any answer: it stops at the limit too.
         pieces, longer = budget.first_pieces(text, limit)
         if longer:
-            content = "".join(pieces)
+            if refusal is not None:
+                refusal = "".join(pieces)
+            else:
+                content = "".join(pieces)
             finish = "length"
-    if content is not None and choice.refusal is None and exchange.stop:
+    if content is not None and refusal is None and exchange.stop:
         content, pieces, cut = _apply_stop(content, pieces, exchange.stop, keep_stop)
         if cut:
             finish = "stop"
     calls: tuple[ToolCall, ...] = ()
     used = len(pieces)
-    if choice.tool_calls:
+    if scripted:
         custom = custom_tools(exchange)
         calls = tuple(
             call
@@ -91,18 +98,19 @@ def _shape_one(
                 id=call.id or call_id(key, index * 64 + i),
                 kind="custom" if call.name in custom else call.kind,
             )
-            for i, call in enumerate(choice.tool_calls)
+            for i, call in enumerate(scripted)
         )
         used += sum(tokens.count_again(c.arguments) + _CALL_OVERHEAD for c in calls)
     if limit is not None and used > limit and calls:
-        calls, used = _calls_within(calls, limit - len(pieces))
+        calls = _calls_within(calls, limit - len(pieces))
+        used = limit  # the answer ran out of tokens: it used all it had
         finish = "length"
     return Shaped(
         index=index,
         content=content,
         pieces=pieces,
         tool_calls=calls,
-        refusal=choice.refusal,
+        refusal=refusal,
         finish_reason=choice.finish_reason or finish,
         completion_tokens=used,
     )
@@ -118,25 +126,23 @@ def custom_tools(exchange: Exchange) -> frozenset[str]:
     return frozenset(tool.name for tool in exchange.tools if is_custom(tool))
 
 
-def _calls_within(calls: tuple[ToolCall, ...], room: int) -> tuple[tuple[ToolCall, ...], int]:
-    """The tool calls an answer with `room` tokens left holds: the first ones whole, the next
-    one's arguments cut where the tokens ran out (invalid JSON, as the API sends it), and the
-    tokens they use."""
+def _calls_within(calls: tuple[ToolCall, ...], room: int) -> tuple[ToolCall, ...]:
+    """The tool calls an answer with `room` tokens left holds: the first ones whole, then the
+    one it ran out in, opened (id and name) with its arguments cut where the tokens ran out
+    (invalid JSON, or none at all, as the API sends it)."""
     kept: list[ToolCall] = []
-    used = 0
     for call in calls:
-        left = room - used - _CALL_OVERHEAD
-        if left <= 0:
+        if room <= 0:
             break
-        pieces, longer = budget.first_pieces(call.arguments, left)
+        left = room - _CALL_OVERHEAD
+        pieces, longer = budget.first_pieces(call.arguments, max(left, 0))
         if not longer:
             kept.append(call)
-            used += len(pieces) + _CALL_OVERHEAD
+            room = left - len(pieces)
             continue
         kept.append(replace(call, arguments="".join(pieces)))
-        used += len(pieces) + _CALL_OVERHEAD
         break
-    return tuple(kept), max(used, 0)
+    return tuple(kept)
 
 
 def _apply_stop(

@@ -224,11 +224,15 @@ async def answer(
     if plan.recorded is None and isinstance(outgoing, Body) and outgoing.attachments:
         outgoing = await state.images.keep(exchange, outgoing)  # `url` images: served by mockai
     if exchange.endpoint is Endpoint.RESPONSES:
-        sent = await state.responses.keep(exchange, outgoing)
+        from mockai.stores.responses import as_delivered  # (loaded with the Responses store)
+
+        # Kept as the client gets it: a stream cut by an in-band error event has failed.
+        delivered = as_delivered(outgoing, plan.faults)
+        sent = await state.responses.keep(exchange, delivered)
         # A background run answered `queued` (what is sent is not the answer) adds its output
         # to its conversation once a retrieval finds it done; a cancelled one never does.
-        await state.conversations.extend(exchange, outgoing, output=sent is outgoing)
-        return sent
+        await state.conversations.extend(exchange, delivered, output=sent is delivered)
+        return outgoing if sent is delivered else sent
     if exchange.endpoint is Endpoint.CHAT and exchange.body.get("store") is True:
         await state.completions.keep(exchange, outgoing)
     return outgoing

@@ -25,10 +25,12 @@ from typing import Any, TypeVar
 
 from mockai.backend.base import Records, RecordsFactory
 from mockai.backend.memory import MemoryBackend
+from mockai.delivery.deliver import plan_writes
+from mockai.delivery.faults import Faults
 from mockai.errors import ApiError
 from mockai.pipeline.exchange import CalledTool, Endpoint, Exchange, Message
 from mockai.stores import items, kept
-from mockai.wire import jsonbytes
+from mockai.wire import errors, jsonbytes
 from mockai.wire.outgoing import Body, EventStream, Outgoing
 
 DEFAULT_CAPACITY = 1000
@@ -158,6 +160,10 @@ class ResponseStore:
         stored = await self._stored.get(response_id)
         if stored is None:
             return None
+        if stored.background and stored.stage != "completed":
+            # A run still queued or cancelled has said nothing anyone got: only its input joins
+            # the next turn (its output does once a retrieval finds it done, as in a conversation).
+            return stored.conversation
         if stored.history is None:  # (kept on the record in-process; a shared copy recomputes)
             response = response_of(stored.answer) or {}
             stored.history = stored.conversation + _answer_messages(response.get("output") or ())
@@ -268,18 +274,63 @@ def _readable(response_id: str, stored: _Stored) -> dict[str, Any]:
     return response
 
 
+def as_delivered(answer: Outgoing, faults: Faults) -> Outgoing:
+    """`answer` as the client gets it, to keep: a stream that `error_event_after` cuts is its
+    frames up to the cut, then the in-band error event (the response it shows has failed)."""
+    if faults.error_event_after is None or not isinstance(answer, EventStream):
+        return answer
+    writes, ending = plan_writes(answer, faults)  # (what delivery writes: the same cut)
+    if ending != "error":
+        return answer
+    sent = len(writes)
+    error_frame = answer.error_frame or errors.stream_error_frame  # (as delivery picks it)
+    return EventStream(
+        frames=(*answer.frames[:sent], error_frame(sent)),
+        tail=1,  # the error event ends it, as a terminal event would
+        status=answer.status,
+        content_type=answer.content_type,
+        headers=answer.headers,
+        error_frame=answer.error_frame,
+    )
+
+
 def response_of(answer: Body | EventStream) -> dict[str, Any] | None:
-    """The Response object of an answer: the JSON body, or the stream's terminal event's; None
-    when there is none (a replayed recording may hold anything)."""
+    """The Response object of an answer: the JSON body, or the stream's terminal event's (failed
+    when an in-band error event ended the stream first); None when there is none (a replayed
+    recording may hold anything)."""
     if isinstance(answer, Body):
         return kept.body_object(answer)
     last: dict[str, Any] | None = None
+    failure: dict[str, Any] | None = None
     for event in kept.event_objects(answer):
         if isinstance(event.get("response"), dict):
             last = event["response"]  # created, in_progress, then a terminal event
             if event.get("type") in _TERMINAL_EVENTS:
-                break
+                return last
+        elif failure is None:
+            failure = _stream_error(event)
+    if failure is not None and last is not None:
+        return {**_pending(last, "failed"), "error": failure}
     return last
+
+
+def _stream_error(event: dict[str, Any]) -> dict[str, Any] | None:
+    """The Response `error` an in-band error event stands for: the Responses `error` event, or
+    the chat-shaped `{"error": {...}}` a fault puts in a replayed stream; None for other events."""
+    if event.get("type") == "error":
+        error: Any = event
+    elif "type" not in event:
+        error = event.get("error")
+    else:
+        return None
+    if not isinstance(error, dict):
+        return None
+    code, message = error.get("code"), error.get("message")
+    return {
+        # (the spec's ResponseError: a code from its enum and a message, both required)
+        "code": code if isinstance(code, str) else "server_error",
+        "message": message if isinstance(message, str) else "The server had an error.",
+    }
 
 
 def _answer_messages(output: Any) -> tuple[Message, ...]:
@@ -312,7 +363,7 @@ def _answer_messages(output: Any) -> tuple[Message, ...]:
 
 
 def _pending(response: dict[str, Any], status: str) -> dict[str, Any]:
-    """The response as a run that has not finished (or was cancelled) shows it.
+    """The response as a run that has not finished (or was cancelled, or failed) shows it.
 
     No `usage` yet: the API sends null, the spec's `usage` is not nullable, and a missing field
     satisfies both (as in the stream's opening events).
