@@ -180,6 +180,20 @@ def _total(metrics: dict[str, dict[tuple, float]], name: str, **where: str) -> f
     )
 
 
+def test_counters_summed_over_workers_never_go_down_between_scrapes() -> None:
+    """Each scrape is answered by one worker, adding the others' shared totals: alternate scrapes
+    must not see two snapshots neither of which is the later (23 of 150 went down)."""
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
+    with ServeProcess(["--workers", "2", "--quiet"]) as served:
+        seen: list[float] = []
+        for _ in range(60):
+            with fresh_connections() as http:  # (a new connection: either worker answers)
+                http.post(served.url + "/chat/completions", json=body).raise_for_status()
+                seen.append(_total(_scrape(http, served.base_url), "mockai_requests_total"))
+    assert seen == sorted(seen), seen
+    assert seen[-1] >= 30  # both workers' requests are in it (most of them, a second late)
+
+
 def test_metrics_count_requests_rules_faults_tokens_and_latency(tmp_path: Path) -> None:
     scenario = tmp_path / "rules.yaml"
     scenario.write_text(

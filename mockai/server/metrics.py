@@ -158,12 +158,17 @@ class Metrics:
         os.replace(staged, target)
 
     def _everyone(self) -> Iterator[dict[str, Any]]:
-        yield self.totals()
+        mine = self.totals()
+        # Written before it is shown: the next scrape, whichever worker answers it, adds at least
+        # these totals, so a counter never goes down between scrapes (summed with another
+        # worker's file a second old, alternate scrapes saw two snapshots, neither the later).
+        self.write_totals(mine)
+        yield mine
         if self.folder is None:
             return
-        mine = f"{os.getpid()}.json"
+        own_file = f"{os.getpid()}.json"
         for path in Path(self.folder).glob("*.json"):
-            if path.name != mine:
+            if path.name != own_file:
                 with contextlib.suppress(OSError, ValueError):
                     yield json.loads(path.read_text())
 
