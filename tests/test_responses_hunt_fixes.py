@@ -386,6 +386,19 @@ def test_reasoning_effort_is_echoed_only_when_the_spec_knows_it(
     assert _post(strict, body).status_code == (200 if known else 400)
 
 
+@PROPERTY
+@given(truncation=st.one_of(st.sampled_from(["auto", "disabled"]), texts(max_size=12)))
+def test_truncation_is_echoed_only_when_the_spec_knows_it(
+    lenient: MockServer, strict: MockServer, truncation: str
+) -> None:
+    body = {"model": "gpt-4o-mini", "input": "hi", "truncation": truncation}
+    known = truncation in ("auto", "disabled")
+    answered = _post(lenient, body).json()
+    conformance.validate("Response", answered)
+    assert answered["truncation"] == (truncation if known else "disabled")
+    assert _post(strict, body).status_code == (200 if known else 400)
+
+
 def test_the_nested_enums_are_the_spec_s() -> None:
     schemas = conformance.spec()["components"]["schemas"]
     effort = next(alt for alt in schemas["ReasoningEffort"]["anyOf"] if "enum" in alt)

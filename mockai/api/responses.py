@@ -402,13 +402,19 @@ def _settings(body: Mapping[str, Any], exchange: Exchange) -> dict[str, Any]:
         "tools": [_tool(raw) for raw in body.get("tools") or ()],
         "top_logprobs": common.optional(body, "top_logprobs", 0),
         "top_p": common.optional(body, "top_p", 1.0),
-        "truncation": common.optional(body, "truncation", "disabled"),
+        "truncation": _truncation(body.get("truncation")),
     }
     conversation = body.get("conversation")
     if conversation is not None:  # a string id or `{"id": ...}`; the API answers with the object
         conversation_id = conversation if isinstance(conversation, str) else conversation.get("id")
         settings["conversation"] = {"id": conversation_id}
     return settings
+
+
+def _truncation(raw: Any) -> str:
+    """A value outside the spec's enum (let through when not strict) is echoed as the default:
+    echoed as sent, the Response would break the spec's schema."""
+    return raw if raw in ("auto", "disabled") else "disabled"
 
 
 def _reasoning(raw: Any) -> dict[str, Any]:
