@@ -213,6 +213,9 @@ def test_only_the_names_of_loopback_reach_the_admin_api(server: MockServer) -> N
     loopback = ["localhost", f"localhost:{port}", f"app.localhost:{port}", f"127.0.0.2:{port}",
                 f"[::1]:{port}", f"LOCALHOST.:{port}", "127.0.0.1"]  # fmt: skip
     assert not any(_refused(server.base_url, host) for host in loopback)
+    # An address is no name a page could make resolve elsewhere (the client is loopback still).
+    addresses = [f"0.0.0.0:{port}", f"192.168.1.5:{port}", f"[fe80::1]:{port}", "10.0.0.1"]
+    assert not any(_refused(server.base_url, host) for host in addresses)
     assert _refused(server.base_url, f"attacker.example:{port}")
     # What a rebound page's POST sends: its own origin, and its own host.
     own = f"attacker.example:{port}"

@@ -248,6 +248,8 @@ def _check_host(request: web.Request) -> None:
     host = request.headers.get("Host")
     if host is None or request.app[STATE].config.admin_remote or _is_loopback_name(host):
         return
+    if _is_address(host):  # (`0.0.0.0:8000`, the machine's own IP: no DNS name to rebind)
+        return
     raise ApiError(
         403,
         f"mockai's admin endpoints answer requests to a loopback name only (Host: {_shown(host)}); "
@@ -282,6 +284,16 @@ def _is_loopback_name(host: str) -> bool:
     name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
     name = name.strip("[]").lower().removesuffix(".")  # (`localhost.`: the same name, rooted)
     return name == "localhost" or name.endswith(".localhost") or is_loopback(name)
+
+
+def _is_address(host: str) -> bool:
+    """Whether a Host header names an IP address rather than a name (`[::1]:8000` too)."""
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 def _check_token(request: web.Request) -> None:
