@@ -18,7 +18,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from mockai.errors import ConfigError
 from mockai.hints import closest, suggest
@@ -378,14 +378,15 @@ def _state_url(name: str, url: Any) -> str:
         problem = f"has a port {'out of range' if out_of_range else 'that is not a number'}"
     if problem is not None:
         raise ConfigError(
-            f"{name}: {_password_hidden(url)!r} {problem}; use memory or "
+            f"{name}: {password_hidden(url)!r} {problem}; use memory or "
             "redis://HOST:PORT/DB (e.g. redis://127.0.0.1:6379/0)"
         )
     return str(url)
 
 
-def _password_hidden(url: Any) -> Any:
-    """A state URL as errors show it: its password `***` (errors end up in CI logs)."""
+def password_hidden(url: Any) -> Any:
+    """A state URL as the banner and errors show it: its password `***` (they end up in CI
+    logs)."""
     if not isinstance(url, str):
         return url
     netloc = urlsplit(url).netloc
@@ -402,11 +403,11 @@ def _client_options_problem(url: str) -> str | None:
     when the client is installed: without it, `--state` fails on that, said elsewhere.)"""
     try:
         from redis.asyncio import from_url
+
+        from mockai.backend.redis_state import split_url  # (imports the client too)
     except ImportError:
         return None
-    parts = urlsplit(url)
-    options = [(key, value) for key, value in parse_qsl(parts.query) if key != "prefix"]
-    client_url = urlunsplit(parts._replace(query=urlencode(options)))
+    client_url, _, _ = split_url(url)  # (what the server will connect with: no `prefix`)
     try:  # (a connection object is made, not connected)
         from_url(client_url).connection_pool.make_connection()  # type: ignore[no-untyped-call]
     except (ValueError, TypeError) as error:

@@ -7,6 +7,7 @@ Against a real redis-server on a free loopback port (`service_support.RedisServe
 from __future__ import annotations
 
 import os
+import string
 import subprocess
 import sys
 import uuid
@@ -15,9 +16,14 @@ from collections.abc import Iterator
 import httpx
 import openai
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from service_support import RedisServer
+from strategies import examples
 
 from mockai import MockServer
+from mockai.config import Config
+from mockai.errors import ConfigError
 
 MODEL = "gpt-4o-mini"
 
@@ -113,3 +119,35 @@ def test_a_bad_state_url_stops_serve_cleanly_without_its_password(
     assert "s3cretPW" not in done.stderr + done.stdout
     assert ":***@127.0.0.1" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("special", ["*", "?", "[x]", "\\"])
+def test_a_reset_reads_glob_characters_of_its_prefix_literally(
+    redis: RedisServer, special: str
+) -> None:
+    """A SCAN pattern made of the prefix: `t*` unescaped would match `tx`'s keys too."""
+    run = uuid.uuid4().hex[:8]
+    with (
+        MockServer(state=redis.url(f"{run}t{special}"), log_requests=False) as a,
+        MockServer(state=redis.url(f"{run}tx"), log_requests=False) as b,
+        _sdk(b) as client,
+    ):
+        uploaded = client.files.create(file=("notes.txt", b"kept"), purpose="assistants")
+        assert httpx.post(a.base_url + "/_mockai/reset").json() == {"reset": True}
+        assert client.files.retrieve(uploaded.id).id == uploaded.id
+
+
+@settings(max_examples=examples(100), deadline=None)
+@given(
+    user=st.text(alphabet=string.ascii_letters, max_size=6),
+    password=st.text(alphabet=string.ascii_letters + string.digits + "@:!$&'()*+,;=-._~%"),
+    port=st.sampled_from(["notaport", "99999", "6379/abc"]),
+)
+def test_no_bad_state_url_error_shows_its_password(user: str, password: str, port: str) -> None:
+    """Whatever the password holds (`@` and `:` too, as typed), the error shows `***`."""
+    secret = "PW" + password  # (a text no other part of the URL holds)
+    url = f"redis://{user}:{secret}@127.0.0.1:{port}"
+    with pytest.raises(ConfigError) as raised:
+        Config(state=url)
+    assert secret not in str(raised.value)
+    assert f"{user}:***@127.0.0.1" in str(raised.value)

@@ -33,6 +33,7 @@ from redis.backoff import NoBackoff
 
 from mockai.backend import scripts
 from mockai.backend.base import Picked, RecordCodec, Records, RuleSnapshot, StateUnavailable
+from mockai.config import password_hidden
 from mockai.delivery.chaos import Attempts
 from mockai.delivery.ratelimit import BUCKETS, Limit, RateLimits, _headers, _refuse_if_over, _Window
 from mockai.pipeline.fingerprint import Occurrences
@@ -71,10 +72,7 @@ def split_url(url: str) -> tuple[str, str, str]:
     prefix = next((value for key, value in query if key == "prefix"), "mockai")
     rest = urlencode([(key, value) for key, value in query if key != "prefix"])
     client_url = urlunsplit(parts._replace(query=rest))
-    netloc = parts.netloc
-    if parts.password is not None:
-        netloc = netloc.replace(f":{parts.password}@", ":***@", 1)
-    shown = urlunsplit(parts._replace(netloc=netloc, query=""))
+    shown = urlunsplit(urlsplit(password_hidden(url))._replace(query=""))
     return client_url, prefix, shown
 
 

@@ -29,6 +29,7 @@ from mypy_extensions import mypyc_attr
 from mockai.delivery.faults import NO_FAULTS, ChaosRates, FaultRequest, Faults, parse_fault_header
 from mockai.delivery.timing import Delay, StreamTiming, parse_stream, parse_timing_spec
 from mockai.errors import ApiError, ConfigError
+from mockai.pipeline.journal import ascii_count
 from mockai.pipeline.reply import NO_TIMING, Plan, Reply, Timing
 from mockai.records import record
 from mockai.wire import errors
@@ -117,11 +118,9 @@ class FaultPlanner:
             return None
         if not request.counts_attempts:
             return request.for_attempt(0)
-        retry_count = headers.get(RETRY_COUNT, "")
-        # (ASCII digits, a few: `isdigit` also takes `²`, which `int` refuses; any client sends it)
-        counted = retry_count.isascii() and retry_count.isdigit() and len(retry_count) <= 9
-        if counted and not request.counts_requests:
-            attempt = int(retry_count)
+        retry_count = ascii_count(headers.get(RETRY_COUNT))
+        if retry_count is not None and not request.counts_requests:
+            attempt = retry_count
         else:
             material = exact + headers[HEADER_FAULT].encode()
             key = hashlib.blake2b(material, digest_size=16).digest()

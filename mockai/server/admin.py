@@ -31,7 +31,7 @@ from aiohttp import web
 from mockai import __version__
 from mockai.errors import ApiError, ScenarioError
 from mockai.pipeline import run as pipeline
-from mockai.pipeline.journal import PAGE_MAX
+from mockai.pipeline.journal import PAGE_MAX, ascii_count
 from mockai.scenario.book import RuleBook
 from mockai.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from mockai.server.routes import allowed_methods, with_head
@@ -75,8 +75,8 @@ def _count(request: web.Request, name: str, default: int | None) -> int | None:
     value = request.query.get(name)
     if value is None or value == "":
         return default
-    # ("²".isdigit() is true; and int() refuses over 4,300 digits: more than 18 mean nothing here)
-    if not (value.isascii() and value.isdigit() and len(value) <= 18):
+    count = ascii_count(value, max_digits=18)  # (more than 18 digits mean nothing here)
+    if count is None:
         raise ApiError(
             400,
             f"Invalid '{name}': expected a whole number >= 0 (at most 18 digits), "
@@ -84,7 +84,7 @@ def _count(request: web.Request, name: str, default: int | None) -> int | None:
             param=name,
             code="invalid_type",
         )
-    return int(value)
+    return count
 
 
 def _shown(value: str) -> str:
