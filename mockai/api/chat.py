@@ -23,8 +23,6 @@ from mockai.wire import errors, ids, jsonbytes, sse
 from mockai.wire.outgoing import Body, EventStream, Outgoing
 
 ROLES = ("system", "assistant", "user", "function", "tool", "developer")
-# The tiers that serve a request (`service_tier`): what `auto` and `fast` resolve to, and others.
-_TIERS = frozenset({"default", "flex", "scale", "priority"})
 _NEEDS_CONTENT = frozenset({"system", "user", "developer"})
 
 
@@ -264,7 +262,7 @@ def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
     lp_key = logprobs.key(exchange, ctx.seed) if exchange.logprobs else b""
     body["choices"] = [_choice(s, exchange, lp_key) for s in shaped]
     body["usage"] = usage
-    body["service_tier"] = service_tier(exchange.body.get("service_tier"))
+    body["service_tier"] = common.service_tier(exchange.body.get("service_tier"))
     body["system_fingerprint"] = ids.system_fingerprint(exchange.model)
     answer = jsonbytes.dumps(body)
     if table is not None:
@@ -343,17 +341,6 @@ def _shaped_by(exchange: Exchange, ctx: RenderContext) -> tuple[Any, ...]:
         # call (`shape`). (No tools, the common case: nothing to look at.)
         exchange.tools and custom_tools(exchange),
     )
-
-
-def service_tier(requested: Any, more: frozenset[str] = frozenset()) -> str:
-    """The tier an answer reports (chat and Responses alike), by the spec's `ServiceTier`: `fast`
-    is reported as `priority`; a tier that serves requests (`more`: an endpoint's own) as
-    itself; `auto`, none, or one unknown (accepted without `--strict-requests`) as the project's
-    tier, `default`."""
-    if requested == "fast":
-        return "priority"
-    known = isinstance(requested, str) and (requested in _TIERS or requested in more)
-    return requested if known else "default"
 
 
 def _as_function_call(s: Shaped) -> Shaped:
@@ -441,7 +428,7 @@ def _stream(
 ) -> EventStream:
     _check_streamable(shaped)
     head = _head(exchange, ctx, "chat.completion.chunk")
-    head["service_tier"] = service_tier(exchange.body.get("service_tier"))
+    head["service_tier"] = common.service_tier(exchange.body.get("service_tier"))
     head["system_fingerprint"] = ids.system_fingerprint(exchange.model)
     # Every chunk shares its head: serialise it once and splice each chunk's choices in.
     prefix = b"data: " + jsonbytes.dumps(head)[:-1] + b',"choices":'

@@ -200,6 +200,21 @@ def stream_settings(body: Mapping[str, Any]) -> tuple[bool, bool]:
     return stream, bool(options and options.get("include_usage"))
 
 
+# The tiers that serve a request (`service_tier`): what `auto` and `fast` resolve to, and others.
+_TIERS = frozenset({"default", "flex", "scale", "priority"})
+
+
+def service_tier(requested: Any, more: frozenset[str] = frozenset()) -> str:
+    """The tier an answer reports (chat and Responses alike), by the spec's `ServiceTier`: `fast`
+    is reported as `priority`; a tier that serves requests (`more`: an endpoint's own) as
+    itself; `auto`, none, or one unknown (accepted without `--strict-requests`) as the project's
+    tier, `default`."""
+    if requested == "fast":
+        return "priority"
+    known = isinstance(requested, str) and (requested in _TIERS or requested in more)
+    return requested if known else "default"
+
+
 def optional(body: Mapping[str, Any], name: str, default: Any) -> Any:
     """`body[name]`, or `default` when absent or null."""
     value = body.get(name)

@@ -23,7 +23,6 @@ from typing import Any
 from mockai import tokens
 from mockai.api import common, logprobs, obfuscation
 from mockai.api.base import Codec, ParseContext, RenderContext
-from mockai.api.chat import service_tier
 from mockai.api.fieldrules import invalid_value, missing, type_error
 from mockai.api.shaping import Shaped, shape, usage_numbers
 from mockai.errors import ApiError
@@ -394,7 +393,7 @@ def _settings(body: Mapping[str, Any], exchange: Exchange) -> dict[str, Any]:
         "prompt_cache_key": body.get("prompt_cache_key"),
         "reasoning": _reasoning(body.get("reasoning")),
         "safety_identifier": body.get("safety_identifier"),
-        "service_tier": service_tier(body.get("service_tier"), _OWN_TIERS),
+        "service_tier": common.service_tier(body.get("service_tier"), _OWN_TIERS),
         "store": common.optional(body, "store", True),
         "temperature": common.optional(body, "temperature", 1.0),
         "text": _text(body.get("text")),
