@@ -15,9 +15,10 @@ import subprocess
 import sys
 import tempfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import brotli
 import conformance
 import httpx
 import openai
@@ -31,6 +32,7 @@ from hypothesis import strategies as st
 
 from mockai import MockServer
 from mockai.cassette import CassetteFile, DecodeError
+from mockai.cassette.encodings import MAX_DECODED_BYTES
 from mockai.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -279,6 +281,7 @@ ENCODERS = {
     "gzip": gzip.compress,
     "deflate": zlib.compress,
     "zstd": lambda data: zstandard.ZstdCompressor().compress(data),
+    "br": brotli.compress,
     "identity": lambda data: data,
 }
 
@@ -300,6 +303,99 @@ def test_any_body_under_any_stack_of_encodings_loads_as_it_was(
         [interaction] = CassetteFile.load(path).interactions
     assert interaction.response_body == body
     assert "content-encoding" not in {name.lower() for name in interaction.response_headers}
+
+
+# --- 3b. decoding is bounded -----------------------------------------------------------------
+
+MIB = 1 << 20
+
+
+def _zstd_frames(mebibytes: int) -> bytes:
+    """A zstd body of `mebibytes` MiB of zeros, as that many 1 MiB frames (made in milliseconds)."""
+    return zstandard.ZstdCompressor().compress(bytes(MIB)) * mebibytes
+
+
+def _deflate_stream(mebibytes: int, wbits: int) -> bytes:
+    """A deflate stream (zlib-wrapped, gzip-wrapped or raw by `wbits`) of more than the bound of
+    zeros: one fully flushed 1 MiB block, which refers to nothing before it, repeated."""
+    block = zlib.compressobj(1, zlib.DEFLATED, -zlib.MAX_WBITS)
+    segment = block.compress(bytes(MIB)) + block.flush(zlib.Z_FULL_FLUSH)
+    raw = segment * mebibytes + b"\x03\x00"  # (then an empty final block)
+    if wbits < 0:
+        return raw
+    # (the checksums are never reached: decoding stops at the bound)
+    if wbits & 16:  # gzip: header, data, CRC-32 and size
+        return b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff" + raw + bytes(8)
+    return b"\x78\x01" + raw + bytes(4)  # zlib: header, data, Adler-32
+
+
+BOMBS: dict[str, Callable[[int], bytes]] = {
+    "gzip": lambda mib: _deflate_stream(mib, zlib.MAX_WBITS | 16),
+    "deflate": lambda mib: _deflate_stream(mib, zlib.MAX_WBITS),
+    "raw-deflate": lambda mib: _deflate_stream(mib, -zlib.MAX_WBITS),
+    "zstd": _zstd_frames,
+    "br": lambda mib: brotli.compress(bytes(mib * MIB), quality=0),
+}
+
+
+@pytest.mark.parametrize("form", sorted(BOMBS))
+def test_a_body_decodes_up_to_the_bound_and_no_further(tmp_path: Path, form: str) -> None:
+    """256 MiB (above any answer of the API) load; a MiB more is refused at its line, whatever
+    the coding."""
+    encoding = form.removeprefix("raw-")
+    bound = MAX_DECODED_BYTES // MIB
+    path = tmp_path / "c.yaml"
+    if form == "zstd":  # (the whole bound itself, for the cheapest to make)
+        path.write_text(_encoded_cassette(BOMBS[form](bound), encoding))
+        [interaction] = CassetteFile.load(path).interactions
+        assert len(interaction.response_body) == MAX_DECODED_BYTES
+        assert not interaction.response_body.strip(b"\0")
+        del interaction
+    path.write_text(_encoded_cassette(BOMBS[form](bound + 1), encoding))
+    with pytest.raises(DecodeError) as refused:
+        CassetteFile.load(path)
+    assert str(refused.value) == (
+        f"{path}:2: interaction 0: its {encoding}-encoded response body decodes to more than "
+        "256 MiB, more than any answer of the API: the cassette is damaged or hostile"
+    )
+
+
+def test_a_decompression_bomb_stops_check_and_serve_without_taking_its_memory(
+    tmp_path: Path,
+) -> None:
+    """4 GiB of zeros in 128 KiB of zstd: `serve` refuses it at its line and never holds more
+    than the bound of it (it held all 4 GiB, taking seconds, before; `check` reads cassettes
+    with the same loader)."""
+    path = tmp_path / "bomb.yaml"
+    bomb = zstandard.ZstdCompressor().compress(bytes(64 * MIB)) * 64
+    path.write_text(
+        "interactions:\n"
+        + INTERACTION.format(n=0, code=200)
+        + _encoded_interaction(bomb, "zstd")
+        + "version: 1\n"
+    )
+    expected = (
+        f"{path}:{2 + LINES_PER_INTERACTION}: interaction 1: its zstd-encoded response body "
+        "decodes to more than 256 MiB, more than any answer of the API: the cassette is damaged "
+        "or hostile"
+    )
+    # `serve` run by a process of its own, whose children's peak RSS is then `serve`'s alone
+    serve = [sys.executable, "-m", "mockai", "serve", "--port", "0", "--cassette", str(path)]
+    probe = subprocess.run(
+        [sys.executable, "-c", PEAK_OF_CHILD, *serve], capture_output=True, text=True, timeout=180
+    )
+    served = json.loads(probe.stdout)
+    assert served["code"] == 2
+    assert f"mockai: {expected}" in served["stderr"], served["stderr"]
+    assert served["peak_kib"] < 768 * 1024, served["peak_kib"]  # (the bound and the server)
+
+
+PEAK_OF_CHILD = """\
+import json, resource, subprocess, sys
+done = subprocess.run(sys.argv[1:], capture_output=True, text=True, timeout=150)
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux
+print(json.dumps({"code": done.returncode, "stderr": done.stderr, "peak_kib": peak}))
+"""
 
 
 # --- 4. bodiless routed POSTs --------------------------------------------------------------------

@@ -30,13 +30,11 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
-import importlib
 import logging
 import os
 import secrets
 import stat
-import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +44,7 @@ from vcr.request import Request as VcrRequest
 from vcr.serialize import CASSETTE_FORMAT_VERSION, serialize
 from vcr.serializers import compat, jsonserializer, yamlserializer
 
+from mockai.cassette.encodings import UndecodableBody, decoded
 from mockai.cassette.lines import NodeLines
 from mockai.errors import CassetteError
 
@@ -255,12 +254,10 @@ def _modern(response: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _decoded(response: dict[str, Any]) -> dict[str, Any]:
-    """Decompress a gzip/deflate/br/zstd body (vcrpy records what the wire carried) and drop the
-    headers that described the compressed bytes: replay sends the body as it is, without them.
-
-    Not vcrpy's `decode_response`: it knows gzip and deflate (br with brotli), and leaves any
-    other body compressed, which replay would then send as if it were the JSON itself (httpx asks
-    for zstd whenever `zstandard` is installed). An encoding mockai cannot decode is refused."""
+    """Decompress a gzip/deflate/br/zstd body (vcrpy records what the wire carried; see
+    `encodings`) and drop the headers that described the compressed bytes: replay sends the body
+    as it is, without them. An encoding mockai cannot decode, or a body past the bound, is
+    refused."""
     headers = response["headers"]
     encodings: list[str] = []
     for name in list(headers):
@@ -269,83 +266,12 @@ def _decoded(response: dict[str, Any]) -> dict[str, Any]:
             encodings += [e.strip().lower() for v in headers[name] for e in v.split(",")]
         if lowered in ("content-encoding", "content-length", "transfer-encoding"):
             del headers[name]
-    body: bytes = response["body"]["string"]
-    # Applied in the order listed, so undone from the last (RFC 9110, 8.4).
-    for encoding in reversed([e for e in encodings if e and e != "identity"]):
-        decode = _DECODERS.get(encoding)
-        if decode is None:
-            raise _Unreadable(
-                f"its response body is {encoding}-encoded, which mockai cannot decode "
-                f"(it decodes {', '.join(_DECODERS)}): record it again without it"
-            )
-        body = decode(body)
+    try:
+        body = decoded(response["body"]["string"], encodings)
+    except UndecodableBody as error:
+        raise _Unreadable(str(error)) from None
     response["body"] = {**response["body"], "string": body}
     return response
-
-
-def _inflate(body: bytes, *wbits: int) -> bytes:
-    for bits in wbits:
-        try:
-            return zlib.decompress(body, bits)
-        except zlib.error:
-            continue
-    # What vcrpy assumes too: a body recorded decoded while its header was kept.
-    return body
-
-
-def _gunzip(body: bytes) -> bytes:
-    return _inflate(body, zlib.MAX_WBITS | 16)
-
-
-def _deflate(body: bytes) -> bytes:
-    # zlib-wrapped as the RFC says, or raw deflate as some servers send it (httpx reads both).
-    return _inflate(body, zlib.MAX_WBITS, -zlib.MAX_WBITS)
-
-
-def _unbrotli(body: bytes) -> bytes:
-    brotli = _library("br", ("brotli", "brotlicffi"))
-    try:
-        return bytes(brotli.decompress(body))
-    except brotli.error:
-        return body  # (recorded decoded, as for gzip)
-
-
-def _unzstd(body: bytes) -> bytes:
-    zstandard = _library("zstd", ("zstandard",))
-    parts, rest = [], body
-    try:
-        while rest:  # (one frame per decompressor: a body may hold several)
-            frame = zstandard.ZstdDecompressor().decompressobj()
-            parts.append(frame.decompress(rest))
-            if not frame.eof:
-                return body  # cut short: kept as recorded, as a body that is not zstd
-            rest = frame.unused_data
-    except zstandard.ZstdError:
-        return body  # (recorded decoded, as for gzip)
-    return b"".join(parts)
-
-
-def _library(encoding: str, modules: tuple[str, ...]) -> Any:
-    """The first importable of `modules` (mockai does not depend on them: a body that needs one
-    is refused, naming what to install)."""
-    for module in modules:
-        try:
-            return importlib.import_module(module)
-        except ImportError:
-            continue
-    raise _Unreadable(
-        f"its response body is {encoding}-encoded and mockai needs the {modules[0]} package to "
-        f"decode it: pip install {modules[0]}"
-    )
-
-
-_DECODERS: dict[str, Callable[[bytes], bytes]] = {
-    "gzip": _gunzip,
-    "x-gzip": _gunzip,
-    "deflate": _deflate,
-    "br": _unbrotli,
-    "zstd": _unzstd,
-}
 
 
 def _request_body(request: VcrRequest) -> bytes | None:
