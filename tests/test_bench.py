@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -33,6 +35,8 @@ def run_bench(
     return run
 
 
+# (the benchmark's own bound, not pytest-timeout's 120 s: a loaded machine takes longer)
+@pytest.mark.timeout(330)
 def test_the_benchmark_runs_and_reports_every_figure(tmp_path: Path) -> None:
     out = tmp_path / "perf.json"
     run = run_bench(
@@ -94,6 +98,8 @@ def test_the_batch_benchmark_answers_and_downloads_a_batch() -> None:
     assert [line.split()[0] for line in lines[1:]] == ["output", "idle", "peak", "peak"]
 
 
+# (the benchmark's own bound, not pytest-timeout's 120 s: a loaded machine takes longer)
+@pytest.mark.timeout(330)
 def test_the_web_layer_split_loads_three_servers_with_the_same_answer(tmp_path: Path) -> None:
     """bench/web_layer.py loads a raw protocol, the bare app and mockai with the chat request:
     every answer a 2xx of the right length (wrk counts no errors), and the three in the order
@@ -117,6 +123,8 @@ def test_the_web_layer_split_loads_three_servers_with_the_same_answer(tmp_path: 
     assert "aiohttp's web layer" in run.stdout and "would have" in run.stdout
 
 
+# (the benchmark's own bound, not pytest-timeout's 120 s: a loaded machine takes longer)
+@pytest.mark.timeout(330)
 def test_the_instruction_count_measures_both_servers(tmp_path: Path) -> None:
     """bench/instructions.py runs mockai and the bare app under callgrind and counts per request:
     deterministic figures, so both are positive and mockai (which does more than serve bytes)
