@@ -17,6 +17,7 @@ import tempfile
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import brotli
 import conformance
@@ -33,6 +34,8 @@ from hypothesis import strategies as st
 from mockai import MockServer
 from mockai.cassette import CassetteFile, DecodeError
 from mockai.cassette.encodings import MAX_DECODED_BYTES
+from mockai.cassette.matching import RequestView
+from mockai.cassette.redact import Scrubber
 from mockai.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -533,3 +536,89 @@ def test_a_scenario_folder_of_cassettes_only_points_to_cassette(mixed: Path) -> 
     assert "cassettes: replay them with --cassette PATH" in served.stderr
     (mixed / "chat_json.yaml").unlink()  # an empty folder: no hint to give
     assert "--cassette" not in _serve("--scenario", str(mixed)).stderr
+
+
+# --- 6. whole numbers written either way ---------------------------------------------------------
+
+
+def test_a_whole_number_recorded_as_0_replays_to_a_client_sending_0_0(tmp_path: Path) -> None:
+    """openai-node writes `temperature: 0.0` as `0`; a Python app sends `0.0`: the recording
+    matches (it was `the bodies differ` before), and a different number still does not."""
+    path = tmp_path / "node.json"
+    recorded = {**CHAT, "temperature": 0, "top_p": 1, "tools": [_TOOL]}
+    interaction = {
+        "request": {
+            "method": "POST",
+            "uri": "https://api.openai.com/v1/chat/completions",
+            "body": json.dumps(recorded, separators=(",", ":")),  # (as JSON.stringify writes)
+            "headers": {},
+        },
+        "response": {
+            "status": {"code": 200, "message": "OK"},
+            "headers": {"content-type": ["application/json"]},
+            "body": {"string": json.dumps(ANSWER)},
+        },
+    }
+    path.write_text(json.dumps({"interactions": [interaction], "version": 1}))
+    with (
+        MockServer(cassette=str(path), allow_repeats=True, log_requests=False) as server,
+        openai.OpenAI(base_url=server.url, api_key="sk-test", max_retries=0) as client,
+    ):
+        answer = client.chat.completions.create(
+            **CHAT, temperature=0.0, top_p=1.0, tools=[_TOOL_WITH_FLOATS]
+        )
+        assert answer.to_dict() == ANSWER
+        with pytest.raises(openai.BadRequestError) as missed:
+            client.chat.completions.create(**CHAT, temperature=0.5, top_p=1.0, tools=[_TOOL])
+    assert "temperature: recorded 0, this request 0.5" in str(missed.value)
+
+
+_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "f",
+        "parameters": {"type": "object", "properties": {"x": {"type": "number", "minimum": 1}}},
+    },
+}
+_TOOL_WITH_FLOATS = json.loads(json.dumps(_TOOL).replace('"minimum": 1', '"minimum": 1.0'))
+
+
+def _whole_floats(value: Any) -> Any:
+    """`value` with every int written as the float of the same value."""
+    if isinstance(value, bool) or not isinstance(value, (int, list, dict)):
+        return value
+    if isinstance(value, int):
+        return float(value)
+    if isinstance(value, list):
+        return [_whole_floats(item) for item in value]
+    return {key: _whole_floats(item) for key, item in value.items()}
+
+
+JSON_TREES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(body=st.dictionaries(st.text(max_size=6), JSON_TREES, max_size=5))
+def test_a_body_matches_itself_with_its_whole_numbers_written_as_floats(
+    body: dict[str, Any],
+) -> None:
+    """The body matcher's view of any JSON body is the same with each int written `N.0` (what
+    another language's JSON writer may do), and, parsed from its JSON text, stays that view."""
+    scrubber = Scrubber()
+    as_sent = RequestView.build("POST", "/v1/chat/completions", "", body)
+    as_floats = RequestView.build("POST", "/v1/chat/completions", "", _whole_floats(body))
+    assert as_sent.normalized == as_floats.normalized
+    reparsed = RequestView.recorded(
+        "POST", "https://api.openai.com/v1/chat/completions", json.dumps(body).encode(), scrubber
+    )
+    assert reparsed.normalized == as_sent.normalized

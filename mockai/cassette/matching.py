@@ -75,15 +75,34 @@ def route_of(path: str) -> str:
 
 def normalize_body(body: Any) -> Any:
     """The body as compared by the `body` matcher: volatile fields and conversation ids removed,
-    `stream: false` the same as no `stream`."""
+    `stream: false` the same as no `stream`, and a whole number the same written `0` or `0.0`
+    (JavaScript writes `temperature: 0.0` as `0`, Python as `0.0`: a cassette recorded from
+    one replays to the other, as vcrpy's own body matcher, comparing parsed JSON, has it)."""
     if not isinstance(body, Mapping):
         return body
     out = {}
     for key, value in body.items():
         if key in VOLATILE_FIELDS or (key == "stream" and value is False):
             continue
+        value = _whole_numbers_as_ints(value)
         out[key] = _without_ids(value) if key in ("messages", "input") else value
     return out
+
+
+# The whole numbers a double holds exactly: past it, `float.is_integer` is true of every value
+# and an int would claim a precision the request never had.
+_EXACT_WHOLE = 2**53
+
+
+def _whole_numbers_as_ints(value: Any) -> Any:
+    """`value` with each float that is a whole number (`1.0`, `-0.0`, `1e3`) as that int."""
+    if isinstance(value, float):
+        return int(value) if value.is_integer() and abs(value) <= _EXACT_WHOLE else value
+    if isinstance(value, list):
+        return [_whole_numbers_as_ints(item) for item in value]
+    if isinstance(value, Mapping):
+        return {key: _whole_numbers_as_ints(item) for key, item in value.items()}
+    return value
 
 
 def _without_ids(value: Any) -> Any:
