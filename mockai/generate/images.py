@@ -134,22 +134,28 @@ def check_source(data: bytes, param: str) -> tuple[int, int]:
     """An uploaded picture's size, read from its header; the API's 400 when it is not a
     picture, and mockai's when it is too large to decode."""
     pillow()
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
-    except (UnidentifiedImageError, OSError, ValueError):
+    except Image.DecompressionBombError:  # (a header announcing ~179 million pixels or more)
+        raise _too_large(param, "announces more pixels than Pillow opens") from None
+    except Exception:  # (whatever Pillow's decoders raise for bytes that are no picture: _open)
         raise _invalid(param) from None
     if width * height > MAX_SOURCE_PIXELS:
-        raise ApiError(
-            400,
-            f"Invalid '{param}': the image is {width}x{height}; mockai edits pictures of at most "
-            f"{MAX_SOURCE_PIXELS:,} pixels (4096x4096).",
-            param=param,
-            code="mockai_image_too_large",
-        )
+        raise _too_large(param, f"is {width}x{height}")
     return width, height
+
+
+def _too_large(param: str, what: str) -> ApiError:
+    return ApiError(
+        400,
+        f"Invalid '{param}': the image {what}; mockai edits pictures of at most "
+        f"{MAX_SOURCE_PIXELS:,} pixels (4096x4096).",
+        param=param,
+        code="mockai_image_too_large",
+    )
 
 
 def check_color(value: str) -> None:
@@ -161,14 +167,14 @@ def check_color(value: str) -> None:
 
 def check_picture_file(path: Path) -> None:
     """A picture file a rule names: it must exist and be a picture (ValueError says why)."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
         with Image.open(path) as image:
             image.verify()
     except FileNotFoundError:
         raise ValueError(f"{path} does not exist") from None
-    except (UnidentifiedImageError, OSError) as error:
+    except Exception as error:  # (whatever Pillow's decoders raise: see _open)
         raise ValueError(f"{path} is not a picture Pillow can read ({error})") from None
 
 
@@ -185,14 +191,20 @@ def _invalid(param: str) -> ApiError:
 
 
 def _open(data: bytes, param: str) -> PILImage.Image:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
         image = Image.open(io.BytesIO(data))
         if image.width * image.height > MAX_SOURCE_PIXELS:
             raise _invalid(param)
         image.load()
-    except (UnidentifiedImageError, OSError, ValueError):
+    except ApiError:
+        raise
+    # An upload is anyone's bytes, and Pillow's decoders refuse bad ones with whatever they
+    # meet first: UnidentifiedImageError, OSError, ValueError, and also SyntaxError (a PNG
+    # chunk out of place), struct.error, EOFError, DecompressionBombError (a plain Exception).
+    # Each is the API's 400 for a file that is not a picture, never a 500.
+    except Exception:
         raise _invalid(param) from None
     return image.convert("RGBA")
 
