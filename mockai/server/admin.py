@@ -42,7 +42,17 @@ PREFIX = "/_mockai"
 log = logging.getLogger("mockai")
 
 
+def without_arrival(request: web.Request) -> None:
+    """Drop the arrival stamp of a request the pipeline does not answer (the pipeline takes its
+    own: `run._begin`). Left behind, it would be taken by the connection's next request, which
+    would then seem to have arrived before it was sent: its latency and stream pacing skipped
+    as already elapsed, its journal times wrong (openai-node and `fetch` share one keep-alive
+    pool, so the admin call before each test hands its stamp to the test's first request)."""
+    request.app[STATE].arrivals.take(request.transport)
+
+
 async def _health(request: web.Request) -> web.Response:
+    without_arrival(request)
     state = request.app[STATE]
     return web.json_response(
         {
@@ -208,6 +218,7 @@ def _admin(handler: Handler, *, token: bool = True) -> Handler:
     page; `token=False` for what holds no data (the inspector page)."""
 
     async def guarded(request: web.Request) -> web.Response:
+        without_arrival(request)
         try:
             _check_client(request)
             _check_host(request)
@@ -338,6 +349,7 @@ def is_loopback(remote: str) -> bool:
 
 
 async def _method_not_allowed(request: web.Request) -> web.Response:
+    without_arrival(request)
     return _error(errors.invalid_method(request.method, request.path, allowed_methods(request)))
 
 

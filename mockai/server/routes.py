@@ -469,6 +469,7 @@ def _alternatives(names: Iterable[str]) -> str:
 async def _image(request: web.Request) -> web.StreamResponse:
     """A picture answered by URL: served to anyone holding the signed, unexpired link (like
     the API's blob links, which need no API key)."""
+    request.app[STATE].arrivals.take(request.transport)  # (see admin.without_arrival)
     try:
         fetched = await request.app[STATE].images.fetch(request.match_info["name"], request.query)
     except StateUnavailable as error:  # (Redis away: the API's 503, which clients retry)
