@@ -64,6 +64,7 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     if get("metadata") is not None:  # (kept with a stored completion: the spec's Metadata only)
         common.parse_metadata(body["metadata"])
     stream, include_usage = common.stream_settings(body)
+    common.check_logit_bias(body)
     if info.reasoning and get("max_tokens") is not None:
         raise ApiError(
             400,

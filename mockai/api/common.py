@@ -197,7 +197,37 @@ def stream_settings(body: Mapping[str, Any]) -> tuple[bool, bool]:
             "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
             param="stream_options",
         )
-    return stream, bool(options and options.get("include_usage"))
+    if not options:
+        return stream, False
+    # Read as booleans, never by truthiness: `"false"` would turn the usage chunk on.
+    for key in _STREAM_FLAGS:
+        flag = options.get(key)
+        if flag is not None and not isinstance(flag, bool):
+            raise type_error(f"stream_options.{key}", ("boolean",), flag)
+    return stream, options.get("include_usage") is True
+
+
+_STREAM_FLAGS = ("include_usage", "include_obfuscation")
+# The spec's `logit_bias` is a map from token ids to integers, each a bias from -100 to 100.
+_BIAS = FieldRule(types=frozenset({"integer"}), minimum=-100, maximum=100)
+
+
+def check_logit_bias(body: Mapping[str, Any]) -> None:
+    """`logit_bias`: token ids (digit strings) to integer biases in [-100, 100], as the API
+    checks it (the field's own type is `check_fields`' concern)."""
+    bias = body.get("logit_bias")
+    if not isinstance(bias, dict):
+        return
+    for token, value in bias.items():
+        if not (token.isascii() and token.isdigit()):
+            raise ApiError(  # (the API's own words for a key that is not a token id)
+                400,
+                f"Invalid key in 'logit_bias': {token}. You should only be submitting "
+                "non-negative integers.",
+                param="logit_bias",
+                code=None,
+            )
+        _BIAS.check(f"logit_bias.{token}", value)
 
 
 # The tiers that serve a request (`service_tier`): what `auto` and `fast` resolve to, and others.

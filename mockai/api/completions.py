@@ -42,8 +42,15 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
             400, "best_of must be greater than or equal to n.", param="best_of", code=None
         )
     stream, include_usage = common.stream_settings(body)
+    if stream and best_of is not None and best_of > 1:
+        # The spec's `best_of`: "Results cannot be streamed" (the server picks the best after
+        # generating them all).
+        raise ApiError(400, "Cannot stream results with best_of > 1.", param="best_of", code=None)
+    common.check_logit_bias(body)
+    # Each prompt is its own completion in its own context window: the longest must fit, not
+    # their sum (lm-evaluation-harness sends batches of long prompts). The usage bills them all.
+    common.check_context(info, max(counts), "prompt")
     prompt_tokens = sum(counts)
-    common.check_context(info, prompt_tokens, "prompt")
     max_tokens = body.get("max_tokens")
     top = body.get("logprobs")
     return Exchange(
@@ -75,13 +82,7 @@ def _prompts(raw: Any) -> tuple[tuple[str, ...], list[int]]:
     if isinstance(raw, str):
         return (raw,), [tokens.count(raw)]
     if not raw:
-        raise ApiError(
-            400,
-            "Invalid 'prompt': empty array. Expected an array with minimum length 1, but got an "
-            "empty array instead.",
-            param="prompt",
-            code="empty_array",
-        )
+        raise _empty_array("prompt")
     if all(isinstance(t, int) and not isinstance(t, bool) for t in raw):
         return (_tokens_text(raw, "prompt"),), [len(raw)]
     if len(raw) > MAX_PROMPTS:
@@ -98,11 +99,23 @@ def _prompts(raw: Any) -> tuple[tuple[str, ...], list[int]]:
             texts.append(item)
             counts.append(tokens.count(item))
         elif isinstance(item, list):
+            if not item:  # (the spec's token arrays, inner ones too, have `minItems: 1`)
+                raise _empty_array(f"prompt[{index}]")
             texts.append(_tokens_text(item, f"prompt[{index}]"))
             counts.append(len(item))
         else:
             raise type_error(f"prompt[{index}]", ("string", "array"), item)
     return tuple(texts), counts
+
+
+def _empty_array(param: str) -> ApiError:
+    return ApiError(
+        400,
+        f"Invalid '{param}': empty array. Expected an array with minimum length 1, but got an "
+        "empty array instead.",
+        param=param,
+        code="empty_array",
+    )
 
 
 def _tokens_text(token_ids: list[Any], param: str) -> str:

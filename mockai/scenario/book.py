@@ -240,7 +240,7 @@ class RuleBook:
 
         parts: list[tuple[per_input.Group, list[Any]]] = []
         plans: list[Plan] = []
-        seed = self.generator().seed
+        generator = self.generator()
         for group, picked in counted:
             inputs = per_input.alone(exchange, group.indexes)
             reply = None
@@ -250,7 +250,7 @@ class RuleBook:
                     return plan  # an error answers for the whole batch
                 plans.append(plan)
                 reply = plan.reply
-            parts.append((group, per_input.answers(reply, inputs, seed)))
+            parts.append((group, per_input.answers(reply, inputs, generator)))
         first = plans[0]  # some group has a rule (checked above)
         assert first.reply is not None
         warnings = tuple(w for plan in plans if plan.reply for w in plan.reply.warnings)
@@ -645,7 +645,7 @@ def _loop_guard(rule: Rule, reply: Reply, exchange: Exchange) -> Reply:
 
 
 # Endpoints whose inputs may be asked about one by one (see per_input.splittable).
-_BATCHED = frozenset({Endpoint.EMBEDDINGS, Endpoint.MODERATIONS})
+_BATCHED = frozenset({Endpoint.EMBEDDINGS, Endpoint.MODERATIONS, Endpoint.COMPLETIONS})
 
 
 class _Machinery(NamedTuple):

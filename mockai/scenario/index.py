@@ -11,8 +11,9 @@ full, in their order.
 
 The index only narrows: every candidate still runs all its conditions, so a rule is picked
 exactly when the plain scan would pick it (tests/test_rule_index.py states this as a property).
-Embeddings and moderation inputs are matched one input at a time (the `user` condition holds
-when any input does), so there the index steps aside and every rule is a candidate.
+Embeddings and moderation inputs (and legacy completions prompts) are matched one input at a time
+(the `user` condition holds when any input does), so there the index steps aside and every rule is
+a candidate.
 """
 
 from __future__ import annotations
@@ -68,7 +69,8 @@ class RuleIndex:
 
     def candidates(self, exchange: Exchange) -> Sequence[Rule]:
         """The rules that could match `exchange`, in order (a superset of those that do)."""
-        if not self._literals or exchange.endpoint in _INPUTS:
+        # (a legacy completions request's user text is one prompt of its several)
+        if not self._literals or exchange.endpoint in _INPUTS or len(exchange.inputs) > 1:
             return self.rules
         text = exchange.user_text
         found = [literal for literal in self._literals if literal in text]

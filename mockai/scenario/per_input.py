@@ -1,10 +1,13 @@
-"""Batches of embeddings and moderation inputs, answered input by input.
+"""Batches of embeddings and moderation inputs and of legacy completions prompts, answered input
+by input.
 
 An embeddings (or moderations) request with several inputs is several questions sent together: the
 vector of "the pinned query" must be the same whether it is embedded alone or in a batch with the
 documents. So when a rule that tests the inputs (`user`) matches a batch, each input is answered by
 the first rule that matches it *alone*, and the answers are put back in the request's order. An
-input no rule matches alone gets the generator's answer for it.
+input no rule matches alone gets the generator's answer for it. A legacy completions request with
+several prompts is the same (each prompt is its own completion: lm-evaluation-harness sends
+batches of them): each prompt gets `n` choices, prompt by prompt.
 
 Only batches need this, and only when the rule the whole batch matched tests the inputs: any other
 rule matches each input exactly as it matches the batch, so the plain path (one rule for the whole
@@ -15,24 +18,34 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mockai.catalog import infer
 from mockai.generate import embeddings, moderation
-from mockai.pipeline.exchange import Endpoint, Exchange
-from mockai.pipeline.reply import Reply
+from mockai.pipeline.exchange import Endpoint, Exchange, Message
+from mockai.pipeline.fingerprint import request_keys
+from mockai.pipeline.reply import Choice, Reply
 from mockai.scenario.matchers.texts import User
 from mockai.scenario.rules import Rule
 
-BATCHED = frozenset({Endpoint.EMBEDDINGS, Endpoint.MODERATIONS})
+if TYPE_CHECKING:
+    from mockai.generate.fallback import FallbackGenerator
+
+BATCHED = frozenset({Endpoint.EMBEDDINGS, Endpoint.MODERATIONS, Endpoint.COMPLETIONS})
+
+
+def _field(exchange: Exchange) -> str:
+    """The body field holding the inputs."""
+    return "prompt" if exchange.endpoint is Endpoint.COMPLETIONS else "input"
 
 
 def splittable(exchange: Exchange) -> bool:
     """True for a batch whose inputs can be asked about one by one (a list, one item each)."""
     if exchange.endpoint not in BATCHED or len(exchange.inputs) < 2:
         return False
-    raw = exchange.body.get("input")
-    # A list of multimodal parts is one moderation input, whatever its length.
+    raw = exchange.body.get(_field(exchange))
+    # A list of multimodal parts is one moderation input, whatever its length (and a list of
+    # token ids one prompt: its `inputs` has one item).
     return isinstance(raw, list) and len(raw) == len(exchange.inputs)
 
 
@@ -43,10 +56,16 @@ def tests_inputs(rule: Rule) -> bool:
 
 def alone(exchange: Exchange, indexes: Sequence[int]) -> Exchange:
     """The request as if it had been sent with only the inputs at `indexes`."""
-    raw = exchange.body["input"]
+    field = _field(exchange)
+    raw = exchange.body[field]
     texts = tuple(exchange.inputs[i] for i in indexes)
-    body = {**exchange.body, "input": [raw[i] for i in indexes]}
-    return replace(exchange, inputs=texts, user_text="\n".join(texts), body=body)
+    body = {**exchange.body, field: [raw[i] for i in indexes]}
+    if exchange.endpoint is not Endpoint.COMPLETIONS:
+        return replace(exchange, inputs=texts, user_text="\n".join(texts), body=body)
+    if len(indexes) == 1:  # one prompt, sent as a single request of it would send it
+        body[field] = raw[indexes[0]]
+    messages = tuple(Message("user", text) for text in texts)
+    return replace(exchange, inputs=texts, user_text=texts[-1], messages=messages, body=body)
 
 
 @dataclass(frozen=True)
@@ -68,13 +87,17 @@ def group(rule_for: Sequence[Rule | None]) -> list[Group]:
     return [Group(rules[name], tuple(indexes)) for name, indexes in groups.items()]
 
 
-def answers(reply: Reply | None, exchange: Exchange, seed: int) -> list[Any]:
-    """One answer (a vector, or a complete moderation result) per input of `exchange`.
+def answers(reply: Reply | None, exchange: Exchange, generator: FallbackGenerator) -> list[Any]:
+    """One answer (a vector, a complete moderation result, or a prompt's `n` choices) per input
+    of `exchange`.
 
     `reply` is what a rule scripted for exactly these inputs (None: nothing, generate); scripted
     answers cycle over the inputs, as they do for a whole request.
     """
+    seed = generator.seed
     count = len(exchange.inputs)
+    if exchange.endpoint is Endpoint.COMPLETIONS:
+        return _completions(reply, exchange, generator)
     if exchange.endpoint is Endpoint.EMBEDDINGS:
         given: Sequence[Any] | None = reply.embeddings if reply is not None else None
         if not given:
@@ -89,12 +112,35 @@ def answers(reply: Reply | None, exchange: Exchange, seed: int) -> list[Any]:
     return [moderation.complete(scripted[i % len(scripted)], generated[i]) for i in range(count)]
 
 
+def _completions(
+    reply: Reply | None, exchange: Exchange, generator: FallbackGenerator
+) -> list[tuple[Choice, ...]]:
+    """Each prompt's `n` choices: the rule's, cycled for each prompt as for a request of it
+    alone; without a rule, what the generator answers a request of that prompt alone (its own
+    content key, so the same text as when it is sent on its own)."""
+    if reply is not None:
+        scripted = reply.choices or (Choice(content=""),)
+        return [
+            tuple(scripted[k % len(scripted)] for k in range(exchange.n)) for _ in exchange.inputs
+        ]
+    generated = []
+    for index in range(len(exchange.inputs)):
+        single = alone(exchange, (index,)) if len(exchange.inputs) > 1 else exchange
+        key, _ = request_keys(generator.seed, Endpoint.COMPLETIONS.value, single.body)
+        generated.append(generator.reply(single, key).choices[: exchange.n])
+    return generated
+
+
 def merged(exchange: Exchange, parts: Sequence[tuple[Group, list[Any]]], base: Reply) -> Reply:
     """One Reply for the whole batch from each group's answers; `base` gives usage."""
     slots: list[Any] = [None] * len(exchange.inputs)
     for part, values in parts:
         for index, value in zip(part.indexes, values, strict=True):
             slots[index] = value
+    if exchange.endpoint is Endpoint.COMPLETIONS:
+        # Prompt-major, as the API indexes them: choice `prompt_index * n + k`.
+        choices = tuple(choice for prompt in slots for choice in prompt)
+        return replace(base, choices=choices, embeddings=None, moderation=None)
     if exchange.endpoint is Endpoint.MODERATIONS:
         return replace(base, moderation=tuple(slots), embeddings=None)
     warnings = base.warnings

@@ -77,7 +77,8 @@ class _Text(Matcher):
 class User(_Text, key="user"):
     """The last user message (responses: last user input; completions: the prompt).
 
-    On embeddings and moderations, the inputs: the condition holds when one of them satisfies it.
+    On embeddings and moderations, the inputs (on legacy completions, the prompts): the
+    condition holds when one of them satisfies it.
     """
 
     def holds(self, exchange: Exchange) -> bool:
@@ -85,11 +86,10 @@ class User(_Text, key="user"):
 
     def predicate(self) -> Callable[[Exchange], bool]:
         test = self.test.test
-        embeddings, moderations = Endpoint.EMBEDDINGS, Endpoint.MODERATIONS
+        batched = (Endpoint.EMBEDDINGS, Endpoint.MODERATIONS, Endpoint.COMPLETIONS)
 
         def holds(exchange: Exchange) -> bool:
-            endpoint = exchange.endpoint
-            if (endpoint is embeddings or endpoint is moderations) and exchange.inputs:
+            if exchange.endpoint in batched and exchange.inputs:
                 return any(test(text) for text in exchange.inputs)
             return test(exchange.user_text)
 
