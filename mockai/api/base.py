@@ -36,6 +36,7 @@ class ParseContext:
     method: str = "POST"
     params: Mapping[str, str] = field(default_factory=dict)
     query: Mapping[str, str] = field(default_factory=dict)
+    head: bool = False  # a HEAD, parsed as its GET (`method` says GET): it must move nothing
 
 
 @record

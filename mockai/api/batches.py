@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mockai.api import common
+from mockai.api import common, files
 from mockai.api.base import Codec, ParseContext, RenderContext
 from mockai.errors import ApiError
 from mockai.pipeline.exchange import Endpoint, Exchange
@@ -71,17 +71,8 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
             code="invalid_value",
         )
     common.parse_metadata(body.get("metadata"))
-    expiry = body.get("output_expires_after")
-    if expiry is not None:
-        seconds = expiry.get("seconds") if isinstance(expiry, dict) else None
-        if not isinstance(seconds, int) or not 3600 <= seconds <= 2_592_000:
-            raise ApiError(
-                400,
-                "Invalid 'output_expires_after': give {anchor: created_at, seconds} with seconds "
-                "between 3600 and 2592000.",
-                param="output_expires_after",
-                code="invalid_value",
-            )
+    # The same object as a file's `expires_after` (BatchFileExpirationAfter): anchor and seconds.
+    files.check_expiry(body.get("output_expires_after"), "output_expires_after")
     return _exchange(ctx, "/batches", body)
 
 
@@ -106,6 +97,7 @@ def _exchange(ctx: ParseContext, route: str, body: Mapping[str, Any]) -> Exchang
         method=ctx.method,
         route=route,
         query=ctx.query,
+        head=ctx.head,
     )
 
 
@@ -139,6 +131,7 @@ def read_lines(data: bytes, endpoint: str) -> tuple[list[Line], list[dict[str, A
     seen: set[str] = set()
     models: dict[str, int] = {}
     inputs = 0
+    embeddings = _versioned(endpoint) == "/v1/embeddings"  # (Azure's `/embeddings` too)
     for number, raw in _numbered(text):
         line = _line(raw, number, endpoint, errors)
         if line is None:
@@ -169,9 +162,8 @@ def read_lines(data: bytes, endpoint: str) -> tuple[list[Line], list[dict[str, A
                         number,
                     )
                 )
-        if endpoint == "/v1/embeddings" and isinstance(line.body, dict):
-            given = line.body.get("input")
-            inputs += len(given) if isinstance(given, list) else 1
+        if embeddings and isinstance(line.body, dict):
+            inputs += _input_count(line.body.get("input"))
         lines.append(line)
     if not lines and not errors:
         errors.append(_error("empty_file", "The batch input file is empty."))
@@ -192,6 +184,14 @@ def read_lines(data: bytes, endpoint: str) -> tuple[list[Line], list[dict[str, A
     return lines, errors[:MAX_ERRORS]
 
 
+def _input_count(given: Any) -> int:
+    """How many embeddings a request's `input` asks for: a string, or one array of token ids,
+    is one; an array of strings, or of token arrays, is one per item."""
+    if isinstance(given, list) and not (given and all(isinstance(t, int) for t in given)):
+        return len(given)
+    return 1
+
+
 def valid_lines(data: bytes, endpoint: str) -> Iterator[Line]:
     """The requests of an input file `read_lines` found valid, parsed one at a time, numbered as
     it numbered them. (A batch keeps its input's bytes, not its parsed lines: ten batches made
@@ -204,8 +204,12 @@ def valid_lines(data: bytes, endpoint: str) -> Iterator[Line]:
 
 def _numbered(text: str) -> Iterator[tuple[int, str]]:
     """The non-blank lines of an input file with their numbers (from 1, blank lines counted):
-    what validation errors name, and what each request's id derives from."""
-    for number, raw in enumerate(text.splitlines(), start=1):
+    what validation errors name, and what each request's id derives from.
+
+    JSON Lines ends a line at "\n" alone (a "\r" before it goes too): `str.splitlines` also
+    breaks at U+2028, U+2029, U+0085 and other controls, which JSON holds raw in a string."""
+    for number, raw in enumerate(text.split("\n"), start=1):
+        raw = raw.removesuffix("\r")
         if raw.strip():
             yield number, raw
 
@@ -279,23 +283,41 @@ def output_line(request_id: str, custom_id: str, status: int, answer_id: str, bo
         status,
         jsonbytes.string(answer_id),
     )
-    return head + b',"response":' + response + body.strip() + b'},"error":null}' + b"\n"
+    line = head + b',"response":' + response + body.strip() + b'},"error":null}'
+    return _one_line(line) + b"\n"
 
 
 def error_line(request_id: str, custom_id: str, code: str, message: str) -> bytes:
     """One line of an error file for a request that was not answered (the API's
     `batch_expired`, `batch_cancelled`): no response, the reason in `error`."""
-    return (
-        jsonbytes.dumps(
-            {
-                "id": request_id,
-                "custom_id": custom_id,
-                "response": None,
-                "error": {"code": code, "message": message},
-            }
-        )
-        + b"\n"
+    line = jsonbytes.dumps(
+        {
+            "id": request_id,
+            "custom_id": custom_id,
+            "response": None,
+            "error": {"code": code, "message": message},
+        }
     )
+    return _one_line(line) + b"\n"
+
+
+# U+2028, U+2029 and U+0085 in UTF-8. JSON holds them raw in strings (and nowhere else), but
+# `str.splitlines` (how the docs, and many users, read these files) breaks lines at them.
+_RAW_BREAKS = (
+    (b"\xe2\x80\xa8", b"\\u2028"),
+    (b"\xe2\x80\xa9", b"\\u2029"),
+    (b"\xc2\x85", b"\\u0085"),
+)
+
+
+def _one_line(line: bytes) -> bytes:
+    """A line of compact JSON with those characters escaped: the same JSON value, one line for
+    every reader. (Their bytes are always those characters: UTF-8 never starts a character
+    inside another's.)"""
+    for raw, escaped in _RAW_BREAKS:
+        if raw in line:
+            line = line.replace(raw, escaped)
+    return line
 
 
 class UsageTotals:

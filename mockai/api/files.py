@@ -56,7 +56,7 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
             param="file",
             code="file_too_large",
         )
-    _check_expiry(fields.get("expires_after"))
+    check_expiry(fields.get("expires_after"))
     fields["file"] = upload
     return _exchange(ctx, "/files", summarised(fields), upload=upload)
 
@@ -77,24 +77,26 @@ def _exchange(
     )
 
 
-def _check_expiry(value: Any) -> None:
+def check_expiry(value: Any, param: str = "expires_after") -> None:
+    """An `expires_after` object (a batch's `output_expires_after` too, as `param`): the anchor
+    `created_at` and seconds within the API's bounds, else the API's 400."""
     if value is None:
         return
     if not isinstance(value, dict):
-        raise type_error("expires_after", ("object",), value)
+        raise type_error(param, ("object",), value)
     if value.get("anchor") != "created_at":
         if "anchor" not in value:
-            raise missing("expires_after.anchor")
-        raise invalid_value("expires_after.anchor", value.get("anchor"), ("created_at",))
+            raise missing(f"{param}.anchor")
+        raise invalid_value(f"{param}.anchor", value.get("anchor"), ("created_at",))
     seconds = value.get("seconds")
     if seconds is None:
-        raise missing("expires_after.seconds")
+        raise missing(f"{param}.seconds")
     if not isinstance(seconds, int) or not MIN_EXPIRY <= seconds <= MAX_EXPIRY:
         raise ApiError(
             400,
-            f"Invalid 'expires_after.seconds': expected an integer between {MIN_EXPIRY} and "
+            f"Invalid '{param}.seconds': expected an integer between {MIN_EXPIRY} and "
             f"{MAX_EXPIRY}, but got {seconds!r}.",
-            param="expires_after.seconds",
+            param=f"{param}.seconds",
             code="invalid_value",
         )
 

@@ -7,13 +7,16 @@ Three layers, because one is not enough:
    providers' key formats, the user's `--redact` patterns, and the exact credentials the request
    was sent with — are replaced by stable placeholders such as `sk-REDACTED-1a2b3c4d` (a hash of
    the secret: the same secret always maps to the same placeholder, so requests that contained a
-   key still match on replay, where the incoming request is scrubbed the same way);
+   key still match on replay, where the incoming request is scrubbed the same way); in a body
+   that is not UTF-8 (a binary upload) each is cut or padded to the secret's length, so the file
+   keeps its size;
 3. the text about to be written is scanned once more, and the write is refused (SecretLeakError)
    if anything token-like is left, saying where — never printing the secret itself.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -137,6 +140,9 @@ class Scrubber:
         markers = sorted({marker for p in self.patterns for marker in p.markers})
         self._any_marker = re.compile("|".join(map(re.escape, markers))) if markers else None
         self._unmarked = tuple(p for p in self.patterns if not p.markers)  # always searched
+        # Bytes read as Latin-1 are no letters: `\b` must not take `é` (0xE9) for a word
+        # character and miss the `Bearer` after it.
+        self._byte_patterns = tuple(map(_ascii, self.patterns))
 
     # --- scrubbing -----------------------------------------------------------------------------
 
@@ -186,7 +192,7 @@ class Scrubber:
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
-            return body  # binary: the scan still looks at it, as Latin-1
+            return self.scrub_binary(body, secrets)
         if _is_json(text):
             scrubbed = self._scrub_json_text(text, secrets)
         else:
@@ -194,6 +200,32 @@ class Scrubber:
                 self._scrub_line(line, secrets) for line in text.splitlines(keepends=True)
             )
         return body if scrubbed == text else scrubbed.encode("utf-8")
+
+    def scrub_binary(self, body: bytes, secrets: Sequence[str] = ()) -> bytes:
+        """A body that is not UTF-8 (a file, a form uploading one) with its key-shaped byte runs
+        replaced by their placeholders cut or padded to their length: the file keeps its size
+        and every offset in it (an archive's index, a PDF's xref). Read as Latin-1, one
+        character a byte, as the scan reads it: the patterns are ASCII."""
+        text = body.decode("latin-1")
+        for secret in secrets:
+            # (Its bytes, as they appear here; a header's lone surrogate cannot be in a body.)
+            raw = secret.encode("utf-8", "replace").decode("latin-1")
+            if raw in text:
+                stand_in = placeholder(secret, _visible_prefix(secret))
+                text = text.replace(raw, _fitted(stand_in, len(raw)))
+        for _ in range(_BINARY_PASSES):
+            lowered = text.lower()
+            scrubbed = text
+            for pattern in self._byte_patterns:
+                if pattern.may_match(lowered):
+                    scrubbed = _scrub_matches(scrubbed, pattern, fit=True)
+            if scrubbed == text:
+                break
+            # Once more, as for text (a placeholder can expose a key); bounded, because a cut
+            # placeholder is not blanked out like a whole one, and a `--redact` pattern may
+            # match it again: whatever is left, the scan still refuses.
+            text = scrubbed
+        return text.encode("latin-1")
 
     def _scrub_json_text(self, text: str, secrets: Sequence[str]) -> str:
         value = json.loads(text)
@@ -252,9 +284,10 @@ def _neutral(text: str) -> str:
     return PLACEHOLDER.sub(lambda match: "\0" * len(match.group()), text)
 
 
-def _scrub_matches(text: str, pattern: SecretPattern) -> str:
+def _scrub_matches(text: str, pattern: SecretPattern, *, fit: bool = False) -> str:
     """`text` with each of `pattern`'s secrets replaced by its placeholder, found as `scan`
-    finds them (in the neutral view; a match over a placeholder, or a NUL, is left alone)."""
+    finds them (in the neutral view; a match over a placeholder, or a NUL, is left alone);
+    `fit`: each placeholder cut or padded to the secret's length."""
     neutral = _neutral(text)
     pieces: list[str] = []
     last = 0
@@ -263,12 +296,36 @@ def _scrub_matches(text: str, pattern: SecretPattern) -> str:
         if start == end or "\0" in neutral[start:end]:
             continue
         secret = text[start:end]
-        pieces += (text[last:start], placeholder(secret, pattern.prefix or _visible_prefix(secret)))
+        stand_in = placeholder(secret, pattern.prefix or _visible_prefix(secret))
+        pieces += (text[last:start], _fitted(stand_in, end - start) if fit else stand_in)
         last = end
     if not pieces:
         return text
     pieces.append(text[last:])
     return "".join(pieces)
+
+
+# Binary bodies: scrubbing passes at most (text needs one or two; see `scrub_binary`).
+_BINARY_PASSES = 4
+# What pads a placeholder to its secret's length in a binary body: no key character, so a key
+# right after it is still seen as one (as the blanked-out placeholder lets text see it).
+_PAD = "*"
+
+
+def _ascii(pattern: SecretPattern) -> SecretPattern:
+    """`pattern` matching as over bytes: its word boundaries, classes and case folding ASCII
+    only."""
+    try:
+        regex = re.compile(pattern.regex.pattern, (pattern.regex.flags & ~re.UNICODE) | re.ASCII)
+    except re.error:  # (a --redact pattern ASCII mode refuses: kept as it is)
+        return pattern
+    return dataclasses.replace(pattern, regex=regex)
+
+
+def _fitted(stand_in: str, length: int) -> str:
+    """`stand_in` padded, or cut, to `length` characters (a secret shorter than its
+    placeholder: a 16-character bearer token, a 15-character Slack token)."""
+    return stand_in[:length].ljust(length, _PAD)
 
 
 _KNOWN_PREFIXES = ("sk-", "gsk_", "xai-", "hf_")

@@ -138,6 +138,7 @@ class Exchange:
     method: str = "POST"
     route: str | None = None
     query: Mapping[str, str] = field(default_factory=dict)
+    head: bool = False  # a HEAD answered as its GET: a store shows, and moves nothing (a batch)
 
     @property
     def output_limit(self) -> int | None:

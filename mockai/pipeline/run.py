@@ -130,6 +130,7 @@ async def _serve(
             form=form,
             # (HEAD is GET without the body, which aiohttp leaves out: the codec answers a GET)
             method="GET" if request.method == "HEAD" else request.method,
+            head=request.method == "HEAD",
             params=request.match_info,
             query=request.query,
         )
@@ -366,6 +367,7 @@ def parse_context(
     method: str = "POST",
     params: Mapping[str, str] | None = None,
     query: Mapping[str, str] | None = None,
+    head: bool = False,
 ) -> ParseContext:
     """What the codecs need from the server: the catalog, strictness, the route. What the server
     holds that a request refers to (stored responses, conversations, files) is added by
@@ -380,6 +382,7 @@ def parse_context(
         method=method,
         params=dict(params or {}),
         query=dict(query or {}),
+        head=head,
     )
 
 

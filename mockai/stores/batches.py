@@ -4,7 +4,7 @@ Like background responses, a batch moves one status per retrieval, not by time, 
 polling loop runs and ends without sleeping: `validating` -> `in_progress` (or `failed`, with the
 input file's errors) -> `finalizing` (every line has been answered) -> `completed` (the output
 and error files are written). `cancel` makes it `cancelling`, and the next retrieval
-`cancelled`. Listing shows batches as they stand, without moving them.
+`cancelled`. Listing, and a HEAD, show batches as they stand, without moving them.
 
 The lines are answered when the batch leaves `in_progress`, one after another in file order, by
 the pipeline (`mockai.pipeline.batch`): rules, cassettes and chaos answer each as they would
@@ -244,6 +244,8 @@ class BatchStore:
         record = await self.get(parts[1])
         if len(parts) == 3:
             return _json(await self.cancel(record))
+        if exchange.head:  # a probe (`curl -I`): the batch as it stands, not run by being looked at
+            return _json(record.shown())
         return _json((await self.advance(record)).shown())
 
     async def cancel(self, record: BatchRecord) -> dict[str, Any]:
