@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import string
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from mockai.cassette.redact import MIN_LITERAL_SECRET, PLACEHOLDER, Scrubber
@@ -149,6 +149,9 @@ def test_a_secret_after_a_json_escape_is_scrubbed_in_the_text_that_holds_it(
 ) -> None:
     """Whatever the decoded string shows as a secret, the encoded text loses: after scrubbing the
     JSON text as plain text, neither it nor the string it encodes holds anything secret-looking."""
+    # (A Google key or AWS key id right after `/` is read as base64 data, where such runs occur
+    # by chance, and kept as it is: see redact._B64_START. That case is tested on its own.)
+    assume("/AIza" not in value and "/AKIA" not in value)
     line = json.dumps({"body": value}, ensure_ascii=ascii_only)
     assert SCRUBBER.needs_scrubbing(line)
     scrubbed = SCRUBBER.scrub_text(line)
