@@ -15,12 +15,15 @@ operator is a load-time problem naming the valid ones.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from mockai import regexes
+from mockai.regexes import Bounded, RegexTimeout
 from mockai.scenario.problems import Problems, describe, suggest
 from mockai.scenario.yamlsrc import line_of
 
@@ -38,11 +41,13 @@ class Op(str, Enum):
         return self.value
 
 
+log = logging.getLogger("mockai")
+
 OPS = tuple(op.value for op in Op)
 _MODIFIERS = ("ignore_case", "not")
 
 
-def _tester(op: Op, value: str, pattern: re.Pattern[str] | None) -> Callable[[str], bool]:
+def _tester(op: Op, value: str, pattern: Bounded | None, origin: str) -> Callable[[str], bool]:
     if op is Op.EQUALS:
         return value.__eq__
     if op is Op.CONTAINS:
@@ -52,19 +57,41 @@ def _tester(op: Op, value: str, pattern: re.Pattern[str] | None) -> Callable[[st
     if op is Op.ENDSWITH:
         return lambda text: text.endswith(value)
     assert pattern is not None
+    return _bounded_search(pattern, value, origin)
+
+
+def _bounded_search(pattern: Bounded, value: str, origin: str) -> Callable[[str], bool]:
+    """`pattern`'s search, a text it backtracks on for too long failing the condition.
+
+    The text is the client's: a search that ran past its bound (regexes) says nothing of a
+    match, and waiting longer would hold up every other request of the server. The author is
+    told once, where the condition is written.
+    """
     search = pattern.search
-    return lambda text: search(text) is not None
+    warned = False
+
+    def test(text: str) -> bool:
+        nonlocal warned
+        try:
+            return search(text)
+        except RegexTimeout as error:
+            if not warned:
+                warned = True
+                log.warning("mockai: %s: %s; the condition does not hold", origin or value, error)
+            return False
+
+    return test
 
 
 def _compose(
-    op: Op, value: str, ignore_case: bool, negate: bool, pattern: re.Pattern[str] | None
+    op: Op, value: str, ignore_case: bool, negate: bool, pattern: Bounded | None, origin: str
 ) -> Callable[[str], bool]:
     """One function doing the whole test: the hot path makes a single call per condition."""
     if ignore_case and op is not Op.REGEX:
-        base = _tester(op, value.casefold(), pattern)
+        base = _tester(op, value.casefold(), pattern, origin)
         test: Callable[[str], bool] = lambda text: base(text.casefold())  # noqa: E731
     else:
-        test = _tester(op, value, pattern)
+        test = _tester(op, value, pattern, origin)
     if negate:
         positive = test
         return lambda text: not positive(text)
@@ -83,23 +110,36 @@ class TextTest:
     value: str
     ignore_case: bool = False
     negate: bool = False
-    pattern: re.Pattern[str] | None = field(default=None, compare=False)
+    pattern: Bounded | None = field(default=None, compare=False)
     test: Callable[[str], bool] = field(default=_never, compare=False, repr=False)
+    # Where the condition is written (`rules.yaml:12: rule 'greet'.user`), for the warning
+    # about a regex that backtracks too long on a request's text.
+    origin: str = field(default="", compare=False, repr=False)
 
     @classmethod
     def make(
-        cls, op: Op, value: str, *, ignore_case: bool = False, negate: bool = False
+        cls,
+        op: Op,
+        value: str,
+        *,
+        ignore_case: bool = False,
+        negate: bool = False,
+        origin: str = "",
     ) -> TextTest:
         """A compiled test (raises re.error for a bad regex)."""
         flags = re.IGNORECASE if ignore_case else 0
-        pattern = re.compile(value, flags) if op is Op.REGEX else None
-        test = _compose(op, value, ignore_case, negate, pattern)
-        return cls(op, value, ignore_case, negate, pattern, test)
+        pattern = regexes.bounded(value, flags) if op is Op.REGEX else None
+        test = _compose(op, value, ignore_case, negate, pattern, origin)
+        return cls(op, value, ignore_case, negate, pattern, test, origin)
 
     def negated(self) -> TextTest:
         """The same test, inverted."""
         return TextTest.make(
-            self.op, self.value, ignore_case=self.ignore_case, negate=not self.negate
+            self.op,
+            self.value,
+            ignore_case=self.ignore_case,
+            negate=not self.negate,
+            origin=self.origin,
         )
 
     def describe(self) -> str:
@@ -174,8 +214,9 @@ def compile_text(value: Any, where: str, line: int, problems: Problems) -> TextT
         return None
     if op is not Op.REGEX and op is not Op.EQUALS and not text:
         return _not_empty(op, text, where, op_line, problems)
+    origin = f"{problems.file}:{op_line}: {where}" if op_line > 0 else f"{problems.file}: {where}"
     try:
-        return TextTest.make(op, text, ignore_case=ignore_case)
+        return TextTest.make(op, text, ignore_case=ignore_case, origin=origin)
     except (re.error, OverflowError) as error:  # (a repeat count past re's bound: `a{9999999999}`)
         problems.add(op_line, f"invalid regex {text!r} in {where}: {error}")
         return None

@@ -12,6 +12,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
+from mockai import regexes
 from mockai.wire import jsonbytes
 
 _MAX = 256
@@ -29,7 +30,8 @@ def _validator(schema: Mapping[str, Any]) -> Any:
     from jsonschema import validators  # (on first use: slow to import)
 
     kind = validators.validator_for(schema, default=validators.Draft202012Validator)
-    compiled = kind(schema)
+    # The request's patterns are the client's: searched within a time bound (regexes).
+    compiled = regexes.validator_class(kind)(schema)
     with _lock:
         _cache[key] = compiled
         if len(_cache) > _MAX:
@@ -43,7 +45,8 @@ def violation(schema: Mapping[str, Any], value: Any) -> str | None:
 
     try:
         validator = _validator(schema)
-        error = exceptions.best_match(validator.iter_errors(value))
+        with regexes.budget():
+            error = exceptions.best_match(validator.iter_errors(value))
     except exceptions.SchemaError as problem:  # the request's own schema is broken
         return f"the request's schema is invalid ({problem.message})"
     except Exception:  # an unresolvable remote $ref and the like: nothing to check against

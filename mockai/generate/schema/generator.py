@@ -11,7 +11,8 @@ import random
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from mockai.generate.schema import arrays, combinators, numbers, objects, resolve, strings
+from mockai import regexes
+from mockai.generate.schema import arrays, combinators, numbers, objects, patterns, resolve, strings
 from mockai.generate.schema.nodes import (
     ANY_ORDER,
     ATTEMPTS,
@@ -29,6 +30,7 @@ from mockai.generate.schema.nodes import (
     plain,
     type_list,
 )
+from mockai.regexes import RegexTimeout
 
 if TYPE_CHECKING:
     from faker import Faker
@@ -64,7 +66,10 @@ class Generator:
         self.spent = 0
 
     def generate(self) -> Any:
-        return self.value(self.root, "#", 0, "")
+        # Patterns come from the client: their searches share one time budget (regexes), so
+        # a schema of a thousand costly patterns answers in bounded time too.
+        with regexes.budget():
+            return self.value(self.root, "#", 0, "")
 
     # --- the size budget -------------------------------------------------------------------------
 
@@ -150,9 +155,12 @@ class Generator:
         if self._validator is None:
             from jsonschema import Draft202012Validator  # (on first use: slow to import)
 
-            self._validator = Draft202012Validator(self.root)
+            bounded = regexes.validator_class(Draft202012Validator, raise_timeouts=True)
+            self._validator = bounded(self.root)
         try:
             return bool(self._validator.evolve(schema=schema).is_valid(value))
+        except RegexTimeout as exc:  # a `pattern` the value was checked against backtracks
+            raise patterns.refuse(exc, ptr) from None
         except Exception as exc:  # bad regex, unresolvable ref, ...: jsonschema's many errors
             raise SchemaGenerationError(f"cannot evaluate {schema!r}: {exc}", pointer=ptr) from exc
 

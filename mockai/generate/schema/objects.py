@@ -18,7 +18,7 @@ from mockai.generate.schema.nodes import (
     count_bounds,
     escape,
 )
-from mockai.generate.schema.patterns import expand, regex
+from mockai.generate.schema.patterns import expand, regex, search
 from mockai.generate.schema.plausible import text
 
 if TYPE_CHECKING:
@@ -99,7 +99,7 @@ def _extra_key(gen: Generator, flat: Flat, taken: Mapping[str, Any]) -> str | No
     if patterns and (closed or gen.rng.random() < 0.5):
         pattern = gen.rng.choice(patterns)
         key = expand(gen, pattern)
-        if key is None or not regex(pattern, flat.ptr).search(key):
+        if key is None or not search(regex(pattern, flat.ptr), key, flat.ptr):
             return None
     elif closed:
         return None
@@ -121,7 +121,7 @@ def _property_schema(flat: Flat, key: str) -> tuple[Any, str]:
     if key in props:
         schemas.append(props[key])
     for pattern, schema in (node.get("patternProperties") or {}).items():
-        if regex(pattern, flat.ptr).search(key):
+        if search(regex(pattern, flat.ptr), key, flat.ptr):
             schemas.append(schema)
             ptr = f"{flat.ptr}/patternProperties/{escape(pattern)}"
     if not schemas:

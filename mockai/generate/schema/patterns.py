@@ -1,13 +1,17 @@
-"""Regular expressions: compiled for checks, and expanded into matching strings with rstr."""
+"""Regular expressions: compiled for bounded checks, and expanded into matching strings (rstr)."""
 
 from __future__ import annotations
 
 import importlib
 import re
+import threading
+from collections import OrderedDict
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from mockai import regexes
 from mockai.generate.schema.nodes import SchemaGenerationError
+from mockai.regexes import Bounded, RegexTimeout
 
 if TYPE_CHECKING:
     from mockai.generate.schema.generator import Generator
@@ -43,25 +47,62 @@ def expand(gen: Generator, pattern: str) -> str | None:
         return None
 
 
-def regex(pattern: Any, ptr: str) -> re.Pattern[str]:
-    """`pattern` compiled (Python `re` semantics, as in jsonschema); raises if it is invalid, or
-    too costly to match (see _NULLABLE_REPEATS)."""
+def regex(pattern: Any, ptr: str) -> Bounded:
+    """`pattern` compiled (Python `re` semantics, as in jsonschema) for bounded searches (see
+    `search`); raises if it is invalid, or too costly to match (see _NULLABLE_REPEATS, and
+    `refuse`: one search of it has already run past its time bound)."""
     compiled = _compiled(pattern) if isinstance(pattern, str) else None
     if compiled is None:
         raise SchemaGenerationError(f"invalid regular expression {pattern!r}", pointer=ptr)
-    if _ruinous(compiled):
+    if _ruinous(compiled.pattern):
         raise SchemaGenerationError(
             f"regular expression {pattern!r} repeats a part that can match nothing more than "
             f"{_NULLABLE_REPEATS:,} times: matching it would take gigabytes",
             pointer=ptr,
         )
+    if pattern in _too_slow:
+        raise _slow(pattern, ptr)
     return compiled
 
 
-@lru_cache(maxsize=512)
-def _compiled(pattern: str) -> re.Pattern[str] | None:
+def search(compiled: Bounded, text: str, ptr: str) -> bool:
+    """Whether `compiled` matches somewhere in `text`; a search past its time bound refuses
+    the pattern (SchemaGenerationError), for this value and the ones after it."""
     try:
-        return re.compile(pattern)
+        return compiled.search(text)
+    except RegexTimeout as error:
+        raise refuse(error, ptr) from None
+
+
+def refuse(error: RegexTimeout, ptr: str) -> SchemaGenerationError:
+    """The error for a pattern whose search ran past its bound, remembered when the pattern
+    itself is to blame (not a request's searches together): later values refuse it at once
+    rather than spend the bound again."""
+    if error.whole:
+        with _slow_lock:  # (values are made on the loop and in the worker thread)
+            _too_slow[error.pattern] = None
+            if len(_too_slow) > _SLOW_KEPT:
+                _too_slow.popitem(last=False)
+    return _slow(error.pattern, ptr)
+
+
+def _slow(pattern: str, ptr: str) -> SchemaGenerationError:
+    return SchemaGenerationError(
+        f"regular expression {pattern!r} is too costly to match: it backtracks for more than "
+        f"{regexes.SEARCH_SECONDS} s",
+        pointer=ptr,
+    )
+
+
+# Patterns a search of which ran past its bound (insertion order: the oldest goes first).
+_too_slow: OrderedDict[str, None] = OrderedDict()
+_SLOW_KEPT = 512
+_slow_lock = threading.Lock()
+
+
+def _compiled(pattern: str) -> Bounded | None:
+    try:
+        return regexes.bounded(pattern)  # (cached there)
     except (re.error, OverflowError):  # (a repeat count past re's bound: `a{99999999999}`)
         return None
 

@@ -8,16 +8,16 @@ match of a length within them.
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from mockai.generate.schema.formats import FORMAT_MAKERS, format_ok, named_uri
 from mockai.generate.schema.names import string_kind
 from mockai.generate.schema.nodes import Flat, SchemaGenerationError, count_bounds
-from mockai.generate.schema.patterns import expand, regex
+from mockai.generate.schema.patterns import expand, regex, search
 from mockai.generate.schema.plausible import plausible_text, preset, text, word
 from mockai.generate.schema.sized import expand_sized
+from mockai.regexes import Bounded
 
 if TYPE_CHECKING:
     from mockai.generate.schema.generator import Generator
@@ -41,7 +41,7 @@ def string_value(gen: Generator, flat: Flat, name: str) -> str:
     for candidate in _string_candidates(gen, flat, name, fmt, low, high):
         if gen.xeger is not None and gen.xeger.truncated:
             return candidate  # the start of a match longer than the answer: see patterns.expand
-        if _string_fits(candidate, low, high, compiled, fmt):
+        if _string_fits(candidate, low, high, compiled, fmt, flat.ptr):
             return candidate
     raise SchemaGenerationError(
         f"no string found with length {low}..{high}, format {fmt}, pattern {pattern!r}",
@@ -104,10 +104,10 @@ def _fit(rng: random.Random, text: str, low: int, high: int | None) -> str:
 
 
 def _string_fits(
-    value: str, low: int, high: int | None, compiled: re.Pattern[str] | None, fmt: str | None
+    value: str, low: int, high: int | None, compiled: Bounded | None, fmt: str | None, ptr: str
 ) -> bool:
     if len(value) < low or (high is not None and len(value) > high):
         return False
-    if compiled is not None and not compiled.search(value):
+    if compiled is not None and not search(compiled, value, ptr):
         return False
     return fmt is None or format_ok(fmt, value)
