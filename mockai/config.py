@@ -213,14 +213,28 @@ _BOOLEAN_WORDS = {
 
 def _from_text(name: str, raw: str) -> Any:
     """Parse an environment variable's text for option `name`."""
-    if name in _LISTS:
-        return tuple(part for part in raw.replace(os.pathsep, ",").split(",") if part.strip())
+    if name == "scenarios":  # paths, separated as in PATH: a comma is legal in a file name
+        return tuple(part for part in raw.split(os.pathsep) if part.strip())
+    if name == "redact":
+        # A regex may need `,` `:` or `;` (`acct-[0-9]{4,8}`, `password:\s*`), but never a raw
+        # newline (`\n` matches one): split there, so a single pattern is never cut in pieces.
+        return tuple(part for part in raw.split("\n") if part.strip())
+    if name in _COMMA_LISTS:
+        return _comma_split(raw)
     if name == "chaos":
         return parse_rates(raw)
     return raw
 
 
 _LISTS = frozenset({"scenarios", "models", "match_on", "redact"})
+# The list options whose items never hold a comma (model ids, matcher names): their text form,
+# a variable or a `MockServer(models="a,b")` string, is comma-separated as on the command line.
+_COMMA_LISTS = frozenset({"models", "match_on"})
+
+
+def _comma_split(text: str) -> tuple[str, ...]:
+    """`"a, b,"` -> ("a", "b"), as the command line's `--models` and `--match-on` read it."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -261,7 +275,9 @@ _KIND_WORDS = {
 
 def _strings(name: str, value: Any) -> tuple[str, ...]:
     """A list option's values: one string (or path), or an iterable of them."""
-    if isinstance(value, (str, os.PathLike)):
+    if isinstance(value, str) and name in _COMMA_LISTS:
+        return _comma_split(value)
+    if isinstance(value, (str, os.PathLike)):  # a path or a regex may hold a comma: one item
         return (os.fspath(value),)
     try:
         return tuple(_path(name, item) for item in value)

@@ -6,7 +6,8 @@ load. Models without a configured budget get a generous one that never refuses, 
 still count down, as the real ones do. A model with a budget (`--limits gpt-4o:rpm=3`) is refused
 with the API's 429 once a request does not fit: `type` `requests` or `tokens`, code
 `rate_limit_exceeded`, the API's wording, and a `retry-after` / `retry-after-ms` that say when the
-request would fit. Refused requests are not charged.
+request would fit; a request larger than the whole `tpm` budget never fits, and gets the API's
+"Request too large" 429 without them. Refused requests are not charged.
 
 Budget syntax (`parse_limits`), the same from the command line, the environment and scenarios:
     rpm=60,tpm=40000                          every model
@@ -23,7 +24,7 @@ import math
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from mypy_extensions import mypyc_attr
 
@@ -319,27 +320,40 @@ def _refuse_if_over(
     tokens_over = used_tokens + tokens - limit.tpm
     if requests_over <= 0 and tokens_over <= 0:
         return
+    headers = _headers(limit, used_requests, used_tokens, window, now)
     if tokens > limit.tpm:
-        wait = limit.window  # can never fit; the API still answers 429, not 400
-    else:
-        wait = window.wait_until_free(now, max(requests_over, 0), max(tokens_over, 0))
+        # Larger than the whole budget, it never fits: the API still answers 429 (not 400),
+        # in its own words, and with no retry-after, as no wait would help.
+        _refuse(
+            f"Request too large for {model} in organization {_ORGANIZATION} on tokens per min "
+            f"(TPM): Limit {limit.tpm}, Requested {tokens}. The input or output tokens must be "
+            f"reduced in order to run successfully. {_VISIT}",
+            "tokens",
+            headers,
+        )
+    wait = window.wait_until_free(now, max(requests_over, 0), max(tokens_over, 0))
     by_tokens = tokens_over > 0 and requests_over <= 0
     what = (
         f"tokens per min (TPM): Limit {limit.tpm}, Used {used_tokens}, Requested {tokens}"
         if by_tokens
         else f"requests per min (RPM): Limit {limit.rpm}, Used {used_requests}, Requested 1"
     )
-    headers = _headers(limit, used_requests, used_tokens, window, now)
     headers.update(retry_headers(wait))
-    refused = ApiError(
-        429,
-        f"Rate limit reached for {model} in organization org-mockai on {what}. Please try "
-        f"again in {go_duration(wait)}. Visit https://platform.openai.com/account/rate-limits "
-        "to learn more.",
-        type="tokens" if by_tokens else "requests",
-        code="rate_limit_exceeded",
-        headers=headers,
+    _refuse(
+        f"Rate limit reached for {model} in organization {_ORGANIZATION} on {what}. Please try "
+        f"again in {go_duration(wait)}. {_VISIT}",
+        "tokens" if by_tokens else "requests",
+        headers,
     )
+
+
+_ORGANIZATION = "org-mockai"
+_VISIT = "Visit https://platform.openai.com/account/rate-limits to learn more."
+
+
+def _refuse(message: str, kind: str, headers: dict[str, str]) -> NoReturn:
+    """The API's 429 for a request over a budget of `kind` (requests or tokens)."""
+    refused = ApiError(429, message, type=kind, code="rate_limit_exceeded", headers=headers)
     refused.name = "rate_limit"  # a provider profile words its 429 its own way
     raise refused
 

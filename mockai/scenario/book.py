@@ -379,8 +379,9 @@ class RuleBook:
         problems = Problems(file)
         compiled, names = [], []
         for value in rules:
-            given = value.get("name") if isinstance(value, Mapping) else None
-            default = defaults() if not isinstance(given, str) or self.shared is None else given
+            # Only a rule without a name of its own takes a default one (and uses up its number).
+            given = _own_name(value)
+            default = given if given is not None else defaults()
             names.append((file, loader.rule_name(value, default), 0))
             rule = compile_rule(
                 value, file=file, line=0, name=default, kind="rule", problems=problems
@@ -516,7 +517,7 @@ class RuleBook:
                     self._compile_new(values, file, self._default_name)
                 finally:
                     self._next_number = first
-            numbers = [await self.shared.next_name() for _ in values]
+            numbers = [await self.shared.next_name() for v in values if _own_name(v) is None]
             fresh = self._fresh_names(f"rule-{number}" for number in numbers)
             with self._lock:
                 compiled, problems = self._compile_new(values, file, fresh)
@@ -604,6 +605,12 @@ class RuleBook:
             )
             for rule in rules
         ]
+
+
+def _own_name(value: Any) -> str | None:
+    """The name a runtime rule gives itself (checked when it compiles), or None."""
+    name = value.get("name") if isinstance(value, Mapping) else None
+    return name if isinstance(name, str) else None
 
 
 def _shareable(value: Any) -> Any:

@@ -24,7 +24,7 @@ from mockai.errors import ServerError
 from mockai.pipeline.decide import Source
 from mockai.pipeline.journal import Journal, JournalEntry
 from mockai.server import sites
-from mockai.server.app import create_app
+from mockai.server.app import _add_routes, _application, create_app
 from mockai.server.state import STATE, ServerState
 
 T = TypeVar("T")
@@ -60,6 +60,27 @@ class BackgroundLoop:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
 
+def _on_a_new_loop(old: web.Application) -> web.Application:
+    """`old`'s routes, state and hooks on a fresh application, which any event loop may run."""
+    app = _application(old.router)
+    if app.router is not old.router:  # (an aiohttp that takes no router: as create_app does)
+        _add_routes(app, old[STATE].profile)
+    for key in old:
+        app[key] = old[key]
+    app.cleanup_ctx.extend(old.cleanup_ctx)
+    # The signals without the hooks aiohttp adds itself (those running the cleanup contexts).
+    for signal, hooks in (
+        (app.on_startup, old.on_startup),
+        (app.on_shutdown, old.on_shutdown),
+        (app.on_cleanup, old.on_cleanup),
+    ):
+        signal.extend(
+            hook for hook in hooks if getattr(hook, "__self__", None) is not old.cleanup_ctx
+        )
+    app.on_response_prepare.extend(old.on_response_prepare)
+    return app
+
+
 class MockServer:
     """A mockai server on 127.0.0.1 (a free port by default), in the background or in a loop."""
 
@@ -77,6 +98,7 @@ class MockServer:
         self._sources = sources
         self._runner: web.AppRunner | None = None
         self._background: BackgroundLoop | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop that ran `app` last
         self.app = create_app(self.config, sources)
         self.config = self.state.config  # with the scenario files' settings applied
         self.port = 0
@@ -102,6 +124,12 @@ class MockServer:
         """Start serving on the running event loop."""
         if self._runner is not None:
             raise ServerError("Server is already running")
+        loop = asyncio.get_running_loop()
+        if self._loop is not None and self._loop is not loop:
+            # aiohttp ties an application to the first loop that runs it: a server stopped on
+            # one loop (an `asyncio.run` that ended) and started on another gets a fresh one,
+            # holding the same state, which a restart keeps (rules, journal, stored objects).
+            self.app = _on_a_new_loop(self.app)
         try:
             sock = sites.listen(self.config.host, self.config.port)
         except OSError as error:
@@ -114,6 +142,7 @@ class MockServer:
             keepalive_timeout=self.config.read_timeout,
         )
         await runner.setup()
+        self._loop = loop
         await sites.StampingSite(runner, sock, self.state.arrivals).start()
         self._runner = runner
         self.port = int(sock.getsockname()[1])
