@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -288,7 +289,12 @@ def _strings(name: str, value: Any) -> tuple[str, ...]:
 def _path(name: str, value: Any) -> str:
     if not isinstance(value, (str, os.PathLike)):
         raise ConfigError(f"{name}: expected a string or a path, got {value!r}")
-    return os.fspath(value)
+    path = os.fspath(value)
+    if not path and name in ("cassette", "scenarios"):
+        # (`--cassette "$CASSETTE"` with the variable unset: an empty path would be the working
+        # folder, replayed whole while the banner said there was no cassette)
+        raise ConfigError(f"{name}: an empty path; name a file or a folder")
+    return path
 
 
 _PATHS = frozenset({"cassette"})
@@ -401,16 +407,21 @@ def _state_url(name: str, url: Any) -> str:
 
 
 def password_hidden(url: Any) -> Any:
-    """A state URL as the banner and errors show it: its password `***` (they end up in CI
-    logs)."""
+    """A state URL as the banner and errors show it: its password `***`, given as
+    `user:password@` or as the Redis client's `?password=` (they end up in CI logs)."""
     if not isinstance(url, str):
         return url
+    url = _QUERY_PASSWORD.sub(r"\1***", url)
     netloc = urlsplit(url).netloc
     userinfo, at, host = netloc.rpartition("@")
     if not at or ":" not in userinfo:
         return url
     user = userinfo.split(":", 1)[0]
     return url.replace(netloc, f"{user}:***@{host}", 1)
+
+
+# A `password=` query option's value (redis-py takes any client keyword from the query).
+_QUERY_PASSWORD = re.compile(r"([?&;]password=)[^&;#]*", re.IGNORECASE)
 
 
 def _client_options_problem(url: str) -> str | None:

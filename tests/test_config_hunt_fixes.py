@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from sdk import sdk
 from service_support import ServeProcess, redis_server
 
 from mockai import Config, MockServer
+from mockai.errors import ConfigError
 
 CHAT = [{"role": "user", "content": "ping"}]
 
@@ -297,3 +300,21 @@ def test_only_a_request_that_never_fits_is_too_large(budgeted: MockServer, max_t
     assert found is not None, answer.text
     assert int(found.group(1)) > 100 and int(found.group(1)) >= max_tokens
     assert "retry-after" not in answer.headers and "retry-after-ms" not in answer.headers
+
+
+@pytest.mark.parametrize("option", ["--cassette", "--scenario"])
+def test_an_empty_path_stops_serve_instead_of_meaning_the_working_folder(option: str) -> None:
+    """`--cassette "$CASSETTE"` with the variable unset replayed every cassette under `.` while
+    the banner said there was none; now it is the option's error, exit 2."""
+    done = subprocess.run(
+        [sys.executable, "-m", "mockai", "serve", "--port", "0", option, ""],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    name = option.removeprefix("--").replace("scenario", "scenarios")
+    assert f"{name}: an empty path; name a file or a folder" in done.stderr
+    assert "Traceback" not in done.stderr
+    with pytest.raises(ConfigError, match="an empty path"):
+        MockServer(cassette="")

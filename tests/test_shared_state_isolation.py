@@ -151,3 +151,26 @@ def test_no_bad_state_url_error_shows_its_password(user: str, password: str, por
         Config(state=url)
     assert secret not in str(raised.value)
     assert f"{user}:***@127.0.0.1" in str(raised.value)
+
+
+@settings(max_examples=examples(100), deadline=None)
+@given(
+    password=st.text(
+        alphabet=string.ascii_letters + string.digits + "@:!$'()*+,=-._~%", max_size=20
+    ),
+    spelled=st.sampled_from(["password", "PASSWORD", "Password"]),
+    before=st.sampled_from(["", "socket_timeout=1&", "db=1&"]),
+    problem=st.sampled_from(["/abc", "/0?socket_timeout=abc&", "/0?no_such_option=1&"]),
+)
+def test_no_bad_state_url_error_shows_a_password_given_as_a_query_option(
+    password: str, spelled: str, before: str, problem: str
+) -> None:
+    """redis-py takes `?password=` too (the server starts with it, its banner dropping the
+    query): an error about such a URL printed it whole before."""
+    secret = "PW" + password
+    joint = "&" if "?" in problem else "?"
+    url = f"redis://127.0.0.1:6379{problem}{joint}{before}{spelled}={secret}"
+    with pytest.raises(ConfigError) as raised:
+        Config(state=url)
+    assert secret not in str(raised.value)
+    assert f"{spelled}=***" in str(raised.value)
