@@ -113,6 +113,8 @@ def bounded(pattern: str, flags: int = 0) -> Bounded:
     """`pattern` compiled with `re` semantics; raises re.error (or OverflowError, for a repeat
     count past re's bound) as `re.compile` does."""
     checked = re.compile(pattern, flags)
+    if _unrolled(pattern, flags) > UNROLLED_MOST:
+        return Bounded(checked, None)  # (see UNROLLED_MOST)
     twin = 0
     for mine, theirs in _FLAGS:
         if flags & mine:
@@ -122,6 +124,47 @@ def bounded(pattern: str, flags: int = 0) -> Bounded:
     except Exception:  # `regex` refuses what `re` takes: keep `re`'s meaning, unbounded
         searcher = None
     return Bounded(checked, searcher)
+
+
+# `regex` unrolls a repeat's required count when it compiles: `a{10000000}` takes 7 s and 2.6 GB
+# before any search (`(?:a{1000}){1000}` 274 MB), where `re` keeps a counter. A pattern that
+# would unroll to more than this many copies is searched with `re` (unbounded in time, as before
+# this module; the generator never searches the values it cuts short at the size limit, which
+# such patterns ask for).
+UNROLLED_MOST = 20_000
+
+
+def _unrolled(pattern: str, flags: int) -> int:
+    """How many copies of its parts `regex` would make compiling `pattern`: the required counts
+    of nested repeats multiplied, summed over the pattern (1 for a pattern without repeats)."""
+    from mockai.generate.schema.patterns import sre_constants, sre_parse
+
+    repeats = {sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT}
+    possessive = getattr(sre_constants, "POSSESSIVE_REPEAT", None)
+    if possessive is not None:
+        repeats.add(possessive)
+
+    def inside(value: Any) -> Iterator[Any]:  # the sub-patterns an item holds (groups,
+        # branches, lookarounds, conditionals, atomic groups alike)
+        if isinstance(value, sre_parse.SubPattern):
+            yield value
+        elif isinstance(value, (tuple, list)):
+            for item in value:
+                yield from inside(item)
+
+    def size(parsed: Any) -> int:
+        total = 0
+        for op, av in parsed:
+            if op in repeats:
+                low, _, inner = av
+                total += max(low, 1) * size(inner)
+            else:
+                total += 1 + sum(size(part) for part in inside(av))
+            if total > UNROLLED_MOST:
+                return total  # (enough: nested counts can be astronomically large)
+        return total
+
+    return size(sre_parse.parse(pattern, flags))
 
 
 # --- jsonschema ------------------------------------------------------------------------------
