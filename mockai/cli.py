@@ -129,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     answers.add_argument(
         "--scenario",
         action="append",
+        type=_scenario_path,
         metavar="PATH",
         help="scenario file or folder (repeatable; folders load in name order)",
     )
@@ -169,7 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     tapes = serve.add_argument_group("cassettes")
     tapes.add_argument(
-        "--cassette", metavar="PATH", help="cassette file or folder to replay / record"
+        "--cassette",
+        type=_valid("cassette"),
+        metavar="PATH",
+        help="cassette file or folder to replay / record",
     )
     tapes.add_argument(
         "--record-mode",
@@ -282,6 +286,12 @@ def _valid(option: str, parse: Callable[[str], Any] | None = None) -> Callable[[
 
     check.__name__ = option  # argparse names the type in some of its messages
     return check
+
+
+def _scenario_path(text: str) -> str:
+    """One `--scenario` path, checked as the configuration checks it (an empty one is refused)."""
+    (path,) = _valid("scenarios")(text)
+    return str(path)
 
 
 def _matchers(text: str) -> tuple[str, ...]:

@@ -279,7 +279,7 @@ def _strings(name: str, value: Any) -> tuple[str, ...]:
     if isinstance(value, str) and name in _COMMA_LISTS:
         return _comma_split(value)
     if isinstance(value, (str, os.PathLike)):  # a path or a regex may hold a comma: one item
-        return (os.fspath(value),)
+        return (_path(name, value),)
     try:
         return tuple(_path(name, item) for item in value)
     except TypeError:
