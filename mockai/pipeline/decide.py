@@ -65,6 +65,9 @@ class Decider:
         self.fallback = fallback
         self.no_match_status = no_match_status
         self.keepers = dict(keepers or {})
+        # No-match answers since the server started. Unlike the journal it is never cleared
+        # (`reset`) nor bounded, so the pytest plugin's strict check misses none.
+        self.no_matches = 0
 
     async def decide(self, exchange: Exchange, key: bytes) -> Plan:
         """The Plan for `exchange`; `key` is its content key (for reproducible generation).
@@ -97,6 +100,7 @@ class Decider:
 
     def no_match(self, exchange: Exchange) -> ApiError:
         """The error for a request nothing matched, with the near-miss report as its message."""
+        self.no_matches += 1
         lines = [f"mockai: no rule or recording matches this {exchange.endpoint} request."]
         for source in self.sources:
             lines.extend(source.near_misses(exchange))

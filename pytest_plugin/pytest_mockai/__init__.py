@@ -19,7 +19,8 @@ the fixture, so installing the plugin costs nothing to test runs that do not use
 from __future__ import annotations
 
 import os
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -32,6 +33,10 @@ if TYPE_CHECKING:
 __all__ = ["OPTION_NAMES", "MockaiFixture"]
 
 _REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
+# Cassette conflict files (`<cassette>.conflict`, `-2`, ...) the session's servers wrote; under
+# pytest-xdist each worker sends its own to the controller, which says them all once.
+_CONFLICTS = pytest.StashKey[set[str]]()
+_WORKER_CONFLICTS = "mockai_conflicts"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -79,8 +84,7 @@ def mockai(
     """A fresh mockai server for this test; OPENAI_BASE_URL and OPENAI_API_KEY point at it."""
     from pytest_mockai.fixture import MockaiFixture
 
-    options = merged_options(request, mockai_config)
-    request.config.hook.pytest_mockai_configure(options=options, request=request)
+    options = merged_options(request, mockai_config)  # (runs the pytest_mockai_configure hooks)
     fixture = MockaiFixture.start(options)
     monkeypatch.setenv("OPENAI_BASE_URL", fixture.url)
     # Recording forwards the client's key to the upstream: keep a real one if the user has it.
@@ -91,9 +95,25 @@ def mockai(
         yield fixture
     finally:
         fixture.stop()
+        _note_conflicts(request.config, fixture.new_conflict_files())
     assert isinstance(request.node, pytest.Item)
     if fixture.strict and not _test_failed(request.node):
         fixture.check_unmatched()
+
+
+@pytest.fixture(autouse=True)
+def _mockai_first(request: pytest.FixtureRequest) -> None:
+    """Start a test's `mockai` server before its other function-scoped fixtures.
+
+    pytest sets fixtures up in the order the test names them, so `def test(client, mockai)`
+    would build `client` before OPENAI_BASE_URL points at the mock: it would call the real API
+    with the user's key. Autouse fixtures come first among a test's function-scoped fixtures
+    (after every higher-scoped one, which cannot depend on `mockai` anyway), and a plugin's before
+    any conftest's; from here `mockai` is set up with its own dependencies, as pytest resolves
+    them. A test without `mockai` pays one membership test.
+    """
+    if "mockai" in request.fixturenames:
+        request.getfixturevalue("mockai")
 
 
 @pytest.fixture
@@ -109,5 +129,66 @@ def make_mockai_server(request: pytest.FixtureRequest) -> Iterator[Any]:
         return server
 
     yield make
-    for server in started:
-        server.stop()
+    _stop_all(started)
+
+
+def _stop_all(servers: Iterable[Any]) -> None:
+    """Stop every server still running (a test may have stopped one itself, to see its app cope
+    with the API going away); one that fails to stop does not leave the others running."""
+    errors: list[Exception] = []
+    for server in servers:
+        if not server.running:
+            continue
+        try:
+            server.stop()
+        except Exception as error:
+            errors.append(error)
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        said = "; ".join(f"{type(e).__name__}: {e}" for e in errors)
+        raise RuntimeError(f"mockai: {len(errors)} servers failed to stop: {said}") from errors[0]
+
+
+def _note_conflicts(config: pytest.Config, files: Iterable[Path]) -> None:
+    config.stash.setdefault(_CONFLICTS, set()).update(str(path) for path in files)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """On a pytest-xdist worker, hand the conflict files to the controller (it says them)."""
+    output = getattr(session.config, "workeroutput", None)
+    conflicts = session.config.stash.get(_CONFLICTS, set())
+    if output is not None and conflicts:
+        output[_WORKER_CONFLICTS] = sorted(conflicts)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """pytest-xdist's controller: a worker finished; keep the conflict files it reported."""
+    found = getattr(node, "workeroutput", {}).get(_WORKER_CONFLICTS, ())
+    if found:
+        _note_conflicts(node.config, (Path(name) for name in found))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say which recordings went to conflict files instead of their cassettes.
+
+    A warning, not a failure: the tests got the upstream's real answers, and nothing recorded is
+    lost (docs/cassettes.md: the cassette is never overwritten, the session is saved beside it
+    and mockai says so). But until they are merged, a replay misses those recordings.
+    """
+    conflicts = terminalreporter.config.stash.get(_CONFLICTS, set())
+    if not conflicts:
+        return
+    terminalreporter.write_sep("=", "mockai: cassette conflicts", yellow=True, bold=True)
+    terminalreporter.write_line(
+        f"{len(conflicts)} recording session(s) were saved to conflict files, not into their "
+        "cassettes, which changed on disk while they recorded (several pytest-xdist workers "
+        "recording one cassette?). Until merged, a replay misses these recordings:"
+    )
+    for name in sorted(conflicts):
+        terminalreporter.write_line(f"  {name}")
+    terminalreporter.write_line(
+        "Merge each into its cassette and delete it, or delete them and record again without "
+        "xdist (-n 0)."
+    )

@@ -4,6 +4,7 @@ and assertions about how the client behaved (attempts, waits, retries)."""
 from __future__ import annotations
 
 import functools
+import glob
 import itertools
 import json
 import ssl
@@ -33,9 +34,13 @@ class MockaiFixture:
 
     __test__ = False
 
-    def __init__(self, server: MockServer, *, strict: bool) -> None:
+    def __init__(self, server: MockServer, *, strict: bool, cassette: Path | None = None) -> None:
         self.server = server
         self.strict = strict
+        # Counted by the server, unlike the journal never cleared nor bounded (`check_unmatched`).
+        self._no_matches_before = self._no_matches()
+        self._cassette = cassette
+        self._conflicts_before = self._conflict_files()
 
     @classmethod
     def start(cls, options: Mapping[str, Any]) -> MockaiFixture:
@@ -52,17 +57,42 @@ class MockaiFixture:
         if cassette is not None:
             _require_recording(Path(cassette), settings.get("record_mode", "none"))
             settings["cassette"] = str(cassette)
+        if options.get("strict_fixtures") is not None:  # the server's `strict` (`--strict`)
+            settings["strict"] = bool(options["strict_fixtures"])
+        # Where conflict files may appear: beside the cassette this server records into.
+        recorded = None
+        if cassette is not None and settings.get("record_mode", "none") != "none":
+            recorded = Path(cassette)
         try:
             server = MockServer(**settings).start()
         except MockaiError as error:
             pytest.fail(f"mockai could not start:\n{error}", pytrace=False)
         # None (a `pytest_mockai_configure` hook may set it) means "not set": strict by default.
         strict = options.get("strict")
-        return cls(server, strict=True if strict is None else bool(strict))
+        return cls(
+            server,
+            strict=True if strict is None else bool(strict),
+            cassette=recorded,
+        )
 
     def stop(self) -> None:
-        """Stop the server (the fixture does this after the test)."""
-        self.server.stop()
+        """Stop the server (the fixture does this after the test, unless the test did)."""
+        if self.server.running:
+            self.server.stop()
+
+    def new_conflict_files(self) -> list[Path]:
+        """Conflict files (`<cassette>.conflict`, `-2`...) that appeared beside the cassette this
+        test recorded into: its recordings, or a concurrent recorder's, went there instead."""
+        return sorted(self._conflict_files() - self._conflicts_before)
+
+    def _conflict_files(self) -> set[Path]:
+        path = self._cassette
+        if path is None:
+            return set()
+        return set(path.parent.glob(glob.escape(path.name) + ".conflict*"))
+
+    def _no_matches(self) -> int:
+        return self.server.state.decider.no_matches
 
     # --- where it is ---------------------------------------------------------------------------
 
@@ -134,8 +164,13 @@ class MockaiFixture:
 
     @property
     def requests(self) -> list[JournalEntry]:
-        """Every request the server got, oldest first: body, headers, rule, faults, timing."""
-        return self.server.requests
+        """Every request the server got, oldest first: body, headers, rule, faults, timing.
+
+        The journal lists requests as the server began handling them; concurrent requests may
+        begin in another order than their bytes arrived (`arrived`, stamped at the socket), so
+        this view sorts them by arrival (ties keep the journal's order).
+        """
+        return sorted(self.server.requests, key=_arrival)
 
     def calls(self, **where: Any) -> list[JournalEntry]:
         """The requests whose fields equal `where` (e.g. `endpoint="chat"`, `rule="greet"`;
@@ -149,20 +184,26 @@ class MockaiFixture:
 
     def timeline(self, entries: Iterable[JournalEntry] | None = None) -> str:
         """One line per request: when it came, what it asked, what it got."""
-        entries = list(self.requests if entries is None else entries)
+        entries = sorted(self.requests if entries is None else entries, key=_arrival)
         if not entries:
             return "  (no requests)"
-        start = entries[0].arrived
+        start = entries[0].arrived  # the earliest arrival: no line shows a negative time
         return "\n".join(_timeline_line(e, start) for e in entries)
 
     # --- assertions ----------------------------------------------------------------------------
 
-    def assert_called(self, times: int | None = None, **where: Any) -> None:
-        """At least one matching request, or exactly `times` of them."""
+    def assert_called(
+        self, n: int | None = None, *, times: int | None = None, **where: Any
+    ) -> None:
+        """At least one matching request, or exactly `n` of them (`times=` is the same)."""
+        if times is not None:
+            if n is not None and n != times:
+                raise TypeError(f"assert_called: n={n} and times={times} disagree; give one")
+            n = times
         found = self.calls(**where)
-        ok = len(found) == times if times is not None else bool(found)
+        ok = len(found) == n if n is not None else bool(found)
         if not ok:
-            wanted = f"exactly {times}" if times is not None else "at least one"
+            wanted = f"exactly {n}" if n is not None else "at least one"
             filters = f" matching {where}" if where else ""
             raise AssertionError(
                 f"expected {wanted} request(s){filters}, got {len(found)}:\n{self.timeline()}"
@@ -192,14 +233,28 @@ class MockaiFixture:
             )
 
     def check_unmatched(self) -> None:
-        """Fail the test if a request matched nothing (the teardown check in strict mode)."""
+        """Fail the test if a request matched nothing (the teardown check in strict mode).
+
+        The server counts its no-match answers; the journal keeps their reports only while it
+        holds their entries (`reset()` empties it, and it keeps the latest 1,000), so a miss is
+        caught either way, and reported in full when its entry is still there.
+        """
         misses = self.unmatched
-        if not misses:
+        count = max(len(misses), self._no_matches() - self._no_matches_before)
+        if not count:
             return
-        reports = "\n\n".join(str((e.error or {}).get("message", "")) for e in misses)
+        reports = [str((e.error or {}).get("message", "")) for e in misses]
+        gone = count - len(misses)
+        if gone:
+            reports.append(
+                f"{gone} of them left the journal with their details (`reset()` empties it, and "
+                "it keeps the latest requests only): read mockai.unmatched before a reset to see "
+                "them."
+            )
+        said = "\n\n".join(reports)
         pytest.fail(
-            f"mockai: {len(misses)} request(s) matched no rule or recording (the client may have "
-            f"swallowed the error; strict=False allows it):\n\n{reports}\n\ntimeline:\n"
+            f"mockai: {count} request(s) matched no rule or recording (the client may have "
+            f"swallowed the error; strict=False allows it):\n\n{said}\n\ntimeline:\n"
             f"{self.timeline()}",
             pytrace=False,
         )
@@ -218,6 +273,10 @@ def _require_recording(path: Path, record_mode: str) -> None:
             "then commit the cassette.",
             pytrace=False,
         )
+
+
+def _arrival(entry: JournalEntry) -> float:
+    return entry.arrived
 
 
 def _has(entry: JournalEntry, field: str, value: Any) -> bool:

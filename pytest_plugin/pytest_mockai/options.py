@@ -5,9 +5,9 @@
 Markers merge key by key: module < class < the test's own (`marker_options`). A None value, in
 the fixture's dict or a marker, means "not set" and never overrides a layer below.
 
-Plugin-level options (`strict`, `cassette`, `scenario`, `api_key`) shape the fixture; every other
-key is a mockai server option (`mockai serve --help`: `models`, `latency`, `limits`, `fallback`,
-`strict_requests`...) passed through to `mockai.Config`, which validates it.
+Plugin-level options (`strict`, `strict_fixtures`, `cassette`, `scenario`, `api_key`) shape the
+fixture; every other key is a mockai server option (`mockai serve --help`: `models`, `latency`,
+`limits`, `fallback`, `strict_requests`...) passed through to `mockai.Config`, which validates it.
 """
 
 from __future__ import annotations
@@ -29,10 +29,16 @@ _OPTIONS: dict[str, tuple[str, str]] = {
     "seed": ("string", "seed for generated answers, ids and chaos"),
     "chaos": ("string", "fault rates for every server, e.g. rate_limit=0.1"),
     "strict": ("bool", "fail a test whose server got a request nothing matched (default true)"),
+    # The server's own `strict` (`mockai serve --strict`), which the plugin's `strict` hides.
+    "strict_fixtures": ("bool", "stale fixtures (bad scripted JSON, tool arguments) are errors"),
     "cassette_dir": ("string", "cassette folder, relative to each test file (default: cassettes)"),
 }
 OPTION_NAMES = tuple(_OPTIONS)
-PLUGIN_KEYS = frozenset({"strict", "cassette", "scenario", "cassette_dir", "api_key"})
+PLUGIN_KEYS = frozenset(
+    {"strict", "strict_fixtures", "cassette", "scenario", "cassette_dir", "api_key"}
+)
+# What pytest-recording's `get_default_cassette_name` replaces with "-" (its names, its rule).
+_UNSAFE_IN_NAMES = str.maketrans(dict.fromkeys("<>?%*:|\"'/\\", "-"))
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -61,15 +67,17 @@ def marker_line() -> str:
     """The marker's documentation for `pytest --markers`."""
     return (
         "mockai(scenario=None, cassette=None, record_mode=None, seed=None, strict=None, "
-        "chaos=None, **options): configure this test's `mockai` server; options are those of "
-        "`mockai serve` (models=, latency=, limits=, fallback=, ...). See the mockai README."
+        "strict_fixtures=None, chaos=None, **options): configure this test's `mockai` server; "
+        "options are those of `mockai serve` (models=, latency=, limits=, fallback=, ...). "
+        "See the mockai README."
     )
 
 
 def merged_options(
     request: pytest.FixtureRequest, fixture_config: dict[str, Any]
 ) -> dict[str, Any]:
-    """All layers merged for this test, with the cassette path resolved."""
+    """All layers merged for this test, then the `pytest_mockai_configure` hooks of the test's
+    folder, then the cassette path resolved (so a hook's `cassette=` is read like a marker's)."""
     config = request.config
     options: dict[str, Any] = {"record_mode": "none", "strict": True}
     for name, (kind, _) in _OPTIONS.items():  # ini
@@ -82,6 +90,13 @@ def merged_options(
             options[name] = _typed(name, kind, value)
     options.update(_set(fixture_config))
     options.update(marker_options(request.node))
+    # The node's hook relay: only the conftest files on the test's own path take part.
+    request.node.ihook.pytest_mockai_configure(options=options, request=request)
+    if options.get("cassette") is False:
+        # No cassette: nothing to record into, so nothing is forwarded upstream either (with
+        # the user's real key); an unscripted request is a no-match, as in a replay run.
+        options.pop("upstream", None)
+        options["record_mode"] = "none"
     options["cassette"] = _cassette_path(request, options)
     return options
 
@@ -130,17 +145,27 @@ def _cassette_path(request: pytest.FixtureRequest, options: dict[str, Any]) -> P
     if isinstance(wanted, (str, Path)):
         return test_file.parent / wanted
     folder = test_file.parent / str(options.get("cassette_dir") or "cassettes") / test_file.stem
-    path = folder / (_cassette_name(request.node) + ".yaml")
+    cls = getattr(request.node, "cls", None)
+    class_name = cls.__name__ if cls is not None else None
+    path = folder / (cassette_name(class_name, request.node.name) + ".yaml")
+    legacy = folder / (_legacy_cassette_name(class_name, request.node.name) + ".yaml")
+    if not path.exists() and legacy.exists():  # recorded before names followed pytest-recording
+        path = legacy
     recording = options.get("record_mode", "none") != "none" and options.get("upstream")
     if wanted is True or path.exists() or recording:
         return path
     return None
 
 
-def _cassette_name(node: Any) -> str:
-    name = node.name
-    cls = getattr(node, "cls", None)
-    if cls is not None:
-        name = f"{cls.__name__}.{name}"
-    # Parametrized ids carry brackets, slashes and spaces: keep file names portable.
+def cassette_name(class_name: str | None, test_name: str) -> str:
+    """pytest-recording's default cassette name (`get_default_cassette_name`): `Class.test[id]`
+    with only the characters file systems forbid, `<>?%*:|"'/\\`, replaced by `-`, so that its
+    cassettes replay here under the same names."""
+    name = f"{class_name}.{test_name}" if class_name else test_name
+    return name.translate(_UNSAFE_IN_NAMES)
+
+
+def _legacy_cassette_name(class_name: str | None, test_name: str) -> str:
+    """The name earlier versions gave (everything outside `[\\w.\\-\\[\\]]` became `_`)."""
+    name = f"{class_name}.{test_name}" if class_name else test_name
     return re.sub(r"[^\w.\-\[\]]", "_", name)
