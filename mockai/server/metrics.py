@@ -7,7 +7,12 @@ served; streams and requests in flight.
 The hot path only adds to plain dicts and lists (about two microseconds a request, where
 prometheus-client's own metric objects cost ten to twenty-five: a lock and a label lookup per
 update); a scrape turns the totals into prometheus-client metric families and its exposition.
-Label values that come from clients (model names) are bounded, so a fuzzer cannot grow them.
+Label values that come from clients (model names) are bounded, so a fuzzer cannot grow them:
+each process labels the first `MAX_MODELS` models it sees, and the merged totals of several
+workers keep the `MAX_MODELS` the server saw first (each worker notes when it first saw each
+model), the others summed under `other`. First seen, not most counted: a model kept stays kept
+as others come, so its series and `other`'s only ever grow (chosen by count, models would move
+in and out of `other`, and its counter would go down).
 
 Under `mockai serve --workers N` every worker writes its totals to a file of its own in one
 folder (a temporary one `mockai serve` makes before the workers start) once a second,
@@ -24,6 +29,7 @@ import contextlib
 import json
 import os
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -37,6 +43,8 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 FLUSH_SECONDS = 1.0
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 MAX_MODELS = 200  # distinct model labels; more are counted as "other"
+# Where the model is in the keys of the counters that have one.
+_MODEL_AT = {"errors": 1, "tokens": 0}
 
 # The counters beside the request histograms: name -> (help, label names).
 _COUNTERS = {
@@ -57,16 +65,22 @@ _COUNTERS = {
 class Metrics:
     """The metrics of one server (one process): totals, and their exposition."""
 
-    def __init__(self, folder: str | None = None, uploads: UploadBudget | None = None) -> None:
+    def __init__(
+        self,
+        folder: str | None = None,
+        uploads: UploadBudget | None = None,
+        max_models: int = MAX_MODELS,
+    ) -> None:
         self.folder = folder  # several workers: where each one's totals are shared
         self.uploads = uploads  # the server's upload budget, read when totals are taken
+        self.max_models = max_models  # model labels, for the process and for the server
         # (endpoint, model, status) -> [count, sum of seconds, bucket counts..., +Inf bucket]
         self.requests: dict[tuple[str, ...], list[float]] = {}
         self.headers: dict[tuple[str, ...], list[float]] = {}  # (endpoint, model) -> the same
         self.counters: dict[str, dict[tuple[str, ...], float]] = {name: {} for name in _COUNTERS}
         self.in_flight = 0
         self.active_streams = 0
-        self._models: set[str] = set()
+        self._models: dict[str, float] = {}  # model -> when this process first saw it
 
     # --- the hot path ---------------------------------------------------------------------------
 
@@ -108,9 +122,10 @@ class Metrics:
             return ""
         if model in self._models:
             return model
-        if len(self._models) >= MAX_MODELS:
+        if len(self._models) >= self.max_models:
             return "other"
-        self._models.add(model)
+        # (the wall clock: the workers' first sightings are compared with one another's)
+        self._models[model] = time.time()
         return model
 
     def _count_tokens(self, model: str, outgoing: Outgoing) -> None:
@@ -142,6 +157,7 @@ class Metrics:
                 name: [[*key, value] for key, value in values.items()]
                 for name, values in self.counters.items()
             },
+            "models": [[model, seen] for model, seen in self._models.items()],
             "in_flight": self.in_flight,
             "active_streams": self.active_streams,
             **_upload_totals(self.uploads),
@@ -177,7 +193,7 @@ class Metrics:
         from prometheus_client import CollectorRegistry, generate_latest
 
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(_Collector(_merged(self._everyone())))
+        registry.register(_Collector(_merged(self._everyone(), self.max_models)))
         return generate_latest(registry)
 
     async def share(self) -> None:
@@ -214,13 +230,14 @@ def _add(counter: dict[tuple[str, ...], float], key: tuple[str, ...], amount: fl
     counter[key] = counter.get(key, 0) + amount
 
 
-def _merged(everyone: Iterator[dict[str, Any]]) -> dict[str, Any]:
+def _merged(everyone: Iterator[dict[str, Any]], max_models: int = MAX_MODELS) -> dict[str, Any]:
     requests: dict[tuple[str, ...], list[float]] = {}
     headers: dict[tuple[str, ...], list[float]] = {}
     counters: dict[str, dict[tuple[str, ...], float]] = {name: {} for name in _COUNTERS}
     # Summed over the workers; the peak is each worker's own (their budgets are apart).
     gauges = {"in_flight": 0.0, "active_streams": 0.0, "upload_bytes": 0.0, "upload_waits": 0.0}
     peak = 0.0
+    first_seen: dict[str, float] = {}  # model -> when a worker first saw it
     for totals in everyone:
         for series, width, rows in (
             (requests, 3, totals["requests"]),
@@ -237,6 +254,17 @@ def _merged(everyone: Iterator[dict[str, Any]]) -> dict[str, Any]:
         for gauge in gauges:
             gauges[gauge] += totals.get(gauge, 0)
         peak = max(peak, totals.get("upload_peak", 0))
+        for model, seen in totals.get("models", ()):
+            first_seen[model] = min(seen, first_seen.get(model, seen))
+    if len(first_seen) > max_models:
+        # Each worker kept its own first models: the server keeps those it saw first (the
+        # names break ties, so every worker answering a scrape keeps the same ones).
+        kept = sorted(first_seen, key=lambda model: (first_seen[model], model))[:max_models]
+        folded = set(first_seen).difference(kept)
+        requests = _fold_series(requests, 1, folded)
+        headers = _fold_series(headers, 1, folded)
+        for name, at in _MODEL_AT.items():
+            counters[name] = _fold_counter(counters.get(name, {}), at, folded)
     return {
         "requests": requests,
         "headers": headers,
@@ -244,6 +272,31 @@ def _merged(everyone: Iterator[dict[str, Any]]) -> dict[str, Any]:
         **gauges,
         "upload_peak": peak,
     }
+
+
+def _other(key: tuple[str, ...], at: int, folded: set[str]) -> tuple[str, ...]:
+    """`key` with its model (at `at`) counted as `other` if it is one of `folded`."""
+    return (*key[:at], "other", *key[at + 1 :]) if key[at] in folded else key
+
+
+def _fold_series(
+    series: dict[tuple[str, ...], list[float]], at: int, folded: set[str]
+) -> dict[tuple[str, ...], list[float]]:
+    result: dict[tuple[str, ...], list[float]] = {}
+    for key, values in series.items():
+        mine = result.setdefault(_other(key, at, folded), [0.0] * len(values))
+        for index, value in enumerate(values):
+            mine[index] += value
+    return result
+
+
+def _fold_counter(
+    counter: dict[tuple[str, ...], float], at: int, folded: set[str]
+) -> dict[tuple[str, ...], float]:
+    result: dict[tuple[str, ...], float] = {}
+    for key, value in counter.items():
+        _add(result, _other(key, at, folded), value)
+    return result
 
 
 class _Collector:

@@ -10,7 +10,9 @@ a temporary folder set up here before the workers start).
 
 Shutdown (SIGTERM or SIGINT, to the parent): every process stops accepting at once (the parent
 passes the signal on), lets requests in flight — streams included — finish for up to `--grace`
-seconds, flushes cassettes being recorded, and exits 0.
+seconds, cuts those still running then, flushes cassettes being recorded, and exits 0
+(`lifecycle.shut_down`: at most `--grace` + 1 s). A worker also stops when its parent dies, even
+by SIGKILL (`lifecycle.bind_to_parent`).
 """
 
 from __future__ import annotations
@@ -145,10 +147,12 @@ async def serve_socket(
     announce: bool = True,
     on_stop: Callable[[], None] | None = None,
     metrics_dir: str | None = None,
+    parent_line: int | None = None,
 ) -> None:
     """Serve on `sock` until SIGINT or SIGTERM, then shut down gracefully (see the module);
     `on_stop` runs as soon as the signal comes (the parent passes it on to the workers);
-    `metrics_dir` is where the workers add up their metrics."""
+    `metrics_dir` is where the workers add up their metrics; `parent_line`, in a worker, the
+    pipe whose end of file says the parent is gone (`lifecycle.bind_to_parent`)."""
     heap.keep_big_buffers_out_of_the_heap()
     app = create_app(config, metrics_dir=metrics_dir)
     if config.log_requests:  # (the command line's logging writes to stderr: so do the lines)
@@ -161,7 +165,8 @@ async def serve_socket(
     # aiohttp's keep-alive timer also runs while a connection has not sent a whole request
     # head yet: it bounds idle and half-open connections alike.
     # `shutdown_timeout` is the grace: how long handlers still running (streams) may take once
-    # the listening socket is closed, before they are cancelled.
+    # the listening socket is closed, before they are cancelled (the bound on the whole
+    # shutdown is `lifecycle.shut_down`'s: aiohttp's can take twice as long, or forever).
     runner = web.AppRunner(
         app,
         access_log=None,
@@ -175,6 +180,10 @@ async def serve_socket(
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows
             loop.add_signal_handler(sig, stopping.set)
+    if parent_line is not None:
+        from mockai.server import lifecycle  # (workers and shutdowns only: test_startup_imports)
+
+        lifecycle.watch_parent(parent_line, stopping.set)
     if announce:
         # After the handlers: a SIGTERM sent once the banner is seen must stop the workers too.
         # The app's config: scenario files may have set the seed or the models.
@@ -198,7 +207,9 @@ async def serve_socket(
             else:
                 notice = f"mockai: {notice}"
             print(notice, file=sys.stderr, flush=True)
-        await runner.cleanup()
+        from mockai.server import lifecycle
+
+        await lifecycle.shut_down(runner, config.grace)
 
 
 def run(config: Config) -> None:
@@ -206,12 +217,16 @@ def run(config: Config) -> None:
     sock, *theirs = listen(config)
     # Where the workers add up their metrics (each writes its totals there).
     metrics_dir = tempfile.mkdtemp(prefix="mockai-metrics-") if config.workers > 1 else None
+    # The workers' tie to this process (`lifecycle.bind_to_parent`): its write end stays open
+    # here until this process ends, however it ends.
+    line = os.pipe()
     children = []
     for own in theirs:
-        children.append(_fork_worker(config, own, [sock, *theirs], metrics_dir))
+        children.append(_fork_worker(config, own, [sock, *theirs], metrics_dir, line))
         # The worker's now: held open here too, it would keep taking connections nobody
         # accepts once the worker stopped (and later workers need not inherit it).
         own.close()
+    os.close(line[0])  # (the workers' end)
 
     def stop_children() -> None:
         for pid in children:
@@ -231,17 +246,28 @@ def run(config: Config) -> None:
             if metrics_dir is not None:
                 worker_exited(metrics_dir, pid)
         sock.close()
+        os.close(line[1])
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def _fork_worker(
-    config: Config, own: socket.socket, group: list[socket.socket], metrics_dir: str | None
+    config: Config,
+    own: socket.socket,
+    group: list[socket.socket],
+    metrics_dir: str | None,
+    line: tuple[int, int],
 ) -> int:
-    """Fork a worker serving `own`, one of the `group` of sockets the parent bound."""
+    """Fork a worker serving `own`, one of the `group` of sockets the parent bound, that ends
+    with the parent (`line`: the pipe `run` made for that)."""
+    parent = os.getpid()
     pid = os.fork()
     if pid:
         return pid
+    # At once: the parent may be killed any moment from now.
+    from mockai.server import lifecycle
+
+    parent_line = lifecycle.bind_to_parent(parent, line)
     # The child: serve on its own socket until told to stop; it never returns into the caller's
     # code. The group's other sockets are closed here: held open by this child, one would keep
     # taking connections nobody accepts once its process stopped (reset at exit instead of
@@ -252,7 +278,10 @@ def _fork_worker(
     code = 0
     try:
         sites.run_stamped(
-            serve_socket(config, own, announce=False, metrics_dir=metrics_dir), config.event_loop
+            serve_socket(
+                config, own, announce=False, metrics_dir=metrics_dir, parent_line=parent_line
+            ),
+            config.event_loop,
         )
     except BaseException:
         code = 1
