@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -34,6 +34,9 @@ from mockai.profiles.base import Profile
 from mockai.server.state import STATE, ServerState
 from mockai.wire import cors, errors, ids, jsonbytes
 from mockai.wire.outgoing import Body, EventStream, Outgoing
+
+if TYPE_CHECKING:
+    from mockai.pipeline.decide import Source
 
 log = logging.getLogger("mockai")
 
@@ -197,8 +200,10 @@ async def answer(
     if exchange.form is not None:
         _journal_body(entry, exchange.body)  # the form as typed, files as their summaries
     if exchange.endpoint is Endpoint.RESPONSES:
-        # An unknown id may be the upstream's: only a server without one knows every id.
-        strict_ids = state.config.strict_requests and state.config.upstream is None
+        # An unknown id may be the upstream's, or a recording's: only a server with neither
+        # knows every id.
+        config = state.config
+        strict_ids = config.strict_requests and config.upstream is None and config.cassette is None
         await state.responses.check_previous(exchange, strict=strict_ids)
         await state.conversations.check(exchange, strict=strict_ids)
     # This occurrence of this exact request: its ids, and its chaos draw, derive from it.
@@ -727,13 +732,81 @@ async def with_body(
     return await _static(request, parsed, profile)
 
 
+async def kept(
+    request: web.Request,
+    produce: Callable[[ServerState, Any], Produced],
+    profile: Profile,
+    route: str,
+    endpoint: Endpoint,
+) -> web.StreamResponse:
+    """Serve a request to what the API keeps (stored responses and completions, conversations)
+    at `route` (`/conversations/conv_1/items`): as `with_body`, unless a cassette or the upstream
+    answers it first.
+
+    The upstream keeps these objects (it made them): a proxy forwards and records every such
+    request, as it does files and batches, and a replay answers from those recordings, by
+    method, route and body; what no recording matches is the local stores' (`produce`)."""
+    sources = _recording_sources(request.app[STATE])
+    if not sources:  # (every server without cassette or upstream: as before)
+        return await with_body(request, produce, profile)
+    turn = Turn()
+
+    async def answered(state: ServerState, entry: JournalEntry, raw: bytes) -> Outgoing:
+        body = _parse_json(entry, raw) if raw else None
+        if body is None or isinstance(body, dict):  # (else the store's 400 says what is wrong)
+            exchange = _stored_exchange(request, profile, route, endpoint, body or {})
+            for source in sources:
+                plan = await source.plan(exchange, b"")
+                if plan is not None and plan.recorded is not None:
+                    turn.plan = plan
+                    entry.source, entry.rule = plan.source, plan.name
+                    return plan.recorded
+        produced = produce(state, body)
+        return await produced if inspect.isawaitable(produced) else produced
+
+    return await _static(request, answered, profile, turn=turn)
+
+
+def _recording_sources(state: ServerState) -> list[Source]:
+    """The server's cassette replay and upstream sources (none without either: their modules
+    are not even loaded)."""
+    if state.config.cassette is None and state.config.upstream is None:
+        return []
+    from mockai.cassette.record import UpstreamSource
+    from mockai.cassette.replay import ReplaySource
+
+    kinds = (ReplaySource, UpstreamSource)
+    return [source for source in state.decider.sources if isinstance(source, kinds)]
+
+
+def _stored_exchange(
+    request: web.Request, profile: Profile, route: str, endpoint: Endpoint, body: dict[str, Any]
+) -> Exchange:
+    """A request to a stored object as the cassette sources see a files or batches one: its
+    method, route, query and body (HEAD as GET, which is what is forwarded or recorded)."""
+    return Exchange(
+        endpoint=endpoint,
+        model="",
+        body=body,
+        headers=request.headers,
+        provider=profile.name,
+        method="GET" if request.method == "HEAD" else request.method,
+        route=route,
+        query=dict(request.query),
+        head=request.method == "HEAD",
+    )
+
+
 async def _static(
     request: web.Request,
     produce: Callable[[ServerState, JournalEntry, bytes], Produced],
     profile: Profile | None,
     *,
     authenticated: bool = True,
+    turn: Turn | None = None,
 ) -> web.StreamResponse:
+    """Serve a request `produce` answers; `turn`: where it leaves the Plan of a source that
+    answered instead (a recording's timing, the upstream's relay)."""
     state = request.app[STATE]
     profile = profile or state.profile
     begun = await _begin(request, state)
@@ -756,7 +829,8 @@ async def _static(
         entry.error = _journaled(error)
     except Exception:
         outgoing = _internal_error(request, entry, profile)
-    response = await _finish(request, state, entry, outgoing, limits, None, profile)
+    plan = turn.plan if turn is not None else None
+    response = await _finish(request, state, entry, outgoing, limits, plan, profile)
     if unreadable is not None:
         response.force_close()  # the rest of the request cannot be parsed: no keep-alive
     return response

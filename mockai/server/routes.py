@@ -7,7 +7,7 @@ import functools
 import inspect
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -112,10 +112,13 @@ def _generating(ref: CodecRef, *, deployment: bool = False) -> Bound:
 Call = Callable[[ServerState, web.Request, Any], object]
 
 
-def _stateful(call: Call) -> Bound:
+def _stateful(call: Call, route: str, endpoint: Endpoint) -> Bound:
     """A handler answering, as JSON, what `call(state, request, body)` returns (or sending it,
     when it is already a wire answer); `body` is the request's JSON (None without a body).
-    Errors it raises are the API's error answers."""
+    Errors it raises are the API's error answers.
+
+    `route` is the API route it serves (`/conversations/{conversation_id}`): with a cassette or
+    an upstream, the request, so named, is answered by them first (pipeline.run.kept)."""
 
     async def handle(request: web.Request, profile: Profile) -> web.StreamResponse:
         async def produce(state: ServerState, body: Any) -> Outgoing:
@@ -126,7 +129,9 @@ def _stateful(call: Call) -> Bound:
                 return answer
             return Body(200, jsonbytes.dumps(answer))
 
-        return await pipeline.with_body(request, produce, profile)
+        # (The route's own variables only: a named prefix's `{base}` is not in the template.)
+        addressed = route.format_map(request.match_info)
+        return await pipeline.kept(request, produce, profile, addressed, endpoint)
 
     return handle
 
@@ -160,6 +165,11 @@ class Route:
     needs: Endpoint | None = None
 
 
+def _kept(path: str, endpoint: Endpoint, calls: Mapping[str, Call]) -> Route:
+    """A route to what the stores keep: `calls` by method, each a `_stateful` handler."""
+    return Route(path, {m: _stateful(call, path, endpoint) for m, call in calls.items()}, endpoint)
+
+
 def _stored_completions() -> list[Route]:
     """Chat completions kept with `store: true` (the list is on the chat route itself)."""
 
@@ -168,19 +178,19 @@ def _stored_completions() -> list[Route]:
 
     one = "/chat/completions/{completion_id}"
     return [
-        Route(
+        _kept(
             one,
+            Endpoint.CHAT,
             {
-                "GET": _stateful(lambda s, r, b: s.completions.retrieve(completion_id(r))),
-                "POST": _stateful(lambda s, r, b: s.completions.update(completion_id(r), b)),
-                "DELETE": _stateful(lambda s, r, b: s.completions.delete(completion_id(r))),
+                "GET": lambda s, r, b: s.completions.retrieve(completion_id(r)),
+                "POST": lambda s, r, b: s.completions.update(completion_id(r), b),
+                "DELETE": lambda s, r, b: s.completions.delete(completion_id(r)),
             },
-            Endpoint.CHAT,
         ),
-        Route(
+        _kept(
             one + "/messages",
-            {"GET": _stateful(lambda s, r, b: s.completions.messages(completion_id(r), r.query))},
             Endpoint.CHAT,
+            {"GET": lambda s, r, b: s.completions.messages(completion_id(r), r.query)},
         ),
     ]
 
@@ -194,61 +204,54 @@ def _stored_responses() -> list[Route]:
     def conversation_id(request: web.Request) -> str:
         return request.match_info["conversation_id"]
 
+    def item_id(request: web.Request) -> str:
+        return request.match_info["item_id"]
+
     one = "/responses/{response_id}"
     conversation = "/conversations/{conversation_id}"
     item = conversation + "/items/{item_id}"
-    routes = [
-        Route("/responses/input_tokens", {"POST": _stateful(_count_input_tokens)}),
+    routes: list[tuple[str, Mapping[str, Call]]] = [
+        ("/responses/input_tokens", {"POST": _count_input_tokens}),
         # (after input_tokens, which is not a response id)
-        Route(
+        (
             one,
             {
-                "GET": _stateful(_retrieve_response),
-                "DELETE": _stateful(lambda s, r, b: s.responses.delete(response_id(r))),
+                "GET": _retrieve_response,
+                "DELETE": lambda s, r, b: s.responses.delete(response_id(r)),
             },
         ),
-        Route(
-            one + "/cancel", {"POST": _stateful(lambda s, r, b: s.responses.cancel(response_id(r)))}
-        ),
-        Route(
+        (one + "/cancel", {"POST": lambda s, r, b: s.responses.cancel(response_id(r))}),
+        (
             one + "/input_items",
-            {"GET": _stateful(lambda s, r, b: s.responses.input_items(response_id(r), r.query))},
+            {"GET": lambda s, r, b: s.responses.input_items(response_id(r), r.query)},
         ),
-        Route("/conversations", {"POST": _stateful(lambda s, r, b: s.conversations.create(b))}),
-        Route(
+        ("/conversations", {"POST": lambda s, r, b: s.conversations.create(b)}),
+        (
             conversation,
             {
-                "GET": _stateful(lambda s, r, b: s.conversations.retrieve(conversation_id(r))),
-                "POST": _stateful(lambda s, r, b: s.conversations.update(conversation_id(r), b)),
-                "DELETE": _stateful(lambda s, r, b: s.conversations.delete(conversation_id(r))),
+                "GET": lambda s, r, b: s.conversations.retrieve(conversation_id(r)),
+                "POST": lambda s, r, b: s.conversations.update(conversation_id(r), b),
+                "DELETE": lambda s, r, b: s.conversations.delete(conversation_id(r)),
             },
         ),
-        Route(
+        (
             conversation + "/items",
             {
-                "GET": _stateful(
-                    lambda s, r, b: s.conversations.list_items(conversation_id(r), r.query)
-                ),
-                "POST": _stateful(lambda s, r, b: s.conversations.add_items(conversation_id(r), b)),
+                "GET": lambda s, r, b: s.conversations.list_items(conversation_id(r), r.query),
+                "POST": lambda s, r, b: s.conversations.add_items(conversation_id(r), b),
             },
         ),
-        Route(
+        (
             item,
             {
-                "GET": _stateful(
-                    lambda s, r, b: s.conversations.item(
-                        conversation_id(r), r.match_info["item_id"]
-                    )
-                ),
-                "DELETE": _stateful(
-                    lambda s, r, b: s.conversations.delete_item(
-                        conversation_id(r), r.match_info["item_id"]
-                    )
+                "GET": lambda s, r, b: s.conversations.item(conversation_id(r), item_id(r)),
+                "DELETE": lambda s, r, b: s.conversations.delete_item(
+                    conversation_id(r), item_id(r)
                 ),
             },
         ),
     ]
-    return [replace(route, needs=Endpoint.RESPONSES) for route in routes]
+    return [_kept(path, Endpoint.RESPONSES, calls) for path, calls in routes]
 
 
 @functools.cache
@@ -259,7 +262,9 @@ def api_routes(endpoint_codecs: tuple[CodecRef, ...]) -> tuple[Route, ...]:
     for ref in endpoint_codecs:
         handlers: dict[str, Bound] = {"POST": _generating(ref)}
         if ref.endpoint is Endpoint.CHAT:  # the list of stored completions
-            handlers["GET"] = _stateful(lambda s, r, b: s.completions.list(r.query))
+            handlers["GET"] = _stateful(
+                lambda s, r, b: s.completions.list(r.query), ref.path, ref.endpoint
+            )
         out.append(Route(ref.path, handlers, ref.endpoint))
     out.append(Route("/models", {"GET": _list_models}))
     # Any characters, not the default `[^{}/]+`: unencoded ids such as
