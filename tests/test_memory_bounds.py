@@ -25,7 +25,7 @@ from mockai.errors import ApiError
 from mockai.pipeline.journal import Journal, JournalEntry
 from mockai.stores import conversations
 from mockai.stores.conversations import ConversationStore
-from mockai.stores.kept import Shelf
+from mockai.stores.kept import Shelf, size_of
 from mockai.wire import jsonbytes
 from mockai.wire.outgoing import Body
 
@@ -313,21 +313,23 @@ def test_conversations_keep_their_byte_budget_weighing_what_they_hold(
 
 def _conversation_weight(conversation: Any) -> int:
     """A conversation's weight from scratch (checking the running count it keeps)."""
-    items_bytes = sum(len(jsonbytes.dumps(item)) for item in conversation.items)
+    items_bytes = sum(size_of(item) for item in conversation.items)
     assert conversation.items_bytes == items_bytes
-    return items_bytes + len(jsonbytes.dumps(conversation.metadata)) + conversations._OVERHEAD
+    return items_bytes + size_of(conversation.metadata) + conversations._OVERHEAD
 
 
 def test_a_servers_conversations_stay_within_the_store_budget() -> None:
     """Through the SDK: conversations past `store_bytes` go, the one changed least recently
     first; one a Responses request keeps extending stays."""
-    with MockServer(store_bytes=30_000, log_requests=False) as server:
+    with MockServer(store_bytes=200_000, log_requests=False) as server:
         server.add_rules([{"name": "short", "match": {"user": "Still here?"}, "reply": "Yes."}])
         client = openai.OpenAI(base_url=server.url, api_key="sk-test", max_retries=0)
         kept_alive = client.conversations.create(items=[_message("Keep me.")])
         made = []
-        for index in range(30):  # ~2 KB each: ~60 KB in all, twice the budget
-            made.append(client.conversations.create(items=[_message(f"{index} " + "x" * 2000)]))
+        # ~8 KB each, and ~100 KB the one kept alive (its 61 small items, weighed as the objects
+        # they take: ~1.6 KB each): ~350 KB in all, past the budget
+        for index in range(30):
+            made.append(client.conversations.create(items=[_message(f"{index} " + "x" * 8000)]))
             client.responses.create(
                 model="gpt-4o-mini", input="Still here?", conversation=kept_alive.id
             )
@@ -337,6 +339,6 @@ def test_a_servers_conversations_stay_within_the_store_budget() -> None:
         items = client.conversations.items.list(kept_alive.id, limit=100).data
         assert len(items) == 1 + 2 * 30  # its first message, then 30 questions and answers
         held = server.state.conversations._conversations
-        assert 0 < held.bytes <= 30_000 and 1 < len(held) < 31
+        assert 0 < held.bytes <= 200_000 and 1 < len(held) < 31
         # Every path that added items (create, the Responses requests) weighed them exactly.
         assert held.bytes == sum(map(_conversation_weight, finish_now(held.values())))

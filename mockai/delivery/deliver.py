@@ -511,7 +511,13 @@ async def _stream(
     paced = timing.paced or outgoing.offsets is not None
     if not paced and not faults:
         # Nothing to pace: one write is far cheaper than one per chunk, and the bytes are equal.
-        await response.write_eof(b"".join(outgoing.frames))
+        whole = b"".join(outgoing.frames)
+        if len(whole) <= _STREAM_SLICE:  # (a stream of a few hundred events: a few KB)
+            await response.write_eof(whole)
+        else:
+            del whole  # (not held while a client that stopped reading is waited for)
+            await _sliced(response, outgoing.frames)
+            await response.write_eof()
         return response
     writes, ending = plan_writes(outgoing, faults)
     if paced:
@@ -559,18 +565,44 @@ async def _paced(
         await _write(response, write, delivery)
 
 
+# An unpaced stream is written in slices of about this size, each once the one before has
+# drained: written whole, a client that stopped reading held ~3x the stream (48 such clients of
+# a 9.7 MB stream: 1,463 MiB); now at most about a slice beyond the socket's buffers.
+_STREAM_SLICE = 1 << 16
+
+
+async def _sliced(response: web.StreamResponse, frames: Sequence[bytes]) -> None:
+    """`frames` joined into writes of about _STREAM_SLICE bytes (`write` waits for the socket
+    to drain past aiohttp's 64 KiB)."""
+    pending: list[bytes] = []
+    size = 0
+    for frame in frames:
+        pending.append(frame)
+        size += len(frame)
+        if size >= _STREAM_SLICE:
+            await response.write(b"".join(pending))
+            pending, size = [], 0
+    if pending:
+        await response.write(b"".join(pending))
+
+
 async def _unpaced(response: web.StreamResponse, writes: list[_Write], delivery: Delivery) -> None:
-    pending = b""
+    pending: list[bytes] = []
+    size = 0
     for write in writes:
         if write.split:
             if pending:
-                await response.write(pending)
-                pending = b""
+                await response.write(b"".join(pending))
+                pending, size = [], 0
             await _write(response, write, delivery)
         else:
-            pending += write.data
+            pending.append(write.data)
+            size += len(write.data)
+            if size >= _STREAM_SLICE:  # (bounded, as `_sliced`)
+                await response.write(b"".join(pending))
+                pending, size = [], 0
     if pending:
-        await response.write(pending)
+        await response.write(b"".join(pending))
 
 
 async def _write(response: web.StreamResponse, write: _Write, delivery: Delivery) -> None:

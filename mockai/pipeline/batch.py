@@ -62,7 +62,7 @@ def runner(state: ServerState) -> Runner:
             received_at=time.time(),
             arrived=time.monotonic(),
             headers=redact_headers(line_headers),
-            body=line.body,
+            kept_body=line.body,  # (kept as its JSON bytes: the journal weighs those)
             endpoint=codec.endpoint.value,
             batch=batch_id,
         )

@@ -2,9 +2,12 @@
 
 Bounded twice, so that a long load test cannot grow memory without limit whatever the bodies
 weigh: at most `maxlen` entries (the oldest go first), and at most `max_bytes` bytes of request
-and response bodies (the bodies of the oldest entries are dropped first; their entries stay,
-with `dropped` set). Thread-safe, because the pytest plugin reads it from the test's thread while
-the server's event loop writes it. Secrets in request headers are redacted before they are stored.
+headers and request and response bodies (the bodies of the oldest entries are dropped first,
+and their headers past `DROPPED_HEADER_BYTES`; their entries stay, with `dropped` set). What is
+weighed is what is held: a request body is kept as its bytes and parsed when read (parsed, a
+0.9 MB body of many small objects held ~20 MB). Thread-safe, because the pytest plugin reads
+it from the test's thread while the server's event loop writes it. Secrets in request headers
+are redacted before they are stored.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ from mockai.wire.outgoing import Body, EventStream, Outgoing, Relay, held_bytes
 
 # Request and response bodies the journal keeps, in bytes (older bodies are dropped past this).
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
+# What a dropped entry keeps of its request headers: an SDK's two dozen (~1 KB) fit; a client's
+# hundred 8 KB headers do not (1,000 such entries held 827 MiB).
+DROPPED_HEADER_BYTES = 4096
 
 REDACTED = "<redacted>"
 T = TypeVar("T")
@@ -92,7 +98,9 @@ class JournalEntry:
     received_at: float  # wall clock (time.time()), for people
     arrived: float  # monotonic clock, for measuring gaps between attempts
     headers: dict[str, str]
-    body: Any  # the parsed JSON body, or the raw text when it was not JSON
+    # The request body as held: its bytes as they came (read as `body`), or a readable form the
+    # pipeline made of them (a form's fields, its files summarised), or None.
+    kept_body: Any
     endpoint: str | None = None
     model: str | None = None
     stream: bool = False
@@ -112,13 +120,27 @@ class JournalEntry:
     # True once the journal dropped this entry's bodies (`body`, `response`) to stay within its
     # byte budget; everything else about the exchange is still here.
     dropped: bool = False
-    weight: int = 0  # bytes of bodies this entry counts against the journal's budget
+    weight: int = 0  # bytes of headers and bodies this entry counts against the journal's budget
     # True once the journal let go of the entry (pushed out, or cleared): an answer completing
     # after that is not held, so it must not weigh against the budget either.
     released: bool = False
     batch: str | None = None  # a line of this batch (answered inside the server, not sent)
     # The other rules that answered, after `rule`, when a batch's inputs had several.
     more_rules: tuple[str, ...] = ()
+
+    @property
+    def body(self) -> Any:
+        """The request body: its JSON parsed, or its text when it is not JSON (None when there
+        was none, or the journal dropped it). Parsed at each read, so that the journal holds
+        the bytes it weighs, not the objects (which take ~5-25x more)."""
+        kept = self.kept_body
+        if isinstance(kept, bytes | bytearray):
+            return readable_body(bytes(kept))
+        return kept
+
+    @body.setter
+    def body(self, value: Any) -> None:
+        self.kept_body = value
 
     @property
     def rules(self) -> list[str]:
@@ -157,8 +179,6 @@ class JournalEntry:
     def as_json(self) -> dict[str, Any]:
         """A JSON-friendly view (what `GET /_mockai/requests` returns); always serializable."""
         body = self.body
-        if isinstance(body, bytes | bytearray):  # an entry still being answered
-            body = readable_body(bytes(body))
         return {
             "seq": self.seq,
             "request_id": self.request_id,
@@ -198,19 +218,46 @@ def _is_event_stream(content_type: str) -> bool:
 
 
 def _weight(value: Any) -> int:
-    """Bytes a body weighs: its wire size (the request's is weighed before it is parsed)."""
+    """Bytes an answer weighs: its wire size."""
     if value is None:
         return 0
-    if isinstance(value, bytes | bytearray | str):
-        return len(value)
     if isinstance(value, Body | EventStream):
         return held_bytes(value)
     if isinstance(value, Relay):
         return sum(map(len, value.received))
-    try:
-        return len(jsonbytes.dumps(value))  # a parsed request body
-    except (TypeError, ValueError):
-        return 0
+    return 0
+
+
+def _request_weight(entry: JournalEntry) -> int:
+    """Bytes a request weighs: its headers and its body's bytes. A body given parsed (a batch's
+    line) is kept as its JSON bytes, the form it is weighed in."""
+    kept = entry.kept_body
+    if kept is not None and not isinstance(kept, bytes | bytearray | str):
+        try:
+            kept = entry.kept_body = jsonbytes.dumps(kept)
+        except (TypeError, ValueError):
+            kept = None
+    return (len(kept) if kept else 0) + headers_weight(entry.headers)
+
+
+def headers_weight(headers: Mapping[str, str]) -> int:
+    """The characters of headers' names and values."""
+    return sum(map(len, headers)) + sum(map(len, headers.values()))
+
+
+def _trimmed(headers: dict[str, str]) -> dict[str, str]:
+    """What a dropped entry keeps of its headers: those that fit in DROPPED_HEADER_BYTES, in
+    order (the small ones the SDKs send, such as `x-stainless-retry-count`, all do)."""
+    if headers_weight(headers) <= DROPPED_HEADER_BYTES:
+        return headers
+    kept: dict[str, str] = {}
+    room = DROPPED_HEADER_BYTES
+    for name, value in headers.items():
+        size = len(name) + len(value)
+        if size <= room:
+            kept[name] = value
+            room -= size
+    return kept
 
 
 class Journal:
@@ -242,7 +289,7 @@ class Journal:
             if len(self._entries) == self._entries.maxlen and self._entries:
                 self._release(self._entries[0])  # (skipped when _weighed reaches it)
             self._entries.append(entry)
-            self._add_weight(entry, _weight(entry.body))
+            self._add_weight(entry, _request_weight(entry))
 
     def completed(self, entry: JournalEntry) -> None:
         """Count the answer `entry` now holds against the byte budget (once per entry)."""
@@ -272,12 +319,13 @@ class Journal:
             if oldest.weight:  # over budget: its bodies go, the rest of the entry stays
                 self._bytes -= oldest.weight
                 oldest.weight = 0
-                oldest.body = oldest.response = None
+                oldest.kept_body = oldest.response = None
+                oldest.headers = _trimmed(oldest.headers)
                 oldest.dropped = True
 
     @property
     def bytes(self) -> int:
-        """Bytes of bodies held (at most `max_bytes`)."""
+        """Bytes of request headers and bodies held (at most `max_bytes`)."""
         with self._lock:
             return self._bytes
 

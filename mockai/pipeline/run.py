@@ -27,7 +27,7 @@ from mockai.errors import ApiError
 from mockai.pipeline import uploads, workload
 from mockai.pipeline.exchange import Endpoint, Exchange, Message
 from mockai.pipeline.fingerprint import occurrence_key, request_keys
-from mockai.pipeline.journal import JournalEntry, NameTable, readable_body, redact_headers
+from mockai.pipeline.journal import JournalEntry, NameTable, redact_headers
 from mockai.pipeline.parsed import PURE_ENDPOINTS, Parsed
 from mockai.pipeline.reply import NO_TIMING, Plan, Reply
 from mockai.profiles.base import Profile
@@ -93,7 +93,8 @@ def _reserved_size(request: web.Request) -> int:
         return 0
     length = request.content_length
     if length is not None:
-        return length if length >= uploads.RESERVED_FROM else 0
+        # (A length past the limit reserves nothing: `read_body` refuses it unread.)
+        return length if uploads.RESERVED_FROM <= length <= request.client_max_size else 0
     return request.client_max_size if request.body_exists else 0
 
 
@@ -447,6 +448,13 @@ async def read_body(request: web.Request) -> tuple[bytes, ApiError | None] | Non
     try:
         if request.content.is_eof():  # the usual case: the body came with the head
             return await request.read(), None
+        length = request.content_length
+        if length is not None and length > request.client_max_size:
+            # Refused unread, at once: reading it would fail only past the limit, after the
+            # client sent 64 MiB, or never, when it sends less than it declared. (Ended here,
+            # or aiohttp reads on for 10 s after the answer before it closes the connection.)
+            request.content.feed_eof()
+            return b"", errors.body_too_large(request.client_max_size)
         timeout = request.app[STATE].config.read_timeout
         return await asyncio.wait_for(request.read(), timeout), None
     except web.HTTPRequestEntityTooLarge:
@@ -491,7 +499,7 @@ async def _begin(
         received_at=time.time() - (time.monotonic() - arrived),
         arrived=arrived,
         headers=redact_headers(request.headers),
-        body=raw,
+        kept_body=raw,  # (the journal keeps the bytes: `entry.body` parses them when read)
     )
     # Journaled on arrival and completed in place: an attempt the client abandoned (a reset, a
     # hang, a stalled stream) is counted, and is visible as soon as the client sees its result.
@@ -507,14 +515,12 @@ def _journal_body(entry: JournalEntry, body: Any) -> None:
 
 
 def _parse_json(entry: JournalEntry, raw: bytes) -> Any:
+    # The entry keeps `raw` itself (what the journal weighed), read as JSON, or as text when it
+    # is not JSON, only when someone reads it: parsed objects take ~5-25x their bytes.
     try:
-        body = jsonbytes.loads(raw)
+        return jsonbytes.loads(raw)
     except ValueError:
-        _journal_body(entry, raw.decode("utf-8", "replace"))
         raise errors.invalid_json() from None
-    if not entry.dropped:  # (`_journal_body`, inline: every JSON request comes here)
-        entry.body = body
-    return body
 
 
 def _request_body(
@@ -624,8 +630,6 @@ async def _finish(
     entry.status = 0 if faults.no_response else outgoing.status  # 0: no response was sent
     entry.response = outgoing
     entry.response_headers = headers  # filled in as delivery goes; completed below
-    if isinstance(entry.body, bytes):  # not parsed (a 401, a route without a body): as readable
-        entry.body = readable_body(entry.body)
     journal = state.journal_view
     timing = plan.timing if plan is not None else NO_TIMING
     # Visible to every worker before the client sees the answer: published now and completed
