@@ -511,12 +511,11 @@ async def _stream(
     paced = timing.paced or outgoing.offsets is not None
     if not paced and not faults:
         # Nothing to pace: one write is far cheaper than one per chunk, and the bytes are equal.
-        whole = b"".join(outgoing.frames)
-        if len(whole) <= _STREAM_SLICE:  # (a stream of a few hundred events: a few KB)
-            await response.write_eof(whole)
+        frames = outgoing.frames
+        if sum(map(len, frames)) <= _STREAM_SLICE:  # (a few hundred events: a few KB)
+            await response.write_eof(b"".join(frames))
         else:
-            del whole  # (not held while a client that stopped reading is waited for)
-            await _sliced(response, outgoing.frames)
+            await _sliced(response, frames)
             await response.write_eof()
         return response
     writes, ending = plan_writes(outgoing, faults)
