@@ -313,8 +313,7 @@ def test_an_empty_path_stops_serve_instead_of_meaning_the_working_folder(option:
         timeout=60,
     )
     assert done.returncode == 2, done.stderr
-    name = option.removeprefix("--").replace("scenario", "scenarios")
-    assert f"{name}: an empty path; name a file or a folder" in done.stderr
+    assert f"argument {option}: an empty path; name a file or a folder" in done.stderr
     assert "Traceback" not in done.stderr
     with pytest.raises(ConfigError, match="an empty path"):
         MockServer(cassette="")
