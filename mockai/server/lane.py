@@ -226,8 +226,11 @@ class LaneHandler(RequestHandler):
         finally:  # (a cancellation too: the connection is then closed)
             self._current_request = None
             self._request_in_progress = False
-            if self._handler_waiter is not None:  # a shutdown waits for this answer
-                self._handler_waiter.set_result(None)
+            waiter = self._handler_waiter
+            # A shutdown waits for this answer (unless it stopped waiting: it timed out, or it
+            # cut this answer off itself, server/lifecycle.py)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
             self._keepalive = keep_alive
             self._done()
 
