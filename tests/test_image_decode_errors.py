@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from strategies import examples
 
 from mockai import MockServer
 
@@ -92,7 +93,9 @@ def test_a_header_announcing_a_huge_picture_is_too_large_whatever_it_claims(
 
 
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(30),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(data=st.data())
 def test_no_mutation_of_a_picture_is_a_server_error(

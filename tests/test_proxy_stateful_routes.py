@@ -21,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sdk import sdk
+from strategies import examples
 
 from mockai import MockServer
 
@@ -241,7 +242,7 @@ METADATA = st.dictionaries(
 )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(20), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(metadata=METADATA, item=ID, limit=st.integers(min_value=1, max_value=100))
 def test_a_stored_state_request_reaches_the_upstream_as_sent(
     passthrough: tuple[str, str], metadata: dict[str, str], item: str, limit: int
