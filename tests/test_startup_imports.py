@@ -113,6 +113,7 @@ PLAIN_SERVER = {
     "mockai.pipeline.reply",
     "mockai.pipeline.run",
     "mockai.pipeline.sources",
+    "mockai.pipeline.stored",
     "mockai.pipeline.uploads",
     "mockai.pipeline.workload",
     "mockai.profiles",

@@ -19,6 +19,7 @@ from mockai.api.base import Codec
 from mockai.api.codecs import CodecRef
 from mockai.backend import StateUnavailable
 from mockai.pipeline import run as pipeline
+from mockai.pipeline import stored
 from mockai.pipeline.exchange import Endpoint
 from mockai.pipeline.run import Handler
 from mockai.profiles.base import Profile
@@ -118,7 +119,7 @@ def _stateful(call: Call, route: str, endpoint: Endpoint) -> Bound:
     Errors it raises are the API's error answers.
 
     `route` is the API route it serves (`/conversations/{conversation_id}`): with a cassette or
-    an upstream, the request, so named, is answered by them first (pipeline.run.kept)."""
+    an upstream, the request, so named, is answered by them first (pipeline.stored.kept)."""
 
     async def handle(request: web.Request, profile: Profile) -> web.StreamResponse:
         async def produce(state: ServerState, body: Any) -> Outgoing:
@@ -131,7 +132,7 @@ def _stateful(call: Call, route: str, endpoint: Endpoint) -> Bound:
 
         # (The route's own variables only: a named prefix's `{base}` is not in the template.)
         addressed = route.format_map(request.match_info)
-        return await pipeline.kept(request, produce, profile, addressed, endpoint)
+        return await stored.kept(request, produce, profile, addressed, endpoint)
 
     return handle
 
