@@ -15,6 +15,7 @@ so a thousand candidates each stopped at the bound cannot add up to a hang eithe
 
 from __future__ import annotations
 
+import importlib
 import re
 import time
 from collections.abc import Iterator, Mapping
@@ -25,6 +26,17 @@ from functools import lru_cache
 from typing import Any
 
 import regex as timed
+
+# The regex parser (and compiler): `re._parser` since Python 3.11 (where importing `sre_parse`
+# warns), before.
+try:
+    sre_parse: Any = importlib.import_module("re._parser")
+    sre_constants: Any = importlib.import_module("re._constants")
+    sre_compile: Any = importlib.import_module("re._compiler")
+except ImportError:  # pragma: no cover (3.10)
+    sre_parse = importlib.import_module("sre_parse")
+    sre_constants = importlib.import_module("sre_constants")
+    sre_compile = importlib.import_module("sre_compile")
 
 __all__ = [
     "SCOPE_SECONDS",
@@ -137,8 +149,6 @@ UNROLLED_MOST = 20_000
 def _unrolled(pattern: str, flags: int) -> int:
     """How many copies of its parts `regex` would make compiling `pattern`: the required counts
     of nested repeats multiplied, summed over the pattern (1 for a pattern without repeats)."""
-    from mockai.generate.schema.patterns import sre_constants, sre_parse
-
     repeats = {sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT}
     possessive = getattr(sre_constants, "POSSESSIVE_REPEAT", None)
     if possessive is not None:

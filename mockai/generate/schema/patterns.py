@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import re
 import threading
 from collections import OrderedDict
@@ -11,21 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 from mockai import regexes
 from mockai.generate.schema.nodes import SchemaGenerationError
-from mockai.regexes import Bounded, RegexTimeout
+from mockai.regexes import Bounded, RegexTimeout, sre_constants, sre_parse
 
 if TYPE_CHECKING:
     from mockai.generate.schema.generator import Generator
-
-# The regex parser (and compiler): `re._parser` since Python 3.11 (where importing `sre_parse`
-# warns), before.
-try:
-    sre_parse: Any = importlib.import_module("re._parser")
-    sre_constants: Any = importlib.import_module("re._constants")
-    sre_compile: Any = importlib.import_module("re._compiler")
-except ImportError:  # pragma: no cover (3.10)
-    sre_parse = importlib.import_module("sre_parse")
-    sre_constants = importlib.import_module("sre_constants")
-    sre_compile = importlib.import_module("sre_compile")
 
 
 def expand(gen: Generator, pattern: str) -> str | None:

@@ -24,7 +24,7 @@ import string
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from mockai.generate.schema.patterns import sre_compile, sre_constants, sre_parse
+from mockai.regexes import sre_compile, sre_constants, sre_parse
 
 if TYPE_CHECKING:
     from mockai.generate.schema.generator import Generator
