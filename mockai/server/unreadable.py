@@ -27,11 +27,30 @@ from mockai.wire import ids, jsonbytes
 log = logging.getLogger("mockai")
 
 
+# aiohttp's own slot for the future a shutdown waits on (see `RequestHandler._handler_waiter`).
+_WAITER_SLOT: Any = web_protocol.RequestHandler.__dict__["_handler_waiter"]
+
+
 class RequestHandler(web_protocol.RequestHandler):
     """aiohttp's protocol for one connection, with requests it cannot parse answered in the
     API's shape."""
 
     __slots__ = ()
+
+    # A shutdown waits on this future for the answer in flight, and the answer's end sets its
+    # result. When the shutdown's wait ends first (its timeout, or the cleanup cancelled at the
+    # grace: server/lifecycle.py, both due at the grace) the future is cancelled, and until the
+    # shutdown runs again it still holds it: an answer ending in between set the result of a
+    # cancelled future (InvalidStateError, a traceback in the log at a plain SIGTERM; aiohttp's
+    # race, met by others too). A future already done waits for nothing: it reads as none.
+    @property
+    def _handler_waiter(self) -> asyncio.Future[None] | None:
+        waiter: asyncio.Future[None] | None = _WAITER_SLOT.__get__(self)
+        return None if waiter is not None and waiter.done() else waiter
+
+    @_handler_waiter.setter
+    def _handler_waiter(self, waiter: asyncio.Future[None] | None) -> None:
+        _WAITER_SLOT.__set__(self, waiter)
 
     def handle_error(
         self,
