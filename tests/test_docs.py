@@ -64,7 +64,7 @@ MARKER = re.compile(r"^<!--\s*docs:\s*([\w-]+)\s*(.*?)\s*-->$")
 SERVE = re.compile(r"^(?:\w+=\S*\s+)*mockai serve\b")
 INI = "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
 TIMEOUT = 120
-UNUSED_PLUGINS = ("langsmith_plugin", "hypothesispytest", "xdist", "faker", "respx")
+UNUSED_PLUGINS = ("langsmith_plugin", "hypothesispytest", "xdist", "faker", "respx", "schemathesis")
 
 
 @dataclass(frozen=True)

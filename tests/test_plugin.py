@@ -344,7 +344,12 @@ def test_retry_assertions(run) -> None:  # type: ignore[no-untyped-def]
             mockai.assert_retries_respected()
 
         def test_impatient_client_is_caught(mockai):
-            mockai.add_rule(RULE)
+            # (asked to wait 30 s: three requests sent back to back come sooner on any machine)
+            mockai.add_rule({**RULE, "sequence": [
+                {"error": {"status": 429, "retry_after": 30}},
+                {"error": {"status": 503, "retry_after": 30}},
+                {"reply": {"content": "finally"}},
+            ]})
             body = {"model": "m", "messages": [{"role": "user", "content": "flaky"}]}
             for attempt in range(3):
                 headers = {"x-stainless-retry-count": str(attempt)}
@@ -352,7 +357,7 @@ def test_retry_assertions(run) -> None:  # type: ignore[no-untyped-def]
             with pytest.raises(AssertionError) as caught:
                 mockai.assert_retries_respected()
             message = str(caught.value)
-            assert "asked to wait 0.200s" in message
+            assert "asked to wait 30.000s" in message
             assert "timeline:" in message and "retry=2" in message
         """
     )
