@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mockai.delivery.faults import NO_FAULTS
-from mockai.errors import ApiError, ScenarioError
+from mockai.errors import ApiError, Problem, ScenarioError
 from mockai.pipeline.exchange import Endpoint, Exchange
 from mockai.pipeline.reply import NO_TIMING, Plan, Reply, Timing
 from mockai.wire import jsonbytes
@@ -54,10 +54,11 @@ class RuleInfo:
     served: int
     limit: int | None
     conditions: tuple[str, ...]
+    problem: str | None = None  # why this server does not serve it (a shared runtime rule)
 
     def as_json(self) -> dict[str, Any]:
-        """A JSON-friendly view."""
-        return {
+        """A JSON-friendly view (`problem` only for a rule this server does not serve)."""
+        view = {
             "name": self.name,
             "source": self.source,
             "origin": self.origin,
@@ -65,6 +66,19 @@ class RuleInfo:
             "limit": self.limit,
             "match": list(self.conditions),
         }
+        if self.problem is not None:
+            view["problem"] = self.problem
+        return view
+
+
+class _Unserved(NamedTuple):
+    """A runtime rule in the shared state that this server does not serve: it does not compile
+    here (a file only another host has, a key of another mockai version) or it takes the name
+    of one of this server's scenario rules. It stays listed, and deletable, by its definition."""
+
+    name: str
+    origin: str
+    problem: str
 
 
 class RuleBook:
@@ -91,7 +105,10 @@ class RuleBook:
         self._definitions: tuple[dict[str, Any], ...] = ()
         self._files: tuple[Rule, ...] = self._scenario  # scenario rules before runtime removals
         self._removed: frozenset[str] = frozenset()
-        self._compiled: dict[bytes, Rule] = {}  # definitions compiled once per worker
+        self._compiled: dict[bytes, Rule | _Unserved] = {}  # compiled once per worker
+        self._listed: tuple[Rule | _Unserved, ...] = ()  # the definitions, as listed here
+        self._clashes: tuple[Problem, ...] = ()  # scenario rules taking a shared rule's name
+        self._reported: set[str] = set()  # unserved rules already logged (once each)
         # (runtime, scenario, their index): see `_index`; built on the first request.
         self._indexed: tuple[tuple[Rule, ...], tuple[Rule, ...], RuleIndex | None] = ((), (), None)
 
@@ -389,6 +406,7 @@ class RuleBook:
             if rule is not None:
                 compiled.append(rule)
         existing = [(r.file, r.name, r.line) for r in self._runtime + self._scenario]
+        existing += [(u.origin, u.name, 0) for u in self._unserved()]  # (taken all the same)
         found = loader.duplicate_names([*existing, *names])
         found += loader.shadowed(compiled, earlier=self._runtime)
         problems.items.extend(found)
@@ -396,7 +414,15 @@ class RuleBook:
         return compiled, problems
 
     def _has(self, name: str) -> bool:
-        return any(rule.name == name for rule in self._runtime + self._scenario)
+        return name in self._names()
+
+    def _names(self) -> list[str]:
+        """Every rule's name, served here or not; the caller holds the lock."""
+        names = [rule.name for rule in self._runtime + self._scenario]
+        return names + [entry.name for entry in self._unserved()]
+
+    def _unserved(self) -> Iterable[_Unserved]:
+        return (entry for entry in self._listed if isinstance(entry, _Unserved))
 
     def load(self, scenario_set: ScenarioSet) -> list[str]:
         """Append a scenario set's rules after the current scenario rules."""
@@ -430,12 +456,16 @@ class RuleBook:
                 raise ScenarioError(found)
             self._files = tuple(rules)
             self._scenario = serving
+            reports: list[str] = []
+            if self.shared is not None:  # (a runtime rule skipped for a name now free is back)
+                reports = self._take(self._definitions, self._removed)
+        _report(reports)
 
     def remove(self, name: str) -> None:
         """Remove the rule called `name` (runtime or scenario); ScenarioError if there is none."""
         with self._lock:
             if not self._has(name):
-                names = ", ".join(rule.name for rule in self._runtime + self._scenario) or "none"
+                names = ", ".join(self._names()) or "none"
                 from mockai.scenario.problems import Problems
 
                 problems = Problems("<runtime>")
@@ -467,40 +497,75 @@ class RuleBook:
 
     async def sync(self) -> None:
         """Take the shared rules and counts, when a backend shares them (else nothing)."""
+        if self.shared is not None:
+            _report(await self._sync(self.shared))
+
+    async def start(self) -> None:
+        """The first `sync`, as the server starts: ScenarioError when a scenario rule takes the
+        name of a runtime rule already in the shared state (as a reload taking it is refused)."""
         if self.shared is None:
             return
-        snapshot = await self.shared.snapshot()
+        reports = await self._sync(self.shared)
+        with self._lock:
+            clashes = self._clashes
+        if clashes:
+            raise ScenarioError(clashes)  # (said instead of the warning: nothing is served)
+        _report(reports)
+
+    async def _sync(self, shared: SharedRules) -> list[str]:
+        """`sync`; returns what to log about rules it skips (see `_take`)."""
+        snapshot = await shared.snapshot()
+        reports: list[str] = []
         with self._lock:
             if snapshot.version != self._version:
-                self._runtime = tuple(self._compile_shared(d) for d in snapshot.definitions)
+                reports = self._take(snapshot.definitions, snapshot.removed)
                 self._definitions = snapshot.definitions
                 self._removed = snapshot.removed
-                self._scenario = tuple(r for r in self._files if r.name not in self._removed)
                 self._version = snapshot.version
             self._served = dict(snapshot.served)
+        return reports
 
-    def _compile_shared(self, definition: dict[str, Any]) -> Rule:
-        """A runtime rule another worker validated (so it compiles here too)."""
+    def _take(self, definitions: Sequence[dict[str, Any]], removed: frozenset[str]) -> list[str]:
+        """Serve the shared definitions beside the scenario rules; the caller holds the lock.
+
+        Other workers validated each definition, but on their host and their mockai version:
+        one that does not compile here, or takes a scenario rule's name here, is skipped (not
+        served, still listed and deletable) rather than fail every request. Returns what to
+        log about skipped rules not logged before.
+        """
+        self._scenario = tuple(r for r in self._files if r.name not in removed)
+        # The scenario's names are taken first: a runtime rule taking one is refused in-process.
+        scenario = {r.name: r for r in self._scenario}
+        taken = {name: rule.origin for name, rule in scenario.items()}
+        listed: list[Rule | _Unserved] = []
+        clashes: list[Problem] = []
+        for definition in definitions:
+            entry = self._compile_shared(definition)
+            first = taken.get(entry.name)
+            if first is None:
+                taken[entry.name] = entry.origin
+            elif not isinstance(entry, _Unserved):
+                entry = _Unserved(entry.name, entry.origin, _clash(entry.name, first))
+            rule = scenario.get(entry.name)
+            if rule is not None:
+                clashes.append(Problem(rule.file, rule.line, _taken(rule.name, entry.origin)))
+            listed.append(entry)
+        self._listed = tuple(listed)
+        self._runtime = tuple(e for e in listed if not isinstance(e, _Unserved))
+        self._clashes = tuple(clashes)
+        reports = [f"{u.origin}: rule '{u.name}' {u.problem}" for u in self._unserved()]
+        fresh = [text for text in reports if text not in self._reported]
+        self._reported.update(fresh)
+        return fresh
+
+    def _compile_shared(self, definition: Any) -> Rule | _Unserved:
+        """A runtime rule from the shared state, compiled once; `_Unserved` saying why when it
+        does not compile here."""
         key = jsonbytes.dumps(definition)
-        rule = self._compiled.get(key)
-        if rule is None:
-            from mockai.scenario.problems import Problems
-            from mockai.scenario.rules import compile_rule
-
-            file = str(definition["file"])
-            problems = Problems(file)
-            compiled = compile_rule(
-                definition["rule"],
-                file=file,
-                line=0,
-                name=str(definition["name"]),
-                kind="rule",
-                problems=problems,
-            )
-            problems.raise_if_any()
-            assert compiled is not None
-            rule = self._compiled[key] = compiled
-        return rule
+        entry = self._compiled.get(key)
+        if entry is None:
+            entry = self._compiled[key] = _compile_definition(definition)
+        return entry
 
     async def add_async(
         self, rules: Iterable[Mapping[str, Any]], *, file: str = "<runtime>"
@@ -555,11 +620,12 @@ class RuleBook:
             await self.sync()
             with self._lock:
                 version, definitions, removed = self._version, self._definitions, self._removed
-                runtime = any(rule.name == name for rule in self._runtime)
+                # (by definition: a rule this server does not serve is removed all the same)
+                runtime = any(_definition_name(d) == name for d in definitions)
                 known = runtime or any(rule.name == name for rule in self._scenario)
             if not known:
                 self.remove(name)  # raises the ScenarioError naming the rules there are
-            kept = tuple(d for d in definitions if d["name"] != name)
+            kept = tuple(d for d in definitions if _definition_name(d) != name)
             removed = removed if runtime else removed | {name}
             if await self.shared.replace(version, kept, removed, (name,)):
                 break
@@ -572,7 +638,7 @@ class RuleBook:
         while True:
             await self.sync()
             with self._lock:
-                version, names = self._version, [d["name"] for d in self._definitions]
+                version, names = self._version, [_definition_name(d) for d in self._definitions]
             if await self.shared.replace(version, (), self._removed, names):
                 break
         await self.sync()
@@ -590,21 +656,71 @@ class RuleBook:
         return self.describe()
 
     def describe(self) -> list[RuleInfo]:
-        """Every rule, in the order they are asked."""
+        """Every rule, in the order they are asked (with shared rules: those this server does
+        not serve too, where they would be asked, saying why)."""
         with self._lock:
-            rules = self._runtime + self._scenario
+            runtime = self._runtime if self.shared is None else self._listed
+            rules = runtime + self._scenario
             served = dict(self._served)
-        return [
-            RuleInfo(
-                rule.name,
-                rule.kind,
-                rule.origin,
-                served.get(rule.name, 0),
-                rule.limit,
-                tuple(f"{c.subject}: {c.expected()}" for c in rule.conditions),
-            )
-            for rule in rules
-        ]
+        return [_info(rule, served) for rule in rules]
+
+
+def _info(rule: Rule | _Unserved, served: Mapping[str, int]) -> RuleInfo:
+    if isinstance(rule, _Unserved):
+        return RuleInfo(rule.name, "rule", rule.origin, 0, None, (), rule.problem)
+    conditions = tuple(f"{c.subject}: {c.expected()}" for c in rule.conditions)
+    return RuleInfo(
+        rule.name, rule.kind, rule.origin, served.get(rule.name, 0), rule.limit, conditions
+    )
+
+
+def _compile_definition(definition: Any) -> Rule | _Unserved:
+    """A shared definition (`{"name", "file", "rule"}`) as a rule, or why it is not one here."""
+    from mockai.scenario.problems import Problems
+    from mockai.scenario.rules import compile_rule
+
+    name = _definition_name(definition)
+    file = definition.get("file") if isinstance(definition, dict) else None
+    origin = file if isinstance(file, str) else "<shared>"
+    problems = Problems(origin)
+    try:
+        compiled = compile_rule(
+            definition["rule"], file=origin, line=0, name=name, kind="rule", problems=problems
+        )
+    except Exception as error:  # (data another process wrote: it must not break this one)
+        detail = f"{type(error).__name__}: {error}"
+        return _Unserved(name, origin, f"is not a rule this mockai version reads ({detail})")
+    if problems or compiled is None:
+        text = "; ".join(p.message for p in problems.items) or "does not compile"
+        return _Unserved(name, origin, f"does not compile here: {text}")
+    return compiled
+
+
+def _definition_name(definition: Any) -> str:
+    """A shared definition's name (`?` when it has none: written by something else)."""
+    name = definition.get("name") if isinstance(definition, dict) else None
+    return name if isinstance(name, str) else "?"
+
+
+def _clash(name: str, first: str) -> str:
+    return f"is not served here: the rule at {first} has the name '{name}' (rule names are unique)"
+
+
+def _taken(name: str, origin: str) -> str:
+    return (
+        f"rule '{name}' takes the name of a runtime rule in the shared state (added at {origin});"
+        f" rename it, or remove that rule first (DELETE /_mockai/rules/{name})"
+    )
+
+
+def _report(reports: Sequence[str]) -> None:
+    """Log shared runtime rules this server skips (each once: see `RuleBook._take`)."""
+    if reports:
+        log.warning(
+            "mockai: shared runtime rule(s) not served by this server (still listed, and"
+            " deletable):\n%s",
+            "\n".join(f"  {line}" for line in reports),
+        )
 
 
 def _own_name(value: Any) -> str | None:

@@ -161,10 +161,10 @@ async def _state_lifespan(app: web.Application) -> AsyncIterator[None]:
     state = app[STATE]
     await state.backend.connect()
     if state.rules is not None and state.backend.shared:
-        # Rules other workers added before this one started; without the state, each request
-        # says so (a 503) until it is back.
+        # Rules other workers added before this one started (a scenario rule taking one's name
+        # stops the start); without the state, each request says so (a 503) until it is back.
         with contextlib.suppress(StateUnavailable):
-            await state.rules.sync()
+            await state.rules.start()
     yield
     await state.backend.close()
 
