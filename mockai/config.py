@@ -259,13 +259,35 @@ def _coerce(name: str, value: Any) -> Any:
     if check is not None:
         value = check(name, value)
     if name in _NOT_NEGATIVE and value < 0:
-        raise ConfigError(f"{name}: must not be negative, got {value}")
+        raise ConfigError(f"{name}: must not be negative, got {_number(value)}")
+    most = _AT_MOST.get(name)
+    if most is not None and value > most[0]:
+        raise ConfigError(f"{name}: {_number(value)} is too large; use at most {most[1]}")
     return value
 
 
 _NOT_NEGATIVE = frozenset(
     ("journal_size", "journal_bytes", "store_bytes", "upload_bytes", "file_bytes", "created")
 )
+_PIB = 2**50
+# Past these a count or a size is a slip (a unit, a digit too many), and some would not even
+# fit where they are used (the journal's `deque(maxlen=...)` takes a C ssize_t: 10**20 was an
+# OverflowError traceback as the server started): said here, naming the option, instead.
+_AT_MOST: dict[str, tuple[int, str]] = {
+    "journal_size": (10_000_000, "10000000 entries"),
+    "journal_bytes": (_PIB, f"{_PIB} (1 PiB)"),
+    "store_bytes": (_PIB, f"{_PIB} (1 PiB)"),
+    "upload_bytes": (_PIB, f"{_PIB} (1 PiB)"),
+    "file_bytes": (_PIB, f"{_PIB} (1 PiB)"),
+    # Unix seconds: the last of the year 9999 (a typed client's 64-bit `created` holds it).
+    "created": (253_402_300_799, "253402300799 (9999-12-31T23:59:59Z)"),
+}
+
+
+def _number(value: int) -> str:
+    """`value` for a message (Python refuses to print an int of 4,300 digits or more)."""
+    return str(value) if abs(value) < 10**30 else f"a {value.bit_length()}-bit number"
+
 
 _KIND_WORDS = {
     "int": "a whole number",
@@ -338,9 +360,14 @@ def _port(name: str, port: int) -> int:
     return port
 
 
+MAX_WORKERS = 1024  # each one a process and a listening socket, all made at start
+
+
 def _processes(name: str, count: int) -> int:
-    if count < 1:
-        raise ConfigError(f"{name}: {count} is not a number of processes; use 1 or more")
+    if not 1 <= count <= MAX_WORKERS:
+        raise ConfigError(
+            f"{name}: {_number(count)} is not a number of processes; use 1 to {MAX_WORKERS}"
+        )
     return count
 
 

@@ -27,7 +27,7 @@ from mockai.errors import ApiError
 from mockai.pipeline import uploads, workload
 from mockai.pipeline.exchange import Endpoint, Exchange, Message
 from mockai.pipeline.fingerprint import occurrence_key, request_keys
-from mockai.pipeline.journal import JournalEntry, NameTable, redact_headers
+from mockai.pipeline.journal import JournalEntry, redact_headers
 from mockai.pipeline.parsed import PURE_ENDPOINTS, Parsed
 from mockai.pipeline.reply import NO_TIMING, Plan, Reply
 from mockai.profiles.base import Profile
@@ -627,6 +627,11 @@ async def _finish(
     entry.status = 0 if faults.no_response else outgoing.status  # 0: no response was sent
     entry.response = outgoing
     entry.response_headers = headers  # filled in as delivery goes; completed below
+    if outgoing.headers:
+        # An answer relayed from an upstream carries the upstream's x-request-id (named in lower
+        # case: `relayed_headers`), which replaces mockai's: the journal and the log name the id
+        # the client got.
+        entry.request_id = outgoing.headers.get("x-request-id", entry.request_id)
     journal = state.journal_view
     timing = plan.timing if plan is not None else NO_TIMING
     # Visible to every worker before the client sees the answer: published now and completed
@@ -658,7 +663,9 @@ async def _finish(
         )
     finally:
         sent = {**headers, **outgoing.headers} if outgoing.headers else headers
-        entry.response_headers = {_LOWERED[name]: value for name, value in sent.items()}
+        # Redacted as the request's are: an upstream's `set-cookie` or `openai-organization`
+        # is relayed to the client but kept nowhere, as cassettes keep it nowhere.
+        entry.response_headers = redact_headers(sent)
         entry.duration_ms = (time.monotonic() - entry.arrived) * 1000
         if shared and published_once:
             await _shared(journal.publish(entry))
@@ -683,10 +690,6 @@ def _counting_down(recorded: Outgoing) -> Outgoing:
         kept = {k: v for k, v in recorded.headers.items() if not k.startswith("x-ratelimit-")}
         return replace(recorded, headers=kept)
     return recorded
-
-
-# Answer header names in lower case, for the journal (the same dozen on every answer).
-_LOWERED = NameTable(str.lower)
 
 
 async def _shared(update: Awaitable[None]) -> None:

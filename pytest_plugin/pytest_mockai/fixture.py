@@ -187,8 +187,12 @@ class MockaiFixture:
         entries = sorted(self.requests if entries is None else entries, key=_arrival)
         if not entries:
             return "  (no requests)"
+        from mockai.server.logs import escaped
+
         start = entries[0].arrived  # the earliest arrival: no line shows a negative time
-        return "\n".join(_timeline_line(e, start) for e in entries)
+        # Escaped as the access log is: a path, rule name or fault the client or the test made
+        # up holding a newline would otherwise forge lines of its own.
+        return "\n".join(escaped(_timeline_line(e, start)) for e in entries)
 
     # --- assertions ----------------------------------------------------------------------------
 

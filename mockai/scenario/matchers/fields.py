@@ -8,10 +8,12 @@ from difflib import SequenceMatcher
 from typing import Any, ClassVar
 
 from mockai.pipeline.exchange import Exchange
+from mockai.pipeline.journal import REDACTED
 from mockai.scenario.matchers.base import Matcher, shorten, text_distance
 from mockai.scenario.operators import TextTest, compile_text
 from mockai.scenario.problems import Problems, describe
 from mockai.scenario.yamlsrc import json_key_problem, json_value_problem, line_of
+from mockai.wire.credentials import is_credential_header
 
 
 @dataclass(frozen=True)
@@ -55,11 +57,20 @@ class Header(Matcher, key="headers"):
         return self.test.negate if found is None else self.test.test(found)
 
     def expected(self) -> str:
-        return self.test.describe()
+        if not is_credential_header(self.name):
+            return self.test.describe()
+        # The rule's own value hidden too: when the client's key is the one the rule wants, the
+        # condition holds and this side would show the client's key.
+        shown = f"{'not ' if self.test.negate else ''}{self.test.op.value} {REDACTED}"
+        return shown + (" (ignoring case)" if self.test.ignore_case else "")
 
     def actual(self, exchange: Exchange) -> str:
         found = self.value(exchange)
-        return "(absent)" if found is None else shorten(found)
+        if found is None:
+            return "(absent)"
+        # A no-match report is logged, journaled, shown by the inspector and written into test
+        # reports: a credential shows there as the journal keeps it.
+        return REDACTED if is_credential_header(self.name) else shorten(found)
 
     def implies(self, other: Matcher) -> bool:
         return (
