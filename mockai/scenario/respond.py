@@ -1,10 +1,10 @@
 """Building the Reply for one request from a ReplySpec, and catching stale fixtures.
 
-Templates are rendered with a Faker seeded from the request's content key, `arguments: auto` is
-generated from the offered tool's own schema, and scripted tool arguments / JSON are checked
-against the schemas the request carries. A mismatch is a *stale fixture*: a warning (the
-`x-mockai-warning` header, the journal and a log line), or in strict mode a 400
-`mockai_stale_fixture` error.
+Templates are rendered with a Faker seeded from the request's content key, within one budget of
+time and size for the whole reply; `arguments: auto` is generated from the offered tool's own
+schema, and scripted tool arguments / JSON are checked against the schemas the request carries.
+A mismatch is a *stale fixture*: a warning (the `x-mockai-warning` header, the journal and a log
+line), or in strict mode a 400 `mockai_stale_fixture` error.
 """
 
 from __future__ import annotations
@@ -102,7 +102,9 @@ def constant_reply(spec: ReplySpec, exchange: Exchange) -> Reply | None:
 def build_reply(spec: ReplySpec, build: Build) -> Reply:
     """The Reply for one request (raises StaleFixture in strict mode, TemplateRenderError)."""
     if spec.dynamic:
-        with _faker_for(spec, build) as faker:
+        # One render budget for all of the reply's templates (a JSON tree of a thousand leaves
+        # gets the time and size limits once, not a thousand times).
+        with _faker_for(spec, build) as faker, templates.render_limits():
             ctx = templates.context(build.exchange, faker, build.call) if faker is not None else {}
             choices = _choices(spec, build, ctx, faker)
             media = _media(spec, build, ctx)

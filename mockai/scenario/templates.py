@@ -10,12 +10,26 @@ The environment is jinja2's ImmutableSandboxedEnvironment (no attribute tricks, 
 request) with StrictUndefined, so `{{ request.modle }}` fails instead of rendering nothing; names
 and `request.` / `faker.` attributes are even checked at load time, with a did-you-mean.
 Strings without template syntax are constants: they cost nothing per request.
+
+Rendering is bounded: a reply's templates get RENDER_SECONDS and RENDER_CHARACTERS between them
+(see `render_limits`), checked in the sandbox's hooks (calls, attributes, items, operators, every
+loop's iterations, every piece of output). Templates render on the event loop: a loop of 10^10
+steps would otherwise freeze every client and the health check, and `'x' * 10**9` fill the memory.
+
+jinja2's `random` filter and `lipsum()` draw from the process's global RNG: here they draw from
+the request's seeded Faker, so that the same request and seed give the same text.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
-from collections.abc import Mapping
+import math
+import random
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from mockai.generate.prose import provider_methods, seeded_faker
@@ -26,19 +40,246 @@ from mockai.wire import jsonbytes
 if TYPE_CHECKING:
     from faker import Faker
     from jinja2 import Template, nodes
+    from jinja2.runtime import Context
     from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+# What one reply's templates may take, together: far beyond any real reply (a long answer is a
+# few thousand characters, rendered in well under a millisecond), far short of a frozen server.
+RENDER_SECONDS = 1.0
+RENDER_CHARACTERS = 4_000_000
+_POWER_BITS = 100_000  # `a ** b` of more than ~30,000 digits: seconds of big-integer arithmetic
+
+
+class RenderLimitError(Exception):
+    """A template went past RENDER_SECONDS or RENDER_CHARACTERS."""
+
+
+_TOO_LONG = (
+    f"template time limit: rendering took more than {RENDER_SECONDS:g} s "
+    "(mockai's bound on a reply's templates)"
+)
+
+
+def _too_big(size: int) -> RenderLimitError:
+    return RenderLimitError(
+        f"template size limit: {size:,} characters is more than {RENDER_CHARACTERS:,} "
+        "(mockai's bound on a reply's templates)"
+    )
+
+
+class _Budget:
+    """The time and output left to the templates of one reply."""
+
+    __slots__ = ("deadline", "written")
+
+    def __init__(self) -> None:
+        self.deadline = time.monotonic() + RENDER_SECONDS
+        self.written = 0
+
+    def tick(self) -> None:
+        """Raise once the time is up (called from the sandbox's hooks: ~50 ns each)."""
+        if time.monotonic() > self.deadline:
+            raise RenderLimitError(_TOO_LONG)
+
+    def write(self, size: int) -> None:
+        """Count `size` characters of output."""
+        self.written += size
+        if self.written > RENDER_CHARACTERS:
+            raise _too_big(self.written)
+        self.tick()
+
+    def iterate(self, iterable: Iterable[Any]) -> Iterator[Any]:
+        """`iterable`, checking the time at every step (a `{% for %}` loop's iterations)."""
+        for item in iterable:
+            self.tick()
+            yield item
+
+
+# Per thread: replies are built on the event loop and, for heavy requests, in a worker thread.
+_limits = threading.local()
+
+
+def _budget() -> _Budget | None:
+    budget: _Budget | None = getattr(_limits, "budget", None)
+    return budget
+
+
+@contextmanager
+def render_limits() -> Iterator[_Budget]:
+    """One budget for the templates rendered inside the block (those of one reply); inside
+    another such block, that block's budget."""
+    outer = _budget()
+    if outer is not None:
+        yield outer
+        return
+    budget = _Budget()
+    _limits.budget = budget
+    try:
+        yield budget
+    finally:
+        _limits.budget = None
+
+
+def _sized(value: Any) -> Any:
+    """`value`, refused when it is a string or sequence past the size limit."""
+    if isinstance(value, (str, bytes, list, tuple)) and len(value) > RENDER_CHARACTERS:
+        raise _too_big(len(value))
+    return value
+
+
+def _check_operands(operator: str, left: Any, right: Any) -> None:
+    """Refuse, before computing it, a product or a power too big to make quickly."""
+    if operator == "*":
+        for seq, times in ((left, right), (right, left)):
+            if isinstance(seq, (str, bytes, list, tuple)) and isinstance(times, int):
+                size = len(seq) * times
+                if size > RENDER_CHARACTERS:
+                    raise _too_big(size)
+    elif (
+        operator == "**"
+        and isinstance(left, int)
+        and isinstance(right, int)
+        and right > 0
+        and abs(left) > 1
+        and right * math.log2(abs(left)) > _POWER_BITS
+    ):
+        raise RenderLimitError(
+            f"template size limit: {left} ** {right} has more than "
+            f"{int(_POWER_BITS * math.log10(2)):,} digits (mockai's bound on a reply's templates)"
+        )
 
 
 @functools.cache
 def _env() -> ImmutableSandboxedEnvironment:
     """The templates' environment, made when the first template is met (jinja2 is slow to
     import, and most servers have no template)."""
-    from jinja2 import StrictUndefined
+    from jinja2 import StrictUndefined, nodes, pass_context
+    from jinja2.compiler import CodeGenerator, Frame
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    return ImmutableSandboxedEnvironment(
-        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
+    class Guarded(CodeGenerator):
+        """jinja2's code, with every loop's iterable and every `~` passing through the
+        environment: the sandbox has hooks for calls, attributes and operators, not these."""
+
+        def visit_For(self, node: nodes.For, frame: Frame) -> None:
+            guarded = copy.copy(node)  # (the tree is the Text's: left as parsed)
+            guarded.iter = nodes.Call(
+                nodes.EnvironmentAttribute("iterate"), [node.iter], [], None, None
+            ).set_lineno(node.lineno)
+            super().visit_For(guarded, frame)
+
+        def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+            self.write("environment.sized(")
+            super().visit_Concat(node, frame)
+            self.write(")")
+
+    class Sandbox(ImmutableSandboxedEnvironment):
+        """The sandbox, checking the render's budget in its hooks."""
+
+        code_generator_class = Guarded
+        intercepted_binops = frozenset({"*", "**", "+", "%"})
+
+        def call(self, context: Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
+            budget = _budget()
+            if budget is not None:
+                budget.tick()
+            return super().call(context, obj, *args, **kwargs)
+
+        def getattr(self, obj: Any, attribute: str) -> Any:
+            budget = _budget()
+            if budget is not None:
+                budget.tick()
+            return super().getattr(obj, attribute)
+
+        def getitem(self, obj: Any, argument: Any) -> Any:
+            budget = _budget()
+            if budget is not None:
+                budget.tick()
+            return super().getitem(obj, argument)
+
+        def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+            _check_operands(operator, left, right)
+            return _sized(super().call_binop(context, operator, left, right))
+
+        def iterate(self, iterable: Iterable[Any]) -> Iterable[Any]:
+            budget = _budget()
+            return iterable if budget is None else budget.iterate(iterable)
+
+        @staticmethod
+        def sized(value: Any) -> Any:
+            return _sized(value)
+
+    # `optimized=False`: jinja2 would otherwise fold constant expressions (`'x'|center(10**9)`)
+    # while compiling, at load time and outside any budget.
+    env = Sandbox(
+        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, optimized=False
     )
+    env.filters["random"] = pass_context(_random_item)
+    env.globals["lipsum"] = pass_context(_lipsum)
+    return env
+
+
+def _rng(context: Context) -> random.Random:
+    """The request's seeded RNG: its Faker's (a template that renamed `faker`: a fixed one)."""
+    view = context.get("faker")
+    if isinstance(view, FakerView):
+        rng: random.Random = view._faker.random
+        return rng
+    return random.Random(0)
+
+
+def _random_item(context: Context, seq: Sequence[Any]) -> Any:
+    """jinja2's `random` filter, drawing from the request's seeded RNG."""
+    try:
+        return _rng(context).choice(seq)
+    except IndexError:
+        return context.environment.undefined("No random item, sequence was empty.")
+
+
+def _lipsum(context: Context, n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:
+    """jinja2's `lipsum()` (jinja2.utils.generate_lorem_ipsum, the same text for the same
+    draws), drawing from the request's seeded RNG."""
+    from jinja2.constants import LOREM_IPSUM_WORDS
+    from markupsafe import Markup, escape
+
+    rng = _rng(context)
+    budget = _budget()
+    words = LOREM_IPSUM_WORDS.split()
+    result = []
+    for _ in range(n):
+        next_capitalized = True
+        last_comma = last_fullstop = 0
+        last = None
+        paragraph = []
+        for idx in range(rng.randrange(min, max)):  # 20 to 100 words by default
+            if budget is not None:
+                budget.tick()
+            while True:
+                word = rng.choice(words)
+                if word != last:
+                    last = word
+                    break
+            if next_capitalized:
+                word = word.capitalize()
+                next_capitalized = False
+            if idx - rng.randrange(3, 8) > last_comma:  # a comma now and then
+                last_comma = idx
+                last_fullstop += 2
+                word += ","
+            if idx - rng.randrange(10, 20) > last_fullstop:  # and the end of a sentence
+                last_comma = last_fullstop = idx
+                word += "."
+                next_capitalized = True
+            paragraph.append(word)
+        text = " ".join(paragraph)
+        if text.endswith(","):
+            text = text[:-1] + "."
+        elif not text.endswith("."):
+            text += "."
+        result.append(text)
+    if not html:
+        return "\n\n".join(result)
+    return Markup("\n".join(f"<p>{escape(text)}</p>" for text in result))
 
 
 CONTEXT_NAMES = ("request", "faker", "call")
@@ -228,15 +469,28 @@ class Text:
         return self.tree is not None
 
     def render(self, context: Mapping[str, Any]) -> str:
-        """The text for this request."""
+        """The text for this request, within the reply's render limits (see `render_limits`)."""
         if self.tree is None:
             return self.source
         if self._compiled is None:  # a race compiles twice, harmlessly
             self._compiled = _env().from_string(self.tree)
+        # (render_limits() inlined: its generator would cost ~2 us a render)
+        budget = outer = _budget()
+        if budget is None:
+            budget = _limits.budget = _Budget()
         try:
-            return self._compiled.render(context)
+            parts = []
+            for part in self._compiled.generate(context):  # (piece by piece: the size cap)
+                budget.write(len(part))
+                parts.append(part)
+            return "".join(parts)
+        except RenderLimitError as error:
+            raise TemplateRenderError(str(error), self.origin) from None
         except Exception as error:  # jinja raises many kinds; all mean "this template failed"
             raise TemplateRenderError(f"{type(error).__name__}: {error}", self.origin) from None
+        finally:
+            if outer is None:
+                _limits.budget = None
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Text) and other.source == self.source
