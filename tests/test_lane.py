@@ -371,8 +371,8 @@ def test_a_client_leaving_while_its_answer_waits(server: MockServer, watched: Lo
     conn.send(chat(content="slow"))
     _arrived(server, "slow")
     conn.close()
-    # The request runs its course (its latency, then an answer nobody reads), logs nothing at
-    # ERROR (`watched`), is journalled whole, and the server serves on.
+    # The request's wait ends when its client leaves (delivery notices it, as a `hang`'s
+    # does), it logs nothing at ERROR (`watched`), is journalled whole, and the server serves on.
     deadline = time.monotonic() + 10
     finished: list[dict[str, Any]] = []
     while not finished and time.monotonic() < deadline:
@@ -381,8 +381,7 @@ def test_a_client_leaving_while_its_answer_waits(server: MockServer, watched: Lo
             e for e in entries if "slow" in json.dumps(e.get("body")) and e["duration_ms"] > 0
         ]
         time.sleep(0.02)
-    # (its 300 ms latency run through, give or take the clocks: a request cut short takes ~1)
-    assert finished and finished[0]["duration_ms"] >= 250
+    assert finished and 0 < finished[0]["duration_ms"] < 5000
     assert finished[0]["rule"] == "slow"
     other = Connection(server.port)
     try:

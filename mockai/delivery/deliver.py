@@ -21,7 +21,8 @@ On JSON answers `disconnect_after` and `stall_after` break the body halfway (hea
 body never completes); relays from an upstream take latency and the connection faults.
 
 Everything that waits goes through a `Delivery`: its clock is the seam tests replace so that
-they never really sleep, and its shutdown hook ends held connections when the server stops.
+they never really sleep, a client leaving ends any wait (latency, pacing, a hold) within 100 ms,
+and its shutdown hook ends held connections when the server stops.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 
 from mockai.delivery.faults import Faults
 from mockai.delivery.outbox import hold_writes
@@ -117,6 +118,31 @@ class Delivery:
         finally:
             self._holds.discard(wake)
 
+    async def wait_until(self, request: web.BaseRequest, deadline: float) -> bool:
+        """Sleep until `deadline` on the clock; False as soon as the client leaves first.
+
+        A wait of up to _POLL only sleeps (a write after it finds a client gone). A longer one
+        (latency, a stream paced in seconds or minutes) races the clock against the connection,
+        checked every _POLL as `hold` checks it: its task, with the answer it holds, and the
+        `in_flight` and `active_streams` it counts in, are let go when the client leaves, not
+        when the next part is due (up to a day later). The task it sleeps in is one per long
+        wait, nothing for the short gaps of a fast stream.
+        """
+        clock = self.clock
+        if deadline - clock.now() <= _POLL:
+            await clock.sleep_until(deadline)
+            return True
+        sleep = asyncio.ensure_future(clock.sleep_until(deadline))
+        try:
+            while not sleep.done():
+                if not _connected(request):
+                    return False
+                await asyncio.wait((sleep,), timeout=_POLL)
+            sleep.result()  # (a clock's own error, if it had one)
+            return True
+        finally:
+            sleep.cancel()
+
     async def take_turn(self) -> None:
         """Wait for this request's turn to do its work: one request per event-loop iteration.
 
@@ -158,6 +184,14 @@ class Delivery:
 def _connected(request: web.BaseRequest) -> bool:
     transport = request.transport
     return transport is not None and not transport.is_closing()
+
+
+def _left(request: web.BaseRequest) -> None:
+    """Say that the client left while its answer waited: the one debug line a client leaving
+    gets (`deliver`), as when a write finds it gone."""
+    log.debug(
+        "%s %s: the client disconnected while its answer waited", request.method, request.path
+    )
 
 
 def keeps_schedule(timing: Timing, outgoing: Outgoing | None) -> bool:
@@ -226,7 +260,10 @@ async def _deliver(
     # Seeding a generator costs microseconds: only timing that samples one gets it.
     rng = random.Random(timing.seed) if timing.latency is not None or timing.stream else _UNUSED
     start = arrived + (timing.latency.sample(rng) if timing.latency is not None else 0.0)
-    await delivery.clock.sleep_until(start)
+    if not await delivery.wait_until(request, start):
+        # Gone before the headers: nothing is sent, as for a `hang` whose client left.
+        _left(request)
+        return await _no_response(request, outgoing, faults, delivery)
     if faults.no_response:
         return await _no_response(request, outgoing, faults, delivery)
     headers["openai-processing-ms"] = processing_ms(arrived)
@@ -273,6 +310,17 @@ def _streamed_head(outgoing: EventStream | Relay, headers: Mapping[str, str]) ->
     if isinstance(outgoing, EventStream):
         response.headers["Cache-Control"] = "no-cache"
     return response
+
+
+def _closed_after(request: web.BaseRequest, response: web.StreamResponse) -> None:
+    """End the connection with the body when the client speaks HTTP/1.0, which has no chunked
+    encoding: a body of unknown length is then delimited only by the close (RFC 9112 section
+    6.3). aiohttp omits the length but keeps a keep-alive connection open (it drops that
+    decision on a local), so such a client waited for the end of the stream until it timed out.
+    """
+    if request.version < HttpVersion11:
+        response.force_close()
+        response.headers["Connection"] = "close"  # (the client asked to keep it: say no)
 
 
 # --- connection faults ------------------------------------------------------------------------
@@ -339,6 +387,7 @@ async def _relay(
     the upstream's error answers and as the journal shows them.
     """
     response = _streamed_head(outgoing, headers)
+    _closed_after(request, response)
     chunks = aiter(outgoing.chunks)
     try:
         await response.prepare(request)
@@ -507,6 +556,7 @@ async def _stream(
     delivery: Delivery,
 ) -> web.StreamResponse:
     response = _streamed_head(outgoing, headers)
+    _closed_after(request, response)
     await response.prepare(request)
     paced = timing.paced or outgoing.offsets is not None
     if not paced and not faults:
@@ -521,7 +571,10 @@ async def _stream(
     writes, ending = plan_writes(outgoing, faults)
     if paced:
         due = schedule(len(outgoing.frames), start, timing.stream, outgoing.offsets, rng)
-        await _paced(response, writes, due, delivery)
+        if not await _paced(request, response, writes, due, delivery):
+            _left(request)
+            _drop(request, reset=False)  # (closing already: the stream never completes)
+            return response
     else:
         await _unpaced(response, writes, delivery)
     await _end(request, response, outgoing, ending, len(writes), delivery)
@@ -556,12 +609,18 @@ def schedule(
 
 
 async def _paced(
-    response: web.StreamResponse, writes: list[_Write], due: list[float], delivery: Delivery
-) -> None:
-    clock = delivery.clock
+    request: web.Request,
+    response: web.StreamResponse,
+    writes: list[_Write],
+    due: list[float],
+    delivery: Delivery,
+) -> bool:
+    """Write each part when it is due; False if the client left while a part waited."""
     for write in writes:
-        await clock.sleep_until(due[write.frame])
+        if not await delivery.wait_until(request, due[write.frame]):
+            return False
         await _write(response, write, delivery)
+    return True
 
 
 # An unpaced stream is written in slices of about this size, each once the one before has
