@@ -5,7 +5,9 @@ The recording comes as a multipart file. The answer is in the requested `respons
 (language, duration, segments and, with `timestamp_granularities[]=word`, words), and
 `diarized_json` for the diarizing model. The GPT transcription models stream
 `transcript.text.delta` events then `transcript.text.done` when asked (`stream=true`; whisper-1
-ignores it, as the API does), and take `include[]=logprobs`. Translations are always English.
+ignores it, as the API does), and take `include[]=logprobs`; the diarizing model's deltas name
+their segment, and with `diarized_json` each segment comes as a `transcript.text.segment` event.
+Translations are always English.
 
 The text is the first choice of the Reply (a rule's `content`, or a generated transcript as long
 as the recording); its timing comes from the recording's length (`generate.transcript`).
@@ -323,18 +325,43 @@ def _stream(
     rng = random.Random(int.from_bytes(ctx.key[8:16], "big"))
     frames: list[bytes] = []
     logprobs: list[dict[str, Any]] = []
-    for piece in _pieces(text):
-        event: dict[str, Any] = {"type": "transcript.text.delta", "delta": piece}
-        if with_logprobs:
-            event["logprobs"] = [_logprob(piece, rng)]
-            logprobs.extend(event["logprobs"])
-        frames.append(sse.data_frame(jsonbytes.dumps(event)))
+    for pieces, segment in _runs(reply, exchange, text, seconds):
+        for piece in pieces:
+            event: dict[str, Any] = {"type": "transcript.text.delta", "delta": piece}
+            if with_logprobs:
+                event["logprobs"] = [_logprob(piece, rng)]
+                logprobs.extend(event["logprobs"])
+            if segment is not None:
+                event["segment_id"] = segment["id"]
+            frames.append(sse.data_frame(jsonbytes.dumps(event)))
+        if segment is not None and exchange.body.get("response_format") == "diarized_json":
+            frames.append(sse.data_frame(jsonbytes.dumps(segment)))  # once its text is out
     done: dict[str, Any] = {"type": "transcript.text.done", "text": text}
     if with_logprobs:
         done["logprobs"] = logprobs
     done["usage"] = _usage(reply, exchange, text, seconds)
     frames.append(sse.data_frame(jsonbytes.dumps(done)))
     return EventStream(frames=frames, tail=1, content_type=sse.CONTENT_TYPE)
+
+
+def _runs(
+    reply: Reply, exchange: Exchange, text: str, seconds: float
+) -> list[tuple[list[str], dict[str, Any] | None]]:
+    """The stream's deltas, run by run: all of them at once, or (the diarizing model) each
+    segment's with the `transcript.text.segment` event it belongs to (the API puts the segment's
+    id on its deltas). The deltas add up to `text` exactly, whitespace between segments too."""
+    if "diarize" not in exchange.model:
+        return [(_pieces(text), None)]
+    segments = _diarized(reply, exchange, text, seconds)["segments"]
+    runs: list[tuple[list[str], dict[str, Any] | None]] = []
+    start = 0
+    for index, segment in enumerate(segments):
+        # (a segment is a sentence of `text`, stripped: the space before it goes with it)
+        found = text.find(segment["text"], start)
+        end = len(text) if index == len(segments) - 1 or found < 0 else found + len(segment["text"])
+        runs.append(([piece for piece in _pieces(text[start:end]) if piece], segment))
+        start = end
+    return runs
 
 
 TRANSCRIPTIONS = Codec(

@@ -68,6 +68,9 @@ def check_cassette(path: Path, text: str, scrubber: Scrubber | None = None) -> l
         line = lines.of("interactions", index)
         for message in _interaction_problems(interaction):
             problems.append(Problem(str(path), line, f"interaction {index}: {message}"))
+        for within, message in interaction.timing.problems:  # (what `mockai serve` refuses)
+            at = lines.of("interactions", index, "response", "mockai", *within)
+            problems.append(Problem(str(path), at, f"interaction {index}: {message}"))
         for message in scan_interaction(interaction, scrubber):
             field = message.split(":", 1)[0]
             where = lines.of("interactions", index, *field.split("."))

@@ -31,7 +31,9 @@ import base64
 import binascii
 import copy
 import logging
+import math
 import os
+import reprlib
 import secrets
 import stat
 from collections.abc import Mapping, Sequence
@@ -64,6 +66,11 @@ class DecodeError(CassetteError):
     """The cassette exists but is not a readable vcrpy cassette; the message says where and why."""
 
 
+MAX_SECONDS = 86400.0  # a day: the cap on every duration mockai takes (docs/faults.md)
+# One thing wrong in the own field: where (its path under `mockai`) and what.
+TimingProblem = tuple[tuple[str | int, ...], str]
+
+
 @dataclass(frozen=True, slots=True)
 class Timing:
     """When the recorded answer arrived (mockai's own field; absent in vcrpy's recordings)."""
@@ -71,6 +78,9 @@ class Timing:
     latency: float | None = None  # request sent -> response headers
     duration: float | None = None  # request sent -> last byte
     events: tuple[float, ...] | None = None  # per SSE event, seconds after the headers
+    # What the file held that replay cannot use, left out above: a server refuses the cassette
+    # for it (a NaN offset would go unpaced, a year-long one never answer); `mockai check` lists it.
+    problems: tuple[TimingProblem, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """The YAML form (rounded to 0.1 ms: enough for pacing, stable in diffs)."""
@@ -85,21 +95,59 @@ class Timing:
 
     @classmethod
     def from_dict(cls, value: Any) -> Timing:
-        """Read the own field; anything unusable is ignored (replay then goes unpaced)."""
-        if not isinstance(value, Mapping):
+        """Read the own field: a number of seconds (finite, not negative, at most a day) is kept;
+        anything else is left out and named in `problems`."""
+        if value is None:
             return cls()
-        events = value.get("events")
-        if not (isinstance(events, list) and all(_is_number(e) for e in events)):
-            events = None
-        return cls(
-            latency=float(value["latency"]) if _is_number(value.get("latency")) else None,
-            duration=float(value["duration"]) if _is_number(value.get("duration")) else None,
-            events=tuple(float(e) for e in events) if events is not None else None,
+        if not isinstance(value, Mapping):
+            return cls(problems=(((), f"{OWN_FIELD} is {reprlib.repr(value)}, not a mapping"),))
+        problems: list[TimingProblem] = []
+        latency = _seconds(value.get("latency"), ("latency",), problems)
+        duration = _seconds(value.get("duration"), ("duration",), problems)
+        return cls(latency, duration, _offsets(value.get("events"), problems), tuple(problems))
+
+
+def _seconds(
+    value: Any, path: tuple[str | int, ...], problems: list[TimingProblem]
+) -> float | None:
+    if value is None:
+        return None
+    problem = seconds_problem(value)
+    if problem is not None:
+        where = OWN_FIELD + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+        problems.append((path, f"{where} {problem}"))
+        return None
+    return float(value)
+
+
+def _offsets(value: Any, problems: list[TimingProblem]) -> tuple[float, ...] | None:
+    """The events' offsets, or None (replay unpaced) when any of them is unusable."""
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        problems.append(
+            (("events",), f"{OWN_FIELD}.events is {reprlib.repr(value)}, not a list of seconds")
         )
+        return None
+    before = len(problems)
+    offsets = [_seconds(offset, ("events", index), problems) for index, offset in enumerate(value)]
+    if len(problems) > before:
+        del problems[before + 1 :]  # (the first says what is wrong; a list of NaNs says no more)
+        return None
+    return tuple(offset for offset in offsets if offset is not None)
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+def seconds_problem(value: Any) -> str | None:
+    """Why `value` is no recorded number of seconds, or None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"is {reprlib.repr(value)}, not a number of seconds"  # (short: hand-edited)
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"is {value}, not a finite number of seconds"
+    if value < 0:
+        return f"is {value} s: negative"
+    if value > MAX_SECONDS:
+        return f"is {value} s: over a day (at most {MAX_SECONDS:g} s)"
+    return None
 
 
 @dataclass(slots=True)
@@ -344,7 +392,8 @@ def parse_cassette(path: Path, text: str, *, servable: bool = True) -> Cassette:
     """A Cassette from a file's text; DecodeError says what is wrong, where, and how to fix it.
 
     `servable`: refuse what the file holds but a server cannot send (a status that is not
-    HTTP's); `mockai check` reads it all and reports that among the file's other problems."""
+    HTTP's, timing replay cannot use); `mockai check` reads it all and reports that among the
+    file's other problems."""
     serializer = _serializer(path)
     try:
         data = serializer.deserialize(text)
@@ -374,6 +423,10 @@ def parse_cassette(path: Path, text: str, *, servable: bool = True) -> Cassette:
             # (The lines are found only now: composing the text again costs a second load.)
             line = NodeLines(text).of("interactions", index)
             raise DecodeError(f"{path}:{line}: interaction {index}{error.joint}{error}") from None
+        if servable and interaction.timing.problems:
+            where, problem = interaction.timing.problems[0]
+            line = NodeLines(text).of("interactions", index, "response", OWN_FIELD, *where)
+            raise DecodeError(f"{path}:{line}: interaction {index}: {problem}")
         interactions.append(interaction)
     metadata = data.get("metadata")
     return Cassette(path, interactions, dict(metadata) if isinstance(metadata, Mapping) else None)

@@ -238,7 +238,7 @@ async def answer(
         await state.conversations.extend(exchange, delivered, output=sent is delivered)
         return outgoing if sent is delivered else sent
     if exchange.endpoint is Endpoint.CHAT and exchange.body.get("store") is True:
-        await state.completions.keep(exchange, outgoing)
+        await state.completions.keep(exchange, outgoing, plan.faults)  # (kept as cut)
     return outgoing
 
 

@@ -98,7 +98,13 @@ def _card(info: ModelInfo) -> Json:
 
 def _stream(body: list[Json], tail: list[Json], answer: Answer) -> tuple[list[bytes], list[bytes]]:
     options = answer.exchange.body.get("stream_options")
-    if isinstance(options, dict) and options.get("continuous_usage_stats"):
+    # vLLM (`should_include_usage`): `include_continuous_usage = include_usage and
+    # bool(continuous_usage_stats)`: without `include_usage` no chunk carries usage.
+    if (
+        isinstance(options, dict)
+        and options.get("include_usage")
+        and options.get("continuous_usage_stats")
+    ):
         finishes, _ = shapes.finish_and_usage(tail)
         shapes.running_usage(body + finishes, answer)
     return shapes.frames(body, tail)
@@ -129,7 +135,10 @@ PROFILE = Profile(
     chat=ChatShape(
         stream=_stream,
         error_frame=_error_frame,
-        stream_usage="as OpenAI; `stream_options.continuous_usage_stats`: usage on every chunk",
+        stream_usage=(
+            "as OpenAI; `stream_options.continuous_usage_stats` with `include_usage`: usage on"
+            " every chunk"
+        ),
     ),
     errors=ErrorStyle(
         _envelope,

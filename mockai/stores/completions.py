@@ -7,7 +7,8 @@ the request's messages. mockai keeps the same per server, bounded like the journ
 and distillation code that reads stored completions can be tested.
 
 Like the Responses store, an answer is kept as sent and read only when asked for; a streamed one is
-rebuilt from its chunks the way the SDKs accumulate them.
+rebuilt from its chunks the way the SDKs accumulate them. A stream a fault cuts is kept as the
+client got it: the chunks before the cut, so no finish reason (null) and no usage.
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ from typing import Any
 from mockai.api import common
 from mockai.backend.base import Records, RecordsFactory
 from mockai.backend.memory import MemoryBackend
+from mockai.delivery.deliver import plan_writes
+from mockai.delivery.faults import NO_FAULTS, Faults
 from mockai.errors import ApiError
 from mockai.pipeline.exchange import Endpoint, Exchange
 from mockai.stores import items, kept
+from mockai.wire import errors
 from mockai.wire.outgoing import Body, EventStream, Outgoing
 
 DEFAULT_CAPACITY = 1000
@@ -74,12 +78,16 @@ class CompletionStore:
         backend = backend or MemoryBackend()
         self._stored: Records[_Stored] = backend.records("completions", _CODEC, capacity, max_bytes)
 
-    async def keep(self, exchange: Exchange, outgoing: Outgoing) -> None:
-        """Remember a chat answer if its request asked for `store: true`."""
+    async def keep(
+        self, exchange: Exchange, outgoing: Outgoing, faults: Faults = NO_FAULTS
+    ) -> None:
+        """Remember a chat answer if its request asked for `store: true`, as the client gets it
+        with `faults` (the stream faults that will be applied to it)."""
         if exchange.endpoint is not Endpoint.CHAT or exchange.body.get("store") is not True:
             return
         if outgoing.status != 200 or not isinstance(outgoing, Body | EventStream):
             return
+        outgoing = as_delivered(outgoing, faults)
         completion_id = kept.answer_id(outgoing, _COMPLETION_ID)
         if completion_id is None:
             return
@@ -176,6 +184,31 @@ class CompletionStore:
 
 def _not_found(completion_id: str) -> ApiError:
     return ApiError(404, f"Chat completion with id '{completion_id}' not found.", param=None)
+
+
+def as_delivered(answer: Body | EventStream, faults: Faults) -> Body | EventStream:
+    """`answer` as the client gets it: a stream a fault cuts (`error_event_after`,
+    `truncate_after`, `disconnect_after`, `stall_after`, chaos's `disconnect`) is its frames up to
+    the cut, then the in-band error event if the cut sends one. The finish and usage chunks are
+    past any cut, so the stored completion has neither, as the client's has not."""
+    if not faults or not isinstance(answer, EventStream):
+        return answer
+    writes, ending = plan_writes(answer, faults)  # (what delivery writes: the same cut)
+    if ending is None:
+        return answer  # complete (a duplicated, split or malformed chunk cuts nothing)
+    sent = len(writes)
+    frames = tuple(answer.frames[:sent])
+    if ending == "error":
+        error_frame = answer.error_frame or errors.stream_error_frame  # (as delivery picks it)
+        frames = (*frames, error_frame(sent))
+    return EventStream(
+        frames=frames,
+        tail=1 if ending == "error" else 0,
+        status=answer.status,
+        content_type=answer.content_type,
+        headers=answer.headers,
+        error_frame=answer.error_frame,
+    )
 
 
 def completion_of(answer: Body | EventStream) -> dict[str, Any] | None:
