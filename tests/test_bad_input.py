@@ -34,8 +34,8 @@ REFUSED_OPTIONS = [
     (["--port", "99999"], "argument --port: 99999 is not a port; use 0-65535 (0 picks a free one)"),
     (["--port", "-1"], "argument --port: -1 is not a port; use 0-65535 (0 picks a free one)"),
     (["--port", "eighty"], "argument --port: 'eighty' is not a whole number"),
-    (["--workers", "0"], "argument --workers: 0 is not a number of processes; use 1 or more"),
-    (["--workers", "-3"], "argument --workers: -3 is not a number of processes; use 1 or more"),
+    (["--workers", "0"], "argument --workers: 0 is not a number of processes; use 1 to 1024"),
+    (["--workers", "-3"], "argument --workers: -3 is not a number of processes; use 1 to 1024"),
     (
         ["--replay-speed", "-1"],
         (
@@ -215,7 +215,7 @@ REFUSED_VARIABLES = [
     ({"MOCKAI_ADMIN_REMOTE": "2"}, "MOCKAI_ADMIN_REMOTE: '2' is not a boolean"),
     ({"MOCKAI_PORT": "99999"}, "MOCKAI_PORT: 99999 is not a port; use 0-65535"),
     ({"MOCKAI_PORT": "eighty"}, "MOCKAI_PORT: 'eighty' is not a whole number"),
-    ({"MOCKAI_WORKERS": "0"}, "MOCKAI_WORKERS: 0 is not a number of processes; use 1 or more"),
+    ({"MOCKAI_WORKERS": "0"}, "MOCKAI_WORKERS: 0 is not a number of processes; use 1 to 1024"),
     ({"MOCKAI_REPLAY_SPEED": "-1"}, "MOCKAI_REPLAY_SPEED: -1 is negative"),
     ({"MOCKAI_SEED": "0x"}, "MOCKAI_SEED: '0x' is not a whole number"),
     ({"MOCKAI_JOURNAL_SIZE": "-5"}, "MOCKAI_JOURNAL_SIZE: must not be negative, got -5"),
@@ -289,7 +289,7 @@ def test_any_variable_value_is_taken_or_refused_naming_the_variable(
 REFUSED_ARGUMENTS = [
     ({"port": 99999}, "port: 99999 is not a port; use 0-65535 (0 picks a free one)"),
     ({"port": -1}, "port: -1 is not a port; use 0-65535 (0 picks a free one)"),
-    ({"workers": 0}, "workers: 0 is not a number of processes; use 1 or more"),
+    ({"workers": 0}, "workers: 0 is not a number of processes; use 1 to 1024"),
     ({"replay_speed": -0.5}, "replay_speed: -0.5 is negative"),
     ({"replay_speed": float("inf")}, "replay_speed: inf is not a finite number"),
     ({"seed": 1.5}, "seed: 1.5 is not a whole number"),

@@ -20,10 +20,15 @@ from mockai.api.fieldrules import (
 from mockai.api.spec_fields import FIELDS
 from mockai.catalog import ModelInfo
 from mockai.errors import ApiError
+from mockai.pipeline import workload
 from mockai.pipeline.exchange import Message, ResponseFormat, Tool, ToolChoice
 from mockai.wire import jsonbytes
 
-_TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+# The spec's rule for function and response-format names: "Must be a-z, A-Z, 0-9, or contain
+# underscores and dashes, with a maximum length of 64." (Matched whole: `$` would let a trailing
+# newline through.)
+_NAME = re.compile(r"[a-zA-Z0-9_-]+")
+_MAX_NAME = 64
 
 
 def item_type(item: Mapping[str, Any]) -> Any:
@@ -361,14 +366,7 @@ def parse_tool(raw: Any, param: str, *, flat: bool, strict_default: bool = False
         raise missing(f"{where}.name")
     if not isinstance(name, str):
         raise type_error(f"{where}.name", ("string",), name)
-    if not _TOOL_NAME.match(name):
-        raise ApiError(
-            400,
-            f"Invalid '{where}.name': string does not match pattern. Expected a string that "
-            f"matches the pattern '^[a-zA-Z0-9_-]+$'.",
-            param=f"{where}.name",
-            code="invalid_value",
-        )
+    _check_name(name, f"{where}.name")
     parameters = spec.get("parameters")
     if parameters is not None:
         _check_schema(
@@ -381,6 +379,27 @@ def parse_tool(raw: Any, param: str, *, flat: bool, strict_default: bool = False
         parameters=parameters,
         strict=strict_default if spec.get("strict") is None else bool(spec["strict"]),
     )
+
+
+def _check_name(name: str, param: str) -> None:
+    """A function's or a response format's name: the API's 400 when too long or when it holds
+    other characters than letters, digits, `_` and `-` (the length is checked first)."""
+    if len(name) > _MAX_NAME:
+        raise ApiError(
+            400,
+            f"Invalid '{param}': string too long. Expected a string with maximum length "
+            f"{_MAX_NAME}, but got a string with length {len(name)} instead.",
+            param=param,
+            code="string_above_max_length",
+        )
+    if not _NAME.fullmatch(name):
+        raise ApiError(
+            400,
+            f"Invalid '{param}': string does not match pattern. Expected a string that "
+            f"matches the pattern '^[a-zA-Z0-9_-]+$'.",
+            param=param,
+            code="invalid_value",
+        )
 
 
 def _check_object_schema(parameters: Mapping[str, Any], param: str, name: str) -> None:
@@ -558,10 +577,43 @@ def parse_format(raw: Any, param: str, *, flat: bool) -> ResponseFormat | None:
     name = spec.get("name")
     if not isinstance(name, str):
         raise missing(f"{where}.name")
+    _check_name(name, f"{where}.name")
     schema = spec.get("schema")
     if schema is not None:
         _check_schema(schema, f"{where}.schema", f"response_format '{name}'", "invalid_json_schema")
     return ResponseFormat("json_schema", name=name, schema=schema, strict=bool(spec.get("strict")))
+
+
+async def settle_schemas(body: Any) -> None:
+    """Check the long JSON schemas `body` holds in the worker thread, before it is parsed, so that
+    `_check_schema` finds their verdicts kept: a 700 KB schema takes about a second to check against
+    the metaschema, and on the loop every other client would wait for it."""
+    for schema in _sent_schemas(body):
+        if schemacheck.costly(schema):
+            await workload.off_loop(schemacheck.problem, schema)
+
+
+def _sent_schemas(body: Any) -> list[Mapping[str, Any]]:
+    """The JSON schemas of a chat or Responses body, where `parse_tool` and `parse_format` find
+    them (tools' `parameters`, legacy `functions`, `response_format`, `text.format`)."""
+    if not isinstance(body, dict):
+        return []
+    found = [_field(body, "response_format", "json_schema", "schema")]
+    found.append(_field(body, "text", "format", "schema"))
+    for key in ("tools", "functions"):
+        listed = body.get(key)
+        for tool in listed if isinstance(listed, list) else ():
+            found += [_field(tool, "function", "parameters"), _field(tool, "parameters")]
+    return [schema for schema in found if isinstance(schema, dict)]
+
+
+def _field(raw: Any, *keys: str) -> Any:
+    """`raw[k1][k2]...`, or None where a step is not an object or lacks its key."""
+    for key in keys:
+        if not isinstance(raw, dict):
+            return None
+        raw = raw.get(key)
+    return raw
 
 
 def _check_schema(schema: Any, param: str, owner: str, code: str) -> None:

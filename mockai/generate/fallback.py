@@ -18,6 +18,7 @@ What it answers:
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -280,7 +281,7 @@ class FallbackGenerator:
         from mockai.generate.schema.nodes import SchemaGenerationError
 
         # A grammar constrains the whole input; a schema `pattern` is searched for: anchored.
-        anchored = {"type": "string", "pattern": rf"\A(?:{regex})\Z"}
+        anchored = {"type": "string", "pattern": _whole_pattern(regex)}
         size = budget.answer_tokens(exchange)
         try:
             with prose.seeded_faker(rng.getrandbits(64)) as faker:
@@ -300,3 +301,20 @@ class FallbackGenerator:
 
     def _prose(self, rng: random.Random) -> str:
         return prose.sentences(rng, rng.randint(2, 4))
+
+
+# Global inline flags (`(?i)`, `(?s)(?x)`): Python takes them only at the very start of a pattern
+# ("global flags not at the start" otherwise), so they stay in front of the anchors.
+_LEADING_FLAGS = re.compile(r"(?:\(\?[aiLmsux]+\))+")
+
+
+def _whole_pattern(regex: str) -> str:
+    """A pattern that a string matches (searched for, as a schema `pattern` is) exactly when
+    `regex` matches the whole of it."""
+    found = _LEADING_FLAGS.match(regex)
+    flags = found.group() if found else ""
+    body = regex[len(flags) :]
+    # Verbose (`x`): a comment the regex ends with would swallow the closing parenthesis; a
+    # newline ends the comment, and is itself ignored there.
+    end = "\n" if "x" in flags else ""
+    return rf"{flags}\A(?:{body}{end})\Z"

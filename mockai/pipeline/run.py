@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from mockai.api import common
 from mockai.api.base import Codec, ParseContext, RenderContext
 from mockai.backend import StateUnavailable
 from mockai.delivery.deliver import deliver, keeps_schedule, writes_in_slices
@@ -251,6 +252,7 @@ async def _parse(
         body = profile.requests.check(codec.endpoint, body)
     if codec.endpoint in REFERRING:
         context = await with_held(state, context, codec.endpoint, body)
+    await common.settle_schemas(body)  # a long schema's metaschema check: off the loop
     return parse_checked(state, codec, sent, body, context)
 
 

@@ -58,6 +58,7 @@ class Generator:
         self.budget: int = BUDGET
         self.xeger: Xeger | None = None  # made on first use, see patterns.expand
         self._validator: Any = None
+        self.refs: list[Any] = []  # the `$ref`s followed on the way to the node being made
         # The size budget, in (under-estimated) tokens of the value's JSON: the answer it becomes
         # is cut at the output-token limit anyway, so once that much is made, nothing more is
         # (a schema may ask for 150,000 strings of 1,000 characters). None: unbounded. What is
@@ -116,9 +117,21 @@ class Generator:
             raise SchemaGenerationError(
                 f"gave up after {BUDGET} sub-values: too much backtracking", pointer=ptr
             )
+        mark = len(self.refs)
+        try:
+            return self._attempts(schema, ptr, depth, name, avoid)
+        finally:
+            del self.refs[mark:]  # this node's `$ref`s are off the path again
+
+    def _attempts(
+        self, schema: Any, ptr: str, depth: int, name: str, avoid: set[Any] | None
+    ) -> Any:
+        """`value`'s tries at one node, each from the same path of `$ref`s."""
+        mark = len(self.refs)
         error: SchemaGenerationError | None = None
         for attempt in range(ATTEMPTS):
-            flat = Flat({}, ptr, depth, attempt, lean=self.lean, avoid=avoid)
+            del self.refs[mark:]
+            flat = Flat({}, ptr, depth, attempt, lean=self.lean, avoid=avoid, refs=self.refs)
             try:
                 self.flatten(schema, flat)
                 value = self.flat_value(flat, name)
@@ -168,10 +181,12 @@ class Generator:
 
     def flat_value(self, flat: Flat, name: str) -> Any:
         node = flat.node
+        # A `const` is an enum of one: held to the node's other keywords as well, so that
+        # `{"type": "integer", "const": "abc"}` is refused rather than answered with "abc".
         if "const" in node:
-            return plain(node["const"])
+            return self.listed_value(flat, [node["const"]], "const")
         if "enum" in node:
-            return self.enum_value(flat)
+            return self.listed_value(flat, list(node["enum"]), "enum")
         error: SchemaGenerationError | None = None
         for kind in self.type_order(flat):
             try:
@@ -180,18 +195,21 @@ class Generator:
                 error = exc  # another allowed type may still work
         raise error if error is not None else SchemaGenerationError("no type", pointer=flat.ptr)
 
-    def enum_value(self, flat: Flat) -> Any:
+    def listed_value(self, flat: Flat, values: list[Any], keyword: str) -> Any:
+        """One of the `values` that `keyword` (`enum`, `const`) lists which the node's other
+        keywords allow too (a `const` beside an `enum` must be one of its values)."""
         node = flat.node
-        values = list(node["enum"])
         if "type" in node:
             kinds = type_list(node["type"])
             values = [v for v in values if any(has_type(v, kind) for kind in kinds)]
-        if any(constrains(key) for key in node if key not in ("enum", "type", "nullable")):
+        if any(constrains(key) for key in node if key not in (keyword, "type", "nullable")):
             values = [v for v in values if self.is_valid(node, v, flat.ptr)]
         if not values:
             raise SchemaGenerationError(
-                "no enum value satisfies the other constraints", pointer=flat.ptr
+                f"no {keyword} value satisfies the other constraints", pointer=flat.ptr
             )
+        if keyword == "const":  # (drawing nothing: the values after it stay as they were)
+            return plain(values[0])
         return plain(self.rng.choice(values))
 
     def type_order(self, flat: Flat) -> list[str]:

@@ -10,7 +10,7 @@ from typing import Any
 from mockai.errors import MockaiError
 
 MAX_DEPTH = 4  # $ref hops after which only minimal instances are built
-HARD_DEPTH = 40  # $ref hops after which a recursion has no finite instance
+HARD_DEPTH = 40  # $ref hops on one path past which mockai gives up (recursive or not)
 ATTEMPTS = 12  # regenerations of one node whose best-effort checks failed
 BUDGET = 200_000  # sub-values per call: bounds backtracking on pathological schemas
 NULL_CHANCE = 0.15  # `null` picked first where other types are allowed too
@@ -85,6 +85,8 @@ class Flat:
     branched: bool = False
     lean: bool = False  # the value made so far is past LEAN_SIZE
     avoid: set[Any] | None = None  # frozen values taken already (uniqueItems), see arrays
+    # The `$ref`s followed on the way to this node, its own last: the Generator's path, shared.
+    refs: list[Any] = field(default_factory=list)
 
     @property
     def minimal(self) -> bool:

@@ -40,17 +40,24 @@ _DEFERRED = frozenset({"$ref", "anyOf", "oneOf"})  # merged later, one at a time
 def follow_ref(root: Mapping[str, Any], node: Mapping[str, Any], flat: Flat) -> Mapping[str, Any]:
     """The target of `node`'s `$ref`, merged with the keywords beside it; one hop deeper."""
     flat.depth += 1
-    if flat.depth > HARD_DEPTH:
-        raise SchemaGenerationError(
-            "recursion through $ref never reaches a finite instance", pointer=flat.ptr
-        )
     ref = node["$ref"]
+    if flat.depth > HARD_DEPTH:
+        raise SchemaGenerationError(_too_deep(ref, flat.refs), pointer=flat.ptr)
     target = as_node(resolve(root, ref, flat.ptr), ref)
+    flat.refs.append(ref)
     rest = {key: value for key, value in node.items() if key != "$ref"}
     if any(constrains(key) for key in rest):
         return merge(target, rest, flat)  # 2020-12: siblings of $ref apply too
     flat.ptr = ref
     return target
+
+
+def _too_deep(ref: Any, path: list[Any]) -> str:
+    """Why a `$ref` one past HARD_DEPTH is not followed: a recursion when the path went through
+    it already (a model that requires itself), else a chain of models deeper than mockai goes."""
+    if ref in path:
+        return f"recursion through $ref {ref!r} never reaches a finite instance"
+    return f"more than {HARD_DEPTH} nested $ref levels (mockai's limit), at $ref {ref!r}"
 
 
 def resolve(root: Mapping[str, Any], ref: Any, ptr: str) -> Any:
