@@ -52,9 +52,16 @@ def _check_one(path: str) -> tuple[list[Problem], list[Problem]]:
 
 
 def _files(folder: str) -> list[str]:
-    """A folder's YAML (and JSON cassette) files, in name order, sub-folders included."""
+    """A folder's YAML (and JSON cassette) files, in name order, sub-folders included (but for
+    dot-files and dot-folders, which `serve` skips too)."""
     root = Path(folder)
-    found = [p for p in root.rglob("*") if p.suffix in (".yaml", ".yml", ".json") and p.is_file()]
+    found = [
+        p
+        for p in root.rglob("*")
+        if p.suffix in (".yaml", ".yml", ".json")
+        and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    ]
     return [os.path.join(folder, p.relative_to(root).as_posix()) for p in sorted(found)]
 
 

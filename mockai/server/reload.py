@@ -2,7 +2,8 @@
 
 The files (and folders) given with `--scenario` are watched with watchfiles (inotify on Linux; the
 parent folder of each file is watched, so editors that save by writing a new file and renaming it
-are seen). After a change settles, the whole set is loaded again *off the event loop* and, only if
+are seen; a folder moved, copied or made inside a watched one counts as a change of the files it
+holds). After a change settles, the whole set is loaded again *off the event loop* and, only if
 every file is valid, swapped into the RuleBook in one step: requests see the old rules or the new
 ones, never a mix. A broken edit (or a rule taking the name of a rule added at runtime) is logged
 with each problem's `file:line` and the previous rules keep serving. Only rules reload; settings
@@ -60,18 +61,32 @@ async def watch(paths: Sequence[str], book: RuleBook, stop: asyncio.Event) -> No
 
     targets = [Path(path).resolve() for path in paths]
     roots = sorted({str(t if t.is_dir() else t.parent) for t in targets})
+    folders = await asyncio.to_thread(_folders, targets)
 
     def relevant(_change: object, changed: str) -> bool:
         path = Path(changed)
-        if path.suffix not in SUFFIXES or path.name.startswith("."):
+        if path in targets:  # (a file given by name: loaded even when its name starts with a dot)
+            return True
+        within = next((path.relative_to(t) for t in targets if t in path.parents), None)
+        # Dot-files and dot-folders (an editor's `.#rules.yaml`, `.rules.yaml.swp`) are not
+        # scenario files: the loader skips them too (`scenario.loader.expand`).
+        if within is None or any(part.startswith(".") for part in within.parts):
             return False
-        return any(path == target or target in path.parents for target in targets)
+        # A folder moved, copied or made in brings no event for the files it holds (nor does
+        # one moved out): it changes the set as they would.
+        return path.suffix in SUFFIXES or path.is_dir() or path in folders
 
     log.info("mockai: watching %s for changes", ", ".join(paths))
     async for _changes in awatch(
         *roots, watch_filter=relevant, stop_event=stop, debounce=DEBOUNCE_MS, step=50
     ):
         await reload(paths, book)
+        folders = await asyncio.to_thread(_folders, targets)
+
+
+def _folders(targets: Sequence[Path]) -> set[Path]:
+    """The folders inside the watched ones (to know a deleted path was one: it cannot be asked)."""
+    return {found for t in targets if t.is_dir() for found in t.rglob("*") if found.is_dir()}
 
 
 async def reload(paths: Sequence[str], book: RuleBook) -> bool:

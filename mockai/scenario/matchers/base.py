@@ -17,9 +17,19 @@ REGISTRY: Mapping[str, type[Matcher]] = MappingProxyType(_registry)
 
 
 def shorten(text: str, limit: int = 60) -> str:
-    """`text` as a quoted one-liner, cut with an ellipsis past `limit` characters."""
-    flat = " ".join(text.split())
-    return repr(flat if len(flat) <= limit else flat[: limit - 1] + "…")
+    """`text` quoted on one line (`'hello world\\n'`), at most `limit` characters between the
+    quotes, cut with an ellipsis past them.
+
+    Newlines, tabs and runs of spaces stay as `repr` shows them: a text differing from the
+    expected one in its whitespace alone must not look the same in the no-match report.
+    """
+    if len(text) <= limit and len(shown := repr(text)) <= limit + 2:
+        return shown
+    # Cut the text rather than its repr, so that no escape (`\n`, `\x00`) is cut in two.
+    cut = text[: limit - 1]
+    while len(shown := repr(cut + "…")) > limit + 2:
+        cut = cut[:-1]
+    return shown
 
 
 @dataclass(frozen=True)
