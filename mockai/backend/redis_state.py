@@ -11,8 +11,9 @@ Keys live under a prefix (`mockai` unless the URL says `?prefix=NAME`), so sever
 share one database. Standalone Redis (or a Sentinel-managed primary) is assumed: the scripts touch
 keys they compute, which Redis Cluster does not allow.
 
-When Redis cannot be reached, calls raise `StateUnavailable` — the API's 503 with `retry-after`,
-which the SDKs retry — and the client reconnects by itself once Redis is back.
+When Redis cannot be reached, or refuses to serve (full, unable to persist, an ACL), calls raise
+`StateUnavailable` — the API's 503 with `retry-after`, which the SDKs retry — and the client
+reconnects by itself once Redis is back.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import secrets
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, Generic, ParamSpec, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
@@ -36,8 +37,9 @@ from mockai.backend.base import Picked, RecordCodec, Records, RuleSnapshot, Stat
 from mockai.config import password_hidden
 from mockai.delivery.chaos import Attempts
 from mockai.delivery.ratelimit import BUCKETS, Limit, RateLimits, _headers, _refuse_if_over, _Window
+from mockai.errors import ConfigError
 from mockai.pipeline.fingerprint import Occurrences
-from mockai.pipeline.journal import Journal, JournalEntry, JournalView
+from mockai.pipeline.journal import Journal, JournalEntry, JournalView, _trimmed
 from mockai.wire import jsonbytes
 
 log = logging.getLogger("mockai")
@@ -64,6 +66,62 @@ _UNAVAILABLE = (
     TimeoutError,
 )
 
+# Redis answering but refusing the command (a ResponseError): full (`maxmemory` with the default
+# `noeviction`), writes stopped after a failed save (MISCONF), an ACL that does not let this user
+# touch the keys (NOPERM), a script running too long (BUSY), no primary or too few replicas. The
+# state is there but cannot be used: the same 503, saying Redis's words (which name no key).
+_REFUSALS = (
+    redis_errors.OutOfMemoryError,
+    redis_errors.NoPermissionError,
+    redis_errors.MasterDownError,
+    redis_errors.TryAgainError,
+)
+_REFUSAL_CODES = frozenset(
+    {"OOM", "MISCONF", "NOPERM", "BUSY", "NOREPLICAS", "MASTERDOWN", "TRYAGAIN"}
+)
+# An ACL refusing a key a script touches comes as a plain ERR (Redis 7).
+_REFUSAL_WORDS = ("can't access", "no permissions")
+# Refusals that pass by themselves: at startup they do not stop the server (the others are the
+# URL's fault: a database the server lacks, credentials it refuses).
+_PASSING_CODES = frozenset({"BUSY", "LOADING", "MASTERDOWN", "TRYAGAIN"})
+# What Redis appends to an error raised inside a script: its SHA and line, of no use to a client.
+_SCRIPT_SUFFIX = re.compile(r"\s*script: [0-9a-f]+, on @\S+$")
+# What redis-py puts before an error in a transaction: the command with its keys and values (a
+# conversation's turns...), never to be shown. Greedy: a value may hold the words too.
+_PIPELINE_PREFIX = re.compile(r"^Command # \d+ \(.*\) of pipeline caused error: ", re.DOTALL)
+
+
+def _said(error: redis_errors.RedisError) -> str:
+    """Redis's own words in an error, without what redis-py and scripts add around them."""
+    return _SCRIPT_SUFFIX.sub("", _PIPELINE_PREFIX.sub("", str(error))).strip()
+
+
+def _code(error: redis_errors.RedisError) -> str:
+    """The error's code (`OOM`, `MISCONF`, `ERR`): redis-py keeps it apart from the text for the
+    codes it knows, and leaves it at the start of the text for the others."""
+    code = getattr(error, "status_code", None)
+    if isinstance(code, str) and code and code != "ERR":
+        return code
+    return _said(error).split(" ", 1)[0]
+
+
+def _refusal(error: redis_errors.ResponseError) -> bool:
+    """Whether Redis refused to serve (see _REFUSALS) rather than our command being wrong."""
+    if isinstance(error, _REFUSALS):
+        return True
+    said = _said(error)
+    return _code(error) in _REFUSAL_CODES or any(words in said for words in _REFUSAL_WORDS)
+
+
+def _refused(error: redis_errors.ResponseError) -> str:
+    """The 503's reason for a refusal: Redis's code and words (never the command's keys and
+    values)."""
+    text = _said(error).rstrip(".")
+    code = _code(error)
+    if code != "ERR" and not text.startswith(code):
+        text = f"{code} {text}"
+    return f"Redis refused the command: {text}"
+
 
 def split_url(url: str) -> tuple[str, str, str]:
     """(the URL for the client, the key prefix, the URL to show: no password, no prefix)."""
@@ -71,9 +129,19 @@ def split_url(url: str) -> tuple[str, str, str]:
     query = parse_qsl(parts.query)
     prefix = next((value for key, value in query if key == "prefix"), "mockai")
     rest = urlencode([(key, value) for key, value in query if key != "prefix"])
-    client_url = urlunsplit(parts._replace(query=rest))
-    shown = urlunsplit(urlsplit(password_hidden(url))._replace(query=""))
+    client_url = _unsplit(parts._replace(query=rest))
+    shown = _unsplit(urlsplit(password_hidden(url))._replace(query=""))
     return client_url, prefix, shown
+
+
+def _unsplit(parts: SplitResult) -> str:
+    """`urlunsplit`, keeping the `//` of `unix:///path/redis.sock`: it drops them when there is
+    no host, and the Redis client refuses `unix:/path` (it wants one of `scheme://`)."""
+    text = urlunsplit(parts)
+    if parts.netloc or not parts.scheme:
+        return text
+    rest = text[len(parts.scheme) + 1 :]
+    return f"{parts.scheme}:{rest if rest.startswith('//') else '//' + rest}"
 
 
 def guarded(method: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
@@ -90,6 +158,12 @@ def guarded(method: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutin
             return await method(*args, **kwargs)
         except _UNAVAILABLE as error:
             raise backend.failed(error, time.monotonic() - began) from None
+        except redis_errors.ResponseError as error:
+            if not _refusal(error):
+                raise  # (a command of ours Redis found wrong: a bug, to be seen)
+            # Redis answered at once: no pause before the next call (it may be a read, which
+            # a full Redis still serves).
+            raise StateUnavailable(backend.name, _refused(error)) from None
 
     return call
 
@@ -110,6 +184,7 @@ class RedisBackend:
         self._failing_until = 0.0  # monotonic: calls fail at once before this (BREAK_SECONDS)
         self._failure = ""
         self._largest: int | None = None  # `largest_record`, asked once
+        self._stores: set[str] = set()  # the stores' names asked for here (`records`)
 
     def check_reachable(self) -> None:
         """Raise the 503 at once while a recent failure says Redis is not there."""
@@ -140,8 +215,23 @@ class RedisBackend:
             )
         try:
             await self._client.ping()
+        except (redis_errors.AuthenticationError, redis_errors.ResponseError) as error:
+            if _code(error) not in _PASSING_CODES:  # (LOADING is a ConnectionError: passing)
+                await self.close()
+                raise self._refused_at_start(error) from None
+            log.warning("mockai: shared state %s is not ready yet: %s", self.name, error)
         except _UNAVAILABLE as error:
             log.warning("mockai: shared state %s is not reachable yet: %s", self.name, error)
+
+    def _refused_at_start(self, error: redis_errors.RedisError) -> ConfigError:
+        """The startup error (exit 2) for a Redis that answers but refuses this URL: a database
+        it does not have, credentials or an ACL it refuses. Not a 503 per request: waiting
+        would not help."""
+        return ConfigError(
+            f"state: {self.name!r} was refused by Redis ({_reason(error)}); use memory or "
+            "redis://[:PASSWORD@]HOST:PORT/DB with a database the server has (16 by default: "
+            "/0 to /15) and credentials it accepts"
+        )
 
     async def close(self) -> None:
         if self._client is not None:
@@ -162,6 +252,7 @@ class RedisBackend:
     def records(
         self, name: str, codec: RecordCodec[T], capacity: int, max_bytes: int | None = None
     ) -> Records[T]:
+        self._stores.add(name)
         return RedisRecords(self, name, codec, capacity)
 
     @guarded
@@ -201,45 +292,56 @@ class RedisBackend:
         it: what was scripted (runtime rules), the journal's numbering and the `secrets` records
         (what the server signs with) stay, as in-process.
 
-        Only this server's own key families are looked at, never `<prefix>:*` as a whole: that
-        pattern also holds every longer prefix (`mockai:b:...` is under `mockai:*`), and servers
-        sharing a database by prefix must not reset each other."""
-        await self.client.unlink(*(self.key(*parts) for parts in _RESET_KEYS))
-        kept_records = self.key("records", "secrets").encode() + b":"
-        batch: list[Any] = []
-        for family in _RESET_FAMILIES:
-            pattern = _glob_escaped(self.key(family)) + ":*"
-            async for key in self.client.scan_iter(match=pattern, count=500):
-                if key.startswith(kept_records):
-                    continue
-                batch.append(key)
-                if len(batch) >= 500:
-                    await self.client.unlink(*batch)
-                    batch.clear()
-        if batch:
-            await self.client.unlink(*batch)
+        Keys are found through what this server's scripts registered (the stores' names, the
+        models' budget windows), never by a SCAN pattern: `<prefix>:records:*` also holds the
+        keys of a server whose prefix is `<prefix>:records`, and servers sharing a database by
+        prefix must not reset each other."""
+        client = self.client
+        await client.unlink(*(self.key(*parts) for parts in _RESET_KEYS))
+        registered: set[Any] = await client.smembers(self.key(STORES))
+        for name in sorted({_text(name) for name in registered} | self._stores):
+            if name != "secrets":
+                await _clear_records(client, self.key("records", name))
+        await _forget_budgets(self)
 
 
-# What a reset deletes (`forget_all`): single keys, then families of keys (`<prefix>:<family>:*`).
-# Every key this module writes is one of them or one that a reset keeps (the rules' definitions,
-# removals, version and names; the journal's numbering; the `secrets` records).
+# What a reset deletes (`forget_all`) besides the stores' records and the budgets. Every key this
+# module writes is one of them or one that a reset keeps (the rules' definitions, removals,
+# version and names; the journal's numbering; the `secrets` records; the stores' names, `STORES`).
 _RESET_KEYS = (
     ("occurrences",),
     ("attempts",),
     ("journal", "entries"),
     ("journal", "order"),
+    ("journal", "bodies"),
+    ("journal", "weighed"),
+    ("journal", "bytes"),
     ("rules", "served"),
 )
-_RESET_FAMILIES = ("records", "budget")
+# The set of the stores' names (every `RedisRecords` that stored a record: see PUT_RECORD) and
+# the sorted set of the models whose budget window is alive (see CHARGE).
+STORES = "stores"
+BUDGETS = "budgets"
 
 
-def _glob_escaped(text: str) -> str:
-    """`text` matched literally by a SCAN pattern (`*`, `?`, `[` and `\\` are its specials)."""
-    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
+async def _clear_records(client: aioredis.Redis, base: str) -> None:
+    """Delete one store's records (they are all in its order: see PUT_RECORD, POP_RECORD)."""
+    await scripts.CLEAR_RECORDS(
+        client,
+        keys=[base + ":order", base + ":serial", base + ":inserted"],
+        args=[base + ":r:"],
+    )
+
+
+async def _forget_budgets(backend: RedisBackend) -> None:
+    await scripts.FORGET_BUDGETS(
+        backend.client, keys=[backend.key(BUDGETS)], args=[backend.key("budget", "")]
+    )
 
 
 def _reason(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
+    said = _said(error) if isinstance(error, redis_errors.RedisError) else str(error).strip()
+    text = said or type(error).__name__
     return text.rstrip(".")
 
 
@@ -255,7 +357,9 @@ class RedisRecords(Generic[T]):
         self.backend = backend
         self.codec = codec
         self.capacity = capacity
+        self.name = name
         self._base = backend.key("records", name)
+        self._stores = backend.key(STORES)
         self._order = self._base + ":order"
         self._serial = self._base + ":serial"
         self._inserted = self._base + ":inserted"
@@ -276,16 +380,16 @@ class RedisRecords(Generic[T]):
     async def put(self, key: str, record: T, weight: int = 0) -> None:
         await scripts.PUT_RECORD(
             self.backend.client,
-            keys=[self._order, self._inserted],
-            args=[self._base + ":r:", key, self.codec.encode(record), self.capacity],
+            keys=[self._order, self._inserted, self._stores],
+            args=[self._base + ":r:", key, self.codec.encode(record), self.capacity, self.name],
         )
 
     @guarded
     async def setdefault(self, key: str, record: T) -> T:
         data = await scripts.PUT_NEW_RECORD(
             self.backend.client,
-            keys=[self._order, self._inserted],
-            args=[self._base + ":r:", key, self.codec.encode(record), self.capacity],
+            keys=[self._order, self._inserted, self._stores],
+            args=[self._base + ":r:", key, self.codec.encode(record), self.capacity, self.name],
         )
         return self.codec.decode(data)
 
@@ -341,11 +445,7 @@ class RedisRecords(Generic[T]):
 
     @guarded
     async def clear(self) -> None:
-        await scripts.CLEAR_RECORDS(
-            self.backend.client,
-            keys=[self._order, self._serial, self._inserted],
-            args=[self._base + ":r:"],
-        )
+        await _clear_records(self.backend.client, self._base)
 
 
 # --- counters -----------------------------------------------------------------------------------
@@ -417,7 +517,7 @@ class RedisBudgets(RateLimits):
             *flat,
         ) = await scripts.CHARGE(
             self.backend.client,
-            keys=[self._window_key(model)],
+            keys=[self._window_key(model), self.backend.key(BUDGETS)],
             args=[
                 repr(limit.window / BUCKETS),
                 BUCKETS,
@@ -425,6 +525,7 @@ class RedisBudgets(RateLimits):
                 limit.tpm,
                 -1 if charge is None else charge,
                 int(self._configured(model) is not None),
+                model,
             ],
         )
         if not int(admitted):  # refused: the buckets, to say when enough of them leave
@@ -454,10 +555,7 @@ class RedisBudgets(RateLimits):
 
     @guarded
     async def forget(self) -> None:
-        pattern = self.backend.key("budget", "*")
-        keys = [key async for key in self.backend.client.scan_iter(match=pattern, count=500)]
-        if keys:
-            await self.backend.client.unlink(*keys)
+        await _forget_budgets(self.backend)
 
 
 def _text(value: Any) -> str:
@@ -473,7 +571,12 @@ def _counts(text: bytes) -> list[int]:
 
 
 class RedisJournal(JournalView):
-    """Every worker's entries in one bounded journal (the newest `journal_size`)."""
+    """Every worker's entries in one journal, bounded as in-process: the newest `journal_size`
+    entries, and `MOCKAI_JOURNAL_BYTES` of their bodies (request headers and body) across every
+    worker, the oldest entries' bodies dropped first (`dropped: true`, as in-process).
+
+    An entry is kept as two values: the entry as it is once dropped (no body, its headers cut to
+    what a dropped entry keeps), and its bodies, weighed and dropped by the script that adds it."""
 
     def __init__(self, backend: RedisBackend, local: Journal) -> None:
         super().__init__(local)
@@ -481,26 +584,41 @@ class RedisJournal(JournalView):
         self._entries = backend.key("journal", "entries")
         self._order = backend.key("journal", "order")
         self._seq = backend.key("journal", "seq")
+        self._bodies = backend.key("journal", "bodies")
+        self._weighed = backend.key("journal", "weighed")
+        self._bytes = backend.key("journal", "bytes")
 
     @guarded
     async def publish(self, entry: JournalEntry) -> None:
-        data = entry.as_json()
-        del data["seq"]  # numbered by Redis, shared by every worker
+        light, bodies = split_entry(entry.as_json())
         seq = await scripts.JOURNAL_ADD(
             self.backend.client,
-            keys=[self._seq, self._entries, self._order],
-            args=[jsonbytes.dumps(data), self.backend.journal_size],
+            keys=[
+                self._seq,
+                self._entries,
+                self._order,
+                self._bodies,
+                self._weighed,
+                self._bytes,
+            ],
+            args=[
+                jsonbytes.dumps(light),
+                b"" if bodies is None else jsonbytes.dumps(bodies),
+                self.backend.journal_size,
+                self.local.max_bytes,
+            ],
         )
         entry.seq = int(seq)
 
     @guarded
     async def complete(self, entry: JournalEntry) -> None:
-        data = entry.as_json()
-        del data["seq"]
+        # What delivery learnt (status, duration, headers sent) is all in the light part: the
+        # bodies, published with the entry, stay as they are (or dropped).
+        light, _ = split_entry(entry.as_json())
         await scripts.JOURNAL_SET(
             self.backend.client,
             keys=[self._entries],
-            args=[entry.seq, jsonbytes.dumps(data)],
+            args=[entry.seq, jsonbytes.dumps(light)],
         )
 
     @guarded
@@ -519,17 +637,41 @@ class RedisJournal(JournalView):
             seqs = seqs[len(seqs) - limit :] if more else seqs
         if not seqs:
             return [], more
-        found = await client.hmget(self._entries, seqs)
+        async with client.pipeline(transaction=True) as pipe:
+            pipe.hmget(self._entries, seqs)
+            pipe.hmget(self._bodies, seqs)
+            found, bodies = await pipe.execute()
         entries = []
-        for seq, data in zip(seqs, found, strict=True):
+        for seq, data, held in zip(seqs, found, bodies, strict=True):
             if data is not None:
-                entries.append({"seq": int(seq), **jsonbytes.loads(data)})
+                entries.append(joined_entry(int(seq), data, held))
         return entries, more
 
     @guarded
     async def clear(self) -> None:
         self.local.clear()
-        await self.backend.client.delete(self._entries, self._order)  # numbers keep counting
+        await self.backend.client.delete(  # (the numbers keep counting)
+            self._entries, self._order, self._bodies, self._weighed, self._bytes
+        )
+
+
+def split_entry(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """An entry's JSON (`JournalEntry.as_json`) as the shared journal keeps it: (the entry once
+    its bodies are dropped, its bodies: None if they were dropped already). Without `seq`: Redis
+    numbers the entries."""
+    light = {**data, "headers": _trimmed(data["headers"]), "body": None, "dropped": True}
+    del light["seq"]
+    if data["dropped"]:
+        return light, None
+    return light, {"headers": data["headers"], "body": data["body"], "dropped": False}
+
+
+def joined_entry(seq: int, light: bytes, bodies: bytes | None) -> dict[str, Any]:
+    """An entry's JSON from what `split_entry` made of it (the bodies None once dropped)."""
+    entry = {"seq": seq, **jsonbytes.loads(light)}
+    if bodies is not None:
+        entry.update(jsonbytes.loads(bodies))
+    return entry
 
 
 # --- rules --------------------------------------------------------------------------------------

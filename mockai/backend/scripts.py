@@ -29,10 +29,12 @@ class Script:
             return await client.evalsha(self.sha, len(keys), *keys, *args)
 
 
-# KEYS: order (zset), inserted (counter); ARGV: record key prefix, key, data, capacity.
-# The record becomes the newest; the oldest beyond `capacity` are deleted.
+# KEYS: order (zset), inserted (counter), the stores (set); ARGV: record key prefix, key, data,
+# capacity, the store's name. The record becomes the newest; the oldest beyond `capacity` are
+# deleted. The store's name joins the set a reset reads (`RedisBackend.forget_all`).
 PUT_RECORD = Script(
     """
+redis.call('SADD', KEYS[3], ARGV[5])
 local n = redis.call('INCR', KEYS[2])
 redis.call('SET', ARGV[1] .. ARGV[2], ARGV[3])
 redis.call('ZADD', KEYS[1], n, ARGV[2])
@@ -53,6 +55,7 @@ PUT_NEW_RECORD = Script(
     """
 local held = redis.call('GET', ARGV[1] .. ARGV[2])
 if held then return held end
+redis.call('SADD', KEYS[3], ARGV[5])
 local n = redis.call('INCR', KEYS[2])
 redis.call('SET', ARGV[1] .. ARGV[2], ARGV[3])
 redis.call('ZADD', KEYS[1], n, ARGV[2])
@@ -127,9 +130,10 @@ return a
 """
 )
 
-# KEYS: a model's window (hash: bucket number -> "requests:tokens").
+# KEYS: a model's window (hash: bucket number -> "requests:tokens"), the windows (zset: model ->
+# when its window expires, read by a reset: `FORGET_BUDGETS`).
 # ARGV: bucket width (seconds), buckets per window, rpm, tpm, tokens to charge (-1: only read),
-# enforce (1: refuse what does not fit). On Redis's clock, so every host agrees.
+# enforce (1: refuse what does not fit), the model. On Redis's clock, so every host agrees.
 # Returns {admitted (1/0), now, requests, tokens, newest bucket with requests, newest bucket with
 # tokens (-1: none)} after the charge: what the headers need, whatever the window holds (60
 # buckets under a steady load; handing them all over cost ~35 us a request to read back); and,
@@ -167,7 +171,10 @@ if charge >= 0 then
     counts = {counts[1] + 1, counts[2] + charge}
     kept[field] = counts
     redis.call('HSET', KEYS[1], field, string.format('%d:%d', counts[1], counts[2]))
-    redis.call('PEXPIRE', KEYS[1], math.ceil(width * count * 1000) + 1000)
+    local ttl = math.ceil(width * count * 1000) + 1000
+    redis.call('PEXPIRE', KEYS[1], ttl)
+    redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', math.floor(now * 1000))
+    redis.call('ZADD', KEYS[2], math.floor(now * 1000) + ttl, ARGV[7])
   end
 end
 local newest_requests, newest_tokens = -1, -1
@@ -189,21 +196,56 @@ return out
 """
 )
 
-# KEYS: seq (counter), entries (hash), order (zset); ARGV: entry JSON, capacity.
-# Returns the entry's sequence number; the oldest beyond `capacity` go.
+# KEYS: seq (counter), entries (hash), order (zset), bodies (hash), weighed (zset), bytes (counter).
+# ARGV: the entry without its bodies (as the journal keeps it once they are dropped), its bodies
+# ('' when it has none to keep), capacity, the bodies' byte budget.
+# Returns the entry's sequence number. The oldest entries beyond `capacity` go; past the byte
+# budget, the oldest bodies go (their entries stay), as in-process (pipeline/journal.py).
 JOURNAL_ADD = Script(
     """
+local function drop_bodies(seq)
+  local size = redis.call('HSTRLEN', KEYS[4], seq)
+  if size > 0 then
+    redis.call('HDEL', KEYS[4], seq)
+    redis.call('DECRBY', KEYS[6], size)
+  end
+  redis.call('ZREM', KEYS[5], seq)
+end
 local seq = redis.call('INCR', KEYS[1])
 redis.call('HSET', KEYS[2], seq, ARGV[1])
 redis.call('ZADD', KEYS[3], seq, seq)
-local capacity = tonumber(ARGV[2])
+if #ARGV[2] > 0 then
+  redis.call('HSET', KEYS[4], seq, ARGV[2])
+  redis.call('ZADD', KEYS[5], seq, seq)
+  redis.call('INCRBY', KEYS[6], #ARGV[2])
+end
+local capacity = tonumber(ARGV[3])
 local size = redis.call('ZCARD', KEYS[3])
 if size > capacity then
   local old = redis.call('ZRANGE', KEYS[3], 0, size - capacity - 1)
   redis.call('ZREMRANGEBYRANK', KEYS[3], 0, size - capacity - 1)
-  for _, name in ipairs(old) do redis.call('HDEL', KEYS[2], name) end
+  for _, name in ipairs(old) do
+    redis.call('HDEL', KEYS[2], name)
+    drop_bodies(name)
+  end
+end
+local budget = tonumber(ARGV[4])
+while tonumber(redis.call('GET', KEYS[6]) or '0') > budget do
+  local oldest = redis.call('ZRANGE', KEYS[5], 0, 0)
+  if #oldest == 0 then break end
+  drop_bodies(oldest[1])
 end
 return seq
+"""
+)
+
+# KEYS: the windows (zset, see CHARGE); ARGV: the windows' key prefix. Deletes every window.
+FORGET_BUDGETS = Script(
+    """
+local models = redis.call('ZRANGE', KEYS[1], 0, -1)
+for _, model in ipairs(models) do redis.call('DEL', ARGV[1] .. model) end
+redis.call('DEL', KEYS[1])
+return #models
 """
 )
 

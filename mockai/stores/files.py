@@ -5,8 +5,9 @@ default, in Redis with `--state redis://` (every worker and replica then holds t
 A file is two records, what the API shows of it and its bytes, so that listing never reads the
 bytes. Bounded by count and bytes, but never by forgetting: past the bounds an upload is refused
 (a 400 saying it is mockai's bound), since a file evicted under a running batch would be data
-lost. (Workers uploading at the same instant may pass the bounds by a file or two: the records
-hold twice the count before they would evict.)
+lost. What the files take is counted in one more record, changed atomically (an optimistic
+transaction in Redis), so that workers uploading at the same instant cannot pass the bounds
+together.
 
 Ids and timestamps are reproducible: the n-th file of a server gets `created_at` = the
 configured creation time + n seconds (so lists sort as uploaded), and an id derived from the
@@ -15,6 +16,7 @@ upload's content key and n.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -63,7 +65,17 @@ class RawBytes:
         return bytes(data)
 
 
+@dataclass(slots=True)
+class Usage:
+    """What the held files take: changed in place by `Records.update`."""
+
+    files: int = 0
+    bytes: int = 0
+
+
 _FILES = kept.JsonCodec(asdict, lambda data: StoredFile(**data))
+_USAGE = kept.JsonCodec(asdict, lambda data: Usage(**data))
+USAGE = "usage"  # the one record of the usage collection
 
 
 class FileStore:
@@ -84,6 +96,7 @@ class FileStore:
         # Room for twice the bound: the bound refuses uploads, the records never evict a file.
         self._files: Records[StoredFile] = backend.records("files", _FILES, 2 * capacity)
         self._data: Records[bytes] = backend.records("file-data", RawBytes(), 2 * capacity)
+        self._usage: Records[Usage] = backend.records("file-usage", _USAGE, 1)
 
     # --- the state ------------------------------------------------------------------------------
 
@@ -106,16 +119,17 @@ class FileStore:
                 param="file",
                 code="mockai_storage_full",
             )
-        held = await self._files.values()
-        if len(held) >= self.capacity or sum(f.size for f in held) + len(data) > self.max_bytes:
-            raise ApiError(
-                400,
-                f"mockai holds at most {self.capacity} files and {self.max_bytes} bytes of them "
-                "per server (MOCKAI_FILE_BYTES); delete files (or reset the server) to upload "
-                "more.",
-                param="file",
-                code="mockai_storage_full",
-            )
+        await self._reserve(len(data))
+        try:
+            return await self._keep(filename, purpose, data, key, expires_after)
+        except BaseException:
+            with contextlib.suppress(Exception):  # (the state may be away: nothing to undo then)
+                await self._release(len(data))
+            raise
+
+    async def _keep(
+        self, filename: str, purpose: str, data: bytes, key: bytes, expires_after: int | None
+    ) -> StoredFile:
         number = await self._files.next_serial()  # files ever added: ids and times derive from it
         created = self.created + number
         if expires_after is None and purpose in ("batch", "batch_output"):
@@ -132,11 +146,49 @@ class FileStore:
         await self._files.put(stored.id, stored)
         return stored
 
+    async def _reserve(self, size: int) -> None:
+        """Count a new file of `size` bytes against the bounds, or the 400 when it would pass
+        them: one atomic step, however many workers upload at once."""
+
+        def take(usage: Usage) -> None:
+            if usage.files >= self.capacity or usage.bytes + size > self.max_bytes:
+                raise ApiError(
+                    400,
+                    f"mockai holds at most {self.capacity} files and {self.max_bytes} bytes of "
+                    "them per server (MOCKAI_FILE_BYTES); delete files (or reset the server) to "
+                    "upload more.",
+                    param="file",
+                    code="mockai_storage_full",
+                )
+            usage.files += 1
+            usage.bytes += size
+
+        try:
+            await self._usage.update(USAGE, take)
+        except KeyError:  # the first file since the start or a reset: count what is held
+            await self._usage.setdefault(USAGE, await self._counted())
+            await self._usage.update(USAGE, take)
+
+    async def _release(self, size: int) -> None:
+        """Uncount a file that is gone (or was never kept)."""
+
+        def give(usage: Usage) -> None:
+            usage.files = max(0, usage.files - 1)
+            usage.bytes = max(0, usage.bytes - size)
+
+        with contextlib.suppress(KeyError):  # (reset meanwhile: nothing is counted)
+            await self._usage.update(USAGE, give)
+
+    async def _counted(self) -> Usage:
+        """What the held files take, counted from them (the usage record not made yet)."""
+        held = await self._files.values()
+        return Usage(len(held), sum(f.size for f in held))
+
     async def room(self) -> int:
         """The bytes a new file may still hold (a batch's output is kept within them): what the
         bound leaves, and no more than the shared state holds as one value."""
-        held = await self._files.values()
-        room = max(0, self.max_bytes - sum(f.size for f in held))
+        usage = await self._usage.get(USAGE) or await self._counted()
+        room = max(0, self.max_bytes - usage.bytes)
         largest = await self.backend.largest_record()
         return room if largest is None else min(room, largest)
 
@@ -162,12 +214,14 @@ class FileStore:
         if stored is None:
             raise not_found(file_id)
         await self._data.pop(file_id)
+        await self._release(stored.size)
         return stored
 
     async def clear(self) -> None:
         """Forget every file (the server's reset)."""
         await self._files.clear()
         await self._data.clear()
+        await self._usage.clear()
 
     # --- the /files routes --------------------------------------------------------------------
 
