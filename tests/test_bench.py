@@ -128,21 +128,26 @@ def test_the_web_layer_split_loads_three_servers_with_the_same_answer(tmp_path: 
 def test_the_instruction_count_measures_both_servers(tmp_path: Path) -> None:
     """bench/instructions.py runs mockai and the bare app under callgrind and counts per request:
     deterministic figures, so both are positive and mockai (which does more than serve bytes)
-    executes more instructions per request than the bare app serving its bytes. (One case: each
-    further server costs ~30 s under callgrind, most of it importing mockai.)"""
+    executes more instructions per request than the bare app serving its bytes; the rules case
+    runs on a server of its own and is also compared with plain chat."""
     out = tmp_path / "instructions.json"
     run = run_bench(
         "instructions.py",
-        *("--cases", "chat", "--requests", "20", "--warmup", "10", "--json", str(out)),
+        *("--cases", "chat,rules", "--requests", "20", "--warmup", "10", "--json", str(out)),
         cwd=tmp_path,
         timeout=300,
     )
-    chat = json.loads(out.read_text())["chat"]
+    figures = json.loads(out.read_text())
+    chat, rules = figures["chat"], figures["rules"]
     # The bare app's asyncio loop alone is ~10^5 instructions a request; either figure far
     # below that would mean the requests were not counted.
     assert 50_000 < chat["bare"] < chat["mockai"] < 20_000_000, chat
     assert abs(chat["ratio"] - chat["bare"] / chat["mockai"]) < 1e-9
     assert "ratio" in run.stdout and "chat" in run.stdout  # the printed table
+    # The 20-rule server (its own, configured as bench/perf.py's) against plain chat.
+    assert 50_000 < rules["bare"] < rules["mockai"] < 20_000_000, rules
+    assert rules["of_plain_chat"] == rules["mockai"] / chat["mockai"]
+    assert "rules: " in run.stdout and "of plain chat's instructions" in run.stdout
 
 
 def test_the_timing_benchmark_times_every_chunk_both_ways() -> None:
