@@ -27,6 +27,7 @@ from mockai.delivery.faults import NO_FAULTS
 from mockai.errors import ApiError, Problem, ScenarioError
 from mockai.pipeline.exchange import Endpoint, Exchange
 from mockai.pipeline.reply import NO_TIMING, Plan, Reply, Timing
+from mockai.scenario import shared_rules
 from mockai.wire import jsonbytes
 
 if TYPE_CHECKING:  # the scenario machinery loads with the first rule (see the module docstring)
@@ -71,16 +72,6 @@ class RuleInfo:
         return view
 
 
-class _Unserved(NamedTuple):
-    """A runtime rule in the shared state that this server does not serve: it does not compile
-    here (a file only another host has, a key of another mockai version) or it takes the name
-    of one of this server's scenario rules. It stays listed, and deletable, by its definition."""
-
-    name: str
-    origin: str
-    problem: str
-
-
 class RuleBook:
     """Scenario + runtime rules with their serve counts; answers requests as a decide.Source."""
 
@@ -105,8 +96,10 @@ class RuleBook:
         self._definitions: tuple[dict[str, Any], ...] = ()
         self._files: tuple[Rule, ...] = self._scenario  # scenario rules before runtime removals
         self._removed: frozenset[str] = frozenset()
-        self._compiled: dict[bytes, Rule | _Unserved] = {}  # compiled once per worker
-        self._listed: tuple[Rule | _Unserved, ...] = ()  # the definitions, as listed here
+        self._compiled: dict[bytes, Rule | shared_rules.Unserved] = {}  # compiled once per worker
+        self._listed: tuple[
+            Rule | shared_rules.Unserved, ...
+        ] = ()  # the definitions, as listed here
         self._clashes: tuple[Problem, ...] = ()  # scenario rules taking a shared rule's name
         self._reported: set[str] = set()  # unserved rules already logged (once each)
         # (runtime, scenario, their index): see `_index`; built on the first request.
@@ -397,7 +390,7 @@ class RuleBook:
         compiled, names = [], []
         for value in rules:
             # Only a rule without a name of its own takes a default one (and uses up its number).
-            given = _own_name(value)
+            given = shared_rules.own_name(value)
             default = given if given is not None else defaults()
             names.append((file, loader.rule_name(value, default), 0))
             rule = compile_rule(
@@ -421,8 +414,8 @@ class RuleBook:
         names = [rule.name for rule in self._runtime + self._scenario]
         return names + [entry.name for entry in self._unserved()]
 
-    def _unserved(self) -> Iterable[_Unserved]:
-        return (entry for entry in self._listed if isinstance(entry, _Unserved))
+    def _unserved(self) -> Iterable[shared_rules.Unserved]:
+        return (entry for entry in self._listed if isinstance(entry, shared_rules.Unserved))
 
     def load(self, scenario_set: ScenarioSet) -> list[str]:
         """Append a scenario set's rules after the current scenario rules."""
@@ -459,7 +452,7 @@ class RuleBook:
             reports: list[str] = []
             if self.shared is not None:  # (a runtime rule skipped for a name now free is back)
                 reports = self._take(self._definitions, self._removed)
-        _report(reports)
+        shared_rules.report(reports)
 
     def remove(self, name: str) -> None:
         """Remove the rule called `name` (runtime or scenario); ScenarioError if there is none."""
@@ -498,7 +491,7 @@ class RuleBook:
     async def sync(self) -> None:
         """Take the shared rules and counts, when a backend shares them (else nothing)."""
         if self.shared is not None:
-            _report(await self._sync(self.shared))
+            shared_rules.report(await self._sync(self.shared))
 
     async def start(self) -> None:
         """The first `sync`, as the server starts: ScenarioError when a scenario rule takes the
@@ -510,7 +503,7 @@ class RuleBook:
             clashes = self._clashes
         if clashes:
             raise ScenarioError(clashes)  # (said instead of the warning: nothing is served)
-        _report(reports)
+        shared_rules.report(reports)
 
     async def _sync(self, shared: SharedRules) -> list[str]:
         """`sync`; returns what to log about rules it skips (see `_take`)."""
@@ -537,34 +530,38 @@ class RuleBook:
         # The scenario's names are taken first: a runtime rule taking one is refused in-process.
         scenario = {r.name: r for r in self._scenario}
         taken = {name: rule.origin for name, rule in scenario.items()}
-        listed: list[Rule | _Unserved] = []
+        listed: list[Rule | shared_rules.Unserved] = []
         clashes: list[Problem] = []
         for definition in definitions:
             entry = self._compile_shared(definition)
             first = taken.get(entry.name)
             if first is None:
                 taken[entry.name] = entry.origin
-            elif not isinstance(entry, _Unserved):
-                entry = _Unserved(entry.name, entry.origin, _clash(entry.name, first))
+            elif not isinstance(entry, shared_rules.Unserved):
+                entry = shared_rules.Unserved(
+                    entry.name, entry.origin, shared_rules.clash(entry.name, first)
+                )
             rule = scenario.get(entry.name)
             if rule is not None:
-                clashes.append(Problem(rule.file, rule.line, _taken(rule.name, entry.origin)))
+                clashes.append(
+                    Problem(rule.file, rule.line, shared_rules.taken(rule.name, entry.origin))
+                )
             listed.append(entry)
         self._listed = tuple(listed)
-        self._runtime = tuple(e for e in listed if not isinstance(e, _Unserved))
+        self._runtime = tuple(e for e in listed if not isinstance(e, shared_rules.Unserved))
         self._clashes = tuple(clashes)
         reports = [f"{u.origin}: rule '{u.name}' {u.problem}" for u in self._unserved()]
         fresh = [text for text in reports if text not in self._reported]
         self._reported.update(fresh)
         return fresh
 
-    def _compile_shared(self, definition: Any) -> Rule | _Unserved:
-        """A runtime rule from the shared state, compiled once; `_Unserved` saying why when it
-        does not compile here."""
+    def _compile_shared(self, definition: Any) -> Rule | shared_rules.Unserved:
+        """A runtime rule from the shared state, compiled once; `Unserved` saying why when it does
+        not compile here."""
         key = jsonbytes.dumps(definition)
         entry = self._compiled.get(key)
         if entry is None:
-            entry = self._compiled[key] = _compile_definition(definition)
+            entry = self._compiled[key] = shared_rules.compile_definition(definition)
         return entry
 
     async def add_async(
@@ -582,13 +579,15 @@ class RuleBook:
                     self._compile_new(values, file, self._default_name)
                 finally:
                     self._next_number = first
-            numbers = [await self.shared.next_name() for v in values if _own_name(v) is None]
+            numbers = [
+                await self.shared.next_name() for v in values if shared_rules.own_name(v) is None
+            ]
             fresh = self._fresh_names(f"rule-{number}" for number in numbers)
             with self._lock:
                 compiled, problems = self._compile_new(values, file, fresh)
                 version, definitions = self._version, self._definitions
             added = tuple(
-                {"name": rule.name, "file": file, "rule": _shareable(value)}
+                {"name": rule.name, "file": file, "rule": shared_rules.shareable(value)}
                 for rule, value in zip(compiled, values, strict=True)
             )
             if await self.shared.replace(version, definitions + added, self._removed, ()):
@@ -621,11 +620,11 @@ class RuleBook:
             with self._lock:
                 version, definitions, removed = self._version, self._definitions, self._removed
                 # (by definition: a rule this server does not serve is removed all the same)
-                runtime = any(_definition_name(d) == name for d in definitions)
+                runtime = any(shared_rules.definition_name(d) == name for d in definitions)
                 known = runtime or any(rule.name == name for rule in self._scenario)
             if not known:
                 self.remove(name)  # raises the ScenarioError naming the rules there are
-            kept = tuple(d for d in definitions if _definition_name(d) != name)
+            kept = tuple(d for d in definitions if shared_rules.definition_name(d) != name)
             removed = removed if runtime else removed | {name}
             if await self.shared.replace(version, kept, removed, (name,)):
                 break
@@ -638,7 +637,10 @@ class RuleBook:
         while True:
             await self.sync()
             with self._lock:
-                version, names = self._version, [_definition_name(d) for d in self._definitions]
+                version, names = (
+                    self._version,
+                    [shared_rules.definition_name(d) for d in self._definitions],
+                )
             if await self.shared.replace(version, (), self._removed, names):
                 break
         await self.sync()
@@ -665,81 +667,13 @@ class RuleBook:
         return [_info(rule, served) for rule in rules]
 
 
-def _info(rule: Rule | _Unserved, served: Mapping[str, int]) -> RuleInfo:
-    if isinstance(rule, _Unserved):
+def _info(rule: Rule | shared_rules.Unserved, served: Mapping[str, int]) -> RuleInfo:
+    if isinstance(rule, shared_rules.Unserved):
         return RuleInfo(rule.name, "rule", rule.origin, 0, None, (), rule.problem)
     conditions = tuple(f"{c.subject}: {c.expected()}" for c in rule.conditions)
     return RuleInfo(
         rule.name, rule.kind, rule.origin, served.get(rule.name, 0), rule.limit, conditions
     )
-
-
-def _compile_definition(definition: Any) -> Rule | _Unserved:
-    """A shared definition (`{"name", "file", "rule"}`) as a rule, or why it is not one here."""
-    from mockai.scenario.problems import Problems
-    from mockai.scenario.rules import compile_rule
-
-    name = _definition_name(definition)
-    file = definition.get("file") if isinstance(definition, dict) else None
-    origin = file if isinstance(file, str) else "<shared>"
-    problems = Problems(origin)
-    try:
-        compiled = compile_rule(
-            definition["rule"], file=origin, line=0, name=name, kind="rule", problems=problems
-        )
-    except Exception as error:  # (data another process wrote: it must not break this one)
-        detail = f"{type(error).__name__}: {error}"
-        return _Unserved(name, origin, f"is not a rule this mockai version reads ({detail})")
-    if problems or compiled is None:
-        text = "; ".join(p.message for p in problems.items) or "does not compile"
-        return _Unserved(name, origin, f"does not compile here: {text}")
-    return compiled
-
-
-def _definition_name(definition: Any) -> str:
-    """A shared definition's name (`?` when it has none: written by something else)."""
-    name = definition.get("name") if isinstance(definition, dict) else None
-    return name if isinstance(name, str) else "?"
-
-
-def _clash(name: str, first: str) -> str:
-    return f"is not served here: the rule at {first} has the name '{name}' (rule names are unique)"
-
-
-def _taken(name: str, origin: str) -> str:
-    return (
-        f"rule '{name}' takes the name of a runtime rule in the shared state (added at {origin});"
-        f" rename it, or remove that rule first (DELETE /_mockai/rules/{name})"
-    )
-
-
-def _report(reports: Sequence[str]) -> None:
-    """Log shared runtime rules this server skips (each once: see `RuleBook._take`)."""
-    if reports:
-        log.warning(
-            "mockai: shared runtime rule(s) not served by this server (still listed, and"
-            " deletable):\n%s",
-            "\n".join(f"  {line}" for line in reports),
-        )
-
-
-def _own_name(value: Any) -> str | None:
-    """The name a runtime rule gives itself (checked when it compiles), or None."""
-    name = value.get("name") if isinstance(value, Mapping) else None
-    return name if isinstance(name, str) else None
-
-
-def _shareable(value: Any) -> Any:
-    """A rule as JSON data (what a shared backend keeps); ScenarioError if it is not data."""
-    try:
-        return jsonbytes.loads(jsonbytes.dumps(value))
-    except (TypeError, ValueError):
-        from mockai.scenario.problems import Problems
-
-        problems = Problems("<runtime>")
-        problems.add(0, "rules shared through --state must be JSON data (strings, numbers, ...)")
-        problems.raise_if_any()
-        raise
 
 
 def _loop_guard(rule: Rule, reply: Reply, exchange: Exchange) -> Reply:
