@@ -9,10 +9,11 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
-from typing import Any
+from typing import Any, NoReturn
 
 from mockai import __version__, buildinfo
 from mockai.config import RECORD_MODES, Config, check_option, unknown_env_variables
@@ -22,18 +23,39 @@ from mockai.hints import suggest
 log = logging.getLogger("mockai")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (exposed for documentation and tests)."""
-    parser = argparse.ArgumentParser(
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose usage errors can be one JSON line: with `mockai serve
+    --log-format json` every line is JSON, a bad option's too (exit 2 and argparse's message
+    either way; the usage is left out of the JSON line, which a log collector reads)."""
+
+    def __init__(self, *args: Any, json_errors: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.json_errors = json_errors
+
+    def error(self, message: str) -> NoReturn:
+        if not self.json_errors:
+            super().error(message)
+        from mockai.server.logs import json_line
+
+        self.exit(2, json_line(f"{self.prog}: error: {message}", level="error") + "\n")
+
+
+def build_parser(*, json_errors: bool = False) -> argparse.ArgumentParser:
+    """The argument parser (exposed for documentation and tests); `json_errors`: `mockai serve`'s
+    usage errors as JSON lines (see `_json_logs_asked`)."""
+    parser = _Parser(
         prog="mockai",
         description="A test double for the OpenAI API.",
+        json_errors=json_errors,
     )
     parser.add_argument(
         "--version", action="version", version=f"mockai {__version__} ({buildinfo.describe()})"
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="run the server (Ctrl-C to stop)")
+    serve = commands.add_parser(
+        "serve", help="run the server (Ctrl-C to stop)", json_errors=json_errors
+    )
     serving = serve.add_argument_group("serving")
     serving.add_argument(
         "--host", type=_valid("host"), help="address to listen on (default 127.0.0.1)"
@@ -338,10 +360,37 @@ def _configure_logging(config: Config) -> None:
     root.setLevel(logging.INFO)
 
 
+def _json_logs_asked(argv: Sequence[str], environ: Mapping[str, str]) -> bool:
+    """Whether `argv` runs `mockai serve` with JSON logs, as far as it can be told before the
+    options are parsed (and checked): for the errors of parsing them, and of reading the
+    `MOCKAI_*` variables, which come before the logs are configured.
+
+    As the configuration has it, the command line's `--log-format` (its last valid one, spelled
+    in full) wins over MOCKAI_LOG_FORMAT; a value that is neither `text` nor `json` decides
+    nothing (it is the error being reported)."""
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    if command != "serve":
+        return False
+    chosen = environ.get("MOCKAI_LOG_FORMAT", "")
+    for index, arg in enumerate(argv):
+        if arg == "--":  # (what follows is no option)
+            break
+        if arg == "--log-format" and index + 1 < len(argv):
+            value = argv[index + 1]
+        elif arg.startswith("--log-format="):
+            value = arg.partition("=")[2]
+        else:
+            continue
+        if value in ("text", "json"):
+            chosen = value
+    return chosen == "json"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `mockai` console script and `python -m mockai`."""
-    args = build_parser().parse_args(argv)
-    json_logs = False
+    argv = sys.argv[1:] if argv is None else list(argv)
+    json_logs = _json_logs_asked(argv, os.environ)
+    args = build_parser(json_errors=json_logs).parse_args(argv)
     try:
         if args.command == "check":
             return _check(args.paths)

@@ -508,14 +508,25 @@ def _fsync_folder(folder: Path) -> None:
 
 
 def cassette_files(path: Path) -> list[Path]:
-    """The cassette files of a folder (recursively, in name order), or the file itself."""
+    """The cassette files of a folder (recursively, in name order), or the file itself.
+
+    Dot-files and whatever is in a dot-folder (`.git/`, an editor's or a tool's own) are
+    skipped, as `--scenario` and `mockai check` skip them: a folder is what all three see."""
     if path.is_dir():
         return sorted(
             p
             for p in path.rglob("*")
-            if p.is_file() and p.suffix.lower() in CASSETTE_SUFFIXES and not p.name.startswith(".")
+            if p.suffix.lower() in CASSETTE_SUFFIXES
+            and not _hidden(p.relative_to(path))
+            and p.is_file()
         )
     return [path]
+
+
+def _hidden(path: Path) -> bool:
+    """True for a dot-file, or a path through a dot-folder (relative to the folder given: the
+    folder itself may be one)."""
+    return any(part.startswith(".") for part in path.parts)
 
 
 def load_all(path: Path) -> list[Cassette]:

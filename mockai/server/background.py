@@ -9,7 +9,9 @@ module; `mockai.server.app.MockServer` is this class.)
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import socket
 import threading
 from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from types import TracebackType
@@ -28,6 +30,8 @@ from mockai.server.app import _add_routes, _application, create_app
 from mockai.server.state import STATE, ServerState
 
 T = TypeVar("T")
+
+log = logging.getLogger("mockai")
 
 
 class BackgroundLoop:
@@ -109,8 +113,9 @@ class MockServer:
         """Start serving in the background; returns once the port is bound."""
         if self._runner is not None:
             raise ServerError("Server is already running")
-        self._background = BackgroundLoop.shared()
-        self._background.run(self.start_async())
+        background = BackgroundLoop.shared()
+        background.run(self.start_async())  # (a start that fails has released what it took)
+        self._background = background
         return self
 
     def stop(self) -> None:
@@ -141,12 +146,29 @@ class MockServer:
             shutdown_timeout=1.0,
             keepalive_timeout=self.config.read_timeout,
         )
-        await runner.setup()
-        self._loop = loop
-        await sites.StampingSite(runner, sock, self.state.arrivals).start()
+        self._loop = loop  # (the app is tied to this loop from its start on, failed or not)
+        try:
+            await runner.setup()
+            await sites.StampingSite(runner, sock, self.state.arrivals).start()
+        except BaseException:
+            await self._release(runner, sock)
+            raise
         self._runner = runner
         self.port = int(sock.getsockname()[1])
         return self
+
+    async def _release(self, runner: web.AppRunner, sock: socket.socket) -> None:
+        """Give back what a start that failed took (its startup raised: a shared state Redis
+        refuses, a scenario rule clashing with a shared one), then let its error be raised:
+        the port (free to bind again), what the startup contexts that ran opened (aiohttp
+        unwinds those on cleanup), and the shared state's connection, which a startup that
+        failed after connecting leaves open (it closes at the end of a start that succeeded)."""
+        sock.close()
+        for release in (runner.cleanup, self.state.backend.close):
+            try:
+                await release()
+            except Exception:  # (the start's error is the one to report)
+                log.debug("mockai: releasing a failed start", exc_info=True)
 
     async def stop_async(self) -> None:
         """Stop serving (on the loop the server runs on)."""
