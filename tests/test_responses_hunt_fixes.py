@@ -188,7 +188,10 @@ def test_a_stream_cut_by_an_error_event_is_retrieved_as_failed(
     assert retrieved.status == "failed"
     assert retrieved.error is not None
     assert (retrieved.error.code, retrieved.error.message) == ("server_error", error["message"])
-    assert retrieved.output == []
+    # Its output is what the client got before the error: the deltas' text, the message cut.
+    got = "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
+    assert got and retrieved.output_text == got
+    assert [item.status for item in retrieved.output] == ["incomplete"]
 
 
 @PROPERTY

@@ -654,7 +654,7 @@ async def _finish(
     if metrics is not None:
         metrics.started(streaming)
     try:
-        return await deliver(
+        response = await deliver(
             request,
             outgoing,
             headers,
@@ -663,6 +663,12 @@ async def _finish(
             faults=faults,
             delivery=state.delivery,
         )
+        if response.status == 204 and not response.prepared and _gone(request):
+            # A client that left before the headers (during `latency`) is let go with a 204 that
+            # is never written (`deliver`'s `_no_response`): no response was sent, as for a
+            # `hang` whose client left. (Only a 204 is looked at: nothing else pays for it.)
+            entry.status = 0
+        return response
     finally:
         sent = {**headers, **outgoing.headers} if outgoing.headers else headers
         # Redacted as the request's are: an upstream's `set-cookie` or `openai-organization`
@@ -680,6 +686,12 @@ async def _finish(
             log_request(state.access_log, entry)
         if shared and not published_once:
             await _shared(journal.complete(entry))
+
+
+def _gone(request: web.BaseRequest) -> bool:
+    """Whether the client's connection is closed (or closing: delivery dropped it)."""
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 def _counting_down(recorded: Outgoing) -> Outgoing:

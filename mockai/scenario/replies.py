@@ -56,7 +56,8 @@ USAGE_KEYS = (
     "output_tokens",
 )
 TOOL_CALL_KEYS = ("name", "arguments", "id")
-_TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+# (fullmatch: `$` would also match before a trailing newline, and "ping\n" is no tool name)
+_TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 
 
 # --- values with template leaves ------------------------------------------------------------------
@@ -325,7 +326,7 @@ def _tool_call(item: Any, line: int, where: str, problems: Problems) -> ToolCall
                 line_of(item, key), f"unknown key '{key}' in {where}" + suggest(key, TOOL_CALL_KEYS)
             )
     name = item.get("name")
-    if not isinstance(name, str) or not _TOOL_NAME.match(name):
+    if not isinstance(name, str) or not _TOOL_NAME.fullmatch(name):
         problems.add(
             line_of(item, "name") if "name" in item else line,
             f"{where} needs a name of letters, digits, _ or - (at most 64), got {describe(name)}",

@@ -275,18 +275,23 @@ def _readable(response_id: str, stored: _Stored) -> dict[str, Any]:
 
 
 def as_delivered(answer: Outgoing, faults: Faults) -> Outgoing:
-    """`answer` as the client gets it, to keep: a stream that `error_event_after` cuts is its
-    frames up to the cut, then the in-band error event (the response it shows has failed)."""
-    if faults.error_event_after is None or not isinstance(answer, EventStream):
+    """`answer` as the client gets it, to keep: a stream a fault cuts (`error_event_after`,
+    `truncate_after`, `disconnect_after`, `stall_after`, chaos's `disconnect`) is its frames up
+    to the cut, then the in-band error event if the cut sends one. Its terminal event is past any
+    cut, so the response it shows has failed (`response_of`)."""
+    if not faults or not isinstance(answer, EventStream):
         return answer
     writes, ending = plan_writes(answer, faults)  # (what delivery writes: the same cut)
-    if ending != "error":
-        return answer
+    if ending is None:
+        return answer  # complete (a duplicated, split or malformed event cuts nothing)
     sent = len(writes)
-    error_frame = answer.error_frame or errors.stream_error_frame  # (as delivery picks it)
+    frames = tuple(answer.frames[:sent])
+    if ending == "error":
+        error_frame = answer.error_frame or errors.stream_error_frame  # (as delivery picks it)
+        frames = (*frames, error_frame(sent))
     return EventStream(
-        frames=(*answer.frames[:sent], error_frame(sent)),
-        tail=1,  # the error event ends it, as a terminal event would
+        frames=frames,
+        tail=1 if ending == "error" else 0,  # the error event ends it, as a terminal event would
         status=answer.status,
         content_type=answer.content_type,
         headers=answer.headers,
@@ -295,13 +300,21 @@ def as_delivered(answer: Outgoing, faults: Faults) -> Outgoing:
 
 
 def response_of(answer: Body | EventStream) -> dict[str, Any] | None:
-    """The Response object of an answer: the JSON body, or the stream's terminal event's (failed
-    when an in-band error event ended the stream first); None when there is none (a replayed
-    recording may hold anything)."""
+    """The Response object of an answer: the JSON body, or the stream's terminal event's; None
+    when there is none (a replayed recording may hold anything).
+
+    A stream that ends before its terminal event (cut by a fault, or by an in-band error event)
+    shows a `failed` response, with the error event's error (else a `server_error`) and the
+    output the client received: each item as far as its events went, `incomplete` if its
+    `output_item.done` never came. `in_progress` would be what the client last saw, but nothing
+    would ever finish it (a polling loop would never end), and the spec's `incomplete` reasons
+    (`max_output_tokens`, `content_filter`) are not what happened.
+    """
     if isinstance(answer, Body):
         return kept.body_object(answer)
     last: dict[str, Any] | None = None
     failure: dict[str, Any] | None = None
+    output = _Output()
     for event in kept.event_objects(answer):
         if isinstance(event.get("response"), dict):
             last = event["response"]  # created, in_progress, then a terminal event
@@ -309,9 +322,71 @@ def response_of(answer: Body | EventStream) -> dict[str, Any] | None:
                 return last
         elif failure is None:
             failure = _stream_error(event)
-    if failure is not None and last is not None:
-        return {**_pending(last, "failed"), "error": failure}
-    return last
+            if failure is None:
+                output.add(event)
+    if last is None:
+        return None
+    return {**_pending(last, "failed"), "output": output.items(), "error": failure or _CUT}
+
+
+_CUT = {"code": "server_error", "message": "The stream ended before the response was complete."}
+
+# Delta events: (whether the delta extends the item or its content part, the field it extends).
+_DELTAS = {
+    "response.output_text.delta": ("part", "text"),
+    "response.refusal.delta": ("part", "refusal"),
+    "response.function_call_arguments.delta": ("item", "arguments"),
+    "response.custom_tool_call_input.delta": ("item", "input"),
+}
+
+
+class _Output:
+    """A stream's output items, built from its events as the SDKs' stream helpers build them."""
+
+    def __init__(self) -> None:
+        self._items: dict[int, dict[str, Any]] = {}
+        self._done: set[int] = set()
+
+    def add(self, event: dict[str, Any]) -> None:
+        kind, index = event.get("type"), event.get("output_index")
+        if not isinstance(index, int):
+            return
+        if kind in ("response.output_item.added", "response.output_item.done"):
+            if isinstance(event.get("item"), dict):
+                self._items[index] = event["item"]  # (parsed for this call alone: ours to change)
+                if kind == "response.output_item.done":
+                    self._done.add(index)
+            return
+        item = self._items.get(index)
+        if item is None:
+            return  # an event for an item never added: the SDK helper refuses it too
+        content = item.get("content")
+        parts = content if isinstance(content, list) else []
+        where = event.get("content_index")
+        if kind in ("response.content_part.added", "response.content_part.done"):
+            part = event.get("part")
+            if isinstance(part, dict) and isinstance(where, int) and 0 <= where <= len(parts):
+                parts[where : where + 1] = [part]
+                item["content"] = parts
+            return
+        extends = _DELTAS.get(str(kind))
+        delta = event.get("delta")
+        if extends is None or not isinstance(delta, str):
+            return  # (a `.done` event repeats what the deltas built)
+        target, field = extends
+        if target == "part":
+            if not isinstance(where, int) or not 0 <= where < len(parts):
+                return
+            item = parts[where]
+        if isinstance(item, dict):
+            item[field] = str(item.get(field) or "") + delta
+
+    def items(self) -> list[dict[str, Any]]:
+        """The items, in order; those not done are `incomplete` (the stream ended inside them)."""
+        return [
+            item if index in self._done else {**item, "status": "incomplete"}
+            for index, item in sorted(self._items.items())
+        ]
 
 
 def _stream_error(event: dict[str, Any]) -> dict[str, Any] | None:
