@@ -123,8 +123,6 @@ PLAIN_SERVER = {
     "mockai.records",
     "mockai.scenario",
     "mockai.scenario.book",
-    # (the shared runtime rules' helpers, split out of the book: a few functions, no imports)
-    "mockai.scenario.shared_rules",
     "mockai.server",
     "mockai.server.admin",
     "mockai.server.app",

@@ -27,13 +27,12 @@ from mockai.delivery.faults import NO_FAULTS
 from mockai.errors import ApiError, Problem, ScenarioError
 from mockai.pipeline.exchange import Endpoint, Exchange
 from mockai.pipeline.reply import NO_TIMING, Plan, Reply, Timing
-from mockai.scenario import shared_rules
 from mockai.wire import jsonbytes
 
 if TYPE_CHECKING:  # the scenario machinery loads with the first rule (see the module docstring)
     from mockai.backend.base import SharedRules
     from mockai.generate.fallback import FallbackGenerator
-    from mockai.scenario import per_input
+    from mockai.scenario import per_input, shared_rules
     from mockai.scenario.index import RuleIndex
     from mockai.scenario.loader import ScenarioSet
     from mockai.scenario.problems import Problems
@@ -382,7 +381,7 @@ class RuleBook:
     ) -> tuple[list[Rule], Problems]:
         """Rules to add after the current ones, checked against them (the caller holds the lock);
         ScenarioError lists every problem."""
-        from mockai.scenario import loader
+        from mockai.scenario import loader, shared_rules
         from mockai.scenario.problems import Problems
         from mockai.scenario.rules import compile_rule
 
@@ -415,6 +414,8 @@ class RuleBook:
         return names + [entry.name for entry in self._unserved()]
 
     def _unserved(self) -> Iterable[shared_rules.Unserved]:
+        from mockai.scenario import shared_rules
+
         return (entry for entry in self._listed if isinstance(entry, shared_rules.Unserved))
 
     def load(self, scenario_set: ScenarioSet) -> list[str]:
@@ -437,7 +438,7 @@ class RuleBook:
         a request sees either the old set or the new one. Counts of rules that keep their
         name carry on (a sequence half-way stays half-way). ScenarioError, and the current
         rules stay, when a rule takes a runtime rule's name (as adding that rule is refused)."""
-        from mockai.scenario import loader
+        from mockai.scenario import loader, shared_rules
 
         with self._lock:
             serving = tuple(r for r in rules if r.name not in self._removed)
@@ -490,12 +491,16 @@ class RuleBook:
 
     async def sync(self) -> None:
         """Take the shared rules and counts, when a backend shares them (else nothing)."""
+        from mockai.scenario import shared_rules
+
         if self.shared is not None:
             shared_rules.report(await self._sync(self.shared))
 
     async def start(self) -> None:
         """The first `sync`, as the server starts: ScenarioError when a scenario rule takes the
         name of a runtime rule already in the shared state (as a reload taking it is refused)."""
+        from mockai.scenario import shared_rules
+
         if self.shared is None:
             return
         reports = await self._sync(self.shared)
@@ -526,6 +531,8 @@ class RuleBook:
         served, still listed and deletable) rather than fail every request. Returns what to
         log about skipped rules not logged before.
         """
+        from mockai.scenario import shared_rules
+
         self._scenario = tuple(r for r in self._files if r.name not in removed)
         # The scenario's names are taken first: a runtime rule taking one is refused in-process.
         scenario = {r.name: r for r in self._scenario}
@@ -558,6 +565,8 @@ class RuleBook:
     def _compile_shared(self, definition: Any) -> Rule | shared_rules.Unserved:
         """A runtime rule from the shared state, compiled once; `Unserved` saying why when it does
         not compile here."""
+        from mockai.scenario import shared_rules
+
         key = jsonbytes.dumps(definition)
         entry = self._compiled.get(key)
         if entry is None:
@@ -568,6 +577,8 @@ class RuleBook:
         self, rules: Iterable[Mapping[str, Any]], *, file: str = "<runtime>"
     ) -> list[str]:
         """`add`, for every worker when the rules are shared."""
+        from mockai.scenario import shared_rules
+
         if self.shared is None:
             return self.add(rules, file=file)
         values = [dict(value) if isinstance(value, Mapping) else value for value in rules]
@@ -613,6 +624,8 @@ class RuleBook:
 
     async def remove_async(self, name: str) -> None:
         """`remove`, for every worker when the rules are shared."""
+        from mockai.scenario import shared_rules
+
         if self.shared is None:
             return self.remove(name)
         while True:
@@ -632,6 +645,8 @@ class RuleBook:
 
     async def clear_async(self) -> int:
         """`clear`, for every worker when the rules are shared."""
+        from mockai.scenario import shared_rules
+
         if self.shared is None:
             return self.clear()
         while True:
@@ -668,6 +683,8 @@ class RuleBook:
 
 
 def _info(rule: Rule | shared_rules.Unserved, served: Mapping[str, int]) -> RuleInfo:
+    from mockai.scenario import shared_rules
+
     if isinstance(rule, shared_rules.Unserved):
         return RuleInfo(rule.name, "rule", rule.origin, 0, None, (), rule.problem)
     conditions = tuple(f"{c.subject}: {c.expected()}" for c in rule.conditions)
