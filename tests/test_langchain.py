@@ -5,23 +5,41 @@ through it, and it parses chunks, tool calls, usage and the Responses API its ow
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
 
 import conformance
 import pytest
-from langchain_core.messages import AIMessageChunk, HumanMessage, ToolMessage
-from langchain_core.tools import tool
-from langchain_openai import AzureChatOpenAI, ChatOpenAI, OpenAIEmbeddings
 
 from mockai import MockServer
+
+if TYPE_CHECKING:
+    from langchain_core.messages import AIMessageChunk
+    from langchain_openai import ChatOpenAI
 
 KEY = "sk-test-langchain"
 
 
-@tool
-def get_weather(city: str) -> str:
-    """The current weather in a city."""
-    return f"18C in {city}"
+@pytest.fixture(scope="module")
+def lc() -> SimpleNamespace:
+    """LangChain, imported by this module's first test, not at collection (~1.6 s, which every
+    xdist worker paid collecting the suite), and the tool the tests offer."""
+    from langchain_core.messages import HumanMessage, ToolMessage
+    from langchain_core.tools import tool
+    from langchain_openai import AzureChatOpenAI, OpenAIEmbeddings
+
+    @tool
+    def get_weather(city: str) -> str:
+        """The current weather in a city."""
+        return f"18C in {city}"
+
+    return SimpleNamespace(
+        HumanMessage=HumanMessage,
+        ToolMessage=ToolMessage,
+        AzureChatOpenAI=AzureChatOpenAI,
+        OpenAIEmbeddings=OpenAIEmbeddings,
+        get_weather=get_weather,
+    )
 
 
 @pytest.fixture
@@ -31,6 +49,8 @@ def server() -> Iterator[MockServer]:
 
 
 def chat(server: MockServer, **options: Any) -> ChatOpenAI:
+    from langchain_openai import ChatOpenAI
+
     return ChatOpenAI(
         model="gpt-4o-mini", base_url=server.url, api_key=KEY, max_retries=0, **options
     )  # type: ignore[arg-type]
@@ -48,7 +68,7 @@ def test_invoke_and_stream_give_the_same_answer_with_usage(server: MockServer) -
     assert merged.usage_metadata["total_tokens"] == answer.usage_metadata["total_tokens"] > 0
 
 
-def test_a_tool_loop_scripted_by_rules(server: MockServer) -> None:
+def test_a_tool_loop_scripted_by_rules(server: MockServer, lc: SimpleNamespace) -> None:
     server.add_rules(
         [
             {
@@ -63,18 +83,19 @@ def test_a_tool_loop_scripted_by_rules(server: MockServer) -> None:
             },
         ]
     )
-    llm = chat(server).bind_tools([get_weather])
-    messages: list[Any] = [HumanMessage("What is the weather in Oslo?")]
+    llm = chat(server).bind_tools([lc.get_weather])
+    messages: list[Any] = [lc.HumanMessage("What is the weather in Oslo?")]
     first = llm.invoke(messages)
     (call,) = first.tool_calls  # type: ignore[attr-defined]
     assert call["name"] == "get_weather" and call["args"] == {"city": "Oslo"}
-    messages += [first, ToolMessage(get_weather.invoke(call["args"]), tool_call_id=call["id"])]
+    answer = lc.ToolMessage(lc.get_weather.invoke(call["args"]), tool_call_id=call["id"])
+    messages += [first, answer]
     assert llm.invoke(messages).content == "It is 18C in Oslo."
     assert [entry.rule for entry in server.requests] == ["call", "answer"]
 
 
-def test_streamed_tool_calls_are_assembled(server: MockServer) -> None:
-    llm = chat(server).bind_tools([get_weather], tool_choice="required")
+def test_streamed_tool_calls_are_assembled(server: MockServer, lc: SimpleNamespace) -> None:
+    llm = chat(server).bind_tools([lc.get_weather], tool_choice="required")
     merged: AIMessageChunk | None = None
     for chunk in llm.stream("weather in Rome"):
         merged = chunk if merged is None else merged + chunk
@@ -91,8 +112,8 @@ def test_the_responses_api(server: MockServer) -> None:
     assert streamed == answer.text
 
 
-def test_azure_and_embeddings(server: MockServer) -> None:
-    azure = AzureChatOpenAI(
+def test_azure_and_embeddings(server: MockServer, lc: SimpleNamespace) -> None:
+    azure = lc.AzureChatOpenAI(
         azure_endpoint=server.base_url,
         azure_deployment="prod-gpt4o",
         api_key=KEY,  # type: ignore[arg-type]
@@ -101,7 +122,7 @@ def test_azure_and_embeddings(server: MockServer) -> None:
     )
     assert azure.invoke("Hi").content
     assert server.requests[-1].path == "/openai/deployments/prod-gpt4o/chat/completions"
-    embeddings = OpenAIEmbeddings(
+    embeddings = lc.OpenAIEmbeddings(
         model="text-embedding-3-small",
         base_url=server.url,
         api_key=KEY,  # type: ignore[arg-type]

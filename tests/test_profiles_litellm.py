@@ -25,7 +25,9 @@ from mockai import MockServer
 # Offline: litellm's price map ships with it, and no tokenizer is fetched from a hub.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-import litellm
+# Imported by this module's first test (`_litellm`), not at collection: its import takes ~4 s,
+# which every xdist worker paid collecting the suite, whether or not it ran these tests.
+litellm: Any = None
 
 # litellm's own import-time and call-time warnings (pydantic `ReadOnly` TypedDicts, deprecations
 # in its dependencies) are not what these tests check; the suite turns warnings into errors.
@@ -59,6 +61,10 @@ def _close_litellms_clients() -> Iterator[None]:
     """litellm keeps HTTP clients (and event loops) in module-level caches: close them while
     this module's warning filters apply, not at interpreter exit (where the suite's
     warnings-are-errors setting would fail the run on their `ResourceWarning`s)."""
+    global litellm
+    import litellm as imported  # (under this module's warning filters, see `pytestmark`)
+
+    litellm = imported
     yield
     with contextlib.suppress(Exception):
         asyncio.run(litellm.close_litellm_async_clients())
