@@ -90,8 +90,18 @@ def _unused_definitions(count: int, prefix: str) -> dict[str, Any]:
     }
 
 
-def test_a_large_schema_is_checked_while_other_clients_are_served() -> None:
-    big = _unused_definitions(16_000, "d")
+def _as_input_tokens(chat: dict[str, Any]) -> dict[str, Any]:
+    """The same schema, asked of `POST /responses/input_tokens` (counted as `/responses` parses)."""
+    schema = chat["response_format"]["json_schema"]["schema"]
+    text_format = {"type": "json_schema", "name": "big", "schema": schema}
+    return {"model": MODEL, "input": "hi", "text": {"format": text_format}}
+
+
+@pytest.mark.parametrize("route", ["/chat/completions", "/responses/input_tokens"])
+def test_a_large_schema_is_checked_while_other_clients_are_served(route: str) -> None:
+    shaped = _as_input_tokens if route == "/responses/input_tokens" else (lambda chat: chat)
+    # (a prefix of its own per case: verdicts are kept by the schema's text, process-wide)
+    big = shaped(_unused_definitions(16_000, route.split("/")[-1]))
     small = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
     outcome: list[tuple[int, float]] = []
     with MockServer(log_requests=False) as server, httpx.Client(timeout=60) as client:
@@ -103,7 +113,7 @@ def test_a_large_schema_is_checked_while_other_clients_are_served() -> None:
 
         def send_big() -> None:
             started = time.monotonic()
-            answer = httpx.post(url, json=big, timeout=60)
+            answer = httpx.post(f"{server.url}{route}", json=big, timeout=60)
             outcome.append((answer.status_code, time.monotonic() - started))
 
         sender = threading.Thread(target=send_big)
