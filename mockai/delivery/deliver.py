@@ -37,7 +37,7 @@ import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, overload
 
 from aiohttp import HttpVersion11, web
 
@@ -535,6 +535,36 @@ def plan_writes(stream: EventStream, faults: Faults) -> tuple[list[_Write], str 
             data += data
         writes.append(_Write(index, data, split=index == split))
     return writes, cut[1] if cut is not None else None
+
+
+@overload
+def as_delivered(answer: Body | EventStream, faults: Faults) -> Body | EventStream: ...
+@overload
+def as_delivered(answer: Outgoing, faults: Faults) -> Outgoing: ...
+def as_delivered(answer: Outgoing, faults: Faults) -> Outgoing:
+    """`answer` as the client gets it, for the stores to keep: a stream a fault cuts
+    (`error_event_after`, `truncate_after`, `disconnect_after`, `stall_after`, chaos's
+    `disconnect`) is its frames up to the cut (`plan_writes`, what delivery writes), then the
+    in-band error event if the cut sends one. Its finish, usage or terminal event is past any
+    cut, as the client's is: a kept chat completion has neither, a kept response has failed."""
+    if not faults or not isinstance(answer, EventStream):
+        return answer
+    writes, ending = plan_writes(answer, faults)
+    if ending is None:
+        return answer  # complete (a duplicated, split or malformed event cuts nothing)
+    sent = len(writes)
+    frames = tuple(answer.frames[:sent])
+    if ending == "error":
+        error_frame = answer.error_frame or errors.stream_error_frame  # (as delivery picks it)
+        frames = (*frames, error_frame(sent))
+    return EventStream(
+        frames=frames,
+        tail=1 if ending == "error" else 0,  # the error event ends it, as a terminal event would
+        status=answer.status,
+        content_type=answer.content_type,
+        headers=answer.headers,
+        error_frame=answer.error_frame,
+    )
 
 
 def _frame_of(number: int | None, numbered: Sequence[int]) -> int | None:

@@ -22,7 +22,7 @@ from aiohttp import web
 from mockai.api import common
 from mockai.api.base import Codec, ParseContext, RenderContext
 from mockai.backend import StateUnavailable
-from mockai.delivery.deliver import deliver, keeps_schedule, writes_in_slices
+from mockai.delivery.deliver import as_delivered, deliver, keeps_schedule, writes_in_slices
 from mockai.delivery.faults import NO_FAULTS
 from mockai.errors import ApiError
 from mockai.pipeline import uploads, workload
@@ -229,9 +229,7 @@ async def answer(
     if plan.recorded is None and isinstance(outgoing, Body) and outgoing.attachments:
         outgoing = await state.images.keep(exchange, outgoing)  # `url` images: served by mockai
     if exchange.endpoint is Endpoint.RESPONSES:
-        from mockai.stores.responses import as_delivered  # (loaded with the Responses store)
-
-        # Kept as the client gets it: a stream cut by an in-band error event has failed.
+        # Kept as the client gets it: a stream cut by a fault has failed.
         delivered = as_delivered(outgoing, plan.faults)
         sent = await state.responses.keep(exchange, delivered)
         # A background run answered `queued` (what is sent is not the answer) adds its output

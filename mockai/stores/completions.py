@@ -21,12 +21,11 @@ from typing import Any
 from mockai.api import common
 from mockai.backend.base import Records, RecordsFactory
 from mockai.backend.memory import MemoryBackend
-from mockai.delivery.deliver import plan_writes
+from mockai.delivery.deliver import as_delivered
 from mockai.delivery.faults import NO_FAULTS, Faults
 from mockai.errors import ApiError
 from mockai.pipeline.exchange import Endpoint, Exchange
 from mockai.stores import items, kept
-from mockai.wire import errors
 from mockai.wire.outgoing import Body, EventStream, Outgoing
 
 DEFAULT_CAPACITY = 1000
@@ -184,31 +183,6 @@ class CompletionStore:
 
 def _not_found(completion_id: str) -> ApiError:
     return ApiError(404, f"Chat completion with id '{completion_id}' not found.", param=None)
-
-
-def as_delivered(answer: Body | EventStream, faults: Faults) -> Body | EventStream:
-    """`answer` as the client gets it: a stream a fault cuts (`error_event_after`,
-    `truncate_after`, `disconnect_after`, `stall_after`, chaos's `disconnect`) is its frames up to
-    the cut, then the in-band error event if the cut sends one. The finish and usage chunks are
-    past any cut, so the stored completion has neither, as the client's has not."""
-    if not faults or not isinstance(answer, EventStream):
-        return answer
-    writes, ending = plan_writes(answer, faults)  # (what delivery writes: the same cut)
-    if ending is None:
-        return answer  # complete (a duplicated, split or malformed chunk cuts nothing)
-    sent = len(writes)
-    frames = tuple(answer.frames[:sent])
-    if ending == "error":
-        error_frame = answer.error_frame or errors.stream_error_frame  # (as delivery picks it)
-        frames = (*frames, error_frame(sent))
-    return EventStream(
-        frames=frames,
-        tail=1 if ending == "error" else 0,
-        status=answer.status,
-        content_type=answer.content_type,
-        headers=answer.headers,
-        error_frame=answer.error_frame,
-    )
 
 
 def completion_of(answer: Body | EventStream) -> dict[str, Any] | None:

@@ -25,12 +25,10 @@ from typing import Any, TypeVar
 
 from mockai.backend.base import Records, RecordsFactory
 from mockai.backend.memory import MemoryBackend
-from mockai.delivery.deliver import plan_writes
-from mockai.delivery.faults import Faults
 from mockai.errors import ApiError
 from mockai.pipeline.exchange import CalledTool, Endpoint, Exchange, Message
 from mockai.stores import items, kept
-from mockai.wire import errors, jsonbytes
+from mockai.wire import jsonbytes
 from mockai.wire.outgoing import Body, EventStream, Outgoing
 
 DEFAULT_CAPACITY = 1000
@@ -272,31 +270,6 @@ def _readable(response_id: str, stored: _Stored) -> dict[str, Any]:
             type="server_error",
         )
     return response
-
-
-def as_delivered(answer: Outgoing, faults: Faults) -> Outgoing:
-    """`answer` as the client gets it, to keep: a stream a fault cuts (`error_event_after`,
-    `truncate_after`, `disconnect_after`, `stall_after`, chaos's `disconnect`) is its frames up
-    to the cut, then the in-band error event if the cut sends one. Its terminal event is past any
-    cut, so the response it shows has failed (`response_of`)."""
-    if not faults or not isinstance(answer, EventStream):
-        return answer
-    writes, ending = plan_writes(answer, faults)  # (what delivery writes: the same cut)
-    if ending is None:
-        return answer  # complete (a duplicated, split or malformed event cuts nothing)
-    sent = len(writes)
-    frames = tuple(answer.frames[:sent])
-    if ending == "error":
-        error_frame = answer.error_frame or errors.stream_error_frame  # (as delivery picks it)
-        frames = (*frames, error_frame(sent))
-    return EventStream(
-        frames=frames,
-        tail=1 if ending == "error" else 0,  # the error event ends it, as a terminal event would
-        status=answer.status,
-        content_type=answer.content_type,
-        headers=answer.headers,
-        error_frame=answer.error_frame,
-    )
 
 
 def response_of(answer: Body | EventStream) -> dict[str, Any] | None:
