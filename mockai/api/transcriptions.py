@@ -17,15 +17,17 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from mockai import tokens
 from mockai.api import common, forms
 from mockai.api.base import Codec, ParseContext, RenderContext
-from mockai.api.fieldrules import invalid_value
+from mockai.api.fieldrules import invalid_value, missing, type_error, unknown_parameter
 from mockai.errors import ApiError
 from mockai.generate import transcript
+from mockai.pipeline import fingerprint
 from mockai.pipeline.exchange import Endpoint, Exchange
 from mockai.pipeline.reply import Reply
 from mockai.wire import jsonbytes, sse
@@ -76,6 +78,8 @@ def _parse(endpoint: Endpoint, table: str, body: Any, ctx: ParseContext) -> Exch
     fields = forms.typed(table, body)
     upload = forms.upload(fields.get("file"), "file")
     common.check_fields(table, {**fields, "file": "<file>"}, strict=ctx.strict)
+    if ctx.strict:
+        _check_nested_values(fields)
     model = fields["model"]
     ctx.catalog.get(model)
     if endpoint is Endpoint.TRANSLATIONS and _is_gpt(model):
@@ -140,6 +144,56 @@ def _parse(endpoint: Endpoint, table: str, body: Any, ctx: ParseContext) -> Exch
     return exchange
 
 
+# The spec's values inside two fields, which the generated table (top-level fields) does not
+# hold: `include` items (`TranscriptionInclude`) and `chunking_strategy` ("auto" or a
+# `VadConfig`, which takes no other keys). Enforced with `strict` only, as the other enums are.
+_INCLUDE = ("logprobs",)
+_VAD_NUMBERS = {
+    "prefix_padding_ms": "integer",
+    "silence_duration_ms": "integer",
+    "threshold": "number",
+}
+# A form sends numbers as text; `forms.typed` reads a nested object's whole numbers only.
+_NUMBER_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _check_nested_values(fields: Mapping[str, Any]) -> None:
+    """The API's 400 for an `include` item or a `chunking_strategy` outside the spec's."""
+    include = fields.get("include")
+    if isinstance(include, list):
+        for index, item in enumerate(include):
+            _check_enum(f"include[{index}]", item, _INCLUDE)
+    chunking = fields.get("chunking_strategy")
+    if isinstance(chunking, str):
+        _check_enum("chunking_strategy", chunking, ("auto",))
+    elif isinstance(chunking, dict):
+        for key in chunking:
+            if key != "type" and key not in _VAD_NUMBERS:
+                raise unknown_parameter(f"chunking_strategy.{key}")
+        if "type" not in chunking:
+            raise missing("chunking_strategy.type")
+        _check_enum("chunking_strategy.type", chunking["type"], ("server_vad",))
+        for key, kind in _VAD_NUMBERS.items():
+            if key in chunking and not _reads_as(chunking[key], kind):
+                raise type_error(f"chunking_strategy.{key}", (kind,), chunking[key])
+
+
+def _check_enum(param: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if not isinstance(value, str):
+        raise type_error(param, ("string",), value)
+    if value not in allowed:
+        raise invalid_value(param, value, allowed)
+
+
+def _reads_as(value: Any, kind: str) -> bool:
+    """Whether a `VadConfig` value is of `kind` (an integer, or a number: as text in a form)."""
+    if isinstance(value, bool):
+        return False
+    if kind == "integer" or not isinstance(value, str):
+        return isinstance(value, int) or (kind == "number" and isinstance(value, float))
+    return _NUMBER_TEXT.fullmatch(value) is not None
+
+
 # --- render --------------------------------------------------------------------------------------
 
 
@@ -164,7 +218,7 @@ def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
         return _json(_diarized(reply, exchange, text, seconds))
     answer: dict[str, Any] = {"text": text}
     if "logprobs" in (body.get("include") or []):
-        answer["logprobs"] = _logprobs(text, ctx.key)
+        answer["logprobs"] = _logprobs(text, _numbers_key(exchange, ctx))
     if not translating:
         answer["usage"] = _usage(reply, exchange, text, seconds)
     return _json(answer)
@@ -186,12 +240,15 @@ def _usage(reply: Reply, exchange: Exchange, text: str, seconds: float) -> dict[
     audio_tokens = math.ceil(seconds * AUDIO_TOKENS_PER_SECOND)
     input_tokens = scripted.get("input_tokens", audio_tokens + exchange.prompt_tokens)
     output_tokens = scripted.get("output_tokens", tokens.count(text))
+    # The details add up to `input_tokens` (the spec's breakdown of it), scripted or not: the
+    # prompt's tokens first, the rest audio.
+    text_tokens = min(exchange.prompt_tokens, input_tokens)
     return {
         "type": "tokens",
         "input_tokens": input_tokens,
         "input_token_details": {
-            "text_tokens": exchange.prompt_tokens,
-            "audio_tokens": audio_tokens,
+            "text_tokens": text_tokens,
+            "audio_tokens": input_tokens - text_tokens,
         },
         "output_tokens": output_tokens,
         "total_tokens": input_tokens + output_tokens,
@@ -226,10 +283,17 @@ def _verbose(
             for word in transcript.words(text, seconds)
         ]
     if "segment" in granularities or translating:
-        answer["segments"] = _segments(text, seconds, ctx.key)
+        answer["segments"] = _segments(text, seconds, _numbers_key(exchange, ctx))
     if not translating:
         answer["usage"] = _usage(reply, exchange, text, seconds)
     return answer
+
+
+def _numbers_key(exchange: Exchange, ctx: RenderContext) -> bytes:
+    """What the made-up numbers (logprobs, segments' tokens and scores) derive from: the
+    request's content key, as its text does, so a repeat gets the same bytes (`ctx.key` is new
+    on every repeat, for the ids) and a stream the numbers of the JSON answer."""
+    return fingerprint.content_key(ctx.seed, exchange.endpoint.value, exchange.body)
 
 
 def _segments(text: str, seconds: float, key: bytes) -> list[dict[str, Any]]:
@@ -322,7 +386,7 @@ def _stream(
     reply: Reply, exchange: Exchange, text: str, seconds: float, ctx: RenderContext
 ) -> EventStream:
     with_logprobs = "logprobs" in (exchange.body.get("include") or [])
-    rng = random.Random(int.from_bytes(ctx.key[8:16], "big"))
+    rng = random.Random(int.from_bytes(_numbers_key(exchange, ctx)[8:16], "big"))
     frames: list[bytes] = []
     logprobs: list[dict[str, Any]] = []
     for pieces, segment in _runs(reply, exchange, text, seconds):

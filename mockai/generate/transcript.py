@@ -20,7 +20,9 @@ from mockai.pipeline.exchange import Exchange
 WORDS_PER_SECOND = 2.5
 BYTES_PER_SECOND = 16_000  # 128 kbps: what an unreadable upload is taken to be
 MAX_WORDS = 20_000  # a 25 MB upload read as 2 hours of speech must not make a novel
-_SENTENCE = re.compile(r"[^.!?]+[.!?]*\s*")
+# A sentence ends at its stops and the space after them: a stop inside a word ("3.5", "$1.25",
+# "www.example.com") ends nothing.
+_SENTENCE_END = re.compile(r"[.!?]+\s+")
 _WORD = re.compile(r"\S+")
 
 
@@ -79,10 +81,23 @@ def text(exchange: Exchange, rng: random.Random) -> str:
     return " ".join(out)
 
 
+def sentences(transcript: str) -> list[str]:
+    """The transcript cut after each sentence's stops and the space after them: the pieces, in
+    order, add up to the transcript exactly."""
+    pieces: list[str] = []
+    start = 0
+    for stop in _SENTENCE_END.finditer(transcript):
+        pieces.append(transcript[start : stop.end()])
+        start = stop.end()
+    if start < len(transcript):
+        pieces.append(transcript[start:])
+    return pieces
+
+
 def segments(transcript: str, seconds: float) -> list[Timed]:
     """The transcript's sentences, timed over `seconds`."""
-    sentences = [s.strip() for s in _SENTENCE.findall(transcript) if s.strip()]
-    return _spread(sentences or [transcript.strip()], 0.0, seconds)
+    found = [piece.strip() for piece in sentences(transcript) if piece.strip()]
+    return _spread(found or [transcript.strip()], 0.0, seconds)
 
 
 def words(transcript: str, seconds: float) -> list[Timed]:

@@ -78,12 +78,23 @@ def request_keys(seed: int, endpoint: str, body: Mapping[str, Any]) -> tuple[byt
         if name in PRESENTATION_FIELDS:
             shown[name] = value
         elif name not in more:
-            asked[name] = value
+            asked[name] = _untyped(value) if more else value
     material = f"{seed}|{endpoint}|".encode() + jsonbytes.canonical(asked)
     key = hashlib.blake2b(material, digest_size=32).digest()
     if not shown:
         return key, key
     return key, hashlib.blake2b(jsonbytes.canonical(shown), key=key, digest_size=32).digest()
+
+
+def _untyped(value: Any) -> Any:
+    """A form field with its uploads' declared types left out: clients guess a file's type
+    differently (the SDK sends audio/mpeg, curl application/octet-stream), and the same file
+    must get the same answer. (Media endpoints only: the others carry no uploads.)"""
+    if isinstance(value, dict) and "sha256" in value and "content_type" in value:
+        return {key: item for key, item in value.items() if key != "content_type"}
+    if isinstance(value, list):
+        return [_untyped(item) for item in value]
+    return value
 
 
 def occurrence_key(key: bytes, occurrence: int) -> bytes:
