@@ -17,6 +17,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 from aiohttp import web
@@ -104,17 +105,26 @@ class UpstreamSource:
             await self._session.close()
             self._session = None
 
-    def url_for(self, route: str, query: Mapping[str, str] | None = None) -> URL:
+    def url_for(
+        self, route: str, query: Mapping[str, str] | None = None, deployment: str | None = None
+    ) -> URL:
         """The upstream URL for an API route (the base's query string, e.g. Azure's, is kept,
-        and the request's own added: a list's `limit`, `after`)."""
-        url = self.base.with_path(self.base.path.rstrip("/") + route)
+        and the request's own added over it: a list's `limit`, the client's `api-version`).
+
+        A request that came by an Azure deployment route (`deployment`) goes to that deployment
+        of an Azure resource's base (`https://RES.openai.azure.com/openai`); any other base
+        serves every route itself (a deployment's own base among them)."""
+        path = self.base.raw_path.rstrip("/")
+        if deployment is not None and path.endswith("/openai"):
+            path += "/deployments/" + quote(deployment, safe="")  # (one segment, whatever it holds)
+        url = self.base.with_path(path + URL.build(path=route).raw_path, encoded=True)
         return url.with_query({**self.base.query, **(query or {})})
 
     async def plan(self, exchange: Exchange, key: bytes) -> Plan | None:
         """Forward the request; the Plan relays the upstream's answer."""
         if self._session is None:
             raise RuntimeError("the upstream source is used outside of its server's lifespan")
-        url = self.url_for(route_for(exchange), exchange.query)
+        url = self.url_for(route_for(exchange), exchange.query, exchange.deployment)
         headers = forwarded_headers(exchange.headers)
         body: bytes | None
         if exchange.form is not None:

@@ -9,7 +9,7 @@ headers it was sent with.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -137,8 +137,13 @@ class Exchange:
     # names it (`/files/file-abc/content`); generating endpoints leave them to the codec's path.
     method: str = "POST"
     route: str | None = None
+    # The request's query string, every route's: a list's `limit`, Azure's `api-version` (an
+    # upstream needs them as the client sent them).
     query: Mapping[str, str] = field(default_factory=dict)
     head: bool = False  # a HEAD answered as its GET: a store shows, and moves nothing (a batch)
+    # An Azure deployment route's deployment (`/openai/deployments/{deployment}/...`): the model,
+    # and, for a recording proxy, where the upstream resource serves the request.
+    deployment: str | None = None
 
     @property
     def output_limit(self) -> int | None:
@@ -165,3 +170,11 @@ class Exchange:
             if tool.name == name:
                 return tool
         return None
+
+
+def addressed(exchange: Exchange, query: Mapping[str, str], deployment: str | None) -> Exchange:
+    """`exchange` with the query string and the Azure deployment of the route it came by: the
+    generating endpoints' codecs read the body alone (the routes with ids set their own query)."""
+    if exchange.route is not None or (not query and deployment is None):
+        return exchange
+    return replace(exchange, query=query, deployment=deployment)

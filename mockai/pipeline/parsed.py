@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Mapping
-from dataclasses import fields
+from dataclasses import fields, replace
 from typing import Any, NamedTuple
 
 from mockai.catalog import Catalog
@@ -71,10 +71,14 @@ class Parsed(NamedTuple):
     strict: bool
     seed: int
 
-    def for_request(self, headers: Any) -> Exchange:
-        """The kept Exchange as the request with `headers` made it (rules, faults and the
-        upstream read a request's own headers)."""
-        return _with_headers(self.exchange, headers)
+    def for_request(self, headers: Any, query: Mapping[str, str] | None = None) -> Exchange:
+        """The kept Exchange as the request with `headers` and `query` made it (rules, faults
+        and the upstream read a request's own headers; the upstream gets its query)."""
+        exchange = _with_headers(self.exchange, headers)
+        query = query or {}
+        if query != exchange.query:  # (the same bytes sent with another query string)
+            exchange = replace(exchange, query=query)
+        return exchange
 
 
 class _Held(NamedTuple):

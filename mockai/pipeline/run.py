@@ -26,7 +26,7 @@ from mockai.delivery.deliver import as_delivered, deliver, keeps_schedule, write
 from mockai.delivery.faults import NO_FAULTS
 from mockai.errors import ApiError
 from mockai.pipeline import uploads, workload
-from mockai.pipeline.exchange import Endpoint, Exchange, Message
+from mockai.pipeline.exchange import Endpoint, Exchange, Message, addressed
 from mockai.pipeline.fingerprint import occurrence_key, request_keys
 from mockai.pipeline.journal import JournalEntry, redact_headers
 from mockai.pipeline.parsed import PURE_ENDPOINTS, Parsed
@@ -188,7 +188,7 @@ async def answer(
     entry.source = "error"
     parsed = _parsed(state, codec, raw, context) if raw is not None else None
     if parsed is not None:
-        exchange = parsed.for_request(context.headers)
+        exchange = parsed.for_request(context.headers, context.query)
         key, exact = parsed.key, parsed.exact
     else:
         exchange, key, exact = await _parse(state, codec, body, context, profile)
@@ -260,7 +260,10 @@ def parse_checked(
     """`_parse`'s Exchange and two keys, once the provider's profile has checked the body `sent`
     (`body`: the same object when the profile leaves bodies as sent) and `context` holds what
     the request refers to."""
-    exchange = codec.parse(body, context)
+    # (the codec reads the body; the route's query and Azure deployment go along for an upstream)
+    exchange = addressed(
+        codec.parse(body, context), context.query, context.params.get("deployment")
+    )
     if body is not sent:  # rules, cassettes and the upstream see the body as it was sent
         exchange = replace(exchange, body=sent)
     kind = codec.endpoint.value

@@ -19,6 +19,9 @@ from mockai.profiles.hooks import Answer, ChatShape
 _SAFE = {"filtered": False, "severity": "safe"}
 _FILTERS = {name: dict(_SAFE) for name in ("hate", "self_harm", "sexual", "violence")}
 _PROMPT_FILTERS = {**_FILTERS, "jailbreak": {"filtered": False, "detected": False}}
+# A choice that ends `finish_reason: "content_filter"` was filtered: Azure names the category that
+# tripped. mockai names the first, always (a test asserting "something was filtered" sees it).
+_FILTERED = {**_FILTERS, "hate": {"filtered": True, "severity": "high"}}
 
 # What `AzureOpenAI` sends, and what mockai's deployment routes model (see `as_of`).
 API_VERSION = "2024-10-21"
@@ -43,10 +46,14 @@ def _prompt_filter_results() -> list[dict[str, Any]]:
     return [{"prompt_index": 0, "content_filter_results": _PROMPT_FILTERS}]
 
 
+def _choice_filters(choice: Json) -> Json:
+    return _FILTERED if choice.get("finish_reason") == "content_filter" else _FILTERS
+
+
 def _body(body: Json, answer: Answer) -> None:
     body["prompt_filter_results"] = _prompt_filter_results()
     for choice in body["choices"]:
-        choice["content_filter_results"] = _FILTERS
+        choice["content_filter_results"] = _choice_filters(choice)
 
 
 def _stream(body: list[Json], tail: list[Json], answer: Answer) -> tuple[list[bytes], list[bytes]]:
@@ -58,7 +65,7 @@ def _stream(body: list[Json], tail: list[Json], answer: Answer) -> tuple[list[by
     finishes, _ = shapes.finish_and_usage(tail)
     for chunk in finishes:
         for choice in chunk["choices"]:
-            choice["content_filter_results"] = _FILTERS
+            choice["content_filter_results"] = _choice_filters(choice)
     return shapes.frames([first, *body], tail)
 
 
@@ -70,10 +77,11 @@ PROFILE = Profile(
         body=_body,
         stream=_stream,
         obfuscation=True,
-        extras="`prompt_filter_results`, `choices[].content_filter_results`",
+        extras="`prompt_filter_results`, `choices[].content_filter_results` (a choice ending "
+        "`content_filter`: `hate` filtered, severity `high`)",
         stream_usage="as OpenAI; the first chunk has `choices: []` and `prompt_filter_results`",
     ),
     limits=limits.AZURE,
-    auth=Auth(describe="`api-key` (or Entra Bearer)"),
+    auth=Auth(key_headers=("api-key",), describe="`api-key` (or Entra Bearer)"),
     sources=("providers.md §13",),
 )

@@ -125,9 +125,10 @@ NO_EXTRA_FIELDS = ExtraFields()
 class Auth:
     """How the key is read (with `--require-api-key`): `key_headers` are read before the
     `Authorization: Bearer` header, in order (`api-key` only when no `Authorization` came);
-    `ignored`: any key, or none, works."""
+    none by default: a provider takes the Bearer alone unless its profile names its own header
+    (Azure's `api-key`). `ignored`: any key, or none, works."""
 
-    key_headers: tuple[str, ...] = ("api-key",)
+    key_headers: tuple[str, ...] = ()
     ignored: bool = False
     describe: str = "Bearer"
 

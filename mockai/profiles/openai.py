@@ -8,5 +8,5 @@ PROFILE = Profile(
     name="openai",
     title="OpenAI",
     as_of="the OpenAI API (shared/openapi/openapi.json, wire contract)",
-    auth=Auth(describe="Bearer (also `api-key`)"),
+    auth=Auth(describe="Bearer"),
 )
