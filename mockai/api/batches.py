@@ -8,7 +8,6 @@ state and advances it; the pipeline answers each line (`mockai.pipeline.batch`).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -216,7 +215,10 @@ def _numbered(text: str) -> Iterator[tuple[int, str]]:
 
 def _line(raw: str, number: int, endpoint: str, errors: list[dict[str, Any]]) -> Line | None:
     try:
-        value = json.loads(raw)
+        # Read as the server reads a request's body: what it would refuse alone (NaN, a lone
+        # surrogate, nesting past jsonbytes.MAX_DEPTH) is no JSON line either, and what it
+        # accepts is safe to fingerprint, journal and answer.
+        value = jsonbytes.loads(raw)
     except ValueError:
         errors.append(
             _error("invalid_json_line", "This line is not parseable as valid JSON.", None, number)

@@ -102,9 +102,12 @@ def check_expiry(value: Any, param: str = "expires_after") -> None:
 
 
 def _check_list_query(query: Mapping[str, str]) -> None:
+    # A list filters by any purpose a file can have (the spec's OpenAIFile.purpose), the ones
+    # the API gives its own output files (batch results, fine-tuning results) included.
+    listed = (*PURPOSES, "batch_output", "assistants_output", "fine-tune-results")
     purpose = query.get("purpose")
-    if purpose is not None and purpose not in (*PURPOSES, "batch_output", "assistants_output"):
-        raise invalid_value("purpose", purpose, PURPOSES)
+    if purpose is not None and purpose not in listed:
+        raise invalid_value("purpose", purpose, listed)
 
 
 def file_object(

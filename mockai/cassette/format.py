@@ -242,12 +242,14 @@ def _is_utf8(data: bytes) -> bool:
 def _unpacked(raw: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """An interaction's request and response dicts, with the bodies a JSON cassette stored as
     base64 text (`mockai.base64`) decoded back to their bytes. A marker that is not a list of
-    `request` / `response` is ignored, as the rest of the own field is when unusable."""
+    `request` / `response` is refused: ignored, it had replayed an MP3 as its base64 text."""
     request, response = dict(raw["request"]), dict(raw["response"])
     own = response.get(OWN_FIELD)
-    encoded = own.get(BASE64) if isinstance(own, Mapping) else None
-    if not isinstance(encoded, list):
+    if not isinstance(own, Mapping) or BASE64 not in own:
         return request, response
+    encoded = own[BASE64]
+    if not isinstance(encoded, list) or not all(side in _SIDES for side in encoded):
+        raise _NotBase64(f'{OWN_FIELD}.{BASE64} must be a list of "request"/"response"')
     try:
         if "request" in encoded and request.get("body") is not None:
             request["body"] = base64.b64decode(request["body"], validate=True)

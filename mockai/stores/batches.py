@@ -142,7 +142,8 @@ _RESULTS = _ResultsBytes()
 
 
 class BatchStore:
-    """Batches by id, oldest first (bounded: the oldest finished batch goes first).
+    """Batches by id, oldest first (bounded: the oldest ended batch goes first; with none
+    ended, a new batch is refused).
 
     The records live in the server's state backend (shared by every worker with `--state`):
     any worker moves a batch on when polled. The lines are answered by one process (the first
@@ -162,11 +163,15 @@ class BatchStore:
         self.created = created
         self.capacity = capacity
         self.runner: Runner | None = None  # set by the server once its pipeline exists
-        self._batches: Records[BatchRecord] = backend.records("batches", _BATCHES, capacity)
+        # `_make_room` keeps `capacity`; the records' own bound, which drops the oldest whatever
+        # its status, is twice that, so workers creating batches at once (each checking before
+        # the others' are in) pass `capacity` rather than forget a running batch.
+        held = 2 * capacity
+        self._batches: Records[BatchRecord] = backend.records("batches", _BATCHES, held)
         # A batch's input file's bytes, once valid (parsed again line by line as it is answered:
         # in this process they are the file store's own bytes, shared by every batch of a file).
-        self._lines: Records[bytes] = backend.records("batch-lines", RawBytes(), capacity)
-        self._results: Records[Results] = backend.records("batch-results", _RESULTS, capacity)
+        self._lines: Records[bytes] = backend.records("batch-lines", RawBytes(), held)
+        self._results: Records[Results] = backend.records("batch-results", _RESULTS, held)
         # Only its serial numbers: seconds past a batch's creation, for its *_at times.
         self._clock: Records[Results] = backend.records("batch-clock", _RESULTS, 1)
         self._token = secrets.token_hex(8)  # this process, as a batch's runner
@@ -175,7 +180,8 @@ class BatchStore:
     # --- the state ------------------------------------------------------------------------------
 
     async def create(self, exchange: Exchange, key: bytes) -> BatchRecord:
-        """A new batch, `validating`."""
+        """A new batch, `validating`; the 400 when the store is full of running batches."""
+        await self._make_room()  # (first: a refused batch takes no serial, no id, no time)
         number = await self._batches.next_serial()
         digest = hashlib.blake2b(number.to_bytes(8, "big"), key=key[:64]).digest()
         body = exchange.body
@@ -190,7 +196,6 @@ class BatchStore:
             headers={k: v for k, v in exchange.headers.items() if k.lower() == "host"},
             key=digest,
         )
-        await self._make_room()
         await self._batches.put(record.id, record)
         return record
 
@@ -212,11 +217,20 @@ class BatchStore:
         self._running.clear()
 
     async def _make_room(self) -> None:
-        """Before a new batch: at capacity, forget the oldest finished batch (else the oldest)."""
+        """Before a new batch: at capacity, forget the oldest batch in a final state; the 400
+        when none is (a batch is never forgotten before it ends)."""
         held = await self._batches.values()
         if len(held) < self.capacity:
             return
-        victim = next((b for b in held if b.status in TERMINAL), held[0])
+        victim = next((b for b in held if b.status in TERMINAL), None)
+        if victim is None:  # a batch still running keeps its lines and answers until it ends
+            raise ApiError(
+                400,
+                f"mockai holds at most {self.capacity} batches per server, and none of them "
+                "has ended (completed, failed, cancelled or expired): retrieve or cancel "
+                "batches until they end (or reset the server) to create more.",
+                code="mockai_storage_full",
+            )
         await self._batches.pop(victim.id)
         await self._lines.pop(victim.id)
         await self._results.pop(victim.id)
