@@ -25,7 +25,8 @@ What it does, in one run:
 
 Ratios above 1 mean mockai is faster than the bare app; each is the median over `--rounds`
 (default 3) bare/mockai pairs. Prints a table; `--json` writes it all, each round's ratio too.
-Bounded: each run lasts `--seconds` (default 5) after a 1-second warm-up.
+Bounded: each run lasts `--seconds` (default 5) after a warm-up of `--warmup` seconds (default
+1; 0 skips it, for a smoke run whose figures nobody reads).
 """
 
 from __future__ import annotations
@@ -705,7 +706,9 @@ def percentile(samples: list[float], q: float) -> float:
     return ordered[min(int(q * len(ordered)), len(ordered) - 1)] * 1000 if ordered else 0.0
 
 
-def measure(wrk: str, case: Case, bare: Server, server: Server, seconds: float, rounds: int) -> Row:
+def measure(
+    wrk: str, case: Case, bare: Server, server: Server, seconds: float, rounds: int, warmup: int
+) -> Row:
     """The case on the bare app, then on mockai (each warmed up first), `rounds` times: the
     ratio is the median of the rounds' ratios (each taken moments apart)."""
     sample, _ = fetch(server.url + case.path, case.body)
@@ -718,7 +721,8 @@ def measure(wrk: str, case: Case, bare: Server, server: Server, seconds: float, 
             ("bare", bare, "/case/" + case.name),
             ("mockai", server, case.path),
         ):
-            run_wrk(wrk, target.url, case, path, 1, case.connections)  # warm-up
+            if warmup:
+                run_wrk(wrk, target.url, case, path, warmup, case.connections)
             probe = Probe(target.url, path, case.body) if case.kind == "stream" else None
             with probe or contextlib.nullcontext():
                 load = run_wrk(wrk, target.url, case, path, seconds, case.connections)
@@ -755,7 +759,7 @@ def measure(wrk: str, case: Case, bare: Server, server: Server, seconds: float, 
 
 
 def side_by_side(
-    wrk: str, case: Case, server: Server, plain: Server, seconds: float, rounds: int
+    wrk: str, case: Case, server: Server, plain: Server, seconds: float, rounds: int, warmup: int
 ) -> list[float]:
     """`case` on its server against plain chat on the plain server, each round's two loads run
     back to back, in turn first (the machine drifts by more than 10% over the minutes between
@@ -767,7 +771,8 @@ def side_by_side(
         pair = [(chat, plain), (case, server)]
         rates = {}
         for one, target in pair if index % 2 == 0 else reversed(pair):
-            run_wrk(wrk, target.url, one, one.path, 1, one.connections)  # warm-up
+            if warmup:
+                run_wrk(wrk, target.url, one, one.path, warmup, one.connections)
             rates[one.name] = run_wrk(wrk, target.url, one, one.path, seconds, one.connections).rps
         shares.append(rates[case.name] / rates["chat"] if rates["chat"] else 0.0)
     return shares
@@ -832,6 +837,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--seconds", type=float, default=5.0, help="per case (default 5)")
+    parser.add_argument(
+        "--warmup", type=int, default=1, help="seconds of load before each measured one (0: none)"
+    )
     parser.add_argument("--cases", help="comma-separated: " + ",".join(c.name for c in CASES))
     parser.add_argument("--json", type=Path, help="write the figures to this file")
     parser.add_argument("--startups", type=int, default=5, help="startup-time samples")
@@ -848,6 +856,8 @@ def main() -> None:
     unknown = wanted - {c.name for c in CASES}
     if unknown:
         parser.error(f"unknown case(s): {', '.join(sorted(unknown))}")
+    if args.warmup < 0:
+        parser.error("--warmup must be 0 or more seconds")
     cases = [c for c in CASES if c.name in wanted]
     wrk = find_wrk()
     build = "pure Python"
@@ -876,7 +886,9 @@ def main() -> None:
             for case in cases:
                 if case.server == "workers":
                     continue
-                row = measure(wrk, case, bare, running[case.server], args.seconds, args.rounds)
+                row = measure(
+                    wrk, case, bare, running[case.server], args.seconds, args.rounds, args.warmup
+                )
                 if last_case[case.server] == case.name:
                     memory[_after(case.server) + ", at once"] = running[case.server].rss_mib()
                 rows.append(row)
@@ -899,7 +911,13 @@ def main() -> None:
                         )
                 if case.name in BESIDE_CHAT:
                     row.beside_chat = side_by_side(
-                        wrk, case, running[case.server], running["plain"], args.seconds, args.rounds
+                        wrk,
+                        case,
+                        running[case.server],
+                        running["plain"],
+                        args.seconds,
+                        args.rounds,
+                        args.warmup,
                     )
                     beside = statistics.median(row.beside_chat)
                     spread = " / ".join(f"{share:.0%}" for share in row.beside_chat)
@@ -915,7 +933,7 @@ def main() -> None:
         finally:
             bare.stop()
         if "workers" in wanted:
-            rows.extend(workers_rows(wrk, cases, args.seconds, args.rounds))
+            rows.extend(workers_rows(wrk, cases, args.seconds, args.rounds, args.warmup))
     report(rows, startup, compiled, memory)
     if args.json:
         args.json.write_text(
@@ -941,7 +959,9 @@ def _after(server: str) -> str:
     return "after" if server == "plain" else f"{server} after"
 
 
-def workers_rows(wrk: str, cases: list[Case], seconds: float, rounds: int) -> list[Row]:
+def workers_rows(
+    wrk: str, cases: list[Case], seconds: float, rounds: int, warmup: int
+) -> list[Row]:
     """`--workers 2` against one worker, both free to use every core (as wrk is)."""
     case = next(c for c in cases if c.server == "workers")
     servers = {
@@ -952,7 +972,8 @@ def workers_rows(wrk: str, cases: list[Case], seconds: float, rounds: int) -> li
     try:
         for _ in range(rounds):
             for count, server in servers.items():
-                run_wrk(wrk, server.url, case, case.path, 1, case.connections, None)
+                if warmup:
+                    run_wrk(wrk, server.url, case, case.path, warmup, case.connections, None)
                 load = run_wrk(wrk, server.url, case, case.path, seconds, case.connections, None)
                 rates[count].append(load.rps)
     finally:

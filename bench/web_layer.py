@@ -94,10 +94,13 @@ class Figure:
     errors: int  # wrk's: failed connections, reads, writes, non-2xx answers, timeouts
 
 
-def load(wrk: str, server: perf.Server, case: perf.Case, path: str, seconds: float) -> Figure:
-    """`case` on `server` for `seconds` (after a 1-second warm-up): its rate, and the CPU the
-    server spent a request."""
-    perf.run_wrk(wrk, server.url, case, path, 1, case.connections)
+def load(
+    wrk: str, server: perf.Server, case: perf.Case, path: str, seconds: float, warmup: int
+) -> Figure:
+    """`case` on `server` for `seconds` (after `warmup` seconds of the same load): its rate,
+    and the CPU the server spent a request."""
+    if warmup:
+        perf.run_wrk(wrk, server.url, case, path, warmup, case.connections)
     before = cpu_seconds(server.process.pid)
     result = perf.run_wrk(wrk, server.url, case, path, seconds, case.connections)
     spent = cpu_seconds(server.process.pid) - before
@@ -113,9 +116,14 @@ def main() -> None:
     parser.add_argument("--case", default="chat", choices=json_cases, help="default: chat")
     parser.add_argument("--seconds", type=float, default=5.0, help="per load (default 5)")
     parser.add_argument("--rounds", type=int, default=3, help="loads per server (default 3)")
+    parser.add_argument(
+        "--warmup", type=int, default=1, help="seconds of load before each measured one (0: none)"
+    )
     parser.add_argument("--target", type=float, default=0.8, help="ratio asked of mockai")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
+    if args.warmup < 0:
+        parser.error("--warmup must be 0 or more seconds")
     case = next(c for c in perf.CASES if c.name == args.case)
     wrk = perf.find_wrk()
 
@@ -142,7 +150,7 @@ def main() -> None:
             }
             for _ in range(args.rounds):  # the three in turn, so a drift touches each alike
                 for name, (server, path) in targets.items():
-                    figures[name].append(load(wrk, server, case, path, args.seconds))
+                    figures[name].append(load(wrk, server, case, path, args.seconds, args.warmup))
         finally:
             for server in started:
                 server.stop()

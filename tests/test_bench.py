@@ -39,9 +39,12 @@ def run_bench(
 @pytest.mark.timeout(330)
 def test_the_benchmark_runs_and_reports_every_figure(tmp_path: Path) -> None:
     out = tmp_path / "perf.json"
+    # (the suite writes bytecode, tests/conftest.py: the startup figure compiles mockai's
+    # modules first and must leave the .pyc files it found)
+    bytecode = set((ROOT / "mockai").rglob("*.pyc"))
     run = run_bench(
         "perf.py",
-        *("--seconds", "1", "--rounds", "1", "--startups", "1"),
+        *("--seconds", "1", "--rounds", "1", "--startups", "1", "--warmup", "0"),
         *("--cases", "chat,stream,rules", "--json", str(out)),
         cwd=tmp_path,
         timeout=300,
@@ -60,7 +63,7 @@ def test_the_benchmark_runs_and_reports_every_figure(tmp_path: Path) -> None:
     assert "side by side with plain chat: " in run.stdout
     assert 0 < figures["startup_s"][0] < 30
     assert 0 < figures["startup_compiled_s"][0] < 30
-    assert not list((ROOT / "mockai").rglob("*.pyc")) or not sys.flags.dont_write_bytecode
+    assert bytecode <= set((ROOT / "mockai").rglob("*.pyc"))
     assert {"idle", "after, at once", "after", "bare idle", "bare after"} <= figures[
         "rss_mib"
     ].keys()
@@ -108,7 +111,7 @@ def test_the_web_layer_split_loads_three_servers_with_the_same_answer(tmp_path: 
     out = tmp_path / "web_layer.json"
     run = run_bench(
         "web_layer.py",
-        *("--seconds", "1", "--rounds", "1", "--json", str(out)),
+        *("--seconds", "1", "--rounds", "1", "--warmup", "0", "--json", str(out)),
         cwd=tmp_path,
         timeout=300,
     )
@@ -128,26 +131,22 @@ def test_the_web_layer_split_loads_three_servers_with_the_same_answer(tmp_path: 
 def test_the_instruction_count_measures_both_servers(tmp_path: Path) -> None:
     """bench/instructions.py runs mockai and the bare app under callgrind and counts per request:
     deterministic figures, so both are positive and mockai (which does more than serve bytes)
-    executes more instructions per request than the bare app serving its bytes; the rules case
-    runs on a server of its own and is also compared with plain chat."""
+    executes more instructions per request than the bare app serving its bytes. (The chat case
+    alone: each further server started under callgrind costs ~7 s of the suite's time.)"""
     out = tmp_path / "instructions.json"
     run = run_bench(
         "instructions.py",
-        *("--cases", "chat,rules", "--requests", "20", "--warmup", "10", "--json", str(out)),
+        *("--cases", "chat", "--requests", "20", "--warmup", "10", "--json", str(out)),
         cwd=tmp_path,
         timeout=300,
     )
     figures = json.loads(out.read_text())
-    chat, rules = figures["chat"], figures["rules"]
+    chat = figures["chat"]
     # The bare app's asyncio loop alone is ~10^5 instructions a request; either figure far
     # below that would mean the requests were not counted.
     assert 50_000 < chat["bare"] < chat["mockai"] < 20_000_000, chat
     assert abs(chat["ratio"] - chat["bare"] / chat["mockai"]) < 1e-9
     assert "ratio" in run.stdout and "chat" in run.stdout  # the printed table
-    # The 20-rule server (its own, configured as bench/perf.py's) against plain chat.
-    assert 50_000 < rules["bare"] < rules["mockai"] < 20_000_000, rules
-    assert rules["of_plain_chat"] == rules["mockai"] / chat["mockai"]
-    assert "rules: " in run.stdout and "of plain chat's instructions" in run.stdout
 
 
 def test_the_timing_benchmark_times_every_chunk_both_ways() -> None:
