@@ -69,6 +69,8 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     info = ctx.catalog.get(model)
     history = _history(body, ctx)
     messages = _conversation(body, history)
+    if isinstance(body.get("input"), list):
+        check_unique_ids(body["input"], _held(body, ctx) or (), "input")
     self_contained = _self_contained(body, known_history=history is not None)
     if self_contained:
         _check_tool_pairs(messages)
@@ -130,11 +132,16 @@ def _history(body: Mapping[str, Any], ctx: ParseContext) -> tuple[Message, ...] 
     previous = body.get("previous_response_id")
     if isinstance(previous, str) and ctx.history is not None:
         return ctx.history(previous)
+    held = _held(body, ctx)
+    return None if held is None else parse_items(held, "conversation")
+
+
+def _held(body: Mapping[str, Any], ctx: ParseContext) -> Sequence[Any] | None:
+    """The items of the request's `conversation`, when this server holds it."""
     conversation = conversation_id(body)
-    if conversation is not None and ctx.conversation is not None:
-        held = ctx.conversation(conversation)
-        return None if held is None else parse_items(held, "conversation")
-    return None
+    if conversation is None or ctx.conversation is None:
+        return None
+    return ctx.conversation(conversation)
 
 
 def conversation_id(body: Mapping[str, Any]) -> str | None:
@@ -199,8 +206,69 @@ def _input_item(item: Any, where: str) -> Message | None:
         return _function_output_item(item, where)
     if kind == "custom_tool_call":
         return _custom_call_item(item, where)
+    if kind not in ITEM_TYPES:
+        # The spec's unions are closed: the API refuses a type outside them (stored, it would
+        # be listed in a shape no client can read).
+        raise invalid_value(f"{where}.type", kind, ITEM_TYPES)
     # reasoning, item_reference, hosted-tool calls and their outputs: accepted, not needed to answer
     return None
+
+
+# Every item type the spec's `InputItem` union takes (its `Item`s, the compaction trigger, the
+# reference, programs), which covers what its `ConversationItem` lists.
+ITEM_TYPES = (
+    "message",
+    "function_call",
+    "function_call_output",
+    "custom_tool_call",
+    "custom_tool_call_output",
+    "item_reference",
+    "reasoning",
+    "compaction",
+    "compaction_trigger",
+    "additional_tools",
+    "program",
+    "program_output",
+    "file_search_call",
+    "web_search_call",
+    "computer_call",
+    "computer_call_output",
+    "code_interpreter_call",
+    "image_generation_call",
+    "local_shell_call",
+    "local_shell_call_output",
+    "shell_call",
+    "shell_call_output",
+    "apply_patch_call",
+    "apply_patch_call_output",
+    "tool_search_call",
+    "tool_search_output",
+    "mcp_call",
+    "mcp_list_tools",
+    "mcp_approval_request",
+    "mcp_approval_response",
+)
+
+
+def check_unique_ids(raw: Sequence[Any], held: Sequence[Any], param: str) -> None:
+    """The API's 400 for an item id sent twice, or one the conversation holds already (a
+    reference names an item held: it is no copy). Kept, a repeated id would make every
+    cursor that names it ambiguous."""
+    seen = {item.get("id") for item in held if isinstance(item, dict)}
+    for item in raw:
+        if not isinstance(item, dict) or common.item_type(item) == "item_reference":
+            continue
+        item_id = item.get("id")
+        if not isinstance(item_id, str):
+            continue
+        if item_id in seen:
+            raise ApiError(
+                400,
+                f"Duplicate item found with id {item_id}. "
+                "Remove duplicate items from your input and try again.",
+                param=param,
+            )
+        seen.add(item_id)
 
 
 def _message_item(item: Mapping[str, Any], where: str) -> Message:

@@ -40,6 +40,7 @@ class _Stored:
     messages: list[Any]  # the request's messages
     metadata: dict[str, str]
     settings: dict[str, Any]  # what the API echoes on a stored completion
+    place: int = 0  # its place in the list (1, 2, 3, ... as kept): cursors name places
 
 
 def _stored_json(stored: _Stored) -> dict[str, Any]:
@@ -49,6 +50,7 @@ def _stored_json(stored: _Stored) -> dict[str, Any]:
         "messages": stored.messages,
         "metadata": stored.metadata,
         "settings": stored.settings,
+        "place": stored.place,
     }
 
 
@@ -59,10 +61,12 @@ def _stored_from_json(data: Any) -> _Stored:
         messages=list(data["messages"]),
         metadata=dict(data["metadata"]),
         settings=dict(data["settings"]),
+        place=int(data.get("place") or 0),
     )
 
 
 _CODEC = kept.JsonCodec(_stored_json, _stored_from_json)
+_PLACE = kept.JsonCodec(int, int)
 
 
 class CompletionStore:
@@ -76,6 +80,9 @@ class CompletionStore:
     ) -> None:
         backend = backend or MemoryBackend()
         self._stored: Records[_Stored] = backend.records("completions", _CODEC, capacity, max_bytes)
+        # Deleted completions' places: a cursor naming one still names its place (a client
+        # deleting while it pages), for the last `capacity` deleted.
+        self._places: Records[int] = backend.records("completions:places", _PLACE, capacity)
 
     async def keep(
         self, exchange: Exchange, outgoing: Outgoing, faults: Faults = NO_FAULTS
@@ -110,6 +117,7 @@ class CompletionStore:
             },
         )
         weight = kept.weight(outgoing, 0, stored.messages)  # the answer and its messages
+        stored.place = await self._stored.next_serial()
         await self._stored.put(completion_id, stored, weight)
 
     async def list(self, query: Mapping[str, str]) -> dict[str, Any]:
@@ -120,13 +128,26 @@ class CompletionStore:
             for key, value in query.items()
             if (match := _METADATA_KEY.match(key)) is not None
         }
+        every = await self._stored.values()
         chosen = [
-            self._shown(stored)
-            for stored in await self._stored.values()
+            stored
+            for stored in every
             if (model is None or stored.model == model)
             and all(stored.metadata.get(key) == value for key, value in wanted.items())
         ]
-        return items.page(chosen, query, default_order="asc")
+        # An `after` filtered out, or deleted, still names its place.
+        after = query.get("after")
+        elsewhere = None
+        if after is not None:
+            held = await self._stored.get(after)
+            elsewhere = held.place if held is not None else await self._places.get(after)
+        return items.page(
+            [self._shown(stored) for stored in chosen],
+            query,
+            default_order="asc",
+            places=[stored.place for stored in chosen],
+            elsewhere=elsewhere,
+        )
 
     async def retrieve(self, completion_id: str) -> dict[str, Any]:
         return self._shown(await self._find(completion_id), completion_id)
@@ -145,8 +166,10 @@ class CompletionStore:
             raise _not_found(completion_id) from None
 
     async def delete(self, completion_id: str) -> dict[str, Any]:
-        if await self._stored.pop(completion_id) is None:
+        stored = await self._stored.pop(completion_id)
+        if stored is None:
             raise _not_found(completion_id)
+        await self._places.put(completion_id, stored.place)
         return {"object": "chat.completion.deleted", "id": completion_id, "deleted": True}
 
     async def messages(self, completion_id: str, query: Mapping[str, str]) -> dict[str, Any]:
@@ -161,6 +184,7 @@ class CompletionStore:
 
     async def clear(self) -> None:
         await self._stored.clear()
+        await self._places.clear()
 
     async def _find(self, completion_id: str) -> _Stored:
         stored = await self._stored.get(completion_id)

@@ -5,11 +5,13 @@ naming it with `conversation` is answered with its items as the context, and the
 and the answer's output are then appended to it — how the OpenAI Agents SDK's conversation
 sessions and other stateful clients work. mockai keeps conversations per server, bounded like the
 journal (1,000 conversations and, in-process, `store_bytes` of their items and metadata as JSON:
-past either bound, the one changed least recently goes), with the API's routes: create,
+past either bound, the one changed least recently goes; a change that would take one past the
+whole budget alone is refused, and it stays as it was), with the API's routes: create,
 retrieve, update (metadata), delete, and the items (list, add, retrieve, delete).
 
 Ids are reproducible: the n-th conversation a server with a given seed creates always has the
-same id, and item ids derive from the conversation's.
+same id, and item ids derive from the conversation's (a Responses request's input items from
+the response's, as its `input_items` lists them).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any, TypeVar
 
 from mockai.api import common
 from mockai.api.fieldrules import missing, type_error
-from mockai.api.responses import conversation_id, parse_items
+from mockai.api.responses import check_unique_ids, conversation_id, parse_items
 from mockai.backend.base import Records, RecordsFactory
 from mockai.backend.memory import MemoryBackend
 from mockai.errors import ApiError
@@ -45,6 +47,10 @@ class _Conversation:
     # Its items' bytes as JSON, kept up to date as they come and go (not re-serialised on every
     # change): with its metadata, what it weighs against the store's byte budget.
     items_bytes: int = 0
+    # Each item's place in the conversation (`added` when it came): a cursor naming an item
+    # deleted since still names its place, kept for the last `_REMOVED_KEPT` deleted ones.
+    places: list[int] = field(default_factory=list)
+    removed: dict[str, int] = field(default_factory=dict)
 
     def resource(self) -> dict[str, Any]:
         return {
@@ -56,26 +62,65 @@ class _Conversation:
 
     # (Each change weighs first and then changes: nothing is half done if weighing raised.)
 
-    def add(self, raw: Any) -> list[dict[str, Any]]:
-        """Append items (as sent) with ids and statuses; returns them as listed."""
-        new = items.listed(raw, self.id.encode(), start=self.added)
-        size = _bytes_of(new)
-        self.added += len(raw) if isinstance(raw, list) else int(raw is not None)
+    def add(
+        self,
+        new: list[dict[str, Any]],
+        budget: int | None,
+        param: str,
+        output: list[Any] | None = None,
+        sent: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Append items as listed (`listed`: of `sent` items as sent), then a response's
+        `output` items as they are (they carry their own ids); returns the items added. Past
+        `budget` (the store's bytes, in-process) nothing is added: the 400 naming `param`."""
+        output = output or []
+        size = _bytes_of(new) + _bytes_of(output)
+        if budget is not None:
+            self.fits(size, budget, param)
+        count = len(new) + len(output)
+        self.places.extend(range(self.added, self.added + count))
+        # (past every item sent, listed or not: the next ones' ids derive from the numbers after)
+        self.added += max(count, sent)
         self.items.extend(new)
+        self.items.extend(output)
         self.items_bytes += size
         return new
 
-    def add_output(self, output: list[Any]) -> None:
-        """Append a response's output items as they are (they carry their own ids)."""
-        size = _bytes_of(output)
-        self.items.extend(output)
-        self.added += len(output)
-        self.items_bytes += size
+    def fits(self, size: int, budget: int, param: str) -> None:
+        """The 400 naming `param` when `size` more bytes would take it past `budget`."""
+        if _weight(self) + size > budget:
+            raise _too_heavy(self.id, _weight(self) + size, budget, param)
+
+    def listed(self, raw: Any) -> list[dict[str, Any]]:
+        """Items a client adds (as sent) as listed, their ids derived from the conversation's."""
+        return items.listed(raw, self.id.encode(), start=self.added)
 
     def remove(self, position: int) -> None:
-        """Delete the item at `position` (its id is not reused)."""
+        """Delete the item at `position` (its id is not reused; its place is remembered)."""
         self.items_bytes -= _bytes_of(self.items[position : position + 1])
+        item_id = self.items[position].get("id")
+        if isinstance(item_id, str):
+            self.removed[item_id] = self.places[position]
+            while len(self.removed) > _REMOVED_KEPT:
+                del self.removed[next(iter(self.removed))]
         del self.items[position]
+        del self.places[position]
+
+
+# Deleted items whose place a conversation remembers (for cursors that name them): a client
+# deleting the items of each page it reads names the last of at most 100 (the largest page).
+_REMOVED_KEPT = items.MAX_LIMIT
+
+
+def _too_heavy(conversation_id: str, weight: int, budget: int, param: str) -> ApiError:
+    return ApiError(
+        400,
+        f"mockai: conversation '{conversation_id}' would weigh {weight} bytes, more than the "
+        f"{budget} bytes its store holds (MOCKAI_STORE_BYTES); it was left as it was. Raise "
+        "MOCKAI_STORE_BYTES, or start a new conversation.",
+        param=param,
+        code="mockai_storage_full",
+    )
 
 
 def _bytes_of(held: list[Any]) -> int:
@@ -85,7 +130,9 @@ def _bytes_of(held: list[Any]) -> int:
 _size = kept.size_of
 
 
-# What a conversation weighs beyond its items and metadata (its id, numbers, the objects).
+# What a conversation weighs beyond its items and metadata (its id, numbers, the objects; its
+# places, a number per item and at most `_REMOVED_KEPT` deleted ids, are within what its items'
+# weight errs heavy by).
 _OVERHEAD = 256
 
 
@@ -102,6 +149,8 @@ def _conversation_json(conversation: _Conversation) -> dict[str, Any]:
         "items": conversation.items,
         "added": conversation.added,
         "items_bytes": conversation.items_bytes,
+        "places": conversation.places,
+        "removed": conversation.removed,
     }
 
 
@@ -115,6 +164,9 @@ def _conversation_from_json(data: Any) -> _Conversation:
         added=int(data["added"]),
         # (weighed again only for a record written before the weight was kept)
         items_bytes=int(data["items_bytes"]) if "items_bytes" in data else _bytes_of(held),
+        # (numbered by position for a record written before places were kept)
+        places=[int(n) for n in data.get("places", range(len(held)))],
+        removed={str(k): int(v) for k, v in (data.get("removed") or {}).items()},
     )
 
 
@@ -137,6 +189,9 @@ class ConversationStore:
         self.seed = seed
         self.created = created
         backend = backend or MemoryBackend()
+        # In-process the conversations share `max_bytes`: one that would pass it alone is
+        # refused growing (Redis holds a shared backend's by count).
+        self.budget = None if getattr(backend, "shared", False) else max_bytes
         self._conversations: Records[_Conversation] = backend.records(
             "conversations", _CODEC, capacity, max_bytes
         )
@@ -154,7 +209,7 @@ class ConversationStore:
         made = await self._conversations.next_serial()
         key = f"{self.seed}:{made}".encode()
         conversation = _Conversation("conv_" + ids.hexid(key, "conv", 48), self.created, metadata)
-        conversation.add(raw)
+        conversation.add(conversation.listed(raw), self.budget, "items", sent=len(raw))
         await self._conversations.put(conversation.id, conversation, _weight(conversation))
         return conversation.resource()
 
@@ -166,6 +221,9 @@ class ConversationStore:
         metadata = common.metadata_update(body)
 
         def change(conversation: _Conversation) -> dict[str, Any]:
+            if self.budget is not None:
+                grown = _size(metadata) - _size(conversation.metadata)
+                conversation.fits(grown, self.budget, "metadata")
             conversation.metadata = metadata
             return conversation.resource()
 
@@ -178,7 +236,14 @@ class ConversationStore:
         return {"id": conversation_id, "object": "conversation.deleted", "deleted": True}
 
     async def list_items(self, conversation_id: str, query: Mapping[str, str]) -> dict[str, Any]:
-        return items.page((await self._find(conversation_id)).items, query)
+        conversation = await self._find(conversation_id)
+        after = query.get("after")
+        return items.page(
+            conversation.items,
+            query,
+            places=conversation.places,
+            elsewhere=None if after is None else conversation.removed.get(after),
+        )
 
     async def add_items(self, conversation_id: str, body: Any) -> dict[str, Any]:
         """`POST /conversations/{id}/items`: `{items}`; answers with the added items."""
@@ -187,7 +252,12 @@ class ConversationStore:
         if "items" not in body:
             raise missing("items")
         new = _new_items(body["items"], "items")
-        added = await self._change(conversation_id, lambda conversation: conversation.add(new))
+
+        def add(conversation: _Conversation) -> list[dict[str, Any]]:
+            check_unique_ids(new, conversation.items, "items")
+            return conversation.add(conversation.listed(new), self.budget, "items", sent=len(new))
+
+        added = await self._change(conversation_id, add)
         return {
             "object": "list",
             "data": added,
@@ -222,7 +292,15 @@ class ConversationStore:
         if exchange.endpoint is not Endpoint.RESPONSES:
             return
         wanted = conversation_id(exchange.body)
-        if wanted is None or await self._conversations.has(wanted):
+        if wanted is None:
+            return
+        held = await self._conversations.get(wanted)
+        if held is not None:
+            if self.budget is not None:
+                # Input that alone would take it past the budget: refused before it is answered
+                # (`extend` refuses what the answer's output adds past it).
+                sent = items.listed(exchange.body.get("input"), b"")
+                held.fits(_bytes_of(sent), self.budget, "input")
             return
         if strict or await self._deleted.has(wanted):
             raise ApiError(404, f"Conversation with id '{wanted}' not found.", param="conversation")
@@ -237,16 +315,16 @@ class ConversationStore:
             return
         if not isinstance(answer, Body | EventStream):
             return  # relayed from an upstream: the upstream keeps its conversations
-        response = response_of(answer)
-        said = response.get("output") if response is not None else None
+        response = response_of(answer) or {}
+        said = response.get("output")
         if not isinstance(said, list):
             return  # not a Response (a replayed recording may hold anything): nothing to add
-        sent = exchange.body.get("input")
+        # The input as the response's `input_items` lists it (the ids derive from the
+        # response's): one item, one id, wherever it is listed.
+        sent = items.listed(exchange.body.get("input"), str(response.get("id", "")).encode())
 
         def append(conversation: _Conversation) -> None:
-            conversation.add(sent)
-            if output:
-                conversation.add_output(said)
+            conversation.add(sent, self.budget, "input", said if output else None)
 
         try:
             await self._conversations.update(wanted, append, _weight)
@@ -261,7 +339,10 @@ class ConversationStore:
         if not isinstance(wanted, str) or not isinstance(said, list):
             return
         try:
-            await self._conversations.update(wanted, lambda held: held.add_output(said), _weight)
+            # (no budget: the run was answered; past it, it stays, and others go first)
+            await self._conversations.update(
+                wanted, lambda held: held.add([], None, "input", said), _weight
+            )
         except KeyError:
             return  # deleted (or evicted) meanwhile: nothing to extend
 
@@ -311,4 +392,5 @@ def _new_items(raw: Any, param: str) -> list[Any]:
             code="array_above_max_length",
         )
     parse_items(raw, param)  # each item as the Responses API validates input items
+    check_unique_ids(raw, (), param)
     return raw

@@ -75,6 +75,7 @@ class Usage:
 
 _FILES = kept.JsonCodec(asdict, lambda data: StoredFile(**data))
 _USAGE = kept.JsonCodec(asdict, lambda data: Usage(**data))
+_PLACE = kept.JsonCodec(int, int)
 USAGE = "usage"  # the one record of the usage collection
 
 
@@ -97,6 +98,9 @@ class FileStore:
         self._files: Records[StoredFile] = backend.records("files", _FILES, 2 * capacity)
         self._data: Records[bytes] = backend.records("file-data", RawBytes(), 2 * capacity)
         self._usage: Records[Usage] = backend.records("file-usage", _USAGE, 1)
+        # Deleted files' places in the list (their `created_at`): a cursor naming one still
+        # names its place (a client deleting while it pages), for the last `capacity` deleted.
+        self._places: Records[int] = backend.records("file-places", _PLACE, capacity)
 
     # --- the state ------------------------------------------------------------------------------
 
@@ -214,6 +218,7 @@ class FileStore:
         if stored is None:
             raise not_found(file_id)
         await self._data.pop(file_id)
+        await self._places.put(file_id, stored.created_at)
         await self._release(stored.size)
         return stored
 
@@ -222,6 +227,7 @@ class FileStore:
         await self._files.clear()
         await self._data.clear()
         await self._usage.clear()
+        await self._places.clear()
 
     # --- the /files routes --------------------------------------------------------------------
 
@@ -252,8 +258,24 @@ class FileStore:
         )
 
     async def _page(self, query: Mapping[str, str]) -> dict[str, Any]:
-        shown = [stored.shown() for stored in await self.listed(query.get("purpose"))]
-        return items.page(shown, query, default_limit=LIST_LIMIT, max_limit=LIST_LIMIT)
+        every = await self.listed()
+        purpose = query.get("purpose")
+        chosen = [stored for stored in every if purpose is None or stored.purpose == purpose]
+        # A file's place is its `created_at` (one second per file, in upload order): an `after`
+        # naming a file of another purpose, or one deleted, still names its place.
+        after = query.get("after")
+        elsewhere = None
+        if after is not None:
+            held = next((stored.created_at for stored in every if stored.id == after), None)
+            elsewhere = held if held is not None else await self._places.get(after)
+        return items.page(
+            [stored.shown() for stored in chosen],
+            query,
+            default_limit=LIST_LIMIT,
+            max_limit=LIST_LIMIT,
+            places=[stored.created_at for stored in chosen],
+            elsewhere=elsewhere,
+        )
 
 
 def not_found(file_id: str) -> ApiError:

@@ -133,9 +133,17 @@ def page(
     default_order: str = "desc",
     default_limit: int = 20,
     max_limit: int = MAX_LIMIT,
+    places: Sequence[int] | None = None,
+    elsewhere: int | None = None,
 ) -> dict[str, Any]:
     """One page of a list (`order`, `limit`, `after`; newest first unless the list's default
-    says otherwise), as the API's list objects: `data`, `first_id`, `last_id`, `has_more`."""
+    says otherwise), as the API's list objects: `data`, `first_id`, `last_id`, `has_more`.
+
+    `after` names a place in the list, as the spec says: the page holds the items beyond it.
+    `places` numbers the items in list order (their positions unless given: a store numbers
+    them for good, so that an item deleted or filtered out still has its place); `elsewhere`
+    is the place of an `after` not among `every` (None: the server never had it, the 400).
+    The page never starts at or before the cursor, so an auto-pager always ends."""
     order = query.get("order", default_order)
     if order not in ("asc", "desc"):
         raise ApiError(
@@ -145,21 +153,40 @@ def page(
             code="invalid_value",
         )
     limit = _limit(query.get("limit", str(default_limit)), max_limit)
-    ordered = list(every) if order == "asc" else list(reversed(every))
+    numbered = list(zip(range(len(every)) if places is None else places, every, strict=True))
+    if order == "desc":
+        numbered.reverse()
     after = query.get("after")
     if after is not None:
-        position = next((i for i, item in enumerate(ordered) if item["id"] == after), None)
-        if position is None:
-            raise ApiError(400, f"No item with id '{after}' in this list.", param="after")
-        ordered = ordered[position + 1 :]
-    data = ordered[:limit]
+        place = _cursor(numbered, after, elsewhere, ascending=order == "asc")
+        numbered = [
+            (n, item) for n, item in numbered if (n > place if order == "asc" else n < place)
+        ]
+    data = [item for _, item in numbered[:limit]]
     return {
         "object": "list",
         "data": data,
         "first_id": data[0]["id"] if data else None,
         "last_id": data[-1]["id"] if data else None,
-        "has_more": len(ordered) > limit,
+        "has_more": len(numbered) > limit,
     }
+
+
+def _cursor(
+    numbered: Sequence[tuple[int, Mapping[str, Any]]],
+    after: str,
+    elsewhere: int | None,
+    *,
+    ascending: bool,
+) -> int:
+    """The place `after` names: the furthest one in the paging direction, should an id be
+    listed twice (the pager then moves on past both), else the caller's `elsewhere`."""
+    found = [n for n, item in numbered if item.get("id") == after]
+    if found:
+        return max(found) if ascending else min(found)
+    if elsewhere is None:
+        raise ApiError(400, f"No item with id '{after}' in this list.", param="after")
+    return elsewhere
 
 
 def _limit(raw: str, most: int) -> int:

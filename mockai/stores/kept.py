@@ -39,14 +39,22 @@ class Shelf(Generic[K, V]):
         self._entries: OrderedDict[K, tuple[V, int]] = OrderedDict()
 
     def put(self, key: K, value: V, weight: int) -> None:
-        """Add or refresh `key` as the newest entry. An entry heavier than the whole budget is
-        not kept (and evicts nothing: it would have emptied the shelf, then gone itself)."""
+        """Add or refresh `key` as the newest entry; the oldest others go past either bound.
+        A new entry heavier than the whole budget is not kept (and evicts nothing: it would
+        have emptied the shelf, then gone itself). An entry refreshed (changed) stays, whatever
+        it now weighs: dropping the one just changed lost what a client was adding to (a
+        store that must hold its budget refuses the change before making it)."""
+        refreshed = key in self._entries
         self.pop(key)
-        if weight > self.max_bytes:
+        if weight > self.max_bytes and not refreshed:
             return
         self._entries[key] = (value, weight)
         self.bytes += weight
-        while self._entries and (len(self._entries) > self.capacity or self.bytes > self.max_bytes):
+        # (the newest, last, never goes for the bytes: only a capacity of 0 holds nothing)
+        while self._entries and (
+            len(self._entries) > self.capacity
+            or (len(self._entries) > 1 and self.bytes > self.max_bytes)
+        ):
             _, (_, gone) = self._entries.popitem(last=False)
             self.bytes -= gone
 

@@ -9,7 +9,8 @@ response created with `store: false`) fails here as it fails against the API.
 
 Keeping costs one dict insert per answer: the answer is kept as sent (its bytes or SSE frames)
 and parsed only when someone asks for it. The store is bounded like the journal; an evicted id
-is treated as unknown (accepted as `previous_response_id`, 404 on retrieval).
+is treated as unknown (accepted as `previous_response_id`, 404 on retrieval), and one too heavy
+to keep at all (in-process, past the whole `store_bytes`) is refused saying so.
 
 Background runs (`background: true`, not streamed) answer `queued`; each retrieval moves them one
 step on (`in_progress`, then the finished response), so a client's polling loop runs and ends
@@ -85,7 +86,11 @@ class ResponseStore:
     ) -> None:
         backend = backend or MemoryBackend()
         self._stored: Records[_Stored] = backend.records("responses", _CODEC, capacity, max_bytes)
-        # Ids answered with `store: false`, or deleted: naming them later is the API's 400/404.
+        # In-process the responses share `max_bytes`: one heavier alone is not kept, and said
+        # so (Redis holds a shared backend's by count).
+        self.budget = None if getattr(backend, "shared", False) else max_bytes
+        # Ids answered with `store: false`, deleted, or too heavy to keep: naming them later is
+        # the API's 400/404 (with why).
         self._gone: Records[str] = backend.records("responses:gone", _REASON, capacity)
 
     @property
@@ -146,6 +151,15 @@ class ResponseStore:
             # for any finished background run, not as if it had not been one.
             stored.stage = "completed"
         weight = kept.weight(outgoing, exchange.prompt_tokens, body.get("input"))
+        if self.budget is not None and weight > self.budget:
+            # Not kept (it would have emptied the store, then gone itself): an unknown id later
+            # would hide why the next turn lost its context.
+            await self._gone.put(
+                response_id,
+                f"not kept: it weighs {weight} bytes, more than the {self.budget} bytes the "
+                "store holds (MOCKAI_STORE_BYTES)",
+            )
+            return outgoing
         await self._stored.put(response_id, stored, weight)
         response = response_of(outgoing) if background and stored.stage == "queued" else None
         if response is None:
@@ -217,7 +231,7 @@ class ResponseStore:
     async def delete(self, response_id: str) -> dict[str, Any]:
         """Forget a response; the API's deletion confirmation."""
         if await self._stored.pop(response_id) is None:
-            raise _not_found(response_id)
+            raise await self._not_found(response_id)
         await self._gone.put(response_id, "deleted")
         return {"id": response_id, "object": "response", "deleted": True}
 
@@ -247,18 +261,24 @@ class ResponseStore:
     async def _find(self, response_id: str) -> _Stored:
         stored = await self._stored.get(response_id)
         if stored is None:
-            raise _not_found(response_id)
+            raise await self._not_found(response_id)
         return stored
 
     async def _change(self, response_id: str, change: Callable[[_Stored], T]) -> T:
         try:
             return await self._stored.update(response_id, change)
         except KeyError:
-            raise _not_found(response_id) from None
+            raise await self._not_found(response_id) from None
+
+    async def _not_found(self, response_id: str) -> ApiError:
+        """The API's 404, saying why when this server answered the id and did not keep it."""
+        reason = await self._gone.get(response_id)
+        return _not_found(response_id, reason)
 
 
-def _not_found(response_id: str) -> ApiError:
-    return ApiError(404, f"Response with id '{response_id}' not found.")
+def _not_found(response_id: str, reason: str | None = None) -> ApiError:
+    why = f" (mockai: it was {reason}.)" if reason else ""
+    return ApiError(404, f"Response with id '{response_id}' not found.{why}")
 
 
 def _readable(response_id: str, stored: _Stored) -> dict[str, Any]:
