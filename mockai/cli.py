@@ -472,6 +472,10 @@ def _preflight(config: Config) -> None:
     from mockai.delivery.timing import unit_warnings
 
     check_together(config)
+    # `--event-loop uvloop` without uvloop: said before the port is bound or workers fork.
+    from mockai.server.sites import loop_factory
+
+    loop_factory(config.event_loop)
     if config.cassette is not None and config.workers > 1:
         from mockai.cassette.configure import check_workers  # (vcrpy: only with a cassette)
 

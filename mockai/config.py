@@ -138,6 +138,7 @@ class Config:
                 continue
             try:
                 value = _coerce(name, _from_text(name, raw))
+                _check_cassette_option(name, value)
                 if variable == "MOCKAI_QUIET":  # the command line's --quiet
                     value = not value
             except ConfigError as error:
@@ -150,6 +151,20 @@ class Config:
                 )
             changes[name], set_by[name] = value, variable
         return (base or cls()).merged(**changes)
+
+
+def _check_cassette_option(name: str, value: Any) -> None:
+    """A `redact` pattern or a `match_on` name checked now, where the variable that gave it is
+    known (`--redact` and `--match-on` are checked by the parser; otherwise the cassette code
+    checks them as the server starts, naming the option)."""
+    if name == "redact":
+        from mockai.cassette.redact import Scrubber  # (only when the variable is set)
+
+        Scrubber(value)
+    elif name == "match_on":
+        from mockai.cassette.matching import MATCHERS
+
+        MATCHERS.resolve(value)
 
 
 # The CLI (`--scenario`), `MOCKAI_SCENARIO` and the pytest marker (`scenario=`) name the option
@@ -371,11 +386,18 @@ def _processes(name: str, count: int) -> int:
     return count
 
 
+# The slowest replay: a recording played 1000 times slower. A smaller factor stretched every
+# recorded wait past any test's patience (1e-300: answers that never came; 1e-320: an infinite
+# wait), as a mistyped exponent would.
+MIN_REPLAY_SPEED = 0.001
+
+
 def _speed(name: str, speed: float) -> float:
-    if speed < 0:
+    if speed < 0 or 0 < speed < MIN_REPLAY_SPEED:
+        problem = "is negative" if speed < 0 else "is too slow"
         raise ConfigError(
-            f"{name}: {speed:g} is negative; use 0 (as fast as possible), 1 (the recorded pace) "
-            "or another factor > 0"
+            f"{name}: {speed:g} {problem}; use 0 (as fast as possible), 1 (the recorded pace) "
+            f"or another factor of at least {MIN_REPLAY_SPEED:g} (1000x slower)"
         )
     return speed
 
@@ -426,6 +448,11 @@ def _state_url(name: str, url: Any) -> str:
         out_of_range = "out of range" in str(error)
         problem = f"has a port {'out of range' if out_of_range else 'that is not a number'}"
     if problem is not None:
+        if _unencoded_password(url):  # the problem found is what urlsplit made of it
+            problem = (
+                "has a password holding / ? or # (which end a URL's host part): "
+                "percent-encode them (%2F %3F %23, and @ as %40)"
+            )
         raise ConfigError(
             f"{name}: {password_hidden(url)!r} {problem}; use memory or "
             "redis://HOST:PORT/DB (e.g. redis://127.0.0.1:6379/0)"
@@ -434,17 +461,64 @@ def _state_url(name: str, url: Any) -> str:
 
 
 def password_hidden(url: Any) -> Any:
-    """A state URL as the banner and errors show it: its password `***`, given as
-    `user:password@` or as the Redis client's `?password=` (they end up in CI logs)."""
+    """A URL (`--state`'s, `--upstream`'s) as the banner and errors show it: its password `***`,
+    given as `user:password@` or as the Redis client's `?password=` (they end up in CI logs)."""
     if not isinstance(url, str):
         return url
     url = _QUERY_PASSWORD.sub(r"\1***", url)
-    netloc = urlsplit(url).netloc
-    userinfo, at, host = netloc.rpartition("@")
-    if not at or ":" not in userinfo:
+    span = _userinfo(url)
+    if span is None:
         return url
-    user = userinfo.split(":", 1)[0]
-    return url.replace(netloc, f"{user}:***@{host}", 1)
+    start, end = span
+    user, colon, _ = url[start:end].partition(":")
+    if not colon:
+        return url
+    return f"{url[:start]}{user}:***{url[end:]}"
+
+
+def _unencoded_password(url: Any) -> bool:
+    """Whether `url`'s password holds a character that must be percent-encoded there."""
+    span = _userinfo(url) if isinstance(url, str) else None
+    if span is None:
+        return False
+    password = url[span[0] : span[1]].partition(":")[2]
+    return any(char in password for char in "/?#")
+
+
+def _userinfo(url: str) -> tuple[int, int] | None:
+    """Where `user:password` is in `url` (up to, not with, its `@`), found by hand: a password
+    may hold `/`, `?` or `#` unencoded, where `urlsplit` ends the host part early and would show
+    the rest. The URL's parse is trusted when it is clean (a host, a port that is a number, no
+    other `@` after the host); otherwise the userinfo runs to the last `@`: a password may hold
+    one, and hiding too much beats showing any of it."""
+    scheme_end = url.find("://")
+    if scheme_end < 0:
+        return None
+    start = scheme_end + 3
+    rest = url[start:]
+    if "@" not in rest:
+        return None
+    if _parses_cleanly(url, rest):
+        authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+        at = authority.rfind("@")
+    else:
+        at = rest.rfind("@")
+    return None if at < 0 else (start, start + at)
+
+
+def _parses_cleanly(url: str, rest: str) -> bool:
+    """Whether `urlsplit` reads `url` (`rest`: what follows its `scheme://`) as written: a host
+    (none for a unix socket), a port that is a number, and no `@` past the host."""
+    if not url.isprintable():  # (urlsplit drops tabs and newlines before it splits)
+        return False
+    try:
+        parts = urlsplit(url)
+        _ = parts.port
+    except ValueError:
+        return False
+    if not parts.hostname and parts.scheme != "unix":
+        return False
+    return rest.startswith(parts.netloc) and "@" not in rest[len(parts.netloc) :]
 
 
 # A `password=` query option's value (redis-py takes any client keyword from the query).
@@ -562,10 +636,32 @@ def _base_url(name: str, url: Any) -> str:
         valid = False
     if not valid:
         raise ConfigError(
-            f"{name}: {url!r} is not an http(s) base URL "
+            f"{name}: {upstream_shown(url)!r} is not an http(s) base URL "
             "(e.g. https://api.openai.com/v1 or http://localhost:11434/v1)"
         )
+    assert parts is not None
+    if "@" in parts.netloc:
+        # The client's own key (Authorization, api-key) is what mockai forwards: credentials in
+        # the URL as well made every request fail to send (aiohttp takes one or the other).
+        raise ConfigError(
+            f"{name}: {upstream_shown(url)!r} holds credentials (user:password@); leave them "
+            "out: mockai forwards each request's own key (Authorization or api-key) upstream"
+        )
     return str(url)
+
+
+def upstream_shown(url: Any) -> Any:
+    """An `--upstream` URL as the banner and errors show it: a password in it `***`, and each
+    credential in its query (`?api-key=`) replaced by its placeholder, as in cassettes."""
+    if not isinstance(url, str):
+        return url
+    from mockai.cassette.redact import redact_query  # (only with an upstream)
+
+    head, mark, query = password_hidden(url).partition("?")
+    if not mark:
+        return head
+    # (on a URL of its own: the one given may be one urlsplit refuses, `http://[::1/v1?key=..`)
+    return f"{head}?{redact_query('http://host/?' + query)[0].partition('?')[2]}"
 
 
 # Checked after the type: each takes the option's name (for the message) and its value.

@@ -40,7 +40,7 @@ REFUSED_OPTIONS = [
         ["--replay-speed", "-1"],
         (
             "argument --replay-speed: -1 is negative; use 0 (as fast as possible), 1 (the recorded "
-            "pace) or another factor > 0"
+            "pace) or another factor of at least 0.001 (1000x slower)"
         ),
     ),
     (["--replay-speed", "nan"], "argument --replay-speed: 'nan' is not a finite number"),

@@ -2,12 +2,18 @@
 `MOCKAI_REDACT` regex is never cut, so its secret stays out of cassettes), `MockServer(models=
 "a,b")` takes the command line's form, a stopped server starts again on another event loop,
 named runtime rules take no default number, and a request larger than the whole TPM budget
-gets the API's "Request too large" 429 without a retry-after."""
+gets the API's "Request too large" 429 without a retry-after. And: an `--upstream` with
+credentials is refused and its query's credentials are hidden in the banner, a Redis password
+holding `/ ? #` is never printed, `--replay-speed` is at least 0.001, a missing uvloop is said
+before the port is bound, and bad `MOCKAI_REDACT` / `MOCKAI_MATCH_ON` values name the variable."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,13 +22,16 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from sdk import sdk
 from service_support import ServeProcess, redis_server
 
 from mockai import Config, MockServer
+from mockai.backend.redis_state import split_url
+from mockai.config import check_option, password_hidden
 from mockai.errors import ConfigError
+from mockai.server import sites
 
 CHAT = [{"role": "user", "content": "ping"}]
 
@@ -317,3 +326,235 @@ def test_an_empty_path_stops_serve_instead_of_meaning_the_working_folder(option:
     assert "Traceback" not in done.stderr
     with pytest.raises(ConfigError, match="an empty path"):
         MockServer(cassette="")
+
+
+# --- 6. credentials in --upstream: refused, and never printed -----------------------------------
+
+
+CASSETTE = str(Path(__file__).parent.parent / "cassettes" / "chat_json.yaml")
+
+
+def _serve(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`mockai serve --port 0 ARGS` run to its end (these all stop before serving)."""
+    return subprocess.run(
+        [sys.executable, "-m", "mockai", "serve", "--port", "0", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.mark.parametrize(
+    ("upstream", "said"),
+    [
+        (
+            "http://alice:UpStr3amPass@127.0.0.1:9/v1",
+            "'http://alice:***@127.0.0.1:9/v1' holds credentials (user:password@)",
+        ),
+        ("ftp://bob:UpStr3amPass@host/v1", "'ftp://bob:***@host/v1' is not an http(s) base URL"),
+        ("http://bob:Up/Str3amPass@host/v1", "'http://bob:***@host/v1' is not an http(s) base"),
+    ],
+)
+def test_an_upstream_with_credentials_is_refused_without_printing_them(
+    tmp_path: Path, upstream: str, said: str
+) -> None:
+    """Every request carrying its key got a 500 (aiohttp takes the URL's credentials or the
+    Authorization header, not both), and the banner printed the password."""
+    recording = ["--cassette", str(tmp_path / "c.yaml"), "--record-mode", "all"]
+    done = _serve(*recording, "--upstream", upstream)
+    assert done.returncode == 2, done.stderr
+    assert f"argument --upstream: {said}" in done.stderr
+    by_variable = _serve(*recording, env={"MOCKAI_UPSTREAM": upstream})
+    assert by_variable.returncode == 2, by_variable.stderr
+    assert f"mockai: MOCKAI_UPSTREAM: {said}" in by_variable.stderr
+    with pytest.raises(ConfigError) as refused:
+        MockServer(upstream=upstream)
+    for text in (done.stdout, done.stderr, by_variable.stderr, str(refused.value)):
+        assert "Str3amPass" not in text
+    assert not (tmp_path / "c.yaml").exists()
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[MockServer]:
+    with MockServer(log_requests=False) as server:
+        yield server
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_the_banner_hides_the_upstreams_query_credentials(
+    tmp_path: Path, upstream: MockServer, log_format: str
+) -> None:
+    cassette = tmp_path / "c.yaml"
+    recording = ["--cassette", str(cassette), "--record-mode", "all", "--quiet"]
+    url = upstream.url + "?api_key=QUERYSECRET42&api-version=2024-10-21"
+    with (
+        ServeProcess([*recording, "--upstream", url, "--log-format", log_format]) as served,
+        sdk(served) as client,
+    ):
+        reply = client.chat.completions.create(model="gpt-4o-mini", messages=CHAT)
+        printed = served.printed()
+    assert reply.choices[0].message.content
+    shown = f"records from: {upstream.url}?api_key=REDACTED-"
+    if log_format == "json":
+        banner = json.loads(next(line for line in printed.splitlines() if "listening" in line))
+        assert any(line.startswith(shown) for line in banner["answers"]), banner
+        assert any(line.endswith("&api-version=2024-10-21") for line in banner["answers"])
+    else:
+        assert f"  {shown}" in printed, printed
+    assert "QUERYSECRET42" not in printed
+    assert "QUERYSECRET42" not in cassette.read_text()
+
+
+# --- 7. a Redis password holding / ? # is never printed -----------------------------------------
+
+# The URL forms the docs accept (operations.md, "The URL"), a password in each.
+_STATE_FORMS = [
+    "redis://:{}@127.0.0.1:6379/0",
+    "redis://default:{}@localhost:6379/1",
+    "rediss://:{}@redis.example.com:6380/0?prefix=team",
+    "redis://:{}@127.0.0.1:6379/0?prefix=a@b",
+    "unix://:{}@/tmp/redis.sock?db=0",
+    "redis://127.0.0.1:6379/0?password={}",
+]
+passwords = st.text(
+    st.characters(exclude_categories=["Cs"]) | st.sampled_from("/#?@:%&=;"),
+    min_size=4,
+    max_size=24,
+)
+
+
+def _said_about(url: str) -> list[str]:
+    """What mockai prints about `url` given as --state: its error, or the URL the banner and
+    the Redis errors show."""
+    said = [password_hidden(url)]
+    try:
+        check_option("state", url)
+    except ConfigError as error:
+        said.append(str(error))
+    else:
+        said.append(split_url(url)[2])
+    try:
+        Config.from_env({"MOCKAI_STATE": url})
+    except ConfigError as error:
+        said.append(str(error))
+    return said
+
+
+@settings(max_examples=400, deadline=None)
+@given(form=st.sampled_from(_STATE_FORMS), password=passwords)
+def test_no_message_about_a_state_url_holds_its_password(form: str, password: str) -> None:
+    url = form.format(password)
+    assume(password not in form.format("***"))  # (one the rest of the URL spells anyway)
+    if "password=" in form:  # a query value ends at & ; or #, as the Redis client reads it
+        assume(not any(char in password for char in "&;#"))
+    for text in _said_about(url):
+        assert password not in text, (url, text)
+
+
+@pytest.mark.parametrize(
+    ("password", "json_logs"), [("pa/ss", False), ("pa#ss", True), ("pa?ss", False)]
+)
+def test_a_state_password_that_ends_the_host_part_is_hidden(password: str, json_logs: bool) -> None:
+    url = f"redis://:{password}@127.0.0.1:6379/0"
+    if json_logs:
+        done = _serve(env={"MOCKAI_STATE": url, "MOCKAI_LOG_FORMAT": "json"})
+        said = json.loads(done.stderr.strip().splitlines()[-1])["message"]
+        assert said.startswith("MOCKAI_STATE: 'redis://:***@127.0.0.1:6379/0' has a password")
+    else:
+        done = _serve("--state", url)
+        said = done.stderr.strip().splitlines()[-1]
+        assert said.startswith("mockai serve: error: argument --state: 'redis://:***@127.0.0.1")
+    assert done.returncode == 2, done.stderr
+    assert "percent-encode" in said and "%2F %3F %23" in said
+    assert password not in done.stderr + done.stdout
+
+
+# --- 8. --replay-speed: 0, or a factor of at least 0.001 ----------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(speed=st.floats(allow_nan=False, allow_infinity=False))
+def test_a_replay_speed_is_zero_or_at_least_a_thousandth(speed: float) -> None:
+    if speed == 0 or speed >= 0.001:
+        assert check_option("replay_speed", speed) == speed
+    else:
+        with pytest.raises(ConfigError, match=r"^replay_speed: .* at least 0\.001"):
+            check_option("replay_speed", speed)
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "said"),
+    [
+        (["--replay-speed", "1e-300"], {}, "argument --replay-speed: 1e-300 is too slow"),
+        ([], {"MOCKAI_REPLAY_SPEED": "1e-320"}, "mockai: MOCKAI_REPLAY_SPEED: 9.99989e-321 is too"),
+    ],
+)
+def test_a_replay_speed_too_small_stops_serve(
+    args: list[str], env: dict[str, str], said: str
+) -> None:
+    """1e-300 made every replayed answer wait forever (1e-320: an infinite wait)."""
+    done = _serve("--cassette", CASSETTE, *args, env=env)
+    assert done.returncode == 2, done.stderr
+    assert said in done.stderr
+    assert "(1000x slower)" in done.stderr
+    with pytest.raises(ConfigError, match="is too slow"):
+        MockServer(replay_speed=1e-300)
+
+
+# --- 9. --event-loop uvloop without uvloop: said before binding, as JSON with JSON logs ----------
+
+
+def test_a_missing_uvloop_is_said_before_the_port_is_bound(tmp_path: Path) -> None:
+    (tmp_path / "uvloop.py").write_text('raise ImportError("No module named uvloop")\n')
+    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    with socket.socket() as taken:  # a port in use: its error came first
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        serve = ["serve", "--port", port, "--workers", "2", "--event-loop", "uvloop"]
+        done = subprocess.run(
+            [sys.executable, "-m", "mockai", *serve, "--log-format", "json"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={**os.environ, **env},
+        )
+    assert done.returncode == 2, done.stderr
+    lines = [json.loads(line) for line in done.stderr.splitlines()]  # every line JSON
+    missing = "event_loop: uvloop is not installed (pip install uvloop, or pip install "
+    assert [line["message"] for line in lines] == [missing + "'mockai-server[speed]')"]
+
+
+def test_run_stamped_closes_the_coroutine_it_cannot_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # `import uvloop` fails
+
+    async def serve() -> None:
+        raise AssertionError("never run")
+
+    coroutine = serve()
+    with pytest.raises(ConfigError, match="uvloop is not installed"):
+        sites.run_stamped(coroutine, "uvloop")
+    assert coroutine.cr_frame is None  # closed: no "never awaited" warning when collected
+
+
+# --- 10. bad MOCKAI_REDACT / MOCKAI_MATCH_ON values name the variable ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "said"),
+    [
+        (
+            {"MOCKAI_REDACT": "x\nbad("},
+            "mockai: MOCKAI_REDACT: 'bad(' is not a valid regular expression",
+        ),
+        (
+            {"MOCKAI_MATCH_ON": "method,bodyy"},
+            "mockai: MOCKAI_MATCH_ON: unknown matcher(s) 'bodyy' (did you mean 'body'?",
+        ),
+    ],
+)
+def test_a_bad_cassette_variable_is_named(env: dict[str, str], said: str) -> None:
+    done = _serve("--cassette", CASSETTE, env=env)
+    assert done.returncode == 2, done.stderr
+    assert said in done.stderr

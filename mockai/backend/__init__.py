@@ -20,8 +20,10 @@ def open_backend(state: str | None, *, journal_size: int = 1000) -> Backend:
     try:
         from mockai.backend.redis_state import RedisBackend
     except ImportError as error:  # the `redis` client is an optional dependency
+        from mockai.config import password_hidden
+
         raise ConfigError(
-            f"state: {state!r} needs the redis client ({error.name} is not installed); "
-            "pip install 'mockai-server[service]'"
+            f"state: {password_hidden(state)!r} needs the redis client ({error.name} is not "
+            "installed); pip install 'mockai-server[service]'"
         ) from None
     return RedisBackend(state, journal_size=journal_size)

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from mockai import __version__, buildinfo
-from mockai.config import Config
+from mockai.config import Config, upstream_shown
 from mockai.errors import ServerError
 from mockai.server import heap, sites
 from mockai.server.app import create_app
@@ -117,7 +117,8 @@ def _answers(state: ServerState) -> list[str]:
     if config.cassette:
         lines.append(f"answers: cassette {config.cassette} (record mode {config.record_mode})")
     if config.upstream and config.record_mode != "none":
-        lines.append(f"records from: {config.upstream}")
+        # (its query's credentials hidden, as in cassettes: the banner ends up in CI logs)
+        lines.append(f"records from: {upstream_shown(config.upstream)}")
     fallback = state.decider.fallback or ("error" if lines else "generate")
     if fallback == "generate":
         lines.append("otherwise: generated answers (deterministic for the seed)")

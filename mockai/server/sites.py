@@ -96,7 +96,13 @@ def loop_factory(choice: str = "auto") -> Callable[[], asyncio.AbstractEventLoop
 
 def run_stamped(coro: Coroutine[Any, Any, T], event_loop: str = "auto") -> T:
     """Run `coro` to completion on a new loop of the `event_loop` kind (see `loop_factory`)."""
-    factory = loop_factory(event_loop)
+    try:
+        factory = loop_factory(event_loop)
+    except BaseException:
+        # Never to be awaited: closed now, or Python prints a "never awaited" warning (not a
+        # JSON line, where `--log-format json` promises every line is one).
+        coro.close()
+        raise
     if hasattr(asyncio, "Runner"):
         with asyncio.Runner(loop_factory=factory) as runner:
             return runner.run(coro)
