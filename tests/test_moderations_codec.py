@@ -117,7 +117,7 @@ def test_a_list_of_strings_gives_one_result_each() -> None:
 def test_multimodal_parts_give_one_result_for_all() -> None:
     raw = [{"type": "text", "text": "I will kill you"}, IMAGE, {"type": "text", "text": "now"}]
     exchange = parse({"input": raw})
-    assert exchange.inputs == ("I will kill you\n\nnow",)
+    assert exchange.inputs == ("I will kill you\nnow",)  # the texts only: an image has none
     body = answer({"input": raw})
     (result,) = body["results"]
     assert result["flagged"] is True

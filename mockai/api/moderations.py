@@ -36,10 +36,10 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     common.check_fields("moderations", body, strict=ctx.strict)
     model = body.get("model")
     if model is None:
-        # The default is whatever moderation model the catalog offers, not checked against it.
+        # The catalog's moderation model; a restricted catalog that lists none has no model to
+        # answer with, so the request gets the 404 that naming the default would get.
         model = ctx.catalog.default("moderation")
-    else:
-        ctx.catalog.get(model)  # a restricted catalog answers 404 for models it does not list
+    ctx.catalog.get(model)  # a restricted catalog answers 404 for models it does not list
     inputs = _inputs(body["input"])
     return Exchange(
         endpoint=Endpoint.MODERATIONS,
@@ -75,15 +75,18 @@ def _inputs(raw: Any) -> tuple[str, ...]:
             code="mockai_too_many_inputs",
         )
     if isinstance(raw[0], dict):
-        return ("\n".join(_part_text(part, f"input[{i}]") for i, part in enumerate(raw)),)
+        texts = [_part_text(part, f"input[{i}]") for i, part in enumerate(raw)]
+        # Image parts have no text and add no separator: a stray newline would make a rule's
+        # `user: {equals: ...}` miss a caption sent with its picture.
+        return ("\n".join(text for text in texts if text is not None),)
     for index, item in enumerate(raw):
         if not isinstance(item, str):
             raise type_error(f"input[{index}]", ("string",), item)
     return tuple(raw)
 
 
-def _part_text(part: Any, param: str) -> str:
-    """The text of one multimodal part (image parts are validated and contribute nothing)."""
+def _part_text(part: Any, param: str) -> str | None:
+    """The text of one multimodal part; None for an image part (validated, it has no text)."""
     if not isinstance(part, dict):
         raise type_error(param, ("object",), part)
     kind = part.get("type")
@@ -97,7 +100,7 @@ def _part_text(part: Any, param: str) -> str:
     if kind != "image_url":
         raise invalid_value(f"{param}.type", kind, PART_TYPES)
     _check_image(part.get("image_url"), f"{param}.image_url")
-    return ""
+    return None
 
 
 def _check_image(image: Any, param: str) -> None:

@@ -262,18 +262,41 @@ def complete(partial: Mapping[str, Any], generated: Mapping[str, Any]) -> dict[s
     """A scripted (possibly partial) result filled in from a generated one.
 
     Lets a rule say only `{"categories": {"violence": true}}`: the other categories, the scores
-    (a flagged category scores at least 0.9) and `flagged` are made consistent with it.
+    and `flagged` are made consistent with it. A category scripted alone gets a score on its side
+    of THRESHOLD (true: at least 0.9; false: a tiny one), a score scripted alone decides its
+    category, and what a rule scripted both ways is kept as written (the test asked for it).
+    `flagged` follows the categories unless it is scripted too.
     """
-    merged = {
-        field: {**generated[field], **(partial.get(field) or {})}
-        for field in ("categories", "category_scores", "category_applied_input_types")
+    given_categories = partial.get("categories") or {}
+    given_scores = partial.get("category_scores") or {}
+    categories = {**generated["categories"], **given_categories}
+    scores = {**generated["category_scores"], **given_scores}
+    for name in {**categories, **scores}:
+        if name in given_categories and name not in given_scores:
+            scores[name] = _score_on_side(scores.get(name, 0.0), name, bool(categories[name]))
+        elif name in given_scores and name not in given_categories:
+            categories[name] = scores[name] >= THRESHOLD
+    flagged_any = any(bool(value) for value in categories.values())
+    return {
+        "flagged": bool(partial.get("flagged", flagged_any)),
+        "categories": categories,
+        "category_scores": scores,
+        # (The input types a category was scored on do not depend on whether it is flagged.)
+        "category_applied_input_types": {
+            **generated["category_applied_input_types"],
+            **(partial.get("category_applied_input_types") or {}),
+        },
     }
-    scripted_scores = partial.get("category_scores") or {}
-    for name, flagged in (partial.get("categories") or {}).items():
-        if flagged and name not in scripted_scores:
-            merged["category_scores"][name] = max(merged["category_scores"].get(name, 0.0), 0.9)
-    flagged_any = any(bool(value) for value in merged["categories"].values())
-    return {"flagged": bool(partial.get("flagged", flagged_any)), **merged}
+
+
+def _score_on_side(score: float, category: str, flagged: bool) -> float:
+    """`score`, moved to the side of THRESHOLD that a scripted category value says."""
+    if flagged:
+        return max(score, 0.9)
+    if score < THRESHOLD:
+        return score  # already a generated floor
+    # A tiny score as the generator draws them, keyed on the score it replaces: deterministic.
+    return _tiny(repr(score), category, 0)
 
 
 # --- building blocks -----------------------------------------------------------------------------
