@@ -20,7 +20,8 @@ Kind = Literal["chat", "embedding", "moderation", "completion"]
 # most 16384 completion tokens"); the gpt-4.1 family 32,768; the gpt-5 family 128,000 (its
 # 400,000-token window is 272,000 of input plus 128,000 of output); o3 / o4-mini (and o3-mini)
 # 100,000; gpt-3.5-turbo 4,096 ("This model supports at most 4096 completion tokens").
-# Ids the catalog does not know get the limit of the family their name starts with, else
+# Ids the catalog does not know get the limits of the built-in model they are a snapshot or a
+# fine-tune of (`infer`); others the output limit of the family their name starts with, else
 # DEFAULT_MAX_OUTPUT (a guess: gpt-4o's).
 DEFAULT_MAX_OUTPUT = 16_384
 _MAX_OUTPUT_BY_PREFIX = (
@@ -46,6 +47,9 @@ class ModelInfo:
     flexible_dimensions: bool = False  # embedding models that accept `dimensions`
     reasoning: bool = False  # o-series / gpt-5: `max_tokens` is refused, as the API does
     max_output_tokens: int = DEFAULT_MAX_OUTPUT  # the most tokens one answer can hold
+    # Other spellings of the id that requests may use (Gemini lists `models/gemini-2.5-flash`
+    # and its docs ask for `gemini-2.5-flash`: the same model either way).
+    aliases: tuple[str, ...] = ()
 
     def as_json(self) -> dict[str, object]:
         """The `Model` object of the API."""
@@ -96,18 +100,19 @@ BUILTIN: tuple[ModelInfo, ...] = (
         context_window=4_096,
         max_output_tokens=4_096,  # the whole window: prompt and answer share it
     ),
+    # Embedding inputs: "8192 tokens for all embedding models" (the spec's CreateEmbeddingRequest).
     ModelInfo(
         "text-embedding-3-small",
         kind="embedding",
         created=1705948997,
-        context_window=8_191,
+        context_window=8_192,
         flexible_dimensions=True,
     ),
     ModelInfo(
         "text-embedding-3-large",
         kind="embedding",
         created=1705953180,
-        context_window=8_191,
+        context_window=8_192,
         dimensions=3072,
         flexible_dimensions=True,
     ),
@@ -116,7 +121,7 @@ BUILTIN: tuple[ModelInfo, ...] = (
         kind="embedding",
         created=1671217299,
         owned_by="openai-internal",
-        context_window=8_191,
+        context_window=8_192,
     ),
     ModelInfo("omni-moderation-latest", kind="moderation", created=1731689265),
     ModelInfo(
@@ -125,20 +130,30 @@ BUILTIN: tuple[ModelInfo, ...] = (
 )
 
 _REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
+# Longest first, so that a name takes the most specific family: `gpt-4o-mini-2024-07-18` is
+# gpt-4o-mini's, not gpt-4o's.
+_FAMILIES = tuple(sorted(BUILTIN, key=lambda info: len(info.id), reverse=True))
 
 
 def infer(model_id: str) -> ModelInfo:
-    """Capabilities of a model the catalog does not list, guessed from its name."""
+    """Capabilities of a model the catalog does not list, guessed from its name.
+
+    A dated snapshot or variant of a built-in model (`gpt-4.1-2025-04-14`) and a fine-tune of
+    one (`ft:gpt-4.1-mini:acme::abc123`) have that model's limits; other names a guess.
+    """
     name = model_id.rsplit("/", 1)[-1].lower()
     if name.startswith("ft:"):
         base = name.split(":")[1]
-        return _with_id(infer(base), model_id)
+        return _with_id(infer(base), model_id, owned_by="user")
+    family = _family(name)
+    if family is not None:
+        return _with_id(family, model_id)
     if "embed" in name:
         large = "large" in name
         return ModelInfo(
             model_id,
             kind="embedding",
-            context_window=8_191,
+            context_window=8_192,  # the spec: "8192 tokens for all embedding models"
             dimensions=3072 if large else 1536,
             flexible_dimensions="embedding-3" in name,
         )
@@ -156,11 +171,21 @@ def infer(model_id: str) -> ModelInfo:
     )
 
 
-def _with_id(info: ModelInfo, model_id: str) -> ModelInfo:
+def _family(name: str) -> ModelInfo | None:
+    """The built-in model `name` is a snapshot or variant of: the longest built-in id it is, or
+    starts with followed by `-` (`gpt-4o-2024-08-06`; `gpt-4o2` is no gpt-4o)."""
+    for info in _FAMILIES:
+        if name == info.id or name.startswith(info.id + "-"):
+            return info
+    return None
+
+
+def _with_id(info: ModelInfo, model_id: str, owned_by: str = "system") -> ModelInfo:
+    """`info`'s limits under another id (a snapshot's, a fine-tune's)."""
     return ModelInfo(
         model_id,
         kind=info.kind,
-        owned_by="user",
+        owned_by=owned_by,
         context_window=info.context_window,
         dimensions=info.dimensions,
         flexible_dimensions=info.flexible_dimensions,
@@ -169,40 +194,63 @@ def _with_id(info: ModelInfo, model_id: str) -> ModelInfo:
     )
 
 
+class Deletions:
+    """The fine-tuned models deleted from one server, shared by all of its catalogs: a deleted
+    model is the API's 404 under every provider prefix, not only the one it was deleted at."""
+
+    def __init__(self) -> None:
+        self.ids: set[str] = set()
+        # Changes whenever what a catalog's `get` answers may change (a deletion, a restore):
+        # what was parsed against an older version is parsed again (pipeline/parsed.py).
+        self.version = 0
+
+
 class Catalog:
     """Looks models up; `restricted` catalogs refuse ids they do not list."""
 
     def __init__(
-        self, models: Iterable[str] | None = None, builtin: Iterable[ModelInfo] = ()
+        self,
+        models: Iterable[str] | None = None,
+        builtin: Iterable[ModelInfo] = (),
+        deletions: Deletions | None = None,
     ) -> None:
         """`models` restricts the catalog to those ids; `builtin` (default: OpenAI's models) is
-        what an unrestricted catalog lists (a provider profile's own models)."""
+        what an unrestricted catalog lists (a provider profile's own models). `deletions`: the
+        server's, when it has other catalogs (its providers')."""
         defaults = tuple(builtin) or BUILTIN
-        known = {info.id: info for info in (*defaults, *BUILTIN)}
+        known = _by_spelling((*defaults, *BUILTIN))
         if models is None:
             self.restricted = False
-            self._listed = list(defaults)
+            listed: Iterable[ModelInfo] = defaults
         else:
             self.restricted = True
-            self._listed = [known.get(m) or infer(m) for m in models]
-        self._by_id = {info.id: info for info in self._listed}
+            listed = (known.get(m) or infer(m) for m in models)
+        # Each model once, in order (`--models a,a`; both spellings of a Gemini model).
+        self._listed = list({info.id: info for info in listed}.values())
+        self._by_id = _by_spelling(self._listed)
         self._inferred: dict[str, ModelInfo] = {}
-        self._initial = list(self._listed)
-        self._deleted: set[str] = set()  # fine-tuned ids deleted from an unrestricted catalog
-        # Changes whenever what `get` answers may change (a deletion, a restore): what was
-        # parsed against an older version is parsed again (pipeline/parsed.py).
-        self.version = 0
+        self.deletions = deletions or Deletions()
+
+    @property
+    def version(self) -> int:
+        """Changes whenever what `get` answers may change (see `Deletions.version`)."""
+        return self.deletions.version
 
     def listed(self) -> list[ModelInfo]:
         """The models `/v1/models` lists, in order."""
-        return list(self._listed)
+        deleted = self.deletions.ids
+        return [info for info in self._listed if not deleted or info.id not in deleted]
 
     def get(self, model_id: str) -> ModelInfo:
-        """The model's info; a 404 `model_not_found` if the catalog is restricted and lacks it."""
+        """The model's info; a 404 `model_not_found` if the catalog is restricted and lacks it,
+        or the model was deleted."""
+        deleted = self.deletions.ids
+        if deleted and model_id in deleted:
+            raise model_not_found(model_id)
         info = self._by_id.get(model_id)
         if info is not None:
             return info
-        if self.restricted or (self._deleted and model_id in self._deleted):
+        if self.restricted:
             raise model_not_found(model_id)
         info = self._inferred.get(model_id)
         if info is None:
@@ -227,31 +275,33 @@ class Catalog:
                 param="model",
                 code=None,
             )
-        self._listed = [listed for listed in self._listed if listed.id != model_id]
-        self._by_id.pop(model_id, None)
         self._inferred.pop(model_id, None)
-        if not self.restricted:
-            if len(self._deleted) > 4096:  # (bounded like the inferred ids)
-                self._deleted.clear()
-            self._deleted.add(model_id)
-        self.version += 1
+        deleted = self.deletions.ids
+        # Bounded like the inferred ids (a restricted catalog deletes only models it lists).
+        if not self.restricted and len(deleted) > 4096:
+            deleted.clear()
+        deleted.add(model_id)
+        self.deletions.version += 1
         return info
 
     def restore(self) -> None:
         """Undo deletions (a server reset)."""
-        self._listed = list(self._initial)
-        self._by_id = {info.id: info for info in self._listed}
-        self._deleted.clear()
-        self.version += 1
+        self.deletions.ids.clear()
+        self.deletions.version += 1
 
     def default(self, kind: Kind) -> str:
         """The model used when a request names none (the Responses API allows `{}`)."""
-        for info in self._listed:
+        for info in self.listed():
             if info.kind == kind:
                 return info.id
         return {"chat": "gpt-4o-mini", "embedding": "text-embedding-3-small"}.get(
             kind, "omni-moderation-latest"
         )
+
+
+def _by_spelling(infos: Iterable[ModelInfo]) -> dict[str, ModelInfo]:
+    """Each model under its id and its other spellings (later ones win)."""
+    return {spelling: info for info in infos for spelling in (info.id, *info.aliases)}
 
 
 def is_fine_tuned(model_id: str) -> bool:

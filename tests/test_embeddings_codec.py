@@ -293,10 +293,10 @@ def test_invalid_encoding_lists_the_supported_values() -> None:
 
 
 def test_an_input_longer_than_the_context_is_refused() -> None:
-    error = error_of({"model": MODEL, "input": [[1] * 8192]})
+    error = error_of({"model": MODEL, "input": [[1] * 8193]})
     assert error.status == 400
-    assert error.message.startswith("This model's maximum context length is 8191 tokens")
-    assert "8192 in your prompt" in error.message
+    assert error.message.startswith("This model's maximum context length is 8192 tokens")
+    assert "8193 in your prompt" in error.message
 
 
 def test_more_than_300k_tokens_per_request_is_refused() -> None:

@@ -343,7 +343,11 @@ def _render(
     reply = plan.reply
     assert reply is not None, "a Plan has either a reply or a recording"
     if reply.error is not None:
-        raise reply.error
+        # (A named `context_length_exceeded` says this model's window, as the real check does.)
+        catalog = state.catalog_of(profile)
+        raise errors.in_context(
+            reply.error, exchange.endpoint, lambda: catalog.get(exchange.model).context_window
+        )
     config = state.config
     ctx = RenderContext(
         ids_key,

@@ -20,17 +20,32 @@ from mockai.profiles.checks import unknown_fields
 from mockai.profiles.hooks import Answer, ChatShape, RequestPolicy
 from mockai.wire import ids
 
+# `/models` lists `models/gemini-2.5-flash` (see `_card`), the docs' examples ask for
+# `gemini-2.5-flash`: either spelling is the same model, with its limits.
+LISTED_PREFIX = "models/"
+
+
+def _chat_model(model_id: str, max_output: int) -> ModelInfo:
+    return ModelInfo(
+        model_id,
+        owned_by="google",
+        context_window=1_048_576,
+        max_output_tokens=max_output,
+        aliases=(LISTED_PREFIX + model_id,),
+    )
+
+
 CATALOG = (
+    _chat_model("gemini-2.5-flash", 65_536),
+    _chat_model("gemini-2.5-pro", 65_536),
+    _chat_model("gemini-2.0-flash", 8_192),
     ModelInfo(
-        "gemini-2.5-flash", owned_by="google", context_window=1_048_576, max_output_tokens=65_536
+        "gemini-embedding-001",
+        kind="embedding",
+        owned_by="google",
+        dimensions=3072,
+        aliases=(LISTED_PREFIX + "gemini-embedding-001",),
     ),
-    ModelInfo(
-        "gemini-2.5-pro", owned_by="google", context_window=1_048_576, max_output_tokens=65_536
-    ),
-    ModelInfo(
-        "gemini-2.0-flash", owned_by="google", context_window=1_048_576, max_output_tokens=8_192
-    ),
-    ModelInfo("gemini-embedding-001", kind="embedding", owned_by="google", dimensions=3072),
 )
 
 # Google RPC status names, by HTTP status.
@@ -99,8 +114,8 @@ def _envelope(error: ApiError) -> Any:
 
 
 def _card(info: ModelInfo) -> Json:
-    name = info.id if info.id.startswith("models/") else "models/" + info.id
-    title = info.id.removeprefix("models/").replace("-", " ").title()
+    name = info.id if info.id.startswith(LISTED_PREFIX) else LISTED_PREFIX + info.id
+    title = info.id.removeprefix(LISTED_PREFIX).replace("-", " ").title()
     return {"id": name, "object": "model", "owned_by": "google", "display_name": title}
 
 
@@ -150,6 +165,7 @@ PROFILE = Profile(
         'an array: `[{"error":{code, message, status: "INVALID_ARGUMENT"…, details?}}]`',
     ),
     model_card=_card,
-    models_shape='ids `models/…`, `owned_by: "google"`, `display_name`, no `created`',
+    models_shape="ids `models/…` (asked for with or without the prefix: one model), "
+    '`owned_by: "google"`, `display_name`, no `created`',
     sources=("providers.md §12",),
 )

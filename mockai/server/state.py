@@ -84,7 +84,10 @@ class ServerState:
         if catalog is None:  # made on first use: most servers only ever serve one profile
             # `--models` restricts every provider's catalog, as it does the server's own: an
             # unknown id is each provider's own 404 (a LiteLLM proxy's 400) under its prefix.
-            catalog = Catalog(self.config.models, builtin=profile.catalog)
+            # A model deleted under one prefix is gone under all: one set of deletions.
+            catalog = Catalog(
+                self.config.models, builtin=profile.catalog, deletions=self.catalog.deletions
+            )
             self.catalogs[profile.name] = catalog
         return catalog
 

@@ -154,13 +154,54 @@ def _model_not_found(model: str | None, retry_after: float) -> ApiError:
 
 
 def _context_length_exceeded(model: str | None, retry_after: float) -> ApiError:
-    return ApiError(
-        400,
-        "This model's maximum context length is 128000 tokens. However, your messages resulted "
-        "in 130000 tokens. Please reduce the length of the messages.",
-        param="messages",
-        code="context_length_exceeded",
+    # Said for the request it answers by `in_context` (its model's window, its endpoint's
+    # wording); answered to no request (a fault on a route without a model), gpt-4o's window.
+    return context_length_exceeded(128_000, "chat")
+
+
+# The parameter holding the prompt, by endpoint (the Responses API's and embeddings' `input`).
+_CONTEXT_PARAMS = {"chat": "messages", "completions": "prompt"}
+
+
+def context_length_exceeded(window: int, endpoint: str) -> ApiError:
+    """The named `context_length_exceeded` for a model with this `window` at `endpoint` (an
+    `Endpoint` value): worded as mockai's own check words a prompt that does not fit
+    (api/common.check_context; api/embeddings.py for embeddings), with a count a bit over it."""
+    tokens = window + max(1, window // 64)  # (128,000: 130,000, the wire contract's example)
+    if endpoint == "embeddings":
+        message = (
+            f"This model's maximum context length is {window} tokens, however you requested "
+            f"{tokens} tokens ({tokens} in your prompt; 0 for the completion). Please reduce "
+            "your prompt; or completion length."
+        )
+    else:
+        message = (
+            f"This model's maximum context length is {window} tokens. However, your messages "
+            f"resulted in {tokens} tokens. Please reduce the length of the messages."
+        )
+    param = _CONTEXT_PARAMS.get(endpoint, "input")
+    return ApiError(400, message, param=param, code="context_length_exceeded")
+
+
+def in_context(error: ApiError, endpoint: str, window: Callable[[], int]) -> ApiError:
+    """`error` as answered to a request at `endpoint` for a model whose context window
+    `window()` says: a named `context_length_exceeded` (one no message or param was written
+    for) says that window and the endpoint's parameter, as mockai's own check would; any other
+    error is `error`, as it is."""
+    if error.name != "context_length_exceeded":
+        return error
+    said = context_length_exceeded(window(), endpoint)
+    placed = ApiError(
+        error.status,
+        said.message,
+        type=error.type,
+        param=said.param,
+        code=error.code,
+        headers=error.headers,  # (scripted retry headers stay)
+        data=error.data,
     )
+    placed.name = error.name  # (a provider profile still words it its own way)
+    return placed
 
 
 def _bad_request(model: str | None, retry_after: float) -> ApiError:
