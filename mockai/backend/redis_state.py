@@ -515,25 +515,40 @@ class RedisBudgets(RateLimits):
             newest_requests,
             newest_tokens,
             *flat,
-        ) = await scripts.CHARGE(
-            self.backend.client,
-            keys=[self._window_key(model), self.backend.key(BUDGETS)],
-            args=[
-                repr(limit.window / BUCKETS),
-                BUCKETS,
-                limit.rpm,
-                limit.tpm,
-                -1 if charge is None else charge,
-                int(self._configured(model) is not None),
-                model,
-            ],
-        )
+        ) = await self._charge(model, limit, charge)
         if not int(admitted):  # refused: the buckets, to say when enough of them leave
             buckets = {int(flat[i]): _counts(flat[i + 1]) for i in range(0, len(flat), 2)}
             return False, float(now), _Window(limit.window, buckets)
         newest = (int(newest_requests), int(newest_tokens))
         window = _Window.summed(limit.window, int(requests), int(tokens), newest)
         return True, float(now), window
+
+    async def _charge(self, model: str, limit: Limit, charge: int | None) -> list[Any]:
+        try:
+            result: list[Any] = await scripts.CHARGE(
+                self.backend.client,
+                keys=[self._window_key(model), self.backend.key(BUDGETS)],
+                args=[
+                    repr(limit.window / BUCKETS),
+                    BUCKETS,
+                    limit.rpm,
+                    limit.tpm,
+                    -1 if charge is None else charge,
+                    int(self._configured(model) is not None),
+                    model,
+                ],
+            )
+        except redis_errors.ResponseError as error:
+            if _refusal(error):
+                raise  # (`guarded` words it)
+            # A window the script cannot charge (its key clobbered by another program sharing
+            # the database): the model's every request would be a plain-text 500 until the key
+            # goes. The API's 503 instead, as for a refusal, and the operator is told which key.
+            log.warning("mockai: cannot charge %s: %s", self._window_key(model), _said(error))
+            raise StateUnavailable(
+                self.backend.name, f"Redis could not charge the rate-limit budget: {_said(error)}"
+            ) from None
+        return result
 
     @guarded
     async def admit(self, model: str, tokens: int) -> dict[str, str]:

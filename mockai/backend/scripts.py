@@ -138,8 +138,12 @@ return a
 # tokens (-1: none)} after the charge: what the headers need, whatever the window holds (60
 # buckets under a steady load; handing them all over cost ~35 us a request to read back); and,
 # when it refused, the buckets as bucket, counts, bucket, counts, ... (when they free up).
+# Lua's numbers are doubles: a count is held to 2^53 (exact, one past the largest budget, and
+# printed right by '%d', which turns a double past 2^63 into a negative number that no longer
+# reads back); a bucket that does not read back (written by another program) is dropped.
 CHARGE = Script(
     """
+local most = 9007199254740992
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local width = tonumber(ARGV[1])
@@ -150,16 +154,21 @@ local flat = redis.call('HGETALL', KEYS[1])
 local requests, tokens = 0, 0
 local kept = {}
 for i = 1, #flat, 2 do
-  if tonumber(flat[i]) < oldest then
+  local number = tonumber(flat[i])
+  if not number or number < oldest then
     redis.call('HDEL', KEYS[1], flat[i])
   else
     local r, k = string.match(flat[i + 1], '^(%d+):(%d+)$')
-    r, k = tonumber(r), tonumber(k)
-    requests, tokens = requests + r, tokens + k
-    kept[flat[i]] = {r, k}
+    if r then
+      r, k = math.min(tonumber(r), most), math.min(tonumber(k), most)
+      requests, tokens = requests + r, tokens + k
+      kept[flat[i]] = {r, k}
+    else
+      redis.call('HDEL', KEYS[1], flat[i])
+    end
   end
 end
-local charge = tonumber(ARGV[5])
+local charge = math.min(tonumber(ARGV[5]), most)
 local admitted = 1
 if charge >= 0 then
   local over = requests + 1 > tonumber(ARGV[3]) or tokens + charge > tonumber(ARGV[4])
@@ -168,7 +177,7 @@ if charge >= 0 then
   else
     local field = string.format('%d', current)
     local counts = kept[field] or {0, 0}
-    counts = {counts[1] + 1, counts[2] + charge}
+    counts = {math.min(counts[1] + 1, most), math.min(counts[2] + charge, most)}
     kept[field] = counts
     redis.call('HSET', KEYS[1], field, string.format('%d:%d', counts[1], counts[2]))
     local ttl = math.ceil(width * count * 1000) + 1000

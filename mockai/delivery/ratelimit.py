@@ -38,8 +38,16 @@ BUCKETS = 60  # the window is tracked in this many buckets
 DEFAULT_RPM = 10_000
 DEFAULT_TPM = 30_000_000
 ALL_MODELS = "*"
+# The largest budget: Redis counts in its scripts' numbers, doubles, exact only up to 2**53
+# (its script holds counts to 2**53, one more: a charge held there is still over any budget).
+MOST = 2**53 - 1
+# The shortest window: its buckets (1/60 of it) must stay countable on the monotonic clock.
+SHORTEST_WINDOW = 0.001
+# Windows held before a sweep drops those that lose nothing: emptied ones, and those of models
+# without a configured budget (their headers only count down; they are never refused).
+MAX_WINDOWS = 4096
 
-__all__ = ["Limit", "RateLimits", "go_duration", "parse_limits"]
+__all__ = ["Limit", "RateLimits", "go_duration", "limits_mapping", "parse_limits", "shown"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +77,34 @@ def parse_limits(spec: Any) -> dict[str, Limit]:
         raise ValueError(f"expected text like 'rpm=60,tpm=40000' or a mapping, got {spec!r}")
     except ValueError as error:
         raise ConfigError(f"limits: {error}") from None
+
+
+def _given(limit: Limit) -> dict[str, int | float]:
+    """What sets `limit` apart from the defaults (rpm alone when nothing does)."""
+    given = {
+        key: value
+        for key, value, default in (
+            ("rpm", limit.rpm, DEFAULT_RPM),
+            ("tpm", limit.tpm, DEFAULT_TPM),
+            ("window", limit.window, WINDOW),
+        )
+        if value != default
+    }
+    return given or {"rpm": limit.rpm}
+
+
+def limits_mapping(limits: Mapping[str, Limit]) -> dict[str, dict[str, int | float]]:
+    """`limits` as the mapping syntax that `parse_limits` reads back (`*` for every model)."""
+    return {pattern: _given(limit) for pattern, limit in limits.items()}
+
+
+def shown(pattern: str, limit: Limit) -> str:
+    """One budget in the text syntax, for messages: `gpt-4o:rpm=3,window=2s`."""
+    settings = ",".join(
+        f"{key}={value:g}s" if key == "window" else f"{key}={value}"
+        for key, value in _given(limit).items()
+    )
+    return settings if pattern == ALL_MODELS else f"{pattern}:{settings}"
 
 
 def _parse_text(spec: str) -> Iterable[tuple[str, Limit]]:
@@ -109,22 +145,27 @@ def _limit(settings: Mapping[Any, Any], where: str) -> Limit:
         raise ValueError(f"{at}give rpm, tpm or both")
     rpm = _count(settings.get("rpm", DEFAULT_RPM), "rpm", at)
     tpm = _count(settings.get("tpm", DEFAULT_TPM), "tpm", at)
+    written = settings.get("window", WINDOW)
     try:
-        window = parse_duration(settings.get("window", WINDOW))
+        window = parse_duration(written)
     except ValueError as error:
         raise ValueError(f"{at}window: {error}") from None
     if window <= 0:
         raise ValueError(f"{at}window must be longer than 0")
+    if window < SHORTEST_WINDOW:
+        raise ValueError(f"{at}window must be at least 1ms, got {written!r}")
     return Limit(rpm, tpm, window)
 
 
 def _count(value: Any, key: str, at: str) -> int:
     try:
         number = int(value) if not isinstance(value, bool) else -1
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # (OverflowError: infinity)
         number = -1
     if number < 1 or (isinstance(value, float) and not value.is_integer()):
         raise ValueError(f"{at}{key} must be a whole number >= 1, got {value!r}")
+    if number > MOST:
+        raise ValueError(f"{at}{key} must be at most {MOST}, got {value!r}")
     return number
 
 
@@ -239,6 +280,7 @@ class RateLimits:
         self._limits = dict(limits or {})
         self._default = self._limits.get(ALL_MODELS, Limit())
         self._windows: dict[str, _Window] = {}
+        self._sweep_at = MAX_WINDOWS  # how many windows are held when the next sweep comes
 
     @classmethod
     def from_spec(cls, spec: Any) -> RateLimits:
@@ -262,19 +304,32 @@ class RateLimits:
         """The budget of `model`: its configured one, or the generous default."""
         return self._configured(model) or self._default
 
-    def _window(self, model: str, limit: Limit) -> _Window:
+    def _window(self, model: str, limit: Limit, now: float) -> _Window:
         window = self._windows.get(model)
         if window is None:
-            if len(self._windows) > 4096:
-                self._windows.clear()  # random model names in a load test must not leak memory
+            if len(self._windows) >= self._sweep_at:
+                self._sweep(now)  # random model names in a load test must not leak memory
             window = self._windows[model] = _Window(limit.window)
         return window
+
+    def _sweep(self, now: float) -> None:
+        """Drop the oldest windows that lose nothing: emptied ones, and unbudgeted models' (only
+        their headers' count starts over), down to half of MAX_WINDOWS. A budget's window with
+        usage in it stays, or the budget would silently start over."""
+        for model, window in list(self._windows.items()):  # oldest first
+            if len(self._windows) <= MAX_WINDOWS // 2:
+                break
+            if self._configured(model) is None or window.used(now) == (0, 0):
+                del self._windows[model]
+        # Windows that must stay (budgets in use) are not walked again before as many more
+        # come: a sweep per new model would cost a walk over them all per request.
+        self._sweep_at = max(MAX_WINDOWS, 2 * len(self._windows))
 
     def charge(self, model: str, tokens: int, now: float) -> dict[str, str]:
         """Account one request of `tokens` tokens; raise a 429 ApiError if it does not fit."""
         configured = self._configured(model) if self._limits else None
         limit = configured or self._default
-        window = self._windows.get(model) or self._window(model, limit)
+        window = self._windows.get(model) or self._window(model, limit, now)
         used_requests, used_tokens = window.used(now)
         if configured is not None:
             _refuse_if_over(model, limit, window, now, used_requests, used_tokens, tokens)
@@ -291,7 +346,7 @@ class RateLimits:
 
     async def forget(self) -> None:
         """`clear`, as the state backends share it."""
-        self._windows.clear()
+        self.clear()
 
     def peek(self, model: str, now: float) -> dict[str, str]:
         """The headers for `model` without charging anything (for non-generating requests)."""
@@ -305,6 +360,7 @@ class RateLimits:
     def clear(self) -> None:
         """Forget all usage."""
         self._windows.clear()
+        self._sweep_at = MAX_WINDOWS
 
 
 def _refuse_if_over(

@@ -440,8 +440,11 @@ async def with_held(
 
 
 def _billed_tokens(exchange: Exchange) -> int:
-    # Like the API, count the prompt plus the most the answer may use against the token budget.
-    return exchange.prompt_tokens + (exchange.max_tokens or 0)
+    # Like the API, count the prompt plus the most the answer may use against the token budget:
+    # what the request asks for, but no more than the model's output limit (no answer is longer;
+    # `max_output_tokens: 10**19` would otherwise be charged, and spend any budget at once).
+    asked, most = exchange.max_tokens or 0, exchange.model_max_output
+    return exchange.prompt_tokens + (asked if most is None else min(asked, most))
 
 
 async def read_body(request: web.Request) -> tuple[bytes, ApiError | None] | None:

@@ -615,6 +615,9 @@ def _merge_settings(compiled: Iterable[_File]) -> tuple[dict[str, Setting], list
                 settings[name] = Setting(merged, known.file, known.line)
             elif name == "chaos" and not set(known.value) & set(setting.value):
                 settings[name] = Setting({**known.value, **setting.value}, known.file, known.line)
+            elif name == "limits":
+                settings[name], clashes = _merged_limits(known, setting)
+                conflicts.extend(clashes)
             else:
                 conflicts.append(
                     Problem(
@@ -628,6 +631,30 @@ def _merge_settings(compiled: Iterable[_File]) -> tuple[dict[str, Setting], list
     if len(chaos) > 1 and "chaos" in settings:
         conflicts.extend(_chaos_total(settings["chaos"].value, chaos))
     return settings, conflicts
+
+
+def _merged_limits(known: Setting, setting: Setting) -> tuple[Setting, list[Problem]]:
+    """Budgets of two files as one: different models' budgets merge (as `{rpm: 60, gpt-4o:
+    {rpm: 3}}` in one file would), and a model's budget given in both must be the same budget,
+    however it is written (text or mapping)."""
+    # (both values passed `_limits`: they parse)
+    held, given = ratelimit.parse_limits(known.value), ratelimit.parse_limits(setting.value)
+    clashes = [
+        Problem(
+            setting.file,
+            setting.line,
+            f"limits: {ratelimit.shown(pattern, limit)} conflicts with limits: "
+            f"{ratelimit.shown(pattern, held[pattern])} in {known.file}:{known.line} "
+            "(set it in one file only)",
+        )
+        for pattern, limit in given.items()
+        if pattern in held and held[pattern] != limit
+    ]
+    added = {pattern: limit for pattern, limit in given.items() if pattern not in held}
+    if not added:  # nothing new: the first file's value, as it was written
+        return known, clashes
+    merged = ratelimit.limits_mapping({**held, **added})
+    return Setting(merged, known.file, known.line), clashes
 
 
 def _chaos_total(merged: Mapping[str, float], parts: Sequence[Setting]) -> list[Problem]:
@@ -650,7 +677,9 @@ def _chaos_total(merged: Mapping[str, float], parts: Sequence[Setting]) -> list[
 
 def _show(value: Any) -> str:
     if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{k}: {v:g}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{k}: {_show(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, float):
+        return f"{value:g}"  # (a chaos rate: 0.1, not 0.1000...)
     return describe(value).strip("'")
 
 

@@ -3,6 +3,7 @@ and assertions about how the client behaved (attempts, waits, retries)."""
 
 from __future__ import annotations
 
+import email.utils
 import functools
 import glob
 import itertools
@@ -412,16 +413,30 @@ def _must_not_retry(entry: JournalEntry) -> str | None:
 
 
 def _server_delay(entry: JournalEntry) -> float | None:
-    """The delay the server asked for, read the way the SDK reads it (ms header first)."""
+    """The delay the server asked for, read the way the SDK reads it (wire contract section 3):
+    the first that parses of `retry-after-ms`, `retry-after` in seconds and `retry-after` as an
+    HTTP date; None when there is none, or it is not above 0 (the SDK then backs off)."""
     headers = entry.response_headers
+    seconds: float | None = None
     for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
         value = headers.get(name)
         if value is None:
             continue
         try:
             seconds = float(value) * scale
+            break
         except ValueError:
             continue
-        if seconds > 0:
-            return seconds
-    return None
+    else:
+        seconds = _date_delay(headers.get("retry-after"), entry)
+    return seconds if seconds is not None and seconds > 0 else None
+
+
+def _date_delay(value: str | None, entry: JournalEntry) -> float | None:
+    """Seconds from when the answer went out until an HTTP-date `retry-after`, as the SDK counts
+    them when it reads the answer (`parsedate_tz`, then `mktime_tz`): None if it is no date."""
+    date = email.utils.parsedate_tz(value) if value else None
+    if date is None:
+        return None
+    answered = entry.received_at + entry.duration_ms / 1000  # (wall clock, as the date is)
+    return float(email.utils.mktime_tz(date) - answered)
