@@ -434,7 +434,7 @@ def _stream(
     # Every chunk shares its head: serialise it once and splice each chunk's choices in.
     prefix = b"data: " + jsonbytes.dumps(head)[:-1] + b',"choices":'
     usage_null = b',"usage":null' if exchange.include_usage else b""
-    padding = obfuscation.Padding(ctx.key) if exchange.obfuscate else None
+    padding = obfuscation.padding(exchange, ctx.seed)
 
     def close(chunk: bytes) -> bytes:
         """End a chunk (`data: ` + its JSON so far): usage, obfuscation, brace, blank line."""

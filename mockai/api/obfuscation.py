@@ -7,7 +7,9 @@ side channels that infer tokens from packet lengths), unless the request sets
 streams have the API's shape and byte sizes, and leaves it out when asked to.
 
 The padding brings each event's JSON up to a multiple of `WIDTH` bytes, as the API's does; its
-characters come from the request's id key, so the same request gets the same bytes.
+characters come from the request's content key (what it asks), not from its ids' key: repeats of
+an identical request differ only in their ids, as the docs promise, and the same request gets
+the same padding whatever came before.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from mockai.pipeline import fingerprint
+from mockai.pipeline.exchange import Exchange
 from mockai.wire import ids
 
 WIDTH = 16
@@ -29,6 +33,14 @@ def wanted(body: Mapping[str, Any]) -> bool:
         return False
     options = body.get("stream_options")
     return not (isinstance(options, Mapping) and options.get("include_obfuscation") is False)
+
+
+def padding(exchange: Exchange, seed: int) -> Padding | None:
+    """The padding for a request's stream (None when it asked for none), drawn from its content
+    key under the server's `seed`: the ids' key differs on every repeat."""
+    if not exchange.obfuscate:
+        return None
+    return Padding(fingerprint.content_key(seed, exchange.endpoint.value, exchange.body))
 
 
 class Padding:

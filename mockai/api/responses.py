@@ -417,7 +417,7 @@ def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
     shaped = shape(reply, exchange, ctx.key, count=1)[0]
     response = _response(reply, shaped, exchange, ctx)
     if exchange.stream:
-        padding = obfuscation.Padding(ctx.key) if exchange.obfuscate else None
+        padding = obfuscation.padding(exchange, ctx.seed)
         return _stream(response, shaped, padding)
     return Body(200, jsonbytes.dumps(response))
 

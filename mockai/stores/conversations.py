@@ -9,9 +9,11 @@ past either bound, the one changed least recently goes; a change that would take
 whole budget alone is refused, and it stays as it was), with the API's routes: create,
 retrieve, update (metadata), delete, and the items (list, add, retrieve, delete).
 
-Ids are reproducible: the n-th conversation a server with a given seed creates always has the
-same id, and item ids derive from the conversation's (a Responses request's input items from
-the response's, as its `input_items` lists them).
+Ids are reproducible, as responses' are: a conversation's derives from its creation request
+(the seed and the exact body) and how many times that same request was made before, so a server
+with the same seed gives the same creations the same ids whatever other conversations were made
+meanwhile, and repeats get new ones; item ids derive from the conversation's (a Responses
+request's input items from the response's, as its `input_items` lists them).
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from typing import Any, TypeVar
 from mockai.api import common
 from mockai.api.fieldrules import missing, type_error
 from mockai.api.responses import check_unique_ids, conversation_id, parse_items
-from mockai.backend.base import Records, RecordsFactory
+from mockai.backend.base import Backend, Records
 from mockai.backend.memory import MemoryBackend
 from mockai.errors import ApiError
+from mockai.pipeline import fingerprint
 from mockai.pipeline.exchange import Endpoint, Exchange
 from mockai.stores import items, kept
 from mockai.stores.responses import response_of
@@ -183,7 +186,7 @@ class ConversationStore:
         seed: int = 0,
         created: int = 0,
         capacity: int = DEFAULT_CAPACITY,
-        backend: RecordsFactory | None = None,
+        backend: Backend | None = None,
         max_bytes: int = kept.DEFAULT_MAX_BYTES,
     ) -> None:
         self.seed = seed
@@ -198,6 +201,9 @@ class ConversationStore:
         self._deleted: Records[bool] = backend.records(
             "conversations:deleted", _TOMBSTONE, capacity
         )
+        # How many times each creation request was made (shared by workers, like the server's
+        # own count of requests): a conversation's id derives from it.
+        self._made = backend.occurrences()
 
     # --- the /conversations routes ----------------------------------------------------------
 
@@ -206,12 +212,24 @@ class ConversationStore:
         body = common.require_object({} if body is None else body)
         metadata = common.parse_metadata(body.get("metadata"))
         raw = _new_items(body.get("items"), "items")
-        made = await self._conversations.next_serial()
-        key = f"{self.seed}:{made}".encode()
-        conversation = _Conversation("conv_" + ids.hexid(key, "conv", 48), self.created, metadata)
+        conversation = _Conversation(await self._new_id(body), self.created, metadata)
         conversation.add(conversation.listed(raw), self.budget, "items", sent=len(raw))
         await self._conversations.put(conversation.id, conversation, _weight(conversation))
         return conversation.resource()
+
+    async def _new_id(self, body: Mapping[str, Any]) -> str:
+        """A new conversation's id, from its creation request and how many times that exact
+        request was made before, as a response's: a serial number would make every later id, and
+        so every answer in those conversations (their ids are part of the requests' keys), depend
+        on how many conversations were made first."""
+        # ("conversations" keeps these keys apart from any request's in the shared count)
+        exact = fingerprint.request_keys(self.seed, "conversations", body)[1]
+        while True:
+            key = fingerprint.occurrence_key(exact, await self._made.take(exact))
+            made = "conv_" + ids.hexid(key, "conv", 48)
+            # (a count past its bound starts over: never hand out an id the store holds)
+            if not await self._conversations.has(made):
+                return made
 
     async def retrieve(self, conversation_id: str) -> dict[str, Any]:
         return (await self._find(conversation_id)).resource()
@@ -350,6 +368,7 @@ class ConversationStore:
         """Forget everything (the server's reset)."""
         await self._conversations.clear()
         await self._deleted.clear()
+        await self._made.forget()
 
     async def _find(self, conversation_id: str) -> _Conversation:
         conversation = await self._conversations.get(conversation_id)

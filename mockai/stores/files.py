@@ -11,7 +11,8 @@ together.
 
 Ids and timestamps are reproducible: the n-th file of a server gets `created_at` = the
 configured creation time + n seconds (so lists sort as uploaded), and an id derived from the
-upload's content key and n.
+upload's content key and how many times the same upload was made before (as a response's id:
+other files uploaded first change no file's id).
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from mockai.api import files as codec
-from mockai.backend.base import Records, RecordsFactory
+from mockai.backend.base import Backend, Records
 from mockai.backend.memory import MemoryBackend
 from mockai.errors import ApiError
 from mockai.pipeline.exchange import Exchange
+from mockai.pipeline.fingerprint import occurrence_key
 from mockai.stores import items, kept
 from mockai.wire import ids, jsonbytes
 from mockai.wire.outgoing import Body, Outgoing
@@ -87,7 +89,7 @@ class FileStore:
         created: int,
         capacity: int = DEFAULT_CAPACITY,
         max_bytes: int = DEFAULT_BYTES,
-        backend: RecordsFactory | None = None,
+        backend: Backend | None = None,
     ) -> None:
         backend = backend or MemoryBackend()
         self.backend = backend
@@ -101,6 +103,8 @@ class FileStore:
         # Deleted files' places in the list (their `created_at`): a cursor naming one still
         # names its place (a client deleting while it pages), for the last `capacity` deleted.
         self._places: Records[int] = backend.records("file-places", _PLACE, capacity)
+        # How many times each upload was made (shared by workers): a file's id derives from it.
+        self._made = backend.occurrences()
 
     # --- the state ------------------------------------------------------------------------------
 
@@ -134,12 +138,12 @@ class FileStore:
     async def _keep(
         self, filename: str, purpose: str, data: bytes, key: bytes, expires_after: int | None
     ) -> StoredFile:
-        number = await self._files.next_serial()  # files ever added: ids and times derive from it
+        number = await self._files.next_serial()  # files ever added: times derive from it
         created = self.created + number
         if expires_after is None and purpose in ("batch", "batch_output"):
             expires_after = BATCH_EXPIRY
         stored = StoredFile(
-            ids.file_id(hashlib.blake2b(number.to_bytes(8, "big"), key=key[:64]).digest()),
+            await self._new_id(key),
             filename,
             purpose,
             len(data),
@@ -149,6 +153,17 @@ class FileStore:
         await self._data.put(stored.id, data)  # the bytes first: a listed file can be read
         await self._files.put(stored.id, stored)
         return stored
+
+    async def _new_id(self, key: bytes) -> str:
+        """A new file's id, from its upload's key and how many times that upload was made
+        before (not from the count of files: then every id would depend on the uploads before)."""
+        # (its own key: the server counts the upload's request under `key` itself)
+        upload = hashlib.blake2b(b"file", key=key[:64], digest_size=32).digest()
+        while True:
+            made = ids.file_id(occurrence_key(upload, await self._made.take(upload)))
+            # (a count past its bound starts over: never hand out an id the store holds)
+            if not await self._files.has(made):
+                return made
 
     async def _reserve(self, size: int) -> None:
         """Count a new file of `size` bytes against the bounds, or the 400 when it would pass
@@ -228,6 +243,7 @@ class FileStore:
         await self._data.clear()
         await self._usage.clear()
         await self._places.clear()
+        await self._made.forget()
 
     # --- the /files routes --------------------------------------------------------------------
 
