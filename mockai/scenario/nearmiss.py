@@ -17,7 +17,12 @@ from mockai.pipeline.exchange import Exchange
 from mockai.scenario.rules import Rule
 
 SHOWN = 3
-_LEFT, _RIGHT = 48, 40
+# Cells are never cut here: texts arrive quoted and already cut at 60 characters (`shorten`, which
+# cuts the text, not its repr, so no escape is split), and cutting them again hid the very
+# difference the report is for. A column is as wide as its widest cell up to these widths (a
+# shortened text, 62 characters, fits the right one); a wider cell, such as a rule's long text,
+# is written whole and moves its row's `|` to the right.
+_LEFT, _RIGHT = 80, 64
 _LISTED = 20
 
 
@@ -93,10 +98,6 @@ def report(rules: Sequence[Rule], served: Mapping[str, int], exchange: Exchange)
     return lines
 
 
-def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
 def _table(verdict: _Verdict, exchange: Exchange) -> list[str]:
     rule = verdict.rule
     left = min(_LEFT, max(len(r.left) for r in verdict.rows))
@@ -105,7 +106,7 @@ def _table(verdict: _Verdict, exchange: Exchange) -> list[str]:
     )
 
     def row(a: str, b: str, failure: str | None = None) -> str:
-        text = f"{_cut(a, left):<{left}} | {_cut(b, right):<{right}}"
+        text = f"{a:<{left}} | {b:<{right}}"
         return (text + f"  <<<<< {failure}") if failure else text.rstrip()
 
     rule_line = f"{rule.label}: {_summary(verdict)}"

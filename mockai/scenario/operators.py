@@ -47,25 +47,27 @@ OPS = tuple(op.value for op in Op)
 _MODIFIERS = ("ignore_case", "not")
 
 
-def _tester(op: Op, value: str, pattern: Bounded | None, origin: str) -> Callable[[str], bool]:
+def _tester(op: Op, value: str) -> Callable[[str], bool]:
     if op is Op.EQUALS:
         return value.__eq__
     if op is Op.CONTAINS:
         return lambda text: value in text
     if op is Op.STARTSWITH:
         return lambda text: text.startswith(value)
-    if op is Op.ENDSWITH:
-        return lambda text: text.endswith(value)
-    assert pattern is not None
-    return _bounded_search(pattern, value, origin)
+    return lambda text: text.endswith(value)
 
 
-def _bounded_search(pattern: Bounded, value: str, origin: str) -> Callable[[str], bool]:
-    """`pattern`'s search, a text it backtracks on for too long failing the condition.
+def _bounded_search(
+    pattern: Bounded, value: str, negate: bool, origin: str
+) -> Callable[[str], bool]:
+    """`pattern`'s search (`negate`: its absence), a text it backtracks on for too long failing
+    the condition either way.
 
     The text is the client's: a search that ran past its bound (regexes) says nothing of a
-    match, and waiting longer would hold up every other request of the server. The author is
-    told once, where the condition is written.
+    match, and waiting longer would hold up every other request of the server. So the search
+    is undecided, and an undecided condition does not hold, `not` or not: negating the timeout
+    would answer as if the pattern had been searched and not found. The author is told once,
+    where the condition is written.
     """
     search = pattern.search
     warned = False
@@ -73,7 +75,7 @@ def _bounded_search(pattern: Bounded, value: str, origin: str) -> Callable[[str]
     def test(text: str) -> bool:
         nonlocal warned
         try:
-            return search(text)
+            return search(text) != negate
         except RegexTimeout as error:
             if not warned:
                 warned = True
@@ -87,11 +89,15 @@ def _compose(
     op: Op, value: str, ignore_case: bool, negate: bool, pattern: Bounded | None, origin: str
 ) -> Callable[[str], bool]:
     """One function doing the whole test: the hot path makes a single call per condition."""
-    if ignore_case and op is not Op.REGEX:
-        base = _tester(op, value.casefold(), pattern, origin)
+    if op is Op.REGEX:
+        assert pattern is not None
+        # Negated inside, where a search that timed out is told from one that found nothing.
+        return _bounded_search(pattern, value, negate, origin)
+    if ignore_case:
+        base = _tester(op, value.casefold())
         test: Callable[[str], bool] = lambda text: base(text.casefold())  # noqa: E731
     else:
-        test = _tester(op, value, pattern, origin)
+        test = _tester(op, value)
     if negate:
         positive = test
         return lambda text: not positive(text)
