@@ -5,8 +5,11 @@ vocabulary files. This splits text the way cl100k/o200k pre-tokenize it (contrac
 space glued to a word, digits in groups of three, punctuation runs, whitespace) and then cuts long
 words into ~5-character pieces, which lands within ~10-15% of tiktoken on English prose; CJK
 ideographs, kana and Hangul, which BPE spends about a token each on, are a piece each (within ~30%
-of cl100k on Chinese, Japanese and Korean text; o200k spends ~30% less). The pieces
-are also what streams send, one per chunk, so `"".join(split(text)) == text` always holds.
+of cl100k on Chinese, Japanese and Korean text; o200k spends ~30% less). Emoji are a piece each,
+letters of the other scripts BPE holds few words of (Arabic, Hebrew, Thai, Indic, Greek) two to a
+piece, Cyrillic three (between cl100k, which spends about twice that, and o200k), and a run of
+whitespace, which the vocabularies hold whole, a piece per 80 spaces or 16 other blanks. The
+pieces are also what streams send, one per chunk, so `"".join(split(text)) == text` always holds.
 """
 
 from __future__ import annotations
@@ -54,10 +57,28 @@ _CJK_CHARS = (
     "\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u3400-\u4dbf\u4e00-\u9fff"
     "\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002fa1f"
 )
-_CJK = re.compile(f"[{_CJK_CHARS}]")
-# A pretoken holding such characters: each one a piece (with a space or symbol before it glued
-# on, as words take theirs), other characters between them a piece of their own.
-_CJK_PIECE = re.compile(f"(?:[^\\w]|_)?[{_CJK_CHARS}]|[^{_CJK_CHARS}]+")
+# Emoji and pictographs: not letters, so the pattern above makes a run of them one punctuation
+# run, where cl100k spends two tokens on each and o200k one.
+_EMOJI_CHARS = "\u2600-\u27bf\U0001f000-\U0001faff"
+# Scripts whose words the vocabularies hold few of (Arabic, Hebrew, Thai, Lao, Myanmar, Khmer,
+# the Indic scripts, Greek): cl100k spends about a token per letter, o200k about one per 2.5.
+_PAIRED_CHARS = (
+    "\u0370-\u03ff\u0590-\u05ff\u0600-\u06ff\u0750-\u077f\u08a0-\u08ff\u0900-\u0dff"
+    "\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\ufb1d-\ufdff\ufe70-\ufeff"
+)
+# Cyrillic: cl100k about a token per two letters, o200k one per three and a half.
+_TRIPLED_CHARS = "\u0400-\u052f"
+_DENSE_CHARS = _CJK_CHARS + _EMOJI_CHARS + _PAIRED_CHARS + _TRIPLED_CHARS
+_DENSE = re.compile(f"[{_DENSE_CHARS}]")
+# A pretoken holding such characters: each CJK character or emoji a piece, the others two or
+# three letters to a piece (with a space or symbol before it glued on, as words take theirs:
+# not another emoji or a mark of those scripts, which are not word characters either), other
+# characters between them a piece of their own.
+_DENSE_PIECE = re.compile(
+    f"(?:[^\\w{_EMOJI_CHARS}{_PAIRED_CHARS}{_TRIPLED_CHARS}]|_)?"
+    f"(?:[{_CJK_CHARS}{_EMOJI_CHARS}]|[{_PAIRED_CHARS}]{{1,2}}|[{_TRIPLED_CHARS}]{{1,3}})"
+    f"|[^{_DENSE_CHARS}]+"
+)
 
 
 def pretokens(text: str) -> list[str]:
@@ -69,17 +90,17 @@ def pretokens(text: str) -> list[str]:
     return found
 
 
-def _cjk_cut(text: str, found: list[str]) -> list[str]:
-    """`text`'s pretokens `found`, those holding CJK characters cut into `_CJK_PIECE`s: the
+def _dense_cut(text: str, found: list[str]) -> list[str]:
+    """`text`'s pretokens `found`, those holding `_DENSE_CHARS` cut into `_DENSE_PIECE`s: the
     units long words are then cut from (the tokenizers pre-tokenize a CJK run as one word, and
     their BPE then spends about a token on each character). Only called for non-ASCII text:
     (`isascii` reads a flag the string carries) ASCII text pays nothing for it."""
-    if not _CJK.search(text):
+    if not _DENSE.search(text):
         return found
     cut: list[str] = []
     for piece in found:
-        if _CJK.search(piece):
-            cut.extend(_CJK_PIECE.findall(piece))
+        if _DENSE.search(piece):
+            cut.extend(_DENSE_PIECE.findall(piece))
         else:
             cut.append(piece)
     return cut
@@ -93,7 +114,7 @@ def split(text: str) -> tuple[str, ...]:
     """
     found = pretokens(text)
     if not text.isascii():
-        found = _cjk_cut(text, found)
+        found = _dense_cut(text, found)
     if not found or max(map(len, found)) <= _WHOLE_WORD:
         return tuple(found)  # no long words to cut
     pieces: list[str] = []
@@ -114,7 +135,8 @@ def _cut(word: str) -> tuple[str, ...]:
 
 
 def _cut_now(word: str) -> tuple[str, ...]:
-    return tuple(word[i : i + _PIECE] for i in range(0, len(word), _PIECE))
+    width = _width(word)
+    return tuple(word[i : i + width] for i in range(0, len(word), width))
 
 
 _KEPT_WORD = 32
@@ -127,11 +149,28 @@ def count(text: str) -> int:
         return _count_each(text)
     found = pretokens(text)
     if not text.isascii():
-        found = _cjk_cut(text, found)
+        found = _dense_cut(text, found)
     total = len(found)  # a piece is a token, but for long words (rare: checked at C speed)
     if total and max(map(len, found)) > _WHOLE_WORD:
-        total += sum(-(-len(piece) // _PIECE) - 1 for piece in found if len(piece) > _WHOLE_WORD)
+        total += sum(_pieces(piece) - 1 for piece in found if len(piece) > _WHOLE_WORD)
     return total
+
+
+def _pieces(word: str) -> int:
+    """How many pieces `_cut` makes of a long pretoken."""
+    return -(-len(word) // _width(word))
+
+
+def _width(word: str) -> int:
+    """The length of the pieces a long pretoken is cut into: the vocabularies hold runs of
+    blanks (code's indentation) whole, up to ~80 spaces, or ~16 newlines or tabs."""
+    if not word.isspace():
+        return _PIECE
+    return _SPACES if not word.strip(" ") else _BLANKS
+
+
+_SPACES = 80
+_BLANKS = 16
 
 
 # Past this length a text's pretokens are counted one at a time instead of listed first: a list
@@ -144,14 +183,14 @@ def _count_each(text: str) -> int:
     """`count`, holding one pretoken at a time (the same pretokens: `_PLAIN_PROSE` only finds
     those of `_PRETOKEN` faster)."""
     total = 0
-    cjk = not text.isascii() and _CJK.search(text) is not None
+    cjk = not text.isascii() and _DENSE.search(text) is not None
     for found in _PRETOKEN.finditer(text):
-        if cjk and _CJK.search(found.group()):
-            pieces = _CJK_PIECE.findall(found.group())
-            total += sum(1 if len(p) <= _WHOLE_WORD else -(-len(p) // _PIECE) for p in pieces)
+        if cjk and _DENSE.search(found.group()):
+            pieces = _DENSE_PIECE.findall(found.group())
+            total += sum(1 if len(p) <= _WHOLE_WORD else _pieces(p) for p in pieces)
             continue
         length = found.end() - found.start()
-        total += 1 if length <= _WHOLE_WORD else -(-length // _PIECE)
+        total += 1 if length <= _WHOLE_WORD else _pieces(found.group())
     return total
 
 

@@ -162,11 +162,15 @@ def test_a_scripted_answer_is_bounded_by_the_model_too(server: MockServer) -> No
     )
     assert answer.choices[0].finish_reason == "length"
     assert answer.usage is not None and answer.usage.completion_tokens == 4_096
+    # gpt-3.5-turbo-instruct's prompt and answer share its 4,096-token window: past what the
+    # prompt leaves, `max_tokens` is the API's 400 (the spec's legacy `max_tokens`).
+    with pytest.raises(openai.BadRequestError, match="4096 tokens"):
+        client.completions.create(model="gpt-3.5-turbo-instruct", prompt="essay", max_tokens=5_000)
     legacy = client.completions.create(
-        model="gpt-3.5-turbo-instruct", prompt="essay", max_tokens=5_000
+        model="gpt-3.5-turbo-instruct", prompt="essay", max_tokens=4_095
     )
     assert legacy.choices[0].finish_reason == "length"
-    assert count(legacy.choices[0].text) == 4_096
+    assert count(legacy.choices[0].text) == 4_095
 
 
 def test_many_choices_share_one_bound(client: openai.OpenAI) -> None:

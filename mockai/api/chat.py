@@ -15,7 +15,7 @@ from mockai import tokens
 from mockai.api import common, logprobs, obfuscation
 from mockai.api.base import Codec, ParseContext, RenderContext
 from mockai.api.fieldrules import invalid_value, missing, type_error
-from mockai.api.shaping import Shaped, custom_tools, shape, usage_numbers
+from mockai.api.shaping import Shaped, custom_tools, output_cap, shape, usage_numbers
 from mockai.errors import ApiError
 from mockai.pipeline.exchange import CalledTool, Endpoint, Exchange, Message
 from mockai.pipeline.reply import Reply, ToolCall
@@ -79,7 +79,8 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     elif get("max_tokens") is not None:
         max_tokens = common.positive_int(body, "max_tokens")
     prompt_tokens = common.prompt_tokens(messages, raw_tools)  # (`functions` are billed too)
-    common.check_context(info, prompt_tokens)
+    lowered = common.lowers_output(ctx.provider, body)
+    room = common.check_context(info, prompt_tokens, asked=max_tokens, lowered=lowered)
     user_text, system_text, tool_result = _views(messages)
     n, stop, top_logprobs = get("n"), get("stop"), get("top_logprobs")
     parallel_tool_calls = get("parallel_tool_calls")
@@ -103,6 +104,7 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         n=1 if n is None else n,
         max_tokens=max_tokens,
         model_max_output=info.max_output_tokens,
+        context_room=room,
         stop=() if stop is None else common.parse_stop(stop),
         include_usage=include_usage,
         obfuscate=stream and obfuscation.wanted(body),
@@ -256,7 +258,8 @@ def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
     if exchange.legacy_functions:
         shaped = [_as_function_call(s) for s in shaped]
     completion_tokens = sum(s.completion_tokens for s in shaped)
-    usage = _usage(reply, exchange.prompt_tokens, completion_tokens)
+    cap = output_cap(exchange, len(shaped))
+    usage = _usage(reply, exchange.prompt_tokens, completion_tokens, cap)
     if exchange.stream:
         return _stream(shaped, exchange, ctx, usage)
     body = _head(exchange, ctx, "chat.completion")
@@ -361,8 +364,10 @@ def _head(exchange: Exchange, ctx: RenderContext, kind: str) -> dict[str, Any]:
     }
 
 
-def _usage(reply: Reply, prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
-    prompt, completion, total = usage_numbers(reply, prompt_tokens, completion_tokens)
+def _usage(
+    reply: Reply, prompt_tokens: int, completion_tokens: int, cap: int | None
+) -> dict[str, Any]:
+    prompt, completion, total = usage_numbers(reply, prompt_tokens, completion_tokens, cap)
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,

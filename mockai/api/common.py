@@ -625,17 +625,58 @@ def _check_schema(schema: Any, param: str, owner: str, code: str) -> None:
         raise ApiError(400, f"Invalid schema for {owner}: {problem}.", param=param, code=code)
 
 
-def check_context(info: ModelInfo, prompt_tokens: int, param: str = "messages") -> None:
-    """The API's 400 when the prompt does not fit the model's context window."""
-    if prompt_tokens > info.context_window:
+def check_context(
+    info: ModelInfo,
+    prompt_tokens: int,
+    param: str = "messages",
+    *,
+    asked: int | None = None,
+    lowered: bool = False,
+) -> int:
+    """The API's 400 when the prompt does not fit the model's context window, or when an output
+    limit the request sets (`asked`) does not fit beside it, unless the provider lowers that
+    limit instead (`lowered`); else the room the window leaves for the answer, which no answer
+    outgrows (`Exchange.output_limit`)."""
+    window = info.context_window
+    if prompt_tokens > window:
         raise ApiError(
             400,
-            f"This model's maximum context length is {info.context_window} tokens. However, "
+            f"This model's maximum context length is {window} tokens. However, "
             f"your messages resulted in {prompt_tokens} tokens. Please reduce the length of "
             "the messages.",
             param=param,
             code="context_length_exceeded",
         )
+    if asked is not None and not lowered and prompt_tokens + asked > window:
+        # The spec: "The token count of your prompt plus `max_tokens` cannot exceed the model's
+        # context length"; providers.md §8: "OpenAI returns an error".
+        raise ApiError(
+            400,
+            f"This model's maximum context length is {window} tokens. However, you requested "
+            f"{prompt_tokens + asked} tokens ({prompt_tokens} in the messages, {asked} in the "
+            "completion). Please reduce the length of the messages or completion.",
+            param=param,
+            code="context_length_exceeded",
+        )
+    return window - prompt_tokens
+
+
+# The field by which a provider that takes it chooses between lowering an output limit that
+# does not fit beside the prompt (`truncate`, its default) and OpenAI's 400 (`error`): Fireworks'
+# (providers.md §8, "Behaviour differences").
+_OVERFLOW_FIELD = "context_length_exceeded_behavior"
+
+
+def lowers_output(provider: str, body: Mapping[str, Any]) -> bool:
+    """Whether `provider` silently lowers a request's output limit that does not fit beside its
+    prompt instead of refusing the request: one whose profile takes `_OVERFLOW_FIELD` does,
+    unless the request asks for the error."""
+    if provider == "openai" or body.get(_OVERFLOW_FIELD) == "error":
+        return False
+    from mockai.profiles import PROFILES  # (profiles import api modules: not at import time)
+
+    profile = PROFILES.get(provider)
+    return profile is not None and _OVERFLOW_FIELD in profile.extra_fields.known
 
 
 def positive_int(body: Mapping[str, Any], name: str) -> int | None:

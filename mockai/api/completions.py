@@ -14,7 +14,7 @@ from mockai import tokens
 from mockai.api import common, logprobs
 from mockai.api.base import Codec, ParseContext, RenderContext
 from mockai.api.fieldrules import type_error
-from mockai.api.shaping import Shaped, shape, usage_numbers
+from mockai.api.shaping import Shaped, output_cap, shape, usage_numbers
 from mockai.errors import ApiError
 from mockai.pipeline.exchange import Endpoint, Exchange, Message
 from mockai.pipeline.reply import Choice, Reply
@@ -49,9 +49,10 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     common.check_logit_bias(body)
     # Each prompt is its own completion in its own context window: the longest must fit, not
     # their sum (lm-evaluation-harness sends batches of long prompts). The usage bills them all.
-    common.check_context(info, max(counts), "prompt")
-    prompt_tokens = sum(counts)
     max_tokens = body.get("max_tokens")
+    lowered = common.lowers_output(ctx.provider, body)
+    room = common.check_context(info, max(counts), "prompt", asked=max_tokens, lowered=lowered)
+    prompt_tokens = sum(counts)
     top = body.get("logprobs")
     return Exchange(
         endpoint=Endpoint.COMPLETIONS,
@@ -64,6 +65,7 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         n=n,
         max_tokens=DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens,
         model_max_output=info.max_output_tokens,
+        context_room=room,
         stop=common.parse_stop(body.get("stop")),
         include_usage=include_usage,
         logprobs=top is not None,
@@ -133,7 +135,8 @@ def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
         _said(reply), exchange, ctx.key, count=len(prompts) * exchange.n, keep_stop=ctx.keep_stop
     )
     completion_tokens = sum(s.completion_tokens for s in shaped)
-    prompt, completion, total = usage_numbers(reply, exchange.prompt_tokens, completion_tokens)
+    cap = output_cap(exchange, len(shaped))
+    prompt, completion, total = usage_numbers(reply, exchange.prompt_tokens, completion_tokens, cap)
     usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total}
     head = {
         "id": ids.completion_id(ctx.key),

@@ -24,7 +24,7 @@ from mockai import tokens
 from mockai.api import common, logprobs, obfuscation
 from mockai.api.base import Codec, ParseContext, RenderContext
 from mockai.api.fieldrules import invalid_value, missing, type_error
-from mockai.api.shaping import Shaped, shape, usage_numbers
+from mockai.api.shaping import Shaped, output_cap, shape, usage_numbers
 from mockai.errors import ApiError
 from mockai.pipeline.exchange import CalledTool, Endpoint, Exchange, Message, ResponseFormat, Tool
 from mockai.pipeline.reply import Choice, Reply, ToolCall
@@ -84,7 +84,9 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         messages, prompt_tokens = _truncated(
             messages, bool(body.get("instructions")), prompt_tokens, info.context_window
         )
-    common.check_context(info, prompt_tokens, "input")
+    # (`max_output_tokens` past the room is not refused, as far as the references say: the
+    # answer stops where the window ends)
+    room = common.check_context(info, prompt_tokens, "input")
     if body.get("metadata") is not None:  # (echoed on the Response: the spec's Metadata only)
         common.parse_metadata(body["metadata"])
     top_logprobs = common.optional(body, "top_logprobs", 0)
@@ -104,6 +106,7 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         response_format=response_format,
         max_tokens=body.get("max_output_tokens"),
         model_max_output=info.max_output_tokens,
+        context_room=room,
         logprobs=top_logprobs > 0 or _LOGPROBS_INCLUDE in (body.get("include") or ()),
         obfuscate=obfuscation.wanted(body),
         top_logprobs=top_logprobs,
@@ -445,7 +448,8 @@ def _response(
         "output": _output(shaped, exchange, ctx, status, _cut_call(reply, shaped)),
     }
     response.update(_settings(body, exchange))
-    response["usage"] = _usage(reply, exchange.prompt_tokens, shaped.completion_tokens)
+    cap = output_cap(exchange, 1)
+    response["usage"] = _usage(reply, exchange.prompt_tokens, shaped.completion_tokens, cap)
     if body.get("user") is not None:
         # The spec types `user` as a string (not nullable): absent rather than null when not given.
         response["user"] = body["user"]
@@ -526,9 +530,9 @@ def _tool(raw: Any) -> Any:
     return echoed
 
 
-def _usage(reply: Reply, input_tokens: int, output_tokens: int) -> dict[str, Any]:
+def _usage(reply: Reply, input_tokens: int, output_tokens: int, cap: int | None) -> dict[str, Any]:
     # All three detail objects are always sent: the SDK's strict mode requires them.
-    prompt, completion, total = usage_numbers(reply, input_tokens, output_tokens)
+    prompt, completion, total = usage_numbers(reply, input_tokens, output_tokens, cap)
     return {
         "input_tokens": prompt,
         "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},

@@ -158,12 +158,25 @@ def _apply_stop(
     return content, tokens.split(content), True
 
 
-def usage_numbers(reply: Reply, prompt_tokens: int, completion_tokens: int) -> tuple[int, int, int]:
-    """(prompt, completion, total) with the reply's overrides applied."""
+def usage_numbers(
+    reply: Reply, prompt_tokens: int, completion_tokens: int, cap: int | None = None
+) -> tuple[int, int, int]:
+    """(prompt, completion, total) with the reply's overrides applied; a scripted completion
+    count is held to `cap` (`output_cap`): no answer uses more tokens than it was allowed, so a
+    scripted answer cut at `max_tokens` reports the limit, as a generated one does."""
     override = reply.usage or {}
     prompt = int(override.get("prompt_tokens", override.get("input_tokens", prompt_tokens)))
     completion = int(
         override.get("completion_tokens", override.get("output_tokens", completion_tokens))
     )
+    if cap is not None and completion > cap:
+        completion = cap
     total = int(override.get("total_tokens", prompt + completion))
     return prompt, completion, total
+
+
+def output_cap(exchange: Exchange, choices: int) -> int | None:
+    """The most completion tokens `choices` answers to `exchange` may use together (None: no
+    limit is known)."""
+    limit = exchange.output_limit
+    return None if limit is None else limit * choices

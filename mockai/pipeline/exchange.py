@@ -116,6 +116,9 @@ class Exchange:
     n: int = 1
     max_tokens: int | None = None  # what the request asked for (max_tokens, max_output_tokens, ...)
     model_max_output: int | None = None  # the model's output-token limit (catalog.py)
+    # What the model's context window leaves after the prompt (the longest prompt, for legacy
+    # completions: each is its own completion); None where the codec does not know the window.
+    context_room: int | None = None
     stop: tuple[str, ...] = ()
     include_usage: bool = False
     obfuscate: bool = False  # pad streamed deltas with `obfuscation` (the API's default)
@@ -147,12 +150,14 @@ class Exchange:
 
     @property
     def output_limit(self) -> int | None:
-        """The most tokens one answer may hold: the request's `max_tokens` (or equivalent) and
-        the model's own limit, whichever is lower; None when neither is known."""
-        asked, model = self.max_tokens, self.model_max_output
-        if asked is None or model is None:
-            return model if asked is None else asked
-        return min(asked, model)
+        """The most tokens one answer may hold: the lowest of the request's `max_tokens` (or
+        equivalent), the model's own limit and the room its context window leaves after the
+        prompt (prompt and answer never outgrow the window); None when none is known."""
+        limit = self.max_tokens
+        for other in (self.model_max_output, self.context_room):
+            if other is not None and (limit is None or other < limit):
+                limit = other
+        return limit
 
     @property
     def turn(self) -> int:

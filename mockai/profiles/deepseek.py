@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from mockai import tokens
 from mockai.catalog import ModelInfo
 from mockai.errors import ApiError
+from mockai.pipeline import fingerprint
 from mockai.profiles import limits, shapes
 from mockai.profiles.base import ErrorStyle, Json, Profile, openai_envelope
 from mockai.profiles.hooks import Answer, ChatShape
@@ -31,19 +33,23 @@ def _reasons(answer: Answer) -> bool:
     return "reasoner" in answer.exchange.model
 
 
-def _thought(answer: Answer, visible: int) -> list[str]:
-    """The reasoner's thought (each word one token), the same for the same request: plausible,
-    and cut to what the output limit leaves after each choice's `visible` answer tokens, since
-    reasoning tokens are completion tokens (counted in `max_tokens`); none for other models."""
+def _thought(answer: Answer, visible: int) -> str:
+    """The reasoner's thought, the same for the same request, streamed or not: plausible, and
+    cut to what the output limit leaves after each choice's `visible` answer tokens, since
+    reasoning tokens are completion tokens (counted in `max_tokens`); "" for other models."""
     if not _reasons(answer):
-        return []
-    words = ["Let", "me", "think", "about", "this", "step", "by", "step"]
-    words.append("(" + ids.alnum(answer.key, "think", 6) + ").")
-    limit = answer.exchange.output_limit
+        return ""
+    exchange = answer.exchange
+    # Keyed on what the request asks, as its answer's text is, not on `answer.key`: that is the
+    # ids' key, which `stream` and every repeat of the request change. (The seed is not at hand
+    # in a profile's hook: the tag is the same under every seed.)
+    key = fingerprint.content_key(0, exchange.endpoint.value, exchange.body)
+    thought = f"Let me think about this step by step ({ids.alnum(key, 'think', 6)})."
+    limit = exchange.output_limit
     if limit is None:
-        return words
-    per_choice = -(-visible // max(answer.exchange.n, 1))  # (rounded up)
-    return words[: max(limit - per_choice, 0)]
+        return thought
+    per_choice = -(-visible // max(exchange.n, 1))  # (rounded up)
+    return tokens.truncate(thought, max(limit - per_choice, 0))
 
 
 def _visible(usage: Mapping[str, Any] | None) -> int:
@@ -51,7 +57,7 @@ def _visible(usage: Mapping[str, Any] | None) -> int:
     return int((usage or {}).get("completion_tokens", 0))
 
 
-def _usage(usage: dict[str, Any], answer: Answer) -> dict[str, Any]:
+def _usage(usage: dict[str, Any], answer: Answer, thought: str) -> dict[str, Any]:
     prompt = usage.get("prompt_tokens", 0)
     out = {k: v for k, v in usage.items() if k != "prompt_tokens_details"}
     # Cache hits and misses instead of `prompt_tokens_details.cached_tokens`.
@@ -59,7 +65,7 @@ def _usage(usage: dict[str, Any], answer: Answer) -> dict[str, Any]:
     out["prompt_cache_miss_tokens"] = prompt
     # `completion_tokens_details` breaks `completion_tokens` down (OpenAI's spec): the reasoning
     # of every choice is part of the completion, and of the total.
-    reasoning = len(_thought(answer, _visible(usage))) * max(answer.exchange.n, 1)
+    reasoning = tokens.count(thought) * max(answer.exchange.n, 1)
     out["completion_tokens"] = _visible(usage) + reasoning
     out["total_tokens"] = prompt + out["completion_tokens"]
     out["completion_tokens_details"] = {"reasoning_tokens": reasoning}
@@ -67,19 +73,19 @@ def _usage(usage: dict[str, Any], answer: Answer) -> dict[str, Any]:
 
 
 def _body(body: Json, answer: Answer) -> None:
-    thought = " ".join(_thought(answer, _visible(body["usage"])))
-    body["usage"] = _usage(body["usage"], answer)
+    thought = _thought(answer, _visible(body["usage"]))
+    body["usage"] = _usage(body["usage"], answer, thought)
     if _reasons(answer):
         for choice in body["choices"]:
             choice["message"]["reasoning_content"] = thought
 
 
 def _stream(body: list[Json], tail: list[Json], answer: Answer) -> tuple[list[bytes], list[bytes]]:
+    # (the answer's usage, asked for or not: the thought is the same as in a whole body)
+    thought = _thought(answer, _visible(answer.usage))
     _, usage_chunk = shapes.finish_and_usage(tail)
     if usage_chunk is not None:
-        usage_chunk["usage"] = _usage(usage_chunk["usage"], answer)
-    # (the answer's usage, asked for or not: the thought is the same as in a whole body)
-    thought = " ".join(_thought(answer, _visible(answer.usage)))
+        usage_chunk["usage"] = _usage(usage_chunk["usage"], answer, thought)
     if _reasons(answer) and body:
         thinking = {k: v for k, v in body[0].items() if k != "choices"}
         thinking["choices"] = [

@@ -52,7 +52,9 @@ PROFILE = Profile(
     catalog=CATALOG,
     chat=ChatShape(
         stream=_stream,
-        extras="the `stop` sequence stays in the text",
+        extras="the `stop` sequence stays in the text; a `max_tokens` past what the context "
+        "window leaves is lowered to it (with `context_length_exceeded_behavior: error`, "
+        "OpenAI's 400)",
         stream_usage="always, on the last chunk (with `finish_reason`); `usage: null` before",
     ),
     errors=ErrorStyle(
@@ -68,7 +70,8 @@ PROFILE = Profile(
     models_shape="`accounts/fireworks/models/…` ids",
     keep_stop=True,
     # What to do when prompt + `max_tokens` exceed the context (providers.md §8, "Behaviour
-    # differences"; its values are not confirmed there).
+    # differences"): `max_tokens` is lowered unless it says `error` (`common.lowers_output`; its
+    # other values are not confirmed there, so none is refused).
     extra_fields=ExtraFields({"context_length_exceeded_behavior": None}),
     sources=("providers.md §8",),
 )
