@@ -1,7 +1,9 @@
 """The fallback generator: a plausible, reproducible answer to any request.
 
-Everything is derived from the request's content key (seed + what was asked), so the same request
-gets the same answer on every server started with the same seed, whatever else was asked before.
+Everything is derived from the request's content key (seed + what was asked) and the messages it
+is answered in (for a Responses request continuing a stored response or conversation, the turns
+the server holds), so the same request gets the same answer on every server started with the
+same seed, whatever else was asked before.
 What it answers:
 - a tool call when the request forces one (`tool_choice` required or named), or when tools are
   offered with `auto`, the conversation awaits an answer to a user turn, and a tool's name or
@@ -46,6 +48,14 @@ def _weight(reply: Reply) -> int:
     return size + 200
 
 
+def _refers_to_stored(exchange: Exchange) -> bool:
+    """Whether `exchange` is answered in a context the server holds: a Responses request with a
+    `previous_response_id` or a `conversation` (resolved into its messages when parsed); the
+    caller tests the endpoint first (the hot path, chat, pays one identity test)."""
+    body = exchange.body
+    return body.get("previous_response_id") is not None or body.get("conversation") is not None
+
+
 def media_seed(key: bytes) -> Media:
     """What a generated picture or sound derives from: the request's content key."""
     return Media(seed=int.from_bytes(key[:8], "big"))
@@ -76,8 +86,13 @@ class FallbackGenerator:
 
     def reply(self, exchange: Exchange, key: bytes) -> Reply:
         """The generated answer for `exchange`; `key` is its content key."""
-        # The answer is a pure function of the key and the number of choices asked for, so load
-        # tests repeating a request skip the generation (Replies are immutable).
+        if exchange.endpoint is Endpoint.RESPONSES and _refers_to_stored(exchange):
+            # Its answer also depends on what the server holds (the turns before its
+            # `previous_response_id`, its conversation's items), which the key leaves out: a
+            # cached answer could be another chain's, or from before a reset.
+            return self._by_endpoint[exchange.endpoint](exchange, key)
+        # Otherwise the answer is a pure function of the key and the number of choices asked
+        # for, so load tests repeating a request skip the generation (Replies are immutable).
         cache_key = (key, exchange.n, exchange.endpoint, exchange.output_limit)
         cached = self._cache.get(cache_key)
         if cached is not None:

@@ -79,11 +79,96 @@ def request_keys(seed: int, endpoint: str, body: Mapping[str, Any]) -> tuple[byt
             shown[name] = value
         elif name not in more:
             asked[name] = _untyped(value) if more else value
-    material = f"{seed}|{endpoint}|".encode() + jsonbytes.canonical(asked)
+    material = f"{seed}|{endpoint}|".encode() + _canonical(asked)
+    orders = _schema_orders(asked)
+    if orders:  # (canonical JSON sorts the keys: their order in schemas is added back)
+        material += b"|" + jsonbytes.dumps(orders)
     key = hashlib.blake2b(material, digest_size=32).digest()
     if not shown:
         return key, key
-    return key, hashlib.blake2b(jsonbytes.canonical(shown), key=key, digest_size=32).digest()
+    return key, hashlib.blake2b(_canonical(shown), key=key, digest_size=32).digest()
+
+
+# The whole numbers a double holds exactly (as the cassettes' body matcher has it): past it,
+# `float.is_integer` is true of every value.
+_EXACT_WHOLE = 2**53
+
+
+def _canonical(value: dict[str, Any]) -> bytes:
+    """Canonical JSON of `value` with a whole number the same written `1`, `1.0`, `1e0` or, for
+    zero, `-0.0`: JavaScript writes `temperature: 1.0` as `1`, Python as `1.0`, and a form's
+    `0.0` reads as a float where its `0` reads as an int; the same question gets the same answer.
+    (The body itself stays as sent: the journal, rules and the upstream see what was sent.)"""
+    text = jsonbytes.canonical(value)
+    # Such a float is written `1.0` (below 2**53 no double is written with an exponent): a body
+    # without one, the usual case, costs one search of its bytes. Text holding ".0" is walked.
+    if b".0" not in text:
+        return text
+    return jsonbytes.canonical(_whole_numbers_as_ints(value))
+
+
+def _whole_numbers_as_ints(value: Any) -> Any:
+    """`value` with each float that is a whole number (`1.0`, `-0.0`, `1e3`) as that int."""
+    if isinstance(value, float):
+        return int(value) if value.is_integer() and abs(value) <= _EXACT_WHOLE else value
+    if isinstance(value, dict):
+        return {name: _whole_numbers_as_ints(item) for name, item in value.items()}
+    if isinstance(value, list):
+        return [_whole_numbers_as_ints(item) for item in value]
+    return value
+
+
+# The fields holding the schemas answers are made from: tools' parameters (and legacy
+# `functions`'), chat's `response_format` and the Responses API's `text.format`.
+_SCHEMA_FIELDS = ("tools", "functions", "response_format", "text")
+# Schema keywords whose values are data: an object among them is answered as written.
+_DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples", "example"})
+
+
+def _schema_orders(asked: Mapping[str, Any]) -> list[Any]:
+    """The order of the names in every `properties` (and `patternProperties`) of the request's
+    schemas, and of the keys of the objects their data holds (`const`, `enum`, ...).
+
+    A generated object follows its schema's order, and its values are drawn in that order: two
+    orders are two questions (each answered in its own order), not one whose answer would be
+    whichever order came first. (Only there: fields in another order elsewhere, as SDKs write
+    them, still ask the same.)"""
+    orders: list[Any] = []
+    for name in _SCHEMA_FIELDS:
+        value = asked.get(name)
+        if isinstance(value, dict | list):
+            _add_orders(value, orders)
+    return orders
+
+
+def _add_orders(value: Any, orders: list[Any]) -> None:
+    if isinstance(value, list):
+        for item in value:
+            _add_orders(item, orders)
+        return
+    if not isinstance(value, dict):
+        return
+    for name, item in value.items():
+        if name in ("properties", "patternProperties") and isinstance(item, dict):
+            orders.append(list(item))
+            for schema in item.values():  # (names there are properties', not keywords)
+                _add_orders(schema, orders)
+        elif name in _DATA_KEYWORDS:
+            _add_data_orders(item, orders)
+        else:
+            _add_orders(item, orders)
+
+
+def _add_data_orders(value: Any, orders: list[Any]) -> None:
+    """The key order of every object in `value` (names only: its values are in the content
+    key already, whole numbers as ints)."""
+    if isinstance(value, dict):
+        orders.append(list(value))
+        for item in value.values():
+            _add_data_orders(item, orders)
+    elif isinstance(value, list):
+        for item in value:
+            _add_data_orders(item, orders)
 
 
 def _untyped(value: Any) -> Any:
