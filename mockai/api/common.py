@@ -102,6 +102,26 @@ INCLUDE_VALUES = (
 )
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
 REASONING_SUMMARIES = ("auto", "concise", "detailed")
+VERBOSITIES = ("low", "medium", "high")  # `Verbosity`
+# The `type`s of the spec's `ToolChoiceParam` objects (allowed tools, `ToolChoiceTypes`' hosted
+# tools, a function, MCP, custom, and the specific built-in choices), in the spec's order.
+TOOL_CHOICE_TYPES = (
+    "allowed_tools",
+    "file_search",
+    "web_search_preview",
+    "computer",
+    "computer_use_preview",
+    "computer_use",
+    "web_search_preview_2025_03_11",
+    "image_generation",
+    "code_interpreter",
+    "function",
+    "mcp",
+    "custom",
+    "programmatic_tool_calling",
+    "apply_patch",
+    "shell",
+)
 # Per endpoint: (field, key in it, allowed values); key None: each item of the array field.
 _NESTED_ENUMS: dict[str, tuple[tuple[str, str | None, tuple[str, ...]], ...]] = {
     "chat": (("modalities", None, ("text", "audio")),),
@@ -109,6 +129,8 @@ _NESTED_ENUMS: dict[str, tuple[tuple[str, str | None, tuple[str, ...]], ...]] = 
         ("include", None, INCLUDE_VALUES),
         ("reasoning", "effort", REASONING_EFFORTS),
         ("reasoning", "summary", REASONING_SUMMARIES),
+        ("text", "verbosity", VERBOSITIES),
+        ("tool_choice", "type", TOOL_CHOICE_TYPES),
     ),
 }
 
@@ -477,7 +499,9 @@ _AUTO, _NONE = ToolChoice("auto"), ToolChoice("none")  # (frozen: every request 
 
 
 def parse_tool_choice(raw: Any, tools: tuple[Tool, ...], *, flat: bool) -> ToolChoice:
-    """`tool_choice`: none | auto | required | a named function | allowed_tools."""
+    """`tool_choice`: none | auto | required | a named function or custom tool | allowed_tools |
+    a hosted tool (`{"type": "file_search"}`: a call required among the offered tools of that
+    type)."""
     if raw is None:
         return _AUTO if tools else _NONE
     if not tools and raw != "none":
@@ -503,7 +527,9 @@ def parse_tool_choice(raw: Any, tools: tuple[Tool, ...], *, flat: bool) -> ToolC
             raise invalid_value(f"{where}.mode", mode, ("auto", "required"))
         allowed = _allowed_names(spec, where)
         for listed in allowed:
-            if not listed.startswith("<"):  # (a hosted tool is never called: not checked)
+            if listed.startswith("<"):  # a hosted tool, `<file_search>`: offered by its type
+                _offered_hosted(listed[1:-1], tools)
+            else:
                 _check_offered(listed, tools)
         return ToolChoice(mode, allowed=allowed)
     if kind in ("function", "custom"):
@@ -513,8 +539,11 @@ def parse_tool_choice(raw: Any, tools: tuple[Tool, ...], *, flat: bool) -> ToolC
             raise missing("tool_choice.name" if flat else f"tool_choice.{kind}.name")
         _check_offered(name, tools)
         return ToolChoice("named", name=name)
-    # Hosted-tool choices ({"type": "web_search"}, ...) leave the choice to the model.
-    return ToolChoice("auto")
+    if not isinstance(kind, str):
+        return _AUTO  # (no `type` to go by: left to the model)
+    # A hosted tool ({"type": "file_search"}, ...): a call to one of the offered tools of that
+    # type is required. mockai never makes one; its answer is text, and says so (a warning).
+    return ToolChoice("required", allowed=_offered_hosted(kind, tools))
 
 
 def _check_offered(name: str, tools: tuple[Tool, ...]) -> None:
@@ -526,6 +555,32 @@ def _check_offered(name: str, tools: tuple[Tool, ...]) -> None:
             param="tool_choice",
             code="invalid_value",
         )
+
+
+# Hosted tool types one choice takes for another: a dated version of a tool and its undated
+# name, and the computer-use choices and tools.
+_HOSTED_FAMILIES = (
+    frozenset({"web_search_preview", "web_search_preview_2025_03_11"}),
+    frozenset({"web_search", "web_search_2025_08_26"}),
+    frozenset({"computer", "computer_use", "computer_use_preview"}),
+)
+
+
+def _offered_hosted(kind: str, tools: tuple[Tool, ...]) -> tuple[str, ...]:
+    """The names (`<file_search>`: `parse_tool`'s) of the offered hosted tools a choice of the
+    hosted tool `kind` names; none is the API's 400 (its words, as clients quote them)."""
+    family = next((types for types in _HOSTED_FAMILIES if kind in types), frozenset({kind}))
+    offered = tuple(
+        tool.name for tool in tools if tool.name.startswith("<") and tool.name[1:-1] in family
+    )
+    if not offered:
+        raise ApiError(
+            400,
+            f"Tool choice '{kind}' not found in 'tools' parameter.",
+            param="tool_choice",
+            code=None,
+        )
+    return offered
 
 
 def _allowed_names(spec: Mapping[str, Any], where: str) -> tuple[str, ...]:

@@ -61,6 +61,8 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     """Validate a Responses request the way the API does and normalise it into an Exchange."""
     body = common.require_object(body)
     common.check_fields("responses", body, strict=ctx.strict)
+    # As chat's: `stream_options` flags are booleans (`"false"` would leave the padding on).
+    stream, _ = common.stream_settings(body)
     if body.get("previous_response_id") is not None and body.get("conversation") is not None:
         raise _both_histories()
     model = body.get("model")
@@ -95,7 +97,7 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         model=model,
         body=body,
         headers=ctx.headers,
-        stream=bool(body.get("stream")),
+        stream=stream,
         messages=messages,
         user_text=_last_text(messages, "user") or "",
         system_text="\n".join(m.text for m in messages if m.role in ("system", "developer")),
@@ -386,8 +388,40 @@ def _check_json_word(messages: tuple[Message, ...]) -> None:
 
 
 def _parse_tools(raw: Any) -> tuple[Tool, ...]:
+    # The spec's `Tool` union is closed, and every Response echoes `tools`: a type outside it is
+    # the API's 400 (echoed, no client could read the Response), strict or not, as an input
+    # item's type. (Chat echoes no tools.)
+    for index, tool in enumerate(raw or ()):
+        kind = tool.get("type") if isinstance(tool, dict) else None
+        if kind is not None and not isinstance(kind, str):
+            raise type_error(f"tools[{index}].type", ("string",), kind)
+        if kind is not None and kind not in TOOL_TYPES:
+            raise invalid_value(f"tools[{index}].type", kind, TOOL_TYPES)
     # Unlike chat, a Responses function tool is strict unless the request says `strict: false`.
     return common.parse_tools(raw, flat=True, strict_default=True)
+
+
+# The types of the spec's `Tool` union, in its order.
+TOOL_TYPES = (
+    "function",
+    "file_search",
+    "computer",
+    "computer_use_preview",
+    "web_search",
+    "web_search_2025_08_26",
+    "mcp",
+    "code_interpreter",
+    "programmatic_tool_calling",
+    "image_generation",
+    "local_shell",
+    "shell",
+    "custom",
+    "namespace",
+    "tool_search",
+    "web_search_preview",
+    "web_search_preview_2025_03_11",
+    "apply_patch",
+)
 
 
 def _parse_format(text: Any) -> ResponseFormat | None:
@@ -419,10 +453,36 @@ def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
     """The `Response` for `reply`, as one JSON body or as the SSE event sequence."""
     shaped = shape(reply, exchange, ctx.key, count=1)[0]
     response = _response(reply, shaped, exchange, ctx)
+    headers = _hosted_warning(reply, shaped, exchange)
     if exchange.stream:
         padding = obfuscation.padding(exchange, ctx.seed)
-        return _stream(response, shaped, padding)
-    return Body(200, jsonbytes.dumps(response))
+        return replace(_stream(response, shaped, padding), headers=headers)
+    return Body(200, jsonbytes.dumps(response), headers=headers)
+
+
+def _hosted_warning(reply: Reply, shaped: Shaped, exchange: Exchange) -> dict[str, str]:
+    """An `x-mockai-warning` (after the reply's own) when the request requires a call only a
+    hosted tool could make (`tool_choice` `{"type": "file_search"}`, or `required` offering
+    hosted tools only) and the answer is text: mockai never calls hosted tools, and answers
+    rather than refuses, so that a test of the app's text path still runs."""
+    choice = exchange.tool_choice
+    if choice.mode != "required" or shaped.tool_calls:
+        return {}
+    hosted = [tool.name for tool in exchange.tools if tool.name.startswith("<")]
+    callable_ = [
+        tool
+        for tool in exchange.tools
+        if not tool.name.startswith("<") and (not choice.allowed or tool.name in choice.allowed)
+    ]
+    if callable_ or not hosted:
+        return {}
+    names = ", ".join(dict.fromkeys(name[1:-1] for name in (choice.allowed or hosted)))
+    note = (
+        f"tool_choice requires a call to a hosted tool ({names}), but mockai does not call "
+        "hosted tools: the answer is text"
+    )
+    # (Outgoing headers replace the pipeline's: the reply's own warnings come first.)
+    return {"x-mockai-warning": " | ".join((*reply.warnings, note))}
 
 
 def _response(
@@ -469,7 +529,7 @@ def _settings(body: Mapping[str, Any], exchange: Exchange) -> dict[str, Any]:
         "store": common.optional(body, "store", True),
         "temperature": common.optional(body, "temperature", 1.0),
         "text": _text(body.get("text")),
-        "tool_choice": common.optional(body, "tool_choice", "auto"),
+        "tool_choice": _tool_choice(body.get("tool_choice")),
         "tools": [_tool(raw) for raw in body.get("tools") or ()],
         "top_logprobs": common.optional(body, "top_logprobs", 0),
         "top_p": common.optional(body, "top_p", 1.0),
@@ -499,11 +559,24 @@ def _reasoning(raw: Any) -> dict[str, Any]:
     }
 
 
+def _tool_choice(raw: Any) -> Any:
+    """A choice outside the spec's (let through when not strict: a hosted tool's type the spec
+    does not list as a choice, `{"type": "web_search"}`) is echoed as the default, `auto`: the
+    Response must stay valid for the SDKs that check it."""
+    if isinstance(raw, dict) and raw.get("type") not in common.TOOL_CHOICE_TYPES:
+        return "auto"
+    return "auto" if raw is None else raw
+
+
 def _text(raw: Any) -> dict[str, Any]:
-    """`text`: the requested format (or `{"type": "text"}`) and verbosity, echoed."""
+    """`text`: the requested format (or `{"type": "text"}`) and verbosity, echoed (a verbosity
+    outside the spec's enum, let through when not strict, as the default: the Response must
+    stay valid)."""
     raw = raw if isinstance(raw, dict) else {}
     text: dict[str, Any] = {"format": _format(raw.get("format"))}
     text.update((key, value) for key, value in raw.items() if key != "format")
+    if text.get("verbosity", "medium") not in (*common.VERBOSITIES, None):
+        text["verbosity"] = "medium"
     text.setdefault("verbosity", "medium")
     return text
 

@@ -198,8 +198,16 @@ def _auto_arguments(name: str, index: int, build: Build, faker: Faker | None) ->
     tool = build.exchange.tool(name)
     if tool is None:
         return "{}"  # _check flags the tool as not offered
-    parameters = tool.parameters or {"type": "object", "properties": {}}
     rng = random.Random(int.from_bytes(build.key[:16], "big") + 7919 * (index + 1))
+    if tool.kind == "custom":
+        # A custom tool's input is text, or follows its grammar: made as a generated answer
+        # makes it (a regex grammar gets a match; a Lark one text, and a warning).
+        warnings: list[str] = []
+        call, _ = build.generator()._custom_call(tool, build.exchange, rng, warnings)
+        for warning in warnings:
+            build.warn(f"{build.label}: {warning}")
+        return call.arguments
+    parameters = tool.parameters or {"type": "object", "properties": {}}
     # Bounded by the answer's token limit, whatever the request's schema asks (the endpoint
     # cuts the arguments there, with finish_reason `length`).
     size = build.exchange.output_limit or DEFAULT_MAX_OUTPUT

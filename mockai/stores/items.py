@@ -88,6 +88,11 @@ def _item(item: Mapping[str, Any], key: bytes, index: int) -> dict[str, Any]:
     else:
         prefix = {"function_call": "fc", "function_call_output": "fco"}.get(str(kind), "item")
         _with_defaults(shown, _LISTED_DEFAULTS.get(str(kind), {}))
+    if kind == "mcp_approval_response" and "request_id" not in shown:
+        # The spec requires a `request_id` it never defines, of both forms; the SDKs know no
+        # such field and never send it (refusing their items would break every approval
+        # flow). Listed, it names the approval request answered, which it can only mean.
+        shown["request_id"] = item.get("approval_request_id")
     for name in _NULL_LEFT_OUT.get(str(kind), ()):
         if name in shown and shown[name] is None:
             del shown[name]
@@ -101,13 +106,20 @@ def _item(item: Mapping[str, Any], key: bytes, index: int) -> dict[str, Any]:
 
 
 def _part(part: Any) -> Any:
-    """A content part as the API lists it: an image's `detail` defaults to `auto`, and optional
+    """A content part as the API lists it: an image's `detail` defaults to `auto`, a resent
+    answer's text has its `annotations` and `logprobs` (none, unless sent), and optional
     settings sent as null are left out (the listed forms do not take null)."""
     if not isinstance(part, dict):
         return part
     shown = {key: value for key, value in part.items() if value is not None or key in _NULLABLE}
-    if shown.get("type") == "input_image":
+    kind = shown.get("type")
+    if kind == "input_image":
         shown.setdefault("detail", "auto")
+    elif kind == "output_text":
+        # Clients resend earlier answers as `{type, text}` alone (the API takes that), but the
+        # listed form requires both lists: the SDKs' strict mode refuses the list without them.
+        shown.setdefault("annotations", [])
+        shown.setdefault("logprobs", [])
     return shown
 
 
