@@ -70,28 +70,47 @@ def raise_(error: Exception) -> Outgoing:
     raise error
 
 
-async def _list_models(request: web.Request, profile: Profile) -> web.StreamResponse:
-    return await pipeline.simple(
-        request, lambda state: profile.models_body(state.catalog_of(profile).listed()), profile
-    )
+# What the catalog answers on /models, by method: `(state, request, profile)` -> the answer.
+CatalogCall = Callable[[ServerState, web.Request, Profile], Outgoing]
 
 
-async def _retrieve_model(request: web.Request, profile: Profile) -> web.StreamResponse:
-    model_id = request.match_info["model"]
-    return await pipeline.simple(
-        request,
-        lambda state: profile.model_body(state.catalog_of(profile).get(model_id)),
-        profile,
-    )
+def _from_catalog(call: CatalogCall, route: str) -> Bound:
+    """A /models handler (`route` its template, `/models/{model}`): the server's catalog answers,
+    unless a cassette or the upstream does first.
+
+    The upstream knows its own models: with either configured, the request goes the way of files
+    and batches (pipeline.stored.kept), so a recording proxy forwards and records it and a replay
+    answers from those recordings; what none holds is the catalog's. Without them, as before."""
+
+    async def handle(request: web.Request, profile: Profile) -> web.StreamResponse:
+        config = request.app[STATE].config
+        if config.cassette is None and config.upstream is None:
+            return await pipeline.simple(
+                request, lambda state: call(state, request, profile), profile
+            )
+        addressed = route.format_map(request.match_info)
+        # (The exchange's endpoint is a formality: the cassette sources go by its route.)
+        return await stored.kept(
+            request,
+            lambda state, body: call(state, request, profile),
+            profile,
+            addressed,
+            Endpoint.CHAT,
+        )
+
+    return handle
 
 
-async def _delete_model(request: web.Request, profile: Profile) -> web.StreamResponse:
-    model_id = request.match_info["model"]
-    return await pipeline.simple(
-        request,
-        lambda state: models.delete_model(state.catalog_of(profile), model_id),
-        profile,
-    )
+def _list_models(state: ServerState, request: web.Request, profile: Profile) -> Outgoing:
+    return profile.models_body(state.catalog_of(profile).listed())
+
+
+def _retrieve_model(state: ServerState, request: web.Request, profile: Profile) -> Outgoing:
+    return profile.model_body(state.catalog_of(profile).get(request.match_info["model"]))
+
+
+def _delete_model(state: ServerState, request: web.Request, profile: Profile) -> Outgoing:
+    return models.delete_model(state.catalog_of(profile), request.match_info["model"])
 
 
 def _generating(ref: CodecRef, *, deployment: bool = False) -> Bound:
@@ -268,12 +287,15 @@ def api_routes(endpoint_codecs: tuple[CodecRef, ...]) -> tuple[Route, ...]:
                 lambda s, r, b: s.completions.list(r.query), ref.path, ref.endpoint
             )
         out.append(Route(ref.path, handlers, ref.endpoint))
-    out.append(Route("/models", {"GET": _list_models}))
+    out.append(Route("/models", {"GET": _from_catalog(_list_models, "/models")}))
     # Any characters, not the default `[^{}/]+`: unencoded ids such as
     # `meta-llama/llama-3.3-70b` work (and `[\s\S]`, not `.`, also matches a decoded `%0a`).
-    out.append(
-        Route("/models/{model:[\\s\\S]+}", {"GET": _retrieve_model, "DELETE": _delete_model})
-    )
+    one = "/models/{model}"
+    handlers = {
+        "GET": _from_catalog(_retrieve_model, one),
+        "DELETE": _from_catalog(_delete_model, one),
+    }
+    out.append(Route("/models/{model:[\\s\\S]+}", handlers))
     return (*out, *_stored_responses(), *_stored_completions(), *_files_and_batches())
 
 

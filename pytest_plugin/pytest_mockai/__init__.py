@@ -85,6 +85,16 @@ def mockai(
     from pytest_mockai.fixture import MockaiFixture
 
     options = merged_options(request, mockai_config)  # (runs the pytest_mockai_configure hooks)
+    if options.get("cassette") is not None and _pytest_recording_patches(request):
+        pytest.fail(
+            "mockai: this test has both @pytest.mark.vcr (pytest-recording) and the mockai "
+            f"fixture with a cassette ({options['cassette']}). pytest-recording's vcrpy would "
+            "record every call made in the test's process, mockai's own to the upstream with "
+            "your API key included, into its cassette (by default that same file). Drop "
+            "@pytest.mark.vcr from tests that use the mockai fixture (mockai replays "
+            "pytest-recording's cassettes itself), or run with -p no:recording.",
+            pytrace=False,
+        )
     fixture = MockaiFixture.start(options)
     monkeypatch.setenv("OPENAI_BASE_URL", fixture.url)
     # Recording forwards the client's key to the upstream: keep a real one if the user has it.
@@ -99,6 +109,16 @@ def mockai(
     assert isinstance(request.node, pytest.Item)
     if fixture.strict and not _test_failed(request.node):
         fixture.check_unmatched()
+
+
+def _pytest_recording_patches(request: pytest.FixtureRequest) -> bool:
+    """Whether pytest-recording puts vcrpy in this test's process: its autouse `vcr` fixture
+    does for a test marked `vcr`, unless `--disable-recording` (or `-p no:recording`, which
+    takes the fixture away). vcrpy then records every HTTP call made in-process, mockai's own
+    to the upstream included, into the file mockai records into."""
+    if request.node.get_closest_marker("vcr") is None or "vcr" not in request.fixturenames:
+        return False
+    return not request.config.getoption("disable_recording", default=False)
 
 
 @pytest.fixture(autouse=True)

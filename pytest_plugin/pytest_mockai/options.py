@@ -12,6 +12,8 @@ fixture; every other key is a mockai server option (`mockai serve --help`: `mode
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -39,6 +41,10 @@ PLUGIN_KEYS = frozenset(
 )
 # What pytest-recording's `get_default_cassette_name` replaces with "-" (its names, its rule).
 _UNSAFE_IN_NAMES = str.maketrans(dict.fromkeys("<>?%*:|\"'/\\", "-"))
+try:  # pytest-recording's limit for a long name, read as it reads it (`_vcr.MAX_FILENAME_LEN`)
+    MAX_FILENAME_LEN = os.pathconf(".", "PC_NAME_MAX")
+except (AttributeError, ValueError, OSError):  # (Windows)
+    MAX_FILENAME_LEN = 255
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -137,6 +143,7 @@ def _cassette_path(request: pytest.FixtureRequest, options: dict[str, Any]) -> P
 
     `cassette=None` uses that file if it exists, or records into it when recording from an
     upstream; `True` requires it; a string is a path relative to the test file; `False` never.
+    A `.json` one (pytest-recording's `serializer="json"`) is used when there is no `.yaml`.
     """
     wanted = options.get("cassette")
     if wanted is False:
@@ -147,14 +154,35 @@ def _cassette_path(request: pytest.FixtureRequest, options: dict[str, Any]) -> P
     folder = test_file.parent / str(options.get("cassette_dir") or "cassettes") / test_file.stem
     cls = getattr(request.node, "cls", None)
     class_name = cls.__name__ if cls is not None else None
-    path = folder / (cassette_name(class_name, request.node.name) + ".yaml")
-    legacy = folder / (_legacy_cassette_name(class_name, request.node.name) + ".yaml")
-    if not path.exists() and legacy.exists():  # recorded before names followed pytest-recording
-        path = legacy
+    path = _existing_cassette(folder, class_name, request.node.name)
     recording = options.get("record_mode", "none") != "none" and options.get("upstream")
-    if wanted is True or path.exists() or recording:
-        return path
+    if path is not None or wanted is True or recording:
+        # (New recordings are YAML, as before.)
+        return path or folder / cassette_file_name(cassette_name(class_name, request.node.name))
     return None
+
+
+def _existing_cassette(folder: Path, class_name: str | None, test_name: str) -> Path | None:
+    """The test's cassette in `folder`, under the name pytest-recording gives it with either of
+    its serializers, else under the name earlier versions gave; None when there is none."""
+    name = cassette_name(class_name, test_name)
+    as_yaml, as_json = (folder / cassette_file_name(name, kind) for kind in ("yaml", "json"))
+    if _exists(as_yaml) and _exists(as_json):
+        pytest.fail(
+            f"mockai: two cassettes for this test, {as_yaml} and {as_json}: keep the one to "
+            "replay and delete the other.",
+            pytrace=False,
+        )
+    legacy = folder / (_legacy_cassette_name(class_name, test_name) + ".yaml")
+    return next((path for path in (as_yaml, as_json, legacy) if _exists(path)), None)
+
+
+def _exists(path: Path) -> bool:
+    """Whether `path` is a file; a name the file system refuses (too long) names none."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
 
 
 def cassette_name(class_name: str | None, test_name: str) -> str:
@@ -169,3 +197,19 @@ def _legacy_cassette_name(class_name: str | None, test_name: str) -> str:
     """The name earlier versions gave (everything outside `[\\w.\\-\\[\\]]` became `_`)."""
     name = f"{class_name}.{test_name}" if class_name else test_name
     return re.sub(r"[^\w.\-\[\]]", "_", name)
+
+
+def cassette_file_name(name: str, serializer: str = "yaml") -> str:
+    """The file pytest-recording keeps cassette `name` in (`_vcr.use_cassette`): a name too long
+    for the file system becomes its first characters, `...` and the name's md5.
+
+    Its rule, quirks included, so that its cassettes are found: it counts characters, not bytes,
+    and the suffix it allows for is the serializer's name (`json`) unless it is the default's
+    (`.yaml`), one character short of the `.json` it then appends.
+    """
+    suffix = serializer if serializer != "yaml" else ".yaml"
+    if len(name) + len(suffix) > MAX_FILENAME_LEN:
+        hash_part = hashlib.md5(name.encode()).hexdigest()
+        prefix = name[: MAX_FILENAME_LEN - len(suffix) - len(hash_part) - 3]
+        name = f"{prefix}...{hash_part}"
+    return f"{name}.{serializer}"
