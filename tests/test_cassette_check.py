@@ -80,7 +80,7 @@ def test_stream_problems_are_reported_on_their_interaction(tmp_path: Path) -> No
         (
             (
                 "      Content-Type: [application/json]\n    method",
-                "      Authorization: [Bearer abc]\n    method",
+                "      Authorization: [Basic dXNlcjpzM2NyZXQtcGFzcw==]\n    method",
             ),
             ":5: interaction 0: request.headers.Authorization: credential headers are never stored",
         ),

@@ -24,7 +24,13 @@ _CASSETTE_KEY = re.compile(r'^(interactions\s*:|\s*\{?\s*"interactions"\s*:)', r
 
 def looks_like_cassette(text: str) -> bool:
     """True for a file with a top-level `interactions:` key (a vcrpy cassette)."""
-    return bool(_CASSETTE_KEY.search(text))
+    return bool(_CASSETTE_KEY.search(without_bom(text)))
+
+
+def without_bom(text: str) -> str:
+    """`text` without a leading byte order mark: an editor's (Notepad's) UTF-8 BOM is no part of
+    the file's first key, and PyYAML, which loads the file, skips it too."""
+    return text.removeprefix("\ufeff")
 
 
 def is_cassette(name: str, text: str) -> bool:
@@ -32,7 +38,7 @@ def is_cassette(name: str, text: str) -> bool:
     version). How `mockai check` tells a file's kind, and how a folder given to `--scenario` or
     `--cassette` leaves the other kind's files alone, so that the two agree."""
     return looks_like_cassette(text) and (
-        name.lower().endswith(".json") or "\nmockai:" not in "\n" + text
+        name.lower().endswith(".json") or "\nmockai:" not in "\n" + without_bom(text)
     )
 
 
@@ -41,7 +47,7 @@ def other_kind(name: str, text: str) -> bool:
     something else (a scenario file: a top-level `mockai:`) or leaves alone (a JSON file)."""
     if is_cassette(name, text):
         return False
-    return name.lower().endswith(".json") or "\nmockai:" in "\n" + text
+    return name.lower().endswith(".json") or "\nmockai:" in "\n" + without_bom(text)
 
 
 def is_cassette_file(path: Path) -> bool:

@@ -63,7 +63,8 @@ def cassette_sources(config: Config, registry: MatcherRegistry = MATCHERS) -> li
         )
     sources: list[Source] = []
     # Recording: the recorder appends to the cassettes it was given, replay answers from them.
-    cassettes = load_all(path) if records and path.exists() else []
+    # (Each interaction as the file holds it is kept too: a save writes it back unchanged.)
+    cassettes = load_all(path, keep_raw=True) if records and path.exists() else []
     if mode is not RecordMode.ALL and not (mode is RecordMode.ONCE and records):
         if records:
             replay = _replay(path, config, match_on, registry, scrubber, cassettes)

@@ -43,7 +43,7 @@ from typing import Any
 
 import yaml
 from vcr.request import Request as VcrRequest
-from vcr.serialize import CASSETTE_FORMAT_VERSION, serialize
+from vcr.serialize import CASSETTE_FORMAT_VERSION
 from vcr.serializers import compat, jsonserializer, yamlserializer
 
 from mockai.cassette.encodings import UndecodableBody, decoded
@@ -164,6 +164,10 @@ class Interaction:
     response_body: bytes
     timing: Timing = field(default_factory=Timing)
     extra: dict[str, Any] = field(default_factory=dict)  # other response keys, kept verbatim
+    # The interaction as its file held it (parsed, untouched: a gzip body still `!!binary`, its
+    # Content-Encoding, cookies), when loaded to record into: a save writes it back as it was,
+    # so appending never rewrites what a user recorded. None once changed (scrubbed), or new.
+    raw: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     def header(self, name: str, default: str = "") -> str:
         """The first value of a response header (case-insensitive)."""
@@ -280,27 +284,59 @@ class _NotBase64(_Unreadable):
     """A body `mockai.base64` names that does not decode (a hand-edited cassette)."""
 
 
+class _Missing(_Unreadable):
+    """A response without a field vcrpy reads; `at` is where, under the interaction."""
+
+    def __init__(self, what: str, at: tuple[str, ...]) -> None:
+        super().__init__(f"{what}: vcrpy cannot read it (a typo?), and mockai does not replay it")
+        self.at = at
+
+
 def _modern(response: Mapping[str, Any]) -> dict[str, Any]:
-    """vcrpy's current response shape, from older httpx-stub cassettes too."""
+    """vcrpy's current response shape, from older httpx-stub cassettes too; a response vcrpy
+    would not read (no `status.code` / `status.message`, `headers` or `body.string`: a typo
+    such as `strng:`) is refused, since replaying it had sent an empty 200."""
     out = dict(response)
-    if "status_code" in out:  # vcrpy < 4.3 wrote httpx answers flat
+    if "status_code" in out:  # vcrpy < 4.3 wrote httpx answers flat (and reads them so)
+        for key in ("headers", "content"):
+            if key not in out:
+                raise _Missing(f"response has no `{key}`", ("response",))
         out = {
             "status": {"code": out.pop("status_code"), "message": ""},
-            "headers": out.pop("headers", {}),
-            "body": {"string": out.pop("content", b"")},
+            "headers": out.pop("headers"),
+            "body": {"string": out.pop("content")},
             **out,
         }
-    headers = out.get("headers") or {}
+    _require_shape(out)
     out["headers"] = {
         str(name): [str(v) for v in (values if isinstance(values, list) else [values])]
-        for name, values in headers.items()
+        for name, values in out["headers"].items()
     }
-    body = out.get("body")
-    string = body.get("string") if isinstance(body, Mapping) else body
+    string = out["body"]["string"]
     if isinstance(string, str):
         string = string.encode("utf-8")
-    out["body"] = {"string": bytes(string or b"")}
+    out["body"] = {"string": bytes(string)}
     return out
+
+
+def _require_shape(response: Mapping[str, Any]) -> None:
+    """What vcrpy's stubs read from every response (`vcr/stubs`: `status.code`,
+    `status.message`, `headers`, `body.string`), there and of a kind they can use."""
+    status = response.get("status")
+    if not isinstance(status, Mapping) or "code" not in status or "message" not in status:
+        raise _Missing("response has no `status: {code, message}`", ("response", "status"))
+    if not isinstance(response.get("headers"), Mapping):
+        raise _Missing("response has no `headers` mapping", ("response", "headers"))
+    body = response.get("body")
+    if not isinstance(body, Mapping):
+        raise _Missing("response has no `body: {string: ...}`", ("response", "body"))
+    if "string" not in body:
+        raise _Missing("response.body has no `string`", ("response", "body"))
+    string = body["string"]
+    if not isinstance(string, str | bytes):  # (None too: httpx's stub cannot read it)
+        raise _Missing(
+            f"response.body.string is {reprlib.repr(string)}, not text", ("response", "body")
+        )
 
 
 def _decoded(response: dict[str, Any]) -> dict[str, Any]:
@@ -357,8 +393,10 @@ class CassetteFile:
     """Loads and saves cassettes on the filesystem (the persister, as in vcrpy)."""
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Cassette:
-        """Read a cassette; NotFound if it is missing or empty, DecodeError if unreadable."""
+    def load(cls, path: str | os.PathLike[str], *, keep_raw: bool = False) -> Cassette:
+        """Read a cassette; NotFound if it is missing or empty, DecodeError if unreadable.
+        `keep_raw`: keep each interaction as the file held it (`Interaction.raw`), to record
+        into (replay alone does not pay for the copy)."""
         path = Path(path)
         if not path.is_file():
             raise NotFound(f"{path}: no such cassette")
@@ -368,20 +406,20 @@ class CassetteFile:
             raise DecodeError(f"{path}: not UTF-8 text ({error.reason})") from None
         if not text.strip():
             raise NotFound(f"{path}: the cassette is empty")
-        return parse_cassette(path, text)
+        return parse_cassette(path, text, keep_raw=keep_raw)
 
     @classmethod
     def dumps(cls, cassette: Cassette) -> str:
         """The file's text, written by vcrpy's serializer."""
-        text_only = _serializer(cassette.path) is jsonserializer
-        pairs = [interaction.to_vcr(text_only=text_only) for interaction in cassette.interactions]
+        serializer = _serializer(cassette.path)
+        text_only = serializer is jsonserializer
         data: dict[str, Any] = {
-            "requests": [request for request, _ in pairs],
-            "responses": [copy.deepcopy(response) for _, response in pairs],
+            "version": CASSETTE_FORMAT_VERSION,
+            "interactions": [_document(i, text_only) for i in cassette.interactions],
         }
         if cassette.metadata:
             data["metadata"] = cassette.metadata
-        text: str = serialize(data, _serializer(cassette.path))
+        text: str = serializer.serialize(data)
         return text
 
     @classmethod
@@ -390,7 +428,22 @@ class CassetteFile:
         atomic_write(Path(path), text.encode("utf-8"))
 
 
-def parse_cassette(path: Path, text: str, *, servable: bool = True) -> Cassette:
+def _document(interaction: Interaction, text_only: bool) -> dict[str, Any]:
+    """One interaction as the file holds it: as it was loaded, if it was (`raw`), else as
+    `vcr.serialize.serialize` writes one (its body, which takes whole lists, inlined here so
+    that loaded interactions and new ones go into one document)."""
+    if interaction.raw is not None:
+        return interaction.raw
+    request, response = interaction.to_vcr(text_only=text_only)
+    return {
+        "request": compat.convert_to_unicode(request._to_dict()),
+        "response": compat.convert_to_unicode(copy.deepcopy(response)),
+    }
+
+
+def parse_cassette(
+    path: Path, text: str, *, servable: bool = True, keep_raw: bool = False
+) -> Cassette:
     """A Cassette from a file's text; DecodeError says what is wrong, where, and how to fix it.
 
     `servable`: refuse what the file holds but a server cannot send (a status that is not
@@ -418,12 +471,13 @@ def parse_cassette(path: Path, text: str, *, servable: bool = True) -> Cassette:
     interactions = []
     for index, raw in enumerate(data["interactions"]):
         try:
-            interaction = _interaction(raw)
+            interaction = _interaction(raw, keep_raw)
             if servable and (problem := status_problem(interaction.status)) is not None:
                 raise _Unreadable(problem)
         except _Unreadable as error:
             # (The lines are found only now: composing the text again costs a second load.)
-            line = NodeLines(text).of("interactions", index)
+            at = error.at if isinstance(error, _Missing) else ()
+            line = NodeLines(text).of("interactions", index, *at)
             raise DecodeError(f"{path}:{line}: interaction {index}{error.joint}{error}") from None
         if servable and interaction.timing.problems:
             where, problem = interaction.timing.problems[0]
@@ -442,12 +496,18 @@ def status_problem(status: int) -> str | None:
     return f"response status {status} is not an HTTP status"
 
 
-def _interaction(raw: Any) -> Interaction:
+def _interaction(raw: Any, keep_raw: bool = False) -> Interaction:
+    # (Copied first: reading converts the bodies in place.)
+    pristine = _pristine(raw) if keep_raw else None
     try:
         request_dict, response_dict = _unpacked(raw)
         request = VcrRequest._from_dict(request_dict)
+        if "status_code" not in response_dict:  # (said before vcrpy's conversion trips on it)
+            _require_shape(response_dict)
         response = compat.convert_to_bytes(response_dict)
-        return Interaction.from_vcr(request, response)
+        interaction = Interaction.from_vcr(request, response)
+        interaction.raw = pristine
+        return interaction
     except _Unreadable:
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as error:
@@ -456,6 +516,15 @@ def _interaction(raw: Any) -> Interaction:
             "(request: method, uri, body, headers; response: status, headers, body): "
             f"{type(error).__name__}: {error}"
         ) from None
+
+
+def _pristine(raw: Any) -> dict[str, Any] | None:
+    """A copy of an interaction as parsed, or None (written mockai's way) if it cannot be
+    copied (a file-like body an old vcrpy pickled)."""
+    try:
+        return copy.deepcopy(raw) if isinstance(raw, dict) else None
+    except (copy.Error, TypeError, ValueError, AttributeError):  # (the interaction still loads)
+        return None
 
 
 def _error_line(error: Exception) -> int:
@@ -531,7 +600,7 @@ def _hidden(path: Path) -> bool:
     return any(part.startswith(".") for part in path.parts)
 
 
-def load_all(path: Path) -> list[Cassette]:
+def load_all(path: Path, *, keep_raw: bool = False) -> list[Cassette]:
     """Every cassette under `path` (a file or a folder); empty files count as empty cassettes.
 
     A folder's scenario files (and JSON files that are no cassette) are left alone, as
@@ -542,7 +611,7 @@ def load_all(path: Path) -> list[Cassette]:
     folder = path.is_dir()
     for file in cassette_files(path):
         try:
-            cassette = CassetteFile.load(file)
+            cassette = CassetteFile.load(file, keep_raw=keep_raw)
         except NotFound:
             if not file.exists():
                 raise

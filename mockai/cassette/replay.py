@@ -12,10 +12,12 @@ from __future__ import annotations
 import difflib
 import logging
 import pickle
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
+
+from multidict import CIMultiDict
 
 from mockai.cassette.format import Cassette, Interaction
 from mockai.cassette.headers import HOP_BY_HOP
@@ -95,17 +97,24 @@ _OWN_PREFIXES = ("cf-", "access-control-")
 MAX_NEAR_MISSES = 3
 
 
-def replayed_headers(interaction: Interaction) -> dict[str, str]:
-    """The recorded headers an answer repeats (rate limits, retry-after, x-should-retry, ...)."""
-    return {
-        name.lower(): values[0]
+def replayed_headers(interaction: Interaction) -> Mapping[str, str]:
+    """The recorded headers an answer repeats (rate limits, retry-after, x-should-retry, ...),
+    every value of each, in order (vcrpy replays `vary: [Origin, Accept-Encoding]` as two
+    lines). Made once, at load: a plain dict when no header repeats (delivery merges it as
+    cheaply as any answer's), a CIMultiDict otherwise."""
+    pairs = [
+        (name.lower(), value)
         for name, values in interaction.response_headers.items()
-        if values
-        and name.lower() not in _NOT_REPLAYED
+        if name.lower() not in _NOT_REPLAYED
         and not name.lower().startswith(_OWN_PREFIXES)
         and not is_secret_header(name)
-        and header_problem(name, values[0]) is None  # (hand-edited: HTTP cannot send it)
-    }
+        for value in values
+        if header_problem(name, value) is None  # (hand-edited: HTTP cannot send it)
+    ]
+    single = dict(pairs)
+    if len(single) == len(pairs):
+        return single
+    return CIMultiDict(pairs)
 
 
 def replayed_content_type(interaction: Interaction) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,7 +14,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
-from mockai.cassette.redact import Scrubber, is_secret_header, redact_query
+from mockai.cassette.redact import (
+    MIN_LITERAL_SECRET,
+    PLACEHOLDER,
+    Scrubber,
+    is_secret_header,
+    redact_query,
+)
 from mockai.errors import Problem, SecretLeakError
 from mockai.wire.events import event_data, split_events
 
@@ -56,6 +63,7 @@ def scrub_interaction(
         request_headers=headers(interaction.request_headers),
         response_headers=headers(interaction.response_headers),
         response_body=scrubber.scrub_body(interaction.response_body, secrets),
+        raw=None,  # (no longer what the file held: written anew)
     )
 
 
@@ -70,7 +78,11 @@ def scan_interaction(
         ("response", interaction.response_headers),
     ):
         for name, items in values.items():
-            if is_secret_header(name) and not (side == "response" and name.lower() in _ACCOUNT):
+            if (
+                is_secret_header(name)
+                and not (side == "response" and name.lower() in _ACCOUNT)
+                and any(holds_credential(value, scrubber) for value in items)
+            ):
                 fields.append((f"{side}.headers.{name}", "<a credential header>"))
             fields += [(f"{side}.headers.{name}", value) for value in items]
     fields.append(("response.body", _text(interaction.response_body)))
@@ -89,6 +101,36 @@ def scan_interaction(
             for f in scrubber.scan(streamed, secrets)
         ]
     return problems
+
+
+# Where a header value splits into the pieces judged one by one (`Bearer TOKEN`, a cookie's
+# `a=1; b=2`, `Credential=..., Signature=...`).
+_PIECES = re.compile(r"[\s,;]+")
+# What users write instead of a credential (vcrpy's `filter_headers=[("authorization",
+# "DUMMY")]`): `<API_KEY>`, `[REDACTED]`, `{token}`, or a run of one mask character (`***`).
+_STAND_IN = re.compile(r"<[^<>]*>|\[[^\[\]]*\]|\{[^{}]*\}|(.)\1*")
+
+
+def holds_credential(value: str, scrubber: Scrubber) -> bool:
+    """Whether a credential header's value is a credential rather than what stands in for one
+    (`DUMMY`, `REDACTED`, `***`, `<token>`, empty, mockai's own placeholders): a key shape the
+    scanner knows, or a token of a real key's length and mix (12+ characters with a digit or
+    both cases: `Bearer ollama`, `DUMMY_API_KEY` are none). Each piece is judged (a cookie's
+    values each; the value of `name=value`, base64's `=` padding aside)."""
+    if scrubber.scan(value):
+        return True
+    for piece in _PIECES.split(PLACEHOLDER.sub("", value)):
+        name, equals, token = piece.rstrip("=").partition("=")
+        if _token_like(token if equals else name):
+            return True
+    return False
+
+
+def _token_like(token: str) -> bool:
+    if len(token) < MIN_LITERAL_SECRET or _STAND_IN.fullmatch(token):
+        return False
+    has_digit = any(c.isdigit() for c in token)
+    return has_digit or (any(c.islower() for c in token) and any(c.isupper() for c in token))
 
 
 def _text(data: bytes | None) -> str:

@@ -127,7 +127,10 @@ class CassetteRecorder:
         self.refused = 0  # interactions not recorded because they still held a secret
 
     def _scrubbed_base(self, interactions: list[Interaction]) -> list[Interaction]:
-        scrubbed = [scrub_interaction(i, self.scrubber) for i in interactions]
+        """The loaded interactions as they will be saved: as the file holds them (`raw`, written
+        back unchanged: `new_episodes` only appends), but for one that holds a credential or a
+        key-like string, which is scrubbed (and so written anew)."""
+        scrubbed = [self._kept(i) for i in interactions]
         changed = sum(old != new for old, new in zip(interactions, scrubbed, strict=True))
         if changed:
             log.warning(
@@ -137,6 +140,11 @@ class CassetteRecorder:
                 self.path,
             )
         return scrubbed
+
+    def _kept(self, interaction: Interaction) -> Interaction:
+        if interaction.raw is not None and not scan_interaction(interaction, self.scrubber):
+            return interaction  # (what scrubbing would still drop, a `DUMMY` header, is no secret)
+        return scrub_interaction(interaction, self.scrubber)
 
     @property
     def recorded(self) -> int:

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import Protocol, overload
 
 from aiohttp import HttpVersion11, web
+from multidict import CIMultiDict
 
 from mockai.delivery.faults import Faults
 from mockai.delivery.outbox import hold_writes
@@ -315,9 +316,24 @@ async def _head_only(
     return _streamed_head(outgoing, headers)
 
 
+def _answer_headers(headers: Mapping[str, str], own: Mapping[str, str]) -> Mapping[str, str]:
+    """`headers` with the answer's own over them. An answer that repeats a header (a replayed
+    recording's `vary: [Origin, Accept-Encoding]`, a CIMultiDict) keeps every value of it,
+    which a dict merge would cut to one."""
+    if not isinstance(own, CIMultiDict):
+        return {**headers, **own}
+    merged = CIMultiDict(headers)
+    for name in own:  # (case-insensitive: the answer's own replace mockai's)
+        merged.popall(name, None)
+    merged.extend(own)
+    return merged
+
+
 def _streamed_head(outgoing: EventStream | Relay, headers: Mapping[str, str]) -> web.StreamResponse:
     """The head of an answer written as it goes (a stream, a relay), not yet prepared."""
-    response = web.StreamResponse(status=outgoing.status, headers={**headers, **outgoing.headers})
+    response = web.StreamResponse(
+        status=outgoing.status, headers=_answer_headers(headers, outgoing.headers)
+    )
     response.headers["Content-Type"] = outgoing.content_type
     if isinstance(outgoing, EventStream):
         response.headers["Cache-Control"] = "no-cache"
@@ -376,7 +392,9 @@ async def _broken_body(
     delivery: Delivery,
 ) -> web.StreamResponse:
     """Headers and half the body of a JSON answer, then a dropped or stalled connection."""
-    response = web.StreamResponse(status=outgoing.status, headers={**headers, **outgoing.headers})
+    response = web.StreamResponse(
+        status=outgoing.status, headers=_answer_headers(headers, outgoing.headers)
+    )
     _typed(response, outgoing.content_type)
     response.content_length = len(outgoing.body)  # the client knows the body is incomplete
     await response.prepare(request)
@@ -439,7 +457,9 @@ def writes_in_slices(outgoing: Outgoing) -> bool:
 async def _large_body(
     request: web.Request, outgoing: Body, headers: Mapping[str, str]
 ) -> web.StreamResponse:
-    response = web.StreamResponse(status=outgoing.status, headers={**headers, **outgoing.headers})
+    response = web.StreamResponse(
+        status=outgoing.status, headers=_answer_headers(headers, outgoing.headers)
+    )
     _typed(response, outgoing.content_type)
     response.content_length = len(outgoing.body)
     await response.prepare(request)
@@ -452,7 +472,9 @@ async def _large_body(
 
 def _body(outgoing: Body, headers: Mapping[str, str]) -> web.Response:
     response = web.Response(
-        status=outgoing.status, body=outgoing.body, headers={**headers, **outgoing.headers}
+        status=outgoing.status,
+        body=outgoing.body,
+        headers=_answer_headers(headers, outgoing.headers),
     )
     _typed(response, outgoing.content_type)
     return response

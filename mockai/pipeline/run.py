@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 from mockai.api import common
 from mockai.api.base import Codec, ParseContext, RenderContext
@@ -709,7 +710,10 @@ def _counting_down(recorded: Outgoing) -> Outgoing:
     if isinstance(recorded, Body | EventStream) and any(
         name.startswith("x-ratelimit-") for name in recorded.headers
     ):
-        kept = {k: v for k, v in recorded.headers.items() if not k.startswith("x-ratelimit-")}
+        pairs = [(k, v) for k, v in recorded.headers.items() if not k.startswith("x-ratelimit-")]
+        # (A recording's repeated header, a CIMultiDict, keeps every value: replay.py.)
+        multi = isinstance(recorded.headers, CIMultiDict)
+        kept: Mapping[str, str] = CIMultiDict(pairs) if multi else dict(pairs)
         return replace(recorded, headers=kept)
     return recorded
 
