@@ -33,13 +33,15 @@ Limits, on purpose:
 * `nullable: true` produces `null` only as a last resort: JSON Schema 2020-12 ignores `nullable`,
   so a non-null value is the one that is valid under both readings.
 * `pattern` has Python `re` semantics, as in jsonschema. With `minLength` / `maxLength`, `sized`
-  builds a match of a length within them (lookarounds are only checked); otherwise, or for what
+  builds a match of a length within them (with a character of each class that leading `(?=.*X)`
+  lookaheads ask for; other lookarounds are only checked); otherwise, or for what
   `sized` cannot build (backreferences), rstr expands it, and failing that checked candidates.
 * Unknown `format`s are ignored. For known ones (pydantic's own `uuid4`, `ipv4network`,
   `multi-host-uri`, ... included) a name-based value (a `birthday`'s birth date, a `redis_url`'s
   `redis://`) is kept only if well-formed; otherwise mockai's own generators make one that passes
-  jsonschema's (or pydantic's) checks. A format that conflicts with `pattern` or the length bounds
-  may fail.
+  jsonschema's (or pydantic's) checks. With a `pattern` or length bounds the plausible values
+  miss, a format's short forms (`a@b.co`, `::1`) are stretched to the bounds and spliced with
+  what the pattern expands to (`jane` + `@acme.com`).
 * A union of numbers and bare strings (pydantic's `Decimal`) gets a number: the string stands for
   one. `uniqueItems` numbers widen their plausible range to hold as many as asked.
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import ipaddress
+import random
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from mockai.generate.schema.names import name_tokens
@@ -47,16 +48,31 @@ def _date_ok(value: str) -> bool:
     return len(value) == 10 and bool(dt.date.fromisoformat(value))
 
 
-_DATE_TIME = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)")
-_TIME = re.compile(r"\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)")
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_CLOCK = r"([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d+)?([Zz]|[+-]([01]\d|2[0-3]):[0-5]\d)"
+_DATE_TIME = re.compile(rf"\d{{4}}-\d\d-\d\d[Tt ]{_CLOCK}")
+_TIME = re.compile(_CLOCK)
+_EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")  # (no empty label: `x@mail.acme.`)
 _URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\s]*")
+# `http:` or `https://` with no host: pydantic's URLs (WHATWG's) refuse them
+_NO_HOST = re.compile(r"(?i)(https?|wss?|ftp):(?!/*[^/?#])\S*")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 _HOSTNAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                        r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")  # fmt: skip
 _DURATION = re.compile(r"P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+S)?)?")
 _BASE64URL = re.compile(r"(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2}==|[A-Za-z0-9_-]{3}=)?")
-_MULTI_HOST_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#]+[^\s]*")
+_HOST = r"(?:\[[0-9A-Fa-f:.]+\]|[^\s/?#@:,\[\]]+)(?::\d{1,5})?"  # (a port is digits)
+_MULTI_HOST_URI = re.compile(
+    rf"[A-Za-z][A-Za-z0-9+.-]*://(?:[^\s/?#@]*@)?{_HOST}(?:,{_HOST})*(?:[/?#]\S*)?"
+)
+# pydantic's NameEmail: `Jane Doe <jane@example.com>` (its "pretty" form, as it parses it) or a
+# bare address.
+_ADDRESS = r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+"
+_NAME_EMAIL = re.compile(rf"(?:(?:[\w.'+-]+ )*[\w.'+-]+ <{_ADDRESS}>)|{_ADDRESS}")
+
+
+def _text(decoded: bytes) -> bool:
+    """True if `decoded` is UTF-8 (raises if not)."""
+    return decoded.decode() is not None
 
 
 def _uuid_version(version: int) -> Callable[[str], bool]:
@@ -70,9 +86,9 @@ _FORMAT_CHECKS: dict[str, Callable[[str], object]] = {
     "time": _TIME.fullmatch,
     "email": _EMAIL.fullmatch,
     "idn-email": _EMAIL.fullmatch,
-    "uri": _URI.fullmatch,
-    "url": _URI.fullmatch,
-    "iri": _URI.fullmatch,
+    **dict.fromkeys(
+        ("uri", "url", "iri"), lambda v: _URI.fullmatch(v) and not _NO_HOST.fullmatch(v)
+    ),
     "uuid": _UUID.fullmatch,
     "ipv4": ipaddress.IPv4Address,
     "ipv6": ipaddress.IPv6Address,
@@ -88,8 +104,11 @@ _FORMAT_CHECKS: dict[str, Callable[[str], object]] = {
     "ipv6interface": ipaddress.IPv6Interface,
     "ipvanyinterface": ipaddress.ip_interface,
     "multi-host-uri": _MULTI_HOST_URI.fullmatch,
-    "base64": lambda v: base64.b64decode(v, validate=True) is not None,
-    "base64url": _BASE64URL.fullmatch,
+    # Base64 of text: pydantic's Base64Str decodes it to a str. (b64decode takes `sbG8=`,
+    # surplus padding and all; pydantic does not.)
+    "base64": lambda v: len(v) % 4 == 0 and _text(base64.b64decode(v, validate=True)),
+    "base64url": lambda v: _BASE64URL.fullmatch(v) and _text(base64.urlsafe_b64decode(v)),
+    "name-email": _NAME_EMAIL.fullmatch,
 }
 
 
@@ -116,6 +135,14 @@ def _uuid(version: int) -> Callable[[Generator, bool], str]:
 
 def _encoded(g: Generator, encode: Callable[[bytes], bytes]) -> str:
     return encode(f"{word(g.rng)} {word(g.rng)}".encode()).decode()
+
+
+def _name_email(g: Generator, faker: bool) -> str:
+    """`Jane Doe <jane.doe@example.com>`: the address made of the name's words (kept to the
+    characters pydantic takes in a name unquoted, so it is well-formed with Faker's names too)."""
+    name = " ".join(re.findall(r"[\w.'+-]+", text(g, "name")))
+    local = ".".join(re.findall(r"[a-z0-9]+", name.lower())) or "jane"
+    return f"{name or 'Jane'} <{local}@example.com>"
 
 
 def _path(g: Generator, faker: bool) -> str:
@@ -201,6 +228,162 @@ FORMAT_MAKERS: dict[str, Callable[[Generator, bool], str]] = {
     "ipvanyinterface": lambda g, _: _network(g, v6=False, interface=True),
     "multi-host-uri": lambda g, _: _SCHEMES["postgres"].replace("{w}", word(g.rng)),
     "path": _path,
+    "name-email": _name_email,
     "base64": lambda g, _: _encoded(g, base64.b64encode),
     "base64url": lambda g, _: _encoded(g, base64.urlsafe_b64encode),
 }
+
+
+# --- values sized to length bounds, or spliced with a pattern's expansion -------------------------
+
+# Short well-formed values of each checked format, tried when the length bounds or a pattern rule
+# out the plausible ones. Where one holds a marker, that many filler characters can go there to
+# reach a length: letters (a dot now and then, so no label passes 63), digits, or base64 quads.
+_LETTERS, _DIGITS, _QUADS = _MARKERS = "\0", "\1", "\2"
+
+
+def _grouped(widths: Sequence[int], digits: str, sep: str) -> str:
+    return sep.join(digits[:width] for width in widths)
+
+
+def _spread(total: int, count: int, widest: int) -> list[int] | None:
+    """`count` widths of 1..`widest` adding up to `total` (None if none do)."""
+    if not count <= total <= count * widest:
+        return None
+    return [total // count + (index < total % count) for index in range(count)]
+
+
+def _ip_shapes() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """An IPv4 address of each length it can have (7-15), and an IPv6 one (2-39; the loopback
+    first: it reads better than `::`)."""
+    v4 = [_grouped(_spread(n - 3, 4, 3) or [], "100", ".") for n in range(7, 16)]
+    v6 = ["::1", "::"]
+    for length in range(4, 40):
+        for count in range(1, 9):  # `::` and up to 7 groups, or 8 groups without it
+            widths = _spread(length - (7 if count == 8 else count + 1), count, 4)
+            if widths is not None:
+                v6.append(("" if count == 8 else "::") + _grouped(widths, "1000", ":"))
+                break
+    return tuple(v4), tuple(v6)
+
+
+def _networks(addresses: Sequence[str], bits: int) -> tuple[str, ...]:
+    """Networks of many lengths with no host bits set, as pydantic wants: each address as its
+    own network, and a few zero ones (a pattern's `/24` takes the place of their prefix)."""
+    if bits == 32:
+        zero = ["0.0.0.0/0", "10.0.0.0/8", "100.0.0.0/8", "100.100.0.0/16", "100.100.100.0/24"]
+    else:  # (`::1000` reversed is `0001::`: high bits set, for `/32` and the like)
+        zero = ["::/0", "::/64", *(f"{address[::-1]}/128" for address in addresses)]
+    return (*addresses, *(f"{address}/{bits}" for address in addresses), *zero)
+
+
+def _interfaces(addresses: Sequence[str], bits: int) -> tuple[str, ...]:
+    return (*addresses, *(f"{address}/{bits}" for address in addresses))
+
+
+_V4, _V6 = _ip_shapes()
+_V4_NETWORKS, _V6_NETWORKS = _networks(_V4, 32), _networks(_V6, 128)
+_DAYS = ("2024-01-01", "2024-10-20")  # (`^1987-11-3` takes the second: there is no 11-31)
+_TIMES = ("00:00:00Z", "00:00:00.0\1Z", "00:00:00+00:00", "00:00:00.0\1+00:00")
+_EMAILS = ("a@b\0.co", "a\0@b.co")
+_URIS = ("http://a\0.io", "http://a.io/\0", "urn:a\0")
+_SHAPES: dict[str, tuple[str, ...]] = {
+    "date-time": tuple(f"{day}T{time}" for day in _DAYS for time in _TIMES),
+    "date": _DAYS,
+    "time": _TIMES,
+    "email": _EMAILS,
+    "idn-email": _EMAILS,
+    "name-email": ("A\0 <a@b.co>", *_EMAILS),
+    **dict.fromkeys(("uri", "url", "iri"), _URIS),
+    "multi-host-uri": ("postgres://a\0", "postgresql://a\0"),
+    "uuid": ("00000000-0000-4000-8000-000000000000",),
+    **{f"uuid{v}": (f"00000000-0000-{v}000-8000-000000000000",) for v in (1, 3, 4, 5)},
+    "ipv4": _V4,
+    "ipv6": _V6,
+    "ipvanyaddress": _V4 + _V6,
+    "ipv4network": _V4_NETWORKS,
+    "ipv6network": _V6_NETWORKS,
+    "ipvanynetwork": _V4_NETWORKS + _V6_NETWORKS,
+    "ipv4interface": _interfaces(_V4, 32),
+    "ipv6interface": _interfaces(_V6, 128),
+    "ipvanyinterface": _interfaces(_V4, 32) + _interfaces(_V6, 128),
+    "hostname": ("a\0.io", "a\0"),
+    "duration": ("P1\1D", "PT1\1S"),
+    "base64": ("\2",),
+    "base64url": ("\2",),
+}
+
+
+def shaped(
+    rng: random.Random,
+    fmt: str,
+    low: int,
+    high: int | None,
+    plausible: Sequence[str] = (),
+    fixed: str = "",
+    at_start: bool = True,
+) -> Iterator[str]:
+    """Values of `fmt` (the `plausible` ones, then its short shapes) that start (`at_start`) or
+    end with `fixed` and have a length in [low, high] where a shape can stretch to one.
+
+    `fixed` (a pattern's expansion: `2024-`, `@acme.com`) takes the place of a shape's start up to
+    a character `fixed` ends with (`jane@example.com` -> `jane` + `@acme.com`, at the end), or of
+    as many characters as it has. The caller checks format, pattern and length.
+    """
+    if any(marker in fixed for marker in _MARKERS):
+        return
+    shapes = (*plausible, *_SHAPES.get(fmt, ()))
+    seen: set[str] = set()
+    for every in (False, True):  # the likely cuts of all shapes first
+        for shape in shapes:
+            for spliced in _spliced(shape, fixed, at_start, every):
+                if spliced not in seen:
+                    seen.add(spliced)
+                    value = _filled(rng, spliced, low, high)
+                    if value is not None:
+                        yield value
+
+
+def _spliced(shape: str, fixed: str, at_start: bool, every: bool) -> Iterator[str]:
+    """`fixed` in the place of `shape`'s start: up to a character it ends with, or as long as
+    it is; or, with `every`, up to any position (`...T10:20:30.12` + digits + `Z` to be long
+    enough, `^200` + `1::1`)."""
+    if not fixed:
+        yield from () if every else (shape,)
+    elif not at_start:  # the same from the other end
+        mirrored = _spliced(shape[::-1], fixed[::-1], True, every)
+        yield from (value[::-1] for value in mirrored)
+    elif every:
+        yield from (fixed + shape[cut:] for cut in range(len(shape) + 1))
+    else:
+        cuts = [i for i in range(1, len(shape) + 1) if shape[i - 1] == fixed[-1]]
+        yield from (fixed + shape[cut:] for cut in (*cuts, min(len(fixed), len(shape))))
+
+
+def _filled(rng: random.Random, template: str, low: int, high: int | None) -> str | None:
+    """`template` with its marker (if any) filled to the shortest length from `low` on; None if
+    it cannot be within [low, high]."""
+    marker = next((m for m in _MARKERS if m in template), None)
+    base = len(template) - (marker is not None)
+    size = max(0, low - base) if marker is not None else 0
+    if marker == _QUADS:
+        size += -size % 4
+    if base + size < low or (high is not None and base + size > high):
+        return None
+    if marker is None:
+        return template
+    return template.replace(marker, _filler(rng, marker, size))
+
+
+def _filler(rng: random.Random, marker: str, size: int) -> str:
+    if marker == _DIGITS:
+        return "".join(rng.choices("0123456789", k=size))
+    letters = ""
+    while len(letters) < size:
+        letters += word(rng)
+    if marker == _QUADS:  # (base64 of letters: it decodes to text)
+        return base64.b64encode(letters[: size // 4 * 3].encode()).decode()
+    # a dot every 50 letters (not last: a `.` follows in some shapes): labels stay under 63
+    return "".join(
+        "." if i % 50 == 49 and i < size - 1 else char for i, char in enumerate(letters[:size])
+    )

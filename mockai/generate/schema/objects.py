@@ -19,7 +19,7 @@ from mockai.generate.schema.nodes import (
     escape,
 )
 from mockai.generate.schema.patterns import expand, regex, search
-from mockai.generate.schema.plausible import text
+from mockai.generate.schema.plausible import text, word
 
 if TYPE_CHECKING:
     from mockai.generate.schema.generator import Generator
@@ -97,9 +97,8 @@ def _extra_key(gen: Generator, flat: Flat, taken: Mapping[str, Any]) -> str | No
     names = node.get("propertyNames", True)
     key: Any
     if patterns and (closed or gen.rng.random() < 0.5):
-        pattern = gen.rng.choice(patterns)
-        key = expand(gen, pattern)
-        if key is None or not search(regex(pattern, flat.ptr), key, flat.ptr):
+        key = _pattern_key(gen, flat, gen.rng.choice(patterns), taken)
+        if key is None:
             return None
     elif closed:
         return None
@@ -110,6 +109,26 @@ def _extra_key(gen: Generator, flat: Flat, taken: Mapping[str, Any]) -> str | No
     if not isinstance(key, str) or key in taken or key in (node.get("properties") or {}):
         return None
     return key if names is True or gen.is_valid(names, key, flat.ptr) else None
+
+
+def _pattern_key(gen: Generator, flat: Flat, pattern: str, taken: Mapping[str, Any]) -> str | None:
+    """A name `pattern` matches: what it expands to, or that and a word when the expansion is
+    taken or the pattern lets a name go on after it (`^S_` always expands to `S_`, so an object
+    that needs two such names would never get a second)."""
+    compiled = regex(pattern, flat.ptr)
+    key = expand(gen, pattern)
+    if key is None or not search(compiled, key, flat.ptr):
+        return None
+    open_end = not pattern.endswith(("$", "\\Z")) or pattern.endswith("\\$")
+    if (
+        key in taken
+        or key in (flat.node.get("properties") or {})
+        or (open_end and not key[-1:].isalnum())
+    ):
+        longer = key + word(gen.rng)
+        if search(compiled, longer, flat.ptr):
+            return longer
+    return key
 
 
 def _property_schema(flat: Flat, key: str) -> tuple[Any, str]:

@@ -17,6 +17,7 @@ falls back to rstr.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import re
@@ -81,13 +82,13 @@ class _Part:
 
 
 class _Chars(_Part):
-    """One character out of `pool`."""
+    """One character out of `pool` (`wide`: all it may hold, before `_pool` narrowed it)."""
 
-    __slots__ = ("pool",)
+    __slots__ = ("pool", "wide")
 
-    def __init__(self, pool: str) -> None:
+    def __init__(self, pool: str, wide: str) -> None:
         super().__init__(1, 1, True)
-        self.pool = pool
+        self.pool, self.wide = pool, wide
 
 
 class _Seq(_Part):
@@ -269,7 +270,8 @@ def _part(op: Any, arg: Any, state: Any, flags: int) -> _Part | None:
     if op in (sre_constants.AT, sre_constants.ASSERT, sre_constants.ASSERT_NOT):
         return None  # zero width: anchors hold at the ends; lookarounds are left to the check
     if op in _CHARS:
-        return _Chars(_pool(op, arg, state, flags))
+        wide = _wide_pool(op, arg, state, flags)
+        return _Chars(_narrowed(wide), wide)
     if op == sre_constants.BRANCH:
         return _Alt(tuple(_sequence(branch, state, flags) for branch in arg[1]))
     if op == sre_constants.SUBPATTERN:
@@ -298,22 +300,25 @@ _REPEATS = tuple(
 )
 
 
-def _pool(op: Any, arg: Any, state: Any, flags: int) -> str:
+def _wide_pool(op: Any, arg: Any, state: Any, flags: int) -> str:
     """The characters one position may hold, as Python's `re` matches them (flags included).
 
     From printable ASCII (without tabs and newlines unless nothing else fits), plus the class's
-    own characters for non-ASCII ones (`[à-ÿ]`). A class as broad as `.` or `\\S` is narrowed to
-    letters and digits: `sk-` then 40 of them reads as a key, not as line noise.
+    own characters for non-ASCII ones (`[à-ÿ]`).
     """
     single = sre_compile.compile(sre_parse.SubPattern(state, [(op, arg)]), flags)
     own = "".join(dict.fromkeys(_own_chars(op, arg)))
     for candidates in (_PRINTABLE, _WHITESPACE, own):
-        pool = [char for char in candidates if single.fullmatch(char)]
+        pool = "".join(char for char in candidates if single.fullmatch(char))
         if pool:
-            if set(pool) >= _ALNUM:
-                pool = [char for char in pool if char in _ALNUM]
-            return "".join(pool)
+            return pool
     raise _Unsupported("a character class nothing printable matches")
+
+
+def _narrowed(pool: str) -> str:
+    """A class as broad as `.` or `\\S` narrowed to letters and digits: `sk-` then 40 of them
+    reads as a key, not as line noise. (A lookahead may still ask for one of the others.)"""
+    return "".join(char for char in pool if char in _ALNUM) if set(pool) >= _ALNUM else pool
 
 
 def _own_chars(op: Any, arg: Any) -> list[str]:
@@ -332,7 +337,59 @@ def _own_chars(op: Any, arg: Any) -> list[str]:
     return chars
 
 
+@lru_cache(maxsize=512)
+def required_classes(pattern: str) -> tuple[str, ...]:
+    """The characters each leading lookahead `(?=.*X)` asks for (X a class or a literal), one
+    pool per lookahead: a match holds at least one of each.
+
+    The strong-password pattern has four; a string of random characters has all four by luck
+    only, so `expand_sized` puts one of each in. Lookaheads after text the pattern consumes
+    constrain only what follows, and other shapes of lookahead are left to the caller's check.
+    """
+    try:
+        parsed = sre_parse.parse(pattern)
+    except (re.error, OverflowError, RecursionError):
+        return ()
+    pools: list[str] = []
+    for op, arg in parsed:
+        if op == sre_constants.AT:
+            continue
+        if op != sre_constants.ASSERT:
+            break
+        wanted = _anywhere(arg)
+        if wanted is not None:
+            with contextlib.suppress(_Unsupported):  # (left to the caller's check)
+                pools.append(_wide_pool(*wanted, parsed.state, 0))
+    return tuple(pools)
+
+
+def _anywhere(arg: Any) -> tuple[Any, Any] | None:
+    """`(op, arg)` of X in a lookahead `(?=.*X)` / `(?=.*?X)`, else None."""
+    direction, body = arg
+    items = list(body)
+    if direction != 1 or len(items) != 2 or items[1][0] not in _CHARS:
+        return None
+    (repeat, (least, most, inner)), wanted = items
+    if repeat not in _REPEATS or least != 0 or most != sre_constants.MAXREPEAT:
+        return None
+    return wanted if list(inner) == [(sre_constants.ANY, None)] else None
+
+
 # --- building a string of a chosen length ---------------------------------------------------------
+
+
+class _Built:
+    """The string being built, in chunks, with the pool each chunk's characters came from."""
+
+    __slots__ = ("chunks", "runs")
+
+    def __init__(self) -> None:
+        self.chunks: list[str] = []
+        self.runs: list[tuple[int, str]] = []
+
+    def add(self, chars: str, pool: str) -> None:
+        self.chunks.append(chars)
+        self.runs.append((len(chars), pool))
 
 
 def expand_sized(gen: Generator, pattern: str, low: int, high: int | None) -> str | None:
@@ -352,9 +409,33 @@ def expand_sized(gen: Generator, pattern: str, low: int, high: int | None) -> st
     length = _length(rng, part, least, top, most)
     if length is None:
         return None
-    out: list[str] = []
+    out = _Built()
     _build(rng, part, length, out)
-    return "".join(out)
+    required = required_classes(pattern)
+    return _with_required(rng, out, required) if required else "".join(out.chunks)
+
+
+def _with_required(rng: random.Random, built: _Built, required: tuple[str, ...]) -> str:
+    """`built` with a character of each `required` pool, where one is missing, put in at a
+    random position whose own pool allows it (and that no other requirement holds)."""
+    chars = list("".join(built.chunks))
+    pools = [pool for count, pool in built.runs for _ in range(count)]
+    held: set[int] = set()
+    missing = []
+    for need in required:
+        present = next((i for i, c in enumerate(chars) if c in need and i not in held), None)
+        if present is None:
+            missing.append(need)
+        else:
+            held.add(present)
+    for need in missing:
+        allowed = {pool: [c for c in pool if c in need] for pool in set(pools)}
+        spots = [i for i, pool in enumerate(pools) if allowed[pool] and i not in held]
+        if spots:  # (if not, the caller's check refuses the string)
+            spot = rng.choice(spots)
+            chars[spot] = rng.choice(allowed[pools[spot]])
+            held.add(spot)
+    return "".join(chars)
 
 
 def _least_of(*bounds: int | None) -> int | None:
@@ -402,14 +483,14 @@ def _fitting(part: _Part, low: int, high: int, length: int) -> int:
     return length
 
 
-def _build(rng: random.Random, part: _Part, length: int, out: list[str]) -> int:
+def _build(rng: random.Random, part: _Part, length: int, out: _Built) -> int:
     """Append a string `part` matches, of `length` if it can; return the length appended.
 
     Dense parts share the length out at random (every share works); others, up to _EXACT, only
     in shares that their parts can match, and past it as near as they can.
     """
     if isinstance(part, _Chars):
-        out.append(part.pool[rng.randrange(len(part.pool))])
+        out.add(part.pool[rng.randrange(len(part.pool))], part.wide)
         return 1
     exact = not part.dense and length <= _EXACT and part.fits(length)
     if isinstance(part, _Alt):
@@ -442,7 +523,7 @@ def _build(rng: random.Random, part: _Part, length: int, out: list[str]) -> int:
         count = max(round(length / max(body.low, 1)), part.least)
         count = count if part.most is None else min(count, part.most)
     if isinstance(body, _Chars):  # the common case, in one go: `\d{16}`, `[A-Za-z0-9]+`
-        out.append("".join(rng.choices(body.pool, k=count)))
+        out.add("".join(rng.choices(body.pool, k=count)), body.wide)
         return count
     return _share(rng, (body,) * count, length, out)
 
@@ -461,7 +542,7 @@ def _suffixes(items: tuple[_Part, ...], cap: int) -> list[int]:
 
 
 def _share_exactly(
-    rng: random.Random, items: tuple[_Part, ...], after: list[int], length: int, out: list[str]
+    rng: random.Random, items: tuple[_Part, ...], after: list[int], length: int, out: _Built
 ) -> int:
     """Append strings for `items`, `length` in all, each of a length it matches that leaves the
     rest one that the items after it (`after[i]`: their lengths) match together."""
@@ -476,7 +557,7 @@ def _share_exactly(
     return length - left
 
 
-def _share(rng: random.Random, items: tuple[_Part, ...], length: int, out: list[str]) -> int:
+def _share(rng: random.Random, items: tuple[_Part, ...], length: int, out: _Built) -> int:
     """Append strings for `items` in turn, `length` in all: each gets its shortest, and what is
     left over is shared out at random among those that can be longer (what one falls short of,
     the next ones make up)."""
