@@ -81,15 +81,15 @@ def parse_limits(spec: Any) -> dict[str, Limit]:
 
 def _given(limit: Limit) -> dict[str, int | float]:
     """What sets `limit` apart from the defaults (rpm alone when nothing does)."""
-    given = {
-        key: value
-        for key, value, default in (
-            ("rpm", limit.rpm, DEFAULT_RPM),
-            ("tpm", limit.tpm, DEFAULT_TPM),
-            ("window", limit.window, WINDOW),
-        )
-        if value != default
-    }
+    # (one field at a time: a loop over (name, value) pairs would type its value as float, the
+    # join of int and float, and mypyc's build then wrote `rpm=5.0` in messages)
+    given: dict[str, int | float] = {}
+    if limit.rpm != DEFAULT_RPM:
+        given["rpm"] = limit.rpm
+    if limit.tpm != DEFAULT_TPM:
+        given["tpm"] = limit.tpm
+    if limit.window != WINDOW:
+        given["window"] = limit.window
     return given or {"rpm": limit.rpm}
 
 
