@@ -8,6 +8,12 @@ the docs promise) and searched with the `regex` package, compiled in its `re`-co
 mode, whose searches take a timeout. A pattern `regex` refuses but `re` accepts (none is known)
 is searched with `re`, unbounded, rather than refused.
 
+JSON Schema patterns are ECMA-262 regexes, whose Unicode property escapes (`\\p{L}`,
+`\\P{Lu}`, `\\p{Extended_Pictographic}` in zod's `z.emoji()`) `re` refuses and `regex` knows: such
+a pattern (`bounded(..., properties=True)`) is compiled and searched with `regex` alone, and
+`sampled` writes it with each property as a class of some of its characters, for the code that
+builds matches from `re`'s parse of a pattern.
+
 Bounds: SEARCH_SECONDS per search (ordinary patterns take microseconds), and, inside a
 `budget()` scope (one generated value, one validation), SCOPE_SECONDS for all searches together,
 so a thousand candidates each stopped at the bound cannot add up to a hang either.
@@ -45,6 +51,7 @@ __all__ = [
     "RegexTimeout",
     "bounded",
     "budget",
+    "sampled",
     "validator_class",
 ]
 
@@ -97,7 +104,8 @@ def budget(seconds: float = SCOPE_SECONDS) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class Bounded:
-    """A pattern compiled for bounded searches; `pattern` is the `re` compilation."""
+    """A pattern compiled for bounded searches; `pattern` is the `re` compilation (`regex`'s,
+    with the same attributes, for a pattern with Unicode property escapes)."""
 
     pattern: re.Pattern[str]
     _timed: Any = field(repr=False)  # regex.Pattern, or None: `regex` refused the pattern
@@ -121,21 +129,45 @@ class Bounded:
 
 
 @lru_cache(maxsize=1024)
-def bounded(pattern: str, flags: int = 0) -> Bounded:
+def bounded(pattern: str, flags: int = 0, *, properties: bool = False) -> Bounded:
     """`pattern` compiled with `re` semantics; raises re.error (or OverflowError, for a repeat
-    count past re's bound) as `re.compile` does."""
-    checked = re.compile(pattern, flags)
+    count past re's bound) as `re.compile` does. With `properties`, a pattern whose Unicode
+    property escapes (`\\p{L}`) are ECMA-262's, as JSON Schema's, compiles with `regex`."""
+    try:
+        checked = re.compile(pattern, flags)
+    except re.error:
+        if not properties or sampled(pattern, unknown="x") == pattern:
+            raise
+        return _with_properties(pattern, flags)
     if _unrolled(pattern, flags) > UNROLLED_MOST:
         return Bounded(checked, None)  # (see UNROLLED_MOST)
+    try:
+        searcher = timed.compile(pattern, _twin(flags) | timed.VERSION0)
+    except Exception:  # `regex` refuses what `re` takes: keep `re`'s meaning, unbounded
+        searcher = None
+    return Bounded(checked, searcher)
+
+
+def _twin(flags: int) -> int:
+    """`re` flags as `regex` numbers them."""
     twin = 0
     for mine, theirs in _FLAGS:
         if flags & mine:
             twin |= theirs
+    return twin
+
+
+def _with_properties(pattern: str, flags: int) -> Bounded:
+    """`pattern`, which uses Unicode property escapes, compiled with `regex` only (V0 mode)."""
+    # Its shape (properties as one character each) says what compiling would unroll; past the
+    # bound there is no `re` to fall back on, so it is refused.
+    if _unrolled(sampled(pattern, unknown="x") or "", flags) > UNROLLED_MOST:
+        raise re.error(f"{pattern!r} repeats too much to be compiled")
     try:
-        searcher = timed.compile(pattern, twin | timed.VERSION0)
-    except Exception:  # `regex` refuses what `re` takes: keep `re`'s meaning, unbounded
-        searcher = None
-    return Bounded(checked, searcher)
+        searcher = timed.compile(pattern, _twin(flags) | timed.VERSION0)
+    except timed.error as error:  # (an unknown property, say)
+        raise re.error(str(error)) from None
+    return Bounded(searcher, searcher)
 
 
 # `regex` unrolls a repeat's required count when it compiles: `a{10000000}` takes 7 s and 2.6 GB
@@ -177,6 +209,83 @@ def _unrolled(pattern: str, flags: int) -> int:
     return size(sre_parse.parse(pattern, flags))
 
 
+# --- Unicode property escapes ----------------------------------------------------------------
+
+# The characters a property escape is sampled from: ASCII, Latin-1, Greek, Cyrillic, Hebrew,
+# Arabic, kana, some CJK ideographs, emoji and their components (skin tones, flags' regional
+# indicators, the keycap mark). A property none of them has cannot be sampled.
+_POOL = "".join(
+    chr(code)
+    for low, high in (
+        (0x20, 0x7E), (0xA0, 0xFF), (0x391, 0x3A1), (0x3A3, 0x3A9), (0x3B1, 0x3C9),
+        (0x410, 0x44F), (0x5D0, 0x5EA), (0x627, 0x64A), (0x660, 0x669), (0x2000, 0x200A),
+        (0x20E3, 0x20E3), (0x2600, 0x2604), (0x3041, 0x3096), (0x30A1, 0x30FA),
+        (0x4E00, 0x4EFF), (0x1F1E6, 0x1F1FF), (0x1F32D, 0x1F37F), (0x1F3FB, 0x1F3FF),
+        (0x1F600, 0x1F64F), (0x1F680, 0x1F6C5),
+    )
+    for code in range(low, high + 1)
+)  # fmt: skip
+
+
+def sampled(pattern: str, *, unknown: str | None = None) -> str | None:
+    """`pattern` with each Unicode property escape (`\\p{L}`, `\\P{Lu}`) written as a class of
+    some of the characters it matches, so that `re` parses it; a property none of the sampled
+    characters has is written `unknown`, or makes the answer None."""
+    out: list[str] = []
+    index, start = 0, -1  # start: where the class the scan is in opened (-1: in none)
+    while index < len(pattern):
+        char = pattern[index]
+        escape = _PROPERTY.match(pattern, index) if char == "\\" else None
+        if escape is not None:
+            sample = _property_sample(escape["name"], escape["sign"] == "P")
+            if sample is None:
+                if unknown is None:
+                    return None
+                sample = unknown
+            out.append(sample if start >= 0 else f"[{sample}]")
+            index = escape.end()
+            continue
+        step = 2 if char == "\\" else 1
+        if char == "[" and start < 0:
+            start = index
+        elif char == "]" and start >= 0 and pattern[start + 1 : index] not in ("", "^"):
+            start = -1  # (a `]` first in a class, or after its `^`, is a literal in `re`)
+        out.append(pattern[index : index + step])
+        index += step
+    return "".join(out)
+
+
+_PROPERTY = re.compile(r"\\(?P<sign>[pP])\{(?P<name>[^{}\\]{1,100})\}")
+
+
+@lru_cache(maxsize=256)
+def _property_sample(name: str, negated: bool) -> str | None:
+    """A class body (`a-z\\u00e0`) of the characters of _POOL that `\\p{name}` (or `\\P`)
+    matches; None if there are none, or `regex` knows no such property."""
+    try:
+        matcher = timed.compile(f"\\{'P' if negated else 'p'}{{{name}}}", timed.VERSION0)
+    except timed.error:
+        return None
+    codes = [ord(char) for char in _POOL if matcher.match(char)]
+    runs: list[list[int]] = []
+    for code in codes:
+        if runs and runs[-1][1] == code - 1:
+            runs[-1][1] = code
+        else:
+            runs.append([code, code])
+    return (
+        "".join(
+            _escaped(low) if low == high else f"{_escaped(low)}-{_escaped(high)}"
+            for low, high in runs
+        )
+        or None
+    )
+
+
+def _escaped(code: int) -> str:
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
 # --- jsonschema ------------------------------------------------------------------------------
 
 
@@ -205,7 +314,7 @@ def validator_class(kind: Any, *, raise_timeouts: bool = False) -> Any:
 
 
 def _found(pattern: str, text: str) -> bool:
-    return bounded(pattern).search(text)
+    return bounded(pattern, properties=True).search(text)  # (JSON Schema's: ECMA-262's)
 
 
 def _too_costly(error: RegexTimeout, raise_timeouts: bool) -> Any:

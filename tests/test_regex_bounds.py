@@ -76,17 +76,21 @@ def test_a_costly_response_format_pattern_is_refused_while_others_are_served(
 
 
 def test_a_costly_tool_parameter_pattern_is_refused(server: ServeProcess) -> None:
-    """Tool parameters: a generated property name (36 `a`s, for one `patternProperties`
-    pattern) is searched with every other pattern to find its schema."""
+    """Tool parameters: a property's name (36 `a`s) is searched with every `patternProperties`
+    pattern to find its schema. (A required property, not one the generator names after a
+    pattern it picks at random: which pattern it picked followed the request's key, and a
+    change to the key made it pick the costly one, whose own expansion is cheap to search.)"""
+    name = "a" * 36
     tool = {
         "type": "function",
         "function": {
             "name": "record",
             "parameters": {
                 "type": "object",
-                "patternProperties": {"^a{36}$": {"type": "integer"}, COSTLY: {"type": "string"}},
+                "properties": {name: {"type": "integer"}},
+                "required": [name],
+                "patternProperties": {COSTLY: {"type": "string"}},
                 "additionalProperties": False,
-                "minProperties": 1,
             },
         },
     }

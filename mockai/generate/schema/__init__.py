@@ -9,7 +9,9 @@ message), so that test logs read like real traffic.
 Schemas come from pydantic's `model_json_schema()`, OpenAI strict mode and hand-written JSON, so
 this module covers what those use:
 
-* `$ref` into the same document (`#`, `#/$defs/...`, `#/definitions/...`), including recursion;
+* `$ref` into the same document (`#`, `#/$defs/...`, `#/definitions/...`), including recursion,
+  and `$dynamicRef` (2019-09: `$recursiveRef`) where it means the same: to `#...` or to a
+  `$dynamicAnchor` defined once, in a document without an `$id` below its root;
   past `nodes.MAX_DEPTH` `$ref` hops only the minimal instance is built (required properties,
   `minItems` items, the null / `$ref`-free branch of an `anyOf`), so recursive models terminate.
   Likewise once the value holds `nodes.LEAN_SIZE` tokens (~800): recursion through several fields
@@ -18,24 +20,27 @@ this module covers what those use:
   re-checked so that exactly one branch matches), `if`/`then`/`else`, `not`, `enum`, `const`,
   `type` as a string or list, and OpenAPI 3.0 `nullable`.
 * objects (`properties`, `required`, `additionalProperties`, `patternProperties`,
-  `minProperties`/`maxProperties`, `propertyNames`, `dependentRequired`), arrays (`items`,
+  `minProperties`/`maxProperties`, `propertyNames`, `dependentRequired`, `dependentSchemas` of
+  keys every object holds, merged in), arrays (`items`,
   `prefixItems`, draft-07 tuple `items`, `minItems`/`maxItems`, `uniqueItems`, `contains`),
   strings (`minLength`/`maxLength`, `pattern`, common `format`s), numbers (`minimum`, `maximum`,
   exclusive bounds in draft-04 and 2020-12 spelling, `multipleOf`), booleans and null.
 
 Limits, on purpose:
 
-* Only local refs; remote refs, `$anchor`, `$dynamicRef` and `$id`-relative refs raise
+* Only local refs; remote refs, `$anchor`, other `$dynamicRef`s and `$id`-relative refs raise
   `SchemaGenerationError`.
-* `not`, `oneOf` exclusivity, `if`/`then`/`else`, `maxContains`, `dependentSchemas` and
+* `not`, `oneOf` exclusivity, `if`/`then`/`else`, `maxContains`, other `dependentSchemas` and
   `allOf` members that cannot be merged (two different `pattern`s, say) are best effort: the value
   is generated without them, checked with jsonschema, and regenerated a few times.
 * `nullable: true` produces `null` only as a last resort: JSON Schema 2020-12 ignores `nullable`,
   so a non-null value is the one that is valid under both readings.
-* `pattern` has Python `re` semantics, as in jsonschema. With `minLength` / `maxLength`, `sized`
-  builds a match of a length within them (with a character of each class that leading `(?=.*X)`
-  lookaheads ask for; other lookarounds are only checked); otherwise, or for what
-  `sized` cannot build (backreferences), rstr expands it, and failing that checked candidates.
+* `pattern` has Python `re` semantics, as in jsonschema, plus ECMA-262's Unicode property
+  escapes (`\\p{L}`: searched with `regex`, expanded from a sample of their characters). With
+  `minLength` / `maxLength`, `sized` builds a match of a length within them (with a character
+  of each class that leading `(?=.*X)` lookaheads ask for; other lookarounds are only checked);
+  otherwise, or for what `sized` cannot build (backreferences), rstr expands it, and failing
+  that checked candidates.
 * Unknown `format`s are ignored. For known ones (pydantic's own `uuid4`, `ipv4network`,
   `multi-host-uri`, ... included) a name-based value (a `birthday`'s birth date, a `redis_url`'s
   `redis://`) is kept only if well-formed; otherwise mockai's own generators make one that passes

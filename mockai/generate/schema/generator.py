@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from mockai import regexes
@@ -150,18 +151,30 @@ class Generator:
     def flatten(self, schema: Any, flat: Flat) -> None:
         """Reduce `schema` into `flat.node`, one combinator at a time, until none is left."""
         node = as_node(schema, flat.ptr)
+        merged: set[str] = set()  # `dependentSchemas` keys merged already (a schema of one
+        # may `$ref` back to the node: merged once, it is still checked on the value)
         while True:
             if "$ref" in node:
                 node = resolve.follow_ref(self.root, node, flat)
+            elif "$dynamicRef" in node or "$recursiveRef" in node:
+                node = resolve.follow_dynamic_ref(self.root, node, flat, self.anchors)
             elif "anyOf" in node or "oneOf" in node:
                 node = combinators.pick_branch(self.rng, node, flat)
             elif "allOf" in node and not combinators.condition_first(node):
                 node = resolve.merge_all(node, flat)
             elif "if" in node:
                 node = combinators.pick_condition(self.rng, node, flat)
+            elif due := resolve.dependents_due(node, merged):
+                merged.update(due)
+                node = resolve.merge_dependents(node, due, flat)
             else:
                 break
         flat.node = combinators.finish(node, flat)
+
+    @cached_property
+    def anchors(self) -> dict[str, str] | None:
+        """`resolve.anchors` of the root schema, found on first use (a `$dynamicRef`)."""
+        return resolve.anchors(self.root)
 
     def is_valid(self, schema: Any, value: Any, ptr: str) -> bool:
         """jsonschema's verdict on `value` against a part of the root schema."""

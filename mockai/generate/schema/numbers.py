@@ -132,6 +132,8 @@ def _bounds_text(node: Mapping[str, Any]) -> str:
 
 
 def _number_fits(value: Any, bounds: _Bounds, step: Any) -> bool:
+    if isinstance(value, float) and not math.isfinite(value):
+        return False  # past the largest float (`exclusiveMinimum: 1.79e308`): JSON has no inf
     low, low_ex, high, high_ex = bounds
     if low is not None and (value < low or (low_ex and value == low)):
         return False

@@ -23,6 +23,11 @@ def expand(gen: Generator, pattern: str) -> str | None:
     (`gen.xeger.truncated`): checking it against the pattern would be pointless (it is cut with
     the answer) and can be ruinous (`(?:){1000000000}` makes `re` allocate gigabytes).
     """
+    # rstr parses with `re`: ECMA's `\p{L}` are written as classes of some of their characters
+    # (the caller checks the match with the pattern itself).
+    source = regexes.sampled(pattern) if "\\p" in pattern or "\\P" in pattern else pattern
+    if source is None:
+        return None  # a property mockai has no characters of
     if gen.xeger is None:
         from mockai.generate.schema.xeger import Xeger  # (rstr, on first use)
 
@@ -30,13 +35,14 @@ def expand(gen: Generator, pattern: str) -> str | None:
     gen.xeger.limit = gen.room()
     gen.xeger.truncated = False
     try:
-        return gen.xeger.xeger(pattern)
+        return gen.xeger.xeger(source)
     except Exception:  # rstr fails in many ways on regexes it cannot expand; we fall back
         return None
 
 
 def regex(pattern: Any, ptr: str) -> Bounded:
-    """`pattern` compiled (Python `re` semantics, as in jsonschema) for bounded searches (see
+    """`pattern` compiled (Python `re` semantics, as in jsonschema, and ECMA-262's Unicode
+    property escapes, `\\p{L}`, as in JSON Schema) for bounded searches (see
     `search`); raises if it is invalid, or too costly to match (see _NULLABLE_REPEATS, and
     `refuse`: one search of it has already run past its time bound)."""
     compiled = _compiled(pattern) if isinstance(pattern, str) else None
@@ -90,7 +96,7 @@ _slow_lock = threading.Lock()
 
 def _compiled(pattern: str) -> Bounded | None:
     try:
-        return regexes.bounded(pattern)  # (cached there)
+        return regexes.bounded(pattern, properties=True)  # (cached there)
     except (re.error, OverflowError):  # (a repeat count past re's bound: `a{99999999999}`)
         return None
 

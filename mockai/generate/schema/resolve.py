@@ -1,4 +1,5 @@
-"""`$ref` resolution inside the root document, and `allOf` members merged into one schema.
+"""`$ref` resolution inside the root document, and `allOf` members (and the `dependentSchemas` of
+keys every object holds) merged into one schema.
 
 Merging is what lets the rest of the generator look at one dict per node: bounds are tightened,
 types intersected, `required` and `properties` united. What cannot be merged exactly (two
@@ -19,7 +20,9 @@ from mockai.generate.schema.nodes import (
     SchemaGenerationError,
     as_node,
     constrains,
+    escape,
     freeze,
+    infer_type,
     type_list,
 )
 
@@ -32,6 +35,7 @@ _SUBSCHEMAS = frozenset(
     }
 )  # fmt: skip
 _DEFERRED = frozenset({"$ref", "anyOf", "oneOf"})  # merged later, one at a time, via allOf
+_DATA = frozenset({"const", "enum", "default", "examples", "example"})  # values, not schemas
 
 
 # --- $ref ----------------------------------------------------------------------------------------
@@ -50,6 +54,54 @@ def follow_ref(root: Mapping[str, Any], node: Mapping[str, Any], flat: Flat) -> 
         return merge(target, rest, flat)  # 2020-12: siblings of $ref apply too
     flat.ptr = ref
     return target
+
+
+def follow_dynamic_ref(
+    root: Mapping[str, Any], node: Mapping[str, Any], flat: Flat, anchors: Mapping[str, str] | None
+) -> Mapping[str, Any]:
+    """`node`'s `$dynamicRef` (2019-09: `$recursiveRef`) followed as the `$ref` it amounts to in a
+    document without embedded resources (`anchors` is None for one that has some: an `$id`
+    below the root). There the dynamic scope holds one resource, so `#name` is the only node
+    with `$dynamicAnchor` (or `$anchor`) `name`, and `#`, `#/...` are plain pointers; other
+    dynamic references are refused, not ignored (ignored, the value would break the schema)."""
+    key = "$dynamicRef" if "$dynamicRef" in node else "$recursiveRef"
+    ref = node[key]
+    target: str | None = None
+    if anchors is not None and isinstance(ref, str) and ref.startswith("#"):
+        fragment = unquote(ref[1:])
+        target = ref if not fragment or fragment.startswith("/") else anchors.get(fragment)
+    if target is None:
+        raise SchemaGenerationError(
+            f"{key} {ref!r} is not supported (only to a `#` pointer or a `$dynamicAnchor` "
+            "defined once, in a document without an `$id` below its root)",
+            pointer=flat.ptr,
+        )
+    rest = {name: value for name, value in node.items() if name != key}
+    return follow_ref(root, {**rest, "$ref": target}, flat)
+
+
+def anchors(root: Mapping[str, Any]) -> dict[str, str] | None:
+    """The JSON pointer (`#/$defs/node`) of each `$dynamicAnchor` / `$anchor` name defined once
+    in `root`; None if `root` embeds another resource (an `$id` below it)."""
+    found: dict[str, str | None] = {}
+    pending: list[tuple[Any, str]] = [(root, "#")]
+    while pending:  # (iteratively: schemas nest deep)
+        value, ptr = pending.pop()
+        if isinstance(value, Mapping):
+            if isinstance(value.get("$id"), str) and value is not root:
+                return None
+            for keyword in ("$dynamicAnchor", "$anchor"):
+                name = value.get(keyword)
+                if isinstance(name, str) and found.setdefault(name, ptr) != ptr:
+                    found[name] = None  # (a name twice: which one is meant is unclear)
+            pending += [
+                (v, f"{ptr}/{escape(str(k)).replace('%', '%25')}")  # (`resolve` unquotes)
+                for k, v in value.items()
+                if k not in _DATA
+            ]
+        elif isinstance(value, list):
+            pending += [(v, f"{ptr}/{i}") for i, v in enumerate(value)]
+    return {name: ptr for name, ptr in found.items() if ptr is not None}
 
 
 def _too_deep(ref: Any, path: list[Any]) -> str:
@@ -194,3 +246,45 @@ def _intersect_types(a: Any, b: Any, ptr: str) -> Any:
     if not both:
         raise SchemaGenerationError(f"allOf requires type {left} and {right} at once", pointer=ptr)
     return both[0] if len(both) == 1 else both
+
+
+# --- dependentSchemas ----------------------------------------------------------------------------
+
+
+def dependents_due(node: Mapping[str, Any], merged: set[str]) -> list[str]:
+    """The keys of `node`'s `dependentSchemas` (not `merged` yet) whose schemas apply to every
+    value: the node makes objects, and those hold the key (it is required, or required by
+    `dependentRequired` of a required key). Others stay a check on the value."""
+    dependents = node.get("dependentSchemas")
+    if not isinstance(dependents, Mapping) or not _makes_objects(node):
+        return []
+    return [key for key in _present(node) if key in dependents and key not in merged]
+
+
+def merge_dependents(node: Mapping[str, Any], keys: list[str], flat: Flat) -> Mapping[str, Any]:
+    """`node` with the `dependentSchemas` of `keys` merged in, as `allOf` members would be."""
+    merged = node
+    for key in keys:
+        ptr = f"{flat.ptr}/dependentSchemas/{escape(key)}"
+        merged = merge(merged, as_node(node["dependentSchemas"][key], ptr), flat)
+    return merged
+
+
+def _makes_objects(node: Mapping[str, Any]) -> bool:
+    declared = node.get("type")
+    if declared is None:
+        return infer_type(node) == "object"
+    return type_list(declared) == ["object"]
+
+
+def _present(node: Mapping[str, Any]) -> list[str]:
+    """The keys every object of `node` holds: `required`, and what `dependentRequired` adds."""
+    required = node.get("required")
+    keys = [key for key in required if isinstance(key, str)] if isinstance(required, list) else []
+    also = node.get("dependentRequired")
+    if isinstance(also, Mapping):
+        for key in keys:  # (grows as it goes: transitively)
+            more = also.get(key)
+            if isinstance(more, list):
+                keys += [each for each in more if isinstance(each, str) and each not in keys]
+    return keys
