@@ -168,7 +168,8 @@ async def _retrieve_response(state: ServerState, request: web.Request, body: Any
 
 async def _count_input_tokens(state: ServerState, request: web.Request, body: Any) -> object:
     # Validated and counted as the same request to POST /responses would be, so the count
-    # equals that answer's `usage.input_tokens`.
+    # equals that answer's `usage.input_tokens` (unless a rule scripts `usage`: no rule runs
+    # here, as docs/scenarios.md says, so that counting moves no sequence).
     context = pipeline.parse_context(state, request.headers)
     context = await pipeline.with_held(state, context, Endpoint.RESPONSES, body)
     await common.settle_schemas(body)  # a long schema's metaschema check: off the loop
