@@ -459,14 +459,33 @@ def use_compiled_build() -> str:
     return target
 
 
-def startup_seconds(runs: int) -> list[float]:
-    """Launch to first answer of `GET /v1/models`, for a plain `mockai serve`."""
+def startup_seconds(runs: int, *, from_source: bool = True) -> list[float]:
+    """Launch to first answer of `GET /v1/models`, for a plain `mockai serve`: `from_source`,
+    every mockai module compiled at launch, whatever bytecode the checkout holds (the test
+    suite writes it): mockai is run from a copy without its `__pycache__` folders, and nothing
+    is written (the libraries keep their bytecode, as installed)."""
     times = []
-    for _ in range(runs):
-        server = start_server("startup", mockai_command(), SERVER_CORE)
-        times.append(server.started_in)
-        server.stop()
+    with tempfile.TemporaryDirectory(prefix="mockai-from-source-") as copy:
+        env: dict[str, str] = {}
+        if from_source:
+            shutil.copytree(
+                _package(), Path(copy) / "mockai", ignore=shutil.ignore_patterns("__pycache__")
+            )
+            path = os.pathsep.join(filter(None, [copy, os.environ.get("PYTHONPATH")]))
+            env = {"PYTHONPATH": path, "PYTHONDONTWRITEBYTECODE": "1"}
+        for _ in range(runs):
+            server = start_server("startup", mockai_command(), SERVER_CORE, env=env)
+            times.append(server.started_in)
+            server.stop()
     return times
+
+
+def _package() -> Path:
+    """mockai's package folder, found, not imported (what `-m mockai` runs)."""
+    spec = importlib.util.find_spec("mockai")
+    if spec is None or spec.origin is None:
+        raise SystemExit("mockai is not installed (pip install -e .)")
+    return Path(spec.origin).parent
 
 
 def compiled_startup_seconds(runs: int) -> list[float]:
@@ -476,10 +495,7 @@ def compiled_startup_seconds(runs: int) -> list[float]:
     every mockai module at every launch; elsewhere the first launch writes the bytecode and the
     later ones read it, and an installed copy has it from the start. The `.pyc` files written
     here are removed afterwards (where they already existed, both figures are the same)."""
-    spec = importlib.util.find_spec("mockai")  # (found, not imported: what `-m mockai` runs)
-    if spec is None or spec.origin is None:
-        raise SystemExit("mockai is not installed (pip install -e .)")
-    package = Path(spec.origin).parent
+    package = _package()
     written = [
         Path(importlib.util.cache_from_source(str(source)))
         for source in package.rglob("*.py")
@@ -487,7 +503,7 @@ def compiled_startup_seconds(runs: int) -> list[float]:
     ]
     compileall.compile_dir(str(package), quiet=1)
     try:
-        return startup_seconds(runs)
+        return startup_seconds(runs, from_source=False)
     finally:
         for pyc in written:
             pyc.unlink(missing_ok=True)
