@@ -18,6 +18,7 @@ import openai
 import pytest
 import pytest_asyncio
 from hypothesis import HealthCheck, settings
+from service_support import RedisServer
 
 from mockai import MockServer
 
@@ -121,3 +122,14 @@ async def aclient(server: MockServer) -> AsyncIterator[openai.AsyncOpenAI]:
     """The real async SDK, no retries."""
     async with openai.AsyncOpenAI(base_url=server.url, api_key=API_KEY, max_retries=0) as sdk:
         yield sdk
+
+
+@pytest.fixture(scope="module")
+def redis() -> Iterator[RedisServer]:
+    """A real redis-server on a free loopback port, one per test module that asks for it
+    (`tests/service_support.py`; no persistence)."""
+    server = RedisServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -38,15 +38,6 @@ def server() -> Iterator[MockServer]:
         yield running
 
 
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    running = RedisServer().start()
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
 @pytest.fixture
 def run(pytester: pytest.Pytester) -> Callable[[str], pytest.RunResult]:
     """Run a test file in a fresh pytest session (in-process), as test_plugin.py does."""

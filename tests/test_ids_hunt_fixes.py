@@ -126,15 +126,6 @@ def test_conversation_ids_do_not_depend_on_creation_order(
 _ALONE: dict[int, str] = {}  # each body's id as a fresh server's only conversation
 
 
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    server = RedisServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def test_two_workers_sharing_redis_give_the_ids_of_one_server(
     servers: tuple[MockServer, MockServer], http: httpx.Client, redis: RedisServer
 ) -> None:

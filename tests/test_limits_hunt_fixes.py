@@ -39,15 +39,6 @@ PREFIX = f"limits-{uuid.uuid4().hex}"  # the Redis-backed server's keys
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
 
 
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    server = RedisServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture(scope="module", params=["memory", "redis"])
 def server(request: pytest.FixtureRequest, redis: RedisServer) -> Iterator[MockServer]:
     state = redis.url(PREFIX) if request.param == "redis" else None

@@ -22,7 +22,6 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -144,15 +143,6 @@ def test_any_bad_value_with_json_logs_is_exactly_one_json_line(value: str) -> No
 
 
 # --- 2. a start that fails after binding gives back what it took -----------------------------
-
-
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    server = RedisServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _port_is_free(port: int) -> bool:

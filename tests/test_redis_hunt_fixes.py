@@ -48,15 +48,6 @@ SERVE = (sys.executable, "-m", "mockai", "serve", "--port", "0")
 CHAT = "/v1/chat/completions"  # (after a server's `base_url`)
 
 
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    server = RedisServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def _sdk(base_url: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=base_url, api_key="sk-test", max_retries=0)
 

@@ -7,7 +7,7 @@ import json
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -22,15 +22,6 @@ from mockai.errors import ConfigError
 
 MODEL = "gpt-4o-mini"
 TOKEN = "admin-token-for-tests"
-
-
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    server = RedisServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _chat(http: httpx.Client, base: str, text: str = "hi", **extra: object) -> httpx.Response:

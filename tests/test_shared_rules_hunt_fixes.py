@@ -41,15 +41,6 @@ rules:
 SKIPPED = "shared runtime rule(s) not served by this server"
 
 
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    server = RedisServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture
 def prefix() -> str:
     return "test-" + uuid.uuid4().hex

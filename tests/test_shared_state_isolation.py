@@ -11,7 +11,6 @@ import string
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 
 import httpx
 import openai
@@ -26,15 +25,6 @@ from mockai.config import Config
 from mockai.errors import ConfigError
 
 MODEL = "gpt-4o-mini"
-
-
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    server = RedisServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _sdk(server: MockServer) -> openai.OpenAI:

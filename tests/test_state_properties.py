@@ -13,10 +13,8 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from service_support import RedisServer
@@ -28,16 +26,6 @@ from mockai.errors import ApiError
 from mockai.pipeline.exchange import CalledTool, Message
 from mockai.stores import kept
 from mockai.wire.outgoing import Body, EventStream
-
-
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    server = RedisServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
 
 KEYS = st.sampled_from(["a", "b", "c", "d", "e"])
 OPERATIONS = st.lists(
