@@ -4,11 +4,8 @@ CJK text counted near what tiktoken counts, and function parameters that must be
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import conformance
@@ -17,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sdk import sdk
+from tiktoken_support import encodings
 
 from mockai import tokens
 
@@ -268,17 +266,6 @@ def test_a_rule_of_two_calls_answered_as_functions_bills_the_one_sent(
 # --- 5. CJK text is counted about a token a character -------------------------------------------
 
 
-def _encodings() -> list[Any]:
-    """tiktoken's cl100k and o200k, from the files litellm ships (never downloaded)."""
-    tiktoken = pytest.importorskip("tiktoken")
-    litellm = importlib.util.find_spec("litellm")  # (not imported: it fetches a price list)
-    if litellm is None or litellm.origin is None:
-        pytest.skip("litellm, which ships tiktoken's files, is not installed")
-    files = Path(litellm.origin).parent / "litellm_core_utils" / "tokenizers"
-    os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(files))
-    return [tiktoken.get_encoding("cl100k_base"), tiktoken.get_encoding("o200k_base")]
-
-
 # Common words, as real text is made of (rare ideographs cost cl100k 2-3 byte tokens each).
 _WORDS = {
     "zh": "这是 一个 测试 句子 我们 今天 北京 中国 人民 学习 工作 时间 问题 因为 所以 可以 "
@@ -302,7 +289,7 @@ def _cjk_texts(draw: st.DrawFn) -> str:
 def test_cjk_text_counts_within_a_factor_of_tiktoken(text: str) -> None:
     counted = tokens.count(text)
     assert counted == len(tokens.split(text))  # (what a stream of it sends)
-    for encoding in _encodings():
+    for encoding in encodings():
         # (about a token a character: near cl100k's count; o200k holds more common words whole,
         # Korean ones above all, and spends up to half as many)
         real = len(encoding.encode(text))

@@ -5,11 +5,8 @@ estimates near tiktoken's for indentation, emoji and scripts BPE holds few words
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import conformance
@@ -17,6 +14,7 @@ import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tiktoken_support import encodings
 
 from mockai import MockServer, tokens
 from mockai.api.common import check_context
@@ -272,17 +270,6 @@ def test_deepseek_reasoning_is_the_same_streamed_or_not_and_counted_as_text(plai
 # --- 4. token estimates near tiktoken's ----------------------------------------------------------
 
 
-def _encodings() -> list[Any]:
-    """tiktoken's cl100k and o200k, from the files litellm ships (never downloaded)."""
-    tiktoken = pytest.importorskip("tiktoken")
-    litellm = importlib.util.find_spec("litellm")  # (not imported: it fetches a price list)
-    if litellm is None or litellm.origin is None:
-        pytest.skip("litellm, which ships tiktoken's files, is not installed")
-    files = Path(litellm.origin).parent / "litellm_core_utils" / "tokenizers"
-    os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(files))
-    return [tiktoken.get_encoding("cl100k_base"), tiktoken.get_encoding("o200k_base")]
-
-
 _WORDS = {
     "arabic": "مرحبا، كيف حالك؟ أخبرني قصة طويلة عن التنانين والفرسان في مملكة بعيدة.",
     "thai": "สวัสดีครับ กรุณา เล่าเรื่องยาว เกี่ยวกับ มังกร และอัศวิน ให้ฟังหน่อย",
@@ -303,7 +290,7 @@ def _texts(draw: st.DrawFn) -> str:
 def test_scripts_bpe_holds_few_words_of_count_between_cl100k_and_o200k(text: str) -> None:
     counted = tokens.count(text)
     assert counted == len(tokens.split(text))
-    cl100k, o200k = (len(encoding.encode(text)) for encoding in _encodings())
+    cl100k, o200k = (len(encoding.encode(text)) for encoding in encodings())
     # (cl100k spends about twice what o200k does on these: the estimate lies between)
     assert min(cl100k, o200k) * 0.6 <= counted <= max(cl100k, o200k) * 1.2, (cl100k, o200k)
 
@@ -317,7 +304,7 @@ def _nested(depth: int) -> Any:
 def test_indented_json_counts_near_tiktoken(depth: int, indent: int | str) -> None:
     text = json.dumps(_nested(depth), indent=indent)
     counted = tokens.count(text)
-    for encoding in _encodings():
+    for encoding in encodings():
         real = len(encoding.encode(text))
         assert real * 0.8 <= counted <= real * 1.25, (encoding.name, real, counted)
 
