@@ -328,6 +328,13 @@ def test_models_are_recorded_from_the_upstream_and_replayed(tmp_path: Path) -> N
         assert {entry.source for entry in replay.requests} == {"cassette"}
         with openai.OpenAI(base_url=replay.url, api_key="sk-test", max_retries=0) as client:
             assert client.models.retrieve("gpt-4.1").id == "gpt-4.1"
+    # Models named for the server (`--models`, a scenario's `models:`) are what it lists, as the
+    # scenario contract says, whatever the cassette recorded.
+    with (
+        conformance.checked_server(cassette=str(cassette), models=["gpt-4.1"]) as named,
+        openai.OpenAI(base_url=named.url, api_key="sk-test", max_retries=0) as client,
+    ):
+        assert [model.id for model in client.models.list()] == ["gpt-4.1"]
 
 
 def test_a_vcrpy_cassette_of_the_model_list_is_replayed(tmp_path: Path) -> None:

@@ -80,11 +80,13 @@ def _from_catalog(call: CatalogCall, route: str) -> Bound:
 
     The upstream knows its own models: with either configured, the request goes the way of files
     and batches (pipeline.stored.kept), so a recording proxy forwards and records it and a replay
-    answers from those recordings; what none holds is the catalog's. Without them, as before."""
+    answers from those recordings; what none holds is the catalog's. Without them, or with the
+    models named (`--models`, a scenario's `models:`: what /v1/models lists, by the scenario
+    contract), the catalog answers."""
 
     async def handle(request: web.Request, profile: Profile) -> web.StreamResponse:
         config = request.app[STATE].config
-        if config.cassette is None and config.upstream is None:
+        if config.models is not None or (config.cassette is None and config.upstream is None):
             return await pipeline.simple(
                 request, lambda state: call(state, request, profile), profile
             )
