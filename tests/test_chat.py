@@ -354,6 +354,22 @@ def test_streamed_chunks_carry_obfuscation_padding(server: MockServer) -> None:
         assert _chunks(same_seed, stream_options={"include_usage": True}, n=2) == chunks
 
 
+def test_the_padding_follows_what_is_asked_not_how_it_is_shown(server: MockServer) -> None:
+    """The padding derives from the request's content key: the same on a repeat (answered from
+    the kept parse) and with other presentation fields, not from the ids' key (new each time)."""
+
+    def pads(chunks: list[dict[str, object]]) -> list[object]:
+        return [chunk.get("obfuscation") for chunk in chunks]
+
+    first = _chunks(server)  # parsed afresh
+    again = _chunks(server)  # the kept parse
+    shown = _chunks(server, user="someone", stream_options={"include_usage": False})
+    assert first[0]["id"] != again[0]["id"]  # new ids ...
+    assert pads(first) == pads(again) == pads(shown)  # ... the same padding
+    assert all(pads(first))
+    assert pads(_chunks(server, messages=[{"role": "user", "content": "Bye"}])) != pads(first)
+
+
 def test_include_obfuscation_false_leaves_it_out(server: MockServer, client: openai.OpenAI) -> None:
     chunks = _chunks(server, stream_options={"include_obfuscation": False})
     assert chunks and not any("obfuscation" in chunk for chunk in chunks)

@@ -99,7 +99,7 @@ def test_a_single_choice_streams_the_frames_the_general_path_writes(
     (shaped,) = shape(reply, exchange, ctx.key)
     prefix = frames[0][: frames[0].index(b'"choices":') + len(b'"choices":')]
     usage_null = b',"usage":null' if options.get("include_usage") else b""
-    padding = obfuscation.padding(exchange, ctx.seed)
+    padding = obfuscation.padding(exchange, ctx)
     for piece, frame in zip(shaped.pieces, frames[1:], strict=False):
         chunk = prefix + chat._delta_bytes(shaped, piece) + usage_null
         if padding is not None:

@@ -263,7 +263,7 @@ def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
     if exchange.stream:
         return _stream(shaped, exchange, ctx, usage)
     body = _head(exchange, ctx, "chat.completion")
-    lp_key = logprobs.key(exchange, ctx.seed) if exchange.logprobs else b""
+    lp_key = logprobs.key(exchange, ctx) if exchange.logprobs else b""
     body["choices"] = [_choice(s, exchange, lp_key) for s in shaped]
     body["usage"] = usage
     body["service_tier"] = common.service_tier(exchange.body.get("service_tier"))
@@ -439,7 +439,7 @@ def _stream(
     # Every chunk shares its head: serialise it once and splice each chunk's choices in.
     prefix = b"data: " + jsonbytes.dumps(head)[:-1] + b',"choices":'
     usage_null = b',"usage":null' if exchange.include_usage else b""
-    padding = obfuscation.padding(exchange, ctx.seed)
+    padding = obfuscation.padding(exchange, ctx)
 
     def close(chunk: bytes) -> bytes:
         """End a chunk (`data: ` + its JSON so far): usage, obfuscation, brace, blank line."""
@@ -452,7 +452,7 @@ def _stream(
         return close(prefix + jsonbytes.dumps(choices))
 
     legacy = exchange.legacy_functions
-    lp_key = logprobs.key(exchange, ctx.seed) if exchange.logprobs else b""
+    lp_key = logprobs.key(exchange, ctx) if exchange.logprobs else b""
     frames = [frame([_first_delta(s, legacy)]) for s in shaped]
     if len(shaped) == 1 and not exchange.logprobs:
         # The hot path of every stream: each piece spliced between two fixed byte strings.

@@ -147,7 +147,7 @@ def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
     if exchange.stream:
         return _stream(head, shaped, prompts, exchange, ctx, usage)
     choices = []
-    lp_key = logprobs.key(exchange, ctx.seed) if exchange.logprobs else b""
+    lp_key = logprobs.key(exchange, ctx) if exchange.logprobs else b""
     for s in shaped:
         prefix = prompts[s.index // exchange.n] if exchange.echo else ""
         choices.append(
@@ -220,7 +220,7 @@ def _stream(
         return prefix + jsonbytes.dumps([choice]) + suffix
 
     frames = []
-    lp_key = logprobs.key(exchange, ctx.seed) if exchange.logprobs else b""
+    lp_key = logprobs.key(exchange, ctx) if exchange.logprobs else b""
     for s in shaped:
         # Each chunk's logprobs as the choice's whole text numbers them (`_logprobs`): positions
         # and offsets run on from the chunks before.

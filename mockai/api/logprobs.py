@@ -14,7 +14,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from mockai.pipeline import fingerprint
+from mockai.api.base import RenderContext, content_key
 from mockai.pipeline.exchange import Exchange
 
 # At least 21 tokens: a position's 20 `top_logprobs` (the spec's maximum) stay distinct even
@@ -29,11 +29,11 @@ _MOST_CERTAIN = -1e-6
 _ALTERNATIVES_SHARE = 0.9
 
 
-def key(exchange: Exchange, seed: int) -> bytes:
+def key(exchange: Exchange, ctx: RenderContext) -> bytes:
     """The key a request's logprobs derive from: its content key, as for its text, so the same
     question gets the same numbers streamed or not, and a cut answer a prefix of the full one's.
     (Not the ids' key, which the presentation fields, `stream` among them, change.)"""
-    return fingerprint.content_key(seed, exchange.endpoint.value, exchange.body)
+    return content_key(exchange, ctx)
 
 
 def _unit(key: bytes, label: str) -> float:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from mockai.pipeline import fingerprint
+from mockai.api.base import RenderContext, content_key
 from mockai.pipeline.exchange import Exchange
 from mockai.wire import ids
 
@@ -35,12 +35,12 @@ def wanted(body: Mapping[str, Any]) -> bool:
     return not (isinstance(options, Mapping) and options.get("include_obfuscation") is False)
 
 
-def padding(exchange: Exchange, seed: int) -> Padding | None:
+def padding(exchange: Exchange, ctx: RenderContext) -> Padding | None:
     """The padding for a request's stream (None when it asked for none), drawn from its content
-    key under the server's `seed`: the ids' key differs on every repeat."""
+    key under the server's seed: the ids' key differs on every repeat."""
     if not exchange.obfuscate:
         return None
-    return Padding(fingerprint.content_key(seed, exchange.endpoint.value, exchange.body))
+    return Padding(content_key(exchange, ctx))
 
 
 class Padding:

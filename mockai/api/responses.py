@@ -455,7 +455,7 @@ def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
     response = _response(reply, shaped, exchange, ctx)
     headers = _hosted_warning(reply, shaped, exchange)
     if exchange.stream:
-        padding = obfuscation.padding(exchange, ctx.seed)
+        padding = obfuscation.padding(exchange, ctx)
         return replace(_stream(response, shaped, padding), headers=headers)
     return Body(200, jsonbytes.dumps(response), headers=headers)
 
@@ -696,7 +696,7 @@ def _logprobs(
     if not exchange.logprobs:
         return []
     # The request's content key (`logprobs.key`), as chat's: the same numbers streamed or not.
-    return logprobs.chat(pieces, logprobs.key(exchange, ctx.seed) + b"\0", exchange.top_logprobs)
+    return logprobs.chat(pieces, logprobs.key(exchange, ctx) + b"\0", exchange.top_logprobs)
 
 
 # --- render: the event stream --------------------------------------------------------------------

@@ -23,11 +23,10 @@ from typing import Any
 
 from mockai import tokens
 from mockai.api import common, forms
-from mockai.api.base import Codec, ParseContext, RenderContext
+from mockai.api.base import Codec, ParseContext, RenderContext, content_key
 from mockai.api.fieldrules import invalid_value, missing, type_error, unknown_parameter
 from mockai.errors import ApiError
 from mockai.generate import transcript
-from mockai.pipeline import fingerprint
 from mockai.pipeline.exchange import Endpoint, Exchange
 from mockai.pipeline.reply import Reply
 from mockai.wire import jsonbytes, sse
@@ -293,7 +292,7 @@ def _numbers_key(exchange: Exchange, ctx: RenderContext) -> bytes:
     """What the made-up numbers (logprobs, segments' tokens and scores) derive from: the
     request's content key, as its text does, so a repeat gets the same bytes (`ctx.key` is new
     on every repeat, for the ids) and a stream the numbers of the JSON answer."""
-    return fingerprint.content_key(ctx.seed, exchange.endpoint.value, exchange.body)
+    return content_key(exchange, ctx)
 
 
 def _segments(text: str, seconds: float, key: bytes) -> list[dict[str, Any]]:

@@ -224,9 +224,11 @@ async def answer(
     # (A generated answer was weighed by the decider already: `heavy` says what it found.)
     weighed = plan.heavy or plan.source == "generator"
     if plan.heavy or (plan.recorded is None and not weighed and workload.heavy(exchange)):
-        outgoing = await workload.off_loop(_render, state, codec, plan, exchange, salt, profile)
+        outgoing = await workload.off_loop(
+            _render, state, codec, plan, exchange, salt, profile, key
+        )
     else:
-        outgoing = _render(state, codec, plan, exchange, salt, profile)
+        outgoing = _render(state, codec, plan, exchange, salt, profile, key)
     if plan.recorded is None and isinstance(outgoing, Body) and outgoing.attachments:
         outgoing = await state.images.keep(exchange, outgoing)  # `url` images: served by mockai
     if exchange.endpoint is Endpoint.RESPONSES:
@@ -336,6 +338,7 @@ def _render(
     exchange: Exchange,
     ids_key: bytes,
     profile: Profile,
+    key: bytes | None = None,
 ) -> Outgoing:
     if plan.recorded is not None:  # a recording is the provider's own bytes: never reshaped
         if state.ratelimits.enforced:
@@ -358,6 +361,8 @@ def _render(
         tool_call_id=profile.tool_call_id,
         keep_stop=profile.keep_stop,
         kept=state.kept_answers,
+        # (a route's key also holds its method and path: not the content key codecs derive from)
+        content_key=key if exchange.route is None else None,
     )
     outgoing = codec.render(reply, exchange, ctx)
     if profile.chat is not None:  # (a provider's profile: its hooks are loaded, a lookup)
