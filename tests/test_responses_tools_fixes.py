@@ -215,7 +215,11 @@ def test_a_hosted_tool_choice_not_in_tools_is_the_api_s_400(
 )
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
 def test_a_choice_only_a_hosted_call_meets_is_answered_in_text_with_a_warning(
-    checking: openai.OpenAI, tools: list[dict[str, Any]], choice: Any, stream: bool
+    lenient: MockServer,
+    checking: openai.OpenAI,
+    tools: list[dict[str, Any]],
+    choice: Any,
+    stream: bool,
 ) -> None:
     raw = checking.responses.with_raw_response.create(
         model=MODEL,
@@ -226,6 +230,9 @@ def test_a_choice_only_a_hosted_call_meets_is_answered_in_text_with_a_warning(
     )
     assert HOSTED_WARNING in raw.headers["x-mockai-warning"]
     parsed = raw.parse()
+    # The journal says it too, as it says every warning the header carries.
+    (warned,) = lenient.requests[-1].warnings
+    assert HOSTED_WARNING in warned and warned == raw.headers["x-mockai-warning"]
     if stream:
         response = next(e for e in parsed if e.type == "response.completed").response
     else:

@@ -453,21 +453,22 @@ def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
     """The `Response` for `reply`, as one JSON body or as the SSE event sequence."""
     shaped = shape(reply, exchange, ctx.key, count=1)[0]
     response = _response(reply, shaped, exchange, ctx)
-    headers = _hosted_warning(reply, shaped, exchange)
+    warnings = _hosted_warning(shaped, exchange)
     if exchange.stream:
         padding = obfuscation.padding(exchange, ctx)
-        return replace(_stream(response, shaped, padding), headers=headers)
-    return Body(200, jsonbytes.dumps(response), headers=headers)
+        return replace(_stream(response, shaped, padding), warnings=warnings)
+    return Body(200, jsonbytes.dumps(response), warnings=warnings)
 
 
-def _hosted_warning(reply: Reply, shaped: Shaped, exchange: Exchange) -> dict[str, str]:
-    """An `x-mockai-warning` (after the reply's own) when the request requires a call only a
-    hosted tool could make (`tool_choice` `{"type": "file_search"}`, or `required` offering
-    hosted tools only) and the answer is text: mockai never calls hosted tools, and answers
-    rather than refuses, so that a test of the app's text path still runs."""
+def _hosted_warning(shaped: Shaped, exchange: Exchange) -> tuple[str, ...]:
+    """A warning (the header's and the journal's, after the reply's own) when the request
+    requires a call only a hosted tool could make (`tool_choice` `{"type": "file_search"}`,
+    or `required` offering hosted tools only) and the answer is text: mockai never calls
+    hosted tools, and answers rather than refuses, so that a test of the app's text path still
+    runs."""
     choice = exchange.tool_choice
     if choice.mode != "required" or shaped.tool_calls:
-        return {}
+        return ()
     hosted = [tool.name for tool in exchange.tools if tool.name.startswith("<")]
     callable_ = [
         tool
@@ -475,14 +476,13 @@ def _hosted_warning(reply: Reply, shaped: Shaped, exchange: Exchange) -> dict[st
         if not tool.name.startswith("<") and (not choice.allowed or tool.name in choice.allowed)
     ]
     if callable_ or not hosted:
-        return {}
+        return ()
     names = ", ".join(dict.fromkeys(name[1:-1] for name in (choice.allowed or hosted)))
     note = (
         f"tool_choice requires a call to a hosted tool ({names}), but mockai does not call "
         "hosted tools: the answer is text"
     )
-    # (Outgoing headers replace the pipeline's: the reply's own warnings come first.)
-    return {"x-mockai-warning": " | ".join((*reply.warnings, note))}
+    return (note,)
 
 
 def _response(

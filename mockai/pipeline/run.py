@@ -35,7 +35,7 @@ from mockai.pipeline.reply import NO_TIMING, Plan, Reply
 from mockai.profiles.base import Profile
 from mockai.server.state import STATE, ServerState
 from mockai.wire import cors, errors, ids, jsonbytes
-from mockai.wire.outgoing import Body, EventStream, Outgoing
+from mockai.wire.outgoing import Body, EventStream, Outgoing, Relay
 
 log = logging.getLogger("mockai")
 
@@ -635,9 +635,12 @@ async def _finish(
     headers = standard_headers(entry.request_id, limits)
     if "Origin" in request.headers:  # a browser's request: readable by its page (wire/cors.py)
         headers.update(cors.ANSWER_HEADERS)
-    if plan is not None and plan.reply is not None and plan.reply.warnings:
-        entry.warnings = list(plan.reply.warnings)
-        headers["x-mockai-warning"] = " | ".join(plan.reply.warnings)
+    warnings = plan.reply.warnings if plan is not None and plan.reply is not None else ()
+    if not isinstance(outgoing, Relay) and outgoing.warnings:  # the codec's, after the reply's
+        warnings = (*warnings, *outgoing.warnings)
+    if warnings:
+        entry.warnings = list(warnings)
+        headers["x-mockai-warning"] = " | ".join(warnings)
     faults = plan.faults.for_answer(outgoing) if plan is not None else NO_FAULTS
     entry.faults = faults.names()
     entry.status = 0 if faults.no_response else outgoing.status  # 0: no response was sent

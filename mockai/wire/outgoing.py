@@ -39,6 +39,9 @@ class Body:
     # The usage object the body holds, when its codec says so (the metrics count tokens from it
     # instead of searching the body's bytes for it).
     usage: Mapping[str, Any] | None = None
+    # What the codec warns of besides the reply's own warnings (both reach `x-mockai-warning`
+    # and the journal's `warnings`).
+    warnings: tuple[str, ...] = ()
 
 
 @record
@@ -63,6 +66,7 @@ class EventStream:
     # The usage the stream reports (chat), also when the client did not ask for it: a provider
     # profile that always streams usage, or puts it elsewhere, takes it from here.
     usage: Mapping[str, Any] | None = None
+    warnings: tuple[str, ...] = ()  # as Body's
 
 
 @dataclass(frozen=True, slots=True)
