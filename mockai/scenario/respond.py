@@ -2,7 +2,8 @@
 
 Templates are rendered with a Faker seeded from the request's content key, within one budget of
 time and size for the whole reply; `arguments: auto` is generated from the offered tool's own
-schema, and scripted tool arguments / JSON are checked against the schemas the request carries.
+schema, and scripted tool arguments / JSON are checked against the schemas the request carries,
+and the answer against its tool_choice (a `json` object answers a forced function as its call).
 A mismatch is a *stale fixture*: a warning (the `x-mockai-warning` header, the journal and a log
 line), or in strict mode a 400 `mockai_stale_fixture` error.
 """
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from mockai.catalog import DEFAULT_MAX_OUTPUT, infer
 from mockai.generate import budget, embeddings, prose
 from mockai.generate.fallback import media_seed
-from mockai.pipeline.exchange import Endpoint, Exchange
+from mockai.pipeline.exchange import Endpoint, Exchange, Tool
 from mockai.pipeline.reply import Choice, Media, Reply, ToolCall
 from mockai.scenario import schemas, templates
 from mockai.scenario.replies import AUTO, ReplySpec, ToolCallSpec, Tree
@@ -74,6 +75,8 @@ class Build:
     def warn(self, text: str) -> None:
         """A warning for the client (header), the journal and the log."""
         text = " ".join(text.split())  # one line: it travels in an HTTP header
+        if text in self.warnings:
+            return  # (two scripted calls to the same wrong tool: said once)
         log.warning("mockai: %s", text)
         self.warnings.append(text)
 
@@ -96,6 +99,8 @@ def constant_reply(spec: ReplySpec, exchange: Exchange) -> Reply | None:
         fmt = exchange.response_format
         if fmt is not None and fmt.kind != "text":
             return None  # the text is checked against the format the request asks for
+        if exchange.tool_choice.mode in ("named", "required"):
+            return None  # the text answers a forced call, or is flagged for not making one
     return reply
 
 
@@ -112,7 +117,7 @@ def build_reply(spec: ReplySpec, build: Build) -> Reply:
         choices = _choices(spec, build, _NO_CONTEXT, None)
         media = _media(spec, build, _NO_CONTEXT)
     reply = Reply(
-        choices=choices,
+        choices=_json_as_call(spec, choices, build.exchange),
         embeddings=_embeddings(spec, build.exchange),
         moderation=(spec.moderation,) if spec.moderation else None,
         media=media,
@@ -158,6 +163,45 @@ def _choices(
     if spec.finish_reason is not None:
         choices = tuple(dataclasses.replace(c, finish_reason=spec.finish_reason) for c in choices)
     return choices
+
+
+def _json_as_call(
+    spec: ReplySpec, choices: tuple[Choice, ...], exchange: Exchange
+) -> tuple[Choice, ...]:
+    """A `json` object answering a request that forces one function tool: a call to that tool
+    with the object as its arguments, as a model told to call `Person` answers. Apps ask for
+    structured output through `response_format` or through a forced function (LangChain's
+    `function_calling`, instructor's TOOLS), and one fixture serves both."""
+    if spec.json is None or spec.tool_calls or not isinstance(spec.json.value, dict):
+        return choices  # (an array or a scalar is no function's arguments: flagged as text)
+    forced = _forced(exchange)
+    if len(forced) != 1 or forced[0].kind != "function":
+        return choices  # which tool, or what custom input, would be a guess: flagged as text
+    name = forced[0].name
+    return tuple(
+        dataclasses.replace(c, content=None, tool_calls=(ToolCall(name, c.content),))
+        if c.content is not None
+        else c
+        for c in choices
+    )
+
+
+def _forced(exchange: Exchange) -> tuple[Tool, ...]:
+    """The offered tools the request's tool_choice makes the answer call one of (a named
+    choice, `required`, allowed_tools in required mode); () when text is a valid answer.
+    Hosted tools (`<file_search>`) are left out: mockai never calls them, and the Responses
+    codec says so when only they are required."""
+    choice = exchange.tool_choice
+    if choice.mode == "named":
+        tool = exchange.tool(choice.name or "")
+        return (tool,) if tool is not None else ()
+    if choice.mode != "required":
+        return ()
+    return tuple(
+        tool
+        for tool in exchange.tools
+        if not tool.name.startswith("<") and (not choice.allowed or tool.name in choice.allowed)
+    )
 
 
 def _media(spec: ReplySpec, build: Build, ctx: Mapping[str, Any]) -> Media | None:
@@ -242,6 +286,16 @@ def _check(spec: ReplySpec, reply: Reply, build: Build) -> None:
     if exchange.endpoint not in (Endpoint.CHAT, Endpoint.RESPONSES) or spec.generated:
         return
     choice = reply.choices[0]
+    if choice.tool_calls and not spec.tool_calls:  # the `json` answered as the forced call
+        call = choice.tool_calls[0]
+        tool = exchange.tool(call.name)
+        assert tool is not None  # (_forced's: an offered tool)
+        _check_arguments(
+            call, tool, f"the arguments of tool call '{call.name}' (the rule's json)", build
+        )
+        return
+    if not choice.tool_calls and (spec.content is not None or spec.json is not None):
+        _check_text(build)
     for call, scripted in zip(choice.tool_calls, spec.tool_calls, strict=True):
         _check_call(call, scripted, build)
     if len(choice.tool_calls) > 1 and exchange.legacy_functions:
@@ -269,18 +323,53 @@ def _check_call(call: ToolCall, scripted: ToolCallSpec, build: Build) -> None:
             why = f"the request offers {offered}" if offered else "the request offers no tools"
         build.flag(f"calls tool '{call.name}', but {why}")
         return
-    if scripted.arguments == AUTO or tool.parameters is None:
+    choice = exchange.tool_choice
+    if choice.mode == "named" and call.name != choice.name:
+        build.flag(
+            f"calls tool '{call.name}', but the request's tool_choice forces '{choice.name}'"
+        )
+    elif choice.allowed and call.name not in choice.allowed:
+        build.flag(
+            f"calls tool '{call.name}', but the request's tool_choice allows only "
+            f"{_names(choice.allowed)}"
+        )
+    if scripted.arguments != AUTO:
+        _check_arguments(call, tool, f"the arguments of tool call '{call.name}'", build)
+
+
+def _check_arguments(call: ToolCall, tool: Tool, what: str, build: Build) -> None:
+    if tool.parameters is None:
         return
     try:
         arguments = jsonbytes.loads(call.arguments)
     except ValueError:
-        build.warn(f"{build.label}: the arguments of tool call '{call.name}' are not valid JSON")
+        build.warn(f"{build.label}: {what} are not valid JSON")
         return
     problem = schemas.violation(tool.parameters, arguments)
     if problem is not None:
-        build.flag(
-            f"the arguments of tool call '{call.name}' do not match the tool's schema: {problem}"
-        )
+        build.flag(f"{what} do not match the tool's schema: {problem}")
+
+
+def _check_text(build: Build) -> None:
+    """Text where the request's tool_choice forces a call: the real API never answers so, and
+    an app reading `tool_calls[0]` gets nothing (LangChain's function_calling gives None)."""
+    forced = _forced(build.exchange)
+    if not forced:
+        return
+    choice = build.exchange.tool_choice
+    if choice.mode == "named":
+        why = f"the request's tool_choice forces a call to '{choice.name}'"
+    else:
+        why = f"the request's tool_choice requires a tool call (to {_names(forced)})"
+    build.flag(
+        f"answers with text, but {why} (script tool_calls, or a json object for one function)"
+    )
+
+
+def _names(tools: tuple[Tool, ...] | tuple[str, ...]) -> str:
+    """Tool names for a message, hosted ones by their type (`<file_search>`: file_search)."""
+    names = (tool if isinstance(tool, str) else tool.name for tool in tools)
+    return ", ".join(name.strip("<>") for name in names)
 
 
 def _check_json(content: str, build: Build) -> None:
