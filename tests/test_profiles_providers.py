@@ -371,16 +371,17 @@ def test_anthropic_has_only_chat_and_empty_details(server: MockServer) -> None:
     assert answer.system_fingerprint is None and raw.headers["request-id"].startswith("req_")
 
 
-def test_anthropic_streams_without_the_fields_it_leaves_empty(server: MockServer) -> None:
-    """Its table's "always empty" fields are absent from a stream's chunks as from a body."""
+def test_anthropic_streams_with_the_fields_it_leaves_empty(server: MockServer) -> None:
+    """Its table's "always empty" fields are null in a stream's chunks as in a body."""
     streamed = chunks(
         chat(server, "anthropic", stream=True, stream_options={"include_usage": True})
     )
     assert len(streamed) > 2 and streamed[-1]["usage"]["total_tokens"] > 0
     for chunk in streamed:
-        assert "service_tier" not in chunk and "system_fingerprint" not in chunk
+        assert chunk["service_tier"] is None and chunk["system_fingerprint"] is None
         usage = chunk.get("usage") or {}
-        assert "prompt_tokens_details" not in usage and "completion_tokens_details" not in usage
+        assert usage.get("prompt_tokens_details") is None
+        assert usage.get("completion_tokens_details") is None
     assert streamed_text(streamed)
 
 

@@ -8,7 +8,8 @@ keeps timing accurate under load.
 
 Faults (mockai.delivery.faults) are executed here, counting stream frames from 1 and never
 counting the `tail` frames that complete a stream (finish chunk, usage chunk, `[DONE]`,
-`response.completed`) nor SSE comments (`: keep-alive`):
+`response.completed`), SSE comments (`: keep-alive`) nor a profile's preamble (Azure's filter
+frame):
 - `reset` / `empty_response`: the connection is dropped before a byte is sent (RST / FIN);
 - `hang`: nothing is sent, ever: the connection is held until the client gives up;
 - `truncate_after N`: N frames, then a clean end of body without the tail;
@@ -534,16 +535,21 @@ def plan_writes(stream: EventStream, faults: Faults) -> tuple[list[_Write], str 
     Frame numbers in faults count from 1 and are capped at the last frame before the tail, so a
     fault always lands on the answer itself and the stream never completes when it should not.
     SSE comments (OpenRouter's `: OPENROUTER PROCESSING`, DeepSeek's `: keep-alive`) are no
-    chunk a client sees: they are not numbered, so a fault lands on the same chunk as on /v1.
+    chunk a client sees, and a profile's preamble (Azure's filter frame) no chunk of the answer:
+    they are not numbered, so a fault lands on the same chunk as on /v1.
     """
     frames = stream.frames
-    numbered = [index for index, frame in enumerate(frames) if not frame.startswith(b":")]
+    numbered = [
+        index
+        for index, frame in enumerate(frames)
+        if index >= stream.preamble and not frame.startswith(b":")
+    ]
     end = max(len(frames) - stream.tail, 0)
     body = sum(1 for index in numbered if index < end)
     cut = _cut(faults, body)
     count = len(frames)
     if cut is not None:  # up to the cut's chunk, without the comments that would follow it
-        count = numbered[cut[0] - 1] + 1 if cut[0] else 0
+        count = numbered[cut[0] - 1] + 1 if cut[0] else min(stream.preamble, count)
     last = max(body, 1)
     malformed = _frame_of(_capped(faults.malformed_chunk, last), numbered)
     duplicate = _frame_of(_capped(faults.duplicate_chunk, last), numbered)
@@ -586,6 +592,7 @@ def as_delivered(answer: Outgoing, faults: Faults) -> Outgoing:
         content_type=answer.content_type,
         headers=answer.headers,
         error_frame=answer.error_frame,
+        preamble=answer.preamble,
     )
 
 

@@ -12,11 +12,13 @@ from collections.abc import Callable
 from typing import Any
 
 from mockai.catalog import ModelInfo
+from mockai.errors import ApiError
 from mockai.pipeline.exchange import Endpoint
 from mockai.profiles import limits
-from mockai.profiles.base import ExtraFields, Json, Profile
+from mockai.profiles.base import OPENAI_ERRORS, ErrorStyle, ExtraFields, Json, Profile
 from mockai.profiles.hooks import Answer, ChatShape, RequestPolicy, encode
 from mockai.wire import jsonbytes, sse
+from mockai.wire.outgoing import Body
 
 CREATED = 1747872000
 
@@ -82,27 +84,42 @@ EXTRA_FIELDS = ExtraFields({"thinking": None}, others_ignored=True)
 
 
 def _body(body: Json, answer: Answer) -> None:
-    _without_empty_fields(body)
+    _with_empty_fields(body)
 
 
-def _without_empty_fields(body: Json) -> None:
-    # "Always empty" in Anthropic's table of response fields: in a stream's chunks as in a body.
+def _with_empty_fields(body: Json) -> None:
+    # "Always empty" in Anthropic's table of response fields, in a stream's chunks as in a body:
+    # present, and null (the SDKs type them optional; code that reads them gets None, not a
+    # KeyError).
     usage = body.get("usage")
     if isinstance(usage, dict):
-        usage.pop("prompt_tokens_details", None)
-        usage.pop("completion_tokens_details", None)
-    body.pop("service_tier", None)
-    body.pop("system_fingerprint", None)
+        usage["prompt_tokens_details"] = None
+        usage["completion_tokens_details"] = None
+    body["service_tier"] = None
+    body["system_fingerprint"] = None
 
 
 def _stream(body: list[Json], tail: list[Json], answer: Answer) -> tuple[list[bytes], list[bytes]]:
     for chunk in (*body, *tail):
-        _without_empty_fields(chunk)
+        _with_empty_fields(chunk)
     return encode(body), [*encode(tail), sse.DONE]
 
 
+# `openai-processing-ms` is "always empty" in Anthropic's header table: sent, without a value
+# (an answer's own headers win over the ones delivery adds).
+_NO_PROCESSING_MS = {"openai-processing-ms": ""}
+
+
 def _headers(body: Json, answer: Answer) -> dict[str, str]:
-    return {"request-id": "req_" + answer.key.hex()[:24]}
+    return {"request-id": "req_" + answer.key.hex()[:24], **_NO_PROCESSING_MS}
+
+
+class _Errors(ErrorStyle):
+    """OpenAI's envelope, with the errors' `openai-processing-ms` empty as the answers' is."""
+
+    def render(self, error: ApiError) -> Body:
+        rendered = super().render(error)
+        return Body(rendered.status, rendered.body, headers=_NO_PROCESSING_MS)
 
 
 def _error_frame(answer: Answer) -> Callable[[int], bytes]:
@@ -131,9 +148,11 @@ PROFILE = Profile(
         stream=_stream,
         error_frame=_error_frame,
         headers=_headers,
-        extras="usage details, `service_tier`, `system_fingerprint` empty; header `request-id`",
+        extras="usage details, `service_tier`, `system_fingerprint` null; header `request-id`; "
+        "`openai-processing-ms` empty",
         stream_usage="as OpenAI",
     ),
+    errors=_Errors(OPENAI_ERRORS.body, OPENAI_ERRORS.envelope),
     limits=limits.ANTHROPIC,
     extra_fields=EXTRA_FIELDS,
     sources=("providers.md §6",),

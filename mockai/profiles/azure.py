@@ -77,6 +77,7 @@ PROFILE = Profile(
         body=_body,
         stream=_stream,
         obfuscation=True,
+        preamble=1,  # the filter frame `_stream` puts first: stream faults do not count it
         extras="`prompt_filter_results`, `choices[].content_filter_results` (a choice ending "
         "`content_filter`: `hate` filtered, severity `high`)",
         stream_usage="as OpenAI; the first chunk has `choices: []` and `prompt_filter_results`",

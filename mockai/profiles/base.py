@@ -203,7 +203,7 @@ class Profile:
         """A rendered answer as this provider sends it (chat answers only; others as OpenAI)."""
         if self.chat is None or endpoint is not Endpoint.CHAT:
             return outgoing
-        return self.chat.shape(outgoing, answer)
+        return self.chat.shape(outgoing, answer, self.errors)
 
     def models_body(self, infos: list[ModelInfo]) -> Body:
         return Body(200, jsonbytes.dumps(self.model_list([self.model_card(i) for i in infos])))

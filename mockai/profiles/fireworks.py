@@ -36,13 +36,13 @@ def _stream(body: list[Json], tail: list[Json], answer: Answer) -> tuple[list[by
     return shapes.frames(body, finishes)
 
 
+# Fireworks' error codes (providers.md §8): 402 is a billing problem, 412 a suspended account.
+# `insufficient_quota` is the 402 (out of credits), so it says what the free-form 402 says.
+_BILLING = "Payment required: billing problem on the account."
+
+
 def _billing(error: ApiError) -> ApiError:
-    return ApiError(
-        402,
-        "Account is suspended due to unpaid invoices or exhausted credits.",
-        type="invalid_request_error",
-        code="payment_required",
-    )
+    return ApiError(402, _BILLING, type="invalid_request_error", code="payment_required")
 
 
 PROFILE = Profile(
@@ -62,7 +62,7 @@ PROFILE = Profile(
         "OpenAI's",
         named={"insufficient_quota": _billing},
         statuses={
-            402: ("Payment required: billing problem on the account.", "invalid_request_error"),
+            402: (_BILLING, "invalid_request_error"),
             412: ("Account suspended.", "invalid_request_error"),
         },
         extra_statuses="402 (billing), 412 (account suspended)",

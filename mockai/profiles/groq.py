@@ -101,9 +101,22 @@ def _groq_id(answer: Answer) -> str:
     return "req_" + ids.alnum(answer.key, "x_groq", 26).lower()
 
 
+# The tiers an answer names as the one that served it: the tier asked for. The reference does
+# not say which tier Groq's `auto` resolves to, so `auto` (and no tier, or one Groq has not)
+# answers `on_demand`, Groq's default tier.
+_SERVED_TIERS = frozenset({"on_demand", "flex", "performance"})
+
+
+def _tier(answer: Answer) -> str:
+    """The `service_tier` an answer reports: the requested tier, or `on_demand`."""
+    requested = answer.exchange.body.get("service_tier")
+    # (a client may send any JSON here: only a string can name a tier)
+    return requested if isinstance(requested, str) and requested in _SERVED_TIERS else "on_demand"
+
+
 def _body(body: Json, answer: Answer) -> None:
     body["usage"] = _timings(body["usage"])
-    body["service_tier"] = "on_demand"
+    body["service_tier"] = _tier(answer)
     body["x_groq"] = {"id": _groq_id(answer)}
 
 
@@ -115,8 +128,9 @@ def _stream(body: list[Json], tail: list[Json], answer: Answer) -> tuple[list[by
     (body or finishes)[0]["x_groq"] = {"id": groq_id}
     if finishes:
         finishes[-1]["x_groq"] = {"id": groq_id, "usage": _timings(shapes.usage_of(answer))}
+    tier = _tier(answer)
     for chunk in body + tail:
-        chunk["service_tier"] = "on_demand"
+        chunk["service_tier"] = tier
     return shapes.frames(body, tail)
 
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from mockai.pipeline.exchange import Endpoint, Exchange
-from mockai.profiles.base import Json
-from mockai.wire import jsonbytes, sse
+from mockai.profiles.base import ErrorStyle, Json
+from mockai.wire import errors, jsonbytes, sse
 from mockai.wire.outgoing import Body, EventStream, Outgoing
 
 # --- requests ------------------------------------------------------------------------------------
@@ -90,9 +90,11 @@ class ChatShape:
     comments: tuple[str, ...] = ()
     headers: Callable[[Json, Answer], Mapping[str, str]] | None = None  # from the answer
     obfuscation: bool = False  # keeps OpenAI's stream `obfuscation` padding (Azure's backend)
+    preamble: int = 0  # leading frames `stream` adds that are no chunk of the answer (Azure's)
 
-    def shape(self, outgoing: Outgoing, answer: Answer) -> Outgoing:
-        """The codec's rendering of an OpenAI chat answer, as this provider sends it."""
+    def shape(self, outgoing: Outgoing, answer: Answer, style: ErrorStyle) -> Outgoing:
+        """The codec's rendering of an OpenAI chat answer, as this provider sends it (`style`:
+        its errors, for the in-band error of a profile without its own `error_frame`)."""
         if isinstance(outgoing, Body):
             if outgoing.status != 200 or (self.body is None and self.headers is None):
                 return outgoing
@@ -126,13 +128,37 @@ class ChatShape:
             status=outgoing.status,
             content_type=outgoing.content_type,
             headers={**outgoing.headers, **extra},
-            error_frame=self.error_frame(answer) if self.error_frame else outgoing.error_frame,
+            error_frame=self.error_frame(answer) if self.error_frame else inband_error(style),
+            preamble=self.preamble if self.stream is not None else 0,
         )
 
 
 def encode(chunks: list[Json]) -> list[bytes]:
     """Chunks as `data:` frames."""
     return [sse.data_frame(jsonbytes.dumps(chunk)) for chunk in chunks]
+
+
+def inband_error(style: ErrorStyle) -> Callable[[int], bytes]:
+    """The in-band error of a broken stream in the provider's envelope: the body its JSON answer
+    has for the same error (Mistral's top-level object, Ollama's `api_error`), as a `data:`
+    frame. Every error goes out in the provider's envelope, mid-stream too."""
+
+    def frame(sent: int) -> bytes:
+        return sse.data_frame(jsonbytes.dumps_lenient(inband_body(style)))
+
+    return frame
+
+
+def inband_body(style: ErrorStyle) -> Any:
+    """What `inband_error`'s frame carries: the provider's JSON error body for a broken stream.
+
+    An SSE event is one object: a body that is an array of one (Gemini's `[{"error": ...}]`)
+    goes out as its element, the `{"error": {code, message, status}}` Gemini's own streams send
+    mid-stream, on which the SDKs raise (they look for a top-level `error`)."""
+    body = style.body(style.adapt(errors.stream_error()))
+    if isinstance(body, list) and len(body) == 1:
+        return body[0]
+    return body
 
 
 def comment(text: str) -> bytes:

@@ -481,16 +481,21 @@ def gateway_page() -> Body:
     return Body(502, GATEWAY_PAGE, content_type="text/html")
 
 
+def stream_error() -> ApiError:
+    """The error a broken chat or completions stream reports in-band (a provider profile sends
+    it in its own envelope)."""
+    return ApiError(
+        500,
+        "The server had an error while processing your request. Sorry about that!",
+        type="server_error",
+        code="server_error",
+    )
+
+
 def stream_error_frame(sent: int) -> bytes:
     """The in-band error chat and completions streams carry: `data: {"error": {...}}`.
 
     The SDKs raise `APIError` on it (a top-level `error` key); `sent` is unused (the Responses
     API's own error event needs it for its sequence number).
     """
-    error = ApiError(
-        500,
-        "The server had an error while processing your request. Sorry about that!",
-        type="server_error",
-        code="server_error",
-    )
-    return sse.data_frame(jsonbytes.dumps(error.body()))
+    return sse.data_frame(jsonbytes.dumps(stream_error().body()))

@@ -67,6 +67,9 @@ class EventStream:
     # profile that always streams usage, or puts it elsewhere, takes it from here.
     usage: Mapping[str, Any] | None = None
     warnings: tuple[str, ...] = ()  # as Body's
+    # Leading frames that are no chunk of the answer (Azure's `choices: []` filter frame): sent
+    # first, but stream faults do not count them, so a fault lands on the same chunk as on /v1.
+    preamble: int = 0
 
 
 @dataclass(frozen=True, slots=True)
