@@ -308,6 +308,9 @@ def test_a_client_that_left_during_latency_is_journaled_as_sent_nothing(stream: 
             while _in_flight(server) != 1.0:  # (it waits out its 10 minutes)
                 assert time.monotonic() < deadline, "the request never arrived"
                 time.sleep(0.02)
+            # Answered but waiting out its latency: nothing is sent yet, and the journal says so.
+            (waiting,) = _until(server, lambda entries: entries and entries[0]["response_headers"])
+            assert waiting["status"] == 0
         (left,) = _until(server, lambda entries: entries and entries[0]["duration_ms"] > 0)
         # A client that stays gets its answer, and the journal says so.
         answered = httpx.post(

@@ -643,7 +643,11 @@ async def _finish(
         headers["x-mockai-warning"] = " | ".join(warnings)
     faults = plan.faults.for_answer(outgoing) if plan is not None else NO_FAULTS
     entry.faults = faults.names()
-    entry.status = 0 if faults.no_response else outgoing.status  # 0: no response was sent
+    timing = plan.timing if plan is not None else NO_TIMING
+    # 0: no response was sent, or not yet: an answer waiting out its latency has sent nothing,
+    # and a journal read meanwhile (a client that gave up) must not see its status.
+    waits = timing.latency is not None
+    entry.status = 0 if faults.no_response or waits else outgoing.status
     entry.response = outgoing
     entry.response_headers = headers  # filled in as delivery goes; completed below
     if outgoing.headers:
@@ -652,7 +656,6 @@ async def _finish(
         # the client got.
         entry.request_id = outgoing.headers.get("x-request-id", entry.request_id)
     journal = state.journal_view
-    timing = plan.timing if plan is not None else NO_TIMING
     # Visible to every worker before the client sees the answer: published now and completed
     # once delivered, or, for a body answered at once (no latency, no fault, not large:
     # `deliver` only makes the response, which aiohttp writes after this returns), published once,
@@ -680,6 +683,8 @@ async def _finish(
             faults=faults,
             delivery=state.delivery,
         )
+        if waits and not faults.no_response:
+            entry.status = outgoing.status  # the latency is over: the headers are going out
         if response.status == 204 and not response.prepared and _gone(request):
             # A client that left before the headers (during `latency`) is let go with a 204 that
             # is never written (`deliver`'s `_no_response`): no response was sent, as for a
