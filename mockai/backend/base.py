@@ -83,7 +83,21 @@ class Records(Protocol[T]):
         ...
 
     async def pop(self, key: str) -> T | None:
-        """Remove and return the record (None if there was none)."""
+        """Remove and return the record (None if there was none); what `add_within` weighed it
+        is given back in the same step."""
+        ...
+
+    async def add_within(self, record: T, weight: int, most: int, most_weight: int) -> int | None:
+        """Store `record` as the newest under the next serial number (its key: the number as
+        text), weighing `weight`, if the records then number at most `most` (and `capacity`) and
+        weigh at most `most_weight` in all; the number, or None when they would not (nothing
+        stored, no number taken). One step, however many workers add at once: a bound that
+        workers share (the files' bytes) is held this way, never by a read and a write."""
+        ...
+
+    async def held(self) -> tuple[int, int]:
+        """How many records there are, and what they weigh in all (in a shared backend: what
+        `add_within` weighed them; `put`'s weights bound only the in-process records)."""
         ...
 
     async def values(self) -> list[T]:
@@ -136,6 +150,7 @@ class RuleSnapshot:
     definitions: tuple[dict[str, Any], ...] = ()  # {"name", "file", "rule": the mapping}
     removed: frozenset[str] = frozenset()
     served: dict[str, int] = field(default_factory=dict)
+    named: int = 0  # default names (`rule-N`) handed out so far: the last N
 
 
 @dataclass(frozen=True)
@@ -160,19 +175,18 @@ class SharedRules(Protocol):
         """The current definitions and counts."""
         ...
 
-    async def next_name(self) -> int:
-        """A number for a default rule name (`rule-N`), unique across workers."""
-        ...
-
     async def replace(
         self,
         expected: str,
         definitions: Sequence[dict[str, Any]],
         removed: frozenset[str],
         forget: Sequence[str],
+        named: int | None = None,
     ) -> bool:
         """Replace the definitions and removals, and forget the counts of `forget`, if the
-        version is still `expected` (False otherwise: sync and try again)."""
+        version is still `expected` (False otherwise: sync and try again). `named`: the
+        snapshot's `named` after the default names the new definitions took, set in the same
+        step (a number is taken only with the rule it names: a lost race takes none)."""
         ...
 
     async def reset_counts(self) -> None:

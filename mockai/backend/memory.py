@@ -73,6 +73,18 @@ class MemoryRecords(Generic[T]):
     async def pop(self, key: str) -> T | None:
         return self._records.pop(key)
 
+    async def add_within(self, record: T, weight: int, most: int, most_weight: int) -> int | None:
+        if len(self._records) >= min(most, self.capacity):
+            return None
+        if self._records.bytes + weight > most_weight:
+            return None
+        self._serial += 1
+        self._records.put(str(self._serial), record, weight)
+        return self._serial
+
+    async def held(self) -> tuple[int, int]:
+        return len(self._records), self._records.bytes
+
     async def values(self) -> list[T]:
         return [record for _, record in self._records.items()]
 

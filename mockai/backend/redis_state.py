@@ -5,7 +5,8 @@ Every component keeps its in-process logic and moves only its *state* here, thro
 optimistic transaction: picking a rule and counting the call, charging a rate-limit window (the
 same 60-bucket sliding window as in-process, on Redis's clock so replicas on different hosts
 agree), numbering occurrences and attempts, evicting the oldest stored record, appending to the
-journal. A store's record is changed with WATCH / MULTI and retried on conflict.
+journal, charging a bound that workers share (`add_within`: the files' bytes). A store's record
+is changed with WATCH / MULTI and retried on conflict.
 
 Keys live under a prefix (`mockai` unless the URL says `?prefix=NAME`), so several servers can
 share one database. Standalone Redis (or a Sentinel-managed primary) is assumed: the scripts touch
@@ -56,6 +57,8 @@ CONNECT_TIMEOUT = 1.0
 # several of them (the answer's headers and the journal ask too), ~8 s a request.
 BREAK_SECONDS = 1.0
 OCCURRENCE_LIMIT = 100_000  # as in-process: repeats of more distinct requests start over
+# Connections a worker opens to Redis at most; more calls at once wait for one (SOCKET_TIMEOUT).
+MAX_CONNECTIONS = 100
 WATCH_RETRIES = 50  # optimistic transactions that keep losing the race give up (a 503)
 
 _UNAVAILABLE = (
@@ -181,6 +184,7 @@ class RedisBackend:
         self._url, self.prefix, self.name = split_url(url)
         self.journal_size = journal_size
         self._client: aioredis.Redis | None = None
+        self._pool: aioredis.BlockingConnectionPool | None = None
         self._failing_until = 0.0  # monotonic: calls fail at once before this (BREAK_SECONDS)
         self._failure = ""
         self._largest: int | None = None  # `largest_record`, asked once
@@ -204,8 +208,13 @@ class RedisBackend:
         """Create the client on the serving loop; does not fail when Redis is down (requests
         then get 503s until it is up)."""
         if self._client is None:
-            self._client = aioredis.from_url(
+            # A pool that makes a call wait for a free connection, not fail: redis-py's default
+            # pool refuses a call past its connections ("Too many connections"), a 503 from a
+            # healthy Redis whenever more requests than that are in flight on this worker.
+            self._pool = aioredis.BlockingConnectionPool.from_url(
                 self._url,
+                max_connections=MAX_CONNECTIONS,
+                timeout=SOCKET_TIMEOUT,  # (then the 503: Redis is that slow to answer)
                 socket_timeout=SOCKET_TIMEOUT,
                 socket_connect_timeout=CONNECT_TIMEOUT,
                 # One quick reconnect (a pooled connection Redis dropped when it restarted),
@@ -213,6 +222,7 @@ class RedisBackend:
                 retry=Retry(NoBackoff(), 1),
                 health_check_interval=30,
             )
+            self._client = aioredis.Redis(connection_pool=self._pool)
         try:
             await self._client.ping()
         except (redis_errors.AuthenticationError, redis_errors.ResponseError) as error:
@@ -237,6 +247,9 @@ class RedisBackend:
         if self._client is not None:
             client, self._client = self._client, None
             await client.aclose()
+        if self._pool is not None:  # (a client given a pool leaves it open)
+            pool, self._pool = self._pool, None
+            await pool.disconnect()
 
     @property
     def client(self) -> aioredis.Redis:
@@ -328,9 +341,14 @@ async def _clear_records(client: aioredis.Redis, base: str) -> None:
     """Delete one store's records (they are all in its order: see PUT_RECORD, POP_RECORD)."""
     await scripts.CLEAR_RECORDS(
         client,
-        keys=[base + ":order", base + ":serial", base + ":inserted"],
+        keys=[base + ":order", base + ":serial", base + ":inserted", *_weights(base)],
         args=[base + ":r:"],
     )
+
+
+def _weights(base: str) -> list[str]:
+    """A store's keys for what `add_within` weighed its records: by key (hash), in all."""
+    return [base + ":weights", base + ":weight"]
 
 
 async def _forget_budgets(backend: RedisBackend) -> None:
@@ -349,7 +367,8 @@ def _reason(error: BaseException) -> str:
 
 
 class RedisRecords(Generic[T]):
-    """Records as one key each, ordered (and evicted) by a sorted set of insertion numbers."""
+    """Records as one key each, ordered (and evicted) by a sorted set of insertion numbers;
+    what `add_within` weighed them in a hash, and in all in a counter."""
 
     def __init__(
         self, backend: RedisBackend, name: str, codec: RecordCodec[T], capacity: int
@@ -363,6 +382,7 @@ class RedisRecords(Generic[T]):
         self._order = self._base + ":order"
         self._serial = self._base + ":serial"
         self._inserted = self._base + ":inserted"
+        self._weights = _weights(self._base)
 
     def _key(self, key: str) -> str:
         return f"{self._base}:r:{key}"
@@ -380,7 +400,7 @@ class RedisRecords(Generic[T]):
     async def put(self, key: str, record: T, weight: int = 0) -> None:
         await scripts.PUT_RECORD(
             self.backend.client,
-            keys=[self._order, self._inserted, self._stores],
+            keys=[self._order, self._inserted, self._stores, *self._weights],
             args=[self._base + ":r:", key, self.codec.encode(record), self.capacity, self.name],
         )
 
@@ -388,10 +408,34 @@ class RedisRecords(Generic[T]):
     async def setdefault(self, key: str, record: T) -> T:
         data = await scripts.PUT_NEW_RECORD(
             self.backend.client,
-            keys=[self._order, self._inserted, self._stores],
+            keys=[self._order, self._inserted, self._stores, *self._weights],
             args=[self._base + ":r:", key, self.codec.encode(record), self.capacity, self.name],
         )
         return self.codec.decode(data)
+
+    @guarded
+    async def add_within(self, record: T, weight: int, most: int, most_weight: int) -> int | None:
+        number = await scripts.ADD_WITHIN(
+            self.backend.client,
+            keys=[self._order, self._inserted, self._stores, *self._weights, self._serial],
+            args=[
+                self._base + ":r:",
+                self.codec.encode(record),
+                weight,
+                min(most, self.capacity),
+                most_weight,
+                self.name,
+            ],
+        )
+        return None if number is None else int(number)
+
+    @guarded
+    async def held(self) -> tuple[int, int]:
+        async with self.backend.client.pipeline(transaction=True) as pipe:
+            pipe.zcard(self._order)
+            pipe.get(self._weights[1])
+            count, weight = await pipe.execute()
+        return int(count), int(weight or 0)
 
     @guarded
     async def update(
@@ -427,7 +471,9 @@ class RedisRecords(Generic[T]):
     @guarded
     async def pop(self, key: str) -> T | None:
         data = await scripts.POP_RECORD(
-            self.backend.client, keys=[self._key(key), self._order], args=[key]
+            self.backend.client,
+            keys=[self._order, *self._weights],
+            args=[self._base + ":r:", key],
         )
         return None if data is None else self.codec.decode(data)
 
@@ -727,17 +773,15 @@ class RedisRules:
             pipe.lrange(self._definitions, 0, -1)
             pipe.smembers(self._removed)
             pipe.hgetall(self._served)
-            version, definitions, removed, served = await pipe.execute()
+            pipe.get(self._names)
+            version, definitions, removed, served, named = await pipe.execute()
         return RuleSnapshot(
             version=(version or b"").decode(),
             definitions=tuple(jsonbytes.loads(data) for data in definitions),
             removed=frozenset(name.decode() for name in removed),
             served={name.decode(): int(count) for name, count in served.items()},
+            named=int(named or 0),
         )
-
-    @guarded
-    async def next_name(self) -> int:
-        return int(await self.backend.client.incr(self._names))
 
     @guarded
     async def replace(
@@ -746,6 +790,7 @@ class RedisRules:
         definitions: Sequence[dict[str, Any]],
         removed: frozenset[str],
         forget: Sequence[str],
+        named: int | None = None,
     ) -> bool:
         async with self.backend.client.pipeline(transaction=True) as pipe:
             try:
@@ -761,6 +806,8 @@ class RedisRules:
                     pipe.sadd(self._removed, *sorted(removed))
                 if forget:
                     pipe.hdel(self._served, *forget)
+                if named is not None:  # (read with `expected`: current while the version is)
+                    pipe.set(self._names, named)
                 pipe.set(self._version, secrets.token_hex(8))
                 await pipe.execute()
                 return True

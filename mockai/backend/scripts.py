@@ -29,44 +29,85 @@ class Script:
             return await client.evalsha(self.sha, len(keys), *keys, *args)
 
 
-# KEYS: order (zset), inserted (counter), the stores (set); ARGV: record key prefix, key, data,
-# capacity, the store's name. The record becomes the newest; the oldest beyond `capacity` are
-# deleted. The store's name joins the set a reset reads (`RedisBackend.forget_all`).
-PUT_RECORD = Script(
-    """
-redis.call('SADD', KEYS[3], ARGV[5])
-local n = redis.call('INCR', KEYS[2])
-redis.call('SET', ARGV[1] .. ARGV[2], ARGV[3])
-redis.call('ZADD', KEYS[1], n, ARGV[2])
-local capacity = tonumber(ARGV[4])
-local size = redis.call('ZCARD', KEYS[1])
-if size > capacity then
-  local old = redis.call('ZRANGE', KEYS[1], 0, size - capacity - 1)
-  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, size - capacity - 1)
-  for _, name in ipairs(old) do redis.call('DEL', ARGV[1] .. name) end
+# Deletes the records of `names` (the keys under `prefix`, already out of the order) and gives
+# back what `add_within` weighed them: `weights` (hash: key -> weight), their `total` (counter).
+_FORGET = """
+local function forget(prefix, names, weights, total)
+  for _, name in ipairs(names) do
+    redis.call('DEL', prefix .. name)
+    local weight = redis.call('HGET', weights, name)
+    if weight then
+      redis.call('HDEL', weights, name)
+      redis.call('DECRBY', total, weight)
+    end
+  end
 end
-return size
+"""
+
+# Makes `key` (a record stored under `prefix`) the newest; the oldest beyond `capacity` go.
+# KEYS as PUT_RECORD.
+_INSERT = """
+local function insert(prefix, key, capacity)
+  redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[2]), key)
+  local size = redis.call('ZCARD', KEYS[1])
+  if size > capacity then
+    local old = redis.call('ZRANGE', KEYS[1], 0, size - capacity - 1)
+    redis.call('ZREMRANGEBYRANK', KEYS[1], 0, size - capacity - 1)
+    forget(prefix, old, KEYS[4], KEYS[5])
+  end
+  return size
+end
+"""
+
+# KEYS: order (zset), inserted (counter), the stores (set), weights (hash), weight (counter);
+# ARGV: record key prefix, key, data, capacity, the store's name. The record becomes the newest;
+# the oldest beyond `capacity` are deleted. The store's name joins the set a reset reads
+# (`RedisBackend.forget_all`).
+PUT_RECORD = Script(
+    _FORGET
+    + _INSERT
+    + """
+redis.call('SADD', KEYS[3], ARGV[5])
+redis.call('SET', ARGV[1] .. ARGV[2], ARGV[3])
+return insert(ARGV[1], ARGV[2], tonumber(ARGV[4]))
 """
 )
 
 # KEYS and ARGV as PUT_RECORD. Stores the record only if the key holds none; returns the data
 # the key holds afterwards.
 PUT_NEW_RECORD = Script(
-    """
+    _FORGET
+    + _INSERT
+    + """
 local held = redis.call('GET', ARGV[1] .. ARGV[2])
 if held then return held end
 redis.call('SADD', KEYS[3], ARGV[5])
-local n = redis.call('INCR', KEYS[2])
 redis.call('SET', ARGV[1] .. ARGV[2], ARGV[3])
-redis.call('ZADD', KEYS[1], n, ARGV[2])
-local capacity = tonumber(ARGV[4])
-local size = redis.call('ZCARD', KEYS[1])
-if size > capacity then
-  local old = redis.call('ZRANGE', KEYS[1], 0, size - capacity - 1)
-  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, size - capacity - 1)
-  for _, name in ipairs(old) do redis.call('DEL', ARGV[1] .. name) end
-end
+insert(ARGV[1], ARGV[2], tonumber(ARGV[4]))
 return ARGV[3]
+"""
+)
+
+# KEYS as PUT_RECORD, then serial (counter); ARGV: record key prefix, data, weight, the most
+# records (at most the capacity), the most weight in all, the store's name. Stores the record
+# under the next serial number if the records stay within both bounds; returns the number, or
+# nil (nothing stored, no number taken). The check and the charge are one step: workers adding
+# at once never pass the bounds together, and never have to retry.
+ADD_WITHIN = Script(
+    _FORGET
+    + _INSERT
+    + """
+local weight = tonumber(ARGV[3])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return false end
+if tonumber(redis.call('GET', KEYS[5]) or '0') + weight > tonumber(ARGV[5]) then return false end
+redis.call('SADD', KEYS[3], ARGV[6])
+local number = redis.call('INCR', KEYS[6])
+local key = tostring(number)
+redis.call('SET', ARGV[1] .. key, ARGV[2])
+redis.call('HSET', KEYS[4], key, weight)
+redis.call('INCRBY', KEYS[5], weight)
+insert(ARGV[1], key, tonumber(ARGV[4]))
+return number
 """
 )
 
@@ -80,22 +121,24 @@ return 0
 """
 )
 
-# KEYS: the record, order; ARGV: key. Returns the record's data (nil if there was none).
+# KEYS: order, weights, weight; ARGV: record key prefix, key. Returns the record's data (nil
+# if there was none); what `add_within` weighed it is given back in the same step.
 POP_RECORD = Script(
-    """
-local data = redis.call('GET', KEYS[1])
-if data then redis.call('DEL', KEYS[1]) end
-redis.call('ZREM', KEYS[2], ARGV[1])
+    _FORGET
+    + """
+local data = redis.call('GET', ARGV[1] .. ARGV[2])
+redis.call('ZREM', KEYS[1], ARGV[2])
+forget(ARGV[1], {ARGV[2]}, KEYS[2], KEYS[3])
 return data
 """
 )
 
-# KEYS: order, serial, inserted; ARGV: record key prefix.
+# KEYS: order, serial, inserted, weights, weight; ARGV: record key prefix.
 CLEAR_RECORDS = Script(
     """
 local names = redis.call('ZRANGE', KEYS[1], 0, -1)
 for _, name in ipairs(names) do redis.call('DEL', ARGV[1] .. name) end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
 return #names
 """
 )

@@ -95,6 +95,7 @@ class RuleBook:
         self._definitions: tuple[dict[str, Any], ...] = ()
         self._files: tuple[Rule, ...] = self._scenario  # scenario rules before runtime removals
         self._removed: frozenset[str] = frozenset()
+        self._named = 0  # default names the shared rules handed out (`rule-1` to `rule-N`)
         self._compiled: dict[bytes, Rule | shared_rules.Unserved] = {}  # compiled once per worker
         self._listed: tuple[
             Rule | shared_rules.Unserved, ...
@@ -520,6 +521,7 @@ class RuleBook:
                 self._definitions = snapshot.definitions
                 self._removed = snapshot.removed
                 self._version = snapshot.version
+            self._named = snapshot.named  # (changes only with the version: one snapshot)
             self._served = dict(snapshot.served)
         return reports
 
@@ -584,43 +586,23 @@ class RuleBook:
         values = [dict(value) if isinstance(value, Mapping) else value for value in rules]
         while True:
             await self.sync()
-            with self._lock:  # checked before numbers are taken: a rejected rule takes none
-                first = self._next_number
-                try:
-                    self._compile_new(values, file, self._default_name)
-                finally:
-                    self._next_number = first
-            numbers = [
-                await self.shared.next_name() for v in values if shared_rules.own_name(v) is None
-            ]
-            fresh = self._fresh_names(f"rule-{number}" for number in numbers)
             with self._lock:
-                compiled, problems = self._compile_new(values, file, fresh)
+                # Numbered from the snapshot's last number, and the new last one is stored with
+                # the definitions in one step: a worker losing the race to another takes no
+                # number (it numbers again from the winner's), nor does a rejected rule.
                 version, definitions = self._version, self._definitions
+                removed, fresh = self._removed, _DefaultNames(self._named, self._has)
+                compiled, problems = self._compile_new(values, file, fresh)
             added = tuple(
                 {"name": rule.name, "file": file, "rule": shared_rules.shareable(value)}
                 for rule, value in zip(compiled, values, strict=True)
             )
-            if await self.shared.replace(version, definitions + added, self._removed, ()):
+            if await self.shared.replace(version, definitions + added, removed, (), fresh.last):
                 break
         for warning in problems.warnings:
             log.warning("%s", warning)
         await self.sync()
         return [rule.name for rule in compiled]
-
-    def _fresh_names(self, candidates: Iterable[str]) -> Callable[[], str]:
-        """Default names from `candidates` (numbers every worker shares), skipping taken ones."""
-        pending = iter(candidates)
-
-        def fresh() -> str:
-            for candidate in pending:
-                if not self._has(candidate):
-                    return candidate
-            import secrets
-
-            return f"rule-{secrets.token_hex(4)}"  # names taken by hand: any free one
-
-        return fresh
 
     async def remove_async(self, name: str) -> None:
         """`remove`, for every worker when the rules are shared."""
@@ -680,6 +662,22 @@ class RuleBook:
             rules = runtime + self._scenario
             served = dict(self._served)
         return [_info(rule, served) for rule in rules]
+
+
+class _DefaultNames:
+    """Default rule names, `rule-N`, after the number `last`; names `taken` says are taken (a
+    rule named so by hand) are skipped, their numbers used up as in-process."""
+
+    def __init__(self, last: int, taken: Callable[[str], bool]) -> None:
+        self.last = last  # the number of the last name handed out
+        self._taken = taken
+
+    def __call__(self) -> str:
+        while True:
+            self.last += 1
+            name = f"rule-{self.last}"
+            if not self._taken(name):
+                return name
 
 
 def _info(rule: Rule | shared_rules.Unserved, served: Mapping[str, int]) -> RuleInfo:

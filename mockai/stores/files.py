@@ -5,9 +5,9 @@ default, in Redis with `--state redis://` (every worker and replica then holds t
 A file is two records, what the API shows of it and its bytes, so that listing never reads the
 bytes. Bounded by count and bytes, but never by forgetting: past the bounds an upload is refused
 (a 400 saying it is mockai's bound), since a file evicted under a running batch would be data
-lost. What the files take is counted in one more record, changed atomically (an optimistic
-transaction in Redis), so that workers uploading at the same instant cannot pass the bounds
-together.
+lost. What the files take is held in one more collection, a charge per file (its size), added
+within the bounds and given back in one atomic step each (one script in Redis): workers
+uploading at the same instant cannot pass the bounds together, and never wait on each other.
 
 Ids and timestamps are reproducible: the n-th file of a server gets `created_at` = the
 configured creation time + n seconds (so lists sort as uploaded), and an id derived from the
@@ -67,18 +67,8 @@ class RawBytes:
         return bytes(data)
 
 
-@dataclass(slots=True)
-class Usage:
-    """What the held files take: changed in place by `Records.update`."""
-
-    files: int = 0
-    bytes: int = 0
-
-
 _FILES = kept.JsonCodec(asdict, lambda data: StoredFile(**data))
-_USAGE = kept.JsonCodec(asdict, lambda data: Usage(**data))
 _PLACE = kept.JsonCodec(int, int)
-USAGE = "usage"  # the one record of the usage collection
 
 
 class FileStore:
@@ -99,7 +89,9 @@ class FileStore:
         # Room for twice the bound: the bound refuses uploads, the records never evict a file.
         self._files: Records[StoredFile] = backend.records("files", _FILES, 2 * capacity)
         self._data: Records[bytes] = backend.records("file-data", RawBytes(), 2 * capacity)
-        self._usage: Records[Usage] = backend.records("file-usage", _USAGE, 1)
+        # A charge per held file (its size, weighing as much), numbered as the files are: the
+        # n-th file's charge is "n" (its `created_at` is the creation time + n).
+        self._charges: Records[int] = backend.records("file-charges", _PLACE, 2 * capacity)
         # Deleted files' places in the list (their `created_at`): a cursor naming one still
         # names its place (a client deleting while it pages), for the last `capacity` deleted.
         self._places: Records[int] = backend.records("file-places", _PLACE, capacity)
@@ -127,19 +119,24 @@ class FileStore:
                 param="file",
                 code="mockai_storage_full",
             )
-        await self._reserve(len(data))
+        number = await self._reserve(len(data))
         try:
-            return await self._keep(filename, purpose, data, key, expires_after)
+            return await self._keep(number, filename, purpose, data, key, expires_after)
         except BaseException:
             with contextlib.suppress(Exception):  # (the state may be away: nothing to undo then)
-                await self._release(len(data))
+                await self._charges.pop(str(number))
             raise
 
     async def _keep(
-        self, filename: str, purpose: str, data: bytes, key: bytes, expires_after: int | None
+        self,
+        number: int,
+        filename: str,
+        purpose: str,
+        data: bytes,
+        key: bytes,
+        expires_after: int | None,
     ) -> StoredFile:
-        number = await self._files.next_serial()  # files ever added: times derive from it
-        created = self.created + number
+        created = self.created + number  # files ever added: times derive from their number
         if expires_after is None and purpose in ("batch", "batch_output"):
             expires_after = BATCH_EXPIRY
         stored = StoredFile(
@@ -165,49 +162,27 @@ class FileStore:
             if not await self._files.has(made):
                 return made
 
-    async def _reserve(self, size: int) -> None:
-        """Count a new file of `size` bytes against the bounds, or the 400 when it would pass
-        them: one atomic step, however many workers upload at once."""
-
-        def take(usage: Usage) -> None:
-            if usage.files >= self.capacity or usage.bytes + size > self.max_bytes:
-                raise ApiError(
-                    400,
-                    f"mockai holds at most {self.capacity} files and {self.max_bytes} bytes of "
-                    "them per server (MOCKAI_FILE_BYTES); delete files (or reset the server) to "
-                    "upload more.",
-                    param="file",
-                    code="mockai_storage_full",
-                )
-            usage.files += 1
-            usage.bytes += size
-
-        try:
-            await self._usage.update(USAGE, take)
-        except KeyError:  # the first file since the start or a reset: count what is held
-            await self._usage.setdefault(USAGE, await self._counted())
-            await self._usage.update(USAGE, take)
-
-    async def _release(self, size: int) -> None:
-        """Uncount a file that is gone (or was never kept)."""
-
-        def give(usage: Usage) -> None:
-            usage.files = max(0, usage.files - 1)
-            usage.bytes = max(0, usage.bytes - size)
-
-        with contextlib.suppress(KeyError):  # (reset meanwhile: nothing is counted)
-            await self._usage.update(USAGE, give)
-
-    async def _counted(self) -> Usage:
-        """What the held files take, counted from them (the usage record not made yet)."""
-        held = await self._files.values()
-        return Usage(len(held), sum(f.size for f in held))
+    async def _reserve(self, size: int) -> int:
+        """Charge a new file of `size` bytes against the bounds: its number (1, 2, 3, ... as
+        files are added), or the 400 when it would pass them. One atomic step, however many
+        workers upload at once (never an optimistic retry: contention must not fail)."""
+        number = await self._charges.add_within(size, size, self.capacity, self.max_bytes)
+        if number is None:
+            raise ApiError(
+                400,
+                f"mockai holds at most {self.capacity} files and {self.max_bytes} bytes of "
+                "them per server (MOCKAI_FILE_BYTES); delete files (or reset the server) to "
+                "upload more.",
+                param="file",
+                code="mockai_storage_full",
+            )
+        return number
 
     async def room(self) -> int:
         """The bytes a new file may still hold (a batch's output is kept within them): what the
         bound leaves, and no more than the shared state holds as one value."""
-        usage = await self._usage.get(USAGE) or await self._counted()
-        room = max(0, self.max_bytes - usage.bytes)
+        _, charged = await self._charges.held()
+        room = max(0, self.max_bytes - charged)
         largest = await self.backend.largest_record()
         return room if largest is None else min(room, largest)
 
@@ -224,24 +199,28 @@ class FileStore:
 
     async def listed(self, purpose: str | None = None) -> list[StoredFile]:
         """Every held file (of one purpose), oldest first."""
-        every = await self._files.values()
+        # (by `created_at`: workers adding files at once store them out of their order)
+        every = sorted(await self._files.values(), key=lambda stored: stored.created_at)
         return [f for f in every if purpose is None or f.purpose == purpose]
 
     async def delete(self, file_id: str) -> StoredFile:
         """Forget a file; the API's 404 if there is none."""
-        stored = await self._files.pop(file_id)
-        if stored is None:
+        stored = await self.get(file_id)
+        # Its charge goes first, and alone (one step, given back once whoever else deletes it):
+        # a delete cut short after it (the state gone) leaves the file held, uncharged, until a
+        # retry deletes it; never its bytes charged for good with the file gone.
+        await self._charges.pop(str(stored.created_at - self.created))
+        if await self._files.pop(file_id) is None:  # deleted meanwhile
             raise not_found(file_id)
         await self._data.pop(file_id)
         await self._places.put(file_id, stored.created_at)
-        await self._release(stored.size)
         return stored
 
     async def clear(self) -> None:
         """Forget every file (the server's reset)."""
         await self._files.clear()
         await self._data.clear()
-        await self._usage.clear()
+        await self._charges.clear()
         await self._places.clear()
         await self._made.forget()
 

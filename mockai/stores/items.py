@@ -153,7 +153,8 @@ def page(
 
     `after` names a place in the list, as the spec says: the page holds the items beyond it.
     `places` numbers the items in list order (their positions unless given: a store numbers
-    them for good, so that an item deleted or filtered out still has its place); `elsewhere`
+    them for good, so that an item deleted or filtered out still has its place; `every` is
+    listed in their order, whatever order it comes in); `elsewhere`
     is the place of an `after` not among `every` (None: the server never had it, the 400).
     The page never starts at or before the cursor, so an auto-pager always ends."""
     order = query.get("order", default_order)
@@ -166,6 +167,11 @@ def page(
         )
     limit = _limit(query.get("limit", str(default_limit)), max_limit)
     numbered = list(zip(range(len(every)) if places is None else places, every, strict=True))
+    if places is not None:
+        # The list is in place order whatever order the store holds it in: workers numbering
+        # and storing items at once store them out of order, and a cursor's place must split
+        # the list in two (else the pager skips some items and repeats others).
+        numbered.sort(key=lambda pair: pair[0])
     if order == "desc":
         numbered.reverse()
     after = query.get("after")
