@@ -31,6 +31,8 @@ from mockai.wire.credentials import is_credential_header, is_credential_param
 # Headers dropped from cassettes: the ones the journal redacts (one definition for both).
 is_secret_header = is_credential_header
 PLACEHOLDER = re.compile(r"REDACTED-[0-9a-f]{8}")
+# A replacement: the span `[start, end)` of a text, and what stands in for it.
+Edit = tuple[int, int, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +166,24 @@ class Scrubber:
             # is replaced). Each pass adds placeholders, never matched again, so this ends.
             text = scrubbed
 
+    def replacements(self, text: str, secrets: Sequence[str] = ()) -> list[Edit]:
+        """What `scrub_text` replaces in `text`, as `(start, end, placeholder)` spans of `text`,
+        in order, none overlapping: for text that is stored in pieces (a stream's deltas), whose
+        secrets may cross from one piece into the next. The same passes as `scrub_text`, so the
+        spans applied give exactly what it gives."""
+        edits = _Edits(text)
+        for secret in secrets:
+            if secret:
+                edits.apply(_occurrences(edits.text, secret))
+        while True:
+            before = edits.text
+            lowered = before.lower()
+            for pattern in self.patterns:
+                if pattern.may_match(lowered):
+                    edits.apply(_matches(edits.text, pattern))
+            if edits.text == before:
+                return edits.spans
+
     def needs_scrubbing(self, text: str, secrets: Sequence[str] = ()) -> bool:
         """True if `scrub_text` might change `text` (the cheap check on the hot path; False
         means it would not)."""
@@ -288,21 +308,72 @@ def _scrub_matches(text: str, pattern: SecretPattern, *, fit: bool = False) -> s
     """`text` with each of `pattern`'s secrets replaced by its placeholder, found as `scan`
     finds them (in the neutral view; a match over a placeholder, or a NUL, is left alone);
     `fit`: each placeholder cut or padded to the secret's length."""
-    neutral = _neutral(text)
     pieces: list[str] = []
     last = 0
-    for match in pattern.regex.finditer(neutral):
-        start, end = match.span(pattern.group)
-        if start == end or "\0" in neutral[start:end]:
-            continue
-        secret = text[start:end]
-        stand_in = placeholder(secret, pattern.prefix or _visible_prefix(secret))
+    for start, end, stand_in in _matches(text, pattern):
         pieces += (text[last:start], _fitted(stand_in, end - start) if fit else stand_in)
         last = end
     if not pieces:
         return text
     pieces.append(text[last:])
     return "".join(pieces)
+
+
+def _matches(text: str, pattern: SecretPattern) -> list[Edit]:
+    """Where `pattern` finds secrets in `text`, each with its placeholder, as `scan` finds them
+    (in the neutral view; a match over a placeholder, or a NUL, is left alone)."""
+    neutral = _neutral(text)
+    found = []
+    for match in pattern.regex.finditer(neutral):
+        start, end = match.span(pattern.group)
+        if start == end or "\0" in neutral[start:end]:
+            continue
+        secret = text[start:end]
+        found.append((start, end, placeholder(secret, pattern.prefix or _visible_prefix(secret))))
+    return found
+
+
+class _Edits:
+    """Replacements made one batch after another, kept as spans of the text they began with:
+    `(start, end, stand_in)`, in order, none overlapping."""
+
+    def __init__(self, text: str) -> None:
+        self.original = text
+        self.spans: list[Edit] = []
+        self.text = text  # as it is now
+
+    def apply(self, batch: list[Edit]) -> None:
+        """Make `batch` (spans of the text as it is now, in order, none overlapping)."""
+        if not batch:
+            return
+        made = [
+            (self._origin(start, end=False), self._origin(end, end=True), new)
+            for start, end, new in batch
+        ]
+        # A new span swallows the earlier ones inside it (a literal secret holding a placeholder).
+        kept = [
+            old for old in self.spans if not any(s <= old[0] and old[1] <= e for s, e, _ in made)
+        ]
+        self.spans = sorted(kept + made)
+        pieces: list[str] = []
+        last = 0
+        for start, end, new in self.spans:
+            pieces += (self.original[last:start], new)
+            last = end
+        pieces.append(self.original[last:])
+        self.text = "".join(pieces)
+
+    def _origin(self, position: int, *, end: bool) -> int:
+        # Where `position` of the text as it is now was in the original; inside a placeholder,
+        # its span's start (or end).
+        shift = 0  # (now minus original, before the span at hand)
+        for start, stop, new in self.spans:
+            if position <= start + shift:
+                break
+            if position < start + shift + len(new):
+                return stop if end else start
+            shift += len(new) - (stop - start)
+        return position - shift
 
 
 # Binary bodies: scrubbing passes at most (text needs one or two; see `scrub_binary`).
@@ -329,6 +400,17 @@ def _fitted(stand_in: str, length: int) -> str:
 
 
 _KNOWN_PREFIXES = ("sk-", "gsk_", "xai-", "hf_")
+
+
+def _occurrences(text: str, secret: str) -> list[Edit]:
+    """`secret` in `text`, left to right, none overlapping (as `str.replace` finds it)."""
+    stand_in = placeholder(secret, _visible_prefix(secret))
+    found = []
+    start = text.find(secret)
+    while start >= 0:
+        found.append((start, start + len(secret), stand_in))
+        start = text.find(secret, start + len(secret))
+    return found
 
 
 def _visible_prefix(secret: str) -> str:

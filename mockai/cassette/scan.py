@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import itertools
 import json
 import re
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ import yaml
 from mockai.cassette.redact import (
     MIN_LITERAL_SECRET,
     PLACEHOLDER,
+    Edit,
     Scrubber,
     is_secret_header,
     redact_query,
@@ -56,13 +58,22 @@ def scrub_interaction(
         }
 
     request_body = interaction.request_body
+    response_body = interaction.response_body
+    if interaction.is_stream:
+        # A secret the deltas spell out together first (each event alone may hold none), then
+        # each event as any body; once more if that exposed one (a contrived split: bounded).
+        response_body = scrub_stream(response_body, scrubber, secrets)
+        response_body = scrubber.scrub_body(response_body, secrets)
+        response_body = scrub_stream(response_body, scrubber, secrets)
+    else:
+        response_body = scrubber.scrub_body(response_body, secrets)
     return dataclasses.replace(
         interaction,
         uri=scrubber.scrub_text(redact_query(without_userinfo(interaction.uri))[0], secrets),
         request_body=None if request_body is None else scrubber.scrub_body(request_body, secrets),
         request_headers=headers(interaction.request_headers),
         response_headers=headers(interaction.response_headers),
-        response_body=scrubber.scrub_body(interaction.response_body, secrets),
+        response_body=response_body,
         raw=None,  # (no longer what the file held: written anew)
     )
 
@@ -95,9 +106,9 @@ def scan_interaction(
             continue
         problems += [f"{where}: {f.what} ({f.sample})" for f in scrubber.scan(text, secrets)]
     if interaction.is_stream and not problems:
-        streamed = streamed_text(interaction.response_body)
         problems += [
             f"response.body: the streamed text spells out {f.what} across events ({f.sample})"
+            for streamed in streamed_texts(interaction.response_body)
             for f in scrubber.scan(streamed, secrets)
         ]
     return problems
@@ -144,39 +155,131 @@ def _text(data: bytes | None) -> str:
 
 def streamed_text(body: bytes) -> str:
     """The text a stream spells out, its deltas joined (a key can be split across events)."""
-    pieces: list[str] = []
+    return "".join(text for _, text in _streamed(_events(body)))
+
+
+def streamed_texts(body: bytes) -> list[str]:
+    """What each of a stream's texts spells out (a choice's content, a tool call's arguments, a
+    Responses output's text), its deltas joined: where a key split across events shows."""
+    texts: dict[str, list[str]] = {}
+    for channel, text in _streamed(_events(body)):
+        texts.setdefault(channel, []).append(text)
+    return ["".join(pieces) for pieces in texts.values()]
+
+
+def scrub_stream(body: bytes, scrubber: Scrubber, secrets: Sequence[str] = ()) -> bytes:
+    """`body` with each secret that a stream's deltas spell out together replaced: its
+    placeholder in the delta where it begins, the parts of it in later deltas cut out; the text
+    around it, every event (the count and the boundaries) and every other field kept. Joined,
+    each text's deltas give what `scrub_text` makes of the text joined (so a streamed answer
+    holding a key is recorded, as a JSON one is, and replays the same placeholder)."""
+    events = _events(body)
+    slots: dict[str, list[tuple[int, dict[str, Any], str]]] = {}
+    for index, (_, payload) in enumerate(events):
+        for channel, holder, key in _slots(payload):
+            slots.setdefault(channel, []).append((index, holder, key))
+    changed: set[int] = set()
+    for spots in slots.values():
+        pieces = [holder[key] for _, holder, key in spots]
+        edits = scrubber.replacements("".join(pieces), secrets)
+        if not edits:
+            continue
+        for (index, holder, key), old, new in zip(
+            spots, pieces, _spread(pieces, edits), strict=True
+        ):
+            if new != old:
+                holder[key] = new
+                changed.add(index)
+    if not changed:
+        return body
+    return b"".join(
+        _with_data(frame, payload) if index in changed else frame
+        for index, (frame, payload) in enumerate(events)
+    )
+
+
+def _spread(pieces: list[str], edits: list[Edit]) -> list[str]:
+    """`pieces` rewritten so that, joined, they give their joined text with `edits` made: each
+    placeholder in the piece where its span begins, the span cut out of the others."""
+    joined = "".join(pieces)
+    ends = list(itertools.accumulate(map(len, pieces)))
+    out: list[list[str]] = [[] for _ in pieces]
+    cursor = 0
+    for start, end, stand_in in [*edits, (len(joined), len(joined), "")]:
+        while cursor < start:  # the kept text before this span, piece by piece
+            index = bisect.bisect_right(ends, cursor)
+            stop = min(start, ends[index])
+            out[index].append(joined[cursor:stop])
+            cursor = stop
+        if start < len(joined):
+            out[bisect.bisect_right(ends, start)].append(stand_in)  # (never an empty piece)
+        cursor = end
+    return ["".join(parts) for parts in out]
+
+
+def _events(body: bytes) -> list[tuple[bytes, Any]]:
+    """A stream's events, each with its parsed JSON data (None: no data, `[DONE]`, not JSON)."""
+    events: list[tuple[bytes, Any]] = []
     for frame in split_events(body):
         data = event_data(frame)
-        if data is None or data.startswith("[DONE]"):
-            continue
-        try:
-            payload = json.loads(data)
-        except ValueError:
-            continue
-        pieces.extend(_deltas(payload))
-    return "".join(pieces)
+        events.append((frame, None if data is None else _parsed(data)))
+    return events
 
 
-def _deltas(payload: Any) -> list[str]:
+def _parsed(data: str) -> Any:
+    if data.startswith("[DONE]"):
+        return None
+    try:
+        return json.loads(data)
+    except ValueError:
+        return None
+
+
+def _streamed(events: list[tuple[bytes, Any]]) -> list[tuple[str, str]]:
+    return [
+        (channel, holder[key]) for _, payload in events for channel, holder, key in _slots(payload)
+    ]
+
+
+def _slots(payload: Any) -> list[tuple[str, dict[str, Any], str]]:
+    """Where an event's deltas are: `(channel, holder, key)`, `holder[key]` a string that the
+    channel's next event goes on with (a choice's `content`, a tool call's `arguments`, a
+    Responses `*.delta`, a legacy completion's `text`)."""
     if not isinstance(payload, dict):
         return []
     if isinstance(payload.get("delta"), str):  # Responses API *.delta events
-        return [payload["delta"]]
+        where = ("type", "item_id", "output_index", "content_index", "summary_index")
+        return [(repr([payload.get(name) for name in where]), payload, "delta")]
     out = []
-    for choice in payload.get("choices") or []:
+    for position, choice in enumerate(payload.get("choices") or []):
         if not isinstance(choice, dict):
             continue
+        number = repr(choice.get("index", position))
         delta: dict[str, Any] = choice["delta"] if isinstance(choice.get("delta"), dict) else choice
         for key in ("content", "refusal", "text", "reasoning_content"):
             if isinstance(delta.get(key), str):
-                out.append(delta[key])
-        for call in delta.get("tool_calls") or []:
-            arguments = (
-                (call.get("function") or {}).get("arguments") if isinstance(call, dict) else None
-            )
-            if isinstance(arguments, str):
-                out.append(arguments)
+                out.append((f"{number} {key}", delta, key))
+        for order, call in enumerate(delta.get("tool_calls") or []):
+            function = call.get("function") if isinstance(call, dict) else None
+            if isinstance(function, dict) and isinstance(function.get("arguments"), str):
+                tool = repr(call.get("index", order))
+                out.append((f"{number} tool {tool}", function, "arguments"))
     return out
+
+
+def _with_data(frame: bytes, payload: Any) -> bytes:
+    """`frame` with its data replaced by `payload` (one `data:` line; its other lines kept)."""
+    data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    lines: list[bytes] = []
+    written = False
+    for line in frame.splitlines(keepends=True):
+        if not line.startswith(b"data:"):
+            lines.append(line)
+        elif not written:
+            ending = line[len(line.rstrip(b"\r\n")) :]
+            lines.append(b"data: " + data + ending)
+            written = True
+    return b"".join(lines)
 
 
 # --- a cassette's text ---------------------------------------------------------------------------

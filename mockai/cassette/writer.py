@@ -156,12 +156,12 @@ class CassetteRecorder:
         problems = scan_interaction(interaction, self.scrubber, secrets)
         if problems:
             self.refused += 1
-            log.error(
-                "mockai: not recording %s %s into %s: it still holds secrets:\n  %s",
+            log.error(  # (one line: log collectors split records at line breaks)
+                "mockai: not recording %s %s into %s: it still holds secrets: %s",
                 interaction.method,
                 interaction.uri,
                 self.path,
-                "\n  ".join(problems),
+                "; ".join(problems),
             )
             return False
         self._new.append(interaction)

@@ -29,9 +29,10 @@ CREDENTIAL_HEADERS = frozenset(
 )
 # And any header whose name has a credential word among its words, the name split at `-`, `_`
 # and camelCase boundaries (`x-portkey-api-key`, `ocp-apim-subscription-key`, `X-Api_Key`,
-# `X-AccessToken`, `helicone-auth`): clients spell these names every way, and a header the
-# journal shows or a cassette keeps is a leaked key. Not `x-ratelimit-remaining-tokens`, whose
-# word is "tokens", nor any other rate-limit header (a count, never a secret).
+# `X-AccessToken`, `helicone-auth`), a word also in the plural or numbered (`X-Keys`,
+# `X-Credentials`, `X-Api-Key2`, `Cookie2`): clients spell these names every way, and a header
+# the journal shows or a cassette keeps is a leaked key. Not the rate-limit headers
+# (`x-ratelimit-remaining-tokens`: a count, never a secret), nor `_NOT_CREDENTIALS`.
 _CREDENTIAL_WORDS = frozenset(
     {
         "auth",
@@ -44,15 +45,21 @@ _CREDENTIAL_WORDS = frozenset(
         "passwd",
         "cookie",
         "session",
-        "credential",  # (`X-Amz-Credential`; not "credentials": access-control-allow-credentials)
+        "credential",
     }
 )
 # The same words run together in lower case (HTTP/2 and many proxies lower-case header names, so
-# `X-AccessToken` may arrive as `x-accesstoken`).
+# `X-AccessToken` may arrive as `x-accesstoken`), and Django's, PHP's and Java's session cookies
+# sent as headers (`sessionid`, `phpsessid`, `jsessionid`).
 _RUN_TOGETHER = re.compile(
     r"(api|access|auth|refresh|session|secret|private|client|bearer|id|user|app)"
-    r"(token|key|secret|password|credential)"
+    r"(token|key|secret|password|credential)|j?sessionid|phpsessid"
 )
+# A word's plural `s` and its number (`keys`, `key2`, `credentials`, `authorization2`).
+_SUFFIX = re.compile(r"s?[0-9]*$")
+# Names with a credential word that carry none: CORS's yes/no (`Access-Control-Allow-Credentials:
+# true`), as words.
+_NOT_CREDENTIALS = frozenset({("access", "control", "allow", "credentials")})
 # Where a name's words meet: `-`, `_`, `.`, or a change of case (`AccessToken`, `APIKey`).
 _SEPARATORS = re.compile(r"[-_.\s]+|(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 # Query parameters that carry a credential though their words are no credential word: signed
@@ -77,9 +84,18 @@ def is_credential_header(name: str) -> bool:
     if name.lower() in CREDENTIAL_HEADERS:
         return True
     words = _words(name)
-    if _is_rate_limit(words):
+    if _is_rate_limit(words) or words in _NOT_CREDENTIALS:
         return False
-    return any(word in _CREDENTIAL_WORDS or _RUN_TOGETHER.fullmatch(word) for word in words)
+    return any(_is_credential_word(word) for word in words)
+
+
+def _is_credential_word(word: str) -> bool:
+    # `word` itself, or without its plural `s` or number (never empty: `s` alone is no word).
+    return any(
+        stem in _CREDENTIAL_WORDS or _RUN_TOGETHER.fullmatch(stem)
+        for stem in {word, _SUFFIX.sub("", word, count=1)}
+        if stem
+    )
 
 
 @functools.lru_cache(maxsize=256)
