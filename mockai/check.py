@@ -36,10 +36,20 @@ def _check_one(path: str) -> tuple[list[Problem], list[Problem]]:
         empty = "no scenario files or cassettes (*.yaml, *.yml, *.json) found"
         return [_unlocated(path, empty)], []
     texts = {file: _read(file) for file in files}
-    cassettes = [f for f in files if texts[f] is not None and _is_cassette(f, texts[f] or "")]
-    scenarios = [f for f in files if f not in cassettes and not f.endswith(".json")]
-    problems = _check_cassettes(cassettes, texts)
-    if not os.path.isdir(path) and path.endswith(".json") and path not in cassettes:
+    # An empty file is either kind's: said once, as `mockai serve --cassette` says it (a
+    # scenario file that empty is refused too), rather than as a scenario file's problem only.
+    # (In a folder, JSON files that are no cassette are left alone: an empty one too.)
+    blank = [
+        f
+        for f in files
+        if texts[f] is not None
+        and not (texts[f] or "").strip()
+        and not (f.endswith(".json") and os.path.isdir(path))
+    ]
+    cassettes = [f for f in files if f not in blank and _is_cassette(f, texts[f] or "")]
+    scenarios = [f for f in files if f not in cassettes + blank and not f.endswith(".json")]
+    problems = [_empty(file) for file in blank] + _check_cassettes(cassettes, texts)
+    if not os.path.isdir(path) and path.endswith(".json") and path not in cassettes + blank:
         # Named on its own, a JSON file that is no cassette is checked by nothing: say so
         # rather than call it OK. (In a folder, other JSON files are left alone.)
         problems.append(_unlocated(path, _not_a_cassette(path, texts[path])))
@@ -85,6 +95,13 @@ def _check_cassettes(files: Sequence[str], texts: dict[str, str | None]) -> list
     from mockai.cassette.check import check_cassette
 
     return [problem for file in files for problem in check_cassette(Path(file), texts[file] or "")]
+
+
+def _empty(file: str) -> Problem:
+    from mockai.cassette.format import empty_cassette
+
+    where, _, message = empty_cassette(Path(file)).partition(":1: ")
+    return Problem(where, 1, f"{message}; nor is it a scenario file ('mockai: 1' and 'rules:')")
 
 
 def _not_a_cassette(path: str, text: str | None) -> str:

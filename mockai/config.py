@@ -154,17 +154,13 @@ class Config:
 
 
 def _check_cassette_option(name: str, value: Any) -> None:
-    """A `redact` pattern or a `match_on` name checked now, where the variable that gave it is
-    known (`--redact` and `--match-on` are checked by the parser; otherwise the cassette code
-    checks them as the server starts, naming the option)."""
+    """A `redact` pattern checked now, where the variable that gave it is known (`--redact` is
+    checked by the parser; otherwise the cassette code checks it as the server starts, naming
+    the option). (`match_on` names are checked with every value: `_matchers`.)"""
     if name == "redact":
         from mockai.cassette.redact import Scrubber  # (only when the variable is set)
 
         Scrubber(value)
-    elif name == "match_on":
-        from mockai.cassette.matching import MATCHERS
-
-        MATCHERS.resolve(value)
 
 
 # The CLI (`--scenario`), `MOCKAI_SCENARIO` and the pytest marker (`scenario=`) name the option
@@ -571,6 +567,15 @@ def _model_ids(name: str, models: tuple[str, ...]) -> tuple[str, ...]:
     return models
 
 
+def _matchers(name: str, names: tuple[str, ...]) -> tuple[str, ...]:
+    """Matcher names known now, as `--match-on` checks them, and at least one (`match_on=[]`
+    asks to match on nothing: never quietly the default). Those `register_matcher` adds are
+    known once registered, which a program does before it builds the server that uses them."""
+    from mockai.cassette.matching import MATCHERS  # (only when the option is given)
+
+    return MATCHERS.resolve(names)  # (a ConfigError starting with `match_on: `)
+
+
 def _one_of(*valid: str) -> Callable[[str, Any], str]:
     def check(name: str, value: Any) -> str:
         if value not in valid:
@@ -671,6 +676,7 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "workers": _processes,
     "require_api_key": _text,
     "models": _model_ids,
+    "match_on": _matchers,
     "fallback": _one_of("generate", "error"),
     "no_match_status": _status,
     "chaos": _chaos,
@@ -705,19 +711,26 @@ def validate_record_mode(value: str) -> str:
 def parse_rates(spec: str) -> dict[str, float]:
     """`rate_limit=0.1,server_error=0.02` -> {"rate_limit": 0.1, "server_error": 0.02}."""
     rates: dict[str, float] = {}
+    written: dict[str, str] = {}
     for part in spec.split(","):
         part = part.strip()
         if not part:
             continue
-        name, sep, number = part.partition("=")
+        name, sep, number = (piece.strip() for piece in part.partition("="))
         try:
             rate = float(number)
         except ValueError:
             rate = -1.0
-        if not sep or not 0.0 <= rate <= 1.0:
+        if not sep or not name or not 0.0 <= rate <= 1.0:
             raise ConfigError(
                 f"chaos: {part!r} is not NAME=RATE with a rate between 0 and 1 "
                 "(e.g. rate_limit=0.1,server_error=0.02)"
             )
-        rates[name.strip()] = rate
+        if name in rates:  # (else the later rate won, silently)
+            raise ConfigError(
+                f"chaos: {name!r} is given twice, {written[name]} and {part}; give each fault once"
+            )
+        rates[name], written[name] = rate, part
+    if not rates and spec.strip():  # (`,`: a slip; an empty value sets no faults)
+        raise ConfigError(f"chaos: {spec!r} holds no NAME=RATE (e.g. rate_limit=0.1)")
     return rates

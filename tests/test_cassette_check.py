@@ -70,7 +70,7 @@ def test_stream_problems_are_reported_on_their_interaction(tmp_path: Path) -> No
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        (("version: 1", "version: 3"), ":1: cassette format version 3 is not supported"),
+        (("version: 1", "version: 3"), ":13: cassette format version 3 is not supported"),
         (
             ("    status: {code: 200", "    status: {code: 1200"),
             ":2: interaction 0: response status 1200 is not an HTTP status",
@@ -145,7 +145,7 @@ def test_check_walks_folders_and_exits_1_on_problems(
     write(tmp_path, "notes.txt", "not checked")
     assert main(["check", str(tmp_path)]) == 1
     err = capsys.readouterr().err
-    assert err.startswith(f"{bad}:1: cassette format version 2 is not supported")
+    assert err.startswith(f"{bad}:13: cassette format version 2 is not supported")
     assert err.endswith("mockai check: 1 problem(s)\n")
     assert messages([str(tmp_path / "missing.yaml")]) == [
         f"{tmp_path / 'missing.yaml'}: no such file or directory"

@@ -20,11 +20,18 @@ if TYPE_CHECKING:  # (vcrpy, which imports aiohttp, loads with the first cassett
     from mockai.cassette.format import DecodeError, Interaction
 
 _CASSETTE_KEY = re.compile(r'^(interactions\s*:|\s*\{?\s*"interactions"\s*:)', re.MULTILINE)
+# What vcrpy before 1.0 wrote: a bare list of request/response pairs, its first item first in the
+# file (after comments, blank lines and a `---`). A scenario file never starts so.
+_BARE_LIST = re.compile(
+    r'\A(?:[ \t]*(?:#[^\n]*)?\n|---[ \t]*\n)*(?:-[ \t]+|\s*\[\s*\{\s*)"?(request|response)"?\s*:'
+)
 
 
 def looks_like_cassette(text: str) -> bool:
-    """True for a file with a top-level `interactions:` key (a vcrpy cassette)."""
-    return bool(_CASSETTE_KEY.search(without_bom(text)))
+    """True for a file with a top-level `interactions:` key (a vcrpy cassette), or a bare list
+    of request/response pairs (one vcrpy wrote before 1.0: checked, and refused, as a cassette)."""
+    text = without_bom(text)
+    return bool(_CASSETTE_KEY.search(text) or _BARE_LIST.match(text))
 
 
 def without_bom(text: str) -> str:

@@ -20,7 +20,13 @@ import logging
 from pathlib import Path
 
 from mockai.cassette import shared
-from mockai.cassette.format import Cassette, Interaction, cassette_files, load_all
+from mockai.cassette.format import (
+    Cassette,
+    Interaction,
+    cassette_files,
+    empty_cassette,
+    load_all,
+)
 from mockai.cassette.matching import (
     DEFAULT_MATCH_ON,
     MATCHERS,
@@ -47,7 +53,8 @@ def cassette_sources(config: Config, registry: MatcherRegistry = MATCHERS) -> li
     except ValueError as error:
         raise ConfigError(str(error)) from None
     scrubber = Scrubber(config.redact)
-    match_on = registry.resolve(config.match_on or DEFAULT_MATCH_ON)
+    # (only None is "not given": an empty list is refused, never quietly the default)
+    match_on = registry.resolve(DEFAULT_MATCH_ON if config.match_on is None else config.match_on)
     if config.cassette is None:
         if config.upstream is None:
             return []
@@ -61,6 +68,9 @@ def cassette_sources(config: Config, registry: MatcherRegistry = MATCHERS) -> li
             f"cassette {path} does not exist, so there is nothing to replay. Record it first: "
             f"mockai serve --cassette {path} --record-mode once --upstream URL"
         )
+    if mode is RecordMode.NONE and path.is_file() and not has_cassettes(path):
+        # (an empty file is what vcrpy takes for one not recorded yet: as a missing one, above)
+        raise CassetteError(empty_cassette(path))
     sources: list[Source] = []
     # Recording: the recorder appends to the cassettes it was given, replay answers from them.
     # (Each interaction as the file holds it is kept too: a save writes it back unchanged.)

@@ -454,17 +454,20 @@ def parse_cassette(
         data = serializer.deserialize(text)
     except (yaml.YAMLError, ValueError) as error:
         raise DecodeError(f"{path}:{_error_line(error)}: not a valid cassette: {error}") from None
+    # (Every problem with a line, as `mockai check` and `mockai serve` both say it: the file's
+    # first line when the whole file is wrong, else the `version:` key's.)
     if isinstance(data, list):
         raise DecodeError(
-            f"{path}: this cassette was written by vcrpy before 1.0 (no version, a bare list). "
+            f"{path}:1: this cassette was written by vcrpy before 1.0 (no version, a bare list). "
             "Convert it with `python -m vcr.migration PATH` or record it again."
         )
     if not isinstance(data, Mapping) or not isinstance(data.get("interactions"), list):
-        raise DecodeError(f"{path}: not a cassette (a vcrpy cassette has `interactions: [...]`)")
+        raise DecodeError(f"{path}:1: not a cassette (a vcrpy cassette has `interactions: [...]`)")
     version = data.get("version")
     if version != CASSETTE_FORMAT_VERSION:
+        line = NodeLines(text).of("version") if "version" in data else 1
         raise DecodeError(
-            f"{path}: cassette format version {version!r} is not supported: mockai reads "
+            f"{path}:{line}: cassette format version {version!r} is not supported: mockai reads "
             f"vcrpy cassettes with `version: {CASSETTE_FORMAT_VERSION}`. Record it again, or "
             "set `version: 1` if it was written by a tool that left the version out."
         )
@@ -486,6 +489,16 @@ def parse_cassette(
         interactions.append(interaction)
     metadata = data.get("metadata")
     return Cassette(path, interactions, dict(metadata) if isinstance(metadata, Mapping) else None)
+
+
+def empty_cassette(path: Path) -> str:
+    """What an empty cassette file is, as `mockai check` and a replay-only server say it: vcrpy
+    reads it as a cassette not recorded yet, so `once` records into it and `none` has nothing to
+    replay."""
+    return (
+        f"{path}:1: the file is empty: a cassette with nothing to replay (record into it: "
+        f"mockai serve --cassette {path} --record-mode once --upstream URL)"
+    )
 
 
 def status_problem(status: int) -> str | None:

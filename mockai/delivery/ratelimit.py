@@ -71,12 +71,29 @@ def parse_limits(spec: Any) -> dict[str, Limit]:
         return {}
     try:
         if isinstance(spec, str):
-            return dict(_parse_text(spec))
+            return _once_each(_parse_text(spec), spec)
         if isinstance(spec, Mapping):
-            return dict(_parse_mapping(spec))
+            return _once_each(_parse_mapping(spec), spec)
         raise ValueError(f"expected text like 'rpm=60,tpm=40000' or a mapping, got {spec!r}")
     except ValueError as error:
         raise ConfigError(f"limits: {error}") from None
+
+
+def _once_each(budgets: Iterable[tuple[str, Limit]], spec: Any) -> dict[str, Limit]:
+    """The budgets by pattern, each pattern given once: a model given twice in one value would
+    otherwise have its later budget win silently (scenario files refuse the same contradiction)."""
+    limits: dict[str, Limit] = {}
+    for pattern, limit in budgets:
+        if pattern in limits:
+            whose = "every model's budget" if pattern == ALL_MODELS else f"{pattern!r}"
+            raise ValueError(
+                f"{whose} is given twice, {shown(pattern, limits[pattern])} and "
+                f"{shown(pattern, limit)}; give each model once"
+            )
+        limits[pattern] = limit
+    if not limits and isinstance(spec, str):  # (`;;`: a slip; an empty mapping sets nothing)
+        raise ValueError(f"{spec!r} holds no budget; write e.g. rpm=60,tpm=40000 or gpt-4o:rpm=3")
+    return limits
 
 
 def _given(limit: Limit) -> dict[str, int | float]:
@@ -116,11 +133,13 @@ def _parse_text(spec: str) -> Iterable[tuple[str, Limit]]:
         model, colon, _ = head.rpartition(":")
         if not sep:
             raise ValueError(f"{segment!r} is not [MODEL:]rpm=N,tpm=N[,window=DURATION]")
+        if colon and not model.strip():
+            raise ValueError(
+                f"{segment!r} names no model before ':'; write MODEL:rpm=N, or leave out "
+                "the ':' for a budget for every model"
+            )
         settings = segment[len(model) + 1 :] if colon else segment
-        yield (
-            (model.strip() or ALL_MODELS) if colon else ALL_MODELS,
-            _limit(split_pairs(settings), segment),
-        )
+        yield (model.strip() if colon else ALL_MODELS), _limit(split_pairs(settings), segment)
 
 
 def _parse_mapping(spec: Mapping[Any, Any]) -> Iterable[tuple[str, Limit]]:
@@ -141,8 +160,6 @@ def _limit(settings: Mapping[Any, Any], where: str) -> Limit:
     for key in settings:
         if key not in _LIMIT_KEYS:
             raise ValueError(f"{at}unknown key {key!r}" + suggest(key, _LIMIT_KEYS, noun="known"))
-    if not settings:
-        raise ValueError(f"{at}give rpm, tpm or both")
     rpm = _count(settings.get("rpm", DEFAULT_RPM), "rpm", at)
     tpm = _count(settings.get("tpm", DEFAULT_TPM), "tpm", at)
     written = settings.get("window", WINDOW)
@@ -154,6 +171,8 @@ def _limit(settings: Mapping[Any, Any], where: str) -> Limit:
         raise ValueError(f"{at}window must be longer than 0")
     if window < SHORTEST_WINDOW:
         raise ValueError(f"{at}window must be at least 1ms, got {written!r}")
+    if "rpm" not in settings and "tpm" not in settings:  # (a window alone sets no budget)
+        raise ValueError(f"{at}give rpm, tpm or both")
     return Limit(rpm, tpm, window)
 
 

@@ -193,15 +193,21 @@ def _delay_mapping(value: Mapping[Any, Any]) -> Delay:
 
 
 def split_pairs(text: str) -> dict[str, str]:
-    """`"a=1, b=2"` -> {"a": "1", "b": "2"}; ValueError on a part that is not NAME=VALUE."""
+    """`"a=1, b=2"` -> {"a": "1", "b": "2"}; ValueError on a part that is not NAME=VALUE, or
+    on a NAME given twice."""
     pairs: dict[str, str] = {}
     for part in text.split(","):
         if not part.strip():
             continue
         name, sep, value = part.partition("=")
-        if not sep or not name.strip() or not value.strip():
+        name, value = name.strip(), value.strip()
+        if not sep or not name or not value:
             raise ValueError(f"{part.strip()!r} is not NAME=VALUE")
-        pairs[name.strip()] = value.strip()
+        if name in pairs:  # (else the later one won, silently)
+            raise ValueError(
+                f"{name!r} is given twice, {name}={pairs[name]} and {name}={value}; give it once"
+            )
+        pairs[name] = value
     if not pairs:
         raise ValueError(f"{text!r} holds no NAME=VALUE pair")
     return pairs
