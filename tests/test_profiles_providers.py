@@ -201,15 +201,20 @@ def test_openrouter_models_have_no_object_but_pricing(server: MockServer) -> Non
 # --- Ollama ---------------------------------------------------------------------------------
 
 
-def test_ollama_ignores_the_key() -> None:
-    with MockServer(require_api_key=KEY, log_requests=False) as server:
-        with openai.OpenAI(base_url=server.provider_url("ollama"), api_key="ollama") as client:
-            assert client.chat.completions.create(model=MODELS["ollama"], messages=HELLO).choices  # type: ignore[arg-type]
+def test_ollama_takes_any_key_unless_one_is_required(server: MockServer) -> None:
+    # As Ollama does by default; `--require-api-key` is checked under its profile too.
+    with openai.OpenAI(base_url=server.provider_url("ollama"), api_key="ollama") as client:
+        assert client.chat.completions.create(model=MODELS["ollama"], messages=HELLO).choices  # type: ignore[arg-type]
+    with MockServer(require_api_key=KEY, log_requests=False) as keyed:
         with (
-            openai.OpenAI(base_url=server.url, api_key="ollama", max_retries=0) as client,
+            openai.OpenAI(
+                base_url=keyed.provider_url("ollama"), api_key="ollama", max_retries=0
+            ) as client,
             pytest.raises(openai.AuthenticationError),
         ):
-            client.chat.completions.create(model="gpt-4o-mini", messages=HELLO)  # type: ignore[arg-type]
+            client.chat.completions.create(model=MODELS["ollama"], messages=HELLO)  # type: ignore[arg-type]
+        with openai.OpenAI(base_url=keyed.provider_url("ollama"), api_key=KEY) as client:
+            assert client.chat.completions.create(model=MODELS["ollama"], messages=HELLO).choices  # type: ignore[arg-type]
 
 
 def test_ollama_ignores_n_and_answers_with_short_ids(server: MockServer) -> None:

@@ -573,7 +573,9 @@ def _request_body(
 
 def _check_auth(state: ServerState, request: web.Request, profile: Profile) -> None:
     required = state.config.require_api_key
-    if required is None or profile.auth.ignored:
+    # A key asked for is checked under every profile: a provider that takes any key (Ollama)
+    # does so only by default, as every profile does without --require-api-key.
+    if required is None:
         return
     for name in profile.auth.key_headers:
         key = request.headers.get(name)

@@ -126,7 +126,8 @@ class Auth:
     """How the key is read (with `--require-api-key`): `key_headers` are read before the
     `Authorization: Bearer` header, in order (`api-key` only when no `Authorization` came);
     none by default: a provider takes the Bearer alone unless its profile names its own header
-    (Azure's `api-key`). `ignored`: any key, or none, works."""
+    (Azure's `api-key`). `ignored`: the provider takes any key, or none, by default (as every
+    profile does without `--require-api-key`; a key asked for is checked all the same)."""
 
     key_headers: tuple[str, ...] = ()
     ignored: bool = False

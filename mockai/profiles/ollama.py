@@ -145,7 +145,7 @@ PROFILE = Profile(
         "param: null, code: null}}`",
     ),
     limits=limits.NONE,
-    auth=Auth(ignored=True, describe="none: any key (or none) works"),
+    auth=Auth(ignored=True, describe="Bearer (Ollama's default: any key, or none)"),
     models_shape='`owned_by: "library"`',
     tool_call_id=tool_call_id,
     tool_call_ids="`call_` + 8 lowercase characters",

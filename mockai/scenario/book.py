@@ -140,6 +140,12 @@ class RuleBook:
         """True once the book holds a rule (the Decider's default fallback becomes `error`)."""
         return len(self) > 0
 
+    @property
+    def scenario_rules(self) -> tuple[Rule, ...]:
+        """The scenario files' rules as last loaded (before runtime removals): `--watch`
+        compares them with the files to see whether an edit went unseen."""
+        return self._files
+
     # --- matching -------------------------------------------------------------------------------
 
     def pick(self, exchange: Exchange) -> tuple[Rule, Step, int] | None:

@@ -28,6 +28,7 @@ from mockai.pipeline.journal import Journal, JournalEntry
 from mockai.server import sites
 from mockai.server.app import _add_routes, _application, create_app
 from mockai.server.state import STATE, ServerState
+from mockai.server.unreadable import HEAD_LINE_LIMIT
 
 T = TypeVar("T")
 
@@ -145,6 +146,9 @@ class MockServer:
             access_log=None,
             shutdown_timeout=1.0,
             keepalive_timeout=self.config.read_timeout,
+            # (header lines up to 64 KiB: Entra ID tokens; see HEAD_LINE_LIMIT)
+            max_line_size=HEAD_LINE_LIMIT,
+            max_field_size=HEAD_LINE_LIMIT,
         )
         self._loop = loop  # (the app is tied to this loop from its start on, failed or not)
         try:

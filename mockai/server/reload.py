@@ -8,6 +8,10 @@ every file is valid, swapped into the RuleBook in one step: requests see the old
 ones, never a mix. A broken edit (or a rule taking the name of a rule added at runtime) is logged
 with each problem's `file:line` and the previous rules keep serving. Only rules reload; settings
 (seed, models, chaos, limits) take a restart.
+
+The watcher is set up before the server says it is listening, and then loads whatever changed
+since the files were first loaded (an edit made while it started brings no event), so every
+`--workers` process ends up on the files as they are.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -29,6 +34,7 @@ log = logging.getLogger("mockai")
 
 DEBOUNCE_MS = 150  # changes closer together than this are one reload (an editor's save)
 SUFFIXES = (".yaml", ".yml")
+ARM_TIMEOUT = 10.0  # seconds the start waits for the watcher to be set up
 
 
 def require_watchfiles() -> None:
@@ -48,15 +54,26 @@ async def watch_lifespan(app: web.Application) -> AsyncIterator[None]:
         yield
         return
     stop = asyncio.Event()
-    task = asyncio.create_task(watch(state.config.scenarios, state.rules, stop))
+    armed = asyncio.Event()
+    task = asyncio.create_task(watch(state.config.scenarios, state.rules, stop, armed))
+    # The server says it is listening once this context is entered: an edit made from then on
+    # must be seen, so the watcher is set up first. (Bounded: a watcher slow to start, a huge
+    # folder, still catches up with the files once it is; one that failed is reported when the
+    # server stops.)
+    arming = asyncio.create_task(armed.wait())
+    await asyncio.wait({task, arming}, timeout=ARM_TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
+    arming.cancel()
     yield
     stop.set()
     with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):
         await asyncio.wait_for(task, 5)
 
 
-async def watch(paths: Sequence[str], book: RuleBook, stop: asyncio.Event) -> None:
-    """Reload `paths` into `book` on every change, until `stop` is set."""
+async def watch(
+    paths: Sequence[str], book: RuleBook, stop: asyncio.Event, armed: asyncio.Event | None = None
+) -> None:
+    """Reload `paths` into `book` on every change, until `stop` is set; `armed` is set once
+    every later change is sure to be seen (and what changed before is loaded)."""
     from watchfiles import awatch
 
     targets = [Path(path).resolve() for path in paths]
@@ -77,11 +94,50 @@ async def watch(paths: Sequence[str], book: RuleBook, stop: asyncio.Event) -> No
         return path.suffix in SUFFIXES or path.is_dir() or path in folders
 
     log.info("mockai: watching %s for changes", ", ".join(paths))
-    async for _changes in awatch(
+    changes = awatch(
         *roots, watch_filter=relevant, stop_event=stop, debounce=DEBOUNCE_MS, step=50
-    ):
-        await reload(paths, book)
-        folders = await asyncio.to_thread(_folders, targets)
+    ).__aiter__()
+    pending = asyncio.create_task(_next(changes))
+    try:
+        # awatch sets its watcher up (inotify) in its first step, before it first waits, in a
+        # thread, for a change: once that step ran, every later edit brings an event.
+        await asyncio.sleep(0)
+        # An edit made between the load this server started with and now brought none (made
+        # just after the banner, or while a `--workers` worker was starting): load it now.
+        await catch_up(paths, book)
+        if armed is not None:
+            armed.set()
+        while await pending is not None:
+            await reload(paths, book)
+            folders = await asyncio.to_thread(_folders, targets)
+            pending = asyncio.create_task(_next(changes))
+    finally:
+        pending.cancel()
+
+
+async def _next(changes: AsyncIterator[set[tuple[Any, str]]]) -> set[tuple[Any, str]] | None:
+    """The next batch of changes, or None once the watch is stopped."""
+    try:
+        return await changes.__anext__()
+    except StopAsyncIteration:
+        return None
+
+
+async def catch_up(paths: Sequence[str], book: RuleBook) -> bool:
+    """Reload `paths` when `book` does not serve what they hold now (quietly when it does)."""
+    if await asyncio.to_thread(_current, paths, book):
+        return True
+    return await reload(paths, book)
+
+
+def _current(paths: Sequence[str], book: RuleBook) -> bool:
+    """True when `book` serves the rules `paths` hold now. (Loading is cached by each file's
+    size and modification time in nanoseconds: files unchanged give the very rules the book was
+    made from, and an edit, even within the same second, gives new ones.)"""
+    try:
+        return scenario.load(list(paths)).rules == book.scenario_rules
+    except (ScenarioError, OSError):  # (a reload says what is wrong)
+        return False
 
 
 def _folders(targets: Sequence[Path]) -> set[Path]:

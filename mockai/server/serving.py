@@ -37,6 +37,7 @@ from mockai.server import heap, sites
 from mockai.server.app import create_app
 from mockai.server.metrics import worker_exited
 from mockai.server.state import STATE, ServerState
+from mockai.server.unreadable import HEAD_LINE_LIMIT
 
 
 def banner(state: ServerState, port: int, loop: str = "asyncio") -> str:
@@ -173,6 +174,9 @@ async def serve_socket(
         access_log=None,
         shutdown_timeout=config.grace,
         keepalive_timeout=config.read_timeout,
+        # (header lines up to 64 KiB: Entra ID tokens; see HEAD_LINE_LIMIT)
+        max_line_size=HEAD_LINE_LIMIT,
+        max_field_size=HEAD_LINE_LIMIT,
     )
     await runner.setup()
     await sites.StampingSite(runner, sock, app[STATE].arrivals).start()

@@ -1,12 +1,15 @@
 """Requests aiohttp cannot parse, answered the way mockai answers any bad input.
 
-A header line over 8 KiB, a malformed chunk size, a method with a space in it, TLS or HTTP/2
-bytes on the plain port: aiohttp's parser refuses them before any handler runs. aiohttp then
-answers with a `text/plain` page and logs the refusal at ERROR, traceback and all: a client's
-mistake reads like a crash of mockai. Here the answer is a 400 in the API's error shape (the
-SDKs raise their BadRequestError with the reason), with a request id like every other answer,
-and the log gets one debug line. The connection is closed after the answer, as aiohttp closes
-it: what follows the bad bytes cannot be read as requests.
+A header line over 64 KiB (`HEAD_LINE_LIMIT`), a malformed chunk size, a method with a space in
+it, TLS or HTTP/2 bytes on the plain port: aiohttp's parser refuses them before any handler runs.
+aiohttp then answers with a `text/plain` page and logs the refusal at ERROR, traceback and all:
+a client's mistake reads like a crash of mockai. Here the answer is a 400 in the API's error
+shape (the SDKs raise their BadRequestError with the reason), with a request id like every other
+answer, and the log gets one debug line. The connection is closed after the answer, as aiohttp
+closes it: what follows the bad bytes cannot be read as requests.
+
+A line too long is said without its bytes: aiohttp's reason quotes its first hundred, and the
+line too long is most often a header holding a credential (a bearer token).
 
 Everything else aiohttp handles as before, its own errors (a 500 inside aiohttp) included.
 """
@@ -19,12 +22,18 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web, web_protocol
-from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 
 from mockai.errors import ApiError
 from mockai.wire import ids, jsonbytes
 
 log = logging.getLogger("mockai")
+
+# The longest request line or header line (name and value) read: aiohttp's default, 8190 bytes,
+# is less than what real clients send. Microsoft Entra ID bearer tokens (Azure OpenAI) carry the
+# user's group claims and reach 8-16 KiB; long cookie headers behind a proxy do as much.
+# Each `AppRunner` passes it on to its connections' parsers (`max_line_size`, `max_field_size`).
+HEAD_LINE_LIMIT = 64 * 1024
 
 
 # aiohttp's own slot for the future a shutdown waits on (see `RequestHandler._handler_waiter`).
@@ -62,7 +71,12 @@ class RequestHandler(web_protocol.RequestHandler):
         if not isinstance(exc, HttpProcessingError) or not 400 <= status < 500:
             return super().handle_error(request, status, exc, message)
         reason = (exc.message or message or "malformed request").strip()
-        # (the class only: the reason quotes the bytes sent, which may hold a key; the client
+        if isinstance(exc, LineTooLong):  # (its reason quotes the line: a token, as a rule)
+            reason = (
+                f"the request line or a header is longer than {HEAD_LINE_LIMIT} bytes, "
+                "the most mockai reads"
+            )
+        # (the class only: the reason may quote the bytes sent, which may hold a key; the client
         # that sent them gets them back, the log does not)
         log.debug(
             "%s: a request mockai cannot read as HTTP (%s)", request.remote, type(exc).__name__
