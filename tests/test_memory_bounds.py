@@ -30,6 +30,11 @@ from mockai.wire import jsonbytes
 from mockai.wire.outgoing import Body
 
 
+def _heavy(sizes: list[tuple[int, int]], budget: int) -> set[int]:
+    """The entries heavier (request and answer) than the whole budget."""
+    return {seq for seq, (request, response) in enumerate(sizes) if request + response > budget}
+
+
 def _entry(seq: int, body: bytes) -> JournalEntry:
     return JournalEntry(seq, f"req_{seq}", "POST", "/v1/x", 0.0, 0.0, {}, body)
 
@@ -44,6 +49,7 @@ def test_the_journal_keeps_its_byte_budget_dropping_the_oldest_bodies_first(
 ) -> None:
     journal = Journal(maxlen, budget)
     for seq, (request, response) in enumerate(sizes):
+        kept_before = {e.seq for e in journal.entries() if not e.dropped}
         entry = _entry(seq, b"x" * request)
         journal.add(entry)
         entry.response = Body(200, b"y" * response)
@@ -53,7 +59,12 @@ def test_the_journal_keeps_its_byte_budget_dropping_the_oldest_bodies_first(
         assert journal.bytes == sum(e.weight for e in entries)
         # Every entry is still there (within maxlen); only bodies were dropped, oldest first.
         assert [e.seq for e in entries] == list(range(max(seq + 1 - maxlen, 0), seq + 1))
-        weighty = [e for e in entries if e.dropped or e.weight]
+        if request + response > budget:  # heavier than the whole budget: dropped
+            assert entry.dropped
+        if request > budget:  # known as it arrives: dropped alone, evicting nothing for it
+            assert {e.seq for e in entries if not e.dropped} == kept_before - {seq - maxlen}
+        heavy = _heavy(sizes, budget)
+        weighty = [e for e in entries if (e.dropped or e.weight) and e.seq not in heavy]
         flags = [e.dropped for e in weighty]
         assert flags == sorted(flags, reverse=True)  # dropped ones precede kept ones
         for e in entries:
@@ -93,6 +104,9 @@ def test_a_body_heavier_than_the_whole_journal_budget_is_answered_and_not_kept()
         MockServer(journal_bytes=100_000, log_requests=False) as server,
         openai.OpenAI(base_url=server.url, api_key="k", max_retries=0) as client,
     ):
+        small = client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+        )
         chat = client.chat.completions.create(
             model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}]
         )
@@ -103,10 +117,12 @@ def test_a_body_heavier_than_the_whole_journal_budget_is_answered_and_not_kept()
         assert heard.text
         made = client.conversations.create(metadata={"topic": "big"}, items=[_message(prompt)])
         assert made.metadata == {"topic": "big"}
-        entries = server.requests
+        first, *entries = server.requests
         assert [e.status for e in entries] == [200, 200, 200]
         assert all(e.dropped and e.body is None for e in entries)
         assert server.journal.bytes <= 100_000
+        # Nothing older was dropped for them: they would never fit (it emptied the journal).
+        assert not first.dropped and first.response_json()["id"] == small.id
 
 
 @given(
@@ -163,11 +179,14 @@ def test_stored_requests_weigh_their_pictures() -> None:
     `messages`) counts by its size: an image part is ~100 tokens but a quarter of a megabyte of
     base64 here, and weighed by its tokens 30 of them had stayed within a 1 MiB budget."""
     picture = "data:image/png;base64," + base64.b64encode(bytes(192 * 1024)).decode()
-    parts = [{"type": "text", "text": "what is this?"}]
+    question = "what is this?"
     with MockServer(store_bytes=1 << 20, log_requests=False) as server:
         responses, completions = [], []
         for _ in range(12):
-            content = [*parts, {"type": "input_image", "image_url": picture}]
+            content = [
+                {"type": "input_text", "text": question},
+                {"type": "input_image", "image_url": picture},
+            ]
             answer = httpx.post(
                 server.url + "/responses",
                 json={"model": "gpt-4o-mini", "input": [{"role": "user", "content": content}]},
@@ -175,7 +194,10 @@ def test_stored_requests_weigh_their_pictures() -> None:
             )
             assert answer.status_code == 200, answer.text
             responses.append(answer.json()["id"])
-            content = [*parts, {"type": "image_url", "image_url": {"url": picture}}]
+            content = [
+                {"type": "text", "text": question},
+                {"type": "image_url", "image_url": {"url": picture}},
+            ]
             answer = httpx.post(
                 server.url + "/chat/completions",
                 json={

@@ -260,6 +260,13 @@ def _trimmed(headers: dict[str, str]) -> dict[str, str]:
     return kept
 
 
+def _drop_bodies(entry: JournalEntry) -> None:
+    """An entry past the byte budget: its bodies go, the rest of it stays (`dropped: true`)."""
+    entry.kept_body = entry.response = None
+    entry.headers = _trimmed(entry.headers)
+    entry.dropped = True
+
+
 class Journal:
     """A bounded, thread-safe log of JournalEntry (see the module docstring for the bounds)."""
 
@@ -309,6 +316,13 @@ class Journal:
     def _add_weight(self, entry: JournalEntry, weight: int) -> None:
         if not weight:
             return
+        if entry.weight + weight > self.max_bytes:
+            # Heavier than the whole budget: its own bodies go as it is added, and nothing older
+            # is evicted for it (they would all go and this one still not fit).
+            self._bytes -= entry.weight
+            entry.weight = 0
+            _drop_bodies(entry)
+            return
         if not entry.weight:
             self._weighed.append(entry)
         entry.weight += weight
@@ -319,9 +333,7 @@ class Journal:
             if oldest.weight:  # over budget: its bodies go, the rest of the entry stays
                 self._bytes -= oldest.weight
                 oldest.weight = 0
-                oldest.kept_body = oldest.response = None
-                oldest.headers = _trimmed(oldest.headers)
-                oldest.dropped = True
+                _drop_bodies(oldest)
 
     @property
     def bytes(self) -> int:
