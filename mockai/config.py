@@ -108,6 +108,12 @@ class Config:
             value = getattr(self, name)
             if value is not None and value != _DEFAULTS.get(name):
                 _coerce(name, value)
+        if not self.given:
+            # Built directly (`Config(seed=3, scenarios=...)`, `create_app(config)`): what it
+            # sets beyond the defaults was set explicitly, and a scenario file's settings must
+            # not override it. (A default given this way cannot be told from one left alone.)
+            chosen = {n for n, default in _DEFAULTS.items() if getattr(self, n) != default}
+            object.__setattr__(self, "given", frozenset(chosen - {"given"}))
 
     def merged(self, **changes: Any) -> Config:
         """A copy with `changes` applied (None values are ignored: "not given")."""
@@ -204,7 +210,10 @@ def unknown_env_variables(environ: Mapping[str, str] | None = None) -> list[str]
     return warnings
 
 
-_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Config)}
+_DEFAULTS = {
+    f.name: f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+    for f in dataclasses.fields(Config)
+}
 
 
 def _names() -> list[str]:

@@ -308,3 +308,15 @@ def test_a_file_in_a_cassette_folder_that_is_none_has_a_line(tmp_path: Path) -> 
     assert str(refused.value) == (
         f"{tmp_path / 'notes.yaml'}:1: not a cassette (a vcrpy cassette has `interactions: [...]`)"
     )
+
+
+def test_a_config_built_directly_beats_the_scenario_files_settings(tmp_path: Path) -> None:
+    """What a `Config(...)` sets beyond the defaults was set explicitly: a scenario file's
+    `seed:` and `fallback:` fill in only what it left alone."""
+    scenario = tmp_path / "settings.yaml"
+    scenario.write_text("mockai: 1\nseed: 7\nfallback: error\nrules: []\n", encoding="utf-8")
+    with MockServer(Config(seed=3, scenarios=(str(scenario),))) as server:
+        assert (server.config.seed, server.config.fallback) == (3, "error")
+    explicit = Config(scenarios=(str(scenario),)).merged(seed=0, fallback="generate")
+    with MockServer(explicit) as server:
+        assert (server.config.seed, server.config.fallback) == (0, "generate")
