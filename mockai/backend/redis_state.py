@@ -12,19 +12,20 @@ Keys live under a prefix (`mockai` unless the URL says `?prefix=NAME`), so sever
 share one database. Standalone Redis (or a Sentinel-managed primary) is assumed: the scripts touch
 keys they compute, which Redis Cluster does not allow.
 
-When Redis cannot be reached, or refuses to serve (full, unable to persist, an ACL), calls raise
-`StateUnavailable` — the API's 503 with `retry-after`, which the SDKs retry — and the client
-reconnects by itself once Redis is back.
+When Redis cannot be reached, or refuses to serve (full, unable to persist, an ACL), or a key of
+ours holds what another program wrote there, calls raise `StateUnavailable` — the API's 503 with
+`retry-after`, which the SDKs retry — and the client reconnects by itself once Redis is back.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import re
 import secrets
 import time
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from typing import Any, Generic, ParamSpec, TypeVar
 from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -87,6 +88,19 @@ _REFUSAL_WORDS = ("can't access", "no permissions")
 # Refusals that pass by themselves: at startup they do not stop the server (the others are the
 # URL's fault: a database the server lacks, credentials it refuses).
 _PASSING_CODES = frozenset({"BUSY", "LOADING", "MASTERDOWN", "TRYAGAIN"})
+# A key of ours holding what mockai never wrote there: another program sharing the database (or
+# an older mockai under the same prefix) overwrote it. A key of another type (WRONGTYPE), a
+# counter that is no number (INCR, HINCRBY, INCRBY past 2^63), and our scripts' comparisons and
+# sums on `tonumber()` of such a value (their arguments are numbers mockai sends: only a value
+# read from a key can be nil there). Every request touching the key would be a 500 until the key
+# goes: the API's 503 instead, naming the keys. (Not a compile error, an unknown command, a
+# wrong number of arguments: our own bugs, raised.)
+_OVERWRITTEN_CODES = frozenset({"WRONGTYPE"})
+_OVERWRITTEN_WORDS = re.compile(
+    r"value is not an integer or out of range|hash value is not an integer"
+    r"|increment or decrement would overflow"
+    r"|attempt to (?:compare (?:nil with \w+|\w+ with nil)|perform arithmetic on .*\bnil value)"
+)
 # What Redis appends to an error raised inside a script: its SHA and line, of no use to a client.
 _SCRIPT_SUFFIX = re.compile(r"\s*script: [0-9a-f]+, on @\S+$")
 # What redis-py puts before an error in a transaction: the command with its keys and values (a
@@ -114,6 +128,36 @@ def _refusal(error: redis_errors.ResponseError) -> bool:
         return True
     said = _said(error)
     return _code(error) in _REFUSAL_CODES or any(words in said for words in _REFUSAL_WORDS)
+
+
+def _overwritten_key(error: redis_errors.ResponseError) -> bool:
+    """Whether Redis found a key of ours holding another program's value (see
+    _OVERWRITTEN_WORDS)."""
+    return _code(error) in _OVERWRITTEN_CODES or bool(_OVERWRITTEN_WORDS.search(_said(error)))
+
+
+def _overwritten(backend: RedisBackend, keys: str, what: str) -> StateUnavailable:
+    """The 503 for `keys` (a key, or a pattern of them) holding what mockai never wrote there.
+    The operator is told which keys and what to do (key names carry ids, never what a request
+    said); Redis itself is fine, so nothing pauses the next call."""
+    log.warning("mockai: %s was overwritten by another program (%s)", keys, what)
+    return StateUnavailable(
+        backend.name,
+        f"a key mockai keeps ({keys}) was overwritten by another program ({what}); delete it, "
+        "or give mockai a prefix of its own (?prefix=NAME in the state URL)",
+    )
+
+
+@contextlib.contextmanager
+def _reading(backend: RedisBackend, keys: str) -> Iterator[None]:
+    """Around turning what `keys` hold into values (records, counts, entries): a value that does
+    not read back was not written by mockai (see _overwritten). Only its exception's type is told:
+    its text may quote the value, and another program's values are not ours to print."""
+    try:
+        yield
+    except Exception as error:  # (what a codec raises is its own: ValueError, KeyError, ...)
+        what = f"it does not read back: {type(error).__name__}"
+        raise _overwritten(backend, keys, what) from None
 
 
 def _refused(error: redis_errors.ResponseError) -> str:
@@ -148,8 +192,8 @@ def _unsplit(parts: SplitResult) -> str:
 
 
 def guarded(method: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
-    """A method (of an object with a `backend`) whose Redis connection errors become the
-    API's 503."""
+    """A method (of an object with a `backend`, and the `shown_keys` it keeps) whose Redis
+    connection errors, refusals and overwritten keys become the API's 503."""
 
     @functools.wraps(method)
     async def call(*args: P.args, **kwargs: P.kwargs) -> T:
@@ -162,6 +206,9 @@ def guarded(method: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutin
         except _UNAVAILABLE as error:
             raise backend.failed(error, time.monotonic() - began) from None
         except redis_errors.ResponseError as error:
+            if _overwritten_key(error):
+                keys = getattr(owner, "shown_keys", None) or backend.key("*")
+                raise _overwritten(backend, keys, _said(error)) from None
             if not _refusal(error):
                 raise  # (a command of ours Redis found wrong: a bug, to be seen)
             # Redis answered at once: no pause before the next call (it may be a read, which
@@ -383,14 +430,19 @@ class RedisRecords(Generic[T]):
         self._serial = self._base + ":serial"
         self._inserted = self._base + ":inserted"
         self._weights = _weights(self._base)
+        self.shown_keys = self._base + ":*"  # (what a 503 names: see `guarded`)
 
     def _key(self, key: str) -> str:
         return f"{self._base}:r:{key}"
 
+    def _decoded(self, key: str, data: Any) -> T:
+        with _reading(self.backend, self._key(key)):
+            return self.codec.decode(data)
+
     @guarded
     async def get(self, key: str) -> T | None:
         data: Any = await self.backend.client.get(self._key(key))
-        return None if data is None else self.codec.decode(data)
+        return None if data is None else self._decoded(key, data)
 
     @guarded
     async def has(self, key: str) -> bool:
@@ -411,7 +463,7 @@ class RedisRecords(Generic[T]):
             keys=[self._order, self._inserted, self._stores, *self._weights],
             args=[self._base + ":r:", key, self.codec.encode(record), self.capacity, self.name],
         )
-        return self.codec.decode(data)
+        return self._decoded(key, data)
 
     @guarded
     async def add_within(self, record: T, weight: int, most: int, most_weight: int) -> int | None:
@@ -435,7 +487,8 @@ class RedisRecords(Generic[T]):
             pipe.zcard(self._order)
             pipe.get(self._weights[1])
             count, weight = await pipe.execute()
-        return int(count), int(weight or 0)
+        with _reading(self.backend, self._weights[1]):
+            return int(count), int(weight or 0)
 
     @guarded
     async def update(
@@ -452,7 +505,7 @@ class RedisRecords(Generic[T]):
                     data: Any = await pipe.get(target)
                     if data is None:
                         raise KeyError(key)
-                    record = self.codec.decode(data)
+                    record = self._decoded(key, data)
                     result = change(record)  # an exception leaves the record as it was
                     pipe.multi()  # type: ignore[no-untyped-call]
                     pipe.set(target, self.codec.encode(record), xx=True)
@@ -475,15 +528,17 @@ class RedisRecords(Generic[T]):
             keys=[self._order, *self._weights],
             args=[self._base + ":r:", key],
         )
-        return None if data is None else self.codec.decode(data)
+        return None if data is None else self._decoded(key, data)
 
     @guarded
     async def values(self) -> list[T]:
         names: list[Any] = list(await self.backend.client.zrange(self._order, 0, -1))
         if not names:
             return []
-        found: list[Any] = await self.backend.client.mget([self._key(_text(n)) for n in names])
-        return [self.codec.decode(data) for data in found if data is not None]
+        keys = [_text(name) for name in names]
+        found: list[Any] = await self.backend.client.mget([self._key(key) for key in keys])
+        pairs = zip(keys, found, strict=True)
+        return [self._decoded(key, data) for key, data in pairs if data is not None]
 
     @guarded
     async def next_serial(self) -> int:
@@ -504,7 +559,7 @@ class RedisOccurrences(Occurrences):
     def __init__(self, backend: RedisBackend) -> None:
         super().__init__()
         self.backend = backend
-        self._hash = backend.key("occurrences")
+        self._hash = self.shown_keys = backend.key("occurrences")
 
     @guarded
     async def take(self, key: bytes) -> int:
@@ -524,7 +579,7 @@ class RedisAttempts(Attempts):
     def __init__(self, backend: RedisBackend) -> None:
         super().__init__()
         self.backend = backend
-        self._hash = backend.key("attempts")
+        self._hash = self.shown_keys = backend.key("attempts")
 
     @guarded
     async def take(self, key: bytes, failing_below: int) -> int:
@@ -548,6 +603,7 @@ class RedisBudgets(RateLimits):
     def __init__(self, backend: RedisBackend, limits: Mapping[str, Limit]) -> None:
         super().__init__(limits)
         self.backend = backend
+        self.shown_keys = backend.key("budget") + "*"  # (the windows, and `BUDGETS`)
 
     def _window_key(self, model: str) -> str:
         return self.backend.key("budget", model)
@@ -648,6 +704,7 @@ class RedisJournal(JournalView):
         self._bodies = backend.key("journal", "bodies")
         self._weighed = backend.key("journal", "weighed")
         self._bytes = backend.key("journal", "bytes")
+        self.shown_keys = backend.key("journal", "*")
 
     @guarded
     async def publish(self, entry: JournalEntry) -> None:
@@ -703,9 +760,10 @@ class RedisJournal(JournalView):
             pipe.hmget(self._bodies, seqs)
             found, bodies = await pipe.execute()
         entries = []
-        for seq, data, held in zip(seqs, found, bodies, strict=True):
-            if data is not None:
-                entries.append(joined_entry(int(seq), data, held))
+        with _reading(self.backend, self.shown_keys):
+            for seq, data, held in zip(seqs, found, bodies, strict=True):
+                if data is not None:
+                    entries.append(joined_entry(int(seq), data, held))
         return entries, more
 
     @guarded
@@ -748,6 +806,7 @@ class RedisRules:
         self._removed = backend.key("rules", "removed")
         self._served = backend.key("rules", "served")
         self._names = backend.key("rules", "names")
+        self.shown_keys = backend.key("rules", "*")
 
     @guarded
     async def pick(self, version: str, candidates: Sequence[tuple[str, int | None]]) -> Picked:
@@ -763,7 +822,8 @@ class RedisRules:
         if index >= 0:
             return Picked(index=index, count=int(result[1]))
         flat = result[2:]
-        served = {flat[i].decode(): int(flat[i + 1]) for i in range(0, len(flat), 2)}
+        with _reading(self.backend, self._served):
+            served = {flat[i].decode(): int(flat[i + 1]) for i in range(0, len(flat), 2)}
         return Picked(served=served)
 
     @guarded
@@ -775,13 +835,14 @@ class RedisRules:
             pipe.hgetall(self._served)
             pipe.get(self._names)
             version, definitions, removed, served, named = await pipe.execute()
-        return RuleSnapshot(
-            version=(version or b"").decode(),
-            definitions=tuple(jsonbytes.loads(data) for data in definitions),
-            removed=frozenset(name.decode() for name in removed),
-            served={name.decode(): int(count) for name, count in served.items()},
-            named=int(named or 0),
-        )
+        with _reading(self.backend, self.shown_keys):
+            return RuleSnapshot(
+                version=(version or b"").decode(),
+                definitions=tuple(jsonbytes.loads(data) for data in definitions),
+                removed=frozenset(name.decode() for name in removed),
+                served={name.decode(): int(count) for name, count in served.items()},
+                named=int(named or 0),
+            )
 
     @guarded
     async def replace(
