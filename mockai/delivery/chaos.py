@@ -33,6 +33,7 @@ from mockai.pipeline.journal import ascii_count
 from mockai.pipeline.reply import NO_TIMING, Plan, Reply, Timing
 from mockai.records import record
 from mockai.wire import errors
+from mockai.wire.jsonbytes import valid_unicode
 from mockai.wire.outgoing import Body
 
 if TYPE_CHECKING:
@@ -171,6 +172,10 @@ def _header(headers: Mapping[str, str], name: str, parse: Callable[[str], T]) ->
     value = headers.get(name)
     if value is None:
         return None
+    # Bytes that are not UTF-8 arrive as lone surrogates, which the messages below would quote
+    # as Python escapes ('\udcff'); as U+FFFD they read as the client's text (and no grammar
+    # here has a use for them, so parsing is unchanged).
+    value = valid_unicode(value)
     try:
         return parse(value)
     except ValueError as error:

@@ -460,7 +460,7 @@ async def read_body(request: web.Request) -> tuple[bytes, ApiError | None] | Non
     the read timeout (the connection is then closed: see `gone`)."""
     try:
         if request.content.is_eof():  # the usual case: the body came with the head
-            return await request.read(), None
+            return _decoded(request, await request.read())
         length = request.content_length
         if length is not None and length > request.client_max_size:
             # Refused unread, at once: reading it would fail only past the limit, after the
@@ -469,7 +469,7 @@ async def read_body(request: web.Request) -> tuple[bytes, ApiError | None] | Non
             request.content.feed_eof()
             return b"", errors.body_too_large(request.client_max_size)
         timeout = request.app[STATE].config.read_timeout
-        return await asyncio.wait_for(request.read(), timeout), None
+        return _decoded(request, await asyncio.wait_for(request.read(), timeout))
     except web.HTTPRequestEntityTooLarge:
         return b"", errors.body_too_large(request.client_max_size)
     except web.RequestPayloadError:  # a Content-Encoding (gzip, deflate) that does not decode
@@ -483,6 +483,35 @@ async def read_body(request: web.Request) -> tuple[bytes, ApiError | None] | Non
         if request.transport is not None:
             request.transport.close()
         return None
+
+
+# The content codings aiohttp decodes (any other reaching a handler: it left the body as sent;
+# br and zstd without their library never get here, see server/unreadable.py).
+_DECODED_CODINGS = frozenset({"gzip", "deflate", "br", "zstd"})
+
+
+def _decoded(request: web.Request, body: bytes) -> tuple[bytes, ApiError | None]:
+    """`body`, or the invalid-JSON error when it was sent with a content coding and did not
+    decompress: a coding mockai cannot decode (`foo`), or a stream its decoder took without a
+    complaint but cut short (a truncated br or gzip stream decodes to nothing, or to a prefix).
+    A corrupt one fails in aiohttp (`RequestPayloadError`, below); all of them close the
+    connection, as a client that compresses its body sees the same failure every way."""
+    coding = request.headers.get("Content-Encoding")
+    if not coding or coding.lower() == "identity":
+        return body, None
+    if not (coding.isascii() and coding.lower() in _DECODED_CODINGS):
+        return b"", errors.invalid_json()
+    # A decoded body is JSON, or a form that its own parser checks; one that is neither did not
+    # decompress whole (parsed twice, but only when compressed: no SDK compresses by default).
+    import mockai.wire.multipart as multipart
+
+    if multipart.is_form(request.headers.get("Content-Type")):
+        return body, None
+    try:
+        jsonbytes.loads(body)
+    except ValueError:
+        return b"", errors.invalid_json()
+    return body, None
 
 
 def gone() -> web.Response:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from typing import Any
 
 import orjson
@@ -50,9 +51,27 @@ def _finite(text: str) -> float:
     return value
 
 
-# Strict JSON: no NaN / Infinity literals and no numbers that overflow to infinity, which Python's
-# parser accepts but no JSON encoder (ours included: allow_nan=False) can write back.
-_decoder = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
+# The largest double, exactly. An integer literal past it (1 followed by 309 zeros) is exact as a
+# Python int, but numeric fields meet doubles somewhere (a range check, a schema bound, a random
+# draw between bounds), where it raises OverflowError; the API reads numbers as doubles, so such a
+# literal is as unreadable as 1e309. (Refused from the largest double on, not from where `float()`
+# overflows: one just below that still overflows once a bound is widened by a step.)
+_DOUBLE_MAX = int(sys.float_info.max)
+
+
+def _within_double(text: str) -> int:
+    value = int(text)
+    if not -_DOUBLE_MAX <= value <= _DOUBLE_MAX:
+        raise ValueError(f"number out of range: {text[:32]}")
+    return value
+
+
+# Strict JSON: no NaN / Infinity literals and no numbers that overflow a double (as a float or
+# as an integer literal), which Python's parser accepts but which no JSON encoder (ours included:
+# allow_nan=False) can write back, or no double can hold.
+_decoder = json.JSONDecoder(
+    parse_constant=_no_constant, parse_float=_finite, parse_int=_within_double
+)
 
 
 _NOTHING = b""
