@@ -18,6 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mockai.api.common import item_type
+from mockai.api.responses import parse_items
+from mockai.errors import ApiError
 from mockai.generate.schema import instance
 from mockai.stores import items
 
@@ -46,3 +48,62 @@ def test_every_input_item_is_listed_in_a_form_the_spec_lists(seeds: list[int]) -
         assert shown["type"] == item_type(item) and isinstance(shown["id"], str)
     # Listing again gives the same items (ids derive from the owner's key and the position).
     assert items.listed(sent, b"k" * 16) == listed
+
+
+# Part types a client might put in a message or a tool's output: the spec's own (by role) and
+# others (chat's `text`, audio, made up), which the API refuses.
+PART_TYPES = (
+    "input_text",
+    "input_image",
+    "input_file",
+    "output_text",
+    "refusal",
+    "text",
+    "input_audio",
+    "bogus",
+)
+
+
+def _with_part_types(item: dict[str, Any], kinds: list[str]) -> dict[str, Any]:
+    """`item` with its content parts (a message's, a tool output's) retyped from `kinds`."""
+    key = (
+        "output"
+        if item_type(item) in ("function_call_output", "custom_tool_call_output")
+        else "content"
+    )
+    parts = item.get(key)
+    if not isinstance(parts, list) or not kinds:
+        return item
+    retyped = [
+        {**part, "type": kinds[index % len(kinds)]} if isinstance(part, dict) else part
+        for index, part in enumerate(parts)
+    ]
+    return {**item, key: retyped}
+
+
+@settings(max_examples=100)
+@given(
+    seeds=st.lists(st.integers(min_value=0, max_value=2**32), min_size=1, max_size=4),
+    kinds=st.lists(st.sampled_from(PART_TYPES), max_size=3),
+    role=st.sampled_from((None, "user", "assistant", "system", "developer")),
+)
+def test_every_input_item_accepted_is_listed_in_a_form_the_spec_lists(
+    seeds: list[int], kinds: list[str], role: str | None
+) -> None:
+    # Items as a client may send them, their parts' types or a message's role changed: those the
+    # parser (what POST /responses and the conversation routes run) accepts are listed in the
+    # forms the spec's resources take, on both lists; the others are the API's 400.
+    sent = []
+    for seed in seeds:
+        item = _with_part_types(_input_item(seed), kinds)
+        if role is not None and item_type(item) == "message":
+            item = {**item, "role": role}
+        sent.append(item)
+    try:
+        parse_items(sent, "input")
+    except ApiError as error:
+        assert error.status == 400
+        return
+    for shown in items.listed(sent, b"k" * 16):
+        conformance.validate("ConversationItem", shown)
+        conformance.validate("ItemResource", shown)

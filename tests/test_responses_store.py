@@ -195,8 +195,11 @@ def test_the_store_is_bounded(server: MockServer, client: openai.OpenAI) -> None
         with pytest.raises(openai.NotFoundError):
             client.responses.retrieve(evicted)
     assert [client.responses.retrieve(kept).id for kept in made[2:]] == made[2:]
-    # An evicted id is unknown, not refused: chaining onto it is accepted (as for any unknown id).
-    client.responses.create(model=MODEL, input="next", previous_response_id=made[0])
+    # An evicted id is refused as a deleted one is (the next turn would lose its context), saying
+    # why: this server answered it.
+    with pytest.raises(openai.BadRequestError, match="pushed out of the store") as refused:
+        client.responses.create(model=MODEL, input="next", previous_response_id=made[0])
+    assert refused.value.code == "previous_response_not_found"
 
 
 def test_a_chained_request_is_matched_with_its_conversation(

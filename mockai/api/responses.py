@@ -284,8 +284,33 @@ def _message_item(item: Mapping[str, Any], where: str) -> Message:
         raise invalid_value(f"{where}.role", role, ROLES)
     if "content" not in item:
         raise missing(f"{where}.content")
+    parts = OUTPUT_PARTS if role == "assistant" else INPUT_PARTS
+    _check_parts(item["content"], f"{where}.content", parts)
     text, images = common.content_text(item["content"], f"{where}.content")
     return Message(role=role, text=text, images=images)
+
+
+# The part types the spec's closed content unions take: what a client sends (its `InputContent`,
+# also a tool output's parts) and an assistant's earlier answer (`OutputMessageContent`).
+INPUT_PARTS = ("input_text", "input_image", "input_file")
+OUTPUT_PARTS = ("output_text", "refusal")
+
+
+def _check_parts(content: Any, where: str, allowed: tuple[str, ...]) -> None:
+    """The API's 400 for a content part outside `allowed` (`where[j].type`): chat's part types,
+    audio, a user's `output_text`, stored, would be listed in a shape no client can read."""
+    if not isinstance(content, list):
+        return  # a string; anything else is content_text's type error
+    for index, part in enumerate(content):
+        if not isinstance(part, dict):
+            raise type_error(f"{where}[{index}]", ("object",), part)
+        kind = part.get("type")
+        if kind is None:
+            raise missing(f"{where}[{index}].type")
+        if kind not in allowed:
+            raise invalid_value(f"{where}[{index}].type", kind, allowed)
+        if kind == "refusal" and not isinstance(part.get("refusal"), str):
+            raise type_error(f"{where}[{index}].refusal", ("string",), part.get("refusal"))
 
 
 def _function_call_item(item: Mapping[str, Any], where: str) -> Message:
@@ -315,6 +340,7 @@ def _function_output_item(item: Mapping[str, Any], where: str) -> Message:
     if item.get("output") is None:
         raise missing(f"{where}.output")
     # `output` is a string or a list of input_text / input_image / input_file parts.
+    _check_parts(item["output"], f"{where}.output", INPUT_PARTS)
     text, images = common.content_text(item["output"], f"{where}.output")
     return Message(role="tool", text=text, tool_call_id=call_id, images=images)
 

@@ -162,6 +162,8 @@ async def _retrieve_response(state: ServerState, request: web.Request, body: Any
     response_id = request.match_info["response_id"]
     if request.query.get("stream", "").lower() == "true":
         return await state.responses.resume(response_id, request.query.get("starting_after"))
+    if request.method == "HEAD":  # a probe shows the run as it stands, without moving it on
+        return await state.responses.peek(response_id)
     response, finished = await state.responses.retrieve(response_id)
     if finished:  # a background run's output joins its conversation when the run is done
         await state.conversations.add_output(response)

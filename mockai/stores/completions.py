@@ -8,7 +8,9 @@ and distillation code that reads stored completions can be tested.
 
 Like the Responses store, an answer is kept as sent and read only when asked for; a streamed one is
 rebuilt from its chunks the way the SDKs accumulate them. A stream a fault cuts is kept as the
-client got it: the chunks before the cut, so no finish reason (null) and no usage.
+client got it: the chunks before the cut, so no finish reason (null) and no usage. An id pushed
+out of the store, deleted, or too heavy to keep is a 404 that says why (as a response's), and a
+list cursor naming it still names its place.
 """
 
 from __future__ import annotations
@@ -29,6 +31,12 @@ from mockai.stores import items, kept
 from mockai.wire.outgoing import Body, EventStream, Outgoing
 
 DEFAULT_CAPACITY = 1000
+# Ids that left the store (and their places) are remembered for this many times as many ids as
+# it keeps: the oldest are forgotten first, then such an id is unknown.
+REMEMBERED = 10
+# Why a kept completion is gone, once the store has pushed it out (it says nothing when it drops
+# one: every kept id is filed under this first); spelled out when the id is named again.
+_PUSHED_OUT = "pushed out"
 _COMPLETION_ID = re.compile(rb'"id"\s*:\s*"(chatcmpl-[^"\\]+)"')
 _METADATA_KEY = re.compile(r"^metadata\[(.+)\]$")
 
@@ -66,7 +74,13 @@ def _stored_from_json(data: Any) -> _Stored:
 
 
 _CODEC = kept.JsonCodec(_stored_json, _stored_from_json)
-_PLACE = kept.JsonCodec(int, int)
+
+
+def _left_from_json(data: Any) -> tuple[int, str]:
+    return int(data[0]), str(data[1])
+
+
+_LEFT = kept.JsonCodec(list, _left_from_json)
 
 
 class CompletionStore:
@@ -80,9 +94,16 @@ class CompletionStore:
     ) -> None:
         backend = backend or MemoryBackend()
         self._stored: Records[_Stored] = backend.records("completions", _CODEC, capacity, max_bytes)
-        # Deleted completions' places: a cursor naming one still names its place (a client
-        # deleting while it pages), for the last `capacity` deleted.
-        self._places: Records[int] = backend.records("completions:places", _PLACE, capacity)
+        # In-process the completions share `max_bytes`: one heavier alone is not kept, and said
+        # so (Redis holds a shared backend's by count).
+        self.budget = None if getattr(backend, "shared", False) else max_bytes
+        # Each completion that is (or was) kept: its place and why it would be gone (deleted,
+        # too heavy, pushed out). A cursor naming one that left still names its place (a
+        # client deleting while it pages, or paging past what the store dropped), and naming
+        # it again says why it is gone. Bounded by count: REMEMBERED times the store's.
+        self._left: Records[tuple[int, str]] = backend.records(
+            "completions:left", _LEFT, capacity * REMEMBERED
+        )
 
     async def keep(
         self, exchange: Exchange, outgoing: Outgoing, faults: Faults = NO_FAULTS
@@ -118,6 +139,16 @@ class CompletionStore:
         )
         weight = kept.weight(outgoing, 0, stored.messages)  # the answer and its messages
         stored.place = await self._stored.next_serial()
+        if self.budget is not None and weight > self.budget:
+            # Not kept (it would have emptied the store, then gone itself): a plain 404 would
+            # hide why it cannot be read back.
+            reason = (
+                f"not kept: it weighs {weight} bytes, more than the {self.budget} bytes the "
+                "store holds (MOCKAI_STORE_BYTES)"
+            )
+            await self._left.put(completion_id, (stored.place, reason))
+            return
+        await self._left.put(completion_id, (stored.place, _PUSHED_OUT))
         await self._stored.put(completion_id, stored, weight)
 
     async def list(self, query: Mapping[str, str]) -> dict[str, Any]:
@@ -135,12 +166,13 @@ class CompletionStore:
             if (model is None or stored.model == model)
             and all(stored.metadata.get(key) == value for key, value in wanted.items())
         ]
-        # An `after` filtered out, or deleted, still names its place.
+        # An `after` filtered out, deleted, or pushed out still names its place.
         after = query.get("after")
         elsewhere = None
         if after is not None:
             held = await self._stored.get(after)
-            elsewhere = held.place if held is not None else await self._places.get(after)
+            left = None if held is not None else await self._left.get(after)
+            elsewhere = held.place if held is not None else left[0] if left else None
         return items.page(
             [self._shown(stored) for stored in chosen],
             query,
@@ -163,13 +195,13 @@ class CompletionStore:
         try:
             return await self._stored.update(completion_id, change)
         except KeyError:
-            raise _not_found(completion_id) from None
+            raise await self._not_found(completion_id) from None
 
     async def delete(self, completion_id: str) -> dict[str, Any]:
         stored = await self._stored.pop(completion_id)
         if stored is None:
-            raise _not_found(completion_id)
-        await self._places.put(completion_id, stored.place)
+            raise await self._not_found(completion_id)
+        await self._left.put(completion_id, (stored.place, "deleted"))
         return {"object": "chat.completion.deleted", "id": completion_id, "deleted": True}
 
     async def messages(self, completion_id: str, query: Mapping[str, str]) -> dict[str, Any]:
@@ -184,13 +216,30 @@ class CompletionStore:
 
     async def clear(self) -> None:
         await self._stored.clear()
-        await self._places.clear()
+        await self._left.clear()
 
     async def _find(self, completion_id: str) -> _Stored:
         stored = await self._stored.get(completion_id)
         if stored is None:
-            raise _not_found(completion_id)
+            raise await self._not_found(completion_id)
         return stored
+
+    async def _not_found(self, completion_id: str) -> ApiError:
+        """The API's 404, saying why when this server kept the id and no longer has it."""
+        left = await self._left.get(completion_id)
+        why = ""
+        if left is not None:
+            reason = left[1]
+            if reason == _PUSHED_OUT:
+                held = f" within {self.budget} bytes (MOCKAI_STORE_BYTES)" if self.budget else ""
+                reason = (
+                    "pushed out of the store: it keeps the last "
+                    f"{self._stored.capacity} chat completions{held}"
+                )
+            why = f" (mockai: it was {reason}.)"
+        return ApiError(
+            404, f"Chat completion with id '{completion_id}' not found.{why}", param=None
+        )
 
     @staticmethod
     def _shown(stored: _Stored, completion_id: str | None = None) -> dict[str, Any]:
@@ -203,10 +252,6 @@ class CompletionStore:
                 type="server_error",
             )
         return {**completion, **stored.settings, "metadata": stored.metadata}
-
-
-def _not_found(completion_id: str) -> ApiError:
-    return ApiError(404, f"Chat completion with id '{completion_id}' not found.", param=None)
 
 
 def completion_of(answer: Body | EventStream) -> dict[str, Any] | None:

@@ -8,9 +8,9 @@ calls can be tested — and so that the classic bug (chaining `previous_response
 response created with `store: false`) fails here as it fails against the API.
 
 Keeping costs one dict insert per answer: the answer is kept as sent (its bytes or SSE frames)
-and parsed only when someone asks for it. The store is bounded like the journal; an evicted id
-is treated as unknown (accepted as `previous_response_id`, 404 on retrieval), and one too heavy
-to keep at all (in-process, past the whole `store_bytes`) is refused saying so.
+and parsed only when someone asks for it. The store is bounded like the journal; an id pushed
+out of it, like one too heavy to keep at all (in-process, past the whole `store_bytes`), is
+refused saying so (the 400 as `previous_response_id`, a 404 that says why on retrieval).
 
 Background runs (`background: true`, not streamed) answer `queued`; each retrieval moves them one
 step on (`in_progress`, then the finished response), so a client's polling loop runs and ends
@@ -33,6 +33,12 @@ from mockai.wire import jsonbytes
 from mockai.wire.outgoing import Body, EventStream, Outgoing
 
 DEFAULT_CAPACITY = 1000
+# Why ids are gone is remembered for this many times as many ids as the store keeps (a short
+# reason each; the oldest are forgotten first, then such an id is unknown).
+REMEMBERED = 10
+# The reason every kept id is filed under, so that it holds once the id is pushed out (the
+# store's records say nothing when they drop one); spelled out when an id is named again.
+_PUSHED_OUT = "pushed out"
 _RESPONSE_ID = re.compile(rb'"id"\s*:\s*"(resp_[^"\\]+)"')
 _TERMINAL_EVENTS = ("response.completed", "response.incomplete", "response.failed")
 T = TypeVar("T")
@@ -89,9 +95,10 @@ class ResponseStore:
         # In-process the responses share `max_bytes`: one heavier alone is not kept, and said
         # so (Redis holds a shared backend's by count).
         self.budget = None if getattr(backend, "shared", False) else max_bytes
-        # Ids answered with `store: false`, deleted, or too heavy to keep: naming them later is
-        # the API's 400/404 (with why).
-        self._gone: Records[str] = backend.records("responses:gone", _REASON, capacity)
+        # Why ids are not (or may soon not be) stored: answered with `store: false`, deleted,
+        # too heavy to keep, or kept (pushed out, once the store has dropped it). Naming one
+        # later is the API's 400/404, with why. Bounded by count: REMEMBERED times the store's.
+        self._gone: Records[str] = backend.records("responses:gone", _REASON, capacity * REMEMBERED)
 
     @property
     def capacity(self) -> int:
@@ -100,7 +107,8 @@ class ResponseStore:
 
     @capacity.setter
     def capacity(self, capacity: int) -> None:
-        self._stored.capacity = self._gone.capacity = capacity
+        self._stored.capacity = capacity
+        self._gone.capacity = capacity * REMEMBERED
 
     # --- while serving POST /responses ------------------------------------------------------
 
@@ -119,8 +127,7 @@ class ResponseStore:
         if reason is not None or strict:
             raise ApiError(
                 400,
-                f"Previous response with id '{previous}' not found."
-                + (f" (mockai: it was {reason}.)" if reason else ""),
+                f"Previous response with id '{previous}' not found." + self._why(reason),
                 param="previous_response_id",
                 code="previous_response_not_found",
             )
@@ -139,7 +146,6 @@ class ResponseStore:
             await self._gone.put(response_id, "answered with store: false")
             return outgoing
         background = bool(body.get("background"))
-        await self._gone.pop(response_id)
         # The codec puts `instructions` first; the API does not carry them over to a next turn.
         conversation = exchange.messages[1:] if body.get("instructions") else exchange.messages
         stored = _Stored(
@@ -160,6 +166,9 @@ class ResponseStore:
                 "store holds (MOCKAI_STORE_BYTES)",
             )
             return outgoing
+        # Filed before it is kept: it says why once the store pushes it out (one write, as the
+        # `pop` of an earlier reason for this id was).
+        await self._gone.put(response_id, _PUSHED_OUT)
         await self._stored.put(response_id, stored, weight)
         response = response_of(outgoing) if background and stored.stage == "queued" else None
         if response is None:
@@ -199,6 +208,15 @@ class ResponseStore:
             return _pending(response, stored.stage), False
 
         return await self._change(response_id, advance)
+
+    async def peek(self, response_id: str) -> dict[str, Any]:
+        """The response as it stands, not moved on: what a HEAD shows (a probe, `curl -I`, is
+        no poll: it must not finish a run, nor add its output to a conversation)."""
+        stored = await self._find(response_id)
+        response = _readable(response_id, stored)
+        if not stored.background or stored.stage == "completed":
+            return response
+        return _pending(response, stored.stage)
 
     async def resume(self, response_id: str, starting_after: str | None) -> EventStream:
         """`GET /responses/{id}?stream=true`: a streamed response's events again, from the one
@@ -273,12 +291,16 @@ class ResponseStore:
     async def _not_found(self, response_id: str) -> ApiError:
         """The API's 404, saying why when this server answered the id and did not keep it."""
         reason = await self._gone.get(response_id)
-        return _not_found(response_id, reason)
+        return ApiError(404, f"Response with id '{response_id}' not found." + self._why(reason))
 
-
-def _not_found(response_id: str, reason: str | None = None) -> ApiError:
-    why = f" (mockai: it was {reason}.)" if reason else ""
-    return ApiError(404, f"Response with id '{response_id}' not found.{why}")
+    def _why(self, reason: str | None) -> str:
+        """mockai's note on a gone id's error ("" for an id this server never answered)."""
+        if reason is None:
+            return ""
+        if reason == _PUSHED_OUT:
+            held = f" within {self.budget} bytes (MOCKAI_STORE_BYTES)" if self.budget else ""
+            reason = f"pushed out of the store: it keeps the last {self.capacity} responses{held}"
+        return f" (mockai: it was {reason}.)"
 
 
 def _readable(response_id: str, stored: _Stored) -> dict[str, Any]:
