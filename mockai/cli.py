@@ -249,7 +249,10 @@ def build_parser(*, json_errors: bool = False) -> argparse.ArgumentParser:
     )
     health.add_argument(
         "--url",
-        help="the server's base URL (default: http://127.0.0.1:PORT, the port from MOCKAI_PORT)",
+        help=(
+            "the server's base URL (default: MOCKAI_HOST and MOCKAI_PORT, with 127.0.0.1 for "
+            "0.0.0.0 and ::1 for ::); probed directly, never through http_proxy"
+        ),
     )
     return parser
 
@@ -442,22 +445,46 @@ def _import_server() -> ModuleType:
 
 
 def _health(url: str | None, timeout: float = 3.0) -> int:
-    """Probe `/_mockai/health`: what a container's HEALTHCHECK runs (no curl in slim images)."""
+    """Probe `/_mockai/health`: what a container's HEALTHCHECK runs (no curl in slim images).
+
+    The probe goes straight to the server, never through `http_proxy`/`HTTPS_PROXY`/`ALL_PROXY`:
+    Docker passes its client's proxy settings into containers, and a proxy outside cannot reach
+    the container's loopback, so a healthy server would be reported unhealthy."""
     import urllib.error
     import urllib.request
 
     if url is None:
         config = Config.from_env()
-        url = f"http://127.0.0.1:{config.port}"
+        url = f"http://{_probe_authority(config.host, config.port)}"
     target = url.rstrip("/") + "/_mockai/health"
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with urllib.request.urlopen(target, timeout=timeout) as answer:
+        with direct.open(target, timeout=timeout) as answer:
             healthy = answer.status == 200
     except (urllib.error.URLError, OSError, ValueError) as error:
         print(f"mockai health: {target}: {error}", file=sys.stderr)
         return 1
     print(f"mockai health: {target}: {'ok' if healthy else 'unhealthy'}")
     return 0 if healthy else 1
+
+
+def _probe_authority(host: str, port: int) -> str:
+    """Where `mockai health` reaches a server bound to `host`: that address itself, or for a
+    wildcard (0.0.0.0, ::, empty) the loopback address of the same family, which it also
+    listens on (`::` takes ::1 whether or not it is dual-stack). An IPv6 address is bracketed,
+    as a URL writes it."""
+    import ipaddress
+
+    bare = host.removeprefix("[").removesuffix("]")
+    try:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(bare)
+    except ValueError:
+        address = None  # a name (localhost, a container's hostname): probed as it is
+    if not bare or (address is not None and address.version == 4 and address.is_unspecified):
+        bare = "127.0.0.1"
+    elif address is not None and address.version == 6 and address.is_unspecified:
+        bare = "::1"
+    return f"[{bare}]:{port}" if ":" in bare else f"{bare}:{port}"
 
 
 def _preflight(config: Config) -> None:

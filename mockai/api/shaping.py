@@ -111,9 +111,15 @@ def _shape_one(
         pieces=pieces,
         tool_calls=calls,
         refusal=refusal,
-        finish_reason=choice.finish_reason or finish,
+        finish_reason=_finish_reason(choice.finish_reason, finish),
         completion_tokens=used,
     )
+
+
+def _finish_reason(scripted: str | None, derived: str) -> str:
+    """A rule's `finish_reason` unless the output limit cut the answer: a cut answer did not
+    finish, whatever the rule says ("length", as its usage is held to the limit)."""
+    return derived if derived == "length" or scripted is None else scripted
 
 
 _CALL_OVERHEAD = 4  # tokens a tool call costs beyond its arguments (its name, the framing)
