@@ -16,7 +16,11 @@ builds matches from `re`'s parse of a pattern.
 
 Bounds: SEARCH_SECONDS per search (ordinary patterns take microseconds), and, inside a
 `budget()` scope (one generated value, one validation), SCOPE_SECONDS for all searches together,
-so a thousand candidates each stopped at the bound cannot add up to a hang either.
+so a thousand candidates each stopped at the bound cannot add up to a hang either. A request's
+rule matching (and its no-match report) searches inside `drawing_on(Allowance())`, MATCH_SECONDS
+for all of them: a hundred regex rules backtracking on one hostile text would otherwise hold the
+server ~0.1-0.2 s each. A scope remembers which searches stopped at the bound, so asking again
+(as the no-match report asks what matching asked) stops at once instead of running them again.
 """
 
 from __future__ import annotations
@@ -45,13 +49,17 @@ except ImportError:  # pragma: no cover (3.10)
     sre_compile = importlib.import_module("sre_compile")
 
 __all__ = [
+    "MATCH_SECONDS",
     "SCOPE_SECONDS",
     "SEARCH_SECONDS",
+    "Allowance",
     "Bounded",
     "RegexTimeout",
     "bounded",
     "budget",
+    "drawing_on",
     "sampled",
+    "stops",
     "validator_class",
 ]
 
@@ -59,6 +67,9 @@ __all__ = [
 # may overrun its bound up to ~2x.
 SEARCH_SECONDS = 0.1
 SCOPE_SECONDS = 1.0
+# All of one request's regex conditions together: the server waits at most about this (plus one
+# search's overrun) for one request's matching, however many regex rules there are.
+MATCH_SECONDS = 0.25
 
 # `re` flags and their `regex` twins, by name: the two modules number some differently.
 _FLAGS = tuple(
@@ -71,22 +82,37 @@ class RegexTimeout(Exception):
     """A search stopped at its time bound: the pattern is too costly for that text."""
 
     def __init__(self, pattern: str, *, whole: bool) -> None:
-        super().__init__(
-            f"regular expression {pattern!r} is too costly to match (it backtracks for more "
-            f"than {SEARCH_SECONDS} s)"
-        )
+        if whole:
+            reason = f"is too costly to match (it backtracks for more than {SEARCH_SECONDS} s)"
+        else:
+            reason = "was not searched to the end (the time for these searches ran out)"
+        super().__init__(f"regular expression {pattern!r} {reason}")
         self.pattern = pattern
         # True when the search had its whole bound (not what was left of a scope's): the
         # pattern itself is the problem, not the searches before it.
         self.whole = whole
 
 
+_Search = tuple[str, int, str]  # (pattern, flags, text)
+
+
 @dataclass
-class _Scope:
-    left: float
+class Allowance:
+    """The time searches of one scope have left, and what they found too costly."""
+
+    left: float = MATCH_SECONDS
+    # Searches that stopped, and whether at their whole bound (RegexTimeout.whole).
+    stopped: dict[_Search, bool] = field(default_factory=dict)
+    stops: int = 0  # RegexTimeouts raised in the scope (see `stops`)
+
+    def stop(self, search: _Search, pattern: str, *, whole: bool) -> RegexTimeout:
+        """The timeout of `search`, remembered (and counted)."""
+        self.stopped[search] = whole
+        self.stops += 1
+        return RegexTimeout(pattern, whole=whole)
 
 
-_scope: ContextVar[_Scope | None] = ContextVar("mockai_regex_scope", default=None)
+_scope: ContextVar[Allowance | None] = ContextVar("mockai_regex_scope", default=None)
 
 
 @contextmanager
@@ -95,11 +121,35 @@ def budget(seconds: float = SCOPE_SECONDS) -> Iterator[None]:
     if _scope.get() is not None:
         yield
         return
-    token = _scope.set(_Scope(seconds))
+    token = _scope.set(Allowance(seconds))
     try:
         yield
     finally:
         _scope.reset(token)
+
+
+class drawing_on:  # (lower case: used as a function, as `budget` is)
+    """The searches made inside draw on `allowance` (one request's matching, which several
+    blocks share), whatever scope is open around them. (A class, not a generator: it is entered
+    on every request a book with regex rules matches, where a generator costs ~2 us.)"""
+
+    __slots__ = ("allowance", "token")
+
+    def __init__(self, allowance: Allowance) -> None:
+        self.allowance = allowance
+
+    def __enter__(self) -> None:
+        self.token = _scope.set(self.allowance)
+
+    def __exit__(self, *exc: object) -> None:
+        _scope.reset(self.token)
+
+
+def stops() -> int:
+    """How many searches of the open scope stopped at a bound so far (0 outside any): a caller
+    tells a condition that did not hold from one left undecided by comparing before and after."""
+    scope = _scope.get()
+    return 0 if scope is None else scope.stops
 
 
 @dataclass(frozen=True)
@@ -115,17 +165,25 @@ class Bounded:
         if self._timed is None:
             return self.pattern.search(text) is not None
         scope = _scope.get()
-        limit = SEARCH_SECONDS if scope is None else min(SEARCH_SECONDS, scope.left)
+        if scope is None:
+            try:
+                return self._timed.search(text, timeout=SEARCH_SECONDS) is not None
+            except TimeoutError:
+                raise RegexTimeout(self.pattern.pattern, whole=True) from None
+        pattern = self.pattern.pattern
+        search = (pattern, self.pattern.flags, text)
+        if search in scope.stopped:  # (asked again: it would stop again)
+            raise scope.stop(search, pattern, whole=scope.stopped[search])
+        limit = min(SEARCH_SECONDS, scope.left)
         if limit <= 0:
-            raise RegexTimeout(self.pattern.pattern, whole=False)
+            raise scope.stop(search, pattern, whole=False)
         start = time.perf_counter()
         try:
             return self._timed.search(text, timeout=limit) is not None
         except TimeoutError:
-            raise RegexTimeout(self.pattern.pattern, whole=limit == SEARCH_SECONDS) from None
+            raise scope.stop(search, pattern, whole=limit == SEARCH_SECONDS) from None
         finally:
-            if scope is not None:
-                scope.left -= time.perf_counter() - start
+            scope.left -= time.perf_counter() - start
 
 
 @lru_cache(maxsize=1024)

@@ -20,6 +20,8 @@ import functools
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -32,6 +34,7 @@ from mockai.wire import jsonbytes
 if TYPE_CHECKING:  # the scenario machinery loads with the first rule (see the module docstring)
     from mockai.backend.base import SharedRules
     from mockai.generate.fallback import FallbackGenerator
+    from mockai.regexes import Allowance
     from mockai.scenario import per_input, shared_rules
     from mockai.scenario.index import RuleIndex
     from mockai.scenario.loader import ScenarioSet
@@ -42,6 +45,14 @@ if TYPE_CHECKING:  # the scenario machinery loads with the first rule (see the m
     from mockai.scenario.templates import TemplateRenderError
 
 log = logging.getLogger("mockai")
+
+# The regex allowance of the request this task is matching (regexes.MATCH_SECONDS for all its
+# regex conditions), with its exchange: `plan` opens it, and the no-match report, asked for the
+# same exchange after it, draws on what is left and on what it found too costly, rather than
+# search the same texts again. (A context variable: the Decider asks both in the request's task.)
+_matching: ContextVar[tuple[Exchange, Allowance] | None] = ContextVar(
+    "mockai_matching", default=None
+)
 
 
 @dataclass(frozen=True)
@@ -104,6 +115,7 @@ class RuleBook:
         self._reported: set[str] = set()  # unserved rules already logged (once each)
         # (runtime, scenario, their index): see `_index`; built on the first request.
         self._indexed: tuple[tuple[Rule, ...], tuple[Rule, ...], RuleIndex | None] = ((), (), None)
+        self._searches = False  # whether a rule of the index has a regex condition
 
     # --- the Source protocol --------------------------------------------------------------------
 
@@ -113,13 +125,17 @@ class RuleBook:
             return None  # no rule (what most servers have): nothing to match
         if exchange.endpoint in _BATCHED and _machinery().splittable(exchange):
             if self.shared is None:
-                return self._plan_batch(exchange, key)
-            return await self._plan_batch_shared(exchange, key)
-        picked = self.pick(exchange) if self.shared is None else await self._pick_shared(exchange)
-        if picked is None:
-            return None
-        rule, step, call = picked
-        return self.answer(rule, step, call, exchange, key)
+                plan = self._plan_batch(exchange, key)
+            else:
+                plan = await self._plan_batch_shared(exchange, key)
+        else:
+            picked = (
+                self.pick(exchange) if self.shared is None else await self._pick_shared(exchange)
+            )
+            plan = None if picked is None else self.answer(*picked, exchange, key)
+        if plan is not None:
+            _matching.set(None)  # (answered: no report will ask)
+        return plan
 
     def near_misses(self, exchange: Exchange) -> list[str]:
         """The closest rules and, field by field, why each did not match."""
@@ -130,7 +146,11 @@ class RuleBook:
             return []
         from mockai.scenario import nearmiss
 
-        return nearmiss.report(rules, served, exchange)
+        try:
+            with _searching(exchange):
+                return nearmiss.report(rules, served, exchange)
+        finally:
+            _matching.set(None)  # (the request's last search)
 
     def __len__(self) -> int:
         return len(self._runtime) + len(self._scenario)
@@ -151,14 +171,22 @@ class RuleBook:
     def pick(self, exchange: Exchange) -> tuple[Rule, Step, int] | None:
         """The rule answering `exchange`, its step and the call number; counts the call."""
         with self._lock:
-            for rule in self._index().candidates(exchange):
-                for check in rule.checks:  # Rule.matches, inlined: this is the hot loop
-                    if not check(exchange):
-                        break
-                else:
-                    picked = self._count(rule)
-                    if picked is not None:
-                        return picked
+            index = self._index()
+            if not self._searches:
+                return self._pick_in(index, exchange)
+            with _searching(exchange):
+                return self._pick_in(index, exchange)
+
+    def _pick_in(self, index: RuleIndex, exchange: Exchange) -> tuple[Rule, Step, int] | None:
+        """`pick`'s scan; the caller holds the lock."""
+        for rule in index.candidates(exchange):
+            for check in rule.checks:  # Rule.matches, inlined: this is the hot loop
+                if not check(exchange):
+                    break
+            else:
+                picked = self._count(rule)
+                if picked is not None:
+                    return picked
         return None
 
     def _index(self) -> RuleIndex:
@@ -168,8 +196,10 @@ class RuleBook:
         if index is None or runtime is not self._runtime or scenario is not self._scenario:
             from mockai.scenario.index import RuleIndex
 
-            index = RuleIndex(self._runtime + self._scenario)
+            rules = self._runtime + self._scenario
+            index = RuleIndex(rules)
             self._indexed = (self._runtime, self._scenario, index)
+            self._searches = any(map(_searches, rules))
         return index
 
     def _first(self, exchange: Exchange) -> Rule | None:
@@ -189,7 +219,8 @@ class RuleBook:
         request to it); a rule answering with an error answers the whole request with it.
         """
         with self._lock:
-            chosen = self._choose_batch(exchange)
+            with _searching(exchange):
+                chosen = self._choose_batch(exchange)
             if chosen is None:
                 return None
             if not isinstance(chosen, list):
@@ -206,7 +237,7 @@ class RuleBook:
         assert self.shared is not None
         while True:
             await self.sync()  # the current counts decide which rules are used up
-            with self._lock:
+            with self._lock, _searching(exchange):
                 chosen = self._choose_batch(exchange)
                 version = self._version
             if chosen is None:
@@ -293,7 +324,7 @@ class RuleBook:
         """`pick` across workers: match here, count (and check for newer rules) in the backend."""
         assert self.shared is not None
         while True:
-            with self._lock:  # (the index narrows, in order, as for `pick`)
+            with self._lock, _searching(exchange):  # (the index narrows, as for `pick`)
                 version = self._version
                 candidates = [
                     rule
@@ -729,6 +760,8 @@ _BATCHED = frozenset({Endpoint.EMBEDDINGS, Endpoint.MODERATIONS, Endpoint.COMPLE
 class _Machinery(NamedTuple):
     """What answering with a rule uses from the scenario modules (see `_machinery`)."""
 
+    allowance: Callable[[], Allowance]  # a new one, regexes.MATCH_SECONDS long
+    drawing_on: Callable[[Allowance], AbstractContextManager[None]]
     splittable: Callable[[Exchange], bool]
     new_build: Callable[..., Build]
     constant_reply: Callable[[ReplySpec, Exchange], Reply | None]
@@ -737,13 +770,32 @@ class _Machinery(NamedTuple):
     TemplateRenderError: type[TemplateRenderError]
 
 
+def _searches(rule: Rule) -> bool:
+    """Whether `rule` has a regex condition (a condition whose text test has a pattern)."""
+    return any(getattr(getattr(c, "test", None), "pattern", None) for c in rule.conditions)
+
+
+def _searching(exchange: Exchange) -> AbstractContextManager[None]:
+    """A block whose regex searches draw on `exchange`'s allowance (see `_matching`): the one
+    this task opened for it, or a new one."""
+    machinery = _machinery()
+    held = _matching.get()
+    if held is None or held[0] is not exchange:
+        held = (exchange, machinery.allowance())
+        _matching.set(held)
+    return machinery.drawing_on(held[1])
+
+
 @functools.cache
 def _machinery() -> _Machinery:
     """Imported on the first request a rule answers, then kept: an import statement in the hot
     path costs ~1.3 us a request even when the module is loaded."""
+    from mockai import regexes
     from mockai.scenario import per_input, respond, templates
 
     return _Machinery(
+        regexes.Allowance,
+        regexes.drawing_on,
         per_input.splittable,
         respond.Build,
         respond.constant_reply,

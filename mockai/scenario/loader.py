@@ -145,8 +145,20 @@ def _read_text(path: str, problems: Problems) -> str | None:
 def _compile_file(path: str, problems: Problems, label: str | None = None) -> _File:
     loaded = _File(path)
     text = _read_text(path, problems)
-    document = None if text is None else yamlsrc.load(text, problems.add)
-    if text is None or problems:
+    if text is None:
+        return loaded
+    # Validation goes on past a duplicate key (the first value is kept, as a loader keeps one):
+    # every other problem of the file is reported with it. A problem that leaves no tree (bad
+    # syntax), or one with holes in it (a bad merge, aliases past the budget), ends it here.
+    holes: list[str] = []  # the problems that leave none
+
+    def report(line: int, message: str) -> None:
+        problems.add(line, message)
+        if not message.startswith("duplicate key "):  # (yamlsrc's wording)
+            holes.append(message)
+
+    document = yamlsrc.load(text, report)
+    if holes:
         return loaded
     if not isinstance(document, Mapping):
         problems.add(
@@ -451,7 +463,8 @@ _MOST_SUBSET_LOOKUPS = 8
 _NEEDLE_OPS = {Op.CONTAINS: "part", Op.STARTSWITH: "prefix", Op.ENDSWITH: "suffix"}
 
 _Entry = tuple[int, Rule]  # (order, rule): the lower order answers first
-# What an anchor files a rule under: ("exact", key), or (how, subject, ignore_case, needle).
+# What an anchor files a rule under: ("exact", key), ("same", subject, test) for a test implied
+# only by the same test (a regex, a `not`), or (how, subject, ignore_case, needle).
 _Anchor = tuple[Hashable, ...]
 _Kind = tuple[str, str, bool]  # (how, subject, ignore_case): the needles compared alike
 
@@ -462,10 +475,10 @@ class _ShadowIndex:
 
     A rule shadows a later one only when each of its conditions is implied by one of the later
     rule's (`Rule.shadows`), so each rule is filed under one of its conditions, its anchor; a
-    later rule looks up the anchors its conditions can imply (an `equals` key; the parts,
-    prefixes and suffixes of its texts that are filed needles; the prefixes of a model id).
-    Rules with no condition to anchor them (regexes, `not`, turns) are grouped by subjects and
-    compared in pairs, as are the members of an anchor.
+    later rule looks up the anchors its conditions can imply (an `equals` key; the same regex or
+    `not` test; the parts, prefixes and suffixes of its texts that are filed needles; the
+    prefixes of a model id). Rules with no condition to anchor them (turns, flags) are grouped by
+    subjects and compared in pairs, as are the members of an anchor.
     """
 
     def __init__(self) -> None:
@@ -490,7 +503,7 @@ class _ShadowIndex:
         # The anchor shared by the fewest rules yet: `model: "gpt-4o*"` on every rule is a bad one.
         anchor = min(anchors, key=lambda a: len(self.anchored.get(a, ())))
         self.anchored.setdefault(anchor, []).append((order, rule))
-        if anchor[0] != "exact":
+        if anchor[0] not in ("exact", "same"):
             how, subject, ignore_case, needle = anchor
             kind = (str(how), str(subject), bool(ignore_case))
             self.needles.setdefault(kind, {}).setdefault(len(str(needle)), set()).add(str(needle))
@@ -521,8 +534,11 @@ class _ShadowIndex:
             for needle in self._held("prefix", subject, False, fixed):
                 yield ("prefix", subject, False, needle)
         test = getattr(condition, "test", None)
-        if not isinstance(test, TextTest) or test.negate or test.op is Op.REGEX:
-            return  # (implies only an identical test, never filed as an anchor)
+        if not isinstance(test, TextTest):
+            return
+        if _only_itself(test):
+            yield ("same", subject, test)  # (implies an identical test alone)
+            return
         text = test.value.casefold() if test.ignore_case else test.value
         # (an `equals` is tested against the other condition, which casefolds once more)
         for seen in {text, text.casefold()} if test.ignore_case else {text}:
@@ -554,10 +570,20 @@ def _anchor(condition: Matcher) -> _Anchor | None:
     if isinstance(condition, ModelGlob):  # (implied by itself, or by a model id it matches)
         return ("prefix", condition.subject, False, _fixed_part(condition.glob))
     test = getattr(condition, "test", None)  # a text condition: user, system, headers, ...
-    if isinstance(test, TextTest) and not test.negate and test.op in _NEEDLE_OPS:
+    if not isinstance(test, TextTest):
+        return None
+    if _only_itself(test):  # (the subject says which kind of text, and which header)
+        return ("same", condition.subject, test)
+    if test.op in _NEEDLE_OPS:
         needle = test.value.casefold() if test.ignore_case else test.value
         return (_NEEDLE_OPS[test.op], condition.subject, test.ignore_case, needle)
     return None
+
+
+def _only_itself(test: TextTest) -> bool:
+    """Whether `test` is implied by an identical test alone (`TextTest.implies`): a regex, and
+    any `not`. (Equal tests hash alike: op, value, case handling and negation.)"""
+    return test.negate or test.op is Op.REGEX
 
 
 def _fixed_part(glob: str) -> str:

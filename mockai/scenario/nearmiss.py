@@ -5,7 +5,8 @@ is from satisfying it (0..1: `'abcd'` is near `equals 'abc'`), each condition th
 subtracts a little (vcrpy's "most matches"; flags such as `stream` count less). The best three
 are shown in WireMock's two-column layout: the rule's condition on the left, what the request had
 on the right, `<<<<<` on the rows that failed. A rule whose conditions all hold but that is used
-up says "already consumed". Everything registered is listed last, grouped by where it came from.
+up says "already consumed", a regex condition whose search was stopped says so (UNDECIDED).
+Everything registered is listed last, grouped by where it came from.
 """
 
 from __future__ import annotations
@@ -13,10 +14,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from mockai import regexes
 from mockai.pipeline.exchange import Exchange
 from mockai.scenario.rules import Rule
 
 SHOWN = 3
+# A regex condition whose search was stopped (it backtracked past its bound, or the request's
+# time for regex searches ran out): it does not hold, but nothing was decided about the text.
+# The report asks again what matching asked, and such a search is not run again (`regexes`).
+UNDECIDED = "regex search stopped at its time bound: undecided, so it does not hold"
 # Cells are never cut here: texts arrive quoted and already cut at 60 characters (`shorten`, which
 # cuts the text, not its repr, so no escape is split), and cutting them again hid the very
 # difference the report is for. A column is as wide as its widest cell up to these widths (a
@@ -49,8 +55,11 @@ def evaluate(rule: Rule, served: int, exchange: Exchange) -> _Verdict:
     failed = held = 0
     score = 0.0
     for condition in rule.conditions:
+        stopped = regexes.stops()
         ok = condition.holds(exchange)
         failure = None if ok else f"{condition.subject} does not match"
+        if not ok and regexes.stops() > stopped:
+            failure = f"{condition.subject}: {UNDECIDED}"
         rows.append(
             _Row(
                 f"{condition.subject}: {condition.expected()}", condition.actual(exchange), failure

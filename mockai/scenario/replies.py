@@ -220,8 +220,13 @@ def compile_reply(
     if isinstance(value, str):  # shorthand: `reply: hello` is `reply: {content: hello}`
         value = yamlsrc.located({"content": value}, line, blocks={"content": block})
     if not isinstance(value, Mapping):
+        # `reply: 5` or `reply: yes` meant the text, most likely: YAML reads them as a number or
+        # a boolean (and `3.10` as 3.1), so quotes are asked for, never guessed.
+        quote = " (quote it if you meant the text)" if isinstance(value, (int, float)) else ""
         problems.add(
-            line, f"{where}: reply must be a mapping such as {{content: hi}}, got {describe(value)}"
+            line,
+            f"{where}: reply must be a text (reply: hi) or a mapping such as {{content: hi}}, "
+            f"got {describe(value)}{quote}",
         )
         return None
     before = len(problems.items)
