@@ -11,11 +11,18 @@ cassette could otherwise take all the memory of every server and test that loads
 is above any answer the API gives (the largest, 2,048 inputs of 3,072-dimensional embeddings as
 JSON floats, is ~130 MB); a body past it is refused, naming the bound, and nothing past it is
 ever held: each decoder gives out its output in slices and stops.
+
+A body that does not decode is kept as recorded only when it is text: vcrpy's stubs for clients
+that decompress (aiohttp) record the decoded JSON or event stream under the original header.
+Compressed bytes are binary (gzip's header alone holds NUL and control bytes), so a binary body
+that does not decode, or one that starts with its coding's magic, is damaged or truncated and is
+refused: sent raw, it reached the SDK as bytes it could not read.
 """
 
 from __future__ import annotations
 
 import importlib
+import re
 import zlib
 from collections.abc import Callable
 from typing import Any
@@ -27,6 +34,12 @@ MAX_DECODED_BYTES = 256 << 20
 # of this many bytes overshoots the bound by tens of MiB at most before the check sees it.
 _ZSTD_STEP = 1024
 _BROTLI_STEP = 16
+# What starts a stream of the coding: a body that does, and does not decode, is damaged, whatever
+# its bytes after (a zstd frame may hold stored, printable blocks).
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+# Bytes no text body of the API holds (JSON escapes them; an event stream has none).
+_CONTROLS = re.compile(rb"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 
 
 class UndecodableBody(ValueError):
@@ -54,7 +67,28 @@ def _too_big(encoding: str) -> UndecodableBody:
     )
 
 
-def _inflate(body: bytes, encoding: str, *wbits: int) -> bytes:
+def _damaged(encoding: str) -> UndecodableBody:
+    return UndecodableBody(
+        f"its {encoding} body is damaged or truncated: it does not decode, and is not text "
+        "recorded already decoded; record it again"
+    )
+
+
+def _kept_as_recorded(body: bytes, encoding: str, magic: bytes = b"") -> bytes:
+    """`body`, which did not decode as `encoding`: kept when it is text (recorded decoded while
+    its header was kept, as vcrpy assumes too), refused as damaged otherwise."""
+    if magic and body.startswith(magic):
+        raise _damaged(encoding)
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _damaged(encoding) from None
+    if _CONTROLS.search(body):
+        raise _damaged(encoding)
+    return body
+
+
+def _inflate(body: bytes, encoding: str, *wbits: int, magic: bytes = b"") -> bytes:
     for bits in wbits:
         inflater = zlib.decompressobj(bits)
         try:
@@ -65,12 +99,11 @@ def _inflate(body: bytes, encoding: str, *wbits: int) -> bytes:
             raise _too_big(encoding)
         if inflater.eof:  # (what `zlib.decompress` asks too: a whole stream)
             return out
-    # What vcrpy assumes too: a body recorded decoded while its header was kept.
-    return body
+    return _kept_as_recorded(body, encoding, magic)
 
 
 def _gunzip(body: bytes) -> bytes:
-    return _inflate(body, "gzip", zlib.MAX_WBITS | 16)
+    return _inflate(body, "gzip", zlib.MAX_WBITS | 16, magic=_GZIP_MAGIC)
 
 
 def _deflate(body: bytes) -> bytes:
@@ -91,9 +124,9 @@ def _unbrotli(body: bytes) -> bytes:
                 raise _too_big("br")
             parts.append(part)
         if not decompressor.is_finished():
-            return body  # cut short: kept as recorded, as a body that is not brotli
+            return _kept_as_recorded(body, "br")  # (cut short, or text that is not brotli)
     except brotli.error:
-        return body  # (recorded decoded, as for gzip)
+        return _kept_as_recorded(body, "br")
     return b"".join(parts)
 
 
@@ -113,11 +146,11 @@ def _unzstd(body: bytes) -> bytes:
                 if size > MAX_DECODED_BYTES:
                     raise _too_big("zstd")
                 parts.append(part)
-            if not frame.eof:
-                return body  # cut short: kept as recorded, as a body that is not zstd
+            if not frame.eof:  # (cut short, or text that is not zstd)
+                return _kept_as_recorded(body, "zstd", _ZSTD_MAGIC)
             at -= len(frame.unused_data)  # (the next frame's first bytes)
     except zstandard.ZstdError:
-        return body  # (recorded decoded, as for gzip)
+        return _kept_as_recorded(body, "zstd", _ZSTD_MAGIC)
     return b"".join(parts)
 
 

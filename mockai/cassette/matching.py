@@ -75,6 +75,7 @@ def route_of(path: str) -> str:
 
 def normalize_body(body: Any) -> Any:
     """The body as compared by the `body` matcher: volatile fields and conversation ids removed,
+    a null-valued key of a conversation item or its tool calls the same as none (`_without_ids`),
     `stream: false` the same as no `stream`, and a whole number the same written `0` or `0.0`
     (JavaScript writes `temperature: 0.0` as `0`, Python as `0.0`: a cassette recorded from
     one replays to the other, as vcrpy's own body matcher, comparing parsed JSON, has it)."""
@@ -106,13 +107,17 @@ def _whole_numbers_as_ints(value: Any) -> Any:
 
 
 def _without_ids(value: Any) -> Any:
+    """Conversation items (and their tool calls) without ids, nor keys whose value is null: for
+    the API an optional field sent as null is one left out, and clients differ (the SDK's
+    message object, appended back as agent loops do, sends `"content": null, "refusal": null`
+    where a recording made from `model_dump(exclude_none=True)` has neither)."""
     if isinstance(value, list):
         return [_without_ids(item) for item in value]
     if isinstance(value, Mapping):
         return {
             key: _without_ids(item) if key == "tool_calls" else item
             for key, item in value.items()
-            if key not in VOLATILE_ITEM_FIELDS
+            if key not in VOLATILE_ITEM_FIELDS and item is not None
         }
     return value
 

@@ -6,7 +6,10 @@ coalesced into the next, so 50 concurrent recordings cost a handful of rewrites,
 interaction. Each save is atomic (`format.atomic_write`) and scanned for secrets first.
 
 A cassette is never silently overwritten:
-- `once` only ever creates a cassette; `new_episodes` only appends to one;
+- `once` only ever creates a cassette; `new_episodes` only appends to one, into the file's own
+  text (`splice`: its comments, formatting and key order stay); a file that cannot take them so
+  (JSON, a flow-style list) is written anew, and kept as it was in `<cassette>.bak` (logged)
+  unless writing it anew changes none of its bytes;
 - `all` replaces re-recorded interactions, and keeps the file as it was before the session in
   `<cassette>.bak` (logged);
 - if the file changes on disk while mockai records into it (another process, an editor), mockai
@@ -39,6 +42,7 @@ from mockai.cassette.format import Cassette, CassetteFile, Interaction, atomic_w
 from mockai.cassette.modes import RecordMode
 from mockai.cassette.redact import Scrubber
 from mockai.cassette.scan import refuse_leaks, scan_document, scan_interaction, scrub_interaction
+from mockai.cassette.splice import Splice
 from mockai.errors import CassetteError, MockaiError
 
 fcntl: ModuleType | None
@@ -68,6 +72,12 @@ _TEMPORARY = len("..12345678.tmp")
 _MOST_CONFLICTS = 999  # `.conflict-999`: beyond, recording stops (said) rather than pile up more
 _LONGEST_SIBLING = _TEMPORARY + len(f".conflict-{_MOST_CONFLICTS}")
 _LONGEST_EXAMPLE = f".NAME.conflict-{_MOST_CONFLICTS}.XXXXXXXX.tmp"
+_REPLACED = "mockai: re-recording %s; the previous version is kept in %s"
+_REWRITTEN = (
+    "mockai: appending to %s writes it anew (a JSON or flow-style cassette cannot take new "
+    "interactions in its own text: its comments and formatting would be lost); the previous "
+    "version is kept in %s"
+)
 
 
 def check_recordable(path: Path) -> None:
@@ -121,6 +131,10 @@ class CassetteRecorder:
         self._expected = _disk_state(path)
         self._target = path
         self._backed_up = mode is not RecordMode.ALL or self._expected is None
+        self._backup_note = _REPLACED
+        self._splice: Splice | None = None
+        if loaded is not None and mode is not RecordMode.ALL and self._expected is not None:
+            self._splice = self._own_text(loaded)
         self._dirty = False
         self._task: asyncio.Task[None] | None = None
         self.saves = 0  # completed writes (for tests and measurements)
@@ -135,11 +149,39 @@ class CassetteRecorder:
         if changed:
             log.warning(
                 "mockai: %d interaction(s) of %s hold credentials or key-like strings; they are "
-                "scrubbed when the cassette is saved",
+                "scrubbed when the cassette is saved, which writes it anew (without its comments)",
                 changed,
                 self.path,
             )
         return scrubbed
+
+    def _own_text(self, loaded: Cassette) -> Splice | None:
+        """Where the file's own text takes this session's interactions, or None: then saves
+        write it anew, first keeping it in `.bak` if that would change its bytes."""
+        if any(old is not kept for old, kept in zip(loaded.interactions, self._base, strict=True)):
+            return None  # (scrubbed: the credential must go, and no `.bak` may keep it; said)
+        try:  # (bytes: reading text would turn the file's CRLFs into LFs)
+            text = self.path.read_bytes().decode("utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None  # (it loaded a moment ago: the save will say what is wrong)
+        if scan_document(self.path, text, self.scrubber):  # (not in an interaction: scrubbed)
+            log.warning(
+                "mockai: %s holds what looks like a secret outside its interactions (a "
+                "comment?); saving writes the cassette anew, without its comments",
+                self.path,
+            )
+            return None  # (kept, each save would be refused; and no `.bak` may keep it)
+        own = Splice.of(text) if self.path.suffix.lower() != ".json" else None
+        anew = Cassette(self.path, self._base, self._metadata)
+        if own is None and CassetteFile.dumps(anew) != text:
+            self._rewrite()
+        return own
+
+    def _rewrite(self) -> None:
+        """Saves write the file anew: the first keeps it as it was in `.bak`, and says so."""
+        self._splice = None
+        self._backed_up = False
+        self._backup_note = _REWRITTEN
 
     def _kept(self, interaction: Interaction) -> Interaction:
         if interaction.raw is not None and not scan_interaction(interaction, self.scrubber):
@@ -218,7 +260,7 @@ class CassetteRecorder:
     def _write(self, cassette: Cassette, new: list[Interaction]) -> None:
         # Runs in a worker thread, one at a time (the drain task awaits each write).
         try:
-            text = CassetteFile.dumps(cassette)
+            text = self._text(cassette, new)
             refuse_leaks(self._target, text, self.scrubber)
         except Exception:
             # Which of this session's interactions is it? Those are set aside and the rest saved;
@@ -232,6 +274,16 @@ class CassetteRecorder:
         with _saving_lock(self.path.parent):
             self._save(text)
 
+    def _text(self, cassette: Cassette, new: list[Interaction]) -> str:
+        """The file's next text: its own text with `new` appended, when it takes them so
+        (`cassette` is then the loaded interactions and `new`), else `cassette` written anew."""
+        if self._splice is not None:
+            text = self._splice.appended(_block_list(self.path, new))
+            if text is not None:
+                return text
+            self._rewrite()  # (YAML that splicing would change: written anew, after a `.bak`)
+        return CassetteFile.dumps(cassette)
+
     def _save(self, text: str) -> None:
         if self._target == self.path and _disk_state(self.path) != self._expected:
             self._target = claim_conflict_file(self.path)
@@ -244,9 +296,7 @@ class CassetteRecorder:
         if not self._backed_up and self._target == self.path:
             backup = self.path.with_name(self.path.name + ".bak")
             atomic_write(backup, self.path.read_bytes())
-            log.warning(
-                "mockai: re-recording %s; the previous version is kept in %s", self.path, backup
-            )
+            log.warning(self._backup_note, self.path, backup)
             self._backed_up = True
         atomic_write(self._target, text.encode("utf-8"))
         if self._target == self.path:
@@ -266,6 +316,15 @@ class CassetteRecorder:
             found = "; ".join(p.message.removeprefix("interaction 0 ") for p in problems)
             return f"its text would hold what looks like a secret ({found})"
         return None
+
+
+def _block_list(path: Path, interactions: list[Interaction]) -> str:
+    """`interactions` as the serializer writes the items of a cassette's list (at column 0)."""
+    if not interactions:
+        return ""
+    text = CassetteFile.dumps(Cassette(path, interactions))
+    # ("interactions:" then the items, then "version: 1": the document's only keys, sorted.)
+    return text.removeprefix("interactions:\n").removesuffix("version: 1\n")
 
 
 @contextlib.contextmanager
