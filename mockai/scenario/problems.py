@@ -15,7 +15,8 @@ __all__ = ["Problems", "UnlocatedProblem", "describe", "suggest"]
 
 
 class UnlocatedProblem(Problem):
-    """A problem in a rule given as data (no file, no line): rendered as `<runtime>: message`."""
+    """A problem in a rule given as data (no file, no line): rendered as `<runtime>: message`
+    (`MockServer.add_rule`, the fixture) or `<admin>: message` (`POST /_mockai/rules`)."""
 
     def __str__(self) -> str:
         return f"{self.file}: {self.message}"

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mockai.generate import moderation
+from mockai.hints import closest
 from mockai.pipeline.reply import Choice, Reply
 from mockai.scenario import templates, yamlsrc
 from mockai.scenario.problems import Problems, describe, suggest
@@ -351,6 +352,13 @@ def _arguments(item: Mapping[str, Any], line: int, where: str, problems: Problem
     spot = line_of(item, "arguments") if "arguments" in item else line
     if raw == AUTO:
         return AUTO
+    if isinstance(raw, str) and _misspelt_auto(raw):
+        problems.add(
+            spot,
+            f"{where}.arguments must be a mapping, a JSON string or 'auto', got {describe(raw)}"
+            " (did you mean 'auto'?)",
+        )
+        return None
     if isinstance(raw, str):  # a JSON string, sent as is (maybe broken on purpose)
         block = block_line(item, "arguments")
         return templates.compile_text(raw, spot, f"{where}.arguments", problems, block=block)
@@ -361,6 +369,22 @@ def _arguments(item: Mapping[str, Any], line: int, where: str, problems: Problem
         f"{where}.arguments must be a mapping, a JSON string or 'auto', got {describe(raw)}",
     )
     return None
+
+
+# A word that is no JSON: `arguments: Auto` would be sent as the text "Auto" (a typo of `auto`).
+_WORD = re.compile(r"[a-z][a-z _-]*")
+
+
+def _misspelt_auto(text: str) -> bool:
+    """True for a word meant as `auto` (`Auto`, `AUTO`, `automatic`, `generate`, `atuo`).
+
+    Other strings that are no JSON stay legal here: a custom tool's input is free text
+    (`print(2 + 2)`), and arguments broken on purpose test a client; `_check_arguments` flags
+    them, per request, when the called tool is a function (a stale fixture)."""
+    word = text.strip().casefold()
+    if not _WORD.fullmatch(word):
+        return False
+    return word.startswith(("auto", "generat")) or closest(word, (AUTO,)) is not None
 
 
 @functools.cache  # (it loads every provider profile: once, not once per rule)

@@ -338,12 +338,20 @@ def _check_call(call: ToolCall, scripted: ToolCallSpec, build: Build) -> None:
 
 
 def _check_arguments(call: ToolCall, tool: Tool, what: str, build: Build) -> None:
-    if tool.parameters is None:
-        return
+    if tool.kind == "custom":
+        return  # (its input is free text: nothing to parse)
+    # A function's arguments are a JSON object (the API reference's `arguments`): anything else
+    # breaks the agent's json.loads / `**arguments`, so strict mode refuses it like a schema
+    # mismatch (a template rendering `Rome`, a string broken on purpose).
     try:
         arguments = jsonbytes.loads(call.arguments)
     except ValueError:
-        build.warn(f"{build.label}: {what} are not valid JSON")
+        build.flag(f"{what} are not valid JSON")
+        return
+    if not isinstance(arguments, dict):
+        build.flag(f"{what} are not a JSON object")
+        return
+    if tool.parameters is None:
         return
     problem = schemas.violation(tool.parameters, arguments)
     if problem is not None:

@@ -231,7 +231,19 @@ class _Builder:
             return self.constructor.construct_object(node, deep=True)
         except self.yaml.YAMLError as error:
             self.report(node.start_mark.line + 1, f"invalid YAML value: {error}")
-            return None
+        except _UNREADABLE:
+            # A standard tag on text it cannot read (`!!int abc`): PyYAML's constructors do not
+            # check first, they fail converting (int('abc'), bool_values['x'], a regex that did
+            # not match), so these are the file's mistakes, not ours.
+            shown = node.value if len(node.value) <= 40 else node.value[:37] + "..."
+            tag = node.tag.replace(_STANDARD_TAG, "!!")
+            self.report(node.start_mark.line + 1, f"cannot read {shown!r} as {tag}")
+        return None
+
+
+_STANDARD_TAG = "tag:yaml.org,2002:"
+# What SafeConstructor raises for a tagged scalar whose text is not of its type.
+_UNREADABLE = (ValueError, TypeError, LookupError, AttributeError, ArithmeticError)
 
 
 def load(text: str, report: Report) -> Any:
