@@ -274,6 +274,24 @@ def test_a_body_that_decompresses_keeps_the_connection(server: MockServer) -> No
             assert response.headers.get("connection", "").lower() != "close"
 
 
+def test_a_coding_header_without_a_body_is_no_undecodable_body(server: MockServer) -> None:
+    """A client whose defaults name a coding sends it on GETs and bodiless POSTs too: no body
+    was sent, so there is nothing that did not decompress."""
+    headers = {"content-encoding": "gzip"}
+    with httpx.Client(base_url=server.base_url, timeout=10, headers=headers) as client:
+        assert client.get("/v1/models").status_code == 200
+        made = client.post(
+            "/v1/responses",
+            content=gzip.compress(json.dumps({"model": "gpt-4o", "input": "x"}).encode()),
+            headers={"content-type": "application/json"},
+        )
+        assert made.status_code == 200, made.text
+        listed = client.get(f"/v1/responses/{made.json()['id']}/input_items")
+        assert listed.status_code == 200, listed.text
+        assert client.delete(f"/v1/responses/{made.json()['id']}").status_code == 200
+        assert client.delete("/v1/responses/resp_unknown").status_code == 404
+
+
 # --- 4. the enums checked without --strict-requests ---------------------------------------------
 
 _IMAGE = {"prompt": "x"}

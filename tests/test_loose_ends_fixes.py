@@ -277,6 +277,23 @@ def _posted(body: dict[str, Any], latency: str) -> bytes:
     return head.encode() + data
 
 
+def test_a_stream_after_its_latency_is_journaled_with_its_status_while_it_flows() -> None:
+    """Status 0 lasts while nothing is sent: once the headers of a stream went out (its latency
+    over), its entry says 200 while the chunks still flow, not only once the stream ends."""
+    body = {"model": MODEL, "stream": True, "messages": [{"role": "user", "content": "slow"}]}
+    headers = {**AUTH, "x-mockai-latency": "10ms", "x-mockai-stream": "chunk_delay=10m"}
+    with (
+        MockServer(log_requests=False) as server,
+        httpx.stream(
+            "POST", f"{server.url}/chat/completions", json=body, headers=headers, timeout=30
+        ) as streamed,
+    ):
+        assert streamed.status_code == 200
+        next(streamed.iter_bytes())  # the first chunk: the next one waits ten minutes
+        (flowing,) = _journal(server)
+        assert flowing["status"] == 200 and flowing["duration_ms"] == 0  # still in progress
+
+
 def _journal(server: MockServer) -> list[dict[str, Any]]:
     answer = httpx.get(f"http://127.0.0.1:{server.port}/_mockai/requests", timeout=10)
     data: list[dict[str, Any]] = answer.json()["data"]

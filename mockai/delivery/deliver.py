@@ -36,7 +36,7 @@ import socket
 import struct
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, overload
 
@@ -232,15 +232,20 @@ async def deliver(
     timing: Timing,
     faults: Faults,
     delivery: Delivery | None = None,
+    sending: Callable[[], None] | None = None,
 ) -> web.StreamResponse:
-    """Send `outgoing` for `request` with the given headers, timing and faults.
+    """Send `outgoing` for `request` with the given headers, timing and faults; `sending` is
+    called once the answer's latency is over, as its headers go out (not for an answer that
+    sends nothing).
 
     A client that goes away meanwhile is ordinary (load tests drop streams, users press Ctrl-C):
     one debug line, not a traceback; a connection error while the client is still there is not
     the client's doing, and propagates.
     """
     try:
-        return await _deliver(request, outgoing, headers, arrived, timing, faults, delivery)
+        return await _deliver(
+            request, outgoing, headers, arrived, timing, faults, delivery, sending
+        )
     except ConnectionError as error:
         if _connected(request):
             raise
@@ -264,6 +269,7 @@ async def _deliver(
     timing: Timing,
     faults: Faults,
     delivery: Delivery | None,
+    sending: Callable[[], None] | None,
 ) -> web.StreamResponse:
     delivery = delivery or Delivery()
     # An answer keeping a schedule, or relaying an upstream's as it comes, writes each part when
@@ -280,6 +286,8 @@ async def _deliver(
         return await _no_response(request, outgoing, faults, delivery)
     if faults.no_response:
         return await _no_response(request, outgoing, faults, delivery)
+    if sending is not None:
+        sending()
     headers["openai-processing-ms"] = processing_ms(arrived)
     if request.method == "HEAD":
         return await _head_only(request, outgoing, headers)

@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -497,7 +498,8 @@ def _decoded(request: web.Request, body: bytes) -> tuple[bytes, ApiError | None]
     A corrupt one fails in aiohttp (`RequestPayloadError`, below); all of them close the
     connection, as a client that compresses its body sees the same failure every way."""
     coding = request.headers.get("Content-Encoding")
-    if not coding or coding.lower() == "identity":
+    if not coding or coding.lower() == "identity" or not request.body_exists:
+        # (no body sent: a GET, or a cancel, from a client whose defaults name a coding)
         return body, None
     if not (coding.isascii() and coding.lower() in _DECODED_CODINGS):
         return b"", errors.invalid_json()
@@ -713,9 +715,9 @@ async def _finish(
             timing=timing,
             faults=faults,
             delivery=state.delivery,
+            # (the latency over, the headers go out: a stream's entry says so while it flows)
+            sending=partial(_sent, entry, outgoing.status) if waits else None,
         )
-        if waits and not faults.no_response:
-            entry.status = outgoing.status  # the latency is over: the headers are going out
         if response.status == 204 and not response.prepared and _gone(request):
             # A client that left before the headers (during `latency`) is let go with a 204 that
             # is never written (`deliver`'s `_no_response`): no response was sent, as for a
@@ -739,6 +741,10 @@ async def _finish(
             log_request(state.access_log, entry)
         if shared and not published_once:
             await _shared(journal.complete(entry))
+
+
+def _sent(entry: JournalEntry, status: int) -> None:
+    entry.status = status
 
 
 def _gone(request: web.BaseRequest) -> bool:
