@@ -21,7 +21,7 @@ from mockai.api.spec_fields import FIELDS
 from mockai.catalog import ModelInfo
 from mockai.errors import ApiError
 from mockai.pipeline import workload
-from mockai.pipeline.exchange import Message, ResponseFormat, Tool, ToolChoice
+from mockai.pipeline.exchange import Endpoint, Message, ResponseFormat, Tool, ToolChoice
 from mockai.wire import jsonbytes
 
 # The spec's rule for function and response-format names: "Must be a-z, A-Z, 0-9, or contain
@@ -637,6 +637,58 @@ def parse_format(raw: Any, param: str, *, flat: bool) -> ResponseFormat | None:
     if schema is not None:
         _check_schema(schema, f"{where}.schema", f"response_format '{name}'", "invalid_json_schema")
     return ResponseFormat("json_schema", name=name, schema=schema, strict=bool(spec.get("strict")))
+
+
+# Text this long in one request takes ~15 ms or more to count the tokens of (`tokens.count`:
+# ~57 ms a MB; a 48 MB prompt took 2.8 s, before its context_length_exceeded 400): such a
+# request is parsed in the worker thread (`run._parse`), where the context and token-budget
+# checks count it while the loop goes on serving. (Parsing never waits on the server's state:
+# `run.with_held` reads what a request refers to first.)
+COUNTED_OFF_LOOP = 256 * 1024
+# The endpoints whose parse counts the tokens of the texts a request holds.
+_COUNTING = frozenset(
+    {
+        Endpoint.CHAT,
+        Endpoint.RESPONSES,
+        Endpoint.COMPLETIONS,
+        Endpoint.EMBEDDINGS,
+        Endpoint.MODERATIONS,
+    }
+)
+
+
+def counts_long_texts(endpoint: Endpoint, body: Any) -> bool:
+    """Whether parsing `body` may count the tokens of `COUNTED_OFF_LOOP` characters or more: its
+    strings' lengths (keys' too: tool definitions are counted as their JSON text), summed until
+    they reach it. Exact types, no ABCs: it runs on every such request (~1 us for a chat)."""
+    if endpoint not in _COUNTING:
+        return False
+    total = 0
+    pending: list[Any] = [body]
+    while pending:
+        node = pending.pop()
+        kind = type(node)
+        if kind is dict:
+            for key, value in node.items():
+                total += len(key) if type(key) is str else 0
+                if type(value) is str:
+                    total += len(value)
+                elif type(value) in _CONTAINERS:
+                    pending.append(value)
+        elif kind is list:
+            for item in node:
+                if type(item) is str:
+                    total += len(item)
+                elif type(item) in _CONTAINERS:
+                    pending.append(item)
+        elif kind is str:
+            total += len(node)
+        if total >= COUNTED_OFF_LOOP:
+            return True
+    return False
+
+
+_CONTAINERS = frozenset({dict, list})
 
 
 async def settle_schemas(body: Any) -> None:

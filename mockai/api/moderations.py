@@ -48,7 +48,8 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         headers=ctx.headers,
         user_text="\n".join(inputs),
         inputs=inputs,
-        prompt_tokens=tokens.count_all(inputs),
+        # (What the API reads of each: counting all of a 32 MB input held the loop ~2 s.)
+        prompt_tokens=tokens.count_all(map(moderation.read_part, inputs)),
         provider=ctx.provider,
     )
 

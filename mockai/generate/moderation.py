@@ -17,6 +17,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from mockai import tokens
 from mockai.pipeline.exchange import Exchange
 from mockai.pipeline.reply import Reply
 
@@ -49,6 +50,15 @@ IMAGE_CATEGORIES = frozenset(
 )
 # A category is flagged at or above this score.
 THRESHOLD = 0.5
+# The API reads an input's first 32,768 tokens and ignores the rest (a long input is truncated,
+# not refused): so does mockai, as `tokens` counts them. Scoring all of a 32 MB input ran the
+# patterns for a minute, and `re` holds the GIL for each search, so the whole server waited.
+READ_TOKENS = 32_768
+# A prefix that surely holds READ_TOKENS tokens, cut first (at C speed) so that only it is split:
+# no token of cl100k or o200k is longer than 128 characters (a run of spaces), nor is a piece of
+# `tokens` (80 spaces at most). What is read is then at most ~2.6 M characters of whitespace, or
+# ~200 K of words: one pattern's search over it holds the GIL for ~0.2 s at most.
+_READ_CHARS = READ_TOKENS * 128
 
 _SELF = r"(?:myself|my\s+life|my\s+wrists?)"
 _PEOPLE = r"(?:you|him|her|them|everyone|everybody|people|somebody|someone|u)"
@@ -222,7 +232,9 @@ def input_kinds(raw: Any) -> list[tuple[bool, bool]]:
 
 
 def scores_for(text: str, seed: int) -> dict[str, float]:
-    """A score per category: the lexicon's where it matches, else a tiny seeded one."""
+    """A score per category: the lexicon's where it matches, else a tiny seeded one; of the part
+    of `text` the API reads (`read_part`)."""
+    text = read_part(text)
     hits = _lexicon_scores(_BENIGN.sub(" ", text))
     scores: dict[str, float] = {}
     for name in CATEGORIES:
@@ -231,6 +243,13 @@ def scores_for(text: str, seed: int) -> dict[str, float]:
         # The seeded jitter keeps lexicon scores from all being the same round number.
         scores[name] = floor if found is None else round(min(found + floor * 10, 0.9999), 10)
     return scores
+
+
+def read_part(text: str) -> str:
+    """The part of `text` the API reads: its first READ_TOKENS tokens."""
+    if len(text) <= READ_TOKENS:  # (every token holds a character at least)
+        return text
+    return tokens.truncate(text[:_READ_CHARS], READ_TOKENS)
 
 
 def applied_input_types(has_text: bool, has_image: bool) -> dict[str, list[str]]:

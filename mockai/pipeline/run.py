@@ -255,6 +255,8 @@ async def _parse(
     if codec.endpoint in REFERRING:
         context = await with_held(state, context, codec.endpoint, body)
     await common.settle_schemas(body)  # a long schema's metaschema check: off the loop
+    if common.counts_long_texts(codec.endpoint, body):  # (their tokens counted: off the loop)
+        return await workload.off_loop(parse_checked, state, codec, sent, body, context)
     return parse_checked(state, codec, sent, body, context)
 
 
@@ -562,7 +564,7 @@ def _parse_json(entry: JournalEntry, raw: bytes) -> Any:
     # The entry keeps `raw` itself (what the journal weighed), read as JSON, or as text when it
     # is not JSON, only when someone reads it: parsed objects take ~5-25x their bytes.
     try:
-        return jsonbytes.loads(raw)
+        return entry.parse_kept(raw)  # (remembered: the journal's pages copy JSON bodies)
     except ValueError:
         raise errors.invalid_json() from None
 

@@ -19,6 +19,7 @@ import re
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
+from urllib.parse import unquote
 
 from mockai.pipeline.exchange import Endpoint, Exchange
 
@@ -31,7 +32,7 @@ MODERATION_CHARACTERS = 200_000
 COMPLETION_CHOICES = 128  # prompts x n
 CHOICES = 32  # chat / responses `n`
 SCHEMA_SIZE = 256  # a minItems / minLength / minProperties this large asks for a long answer
-_SCHEMA_NODES = 2_000  # a schema this large is heavy to generate for by itself
+_SCHEMA_NODES = 2_000  # a schema this large ($refs inlined) is heavy to generate for by itself
 _BIG_REPEAT = re.compile(r"\{\s*(\d{3,})")  # `{256}`, `{1000,}` in a pattern
 _SIZE_KEYWORDS = frozenset({"minItems", "minLength", "minProperties", "minContains"})
 
@@ -72,30 +73,56 @@ def heavy(exchange: Exchange) -> bool:
 
 
 def _asks_for_much(schema: Mapping[str, Any]) -> bool:
-    """Whether a JSON schema asks for a long value (or is itself huge).
+    """Whether a JSON schema asks for a long value, or is itself huge once its `$ref`s are
+    inlined.
 
+    A `$ref` counts its target's nodes again at every place it is referred to (a recursive one
+    once per path), because checking a value walks it there again: a 2 KB schema whose every
+    level is `oneOf: [{$ref: next}, {allOf: [{$ref: next}, ...]}]` is as costly to check as
+    one of 2^depth nodes (`generate.schema.checks` bounds that work; it is still ~0.5 s).
     On the path of every generated answer with tools: exact types, no ABCs (~1 us a node).
     """
-    pending: list[Any] = [schema]
+    pending: list[tuple[Any, tuple[str, ...]]] = [(schema, ())]
     seen = 0
     while pending:
-        node = pending.pop()
+        node, refs = pending.pop()  # `refs`: the `$ref`s inlined on the way to `node`
         seen += 1
         if seen > _SCHEMA_NODES:
             return True
         if type(node) is list:
-            pending.extend(item for item in node if type(item) in _CONTAINERS)
+            pending.extend((item, refs) for item in node if type(item) in _CONTAINERS)
             continue
         for key, value in node.items():
             kind = type(value)
             if kind in _CONTAINERS:
-                pending.append(value)
+                pending.append((value, refs))
             elif key in _SIZE_KEYWORDS:
                 if kind in _NUMBERS and value >= SCHEMA_SIZE:
                     return True
             elif key == "pattern" and kind is str and "{" in value and _BIG_REPEAT.search(value):
                 return True
+            elif key == "$ref" and kind is str and value not in refs:
+                target = _local_target(schema, value)
+                if target is not None:
+                    pending.append((target, (*refs, value)))
     return False
+
+
+def _local_target(root: Mapping[str, Any], ref: str) -> Any:
+    """The node `ref` (`#/$defs/x`, `#`) points to in `root`, or None (the generator reports
+    what it cannot follow)."""
+    if ref != "#" and not ref.startswith("#/"):
+        return None  # (an anchor, another document)
+    node: Any = root
+    for part in ref[1:].split("/")[1:]:
+        part = unquote(part).replace("~1", "/").replace("~0", "~")
+        if type(node) is dict:
+            node = node.get(part)
+        elif type(node) is list and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return None
+    return node if type(node) in _CONTAINERS else None
 
 
 _CONTAINERS = frozenset({dict, list})

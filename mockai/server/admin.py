@@ -84,7 +84,8 @@ async def _requests(request: web.Request) -> web.Response:
 def _json(data: Any) -> web.Response:
     """`data` as a JSON answer, written by orjson: a page of the journal holds up to 16 MiB of
     bodies (`MOCKAI_JOURNAL_BYTES`), which aiohttp's `json_response` (the standard library's
-    encoder, non-ASCII escaped) wrote in ~4x the time, the loop blocked meanwhile."""
+    encoder, non-ASCII escaped) wrote in ~4x the time. orjson copies the bodies the page holds
+    as their bytes (`JournalView.page`): ~15 ms for 16 MiB."""
     return web.Response(body=jsonbytes.dumps(data), content_type="application/json")
 
 

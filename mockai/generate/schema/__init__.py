@@ -54,11 +54,11 @@ Determinism: every random choice goes through the `rng` argument; a Faker, when 
 from it first. Nothing uses `hash()` of strings (set order of strings varies between processes),
 the global `random` module or the clock.
 
-Layout: `generator` drives one value per schema node (flatten, generate, check, retry);
-`resolve` follows `$ref`s and merges `allOf`; `combinators` picks `anyOf`/`oneOf` branches and
-`if` sides and turns `not` into checks; `objects`, `arrays`, `strings` (with `formats`,
-`patterns` and `sized`) and `numbers` make values of each type; `names` and `plausible` make them
-look real; `nodes` holds what they all share.
+Layout: `generator` drives one value per schema node (flatten, generate, check, retry); `resolve`
+follows `$ref`s and merges `allOf`; `combinators` picks `anyOf`/`oneOf` branches and `if` sides and
+turns `not` into checks, which `checks` runs within a bound on their work; `objects`, `arrays`,
+`strings` (with `formats`, `patterns` and `sized`) and `numbers` make values of each type; `names`
+and `plausible` make them look real; `nodes` holds what they all share.
 """
 
 from __future__ import annotations

@@ -13,7 +13,16 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from mockai import regexes
-from mockai.generate.schema import arrays, combinators, numbers, objects, patterns, resolve, strings
+from mockai.generate.schema import (
+    arrays,
+    checks,
+    combinators,
+    numbers,
+    objects,
+    patterns,
+    resolve,
+    strings,
+)
 from mockai.generate.schema.nodes import (
     ANY_ORDER,
     ATTEMPTS,
@@ -59,6 +68,7 @@ class Generator:
         self.budget: int = BUDGET
         self.xeger: Xeger | None = None  # made on first use, see patterns.expand
         self._validator: Any = None
+        self.steps: checks.Steps = checks.Steps()  # what the value's checks may still walk
         self.refs: list[Any] = []  # the `$ref`s followed on the way to the node being made
         # The size budget, in (under-estimated) tokens of the value's JSON: the answer it becomes
         # is cut at the output-token limit anyway, so once that much is made, nothing more is
@@ -177,16 +187,21 @@ class Generator:
         return resolve.anchors(self.root)
 
     def is_valid(self, schema: Any, value: Any, ptr: str) -> bool:
-        """jsonschema's verdict on `value` against a part of the root schema."""
+        """jsonschema's verdict on `value` against a part of the root schema (within the
+        generation's check steps: see `checks`)."""
         if self._validator is None:
-            from jsonschema import Draft202012Validator  # (on first use: slow to import)
-
-            bounded = regexes.validator_class(Draft202012Validator, raise_timeouts=True)
-            self._validator = bounded(self.root)
+            self._validator = checks.validator_class()(self.root)
         try:
-            return bool(self._validator.evolve(schema=schema).is_valid(value))
+            with checks.drawing_on(self.steps):
+                return bool(self._validator.evolve(schema=schema).is_valid(value))
         except RegexTimeout as exc:  # a `pattern` the value was checked against backtracks
             raise patterns.refuse(exc, ptr) from None
+        except checks.TooCostly:
+            raise SchemaGenerationError(
+                "the schema is too costly to check: checking the value walked more than "
+                f"{checks.CHECK_STEPS:,} `$ref`s and `allOf` / `anyOf` / `oneOf` branches",
+                pointer=ptr,
+            ) from None
         except Exception as exc:  # bad regex, unresolvable ref, ...: jsonschema's many errors
             raise SchemaGenerationError(f"cannot evaluate {schema!r}: {exc}", pointer=ptr) from exc
 
