@@ -7,8 +7,10 @@ as a cassette, an empty file as a cassette with nothing to replay)."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from sdk import sdk
 
 from mockai import Config, ConfigError, MockServer
 from mockai.cassette import register_matcher
+from mockai.cassette.check import is_cassette
 from mockai.cassette.matching import MATCHERS, RequestView
 from mockai.cli import main
 from mockai.config import parse_rates
@@ -320,3 +323,66 @@ def test_a_config_built_directly_beats_the_scenario_files_settings(tmp_path: Pat
     explicit = Config(scenarios=(str(scenario),)).merged(seed=0, fallback="generate")
     with MockServer(explicit) as server:
         assert (server.config.seed, server.config.fallback) == (0, "generate")
+
+
+# --- 4. blank lines do not slow telling a file's kind --------------------------------------------
+
+BLANK_LINES = "\n" * 20_000
+
+
+@pytest.mark.timeout(20)  # (the search was cubic in them, hours for these files: fail, not hang)
+@pytest.mark.parametrize(
+    ("name", "tail", "cassette"),
+    [
+        ("rules.yaml", "mockai: 1\nrules:\n  - name: r\n    reply: hi\n", False),
+        ("notes.yaml", "notes: hello\n", False),
+        ("recorded.yaml", CASSETTE.read_text(encoding="utf-8"), True),
+        ("recorded.json", '{\n  "version": 1,\n  "interactions": []\n}\n', True),
+        ("old.yaml", '[\n  {"request": {}, "response": {}}\n]\n', True),  # (vcrpy 0.x)
+    ],
+)
+def test_blank_lines_ahead_are_told_apart_quickly(name: str, tail: str, cassette: bool) -> None:
+    started = time.perf_counter()
+    assert is_cassette(name, BLANK_LINES + tail) is cassette
+    assert time.perf_counter() - started < 1.0
+
+
+@pytest.mark.timeout(20)
+def test_check_takes_a_scenario_after_blank_lines_for_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(BLANK_LINES + "mockai: 1\nrules:\n  - name: r\n    reply: hi\n")
+    assert main(["check", str(path)]) == 0
+    assert capsys.readouterr().out.strip() == "mockai check: 1 path(s) OK"
+
+
+# What told a cassette before (cubic on blank lines: a reference for small files only).
+_KEY_BEFORE = re.compile(r'^(interactions\s*:|\s*\{?\s*"interactions"\s*:)', re.MULTILINE)
+_BARE_LIST_BEFORE = re.compile(
+    r'\A(?:[ \t]*(?:#[^\n]*)?\n|---[ \t]*\n)*(?:-[ \t]+|\s*\[\s*\{\s*)"?(request|response)"?\s*:'
+)
+
+
+def _was_cassette(name: str, text: str) -> bool:
+    looks = bool(_KEY_BEFORE.search(text) or _BARE_LIST_BEFORE.match(text))
+    return looks and (name.endswith(".json") or "\nmockai:" not in "\n" + text)
+
+
+_PIECES = [" ", "\t", "{", "[", "}", "interactions:", "interactions :", '"interactions":']
+_PIECES += ['"interactions"', ":", "- request:", '"request":', "response:", "mockai: 1"]
+_PIECES += ["rules: []", "# note", "---", "x: 1"]
+_LINE = st.lists(st.sampled_from(_PIECES), max_size=3).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lines=st.lists(_LINE, max_size=6),
+    end=st.sampled_from(["", "\n"]),
+    name=st.sampled_from(["c.yaml", "c.json"]),
+)
+def test_what_is_a_cassette_is_what_it_was(lines: list[str], end: str, name: str) -> None:
+    """Files as cassettes and scenario files start (JSON's `{` on a line of its own, a bare
+    list, blank and indented lines), told apart as before the search was made linear."""
+    text = "\n".join(lines) + end
+    assert is_cassette(name, text) == _was_cassette(name, text)

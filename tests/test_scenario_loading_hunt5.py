@@ -144,6 +144,12 @@ rules:
   - name: array
     match: {user: case-array}
     reply: {tool_calls: [{name: ping, arguments: '["Rome"]'}]}
+  - name: custom-free-text
+    match: {user: case-free-text}
+    reply: {tool_calls: [{name: code_exec, arguments: "generate the weekly report"}]}
+  - name: function-word
+    match: {user: case-function-word}
+    reply: {tool_calls: [{name: get_weather, arguments: autumn}]}
 """
 GOOD = ("case-mapping", "case-string", "case-auto", "case-template-json")
 
@@ -170,6 +176,8 @@ def lenient_url(served: str) -> Iterator[str]:
     [
         ("case-template-bare", "template-bare", "get_weather' are not valid JSON"),
         ("case-array", "array", "ping' are not a JSON object"),
+        # (a word that is no misspelt `auto` loads, and a function's call still flags it)
+        ("case-function-word", "function-word", "get_weather' are not valid JSON"),
     ],
 )
 def test_strict_refuses_arguments_no_function_can_take(
@@ -193,6 +201,13 @@ def test_strict_still_answers_every_valid_form(strict_url: str) -> None:
     assert custom.status_code == 200, custom.text
     [call] = custom.json()["choices"][0]["message"]["tool_calls"]
     assert call["custom"]["input"] == "print(2 + 2)"
+
+
+def test_a_custom_tools_free_text_input_is_sent_as_written(strict_url: str) -> None:
+    answer = ask(strict_url, "case-free-text")
+    assert answer.status_code == 200, answer.text
+    [call] = answer.json()["choices"][0]["message"]["tool_calls"]
+    assert call["custom"] == {"name": "code_exec", "input": "generate the weekly report"}
 
 
 def test_without_strict_the_arguments_are_sent_with_a_warning(lenient_url: str) -> None:
@@ -242,17 +257,73 @@ def test_every_valid_form_of_arguments_loads(arguments: str) -> None:
     assert checked(scenario(arguments))[1] == []
 
 
-CASINGS = st.lists(st.booleans(), min_size=4, max_size=4)
+# Strings a reviewer found refused as a misspelt `auto`: a custom tool's free-text input.
+FREE_TEXT = [
+    "generate the weekly report",
+    "auth",
+    "aut",
+    "autumn",
+    "auto-fill",
+    "Automate the form",
+    "generated",
+]
 
 
-@settings(max_examples=60, deadline=None)
-@given(CASINGS, st.sampled_from(["", "matic", "matically", " ", "-generate"]))
-def test_a_misspelt_auto_is_refused_at_its_line(upper: list[bool], tail: str) -> None:
-    word = "".join(c.upper() if up else c for c, up in zip("auto", upper, strict=True)) + tail
-    if word == "auto":
-        word = "Auto"
-    path, problems = checked(scenario(json.dumps(word)))
-    assert problems == [f"{path}{wrong(7, 'r', word)}"]
+def test_check_loads_free_text_that_only_starts_like_auto(tmp_path: Path) -> None:
+    calls = "".join(
+        f"        - {{name: code_exec, arguments: {json.dumps(text)}}}\n" for text in FREE_TEXT
+    )
+    path = write(tmp_path / "custom.yaml", "mockai: 1\nrules:\n  - name: r\n    reply:\n")
+    path.write_text(path.read_text() + "      tool_calls:\n" + calls)
+    code, printed = mockai("check", str(path))
+    assert (code, printed.strip()) == (0, "mockai check: 1 path(s) OK")
+
+
+def cased(word: str, upper: list[bool]) -> str:
+    return "".join(c.upper() if up else c for c, up in zip(word, upper, strict=False))
+
+
+UPPER = st.lists(st.booleans(), min_size=9, max_size=9)  # (one per letter of the longest word)
+MEANT = st.sampled_from(["auto", "automatic", "generate"])
+
+
+@st.composite
+def surely_auto(draw: st.DrawFn) -> str:
+    """A string that can only mean `auto`: one of its words, in any case, spaces around."""
+    pad = st.sampled_from(["", " ", "  "])
+    text = draw(pad) + cased(draw(MEANT), draw(UPPER)) + draw(pad)
+    return "AUTO" if text == "auto" else text  # (`auto` itself is valid)
+
+
+@st.composite
+def free_text(draw: st.DrawFn) -> str:
+    """Text that starts like (or holds) such a word but is more: a phrase, another word."""
+    word = cased(draw(MEANT), draw(UPPER))
+    other = draw(TEXT.filter(str.strip))  # (something besides spaces)
+    sep = draw(st.sampled_from([" ", "-", "_"]))
+    return draw(
+        st.sampled_from(
+            [
+                word + sep + other,
+                other + sep + word,
+                word[:-1],  # (`aut`, `automati`, `generat`)
+                word + draw(st.sampled_from(["d", "s", "mn", "h", "ally"])),
+            ]
+        )
+    )
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.one_of(
+        surely_auto().map(lambda text: (text, True)),
+        (st.sampled_from(FREE_TEXT) | free_text()).map(lambda text: (text, False)),
+    )
+)
+def test_only_a_surely_misspelt_auto_is_refused_at_its_line(case: tuple[str, bool]) -> None:
+    text, refused = case
+    path, problems = checked(scenario(json.dumps(text)))
+    assert problems == ([f"{path}{wrong(7, 'r', text)}"] if refused else [])
 
 
 # --- 2. a YAML type tag on text it cannot read ----------------------------------------------------

@@ -19,11 +19,17 @@ from mockai.wire.events import event_data, split_events
 if TYPE_CHECKING:  # (vcrpy, which imports aiohttp, loads with the first cassette checked)
     from mockai.cassette.format import DecodeError, Interaction
 
-_CASSETTE_KEY = re.compile(r'^(interactions\s*:|\s*\{?\s*"interactions"\s*:)', re.MULTILINE)
+# A key at a line's start, JSON's after its indent or its `{` (on the key's line or one before).
+# Only `[ \t]` may come before the `{`: a `\s*` there crossed the lines after every line start,
+# and blank lines made a file that is no cassette take cubic time to tell.
+_CASSETTE_KEY = re.compile(
+    r'^(?:interactions\s*:|[ \t]*(?:\{\s*)?"interactions"\s*:)', re.MULTILINE
+)
 # What vcrpy before 1.0 wrote: a bare list of request/response pairs, its first item first in the
-# file (after comments, blank lines and a `---`). A scenario file never starts so.
+# file (after comments, blank lines and a `---`). A scenario file never starts so. (The blank
+# lines are the repeated group's alone: a `\s*` after it would retry them, in quadratic time.)
 _BARE_LIST = re.compile(
-    r'\A(?:[ \t]*(?:#[^\n]*)?\n|---[ \t]*\n)*(?:-[ \t]+|\s*\[\s*\{\s*)"?(request|response)"?\s*:'
+    r'\A(?:[ \t]*(?:#[^\n]*)?\n|---[ \t]*\n)*(?:-[ \t]+|[ \t]*\[\s*\{\s*)"?(request|response)"?\s*:'
 )
 
 

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mockai.generate import moderation
-from mockai.hints import closest
 from mockai.pipeline.reply import Choice, Reply
 from mockai.scenario import templates, yamlsrc
 from mockai.scenario.problems import Problems, describe, suggest
@@ -371,20 +370,20 @@ def _arguments(item: Mapping[str, Any], line: int, where: str, problems: Problem
     return None
 
 
-# A word that is no JSON: `arguments: Auto` would be sent as the text "Auto" (a typo of `auto`).
-_WORD = re.compile(r"[a-z][a-z _-]*")
+# Strings that can only mean `auto` (the whole string, in any case). Exact words only: a guess
+# from prefixes and near misses refused custom tools' free-text inputs ("generate the weekly
+# report", "auth", "autumn"), which are valid files.
+_MISSPELT_AUTO = frozenset({AUTO, "automatic", "generate"})
 
 
 def _misspelt_auto(text: str) -> bool:
-    """True for a word meant as `auto` (`Auto`, `AUTO`, `automatic`, `generate`, `atuo`).
+    """True for a string meant as `auto` (`Auto`, `AUTO`, ` auto`, `automatic`, `generate`).
 
-    Other strings that are no JSON stay legal here: a custom tool's input is free text
-    (`print(2 + 2)`), and arguments broken on purpose test a client; `_check_arguments` flags
-    them, per request, when the called tool is a function (a stale fixture)."""
-    word = text.strip().casefold()
-    if not _WORD.fullmatch(word):
-        return False
-    return word.startswith(("auto", "generat")) or closest(word, (AUTO,)) is not None
+    Any other string that is no JSON stays legal here: a custom tool's input is free text
+    (`print(2 + 2)`, `generated`), and arguments broken on purpose test a client;
+    `_check_arguments` flags them, per request, when the called tool is a function (a stale
+    fixture)."""
+    return text != AUTO and text.strip().casefold() in _MISSPELT_AUTO
 
 
 @functools.cache  # (it loads every provider profile: once, not once per rule)
