@@ -19,8 +19,11 @@ Bounds: SEARCH_SECONDS per search (ordinary patterns take microseconds), and, in
 so a thousand candidates each stopped at the bound cannot add up to a hang either. A request's
 rule matching (and its no-match report) searches inside `drawing_on(Allowance())`, MATCH_SECONDS
 for all of them: a hundred regex rules backtracking on one hostile text would otherwise hold the
-server ~0.1-0.2 s each. A scope remembers which searches stopped at the bound, so asking again
-(as the no-match report asks what matching asked) stops at once instead of running them again.
+server ~0.1-0.2 s each. A search stopped because its scope's time ran out (not at its own whole
+bound) raises RegexTimeout with `whole` false: the rule book stops matching there, since no rule
+after it was fairly asked. A scope remembers what each search found, or that it stopped, so
+asking again (as the no-match report asks what matching asked) answers at once, as before,
+instead of running it again (or calling it stopped for want of time it did not need).
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ __all__ = [
     "bounded",
     "budget",
     "drawing_on",
+    "matching",
     "sampled",
     "stops",
     "validator_class",
@@ -98,18 +102,26 @@ _Search = tuple[str, int, str]  # (pattern, flags, text)
 
 @dataclass
 class Allowance:
-    """The time searches of one scope have left, and what they found too costly."""
+    """The time searches of one scope have left, what they found, and which stopped."""
 
     left: float = MATCH_SECONDS
     # Searches that stopped, and whether at their whole bound (RegexTimeout.whole).
     stopped: dict[_Search, bool] = field(default_factory=dict)
+    found: dict[_Search, bool] = field(default_factory=dict)  # searches that ended: their answer
     stops: int = 0  # RegexTimeouts raised in the scope (see `stops`)
+    searched: int = 0  # searches run (one stopped before and asked again is not run)
 
     def stop(self, search: _Search, pattern: str, *, whole: bool) -> RegexTimeout:
         """The timeout of `search`, remembered (and counted)."""
         self.stopped[search] = whole
         self.stops += 1
         return RegexTimeout(pattern, whole=whole)
+
+
+def matching() -> Allowance:
+    """A new allowance for one request's rule matching: MATCH_SECONDS, read when called (not
+    when `Allowance` was defined), so that a test may lower the bound."""
+    return Allowance(MATCH_SECONDS)
 
 
 _scope: ContextVar[Allowance | None] = ContextVar("mockai_regex_scope", default=None)
@@ -172,14 +184,19 @@ class Bounded:
                 raise RegexTimeout(self.pattern.pattern, whole=True) from None
         pattern = self.pattern.pattern
         search = (pattern, self.pattern.flags, text)
+        known = scope.found.get(search)
+        if known is not None:  # (asked again: the same answer)
+            return known
         if search in scope.stopped:  # (asked again: it would stop again)
             raise scope.stop(search, pattern, whole=scope.stopped[search])
         limit = min(SEARCH_SECONDS, scope.left)
         if limit <= 0:
             raise scope.stop(search, pattern, whole=False)
+        scope.searched += 1
         start = time.perf_counter()
         try:
-            return self._timed.search(text, timeout=limit) is not None
+            found = scope.found[search] = self._timed.search(text, timeout=limit) is not None
+            return found
         except TimeoutError:
             raise scope.stop(search, pattern, whole=limit == SEARCH_SECONDS) from None
         finally:

@@ -7,10 +7,14 @@ served scenario's answers and no-match errors, `mockai check`).
 2. The unreachable-rule check compared regex rules in pairs: 4,000 of them took 24 s.
 3. A duplicate key hid every other problem of its file.
 4. `reply: 5` / `reply: yes` were not asked to be quoted, as `user: 5` is.
+5. Once a request's shared regex time ran out, the regex conditions left did not hold and
+   matching went on: 400 regex rules and a 1 MB prompt got the catch-all's answer, not the
+   last regex rule's. Now matching stops there, with the no-match error saying where.
 """
 
 from __future__ import annotations
 
+import contextvars
 import re
 import subprocess
 import sys
@@ -20,16 +24,25 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import httpx
+import openai
 import pytest
+from conformance import checked_server
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from service_support import ServeProcess
+from sdk import sdk
+from service_support import ServeProcess, redis_server
 
-from mockai import regexes
+from mockai import MockServer, regexes
+from mockai.pipeline.decide import Undecided
+from mockai.pipeline.exchange import Endpoint, Exchange
+from mockai.scenario.book import RuleBook
 from mockai.scenario.nearmiss import UNDECIDED
 from mockai.scenario.operators import Op, TextTest
+from mockai.scenario.problems import Problems
+from mockai.scenario.rules import Rule, compile_rule
 
 COSTLY = "^(a|a)+b"  # backtracks 2^n steps on n `a`s: stopped at each search's bound
 HOSTILE = "a" * 40
@@ -139,20 +152,23 @@ def test_searches_within_one_allowance_are_bounded_together_and_never_repeated(
     searches: list[tuple[str, str]],
 ) -> None:
     """Within one allowance (a request's matching), every search answers as `re` does or is
-    stopped; all of them together stop near the allowance; and a search stopped once (the
-    costly pattern on the hostile text) is stopped at once when asked again."""
+    stopped; all of them together stop near the allowance; and a search asked before (the
+    costly pattern on the hostile text, stopped; any other, answered) is not run again."""
     allowance = regexes.Allowance(0.3)
     started = time.perf_counter()
-    stopped: set[tuple[str, str]] = set()
+    asked: set[tuple[str, str]] = set()
     with regexes.drawing_on(allowance):
         for pattern, text in searches:
-            asked = time.perf_counter()
+            searched = allowance.searched
+            again = (pattern, text) in asked
+            asked.add((pattern, text))
             try:
                 found = regexes.bounded(pattern).search(text)
             except regexes.RegexTimeout:
-                if (pattern, text) in stopped:
-                    assert time.perf_counter() - asked < 0.01  # (not run again)
-                stopped.add((pattern, text))
+                found = None
+            if again:
+                assert allowance.searched == searched  # (answered, or stopped, as before)
+            if found is None:
                 continue
             assert found == (re.search(pattern, text) is not None)
             assert (pattern, text) != (COSTLY, HOSTILE)  # (2^40 steps: never finishes)
@@ -271,3 +287,219 @@ def test_a_reply_that_is_no_text_nor_mapping_says_how_to_write_it(
     code, printed = check(path)
     assert code == 1
     assert f"{path}:5: rule 'a': {message}\n" in printed
+
+
+# --- 5. past the request's regex time, no later rule answers -----------------------------------
+
+# Rule i's name is on line 3 + 3i; the stop names it with its `file:line`.
+STOPPED = re.compile(
+    r"Matching stopped at rule '(?P<name>[^']+)' \(.*?(?P<file>[\w.]+):(?P<line>\d+)\): this "
+    r"request's regex searches ran out of their time bound \((?P<bound>[\d.]+) s for all the "
+    r"regex searches of one request\), so neither that rule nor any after it answers\. Put fewer "
+    r"regex rules ahead of it, send a shorter prompt, or use `contains` / `startswith` "
+    r"conditions instead of regexes\."
+)
+
+STOP_SCENARIO = f"""\
+mockai: 1
+rules:
+  - name: plain
+    match: {{user: {{startswith: hello}}}}
+    reply: plain
+  - name: greeting
+    match: {{user: {{regex: "^hel+o"}}}}
+    reply: greeting
+  - name: costly
+    match: {{user: {{regex: "{COSTLY}"}}}}
+    reply: costly
+  - name: catchall
+    reply: catch-all
+"""
+
+
+@pytest.fixture(scope="module")
+def stop_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    path = tmp_path_factory.mktemp("stop") / "stop.yaml"
+    path.write_text(STOP_SCENARIO)
+    with checked_server(scenario=str(path)) as serving:
+        yield serving
+
+
+def _stopped_at(error: Any) -> re.Match[str]:
+    """The stop named by a no-match error's message (its second line), which must be there."""
+    assert error["code"] == "mockai_no_match", error
+    lines = error["message"].splitlines()
+    assert lines[0] == "mockai: no rule or recording matches this chat request.", lines
+    found = STOPPED.fullmatch(lines[1])
+    assert found is not None, lines[1]
+    return found
+
+
+def test_past_the_requests_regex_time_no_later_rule_answers(
+    stop_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no regex time at all (the bound lowered: it is read per request), a rule before the
+    first regex rule answers as ever, and any request getting that far stops at it: the
+    no-match 400 says where and why, never the catch-all's answer. So do batches."""
+    monkeypatch.setattr(regexes, "MATCH_SECONDS", 0.0)
+    with sdk(stop_server) as client:
+        answered = client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hello there"}]
+        )
+        assert answered.choices[0].message.content == "plain"
+        for text in ("helo", HOSTILE, "anything"):
+            with pytest.raises(openai.BadRequestError) as refused:
+                client.chat.completions.create(
+                    model="gpt-4o-mini", messages=[{"role": "user", "content": text}]
+                )
+            assert isinstance(refused.value.body, dict)
+            stop = _stopped_at(refused.value.body)
+            assert (stop["name"], stop["file"], stop["line"]) == ("greeting", "stop.yaml", "6")
+            assert stop["bound"] == "0.0"
+            message = refused.value.body["message"]
+            assert f"user: {UNDECIDED}" in message
+            assert (
+                "rule 'catchall' (" in message
+                and "every condition holds, but matching stopped before it reached this rule"
+                in message
+            )
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.embeddings.create(model="text-embedding-3-small", input=["helo", "hi"])
+    assert isinstance(refused.value.body, dict)
+    assert "Matching stopped at rule 'greeting' (" in refused.value.body["message"]
+
+
+def test_a_pattern_stopped_at_its_own_bound_does_not_hold_and_matching_goes_on(
+    stop_server: Any,
+) -> None:
+    """The request's time is not spent by one costly search (0.1 s of its 0.25 s): that
+    condition does not hold, and the rule after it (no regex) answers, as documented."""
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": HOSTILE}]}
+    answer = httpx.post(stop_server.url_for("/v1/chat/completions"), json=body, timeout=10)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["choices"][0]["message"]["content"] == "catch-all"
+
+
+def test_400_regex_rules_and_a_megabyte_prompt_never_get_the_catch_all(tmp_path: Path) -> None:
+    """The reproduction: 400 ordinary regex rules, a catch-all, a 1 MB prompt the last regex
+    rule matches. The last rule answers if the request's regex time lasts (a fast machine), or
+    the no-match 400 names the rule where it ran out; the catch-all answered before."""
+    rules = 400
+    lines = ["mockai: 1", "rules:"]
+    for i in range(rules):
+        lines += [f"  - name: r{i}", f"    match: {{user: {{regex: '(?i)\\b\\w+ing{i}\\b'}}}}"]
+        lines += [f"    reply: rule {i}"]
+    lines += ["  - name: catchall", "    match: {}", "    reply: catch-all"]
+    path = tmp_path / "many.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    prompt = "lorem ipsum dolor sit amet consectetur " * 25_000 + f" testing{rules - 1}"
+    body = {"model": "gpt-4.1", "messages": [{"role": "user", "content": prompt}]}
+    with MockServer(scenario=str(path), log_requests=False) as server:
+        answer = httpx.post(server.url_for("/v1/chat/completions"), json=body, timeout=30)
+    if answer.status_code == 200:
+        assert answer.json()["choices"][0]["message"]["content"] == f"rule {rules - 1}"
+        return
+    assert answer.status_code == 400, answer.text
+    stop = _stopped_at(answer.json()["error"])
+    number = int(stop["name"].removeprefix("r"))
+    assert stop["name"] == f"r{number}" and 0 <= number < rules
+    assert (stop["file"], int(stop["line"])) == ("many.yaml", 3 + 3 * number)
+
+
+def test_a_book_shared_across_workers_stops_where_the_regex_time_runs_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same stop with the rules and counts in a shared backend (`--state redis://`), after
+    a rule before it is used up; while it lasts, that rule answers."""
+    path = tmp_path / "stop.yaml"
+    path.write_text(STOP_SCENARIO.replace("reply: plain", "reply: plain\n    times: 1"))
+    monkeypatch.setattr(regexes, "MATCH_SECONDS", 0.0)
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello"}]}
+    with (
+        redis_server() as redis,
+        MockServer(scenario=str(path), state=redis.url(), log_requests=False) as server,
+        httpx.Client(base_url=server.url, timeout=10) as client,
+    ):
+        first = client.post("/chat/completions", json=body)
+        assert first.json()["choices"][0]["message"]["content"] == "plain"
+        second = client.post("/chat/completions", json=body)
+    assert second.status_code == 400, second.text
+    assert _stopped_at(second.json()["error"])["name"] == "greeting"
+
+
+# --- the pick, rule by rule ---------------------------------------------------------------------
+
+
+def _compiled(number: int, regex: bool, text: str) -> Rule:
+    problems = Problems("rules.yaml")
+    condition = {"regex": re.escape(text)} if regex else {"contains": text}
+    rule = compile_rule(
+        {"match": {"user": condition}, "reply": f"reply {number}"},
+        file="rules.yaml",
+        line=3 + 3 * number,
+        name=f"r{number}",
+        kind="scenario",
+        problems=problems,
+    )
+    assert rule is not None and not problems.items, problems.items
+    return rule
+
+
+def _chat_exchange(text: str) -> Exchange:
+    return Exchange(
+        endpoint=Endpoint.CHAT, model="gpt-4o-mini", body={}, headers={}, user_text=text
+    )
+
+
+_RULES = st.lists(st.tuples(st.booleans(), st.sampled_from(["a", "b", "ab", "c"])), max_size=8)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_RULES, st.sampled_from(["a", "b", "ab", "abc", "x", ""]))
+def test_a_pick_answers_from_before_the_first_regex_rule_or_stops_there(
+    written: list[tuple[bool, str]], text: str
+) -> None:
+    """With no regex time, the pick is the first `contains` rule that matches before the first
+    regex rule; else it stops at that regex rule (Undecided names it); else nothing matches.
+    Never a rule after a regex rule."""
+    rules = [_compiled(i, regex, value) for i, (regex, value) in enumerate(written)]
+    expected: tuple[str, int] | None = None
+    for i, (regex, value) in enumerate(written):
+        if regex or value in text:
+            expected = ("stop" if regex else "answer", i)
+            break
+    book = RuleBook(rules)
+    with mock.patch.object(regexes, "MATCH_SECONDS", 0.0):
+        try:
+            picked = book.pick(_chat_exchange(text))
+        except Undecided as stopped:
+            assert expected is not None and expected[0] == "stop", (expected, stopped)
+            assert f"Matching stopped at rule 'r{expected[1]}' (rules.yaml:" in str(stopped)
+            return
+    if expected is None:
+        assert picked is None
+    else:
+        assert expected[0] == "answer" and picked is not None
+        assert picked[0].name == f"r{expected[1]}"
+
+
+def _planned(book: RuleBook, text: str) -> contextvars.Context:
+    """The context `book.plan` ran in, answering a chat request with `text`: a new, empty one,
+    so that it holds what `plan` wrote (a book without a shared backend awaits nothing)."""
+    context = contextvars.Context()
+    coroutine = book.plan(_chat_exchange(text), bytes(32))
+    with pytest.raises(StopIteration) as done:
+        context.run(coroutine.send, None)
+    assert done.value.value is not None  # (answered)
+    return context
+
+
+def test_a_book_without_regex_rules_writes_no_context_variable_answering() -> None:
+    """Answering, a book without regex rules pays for no regex allowance: no context variable
+    is written (it was, on every answered request); a book with one releases its allowance."""
+    plain = RuleBook([_compiled(0, False, "hello")])
+    assert list(_planned(plain, "hello there")) == []
+    searching = RuleBook([_compiled(0, True, "hel"), _compiled(1, False, "hello")])
+    written = dict(_planned(searching, "say hello"))
+    assert [var.name for var in written] == ["mockai_matching"]
+    assert list(written.values()) == [None]  # (released: no report will ask)

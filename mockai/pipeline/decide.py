@@ -22,6 +22,12 @@ from mockai.wire.outgoing import Outgoing
 log = logging.getLogger("mockai")
 
 
+class Undecided(Exception):
+    """Raised by a source's `plan` that stopped matching before it could decide (a rule book
+    whose regex searches ran out of time): whatever it did not ask may be what the request was
+    for, so no later source answers it; the request gets the no-match error, this first."""
+
+
 class Source(Protocol):
     """Anything that may answer a request (rules, cassettes, an upstream)."""
 
@@ -78,7 +84,10 @@ class Decider:
         """
         keeper = self.keepers.get(exchange.endpoint)
         for source in self.sources:
-            plan = await source.plan(exchange, key)
+            try:
+                plan = await source.plan(exchange, key)
+            except Undecided as stopped:
+                raise self.no_match(exchange, str(stopped)) from None
             if plan is not None:
                 if keeper is not None and plan.recorded is None and not _refuses(plan):
                     plan = replace(plan, reply=None, recorded=await keeper.answer(exchange, key))
@@ -98,10 +107,13 @@ class Decider:
             return self.fallback
         return "error" if any(_loaded(source) for source in self.sources) else "generate"
 
-    def no_match(self, exchange: Exchange) -> ApiError:
-        """The error for a request nothing matched, with the near-miss report as its message."""
+    def no_match(self, exchange: Exchange, stopped: str | None = None) -> ApiError:
+        """The error for a request nothing matched, with the near-miss report as its message
+        (after why matching `stopped`, when a source stopped it: see Undecided)."""
         self.no_matches += 1
         lines = [f"mockai: no rule or recording matches this {exchange.endpoint} request."]
+        if stopped is not None:
+            lines.append(stopped)
         for source in self.sources:
             lines.extend(source.near_misses(exchange))
         log.warning("%s", "\n".join(lines))

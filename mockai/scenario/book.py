@@ -20,7 +20,7 @@ import functools
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -34,7 +34,8 @@ from mockai.wire import jsonbytes
 if TYPE_CHECKING:  # the scenario machinery loads with the first rule (see the module docstring)
     from mockai.backend.base import SharedRules
     from mockai.generate.fallback import FallbackGenerator
-    from mockai.regexes import Allowance
+    from mockai.pipeline.decide import Undecided
+    from mockai.regexes import Allowance, RegexTimeout
     from mockai.scenario import per_input, shared_rules
     from mockai.scenario.index import RuleIndex
     from mockai.scenario.loader import ScenarioSet
@@ -50,6 +51,7 @@ log = logging.getLogger("mockai")
 # regex conditions), with its exchange: `plan` opens it, and the no-match report, asked for the
 # same exchange after it, draws on what is left and on what it found too costly, rather than
 # search the same texts again. (A context variable: the Decider asks both in the request's task.)
+# Only books with a regex rule open it (`_scoped`): the others never touch it.
 _matching: ContextVar[tuple[Exchange, Allowance] | None] = ContextVar(
     "mockai_matching", default=None
 )
@@ -133,8 +135,10 @@ class RuleBook:
                 self.pick(exchange) if self.shared is None else await self._pick_shared(exchange)
             )
             plan = None if picked is None else self.answer(*picked, exchange, key)
-        if plan is not None:
-            _matching.set(None)  # (answered: no report will ask)
+        if plan is not None and self._searches:
+            # (answered: no report will ask. A book without regex rules never set it, and a
+            # context-variable write per request is what its hot path must not pay.)
+            _matching.set(None)
         return plan
 
     def near_misses(self, exchange: Exchange) -> list[str]:
@@ -169,7 +173,9 @@ class RuleBook:
     # --- matching -------------------------------------------------------------------------------
 
     def pick(self, exchange: Exchange) -> tuple[Rule, Step, int] | None:
-        """The rule answering `exchange`, its step and the call number; counts the call."""
+        """The rule answering `exchange`, its step and the call number; counts the call.
+        Raises decide.Undecided when the request's regex searches run out of time before a rule
+        answers (see `_undecided`)."""
         with self._lock:
             index = self._index()
             if not self._searches:
@@ -179,15 +185,40 @@ class RuleBook:
 
     def _pick_in(self, index: RuleIndex, exchange: Exchange) -> tuple[Rule, Step, int] | None:
         """`pick`'s scan; the caller holds the lock."""
-        for rule in index.candidates(exchange):
-            for check in rule.checks:  # Rule.matches, inlined: this is the hot loop
-                if not check(exchange):
-                    break
-            else:
-                picked = self._count(rule)
-                if picked is not None:
-                    return picked
+        try:
+            for rule in index.candidates(exchange):
+                for check in rule.checks:  # Rule.matches, inlined: this is the hot loop
+                    if not check(exchange):
+                        break
+                else:
+                    picked = self._count(rule)
+                    if picked is not None:
+                        return picked
+        # (Raised only by a regex search, so `_machinery` is loaded by then; the clause is
+        # looked up only when something is raised.)
+        except _machinery().RegexTimeout as error:
+            raise _undecided(rule) from error
         return None
+
+    def _matching_rules(
+        self, index: RuleIndex, exchange: Exchange
+    ) -> tuple[list[Rule], Rule | None]:
+        """Every rule that matches `exchange`, in order, up to the one where the request's regex
+        searches ran out of time (the second item: None when they did not); the caller holds
+        the lock."""
+        matching = []
+        for rule in index.candidates(exchange):
+            try:
+                if all(check(exchange) for check in rule.checks):
+                    matching.append(rule)
+            except _machinery().RegexTimeout:
+                return matching, rule
+        return matching, None
+
+    def _scoped(self, exchange: Exchange) -> AbstractContextManager[None]:
+        """`_searching(exchange)` for a book with a regex rule, else nothing (`_searches` is
+        as of the last `_index()`); the caller holds the lock."""
+        return _searching(exchange) if self._searches else _UNSCOPED
 
     def _index(self) -> RuleIndex:
         """The index over the runtime then scenario rules, rebuilt when either list was swapped;
@@ -206,7 +237,11 @@ class RuleBook:
         """The first rule that matches `exchange` and is not used up; the caller holds the lock."""
         for rules in (self._runtime, self._scenario):
             for rule in rules:
-                if all(check(exchange) for check in rule.checks):
+                try:
+                    holds = all(check(exchange) for check in rule.checks)
+                except _machinery().RegexTimeout as error:  # (see `_pick_in`)
+                    raise _undecided(rule) from error
+                if holds:
                     limit = rule.limit
                     if limit is None or self._served.get(rule.name, 0) < limit:
                         return rule
@@ -219,7 +254,8 @@ class RuleBook:
         request to it); a rule answering with an error answers the whole request with it.
         """
         with self._lock:
-            with _searching(exchange):
+            self._index()  # (for `_searches`)
+            with self._scoped(exchange):
                 chosen = self._choose_batch(exchange)
             if chosen is None:
                 return None
@@ -237,8 +273,10 @@ class RuleBook:
         assert self.shared is not None
         while True:
             await self.sync()  # the current counts decide which rules are used up
-            with self._lock, _searching(exchange):
-                chosen = self._choose_batch(exchange)
+            with self._lock:
+                self._index()  # (for `_searches`)
+                with self._scoped(exchange):
+                    chosen = self._choose_batch(exchange)
                 version = self._version
             if chosen is None:
                 return None
@@ -324,13 +362,11 @@ class RuleBook:
         """`pick` across workers: match here, count (and check for newer rules) in the backend."""
         assert self.shared is not None
         while True:
-            with self._lock, _searching(exchange):  # (the index narrows, as for `pick`)
-                version = self._version
-                candidates = [
-                    rule
-                    for rule in self._index().candidates(exchange)
-                    if all(check(exchange) for check in rule.checks)
-                ]
+            with self._lock:
+                index = self._index()  # (the index narrows, as for `pick`)
+                with self._scoped(exchange):
+                    version = self._version
+                    candidates, stopped = self._matching_rules(index, exchange)
             picked = await self.shared.pick(version, [(r.name, r.limit) for r in candidates])
             if picked.stale:  # another worker changed the rules: take them, match again
                 await self.sync()
@@ -339,6 +375,8 @@ class RuleBook:
                 if picked.served is not None:
                     self._served = dict(picked.served)  # for the near-miss report
                 if picked.index is None:
+                    if stopped is not None:  # (the rules before it are used up)
+                        raise _undecided(stopped)
                     return None
                 rule = candidates[picked.index]
                 self._served[rule.name] = picked.count
@@ -762,6 +800,7 @@ class _Machinery(NamedTuple):
 
     allowance: Callable[[], Allowance]  # a new one, regexes.MATCH_SECONDS long
     drawing_on: Callable[[Allowance], AbstractContextManager[None]]
+    RegexTimeout: type[RegexTimeout]
     splittable: Callable[[Exchange], bool]
     new_build: Callable[..., Build]
     constant_reply: Callable[[ReplySpec, Exchange], Reply | None]
@@ -773,6 +812,25 @@ class _Machinery(NamedTuple):
 def _searches(rule: Rule) -> bool:
     """Whether `rule` has a regex condition (a condition whose text test has a pattern)."""
     return any(getattr(getattr(c, "test", None), "pattern", None) for c in rule.conditions)
+
+
+_UNSCOPED: AbstractContextManager[None] = nullcontext()  # (reusable: it holds nothing)
+
+
+def _undecided(rule: Rule) -> Undecided:
+    """Matching stopped at `rule`: the request's regex searches ran out of their shared time
+    (regexes.MATCH_SECONDS) there. A search of `rule` was cut short, and those of the rules
+    after it would not run at all, so a later rule (a catch-all, say) answering would be a
+    wrong answer the author cannot see: the request gets the no-match error saying so."""
+    from mockai import regexes
+    from mockai.pipeline.decide import Undecided
+
+    return Undecided(
+        f"Matching stopped at {rule.label}: this request's regex searches ran out of their time "
+        f"bound ({regexes.MATCH_SECONDS} s for all the regex searches of one request), so "
+        "neither that rule nor any after it answers. Put fewer regex rules ahead of it, send a "
+        "shorter prompt, or use `contains` / `startswith` conditions instead of regexes."
+    )
 
 
 def _searching(exchange: Exchange) -> AbstractContextManager[None]:
@@ -794,8 +852,9 @@ def _machinery() -> _Machinery:
     from mockai.scenario import per_input, respond, templates
 
     return _Machinery(
-        regexes.Allowance,
+        regexes.matching,
         regexes.drawing_on,
+        regexes.RegexTimeout,
         per_input.splittable,
         respond.Build,
         respond.constant_reply,

@@ -5,7 +5,9 @@ is from satisfying it (0..1: `'abcd'` is near `equals 'abc'`), each condition th
 subtracts a little (vcrpy's "most matches"; flags such as `stream` count less). The best three
 are shown in WireMock's two-column layout: the rule's condition on the left, what the request had
 on the right, `<<<<<` on the rows that failed. A rule whose conditions all hold but that is used
-up says "already consumed", a regex condition whose search was stopped says so (UNDECIDED).
+up says "already consumed", a regex condition whose search was stopped says so (UNDECIDED), and
+a rule whose conditions all hold and that is not used up was not reached: matching stopped
+before it, the request's regex searches having run out of time (the error says where).
 Everything registered is listed last, grouped by where it came from.
 """
 
@@ -56,9 +58,13 @@ def evaluate(rule: Rule, served: int, exchange: Exchange) -> _Verdict:
     score = 0.0
     for condition in rule.conditions:
         stopped = regexes.stops()
-        ok = condition.holds(exchange)
+        try:
+            ok = condition.holds(exchange)
+            undecided = not ok and regexes.stops() > stopped
+        except regexes.RegexTimeout:  # (the request's time for regex searches ran out)
+            ok, undecided = False, True
         failure = None if ok else f"{condition.subject} does not match"
-        if not ok and regexes.stops() > stopped:
+        if undecided:
             failure = f"{condition.subject}: {UNDECIDED}"
         rows.append(
             _Row(
@@ -67,7 +73,11 @@ def evaluate(rule: Rule, served: int, exchange: Exchange) -> _Verdict:
         )
         failed, held = failed + (not ok), held + ok
         # WireMock-style distance: near values rank close; conditions that hold pull closer.
-        score += -0.5 * condition.support() if ok else condition.distance(exchange)
+        # (Undecided: as far as can be, without searching again.)
+        if ok:
+            score -= 0.5 * condition.support()
+        else:
+            score += 1.0 if undecided else condition.distance(exchange)
     if not rule.conditions:
         rows.append(_Row("(no conditions: matches every request)", ""))
     limit = rule.limit
@@ -131,8 +141,10 @@ def _table(verdict: _Verdict, exchange: Exchange) -> list[str]:
 def _summary(verdict: _Verdict) -> str:
     total = len(verdict.rule.conditions)
     failing = verdict.failed - verdict.consumed
-    if failing == 0:
+    if failing == 0 and verdict.consumed:
         return "every condition holds, but the rule is used up"
+    if failing == 0:  # (matching would have picked it, had it got this far)
+        return "every condition holds, but matching stopped before it reached this rule"
     noun = "condition" if total == 1 else "conditions"
     return f"{failing} of {total} {noun} failed"
 

@@ -68,6 +68,11 @@ def _bounded_search(
     is undecided, and an undecided condition does not hold, `not` or not: negating the timeout
     would answer as if the pattern had been searched and not found. The author is told once,
     where the condition is written.
+
+    A search stopped because the request's time for regex searches ran out (RegexTimeout with
+    `whole` false) is not the pattern's doing, and says nothing of the rules after it either:
+    it is raised on, and the rule book stops matching there (`RuleBook.pick`) rather than let a
+    later rule, such as a catch-all, answer what this one may have been written for.
     """
     search = pattern.search
     warned = False
@@ -77,6 +82,8 @@ def _bounded_search(
         try:
             return search(text) != negate
         except RegexTimeout as error:
+            if not error.whole:
+                raise
             if not warned:
                 warned = True
                 log.warning("mockai: %s: %s; the condition does not hold", origin or value, error)
