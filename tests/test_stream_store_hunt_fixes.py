@@ -68,7 +68,10 @@ def _stream_stored(server: MockServer, fault: str, timeout: float = 10.0) -> tup
 def test_a_cut_stream_is_stored_as_the_client_got_it(server: MockServer, fault: str) -> None:
     got, stored = _stream_stored(server, fault)
     (choice,) = stored.choices
-    assert got and choice.message.content == got
+    assert choice.message.content == got
+    # `disconnect` drops at a point drawn from the request (the question holds a counter, so the
+    # draw follows the tests run before): about one question in eight drops before any text.
+    assert got or fault == "disconnect"
     # The finish chunk and the usage chunk come after any cut: the client never had them.
     assert choice.finish_reason is None
     assert stored.usage is None
