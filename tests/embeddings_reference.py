@@ -12,6 +12,7 @@ import hashlib
 import math
 import random
 import re
+import unicodedata
 from array import array
 from collections import Counter
 from collections.abc import Sequence
@@ -58,6 +59,7 @@ Features = tuple[Sequence[int], Sequence[float]]
 
 def embed(text: str, dimensions: int, seed: int) -> list[float]:
     """The unit-length float32 embedding of `text` (lexical overlap -> cosine similarity)."""
+    text = unicodedata.normalize("NFC", text)  # (canonically equal texts: one text)
     counts = Counter(words(text))
     features = [(_word_features(w, dimensions, seed, True), n) for w, n in counts.items()]
     return _assemble(features, dimensions, seed, text.encode("utf-8", "surrogatepass"))

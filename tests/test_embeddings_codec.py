@@ -14,6 +14,7 @@ import math
 import os
 import random
 import struct
+import unicodedata
 import subprocess
 import sys
 from array import array
@@ -685,3 +686,17 @@ def test_inputs_embedded_together_equal_each_embedded_alone(
         for item in batch
     ]
     assert [list(map(float, vector)) for vector in reply.embeddings] == alone
+
+
+@given(texts(), st.sampled_from(["NFC", "NFD"]))
+@settings(max_examples=examples(50))
+def test_canonically_equal_texts_get_the_same_vector(text: str, form: str) -> None:
+    """What a text says, not how its code points spell it: the same text composed (NFC) or
+    decomposed (NFD, as macOS names and pasted text come) is one vector."""
+    assert gen.embed(unicodedata.normalize(form, text), 256, 0) == gen.embed(text, 256, 0)
+
+
+def test_a_decomposed_accent_keeps_its_word_for_retrieval() -> None:
+    composed, decomposed = "Café au lait recipe", "Cafe\u0301 au lait recipe"
+    assert composed != decomposed
+    assert gen.embed(decomposed, 1536, 7) == gen.embed(composed, 1536, 7)
