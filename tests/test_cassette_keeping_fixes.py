@@ -281,6 +281,19 @@ def test_appending_keeps_every_line_of_a_commented_cassette_in_order(
     assert asked == [f"old {n}" for n in range(old)] + [f"new {n}" for n in range(new)]
 
 
+def test_appending_to_a_crlf_cassette_keeps_it_crlf(tmp_path: Path) -> None:
+    """A cassette checked out with Windows line endings gets its new interactions in them too
+    (a session's diff is its new lines, not every line's ending)."""
+    shipped = (Path(__file__).parent.parent / "cassettes" / "chat_json.yaml").read_bytes()
+    path = tmp_path / "c.yaml"
+    path.write_bytes(b"# recorded on Windows\r\n" + shipped.replace(b"\n", b"\r\n"))
+    _record(path, [_new(0)])
+    after = path.read_bytes()
+    assert after.count(b"\n") == after.count(b"\r\n") > shipped.count(b"\n") + 1
+    assert after.startswith(b"# recorded on Windows\r\n")
+    assert len(CassetteFile.load(path).interactions) == 2
+
+
 def _vcrpy_json(path: Path) -> str:
     """A JSON cassette of one interaction, as vcrpy's JSON serializer writes it."""
     yaml_path = path.with_suffix(".yaml")

@@ -52,7 +52,7 @@ class Splice:
         eol = text.find("\n", end)
         eol = len(text) if eol < 0 else eol + 1
         key = next(k for k, v in root.value if v is node)
-        rest = text[end:eol] if text[end:eol].endswith("\n") else text[end:eol] + "\n"
+        rest = text[end:eol] if text[end:eol].endswith("\n") else text[end:eol] + _eol(text)
         head = text[:start].rstrip(" ") + rest
         return cls(head, text[eol:], key.start_mark.column, loaded)
 
@@ -63,7 +63,7 @@ class Splice:
         line = text.rfind("\n", 0, end) + 1
         if not text[line:end].strip():
             return cls(text[:line], text[line:], indent, loaded)
-        return cls(text[:end] + "\n", text[end:], indent, loaded)
+        return cls(text[:end] + _eol(text), text[end:], indent, loaded)
 
     def appended(self, items: str) -> str | None:
         """The text with `items` (a YAML block list at column 0, as the serializer writes one)
@@ -73,6 +73,8 @@ class Splice:
         # (Every line moves right alike, block scalars' too, so their content keeps its meaning;
         # an empty line is empty in any indentation.)
         shifted = "".join(line if line == "\n" else pad + line for line in _lines(items))
+        if "\r\n" in self.head or "\r\n" in self.tail:  # (a CRLF file stays CRLF throughout)
+            shifted = shifted.replace("\n", "\r\n")
         text = self.head + shifted + self.tail
         try:
             result = yamlserializer.deserialize(text)
@@ -85,6 +87,11 @@ class Splice:
 
 def _flow(node: yaml.Node, text: str) -> bool:
     return text[node.start_mark.index : node.start_mark.index + 1] in ("[", "{")
+
+
+def _eol(text: str) -> str:
+    """The file's line ending: CRLF if it has any (Windows checkouts), else LF."""
+    return "\r\n" if "\r\n" in text else "\n"
 
 
 def _lines(text: str) -> list[str]:
