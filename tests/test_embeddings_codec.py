@@ -14,9 +14,9 @@ import math
 import os
 import random
 import struct
-import unicodedata
 import subprocess
 import sys
+import unicodedata
 from array import array
 from collections.abc import Sequence
 from pathlib import Path
