@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import socket
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 from conformance import checked_server
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from raw_http import whole_answer
 
 from mockai import MockServer
 from mockai.wire import jsonbytes
@@ -162,15 +162,6 @@ def test_the_integers_of_the_report_are_the_invalid_json_400(http: httpx.Client)
 # --- 2. header values that are not UTF-8 --------------------------------------------------------
 
 
-def _raw(port: int, data: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(data)
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _with_header(name: bytes, value: bytes) -> bytes:
     body = json.dumps(_CHAT).encode()
     return (
@@ -187,7 +178,7 @@ HEADERS = [b"x-mockai-fault", b"x-mockai-latency", b"x-mockai-stream"]
 def test_an_undecodable_header_is_quoted_with_replacement_characters(
     server: MockServer, name: bytes
 ) -> None:
-    answer = _raw(server.port, _with_header(name, b"\xff\xfe"))
+    answer = whole_answer(server.port, _with_header(name, b"\xff\xfe"))
     head, _, payload = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400")
     message = json.loads(payload)["error"]["message"]
@@ -208,7 +199,7 @@ HEADER_BYTES = st.tuples(
 def test_any_header_bytes_give_a_utf8_message_without_python_escapes(
     server: MockServer, name: bytes, value: bytes
 ) -> None:
-    answer = _raw(server.port, _with_header(name, value))
+    answer = whole_answer(server.port, _with_header(name, value))
     head, _, payload = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400"), answer
     message = json.loads(payload.decode("utf-8"))["error"]["message"]  # (strict UTF-8)
@@ -221,18 +212,14 @@ def test_any_header_bytes_give_a_utf8_message_without_python_escapes(
 def _answer_then_eof(port: int, coding: bytes, body: bytes) -> bytes:
     """The answer to a keep-alive request with `body` in `coding`; fails unless the server then
     closes the connection (within the socket's timeout)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(
-            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b"Content-Encoding: " + coding + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body
-        )
-        chunks = []
-        try:
-            while chunk := sock.recv(65536):
-                chunks.append(chunk)
-        except TimeoutError:
-            pytest.fail(f"{coding!r}: the connection stayed open after {b''.join(chunks)!r}")
-    return b"".join(chunks)
+    head = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Encoding: " + coding + b"\r\nContent-Length: %d\r\n\r\n" % len(body)
+    )
+    try:
+        return whole_answer(port, head + body, timeout=5)
+    except TimeoutError:
+        pytest.fail(f"{coding!r}: the connection stayed open after the answer")
 
 
 CHAT_BYTES = json.dumps(_CHAT).encode()

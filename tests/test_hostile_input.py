@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import httpx
 import openai
 import pytest
 from conformance import checked_server
+from raw_http import whole_answer
 from spec_fuzz import LogWatch
 
 import mockai.server.app
@@ -547,19 +547,10 @@ def test_a_body_over_the_size_limit_is_a_413(
         assert http.post("/v1/chat/completions", json=CHAT).status_code == 200
 
 
-def _raw_request(port: int, data: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(data)
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def test_undecodable_header_bytes_never_break_an_answer_or_the_journal(watched: LogWatch) -> None:
     body = json.dumps(CHAT).encode()
     with MockServer(require_api_key="sk-right-key-0000") as server:
-        answer = _raw_request(
+        answer = whole_answer(
             server.port,
             b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe\xfdwrong-key\xff\r\n"
             b"X-Odd: caf\xe9\r\nContent-Type: application/json\r\nConnection: close\r\n"
@@ -598,7 +589,7 @@ def test_a_request_aiohttp_cannot_parse_is_the_apis_400(raw: bytes, watched: Log
     """Not aiohttp's text/plain page and an ERROR-level traceback in the log (`watched`): the
     API's error shape, a request id, the connection closed; the server answers on."""
     with MockServer() as server:
-        answer = _raw_request(server.port, raw)  # (reads until the server closes)
+        answer = whole_answer(server.port, raw)  # (reads until the server closes)
         head, _, payload = answer.partition(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
         assert lines[0].split()[1] == "400", lines[0]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ import httpx
 import openai
 import pytest
 import yaml
+from raw_http import whole_answer
 from service_support import ServeProcess, repo_root
 
 from mockai import MockServer
@@ -139,20 +139,10 @@ def test_mockai_serve_reads_a_long_bearer_token() -> None:
         assert answer.status_code == 200, answer.text[:200]
 
 
-def _raw(port: int, data: bytes) -> bytes:
-    """The server's whole answer to `data` (it closes the connection after a refusal)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(data)
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def test_a_header_past_the_bound_is_refused_without_its_bytes(server: MockServer) -> None:
     token = ("sk-" + secrets.token_urlsafe(HEAD_LINE_LIMIT)).encode()[: HEAD_LINE_LIMIT + 100]
     body = json.dumps(CHAT).encode()
-    answer = _raw(
+    answer = whole_answer(
         server.port,
         b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
         + token
