@@ -261,18 +261,22 @@ def commented_cassettes(draw: st.DrawFn) -> tuple[str, int]:
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(cassette=commented_cassettes(), new=st.integers(1, 3))
+@given(cassette=commented_cassettes(), new=st.integers(1, 3), crlf=st.booleans())
 def test_appending_keeps_every_line_of_a_commented_cassette_in_order(
-    cassette: tuple[str, int], new: int
+    cassette: tuple[str, int], new: int, crlf: bool
 ) -> None:
     text, old = cassette
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "c.yaml"
-        path.write_text(text, encoding="utf-8")
+        path.write_bytes(text.encode().replace(b"\n", b"\r\n") if crlf else text.encode())
         _record(path, [_new(n) for n in range(new)])
-        after = path.read_text(encoding="utf-8")
+        written = path.read_bytes()
         loaded = CassetteFile.load(path).interactions
         assert not path.with_name("c.yaml.bak").exists()
+    # The file keeps its line endings: a CRLF file's new lines are CRLF too.
+    assert written.count(b"\n") == (written.count(b"\r\n") if crlf else written.count(b"\n"))
+    assert crlf or b"\r" not in written
+    after = written.decode().replace("\r\n", "\n")
     lines = text.splitlines(keepends=True)
     if old == 0:  # (`interactions: []` loses its brackets, and only them)
         lines = [line.replace("interactions: []", "interactions:") for line in lines]
