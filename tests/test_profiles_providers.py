@@ -59,9 +59,12 @@ def test_groq_refuses_the_fields_it_does_not_support(
     with sdk(server, "groq") as client, pytest.raises(openai.BadRequestError) as refused:
         client.chat.completions.create(**body)  # type: ignore[call-overload]
     assert refused.value.status_code == 400 and refused.value.param == field
-    # OpenAI takes the same request.
+    # OpenAI takes the same request (its `top_logprobs` needs `logprobs: true`).
+    openai_body = {**body, "model": "gpt-4o-mini"}
+    if field == "top_logprobs":
+        openai_body["logprobs"] = True
     with sdk(server, "openai") as client:
-        assert client.chat.completions.create(**{**body, "model": "gpt-4o-mini"}).choices  # type: ignore[call-overload]
+        assert client.chat.completions.create(**openai_body).choices  # type: ignore[call-overload]
 
 
 def test_groq_answers_carry_x_groq_and_timings(server: MockServer) -> None:

@@ -65,6 +65,8 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         common.parse_metadata(body["metadata"])
     stream, include_usage = common.stream_settings(body)
     common.check_logit_bias(body)
+    if get("top_logprobs") is not None and get("logprobs") is not True:
+        raise _top_logprobs_alone()
     if info.reasoning and get("max_tokens") is not None:
         raise ApiError(
             400,
@@ -112,6 +114,17 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         top_logprobs=0 if top_logprobs is None else top_logprobs,
         prompt_tokens=prompt_tokens,
         provider=ctx.provider,
+    )
+
+
+def _top_logprobs_alone() -> ApiError:
+    # The spec: "`logprobs` must be set to `true` if this parameter is used" (any value, 0 too;
+    # null is a parameter not given). The API refuses it rather than answer without logprobs,
+    # in these words and with no code (a 400 quoted in IBM/unitxt#1193).
+    return ApiError(
+        400,
+        "The 'top_logprobs' parameter is only allowed when 'logprobs' is enabled.",
+        param="top_logprobs",
     )
 
 

@@ -126,7 +126,7 @@ def _check_headers(value: Mapping[str, Any], where: str, problems: Problems) -> 
         problems.add(line_of(value, "headers"), f"{where} error.headers must be a mapping")
         raw = {}
     for name, setting in raw.items():
-        problem = wire_errors.header_problem(name, setting)
+        problem = wire_errors.scripted_header_problem(name, setting)
         if problem is not None:
             problems.add(line_of(raw, name), f"{where} error.headers: {problem}")
         elif isinstance(setting, bool) or not isinstance(setting, (str, int, float)):

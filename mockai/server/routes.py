@@ -277,7 +277,10 @@ def _stored_responses() -> list[Route]:
             },
         ),
     ]
-    return [_kept(path, Endpoint.RESPONSES, calls) for path, calls in routes]
+    # Compaction is not served: `/responses/compact` is the API's 404 for every method, as any
+    # other unknown route is, and not a response id (which would answer a 405 on POST).
+    compact = Route("/responses/compact", {"*": _not_found}, Endpoint.RESPONSES)
+    return [compact, *(_kept(path, Endpoint.RESPONSES, calls) for path, calls in routes)]
 
 
 @functools.cache
@@ -356,11 +359,12 @@ def _resource(
     router: web.UrlDispatcher, path: str, handlers: Mapping[str, Handler], not_allowed: Handler
 ) -> None:
     """One route: its handlers by method (HEAD as GET, without the body), and the API's 405 for
-    every other method."""
+    every other method (unless a handler takes them all: `*`)."""
     resource = router.add_resource(path)
     for method, handler in with_head(handlers).items():
         resource.add_route(method, handler)
-    resource.add_route("*", not_allowed)
+    if "*" not in handlers:
+        resource.add_route("*", not_allowed)
 
 
 def with_head(handlers: Mapping[str, Handler]) -> dict[str, Handler]:

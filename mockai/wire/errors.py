@@ -437,7 +437,7 @@ def _header_map(value: Any) -> dict[str, str]:
     if not isinstance(value, Mapping):
         raise ValueError("headers must be a mapping of header names to values")
     for name, item in value.items():
-        problem = header_problem(name, item)
+        problem = scripted_header_problem(name, item)
         if problem is not None:
             raise ValueError(problem)
     return {str(name).lower(): str(item) for name, item in value.items()}
@@ -460,6 +460,38 @@ def header_problem(name: Any, value: Any) -> str | None:
     if isinstance(value, str) and _NOT_IN_A_HEADER.search(value):
         return f"{name} must be one line of text, without line breaks or control characters"
     return None
+
+
+# Headers that say how the answer is framed or encoded on the wire: the server writes them to
+# match the body it sends. Scripted, they would contradict it (`content-length: 5` leaves the
+# rest of the body on a keep-alive connection, read as the next answer; `transfer-encoding:
+# chunked` leaves the client waiting for chunks; `content-encoding: gzip` asks it to decode
+# plain JSON). Cassettes' recorded ones are dropped at replay instead (cassette.replay).
+FRAMING_HEADERS = frozenset(
+    {
+        "connection",
+        "content-encoding",
+        "content-length",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+
+
+def scripted_header_problem(name: Any, value: Any) -> str | None:
+    """What keeps a header a rule writes from being sent as written (the message names it), or
+    None: `header_problem`'s, or a header mockai must write itself."""
+    problem = header_problem(name, value)
+    if problem is None and str(name).lower() in FRAMING_HEADERS:
+        return (
+            f"{name} cannot be scripted: mockai writes it to match the body it sends "
+            f"(it says how the answer is framed or encoded)"
+        )
+    return problem
 
 
 def _retry_after(value: Any) -> float:
