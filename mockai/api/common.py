@@ -64,6 +64,9 @@ def check_fields(
     given", and enums (which gain values between spec releases) are not enforced. `strict` rejects
     all three the way the API does, and under a provider's profile (`provider`) as that provider
     does: its own fields and values are known, and one that ignores unknown fields ignores them.
+    Under OpenAI's own profile, chat's content arrays are held to the spec's part unions either
+    way (no spec lag there: the API refuses them), and `strict` walks into messages, parts,
+    chat tools and Responses input messages for their keys and types too.
     """
     if strict and provider != "openai":
         rules, others_pass = _provider_rules(endpoint, provider)
@@ -83,7 +86,15 @@ def check_fields(
     for name in _required(endpoint):
         if body.get(name) is None:
             raise missing(name)
-    if strict and provider == "openai":  # (a provider's own values are not OpenAI's)
+    if provider != "openai":  # (a provider's own values are not OpenAI's)
+        return
+    if endpoint == "chat":
+        _check_messages(body.get("messages"), keys=strict)
+        if strict:
+            _check_chat_tools(body.get("tools"))
+    elif endpoint == "responses" and strict:
+        _check_input_keys(body.get("input"))
+    if strict:
         _check_nested_enums(endpoint, body)
 
 
@@ -151,6 +162,175 @@ def _check_enum(param: str, value: Any, allowed: tuple[str, ...]) -> None:
         raise type_error(param, ("string",), value)
     if value not in allowed:
         raise invalid_value(param, value, allowed)
+
+
+# Chat's closed unions inside `messages`, from the spec's `ChatCompletionRequest*Message`
+# schemas: the part types each role's content array takes (its `*ContentPart` union), and the
+# keys each message (`properties`) and each part type may carry (the keys with `--strict-requests`
+# only). The deprecated `function` role takes no array: its content is left to the codec.
+# tests/test_fix6_content_parts.py checks these tables against the vendored spec.
+_ROLE_PARTS: dict[str, tuple[str, ...]] = {
+    "developer": ("text",),
+    "system": ("text",),
+    "user": ("text", "image_url", "input_audio", "file"),
+    "assistant": ("text", "refusal"),
+    "tool": ("text",),
+}
+_MESSAGE_KEYS: dict[str, frozenset[str]] = {
+    "developer": frozenset({"role", "content", "name"}),
+    "system": frozenset({"role", "content", "name"}),
+    "user": frozenset({"role", "content", "name"}),
+    "assistant": frozenset(
+        {"role", "content", "refusal", "name", "audio", "tool_calls", "function_call"}
+    ),
+    "tool": frozenset({"role", "content", "tool_call_id"}),
+    "function": frozenset({"role", "content", "name"}),
+}
+_PART_KEYS: dict[str, frozenset[str]] = {
+    "text": frozenset({"type", "text", "prompt_cache_breakpoint"}),
+    "image_url": frozenset({"type", "image_url", "prompt_cache_breakpoint"}),
+    "input_audio": frozenset({"type", "input_audio", "prompt_cache_breakpoint"}),
+    "file": frozenset({"type", "file", "prompt_cache_breakpoint"}),
+    "refusal": frozenset({"type", "refusal"}),
+}
+# What each part type requires: a string (text, refusal) or an object, and that object's
+# required strings (`image_url.url`, `input_audio.data` / `.format`; a `file` names none).
+_PART_STRINGS = frozenset({"text", "refusal"})
+_PART_OBJECTS: dict[str, tuple[str, ...]] = {
+    "image_url": ("url",),
+    "input_audio": ("data", "format"),
+    "file": (),
+}
+# A content array holds at least one part (every message schema's `minItems: 1`).
+_CONTENT_ARRAY = FieldRule(types=frozenset({"array"}), min_items=1)
+
+
+def _check_messages(messages: Any, *, keys: bool) -> None:
+    """Chat's content arrays against their role's part union, and with `keys` every message's
+    and part's keys (the API's `Unknown parameter: 'messages[0].id'.`). Stops at the first
+    message the codec refuses on its own (not an object, no known role), so that its error,
+    not a later message's, is the one reported."""
+    if type(messages) is not list:
+        return
+    for index, message in enumerate(messages):
+        if type(message) is not dict:
+            return
+        role = message.get("role")
+        if not isinstance(role, str) or role not in _MESSAGE_KEYS:
+            return
+        if keys:
+            _check_keys(message, _MESSAGE_KEYS[role], f"messages[{index}]")
+        content = message.get("content")
+        parts = _ROLE_PARTS.get(role)
+        if type(content) is list and parts is not None:
+            _check_chat_parts(content, f"messages[{index}].content", parts, keys=keys)
+
+
+def _check_chat_parts(
+    content: list[Any], where: str, allowed: tuple[str, ...], *, keys: bool
+) -> None:
+    """One message's content parts: each of a type its role takes, with what that type requires
+    (the API's 400 naming `where[j].field`, in the words the moderations endpoint uses too)."""
+    _CONTENT_ARRAY.check(where, content)
+    for index, part in enumerate(content):
+        if type(part) is not dict:
+            continue  # (a bare string is read as text; anything else is content_text's 400)
+        at = f"{where}[{index}]"
+        kind = part.get("type")
+        if kind is None:
+            raise missing(f"{at}.type")
+        _check_enum(f"{at}.type", kind, allowed)
+        if kind in _PART_STRINGS:
+            _required_string(part, kind, at)
+        else:
+            inner = object_field(part, kind, at)
+            for key in _PART_OBJECTS[kind]:
+                _required_string(inner, key, f"{at}.{kind}")
+        if keys:
+            _check_keys(part, _PART_KEYS[kind], at)
+
+
+def _required_string(raw: Mapping[str, Any], key: str, where: str) -> None:
+    value = raw.get(key)
+    if value is None:
+        raise missing(f"{where}.{key}")
+    if not isinstance(value, str):
+        raise type_error(f"{where}.{key}", ("string",), value)
+
+
+# Chat's `tools` union (`ChatCompletionTool`, `CustomToolChatCompletions`): each type's keys
+# nested under its name (`FunctionObject`'s properties, the custom tool's `custom`).
+_CHAT_TOOL_KEYS: dict[str, frozenset[str]] = {
+    "function": frozenset({"name", "description", "parameters", "strict"}),
+    "custom": frozenset({"name", "description", "format"}),
+}
+_CHAT_TOOL_TYPES = tuple(_CHAT_TOOL_KEYS)
+
+
+def _check_chat_tools(tools: Any) -> None:
+    """With `--strict-requests`: each chat tool of a type in the spec's union, with its keys.
+    (Without it, hosted tool types are accepted and ignored: `parse_tool`.)"""
+    if type(tools) is not list:
+        return
+    for index, tool in enumerate(tools):
+        if type(tool) is not dict or tool.get("type") is None:
+            return  # (parse_tool's 400)
+        at = f"tools[{index}]"
+        kind = tool["type"]
+        _check_enum(f"{at}.type", kind, _CHAT_TOOL_TYPES)
+        _check_keys(tool, frozenset({"type", kind}), at)
+        spec = tool.get(kind)
+        if type(spec) is dict:
+            _check_keys(spec, _CHAT_TOOL_KEYS[kind], f"{at}.{kind}")
+
+
+# A Responses message item's keys (the union of the spec's `EasyInputMessage`, `InputMessage`
+# and `OutputMessage`, which an agent resends with its `id`) and its parts' (`InputTextContent`,
+# `InputImageContent`, `InputFileContent`, `OutputTextContent`, `RefusalContent`).
+_INPUT_MESSAGE_KEYS = frozenset({"type", "id", "role", "content", "phase", "status"})
+_INPUT_PART_KEYS: dict[str, frozenset[str]] = {
+    "input_text": frozenset({"type", "text", "prompt_cache_breakpoint"}),
+    "input_image": frozenset({"type", "image_url", "file_id", "detail", "prompt_cache_breakpoint"}),
+    "input_file": frozenset(
+        {
+            "type",
+            "file_id",
+            "filename",
+            "file_data",
+            "file_url",
+            "detail",
+            "prompt_cache_breakpoint",
+        }
+    ),
+    "output_text": frozenset({"type", "text", "annotations", "logprobs"}),
+    "refusal": frozenset({"type", "refusal"}),
+}
+
+
+def _check_input_keys(items: Any) -> None:
+    """With `--strict-requests`: the keys of Responses `input` message items and of their parts
+    (the part types themselves are the codec's check, strict or not)."""
+    if type(items) is not list:
+        return
+    for index, item in enumerate(items):
+        if type(item) is not dict or item_type(item) != "message":
+            continue
+        at = f"input[{index}]"
+        _check_keys(item, _INPUT_MESSAGE_KEYS, at)
+        content = item.get("content")
+        for place, part in enumerate(content if type(content) is list else ()):
+            kind = part.get("type") if type(part) is dict else None
+            allowed = _INPUT_PART_KEYS.get(kind) if isinstance(kind, str) else None
+            if allowed is not None:
+                _check_keys(part, allowed, f"{at}.content[{place}]")
+
+
+def _check_keys(raw: Mapping[str, Any], allowed: frozenset[str], where: str) -> None:
+    """The API's 400 for a key the spec's schema of `where` does not list."""
+    if raw.keys() <= allowed:
+        return
+    unknown = next(key for key in raw if key not in allowed)
+    raise unknown_parameter(f"{where}.{unknown}")
 
 
 @functools.cache
