@@ -13,7 +13,10 @@ Strings without template syntax are constants: they cost nothing per request.
 
 Rendering is bounded: a reply's templates get RENDER_SECONDS and RENDER_CHARACTERS between them
 (see `render_limits`), checked in the sandbox's hooks (calls, attributes, items, operators, every
-loop's iterations, every piece of output). Templates render on the event loop: a loop of 10^10
+loop's iterations, every piece of output), in every filter and test (wrapped: `map`, `select`, ...
+call them per item), and at every item of a filter's lazy result (`range(n)|map(...)|sum` loops in
+jinja2's code, not the template's). Operations that would make a string past the size limit are
+refused before they make it (see `growth`). Templates render on the event loop: a loop of 10^10
 steps would otherwise freeze every client and the health check, and `'x' * 10**9` fill the memory.
 
 jinja2's `random` filter and `lipsum()` draw from the process's global RNG: here they draw from
@@ -24,16 +27,19 @@ from __future__ import annotations
 
 import copy
 import functools
+import inspect
 import math
 import random
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from types import BuiltinMethodType, MethodType
+from typing import TYPE_CHECKING, Any, cast
 
 from mockai.generate.prose import provider_methods, seeded_faker
 from mockai.pipeline.exchange import Exchange
+from mockai.scenario import growth
 from mockai.scenario.problems import Problems, suggest
 from mockai.wire import jsonbytes
 
@@ -94,6 +100,17 @@ class _Budget:
             self.tick()
             yield item
 
+    def stream(self, iterable: Iterable[Any]) -> Iterator[Any]:
+        """A filter's lazy result, checking the time at every item and refusing it past the size
+        limit: what it yields is usually all held at once (`|list`, `|join`, `|sum`)."""
+        size = 0
+        for item in iterable:
+            self.tick()
+            size += len(item) if isinstance(item, (str, bytes, list, tuple)) else 1
+            if size > RENDER_CHARACTERS:
+                raise _too_big(size)
+            yield item
+
 
 # Per thread: replies are built on the event loop and, for heavy requests, in a worker thread.
 _limits = threading.local()
@@ -127,9 +144,80 @@ def _sized(value: Any) -> Any:
     return value
 
 
+def _refuse(size: int | None) -> None:
+    """Refuse a result of `size` characters (None: unknown) past the size limit."""
+    if size is not None and size > RENDER_CHARACTERS:
+        raise _too_big(size)
+
+
+def _check_call(obj: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[Any, ...]:
+    """`args` for the call of `obj`, once a str or bytes method's result is known to fit (a
+    `join`'s items are made a list to be measured, as `join` itself does)."""
+    subject = getattr(obj, "__self__", None)
+    if not isinstance(subject, (str, bytes)) or not isinstance(
+        obj, (BuiltinMethodType, MethodType)
+    ):
+        return args
+    if obj.__name__ == "join" and len(args) == 1 and not kwargs:
+        items = list(args[0])
+        _refuse(growth.join_size(subject, items))
+        return (items,)
+    _refuse(growth.method_size(subject, obj.__name__, args, kwargs))
+    return args
+
+
+def _guarded(
+    func: Callable[..., Any], size: Callable[[dict[str, Any]], int | None] | None = None
+) -> Callable[..., Any]:
+    """A filter or test checking the budget: the time at each call, the size of its result
+    (`size` gives it before it is made) and of each item of a lazy result."""
+    signature = inspect.signature(func) if size is not None else None
+
+    @functools.wraps(func)  # (keeps `jinja_pass_arg`: jinja2 still passes the context)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        budget = _budget()
+        if budget is not None:
+            budget.tick()
+        if size is not None and signature is not None:
+            try:
+                bound = signature.bind(*args, **kwargs)
+            except TypeError:
+                pass  # (the filter itself says what is wrong with its arguments)
+            else:
+                bound.apply_defaults()
+                _refuse(size(bound.arguments))  # (may make an iterable argument a list)
+                args, kwargs = bound.args, bound.kwargs
+        result = func(*args, **kwargs)
+        if budget is not None and isinstance(result, Iterator):
+            return budget.stream(result)
+        return _sized(result)
+
+    return guarded
+
+
+def _wordwrap(
+    environment: Any,
+    s: str,
+    width: int = 79,
+    break_long_words: bool = True,
+    wrapstring: str | None = None,
+    break_on_hyphens: bool = True,
+) -> str:
+    """jinja2's `wordwrap`, measured first when a long `wrapstring` could multiply the text."""
+    from jinja2.filters import do_wordwrap
+
+    if isinstance(wrapstring, str) and len(wrapstring) > 1:
+        lines = do_wordwrap(environment, s, width, break_long_words, "\n", break_on_hyphens)
+        _refuse(growth.replace_size(lines, "\n", wrapstring))  # (its lines hold no "\n")
+    return do_wordwrap(environment, s, width, break_long_words, wrapstring, break_on_hyphens)
+
+
 def _check_operands(operator: str, left: Any, right: Any) -> None:
-    """Refuse, before computing it, a product or a power too big to make quickly."""
-    if operator == "*":
+    """Refuse, before computing it, a product, a power or a `%` formatting too big to make
+    quickly."""
+    if operator == "%" and isinstance(left, (str, bytes)):
+        _refuse(growth.percent_size(left, right))
+    elif operator == "*":
         for seq, times in ((left, right), (right, left)):
             if isinstance(seq, (str, bytes, list, tuple)) and isinstance(times, int):
                 size = len(seq) * times
@@ -153,9 +241,30 @@ def _check_operands(operator: str, left: Any, right: Any) -> None:
 def _env() -> ImmutableSandboxedEnvironment:
     """The templates' environment, made when the first template is met (jinja2 is slow to
     import, and most servers have no template)."""
-    from jinja2 import StrictUndefined, nodes, pass_context
+    from jinja2 import StrictUndefined, nodes, pass_context, pass_environment
     from jinja2.compiler import CodeGenerator, Frame
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
+    from jinja2.sandbox import (
+        ImmutableSandboxedEnvironment,
+        SandboxedEscapeFormatter,
+        SandboxedFormatter,
+    )
+    from markupsafe import Markup
+
+    class CheckedFormatter(SandboxedFormatter):
+        """The sandbox's `str.format`, adding up its fields' widths as it goes."""
+
+        size = 0
+
+        def format_field(self, value: Any, format_spec: str) -> Any:
+            self.size += growth.spec_size(format_spec, value)
+            _refuse(self.size)
+            return super().format_field(value, format_spec)
+
+    class CheckedEscapeFormatter(CheckedFormatter, SandboxedEscapeFormatter):
+        """The same, for a Markup string's `format` (its fields escaped)."""
+
+        def __init__(self, env: Any, escape: Callable[[Any], Markup]) -> None:
+            super().__init__(env, escape=escape)
 
     class Guarded(CodeGenerator):
         """jinja2's code, with every loop's iterable and every `~` passing through the
@@ -183,7 +292,30 @@ def _env() -> ImmutableSandboxedEnvironment:
             budget = _budget()
             if budget is not None:
                 budget.tick()
-            return super().call(context, obj, *args, **kwargs)
+            args = _check_call(obj, args, kwargs)
+            return _sized(super().call(context, obj, *args, **kwargs))
+
+        def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+            """jinja2's sandboxed `str.format` / `format_map`, each field's width checked
+            before the field is made (`'{:>500000000}'.format('a')`)."""
+            if super().wrap_str_format(value) is None:  # (not a str's format or format_map)
+                return None
+            text, is_map = value.__self__, value.__name__ == "format_map"
+
+            def wrapper(*args: Any, **kwargs: Any) -> str:
+                fields: Mapping[str, Any] = kwargs
+                if is_map:
+                    if kwargs or len(args) != 1:
+                        raise TypeError("format_map() takes exactly one argument, no keywords")
+                    fields, args = args[0], ()
+                if isinstance(text, Markup):
+                    formatter: SandboxedFormatter = CheckedEscapeFormatter(self, text.escape)
+                else:
+                    formatter = CheckedFormatter(self)
+                made: str = type(text)(formatter.vformat(text, args, fields))
+                return made
+
+            return functools.update_wrapper(wrapper, value)
 
         def getattr(self, obj: Any, attribute: str) -> Any:
             budget = _budget()
@@ -215,7 +347,12 @@ def _env() -> ImmutableSandboxedEnvironment:
         undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, optimized=False
     )
     env.filters["random"] = pass_context(_random_item)
+    env.filters["wordwrap"] = pass_environment(_wordwrap)
     env.globals["lipsum"] = pass_context(_lipsum)
+    for name, func in env.filters.items():
+        env.filters[name] = _guarded(func, growth.FILTER_SIZES.get(name))
+    for name, test in env.tests.items():
+        env.tests[name] = _guarded(cast("Callable[..., Any]", test))
     return env
 
 
