@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import select
 import signal
 import sys
 from collections.abc import Callable
@@ -99,3 +100,13 @@ def watch_parent(line: int, stop: Callable[[], None]) -> None:
         stop()
 
     loop.add_reader(line, gone)
+
+
+def parent_gone(parent: int, line: int) -> bool:
+    """In a worker (`bind_to_parent`): whether `parent` has died, not stopped it with SIGTERM.
+    The pipe says so first (its end of file comes as the parent's files close, before the worker
+    is handed to another parent); the parent closes its end only once its workers have ended."""
+    if os.getppid() != parent:
+        return True
+    readable, _, _ = select.select([line], [], [], 0)
+    return bool(readable)  # (only the parent could write: readable is the end of file)

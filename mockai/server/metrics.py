@@ -7,12 +7,13 @@ served; streams and requests in flight.
 The hot path only adds to plain dicts and lists (about two microseconds a request, where
 prometheus-client's own metric objects cost ten to twenty-five: a lock and a label lookup per
 update); a scrape turns the totals into prometheus-client metric families and its exposition.
-Label values that come from clients (model names) are bounded, so a fuzzer cannot grow them:
-each process labels the first `MAX_MODELS` models it sees, and the merged totals of several
-workers keep the `MAX_MODELS` the server saw first (each worker notes when it first saw each
-model), the others summed under `other`. First seen, not most counted: a model kept stays kept
-as others come, so its series and `other`'s only ever grow (chosen by count, models would move
-in and out of `other`, and its counter would go down).
+Label values that come from clients are bounded, so a fuzzer (or a CI farm adding a uniquely
+named runtime rule per test) cannot grow them: model names and rule names alike, each process
+labels the first `MAX_MODELS` it sees, and the merged totals of several workers keep the
+`MAX_MODELS` the server saw first (each worker notes when it first saw each), the others summed
+under `other`. First seen, not most counted: a label kept stays kept as others come, so its
+series and `other`'s only ever grow (chosen by count, labels would move in and out of `other`,
+and its counter would go down).
 
 Under `mockai serve --workers N` every worker writes its totals to a file of its own in one
 folder (a temporary one `mockai serve` makes before the workers start) once a second,
@@ -42,7 +43,7 @@ from mockai.wire.usage import usage_in
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 FLUSH_SECONDS = 1.0
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-MAX_MODELS = 200  # distinct model labels; more are counted as "other"
+MAX_MODELS = 200  # distinct model labels, and distinct rule labels; more are counted as "other"
 # Where the model is in the keys of the counters that have one.
 _MODEL_AT = {"errors": 1, "tokens": 0}
 
@@ -73,7 +74,7 @@ class Metrics:
     ) -> None:
         self.folder = folder  # several workers: where each one's totals are shared
         self.uploads = uploads  # the server's upload budget, read when totals are taken
-        self.max_models = max_models  # model labels, for the process and for the server
+        self.max_models = max_models  # model labels (and rule labels), for the process and server
         # (endpoint, model, status) -> [count, sum of seconds, bucket counts..., +Inf bucket]
         self.requests: dict[tuple[str, ...], list[float]] = {}
         self.headers: dict[tuple[str, ...], list[float]] = {}  # (endpoint, model) -> the same
@@ -81,6 +82,7 @@ class Metrics:
         self.in_flight = 0
         self.active_streams = 0
         self._models: dict[str, float] = {}  # model -> when this process first saw it
+        self._rules: dict[str, float] = {}  # rule name -> the same
 
     # --- the hot path ---------------------------------------------------------------------------
 
@@ -109,7 +111,8 @@ class Metrics:
                 _add(counters["cassette_hits"], (entry.rule.rpartition("#")[0] or entry.rule,))
             elif entry.source in ("rule", "scenario"):
                 for rule in entry.rules:  # (a batch of inputs: each rule that answered)
-                    _add(counters["rule_hits"], (rule,))
+                    label = _first_seen(self._rules, rule, self.max_models)
+                    _add(counters["rule_hits"], (label,))
         for fault in entry.faults:
             _add(counters["faults"], (fault.partition("=")[0].partition(";")[0],))
         if entry.source == "limits":
@@ -118,15 +121,7 @@ class Metrics:
             self._count_tokens(model, outgoing)
 
     def _model(self, model: str | None) -> str:
-        if model is None:
-            return ""
-        if model in self._models:
-            return model
-        if len(self._models) >= self.max_models:
-            return "other"
-        # (the wall clock: the workers' first sightings are compared with one another's)
-        self._models[model] = time.time()
-        return model
+        return "" if model is None else _first_seen(self._models, model, self.max_models)
 
     def _count_tokens(self, model: str, outgoing: Outgoing) -> None:
         if isinstance(outgoing, Body):
@@ -158,6 +153,7 @@ class Metrics:
                 for name, values in self.counters.items()
             },
             "models": [[model, seen] for model, seen in self._models.items()],
+            "rules": [[rule, seen] for rule, seen in self._rules.items()],
             "in_flight": self.in_flight,
             "active_streams": self.active_streams,
             **_upload_totals(self.uploads),
@@ -168,7 +164,8 @@ class Metrics:
         if self.folder is None:
             return
         target = Path(self.folder) / f"{pid or os.getpid()}.json"
-        fd, staged = tempfile.mkstemp(dir=self.folder, prefix=".", suffix=".tmp")
+        # (named for the writer: one it left half-written, killed, is known for a dead one's)
+        fd, staged = tempfile.mkstemp(dir=self.folder, prefix=f".{os.getpid()}.", suffix=".tmp")
         with os.fdopen(fd, "w") as out:
             json.dump(totals if totals is not None else self.totals(), out)
         os.replace(staged, target)
@@ -215,6 +212,18 @@ def _upload_totals(uploads: UploadBudget | None) -> dict[str, int]:
     }
 
 
+def _first_seen(seen: dict[str, float], label: str, cap: int) -> str:
+    """`label` if it is one of the first `cap` labels `seen` noted (noting it if there is room),
+    else `other`."""
+    if label in seen:
+        return label
+    if len(seen) >= cap:
+        return "other"
+    # (the wall clock: the workers' first sightings are compared with one another's)
+    seen[label] = time.time()
+    return label
+
+
 def _observe(
     series: dict[tuple[str, ...], list[float]], key: tuple[str, ...], value: float
 ) -> None:
@@ -238,6 +247,7 @@ def _merged(everyone: Iterator[dict[str, Any]], max_models: int = MAX_MODELS) ->
     gauges = {"in_flight": 0.0, "active_streams": 0.0, "upload_bytes": 0.0, "upload_waits": 0.0}
     peak = 0.0
     first_seen: dict[str, float] = {}  # model -> when a worker first saw it
+    rules_seen: dict[str, float] = {}  # rule -> the same
     for totals in everyone:
         for series, width, rows in (
             (requests, 3, totals["requests"]),
@@ -256,11 +266,13 @@ def _merged(everyone: Iterator[dict[str, Any]], max_models: int = MAX_MODELS) ->
         peak = max(peak, totals.get("upload_peak", 0))
         for model, seen in totals.get("models", ()):
             first_seen[model] = min(seen, first_seen.get(model, seen))
+        for rule, seen in totals.get("rules", ()):
+            rules_seen[rule] = min(seen, rules_seen.get(rule, seen))
+    if len(rules_seen) > max_models:
+        folded = _folded(rules_seen, max_models)
+        counters["rule_hits"] = _fold_counter(counters.get("rule_hits", {}), 0, folded)
     if len(first_seen) > max_models:
-        # Each worker kept its own first models: the server keeps those it saw first (the
-        # names break ties, so every worker answering a scrape keeps the same ones).
-        kept = sorted(first_seen, key=lambda model: (first_seen[model], model))[:max_models]
-        folded = set(first_seen).difference(kept)
+        folded = _folded(first_seen, max_models)
         requests = _fold_series(requests, 1, folded)
         headers = _fold_series(headers, 1, folded)
         for name, at in _MODEL_AT.items():
@@ -274,8 +286,16 @@ def _merged(everyone: Iterator[dict[str, Any]], max_models: int = MAX_MODELS) ->
     }
 
 
+def _folded(first_seen: dict[str, float], cap: int) -> set[str]:
+    """The labels beyond the `cap` seen first: each worker kept its own first ones, the server
+    keeps those it saw first (the names break ties, so every worker answering a scrape keeps
+    the same ones)."""
+    kept = sorted(first_seen, key=lambda label: (first_seen[label], label))[:cap]
+    return set(first_seen).difference(kept)
+
+
 def _other(key: tuple[str, ...], at: int, folded: set[str]) -> tuple[str, ...]:
-    """`key` with its model (at `at`) counted as `other` if it is one of `folded`."""
+    """`key` with its label at `at` (a model, a rule) counted as `other` if one of `folded`."""
     return (*key[:at], "other", *key[at + 1 :]) if key[at] in folded else key
 
 
@@ -386,3 +406,34 @@ def worker_exited(folder: str, pid: int) -> None:
         totals = json.loads(path.read_text())
         totals["in_flight"] = totals["active_streams"] = totals["upload_bytes"] = 0
         Metrics(folder).write_totals(totals, pid=pid)
+
+
+def orphaned(folder: str, parent: int) -> None:
+    """A worker whose parent died (`kill -9`: nobody will remove the folder), at its exit: its
+    totals go, and the parent's and those of every other process no longer running (a worker
+    killed earlier, a write one left half-done); the folder goes with the last worker out (the
+    others still write there: theirs is not empty yet)."""
+    me = os.getpid()
+    with contextlib.suppress(OSError):
+        for path in Path(folder).iterdir():
+            writer = _writer(path.name)
+            if writer in (me, parent) or (writer is not None and not _running(writer)):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+        os.rmdir(folder)
+
+
+def _writer(name: str) -> int | None:
+    """The process whose file `name` is: `PID.json`, or `.PID.XXXX.tmp` (`write_totals`)."""
+    head = name.removeprefix(".").partition(".")[0]
+    return int(head) if head.isascii() and head.isdigit() else None
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # (another user's process, which took a dead worker's pid)
+        return True
+    return True

@@ -12,7 +12,13 @@ Shutdown (SIGTERM or SIGINT, to the parent): every process stops accepting at on
 passes the signal on), lets requests in flight — streams included — finish for up to `--grace`
 seconds, cuts those still running then, flushes cassettes being recorded, and exits 0
 (`lifecycle.shut_down`: at most `--grace` + 1 s). A worker also stops when its parent dies, even
-by SIGKILL (`lifecycle.bind_to_parent`).
+by SIGKILL (`lifecycle.bind_to_parent`), and the last one out removes the metrics folder.
+
+A worker that dies while the server runs (`kill -9`, the OOM killer) is waited for within a
+second, said on stderr, and its live gauges leave the metrics (`Workers.reap`). It is not
+replaced: every socket of the group is bound before the first fork (`sites.listen_group`), and
+forking a new worker from the parent's running event loop is not safe; the kernel sends new
+connections to the sockets still open, so the server goes on with one process fewer.
 """
 
 from __future__ import annotations
@@ -31,11 +37,12 @@ from collections.abc import Callable
 from aiohttp import web
 
 from mockai import __version__, buildinfo
+from mockai.cli import say
 from mockai.config import Config, upstream_shown
 from mockai.errors import ServerError
 from mockai.server import heap, sites
 from mockai.server.app import create_app
-from mockai.server.metrics import worker_exited
+from mockai.server.metrics import orphaned, worker_exited
 from mockai.server.state import STATE, ServerState
 from mockai.server.unreadable import HEAD_LINE_LIMIT
 
@@ -150,11 +157,13 @@ async def serve_socket(
     on_stop: Callable[[], None] | None = None,
     metrics_dir: str | None = None,
     parent_line: int | None = None,
+    every_second: Callable[[], None] | None = None,
 ) -> None:
     """Serve on `sock` until SIGINT or SIGTERM, then shut down gracefully (see the module);
     `on_stop` runs as soon as the signal comes (the parent passes it on to the workers);
     `metrics_dir` is where the workers add up their metrics; `parent_line`, in a worker, the
-    pipe whose end of file says the parent is gone (`lifecycle.bind_to_parent`)."""
+    pipe whose end of file says the parent is gone (`lifecycle.bind_to_parent`);
+    `every_second` runs once a second until then (the parent waits for workers that died)."""
     heap.keep_big_buffers_out_of_the_heap()
     app = create_app(config, metrics_dir=metrics_dir)
     if config.log_requests:  # (the command line's logging writes to stderr: so do the lines)
@@ -193,28 +202,102 @@ async def serve_socket(
         # After the handlers: a SIGTERM sent once the banner is seen must stop the workers too.
         # The app's config: scenario files may have set the seed or the models.
         kind = "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
-        print(banner(app[STATE], sock.getsockname()[1], kind), flush=True)
+        if not say(banner(app[STATE], sock.getsockname()[1], kind), sys.stdout):
+            # (stdout full, or its reader gone: the server serves on, as with a closed stdout)
+            _notice(config, "the banner could not be written to stdout; serving on")
     journal = app[STATE].journal
     trimming = asyncio.create_task(heap.trim_when_idle(journal.requests_so_far))
     trimming.add_done_callback(heap.report_failure)
+    ticking = asyncio.create_task(_tick(every_second)) if every_second is not None else None
     try:
         await stopping.wait()
     finally:
         trimming.cancel()
+        if ticking is not None:
+            ticking.cancel()
         if on_stop is not None:
             on_stop()
         if announce:
             notice = f"shutting down (in-flight requests get up to {config.grace:g}s)"
-            if config.log_format == "json":  # (where every line is JSON)
-                from mockai.server.logs import json_line
-
-                notice = json_line(notice, {"grace": config.grace, "pid": os.getpid()})
-            else:
-                notice = f"mockai: {notice}"
-            print(notice, file=sys.stderr, flush=True)
+            _notice(config, notice, {"grace": config.grace})
         from mockai.server import lifecycle
 
         await lifecycle.shut_down(runner, config.grace)
+
+
+def _notice(config: Config, notice: str, fields: dict[str, object] | None = None) -> None:
+    """`mockai: NOTICE` on stderr (a JSON line under `--log-format json`, where every line is
+    JSON). A stderr that cannot be written loses it: the shutdown it announces must still run."""
+    if config.log_format == "json":
+        from mockai.server.logs import json_line
+
+        notice = json_line(notice, {**(fields or {}), "pid": os.getpid()})
+    else:
+        notice = f"mockai: {notice}"
+    say(notice, sys.stderr)
+
+
+async def _tick(call: Callable[[], None]) -> None:
+    """Call `call` once a second until cancelled."""
+    while True:
+        await asyncio.sleep(1.0)
+        call()
+
+
+class Workers:
+    """The worker processes `run` forked, until each has ended and been waited for."""
+
+    def __init__(self, config: Config, metrics_dir: str | None) -> None:
+        self.config = config
+        self.metrics_dir = metrics_dir
+        self.pids: list[int] = []
+
+    def stop(self) -> None:
+        """SIGTERM to every worker still running: each shuts down within its grace."""
+        for pid in self.pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    def reap(self) -> None:
+        """While serving: wait for the workers that have died, none of them blocking. Unwaited,
+        one stayed a zombie and its last gauges (requests in flight, streams) counted for good."""
+        for pid in list(self.pids):
+            try:
+                done, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:  # (waited for already: nothing to say of it)
+                done, status = pid, None
+            if done:
+                self._ended(pid)
+                if status is not None:
+                    self._say(pid, status)
+
+    def wait(self) -> None:
+        """At shutdown: wait for every worker still running (each ends within its grace)."""
+        for pid in list(self.pids):
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+            self._ended(pid)
+
+    def _ended(self, pid: int) -> None:
+        self.pids.remove(pid)
+        if self.metrics_dir is not None:
+            worker_exited(self.metrics_dir, pid)
+
+    def _say(self, pid: int, status: int) -> None:
+        """`mockai: worker PID exited (signal 9)` (or `(exit code N)`) on stderr."""
+        if os.WIFSIGNALED(status):
+            how, fields = f"signal {os.WTERMSIG(status)}", {"signal": os.WTERMSIG(status)}
+        else:
+            code = os.waitstatus_to_exitcode(status)
+            how, fields = f"exit code {code}", {"exit_code": code}
+        notice = f"worker {pid} exited ({how})"
+        if self.config.log_format == "json":  # (where every line is JSON)
+            from mockai.server.logs import json_line
+
+            notice = json_line(notice, {"worker": pid, **fields, "pid": os.getpid()}, level="error")
+        else:
+            notice = f"mockai: {notice}"
+        say(notice, sys.stderr)  # (a stderr nobody reads must not stop the server)
 
 
 def run(config: Config) -> None:
@@ -225,31 +308,27 @@ def run(config: Config) -> None:
     # The workers' tie to this process (`lifecycle.bind_to_parent`): its write end stays open
     # here until this process ends, however it ends.
     line = os.pipe()
-    children = []
+    workers = Workers(config, metrics_dir)
     for own in theirs:
-        children.append(_fork_worker(config, own, [sock, *theirs], metrics_dir, line))
+        workers.pids.append(_fork_worker(config, own, [sock, *theirs], metrics_dir, line))
         # The worker's now: held open here too, it would keep taking connections nobody
         # accepts once the worker stopped (and later workers need not inherit it).
         own.close()
     os.close(line[0])  # (the workers' end)
-
-    def stop_children() -> None:
-        for pid in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-
     try:
         sites.run_stamped(
-            serve_socket(config, sock, on_stop=stop_children, metrics_dir=metrics_dir),
+            serve_socket(
+                config,
+                sock,
+                on_stop=workers.stop,
+                metrics_dir=metrics_dir,
+                every_second=workers.reap if workers.pids else None,
+            ),
             config.event_loop,
         )
     finally:
-        stop_children()
-        for pid in children:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, 0)
-            if metrics_dir is not None:
-                worker_exited(metrics_dir, pid)
+        workers.stop()
+        workers.wait()
         sock.close()
         os.close(line[1])
         if metrics_dir is not None:
@@ -291,4 +370,7 @@ def _fork_worker(
     except BaseException:
         code = 1
     finally:
+        # A parent killed outright cannot remove the metrics folder: its workers do.
+        if metrics_dir is not None and lifecycle.parent_gone(parent, parent_line):
+            orphaned(metrics_dir, parent)
         os._exit(code)
