@@ -106,12 +106,13 @@ def test_a_background_run_joins_its_conversation_when_done_and_not_if_cancelled(
     client.responses.retrieve(run.id)
     assert roles(stopped.id) == ["user"]
 
-    # A background run with `store: false` is answered at once (nothing to retrieve later).
+    # A background run with `store: false` is refused (nothing could be polled): it adds nothing.
     unstored = client.conversations.create()
-    client.responses.create(
-        model=MODEL, input="a job", conversation=unstored.id, background=True, store=False
-    )
-    assert roles(unstored.id) == ["user", "assistant"]
+    with pytest.raises(openai.BadRequestError):
+        client.responses.create(
+            model=MODEL, input="a job", conversation=unstored.id, background=True, store=False
+        )
+    assert roles(unstored.id) == []
 
 
 def test_a_tool_loop_in_a_conversation(server: MockServer, client: openai.OpenAI) -> None:

@@ -27,6 +27,9 @@ class ParseContext:
     history: Callable[[str], tuple[Message, ...] | None] | None = None
     # The items of a conversation, by id (`conversation`), or None when the server has none.
     conversation: Callable[[str], Sequence[Any] | None] | None = None
+    # The ids of the items of the stored chain a `previous_response_id` names (re-sent, they are
+    # duplicates), read ahead as `history` is.
+    previous_ids: frozenset[str] = frozenset()
     provider: str = "openai"  # the provider profile the request came through
     # The bytes of a file this server holds, by id (images edited from `file_id`s).
     file_data: Callable[[str], bytes | None] | None = None

@@ -16,14 +16,14 @@ delivery stage injects it: `EventStream.error_frame` is `error_event`, called wi
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from mockai import tokens
 from mockai.api import common, logprobs, obfuscation
 from mockai.api.base import Codec, ParseContext, RenderContext
-from mockai.api.fieldrules import invalid_value, missing, type_error
+from mockai.api.fieldrules import invalid_value, missing, type_error, unknown_parameter
 from mockai.api.shaping import Shaped, output_cap, shape, usage_numbers
 from mockai.errors import ApiError
 from mockai.pipeline.exchange import CalledTool, Endpoint, Exchange, Message, ResponseFormat, Tool
@@ -65,6 +65,9 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     stream, _ = common.stream_settings(body)
     if body.get("previous_response_id") is not None and body.get("conversation") is not None:
         raise _both_histories()
+    _check_conversation(body.get("conversation"), strict=ctx.strict)
+    if body.get("background") is True and body.get("store") is False:
+        raise _unstored_background()
     model = body.get("model")
     if model is None:  # the spec requires no field: `{}` answers with the default model
         model = ctx.catalog.default("chat")
@@ -72,7 +75,7 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     history = _history(body, ctx)
     messages = _conversation(body, history)
     if isinstance(body.get("input"), list):
-        check_unique_ids(body["input"], _held(body, ctx) or (), "input")
+        check_unique_ids(body["input"], _held(body, ctx) or (), "input", ctx.previous_ids)
     self_contained = _self_contained(body, known_history=history is not None)
     if self_contained:
         _check_tool_pairs(messages)
@@ -115,6 +118,33 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         prompt_tokens=prompt_tokens,
         provider=ctx.provider,
     )
+
+
+def _unstored_background() -> ApiError:
+    # mockai's choice (the wire contract says nothing of it): a background response is kept so
+    # that it can be polled (the API's background-mode guide), and one not stored could only
+    # be answered done at once, or queued with nothing left to poll.
+    return ApiError(
+        400,
+        "Background mode requires 'store' to be true: a background response is stored so "
+        "that it can be polled.",
+        param="background",
+    )
+
+
+def _check_conversation(conversation: Any, *, strict: bool) -> None:
+    """The API's 400 for a `conversation` object without a string `id` (the spec's
+    `ConversationParam`): let through, the request would continue no conversation and its
+    Response would echo an id no client can read. (check_fields has checked its JSON type.)"""
+    if not isinstance(conversation, Mapping):
+        return
+    unknown = next((key for key in conversation if key != "id"), None) if strict else None
+    if unknown is not None:
+        raise unknown_parameter(f"conversation.{unknown}")
+    if conversation.get("id") is None:
+        raise missing("conversation.id")
+    if not isinstance(conversation["id"], str):
+        raise type_error("conversation.id", ("string",), conversation["id"])
 
 
 def _truncated(
@@ -255,10 +285,13 @@ ITEM_TYPES = (
 )
 
 
-def check_unique_ids(raw: Sequence[Any], held: Sequence[Any], param: str) -> None:
+def check_unique_ids(
+    raw: Sequence[Any], held: Sequence[Any], param: str, chained: Collection[str] = ()
+) -> None:
     """The API's 400 for an item id sent twice, or one the conversation holds already (a
-    reference names an item held: it is no copy). Kept, a repeated id would make every
-    cursor that names it ambiguous."""
+    reference names an item held: it is no copy), or one of the `chained` ids (the items of
+    the responses before `previous_response_id`: agent loops that re-send them get it from
+    the API). Kept, a repeated id would make every cursor that names it ambiguous."""
     seen = {item.get("id") for item in held if isinstance(item, dict)}
     for item in raw:
         if not isinstance(item, dict) or common.item_type(item) == "item_reference":
@@ -266,7 +299,7 @@ def check_unique_ids(raw: Sequence[Any], held: Sequence[Any], param: str) -> Non
         item_id = item.get("id")
         if not isinstance(item_id, str):
             continue
-        if item_id in seen:
+        if item_id in seen or item_id in chained:
             raise ApiError(
                 400,
                 f"Duplicate item found with id {item_id}. "
@@ -553,12 +586,13 @@ def _settings(body: Mapping[str, Any], exchange: Exchange) -> dict[str, Any]:
         "safety_identifier": body.get("safety_identifier"),
         "service_tier": common.service_tier(body.get("service_tier"), _OWN_TIERS),
         "store": common.optional(body, "store", True),
-        "temperature": common.optional(body, "temperature", 1.0),
+        # As numbers, not as spelled (1 or 1.0): every SDK gets the same answer.
+        "temperature": float(common.optional(body, "temperature", 1.0)),
         "text": _text(body.get("text")),
         "tool_choice": _tool_choice(body.get("tool_choice")),
         "tools": [_tool(raw) for raw in body.get("tools") or ()],
         "top_logprobs": common.optional(body, "top_logprobs", 0),
-        "top_p": common.optional(body, "top_p", 1.0),
+        "top_p": float(common.optional(body, "top_p", 1.0)),
         "truncation": _truncation(body.get("truncation")),
     }
     conversation = body.get("conversation")

@@ -433,8 +433,10 @@ async def with_held(
         history: tuple[Message, ...] | None = None
         held: list[dict[str, Any]] | None = None
         previous = body.get("previous_response_id")
+        previous_ids: frozenset[str] = frozenset()
         if isinstance(previous, str):
             history = await state.responses.history(previous)
+            previous_ids = await state.responses.item_ids(previous)
         conversation = conversation_id(body) if "conversation" in body else None
         if conversation is not None:
             held = await state.conversations.held_items(conversation)
@@ -444,6 +446,7 @@ async def with_held(
             context,
             history=lambda response_id: history,
             conversation=lambda conversation_id: held,
+            previous_ids=previous_ids,
         )
     if endpoint is Endpoint.IMAGE_EDITS and context.form is None:
         named = [body.get("mask"), *(body.get("images") or ())]

@@ -49,6 +49,7 @@ class _Stored:
     metadata: dict[str, str]
     settings: dict[str, Any]  # what the API echoes on a stored completion
     place: int = 0  # its place in the list (1, 2, 3, ... as kept): cursors name places
+    logprobs: bool = False  # asked for: a streamed answer's choices then carry them, if empty
 
 
 def _stored_json(stored: _Stored) -> dict[str, Any]:
@@ -59,6 +60,7 @@ def _stored_json(stored: _Stored) -> dict[str, Any]:
         "metadata": stored.metadata,
         "settings": stored.settings,
         "place": stored.place,
+        "logprobs": stored.logprobs,
     }
 
 
@@ -70,6 +72,7 @@ def _stored_from_json(data: Any) -> _Stored:
         metadata=dict(data["metadata"]),
         settings=dict(data["settings"]),
         place=int(data.get("place") or 0),
+        logprobs=bool(data.get("logprobs")),
     )
 
 
@@ -136,6 +139,7 @@ class CompletionStore:
                     "response_format",
                 )
             },
+            logprobs=exchange.logprobs,
         )
         weight = kept.weight(outgoing, 0, stored.messages)  # the answer and its messages
         stored.place = await self._stored.next_serial()
@@ -243,7 +247,7 @@ class CompletionStore:
 
     @staticmethod
     def _shown(stored: _Stored, completion_id: str | None = None) -> dict[str, Any]:
-        completion = completion_of(stored.answer)
+        completion = completion_of(stored.answer, logprobs=stored.logprobs)
         if completion is None:
             shown_id = completion_id or kept.answer_id(stored.answer, _COMPLETION_ID)
             raise ApiError(
@@ -254,17 +258,19 @@ class CompletionStore:
         return {**completion, **stored.settings, "metadata": stored.metadata}
 
 
-def completion_of(answer: Body | EventStream) -> dict[str, Any] | None:
-    """The chat completion an answer holds: its JSON body, or its chunks accumulated."""
+def completion_of(answer: Body | EventStream, *, logprobs: bool = False) -> dict[str, Any] | None:
+    """The chat completion an answer holds: its JSON body, or its chunks accumulated (`logprobs`:
+    the request asked for them)."""
     if isinstance(answer, Body):
         return kept.body_object(answer)
     chunks = list(kept.event_objects(answer))
-    return _accumulated(chunks) if chunks else None
+    return _accumulated(chunks, logprobs) if chunks else None
 
 
-def _accumulated(chunks: list[dict[str, Any]]) -> dict[str, Any]:
+def _accumulated(chunks: list[dict[str, Any]], logprobs: bool = False) -> dict[str, Any]:
     """Chunks merged into the `chat.completion` they stream (text concatenated, tool calls merged
-    by index, the finish reason and usage kept)."""
+    by index, the finish reason and usage kept; with `logprobs` asked for, a choice no chunk
+    carried any for has them empty, as unstreamed: a tool call's chunks carry none)."""
     first = chunks[0]
     choices: dict[int, dict[str, Any]] = {}
     usage = None
@@ -291,6 +297,13 @@ def _accumulated(chunks: list[dict[str, Any]]) -> dict[str, Any]:
             _merge_logprobs(message, choice.get("logprobs"))
             if choice.get("finish_reason") is not None:
                 message["finish_reason"] = choice["finish_reason"]
+    for choice in choices.values() if logprobs else ():
+        if choice["logprobs"] is None:  # (as chat's `_logprobs` for a choice of no tokens)
+            refused = choice["message"]["refusal"] is not None
+            choice["logprobs"] = {
+                "content": None if refused else [],
+                "refusal": [] if refused else None,
+            }
     completion: dict[str, Any] = {
         "id": first.get("id"),
         "object": "chat.completion",

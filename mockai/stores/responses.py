@@ -53,6 +53,10 @@ class _Stored:
     conversation: tuple[Message, ...]  # what the request held, without its instructions
     stage: str = "queued"  # a background run's: queued, in_progress, completed or cancelled
     history: tuple[Message, ...] | None = None  # the conversation and the answer, once asked
+    # The ids of the items of the responses before it (its `previous_response_id`'s chain), as
+    # they stood when it was kept: one lookup, however long the chain, to refuse them re-sent.
+    earlier: frozenset[str] = frozenset()
+    ids: frozenset[str] | None = None  # `earlier` and its own items' ids, once asked
 
 
 def _stored_json(stored: _Stored) -> dict[str, Any]:
@@ -63,6 +67,7 @@ def _stored_json(stored: _Stored) -> dict[str, Any]:
         "background": stored.background,
         "conversation": [kept.message_json(message) for message in stored.conversation],
         "stage": stored.stage,
+        "earlier": sorted(stored.earlier),
     }
 
 
@@ -74,6 +79,7 @@ def _stored_from_json(data: Any) -> _Stored:
         background=bool(data["background"]),
         conversation=tuple(kept.message_from_json(m) for m in data["conversation"]),
         stage=str(data["stage"]),
+        earlier=frozenset(data.get("earlier") or ()),  # (none in what older versions kept)
     )
 
 
@@ -151,12 +157,17 @@ class ResponseStore:
         stored = _Stored(
             outgoing, body.get("input"), response_id.encode(), background, conversation
         )
+        previous = body.get("previous_response_id")
+        if isinstance(previous, str):
+            stored.earlier = await self.item_ids(previous)
         if isinstance(outgoing, EventStream):
             # A streamed run is complete once its stream is made (its events show it queued,
             # then done): retrieving it shows it finished, and cancelling it is refused as
             # for any finished background run, not as if it had not been one.
             stored.stage = "completed"
         weight = kept.weight(outgoing, exchange.prompt_tokens, body.get("input"))
+        # (the ids' strings are the earlier record's: its own set's table is ~32 bytes an id)
+        weight += 32 * len(stored.earlier)
         if self.budget is not None and weight > self.budget:
             # Not kept (it would have emptied the store, then gone itself): an unknown id later
             # would hide why the next turn lost its context.
@@ -189,6 +200,26 @@ class ResponseStore:
             response = response_of(stored.answer) or {}
             stored.history = stored.conversation + _answer_messages(response.get("output") or ())
         return stored.history
+
+    async def item_ids(self, response_id: str) -> frozenset[str]:
+        """The ids of every input and output item of a stored response's chain (none if it is
+        not stored): sent again with `previous_response_id`, the API's 400 "Duplicate item"."""
+        stored = await self._stored.get(response_id)
+        if stored is None:
+            return frozenset()
+        if stored.ids is not None:
+            return stored.ids
+        own = {item["id"] for item in items.listed(stored.input, stored.key)}
+        done = not stored.background or stored.stage == "completed"
+        if done:  # (a run still queued or cancelled has shown no output: as in `history`)
+            output = (response_of(stored.answer) or {}).get("output")
+            for item in output if isinstance(output, list) else ():
+                if isinstance(item, dict) and isinstance(item.get("id"), str):
+                    own.add(item["id"])
+        ids = stored.earlier | own
+        if done:  # (kept on the record in-process; a shared copy recomputes)
+            stored.ids = ids
+        return ids
 
     # --- the /responses/{id} routes ---------------------------------------------------------
 
