@@ -169,14 +169,17 @@ def usage_numbers(
 ) -> tuple[int, int, int]:
     """(prompt, completion, total) with the reply's overrides applied; a scripted completion
     count is held to `cap` (`output_cap`): no answer uses more tokens than it was allowed, so a
-    scripted answer cut at `max_tokens` reports the limit, as a generated one does."""
+    scripted answer cut at `max_tokens` reports the limit, as a generated one does, and its total
+    is then prompt + completion (the API's own sum). A scripted total the cap leaves alone is sent
+    as written, even one that disagrees with its parts: the rule asked for it."""
     override = reply.usage or {}
     prompt = int(override.get("prompt_tokens", override.get("input_tokens", prompt_tokens)))
     completion = int(
         override.get("completion_tokens", override.get("output_tokens", completion_tokens))
     )
     if cap is not None and completion > cap:
-        completion = cap
+        # (The scripted total counted tokens that were never written.)
+        return prompt, cap, prompt + cap
     total = int(override.get("total_tokens", prompt + completion))
     return prompt, completion, total
 
