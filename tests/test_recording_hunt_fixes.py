@@ -438,13 +438,14 @@ def test_a_save_waits_for_another_recorders_save_and_then_sees_it(tmp_path: Path
 # --- 6. a cassette name with no room for its siblings' names --------------------------------------
 
 
-def test_a_cassette_name_leaving_no_room_for_its_conflict_file_is_refused_at_startup(
+def test_a_cassette_name_the_file_system_refuses_is_refused_at_startup(
     tmp_path: Path,
 ) -> None:
     longest = os.pathconf(tmp_path, "PC_NAME_MAX")
     sibling = len(".NAME.conflict-999.XXXXXXXX.tmp") - len("NAME")
-    too_long = tmp_path / ("t" * (longest - 14 - len(".yaml")) + ".yaml")  # fit the old reserve
-    refused = pytest.raises(CassetteError, match=r"File name too long .*give the cassette a short")
+    # (A name that fits but leaves no room for its siblings' records: tests/test_fix6_plugin.py.)
+    too_long = tmp_path / ("t" * (longest + 1 - len(".yaml")) + ".yaml")
+    refused = pytest.raises(CassetteError, match=r"File name too long")
     with refused, record("http://127.0.0.1:9/v1", too_long, "all"):
         pass
     # The longest name that starts can save its `.bak` and a numbered `.conflict` too.

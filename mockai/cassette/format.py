@@ -30,9 +30,11 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import hashlib
 import logging
 import math
 import os
+import re
 import reprlib
 import secrets
 import stat
@@ -49,11 +51,13 @@ from vcr.serializers import compat, jsonserializer, yamlserializer
 from mockai.cassette.encodings import UndecodableBody, decoded
 from mockai.cassette.lines import NodeLines
 from mockai.errors import CassetteError
+from mockai.scenario.yamlsrc import alias_problem
 
 CASSETTE_SUFFIXES = (".yaml", ".yml", ".json")
 OWN_FIELD = "mockai"  # our key inside each response; vcrpy keeps it and ignores it
 BASE64 = "base64"  # in OWN_FIELD: which bodies a JSON cassette holds as base64 text
 _SIDES = ("request", "response")
+_SafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 log = logging.getLogger("mockai.cassette")
 
@@ -272,6 +276,7 @@ class _Unreadable(ValueError):
     """An interaction mockai cannot replay, and why (said after `interaction N`)."""
 
     joint = ": "
+    at: tuple[str, ...] = ()  # where, under the interaction (its line is the error's)
 
 
 class _NotInteraction(_Unreadable):
@@ -282,6 +287,14 @@ class _NotInteraction(_Unreadable):
 
 class _NotBase64(_Unreadable):
     """A body `mockai.base64` names that does not decode (a hand-edited cassette)."""
+
+
+class _BadHeader(_Unreadable):
+    """A response header whose name or value is no text; `at` is where, under its `headers`."""
+
+    def __init__(self, what: str, at: tuple[str, ...]) -> None:
+        super().__init__(what)
+        self.at = ("response", "headers", *at)
 
 
 class _Missing(_Unreadable):
@@ -308,15 +321,41 @@ def _modern(response: Mapping[str, Any]) -> dict[str, Any]:
             **out,
         }
     _require_shape(out)
-    out["headers"] = {
-        str(name): [str(v) for v in (values if isinstance(values, list) else [values])]
-        for name, values in out["headers"].items()
-    }
+    out["headers"] = _header_lists(out["headers"])
     string = out["body"]["string"]
     if isinstance(string, str):
         string = string.encode("utf-8")
     out["body"] = {"string": bytes(string)}
     return out
+
+
+def _header_lists(headers: Mapping[Any, Any]) -> dict[str, list[str]]:
+    """A response's headers as name -> values (vcrpy writes a list of values; a bare one is a
+    list of one). A name or value that is no text is refused: replayed, a hand-edited
+    `x: [null]` had been sent as `None`, and `x: [[a, b]]` as `['a', 'b']`. A number is its
+    digits (`retry-after: [5]`), as a scripted header's is."""
+    out: dict[str, list[str]] = {}
+    for name, values in headers.items():
+        if not _is_text(name):
+            raise _BadHeader(f"response header name {_shown(name)} is not text: quote it", ())
+        listed = values if isinstance(values, list) else [values]
+        for value in listed:
+            if not _is_text(value):
+                raise _BadHeader(
+                    f"response header {name}: {_shown(value)} is not text (a header's values "
+                    "are strings: quote it, or leave the header out)",
+                    (str(name),),
+                )
+        out[str(name)] = [str(value) for value in listed]
+    return out
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
+
+
+def _shown(value: Any) -> str:
+    return "null" if value is None else reprlib.repr(value)
 
 
 def _require_shape(response: Mapping[str, Any]) -> None:
@@ -451,7 +490,7 @@ def parse_cassette(
     file's other problems."""
     serializer = _serializer(path)
     try:
-        data = serializer.deserialize(text)
+        data = _counted(path, text) if _may_alias(text) else serializer.deserialize(text)
     except (yaml.YAMLError, ValueError) as error:
         raise DecodeError(f"{path}:{_error_line(error)}: not a valid cassette: {error}") from None
     # (Every problem with a line, as `mockai check` and `mockai serve` both say it: the file's
@@ -479,8 +518,7 @@ def parse_cassette(
                 raise _Unreadable(problem)
         except _Unreadable as error:
             # (The lines are found only now: composing the text again costs a second load.)
-            at = error.at if isinstance(error, _Missing) else ()
-            line = NodeLines(text).of("interactions", index, *at)
+            line = NodeLines(text).of("interactions", index, *error.at)
             raise DecodeError(f"{path}:{line}: interaction {index}{error.joint}{error}") from None
         if servable and interaction.timing.problems:
             where, problem = interaction.timing.problems[0]
@@ -489,6 +527,38 @@ def parse_cassette(
         interactions.append(interaction)
     metadata = data.get("metadata")
     return Cassette(path, interactions, dict(metadata) if isinstance(metadata, Mapping) else None)
+
+
+# An anchor (`&name`) where YAML allows one: after a space, a line's start or a flow indicator
+# (`[&a x]`, `{"k":&a x}`). An alias refers to an anchor, so a text without both has no alias,
+# whatever `*` or `&` its bodies hold (markdown's `**bold**`, a URL's `?a=1&b=2`).
+_ANCHOR = re.compile(r"(?:^|[\s\[\]{},:?\-\ufeff])&[^\s\[\]{},]", re.MULTILINE)
+
+
+def _may_alias(text: str) -> bool:
+    return "*" in text and "&" in text and _ANCHOR.search(text) is not None
+
+
+def _counted(path: Path, text: str) -> Any:
+    """What vcrpy's `deserialize` reads from `text` (a file that may hold YAML aliases), refused
+    if its aliases would build too many values: nested aliases of aliases (a "billion laughs")
+    build billions from a few hundred bytes. The budget is a scenario file's."""
+    if _serializer(path) is jsonserializer:  # (JSON has no aliases)
+        return jsonserializer.deserialize(text)
+    # vcrpy's own loader where it has one (a private name, so looked up), so the text is parsed
+    # once: composed, counted, then built as `deserialize` builds it. Else it is parsed twice.
+    loader_class = getattr(yamlserializer, "_CassetteLoader", None)
+    loader = (loader_class or _SafeLoader)(text)
+    try:
+        root = loader.get_single_node()
+        if root is not None and (problem := alias_problem(root)) is not None:
+            line, message = problem
+            raise DecodeError(f"{path}:{line}: {message}")
+        if loader_class is not None:
+            return loader.construct_document(root) if root is not None else None
+    finally:
+        loader.dispose()
+    return yamlserializer.deserialize(text)
 
 
 def empty_cassette(path: Path) -> str:
@@ -563,11 +633,39 @@ def atomic_write(path: Path, data: bytes) -> None:
     _fsync_folder(path.parent)
 
 
+# `.NAME.XXXXXXXX.tmp`: what a temporary adds to the name of the file it replaces.
+TEMPORARY_EXTRA = len("..12345678.tmp")
+
+
+def longest_name(folder: Path) -> int:
+    """The longest file name, in bytes, that `folder` (or its nearest existing parent) takes."""
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # (not every system or filesystem says)
+        return 255
+
+
+def fitting_name(name: str, room: int, longest: int) -> str:
+    """`name`, or when `room` more bytes would make it longer than `longest` bytes, its start,
+    `~` and a hash of all of it, `room` bytes short of `longest` (a name derived from a long one,
+    a temporary's, must still fit; the hash keeps two long names apart)."""
+    encoded = os.fsencode(name)
+    if len(encoded) + room <= longest:
+        return name
+    digest = hashlib.sha256(encoded).hexdigest()[:16]
+    start = encoded[: max(longest - room - len(digest) - 1, 0)]
+    return start.decode("utf-8", "ignore") + "~" + digest  # ("ignore": no half a character)
+
+
 def _temporary(path: Path) -> tuple[int, str]:
-    """A new hidden file next to `path`, with the mode `path` has (or the umask's default)."""
+    """A new hidden file next to `path`, with the mode `path` has (or the umask's default);
+    named `.NAME.XXXXXXXX.tmp`, NAME shortened if the whole would be too long for a file name."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    stem = fitting_name(path.name, TEMPORARY_EXTRA, longest_name(path.parent))
     while True:
-        name = str(path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp")
+        name = str(path.parent / f".{stem}.{secrets.token_hex(4)}.tmp")
         try:
             handle = os.open(name, flags, 0o666)  # not mkstemp's 0600: the umask decides
         except FileExistsError:

@@ -40,9 +40,10 @@ log = logging.getLogger("mockai.cassette")
 
 # Not forwarded upstream: hop-by-hop headers, what the HTTP client sets itself (length, encodings
 # it can decode, and the host: the client's names mockai, and an upstream behind a virtual host or
-# a CDN, api.openai.com among them, answers for the site the Host names), and mockai's own
-# control headers.
-_NOT_FORWARDED = HOP_BY_HOP | {"accept-encoding", "host"}
+# a CDN, api.openai.com among them, answers for the site the Host names), the body's coding (the
+# body goes decoded, re-serialized or the form as decoded: a gzip label would make the upstream
+# decode plain JSON), and mockai's own control headers.
+_NOT_FORWARDED = HOP_BY_HOP | {"accept-encoding", "content-encoding", "host"}
 # Not passed back to the client: hop-by-hop, and the encoding the HTTP client already undid.
 _NOT_RELAYED = HOP_BY_HOP | {"content-encoding", "content-type"}
 # Connect quickly or fail; then wait as long as the SDK does for a slow (reasoning) model.

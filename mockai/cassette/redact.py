@@ -30,7 +30,10 @@ from mockai.wire.credentials import is_credential_header, is_credential_param
 
 # Headers dropped from cassettes: the ones the journal redacts (one definition for both).
 is_secret_header = is_credential_header
-PLACEHOLDER = re.compile(r"REDACTED-[0-9a-f]{8}")
+# A placeholder, with the key prefix it keeps visible: all of it is no secret, and the scan sees
+# none of it (a key glued after another key's end must not take the `sk-` of its placeholder as
+# its own last characters, nor the other way round).
+PLACEHOLDER = re.compile(r"(?:sk-|gsk_|xai-|hf_|AIza)?REDACTED-[0-9a-f]{8}")
 # A replacement: the span `[start, end)` of a text, and what stands in for it.
 Edit = tuple[int, int, str]
 
@@ -58,25 +61,33 @@ def _pattern(
     return SecretPattern(name, re.compile(regex), prefix, group, markers)
 
 
-# Where a secret may start: not in the middle of a longer word (`task-...` is no `sk-` key), or
-# right after a JSON string escape (`\n`, `\t`, `\u00e9`), whose last character is a letter or
-# a hex digit in the text while the string it encodes has a line break or an `é` there: a JSONL
-# line in a multipart upload, a bare-string body and a non-JSON event are scrubbed as text.
+# Where a secret may start: not right after a letter, so that a word ending in a key's prefix is
+# no key (`task-...` is no `sk-` key, `cupbearer ...` no bearer token); right after a digit, `_`,
+# `-` or any other character it is one, as keys are pasted glued to what precedes them
+# (`OPENAI_API_KEY_sk-...`, `0sk-...`). A letter is an ASCII one: a key glued to a CJK word or an
+# accented letter is caught too. Right after a JSON string escape (`\n`, `\t`, `\u00e9`), whose
+# last character is a letter or a hex digit in the text while the string it encodes has a line
+# break or an `é` there, a key starts too: a JSONL line in a multipart upload, a bare-string body
+# and a non-JSON event are scrubbed as text.
 _ESCAPED = r"(?<=\\[nrtbf])|(?<=\\u[0-9A-Fa-f]{4})"
-_B = rf"(?:(?<![A-Za-z0-9_-])|{_ESCAPED})"
+_B = rf"(?:(?<![A-Za-z])|{_ESCAPED})"
+# `sk-` keys whose prefix has more parts than `sk-` are keys after anything, a letter included:
+# no word ends in `sk-proj-`.
+_SK_PARTS = r"sk-(?:proj|svcacct|admin|ant|or-v1)-"
+_SK_START = rf"(?:(?<![A-Za-z])|{_ESCAPED}|(?={_SK_PARTS}))"
 # Google keys and AWS key ids are spelled in base64's own letters, so base64 data (an embedding,
 # an image, audio) holds such a run by chance now and then; rewriting it would corrupt the data
-# (the replayed embedding no longer decodes). A key is a whole run: no base64 letter (`+`, `/`,
-# `=` padding included) right before or after it. A key standing alone, in JSON, a URL query or
-# after a JSON escape is still one.
-_B64_START = rf"(?:(?<![A-Za-z0-9_+/-])|{_ESCAPED})"
+# (the replayed embedding no longer decodes). Such a key ends a run: no base64 letter (`+`, `/`,
+# `=` padding included) right after it, which a run inside the data always has; a key standing
+# alone, in JSON, a URL query, after a JSON escape or glued to a name before it is still one.
 _B64_END = r"(?![A-Za-z0-9_+/=-])"
 DEFAULT_PATTERNS: tuple[SecretPattern, ...] = (
-    # OpenAI (sk-, sk-proj-, sk-svcacct-), Anthropic (sk-ant-), OpenRouter (sk-or-v1-), DeepSeek...
-    _pattern("an sk- API key", _B + r"sk-(?!REDACTED-)[A-Za-z0-9_-]{20,}", ("sk-",), "sk-"),
+    # OpenAI (sk-, sk-proj-, sk-svcacct-, sk-admin-), Anthropic (sk-ant-), OpenRouter
+    # (sk-or-v1-), DeepSeek...
+    _pattern("an sk- API key", _SK_START + r"sk-(?!REDACTED-)[A-Za-z0-9_-]{20,}", ("sk-",), "sk-"),
     _pattern(
         "a bearer token",
-        rf"(?:\b|{_ESCAPED})(?i:bearer)[ \t]+((?!REDACTED-)[A-Za-z0-9._~+/-]{{16,}}=*)",
+        _B + r"(?i:bearer)[ \t]+((?!REDACTED-)[A-Za-z0-9._~+/-]{16,}=*)",
         ("bearer",),
         group=1,
     ),
@@ -84,7 +95,7 @@ DEFAULT_PATTERNS: tuple[SecretPattern, ...] = (
     _pattern("an xAI API key", _B + r"xai-(?!REDACTED-)[A-Za-z0-9]{20,}", ("xai-",), "xai-"),
     _pattern(
         "a Google API key",
-        _B64_START + r"AIza(?!REDACTED-)[0-9A-Za-z_-]{35}" + _B64_END,
+        _B + r"AIza(?!REDACTED-)[0-9A-Za-z_-]{35}" + _B64_END,
         ("aiza",),
         "AIza",
     ),
@@ -96,7 +107,7 @@ DEFAULT_PATTERNS: tuple[SecretPattern, ...] = (
     ),
     _pattern(
         "an AWS access key id",
-        _B64_START + r"(?:AKIA|ASIA)[0-9A-Z]{16}" + _B64_END,
+        _B + r"(?:AKIA|ASIA)[0-9A-Z]{16}" + _B64_END,
         ("akia", "asia"),
     ),
     _pattern("a Slack token", _B + r"xox[abposr]-(?!REDACTED-)[A-Za-z0-9-]{10,}", ("xox",)),
@@ -441,16 +452,33 @@ def _is_json(text: str) -> bool:
 
 
 def request_secrets(headers: Mapping[str, str]) -> list[str]:
-    """The credentials a request was sent with (long enough to hunt for in bodies)."""
+    """The credentials a request was sent with (long enough to hunt for in bodies): a credential
+    header's token, a cookie header whole and each of its values (`session=...; csrf=...`: an
+    upstream that echoes one value must not get it into a cassette either)."""
     found = []
     for name, value in headers.items():
-        if not is_secret_header(name) or name.lower() in ("cookie", "set-cookie"):
+        if not is_secret_header(name) or name.lower() == "set-cookie":
             continue
+        if name.lower() in ("cookie", "cookie2"):
+            found += [v for v in _cookie_values(value) if len(v) >= MIN_LITERAL_SECRET]
         scheme, _, token = value.partition(" ")
         secret = token.strip() if scheme.lower() in ("bearer", "basic", "token") else value.strip()
         if len(secret) >= MIN_LITERAL_SECRET:
             found.append(secret)
     return sorted(set(found), key=len, reverse=True)
+
+
+def _cookie_values(header: str) -> list[str]:
+    """The values of a `Cookie` header's `name=value` pairs (a quoted one without its quotes)."""
+    values = []
+    for pair in header.split(";"):
+        _, equals, value = pair.partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        if equals and value:
+            values.append(value)
+    return values
 
 
 def redact_query(url: str) -> tuple[str, list[str]]:

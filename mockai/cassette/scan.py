@@ -174,7 +174,7 @@ def scrub_stream(body: bytes, scrubber: Scrubber, secrets: Sequence[str] = ()) -
     each text's deltas give what `scrub_text` makes of the text joined (so a streamed answer
     holding a key is recorded, as a JSON one is, and replays the same placeholder)."""
     events = _events(body)
-    slots: dict[str, list[tuple[int, dict[str, Any], str]]] = {}
+    slots: dict[str, list[tuple[int, Any, Any]]] = {}
     for index, (_, payload) in enumerate(events):
         for channel, holder, key in _slots(payload):
             slots.setdefault(channel, []).append((index, holder, key))
@@ -241,30 +241,62 @@ def _streamed(events: list[tuple[bytes, Any]]) -> list[tuple[str, str]]:
     ]
 
 
-def _slots(payload: Any) -> list[tuple[str, dict[str, Any], str]]:
-    """Where an event's deltas are: `(channel, holder, key)`, `holder[key]` a string that the
-    channel's next event goes on with (a choice's `content`, a tool call's `arguments`, a
-    Responses `*.delta`, a legacy completion's `text`)."""
+# (channel, holder, key): `holder[key]` is a string that the channel's next event goes on with.
+_Slot = tuple[str, Any, Any]
+
+
+def _slots(payload: Any) -> list[_Slot]:
+    """Where an event's deltas are: a Responses `*.delta`; else every string inside each choice
+    (in its `delta`: `content`, `reasoning`, a tool call's `arguments`, an audio `transcript`,
+    whatever field a provider adds; its logprobs' tokens; a legacy completion's `text`) and
+    inside an event's own `delta` object, each path its own channel, so that no provider field
+    needs naming here for a key it spells across events to be found."""
     if not isinstance(payload, dict):
         return []
-    if isinstance(payload.get("delta"), str):  # Responses API *.delta events
+    delta = payload.get("delta")
+    if isinstance(delta, str):  # Responses API *.delta events
         where = ("type", "item_id", "output_index", "content_index", "summary_index")
         return [(repr([payload.get(name) for name in where]), payload, "delta")]
-    out = []
-    for position, choice in enumerate(payload.get("choices") or []):
-        if not isinstance(choice, dict):
-            continue
-        number = repr(choice.get("index", position))
-        delta: dict[str, Any] = choice["delta"] if isinstance(choice.get("delta"), dict) else choice
-        for key in ("content", "refusal", "text", "reasoning_content"):
-            if isinstance(delta.get(key), str):
-                out.append((f"{number} {key}", delta, key))
-        for order, call in enumerate(delta.get("tool_calls") or []):
-            function = call.get("function") if isinstance(call, dict) else None
-            if isinstance(function, dict) and isinstance(function.get("arguments"), str):
-                tool = repr(call.get("index", order))
-                out.append((f"{number} tool {tool}", function, "arguments"))
+    out: list[_Slot] = []
+    choices = payload.get("choices")
+    for position, choice in enumerate(choices if isinstance(choices, list) else []):
+        if isinstance(choice, dict):
+            _strings(choice, repr(choice.get("index", position)), out)
+    if isinstance(delta, dict):  # (an Assistants `thread.message.delta`, `thread.run.step.delta`)
+        _strings(delta, f"delta {payload.get('id')!r}", out)
     return out
+
+
+def _strings(root: dict[str, Any], channel: str, out: list[_Slot]) -> None:
+    """Append the slot of every string under `root`, each channel's in document order. The
+    channel is the path, where a list item with an `index` (a tool call) is that index, and any
+    other list's items (logprobs' tokens) go on one channel, in order. Iterative: upstream JSON
+    may nest deeper than the interpreter's stack."""
+    stack: list[tuple[Any, str]] = [(root, channel)]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, dict):
+            items: list[tuple[Any, Any, str]] = [
+                (key, value, f"{where}.{key!r}") for key, value in node.items()
+            ]
+        else:
+            items = [
+                (
+                    position,
+                    item,
+                    f"{where}[{item['index']!r}]"
+                    if isinstance(item, dict) and "index" in item
+                    else f"{where}[]",
+                )
+                for position, item in enumerate(node)
+            ]
+        nested = []
+        for key, value, path in items:
+            if isinstance(value, str):
+                out.append((path, node, key))
+            elif isinstance(value, (dict, list)):
+                nested.append((value, path))
+        stack.extend(reversed(nested))  # (depth first, in order: one path's strings stay in order)
 
 
 def _with_data(frame: bytes, payload: Any) -> bytes:

@@ -34,11 +34,20 @@ import errno
 import logging
 import os
 import re
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
-from mockai.cassette.format import Cassette, CassetteFile, Interaction, atomic_write
+from mockai.cassette.format import (
+    TEMPORARY_EXTRA,
+    Cassette,
+    CassetteFile,
+    Interaction,
+    atomic_write,
+    fitting_name,
+    longest_name,
+)
 from mockai.cassette.modes import RecordMode
 from mockai.cassette.redact import Scrubber
 from mockai.cassette.scan import refuse_leaks, scan_document, scan_interaction, scrub_interaction
@@ -68,11 +77,13 @@ def _disk_state(path: Path) -> tuple[int, int, int] | None:
 
 # A save writes a temporary next to its target first (format.atomic_write: `.NAME.<8 hex>.tmp`);
 # the targets are the cassette, its `.bak` and, after a conflict, `.conflict` or `.conflict-N`.
-_TEMPORARY = len("..12345678.tmp")
 _MOST_CONFLICTS = 999  # `.conflict-999`: beyond, recording stops (said) rather than pile up more
-_LONGEST_SIBLING = _TEMPORARY + len(f".conflict-{_MOST_CONFLICTS}")
-_LONGEST_EXAMPLE = f".NAME.conflict-{_MOST_CONFLICTS}.XXXXXXXX.tmp"
+_LONGEST_SIBLING = TEMPORARY_EXTRA + len(f".conflict-{_MOST_CONFLICTS}")
 _REPLACED = "mockai: re-recording %s; the previous version is kept in %s"
+_REPLACED_SCRUBBED = (
+    "mockai: re-recording %s; the previous version is kept in %s, with its credentials scrubbed "
+    "(written anew, without its comments)"
+)
 _REWRITTEN = (
     "mockai: appending to %s writes it anew (a JSON or flow-style cassette cannot take new "
     "interactions in its own text: its comments and formatting would be lost); the previous "
@@ -83,22 +94,27 @@ _REWRITTEN = (
 def check_recordable(path: Path) -> None:
     """A CassetteError, said at startup, if saving into `path` is bound to fail; otherwise every
     save would fail once recording started, and the session's recordings would be lost."""
-    _disk_state(path)
     folder = path.parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent  # (atomic_write makes the missing folders)
     if not folder.is_dir():
         raise CassetteError(f"cannot record into {path}: {folder} is not a folder")
-    try:
-        longest = os.pathconf(folder, "PC_NAME_MAX")
-    except (OSError, ValueError, AttributeError):  # (not every system or filesystem says)
-        longest = 255
-    if len(os.fsencode(path.name)) + _LONGEST_SIBLING > longest:
+    longest = longest_name(folder)
+    # (The files saved beside it, temporaries and conflict files, are named to fit: `sibling`.)
+    if len(os.fsencode(path.name)) > longest:
         raise CassetteError(
-            f"cannot record into {path}: {os.strerror(errno.ENAMETOOLONG)} (mockai saves "
-            f"through temporary files named up to {_LONGEST_EXAMPLE}, which must fit in "
-            f"{longest} bytes): give the cassette a shorter name"
+            f"cannot record into {path}: {os.strerror(errno.ENAMETOOLONG)} (the file system "
+            f"takes names up to {longest} bytes): give the cassette a shorter name"
         )
+    _disk_state(path)
+
+
+def sibling(path: Path, suffix: str) -> Path:
+    """The file `<cassette><suffix>` (`.bak`, `.conflict-N`) beside `path`; for a cassette name
+    too long to take `.conflict-999` and a temporary's `..XXXXXXXX.tmp`, its start, `~` and a
+    hash of it stand for the name (`format.fitting_name`), so that every such file fits."""
+    stem = fitting_name(path.name, _LONGEST_SIBLING, longest_name(path.parent))
+    return path.with_name(stem + suffix)
 
 
 class _Unsavable(Exception):
@@ -125,6 +141,10 @@ class CassetteRecorder:
         self.scrubber = scrubber
         self.supersedes = supersedes
         self._base = self._scrubbed_base(loaded.interactions if loaded else [])
+        # (Then the file as it was holds a credential: a `.bak` keeps it scrubbed, see _previous.)
+        self._held_secrets = loaded is not None and any(
+            old is not kept for old, kept in zip(loaded.interactions, self._base, strict=True)
+        )
         self._metadata = loaded.metadata if loaded else None
         self._new: list[Interaction] = []
         check_recordable(path)
@@ -294,14 +314,33 @@ class CassetteRecorder:
                 self._target,
             )
         if not self._backed_up and self._target == self.path:
-            backup = self.path.with_name(self.path.name + ".bak")
-            atomic_write(backup, self.path.read_bytes())
-            log.warning(self._backup_note, self.path, backup)
+            backup = sibling(self.path, ".bak")
+            previous, note = self._previous()
+            if previous is not None:
+                _mode_like(backup, self.path)
+                atomic_write(backup, previous)
+                log.warning(note, self.path, backup)
             self._backed_up = True
         atomic_write(self._target, text.encode("utf-8"))
         if self._target == self.path:
             self._expected = _disk_state(self.path)
         self.saves += 1
+
+    def _previous(self) -> tuple[bytes | None, str]:
+        """What `.bak` keeps, and the line saying so: the file as it was; or, when it held a
+        credential (scrubbed when it loaded) or key-like text outside its interactions (a
+        comment), its interactions scrubbed and written anew, since no `.bak` may keep one (a
+        `cassettes/` folder is committed whole); None if even that would hold one (said)."""
+        data = self.path.read_bytes()
+        text = data.decode("utf-8", "replace")
+        if not self._held_secrets and not scan_document(self.path, text, self.scrubber):
+            return data, self._backup_note
+        anew = CassetteFile.dumps(Cassette(self.path, self._base, self._metadata))
+        if scan_document(self.path, anew, self.scrubber):
+            log.warning("mockai: %s holds secrets even scrubbed; no .bak of it is kept", self.path)
+            return None, ""
+        note = _REPLACED_SCRUBBED if self._backup_note is _REPLACED else self._backup_note
+        return anew.encode("utf-8"), note
 
     def _unsavable(self, interaction: Interaction) -> str | None:
         """Why `interaction` alone cannot be written into this cassette, or None."""
@@ -327,6 +366,24 @@ def _block_list(path: Path, interactions: list[Interaction]) -> str:
     return text.removeprefix("interactions:\n").removesuffix("version: 1\n")
 
 
+def _mode_of(path: Path) -> int | None:
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return None
+
+
+def _mode_like(path: Path, cassette: Path) -> None:
+    """`path` (created empty if missing) with the cassette's permissions before it is written:
+    atomic_write's temporary takes the mode of the file it replaces, so a `.bak` of a 0600
+    cassette is never, not even for a moment, readable by more than the cassette is."""
+    mode = _mode_of(cassette)
+    if mode is None:
+        return
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_BINARY", 0), mode))
+    os.chmod(path, mode)  # (an existing file's mode, and bits the umask took, set exactly)
+
+
 @contextlib.contextmanager
 def _saving_lock(folder: Path) -> Iterator[None]:
     """Hold the lock of the cassettes' folder (flock; every mockai saving into it takes it, in
@@ -350,23 +407,29 @@ def claim_conflict_file(path: Path) -> Path:
     `.conflict-2`, `-3`, ... when taken. Created here (O_EXCL), never reused: several recorders of
     one cassette (pytest-xdist workers, several servers) would otherwise overwrite each other."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    mode = _mode_of(path)  # (the session's recordings are as private as the cassette)
     for number in range(1, _MOST_CONFLICTS + 1):
         suffix = ".conflict" if number == 1 else f".conflict-{number}"
-        candidate = path.with_name(path.name + suffix)
+        candidate = sibling(path, suffix)
         try:
-            os.close(os.open(candidate, flags, 0o666))  # (the umask decides, as for the cassette)
+            # (a cassette deleted meanwhile has no mode: the umask decides, as it did for it)
+            os.close(os.open(candidate, flags, 0o666 if mode is None else mode))
         except FileExistsError:
             continue
+        if mode is not None:
+            os.chmod(candidate, mode)  # (exactly: the umask may have taken bits it has)
         return candidate
+    first, last = sibling(path, ".conflict").name, sibling(path, f".conflict-{_MOST_CONFLICTS}")
     raise CassetteError(
-        f"cannot save into {path}: it changed on disk, and {path.name}.conflict to "
-        f"{path.name}.conflict-{_MOST_CONFLICTS} all exist; merge or delete them"
+        f"cannot save into {path}: it changed on disk, and {first} to {last.name} all exist; "
+        "merge or delete them"
     )
 
 
 def stale_temporaries(path: Path) -> list[Path]:
     """Temporary files a killed writer of `path` left behind (hidden, harmless, deletable)."""
-    pattern = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]+\.tmp")
+    stem = fitting_name(path.name, TEMPORARY_EXTRA, longest_name(path.parent))
+    pattern = re.compile(rf"\.{re.escape(stem)}\.[a-z0-9_]+\.tmp")
     try:
         names = os.listdir(path.parent)
     except OSError:

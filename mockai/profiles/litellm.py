@@ -87,6 +87,8 @@ def _headers(body: Json, answer: Answer) -> dict[str, str]:
             (call_id[:8], call_id[8:12], call_id[12:16], call_id[16:20], call_id[20:])
         ),
         "x-litellm-model-id": ids.hexid(answer.key, "litellm-model", 64),
+        # (The client's text: a control character in it goes out percent-encoded, `%0A`, as
+        # every header value's does: delivery's `_answer_headers`.)
         "x-litellm-model-group": answer.exchange.model,
         "x-litellm-version": VERSION,
         "x-litellm-response-cost": "0.0",

@@ -133,6 +133,13 @@ ALIASED_VALUES = 100_000
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
+def _too_many(allowed: int) -> str:
+    return (
+        f"YAML aliases expand to too many values (over {allowed:,} built again; "
+        "nested aliases of aliases?): write the values out, or alias them less"
+    )
+
+
 class _Builder:
     def __init__(self, report: Report, budget: int = ALIASED_VALUES) -> None:
         import yaml
@@ -174,11 +181,7 @@ class _Builder:
         """Count one value built again through an alias; False (reported once) past the budget."""
         self.budget -= 1
         if self.budget == -1:
-            self.report(
-                self.alias_line or node.start_mark.line + 1,
-                f"YAML aliases expand to too many values (over {self.allowed:,} built again; "
-                "nested aliases of aliases?): write the values out, or alias them less",
-            )
+            self.report(self.alias_line or node.start_mark.line + 1, _too_many(self.allowed))
         return self.budget >= 0
 
     def _mapping(self, node: yaml.MappingNode) -> LocatedDict:
@@ -286,3 +289,50 @@ def _count(root: yaml.Node) -> int:
             for item in node.value:
                 stack.extend(item if isinstance(item, tuple) else (item,))
     return len(seen)
+
+
+def alias_problem(root: yaml.Node) -> tuple[int, str] | None:
+    """The line and message of what `load` would report of aliases in the document under `root`
+    (values built again past the same budget, at the outermost alias's anchor; an alias inside
+    its own anchor), or None. For documents built by another constructor (vcrpy's, for
+    cassettes): the nodes are counted, not built, each distinct one's size once, so a billion
+    laughs is told in time linear in the file's size."""
+    sizes: dict[int, int] = {}  # id() of a node -> how many values building it makes
+    sizing: set[int] = set()  # the nodes being sized: one met again inside itself is recursive
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:  # (depth-first, without recursion: nesting is the file's to choose)
+        node, sized = stack.pop()
+        if sized:
+            sizing.discard(id(node))
+            sizes[id(node)] = 1 + sum(sizes[id(child)] for child in _children(node))
+        elif id(node) in sizing:
+            return node.start_mark.line + 1, "a YAML alias inside its own anchor has no value"
+        elif id(node) not in sizes:
+            sizing.add(id(node))
+            stack.append((node, True))
+            stack.extend((child, False) for child in _children(node))
+    allowed = ALIASED_VALUES + 10 * len(sizes)
+    if sizes[id(root)] - len(sizes) <= allowed:
+        return None
+    # Too many: walked again in the file's order, as `load` builds it, to the alias that
+    # overdraws the budget.
+    seen: set[int] = set()
+    spent = 0
+    nodes = [root]
+    while nodes:
+        node = nodes.pop()
+        if id(node) in seen:
+            spent += sizes[id(node)]
+            if spent > allowed:
+                return node.start_mark.line + 1, _too_many(allowed)
+            continue
+        seen.add(id(node))
+        nodes.extend(reversed(_children(node)))
+    return None  # (not reached: the walk spends all that was counted)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    """A sequence's items, a mapping's keys and values, in the file's order."""
+    if not isinstance(node.value, list):
+        return []
+    return [part for item in node.value for part in (item if isinstance(item, tuple) else (item,))]

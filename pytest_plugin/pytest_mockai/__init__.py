@@ -66,9 +66,12 @@ def pytest_runtest_makereport(
     return report
 
 
-def _test_failed(node: pytest.Item) -> bool:
+def _test_failed_or_skipped(node: pytest.Item) -> bool:
+    """Whether the test's outcome is already said: failed, xfailed (a skipped report with
+    `wasxfail`), or skipped partway. A no-match report on top would say it twice, or turn a skip
+    into an error; a test that passed, xpassed included, still gets it."""
     reports = node.stash.get(_REPORTS, {})
-    return any(r.failed for r in reports.values())
+    return any(r.failed or r.skipped for r in reports.values())
 
 
 @pytest.fixture
@@ -82,7 +85,7 @@ def mockai(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, mockai_config: dict[str, Any]
 ) -> Iterator[MockaiFixture]:
     """A fresh mockai server for this test; OPENAI_BASE_URL and OPENAI_API_KEY point at it."""
-    from pytest_mockai.fixture import MockaiFixture
+    from pytest_mockai.fixture import FAKE_API_KEY, MockaiFixture
 
     options = merged_options(request, mockai_config)  # (runs the pytest_mockai_configure hooks)
     if options.get("cassette") is not None and _pytest_recording_patches(request):
@@ -100,14 +103,17 @@ def mockai(
     # Recording forwards the client's key to the upstream: keep a real one if the user has it.
     recording = options.get("record_mode", "none") != "none" and options.get("upstream")
     if options.get("api_key") or not (recording and os.environ.get("OPENAI_API_KEY")):
-        monkeypatch.setenv("OPENAI_API_KEY", options.get("api_key") or "sk-mockai-test")
+        monkeypatch.setenv("OPENAI_API_KEY", options.get("api_key") or FAKE_API_KEY)
     try:
         yield fixture
     finally:
-        fixture.stop()
+        try:
+            fixture.close_clients()
+        finally:
+            fixture.stop()
         _note_conflicts(request.config, fixture.new_conflict_files())
     assert isinstance(request.node, pytest.Item)
-    if fixture.strict and not _test_failed(request.node):
+    if fixture.strict and not _test_failed_or_skipped(request.node):
         fixture.check_unmatched()
 
 

@@ -3,25 +3,29 @@ and assertions about how the client behaved (attempts, waits, retries)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import email.utils
 import functools
 import glob
 import itertools
 import json
+import os
 import ssl
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_mockai.options import PLUGIN_KEYS
+from pytest_mockai.options import PLUGIN_KEYS, refuse
 
 if TYPE_CHECKING:
     from mockai import MockServer
     from mockai.pipeline.journal import JournalEntry
 
 NO_MATCH = "mockai_no_match"
+FAKE_API_KEY = "sk-mockai-test"  # OPENAI_API_KEY while a test's server runs, unless recording
 # Statuses the OpenAI SDKs retry (wire contract section 2), unless `x-should-retry` says otherwise.
 RETRIED_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 # The py 3.x SDK honours a server-given delay up to this; above it, it does not retry at all.
@@ -42,6 +46,7 @@ class MockaiFixture:
         self._no_matches_before = self._no_matches()
         self._cassette = cassette
         self._conflicts_before = self._conflict_files()
+        self._built: list[Callable[[], None]] = []  # closes the HTTP clients built for the test
 
     @classmethod
     def start(cls, options: Mapping[str, Any]) -> MockaiFixture:
@@ -67,7 +72,9 @@ class MockaiFixture:
         try:
             server = MockServer(**settings).start()
         except MockaiError as error:
-            pytest.fail(f"mockai could not start:\n{error}", pytrace=False)
+            # (The server's CLI names its option `--upstream`; under pytest it is this one.)
+            said = str(error).replace("give --upstream URL", "give --mockai-upstream URL")
+            refuse(said)
         # None (a `pytest_mockai_configure` hook may set it) means "not set": strict by default.
         strict = options.get("strict")
         return cls(
@@ -90,7 +97,10 @@ class MockaiFixture:
         path = self._cassette
         if path is None:
             return set()
-        return set(path.parent.glob(glob.escape(path.name) + ".conflict*"))
+        from mockai.cassette.writer import sibling  # (a long name's are named after its hash)
+
+        first = sibling(path, ".conflict")
+        return set(path.parent.glob(glob.escape(first.name) + "*"))
 
     def _no_matches(self) -> int:
         return self.server.state.decider.no_matches
@@ -118,22 +128,39 @@ class MockaiFixture:
 
         Building an SDK client normally loads the system's CA certificates into a new SSL context;
         this one shares one context per process (unused anyway: the server speaks plain HTTP).
+        The HTTP client built for it is closed after the test (the SDK never closes one it was
+        given, and its sockets would be left to the garbage collector's ResourceWarning).
         """
         import openai
 
         options.setdefault("base_url", self.url)
-        options.setdefault("api_key", "sk-mockai-test")
-        options.setdefault("http_client", openai.DefaultHttpxClient(verify=_ssl_context()))
+        options.setdefault("api_key", _api_key())
+        if "http_client" not in options:
+            options["http_client"] = openai.DefaultHttpxClient(verify=_ssl_context())
+            self._built.append(options["http_client"].close)
         return openai.OpenAI(**options)
 
     def async_openai_client(self, **options: Any) -> Any:
-        """An `openai.AsyncOpenAI` for this server, built as cheaply as `openai_client`."""
+        """An `openai.AsyncOpenAI` for this server, built as cheaply as `openai_client`; its HTTP
+        client is closed in its event loop, when that loop shuts down or after the test."""
         import openai
 
         options.setdefault("base_url", self.url)
-        options.setdefault("api_key", "sk-mockai-test")
-        options.setdefault("http_client", openai.DefaultAsyncHttpxClient(verify=_ssl_context()))
+        options.setdefault("api_key", _api_key())
+        if "http_client" not in options:
+            closing = _ClosedWithItsLoop()
+            options["http_client"] = closing.http = openai.DefaultAsyncHttpxClient(
+                verify=_ssl_context(), event_hooks={"request": [closing.on_request]}
+            )
+            self._built.append(closing.close)
         return openai.AsyncOpenAI(**options)
+
+    def close_clients(self) -> None:
+        """Close the HTTP clients `openai_client` and `async_openai_client` built (the fixture
+        does this after the test)."""
+        built, self._built = self._built, []
+        for close in built:
+            close()
 
     # --- scripting -----------------------------------------------------------------------------
 
@@ -263,6 +290,52 @@ class MockaiFixture:
             f"{self.timeline()}",
             pytrace=False,
         )
+
+
+class _ClosedWithItsLoop:
+    """Closes an async HTTP client in the event loop its connections belong to.
+
+    Its sockets belong to the loop of its first request, and only that loop can close them. The
+    fixture's teardown comes too late for a loop made for the test (pytest-asyncio's and anyio's
+    close before it, and so does `asyncio.run`); so a task started in that loop closes the client
+    when the loop shuts down (`asyncio.Runner`, which all three use, cancels the tasks left), and
+    the teardown closes it in a loop still open then (a session-scoped one). Under trio no task
+    is started: the SDK's own clients are left to the collector there too.
+    """
+
+    def __init__(self) -> None:
+        self.http: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._guard: asyncio.Task[None] | None = None  # (held here: the loop holds tasks weakly)
+
+    async def on_request(self, request: Any) -> None:
+        if self._guard is not None:
+            return
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:  # (not asyncio: trio)
+            return
+        self._guard = self._loop.create_task(self._close_at_shutdown())
+
+    async def _close_at_shutdown(self) -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.http.aclose()
+
+    def close(self) -> None:
+        loop, guard = self._loop, self._guard
+        if loop is None or guard is None or guard.done() or loop.is_closed() or loop.is_running():
+            return
+        guard.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            loop.run_until_complete(guard)
+
+
+def _api_key() -> str:
+    """The key a client built in the test gets: OPENAI_API_KEY as the fixture set it (in a
+    recording run, the user's real key, forwarded to the upstream; never saved in a cassette)."""
+    return os.environ.get("OPENAI_API_KEY") or FAKE_API_KEY
 
 
 @functools.cache

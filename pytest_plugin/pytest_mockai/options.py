@@ -17,7 +17,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -36,6 +36,7 @@ _OPTIONS: dict[str, tuple[str, str]] = {
     "cassette_dir": ("string", "cassette folder, relative to each test file (default: cassettes)"),
 }
 OPTION_NAMES = tuple(_OPTIONS)
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 PLUGIN_KEYS = frozenset(
     {"strict", "strict_fixtures", "cassette", "scenario", "cassette_dir", "api_key"}
 )
@@ -98,6 +99,7 @@ def merged_options(
     options.update(marker_options(request.node))
     # The node's hook relay: only the conftest files on the test's own path take part.
     request.node.ihook.pytest_mockai_configure(options=options, request=request)
+    _check_plugin_options(options)
     if options.get("cassette") is False:
         # No cassette: nothing to record into, so nothing is forwarded upstream either (with
         # the user's real key); an unscripted request is a no-match, as in a replay run.
@@ -118,7 +120,10 @@ def marker_options(node: pytest.Item) -> dict[str, Any]:
     merged: dict[str, Any] = {}
     for marker in reversed(list(node.iter_markers("mockai"))):
         if marker.args:
-            raise pytest.UsageError("@pytest.mark.mockai takes keyword arguments only")
+            refuse(
+                "@pytest.mark.mockai takes keyword arguments only, got "
+                f"{', '.join(map(repr, marker.args))} (a scenario file is `scenario=...`)"
+            )
         merged.update(_set(marker.kwargs))
     return merged
 
@@ -132,10 +137,47 @@ def _set(options: Mapping[str, Any]) -> dict[str, Any]:
 
 def _typed(name: str, kind: str, value: Any) -> Any:
     if kind == "bool":
-        return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+        return flag(name, value)
     if kind == "linelist":
         return list(value)
     return value
+
+
+def refuse(problem: str) -> NoReturn:
+    """Fail the test at setup, saying what is wrong with its options (no traceback: the
+    plugin's, which pytest would print, says nothing about the user's marker)."""
+    raise pytest.fail.Exception(f"mockai could not start:\n{problem}", pytrace=False) from None
+
+
+def flag(name: str, value: Any) -> bool:
+    """A boolean option as the ini file and the command line take it (`true`, `false`, ...):
+    `strict="false"` in a marker must not turn strict mode on, as `bool("false")` would."""
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word in _TRUE or word in _FALSE:
+        return word in _TRUE
+    refuse(f"{name}: {value!r} is neither true nor false")
+
+
+def _check_plugin_options(options: dict[str, Any]) -> None:
+    """The plugin's own options as given in any layer (or set by a hook), checked before use;
+    mockai.Config checks the server's."""
+    for name in ("strict", "strict_fixtures"):
+        if options.get(name) is not None:
+            options[name] = flag(name, options[name])
+    scenario = options.get("scenario")
+    paths = [scenario] if isinstance(scenario, (str, Path)) else scenario
+    if scenario is not None and not (
+        isinstance(paths, (list, tuple)) and all(isinstance(p, (str, Path)) for p in paths)
+    ):
+        refuse(f"scenario: expected a file or folder path, or a list of them, got {scenario!r}")
+    cassette = options.get("cassette")
+    if cassette is not None and not isinstance(cassette, (bool, str, Path)):
+        refuse(f"cassette: expected True, False or a path, got {cassette!r}")
+    folder = options.get("cassette_dir")
+    if folder is not None and not isinstance(folder, (str, Path)):
+        refuse(f"cassette_dir: expected a folder path, got {folder!r}")
 
 
 def _cassette_path(request: pytest.FixtureRequest, options: dict[str, Any]) -> Path | None:
