@@ -18,7 +18,12 @@ def check_all(paths: Iterable[str]) -> tuple[list[Problem], list[Problem]]:
     """(problems, warnings) of the given files and folders; warnings never make a file invalid."""
     problems: list[Problem] = []
     warnings: list[Problem] = []
+    checked: set[str] = set()  # (real paths: a file named twice, or in a folder named too)
     for path in paths:
+        named = {os.path.realpath(file) for file in _named(path)}
+        if named and named <= checked:  # (checked already: its problems are said once)
+            continue
+        checked |= named
         found, warned = _check_one(path)
         problems.extend(found)
         warnings.extend(warned)
@@ -31,6 +36,9 @@ def _check_one(path: str) -> tuple[list[Problem], list[Problem]]:
     # checked together, as `mockai serve --scenario FOLDER` would load them.
     from mockai.scenario import loader
 
+    special = None if os.path.isdir(path) else loader.special_file(path)
+    if special is not None:  # (read, a FIFO would wait for a writer forever)
+        return [_unlocated(path, f"not a regular file ({special})")], []
     files = _files(path) if os.path.isdir(path) else [path]
     if os.path.isdir(path) and not files:
         empty = "no scenario files or cassettes (*.yaml, *.yml, *.json) found"
@@ -59,6 +67,11 @@ def _check_one(path: str) -> tuple[list[Problem], list[Problem]]:
         problems.extend(found)
         warnings.extend(scenario_set.warnings)
     return problems, warnings
+
+
+def _named(path: str) -> list[str]:
+    """The files `path` names: itself, or a folder's files."""
+    return _files(path) if os.path.isdir(path) else [path]
 
 
 def _files(folder: str) -> list[str]:

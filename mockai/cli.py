@@ -7,13 +7,14 @@ Every option also reads a `MOCKAI_*` environment variable; options given on the 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO
 
 from mockai import __version__, buildinfo
 from mockai.config import RECORD_MODES, Config, check_option, unknown_env_variables
@@ -38,6 +39,26 @@ class _Parser(argparse.ArgumentParser):
         from mockai.server.logs import json_line
 
         self.exit(2, json_line(f"{self.prog}: error: {message}", level="error") + "\n")
+
+
+def say(text: str, stream: TextIO | None) -> bool:
+    """`print(text, file=stream, flush=True)` that a stream nobody can write to (a full disk, a
+    pipe whose reader left) does not stop: the line is lost (False), never the server, its
+    shutdown or a command's exit code. A closed stream (`>&-`, None) counts as written.
+
+    The failed stream is pointed at the null device: its buffer still holds the line, and the
+    flush at exit would fail again (Python then exits 120), as would every later line."""
+    if stream is None:  # (`print(file=None)` would write to stdout instead)
+        return True
+    try:
+        print(text, file=stream, flush=True)
+    except OSError:  # BrokenPipeError, ENOSPC, EIO
+        with contextlib.suppress(OSError, ValueError):  # (a stream with no file: nothing kept)
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, stream.fileno())
+            os.close(null)
+        return False
+    return True
 
 
 def build_parser(*, json_errors: bool = False) -> argparse.ArgumentParser:
@@ -409,9 +430,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if json_logs:  # (every line `mockai serve --log-format json` writes is JSON)
             from mockai.server.logs import json_line
 
-            print(json_line(str(error), level="error"), file=sys.stderr)
+            say(json_line(str(error), level="error"), sys.stderr)
         else:
-            print(f"mockai: {error}", file=sys.stderr)
+            say(f"mockai: {error}", sys.stderr)
         return 2
     except KeyboardInterrupt:  # Ctrl-C before the signal handlers were installed
         pass
@@ -462,9 +483,10 @@ def _health(url: str | None, timeout: float = 3.0) -> int:
         with direct.open(target, timeout=timeout) as answer:
             healthy = answer.status == 200
     except (urllib.error.URLError, OSError, ValueError) as error:
-        print(f"mockai health: {target}: {error}", file=sys.stderr)
+        say(f"mockai health: {target}: {error}", sys.stderr)
         return 1
-    print(f"mockai health: {target}: {'ok' if healthy else 'unhealthy'}")
+    # (the exit code is the answer: an output nobody can write to does not change it)
+    say(f"mockai health: {target}: {'ok' if healthy else 'unhealthy'}", sys.stdout)
     return 0 if healthy else 1
 
 
@@ -547,13 +569,14 @@ def _check(paths: Sequence[str]) -> int:
     from mockai.check import check_all  # (`mockai check` only)
 
     problems, warnings = check_all(paths)
+    # (the exit code is the verdict: an output nobody can write to does not change it)
     for problem in problems:
-        print(problem, file=sys.stderr)
+        say(str(problem), sys.stderr)
     for warning in warnings:
-        print(warning, file=sys.stderr)
+        say(str(warning), sys.stderr)
     if problems:
-        print(f"mockai check: {len(problems)} problem(s)", file=sys.stderr)
+        say(f"mockai check: {len(problems)} problem(s)", sys.stderr)
         return 1
     warned = f" ({len(warnings)} warning(s))" if warnings else ""
-    print(f"mockai check: {len(list(paths))} path(s) OK{warned}")
+    say(f"mockai check: {len(list(paths))} path(s) OK{warned}", sys.stdout)
     return 0

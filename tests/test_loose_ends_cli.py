@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 from service_support import RedisServer, ServeProcess, free_port
 
 from mockai import MockServer, cli
-from mockai.errors import ConfigError, ScenarioError, ServerError
+from mockai.errors import CassetteError, ConfigError, ScenarioError, ServerError
 
 RUN_TIMEOUT = 60  # seconds any `mockai` command may take here: each must exit by itself
 JSON_FIELDS = {"ts", "level", "logger", "message"}
@@ -322,6 +322,10 @@ def test_check_and_replay_see_the_same_files_of_a_folder(
         }
         assert reported == visible, stderr.getvalue()
 
+        if not visible:  # (every cassette hidden: nothing to replay, refused as check refuses it)
+            with pytest.raises(CassetteError, match="holds no cassette"):
+                MockServer(cassette=str(good), log_requests=False)
+            return
         with MockServer(cassette=str(good), log_requests=False) as server:
             replayed = set()
             for n, parts in enumerate(folders):

@@ -17,6 +17,7 @@ each would take the others' saves for edits made under its feet, and recordings 
 from __future__ import annotations
 
 import logging
+import stat
 from pathlib import Path
 
 from mockai.cassette import shared
@@ -68,9 +69,10 @@ def cassette_sources(config: Config, registry: MatcherRegistry = MATCHERS) -> li
             f"cassette {path} does not exist, so there is nothing to replay. Record it first: "
             f"mockai serve --cassette {path} --record-mode once --upstream URL"
         )
-    if mode is RecordMode.NONE and path.is_file() and not has_cassettes(path):
-        # (an empty file is what vcrpy takes for one not recorded yet: as a missing one, above)
-        raise CassetteError(empty_cassette(path))
+    if mode is RecordMode.NONE and not has_cassettes(path):
+        # (an empty file is what vcrpy takes for one not recorded yet: as a missing one, above;
+        # so is a folder holding none but empty files, or nothing)
+        raise CassetteError(empty_cassette(path) if path.is_file() else _no_cassette(path))
     sources: list[Source] = []
     # Recording: the recorder appends to the cassettes it was given, replay answers from them.
     # (Each interaction as the file holds it is kept too: a save writes it back unchanged.)
@@ -89,7 +91,7 @@ def cassette_sources(config: Config, registry: MatcherRegistry = MATCHERS) -> li
             replay = shared.replay_source(
                 path,
                 settings,
-                lambda: _replay(path, config, match_on, registry, scrubber),
+                lambda: _replay(path, config, match_on, registry, scrubber, _replayed(path)),
                 allow_repeats=config.allow_repeats,
             )
         sources.append(replay)
@@ -103,15 +105,39 @@ def cassette_sources(config: Config, registry: MatcherRegistry = MATCHERS) -> li
     return sources
 
 
+def _replayed(path: Path) -> list[Cassette]:
+    """The cassettes under `path` that replay alone answers from: a folder whose YAML files are
+    all scenario files holds none, and is refused as a missing cassette is (served, every
+    request had been a no-match)."""
+    cassettes = load_all(path)
+    if not cassettes:
+        raise CassetteError(_no_cassette(path))
+    return cassettes
+
+
+def _no_cassette(folder: Path) -> str:
+    return (
+        f"cassette folder {folder} holds no cassette, so there is nothing to replay. Record one "
+        f"first: mockai serve --cassette {folder / 'recorded.yaml'} --record-mode once "
+        "--upstream URL"
+    )
+
+
 def _probe(path: Path) -> None:
     """A CassetteError for a path the system refuses to look at (a name too long, no permission):
-    pathlib's checks below raise on those rather than answer False."""
+    pathlib's checks below raise on those rather than answer False; and for one that is neither
+    a file nor a folder (a FIFO, a device)."""
     try:
-        path.stat()
+        mode = path.stat().st_mode
     except (FileNotFoundError, NotADirectoryError):
-        pass  # (said below: nothing to replay, or nowhere to record)
+        return  # (said below: nothing to replay, or nowhere to record)
     except OSError as error:
         raise CassetteError(f"cassette {path}: {error.strerror or error}") from None
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        # A FIFO would be replayed as an empty cassette, or wait for a writer forever.
+        from mockai.scenario.loader import file_kind
+
+        raise CassetteError(f"cassette {path}: not a regular file ({file_kind(mode)})")
 
 
 def _records(mode: RecordMode, path: Path) -> bool:

@@ -13,6 +13,7 @@ import itertools
 import logging
 import os
 import re
+import stat
 import threading
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from mockai.delivery.faults import FaultType
 from mockai.errors import ConfigError, Problem, ScenarioError
 from mockai.scenario import yamlsrc
 from mockai.scenario.matchers import Matcher
+from mockai.scenario.matchers.base import shorten
 from mockai.scenario.matchers.values import ModelGlob
 from mockai.scenario.operators import Op, TextTest
 from mockai.scenario.problems import Problems, UnlocatedProblem, describe, suggest
@@ -115,6 +117,29 @@ def _hidden(path: Path) -> bool:
     return any(part.startswith(".") for part in path.parts)
 
 
+def special_file(path: str) -> str | None:
+    """What `path` is when it is there but neither a regular file nor a folder (`a FIFO`), else
+    None: reading a FIFO waits for a writer forever, a device such as /dev/zero never ends."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):  # (missing, unreadable, a NUL in the name: said when read)
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    return file_kind(mode)
+
+
+def file_kind(mode: int) -> str:
+    """`a FIFO`, `a socket`, ... for a file's `st_mode` that is no regular file nor folder."""
+    kinds = (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    )
+    return next((kind for test, kind in kinds if test(mode)), "a special file")
+
+
 # --- one file -------------------------------------------------------------------------------------
 
 
@@ -133,6 +158,10 @@ def read_file(path: str, problems: Problems) -> Any:
 
 
 def _read_text(path: str, problems: Problems) -> str | None:
+    special = special_file(path)
+    if special is not None:
+        problems.add(0, f"not a regular file ({special})")
+        return None
     try:
         return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -164,7 +193,7 @@ def _compile_file(path: str, problems: Problems, label: str | None = None) -> _F
         problems.add(
             yamlsrc.line_of(document) or 1,
             "a scenario file is a mapping starting with 'mockai: 1' followed by 'rules:'"
-            + (" (the file is empty)" if document is None else f", got {describe(document)}"),
+            + (" (the file is empty)" if document is None else f", got {_glimpse(document)}"),
         )
         return loaded
     _version(document, problems)
@@ -180,6 +209,16 @@ def _compile_file(path: str, problems: Problems, label: str | None = None) -> _F
                 loaded.settings[name] = Setting(checked, path, line_of(document, name))
     loaded.rules, loaded.names = _rules(document, path, problems, label, text)
     return loaded
+
+
+def _glimpse(document: Any) -> str:
+    """A whole document that is no mapping, described on one line of ~60 characters: a text
+    file given by mistake (/etc/passwd, a megabyte of words) is one long scalar, which
+    `describe` would quote whole."""
+    if isinstance(document, str):
+        return shorten(document)
+    text = describe(document)
+    return text if len(text) <= 60 and "\n" not in text else shorten(text)
 
 
 def _version(document: Mapping[str, Any], problems: Problems) -> None:
@@ -387,6 +426,7 @@ def rule_name(value: Any, default: str) -> str:
 
 def collect(files: Sequence[str]) -> tuple[ScenarioSet, list[Problem]]:
     """Compile `files` as one set: the result and every problem found (in file, line order)."""
+    files = distinct(files)
     compiled: list[_File] = []
     found: list[Problem] = []
     warnings: list[Problem] = []
@@ -405,6 +445,20 @@ def collect(files: Sequence[str]) -> tuple[ScenarioSet, list[Problem]]:
     found.sort(key=lambda p: (order.get(p.file, -1), p.line))
     warnings.sort(key=lambda p: (order.get(p.file, -1), p.line))
     return ScenarioSet(tuple(files), tuple(rules), settings, tuple(warnings)), found
+
+
+def distinct(files: Iterable[str]) -> list[str]:
+    """`files` in order, each file once: one reached twice (named twice, by a folder and on its
+    own, through a link) is loaded at its first place only. Loaded again, each of its rules had
+    clashed with itself ('duplicate rule name', 'can never match')."""
+    seen: set[str] = set()
+    kept = []
+    for file in files:
+        real = os.path.realpath(file)
+        if real not in seen:
+            seen.add(real)
+            kept.append(file)
+    return kept
 
 
 def default_labels(files: Sequence[str]) -> dict[str, str]:

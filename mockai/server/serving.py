@@ -202,9 +202,11 @@ async def serve_socket(
         # After the handlers: a SIGTERM sent once the banner is seen must stop the workers too.
         # The app's config: scenario files may have set the seed or the models.
         kind = "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
-        if not say(banner(app[STATE], sock.getsockname()[1], kind), sys.stdout):
-            # (stdout full, or its reader gone: the server serves on, as with a closed stdout)
-            _notice(config, "the banner could not be written to stdout; serving on")
+        port = sock.getsockname()[1]
+        if not say(banner(app[STATE], port, kind), sys.stdout):
+            # (stdout full, or its reader gone: serving goes on, as with a closed stdout)
+            url = f"http://{sites.authority(config.host, port)}"
+            _notice(config, f"could not write the banner to stdout; serving on {url} anyway")
     journal = app[STATE].journal
     trimming = asyncio.create_task(heap.trim_when_idle(journal.requests_so_far))
     trimming.add_done_callback(heap.report_failure)
