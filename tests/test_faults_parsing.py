@@ -7,6 +7,7 @@ import random
 import pytest
 
 from mockai.delivery.faults import (
+    HALFWAY,
     SOMEWHERE,
     SOMEWHERE_MAX,
     ChaosRates,
@@ -103,9 +104,10 @@ def test_somewhere_is_resolved_by_the_seed() -> None:
 
 def test_for_answer_keeps_only_the_faults_that_apply() -> None:
     faults = Faults(malformed_chunk=1, disconnect_after=2, stall_after=3, reset=True)
-    assert faults.for_answer(EventStream(frames=[b"data: {}\n\n"])) is faults
+    assert faults.for_answer(EventStream(frames=[b"data: {}\n\n"] * 4)) is faults
+    # A JSON body is cut halfway, whatever the chunk (journaled as `disconnect`, `stall_after`).
     assert faults.for_answer(Body(200, b"{}")) == Faults(
-        disconnect_after=2, stall_after=3, reset=True
+        disconnect_after=HALFWAY, stall_after=HALFWAY, reset=True
     )
 
     async def nothing():  # type: ignore[no-untyped-def]

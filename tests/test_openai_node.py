@@ -529,7 +529,7 @@ def test_a_stalled_json_body_times_out_and_is_retried(server: MockServer) -> Non
     )
     assert outcome["error"]["name"] == "APIConnectionTimeoutError"
     seen = attempts(server)
-    assert [(e.status, e.faults) for e in seen] == [(200, ["stall_after=1"])] * 2
+    assert [(e.status, e.faults) for e in seen] == [(200, ["stall_after"])] * 2  # (halfway)
     assert 0.25 + 0.3 <= gaps(seen)[0] < 0.3 + 1.5  # the timeout, then the backoff
 
 

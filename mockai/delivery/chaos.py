@@ -9,7 +9,11 @@ and a rule with faults gets its own, not the chaos draw's too.
 Faults that replace the answer (named errors, `reset`, `hang`, `empty_response`, `non_json`) from
 a header or from chaos happen *before* the sources are asked, as a gateway or the API's front door
 would fail: they consume no sequence step and no cassette interaction, and are not charged to
-rate-limit budgets, so a retried request meets the same script as the first attempt.
+rate-limit budgets, so a retried request meets the same script as the first attempt. So do the
+faults that cut a JSON answer's body halfway (`disconnect_after`, `stall_after`, `disconnect`):
+no client reads half a body, so half of a generated answer stands in for the script's, which is
+left for the retry. A stream cut part way is the script's answer, partly delivered: it is the
+sources' answer, and takes its step.
 
 Chaos is reproducible: each request draws from an RNG seeded by its content key (which includes
 the server's seed) and by how many identical requests came before it, so the same seed and the
@@ -111,6 +115,8 @@ class FaultPlanner:
             defaults=self.defaults,
             model=exchange.model,
             salt=salt,
+            # (the stores' routes answer what they hold: a generated stand-in is no answer there)
+            json_answer=not exchange.stream and exchange.route is None,
         )
 
     async def _requested(self, headers: Mapping[str, str], exact: bytes) -> Faults | None:
@@ -198,14 +204,22 @@ class Injection:
     defaults: Timing
     model: str
     salt: bytes  # per-request seed material
+    json_answer: bool = False  # a generating endpoint's answer that is no stream
 
     def preempt(self) -> Plan | None:
-        """A Plan answering at once, when the header or chaos replaces the answer; else None."""
+        """A Plan answering before the sources, when the header or chaos replaces the answer
+        or cuts a JSON one's body; else None. The Plan of a cut body has neither a reply nor a
+        recording: the caller gives it a generated stand-in (see the module docstring)."""
         faults = self.requested if self.requested is not None else self.chaos
-        if not faults.before_answer:
+        if faults is NO_FAULTS:  # nearly every request
             return None
         origin = HEADER_FAULT if self.requested is not None else "chaos"
-        plan = Plan(source=FAULT_SOURCE, name=origin, recorded=_NOTHING, faults=faults)
+        if faults.before_answer:
+            plan = Plan(source=FAULT_SOURCE, name=origin, recorded=_NOTHING, faults=faults)
+        elif self.json_answer and faults.cuts_body:
+            plan = Plan(source=FAULT_SOURCE, name=origin, faults=faults)
+        else:
+            return None
         return self._finish(plan, faults)
 
     def apply(self, plan: Plan) -> Plan:

@@ -67,6 +67,11 @@ ALIASES = {"disconnect": FaultType.DISCONNECT_AFTER}
 # resolved per request to a chunk in 1..SOMEWHERE_MAX.
 SOMEWHERE = -1
 SOMEWHERE_MAX = 8
+# A body fault on a JSON answer, which is cut halfway whatever chunk was asked for (`for_answer`):
+# the journal names it as the docs do (`disconnect`, `stall_after`), without a chunk number.
+HALFWAY = -2
+# How the journal names a fault at HALFWAY.
+_HALFWAY_NAMES = {"disconnect_after": "disconnect", "stall_after": "stall_after"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +136,11 @@ class Faults:
         """True for faults that replace the answer: an error, no response, a gateway page."""
         return self.error is not None or self.no_response or self.non_json
 
+    @property
+    def cuts_body(self) -> bool:
+        """True for faults that leave a JSON answer's body unfinished (dropped or stalled)."""
+        return self.disconnect_after is not None or self.stall_after is not None
+
     def merged(self, other: Faults) -> Faults:
         """These faults with every fault set in `other` taking precedence."""
         if other is NO_FAULTS:
@@ -167,15 +177,31 @@ class Faults:
         return replace(self, **changes) if changes else self
 
     def for_answer(self, outgoing: Outgoing) -> Faults:
-        """Only the faults that apply to this kind of answer (stream faults need a stream)."""
-        if self is NO_FAULTS or isinstance(outgoing, EventStream):
+        """The faults as they happen to this answer: only those that apply to its kind (stream
+        faults need a stream), at the chunk they really land on (N capped as `deliver` caps it),
+        and a JSON body's cut at HALFWAY. The journal records these."""
+        if self is NO_FAULTS:
             return self
+        if isinstance(outgoing, EventStream):
+            return self._capped(chunks(outgoing))
         keep = set() if isinstance(outgoing, Relay) else {k.value for k in BODY_FAULTS}
         changes: dict[str, Any] = {
-            kind.value: None
+            kind.value: None if kind.value not in keep else HALFWAY
             for kind in COUNTED
-            if kind.value not in keep and getattr(self, kind.value) is not None
+            if getattr(self, kind.value) is not None
         }
+        return replace(self, **changes) if changes else self
+
+    def _capped(self, body: int) -> Faults:
+        """Counted faults capped at the stream's `body` chunks, as `deliver.plan_writes` caps
+        them: a cut comes after the last of them at the latest, a chunk fault lands on it."""
+        changes: dict[str, Any] = {}
+        for name in _COUNTED_NAMES:
+            number = getattr(self, name)
+            if number is not None:
+                last = body if name in _CUT_NAMES else max(body, 1)
+                if number > last:
+                    changes[name] = last
         return replace(self, **changes) if changes else self
 
     def names(self) -> list[str]:
@@ -189,6 +215,8 @@ class Faults:
                 out.append(str(value))
             elif value is True:
                 out.append(name)
+            elif value == HALFWAY:
+                out.append(_HALFWAY_NAMES[name])
             elif value not in (None, False):
                 out.append(f"{name}={value}")
         return out
@@ -197,7 +225,17 @@ class Faults:
 # The field names, once: `fields()` and enum `.value` are slow, and these run for every request.
 _FIELDS = tuple(f.name for f in fields(Faults))
 _COUNTED_NAMES = tuple(sorted(kind.value for kind in COUNTED))
+# The counted faults that end a stream early (the others change one chunk).
+_CUT_NAMES = frozenset({"truncate_after", "disconnect_after", "error_event_after", "stall_after"})
 NO_FAULTS = Faults()
+
+
+def chunks(stream: EventStream) -> int:
+    """How many chunks of `stream` faults count, as `deliver.plan_writes` numbers them: not the
+    preamble, SSE comments, nor the tail frames that complete the stream."""
+    frames = stream.frames
+    end = len(frames) - stream.tail
+    return sum(1 for index in range(stream.preamble, end) if not frames[index].startswith(b":"))
 
 
 def _kind(name: str) -> FaultType | None:
@@ -269,7 +307,7 @@ def _fault_setting(kind: FaultType, setting: Any) -> int | bool | None:
         return True
     if setting is True:
         return 1
-    if isinstance(setting, str) and setting.isdigit():
+    if isinstance(setting, str) and _whole(setting):
         setting = int(setting)
     if isinstance(setting, int) and not isinstance(setting, bool) and setting >= 1:
         return setting
@@ -357,14 +395,34 @@ def parse_fault_header(text: str) -> FaultRequest:
     and `should_retry=true|false`. ValueError says what is wrong.
     """
     items = []
+    given: dict[str, str] = {}  # each fault's name -> how it was first written
     for part in text.split(","):
         if part.strip():
             items.append(_requested(part.strip()))
+            _once(given, part.strip())
     if not items:
         raise ValueError("empty; name a fault or a named error, e.g. `rate_limit`")
     request = FaultRequest(tuple(items))
     request.for_attempt(0)  # rejects two named errors for the same attempt
     return request
+
+
+def _once(given: dict[str, str], part: str) -> None:
+    """Note the fault `part` names; ValueError if an earlier item named it (else the later one
+    would win, silently), in `x-mockai-stream`'s words."""
+    head = part.split(";")[0].strip()
+    name = head.partition("=")[0].strip()
+    kind = _kind(name)
+    key = kind.value if kind is not None else name  # (`disconnect` is `disconnect_after`)
+    if key in given:
+        raise ValueError(f"{key!r} is given twice, {given[key]} and {head}; give it once")
+    given[key] = head
+
+
+def _whole(text: str) -> bool:
+    """Whether `text` is a whole number in ASCII digits: `str.isdigit` (and `int()`) also take
+    other scripts' digits (Arabic-Indic, fullwidth) and superscripts, which no client means."""
+    return text.isascii() and text.isdigit()
 
 
 def _requested(part: str) -> Requested:
@@ -374,9 +432,14 @@ def _requested(part: str) -> Requested:
     options: dict[str, str] = {}
     for param in params:
         key, has_value, value = param.partition("=")
-        if not has_value or not key.strip() or not value.strip():
+        key, value = key.strip(), value.strip()
+        if not has_value or not key or not value:
             raise ValueError(f"{param!r} in {part!r} is not NAME=VALUE")
-        options[key.strip()] = value.strip()
+        if key in options:  # (else the later one won, silently)
+            raise ValueError(
+                f"{key!r} is given twice, {key}={options[key]} and {key}={value}; give it once"
+            )
+        options[key] = value
     counting = ["attempts", "count"]
     known = [*counting, *sorted(_ERROR_OPTIONS)] if name in errors.NAMED else counting
     for option in options:
@@ -411,7 +474,7 @@ def _counted_by(value: str | None, attempts: int | None, part: str) -> bool:
 def _attempts(value: str | None, part: str) -> int | None:
     if value is None:
         return None
-    if not value.isdigit() or int(value) < 1:
+    if not _whole(value) or int(value) < 1:
         raise ValueError(f"{part!r}: attempts must be a whole number >= 1, got {value!r}")
     return int(value)
 

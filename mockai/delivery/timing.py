@@ -25,8 +25,9 @@ from mockai.hints import suggest
 from mockai.records import rebuilt
 
 _NUMBER = r"(\d+(?:\.\d+)?|\.\d+)"
-_DURATION = re.compile(rf"^\s*{_NUMBER}\s*(ms|s|m)?\s*$")
-_RANGE = re.compile(rf"^\s*{_NUMBER}\s*(ms|s|m)?\s*-\s*{_NUMBER}\s*(ms|s|m)?\s*$")
+# ASCII: `\d` would also match other scripts' digits (`٣s`), which float() reads as well.
+_DURATION = re.compile(rf"^\s*{_NUMBER}\s*(ms|s|m)?\s*$", re.ASCII)
+_RANGE = re.compile(rf"^\s*{_NUMBER}\s*(ms|s|m)?\s*-\s*{_NUMBER}\s*(ms|s|m)?\s*$", re.ASCII)
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}
 _DURATION_HELP = "use seconds, or a string like '200ms', '1.5s' or '100ms-300ms'"
 # The longest duration anything takes: a day. It covers every real use (a 20-minute sound, a
@@ -270,7 +271,7 @@ def _known_keys(value: Mapping[Any, Any], known: frozenset[str], what: str) -> N
 
 
 def _number(value: Any, name: str) -> float:
-    if isinstance(value, str):
+    if isinstance(value, str) and value.isascii():  # (float() takes `\u0663` too)
         try:
             return float(value)
         except ValueError:

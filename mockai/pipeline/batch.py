@@ -7,9 +7,10 @@ and the line's `custom_id` in an `x-mockai-custom-id` header, so a rule can scri
 
 What cannot happen to a line is not done to it: nothing is delayed (latency, pacing), rate-limit
 budgets are not charged (the Batch API has its own queue limits), and a connection fault (a
-reset, a hang, a broken stream) leaves the line failed with a 500, as a line the API could not
-complete. Named errors (a chaos 429, a rule's error) are the line's answer, and land in the
-batch's error file.
+reset, a hang, a body dropped or stalled halfway: `disconnect_after`, `stall_after`,
+`disconnect`) leaves the line failed with a 500, as a line the API could not complete. Named
+errors (a chaos 429, a rule's error) are the line's answer, and land in the batch's error file.
+The line's journal entry lists its faults as a request's does.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import Awaitable, Mapping
 from mockai.api import batches as batch_codec
 from mockai.api.base import Codec
 from mockai.backend import StateUnavailable
+from mockai.delivery.faults import NO_FAULTS
 from mockai.errors import ApiError
 from mockai.pipeline.exchange import Endpoint
 from mockai.pipeline.journal import JournalEntry, redact_headers
@@ -97,6 +99,7 @@ async def _answer(
     """The line's status and its answer's body as JSON text (kept as bytes: a batch of large
     answers, thousands of embeddings, must not be held as Python objects)."""
     turn = Turn(budgets=False)
+    refused: Body | None = None  # the error answered (a rule's, chaos's 429, the endpoint's)
     try:
         if isinstance(line.body, dict) and line.body.get("stream"):
             raise ApiError(
@@ -107,23 +110,29 @@ async def _answer(
         outgoing = await answer(state, codec, line.body, parse_context(state, headers), entry, turn)
     except ApiError as error:
         entry.error = error.body()["error"]
-        entry.response = Body(error.status, jsonbytes.dumps(error.body()))
-        return error.status, entry.response.body
+        outgoing = refused = Body(error.status, jsonbytes.dumps(error.body()))
     except Exception:
         log.exception("mockai failed while answering line %d of a batch", line.number)
         failure = ApiError(500, "mockai internal error (see the server log)", type="server_error")
         entry.error = failure.body()["error"]
         return 500, jsonbytes.dumps(failure.body())
     plan = turn.plan
-    if plan is not None and plan.faults.no_response:
+    # The faults as they happen to this answer, journaled as for a request sent alone; one that
+    # leaves it without a whole answer (sent alone, a connection error) fails the line.
+    faults = plan.faults.for_answer(outgoing) if plan is not None else NO_FAULTS
+    entry.faults = faults.names()
+    if faults.no_response or faults.cuts_body:
         failure = ApiError(
             500,
             "The server had an error while processing your request (mockai: the injected "
-            f"fault {', '.join(plan.faults.names())} left this line without an answer).",
+            f"fault {', '.join(entry.faults)} left this line without an answer).",
             type="server_error",
         )
         entry.error = failure.body()["error"]
         return 500, jsonbytes.dumps(failure.body())
+    if refused is not None:
+        entry.response = refused
+        return refused.status, refused.body
     if isinstance(outgoing, Relay):  # a line forwarded to an upstream: read it whole
         data = b"".join([chunk async for chunk in outgoing.chunks])
         if outgoing.finish is not None:

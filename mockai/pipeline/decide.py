@@ -97,6 +97,13 @@ class Decider:
         if self.effective_fallback() == "error":
             raise self.no_match(exchange)
         if workload.heavy(exchange):  # seconds of work, for the largest legal requests
+            return await self.generated(exchange, key)
+        # (inline, not through `generated`: a coroutine call per generated answer costs)
+        return Plan(source="generator", reply=self.generator.reply(exchange, key))
+
+    async def generated(self, exchange: Exchange, key: bytes) -> Plan:
+        """The generator's Plan for `exchange`, whatever the sources would answer."""
+        if workload.heavy(exchange):  # seconds of work, for the largest legal requests
             reply = await workload.off_loop(self.generator.reply, exchange, key)
             return Plan(source="generator", reply=reply, heavy=True)
         return Plan(source="generator", reply=self.generator.reply(exchange, key))

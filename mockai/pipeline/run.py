@@ -214,6 +214,11 @@ async def answer(
     plan = injection.preempt()
     if plan is None:
         plan = injection.apply(await _admit(state, exchange, key, turn))
+    elif plan.reply is None and plan.recorded is None:
+        # A JSON body the header or chaos cuts halfway: a generated answer's stands in, and the
+        # script's step is left for the retry (delivery/chaos.py).
+        generated = await state.decider.generated(exchange, key)
+        plan = replace(plan, reply=generated.reply, heavy=generated.heavy)
     turn.plan = plan
     entry.source, entry.rule, entry.more_rules = plan.source, plan.name, plan.more_names
     if keeps_schedule(plan.timing, plan.recorded):
