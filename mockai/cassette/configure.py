@@ -91,7 +91,7 @@ def cassette_sources(config: Config, registry: MatcherRegistry = MATCHERS) -> li
             replay = shared.replay_source(
                 path,
                 settings,
-                lambda: _replay(path, config, match_on, registry, scrubber, _replayed(path)),
+                lambda: _replay(path, config, match_on, registry, scrubber, replay_only=True),
                 allow_repeats=config.allow_repeats,
             )
         sources.append(replay)
@@ -180,12 +180,26 @@ def _replay(
     registry: MatcherRegistry,
     scrubber: Scrubber,
     cassettes: list[Cassette] | None = None,
+    *,
+    replay_only: bool = False,
 ) -> ReplaySource:
     """The replay of the files under `path`, laid out anew (`ReplaySource.compact`) once what
     it was made from is gone: the files are read for it, a temporary of this call, unless a
-    recorder's `cassettes` are given (it keeps them, appending what it records)."""
+    recorder's `cassettes` are given (it keeps them, appending what it records). `replay_only`:
+    a folder holding no cassette is refused (`_replayed`).
+
+    The files read are handed to the ReplaySource as a temporary that no variable here holds:
+    compacting frees them as it goes, so the loaded and the compacted forms are not resident
+    together (a held list kept ~6 KiB an interaction more at startup, whose pages stayed with
+    the process: tests/test_cassette_compact.py)."""
     replay = ReplaySource(
-        cassettes if cassettes is not None else load_all(path) if path.exists() else [],
+        cassettes
+        if cassettes is not None
+        else _replayed(path)
+        if replay_only
+        else load_all(path)
+        if path.exists()
+        else [],
         label=str(path),
         match_on=match_on,
         registry=registry,

@@ -51,7 +51,7 @@ from vcr.serializers import compat, jsonserializer, yamlserializer
 from mockai.cassette.encodings import UndecodableBody, decoded
 from mockai.cassette.lines import NodeLines
 from mockai.errors import CassetteError
-from mockai.scenario.yamlsrc import alias_problem
+from mockai.scenario.yamlsrc import alias_problem_in
 
 CASSETTE_SUFFIXES = (".yaml", ".yml", ".json")
 OWN_FIELD = "mockai"  # our key inside each response; vcrpy keeps it and ignores it
@@ -545,19 +545,12 @@ def _counted(path: Path, text: str) -> Any:
     build billions from a few hundred bytes. The budget is a scenario file's."""
     if _serializer(path) is jsonserializer:  # (JSON has no aliases)
         return jsonserializer.deserialize(text)
-    # vcrpy's own loader where it has one (a private name, so looked up), so the text is parsed
-    # once: composed, counted, then built as `deserialize` builds it. Else it is parsed twice.
-    loader_class = getattr(yamlserializer, "_CassetteLoader", None)
-    loader = (loader_class or _SafeLoader)(text)
-    try:
-        root = loader.get_single_node()
-        if root is not None and (problem := alias_problem(root)) is not None:
-            line, message = problem
-            raise DecodeError(f"{path}:{line}: {message}")
-        if loader_class is not None:
-            return loader.construct_document(root) if root is not None else None
-    finally:
-        loader.dispose()
+    # Counted from the parser's events, then built by vcrpy: parsed twice, but never composed
+    # whole (every node of a large cassette held at once: its peak stayed resident).
+    problem = alias_problem_in(yaml.parse(text, Loader=_SafeLoader))
+    if problem is not None:
+        line, message = problem
+        raise DecodeError(f"{path}:{line}: {message}")
     return yamlserializer.deserialize(text)
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -291,48 +291,54 @@ def _count(root: yaml.Node) -> int:
     return len(seen)
 
 
-def alias_problem(root: yaml.Node) -> tuple[int, str] | None:
-    """The line and message of what `load` would report of aliases in the document under `root`
-    (values built again past the same budget, at the outermost alias's anchor; an alias inside
-    its own anchor), or None. For documents built by another constructor (vcrpy's, for
-    cassettes): the nodes are counted, not built, each distinct one's size once, so a billion
-    laughs is told in time linear in the file's size."""
-    sizes: dict[int, int] = {}  # id() of a node -> how many values building it makes
-    sizing: set[int] = set()  # the nodes being sized: one met again inside itself is recursive
-    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
-    while stack:  # (depth-first, without recursion: nesting is the file's to choose)
-        node, sized = stack.pop()
-        if sized:
-            sizing.discard(id(node))
-            sizes[id(node)] = 1 + sum(sizes[id(child)] for child in _children(node))
-        elif id(node) in sizing:
-            return node.start_mark.line + 1, "a YAML alias inside its own anchor has no value"
-        elif id(node) not in sizes:
-            sizing.add(id(node))
-            stack.append((node, True))
-            stack.extend((child, False) for child in _children(node))
-    allowed = ALIASED_VALUES + 10 * len(sizes)
-    if sizes[id(root)] - len(sizes) <= allowed:
-        return None
-    # Too many: walked again in the file's order, as `load` builds it, to the alias that
-    # overdraws the budget.
-    seen: set[int] = set()
+def alias_problem_in(events: Iterable[yaml.Event]) -> tuple[int, str] | None:
+    """The line and message of what `load` would report of aliases in the document parsed as
+    `events` (`yaml.parse`): values built again past the same budget, at the anchor of the
+    alias that overdraws it; an alias inside its own anchor. For documents built by another
+    constructor (vcrpy's, for cassettes), in time linear in the file's size and without
+    composing it (a cassette of thousands of interactions composed whole held every node at
+    once, and the server's resident memory kept that peak: tests/test_cassette_compact.py).
+    Each alias in the file's order adds the size of the value it names, as building it would;
+    the anchors open around an alias are not sized yet: an alias inside its own anchor."""
+    import yaml  # (loaded already: the events came from it)
+
+    sizes: dict[str, tuple[int, int]] = {}  # anchor -> (values its node builds, its line)
+    # The collections open around the current event: [values so far, anchor, line].
+    open_: list[list[Any]] = [[0, None, 0]]
+    aliases: list[tuple[int, int]] = []  # (size, the anchor's line), in the file's order
+    nodes = 0
+    for event in events:
+        if isinstance(event, yaml.AliasEvent):
+            if any(frame[1] == event.anchor for frame in open_):
+                return _line(event) + 1, "a YAML alias inside its own anchor has no value"
+            known = sizes.get(event.anchor)  # type: ignore[arg-type]
+            if known is not None:  # (an unknown one is the parser's error, said by the loader)
+                open_[-1][0] += known[0]
+                aliases.append(known)
+        elif isinstance(event, (yaml.ScalarEvent, yaml.CollectionStartEvent)):
+            nodes += 1
+            line = _line(event)
+            if isinstance(event, yaml.ScalarEvent):
+                open_[-1][0] += 1
+                if event.anchor is not None:
+                    sizes[event.anchor] = (1, line)
+            else:
+                open_.append([1, event.anchor, line])
+        elif isinstance(event, yaml.CollectionEndEvent) and len(open_) > 1:
+            size, anchor, line = open_.pop()
+            open_[-1][0] += size
+            if anchor is not None:
+                sizes[anchor] = (size, line)
+    allowed = ALIASED_VALUES + 10 * nodes
     spent = 0
-    nodes = [root]
-    while nodes:
-        node = nodes.pop()
-        if id(node) in seen:
-            spent += sizes[id(node)]
-            if spent > allowed:
-                return node.start_mark.line + 1, _too_many(allowed)
-            continue
-        seen.add(id(node))
-        nodes.extend(reversed(_children(node)))
-    return None  # (not reached: the walk spends all that was counted)
+    for size, line in aliases:
+        spent += size
+        if spent > allowed:
+            return line + 1, _too_many(allowed)
+    return None
 
 
-def _children(node: yaml.Node) -> list[yaml.Node]:
-    """A sequence's items, a mapping's keys and values, in the file's order."""
-    if not isinstance(node.value, list):
-        return []
-    return [part for item in node.value for part in (item if isinstance(item, tuple) else (item,))]
+def _line(event: yaml.Event) -> int:
+    mark = event.start_mark
+    return mark.line if mark is not None else 0
+
