@@ -341,4 +341,3 @@ def alias_problem_in(events: Iterable[yaml.Event]) -> tuple[int, str] | None:
 def _line(event: yaml.Event) -> int:
     mark = event.start_mark
     return mark.line if mark is not None else 0
-
