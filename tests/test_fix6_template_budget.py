@@ -123,7 +123,12 @@ def test_a_filter_chain_past_the_time_limit_answers_400_and_health_never_waits(
     status, error = answers[0]
     assert status == 400 and error["code"] == "mockai_template_error", answers
     assert error["message"].startswith("rule 'chain' reply"), error["message"]
-    assert "template time limit: rendering took more than 1 s" in error["message"]
+    # (The time limit, or on a slow moment the chain's 4,000,000 characters first: either is
+    # counted inside the filters, and either ends the render within its second.)
+    assert (
+        "template time limit: rendering took more than 1 s" in error["message"]
+        or "template size limit" in error["message"]
+    ), error["message"]
     assert took < 4, took  # (the limit is 1 s; 9 s when the chain did not count)
     assert waits and max(waits) < 3, waits  # (at most the render's second, and some slack)
 
