@@ -241,21 +241,23 @@ def _check_chat_parts(
             raise missing(f"{at}.type")
         _check_enum(f"{at}.type", kind, allowed)
         if kind in _PART_STRINGS:
-            _required_string(part, kind, at)
+            required_string(part, kind, at)
         else:
             inner = object_field(part, kind, at)
             for key in _PART_OBJECTS[kind]:
-                _required_string(inner, key, f"{at}.{kind}")
+                required_string(inner, key, f"{at}.{kind}")
         if keys:
             _check_keys(part, _PART_KEYS[kind], at)
 
 
-def _required_string(raw: Mapping[str, Any], key: str, where: str) -> None:
+def required_string(raw: Mapping[str, Any], key: str, where: str) -> str:
+    """`raw[key]`, a string: else the API's 400 naming `where.key` (missing, or mistyped)."""
     value = raw.get(key)
     if value is None:
         raise missing(f"{where}.{key}")
     if not isinstance(value, str):
         raise type_error(f"{where}.{key}", ("string",), value)
+    return value
 
 
 # Chat's `tools` union (`ChatCompletionTool`, `CustomToolChatCompletions`): each type's keys

@@ -349,9 +349,9 @@ def _check_parts(content: Any, where: str, allowed: tuple[str, ...]) -> None:
 def _function_call_item(item: Mapping[str, Any], where: str) -> Message:
     """An earlier call the model made, echoed back: an assistant turn with that tool call."""
     call = CalledTool(
-        id=_required_string(item, "call_id", where),
-        name=_required_string(item, "name", where),
-        arguments=_required_string(item, "arguments", where),
+        id=common.required_string(item, "call_id", where),
+        name=common.required_string(item, "name", where),
+        arguments=common.required_string(item, "arguments", where),
     )
     return Message(role="assistant", text="", tool_calls=(call,))
 
@@ -360,31 +360,22 @@ def _custom_call_item(item: Mapping[str, Any], where: str) -> Message:
     """An earlier custom tool call, echoed back: as a function call, its `input` the arguments
     (as chat's custom calls): the agent loop then sees the tool called (`tools.tool_to_call`)."""
     call = CalledTool(
-        id=_required_string(item, "call_id", where),
-        name=_required_string(item, "name", where),
-        arguments=_required_string(item, "input", where),
+        id=common.required_string(item, "call_id", where),
+        name=common.required_string(item, "name", where),
+        arguments=common.required_string(item, "input", where),
     )
     return Message(role="assistant", text="", tool_calls=(call,))
 
 
 def _function_output_item(item: Mapping[str, Any], where: str) -> Message:
     """The client's result for a call: a tool message answering `call_id`."""
-    call_id = _required_string(item, "call_id", where)
+    call_id = common.required_string(item, "call_id", where)
     if item.get("output") is None:
         raise missing(f"{where}.output")
     # `output` is a string or a list of input_text / input_image / input_file parts.
     _check_parts(item["output"], f"{where}.output", INPUT_PARTS)
     text, images = common.content_text(item["output"], f"{where}.output")
     return Message(role="tool", text=text, tool_call_id=call_id, images=images)
-
-
-def _required_string(item: Mapping[str, Any], key: str, where: str) -> str:
-    value = item.get(key)
-    if value is None:
-        raise missing(f"{where}.{key}")
-    if not isinstance(value, str):
-        raise type_error(f"{where}.{key}", ("string",), value)
-    return value
 
 
 def _append(messages: list[Message], message: Message) -> None:
