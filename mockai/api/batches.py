@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from mockai.api import common, files
@@ -17,18 +18,22 @@ from mockai.api.base import Codec, ParseContext, RenderContext
 from mockai.errors import ApiError
 from mockai.pipeline.exchange import Endpoint, Exchange
 from mockai.pipeline.reply import Reply
+from mockai.profiles.places import PLACES
 from mockai.wire import jsonbytes
 from mockai.wire.outgoing import Outgoing
 
-# The batch endpoints mockai answers (the API's list, less /v1/videos, which mockai lacks).
-ENDPOINTS = (
-    "/v1/responses",
-    "/v1/chat/completions",
-    "/v1/embeddings",
-    "/v1/completions",
-    "/v1/moderations",
-    "/v1/images/generations",
-    "/v1/images/edits",
+# The batch endpoints mockai answers (the API's list, less /v1/videos, which mockai lacks), and
+# the endpoint that answers each one's lines.
+ENDPOINTS: Mapping[str, Endpoint] = MappingProxyType(
+    {
+        "/v1/responses": Endpoint.RESPONSES,
+        "/v1/chat/completions": Endpoint.CHAT,
+        "/v1/embeddings": Endpoint.EMBEDDINGS,
+        "/v1/completions": Endpoint.COMPLETIONS,
+        "/v1/moderations": Endpoint.MODERATIONS,
+        "/v1/images/generations": Endpoint.IMAGES,
+        "/v1/images/edits": Endpoint.IMAGE_EDITS,
+    }
 )
 MAX_REQUESTS = 50_000  # requests per batch file
 MAX_EMBEDDING_INPUTS = 50_000  # embedding inputs across a /v1/embeddings batch
@@ -40,6 +45,10 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     """Any `/batches` route: the creation's body, or the id and query of the others."""
     batch_id = ctx.params.get("batch_id")
     if batch_id is not None:
+        if "/" in batch_id:
+            # A decoded `%2F` (`/batches/{id}%2Fcancel`): no batch has such an id, and the store
+            # reads the route by its slashes (a GET would cancel).
+            raise not_found(batch_id)
         route = f"/batches/{batch_id}" + ("/cancel" if ctx.params.get("cancel") else "")
         return _exchange(ctx, route, {})
     if ctx.method == "GET":
@@ -53,11 +62,17 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     else:
         common.check_fields("batches", body, strict=ctx.strict)
     endpoint = _versioned(body["endpoint"])
-    if endpoint not in ENDPOINTS:
+    # A batch's lines are answered as the provider it was created through answers them alone:
+    # an endpoint that provider does not have (Groq's /v1/completions) is refused here, rather
+    # than run as OpenAI's.
+    served = PLACES[ctx.provider].endpoints if ctx.provider in PLACES else frozenset(Endpoint)
+    runs = [path for path, answered_by in ENDPOINTS.items() if answered_by in served]
+    if endpoint not in runs:
+        through = "" if ctx.provider == "openai" else f" through the '{ctx.provider}' profile"
         raise ApiError(
             400,
-            f"Invalid value: '{endpoint}'. mockai runs batches for "
-            + ", ".join(f"'{e}'" for e in ENDPOINTS)
+            f"Invalid value: '{endpoint}'. mockai runs batches{through} for "
+            + ", ".join(f"'{e}'" for e in runs)
             + ".",
             param="endpoint",
             code="invalid_value",
@@ -73,6 +88,11 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     # The same object as a file's `expires_after` (BatchFileExpirationAfter): anchor and seconds.
     files.check_expiry(body.get("output_expires_after"), "output_expires_after")
     return _exchange(ctx, "/batches", body)
+
+
+def not_found(batch_id: str) -> ApiError:
+    """The API's 404 for a batch it does not hold."""
+    return ApiError(404, f"No batch found with id '{batch_id}'.", param="batch_id")
 
 
 def _versioned(endpoint: Any) -> Any:
@@ -97,6 +117,7 @@ def _exchange(ctx: ParseContext, route: str, body: Mapping[str, Any]) -> Exchang
         route=route,
         query=ctx.query,
         head=ctx.head,
+        provider=ctx.provider,
     )
 
 

@@ -31,6 +31,10 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     """Any `/files` route: the upload's form, or the id and query of the others."""
     file_id = ctx.params.get("file_id")
     if file_id is not None:
+        if "/" in file_id:
+            # A decoded `%2F` (`/files/{id}%2Fcontent`): no file has such an id, and the store
+            # reads the route by its slashes (it would serve another route).
+            raise not_found(file_id)
         route = f"/files/{file_id}" + ("/content" if ctx.params.get("content") else "")
         return _exchange(ctx, route, {})
     if ctx.method == "GET":
@@ -131,6 +135,11 @@ def file_object(
         "status": "processed",
         "status_details": None,
     }
+
+
+def not_found(file_id: str) -> ApiError:
+    """The API's 404 for a file it does not hold."""
+    return ApiError(404, f"No such File object: {file_id}", param="id")
 
 
 def deleted(file_id: str) -> dict[str, Any]:

@@ -20,14 +20,15 @@ import logging
 import time
 from collections.abc import Awaitable, Mapping
 
+from mockai import profiles
 from mockai.api import batches as batch_codec
 from mockai.api.base import Codec
 from mockai.backend import StateUnavailable
 from mockai.delivery.faults import NO_FAULTS
 from mockai.errors import ApiError
-from mockai.pipeline.exchange import Endpoint
 from mockai.pipeline.journal import JournalEntry, redact_headers
 from mockai.pipeline.run import Turn, answer, parse_context
+from mockai.profiles.base import Profile
 from mockai.server.state import ServerState
 from mockai.stores.batches import LineAnswer, Runner
 from mockai.wire import ids, jsonbytes
@@ -36,25 +37,18 @@ from mockai.wire.outgoing import Body, EventStream, Relay
 log = logging.getLogger("mockai")
 
 # A batch's `endpoint` (and each line's `url`) -> the endpoint that answers it.
-ENDPOINTS = {
-    "/v1/responses": Endpoint.RESPONSES,
-    "/v1/chat/completions": Endpoint.CHAT,
-    "/v1/embeddings": Endpoint.EMBEDDINGS,
-    "/v1/completions": Endpoint.COMPLETIONS,
-    "/v1/moderations": Endpoint.MODERATIONS,
-    "/v1/images/generations": Endpoint.IMAGES,
-    "/v1/images/edits": Endpoint.IMAGE_EDITS,
-}
-assert set(ENDPOINTS) == set(batch_codec.ENDPOINTS)
+ENDPOINTS = batch_codec.ENDPOINTS
 
 
 def runner(state: ServerState) -> Runner:
     """The function that answers a line of a batch on this server."""
 
     async def run_line(
-        line: batch_codec.Line, batch_id: str, headers: Mapping[str, str]
+        line: batch_codec.Line, batch_id: str, headers: Mapping[str, str], provider: str
     ) -> LineAnswer:
         codec = state.codecs[ENDPOINTS[batch_codec.versioned(line.url)]]
+        # (a name this version has no profile for: a record another version kept in Redis)
+        profile = profiles.PROFILES.get(provider, state.profile)
         line_headers = {**headers, "x-mockai-custom-id": line.custom_id}
         entry = JournalEntry(
             seq=state.journal.next_seq(),
@@ -72,7 +66,7 @@ def runner(state: ServerState) -> Runner:
         shared = state.backend.shared  # (every worker's journal shows the line too)
         if shared:
             await _journaled(state.journal_view.publish(entry))
-        status, body = await _answer(state, codec, line, line_headers, entry)
+        status, body = await _answer(state, codec, line, line_headers, entry, profile)
         entry.status = status
         entry.duration_ms = (time.monotonic() - entry.arrived) * 1000
         state.journal.completed(entry)  # its answer's bytes count against the budget
@@ -95,9 +89,11 @@ async def _answer(
     line: batch_codec.Line,
     headers: Mapping[str, str],
     entry: JournalEntry,
+    profile: Profile,
 ) -> tuple[int, bytes]:
     """The line's status and its answer's body as JSON text (kept as bytes: a batch of large
-    answers, thousands of embeddings, must not be held as Python objects)."""
+    answers, thousands of embeddings, must not be held as Python objects), as `profile`'s
+    provider answers the same request alone (its fields, its checks, its error envelope)."""
     turn = Turn(budgets=False)
     refused: Body | None = None  # the error answered (a rule's, chaos's 429, the endpoint's)
     try:
@@ -107,10 +103,12 @@ async def _answer(
                 "Streaming is not supported in the Batch API: remove 'stream' from the request.",
                 param="stream",
             )
-        outgoing = await answer(state, codec, line.body, parse_context(state, headers), entry, turn)
+        context = parse_context(state, headers, profile)
+        outgoing = await answer(state, codec, line.body, context, entry, turn, profile)
     except ApiError as error:
+        error = profile.errors.adapt(error)
         entry.error = error.body()["error"]
-        outgoing = refused = Body(error.status, jsonbytes.dumps(error.body()))
+        outgoing = refused = profile.errors.render(error)
     except Exception:
         log.exception("mockai failed while answering line %d of a batch", line.number)
         failure = ApiError(500, "mockai internal error (see the server log)", type="server_error")

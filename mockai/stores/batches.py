@@ -4,7 +4,9 @@ Like background responses, a batch moves one status per retrieval, not by time, 
 polling loop runs and ends without sleeping: `validating` -> `in_progress` (or `failed`, with the
 input file's errors) -> `finalizing` (every line has been answered) -> `completed` (the output
 and error files are written). `cancel` makes it `cancelling`, and the next retrieval
-`cancelled`. Listing, and a HEAD, show batches as they stand, without moving them.
+`cancelled` (once the lines being answered are, with their answers in the files). Listing, and
+a HEAD, show batches as they stand, without moving them. Their times come from the clock the
+file store keeps (`FileStore.tick`), one second a step.
 
 The lines are answered when the batch leaves `in_progress`, one after another in file order, by
 the pipeline (`mockai.pipeline.batch`): rules, cassettes and chaos answer each as they would
@@ -23,6 +25,7 @@ import io
 import itertools
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
@@ -41,6 +44,7 @@ from mockai.wire.usage import top_level_usage
 log = logging.getLogger("mockai")
 
 DEFAULT_CAPACITY = 1000
+_TURN = 0.005  # seconds of answering lines before other requests get the loop
 TERMINAL = ("completed", "failed", "cancelled", "expired")
 R = TypeVar("R")
 
@@ -54,8 +58,9 @@ class LineAnswer:
     request_id: str
 
 
-# Answers one line of a batch: (line, batch id, the creating request's headers) -> answer.
-Runner = Callable[[codec.Line, str, Mapping[str, str]], Awaitable[LineAnswer]]
+# Answers one line of a batch: (line, batch id, the creating request's headers, the provider
+# profile it came through) -> answer.
+Runner = Callable[[codec.Line, str, Mapping[str, str], str], Awaitable[LineAnswer]]
 
 
 @dataclass(slots=True)
@@ -71,6 +76,9 @@ class BatchRecord:
     output_expiry: int | None
     headers: Mapping[str, str]  # the creating request's (lines see its Host, not its key)
     key: bytes
+    # The provider profile the batch was created through: its lines are answered as that
+    # provider answers them alone (kept with the record: with --state, another worker runs them).
+    profile: str = "openai"
     status: str = "validating"
     times: dict[str, int | None] = field(default_factory=dict)
     errors: list[dict[str, Any]] | None = None
@@ -138,6 +146,7 @@ _RESULTS_HEAD = 8  # the bytes `_ResultsBytes` adds to the results
 
 
 _BATCHES = kept.JsonCodec(_record_json, _record_from_json)
+_PLACE = kept.JsonCodec(int, int)
 _RESULTS = _ResultsBytes()
 
 
@@ -172,8 +181,10 @@ class BatchStore:
         # in this process they are the file store's own bytes, shared by every batch of a file).
         self._lines: Records[bytes] = backend.records("batch-lines", RawBytes(), held)
         self._results: Records[Results] = backend.records("batch-results", _RESULTS, held)
-        # Only its serial numbers: seconds past a batch's creation, for its *_at times.
-        self._clock: Records[Results] = backend.records("batch-clock", _RESULTS, 1)
+        # Forgotten batches' places in the list (their `created_at`): a cursor naming one still
+        # names its place (a client paging while new batches make room), for the last
+        # `capacity` forgotten (as the file store keeps deleted files' places).
+        self._places: Records[int] = backend.records("batch-places", _PLACE, capacity)
         self._token = secrets.token_hex(8)  # this process, as a batch's runner
         self._running: dict[str, asyncio.Future[None]] = {}  # lines this process is answering
 
@@ -190,11 +201,12 @@ class BatchStore:
             id=ids.batch_id(digest),
             endpoint=str(body["endpoint"]),
             input_file_id=str(body["input_file_id"]),
-            created_at=self.created + number,
+            created_at=await self._now(),
             metadata=body.get("metadata"),
             output_expiry=expiry.get("seconds") if isinstance(expiry, dict) else None,
             headers={k: v for k, v in exchange.headers.items() if k.lower() == "host"},
             key=digest,
+            profile=exchange.provider,
         )
         await self._batches.put(record.id, record)
         return record
@@ -203,7 +215,7 @@ class BatchStore:
         """A held batch; the API's 404 otherwise."""
         record = await self._batches.get(batch_id)
         if record is None:
-            raise _not_found(batch_id)
+            raise codec.not_found(batch_id)
         return record
 
     async def listed(self) -> list[BatchRecord]:
@@ -212,7 +224,7 @@ class BatchStore:
 
     async def clear(self) -> None:
         """Forget every batch (the server's reset)."""
-        for records in (self._batches, self._lines, self._results, self._clock):
+        for records in (self._batches, self._lines, self._results, self._places):
             await records.clear()
         self._running.clear()
 
@@ -231,6 +243,7 @@ class BatchStore:
                 "batches until they end (or reset the server) to create more.",
                 code="mockai_storage_full",
             )
+        await self._places.put(victim.id, victim.created_at)
         await self._batches.pop(victim.id)
         await self._lines.pop(victim.id)
         await self._results.pop(victim.id)
@@ -240,10 +253,13 @@ class BatchStore:
         try:
             return await self._batches.update(batch_id, change)
         except KeyError:
-            raise _not_found(batch_id) from None
+            raise codec.not_found(batch_id) from None
 
-    async def _tick(self) -> int:
-        return await self._clock.next_serial()
+    async def _now(self) -> int:
+        """The time of a batch's step: the configured creation time plus the clock files and
+        batches share (one second a step), so a batch is never older than its input file, and
+        its output file falls between its finalizing and its completion."""
+        return self.created + await self.files.tick()
 
     # --- the /batches routes --------------------------------------------------------------------
 
@@ -253,8 +269,7 @@ class BatchStore:
         if len(parts) == 1:
             if exchange.method == "POST":
                 return _json((await self.create(exchange, key)).shown())
-            shown = [record.shown() for record in await self.listed()]
-            return _json(items.page(shown, {"order": "desc", **exchange.query}))
+            return _json(await self._page(exchange.query))
         record = await self.get(parts[1])
         if len(parts) == 3:
             return _json(await self.cancel(record))
@@ -262,9 +277,24 @@ class BatchStore:
             return _json(record.shown())
         return _json((await self.advance(record)).shown())
 
+    async def _page(self, query: Mapping[str, str]) -> dict[str, Any]:
+        """A page of the list, newest first. A batch's place is its `created_at` (one clock
+        second each): an `after` naming a batch forgotten since still names its place."""
+        held = await self.listed()
+        after = query.get("after")
+        elsewhere = None
+        if after is not None and not any(record.id == after for record in held):
+            elsewhere = await self._places.get(after)
+        return items.page(
+            [record.shown() for record in held],
+            {"order": "desc", **query},
+            places=[record.created_at for record in held],
+            elsewhere=elsewhere,
+        )
+
     async def cancel(self, record: BatchRecord) -> dict[str, Any]:
         """`cancelling` now, `cancelled` at the next retrieval; the API's 400 once finished."""
-        tick = await self._tick()
+        now = await self._now()
 
         def change(record: BatchRecord) -> dict[str, Any]:
             if record.status in TERMINAL or record.status == "cancelling":
@@ -274,7 +304,7 @@ class BatchStore:
                     param="batch_id",
                 )
             record.status = "cancelling"
-            record.times["cancelling_at"] = record.created_at + tick
+            record.times["cancelling_at"] = now
             return record.shown()
 
         return await self._change(record.id, change)
@@ -290,12 +320,12 @@ class BatchStore:
         if status == "in_progress":
             if not record.answered:
                 await self._run(record)
-            tick = await self._tick()
+            now = await self._now()
 
             def finalizing(record: BatchRecord) -> BatchRecord:
                 if record.status == "in_progress" and record.answered:
                     record.status = "finalizing"
-                    record.times["finalizing_at"] = record.created_at + tick
+                    record.times["finalizing_at"] = now
                 return record
 
             moved = await self._change(record.id, finalizing)
@@ -307,16 +337,35 @@ class BatchStore:
                 record, "completed" if status == "finalizing" else "cancelled"
             )
         if status == "cancelling":
-            return await self._move(record, "cancelling", "cancelled")
+            return await self._cancelled(record)
         return record
 
+    async def _cancelled(self, record: BatchRecord) -> BatchRecord:
+        """A batch cancelled before its lines were all answered: one whose lines this process
+        is answering ends with what they answered (the spec's "partial results ... in the
+        output file", request_counts as the files hold them), not with them left behind; one
+        another worker answers shows as it stands until that worker has them (it ends with
+        them then); one never claimed ends now, with no results."""
+        running = self._running.get(record.id)
+        if running is not None:
+            await asyncio.shield(running)
+            self._running.pop(record.id, None)
+            return await self._finish(record, "cancelled")
+        if record.runner is not None:
+            return record
+        moved = await self._move(record, "cancelling", "cancelled")
+        if moved.status == "cancelled":
+            await self._lines.pop(record.id)
+            await self._results.pop(record.id)
+        return moved
+
     async def _move(self, record: BatchRecord, was: str, to: str) -> BatchRecord:
-        tick = await self._tick()
+        now = await self._now()
 
         def move(record: BatchRecord) -> BatchRecord:
             if record.status == was:
                 record.status = to
-                record.times[f"{to}_at"] = record.created_at + tick
+                record.times[f"{to}_at"] = now
             return record
 
         return await self._change(record.id, move)
@@ -339,7 +388,7 @@ class BatchStore:
         if not errors:
             assert stored is not None
             await self._lines.put(record.id, stored)  # before any worker sees it in progress
-        tick = await self._tick()
+        now = await self._now()
 
         def validated(record: BatchRecord) -> BatchRecord:
             if record.status != "validating":
@@ -347,12 +396,12 @@ class BatchStore:
             if errors:
                 record.errors = errors
                 record.status = "failed"
-                record.times["failed_at"] = record.created_at + tick
+                record.times["failed_at"] = now
                 return record
             record.counts = (len(lines), 0, 0)
             record.model = model
             record.status = "in_progress"
-            record.times["in_progress_at"] = record.created_at + tick
+            record.times["in_progress_at"] = now
             return record
 
         return await self._change(record.id, validated)
@@ -403,8 +452,14 @@ class BatchStore:
         good, bad = io.BytesIO(), io.BytesIO()
         completed = 0
         usage = codec.UsageTotals()
+        turn_ends = time.monotonic() + _TURN
         for position, line in enumerate(codec.valid_lines(data, record.endpoint)):
-            answer = await self.runner(line, record.id, record.headers)
+            if time.monotonic() >= turn_ends:
+                # A line answered in memory never waits, so the loop would serve nothing else
+                # until every line was (50,000 lines: seconds): let it, every few ms of work.
+                await asyncio.sleep(0)
+                turn_ends = time.monotonic() + _TURN
+            answer = await self.runner(line, record.id, record.headers, record.profile)
             text = codec.output_line(
                 ids.batch_request_id(record.key, line.number),
                 line.custom_id,
@@ -439,8 +494,10 @@ class BatchStore:
             record.counts = counts
             record.usage = usage.shown()
 
-        with contextlib.suppress(KeyError):  # (forgotten meanwhile: a reset)
+        try:
             await self._batches.update(record.id, answered)
+        except KeyError:  # (forgotten meanwhile, a reset: its results would be left behind)
+            await self._results.pop(record.id)
         await self._lines.pop(record.id)
 
     def _unkept_line(self, record: BatchRecord, message: str, number: int, custom_id: str) -> bytes:
@@ -485,14 +542,14 @@ class BatchStore:
             await self._results.put(record.id, results)  # (the state unreachable: try again)
             raise
         was = record.status
-        tick = await self._tick()
+        now = await self._now()
 
         def finished(record: BatchRecord) -> BatchRecord:
             record.output_file_id = output.id if output is not None else None
             record.error_file_id = error.id if error is not None else None
             if record.status == was:
                 record.status = to
-                record.times[f"{to}_at"] = record.created_at + tick
+                record.times[f"{to}_at"] = now
             return record
 
         return await self._change(record.id, finished)
@@ -509,22 +566,18 @@ class BatchStore:
         )
         log.warning("batch %s: %s", record.id, message)
         was = record.status
-        tick = await self._tick()
+        now = await self._now()
 
         def unkept(record: BatchRecord) -> BatchRecord:
             if record.status == was:
                 record.status = "failed" if to == "completed" else to
-                record.times[f"{record.status}_at"] = record.created_at + tick
+                record.times[f"{record.status}_at"] = now
                 record.errors = [
                     {"code": "mockai_storage_full", "message": message, "param": None, "line": None}
                 ]
             return record
 
         return await self._change(record.id, unkept)
-
-
-def _not_found(batch_id: str) -> ApiError:
-    return ApiError(404, f"No batch found with id '{batch_id}'.", param="batch_id")
 
 
 def _file_error(message: str) -> dict[str, Any]:

@@ -9,10 +9,11 @@ lost. What the files take is held in one more collection, a charge per file (its
 within the bounds and given back in one atomic step each (one script in Redis): workers
 uploading at the same instant cannot pass the bounds together, and never wait on each other.
 
-Ids and timestamps are reproducible: the n-th file of a server gets `created_at` = the
-configured creation time + n seconds (so lists sort as uploaded), and an id derived from the
-upload's content key and how many times the same upload was made before (as a response's id:
-other files uploaded first change no file's id).
+Ids and timestamps are reproducible: a file's `created_at` is the configured creation time + n
+seconds, n counting the files and the batches' steps of the server (one clock for both, `tick`:
+a batch is never older than its input file, nor its output file than its finalizing), so lists
+sort as uploaded; its id derives from the upload's content key and how many times the same
+upload was made before (as a response's id: other files uploaded first change no file's id).
 """
 
 from __future__ import annotations
@@ -89,8 +90,9 @@ class FileStore:
         # Room for twice the bound: the bound refuses uploads, the records never evict a file.
         self._files: Records[StoredFile] = backend.records("files", _FILES, 2 * capacity)
         self._data: Records[bytes] = backend.records("file-data", RawBytes(), 2 * capacity)
-        # A charge per held file (its size, weighing as much), numbered as the files are: the
-        # n-th file's charge is "n" (its `created_at` is the creation time + n).
+        # A charge per held file (its size, weighing as much), numbered by the server's clock
+        # of files and batches (`tick`): a file's charge is "n", its `created_at` the creation
+        # time + n.
         self._charges: Records[int] = backend.records("file-charges", _PLACE, 2 * capacity)
         # Deleted files' places in the list (their `created_at`): a cursor naming one still
         # names its place (a client deleting while it pages), for the last `capacity` deleted.
@@ -136,7 +138,7 @@ class FileStore:
         key: bytes,
         expires_after: int | None,
     ) -> StoredFile:
-        created = self.created + number  # files ever added: times derive from their number
+        created = self.created + number  # (the clock's second its charge was numbered at)
         if expires_after is None and purpose in ("batch", "batch_output"):
             expires_after = BATCH_EXPIRY
         stored = StoredFile(
@@ -163,8 +165,8 @@ class FileStore:
                 return made
 
     async def _reserve(self, size: int) -> int:
-        """Charge a new file of `size` bytes against the bounds: its number (1, 2, 3, ... as
-        files are added), or the 400 when it would pass them. One atomic step, however many
+        """Charge a new file of `size` bytes against the bounds: its number (the next `tick`),
+        or the 400 when it would pass them. One atomic step, however many
         workers upload at once (never an optimistic retry: contention must not fail)."""
         number = await self._charges.add_within(size, size, self.capacity, self.max_bytes)
         if number is None:
@@ -178,6 +180,11 @@ class FileStore:
             )
         return number
 
+    async def tick(self) -> int:
+        """The next second of the clock files and batches share (the files' charges number
+        their files by it: one counter, atomic whichever worker takes it)."""
+        return await self._charges.next_serial()
+
     async def room(self) -> int:
         """The bytes a new file may still hold (a batch's output is kept within them): what the
         bound leaves, and no more than the shared state holds as one value."""
@@ -190,7 +197,7 @@ class FileStore:
         """A held file; the API's 404 otherwise."""
         stored = await self._files.get(file_id)
         if stored is None:
-            raise not_found(file_id)
+            raise codec.not_found(file_id)
         return stored
 
     async def data(self, file_id: str) -> bytes | None:
@@ -211,7 +218,7 @@ class FileStore:
         # retry deletes it; never its bytes charged for good with the file gone.
         await self._charges.pop(str(stored.created_at - self.created))
         if await self._files.pop(file_id) is None:  # deleted meanwhile
-            raise not_found(file_id)
+            raise codec.not_found(file_id)
         await self._data.pop(file_id)
         await self._places.put(file_id, stored.created_at)
         return stored
@@ -238,7 +245,7 @@ class FileStore:
             stored = await self.get(file_id)
             data = await self.data(file_id)
             if data is None:  # deleted meanwhile
-                raise not_found(file_id)
+                raise codec.not_found(file_id)
             return Body(200, data, _content_type(stored.filename))
         if exchange.method == "DELETE":
             return _json(codec.deleted((await self.delete(file_id)).id))
@@ -271,11 +278,6 @@ class FileStore:
             places=[stored.created_at for stored in chosen],
             elsewhere=elsewhere,
         )
-
-
-def not_found(file_id: str) -> ApiError:
-    """The API's 404 for a file it does not hold."""
-    return ApiError(404, f"No such File object: {file_id}", param="id")
 
 
 def _json(value: Any) -> Body:
