@@ -192,3 +192,17 @@ def test_top_logprobs_needs_logprobs_true(client: openai.OpenAI) -> None:
     assert entries and all(len(entry.top_logprobs) == 2 for entry in entries)
     plain = client.chat.completions.create(model="gpt-4o-mini", messages=HELLO, top_logprobs=None)
     assert plain.choices[0].logprobs is None
+
+
+def test_top_logprobs_alone_is_openais_rule_only(client: openai.OpenAI) -> None:
+    """Under another provider's prefix the request is that provider's to judge (OpenRouter,
+    Ollama take `top_logprobs` as they take it): OpenAI's 400 is OpenAI's."""
+    base = str(client.base_url).rstrip("/").removesuffix("/v1")
+    for prefix in ("/openrouter/api/v1", "/ollama/v1"):
+        answer = httpx.post(
+            f"{base}{prefix}/chat/completions",
+            json={"model": "gpt-4o-mini", "messages": HELLO, "top_logprobs": 2},
+            headers={"Authorization": "Bearer sk-x"},
+            timeout=10,
+        )
+        assert answer.status_code == 200, (prefix, answer.text)

@@ -65,7 +65,11 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         common.parse_metadata(body["metadata"])
     stream, include_usage = common.stream_settings(body)
     common.check_logit_bias(body)
-    if get("top_logprobs") is not None and get("logprobs") is not True:
+    if (
+        get("top_logprobs") is not None
+        and get("logprobs") is not True
+        and ctx.provider == "openai"  # (OpenAI's rule: another provider's are its own)
+    ):
         raise _top_logprobs_alone()
     if info.reasoning and get("max_tokens") is not None:
         raise ApiError(
@@ -118,9 +122,10 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
 
 
 def _top_logprobs_alone() -> ApiError:
-    # The spec: "`logprobs` must be set to `true` if this parameter is used" (any value, 0 too;
-    # null is a parameter not given). The API refuses it rather than answer without logprobs,
-    # in these words and with no code (a 400 quoted in IBM/unitxt#1193).
+    # The spec: "`logprobs` must be set to `true` if this parameter is used" (any value: the
+    # spec makes no exception for 0; null is a parameter not given). The API refuses it rather
+    # than answer without logprobs, in these words and with no code (a 400 quoted in
+    # IBM/unitxt#1193, for `top_logprobs: 20`).
     return ApiError(
         400,
         "The 'top_logprobs' parameter is only allowed when 'logprobs' is enabled.",

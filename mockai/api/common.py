@@ -169,7 +169,7 @@ def _check_enum(param: str, value: Any, allowed: tuple[str, ...]) -> None:
 # keys each message (`properties`) and each part type may carry (the keys with `--strict-requests`
 # only). The deprecated `function` role takes no array: its content is left to the codec.
 # tests/test_fix6_content_parts.py checks these tables against the vendored spec.
-_ROLE_PARTS: dict[str, tuple[str, ...]] = {
+_ROLE_PARTS: dict[str, tuple[str, ...]] = {  # (in the spec's order: the 400 lists them so)
     "developer": ("text",),
     "system": ("text",),
     "user": ("text", "image_url", "input_audio", "file"),
@@ -180,8 +180,19 @@ _MESSAGE_KEYS: dict[str, frozenset[str]] = {
     "developer": frozenset({"role", "content", "name"}),
     "system": frozenset({"role", "content", "name"}),
     "user": frozenset({"role", "content", "name"}),
+    # (+ `annotations`: the API's answer carries them (`[]`), so the SDK's tool loop,
+    # `messages.append(completion.choices[0].message)`, sends them back; the spec lags)
     "assistant": frozenset(
-        {"role", "content", "refusal", "name", "audio", "tool_calls", "function_call"}
+        {
+            "role",
+            "content",
+            "refusal",
+            "name",
+            "audio",
+            "tool_calls",
+            "function_call",
+            "annotations",
+        }
     ),
     "tool": frozenset({"role", "content", "tool_call_id"}),
     "function": frozenset({"role", "content", "name"}),
@@ -221,9 +232,28 @@ def _check_messages(messages: Any, *, keys: bool) -> None:
         if keys:
             _check_keys(message, _MESSAGE_KEYS[role], f"messages[{index}]")
         content = message.get("content")
-        parts = _ROLE_PARTS.get(role)
-        if type(content) is list and parts is not None:
-            _check_chat_parts(content, f"messages[{index}].content", parts, keys=keys)
+        if (
+            type(content) is list
+            and role in _ROLE_PARTS
+            and (keys or not content or not all(_plain_part(part, role) for part in content))
+        ):
+            where = f"messages[{index}].content"
+            _check_chat_parts(content, where, _ROLE_PARTS[role], keys=keys)
+
+
+def _plain_part(part: Any, role: str) -> bool:
+    """Whether `part` is beyond reproach for `role` (the way nearly every request's parts are),
+    told without making a string: every chat request walks its parts, and the paths of the
+    400 (`messages[0].content[1].image_url`) are made only for a part that may need one."""
+    if type(part) is not dict:
+        return True  # (a bare string is read as text; anything else is content_text's 400)
+    kind = part.get("type")
+    if kind not in _ROLE_PARTS[role]:
+        return False
+    if kind in _PART_STRINGS:
+        return type(part.get(kind)) is str
+    inner = part.get(kind)
+    return type(inner) is dict and all(type(inner.get(key)) is str for key in _PART_OBJECTS[kind])
 
 
 def _check_chat_parts(
@@ -234,7 +264,7 @@ def _check_chat_parts(
     _CONTENT_ARRAY.check(where, content)
     for index, part in enumerate(content):
         if type(part) is not dict:
-            continue  # (a bare string is read as text; anything else is content_text's 400)
+            continue  # (as `_plain_part`)
         at = f"{where}[{index}]"
         kind = part.get("type")
         if kind is None:

@@ -71,9 +71,10 @@ def _pattern(
 # and a non-JSON event are scrubbed as text.
 _ESCAPED = r"(?<=\\[nrtbf])|(?<=\\u[0-9A-Fa-f]{4})"
 _B = rf"(?:(?<![A-Za-z])|{_ESCAPED})"
-# `sk-` keys whose prefix has more parts than `sk-` are keys after anything, a letter included:
-# no word ends in `sk-proj-`.
-_SK_PARTS = r"sk-(?:proj|svcacct|admin|ant|or-v1)-"
+# `sk-proj-` and `sk-svcacct-` keys are keys after anything, a letter included: no word ends in
+# them. (`sk-admin-`, `sk-ant-`, `sk-or-v1-` keep the letter rule: `task-admin-permissions` and
+# `desk-ant-colony` are words an answer may hold.)
+_SK_PARTS = r"sk-(?:proj|svcacct)-"
 _SK_START = rf"(?:(?<![A-Za-z])|{_ESCAPED}|(?={_SK_PARTS}))"
 # Google keys and AWS key ids are spelled in base64's own letters, so base64 data (an embedding,
 # an image, audio) holds such a run by chance now and then; rewriting it would corrupt the data
