@@ -60,8 +60,10 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         body=body,
         headers=ctx.headers,
         stream=stream,
-        messages=tuple(Message("user", p) for p in prompts),
-        user_text=prompts[-1] if prompts else "",
+        # One user turn, whatever the number of prompts: each prompt is a request of its own
+        # (rules match them one by one, as sent alone), not a turn of one conversation.
+        messages=(Message("user", prompts[-1]),),
+        user_text=prompts[-1],
         n=n,
         max_tokens=DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens,
         model_max_output=info.max_output_tokens,

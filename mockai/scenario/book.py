@@ -302,9 +302,10 @@ class RuleBook:
         import mockai.scenario.per_input as per_input
 
         whole = self._first(exchange)
-        if whole is None:
-            return None
-        if not per_input.tests_inputs(whole):
+        split = self._splits_up_to(whole, exchange)
+        if not split and (whole is None or not per_input.tests_inputs(whole)):
+            # No rule asked up to `whole` sees an input alone otherwise than in the batch (a
+            # `user` condition failing the batch fails each of its inputs): the plain path.
             return whole
         singles = [per_input.alone(exchange, (i,)) for i in range(len(exchange.inputs))]
         groups = per_input.group([self._first(single) for single in singles])
@@ -312,7 +313,22 @@ class RuleBook:
             # The batch as a whole matched (say a `body` condition on the whole input list), no
             # input alone does: the rule answers the batch, as written.
             return whole
+        only = groups[0].rule if len(groups) == 1 else None
+        if only is not None and only is whole and not per_input.tests_inputs(only):
+            return whole  # (every input alone is the batch's rule's, as the plain path answers)
         return groups
+
+    def _splits_up_to(self, whole: Rule | None, exchange: Exchange) -> bool:
+        """Whether a rule asked before `whole`, or `whole` (all rules when None), has a `body`
+        condition on the batch's inputs (per_input.splits); the caller holds the lock."""
+        import mockai.scenario.per_input as per_input
+
+        for rule in (*self._runtime, *self._scenario):
+            if per_input.splits(rule, exchange):
+                return True
+            if rule is whole:
+                return False
+        return False
 
     def _merge_batch(
         self,

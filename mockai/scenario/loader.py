@@ -594,11 +594,15 @@ class _ShadowIndex:
             yield ("same", subject, test)  # (implies an identical test alone)
             return
         text = test.value.casefold() if test.ignore_case else test.value
-        # (an `equals` is tested against the other condition, which casefolds once more)
-        for seen in {text, text.casefold()} if test.ignore_case else {text}:
+        # (an `equals` is tested against the other condition, which casefolds once more; a
+        # case-sensitive test implies tests ignoring case too, by its folded text)
+        seen = {(True, text), (True, text.casefold())}
+        if not test.ignore_case:
+            seen = {(False, text), (True, text.casefold())}
+        for ignore_case, looked_up in seen:
             for how in _NEEDLE_OPS.values():
-                for needle in self._held(how, subject, test.ignore_case, seen):
-                    yield (how, subject, test.ignore_case, needle)
+                for needle in self._held(how, subject, ignore_case, looked_up):
+                    yield (how, subject, ignore_case, needle)
 
     def _held(self, how: str, subject: str, ignore_case: bool, text: str) -> Iterable[str]:
         """The slices of `text` that may be filed needles of this kind (as a part, a prefix, a

@@ -9,15 +9,23 @@ up says "already consumed", a regex condition whose search was stopped says so (
 a rule whose conditions all hold and that is not used up was not reached: matching stopped
 before it, the request's regex searches having run out of time (the error says where).
 Everything registered is listed last, grouped by where it came from.
+
+A batch of inputs (embeddings, moderations, legacy completions prompts) is matched input by input
+(`per_input`), so each rule is shown against the input it comes closest to, as the request of
+that input alone (its `user`, `turn` and `body`), the header naming which (`prompt 2 of 3`).
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from mockai import regexes
-from mockai.pipeline.exchange import Exchange
+from mockai.pipeline.exchange import Endpoint, Exchange
+from mockai.scenario import per_input
+from mockai.scenario.matchers.base import Matcher
+from mockai.scenario.operators import Op, TextTest
 from mockai.scenario.rules import Rule
 
 SHOWN = 3
@@ -32,6 +40,10 @@ UNDECIDED = "regex search stopped at its time bound: undecided, so it does not h
 # is written whole and moves its row's `|` to the right.
 _LEFT, _RIGHT = 80, 64
 _LISTED = 20
+# A batch's inputs each rule is compared with (the first ones): a report over 2,048 embeddings
+# inputs times every rule would cost more than the request it explains.
+_INPUTS = 20
+_LOOKED_AT = 2000  # characters of a request text compared by their looks (as `text_distance`)
 
 
 @dataclass(frozen=True)
@@ -49,6 +61,7 @@ class _Verdict:
     held: int
     consumed: bool = False
     score: float = 0.0  # lower is closer
+    request: str = ""  # which of a batch's inputs the rows show (`, prompt 2 of 3`)
 
 
 def evaluate(rule: Rule, served: int, exchange: Exchange) -> _Verdict:
@@ -66,11 +79,11 @@ def evaluate(rule: Rule, served: int, exchange: Exchange) -> _Verdict:
         failure = None if ok else f"{condition.subject} does not match"
         if undecided:
             failure = f"{condition.subject}: {UNDECIDED}"
-        rows.append(
-            _Row(
-                f"{condition.subject}: {condition.expected()}", condition.actual(exchange), failure
-            )
-        )
+        left, right = f"{condition.subject}: {condition.expected()}", condition.actual(exchange)
+        if not ok and _look_alike(condition, exchange):
+            # Escaped, so that the report shows what differs: `'\ufb01le'` beside `'file'`.
+            left, right = _escaped(left), _escaped(right)
+        rows.append(_Row(left, right, failure))
         failed, held = failed + (not ok), held + ok
         # WireMock-style distance: near values rank close; conditions that hold pull closer.
         # (Undecided: as far as can be, without searching again.)
@@ -86,6 +99,32 @@ def evaluate(rule: Rule, served: int, exchange: Exchange) -> _Verdict:
         failed += 1
         rows.append(_Row(_limit_text(rule), f"served {served}", _consumed(served, limit)))
     return _Verdict(rule, tuple(rows), failed, held, consumed, score)
+
+
+def _look_alike(condition: Matcher, exchange: Exchange) -> bool:
+    """Whether a text condition that failed would hold were the texts compared by how they look:
+    compatibility forms (the `fi` ligature, full-width letters) as their letters, and without
+    marks and invisible characters, which print the same or not at all."""
+    test = getattr(condition, "test", None)
+    text_of = getattr(condition, "text", None)
+    if not isinstance(test, TextTest) or text_of is None or test.op is Op.REGEX or test.negate:
+        return False
+    text = text_of(exchange)
+    if text is None or (text.isascii() and test.value.isascii()):
+        return False
+    looks = TextTest.make(test.op, _looks(test.value), ignore_case=test.ignore_case)
+    return looks.test(_looks(text[:_LOOKED_AT]))
+
+
+def _looks(text: str) -> str:
+    kept = unicodedata.normalize("NFKD", text)
+    return "".join(
+        ch for ch in kept if not unicodedata.combining(ch) and unicodedata.category(ch) != "Cf"
+    )
+
+
+def _escaped(cell: str) -> str:
+    return cell.encode("ascii", "backslashreplace").decode("ascii")
 
 
 def _limit_text(rule: Rule) -> str:
@@ -106,7 +145,8 @@ def report(rules: Sequence[Rule], served: Mapping[str, int], exchange: Exchange)
     """The lines of the no-match report for `exchange` (empty when there are no rules)."""
     if not rules:
         return []
-    verdicts = [evaluate(rule, served.get(rule.name, 0), exchange) for rule in rules]
+    views = _views(exchange)
+    verdicts = [_closest(rule, served.get(rule.name, 0), views) for rule in rules]
     ranked = sorted(enumerate(verdicts), key=lambda iv: (iv[1].score, iv[0]))
     lines = ["", f"Closest rules (of {len(rules)}), best first:"]
     for _, verdict in ranked[:SHOWN]:
@@ -117,12 +157,35 @@ def report(rules: Sequence[Rule], served: Mapping[str, int], exchange: Exchange)
     return lines
 
 
+def _views(exchange: Exchange) -> list[tuple[str, Exchange]]:
+    """What rules are compared with: the request, or each input of a batch as sent alone, with
+    the header's words naming it."""
+    if not per_input.splittable(exchange):
+        return [("", exchange)]
+    noun = "prompt" if exchange.endpoint is Endpoint.COMPLETIONS else "input"
+    count = len(exchange.inputs)
+    return [
+        (f", {noun} {i + 1} of {count}", per_input.alone(exchange, (i,)))
+        for i in range(min(count, _INPUTS))
+    ]
+
+
+def _closest(rule: Rule, served: int, views: Sequence[tuple[str, Exchange]]) -> _Verdict:
+    """`rule`'s verdict on the view it comes closest to (the first of equally close ones)."""
+    best: _Verdict | None = None
+    for request, view in views:
+        verdict = evaluate(rule, served, view)
+        if best is None or verdict.score < best.score:
+            best = replace(verdict, request=request)
+    assert best is not None  # (a view at least: the request itself)
+    return best
+
+
 def _table(verdict: _Verdict, exchange: Exchange) -> list[str]:
     rule = verdict.rule
     left = min(_LEFT, max(len(r.left) for r in verdict.rows))
-    right = min(
-        _RIGHT, max([len(r.right) for r in verdict.rows] + [len(exchange.endpoint.value) + 8])
-    )
+    header = f"{exchange.endpoint.value} request{verdict.request}"
+    right = min(_RIGHT, max([len(r.right) for r in verdict.rows] + [len(header)]))
 
     def row(a: str, b: str, failure: str | None = None) -> str:
         text = f"{a:<{left}} | {b:<{right}}"
@@ -131,7 +194,7 @@ def _table(verdict: _Verdict, exchange: Exchange) -> list[str]:
     rule_line = f"{rule.label}: {_summary(verdict)}"
     lines = [
         rule_line,
-        row("Closest rule", f"{exchange.endpoint.value} request"),
+        row("Closest rule", header),
         "-" * (left + right + 3),
     ]
     lines.extend(row(r.left, r.right, r.failure) for r in verdict.rows)

@@ -11,12 +11,18 @@ or a mapping with exactly one operator, optionally `ignore_case: true`, or `{not
 
 The operator set is the `Op` enum (equals, contains, startswith, endswith, regex); an unknown
 operator is a load-time problem naming the valid ones.
+
+Texts are compared composed (NFC), the condition's and the request's alike: `é` typed on macOS
+(an `e` and a combining accent, NFD) is the `é` of a scenario file, as the generated embeddings
+already treat it.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -45,6 +51,28 @@ log = logging.getLogger("mockai")
 
 OPS = tuple(op.value for op in Op)
 _MODIFIERS = ("ignore_case", "not")
+
+
+# Request texts up to this long are composed once (`composed`), however many conditions test
+# them; the cache holds a few of them, so it holds a few megabytes at most.
+_CACHED_LENGTH = 64 * 1024
+
+
+def composed(text: str) -> str:
+    """`text` in its composed form (NFC); an ASCII text (most) is its own, told in O(1)."""
+    if text.isascii():
+        return text
+    if len(text) > _CACHED_LENGTH:
+        return unicodedata.normalize("NFC", text)
+    return _composed(text)
+
+
+@functools.lru_cache(maxsize=32)
+def _composed(text: str) -> str:
+    # Keyed by the text: every condition testing one request text (each rule's `user`, the
+    # no-match report's) gets the form made for the first. (A str caches its hash, and the
+    # lookup finds the very same object: a dict probe, not a comparison of the texts.)
+    return unicodedata.normalize("NFC", text)
 
 
 def _tester(op: Op, value: str) -> Callable[[str], bool]:
@@ -80,7 +108,7 @@ def _bounded_search(
     def test(text: str) -> bool:
         nonlocal warned
         try:
-            return search(text) != negate
+            return search(text if text.isascii() else composed(text)) != negate
         except RegexTimeout as error:
             if not error.whole:
                 raise
@@ -100,11 +128,15 @@ def _compose(
         assert pattern is not None
         # Negated inside, where a search that timed out is told from one that found nothing.
         return _bounded_search(pattern, value, negate, origin)
+    # (`isascii` inlined: the test of an ASCII text, most, pays one O(1) call for composing)
     if ignore_case:
         base = _tester(op, value.casefold())
-        test: Callable[[str], bool] = lambda text: base(text.casefold())  # noqa: E731
+        test: Callable[[str], bool] = lambda text: base(  # noqa: E731
+            (text if text.isascii() else composed(text)).casefold()
+        )
     else:
-        test = _tester(op, value)
+        plain = _tester(op, value)
+        test = lambda text: plain(text if text.isascii() else composed(text))  # noqa: E731
     if negate:
         positive = test
         return lambda text: not positive(text)
@@ -140,6 +172,8 @@ class TextTest:
         origin: str = "",
     ) -> TextTest:
         """A compiled test (raises re.error for a bad regex)."""
+        # (compared with composed texts: see the module docstring)
+        value = unicodedata.normalize("NFC", value)
         flags = re.IGNORECASE if ignore_case else 0
         pattern = regexes.bounded(value, flags) if op is Op.REGEX else None
         test = _compose(op, value, ignore_case, negate, pattern, origin)
@@ -164,16 +198,23 @@ class TextTest:
         """True when every text passing `self` certainly passes `other` (for shadowing checks)."""
         if self == other:
             return True
-        if self.negate or other.negate or self.ignore_case != other.ignore_case:
+        if self.negate or other.negate or (self.ignore_case and not other.ignore_case):
             return False
-        if self.ignore_case and Op.REGEX in (self.op, other.op):
+        if Op.REGEX in (self.op, other.op):
+            # A regex is implied by the same regex alone, so that the shadowing check files
+            # regexes by their text (searching each with every `equals` text compares them in
+            # pairs: minutes for a few thousand rules).
             return False
-        mine = self.value.casefold() if self.ignore_case else self.value
+        # A case-sensitive test implies one ignoring case as its folded form would: folding
+        # maps each character on its own, so a text holding `self`'s value holds its folded
+        # form once folded.
+        mine = self.value.casefold() if other.ignore_case else self.value
         if self.op is Op.EQUALS:
-            # Not a regex it matches: a regex is implied by the same regex alone, so that the
-            # shadowing check files regexes by their text (searching each with every `equals`
-            # text compares them in pairs: minutes for a few thousand rules).
-            return other.op is not Op.REGEX and other.test(mine)
+            if self.ignore_case != other.ignore_case and other.op is Op.EQUALS:
+                # True, but left out: `equals` conditions are looked up by one key each
+                # (`exact_key`), implied by their like alone.
+                return False
+            return other.test(mine if self.ignore_case else self.value)
         theirs = other.value.casefold() if other.ignore_case else other.value
         if other.op is Op.CONTAINS and self.op in (Op.STARTSWITH, Op.ENDSWITH, Op.CONTAINS):
             return theirs in mine

@@ -9,9 +9,11 @@ input no rule matches alone gets the generator's answer for it. A legacy complet
 several prompts is the same (each prompt is its own completion: lm-evaluation-harness sends
 batches of them): each prompt gets `n` choices, prompt by prompt.
 
-Only batches need this, and only when the rule the whole batch matched tests the inputs: any other
-rule matches each input exactly as it matches the batch, so the plain path (one rule for the whole
-request) is taken and costs nothing more.
+Only batches need this, and only when some rule may answer an input alone otherwise than the batch:
+one testing the inputs (`user`), or one with a `body` condition on the inputs' field (`prompt`,
+`input`), which sees the whole list in the batch and one input's own value alone. A batch whose
+rules up to the one it matched have neither takes the plain path (that rule answers each input
+alone just as it answers the batch, and no earlier rule answers any alone), at no extra cost.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from mockai.generate import embeddings, moderation
 from mockai.pipeline.exchange import Endpoint, Exchange, Message
 from mockai.pipeline.fingerprint import request_keys
 from mockai.pipeline.reply import Choice, Reply
+from mockai.scenario.matchers.fields import BodyField
 from mockai.scenario.matchers.texts import User
 from mockai.scenario.rules import Rule
 
@@ -54,17 +57,29 @@ def tests_inputs(rule: Rule) -> bool:
     return any(isinstance(condition, User) for condition in rule.conditions)
 
 
+def splits(rule: Rule, exchange: Exchange) -> bool:
+    """True when `rule` has a `body` condition on the field holding `exchange`'s inputs: it sees
+    the whole list in a batch, and one input's own value in the request of that input alone."""
+    field = _field(exchange)
+    return any(
+        isinstance(condition, BodyField) and condition.path[0] == field
+        for condition in rule.conditions
+    )
+
+
 def alone(exchange: Exchange, indexes: Sequence[int]) -> Exchange:
-    """The request as if it had been sent with only the inputs at `indexes`."""
+    """The request as if it had been sent with only the inputs at `indexes` (one input: as a
+    request of it alone sends it, `"input": "text"`, so `body` conditions see it so)."""
     field = _field(exchange)
     raw = exchange.body[field]
     texts = tuple(exchange.inputs[i] for i in indexes)
     body = {**exchange.body, field: [raw[i] for i in indexes]}
+    if len(indexes) == 1:
+        body[field] = raw[indexes[0]]
     if exchange.endpoint is not Endpoint.COMPLETIONS:
         return replace(exchange, inputs=texts, user_text="\n".join(texts), body=body)
-    if len(indexes) == 1:  # one prompt, sent as a single request of it would send it
-        body[field] = raw[indexes[0]]
-    messages = tuple(Message("user", text) for text in texts)
+    # One turn, as the codec parses any completions request (see completions.parse).
+    messages = (Message("user", texts[-1]),)
     return replace(exchange, inputs=texts, user_text=texts[-1], messages=messages, body=body)
 
 
