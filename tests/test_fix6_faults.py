@@ -62,7 +62,7 @@ def test_a_body_cut_by_the_header_leaves_the_step_for_the_retry(
     server: MockServer, header: str, journaled: list[str]
 ) -> None:
     name = server.add_rule(STEPS)
-    with openai.OpenAI(base_url=server.url, api_key=API_KEY, max_retries=2, timeout=0.5) as client:
+    with openai.OpenAI(base_url=server.url, api_key=API_KEY, max_retries=2, timeout=1.5) as client:
         reply = client.chat.completions.create(
             model="gpt-4o-mini", messages=STEP, extra_headers={"x-mockai-fault": header}
         )
@@ -289,4 +289,4 @@ def test_the_server_answers_a_400_naming_the_header(
     assert answer.status_code == 400, answer.text
     error: dict[str, Any] = answer.json()["error"]
     assert error["param"] == name and name in error["message"]
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 4  # (refused at once: no fault was applied)

@@ -129,8 +129,8 @@ def test_a_filter_chain_past_the_time_limit_answers_400_and_health_never_waits(
         "template time limit: rendering took more than 1 s" in error["message"]
         or "template size limit" in error["message"]
     ), error["message"]
-    assert took < 4, took  # (the limit is 1 s; 9 s when the chain did not count)
-    assert waits and max(waits) < 3, waits  # (at most the render's second, and some slack)
+    assert took < 6, took  # (the limit is 1 s; 9-27 s when the chain did not count)
+    assert waits and max(waits) < 4, waits  # (at most the render's second, and some slack)
 
 
 # --- 2. the size limit, before the string is made ----------------------------------------------

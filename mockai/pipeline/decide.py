@@ -97,16 +97,19 @@ class Decider:
         if self.effective_fallback() == "error":
             raise self.no_match(exchange)
         if workload.heavy(exchange):  # seconds of work, for the largest legal requests
-            return await self.generated(exchange, key)
+            return await self._off_loop(exchange, key)
         # (inline, not through `generated`: a coroutine call per generated answer costs)
         return Plan(source="generator", reply=self.generator.reply(exchange, key))
 
     async def generated(self, exchange: Exchange, key: bytes) -> Plan:
         """The generator's Plan for `exchange`, whatever the sources would answer."""
         if workload.heavy(exchange):  # seconds of work, for the largest legal requests
-            reply = await workload.off_loop(self.generator.reply, exchange, key)
-            return Plan(source="generator", reply=reply, heavy=True)
+            return await self._off_loop(exchange, key)
         return Plan(source="generator", reply=self.generator.reply(exchange, key))
+
+    async def _off_loop(self, exchange: Exchange, key: bytes) -> Plan:
+        reply = await workload.off_loop(self.generator.reply, exchange, key)
+        return Plan(source="generator", reply=reply, heavy=True)
 
     def effective_fallback(self) -> str:
         """`generate` or `error`, as configured or (when not configured) as loaded."""

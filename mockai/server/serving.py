@@ -227,13 +227,15 @@ async def serve_socket(
         await lifecycle.shut_down(runner, config.grace)
 
 
-def _notice(config: Config, notice: str, fields: dict[str, object] | None = None) -> None:
+def _notice(
+    config: Config, notice: str, fields: dict[str, object] | None = None, level: str = "info"
+) -> None:
     """`mockai: NOTICE` on stderr (a JSON line under `--log-format json`, where every line is
     JSON). A stderr that cannot be written loses it: the shutdown it announces must still run."""
     if config.log_format == "json":
         from mockai.server.logs import json_line
 
-        notice = json_line(notice, {**(fields or {}), "pid": os.getpid()})
+        notice = json_line(notice, {**(fields or {}), "pid": os.getpid()}, level=level)
     else:
         notice = f"mockai: {notice}"
     say(notice, sys.stderr)
@@ -292,14 +294,7 @@ class Workers:
         else:
             code = os.waitstatus_to_exitcode(status)
             how, fields = f"exit code {code}", {"exit_code": code}
-        notice = f"worker {pid} exited ({how})"
-        if self.config.log_format == "json":  # (where every line is JSON)
-            from mockai.server.logs import json_line
-
-            notice = json_line(notice, {"worker": pid, **fields, "pid": os.getpid()}, level="error")
-        else:
-            notice = f"mockai: {notice}"
-        say(notice, sys.stderr)  # (a stderr nobody reads must not stop the server)
+        _notice(self.config, f"worker {pid} exited ({how})", {"worker": pid, **fields}, "error")
 
 
 def run(config: Config) -> None:
