@@ -346,3 +346,13 @@ def test_a_word_ending_in_a_key_prefix_is_no_key_but_the_same_glued_to_a_name_is
     assert SCRUBBER.scan(glued)
     assert SCRUBBER.scrub_text(glued).startswith(word + glue)
     assert a + b not in SCRUBBER.scrub_text(glued).replace("-", "")
+
+
+@pytest.mark.parametrize("prefix", MULTI_PART)
+def test_a_key_after_a_percent_escape_is_a_key(prefix: str) -> None:
+    """In an encoded URL (`?next=%2Fv1%3Fkey%3Dsk-...`) the character before a key is the last
+    of an escape, a letter in the text but an `=` or a `/` in what it encodes."""
+    key = prefix + "api03-" + BODY
+    for text in (f"https://x.test/cb?next=%2Fv1%3Fkey%3D{key}", f"path%2F{key}", f"%3a{key}"):
+        assert key not in SCRUBBER.scrub_text(text), text
+        assert SCRUBBER.scan(text), text

@@ -68,8 +68,9 @@ def _pattern(
 # accented letter is caught too. Right after a JSON string escape (`\n`, `\t`, `\u00e9`), whose
 # last character is a letter or a hex digit in the text while the string it encodes has a line
 # break or an `é` there, a key starts too: a JSONL line in a multipart upload, a bare-string body
-# and a non-JSON event are scrubbed as text.
-_ESCAPED = r"(?<=\\[nrtbf])|(?<=\\u[0-9A-Fa-f]{4})"
+# and a non-JSON event are scrubbed as text. So is one right after a URL's percent escape
+# (`?next=%2Fv1%3Fkey%3Dsk-...`: `%3D` is an `=`, whose text ends in a letter).
+_ESCAPED = r"(?<=\\[nrtbf])|(?<=\\u[0-9A-Fa-f]{4})|(?<=%[0-9A-Fa-f]{2})"
 _B = rf"(?:(?<![A-Za-z])|{_ESCAPED})"
 # `sk-proj-` and `sk-svcacct-` keys are keys after anything, a letter included: no word ends in
 # them. (`sk-admin-`, `sk-ant-`, `sk-or-v1-` keep the letter rule: `task-admin-permissions` and
