@@ -338,7 +338,7 @@ def test_the_tables_are_the_specs() -> None:
     for message in messages:
         role = message["properties"]["role"]["enum"][0]
         # (the one key the spec lags on: the answer's own `annotations`, sent back by the SDK)
-        lag = {"annotations"} if role == "assistant" else set()
+        lag = {"assistant": {"annotations"}, "tool": {"name"}}.get(role, set())
         assert common._MESSAGE_KEYS[role] == set(message["properties"]) | lag
         content = message["properties"]["content"]
         arrays = [
@@ -425,3 +425,15 @@ def test_the_sdks_tool_loop_passes_strict_requests(strict: httpx.Client) -> None
     )
     second = openai_client.chat.completions.create(model=MODEL, messages=messages, tools=[tool])
     assert second.choices[0].finish_reason in ("stop", "tool_calls")
+
+
+def test_a_tool_message_naming_its_function_passes_strict_requests(strict: httpx.Client) -> None:
+    """The cookbook's (and LangChain JS's) tool result: `{"role": "tool", "tool_call_id": ...,
+    "name": ..., "content": ...}`."""
+    call = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    messages = [
+        {"role": "user", "content": "go"},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "call_1", "name": "f", "content": "done"},
+    ]
+    assert _chat(strict, messages=messages).status_code == 200

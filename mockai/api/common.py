@@ -194,7 +194,9 @@ _MESSAGE_KEYS: dict[str, frozenset[str]] = {
             "annotations",
         }
     ),
-    "tool": frozenset({"role", "content", "tool_call_id"}),
+    # (+ `name`: the OpenAI cookbook's tool loop sends it to the API, as LangChain JS's
+    # ToolMessage and litellm's docs do; the spec lags)
+    "tool": frozenset({"role", "content", "tool_call_id", "name"}),
     "function": frozenset({"role", "content", "name"}),
 }
 _PART_KEYS: dict[str, frozenset[str]] = {
