@@ -66,10 +66,17 @@ async def _health(request: web.Request) -> web.Response:
 
 async def _requests(request: web.Request) -> web.Response:
     """The journal, a page at a time: `?limit=N` (at most 1000) newest entries, or with
-    `?after=SEQ` the entries after that sequence number, oldest first (follow `last_seq`)."""
+    `?after=SEQ` the entries after that sequence number, oldest first (follow `last_seq`);
+    `?bodies=0` leaves out each entry's `body`."""
     limit = _count(request, "limit", PAGE_MAX)
     after = _count(request, "after", None)
+    bodies = _switch(request, "bodies")
     data, more = await request.app[STATE].journal_view.page(min(limit or 0, PAGE_MAX), after)
+    if not bodies:
+        # The inspector page lists the journal without bodies (up to 16 MiB of them) and reads
+        # one when its row is selected: a page open for hours holds none but that one.
+        for entry in data:
+            entry.pop("body", None)
     return _json(
         {
             "object": "list",
@@ -103,6 +110,19 @@ def _count(request: web.Request, name: str, default: int | None) -> int | None:
             code="invalid_type",
         )
     return count
+
+
+def _switch(request: web.Request, name: str) -> bool:
+    """A `?name=0|1` switch, on unless sent as 0 (empty: on, as `_count` takes empty)."""
+    value = request.query.get(name) or "1"
+    if value not in ("0", "1"):
+        raise ApiError(
+            400,
+            f"Invalid '{name}': expected 0 or 1, got {_shown(value)}.",
+            param=name,
+            code="invalid_value",
+        )
+    return value == "1"
 
 
 def _shown(value: str) -> str:
@@ -139,9 +159,11 @@ async def _inspector(request: web.Request) -> web.Response:
         charset="utf-8",
         headers={
             "Cache-Control": "no-store",
-            # Everything it needs is inline or from this server: no CDN, nothing else.
+            # Everything it needs is inline or from this server: no CDN, nothing else. Its
+            # icon is an empty `data:` one: without it a browser asks for /favicon.ico, which
+            # the journal would list as a request.
             "Content-Security-Policy": "default-src 'self'; script-src 'unsafe-inline'; "
-            "style-src 'unsafe-inline'; connect-src 'self'",
+            "style-src 'unsafe-inline'; connect-src 'self'; img-src data:",
         },
     )
 
