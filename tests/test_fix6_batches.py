@@ -14,6 +14,7 @@ HTTP against a real server.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -382,3 +383,75 @@ def test_any_id_holding_a_slash_is_the_apis_404(
         assert http.get(f"/{kind}/{held}").json()["id"] == held  # still there
     if kind == "batches":
         assert client.batches.retrieve(held).status not in ("cancelling", "cancelled")
+
+
+# --- 5. a cancel ends a batch whose answering failed; the clock moves only with a step -----------
+
+
+def image_lines(count: int) -> bytes:
+    line = {"model": "dall-e-2", "prompt": "a cat", "response_format": "b64_json"}
+    return jsonl(
+        [
+            {"custom_id": f"p{i}", "method": "POST", "url": "/v1/images/generations", "body": line}
+            for i in range(count)
+        ]
+    )
+
+
+def test_a_refused_cancel_moves_no_clock(client: openai.OpenAI) -> None:
+    batch = finish(client, create(client, chat_lines(1)))
+    assert batch.status == "completed"
+    before = client.files.create(file=("a.txt", b"a"), purpose="user_data")
+    for _ in range(2):
+        with pytest.raises(openai.BadRequestError, match="status 'completed'"):
+            client.batches.cancel(batch.id)
+    after = client.files.create(file=("b.txt", b"b"), purpose="user_data")
+    assert after.created_at == before.created_at + 1
+
+
+def test_with_redis_a_cancel_ends_a_batch_whose_answering_failed(redis: RedisServer) -> None:
+    import redis as redis_py
+
+    shared = redis.url()  # (one namespace: two workers of one server)
+    with (
+        checked_server(state=shared) as runner,
+        checked_server(state=shared) as other,
+        sdk(runner) as first,
+        sdk(other) as second,
+    ):
+        # Pictures: each line is rendered off the loop (~30 ms), so requests come in between them.
+        created = create(first, image_lines(40), "/v1/images/generations")
+        batch = first.batches.retrieve(created.id)
+        assert batch.status == "in_progress"
+        ran: dict[str, int] = {}
+
+        def answer_lines() -> None:
+            # (a failing test stops the servers under it: no unhandled error in the thread)
+            with contextlib.suppress(httpx.HTTPError):
+                answered = httpx.get(f"{runner.url}/batches/{batch.id}", timeout=30)
+                ran["status"] = answered.status_code
+
+        answering = threading.Thread(target=answer_lines)
+        answering.start()
+        deadline = time.monotonic() + 5
+        while not journaled_lines(runner, batch.id) and time.monotonic() < deadline:
+            time.sleep(0.002)
+        # Polls of the other worker while `runner` answers the lines move nothing, nor the clock.
+        before = second.files.create(file=("a.txt", b"a"), purpose="user_data")
+        for _ in range(3):
+            assert second.batches.retrieve(batch.id).status == "in_progress"
+        after = second.files.create(file=("b.txt", b"b"), purpose="user_data")
+        assert after.created_at == before.created_at + 1
+        assert second.batches.cancel(batch.id).status == "cancelling"
+        state = redis_py.Redis(port=redis.port)
+        state.config_set("maxmemory", 1)  # (every write refused: the answers cannot be kept)
+        try:
+            answering.join(timeout=30)
+            assert ran == {"status": 503}  # (the race this test is about: lines still running)
+        finally:
+            state.config_set("maxmemory", 0)
+            state.close()
+        ended = first.batches.retrieve(batch.id)
+        assert ended.status == "cancelled" and ended.cancelled_at is not None
+        assert (ended.output_file_id, ended.error_file_id) == (None, None)
+        assert second.batches.retrieve(batch.id).status == "cancelled"

@@ -20,9 +20,13 @@ from hypothesis import strategies as st
 from sdk import sdk
 
 from mockai import MockServer
+from mockai.pipeline.exchange import Endpoint, Exchange
+from mockai.scenario.index import RuleIndex
+from mockai.scenario.matchers.fields import BodyField
 from mockai.scenario.matchers.values import ModelGlob
 from mockai.scenario.operators import Op, TextTest, compile_text
 from mockai.scenario.problems import Problems
+from mockai.scenario.rules import Rule, compile_rule
 
 EMBEDDING = "text-embedding-3-small"
 INSTRUCT = "gpt-3.5-turbo-instruct"
@@ -414,11 +418,17 @@ def test_a_case_sensitive_condition_implies_one_ignoring_case() -> None:
 # --- 5. texts are compared composed (NFC) --------------------------------------------------------
 
 
+# Three rules gated by a literal of their `user` text: enough for the rule index to narrow the
+# candidates by the literals the request's text holds (`index._WORTH_INDEXING`).
+TOPICS = [{"match": {"endpoint": "chat", "user": f"topic {i}"}, "reply": f"T{i}"} for i in range(3)]
+
+
 @pytest.fixture(scope="module")
 def pinned() -> Iterator[Any]:
     with checked_server(fallback="generate") as running:
         running.add_rules(
             [
+                *TOPICS,
                 {
                     "match": {"endpoint": "embeddings", "user": {"equals": "café au lait"}},
                     "reply": {"vector": [1.0, 0.0]},
@@ -454,3 +464,194 @@ def test_the_report_escapes_texts_that_look_alike() -> None:
             {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "file"}]},
         )
     assert "user: equals '\\ufb01le' | 'file' <<<<< user does not match" in lines
+
+
+def compiled(definitions: list[dict[str, Any]]) -> list[Rule]:
+    problems = Problems("<test>")
+    rules = [
+        compile_rule(d, file="<test>", line=0, name=f"r{n}", kind="rule", problems=problems)
+        for n, d in enumerate(definitions)
+    ]
+    assert not problems.items, problems.items
+    return [rule for rule in rules if rule is not None]
+
+
+# Composed and decomposed letters, and their parts alone, so that literals and texts overlap in
+# either form.
+ACCENTED = st.lists(st.sampled_from(["é", "e\u0301", "e", "\u0301", "a", " "]), max_size=5).map(
+    "".join
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["contains", "equals", "startswith", "endswith"]), ACCENTED),
+        min_size=3,
+        max_size=8,
+    ),
+    ACCENTED,
+    st.sampled_from(["NFC", "NFD"]),
+)
+def test_the_index_keeps_every_rule_a_text_in_either_form_matches(
+    conditions: list[tuple[str, str]], text: str, form: str
+) -> None:
+    definitions = [
+        {"match": {"user": {op: value or "a"}}, "reply": "x"} for op, value in conditions
+    ]
+    rules = compiled(definitions)
+    request = Exchange(
+        endpoint=Endpoint.CHAT,
+        model="gpt-4o-mini",
+        body={},
+        headers={},
+        user_text=unicodedata.normalize(form, text),
+    )
+    candidates = RuleIndex(rules).candidates(request)
+    matching = [rule for rule in rules if all(check(request) for check in rule.checks)]
+    assert [rule for rule in candidates if rule in matching] == matching
+
+
+def test_the_report_ranks_a_decomposed_text_as_near_as_its_composed_form() -> None:
+    with MockServer(log_requests=False) as running:
+        running.add_rules(
+            [
+                {"name": "far", "match": {"user": {"equals": "cafe au la"}}, "reply": "x"},
+                {"name": "near", "match": {"user": {"equals": "café au lait"}}, "reply": "y"},
+            ]
+        )
+        # ("café au lai" is one letter from 'near', two from 'far', in either form)
+        text = unicodedata.normalize("NFD", "café au lai")
+        answer = post(
+            running,
+            "/chat/completions",
+            {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]},
+        )
+    assert answer.status_code == 400
+    message = answer.json()["error"]["message"]
+    assert message.index("rule 'near'") < message.index("rule 'far'"), message
+
+
+# --- 6. a rule on the whole input list, and a list of one input ---------------------------------
+
+PINS: list[dict[str, Any]] = [
+    {
+        "name": "pin-b",  # before the list rules: it keeps `b` in their batches
+        "match": {"endpoint": "embeddings", "body": {"input": "b"}},
+        "reply": {"vector": [1.0, 0.0]},
+    },
+    {
+        "name": "list-ab",
+        "match": {"endpoint": "embeddings", "body": {"input": ["a", "b"]}},
+        "reply": {"vector": [0.0, 1.0]},
+    },
+    {
+        "name": "list-cd",
+        "match": {"endpoint": "embeddings", "body": {"input": ["c", "d"]}},
+        "reply": {"vector": [0.0, 2.0]},
+    },
+    {
+        "name": "pin-d",  # after `list-cd`: it does not take `d` from it
+        "match": {"endpoint": "embeddings", "body": {"input": "d"}},
+        "reply": {"vector": [2.0, 0.0]},
+    },
+    {
+        "name": "user-x",
+        "match": {"endpoint": "embeddings", "user": {"equals": "x"}},
+        "reply": {"vector": [3.0, 0.0]},
+    },
+    {
+        "name": "pin-q",  # written as a list of one
+        "match": {"endpoint": "embeddings", "body": {"input": ["q"]}},
+        "reply": {"vector": [4.0, 0.0]},
+    },
+    {
+        "name": "pin-moderation",
+        "match": {"endpoint": "moderations", "body": {"input": "flag me"}},
+        "reply": {"flagged": True, "categories": {"violence": True}},
+    },
+    {"name": "catch-all", "match": {"endpoint": "embeddings"}, "reply": {"vector": [9.0, 9.0]}},
+]
+
+
+@pytest.fixture(scope="module")
+def lists() -> Iterator[Any]:
+    with checked_server(fallback="generate") as running:
+        running.add_rules(PINS)
+        yield running
+
+
+@pytest.mark.parametrize(
+    ("batch", "expected"),
+    [
+        (["a", "b"], [[0.0, 1.0], [1.0, 0.0]]),  # `b`: pin-b, written first
+        (["c", "d"], [[0.0, 2.0], [0.0, 2.0]]),  # `d`: list-cd, written before pin-d
+        (["a", "c"], [[9.0, 9.0], [9.0, 9.0]]),  # no list rule: the catch-all
+        (["x", "y"], [[3.0, 0.0], [9.0, 9.0]]),  # a `user` rule answers its input only
+        (["d", "x"], [[2.0, 0.0], [3.0, 0.0]]),
+    ],
+)
+def test_a_rule_on_the_whole_list_answers_the_batch_before_a_catch_all(
+    lists: Any, batch: list[str], expected: list[list[float]]
+) -> None:
+    assert vectors(lists, batch) == expected
+
+
+@pytest.mark.parametrize("sent", ["q", ["q"], ["other", "q"], ["q", "x"]])
+def test_a_rule_written_as_a_list_of_one_pins_its_input(lists: Any, sent: Any) -> None:
+    index = sent.index("q") if isinstance(sent, list) else 0
+    assert vectors(lists, sent)[index] == [4.0, 0.0]
+
+
+def test_a_pinned_input_sent_as_a_list_of_one_keeps_its_pin(lists: Any, server: Any) -> None:
+    with sdk(server) as client:
+        for sent in (["the pinned query"], "the pinned query"):
+            answer = client.embeddings.create(model=EMBEDDING, input=sent)
+            assert answer.data[0].embedding == [1.0, 0.0, 0.0]
+    assert texts(server, ["alpha"]) == ["ALPHA"]  # a list of one prompt
+    with sdk(lists) as client:
+        for sent in (["flag me"], "flag me", ["fine", "flag me"]):
+            result = client.moderations.create(input=sent).results[-1]
+            assert result.flagged, sent
+
+
+def test_langchain_embed_query_gets_the_pinned_vector(lists: Any) -> None:
+    langchain_openai = pytest.importorskip("langchain_openai")
+    # (without `check_embedding_ctx_length=False` it sends token ids, which tiktoken makes
+    # from encodings it downloads)
+    embedder = langchain_openai.OpenAIEmbeddings(
+        model=EMBEDDING, base_url=lists.url, api_key="sk-test", check_embedding_ctx_length=False
+    )
+    assert embedder.embed_query("q") == [4.0, 0.0]  # sent as ["q"]
+    assert embedder.embed_documents(["a document", "q"])[1] == [4.0, 0.0]
+
+
+JSON_SCALARS = st.one_of(st.text(max_size=4), st.integers(-3, 3), st.booleans(), st.none())
+# (not a list of one: one level of list is unwrapped, `[[x]]` is not `x`)
+JSON_VALUES = st.one_of(
+    JSON_SCALARS, st.lists(JSON_SCALARS, max_size=3).filter(lambda v: len(v) != 1)
+)
+
+
+def body_holds(wanted: Any, sent: Any, endpoint: Endpoint, field: str = "input") -> bool:
+    problems = Problems("<test>")
+    (condition,) = BodyField.compile({field: wanted}, 1, "match", problems)
+    request = Exchange(endpoint=endpoint, model="m", body={field: sent}, headers={})
+    return condition.holds(request) and condition.predicate()(request)
+
+
+@settings(max_examples=150, deadline=None)
+@given(JSON_VALUES, JSON_VALUES, st.sampled_from(list(Endpoint)))
+def test_a_list_of_one_input_is_that_input_only_in_an_inputs_field(
+    wanted: Any, other: Any, endpoint: Endpoint
+) -> None:
+    field = "prompt" if endpoint is Endpoint.COMPLETIONS else "input"
+    inputs = endpoint in (Endpoint.EMBEDDINGS, Endpoint.MODERATIONS, Endpoint.COMPLETIONS)
+    for rule, sent in [(wanted, wanted), ([wanted], [wanted])]:
+        assert body_holds(rule, sent, endpoint, field)
+    for rule, sent in [(wanted, [wanted]), ([wanted], wanted)]:
+        assert body_holds(rule, sent, endpoint, field) is inputs, (rule, sent)
+    if other != wanted and [other] != wanted and other != [wanted]:
+        # Told apart as before: only a list of one is its item.
+        assert not body_holds(wanted, other, endpoint, field)
+        assert not body_holds(wanted, [other], endpoint, field)

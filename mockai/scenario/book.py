@@ -302,32 +302,53 @@ class RuleBook:
         import mockai.scenario.per_input as per_input
 
         whole = self._first(exchange)
-        split = self._splits_up_to(whole, exchange)
+        split = self._splits_before(whole, exchange)
         if not split and (whole is None or not per_input.tests_inputs(whole)):
-            # No rule asked up to `whole` sees an input alone otherwise than in the batch (a
-            # `user` condition failing the batch fails each of its inputs): the plain path.
+            # No rule asked before `whole` sees an input alone otherwise than in the batch (a
+            # `user` condition failing the batch fails each of its inputs), so none answers an
+            # input alone, and `whole` answers them all: the plain path.
             return whole
-        singles = [per_input.alone(exchange, (i,)) for i in range(len(exchange.inputs))]
-        groups = per_input.group([self._first(single) for single in singles])
+        firsts = [self._first(per_input.alone(exchange, (i,))) for i in range(len(exchange.inputs))]
+        if whole is not None:
+            firsts = self._whole_answers(whole, firsts)
+        groups = per_input.group(firsts)
         if all(g.rule is None for g in groups):
-            # The batch as a whole matched (say a `body` condition on the whole input list), no
-            # input alone does: the rule answers the batch, as written.
-            return whole
+            return whole  # (None: `whole` would answer some input)
         only = groups[0].rule if len(groups) == 1 else None
         if only is not None and only is whole and not per_input.tests_inputs(only):
             return whole  # (every input alone is the batch's rule's, as the plain path answers)
         return groups
 
-    def _splits_up_to(self, whole: Rule | None, exchange: Exchange) -> bool:
-        """Whether a rule asked before `whole`, or `whole` (all rules when None), has a `body`
-        condition on the batch's inputs (per_input.splits); the caller holds the lock."""
+    def _whole_answers(self, whole: Rule, firsts: list[Rule | None]) -> list[Rule | None]:
+        """Each input's rule, given `whole` matched the batch and `firsts` (each input's first
+        rule alone); the caller holds the lock.
+
+        A rule testing the inputs (`user`) that answers some of them alone answers those, and
+        the others get their own rules (or the generator). Otherwise `whole` matched the batch
+        as a whole (say `body: {input: [a, b]}`): it answers every input, except those a rule
+        before it answers alone (asked first, that rule wins them, as it would alone); a rule
+        after it never does, though alone each input may fail `whole`."""
+        import mockai.scenario.per_input as per_input
+
+        if per_input.tests_inputs(whole) and any(rule is whole for rule in firsts):
+            return firsts
+        before: set[int] = set()
+        for rule in (*self._runtime, *self._scenario):
+            if rule is whole:
+                break
+            before.add(id(rule))
+        return [rule if rule is not None and id(rule) in before else whole for rule in firsts]
+
+    def _splits_before(self, whole: Rule | None, exchange: Exchange) -> bool:
+        """Whether a rule asked before `whole` (every rule when None) has a `body` condition on
+        the batch's inputs (per_input.splits); the caller holds the lock."""
         import mockai.scenario.per_input as per_input
 
         for rule in (*self._runtime, *self._scenario):
-            if per_input.splits(rule, exchange):
-                return True
             if rule is whole:
                 return False
+            if per_input.splits(rule, exchange):
+                return True
         return False
 
     def _merge_batch(

@@ -5,9 +5,9 @@ A scenario of many rules usually tells them apart by what the user says (`user: 
 request answered by the 20th rule paid for 19 that never could. A rule whose `user` condition is a
 plain literal (contains, equals, startswith or endswith; case-sensitive, not negated) can only
 match a request whose user text *contains* that literal, so the index keeps, per literal, the
-rules it gates; a request tests each distinct literal once (`literal in text`, no function call)
-and only the rules gated by a literal found, plus the rules without such a gate, are checked in
-full, in their order.
+rules it gates; a request tests each distinct literal once (`literal in text`, no function call;
+the text composed (NFC), as the conditions compare it) and only the rules gated by a literal
+found, plus the rules without such a gate, are checked in full, in their order.
 
 The index only narrows: every candidate still runs all its conditions, so a rule is picked
 exactly when the plain scan would pick it (tests/test_rule_index.py states this as a property).
@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 from mockai.pipeline.exchange import Endpoint, Exchange
 from mockai.scenario.matchers.texts import User
-from mockai.scenario.operators import Op
+from mockai.scenario.operators import Op, composed
 from mockai.scenario.rules import Rule
 
 # Operators whose literal must occur in a text that passes them.
@@ -72,7 +72,9 @@ class RuleIndex:
         # (a legacy completions request's user text is one prompt of its several)
         if not self._literals or exchange.endpoint in _INPUTS or len(exchange.inputs) > 1:
             return self.rules
-        text = exchange.user_text
+        # Composed, as the conditions compare it (their literals are composed when compiled): a
+        # decomposed `é` (macOS) must find the rule its composed form does.
+        text = composed(exchange.user_text)
         found = [literal for literal in self._literals if literal in text]
         if not found:
             positions: Sequence[int] = self._ungated

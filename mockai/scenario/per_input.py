@@ -12,8 +12,10 @@ batches of them): each prompt gets `n` choices, prompt by prompt.
 Only batches need this, and only when some rule may answer an input alone otherwise than the batch:
 one testing the inputs (`user`), or one with a `body` condition on the inputs' field (`prompt`,
 `input`), which sees the whole list in the batch and one input's own value alone. A batch whose
-rules up to the one it matched have neither takes the plain path (that rule answers each input
-alone just as it answers the batch, and no earlier rule answers any alone), at no extra cost.
+rules before the one it matched have no such condition, and whose rule does not test the inputs,
+takes the plain path (no earlier rule answers an input alone, and that rule answers them all), at
+no extra cost. A rule that matched the batch without testing the inputs answers every input an
+earlier rule does not answer alone, though alone an input may fail it (`body: {input: [a, b]}`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from mockai.generate import embeddings, moderation
 from mockai.pipeline.exchange import Endpoint, Exchange, Message
 from mockai.pipeline.fingerprint import request_keys
 from mockai.pipeline.reply import Choice, Reply
-from mockai.scenario.matchers.fields import BodyField
+from mockai.scenario.matchers.fields import INPUTS_FIELD, BodyField
 from mockai.scenario.matchers.texts import User
 from mockai.scenario.rules import Rule
 
@@ -39,7 +41,7 @@ BATCHED = frozenset({Endpoint.EMBEDDINGS, Endpoint.MODERATIONS, Endpoint.COMPLET
 
 def _field(exchange: Exchange) -> str:
     """The body field holding the inputs."""
-    return "prompt" if exchange.endpoint is Endpoint.COMPLETIONS else "input"
+    return INPUTS_FIELD[exchange.endpoint]
 
 
 def splittable(exchange: Exchange) -> bool:

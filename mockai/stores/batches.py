@@ -294,15 +294,13 @@ class BatchStore:
 
     async def cancel(self, record: BatchRecord) -> dict[str, Any]:
         """`cancelling` now, `cancelled` at the next retrieval; the API's 400 once finished."""
+        if not _cancellable(record):
+            raise _not_cancellable(record)  # (before the clock moves: a refusal is no step)
         now = await self._now()
 
         def change(record: BatchRecord) -> dict[str, Any]:
-            if record.status in TERMINAL or record.status == "cancelling":
-                raise ApiError(
-                    400,
-                    f"Cannot cancel a batch with status '{record.status}'.",
-                    param="batch_id",
-                )
+            if not _cancellable(record):  # (cancelled by another worker meanwhile)
+                raise _not_cancellable(record)
             record.status = "cancelling"
             record.times["cancelling_at"] = now
             return record.shown()
@@ -320,6 +318,13 @@ class BatchStore:
         if status == "in_progress":
             if not record.answered:
                 await self._run(record)
+                record = await self.get(record.id)  # (as the lines left it)
+            if record.status != "in_progress" or not record.answered:
+                # Nothing to move: another process is answering the lines, or the batch was
+                # cancelled meanwhile. The shared clock moves only with a step.
+                if record.status != "in_progress":
+                    self._running.pop(record.id, None)
+                return record
             now = await self._now()
 
             def finalizing(record: BatchRecord) -> BatchRecord:
@@ -345,13 +350,19 @@ class BatchStore:
         is answering ends with what they answered (the spec's "partial results ... in the
         output file", request_counts as the files hold them), not with them left behind; one
         another worker answers shows as it stands until that worker has them (it ends with
-        them then); one never claimed ends now, with no results."""
+        them then); one never claimed, or whose answering here failed, ends now, with the
+        results kept (none, unless it failed after keeping them)."""
         running = self._running.get(record.id)
         if running is not None:
-            await asyncio.shield(running)
+            answered = await _ran(running, record.id)
             self._running.pop(record.id, None)
-            return await self._finish(record, "cancelled")
-        if record.runner is not None:
+            if answered or await self._results.has(record.id):
+                return await self._finish(record, "cancelled")
+            # Answering them failed (the state unreachable meanwhile): the batch ends now, with
+            # no results, rather than the failure raised again at every retrieval.
+        elif record.runner is not None:
+            # (A worker that died answering them leaves the batch `cancelling`: the record
+            # says which worker claimed it, not since when, so there is no bound to end it at.)
             return record
         moved = await self._move(record, "cancelling", "cancelled")
         if moved.status == "cancelled":
@@ -578,6 +589,29 @@ class BatchStore:
             return record
 
         return await self._change(record.id, unkept)
+
+
+async def _ran(running: asyncio.Future[None], batch_id: str) -> bool:
+    """Wait for this process's answering of a batch's lines: True once they are answered, False
+    when it failed (logged here: the retrieval that waited for it was told, maybe not)."""
+    try:
+        await asyncio.shield(running)
+    except asyncio.CancelledError:
+        if not running.cancelled():
+            raise  # (this retrieval was cancelled, not the answering)
+        return False
+    except Exception as error:
+        log.warning("batch %s: answering its lines failed (%s); it ends cancelled", batch_id, error)
+        return False
+    return True
+
+
+def _cancellable(record: BatchRecord) -> bool:
+    return record.status not in TERMINAL and record.status != "cancelling"
+
+
+def _not_cancellable(record: BatchRecord) -> ApiError:
+    return ApiError(400, f"Cannot cancel a batch with status '{record.status}'.", param="batch_id")
 
 
 def _file_error(message: str) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar
 
 from mockai.pipeline.exchange import Exchange
-from mockai.scenario.operators import Op, TextTest
+from mockai.scenario.operators import Op, TextTest, composed
 from mockai.scenario.problems import Problems
 
 _registry: dict[str, type[Matcher]] = {}
@@ -110,7 +110,8 @@ def text_distance(test: TextTest, text: str | None) -> float:
         return 0.0
     if text is None or test.negate or test.op is Op.REGEX or not test.value:
         return 1.0
-    wanted, got = test.value.casefold(), text[:2000].casefold()
+    # (composed, as the test compares it: a decomposed `é` is as near as the composed one)
+    wanted, got = test.value.casefold(), composed(text[:2000]).casefold()
     if test.op is Op.CONTAINS:
         found = SequenceMatcher(None, wanted, got, autojunk=False).find_longest_match()
         return 1.0 - found.size / len(wanted)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Any, ClassVar
 
-from mockai.pipeline.exchange import Exchange
+from mockai.pipeline.exchange import Endpoint, Exchange
 from mockai.pipeline.journal import REDACTED
 from mockai.scenario.matchers.base import Matcher, shorten, text_distance
 from mockai.scenario.operators import TextTest, compile_text
@@ -83,6 +83,14 @@ class Header(Matcher, key="headers"):
 
 _ABSENT: Any = object()
 
+# The body field holding an endpoint's inputs (prompts, for legacy completions), which may be one
+# input or a list of them.
+INPUTS_FIELD = {
+    Endpoint.EMBEDDINGS: "input",
+    Endpoint.MODERATIONS: "input",
+    Endpoint.COMPLETIONS: "prompt",
+}
+
 
 @dataclass(frozen=True)
 class BodyField(Matcher, key="body"):
@@ -142,12 +150,20 @@ class BodyField(Matcher, key="body"):
         return node
 
     def holds(self, exchange: Exchange) -> bool:
-        return _same(self.wanted, self.found(exchange))
+        found = self.found(exchange)
+        if self.path[0] == INPUTS_FIELD.get(exchange.endpoint) and len(self.path) == 1:
+            # One input sent alone is a text or a list of one, as clients please (the SDK and
+            # LangChain send `["q"]`, a request of one input of a batch is `"q"`): both are that
+            # input, for the rule as for the request.
+            return _same(_item(self.wanted), _item(found))
+        return _same(self.wanted, found)
 
     def predicate(self) -> Callable[[Exchange], bool]:
         wanted, path = self.wanted, self.path
         if len(path) != 1 or isinstance(wanted, (_FrozenMap, tuple, bool)):
             return self.holds
+        if path[0] in ("input", "prompt"):
+            return self.holds  # (an inputs field, maybe: see `holds`)
         key = path[0]
         # The common case, `body: {temperature: 0}`: one lookup, one comparison.
         return lambda exchange: _same(wanted, exchange.body.get(key, _ABSENT))
@@ -156,9 +172,9 @@ class BodyField(Matcher, key="body"):
         return _show(self.wanted)
 
     def distance(self, exchange: Exchange) -> float:
-        found = self.found(exchange)
-        if _same(self.wanted, found):
+        if self.holds(exchange):
             return 0.0
+        found = self.found(exchange)
         if found is _ABSENT:
             return 1.0
         if isinstance(self.wanted, str) and isinstance(found, str):
@@ -208,6 +224,11 @@ def _same(wanted: Any, got: Any) -> bool:
     if isinstance(got, (list, dict)):
         return False
     return bool(wanted == got)
+
+
+def _item(value: Any) -> Any:
+    """A list (or a frozen one) of one item: that item; anything else as it is."""
+    return value[0] if isinstance(value, (list, tuple)) and len(value) == 1 else value
 
 
 def _typed(wanted: Any) -> Any:
