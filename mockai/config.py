@@ -467,7 +467,8 @@ def _state_url(name: str, url: Any) -> str:
 
 def password_hidden(url: Any) -> Any:
     """A URL (`--state`'s, `--upstream`'s) as the banner and errors show it: its password `***`,
-    given as `user:password@` or as the Redis client's `?password=` (they end up in CI logs)."""
+    given as `user:password@` or as the Redis client's `?password=` (they end up in CI logs);
+    userinfo without a `:` is `***` whole (`https://TOKEN@host`: a token as often as a name)."""
     if not isinstance(url, str):
         return url
     url = _QUERY_PASSWORD.sub(r"\1***", url)
@@ -477,7 +478,7 @@ def password_hidden(url: Any) -> Any:
     start, end = span
     user, colon, _ = url[start:end].partition(":")
     if not colon:
-        return url
+        return f"{url[:start]}***{url[end:]}"
     return f"{url[:start]}{user}:***{url[end:]}"
 
 

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import socket
+import string
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -558,3 +559,14 @@ def test_a_bad_cassette_variable_is_named(env: dict[str, str], said: str) -> Non
     done = _serve("--cassette", CASSETTE, env=env)
     assert done.returncode == 2, done.stderr
     assert said in done.stderr
+
+
+@settings(max_examples=100, deadline=None)
+@given(token=st.text(string.ascii_letters + string.digits + "-_.~", min_size=8, max_size=40))
+def test_a_token_given_as_an_upstreams_userinfo_is_never_shown(token: str) -> None:
+    """`--upstream https://TOKEN@host/v1` (a token, not `user:password`) is refused, and the
+    refusal, which CI logs keep, shows `***@` in its place."""
+    url = f"https://{token}@api.example.com/v1"
+    with pytest.raises(ConfigError) as refused:
+        check_option("upstream", url)
+    assert token not in str(refused.value) and "***@api.example.com" in str(refused.value)
