@@ -32,7 +32,6 @@ import asyncio
 import contextlib
 import logging
 import random
-import re
 import socket
 import struct
 import time
@@ -331,31 +330,12 @@ def _answer_headers(headers: Mapping[str, str], own: Mapping[str, str]) -> Mappi
     recording's `vary: [Origin, Accept-Encoding]`, a CIMultiDict) keeps every value of it,
     which a dict merge would cut to one."""
     if not isinstance(own, CIMultiDict):
-        return _sendable({**headers, **own})
+        return {**headers, **own}
     merged = CIMultiDict(headers)
     for name in own:  # (case-insensitive: the answer's own replace mockai's)
         merged.popall(name, None)
     merged.extend(own)
-    return _sendable(merged)
-
-
-# What HTTP has no room for in a header value (RFC 9110 5.5): control characters but tab.
-# aiohttp refuses to write them and drops the connection, with a traceback in the log.
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-
-
-def _sendable(headers: Mapping[str, str]) -> Mapping[str, str]:
-    """`headers`, with control characters in a value percent-encoded (`%0A`): a value that
-    echoes the client's text (the LiteLLM profile's model group, a warning naming a tool)
-    cannot be written as it is, and the answer must still go out."""
-    if not _CONTROL.search("".join(headers.values())):
-        return headers  # (every answer but a hostile one: one search)
-    items = [(name, _CONTROL.sub(_percent, value)) for name, value in headers.items()]
-    return CIMultiDict(items) if isinstance(headers, CIMultiDict) else dict(items)
-
-
-def _percent(match: re.Match[str]) -> str:
-    return f"%{ord(match.group()):02X}"
+    return merged
 
 
 def _streamed_head(outgoing: EventStream | Relay, headers: Mapping[str, str]) -> web.StreamResponse:

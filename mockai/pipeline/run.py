@@ -692,7 +692,8 @@ async def _finish(
         warnings = (*warnings, *outgoing.warnings)
     if warnings:
         entry.warnings = list(warnings)
-        headers["x-mockai-warning"] = " | ".join(warnings)
+        # (a warning may quote the client's text: a tool's name holding a line break)
+        headers["x-mockai-warning"] = errors.header_text(" | ".join(warnings))
     faults = plan.faults.for_answer(outgoing) if plan is not None else NO_FAULTS
     entry.faults = faults.names()
     timing = plan.timing if plan is not None else NO_TIMING

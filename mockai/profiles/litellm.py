@@ -16,6 +16,7 @@ from mockai.errors import ApiError
 from mockai.profiles.base import Auth, ErrorStyle, Json, Profile
 from mockai.profiles.hooks import Answer, ChatShape
 from mockai.wire import ids, jsonbytes, sse
+from mockai.wire.errors import header_text
 
 VERSION = "1.80.0"
 CREATED = 1677610602
@@ -87,9 +88,8 @@ def _headers(body: Json, answer: Answer) -> dict[str, str]:
             (call_id[:8], call_id[8:12], call_id[12:16], call_id[16:20], call_id[20:])
         ),
         "x-litellm-model-id": ids.hexid(answer.key, "litellm-model", 64),
-        # (The client's text: a control character in it goes out percent-encoded, `%0A`, as
-        # every header value's does: delivery's `_answer_headers`.)
-        "x-litellm-model-group": answer.exchange.model,
+        # (the client's text: a control character in it goes out percent-encoded, `%0A`)
+        "x-litellm-model-group": header_text(answer.exchange.model),
         "x-litellm-version": VERSION,
         "x-litellm-response-cost": "0.0",
         "x-litellm-key-spend": "0.0",
