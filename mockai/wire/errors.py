@@ -28,17 +28,13 @@ _SERVER_ERROR = (
 )
 
 
-# What HTTP has no room for in a header value (RFC 9110 5.5): control characters but tab.
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-
-
 def header_text(value: str) -> str:
     """`value`, the client's text echoed into an answer's header (the LiteLLM profile's model
     group, a warning naming a tool), with its control characters percent-encoded (`%0A`):
     aiohttp refuses to write them, and had dropped the connection with a traceback while the
     journal said 200. (Done where such text is put in a header, not on every answer's headers:
     a scan of them all cost ~9,000 instructions a chat request, bench/instructions.py.)"""
-    return _CONTROL.sub(_percent, value)
+    return _NOT_IN_A_HEADER.sub(_percent, value)
 
 
 def _percent(match: re.Match[str]) -> str:
