@@ -478,7 +478,10 @@ def password_hidden(url: Any) -> Any:
     start, end = span
     user, colon, _ = url[start:end].partition(":")
     if not colon:
-        return f"{url[:start]}***{url[end:]}"
+        # (a token as userinfo, when the URL's parse says it is one: an `@` only in the path,
+        # `https://host/v1/a@b`, is none)
+        clean = _parses_cleanly(url, url[start:])
+        return f"{url[:start]}***{url[end:]}" if clean else url
     return f"{url[:start]}{user}:***{url[end:]}"
 
 

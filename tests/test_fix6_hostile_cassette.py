@@ -5,8 +5,12 @@ connection with a traceback."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import re
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -358,3 +362,71 @@ def test_any_model_name_comes_back_in_the_litellm_header(server: Any, model: str
     group = answer.headers.raw
     sent = dict(group)[b"x-litellm-model-group"].decode("utf-8")
     assert sent == _percent(model)
+
+
+def _raw_upstream(head_line: bytes) -> tuple[socket.socket, threading.Thread]:
+    """An upstream that answers every chat request with `head_line` among its headers (bytes
+    aiohttp's lenient client parser takes, but its writer refuses)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    body = json.dumps(
+        {
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "created": 1,
+            "model": "gpt-4o-mini",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "ok"},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        }
+    ).encode()
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = listener.accept()
+                with conn:
+                    data = b""
+                    while b"\r\n\r\n" not in data:
+                        data += conn.recv(65536)
+                    head, _, rest = data.partition(b"\r\n\r\n")
+                    length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))  # type: ignore[union-attr]
+                    while len(rest) < length:
+                        rest += conn.recv(65536)
+                    conn.sendall(
+                        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                        + head_line
+                        + b"\r\ncontent-length: %d\r\nconnection: close\r\n\r\n%s"
+                        % (len(body), body)
+                    )
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener, thread
+
+
+def test_a_relayed_header_holding_a_control_character_goes_out_encoded(
+    errors: list[logging.LogRecord],
+) -> None:
+    """`--upstream`: an answer header with `\\x01` (which aiohttp's client takes and its writer
+    refuses) had dropped the relayed answer with a traceback and a 500."""
+    listener, _ = _raw_upstream(b"x-upstream-note: a\x01b")
+    with (
+        contextlib.closing(listener),
+        MockServer(
+            log_requests=False, upstream=f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
+        ) as proxy,
+    ):
+        answer = httpx.post(
+            proxy.url + "/chat/completions",
+            json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
+            headers={"Authorization": "Bearer sk-x"},
+            timeout=10,
+        )
+    assert answer.status_code == 200
+    assert answer.headers["x-upstream-note"] == "a%01b"
+    assert [record.getMessage() for record in errors] == []

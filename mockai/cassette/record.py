@@ -33,6 +33,7 @@ from mockai.errors import ApiError, ConfigError, RelayBrokeOff
 from mockai.pipeline.exchange import Exchange
 from mockai.pipeline.reply import Plan
 from mockai.wire import jsonbytes
+from mockai.wire.errors import header_text
 from mockai.wire.events import EventSplitter
 from mockai.wire.outgoing import Body, Relay
 
@@ -61,9 +62,13 @@ def forwarded_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 def relayed_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """The upstream's answer headers as passed to the client, named in lower case so that they
-    replace mockai's own (x-request-id, the rate limits) instead of being sent beside them."""
+    replace mockai's own (x-request-id, the rate limits) instead of being sent beside them.
+    A control character aiohttp's lenient client parser let through (`\x01`) is percent-encoded
+    (`header_text`): its writer refuses it, which had dropped the answer with a traceback."""
     return {
-        name.lower(): value for name, value in headers.items() if name.lower() not in _NOT_RELAYED
+        name.lower(): header_text(value)
+        for name, value in headers.items()
+        if name.lower() not in _NOT_RELAYED
     }
 
 
