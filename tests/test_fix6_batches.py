@@ -226,13 +226,13 @@ def test_under_the_groq_profile_a_batch_line_is_groqs() -> None:
 
 def test_the_server_answers_other_requests_while_a_big_batch_runs(unchecked: MockServer) -> None:
     with sdk(unchecked) as client:
-        batch = client.batches.retrieve(create(client, chat_lines(10_000)).id)
+        batch = client.batches.retrieve(create(client, chat_lines(20_000)).id)
         assert batch.status == "in_progress"
         ran: dict[str, Any] = {}
 
         def run() -> None:
             began = time.monotonic()
-            ran["batch"] = client.batches.retrieve(batch.id)  # (answers the 10,000 lines)
+            ran["batch"] = client.batches.retrieve(batch.id)  # (answers the 20,000 lines)
             ran["took"] = time.monotonic() - began
 
         runner = threading.Thread(target=run)
@@ -246,8 +246,9 @@ def test_the_server_answers_other_requests_while_a_big_batch_runs(unchecked: Moc
         waited = time.monotonic() - began
         runner.join(timeout=30)
     assert ran["batch"].status == "finalizing"
-    # (a blocked loop answers once the lines are done: as long as they took)
-    assert waited < min(1.0, ran["took"] / 4), (waited, ran["took"])
+    # (a blocked loop answers once the lines are done: as long as they took, ~2 s; yielding,
+    # ~0.01-0.4 s, the server sharing its process with this test and a loaded machine)
+    assert waited < ran["took"] / 2, (waited, ran["took"])
 
 
 # --- 4. paging the batches while new ones make room --------------------------------------------

@@ -44,6 +44,15 @@ def _gauges(http: httpx.Client, served: ServeProcess) -> tuple[float, float]:
     return in_flight, streams
 
 
+def _gauges_or_none(http: httpx.Client, served: ServeProcess) -> tuple[float, float] | None:
+    """The gauges, or None for a connection the kernel had queued on the killed worker's socket
+    as it died (reset: the next one goes to the worker left)."""
+    try:
+        return _gauges(http, served)
+    except httpx.TransportError:
+        return None
+
+
 def _in_process_table(pid: int) -> bool:
     """Whether `pid` still has an entry: running, or dead and never waited for (a zombie)."""
     return Path(f"/proc/{pid}").exists()
@@ -121,8 +130,8 @@ def test_a_worker_killed_outright_is_waited_for_said_and_its_gauges_drop(
                 thread.join(10)
             assert outcome and "done" not in outcome  # (cut with their worker)
             deadline = time.monotonic() + 10
-            while _gauges(http, served) != (0, 0):
-                assert time.monotonic() < deadline, _gauges(http, served)
+            while _gauges_or_none(http, served) != (0, 0):
+                assert time.monotonic() < deadline, _gauges_or_none(http, served)
                 time.sleep(0.1)
             # Waited for (no zombie), said, and the server still answers, on the one process left.
             deadline = time.monotonic() + 10
