@@ -342,3 +342,26 @@ def test_bodies_takes_0_or_1(server: MockServer, value: str) -> None:
         "param": "bodies",
         "code": "invalid_value",
     }
+
+
+def test_a_server_restarted_to_as_many_entries_is_told_while_idle(page: Page) -> None:
+    """The idle poll had only asked whether the newest entry seen was still there: a server
+    restarted (the same port) and sent as many requests as the page had seen kept the old
+    server's rows on the page until one more request came."""
+
+    def chats(server: MockServer, model: str) -> None:
+        with httpx.Client(base_url=server.url) as http:
+            for _ in range(3):
+                http.post("/chat/completions", json={**CHAT, "model": model}).raise_for_status()
+
+    models = page.locator("#rows tr td:nth-child(5)")
+    with MockServer(log_requests=False) as first:
+        port = first.port
+        _open(page, first)
+        chats(first, "gpt-4o-mini")
+        expect(page.locator("#rows tr")).to_have_count(3, timeout=DEADLINE_MS)
+        page.locator("#pause").check()
+    with MockServer(log_requests=False, port=port) as second:
+        chats(second, "gpt-4.1")  # (as many entries, numbered as the page saw them)
+        page.locator("#pause").uncheck()
+        expect(models).to_have_text(["gpt-4.1"] * 3, timeout=DEADLINE_MS)
