@@ -113,9 +113,35 @@ def _lean_pytester_runs(request: pytest.FixtureRequest, monkeypatch: pytest.Monk
     plugin stays, for a run that uses it.)
     """
     if "pytester" in request.fixturenames:
-        request.getfixturevalue("pytester")
+        pytester = request.getfixturevalue("pytester")
         unused = ("langsmith_plugin", "schemathesis", "hypothesispytest", "faker", "respx")
         monkeypatch.setenv("PYTEST_ADDOPTS", " ".join(f"-p no:{name}" for name in unused))
+        _forget_only_the_runs_own_modules(pytester, request, monkeypatch)
+
+
+def _forget_only_the_runs_own_modules(
+    pytester: pytest.Pytester, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pytester forgets every module first imported while its test ran (its in-process runs'
+    too), and a later test in the same worker imports it again: mockai imports its template
+    engine, and jinja2 with it, on first use, and a module imported before holds the first
+    import's classes, so `except TemplateSyntaxError` missed what the second jinja2 raised
+    (test_plugin.py then test_scenario_loading.py in one process: 83 failures). Only modules
+    loaded from pytest's temporary folder, the test files the runs write, are forgotten now.
+    """
+    from _pytest.pytester import SysModulesSnapshot
+
+    scratch = str(request.getfixturevalue("tmp_path_factory").getbasetemp())
+
+    def kept(name: str) -> bool:
+        where = getattr(sys.modules.get(name), "__file__", None) or ""
+        return not where.startswith(scratch)
+
+    def snapshot() -> SysModulesSnapshot:
+        return SysModulesSnapshot(preserve=kept)
+
+    monkeypatch.setattr(pytester, "_sys_modules_snapshot", snapshot())
+    monkeypatch.setattr(pytester, "_Pytester__take_sys_modules_snapshot", snapshot)
 
 
 @pytest.fixture
