@@ -162,6 +162,21 @@ def server() -> Iterator[MockServer]:
         yield running
 
 
+@pytest.fixture(scope="module")
+def lenient() -> Iterator[MockServer]:
+    """One default server for the test module (for tests that compare it with `strict`)."""
+    with conformance.checked_server() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def strict() -> Iterator[MockServer]:
+    """One server for the test module that checks requests against the spec
+    (`strict_requests`)."""
+    with conformance.checked_server(strict_requests=True) as running:
+        yield running
+
+
 @pytest.fixture
 def watched() -> Iterator[Any]:
     """Fails the test if the server logs anything at ERROR (or a traceback) during it (a

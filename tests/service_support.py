@@ -197,14 +197,16 @@ class ServeProcess:
         if stdout is not None and not stdout.closed:
             stdout.close()
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 15) -> None:
+        """SIGTERM, then SIGKILL if it has not ended within `grace` seconds (0: SIGKILL at once,
+        for a server whose loop may be stuck)."""
         if self.process is None:
             return
         if self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
+                os.killpg(self.process.pid, signal.SIGTERM if grace > 0 else signal.SIGKILL)
             try:
-                self.process.wait(15)
+                self.process.wait(grace if grace > 0 else 5)
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.process.pid, signal.SIGKILL)

@@ -61,18 +61,6 @@ PROPERTY = settings(
 
 
 @pytest.fixture(scope="module")
-def lenient() -> Iterator[MockServer]:
-    with conformance.checked_server() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def strict() -> Iterator[MockServer]:
-    with conformance.checked_server(strict_requests=True) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def twin() -> Iterator[MockServer]:
     """A second server with the same (default) seed as `lenient`."""
     with conformance.checked_server() as server:

@@ -5,10 +5,6 @@ loop in jinja2's code, not the template's), and the size limit for what methods,
 from __future__ import annotations
 
 import contextlib
-import queue
-import re
-import subprocess
-import sys
 import threading
 import time
 import tracemalloc
@@ -19,6 +15,7 @@ import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from service_support import ServeProcess
 
 from mockai.scenario import growth
 from mockai.scenario.problems import Problems
@@ -59,39 +56,14 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[Server]:
-    """One server process for the module's HTTP tests (killed at the end, whatever it does)."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mockai", "serve", "--port", "0", "--quiet"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: queue.Queue[str] = queue.Queue()
-
-    def read() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.put(line)
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
+    """One server process for the module's HTTP tests (killed at the end, whatever it does: a
+    server stuck in a render would not answer SIGTERM soon)."""
+    process = ServeProcess(["--quiet"]).start()
     try:
-        seen = []
-        deadline = time.monotonic() + 60
-        while True:
-            line = lines.get(timeout=max(deadline - time.monotonic(), 0.01))
-            seen.append(line)
-            found = re.search(r"listening on (http://\S+)", line)
-            if found:
-                break
-            assert process.poll() is None, "".join(seen)
-        yield Server(found.group(1), process.pid)
+        assert process.process is not None
+        yield Server(process.base_url, process.process.pid)
     finally:
-        process.kill()  # (a server stuck in a render would not answer SIGTERM soon)
-        process.wait(timeout=15)
-        reader.join(timeout=15)
-        if process.stdout is not None:
-            process.stdout.close()
+        process.stop(grace=0)
 
 
 # --- 1. the time limit inside filter chains ----------------------------------------------------

@@ -33,18 +33,6 @@ PROPERTY = settings(
 )
 
 
-@pytest.fixture(scope="module")
-def lenient() -> Iterator[MockServer]:
-    with conformance.checked_server() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def strict() -> Iterator[MockServer]:
-    with conformance.checked_server(strict_requests=True) as server:
-        yield server
-
-
 def _post(server: MockServer, body: dict[str, Any], **headers: str) -> httpx.Response:
     with httpx.Client(base_url=server.url, timeout=10) as http:
         return http.post("/responses", json=body, headers=headers)

@@ -43,18 +43,6 @@ ORDER_ID = r"ORD-\d{6}"
 
 
 @pytest.fixture(scope="module")
-def lenient() -> Iterator[MockServer]:
-    with conformance.checked_server() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def strict() -> Iterator[MockServer]:
-    with conformance.checked_server(strict_requests=True) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def checking(lenient: MockServer) -> Iterator[openai.OpenAI]:
     """The SDK validating every answer against its own types, as `_strict_response_validation`
     users have it."""

@@ -6,10 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import queue
-import re
-import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -21,6 +17,7 @@ import httpx
 from conformance import checked_server
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from service_support import ServeProcess
 
 from mockai import MockServer
 
@@ -48,42 +45,8 @@ def chat(url: str, user: str, timeout: float = 30) -> tuple[int, Any]:
 @contextlib.contextmanager
 def cli_server(*args: str) -> Iterator[str]:
     """`mockai serve` in its own process (killed at the end, whatever it is doing): its URL."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mockai", "serve", "--port", "0", "--quiet", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: queue.Queue[str] = queue.Queue()
-
-    def read() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.put(line)
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    try:
-        seen = []
-        deadline = time.monotonic() + 60
-        while True:
-            line = lines.get(timeout=max(deadline - time.monotonic(), 0.01))
-            seen.append(line)
-            found = re.search(r"listening on (http://\S+)", line)
-            if found:
-                break
-            assert process.poll() is None, "".join(seen)
-        yield found.group(1)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:  # (a server whose loop is stuck ignores SIGTERM)
-            process.kill()
-            process.wait(timeout=15)
-        reader.join(timeout=15)  # (the pipe is at its end once the process is gone)
-        if process.stdout is not None:
-            process.stdout.close()
+    with ServeProcess(["--quiet", *args]) as process:
+        yield process.base_url
 
 
 # --- 1. bounded rendering ----------------------------------------------------------------------
