@@ -7,17 +7,17 @@ Every option also reads a `MOCKAI_*` environment variable; options given on the 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
-from typing import Any, NoReturn, TextIO
+from typing import Any, NoReturn
 
 from mockai import __version__, buildinfo
 from mockai.config import RECORD_MODES, Config, check_option, unknown_env_variables
+from mockai.console import say
 from mockai.errors import ConfigError, MockaiError
 from mockai.hints import suggest
 
@@ -39,26 +39,6 @@ class _Parser(argparse.ArgumentParser):
         from mockai.server.logs import json_line
 
         self.exit(2, json_line(f"{self.prog}: error: {message}", level="error") + "\n")
-
-
-def say(text: str, stream: TextIO | None) -> bool:
-    """`print(text, file=stream, flush=True)` that a stream nobody can write to (a full disk, a
-    pipe whose reader left) does not stop: the line is lost (False), never the server, its
-    shutdown or a command's exit code. A closed stream (`>&-`, None) counts as written.
-
-    The failed stream is pointed at the null device: its buffer still holds the line, and the
-    flush at exit would fail again (Python then exits 120), as would every later line."""
-    if stream is None:  # (`print(file=None)` would write to stdout instead)
-        return True
-    try:
-        print(text, file=stream, flush=True)
-    except OSError:  # BrokenPipeError, ENOSPC, EIO
-        with contextlib.suppress(OSError, ValueError):  # (a stream with no file: nothing kept)
-            null = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(null, stream.fileno())
-            os.close(null)
-        return False
-    return True
 
 
 def build_parser(*, json_errors: bool = False) -> argparse.ArgumentParser:

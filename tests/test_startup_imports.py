@@ -89,6 +89,7 @@ PLAIN_SERVER = {
     "mockai.catalog",
     "mockai.cli",
     "mockai.config",
+    "mockai.console",
     "mockai.delivery",
     "mockai.delivery.chaos",
     "mockai.delivery.deliver",

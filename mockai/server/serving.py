@@ -37,7 +37,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from mockai import __version__, buildinfo
-from mockai.cli import say
+from mockai.console import say
 from mockai.config import Config, upstream_shown
 from mockai.errors import ServerError
 from mockai.server import heap, sites
