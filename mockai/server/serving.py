@@ -37,8 +37,8 @@ from collections.abc import Callable
 from aiohttp import web
 
 from mockai import __version__, buildinfo
-from mockai.console import say
 from mockai.config import Config, upstream_shown
+from mockai.console import say
 from mockai.errors import ServerError
 from mockai.server import heap, sites
 from mockai.server.app import create_app
