@@ -740,7 +740,9 @@ class RedisJournal(JournalView):
         )
 
     @guarded
-    async def page(self, limit: int, after: int | None) -> tuple[list[dict[str, Any]], bool]:
+    async def page(
+        self, limit: int, after: int | None, bodies: bool = True
+    ) -> tuple[list[dict[str, Any]], bool]:
         client = self.backend.client
         seqs: list[Any]
         if after is not None:
@@ -763,7 +765,10 @@ class RedisJournal(JournalView):
         with _reading(self.backend, self.shown_keys):
             for seq, data, held in zip(seqs, found, bodies, strict=True):
                 if data is not None:
-                    entries.append(joined_entry(int(seq), data, held))
+                    entry = joined_entry(int(seq), data, held)
+                    if not bodies:  # (the headers are kept with the body: both are read)
+                        entry.pop("body", None)
+                    entries.append(entry)
         return entries, more
 
     @guarded

@@ -237,11 +237,16 @@ class JournalEntry:
             "batch": self.batch,
         }
 
-    def page_json(self) -> dict[str, Any]:
+    def page_json(self, bodies: bool = True) -> dict[str, Any]:
         """`as_json` as a page of the journal writes it: a body known to be JSON is its bytes as
         they came, copied into the page by orjson (`orjson.Fragment`) instead of parsed and
         written again. It reads back as the same value: `jsonbytes.loads` took these bytes, and
-        refuses whatever would not (a byte order mark, NaN, lone surrogates)."""
+        refuses whatever would not (a byte order mark, NaN, lone surrogates). Without `bodies`,
+        no `body` key (and nothing parsed or copied for one)."""
+        if not bodies:
+            listed = self._json(None)
+            del listed["body"]
+            return listed
         kept = self.kept_body  # (read once: the loop may drop it while a worker writes a page)
         if self.kept_json and isinstance(kept, bytes | bytearray):
             return self._json(orjson.Fragment(bytes(kept)))
@@ -418,12 +423,15 @@ class JournalView:
     async def complete(self, entry: JournalEntry) -> None:
         """Record what only delivery knew (duration, headers sent)."""
 
-    async def page(self, limit: int, after: int | None) -> tuple[list[dict[str, Any]], bool]:
+    async def page(
+        self, limit: int, after: int | None, bodies: bool = True
+    ) -> tuple[list[dict[str, Any]], bool]:
         """Up to `limit` entries as JSON, oldest first: those after sequence number `after`,
         or the newest ones when `after` is None; and whether more are there (later ones after
         `after`, older ones otherwise). Bodies known to be JSON are `orjson.Fragment`s of their
         bytes (`JournalEntry.page_json`), for orjson to copy: a page of the journal's 16 MiB of
-        bodies once took seconds of parsing and writing, the loop blocked meanwhile."""
+        bodies once took seconds of parsing and writing, the loop blocked meanwhile. Without
+        `bodies` the entries have no `body` key (the inspector's listing, polled every second)."""
         entries = self.local.entries()
         if after is not None:
             newer = [entry for entry in entries if entry.seq > after]
@@ -431,6 +439,8 @@ class JournalView:
         else:
             chosen = entries[-limit:] if limit else []
             more = len(entries) > len(chosen)
+        if not bodies:
+            return [entry.page_json(bodies=False) for entry in chosen], more
         if _unparsed(chosen) > PAGE_PARSED_ON_LOOP:
             # Bodies nothing parsed yet (a request refused before its body was read, a route
             # that takes none) are parsed here: ~0.25 s a MB of small objects, in the worker.

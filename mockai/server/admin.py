@@ -71,12 +71,10 @@ async def _requests(request: web.Request) -> web.Response:
     limit = _count(request, "limit", PAGE_MAX)
     after = _count(request, "after", None)
     bodies = _switch(request, "bodies")
-    data, more = await request.app[STATE].journal_view.page(min(limit or 0, PAGE_MAX), after)
-    if not bodies:
-        # The inspector page lists the journal without bodies (up to 16 MiB of them) and reads
-        # one when its row is selected: a page open for hours holds none but that one.
-        for entry in data:
-            entry.pop("body", None)
+    # The inspector page lists the journal without bodies (up to 16 MiB of them) and reads
+    # one when its row is selected: a page open for hours holds none but that one.
+    view = request.app[STATE].journal_view
+    data, more = await view.page(min(limit or 0, PAGE_MAX), after, bodies=bodies)
     return _json(
         {
             "object": "list",
