@@ -22,6 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from playwright.sync_api import BrowserContext, Locator, Page, Request, expect
+from service_support import RedisServer
 
 from mockai import MockServer
 
@@ -315,6 +316,18 @@ def test_the_page_loads_without_console_errors_or_requests_of_its_own(
 def test_a_listing_without_bodies_is_the_listing_less_each_body(
     server: MockServer, bodies: list[bytes]
 ) -> None:
+    _assert_listed_less_each_body(server, bodies)
+
+
+def test_a_shared_journals_listing_without_bodies_is_the_listing_less_each_body(
+    redis: RedisServer,
+) -> None:
+    bodies = [b'{"model": "m", "messages": []}', b"not json \xff", b"", "\u00e9t\u00e9".encode()]
+    with MockServer(state=redis.url(), log_requests=False) as shared:
+        _assert_listed_less_each_body(shared, bodies)
+
+
+def _assert_listed_less_each_body(server: MockServer, bodies: list[bytes]) -> None:
     # (bytes of any kind: JSON or not, sent where they are read and where they are refused)
     with httpx.Client(base_url=server.url_for("/_mockai")) as admin:
         after = admin.get("/requests", params={"limit": 1}).json()["last_seq"] or 0

@@ -760,10 +760,10 @@ class RedisJournal(JournalView):
         async with client.pipeline(transaction=True) as pipe:
             pipe.hmget(self._entries, seqs)
             pipe.hmget(self._bodies, seqs)
-            found, bodies = await pipe.execute()
+            found, held_bodies = await pipe.execute()
         entries = []
         with _reading(self.backend, self.shown_keys):
-            for seq, data, held in zip(seqs, found, bodies, strict=True):
+            for seq, data, held in zip(seqs, found, held_bodies, strict=True):
                 if data is not None:
                     entry = joined_entry(int(seq), data, held)
                     if not bodies:  # (the headers are kept with the body: both are read)
