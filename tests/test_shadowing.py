@@ -100,3 +100,24 @@ def test_thousands_of_exact_questions_are_checked_by_lookup() -> None:
         Rule.shadows = original  # type: ignore[method-assign]
     assert [NAMED.search(str(p)).groups() for p in problems] == [("r5000", "r7")]  # type: ignore[union-attr]
     assert calls < 100
+
+
+def test_a_rule_shadowed_by_one_of_its_own_name_is_said_once_as_a_duplicate(tmp_path: Any) -> None:
+    """The shadowing message named the rule twice ("rule 'a' can never match: rule 'a' ... (put
+    'a' first, or narrow 'a')") after the duplicate name, which is what to fix."""
+    path = tmp_path / "scenario.yaml"
+    path.write_text(
+        "mockai: 1\nrules:\n"
+        "  - {name: a, match: {user: hi}, reply: one}\n"
+        "  - {name: a, match: {user: hi}, reply: two}\n"
+        "  - {name: b, match: {user: hi}, reply: three}\n",
+        encoding="utf-8",
+    )
+    _, problems = loader.collect([str(path)])
+    assert [str(p) for p in problems] == [
+        f"{path}:4: duplicate rule name 'a' (first used at line 3); rule names must be unique",
+        (
+            f"{path}:5: rule 'b' can never match: rule 'a' (line 3) matches everything it does "
+            "(put 'b' first, or narrow 'a')"
+        ),
+    ]

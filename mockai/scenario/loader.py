@@ -496,7 +496,9 @@ def shadowed(rules: Sequence[Rule], earlier: Sequence[Rule] = ()) -> list[Proble
     index = _ShadowIndex()
     for order, rule in enumerate((*earlier, *rules)):
         shadow = index.first_shadow(rule) if order >= len(earlier) else None
-        if shadow is not None:
+        # (A rule shadowed by one of its own name is a duplicate name, said as that: "rule 'a'
+        # can never match: rule 'a' ... (put 'a' first, or narrow 'a')" told nothing.)
+        if shadow is not None and shadow.name != rule.name:
             problems = Problems(rule.file)
             problems.add(
                 rule.line,
