@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -19,18 +20,41 @@ def check_all(paths: Iterable[str]) -> tuple[list[Problem], list[Problem]]:
     problems: list[Problem] = []
     warnings: list[Problem] = []
     checked: set[str] = set()  # (real paths: a file named twice, or in a folder named too)
+    scenarios: list[list[str]] = []  # each path's scenario files
     for path in paths:
         named = {os.path.realpath(file) for file in _named(path)}
         if named and named <= checked:  # (checked already: its problems are said once)
             continue
         checked |= named
-        found, warned = _check_one(path)
+        found, warned, loaded = _check_one(path)
         problems.extend(found)
         warnings.extend(warned)
+        if loaded:
+            scenarios.append(loaded)
+    if len(scenarios) > 1 and not problems:
+        warnings.extend(_served_together(scenarios))
     return problems, warnings
 
 
-def _check_one(path: str) -> tuple[list[Problem], list[Problem]]:
+def _served_together(scenarios: list[list[str]]) -> list[Problem]:
+    """What `mockai serve` would refuse in the paths' scenario files loaded as one set (a name
+    two of them use, a rule another's rule shadows, settings that disagree) though each path is
+    valid alone: warnings, since the paths may be meant for different servers."""
+    from mockai.scenario import loader
+
+    _, together = loader.collect([file for files in scenarios for file in files])
+    return [
+        dataclasses.replace(
+            problem,
+            message=f"warning: {problem.message} (only if these paths are served together: "
+            "one `mockai serve` with a `--scenario` for each refuses them)",
+        )
+        for problem in together
+    ]
+
+
+def _check_one(path: str) -> tuple[list[Problem], list[Problem], list[str]]:
+    """(problems, warnings, the scenario files loaded) of one path."""
     # Scenario files and cassettes are told apart by their top-level keys (`mockai:` versus
     # `interactions:`); each package validates its own kind. A folder's scenario files are
     # checked together, as `mockai serve --scenario FOLDER` would load them.
@@ -38,11 +62,11 @@ def _check_one(path: str) -> tuple[list[Problem], list[Problem]]:
 
     special = None if os.path.isdir(path) else loader.special_file(path)
     if special is not None:  # (read, a FIFO would wait for a writer forever)
-        return [_unlocated(path, f"not a regular file ({special})")], []
+        return [_unlocated(path, f"not a regular file ({special})")], [], []
     files = _files(path) if os.path.isdir(path) else [path]
     if os.path.isdir(path) and not files:
         empty = "no scenario files or cassettes (*.yaml, *.yml, *.json) found"
-        return [_unlocated(path, empty)], []
+        return [_unlocated(path, empty)], [], []
     texts = {file: _read(file) for file in files}
     # An empty file is either kind's: said once, as `mockai serve --cassette` says it (a
     # scenario file that empty is refused too), rather than as a scenario file's problem only.
@@ -66,7 +90,7 @@ def _check_one(path: str) -> tuple[list[Problem], list[Problem]]:
         scenario_set, found = loader.collect(scenarios)
         problems.extend(found)
         warnings.extend(scenario_set.warnings)
-    return problems, warnings
+    return problems, warnings, scenarios
 
 
 def _named(path: str) -> list[str]:

@@ -121,3 +121,42 @@ def test_a_rule_shadowed_by_one_of_its_own_name_is_said_once_as_a_duplicate(tmp_
             "(put 'b' first, or narrow 'a')"
         ),
     ]
+
+
+def test_check_warns_of_what_serving_valid_paths_together_would_refuse(
+    tmp_path: Any, capsys: Any
+) -> None:
+    """Each PATH is checked on its own (files of different tests are never served together),
+    so what is wrong only between them passed `mockai check a b` in silence and then stopped
+    `mockai serve --scenario a --scenario b`: now each is a warning (exit 0), worded as serve's
+    problem."""
+    from mockai import cli
+
+    first, second, apart = tmp_path / "a.yaml", tmp_path / "b.yaml", tmp_path / "c.yaml"
+    first.write_text(
+        "mockai: 1\nseed: 1\nrules:\n  - {name: hi, match: {user: hi}, reply: one}\n",
+        encoding="utf-8",
+    )
+    second.write_text(
+        "mockai: 1\nseed: 2\nrules:\n"
+        "  - {name: hi, match: {user: {equals: hi}, model: gpt-4o}, reply: two}\n"
+        "  - {name: there, match: {user: {equals: hi}}, reply: three}\n",
+        encoding="utf-8",
+    )
+    apart.write_text("mockai: 1\nrules:\n  - {name: other, reply: four}\n", encoding="utf-8")
+    _, refused = loader.collect([str(first), str(second)])
+    assert len(refused) == 3  # the name, the shadowed rule, the seeds
+
+    assert cli.main(["check", str(first), str(second)]) == 0
+    printed = capsys.readouterr()
+    said = " (only if these paths are served together: one `mockai serve` with a `--scenario` for each refuses them)"
+    assert printed.err.splitlines() == [
+        f"{p.file}:{p.line}: warning: {p.message}{said}"
+        if p.line
+        else f"{p.file}: warning: {p.message}{said}"
+        for p in refused
+    ]
+    assert "2 path(s) OK (3 warning(s))" in printed.out
+
+    assert cli.main(["check", str(first), str(apart)]) == 0  # nothing between them
+    assert capsys.readouterr().err == ""
