@@ -225,3 +225,75 @@ def test_each_size_is_the_length_python_makes(
             assert growth.percent_size(spec, values) <= len(spec % values)
     formatted = format(1.5, f">{max(width, 0)}.{max(width, 0)}f")
     assert growth.spec_size(f">{max(width, 0)}.{max(width, 0)}f", 1.5) <= len(formatted)
+
+
+# --- containers printed: their text measured before it is made -------------------------------
+
+NESTED = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text() | st.binary(),
+    lambda inner: (
+        st.lists(inner, max_size=6)
+        | st.lists(inner, max_size=6).map(tuple)
+        | st.dictionaries(st.text(max_size=5), inner, max_size=6)
+        | st.frozensets(st.integers() | st.text(max_size=5), max_size=6)
+    ),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(NESTED, st.integers(0, 400))
+def test_a_containers_printed_size_is_a_lower_bound_counted_to_the_limit(
+    value: Any, limit: int
+) -> None:
+    """`printed_size` never counts more than `str()` makes (nothing under the limit refused);
+    under the limit it is the whole count, past it it stops but says so."""
+    whole = growth.printed_size(value, 10**9)
+    if isinstance(value, growth.CONTAINERS):
+        assert whole <= len(str(value))
+    else:
+        assert whole == 0  # (strings are counted as they are written)
+    counted = growth.printed_size(value, limit)
+    assert counted == whole if whole <= limit else counted > limit
+
+
+REPEATED = "[['x' * 1000] * 1000] * 1000"  # ~1,000 lists of 1,000 references: 1 GB as text
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ %s }}",
+        "{{ (%s)|string|length }}",
+        "{{ (%s)|tojson|length }}",
+        "{{ (%s)|pprint|length }}",
+        "{{ 'a' ~ %s }}",
+        "{{ '%%s' %% (%s,) }}",
+        "{{ '%%s' %% %s }}",
+        "{{ '{}'.format(%s) }}",
+        "{{ '%%s'|format(%s) }}",
+        "{{ (%s)|center(10) }}",
+        "{{ [%s]|join(',') }}",
+        "{{ {'k': %s} }}",
+    ],
+)
+def test_a_container_whose_text_is_past_the_size_limit_is_refused_before_it_is_made(
+    source: str,
+) -> None:
+    """Printing a list repeating one big list made its 1 GB text (4 s, ~1 GB of memory) before
+    the size limit could refuse it; now it is measured first, walking only to the limit."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(TemplateRenderError, match="template size limit"):
+            render(source % REPEATED)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 2**20, peak
+
+
+def test_containers_within_the_size_limit_print_as_python_prints_them() -> None:
+    assert render("{{ [[1, 2], {'a': 'b'}, ('c',)] }}") == "[[1, 2], {'a': 'b'}, ('c',)]"
+    assert render("{{ ['x' * 1000] * 1000 }}") == str(["x" * 1000] * 1000)
+    assert render("{{ '%s-%s' % ([1], {'k': 2}) }}") == "[1]-{'k': 2}"
+    assert render("{{ '%(k)s' % {'k': [3], 'other': [[0] * 3000] * 3000} }}") == "[3]"

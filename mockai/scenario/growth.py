@@ -95,6 +95,44 @@ def translate_size(subject: str, table: dict[Any, Any]) -> int:
     return size
 
 
+# Containers whose text (`str()`, `repr()`, JSON) spells out every item: a list repeating one
+# big list (`[['x' * 1000] * 1000] * 1000`) is small to hold and 1 GB to print.
+CONTAINERS = (list, tuple, dict, set, frozenset)
+
+
+def printed_size(value: Any, limit: int) -> int:
+    """A lower bound of the length of `str(value)` for a container (its strings' characters,
+    brackets, separators, a character for any other item), counted only until it passes `limit`:
+    walking a container repeating itself stops there, however large its text would be. Anything
+    else counts 0 (strings are counted as they are written)."""
+    if not isinstance(value, CONTAINERS):
+        return 0
+    size = 0
+    pending: list[Any] = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            size += len(item) + 2  # (quoted)
+        elif isinstance(item, bytes):
+            size += len(item) + 3  # b''
+        elif isinstance(item, dict):
+            size += 2 + 2 * len(item) + 2 * max(len(item) - 1, 0)  # `{}`, `: ` and `, `
+            if size > limit:
+                return size
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, CONTAINERS):
+            size += 2 + 2 * max(len(item) - 1, 0)  # the brackets and `, `
+            if size > limit:
+                return size
+            pending.extend(item)
+        else:
+            size += 1
+        if size > limit:
+            return size
+    return size
+
+
 def join_size(separator: str | bytes, items: Sequence[Any]) -> int:
     """The length of `separator.join(items)` (its str or bytes items: a lower bound)."""
     pieces = sum(len(item) for item in items if isinstance(item, (str, bytes)))

@@ -144,6 +144,26 @@ def _sized(value: Any) -> Any:
     return value
 
 
+def _printable(value: Any) -> Any:
+    """`value`, refused when it is a container whose text would pass the size limit: printing
+    one (`{{ x }}`, `~`, `|string`, `|tojson`, `%s`) makes the whole text before anything could
+    count it (`{{ [['x' * 1000] * 1000] * 1000 }}` made 1 GB in 4 s)."""
+    if isinstance(value, growth.CONTAINERS):
+        _refuse(growth.printed_size(value, RENDER_CHARACTERS))
+    return value
+
+
+# Filters that make text of their arguments, containers included (`[...]|string`, `|tojson`,
+# `'%s'|format([...])`, `|center` of a list...): a container argument is measured first.
+_PRINTING_FILTERS = frozenset(
+    {
+        "capitalize", "center", "e", "escape", "forceescape", "format", "indent", "join",
+        "lower", "pprint", "replace", "safe", "string", "striptags", "title", "tojson", "trim",
+        "truncate", "upper", "urlencode", "urlize", "wordcount", "wordwrap", "xmlattr",
+    }
+)  # fmt: skip
+
+
 def _refuse(size: int | None) -> None:
     """Refuse a result of `size` characters (None: unknown) past the size limit."""
     if size is not None and size > RENDER_CHARACTERS:
@@ -167,10 +187,14 @@ def _check_call(obj: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> t
 
 
 def _guarded(
-    func: Callable[..., Any], size: Callable[[dict[str, Any]], int | None] | None = None
+    func: Callable[..., Any],
+    size: Callable[[dict[str, Any]], int | None] | None = None,
+    *,
+    prints: bool = False,
 ) -> Callable[..., Any]:
     """A filter or test checking the budget: the time at each call, the size of its result
-    (`size` gives it before it is made) and of each item of a lazy result."""
+    (`size` gives it before it is made) and of each item of a lazy result; with `prints`, the
+    text of each container argument before the filter makes it."""
     signature = inspect.signature(func) if size is not None else None
 
     @functools.wraps(func)  # (keeps `jinja_pass_arg`: jinja2 still passes the context)
@@ -178,6 +202,9 @@ def _guarded(
         budget = _budget()
         if budget is not None:
             budget.tick()
+        if prints:
+            for argument in (*args, *kwargs.values()):
+                _printable(argument)
         if size is not None and signature is not None:
             try:
                 bound = signature.bind(*args, **kwargs)
@@ -217,6 +244,10 @@ def _check_operands(operator: str, left: Any, right: Any) -> None:
     quickly."""
     if operator == "%" and isinstance(left, (str, bytes)):
         _refuse(growth.percent_size(left, right))
+        # (a mapping's values are printed by key, one at a time: `%(name)s`)
+        printed = right if isinstance(right, tuple) else () if isinstance(right, dict) else (right,)
+        for value in printed:
+            _printable(value)
     elif operator == "*":
         for seq, times in ((left, right), (right, left)):
             if isinstance(seq, (str, bytes, list, tuple)) and isinstance(times, int):
@@ -257,6 +288,8 @@ def _env() -> ImmutableSandboxedEnvironment:
 
         def format_field(self, value: Any, format_spec: str) -> Any:
             self.size += growth.spec_size(format_spec, value)
+            if isinstance(value, growth.CONTAINERS):
+                self.size += growth.printed_size(value, RENDER_CHARACTERS)
             _refuse(self.size)
             return super().format_field(value, format_spec)
 
@@ -278,8 +311,15 @@ def _env() -> ImmutableSandboxedEnvironment:
             super().visit_For(guarded, frame)
 
         def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+            guarded = copy.copy(node)  # each operand measured before it is made text
+            guarded.nodes = []
+            for operand in node.nodes:
+                printable = nodes.EnvironmentAttribute("printable")
+                call = nodes.Call(printable, [operand], [], None, None)
+                call.set_lineno(node.lineno)
+                guarded.nodes.append(call)
             self.write("environment.sized(")
-            super().visit_Concat(node, frame)
+            super().visit_Concat(guarded, frame)
             self.write(")")
 
     class Sandbox(ImmutableSandboxedEnvironment):
@@ -341,16 +381,26 @@ def _env() -> ImmutableSandboxedEnvironment:
         def sized(value: Any) -> Any:
             return _sized(value)
 
+        @staticmethod
+        def printable(value: Any) -> Any:
+            return _printable(value)
+
     # `optimized=False`: jinja2 would otherwise fold constant expressions (`'x'|center(10**9)`)
     # while compiling, at load time and outside any budget.
     env = Sandbox(
-        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, optimized=False
+        undefined=StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        optimized=False,
+        finalize=_printable,  # (each `{{ }}`'s value, before it is made text)
     )
     env.filters["random"] = pass_context(_random_item)
     env.filters["wordwrap"] = pass_environment(_wordwrap)
     env.globals["lipsum"] = pass_context(_lipsum)
     for name, func in env.filters.items():
-        env.filters[name] = _guarded(func, growth.FILTER_SIZES.get(name))
+        env.filters[name] = _guarded(
+            func, growth.FILTER_SIZES.get(name), prints=name in _PRINTING_FILTERS
+        )
     for name, test in env.tests.items():
         env.tests[name] = _guarded(cast("Callable[..., Any]", test))
     return env
