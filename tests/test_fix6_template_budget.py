@@ -275,6 +275,7 @@ REPEATED = "[['x' * 1000] * 1000] * 1000"  # ~1,000 lists of 1,000 references: 1
         "{{ (%s)|center(10) }}",
         "{{ [%s]|join(',') }}",
         "{{ {'k': %s} }}",
+        "{{ '%%s' %% {'k': %s} }}",
     ],
 )
 def test_a_container_whose_text_is_past_the_size_limit_is_refused_before_it_is_made(
@@ -297,3 +298,7 @@ def test_containers_within_the_size_limit_print_as_python_prints_them() -> None:
     assert render("{{ ['x' * 1000] * 1000 }}") == str(["x" * 1000] * 1000)
     assert render("{{ '%s-%s' % ([1], {'k': 2}) }}") == "[1]-{'k': 2}"
     assert render("{{ '%(k)s' % {'k': [3], 'other': [[0] * 3000] * 3000} }}") == "[3]"
+    # Joined, a list's strings are written bare: 1.5 million of them fit, though the list's
+    # own text (quoted, `, `-separated) would not.
+    assert render("{{ (['a'] * 1500000)|join(',')|length }}") == str(2 * 1500000 - 1)
+    assert render("{{ {'k': 'v'}|urlencode }}") == "k=v"

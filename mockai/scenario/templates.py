@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import BuiltinMethodType, MethodType
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from mockai.generate.prose import provider_methods, seeded_faker
 from mockai.pipeline.exchange import Exchange
@@ -153,13 +153,15 @@ def _printable(value: Any) -> Any:
     return value
 
 
-# Filters that make text of their arguments, containers included (`[...]|string`, `|tojson`,
-# `'%s'|format([...])`, `|center` of a list...): a container argument is measured first.
+# Filters that make the text of their positional arguments, containers included (`[...]|string`,
+# `|tojson`, `'%s'|format([...])`, `|center` of a list...): a container argument is measured
+# first. (`join` prints its items: see `_guarded`. `urlencode` and `xmlattr` write a mapping's
+# items in their own, shorter form, and `format`'s keywords are printed by name only.)
 _PRINTING_FILTERS = frozenset(
     {
-        "capitalize", "center", "e", "escape", "forceescape", "format", "indent", "join",
-        "lower", "pprint", "replace", "safe", "string", "striptags", "title", "tojson", "trim",
-        "truncate", "upper", "urlencode", "urlize", "wordcount", "wordwrap", "xmlattr",
+        "capitalize", "center", "e", "escape", "forceescape", "format", "indent", "lower",
+        "pprint", "replace", "safe", "string", "striptags", "title", "tojson", "trim",
+        "truncate", "upper", "urlize", "wordcount", "wordwrap",
     }
 )  # fmt: skip
 
@@ -190,11 +192,12 @@ def _guarded(
     func: Callable[..., Any],
     size: Callable[[dict[str, Any]], int | None] | None = None,
     *,
-    prints: bool = False,
+    prints: Literal["arguments", "items"] | None = None,
 ) -> Callable[..., Any]:
     """A filter or test checking the budget: the time at each call, the size of its result
     (`size` gives it before it is made) and of each item of a lazy result; with `prints`, the
-    text of each container argument before the filter makes it."""
+    text of each container among its positional arguments (or among their items, as `join`
+    prints them) before the filter makes it."""
     signature = inspect.signature(func) if size is not None else None
 
     @functools.wraps(func)  # (keeps `jinja_pass_arg`: jinja2 still passes the context)
@@ -202,9 +205,14 @@ def _guarded(
         budget = _budget()
         if budget is not None:
             budget.tick()
-        if prints:
-            for argument in (*args, *kwargs.values()):
+        if prints == "arguments":
+            for argument in args:
                 _printable(argument)
+        elif prints == "items":
+            for argument in args:
+                if isinstance(argument, list | tuple):
+                    for item in argument:
+                        _printable(item)
         if size is not None and signature is not None:
             try:
                 bound = signature.bind(*args, **kwargs)
@@ -239,13 +247,22 @@ def _wordwrap(
     return do_wordwrap(environment, s, width, break_long_words, wrapstring, break_on_hyphens)
 
 
+def _names_keys(template: str | bytes) -> bool:
+    """Whether a `%` template takes its values by key (`%(name)s`) from a mapping."""
+    return b"%(" in template if isinstance(template, bytes) else "%(" in template
+
+
 def _check_operands(operator: str, left: Any, right: Any) -> None:
     """Refuse, before computing it, a product, a power or a `%` formatting too big to make
     quickly."""
     if operator == "%" and isinstance(left, (str, bytes)):
         _refuse(growth.percent_size(left, right))
-        # (a mapping's values are printed by key, one at a time: `%(name)s`)
-        printed = right if isinstance(right, tuple) else () if isinstance(right, dict) else (right,)
+        if isinstance(right, tuple):
+            printed: Any = right
+        elif isinstance(right, dict) and _names_keys(left):
+            printed = ()  # (a mapping's values are printed by key, one at a time)
+        else:
+            printed = (right,)
         for value in printed:
             _printable(value)
     elif operator == "*":
@@ -398,9 +415,10 @@ def _env() -> ImmutableSandboxedEnvironment:
     env.filters["wordwrap"] = pass_environment(_wordwrap)
     env.globals["lipsum"] = pass_context(_lipsum)
     for name, func in env.filters.items():
-        env.filters[name] = _guarded(
-            func, growth.FILTER_SIZES.get(name), prints=name in _PRINTING_FILTERS
+        prints: Literal["arguments", "items"] | None = (
+            "arguments" if name in _PRINTING_FILTERS else "items" if name == "join" else None
         )
+        env.filters[name] = _guarded(func, growth.FILTER_SIZES.get(name), prints=prints)
     for name, test in env.tests.items():
         env.tests[name] = _guarded(cast("Callable[..., Any]", test))
     return env
