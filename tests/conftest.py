@@ -111,7 +111,8 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     PYTEST_XDIST_AUTO_NUM_WORKERS still decides when set."""
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None  # (xdist's own hook reads it)
-    return len(os.sched_getaffinity(0)) + 1
+    usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None  # (Linux)
+    return (len(usable) if usable else os.cpu_count() or 1) + 1
 
 
 @pytest.fixture(autouse=True)
