@@ -456,3 +456,63 @@ def test_with_redis_a_cancel_ends_a_batch_whose_answering_failed(redis: RedisSer
         assert ended.status == "cancelled" and ended.cancelled_at is not None
         assert (ended.output_file_id, ended.error_file_id) == (None, None)
         assert second.batches.retrieve(batch.id).status == "cancelled"
+
+
+# --- a reset stops the lines of a batch being answered ------------------------------------------
+
+
+def test_a_reset_stops_the_lines_of_a_batch_being_answered() -> None:
+    with checked_server() as running, sdk(running) as client:
+        reset_while_answered(running, running, client, after=1)
+
+
+def test_with_redis_a_reset_on_another_server_stops_the_lines_it_answers(
+    redis: RedisServer,
+) -> None:
+    """The server answering the lines never sees the reset itself (another worker took it):
+    the batch's record, gone from the shared state, stops them."""
+    state = redis.url()
+    with (
+        checked_server(state=state) as answering,
+        MockServer(state=state, log_requests=False) as other,
+        sdk(answering) as client,
+    ):
+        reset_while_answered(answering, other, client, after=2)
+
+
+def reset_while_answered(
+    answering: MockServer, resetting: MockServer, client: openai.OpenAI, after: int
+) -> None:
+    """A reset (between tests) forgot the batch, but its lines went on being answered after it:
+    journaled (pushing the next test's requests out) and counted against the scenario's rules
+    (`sequence` steps and `times` used up before the next test sent anything)."""
+    line = {"model": "dall-e-2", "prompt": "a cat", "response_format": "b64_json"}
+    data = jsonl(
+        [
+            {"custom_id": f"p{i}", "method": "POST", "url": "/v1/images/generations", "body": line}
+            for i in range(30)
+        ]
+    )
+    batch = client.batches.retrieve(create(client, data, "/v1/images/generations").id)
+    assert batch.status == "in_progress"
+    ended: dict[str, Any] = {}
+
+    def retrieve() -> None:  # (this retrieval answers the lines; the reset forgets the batch)
+        try:
+            ended["batch"] = client.batches.retrieve(batch.id)
+        except openai.NotFoundError as error:
+            ended["error"] = error
+
+    runner = threading.Thread(target=retrieve)
+    runner.start()
+    deadline = time.monotonic() + 5
+    while not journaled_lines(answering, batch.id) and time.monotonic() < deadline:
+        time.sleep(0.002)
+    resetting.reset()
+    runner.join(timeout=30)
+    assert not runner.is_alive()
+    # What came after the reset: at most the lines under way when it came, none of the rest.
+    assert journaled_lines(answering, batch.id) <= after
+    assert "error" in ended  # the batch is gone: the API's 404
+    with pytest.raises(openai.NotFoundError):
+        client.batches.retrieve(batch.id)

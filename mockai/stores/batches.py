@@ -187,6 +187,10 @@ class BatchStore:
         self._places: Records[int] = backend.records("batch-places", _PLACE, capacity)
         self._token = secrets.token_hex(8)  # this process, as a batch's runner
         self._running: dict[str, asyncio.Future[None]] = {}  # lines this process is answering
+        # Counts this process's resets: lines being answered stop at the next one (see
+        # `_answer_lines`), rather than journaling and counting against the scenario's rules
+        # after it.
+        self._resets = 0
 
     # --- the state ------------------------------------------------------------------------------
 
@@ -224,6 +228,7 @@ class BatchStore:
 
     async def clear(self) -> None:
         """Forget every batch (the server's reset)."""
+        self._resets += 1  # (first: a line being answered stops before its next one)
         for records in (self._batches, self._lines, self._results, self._places):
             await records.clear()
         self._running.clear()
@@ -463,6 +468,7 @@ class BatchStore:
         good, bad = io.BytesIO(), io.BytesIO()
         completed = 0
         usage = codec.UsageTotals()
+        resets = self._resets
         turn_ends = time.monotonic() + _TURN
         for position, line in enumerate(codec.valid_lines(data, record.endpoint)):
             if time.monotonic() >= turn_ends:
@@ -470,6 +476,10 @@ class BatchStore:
                 # until every line was (50,000 lines: seconds): let it, every few ms of work.
                 await asyncio.sleep(0)
                 turn_ends = time.monotonic() + _TURN
+                if not await self._still_answering(record, resets):
+                    return
+            if self._resets != resets:
+                return
             answer = await self.runner(line, record.id, record.headers, record.profile)
             text = codec.output_line(
                 ids.batch_request_id(record.key, line.number),
@@ -497,6 +507,8 @@ class BatchStore:
                 usage.add(top_level_usage(answer.body))  # (not every float of it parsed)
             else:
                 bad.write(text)
+        if not await self._still_answering(record, resets):
+            return
         await self._results.put(record.id, Results(good.getvalue(), bad.getvalue()))
         counts = (len(named), completed, len(named) - completed)
 
@@ -510,6 +522,19 @@ class BatchStore:
         except KeyError:  # (forgotten meanwhile, a reset: its results would be left behind)
             await self._results.pop(record.id)
         await self._lines.pop(record.id)
+
+    async def _still_answering(self, record: BatchRecord, resets: int) -> bool:
+        """Whether the lines of `record` are still this process's to answer: no reset since
+        (`resets`, here; with shared state, the record gone, or another one made under its id,
+        after a reset on another worker). A batch forgotten by a reset stops before its next
+        line: its lines were journaled and counted against the rules as they were answered,
+        and a test resetting its server between tests saw them go on after it."""
+        if self._resets != resets:
+            return False
+        held = await self._batches.get(record.id)
+        return (
+            held is not None and held.runner == self._token and held.created_at == record.created_at
+        )
 
     def _unkept_line(self, record: BatchRecord, message: str, number: int, custom_id: str) -> bytes:
         """The error file's line for line `number` should its answer not fit in the file store
