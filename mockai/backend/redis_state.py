@@ -19,9 +19,12 @@ ours holds what another program wrote there, calls raise `StateUnavailable` — 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
+import itertools
 import logging
+import random
 import re
 import secrets
 import time
@@ -60,7 +63,12 @@ BREAK_SECONDS = 1.0
 OCCURRENCE_LIMIT = 100_000  # as in-process: repeats of more distinct requests start over
 # Connections a worker opens to Redis at most; more calls at once wait for one (SOCKET_TIMEOUT).
 MAX_CONNECTIONS = 100
-WATCH_RETRIES = 50  # optimistic transactions that keep losing the race give up (a 503)
+# A change of a record that keeps losing the race to other workers' changes gives up (a 503)
+# after this many seconds of tries; between tries it waits a random share of a pause doubling
+# from 1 ms to WATCH_BACKOFF. (Fifty tries at once, in lockstep, had 150 appends at once to one
+# conversation refuse a sixth of them from a healthy Redis.)
+WATCH_PATIENCE = 10.0
+WATCH_BACKOFF = 0.05
 
 _UNAVAILABLE = (
     redis_errors.ConnectionError,  # includes BusyLoadingError (Redis still loading its data)
@@ -498,8 +506,9 @@ class RedisRecords(Generic[T]):
         # record weighed again is the newest, though, as in memory: the least recently changed
         # conversation goes first, not the one in use.)
         target = self._key(key)
+        deadline = time.monotonic() + WATCH_PATIENCE
         async with self.backend.client.pipeline(transaction=True) as pipe:
-            for _ in range(WATCH_RETRIES):
+            for attempt in itertools.count():
                 try:
                     await pipe.watch(target)
                     data: Any = await pipe.get(target)
@@ -507,8 +516,11 @@ class RedisRecords(Generic[T]):
                         raise KeyError(key)
                     record = self._decoded(key, data)
                     result = change(record)  # an exception leaves the record as it was
+                    encoded = self.codec.encode(record)
+                    if encoded == data:  # (left as it was: nothing to write, nor to race)
+                        return result
                     pipe.multi()  # type: ignore[no-untyped-call]
-                    pipe.set(target, self.codec.encode(record), xx=True)
+                    pipe.set(target, encoded, xx=True)
                     await pipe.execute()
                     if weigh is not None:
                         await scripts.TOUCH_RECORD(
@@ -516,10 +528,16 @@ class RedisRecords(Generic[T]):
                         )
                     return result
                 except redis_errors.WatchError:
-                    continue  # another worker changed it meanwhile: read it again
+                    pass  # another worker changed it meanwhile: read it again, a moment later
                 finally:
                     await pipe.reset()  # type: ignore[no-untyped-call]
-        raise StateUnavailable(self.backend.name, f"record {key} kept changing under us")
+                if time.monotonic() > deadline:
+                    break
+                pause = min(WATCH_BACKOFF, 0.001 * 2 ** min(attempt, 16))
+                await asyncio.sleep(random.uniform(0, pause))
+        raise StateUnavailable(
+            self.backend.name, f"record {key} kept changing under us for {WATCH_PATIENCE:g} s"
+        )
 
     @guarded
     async def pop(self, key: str) -> T | None:

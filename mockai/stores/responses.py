@@ -227,6 +227,12 @@ class ResponseStore:
         """The response as it stands now (a background run moves one step on per retrieval),
         and whether this retrieval finished its run (its output then joins its conversation)."""
 
+        found = await self._find(response_id)
+        if not found.background or found.stage == "completed":
+            # A read (a run's end is final): no change of the record, which with shared state
+            # raced every other retrieval of it (150 at once: a third got 503s).
+            return _readable(response_id, found), False
+
         def advance(stored: _Stored) -> tuple[dict[str, Any], bool]:
             response = _readable(response_id, stored)
             if not stored.background or stored.stage == "completed":
