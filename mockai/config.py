@@ -122,7 +122,8 @@ class Config:
         if unknown:
             names = ", ".join(unknown)
             raise ConfigError(
-                f"unknown option(s): {names}" + suggest(unknown[0], _names(), noun="known options")
+                f"unknown option(s): {names}"
+                + suggest(unknown[0], [*_names(), *_ALIASES, "quiet"], noun="known options")
             )
         coerced = {name: _coerce(name, value) for name, value in given.items()}
         return dataclasses.replace(self, **coerced, given=self.given | set(coerced))
@@ -175,7 +176,18 @@ _ALIASES = {"scenario": "scenarios"}
 
 
 def _unaliased(given: dict[str, Any]) -> dict[str, Any]:
-    """`given` with aliases renamed; an alias and its option given together is a ConfigError."""
+    """`given` with aliases renamed; an alias and its option given together is a ConfigError.
+    (`quiet`, the command line's `--quiet`, is `log_requests` turned around.)"""
+    if "quiet" in given:
+        quiet = given.pop("quiet")
+        if "log_requests" in given:
+            raise ConfigError(
+                "quiet and log_requests name the same option; give only one of them "
+                "(quiet=True is log_requests=False)"
+            )
+        if not isinstance(quiet, bool):
+            raise ConfigError(f"quiet: expected true or false, got {quiet!r}")
+        given["log_requests"] = not quiet
     for alias, name in _ALIASES.items():
         if alias not in given:
             continue

@@ -22,7 +22,7 @@ from aiohttp import web
 from mockai import profiles, scenario
 from mockai.backend.memory import finish_now
 from mockai.config import Config
-from mockai.errors import ServerError
+from mockai.errors import ConfigError, ServerError
 from mockai.pipeline.decide import Source
 from mockai.pipeline.journal import Journal, JournalEntry
 from mockai.server import sites
@@ -100,6 +100,12 @@ class MockServer:
     ) -> None:
         base = config or Config(port=0)
         self.config = base.merged(**options)
+        if self.config.workers > 1:
+            # (said rather than ignored: it served in this one process, load tests included)
+            raise ConfigError(
+                f"workers={self.config.workers}: a MockServer (and the pytest fixture) serves in "
+                "this process; several worker processes are `mockai serve --workers N`'s"
+            )
         self._sources = sources
         self._runner: web.AppRunner | None = None
         self._background: BackgroundLoop | None = None

@@ -1,0 +1,55 @@
+"""`MockServer`'s keywords are `mockai serve`'s options (docs/python.md): the command line's
+`--quiet` by its own name, and `workers`, which one process cannot honour, refused rather than
+ignored."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from mockai import ConfigError, MockServer
+
+
+@pytest.mark.parametrize(("quiet", "logged"), [(True, False), (False, True)])
+def test_quiet_is_the_command_lines_quiet(quiet: bool, logged: bool) -> None:
+    with MockServer(quiet=quiet) as server:
+        assert server.config.log_requests is logged
+        assert httpx.get(server.url_for("/_mockai/health")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        ({"quiet": "yes"}, "quiet: expected true or false, got 'yes'"),
+        (
+            {"quiet": True, "log_requests": True},
+            (
+                "quiet and log_requests name the same option; give only one of them "
+                "(quiet=True is log_requests=False)"
+            ),
+        ),
+        ({"quite": True}, "unknown option(s): quite (did you mean 'quiet'?)"),
+        (
+            {"workers": 2},
+            (
+                "workers=2: a MockServer (and the pytest fixture) serves in this process; several "
+                "worker processes are `mockai serve --workers N`'s"
+            ),
+        ),
+    ],
+)
+def test_an_option_one_server_in_this_process_cannot_take_is_refused(
+    options: dict[str, Any], said: str
+) -> None:
+    """`MockServer(workers=4)` served every connection from the test's own process, silently
+    (a load test got one process), while a recording one was refused as several."""
+    with pytest.raises(ConfigError) as raised:
+        MockServer(**options)
+    assert str(raised.value) == said
+
+
+def test_one_worker_is_what_it_always_was() -> None:
+    with MockServer(workers=1) as server:
+        assert httpx.get(server.url_for("/_mockai/health")).status_code == 200
