@@ -50,9 +50,26 @@ def is_cassette(name: str, text: str) -> bool:
     """A vcrpy cassette: a top-level `interactions:` key (and, in YAML, no `mockai:` scenario
     version). How `mockai check` tells a file's kind, and how a folder given to `--scenario` or
     `--cassette` leaves the other kind's files alone, so that the two agree."""
-    return looks_like_cassette(text) and (
-        name.lower().endswith(".json") or "\nmockai:" not in "\n" + without_bom(text)
-    )
+    if name.lower().endswith(".json"):
+        return looks_like_cassette(text) or _compact_json_cassette(text)
+    return looks_like_cassette(text) and "\nmockai:" not in "\n" + without_bom(text)
+
+
+_JSON_KEY = re.compile(r'"interactions"\s*:')
+
+
+def _compact_json_cassette(text: str) -> bool:
+    """A JSON cassette whose `"interactions"` key does not start a line, as `json.dump` writes
+    one by default (one line, `"version"` first; vcrpy itself indents): its top-level object
+    holds the key. A JSON file naming the key that does not parse is taken for a broken one,
+    to be checked (and refused) as a cassette rather than left alone in a folder."""
+    if not _JSON_KEY.search(text):
+        return False
+    try:
+        loaded = json.loads(without_bom(text))
+    except ValueError:
+        return True
+    return isinstance(loaded, dict) and "interactions" in loaded
 
 
 def other_kind(name: str, text: str) -> bool:
