@@ -103,6 +103,9 @@ def test_strict_mode_sees_misses_the_journal_forgot(run) -> None:  # type: ignor
     assert sum(line.startswith("mockai: 1 request(s) matched no rule") for line in lines) == 2
     assert sum(line.startswith("mockai: 2 request(s) matched no rule") for line in lines) == 1
     assert sum(line.startswith(forgotten) for line in lines) == 3
+    # Why they left, and what keeps them: a journal too small (journal_size=3 above) or a reset.
+    bound = "it keeps the latest 3 requests (more with the marker's `journal_size=`)"
+    assert any(line.startswith(forgotten) and bound in line for line in lines)
     # The miss still in the journal keeps its no-match report (the closest rule, by name).
     result.stdout.fnmatch_lines(["*mockai: 2 request(s)*", "*rule 'known'*", forgotten + "*"])
 

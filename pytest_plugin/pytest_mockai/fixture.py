@@ -278,10 +278,11 @@ class MockaiFixture:
         reports = [str((e.error or {}).get("message", "")) for e in misses]
         gone = count - len(misses)
         if gone:
+            kept = self.server.config.journal_size
             reports.append(
-                f"{gone} of them left the journal with their details (`reset()` empties it, and "
-                "it keeps the latest requests only): read mockai.unmatched before a reset to see "
-                "them."
+                f"{gone} of them left the journal with their details: it keeps the latest "
+                f"{kept:,} requests (more with the marker's `journal_size=`), and `reset()` "
+                "empties it (read mockai.unmatched before a reset to see them)."
             )
         said = "\n\n".join(reports)
         pytest.fail(
