@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_rule_index import LITERAL, compiled, user_conditions
@@ -160,3 +161,30 @@ def test_check_warns_of_what_serving_valid_paths_together_would_refuse(
 
     assert cli.main(["check", str(first), str(apart)]) == 0  # nothing between them
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "shadowed"),
+    [
+        ({"equals": "hello", "ignore_case": True}, {"equals": "Hello"}, True),
+        ({"equals": "STRASSE", "ignore_case": True}, {"equals": "straße"}, True),
+        ({"equals": "Hello"}, {"equals": "hello", "ignore_case": True}, False),
+        ({"equals": "hello", "ignore_case": True}, {"equals": "Help"}, False),
+    ],
+)
+def test_an_equals_ignoring_case_shadows_the_same_text_written_otherwise(
+    first: dict[str, Any], then: dict[str, Any], shadowed: bool
+) -> None:
+    """`check` missed a case-sensitive `equals` after the same text ignoring case (the rule can
+    never answer), looked up as it is by one key per `equals`; many such rules are still looked
+    up, not compared in pairs (test_thousands_of_exact_questions_are_checked_by_lookup)."""
+    questions = [{"match": {"user": {"equals": f"question {n}"}}, "reply": "x"} for n in range(50)]
+    rules = compiled(
+        [
+            *questions,
+            {"match": {"user": first}, "reply": "a"},
+            {"match": {"user": then}, "reply": "b"},
+        ]
+    )
+    named = [m.groups() for p in loader.shadowed(rules) if (m := NAMED.search(str(p)))]
+    assert named == ([("r51", "r50")] if shadowed else [])

@@ -579,8 +579,7 @@ class _ShadowIndex:
 
     def _probes(self, condition: Matcher) -> Iterator[_Anchor]:
         """The anchors `condition` may imply (a superset: each candidate is then compared)."""
-        key = condition.exact_key()
-        if key is not None:
+        for key in condition.implied_keys():
             yield ("exact", key)
         subject = condition.subject
         if isinstance(condition, ModelGlob):
@@ -667,9 +666,9 @@ def _key_subsets(
     rule: Rule, exact: Mapping[frozenset[Hashable], _Entry]
 ) -> Iterable[frozenset[Hashable]]:
     """The keys of the exact rules that may shadow `rule`: an exact rule shadows it when each of
-    its conditions is implied by one of `rule`'s, by one of equal key (`exact_key`), so when its
+    its conditions is implied by one of `rule`'s, by one of its keys (`implied_keys`), so when its
     keys are a subset of `rule`'s."""
-    mine = {key for key in (c.exact_key() for c in rule.conditions) if key is not None}
+    mine = {key for condition in rule.conditions for key in condition.implied_keys()}
     if len(mine) > _MOST_SUBSET_LOOKUPS:
         return [keys for keys in exact if keys <= mine]
     return (

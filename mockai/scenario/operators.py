@@ -210,10 +210,8 @@ class TextTest:
         # form once folded.
         mine = self.value.casefold() if other.ignore_case else self.value
         if self.op is Op.EQUALS:
-            if self.ignore_case != other.ignore_case and other.op is Op.EQUALS:
-                # True, but left out: `equals` conditions are looked up by one key each
-                # (`exact_key`), implied by their like alone.
-                return False
+            # (a case-sensitive `equals` implying one ignoring case is looked up by the
+            # latter's key too: `Matcher.implied_keys`)
             return other.test(mine if self.ignore_case else self.value)
         theirs = other.value.casefold() if other.ignore_case else other.value
         if other.op is Op.CONTAINS and self.op in (Op.STARTSWITH, Op.ENDSWITH, Op.CONTAINS):

@@ -88,9 +88,16 @@ class Matcher:
 
     def exact_key(self) -> Hashable | None:
         """For a condition only its like implies (`equals` a text): a key that is equal for
-        two such conditions exactly when one implies the other (`shadows` then looks rules up
-        instead of comparing every pair); None for every other condition."""
+        two such conditions when one implies the other (`shadows` then looks rules up instead
+        of comparing every pair; see `implied_keys` for the one other way); None for every
+        other condition."""
         return None
+
+    def implied_keys(self) -> tuple[Hashable, ...]:
+        """The exact keys of the conditions this one implies: its own, and for a case-sensitive
+        `equals` that of the same `equals` ignoring case (texts/`_Text`)."""
+        key = self.exact_key()
+        return () if key is None else (key,)
 
     def distance(self, exchange: Exchange) -> float:
         """0 when the condition holds, up to 1 when the request is nowhere near (for ranking)."""

@@ -65,6 +65,17 @@ class _Text(Matcher):
         # (`implies` folds one side twice: the same, casefolding being idempotent)
         return (type(self), True, test.value.casefold())
 
+    def implied_keys(self) -> tuple[Hashable, ...]:
+        # A case-sensitive `equals 'Hello'` implies `equals 'hello'` ignoring case too (a text
+        # equal to the one equals the other, once folded).
+        key = self.exact_key()
+        if key is None:
+            return ()
+        test = self.test
+        if test.ignore_case:
+            return (key,)
+        return (key, (type(self), True, test.value.casefold()))
+
     def distance(self, exchange: Exchange) -> float:
         if self.holds(exchange):
             return 0.0
