@@ -96,9 +96,11 @@ class FaultPlanner:
         return cls(chaos=chaos, latency=latency, stream=stream, attempts=attempts)
 
     async def inject(
-        self, exchange: Exchange, exact: bytes, salt: bytes, headers: Mapping[str, str]
+        self, exchange: Exchange | None, exact: bytes, salt: bytes, headers: Mapping[str, str]
     ) -> Injection:
         """What this request gets from its headers and from chaos; ApiError 400 on a bad header.
+        (`exchange` None: a route that generates nothing, such as the model list, whose answer
+        is a JSON body.)
 
         `exact` identifies the request (fingerprint.request_keys), `salt` this occurrence of it
         (fingerprint.occurrence_key): chaos draws from it, so the same seed and the same requests
@@ -113,10 +115,11 @@ class FaultPlanner:
             timing=_header(headers, HEADER_LATENCY, parse_timing_spec),
             stream=_header(headers, HEADER_STREAM, parse_stream),
             defaults=self.defaults,
-            model=exchange.model,
+            model=exchange.model if exchange is not None else "",
             salt=salt,
-            # (the stores' routes answer what they hold: a generated stand-in is no answer there)
-            json_answer=not exchange.stream and exchange.route is None,
+            # (the stores' routes answer what they hold: a generated stand-in is no answer there;
+            # a route generating nothing has its own answer to cut)
+            json_answer=exchange is None or (not exchange.stream and exchange.route is None),
         )
 
     async def _requested(self, headers: Mapping[str, str], exact: bytes) -> Faults | None:

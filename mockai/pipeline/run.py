@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import inspect
 import logging
 import time
@@ -24,6 +25,7 @@ from multidict import CIMultiDict
 from mockai.api import common
 from mockai.api.base import Codec, ParseContext, RenderContext
 from mockai.backend import StateUnavailable
+from mockai.delivery.chaos import HEADER_FAULT
 from mockai.delivery.deliver import as_delivered, deliver, keeps_schedule, writes_in_slices
 from mockai.delivery.faults import NO_FAULTS
 from mockai.errors import ApiError
@@ -850,13 +852,23 @@ async def _static(
     entry, raw, unreadable = begun
     entry.source = "static"
     limits: dict[str, str] = {}
+    faulted: Plan | None = None
     try:
         if authenticated:
             _check_auth(state, request, profile)
         if unreadable is not None:
             raise unreadable
-        produced = produce(state, entry, raw)
-        outgoing = await produced if inspect.isawaitable(produced) else produced
+        if authenticated:  # (a browser's preflight is answered whatever is asked)
+            faulted = await _route_fault(state, request, raw)
+        if faulted is not None:
+            entry.source, entry.rule = faulted.source, faulted.name
+            if faulted.reply is not None and faulted.reply.error is not None:
+                raise faulted.reply.error
+        if faulted is not None and faulted.recorded is not None:
+            outgoing = faulted.recorded  # (nothing, or a gateway's page: the fault's own)
+        else:
+            produced = produce(state, entry, raw)
+            outgoing = await produced if inspect.isawaitable(produced) else produced
     except ApiError as error:
         error = profile.errors.adapt(error)
         outgoing = profile.errors.render(error)
@@ -864,8 +876,26 @@ async def _static(
         entry.error = _journaled(error)
     except Exception:
         outgoing = _internal_error(request, entry, profile)
-    plan = turn.plan if turn is not None else None
+    plan = faulted or (turn.plan if turn is not None else None)
     response = await _finish(request, state, entry, outgoing, limits, plan, profile)
     if unreadable is not None:
         response.force_close()  # the rest of the request cannot be parsed: no keep-alive
     return response
+
+
+async def _route_fault(state: ServerState, request: web.Request, raw: bytes) -> Plan | None:
+    """The fault `x-mockai-fault` or `--chaos` gives a request to a route that generates
+    nothing (the model list, conversations, stored lists, an unknown path): "over all traffic",
+    as for every other request (the model list, an app's start-up probe, had none, and a
+    malformed header there was ignored rather than a 400). None when it gets none; no delay
+    (`--latency` and `x-mockai-latency` time generated answers)."""
+    planner = state.faults
+    if HEADER_FAULT not in request.headers and not planner.chaos:
+        return None  # (nearly every request: no key made, no count taken)
+    # The request's identity, as a generated answer's exact key is its body's: its attempts
+    # (`attempts=N`) and chaos draws are its own, the same run after run.
+    material = f"{state.config.seed}|{request.method} {request.rel_url}|".encode() + raw
+    exact = hashlib.blake2b(material, digest_size=32).digest()
+    salt = occurrence_key(exact, await state.occurrences.take(exact))
+    injection = await planner.inject(None, exact, salt, request.headers)
+    return injection.preempt()
