@@ -103,18 +103,6 @@ def pytest_configure(config: pytest.Config) -> None:
         httpx.get("http://127.0.0.1:9/", timeout=1)
 
 
-def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
-    """`-n auto` runs a worker more than there are cores: a fifth of the suite's time is spent
-    waiting (servers starting and stopping, Redis timeouts, the SDK's retry back-offs, scripted
-    latency), and a third worker on two cores fills it: the whole run took 305 s with three
-    workers, 331 s with two (the same quiet machine, one run each; four: 300 s).
-    PYTEST_XDIST_AUTO_NUM_WORKERS still decides when set."""
-    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
-        return None  # (xdist's own hook reads it)
-    usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None  # (Linux)
-    return (len(usable) if usable else os.cpu_count() or 1) + 1
-
-
 @pytest.fixture(autouse=True)
 def _lean_pytester_runs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """pytest runs that pytester starts skip the plugins other test dependencies install and no
