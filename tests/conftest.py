@@ -193,6 +193,16 @@ def browser() -> Iterator[Any]:
         yield context
 
 
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A new page of the module's Chromium (a playwright `Page`), closed after the test."""
+    opened = browser.new_page()
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
 @pytest_asyncio.fixture
 async def aclient(server: MockServer) -> AsyncIterator[openai.AsyncOpenAI]:
     """The real async SDK, no retries."""

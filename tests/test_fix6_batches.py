@@ -113,14 +113,7 @@ def test_with_redis_a_batch_cancelled_while_its_lines_run_keeps_their_answers(
 
 def cancelled_while_running(server: MockServer, client: openai.OpenAI) -> None:
     # Pictures: each line is rendered off the loop (~30 ms), so requests come in between them.
-    line = {"model": "dall-e-2", "prompt": "a cat", "response_format": "b64_json"}
-    data = jsonl(
-        [
-            {"custom_id": f"p{i}", "method": "POST", "url": "/v1/images/generations", "body": line}
-            for i in range(30)
-        ]
-    )
-    batch = client.batches.retrieve(create(client, data, "/v1/images/generations").id)
+    batch = client.batches.retrieve(create(client, image_lines(30), "/v1/images/generations").id)
     assert batch.status == "in_progress"
     ran: dict[str, Any] = {}
     runner = threading.Thread(
@@ -486,14 +479,7 @@ def reset_while_answered(
     """A reset (between tests) forgot the batch, but its lines went on being answered after it:
     journaled (pushing the next test's requests out) and counted against the scenario's rules
     (`sequence` steps and `times` used up before the next test sent anything)."""
-    line = {"model": "dall-e-2", "prompt": "a cat", "response_format": "b64_json"}
-    data = jsonl(
-        [
-            {"custom_id": f"p{i}", "method": "POST", "url": "/v1/images/generations", "body": line}
-            for i in range(30)
-        ]
-    )
-    batch = client.batches.retrieve(create(client, data, "/v1/images/generations").id)
+    batch = client.batches.retrieve(create(client, image_lines(30), "/v1/images/generations").id)
     assert batch.status == "in_progress"
     ended: dict[str, Any] = {}
 

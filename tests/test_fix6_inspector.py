@@ -44,15 +44,6 @@ def cleared(server: MockServer) -> MockServer:
     return server
 
 
-@pytest.fixture
-def page(browser: BrowserContext) -> Iterator[Page]:
-    opened = browser.new_page()
-    try:
-        yield opened
-    finally:
-        opened.close()
-
-
 def _open(page: Page, server: MockServer, fragment: str = "") -> None:
     page.goto(server.url_for("/_mockai/") + fragment)
     expect(page.locator("#status")).to_have_text("live", timeout=DEADLINE_MS)

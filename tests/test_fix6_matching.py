@@ -18,6 +18,7 @@ from conformance import checked_server
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sdk import sdk
+from test_rule_index import compiled
 
 from mockai import MockServer
 from mockai.pipeline.exchange import Endpoint, Exchange
@@ -26,7 +27,6 @@ from mockai.scenario.matchers.fields import BodyField
 from mockai.scenario.matchers.values import ModelGlob
 from mockai.scenario.operators import Op, TextTest, compile_text
 from mockai.scenario.problems import Problems
-from mockai.scenario.rules import Rule, compile_rule
 
 EMBEDDING = "text-embedding-3-small"
 INSTRUCT = "gpt-3.5-turbo-instruct"
@@ -464,16 +464,6 @@ def test_the_report_escapes_texts_that_look_alike() -> None:
             {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "file"}]},
         )
     assert "user: equals '\\ufb01le' | 'file' <<<<< user does not match" in lines
-
-
-def compiled(definitions: list[dict[str, Any]]) -> list[Rule]:
-    problems = Problems("<test>")
-    rules = [
-        compile_rule(d, file="<test>", line=0, name=f"r{n}", kind="rule", problems=problems)
-        for n, d in enumerate(definitions)
-    ]
-    assert not problems.items, problems.items
-    return [rule for rule in rules if rule is not None]
 
 
 # Composed and decomposed letters, and their parts alone, so that literals and texts overlap in

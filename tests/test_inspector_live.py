@@ -11,26 +11,15 @@ from __future__ import annotations
 import json
 import re
 import socket
-from collections.abc import Iterator
 
 import httpx
-import pytest
-from playwright.sync_api import BrowserContext, Locator, Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from mockai import MockServer
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 DEADLINE_MS = 20_000
 KEPT = 2000  # rows the page keeps (the oldest go first)
-
-
-@pytest.fixture
-def page(browser: BrowserContext) -> Iterator[Page]:
-    opened = browser.new_page()
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def _hang(server: MockServer) -> socket.socket:
