@@ -56,6 +56,10 @@ class Config:
     # Bytes of files (uploads, batches' output and error files) a server holds; past it an
     # upload is refused and a batch's remaining lines fail, never a file forgotten.
     file_bytes: int = 1024 * 1024 * 1024
+    # Seconds a batch's lines stay with the worker answering them without a sign of life from it
+    # (it says so every third of this) before another worker's poll takes them over: a worker
+    # that died (`kill -9`, a replica gone) left its batch `in_progress` for good.
+    batch_lease: float = 10.0
     # Seconds a connection may take to send a whole request (head and body), and may stay
     # idle between requests, before it is closed: a client that connects and sends nothing,
     # or half a request, must not hold a connection forever.
@@ -712,6 +716,7 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "upstream": _base_url,
     "replay_speed": _speed,
     "read_timeout": _timeout,
+    "batch_lease": _timeout,
     "event_loop": _one_of("auto", "uvloop", "asyncio"),
     "grace": _grace,
     "admin_token": _token,

@@ -172,7 +172,9 @@ class ServerState:
         from mockai.pipeline import batch
         from mockai.stores.batches import BatchStore
 
-        batches = BatchStore(self.files, config.created, backend=backend)  # (a reentrant lock)
+        batches = BatchStore(  # (a reentrant lock)
+            self.files, config.created, backend=backend, lease=config.batch_lease
+        )
         batches.runner = batch.runner(self)  # lines go through this server's pipeline
         return batches
 

@@ -13,7 +13,9 @@ the pipeline (`mockai.pipeline.batch`): rules, cassettes and chaos answer each a
 answer the same request sent alone, and a sequence rule's steps go to the lines in order.
 
 The state lives in the server's state backend (in this process, or Redis with `--state`): the
-batch records, their lines and results, shared by every worker; see `BatchStore`.
+batch records, their lines and results, shared by every worker; see `BatchStore`. The worker
+answering a batch's lines holds them on a lease it renews while it answers: one that died
+(`kill -9`, a replica gone) lets the next poll past the lease, on any worker, answer them anew.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from mockai.wire.usage import top_level_usage
 log = logging.getLogger("mockai")
 
 DEFAULT_CAPACITY = 1000
+DEFAULT_LEASE = 10.0  # seconds (MOCKAI_BATCH_LEASE)
 _TURN = 0.005  # seconds of answering lines before other requests get the loop
 TERMINAL = ("completed", "failed", "cancelled", "expired")
 R = TypeVar("R")
@@ -88,6 +91,9 @@ class BatchRecord:
     model: str | None = None
     usage: dict[str, Any] | None = None
     runner: str | None = None  # the process answering the lines (its store's token)
+    # When `runner` last said it was answering them (Unix seconds, the workers' clocks): past
+    # the lease, another process may take them over.
+    beat: float | None = None
     answered: bool = False  # every line has its answer (the output waits in the results)
 
     def shown(self) -> dict[str, Any]:
@@ -157,7 +163,9 @@ class BatchStore:
     The records live in the server's state backend (shared by every worker with `--state`):
     any worker moves a batch on when polled. The lines are answered by one process (the first
     to move the batch past `in_progress` claims it); its polls wait for them, other workers'
-    polls show the batch as it stands until they are all answered.
+    polls show the batch as it stands until they are all answered. That process renews its claim
+    every third of `lease` seconds while it answers; a claim not renewed for `lease` (its process
+    died) is taken over by the next poll, whichever worker takes it.
     """
 
     def __init__(
@@ -166,11 +174,13 @@ class BatchStore:
         created: int,
         capacity: int = DEFAULT_CAPACITY,
         backend: RecordsFactory | None = None,
+        lease: float = DEFAULT_LEASE,
     ) -> None:
         backend = backend or MemoryBackend()
         self.files = files
         self.created = created
         self.capacity = capacity
+        self.lease = lease
         self.runner: Runner | None = None  # set by the server once its pipeline exists
         # `_make_room` keeps `capacity`; the records' own bound, which drops the oldest whatever
         # its status, is twice that, so workers creating batches at once (each checking before
@@ -365,23 +375,27 @@ class BatchStore:
                 return await self._finish(record, "cancelled")
             # Answering them failed (the state unreachable meanwhile): the batch ends now, with
             # no results, rather than the failure raised again at every retrieval.
-        elif record.runner is not None:
-            # (A worker that died answering them leaves the batch `cancelling`: the record
-            # says which worker claimed it, not since when, so there is no bound to end it at.)
-            return record
-        moved = await self._move(record, "cancelling", "cancelled")
+        elif record.runner is not None and not self._lapsed(record, time.time()):
+            return record  # (another worker answers them, and is alive: it ends the batch)
+        # Never claimed, or its worker died answering them (its lease lapsed): it ends now, with
+        # no results; the claim is let go, so that worker, were it only stalled, stops.
+        moved = await self._move(record, "cancelling", "cancelled", release=True)
         if moved.status == "cancelled":
             await self._lines.pop(record.id)
             await self._results.pop(record.id)
         return moved
 
-    async def _move(self, record: BatchRecord, was: str, to: str) -> BatchRecord:
+    async def _move(
+        self, record: BatchRecord, was: str, to: str, release: bool = False
+    ) -> BatchRecord:
         now = await self._now()
 
         def move(record: BatchRecord) -> BatchRecord:
             if record.status == was:
                 record.status = to
                 record.times[f"{to}_at"] = now
+                if release:
+                    record.runner = None
             return record
 
         return await self._change(record.id, move)
@@ -425,13 +439,29 @@ class BatchStore:
     async def _run(self, record: BatchRecord) -> None:
         """Answer every line (once, however many retrievals wait for it): this process claims
         the batch and answers, or waits for the answers it is already making; a batch another
-        process answers is not waited for."""
+        process answers is not waited for, unless its lease has lapsed: then this process takes
+        the lines over, and answers them all (the other's answers went with it)."""
         running = self._running.get(record.id)
+        if running is not None and running.done() and record.runner != self._token:
+            # This process stopped answering them when another took them over (it had not
+            # renewed its lease in time): it may take them back should that one die too.
+            self._running.pop(record.id, None)
+            running = None
         if running is None:
+            now = time.time()
 
             def claim(record: BatchRecord) -> bool:
-                if record.runner is None and record.status == "in_progress":
+                free = record.runner is None or self._lapsed(record, now)
+                if free and record.status == "in_progress" and not record.answered:
+                    if record.runner is not None:
+                        log.warning(
+                            "batch %s: the worker answering its lines said nothing for %.1f s "
+                            "(MOCKAI_BATCH_LEASE); this one answers them again",
+                            record.id,
+                            now - (record.beat or now),
+                        )
                     record.runner = self._token
+                    record.beat = now
                 return record.runner == self._token
 
             if not await self._change(record.id, claim):
@@ -440,7 +470,34 @@ class BatchStore:
             if running is None:
                 running = asyncio.ensure_future(self._answer_lines(record))
                 self._running[record.id] = running
+                keeper = asyncio.ensure_future(self._keep_lease(record.id))
+                running.add_done_callback(lambda _: keeper.cancel())
         await asyncio.shield(running)
+
+    def _lapsed(self, record: BatchRecord, now: float) -> bool:
+        """Whether the process answering `record`'s lines has not renewed its claim for the
+        lease (a record from before leases, with none, is lapsed)."""
+        return record.beat is None or now - record.beat > self.lease
+
+    async def _keep_lease(self, batch_id: str) -> None:
+        """While this process answers a batch's lines: renew its claim every third of the lease
+        (a task of its own: a line that takes long, a rule's latency, must not let it lapse)."""
+
+        def renew(record: BatchRecord) -> bool:
+            if record.runner != self._token:
+                return False  # (taken over, or ended)
+            record.beat = time.time()
+            return True
+
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            try:
+                if not await self._batches.update(batch_id, renew):
+                    return
+            except KeyError:  # (forgotten: a reset)
+                return
+            except Exception as error:  # (the state unreachable: renewed at the next beat)
+                log.debug("batch %s: its lease was not renewed (%s)", batch_id, error)
 
     async def _answer_lines(self, record: BatchRecord) -> None:
         """Answer the lines in order into the output and error files' bytes, within the room the
@@ -513,6 +570,8 @@ class BatchStore:
         counts = (len(named), completed, len(named) - completed)
 
         def answered(record: BatchRecord) -> None:
+            if record.runner != self._token:
+                return  # (taken over since the last line: the results are the new runner's)
             record.answered = True
             record.counts = counts
             record.usage = usage.shown()
