@@ -81,3 +81,19 @@ def test_ipv4_mapped_loopback_is_allowed(address: str) -> None:
 def test_ipv4_mapped_other_hosts_are_refused() -> None:
     with pytest.raises(ApiError):
         _check_client(_request_from("::ffff:10.1.2.3", Config()))  # type: ignore[arg-type]
+
+
+def test_the_journal_is_also_at_its_own_name() -> None:
+    """`/_mockai/journal` (the name ARCHITECTURE.md gives the admin endpoint) is the journal:
+    the same page as `/_mockai/requests`, and `DELETE` empties it."""
+    with MockServer(log_requests=False) as server:
+        httpx.post(server.url + "/embeddings", json={"model": "m", "input": "a"}, timeout=10)
+        httpx.get(server.url + "/models", timeout=10)
+        by_name = httpx.get(server.url_for("/_mockai/journal"), timeout=10)
+        assert by_name.status_code == 200, by_name.text
+        listed = httpx.get(server.url_for("/_mockai/requests"), timeout=10).json()
+        assert by_name.json() == listed
+        assert [e["path"] for e in listed["data"]] == ["/v1/embeddings", "/v1/models"]
+        assert httpx.delete(server.url_for("/_mockai/journal"), timeout=10).status_code == 200
+        assert server.requests == []
+        assert httpx.post(server.url_for("/_mockai/journal"), timeout=10).status_code == 405

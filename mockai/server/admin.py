@@ -382,9 +382,9 @@ async def _method_not_allowed(request: web.Request) -> web.Response:
 
 
 def add_admin_routes(app: web.Application) -> None:
-    """Register `/_mockai/health`, `/_mockai/requests`, `/_mockai/reset`, `/_mockai/rules`,
-    `/_mockai/metrics` and the inspector page at `/_mockai/`; other methods there get the API's
-    405."""
+    """Register `/_mockai/health`, `/_mockai/requests` (also `/_mockai/journal`),
+    `/_mockai/reset`, `/_mockai/rules`, `/_mockai/metrics` and the inspector page at
+    `/_mockai/`; other methods there get the API's 405."""
     inspector = _admin(_inspector, token=False)
     routes: dict[str, dict[str, Handler]] = {
         "/health": {"GET": _health},  # harmless, and useful to probes anywhere
@@ -392,6 +392,8 @@ def add_admin_routes(app: web.Application) -> None:
         "": {"GET": inspector},
         "/metrics": {"GET": _admin(_metrics)},
         "/requests": {"GET": _admin(_requests), "DELETE": _admin(_clear_requests)},
+        # The same (ARCHITECTURE.md names the admin endpoints "journal, rules, reset, health").
+        "/journal": {"GET": _admin(_requests), "DELETE": _admin(_clear_requests)},
         "/reset": {"POST": _admin(_reset)},
         "/rules": {
             "GET": _admin(_list_rules),
