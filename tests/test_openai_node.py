@@ -173,6 +173,34 @@ def test_responses_create_stream_and_retrieve(server: MockServer) -> None:
     assert fetched["result"]["output_text"] == response["output_text"]
 
 
+def test_a_reasoning_models_item_summary_and_tokens(server: MockServer) -> None:
+    """openai-node's stream helper builds the reasoning item from its summary events, and reads
+    the reasoning tokens a chat completion bills."""
+    ask = {"model": "o4-mini", "input": "Why is the sky blue?", "reasoning": {"summary": "auto"}}
+    made, helper, chat_made = node(
+        server,
+        case("responses.create", ask),
+        case("responses.stream", ask, mode="helper", final="finalResponse"),
+        case("chat.completions.create", {**chat(), "model": "o4-mini"}),
+    )
+    response = made["result"]
+    reasoning, message = response["output"]
+    assert reasoning["type"] == "reasoning" and message["type"] == "message"
+    [part] = reasoning["summary"]
+    events = helper["result"]["events"]
+    deltas = "".join(
+        e["delta"] for e in events if e["type"] == "response.reasoning_summary_text.delta"
+    )
+    assert deltas == part["text"]
+    final = helper["result"]["final"]
+    assert final["output"][0]["summary"] == reasoning["summary"]
+    assert final["output_text"] == response["output_text"]
+    assert final["usage"] == response["usage"]
+    assert response["usage"]["output_tokens_details"]["reasoning_tokens"] > 0
+    usage = chat_made["result"]["usage"]
+    assert 0 < usage["completion_tokens_details"]["reasoning_tokens"] < usage["completion_tokens"]
+
+
 def test_completions_models_and_moderations(server: MockServer) -> None:
     prompt = {"model": "gpt-3.5-turbo-instruct", "prompt": "Once upon a time", "max_tokens": 12}
     completion, streamed, models, model, moderation = node(

@@ -79,6 +79,7 @@ PLAIN_SERVER = {
     "mockai.api.fieldrules",
     "mockai.api.logprobs",
     "mockai.api.obfuscation",
+    "mockai.api.reasoning",
     "mockai.api.schemacheck",
     "mockai.api.shaping",
     "mockai.api.spec_fields",

@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import Any, NamedTuple
 
 from mockai import tokens
-from mockai.api import common, logprobs, obfuscation
+from mockai.api import common, logprobs, obfuscation, reasoning
 from mockai.api.base import Codec, ParseContext, RenderContext
 from mockai.api.fieldrules import invalid_value, missing, type_error
 from mockai.api.shaping import Shaped, custom_tools, output_cap, shape, usage_numbers
@@ -118,6 +118,7 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         top_logprobs=0 if top_logprobs is None else top_logprobs,
         prompt_tokens=prompt_tokens,
         provider=ctx.provider,
+        reasoning=reasoning.effort(info.reasoning, ctx.provider, get("reasoning_effort")),
     )
 
 
@@ -266,18 +267,28 @@ def _views(messages: tuple[Message, ...]) -> tuple[str, str, str | None]:
 
 def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
     """The chat completion for `reply`, as one JSON body or as the SSE chunk sequence."""
+    # A reasoning model's tokens before each answer (0 for most: nothing to work out).
+    thought = reasoning.tokens(reply, exchange, ctx)
     table = ctx.kept if not exchange.stream and not exchange.logprobs else None
     if table is not None:
-        shaped_by = _shaped_by(exchange, ctx)
+        shaped_by = _shaped_by(exchange, ctx, thought)
         held = table.get(reply, shaped_by)
         if held is not None and held is not table.SEEN:  # answered before: only the ids are new
             return Body(200, held.spliced(ctx), usage=held.usage)
-    shaped = shape(reply, exchange, ctx.key, call_id=ctx.tool_call_id, keep_stop=ctx.keep_stop)
+    shaped = shape(
+        reply,
+        exchange,
+        ctx.key,
+        call_id=ctx.tool_call_id,
+        keep_stop=ctx.keep_stop,
+        reserved=thought,
+    )
     if exchange.legacy_functions:
         shaped = [_as_function_call(s) for s in shaped]
-    completion_tokens = sum(s.completion_tokens for s in shaped)
+    thought *= len(shaped)  # (each answer reasoned for itself)
+    completion_tokens = sum(s.completion_tokens for s in shaped) + thought
     cap = output_cap(exchange, len(shaped))
-    usage = _usage(reply, exchange.prompt_tokens, completion_tokens, cap)
+    usage = _usage(reply, exchange.prompt_tokens, completion_tokens, cap, thought)
     if exchange.stream:
         return _stream(shaped, exchange, ctx, usage)
     body = _head(exchange, ctx, "chat.completion")
@@ -346,10 +357,12 @@ class _Answer(NamedTuple):
         return b"".join(pieces)
 
 
-def _shaped_by(exchange: Exchange, ctx: RenderContext) -> tuple[Any, ...]:
+def _shaped_by(exchange: Exchange, ctx: RenderContext, thought: int) -> tuple[Any, ...]:
     """Everything a kept answer depends on besides its reply and its ids (shaping: n, the token
-    limit, stop sequences; usage: the prompt's tokens; the head: model, created)."""
+    limit, stop sequences, the reasoning tokens (`thought`, drawn from the question); usage:
+    the prompt's tokens; the head: model, created)."""
     return (
+        thought,
         exchange.model,
         exchange.n,
         exchange.output_limit,
@@ -383,8 +396,9 @@ def _head(exchange: Exchange, ctx: RenderContext, kind: str) -> dict[str, Any]:
 
 
 def _usage(
-    reply: Reply, prompt_tokens: int, completion_tokens: int, cap: int | None
+    reply: Reply, prompt_tokens: int, completion_tokens: int, cap: int | None, thought: int
 ) -> dict[str, Any]:
+    """`thought`: the reasoning tokens, part of the completion's (within a scripted count)."""
     prompt, completion, total = usage_numbers(reply, prompt_tokens, completion_tokens, cap)
     return {
         "prompt_tokens": prompt,
@@ -392,7 +406,7 @@ def _usage(
         "total_tokens": total,
         "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
         "completion_tokens_details": {
-            "reasoning_tokens": 0,
+            "reasoning_tokens": min(thought, completion),
             "audio_tokens": 0,
             "accepted_prediction_tokens": 0,
             "rejected_prediction_tokens": 0,

@@ -21,7 +21,7 @@ from dataclasses import replace
 from typing import Any
 
 from mockai import tokens
-from mockai.api import common, logprobs, obfuscation
+from mockai.api import common, logprobs, obfuscation, reasoning
 from mockai.api.base import Codec, ParseContext, RenderContext
 from mockai.api.fieldrules import invalid_value, missing, type_error, unknown_parameter
 from mockai.api.shaping import Shaped, output_cap, shape, usage_numbers
@@ -117,7 +117,13 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         top_logprobs=top_logprobs,
         prompt_tokens=prompt_tokens,
         provider=ctx.provider,
+        reasoning=reasoning.effort(info.reasoning, ctx.provider, _asked_effort(body)),
     )
+
+
+def _asked_effort(body: Mapping[str, Any]) -> Any:
+    asked = body.get("reasoning")
+    return asked.get("effort") if isinstance(asked, dict) else None
 
 
 def _unstored_background() -> ApiError:
@@ -501,8 +507,9 @@ def _last_text(messages: tuple[Message, ...], role: str) -> str | None:
 
 def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
     """The `Response` for `reply`, as one JSON body or as the SSE event sequence."""
-    shaped = shape(reply, exchange, ctx.key, count=1)[0]
-    response = _response(reply, shaped, exchange, ctx)
+    thought = reasoning.tokens(reply, exchange, ctx)  # (a reasoning model's, spent first)
+    shaped = shape(reply, exchange, ctx.key, count=1, reserved=thought)[0]
+    response = _response(reply, shaped, exchange, ctx, thought)
     warnings = _hosted_warning(shaped, exchange)
     if exchange.stream:
         padding = obfuscation.padding(exchange, ctx)
@@ -536,9 +543,10 @@ def _hosted_warning(shaped: Shaped, exchange: Exchange) -> tuple[str, ...]:
 
 
 def _response(
-    reply: Reply, shaped: Shaped, exchange: Exchange, ctx: RenderContext
+    reply: Reply, shaped: Shaped, exchange: Exchange, ctx: RenderContext, thought: int
 ) -> dict[str, Any]:
-    """The complete `Response` object: status, output items, usage, and the echoed settings."""
+    """The complete `Response` object: status, output items, usage, and the echoed settings
+    (`thought`: the reasoning tokens spent before the answer)."""
     body = exchange.body
     reason = _INCOMPLETE_REASONS.get(shaped.finish_reason)
     status = "completed" if reason is None else "incomplete"
@@ -557,9 +565,13 @@ def _response(
         "model": exchange.model,
         "output": _output(shaped, exchange, ctx, status, _cut_call(reply, shaped)),
     }
+    thinking = reasoning.item(reply, exchange, ctx)
+    if thinking is not None:  # (first: the model reasoned before it answered)
+        response["output"] = _after_reasoning(thinking, response["output"], shaped)
     response.update(_settings(body, exchange))
     cap = output_cap(exchange, 1)
-    response["usage"] = _usage(reply, exchange.prompt_tokens, shaped.completion_tokens, cap)
+    output_tokens = shaped.completion_tokens + thought
+    response["usage"] = _usage(reply, exchange.prompt_tokens, output_tokens, cap, thought)
     if body.get("user") is not None:
         # The spec types `user` as a string (not nullable): absent rather than null when not given.
         response["user"] = body["user"]
@@ -654,23 +666,42 @@ def _tool(raw: Any) -> Any:
     return echoed
 
 
-def _usage(reply: Reply, input_tokens: int, output_tokens: int, cap: int | None) -> dict[str, Any]:
-    # All three detail objects are always sent: the SDK's strict mode requires them.
+def _usage(
+    reply: Reply, input_tokens: int, output_tokens: int, cap: int | None, thought: int
+) -> dict[str, Any]:
+    # All three detail objects are always sent: the SDK's strict mode requires them. The
+    # reasoning tokens are part of the output's (within a scripted count).
     prompt, completion, total = usage_numbers(reply, input_tokens, output_tokens, cap)
     return {
         "input_tokens": prompt,
         "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
         "output_tokens": completion,
-        "output_tokens_details": {"reasoning_tokens": 0},
+        "output_tokens_details": {"reasoning_tokens": min(thought, completion)},
         "total_tokens": total,
     }
+
+
+def _after_reasoning(
+    thinking: dict[str, Any], output: list[dict[str, Any]], shaped: Shaped
+) -> list[dict[str, Any]]:
+    """The output items after the reasoning item. An answer the reasoning left no tokens for
+    (cut for length before a word or call was written) has no message: the API's output is then
+    the reasoning item alone, and `output_text` is empty."""
+    used_up = (
+        shaped.finish_reason == "length"
+        and not shaped.content
+        and shaped.refusal is None
+        and not shaped.tool_calls
+    )
+    return [thinking] if used_up else [thinking, *output]
 
 
 def _output(
     shaped: Shaped, exchange: Exchange, ctx: RenderContext, status: str, cut: int | None
 ) -> list[dict[str, Any]]:
     """A message item (text or refusal) unless the answer is only tool calls, then each call
-    (the one at index `cut` stopped by the output limit: "incomplete", as a cut message is)."""
+    (the one at index `cut` stopped by the output limit: "incomplete", as a cut message is).
+    (A reasoning item goes before them: `_after_reasoning`.)"""
     items: list[dict[str, Any]] = []
     if shaped.refusal is not None or shaped.content or not shaped.tool_calls:
         items.append(_message(shaped, exchange, ctx, status))
@@ -819,6 +850,8 @@ def _stream(
     for index, item in enumerate(response["output"]):
         if item["type"] == "message":
             _stream_message(events, index, item, shaped.pieces)
+        elif item["type"] == "reasoning":
+            _stream_reasoning(events, index, item)
         elif item["type"] == "custom_tool_call":
             _stream_custom_tool_call(events, index, item)
         else:
@@ -867,6 +900,25 @@ def _stream_message(
             logprobs=_event_logprobs(entries),
         )
     events.emit("response.content_part.done", **where, part=part)
+    events.emit("response.output_item.done", output_index=index, item=item)
+
+
+def _stream_reasoning(events: _Events, index: int, item: dict[str, Any]) -> None:
+    """added (no summary yet) -> for its summary part: part added -> text deltas -> text done
+    -> part done -> output_item.done (the spec's `response.reasoning_summary_*` events)."""
+    events.emit("response.output_item.added", output_index=index, item={**item, "summary": []})
+    for summary_index, part in enumerate(item["summary"]):
+        where = {"item_id": item["id"], "output_index": index, "summary_index": summary_index}
+        events.emit(
+            "response.reasoning_summary_part.added",
+            **where,
+            part={"type": "summary_text", "text": ""},
+        )
+        where_json = jsonbytes.dumps(where)[1:-1]
+        for piece in tokens.split(part["text"]):
+            events.emit_delta("response.reasoning_summary_text.delta", where_json, piece)
+        events.emit("response.reasoning_summary_text.done", **where, text=part["text"])
+        events.emit("response.reasoning_summary_part.done", **where, part=part)
     events.emit("response.output_item.done", output_index=index, item=item)
 
 

@@ -41,16 +41,22 @@ def shape(
     count: int | None = None,
     call_id: Callable[[bytes, int], str] = ids.tool_call_id,
     keep_stop: bool = False,
+    reserved: int = 0,
 ) -> list[Shaped]:
     """`count` (default: the request's `n`) choices, cycling through the reply's choices.
 
     `call_id` makes the ids of tool calls a reply leaves to mockai (a provider profile's format);
-    `keep_stop` keeps a stop sequence in the text instead of cutting before it.
+    `keep_stop` keeps a stop sequence in the text instead of cutting before it; `reserved` is
+    the output tokens each answer spent before its text (a reasoning model's reasoning), which
+    its output limit counts first. A shaped answer's `completion_tokens` leaves them out.
     """
     total = exchange.n if count is None else count
     choices = reply.choices or (Choice(content=""),)
+    limit = exchange.output_limit  # max_tokens and the model's own limit: the API stops there
+    if limit is not None:
+        limit = max(limit - reserved, 0)
     return [
-        _shape_one(i, choices[i % len(choices)], exchange, key, call_id, keep_stop)
+        _shape_one(i, choices[i % len(choices)], exchange, key, call_id, keep_stop, limit)
         for i in range(total)
     ]
 
@@ -62,6 +68,7 @@ def _shape_one(
     key: bytes,
     call_id: Callable[[bytes, int], str],
     keep_stop: bool,
+    limit: int | None,
 ) -> Shaped:
     # The deprecated functions API calls one function per answer: only the first call is sent,
     # so only it is billed and only it counts against the limit.
@@ -69,7 +76,6 @@ def _shape_one(
     finish = "tool_calls" if scripted else "stop"
     content, refusal = choice.content, choice.refusal
     text = refusal if refusal is not None else content
-    limit = exchange.output_limit  # max_tokens and the model's own limit: the API stops there
     pieces: tuple[str, ...] = ()
     if text and limit is None:
         pieces = tokens.split(text)

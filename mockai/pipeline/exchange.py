@@ -131,6 +131,10 @@ class Exchange:
     model_dimensions: int | None = None  # embedding models: the native vector size (catalog.py)
     echo: bool = False
     prompt_tokens: int = 0  # the request's estimated prompt size, computed by the codec
+    # The effort a reasoning model thinks with before it answers (`medium`, `high`, ...): its
+    # reasoning tokens come first out of the output limit (mockai.api.reasoning). None: the
+    # model does not reason.
+    reasoning: str | None = None
     provider: str = "openai"  # the provider profile the request came through (mockai.profiles)
     # Multipart requests: the uploaded files (the body holds their summaries: name, size,
     # digest), and the raw form as sent, for an upstream (a recording proxy) to forward.

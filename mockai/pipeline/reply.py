@@ -68,7 +68,8 @@ class Reply:
     transcription's text is the first choice's content). `embeddings` (one vector per input) and
     `moderation` (one result per input) answer those endpoints, `media` images and speech; an
     `error` answers with an OpenAI-shaped error instead of a body. `usage` overrides individual
-    usage numbers. `warnings` reach the client in the `x-mockai-warning` header.
+    usage numbers (`reasoning_tokens` among them). `warnings` reach the client in the
+    `x-mockai-warning` header.
     """
 
     choices: tuple[Choice, ...] = (Choice(),)
@@ -78,6 +79,9 @@ class Reply:
     usage: Mapping[str, int] | None = None
     error: ApiError | None = None
     warnings: tuple[str, ...] = ()
+    # A reasoning model's summary of its reasoning, sent when the request asks for one (the
+    # Responses API's `reasoning.summary`); None: made up (mockai.api.reasoning).
+    reasoning: str | None = None
 
     @classmethod
     def text(cls, content: str) -> Reply:

@@ -33,6 +33,7 @@ REPLY_KEYS = (
     "json",
     "tool_calls",
     "refusal",
+    "reasoning",
     "finish_reason",
     "usage",
     "vector",
@@ -54,6 +55,7 @@ USAGE_KEYS = (
     "total_tokens",
     "input_tokens",
     "output_tokens",
+    "reasoning_tokens",
 )
 TOOL_CALL_KEYS = ("name", "arguments", "id")
 # (fullmatch: `$` would also match before a trailing newline, and "ping\n" is no tool name)
@@ -167,6 +169,7 @@ class ReplySpec:
     json: Tree | None = None
     tool_calls: tuple[ToolCallSpec, ...] = ()
     refusal: templates.Text | None = None
+    reasoning: templates.Text | None = None  # a reasoning model's summary, when asked for one
     finish_reason: str | None = None
     usage: Mapping[str, int] | None = None
     vectors: tuple[tuple[float, ...], ...] | None = None
@@ -184,7 +187,7 @@ class ReplySpec:
 
     def __post_init__(self) -> None:
         constant = None
-        texts = (self.content, self.refusal)
+        texts = (self.content, self.refusal, self.reasoning)
         fixed = all(text is None or not text.dynamic for text in texts)
         fixed = fixed and (self.json is None or self.json.constant)
         if fixed and not self.generated and not self.tool_calls:
@@ -198,7 +201,11 @@ class ReplySpec:
         if constant is not None:
             moderated = (self.moderation,) if self.moderation else None
             reply = Reply(
-                choices=constant, embeddings=self.vectors, moderation=moderated, usage=self.usage
+                choices=constant,
+                embeddings=self.vectors,
+                moderation=moderated,
+                usage=self.usage,
+                reasoning=self.reasoning.render({}) if self.reasoning is not None else None,
             )
         object.__setattr__(self, "constant_reply", reply)
 
@@ -246,6 +253,7 @@ def compile_reply(
         json=_json(value, at, problems),
         tool_calls=_tool_calls(value, at, problems),
         refusal=_text(value, "refusal", at, problems),
+        reasoning=_text(value, "reasoning", at, problems),
         finish_reason=_finish_reason(value, at, problems),
         usage=_usage(value, at, problems),
         vectors=_vectors(value, at, problems),
@@ -255,7 +263,12 @@ def compile_reply(
     )
     if len(problems.items) > before:
         return None
-    texts = (spec.content, spec.refusal, spec.media.revised_prompt if spec.media else None)
+    texts = (
+        spec.content,
+        spec.refusal,
+        spec.reasoning,
+        spec.media.revised_prompt if spec.media else None,
+    )
     dynamic = any(isinstance(t, templates.Text) and t.dynamic for t in texts)
     dynamic |= spec.json is not None and not spec.json.constant
     for call in spec.tool_calls:

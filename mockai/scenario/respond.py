@@ -113,15 +113,18 @@ def build_reply(spec: ReplySpec, build: Build) -> Reply:
             ctx = templates.context(build.exchange, faker, build.call) if faker is not None else {}
             choices = _choices(spec, build, ctx, faker)
             media = _media(spec, build, ctx)
+            thought = spec.reasoning.render(ctx) if spec.reasoning is not None else None
     else:  # constant text: no Faker to seed, no template context to build
         choices = _choices(spec, build, _NO_CONTEXT, None)
         media = _media(spec, build, _NO_CONTEXT)
+        thought = spec.reasoning.render(_NO_CONTEXT) if spec.reasoning is not None else None
     reply = Reply(
         choices=_json_as_call(spec, choices, build.exchange),
         embeddings=_embeddings(spec, build.exchange),
         moderation=(spec.moderation,) if spec.moderation else None,
         media=media,
         usage=spec.usage,
+        reasoning=thought,
     )
     _check(spec, reply, build)
     return dataclasses.replace(reply, warnings=tuple(build.warnings)) if build.warnings else reply

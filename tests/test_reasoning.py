@@ -1,0 +1,298 @@
+"""Reasoning models reason: their tokens, their item, and the budget they use first.
+
+The o-series and gpt-5 bill reasoning tokens as output tokens, before the answer, against the
+request's output limit (the spec's `CompletionUsage`); in the Responses API the reasoning comes
+as an output item ahead of the answer (`ReasoningItem`), with a summary when the request asks for
+one. mockai had sent `reasoning_tokens: 0` and no reasoning item for every model, so an app's
+handling of both (a budget the reasoning used up, an item that is not a message) went untested.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from conformance import checked_server
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sdk import sdk
+
+from mockai import MockServer
+
+REASONING_MODELS = ["gpt-5", "gpt-5-mini", "o3", "o4-mini"]
+EFFORTS = [None, "none", "minimal", "low", "medium", "high", "xhigh"]
+SUMMARIES = [None, "auto", "concise", "detailed"]
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[MockServer]:
+    with checked_server() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def client(server: MockServer) -> Iterator[openai.OpenAI]:
+    with sdk(server) as built:
+        yield built
+
+
+def responses_request(
+    model: str, effort: str | None, summary: str | None, limit: int | None, question: str
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": model, "input": question}
+    reasoning = {k: v for k, v in (("effort", effort), ("summary", summary)) if v is not None}
+    if reasoning:
+        body["reasoning"] = reasoning
+    if limit is not None:
+        body["max_output_tokens"] = limit
+    return body
+
+
+def reasons(model: str, effort: str | None) -> bool:
+    return model in REASONING_MODELS and effort != "none"
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    model=st.sampled_from([*REASONING_MODELS, "gpt-4o-mini", "gpt-4.1"]),
+    effort=st.sampled_from(EFFORTS),
+    summary=st.sampled_from(SUMMARIES),
+    limit=st.none() | st.integers(min_value=16, max_value=1200),
+    question=st.text(min_size=1, max_size=60).filter(str.strip),
+)
+def test_a_response_reasons_within_its_budget_streamed_or_not(
+    client: openai.OpenAI,
+    model: str,
+    effort: str | None,
+    summary: str | None,
+    limit: int | None,
+    question: str,
+) -> None:
+    body = responses_request(model, effort, summary, limit, question)
+    answer = client.responses.create(**body)
+    usage = answer.usage
+    assert usage is not None
+    thought = usage.output_tokens_details.reasoning_tokens
+    kinds = [item.type for item in answer.output]
+    if not reasons(model, effort):
+        assert thought == 0 and "reasoning" not in kinds
+    else:
+        # The reasoning item comes first; its summary only when asked for.
+        assert kinds[0] == "reasoning" and kinds.count("reasoning") == 1
+        item = answer.output[0]
+        assert item.type == "reasoning"
+        assert item.id.startswith("rs_") and item.encrypted_content
+        assert bool(item.summary) == (summary is not None)
+        assert all(part.text.strip() for part in item.summary)
+        # In blocks of 64 as the API's come, unless the limit stopped them.
+        assert thought % 64 == 0 or thought == limit
+        if effort == "minimal":
+            assert thought == 0
+    # Reasoning is output: counted in it, and within the limit with the answer.
+    assert 0 <= thought <= usage.output_tokens
+    assert usage.total_tokens == usage.input_tokens + usage.output_tokens
+    if limit is not None:
+        assert usage.output_tokens <= limit
+    if kinds == ["reasoning"]:  # the reasoning used the whole budget: no answer at all
+        assert answer.status == "incomplete" and thought == limit
+        assert answer.incomplete_details is not None
+        assert answer.incomplete_details.reason == "max_output_tokens"
+        assert answer.output_text == ""
+    # Streamed, the same question reasons the same, and the events build the same output.
+    # (The terminal event's response: the SDK's `stream()` helper wants `response.completed`,
+    # and an answer cut short ends with `response.incomplete`.)
+    events = list(client.responses.create(**body, stream=True))
+    assert events[-1].type in ("response.completed", "response.incomplete")
+    streamed = events[-1].response
+    assert streamed.usage == usage
+    assert [item.type for item in streamed.output] == kinds
+    assert streamed.output_text == answer.output_text
+    if kinds[0] == "reasoning":
+        first = streamed.output[0]
+        assert first.type == "reasoning" and answer.output[0].type == "reasoning"
+        assert first.summary == answer.output[0].summary
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    model=st.sampled_from([*REASONING_MODELS, "gpt-4o-mini"]),
+    effort=st.sampled_from(EFFORTS),
+    limit=st.none() | st.integers(min_value=1, max_value=600),
+    n=st.integers(min_value=1, max_value=3),
+    stream=st.booleans(),
+)
+def test_a_chat_completion_bills_its_reasoning_first(
+    client: openai.OpenAI,
+    model: str,
+    effort: str | None,
+    limit: int | None,
+    n: int,
+    stream: bool,
+) -> None:
+    body: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": "Why?"}]}
+    if effort is not None:
+        body["reasoning_effort"] = effort
+    if limit is not None:
+        body["max_completion_tokens"] = limit
+    body["n"] = n
+    if stream:
+        chunks = list(
+            client.chat.completions.create(
+                **body, stream=True, stream_options={"include_usage": True}
+            )
+        )
+        usage = chunks[-1].usage
+        texts = [""] * n
+        finishes: list[str | None] = [None] * n
+        for chunk in chunks:
+            for choice in chunk.choices:
+                texts[choice.index] += choice.delta.content or ""
+                finishes[choice.index] = choice.finish_reason or finishes[choice.index]
+    else:
+        completion = client.chat.completions.create(**body)
+        usage = completion.usage
+        texts = [choice.message.content or "" for choice in completion.choices]
+        finishes = [choice.finish_reason for choice in completion.choices]
+    assert usage is not None and usage.completion_tokens_details is not None
+    thought = usage.completion_tokens_details.reasoning_tokens or 0
+    if not reasons(model, effort) or effort == "minimal":
+        assert thought == 0
+    else:
+        assert thought % n == 0  # each answer reasoned for itself
+        if effort in (None, "medium", "high", "xhigh"):
+            assert thought > 0
+    assert thought <= usage.completion_tokens
+    if limit is not None:
+        assert usage.completion_tokens <= limit * n
+        if thought == limit * n:  # used up by the reasoning: nothing written, cut for length
+            assert texts == [""] * n and finishes == ["length"] * n
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+
+
+def test_a_budget_the_reasoning_uses_up_leaves_no_answer(client: openai.OpenAI) -> None:
+    """What an app must handle: `max_output_tokens` spent on reasoning, `output_text` empty."""
+    answer = client.responses.create(
+        model="o4-mini", input="Plan a trip", reasoning={"effort": "high"}, max_output_tokens=16
+    )
+    assert answer.status == "incomplete"
+    assert [item.type for item in answer.output] == ["reasoning"]
+    assert answer.usage is not None
+    assert answer.usage.output_tokens == answer.usage.output_tokens_details.reasoning_tokens == 16
+    chat = client.chat.completions.create(
+        model="o4-mini",
+        messages=[{"role": "user", "content": "Plan a trip"}],
+        reasoning_effort="high",
+        max_completion_tokens=16,
+    )
+    assert chat.choices[0].message.content == "" and chat.choices[0].finish_reason == "length"
+
+
+def test_other_providers_models_do_not_reason_as_openais() -> None:
+    """Only the OpenAI and Azure profiles answer this way: another provider's usage is its own.
+    (Groq's answers are Groq's: not checked against OpenAI's spec.)"""
+    body = {"model": "o3", "messages": [{"role": "user", "content": "Hi"}]}
+    with MockServer(log_requests=False) as running:
+        openai_usage = httpx.post(running.url + "/chat/completions", json=body, timeout=10)
+        details = openai_usage.json()["usage"]["completion_tokens_details"]
+        assert details["reasoning_tokens"] > 0
+        groq = httpx.post(
+            running.url_for("/groq/openai/v1/chat/completions"), json=body, timeout=10
+        ).json()
+    details = groq["usage"].get("completion_tokens_details") or {}
+    assert not details.get("reasoning_tokens")
+
+
+def test_a_rule_scripts_the_summary_and_the_tokens(tmp_path: Path) -> None:
+    scenario = tmp_path / "think.yaml"
+    scenario.write_text(
+        textwrap.dedent(
+            """\
+            mockai: 1
+            rules:
+              - name: think
+                match: {user: {contains: plan}}
+                reply:
+                  content: "Take the train."
+                  reasoning: "**Comparing routes**\\n\\nThe user asked: {{ request.user }}"
+                  usage: {reasoning_tokens: 700}
+            """
+        )
+    )
+    with checked_server(scenarios=[str(scenario)]) as running, sdk(running) as client:
+        answer = client.responses.create(
+            model="gpt-5", input="plan my trip", reasoning={"summary": "auto"}
+        )
+        item = answer.output[0]
+        assert item.type == "reasoning"
+        assert [part.text for part in item.summary] == [
+            "**Comparing routes**\n\nThe user asked: plan my trip"
+        ]
+        assert answer.output_text == "Take the train."
+        assert answer.usage is not None
+        assert answer.usage.output_tokens_details.reasoning_tokens == 700
+        assert answer.usage.output_tokens == 700 + 4  # the answer's own four tokens after it
+        # Not asked for a summary: none, as the API sends (the tokens are still spent).
+        quiet = client.responses.create(model="gpt-5", input="plan my trip")
+        assert quiet.output[0].type == "reasoning" and quiet.output[0].summary == []
+        # On any model, the scripted count is billed (a test of the app's cost accounting).
+        chat = client.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "plan it"}]
+        )
+        assert chat.usage is not None and chat.usage.completion_tokens_details is not None
+        assert chat.usage.completion_tokens_details.reasoning_tokens == 700
+        assert chat.choices[0].message.content == "Take the train."
+        # Within a smaller limit, the reasoning takes it all.
+        cut = client.responses.create(model="gpt-5", input="plan my trip", max_output_tokens=300)
+        assert [item.type for item in cut.output] == ["reasoning"] and cut.status == "incomplete"
+
+
+def test_reasoning_items_go_back_as_input_and_into_a_conversation(
+    client: openai.OpenAI, server: MockServer
+) -> None:
+    """An app keeping its own context sends the reasoning item back (with `store: false`, its
+    `encrypted_content`, as the Agents SDK does); a conversation keeps and lists it."""
+    first = client.responses.create(
+        model="gpt-5",
+        input="What is 2+2?",
+        store=False,
+        include=["reasoning.encrypted_content"],
+    )
+    items: list[Any] = [{"role": "user", "content": "What is 2+2?"}]
+    items += [item.model_dump(exclude_none=True) for item in first.output]
+    items.append({"role": "user", "content": "And times 3?"})
+    second = client.responses.create(model="gpt-5", input=items, store=False)
+    assert second.output[0].type == "reasoning" and second.output_text
+    # A previous_response_id chain holds the earlier reasoning among its items.
+    stored = client.responses.create(model="o3", input="Hello")
+    chained = client.responses.create(model="o3", input="Again", previous_response_id=stored.id)
+    assert chained.output[0].type == "reasoning"
+    conversation = client.conversations.create()
+    client.responses.create(model="gpt-5", input="Hi", conversation=conversation.id)
+    listed = client.conversations.items.list(conversation.id, order="asc")
+    assert [item.type for item in listed.data] == ["message", "reasoning", "message"]
+
+
+def test_the_same_question_reasons_the_same() -> None:
+    """Deterministic: the reasoning tokens and the summary follow the question and the seed."""
+    body = {"model": "gpt-5", "input": "Explain tides", "reasoning": {"summary": "detailed"}}
+
+    def asked(seed: int) -> tuple[int, str]:
+        with MockServer(seed=seed, log_requests=False) as running:
+            answer = httpx.post(running.url + "/responses", json=body, timeout=10).json()
+        item = answer["output"][0]
+        return answer["usage"]["output_tokens_details"]["reasoning_tokens"], json.dumps(item)
+
+    once, again = asked(0), asked(0)
+    assert once == again
+    drawn = {asked(seed)[0] for seed in range(1, 9)}
+    assert len(drawn) > 1  # (the seed draws another amount)
