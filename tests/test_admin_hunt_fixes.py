@@ -176,7 +176,13 @@ def test_a_removed_runtime_rule_leaves_a_scenario_rule_of_its_name(tmp_path: Pat
 # --- 3. DNS rebinding: admin requests addressed to other names -----------------------------------
 
 
-ADMIN_READS = ["/_mockai/requests", "/_mockai/journal", "/_mockai/rules", "/_mockai/metrics", "/_mockai/"]
+ADMIN_READS = [
+    "/_mockai/requests",
+    "/_mockai/journal",
+    "/_mockai/rules",
+    "/_mockai/metrics",
+    "/_mockai/",
+]
 
 
 @pytest.mark.parametrize("path", ADMIN_READS)
