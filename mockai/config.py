@@ -429,6 +429,21 @@ def _timeout(name: str, seconds: float) -> float:
     return seconds
 
 
+MIN_LEASE = 1.0
+
+
+def _lease(name: str, seconds: float) -> float:
+    # Renewed every third of it, in a write to the shared state: a shorter lease is a busy loop
+    # on Redis, and one a Redis timeout (2 s) outlasts hands the lines over while their worker
+    # lives, to answer them again from the first.
+    if not seconds >= MIN_LEASE:
+        raise ConfigError(
+            f"{name}: must be at least {MIN_LEASE:g} second (its worker renews it every third of "
+            f"that), got {seconds:g}"
+        )
+    return seconds
+
+
 def _grace(name: str, seconds: float) -> float:
     if seconds < 0:
         raise ConfigError(f"{name}: must be 0 or more seconds, got {seconds:g}")
@@ -716,7 +731,7 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "upstream": _base_url,
     "replay_speed": _speed,
     "read_timeout": _timeout,
-    "batch_lease": _timeout,
+    "batch_lease": _lease,
     "event_loop": _one_of("auto", "uvloop", "asyncio"),
     "grace": _grace,
     "admin_token": _token,

@@ -9,6 +9,7 @@ the lease, on any worker, answers the lines again, or ends the cancelled batch.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import threading
@@ -19,9 +20,10 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from conformance import checked_server
 from sdk import sdk
 from service_support import RedisServer, ServeProcess
-from test_fix6_batches import TERMINAL, create, image_lines, rows
+from test_fix6_batches import TERMINAL, create, image_lines, jsonl, rows
 
 from mockai import MockServer
 from mockai.config import Config
@@ -141,8 +143,9 @@ def test_with_redis_a_live_worker_keeps_its_lines_past_the_lease(redis: RedisSer
 @pytest.mark.parametrize(
     ("raw", "why"),
     [
-        ("0", "must be a positive number of seconds"),
-        ("-1", "must be a positive number of seconds"),
+        ("0", "must be at least 1 second"),
+        ("-1", "must be at least 1 second"),
+        ("0.001", "must be at least 1 second"),
         ("nan", "is not a finite number"),
         ("soon", "is not a finite number"),
     ],
@@ -151,3 +154,142 @@ def test_a_lease_that_is_not_a_positive_number_of_seconds_is_refused(raw: str, w
     with pytest.raises(ConfigError, match=f"MOCKAI_BATCH_LEASE: .*{why}"):
         Config.from_env({"MOCKAI_BATCH_LEASE": raw})
     assert Config.from_env({"MOCKAI_BATCH_LEASE": "2.5"}).batch_lease == 2.5
+
+
+def embedding_lines(count: int, inputs: int) -> bytes:
+    """Lines whose answers are large (text-embedding-3-large: ~3.4 MB a line of 100 inputs),
+    so that writing the output file takes a while."""
+    return jsonl(
+        [
+            {
+                "custom_id": f"e{i}",
+                "method": "POST",
+                "url": "/v1/embeddings",
+                "body": {
+                    "model": "text-embedding-3-large",
+                    "input": [f"line {i} input {j} about tides" for j in range(inputs)],
+                },
+            }
+            for i in range(count)
+        ]
+    )
+
+
+def stored_record(state: Any, batch_id: str) -> dict[str, Any] | None:
+    """The batch's record as Redis holds it (mockai's JSON), or None."""
+    [key] = state.keys(f"*records:batches:r:{batch_id}") or [None]
+    raw = state.get(key) if key is not None else None
+    return json.loads(raw) if raw is not None else None
+
+
+def test_with_redis_a_worker_stopped_writing_the_output_files_is_taken_over(
+    redis: RedisServer,
+) -> None:
+    """The worker writing a batch's output files stops (SIGSTOP: a dead or stuck replica) once
+    it has begun: another writes them past the lease. Before, the writer took the answers out of
+    the shared state first, so one that died then left the batch `finalizing` for good, its
+    answers lost; and the stopped one, resumed, must leave no second output file behind."""
+    import redis as redis_py
+
+    state_url = redis.url()
+    state = redis_py.Redis(port=redis.port)
+    writer = ServeProcess(["--state", state_url, "--quiet"], env={"MOCKAI_BATCH_LEASE": "1"})
+    writer.start()
+    try:
+        with (
+            MockServer(state=state_url, batch_lease=1, log_requests=False) as other,
+            sdk(other) as client,
+            sdk(writer) as through_writer,
+        ):
+            upload = client.files.create(
+                file=("in.jsonl", embedding_lines(20, 100)), purpose="batch"
+            )
+            batch = client.batches.create(
+                input_file_id=upload.id, endpoint="/v1/embeddings", completion_window="24h"
+            )
+            assert through_writer.batches.retrieve(batch.id).status == "in_progress"
+            assert through_writer.batches.retrieve(batch.id).status == "finalizing"
+            ended: dict[str, Any] = {}
+            answered = stored_record(state, batch.id)
+            assert answered is not None
+
+            def write() -> None:  # (this retrieval writes the files; the process is stopped)
+                with contextlib.suppress(httpx.HTTPError):
+                    got = httpx.get(f"{writer.url}/batches/{batch.id}", timeout=60)
+                    ended["status"] = got.json().get("status")
+
+            writing = threading.Thread(target=write, daemon=True)
+            writing.start()
+            deadline = time.monotonic() + 10
+            held = stored_record(state, batch.id)
+            # Stopped as soon as it has begun: it holds the batch (or, before, took its answers).
+            while time.monotonic() < deadline:
+                held = stored_record(state, batch.id)
+                results = state.keys(f"*records:batch-results:r:{batch.id}")
+                if held is not None and (held["runner"] != answered["runner"] or not results):
+                    break
+            assert writer.process is not None
+            writer.process.send_signal(signal.SIGSTOP)
+            try:
+                assert held is not None and held["status"] == "finalizing", held
+                began = time.monotonic()
+                done = poll_until_ended(client, batch.id, seconds=30)
+                assert done.status == "completed", done
+                assert time.monotonic() - began > 0.5  # (not before the writer's lease lapsed)
+                assert done.output_file_id is not None and done.error_file_id is None
+                output = rows(client, done.output_file_id)
+                assert [row["custom_id"] for row in output] == [f"e{i}" for i in range(20)]
+            finally:
+                writer.process.send_signal(signal.SIGCONT)
+            writing.join(timeout=60)
+            assert ended.get("status") == "completed"  # the resumed writer shows the batch done
+            # ... and left no file of its own: the input and the one output file.
+            assert {f.id for f in client.files.list().data} == {upload.id, done.output_file_id}
+    finally:
+        writer.stop()
+        state.close()
+
+
+def test_with_redis_answering_that_failed_while_redis_was_away_is_tried_again(
+    redis: RedisServer,
+) -> None:
+    """Redis away for longer than its timeout while a server answers a batch's lines: that
+    poll is the 503 it should be; a poll once Redis is back answers them again. Before, every
+    later poll of that server answered the same stored 503, the batch `in_progress` for good."""
+    with checked_server(state=redis.url(), batch_lease=1) as running, sdk(running) as client:
+        batch = client.batches.retrieve(create(client, image_lines(40), IMAGES).id)
+        assert batch.status == "in_progress"
+        failed: dict[str, int] = {}
+
+        def answer_lines() -> None:
+            with contextlib.suppress(httpx.HTTPError):
+                got = httpx.get(f"{running.url}/batches/{batch.id}", timeout=60)
+                failed["status"] = got.status_code
+
+        answering = threading.Thread(target=answer_lines, daemon=True)
+        answering.start()
+        deadline = time.monotonic() + 10
+        while not batch_lines(running.base_url, batch.id) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        redis.pause()
+        try:
+            answering.join(timeout=30)
+        finally:
+            redis.resume()
+        assert failed == {"status": 503}  # (what the test is about: the answering failed)
+        # Polled as a client does after a 503 ("Retry shortly"): again, until it ends. (The
+        # server answers 503 at once for a while after Redis failed it: its circuit breaker.)
+        deadline = time.monotonic() + 60
+        ended = None
+        while time.monotonic() < deadline:
+            try:
+                ended = client.batches.retrieve(batch.id)
+            except openai.InternalServerError as error:
+                assert error.status_code == 503
+                time.sleep(0.2)
+                continue
+            if ended.status in TERMINAL:
+                break
+        assert ended is not None and ended.status == "completed", ended
+        output = rows(client, ended.output_file_id)
+        assert [row["custom_id"] for row in output] == [f"p{i}" for i in range(40)]

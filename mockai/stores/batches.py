@@ -197,6 +197,8 @@ class BatchStore:
         self._places: Records[int] = backend.records("batch-places", _PLACE, capacity)
         self._token = secrets.token_hex(8)  # this process, as a batch's runner
         self._running: dict[str, asyncio.Future[None]] = {}  # lines this process is answering
+        # Output files this process is writing (one writer however many retrievals come).
+        self._writing: dict[str, asyncio.Future[BatchRecord]] = {}
         # Counts this process's resets: lines being answered stop at the next one (see
         # `_answer_lines`), rather than journaling and counting against the scenario's rules
         # after it.
@@ -442,29 +444,19 @@ class BatchStore:
         process answers is not waited for, unless its lease has lapsed: then this process takes
         the lines over, and answers them all (the other's answers went with it)."""
         running = self._running.get(record.id)
-        if running is not None and running.done() and record.runner != self._token:
-            # This process stopped answering them when another took them over (it had not
-            # renewed its lease in time): it may take them back should that one die too.
+        if (
+            running is not None
+            and running.done()
+            and (record.runner != self._token or _failed(running))
+        ):
+            # This process stopped answering them: another took them over (it had not renewed
+            # its lease in time), and it may take them back should that one die too; or
+            # answering them failed (the state unreachable for a while), which the poll that
+            # waited for it was told: this one answers them again.
             self._running.pop(record.id, None)
             running = None
         if running is None:
-            now = time.time()
-
-            def claim(record: BatchRecord) -> bool:
-                free = record.runner is None or self._lapsed(record, now)
-                if free and record.status == "in_progress" and not record.answered:
-                    if record.runner is not None:
-                        log.warning(
-                            "batch %s: the worker answering its lines said nothing for %.1f s "
-                            "(MOCKAI_BATCH_LEASE); this one answers them again",
-                            record.id,
-                            now - (record.beat or now),
-                        )
-                    record.runner = self._token
-                    record.beat = now
-                return record.runner == self._token
-
-            if not await self._change(record.id, claim):
+            if not await self._claim(record.id, _unanswered, "answers them again"):
                 return
             running = self._running.get(record.id)  # (another poll here claimed it meanwhile)
             if running is None:
@@ -473,6 +465,31 @@ class BatchStore:
                 keeper = asyncio.ensure_future(self._keep_lease(record.id))
                 running.add_done_callback(lambda _: keeper.cancel())
         await asyncio.shield(running)
+
+    async def _claim(
+        self, batch_id: str, claimable: Callable[[BatchRecord], bool], then: str
+    ) -> bool:
+        """Claim a batch for this process (its lines to answer, or its results to write) if it
+        is `claimable` and no other process holds it: none does, or the one that does has not
+        renewed its lease for `lease` seconds (it died). True when this process holds it."""
+        now = time.time()
+
+        def claim(record: BatchRecord) -> bool:
+            free = record.runner is None or self._lapsed(record, now)
+            if free and claimable(record):
+                if record.runner is not None and record.runner != self._token:
+                    log.warning(
+                        "batch %s: the worker holding it said nothing for %.1f s "
+                        "(MOCKAI_BATCH_LEASE); this one %s",
+                        record.id,
+                        now - (record.beat or now),
+                        then,
+                    )
+                record.runner = self._token
+                record.beat = now
+            return record.runner == self._token and claimable(record)
+
+        return await self._change(batch_id, claim)
 
     def _lapsed(self, record: BatchRecord, now: float) -> bool:
         """Whether the process answering `record`'s lines has not renewed its claim for the
@@ -575,6 +592,7 @@ class BatchStore:
             record.answered = True
             record.counts = counts
             record.usage = usage.shown()
+            record.runner = None  # (any process may now write the results, the first to claim)
 
         try:
             await self._batches.update(record.id, answered)
@@ -603,11 +621,45 @@ class BatchStore:
 
     async def _finish(self, record: BatchRecord, to: str) -> BatchRecord:
         """Write the output file (answers with status 200) and the error file (the others), and
-        move the batch to `to`. Whoever takes the results writes them: a retrieval finding them
-        taken shows the batch as it stands (its writer moves it on)."""
-        results = await self._results.pop(record.id)
+        move the batch to `to`. One process writes them: the one that claims the batch, on a
+        lease it renews while it writes; a retrieval elsewhere meanwhile shows the batch as it
+        stands. The results are let go only once the batch has moved: a writer that dies before
+        leaves them to the next claim, past its lease (it may leave a file it wrote unnamed)."""
+        writing = self._writing.get(record.id)
+        if writing is None:  # (else another retrieval here is writing them: its outcome is this)
+            was = record.status
+
+            def claimable(held: BatchRecord) -> bool:
+                return held.status == was
+
+            if not await self._claim(record.id, claimable, "writes its files"):
+                return await self.get(record.id)
+            writing = self._writing.get(record.id)  # (another retrieval here claimed it too)
+            if writing is None:
+                writing = asyncio.ensure_future(self._write_on_lease(record, to))
+                self._writing[record.id] = writing
+                writing.add_done_callback(lambda _: self._writing.pop(record.id, None))
+        return await asyncio.shield(writing)
+
+    async def _write_on_lease(self, record: BatchRecord, to: str) -> BatchRecord:
+        keeper = asyncio.ensure_future(self._keep_lease(record.id))
+        try:
+            return await self._write_results(record, to)
+        finally:
+            keeper.cancel()
+
+    async def _write_results(self, record: BatchRecord, to: str) -> BatchRecord:
+        results = await self._results.get(record.id)
         if results is None:
-            return await self.get(record.id)
+            held = await self.get(record.id)
+            if held.status != record.status:
+                return held  # (written meanwhile: moved on)
+            message = (
+                "mockai lost this batch's answers before writing its output and error files "
+                "(they are gone from the server's state: evicted, or lost with it). Run the "
+                "batch again."
+            )
+            return await self._unkept(record, to, message, "mockai_results_lost")
         name = record.id
         output = error = None
         try:
@@ -633,32 +685,41 @@ class BatchStore:
                     await self.files.delete(output.id)
             if isinstance(refused, ApiError) and refused.code == "mockai_storage_full":
                 size = len(results.good) + len(results.bad)
-                return await self._unkept(record, to, size, refused.message)
-            await self._results.put(record.id, results)  # (the state unreachable: try again)
-            raise
+                message = (
+                    f"mockai could not keep this batch's output and error files ({size} bytes): "
+                    f"{refused.message} Run the batch again once there is room."
+                )
+                moved = await self._unkept(record, to, message, "mockai_storage_full")
+                await self._results.pop(record.id)
+                return moved
+            raise  # (the state unreachable: the results stay, for the next retrieval)
         was = record.status
         now = await self._now()
 
         def finished(record: BatchRecord) -> BatchRecord:
-            record.output_file_id = output.id if output is not None else None
-            record.error_file_id = error.id if error is not None else None
-            if record.status == was:
+            if record.status == was and record.runner == self._token:
+                record.output_file_id = output.id if output is not None else None
+                record.error_file_id = error.id if error is not None else None
                 record.status = to
                 record.times[f"{to}_at"] = now
             return record
 
-        return await self._change(record.id, finished)
+        moved = await self._change(record.id, finished)
+        if moved.status == to:
+            await self._results.pop(record.id)
+        else:  # (another process wrote them meanwhile, past this one's lease: its files stand)
+            for written in (output, error):
+                if written is not None:
+                    with contextlib.suppress(Exception):
+                        await self.files.delete(written.id)
+        return moved
 
-    async def _unkept(self, record: BatchRecord, to: str, size: int, why: str) -> BatchRecord:
-        """End a batch whose output and error files do not fit what the file store holds now
-        (it filled after the lines were answered, or its room was too small for even the error
-        lines): `failed` (`cancelled` if it was cancelling) with the reason in its `errors`,
-        rather than retrievals refused, or the batch finalizing, until files are deleted. `why`:
-        the file store's refusal, naming its bound."""
-        message = (
-            f"mockai could not keep this batch's output and error files ({size} bytes): {why} "
-            "Run the batch again once there is room."
-        )
+    async def _unkept(self, record: BatchRecord, to: str, message: str, code: str) -> BatchRecord:
+        """End a batch whose output and error files cannot be written (they do not fit what the
+        file store holds now: it filled after the lines were answered, or its room was too
+        small for even the error lines; or its answers were lost): `failed` (`cancelled` if it
+        was cancelling) with `message` and `code` in its `errors`, rather than retrievals
+        refused, or the batch finalizing, for good."""
         log.warning("batch %s: %s", record.id, message)
         was = record.status
         now = await self._now()
@@ -667,9 +728,7 @@ class BatchStore:
             if record.status == was:
                 record.status = "failed" if to == "completed" else to
                 record.times[f"{record.status}_at"] = now
-                record.errors = [
-                    {"code": "mockai_storage_full", "message": message, "param": None, "line": None}
-                ]
+                record.errors = [{"code": code, "message": message, "param": None, "line": None}]
             return record
 
         return await self._change(record.id, unkept)
@@ -688,6 +747,15 @@ async def _ran(running: asyncio.Future[None], batch_id: str) -> bool:
         log.warning("batch %s: answering its lines failed (%s); it ends cancelled", batch_id, error)
         return False
     return True
+
+
+def _unanswered(record: BatchRecord) -> bool:
+    return record.status == "in_progress" and not record.answered
+
+
+def _failed(task: asyncio.Future[None]) -> bool:
+    """Whether a finished task ended without answering (cancelled, or raised)."""
+    return task.cancelled() or task.exception() is not None
 
 
 def _cancellable(record: BatchRecord) -> bool:
