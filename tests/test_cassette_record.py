@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -108,6 +109,41 @@ def test_streams_replay_event_by_event_at_the_recorded_boundaries(tmp_path: Path
     (entry,) = server.requests
     assert list(entry.response_events()) == split_events(sent)
     assert entry.response.tail == 2  # the finish chunk and [DONE]
+
+
+def test_a_stream_the_client_stops_reading_is_recorded_whole(tmp_path: Path) -> None:
+    """A test reads a stream's first words and closes it: the upstream answered (and billed)
+    all of it, so the recording keeps all of it, as vcrpy's does; the replay serves it whole.
+    Before, nothing was recorded and no line said so: the next run replayed nothing, and made
+    an answer up."""
+    cassette = tmp_path / "first_words.yaml"
+    body = {**CHAT, "stream": True}
+    with paced_upstream(gaps=(0.004, 0.006)) as upstream:
+        with httpx.stream("POST", upstream.url + "/chat/completions", json=body) as whole:
+            sent = b"".join(whole.iter_raw())  # what the upstream answers this request
+        with record(upstream.url, cassette) as recorder:
+            stream = sdk(recorder.url).chat.completions.create(**CHAT, stream=True)
+            first = [chunk for _, chunk in zip(range(3), stream, strict=False)]
+            stream.close()  # the test read what it needed
+            assert len(first) == 3
+            deadline = time.monotonic() + 30
+            while not recorder.requests and time.monotonic() < deadline:
+                time.sleep(0.01)
+    (stored,) = interactions(cassette)
+    assert stored.response_body.endswith(b"data: [DONE]\n\n")
+    # (Its ids are the second request's: the text is the question's, the same.)
+    assert len(split_events(stored.response_body)) == len(split_events(sent)) > 6
+    assert _streamed_text(stored.response_body) == _streamed_text(sent)
+    with replay(cassette) as server:
+        replayed = sdk(server.url).chat.completions.create(**CHAT, stream=True)
+        text = "".join(c.choices[0].delta.content or "" for c in replayed if c.choices)
+    assert text == _streamed_text(sent)
+    assert text.startswith(first[1].choices[0].delta.content or "")
+
+
+def _streamed_text(body: bytes) -> str:
+    chunks = [json.loads(event[len(b"data: ") :]) for event in split_events(body)[:-1]]
+    return "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
 
 
 def _arrivals(url: str) -> list[float]:

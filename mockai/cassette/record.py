@@ -49,6 +49,8 @@ _NOT_FORWARDED = HOP_BY_HOP | {"accept-encoding", "content-encoding", "host"}
 _NOT_RELAYED = HOP_BY_HOP | {"content-encoding", "content-type"}
 # Connect quickly or fail; then wait as long as the SDK does for a slow (reasoning) model.
 DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=600)
+# How long an answer a client stopped reading is read on from the upstream, to be recorded whole.
+READ_ON_SECONDS = 120
 
 
 def forwarded_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -197,6 +199,7 @@ class Capture:
         self.parts: list[bytes] = []
         self.events: list[float] = []
         self.complete = False
+        self.broke_off = False  # the upstream broke off its answer (not the client)
         self._loop = asyncio.get_running_loop()
         self._sent = 0.0
         self._headers_at = 0.0
@@ -275,6 +278,7 @@ class Capture:
                     self.events.extend(offset for _ in splitter.feed(chunk))
                 yield chunk
         except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+            self.broke_off = True
             log.warning(
                 "mockai: the upstream %s broke off its answer: %s", self.source.shown, error
             )
@@ -290,6 +294,8 @@ class Capture:
     async def finish(self) -> None:
         """Called once the client got everything (or went away): record, or abandon."""
         if self._stream is not None:
+            if not self.complete and not self.broke_off and self.source.recorder is not None:
+                await self._read_on()
             aclose: Any = getattr(self._stream, "aclose", None)
             if aclose is not None:
                 await aclose()
@@ -298,6 +304,30 @@ class Capture:
             return
         self.response.release()
         self.record()
+
+    async def _read_on(self) -> None:
+        """The client stopped reading the answer (a test that reads a stream's first words and
+        closes it): read the rest of it from the upstream, which was asked and answers anyway,
+        so the recording holds the whole answer, as vcrpy's would; the replay then serves it
+        whole, and a client reading all of it there gets what the upstream sent. (Dropped, the
+        test's next run replayed nothing, and its answer was made up.) Bounded: at most
+        `READ_ON_SECONDS`, then the answer is not recorded, and a line says so."""
+        assert self._stream is not None
+        try:
+            async with asyncio.timeout(READ_ON_SECONDS):
+                async for _ in self._stream:
+                    pass
+        except (RelayBrokeOff, TimeoutError):
+            pass
+        if not self.complete:
+            log.warning(
+                "mockai: not recorded: the client left %s %s before its answer ended, and the "
+                "upstream %s did not finish it within %d s",
+                self.method,
+                self.url.path,
+                self.source.shown,
+                READ_ON_SECONDS,
+            )
 
     def record(self) -> None:
         """Hand the (scrubbed) interaction to the recorder, if recording."""
