@@ -348,6 +348,8 @@ def _path(name: str, value: Any) -> str:
     if not isinstance(value, (str, os.PathLike)):
         raise ConfigError(f"{name}: expected a string or a path, got {value!r}")
     path = os.fspath(value)
+    if "\0" in os.fsdecode(path):  # (no file name holds one: the system refuses it)
+        raise ConfigError(f"{name}: {path!r} holds a NUL character, which no file name can")
     if not path and name in ("cassette", "scenarios"):
         # (`--cassette "$CASSETTE"` with the variable unset: an empty path would be the working
         # folder, replayed whole while the banner said there was no cassette)

@@ -81,20 +81,25 @@ def marker_line() -> str:
 
 
 def merged_options(
-    request: pytest.FixtureRequest, fixture_config: dict[str, Any]
+    request: pytest.FixtureRequest, fixture_config: Any
 ) -> dict[str, Any]:
     """All layers merged for this test, then the `pytest_mockai_configure` hooks of the test's
     folder, then the cassette path resolved (so a hook's `cassette=` is read like a marker's)."""
     config = request.config
     options: dict[str, Any] = {"record_mode": "none", "strict": True}
     for name, (kind, _) in _OPTIONS.items():  # ini
-        value = config.getini(f"mockai_{name}")
+        try:
+            value = config.getini(f"mockai_{name}")
+        except (ValueError, pytest.UsageError) as error:  # (`mockai_strict = maybe`)
+            refuse(f"mockai_{name} in {config.inipath}: {error}")
         if value not in (None, "", []):
             options[name] = _typed(name, kind, value)
     for name, (kind, _) in _OPTIONS.items():  # command line
         value = config.getoption(f"mockai_{name}")
         if value is not None:
             options[name] = _typed(name, kind, value)
+    if not isinstance(fixture_config, Mapping):  # (an override that forgot its `return`)
+        refuse(f"mockai_config must return a dict of options, got {fixture_config!r}")
     options.update(_set(fixture_config))
     options.update(marker_options(request.node))
     # The node's hook relay: only the conftest files on the test's own path take part.
@@ -106,6 +111,11 @@ def merged_options(
         options.pop("upstream", None)
         options["record_mode"] = "none"
     options["cassette"] = _cassette_path(request, options)
+    if options["cassette"] is None:
+        # A replay run of a test without a cassette: what its rules do not answer is a
+        # no-match, not a request forwarded to the API it would record from (with no network,
+        # 502s retried; with one, the test's key sent to the real API).
+        options.pop("upstream", None)
     return options
 
 
@@ -196,7 +206,7 @@ def _cassette_path(request: pytest.FixtureRequest, options: dict[str, Any]) -> P
     folder = test_file.parent / str(options.get("cassette_dir") or "cassettes") / test_file.stem
     cls = getattr(request.node, "cls", None)
     class_name = cls.__name__ if cls is not None else None
-    path = _existing_cassette(folder, class_name, request.node.name)
+    path = _existing_cassette(folder, class_name, request.node.name, _names_beside(request))
     recording = options.get("record_mode", "none") != "none" and options.get("upstream")
     if path is not None or wanted is True or recording:
         # (New recordings are YAML, as before.)
@@ -204,9 +214,31 @@ def _cassette_path(request: pytest.FixtureRequest, options: dict[str, Any]) -> P
     return None
 
 
-def _existing_cassette(folder: Path, class_name: str | None, test_name: str) -> Path | None:
+def _names_beside(request: pytest.FixtureRequest) -> frozenset[str]:
+    """The cassette names of the tests collected from the test's own file (made once a file)."""
+    by_file = request.session.stash.setdefault(_NAMES_BY_FILE, {})
+    path = request.node.path
+    names = by_file.get(path)
+    if names is None:
+        names = frozenset(
+            cassette_name(getattr(getattr(item, "cls", None), "__name__", None), item.name)
+            for item in request.session.items
+            if getattr(item, "path", None) == path
+        )
+        by_file[path] = names
+    return names
+
+
+_NAMES_BY_FILE = pytest.StashKey[dict[Path, frozenset[str]]]()
+
+
+def _existing_cassette(
+    folder: Path, class_name: str | None, test_name: str, taken: frozenset[str] = frozenset()
+) -> Path | None:
     """The test's cassette in `folder`, under the name pytest-recording gives it with either of
-    its serializers, else under the name earlier versions gave; None when there is none."""
+    its serializers, else under the name earlier versions gave, unless that is the name another
+    test's cassette has now (`taken`: `test[hello world]` was `test[hello_world].yaml`, which is
+    `test[hello_world]`'s own); None when there is none."""
     name = cassette_name(class_name, test_name)
     as_yaml, as_json = (folder / cassette_file_name(name, kind) for kind in ("yaml", "json"))
     if _exists(as_yaml) and _exists(as_json):
@@ -215,8 +247,11 @@ def _existing_cassette(folder: Path, class_name: str | None, test_name: str) -> 
             "replay and delete the other.",
             pytrace=False,
         )
-    legacy = folder / (_legacy_cassette_name(class_name, test_name) + ".yaml")
-    return next((path for path in (as_yaml, as_json, legacy) if _exists(path)), None)
+    legacy_name = _legacy_cassette_name(class_name, test_name)
+    candidates = [as_yaml, as_json]
+    if legacy_name == name or legacy_name not in taken:
+        candidates.append(folder / (legacy_name + ".yaml"))
+    return next((path for path in candidates if _exists(path)), None)
 
 
 def _exists(path: Path) -> bool:
