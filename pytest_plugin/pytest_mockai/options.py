@@ -80,9 +80,7 @@ def marker_line() -> str:
     )
 
 
-def merged_options(
-    request: pytest.FixtureRequest, fixture_config: Any
-) -> dict[str, Any]:
+def merged_options(request: pytest.FixtureRequest, fixture_config: Any) -> dict[str, Any]:
     """All layers merged for this test, then the `pytest_mockai_configure` hooks of the test's
     folder, then the cassette path resolved (so a hook's `cassette=` is read like a marker's)."""
     config = request.config
