@@ -90,9 +90,11 @@ class BatchRecord:
     error_file_id: str | None = None
     model: str | None = None
     usage: dict[str, Any] | None = None
-    runner: str | None = None  # the process answering the lines (its store's token)
-    # When `runner` last said it was answering them (Unix seconds, the workers' clocks): past
-    # the lease, another process may take them over.
+    # The process holding the batch (its store's token): answering its lines, or writing its
+    # output files; None when none does.
+    runner: str | None = None
+    # When `runner` last said it still holds it (Unix seconds, the workers' clocks): past the
+    # lease, another process may take it over.
     beat: float | None = None
     answered: bool = False  # every line has its answer (the output waits in the results)
 
@@ -492,13 +494,14 @@ class BatchStore:
         return await self._change(batch_id, claim)
 
     def _lapsed(self, record: BatchRecord, now: float) -> bool:
-        """Whether the process answering `record`'s lines has not renewed its claim for the
-        lease (a record from before leases, with none, is lapsed)."""
+        """Whether the process holding `record` has not renewed its claim for the lease (a
+        record from before leases, with none, is lapsed)."""
         return record.beat is None or now - record.beat > self.lease
 
     async def _keep_lease(self, batch_id: str) -> None:
-        """While this process answers a batch's lines: renew its claim every third of the lease
-        (a task of its own: a line that takes long, a rule's latency, must not let it lapse)."""
+        """While this process holds a batch (answers its lines, writes its files): renew its
+        claim every third of the lease (a task of its own: a line that takes long, a rule's
+        latency, must not let it lapse)."""
 
         def renew(record: BatchRecord) -> bool:
             if record.runner != self._token:
