@@ -197,6 +197,27 @@ def test_a_budget_the_reasoning_uses_up_leaves_no_answer(client: openai.OpenAI) 
     assert chat.choices[0].message.content == "" and chat.choices[0].finish_reason == "length"
 
 
+@pytest.mark.parametrize("model", REASONING_MODELS)
+def test_a_reasoning_model_refuses_another_temperature_in_chat(
+    client: openai.OpenAI, model: str
+) -> None:
+    """What apps passing `temperature=0` met with o1, o3 and gpt-5: the API's 400."""
+    ask = {"model": model, "messages": [{"role": "user", "content": "Hi"}]}
+    for temperature, shown in ((0, "0"), (0.2, "0.2"), (1.5, "1.5")):
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.chat.completions.create(**ask, temperature=temperature)
+        assert refused.value.code == "unsupported_value"
+        assert refused.value.param == "temperature"
+        assert refused.value.body["message"] == (  # type: ignore[index]
+            f"Unsupported value: 'temperature' does not support {shown} with this model. "
+            "Only the default (1) value is supported."
+        )
+    assert client.chat.completions.create(**ask, temperature=1).choices[0].message.content
+    assert client.chat.completions.create(**ask).choices[0].message.content
+    plain = {**ask, "model": "gpt-4o-mini", "temperature": 0}
+    assert client.chat.completions.create(**plain).choices[0].message.content
+
+
 def test_other_providers_models_do_not_reason_as_openais() -> None:
     """Only the OpenAI and Azure profiles answer this way: another provider's usage is its own.
     (Groq's answers are Groq's: not checked against OpenAI's spec.)"""

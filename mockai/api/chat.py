@@ -79,6 +79,8 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
             param="max_tokens",
             code="unsupported_parameter",
         )
+    if info.reasoning and ctx.provider in reasoning.PROVIDERS:
+        _check_fixed_temperature(get("temperature"))
     max_tokens = None
     if get("max_completion_tokens") is not None:
         max_tokens = common.positive_int(body, "max_completion_tokens")
@@ -244,6 +246,24 @@ def _unanswered(pending: dict[str, int]) -> None:
         + ", ".join(pending),
         param=f"messages.[{index}].role",
     )
+
+
+def _check_fixed_temperature(temperature: Any) -> None:
+    """A reasoning model samples at its own temperature: any other than 1 is the API's 400, as
+    apps passing `temperature=0` met with o1, o3 and gpt-5 (the error as reported in
+    github.com/cline/cline/issues/341, BeehiveInnovations/pal-mcp-server/issues/78,
+    diffbot/code-gpt-docs/issues/445)."""
+    if temperature is None or isinstance(temperature, bool):
+        return  # (not given; a boolean is the type check's to refuse)
+    if isinstance(temperature, (int, float)) and temperature != 1:
+        shown = int(temperature) if float(temperature).is_integer() else temperature
+        raise ApiError(
+            400,
+            f"Unsupported value: 'temperature' does not support {shown} with this model. "
+            "Only the default (1) value is supported.",
+            param="temperature",
+            code="unsupported_value",
+        )
 
 
 def _views(messages: tuple[Message, ...]) -> tuple[str, str, str | None]:
