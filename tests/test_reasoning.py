@@ -317,3 +317,117 @@ def test_the_same_question_reasons_the_same() -> None:
     assert once == again
     drawn = {asked(seed)[0] for seed in range(1, 9)}
     assert len(drawn) > 1  # (the seed draws another amount)
+
+
+# --- the reasoning hunt's fixes ------------------------------------------------------------------
+
+THINKING = """\
+mockai: 1
+rules:
+  - name: cut
+    match: {user: {contains: cut}}
+    faults: {truncate_after: 7}
+    reply:
+      content: "The answer is forty-two."
+      reasoning: "First I think about it, then I answer."
+  - name: refuse
+    match: {user: {contains: refuse}}
+    reply:
+      refusal: "I can't help with that."
+      usage: {reasoning_tokens: 20}
+  - name: picky
+    match: {user: {contains: picky}}
+    reply:
+      content: "fine"
+      reasoning: "{{ request.messages[3].content }}"
+"""
+
+
+@pytest.fixture(scope="module")
+def scripted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[openai.OpenAI]:
+    path = tmp_path_factory.mktemp("thinking") / "thinking.yaml"
+    path.write_text(THINKING)
+    with checked_server(scenarios=[str(path)]) as running, sdk(running) as client:
+        yield client
+
+
+def test_a_stream_cut_inside_the_summary_keeps_what_the_client_got(
+    scripted: openai.OpenAI,
+) -> None:
+    """Stored as far as its events went: the summary's text deltas too (they were dropped, so a
+    chain or a conversation continuing from it lost them)."""
+    events = list(
+        scripted.responses.create(
+            model="o3", input="cut here", reasoning={"summary": "auto"}, stream=True
+        )
+    )
+    got = "".join(e.delta for e in events if e.type == "response.reasoning_summary_text.delta")
+    assert got and not any(e.type == "response.reasoning_summary_text.done" for e in events)
+    created = next(e for e in events if e.type == "response.created")
+    stored = scripted.responses.retrieve(created.response.id)
+    item = stored.output[0]
+    assert item.type == "reasoning" and item.status == "incomplete"
+    assert [part.text for part in item.summary] == [got]
+
+
+def test_a_refusal_the_reasoning_left_no_room_for_is_no_answer(scripted: openai.OpenAI) -> None:
+    """An empty refusal (`refusal: ""`, a refusal part) read as "the model refused"."""
+    ask = [{"role": "user", "content": "refuse this"}]
+    chat = scripted.chat.completions.create(model="o3", messages=ask, max_completion_tokens=20)
+    message = chat.choices[0].message
+    assert (message.content, message.refusal, chat.choices[0].finish_reason) == ("", None, "length")
+    answer = scripted.responses.create(model="o3", input="refuse this", max_output_tokens=20)
+    assert [item.type for item in answer.output] == ["reasoning"]
+    # With room, the refusal as scripted (cut where the room ends).
+    room = scripted.chat.completions.create(model="o3", messages=ask, max_completion_tokens=23)
+    refusal = room.choices[0].message.refusal
+    assert refusal and "I can't help with that.".startswith(refusal)
+
+
+def test_a_summary_template_runs_only_for_a_request_that_asks_for_the_summary(
+    scripted: openai.OpenAI,
+) -> None:
+    """A chat request, or a Responses one asking no summary, never sends it: a template that
+    fails on them failed them (`mockai_template_error`)."""
+    ask = [{"role": "user", "content": "picky"}]
+    assert scripted.chat.completions.create(model="gpt-4o-mini", messages=ask).choices
+    assert scripted.responses.create(model="o3", input="picky").output_text == "fine"
+    with pytest.raises(openai.BadRequestError, match=r"reply\.reasoning"):
+        scripted.responses.create(model="o3", input="picky", reasoning={"summary": "auto"})
+
+
+@pytest.mark.parametrize("field", ["effort", "summary"])
+@pytest.mark.parametrize("value", [5, True, {"level": "high"}, ["low"]])
+def test_a_mistyped_reasoning_setting_is_refused_without_strict_requests(
+    client: openai.OpenAI, field: str, value: Any
+) -> None:
+    """As chat's `reasoning_effort: 5` is: the type is always the API's to check (a value
+    outside the enum passes without `--strict-requests`, as spec releases add values)."""
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.responses.create(model="o3", input="Hi", reasoning={field: value})
+    assert refused.value.code == "invalid_type"
+    assert refused.value.param == f"reasoning.{field}"
+    new_value = client.responses.create(model="o3", input="Hi", reasoning={field: "turbo"})
+    assert new_value.output_text
+
+
+def test_generate_summary_is_the_deprecated_name_of_summary(client: openai.OpenAI) -> None:
+    answer = client.responses.create(
+        model="o3", input="Hi", reasoning={"generate_summary": "concise"}
+    )
+    item = answer.output[0]
+    assert item.type == "reasoning" and len(item.summary) == 1
+    assert answer.reasoning is not None and answer.reasoning.summary == "concise"
+
+
+def test_another_providers_reasoning_model_takes_max_tokens() -> None:
+    """OpenAI's 400 for `max_tokens` on its reasoning models is OpenAI's (and Azure's): under
+    another provider's profile (OpenRouter's `max_tokens` is its limit field) it is not sent."""
+    body = {"model": "o3", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 50}
+    with MockServer(log_requests=False) as running:
+        refused = httpx.post(running.url + "/chat/completions", json=body, timeout=10)
+        assert refused.status_code == 400
+        assert refused.json()["error"]["code"] == "unsupported_parameter"
+        for prefix in ("/openrouter/api/v1", "/groq/openai/v1", "/litellm/v1"):
+            taken = httpx.post(running.url_for(prefix + "/chat/completions"), json=body, timeout=10)
+            assert taken.status_code == 200, (prefix, taken.text)

@@ -71,7 +71,8 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         and ctx.provider == "openai"  # (OpenAI's rule: another provider's are its own)
     ):
         raise _top_logprobs_alone()
-    if info.reasoning and get("max_tokens") is not None:
+    reasons = info.reasoning and ctx.provider in reasoning.PROVIDERS  # (others' rules are theirs)
+    if reasons and get("max_tokens") is not None:
         raise ApiError(
             400,
             "Unsupported parameter: 'max_tokens' is not supported with this model. "
@@ -79,7 +80,7 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
             param="max_tokens",
             code="unsupported_parameter",
         )
-    if info.reasoning and ctx.provider in reasoning.PROVIDERS:
+    if reasons:
         _check_fixed_temperature(get("temperature"))
     max_tokens = None
     if get("max_completion_tokens") is not None:

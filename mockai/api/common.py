@@ -94,8 +94,8 @@ def check_fields(
             _check_chat_tools(body.get("tools"))
     elif endpoint == "responses" and strict:
         _check_input_keys(body.get("input"))
-    if strict:
-        _check_nested_enums(endpoint, body)
+    # Their types always (the API's 400 for `reasoning.effort: 5`), their values with `strict`.
+    _check_nested_enums(endpoint, body, values=strict)
 
 
 # The spec's enums inside a field, which the generated table (top-level fields) does not hold:
@@ -146,21 +146,22 @@ _NESTED_ENUMS: dict[str, tuple[tuple[str, str | None, tuple[str, ...]], ...]] = 
 }
 
 
-def _check_nested_enums(endpoint: str, body: Mapping[str, Any]) -> None:
-    """The API's 400 for a value outside an enum of an array's items or an object's key."""
+def _check_nested_enums(endpoint: str, body: Mapping[str, Any], *, values: bool) -> None:
+    """The API's 400 for an enum of an array's items or an object's key that is not a string,
+    and (`values`) for one outside the enum."""
     for name, key, allowed in _NESTED_ENUMS.get(endpoint, ()):
         value = body.get(name)
         if key is None and isinstance(value, list):
             for index, item in enumerate(value):
-                _check_enum(f"{name}[{index}]", item, allowed)
+                _check_enum(f"{name}[{index}]", item, allowed, values)
         elif key is not None and isinstance(value, dict) and value.get(key) is not None:
-            _check_enum(f"{name}.{key}", value[key], allowed)
+            _check_enum(f"{name}.{key}", value[key], allowed, values)
 
 
-def _check_enum(param: str, value: Any, allowed: tuple[str, ...]) -> None:
+def _check_enum(param: str, value: Any, allowed: tuple[str, ...], values: bool = True) -> None:
     if not isinstance(value, str):
         raise type_error(param, ("string",), value)
-    if value not in allowed:
+    if values and value not in allowed:
         raise invalid_value(param, value, allowed)
 
 

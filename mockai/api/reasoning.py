@@ -107,9 +107,8 @@ def item(reply: Reply, exchange: Exchange, ctx: RenderContext) -> dict[str, Any]
 def summary_text(reply: Reply, exchange: Exchange, content_key: bytes) -> str | None:
     """The reasoning summary a request asks for (`reasoning.summary`): the rule's text, or one
     made for it; None when it asks for none (the API's `summary: []`)."""
-    asked = exchange.body.get("reasoning")
-    kind = asked.get("summary") if isinstance(asked, dict) else None
-    if kind not in common.REASONING_SUMMARIES:
+    kind = exchange.reasoning_summary
+    if kind is None:
         return None
     if reply.reasoning is not None:
         return reply.reasoning
@@ -118,6 +117,18 @@ def summary_text(reply: Reply, exchange: Exchange, content_key: bytes) -> str | 
     if kind == "detailed":
         text += " " + _DETAILS[_draw(content_key, "detail", len(_DETAILS))]
     return text
+
+
+def summary_asked(effort: str | None, asked: Any) -> str | None:
+    """The summary a Responses request's `reasoning` asks a model reasoning with `effort` for
+    (`summary`, or the spec's deprecated `generate_summary`): `auto`, `concise` or `detailed`;
+    None for none (or a model that does not reason)."""
+    if effort is None or not isinstance(asked, dict):
+        return None
+    kind = asked.get("summary")
+    if kind is None:
+        kind = asked.get("generate_summary")
+    return kind if kind in common.REASONING_SUMMARIES else None
 
 
 def _draw(key: bytes, label: str, choices: int) -> int:

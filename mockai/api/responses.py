@@ -95,6 +95,7 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     if body.get("metadata") is not None:  # (echoed on the Response: the spec's Metadata only)
         common.parse_metadata(body["metadata"])
     top_logprobs = common.optional(body, "top_logprobs", 0)
+    effort = reasoning.effort(info.reasoning, ctx.provider, _asked_effort(body))
     return Exchange(
         endpoint=Endpoint.RESPONSES,
         model=model,
@@ -117,7 +118,8 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         top_logprobs=top_logprobs,
         prompt_tokens=prompt_tokens,
         provider=ctx.provider,
-        reasoning=reasoning.effort(info.reasoning, ctx.provider, _asked_effort(body)),
+        reasoning=effort,
+        reasoning_summary=reasoning.summary_asked(effort, body.get("reasoning")),
     )
 
 
@@ -616,6 +618,8 @@ def _reasoning(raw: Any) -> dict[str, Any]:
     # Response must stay valid for the SDKs that check it.
     raw = raw if isinstance(raw, dict) else {}
     effort, summary = raw.get("effort"), raw.get("summary")
+    if summary is None:  # (the spec's deprecated name for it)
+        summary = raw.get("generate_summary")
     return {
         "effort": effort if effort in common.REASONING_EFFORTS else None,
         "summary": summary if summary in common.REASONING_SUMMARIES else None,

@@ -83,8 +83,10 @@ def _shape_one(
         # A refusal is written like any answer: it stops at the limit too.
         pieces, longer = budget.first_pieces(text, limit)
         if longer:
-            if refusal is not None:
+            if refusal is not None and pieces:
                 refusal = "".join(pieces)
+            elif refusal is not None:  # (no room at all, a reasoning model's spent: no answer)
+                refusal, content = None, ""
             else:
                 content = "".join(pieces)
             finish = "length"

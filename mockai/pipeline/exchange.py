@@ -135,6 +135,9 @@ class Exchange:
     # reasoning tokens come first out of the output limit (mockai.api.reasoning). None: the
     # model does not reason.
     reasoning: str | None = None
+    # The summary of its reasoning a Responses request asks that model for (`auto`, `concise`,
+    # `detailed`); None: none (the item's `summary` is empty).
+    reasoning_summary: str | None = None
     provider: str = "openai"  # the provider profile the request came through (mockai.profiles)
     # Multipart requests: the uploaded files (the body holds their summaries: name, size,
     # digest), and the raw form as sent, for an upstream (a recording proxy) to forward.

@@ -113,11 +113,11 @@ def build_reply(spec: ReplySpec, build: Build) -> Reply:
             ctx = templates.context(build.exchange, faker, build.call) if faker is not None else {}
             choices = _choices(spec, build, ctx, faker)
             media = _media(spec, build, ctx)
-            thought = spec.reasoning.render(ctx) if spec.reasoning is not None else None
+            thought = _summary(spec, build.exchange, ctx)
     else:  # constant text: no Faker to seed, no template context to build
         choices = _choices(spec, build, _NO_CONTEXT, None)
         media = _media(spec, build, _NO_CONTEXT)
-        thought = spec.reasoning.render(_NO_CONTEXT) if spec.reasoning is not None else None
+        thought = _summary(spec, build.exchange, _NO_CONTEXT)
     reply = Reply(
         choices=_json_as_call(spec, choices, build.exchange),
         embeddings=_embeddings(spec, build.exchange),
@@ -131,6 +131,14 @@ def build_reply(spec: ReplySpec, build: Build) -> Reply:
 
 
 _NO_CONTEXT: Mapping[str, Any] = {}
+
+
+def _summary(spec: ReplySpec, exchange: Exchange, ctx: Mapping[str, Any]) -> str | None:
+    """The rule's reasoning summary, rendered only for a request that asks for one: a template
+    that fails on another request (a chat one, a model that does not reason) must not fail it."""
+    if spec.reasoning is None or exchange.reasoning_summary is None:
+        return None
+    return spec.reasoning.render(ctx)
 
 
 @contextmanager

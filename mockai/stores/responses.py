@@ -412,6 +412,9 @@ class _Output:
         item = self._items.get(index)
         if item is None:
             return  # an event for an item never added: the SDK helper refuses it too
+        if str(kind).startswith("response.reasoning_summary_"):
+            _add_summary(item, event)
+            return
         content = item.get("content")
         parts = content if isinstance(content, list) else []
         where = event.get("content_index")
@@ -439,6 +442,26 @@ class _Output:
             item if index in self._done else {**item, "status": "incomplete"}
             for index, item in sorted(self._items.items())
         ]
+
+
+def _add_summary(item: dict[str, Any], event: dict[str, Any]) -> None:
+    """A reasoning item's summary as far as its events went: a part added (or done) at its
+    `summary_index`, and the text deltas appended to it (a stream cut inside the summary keeps
+    the text its client got)."""
+    summary = item.get("summary")
+    parts = summary if isinstance(summary, list) else []
+    at, kind = event.get("summary_index"), event.get("type")
+    if not isinstance(at, int):
+        return
+    if kind in ("response.reasoning_summary_part.added", "response.reasoning_summary_part.done"):
+        part = event.get("part")
+        if isinstance(part, dict) and 0 <= at <= len(parts):
+            parts[at : at + 1] = [part]
+            item["summary"] = parts
+    elif kind == "response.reasoning_summary_text.delta":
+        delta = event.get("delta")
+        if isinstance(delta, str) and 0 <= at < len(parts) and isinstance(parts[at], dict):
+            parts[at]["text"] = str(parts[at].get("text") or "") + delta
 
 
 def _stream_error(event: dict[str, Any]) -> dict[str, Any] | None:
