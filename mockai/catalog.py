@@ -46,6 +46,9 @@ class ModelInfo:
     dimensions: int = 1536  # embedding models: the default vector size
     flexible_dimensions: bool = False  # embedding models that accept `dimensions`
     reasoning: bool = False  # o-series / gpt-5: `max_tokens` is refused, as the API does
+    # A model the catalog knows (a built-in, a snapshot or a fine-tune of one), not one whose
+    # kind is guessed from its name: only a known chat model is refused on legacy completions.
+    known: bool = True
     max_output_tokens: int = DEFAULT_MAX_OUTPUT  # the most tokens one answer can hold
     # Other spellings of the id that requests may use (Gemini lists `models/gemini-2.5-flash`
     # and its docs ask for `gemini-2.5-flash`: the same model either way).
@@ -152,17 +155,23 @@ def infer(model_id: str) -> ModelInfo:
         large = "large" in name
         return ModelInfo(
             model_id,
+            known=False,
             kind="embedding",
             context_window=8_192,  # the spec: "8192 tokens for all embedding models"
             dimensions=3072 if large else 1536,
             flexible_dimensions="embedding-3" in name,
         )
     if "moderation" in name:
-        return ModelInfo(model_id, kind="moderation")
+        return ModelInfo(model_id, kind="moderation", known=False)
     if name.endswith("-instruct") or name.startswith(("davinci", "babbage")):
-        return ModelInfo(model_id, kind="completion", context_window=4_096, max_output_tokens=4_096)
+        # (OpenAI's own two base completion models are known; other such names are a guess.)
+        known = name in ("davinci-002", "babbage-002")
+        return ModelInfo(
+            model_id, kind="completion", context_window=4_096, max_output_tokens=4_096, known=known
+        )
     return ModelInfo(
         model_id,
+        known=False,
         reasoning=name.startswith(_REASONING_PREFIXES),
         max_output_tokens=next(
             (limit for prefix, limit in _MAX_OUTPUT_BY_PREFIX if name.startswith(prefix)),
@@ -191,6 +200,7 @@ def _with_id(info: ModelInfo, model_id: str, owned_by: str = "system") -> ModelI
         flexible_dimensions=info.flexible_dimensions,
         reasoning=info.reasoning,
         max_output_tokens=info.max_output_tokens,
+        known=info.known,
     )
 
 

@@ -38,6 +38,15 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     get = body.get
     model = body["model"]
     info = ctx.catalog.get(model)
+    if info.kind == "completion" and info.known and ctx.provider == "openai":
+        # (As reported in github.com/Chanzhaoyu/chatgpt-web/issues/1428: the legacy
+        # completion models are not chat models.)
+        raise ApiError(
+            404,
+            "This is not a chat model and thus not supported in the v1/chat/completions "
+            "endpoint. Did you mean to use v1/completions?",
+            param="model",
+        )
     messages = _parse_messages(body["messages"])
     sent_tools = get("tools")
     legacy_functions = not sent_tools and bool(get("functions"))

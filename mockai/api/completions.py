@@ -34,6 +34,16 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     common.check_fields("completions", body, strict=ctx.strict)
     model = body["model"]
     info = ctx.catalog.get(model)
+    if info.kind == "chat" and info.known and ctx.provider == "openai":
+        # The API's answer to a chat model here (and its 404: the SDKs' NotFoundError), as
+        # apps moving off the legacy endpoint met it (github.com/RomanHotsiy/commitgpt/issues/43,
+        # hegelai/prompttools/issues/115): mockai answered, and the app's mistake passed its tests.
+        raise ApiError(
+            404,
+            "This is a chat model and not supported in the v1/completions endpoint. "
+            "Did you mean to use v1/chat/completions?",
+            param="model",
+        )
     prompts, counts = _prompts(body["prompt"])
     n = common.optional(body, "n", 1)
     best_of = body.get("best_of")

@@ -1,0 +1,117 @@
+"""A model answers only on the endpoints it serves, as the API's 404 says (the openai profile).
+
+A chat model sent to the legacy `/v1/completions`, or a legacy completion model sent to chat,
+is the API's 404 with its own words (as apps met them: github.com/RomanHotsiy/commitgpt/issues/43,
+hegelai/prompttools/issues/115, Chanzhaoyu/chatgpt-web/issues/1428). mockai answered both, so an
+app's wrong endpoint passed its tests and failed in production. A name the catalog can only
+guess from (`my-model`) is answered wherever it is sent: mockai cannot know what it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import openai
+import pytest
+from conformance import checked_server
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sdk import sdk
+
+from mockai import MockServer
+from mockai.catalog import BUILTIN
+
+CHAT_MODELS = [info.id for info in BUILTIN if info.kind == "chat"]
+COMPLETION_MODELS = [
+    *(info.id for info in BUILTIN if info.kind == "completion"),
+    "davinci-002",
+    "babbage-002",
+]
+CHAT_ON_COMPLETIONS = (
+    "This is a chat model and not supported in the v1/completions endpoint. "
+    "Did you mean to use v1/chat/completions?"
+)
+COMPLETION_ON_CHAT = (
+    "This is not a chat model and thus not supported in the v1/chat/completions endpoint. "
+    "Did you mean to use v1/completions?"
+)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[MockServer]:
+    with checked_server() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def client(server: MockServer) -> Iterator[openai.OpenAI]:
+    with sdk(server) as built:
+        yield built
+
+
+def snapshot_of(model: str) -> st.SearchStrategy[str]:
+    """The model, a dated snapshot of it, or a fine-tune of it: all the same kind."""
+    return st.sampled_from(
+        [model, f"{model}-2025-01-01", f"ft:{model}:acme::abc123", f"ft:{model}:org:name:x9"]
+    )
+
+
+@settings(max_examples=40, deadline=None)
+@given(model=st.sampled_from(CHAT_MODELS).flatmap(snapshot_of))
+def test_a_chat_model_on_legacy_completions_is_the_apis_404(
+    client: openai.OpenAI, model: str
+) -> None:
+    with pytest.raises(openai.NotFoundError) as refused:
+        client.completions.create(model=model, prompt="Say hi")
+    assert refused.value.body == {
+        "message": CHAT_ON_COMPLETIONS,
+        "type": "invalid_request_error",
+        "param": "model",
+        "code": None,
+    }
+    assert client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "Say hi"}]
+    ).choices
+
+
+@settings(max_examples=20, deadline=None)
+@given(model=st.sampled_from(COMPLETION_MODELS))
+def test_a_completion_model_on_chat_is_the_apis_404(client: openai.OpenAI, model: str) -> None:
+    with pytest.raises(openai.NotFoundError) as refused:
+        client.chat.completions.create(model=model, messages=[{"role": "user", "content": "Hi"}])
+    assert refused.value.body == {
+        "message": COMPLETION_ON_CHAT,
+        "type": "invalid_request_error",
+        "param": "model",
+        "code": None,
+    }
+    assert client.completions.create(model=model, prompt="Say hi").choices[0].text
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    name=st.from_regex(r"[a-z][a-z0-9-]{0,20}", fullmatch=True).filter(
+        lambda name: (
+            not name.startswith(("gpt-", "o1", "o3", "o4", "chatgpt", "text-", "davinci"))
+            and "embed" not in name
+            and "moderation" not in name
+        )
+    )
+)
+def test_a_name_the_catalog_only_guesses_from_is_answered_anywhere(
+    client: openai.OpenAI, name: str
+) -> None:
+    assert client.completions.create(model=name, prompt="Say hi").choices
+    assert client.chat.completions.create(
+        model=name, messages=[{"role": "user", "content": "Hi"}]
+    ).choices
+
+
+def test_other_providers_serve_their_models_on_their_completions() -> None:
+    """The 404 is OpenAI's: vLLM, Together and Fireworks serve chat models on `/completions`."""
+    with MockServer(log_requests=False) as running:
+        body = {"model": "gpt-4o-mini", "prompt": "Say hi"}
+        assert httpx.post(running.url + "/completions", json=body).status_code == 404
+        answered = httpx.post(running.url_for("/vllm/v1/completions"), json=body, timeout=10)
+        assert answered.status_code == 200, answered.text
