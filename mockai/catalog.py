@@ -7,6 +7,7 @@ With a list (`models:` in a scenario, `--models`), unknown ids get a 404 `model_
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
@@ -49,6 +50,12 @@ class ModelInfo:
     # A model the catalog knows (a built-in, a snapshot or a fine-tune of one), not one whose
     # kind is guessed from its name: only a known chat model is refused on legacy completions.
     known: bool = True
+    # The effort a reasoning model reasons with when a request names none: `medium` for the
+    # o-series and gpt-5; `none` for gpt-5.1 and later, which then take `temperature` (as the
+    # clients encode it: vercel/ai's "reasoning-effort-none" sampling for GPT >= 5.1, LiteLLM's
+    # "For gpt-5.1, temperature is supported when reasoning_effort='none' (or not specified, as
+    # it defaults to 'none')").
+    default_effort: str = "medium"
     max_output_tokens: int = DEFAULT_MAX_OUTPUT  # the most tokens one answer can hold
     # Other spellings of the id that requests may use (Gemini lists `models/gemini-2.5-flash`
     # and its docs ask for `gemini-2.5-flash`: the same model either way).
@@ -148,6 +155,10 @@ def infer(model_id: str) -> ModelInfo:
     if name.startswith("ft:"):
         base = name.split(":")[1]
         return _with_id(infer(base), model_id, owned_by="user")
+    if name.startswith("gpt-5-chat"):
+        # gpt-5-chat-latest answers without reasoning (a chat model: the clients send it
+        # `temperature` and `max_tokens`, which the API takes), unlike the gpt-5 it is named after.
+        return ModelInfo(model_id, context_window=128_000, max_output_tokens=16_384)
     family = _family(name)
     if family is not None:
         return _with_id(family, model_id)
@@ -169,10 +180,12 @@ def infer(model_id: str) -> ModelInfo:
         return ModelInfo(
             model_id, kind="completion", context_window=4_096, max_output_tokens=4_096, known=known
         )
+    later_gpt5 = re.match(r"gpt-5\.\d", name) is not None and "codex" not in name
     return ModelInfo(
         model_id,
         known=False,
         reasoning=name.startswith(_REASONING_PREFIXES),
+        default_effort="none" if later_gpt5 else "medium",
         max_output_tokens=next(
             (limit for prefix, limit in _MAX_OUTPUT_BY_PREFIX if name.startswith(prefix)),
             DEFAULT_MAX_OUTPUT,
@@ -201,6 +214,7 @@ def _with_id(info: ModelInfo, model_id: str, owned_by: str = "system") -> ModelI
         reasoning=info.reasoning,
         max_output_tokens=info.max_output_tokens,
         known=info.known,
+        default_effort=info.default_effort,
     )
 
 

@@ -431,3 +431,66 @@ def test_another_providers_reasoning_model_takes_max_tokens() -> None:
         for prefix in ("/openrouter/api/v1", "/groq/openai/v1", "/litellm/v1"):
             taken = httpx.post(running.url_for(prefix + "/chat/completions"), json=body, timeout=10)
             assert taken.status_code == 200, (prefix, taken.text)
+
+
+# --- which models reason, and the sampling settings they refuse (the JS clients' hunt) ----------
+
+
+def test_gpt_5_chat_latest_is_a_chat_model_that_does_not_reason(client: openai.OpenAI) -> None:
+    """Named after gpt-5, it answers without reasoning: the clients send it `temperature` and
+    `max_tokens` (LangChain.js and the AI SDK treat `gpt-5-chat*` as a chat model), and the API
+    takes them."""
+    for model in ("gpt-5-chat-latest", "gpt-5-chat-latest-2025-08-07"):
+        chat = client.chat.completions.create(
+            model=model,
+            messages=[{"role": "user", "content": "Hi"}],
+            temperature=0,
+            max_tokens=50,
+        )
+        assert chat.usage is not None and chat.usage.completion_tokens_details is not None
+        assert chat.usage.completion_tokens_details.reasoning_tokens == 0
+        answer = client.responses.create(model=model, input="Hi", temperature=0.2)
+        assert [item.type for item in answer.output] == ["message"]
+
+
+def test_gpt_5_1_and_later_reason_only_when_asked_and_then_refuse_sampling(
+    client: openai.OpenAI,
+) -> None:
+    """gpt-5.1 and later default to effort `none`, and take `temperature` then; asked to reason,
+    they refuse it as gpt-5 does."""
+    ask = [{"role": "user", "content": "Hi"}]
+    for model in ("gpt-5.1", "gpt-5.2", "gpt-5.1-2025-11-13"):
+        plain = client.chat.completions.create(model=model, messages=ask, temperature=0)
+        assert plain.usage is not None and plain.usage.completion_tokens_details is not None
+        assert plain.usage.completion_tokens_details.reasoning_tokens == 0
+        answer = client.responses.create(model=model, input="Hi", temperature=0.2)
+        assert [item.type for item in answer.output] == ["message"]
+        thinking = client.responses.create(model=model, input="Hi", reasoning={"effort": "low"})
+        assert thinking.output[0].type == "reasoning"
+        with pytest.raises(openai.BadRequestError, match="does not support 0 with this model"):
+            client.chat.completions.create(
+                model=model, messages=ask, temperature=0, reasoning_effort="high"
+            )
+    # gpt-5 itself reasons unless told `none`.
+    none = client.chat.completions.create(
+        model="gpt-5", messages=ask, temperature=0, reasoning_effort="none"
+    )
+    assert none.choices[0].message.content
+
+
+@pytest.mark.parametrize("model", REASONING_MODELS)
+@pytest.mark.parametrize(
+    ("name", "value"), [("temperature", 0.2), ("temperature", 1), ("top_p", 0.5)]
+)
+def test_a_reasoning_model_takes_no_sampling_settings_in_responses(
+    client: openai.OpenAI, model: str, name: str, value: float
+) -> None:
+    """The Responses API's 400 for any `temperature` or `top_p` on a model that reasons (as
+    reported with gpt-5: openai/openai-python#2540); none given, or effort `none`, it answers."""
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.responses.create(model=model, input="Hi", **{name: value})
+    assert refused.value.param == name
+    assert refused.value.body["message"] == (  # type: ignore[index]
+        f"Unsupported parameter: '{name}' is not supported with this model."
+    )
+    assert client.responses.create(model=model, input="Hi", **{name: None}).output_text

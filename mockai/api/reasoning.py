@@ -28,6 +28,7 @@ from typing import Any
 
 from mockai.api import common
 from mockai.api.base import RenderContext, content_key
+from mockai.catalog import ModelInfo
 from mockai.pipeline.exchange import Exchange
 from mockai.pipeline.reply import Reply
 from mockai.wire import ids
@@ -65,12 +66,13 @@ _DETAILS = (
 )
 
 
-def effort(reasons: bool, provider: str, asked: Any) -> str | None:
+def effort(info: ModelInfo, provider: str, asked: Any) -> str | None:
     """The effort a request's model reasons with: `asked` if it is one of the spec's, else the
-    default; None when the model does not reason (or `asked` is `none`)."""
-    if not reasons or provider not in PROVIDERS:
+    model's default (`medium`; `none` for gpt-5.1 and later); None when the model does not
+    reason (or the effort is `none`)."""
+    if not info.reasoning or provider not in PROVIDERS:
         return None
-    chosen = asked if asked in common.REASONING_EFFORTS else DEFAULT_EFFORT
+    chosen = asked if asked in common.REASONING_EFFORTS else info.default_effort
     return None if chosen == "none" else chosen
 
 
