@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from cassette_support import (
     interactions,
     paced_upstream,
 )
+from service_support import ServeProcess
 
 from mockai.wire.events import split_events
 
@@ -139,6 +141,29 @@ def test_a_stream_the_client_stops_reading_is_recorded_whole(tmp_path: Path) -> 
         text = "".join(c.choices[0].delta.content or "" for c in replayed if c.choices)
     assert text == _streamed_text(sent)
     assert text.startswith(first[1].choices[0].delta.content or "")
+
+
+def test_a_stream_read_on_is_recorded_before_a_stopping_server_exits(tmp_path: Path) -> None:
+    """SIGTERM while an answer whose client left is read on: the server's grace waits for it,
+    and the recording holds it whole. Before, the server exited at once (its client's
+    connection was gone, so nothing counted as in flight) and nothing was recorded, silently."""
+    cassette = tmp_path / "stopped.yaml"
+    with paced_upstream(gaps=(0.08, 0.08)) as upstream:
+        recorder = ServeProcess(
+            ["--cassette", str(cassette), "--record-mode", "once", "--upstream", upstream.url]
+        ).start()
+        try:
+            stream = sdk(recorder.url).chat.completions.create(**CHAT, stream=True)
+            first = [chunk for _, chunk in zip(range(2), stream, strict=False)]
+            stream.close()
+            assert len(first) == 2
+            recorder.signal(signal.SIGTERM)
+            assert recorder.wait(30) == 0
+        finally:
+            recorder.stop()
+    (stored,) = interactions(cassette)
+    assert stored.response_body.endswith(b"data: [DONE]\n\n")
+    assert len(split_events(stored.response_body)) > 6
 
 
 def _streamed_text(body: bytes) -> str:

@@ -10,6 +10,7 @@ guess from (`my-model`) is answered wherever it is sent: mockai cannot know what
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import openai
@@ -115,3 +116,30 @@ def test_other_providers_serve_their_models_on_their_completions() -> None:
         assert httpx.post(running.url + "/completions", json=body).status_code == 404
         answered = httpx.post(running.url_for("/vllm/v1/completions"), json=body, timeout=10)
         assert answered.status_code == 200, answered.text
+
+
+def test_a_cassette_or_an_upstream_answers_for_its_own_models(tmp_path: Path) -> None:
+    """Recorded through the openai profile from an OpenAI-compatible upstream that serves chat
+    models on `/completions` (vLLM, a LiteLLM proxy), the answer is the upstream's, and the
+    cassette replays it: the catalog's refusals are OpenAI's, left to a cassette or upstream."""
+    cassette = tmp_path / "vllm.yaml"
+    body = {"model": "gpt-4o-mini", "prompt": "Say hi"}
+    reasoning = {"model": "o3", "messages": [{"role": "user", "content": "Hi"}], "temperature": 0}
+    with (
+        MockServer(log_requests=False) as upstream,
+        MockServer(
+            log_requests=False,
+            cassette=str(cassette),
+            record_mode="once",
+            upstream=upstream.url_for("/vllm/v1"),
+        ) as recorder,
+    ):
+        recorded = httpx.post(recorder.url + "/completions", json=body, timeout=10)
+        assert recorded.status_code == 200, recorded.text
+        thought = httpx.post(recorder.url + "/chat/completions", json=reasoning, timeout=10)
+        assert thought.status_code == 200, thought.text
+    with MockServer(log_requests=False, cassette=str(cassette)) as replaying:
+        replayed = httpx.post(replaying.url + "/completions", json=body, timeout=10)
+        assert replayed.status_code == 200 and replayed.json() == recorded.json()
+        again = httpx.post(replaying.url + "/chat/completions", json=reasoning, timeout=10)
+        assert again.status_code == 200 and again.json() == thought.json()

@@ -10,6 +10,8 @@ import pytest
 
 from mockai import MockServer
 from mockai.cassette import format as cassette_format
+from mockai.config import Config
+from mockai.errors import ConfigError
 from mockai.scenario import respond, templates
 
 # Loaded before any pytester run: pytester forgets the modules first imported during a run (see
@@ -66,6 +68,29 @@ def test_a_new_test_never_takes_the_older_name_of_another_tests_cassette(
     pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)
 
 
+def test_a_recording_run_of_one_test_records_into_its_own_name(
+    pytester: pytest.Pytester, upstream: MockServer
+) -> None:
+    """Selected alone (by node id, or `-k`), `test_ask[hello world]` does not see
+    `test_ask[hello_world]` among the collected tests; a recording run records into its own
+    name whatever was selected (an older name is read in replay runs only)."""
+    pytester.makeini(INI)
+    recording = ("-p", "no:cacheprovider", f"--mockai-upstream={upstream.url}")
+    pytester.makepyfile(test_app=asking(["hello_world", "hello world"]))
+    pytester.runpytest(
+        *recording, "--mockai-record-mode=once", "-k", "hello_world"
+    ).assert_outcomes(passed=1)
+    folder = pytester.path / "cassettes" / "test_app"
+    first = folder / "test_ask[hello_world].yaml"
+    before = first.read_bytes()
+    alone = "test_app.py::test_ask[hello world]"
+    pytester.runpytest(*recording, "--mockai-record-mode=new_episodes", alone).assert_outcomes(
+        passed=1
+    )
+    assert first.read_bytes() == before
+    assert b"hello world" in (folder / "test_ask[hello world].yaml").read_bytes()
+
+
 def test_a_replay_run_never_forwards_a_test_without_a_cassette_upstream(
     pytester: pytest.Pytester, upstream: MockServer
 ) -> None:
@@ -117,3 +142,13 @@ def test_bad_options_are_said_without_a_traceback(
     result.stdout.fnmatch_lines(["*mockai could not start:*", f"*{said}*"])
     result.stdout.no_fnmatch_line("*Traceback*")
     result.stdout.no_fnmatch_line("*options.py:*")
+
+
+def test_a_nul_is_refused_in_paths_only() -> None:
+    """A regex to redact or a model id is no file name: the NUL refusal is the paths'."""
+    with pytest.raises(ConfigError, match="holds a NUL character"):
+        Config().merged(cassette="a\0.yaml")
+    with pytest.raises(ConfigError, match="holds a NUL character"):
+        Config().merged(scenarios=("s\0.yaml",))
+    assert Config().merged(redact=("secret\0",)).redact == ("secret\0",)
+    assert Config().merged(models=("gpt-4o\0",)).models == ("gpt-4o\0",)

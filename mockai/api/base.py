@@ -41,6 +41,11 @@ class ParseContext:
     params: Mapping[str, str] = field(default_factory=dict)
     query: Mapping[str, str] = field(default_factory=dict)
     head: bool = False  # a HEAD, parsed as its GET (`method` says GET): it must move nothing
+    # The catalog's refusals of what the API refuses for its own models (a chat model on legacy
+    # completions, `max_tokens` or a sampling setting on a reasoning model). Off on a server with
+    # a cassette or an upstream: there the recording's or the upstream's answer is the one (an
+    # OpenAI-compatible upstream recorded through the openai profile has its own models).
+    model_rules: bool = True
 
 
 @record

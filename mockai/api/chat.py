@@ -38,7 +38,8 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     get = body.get
     model = body["model"]
     info = ctx.catalog.get(model)
-    if info.kind == "completion" and info.known and ctx.provider == "openai":
+    rules = ctx.model_rules
+    if rules and info.kind == "completion" and info.known and ctx.provider == "openai":
         # (As reported in github.com/Chanzhaoyu/chatgpt-web/issues/1428: the legacy
         # completion models are not chat models.)
         raise ApiError(
@@ -80,7 +81,8 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         and ctx.provider == "openai"  # (OpenAI's rule: another provider's are its own)
     ):
         raise _top_logprobs_alone()
-    reasons = info.reasoning and ctx.provider in reasoning.PROVIDERS  # (others' rules are theirs)
+    # (Another provider's rules are its own.)
+    reasons = rules and info.reasoning and ctx.provider in reasoning.PROVIDERS
     if reasons and get("max_tokens") is not None:
         raise ApiError(
             400,
@@ -89,7 +91,8 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
             param="max_tokens",
             code="unsupported_parameter",
         )
-    if reasons:
+    effort = reasoning.effort(info, ctx.provider, get("reasoning_effort"))
+    if effort is not None and rules:  # (a model reasoning with effort `none` samples as others do)
         _check_fixed_temperature(get("temperature"))
     max_tokens = None
     if get("max_completion_tokens") is not None:
@@ -130,7 +133,7 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         top_logprobs=0 if top_logprobs is None else top_logprobs,
         prompt_tokens=prompt_tokens,
         provider=ctx.provider,
-        reasoning=reasoning.effort(info.reasoning, ctx.provider, get("reasoning_effort")),
+        reasoning=effort,
     )
 
 

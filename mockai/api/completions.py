@@ -34,7 +34,7 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     common.check_fields("completions", body, strict=ctx.strict)
     model = body["model"]
     info = ctx.catalog.get(model)
-    if info.kind == "chat" and info.known and ctx.provider == "openai":
+    if ctx.model_rules and info.kind == "chat" and info.known and ctx.provider == "openai":
         # The API's answer to a chat model here (and its 404: the SDKs' NotFoundError), as
         # apps moving off the legacy endpoint met it (github.com/RomanHotsiy/commitgpt/issues/43,
         # hegelai/prompttools/issues/115): mockai answered, and the app's mistake passed its tests.

@@ -95,7 +95,9 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     if body.get("metadata") is not None:  # (echoed on the Response: the spec's Metadata only)
         common.parse_metadata(body["metadata"])
     top_logprobs = common.optional(body, "top_logprobs", 0)
-    effort = reasoning.effort(info.reasoning, ctx.provider, _asked_effort(body))
+    effort = reasoning.effort(info, ctx.provider, _asked_effort(body))
+    if effort is not None and ctx.model_rules:
+        _refuse_sampling(body)
     return Exchange(
         endpoint=Endpoint.RESPONSES,
         model=model,
@@ -121,6 +123,19 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         reasoning=effort,
         reasoning_summary=reasoning.summary_asked(effort, body.get("reasoning")),
     )
+
+
+def _refuse_sampling(body: Mapping[str, Any]) -> None:
+    """A model that reasons takes no sampling settings in the Responses API (the API's 400 as
+    reported with gpt-5: openai/openai-python#2540, OpenHands/software-agent-sdk#1837; with
+    reasoning effort `none`, gpt-5.1 and later take them)."""
+    for name in ("temperature", "top_p"):
+        if body.get(name) is not None:
+            raise ApiError(
+                400,
+                f"Unsupported parameter: '{name}' is not supported with this model.",
+                param=name,
+            )
 
 
 def _asked_effort(body: Mapping[str, Any]) -> Any:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -101,6 +101,8 @@ class UpstreamSource:
         self.record_errors = record_errors
         self.timeout = timeout
         self._session: aiohttp.ClientSession | None = None
+        # Answers read on from the upstream after their client left, to be recorded whole.
+        self._reading_on: set[asyncio.Task[None]] = set()
 
     async def lifespan(self, app: web.Application) -> AsyncIterator[None]:
         """aiohttp cleanup context: one client session per server; recordings flushed at exit."""
@@ -108,10 +110,28 @@ class UpstreamSource:
         try:
             yield
         finally:
-            if self.recorder is not None:
-                await self.recorder.flush()
-            await self._session.close()
-            self._session = None
+            try:
+                # The answers still read on (their clients left) are recorded before the last
+                # save; the server's grace bounds the wait (then they are cancelled, and say so).
+                if self._reading_on:
+                    await asyncio.wait(set(self._reading_on))
+            finally:
+                pending = list(self._reading_on)
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    await asyncio.gather(*pending, return_exceptions=True)
+                if self.recorder is not None:
+                    await self.recorder.flush()
+                await self._session.close()
+                self._session = None
+
+    def keep_reading(self, reading: Coroutine[Any, Any, None]) -> None:
+        """Run `reading` (an answer read on after its client left) as a task of this source's,
+        which the server's shutdown waits for."""
+        task = asyncio.ensure_future(reading)
+        self._reading_on.add(task)
+        task.add_done_callback(self._reading_on.discard)
 
     def url_for(
         self, route: str, query: Mapping[str, str] | None = None, deployment: str | None = None
@@ -293,9 +313,19 @@ class Capture:
 
     async def finish(self) -> None:
         """Called once the client got everything (or went away): record, or abandon."""
+        reading = self._stream is not None and not self.complete and not self.broke_off
+        if reading and self.source.recorder is not None:
+            # The client left: the rest is read apart from its handler, which ends now (its
+            # connection is gone); the server's shutdown waits for it, within its grace.
+            self.source.keep_reading(self._settle(read_on=True))
+            return
+        await self._settle()
+
+    async def _settle(self, read_on: bool = False) -> None:
+        """Record the answer (`read_on`: its rest read from the upstream first), or abandon it."""
+        if read_on:
+            await self._read_on()
         if self._stream is not None:
-            if not self.complete and not self.broke_off and self.source.recorder is not None:
-                await self._read_on()
             aclose: Any = getattr(self._stream, "aclose", None)
             if aclose is not None:
                 await aclose()
@@ -319,6 +349,16 @@ class Capture:
                     pass
         except (RelayBrokeOff, TimeoutError):
             pass
+        except asyncio.CancelledError:  # (the server stopped, its grace over)
+            log.warning(
+                "mockai: not recorded: the client left %s %s before its answer ended, and the "
+                "server stopped before the upstream %s finished it",
+                self.method,
+                self.url.path,
+                self.source.shown,
+            )
+            self.response.close()
+            raise
         if not self.complete:
             log.warning(
                 "mockai: not recorded: the client left %s %s before its answer ended, and the "

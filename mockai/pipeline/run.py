@@ -418,6 +418,7 @@ def parse_context(
         params=dict(params or {}),
         query=dict(query or {}),
         head=head,
+        model_rules=state.config.cassette is None and state.config.upstream is None,
     )
 
 

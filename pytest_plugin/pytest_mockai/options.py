@@ -204,8 +204,11 @@ def _cassette_path(request: pytest.FixtureRequest, options: dict[str, Any]) -> P
     folder = test_file.parent / str(options.get("cassette_dir") or "cassettes") / test_file.stem
     cls = getattr(request.node, "cls", None)
     class_name = cls.__name__ if cls is not None else None
-    path = _existing_cassette(folder, class_name, request.node.name, _names_beside(request))
-    recording = options.get("record_mode", "none") != "none" and options.get("upstream")
+    recording = options.get("record_mode", "none") != "none" and bool(options.get("upstream"))
+    # (An older name is read in replay runs only: a recording goes to the test's own name, which
+    # no other test has, whichever tests this run selected.)
+    taken = _names_beside(request) if not recording else None
+    path = _existing_cassette(folder, class_name, request.node.name, taken)
     if path is not None or wanted is True or recording:
         # (New recordings are YAML, as before.)
         return path or folder / cassette_file_name(cassette_name(class_name, request.node.name))
@@ -231,12 +234,16 @@ _NAMES_BY_FILE = pytest.StashKey[dict[Path, frozenset[str]]]()
 
 
 def _existing_cassette(
-    folder: Path, class_name: str | None, test_name: str, taken: frozenset[str] = frozenset()
+    folder: Path,
+    class_name: str | None,
+    test_name: str,
+    taken: frozenset[str] | None = frozenset(),
 ) -> Path | None:
     """The test's cassette in `folder`, under the name pytest-recording gives it with either of
     its serializers, else under the name earlier versions gave, unless that is the name another
-    test's cassette has now (`taken`: `test[hello world]` was `test[hello_world].yaml`, which is
-    `test[hello_world]`'s own); None when there is none."""
+    collected test's cassette has now (`taken`: `test[hello world]` was `test[hello_world].yaml`,
+    which is `test[hello_world]`'s own); None (`taken`) looks for no older name at all. None
+    when there is none."""
     name = cassette_name(class_name, test_name)
     as_yaml, as_json = (folder / cassette_file_name(name, kind) for kind in ("yaml", "json"))
     if _exists(as_yaml) and _exists(as_json):
@@ -247,7 +254,7 @@ def _existing_cassette(
         )
     legacy_name = _legacy_cassette_name(class_name, test_name)
     candidates = [as_yaml, as_json]
-    if legacy_name == name or legacy_name not in taken:
+    if taken is not None and (legacy_name == name or legacy_name not in taken):
         candidates.append(folder / (legacy_name + ".yaml"))
     return next((path for path in candidates if _exists(path)), None)
 
