@@ -12,9 +12,11 @@ an `rs_` id, a `summary` that is empty unless the request asks for one with `rea
 and the opaque `encrypted_content` the spec says is populated by default), which an app keeping
 its own context passes back in its next `input`.
 
-Which models reason is the catalog's (`ModelInfo.reasoning`: the o-series and gpt-5); only the
-OpenAI and Azure profiles answer this way (other providers' usage is their own). How much a
-model reasons follows `reasoning.effort` (chat: `reasoning_effort`), `medium` unless given; its
+Which models reason is the catalog's (`ModelInfo.reasoning`: the o-series and gpt-5, not
+gpt-5-chat-latest); only the OpenAI and Azure profiles answer this way (other providers' usage is
+their own). How much a model reasons follows `reasoning.effort` (chat: `reasoning_effort`), the
+model's default unless given (`ModelInfo.default_effort`: `medium`, `none` for gpt-5.1 and later;
+a model reasoning with `none` does not reason, and takes sampling settings the others refuse); its
 tokens derive from the request's content key, so the same question costs the same streamed or
 not, and come in multiples of 64 as the API's do. A rule sets them (`usage: {reasoning_tokens}`)
 and the summary's text (`reply: {reasoning: ...}`).
