@@ -157,6 +157,13 @@ def test_a_stream_read_on_is_recorded_before_a_stopping_server_exits(tmp_path: P
             first = [chunk for _, chunk in zip(range(2), stream, strict=False)]
             stream.close()
             assert len(first) == 2
+            # Once the server has seen the client go, and reads on. (A SIGTERM before that
+            # cancels the handler mid-read, and the upstream's connection goes with it: "not
+            # recorded", said in a line.)
+            deadline = time.monotonic() + 10
+            while "reading the rest from the upstream" not in recorder.printed():
+                assert time.monotonic() < deadline, recorder.printed()
+                time.sleep(0.01)
             recorder.signal(signal.SIGTERM)
             assert recorder.wait(30) == 0
         finally:

@@ -226,6 +226,7 @@ class Capture:
         self._ended = 0.0
         self._response: aiohttp.ClientResponse | None = None
         self._stream: AsyncIterator[bytes] | None = None
+        self._splitter: EventSplitter | None = None  # a stream's events, as they come
         self.relayed: dict[str, str] = {}
 
     async def send(self, session: aiohttp.ClientSession) -> aiohttp.ClientResponse:
@@ -289,13 +290,10 @@ class Capture:
         return self._stream
 
     async def _relay(self) -> AsyncIterator[bytes]:
-        splitter = EventSplitter() if self.is_stream else None
+        self._splitter = EventSplitter() if self.is_stream else None
         try:
             async for chunk in self.response.content.iter_any():
-                self.parts.append(chunk)
-                if splitter is not None:
-                    offset = self._loop.time() - self._headers_at
-                    self.events.extend(offset for _ in splitter.feed(chunk))
+                self._took(chunk)
                 yield chunk
         except (aiohttp.ClientError, asyncio.TimeoutError) as error:
             self.broke_off = True
@@ -305,7 +303,17 @@ class Capture:
             # Break the client's connection too: the failure reaches it as it happened (said
             # once, above: delivery drops the connection without a traceback of its own).
             raise RelayBrokeOff("the upstream broke off its answer") from None
-        rest = splitter.close() if splitter is not None else None
+        self._ended_whole()
+
+    def _took(self, chunk: bytes) -> None:
+        """A chunk of the answer, and when each of its events came."""
+        self.parts.append(chunk)
+        if self._splitter is not None:
+            offset = self._loop.time() - self._headers_at
+            self.events.extend(offset for _ in self._splitter.feed(chunk))
+
+    def _ended_whole(self) -> None:
+        rest = self._splitter.close() if self._splitter is not None else None
         if rest is not None and (rest.strip() or not self.events):
             self.events.append(self._loop.time() - self._headers_at)  # an unterminated last event
         self._ended = self._loop.time()
@@ -317,6 +325,12 @@ class Capture:
         if reading and self.source.recorder is not None:
             # The client left: the rest is read apart from its handler, which ends now (its
             # connection is gone); the server's shutdown waits for it, within its grace.
+            log.info(
+                "mockai: the client left %s %s before its answer ended: reading the rest from "
+                "the upstream, to record it whole",
+                self.method,
+                self.url.path,
+            )
             self.source.keep_reading(self._settle(read_on=True))
             return
         await self._settle()
@@ -342,13 +356,15 @@ class Capture:
         whole, and a client reading all of it there gets what the upstream sent. (Dropped, the
         test's next run replayed nothing, and its answer was made up.) Bounded: at most
         `READ_ON_SECONDS`, then the answer is not recorded, and a line says so."""
-        assert self._stream is not None
+        # From the answer itself, not through the relay, which may have ended with the handler
+        # that read it (cancelled as the server stopped, waiting for the next chunk).
         try:
             async with asyncio.timeout(READ_ON_SECONDS):
-                async for _ in self._stream:
-                    pass
-        except (RelayBrokeOff, TimeoutError):
-            pass
+                async for chunk in self.response.content.iter_any():
+                    self._took(chunk)
+            self._ended_whole()
+        except (aiohttp.ClientError, TimeoutError, RuntimeError):
+            pass  # (broke off, too slow, or its connection gone with a stopping server: said below)
         except asyncio.CancelledError:  # (the server stopped, its grace over)
             log.warning(
                 "mockai: not recorded: the client left %s %s before its answer ended, and the "
@@ -362,7 +378,8 @@ class Capture:
         if not self.complete:
             log.warning(
                 "mockai: not recorded: the client left %s %s before its answer ended, and the "
-                "upstream %s did not finish it within %d s",
+                "upstream %s did not finish it (it broke off, the server stopped, or it took "
+                "more than %d s)",
                 self.method,
                 self.url.path,
                 self.source.shown,
