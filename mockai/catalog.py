@@ -46,7 +46,9 @@ class ModelInfo:
     context_window: int = 128_000
     dimensions: int = 1536  # embedding models: the default vector size
     flexible_dimensions: bool = False  # embedding models that accept `dimensions`
-    reasoning: bool = False  # o-series / gpt-5: `max_tokens` is refused, as the API does
+    # o-series / gpt-5: they reason before they answer (mockai.api.reasoning), and refuse
+    # `max_tokens`, as the API does
+    reasoning: bool = False
     # A model the catalog knows (a built-in, a snapshot or a fine-tune of one), not one whose
     # kind is guessed from its name: only a known chat model is refused on legacy completions.
     known: bool = True
