@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import signal
 import time
 from collections.abc import Iterator
@@ -113,7 +114,9 @@ def test_streams_replay_event_by_event_at_the_recorded_boundaries(tmp_path: Path
     assert entry.response.tail == 2  # the finish chunk and [DONE]
 
 
-def test_a_stream_the_client_stops_reading_is_recorded_whole(tmp_path: Path) -> None:
+def test_a_stream_the_client_stops_reading_is_recorded_whole(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """A test reads a stream's first words and closes it: the upstream answered (and billed)
     all of it, so the recording keeps all of it, as vcrpy's does; the replay serves it whole.
     Before, nothing was recorded and no line said so: the next run replayed nothing, and made
@@ -126,11 +129,14 @@ def test_a_stream_the_client_stops_reading_is_recorded_whole(tmp_path: Path) -> 
         with record(upstream.url, cassette) as recorder:
             stream = sdk(recorder.url).chat.completions.create(**CHAT, stream=True)
             first = [chunk for _, chunk in zip(range(3), stream, strict=False)]
-            stream.close()  # the test read what it needed
-            assert len(first) == 3
-            deadline = time.monotonic() + 30
-            while not recorder.requests and time.monotonic() < deadline:
-                time.sleep(0.01)
+            with caplog.at_level(logging.INFO, logger="mockai.cassette"):
+                stream.close()  # the test read what it needed
+                assert len(first) == 3
+                # (Then the server is stopped, as a test's fixture is: it waits for the rest.)
+                deadline = time.monotonic() + 30
+                while "reading the rest from the upstream" not in caplog.text:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.01)
     (stored,) = interactions(cassette)
     assert stored.response_body.endswith(b"data: [DONE]\n\n")
     # (Its ids are the second request's: the text is the question's, the same.)

@@ -14,8 +14,9 @@ retry exactly as they retry a connection error; it is never recorded.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -101,8 +102,9 @@ class UpstreamSource:
         self.record_errors = record_errors
         self.timeout = timeout
         self._session: aiohttp.ClientSession | None = None
-        # Answers read on from the upstream after their client left, to be recorded whole.
-        self._reading_on: set[asyncio.Task[None]] = set()
+        # Answers read on from the upstream after their client left, to be recorded whole (each
+        # done when its handler has recorded it or given it up).
+        self._reading_on: set[asyncio.Future[None]] = set()
 
     async def lifespan(self, app: web.Application) -> AsyncIterator[None]:
         """aiohttp cleanup context: one client session per server; recordings flushed at exit."""
@@ -111,27 +113,28 @@ class UpstreamSource:
             yield
         finally:
             try:
-                # The answers still read on (their clients left) are recorded before the last
-                # save; the server's grace bounds the wait (then they are cancelled, and say so).
+                # The answers still read on (their clients left: no connection holds their
+                # handlers in flight) are recorded before the last save; a stopping server's
+                # grace bounds the wait.
                 if self._reading_on:
                     await asyncio.wait(set(self._reading_on))
             finally:
-                pending = list(self._reading_on)
-                for task in pending:
-                    task.cancel()
-                if pending:
-                    await asyncio.gather(*pending, return_exceptions=True)
                 if self.recorder is not None:
                     await self.recorder.flush()
                 await self._session.close()
                 self._session = None
 
-    def keep_reading(self, reading: Coroutine[Any, Any, None]) -> None:
-        """Run `reading` (an answer read on after its client left) as a task of this source's,
-        which the server's shutdown waits for."""
-        task = asyncio.ensure_future(reading)
-        self._reading_on.add(task)
-        task.add_done_callback(self._reading_on.discard)
+    @contextlib.contextmanager
+    def reading_on(self) -> Iterator[None]:
+        """Around a handler reading an answer on after its client left: the source's cleanup
+        (the server stopping) waits for it."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._reading_on.add(done)
+        try:
+            yield
+        finally:
+            self._reading_on.discard(done)
+            done.set_result(None)
 
     def url_for(
         self, route: str, query: Mapping[str, str] | None = None, deployment: str | None = None
@@ -323,15 +326,16 @@ class Capture:
         """Called once the client got everything (or went away): record, or abandon."""
         reading = self._stream is not None and not self.complete and not self.broke_off
         if reading and self.source.recorder is not None:
-            # The client left: the rest is read apart from its handler, which ends now (its
-            # connection is gone); the server's shutdown waits for it, within its grace.
+            # The client left: its handler reads the rest, which a stopping server waits for
+            # (its connection gone, nothing else holds the handler in flight).
             log.info(
                 "mockai: the client left %s %s before its answer ended: reading the rest from "
                 "the upstream, to record it whole",
                 self.method,
                 self.url.path,
             )
-            self.source.keep_reading(self._settle(read_on=True))
+            with self.source.reading_on():
+                await self._settle(read_on=True)
             return
         await self._settle()
 
