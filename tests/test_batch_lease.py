@@ -202,7 +202,7 @@ def test_with_redis_a_worker_stopped_writing_the_output_files_is_taken_over(
             sdk(writer) as through_writer,
         ):
             upload = client.files.create(
-                file=("in.jsonl", embedding_lines(20, 100)), purpose="batch"
+                file=("in.jsonl", embedding_lines(12, 100)), purpose="batch"
             )
             batch = client.batches.create(
                 input_file_id=upload.id, endpoint="/v1/embeddings", completion_window="24h"
@@ -238,7 +238,7 @@ def test_with_redis_a_worker_stopped_writing_the_output_files_is_taken_over(
                 assert time.monotonic() - began > 0.5  # (not before the writer's lease lapsed)
                 assert done.output_file_id is not None and done.error_file_id is None
                 output = rows(client, done.output_file_id)
-                assert [row["custom_id"] for row in output] == [f"e{i}" for i in range(20)]
+                assert [row["custom_id"] for row in output] == [f"e{i}" for i in range(12)]
             finally:
                 writer.process.send_signal(signal.SIGCONT)
             writing.join(timeout=60)
@@ -257,7 +257,7 @@ def test_with_redis_answering_that_failed_while_redis_was_away_is_tried_again(
     poll is the 503 it should be; a poll once Redis is back answers them again. Before, every
     later poll of that server answered the same stored 503, the batch `in_progress` for good."""
     with checked_server(state=redis.url(), batch_lease=1) as running, sdk(running) as client:
-        batch = client.batches.retrieve(create(client, image_lines(40), IMAGES).id)
+        batch = client.batches.retrieve(create(client, image_lines(20), IMAGES).id)
         assert batch.status == "in_progress"
         failed: dict[str, int] = {}
 
@@ -292,4 +292,4 @@ def test_with_redis_answering_that_failed_while_redis_was_away_is_tried_again(
                 break
         assert ended is not None and ended.status == "completed", ended
         output = rows(client, ended.output_file_id)
-        assert [row["custom_id"] for row in output] == [f"p{i}" for i in range(40)]
+        assert [row["custom_id"] for row in output] == [f"p{i}" for i in range(20)]

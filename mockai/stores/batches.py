@@ -708,7 +708,12 @@ class BatchStore:
             return record
 
         moved = await self._change(record.id, finished)
-        if moved.status == to:
+        ours = (
+            moved.status == to
+            and moved.output_file_id == (output.id if output is not None else None)
+            and moved.error_file_id == (error.id if error is not None else None)
+        )
+        if ours:
             await self._results.pop(record.id)
         else:  # (another process wrote them meanwhile, past this one's lease: its files stand)
             for written in (output, error):
