@@ -15,7 +15,6 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from conformance import checked_server
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sdk import sdk
@@ -40,14 +39,9 @@ COMPLETION_ON_CHAT = (
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[MockServer]:
-    with checked_server() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def client(server: MockServer) -> Iterator[openai.OpenAI]:
-    with sdk(server) as built:
+def client(lenient: MockServer) -> Iterator[openai.OpenAI]:
+    """The SDK on conftest's module server (conformance-checked, the embedded defaults)."""
+    with sdk(lenient) as built:
         yield built
 
 

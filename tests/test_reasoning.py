@@ -9,6 +9,7 @@ handling of both (a budget the reasoning used up, an item that is not a message)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import textwrap
 from collections.abc import Iterator
@@ -31,14 +32,9 @@ SUMMARIES = [None, "auto", "concise", "detailed"]
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[MockServer]:
-    with checked_server() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def client(server: MockServer) -> Iterator[openai.OpenAI]:
-    with sdk(server) as built:
+def client(lenient: MockServer) -> Iterator[openai.OpenAI]:
+    """The SDK on conftest's module server (conformance-checked, the embedded defaults)."""
+    with sdk(lenient) as built:
         yield built
 
 
@@ -278,7 +274,7 @@ def test_a_rule_scripts_the_summary_and_the_tokens(tmp_path: Path) -> None:
 
 
 def test_reasoning_items_go_back_as_input_and_into_a_conversation(
-    client: openai.OpenAI, server: MockServer
+    client: openai.OpenAI,
 ) -> None:
     """An app keeping its own context sends the reasoning item back (with `store: false`, its
     `encrypted_content`, as the Agents SDK does); a conversation keeps and lists it."""
@@ -494,3 +490,53 @@ def test_a_reasoning_model_takes_no_sampling_settings_in_responses(
         f"Unsupported parameter: '{name}' is not supported with this model."
     )
     assert client.responses.create(model=model, input="Hi", **{name: None}).output_text
+
+
+# --- the summary's text through every stage, for any text ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def scripting() -> Iterator[MockServer]:
+    with checked_server() as running:
+        yield running
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    # (no `{`: the text is a template, and `{{`, `{%`, `{#` open its syntax)
+    text=st.text(
+        st.characters(blacklist_characters="{", blacklist_categories=("Cs",)), max_size=300
+    ),
+    cut=st.none() | st.integers(min_value=3, max_value=40),
+)
+def test_a_scripted_summary_streams_and_is_stored_as_its_client_got_it(
+    scripting: MockServer, text: str, cut: int | None
+) -> None:
+    """For any summary text (Unicode, empty, long): the JSON answer holds it whole; the stream's
+    deltas join to it; a stream a fault cuts after `cut` events is stored with exactly the
+    deltas its client got (the store builds the summary from the events)."""
+    scripting.clear_rules()
+    rule: dict[str, Any] = {"name": "think", "reply": {"content": "ok", "reasoning": text}}
+    if cut is not None:
+        rule["faults"] = {"truncate_after": cut}
+    scripting.add_rule(rule)
+    with sdk(scripting) as client:
+        ask = {"model": "o3", "input": "why", "reasoning": {"summary": "auto"}}
+        if cut is None:
+            answer = client.responses.create(**ask)
+            assert answer.output[0].type == "reasoning"
+            assert [part.text for part in answer.output[0].summary] == [text]
+        events: list[Any] = []
+        with contextlib.suppress(openai.APIError, httpx.HTTPError):
+            events.extend(client.responses.create(**ask, stream=True))
+        got = "".join(e.delta for e in events if e.type == "response.reasoning_summary_text.delta")
+        done = [e.text for e in events if e.type == "response.reasoning_summary_text.done"]
+        assert done in ([], [got])  # (the done event, when it came, repeats the deltas)
+        if cut is None:
+            assert got == text and done == [text]
+        created = next(e for e in events if e.type == "response.created")
+        stored = client.responses.retrieve(created.response.id).output
+        parts = [part.text for part in stored[0].summary] if stored else []
+        assert parts == [got] or (parts == [] and got == "")  # as far as its events went

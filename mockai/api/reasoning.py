@@ -36,7 +36,6 @@ from mockai.pipeline.reply import Reply
 from mockai.wire import ids
 
 PROVIDERS = frozenset({"openai", "azure"})  # the profiles whose models reason as OpenAI's do
-DEFAULT_EFFORT = "medium"
 # How many blocks of 64 tokens a model reasons for at each effort: (fewest, most).
 # (Modest, as for the short questions tests ask: a rule sets more to test a budget used up.)
 _BLOCKS = {
@@ -88,7 +87,7 @@ def tokens(reply: Reply, exchange: Exchange, ctx: RenderContext) -> int:
     elif exchange.reasoning is None:
         return 0
     else:
-        fewest, most = _BLOCKS.get(exchange.reasoning, _BLOCKS[DEFAULT_EFFORT])
+        fewest, most = _BLOCKS[exchange.reasoning]  # (`effort` gives one of the spec's)
         drawn = _draw(content_key(exchange, ctx), "reasoning", most - fewest + 1)
         count = _BLOCK * (fewest + drawn)
     limit = exchange.output_limit
