@@ -57,10 +57,13 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     if _versioned(body.get("endpoint")) != body.get("endpoint"):
         # Azure OpenAI's batches name endpoints without the version: `/chat/completions`.
         common.check_fields(
-            "batches", {**body, "endpoint": _versioned(body["endpoint"])}, strict=ctx.strict
+            "batches",
+            {**body, "endpoint": _versioned(body["endpoint"])},
+            strict=ctx.strict,
+            provider=ctx.provider,
         )
     else:
-        common.check_fields("batches", body, strict=ctx.strict)
+        common.check_fields("batches", body, strict=ctx.strict, provider=ctx.provider)
     endpoint = _versioned(body["endpoint"])
     # A batch's lines are answered as the provider it was created through answers them alone:
     # an endpoint that provider does not have (Groq's /v1/completions) is refused here, rather

@@ -86,7 +86,7 @@ def check_fields(
     for name in _required(endpoint):
         if body.get(name) is None:
             raise missing(name)
-    if provider != "openai":  # (a provider's own values are not OpenAI's)
+    if endpoint == "chat" and provider != "openai":  # (a provider's own messages are not OpenAI's)
         return
     if endpoint == "chat":
         _check_messages(body.get("messages"), keys=strict)

@@ -43,7 +43,7 @@ ENCODINGS = ("float", "base64")
 def parse(body: Any, ctx: ParseContext) -> Exchange:
     """Validate an embeddings request the way the API does and normalise it into an Exchange."""
     body = common.require_object(body)
-    common.check_fields("embeddings", body, strict=ctx.strict)
+    common.check_fields("embeddings", body, strict=ctx.strict, provider=ctx.provider)
     model = body["model"]
     info = ctx.catalog.get(model)
     inputs, counts = _inputs(body["input"])

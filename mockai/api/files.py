@@ -44,7 +44,9 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         raise missing("file")
     fields = forms.typed("files", body)
     upload = forms.upload(fields.get("file"), "file")
-    common.check_fields("files", {**fields, "file": "<file>"}, strict=ctx.strict)
+    common.check_fields(
+        "files", {**fields, "file": "<file>"}, strict=ctx.strict, provider=ctx.provider
+    )
     purpose = fields["purpose"]
     if purpose not in PURPOSES:  # (checked here too: lenient field checks skip enums)
         raise invalid_value("purpose", purpose, PURPOSES)

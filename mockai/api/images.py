@@ -177,7 +177,7 @@ class Options:
 def parse_generation(body: Any, ctx: ParseContext) -> Exchange:
     """`POST /images/generations` (JSON)."""
     body = common.require_object(body)
-    common.check_fields("images", body, strict=ctx.strict)
+    common.check_fields("images", body, strict=ctx.strict, provider=ctx.provider)
     default = "gpt-image-1" if any(body.get(f) is not None for f in _GPT_IMAGE_FIELDS) else None
     return _exchange(Endpoint.IMAGES, body, ctx, default or "dall-e-2", ())
 
@@ -186,7 +186,7 @@ def parse_edit(body: Any, ctx: ParseContext) -> Exchange:
     """`POST /images/edits`: a multipart form with the pictures, or JSON naming them."""
     if ctx.form is None:
         body = common.require_object(body)
-        common.check_fields("image_edits_json", body, strict=ctx.strict)
+        common.check_fields("image_edits_json", body, strict=ctx.strict, provider=ctx.provider)
         pictures = [_referenced(ref, f"images[{i}]", ctx) for i, ref in enumerate(body["images"])]
         mask = body.get("mask")
         sources = [p for p in pictures if p is not None]
@@ -209,7 +209,7 @@ def parse_edit(body: Any, ctx: ParseContext) -> Exchange:
     sources = [forms.upload(picture, "image") for picture in listed]
     masks = [forms.upload(fields.pop("mask"), "mask")] if "mask" in fields else []
     checked = {**fields, "image": "<file>"}
-    common.check_fields("image_edits", checked, strict=ctx.strict)
+    common.check_fields("image_edits", checked, strict=ctx.strict, provider=ctx.provider)
     fields["image"] = listed if isinstance(pictures, list) else pictures
     if masks:
         fields["mask"] = masks[0]
@@ -220,7 +220,9 @@ def parse_variation(body: Any, ctx: ParseContext) -> Exchange:
     """`POST /images/variations`: one picture, as a multipart file."""
     fields = forms.typed("image_variations", body)
     source = forms.upload(fields.get("image"), "image")
-    common.check_fields("image_variations", {**fields, "image": "<file>"}, strict=ctx.strict)
+    common.check_fields(
+        "image_variations", {**fields, "image": "<file>"}, strict=ctx.strict, provider=ctx.provider
+    )
     return _exchange(Endpoint.IMAGE_VARIATIONS, fields, ctx, "dall-e-2", [source])
 
 

@@ -33,7 +33,7 @@ MAX_INPUTS = 2048
 def parse(body: Any, ctx: ParseContext) -> Exchange:
     """Validate a moderations request and normalise it into an Exchange."""
     body = common.require_object(body)
-    common.check_fields("moderations", body, strict=ctx.strict)
+    common.check_fields("moderations", body, strict=ctx.strict, provider=ctx.provider)
     model = body.get("model")
     if model is None:
         # The catalog's moderation model; a restricted catalog that lists none has no model to

@@ -28,6 +28,7 @@ from mockai.api.shaping import Shaped, output_cap, shape, usage_numbers
 from mockai.errors import ApiError
 from mockai.pipeline.exchange import CalledTool, Endpoint, Exchange, Message, ResponseFormat, Tool
 from mockai.pipeline.reply import Choice, Reply, ToolCall
+from mockai.profiles.places import PLACES, STATEFUL_FIELDS
 from mockai.wire import ids, jsonbytes, sse
 from mockai.wire.outgoing import Body, EventStream, Outgoing
 
@@ -60,7 +61,7 @@ def _both_histories() -> ApiError:
 def parse(body: Any, ctx: ParseContext) -> Exchange:
     """Validate a Responses request the way the API does and normalise it into an Exchange."""
     body = common.require_object(body)
-    common.check_fields("responses", body, strict=ctx.strict)
+    common.check_fields("responses", body, strict=ctx.strict, provider=ctx.provider)
     # As chat's: `stream_options` flags are booleans (`"false"` would leave the padding on).
     stream, _ = common.stream_settings(body)
     if body.get("previous_response_id") is not None and body.get("conversation") is not None:
@@ -564,7 +565,7 @@ def _response(
 ) -> dict[str, Any]:
     """The complete `Response` object: status, output items, usage, and the echoed settings
     (`thought`: the reasoning tokens spent before the answer)."""
-    body = exchange.body
+    body = _as_taken(exchange)
     reason = _INCOMPLETE_REASONS.get(shaped.finish_reason)
     status = "completed" if reason is None else "incomplete"
     response: dict[str, Any] = {
@@ -594,6 +595,16 @@ def _response(
         response["user"] = body["user"]
     response["metadata"] = common.optional(body, "metadata", {})
     return response
+
+
+def _as_taken(exchange: Exchange) -> Mapping[str, Any]:
+    """The request as its provider took it: a stateless Responses API (Ollama's) ignores the
+    fields that need state and stores nothing, and its answer says so."""
+    body = exchange.body
+    place = PLACES.get(exchange.provider)
+    if place is None or place.keeps_responses:
+        return body
+    return {**{k: v for k, v in body.items() if k not in STATEFUL_FIELDS}, "store": False}
 
 
 def _settings(body: Mapping[str, Any], exchange: Exchange) -> dict[str, Any]:

@@ -47,7 +47,7 @@ AUDIO_TOKENS_PER_SECOND = 20  # an estimate: the API documents none for speech o
 def parse(body: Any, ctx: ParseContext) -> Exchange:
     """Validate a speech request."""
     body = common.require_object(body)
-    common.check_fields("speech", body, strict=ctx.strict)
+    common.check_fields("speech", body, strict=ctx.strict, provider=ctx.provider)
     model = body["model"]
     ctx.catalog.get(model)
     text = body["input"]

@@ -76,7 +76,9 @@ def parse_translation(body: Any, ctx: ParseContext) -> Exchange:
 def _parse(endpoint: Endpoint, table: str, body: Any, ctx: ParseContext) -> Exchange:
     fields = forms.typed(table, body)
     upload = forms.upload(fields.get("file"), "file")
-    common.check_fields(table, {**fields, "file": "<file>"}, strict=ctx.strict)
+    common.check_fields(
+        table, {**fields, "file": "<file>"}, strict=ctx.strict, provider=ctx.provider
+    )
     if ctx.strict:
         _check_nested_values(fields)
     model = fields["model"]

@@ -49,10 +49,28 @@ IGNORED = frozenset(
 )
 
 
+def _one_choice(endpoint: Endpoint, body: Json) -> None:
+    # "`n` must be exactly 1" and "`choices` always has length 1" (§6): another `n` is refused.
+    # The status and message Anthropic sends are not confirmed: a 400 in OpenAI's words is
+    # mockai's choice (its errors are "OpenAI format", their messages "not equivalent").
+    n = body.get("n")
+    if isinstance(n, int) and not isinstance(n, bool) and n != 1:  # (other types: OpenAI's 400)
+        raise ApiError(
+            400,
+            f"Invalid 'n': {n}. This API takes only n=1 (one choice).",
+            type="invalid_request_error",
+            param="n",
+            code="invalid_value",
+        )
+
+
 def _rewrite(endpoint: Endpoint, body: Json) -> Json:
     # Also ignored: `tools[].function.strict` (the arguments are not guaranteed to match the
-    # schema) and `messages[].name`.
+    # schema) and `messages[].name`; and "`stop` works only for non-whitespace sequences" (§6,
+    # "Rewritten"): the others are dropped, and the text goes on past them.
     body = dict(body)
+    if "stop" in body:
+        body = _without_blank_stops(body)
     if isinstance(body.get("tools"), list):
         body["tools"] = [_without_strict(tool) for tool in body["tools"]]
     if isinstance(body.get("messages"), list):
@@ -63,6 +81,19 @@ def _rewrite(endpoint: Endpoint, body: Json) -> Json:
     return body
 
 
+def _without_blank_stops(body: Json) -> Json:
+    stop = body["stop"]
+    if isinstance(stop, str):
+        kept: Any = stop if stop.strip() else None
+    elif isinstance(stop, list):
+        kept = [s for s in stop if not isinstance(s, str) or s.strip()] or None
+    else:
+        return body  # (OpenAI's parser says what is wrong with it)
+    if kept is None:
+        return {k: v for k, v in body.items() if k != "stop"}
+    return {**body, "stop": kept}
+
+
 def _without_strict(tool: Any) -> Any:
     function = tool.get("function") if isinstance(tool, dict) else None
     if not isinstance(function, dict) or "strict" not in function:
@@ -71,11 +102,13 @@ def _without_strict(tool: Any) -> Any:
 
 
 REQUESTS = RequestPolicy(
+    checks=(_one_choice,),
     ignored=IGNORED,
     rewrite=_rewrite,
+    rejects="400: `n` other than 1 (status and message mockai's)",
     ignores="`response_format`, `seed`, `logprobs`, `logit_bias`, `presence_penalty`, "
     "`frequency_penalty`, `store`, `user`, `metadata`, `tools[].function.strict`, "
-    "`messages[].name`, ...",
+    "`messages[].name`, whitespace-only `stop` sequences, ...",
 )
 
 # `thinking` may be sent (via extra_body; the thought text is not returned), and fields the layer

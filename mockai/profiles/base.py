@@ -43,20 +43,24 @@ class ErrorStyle:
 
     `named` maps a named error (`insufficient_quota`, ...) to the provider's rendering of the
     same situation (OpenRouter says "out of credits" with a 402); `statuses` gives a message to
-    the provider's own statuses when a scripted `{status: N}` names none (Groq's 498); `headers`
-    reshapes an error's headers. `envelope` describes the body for people.
+    the provider's own statuses when a scripted `{status: N}` names none (Groq's 498), and
+    `as_named` the whole of a named error's rendering (the same situation, said once: DeepSeek's
+    402); `headers` reshapes an error's headers. `envelope` describes the body for people.
     """
 
     body: Callable[[ApiError], Any]
     envelope: str
     named: Mapping[str, Callable[[ApiError], ApiError]] = field(default_factory=dict)
     statuses: Mapping[int, tuple[str, str]] = field(default_factory=dict)  # message, type
+    as_named: Mapping[int, str] = field(default_factory=dict)  # status -> a key of `named`
     extra_statuses: str = ""
 
     def adapt(self, error: ApiError) -> ApiError:
         """The provider's version of `error` (the same object when it has none)."""
         if error.name is not None and error.name in self.named:
             return self.named[error.name](error)
+        if error.status in self.as_named and error.name is None and _is_bare(error):
+            return self.named[self.as_named[error.status]](error)
         if error.status in self.statuses and error.name is None and _is_bare(error):
             message, kind = self.statuses[error.status]
             error.message, error.type = message, kind
@@ -92,7 +96,8 @@ class ExtraFields:
     `--strict-requests` takes beside OpenAI's: by name, the only values the provider takes (None:
     any value, or OpenAI's rule for a field OpenAI has too). `others_ignored`: the provider
     accepts and ignores any field it does not know, so strict mode does too. Only for the field
-    tables in `tables` (mockai.api.spec_fields names: chat requests)."""
+    tables in `tables` (mockai.api.spec_fields names: chat requests, unless a provider's facts
+    are about every request it takes: `EVERY_TABLE`)."""
 
     known: Mapping[str, tuple[str, ...] | None] = field(default_factory=dict)
     others_ignored: bool = False
@@ -116,6 +121,27 @@ def _field_text(item: tuple[str, tuple[str, ...] | None]) -> str:
 
 
 NO_EXTRA_FIELDS = ExtraFields()
+
+# Every request body's field table (mockai.api.spec_fields.FIELDS; a test holds the two equal):
+# for providers whose unknown fields are ignored on every endpoint, not on chat alone.
+EVERY_TABLE = frozenset(
+    {
+        "chat",
+        "completions",
+        "embeddings",
+        "responses",
+        "moderations",
+        "images",
+        "image_edits",
+        "image_edits_json",
+        "image_variations",
+        "speech",
+        "transcriptions",
+        "translations",
+        "files",
+        "batches",
+    }
+)
 
 
 # --- auth ----------------------------------------------------------------------------------------

@@ -102,6 +102,10 @@ def _stream(body: list[Json], tail: list[Json], answer: Answer) -> tuple[list[by
 
 
 def _insufficient_balance(error: ApiError) -> ApiError:
+    # The body api.deepseek.com sends (OpenAI's envelope, its own values), as client projects
+    # quote it from real answers (e.g. a Vercel AI SDK APICallError with DeepSeek's
+    # `x-ds-trace-id` header): `{"error":{"message":"Insufficient Balance","type":
+    # "unknown_error","param":null,"code":"invalid_request_error"}}`.
     return ApiError(402, "Insufficient Balance", type="unknown_error", code="invalid_request_error")
 
 
@@ -121,13 +125,14 @@ PROFILE = Profile(
     ),
     errors=ErrorStyle(
         openai_envelope,
-        "OpenAI's (DeepSeek's own shape is not documented)",
+        "OpenAI's (not documented; its 402 as observed: `type: unknown_error`, "
+        "`code: invalid_request_error`)",
         named={"insufficient_quota": _insufficient_balance},
         statuses={
-            402: ("Insufficient Balance", "invalid_request_error"),
             422: ("Invalid Parameters", "invalid_request_error"),
             503: ("Server Overloaded", "server_error"),
         },
+        as_named={402: "insufficient_quota"},  # (a scripted `{status: 402}`: the same body)
         extra_statuses="402 (balance), 422",
     ),
     limits=limits.NONE,

@@ -30,7 +30,8 @@ class RequestPolicy:
     `checks` reject (each raises the provider's error); `ignored` top-level fields are dropped
     (the provider accepts and ignores them, so mockai's answer must not depend on them either);
     `rewrite` turns the provider's own spellings into OpenAI's (Mistral's `random_seed`), after
-    the checks. `rejects` and `ignores` describe the policy for people (the README's table).
+    the checks. `rejects`, `ignores` and `fills` describe the policy for people (the README's
+    table).
     """
 
     checks: tuple[Check, ...] = ()
@@ -38,6 +39,7 @@ class RequestPolicy:
     rewrite: Callable[[Endpoint, Json], Json] | None = None
     rejects: str = ""
     ignores: str = ""
+    fills: str = ""
     endpoints: frozenset[Endpoint] = frozenset({Endpoint.CHAT})
 
     def check(self, endpoint: Endpoint, body: Any) -> Any:

@@ -14,8 +14,9 @@ from mockai.catalog import ModelInfo
 from mockai.errors import ApiError
 from mockai.pipeline.exchange import Endpoint
 from mockai.profiles import limits, shapes
-from mockai.profiles.base import Auth, ErrorStyle, ExtraFields, Json, Profile
+from mockai.profiles.base import EVERY_TABLE, Auth, ErrorStyle, ExtraFields, Json, Profile
 from mockai.profiles.hooks import Answer, ChatShape, Check, RequestPolicy
+from mockai.profiles.places import STATEFUL_FIELDS
 from mockai.wire import ids
 
 CREATED = 1733000000
@@ -64,19 +65,40 @@ def _reasoning(endpoint: Endpoint, body: Json) -> None:
         )
 
 
-CHECKS: tuple[Check, ...] = (_images, _reasoning)
+def _messages(endpoint: Endpoint, body: Json) -> None:
+    # Its own words for an empty conversation (middleware/openai.go), not OpenAI's.
+    if endpoint is Endpoint.CHAT and body.get("messages") == []:
+        raise _invalid("[] is too short - 'messages'")
+
+
+CHECKS: tuple[Check, ...] = (_messages, _images, _reasoning)
+
+
+def _rewrite(endpoint: Endpoint, body: Json) -> Json:
+    # Its Responses API is "stateless only, so no `previous_response_id`" (§3, and its place's
+    # `keeps_responses`): nothing is kept to continue, retrieve or poll, so the fields that would
+    # need state are ignored, as its JSON binding ignores any field absent from its request
+    # struct (the answer echoes them so: mockai.api.responses).
+    if endpoint is not Endpoint.RESPONSES or STATEFUL_FIELDS.isdisjoint(body):
+        return body
+    return {k: v for k, v in body.items() if k not in STATEFUL_FIELDS}
+
 
 REQUESTS = RequestPolicy(
     checks=CHECKS,
     # Absent from Ollama's request struct, so its JSON binding ignores them.
     ignored=frozenset({"n", "user", "logit_bias"}),
-    rejects="400: http(s) image URLs (`invalid image input`), unknown `reasoning_effort`",
-    ignores="`n` (one choice), `user`, `logit_bias`",
+    rewrite=_rewrite,
+    rejects="400: empty `messages` (`[] is too short - 'messages'`), http(s) image URLs "
+    "(`invalid image input`), unknown `reasoning_effort`",
+    ignores="`n` (one choice), `user`, `logit_bias`; Responses: `previous_response_id`, "
+    "`conversation`, `background` (stateless: nothing stored)",
+    endpoints=frozenset({Endpoint.CHAT, Endpoint.RESPONSES}),
 )
 
 # `reasoning.effort` is in Ollama's request struct; any field absent from it is ignored by its
 # JSON binding (providers.md §3, "Supported chat fields", "Unsupported fields").
-EXTRA_FIELDS = ExtraFields({"reasoning": None}, others_ignored=True)
+EXTRA_FIELDS = ExtraFields({"reasoning": None}, others_ignored=True, tables=EVERY_TABLE)
 
 
 def _envelope(error: ApiError) -> Any:

@@ -12,9 +12,10 @@ from typing import Any
 
 from mockai.catalog import ModelInfo
 from mockai.errors import ApiError
+from mockai.pipeline.exchange import Endpoint
 from mockai.profiles import limits, shapes
-from mockai.profiles.base import ErrorStyle, ExtraFields, Json, Profile
-from mockai.profiles.hooks import Answer, ChatShape
+from mockai.profiles.base import EVERY_TABLE, ErrorStyle, ExtraFields, Json, Profile
+from mockai.profiles.hooks import Answer, ChatShape, RequestPolicy
 from mockai.wire import ids, jsonbytes, sse
 
 CREATED = 1741305600
@@ -283,6 +284,23 @@ EXTRA_FIELDS = ExtraFields(
         )
     ),
     others_ignored=True,
+    tables=EVERY_TABLE,  # (its "Non-standard parameters" rule is the API's, not chat's alone)
+)
+
+
+# "`model` may be omitted and then the account default is used" (§2, "Model ids"): a mock's
+# account default is the catalog's first model.
+DEFAULT_MODEL = CATALOG[0].id
+
+
+def _default_model(endpoint: Endpoint, body: Json) -> Json:
+    return body if "model" in body else {**body, "model": DEFAULT_MODEL}
+
+
+REQUESTS = RequestPolicy(
+    rewrite=_default_model,
+    fills=f"a missing `model` with the account default (`{DEFAULT_MODEL}`)",
+    endpoints=frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS}),
 )
 
 
@@ -291,6 +309,7 @@ PROFILE = Profile(
     title="OpenRouter",
     as_of="openrouter.ai docs (OpenRouterTeam/docs), December 2026",
     catalog=CATALOG,
+    requests=REQUESTS,
     chat=ChatShape(
         body=_body,
         stream=_stream,

@@ -16,17 +16,30 @@ from mockai.pipeline.exchange import Endpoint
 
 ALL_ENDPOINTS = frozenset(Endpoint)
 
+# The Responses request fields that need the provider to keep state: a stateless provider
+# ignores them (and stores nothing: its answers say `store: false`).
+STATEFUL_FIELDS = frozenset({"previous_response_id", "conversation", "background"})
+
 
 @dataclass(frozen=True)
 class Place:
     """Where one provider's API is: the base paths on the provider's own host (the first is the
-    usual one), the endpoints it has (the others are its 404), and whether it is also served
-    under its name (OpenAI owns the root and `/v1` instead)."""
+    usual one), the endpoints it has (the others are its 404), whether it is also served under
+    its name (OpenAI owns the root and `/v1` instead), and whether its Responses API keeps
+    state (stored responses and conversations: without it, their routes are its 404)."""
 
     name: str
     paths: tuple[str, ...]
     endpoints: frozenset[Endpoint] = ALL_ENDPOINTS
     by_name: bool = True
+    keeps_responses: bool = True
+
+    def serves(self, endpoint: Endpoint | None, kept: bool = False) -> bool:
+        """Whether a route needing `endpoint` (None: every provider has it) is this provider's;
+        `kept`: a route to the Responses API's state."""
+        if endpoint is None:
+            return True
+        return endpoint in self.endpoints and (self.keeps_responses or not kept)
 
     @property
     def prefixes(self) -> tuple[str, ...]:
@@ -50,7 +63,10 @@ PLACES: Mapping[str, Place] = MappingProxyType(
                 ALL_ENDPOINTS - {Endpoint.COMPLETIONS, Endpoint.MODERATIONS},
             ),
             Place("openrouter", ("/api/v1",)),
-            Place("ollama", ("/v1",), ALL_ENDPOINTS - {Endpoint.MODERATIONS}),
+            # (§3: its `/v1/responses` is "stateless only, so no `previous_response_id`")
+            Place(
+                "ollama", ("/v1",), ALL_ENDPOINTS - {Endpoint.MODERATIONS}, keeps_responses=False
+            ),
             Place("litellm", ("/v1", "")),
             Place("vercel", ("/v1",)),
             Place("anthropic", ("/v1",), frozenset({Endpoint.CHAT})),

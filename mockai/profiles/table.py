@@ -27,12 +27,16 @@ def _row(profile: Profile) -> list[str]:
     present = [f"`{ENDPOINT_PATHS[e]}`" for e in Endpoint if e in profile.endpoints] + ["`/models`"]
     if len(present) < len(absent):  # (shorter said the other way round)
         absent = ["all but " + ", ".join(present)]
+    if Endpoint.RESPONSES in profile.endpoints and not profile.place.keeps_responses:
+        absent.append("the Responses API's state (`/responses/{id}`, `/conversations`: stateless)")
     requests = profile.requests
     fields = []
     if requests is not None and requests.rejects:
         fields.append("refuses " + requests.rejects)
     if requests is not None and requests.ignores:
         fields.append("ignores " + requests.ignores)
+    if requests is not None and requests.fills:
+        fields.append("fills " + requests.fills)
     if profile.extra_fields.describe():  # (what `--strict-requests` takes beside OpenAI's)
         fields.append(profile.extra_fields.describe())
     chat = profile.chat

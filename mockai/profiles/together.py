@@ -91,7 +91,9 @@ PROFILE = Profile(
     extra_fields=EXTRA_FIELDS,
     model_card=_card,
     model_list=_list,
-    models_shape="a bare JSON array (the OpenAI SDK lists nothing); `type`, `pricing`, ...",
+    # (providers.md §7 says the SDK lists nothing; openai-python 3.x raises instead)
+    models_shape="a bare JSON array (the OpenAI SDK lists nothing, or raises: openai-python "
+    "3.x `AttributeError`); `type`, `pricing`, ...",
     finish_reasons=("eos",),
     sources=("providers.md §7",),
 )

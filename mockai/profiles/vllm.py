@@ -17,7 +17,7 @@ from mockai.catalog import ModelInfo
 from mockai.errors import ApiError
 from mockai.pipeline.exchange import Endpoint
 from mockai.profiles import limits, shapes
-from mockai.profiles.base import ErrorStyle, Json, Profile
+from mockai.profiles.base import EVERY_TABLE, ErrorStyle, ExtraFields, Json, Profile
 from mockai.profiles.hooks import Answer, ChatShape, RequestPolicy
 from mockai.wire import ids, jsonbytes, sse
 
@@ -29,7 +29,7 @@ CATALOG = (
 )
 
 # vLLM's own request fields (sampling extras): known, so not even logged.
-EXTRAS = frozenset({"top_k", "min_p", "repetition_penalty", "structured_outputs"})
+EXTRAS = ("top_k", "min_p", "repetition_penalty", "structured_outputs")
 _OPENAI_CHAT = frozenset(FIELDS["chat"])
 
 
@@ -43,10 +43,11 @@ def _rewrite(endpoint: Endpoint, body: Json) -> Json:
     }
 
 
-REQUESTS = RequestPolicy(
-    rewrite=_rewrite,
-    ignores="any field it does not know (logged only), `parallel_tool_calls`, `user`",
-)
+REQUESTS = RequestPolicy(rewrite=_rewrite, ignores="`parallel_tool_calls`, `user`")
+
+# Unknown fields are accepted on every request (its request models' `extra="allow"`: logged
+# only), so `--strict-requests` takes them everywhere, not on chat alone.
+EXTRA_FIELDS = ExtraFields(dict.fromkeys(EXTRAS), others_ignored=True, tables=EVERY_TABLE)
 
 
 def _class(status: int) -> str:
@@ -147,5 +148,6 @@ PROFILE = Profile(
     limits=limits.NONE,
     model_card=_card,
     models_shape='`owned_by: "vllm"`, `root`, `parent`, `max_model_len`, `permission`',
+    extra_fields=EXTRA_FIELDS,
     sources=("providers.md §11",),
 )

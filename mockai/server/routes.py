@@ -7,7 +7,7 @@ import functools
 import inspect
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aiohttp import web
@@ -184,11 +184,13 @@ async def _count_input_tokens(state: ServerState, request: web.Request, body: An
 @dataclass(frozen=True, eq=False)
 class Route:
     """One API route under a prefix: its handlers by method, and the endpoint it needs (a
-    provider without that endpoint does not get the route: its 404 answers instead)."""
+    provider without that endpoint does not get the route: its 404 answers instead); `kept`:
+    a route to the Responses API's state, which a stateless provider does not have either."""
 
     path: str
     handlers: Mapping[str, Bound]
     needs: Endpoint | None = None
+    kept: bool = False
 
 
 def _kept(path: str, endpoint: Endpoint, calls: Mapping[str, Call]) -> Route:
@@ -280,7 +282,8 @@ def _stored_responses() -> list[Route]:
     # Compaction is not served: `/responses/compact` is the API's 404 for every method, as any
     # other unknown route is, and not a response id (which would answer a 405 on POST).
     compact = Route("/responses/compact", {"*": _not_found}, Endpoint.RESPONSES)
-    return [compact, *(_kept(path, Endpoint.RESPONSES, calls) for path, calls in routes)]
+    kept = [replace(_kept(path, Endpoint.RESPONSES, calls), kept=True) for path, calls in routes]
+    return [compact, *kept]
 
 
 @functools.cache
@@ -444,14 +447,14 @@ def add_api_routes(
     for prefix in taken:
         not_allowed = _fixed(_method_not_allowed, server)
         for route in routes:
-            if route.needs is None or route.needs in server.endpoints:
+            if server.place.serves(route.needs, route.kept):
                 handlers = {m: _fixed(h, server) for m, h in route.handlers.items()}
                 _resource(app.router, prefix + route.path, handlers, not_allowed)
     under_openai: list[Spec] = []
     for prefix in (path for path in azure.paths if path not in taken):
         not_allowed = _named(_method_not_allowed, azure.name)
         for route in routes:
-            if route.needs is None or route.needs in azure.endpoints:
+            if azure.serves(route.needs, route.kept):
                 handlers = {m: _named(h, azure.name) for m, h in route.handlers.items()}
                 under_openai.append((prefix + route.path, handlers, not_allowed))
     under_azure: list[Spec] = []
@@ -489,11 +492,7 @@ def _named_routes(
     bases = {prefix.lstrip("/"): p for p in named for prefix in p.prefixes}
     out = []
     for route in routes:
-        serving = {
-            base: p.name
-            for base, p in bases.items()
-            if route.needs is None or route.needs in p.endpoints
-        }
+        serving = {base: p.name for base, p in bases.items() if p.serves(route.needs, route.kept)}
         if serving:
             out.append(("/{base:" + _alternatives(serving) + "}" + route.path, route, serving))
     return tuple(out)

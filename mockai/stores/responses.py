@@ -28,6 +28,7 @@ from mockai.backend.base import Records, RecordsFactory
 from mockai.backend.memory import MemoryBackend
 from mockai.errors import ApiError
 from mockai.pipeline.exchange import CalledTool, Endpoint, Exchange, Message
+from mockai.profiles.places import PLACES
 from mockai.stores import items, kept
 from mockai.wire import jsonbytes
 from mockai.wire.outgoing import Body, EventStream, Outgoing
@@ -148,6 +149,9 @@ class ResponseStore:
         if response_id is None:
             return outgoing
         body = exchange.body
+        place = PLACES.get(exchange.provider)
+        if place is not None and not place.keeps_responses:
+            return outgoing  # (a stateless provider's: nothing to retrieve, continue or poll)
         if body.get("store") is False:
             await self._gone.put(response_id, "answered with store: false")
             return outgoing
