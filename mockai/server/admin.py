@@ -34,7 +34,7 @@ from mockai.pipeline import run as pipeline
 from mockai.pipeline.journal import PAGE_MAX, ascii_count
 from mockai.scenario.book import RuleBook
 from mockai.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from mockai.server.routes import allowed_methods, with_head
+from mockai.server.routes import allowed_methods, expect_continue, with_head
 from mockai.server.state import STATE
 from mockai.wire import errors, ids, jsonbytes
 
@@ -406,5 +406,6 @@ def add_admin_routes(app: web.Application) -> None:
     for path, handlers in routes.items():
         resource = app.router.add_resource(PREFIX + path)
         for method, handler in with_head(handlers).items():
-            resource.add_route(method, handler)
-        resource.add_route("*", _method_not_allowed)  # the API's 405, as on the API's routes
+            resource.add_route(method, handler, expect_handler=expect_continue)
+        # the API's 405, as on the API's routes
+        resource.add_route("*", _method_not_allowed, expect_handler=expect_continue)

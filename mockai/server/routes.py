@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from aiohttp import web
+from aiohttp import HttpVersion11, hdrs, web
 
 from mockai import profiles
 from mockai.api import codecs as codec_table
@@ -365,9 +365,26 @@ def _resource(
     every other method (unless a handler takes them all: `*`)."""
     resource = router.add_resource(path)
     for method, handler in with_head(handlers).items():
-        resource.add_route(method, handler)
+        resource.add_route(method, handler, expect_handler=expect_continue)
     if "*" not in handlers:
-        resource.add_route("*", not_allowed)
+        resource.add_route("*", not_allowed, expect_handler=expect_continue)
+
+
+async def expect_continue(request: web.Request) -> None:
+    """`Expect: 100-continue` (RFC 9110, 10.1.1), in place of aiohttp's handler: the body is
+    invited only when it will be read. One over `client_max_size` is refused unread, so the
+    client gets the API's 413 at once rather than "100 Continue" asking it to send 64 MiB for
+    nothing. Another expectation is ignored, which the RFC allows (it MAY be a 417, but
+    aiohttp's is a text/plain page, not the API's JSON): the request is answered as any other."""
+    if request.version != HttpVersion11:
+        return
+    if request.headers.get(hdrs.EXPECT, "").lower() != "100-continue":
+        return
+    length = request.content_length
+    if length is not None and length > request.client_max_size:
+        return
+    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    request.writer.output_size = 0  # (as aiohttp's: the answer's own bytes start here)
 
 
 def with_head(handlers: Mapping[str, Handler]) -> dict[str, Handler]:
@@ -532,4 +549,6 @@ def add_catch_all(app: web.Application, profile: Profile | None = None) -> None:
     profile = profile or profiles.get(profiles.DEFAULT)
     # `[\s\S]`, not `.`: a path with a decoded newline (`%0a`) must reach this handler too, or
     # aiohttp answers with its own text/plain 404.
-    app.router.add_route("*", "/{tail:[\\s\\S]*}", _fixed(_not_found, profile))
+    app.router.add_route(
+        "*", "/{tail:[\\s\\S]*}", _fixed(_not_found, profile), expect_handler=expect_continue
+    )
