@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import os
+import socket
 import time
 from typing import Any
 
@@ -173,3 +175,63 @@ def test_a_client_leaving_just_as_its_turn_came_gives_its_turn_back() -> None:
         await asyncio.wait_for(budget.reserve(1), 5)  # the next one is not kept waiting
 
     asyncio.run(scenario())
+
+
+# --- Chunked bodies: their size is known only as they are read ------------------------------------
+
+CHUNKED_HEAD = (
+    b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n"
+)
+CHAT = b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}'
+
+
+def _connect(server: MockServer) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", server.port), timeout=30)
+
+
+def _status(sock: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n" not in data:
+        chunk = sock.recv(4096)
+        assert chunk, f"closed without an answer: {data!r}"
+        data += chunk
+    return data.split(b"\r\n", 1)[0]
+
+
+def test_a_small_chunked_body_never_waits_behind_stalled_chunked_uploads() -> None:
+    # Two clients start chunked uploads and stop sending (a chunked body once reserved the most
+    # a body may be at once: two of them held the whole budget, and a 70-byte chunked request,
+    # its body in a second read, waited for the read timeout, 60 s).
+    with MockServer(log_requests=False) as server, contextlib.ExitStack() as stack:
+        stalled = [stack.enter_context(_connect(server)) for _ in range(3)]
+        for sock in stalled:
+            sock.sendall(CHUNKED_HEAD + b'5\r\n{"mod\r\n')
+        # (a request answered after them: their handlers have started by then)
+        assert httpx.get(server.url + "/models").status_code == 200
+        sock = stack.enter_context(_connect(server))
+        sock.sendall(CHUNKED_HEAD)
+        assert httpx.get(server.url + "/models").status_code == 200  # (its head read alone)
+        sock.sendall(b"%x\r\n" % len(CHAT) + CHAT + b"\r\n0\r\n\r\n")
+        sock.settimeout(20)  # (well under the 60 s read timeout the old code waited)
+        assert _status(sock) == b"HTTP/1.1 200 OK"
+        assert _metric(server, "mockai_upload_waits_total") == 0
+        assert _metric(server, "mockai_upload_bytes_peak") == 0
+
+
+def test_a_large_chunked_body_reserves_once_it_grows_and_gives_it_back() -> None:
+    # Past RESERVED_FROM, a chunked body reserves the most a body may be: a second such upload
+    # under a budget that holds one waits its turn, and both are answered.
+    body = b'{"model": "omni-moderation-latest", "input": "' + b"x" * (2 * RESERVED_FROM) + b'"}'
+    head = CHUNKED_HEAD.replace(b"/v1/chat/completions", b"/v1/moderations")
+    with MockServer(log_requests=False, upload_bytes=64 * MIB) as server:
+        first, second = _connect(server), _connect(server)
+        with first, second:
+            first.sendall(head + b"%x\r\n" % (len(body) - 10) + body[:-10] + b"\r\n")
+            _until(lambda: _metric(server, "mockai_upload_bytes") == 64 * MIB, "its reservation")
+            second.sendall(head + b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n")
+            _until(lambda: _metric(server, "mockai_upload_waits_total") == 1, "the second waits")
+            first.sendall(b"a\r\n" + body[-10:] + b"\r\n0\r\n\r\n")
+            assert _status(first).startswith(b"HTTP/1.1 ")
+            assert _status(second).startswith(b"HTTP/1.1 ")
+        _until(lambda: _metric(server, "mockai_upload_bytes") == 0, "both given back")

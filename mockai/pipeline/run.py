@@ -77,17 +77,26 @@ async def run(
     size = _reserved_size(request)
     if not size:
         return await _serve(request, codec, profile, deployment)
-    budget = request.app[STATE].uploads
-    await budget.reserve(size)
+    reservation = uploads.Reservation(request.app[STATE].uploads)
+    if size != _CHUNKED:
+        await reservation.take(size)
+    request[RESERVATION] = reservation  # (a chunked body's reading may take one: `read_body`)
     try:
         return await _serve(request, codec, profile, deployment)
     finally:
-        budget.release(size)
+        reservation.give_back()
+
+
+# What a request holds of the upload budget, for `read_body` to add to (a chunked body).
+RESERVATION = web.RequestKey("mockai_upload_reservation", uploads.Reservation)
+# A chunked body, still arriving: its size is unknown until it has been read.
+_CHUNKED = -1
 
 
 def _reserved_size(request: web.Request) -> int:
-    """The bytes `request`'s body reserves in the upload budget: its Content-Length when large,
-    the most a body may be when it comes chunked (of unknown size), else none."""
+    """The bytes `request`'s body reserves in the upload budget before it is read: its
+    Content-Length when large; `_CHUNKED` when it comes chunked (known only as it is read: it
+    reserves then, if it grows large), else none."""
     if request.content.is_eof():
         # The usual case, and the cheapest test: the whole body came with the head, and reading
         # it takes no more memory. A large upload is still arriving when its handler starts
@@ -97,7 +106,7 @@ def _reserved_size(request: web.Request) -> int:
     if length is not None:
         # (A length past the limit reserves nothing: `read_body` refuses it unread.)
         return length if uploads.RESERVED_FROM <= length <= request.client_max_size else 0
-    return request.client_max_size if request.body_exists else 0
+    return _CHUNKED if request.body_exists else 0
 
 
 async def _serve(
@@ -492,6 +501,9 @@ async def read_body(request: web.Request) -> tuple[bytes, ApiError | None] | Non
             request.content.feed_eof()
             return b"", errors.body_too_large(request.client_max_size)
         timeout = request.app[STATE].config.read_timeout
+        reservation = request.get(RESERVATION)
+        if length is None and reservation is not None:
+            return _decoded(request, await _read_chunked(request, reservation, timeout))
         return _decoded(request, await asyncio.wait_for(request.read(), timeout))
     except web.HTTPRequestEntityTooLarge:
         return b"", errors.body_too_large(request.client_max_size)
@@ -506,6 +518,29 @@ async def read_body(request: web.Request) -> tuple[bytes, ApiError | None] | Non
         if request.transport is not None:
             request.transport.close()
         return None
+
+
+async def _read_chunked(
+    request: web.Request, reservation: uploads.Reservation, timeout: float
+) -> bytes:
+    """A chunked body: read without a reservation while it is small; once it grows past
+    `RESERVED_FROM` it reserves the most a body may be, waiting its turn (its socket paused by
+    aiohttp's flow control; the read timeout does not run while it waits, as for a body whose
+    Content-Length reserved before it was read), then reads on (pipeline/uploads.py)."""
+    limit = request.client_max_size
+    body = bytearray()
+    reserved = False
+    while True:
+        async with asyncio.timeout(timeout):
+            while reserved or len(body) < uploads.RESERVED_FROM:
+                chunk = await request.content.readany()
+                if not chunk:
+                    return bytes(body)
+                body += chunk
+                if len(body) > limit:
+                    raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(body))
+        await reservation.take(limit)
+        reserved = True
 
 
 # The content codings aiohttp decodes (any other reaching a handler: it left the body as sent;

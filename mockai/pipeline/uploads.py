@@ -14,8 +14,12 @@ client's bytes wait in the kernel, as with any busy server.
   refused (the API accepts it, and `client_max_size` bounds it already).
 - Small bodies (chat requests, every generating request of a load test) do not reserve: a body
   that came whole with the request's head is let through on one check of its stream.
-- A request whose body comes chunked, without a Content-Length, reserves the most a body may
-  be: its size is known only once it has been read.
+- A request whose body comes chunked, without a Content-Length, is read without a reservation
+  while it stays under the size that would need one (a small body, chunked by its client or
+  split across reads, never waits); past it, the request reserves the most a body may be (its
+  size is known only once read) and waits its turn, its socket paused, before reading on. (When
+  such a body reserved the most at once, two clients idling mid-upload held the whole budget
+  and every later chunked request waited for the read timeout.)
 - The size is the client's Content-Length: a client that declares 60 MB and sends nothing holds
   that much until the read timeout (60 s) closes its connection.
 """
@@ -28,6 +32,26 @@ from collections import deque
 
 # Bodies below this size are read without a reservation (a chat request is a few KB).
 RESERVED_FROM = 1 << 20
+
+
+class Reservation:
+    """What one request holds of the budget: taken before or while its body is read, given
+    back once its answer is done."""
+
+    __slots__ = ("budget", "size")
+
+    def __init__(self, budget: UploadBudget) -> None:
+        self.budget = budget
+        self.size = 0
+
+    async def take(self, size: int) -> None:
+        await self.budget.reserve(size)
+        self.size += size
+
+    def give_back(self) -> None:
+        if self.size:
+            self.budget.release(self.size)
+            self.size = 0
 
 
 class UploadBudget:
