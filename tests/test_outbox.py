@@ -377,12 +377,12 @@ def test_many_connections_at_once_get_their_own_answers(where: str) -> None:
                 )
                 return n, completion.choices[0].message.content or ""
 
-            first = await asyncio.gather(*(chat(n) for n in range(192)))
-            again = await asyncio.gather(*(chat(n) for n in reversed(range(192))))
+            first = await asyncio.gather(*(chat(n) for n in range(128)))
+            again = await asyncio.gather(*(chat(n) for n in reversed(range(128))))
         # The same question gets the same answer (the seed's), streamed or not, whatever
         # else was written with it.
         answers = dict(first)
-        assert len({text for _, text in first}) > 150
+        assert len({text for _, text in first}) > 100
         for n, text in again:
             assert text == answers[n]
             assert text
