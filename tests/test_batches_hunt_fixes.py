@@ -265,3 +265,32 @@ def test_head_shows_a_batch_and_moves_nothing(client: openai.OpenAI, server: Moc
     assert not [e for e in server.requests if e.batch == batch.id]  # no line was run
     # The first retrieval moves it on, as if no HEAD had come.
     assert client.batches.retrieve(batch.id).status == "in_progress"
+
+
+# --- a batch's kept lines count against the files' bound, however its input file is deleted ------
+
+MIB = 1 << 20
+
+
+def test_the_lines_a_batch_keeps_count_against_the_file_bound_until_it_ends() -> None:
+    # A batch in progress keeps its input's bytes, should the file be deleted: they stay within
+    # MOCKAI_FILE_BYTES (deleting the file once freed its charge while the batch kept the bytes:
+    # 30 such batches held 180 MiB under an 8 MiB bound).
+    big = "x" * MIB
+    lines = raw_jsonl([chat_line(f"r{n}", big) for n in range(3)])  # ~3 MiB
+    with MockServer(log_requests=False, file_bytes=8 * MIB) as server, sdk(server) as client:
+        batch = create(client, lines)
+        batch = client.batches.retrieve(batch.id)
+        assert batch.status == "in_progress"  # (validated: its lines are kept)
+        client.files.delete(batch.input_file_id)
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.files.create(file=("more.jsonl", b"y" * (6 * MIB)), purpose="batch")
+        assert refused.value.code == "mockai_storage_full"
+        client.files.create(file=("small.jsonl", b"y" * MIB), purpose="batch")  # room is left
+        batch = finish(client, batch)
+        assert batch.status == "completed"
+        for listed in client.files.list():
+            if listed.filename == "small.jsonl":
+                client.files.delete(listed.id)
+        # The batch ended: its lines, and their charge, are gone.
+        client.files.create(file=("more.jsonl", b"y" * (6 * MIB)), purpose="batch")

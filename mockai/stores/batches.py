@@ -97,6 +97,10 @@ class BatchRecord:
     # lease, another process may take it over.
     beat: float | None = None
     answered: bool = False  # every line has its answer (the output waits in the results)
+    # What its kept lines are charged in the file store (`FileStore.hold`; 0: none), given back
+    # with them: they are its input file's bytes, kept should the file be deleted, and count
+    # against MOCKAI_FILE_BYTES as long as they are kept.
+    lines_charge: int = 0
 
     def shown(self) -> dict[str, Any]:
         """The Batch object as it stands."""
@@ -265,6 +269,7 @@ class BatchStore:
         await self._places.put(victim.id, victim.created_at)
         await self._batches.pop(victim.id)
         await self._lines.pop(victim.id)
+        await self.files.let_go(victim.lines_charge)
         await self._results.pop(victim.id)
         self._running.pop(victim.id, None)
 
@@ -386,6 +391,7 @@ class BatchStore:
         moved = await self._move(record, "cancelling", "cancelled", release=True)
         if moved.status == "cancelled":
             await self._lines.pop(record.id)
+            await self.files.let_go(moved.lines_charge)
             await self._results.pop(record.id)
         return moved
 
@@ -419,13 +425,18 @@ class BatchStore:
             lines, errors = codec.read_lines(stored, record.endpoint)
         models = [line.body.get("model") for line in lines if isinstance(line.body, dict)]
         model = next((m for m in models if isinstance(m, str)), None)
+        charge = 0
         if not errors:
             assert stored is not None
+            charge = await self.files.hold(len(stored))
             await self._lines.put(record.id, stored)  # before any worker sees it in progress
         now = await self._now()
+        moved_here = False
 
         def validated(record: BatchRecord) -> BatchRecord:
-            if record.status != "validating":
+            nonlocal moved_here
+            moved_here = record.status == "validating"
+            if not moved_here:
                 return record  # another worker's retrieval moved it first
             if errors:
                 record.errors = errors
@@ -436,9 +447,14 @@ class BatchStore:
             record.model = model
             record.status = "in_progress"
             record.times["in_progress_at"] = now
+            record.lines_charge = charge
             return record
 
-        return await self._change(record.id, validated)
+        try:
+            return await self._change(record.id, validated)
+        finally:
+            if not moved_here:  # (its lines' charge is the first mover's)
+                await self.files.let_go(charge)
 
     async def _run(self, record: BatchRecord) -> None:
         """Answer every line (once, however many retrievals wait for it): this process claims
@@ -601,6 +617,8 @@ class BatchStore:
             await self._batches.update(record.id, answered)
         except KeyError:  # (forgotten meanwhile, a reset: its results would be left behind)
             await self._results.pop(record.id)
+        else:  # (after a reset its number may be a new file's: then only the reset let it go)
+            await self.files.let_go(record.lines_charge)
         await self._lines.pop(record.id)
 
     async def _still_answering(self, record: BatchRecord, resets: int) -> bool:

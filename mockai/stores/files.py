@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import sys
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -94,6 +95,10 @@ class FileStore:
         # of files and batches (`tick`): a file's charge is "n", its `created_at` the creation
         # time + n.
         self._charges: Records[int] = backend.records("file-charges", _PLACE, 2 * capacity)
+        # The bytes batches hold of their input files (their lines, kept should a file be
+        # deleted), a charge per batch numbered apart from the clock: they count against the
+        # bound with the files (`hold`).
+        self._held: Records[int] = backend.records("file-held", _PLACE, capacity)
         # Deleted files' places in the list (their `created_at`): a cursor naming one still
         # names its place (a client deleting while it pages), for the last `capacity` deleted.
         self._places: Records[int] = backend.records("file-places", _PLACE, capacity)
@@ -168,7 +173,12 @@ class FileStore:
         """Charge a new file of `size` bytes against the bounds: its number (the next `tick`),
         or the 400 when it would pass them. One atomic step, however many
         workers upload at once (never an optimistic retry: contention must not fail)."""
-        number = await self._charges.add_within(size, size, self.capacity, self.max_bytes)
+        # (what batches hold is read apart: a batch validated meanwhile may pass the bound by its
+        # lines, never an upload by its bytes)
+        _, held = await self._held.held()
+        number = await self._charges.add_within(
+            size, size, self.capacity, max(0, self.max_bytes - held)
+        )
         if number is None:
             raise ApiError(
                 400,
@@ -180,6 +190,20 @@ class FileStore:
             )
         return number
 
+    async def hold(self, size: int) -> int:
+        """Charge `size` bytes a batch keeps of its input file (its lines: kept should the file
+        be deleted meanwhile) against the files' bounds, so that they stay bounded in bytes
+        whatever is deleted: later uploads see that much less room. Never refused (the file was
+        within the bounds when it came); its number, to give back with `let_go` (0: the charges'
+        count is full, nothing charged)."""
+        number = await self._held.add_within(size, size, sys.maxsize, sys.maxsize)
+        return number or 0
+
+    async def let_go(self, number: int) -> None:
+        """Give back a charge `hold` took."""
+        if number:
+            await self._held.pop(str(number))
+
     async def tick(self) -> int:
         """The next second of the clock files and batches share (the files' charges number
         their files by it: one counter, atomic whichever worker takes it)."""
@@ -189,7 +213,8 @@ class FileStore:
         """The bytes a new file may still hold (a batch's output is kept within them): what the
         bound leaves, and no more than the shared state holds as one value."""
         _, charged = await self._charges.held()
-        room = max(0, self.max_bytes - charged)
+        _, held = await self._held.held()
+        room = max(0, self.max_bytes - charged - held)
         largest = await self.backend.largest_record()
         return room if largest is None else min(room, largest)
 
@@ -228,6 +253,7 @@ class FileStore:
         await self._files.clear()
         await self._data.clear()
         await self._charges.clear()
+        await self._held.clear()
         await self._places.clear()
         await self._made.forget()
 
