@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mockai import MockServer
-from mockai.generate.prompted import find_schema
+from mockai.generate.prompted import PromptSchemas, find_schema
 from mockai.generate.schema import instance
 from mockai.generate.schema.places import place_for
 
@@ -170,6 +170,44 @@ def test_a_schema_written_anywhere_in_prose_is_found(
 )
 def test_text_without_a_schema_has_none(text: str) -> None:
     assert find_schema(text) is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    texts=st.lists(
+        st.one_of(
+            PROSE,
+            st.builds(
+                lambda n, pad: (
+                    json.dumps(
+                        {
+                            "type": "object",
+                            "properties": {f"p{i}": {"type": "string"} for i in range(n)},
+                        }
+                    )
+                    + pad
+                ),
+                st.integers(1, 40),
+                PROSE,
+            ),
+        ),
+        max_size=40,
+    ),
+    size=st.integers(1, 8),
+    max_bytes=st.integers(0, 4000),
+)
+def test_remembered_schemas_are_the_searched_ones_within_both_bounds(
+    texts: list[str], size: int, max_bytes: int
+) -> None:
+    # What a text's schema is does not depend on what was remembered; the memory never holds
+    # more finds than its count, nor more weight than its bytes (a schema heavier than all of
+    # them is not kept: 256 quarter-MiB schemas, bounded by count alone, held ~300 MiB).
+    remembered = PromptSchemas(size=size, max_bytes=max_bytes)
+    for text in [*texts, *reversed(texts)]:
+        assert remembered.find(text) == find_schema(text)
+        assert len(remembered._found) <= size
+        assert 0 <= remembered.bytes <= max_bytes
+        assert remembered.bytes == sum(weight for _, weight in remembered._found.values())
 
 
 def test_the_largest_schema_wins_and_stray_braces_do_not_hide_it() -> None:

@@ -30,6 +30,11 @@ _MAX_RESTARTS = 8  # unclosed `{` after which the scan restarts just past it
 _WORK_PER_CHAR = 3  # the scan's budget: structural characters visited, per character of text
 _MAX_NESTING = 3  # levels of a non-JSON span searched for JSON inside
 _CACHE_SIZE = 256
+# What the remembered schemas may weigh in all: each as five times its span's length (the span,
+# and the schema parsed from it, whose objects take 1-4.6x their JSON: stores/kept.py). Counted
+# alone, 256 schemas of a quarter MiB each held ~300 MiB.
+_CACHE_BYTES = 16 * 1024 * 1024
+_WEIGHT_PER_CHAR = 5
 _TYPES = frozenset({"object", "array", "string", "integer", "number", "boolean", "null"})
 _JSON_WORD = re.compile("json", re.IGNORECASE)
 _FENCE_HINTS = ("```", "code block", "codeblock")
@@ -44,23 +49,34 @@ class Found:
 
 
 class PromptSchemas:
-    """Schemas found in prompt texts, remembered for the most recent texts (bounded)."""
+    """Schemas found in prompt texts, remembered for the most recent texts (bounded in count
+    and in bytes: the oldest go first)."""
 
-    def __init__(self, size: int = _CACHE_SIZE) -> None:
+    def __init__(self, size: int = _CACHE_SIZE, max_bytes: int = _CACHE_BYTES) -> None:
         self._size = size
-        self._found: dict[bytes, Found | None] = {}
+        self._max_bytes = max_bytes
+        self._found: dict[bytes, tuple[Found | None, int]] = {}  # the find, and its weight
+        self.bytes = 0  # what the remembered finds weigh
 
     def find(self, text: str) -> Found | None:
         """The largest JSON Schema written in `text`, or None."""
         if '"' not in text or "{" not in text:
             return None  # the common case, answered without hashing the text
         key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
-        if key in self._found:
-            return self._found[key]
+        remembered = self._found.get(key)
+        if remembered is not None:
+            return remembered[0]
         found = find_schema(text)
-        if len(self._found) >= self._size:
-            self._found.pop(next(iter(self._found)))  # oldest first: dicts keep order
-        self._found[key] = found
+        weight = 0 if found is None else _WEIGHT_PER_CHAR * len(found.span)
+        if weight > self._max_bytes:
+            return found  # (heavier than the whole budget: searched again when it comes again)
+        found_map = self._found
+        while found_map and (
+            len(found_map) >= self._size or self.bytes + weight > self._max_bytes
+        ):
+            self.bytes -= found_map.pop(next(iter(found_map)))[1]  # oldest first: dicts keep order
+        found_map[key] = (found, weight)
+        self.bytes += weight
         return found
 
 
