@@ -16,6 +16,7 @@ with this module, so that a plain `mockai serve` starts without it. An empty boo
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import threading
@@ -482,6 +483,27 @@ class RuleBook:
             log.warning("%s", warning)
         return [rule.name for rule in compiled]
 
+    async def _add_off_loop(self, values: list[Mapping[str, Any]], file: str) -> list[str]:
+        """`add`, the rules checked in a worker thread against the rules as they stand, then
+        appended on the loop if those have not changed meanwhile (else checked again): matching,
+        which holds the lock, never waits for the check."""
+        while True:
+            with self._lock:
+                standing = (self._runtime, self._scenario, self._listed, self._next_number)
+            numbers = _DefaultNames(self._next_number - 1, self._has)
+            compiled, problems = await asyncio.to_thread(self._compile_new, values, file, numbers)
+            with self._lock:
+                now = (self._runtime, self._scenario, self._listed, self._next_number)
+                if all(a is b for a, b in zip(now[:3], standing[:3], strict=True)) and (
+                    now[3] == standing[3]
+                ):
+                    self._next_number = numbers.last + 1
+                    self._runtime = self._runtime + tuple(compiled)
+                    break
+        for warning in problems.warnings:
+            log.warning("%s", warning)
+        return [rule.name for rule in compiled]
+
     def _default_name(self) -> str:
         while True:
             default = f"rule-{self._next_number}"
@@ -492,8 +514,9 @@ class RuleBook:
     def _compile_new(
         self, rules: Sequence[Mapping[str, Any]], file: str, defaults: Callable[[], str]
     ) -> tuple[list[Rule], Problems]:
-        """Rules to add after the current ones, checked against them (the caller holds the lock);
-        ScenarioError lists every problem."""
+        """Rules to add after the current ones, checked against them (the caller holds the lock,
+        or checks after that they did not change: `_add_off_loop`); ScenarioError lists every
+        problem."""
         from mockai.scenario import loader, shared_rules
         from mockai.scenario.problems import Problems
         from mockai.scenario.rules import compile_rule
@@ -690,11 +713,15 @@ class RuleBook:
     async def add_async(
         self, rules: Iterable[Mapping[str, Any]], *, file: str = "<runtime>"
     ) -> list[str]:
-        """`add`, for every worker when the rules are shared."""
+        """`add`, for every worker when the rules are shared; off the event loop when they are
+        many (checking 20,000 rules takes seconds, which every client would wait)."""
         from mockai.scenario import shared_rules
 
         if self.shared is None:
-            return self.add(rules, file=file)
+            values = list(rules)
+            if len(values) < _RULES_OFF_LOOP:
+                return self.add(values, file=file)
+            return await self._add_off_loop(values, file)
         values = [dict(value) if isinstance(value, Mapping) else value for value in rules]
         while True:
             await self.sync()
@@ -774,6 +801,11 @@ class RuleBook:
             rules = runtime + self._scenario
             served = dict(self._served)
         return [_info(rule, served) for rule in rules]
+
+
+# Runtime rules added at once from which they are checked off the event loop (a few are checked
+# in well under a millisecond: a thread's hop would cost more).
+_RULES_OFF_LOOP = 100
 
 
 class _DefaultNames:

@@ -1,0 +1,81 @@
+"""Many runtime rules added at once (`POST /_mockai/rules`, `MockServer.add_rules`) are checked
+off the event loop: other clients are served meanwhile, and the rules are all there after, in
+order, their default names numbered as if added on the loop."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from mockai import MockServer
+from mockai.errors import ScenarioError
+
+RULES = 2000
+
+
+def _rules(count: int) -> list[dict[str, object]]:
+    return [
+        {
+            "name": f"r{n}",
+            "match": {"user": {"regex": f"^q{n}\\b"}, "model": "gpt-4o*"},
+            "reply": {"content": "{{ request.user }} " + str(n)},
+        }
+        for n in range(count)
+    ]
+
+
+@pytest.fixture
+def server() -> Iterator[MockServer]:
+    with MockServer(log_requests=False) as running:
+        yield running
+
+
+def test_health_is_answered_while_thousands_of_rules_are_checked(server: MockServer) -> None:
+    worst = 0.0
+    adding = threading.Event()
+    added = threading.Event()
+
+    def probe() -> None:
+        nonlocal worst
+        with httpx.Client(timeout=60) as http:
+            adding.wait(10)
+            while not added.is_set():
+                began = time.monotonic()
+                assert http.get(server.url_for("/_mockai/health")).status_code == 200
+                worst = max(worst, time.monotonic() - began)
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    try:
+        adding.set()
+        began = time.monotonic()
+        answer = httpx.post(server.url_for("/_mockai/rules"), json=_rules(RULES), timeout=120)
+        took = time.monotonic() - began
+    finally:
+        added.set()
+        prober.join(60)
+    assert answer.status_code == 200, answer.text[:300]
+    # (checked on the loop, every health check waited for all of it: worst ~ took)
+    assert worst < took / 3, (worst, took)
+    names = [rule["name"] for rule in httpx.get(server.url_for("/_mockai/rules")).json()["data"]]
+    assert names == [f"r{n}" for n in range(RULES)]
+    chat = httpx.post(
+        server.url + "/chat/completions",
+        json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "q1234 hi"}]},
+    )
+    assert chat.json()["choices"][0]["message"]["content"] == "q1234 hi 1234"
+
+
+def test_rules_added_off_the_loop_are_numbered_and_refused_as_on_it(server: MockServer) -> None:
+    server.add_rule({"match": {"user": "first"}, "reply": "first"})  # rule-1, on the loop
+    unnamed = [{"match": {"user": {"equals": f"u{n}"}}, "reply": "x"} for n in range(150)]
+    names = server.add_rules(unnamed)  # off it
+    assert names == [f"rule-{n}" for n in range(2, 152)]
+    with pytest.raises(ScenarioError, match="duplicate rule name 'r7'"):
+        server.add_rules([*_rules(100), {"name": "r7", "reply": "again"}])
+    assert [rule.name for rule in server.rules][-1] == "rule-151"  # nothing of it added
+    assert server.add_rule({"match": {"user": "next"}, "reply": "x"}) == "rule-152"
