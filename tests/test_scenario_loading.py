@@ -12,6 +12,8 @@ from typing import Any
 
 import openai
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sdk import sdk
 
 from mockai import ConfigError, MockServer, ScenarioError
@@ -1380,3 +1382,31 @@ def test_scenario_and_scenarios_together_are_refused(tmp_path: Path) -> None:
     path = write(tmp_path, "mockai: 1\nrules: []\n")
     with pytest.raises(ConfigError, match="scenario and scenarios name the same option"):
         MockServer(scenario=str(path), scenarios=(str(path),))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    lines=st.lists(
+        st.text(st.characters(codec="utf-8", exclude_characters="\r\n"), max_size=20),
+        min_size=1,
+        max_size=8,
+    ),
+    where=st.data(),
+    bad=st.sampled_from([b"\xe9", b"\xff", b"\xc3(", b"\x80", b"\xed\xa0\x80"]),
+)
+def test_a_byte_that_is_not_utf8_is_named_by_its_line_and_column(
+    tmp_path_factory: pytest.TempPathFactory, lines: list[str], where: Any, bad: bytes
+) -> None:
+    # Wherever a Latin-1 editor left a byte, the problem says the line and column it is at
+    # (the message had a byte offset and no line).
+    row = where.draw(st.integers(0, len(lines) - 1))
+    text = lines[row]
+    column = where.draw(st.integers(0, len(text)))
+    encoded = [line.encode() for line in lines]
+    encoded[row] = text[:column].encode() + bad + text[column:].encode()
+    path = tmp_path_factory.mktemp("latin") / "scenario.yaml"
+    path.write_bytes(b"\n".join(encoded))
+    with pytest.raises(ScenarioError) as raised:
+        loader.load([str(path)])
+    expected = f"byte 0x{bad[0]:02x} at column {column + 1} is not UTF-8 (save the file as UTF-8)"
+    assert [str(p) for p in raised.value.problems] == [f"{path}:{row + 1}: {expected}"]

@@ -163,12 +163,28 @@ def _read_text(path: str, problems: Problems) -> str | None:
         problems.add(0, f"not a regular file ({special})")
         return None
     try:
-        return Path(path).read_text(encoding="utf-8")
+        raw = Path(path).read_bytes()
     except FileNotFoundError:
         problems.add(0, "no such file or directory")
-    except (OSError, UnicodeDecodeError) as error:
+        return None
+    except OSError as error:
         problems.add(0, f"cannot read the file: {error}")
-    return None
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        # (the line and column of the first byte that is not UTF-8, as an editor shows them:
+        # the characters before it on its line are UTF-8)
+        line = raw.count(b"\n", 0, error.start) + 1
+        before = raw[raw.rfind(b"\n", 0, error.start) + 1 : error.start]
+        column = len(before.decode("utf-8")) + 1
+        byte = raw[error.start]
+        problems.add(
+            line,
+            f"byte 0x{byte:02x} at column {column} is not UTF-8 (save the file as UTF-8)",
+        )
+        return None
+    return text.replace("\r\n", "\n").replace("\r", "\n")  # (as text mode reads lines)
 
 
 def _compile_file(path: str, problems: Problems, label: str | None = None) -> _File:
