@@ -79,3 +79,25 @@ def test_rules_added_off_the_loop_are_numbered_and_refused_as_on_it(server: Mock
         server.add_rules([*_rules(100), {"name": "r7", "reply": "again"}])
     assert [rule.name for rule in server.rules][-1] == "rule-151"  # nothing of it added
     assert server.add_rule({"match": {"user": "next"}, "reply": "x"}) == "rule-152"
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        (b'{"name": "a", "reply": NaN}', "line 1 column 24"),
+        (b"[" * 100 + b"]" * 100, "nested deeper than 64 levels"),
+        (b'{"name": "a",', "line 1 column 14"),
+    ],
+)
+def test_a_body_that_is_not_json_is_refused_saying_where_or_why(
+    server: MockServer, body: bytes, says: str
+) -> None:
+    answer = httpx.post(
+        server.url_for("/_mockai/rules"),
+        content=body,
+        headers={"Content-Type": "application/json"},
+    )
+    assert answer.status_code == 400
+    message = answer.json()["error"]["message"]
+    assert message.startswith("the body must be a JSON rule or a JSON list of rules (")
+    assert says in message, message

@@ -211,8 +211,10 @@ async def _add_rules(request: web.Request) -> web.Response:
         return answer
     try:
         body = jsonbytes.loads(raw)
-    except ValueError:
-        raise ApiError(400, "the body must be a JSON rule or a JSON list of rules") from None
+    except ValueError as error:  # (what the parser says: where, or why: NaN, nesting)
+        raise ApiError(
+            400, f"the body must be a JSON rule or a JSON list of rules ({error})"
+        ) from None
     rules = body if isinstance(body, list) else [body]
     try:
         names = await book.add_async(rules, file="<admin>")
