@@ -303,3 +303,66 @@ def test_containers_within_the_size_limit_print_as_python_prints_them() -> None:
     # took more than the 1 s render bound on a machine busy with other work.)
     assert render("{{ (['a'] * 1000000)|join(',')|length }}") == str(2 * 1000000 - 1)
     assert render("{{ {'k': 'v'}|urlencode }}") == "k=v"
+
+
+# --- one Faker call, one big-integer operation: bounded before they run -------------------------
+
+
+def _with_faker(source: str) -> str:
+    from mockai.generate.prose import seeded_faker
+    from mockai.scenario.templates import FakerView
+
+    problems = Problems("<test>")
+    text = compile_text(source, 1, "reply.content", problems)
+    assert text is not None, problems.items
+    with seeded_faker(7) as faker:
+        return text.render({"faker": FakerView(faker)})
+
+
+@pytest.mark.parametrize(
+    ("call", "says"),
+    [
+        ("faker.paragraphs(nb=3000000)", "faker.paragraphs(nb=3,000,000) is more than 1,000"),
+        ("faker.paragraphs(3000000)", "faker.paragraphs(nb=3,000,000)"),
+        ("faker.unique.paragraphs(nb=5000)", "faker.paragraphs(nb=5,000)"),
+        ("faker.csv(num_rows=10000)", "faker.csv(num_rows=10,000)"),
+        ("faker.pylist(nb_elements=3000000)", "faker.pylist(nb_elements=3,000,000)"),
+        ("faker.password(length=200000000)", "faker.password(length=200,000,000)"),
+        ("faker.zip(uncompressed_size=200000000)", "faker.zip(uncompressed_size=200,000,000)"),
+        ("faker.image(size=(20000, 20000))", "400,000,000 pixels"),
+    ],
+)
+def test_a_faker_call_asking_too_much_is_refused_before_it_runs(call: str, says: str) -> None:
+    # (the render limits are checked between calls: `faker.paragraphs(nb=3000000)` had held the
+    # server 100 s, `faker.image(size=(20000, 20000))` taken 1.6 GB)
+    with pytest.raises(TemplateRenderError, match="mockai's bound on one Faker call") as refused:
+        _with_faker("{{ " + call + "|length }}")
+    assert says in str(refused.value)
+
+
+def test_faker_calls_within_the_bound_answer_as_faker_does() -> None:
+    assert _with_faker("{{ faker.paragraphs(nb=1000)|length }}") == "1000"
+    assert _with_faker("{{ faker.password(length=64)|length }}") == "64"
+    assert _with_faker("{{ faker.unique.pylist(nb_elements=5)|length > 0 }}") == "True"
+    first = _with_faker("{{ faker.sentence(nb_words=12) }}")
+    assert first == _with_faker("{{ faker.sentence(nb_words=12) }}")  # (seeded: the same)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        # squared five times, then divided: each step in C, past any time check (15-110 s)
+        "{% set a = 2 ** 99999 %}{% set b = a * a %}{{ (b * b * b) // 7 }}",
+        "{% set a = 2 ** 99999 %}{{ ((a * a) // 3) > 0 }}",
+        "{% set a = 2 ** 99999 * 2 ** 99999 %}{{ a % 7 }}",
+        "{% set a = 2 ** 99999 %}{{ (a * 4) - 1 > 0 }}",
+    ],
+)
+def test_operations_on_integers_past_the_bound_are_refused(source: str) -> None:
+    with pytest.raises(TemplateRenderError, match="integers of more than 30,102 digits"):
+        render(source)
+
+
+def test_operations_on_integers_within_the_bound_answer_as_python_does() -> None:
+    assert render("{% set a = 2 ** 99999 %}{{ (a // 3) % 1000 }}") == str((2**99999 // 3) % 1000)
+    assert render("{{ 7 / 2 }} {{ 7 // 2 }} {{ 7 - 10 }} {{ 10 ** 3 * 3 }}") == "3.5 3 -3 3000"

@@ -252,6 +252,18 @@ def _names_keys(template: str | bytes) -> bool:
     return b"%(" in template if isinstance(template, bytes) else "%(" in template
 
 
+# Operators whose work grows faster than their integers' size (a division of two million-digit
+# numbers takes seconds, in C, where no time check can stop it): their operands are bounded.
+_INT_OPERATORS = frozenset({"*", "//", "/", "%", "+", "-"})
+
+
+def _int_bits(operator: str, left: int, right: int) -> int:
+    """The size that bounds `left <operator> right`: a product's, or its larger operand's."""
+    if operator == "*":
+        return left.bit_length() + right.bit_length()
+    return max(left.bit_length(), right.bit_length())
+
+
 def _check_operands(operator: str, left: Any, right: Any) -> None:
     """Refuse, before computing it, a product, a power or a `%` formatting too big to make
     quickly."""
@@ -271,7 +283,17 @@ def _check_operands(operator: str, left: Any, right: Any) -> None:
                 size = len(seq) * times
                 if size > RENDER_CHARACTERS:
                     raise _too_big(size)
-    elif (
+    if (
+        operator in _INT_OPERATORS
+        and type(left) is int
+        and type(right) is int
+        and _int_bits(operator, left, right) > _POWER_BITS
+    ):
+        raise RenderLimitError(
+            f"template size limit: {operator} on integers of more than "
+            f"{int(_POWER_BITS * math.log10(2)):,} digits (mockai's bound on a reply's templates)"
+        )
+    if (
         operator == "**"
         and isinstance(left, int)
         and isinstance(right, int)
@@ -343,7 +365,7 @@ def _env() -> ImmutableSandboxedEnvironment:
         """The sandbox, checking the render's budget in its hooks."""
 
         code_generator_class = Guarded
-        intercepted_binops = frozenset({"*", "**", "+", "%"})
+        intercepted_binops = frozenset({"*", "**", "+", "%", "//", "/", "-"})
 
         def call(self, context: Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
             budget = _budget()
@@ -641,7 +663,7 @@ class FakerView:
 
     def __getattr__(self, name: str) -> Any:
         if name in provider_methods():
-            return getattr(self._faker, name)
+            return _bounded_provider(name, getattr(self._faker, name))
         if self._proxies and name in self.PROXIES:
             return FakerView(getattr(self._faker, name), proxies=False)
         raise AttributeError(f"faker.{name} is not available to templates ({_ONLY_PROVIDERS})")
@@ -651,6 +673,86 @@ class FakerView:
 
 
 _ONLY_PROVIDERS = "only the Faker providers' methods are, such as faker.first_name()"
+
+# Faker's arguments that say how much a method makes, and the most a template may ask: the render
+# limits are checked between calls, never inside one, so one call must stay well within them
+# (`faker.paragraphs(nb=3000000)` held the server 100 s; `faker.csv(num_rows=10000)` takes 4.5
+# s, 1,000 rows 0.45 s; a million characters of `password` 0.15 s).
+_FAKER_COUNT = 1_000
+_FAKER_CHARACTERS = 1_000_000
+_FAKER_PIXELS = 1_000_000
+_FAKER_BOUNDS = {
+    **dict.fromkeys(
+        (
+            "nb", "nb_elements", "nb_texts", "nb_sentences", "nb_words", "num_rows", "num_files",
+            "count", "number", "depth", "deep", "levels", "digits", "left_digits", "right_digits",
+        ),
+        _FAKER_COUNT,
+    ),
+    **dict.fromkeys(
+        ("length", "max_nb_chars", "max_chars", "min_chars", "uncompressed_size", "min_file_size"),
+        _FAKER_CHARACTERS,
+    ),
+}  # fmt: skip
+
+
+def _bounded_provider(name: str, method: Any) -> Any:
+    """A Faker provider method whose size arguments are held to what one call may make."""
+    watched = _watched_arguments(name, method)
+    if not watched:
+        return method
+
+    @functools.wraps(method)
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        signature = watched[0]
+        try:
+            given = signature.bind_partial(*args, **kwargs).arguments
+        except TypeError:
+            return method(*args, **kwargs)  # (the method says what is wrong with them)
+        for argument in watched[1]:
+            _check_faker_argument(name, argument, given.get(argument))
+        return method(*args, **kwargs)
+
+    return bounded
+
+
+def _watched_arguments(name: str, method: Any) -> tuple[inspect.Signature, tuple[str, ...]] | None:
+    """The signature of provider method `name` and its arguments that say how much it makes
+    (worked out once per name: every seeded Faker's method has the same; by name, not by the
+    bound method, which is another object with every request's Faker)."""
+    if name in _WATCHED:
+        return _WATCHED[name]
+    try:
+        signature = inspect.signature(method)
+    except (TypeError, ValueError):
+        found = None
+    else:
+        watched = tuple(a for a in signature.parameters if a in _FAKER_BOUNDS or a == "size")
+        found = (signature, watched) if watched else None
+    _WATCHED[name] = found  # (bounded: one entry per provider method name)
+    return found
+
+
+_WATCHED: dict[str, tuple[inspect.Signature, tuple[str, ...]] | None] = {}
+
+
+def _check_faker_argument(name: str, argument: str, value: Any) -> None:
+    if argument == "size":  # (`image`'s width and height)
+        if isinstance(value, tuple | list) and all(isinstance(v, int) for v in value):
+            pixels = math.prod(value)
+            if pixels > _FAKER_PIXELS:
+                raise RenderLimitError(
+                    f"template size limit: faker.{name}({argument}={tuple(value)}) makes "
+                    f"{pixels:,} pixels, more than {_FAKER_PIXELS:,} (mockai's bound on one "
+                    "Faker call)"
+                )
+        return
+    most = _FAKER_BOUNDS[argument]
+    if isinstance(value, int) and not isinstance(value, bool) and value > most:
+        raise RenderLimitError(
+            f"template size limit: faker.{name}({argument}={value:,}) is more than {most:,} "
+            "(mockai's bound on one Faker call)"
+        )
 
 
 class Text:
