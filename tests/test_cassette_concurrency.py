@@ -174,3 +174,37 @@ def _kill_while_writing(process: subprocess.Popen[str], cassette: Path) -> bool:
     os.kill(process.pid, signal.SIGKILL)
     process.wait(5)
     return False
+
+
+@pytest.mark.asyncio
+async def test_a_cleanup_cancelled_past_the_grace_still_saves_every_recording(
+    tmp_path: Path,
+) -> None:
+    # A stopping server cancels its cleanup at --grace + 1 s. The last save ran on in a thread,
+    # but its later turns (the recordings that came while the first ran) never did, and the
+    # process exited: 3,001 of 3,030 interactions on disk, no word of the rest. The cleanup now
+    # ends only once everything recorded is on disk, cancelled or not.
+    from aiohttp import web
+
+    from mockai.cassette.record import UpstreamSource
+
+    path = tmp_path / "c.yaml"
+    _big_cassette(path, 300)  # (each save writes ~2.5 MB: several turns of the loop)
+    loaded = CassetteFile.load(path)
+    recorder = CassetteRecorder(path, RecordMode.NEW_EPISODES, loaded, Scrubber())
+    source = UpstreamSource("http://127.0.0.1:9/v1", recorder=recorder)
+    lifespan = source.lifespan(web.Application())
+    await lifespan.__anext__()
+    recorder.add(_embedding(1000))
+    await asyncio.sleep(0)  # the first save starts...
+    for number in range(1001, 1030):  # ...and these come while it runs
+        recorder.add(_embedding(number))
+    cleanup = asyncio.ensure_future(lifespan.__anext__())
+    await asyncio.sleep(0)
+    for _ in range(3):  # cancelled, as shut_down cancels it past the grace
+        cleanup.cancel()
+        await asyncio.sleep(0.01)
+    with pytest.raises((asyncio.CancelledError, StopAsyncIteration)):
+        await cleanup
+    # As soon as the cleanup is over (the process would exit now), everything is on disk.
+    assert len(interactions(path)) == 330

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -119,10 +119,12 @@ class UpstreamSource:
                 if self._reading_on:
                     await asyncio.wait(set(self._reading_on))
             finally:
-                if self.recorder is not None:
-                    await self.recorder.flush()
-                await self._session.close()
-                self._session = None
+                try:
+                    if self.recorder is not None:
+                        await _to_the_end(self.recorder.flush())
+                finally:  # (cancelled or not)
+                    await self._session.close()
+                    self._session = None
 
     @contextlib.contextmanager
     def reading_on(self) -> Iterator[None]:
@@ -197,6 +199,22 @@ class UpstreamSource:
     def near_misses(self, exchange: Exchange) -> list[str]:
         """Nothing: the upstream answers every request."""
         return []
+
+
+async def _to_the_end(saving: Coroutine[Any, Any, None]) -> None:
+    """Await `saving` (the last save of what was recorded) to its end, even when the cleanup
+    awaiting it is cancelled (a stopping server past its grace): the clients were answered, and
+    their recordings are local disk work; cut, the save's later turns never ran and recordings
+    were lost without a word. The cancellation is passed on once the save is done."""
+    task = asyncio.ensure_future(saving)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
 
 
 def _content_type(response: aiohttp.ClientResponse) -> str:
