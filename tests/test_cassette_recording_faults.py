@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -404,3 +405,29 @@ def test_replaying_with_several_workers_still_serves(tmp_path: Path) -> None:
         process.terminate()
         _, errors = process.communicate(timeout=20)
     assert "2 workers" in banner, banner + errors
+
+
+def test_recording_into_a_folder_that_cannot_be_written_is_refused_at_startup() -> None:
+    # It started, answered, and lost every recording to "Permission denied", exit 0. (Root may
+    # write anywhere: as root, the server runs as nobody, through util-linux's setpriv.)
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        assert setpriv is not None, "setpriv (util-linux) runs the server as another user"
+        as_user = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+    top = Path(tempfile.mkdtemp(prefix="mockai-ro-"))
+    try:
+        top.chmod(0o777)
+        folder = top / "cassettes"
+        folder.mkdir()
+        folder.chmod(0o555)
+        command = [*as_user, *_SERVE, "--quiet", "--cassette", str(folder / "c.yaml")]
+        command += ["--record-mode", "once", "--upstream", "http://127.0.0.1:9/v1"]
+        process = subprocess.run(command, capture_output=True, text=True, timeout=30, cwd=top)
+        said = _refused(process)
+        assert said.startswith(f"mockai: cannot record into {folder / 'c.yaml'}: {folder}")
+        assert "cannot be written to (Permission denied)" in said
+        assert list(folder.iterdir()) == []  # (the trial file removed, none left)
+    finally:
+        (top / "cassettes").chmod(0o755)
+        shutil.rmtree(top)

@@ -35,6 +35,7 @@ import logging
 import os
 import re
 import stat
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -107,6 +108,17 @@ def check_recordable(path: Path) -> None:
             f"takes names up to {longest} bytes): give the cassette a shorter name"
         )
     _disk_state(path)
+    # Every save writes a temporary beside the cassette (or makes its folders): one is tried now
+    # (a read-only folder, a full disk, another user's folder), and removed at once.
+    try:
+        handle, trial = tempfile.mkstemp(prefix=".mockai-", suffix=".tmp", dir=folder)
+    except OSError as error:
+        raise CassetteError(
+            f"cannot record into {path}: {folder} cannot be written to ({error.strerror})"
+        ) from None
+    os.close(handle)
+    with contextlib.suppress(OSError):
+        os.unlink(trial)
 
 
 def sibling(path: Path, suffix: str) -> Path:
