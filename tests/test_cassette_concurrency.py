@@ -208,3 +208,27 @@ async def test_a_cleanup_cancelled_past_the_grace_still_saves_every_recording(
         await cleanup
     # As soon as the cleanup is over (the process would exit now), everything is on disk.
     assert len(interactions(path)) == 330
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("mode", [RecordMode.NEW_EPISODES, RecordMode.ALL])
+async def test_recording_through_a_link_records_into_the_cassette_it_names(
+    tmp_path: Path, mode: RecordMode
+) -> None:
+    # A save was renamed onto the link: the link became a file of its own, and the shared
+    # cassette it named never got the recordings (in `all` mode its `.bak` went beside the link).
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    real = shared / "c.yaml"
+    CassetteFile.save(real, CassetteFile.dumps(Cassette(real, [_embedding(0)])))
+    link = tmp_path / "link.yaml"
+    link.symlink_to(Path("shared") / "c.yaml")
+    recorder = CassetteRecorder(link, mode, CassetteFile.load(link), Scrubber())
+    recorder.add(_embedding(1))
+    await recorder.flush()
+    assert link.is_symlink() and link.resolve() == real.resolve()
+    held = [json.loads(i.request_body)["input"] for i in interactions(real)]
+    assert held == ["old 0", "old 1"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.yaml", "shared"]
+    backed_up = ["c.yaml", "c.yaml.bak"] if mode is RecordMode.ALL else ["c.yaml"]
+    assert sorted(p.name for p in shared.iterdir()) == backed_up

@@ -148,6 +148,11 @@ class CassetteRecorder:
         scrubber: Scrubber,
         supersedes: Supersedes | None = None,
     ) -> None:
+        if path.is_symlink():
+            # The cassette a link names is the one recorded into (its `.bak`, temporaries and
+            # conflict files beside it): a save renamed onto the link replaced it with a file
+            # of its own, and the linked cassette never got the recordings.
+            path = Path(os.path.realpath(path))
         self.path = path
         self.mode = mode
         self.scrubber = scrubber
