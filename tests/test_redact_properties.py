@@ -108,6 +108,41 @@ def test_a_credential_the_request_carried_never_survives(text: str, credential: 
     assert SCRUBBER.needs_scrubbing(sent, [credential])
 
 
+@settings(max_examples=300, deadline=None)
+@given(SURROUNDINGS, SECRET_SHAPES.filter(lambda key: len(key) >= 24), st.data())
+def test_a_key_holding_a_request_credential_leaves_nothing_of_itself(
+    before: str, key: str, data: st.DataObject
+) -> None:
+    """A request's credential found inside a key-shaped string (a cookie value that happens to be
+    part of a key an answer quotes): the key is replaced whole, not only the credential, whose
+    replacement left the key's ends too short to look like a key (39 of its 55 characters
+    reached disk, and the scan passed them)."""
+    start = data.draw(st.integers(0, len(key) - MIN_LITERAL_SECRET - 1))
+    length = data.draw(st.integers(MIN_LITERAL_SECRET, len(key) - start - 1))
+    credential = key[start : start + length]
+    text = before + key + " and more"
+    scrubbed = SCRUBBER.scrub_text(text, [credential])
+    assert credential not in scrubbed
+    assert SCRUBBER.scan(scrubbed) == []
+    body = key[-12:]
+    if SCRUBBER.scan(key) and body not in before:  # (a key the patterns know: its end is gone)
+        assert body not in scrubbed, scrubbed
+    # ... and the spans stream scrubbing applies give the very same text
+    spans = SCRUBBER.replacements(text, [credential])
+    pieces, last = [], 0
+    for begin, end, stand_in in spans:
+        pieces += (text[last:begin], stand_in)
+        last = end
+    assert "".join([*pieces, text[last:]]) == scrubbed
+    # ... and so does a binary body holding them (same length, nothing of either left)
+    binary = b"\xff\x00" + text.encode() + b"\x00"
+    kept = SCRUBBER.scrub_binary(binary, [credential])
+    assert len(kept) == len(binary)
+    assert credential.encode() not in kept
+    if SCRUBBER.scan(key) and body not in before:
+        assert body.encode() not in kept
+
+
 JSON_VALUES = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), TEXTS),
     lambda children: st.one_of(

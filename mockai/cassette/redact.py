@@ -163,6 +163,10 @@ class Scrubber:
 
     def scrub_text(self, text: str, secrets: Sequence[str] = ()) -> str:
         """`text` with every known secret and every key-shaped string replaced."""
+        if secrets:
+            holding = self._keys_holding(text, secrets)
+            if holding:
+                text = _applied(text, holding)
         for secret in secrets:
             if secret in text:
                 text = text.replace(secret, placeholder(secret, _visible_prefix(secret)))
@@ -185,6 +189,8 @@ class Scrubber:
         secrets may cross from one piece into the next. The same passes as `scrub_text`, so the
         spans applied give exactly what it gives."""
         edits = _Edits(text)
+        if secrets:
+            edits.apply(self._keys_holding(text, secrets))
         for secret in secrets:
             if secret:
                 edits.apply(_occurrences(edits.text, secret))
@@ -196,6 +202,47 @@ class Scrubber:
                     edits.apply(_matches(edits.text, pattern))
             if edits.text == before:
                 return edits.spans
+
+    def _keys_holding(
+        self, text: str, secrets: Sequence[str], patterns: Sequence[SecretPattern] | None = None
+    ) -> list[Edit]:
+        """Where a key-shaped string of `text` and one of `secrets` overlap without being the
+        same span (a cookie value that is part of a key an answer quotes): the two together,
+        replaced first. Either pass alone replaces its part, and what it leaves of the other
+        is too short to look like a key any more (a 16-character cookie inside a 55-character
+        key left 39 characters of the key on disk, which the scan passed)."""
+        occurrences = [
+            (start, end)
+            for secret in secrets
+            if secret
+            for start, end, _ in _occurrences(text, secret)
+        ]
+        if not occurrences:
+            return []
+        lowered = text.lower()
+        spans: list[tuple[int, int]] = []
+        for pattern in self.patterns if patterns is None else patterns:
+            if not pattern.may_match(lowered):
+                continue
+            for start, end, _ in _matches(text, pattern):
+                met = [
+                    (s, e)
+                    for s, e in occurrences
+                    if s < end and start < e and (s, e) != (start, end)
+                ]
+                if met:
+                    spans.append((min(start, *(s for s, _ in met)), max(end, *(e for _, e in met))))
+        spans.sort()
+        merged: list[tuple[int, int]] = []
+        for start, end in spans:  # (overlapping ones as one)
+            if merged and start < merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+            else:
+                merged.append((start, end))
+        return [
+            (start, end, placeholder(text[start:end], _visible_prefix(text[start:end])))
+            for start, end in merged
+        ]
 
     def needs_scrubbing(self, text: str, secrets: Sequence[str] = ()) -> bool:
         """True if `scrub_text` might change `text` (the cheap check on the hot path; False
@@ -240,9 +287,12 @@ class Scrubber:
         and every offset in it (an archive's index, a PDF's xref). Read as Latin-1, one
         character a byte, as the scan reads it: the patterns are ASCII."""
         text = body.decode("latin-1")
-        for secret in secrets:
-            # (Its bytes, as they appear here; a header's lone surrogate cannot be in a body.)
-            raw = secret.encode("utf-8", "replace").decode("latin-1")
+        # (Its bytes, as they appear here; a header's lone surrogate cannot be in a body.)
+        raws = [secret.encode("utf-8", "replace").decode("latin-1") for secret in secrets]
+        holding = self._keys_holding(text, raws, self._byte_patterns) if secrets else []
+        if holding:  # (a key and a secret overlapping: the two together, as for text)
+            text = _applied(text, [(s, e, _fitted(new, e - s)) for s, e, new in holding])
+        for secret, raw in zip(secrets, raws, strict=True):
             if raw in text:
                 stand_in = placeholder(secret, _visible_prefix(secret))
                 text = text.replace(raw, _fitted(stand_in, len(raw)))
@@ -328,6 +378,17 @@ def _scrub_matches(text: str, pattern: SecretPattern, *, fit: bool = False) -> s
         last = end
     if not pieces:
         return text
+    pieces.append(text[last:])
+    return "".join(pieces)
+
+
+def _applied(text: str, edits: Sequence[Edit]) -> str:
+    """`text` with `edits` (in order, none overlapping) made."""
+    pieces: list[str] = []
+    last = 0
+    for start, end, stand_in in edits:
+        pieces += (text[last:start], stand_in)
+        last = end
     pieces.append(text[last:])
     return "".join(pieces)
 
