@@ -486,3 +486,28 @@ def test_an_http_date_is_read_as_the_sdk_reads_it(
         assert delay is None
     else:  # the date has whole seconds: up to one less
         assert delay is not None and ahead - 1 < delay <= ahead
+
+
+# --- a refused request's rate-limit headers are its model's budget's ------------------------------
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(refused=st.lists(st.booleans(), min_size=1, max_size=8))
+def test_every_answer_counts_down_its_models_budget_refused_or_not(refused: list[bool]) -> None:
+    # A request refused before it was parsed (`temperature: 5`) had the headers of another
+    # budget: a model limited to 3 requests was told 10,000 were left.
+    with MockServer(limits="gpt-4o:rpm=20,tpm=100000", log_requests=False) as server:
+        charged = 0
+        for bad in refused:
+            body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
+            if bad:
+                body["temperature"] = 5
+            answer = httpx.post(server.url + "/chat/completions", json=body)
+            assert answer.status_code == (400 if bad else 200)
+            charged += not bad
+            assert answer.headers["x-ratelimit-limit-requests"] == "20"
+            assert answer.headers["x-ratelimit-remaining-requests"] == str(20 - charged)
+        names = [entry.model for entry in server.requests]
+        assert names == ["gpt-4o"] * len(refused)  # (the journal names it, refused or not)

@@ -119,6 +119,7 @@ async def _serve(
     entry, raw, unreadable = begun
     entry.endpoint = codec.endpoint.value
     turn = Turn()
+    body: Any = None
     try:
         _check_auth(state, request, profile)
         if unreadable is not None:
@@ -155,6 +156,10 @@ async def _serve(
         outgoing = profile.errors.render(error)
         turn.limits.update(error.headers)
         entry.error = _journaled(error)
+        if entry.model is None:
+            # A request refused before it was parsed (`temperature: 5`) still names its model:
+            # the journal says which, and its rate-limit headers are that model's budget's.
+            entry.model = _named_model(body)
     except Exception:
         outgoing = _internal_error(request, entry, profile)
     if turn.plan is None:
@@ -165,6 +170,15 @@ async def _serve(
     if unreadable is not None:
         response.force_close()  # the rest of the request cannot be parsed: no keep-alive
     return response
+
+
+def _named_model(body: Any) -> str | None:
+    """The `model` a request body names, if it names one as a string."""
+    if isinstance(body, dict):
+        model = body.get("model")
+        if isinstance(model, str) and model:
+            return model
+    return None
 
 
 @dataclass(slots=True)
