@@ -511,3 +511,37 @@ def test_every_answer_counts_down_its_models_budget_refused_or_not(refused: list
             assert answer.headers["x-ratelimit-remaining-requests"] == str(20 - charged)
         names = [entry.model for entry in server.requests]
         assert names == ["gpt-4o"] * len(refused)  # (the journal names it, refused or not)
+
+
+def test_a_retry_is_timed_from_when_the_answer_went_out() -> None:
+    # The 429 took 2 s to come (a rule's latency) and asked for 1 s more: a retry 0.1 s after
+    # it is too early, though 2.1 s after the first request arrived (which had passed).
+    server = MockServer(log_requests=False).start()
+    try:
+        mockai = MockaiFixture(server, strict=False)
+        error = {"name": "rate_limit", "retry_after": 1}
+        mockai.add_rule(
+            {
+                "match": {"user": "hi"},
+                "latency": "2s",
+                "sequence": [{"error": error}, {"reply": "ok"}],
+            }
+        )
+        body = {"model": "gpt-4o-mini", **CHAT}
+        for attempt, status in (("0", 429), ("1", 200)):
+            answer = httpx.post(
+                server.url + "/chat/completions",
+                json=body,
+                headers={"x-stainless-retry-count": attempt},
+                timeout=10,
+            )
+            assert answer.status_code == status, answer.text
+        with pytest.raises(AssertionError) as caught:
+            mockai.assert_retries_respected()
+        came = re.search(
+            r"#2 came (\d+\.\d{3})s after #1, which asked to wait 1\.000s", str(caught.value)
+        )
+        assert came is not None, caught.value
+        assert float(came.group(1)) < 1.0
+    finally:
+        server.stop()

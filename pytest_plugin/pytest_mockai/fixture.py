@@ -460,7 +460,9 @@ def _retry_problems(attempts: list[JournalEntry], max_retries: int) -> list[str]
             problems.append(f"#{retry.seq} retried #{previous.seq}, which {reason}")
             continue
         wait = _server_delay(previous)
-        waited = retry.arrived - previous.arrived
+        # From when the answer went out, as the client counts it (a rule's latency, or a
+        # stalled 429, delays the answer: counted from its arrival, an early retry passed).
+        waited = retry.arrived - (previous.arrived + previous.duration_ms / 1000)
         if wait is not None and waited + WAIT_SLACK < wait:
             problems.append(
                 f"#{retry.seq} came {waited:.3f}s after #{previous.seq}, which asked to wait "
