@@ -53,7 +53,11 @@ from mockai.wire.outgoing import Body, EventStream, Outgoing, Relay
 
 log = logging.getLogger("mockai")
 
-MAX_HOLD = 600.0  # seconds a stall or a hang lasts at most, if the client never gives up
+# Seconds a stall or a hang lasts at most, if the client never gives up: well past the SDKs'
+# default timeouts (600 s in openai-python and openai-node), so that a client with its default
+# settings sees its own timeout, never the connection closed at the same moment (at 600 s the
+# two raced: `APIConnectionError` instead of the documented `APITimeoutError`).
+MAX_HOLD = 3600.0
 SPLIT_PAUSE = 0.05  # seconds between the two halves of a `split_chunk` frame
 _POLL = 0.1  # how often a held connection checks whether the client went away
 
