@@ -5,6 +5,7 @@ no chunk a fault counts."""
 from __future__ import annotations
 
 import math
+import string
 import subprocess
 import sys
 import time
@@ -154,6 +155,34 @@ def test_a_scripted_retry_after_ms_sets_retry_after_and_the_message() -> None:
     # (`retry_after` still says both headers, over written ones)
     spec = {"name": "rate_limit", "retry_after": "3s", "headers": {"retry-after-ms": "9"}}
     assert errors.from_spec(spec).headers["retry-after-ms"] == "3000"
+
+
+@settings(max_examples=100)
+@given(
+    unreadable=st.text(alphabet=string.ascii_letters + string.punctuation + " ", max_size=8).filter(
+        lambda text: not _is_number(text)
+    ),
+    seconds=st.integers(1, 120),
+)
+def test_an_unreadable_retry_after_ms_gives_way_to_retry_after(
+    unreadable: str, seconds: int
+) -> None:
+    # The SDKs skip a `retry-after-ms` they cannot read and wait what `retry-after` says: the
+    # message and `x-ratelimit-reset-requests` say that too (they said the named error's 1 s).
+    headers = {"retry-after-ms": unreadable, "retry-after": str(seconds)}
+    error = errors.from_spec({"name": "rate_limit", "headers": headers})
+    said = f"{seconds}s" if seconds < 60 else f"{seconds // 60}m{seconds % 60}s"
+    assert error.headers["retry-after"] == str(seconds)
+    assert f"try again in {said}." in (error.message or "")
+    assert error.headers["x-ratelimit-reset-requests"] == said
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def test_a_retry_after_date_drops_the_default_retry_after_ms() -> None:

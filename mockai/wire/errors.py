@@ -405,7 +405,7 @@ def _written_wait(headers: Mapping[str, str]) -> float | None:
             try:
                 seconds = float(headers[name]) * scale
             except ValueError:
-                return None
+                continue  # (skipped, as the SDKs skip it: the next header says the wait)
             return seconds if 0 < seconds <= MAX_DURATION else None
     return None
 
