@@ -71,9 +71,7 @@ class PromptSchemas:
         if weight > self._max_bytes:
             return found  # (heavier than the whole budget: searched again when it comes again)
         found_map = self._found
-        while found_map and (
-            len(found_map) >= self._size or self.bytes + weight > self._max_bytes
-        ):
+        while found_map and (len(found_map) >= self._size or self.bytes + weight > self._max_bytes):
             self.bytes -= found_map.pop(next(iter(found_map)))[1]  # oldest first: dicts keep order
         found_map[key] = (found, weight)
         self.bytes += weight
