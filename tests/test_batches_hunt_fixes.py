@@ -294,3 +294,24 @@ def test_the_lines_a_batch_keeps_count_against_the_file_bound_until_it_ends() ->
                 client.files.delete(listed.id)
         # The batch ended: its lines, and their charge, are gone.
         client.files.create(file=("more.jsonl", b"y" * (6 * MIB)), purpose="batch")
+
+
+def test_a_file_kept_by_its_batches_is_counted_once() -> None:
+    # The bytes a batch keeps are its input file's: counted once, however many batches share
+    # the file (each batch charged them again: a 4.3 MiB file under an 8 MiB bound failed every
+    # line, and eight batches of one 1 MiB file left no room for another 1 MiB upload).
+    lines = raw_jsonl([chat_line(f"r{n}", "x" * (MIB // 10)) for n in range(40)])  # ~4 MiB
+    with MockServer(log_requests=False, file_bytes=8 * MIB) as server, sdk(server) as client:
+        upload = client.files.create(file=("requests.jsonl", lines), purpose="batch")
+        batches = [
+            client.batches.create(
+                input_file_id=upload.id, endpoint="/v1/chat/completions", completion_window="24h"
+            )
+            for _ in range(3)
+        ]
+        batches = [client.batches.retrieve(batch.id) for batch in batches]
+        assert {batch.status for batch in batches} == {"in_progress"}
+        client.files.create(file=("more.jsonl", b"y" * (3 * MIB)), purpose="batch")
+        for batch in batches:
+            done = finish(client, batch)
+            assert done.status == "completed" and done.request_counts.completed == 40, done

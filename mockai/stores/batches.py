@@ -49,6 +49,8 @@ DEFAULT_CAPACITY = 1000
 DEFAULT_LEASE = 10.0  # seconds (MOCKAI_BATCH_LEASE)
 _TURN = 0.005  # seconds of answering lines before other requests get the loop
 TERMINAL = ("completed", "failed", "cancelled", "expired")
+# What a batch may be in while it keeps its input file's bytes (its lines, until answered).
+_KEEPING = ("validating", "in_progress", "cancelling")
 R = TypeVar("R")
 
 
@@ -97,10 +99,6 @@ class BatchRecord:
     # lease, another process may take it over.
     beat: float | None = None
     answered: bool = False  # every line has its answer (the output waits in the results)
-    # What its kept lines are charged in the file store (`FileStore.hold`; 0: none), given back
-    # with them: they are its input file's bytes, kept should the file be deleted, and count
-    # against MOCKAI_FILE_BYTES as long as they are kept.
-    lines_charge: int = 0
 
     def shown(self) -> dict[str, Any]:
         """The Batch object as it stands."""
@@ -184,6 +182,7 @@ class BatchStore:
     ) -> None:
         backend = backend or MemoryBackend()
         self.files = files
+        files.kept = self._keeps_bytes_of  # (a file deleted under a batch stays charged)
         self.created = created
         self.capacity = capacity
         self.lease = lease
@@ -269,7 +268,7 @@ class BatchStore:
         await self._places.put(victim.id, victim.created_at)
         await self._batches.pop(victim.id)
         await self._lines.pop(victim.id)
-        await self.files.let_go(victim.lines_charge)
+        await self.files.let_go(victim.input_file_id)
         await self._results.pop(victim.id)
         self._running.pop(victim.id, None)
 
@@ -391,7 +390,7 @@ class BatchStore:
         moved = await self._move(record, "cancelling", "cancelled", release=True)
         if moved.status == "cancelled":
             await self._lines.pop(record.id)
-            await self.files.let_go(moved.lines_charge)
+            await self.files.let_go(record.input_file_id)
             await self._results.pop(record.id)
         return moved
 
@@ -425,18 +424,13 @@ class BatchStore:
             lines, errors = codec.read_lines(stored, record.endpoint)
         models = [line.body.get("model") for line in lines if isinstance(line.body, dict)]
         model = next((m for m in models if isinstance(m, str)), None)
-        charge = 0
         if not errors:
             assert stored is not None
-            charge = await self.files.hold(len(stored))
             await self._lines.put(record.id, stored)  # before any worker sees it in progress
         now = await self._now()
-        moved_here = False
 
         def validated(record: BatchRecord) -> BatchRecord:
-            nonlocal moved_here
-            moved_here = record.status == "validating"
-            if not moved_here:
+            if record.status != "validating":
                 return record  # another worker's retrieval moved it first
             if errors:
                 record.errors = errors
@@ -447,14 +441,20 @@ class BatchStore:
             record.model = model
             record.status = "in_progress"
             record.times["in_progress_at"] = now
-            record.lines_charge = charge
             return record
 
-        try:
-            return await self._change(record.id, validated)
-        finally:
-            if not moved_here:  # (its lines' charge is the first mover's)
-                await self.files.let_go(charge)
+        moved = await self._change(record.id, validated)
+        if moved.status == "failed":  # (its bytes are not kept)
+            await self.files.let_go(record.input_file_id)
+        return moved
+
+    async def _keeps_bytes_of(self, file_id: str) -> bool:
+        """Whether a batch keeps the bytes of file `file_id` (its lines, until it has answered
+        them or ended)."""
+        return any(
+            batch.input_file_id == file_id and batch.status in _KEEPING and not batch.answered
+            for batch in await self._batches.values()
+        )
 
     async def _run(self, record: BatchRecord) -> None:
         """Answer every line (once, however many retrievals wait for it): this process claims
@@ -617,9 +617,8 @@ class BatchStore:
             await self._batches.update(record.id, answered)
         except KeyError:  # (forgotten meanwhile, a reset: its results would be left behind)
             await self._results.pop(record.id)
-        else:  # (after a reset its number may be a new file's: then only the reset let it go)
-            await self.files.let_go(record.lines_charge)
         await self._lines.pop(record.id)
+        await self.files.let_go(record.input_file_id)
 
     async def _still_answering(self, record: BatchRecord, resets: int) -> bool:
         """Whether the lines of `record` are still this process's to answer: no reset since

@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import sys
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -95,10 +94,13 @@ class FileStore:
         # of files and batches (`tick`): a file's charge is "n", its `created_at` the creation
         # time + n.
         self._charges: Records[int] = backend.records("file-charges", _PLACE, 2 * capacity)
-        # The bytes batches hold of their input files (their lines, kept should a file be
-        # deleted), a charge per batch numbered apart from the clock: they count against the
-        # bound with the files (`hold`).
-        self._held: Records[int] = backend.records("file-held", _PLACE, capacity)
+        # Files deleted while a batch kept their bytes (its lines): each one's charge number. The
+        # charge stays until no batch keeps them (`let_go`), so what the server holds stays
+        # within the bound whatever is deleted, and is counted once however many batches share
+        # a file.
+        self._orphans: Records[int] = backend.records("file-orphans", _PLACE, capacity)
+        # Whether a batch keeps a file's bytes (the batch store says, once it exists).
+        self.kept: Callable[[str], Awaitable[bool]] | None = None
         # Deleted files' places in the list (their `created_at`): a cursor naming one still
         # names its place (a client deleting while it pages), for the last `capacity` deleted.
         self._places: Records[int] = backend.records("file-places", _PLACE, capacity)
@@ -173,12 +175,7 @@ class FileStore:
         """Charge a new file of `size` bytes against the bounds: its number (the next `tick`),
         or the 400 when it would pass them. One atomic step, however many
         workers upload at once (never an optimistic retry: contention must not fail)."""
-        # (what batches hold is read apart: a batch validated meanwhile may pass the bound by its
-        # lines, never an upload by its bytes)
-        _, held = await self._held.held()
-        number = await self._charges.add_within(
-            size, size, self.capacity, max(0, self.max_bytes - held)
-        )
+        number = await self._charges.add_within(size, size, self.capacity, self.max_bytes)
         if number is None:
             raise ApiError(
                 400,
@@ -190,20 +187,6 @@ class FileStore:
             )
         return number
 
-    async def hold(self, size: int) -> int:
-        """Charge `size` bytes a batch keeps of its input file (its lines: kept should the file
-        be deleted meanwhile) against the files' bounds, so that they stay bounded in bytes
-        whatever is deleted: later uploads see that much less room. Never refused (the file was
-        within the bounds when it came); its number, to give back with `let_go` (0: the charges'
-        count is full, nothing charged)."""
-        number = await self._held.add_within(size, size, sys.maxsize, sys.maxsize)
-        return number or 0
-
-    async def let_go(self, number: int) -> None:
-        """Give back a charge `hold` took."""
-        if number:
-            await self._held.pop(str(number))
-
     async def tick(self) -> int:
         """The next second of the clock files and batches share (the files' charges number
         their files by it: one counter, atomic whichever worker takes it)."""
@@ -213,8 +196,7 @@ class FileStore:
         """The bytes a new file may still hold (a batch's output is kept within them): what the
         bound leaves, and no more than the shared state holds as one value."""
         _, charged = await self._charges.held()
-        _, held = await self._held.held()
-        room = max(0, self.max_bytes - charged - held)
+        room = max(0, self.max_bytes - charged)
         largest = await self.backend.largest_record()
         return room if largest is None else min(room, largest)
 
@@ -238,22 +220,36 @@ class FileStore:
     async def delete(self, file_id: str) -> StoredFile:
         """Forget a file; the API's 404 if there is none."""
         stored = await self.get(file_id)
-        # Its charge goes first, and alone (one step, given back once whoever else deletes it):
-        # a delete cut short after it (the state gone) leaves the file held, uncharged, until a
-        # retry deletes it; never its bytes charged for good with the file gone.
-        await self._charges.pop(str(stored.created_at - self.created))
+        number = stored.created_at - self.created
+        if self.kept is not None and await self.kept(file_id):
+            # A batch in progress keeps its bytes: the charge stays, to go when it lets go.
+            await self._orphans.put(file_id, number)
+        else:
+            # Its charge goes first, and alone (one step, given back once whoever else deletes
+            # it): a delete cut short after it (the state gone) leaves the file held, uncharged,
+            # until a retry deletes it; never its bytes charged for good with the file gone.
+            await self._charges.pop(str(number))
         if await self._files.pop(file_id) is None:  # deleted meanwhile
             raise codec.not_found(file_id)
         await self._data.pop(file_id)
         await self._places.put(file_id, stored.created_at)
         return stored
 
+    async def let_go(self, file_id: str) -> None:
+        """A batch no longer keeps the bytes of `file_id`: if the file was deleted meanwhile, its
+        charge goes once no other batch keeps them either."""
+        number = await self._orphans.get(file_id)
+        if number is None or (self.kept is not None and await self.kept(file_id)):
+            return
+        if await self._orphans.pop(file_id) is not None:
+            await self._charges.pop(str(number))
+
     async def clear(self) -> None:
         """Forget every file (the server's reset)."""
         await self._files.clear()
         await self._data.clear()
         await self._charges.clear()
-        await self._held.clear()
+        await self._orphans.clear()
         await self._places.clear()
         await self._made.forget()
 
