@@ -69,3 +69,11 @@ def test_another_expectation_is_ignored_and_the_request_answered(
         answer = _read_until(sock, b'"usage"')
     assert answer.startswith(b"HTTP/1.1 200 OK"), answer[:200]
     assert b"text/plain" not in answer.split(b"\r\n\r\n", 1)[0]
+
+
+def test_the_picture_route_takes_expect_as_the_api_routes_do(server: MockServer) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"GET /_mockai/images/img-x.png HTTP/1.1\r\nHost: x\r\nExpect: foo\r\n\r\n")
+        answer = _read_until(sock, b"\r\n\r\n")
+    assert not answer.startswith(b"HTTP/1.1 417"), answer
+    assert b"text/plain" not in answer, answer

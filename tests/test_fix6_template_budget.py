@@ -330,6 +330,15 @@ def _with_faker(source: str) -> str:
         ("faker.password(length=200000000)", "faker.password(length=200,000,000)"),
         ("faker.zip(uncompressed_size=200000000)", "faker.zip(uncompressed_size=200,000,000)"),
         ("faker.image(size=(20000, 20000))", "400,000,000 pixels"),
+        # each argument within its bound, together past it (1,000 texts of up to a million
+        # characters each: the server stopped answering, SIGTERM included)
+        ("faker.texts(nb_texts=1000, max_nb_chars=1000000)", "1,000 items of up to 1,000,000"),
+        ("faker.texts(1000, 1000000)", "1,000 items of up to 1,000,000"),
+        (
+            "faker.json(num_rows=1000, data_columns=[('t', 'pystr', {'max_chars': 100000})])",
+            "1,000 items of up to 100,000",
+        ),
+        ("faker.json(num_rows=100, data_columns={'a': ['texts', {'nb_texts': 100}]})", "10,000"),
     ],
 )
 def test_a_faker_call_asking_too_much_is_refused_before_it_runs(call: str, says: str) -> None:
@@ -342,6 +351,8 @@ def test_a_faker_call_asking_too_much_is_refused_before_it_runs(call: str, says:
 
 def test_faker_calls_within_the_bound_answer_as_faker_does() -> None:
     assert _with_faker("{{ faker.paragraphs(nb=1000)|length }}") == "1000"
+    assert _with_faker("{{ faker.texts(nb_texts=1000, max_nb_chars=1000)|length }}") == "1000"
+    assert _with_faker("{{ faker.json(num_rows=3)|length > 0 }}") == "True"
     assert _with_faker("{{ faker.password(length=64)|length }}") == "64"
     assert _with_faker("{{ faker.unique.pylist(nb_elements=5)|length > 0 }}") == "True"
     first = _with_faker("{{ faker.sentence(nb_words=12) }}")

@@ -1393,9 +1393,14 @@ def test_scenario_and_scenarios_together_are_refused(tmp_path: Path) -> None:
     ),
     where=st.data(),
     bad=st.sampled_from([b"\xe9", b"\xff", b"\xc3(", b"\x80", b"\xed\xa0\x80"]),
+    newline=st.sampled_from([b"\n", b"\r\n", b"\r"]),
 )
 def test_a_byte_that_is_not_utf8_is_named_by_its_line_and_column(
-    tmp_path_factory: pytest.TempPathFactory, lines: list[str], where: Any, bad: bytes
+    tmp_path_factory: pytest.TempPathFactory,
+    lines: list[str],
+    where: Any,
+    bad: bytes,
+    newline: bytes,
 ) -> None:
     # Wherever a Latin-1 editor left a byte, the problem says the line and column it is at
     # (the message had a byte offset and no line).
@@ -1405,7 +1410,7 @@ def test_a_byte_that_is_not_utf8_is_named_by_its_line_and_column(
     encoded = [line.encode() for line in lines]
     encoded[row] = text[:column].encode() + bad + text[column:].encode()
     path = tmp_path_factory.mktemp("latin") / "scenario.yaml"
-    path.write_bytes(b"\n".join(encoded))
+    path.write_bytes(newline.join(encoded))  # (a lone CR ends a line too, as YAML reads it)
     with pytest.raises(ScenarioError) as raised:
         loader.load([str(path)])
     expected = f"byte 0x{bad[0]:02x} at column {column + 1} is not UTF-8 (save the file as UTF-8)"

@@ -157,6 +157,9 @@ def read_file(path: str, problems: Problems) -> Any:
     return None if text is None else yamlsrc.load(text, problems.add)
 
 
+_LINE_BREAK = re.compile(rb"\r\n|\r|\n")
+
+
 def _read_text(path: str, problems: Problems) -> str | None:
     special = special_file(path)
     if special is not None:
@@ -175,8 +178,9 @@ def _read_text(path: str, problems: Problems) -> str | None:
     except UnicodeDecodeError as error:
         # (the line and column of the first byte that is not UTF-8, as an editor shows them:
         # the characters before it on its line are UTF-8)
-        line = raw.count(b"\n", 0, error.start) + 1
-        before = raw[raw.rfind(b"\n", 0, error.start) + 1 : error.start]
+        # (a lone CR breaks a line too, as YAML and text mode read it)
+        lines = _LINE_BREAK.split(raw[: error.start])
+        line, before = len(lines), lines[-1]
         column = len(before.decode("utf-8")) + 1
         byte = raw[error.start]
         problems.add(

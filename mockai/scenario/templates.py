@@ -694,6 +694,9 @@ _FAKER_BOUNDS = {
         _FAKER_CHARACTERS,
     ),
 }  # fmt: skip
+# The character arguments that size each item a call makes (the others, `uncompressed_size` and
+# `min_file_size`, are a whole archive's): with counts, the call makes about count x that.
+_PER_ITEM = frozenset({"length", "max_nb_chars", "max_chars", "min_chars"})
 
 
 def _bounded_provider(name: str, method: Any) -> Any:
@@ -711,9 +714,44 @@ def _bounded_provider(name: str, method: Any) -> Any:
             return method(*args, **kwargs)  # (the method says what is wrong with them)
         for argument in watched[1]:
             _check_faker_argument(name, argument, given.get(argument))
+        _check_faker_total(name, given)
         return method(*args, **kwargs)
 
     return bounded
+
+
+def _check_faker_total(name: str, given: Mapping[str, Any]) -> None:
+    """Refuse a call whose arguments together ask for too much, each within its bound:
+    `texts(nb_texts=1000, max_nb_chars=1000000)` (a billion characters), or `json` rows whose
+    `data_columns` call providers with counts and sizes of their own."""
+    counts, size = 1, 1
+    for argument, value in _size_arguments(given):
+        if argument in _PER_ITEM:
+            size = max(size, value)
+        elif argument in _FAKER_BOUNDS and _FAKER_BOUNDS[argument] == _FAKER_COUNT:
+            counts *= max(value, 1)
+    if counts > _FAKER_COUNT or counts * size > _FAKER_CHARACTERS:
+        raise RenderLimitError(
+            f"template size limit: faker.{name} asks for {counts:,} items of up to {size:,} "
+            f"characters, more than {_FAKER_COUNT:,} items or {_FAKER_CHARACTERS:,} characters "
+            "in all (mockai's bound on one Faker call)"
+        )
+
+
+def _size_arguments(value: Any, depth: int = 0) -> Iterator[tuple[str, int]]:
+    """The (argument, integer) pairs in a call's arguments, and in the argument mappings that
+    `data_columns` passes on to the providers it names (within a few levels)."""
+    if depth > 4:
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if isinstance(item, int) and not isinstance(item, bool) and key in _FAKER_BOUNDS:
+                yield key, item
+            elif isinstance(item, Mapping | list | tuple):
+                yield from _size_arguments(item, depth + 1)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _size_arguments(item, depth + 1)
 
 
 def _watched_arguments(name: str, method: Any) -> tuple[inspect.Signature, tuple[str, ...]] | None:
@@ -727,7 +765,9 @@ def _watched_arguments(name: str, method: Any) -> tuple[inspect.Signature, tuple
     except (TypeError, ValueError):
         found = None
     else:
-        watched = tuple(a for a in signature.parameters if a in _FAKER_BOUNDS or a == "size")
+        watched = tuple(
+            a for a in signature.parameters if a in _FAKER_BOUNDS or a in ("size", "data_columns")
+        )
         found = (signature, watched) if watched else None
     _WATCHED[name] = found  # (bounded: one entry per provider method name)
     return found
@@ -737,6 +777,8 @@ _WATCHED: dict[str, tuple[inspect.Signature, tuple[str, ...]] | None] = {}
 
 
 def _check_faker_argument(name: str, argument: str, value: Any) -> None:
+    if argument == "data_columns":  # (checked with the others: `_check_faker_total`)
+        return
     if argument == "size":  # (`image`'s width and height)
         if isinstance(value, tuple | list) and all(isinstance(v, int) for v in value):
             pixels = math.prod(value)

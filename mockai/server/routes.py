@@ -541,7 +541,7 @@ async def _image(request: web.Request) -> web.StreamResponse:
 
 def add_media_routes(app: web.Application) -> None:
     """What answers link to: pictures kept for `response_format: url`."""
-    app.router.add_get(IMAGES_PATH + "{name}", _image)
+    app.router.add_get(IMAGES_PATH + "{name}", _image, expect_handler=expect_continue)
 
 
 def add_catch_all(app: web.Application, profile: Profile | None = None) -> None:
