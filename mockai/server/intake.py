@@ -78,7 +78,9 @@ class Intake:
 
     def flush(self, receiver: Receiver) -> None:
         """Hand `receiver` every read of its that waits, now and in order: before the end of its
-        connection (EOF, close) is passed on, so no request it sent is lost."""
+        connection (EOF, close) is passed on, so every request it sent is parsed and handled.
+        (After a half-close, EOF alone, aiohttp closes the connection: an answer not written
+        by then is lost, as with a bare aiohttp app; no SDK half-closes.)"""
         if receiver not in self._held:
             return
         del self._held[receiver]
