@@ -80,15 +80,12 @@ async def run(
     reservation = uploads.Reservation(request.app[STATE].uploads)
     if size != _CHUNKED:
         await reservation.take(size)
-    request[RESERVATION] = reservation  # (a chunked body's reading may take one: `read_body`)
-    try:
-        return await _serve(request, codec, profile, deployment)
+    try:  # (a chunked body's reading may take one: `read_body`)
+        return await _serve(request, codec, profile, deployment, reservation)
     finally:
         reservation.give_back()
 
 
-# What a request holds of the upload budget, for `read_body` to add to (a chunked body).
-RESERVATION = web.RequestKey("mockai_upload_reservation", uploads.Reservation)
 # A chunked body, still arriving: its size is unknown until it has been read.
 _CHUNKED = -1
 
@@ -110,10 +107,14 @@ def _reserved_size(request: web.Request) -> int:
 
 
 async def _serve(
-    request: web.Request, codec: Codec, profile: Profile, deployment: str | None
+    request: web.Request,
+    codec: Codec,
+    profile: Profile,
+    deployment: str | None,
+    reservation: uploads.Reservation | None = None,
 ) -> web.StreamResponse:
     state = request.app[STATE]
-    begun = await _begin(request, state)
+    begun = await _begin(request, state, reservation)
     if begun is None:
         return gone()
     entry, raw, unreadable = begun
@@ -499,11 +500,14 @@ def _billed_tokens(exchange: Exchange) -> int:
     return exchange.prompt_tokens + (asked if most is None else min(asked, most))
 
 
-async def read_body(request: web.Request) -> tuple[bytes, ApiError | None] | None:
+async def read_body(
+    request: web.Request, reservation: uploads.Reservation | None = None
+) -> tuple[bytes, ApiError | None] | None:
     """The body, and the API's error for one that cannot be read (read once: after a failure,
     aiohttp would return the rest of the stream as if it were the body; the answer must then close
     the connection, `force_close()`). None if the client went away or did not send it all within
-    the read timeout (the connection is then closed: see `gone`)."""
+    the read timeout (the connection is then closed: see `gone`). `reservation`: what the
+    request holds of the upload budget, which a chunked body takes as it grows large."""
     try:
         if request.content.is_eof():  # the usual case: the body came with the head
             return _decoded(request, await request.read())
@@ -515,8 +519,7 @@ async def read_body(request: web.Request) -> tuple[bytes, ApiError | None] | Non
             request.content.feed_eof()
             return b"", errors.body_too_large(request.client_max_size)
         timeout = request.app[STATE].config.read_timeout
-        reservation = request.get(RESERVATION)
-        if length is None and reservation is not None:
+        if length is None and reservation is not None:  # (chunked: it reserves as it grows)
             return _decoded(request, await _read_chunked(request, reservation, timeout))
         return _decoded(request, await asyncio.wait_for(request.read(), timeout))
     except web.HTTPRequestEntityTooLarge:
@@ -593,14 +596,14 @@ def gone() -> web.Response:
 
 
 async def _begin(
-    request: web.Request, state: ServerState
+    request: web.Request, state: ServerState, reservation: uploads.Reservation | None = None
 ) -> tuple[JournalEntry, bytes, ApiError | None] | None:
     """The request's journal entry, its body, and the error to answer if the body could not be
     read; None if the client is gone.
 
     The pipeline works on the body returned, never on the entry's: a body heavier than the
     journal's whole byte budget is dropped from its entry as soon as the entry is added."""
-    read = await read_body(request)
+    read = await read_body(request, reservation)
     if read is None:
         return None
     raw, unreadable = read
