@@ -381,11 +381,10 @@ class Capture:
         # From the answer itself, not through the relay, which may have ended with the handler
         # that read it (cancelled as the server stopped, waiting for the next chunk).
         try:
-            async with asyncio.timeout(READ_ON_SECONDS):
-                async for chunk in self.response.content.iter_any():
-                    self._took(chunk)
+            # (`wait_for`, not `asyncio.timeout`: mockai runs on Python 3.10 too)
+            await asyncio.wait_for(self._read_rest(), READ_ON_SECONDS)
             self._ended_whole()
-        except (aiohttp.ClientError, TimeoutError, RuntimeError):
+        except (aiohttp.ClientError, asyncio.TimeoutError, RuntimeError):
             pass  # (broke off, too slow, or its connection gone with a stopping server: said below)
         except asyncio.CancelledError:  # (the server stopped, its grace over)
             log.warning(
@@ -407,6 +406,10 @@ class Capture:
                 self.source.shown,
                 READ_ON_SECONDS,
             )
+
+    async def _read_rest(self) -> None:
+        async for chunk in self.response.content.iter_any():
+            self._took(chunk)
 
     def record(self) -> None:
         """Hand the (scrubbed) interaction to the recorder, if recording."""

@@ -546,18 +546,26 @@ async def _read_chunked(
     Content-Length reserved before it was read), then reads on (pipeline/uploads.py)."""
     limit = request.client_max_size
     body = bytearray()
-    reserved = False
-    while True:
-        async with asyncio.timeout(timeout):
-            while reserved or len(body) < uploads.RESERVED_FROM:
-                chunk = await request.content.readany()
-                if not chunk:
-                    return bytes(body)
-                body += chunk
-                if len(body) > limit:
-                    raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(body))
+    reading = _read_into(request, body, limit, until=uploads.RESERVED_FROM)
+    if not await asyncio.wait_for(reading, timeout):
         await reservation.take(limit)
-        reserved = True
+        await asyncio.wait_for(_read_into(request, body, limit), timeout)
+    return bytes(body)
+
+
+async def _read_into(
+    request: web.Request, body: bytearray, limit: int, until: int | None = None
+) -> bool:
+    """Read `request`'s body on into `body`: True at its end, False once it holds `until`
+    bytes; the 413 past `limit`."""
+    while until is None or len(body) < until:
+        chunk = await request.content.readany()
+        if not chunk:
+            return True
+        body += chunk
+        if len(body) > limit:
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(body))
+    return False
 
 
 # The content codings aiohttp decodes (any other reaching a handler: it left the body as sent;
