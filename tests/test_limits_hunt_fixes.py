@@ -402,11 +402,17 @@ def test_the_marker_refuses_infinite_and_tiny_limits(pytester: pytest.Pytester) 
 
 
 def _rate_limited_then_retried_at_once(ahead: float) -> MockaiFixture:
+    when = email.utils.formatdate(time.time() + ahead, usegmt=True)
+    return _retried_at_once({"name": "rate_limit", "headers": {"retry-after": when}})
+
+
+def _retried_at_once(error: dict[str, Any], **rule: Any) -> MockaiFixture:
+    """A server whose rule answers `error` then "ok", asked twice in a row, the second time as
+    the SDK's first retry: the fixture, to check."""
     server = MockServer(log_requests=False).start()
     mockai = MockaiFixture(server, strict=False)
-    when = email.utils.formatdate(time.time() + ahead, usegmt=True)
-    error = {"name": "rate_limit", "headers": {"retry-after": when}}
-    mockai.add_rule({"match": {"user": "hi"}, "sequence": [{"error": error}, {"reply": "ok"}]})
+    sequence = [{"error": error}, {"reply": "ok"}]
+    mockai.add_rule({"match": {"user": "hi"}, "sequence": sequence, **rule})
     body = {"model": "gpt-4o-mini", **CHAT}
     for attempt, status in (("0", 429), ("1", 200)):
         answer = httpx.post(
@@ -516,26 +522,8 @@ def test_every_answer_counts_down_its_models_budget_refused_or_not(refused: list
 def test_a_retry_is_timed_from_when_the_answer_went_out() -> None:
     # The 429 took 2 s to come (a rule's latency) and asked for 1 s more: a retry 0.1 s after
     # it is too early, though 2.1 s after the first request arrived (which had passed).
-    server = MockServer(log_requests=False).start()
+    mockai = _retried_at_once({"name": "rate_limit", "retry_after": 1}, latency="2s")
     try:
-        mockai = MockaiFixture(server, strict=False)
-        error = {"name": "rate_limit", "retry_after": 1}
-        mockai.add_rule(
-            {
-                "match": {"user": "hi"},
-                "latency": "2s",
-                "sequence": [{"error": error}, {"reply": "ok"}],
-            }
-        )
-        body = {"model": "gpt-4o-mini", **CHAT}
-        for attempt, status in (("0", 429), ("1", 200)):
-            answer = httpx.post(
-                server.url + "/chat/completions",
-                json=body,
-                headers={"x-stainless-retry-count": attempt},
-                timeout=10,
-            )
-            assert answer.status_code == status, answer.text
         with pytest.raises(AssertionError) as caught:
             mockai.assert_retries_respected()
         came = re.search(
@@ -544,4 +532,4 @@ def test_a_retry_is_timed_from_when_the_answer_went_out() -> None:
         assert came is not None, caught.value
         assert float(came.group(1)) < 1.0
     finally:
-        server.stop()
+        mockai.server.stop()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import json
 import os
 import socket
 import time
@@ -235,3 +236,37 @@ def test_a_large_chunked_body_reserves_once_it_grows_and_gives_it_back() -> None
             assert _status(first).startswith(b"HTTP/1.1 ")
             assert _status(second).startswith(b"HTTP/1.1 ")
         _until(lambda: _metric(server, "mockai_upload_bytes") == 0, "both given back")
+
+
+@settings(max_examples=12, deadline=None, database=None, derandomize=True)
+@given(
+    size=st.one_of(
+        st.integers(0, 2000),
+        st.integers(RESERVED_FROM - 2000, RESERVED_FROM + 2000),
+        st.integers(2 * RESERVED_FROM, 2 * RESERVED_FROM + 5000),
+    ),
+    pieces=st.integers(4096, 256 * 1024),
+)
+def test_a_chunked_body_is_read_whole_however_it_is_cut(size: int, pieces: int) -> None:
+    # Whatever its size (under, at or past the size that reserves) and however its chunks fall,
+    # the body read is the body sent; it reserves only past RESERVED_FROM, and gives it back.
+    padding = "p" * size
+    body = json.dumps(
+        {
+            "model": "gpt-4o-mini",
+            "messages": [{"role": "user", "content": "hi"}],
+            "padding": padding,
+        }
+    ).encode()  # (an unknown field: answered, journaled)
+    chunks = b"".join(
+        b"%x\r\n" % len(body[at : at + pieces]) + body[at : at + pieces] + b"\r\n"
+        for at in range(0, len(body), pieces)
+    )
+    with MockServer(log_requests=False) as server, _connect(server) as sock:
+        sock.sendall(CHUNKED_HEAD + chunks + b"0\r\n\r\n")
+        assert _status(sock) == b"HTTP/1.1 200 OK"
+        _until(lambda: len(server.requests) == 1, "the journal entry")
+        assert server.requests[0].body["padding"] == padding
+        reserved = _metric(server, "mockai_upload_bytes_peak")
+        assert (reserved > 0) == (len(body) >= RESERVED_FROM)
+        assert _metric(server, "mockai_upload_bytes") == 0
