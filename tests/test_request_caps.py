@@ -117,5 +117,6 @@ def test_seconds_of_work_are_done_off_the_loop(plain: MockServer) -> None:
     assert took < 60
     # A share of the heavy request's own time, which grows with the machine's load as the wait
     # does (an absolute bound that held under load, 1.5 s, held with the work on the loop too
-    # once making vectors got faster).
-    assert worst < max(0.3, 0.3 * took)
+    # once making vectors got faster). 40%: a CI run of the twenty-sixth session, both cores
+    # busy with the suite, measured 30.3% (0.375 of 1.236 s) off the loop; on it, 44-59%.
+    assert worst < max(0.3, 0.4 * took)
