@@ -364,6 +364,43 @@ def test_retry_assertions(run) -> None:  # type: ignore[no-untyped-def]
     result.assert_outcomes(passed=2)
 
 
+def test_retry_assertions_take_a_request_after_a_success_for_a_new_call(run) -> None:  # type: ignore[no-untyped-def]
+    # A client without the SDK's retry count (curl, requests, the Vercel AI SDK) asking the same
+    # thing again after an answer was not retrying: it was counted as one call's fourth retry.
+    result = run(
+        """
+        import time, httpx, pytest
+
+        def test_asking_again_is_no_retry(mockai):
+            mockai.add_rule({
+                "match": {"user": "same"},
+                "sequence": [
+                    {"reply": "ok"}, {"reply": "ok"},
+                    {"error": {"status": 429, "retry_after": 0.05}}, {"reply": "ok"},
+                ],
+            })
+            body = {"model": "m", "messages": [{"role": "user", "content": "same"}]}
+            statuses = []
+            for _ in range(4):
+                statuses.append(httpx.post(mockai.url + "/chat/completions", json=body).status_code)
+                time.sleep(0.1 if statuses[-1] == 429 else 0)  # (waits as it is told)
+            assert statuses == [200, 200, 429, 200]
+            for _ in range(3):
+                httpx.get(mockai.url + "/models")  # (a poll, asked again and again)
+            mockai.assert_retries_respected()
+
+        def test_retries_after_a_failure_are_still_counted(mockai):
+            mockai.add_rule({"match": {"user": "down"}, "error": {"status": 503}})
+            body = {"model": "m", "messages": [{"role": "user", "content": "down"}]}
+            for _ in range(4):
+                httpx.post(mockai.url + "/chat/completions", json=body)
+            with pytest.raises(AssertionError, match="#1: 3 retries, more than the 2 allowed"):
+                mockai.assert_retries_respected()
+        """
+    )
+    result.assert_outcomes(passed=2)
+
+
 def test_strict_off_from_ini_and_back_on_from_the_command_line(run) -> None:  # type: ignore[no-untyped-def]
     source = (
         UNMATCHED

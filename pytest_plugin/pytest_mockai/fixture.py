@@ -389,7 +389,8 @@ def _logical_calls(entries: list[JournalEntry]) -> list[list[JournalEntry]]:
     attempt is attempt n. Identical concurrent calls leave a choice between such calls: the most
     plausible one is taken (`_fit`), so a wait is reported as too short only when no call could
     have been the one retried after a long enough wait. Attempts without the header (not an SDK)
-    keep the simple rule: a request identical to the one just before it is its retry.
+    keep the simple rule: a request identical to the one just before it is its retry, unless
+    that one succeeded (no client retries a success: polling, or asking again, is a new call).
     """
     calls: list[list[JournalEntry]] = []
     # Calls whose latest attempt carries the SDK's count, by (identity, that count), oldest first.
@@ -399,7 +400,11 @@ def _logical_calls(entries: list[JournalEntry]) -> list[list[JournalEntry]]:
         count = entry.retry_count
         call: list[JournalEntry] | None = None
         if count is None:
-            if previous is not None and _same_request(entry, previous[-1]):
+            if (
+                previous is not None
+                and _same_request(entry, previous[-1])
+                and not _succeeded(previous[-1])
+            ):
                 call = previous
         else:
             identity = _identity(entry)
@@ -438,7 +443,7 @@ def _fit(retry: JournalEntry, call: list[JournalEntry]) -> tuple[int, float]:
     answer was a success, which the SDK never retries.
     """
     last = call[-1]
-    if last.status and last.status < 400 and not last.faults:
+    if _succeeded(last):
         return 3, 0.0
     if _must_not_retry(last):
         return 2, 0.0
@@ -446,6 +451,11 @@ def _fit(retry: JournalEntry, call: list[JournalEntry]) -> tuple[int, float]:
     if retry.arrived + WAIT_SLACK >= ready:
         return 0, ready
     return 1, -ready
+
+
+def _succeeded(entry: JournalEntry) -> bool:
+    """Whether `entry` was answered whole and without error: an answer no client retries."""
+    return bool(entry.status) and entry.status < 400 and not entry.faults
 
 
 def _retry_problems(attempts: list[JournalEntry], max_retries: int) -> list[str]:
