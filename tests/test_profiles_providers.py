@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -191,6 +192,23 @@ def test_openrouter_rate_limit_headers_come_only_on_its_429(server: MockServer) 
     assert refused.json()["error"]["metadata"] == {"error_type": "rate_limit_exceeded"}
     assert refused.headers["X-RateLimit-Remaining"] == "0"
     assert int(refused.headers["X-RateLimit-Reset"]) > 1_700_000_000_000  # Unix milliseconds
+
+
+@pytest.mark.parametrize(("written", "wait"), [("soon", 30), ("nan", 1), ("1e400", 1)])
+def test_openrouter_reads_a_scripted_wait_as_the_sdks_do(
+    server: MockServer, written: str, wait: int
+) -> None:
+    # A retry-after-ms that is no number of seconds had made the answer a plain-text 500 under
+    # the OpenRouter profile, which reads the wait for its reset time. The SDKs skip one that is
+    # no number (retry-after says the wait) and back off from one that is no finite wait
+    # (mockai's default second then).
+    headers = {"retry-after-ms": written, "retry-after": "30"}
+    server.add_rule({"error": {"status": 429, "headers": headers}})
+    refused = chat(server, "openrouter")
+    assert refused.status_code == 429
+    assert refused.json()["error"]["metadata"] == {"error_type": "rate_limit_exceeded"}
+    reset = int(refused.headers["X-RateLimit-Reset"]) / 1000
+    assert wait - 5 < reset - time.time() < wait + 5
 
 
 def test_openrouter_models_have_no_object_but_pricing(server: MockServer) -> None:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Mapping
 
 from mockai.profiles.hooks import LimitStyle
+from mockai.wire.errors import DEFAULT_RETRY_AFTER, written_wait
 
 RATE_HEADERS = (
     "x-ratelimit-limit-requests",
@@ -51,8 +52,9 @@ def _openrouter(headers: Mapping[str, str], status: int, billed: int) -> dict[st
     out = _others(headers)
     if status == 429:
         # Only on a 429 OpenRouter raises itself: limit, remaining, and the reset as a Unix
-        # time in milliseconds.
-        seconds = float(headers.get("retry-after-ms", "1000")) / 1000
+        # time in milliseconds. The wait read as the SDKs read it (a scripted `retry-after-ms:
+        # soon`, `nan` or `1e400` had made the answer a plain-text 500), else a second.
+        seconds = written_wait(headers) or DEFAULT_RETRY_AFTER
         out["X-RateLimit-Limit"] = headers.get("x-ratelimit-limit-requests", "20")
         out["X-RateLimit-Remaining"] = "0"
         out["X-RateLimit-Reset"] = str(int((time.time() + seconds) * 1000))

@@ -367,7 +367,7 @@ def from_spec(spec: Any, *, model: str | None = None) -> ApiError:
     # `retry-after` / `retry-after-ms` header is that wait too: kept beside the named error's
     # default other header, the SDKs (which read `retry-after-ms` first) would wait 1 s.
     retry_after = _retry_after(spec["retry_after"]) if "retry_after" in spec else None
-    wait = retry_after if retry_after is not None else _written_wait(written)
+    wait = retry_after if retry_after is not None else written_wait(written)
     base = _base_error(spec, model, wait)
     for key in ("type", "code", "param", "message"):
         if key in spec:
@@ -396,7 +396,7 @@ def from_spec(spec: Any, *, model: str | None = None) -> ApiError:
 _RETRY_HEADERS = frozenset({"retry-after", "retry-after-ms"})
 
 
-def _written_wait(headers: Mapping[str, str]) -> float | None:
+def written_wait(headers: Mapping[str, str]) -> float | None:
     """The wait, in seconds, that scripted retry headers say (`retry-after-ms` first, as the SDKs
     read them); None without them or when they are no number of seconds mockai takes (an HTTP
     date, `0`, `inf`), which the SDKs read as they are, or ignore."""
