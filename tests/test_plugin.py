@@ -396,9 +396,18 @@ def test_retry_assertions_take_a_request_after_a_success_for_a_new_call(run) -> 
                 httpx.post(mockai.url + "/chat/completions", json=body)
             with pytest.raises(AssertionError, match="#1: 3 retries, more than the 2 allowed"):
                 mockai.assert_retries_respected()
+
+        def test_asking_again_after_a_stream_that_ended_whole_is_no_retry(mockai):
+            body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "s"}]}
+            for fault in ("split_chunk=2", "duplicate_chunk=2", "split_chunk=1"):
+                headers = {"x-mockai-fault": fault}
+                with httpx.stream("POST", mockai.url + "/chat/completions", json=body,
+                                  headers=headers) as answer:
+                    assert answer.read().endswith(b"data: [DONE]\\n\\n")
+            mockai.assert_retries_respected()
         """
     )
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=3)
 
 
 def test_strict_off_from_ini_and_back_on_from_the_command_line(run) -> None:  # type: ignore[no-untyped-def]

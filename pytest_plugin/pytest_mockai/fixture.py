@@ -454,8 +454,17 @@ def _fit(retry: JournalEntry, call: list[JournalEntry]) -> tuple[int, float]:
 
 
 def _succeeded(entry: JournalEntry) -> bool:
-    """Whether `entry` was answered whole and without error: an answer no client retries."""
-    return bool(entry.status) and entry.status < 400 and not entry.faults
+    """Whether `entry` was answered whole and without error: an answer no client retries (a
+    chunk split in two or sent twice still ends the stream as it should)."""
+    return (
+        bool(entry.status)
+        and entry.status < 400
+        and all(fault.startswith(_WHOLE_FAULTS) for fault in entry.faults)
+    )
+
+
+# Faults after which the answer still arrives whole, as `Faults.names()` writes them.
+_WHOLE_FAULTS = ("split_chunk=", "duplicate_chunk=")
 
 
 def _retry_problems(attempts: list[JournalEntry], max_retries: int) -> list[str]:
