@@ -18,6 +18,8 @@ import conformance
 import httpx
 import openai
 import pytest
+from aiohttp import web
+from cassette_support import LoopbackApp, interactions
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sdk import sdk
@@ -256,3 +258,39 @@ def test_a_stored_state_request_reaches_the_upstream_as_sent(
         direct = httpx.get(upstream + path, params=params, timeout=10)
         relayed = httpx.get(proxy + path, params=params, timeout=10)
         assert (relayed.status_code, relayed.json()) == (direct.status_code, direct.json())
+
+
+INCLUDE = ["file_search_call.results", "message.output_text.logprobs"]
+
+
+def test_a_list_in_the_query_reaches_the_upstream_and_the_cassette_whole(tmp_path: Path) -> None:
+    # The SDKs send a list parameter as a repeated key (`include[]=a&include[]=b`); the proxy
+    # had kept the first value only, so the upstream and the recorded `uri` lost the rest.
+    asked: list[list[str]] = []
+
+    async def items(request: web.Request) -> web.Response:
+        asked.append(request.query.getall("include[]", []))
+        page = {"object": "list", "data": [], "first_id": None, "last_id": None}
+        return web.json_response({**page, "has_more": False})
+
+    cassette = tmp_path / "query.yaml"
+    with (
+        LoopbackApp({"/v1/{tail:.*}": items}) as upstream,
+        MockServer(
+            cassette=str(cassette), record_mode="once", upstream=upstream.url, log_requests=False
+        ) as proxy,
+        sdk(proxy) as client,
+    ):
+        client.responses.input_items.list("resp_1", include=INCLUDE)  # type: ignore[arg-type]
+        client.conversations.items.list("conv_1", include=INCLUDE)  # type: ignore[arg-type]
+    assert asked == [INCLUDE, INCLUDE]
+    uris = [interaction.uri for interaction in interactions(cassette)]
+    assert all(uri.count("include%5B%5D=") == 2 for uri in uris), uris
+    # Replayed with the query compared, each request finds its recording.
+    with (
+        MockServer(cassette=str(cassette), match_on="method,path,query") as server,
+        sdk(server) as client,
+    ):
+        client.responses.input_items.list("resp_1", include=INCLUDE)  # type: ignore[arg-type]
+        client.conversations.items.list("conv_1", include=INCLUDE)  # type: ignore[arg-type]
+        assert [entry.source for entry in server.requests] == ["cassette"] * 2

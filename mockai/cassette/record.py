@@ -151,7 +151,11 @@ class UpstreamSource:
         if deployment is not None and path.endswith("/openai"):
             path += "/deployments/" + quote(deployment, safe="")  # (one segment, whatever it holds)
         url = self.base.with_path(path + URL.build(path=route).raw_path, encoded=True)
-        return url.with_query({**self.base.query, **(query or {})})
+        # Every value of a key the request repeats (`include[]=a&include[]=b`, as the SDKs send
+        # a list) goes along; a key the request names replaces the base's.
+        query = query or {}
+        pairs = [(k, v) for k, v in self.base.query.items() if k not in query]
+        return url.with_query(pairs + list(query.items()))
 
     async def plan(self, exchange: Exchange, key: bytes) -> Plan | None:
         """Forward the request; the Plan relays the upstream's answer."""

@@ -20,7 +20,7 @@ from functools import partial
 from typing import Any
 
 from aiohttp import web
-from multidict import CIMultiDict
+from multidict import CIMultiDict, MultiDict
 
 from mockai.api import common
 from mockai.api.base import Codec, ParseContext, RenderContext
@@ -440,7 +440,8 @@ def parse_context(
         form=form,
         method=method,
         params=dict(params or {}),
-        query=dict(query or {}),
+        # (every value of a repeated key: `include[]=a&include[]=b` goes upstream whole)
+        query=MultiDict(query or {}),
         head=head,
         model_rules=state.config.cassette is None and state.config.upstream is None,
     )

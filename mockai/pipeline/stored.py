@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from multidict import MultiDict
 
 from mockai.pipeline.exchange import Endpoint, Exchange
 from mockai.pipeline.journal import JournalEntry
@@ -87,6 +88,6 @@ def _stored_exchange(
         provider=profile.name,
         method="GET" if request.method == "HEAD" else request.method,
         route=route,
-        query=dict(request.query),
+        query=MultiDict(request.query),  # (a repeated key's every value: `include[]`)
         head=request.method == "HEAD",
     )
