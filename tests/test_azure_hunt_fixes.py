@@ -165,6 +165,41 @@ def test_the_upstream_url_keeps_the_deployment_and_merges_the_query(
         assert url.path == stem + route
 
 
+def _kept_objects(app: openai.AzureOpenAI) -> list[Any]:
+    """What an Azure app asks of what the resource keeps: a file, a conversation."""
+    made = app.files.create(file=("batch.jsonl", b"{}\n"), purpose="batch")
+    conversation = app.conversations.create(metadata={"k": "v"})
+    return [
+        made.id,
+        app.files.retrieve(made.id).model_dump(),
+        app.conversations.retrieve(conversation.id).model_dump(),
+        app.conversations.items.list(conversation.id).model_dump(),
+    ]
+
+
+def test_an_azure_recording_of_files_and_conversations_replays(tmp_path: Path) -> None:
+    # The resource's base holds these routes (`/openai/files/file-abc`): the replay had compared
+    # that path with the route the same request has at mockai (`/files/file-abc`), so none of
+    # them matched, and mockai's own stores answered (a file retrieved was a 404).
+    cassette = tmp_path / "azure-kept.yaml"
+    with (
+        conformance.checked_server() as resource,
+        conformance.checked_server(
+            cassette=str(cassette), record_mode="once", upstream=resource.base_url + "/openai"
+        ) as rec,
+        azure_client(rec) as app,
+    ):
+        recorded = _kept_objects(app)
+    paths = [urlsplit(stored.uri).path for stored in interactions(cassette)]
+    assert all(path.startswith("/openai/") for path in paths), paths
+    with (
+        conformance.checked_server(cassette=str(cassette), seed=11) as replayer,
+        azure_client(replayer) as app,
+    ):
+        assert _kept_objects(app) == recorded
+        assert {entry.source for entry in replayer.requests} == {"cassette"}
+
+
 # --- 2. the `api-key` header is Azure's --------------------------------------------------------
 
 

@@ -40,6 +40,9 @@ ROUTES = (
     "/audio/translations",
 )
 
+# Where an Azure OpenAI resource's routes are (`/openai/files`, `/openai/deployments/{d}/...`).
+AZURE_PREFIX = "/openai/"
+
 # Fields that say nothing about what is asked, or that clients vary on their own: the end-user
 # id, metadata, stream options (langchain only asks for usage from the official host), caching
 # and safety ids, and the id chaining Responses calls.
@@ -62,7 +65,9 @@ DEFAULT_MATCH_ON = ("method", "path", "body")
 
 def route_of(path: str) -> str:
     """The API route a URL path addresses: `/v1/chat/completions` and `/chat/completions` (or
-    OpenRouter's `/api/v1/chat/completions`) are all `/chat/completions`."""
+    OpenRouter's `/api/v1/chat/completions`) are all `/chat/completions`, and an Azure OpenAI
+    resource's `/openai/files/file-abc` (or a deployment's `/openai/deployments/gpt4o/...`)
+    is `/files/file-abc`."""
     path = "/" + path.strip("/")
     for route in ROUTES:
         if path == route or path.endswith(route):
@@ -70,6 +75,14 @@ def route_of(path: str) -> str:
     _, marker, rest = path.rpartition("/v1/")
     if marker:
         return "/" + rest
+    if path.startswith(AZURE_PREFIX):
+        # (the resource's base, `https://RES.openai.azure.com/openai`, holds every route but the
+        # generating ones' deployments: a recording of its files, batches or stored responses
+        # replays to the same request sent to mockai, whose route has no prefix)
+        rest = path.removeprefix("/openai")
+        if rest.startswith("/deployments/"):
+            rest = "/" + rest.removeprefix("/deployments/").partition("/")[2]
+        return rest
     return "/" if path == "/v1" else path
 
 
