@@ -19,6 +19,7 @@ the fixture, so installing the plugin costs nothing to test runs that do not use
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -99,6 +100,7 @@ def mockai(
             pytrace=False,
         )
     fixture = MockaiFixture.start(options)
+    module_client = _fresh_module_client(monkeypatch)
     monkeypatch.setenv("OPENAI_BASE_URL", fixture.url)
     # Recording forwards the client's key to the upstream: keep a real one if the user has it.
     recording = options.get("record_mode", "none") != "none" and options.get("upstream")
@@ -109,12 +111,68 @@ def mockai(
     finally:
         try:
             fixture.close_clients()
+            _close_module_client(module_client)
         finally:
             fixture.stop()
         _note_conflicts(request.config, fixture.new_conflict_files())
     assert isinstance(request.node, pytest.Item)
     if fixture.strict and not _test_failed_or_skipped(request.node):
         fixture.check_unmatched()
+
+
+# What the `openai` module's own client (`openai.chat.completions.create(...)`, no `OpenAI()`)
+# keeps in the module: the client, built once on first use and then kept for the process, and
+# the settings its construction writes back (`api_key` and `http_client`, from the environment
+# of the test that built it; `api_type`... as it found them).
+_MODULE_CLIENT_STATE = (
+    "_client",
+    "http_client",
+    "api_key",
+    "admin_api_key",
+    "organization",
+    "project",
+    "webhook_secret",
+    "api_type",
+    "api_version",
+    "azure_endpoint",
+)
+
+
+def _fresh_module_client(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any] | None:
+    """Make the `openai` module build its own client anew in this test, from the environment the
+    fixture sets, and put its state back after the test (monkeypatch undoes it).
+
+    Kept, the client a previous test built would send this test's calls to that test's server,
+    stopped since (a connection error), and the key it read would outlive its test. Returns the
+    state as it was, None if the SDK is not imported yet (`_close_module_client` then resets
+    what the test's use of it wrote). Only looked up: importing the SDK here would cost every
+    test that never uses it.
+    """
+    sdk = sys.modules.get("openai")
+    if sdk is None:
+        return None
+    saved = {name: getattr(sdk, name) for name in _MODULE_CLIENT_STATE if hasattr(sdk, name)}
+    for name, value in saved.items():
+        monkeypatch.setattr(sdk, name, value)
+    monkeypatch.setattr(sdk, "_client", None)
+    return saved
+
+
+def _close_module_client(saved: dict[str, Any] | None) -> None:
+    """Close the HTTP client the module's own client opened in the test (it only ever talked to
+    the test's server). If the SDK was first imported during the test, forget that client and
+    the settings its construction wrote, as a fresh import has none; otherwise monkeypatch puts
+    back those of before the test."""
+    sdk = sys.modules.get("openai")
+    if sdk is None or getattr(sdk, "_client", None) is None:
+        return
+    http = getattr(sdk, "http_client", None)
+    if http is not None and http is not (saved or {}).get("http_client"):
+        http.close()
+    if saved is None:
+        for name in ("_client", "http_client", "api_key", "organization", "project"):
+            if hasattr(sdk, name):
+                setattr(sdk, name, None)
 
 
 def _pytest_recording_patches(request: pytest.FixtureRequest) -> bool:

@@ -1,0 +1,48 @@
+"""The pytest plugin's fixes from the tenth bug hunt, each through pytester as a user meets it: a
+test file, a pytest run, its outcome and what it printed."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+INI = "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
+
+
+@pytest.fixture
+def run(pytester: pytest.Pytester):  # type: ignore[no-untyped-def]
+    """Run a test file in a fresh pytest session (in-process) and return the result."""
+
+    def go(source: str, *args: str, ini: str = "") -> pytest.RunResult:
+        pytester.makeini(INI + ini)
+        pytester.makepyfile(test_user=source)
+        return pytester.runpytest("-p", "no:cacheprovider", *args)
+
+    return go
+
+
+def test_the_openai_modules_own_client_talks_to_each_tests_server(run) -> None:  # type: ignore[no-untyped-def]
+    # `openai.chat.completions.create(...)` builds one client on first use and keeps it for the
+    # process: the second test's call went to the first test's server, stopped since.
+    result = run(
+        """
+        import openai, pytest
+
+        @pytest.mark.parametrize("n", [1, 2, 3])
+        def test_module_client(mockai, n):
+            reply = openai.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], timeout=5
+            )
+            assert reply.choices[0].message.content
+            mockai.assert_called(1)
+
+        def test_after_them_the_module_is_as_before():
+            assert openai._client is None
+            assert openai.api_key is None  # (not the fixture's fake key)
+            assert openai.http_client is None
+        """,
+        "-W",
+        "error",
+    )
+    result.assert_outcomes(passed=4)
