@@ -46,3 +46,27 @@ def test_the_openai_modules_own_client_talks_to_each_tests_server(run) -> None: 
         "error",
     )
     result.assert_outcomes(passed=4)
+
+
+def test_the_ini_files_scenarios_are_found_from_any_folder(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `mockai_scenario` was read relative to the folder pytest ran in: the same pytest.ini failed
+    # every test with "no such file" when run from the tests' folder (`cd tests && pytest`).
+    pytester.makeini(INI + "mockai_scenario = scenarios/faq.yaml\n")
+    pytester.mkdir("scenarios").joinpath("faq.yaml").write_text(
+        "mockai: 1\nrules:\n  - name: hi\n    match: {user: hi}\n    reply: hello\n"
+    )
+    tests = pytester.mkdir("tests")
+    tests.joinpath("test_user.py").write_text(
+        "import openai\n\n"
+        "def test_scripted(mockai):\n"
+        "    with mockai.openai_client(max_retries=0) as client:\n"
+        "        reply = client.chat.completions.create(\n"
+        '            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]\n'
+        "        )\n"
+        '    assert reply.choices[0].message.content == "hello"\n'
+    )
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    monkeypatch.chdir(tests)
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)

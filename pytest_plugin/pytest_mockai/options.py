@@ -92,6 +92,8 @@ def merged_options(request: pytest.FixtureRequest, fixture_config: Any) -> dict[
             refuse(f"mockai_{name} in {config.inipath}: {error}")
         if value not in (None, "", []):
             options[name] = _typed(name, kind, value)
+    if options.get("scenario"):
+        options["scenario"] = _beside_the_ini_file(config, options["scenario"])
     for name, (kind, _) in _OPTIONS.items():  # command line
         value = config.getoption(f"mockai_{name}")
         if value is not None:
@@ -115,6 +117,14 @@ def merged_options(request: pytest.FixtureRequest, fixture_config: Any) -> dict[
         # 502s retried; with one, the test's key sent to the real API).
         options.pop("upstream", None)
     return options
+
+
+def _beside_the_ini_file(config: pytest.Config, paths: list[str]) -> list[str]:
+    """The ini file's scenario paths, relative to that file, as pytest reads its own paths
+    (`type="paths"`): the same ini must find them whichever folder pytest runs in (an IDE's
+    run of one test folder, `cd tests && pytest`), not only from the folder it is in."""
+    folder = config.inipath.parent if config.inipath is not None else config.invocation_params.dir
+    return [str(folder / path) for path in paths]
 
 
 def marker_options(node: pytest.Item) -> dict[str, Any]:
