@@ -70,3 +70,26 @@ def test_the_ini_files_scenarios_are_found_from_any_folder(
     pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
     monkeypatch.chdir(tests)
     pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_langchain_talks_to_the_mock_whatever_openai_api_base_says(
+    run, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    # LangChain's ChatOpenAI reads OPENAI_API_BASE before OPENAI_BASE_URL: set in the user's
+    # shell (a proxy), it sent the test's calls there instead of to the test's server.
+    monkeypatch.setenv("OPENAI_API_BASE", "http://127.0.0.1:9/v1")
+    result = run(
+        """
+        import os
+        from langchain_openai import ChatOpenAI
+
+        def test_chat_openai(mockai):
+            mockai.add_rule({"match": {"user": "hi"}, "reply": "hello"})
+            llm = ChatOpenAI(model="gpt-4o-mini", max_retries=0, timeout=5)
+            assert llm.invoke("hi").content == "hello"
+
+        def test_after_it_the_users_value_is_back():
+            assert os.environ["OPENAI_API_BASE"] == "http://127.0.0.1:9/v1"
+        """
+    )
+    result.assert_outcomes(passed=2)

@@ -102,6 +102,10 @@ def mockai(
     fixture = MockaiFixture.start(options)
     module_client = _fresh_module_client(monkeypatch)
     monkeypatch.setenv("OPENAI_BASE_URL", fixture.url)
+    if "OPENAI_API_BASE" in os.environ:
+        # LangChain's ChatOpenAI (and litellm) read it before OPENAI_BASE_URL: left as the user's
+        # shell set it (a proxy, a gateway), their clients would call that, not this server.
+        monkeypatch.setenv("OPENAI_API_BASE", fixture.url)
     # Recording forwards the client's key to the upstream: keep a real one if the user has it.
     recording = options.get("record_mode", "none") != "none" and options.get("upstream")
     if options.get("api_key") or not (recording and os.environ.get("OPENAI_API_KEY")):
