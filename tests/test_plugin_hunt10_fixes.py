@@ -93,3 +93,31 @@ def test_langchain_talks_to_the_mock_whatever_openai_api_base_says(
         """
     )
     result.assert_outcomes(passed=2)
+
+
+@pytest.mark.parametrize("proxy", ["HTTP_PROXY", "all_proxy"])
+def test_clients_reach_the_server_past_a_proxy_the_environment_sets(
+    run, monkeypatch: pytest.MonkeyPatch, proxy: str
+) -> None:  # type: ignore[no-untyped-def]
+    # httpx sends a loopback URL through HTTP_PROXY / ALL_PROXY too (a corporate network's, a CI
+    # runner's): the proxy cannot reach the test's loopback, so every call was a connection error.
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(proxy, "http://127.0.0.1:9")  # (nothing listens there)
+    result = run(
+        """
+        import os, openai
+
+        def test_sdk_client(mockai):
+            with openai.OpenAI(max_retries=0, timeout=5) as client:
+                assert client.models.list().data
+
+        def test_fixture_client(mockai):
+            with mockai.openai_client(max_retries=0, timeout=5) as client:
+                assert client.models.list().data
+
+        def test_after_them_no_proxy_is_unset_again():
+            assert "NO_PROXY" not in os.environ
+        """
+    )
+    result.assert_outcomes(passed=3)

@@ -23,6 +23,7 @@ import sys
 from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -102,6 +103,7 @@ def mockai(
     fixture = MockaiFixture.start(options)
     module_client = _fresh_module_client(monkeypatch)
     monkeypatch.setenv("OPENAI_BASE_URL", fixture.url)
+    _bypass_proxies(monkeypatch, fixture.url)
     if "OPENAI_API_BASE" in os.environ:
         # LangChain's ChatOpenAI (and litellm) read it before OPENAI_BASE_URL: left as the user's
         # shell set it (a proxy, a gateway), their clients would call that, not this server.
@@ -122,6 +124,27 @@ def mockai(
     assert isinstance(request.node, pytest.Item)
     if fixture.strict and not _test_failed_or_skipped(request.node):
         fixture.check_unmatched()
+
+
+# The variables that send HTTP clients (httpx, so the SDKs; requests; urllib) through a proxy.
+_PROXY_VARIABLES = frozenset({"http_proxy", "https_proxy", "all_proxy"})
+
+
+def _bypass_proxies(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    """Add the server's host to NO_PROXY while the test runs, when a proxy is set.
+
+    httpx (the SDKs' client) sends even a loopback URL through `HTTP_PROXY` / `ALL_PROXY`, which
+    a corporate network or a CI runner often sets: the proxy cannot reach the test's own
+    loopback, and every call failed with "Connection error". Left alone without a proxy, so the
+    environment the code under test sees is the one it had.
+    """
+    if not any(name.lower() in _PROXY_VARIABLES and value for name, value in os.environ.items()):
+        return
+    host = urlsplit(url).hostname or "127.0.0.1"
+    # (urllib, which httpx asks, prefers `no_proxy` to `NO_PROXY` when both are set.)
+    for name in [n for n in ("no_proxy", "NO_PROXY") if n in os.environ] or ["NO_PROXY"]:
+        kept = os.environ.get(name, "").strip().rstrip(",")
+        monkeypatch.setenv(name, f"{kept},{host}" if kept else host)
 
 
 # What the `openai` module's own client (`openai.chat.completions.create(...)`, no `OpenAI()`)
