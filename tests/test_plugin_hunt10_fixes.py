@@ -121,3 +121,29 @@ def test_clients_reach_the_server_past_a_proxy_the_environment_sets(
         """
     )
     result.assert_outcomes(passed=3)
+
+
+def test_a_marked_test_gets_its_server_without_naming_the_fixture(
+    run, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    # As `@pytest.mark.vcr` does in pytest-recording: a test moved to `@pytest.mark.mockai(...)`
+    # as it was ignored the marker and called the real API (with the user's real key).
+    pytester.makefile(".yaml", faq="mockai: 1\nrules:\n  - match: {user: hi}\n    reply: hello\n")
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    result = run(
+        """
+        import os, openai, pytest
+
+        @pytest.mark.mockai(scenario="faq.yaml")
+        def test_marked_only():
+            with openai.OpenAI(max_retries=0) as client:
+                reply = client.chat.completions.create(
+                    model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+                )
+            assert reply.choices[0].message.content == "hello"
+
+        def test_unmarked_and_without_the_fixture_gets_none():
+            assert "OPENAI_BASE_URL" not in os.environ
+        """
+    )
+    result.assert_outcomes(passed=2)

@@ -221,9 +221,14 @@ def _mockai_first(request: pytest.FixtureRequest) -> None:
     with the user's key. Autouse fixtures come first among a test's function-scoped fixtures
     (after every higher-scoped one, which cannot depend on `mockai` anyway), and a plugin's before
     any conftest's; from here `mockai` is set up with its own dependencies, as pytest resolves
-    them. A test without `mockai` pays one membership test.
+    them.
+
+    A test marked `mockai` gets its server without naming the fixture, as a test marked `vcr`
+    gets its cassette from pytest-recording: a test moved from `@pytest.mark.vcr` to
+    `@pytest.mark.mockai(cassette=True)` as it was would otherwise ignore the marker and call the
+    real API with the user's key. A test with neither pays a membership test and a marker lookup.
     """
-    if "mockai" in request.fixturenames:
+    if "mockai" in request.fixturenames or request.node.get_closest_marker("mockai") is not None:
         request.getfixturevalue("mockai")
 
 
