@@ -147,3 +147,24 @@ def test_a_marked_test_gets_its_server_without_naming_the_fixture(
         """
     )
     result.assert_outcomes(passed=2)
+
+
+def test_the_factory_takes_the_logging_options(run) -> None:  # type: ignore[no-untyped-def]
+    # It passed `log_requests=False` itself: `log_requests=True` was a TypeError (given twice),
+    # `quiet=False` a ConfigError (an option and its alias).
+    result = run(
+        """
+        import pytest
+
+        @pytest.mark.parametrize(
+            ("options", "logs"),
+            [({"log_requests": True}, True), ({"quiet": False}, True), ({"quiet": True}, False),
+             ({}, False)],
+        )
+        def test_logging(make_mockai_server, options, logs):
+            server = make_mockai_server(**options)
+            assert server.running
+            assert server.config.log_requests is logs
+        """
+    )
+    result.assert_outcomes(passed=4)

@@ -240,7 +240,11 @@ def make_mockai_server(request: pytest.FixtureRequest) -> Iterator[Any]:
     started: list[MockServer] = []
 
     def make(**options: Any) -> MockServer:
-        server = MockServer(log_requests=False, **options)
+        # Quiet unless asked otherwise (`log_requests=True`, or its alias `quiet=False`): given
+        # both ways, the option was a TypeError or a ConfigError.
+        if "quiet" not in options:
+            options.setdefault("log_requests", False)
+        server = MockServer(**options)
         started.append(server.start())
         return server
 
