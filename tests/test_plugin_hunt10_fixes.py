@@ -168,3 +168,39 @@ def test_the_factory_takes_the_logging_options(run) -> None:  # type: ignore[no-
         """
     )
     result.assert_outcomes(passed=4)
+
+
+def test_a_tests_scenarios_beats_its_modules_scenario(run, pytester: pytest.Pytester) -> None:  # type: ignore[no-untyped-def]
+    # `scenarios=` (MockServer's name, "the same" as `scenario=`) went to the server as its own
+    # key, which the module's `scenario=` then replaced: the closest marker lost.
+    for name, reply in (("faq", "module"), ("own", "test")):
+        pytester.makefile(
+            ".yaml", **{name: f"mockai: 1\nrules:\n  - match: {{user: hi}}\n    reply: {reply}\n"}
+        )
+    result = run(
+        """
+        import pytest
+
+        pytestmark = pytest.mark.mockai(scenario="faq.yaml")
+
+        def ask(mockai):
+            with mockai.openai_client(max_retries=0) as client:
+                reply = client.chat.completions.create(
+                    model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+                )
+            return reply.choices[0].message.content
+
+        @pytest.mark.mockai(scenarios="own.yaml")
+        def test_own_scenarios(mockai):
+            assert ask(mockai) == "test"
+
+        def test_the_modules(mockai):
+            assert ask(mockai) == "module"
+
+        @pytest.mark.mockai(scenario="own.yaml", scenarios="faq.yaml")
+        def test_both_spellings_at_once(mockai):
+            pass
+        """
+    )
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*scenario= and scenarios= name the same option*"])

@@ -149,8 +149,18 @@ def marker_options(node: pytest.Item) -> dict[str, Any]:
 def _set(options: Mapping[str, Any]) -> dict[str, Any]:
     """The options given a value: None is what `pytest --markers` shows as each option's
     default, so it means "not set here" and leaves the layer below in force (`strict=None` must
-    not turn strict mode off)."""
-    return {key: value for key, value in options.items() if value is not None}
+    not turn strict mode off).
+
+    `scenarios=` (MockServer's name, the same option) is read as `scenario=`: kept apart, it
+    went to the server alongside the plugin's `scenario`, which replaced it, so a test's own
+    `scenarios=` lost to its module's `scenario=` (or the ini file's).
+    """
+    given = {key: value for key, value in options.items() if value is not None}
+    if "scenarios" in given:
+        if "scenario" in given:
+            refuse("scenario= and scenarios= name the same option: give only one of them")
+        given["scenario"] = given.pop("scenarios")
+    return given
 
 
 def _typed(name: str, kind: str, value: Any) -> Any:
