@@ -204,3 +204,31 @@ def test_a_tests_scenarios_beats_its_modules_scenario(run, pytester: pytest.Pyte
     )
     result.assert_outcomes(passed=2, errors=1)
     result.stdout.fnmatch_lines(["*scenario= and scenarios= name the same option*"])
+
+
+def test_quiet_and_log_requests_in_two_layers_the_closer_wins(run) -> None:  # type: ignore[no-untyped-def]
+    # `quiet=` is `log_requests=` turned around: one in the module's marker (or `mockai_config`)
+    # and the other in the test's reached the server together, a ConfigError at setup.
+    result = run(
+        """
+        import pytest
+
+        pytestmark = pytest.mark.mockai(quiet=True)
+
+        @pytest.mark.mockai(log_requests=True)
+        def test_own_marker(mockai):
+            assert mockai.server.config.log_requests is True
+
+        def test_the_modules(mockai):
+            assert mockai.server.config.log_requests is False
+
+        class TestConfigured:
+            @pytest.fixture
+            def mockai_config(self):
+                return {"log_requests": True}
+
+            def test_the_marker_beats_the_fixture(self, mockai):
+                assert mockai.server.config.log_requests is False
+        """
+    )
+    result.assert_outcomes(passed=3)

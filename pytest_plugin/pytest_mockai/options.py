@@ -153,13 +153,19 @@ def _set(options: Mapping[str, Any]) -> dict[str, Any]:
 
     `scenarios=` (MockServer's name, the same option) is read as `scenario=`: kept apart, it
     went to the server alongside the plugin's `scenario`, which replaced it, so a test's own
-    `scenarios=` lost to its module's `scenario=` (or the ini file's).
+    `scenarios=` lost to its module's `scenario=` (or the ini file's). Likewise `quiet=` is
+    `log_requests=` turned around: given in two layers, the two spellings reached the server
+    together, a ConfigError, instead of the closer one winning.
     """
     given = {key: value for key, value in options.items() if value is not None}
     if "scenarios" in given:
         if "scenario" in given:
             refuse("scenario= and scenarios= name the same option: give only one of them")
         given["scenario"] = given.pop("scenarios")
+    if isinstance(given.get("quiet"), bool):  # (another value is the server's to refuse)
+        if "log_requests" in given:
+            refuse("quiet= and log_requests= name the same option: give only one of them")
+        given["log_requests"] = not given.pop("quiet")
     return given
 
 
