@@ -90,7 +90,8 @@ def compile_error(value: Any, line: int, where: str, problems: Problems) -> Erro
 
 
 def _named(name: Any, line: int, where: str, problems: Problems) -> ErrorSpec | None:
-    if name not in wire_errors.NAMED:
+    # (a string first: `name: [rate_limit]` cannot be looked up in a mapping, being unhashable)
+    if not isinstance(name, str) or name not in wire_errors.NAMED:
         problems.add(
             line,
             f"{where}: {describe(name)} is not a named error"
