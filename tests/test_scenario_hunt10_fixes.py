@@ -62,3 +62,22 @@ def test_an_error_name_that_is_a_list_is_a_problem_at_its_line_not_a_traceback(
         assert answer.status_code == 400, answer.text
         assert answer.json()["error"]["code"] == "mockai_invalid_rule"
         assert "['rate_limit'] is not a named error" in answer.json()["error"]["message"]
+
+
+def test_a_misspelt_error_name_is_one_problem_not_also_a_missing_name(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "misspelt.yaml",
+        """
+        mockai: 1
+        rules:
+          - name: a
+            error: {name: rate_limt, retry_after: 1s}
+        """,
+    )
+    code, output = check(path)
+    assert code == 1
+    assert f"{path}:4: rule 'a': 'rate_limt' is not a named error (did you mean 'rate_limit'?)" in (
+        output
+    )
+    assert "needs a status" not in output
+    assert "1 problem(s)" in output

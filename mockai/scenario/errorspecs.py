@@ -68,7 +68,10 @@ def compile_error(value: Any, line: int, where: str, problems: Problems) -> Erro
     )
     status = value.get("status", base.status if base is not None else None)
     if status is None:
-        problems.add(line, f"{where} error needs a status (400-599) or a name such as rate_limit")
+        if "name" not in value:  # (a name that is none was said above: not a missing one too)
+            problems.add(
+                line, f"{where} error needs a status (400-599) or a name such as rate_limit"
+            )
         return None
     if not isinstance(status, int) or isinstance(status, bool) or not 400 <= status <= 599:
         problems.add(
