@@ -7,8 +7,11 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import httpx
+import openai
+import pytest
 
 from mockai import MockServer
 
@@ -81,3 +84,33 @@ def test_a_misspelt_error_name_is_one_problem_not_also_a_missing_name(tmp_path: 
     )
     assert "needs a status" not in output
     assert "1 problem(s)" in output
+
+
+# --- a step switching off the rule's `disconnect` -------------------------------------------------
+
+
+def test_a_step_switches_off_the_rules_disconnect_with_false(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "drop.yaml",
+        """
+        mockai: 1
+        rules:
+          - name: flaky-stream
+            match: {user: story}
+            faults: {disconnect: true}
+            sequence:
+              - reply: "Once upon a time"
+              - reply: "Once upon a time, it ended."
+                faults: {disconnect: false}
+        """,
+    )
+    code, output = check(path)
+    assert code == 0, output
+    with MockServer(scenario=str(path)) as server:
+        client = openai.OpenAI(base_url=server.url, api_key="sk-test", max_retries=0)
+        messages: Any = [{"role": "user", "content": "a story"}]
+        with pytest.raises(openai.APIConnectionError):
+            client.chat.completions.create(model="gpt-4o-mini", messages=messages)
+        answer = client.chat.completions.create(model="gpt-4o-mini", messages=messages)
+        assert answer.choices[0].message.content == "Once upon a time, it ended."
+        client.close()

@@ -283,6 +283,8 @@ def fault(name: str, setting: Any = True) -> Faults:
             Faults(error=_error_fault(name, setting)) if setting not in (False, None) else NO_FAULTS
         )
     if name in ALIASES:
+        if setting is False or setting is None:  # (a step switching the rule's one off)
+            return NO_FAULTS
         if setting is not True:
             raise ValueError(f"{name} is a flag: use `{name}: true`")
         somewhere: dict[str, Any] = {ALIASES[name].value: SOMEWHERE}
