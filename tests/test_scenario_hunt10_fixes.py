@@ -114,3 +114,43 @@ def test_a_step_switches_off_the_rules_disconnect_with_false(tmp_path: Path) -> 
         answer = client.chat.completions.create(model="gpt-4o-mini", messages=messages)
         assert answer.choices[0].message.content == "Once upon a time, it ended."
         client.close()
+
+
+# --- what a bad duration is told to be ------------------------------------------------------------
+
+
+def test_a_single_duration_is_not_told_to_be_a_range_where_ranges_are_refused(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path / "durations.yaml",
+        """
+        mockai: 1
+        rules:
+          - name: limited
+            match: {user: a}
+            error: {name: rate_limit, retry_after: 100ms-300ms}
+          - name: slow
+            match: {user: b}
+            latency: {min: 100ms-200ms, max: 1s}
+            reply: hello
+          - name: vague
+            match: {user: c}
+            latency: soon
+            reply: hello
+        """,
+    )
+    code, output = check(path)
+    assert code == 1
+    lines = {line.split(": ", 1)[0]: line for line in output.splitlines()}
+    refused = lines[f"{path}:5"]
+    assert "'100ms-300ms' is not a duration (use seconds, or a string like '200ms' or '1.5s')" in (
+        refused
+    )
+    assert "100ms-300ms'" not in refused.split("(use", 1)[1]
+    assert "(use seconds, or a string like '200ms' or '1.5s')" in lines[f"{path}:8"]
+    # (a delay may be a range: said so)
+    assert (
+        "'soon' is not a duration (use seconds, or a string like '200ms', '1.5s' or "
+        in (lines[f"{path}:12"])
+    )

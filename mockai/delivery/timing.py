@@ -29,7 +29,10 @@ _NUMBER = r"(\d+(?:\.\d+)?|\.\d+)"
 _DURATION = re.compile(rf"^\s*{_NUMBER}\s*(ms|s|m)?\s*$", re.ASCII)
 _RANGE = re.compile(rf"^\s*{_NUMBER}\s*(ms|s|m)?\s*-\s*{_NUMBER}\s*(ms|s|m)?\s*$", re.ASCII)
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}
-_DURATION_HELP = "use seconds, or a string like '200ms', '1.5s' or '100ms-300ms'"
+_DURATION_HELP = "use seconds, or a string like '200ms' or '1.5s'"
+# (a delay, `latency` or a stream's pacing, may also be a range: one duration, such as a
+# `retry_after` or a delay's `min`, may not, and must not be told to be one)
+_DELAY_HELP = "use seconds, or a string like '200ms', '1.5s' or '100ms-300ms'"
 # The longest duration anything takes: a day. It covers every real use (a 20-minute sound, a
 # retry-after for a daily quota, a rate-limit window) while a typo of a few more digits, or 400
 # of them (which float() reads as infinity), is refused where it is written instead of becoming
@@ -92,10 +95,11 @@ class LogNormal:
         return rng.lognormvariate(mu, math.sqrt(sigma2))
 
 
-def parse_duration(value: Any) -> float:
-    """Seconds from `0.2`, `"200ms"`, `"1.5s"` or `"2m"`; ValueError explains a bad value."""
+def parse_duration(value: Any, *, hint: str = _DURATION_HELP) -> float:
+    """Seconds from `0.2`, `"200ms"`, `"1.5s"` or `"2m"`; ValueError explains a bad value (with
+    `hint`, the values that would do)."""
     if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a duration ({_DURATION_HELP})")
+        raise ValueError(f"{value!r} is not a duration ({hint})")
     if isinstance(value, (int, float)):
         # (an int is compared as it is: one of 400 digits, from YAML, is too large for a float)
         if value < 0 or (isinstance(value, float) and not math.isfinite(value)):
@@ -107,7 +111,7 @@ def parse_duration(value: Any) -> float:
         match = _DURATION.match(value)
         if match:
             return _bounded(_seconds(match.group(1), match.group(2)), value)
-    raise ValueError(f"{value!r} is not a duration ({_DURATION_HELP})")
+    raise ValueError(f"{value!r} is not a duration ({hint})")
 
 
 def _seconds(number: str, unit: str | None) -> float:
@@ -162,7 +166,7 @@ def parse_delay(value: Any) -> Delay:
             return parse_delay(split_pairs(value))
     if isinstance(value, Mapping):
         return _delay_mapping(value)
-    return Fixed(parse_duration(value))
+    return Fixed(parse_duration(value, hint=_DELAY_HELP))
 
 
 def _range(text: str, match: re.Match[str]) -> Uniform:
