@@ -13,7 +13,7 @@ import httpx
 import openai
 import pytest
 
-from mockai import MockServer
+from mockai import MockServer, ScenarioError
 
 
 def write(path: Path, text: str) -> Path:
@@ -154,3 +154,38 @@ def test_a_single_duration_is_not_told_to_be_a_range_where_ranges_are_refused(
         "'soon' is not a duration (use seconds, or a string like '200ms', '1.5s' or "
         in (lines[f"{path}:12"])
     )
+
+
+# --- a faker method written without its call ------------------------------------------------------
+
+
+def test_a_faker_method_without_its_call_is_a_load_error_not_a_memory_address(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path / "uncalled.yaml",
+        """
+        mockai: 1
+        rules:
+          - name: greet
+            match: {user: hello}
+            reply:
+              content: |
+                Hello!
+                I am {{ faker.first_name }} {{ faker.unique.last_name|upper }}.
+          - name: kept
+            match: {user: later}
+            reply: "{% set pick = faker.first_name %}{{ pick() }} and {{ faker.first_name() }}"
+        """,
+    )
+    code, output = check(path)
+    assert code == 1
+    assert (
+        f"{path}:8: 'faker.first_name' in the template of rule 'greet' reply.content (template "
+        "line 2) is a method: call it, faker.first_name()" in output
+    )
+    assert f"{path}:8: 'faker.unique.last_name' in the template of rule 'greet'" in output
+    assert "2 problem(s)" in output  # (`kept` calls what it keeps)
+    uncalled = r"'faker\.name' .* is a method: call it"
+    with MockServer() as server, pytest.raises(ScenarioError, match=uncalled):
+        server.add_rule({"match": {"user": "hi"}, "reply": "Hi {{ faker.name }}"})

@@ -940,7 +940,53 @@ def _names_known(
             name = f"faker.{inner.attr}.{node.attr}"
             problems.add(at, _faker_problem(name, node.attr, where, inside))
             ok = False
+    return _faker_methods_called(tree, place, where, problems) and ok
+
+
+def _faker_methods_called(
+    tree: nodes.Template, place: _Place, where: str, problems: Problems
+) -> bool:
+    """False (with a problem) for a faker method written without its call: `{{ faker.name }}`
+    prints the bound method, `<bound method Provider.name of <... object at 0x7f...>>`, whose
+    address changes from run to run (the answer is no longer reproducible). Kept in a variable
+    to be called later (`{% set pick = faker.name %}`), it is left alone."""
+    from jinja2 import nodes
+
+    used = {id(call.node) for call in tree.find_all(nodes.Call)}
+    used |= {id(assign.node) for assign in tree.find_all(nodes.Assign)}
+    used |= {id(value) for scope in tree.find_all(nodes.With) for value in scope.values}
+    ok = True
+    for node in tree.find_all(nodes.Getattr):
+        name = _faker_method(node)
+        if name is None or id(node) in used:
+            continue
+        at, inside = place.of(node.lineno)
+        problems.add(
+            at,
+            f"'{name}' in the template of {where}{inside} is a method: call it, {name}() "
+            "(uncalled, it prints as the method itself, a memory address that differs every run)",
+        )
+        ok = False
     return ok
+
+
+def _faker_method(node: nodes.Getattr) -> str | None:
+    """`faker.first_name` or `faker.unique.first_name` for such an attribute, else None."""
+    from jinja2 import nodes
+
+    if node.attr not in provider_methods():
+        return None
+    inner = node.node
+    if isinstance(inner, nodes.Name) and inner.name == "faker":
+        return f"faker.{node.attr}"
+    if (
+        isinstance(inner, nodes.Getattr)
+        and isinstance(inner.node, nodes.Name)
+        and inner.node.name == "faker"
+        and inner.attr in FakerView.PROXIES
+    ):
+        return f"faker.{inner.attr}.{node.attr}"
+    return None
 
 
 def _faker_problem(name: str, attr: str, where: str, inside: str) -> str:
