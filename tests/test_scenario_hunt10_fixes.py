@@ -189,3 +189,64 @@ def test_a_faker_method_without_its_call_is_a_load_error_not_a_memory_address(
     uncalled = r"'faker\.name' .* is a method: call it"
     with MockServer() as server, pytest.raises(ScenarioError, match=uncalled):
         server.add_rule({"match": {"user": "hi"}, "reply": "Hi {{ faker.name }}"})
+
+
+# --- `<<: [*a, *b]`: the first mapping's keys win ---------------------------------------------------
+
+
+def test_a_merge_of_several_mappings_takes_each_key_from_the_first_that_has_it(
+    tmp_path: Path,
+) -> None:
+    # The merge-key spec: "keys in mapping nodes earlier in the sequence override keys specified
+    # in later mapping nodes". PyYAML 6.0.4 lets the later ones win (yaml/pyyaml#953).
+    path = write(
+        tmp_path / "merged.yaml",
+        """
+        mockai: 1
+        rules:
+          - &pirate
+            name: pirate
+            match: {system: pirate}
+            reply: "Arr!"
+          - &robot
+            name: robot
+            match: {system: robot, user: beep}
+            reply: "Beep."
+          - <<: [*robot, *pirate]
+            name: robot-first
+            match:
+              <<: [{user: boop, stream: true}, {user: beep, stream: false}]
+              endpoint: chat
+        """,
+    )
+    code, output = check(path)
+    assert code == 0, output
+    with MockServer(scenario=str(path)) as server:
+        rule = next(rule for rule in server.rules if rule.name == "robot-first")
+        assert rule.as_json()["match"] == [
+            "user: contains 'boop'",
+            "stream: true",
+            "endpoint: chat",
+        ]
+        client = openai.OpenAI(base_url=server.url, api_key="sk-test", max_retries=0)
+        chunks = client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "boop"}], stream=True
+        )
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Beep."
+        client.close()
+
+
+def test_a_mapping_merging_itself_is_a_problem_not_a_traceback(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "itself.yaml",
+        """
+        mockai: 1
+        rules:
+          - name: r
+            match: {user: hi}
+            reply: &m {<<: *m, content: hello}
+        """,
+    )
+    code, output = check(path)
+    assert code == 1 and "Traceback" not in output
+    assert "invalid YAML merge: a mapping cannot merge itself (a recursive alias)" in output

@@ -153,6 +153,7 @@ class _Builder:
         self.budget = budget  # values left to build again through aliases
         self.alias_line = 0  # the line of the outermost alias being built again, else 0
         self.explicit: dict[int, set[int]] = {}  # mapping node -> its own (not merged) key nodes
+        self.flattening: set[int] = set()  # mapping nodes whose merges are being flattened
 
     def build(self, node: yaml.Node) -> Any:
         again = id(node) in self.seen
@@ -193,10 +194,8 @@ class _Builder:
         )
         out = LocatedDict()
         out.line, out.lines, out.blocks, out.texts = node.start_mark.line + 1, {}, {}, {}
-        try:
-            self.constructor.flatten_mapping(node)
-        except self.yaml.YAMLError as error:  # `<<: 5`: a merge of something not a mapping
-            problem = getattr(error, "problem", None) or error
+        problem = self._flatten(node)
+        if problem is not None:  # `<<: 5`: a merge of something not a mapping
             self.report(node.start_mark.line + 1, f"invalid YAML merge: {problem}")
             return out
         written: set[Any] = set()
@@ -222,6 +221,44 @@ class _Builder:
                 out.blocks[key] = block
         return out
 
+    def _flatten(self, node: yaml.MappingNode) -> str | None:
+        """Put the pairs `<<:` merges into `node` in its own (as PyYAML's flatten_mapping does),
+        ordered so that the pair that must win comes last (`_mapping` keeps the last): the
+        mapping's own keys, then, of `<<: [*a, *b]`, `a`'s over `b`'s, as the merge-key spec
+        says ("keys in mapping nodes earlier in the sequence override keys specified in later
+        mapping nodes"). PyYAML's own order changed in 6.0.4, where `b`'s won for keys of more
+        than one letter (yaml/pyyaml#953). What is wrong with a merge, else None."""
+        merged: list[tuple[yaml.Node, yaml.Node]] = []  # lowest precedence first
+        own: list[tuple[yaml.Node, yaml.Node]] = []
+        for key_node, value_node in node.value:
+            if key_node.tag != _MERGE_TAG:
+                if key_node.tag == _VALUE_TAG:  # (`=` as a key: text, as PyYAML reads it)
+                    key_node.tag = _STANDARD_TAG + "str"
+                own.append((key_node, value_node))
+                continue
+            if isinstance(value_node, self.yaml.SequenceNode):
+                sources = list(value_node.value)
+            else:
+                sources = [value_node]
+            for source in sources:
+                if not isinstance(source, self.yaml.MappingNode):
+                    found = getattr(source, "id", "a value")
+                    return f"expected a mapping or list of mappings for merging, but found {found}"
+            if any(id(source) in self.flattening for source in sources):
+                return "a mapping cannot merge itself (a recursive alias)"
+            self.flattening.add(id(node))
+            try:
+                for source in reversed(sources):  # (the first source last: it wins)
+                    problem = self._flatten(source)
+                    if problem is not None:
+                        return problem
+                    merged.extend(source.value)
+            finally:
+                self.flattening.discard(id(node))
+        if len(own) < len(node.value):  # (merges were flattened in)
+            node.value = _last_of_each(merged) + own
+        return None
+
     def _sequence(self, node: yaml.SequenceNode) -> LocatedList:
         out = LocatedList(self.build(item) for item in node.value)
         out.line = node.start_mark.line + 1
@@ -245,6 +282,22 @@ class _Builder:
 
 
 _STANDARD_TAG = "tag:yaml.org,2002:"
+_VALUE_TAG = _STANDARD_TAG + "value"
+
+
+def _last_of_each(pairs: list[tuple[yaml.Node, yaml.Node]]) -> list[tuple[yaml.Node, yaml.Node]]:
+    """`pairs` keeping, of the pairs whose keys are the same text, the last (the one a mapping
+    keeps): merges of merges of one mapping (`<<: [*m, *m]`, nested) would otherwise grow their
+    pairs exponentially, as the values built again through aliases grow (ALIASED_VALUES)."""
+    kept: dict[Any, tuple[yaml.Node, yaml.Node]] = {}
+    for index, (key_node, value_node) in enumerate(pairs):
+        value = getattr(key_node, "value", None)
+        key = (key_node.tag, value) if isinstance(value, str) else ("node", index)
+        kept.pop(key, None)  # (a later pair takes the place its key has last)
+        kept[key] = (key_node, value_node)
+    return list(kept.values())
+
+
 # What SafeConstructor raises for a tagged scalar whose text is not of its type.
 _UNREADABLE = (ValueError, TypeError, LookupError, AttributeError, ArithmeticError)
 
