@@ -250,3 +250,40 @@ def test_a_mapping_merging_itself_is_a_problem_not_a_traceback(tmp_path: Path) -
     code, output = check(path)
     assert code == 1 and "Traceback" not in output
     assert "invalid YAML merge: a mapping cannot merge itself (a recursive alias)" in output
+
+
+# --- a template of one line in a `|` block --------------------------------------------------------
+
+
+def test_a_problem_in_a_one_line_block_template_is_at_the_templates_own_line(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path / "block.yaml",
+        """
+        mockai: 1
+        rules:
+          - name: greet
+            match: {user: hello}
+            reply:
+              content: |
+                Hello, {{ request.usr }}!
+          - name: shout
+            match: {user: hey}
+            reply: |-
+              {{ faker.first_nam() | upper }}
+          - name: several
+            match: {user: hi}
+            reply:
+              content: |
+                Hi.
+                {{ request.modle }}
+        """,
+    )
+    code, output = check(path)
+    assert code == 1
+    assert f"{path}:7: unknown field 'request.usr' in the template of rule 'greet'" in output
+    assert f"{path}:11: unknown faker method 'faker.first_nam' in rule 'shout'" in output
+    assert "'greet' reply.content (did you mean 'user'?)" in output  # (no template line 1)
+    assert f"{path}:17: unknown field 'request.modle'" in output  # (as before)
+    assert "(template line 2)" in output

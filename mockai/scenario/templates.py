@@ -890,10 +890,11 @@ class _Place:
 
     def of(self, lineno: int | None) -> tuple[int, str]:
         """(file line, ` (template line N)` for multi-line templates)."""
-        if not self.multiline or not lineno:
+        if not lineno or not (self.multiline or self.block):
             return self.line, ""
+        # (a `|` block of one line is on the line after its key's, as is a longer one's first)
         at = self.block + lineno - 1 if self.block else self.line
-        return at, f" (template line {lineno})"
+        return at, f" (template line {lineno})" if self.multiline else ""
 
 
 def _names_known(
