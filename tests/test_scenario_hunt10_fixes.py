@@ -287,3 +287,38 @@ def test_a_problem_in_a_one_line_block_template_is_at_the_templates_own_line(
     assert "'greet' reply.content (did you mean 'user'?)" in output  # (no template line 1)
     assert f"{path}:17: unknown field 'request.modle'" in output  # (as before)
     assert "(template line 2)" in output
+
+
+# --- load(): the settings it does not apply are said -----------------------------------------------
+
+
+def test_load_says_which_settings_of_the_file_it_does_not_apply(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write(
+        tmp_path / "chaotic.yaml",
+        """
+        mockai: 1
+        seed: 7
+        chaos: {rate_limit: 1}
+        rules:
+          - name: hello
+            match: {user: hi}
+            reply: hello
+        """,
+    )
+    with MockServer() as server:
+        caplog.set_level("WARNING", logger="mockai")
+        assert server.load(path) == ["hello"]
+        said = [r.getMessage() for r in caplog.records if "is not applied" in r.getMessage()]
+        why = (
+            "is not applied: load() takes a file's rules only (give the file when the server "
+            "starts for its settings: MockServer(scenario=...), the pytest marker's scenario=, "
+            "mockai serve --scenario)"
+        )
+        assert said == [f"mockai: {path}:2: seed {why}", f"mockai: {path}:3: chaos {why}"]
+        client = openai.OpenAI(base_url=server.url, api_key="sk-test", max_retries=0)
+        messages: Any = [{"role": "user", "content": "hi"}]
+        answer = client.chat.completions.create(model="gpt-4o-mini", messages=messages)
+        assert answer.choices[0].message.content == "hello"  # (no chaos: as the log says)
+        client.close()

@@ -308,9 +308,22 @@ class MockServer:
     def load(self, path: str | os.PathLike[str]) -> list[str]:
         """Add the rules of a scenario file or folder (after the current scenario rules).
 
-        Only the rules are taken: settings (seed, models, ...) apply when given at start.
+        Only the rules are taken: settings (seed, models, ...) apply when given at start, and
+        those the files give are logged as not applied (a `chaos:` or `seed:` dropped without
+        a word left a test passing without the faults or the answers it was written for).
         """
-        return self._book().load(scenario.load([os.fspath(path)]))
+        loaded = scenario.load([os.fspath(path)])
+        names = self._book().load(loaded)
+        for name, setting in loaded.settings.items():
+            log.warning(
+                "mockai: %s:%d: %s is not applied: load() takes a file's rules only (give the "
+                "file when the server starts for its settings: MockServer(scenario=...), "
+                "the pytest marker's scenario=, mockai serve --scenario)",
+                setting.file,
+                setting.line,
+                name,
+            )
+        return names
 
     @property
     def rules(self) -> list[scenario.RuleInfo]:
