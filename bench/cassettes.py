@@ -26,8 +26,10 @@ from mockai import MockServer
 from mockai.api import chat
 from mockai.api.base import ParseContext
 from mockai.cassette import Cassette, CassetteFile, Interaction, ReplaySource
+from mockai.cassette.modes import RecordMode
 from mockai.cassette.redact import Scrubber
 from mockai.cassette.scan import refuse_leaks
+from mockai.cassette.writer import CassetteRecorder
 from mockai.catalog import Catalog
 
 
@@ -81,6 +83,36 @@ def save_cost(size: int) -> tuple[float, int]:
         refuse_leaks(path, text, Scrubber())
         CassetteFile.save(path, text)
         return time.perf_counter() - started, path.stat().st_size
+
+
+def appending_cost(size: int, saves: int = 5) -> tuple[float, float, int]:
+    """`new_episodes` into a cassette of `size` interactions: opening it to record (loading it
+    and finding where new items go in its own text), then the median of `saves` saves of one
+    new interaction each (the splice, its check and the secret scan, the atomic write)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "c.yaml"
+        CassetteFile.save(
+            path, CassetteFile.dumps(Cassette(path, [interaction(n) for n in range(size)]))
+        )
+        started = time.perf_counter()
+        recorder = CassetteRecorder(
+            path, RecordMode.NEW_EPISODES, CassetteFile.load(path, keep_raw=True), Scrubber()
+        )
+        opened = time.perf_counter() - started
+
+        async def record() -> list[float]:
+            times = []
+            for n in range(saves):
+                started = time.perf_counter()
+                assert recorder.add(interaction(size + n))
+                await recorder.flush()
+                times.append(time.perf_counter() - started)
+            return times
+
+        times = asyncio.run(record())
+        assert len(CassetteFile.load(path).interactions) == size + saves
+        assert not path.with_name("c.yaml.bak").exists()  # (appended in its own text)
+        return opened, statistics.median(times), path.stat().st_size
 
 
 async def concurrent_recording(count: int) -> tuple[float, int]:
@@ -142,6 +174,12 @@ def main() -> None:
         print(
             f"save (dump + scan + atomic write), {size:>5} interactions "
             f"({size_bytes / 1e6:.1f} MB): {seconds * 1000:7.1f} ms"
+        )
+    for size in (100, 1_000, 3_000):
+        opened, saved, size_bytes = appending_cost(size)
+        print(
+            f"new_episodes into {size:>5} interactions ({size_bytes / 1e6:.1f} MB): "
+            f"opening {opened * 1000:7.1f} ms, a save {saved * 1000:7.1f} ms"
         )
     for count in (50, 200):
         elapsed, saves = asyncio.run(concurrent_recording(count))

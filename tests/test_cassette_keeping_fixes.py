@@ -20,11 +20,13 @@ from typing import Any
 import brotli
 import conformance
 import pytest
+import yaml
 import zstandard
 from cassette_support import SECRET_KEY
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sdk import sdk
+from vcr.serializers import yamlserializer
 
 from mockai import MockServer
 from mockai.cassette import CassetteFile, DecodeError
@@ -33,6 +35,7 @@ from mockai.cassette.format import Interaction
 from mockai.cassette.matching import MATCHERS, RequestView, failures
 from mockai.cassette.modes import RecordMode
 from mockai.cassette.redact import Scrubber
+from mockai.cassette.splice import Splice
 from mockai.cassette.writer import CassetteRecorder
 from mockai.cli import main
 
@@ -283,6 +286,80 @@ def test_appending_keeps_every_line_of_a_commented_cassette_in_order(
     assert _in_order(lines, after.splitlines(keepends=True)), after
     asked = [json.loads(i.request_body or b"")["messages"][0]["content"] for i in loaded]
     assert asked == [f"old {n}" for n in range(old)] + [f"new {n}" for n in range(new)]
+
+
+# What a file may hold around its list that bears on how new items read back: an anchor in an
+# old item, an alias after the list (which a new item's anchor of the same name would capture),
+# a second `interactions` key or a merge at the root (a load keeps another list), a directive
+# that renames the tags, a second document.
+HOSTILE = {
+    "anchor": lambda text: text.replace("- request:", "- request: &id001", 1),
+    "alias after": lambda text: text + "again: *id001\n",
+    "second key": lambda text: text + "interactions: []\n",
+    "merge": lambda text: text + "<<: {x: 1}\n",
+    "tag directive": lambda text: "%TAG !! tag:example.com,2000:\n---\n" + text,
+    "second document": lambda text: text + "---\nx: 1\n",
+}
+ITEM_VALUES = st.dictionaries(
+    st.sampled_from(["a", "b", "request", "<<"]),
+    st.one_of(st.text(max_size=20), st.integers(), st.none()),
+    max_size=3,
+)
+
+
+@st.composite
+def new_items(draw: st.DrawFn) -> str:
+    """A block list at column 0 as a YAML dumper writes one, its items sharing values (anchors
+    and aliases) or holding block scalars and tagged ones."""
+    shared = draw(ITEM_VALUES)
+    items: list[Any] = []
+    for _ in range(draw(st.integers(1, 3))):
+        kind = draw(st.sampled_from(["plain", "shared", "block", "binary"]))
+        if kind == "shared":
+            items.append({"request": shared, "response": shared})
+        elif kind == "block":
+            items.append({"request": {"body": draw(st.text(max_size=40)) + "\nline two\n"}})
+        elif kind == "binary":
+            items.append({"request": {"body": draw(st.binary(max_size=20))}})
+        else:
+            items.append(draw(ITEM_VALUES))
+    return str(yaml.dump(items, default_flow_style=False, allow_unicode=True))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    cassette=commented_cassettes(),
+    hostile=st.lists(st.sampled_from(sorted(HOSTILE)), max_size=3, unique=True),
+    items=new_items(),
+)
+# (A directive renaming `!!`: a new item's `!!binary` body would mean another tag in the file.)
+@example(
+    cassette=("interactions:\n- request: {}\nversion: 1\n", 1),
+    hostile=["tag directive"],
+    items=yaml.dump([{"request": {"body": b"\xff"}}]),
+)
+def test_a_splice_reads_back_as_the_file_then_the_new_items_or_is_not_made(
+    cassette: tuple[str, int], hostile: list[str], items: str
+) -> None:
+    # The splice is judged by the YAML parser's events, not by loading the result (a save of a
+    # large cassette had loaded it whole, ~1.2 s a save for 3 MB): whatever the file holds
+    # around its list, a splice made reads back, by vcrpy's loader, as the file's document with
+    # the new items after its own; and a plain file always takes one.
+    text, _ = cassette
+    for name in hostile:
+        text = HOSTILE[name](text)
+    try:
+        before = yamlserializer.deserialize(text)
+    except yaml.YAMLError:
+        before = None  # (not a cassette vcrpy reads: no splice may be made of it)
+    splice = Splice.of(text)
+    result = splice.appended(items) if splice is not None else None
+    if not hostile and "&" not in items:
+        assert result is not None
+    if result is not None:
+        assert isinstance(before, dict)
+        expected = {**before, "interactions": [*before["interactions"], *yaml.safe_load(items)]}
+        assert yamlserializer.deserialize(result) == expected
 
 
 def test_appending_to_a_crlf_cassette_keeps_it_crlf(tmp_path: Path) -> None:

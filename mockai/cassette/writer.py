@@ -297,8 +297,12 @@ class CassetteRecorder:
     def _write(self, cassette: Cassette, new: list[Interaction]) -> None:
         # Runs in a worker thread, one at a time (the drain task awaits each write).
         try:
-            text = self._text(cassette, new)
-            refuse_leaks(self._target, text, self.scrubber)
+            text, written = self._text(cassette, new)
+            # (A spliced save's head and tail are the file's bytes, found clean as it loaded: only
+            # what is new, and the lines it joins, is looked through; a finding there has the
+            # whole text looked through, which says where it is.)
+            if written is None or self.scrubber.scan(written):
+                refuse_leaks(self._target, text, self.scrubber)
         except Exception:
             # Which of this session's interactions is it? Those are set aside and the rest saved;
             # if none is to blame alone (the loaded cassette is), the save fails as a whole.
@@ -311,15 +315,18 @@ class CassetteRecorder:
         with _saving_lock(self.path.parent):
             self._save(text)
 
-    def _text(self, cassette: Cassette, new: list[Interaction]) -> str:
+    def _text(self, cassette: Cassette, new: list[Interaction]) -> tuple[str, str | None]:
         """The file's next text: its own text with `new` appended, when it takes them so
-        (`cassette` is then the loaded interactions and `new`), else `cassette` written anew."""
-        if self._splice is not None:
-            text = self._splice.appended(_block_list(self.path, new))
+        (`cassette` is then the loaded interactions and `new`), else `cassette` written anew;
+        and, when appended, the part of it that is new, with the ends of what it joins."""
+        splice = self._splice
+        if splice is not None:
+            text = splice.appended(_block_list(self.path, new))
             if text is not None:
-                return text
+                begin = max(len(splice.head) - _JOINED, 0)
+                return text, text[begin : len(text) - len(splice.tail) + _JOINED]
             self._rewrite()  # (YAML that splicing would change: written anew, after a `.bak`)
-        return CassetteFile.dumps(cassette)
+        return CassetteFile.dumps(cassette), None
 
     def _save(self, text: str) -> None:
         if self._target == self.path and _disk_state(self.path) != self._expected:
@@ -372,6 +379,11 @@ class CassetteRecorder:
             found = "; ".join(p.message.removeprefix("interaction 0 ") for p in problems)
             return f"its text would hold what looks like a secret ({found})"
         return None
+
+
+# How much of the file's own text on each side of a spliced save's new part is scanned with it:
+# no secret pattern crosses a line's end, and the new part begins and ends one.
+_JOINED = 256
 
 
 def _block_list(path: Path, interactions: list[Interaction]) -> str:
