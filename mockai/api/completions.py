@@ -177,13 +177,20 @@ def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
 
 def _said(reply: Reply) -> Reply:
     """The reply as legacy completions say it: its text alone. They know no tool calls, so a
-    rule's calls neither use up `max_tokens` nor count in the usage."""
-    if not any(choice.tool_calls for choice in reply.choices):
+    rule's calls neither use up `max_tokens` nor count in the usage; and no refusal field, so a
+    rule's refusal is the text the model writes (left a refusal, the body said `""` while its
+    logprobs, its usage and the stream said the refusal's words)."""
+    if not any(choice.tool_calls or choice.refusal is not None for choice in reply.choices):
         return reply
     return replace(
         reply,
         choices=tuple(
-            Choice(choice.content, (), choice.refusal, choice.finish_reason)
+            Choice(
+                choice.content if choice.refusal is None else choice.refusal,
+                (),
+                None,
+                choice.finish_reason,
+            )
             for choice in reply.choices
         ),
     )
