@@ -342,13 +342,14 @@ def _chunks(server: MockServer, **options: object) -> list[dict[str, object]]:
 
 def test_streamed_chunks_carry_obfuscation_padding(server: MockServer) -> None:
     chunks = _chunks(server, stream_options={"include_usage": True}, n=2)
-    *deltas, usage = chunks
-    assert usage["choices"] == [] and "obfuscation" not in usage
-    pads = [chunk["obfuscation"] for chunk in deltas]
+    # The usage chunk is padded too, as the API's is (it had been left bare; captures of real
+    # streams end `"choices":[],"usage":{...},"obfuscation":"8618FsxJD2gV"}`).
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]
+    pads = [chunk["obfuscation"] for chunk in chunks]
     assert all(isinstance(pad, str) and 1 <= len(pad) <= 16 and pad.isalnum() for pad in pads)
     assert len(set(pads)) > 1  # random-looking, not a constant
     # The padding evens out sizes: every chunk's JSON is a multiple of 16 bytes.
-    sizes = {len(json.dumps(chunk, separators=(",", ":"))) % 16 for chunk in deltas}
+    sizes = {len(json.dumps(chunk, separators=(",", ":"))) % 16 for chunk in chunks}
     assert sizes == {0}
     with MockServer() as same_seed:  # reproducible: the same bytes from another server
         assert _chunks(same_seed, stream_options={"include_usage": True}, n=2) == chunks

@@ -537,8 +537,12 @@ def _stream(
         frames.extend(frame([d]) for d in _argument_deltas(s, legacy))
     tail = [frame([_finish(s)]) for s in shaped]
     if exchange.include_usage:
-        usage_json = jsonbytes.dumps(usage)
-        tail.append(prefix + b'[],"usage":' + usage_json + b"}\n\n")
+        # Padded like every other chunk: the API's usage chunk carries `obfuscation` too (captures
+        # of real streams end `..."rejected_prediction_tokens":0}},"obfuscation":"8618FsxJD2gV"}`).
+        chunk = prefix + b'[],"usage":' + jsonbytes.dumps(usage)
+        if padding is not None:
+            chunk += padding.field(len(chunk) - 6)  # the JSON's size, without `data: `
+        tail.append(chunk + b"}\n\n")
     tail.append(sse.DONE)
     return EventStream(
         frames=frames + tail, tail=len(tail), error_frame=errors.stream_error_frame, usage=usage
