@@ -9,9 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import openai
 import pytest
 from conformance import checked_server
+from profile_support import HELLO, MODELS, post
 from sdk import sdk
 
 from mockai import MockServer
@@ -57,3 +59,55 @@ def test_a_refusal_on_legacy_completions_is_its_text_streamed_or_not(
     assert choice.text == REFUSAL
     assert choice.logprobs is not None and "".join(choice.logprobs.tokens or []) == REFUSAL
     assert streamed_texts(client, **request) == {0: REFUSAL}
+
+
+def _padded_events(response: httpx.Response) -> list[bool]:
+    """For each event of a stream: whether its JSON carries `obfuscation`."""
+    events = [frame for frame in response.content.split(b"\n\n") if b"data: {" in frame]
+    assert events, response.content[:300]
+    return [b'"obfuscation":' in frame for frame in events]
+
+
+@pytest.mark.parametrize("provider", ["groq", "together", "vercel", "vllm"])
+def test_another_provider_s_streams_carry_no_obfuscation_padding(provider: str) -> None:
+    # OpenAI's padding against side channels is its servers' own: under Together's or Vercel's
+    # profile every chat chunk had it, and under every profile the Responses deltas had it.
+    with MockServer(fallback="generate") as plain:
+        chat = post(
+            plain,
+            provider,
+            "/chat/completions",
+            {"model": MODELS[provider], "messages": HELLO, "stream": True},
+        )
+        assert chat.status_code == 200, chat.text
+        assert not any(_padded_events(chat))
+        responses = post(
+            plain,
+            provider,
+            "/responses",
+            {"model": MODELS[provider], "input": "hi", "stream": True},
+        )
+        if responses.status_code != 404:  # (a provider without the Responses API)
+            assert responses.status_code == 200, responses.text
+            assert not any(_padded_events(responses))
+
+
+@pytest.mark.parametrize("provider", ["openai", "azure"])
+def test_openai_s_and_azure_s_streams_keep_the_padding(provider: str) -> None:
+    with MockServer(fallback="generate") as plain:
+        chat = post(
+            plain,
+            provider,
+            "/chat/completions",
+            {"model": MODELS[provider], "messages": HELLO, "stream": True},
+        )
+        assert chat.status_code == 200, chat.text
+        assert all(_padded_events(chat)[-3:])  # (Azure's first frame is its filter results)
+        responses = post(
+            plain,
+            provider,
+            "/responses",
+            {"model": MODELS[provider], "input": "hi", "stream": True},
+        )
+        assert responses.status_code == 200, responses.text
+        assert any(_padded_events(responses))

@@ -128,7 +128,7 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         context_room=room,
         stop=() if stop is None else common.parse_stop(stop),
         include_usage=include_usage,
-        obfuscate=stream and obfuscation.wanted(body),
+        obfuscate=stream and obfuscation.wanted(body, ctx.provider),
         logprobs=bool(get("logprobs")),
         top_logprobs=0 if top_logprobs is None else top_logprobs,
         prompt_tokens=prompt_tokens,

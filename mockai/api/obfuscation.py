@@ -27,9 +27,14 @@ _OPEN = b',"obfuscation":"'
 _FIXED = len(_OPEN) + 1  # the field's own bytes besides the padding (the opening and the quote)
 
 
-def wanted(body: Mapping[str, Any]) -> bool:
-    """True unless a streaming request turned the padding off."""
-    if not body.get("stream"):
+# The providers whose streams carry the padding: OpenAI, and Azure OpenAI (OpenAI's backend).
+# Another provider's stream comes from its own servers, which send none.
+PADDED_BY = frozenset({"openai", "azure"})
+
+
+def wanted(body: Mapping[str, Any], provider: str = "openai") -> bool:
+    """True unless a streaming request turned the padding off (or its provider sends none)."""
+    if not body.get("stream") or provider not in PADDED_BY:
         return False
     options = body.get("stream_options")
     return not (isinstance(options, Mapping) and options.get("include_obfuscation") is False)

@@ -117,7 +117,7 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         model_max_output=info.max_output_tokens,
         context_room=room,
         logprobs=top_logprobs > 0 or _LOGPROBS_INCLUDE in (body.get("include") or ()),
-        obfuscate=obfuscation.wanted(body),
+        obfuscate=obfuscation.wanted(body, ctx.provider),
         top_logprobs=top_logprobs,
         prompt_tokens=prompt_tokens,
         provider=ctx.provider,
