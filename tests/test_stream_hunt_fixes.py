@@ -6,6 +6,7 @@ what a client assembles from the chunks or events is what the JSON body holds.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,7 +24,13 @@ REFUSAL = "I can't help with that."
 
 RULES: list[dict[str, Any]] = [
     {"name": "refuse", "match": {"user": "refuse me"}, "reply": {"refusal": REFUSAL}},
+    {
+        "name": "call",
+        "match": {"user": "call me"},
+        "reply": {"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]},
+    },
 ]
+WEATHER = {"name": "get_weather", "parameters": {"type": "object"}}
 
 
 @pytest.fixture(scope="module")
@@ -111,3 +118,26 @@ def test_openai_s_and_azure_s_streams_keep_the_padding(provider: str) -> None:
         )
         assert responses.status_code == 200, responses.text
         assert any(_padded_events(responses))
+
+
+def _first_delta(server: MockServer, **request: Any) -> list[str]:
+    """The keys of a streamed chat answer's first delta, in the order they are sent."""
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "call me"}]}
+    raw = httpx.post(server.url + "/chat/completions", json={**body, **request, "stream": True})
+    first = raw.content.split(b"\n\n")[0].removeprefix(b"data: ")
+    return list(json.loads(first)["choices"][0]["delta"])
+
+
+@pytest.mark.parametrize(
+    ("request_", "call_key"),
+    [
+        ({"tools": [{"type": "function", "function": WEATHER}]}, "tool_calls"),
+        ({"functions": [WEATHER]}, "function_call"),
+    ],
+)
+def test_a_call_s_first_delta_ends_with_a_null_refusal(
+    server: MockServer, request_: dict[str, Any], call_key: str
+) -> None:
+    # As the API's does (captures of real streams, gpt-4o and gpt-4.1, tools and functions):
+    # `{"role":"assistant","content":null,"tool_calls":[...],"refusal":null}`; it had no refusal.
+    assert _first_delta(server, **request_) == ["role", "content", call_key, "refusal"]

@@ -580,6 +580,9 @@ def _first_delta(s: Shaped, legacy: bool) -> dict[str, Any]:
             delta["function_call"] = _function_opening(s.tool_calls[0])
         else:
             delta["tool_calls"] = [_call_opening(0, s.tool_calls[0])]
+        # Last, as the API's first delta has it (captures of real streams: `..."arguments":""}}],
+        # "refusal":null}`, and `..."arguments":""},"refusal":null}` for `function_call`).
+        delta["refusal"] = None
     elif s.refusal is not None:
         delta["content"] = None
         delta["refusal"] = ""
