@@ -141,3 +141,32 @@ def test_a_call_s_first_delta_ends_with_a_null_refusal(
     # As the API's does (captures of real streams, gpt-4o and gpt-4.1, tools and functions):
     # `{"role":"assistant","content":null,"tool_calls":[...],"refusal":null}`; it had no refusal.
     assert _first_delta(server, **request_) == ["role", "content", call_key, "refusal"]
+
+
+@pytest.mark.parametrize(
+    ("model", "reasoning", "echoed"),
+    [
+        ("o4-mini", None, "medium"),  # the model's default, though not asked for
+        ("gpt-5", {"summary": "auto"}, "medium"),
+        ("gpt-5", {"effort": "low"}, "low"),
+        ("gpt-4o-mini", None, None),  # a model that does not reason
+    ],
+)
+def test_a_reasoning_model_s_response_echoes_the_effort_it_reasons_with(
+    client: openai.OpenAI, model: str, reasoning: dict[str, str] | None, echoed: str | None
+) -> None:
+    # Captures of real o3, gpt-5 and gpt-5-nano streams whose requests set no effort say
+    # `"reasoning":{"effort":"medium","summary":null}`, from `response.created` on; mockai said
+    # null while it reasoned (and billed) at medium.
+    request: dict[str, Any] = {"model": model, "input": "hi", "max_output_tokens": 4000}
+    if reasoning is not None:
+        request["reasoning"] = reasoning
+    whole = client.responses.create(**request)
+    assert whole.reasoning is not None and whole.reasoning.effort == echoed
+    with client.responses.stream(**request) as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    created = events[0]
+    assert created.type == "response.created" and created.response.reasoning is not None
+    assert created.response.reasoning.effort == echoed
+    assert final.reasoning is not None and final.reasoning.effort == echoed

@@ -613,7 +613,7 @@ def _settings(body: Mapping[str, Any], exchange: Exchange) -> dict[str, Any]:
         "parallel_tool_calls": exchange.parallel_tool_calls,
         "previous_response_id": body.get("previous_response_id"),
         "prompt_cache_key": body.get("prompt_cache_key"),
-        "reasoning": _reasoning(body.get("reasoning")),
+        "reasoning": _reasoning(body.get("reasoning"), exchange.reasoning),
         "safety_identifier": body.get("safety_identifier"),
         "service_tier": common.service_tier(body.get("service_tier"), _OWN_TIERS),
         "store": common.optional(body, "store", True),
@@ -639,13 +639,18 @@ def _truncation(raw: Any) -> str:
     return raw if raw in ("auto", "disabled") else "disabled"
 
 
-def _reasoning(raw: Any) -> dict[str, Any]:
+def _reasoning(raw: Any, reasons_with: str | None) -> dict[str, Any]:
+    """`reasoning` as echoed: an effort not given is the one the model reasons with
+    (`reasons_with`, the exchange's: its default, `medium`), as the API echoes it (captures of
+    real o3, gpt-5 and gpt-5-nano streams asked nothing and say `"effort":"medium"`)."""
     # A value outside the spec's enum (let through when not strict) is echoed as not given: the
     # Response must stay valid for the SDKs that check it.
     raw = raw if isinstance(raw, dict) else {}
     effort, summary = raw.get("effort"), raw.get("summary")
     if summary is None:  # (the spec's deprecated name for it)
         summary = raw.get("generate_summary")
+    if effort is None:
+        effort = reasons_with
     return {
         "effort": effort if effort in common.REASONING_EFFORTS else None,
         "summary": summary if summary in common.REASONING_SUMMARIES else None,
