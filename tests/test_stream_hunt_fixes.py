@@ -170,3 +170,34 @@ def test_a_reasoning_model_s_response_echoes_the_effort_it_reasons_with(
     assert created.type == "response.created" and created.response.reasoning is not None
     assert created.response.reasoning.effort == echoed
     assert final.reasoning is not None and final.reasoning.effort == echoed
+
+
+def test_with_logprobs_a_chunk_that_samples_no_token_carries_empty_logprobs(
+    server: MockServer, client: openai.OpenAI
+) -> None:
+    # Captures of real streams with `logprobs: true`: the role's chunk (and a call's argument
+    # chunks) say `"logprobs":{"content":[],"refusal":null}`; mockai said null, so a streamed
+    # tool call's helper snapshot had no logprobs where the unstreamed answer has empty ones.
+    tools: Any = [{"type": "function", "function": WEATHER}]
+    request: dict[str, Any] = {
+        "model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": "call me"}],
+        "logprobs": True,
+        "tools": tools,
+    }
+    raw = httpx.post(server.url + "/chat/completions", json={**request, "stream": True})
+    chunks = [
+        json.loads(frame.removeprefix(b"data: "))
+        for frame in raw.content.split(b"\n\n")
+        if frame.startswith(b"data: {")
+    ]
+    *answer, finish = chunks
+    assert all(c["choices"][0]["logprobs"] == {"content": [], "refusal": None} for c in answer)
+    assert finish["choices"][0]["logprobs"] is None
+    whole = client.chat.completions.create(**request)
+    with client.chat.completions.stream(**request) as stream:
+        for _ in stream:
+            pass
+        streamed = stream.get_final_completion()
+    assert whole.choices[0].logprobs is not None
+    assert streamed.choices[0].logprobs == whole.choices[0].logprobs

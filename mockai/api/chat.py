@@ -518,7 +518,15 @@ def _stream(
 
     legacy = exchange.legacy_functions
     lp_key = logprobs.key(exchange, ctx) if exchange.logprobs else b""
-    frames = [frame([_first_delta(s, legacy)]) for s in shaped]
+
+    def no_tokens(s: Shaped) -> dict[str, Any] | None:
+        """The logprobs of a chunk that samples no token of the answer (the role's, a call's
+        arguments): with logprobs asked for, the API's empty lists (captures of real streams:
+        `"logprobs":{"content":[],"refusal":null}`), so the helpers' snapshot holds what the
+        unstreamed answer does; otherwise null."""
+        return _logprobs(s, exchange, lp_key, ()) if exchange.logprobs else None
+
+    frames = [frame([_first_delta(s, legacy, no_tokens(s))]) for s in shaped]
     if len(shaped) == 1 and not exchange.logprobs:
         # The hot path of every stream: each piece spliced between two fixed byte strings.
         frames.extend(_piece_frames(shaped[0], prefix, usage_null, padding))
@@ -534,7 +542,7 @@ def _stream(
             else:  # splice the piece into fixed bytes
                 frames.append(close(prefix + _delta_bytes(s, s.pieces[step])))
     for s in shaped:
-        frames.extend(frame([d]) for d in _argument_deltas(s, legacy))
+        frames.extend(frame([d]) for d in _argument_deltas(s, legacy, no_tokens(s)))
     tail = [frame([_finish(s)]) for s in shaped]
     if exchange.include_usage:
         # Padded like every other chunk: the API's usage chunk carries `obfuscation` too (captures
@@ -570,7 +578,7 @@ def _check_streamable(shaped: list[Shaped]) -> None:
                 )
 
 
-def _first_delta(s: Shaped, legacy: bool) -> dict[str, Any]:
+def _first_delta(s: Shaped, legacy: bool, lp: dict[str, Any] | None) -> dict[str, Any]:
     delta: dict[str, Any] = {"role": "assistant"}
     if s.tool_calls and not s.pieces:
         # A call with nothing said first opens in the role's delta, as the API sends it; text
@@ -589,7 +597,7 @@ def _first_delta(s: Shaped, legacy: bool) -> dict[str, Any]:
     else:
         delta["content"] = ""
         delta["refusal"] = None
-    return {"index": s.index, "delta": delta, "logprobs": None, "finish_reason": None}
+    return {"index": s.index, "delta": delta, "logprobs": lp, "finish_reason": None}
 
 
 def _call_opening(index: int, call: Any) -> dict[str, Any]:
@@ -641,7 +649,7 @@ def _piece_delta(s: Shaped, step: int, exchange: Exchange, lp_key: bytes) -> dic
     return {"index": s.index, "delta": {field: piece}, "logprobs": lp, "finish_reason": None}
 
 
-def _argument_deltas(s: Shaped, legacy: bool) -> list[dict[str, Any]]:
+def _argument_deltas(s: Shaped, legacy: bool, lp: dict[str, Any] | None) -> list[dict[str, Any]]:
     """Tool-call argument fragments; each later call opens with its own id/name fragment."""
     opened = not s.pieces  # (the first call opened in the role's delta: `_first_delta`)
     if legacy:  # the deprecated functions API: one call, fragments of `function_call.arguments`
@@ -653,7 +661,7 @@ def _argument_deltas(s: Shaped, legacy: bool) -> list[dict[str, Any]]:
         if s.tool_calls and not opened:
             fragments.insert(0, {"function_call": _function_opening(s.tool_calls[0])})
         return [
-            {"index": s.index, "delta": delta, "logprobs": None, "finish_reason": None}
+            {"index": s.index, "delta": delta, "logprobs": lp, "finish_reason": None}
             for delta in fragments
         ]
     out: list[dict[str, Any]] = []
@@ -664,12 +672,7 @@ def _argument_deltas(s: Shaped, legacy: bool) -> list[dict[str, Any]]:
         for piece in _argument_pieces(call.arguments):
             calls.append({"index": position, "function": {"arguments": piece}})
         out.extend(
-            {
-                "index": s.index,
-                "delta": {"tool_calls": [c]},
-                "logprobs": None,
-                "finish_reason": None,
-            }
+            {"index": s.index, "delta": {"tool_calls": [c]}, "logprobs": lp, "finish_reason": None}
             for c in calls
         )
     return out
