@@ -96,7 +96,7 @@ TEMPLATES: dict[str, Any] = {
         "input": [{"type": "text", "text": "a"}, {"type": "image_url", "image_url": {"url": "x"}}]
     },
     "/v1/responses": {
-        "model": "gpt-4o-mini",
+        "model": "o4-mini",  # (a model that reasons: it takes `reasoning.effort`)
         "instructions": "be brief",
         "input": [
             {"role": "user", "content": [{"type": "input_text", "text": "weather?"}]},

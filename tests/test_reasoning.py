@@ -73,6 +73,11 @@ def test_a_response_reasons_within_its_budget_streamed_or_not(
     question: str,
 ) -> None:
     body = responses_request(model, effort, summary, limit, question)
+    if effort is not None and model not in REASONING_MODELS:
+        with pytest.raises(openai.BadRequestError) as refused:  # (a model that does not reason)
+            client.responses.create(**body)
+        assert refused.value.param == "reasoning.effort"
+        return
     answer = client.responses.create(**body)
     usage = answer.usage
     assert usage is not None
@@ -430,6 +435,34 @@ def test_another_providers_reasoning_model_takes_max_tokens() -> None:
 
 
 # --- which models reason, and the sampling settings they refuse (the JS clients' hunt) ----------
+
+
+@pytest.mark.parametrize(
+    "model", ["gpt-4o", "gpt-4o-mini", "gpt-4.1-nano", "gpt-4o-2024-08-06", "ft:gpt-4.1:acme::x1"]
+)
+@pytest.mark.parametrize("effort", ["low", "none"])
+def test_a_model_that_does_not_reason_refuses_a_reasoning_effort(
+    client: openai.OpenAI, model: str, effort: str
+) -> None:
+    """The API's 400 for `reasoning.effort` on gpt-4o or gpt-4.1 (an app sending its effort to
+    every model fails against it); mockai answered, and reported the effort it ignored."""
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.responses.create(model=model, input="Hi", reasoning={"effort": effort})
+    assert refused.value.body == {
+        "message": "Unsupported parameter: 'reasoning.effort' is not supported with this model.",
+        "type": "invalid_request_error",
+        "param": "reasoning.effort",
+        "code": "unsupported_parameter",
+    }
+    with pytest.raises(openai.BadRequestError, match=r"reasoning\.effort"):
+        client.responses.input_tokens.count(model=model, input="Hi", reasoning={"effort": effort})
+    # A summary alone, or a null effort, is taken; a model only guessed at may be any model.
+    for reasoning in ({"summary": "auto"}, {"effort": None}):
+        answered = client.responses.create(model=model, input="Hi", reasoning=reasoning)  # type: ignore[arg-type]
+        assert [item.type for item in answered.output] == ["message"]
+    assert client.responses.create(
+        model="my-local-model", input="Hi", reasoning={"effort": effort}
+    ).output_text
 
 
 def test_gpt_5_chat_latest_is_a_chat_model_that_does_not_reason(client: openai.OpenAI) -> None:

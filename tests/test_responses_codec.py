@@ -258,6 +258,7 @@ def test_stateful_fields_are_accepted() -> None:
     exchange = parse(
         {
             "input": [{"type": "function_call_output", "call_id": "call_9", "output": "ok"}],
+            "model": "o3",  # (a model that reasons: it takes `reasoning.effort`)
             "previous_response_id": "resp_123",
             "store": False,
             "metadata": {"k": "v"},

@@ -25,6 +25,7 @@ from mockai.api import common, logprobs, obfuscation, reasoning
 from mockai.api.base import Codec, ParseContext, RenderContext
 from mockai.api.fieldrules import invalid_value, missing, type_error, unknown_parameter
 from mockai.api.shaping import Shaped, output_cap, shape, usage_numbers
+from mockai.catalog import ModelInfo
 from mockai.errors import ApiError
 from mockai.pipeline.exchange import CalledTool, Endpoint, Exchange, Message, ResponseFormat, Tool
 from mockai.pipeline.reply import Choice, Reply, ToolCall
@@ -73,6 +74,8 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     if model is None:  # the spec requires no field: `{}` answers with the default model
         model = ctx.catalog.default("chat")
     info = ctx.catalog.get(model)
+    if ctx.model_rules and _asked_effort(body) is not None and _reasons_not(info, ctx.provider):
+        raise _effort_unsupported()
     history = _history(body, ctx)
     messages = _conversation(body, history)
     if isinstance(body.get("input"), list):
@@ -142,6 +145,31 @@ def _refuse_sampling(body: Mapping[str, Any]) -> None:
 def _asked_effort(body: Mapping[str, Any]) -> Any:
     asked = body.get("reasoning")
     return asked.get("effort") if isinstance(asked, dict) else None
+
+
+def _reasons_not(info: ModelInfo, provider: str) -> bool:
+    """A model the catalog knows does not reason (gpt-4o, gpt-4.1, ...), as OpenAI serves it.
+    (gpt-5-chat-latest is left alone: the references do not settle which efforts it takes;
+    a name the catalog only guesses at may be any model.)"""
+    return (
+        provider in reasoning.PROVIDERS
+        and info.known
+        and info.kind == "chat"
+        and not info.reasoning
+        and not info.id.lower().rsplit("/", 1)[-1].startswith("gpt-5")
+    )
+
+
+def _effort_unsupported() -> ApiError:
+    # The API's 400 for `reasoning.effort` on a model that does not reason, as reported with
+    # gpt-4o and gpt-4.1 (RageAgainstThePixel/OpenAI-DotNet#500, BoundaryML/baml#2708,
+    # BerriAI/litellm#38842); a `reasoning` with only a `summary` is taken (litellm#38842).
+    return ApiError(
+        400,
+        "Unsupported parameter: 'reasoning.effort' is not supported with this model.",
+        param="reasoning.effort",
+        code="unsupported_parameter",
+    )
 
 
 def _unstored_background() -> ApiError:
