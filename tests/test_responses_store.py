@@ -326,3 +326,37 @@ def test_a_streamed_response_can_be_resumed(client: openai.OpenAI) -> None:
     assert [e.model_dump() for e in resumed] == [e.model_dump() for e in events[6:]]
     whole = list(client.responses.retrieve(response_id, stream=True))
     assert len(whole) == len(events)
+
+
+# The Responses API's 400 for an input past the context window: its own words, not chat's.
+TOO_LONG = {
+    "message": "Your input exceeds the context window of this model. Please adjust your input "
+    "and try again.",
+    "type": "invalid_request_error",
+    "param": "input",
+    "code": "context_length_exceeded",
+}
+
+
+def test_a_chain_past_the_context_window_is_the_responses_apis_400(client: openai.OpenAI) -> None:
+    """A chain (or a conversation) grows until it no longer fits: an agent matches the API's
+    words to compact or trim its context, and mockai said chat's ("This model's maximum context
+    length is ...") instead."""
+    half = "word " * 9_000  # (gpt-3.5-turbo's window is 16,385 tokens: two halves do not fit)
+    first = client.responses.create(model="gpt-3.5-turbo", input=half)
+    for stream in (False, True):
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.responses.create(
+                model="gpt-3.5-turbo", input=half, previous_response_id=first.id, stream=stream
+            )
+        assert refused.value.body == TOO_LONG
+    with pytest.raises(openai.BadRequestError) as counted:
+        client.responses.input_tokens.count(
+            model="gpt-3.5-turbo", input=half, previous_response_id=first.id
+        )
+    assert counted.value.body == TOO_LONG
+    # `truncation: "auto"` drops the earliest turns instead, as the API does.
+    trimmed = client.responses.create(
+        model="gpt-3.5-turbo", input=half, previous_response_id=first.id, truncation="auto"
+    )
+    assert trimmed.status == "completed"

@@ -30,7 +30,7 @@ from mockai.errors import ApiError
 from mockai.pipeline.exchange import CalledTool, Endpoint, Exchange, Message, ResponseFormat, Tool
 from mockai.pipeline.reply import Choice, Reply, ToolCall
 from mockai.profiles.places import PLACES, STATEFUL_FIELDS
-from mockai.wire import ids, jsonbytes, sse
+from mockai.wire import errors, ids, jsonbytes, sse
 from mockai.wire.outgoing import Body, EventStream, Outgoing
 
 ROLES = ("user", "system", "developer", "assistant")
@@ -95,7 +95,9 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         )
     # (`max_output_tokens` past the room is not refused, as far as the references say: the
     # answer stops where the window ends)
-    room = common.check_context(info, prompt_tokens, "input")
+    if prompt_tokens > info.context_window:
+        raise errors.responses_context_exceeded()
+    room = info.context_window - prompt_tokens
     if body.get("metadata") is not None:  # (echoed on the Response: the spec's Metadata only)
         common.parse_metadata(body["metadata"])
     top_logprobs = common.optional(body, "top_logprobs", 0)

@@ -181,6 +181,8 @@ def context_length_exceeded(window: int, endpoint: str) -> ApiError:
     `Endpoint` value): worded as mockai's own check words a prompt that does not fit
     (api/common.check_context; api/embeddings.py for embeddings), with a count a bit over it."""
     tokens = window + max(1, window // 64)  # (128,000: 130,000, the wire contract's example)
+    if endpoint == "responses":
+        return responses_context_exceeded()
     if endpoint == "embeddings":
         message = (
             f"This model's maximum context length is {window} tokens, however you requested "
@@ -194,6 +196,21 @@ def context_length_exceeded(window: int, endpoint: str) -> ApiError:
         )
     param = _CONTEXT_PARAMS.get(endpoint, "input")
     return ApiError(400, message, param=param, code="context_length_exceeded")
+
+
+def responses_context_exceeded() -> ApiError:
+    """The Responses API's 400 for an input past the model's context window: its own words,
+    not chat's (it names no window and no count), as its clients see them logged (an agent's
+    `Error code: 400 - {'error': {'message': 'Your input exceeds the context window of this
+    model. ...', 'param': 'input', 'code': 'context_length_exceeded'}}`) and match them to
+    compact or trim their context."""
+    return ApiError(
+        400,
+        "Your input exceeds the context window of this model. Please adjust your input and "
+        "try again.",
+        param="input",
+        code="context_length_exceeded",
+    )
 
 
 def in_context(error: ApiError, endpoint: str, window: Callable[[], int]) -> ApiError:
