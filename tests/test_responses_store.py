@@ -288,6 +288,30 @@ def test_input_tokens_counts_what_a_response_would_bill(client: openai.OpenAI) -
     assert bad.value.param == "input"
 
 
+def test_input_tokens_refuses_a_history_the_response_would_not_find(
+    client: openai.OpenAI,
+) -> None:
+    """A count is of the request POST /responses would answer: chained onto a response not
+    stored, or deleted, or in a deleted conversation, that request is refused, and so is its
+    count (mockai counted it without the history, as if it were a first turn)."""
+    unstored = client.responses.create(model=MODEL, input="first turn", store=False)
+    deleted = client.responses.create(model=MODEL, input="first turn")
+    client.responses.delete(deleted.id)
+    for previous, why in ((unstored.id, "store: false"), (deleted.id, "deleted")):
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.responses.input_tokens.count(
+                model=MODEL, input="And more?", previous_response_id=previous
+            )
+        assert refused.value.code == "previous_response_not_found"
+        assert refused.value.param == "previous_response_id" and why in refused.value.message
+    conversation = client.conversations.create(items=[{"role": "user", "content": "hi"}])
+    client.conversations.delete(conversation.id)
+    with pytest.raises(openai.NotFoundError, match=conversation.id):
+        client.responses.input_tokens.count(
+            model=MODEL, input="And more?", conversation=conversation.id
+        )
+
+
 def test_a_replayed_response_is_stored_too() -> None:
     cassette = Path(__file__).resolve().parent.parent / "cassettes" / "responses_stream.yaml"
     (interaction,) = CassetteFile.load(cassette).interactions

@@ -226,13 +226,7 @@ async def answer(
     turn.billed = _billed_tokens(exchange)
     if exchange.form is not None:
         _journal_body(entry, exchange.body)  # the form as typed, files as their summaries
-    if exchange.endpoint is Endpoint.RESPONSES:
-        # An unknown id may be the upstream's, or a recording's: only a server with neither
-        # knows every id.
-        config = state.config
-        strict_ids = config.strict_requests and config.upstream is None and config.cassette is None
-        await state.responses.check_previous(exchange, strict=strict_ids)
-        await state.conversations.check(exchange, strict=strict_ids)
+    await check_references(state, exchange)
     # This occurrence of this exact request: its ids, and its chaos draw, derive from it.
     salt = occurrence_key(exact, await state.occurrences.take(exact))
     # Faults from headers or chaos that replace the answer come before budgets and sources.
@@ -274,6 +268,19 @@ async def answer(
     if exchange.endpoint is Endpoint.CHAT and exchange.body.get("store") is True:
         await state.completions.keep(exchange, outgoing, plan.faults)  # (kept as cut)
     return outgoing
+
+
+async def check_references(state: ServerState, exchange: Exchange) -> None:
+    """The API's 400/404 for a Responses request's `previous_response_id` or `conversation` it
+    would not find (one this server answered and did not keep, or deleted)."""
+    if exchange.endpoint is not Endpoint.RESPONSES:
+        return
+    # An unknown id may be the upstream's, or a recording's: only a server with neither knows
+    # every id.
+    config = state.config
+    strict_ids = config.strict_requests and config.upstream is None and config.cassette is None
+    await state.responses.check_previous(exchange, strict=strict_ids)
+    await state.conversations.check(exchange, strict=strict_ids)
 
 
 async def _parse(

@@ -178,6 +178,9 @@ async def _count_input_tokens(state: ServerState, request: web.Request, body: An
     context = await pipeline.with_held(state, context, Endpoint.RESPONSES, body)
     await common.settle_schemas(body)  # a long schema's metaschema check: off the loop
     exchange = state.codecs[Endpoint.RESPONSES].parse(body, context)
+    # A response or conversation the request would not find is refused here too: counted
+    # without it, the count was that of a request the API would not answer.
+    await pipeline.check_references(state, exchange)
     return {"object": "response.input_tokens", "input_tokens": exchange.prompt_tokens}
 
 
