@@ -507,6 +507,36 @@ def test_gpt_5_1_and_later_reason_only_when_asked_and_then_refuse_sampling(
     assert none.choices[0].message.content
 
 
+@pytest.mark.parametrize(
+    ("model", "efforts"),
+    [
+        ("gpt-5.1", "'none', 'low', 'medium', and 'high'"),
+        ("gpt-5.1-2025-11-13", "'none', 'low', 'medium', and 'high'"),
+        ("gpt-5.2", "'none', 'low', 'medium', 'high', and 'xhigh'"),
+    ],
+)
+def test_gpt_5_1_and_later_refuse_the_minimal_effort_they_replaced_with_none(
+    client: openai.OpenAI, model: str, efforts: str
+) -> None:
+    """The API's 400 (openai/openai-agents-python#2089): an app moving from gpt-5 to gpt-5.1
+    with `minimal` fails against it; mockai answered, reasoning 0 tokens."""
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.responses.create(model=model, input="Hi", reasoning={"effort": "minimal"})
+    assert refused.value.body == {
+        "message": f"Unsupported value: 'minimal' is not supported with the '{model}' model. "
+        f"Supported values are: {efforts}.",
+        "type": "invalid_request_error",
+        "param": "reasoning.effort",
+        "code": "unsupported_value",
+    }
+    assert client.responses.create(model=model, input="Hi", reasoning={"effort": "none"}).output
+    # gpt-5 itself takes `minimal`.
+    for other in ("gpt-5", "gpt-5-mini"):
+        answer = client.responses.create(model=other, input="Hi", reasoning={"effort": "minimal"})
+        assert answer.usage is not None
+        assert answer.usage.output_tokens_details.reasoning_tokens == 0
+
+
 @pytest.mark.parametrize("model", REASONING_MODELS)
 @pytest.mark.parametrize(
     ("name", "value"), [("temperature", 0.2), ("temperature", 1), ("top_p", 0.5)]

@@ -76,6 +76,8 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     info = ctx.catalog.get(model)
     if ctx.model_rules and _asked_effort(body) is not None and _reasons_not(info, ctx.provider):
         raise _effort_unsupported()
+    if ctx.model_rules and _asked_effort(body) == "minimal" and _no_minimal(info, ctx.provider):
+        raise _minimal_unsupported(model)
     history = _history(body, ctx)
     messages = _conversation(body, history)
     if isinstance(body.get("input"), list):
@@ -159,6 +161,28 @@ def _reasons_not(info: ModelInfo, provider: str) -> bool:
         and info.kind == "chat"
         and not info.reasoning
         and not info.id.lower().rsplit("/", 1)[-1].startswith("gpt-5")
+    )
+
+
+def _no_minimal(info: ModelInfo, provider: str) -> bool:
+    """gpt-5.1 and later (those whose default effort is `none`) took `none` in place of
+    `minimal`, which they refuse (draftnrun's "GPT-5.4 supports reasoning.effort='none' but
+    not 'minimal'")."""
+    return provider in reasoning.PROVIDERS and info.reasoning and info.default_effort == "none"
+
+
+def _minimal_unsupported(model: Any) -> ApiError:
+    # The API's wording, as openai/openai-agents-python#2089 quotes it for gpt-5.1; the models
+    # after it also take `xhigh` (gpt-5.2's efforts, as the Codex clients list them).
+    efforts = "'none', 'low', 'medium', and 'high'"
+    if not str(model).lower().rsplit("/", 1)[-1].startswith("gpt-5.1"):
+        efforts = "'none', 'low', 'medium', 'high', and 'xhigh'"
+    return ApiError(
+        400,
+        f"Unsupported value: 'minimal' is not supported with the '{model}' model. "
+        f"Supported values are: {efforts}.",
+        param="reasoning.effort",
+        code="unsupported_value",
     )
 
 
