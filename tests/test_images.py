@@ -405,3 +405,24 @@ def test_sync_raw_response(client: openai.OpenAI) -> None:
     raw = client.images.with_raw_response.generate(model="dall-e-2", prompt="x", size="256x256")
     assert raw.headers["content-type"] == "application/json"
     assert raw.parse().data[0].url is not None
+
+
+def test_a_json_edit_with_a_mask_link_edits_its_picture(server: MockServer) -> None:
+    """A mask named by an http(s) link mockai cannot fetch is left out: the uploaded picture is
+    still the one edited, and billed (it was taken for the mask, and the edit drawn from the
+    prompt alone)."""
+    data_url = "data:image/png;base64," + base64.b64encode(png_bytes((64, 64), "blue")).decode()
+    answer = httpx.post(
+        server.url + "/images/edits",
+        json={
+            "model": "gpt-image-1",
+            "prompt": "x",
+            "images": [{"image_url": data_url}],
+            "mask": {"image_url": "https://example.com/mask.png"},
+        },
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["usage"]["input_tokens_details"]["image_tokens"] == 65 + 129
+    edited = picture(answer.json()["data"][0]["b64_json"]).convert("RGB")
+    # The blue picture is repainted over, so at least 40% of its blue shows everywhere.
+    assert edited.getchannel("B").getextrema()[0] >= 0.4 * 255 - 1

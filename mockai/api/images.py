@@ -534,9 +534,19 @@ def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
 
 def _sources(exchange: Exchange) -> list[bytes]:
     """The uploaded pictures (a mask, when there is one, is the last upload)."""
-    has_mask = exchange.body.get("mask") is not None and len(exchange.uploads) > 0
+    has_mask = _mask_uploaded(exchange.body.get("mask")) and len(exchange.uploads) > 0
     pictures = exchange.uploads[: len(exchange.uploads) - (1 if has_mask else 0)]
     return [upload.data for upload in pictures]
+
+
+def _mask_uploaded(mask: Any) -> bool:
+    """Whether a mask sent with an edit is among its uploads: a JSON edit's mask named by an
+    `http(s)` link is left out, as such a picture is (mockai cannot fetch it), so the last upload
+    is then a picture to edit, not a mask."""
+    if isinstance(mask, Mapping):
+        link = mask.get("image_url")
+        return not (isinstance(link, str) and not link.startswith("data:"))
+    return mask is not None
 
 
 def _stream(
