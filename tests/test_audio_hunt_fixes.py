@@ -6,6 +6,8 @@
 - The transcript does not depend on the Content-Type the client guessed for the upload.
 - `--strict-requests` refuses unknown `include` items and `chunking_strategy` values.
 - A rule's scripted `usage` keeps `input_token_details` adding up to `input_tokens`.
+- A form number past a double (`temperature=1e400`) is the field's invalid_type, not infinity
+  (whose journal entry made every journal read a 500).
 """
 
 from __future__ import annotations
@@ -404,3 +406,26 @@ def test_usage_details_add_up_to_the_input_tokens(
     assert details["text_tokens"] + details["audio_tokens"] == usage["input_tokens"]
     if scripted is not None:
         assert usage["input_tokens"] == scripted
+
+
+# --- 6. numbers a double cannot hold ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("temperature", ["1e400", "-1e400"])
+def test_a_form_number_past_a_double_is_refused_and_the_journal_reads(
+    server: MockServer, temperature: str
+) -> None:
+    """`temperature=1e400` in a form had been read as infinity: answered 200, and its journal
+    entry then made every read of the journal a 500. It is the field's invalid_type now, as the
+    same number in a JSON body is refused."""
+    answer = httpx.post(
+        server.url + "/audio/transcriptions",
+        files={"file": ("a.wav", silence(), "audio/wav")},
+        data={"model": "whisper-1", "temperature": temperature},
+        timeout=30,
+    )
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["param"] == "temperature"
+    assert answer.json()["error"]["code"] == "invalid_type"
+    journal = httpx.get(server.url_for("/_mockai/journal"), timeout=10)
+    assert journal.status_code == 200, journal.text
