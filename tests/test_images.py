@@ -245,6 +245,46 @@ def test_edit_refuses_what_the_spec_refuses(client: openai.OpenAI) -> None:
         assert mask.value.param == "mask" and "512x512, the image 256x256" in mask.value.message
 
 
+@pytest.mark.parametrize(
+    ("model", "kind"),
+    [("gpt-image-1", "image_generation_user_error"), ("dall-e-2", "invalid_request_error")],
+)
+@pytest.mark.parametrize(("mode", "fmt"), [("RGB", "PNG"), ("L", "PNG"), ("RGB", "JPEG")])
+def test_a_mask_without_alpha_is_the_apis_400(
+    client: openai.OpenAI, model: str, kind: str, mode: str, fmt: str
+) -> None:
+    """A mask marks where to edit by its transparent pixels: one with no alpha channel (a black
+    and white mask, a JPEG) is the API's 400; it had been taken as editing nothing."""
+    mask = io.BytesIO()
+    Image.new(mode, (64, 64)).save(mask, fmt)
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.images.edit(
+            model=model,
+            image=("a.png", png_bytes((64, 64), mode="RGBA"), "image/png"),
+            mask=("m.png", mask.getvalue(), "image/png"),
+            prompt="x",
+        )
+    assert refused.value.param == "mask" and refused.value.code == "invalid_mask_image_format"
+    assert refused.value.type == kind
+    assert refused.value.body["message"] == (  # type: ignore[index]
+        "Invalid mask image format - mask image missing alpha channel"
+    )
+    palette = io.BytesIO()  # (a palette PNG with a transparent colour is a mask)
+    Image.new("P", (64, 64)).save(palette, "PNG", transparency=0)
+    for fine in (
+        palette.getvalue(),
+        png_bytes((64, 64), mode="LA"),
+        png_bytes((64, 64), mode="RGBA"),
+    ):
+        client.images.edit(
+            model=model,
+            image=("a.png", png_bytes((64, 64), mode="RGBA"), "image/png"),
+            mask=("m.png", fine, "image/png"),
+            prompt="x",
+            size="256x256" if model == "dall-e-2" else "1024x1024",
+        )
+
+
 def test_edit_several_images_and_usage(client: openai.OpenAI) -> None:
     result = client.images.edit(
         model="gpt-image-1",

@@ -301,6 +301,18 @@ def _exchange(
                 param="mask",
                 code="invalid_value",
             )
+        if family(model) is not OTHER and not images.has_alpha(mask.data):
+            # The spec: the mask's "fully transparent areas (e.g. where alpha is zero) indicate
+            # where `image` should be edited"; the API refuses one with no alpha (a black and
+            # white mask, a JPEG), which mockai had taken as editing nothing.
+            gpt = family(model) not in (DALL_E_2, DALL_E_3)
+            raise ApiError(
+                400,
+                "Invalid mask image format - mask image missing alpha channel",
+                type="image_generation_user_error" if gpt else "invalid_request_error",
+                param="mask",
+                code="invalid_mask_image_format",
+            )
     return Exchange(
         endpoint=endpoint,
         model=model,

@@ -148,6 +148,20 @@ def check_source(data: bytes, param: str) -> tuple[int, int]:
     return width, height
 
 
+def has_alpha(data: bytes) -> bool:
+    """Whether a picture (checked by `check_source` already) has an alpha channel or a
+    transparent colour, read from its header: what a mask must have, its transparent pixels
+    marking where to edit."""
+    pillow()
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return bool(image.has_transparency_data)
+    except Exception:  # (as check_source: bytes that are no picture have none)
+        return False
+
+
 def _too_large(param: str, what: str) -> ApiError:
     return ApiError(
         400,
