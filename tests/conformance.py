@@ -169,7 +169,11 @@ def check_entry(entry: Any) -> int:
 
 def _audio_schema(entry: Any, body: Any) -> str | None:
     if entry.endpoint == "transcriptions":
-        if "segments" in body and body.get("segments") and "speaker" in body["segments"][0]:
+        asked = entry.body.get("response_format") if isinstance(entry.body, dict) else None
+        if asked == "diarized_json" or (
+            "segments" in body and body.get("segments") and "speaker" in body["segments"][0]
+        ):
+            # (by what was asked too: an empty transcript's answer has no segment to tell by)
             return "CreateTranscriptionResponseDiarizedJson"
         return (
             "CreateTranscriptionResponseVerboseJson"

@@ -8,6 +8,7 @@
 - A rule's scripted `usage` keeps `input_token_details` adding up to `input_tokens`.
 - A form number past a double (`temperature=1e400`) is the field's invalid_type, not infinity
   (whose journal entry made every journal read a 500).
+- An empty transcript has no subtitle cue, segment or word (not an empty cue).
 """
 
 from __future__ import annotations
@@ -177,7 +178,10 @@ def test_segments_are_whole_tokens_and_words_are_the_texts_words(text: str, seco
         found = text.index(segment.text, at) if segment.text else at
         at = found + len(segment.text)
         assert at == len(text) or text[at].isspace()
-    assert segments[-1].end == round(seconds, 2)
+    if text.strip():
+        assert segments[-1].end == round(seconds, 2)
+    else:  # (nothing said: no segment, as Whisper's)
+        assert segments == []
     expected = [word.strip(PUNCTUATION) for word in text.split()]
     assert [w.text for w in transcript.words(text, seconds)] == [w for w in expected if w]
 
@@ -429,3 +433,35 @@ def test_a_form_number_past_a_double_is_refused_and_the_journal_reads(
     assert answer.json()["error"]["code"] == "invalid_type"
     journal = httpx.get(server.url_for("/_mockai/journal"), timeout=10)
     assert journal.status_code == 200, journal.text
+
+
+# --- 7. an empty transcript ------------------------------------------------------------------------
+
+
+def test_an_empty_transcript_has_no_cue_and_no_segment(server: MockServer) -> None:
+    """A scripted empty transcript (a recording of silence) is subtitled with no cue and has no
+    segment or word: it had an SRT / WebVTT cue with no text (which subtitle parsers refuse) and
+    a segment of one space."""
+    server.add_rule({"match": {"endpoint": "transcriptions"}, "reply": ""})
+    with openai.OpenAI(base_url=server.url, api_key="sk-test", max_retries=0) as client:
+
+        def transcribe(fmt: Any, **extra: Any) -> Any:
+            return client.audio.transcriptions.create(
+                model="whisper-1",
+                file=("silence.wav", silence(2.0)),
+                response_format=fmt,
+                **extra,
+            )
+
+        assert transcribe("srt") == ""
+        assert transcribe("vtt") == "WEBVTT\n\n"
+        verbose = transcribe("verbose_json", timestamp_granularities=["word", "segment"])
+        assert verbose.text == "" and verbose.segments == [] and verbose.words == []
+        assert verbose.duration == 2.0
+        diarized = client.audio.transcriptions.create(
+            model="gpt-4o-transcribe-diarize",
+            file=("silence.wav", silence(2.0)),
+            response_format="diarized_json",
+            chunking_strategy="auto",
+        )
+        assert diarized.text == "" and diarized.segments == []

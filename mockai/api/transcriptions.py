@@ -351,8 +351,8 @@ def _subtitles(text: str, seconds: float, *, srt: bool) -> str:
         start, end = _clock(segment.start, srt), _clock(segment.end, srt)
         number = f"{index}\n" if srt else ""
         cues.append(f"{number}{start} --> {end}\n{segment.text}\n")
-    body = "\n".join(cues)
-    return body + "\n" if srt else "WEBVTT\n\n" + body + "\n"
+    body = "\n".join(cues) + "\n" if cues else ""  # (no cue: an empty transcript)
+    return body if srt else "WEBVTT\n\n" + body
 
 
 def _clock(seconds: float, srt: bool) -> str:

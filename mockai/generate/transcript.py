@@ -95,9 +95,10 @@ def sentences(transcript: str) -> list[str]:
 
 
 def segments(transcript: str, seconds: float) -> list[Timed]:
-    """The transcript's sentences, timed over `seconds`."""
+    """The transcript's sentences, timed over `seconds` (none for an empty transcript, as
+    Whisper has no segment where nothing is said: an empty cue is no valid subtitle)."""
     found = [piece.strip() for piece in sentences(transcript) if piece.strip()]
-    return _spread(found or [transcript.strip()], 0.0, seconds)
+    return _spread(found, 0.0, seconds)
 
 
 def words(transcript: str, seconds: float) -> list[Timed]:
