@@ -146,6 +146,10 @@ def test_a_chat_completion_bills_its_reasoning_first(
     if limit is not None:
         body["max_completion_tokens"] = limit
     body["n"] = n
+    if effort is not None and model not in REASONING_MODELS:
+        with pytest.raises(openai.BadRequestError, match="reasoning_effort"):  # (none to make)
+            client.chat.completions.create(**body)
+        return
     if stream:
         chunks = list(
             client.chat.completions.create(
@@ -463,6 +467,30 @@ def test_a_model_that_does_not_reason_refuses_a_reasoning_effort(
     assert client.responses.create(
         model="my-local-model", input="Hi", reasoning={"effort": effort}
     ).output_text
+
+
+@pytest.mark.parametrize("model", ["gpt-4o", "gpt-4o-mini", "gpt-4.1-nano", "ft:gpt-4.1:acme::x1"])
+@pytest.mark.parametrize("effort", ["low", "none"])
+def test_a_chat_model_that_does_not_reason_refuses_a_reasoning_effort(
+    client: openai.OpenAI, model: str, effort: str
+) -> None:
+    """Chat's 400 for `reasoning_effort` on gpt-4o or gpt-4.1, in its own words (an argument
+    it does not know: no param, no code), as apps that send an effort to every model report it;
+    mockai answered."""
+    ask: list[Any] = [{"role": "user", "content": "Hi"}]
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(model=model, messages=ask, reasoning_effort=effort)  # type: ignore[arg-type]
+    assert refused.value.body == {
+        "message": "Unrecognized request argument supplied: reasoning_effort",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": None,
+    }
+    # A null effort is taken (apps that set it to null for such models), and so is any effort
+    # for a reasoning model or a model the catalog only guesses at.
+    assert client.chat.completions.create(model=model, messages=ask, reasoning_effort=None)
+    for other in ("gpt-5-mini", "o3", "my-local-model"):
+        assert client.chat.completions.create(model=other, messages=ask, reasoning_effort="low")
 
 
 def test_gpt_5_chat_latest_is_a_chat_model_that_does_not_reason(client: openai.OpenAI) -> None:

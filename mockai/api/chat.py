@@ -91,6 +91,15 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
             param="max_tokens",
             code="unsupported_parameter",
         )
+    if (
+        rules
+        and get("reasoning_effort") is not None
+        and reasoning.refuses_effort(info, ctx.provider)
+    ):
+        # Chat's words for it, as apps sending an effort to every model report them with gpt-4o
+        # and gpt-4o-mini (AAswordman/Operit#1048, davidmigloz/langchain_dart#712,
+        # umputun/tg-spam#304): an argument it does not know, with no param and no code.
+        raise ApiError(400, "Unrecognized request argument supplied: reasoning_effort")
     effort = reasoning.effort(info, ctx.provider, get("reasoning_effort"))
     if effort is not None and rules:  # (a model reasoning with effort `none` samples as others do)
         _check_fixed_temperature(get("temperature"))

@@ -67,6 +67,20 @@ _DETAILS = (
 )
 
 
+def refuses_effort(info: ModelInfo, provider: str) -> bool:
+    """Whether an effort asked of the model is the API's 400: a model the catalog knows that
+    does not reason (gpt-4o, gpt-4.1, ...), as OpenAI serves it. (gpt-5-chat-latest is left
+    alone: the references do not settle which efforts it takes; a name the catalog only guesses
+    at may be any model.)"""
+    return (
+        provider in PROVIDERS
+        and info.known
+        and info.kind == "chat"
+        and not info.reasoning
+        and not info.id.lower().rsplit("/", 1)[-1].startswith("gpt-5")
+    )
+
+
 def effort(info: ModelInfo, provider: str, asked: Any) -> str | None:
     """The effort a request's model reasons with: `asked` if it is one of the spec's, else the
     model's default (`medium`; `none` for gpt-5.1 and later); None when the model does not

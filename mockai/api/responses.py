@@ -74,7 +74,11 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     if model is None:  # the spec requires no field: `{}` answers with the default model
         model = ctx.catalog.default("chat")
     info = ctx.catalog.get(model)
-    if ctx.model_rules and _asked_effort(body) is not None and _reasons_not(info, ctx.provider):
+    if (
+        ctx.model_rules
+        and _asked_effort(body) is not None
+        and reasoning.refuses_effort(info, ctx.provider)
+    ):
         raise _effort_unsupported()
     if ctx.model_rules and _asked_effort(body) == "minimal" and _no_minimal(info, ctx.provider):
         raise _minimal_unsupported(model)
@@ -149,19 +153,6 @@ def _refuse_sampling(body: Mapping[str, Any]) -> None:
 def _asked_effort(body: Mapping[str, Any]) -> Any:
     asked = body.get("reasoning")
     return asked.get("effort") if isinstance(asked, dict) else None
-
-
-def _reasons_not(info: ModelInfo, provider: str) -> bool:
-    """A model the catalog knows does not reason (gpt-4o, gpt-4.1, ...), as OpenAI serves it.
-    (gpt-5-chat-latest is left alone: the references do not settle which efforts it takes;
-    a name the catalog only guesses at may be any model.)"""
-    return (
-        provider in reasoning.PROVIDERS
-        and info.known
-        and info.kind == "chat"
-        and not info.reasoning
-        and not info.id.lower().rsplit("/", 1)[-1].startswith("gpt-5")
-    )
 
 
 def _no_minimal(info: ModelInfo, provider: str) -> bool:
