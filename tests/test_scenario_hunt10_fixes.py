@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -322,3 +323,42 @@ def test_load_says_which_settings_of_the_file_it_does_not_apply(
         answer = client.chat.completions.create(model="gpt-4o-mini", messages=messages)
         assert answer.choices[0].message.content == "hello"  # (no chaos: as the log says)
         client.close()
+
+
+# --- a Faker set printed in the same order in every process -------------------------------------
+
+SET_TEMPLATES = (
+    "{{ faker.pyset(nb_elements=8) }} | {{ faker.unique.pyset(nb_elements=4) }} | "
+    "{% for item in faker.pyset(nb_elements=5) %}{{ item }};{% endfor %} | "
+    "{{ faker.pyiterable(nb_elements=6) }}"
+)
+SET_ANSWER = f"""
+import httpx
+from mockai import MockServer
+
+with MockServer(seed=3, log_requests=False) as server:
+    server.add_rule({{"match": {{"user": "sets"}}, "reply": {SET_TEMPLATES!r}}})
+    answer = httpx.post(
+        server.url + "/chat/completions",
+        json={{"model": "gpt-4o-mini", "messages": [{{"role": "user", "content": "sets"}}]}},
+    )
+    print(answer.json()["choices"][0]["message"]["content"])
+"""
+
+
+def test_a_faker_set_answers_the_same_in_every_process() -> None:
+    # A set of texts prints and iterates in an order of their hashes, which each process draws
+    # anew: `{{ faker.pyset() }}` answered differently from run to run with the same seed.
+    answers = set()
+    for hash_seed in ("1", "2", "3", "4"):
+        done = subprocess.run(
+            [sys.executable, "-c", SET_ANSWER],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PYTHONHASHSEED": hash_seed},
+        )
+        assert done.returncode == 0, done.stderr
+        answers.add(done.stdout)
+    [answer] = answers
+    assert answer.count("{") >= 2 and "_Stopped" not in answer  # (a datetime shows as one)

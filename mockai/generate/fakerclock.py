@@ -48,11 +48,19 @@ class _StoppedDateTime(dt.datetime, metaclass=_Stopped):
     def today(cls) -> dt.datetime:  # type: ignore[override]
         return cls.now()
 
+    def __repr__(self) -> str:  # (as a datetime's, printed in a list or a set a template shows)
+        shown = dt.datetime.__repr__(self)
+        return "datetime.datetime" + shown[shown.index("(") :]
+
 
 class _StoppedDate(dt.date, metaclass=_Stopped):
     @classmethod
     def today(cls) -> dt.date:  # type: ignore[override]
         return _NOW.date()
+
+    def __repr__(self) -> str:
+        shown = dt.date.__repr__(self)
+        return "datetime.date" + shown[shown.index("(") :]
 
 
 def _stopped_datetime_module() -> types.ModuleType:

@@ -663,7 +663,8 @@ class FakerView:
 
     def __getattr__(self, name: str) -> Any:
         if name in provider_methods():
-            return _bounded_provider(name, getattr(self._faker, name))
+            method = _bounded_provider(name, getattr(self._faker, name))
+            return _with_sets_in_order(method) if name in _SET_MAKERS else method
         if self._proxies and name in self.PROXIES:
             return FakerView(getattr(self._faker, name), proxies=False)
         raise AttributeError(f"faker.{name} is not available to templates ({_ONLY_PROVIDERS})")
@@ -673,6 +674,37 @@ class FakerView:
 
 
 _ONLY_PROVIDERS = "only the Faker providers' methods are, such as faker.first_name()"
+
+# The providers whose answer may be a set (`pyiterable` picks a list, a tuple or a set).
+_SET_MAKERS = frozenset({"pyset", "pyiterable"})
+
+
+def _with_sets_in_order(method: Callable[..., Any]) -> Callable[..., Any]:
+    """`method` answering a set as an `OrderedSet`: the same seed makes the same elements, but
+    a set of texts prints and iterates in an order of their hashes, which each process draws
+    anew (PYTHONHASHSEED), so `{{ faker.pyset() }}` answered differently from run to run."""
+
+    @functools.wraps(method)
+    def in_order(*args: Any, **kwargs: Any) -> Any:
+        made = method(*args, **kwargs)
+        return OrderedSet(made) if isinstance(made, set) else made
+
+    return in_order
+
+
+class OrderedSet(set[Any]):
+    """A set that prints and iterates in one order in every process: its elements sorted by
+    their type's name, then their `repr`."""
+
+    def _in_order(self) -> list[Any]:
+        return sorted(set.__iter__(self), key=lambda item: (type(item).__name__, repr(item)))
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._in_order())
+
+    def __repr__(self) -> str:
+        return "{" + ", ".join(map(repr, self._in_order())) + "}" if self else "set()"
+
 
 # Faker's arguments that say how much a method makes, and the most a template may ask: the render
 # limits are checked between calls, never inside one, so one call must stay well within them
