@@ -362,3 +362,22 @@ def test_a_faker_set_answers_the_same_in_every_process() -> None:
         answers.add(done.stdout)
     [answer] = answers
     assert answer.count("{") >= 2 and "_Stopped" not in answer  # (a datetime shows as one)
+
+
+def test_a_template_printing_a_method_uncalled_is_its_error_not_a_memory_address() -> None:
+    # `{{ request.user.upper }}` printed `<built-in method upper of str object at 0x7f...>`, an
+    # address that changes every run; it is now the template's error, saying to call it.
+    with MockServer(log_requests=False) as server:
+        server.add_rule({"match": {"user": "a"}, "reply": "{{ request.user.upper }}"})
+        server.add_rule({"match": {"user": "b"}, "reply": "{{ request.user.upper() }}"})
+        client = openai.OpenAI(base_url=server.url, api_key="k", max_retries=0)
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "a"}]
+            )
+        assert refused.value.code == "mockai_template_error"
+        assert "prints the function upper itself: call it, upper()" in refused.value.message
+        called = client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "b"}]
+        )
+        assert called.choices[0].message.content == "B"

@@ -34,7 +34,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from types import BuiltinMethodType, MethodType
+from types import BuiltinFunctionType, BuiltinMethodType, FunctionType, MethodType
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from mockai.generate.prose import provider_methods, seeded_faker
@@ -150,7 +150,15 @@ def _printable(value: Any) -> Any:
     count it (`{{ [['x' * 1000] * 1000] * 1000 }}` made 1 GB in 4 s)."""
     if isinstance(value, growth.CONTAINERS):
         _refuse(growth.printed_size(value, RENDER_CHARACTERS))
+    elif isinstance(value, _FUNCTIONS):
+        # (Printed, a function is its memory address, another in every run: `request.user.upper`
+        # for `request.user.upper()`; `faker.name` is refused as the file loads.)
+        name = getattr(value, "__name__", "it")
+        raise TypeError(f"the template prints the function {name} itself: call it, {name}()")
     return value
+
+
+_FUNCTIONS = (FunctionType, BuiltinFunctionType, MethodType, functools.partial)
 
 
 # Filters that make the text of their positional arguments, containers included (`[...]|string`,
