@@ -57,6 +57,8 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     if choice is None and "function_call" in body:  # (a null `tool_choice` is one not given)
         choice = _function_call(body)
     tool_choice = common.parse_tool_choice(choice, tools, flat=False)
+    if not raw_tools and get("parallel_tool_calls") is not None and ctx.provider == "openai":
+        raise _parallel_tool_calls_alone()
     response_format = get("response_format")
     if response_format is not None:
         response_format = common.parse_format(response_format, "response_format", flat=False)
@@ -155,6 +157,19 @@ def _top_logprobs_alone() -> ApiError:
         400,
         "The 'top_logprobs' parameter is only allowed when 'logprobs' is enabled.",
         param="top_logprobs",
+    )
+
+
+def _parallel_tool_calls_alone() -> ApiError:
+    # The API refuses `parallel_tool_calls` (true or false) in a request without tools, as it
+    # refuses `tool_choice` there, in these words (quoted in Upsonic/Upsonic#323; clients strip
+    # the field when they have no tools for it: camel-ai/camel#3706). (The Responses API echoes
+    # it instead.)
+    return ApiError(
+        400,
+        "Invalid value for 'parallel_tool_calls': 'parallel_tool_calls' is only allowed when "
+        "'tools' are specified.",
+        param="parallel_tool_calls",
     )
 
 
