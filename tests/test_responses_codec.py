@@ -228,7 +228,13 @@ def test_flat_tools_and_tool_choice() -> None:
 
 
 def test_text_format_json_schema_is_the_response_format() -> None:
-    schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
+    # (Strict mode's rules hold: the object is closed and requires its properties.)
+    schema = {
+        "type": "object",
+        "properties": {"a": {"type": "integer"}},
+        "required": ["a"],
+        "additionalProperties": False,
+    }
     exchange = parse(
         {
             "input": "numbers",

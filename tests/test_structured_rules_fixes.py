@@ -1,7 +1,12 @@
 """Structured output and tools, the API's rules a bug hunt found mockai did not hold:
 
 * chat `parallel_tool_calls` in a request without tools is the API's 400, as `tool_choice` is
-  (the Responses API echoes it).
+  (the Responses API echoes it);
+* a schema sent with `strict: true` (a `response_format`, `text.format` or function) is held to
+  strict mode's rules: an object root (formats), every object closed with `additionalProperties:
+  false` and requiring exactly its properties, else the API's 400 in its words, naming where;
+  without `strict: true` (or a Responses function leaving it out), or under another provider's
+  profile, the same schema is answered.
 
 Through a real server with the openai SDK, as users meet them.
 """
@@ -10,8 +15,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import openai
 import pytest
+from pydantic import BaseModel
 
 from mockai import MockServer
 
@@ -66,3 +73,204 @@ def test_parallel_tool_calls_with_tools_or_on_responses_is_taken(
     assert chat.choices[0].finish_reason in ("stop", "tool_calls")
     response = client.responses.create(model=MODEL, input="hi", parallel_tool_calls=False)
     assert response.parallel_tool_calls is False
+
+
+# --- strict mode's schema rules -------------------------------------------------------------------
+
+
+def _closed(properties: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
+OPEN_ROOT = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}
+NOT_ALL_REQUIRED = {
+    **_closed({"a": {"type": "string"}, "b": {"type": "integer"}}),
+    "required": ["a"],
+}
+EXTRA_REQUIRED = {**_closed({"a": {"type": "string"}}), "required": ["a", "z"]}
+OPEN_NESTED = _closed({"a": {"type": "string"}, "address": {**OPEN_ROOT, "required": ["a"]}})
+OPEN_IN_ANY_OF = _closed(
+    {"pet": {"anyOf": [_closed({"meow": {"type": "integer"}}), {"type": "object"}]}}
+)
+MAP = _closed({"scores": {"type": "object", "additionalProperties": {"type": "integer"}}})
+OPEN_DEFINITION = {**_closed({"a": {"$ref": "#/$defs/A"}}), "$defs": {"A": OPEN_ROOT}}
+CLOSED = "'additionalProperties' is required to be supplied and to be false."
+MISSING = (
+    "In context=(), 'required' is required to be supplied and to be an array including every "
+    "key in properties. Missing 'b'."
+)
+EXTRA = (
+    "In context=(), 'required' must be an array that includes every key in `properties`. Extra "
+    "required key 'z' supplied."
+)
+REFUSED = [
+    (OPEN_ROOT, f"In context=(), {CLOSED}"),
+    (NOT_ALL_REQUIRED, MISSING),
+    (EXTRA_REQUIRED, EXTRA),
+    (OPEN_NESTED, f"In context=('properties', 'address'), {CLOSED}"),
+    (OPEN_IN_ANY_OF, f"In context=('properties', 'pet', 'anyOf', '1'), {CLOSED}"),
+    (MAP, f"In context=('properties', 'scores'), {CLOSED}"),
+    (OPEN_DEFINITION, f"In context=('$defs', 'A'), {CLOSED}"),
+]
+IDS = ["open-root", "not-all-required", "extra-required", "nested", "any-of", "map", "defs"]
+
+
+def _chat_format(schema: dict[str, Any], strict: bool | None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"name": "data", "schema": schema}
+    if strict is not None:
+        spec["strict"] = strict
+    return {"type": "json_schema", "json_schema": spec}
+
+
+@pytest.mark.parametrize(("schema", "why"), REFUSED, ids=IDS)
+def test_a_strict_response_format_breaking_the_rules_is_refused(
+    client: openai.OpenAI, schema: dict[str, Any], why: str
+) -> None:
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(
+            model=MODEL,
+            messages=ASK,
+            response_format=_chat_format(schema, True),  # type: ignore[arg-type]
+        )
+    assert refused.value.param == "response_format"
+    assert refused.value.code is None
+    assert _message(refused.value) == f"Invalid schema for response_format 'data': {why}"
+
+
+@pytest.mark.parametrize(("schema", "why"), REFUSED, ids=IDS)
+def test_a_strict_text_format_breaking_the_rules_is_refused(
+    client: openai.OpenAI, schema: dict[str, Any], why: str
+) -> None:
+    text_format = {"type": "json_schema", "name": "data", "schema": schema, "strict": True}
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.responses.create(model=MODEL, input="hi", text={"format": text_format})  # type: ignore[typeddict-item]
+    assert refused.value.param == "text.format.schema"
+    assert refused.value.code == "invalid_json_schema"
+    assert _message(refused.value) == f"Invalid schema for response_format 'data': {why}"
+
+
+@pytest.mark.parametrize(("schema", "why"), REFUSED, ids=IDS)
+def test_a_strict_function_breaking_the_rules_is_refused(
+    client: openai.OpenAI, schema: dict[str, Any], why: str
+) -> None:
+    chat_tool = {
+        "type": "function",
+        "function": {"name": "f", "parameters": schema, "strict": True},
+    }
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(model=MODEL, messages=ASK, tools=[chat_tool])  # type: ignore[list-item]
+    assert refused.value.param == "tools[0].function.parameters"
+    assert refused.value.code == "invalid_function_parameters"
+    assert _message(refused.value) == f"Invalid schema for function 'f': {why}"
+    flat = {"type": "function", "name": "f", "parameters": schema, "strict": True}
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.responses.create(model=MODEL, input="hi", tools=[flat])  # type: ignore[list-item]
+    assert refused.value.param == "tools[0].parameters"
+    assert refused.value.code == "invalid_function_parameters"
+    assert _message(refused.value) == f"Invalid schema for function 'f': {why}"
+
+
+@pytest.mark.parametrize("kind", ["array", "string"])
+def test_a_strict_format_must_be_an_object(client: openai.OpenAI, kind: str) -> None:
+    schema: dict[str, Any] = {"type": kind}
+    if kind == "array":
+        schema["items"] = {"type": "string"}
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(
+            model=MODEL,
+            messages=ASK,
+            response_format=_chat_format(schema, True),  # type: ignore[arg-type]
+        )
+    assert refused.value.param == "response_format"
+    assert _message(refused.value) == (
+        "Invalid schema for response_format 'data': schema must be a JSON Schema of "
+        f"'type: \"object\"', got 'type: \"{kind}\"'."
+    )
+
+
+# (Requiring a property `additionalProperties: false` forbids has no answer in any mode.)
+@pytest.mark.parametrize(
+    ("schema", "why"),
+    [case for case in REFUSED if case[0] is not EXTRA_REQUIRED],
+    ids=[name for name in IDS if name != "extra-required"],
+)
+def test_the_same_schemas_without_strict_are_answered(
+    client: openai.OpenAI, schema: dict[str, Any], why: str
+) -> None:
+    for strict in (None, False):
+        chat = client.chat.completions.create(
+            model=MODEL,
+            messages=ASK,
+            response_format=_chat_format(schema, strict),  # type: ignore[arg-type]
+        )
+        assert chat.choices[0].message.content
+        tool = {"type": "function", "function": {"name": "f", "parameters": schema}}
+        if strict is False:
+            tool["function"]["strict"] = False
+        called = client.chat.completions.create(
+            model=MODEL,
+            messages=ASK,
+            tools=[tool],  # type: ignore[list-item]
+            tool_choice="required",
+        )
+        assert called.choices[0].message.tool_calls
+    # A Responses function that leaves `strict` out is called best effort where its schema
+    # cannot be made strict.
+    flat = {"type": "function", "name": "f", "parameters": schema}
+    response = client.responses.create(
+        model=MODEL,
+        input="hi",
+        tools=[flat],  # type: ignore[list-item]
+        tool_choice="required",
+    )
+    assert response.output[-1].type == "function_call"
+
+
+def test_another_providers_profile_takes_its_strict_schemas() -> None:
+    # (A server of its own: Groq's answers are not the OpenAI spec's, which `server` checks.)
+    with (
+        MockServer() as server,
+        httpx.Client(base_url=server.url.removesuffix("/v1"), timeout=30) as http,
+    ):
+        answered = http.post(
+            "/groq/openai/v1/chat/completions",
+            json={
+                "model": "llama-3.3-70b-versatile",
+                "messages": ASK,
+                "response_format": _chat_format(OPEN_ROOT, True),
+            },
+        )
+    assert answered.status_code == 200, answered.text
+
+
+class Scores(BaseModel):
+    team: str
+    scores: dict[str, int]
+
+
+class Team(BaseModel):
+    name: str
+    members: list[str]
+
+
+def test_the_sdk_parse_helper_is_refused_as_the_api_refuses_a_map(client: openai.OpenAI) -> None:
+    # The SDK makes a pydantic model's schema strict but cannot close a dict's object: the API
+    # refuses it, so an app that passed against mockai would fail against OpenAI.
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.parse(model=MODEL, messages=ASK, response_format=Scores)
+    assert _message(refused.value) == (
+        f"Invalid schema for response_format 'Scores': In context=('properties', 'scores'), "
+        f"{CLOSED}"
+    )
+    parsed = client.chat.completions.parse(model=MODEL, messages=ASK, response_format=Team)
+    assert isinstance(parsed.choices[0].message.parsed, Team)
+    tools = [openai.pydantic_function_tool(Team)]
+    called = client.chat.completions.parse(
+        model=MODEL, messages=ASK, tools=tools, tool_choice="required"
+    )
+    assert called.choices[0].message.tool_calls

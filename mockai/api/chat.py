@@ -52,7 +52,10 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     sent_tools = get("tools")
     legacy_functions = not sent_tools and bool(get("functions"))
     raw_tools = _functions(body) if legacy_functions else sent_tools
-    tools = common.parse_tools(raw_tools, flat=False) if raw_tools else ()
+    strict_rules = ctx.provider in common.STRICT_RULES
+    tools = (
+        common.parse_tools(raw_tools, flat=False, strict_rules=strict_rules) if raw_tools else ()
+    )
     choice = get("tool_choice")
     if choice is None and "function_call" in body:  # (a null `tool_choice` is one not given)
         choice = _function_call(body)
@@ -61,7 +64,9 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         raise _parallel_tool_calls_alone()
     response_format = get("response_format")
     if response_format is not None:
-        response_format = common.parse_format(response_format, "response_format", flat=False)
+        response_format = common.parse_format(
+            response_format, "response_format", flat=False, strict_rules=strict_rules
+        )
     if (
         response_format is not None
         and response_format.kind == "json_object"

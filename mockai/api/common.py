@@ -576,8 +576,20 @@ def message_tokens(message: Message) -> int:
     return total
 
 
-def parse_tool(raw: Any, param: str, *, flat: bool, strict_default: bool = False) -> Tool:
-    """One entry of `tools`: nested under `function` for chat, flat for the Responses API."""
+# The providers whose API holds a schema sent with `strict: true` to strict mode's rules (every
+# object closed, every property required), refusing it otherwise: OpenAI's, and Azure's, which
+# serves the same models (the same 400s: outlines#844). Others take `strict` their own way.
+STRICT_RULES = frozenset({"openai", "azure"})
+
+
+def parse_tool(
+    raw: Any, param: str, *, flat: bool, strict_default: bool = False, strict_rules: bool = False
+) -> Tool:
+    """One entry of `tools`: nested under `function` for chat, flat for the Responses API.
+
+    `strict_rules`: whether a function asking for `strict: true` is held to strict mode's
+    schema rules (`STRICT_RULES`).
+    """
     if not isinstance(raw, dict):
         raise type_error(param, ("object",), raw)
     kind = raw.get("type")
@@ -610,6 +622,15 @@ def parse_tool(raw: Any, param: str, *, flat: bool, strict_default: bool = False
             parameters, f"{where}.parameters", f"function '{name}'", "invalid_function_parameters"
         )
         _check_object_schema(parameters, f"{where}.parameters", name)
+        if strict_rules and spec.get("strict") is True:
+            # (Only when asked for: a Responses function that leaves `strict` out is made strict
+            # where its schema allows it, and called best effort where it does not.)
+            _check_strict(
+                parameters,
+                f"{where}.parameters",
+                f"function '{name}'",
+                "invalid_function_parameters",
+            )
     return Tool(
         name=name,
         description=optional_string(spec, "description", where),
@@ -685,7 +706,9 @@ def _check_custom_format(fmt: Any, where: str, *, flat: bool) -> None:
         raise invalid_value(f"{where}.syntax", grammar["syntax"], ("lark", "regex"))
 
 
-def parse_tools(raw: Any, *, flat: bool, strict_default: bool = False) -> tuple[Tool, ...]:
+def parse_tools(
+    raw: Any, *, flat: bool, strict_default: bool = False, strict_rules: bool = False
+) -> tuple[Tool, ...]:
     """The `tools` list (already type-checked as an array).
 
     `strict_default`: whether a function tool that does not say `strict` is strict (the
@@ -694,7 +717,9 @@ def parse_tools(raw: Any, *, flat: bool, strict_default: bool = False) -> tuple[
     if not raw:
         return ()
     tools = tuple(
-        parse_tool(item, f"tools[{i}]", flat=flat, strict_default=strict_default)
+        parse_tool(
+            item, f"tools[{i}]", flat=flat, strict_default=strict_default, strict_rules=strict_rules
+        )
         for i, item in enumerate(raw)
     )
     seen: set[str] = set()
@@ -825,8 +850,13 @@ def _allowed_names(spec: Mapping[str, Any], where: str) -> tuple[str, ...]:
     return tuple(names)
 
 
-def parse_format(raw: Any, param: str, *, flat: bool) -> ResponseFormat | None:
-    """`response_format` (chat; schema under `json_schema`) or `text.format` (flat)."""
+def parse_format(
+    raw: Any, param: str, *, flat: bool, strict_rules: bool = False
+) -> ResponseFormat | None:
+    """`response_format` (chat; schema under `json_schema`) or `text.format` (flat).
+
+    `strict_rules`: as for `parse_tool`.
+    """
     if raw is None:
         return None
     if not isinstance(raw, dict):
@@ -851,6 +881,8 @@ def parse_format(raw: Any, param: str, *, flat: bool) -> ResponseFormat | None:
     schema = spec.get("schema")
     if schema is not None:
         _check_schema(schema, f"{where}.schema", f"response_format '{name}'", "invalid_json_schema")
+        if strict_rules and spec.get("strict") is True:
+            _check_strict_format(schema, name, flat=flat)
     return ResponseFormat("json_schema", name=name, schema=schema, strict=bool(spec.get("strict")))
 
 
@@ -945,6 +977,34 @@ def _check_schema(schema: Any, param: str, owner: str, code: str) -> None:
     problem = schemacheck.problem(schema)
     if problem is not None:
         raise ApiError(400, f"Invalid schema for {owner}: {problem}.", param=param, code=code)
+
+
+def _check_strict(schema: Mapping[str, Any], param: str, owner: str, code: str | None) -> None:
+    """The API's 400 for a schema strict mode refuses (a JSON Schema, `_check_schema`'s)."""
+    problem = schemacheck.strict_problem(schema)
+    if problem is not None:
+        raise ApiError(400, f"Invalid schema for {owner}: {problem}.", param=param, code=code)
+
+
+def _check_strict_format(schema: Mapping[str, Any], name: str, *, flat: bool) -> None:
+    """A strict `response_format` / `text.format` schema: an object, each of whose objects is
+    closed and requires all of its properties. The API names `response_format` with no code on
+    chat (outlines#844, podly_pure_podcasts#89), `text.format.schema` with `invalid_json_schema`
+    on the Responses API (mavam/pi-web-providers#14)."""
+    param, code = (
+        ("text.format.schema", "invalid_json_schema") if flat else ("response_format", None)
+    )
+    kind = schema.get("type")
+    if kind is not None and kind != "object":
+        got = f'"{kind}"' if isinstance(kind, str) else jsonbytes.dumps_str(kind)
+        raise ApiError(
+            400,
+            f"Invalid schema for response_format '{name}': schema must be a JSON Schema of "
+            f"'type: \"object\"', got 'type: {got}'.",
+            param=param,
+            code=code,
+        )
+    _check_strict(schema, param, f"response_format '{name}'", code)
 
 
 def check_context(

@@ -7,6 +7,10 @@ cached by the schema's JSON text: agents resend the same tools and formats on ev
 grows with the schema (~40 ms per thousand properties): a schema whose text is `OFF_LOOP_CHARS`
 or longer is checked in the worker thread before its request is parsed (`common.settle_schemas`),
 so that one request does not stall the others while it is checked.
+
+The verdict kept also says what strict mode refuses (`strict_problem`, a walk over the schema
+found valid): a schema the API takes without `strict: true` but refuses with it, because an
+object there leaves `additionalProperties` open or does not require all of its properties.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from typing import Any
 from mockai.wire import jsonbytes
 
 _CACHE_SIZE = 512
-_verdicts: OrderedDict[str, str | None] = OrderedDict()
+# A schema's verdicts: (why it is not a JSON Schema, why strict mode refuses it), None for fine.
+_verdicts: OrderedDict[str, tuple[str | None, str | None]] = OrderedDict()
 _lock = threading.Lock()
 _MAX_MESSAGE = 300
 # A schema whose JSON text is this long takes ~5 ms or more to check (~250 properties): worth
@@ -33,10 +38,25 @@ _UNKNOWN: Any = object()  # "no verdict kept", where None is a verdict
 def problem(schema: Mapping[str, Any]) -> str | None:
     """Why `schema` is not a JSON Schema (`In context=('properties', 'a'), 5 is not valid ...`),
     or None when it is one."""
+    return _verdict(schema)[0]
+
+
+def strict_problem(schema: Mapping[str, Any]) -> str | None:
+    """Why strict mode (`strict: true`) refuses `schema`, a JSON Schema (`problem` is None), or
+    None when it takes it: in the API's words, at the first object (depth first, in the order
+    written) that does not set `additionalProperties: false` (`In context=('properties', 'a'),
+    'additionalProperties' is required to be supplied and to be false`) or whose `required` does
+    not list exactly its properties. (The root's type is the caller's: a function's parameters
+    are an object in every mode.)"""
+    return _verdict(schema)[1]
+
+
+def _verdict(schema: Mapping[str, Any]) -> tuple[str | None, str | None]:
     key = jsonbytes.dumps_str(schema)  # insertion order: repeats of one request's schema match
     verdict = _kept(key)
     if verdict is _UNKNOWN:
-        verdict = _check(schema)
+        found = _check(schema)
+        verdict = (found, None if found is not None else _strict_check(schema))
         with _lock:
             _verdicts[key] = verdict
             if len(_verdicts) > _CACHE_SIZE:
@@ -88,8 +108,83 @@ def _check(schema: Mapping[str, Any]) -> str | None:
         return "the schema is nested too deeply"
     if error is None:  # valid 2020-12 only
         return None
-    context = ", ".join(repr(part) for part in error.absolute_path)
-    if len(error.absolute_path) == 1:
-        context += ","
-    message = f"In context=({context}), {error.message}"
+    message = f"In context=({_context(error.absolute_path)}), {error.message}"
     return message if len(message) <= _MAX_MESSAGE else message[: _MAX_MESSAGE - 3] + "..."
+
+
+def _context(path: Any) -> str:
+    """A schema path as the API writes it: a tuple's repr (`'properties', 'a'`; `'items',`)."""
+    parts = list(path)
+    return ", ".join(repr(part) for part in parts) + ("," if len(parts) == 1 else "")
+
+
+# Where a schema holds schemas: keyed by name, in a list, or one.
+_NAMED = ("properties", "patternProperties", "dependentSchemas", "$defs", "definitions")
+_LISTED = ("prefixItems", "items", "anyOf", "oneOf", "allOf")
+_SINGLE = (
+    "items",
+    "additionalItems",
+    "contains",
+    "propertyNames",
+    "additionalProperties",
+    "unevaluatedProperties",
+    "unevaluatedItems",
+    "not",
+    "if",
+    "then",
+    "else",
+)
+
+
+def _strict_check(schema: Mapping[str, Any]) -> str | None:
+    """`strict_problem`, found: the schema's nodes walked depth first, in the order written (the
+    API names a nested object's problem when its parent has none: `In context=('properties',
+    'etymology'), ...`; list indexes are strings there: `('anyOf', '0')`)."""
+    pending: list[tuple[Any, tuple[str, ...]]] = [(schema, ())]
+    while pending:
+        node, path = pending.pop()
+        if not isinstance(node, Mapping):
+            continue  # (true / false)
+        found = _strict_object(node)
+        if found is not None:
+            return f"In context=({_context(path)}), {found}"
+        inner: list[tuple[Any, tuple[str, ...]]] = []
+        for key, value in node.items():
+            if key in _NAMED and isinstance(value, Mapping):
+                inner += [(sub, (*path, key, str(name))) for name, sub in value.items()]
+            elif key in _LISTED and isinstance(value, list):
+                inner += [(sub, (*path, key, str(i))) for i, sub in enumerate(value)]
+            elif key in _SINGLE and isinstance(value, Mapping):
+                inner.append((value, (*path, key)))
+        pending += reversed(inner)
+    return None
+
+
+def _strict_object(node: Mapping[str, Any]) -> str | None:
+    """What strict mode refuses in one node, if it is an object's: an open object (a map, or
+    `additionalProperties` not given) or a property not required (all are; optional ones are
+    nullable instead), in the API's words (quoted in lastmile-ai/openai-agents-mcp#2,
+    kevinwatt/mysql-mcp#5 and dotnet/extensions#6302)."""
+    kind = node.get("type")
+    if kind != "object" and not (isinstance(kind, list) and "object" in kind):
+        return None
+    if node.get("additionalProperties") is not False:
+        return "'additionalProperties' is required to be supplied and to be false"
+    properties = node.get("properties")
+    properties = properties if isinstance(properties, Mapping) else {}
+    listed = node.get("required")
+    listed = listed if isinstance(listed, list) else []
+    required = set(listed)  # (a set: a schema may have thousands of properties)
+    missing = next((name for name in properties if name not in required), None)
+    if missing is not None:
+        return (
+            "'required' is required to be supplied and to be an array including every key in "
+            f"properties. Missing {missing!r}"
+        )
+    extra = next((name for name in listed if name not in properties), None)
+    if extra is not None:
+        return (
+            "'required' must be an array that includes every key in `properties`. Extra "
+            f"required key {extra!r} supplied"
+        )
+    return None
