@@ -6,7 +6,10 @@
   strict mode's rules: an object root (formats), every object closed with `additionalProperties:
   false` and requiring exactly its properties, else the API's 400 in its words, naming where;
   without `strict: true` (or a Responses function leaving it out), or under another provider's
-  profile, the same schema is answered.
+  profile, the same schema is answered;
+* a tool named in camelCase or PascalCase (`getWeather`, the SDK's `pydantic_function_tool`'s
+  `GetWeather`) is matched to a question by its words, as `get_weather` is: `auto` calls it for
+  a question about it, `required` picks it among others.
 
 Through a real server with the openai SDK, as users meet them.
 """
@@ -274,3 +277,56 @@ def test_the_sdk_parse_helper_is_refused_as_the_api_refuses_a_map(client: openai
         model=MODEL, messages=ASK, tools=tools, tool_choice="required"
     )
     assert called.choices[0].message.tool_calls
+
+
+# --- tool names in words --------------------------------------------------------------------------
+
+
+def _function(name: str) -> dict[str, Any]:
+    return {
+        "type": "function",
+        "function": {"name": name, "parameters": WEATHER["function"]["parameters"]},
+    }  # type: ignore[index]
+
+
+@pytest.mark.parametrize("name", ["get_weather", "getWeather", "GetWeather", "GET_WEATHER"])
+def test_auto_calls_a_tool_the_question_is_about_however_its_name_is_written(
+    client: openai.OpenAI, name: str
+) -> None:
+    chat = client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "What's the weather in Paris?"}],
+        tools=[_function(name)],  # type: ignore[list-item]
+    )
+    calls = chat.choices[0].message.tool_calls
+    assert calls, chat.choices[0].message.content
+    assert calls[0].function.name == name  # type: ignore[union-attr]
+
+
+def test_required_picks_the_tool_the_question_is_about_among_camel_case_names(
+    client: openai.OpenAI,
+) -> None:
+    tools = [_function("lookupStockPrice"), _function("getWeather")]
+    chat = client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "What's the weather in Paris?"}],
+        tools=tools,  # type: ignore[arg-type]
+        tool_choice="required",
+    )
+    assert [call.function.name for call in chat.choices[0].message.tool_calls or []] == [  # type: ignore[union-attr]
+        "getWeather"
+    ]
+
+
+class GetWeather(BaseModel):
+    city: str
+
+
+def test_the_sdks_pydantic_tool_is_called_for_a_question_about_it(client: openai.OpenAI) -> None:
+    chat = client.chat.completions.parse(
+        model=MODEL,
+        messages=[{"role": "user", "content": "What's the weather in Paris?"}],
+        tools=[openai.pydantic_function_tool(GetWeather)],
+    )
+    calls = chat.choices[0].message.tool_calls or []
+    assert [call.function.parsed_arguments for call in calls] == [GetWeather(city="Paris")]

@@ -6,8 +6,9 @@ exactly that: pydantic-ai on every step of a run with a structured `output_type`
 best-matching tool again after its result would loop until the framework's request limit, so the
 choice follows the conversation since the last user turn:
 
-- a fresh user turn calls the tool whose name or description shares most words with the
-  question, a working tool before one that ends the conversation (so the agent's own tools run);
+- a fresh user turn calls the tool whose name (in words: `getWeather`, `GetWeather` and
+  `get_weather` alike) or description shares most words with the question, a working tool
+  before one that ends the conversation (so the agent's own tools run);
 - after tool results, a tool not called since that user turn, preferring one that says it gives
   the final answer or ends the conversation (`final_result`, `submit`, `answer`, `done`, ...);
 - once the final-answer tool was called (the framework came back: a retry after a validation
@@ -129,9 +130,14 @@ def _since_last_user(messages: Sequence[Message]) -> Sequence[Message]:
 
 
 def _best_match(tools: Sequence[Tool], asked: set[str]) -> tuple[int, Tool]:
-    """The tool sharing most words with the question (the first listed on a tie), and how many."""
+    """The tool sharing most words with the question (the first listed on a tie), and how many.
+
+    A name is read in words however it is written: `get_weather`, `getWeather` (JavaScript's
+    tools) and `GetWeather` (the SDK's `pydantic_function_tool` names a tool after its model)
+    all say "get weather" (read whole, the last two were one word no question shares).
+    """
     scored = [
-        (len(asked & words(f"{tool.name} {tool.description}")), -index, tool)
+        (len(asked & words(f"{' '.join(name_words(tool.name))} {tool.description}")), -index, tool)
         for index, tool in enumerate(tools)
     ]
     score, _, best = max(scored, key=lambda item: item[:2])
