@@ -7,6 +7,8 @@
   false` and requiring exactly its properties, else the API's 400 in its words, naming where;
   without `strict: true` (or a Responses function leaving it out), or under another provider's
   profile, the same schema is answered;
+* a function's parameters holding an array without `items` are the API's 400 (`array schema
+  missing items`) with or without `strict` (a response format without `strict` is answered);
 * a tool named in camelCase or PascalCase (`getWeather`, the SDK's `pydantic_function_tool`'s
   `GetWeather`) is matched to a question by its words, as `get_weather` is: `auto` calls it for
   a question about it, `required` picks it among others.
@@ -248,7 +250,14 @@ def test_another_providers_profile_takes_its_strict_schemas() -> None:
                 "response_format": _chat_format(OPEN_ROOT, True),
             },
         )
-    assert answered.status_code == 200, answered.text
+        assert answered.status_code == 200, answered.text
+        itemless = {"type": "object", "properties": {"paths": {"type": "array"}}}
+        tool = {"type": "function", "function": {"name": "read_files", "parameters": itemless}}
+        called = http.post(
+            "/groq/openai/v1/chat/completions",
+            json={"model": "llama-3.3-70b-versatile", "messages": ASK, "tools": [tool]},
+        )
+        assert called.status_code == 200, called.text
 
 
 class Scores(BaseModel):
@@ -277,6 +286,73 @@ def test_the_sdk_parse_helper_is_refused_as_the_api_refuses_a_map(client: openai
         model=MODEL, messages=ASK, tools=tools, tool_choice="required"
     )
     assert called.choices[0].message.tool_calls
+
+
+# --- arrays without items ------------------------------------------------------------------------
+
+
+ITEMLESS = [
+    ({"paths": {"type": "array"}}, "('properties', 'paths')"),
+    (
+        {"values": {"type": "array", "items": {"type": "array"}}},
+        "('properties', 'values', 'items')",
+    ),
+    ({"tags": {"type": ["string", "array", "null"]}}, "('properties', 'tags', 'type', '1')"),
+    (
+        {"pick": {"anyOf": [{"type": "string"}, {"type": "array"}]}},
+        "('properties', 'pick', 'anyOf', '1')",
+    ),
+]
+
+
+@pytest.mark.parametrize("strict", [None, True])
+@pytest.mark.parametrize(("properties", "where"), ITEMLESS)
+def test_a_function_with_an_array_without_items_is_refused(
+    client: openai.OpenAI, properties: dict[str, Any], where: str, strict: bool | None
+) -> None:
+    schema = _closed(properties)
+    function: dict[str, Any] = {"name": "read_files", "parameters": schema}
+    if strict is not None:
+        function["strict"] = strict
+    why = (
+        f"Invalid schema for function 'read_files': In context={where}, array schema missing items."
+    )
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(
+            model=MODEL,
+            messages=ASK,
+            tools=[{"type": "function", "function": function}],  # type: ignore[list-item]
+        )
+    assert refused.value.param == "tools[0].function.parameters"
+    assert refused.value.code == "invalid_function_parameters"
+    assert _message(refused.value) == why
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.responses.create(
+            model=MODEL,
+            input="hi",
+            tools=[{"type": "function", **function}],  # type: ignore[list-item]
+        )
+    assert refused.value.param == "tools[0].parameters"
+    assert _message(refused.value) == why
+
+
+def test_arrays_with_items_or_in_a_loose_format_are_answered(client: openai.OpenAI) -> None:
+    listed = _closed({"paths": {"type": "array", "items": {"type": "string"}}})
+    tool = {"type": "function", "function": {"name": "read_files", "parameters": listed}}
+    called = client.chat.completions.create(
+        model=MODEL,
+        messages=ASK,
+        tools=[tool],  # type: ignore[list-item]
+        tool_choice="required",
+    )
+    assert called.choices[0].message.tool_calls
+    itemless = _closed({"paths": {"type": "array"}})
+    chat = client.chat.completions.create(
+        model=MODEL,
+        messages=ASK,
+        response_format=_chat_format(itemless, None),  # type: ignore[arg-type]
+    )
+    assert chat.choices[0].message.content
 
 
 # --- tool names in words --------------------------------------------------------------------------

@@ -52,9 +52,9 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     sent_tools = get("tools")
     legacy_functions = not sent_tools and bool(get("functions"))
     raw_tools = _functions(body) if legacy_functions else sent_tools
-    strict_rules = ctx.provider in common.STRICT_RULES
+    openai_rules = ctx.provider in common.OPENAI_RULES
     tools = (
-        common.parse_tools(raw_tools, flat=False, strict_rules=strict_rules) if raw_tools else ()
+        common.parse_tools(raw_tools, flat=False, openai_rules=openai_rules) if raw_tools else ()
     )
     choice = get("tool_choice")
     if choice is None and "function_call" in body:  # (a null `tool_choice` is one not given)
@@ -65,7 +65,7 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     response_format = get("response_format")
     if response_format is not None:
         response_format = common.parse_format(
-            response_format, "response_format", flat=False, strict_rules=strict_rules
+            response_format, "response_format", flat=False, openai_rules=openai_rules
         )
     if (
         response_format is not None

@@ -576,19 +576,20 @@ def message_tokens(message: Message) -> int:
     return total
 
 
-# The providers whose API holds a schema sent with `strict: true` to strict mode's rules (every
-# object closed, every property required), refusing it otherwise: OpenAI's, and Azure's, which
-# serves the same models (the same 400s: outlines#844). Others take `strict` their own way.
-STRICT_RULES = frozenset({"openai", "azure"})
+# The providers whose API holds schemas to OpenAI's rules beyond JSON Schema's, refusing them
+# otherwise: a function's parameters hold no array without `items`, and a schema sent with
+# `strict: true` has every object closed and every property required. OpenAI's, and Azure's,
+# which serves the same models (the same 400s: outlines#844). Others take schemas their own way.
+OPENAI_RULES = frozenset({"openai", "azure"})
 
 
 def parse_tool(
-    raw: Any, param: str, *, flat: bool, strict_default: bool = False, strict_rules: bool = False
+    raw: Any, param: str, *, flat: bool, strict_default: bool = False, openai_rules: bool = False
 ) -> Tool:
     """One entry of `tools`: nested under `function` for chat, flat for the Responses API.
 
-    `strict_rules`: whether a function asking for `strict: true` is held to strict mode's
-    schema rules (`STRICT_RULES`).
+    `openai_rules`: whether the function's schema is held to OpenAI's rules (`OPENAI_RULES`):
+    strict mode's when it asks for `strict: true`, else the few the API holds every function to.
     """
     if not isinstance(raw, dict):
         raise type_error(param, ("object",), raw)
@@ -622,14 +623,16 @@ def parse_tool(
             parameters, f"{where}.parameters", f"function '{name}'", "invalid_function_parameters"
         )
         _check_object_schema(parameters, f"{where}.parameters", name)
-        if strict_rules and spec.get("strict") is True:
-            # (Only when asked for: a Responses function that leaves `strict` out is made strict
-            # where its schema allows it, and called best effort where it does not.)
-            _check_strict(
+        if openai_rules:
+            # (Strict mode's rules only when asked for: a Responses function that leaves `strict`
+            # out is made strict where its schema allows it, and called best effort where it
+            # does not.)
+            _check_rules(
                 parameters,
                 f"{where}.parameters",
                 f"function '{name}'",
                 "invalid_function_parameters",
+                strict=spec.get("strict") is True,
             )
     return Tool(
         name=name,
@@ -707,7 +710,7 @@ def _check_custom_format(fmt: Any, where: str, *, flat: bool) -> None:
 
 
 def parse_tools(
-    raw: Any, *, flat: bool, strict_default: bool = False, strict_rules: bool = False
+    raw: Any, *, flat: bool, strict_default: bool = False, openai_rules: bool = False
 ) -> tuple[Tool, ...]:
     """The `tools` list (already type-checked as an array).
 
@@ -718,7 +721,7 @@ def parse_tools(
         return ()
     tools = tuple(
         parse_tool(
-            item, f"tools[{i}]", flat=flat, strict_default=strict_default, strict_rules=strict_rules
+            item, f"tools[{i}]", flat=flat, strict_default=strict_default, openai_rules=openai_rules
         )
         for i, item in enumerate(raw)
     )
@@ -851,11 +854,11 @@ def _allowed_names(spec: Mapping[str, Any], where: str) -> tuple[str, ...]:
 
 
 def parse_format(
-    raw: Any, param: str, *, flat: bool, strict_rules: bool = False
+    raw: Any, param: str, *, flat: bool, openai_rules: bool = False
 ) -> ResponseFormat | None:
     """`response_format` (chat; schema under `json_schema`) or `text.format` (flat).
 
-    `strict_rules`: as for `parse_tool`.
+    `openai_rules`: as for `parse_tool`.
     """
     if raw is None:
         return None
@@ -881,7 +884,7 @@ def parse_format(
     schema = spec.get("schema")
     if schema is not None:
         _check_schema(schema, f"{where}.schema", f"response_format '{name}'", "invalid_json_schema")
-        if strict_rules and spec.get("strict") is True:
+        if openai_rules and spec.get("strict") is True:
             _check_strict_format(schema, name, flat=flat)
     return ResponseFormat("json_schema", name=name, schema=schema, strict=bool(spec.get("strict")))
 
@@ -979,9 +982,13 @@ def _check_schema(schema: Any, param: str, owner: str, code: str) -> None:
         raise ApiError(400, f"Invalid schema for {owner}: {problem}.", param=param, code=code)
 
 
-def _check_strict(schema: Mapping[str, Any], param: str, owner: str, code: str | None) -> None:
-    """The API's 400 for a schema strict mode refuses (a JSON Schema, `_check_schema`'s)."""
-    problem = schemacheck.strict_problem(schema)
+def _check_rules(
+    schema: Mapping[str, Any], param: str, owner: str, code: str | None, *, strict: bool
+) -> None:
+    """The API's 400 for a JSON Schema (`_check_schema`'s) that it refuses as a function's
+    parameters or, with `strict`, that strict mode refuses."""
+    found = schemacheck.strict_problem if strict else schemacheck.function_problem
+    problem = found(schema)
     if problem is not None:
         raise ApiError(400, f"Invalid schema for {owner}: {problem}.", param=param, code=code)
 
@@ -1004,7 +1011,7 @@ def _check_strict_format(schema: Mapping[str, Any], name: str, *, flat: bool) ->
             param=param,
             code=code,
         )
-    _check_strict(schema, param, f"response_format '{name}'", code)
+    _check_rules(schema, param, f"response_format '{name}'", code, strict=True)
 
 
 def check_context(

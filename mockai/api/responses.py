@@ -89,11 +89,11 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     self_contained = _self_contained(body, known_history=history is not None)
     if self_contained:
         _check_tool_pairs(messages)
-    strict_rules = ctx.provider in common.STRICT_RULES
-    response_format = _parse_format(body.get("text"), strict_rules=strict_rules)
+    openai_rules = ctx.provider in common.OPENAI_RULES
+    response_format = _parse_format(body.get("text"), openai_rules=openai_rules)
     if response_format is not None and response_format.kind == "json_object" and self_contained:
         _check_json_word(messages[1:] if body.get("instructions") else messages)
-    tools = _parse_tools(body.get("tools"), strict_rules=strict_rules)
+    tools = _parse_tools(body.get("tools"), openai_rules=openai_rules)
     tool_choice = common.parse_tool_choice(body.get("tool_choice"), tools, flat=True)
     prompt_tokens = common.prompt_tokens(messages, body.get("tools"))
     if prompt_tokens > info.context_window and body.get("truncation") == "auto":
@@ -507,7 +507,7 @@ def _check_json_word(messages: tuple[Message, ...]) -> None:
         )
 
 
-def _parse_tools(raw: Any, *, strict_rules: bool) -> tuple[Tool, ...]:
+def _parse_tools(raw: Any, *, openai_rules: bool) -> tuple[Tool, ...]:
     # The spec's `Tool` union is closed, and every Response echoes `tools`: a type outside it is
     # the API's 400 (echoed, no client could read the Response), strict or not, as an input
     # item's type. (Chat echoes no tools.)
@@ -518,7 +518,7 @@ def _parse_tools(raw: Any, *, strict_rules: bool) -> tuple[Tool, ...]:
         if kind is not None and kind not in TOOL_TYPES:
             raise invalid_value(f"tools[{index}].type", kind, TOOL_TYPES)
     # Unlike chat, a Responses function tool is strict unless the request says `strict: false`.
-    return common.parse_tools(raw, flat=True, strict_default=True, strict_rules=strict_rules)
+    return common.parse_tools(raw, flat=True, strict_default=True, openai_rules=openai_rules)
 
 
 # The types of the spec's `Tool` union, in its order.
@@ -544,12 +544,12 @@ TOOL_TYPES = (
 )
 
 
-def _parse_format(text: Any, *, strict_rules: bool) -> ResponseFormat | None:
+def _parse_format(text: Any, *, openai_rules: bool) -> ResponseFormat | None:
     """`text.format` (flat: `{"type": "json_schema", "name", "schema", "strict"}`)."""
     if text is None:
         return None
     response_format = common.parse_format(
-        text.get("format"), "text.format", flat=True, strict_rules=strict_rules
+        text.get("format"), "text.format", flat=True, openai_rules=openai_rules
     )
     if (
         response_format is not None

@@ -8,9 +8,10 @@ grows with the schema (~40 ms per thousand properties): a schema whose text is `
 or longer is checked in the worker thread before its request is parsed (`common.settle_schemas`),
 so that one request does not stall the others while it is checked.
 
-The verdict kept also says what strict mode refuses (`strict_problem`, a walk over the schema
-found valid): a schema the API takes without `strict: true` but refuses with it, because an
-object there leaves `additionalProperties` open or does not require all of its properties.
+The verdict kept also says what the API refuses in a valid JSON Schema (a walk over it): as a
+function's parameters, an array without `items` (`function_problem`); with `strict: true`, that
+and an object that leaves `additionalProperties` open or does not require all of its properties
+(`strict_problem`).
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from typing import Any
 from mockai.wire import jsonbytes
 
 _CACHE_SIZE = 512
-# A schema's verdicts: (why it is not a JSON Schema, why strict mode refuses it), None for fine.
-_verdicts: OrderedDict[str, tuple[str | None, str | None]] = OrderedDict()
+# A schema's verdicts, None for fine: why it is not a JSON Schema, why the API refuses it as a
+# function's parameters, why strict mode refuses it.
+_verdicts: OrderedDict[str, tuple[str | None, str | None, str | None]] = OrderedDict()
 _lock = threading.Lock()
 _MAX_MESSAGE = 300
 # A schema whose JSON text is this long takes ~5 ms or more to check (~250 properties): worth
@@ -41,22 +43,34 @@ def problem(schema: Mapping[str, Any]) -> str | None:
     return _verdict(schema)[0]
 
 
-def strict_problem(schema: Mapping[str, Any]) -> str | None:
-    """Why strict mode (`strict: true`) refuses `schema`, a JSON Schema (`problem` is None), or
-    None when it takes it: in the API's words, at the first object (depth first, in the order
-    written) that does not set `additionalProperties: false` (`In context=('properties', 'a'),
-    'additionalProperties' is required to be supplied and to be false`) or whose `required` does
-    not list exactly its properties. (The root's type is the caller's: a function's parameters
-    are an object in every mode.)"""
+def function_problem(schema: Mapping[str, Any]) -> str | None:
+    """Why the API refuses `schema`, a JSON Schema (`problem` is None), as a function's parameters
+    without `strict: true`, or None when it takes it: an array without `items`, in its words, at
+    the first one (depth first, in the order written): `In context=('properties', 'paths'), array
+    schema missing items`."""
     return _verdict(schema)[1]
 
 
-def _verdict(schema: Mapping[str, Any]) -> tuple[str | None, str | None]:
+def strict_problem(schema: Mapping[str, Any]) -> str | None:
+    """Why strict mode (`strict: true`) refuses `schema`, a JSON Schema (`problem` is None), or
+    None when it takes it: in the API's words, at the first node (depth first, in the order
+    written) that is an array without `items` or an object that does not set
+    `additionalProperties: false` (`In context=('properties', 'a'), 'additionalProperties' is
+    required to be supplied and to be false`) or whose `required` does not list exactly its
+    properties. (The root's type is the caller's: a function's parameters are an object in every
+    mode.)"""
+    return _verdict(schema)[2]
+
+
+def _verdict(schema: Mapping[str, Any]) -> tuple[str | None, str | None, str | None]:
     key = jsonbytes.dumps_str(schema)  # insertion order: repeats of one request's schema match
     verdict = _kept(key)
     if verdict is _UNKNOWN:
         found = _check(schema)
-        verdict = (found, None if found is not None else _strict_check(schema))
+        if found is not None:
+            verdict = (found, None, None)
+        else:
+            verdict = (None, _rules_check(schema, strict=False), _rules_check(schema, strict=True))
         with _lock:
             _verdicts[key] = verdict
             if len(_verdicts) > _CACHE_SIZE:
@@ -136,18 +150,19 @@ _SINGLE = (
 )
 
 
-def _strict_check(schema: Mapping[str, Any]) -> str | None:
-    """`strict_problem`, found: the schema's nodes walked depth first, in the order written (the
-    API names a nested object's problem when its parent has none: `In context=('properties',
-    'etymology'), ...`; list indexes are strings there: `('anyOf', '0')`)."""
+def _rules_check(schema: Mapping[str, Any], *, strict: bool) -> str | None:
+    """`function_problem` or `strict_problem`, found: the schema's nodes walked depth first, in
+    the order written (the API names a nested node's problem when its parent has none:
+    `In context=('properties', 'etymology'), ...`; list indexes are strings there:
+    `('anyOf', '0')`)."""
     pending: list[tuple[Any, tuple[str, ...]]] = [(schema, ())]
     while pending:
         node, path = pending.pop()
         if not isinstance(node, Mapping):
             continue  # (true / false)
-        found = _strict_object(node)
+        found = _itemless_array(node, path) or (_strict_object(node, path) if strict else None)
         if found is not None:
-            return f"In context=({_context(path)}), {found}"
+            return found
         inner: list[tuple[Any, tuple[str, ...]]] = []
         for key, value in node.items():
             if key in _NAMED and isinstance(value, Mapping):
@@ -160,7 +175,24 @@ def _strict_check(schema: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _strict_object(node: Mapping[str, Any]) -> str | None:
+def _itemless_array(node: Mapping[str, Any], path: tuple[str, ...]) -> str | None:
+    """An array without `items` (`prefixItems` aside), which the API refuses in a function's
+    parameters whether strict or not (quoted from tools without `strict` in sigoden/aichat#1049,
+    mark3labs/mcphost#35, gumloop/guMCP#136: `In context=('properties', 'values', 'items'),
+    array schema missing items.`). A `type` list is named at the array's place in it
+    (`('properties', 'arguments', 'items', 'type', '0')`: tidewave-ai/tidewave_phoenix#224)."""
+    kind = node.get("type")
+    if "items" in node or "prefixItems" in node:
+        return None
+    if kind == "array":
+        return f"In context=({_context(path)}), array schema missing items"
+    if isinstance(kind, list) and "array" in kind:
+        where = (*path, "type", str(kind.index("array")))
+        return f"In context=({_context(where)}), array schema missing items"
+    return None
+
+
+def _strict_object(node: Mapping[str, Any], path: tuple[str, ...]) -> str | None:
     """What strict mode refuses in one node, if it is an object's: an open object (a map, or
     `additionalProperties` not given) or a property not required (all are; optional ones are
     nullable instead), in the API's words (quoted in lastmile-ai/openai-agents-mcp#2,
@@ -168,8 +200,9 @@ def _strict_object(node: Mapping[str, Any]) -> str | None:
     kind = node.get("type")
     if kind != "object" and not (isinstance(kind, list) and "object" in kind):
         return None
+    where = f"In context=({_context(path)}), "
     if node.get("additionalProperties") is not False:
-        return "'additionalProperties' is required to be supplied and to be false"
+        return f"{where}'additionalProperties' is required to be supplied and to be false"
     properties = node.get("properties")
     properties = properties if isinstance(properties, Mapping) else {}
     listed = node.get("required")
@@ -178,13 +211,13 @@ def _strict_object(node: Mapping[str, Any]) -> str | None:
     missing = next((name for name in properties if name not in required), None)
     if missing is not None:
         return (
-            "'required' is required to be supplied and to be an array including every key in "
-            f"properties. Missing {missing!r}"
+            f"{where}'required' is required to be supplied and to be an array including every "
+            f"key in properties. Missing {missing!r}"
         )
     extra = next((name for name in listed if name not in properties), None)
     if extra is not None:
         return (
-            "'required' must be an array that includes every key in `properties`. Extra "
+            f"{where}'required' must be an array that includes every key in `properties`. Extra "
             f"required key {extra!r} supplied"
         )
     return None
