@@ -310,7 +310,8 @@ def test_any_scripted_object_is_the_forced_calls_arguments(
 ) -> None:
     tag = f"object {next(_TAGS)}"
     server.add_rule({"match": {"user": {"equals": tag}}, "reply": {"json": value}})
-    anything = {"type": "object"}
+    # (Any object: `properties` must be there, the API refuses an object schema without them.)
+    anything = {"type": "object", "properties": {}}
     if flat:
         [item] = _responses(client, tag, [_flat_tool("Any", anything)], "required").parse().output
         assert item.type == "function_call" and item.name == "Any"

@@ -284,7 +284,10 @@ def test_a_coding_header_without_a_body_is_no_undecodable_body(server: MockServe
 _IMAGE = {"prompt": "x"}
 _SPEECH = {"model": "tts-1", "input": "x", "voice": "alloy"}
 _RESPONSE = {"model": "gpt-4o", "input": "x"}
-_TOOL = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+_TOOL = {
+    "type": "function",
+    "function": {"name": "f", "parameters": {"type": "object", "properties": {}}},
+}
 # Each enum docs/design.md lists as checked either way: (its name there, the request, the
 # param of the API's 400).
 ALWAYS_CHECKED: list[tuple[str, str, dict[str, Any], str]] = [

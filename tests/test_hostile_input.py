@@ -367,7 +367,10 @@ def test_a_schema_mockai_cannot_generate_from_is_a_400_saying_so(
     )
 
 
-TOOL = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+TOOL = {
+    "type": "function",
+    "function": {"name": "f", "parameters": {"type": "object", "properties": {}}},
+}
 
 
 @pytest.mark.parametrize(

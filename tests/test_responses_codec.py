@@ -210,7 +210,11 @@ def test_flat_tools_and_tool_choice() -> None:
             "input": "weather?",
             "tools": [
                 WEATHER_TOOL,
-                {"type": "function", "name": "loose", "parameters": {"type": "object"}},
+                {
+                    "type": "function",
+                    "name": "loose",
+                    "parameters": {"type": "object", "properties": {}},
+                },
                 {"type": "function", "name": "opt_out", "strict": False},
                 {"type": "web_search"},
             ],

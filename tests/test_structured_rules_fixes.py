@@ -9,6 +9,8 @@
   profile, the same schema is answered;
 * a function's parameters holding an array without `items` are the API's 400 (`array schema
   missing items`) with or without `strict` (a response format without `strict` is answered);
+* a function whose parameters are an object without `properties` is the API's 400 (`object
+  schema missing properties`), strict or not;
 * a tool named in camelCase or PascalCase (`getWeather`, the SDK's `pydantic_function_tool`'s
   `GetWeather`) is matched to a question by its words, as `get_weather` is: `auto` calls it for
   a question about it, `required` picks it among others.
@@ -353,6 +355,70 @@ def test_arrays_with_items_or_in_a_loose_format_are_answered(client: openai.Open
         response_format=_chat_format(itemless, None),  # type: ignore[arg-type]
     )
     assert chat.choices[0].message.content
+
+
+# --- an object without properties ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("strict", [None, False])
+@pytest.mark.parametrize(
+    "parameters",
+    [{"type": "object"}, {"type": "object", "additionalProperties": {"type": "string"}}],
+)
+def test_a_function_whose_parameters_have_no_properties_is_refused(
+    client: openai.OpenAI, parameters: dict[str, Any], strict: bool | None
+) -> None:
+    function: dict[str, Any] = {"name": "list_namespaces", "parameters": parameters}
+    if strict is not None:
+        function["strict"] = strict
+    why = (
+        "Invalid schema for function 'list_namespaces': In context=(), object schema missing "
+        "properties."
+    )
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(
+            model=MODEL,
+            messages=ASK,
+            tools=[{"type": "function", "function": function}],  # type: ignore[list-item]
+        )
+    assert refused.value.param == "tools[0].function.parameters"
+    assert refused.value.code == "invalid_function_parameters"
+    assert _message(refused.value) == why
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.responses.create(
+            model=MODEL,
+            input="hi",
+            tools=[{"type": "function", **function}],  # type: ignore[list-item]
+        )
+    assert refused.value.param == "tools[0].parameters"
+    assert _message(refused.value) == why
+
+
+def test_a_function_without_arguments_written_as_the_api_takes_it_is_called(
+    client: openai.OpenAI,
+) -> None:
+    for function in (
+        {"name": "list_namespaces"},
+        {"name": "list_namespaces", "parameters": {"type": "object", "properties": {}}},
+        {
+            "name": "list_namespaces",
+            "strict": True,
+            "parameters": {
+                "type": "object",
+                "properties": {},
+                "required": [],
+                "additionalProperties": False,
+            },
+        },
+    ):
+        chat = client.chat.completions.create(
+            model=MODEL,
+            messages=ASK,
+            tools=[{"type": "function", "function": function}],  # type: ignore[list-item]
+            tool_choice="required",
+        )
+        calls = chat.choices[0].message.tool_calls or []
+        assert [call.function.arguments for call in calls] == ["{}"]  # type: ignore[union-attr]
 
 
 # --- tool names in words --------------------------------------------------------------------------

@@ -53,8 +53,11 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     legacy_functions = not sent_tools and bool(get("functions"))
     raw_tools = _functions(body) if legacy_functions else sent_tools
     openai_rules = ctx.provider in common.OPENAI_RULES
+    # (The deprecated `functions` are taken as they come: no report has the API refusing one
+    # for a rule beyond JSON Schema's.)
+    function_rules = openai_rules and not legacy_functions
     tools = (
-        common.parse_tools(raw_tools, flat=False, openai_rules=openai_rules) if raw_tools else ()
+        common.parse_tools(raw_tools, flat=False, openai_rules=function_rules) if raw_tools else ()
     )
     choice = get("tool_choice")
     if choice is None and "function_call" in body:  # (a null `tool_choice` is one not given)

@@ -634,6 +634,7 @@ def parse_tool(
                 "invalid_function_parameters",
                 strict=spec.get("strict") is True,
             )
+            _check_has_properties(parameters, f"{where}.parameters", name)
     return Tool(
         name=name,
         description=optional_string(spec, "description", where),
@@ -673,6 +674,22 @@ def _check_object_schema(parameters: Mapping[str, Any], param: str, name: str) -
             400,
             f"Invalid schema for function '{name}': schema must be a JSON Schema of "
             f"'type: \"object\"', got 'type: {got}'.",
+            param=param,
+            code="invalid_function_parameters",
+        )
+
+
+def _check_has_properties(parameters: Mapping[str, Any], param: str, name: str) -> None:
+    """The API refuses a function whose parameters are `{"type": "object"}` with no `properties`
+    (an MCP tool without arguments, say), strict or not, on chat and the Responses API alike, in
+    these words (quoted in evalstate/fast-agent#143, karakeep-app/karakeep#1696,
+    tailcallhq/forgecode#1359); `"properties": {}` is the fix those projects made. A function
+    without `parameters` is taken."""
+    if parameters.get("type") == "object" and "properties" not in parameters:
+        raise ApiError(
+            400,
+            f"Invalid schema for function '{name}': In context=(), object schema missing "
+            "properties.",
             param=param,
             code="invalid_function_parameters",
         )
