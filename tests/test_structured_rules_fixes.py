@@ -6,7 +6,8 @@
   strict mode's rules: an object root (formats), every object closed with `additionalProperties:
   false` and requiring exactly its properties, else the API's 400 in its words, naming where;
   without `strict: true` (or a Responses function leaving it out), or under another provider's
-  profile, the same schema is answered;
+  profile, or over a cassette (recorded from an upstream that takes it), the same schema is
+  answered;
 * a function's parameters holding an array without `items` are the API's 400 (`array schema
   missing items`) with or without `strict` (a response format without `strict` is answered);
 * a function whose parameters are an object without `properties` is the API's 400 (`object
@@ -20,12 +21,16 @@ Through a real server with the openai SDK, as users meet them.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
 import openai
 import pytest
+import yaml
+from cassette_support import chat_completion, recorded_chat
 from pydantic import BaseModel
+from sdk import sdk
 
 from mockai import MockServer
 
@@ -260,6 +265,25 @@ def test_another_providers_profile_takes_its_strict_schemas() -> None:
             json={"model": "llama-3.3-70b-versatile", "messages": ASK, "tools": [tool]},
         )
         assert called.status_code == 200, called.text
+
+
+def test_a_recording_of_a_schema_openai_refuses_is_replayed(tmp_path: Path) -> None:
+    # Recorded through an OpenAI-compatible upstream that took the schemas: the recording's
+    # answer is the one, as for the catalog's model rules.
+    body = {
+        "model": MODEL,
+        "messages": ASK,
+        "tools": [
+            {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+        ],
+        "response_format": _chat_format(OPEN_ROOT, True),
+    }
+    answer = recorded_chat(body, chat_completion("chatcmpl-1", MODEL, '{"a": "recorded"}'))
+    cassette = tmp_path / "loose.yaml"
+    cassette.write_text(yaml.safe_dump({"version": 1, "interactions": [answer]}), "utf-8")
+    with MockServer(cassette=str(cassette)) as server, sdk(server) as client:
+        replayed = client.chat.completions.create(**body)
+    assert replayed.choices[0].message.content == '{"a": "recorded"}'
 
 
 class Scores(BaseModel):

@@ -52,7 +52,9 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     sent_tools = get("tools")
     legacy_functions = not sent_tools and bool(get("functions"))
     raw_tools = _functions(body) if legacy_functions else sent_tools
-    openai_rules = ctx.provider in common.OPENAI_RULES
+    # (Not over a cassette or an upstream, as the catalog's rules: there the recording's or the
+    # upstream's answer is the one, and an OpenAI-compatible upstream takes schemas its own way.)
+    openai_rules = ctx.provider in common.OPENAI_RULES and ctx.model_rules
     # (The deprecated `functions` are taken as they come: no report has the API refusing one
     # for a rule beyond JSON Schema's.)
     function_rules = openai_rules and not legacy_functions

@@ -89,7 +89,9 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     self_contained = _self_contained(body, known_history=history is not None)
     if self_contained:
         _check_tool_pairs(messages)
-    openai_rules = ctx.provider in common.OPENAI_RULES
+    # (Not over a cassette or an upstream, as the catalog's rules: there the recording's or the
+    # upstream's answer is the one, and an OpenAI-compatible upstream takes schemas its own way.)
+    openai_rules = ctx.provider in common.OPENAI_RULES and ctx.model_rules
     response_format = _parse_format(body.get("text"), openai_rules=openai_rules)
     if response_format is not None and response_format.kind == "json_object" and self_contained:
         _check_json_word(messages[1:] if body.get("instructions") else messages)
