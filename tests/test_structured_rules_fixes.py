@@ -12,6 +12,7 @@
   missing items`) with or without `strict` (a response format without `strict` is answered);
 * a function whose parameters are an object without `properties` is the API's 400 (`object
   schema missing properties`), strict or not;
+* a chat function's description over 1024 characters is the API's 400 (`string_above_max_length`);
 * a tool named in camelCase or PascalCase (`getWeather`, the SDK's `pydantic_function_tool`'s
   `GetWeather`) is matched to a question by its words, as `get_weather` is: `auto` calls it for
   a question about it, `required` picks it among others.
@@ -443,6 +444,37 @@ def test_a_function_without_arguments_written_as_the_api_takes_it_is_called(
         )
         calls = chat.choices[0].message.tool_calls or []
         assert [call.function.arguments for call in calls] == ["{}"]  # type: ignore[union-attr]
+
+
+# --- a chat function's description --------------------------------------------------------------
+
+
+def test_a_chat_functions_description_over_1024_characters_is_refused(
+    client: openai.OpenAI,
+) -> None:
+    tool = {
+        "type": "function",
+        "function": {**WEATHER["function"], "description": "Look the weather up. " * 60},  # type: ignore[dict-item]
+    }
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(model=MODEL, messages=ASK, tools=[tool, tool])  # type: ignore[list-item]
+    assert refused.value.param == "tools[0].function.description"
+    assert refused.value.code == "string_above_max_length"
+    assert _message(refused.value) == (
+        "Invalid 'tools[0].function.description': string too long. Expected a string with "
+        "maximum length 1024, but got a string with length 1260 instead."
+    )
+
+
+def test_a_description_of_1024_characters_or_on_the_responses_api_is_taken(
+    client: openai.OpenAI,
+) -> None:
+    tool = {"type": "function", "function": {**WEATHER["function"], "description": "d" * 1024}}  # type: ignore[dict-item]
+    chat = client.chat.completions.create(model=MODEL, messages=ASK, tools=[tool])  # type: ignore[list-item]
+    assert chat.choices
+    flat = {"type": "function", **WEATHER["function"], "description": "d" * 5000}  # type: ignore[dict-item]
+    response = client.responses.create(model=MODEL, input="hi", tools=[flat])  # type: ignore[list-item]
+    assert response.status == "completed"
 
 
 # --- tool names in words --------------------------------------------------------------------------

@@ -29,6 +29,10 @@ from mockai.wire import jsonbytes
 # newline through.)
 _NAME = re.compile(r"[a-zA-Z0-9_-]+")
 _MAX_NAME = 64
+# A chat function's description, in characters (the API's 400 past it: quoted in
+# getsentry/sentry-mcp#106, langchain-ai/open_deep_research#80, microsoft/genaiscript#1381, for
+# MCP tools whose descriptions run to thousands).
+_MAX_DESCRIPTION = 1024
 
 
 def item_type(item: Mapping[str, Any]) -> Any:
@@ -588,8 +592,9 @@ def parse_tool(
 ) -> Tool:
     """One entry of `tools`: nested under `function` for chat, flat for the Responses API.
 
-    `openai_rules`: whether the function's schema is held to OpenAI's rules (`OPENAI_RULES`):
-    strict mode's when it asks for `strict: true`, else the few the API holds every function to.
+    `openai_rules`: whether the function is held to OpenAI's rules (`OPENAI_RULES`): its
+    schema to strict mode's when it asks for `strict: true`, else to the few the API holds every
+    function to; a chat function's description to 1024 characters.
     """
     if not isinstance(raw, dict):
         raise type_error(param, ("object",), raw)
@@ -617,6 +622,17 @@ def parse_tool(
     if not isinstance(name, str):
         raise type_error(f"{where}.name", ("string",), name)
     _check_name(name, f"{where}.name")
+    description = optional_string(spec, "description", where)
+    if openai_rules and not flat and len(description) > _MAX_DESCRIPTION:
+        # (Chat's rule: the Responses API takes longer ones, as Codex's tools have.)
+        raise ApiError(
+            400,
+            f"Invalid '{where}.description': string too long. Expected a string with maximum "
+            f"length {_MAX_DESCRIPTION}, but got a string with length {len(description)} "
+            "instead.",
+            param=f"{where}.description",
+            code="string_above_max_length",
+        )
     parameters = spec.get("parameters")
     if parameters is not None:
         _check_schema(
@@ -637,7 +653,7 @@ def parse_tool(
             _check_has_properties(parameters, f"{where}.parameters", name)
     return Tool(
         name=name,
-        description=optional_string(spec, "description", where),
+        description=description,
         parameters=parameters,
         strict=strict_default if spec.get("strict") is None else bool(spec["strict"]),
     )
