@@ -270,9 +270,10 @@ async def answer(
     return outgoing
 
 
-async def check_references(state: ServerState, exchange: Exchange) -> None:
+async def check_references(state: ServerState, exchange: Exchange, *, storing: bool = True) -> None:
     """The API's 400/404 for a Responses request's `previous_response_id` or `conversation` it
-    would not find (one this server answered and did not keep, or deleted)."""
+    would not find (one this server answered and did not keep, or deleted); `storing` (not a
+    count of its tokens, which adds nothing to the conversation), input it would not hold."""
     if exchange.endpoint is not Endpoint.RESPONSES:
         return
     # An unknown id may be the upstream's, or a recording's: only a server with neither knows
@@ -280,7 +281,7 @@ async def check_references(state: ServerState, exchange: Exchange) -> None:
     config = state.config
     strict_ids = config.strict_requests and config.upstream is None and config.cassette is None
     await state.responses.check_previous(exchange, strict=strict_ids)
-    await state.conversations.check(exchange, strict=strict_ids)
+    await state.conversations.check(exchange, strict=strict_ids, storing=storing)
 
 
 async def _parse(

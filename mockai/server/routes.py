@@ -180,7 +180,7 @@ async def _count_input_tokens(state: ServerState, request: web.Request, body: An
     exchange = state.codecs[Endpoint.RESPONSES].parse(body, context)
     # A response or conversation the request would not find is refused here too: counted
     # without it, the count was that of a request the API would not answer.
-    await pipeline.check_references(state, exchange)
+    await pipeline.check_references(state, exchange, storing=False)
     return {"object": "response.input_tokens", "input_tokens": exchange.prompt_tokens}
 
 

@@ -304,9 +304,10 @@ class ConversationStore:
         conversation = await self._conversations.get(conversation_id)
         return None if conversation is None else conversation.items
 
-    async def check(self, exchange: Exchange, *, strict: bool) -> None:
+    async def check(self, exchange: Exchange, *, strict: bool, storing: bool = True) -> None:
         """Refuse a `conversation` the API would not find: a deleted one always, an unknown one
-        only when `strict` (tests may name conversations from elsewhere)."""
+        only when `strict` (tests may name conversations from elsewhere); and, `storing` (a
+        response, not a count of its tokens), input that would not fit in it."""
         if exchange.endpoint is not Endpoint.RESPONSES:
             return
         wanted = conversation_id(exchange.body)
@@ -314,7 +315,7 @@ class ConversationStore:
             return
         held = await self._conversations.get(wanted)
         if held is not None:
-            if self.budget is not None:
+            if self.budget is not None and storing:
                 # Input that alone would take it past the budget: refused before it is answered
                 # (`extend` refuses what the answer's output adds past it).
                 sent = items.listed(exchange.body.get("input"), b"")
