@@ -101,3 +101,33 @@ def test_a_body_that_is_not_json_is_refused_saying_where_or_why(
     message = answer.json()["error"]["message"]
     assert message.startswith("the body must be a JSON rule or a JSON list of rules (")
     assert says in message, message
+
+
+def test_a_batch_is_added_while_another_client_keeps_adding_rules(server: MockServer) -> None:
+    """Checked off the loop against rules another client changed meanwhile, a batch was checked
+    again for good (a client adding a rule every 100 ms kept it from ever being answered), or
+    refused for a default name that client's rule took meanwhile ("duplicate rule name")."""
+    added = threading.Event()
+    singles: list[str] = []
+
+    def add_more() -> None:
+        n = 0
+        while not added.wait(0.02) and n < 1000:  # (bounded: ~20 s)
+            singles.append(server.add_rule({"match": {"user": {"equals": f"s{n}"}}, "reply": "x"}))
+            n += 1
+
+    adder = threading.Thread(target=add_more)
+    adder.start()
+    try:
+        batch = [{"match": {"user": {"equals": f"b{n}"}}, "reply": "y"} for n in range(RULES)]
+        answer = httpx.post(server.url_for("/_mockai/rules"), json=batch, timeout=15)
+    finally:
+        added.set()
+        adder.join(30)
+    assert answer.status_code == 200, answer.text[:300]
+    assert singles  # (the other client did add rules meanwhile)
+    names = [rule.name for rule in server.rules]
+    assert len(names) == len(set(names)) == RULES + len(singles)
+    assert [rule["name"] for rule in answer.json()["data"]] == [
+        name for name in names if name not in singles
+    ]
