@@ -96,6 +96,21 @@ def test_a_server_journal_stays_within_its_budget_and_says_what_it_dropped() -> 
         assert shown[-1]["dropped"] is False and shown[-1]["status"] == 200
 
 
+def test_a_journal_of_no_entries_holds_no_bodies() -> None:
+    """`journal_size=0` (a load test keeping no journal): each entry and its bodies were still
+    weighed and held, out of sight, until they filled the whole byte budget."""
+    with MockServer(journal_size=0, log_requests=False) as server:
+        client = openai.OpenAI(base_url=server.url, api_key="sk-test")
+        for index in range(20):
+            client.embeddings.create(model="text-embedding-3-small", input=["word " * 2000] * 5)
+            client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": f"hi {index}"}]
+            )
+        assert server.requests == []
+        assert server.journal.bytes == 0
+        assert httpx.get(server.url_for("/_mockai/requests")).json()["data"] == []
+
+
 def test_a_body_heavier_than_the_whole_journal_budget_is_answered_and_not_kept() -> None:
     """The journal drops such a body as its entry is added; the request is still answered from
     the body as it came (it had been a 500), and its entry shows no body, parsed or not."""

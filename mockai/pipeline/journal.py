@@ -333,6 +333,11 @@ class Journal:
     def add(self, entry: JournalEntry) -> None:
         """Record an exchange as it arrives (its answer is recorded with `completed`)."""
         with self._lock:
+            if not self._entries.maxlen:
+                # A journal of no entries (`journal_size=0`) holds none: weighed, the entry's
+                # bodies were kept out of sight until they filled the byte budget (16 MiB).
+                entry.released = True
+                return
             if len(self._entries) == self._entries.maxlen and self._entries:
                 self._release(self._entries[0])  # (skipped when _weighed reaches it)
             self._entries.append(entry)
