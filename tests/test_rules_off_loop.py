@@ -70,6 +70,39 @@ def test_health_is_answered_while_thousands_of_rules_are_checked(server: MockSer
     assert chat.json()["choices"][0]["message"]["content"] == "q1234 hi 1234"
 
 
+def test_the_answer_listing_thousands_of_rules_added_keeps_the_loop_free(
+    server: MockServer,
+) -> None:
+    """The answer to `POST /_mockai/rules` lists the rules added: each looked up in the list of
+    their names, 20,000 took ~3.5 s to list on the event loop, which every client waited for."""
+    worst = 0.0
+    added = threading.Event()
+
+    def probe() -> None:
+        nonlocal worst
+        with httpx.Client(timeout=60) as http:
+            while not added.is_set():
+                began = time.monotonic()
+                assert http.get(server.url_for("/_mockai/health")).status_code == 200
+                worst = max(worst, time.monotonic() - began)
+                time.sleep(0.01)
+
+    batch = [
+        {"name": f"b{n}", "match": {"user": {"equals": f"b{n}"}}, "reply": "x"}
+        for n in range(20_000)
+    ]
+    prober = threading.Thread(target=probe)
+    prober.start()
+    try:
+        answer = httpx.post(server.url_for("/_mockai/rules"), json=batch, timeout=120)
+    finally:
+        added.set()
+        prober.join(60)
+    assert answer.status_code == 200, answer.text[:300]
+    assert [rule["name"] for rule in answer.json()["data"]] == [rule["name"] for rule in batch]
+    assert worst < 2.0, worst  # (~0.5 s: the answer itself, 20,000 rules listed)
+
+
 def test_rules_added_off_the_loop_are_numbered_and_refused_as_on_it(server: MockServer) -> None:
     server.add_rule({"match": {"user": "first"}, "reply": "first"})  # rule-1, on the loop
     unnamed = [{"match": {"user": {"equals": f"u{n}"}}, "reply": "x"} for n in range(150)]

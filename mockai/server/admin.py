@@ -186,10 +186,12 @@ def _book(request: web.Request) -> RuleBook:
 
 
 async def _rules_listed(book: RuleBook, names: list[str] | None = None) -> dict[str, Any]:
+    # (a set: looked up in the list, 20,000 rules just added took 3.5 s to list, on the loop)
+    wanted = None if names is None else set(names)
     data = [
         info.as_json()
         for info in await book.describe_async()
-        if names is None or info.name in names
+        if wanted is None or info.name in wanted
     ]
     return {"object": "list", "data": data}
 
