@@ -103,6 +103,46 @@ def test_the_answer_listing_thousands_of_rules_added_keeps_the_loop_free(
     assert worst < 2.0, worst  # (~0.5 s: the answer itself, 20,000 rules listed)
 
 
+def test_add_rules_from_python_keeps_a_background_server_serving(server: MockServer) -> None:
+    """`MockServer.add_rules` with thousands of rules, the server serving in the background:
+    checked on the caller's thread holding the rules' lock, which the loop waits for to match
+    a request, they stood the whole server still (health too) until every rule was checked."""
+    server.add_rule({"name": "hi", "match": {"user": "hi"}, "reply": "hello"})
+    worst = 0.0
+    adding = threading.Event()
+    added = threading.Event()
+
+    def probe() -> None:
+        nonlocal worst
+        chat = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+        with httpx.Client(timeout=60) as http:
+            adding.wait(10)
+            while not added.is_set():
+                began = time.monotonic()
+                answer = http.post(server.url + "/chat/completions", json=chat)
+                assert answer.json()["choices"][0]["message"]["content"] == "hello"
+                worst = max(worst, time.monotonic() - began)
+                time.sleep(0.01)
+
+    batch = [
+        {"name": f"b{n}", "match": {"user": {"equals": f"b{n}"}}, "reply": "x"}
+        for n in range(10_000)
+    ]
+    prober = threading.Thread(target=probe)
+    prober.start()
+    try:
+        adding.set()
+        began = time.monotonic()
+        names = server.add_rules(batch)
+        took = time.monotonic() - began
+    finally:
+        added.set()
+        prober.join(60)
+    assert names == [rule["name"] for rule in batch]
+    assert [rule.name for rule in server.rules] == ["hi", *names]
+    assert worst < took / 3, (worst, took)
+
+
 def test_rules_added_off_the_loop_are_numbered_and_refused_as_on_it(server: MockServer) -> None:
     server.add_rule({"match": {"user": "first"}, "reply": "first"})  # rule-1, on the loop
     unnamed = [{"match": {"user": {"equals": f"u{n}"}}, "reply": "x"} for n in range(150)]

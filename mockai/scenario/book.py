@@ -743,7 +743,7 @@ class RuleBook:
 
         if self.shared is None:
             values = list(rules)
-            if len(values) < _RULES_OFF_LOOP:
+            if len(values) < RULES_OFF_LOOP:
                 return self.add(values, file=file)
             return await self._add_off_loop(values, file)
         values = [dict(value) if isinstance(value, Mapping) else value for value in rules]
@@ -829,7 +829,7 @@ class RuleBook:
 
 # Runtime rules added at once from which they are checked off the event loop (a few are checked
 # in well under a millisecond: a thread's hop would cost more).
-_RULES_OFF_LOOP = 100
+RULES_OFF_LOOP = 100
 # Checks of such rules made off the loop before one is made on it (see `_add_off_loop`).
 _OFF_LOOP_TRIES = 3
 

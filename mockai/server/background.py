@@ -25,6 +25,7 @@ from mockai.config import Config
 from mockai.errors import ConfigError, ServerError
 from mockai.pipeline.decide import Source
 from mockai.pipeline.journal import Journal, JournalEntry
+from mockai.scenario.book import RULES_OFF_LOOP
 from mockai.server import sites
 from mockai.server.app import _add_routes, _application, create_app
 from mockai.server.state import STATE, ServerState
@@ -60,8 +61,9 @@ class BackgroundLoop:
                 cls._shared = cls()
             return cls._shared
 
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
-        """Run `coro` on the loop thread and wait for its result."""
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = 30.0) -> T:
+        """Run `coro` on the loop thread and wait for its result (`timeout` None: however
+        long it takes)."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
 
@@ -285,9 +287,17 @@ class MockServer:
     def add_rules(self, rules: Iterable[Mapping[str, Any]]) -> list[str]:
         """Add several rules at once (all or none); returns their names."""
         book = self._book()
-        if book.shared is None:
-            return book.add(list(rules))
-        return self._call(book.add_async(list(rules)))
+        values = list(rules)
+        if book.shared is None and (self._background is None or len(values) < RULES_OFF_LOOP):
+            return book.add(values)
+        # Many rules for a server serving in the background: checked by `add` here, they held
+        # the rules' lock, which its loop waits for to match a request, so the whole server
+        # (health too) stood still meanwhile (~2.5 s for 20,000); checked as
+        # `POST /_mockai/rules` checks them, off the loop and without the lock.
+        if self._background is not None and book.shared is None:
+            # (no time bound, as `add`'s: checking 300,000 rules takes longer than `run`'s 30 s)
+            return self._background.run(book.add_async(values), timeout=None)
+        return self._call(book.add_async(values))
 
     def remove_rule(self, name: str) -> None:
         """Remove a rule by name (a runtime rule or a scenario rule)."""
