@@ -565,6 +565,37 @@ def test_gpt_5_1_and_later_refuse_the_minimal_effort_they_replaced_with_none(
         assert answer.usage.output_tokens_details.reasoning_tokens == 0
 
 
+@pytest.mark.parametrize(
+    ("model", "efforts"),
+    [
+        ("gpt-5.1", "'none', 'low', 'medium', and 'high'"),
+        ("gpt-5.2", "'none', 'low', 'medium', 'high', and 'xhigh'"),
+    ],
+)
+def test_gpt_5_1_and_later_refuse_a_minimal_reasoning_effort_in_chat_too(
+    client: openai.OpenAI, model: str, efforts: str
+) -> None:
+    """Chat's 400 for `reasoning_effort: "minimal"` on gpt-5.1 and later, in its own words
+    (nextai-translator#1841, livekit/agents#3966), as the Responses API refuses it; mockai
+    answered, reasoning 0 tokens."""
+    ask: list[Any] = [{"role": "user", "content": "Hi"}]
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(model=model, messages=ask, reasoning_effort="minimal")
+    assert refused.value.body == {
+        "message": "Unsupported value: 'reasoning_effort' does not support 'minimal' with this "
+        f"model. Supported values are: {efforts}.",
+        "type": "invalid_request_error",
+        "param": "reasoning_effort",
+        "code": "unsupported_value",
+    }
+    assert client.chat.completions.create(model=model, messages=ask, reasoning_effort="none")
+    # gpt-5 itself takes `minimal`.
+    answer = client.chat.completions.create(model="gpt-5", messages=ask, reasoning_effort="minimal")
+    assert answer.usage is not None
+    assert answer.usage.completion_tokens_details is not None
+    assert answer.usage.completion_tokens_details.reasoning_tokens == 0
+
+
 @pytest.mark.parametrize("model", REASONING_MODELS)
 @pytest.mark.parametrize(
     ("name", "value"), [("temperature", 0.2), ("temperature", 1), ("top_p", 0.5)]

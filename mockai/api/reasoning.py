@@ -81,6 +81,21 @@ def refuses_effort(info: ModelInfo, provider: str) -> bool:
     )
 
 
+def refuses_minimal(info: ModelInfo, provider: str) -> bool:
+    """gpt-5.1 and later (those whose default effort is `none`) took `none` in place of
+    `minimal`, which they refuse, in chat and the Responses API alike (draftnrun's "GPT-5.4
+    supports reasoning.effort='none' but not 'minimal'")."""
+    return provider in PROVIDERS and info.reasoning and info.default_effort == "none"
+
+
+def supported_efforts(model: Any) -> str:
+    """The efforts a model refusing `minimal` lists in its 400: gpt-5.1's, and `xhigh` too for
+    the models after it (gpt-5.2's efforts, as the Codex clients list them)."""
+    if str(model).lower().rsplit("/", 1)[-1].startswith("gpt-5.1"):
+        return "'none', 'low', 'medium', and 'high'"
+    return "'none', 'low', 'medium', 'high', and 'xhigh'"
+
+
 def effort(info: ModelInfo, provider: str, asked: Any) -> str | None:
     """The effort a request's model reasons with: `asked` if it is one of the spec's, else the
     model's default (`medium`; `none` for gpt-5.1 and later); None when the model does not

@@ -25,7 +25,6 @@ from mockai.api import common, logprobs, obfuscation, reasoning
 from mockai.api.base import Codec, ParseContext, RenderContext
 from mockai.api.fieldrules import invalid_value, missing, type_error, unknown_parameter
 from mockai.api.shaping import Shaped, output_cap, shape, usage_numbers
-from mockai.catalog import ModelInfo
 from mockai.errors import ApiError
 from mockai.pipeline.exchange import CalledTool, Endpoint, Exchange, Message, ResponseFormat, Tool
 from mockai.pipeline.reply import Choice, Reply, ToolCall
@@ -80,7 +79,11 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         and reasoning.refuses_effort(info, ctx.provider)
     ):
         raise _effort_unsupported()
-    if ctx.model_rules and _asked_effort(body) == "minimal" and _no_minimal(info, ctx.provider):
+    if (
+        ctx.model_rules
+        and _asked_effort(body) == "minimal"
+        and reasoning.refuses_minimal(info, ctx.provider)
+    ):
         raise _minimal_unsupported(model)
     history = _history(body, ctx)
     messages = _conversation(body, history)
@@ -158,23 +161,12 @@ def _asked_effort(body: Mapping[str, Any]) -> Any:
     return asked.get("effort") if isinstance(asked, dict) else None
 
 
-def _no_minimal(info: ModelInfo, provider: str) -> bool:
-    """gpt-5.1 and later (those whose default effort is `none`) took `none` in place of
-    `minimal`, which they refuse (draftnrun's "GPT-5.4 supports reasoning.effort='none' but
-    not 'minimal'")."""
-    return provider in reasoning.PROVIDERS and info.reasoning and info.default_effort == "none"
-
-
 def _minimal_unsupported(model: Any) -> ApiError:
-    # The API's wording, as openai/openai-agents-python#2089 quotes it for gpt-5.1; the models
-    # after it also take `xhigh` (gpt-5.2's efforts, as the Codex clients list them).
-    efforts = "'none', 'low', 'medium', and 'high'"
-    if not str(model).lower().rsplit("/", 1)[-1].startswith("gpt-5.1"):
-        efforts = "'none', 'low', 'medium', 'high', and 'xhigh'"
+    # The API's wording, as openai/openai-agents-python#2089 quotes it for gpt-5.1.
     return ApiError(
         400,
         f"Unsupported value: 'minimal' is not supported with the '{model}' model. "
-        f"Supported values are: {efforts}.",
+        f"Supported values are: {reasoning.supported_efforts(model)}.",
         param="reasoning.effort",
         code="unsupported_value",
     )
