@@ -30,7 +30,7 @@ RULES: list[dict[str, Any]] = [
         "reply": {"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]},
     },
 ]
-WEATHER = {"name": "get_weather", "parameters": {"type": "object"}}
+WEATHER = {"name": "get_weather", "parameters": {"type": "object", "properties": {}}}
 
 
 @pytest.fixture(scope="module")
