@@ -149,6 +149,10 @@ def test_a_call_s_first_delta_ends_with_a_null_refusal(
         ("o4-mini", None, "medium"),  # the model's default, though not asked for
         ("gpt-5", {"summary": "auto"}, "medium"),
         ("gpt-5", {"effort": "low"}, "low"),
+        # gpt-5.1 and later reason with `none` unless asked, and say so (captures of real
+        # gpt-5.4 answers: `"reasoning":{"effort":"none","summary":null}`); it said null.
+        ("gpt-5.1", None, "none"),
+        ("gpt-5.2", {"summary": "auto"}, "none"),
         ("gpt-4o-mini", None, None),  # a model that does not reason
     ],
 )

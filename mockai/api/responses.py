@@ -139,6 +139,9 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         prompt_tokens=prompt_tokens,
         provider=ctx.provider,
         reasoning=effort,
+        default_effort=(
+            info.default_effort if info.reasoning and ctx.provider in reasoning.PROVIDERS else None
+        ),
         reasoning_summary=reasoning.summary_asked(effort, body.get("reasoning")),
     )
 
@@ -655,7 +658,7 @@ def _settings(body: Mapping[str, Any], exchange: Exchange) -> dict[str, Any]:
         "parallel_tool_calls": exchange.parallel_tool_calls,
         "previous_response_id": body.get("previous_response_id"),
         "prompt_cache_key": body.get("prompt_cache_key"),
-        "reasoning": _reasoning(body.get("reasoning"), exchange.reasoning),
+        "reasoning": _reasoning(body.get("reasoning"), exchange.default_effort),
         "safety_identifier": body.get("safety_identifier"),
         "service_tier": common.service_tier(body.get("service_tier"), _OWN_TIERS),
         "store": common.optional(body, "store", True),
@@ -683,8 +686,9 @@ def _truncation(raw: Any) -> str:
 
 def _reasoning(raw: Any, reasons_with: str | None) -> dict[str, Any]:
     """`reasoning` as echoed: an effort not given is the one the model reasons with
-    (`reasons_with`, the exchange's: its default, `medium`), as the API echoes it (captures of
-    real o3, gpt-5 and gpt-5-nano streams asked nothing and say `"effort":"medium"`)."""
+    (`reasons_with`: its default, `medium`, or `none` for gpt-5.1 and later), as the API echoes
+    it (captures of real o3, gpt-5 and gpt-5-nano streams asked nothing and say
+    `"effort":"medium"`; gpt-5.4's say `"effort":"none"`)."""
     # A value outside the spec's enum (let through when not strict) is echoed as not given: the
     # Response must stay valid for the SDKs that check it.
     raw = raw if isinstance(raw, dict) else {}

@@ -135,6 +135,9 @@ class Exchange:
     # reasoning tokens come first out of the output limit (mockai.api.reasoning). None: the
     # model does not reason.
     reasoning: str | None = None
+    # The effort a reasoning model reasons with when the request names none, as a Response echoes
+    # it: its default, `none` included (gpt-5.1 and later), where `reasoning` is then None.
+    default_effort: str | None = None
     # The summary of its reasoning a Responses request asks that model for (`auto`, `concise`,
     # `detailed`); None: none (the item's `summary` is empty).
     reasoning_summary: str | None = None
