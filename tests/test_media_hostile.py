@@ -26,7 +26,7 @@ POSTS = (
 GETS = ("/files", "/files/file-x", "/files/file-x/content", "/batches", "/batches/batch_x")
 
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-5, 5000) | st.floats(allow_nan=False) | st.text(max_size=12),
+    st.none() | st.booleans() | st.integers(-5, 5000) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=12),
     lambda children: st.lists(children, max_size=3)
     | st.dictionaries(
         st.sampled_from(
