@@ -11,7 +11,8 @@
 * a function's parameters holding an array without `items` are the API's 400 (`array schema
   missing items`) with or without `strict` (a response format without `strict` is answered);
 * a function whose parameters are an object without `properties` is the API's 400 (`object
-  schema missing properties`), strict or not;
+  schema missing properties`), strict or not, and so is one whose parameters (or a strict
+  format whose schema) say no `type` at the root (a root union: `got 'type: "None"'`);
 * a chat function's description over 1024 characters is the API's 400 (`string_above_max_length`);
 * a tool named in camelCase or PascalCase (`getWeather`, the SDK's `pydantic_function_tool`'s
   `GetWeather`) is matched to a question by its words, as `get_weather` is: `auto` calls it for
@@ -203,6 +204,69 @@ def test_a_strict_format_must_be_an_object(client: openai.OpenAI, kind: str) -> 
     assert _message(refused.value) == (
         "Invalid schema for response_format 'data': schema must be a JSON Schema of "
         f"'type: \"object\"', got 'type: \"{kind}\"'."
+    )
+
+
+# A root union (Zod's discriminatedUnion, TypeBox's Union), or `properties` without `type`: the
+# API reads no type there, and refuses it as of type None (its words as the AI SDK's and
+# TypeBox's users quote them); mockai took such a schema as an object.
+UNION_ROOT = {
+    "anyOf": [
+        {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+            "additionalProperties": False,
+        }
+    ]
+}
+UNTYPED = {"properties": {"city": {"type": "string"}}, "required": ["city"]}
+
+
+def test_a_strict_format_without_a_type_at_its_root_is_refused(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(
+            model=MODEL,
+            messages=ASK,
+            response_format=_chat_format(UNION_ROOT, True),  # type: ignore[arg-type]
+        )
+    assert refused.value.param == "response_format"
+    assert _message(refused.value) == (
+        "Invalid schema for response_format 'data': schema must be a JSON Schema of "
+        "'type: \"object\"', got 'type: \"None\"'."
+    )
+
+
+@pytest.mark.parametrize("parameters", [UNION_ROOT, UNTYPED], ids=["union", "untyped"])
+def test_a_function_whose_parameters_have_no_type_is_refused(
+    client: openai.OpenAI, parameters: dict[str, Any]
+) -> None:
+    why = (
+        "Invalid schema for function 'f': schema must be a JSON Schema of 'type: \"object\"', "
+        "got 'type: \"None\"'."
+    )
+    tool = {"type": "function", "function": {"name": "f", "parameters": parameters}}
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(model=MODEL, messages=ASK, tools=[tool])  # type: ignore[list-item]
+    assert refused.value.param == "tools[0].function.parameters"
+    assert refused.value.code == "invalid_function_parameters"
+    assert _message(refused.value) == why
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.responses.create(
+            model=MODEL,
+            input="hi",
+            tools=[{"type": "function", "name": "f", "parameters": parameters}],  # type: ignore[list-item]
+        )
+    assert refused.value.param == "tools[0].parameters"
+    assert _message(refused.value) == why
+    # `{}` is a function without arguments, as the API takes it; the deprecated functions are
+    # taken as they come.
+    empty = {"type": "function", "function": {"name": "f", "parameters": {}}}
+    assert client.chat.completions.create(model=MODEL, messages=ASK, tools=[empty])  # type: ignore[list-item]
+    assert client.chat.completions.create(
+        model=MODEL,
+        messages=ASK,
+        functions=[{"name": "f", "parameters": parameters}],
     )
 
 

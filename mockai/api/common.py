@@ -638,7 +638,7 @@ def parse_tool(
         _check_schema(
             parameters, f"{where}.parameters", f"function '{name}'", "invalid_function_parameters"
         )
-        _check_object_schema(parameters, f"{where}.parameters", name)
+        _check_object_schema(parameters, f"{where}.parameters", name, openai_rules=openai_rules)
         if openai_rules:
             # (Strict mode's rules only when asked for: a Responses function that leaves `strict`
             # out is made strict where its schema allows it, and called best effort where it
@@ -680,19 +680,31 @@ def _check_name(name: str, param: str) -> None:
         )
 
 
-def _check_object_schema(parameters: Mapping[str, Any], param: str, name: str) -> None:
+def _check_object_schema(
+    parameters: Mapping[str, Any], param: str, name: str, *, openai_rules: bool = False
+) -> None:
     """A function's arguments are a JSON object: the API refuses parameters of another top-level
-    type (a schema without `type`, `{}`, is taken as an object)."""
-    kind = parameters.get("type", "object")
+    type. `{}` is taken as an object (a function without arguments); so is any schema without
+    `type` unless held to OpenAI's rules (`OPENAI_RULES`), which refuse one that says something
+    else, a root `anyOf` (Zod's discriminatedUnion, TypeBox's Union) or `properties` alone, as
+    of type None (the API's words quoted by the AI SDK's and TypeBox's users: `got 'type:
+    "None"'`)."""
+    kind = parameters.get("type", None if openai_rules and parameters else "object")
     if kind != "object":
-        got = f'"{kind}"' if isinstance(kind, str) else jsonbytes.dumps_str(kind)
-        raise ApiError(
-            400,
-            f"Invalid schema for function '{name}': schema must be a JSON Schema of "
-            f"'type: \"object\"', got 'type: {got}'.",
-            param=param,
-            code="invalid_function_parameters",
-        )
+        raise _not_an_object(f"function '{name}'", kind, param, "invalid_function_parameters")
+
+
+def _not_an_object(owner: str, kind: Any, param: str, code: str | None) -> ApiError:
+    """The API's 400 for a schema that must be an object's and is not (`kind`: its `type`, None
+    when it has none, which the API prints as Python does)."""
+    got = f'"{kind}"' if isinstance(kind, str) or kind is None else jsonbytes.dumps_str(kind)
+    return ApiError(
+        400,
+        f"Invalid schema for {owner}: schema must be a JSON Schema of 'type: \"object\"', got "
+        f"'type: {got}'.",
+        param=param,
+        code=code,
+    )
 
 
 def _check_has_properties(parameters: Mapping[str, Any], param: str, name: str) -> None:
@@ -1035,15 +1047,8 @@ def _check_strict_format(schema: Mapping[str, Any], name: str, *, flat: bool) ->
         ("text.format.schema", "invalid_json_schema") if flat else ("response_format", None)
     )
     kind = schema.get("type")
-    if kind is not None and kind != "object":
-        got = f'"{kind}"' if isinstance(kind, str) else jsonbytes.dumps_str(kind)
-        raise ApiError(
-            400,
-            f"Invalid schema for response_format '{name}': schema must be a JSON Schema of "
-            f"'type: \"object\"', got 'type: {got}'.",
-            param=param,
-            code=code,
-        )
+    if kind != "object":  # (a root `anyOf`, a union of shapes, too: `got 'type: "None"'`)
+        raise _not_an_object(f"response_format '{name}'", kind, param, code)
     _check_rules(schema, param, f"response_format '{name}'", code, strict=True)
 
 
