@@ -84,6 +84,28 @@ def test_a_completion_model_on_chat_is_the_apis_404(client: openai.OpenAI, model
     assert client.completions.create(model=model, prompt="Say hi").choices[0].text
 
 
+NOT_EMBEDDING_MODELS = [info.id for info in BUILTIN if info.kind != "embedding"]
+
+
+@settings(max_examples=30, deadline=None)
+@given(model=st.sampled_from(NOT_EMBEDDING_MODELS).flatmap(snapshot_of))
+def test_a_model_that_does_not_embed_on_embeddings_is_the_apis_403(
+    client: openai.OpenAI, model: str
+) -> None:
+    """A RAG app configured with gpt-4o as its embedding model meets the API's 403, with no
+    param and no code (infiniflow/ragflow#1835); mockai answered it with vectors."""
+    with pytest.raises(openai.PermissionDeniedError) as refused:
+        client.embeddings.create(model=model, input="Say hi")
+    assert refused.value.body == {
+        "message": "You are not allowed to generate embeddings from this model",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": None,
+    }
+    guessed = client.embeddings.create(model="my-embedder", input="Say hi")
+    assert guessed.data[0].embedding
+
+
 @settings(max_examples=30, deadline=None)
 @given(
     name=st.from_regex(r"[a-z][a-z0-9-]{0,20}", fullmatch=True).filter(

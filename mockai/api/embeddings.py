@@ -46,6 +46,11 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     common.check_fields("embeddings", body, strict=ctx.strict, provider=ctx.provider)
     model = body["model"]
     info = ctx.catalog.get(model)
+    if ctx.model_rules and info.kind != "embedding" and info.known and ctx.provider == "openai":
+        # The API's answer to a chat (or completion, or moderation) model here, as RAG apps
+        # configured with gpt-4o as their embedding model meet it (infiniflow/ragflow#1835: a
+        # 403 with no param and no code): mockai answered with vectors, and the mistake passed.
+        raise ApiError(403, "You are not allowed to generate embeddings from this model")
     inputs, counts = _inputs(body["input"])
     _check_lengths(info, counts)
     return Exchange(
