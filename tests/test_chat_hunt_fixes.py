@@ -10,6 +10,7 @@ from typing import Any
 
 import conformance
 import httpx
+import openai
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -337,3 +338,23 @@ def test_function_parameters_not_of_type_object_are_a_400(
         "param": "tools[1].function.parameters",
         "code": "invalid_function_parameters",
     }
+
+
+def test_max_tokens_and_max_completion_tokens_together_are_a_400(server: Any) -> None:
+    """The API takes one limit or the other (langchain-ai/langgraph#5943: ChatOpenAI sent both
+    for gpt-4.1); mockai obeyed the lower one, so the app's bug passed its tests."""
+    with sdk(server) as client:
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.chat.completions.create(
+                model="gpt-4.1", messages=PARIS, max_tokens=1024, max_completion_tokens=1024
+            )
+        assert refused.value.body == {
+            "message": "Setting 'max_tokens' and 'max_completion_tokens' at the same time is "
+            "not supported.",
+            "type": "invalid_request_error",
+            "param": "max_tokens",
+            "code": "invalid_parameter_combination",
+        }
+        for limit in ({"max_tokens": 3}, {"max_completion_tokens": 3}):
+            answer = client.chat.completions.create(model="gpt-4.1", messages=PARIS, **limit)
+            assert answer.usage is not None and answer.usage.completion_tokens == 3

@@ -129,6 +129,19 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     effort = reasoning.effort(info, ctx.provider, get("reasoning_effort"))
     if effort is not None and rules:  # (a model reasoning with effort `none` samples as others do)
         _check_fixed_temperature(get("temperature"))
+    if (
+        get("max_tokens") is not None
+        and get("max_completion_tokens") is not None
+        and ctx.provider == "openai"  # (OpenAI's rule: another provider's are its own)
+    ):
+        # The API takes one or the other, in these words (quoted in langchain-ai/langgraph#5943,
+        # for gpt-4.1, where a ChatOpenAI given both sent both): mockai obeyed the lower.
+        raise ApiError(
+            400,
+            "Setting 'max_tokens' and 'max_completion_tokens' at the same time is not supported.",
+            param="max_tokens",
+            code="invalid_parameter_combination",
+        )
     max_tokens = None
     if get("max_completion_tokens") is not None:
         max_tokens = common.positive_int(body, "max_completion_tokens")
