@@ -80,7 +80,7 @@ TEMPLATES: dict[str, Any] = {
         "metadata": {"k": "v"},
     },
     "/v1/completions": {
-        "model": "gpt-3.5-turbo-instruct",
+        "model": "davinci-002",  # (gpt-3.5-turbo-instruct refuses `echo` with `logprobs`)
         "prompt": ["a", "b"],
         "n": 2,
         "echo": True,

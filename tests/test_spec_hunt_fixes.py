@@ -26,6 +26,9 @@ from mockai import MockServer
 
 CHAT_MODEL = "gpt-4o-mini"
 LEGACY_MODEL = "gpt-3.5-turbo-instruct"
+# The models that score an echoed prompt (lm-evaluation-harness#2866): gpt-3.5-turbo-instruct
+# refuses `echo` with `logprobs`.
+SCORING_MODEL = "davinci-002"
 
 
 @pytest.fixture(scope="module")
@@ -208,7 +211,7 @@ def test_echo_scores_the_prompt_tokens_first(
     http: httpx.Client, prompts: list[str], max_tokens: int, top: int, n: int
 ) -> None:
     body = {
-        "model": LEGACY_MODEL,
+        "model": SCORING_MODEL,
         "prompt": prompts,
         "echo": True,
         "logprobs": top,
@@ -235,7 +238,7 @@ def test_echo_with_no_tokens_to_generate_scores_the_prompt(http: httpx.Client) -
     """lm-evaluation-harness's loglikelihood: `echo`, `max_tokens: 0`, `logprobs`."""
     with openai.OpenAI(base_url=str(http.base_url), api_key="sk-test", max_retries=0) as sdk:
         answer = sdk.completions.create(
-            model=LEGACY_MODEL,
+            model=SCORING_MODEL,
             prompt="The capital of France is",
             echo=True,
             logprobs=1,
@@ -246,6 +249,31 @@ def test_echo_with_no_tokens_to_generate_scores_the_prompt(http: httpx.Client) -
     assert lp.tokens == ["The", " capital", " of", " France", " is"]
     assert lp.text_offset == [0, 3, 11, 14, 21]
     assert lp.token_logprobs[0] is None and all(v < 0 for v in lp.token_logprobs[1:])
+
+
+@pytest.mark.parametrize("model", [LEGACY_MODEL, "gpt-3.5-turbo-instruct-0914"])
+@pytest.mark.parametrize("top", [0, 5])
+def test_gpt_35_turbo_instruct_refuses_echo_with_logprobs(
+    http: httpx.Client, model: str, top: int
+) -> None:
+    """Only davinci-002 and babbage-002 score a prompt (lm-evaluation-harness#2866); the instruct
+    model's 400 is what fastai/lm-hackers#7 and keirp/automatic_prompt_engineer#25 met."""
+    with openai.OpenAI(base_url=str(http.base_url), api_key="sk-test", max_retries=0) as sdk:
+        for stream in (False, True):
+            with pytest.raises(openai.BadRequestError) as refused:
+                sdk.completions.create(
+                    model=model, prompt="Hi", echo=True, logprobs=top, stream=stream
+                )
+            assert refused.value.body == {
+                "message": "Setting 'echo' and 'logprobs' at the same time is not supported "
+                "for this model.",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": None,
+            }
+        # Either alone is taken.
+        assert sdk.completions.create(model=model, prompt="Hi", echo=True).choices[0].text
+        assert sdk.completions.create(model=model, prompt="Hi", logprobs=top).choices[0].logprobs
 
 
 # --- 2. a streamed stored completion is the unstreamed one ---------------------------------------

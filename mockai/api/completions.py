@@ -44,6 +44,19 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
             "Did you mean to use v1/chat/completions?",
             param="model",
         )
+    if (
+        ctx.model_rules
+        and ctx.provider == "openai"
+        and body.get("echo")
+        and body.get("logprobs") is not None
+        and _scores_no_prompts(model)
+    ):
+        # gpt-3.5-turbo-instruct does not score prompts: only davinci-002 and babbage-002 do
+        # (lm-evaluation-harness#2866), and it refuses in these words (fastai/lm-hackers#7,
+        # keirp/automatic_prompt_engineer#25). mockai scored them, and the eval passed its tests.
+        raise ApiError(
+            400, "Setting 'echo' and 'logprobs' at the same time is not supported for this model."
+        )
     prompts, counts = _prompts(body["prompt"])
     n = common.optional(body, "n", 1)
     best_of = body.get("best_of")
@@ -87,6 +100,11 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         prompt_tokens=prompt_tokens,
         provider=ctx.provider,
     )
+
+
+def _scores_no_prompts(model: str) -> bool:
+    """gpt-3.5-turbo-instruct and its snapshots (`-0914`): no logprobs for an echoed prompt."""
+    return model == "gpt-3.5-turbo-instruct" or model.startswith("gpt-3.5-turbo-instruct-")
 
 
 def _prompts(raw: Any) -> tuple[tuple[str, ...], list[int]]:
