@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import examples, texts
 
-from mockai import MockServer
+from mockai import MockServer, tokens
 
 CHAT_MODEL = "gpt-4o-mini"
 LEGACY_MODEL = "gpt-3.5-turbo-instruct"
@@ -249,6 +249,35 @@ def test_echo_with_no_tokens_to_generate_scores_the_prompt(http: httpx.Client) -
     assert lp.tokens == ["The", " capital", " of", " France", " is"]
     assert lp.text_offset == [0, 3, 11, 14, 21]
     assert lp.token_logprobs[0] is None and all(v < 0 for v in lp.token_logprobs[1:])
+
+
+@pytest.mark.parametrize(
+    "prompt", [[15496, 995, 11], [[15496, 995, 11], [40, 1101]], ["Hello world", [40, 1101, 7]]]
+)
+def test_an_echoed_token_array_scores_one_token_per_id(http: httpx.Client, prompt: Any) -> None:
+    """lm-evaluation-harness's loglikelihood sends token arrays and reads the continuation's
+    logprobs as `token_logprobs[len(context):-1]`: each id must be one echoed token, as the
+    usage bills it. mockai split `<15496>` as text, four tokens, and the slice read the prompt."""
+    body = {"model": SCORING_MODEL, "prompt": prompt, "echo": True, "max_tokens": 1}
+    with openai.OpenAI(base_url=str(http.base_url), api_key="sk-test", max_retries=0) as sdk:
+        answer = sdk.completions.create(**body, logprobs=1, temperature=0, seed=1234)
+    arrays = [prompt] if isinstance(prompt[0], int) else prompt
+    assert answer.usage is not None
+    assert answer.usage.prompt_tokens == sum(
+        len(p) if isinstance(p, list) else tokens.count(p) for p in arrays
+    )
+    whole = _legacy_logprobs(http, {**body, "logprobs": 1}, stream=False)
+    assert whole == _legacy_logprobs(http, {**body, "logprobs": 1}, stream=True)
+    for choice in answer.choices:
+        sent, lp = arrays[choice.index], choice.logprobs
+        assert lp is not None and lp.tokens is not None and lp.token_logprobs is not None
+        assert "".join(lp.tokens) == choice.text
+        if isinstance(sent, list):
+            assert len(lp.tokens) == len(sent) + 1  # the prompt's ids, then the one generated
+            assert lp.tokens[: len(sent)] == [
+                f"{' ' if i else ''}<{t}>" for i, t in enumerate(sent)
+            ]
+        assert lp.token_logprobs[0] is None
 
 
 @pytest.mark.parametrize("model", [LEGACY_MODEL, "gpt-3.5-turbo-instruct-0914"])

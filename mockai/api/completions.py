@@ -7,6 +7,7 @@ Faithful to the legacy API's quirks: `max_tokens` defaults to 16 (so long answer
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -115,7 +116,7 @@ def _prompts(raw: Any) -> tuple[tuple[str, ...], list[int]]:
         return (raw,), [tokens.count(raw)]
     if not raw:
         raise _empty_array("prompt")
-    if all(isinstance(t, int) and not isinstance(t, bool) for t in raw):
+    if all(_is_token(t) for t in raw):
         return (_tokens_text(raw, "prompt"),), [len(raw)]
     if len(raw) > MAX_PROMPTS:
         raise ApiError(
@@ -227,17 +228,36 @@ def _logprobs(s: Shaped, exchange: Exchange, key: bytes, echoed: str) -> Any:
     answer = logprobs.legacy(s.pieces, _choice_key(s, key), exchange.top_logprobs, len(echoed))
     if not exchange.echo:
         return answer
-    return logprobs.joined(_prompt_logprobs(exchange, key, echoed), answer)
+    prompt = _prompt_logprobs(exchange, key, echoed, s.index // exchange.n)
+    return logprobs.joined(prompt, answer)
 
 
 def _choice_key(s: Shaped, key: bytes) -> bytes:
     return key + bytes([s.index % 256])
 
 
-def _prompt_logprobs(exchange: Exchange, key: bytes, prompt: str) -> Any:
+def _prompt_logprobs(exchange: Exchange, key: bytes, prompt: str, index: int) -> Any:
     # Scoring a prompt samples nothing: one prompt text gets the same numbers in every choice
     # (hence no choice's key), and the answer's own numbers do not move with echo.
-    return logprobs.echoed(tokens.split(prompt), key + b"prompt", exchange.top_logprobs)
+    return logprobs.echoed(
+        _prompt_pieces(exchange, prompt, index), key + b"prompt", exchange.top_logprobs
+    )
+
+
+def _prompt_pieces(exchange: Exchange, prompt: str, index: int) -> Sequence[str]:
+    """The tokens of prompt `index` (`prompt`, its text) as echoed: a token array's ids one
+    token each, as many as the usage bills. lm-evaluation-harness sends token arrays and slices
+    the echoed logprobs by the prompt's length; split as text, `<15496>` was four tokens."""
+    raw = exchange.body.get("prompt")
+    if isinstance(raw, list) and not all(_is_token(t) for t in raw):
+        raw = raw[index]  # (a list of prompts: this one, a string or a token array)
+    if isinstance(raw, list):
+        return [f"<{t}>" if i == 0 else f" <{t}>" for i, t in enumerate(raw)]
+    return tokens.split(prompt)
+
+
+def _is_token(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _stream(
@@ -263,7 +283,12 @@ def _stream(
         # and offsets run on from the chunks before.
         echoed = prompts[s.index // exchange.n] if exchange.echo else ""
         if exchange.echo:
-            lp = _prompt_logprobs(exchange, lp_key, echoed) if exchange.logprobs else None
+            prompt_index = s.index // exchange.n
+            lp = (
+                _prompt_logprobs(exchange, lp_key, echoed, prompt_index)
+                if exchange.logprobs
+                else None
+            )
             frames.append(frame(s.index, echoed, None, lp))
         offset = len(echoed)
         for step, piece in enumerate(s.pieces):
