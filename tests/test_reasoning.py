@@ -223,6 +223,28 @@ def test_a_reasoning_model_refuses_another_temperature_in_chat(
     assert client.chat.completions.create(**plain).choices[0].message.content
 
 
+@pytest.mark.parametrize("model", REASONING_MODELS)
+def test_a_reasoning_model_refuses_stop_sequences_in_chat(
+    client: openai.OpenAI, model: str
+) -> None:
+    """What agent frameworks sending their stop words met with gpt-5, gpt-5-mini, o3 and o4-mini
+    (huggingface/smolagents#1671, n8n-io/n8n#18149): the API's 400; mockai cut the answer."""
+    ask: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": "Hi"}]}
+    for stop in ("\nObservation:", ["<end_code>", "Observation:"]):
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.chat.completions.create(**ask, stop=stop)
+        assert refused.value.body == {
+            "message": "Unsupported parameter: 'stop' is not supported with this model.",
+            "type": "invalid_request_error",
+            "param": "stop",
+            "code": "unsupported_parameter",
+        }
+    assert client.chat.completions.create(**ask, stop=None).choices[0].message.content
+    # A model that does not reason, or one told not to (gpt-5.1's default), takes them.
+    for plain in ({**ask, "model": "gpt-4o-mini"}, {**ask, "model": "gpt-5.1"}):
+        assert client.chat.completions.create(**plain, stop=["."]).choices[0].finish_reason
+
+
 def test_other_providers_models_do_not_reason_as_openais() -> None:
     """Only the OpenAI and Azure profiles answer this way: another provider's usage is its own.
     (Groq's answers are Groq's: not checked against OpenAI's spec.)"""

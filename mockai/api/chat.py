@@ -129,6 +129,16 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     effort = reasoning.effort(info, ctx.provider, get("reasoning_effort"))
     if effort is not None and rules:  # (a model reasoning with effort `none` samples as others do)
         _check_fixed_temperature(get("temperature"))
+        if get("stop") is not None:
+            # Nor does it take stop sequences, as agent frameworks sending their own met with
+            # gpt-5, gpt-5-mini, o3 and o4-mini (huggingface/smolagents#1671, n8n-io/n8n#18149,
+            # EleutherAI/lm-evaluation-harness#3215): mockai cut the answer at them.
+            raise ApiError(
+                400,
+                "Unsupported parameter: 'stop' is not supported with this model.",
+                param="stop",
+                code="unsupported_parameter",
+            )
     if (
         get("max_tokens") is not None
         and get("max_completion_tokens") is not None
