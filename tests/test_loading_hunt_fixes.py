@@ -256,6 +256,58 @@ def test_watch_reloads_a_dot_file_named_on_its_own(tmp_path: Path) -> None:
         watching(http, served, local)  # its edits are served
 
 
+def configmap_update(folder: Path, version: str, files: dict[str, str]) -> None:
+    """What the kubelet does to a mounted ConfigMap: its files in a new dot-folder, the
+    `..data` link swapped to it in one rename, the old folder deleted; each `NAME.yaml` in
+    `folder` is a link to `..data/NAME.yaml`, made once and never changed."""
+    old = (folder / "..data").resolve() if (folder / "..data").exists() else None
+    for name, text in files.items():
+        write(folder / f"..{version}" / name, text)
+    (folder / "..data_tmp").symlink_to(f"..{version}")
+    (folder / "..data_tmp").rename(folder / "..data")
+    for name in files:
+        if not (folder / name).is_symlink():
+            (folder / name).symlink_to(f"..data/{name}")
+    if old is not None:
+        shutil.rmtree(old)
+
+
+@pytest.mark.parametrize("given", ["folder", "file"])
+def test_watch_reloads_a_kubernetes_configmap_update(tmp_path: Path, given: str) -> None:
+    # A ConfigMap mounted at /scenarios is updated by swapping its `..data` link: no scenario
+    # file changes, only dot-entries, which the watch ignored (the folder given), or the watch
+    # was on the resolved file's folder, deleted by the update (the file given).
+    folder = tmp_path / "scenarios"
+    configmap_update(folder, "v1", {"faq.yaml": rule("faq", "hello", "version one")})
+    scenario = folder if given == "folder" else folder / "faq.yaml"
+    with (
+        ServeProcess(["--scenario", str(scenario), "--watch", "--quiet"]) as served,
+        httpx.Client() as http,
+    ):
+        assert answer(http, served, "hello") == "version one"
+        for version in ("v2", "v3"):  # (the second: the watch outlived the first)
+            configmap_update(folder, version, {"faq.yaml": rule("faq", "hello", version)})
+            assert becomes(http, served, "hello", version), served.printed()[-3000:]
+
+
+def test_a_change_of_dot_files_alone_reloads_nothing_and_says_nothing(tmp_path: Path) -> None:
+    folder = tmp_path / "scenarios"
+    write(folder / "a.yaml", rule("a", "hello", "from a"))
+    with (
+        ServeProcess(["--scenario", str(folder), "--watch", "--quiet"]) as served,
+        httpx.Client() as http,
+    ):
+        watching(http, served, folder / "ready.yaml")
+        time.sleep(1)  # (a reload of the last of watching's edits may still be on its way)
+        reloads = served.printed().count("reloaded")
+        for n in range(3):  # an editor's swap file, written as the user types
+            (folder / ".a.yaml.swp").write_text(f"swap {n}")
+            time.sleep(0.3)
+        (folder / "a.yaml").write_text(rule("a", "hello", "edited a"))
+        assert becomes(http, served, "hello", "edited a"), served.printed()[-3000:]
+        assert served.printed().count("reloaded") == reloads + 1, served.printed()[-3000:]
+
+
 # --- 4. the no-match report collapsed whitespace -------------------------------------------------
 
 EXACT = """

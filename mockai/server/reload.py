@@ -5,9 +5,11 @@ parent folder of each file is watched, so editors that save by writing a new fil
 are seen; a folder moved, copied or made inside a watched one counts as a change of the files it
 holds). After a change settles, the whole set is loaded again *off the event loop* and, only if
 every file is valid, swapped into the RuleBook in one step: requests see the old rules or the new
-ones, never a mix. A broken edit (or a rule taking the name of a rule added at runtime) is logged
-with each problem's `file:line` and the previous rules keep serving. Only rules reload; settings
-(seed, models, chaos, limits) take a restart.
+ones, never a mix. A change of dot-entries alone (an editor's swap file; a Kubernetes ConfigMap's
+`..data` link, which its files are links through) loads them again only if they now hold other
+rules, quietly otherwise. A broken edit (or a rule taking the name of a rule added at runtime) is
+logged with each problem's `file:line` and the previous rules keep serving. Only rules reload;
+settings (seed, models, chaos, limits) take a restart.
 
 The watcher is set up before the server says it is listening, and then loads whatever changed
 since the files were first loaded (an edit made while it started brings no event), so every
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -76,14 +79,31 @@ async def watch(
     every later change is sure to be seen (and what changed before is loaded)."""
     from watchfiles import awatch
 
-    targets = [Path(path).resolve() for path in paths]
+    # Absolute, symlinks left as they are: a file given through a link is watched in the folder
+    # holding the link, where a Kubernetes ConfigMap's update happens (`rules.yaml ->
+    # ..data/rules.yaml`, `..data` swapped for a new folder, the old one deleted). Resolved, the
+    # watch was on the old folder, gone with the update, and no later edit was ever seen.
+    targets = [Path(os.path.abspath(path)) for path in paths]
     roots = sorted({str(t if t.is_dir() else t.parent) for t in targets})
     folders = await asyncio.to_thread(_folders, targets)
+
+    def beside(path: Path) -> bool:
+        """A dot-entry right in a watched folder (or in one a watched file is in): no scenario
+        file, but what one may be a link through. A ConfigMap's update changes only those
+        (`..data`, `..2025_01_01_...`): the files' own links stay as they were."""
+        return path.name.startswith(".") and str(path.parent) in roots
+
+    def quiet(batch: set[tuple[Any, str]]) -> bool:
+        """Whether `batch` changed dot-entries only: the files are loaded again only if they
+        now hold other rules, and quietly otherwise (an editor's swap file changes often)."""
+        return all(beside(Path(changed)) and Path(changed) not in targets for _, changed in batch)
 
     def relevant(_change: object, changed: str) -> bool:
         path = Path(changed)
         if path in targets:  # (a file given by name: loaded even when its name starts with a dot)
             return True
+        if beside(path):
+            return True  # (checked quietly: `quiet`)
         within = next((path.relative_to(t) for t in targets if t in path.parents), None)
         # Dot-files and dot-folders (an editor's `.#rules.yaml`, `.rules.yaml.swp`) are not
         # scenario files: the loader skips them too (`scenario.loader.expand`).
@@ -107,8 +127,8 @@ async def watch(
         await catch_up(paths, book)
         if armed is not None:
             armed.set()
-        while await pending is not None:
-            await reload(paths, book)
+        while (batch := await pending) is not None:
+            await (catch_up(paths, book) if quiet(batch) else reload(paths, book))
             folders = await asyncio.to_thread(_folders, targets)
             pending = asyncio.create_task(_next(changes))
     finally:
