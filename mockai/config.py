@@ -607,6 +607,20 @@ def _text(name: str, value: Any) -> str:
     return value
 
 
+def _api_key(name: str, value: Any) -> str:
+    """The key clients must send. A header's value reaches the server trimmed (HTTP drops the
+    spaces around it, and the SDKs refuse to send line breaks at all): a key with spaces or a
+    line break around it, or a control character in it, could never be matched, and every
+    request was a 401 (a Kubernetes Secret made with `echo`, a trailing space in an env file)."""
+    key = _text(name, value)
+    if key != key.strip() or not key.isprintable():
+        raise ConfigError(
+            f"{name}: the key has spaces or a line break around it, or a control character in "
+            "it, which no client can send in a header; give the key alone"
+        )
+    return key
+
+
 def _model_ids(name: str, models: tuple[str, ...]) -> tuple[str, ...]:
     if not models or not all(model.strip() for model in models):
         raise ConfigError(f"{name}: give at least one model id, e.g. gpt-4o-mini,gpt-4o")
@@ -720,7 +734,7 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "host": _text,
     "port": _port,
     "workers": _processes,
-    "require_api_key": _text,
+    "require_api_key": _api_key,
     "models": _model_ids,
     "match_on": _matchers,
     "fallback": _one_of("generate", "error"),

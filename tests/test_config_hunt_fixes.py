@@ -570,3 +570,38 @@ def test_a_token_given_as_an_upstreams_userinfo_is_never_shown(token: str) -> No
     with pytest.raises(ConfigError) as refused:
         check_option("upstream", url)
     assert token not in str(refused.value) and "***@api.example.com" in str(refused.value)
+
+
+# --- 11. a required API key no client can send -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "said"),
+    [
+        ((), {"MOCKAI_REQUIRE_API_KEY": "sk-test\n"}, "mockai: MOCKAI_REQUIRE_API_KEY: "),
+        ((), {"MOCKAI_REQUIRE_API_KEY": "sk-test "}, "mockai: MOCKAI_REQUIRE_API_KEY: "),
+        (("--require-api-key", " sk-test"), {}, "error: argument --require-api-key: "),
+        (("--require-api-key", "sk-\ttest"), {}, "error: argument --require-api-key: "),
+    ],
+)
+def test_a_required_key_with_spaces_around_it_stops_serve(
+    args: tuple[str, ...], env: dict[str, str], said: str
+) -> None:
+    """A key from a Kubernetes Secret made with `echo` (a trailing newline), or an env file's
+    trailing space, was taken as it was: the SDKs send the key trimmed, or refuse to send it,
+    so every request got a 401 "Incorrect API key provided" and nothing said why."""
+    done = _serve(*args, env=env)
+    assert done.returncode == 2, done.stderr
+    assert said + "the key has spaces or a line break around it" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_required_key_is_matched_as_the_sdk_sends_it() -> None:
+    with MockServer(require_api_key="sk-test", log_requests=False) as server:
+        good = openai.OpenAI(base_url=server.url, api_key="sk-test", max_retries=0)
+        assert good.models.list().data
+        bad = openai.OpenAI(base_url=server.url, api_key="sk-other", max_retries=0)
+        with pytest.raises(openai.AuthenticationError):
+            bad.models.list()
+    with pytest.raises(ConfigError, match="the key has spaces"):
+        MockServer(require_api_key="sk-test\n")
