@@ -705,6 +705,13 @@ def _base_url(name: str, url: Any) -> str:
             "(e.g. https://api.openai.com/v1 or http://localhost:11434/v1)"
         )
     assert parts is not None
+    if any(char.isspace() or not char.isprintable() for char in url):
+        # (an env file's trailing space: urlsplit keeps it in the path, and every request went
+        # to `/v1%20/chat/completions`, the upstream's 404, recorded as the answer)
+        raise ConfigError(
+            f"{name}: {upstream_shown(url)!r} holds a space, a line break or another control "
+            "character, which no URL does; give the URL alone (percent-encode a space: %20)"
+        )
     if "@" in parts.netloc:
         # The client's own key (Authorization, api-key) is what mockai forwards: credentials in
         # the URL as well made every request fail to send (aiohttp takes one or the other).

@@ -605,3 +605,26 @@ def test_a_required_key_is_matched_as_the_sdk_sends_it() -> None:
             bad.models.list()
     with pytest.raises(ConfigError, match="the key has spaces"):
         MockServer(require_api_key="sk-test\n")
+
+
+# --- 12. an upstream URL with a space around it -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "said"),
+    [
+        ((), {"MOCKAI_UPSTREAM": "http://127.0.0.1:9/v1 "}, "mockai: MOCKAI_UPSTREAM: "),
+        (("--upstream", "http://127.0.0.1:9/v1\t"), {}, "error: argument --upstream: "),
+        (("--upstream", "http://127.0.0.1:9/v 1"), {}, "error: argument --upstream: "),
+    ],
+)
+def test_an_upstream_holding_a_space_stops_serve(
+    tmp_path: Path, args: tuple[str, ...], env: dict[str, str], said: str
+) -> None:
+    """An env file's trailing space stayed in the URL's path: every request was forwarded to
+    `/v1%20/chat/completions`, and the upstream's 404 recorded as the answer."""
+    recording = ("--cassette", str(tmp_path / "new.yaml"), "--record-mode", "once")
+    done = _serve(*recording, *args, env=env)
+    assert done.returncode == 2, done.stderr
+    assert said in done.stderr and "holds a space, a line break" in done.stderr, done.stderr
+    assert not (tmp_path / "new.yaml").exists()
