@@ -251,7 +251,8 @@ def build_parser(*, json_errors: bool = False) -> argparse.ArgumentParser:
     health.add_argument(
         "--url",
         help=(
-            "the server's base URL (default: MOCKAI_HOST and MOCKAI_PORT, with 127.0.0.1 for "
+            "the server's URL, with or without /v1 (default: MOCKAI_HOST and MOCKAI_PORT, "
+            "with 127.0.0.1 for "
             "0.0.0.0 and ::1 for ::); probed directly, never through http_proxy"
         ),
     )
@@ -457,7 +458,10 @@ def _health(url: str | None, timeout: float = 3.0) -> int:
     if url is None:
         config = Config.from_env()
         url = f"http://{_probe_authority(config.host, config.port)}"
-    target = url.rstrip("/") + "/_mockai/health"
+    # The URL clients are given ends in /v1 (the banner's OPENAI_BASE_URL, the plugin's
+    # `mockai.url`), and is what a script has at hand; the admin endpoints are at the root above
+    # it (probed at `/v1/_mockai/health`, a healthy server was a 404: unhealthy).
+    target = url.rstrip("/").removesuffix("/v1") + "/_mockai/health"
     direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
         with direct.open(target, timeout=timeout) as answer:

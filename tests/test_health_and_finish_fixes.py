@@ -89,6 +89,16 @@ def test_health_with_a_url_goes_around_the_proxy_variables_too() -> None:
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.parametrize("suffix", ["/v1", "/v1/", "", "/"])
+def test_health_takes_the_base_url_clients_are_given(suffix: str) -> None:
+    """`mockai health --url "$OPENAI_BASE_URL"` (what the banner prints, `.../v1`) probed
+    `/v1/_mockai/health`, a 404: a healthy server was reported unhealthy."""
+    with MockServer(log_requests=False) as server:
+        done = _health(free_port(), "--url", server.url.removesuffix("/v1") + suffix)
+    assert done.returncode == 0, done.stderr
+    assert f"http://127.0.0.1:{server.port}/_mockai/health: ok" in done.stdout
+
+
 @needs_ipv6
 def test_health_probes_the_ipv6_loopback_a_server_is_bound_to() -> None:
     with MockServer(log_requests=False, host="::1") as server:
