@@ -151,3 +151,34 @@ def test_banner_says_where_answers_come_from() -> None:
     finally:
         process.kill()
         process.communicate()
+
+
+def test_banner_says_what_the_upstream_answers() -> None:
+    """The upstream answers what nothing before it did: `--upstream` alone (a passthrough) was
+    announced as "generated answers", a recording server as answering misses with a no-match
+    error, and a replayed cassette (`once`, which records nothing once it exists) as recording
+    from an upstream the log said was not used."""
+    from mockai import MockServer
+
+    with MockServer(log_requests=False) as upstream:
+        process, url, banner = _start("--upstream", upstream.url, "--quiet")
+        try:
+            answer = httpx.post(
+                url + "/v1/chat/completions",
+                json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
+                timeout=10,
+            )
+            assert answer.status_code == 200 and upstream.requests  # (it went upstream)
+        finally:
+            process.kill()
+            process.communicate()
+    assert f"otherwise: forwarded to {upstream.url} (a passthrough" in banner, banner
+    assert "generated answers" not in banner
+    recording = ("--upstream", "http://127.0.0.1:9/v1", "--quiet", "--record-mode")
+    for mode, records in (("new_episodes", True), ("once", False)):
+        process, _, banner = _start("--cassette", "cassettes/chat_json.yaml", *recording, mode)
+        process.kill()
+        process.communicate()
+        assert ("records from: http://127.0.0.1:9/v1" in banner) is records, banner
+        assert ("otherwise: forwarded upstream, and recorded" in banner) is records, banner
+        assert ("otherwise: a no-match error" in banner) is not records, banner

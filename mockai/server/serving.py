@@ -124,11 +124,21 @@ def _answers(state: ServerState) -> list[str]:
             lines.append(f"answers: {len(rules)} scenario rule(s) from {files}")
     if config.cassette:
         lines.append(f"answers: cassette {config.cassette} (record mode {config.record_mode})")
-    if config.upstream and config.record_mode != "none":
-        # (its query's credentials hidden, as in cassettes: the banner ends up in CI logs)
+    # (the upstream's query credentials hidden, as in cassettes: the banner ends up in CI logs)
+    forwarding = _forwarding(state)
+    if forwarding == "records":
         lines.append(f"records from: {upstream_shown(config.upstream)}")
     fallback = state.decider.fallback or ("error" if lines else "generate")
-    if fallback == "generate":
+    if forwarding is not None:
+        # The upstream answers whatever the sources before it did not: the fallback is never
+        # reached. (A passthrough had been announced as "generated answers", and a recording
+        # server as answering misses with a no-match error.)
+        if forwarding == "records":
+            lines.append("otherwise: forwarded upstream, and recorded")
+        else:
+            shown = upstream_shown(config.upstream)
+            lines.append(f"otherwise: forwarded to {shown} (a passthrough: nothing is recorded)")
+    elif fallback == "generate":
         lines.append("otherwise: generated answers (deterministic for the seed)")
     else:
         lines.append("otherwise: a no-match error naming the closest rules / recordings")
@@ -137,6 +147,20 @@ def _answers(state: ServerState) -> list[str]:
         if value:
             lines.append(f"{name}: {value}")
     return lines
+
+
+def _forwarding(state: ServerState) -> str | None:
+    """What the server does with `--upstream`: `records` from it, `passes` requests through to
+    it (no `--cassette`), or None when it is not used (a cassette that is only replayed, as
+    record mode `none` or `once` on a cassette that exists)."""
+    if state.config.upstream is None:
+        return None
+    from mockai.cassette.record import UpstreamSource  # (only with an upstream)
+
+    for source in state.decider.sources:
+        if isinstance(source, UpstreamSource):
+            return "passes" if source.recorder is None else "records"
+    return None
 
 
 def listen(config: Config) -> list[socket.socket]:
