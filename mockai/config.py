@@ -607,6 +607,16 @@ def _text(name: str, value: Any) -> str:
     return value
 
 
+def _host(name: str, value: Any) -> str:
+    """The address to listen on, an IPv6 one bare: `[::1]`, as URLs write it (and as `mockai
+    health` takes MOCKAI_HOST), is `::1` (bound as written, it was no address: "Name or service
+    not known")."""
+    host = _text(name, value)
+    if host.startswith("[") and host.endswith("]") and ":" in host:
+        return host[1:-1]
+    return host
+
+
 def _api_key(name: str, value: Any) -> str:
     """The key clients must send. A header's value reaches the server trimmed (HTTP drops the
     spaces around it, and the SDKs refuse to send line breaks at all): a key with spaces or a
@@ -738,7 +748,7 @@ def upstream_shown(url: Any) -> Any:
 
 # Checked after the type: each takes the option's name (for the message) and its value.
 _CHECKS: dict[str, Callable[[str, Any], Any]] = {
-    "host": _text,
+    "host": _host,
     "port": _port,
     "workers": _processes,
     "require_api_key": _api_key,

@@ -30,7 +30,7 @@ import pytest
 from conformance import checked_server
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from service_support import free_port, repo_root
+from service_support import ServeProcess, free_port, repo_root
 from strategies import examples, texts
 
 from mockai import MockServer, tokens
@@ -114,6 +114,20 @@ def test_health_probes_the_ipv6_loopback_for_the_ipv6_wildcard() -> None:
         done = _health(server.port, MOCKAI_HOST="::")
     assert done.returncode == 0, done.stderr
     assert f"http://[::1]:{server.port}/_mockai/health: ok" in done.stdout
+
+
+@needs_ipv6
+@pytest.mark.parametrize("host", ["[::1]", "[::]"])
+def test_serve_listens_on_a_bracketed_ipv6_host_as_health_probes_it(host: str) -> None:
+    """MOCKAI_HOST written as URLs write IPv6 addresses: `mockai health` took it, `mockai
+    serve` stopped at once ("cannot listen on [[::1]]:0: Name or service not known")."""
+    with ServeProcess(["--quiet"], env={"MOCKAI_HOST": host}) as served:
+        assert served.base_url.startswith("http://[::")
+        assert httpx.get(served.url + "/models", timeout=10).status_code == 200
+        port = int(served.base_url.rpartition(":")[2])
+        done = _health(port, MOCKAI_HOST=host)
+    assert done.returncode == 0, done.stderr
+    assert f"http://[::1]:{port}/_mockai/health: ok" in done.stdout
 
 
 def test_health_of_nothing_is_still_unhealthy() -> None:
