@@ -212,13 +212,18 @@ def env_variables() -> dict[str, str]:
     return table
 
 
+# Variables of mockai's that are no setting of the server: the build's (`MOCKAI_COMPILE=1 pip
+# install .`, which a shell or a Dockerfile may leave set).
+_BUILD = frozenset({"MOCKAI_COMPILE"})
+
+
 def unknown_env_variables(environ: Mapping[str, str] | None = None) -> list[str]:
     """A warning for every `MOCKAI_*` variable that sets nothing (a typo, most likely)."""
     environ = os.environ if environ is None else environ
     known = env_variables()
     warnings = []
     for variable in sorted(environ):
-        if variable.startswith("MOCKAI_") and variable not in known:
+        if variable.startswith("MOCKAI_") and variable not in known and variable not in _BUILD:
             # Compared without the shared prefix, which would make every name look alike.
             near = closest(variable.removeprefix("MOCKAI_"), [k[7:] for k in known])
             hint = f"did you mean MOCKAI_{near}?" if near else "see mockai serve --help"
