@@ -107,8 +107,10 @@ def test_a_step_switches_off_the_rules_disconnect_with_false(tmp_path: Path) -> 
     )
     code, output = check(path)
     assert code == 0, output
-    with MockServer(scenario=str(path)) as server:
-        client = openai.OpenAI(base_url=server.url, api_key="sk-test", max_retries=0)
+    with (
+        MockServer(scenario=str(path)) as server,
+        openai.OpenAI(base_url=server.url, api_key="sk-test", max_retries=0) as client,
+    ):
         messages: Any = [{"role": "user", "content": "a story"}]
         with pytest.raises(openai.APIConnectionError):
             client.chat.completions.create(model="gpt-4o-mini", messages=messages)
@@ -229,12 +231,12 @@ def test_a_merge_of_several_mappings_takes_each_key_from_the_first_that_has_it(
             "stream: true",
             "endpoint: chat",
         ]
-        client = openai.OpenAI(base_url=server.url, api_key="sk-test", max_retries=0)
-        chunks = client.chat.completions.create(
-            model="gpt-4o-mini", messages=[{"role": "user", "content": "boop"}], stream=True
-        )
-        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Beep."
-        client.close()
+        with openai.OpenAI(base_url=server.url, api_key="sk-test", max_retries=0) as client:
+            chunks = client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "boop"}], stream=True
+            )
+            assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Beep."
+            client.close()
 
 
 def test_a_mapping_merging_itself_is_a_problem_not_a_traceback(tmp_path: Path) -> None:
@@ -318,11 +320,11 @@ def test_load_says_which_settings_of_the_file_it_does_not_apply(
             "mockai serve --scenario)"
         )
         assert said == [f"mockai: {path}:2: seed {why}", f"mockai: {path}:3: chaos {why}"]
-        client = openai.OpenAI(base_url=server.url, api_key="sk-test", max_retries=0)
-        messages: Any = [{"role": "user", "content": "hi"}]
-        answer = client.chat.completions.create(model="gpt-4o-mini", messages=messages)
-        assert answer.choices[0].message.content == "hello"  # (no chaos: as the log says)
-        client.close()
+        with openai.OpenAI(base_url=server.url, api_key="sk-test", max_retries=0) as client:
+            messages: Any = [{"role": "user", "content": "hi"}]
+            answer = client.chat.completions.create(model="gpt-4o-mini", messages=messages)
+            assert answer.choices[0].message.content == "hello"  # (no chaos: as the log says)
+            client.close()
 
 
 # --- a Faker set printed in the same order in every process -------------------------------------
@@ -370,14 +372,14 @@ def test_a_template_printing_a_method_uncalled_is_its_error_not_a_memory_address
     with MockServer(log_requests=False) as server:
         server.add_rule({"match": {"user": "a"}, "reply": "{{ request.user.upper }}"})
         server.add_rule({"match": {"user": "b"}, "reply": "{{ request.user.upper() }}"})
-        client = openai.OpenAI(base_url=server.url, api_key="k", max_retries=0)
-        with pytest.raises(openai.BadRequestError) as refused:
-            client.chat.completions.create(
-                model="gpt-4o-mini", messages=[{"role": "user", "content": "a"}]
+        with openai.OpenAI(base_url=server.url, api_key="k", max_retries=0) as client:
+            with pytest.raises(openai.BadRequestError) as refused:
+                client.chat.completions.create(
+                    model="gpt-4o-mini", messages=[{"role": "user", "content": "a"}]
+                )
+            assert refused.value.code == "mockai_template_error"
+            assert "prints the function upper itself: call it, upper()" in refused.value.message
+            called = client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "b"}]
             )
-        assert refused.value.code == "mockai_template_error"
-        assert "prints the function upper itself: call it, upper()" in refused.value.message
-        called = client.chat.completions.create(
-            model="gpt-4o-mini", messages=[{"role": "user", "content": "b"}]
-        )
-        assert called.choices[0].message.content == "B"
+            assert called.choices[0].message.content == "B"
