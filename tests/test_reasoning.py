@@ -240,9 +240,26 @@ def test_a_reasoning_model_refuses_stop_sequences_in_chat(
             "code": "unsupported_parameter",
         }
     assert client.chat.completions.create(**ask, stop=None).choices[0].message.content
-    # A model that does not reason, or one told not to (gpt-5.1's default), takes them.
-    for plain in ({**ask, "model": "gpt-4o-mini"}, {**ask, "model": "gpt-5.1"}):
-        assert client.chat.completions.create(**plain, stop=["."]).choices[0].finish_reason
+    # A model that does not reason takes them.
+    plain = {**ask, "model": "gpt-4o-mini"}
+    assert client.chat.completions.create(**plain, stop=["."]).choices[0].finish_reason
+
+
+@pytest.mark.parametrize("effort", [None, "none", "low"])
+@pytest.mark.parametrize("model", ["gpt-5.1", "gpt-5.2"])
+def test_gpt_5_1_and_later_refuse_stop_sequences_whatever_the_effort(
+    client: openai.OpenAI, model: str, effort: str | None
+) -> None:
+    """What smolagents met with gpt-5.1 and gpt-5.2 asked for no effort (huggingface/smolagents
+    #1868, #1893): the API's 400. Effort `none` lets them take sampling settings, not `stop`;
+    mockai took it, and cut the answer at it."""
+    ask: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": "Hi"}]}
+    if effort is not None:
+        ask["reasoning_effort"] = effort
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(**ask, stop=["Observation:"])
+    assert refused.value.param == "stop" and refused.value.code == "unsupported_parameter"
+    assert client.chat.completions.create(**ask).choices[0].message.content
 
 
 def test_other_providers_models_do_not_reason_as_openais() -> None:

@@ -129,16 +129,18 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     effort = reasoning.effort(info, ctx.provider, get("reasoning_effort"))
     if effort is not None and rules:  # (a model reasoning with effort `none` samples as others do)
         _check_fixed_temperature(get("temperature"))
-        if get("stop") is not None:
-            # Nor does it take stop sequences, as agent frameworks sending their own met with
-            # gpt-5, gpt-5-mini, o3 and o4-mini (huggingface/smolagents#1671, n8n-io/n8n#18149,
-            # EleutherAI/lm-evaluation-harness#3215): mockai cut the answer at them.
-            raise ApiError(
-                400,
-                "Unsupported parameter: 'stop' is not supported with this model.",
-                param="stop",
-                code="unsupported_parameter",
-            )
+    if reasons and get("stop") is not None:
+        # Nor does a model that reasons take stop sequences, as agent frameworks sending their
+        # own met with gpt-5, gpt-5-mini, o3 and o4-mini (huggingface/smolagents#1671,
+        # n8n-io/n8n#18149, EleutherAI/lm-evaluation-harness#3215): mockai cut the answer at
+        # them. With effort `none` too: gpt-5.1 and gpt-5.2 asked nothing refuse them
+        # (smolagents#1868, #1893); `none` lets them sample (temperature, top_p, logprobs), no more.
+        raise ApiError(
+            400,
+            "Unsupported parameter: 'stop' is not supported with this model.",
+            param="stop",
+            code="unsupported_parameter",
+        )
     if (
         get("max_tokens") is not None
         and get("max_completion_tokens") is not None
