@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import conformance
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 from sdk import sdk
 from tiktoken_support import encodings
 
-from mockai import tokens
+from mockai import MockServer, tokens
 
 WEATHER = {
     "type": "function",
@@ -358,3 +359,43 @@ def test_max_tokens_and_max_completion_tokens_together_are_a_400(server: Any) ->
         for limit in ({"max_tokens": 3}, {"max_completion_tokens": 3}):
             answer = client.chat.completions.create(model="gpt-4.1", messages=PARIS, **limit)
             assert answer.usage is not None and answer.usage.completion_tokens == 3
+
+
+def test_a_recording_sending_both_limits_replays(tmp_path: Path) -> None:
+    """An OpenAI-compatible server recorded through the openai profile (vLLM, Ollama) takes
+    both limits, as LangChain's ChatOpenAI sent them: its recorded answer replays. mockai refused
+    it with OpenAI's 400, which the recording never got."""
+    body = {"model": "llama3", "messages": PARIS, "max_tokens": 8, "max_completion_tokens": 8}
+    answer = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1735689600,
+        "model": "llama3",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "Sunny."},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11},
+    }
+    headers = {"Content-Type": ["application/json"]}
+    interaction = {
+        "request": {
+            "body": json.dumps(body),
+            "headers": headers,
+            "method": "POST",
+            "uri": "http://localhost:11434/v1/chat/completions",
+        },
+        "response": {
+            "body": {"string": json.dumps(answer)},
+            "headers": headers,
+            "status": {"code": 200, "message": "OK"},
+        },
+    }
+    cassette = tmp_path / "vllm.yaml"
+    cassette.write_text(json.dumps({"version": 1, "interactions": [interaction]}))
+    with MockServer(cassette=str(cassette), log_requests=False) as running, sdk(running) as client:
+        replayed = client.chat.completions.create(**body)
+    assert replayed.choices[0].message.content == "Sunny."

@@ -142,12 +142,15 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
             code="unsupported_parameter",
         )
     if (
-        get("max_tokens") is not None
+        rules
+        and get("max_tokens") is not None
         and get("max_completion_tokens") is not None
         and ctx.provider == "openai"  # (OpenAI's rule: another provider's are its own)
     ):
         # The API takes one or the other, in these words (quoted in langchain-ai/langgraph#5943,
-        # for gpt-4.1, where a ChatOpenAI given both sent both): mockai obeyed the lower.
+        # for gpt-4.1, where a ChatOpenAI given both sent both): mockai obeyed the lower. (Not
+        # over a cassette or an upstream: an OpenAI-compatible server recorded through this
+        # profile, vLLM's, Ollama's, takes both, and its recorded answer must replay.)
         raise ApiError(
             400,
             "Setting 'max_tokens' and 'max_completion_tokens' at the same time is not supported.",
