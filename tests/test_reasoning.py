@@ -78,6 +78,11 @@ def test_a_response_reasons_within_its_budget_streamed_or_not(
             client.responses.create(**body)
         assert refused.value.param == "reasoning.effort"
         return
+    if effort == "xhigh" and model.startswith("gpt-5"):  # (an effort that came after gpt-5)
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.responses.create(**body)
+        assert refused.value.code == "unsupported_value"
+        return
     answer = client.responses.create(**body)
     usage = answer.usage
     assert usage is not None
@@ -149,6 +154,11 @@ def test_a_chat_completion_bills_its_reasoning_first(
     if effort is not None and model not in REASONING_MODELS:
         with pytest.raises(openai.BadRequestError, match="reasoning_effort"):  # (none to make)
             client.chat.completions.create(**body)
+        return
+    if effort == "xhigh" and model.startswith("gpt-5"):  # (an effort that came after gpt-5)
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.chat.completions.create(**body)
+        assert refused.value.code == "unsupported_value"
         return
     if stream:
         chunks = list(
@@ -701,3 +711,41 @@ def test_a_scripted_summary_streams_and_is_stored_as_its_client_got_it(
         stored = client.responses.retrieve(created.response.id).output
         parts = [part.text for part in stored[0].summary] if stored else []
         assert parts == [got] or (parts == [] and got == "")  # as far as its events went
+
+
+@pytest.mark.parametrize(
+    ("model", "supported"),
+    [
+        ("gpt-5", "'minimal', 'low', 'medium', and 'high'"),
+        ("gpt-5-mini-2025-08-07", "'minimal', 'low', 'medium', and 'high'"),
+        ("gpt-5.1", "'none', 'low', 'medium', and 'high'"),
+    ],
+)
+def test_models_before_xhigh_refuse_it(client: openai.OpenAI, model: str, supported: str) -> None:
+    """What an app defaulting to `xhigh` met with gpt-5.1 and gpt-5-mini
+    (CortexReach/memory-lancedb-pro#201, microsoft/vscode#301045): the API's 400, in each
+    API's words. mockai reasoned at `xhigh`, though its own 400 for `minimal` on gpt-5.1 listed
+    the efforts the model takes without it."""
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.responses.create(model=model, input="Hi", reasoning={"effort": "xhigh"})
+    assert refused.value.body == {
+        "message": f"Unsupported value: 'xhigh' is not supported with the '{model}' model. "
+        f"Supported values are: {supported}.",
+        "type": "invalid_request_error",
+        "param": "reasoning.effort",
+        "code": "unsupported_value",
+    }
+    messages: list[Any] = [{"role": "user", "content": "Hi"}]
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(model=model, messages=messages, reasoning_effort="xhigh")
+    assert refused.value.body == {
+        "message": "Unsupported value: 'reasoning_effort' does not support 'xhigh' with this "
+        f"model. Supported values are: {supported}.",
+        "type": "invalid_request_error",
+        "param": "reasoning_effort",
+        "code": "unsupported_value",
+    }
+    # The models after them take it (gpt-5.2, gpt-5.1-codex-max), and they take `high`.
+    for other, effort in ((model, "high"), ("gpt-5.2", "xhigh"), ("gpt-5.1-codex-max", "xhigh")):
+        answer = client.responses.create(model=other, input="Hi", reasoning={"effort": effort})
+        assert answer.reasoning is not None and answer.reasoning.effort == effort

@@ -112,17 +112,14 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         # and gpt-4o-mini (AAswordman/Operit#1048, davidmigloz/langchain_dart#712,
         # umputun/tg-spam#304): an argument it does not know, with no param and no code.
         raise ApiError(400, "Unrecognized request argument supplied: reasoning_effort")
-    if (
-        rules
-        and get("reasoning_effort") == "minimal"
-        and reasoning.refuses_minimal(info, ctx.provider)
-    ):
+    if rules and reasoning.refused_effort(info, ctx.provider, model, get("reasoning_effort")):
         # As the Responses API refuses it, in chat's words (nextai-translator#1841 quotes them
-        # for gpt-5.1; livekit/agents#3966 their param and code): mockai reasoned 0 tokens.
+        # for `minimal` on gpt-5.1; livekit/agents#3966 their param and code): mockai reasoned
+        # 0 tokens.
         raise ApiError(
             400,
-            "Unsupported value: 'reasoning_effort' does not support 'minimal' with this model. "
-            f"Supported values are: {reasoning.supported_efforts(model)}.",
+            f"Unsupported value: 'reasoning_effort' does not support '{get('reasoning_effort')}' "
+            f"with this model. Supported values are: {reasoning.supported_efforts(model)}.",
             param="reasoning_effort",
             code="unsupported_value",
         )

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from typing import Any
 
 from mockai.api import common
@@ -81,19 +82,36 @@ def refuses_effort(info: ModelInfo, provider: str) -> bool:
     )
 
 
-def refuses_minimal(info: ModelInfo, provider: str) -> bool:
-    """gpt-5.1 and later (those whose default effort is `none`) took `none` in place of
-    `minimal`, which they refuse, in chat and the Responses API alike (draftnrun's "GPT-5.4
-    supports reasoning.effort='none' but not 'minimal'")."""
-    return provider in PROVIDERS and info.reasoning and info.default_effort == "none"
+def refused_effort(info: ModelInfo, provider: str, model: Any, asked: Any) -> bool:
+    """Whether the effort `asked` of the model is one it does not take (the API's 400
+    `unsupported_value`, listing `supported_efforts`). gpt-5.1 and later (those whose default
+    effort is `none`) took `none` in place of `minimal`, which they refuse, in chat and the
+    Responses API alike (draftnrun's "GPT-5.4 supports reasoning.effort='none' but not
+    'minimal'"); `xhigh` came after gpt-5.1, which refuses it, as do gpt-5, gpt-5-mini and
+    gpt-5-nano (CortexReach/memory-lancedb-pro#201, microsoft/vscode#301045: an app defaulting
+    to `xhigh` met it; mockai reasoned at `xhigh`, though its own 400 for `minimal` on gpt-5.1
+    said the model takes no `xhigh`)."""
+    if provider not in PROVIDERS or not info.reasoning or asked not in ("minimal", "xhigh"):
+        return False
+    name = str(model).lower().rsplit("/", 1)[-1]
+    if info.default_effort == "none":
+        return asked == "minimal" or name.startswith("gpt-5.1")
+    return asked == "xhigh" and info.known and _FIRST_GPT5.fullmatch(name) is not None
 
 
 def supported_efforts(model: Any) -> str:
-    """The efforts a model refusing `minimal` lists in its 400: gpt-5.1's, and `xhigh` too for
-    the models after it (gpt-5.2's efforts, as the Codex clients list them)."""
-    if str(model).lower().rsplit("/", 1)[-1].startswith("gpt-5.1"):
+    """The efforts a model refusing one lists in its 400: gpt-5's, gpt-5.1's, and `xhigh` too
+    for the models after it (gpt-5.2's efforts, as the Codex clients list them)."""
+    name = str(model).lower().rsplit("/", 1)[-1]
+    if _FIRST_GPT5.fullmatch(name):
+        return "'minimal', 'low', 'medium', and 'high'"
+    if name.startswith("gpt-5.1"):
         return "'none', 'low', 'medium', and 'high'"
     return "'none', 'low', 'medium', 'high', and 'xhigh'"
+
+
+# gpt-5, gpt-5-mini, gpt-5-nano and their snapshots: the efforts before `none` and `xhigh`.
+_FIRST_GPT5 = re.compile(r"gpt-5(-mini|-nano)?(-\d{4}-\d{2}-\d{2})?")
 
 
 def effort(info: ModelInfo, provider: str, asked: Any) -> str | None:

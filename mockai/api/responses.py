@@ -79,12 +79,9 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         and reasoning.refuses_effort(info, ctx.provider)
     ):
         raise _effort_unsupported()
-    if (
-        ctx.model_rules
-        and _asked_effort(body) == "minimal"
-        and reasoning.refuses_minimal(info, ctx.provider)
-    ):
-        raise _minimal_unsupported(model)
+    asked_effort = _asked_effort(body)
+    if ctx.model_rules and reasoning.refused_effort(info, ctx.provider, model, asked_effort):
+        raise _effort_refused(model, asked_effort)
     history = _history(body, ctx)
     messages = _conversation(body, history)
     if isinstance(body.get("input"), list):
@@ -164,11 +161,12 @@ def _asked_effort(body: Mapping[str, Any]) -> Any:
     return asked.get("effort") if isinstance(asked, dict) else None
 
 
-def _minimal_unsupported(model: Any) -> ApiError:
-    # The API's wording, as openai/openai-agents-python#2089 quotes it for gpt-5.1.
+def _effort_refused(model: Any, asked: Any) -> ApiError:
+    # The API's wording, as openai/openai-agents-python#2089 quotes it for `minimal` on gpt-5.1
+    # (CortexReach/memory-lancedb-pro#201 for `xhigh`).
     return ApiError(
         400,
-        f"Unsupported value: 'minimal' is not supported with the '{model}' model. "
+        f"Unsupported value: '{asked}' is not supported with the '{model}' model. "
         f"Supported values are: {reasoning.supported_efforts(model)}.",
         param="reasoning.effort",
         code="unsupported_value",
