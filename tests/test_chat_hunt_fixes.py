@@ -361,11 +361,21 @@ def test_max_tokens_and_max_completion_tokens_together_are_a_400(server: Any) ->
             assert answer.usage is not None and answer.usage.completion_tokens == 3
 
 
-def test_a_recording_sending_both_limits_replays(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"max_tokens": 8, "max_completion_tokens": 8},
+        {"top_logprobs": 2},  # (without logprobs)
+        {"parallel_tool_calls": True},  # (without tools)
+        {"tool_choice": "auto"},  # (without tools)
+    ],
+)
+def test_a_recording_sending_both_limits_replays(tmp_path: Path, fields: dict[str, Any]) -> None:
     """An OpenAI-compatible server recorded through the openai profile (vLLM, Ollama) takes
-    both limits, as LangChain's ChatOpenAI sent them: its recorded answer replays. mockai refused
-    it with OpenAI's 400, which the recording never got."""
-    body = {"model": "llama3", "messages": PARIS, "max_tokens": 8, "max_completion_tokens": 8}
+    both limits, as LangChain's ChatOpenAI sent them, or a tool setting without tools: its
+    recorded answer replays. mockai refused it with OpenAI's 400, which the recording never
+    got."""
+    body = {"model": "llama3", "messages": PARIS, **fields}
     answer = {
         "id": "chatcmpl-1",
         "object": "chat.completion",

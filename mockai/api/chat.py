@@ -64,8 +64,11 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     choice = get("tool_choice")
     if choice is None and "function_call" in body:  # (a null `tool_choice` is one not given)
         choice = _function_call(body)
-    tool_choice = common.parse_tool_choice(choice, tools, flat=False)
-    if not raw_tools and get("parallel_tool_calls") is not None and ctx.provider == "openai":
+    # (The API's 400s for a tool setting without tools, not over a cassette or an upstream: a
+    # recording of an OpenAI-compatible server that took one replays as it was answered.)
+    tool_choice = common.parse_tool_choice(choice, tools, flat=False, alone=not rules)
+    alone = not raw_tools and get("parallel_tool_calls") is not None
+    if alone and rules and ctx.provider == "openai":
         raise _parallel_tool_calls_alone()
     response_format = get("response_format")
     if response_format is not None:
@@ -91,6 +94,7 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         get("top_logprobs") is not None
         and get("logprobs") is not True
         and ctx.provider == "openai"  # (OpenAI's rule: another provider's are its own)
+        and rules  # (not over a cassette or an upstream: theirs is the answer)
     ):
         raise _top_logprobs_alone()
     # (Another provider's rules are its own.)

@@ -786,11 +786,14 @@ def parse_tools(
 _AUTO, _NONE = ToolChoice("auto"), ToolChoice("none")  # (frozen: every request may share them)
 
 
-def parse_tool_choice(raw: Any, tools: tuple[Tool, ...], *, flat: bool) -> ToolChoice:
+def parse_tool_choice(
+    raw: Any, tools: tuple[Tool, ...], *, flat: bool, alone: bool = False
+) -> ToolChoice:
     """`tool_choice`: none | auto | required | a named function or custom tool | allowed_tools |
     a hosted tool (`{"type": "file_search"}`: a call required among the offered tools of that
-    type)."""
-    if raw is None:
+    type). `alone`: one without tools is taken, as nothing to call (over a cassette or an
+    upstream, whose answer is the recording's or the upstream's, not the API's 400)."""
+    if raw is None or (alone and not tools):
         return _AUTO if tools else _NONE
     if not tools and raw != "none":
         raise ApiError(

@@ -96,7 +96,9 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     if response_format is not None and response_format.kind == "json_object" and self_contained:
         _check_json_word(messages[1:] if body.get("instructions") else messages)
     tools = _parse_tools(body.get("tools"), openai_rules=openai_rules)
-    tool_choice = common.parse_tool_choice(body.get("tool_choice"), tools, flat=True)
+    tool_choice = common.parse_tool_choice(
+        body.get("tool_choice"), tools, flat=True, alone=not ctx.model_rules
+    )
     prompt_tokens = common.prompt_tokens(messages, body.get("tools"))
     if prompt_tokens > info.context_window and body.get("truncation") == "auto":
         messages, prompt_tokens = _truncated(
