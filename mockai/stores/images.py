@@ -85,6 +85,10 @@ class ImageStore:
         # The collection a reset keeps (see `Backend.forget_all`): links outlive a reset.
         self._secrets: Records[bytes] = backend.records("secrets", RawBytes(), 16)
         self._secret: bytes | None = None  # the server's signing secret, once known here
+        # A shared secret is read at each signing, not kept: a Redis restarted empty takes the
+        # secret of the first worker asking after it, and a worker keeping the one from before
+        # signed links every other worker refused (403), and refused theirs, until restarted.
+        self._keeps_secret = not getattr(backend, "shared", False)
 
     async def keep(self, exchange: Exchange, outgoing: Outgoing) -> Outgoing:
         """Keep the pictures an answer links to, and put their links in its body."""
@@ -151,10 +155,13 @@ class ImageStore:
             total -= oldest.size
 
     async def _sign(self, name: str, expiry: str) -> str:
-        if self._secret is None:
+        secret = self._secret
+        if secret is None:
             # Every worker signs with the first one's secret.
-            self._secret = await self._secrets.setdefault("images", os.urandom(32))
-        mac = hmac.new(self._secret, f"{name}\n{expiry}".encode(), hashlib.sha256)
+            secret = await self._secrets.setdefault("images", os.urandom(32))
+            if self._keeps_secret:
+                self._secret = secret
+        mac = hmac.new(secret, f"{name}\n{expiry}".encode(), hashlib.sha256)
         return mac.hexdigest()[:43]
 
 
