@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from mockai.errors import ConfigError
 from mockai.hints import closest, suggest
@@ -485,6 +485,10 @@ def _state_url(name: str, url: Any) -> str:
             db = parts.path.strip("/")
             if parts.scheme != "unix" and db and not db.isdigit():
                 problem = f"names database {db!r}; Redis databases are numbers (/0, /1, ...)"
+            elif _empty_prefix(parts.query):
+                # (`?prefix=$RUN` with RUN unset: the run took the default prefix, every other
+                # such run's keys, and reset them, instead of keys of its own)
+                problem = "has an empty prefix (?prefix=); name one, or leave it out for mockai"
             else:
                 problem = _client_options_problem(url)
     except ValueError as error:
@@ -501,6 +505,12 @@ def _state_url(name: str, url: Any) -> str:
             "redis://HOST:PORT/DB (e.g. redis://127.0.0.1:6379/0)"
         )
     return str(url)
+
+
+def _empty_prefix(query: str) -> bool:
+    """Whether a state URL's query gives `prefix` as nothing (blank, or spaces)."""
+    pairs = parse_qsl(query, keep_blank_values=True)
+    return any(key == "prefix" and not value.strip() for key, value in pairs)
 
 
 def password_hidden(url: Any) -> Any:

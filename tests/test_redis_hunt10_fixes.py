@@ -2,16 +2,22 @@
 
 - A picture link answered by one server after Redis restarted empty works on every other
   (servers that had signed before kept their old secret: each refused the others' links, 403).
+- A state URL with an empty `?prefix=` (`?prefix=$RUN` with RUN unset) is refused, exit 2: it
+  took the default prefix, sharing (and resetting) every other such run's keys.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import httpx
+import pytest
 from service_support import RedisServer, redis_server
 
 from mockai import MockServer
+from mockai.errors import ConfigError
 
 
 def _picture_link(server: MockServer, prompt: str) -> str:
@@ -54,3 +60,18 @@ def test_picture_links_work_across_servers_after_redis_restarted_empty() -> None
                         fetched = _fetched_on(server, link, owner)
                         assert fetched.status_code == 200, fetched.text
                         assert fetched.content[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("query", ["?prefix=", "?prefix=%20", "?socket_timeout=5&prefix="])
+def test_an_empty_prefix_is_refused_not_taken_for_the_default(query: str) -> None:
+    url = "redis://127.0.0.1:6379/0" + query
+    with pytest.raises(ConfigError, match=r"has an empty prefix \(\?prefix=\)"):
+        MockServer(state=url)
+    served = subprocess.run(
+        [sys.executable, "-m", "mockai", "serve", "--port", "0", "--state", url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert served.returncode == 2
+    assert "has an empty prefix" in served.stderr
