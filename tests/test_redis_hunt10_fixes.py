@@ -2,6 +2,9 @@
 
 - A picture link answered by one server after Redis restarted empty works on every other
   (servers that had signed before kept their old secret: each refused the others' links, 403).
+- A batch of inputs answered by several rules counts each rule's call only when it answers:
+  another worker using up one of them meanwhile made the batch planned again, and the calls
+  already counted for the others were lost (a `sequence` step skipped).
 - A state URL with an empty `?prefix=` (`?prefix=$RUN` with RUN unset) is refused, exit 2: it
   took the default prefix, sharing (and resetting) every other such run's keys.
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -18,6 +22,65 @@ from service_support import RedisServer, redis_server
 
 from mockai import MockServer
 from mockai.errors import ConfigError
+
+
+class _AnotherWorkerFirst:
+    """The shared rules, where another worker takes the last call of `rule` just before this
+    one first counts a call (between its planning and its count)."""
+
+    def __init__(self, shared: Any, rule: str) -> None:
+        self._shared = shared
+        self._rule = rule
+        self._raced = False
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self._shared, name)
+        if not name.startswith("pick"):
+            return found
+
+        async def counted(version: str, *args: Any) -> Any:
+            if not self._raced:
+                self._raced = True
+                taken = await self._shared.pick(version, [(self._rule, 1)])
+                assert taken.index == 0  # (the other worker's call)
+            return await found(version, *args)
+
+        return counted
+
+
+def test_a_batch_planned_again_counts_only_the_calls_that_answer(redis: RedisServer) -> None:
+    rules = [
+        {
+            "name": "alpha",
+            "match": {"endpoint": "completions", "user": "alpha"},
+            "sequence": [{"reply": {"content": f"a{n}"}} for n in (1, 2, 3)],
+        },
+        {
+            "name": "beta",
+            "match": {"endpoint": "completions", "user": "beta"},
+            "times": 1,
+            "reply": {"content": "b"},
+        },
+    ]
+    with MockServer(state=redis.url(), log_requests=False, fallback="generate") as server:
+        server.add_rules(rules)
+        book = server.state.rules
+        assert book is not None
+        book.shared = _AnotherWorkerFirst(book.shared, "beta")  # type: ignore[assignment]
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            both = http.post(
+                "/completions",
+                json={"model": "gpt-3.5-turbo-instruct", "prompt": ["alpha", "beta"]},
+            )
+            assert both.status_code == 200, both.text
+            texts = [choice["text"] for choice in both.json()["choices"]]
+            assert texts[0] == "a1"  # (beta was used up meanwhile: its input is generated)
+            assert texts[1] != "b"
+            again = http.post(
+                "/completions", json={"model": "gpt-3.5-turbo-instruct", "prompt": "alpha"}
+            )
+            assert again.json()["choices"][0]["text"] == "a2"
+        assert {rule.name: rule.served for rule in server.rules} == {"alpha": 2, "beta": 1}
 
 
 def _picture_link(server: MockServer, prompt: str) -> str:

@@ -171,6 +171,15 @@ class SharedRules(Protocol):
         when `version` is not the current one."""
         ...
 
+    async def pick_each(
+        self, version: str, rules: Sequence[tuple[str, int | None]]
+    ) -> list[int] | None:
+        """Count a call for each of `rules` (name, limit; distinct names), all in one step if
+        none is used up: their call numbers, in order. None, counting nothing, when one is used
+        up or `version` is not the current one (a batch's inputs answered by several rules:
+        counted one by one, the calls of the first were lost when a later one was used up)."""
+        ...
+
     async def snapshot(self) -> RuleSnapshot:
         """The current definitions and counts."""
         ...

@@ -850,6 +850,18 @@ class RedisRules:
         return Picked(served=served)
 
     @guarded
+    async def pick_each(
+        self, version: str, rules: Sequence[tuple[str, int | None]]
+    ) -> list[int] | None:
+        args: list[Any] = [version]
+        for name, limit in rules:
+            args += [name, -1 if limit is None else limit]
+        counts = await scripts.PICK_EACH(
+            self.backend.client, keys=[self._version, self._served], args=args
+        )
+        return None if counts is None else [int(count) for count in counts]
+
+    @guarded
     async def snapshot(self) -> RuleSnapshot:
         async with self.backend.client.pipeline(transaction=True) as pipe:
             pipe.get(self._version)

@@ -331,3 +331,23 @@ for i = 1, #all do table.insert(out, all[i]) end
 return out
 """
 )
+
+# KEYS: version, served (hash); ARGV: the caller's version, then name, limit (-1: none) pairs
+# (distinct names). Counts a call for every one if none is used up and returns their counts;
+# nil (nothing counted) when one is used up or the caller's rules are stale.
+PICK_EACH = Script(
+    """
+local version = redis.call('GET', KEYS[1]) or ''
+if version ~= ARGV[1] then return false end
+for i = 2, #ARGV, 2 do
+  local limit = tonumber(ARGV[i + 1])
+  local served = tonumber(redis.call('HGET', KEYS[2], ARGV[i]) or '0')
+  if limit >= 0 and served >= limit then return false end
+end
+local counts = {}
+for i = 2, #ARGV, 2 do
+  table.insert(counts, redis.call('HINCRBY', KEYS[2], ARGV[i], 1))
+end
+return counts
+"""
+)

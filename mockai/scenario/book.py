@@ -268,9 +268,10 @@ class RuleBook:
         return self._merge_batch(exchange, key, counted)
 
     async def _plan_batch_shared(self, exchange: Exchange, key: bytes) -> Plan | None:
-        """`_plan_batch` across workers: the rules are chosen here on the shared counts, and each
-        chosen rule's call is counted in the backend; if another worker used one up meanwhile
-        (or changed the rules), the batch is planned again on the new counts."""
+        """`_plan_batch` across workers: the rules are chosen here on the shared counts, and the
+        chosen rules' calls are counted in the backend, all in one step; if another worker used
+        one up meanwhile (or changed the rules), none is counted and the batch is planned again
+        on the new counts."""
         assert self.shared is not None
         while True:
             await self.sync()  # the current counts decide which rules are used up
@@ -284,18 +285,20 @@ class RuleBook:
             if not isinstance(chosen, list):  # one rule answers the whole request: the plain path
                 picked = await self._pick_shared(exchange)
                 return None if picked is None else self.answer(*picked, exchange, key)
+            ruled = [group.rule for group in chosen if group.rule is not None]
+            counts = await self.shared.pick_each(version, [(r.name, r.limit) for r in ruled])
+            if counts is None:  # stale, or used up meanwhile: plan again (nothing was counted)
+                continue
+            numbers = iter(counts)
             counted: list[tuple[per_input.Group, tuple[Rule, Step, int] | None]] = []
             for group in chosen:
                 rule = group.rule
                 if rule is None:
                     counted.append((group, None))
                     continue
-                shared = await self.shared.pick(version, [(rule.name, rule.limit)])
-                if shared.index is None:  # stale, or used up meanwhile: plan again
-                    break
-                counted.append((group, (rule, rule.step(shared.count - 1), shared.count)))
-            else:
-                return self._merge_batch(exchange, key, counted)
+                count = next(numbers)
+                counted.append((group, (rule, rule.step(count - 1), count)))
+            return self._merge_batch(exchange, key, counted)
 
     def _choose_batch(self, exchange: Exchange) -> Rule | list[per_input.Group] | None:
         """Who answers a batch: no rule (None), one rule for the whole request, or a rule (or
