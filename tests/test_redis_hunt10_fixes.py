@@ -5,6 +5,9 @@
 - A batch of inputs answered by several rules counts each rule's call only when it answers:
   another worker using up one of them meanwhile made the batch planned again, and the calls
   already counted for the others were lost (a `sequence` step skipped).
+- A Redis Cluster node as the state stops `mockai serve` at startup with exit 2 saying so (it
+  was a traceback); one met later (the server started while it was away) is the API's 503
+  saying so, not a plain-text 500.
 - A state URL with an empty `?prefix=` (`?prefix=$RUN` with RUN unset) is refused, exit 2: it
   took the default prefix, sharing (and resetting) every other such run's keys.
 """
@@ -138,3 +141,44 @@ def test_an_empty_prefix_is_refused_not_taken_for_the_default(query: str) -> Non
     )
     assert served.returncode == 2
     assert "has an empty prefix" in served.stderr
+
+
+def test_a_redis_cluster_node_stops_serve_with_exit_2_saying_so() -> None:
+    with redis_server("--cluster-enabled", "yes") as cluster:
+        done = subprocess.run(
+            [sys.executable, "-m", "mockai", "serve", "--port", "0", "--state", cluster.url()],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 2, done.stderr
+    assert "is a node of a Redis Cluster, which mockai cannot use" in done.stderr
+    assert "standalone Redis" in done.stderr  # (what is accepted)
+    assert "Traceback" not in done.stderr
+
+
+def test_a_redis_cluster_met_after_the_start_is_the_503_saying_so() -> None:
+    cluster = RedisServer("--cluster-enabled", "yes")  # (not started: the server starts first)
+    try:
+        with MockServer(state=cluster.url(), log_requests=False) as server:
+            cluster.start()
+            deadline = time.monotonic() + 20
+            with httpx.Client(base_url=server.url, timeout=30) as http:
+                while True:
+                    answer = http.post(
+                        "/chat/completions",
+                        json={
+                            "model": "gpt-4o-mini",
+                            "messages": [{"role": "user", "content": "hi"}],
+                        },
+                    )
+                    said = answer.text
+                    if "connecting to" not in said or time.monotonic() > deadline:
+                        break  # (past the start's refused connection)
+                    time.sleep(0.2)
+            assert answer.status_code == 503, said
+            error = answer.json()["error"]
+            assert error["code"] == "mockai_state_unavailable"
+            assert "it is a Redis Cluster node" in error["message"]
+    finally:
+        cluster.stop()

@@ -88,6 +88,13 @@ _REFUSALS = (
     redis_errors.MasterDownError,
     redis_errors.TryAgainError,
 )
+# A Redis Cluster node refusing our scripts' keys (CROSSSLOT, MOVED, ASK, CLUSTERDOWN): a server
+# started while it was away found it out only then (the start refuses a cluster: `connect`).
+_CLUSTER_REFUSALS = (
+    redis_errors.ClusterCrossSlotError,
+    redis_errors.AskError,  # (and MovedError)
+    redis_errors.ClusterDownError,
+)
 _REFUSAL_CODES = frozenset(
     {"OOM", "MISCONF", "NOPERM", "BUSY", "NOREPLICAS", "MASTERDOWN", "TRYAGAIN"}
 )
@@ -132,7 +139,7 @@ def _code(error: redis_errors.RedisError) -> str:
 
 def _refusal(error: redis_errors.ResponseError) -> bool:
     """Whether Redis refused to serve (see _REFUSALS) rather than our command being wrong."""
-    if isinstance(error, _REFUSALS):
+    if isinstance(error, _REFUSALS + _CLUSTER_REFUSALS):
         return True
     said = _said(error)
     return _code(error) in _REFUSAL_CODES or any(words in said for words in _REFUSAL_WORDS)
@@ -172,6 +179,9 @@ def _refused(error: redis_errors.ResponseError) -> str:
     """The 503's reason for a refusal: Redis's code and words (never the command's keys and
     values)."""
     text = _said(error).rstrip(".")
+    if isinstance(error, _CLUSTER_REFUSALS):
+        cluster = f"it is a Redis Cluster node ({text}), which mockai cannot use"
+        return f"Redis refused the command: {cluster}"
     code = _code(error)
     if code != "ERR" and not text.startswith(code):
         text = f"{code} {text}"
@@ -280,6 +290,7 @@ class RedisBackend:
             self._client = aioredis.Redis(connection_pool=self._pool)
         try:
             await self._client.ping()
+            clustered = await self._clustered()
         except (redis_errors.AuthenticationError, redis_errors.ResponseError) as error:
             if _code(error) not in _PASSING_CODES:  # (LOADING is a ConnectionError: passing)
                 await self.close()
@@ -287,6 +298,27 @@ class RedisBackend:
             log.warning("mockai: shared state %s is not ready yet: %s", self.name, error)
         except _UNAVAILABLE as error:
             log.warning("mockai: shared state %s is not reachable yet: %s", self.name, error)
+        else:
+            if clustered:
+                # Said before serving: every request would have been a plain-text 500 with
+                # a traceback (CROSSSLOT), and the server's start a traceback too.
+                await self.close()
+                raise ConfigError(
+                    f"state: {self.name!r} is a node of a Redis Cluster, which mockai cannot "
+                    "use (its scripts compute key names, which a cluster does not allow); use "
+                    "a standalone Redis (or a Sentinel-managed primary), or memory"
+                )
+
+    async def _clustered(self) -> bool:
+        """Whether Redis runs in cluster mode (False when it does not say: INFO refused)."""
+        assert self._client is not None
+        try:
+            found = await self._client.info("cluster")
+        except redis_errors.ResponseError as error:
+            if _code(error) in _PASSING_CODES:
+                raise  # (not ready yet: the caller warns)
+            return False  # (INFO refused by an ACL or a managed Redis: assume standalone)
+        return str(found.get("cluster_enabled", 0)) == "1"
 
     def _refused_at_start(self, error: redis_errors.RedisError) -> ConfigError:
         """The startup error (exit 2) for a Redis that answers but refuses this URL: a database
