@@ -122,6 +122,18 @@ def test_image_links_expire_after_an_hour_and_cannot_be_forged(
     assert httpx.get(url).status_code == 404
 
 
+@pytest.mark.parametrize("signature", ["%C3%A9", "%ED%A0%80", "sig%E2%80%AE"])
+def test_a_link_whose_signature_is_not_ascii_is_refused_not_a_500(
+    client: openai.OpenAI, signature: str
+) -> None:
+    url = client.images.generate(model="dall-e-2", prompt="x", size="256x256").data[0].url
+    assert url is not None
+    start = url.index("sig=") + len("sig=")
+    forged = httpx.get(url[:start] + signature)
+    assert forged.status_code == 403
+    assert b"Signature did not match" in forged.content
+
+
 def test_the_same_prompt_draws_the_same_picture(client: openai.OpenAI) -> None:
     def draw(prompt: str) -> str | None:
         return client.images.generate(model="gpt-image-1-mini", prompt=prompt).data[0].b64_json

@@ -117,7 +117,10 @@ class ImageStore:
     async def fetch(self, name: str, query: Mapping[str, str]) -> Fetched:
         """What a client fetching a link gets: the picture, or the blob store's errors."""
         expiry, signature = query.get("se", ""), query.get("sig", "")
-        if not hmac.compare_digest(signature, await self._sign(name, expiry)):
+        # (compared as bytes: `compare_digest` raises on a `str` with a character past ASCII,
+        # which any client may put in `sig`, and the link answered a 500)
+        expected = (await self._sign(name, expiry)).encode()
+        if not hmac.compare_digest(signature.encode("utf-8", "surrogatepass"), expected):
             return _error(403, "AuthenticationFailed", "Signature did not match.")
         try:
             expires = datetime.strptime(expiry, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
