@@ -201,6 +201,36 @@ def test_a_key_in_the_upstream_query_is_not_recorded_and_the_cassette_replays(
     assert replayed is not None and replayed.startswith("Hello, REDACTED-")
 
 
+def test_a_key_the_client_sends_in_the_query_replays_under_match_on_uri_and_is_never_shown(
+    tmp_path: Path,
+) -> None:
+    query = {"api-version": "2024-10-21", "api-key": AZURE_KEY}
+    cassette = tmp_path / "query.yaml"
+    with (
+        LoopbackApp({"/v1/chat/completions": echo_chat}) as app,
+        record(app.url, cassette) as recorder,
+        sdk(recorder.url) as client,
+    ):
+        client.chat.completions.create(**CHAT, extra_query=query)
+    assert AZURE_KEY not in cassette.read_text()
+    other_key = "9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b"
+    with conformance.checked_server(
+        cassette=str(cassette), match_on=("method", "uri", "body")
+    ) as replayer:
+        # The same key: the recording's placeholder stands for it, as it does in bodies.
+        replayed = httpx.post(replayer.url + "/chat/completions", params=query, json=CHAT)
+        assert replayed.status_code == 200, replayed.text
+        assert replayed.json()["choices"][0]["message"]["content"] == "Say hello"
+        # Another key: a near miss, which names neither key (it is logged and journaled too).
+        missed = httpx.post(
+            replayer.url + "/chat/completions", params={**query, "api-key": other_key}, json=CHAT
+        )
+        assert missed.status_code == 400 and "differs in uri" in missed.text
+        journaled = json.dumps([entry.error for entry in replayer.requests])
+    for shown in (missed.text, journaled):
+        assert other_key not in shown and AZURE_KEY not in shown
+
+
 def test_check_names_a_cassette_whose_uri_holds_a_credential_parameter(tmp_path: Path) -> None:
     uri = f"https://example.openai.azure.com/openai/deployments/gpt4/chat/completions?api-version=1&api-key={AZURE_KEY}"
     answer = chat_completion("chatcmpl-1", "gpt-4o-mini", "Hello")

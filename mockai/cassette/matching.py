@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from mockai.cassette.redact import Scrubber
+from mockai.cassette.redact import Scrubber, redact_query
 from mockai.errors import ConfigError
 from mockai.hints import suggest
 from mockai.wire import jsonbytes, multipart
@@ -164,7 +164,8 @@ class RequestView:
     def recorded(cls, method: str, uri: str, raw: bytes | None, scrubber: Scrubber) -> RequestView:
         """A view of a recorded request (the body is scrubbed the way incoming ones are)."""
         parts = urlsplit(uri)
-        return cls.build(method, parts.path, parts.query, parse_body(raw, scrubber))
+        query = scrubbed_query(parts.query, scrubber)
+        return cls.build(method, parts.path, query, parse_body(raw, scrubber))
 
     @classmethod
     def incoming(
@@ -179,12 +180,24 @@ class RequestView:
     ) -> RequestView:
         """A view of a request mockai is answering: its parsed JSON body, or its multipart
         `form` (scrubbed and normalised like a recorded one), or no body (GET, DELETE)."""
+        query = scrubbed_query(query, scrubber)
         if form is not None:
             return cls.build(method, path, query, form_body(scrubber.scrub_body(form)))
         canonical = jsonbytes.canonical(body)
         if scrubber.needs_scrubbing(canonical.decode()):
             return cls.build(method, path, query, scrubber.scrub_json(body))
         return cls.build(method, path, query, body, canonical)
+
+
+def scrubbed_query(query: str, scrubber: Scrubber) -> str:
+    """A query string as a recorded `uri` holds it: each credential parameter (`api-key=`,
+    `key=`, `sig=`) and key-shaped string replaced by its placeholder (`scan.scrub_interaction`).
+    The incoming request's is compared with the recording's under `--match-on uri` / `query`:
+    raw, a key sent in the query never matched its placeholder, and the no-match report (logged,
+    journaled, answered) showed the key itself."""
+    if not query:  # (most requests have none)
+        return query
+    return scrubber.scrub_text(redact_query("?" + query)[0]).removeprefix("?")
 
 
 def form_body(raw: bytes) -> Any:
