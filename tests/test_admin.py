@@ -51,6 +51,43 @@ def test_admin_over_http_from_loopback() -> None:
         assert httpx.get(server.url_for("/_mockai/health")).json()["status"] == "ok"
 
 
+@pytest.mark.parametrize(
+    ("headers", "allowed"),
+    [
+        # nginx's `proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for`, its default Host
+        ({"X-Forwarded-For": "203.0.113.9"}, False),
+        ({"X-Forwarded-For": "127.0.0.1, 203.0.113.9"}, False),  # through two proxies
+        ({"X-Real-IP": "2001:db8::7"}, False),
+        ({"Forwarded": 'for="[2001:db8::7]:4711";proto=https'}, False),
+        ({"Forwarded": "for=192.0.2.60:51000, for=127.0.0.1"}, False),
+        ({"Forwarded": "for=unknown"}, False),  # a proxy that hides who: not known to be local
+        ({"X-Forwarded-For": "127.0.0.1"}, True),  # a local proxy relaying a local client
+        ({"Forwarded": 'for="[::1]:4711"'}, True),
+        ({}, True),
+    ],
+)
+def test_a_client_a_local_proxy_forwards_is_not_taken_for_a_loopback_one(
+    headers: dict[str, str], allowed: bool
+) -> None:
+    """Behind a reverse proxy on the same machine (nginx, ngrok), every client connects from
+    loopback, with a loopback `Host` under nginx's default: the proxy's headers name the client."""
+    with MockServer(log_requests=False) as server:
+        answer = httpx.get(server.url_for("/_mockai/requests"), headers=headers)
+        api = httpx.get(server.url + "/models", headers=headers)  # (the API is not affected)
+    assert answer.status_code == (200 if allowed else 403), answer.text
+    if not allowed:
+        assert answer.json()["error"]["code"] == "mockai_admin_forbidden"
+        assert "--admin-remote" in answer.json()["error"]["message"]
+    assert api.status_code == 200
+
+
+def test_with_admin_remote_a_proxied_client_with_the_token_is_let_in() -> None:
+    token = "a-long-admin-token"
+    with MockServer(log_requests=False, admin_remote=True, admin_token=token) as server:
+        proxied = {"X-Forwarded-For": "203.0.113.9", "Authorization": f"Bearer {token}"}
+        assert httpx.get(server.url_for("/_mockai/requests"), headers=proxied).status_code == 200
+
+
 def _dual_stack() -> bool:
     """Whether this machine can listen on `::` (some CI containers have no IPv6 at all)."""
     if not socket.has_ipv6:

@@ -272,9 +272,9 @@ def _admin(handler: Handler, *, token: bool = True) -> Handler:
 def _check_client(request: web.Request) -> None:
     # Admin endpoints change what the server answers: on a server listening beyond loopback,
     # only local clients may use them unless the operator said otherwise.
-    if request.app[STATE].config.admin_remote or request.remote is None:
+    if request.app[STATE].config.admin_remote:
         return
-    if not is_loopback(request.remote):
+    if request.remote is not None and not is_loopback(request.remote):
         raise ApiError(
             403,
             "mockai's admin endpoints answer loopback clients only; start the server with "
@@ -282,6 +282,44 @@ def _check_client(request: web.Request) -> None:
             type="invalid_request_error",
             code="mockai_admin_forbidden",
         )
+    # A reverse proxy on this machine (nginx, ngrok, a mesh's sidecar) connects from loopback
+    # for every client it relays, and nginx's default `Host` is the address it proxies to: the
+    # client it names is the one asking.
+    relayed = next((a for a in _forwarded_for(request) if not is_loopback(a)), None)
+    if relayed is not None:
+        raise ApiError(
+            403,
+            f"mockai's admin endpoints answer loopback clients only, and a proxy forwarded this "
+            f"request for {_shown(relayed)}; start the server with --admin-remote and "
+            "--admin-token to allow others",
+            type="invalid_request_error",
+            code="mockai_admin_forbidden",
+        )
+
+
+def _forwarded_for(request: web.Request) -> list[str]:
+    """The client addresses proxies say they forwarded a request for: `X-Forwarded-For`,
+    `X-Real-IP` and RFC 7239's `Forwarded: for=` (each without its port, `[]`, quotes; an
+    obfuscated or `unknown` one as it is, which is no loopback address)."""
+    given: list[str] = []
+    for name in ("X-Forwarded-For", "X-Real-IP"):
+        for value in request.headers.getall(name, ()):
+            given += value.split(",")
+    for value in request.headers.getall("Forwarded", ()):
+        for pair in value.replace(",", ";").split(";"):
+            key, _, node = pair.partition("=")
+            if key.strip().lower() == "for":
+                given.append(node)
+    addresses = []
+    for node in given:
+        node = node.strip().strip('"')
+        if node.startswith("["):  # `[2001:db8::1]:4711`
+            node = node[1:].partition("]")[0]
+        elif node.count(":") == 1:  # `192.0.2.43:47011`
+            node = node.partition(":")[0]
+        if node:
+            addresses.append(node)
+    return addresses
 
 
 def _check_host(request: web.Request) -> None:
