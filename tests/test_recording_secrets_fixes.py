@@ -360,3 +360,46 @@ def test_a_credential_word_in_the_plural_or_numbered_names_a_credential_header(
 ) -> None:
     assert is_credential_header(credential), credential
     assert not is_credential_header(ordinary), ordinary
+
+
+# An MCP tool's OAuth token and header: opaque, no key shape any pattern knows.
+MCP_TOKEN = "ya29.a0AfB_byOpaqueOauthToken0123"
+MCP_HEADER = "opaque.header.value.98765"
+MCP_TOOL = {
+    "type": "mcp",
+    "server_label": "repos",
+    "server_url": "https://mcp.example.com/sse",
+    "authorization": MCP_TOKEN,
+    "headers": {"X-Api-Key": MCP_HEADER, "X-Region": "eu-west-1"},
+    "require_approval": "never",
+}
+
+
+def test_an_mcp_tools_token_and_key_header_are_kept_nowhere_and_the_cassette_replays(
+    tmp_path: Path,
+) -> None:
+    """A Responses request's `mcp` tool carries the OAuth token and headers the API sends the
+    MCP server: secrets of the body's own fields, which the cassette spelled out as they were."""
+    cassette = tmp_path / "mcp.yaml"
+    ask: dict[str, Any] = {"model": "gpt-4.1", "input": "list my repos", "tools": [MCP_TOOL]}
+    with conformance.checked_server() as upstream:
+        upstream.add_rule({"match": {"user": "list my repos"}, "reply": {"content": "3 repos"}})
+        with (
+            conformance.checked_server(
+                cassette=str(cassette), record_mode="once", upstream=upstream.url
+            ) as recorder,
+            openai.OpenAI(base_url=recorder.url, api_key=OWN_KEY, max_retries=0) as client,
+        ):
+            assert client.responses.create(**ask).output_text == "3 repos"
+        forwarded = upstream.requests[0].body["tools"][0]
+    assert forwarded["authorization"] == MCP_TOKEN  # (the upstream gets them as sent)
+    text = cassette.read_text()
+    assert MCP_TOKEN not in text and MCP_HEADER not in text
+    assert "eu-west-1" in text and "list my repos" in text
+    # The same request replays: its secrets are replaced as the recording's were.
+    with (
+        conformance.checked_server(cassette=str(cassette), record_mode="none") as player,
+        openai.OpenAI(base_url=player.url, api_key=OWN_KEY, max_retries=0) as client,
+    ):
+        assert client.responses.create(**ask).output_text == "3 repos"
+        assert player.requests[-1].source == "cassette"

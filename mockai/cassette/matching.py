@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from mockai.cassette.redact import Scrubber, redact_query
+from mockai.cassette.redact import Scrubber, body_secrets, redact_query
 from mockai.errors import ConfigError
 from mockai.hints import suggest
 from mockai.wire import jsonbytes, multipart
@@ -184,8 +184,9 @@ class RequestView:
         if form is not None:
             return cls.build(method, path, query, form_body(scrubber.scrub_body(form)))
         canonical = jsonbytes.canonical(body)
-        if scrubber.needs_scrubbing(canonical.decode()):
-            return cls.build(method, path, query, scrubber.scrub_json(body))
+        secrets = body_secrets(body)  # (as the recording replaced them)
+        if scrubber.needs_scrubbing(canonical.decode(), secrets):
+            return cls.build(method, path, query, scrubber.scrub_json(body, secrets))
         return cls.build(method, path, query, body, canonical)
 
 
@@ -244,7 +245,8 @@ def parse_body(raw: bytes | None, scrubber: Scrubber) -> Any:
         value = jsonbytes.loads(raw)
     except ValueError:
         return scrubber.scrub_text(text)
-    return scrubber.scrub_json(value) if scrubber.needs_scrubbing(text) else value
+    secrets = body_secrets(value)  # (a vcrpy cassette's may hold them as they were sent)
+    return scrubber.scrub_json(value, secrets) if scrubber.needs_scrubbing(text, secrets) else value
 
 
 # --- matchers ------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from yarl import URL
 
 from mockai.cassette.format import Interaction, Timing, header_lists
 from mockai.cassette.headers import HOP_BY_HOP
-from mockai.cassette.redact import Scrubber, redact_query, request_secrets
+from mockai.cassette.redact import Scrubber, body_secrets, redact_query, request_secrets
 from mockai.cassette.replay import route_for
 from mockai.cassette.scan import scrub_interaction, without_userinfo
 from mockai.cassette.writer import CassetteRecorder
@@ -420,11 +420,13 @@ class Capture:
         recorder = self.source.recorder
         if recorder is None:
             return
-        # The credentials the request was sent with: its headers', and those of the upstream URL's
-        # query (`?api-key=`), which the recorded `uri` would otherwise spell out.
+        # The credentials the request was sent with: its headers', those of the upstream URL's
+        # query (`?api-key=`), which the recorded `uri` would otherwise spell out, and those its
+        # body holds for the upstream to use (an MCP tool's token).
         from_query = redact_query(str(self.url))[1]
+        from_body = body_secrets(_json_or_none(self.body))
         secrets = tuple(
-            sorted({*request_secrets(self.headers), *from_query}, key=len, reverse=True)
+            sorted({*request_secrets(self.headers), *from_query, *from_body}, key=len, reverse=True)
         )
         interaction = scrub_interaction(self.interaction(), self.source.scrubber, secrets)
         recorder.add(interaction, secrets)
@@ -450,6 +452,16 @@ class Capture:
                 events=tuple(self.events) if self.is_stream else None,
             ),
         )
+
+
+def _json_or_none(body: bytes | None) -> Any:
+    """A request body's JSON object, or None (no body, a form, not JSON)."""
+    if not body or body.lstrip()[:1] != b"{":
+        return None
+    try:
+        return jsonbytes.loads(body)
+    except ValueError:
+        return None
 
 
 # The body is stored decoded and whole: the headers that described its encoding and framing go.

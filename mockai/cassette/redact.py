@@ -531,6 +531,30 @@ def request_secrets(headers: Mapping[str, str]) -> list[str]:
     return sorted(set(found), key=len, reverse=True)
 
 
+def body_secrets(body: Any) -> list[str]:
+    """The credentials a request body carries in the fields the API defines for them (long
+    enough to hunt for): a Responses `mcp` tool's `authorization`, the OAuth token the upstream
+    sends the MCP server, and its `headers` named like credentials (`Authorization: Bearer ...`,
+    `X-Api-Key`). Not key-shaped, they reached cassettes as they were."""
+    tools = body.get("tools") if isinstance(body, Mapping) else None
+    if not isinstance(tools, list):  # (most requests: nothing to walk)
+        return []
+    found: set[str] = set()
+    for tool in tools:
+        if not isinstance(tool, Mapping) or tool.get("type") != "mcp":
+            continue
+        headers = tool.get("headers")
+        if isinstance(headers, Mapping):
+            found.update(
+                request_secrets({str(k): v for k, v in headers.items() if isinstance(v, str)})
+            )
+        token = tool.get("authorization")
+        if isinstance(token, str) and len(token.strip()) >= MIN_LITERAL_SECRET:
+            found.add(token.strip())
+    # (A recording's placeholder is no secret: replaced again, it no longer matched the request.)
+    return sorted((s for s in found if not PLACEHOLDER.search(s)), key=len, reverse=True)
+
+
 def _cookie_values(header: str) -> list[str]:
     """The values of a `Cookie` header's `name=value` pairs (a quoted one without its quotes)."""
     values = []
