@@ -35,6 +35,23 @@ def test_entry_points() -> None:
     assert project["optional-dependencies"]["openai"] == ["openai>=3"]
 
 
+def test_jinja2_is_one_whose_sandbox_holds() -> None:
+    """Templates come from scenario files and `POST /_mockai/rules`: a jinja2 before 3.1.6 lets
+    them out of the sandbox (`|attr('format')`, a stored `str.format`: GHSA-cpwx-vrp4-4pq7,
+    GHSA-q2x7-8rv6-6q7h), and before 3.1.5 never calls mockai's `wrap_str_format` at all."""
+    from packaging.requirements import Requirement
+
+    (jinja2,) = (
+        Requirement(dep)
+        for dep in _pyproject()["project"]["dependencies"]
+        if Requirement(dep).name == "jinja2"
+    )
+    allowed = [
+        v for v in ("3.1.0", "3.1.4", "3.1.5", "3.1.6", "3.2.0") if jinja2.specifier.contains(v)
+    ]
+    assert allowed == ["3.1.6", "3.2.0"]
+
+
 def test_package_data_names_files_that_exist() -> None:
     # A glob that matches nothing ships nothing and hides a mistake (a moved data folder).
     for package, globs in _pyproject()["tool"]["setuptools"]["package-data"].items():
