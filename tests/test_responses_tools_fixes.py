@@ -417,3 +417,41 @@ def test_a_stream_options_flag_that_is_not_a_boolean_is_refused(
         "stream_options": {key: value},
     }
     assert _error(_post(lenient, chat, "/chat/completions")) == error
+
+
+# --- an MCP tool's credentials are not echoed -----------------------------------------------------
+
+MCP_TOKEN = "ya29.a0AfB_byOpaqueOauthToken0123"
+MCP_HEADER = "opaque.header.value.98765"
+MCP_PATH = "k/7f3e9c1a2b/sse"  # (a server whose URL holds a credential)
+
+
+def test_an_mcp_tools_headers_token_and_url_path_are_not_in_the_response(
+    lenient: MockServer, checking: openai.OpenAI
+) -> None:
+    """The API's remote MCP guide: the `headers` (and the `authorization` token) are not visible
+    in the Response object, and `server_url` loses its path. Echoed, every answer, its stream
+    and the stored response (`GET /responses/{id}`) spelled out the client's tokens."""
+    tool: Any = {
+        "type": "mcp",
+        "server_label": "repos",
+        "server_url": f"https://mcp.example.com/{MCP_PATH}",
+        "authorization": MCP_TOKEN,
+        "headers": {"Authorization": f"Bearer {MCP_HEADER}"},
+        "require_approval": "never",
+    }
+    answer = checking.responses.create(model=MODEL, input="hi", tools=[tool])  # (validated)
+    streamed = _post(lenient, {"model": MODEL, "input": "hi", "tools": [tool], "stream": True})
+    with httpx.Client(base_url=lenient.url, timeout=10) as http:
+        stored = http.get(f"/responses/{answer.id}")
+    assert streamed.status_code == stored.status_code == 200
+    for shown in (answer.to_json(), streamed.text, stored.text):
+        assert MCP_TOKEN not in shown and MCP_HEADER not in shown and MCP_PATH not in shown
+    assert stored.json()["tools"] == [
+        {
+            "type": "mcp",
+            "server_label": "repos",
+            "server_url": "https://mcp.example.com",
+            "require_approval": "never",
+        }
+    ]

@@ -737,13 +737,30 @@ def _format(raw: Any) -> dict[str, Any]:
 
 
 def _tool(raw: Any) -> Any:
-    """A function tool as the API echoes it: description / parameters / strict always present."""
+    """A tool as the API echoes it: a function's description / parameters / strict always
+    present; an MCP server's without what authenticates to it (`_mcp_tool`)."""
+    if isinstance(raw, dict) and raw.get("type") == "mcp":
+        return _mcp_tool(raw)
     if not isinstance(raw, dict) or raw.get("type") != "function":
         return raw
     echoed = dict(raw)
     echoed.setdefault("description", None)
     echoed.setdefault("parameters", None)
     echoed["strict"] = raw.get("strict") is not False  # strict by default on this endpoint
+    return echoed
+
+
+def _mcp_tool(raw: dict[str, Any]) -> dict[str, Any]:
+    """An `mcp` tool as the Response object shows it: its `headers` and `authorization` (API
+    keys, OAuth tokens) are not in it, and its `server_url` is cut to the server (some servers
+    put a credential in the path: `example.com/mcp` is `example.com`), as the API's remote MCP
+    guide says. Echoed whole, every answer and stored response spelled out the client's tokens."""
+    echoed = {k: v for k, v in raw.items() if k not in ("headers", "authorization")}
+    url = raw.get("server_url")
+    if isinstance(url, str):
+        scheme, found, rest = url.partition("://")
+        server = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0].rpartition("@")[2]
+        echoed["server_url"] = f"{scheme}://{server}" if found and server else url
     return echoed
 
 
