@@ -13,6 +13,7 @@ test says so. docs/faults.md's table has both columns. Bounds on time are genero
 from __future__ import annotations
 
 import base64
+import io
 import itertools
 import json
 import re
@@ -25,6 +26,7 @@ import numpy
 import openai
 import pytest
 from node_clients import run_script
+from PIL import Image
 
 from mockai import MockServer
 from mockai.pipeline.journal import JournalEntry
@@ -282,6 +284,38 @@ def test_images_speech_and_transcripts(server: MockServer, python_sdk: openai.Op
     assert [w["word"] for w in words] == re.findall(r"[\w']+", verbose["result"]["text"])
     uploads = [e for e in server.requests if e.path.endswith("/audio/transcriptions")]
     assert all(e.status == 200 for e in uploads) and len(uploads) == 5
+
+
+def test_an_edits_picture_needs_its_type_declared(server: MockServer) -> None:
+    """The API reads an edit's picture type from the part's Content-Type: openai-node sends a
+    `File` or `toFile` without `type` as application/octet-stream (openai-node#1468), which the
+    API refuses whatever the bytes are; mockai took it. The mask is not held to it."""
+    out = io.BytesIO()
+    Image.new("RGBA", (64, 64), "blue").save(out, "PNG")
+    png = out.getvalue()
+    typed, untyped = upload("a.png", png, "image/png"), upload("a.png", png, "")
+    edit = {"model": "gpt-image-1", "prompt": "add a hat"}
+    ok, masked, bare, second, dall_e = node(
+        server,
+        case("images.edit", {**edit, "image": typed}),
+        case("images.edit", {**edit, "image": typed, "mask": untyped}),
+        case("images.edit", {**edit, "image": untyped}),
+        case("images.edit", {**edit, "image": [typed, untyped]}),
+        case("images.edit", {**edit, "model": "dall-e-2", "image": untyped}),
+    )
+    assert len(ok["result"]["data"]) == 1 and len(masked["result"]["data"]) == 1
+    gpt_types = "'image/jpeg', 'image/png', and 'image/webp'"
+    assert [
+        (e["error"]["status"], e["error"]["code"], e["error"]["param"]) for e in (bare, second)
+    ] == [
+        (400, "unsupported_file_mimetype", "image"),
+        (400, "unsupported_file_mimetype", "image[1]"),
+    ]
+    assert bare["error"]["message"] == (
+        "400 Invalid file 'image': unsupported mimetype ('application/octet-stream'). "
+        f"Supported file formats are {gpt_types}."
+    )
+    assert dall_e["error"]["message"].endswith("Supported file formats are 'image/png'.")
 
 
 def test_files_batches_and_pages(server: MockServer) -> None:

@@ -213,7 +213,43 @@ def parse_edit(body: Any, ctx: ParseContext) -> Exchange:
     fields["image"] = listed if isinstance(pictures, list) else pictures
     if masks:
         fields["mask"] = masks[0]
-    return _exchange(Endpoint.IMAGE_EDITS, fields, ctx, "gpt-image-1.5", sources, masks)
+    exchange = _exchange(Endpoint.IMAGE_EDITS, fields, ctx, "gpt-image-1.5", sources, masks)
+    if ctx.provider in common.OPENAI_RULES:
+        _check_declared_types(exchange.model, sources, listed=isinstance(pictures, list))
+    return exchange
+
+
+# The types an edit's pictures may be declared as (each part's Content-Type), by model family.
+_EDIT_TYPES = {
+    DALL_E_2: ("image/png",),
+    GPT_IMAGE: ("image/jpeg", "image/png", "image/webp"),
+    GPT_IMAGE_2: ("image/jpeg", "image/png", "image/webp"),
+}
+
+
+def _check_declared_types(model: str, sources: Sequence[Upload], *, listed: bool) -> None:
+    """The API reads an uploaded picture's type from its part's Content-Type, not its bytes:
+    a PNG declared `application/octet-stream` is its 400 `unsupported_file_mimetype`. That is
+    what openai-node sends for a `File`, `Blob` or `fs.createReadStream` without a `type`
+    (openai-node#1468), where openai-python and curl name the type from the file name; the
+    mask is not held to it."""
+    allowed = _EDIT_TYPES.get(family(model))
+    if allowed is None:
+        return
+    for index, source in enumerate(sources):
+        declared = source.content_type.split(";", 1)[0].strip().lower()
+        if declared in allowed:
+            continue
+        param = f"image[{index}]" if listed else "image"
+        names = [f"'{name}'" for name in allowed]
+        listing = names[0] if len(names) == 1 else f"{', '.join(names[:-1])}, and {names[-1]}"
+        raise ApiError(
+            400,
+            f"Invalid file '{param}': unsupported mimetype ('{declared}'). Supported file "
+            f"formats are {listing}.",
+            param=param,
+            code="unsupported_file_mimetype",
+        )
 
 
 def parse_variation(body: Any, ctx: ParseContext) -> Exchange:
