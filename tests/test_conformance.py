@@ -178,7 +178,8 @@ def test_the_checker_catches_broken_store_and_transcription_answers(
 ) -> None:
     with checked_server() as server:
         fields = {"purpose": "user_data"} if route == "/files" else {"model": "whisper-1"}
-        httpx.post(server.url + route, data=fields, files={"file": ("a.txt", b"abc")})
+        name = "a.txt" if route == "/files" else "a.mp3"  # (a recording is known by its name)
+        httpx.post(server.url + route, data=fields, files={"file": (name, b"abc")})
         entry = server.requests[-1]
         assert conformance.check_entry(entry) == 1
         broken = entry.response

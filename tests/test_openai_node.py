@@ -17,6 +17,7 @@ import io
 import itertools
 import json
 import re
+import wave
 from collections.abc import Iterator
 from typing import Any
 
@@ -316,6 +317,40 @@ def test_an_edits_picture_needs_its_type_declared(server: MockServer) -> None:
         f"Supported file formats are {gpt_types}."
     )
     assert dall_e["error"]["message"].endswith("Supported file formats are 'image/png'.")
+
+
+def test_a_recording_is_known_by_its_file_name(server: MockServer) -> None:
+    """The API tells a recording's format by its file name: `toFile(buffer)` with no name
+    (openai-node names it `unknown_file`) is its 400 whatever the bytes (openai-node#270), where
+    mockai transcribed it."""
+    wav = io.BytesIO()
+    with wave.open(wav, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes(bytes(32000))
+    recording = base64.b64encode(wav.getvalue()).decode()
+    named, bare, text = node(
+        server,
+        case(
+            "audio.transcriptions.create",
+            {"model": "whisper-1", "file": upload("m.wav", wav.getvalue(), "audio/wav")},
+        ),
+        case(
+            "audio.transcriptions.create",
+            {"model": "whisper-1", "file": {"$file": {"base64": recording}}},
+        ),
+        case(
+            "audio.translations.create",
+            {"model": "whisper-1", "file": upload("m.txt", wav.getvalue(), "audio/wav")},
+        ),
+    )
+    assert named["result"]["text"]
+    formats = "['flac', 'm4a', 'mp3', 'mp4', 'mpeg', 'mpga', 'oga', 'ogg', 'wav', 'webm']"
+    for refused in (bare, text):
+        error = refused["error"]
+        assert (error["name"], error["code"], error["param"]) == ("BadRequestError", None, None)
+        assert error["message"] == f"400 Unrecognized file format. Supported formats: {formats}"
 
 
 def test_files_batches_and_pages(server: MockServer) -> None:

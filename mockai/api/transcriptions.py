@@ -87,6 +87,8 @@ def _parse(endpoint: Endpoint, table: str, body: Any, ctx: ParseContext) -> Exch
         # The spec (CreateTranslationRequest.model): "Only `whisper-1` ... is currently
         # available". Another provider's model (Groq's whisper-large-v3) is its own business.
         raise invalid_value("model", model, ("whisper-1",))
+    if ctx.provider in common.OPENAI_RULES:
+        _check_extension(upload.filename)
     fmt = fields.get("response_format") or "json"
     allowed = _formats(model, endpoint)
     if fmt not in allowed:
@@ -143,6 +145,25 @@ def _parse(endpoint: Endpoint, table: str, body: Any, ctx: ParseContext) -> Exch
             code="invalid_value",
         )
     return exchange
+
+
+# The extensions the API takes a recording by, as its message lists them.
+EXTENSIONS = ("flac", "m4a", "mp3", "mp4", "mpeg", "mpga", "oga", "ogg", "wav", "webm")
+
+
+def _check_extension(filename: str) -> None:
+    """The API tells a recording's format by its file name, not its bytes: bytes sent with no
+    name (openai-python's `file=data`, which names it `upload`; openai-node's `toFile(buffer)`,
+    `unknown_file`) or a name without one of these extensions are its 400, a valid recording
+    too (openai-node#270). mockai took them, so an app passed here and failed there."""
+    _, dot, extension = filename.rpartition(".")
+    if not (dot and extension.lower() in EXTENSIONS):
+        raise ApiError(
+            400,
+            f"Unrecognized file format. Supported formats: [{', '.join(map(repr, EXTENSIONS))}]",
+            param=None,
+            code=None,
+        )
 
 
 # The spec's values inside two fields, which the generated table (top-level fields) does not
