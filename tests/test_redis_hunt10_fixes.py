@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
-from service_support import RedisServer, redis_server
+from service_support import RedisServer, free_port, redis_server
 
 from mockai import MockServer
 from mockai.errors import ConfigError
@@ -143,8 +143,14 @@ def test_an_empty_prefix_is_refused_not_taken_for_the_default(query: str) -> Non
     assert "has an empty prefix" in served.stderr
 
 
+def _cluster() -> tuple[str, ...]:
+    """A cluster node's options, its bus on a free port of its own: by default the bus takes the
+    node's port + 10000, past 65535 for a free port above 55535 (redis-server did not start)."""
+    return ("--cluster-enabled", "yes", "--cluster-port", str(free_port()))
+
+
 def test_a_redis_cluster_node_stops_serve_with_exit_2_saying_so() -> None:
-    with redis_server("--cluster-enabled", "yes") as cluster:
+    with redis_server(*_cluster()) as cluster:
         done = subprocess.run(
             [sys.executable, "-m", "mockai", "serve", "--port", "0", "--state", cluster.url()],
             capture_output=True,
@@ -158,7 +164,7 @@ def test_a_redis_cluster_node_stops_serve_with_exit_2_saying_so() -> None:
 
 
 def test_a_redis_cluster_met_after_the_start_is_the_503_saying_so() -> None:
-    cluster = RedisServer("--cluster-enabled", "yes")  # (not started: the server starts first)
+    cluster = RedisServer(*_cluster())  # (not started: the server starts first)
     try:
         with MockServer(state=cluster.url(), log_requests=False) as server:
             cluster.start()
