@@ -34,6 +34,7 @@ from mockai.errors import ApiError, ConfigError, RelayBrokeOff
 from mockai.pipeline.exchange import Exchange
 from mockai.pipeline.reply import Plan
 from mockai.wire import jsonbytes
+from mockai.wire.credentials import is_credential_header
 from mockai.wire.errors import header_text
 from mockai.wire.events import EventSplitter
 from mockai.wire.outgoing import Body, Relay
@@ -52,6 +53,9 @@ _NOT_RELAYED = HOP_BY_HOP | {"content-encoding", "content-type"}
 DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=600)
 # How long an answer a client stopped reading is read on from the upstream, to be recorded whole.
 READ_ON_SECONDS = 120
+# Redirects followed per request, as many as aiohttp follows by default.
+MAX_REDIRECTS = 10
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 def forwarded_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -258,9 +262,7 @@ class Capture:
         """Send the request; connection failures become 502 / 504 errors naming the upstream."""
         self._sent = self._loop.time()
         try:
-            response = await session.request(
-                self.method, self.url, data=self.body, headers=self.headers
-            )
+            response = await self._follow(session)
         except asyncio.TimeoutError:
             raise ApiError(
                 504,
@@ -279,6 +281,54 @@ class Capture:
         self._response = response
         self.relayed = relayed_headers(response.headers)
         return response
+
+    async def _follow(self, session: aiohttp.ClientSession) -> aiohttp.ClientResponse:
+        """Send the request, following redirects hop by hop: aiohttp's own following drops only
+        `Authorization` and `Cookie` when a redirect leaves the upstream's origin, so the key
+        an Azure (`api-key`) or Anthropic-style (`x-api-key`) client sent went to whatever host
+        the upstream named. Here every credential header stays with the upstream's origin; the
+        method and body change as aiohttp changes them (a 303, or a 301/302 of a POST, is a
+        GET without the body)."""
+        url, method, body, headers = self.url, self.method, self.body, self.headers
+        for _ in range(MAX_REDIRECTS + 1):
+            response = await session.request(
+                method, url, data=body, headers=headers, allow_redirects=False
+            )
+            location = response.headers.get("Location")
+            if response.status not in _REDIRECTS or location is None:
+                return response
+            response.release()
+            target = self._redirected(url, location)
+            if (response.status == 303 and method != "HEAD") or (
+                response.status in (301, 302) and method == "POST"
+            ):
+                method, body = "GET", None
+            if target.origin() != url.origin():
+                headers = {k: v for k, v in headers.items() if not is_credential_header(k)}
+            url = target
+        # (Not aiohttp's TooManyRedirects: its text spells the URL, query and its keys too.)
+        raise self._bad_redirect(f"redirected more than {MAX_REDIRECTS} times")
+
+    def _redirected(self, url: URL, location: str) -> URL:
+        """Where a redirect's `Location` leads from `url` (an http(s) URL, or a 502)."""
+        try:
+            target = url.join(URL(location))
+            target.origin()  # (raises on a URL without a host)
+        except ValueError:
+            raise self._bad_redirect("redirected to a location that is no URL") from None
+        if target.scheme not in ("http", "https"):
+            raise self._bad_redirect("redirected to a location that is not http(s)")
+        return target
+
+    def _bad_redirect(self, what: str) -> ApiError:
+        # Named as the upstream is everywhere, without its query: the Location is not shown
+        # either (it may carry the upstream's signed query).
+        return ApiError(
+            502,
+            f"mockai: the upstream {self.source.shown} {what}",
+            type="server_error",
+            code="upstream_unreachable",
+        )
 
     @property
     def response(self) -> aiohttp.ClientResponse:

@@ -1,0 +1,102 @@
+"""The upstream (`--upstream`, recording and passthrough): what mockai forwards, and what it
+answers when the upstream misbehaves (redirects, errors, odd bodies).
+
+Each test runs a real mockai in front of a loopback upstream (a small aiohttp app) and talks to
+it with the `openai` SDK or httpx, as an app does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import conformance
+import openai
+import pytest
+from aiohttp import web
+from cassette_support import LoopbackApp, chat_completion
+
+CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello"}]}
+QUERY_KEY = "Qk7fT2mZ9xW4vB8nR1cY5pL3"  # a key in the upstream URL's query (Azure's style)
+
+
+@contextlib.contextmanager
+def sdk(url: str, **options: Any) -> Iterator[openai.OpenAI]:
+    """The real SDK, no retries (a retry would hide the first answer)."""
+    client = openai.OpenAI(base_url=url, api_key="sk-test-0000", max_retries=0, **options)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+async def answer_chat(request: web.Request) -> web.Response:
+    return web.json_response(chat_completion("chatcmpl-1", "gpt-4o-mini", "answered"))
+
+
+def test_a_redirect_loop_is_a_502_that_shows_no_query_key(tmp_path: Path) -> None:
+    async def loop(request: web.Request) -> web.Response:
+        raise web.HTTPFound(request.path_qs)
+
+    with (
+        LoopbackApp({"/v1/chat/completions": loop}) as app,
+        conformance.checked_server(upstream=f"{app.url}?api-key={QUERY_KEY}") as proxy,
+        sdk(proxy.url) as client,
+        pytest.raises(openai.InternalServerError) as raised,
+    ):
+        client.chat.completions.create(**CHAT)
+    assert raised.value.status_code == 502
+    error = raised.value.body
+    assert isinstance(error, dict)
+    # aiohttp's TooManyRedirects text had spelled the request URL, its query key included.
+    assert QUERY_KEY not in error["message"]
+    assert error["message"] == f"mockai: the upstream {app.url} redirected more than 10 times"
+    assert error["code"] == "upstream_unreachable"
+
+
+def test_a_redirect_to_another_host_takes_no_key_along(tmp_path: Path) -> None:
+    elsewhere: list[dict[str, str]] = []
+
+    async def other_host(request: web.Request) -> web.Response:
+        elsewhere.append(dict(request.headers))
+        return web.json_response(chat_completion("chatcmpl-2", "gpt-4o-mini", "from elsewhere"))
+
+    with LoopbackApp({"/v1/chat/completions": other_host}) as other:
+
+        async def moved(request: web.Request) -> web.Response:
+            # `localhost` is another origin than `127.0.0.1`, as another host is.
+            raise web.HTTPTemporaryRedirect(f"http://localhost:{other.port}/v1/chat/completions")
+
+        async def same_host(request: web.Request) -> web.Response:
+            raise web.HTTPPermanentRedirect("/v1/moved/chat/completions")
+
+        keys = {"api-key": "azure-key-0123456789", "x-api-key": "anthropic-key-0123456789"}
+        routes = {
+            "/v1/chat/completions": moved,
+            "/v1/here/chat/completions": same_host,
+            "/v1/moved/chat/completions": answer_chat,
+        }
+        with LoopbackApp(routes) as app:
+            with (
+                conformance.checked_server(upstream=app.url) as proxy,
+                sdk(proxy.url, default_headers=keys) as client,
+            ):
+                answer = client.chat.completions.create(**CHAT)
+            assert answer.choices[0].message.content == "from elsewhere"
+            # (aiohttp's own following had dropped Authorization and Cookie only.)
+            sent = {name.lower() for name in elsewhere[0]}
+            assert sent & {"api-key", "x-api-key", "authorization"} == set()
+            assert elsewhere[0]["Content-Type"] == "application/json"  # (a 307 keeps the POST)
+            # A redirect within the upstream's origin keeps every key: the upstream needs them.
+            with (
+                conformance.checked_server(upstream=app.url + "/here") as proxy,
+                sdk(proxy.url, default_headers=keys) as client,
+            ):
+                answer = client.chat.completions.create(**CHAT)
+            assert answer.choices[0].message.content == "answered"
+        moved_there = [h for path, h, _ in app.requests if path == "/v1/moved/chat/completions"]
+        assert moved_there[0]["api-key"] == keys["api-key"]
+        assert moved_there[0]["x-api-key"] == keys["x-api-key"]
+        assert moved_there[0]["Authorization"] == "Bearer sk-test-0000"
