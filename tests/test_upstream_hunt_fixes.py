@@ -8,11 +8,13 @@ it with the `openai` SDK or httpx, as an app does.
 from __future__ import annotations
 
 import contextlib
+import hmac
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import conformance
+import httpx
 import openai
 import pytest
 from aiohttp import web
@@ -100,3 +102,43 @@ def test_a_redirect_to_another_host_takes_no_key_along(tmp_path: Path) -> None:
         assert moved_there[0]["api-key"] == keys["api-key"]
         assert moved_there[0]["x-api-key"] == keys["x-api-key"]
         assert moved_there[0]["Authorization"] == "Bearer sk-test-0000"
+
+
+def test_the_required_key_is_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mockai.pipeline import run
+
+    compared: list[tuple[bytes, bytes]] = []
+    constant_time = hmac.compare_digest
+
+    def compare_digest(given: bytes, required: bytes) -> bool:
+        compared.append((given, required))
+        return constant_time(given, required)
+
+    # (`==` stops at the first differing character: how fast a guess is refused tells how much
+    # of it was right.)
+    monkeypatch.setattr(run.hmac, "compare_digest", compare_digest)
+    key = "sk-required-0123456789"
+    with conformance.checked_server(require_api_key=key) as server:
+        with openai.OpenAI(base_url=server.url, api_key=key, max_retries=0) as client:
+            assert client.models.list().data
+        with (
+            openai.OpenAI(base_url=server.url, api_key="sk-wrong-0123456789", max_retries=0) as c,
+            pytest.raises(openai.AuthenticationError),
+        ):
+            c.models.list()
+        # Azure OpenAI's clients send the key as `api-key`.
+        with openai.AzureOpenAI(
+            azure_endpoint=server.url.removesuffix("/v1"),
+            api_key=key,
+            api_version="2024-10-21",
+            max_retries=0,
+        ) as azure:
+            answer = azure.chat.completions.create(**CHAT)
+            assert answer.choices[0].message.content
+        # A key past ASCII, or bytes that are no UTF-8, is a 401, not a 500.
+        for sent in ("Bearer sk-clé-0123456789".encode(), b"Bearer sk-\xff\xfe-0123456789"):
+            response = httpx.get(server.url + "/models", headers={"Authorization": sent})
+            assert response.status_code == 401, response.text
+    assert (b"sk-required-0123456789", key.encode()) in compared
+    assert (b"sk-wrong-0123456789", key.encode()) in compared
+    assert len(compared) == 5
