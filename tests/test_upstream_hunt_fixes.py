@@ -142,3 +142,27 @@ def test_the_required_key_is_compared_in_constant_time(monkeypatch: pytest.Monke
     assert (b"sk-required-0123456789", key.encode()) in compared
     assert (b"sk-wrong-0123456789", key.encode()) in compared
     assert len(compared) == 5
+
+
+def test_a_cookie_the_upstream_sets_for_one_client_goes_to_no_other() -> None:
+    cookies: list[str | None] = []
+
+    async def login(request: web.Request) -> web.Response:
+        cookies.append(request.headers.get("Cookie"))
+        response = web.json_response(chat_completion("chatcmpl-1", "gpt-4o-mini", "answered"))
+        response.set_cookie("session", "alice-session-0123456789")
+        return response
+
+    with LoopbackApp({"/v1/chat/completions": login}) as app:
+        # (A host name, not 127.0.0.1: aiohttp's jar keeps no cookie of an IP address.)
+        upstream = app.url.replace("127.0.0.1", "localhost")
+        with conformance.checked_server(upstream=upstream) as proxy:
+            with sdk(proxy.url) as alice:
+                raw = alice.chat.completions.with_raw_response.create(**CHAT)
+                assert "alice-session-0123456789" in raw.headers["set-cookie"]
+            with sdk(proxy.url) as bob:  # another app, which was never given that cookie
+                bob.chat.completions.create(**CHAT)
+            with sdk(proxy.url, default_headers={"Cookie": "session=own"}) as carol:
+                carol.chat.completions.create(**CHAT)
+    # mockai's session had kept Alice's cookie and sent it with Bob's and Carol's requests.
+    assert cookies == [None, None, "session=own"]

@@ -112,7 +112,12 @@ class UpstreamSource:
 
     async def lifespan(self, app: web.Application) -> AsyncIterator[None]:
         """aiohttp cleanup context: one client session per server; recordings flushed at exit."""
-        self._session = aiohttp.ClientSession(timeout=self.timeout)
+        # No cookie jar: the session is every client's, and a jar kept what the upstream set for
+        # one (a gateway's session, Cloudflare's `__cf_bm`) and sent it with every other
+        # client's requests. Each client's own `Cookie` header goes along as it sent it.
+        self._session = aiohttp.ClientSession(
+            timeout=self.timeout, cookie_jar=aiohttp.DummyCookieJar()
+        )
         try:
             yield
         finally:
