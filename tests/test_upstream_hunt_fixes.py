@@ -166,3 +166,30 @@ def test_a_cookie_the_upstream_sets_for_one_client_goes_to_no_other() -> None:
                 carol.chat.completions.create(**CHAT)
     # mockai's session had kept Alice's cookie and sent it with Bob's and Carol's requests.
     assert cookies == [None, None, "session=own"]
+
+
+def test_every_value_of_a_header_the_upstream_repeats_reaches_the_client() -> None:
+    async def answer(request: web.Request) -> web.StreamResponse:
+        body = chat_completion("chatcmpl-1", "gpt-4o-mini", "answered")
+        if request.query.get("fail"):
+            error = {"message": "slow down", "type": "requests", "param": None, "code": None}
+            response = web.json_response({"error": error}, status=429)
+        else:
+            response = web.json_response(body)
+        # As api.openai.com answers: Cloudflare's two cookies, two `vary` lines.
+        response.set_cookie("__cf_bm", "bm-0123456789")
+        response.set_cookie("_cfuvid", "uv-0123456789")
+        response.headers.add("Vary", "Origin")
+        response.headers.add("Vary", "Accept-Encoding")
+        return response
+
+    with (
+        LoopbackApp({"/v1/chat/completions": answer}) as app,
+        conformance.checked_server(upstream=app.url) as proxy,
+    ):
+        for query in ("", "?fail=1"):  # (an answer relayed as it comes, and an error read whole)
+            response = httpx.post(proxy.url + "/chat/completions" + query, json=CHAT)
+            cookies = [c.split(";")[0] for c in response.headers.get_list("set-cookie")]
+            assert cookies == ["__cf_bm=bm-0123456789", "_cfuvid=uv-0123456789"]
+            assert response.headers.get_list("vary") == ["Origin", "Accept-Encoding"]
+            assert len(response.headers.get_list("x-request-id")) == 1

@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict
 from yarl import URL
 
 from mockai.cassette.format import Interaction, Timing, header_lists
@@ -67,16 +68,23 @@ def forwarded_headers(headers: Mapping[str, str]) -> dict[str, str]:
     }
 
 
-def relayed_headers(headers: Mapping[str, str]) -> dict[str, str]:
+def relayed_headers(headers: Mapping[str, str]) -> Mapping[str, str]:
     """The upstream's answer headers as passed to the client, named in lower case so that they
     replace mockai's own (x-request-id, the rate limits) instead of being sent beside them.
     A control character aiohttp's lenient client parser let through (`\x01`) is percent-encoded
-    (`header_text`): its writer refuses it, which had dropped the answer with a traceback."""
-    return {
-        name.lower(): header_text(value)
+    (`header_text`): its writer refuses it, which had dropped the answer with a traceback.
+    Every value of a header the upstream repeats goes along, in order (a CIMultiDict then, as
+    a replay's): a dict had kept the last, so of OpenAI's two `set-cookie` headers the client
+    got one, and of `vary: Origin` and `vary: Accept-Encoding` the second."""
+    pairs = [
+        (name.lower(), header_text(value))
         for name, value in headers.items()
         if name.lower() not in _NOT_RELAYED
-    }
+    ]
+    single = dict(pairs)
+    if len(single) == len(pairs):
+        return single
+    return CIMultiDict(pairs)
 
 
 class UpstreamSource:
@@ -261,7 +269,7 @@ class Capture:
         self._response: aiohttp.ClientResponse | None = None
         self._stream: AsyncIterator[bytes] | None = None
         self._splitter: EventSplitter | None = None  # a stream's events, as they come
-        self.relayed: dict[str, str] = {}
+        self.relayed: Mapping[str, str] = {}
 
     async def send(self, session: aiohttp.ClientSession) -> aiohttp.ClientResponse:
         """Send the request; connection failures become 502 / 504 errors naming the upstream."""
