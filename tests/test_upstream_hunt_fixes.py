@@ -193,3 +193,58 @@ def test_every_value_of_a_header_the_upstream_repeats_reaches_the_client() -> No
             assert cookies == ["__cf_bm=bm-0123456789", "_cfuvid=uv-0123456789"]
             assert response.headers.get_list("vary") == ["Origin", "Accept-Encoding"]
             assert len(response.headers.get_list("x-request-id")) == 1
+
+
+def test_a_prompt_past_the_catalogs_window_is_the_upstreams_to_answer() -> None:
+    forwarded: list[str] = []
+
+    async def takes_it(request: web.Request) -> web.Response:
+        forwarded.append(request.path)
+        if request.path.endswith(("/responses", "/completions")) and "chat" not in request.path:
+            error = {"message": "busy", "type": "server_error", "param": None, "code": None}
+            return web.json_response({"error": error}, status=503)
+        if request.path.endswith("/embeddings"):
+            vector = {"object": "embedding", "index": 0, "embedding": [0.5]}
+            usage = {"prompt_tokens": 1, "total_tokens": 1}
+            return web.json_response(
+                {
+                    "object": "list",
+                    "data": [vector],
+                    "model": "Qwen/Qwen3-Embedding-8B",
+                    "usage": usage,
+                }
+            )
+        return web.json_response(chat_completion("chatcmpl-1", "gemini-2.5-pro", "read it all"))
+
+    # ~150,000 tokens by mockai's count: past the 128,000 it gives a model it does not know,
+    # well inside what Gemini (a million) or Llama 4 take.
+    long = "lorem ipsum dolor sit amet " * 30_000
+    with (
+        LoopbackApp({"/v1/{route:.*}": takes_it}) as app,
+        conformance.checked_server(upstream=app.url) as proxy,
+        sdk(proxy.url) as client,
+    ):
+        answer = client.chat.completions.create(
+            model="gemini-2.5-pro", messages=[{"role": "user", "content": long}]
+        )
+        assert answer.choices[0].message.content == "read it all"
+        client.embeddings.create(model="Qwen/Qwen3-Embedding-8B", input=long[:60_000])  # (32k)
+        # (Here the upstream says what it says of the Responses and legacy requests: its 503.)
+        with pytest.raises(openai.InternalServerError):
+            client.responses.create(model="gemini-2.5-pro", input=long)
+        with pytest.raises(openai.InternalServerError):
+            client.completions.create(model="gpt-3.5-turbo-instruct", prompt="hi " * 5000)
+    # mockai had answered them all with its own 400, never asking the upstream.
+    assert forwarded == [
+        "/v1/chat/completions",
+        "/v1/embeddings",
+        "/v1/responses",
+        "/v1/completions",
+    ]
+    # Without a cassette or an upstream, mockai's own check still answers as the API does.
+    with conformance.checked_server() as server, sdk(server.url) as client:
+        with pytest.raises(openai.BadRequestError) as raised:
+            client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": long}]
+            )
+        assert raised.value.code == "context_length_exceeded"

@@ -165,7 +165,9 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         max_tokens = common.positive_int(body, "max_tokens")
     prompt_tokens = common.prompt_tokens(messages, raw_tools)  # (`functions` are billed too)
     lowered = common.lowers_output(ctx.provider, body)
-    room = common.check_context(info, prompt_tokens, asked=max_tokens, lowered=lowered)
+    room = common.check_context(
+        info, prompt_tokens, asked=max_tokens, lowered=lowered, enforced=rules
+    )
     user_text, system_text, tool_result = _views(messages)
     n, stop, top_logprobs = get("n"), get("stop"), get("top_logprobs")
     parallel_tool_calls = get("parallel_tool_calls")

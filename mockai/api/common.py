@@ -1062,12 +1062,21 @@ def check_context(
     *,
     asked: int | None = None,
     lowered: bool = False,
-) -> int:
+    enforced: bool = True,
+) -> int | None:
     """The API's 400 when the prompt does not fit the model's context window, or when an output
     limit the request sets (`asked`) does not fit beside it, unless the provider lowers that
     limit instead (`lowered`); else the room the window leaves for the answer, which no answer
-    outgrows (`Exchange.output_limit`)."""
+    outgrows (`Exchange.output_limit`).
+
+    Not `enforced` over a cassette or an upstream (`ParseContext.model_rules`), whose answer is
+    the one: the window is the catalog's (128,000 tokens for a model it does not know, where
+    Gemini's take a million) and the count an estimate, so a prompt the upstream takes was
+    refused with mockai's 400, never forwarded nor recorded. Then the room is None when the
+    prompt does not fit."""
     window = info.context_window
+    if not enforced:
+        return window - prompt_tokens if prompt_tokens <= window else None
     if prompt_tokens > window:
         raise ApiError(
             400,

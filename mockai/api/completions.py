@@ -75,7 +75,9 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     # their sum (lm-evaluation-harness sends batches of long prompts). The usage bills them all.
     max_tokens = body.get("max_tokens")
     lowered = common.lowers_output(ctx.provider, body)
-    room = common.check_context(info, max(counts), "prompt", asked=max_tokens, lowered=lowered)
+    room = common.check_context(
+        info, max(counts), "prompt", asked=max_tokens, lowered=lowered, enforced=ctx.model_rules
+    )
     prompt_tokens = sum(counts)
     top = body.get("logprobs")
     return Exchange(
