@@ -248,3 +248,33 @@ def test_a_prompt_past_the_catalogs_window_is_the_upstreams_to_answer() -> None:
                 model="gpt-4o-mini", messages=[{"role": "user", "content": long}]
             )
         assert raised.value.code == "context_length_exceeded"
+
+
+def test_the_upstream_is_reached_through_the_environments_proxy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The proxy, the only way to `api.example.test` (a name no resolver knows): an HTTP forward
+    # proxy gets the absolute URL, and answers for that host here.
+    async def proxied(request: web.Request) -> web.Response:
+        return web.json_response(chat_completion("chatcmpl-1", "gpt-4o-mini", "via the proxy"))
+
+    with LoopbackApp({"/v1/chat/completions": proxied}) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", f"http://corp:s3cret@127.0.0.1:{proxy.port}")
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")  # (the SDK reaches mockai direct)
+        with (
+            conformance.checked_server(upstream="http://api.example.test/v1") as server,
+            sdk(server.url) as client,
+        ):
+            answer = client.chat.completions.create(**CHAT)
+            assert answer.choices[0].message.content == "via the proxy"
+            # (mockai had gone straight to the host, unreachable here: a 502.)
+            _, headers, _ = proxy.requests[0]
+            assert headers["Host"] == "api.example.test"
+            assert headers["Proxy-Authorization"] == "Basic Y29ycDpzM2NyZXQ="  # corp:s3cret
+            assert headers["Authorization"] == "Bearer sk-test-0000"
+            # A host NO_PROXY names is reached directly (here: not at all).
+            monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost,.example.test")
+            with pytest.raises(openai.InternalServerError) as raised:
+                client.chat.completions.create(**CHAT)
+            assert raised.value.status_code == 502
+            assert len(proxy.requests) == 1

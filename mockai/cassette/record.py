@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
+import urllib.request
 from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
@@ -155,6 +157,27 @@ class UpstreamSource:
             self._reading_on.discard(done)
             done.set_result(None)
 
+    def proxy_for(self, url: URL) -> URL | None:
+        """The proxy the environment names for `url` (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`,
+        unless `NO_PROXY` covers the host), as the SDKs' httpx takes it: behind a proxy that is
+        the only way out, mockai went straight to the upstream, and every request was a 502.
+        Its `user:password@` is aiohttp's to send as `Proxy-Authorization`. Never for a
+        loopback upstream (a proxy is the way out, and an `HTTP_PROXY` set for the app must not
+        take mockai's local upstreams with it), nor through a proxy that is not http(s)
+        (aiohttp speaks no SOCKS)."""
+        proxies = urllib.request.getproxies_environment()
+        proxy = proxies.get(url.scheme) or proxies.get("all")
+        host = url.host or ""
+        if not proxy or _is_loopback(host) or urllib.request.proxy_bypass(f"{host}:{url.port}"):
+            return None
+        try:
+            proxy_url = URL(proxy if "://" in proxy else "http://" + proxy)
+        except ValueError:
+            return None
+        if proxy_url.scheme not in ("http", "https") or not proxy_url.host:
+            return None
+        return proxy_url
+
     def url_for(
         self, route: str, query: Mapping[str, str] | None = None, deployment: str | None = None
     ) -> URL:
@@ -238,6 +261,16 @@ async def _to_the_end(saving: Coroutine[Any, Any, None]) -> None:
         raise asyncio.CancelledError
 
 
+def _is_loopback(host: str) -> bool:
+    """Whether `host` names this machine (`localhost`, 127.0.0.0/8, `::1`)."""
+    if host.lower() == "localhost" or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def _content_type(response: aiohttp.ClientResponse) -> str:
     return response.headers.get("Content-Type", "application/json")
 
@@ -305,7 +338,12 @@ class Capture:
         url, method, body, headers = self.url, self.method, self.body, self.headers
         for _ in range(MAX_REDIRECTS + 1):
             response = await session.request(
-                method, url, data=body, headers=headers, allow_redirects=False
+                method,
+                url,
+                data=body,
+                headers=headers,
+                allow_redirects=False,
+                proxy=self.source.proxy_for(url),
             )
             location = response.headers.get("Location")
             if response.status not in _REDIRECTS or location is None:
