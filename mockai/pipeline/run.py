@@ -39,7 +39,7 @@ from mockai.pipeline.reply import NO_TIMING, Plan, Reply
 from mockai.profiles.base import Profile
 from mockai.server.state import STATE, ServerState
 from mockai.wire import cors, errors, ids, jsonbytes
-from mockai.wire.outgoing import Body, EventStream, Outgoing, Relay
+from mockai.wire.outgoing import Body, EventStream, Outgoing, Relay, streamed
 
 log = logging.getLogger("mockai")
 
@@ -806,7 +806,7 @@ async def _finish(
     if shared and not published_once:
         await _shared(journal.publish(entry))
     metrics = state.metrics
-    streaming = isinstance(outgoing, EventStream)
+    streaming = streamed(outgoing)  # (an upstream's stream relayed too)
     if metrics is not None:
         metrics.started(streaming)
     try:

@@ -31,13 +31,13 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from mockai.pipeline.journal import JournalEntry, ascii_count
 from mockai.pipeline.uploads import UploadBudget
-from mockai.wire.outgoing import Body, EventStream, Outgoing
+from mockai.wire.outgoing import Body, EventStream, Outgoing, Relay
 from mockai.wire.usage import usage_in
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -130,6 +130,10 @@ class Metrics:
         elif isinstance(outgoing, EventStream) and outgoing.frames:
             # the usage chunk or the final event
             self._count_usage(model, usage_in(b"".join(outgoing.frames[-3:])))
+        elif isinstance(outgoing, Relay):
+            # An upstream's answer relayed (`--upstream`, recording): its usage comes last, in
+            # the body or in the stream's last events, as in a recording's.
+            self._count_usage(model, usage_in(_tail(outgoing.received)))
 
     def _count_usage(self, model: str, usage: Mapping[str, Any]) -> None:
         """Tokens from the usage object a codec rendered (the keys the body search reads)."""
@@ -200,6 +204,25 @@ class Metrics:
         while True:
             await asyncio.sleep(FLUSH_SECONDS)
             self.write_totals()
+
+
+# The last bytes of a relayed answer searched for its usage: the usage object, and a stream's
+# last events after it (a Responses stream's `response.completed` holds the whole response,
+# its usage last).
+_USAGE_TAIL = 16 * 1024
+
+
+def _tail(parts: Sequence[bytes]) -> bytes:
+    """The last `_USAGE_TAIL` bytes or more of `parts`, whole parts joined (not the whole
+    answer: a relayed stream may be megabytes)."""
+    taken: list[bytes] = []
+    size = 0
+    for part in reversed(parts):
+        taken.append(part)
+        size += len(part)
+        if size >= _USAGE_TAIL:
+            break
+    return b"".join(reversed(taken))
 
 
 def _upload_totals(uploads: UploadBudget | None) -> dict[str, int]:

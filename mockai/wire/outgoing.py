@@ -92,6 +92,13 @@ class Relay:
 Outgoing = Body | EventStream | Relay
 
 
+def streamed(answer: Outgoing) -> bool:
+    """Whether `answer` is sent as a stream: SSE frames, or an upstream's event stream relayed."""
+    if isinstance(answer, Relay):
+        return answer.content_type.split(";")[0].strip().lower() == "text/event-stream"
+    return isinstance(answer, EventStream)
+
+
 def held_bytes(answer: Body | EventStream) -> int:
     """What keeping `answer` costs in memory, roughly: its body, or its frames plus each frame's
     object (~40 bytes): the weight byte budgets (the journal, the stores) count it by."""
