@@ -4,6 +4,11 @@ own parser."""
 
 from __future__ import annotations
 
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -74,3 +79,76 @@ def test_an_upstreams_answers_relayed_count_their_tokens_and_streams(tmp_path: P
     assert _total(after, "mockai_tokens_total", kind="completion") == sent_completion
     assert _total(during, "mockai_active_streams") == 1
     assert _total(after, "mockai_active_streams") == 0
+
+
+@contextmanager
+def _latin1_upstream() -> Iterator[str]:
+    """An upstream answering every chat request with headers whose bytes are not UTF-8 (a
+    Latin-1 `é`, a lone 0xff), its x-request-id among them; yields its base URL."""
+    answer = json.dumps(
+        {
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "created": 1,
+            "model": MODEL,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "ok"},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        }
+    ).encode()
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:  # (closed: the test is over)
+                return
+            with client:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += client.recv(65536)
+                head, body = data.split(b"\r\n\r\n", 1)
+                length = next(
+                    int(line.partition(b":")[2])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+                while len(body) < length:
+                    body += client.recv(65536)
+                client.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    b"x-request-id: req_caf\xe9\r\nx-note: caf\xe9 \xff\r\n"
+                    b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(answer), answer)
+                )
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
+    finally:
+        listener.shutdown(socket.SHUT_RDWR)  # (wakes the accept: a close alone does not)
+        listener.close()
+        thread.join(5)
+
+
+def test_the_journal_lists_an_upstreams_answer_whose_headers_are_not_utf8() -> None:
+    # The relayed headers' bytes that are not UTF-8 arrive as lone surrogates: every page of
+    # the journal holding that entry was a 500, and the inspector page stopped updating.
+    with (
+        _latin1_upstream() as base,
+        MockServer(log_requests=False, upstream=base) as proxy,
+        openai.OpenAI(base_url=proxy.url, api_key="sk-test", max_retries=0) as client,
+    ):
+        assert client.chat.completions.create(model=MODEL, messages=HI).choices
+        for query in ("", "?bodies=0", "?after=0&limit=1"):
+            page = httpx.get(proxy.url_for("/_mockai/requests" + query))
+            assert page.status_code == 200, page.text
+            (entry,) = page.json()["data"]
+            assert entry["request_id"] == "req_caf\ufffd"
+            assert entry["response_headers"]["x-note"] == "caf\ufffd \ufffd"

@@ -206,7 +206,10 @@ class JournalEntry:
     def _json(self, body: Any) -> dict[str, Any]:
         return {
             "seq": self.seq,
-            "request_id": self.request_id,
+            # (an upstream's x-request-id, relayed, and its headers, below, are decoded from
+            # whatever bytes it sent: those that are not UTF-8 as lone surrogates, which no
+            # JSON page can carry)
+            "request_id": jsonbytes.valid_unicode(self.request_id),
             "method": self.method,
             "path": jsonbytes.valid_unicode(self.path),
             "received_at": self.received_at,
@@ -231,7 +234,12 @@ class JournalEntry:
             },
             "duration_ms": round(self.duration_ms, 3),
             "retry_count": self.retry_count,
-            "response_headers": self.response_headers,
+            "response_headers": {
+                jsonbytes.valid_unicode(name): jsonbytes.valid_unicode(value)
+                # (a copy, taken in one step: a page made in a worker thread reads the dict
+                # delivery is still adding to, on the loop, until the answer is over)
+                for name, value in list(self.response_headers.items())
+            },
             "warnings": self.warnings,
             "dropped": self.dropped,
             "batch": self.batch,
