@@ -63,6 +63,7 @@ def entries(draw: st.DrawFn) -> JournalEntry:
     entry.response_headers = draw(
         st.just({}) | st.fixed_dictionaries({"openai-processing-ms": _TEXT | st.just("12")})
     )
+    entry.headers_ms = draw(st.none() | st.integers(0, 10**9))
     return entry
 
 

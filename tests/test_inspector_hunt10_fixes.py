@@ -5,6 +5,7 @@ own parser."""
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import threading
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import openai
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from mockai import MockServer
@@ -84,7 +86,8 @@ def test_an_upstreams_answers_relayed_count_their_tokens_and_streams(tmp_path: P
 @contextmanager
 def _latin1_upstream() -> Iterator[str]:
     """An upstream answering every chat request with headers whose bytes are not UTF-8 (a
-    Latin-1 `é`, a lone 0xff), its x-request-id among them; yields its base URL."""
+    Latin-1 `é`, a lone 0xff), its x-request-id among them, and a processing time of its own
+    (16 minutes); yields its base URL."""
     answer = json.dumps(
         {
             "id": "chatcmpl-1",
@@ -124,6 +127,7 @@ def _latin1_upstream() -> Iterator[str]:
                 client.sendall(
                     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                     b"x-request-id: req_caf\xe9\r\nx-note: caf\xe9 \xff\r\n"
+                    b"openai-processing-ms: 987654\r\n"
                     b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(answer), answer)
                 )
 
@@ -152,3 +156,36 @@ def test_the_journal_lists_an_upstreams_answer_whose_headers_are_not_utf8() -> N
             (entry,) = page.json()["data"]
             assert entry["request_id"] == "req_caf\ufffd"
             assert entry["response_headers"]["x-note"] == "caf\ufffd \ufffd"
+
+
+def test_time_to_headers_is_mockais_own_whatever_header_the_answer_carries(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # mockai_time_to_headers_seconds, the log's headers_ms and the inspector read the time from
+    # the openai-processing-ms header sent: under the Anthropic profile it is sent empty, and an
+    # upstream's relayed answer carries the upstream's or none, so those requests were never
+    # timed (or timed by the upstream's clock).
+    caplog.set_level(logging.INFO, logger="mockai.access")
+    with (
+        _latin1_upstream() as base,
+        MockServer(log_requests=True, upstream=base) as proxy,
+        MockServer(log_requests=True) as server,
+        openai.OpenAI(base_url=proxy.url, api_key="sk-test", max_retries=0) as relayed,
+        openai.OpenAI(
+            base_url=server.url_for("/anthropic/v1"), api_key="sk-test", max_retries=0
+        ) as anthropic,
+    ):
+        relayed.chat.completions.create(model=MODEL, messages=HI)
+        raw = anthropic.chat.completions.with_raw_response.create(
+            model="claude-3-5-haiku-latest", messages=HI
+        )
+        assert raw.headers["openai-processing-ms"] == ""  # (as Anthropic sends it)
+        for answering in (server, proxy):
+            metrics = _scrape(answering)
+            assert _total(metrics, "mockai_time_to_headers_seconds_count") == 1
+            assert _total(metrics, "mockai_time_to_headers_seconds_sum") < 60
+            (entry,) = httpx.get(answering.url_for("/_mockai/requests")).json()["data"]
+            assert isinstance(entry["headers_ms"], int)
+            assert 0 <= entry["headers_ms"] <= entry["duration_ms"]
+    logged = [record.mockai["headers_ms"] for record in caplog.records if hasattr(record, "mockai")]
+    assert len(logged) == 2 and all(isinstance(ms, float) for ms in logged), logged

@@ -118,6 +118,10 @@ class JournalEntry:
     duration_ms: float = 0.0
     response: Outgoing | None = None
     response_headers: dict[str, str] = field(default_factory=dict)  # what was sent (lower-case)
+    # When the headers went out, in ms from arrival (mockai's own `openai-processing-ms`: the
+    # header sent may be another's, an upstream's relayed or a profile's empty one); None
+    # when none were sent, or not yet.
+    headers_ms: int | None = None
     warnings: list[str] = field(default_factory=list)
     # True once the journal dropped this entry's bodies (`body`, `response`) to stay within its
     # byte budget; everything else about the exchange is still here.
@@ -234,6 +238,7 @@ class JournalEntry:
             },
             "duration_ms": round(self.duration_ms, 3),
             "retry_count": self.retry_count,
+            "headers_ms": self.headers_ms,
             "response_headers": {
                 jsonbytes.valid_unicode(name): jsonbytes.valid_unicode(value)
                 # (a copy, taken in one step: a page made in a worker thread reads the dict

@@ -33,7 +33,7 @@ from mockai.errors import ApiError
 from mockai.pipeline import uploads, workload
 from mockai.pipeline.exchange import Endpoint, Exchange, Message, addressed
 from mockai.pipeline.fingerprint import occurrence_key, request_keys
-from mockai.pipeline.journal import JournalEntry, redact_headers
+from mockai.pipeline.journal import JournalEntry, ascii_count, redact_headers
 from mockai.pipeline.parsed import PURE_ENDPOINTS, Parsed
 from mockai.pipeline.reply import NO_TIMING, Plan, Reply
 from mockai.profiles.base import Profile
@@ -832,6 +832,9 @@ async def _finish(
         # Redacted as the request's are: an upstream's `set-cookie` or `openai-organization`
         # is relayed to the client but kept nowhere, as cassettes keep it nowhere.
         entry.response_headers = redact_headers(sent)
+        # (set by delivery as the headers went out, in mockai's own dict: `sent` may hold the
+        # upstream's value, or a profile's empty one, in its place)
+        entry.headers_ms = ascii_count(headers.get("openai-processing-ms"))
         entry.duration_ms = (time.monotonic() - entry.arrived) * 1000
         if shared and published_once:
             await _shared(journal.publish(entry))

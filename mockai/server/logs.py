@@ -73,7 +73,7 @@ def _timestamp(created: float) -> str:
 
 def access_fields(entry: JournalEntry) -> dict[str, Any]:
     """What one request's log line says, as data."""
-    headers_ms = entry.response_headers.get("openai-processing-ms")
+    headers_ms = entry.headers_ms
     return {
         "request_id": entry.request_id,
         "method": entry.method,
@@ -87,17 +87,9 @@ def access_fields(entry: JournalEntry) -> dict[str, Any]:
         "faults": list(entry.faults),
         "error": (entry.error or {}).get("code") if entry.error else None,
         "duration_ms": round(entry.duration_ms, 3),
-        "headers_ms": float(headers_ms) if headers_ms and _is_number(headers_ms) else None,
+        "headers_ms": None if headers_ms is None else float(headers_ms),
         "pid": os.getpid(),
     }
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}

@@ -35,7 +35,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mockai.pipeline.journal import JournalEntry, ascii_count
+from mockai.pipeline.journal import JournalEntry
 from mockai.pipeline.uploads import UploadBudget
 from mockai.wire.outgoing import Body, EventStream, Outgoing, Relay
 from mockai.wire.usage import usage_in
@@ -99,7 +99,7 @@ class Metrics:
         model = self._model(entry.model)
         status = str(entry.status)
         _observe(self.requests, (endpoint, model, status), entry.duration_ms / 1000)
-        headers_ms = ascii_count(entry.response_headers.get("openai-processing-ms"))
+        headers_ms = entry.headers_ms
         if headers_ms is not None:
             _observe(self.headers, (endpoint, model), headers_ms / 1000)
         counters = self.counters
