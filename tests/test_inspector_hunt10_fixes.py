@@ -8,6 +8,7 @@ import json
 import logging
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -189,3 +190,29 @@ def test_time_to_headers_is_mockais_own_whatever_header_the_answer_carries(
             assert 0 <= entry["headers_ms"] <= entry["duration_ms"]
     logged = [record.mockai["headers_ms"] for record in caplog.records if hasattr(record, "mockai")]
     assert len(logged) == 2 and all(isinstance(ms, float) for ms in logged), logged
+
+
+def test_a_request_waiting_for_its_upstreams_answer_is_in_flight() -> None:
+    # mockai_requests_in_flight counted a request from the start of its delivery only: one
+    # awaiting an upstream's answer (an LLM's seconds) was 0 while the journal showed it.
+    with (
+        MockServer(log_requests=False, latency="1500ms") as upstream,
+        MockServer(log_requests=False, upstream=upstream.url) as proxy,
+        openai.OpenAI(base_url=proxy.url, api_key="sk-test", max_retries=0) as client,
+    ):
+        calling = threading.Thread(
+            target=lambda: client.chat.completions.create(model=MODEL, messages=HI)
+        )
+        calling.start()
+        try:
+            deadline = time.monotonic() + 10
+            while not httpx.get(proxy.url_for("/_mockai/requests")).json()["data"]:
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            during = _scrape(proxy)
+        finally:
+            calling.join(10)
+        after = _scrape(proxy)
+    assert _total(during, "mockai_requests_in_flight") == 1
+    assert _total(after, "mockai_requests_in_flight") == 0
+    assert _total(after, "mockai_requests_total") == 1

@@ -640,6 +640,8 @@ async def _begin(
     # Journaled on arrival and completed in place: an attempt the client abandoned (a reset, a
     # hang, a stalled stream) is counted, and is visible as soon as the client sees its result.
     state.journal.add(entry)
+    if state.metrics is not None:  # (in flight until `_finish` counts it, as the journal shows)
+        state.metrics.arrived()
     return entry, raw, unreadable
 
 

@@ -86,9 +86,13 @@ class Metrics:
 
     # --- the hot path ---------------------------------------------------------------------------
 
+    def arrived(self) -> None:
+        """A request was journaled: in flight until `finished`, its answer made meanwhile (an
+        upstream's awaited, for seconds or minutes) as well as delivered."""
+        self.in_flight += 1
+
     def started(self, streaming: bool) -> None:
         """A request's answer is being delivered."""
-        self.in_flight += 1
         self.active_streams += streaming
 
     def finished(self, entry: JournalEntry, outgoing: Outgoing, streaming: bool) -> None:
