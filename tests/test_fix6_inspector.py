@@ -282,6 +282,30 @@ def test_text_that_would_reorder_the_page_is_shown_escaped(page: Page, cleared: 
         assert char not in page.locator("#rows").inner_text()
 
 
+def test_invisible_characters_in_a_cell_are_shown_escaped_as_in_the_logs(
+    page: Page, cleared: MockServer
+) -> None:
+    # A zero-width space, a no-break space or a byte order mark after a model's name made it look
+    # like the name a rule asks for (the logs and the near-miss report escape them); a body's
+    # text keeps them, and the time keeps the browser's own spaces.
+    model = "gpt-4o\u200b\u00a0\ufeff\U000e0041"
+    content = "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645 \U0001f468\u200d\U0001f469"
+    message = {"role": "user", "content": content}
+    httpx.post(
+        cleared.url + "/chat/completions", json={**CHAT, "model": model, "messages": [message]}
+    )
+    _open(page, cleared)
+    row = page.locator("#rows tr").first
+    expect(row.locator("td").nth(4)).to_have_text("gpt-4o\\u200b\\xa0\\ufeff\\U000e0041")
+    assert "\\u202f" not in row.locator("td").nth(1).inner_text()
+    page.fill("#filter", "gpt-4o")
+    expect(page.locator("#rows tr")).to_have_count(1)
+    row.click()
+    details = page.locator("#details")
+    expect(details).to_contain_text("model: gpt-4o\\u200b\\xa0\\ufeff\\U000e0041   stream")
+    expect(details.locator("pre").nth(1)).to_contain_text(content)
+
+
 def test_the_page_loads_without_console_errors_or_requests_of_its_own(
     page: Page, cleared: MockServer
 ) -> None:
