@@ -216,3 +216,35 @@ def test_a_request_waiting_for_its_upstreams_answer_is_in_flight() -> None:
     assert _total(during, "mockai_requests_in_flight") == 1
     assert _total(after, "mockai_requests_in_flight") == 0
     assert _total(after, "mockai_requests_total") == 1
+
+
+def test_a_recorded_or_relayed_error_is_journaled_and_counted_by_its_code(tmp_path: Path) -> None:
+    # An error the upstream sent, or a cassette replays, was journaled with no `error` (the
+    # inspector showed none, the log said error null, the plugin's timeline no code) and
+    # counted in mockai_errors_total with code="".
+    cassette = str(tmp_path / "errors.yaml")
+    chat = {"model": MODEL, "messages": [{"role": "user", "content": "busy"}]}
+    with MockServer(log_requests=False) as upstream:
+        upstream.add_rule({"name": "busy", "match": {"user": "busy"}, "error": "rate_limit"})
+        with MockServer(
+            log_requests=False,
+            upstream=upstream.url,
+            cassette=cassette,
+            record_mode="once",
+            record_errors=True,
+        ) as recording:
+            assert httpx.post(recording.url + "/chat/completions", json=chat).status_code == 429
+            relayed = _scrape(recording)
+            (entry,) = recording.requests
+    with MockServer(log_requests=False, cassette=cassette) as replaying:
+        assert httpx.post(replaying.url + "/chat/completions", json=chat).status_code == 429
+        replayed = _scrape(replaying)
+        (listed,) = httpx.get(replaying.url_for("/_mockai/requests")).json()["data"]
+    assert entry.source == "upstream" and listed["source"] == "cassette"
+    for error in (entry.error, listed["error"]):
+        assert error is not None
+        assert error["code"] == "rate_limit_exceeded" and error["type"] == "requests"
+        assert error["message"].startswith("Rate limit reached for gpt-4o-mini")
+    for metrics in (relayed, replayed):
+        assert _total(metrics, "mockai_errors_total", code="rate_limit_exceeded") == 1
+        assert _total(metrics, "mockai_errors_total") == 1

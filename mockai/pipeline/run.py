@@ -741,6 +741,26 @@ def _journaled(error: ApiError) -> dict[str, Any]:
     return error.body()["error"]
 
 
+# The largest error body whose error object is journaled: an API's are well under 1 KB, and the
+# journal keeps the object beside the body it weighs.
+_ERROR_SENT_MAX = 8 * 1024
+
+
+def _error_sent(body: bytes) -> dict[str, Any] | None:
+    """OpenAI's four keys of the error object in an error answer's body, or None (not JSON, no
+    `error` object, larger than an API's errors are)."""
+    if len(body) > _ERROR_SENT_MAX:
+        return None
+    try:
+        sent = jsonbytes.loads(body)
+    except ValueError:
+        return None
+    error = sent.get("error") if isinstance(sent, dict) else None
+    if not isinstance(error, dict):
+        return None
+    return {key: error.get(key) for key in ("message", "type", "param", "code")}
+
+
 def error_body(error: ApiError) -> Body:
     """The wire form of an ApiError (OpenAI's envelope)."""
     return Body(error.status, jsonbytes.dumps_lenient(error.body()))
@@ -787,6 +807,10 @@ async def _finish(
     waits = timing.latency is not None
     entry.status = 0 if faults.no_response or waits else outgoing.status
     entry.response = outgoing
+    if entry.error is None and outgoing.status >= 400 and isinstance(outgoing, Body):
+        # A recorded or relayed error (a cassette's, the upstream's) is journaled, logged and
+        # counted by its code as mockai's own errors are.
+        entry.error = _error_sent(outgoing.body)
     entry.response_headers = headers  # filled in as delivery goes; completed below
     if outgoing.headers:
         # An answer relayed from an upstream carries the upstream's x-request-id (named in lower
