@@ -306,6 +306,20 @@ def test_invisible_characters_in_a_cell_are_shown_escaped_as_in_the_logs(
     expect(details.locator("pre").nth(1)).to_contain_text(content)
 
 
+def test_a_bodys_whole_numbers_are_shown_as_sent(page: Page, cleared: MockServer) -> None:
+    # Read as doubles, a seed of 2**63 - 1 was shown as 9223372036854776000.
+    body = b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], '
+    body += b'"seed": 9223372036854775807, "n": 1, "temperature": 0.5, "metadata": {}}'
+    headers = {"Content-Type": "application/json"}
+    httpx.post(cleared.url + "/chat/completions", content=body, headers=headers)
+    _open(page, cleared)
+    page.locator("#rows tr").first.click()
+    shown = page.locator("#details pre").nth(1)
+    expect(shown).to_contain_text('"seed": 9223372036854775807,')
+    expect(shown).to_contain_text('"n": 1,')
+    expect(shown).to_contain_text('"temperature": 0.5,')
+
+
 def test_the_page_loads_without_console_errors_or_requests_of_its_own(
     page: Page, cleared: MockServer
 ) -> None:
