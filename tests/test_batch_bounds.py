@@ -302,6 +302,40 @@ def test_batches_of_one_file_do_not_each_hold_it_parsed() -> None:
         assert [line["custom_id"] for line in output] == [line["custom_id"] for line in lines]
 
 
+def test_a_file_of_bad_lines_fails_without_an_error_held_per_line() -> None:
+    """Validation stops at the errors a failed batch lists (1,000): a file whose every line is
+    wrong (a CSV named .jsonl) had been read to its end, an error kept per line and every line
+    split out first (64 MB of `{}` lines: ~20 million errors, gigabytes, minutes of a blocked
+    server)."""
+    data = b"{}\n" * 300_000  # 0.9 MB; every line lacks its custom_id
+    with (
+        MockServer(log_requests=False) as server,
+        openai.OpenAI(base_url=server.url, api_key="k", max_retries=0) as client,
+    ):
+        upload = client.files.create(file=("requests.jsonl", data), purpose="batch")
+        batch = client.batches.create(
+            input_file_id=upload.id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+        tracemalloc.start()
+        try:
+            batch = client.batches.retrieve(batch.id)  # (validated: failed)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert batch.status == "failed" and batch.errors is not None
+    errors = batch.errors.data
+    assert [(e.code, e.param, e.line) for e in errors[:2]] == [
+        ("missing_required_parameter", "custom_id", 1),
+        ("missing_required_parameter", "custom_id", 2),
+    ]
+    assert len(errors) == batch_codec.MAX_ERRORS and errors[-1].line == batch_codec.MAX_ERRORS
+    # An error per line had peaked at ~110 MiB for this file; now ~2 MiB (the file decoded,
+    # the 1,000 errors listed).
+    assert peak < 8 * len(data), (
+        f"{peak / MIB:.1f} MiB to validate a {len(data) / MIB:.1f} MiB file"
+    )
+
+
 def chat_line(i: int) -> dict[str, Any]:
     return {
         "custom_id": f"c{i}",

@@ -8,6 +8,7 @@ state and advances it; the pipeline answers each line (`mockai.pipeline.batch`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -156,6 +157,11 @@ def read_lines(data: bytes, endpoint: str) -> tuple[list[Line], list[dict[str, A
     inputs = 0
     embeddings = _versioned(endpoint) == "/v1/embeddings"  # (Azure's `/embeddings` too)
     for number, raw in _numbered(text):
+        if len(errors) >= MAX_ERRORS:
+            # No error after these is shown, and the batch fails whatever the rest holds: a
+            # file whose every line is wrong (a CSV named .jsonl) had been read to its end,
+            # an error kept for each line (64 MB of "{}" lines: ~20 million, gigabytes).
+            break
         line = _line(raw, number, endpoint, errors)
         if line is None:
             continue
@@ -230,11 +236,19 @@ def _numbered(text: str) -> Iterator[tuple[int, str]]:
     what validation errors name, and what each request's id derives from.
 
     JSON Lines ends a line at "\n" alone (a "\r" before it goes too): `str.splitlines` also
-    breaks at U+2028, U+2029, U+0085 and other controls, which JSON holds raw in a string."""
-    for number, raw in enumerate(text.split("\n"), start=1):
-        raw = raw.removesuffix("\r")
+    breaks at U+2028, U+2029, U+0085 and other controls, which JSON holds raw in a string.
+    Found one at a time (`str.split` held every line at once: a 64 MB file of short lines, ~1 GB
+    of strings, before the first was read); blank ones are skipped by the regex, counted."""
+    number, counted = 1, 0
+    for found in _TEXT_RUN.finditer(text):
+        number += text.count("\n", counted, found.start())
+        counted = found.start()
+        raw = found.group().removesuffix("\r")
         if raw.strip():
             yield number, raw
+
+
+_TEXT_RUN = re.compile("[^\n]+")  # a line's text, from its start to its "\n" (or the end)
 
 
 def _line(raw: str, number: int, endpoint: str, errors: list[dict[str, Any]]) -> Line | None:
