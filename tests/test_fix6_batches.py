@@ -244,6 +244,44 @@ def test_the_server_answers_other_requests_while_a_big_batch_runs(unchecked: Moc
     assert waited < ran["took"] / 2, (waited, ran["took"])
 
 
+def test_the_server_answers_other_requests_while_a_big_input_file_is_read(
+    unchecked: MockServer,
+) -> None:
+    """Reading a big input file (its validation, and counting its lines before they are
+    answered) is done off the loop: 60 MB took the server ~2 s, twice, answering nothing (a
+    health check included)."""
+    # Lines that take long to read and no time to answer (a stream is refused at once): ~30 MB.
+    question = [{"role": "user", "content": "tell me more. " * 100}]
+    body = {"model": "gpt-4o-mini", "stream": True, "messages": question}
+    line = {"method": "POST", "url": "/v1/chat/completions", "body": body}
+    with sdk(unchecked) as client:
+        batch = create(client, jsonl([{"custom_id": f"q{i}", **line} for i in range(20_000)]))
+        for status in ("in_progress", "finalizing"):  # (read to validate it; to answer it)
+            took, waited = retrieved_meanwhile(client, batch.id, status)
+            # (a blocked loop answers once the file is read: nearly as long as the retrieval)
+            assert waited < took / 3, (status, waited, took)
+
+
+def retrieved_meanwhile(client: openai.OpenAI, batch_id: str, status: str) -> tuple[float, ...]:
+    """How long retrieving the batch took, and how long a request sent meanwhile waited."""
+    ran: dict[str, Any] = {}
+
+    def run() -> None:
+        began = time.monotonic()
+        ran["batch"] = client.batches.retrieve(batch_id)
+        ran["took"] = time.monotonic() - began
+
+    runner = threading.Thread(target=run)
+    runner.start()
+    time.sleep(0.05)  # (the retrieval has come in: the file is being read)
+    began = time.monotonic()
+    assert client.models.list().data
+    waited = time.monotonic() - began
+    runner.join(timeout=60)
+    assert ran["batch"].status == status
+    return ran["took"], waited
+
+
 # --- 4. paging the batches while new ones make room --------------------------------------------
 
 

@@ -37,6 +37,7 @@ from mockai.backend.base import Records, RecordsFactory
 from mockai.backend.memory import MemoryBackend
 from mockai.errors import ApiError
 from mockai.pipeline.exchange import Exchange
+from mockai.pipeline.workload import off_loop
 from mockai.stores import items, kept
 from mockai.stores.files import FileStore, RawBytes
 from mockai.wire import ids, jsonbytes
@@ -421,7 +422,9 @@ class BatchStore:
         elif purpose != "batch":
             errors = [_file_error("The input file must be uploaded with purpose 'batch'.")]
         else:
-            lines, errors = codec.read_lines(stored, record.endpoint)
+            # Off the loop: a 60 MB file of 50,000 lines takes seconds to read, during which the
+            # server had answered nothing (health checks included).
+            lines, errors = await off_loop(codec.read_lines, stored, record.endpoint)
         models = [line.body.get("model") for line in lines if isinstance(line.body, dict)]
         model = next((m for m in models if isinstance(m, str)), None)
         if not errors:
@@ -443,9 +446,17 @@ class BatchStore:
             record.times["in_progress_at"] = now
             return record
 
-        moved = await self._change(record.id, validated)
+        try:
+            moved = await self._change(record.id, validated)
+        except ApiError:  # (forgotten while this read its lines, a reset: the bytes kept go too)
+            await self._lines.pop(record.id)
+            raise
         if moved.status == "failed":  # (its bytes are not kept)
             await self.files.let_go(record.input_file_id)
+        elif moved.status == "cancelled" and not errors:
+            # Cancelled, and ended by another retrieval, while this one read the lines: the
+            # bytes it kept after that retrieval let them go are let go too.
+            await self._lines.pop(record.id)
         return moved
 
     async def _keeps_bytes_of(self, file_id: str) -> bool:
@@ -541,8 +552,8 @@ class BatchStore:
         of embeddings) fail, in the error file, rather than the server holding gigabytes."""
         if self.runner is None:
             raise ApiError(500, "mockai: this server cannot run batches", type="server_error")
+        resets = self._resets  # (a reset while the lines are measured stops them too)
         data = await self._lines.get(record.id) or b""
-        named = [(line.number, line.custom_id) for line in codec.valid_lines(data, record.endpoint)]
         room = await self.files.room()
         bound = f"the {self.files.max_bytes} bytes of files this server holds (MOCKAI_FILE_BYTES)"
         largest = await self.files.backend.largest_record()
@@ -554,14 +565,24 @@ class BatchStore:
             f"mockai could not keep this request's answer: the batch's output would pass {bound}."
             " Delete files, or raise the bound, and run the batch again."
         )
-        # Room is kept for the error lines of the lines still to come, should they not fit.
-        sizes = [len(self._unkept_line(record, message, *line)) for line in reversed(named)]
+
+        def measured() -> tuple[list[tuple[int, str]], list[int]]:
+            # Each line's number and custom_id, and the size of its error line should its answer
+            # not fit (kept room for, for the lines still to come).
+            named = [
+                (line.number, line.custom_id) for line in codec.valid_lines(data, record.endpoint)
+            ]
+            return named, [
+                len(self._unkept_line(record, message, *line)) for line in reversed(named)
+            ]
+
+        # Off the loop, as validation is: reading 50,000 lines (60 MB) takes seconds.
+        named, sizes = await off_loop(measured)
         still_to_come = list(itertools.accumulate(sizes, initial=0))[::-1]
         # Written as they come, each answer once: a list joined at the end held them twice.
         good, bad = io.BytesIO(), io.BytesIO()
         completed = 0
         usage = codec.UsageTotals()
-        resets = self._resets
         turn_ends = time.monotonic() + _TURN
         for position, line in enumerate(codec.valid_lines(data, record.endpoint)):
             if time.monotonic() >= turn_ends:
