@@ -214,6 +214,50 @@ def test_under_the_groq_profile_a_batch_line_is_groqs() -> None:
             )
 
 
+@pytest.mark.parametrize("strict", [False, True])
+def test_under_the_groq_profile_a_batch_takes_a_window_of_24h_to_7d(strict: bool) -> None:
+    """Groq's batches run within any `completion_window` from 24h to 7d (its API reference and
+    SDK); the Groq profile had refused all but OpenAI's `24h`."""
+    with (
+        MockServer(profile="groq", strict_requests=strict, log_requests=False) as groq_server,
+        sdk(groq_server) as client,
+    ):
+        data = chat_lines(1, model="llama-3.1-8b-instant")
+        upload = client.files.create(file=("r.jsonl", data), purpose="batch")
+
+        def create_within(window: str) -> Any:
+            return client.batches.create(
+                input_file_id=upload.id, endpoint="/v1/chat/completions", completion_window=window
+            )
+
+        for window, hours in (("24h", 24), ("48h", 48), ("3d", 72), ("7d", 168), ("168h", 168)):
+            batch = create_within(window)
+            assert (batch.completion_window, batch.expires_at - batch.created_at) == (
+                window,
+                hours * 3600,
+            )
+            assert client.batches.retrieve(batch.id).completion_window == window
+        for window in ("23h", "8d", "169h", "1w", "48", "0d"):
+            with pytest.raises(openai.BadRequestError) as refused:
+                create_within(window)
+            assert "'24h' to '7d'" in str(refused.value), window
+
+
+def test_openai_batches_take_a_window_of_24h_alone(unchecked: MockServer) -> None:
+    with sdk(unchecked) as client:
+        upload = client.files.create(file=("r.jsonl", chat_lines(1)), purpose="batch")
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.batches.create(
+                input_file_id=upload.id, endpoint="/v1/chat/completions", completion_window="48h"
+            )
+    assert refused.value.body == {
+        "message": "Invalid value: '48h'. Supported values are: '24h'.",
+        "type": "invalid_request_error",
+        "param": "completion_window",
+        "code": "invalid_value",
+    }
+
+
 # --- 3. answering a big batch leaves the server serving ------------------------------------------
 
 

@@ -55,16 +55,13 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     if ctx.method == "GET":
         return _exchange(ctx, "/batches", {})
     body = common.require_object(body)
+    checked = dict(body)
     if _versioned(body.get("endpoint")) != body.get("endpoint"):
         # Azure OpenAI's batches name endpoints without the version: `/chat/completions`.
-        common.check_fields(
-            "batches",
-            {**body, "endpoint": _versioned(body["endpoint"])},
-            strict=ctx.strict,
-            provider=ctx.provider,
-        )
-    else:
-        common.check_fields("batches", body, strict=ctx.strict, provider=ctx.provider)
+        checked["endpoint"] = _versioned(body["endpoint"])
+    if ctx.provider in _DURATIONS and isinstance(body.get("completion_window"), str):
+        checked["completion_window"] = "24h"  # (Groq's durations, checked below: no spec enum)
+    common.check_fields("batches", checked, strict=ctx.strict, provider=ctx.provider)
     endpoint = _versioned(body["endpoint"])
     # A batch's lines are answered as the provider it was created through answers them alone:
     # an endpoint that provider does not have (Groq's /v1/completions) is refused here, rather
@@ -81,10 +78,11 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
             param="endpoint",
             code="invalid_value",
         )
-    if body["completion_window"] != "24h":
+    if window_seconds(body["completion_window"], ctx.provider) is None:
+        supported = " durations from '24h' to '7d'" if ctx.provider in _DURATIONS else ": '24h'"
         raise ApiError(
             400,
-            f"Invalid value: '{body['completion_window']}'. Supported values are: '24h'.",
+            f"Invalid value: '{body['completion_window']}'. Supported values are{supported}.",
             param="completion_window",
             code="invalid_value",
         )
@@ -92,6 +90,25 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     # The same object as a file's `expires_after` (BatchFileExpirationAfter): anchor and seconds.
     files.check_expiry(body.get("output_expires_after"), "output_expires_after")
     return _exchange(ctx, "/batches", body)
+
+
+# Providers whose batches take a `completion_window` of any duration from 24 hours to 7 days
+# (`48h`, `3d`: Groq's API reference and SDK), where OpenAI's take `24h` alone.
+_DURATIONS = frozenset({"groq"})
+_DURATION = re.compile(r"([0-9]{1,4})([hd])")
+LONGEST_WINDOW = 7 * 24 * 3600
+
+
+def window_seconds(window: Any, provider: str) -> int | None:
+    """The seconds a `completion_window` gives a batch created through `provider`'s routes, or
+    None when that provider takes no such window."""
+    if window == "24h":
+        return WINDOW
+    found = _DURATION.fullmatch(window) if isinstance(window, str) else None
+    if found is None or provider not in _DURATIONS:
+        return None
+    seconds = int(found[1]) * (3600 if found[2] == "h" else 24 * 3600)
+    return seconds if WINDOW <= seconds <= LONGEST_WINDOW else None
 
 
 def not_found(batch_id: str) -> ApiError:
@@ -402,6 +419,7 @@ class Shown:
     input_file_id: str
     status: str
     created_at: int
+    completion_window: str
     expires_at: int
     times: Mapping[str, int | None]  # in_progress_at, finalizing_at, completed_at, ...
     counts: tuple[int, int, int]  # total, completed, failed
@@ -422,7 +440,7 @@ def batch_object(shown: Shown) -> dict[str, Any]:
         "endpoint": shown.endpoint,
         "errors": {"object": "list", "data": list(shown.errors)} if shown.errors else None,
         "input_file_id": shown.input_file_id,
-        "completion_window": "24h",
+        "completion_window": shown.completion_window,
         "status": shown.status,
         "output_file_id": shown.output_file_id,
         "error_file_id": shown.error_file_id,

@@ -85,6 +85,7 @@ class BatchRecord:
     # The provider profile the batch was created through: its lines are answered as that
     # provider answers them alone (kept with the record: with --state, another worker runs them).
     profile: str = "openai"
+    window: str = "24h"  # its completion_window (Groq's run from 24h to 7d)
     status: str = "validating"
     times: dict[str, int | None] = field(default_factory=dict)
     errors: list[dict[str, Any]] | None = None
@@ -110,7 +111,9 @@ class BatchRecord:
                 input_file_id=self.input_file_id,
                 status=self.status,
                 created_at=self.created_at,
-                expires_at=self.created_at + codec.WINDOW,
+                completion_window=self.window,
+                expires_at=self.created_at
+                + (codec.window_seconds(self.window, self.profile) or codec.WINDOW),
                 times=self.times,
                 counts=self.counts,
                 errors=self.errors,
@@ -229,6 +232,7 @@ class BatchStore:
             headers={k: v for k, v in exchange.headers.items() if k.lower() == "host"},
             key=digest,
             profile=exchange.provider,
+            window=str(body["completion_window"]),
         )
         await self._batches.put(record.id, record)
         return record
