@@ -253,7 +253,7 @@ def test_cancel_list_and_errors(client: openai.OpenAI) -> None:
     cancelled = client.batches.retrieve(made[0].id)
     assert cancelled.status == "cancelled" and cancelled.cancelled_at is not None
     assert cancelled.metadata == {"run": "0"}
-    with pytest.raises(openai.BadRequestError):
+    with pytest.raises(openai.ConflictError):
         client.batches.cancel(made[0].id)
     with pytest.raises(openai.NotFoundError):
         client.batches.retrieve("batch_nope")

@@ -267,6 +267,28 @@ def test_head_shows_a_batch_and_moves_nothing(client: openai.OpenAI, server: Moc
     assert client.batches.retrieve(batch.id).status == "in_progress"
 
 
+# --- a cancel refused ------------------------------------------------------------------------------
+
+
+def test_cancelling_an_ended_batch_is_the_apis_409(client: openai.OpenAI) -> None:
+    """The API refuses to cancel a batch that has ended with a 409 Conflict (clients catch the
+    SDK's ConflictError for a batch that completed meanwhile: LiteLLM's tests against OpenAI
+    do); mockai's 400 went past that handler."""
+    completed = finish(client, create(client, raw_jsonl([chat_line("q", "hi")])))
+    failed = finish(client, create(client, b"not json\n"))
+    for ended in (completed, failed):
+        with pytest.raises(openai.ConflictError) as refused:
+            client.batches.cancel(ended.id)
+        assert refused.value.status_code == 409
+        assert refused.value.body == {
+            "message": f"Cannot cancel a batch with status '{ended.status}'.",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": None,
+        }
+    assert (completed.status, failed.status) == ("completed", "failed")
+
+
 # --- a batch's kept lines count against the files' bound, however its input file is deleted ------
 
 MIB = 1 << 20

@@ -479,7 +479,7 @@ def test_a_refused_cancel_moves_no_clock(client: openai.OpenAI) -> None:
     assert batch.status == "completed"
     before = client.files.create(file=("a.txt", b"a"), purpose="user_data")
     for _ in range(2):
-        with pytest.raises(openai.BadRequestError, match="status 'completed'"):
+        with pytest.raises(openai.ConflictError, match="status 'completed'"):
             client.batches.cancel(batch.id)
     after = client.files.create(file=("b.txt", b"b"), purpose="user_data")
     assert after.created_at == before.created_at + 1

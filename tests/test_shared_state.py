@@ -392,7 +392,7 @@ def test_a_batch_cancelled_on_one_worker_is_cancelled_on_every_other(target: Tar
             input_file_id=upload.id, endpoint="/v1/chat/completions", completion_window="24h"
         )
         assert client.batches.cancel(batch.id).status == "cancelling"
-        with pytest.raises(openai.BadRequestError):
+        with pytest.raises(openai.ConflictError):
             client.batches.cancel(batch.id)
         assert client.batches.retrieve(batch.id).status == "cancelled"
         assert {client.batches.retrieve(batch.id).status for _ in range(4)} == {"cancelled"}

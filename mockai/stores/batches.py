@@ -321,7 +321,7 @@ class BatchStore:
         )
 
     async def cancel(self, record: BatchRecord) -> dict[str, Any]:
-        """`cancelling` now, `cancelled` at the next retrieval; the API's 400 once finished."""
+        """`cancelling` now, `cancelled` at the next retrieval; the API's 409 once finished."""
         if not _cancellable(record):
             raise _not_cancellable(record)  # (before the clock moves: a refusal is no step)
         now = await self._now()
@@ -813,7 +813,9 @@ def _cancellable(record: BatchRecord) -> bool:
 
 
 def _not_cancellable(record: BatchRecord) -> ApiError:
-    return ApiError(400, f"Cannot cancel a batch with status '{record.status}'.", param="batch_id")
+    # The API's 409 Conflict (the SDKs' ConflictError, which clients catch for a batch that
+    # ended meanwhile), with no param.
+    return ApiError(409, f"Cannot cancel a batch with status '{record.status}'.")
 
 
 def _file_error(message: str) -> dict[str, Any]:
