@@ -186,14 +186,41 @@ def test_a_token_array_is_one_embedding_input(client: openai.OpenAI) -> None:
 @pytest.mark.parametrize("inputs", [["w"] * 2048, [[7, 8]] * 2048], ids=["strings", "token-arrays"])
 @pytest.mark.parametrize("endpoint", ["/v1/embeddings", "/embeddings"])
 def test_fifty_thousand_embedding_inputs_is_the_limit_whatever_the_spelling(
-    client: openai.OpenAI, inputs: list[Any], endpoint: str
+    client: openai.OpenAI, server: MockServer, inputs: list[Any], endpoint: str
 ) -> None:
-    batch = validated(client, embedding_lines(inputs), endpoint)  # 25 x 2,048 = 51,200 inputs
+    if endpoint == "/embeddings":  # (Azure's spelling: through Azure's routes)
+        with openai.AzureOpenAI(
+            azure_endpoint=server.base_url, api_key="k", api_version="2024-10-21", max_retries=0
+        ) as azure:
+            batch = validated(azure, embedding_lines(inputs), endpoint)
+    else:
+        batch = validated(client, embedding_lines(inputs), endpoint)  # 25 x 2,048 inputs
     assert batch.status == "failed" and batch.errors is not None
     [error] = batch.errors.data
     assert error.code == "too_many_tasks"
     assert error.message == "The batch holds 51200 embedding inputs; the limit is 50000."
     assert batch.endpoint == endpoint  # (shown as it was sent)
+
+
+def test_openai_refuses_an_endpoint_without_its_version(client: openai.OpenAI) -> None:
+    """`/chat/completions` is Azure's spelling: OpenAI's batches refuse it as any value not in
+    their list (the 400 on `endpoint`), where mockai had run it."""
+    upload = client.files.create(
+        file=("r.jsonl", raw_jsonl([chat_line("q", "hi")])), purpose="batch"
+    )
+    for endpoint in ("/chat/completions", "/embeddings", "/responses"):
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.batches.create(
+                input_file_id=upload.id,
+                endpoint=endpoint,  # type: ignore[arg-type]
+                completion_window="24h",
+            )
+        error = refused.value.body
+        assert isinstance(error, dict) and (error["param"], error["code"]) == (
+            "endpoint",
+            "invalid_value",
+        )
+        assert error["message"].startswith(f"Invalid value: '{endpoint}'.")
 
 
 # --- output_expires_after --------------------------------------------------------------------------

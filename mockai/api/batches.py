@@ -56,13 +56,14 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         return _exchange(ctx, "/batches", {})
     body = common.require_object(body)
     checked = dict(body)
-    if _versioned(body.get("endpoint")) != body.get("endpoint"):
+    if ctx.provider != "openai" and _versioned(body.get("endpoint")) != body.get("endpoint"):
         # Azure OpenAI's batches name endpoints without the version: `/chat/completions`.
+        # OpenAI's own refuse that spelling as any value not in its list.
         checked["endpoint"] = _versioned(body["endpoint"])
     if ctx.provider in _DURATIONS and isinstance(body.get("completion_window"), str):
         checked["completion_window"] = "24h"  # (Groq's durations, checked below: no spec enum)
     common.check_fields("batches", checked, strict=ctx.strict, provider=ctx.provider)
-    endpoint = _versioned(body["endpoint"])
+    endpoint = checked["endpoint"]
     # A batch's lines are answered as the provider it was created through answers them alone:
     # an endpoint that provider does not have (Groq's /v1/completions) is refused here, rather
     # than run as OpenAI's.
