@@ -12,6 +12,7 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from yarl import URL
 from strategies import examples
 
 from mockai.api.codecs import CODECS
@@ -106,8 +107,14 @@ def requests(draw: st.DrawFn) -> tuple[str, str]:
     return method, quote(path or "/", safe="/%:@!$&'()*+,;=-._~")
 
 
+# One mocked request, cloned for each method and path: making one mocks sixteen objects by
+# spec, ~11 ms each, 95% of these tests' time; a clone is a plain Request of its own.
+_REQUEST = make_mocked_request("GET", "/")
+
+
 def _resolved(router: web.UrlDispatcher, method: str, path: str, loop: asyncio.AbstractEventLoop):
-    match = loop.run_until_complete(router.resolve(make_mocked_request(method, path)))
+    request = _REQUEST.clone(method=method, rel_url=URL(path))  # (as make_mocked_request makes it)
+    match = loop.run_until_complete(router.resolve(request))
     if match.http_exception is not None:
         return ("error", match.http_exception.status)
     resource = match.route.resource
