@@ -131,7 +131,8 @@ def test_a_legacy_completion_whose_max_tokens_do_not_fit_is_the_apis_400(server:
 
 
 def test_without_a_max_the_answer_stops_where_the_window_ends(server: Any) -> None:
-    text = _words(SMALL_WINDOW - 30)
+    # (room for the schema, which the prompt bills, and a few tokens of answer)
+    text = _words(SMALL_WINDOW - 100)
     body = _chat_body(text, model="gpt-3.5-turbo", response_format=ENDLESS)
     answer = _post(server.url + "/chat/completions", body).json()
     usage = answer["usage"]
@@ -144,7 +145,7 @@ def test_responses_max_output_tokens_stop_where_the_window_ends(server: Any) -> 
     # (the references do not say the API refuses it: the answer stops at the window)
     body = {
         "model": "gpt-3.5-turbo",
-        "input": _words(SMALL_WINDOW - 30),
+        "input": _words(SMALL_WINDOW - 100),
         "max_output_tokens": 1000,
         "text": {"format": {"type": "json_schema", **ENDLESS["json_schema"]}},
     }
@@ -156,7 +157,7 @@ def test_responses_max_output_tokens_stop_where_the_window_ends(server: Any) -> 
 
 def test_fireworks_lowers_max_tokens_unless_asked_for_the_error(server: Any) -> None:
     url = server.provider_url("fireworks") + "/chat/completions"
-    text = _words(WINDOW - 16)
+    text = _words(WINDOW - 100)
     body = _chat_body(text, model=FIREWORKS_MODEL, max_tokens=1000, response_format=ENDLESS)
     lowered = _post(url, body).json()
     assert lowered["usage"]["total_tokens"] == WINDOW

@@ -163,7 +163,8 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         max_tokens = common.positive_int(body, "max_completion_tokens")
     elif get("max_tokens") is not None:
         max_tokens = common.positive_int(body, "max_tokens")
-    prompt_tokens = common.prompt_tokens(messages, raw_tools)  # (`functions` are billed too)
+    # (`functions` are billed too, and a structured output's schema)
+    prompt_tokens = common.prompt_tokens(messages, raw_tools, response_format)
     lowered = common.lowers_output(ctx.provider, body)
     room = common.check_context(
         info, prompt_tokens, asked=max_tokens, lowered=lowered, enforced=rules

@@ -549,11 +549,14 @@ def parse_stop(value: Any) -> tuple[str, ...]:
     return tuple(item for item in value if item)
 
 
-def prompt_tokens(messages: tuple[Message, ...], raw_tools: Any) -> int:
+def prompt_tokens(
+    messages: tuple[Message, ...], raw_tools: Any, response_format: ResponseFormat | None = None
+) -> int:
     """The prompt size of a conversation, the same on chat and the Responses API.
 
     OpenAI's accounting: ~3 tokens of framing per message, 1 per name, 3 to prime the reply,
-    85 per (low-detail) image; tool definitions are billed roughly as their JSON text.
+    85 per (low-detail) image; tool definitions are billed roughly as their JSON text, and so
+    is a structured output's schema (`format_tokens`).
     """
     total = 3
     for message in messages:
@@ -561,7 +564,41 @@ def prompt_tokens(messages: tuple[Message, ...], raw_tools: Any) -> int:
     if raw_tools:
         text = jsonbytes.dumps_str(raw_tools)
         total += _tools_tokens(text)
+    if response_format is not None and response_format.schema is not None:
+        total += format_tokens(response_format.schema)
     return total
+
+
+def format_tokens(schema: Any) -> int:
+    """What a `json_schema` response format adds to the prompt: the API shows the model its
+    schema, and bills it, as the schema's compact JSON without `required`,
+    `additionalProperties` and `$schema`, plus 9 tokens (measured against the API's usage in
+    openai/openai-cookbook#2140). A structured request was billed as if it had no schema."""
+    return _FORMAT_FRAMING + _tools_tokens(jsonbytes.dumps_str(_billed_schema(schema)))
+
+
+_FORMAT_FRAMING = 9
+# Schema keywords the model is not shown (strict mode's `required` and `additionalProperties`
+# repeat what the properties say), and the maps whose keys are names, not keywords: a property
+# named `required` is shown.
+_UNBILLED_KEYWORDS = frozenset({"required", "additionalProperties", "$schema"})
+_NAME_MAPS = frozenset({"properties", "patternProperties", "$defs", "definitions"})
+
+
+def _billed_schema(node: Any, names: bool = False) -> Any:
+    """`node` without `_UNBILLED_KEYWORDS` at any depth (`names`: a map of names to schemas).
+    (Parsed bodies nest at most `jsonbytes.MAX_DEPTH` deep: the recursion is bounded.)"""
+    if isinstance(node, list):
+        return [_billed_schema(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if names:
+        return {key: _billed_schema(value) for key, value in node.items()}
+    return {
+        key: _billed_schema(value, names=key in _NAME_MAPS)
+        for key, value in node.items()
+        if key not in _UNBILLED_KEYWORDS
+    }
 
 
 # An app sends the same tool definitions with every request: their count (a tokenizer pass

@@ -99,7 +99,7 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     tool_choice = common.parse_tool_choice(
         body.get("tool_choice"), tools, flat=True, alone=not ctx.model_rules
     )
-    prompt_tokens = common.prompt_tokens(messages, body.get("tools"))
+    prompt_tokens = common.prompt_tokens(messages, body.get("tools"), response_format)
     if prompt_tokens > info.context_window and body.get("truncation") == "auto":
         messages, prompt_tokens = _truncated(
             messages, bool(body.get("instructions")), prompt_tokens, info.context_window

@@ -1,0 +1,83 @@
+"""Usage and answer metadata found by the usage hunt: a structured output's schema billed in the
+prompt, as the API bills it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import openai
+import pytest
+from tiktoken_support import encodings
+
+from mockai import MockServer
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[MockServer]:
+    with MockServer(log_requests=False) as running:
+        yield running
+
+
+@pytest.fixture
+def client(server: MockServer) -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.url, api_key="sk-test", _strict_response_validation=True)
+
+
+# --- 1. a structured output's schema is part of the prompt ----------------------------------------
+
+BOOK = {
+    "type": "object",
+    "properties": {
+        "title": {"type": "string", "description": "The title of the book, as printed"},
+        "author": {"type": "string", "description": "Who wrote it"},
+        "year": {"type": "integer"},
+        "tags": {"type": "array", "items": {"type": "string"}},
+    },
+    "required": ["title", "author", "year", "tags"],
+    "additionalProperties": False,
+}
+
+
+def _shown(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema as openai/openai-cookbook#2140 measured the API bills it."""
+    return {k: v for k, v in schema.items() if k not in ("required", "additionalProperties")}
+
+
+def _billed_schema() -> int:
+    """The tokens the API adds for BOOK: its shown JSON, compact, and 9 (o200k's count)."""
+    text = json.dumps(_shown(BOOK), separators=(",", ":"))
+    return len(encodings()[1].encode(text)) + 9
+
+
+def test_a_chat_answer_bills_its_response_formats_schema(client: openai.OpenAI) -> None:
+    messages: Any = [{"role": "user", "content": "Describe a book"}]
+    plain = client.chat.completions.create(model="gpt-4o-mini", messages=messages)
+    structured = client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=messages,
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "book", "schema": BOOK, "strict": True},
+        },
+    )
+    assert plain.usage is not None and structured.usage is not None
+    added = structured.usage.prompt_tokens - plain.usage.prompt_tokens
+    # (It was 0: the schema the model is shown was not billed.)
+    assert _billed_schema() * 0.85 <= added <= _billed_schema() * 1.15, (added, _billed_schema())
+
+
+def test_a_response_bills_its_text_formats_schema_and_counts_it(client: openai.OpenAI) -> None:
+    fmt: Any = {"type": "json_schema", "name": "book", "schema": BOOK, "strict": True}
+    plain = client.responses.create(model="gpt-4o-mini", input="Describe a book")
+    structured = client.responses.create(
+        model="gpt-4o-mini", input="Describe a book", text={"format": fmt}
+    )
+    assert plain.usage is not None and structured.usage is not None
+    added = structured.usage.input_tokens - plain.usage.input_tokens
+    assert _billed_schema() * 0.85 <= added <= _billed_schema() * 1.15, (added, _billed_schema())
+    counted = client.responses.input_tokens.count(
+        model="gpt-4o-mini", input="Describe a book", text={"format": fmt}
+    )
+    assert counted.input_tokens == structured.usage.input_tokens
