@@ -325,6 +325,34 @@ class Catalog:
         )
 
 
+# The dated snapshot each of OpenAI's aliases points to: the model its answers name. Asked for
+# `gpt-4o-mini`, a chat completion says `gpt-4o-mini-2024-07-18` (the wire contract's example),
+# and the API reference's Response to `gpt-4.1` says `gpt-4.1-2025-04-14`: apps that log, price
+# or check an answer's model meet the dated name. Echoing the alias hid code that compared it
+# with the model asked for. (Embedding and moderation answers name the model as asked.)
+SNAPSHOTS = {
+    "gpt-4o": "gpt-4o-2024-08-06",
+    "gpt-4o-mini": "gpt-4o-mini-2024-07-18",
+    "gpt-4.1": "gpt-4.1-2025-04-14",
+    "gpt-4.1-mini": "gpt-4.1-mini-2025-04-14",
+    "gpt-4.1-nano": "gpt-4.1-nano-2025-04-14",
+    "gpt-5": "gpt-5-2025-08-07",
+    "gpt-5-mini": "gpt-5-mini-2025-08-07",
+    "gpt-5-nano": "gpt-5-nano-2025-08-07",
+    "o3": "o3-2025-04-16",
+    "o4-mini": "o4-mini-2025-04-16",
+    "gpt-3.5-turbo": "gpt-3.5-turbo-0125",
+}
+
+
+def answered_model(model_id: str, provider: str) -> str:
+    """The `model` an answer to a request for `model_id` names: under OpenAI's profile, the
+    snapshot an alias points to (`SNAPSHOTS`); any other id, or another provider's, as asked."""
+    if provider != "openai":
+        return model_id
+    return SNAPSHOTS.get(model_id, model_id)
+
+
 def _by_spelling(infos: Iterable[ModelInfo]) -> dict[str, ModelInfo]:
     """Each model under its id and its other spellings (later ones win)."""
     return {spelling: info for info in infos for spelling in (info.id, *info.aliases)}

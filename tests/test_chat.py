@@ -10,6 +10,7 @@ import pydantic
 import pytest
 
 from mockai import MockServer
+from mockai.catalog import SNAPSHOTS
 
 MODEL = "gpt-4o-mini"
 HELLO = [{"role": "user", "content": "Hello, who are you?"}]
@@ -49,7 +50,7 @@ def test_plain_answer(client: openai.OpenAI) -> None:
     choice = completion.choices[0]
     assert completion.object == "chat.completion"
     assert completion.id.startswith("chatcmpl-") and len(completion.id) == 38
-    assert completion.model == MODEL
+    assert completion.model == SNAPSHOTS[MODEL]  # the dated snapshot the alias points to
     assert choice.finish_reason == "stop"
     assert choice.message.role == "assistant"
     assert isinstance(choice.message.content, str) and len(choice.message.content.split()) >= 5

@@ -391,7 +391,7 @@ def test_text_answer_is_a_valid_response_echoing_the_request() -> None:
         None,
         None,
     )
-    assert response["model"] == "gpt-4o-mini"
+    assert response["model"] == "gpt-4o-mini-2024-07-18"  # (the snapshot the alias points to)
     assert response["instructions"] == "Be nice."
     assert response["temperature"] == 0.2
     assert response["top_p"] == 1.0

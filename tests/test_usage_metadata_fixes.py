@@ -1,5 +1,5 @@
 """Usage and answer metadata found by the usage hunt: a structured output's schema billed in the
-prompt, as the API bills it."""
+prompt, as the API bills it; answers that name the dated snapshot an alias points to."""
 
 from __future__ import annotations
 
@@ -81,3 +81,47 @@ def test_a_response_bills_its_text_formats_schema_and_counts_it(client: openai.O
         model="gpt-4o-mini", input="Describe a book", text={"format": fmt}
     )
     assert counted.input_tokens == structured.usage.input_tokens
+
+
+# --- 2. an answer names the snapshot its alias points to ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("alias", "snapshot"),
+    [
+        ("gpt-4o-mini", "gpt-4o-mini-2024-07-18"),
+        ("gpt-4.1", "gpt-4.1-2025-04-14"),
+        ("o4-mini", "o4-mini-2025-04-16"),
+    ],
+)
+def test_chat_and_responses_answers_name_the_aliass_snapshot(
+    client: openai.OpenAI, alias: str, snapshot: str
+) -> None:
+    messages: Any = [{"role": "user", "content": "hi"}]
+    assert client.chat.completions.create(model=alias, messages=messages).model == snapshot
+    chunks = list(
+        client.chat.completions.create(
+            model=alias, messages=messages, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    assert {chunk.model for chunk in chunks} == {snapshot}
+    response = client.responses.create(model=alias, input="hi")
+    assert response.model == snapshot
+    assert client.responses.retrieve(response.id).model == snapshot
+    with client.responses.stream(model=alias, input="hi") as events:
+        assert events.get_final_response().model == snapshot
+
+
+def test_a_snapshot_a_fine_tune_or_another_providers_model_is_named_as_asked(
+    client: openai.OpenAI, server: MockServer
+) -> None:
+    messages: Any = [{"role": "user", "content": "hi"}]
+    for asked in ("gpt-4o-2024-11-20", "ft:gpt-4o-mini:acme::abc123", "my-local-model"):
+        assert client.chat.completions.create(model=asked, messages=messages).model == asked
+    groq = openai.OpenAI(base_url=server.provider_url("groq"), api_key="gsk-test")
+    answer = groq.chat.completions.create(model="gpt-4o-mini", messages=messages)
+    assert answer.model == "gpt-4o-mini"
+    embedded = client.embeddings.create(
+        model="text-embedding-3-small", input="hi", encoding_format="float"
+    )
+    assert embedded.model == "text-embedding-3-small"

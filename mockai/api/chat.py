@@ -16,6 +16,7 @@ from mockai.api import common, logprobs, obfuscation, reasoning
 from mockai.api.base import Codec, ParseContext, RenderContext
 from mockai.api.fieldrules import invalid_value, missing, type_error
 from mockai.api.shaping import Shaped, custom_tools, output_cap, shape, usage_numbers
+from mockai.catalog import answered_model
 from mockai.errors import ApiError
 from mockai.pipeline.exchange import CalledTool, Endpoint, Exchange, Message
 from mockai.pipeline.reply import Reply, ToolCall
@@ -504,7 +505,7 @@ def _head(exchange: Exchange, ctx: RenderContext, kind: str) -> dict[str, Any]:
         "id": ids.chat_completion_id(ctx.key),
         "object": kind,
         "created": ctx.created,
-        "model": exchange.model,
+        "model": answered_model(exchange.model, exchange.provider),
     }
 
 

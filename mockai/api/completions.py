@@ -16,6 +16,7 @@ from mockai.api import common, logprobs
 from mockai.api.base import Codec, ParseContext, RenderContext
 from mockai.api.fieldrules import type_error
 from mockai.api.shaping import Shaped, output_cap, shape, usage_numbers
+from mockai.catalog import answered_model
 from mockai.errors import ApiError
 from mockai.pipeline.exchange import Endpoint, Exchange, Message
 from mockai.pipeline.reply import Choice, Reply
@@ -175,7 +176,7 @@ def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
         "id": ids.completion_id(ctx.key),
         "object": "text_completion",
         "created": ctx.created,
-        "model": exchange.model,
+        "model": answered_model(exchange.model, exchange.provider),
     }
     if exchange.stream:
         return _stream(head, shaped, prompts, exchange, ctx, usage)

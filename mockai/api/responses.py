@@ -25,6 +25,7 @@ from mockai.api import common, logprobs, obfuscation, reasoning
 from mockai.api.base import Codec, ParseContext, RenderContext
 from mockai.api.fieldrules import invalid_value, missing, type_error, unknown_parameter
 from mockai.api.shaping import Shaped, output_cap, shape, usage_numbers
+from mockai.catalog import answered_model
 from mockai.errors import ApiError
 from mockai.pipeline.exchange import CalledTool, Endpoint, Exchange, Message, ResponseFormat, Tool
 from mockai.pipeline.reply import Choice, Reply, ToolCall
@@ -627,7 +628,7 @@ def _response(
         "instructions": body.get("instructions"),
         "max_output_tokens": body.get("max_output_tokens"),
         "max_tool_calls": body.get("max_tool_calls"),
-        "model": exchange.model,
+        "model": answered_model(exchange.model, exchange.provider),
         "output": _output(shaped, exchange, ctx, status, _cut_call(reply, shaped)),
     }
     thinking = reasoning.item(reply, exchange, ctx)
