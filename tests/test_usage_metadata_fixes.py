@@ -125,3 +125,22 @@ def test_a_snapshot_a_fine_tune_or_another_providers_model_is_named_as_asked(
         model="text-embedding-3-small", input="hi", encoding_format="float"
     )
     assert embedded.model == "text-embedding-3-small"
+
+
+# --- 3. a legacy completion's suffix is part of its prompt ----------------------------------------
+
+
+def test_a_legacy_completions_suffix_is_billed_with_each_prompt(client: openai.OpenAI) -> None:
+    suffix = " and that is how the long story told here came to its quiet end."
+    plain = client.completions.create(model="gpt-3.5-turbo-instruct", prompt=["Once", "Then"])
+    inserted = client.completions.create(
+        model="gpt-3.5-turbo-instruct", prompt=["Once", "Then"], suffix=suffix
+    )
+    assert plain.usage is not None and inserted.usage is not None
+    # (It was billed nothing: the model reads the suffix with each prompt.)
+    each = len(encodings()[0].encode(suffix))
+    added = inserted.usage.prompt_tokens - plain.usage.prompt_tokens
+    assert 2 * each * 0.8 <= added <= 2 * each * 1.2, (added, each)
+    assert inserted.usage.total_tokens == (
+        inserted.usage.prompt_tokens + inserted.usage.completion_tokens
+    )

@@ -60,6 +60,11 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
             400, "Setting 'echo' and 'logprobs' at the same time is not supported for this model."
         )
     prompts, counts = _prompts(body["prompt"])
+    suffix = body.get("suffix")
+    if isinstance(suffix, str) and suffix:
+        # The text to insert before (`suffix`) is part of each prompt's input: the model reads
+        # both, so each completion is billed it and holds it in its window.
+        counts = [count + tokens.count(suffix) for count in counts]
     n = common.optional(body, "n", 1)
     best_of = body.get("best_of")
     if best_of is not None and best_of < n:
