@@ -144,3 +144,43 @@ def test_a_legacy_completions_suffix_is_billed_with_each_prompt(client: openai.O
     assert inserted.usage.total_tokens == (
         inserted.usage.prompt_tokens + inserted.usage.completion_tokens
     )
+
+
+# --- 4. a rule scripts the prompt's cached tokens -------------------------------------------------
+
+
+def test_a_rule_scripts_cached_tokens_for_cache_aware_cost_accounting(tmp_path: Any) -> None:
+    scenario = tmp_path / "cached.yaml"
+    scenario.write_text(
+        "mockai: 1\n"
+        "rules:\n"
+        "  - match: {user: cached}\n"
+        "    reply: {content: hello, usage: {prompt_tokens: 2048, cached_tokens: 1920}}\n"
+        "  - match: {user: more}\n"
+        "    reply: {content: hello, usage: {cached_tokens: 100000}}\n"
+    )
+    with MockServer(scenario=str(scenario), log_requests=False) as running:
+        client = openai.OpenAI(
+            base_url=running.url, api_key="sk-test", _strict_response_validation=True
+        )
+        chat = client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "cached"}]
+        )
+        assert chat.usage is not None and chat.usage.prompt_tokens_details is not None
+        # (It was a load error: "unknown key 'cached_tokens'", and 0 was all an answer said.)
+        assert chat.usage.prompt_tokens_details.cached_tokens == 1920
+        response = client.responses.create(model="gpt-4o-mini", input="cached")
+        assert response.usage is not None
+        assert response.usage.input_tokens_details.cached_tokens == 1920
+        # Never more than the prompt holds.
+        more = client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "more"}]
+        )
+        assert more.usage is not None and more.usage.prompt_tokens_details is not None
+        assert more.usage.prompt_tokens_details.cached_tokens == more.usage.prompt_tokens
+        deepseek = openai.OpenAI(base_url=running.provider_url("deepseek"), api_key="sk-test")
+        answer = deepseek.chat.completions.with_raw_response.create(
+            model="deepseek-chat", messages=[{"role": "user", "content": "cached"}]
+        ).http_response.json()
+        assert answer["usage"]["prompt_cache_hit_tokens"] == 1920
+        assert answer["usage"]["prompt_cache_miss_tokens"] == 2048 - 1920

@@ -15,7 +15,14 @@ from mockai import tokens
 from mockai.api import common, logprobs, obfuscation, reasoning
 from mockai.api.base import Codec, ParseContext, RenderContext
 from mockai.api.fieldrules import invalid_value, missing, type_error
-from mockai.api.shaping import Shaped, custom_tools, output_cap, shape, usage_numbers
+from mockai.api.shaping import (
+    Shaped,
+    cached_tokens,
+    custom_tools,
+    output_cap,
+    shape,
+    usage_numbers,
+)
 from mockai.catalog import answered_model
 from mockai.errors import ApiError
 from mockai.pipeline.exchange import CalledTool, Endpoint, Exchange, Message
@@ -518,7 +525,10 @@ def _usage(
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": total,
-        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "prompt_tokens_details": {
+            "cached_tokens": cached_tokens(reply, prompt),
+            "audio_tokens": 0,
+        },
         "completion_tokens_details": {
             "reasoning_tokens": min(thought, completion),
             "audio_tokens": 0,

@@ -24,7 +24,7 @@ from mockai import tokens
 from mockai.api import common, logprobs, obfuscation, reasoning
 from mockai.api.base import Codec, ParseContext, RenderContext
 from mockai.api.fieldrules import invalid_value, missing, type_error, unknown_parameter
-from mockai.api.shaping import Shaped, output_cap, shape, usage_numbers
+from mockai.api.shaping import Shaped, cached_tokens, output_cap, shape, usage_numbers
 from mockai.catalog import answered_model
 from mockai.errors import ApiError
 from mockai.pipeline.exchange import CalledTool, Endpoint, Exchange, Message, ResponseFormat, Tool
@@ -775,7 +775,10 @@ def _usage(
     prompt, completion, total = usage_numbers(reply, input_tokens, output_tokens, cap)
     return {
         "input_tokens": prompt,
-        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+        "input_tokens_details": {
+            "cached_tokens": cached_tokens(reply, prompt),
+            "cache_write_tokens": 0,
+        },
         "output_tokens": completion,
         "output_tokens_details": {"reasoning_tokens": min(thought, completion)},
         "total_tokens": total,

@@ -192,6 +192,14 @@ def usage_numbers(
     return prompt, completion, total
 
 
+def cached_tokens(reply: Reply, prompt: int) -> int:
+    """The prompt's tokens read from the cache: a rule's `usage.cached_tokens` (mockai caches
+    nothing itself), never more than the prompt. A test of an app's cache-aware cost accounting
+    scripts them as it scripts reasoning tokens."""
+    scripted = int((reply.usage or {}).get("cached_tokens", 0))
+    return min(scripted, prompt)
+
+
 def output_cap(exchange: Exchange, choices: int) -> int | None:
     """The most completion tokens `choices` answers to `exchange` may use together (None: no
     limit is known)."""

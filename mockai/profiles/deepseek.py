@@ -60,9 +60,10 @@ def _visible(usage: Mapping[str, Any] | None) -> int:
 def _usage(usage: dict[str, Any], answer: Answer, thought: str) -> dict[str, Any]:
     prompt = usage.get("prompt_tokens", 0)
     out = {k: v for k, v in usage.items() if k != "prompt_tokens_details"}
-    # Cache hits and misses instead of `prompt_tokens_details.cached_tokens`.
-    out["prompt_cache_hit_tokens"] = 0
-    out["prompt_cache_miss_tokens"] = prompt
+    # Cache hits and misses instead of `prompt_tokens_details.cached_tokens` (a rule's).
+    hit = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0))
+    out["prompt_cache_hit_tokens"] = hit
+    out["prompt_cache_miss_tokens"] = prompt - hit
     # `completion_tokens_details` breaks `completion_tokens` down (OpenAI's spec): the reasoning
     # of every choice is part of the completion, and of the total.
     reasoning = tokens.count(thought) * max(answer.exchange.n, 1)

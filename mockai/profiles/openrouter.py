@@ -112,7 +112,11 @@ def _usage(usage: dict[str, Any]) -> dict[str, Any]:
         "total_tokens": usage.get("total_tokens", 0),
         "cost": _cost(usage),
         "is_byok": False,
-        "prompt_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0, "audio_tokens": 0},
+        "prompt_tokens_details": {
+            "cached_tokens": (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0),
+            "cache_write_tokens": 0,
+            "audio_tokens": 0,
+        },
         "cost_details": {"upstream_inference_cost": None},
         "completion_tokens_details": {"reasoning_tokens": 0, "image_tokens": 0},
     }

@@ -56,6 +56,7 @@ USAGE_KEYS = (
     "input_tokens",
     "output_tokens",
     "reasoning_tokens",
+    "cached_tokens",
 )
 TOOL_CALL_KEYS = ("name", "arguments", "id")
 # (fullmatch: `$` would also match before a trailing newline, and "ping\n" is no tool name)
