@@ -254,6 +254,13 @@ class Catalog:
         # Each model once, in order (`--models a,a`; both spellings of a Gemini model).
         self._listed = list({info.id: info for info in listed}.values())
         self._by_id = _by_spelling(self._listed)
+        if self.restricted:
+            # A listed alias's answers name its snapshot (`answered_model`): an app that asks
+            # for the model an answer named, or retrieves it, finds it, as on the API.
+            for info in self._listed:
+                snapshot = SNAPSHOTS.get(info.id)
+                if snapshot is not None:
+                    self._by_id.setdefault(snapshot, _with_id(info, snapshot, info.owned_by))
         self._inferred: dict[str, ModelInfo] = {}
         self.deletions = deletions or Deletions()
 

@@ -184,3 +184,17 @@ def test_a_rule_scripts_cached_tokens_for_cache_aware_cost_accounting(tmp_path: 
         ).http_response.json()
         assert answer["usage"]["prompt_cache_hit_tokens"] == 1920
         assert answer["usage"]["prompt_cache_miss_tokens"] == 2048 - 1920
+
+
+def test_a_restricted_catalog_serves_the_snapshot_its_answers_name() -> None:
+    with MockServer(models="gpt-4o-mini", log_requests=False) as running:
+        client = openai.OpenAI(base_url=running.url, api_key="sk-test")
+        messages: Any = [{"role": "user", "content": "hi"}]
+        named = client.chat.completions.create(model="gpt-4o-mini", messages=messages).model
+        assert named == "gpt-4o-mini-2024-07-18"
+        # (Both were the 404 model_not_found: the model an answer named did not exist.)
+        assert client.models.retrieve(named).id == named
+        assert client.chat.completions.create(model=named, messages=messages).model == named
+        assert [model.id for model in client.models.list()] == ["gpt-4o-mini"]
+        with pytest.raises(openai.NotFoundError):
+            client.models.retrieve("gpt-4.1-2025-04-14")  # (an alias it does not list)
