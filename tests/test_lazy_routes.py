@@ -12,8 +12,8 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from yarl import URL
 from strategies import examples
+from yarl import URL
 
 from mockai.api.codecs import CODECS
 from mockai.profiles import PROFILES, places
