@@ -142,6 +142,9 @@ BUILTIN: tuple[ModelInfo, ...] = (
 )
 
 _REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
+# davinci-002's and babbage-002's context window, and their output limit (prompt and answer
+# share the window).
+_BASE_WINDOW = 16_384
 # Longest first, so that a name takes the most specific family: `gpt-4o-mini-2024-07-18` is
 # gpt-4o-mini's, not gpt-4o's.
 _FAMILIES = tuple(sorted(BUILTIN, key=lambda info: len(info.id), reverse=True))
@@ -179,8 +182,16 @@ def infer(model_id: str) -> ModelInfo:
     if name.endswith("-instruct") or name.startswith(("davinci", "babbage")):
         # (OpenAI's own two base completion models are known; other such names are a guess.)
         known = name in ("davinci-002", "babbage-002")
+        # Those two read 16,384 tokens, and may write as many (OpenAI's model pages: "16,384
+        # max output tokens"): held to 4,096, a long document scored with `echo` (as
+        # lm-evaluation-harness scores them) was refused here and answered by the API.
+        window = _BASE_WINDOW if known else 4_096
         return ModelInfo(
-            model_id, kind="completion", context_window=4_096, max_output_tokens=4_096, known=known
+            model_id,
+            kind="completion",
+            context_window=window,
+            max_output_tokens=window,
+            known=known,
         )
     later_gpt5 = re.match(r"gpt-5\.\d", name) is not None and "codex" not in name
     return ModelInfo(

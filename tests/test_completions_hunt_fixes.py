@@ -320,3 +320,22 @@ def test_an_empty_token_array_in_the_prompt_is_refused(
         "param": param,
         "code": "empty_array",
     }
+
+
+# --- 5. the base models' window -------------------------------------------------------------------
+
+BASE_WINDOW = 16_384  # davinci-002's and babbage-002's (OpenAI's model pages)
+
+
+@pytest.mark.parametrize("model", ["davinci-002", "babbage-002", "ft:davinci-002:acme::abc123"])
+def test_a_base_model_scores_a_prompt_as_long_as_its_window(http: httpx.Client, model: str) -> None:
+    """lm-evaluation-harness scores long documents with `echo` and `max_tokens: 0`: a prompt of
+    10,000 tokens fits davinci-002's 16,384 (it was refused, held to 4,096)."""
+    body = {"model": model, "echo": True, "logprobs": 0, "max_tokens": 0}
+    scored = http.post("/completions", json={**body, "prompt": list(range(10_000))})
+    assert scored.status_code == 200, scored.text
+    assert scored.json()["usage"]["prompt_tokens"] == 10_000
+    assert len(scored.json()["choices"][0]["logprobs"]["tokens"]) == 10_000
+    past = http.post("/completions", json={**body, "prompt": list(range(BASE_WINDOW + 1))})
+    assert past.status_code == 400
+    assert f"maximum context length is {BASE_WINDOW} tokens" in past.json()["error"]["message"]
