@@ -83,10 +83,10 @@ def test_a_batch_fits_when_its_longest_prompt_does(http: httpx.Client, lengths: 
     prompts = [list(range(length)) for length in lengths]
     sent = prompts if len(prompts) > 1 else prompts[0]
     answer = http.post("/completions", json={"model": MODEL, "prompt": sent, "max_tokens": 1})
-    if max(lengths) > WINDOW:
+    if max(lengths) + 1 > WINDOW:  # (the longest prompt and its answer's `max_tokens`)
         error = error_of(answer)
-        assert (error["code"], error["param"]) == ("context_length_exceeded", "prompt")
-        assert f"resulted in {max(lengths)} tokens" in error["message"]
+        assert (error["code"], error["param"]) == (None, None)
+        assert f"({max(lengths)} in your prompt; 1 for the completion)" in error["message"]
     else:
         assert answer.status_code == 200, answer.text
         assert answer.json()["usage"]["prompt_tokens"] == sum(lengths)
@@ -339,3 +339,31 @@ def test_a_base_model_scores_a_prompt_as_long_as_its_window(http: httpx.Client, 
     past = http.post("/completions", json={**body, "prompt": list(range(BASE_WINDOW + 1))})
     assert past.status_code == 400
     assert f"maximum context length is {BASE_WINDOW} tokens" in past.json()["error"]["message"]
+
+
+# --- 6. a prompt that does not fit: the legacy endpoint's own 400 ---------------------------------
+
+
+@pytest.mark.parametrize(("max_tokens", "asked"), [(None, 16), (0, 0), (40, 40)])
+def test_a_prompt_that_does_not_fit_is_refused_in_the_legacy_words(
+    client: openai.OpenAI, max_tokens: int | None, asked: int
+) -> None:
+    """The API's 400 as gpt-3.5-turbo-instruct words it (OpenHands/OpenHands#1126), not chat's,
+    with no param and no code; the default `max_tokens`, 16, counts as one asked for: a prompt
+    that leaves less room is refused, not answered and cut at the window."""
+    prompt = list(range(WINDOW - 10))
+    extra = {} if max_tokens is None else {"max_tokens": max_tokens}
+    if asked <= 10:
+        fits = client.completions.create(model=MODEL, prompt=prompt, **extra)
+        assert fits.usage is not None and fits.usage.prompt_tokens == WINDOW - 10
+        return
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.completions.create(model=MODEL, prompt=prompt, **extra)
+    assert refused.value.body == {
+        "message": f"This model's maximum context length is {WINDOW} tokens, however you "
+        f"requested {WINDOW - 10 + asked} tokens ({WINDOW - 10} in your prompt; {asked} for "
+        "the completion). Please reduce your prompt; or completion length.",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": None,
+    }

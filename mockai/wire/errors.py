@@ -172,8 +172,9 @@ def _context_length_exceeded(model: str | None, retry_after: float) -> ApiError:
     return context_length_exceeded(128_000, "chat")
 
 
-# The parameter holding the prompt, by endpoint (the Responses API's and embeddings' `input`).
-_CONTEXT_PARAMS = {"chat": "messages", "completions": "prompt"}
+# The parameter holding the prompt, by endpoint (the Responses API's and embeddings' `input`);
+# legacy completions name none.
+_CONTEXT_PARAMS: dict[str, str | None] = {"chat": "messages", "completions": None}
 
 
 def context_length_exceeded(window: int, endpoint: str) -> ApiError:
@@ -184,11 +185,9 @@ def context_length_exceeded(window: int, endpoint: str) -> ApiError:
     if endpoint == "responses":
         return responses_context_exceeded()
     if endpoint == "embeddings":
-        message = (
-            f"This model's maximum context length is {window} tokens, however you requested "
-            f"{tokens} tokens ({tokens} in your prompt; 0 for the completion). Please reduce "
-            "your prompt; or completion length."
-        )
+        message = legacy_context_message(window, tokens, 0)
+    elif endpoint == "completions":  # (a prompt asking the default `max_tokens`)
+        message = legacy_context_message(window, tokens, 16)
     else:
         message = (
             f"This model's maximum context length is {window} tokens. However, your messages "
@@ -196,6 +195,16 @@ def context_length_exceeded(window: int, endpoint: str) -> ApiError:
         )
     param = _CONTEXT_PARAMS.get(endpoint, "input")
     return ApiError(400, message, param=param, code="context_length_exceeded")
+
+
+def legacy_context_message(window: int, prompt: int, completion: int) -> str:
+    """The legacy endpoints' words for a prompt and an answer that do not fit the window (legacy
+    completions' and embeddings'), unlike chat's."""
+    return (
+        f"This model's maximum context length is {window} tokens, however you requested "
+        f"{prompt + completion} tokens ({prompt} in your prompt; {completion} for the "
+        "completion). Please reduce your prompt; or completion length."
+    )
 
 
 def responses_context_exceeded() -> ApiError:
