@@ -136,9 +136,7 @@ BUILTIN: tuple[ModelInfo, ...] = (
         context_window=8_192,
     ),
     ModelInfo("omni-moderation-latest", kind="moderation", created=1731689265),
-    ModelInfo(
-        "text-moderation-latest", kind="moderation", created=1731689265, context_window=32_768
-    ),
+    # (Not text-moderation-latest: shut down on 2025-10-27, see api/moderations.py.)
 )
 
 _REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")

@@ -159,3 +159,22 @@ def test_a_cassette_or_an_upstream_answers_for_its_own_models(tmp_path: Path) ->
         assert replayed.status_code == 200 and replayed.json() == recorded.json()
         again = httpx.post(replaying.url + "/chat/completions", json=reasoning, timeout=10)
         assert again.status_code == 200 and again.json() == thought.json()
+
+
+@pytest.mark.parametrize(
+    "model", ["text-moderation-latest", "text-moderation-stable", "text-moderation-007"]
+)
+def test_a_shut_down_moderation_model_is_the_apis_400(client: openai.OpenAI, model: str) -> None:
+    """The text-moderation models were shut down on 2025-10-27: the API refuses them in these
+    words (langgenius/dify#28117), and no longer lists them. mockai answered them."""
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.moderations.create(model=model, input="I will kill you")
+    assert refused.value.body == {
+        "message": "please request omni-moderation-latest",
+        "type": "invalid_request_error",
+        "param": "model",
+        "code": None,
+    }
+    assert model not in {listed.id for listed in client.models.list()}
+    assert client.moderations.create(input="hi").model == "omni-moderation-latest"
+    assert client.moderations.create(model="omni-moderation-2024-09-26", input="hi").results

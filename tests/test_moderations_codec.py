@@ -141,11 +141,11 @@ def test_text_applies_to_every_category() -> None:
 def test_model_defaults_to_the_catalogs_moderation_model() -> None:
     assert parse({"input": "hi"}).model == "omni-moderation-latest"
     assert answer({"input": "hi"})["model"] == "omni-moderation-latest"
-    assert answer({"input": "hi", "model": "text-moderation-latest"})["model"] == (
-        "text-moderation-latest"
+    assert answer({"input": "hi", "model": "omni-moderation-2024-09-26"})["model"] == (
+        "omni-moderation-2024-09-26"
     )
-    listed = Catalog(["gpt-4o-mini", "text-moderation-latest"])
-    assert parse({"input": "hi"}, listed).model == "text-moderation-latest"
+    listed = Catalog(["gpt-4o-mini", "omni-moderation-2024-09-26"])
+    assert parse({"input": "hi"}, listed).model == "omni-moderation-2024-09-26"
 
 
 def test_id_is_derived_from_the_key() -> None:

@@ -35,6 +35,12 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     body = common.require_object(body)
     common.check_fields("moderations", body, strict=ctx.strict, provider=ctx.provider)
     model = body.get("model")
+    if ctx.model_rules and ctx.provider == "openai" and _shut_down(model):
+        # The text-moderation models were shut down on 2025-10-27 (OpenAI's deprecations page,
+        # "2025-04-28: text-moderation"); since then the API refuses them in these words, with
+        # `param: "model"` and no code (langgenius/dify#28117). mockai answered them: an app
+        # still naming one passed its tests and failed in production.
+        raise ApiError(400, "please request omni-moderation-latest", param="model")
     if model is None:
         # The catalog's moderation model; a restricted catalog that lists none has no model to
         # answer with, so the request gets the 404 that naming the default would get.
@@ -52,6 +58,11 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         prompt_tokens=tokens.count_all(map(moderation.read_part, inputs)),
         provider=ctx.provider,
     )
+
+
+def _shut_down(model: Any) -> bool:
+    """`text-moderation-latest`, `-stable`, `-007` and the like."""
+    return isinstance(model, str) and model.startswith("text-moderation-")
 
 
 def _inputs(raw: Any) -> tuple[str, ...]:
