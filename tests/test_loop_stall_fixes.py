@@ -8,6 +8,9 @@
 2. Counting a long prompt's tokens ran on the loop (~57 ms a MB), even when the answer was the
    context_length 400: a 48 MB chat message held the server 2.8 s. Such requests are now parsed
    (and their tokens counted) in the worker thread; the counts and messages are unchanged.
+3. Scoring prompts (legacy completions' `echo` with `logprobs`, lm-evaluation-harness's
+   loglikelihood) ran on the loop, ~100 us a token with 5 alternatives: 20 prompts of 16,000
+   tokens held the server ~26 s. Such answers are now made in the worker thread.
 """
 
 from __future__ import annotations
@@ -240,3 +243,20 @@ def test_a_request_counts_as_long_by_its_texts_keys_and_values(body: Any, thresh
         patch.setattr(common, "COUNTED_OFF_LOOP", threshold)
         assert common.counts_long_texts(Endpoint.CHAT, body) is expected
         assert common.counts_long_texts(Endpoint.IMAGES, body) is False
+
+
+# --- 3. scoring long prompts ---------------------------------------------------------------------
+
+
+def test_scoring_long_prompts_does_not_hold_the_server(served: ServeProcess) -> None:
+    prompts = [list(range(start, start + 4_000)) for start in range(0, 40_000, 4_000)]
+    body = {"model": "davinci-002", "prompt": prompts, "echo": True, "logprobs": 5}
+    answer, longest = _meanwhile(
+        served,
+        lambda client: client.post("/v1/completions", json={**body, "max_tokens": 0}, headers=AUTH),
+    )
+    assert longest < STALL_AT_MOST, longest
+    assert answer.status_code == 200, answer.text
+    choices = answer.json()["choices"]
+    assert [len(choice["logprobs"]["tokens"]) for choice in choices] == [4_000] * 10
+    assert all(len(tops) == 5 for tops in choices[0]["logprobs"]["top_logprobs"][1:])

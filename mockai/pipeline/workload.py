@@ -2,10 +2,11 @@
 
 Most answers take well under a millisecond to make, and are made on the loop. A few legal
 requests take longer: 2,048 embeddings of 3,072 dimensions (~0.3 s of vectors to make and
-write), 2,048 moderation inputs, 20 prompts times `n: 128`, a schema asking for an answer as
-long as gpt-5 may write. Those are generated and rendered in a worker thread while the loop
-keeps serving (the thread holds the GIL only for slices of a few milliseconds). One worker for
-the whole process: heavy requests take turns, and the loop always gets its share of the CPU.
+write), 2,048 moderation inputs, 20 prompts times `n: 128`, long prompts scored with `echo`
+and `logprobs`, a schema asking for an answer as long as gpt-5 may write. Those are generated
+and rendered in a worker thread while the loop keeps serving (the thread holds the GIL only for
+slices of a few milliseconds). One worker for the whole process: heavy requests take turns, and
+the loop always gets its share of the CPU.
 
 `heavy` is judged from the request alone, cheaply, before anything is made.
 """
@@ -30,6 +31,10 @@ EMBEDDING_INPUTS = 64  # 64 vectors of 3,072 floats to make (numpy) and write as
 MODERATION_INPUTS = 32
 MODERATION_CHARACTERS = 200_000
 COMPLETION_CHOICES = 128  # prompts x n
+# Prompt tokens scored for legacy completions' `echo` with `logprobs` (30-100 us a token, each
+# top alternative hashed): lm-evaluation-harness scores batches of long documents so, and 20
+# prompts of davinci-002's 16,384 tokens held the loop ~26 s.
+SCORED_TOKENS = 256
 CHOICES = 32  # chat / responses `n`
 SCHEMA_SIZE = 256  # a minItems / minLength / minProperties this large asks for a long answer
 _SCHEMA_NODES = 2_000  # a schema this large ($refs inlined) is heavy to generate for by itself
@@ -62,7 +67,11 @@ def heavy(exchange: Exchange) -> bool:
             sum(map(len, exchange.inputs)) >= MODERATION_CHARACTERS
         )
     if endpoint is Endpoint.COMPLETIONS:
-        return max(len(exchange.inputs), 1) * exchange.n >= COMPLETION_CHOICES
+        scored = exchange.prompt_tokens * exchange.n if exchange.echo and exchange.logprobs else 0
+        return (
+            max(len(exchange.inputs), 1) * exchange.n >= COMPLETION_CHOICES
+            or scored >= SCORED_TOKENS
+        )
     if exchange.n >= CHOICES:
         return True
     fmt = exchange.response_format
