@@ -25,6 +25,7 @@ PART_TYPES = ("text", "image_url")
 # not refused). mockai answers at most as many as the embeddings endpoint takes, so one request
 # cannot make it classify (and write ~1 KB of results for) a hundred thousand inputs.
 MAX_INPUTS = 2048
+MAX_IMAGES = 1  # image parts in one request (`_check_images`)
 
 
 # --- parse ---------------------------------------------------------------------------------------
@@ -47,6 +48,8 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         model = ctx.catalog.default("moderation")
     ctx.catalog.get(model)  # a restricted catalog answers 404 for models it does not list
     inputs = _inputs(body["input"])
+    if ctx.provider == "openai":
+        _check_images(body["input"])
     return Exchange(
         endpoint=Endpoint.MODERATIONS,
         model=model,
@@ -95,6 +98,22 @@ def _inputs(raw: Any) -> tuple[str, ...]:
         if not isinstance(item, str):
             raise type_error(f"input[{index}]", ("string",), item)
     return tuple(raw)
+
+
+def _check_images(raw: Any) -> None:
+    """The API moderates one image per request, and refuses more in these words (gumroad's
+    production log, antiwork/gumroad#4709): mockai answered two, so an app sending every image of
+    a post passed its tests and failed in production. (`raw`: an `input` `_inputs` took.)"""
+    if not isinstance(raw, list) or not raw or not isinstance(raw[0], dict):
+        return
+    images = sum(1 for part in raw if part.get("type") == "image_url")
+    if images > MAX_IMAGES:
+        raise ApiError(
+            400,
+            f"Number of images ({images}) exceeds maximum of {MAX_IMAGES}",
+            param="input",
+            code="too_many_images",
+        )
 
 
 def _part_text(part: Any, param: str) -> str | None:
