@@ -177,7 +177,10 @@ def infer(model_id: str) -> ModelInfo:
         )
     if "moderation" in name:
         return ModelInfo(model_id, kind="moderation", known=False)
-    if name.endswith("-instruct") or name.startswith(("davinci", "babbage")):
+    # (gpt-3.5-turbo-instruct and its snapshots are a built-in's family, above. Not any name
+    # ending in `-instruct`: `meta-llama/Llama-3.1-8B-Instruct` and `Qwen/Qwen2.5-7B-Instruct`
+    # are chat models of 128K tokens, and held to 4,096 a long chat with one was refused.)
+    if name.startswith(("davinci", "babbage")):
         # (OpenAI's own two base completion models are known; other such names are a guess.)
         known = name in ("davinci-002", "babbage-002")
         # Those two read 16,384 tokens, and may write as many (OpenAI's model pages: "16,384

@@ -1,6 +1,7 @@
 """The model catalog, as the hunt found it wrong: Gemini's `models/` ids, snapshots and fine-tunes
 of built-in models, the embeddings' 8,192-token inputs, deletions under every provider prefix,
-`--models` listing an id twice, and the named `context_length_exceeded` saying the model's window.
+`--models` listing an id twice, the named `context_length_exceeded` saying the model's window, and
+open models named `...-Instruct` taken for legacy completion models of 4,096 tokens.
 
 Facts: shared/reference/providers.md §12 (Gemini's `models/` ids), the spec's
 CreateEmbeddingRequest ("8192 tokens for all embedding models"), docs/endpoints.md (snapshots take
@@ -374,3 +375,28 @@ def test_the_named_error_claims_a_count_past_the_window(window: int, endpoint: s
     assert said[0] == window
     assert counts and all(count > window for count in counts)
     assert error.status == 400 and error.code == "context_length_exceeded"
+
+
+# --- 7. an open model's `-Instruct` is a chat model's name, not a legacy one's ---------------------
+
+
+@pytest.mark.parametrize(
+    ("provider", "model"),
+    [
+        ("together", "meta-llama/Llama-3.1-8B-Instruct"),
+        ("groq", "Qwen/Qwen2.5-7B-Instruct"),
+        ("openai", "mistralai/Mistral-Small-24B-Instruct"),
+    ],
+)
+def test_an_instruct_chat_model_has_more_than_4096_tokens(
+    providers: MockServer, provider: str, model: str
+) -> None:
+    """Guessed as a legacy completion model, a name ending in `-Instruct` was held to 4,096
+    tokens: a 6,000-token chat, or `max_tokens: 8000`, was refused as too long."""
+    long_chat = {"model": model, "messages": [{"role": "user", "content": words(6_000)}]}
+    assert post(providers, provider, "/chat/completions", long_chat).status_code == 200
+    short = {"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8_000}
+    assert post(providers, provider, "/chat/completions", short).status_code == 200
+    assert limits(infer(model))[:3] == ("chat", 128_000, 16_384)
+    # (OpenAI's own instruct model keeps its family's limits)
+    assert limits(infer("gpt-3.5-turbo-instruct-0914"))[:3] == ("completion", 4_096, 4_096)
