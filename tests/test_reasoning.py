@@ -78,7 +78,7 @@ def test_a_response_reasons_within_its_budget_streamed_or_not(
             client.responses.create(**body)
         assert refused.value.param == "reasoning.effort"
         return
-    if effort == "xhigh" and model.startswith("gpt-5"):  # (an effort that came after gpt-5)
+    if effort in ("xhigh", "none") and model.startswith("gpt-5"):  # (efforts after gpt-5)
         with pytest.raises(openai.BadRequestError) as refused:
             client.responses.create(**body)
         assert refused.value.code == "unsupported_value"
@@ -155,7 +155,7 @@ def test_a_chat_completion_bills_its_reasoning_first(
         with pytest.raises(openai.BadRequestError, match="reasoning_effort"):  # (none to make)
             client.chat.completions.create(**body)
         return
-    if effort == "xhigh" and model.startswith("gpt-5"):  # (an effort that came after gpt-5)
+    if effort in ("xhigh", "none") and model.startswith("gpt-5"):  # (efforts after gpt-5)
         with pytest.raises(openai.BadRequestError) as refused:
             client.chat.completions.create(**body)
         assert refused.value.code == "unsupported_value"
@@ -577,11 +577,48 @@ def test_gpt_5_1_and_later_reason_only_when_asked_and_then_refuse_sampling(
             client.chat.completions.create(
                 model=model, messages=ask, temperature=0, reasoning_effort="high"
             )
-    # gpt-5 itself reasons unless told `none`.
-    none = client.chat.completions.create(
-        model="gpt-5", messages=ask, temperature=0, reasoning_effort="none"
-    )
-    assert none.choices[0].message.content
+    # gpt-5 itself always reasons: `none` came with gpt-5.1 (its 400 below).
+    with pytest.raises(openai.BadRequestError, match="'none'"):
+        client.chat.completions.create(
+            model="gpt-5", messages=ask, temperature=0, reasoning_effort="none"
+        )
+
+
+@pytest.mark.parametrize("model", ["gpt-5", "gpt-5-mini", "gpt-5-nano-2025-08-07"])
+def test_gpt_5_and_its_minis_refuse_the_none_effort_that_came_after_them(
+    client: openai.OpenAI, model: str
+) -> None:
+    """gpt-5, gpt-5-mini and gpt-5-nano take minimal, low, medium and high (OpenAI's GPT-5
+    model page; litellm marks them `supports_none_reasoning_effort: false` for the API's 400,
+    BerriAI/litellm#40670): an app written for gpt-5.1's `none` fails against them. mockai
+    answered, reasoning nothing."""
+    supported = "'minimal', 'low', 'medium', and 'high'"
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.responses.create(model=model, input="Hi", reasoning={"effort": "none"})
+    assert refused.value.body == {
+        "message": f"Unsupported value: 'none' is not supported with the '{model}' model. "
+        f"Supported values are: {supported}.",
+        "type": "invalid_request_error",
+        "param": "reasoning.effort",
+        "code": "unsupported_value",
+    }
+    messages: list[Any] = [{"role": "user", "content": "Hi"}]
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(model=model, messages=messages, reasoning_effort="none")
+    assert refused.value.body == {
+        "message": "Unsupported value: 'reasoning_effort' does not support 'none' with this "
+        f"model. Supported values are: {supported}.",
+        "type": "invalid_request_error",
+        "param": "reasoning_effort",
+        "code": "unsupported_value",
+    }
+    # gpt-5.1 and later take it, and reason nothing; o3 is not refused (no source says).
+    for other in ("gpt-5.1", "gpt-5.2", "o3"):
+        answer = client.chat.completions.create(
+            model=other, messages=messages, reasoning_effort="none"
+        )
+        assert answer.usage is not None and answer.usage.completion_tokens_details is not None
+        assert answer.usage.completion_tokens_details.reasoning_tokens == 0
 
 
 @pytest.mark.parametrize(

@@ -90,13 +90,16 @@ def refused_effort(info: ModelInfo, provider: str, model: Any, asked: Any) -> bo
     'minimal'"); `xhigh` came after gpt-5.1, which refuses it, as do gpt-5, gpt-5-mini and
     gpt-5-nano (CortexReach/memory-lancedb-pro#201, microsoft/vscode#301045: an app defaulting
     to `xhigh` met it; mockai reasoned at `xhigh`, though its own 400 for `minimal` on gpt-5.1
-    said the model takes no `xhigh`)."""
-    if provider not in PROVIDERS or not info.reasoning or asked not in ("minimal", "xhigh"):
+    said the model takes no `xhigh`). Nor do those three take `none`, which came with gpt-5.1
+    (OpenAI's GPT-5 model page lists minimal, low, medium and high; litellm marks them
+    `supports_none_reasoning_effort: false`, BerriAI/litellm#40670, for the API's 400): mockai
+    answered them without reasoning, as gpt-5.1 answers `none`."""
+    if provider not in PROVIDERS or not info.reasoning or asked not in ("minimal", "xhigh", "none"):
         return False
     name = str(model).lower().rsplit("/", 1)[-1]
     if info.default_effort == "none":
-        return asked == "minimal" or name.startswith("gpt-5.1")
-    return asked == "xhigh" and info.known and _FIRST_GPT5.fullmatch(name) is not None
+        return asked == "minimal" or (asked == "xhigh" and name.startswith("gpt-5.1"))
+    return asked != "minimal" and info.known and _FIRST_GPT5.fullmatch(name) is not None
 
 
 def supported_efforts(model: Any) -> str:
