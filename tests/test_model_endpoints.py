@@ -106,6 +106,16 @@ def test_a_model_that_does_not_embed_on_embeddings_is_the_apis_403(
     assert guessed.data[0].embedding
 
 
+@pytest.mark.parametrize("model", ["whisper-1", "tts-1", "dall-e-3", "gpt-image-1"])
+def test_an_audio_or_image_model_on_embeddings_is_the_apis_403_too(
+    client: openai.OpenAI, model: str
+) -> None:
+    """The chat catalog does not list OpenAI's media models (their endpoints check them), so
+    mockai answered an embeddings request naming one with vectors."""
+    with pytest.raises(openai.PermissionDeniedError, match="not allowed to generate embeddings"):
+        client.embeddings.create(model=model, input="Say hi")
+
+
 @settings(max_examples=30, deadline=None)
 @given(
     name=st.from_regex(r"[a-z][a-z0-9-]{0,20}", fullmatch=True).filter(

@@ -35,6 +35,25 @@ if TYPE_CHECKING:
 MAX_INPUTS = 2048
 MAX_TOKENS_PER_REQUEST = 300_000
 ENCODINGS = ("float", "base64")
+# OpenAI's audio and image models, which the chat catalog does not list (their own endpoints
+# check them): named here, they are refused as the catalog's other models that do not embed,
+# where mockai had answered whisper-1 or dall-e-3 with vectors. (Written out, not imported: a
+# server that only embeds does not load the media codecs.)
+MEDIA_MODELS = frozenset(
+    {
+        "whisper-1",
+        "gpt-4o-mini-transcribe",
+        "tts-1",
+        "tts-1-hd",
+        "gpt-4o-mini-tts",
+        "dall-e-2",
+        "dall-e-3",
+        "gpt-image-1",
+        "gpt-image-1-mini",
+        "gpt-image-1.5",
+        "gpt-image-2",
+    }
+)
 
 
 # --- parse ---------------------------------------------------------------------------------------
@@ -46,7 +65,8 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     common.check_fields("embeddings", body, strict=ctx.strict, provider=ctx.provider)
     model = body["model"]
     info = ctx.catalog.get(model)
-    if ctx.model_rules and info.kind != "embedding" and info.known and ctx.provider == "openai":
+    known = info.known or model in MEDIA_MODELS
+    if ctx.model_rules and info.kind != "embedding" and known and ctx.provider == "openai":
         # The API's answer to a chat (or completion, or moderation) model here, as RAG apps
         # configured with gpt-4o as their embedding model meet it (infiniflow/ragflow#1835: a
         # 403 with no param and no code): mockai answered with vectors, and the mistake passed.
