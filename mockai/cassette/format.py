@@ -297,6 +297,14 @@ class _BadHeader(_Unreadable):
         self.at = ("response", "headers", *at)
 
 
+class _BadRequest(_Unreadable):
+    """A recorded request no incoming request can ever match; `at` is where, under it."""
+
+    def __init__(self, what: str, key: str) -> None:
+        super().__init__(f"{what}: no request ever matches it, so it is never replayed")
+        self.at = ("request", key)
+
+
 class _Missing(_Unreadable):
     """A response without a field vcrpy reads; `at` is where, under the interaction."""
 
@@ -375,6 +383,30 @@ def _require_shape(response: Mapping[str, Any]) -> None:
     if not isinstance(string, str | bytes):  # (None too: httpx's stub cannot read it)
         raise _Missing(
             f"response.body.string is {reprlib.repr(string)}, not text", ("response", "body")
+        )
+
+
+# An HTTP method is a token (RFC 9110 5.6.2): what a client can send, and so match.
+_METHOD = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def _require_request(request: Mapping[str, Any]) -> None:
+    """A hand-edited request whose method, uri or body no request can ever match (`method: 123`
+    or `null`, `uri: ''`, a body written as YAML rather than text) is refused at its line: loaded,
+    it sat in the cassette answering nothing, and `mockai check` called the file OK. (A key left
+    out is vcrpy's to say: see `_interaction`.)"""
+    method = request.get("method", "GET")
+    if not isinstance(method, str) or not _METHOD.fullmatch(method):
+        raise _BadRequest(f"request method {_shown(method)} is not an HTTP method", "method")
+    uri = request.get("uri", "/")
+    if not isinstance(uri, str) or not uri.strip():
+        raise _BadRequest(f"request uri {_shown(uri)} is not a URL", "uri")
+    body = request.get("body")
+    if body is not None and not isinstance(body, str | bytes):
+        raise _BadRequest(
+            f"request body {_shown(body)} is not text (a body is a string, JSON quoted as one, "
+            "or !!binary bytes)",
+            "body",
         )
 
 
@@ -577,6 +609,7 @@ def _interaction(raw: Any, keep_raw: bool = False) -> Interaction:
     pristine = _pristine(raw) if keep_raw else None
     try:
         request_dict, response_dict = _unpacked(raw)
+        _require_request(request_dict)
         request = VcrRequest._from_dict(request_dict)
         if "status_code" not in response_dict:  # (said before vcrpy's conversion trips on it)
             _require_shape(response_dict)

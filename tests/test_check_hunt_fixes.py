@@ -1,0 +1,108 @@
+"""`mockai check`, the server's refusal to start on a bad file, and the startup banner: what
+a hunt of the validation before serving found (each test failed before its fix)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sdk import sdk
+
+from mockai import MockServer
+from mockai.check import check_paths
+from mockai.errors import CassetteError
+
+CHAT = """\
+version: 1
+interactions:
+- request:
+    method: POST
+    uri: https://api.openai.com/v1/chat/completions
+    body: '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}'
+    headers:
+      content-type: [application/json]
+  response:
+    status: {code: 200, message: OK}
+    headers:
+      content-type: [application/json]
+    body: {string: '{"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini", "choices": [{"index": 0, "message": {"role": "assistant", "content": "hello"}, "finish_reason": "stop"}]}'}
+"""
+METHOD = "    method: POST"
+URI = "    uri: https://api.openai.com/v1/chat/completions"
+BODY = next(line for line in CHAT.splitlines() if line.startswith("    body: '"))
+
+
+def _serve(*args: str) -> subprocess.CompletedProcess[str]:
+    """`mockai serve` that is expected to stop before it listens (bounded all the same)."""
+    return subprocess.run(
+        [sys.executable, "-m", "mockai", "serve", "--port", "0", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+# --- 1. a recorded request no request can ever match ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        (
+            (METHOD, "    method: 123"),
+            ":4: interaction 0: request method 123 is not an HTTP method",
+        ),
+        ((METHOD, "    method: null"), ":4: interaction 0: request method null is not an HTTP"),
+        ((METHOD, "    method: ''"), ":4: interaction 0: request method '' is not an HTTP method"),
+        ((URI, "    uri: ''"), ":5: interaction 0: request uri '' is not a URL"),
+        ((URI, "    uri: null"), ":5: interaction 0: request uri null is not a URL"),
+        ((BODY, "    body: [1, 2]"), ":6: interaction 0: request body [1, 2] is not text"),
+        (
+            (BODY, "    body: {model: gpt-4o-mini, messages: [{role: user, content: hi}]}"),
+            ":6: interaction 0: request body {'messages': [{'content': 'hi', 'role': 'user'}], ",
+        ),
+    ],
+)
+def test_a_request_no_request_can_match_is_refused_by_check_and_serve(
+    tmp_path: Path, change: tuple[str, str], said: str
+) -> None:
+    """They loaded, answered nothing (every request got the no-match error naming them), and
+    `mockai check` called the file OK."""
+    path = tmp_path / "c.yaml"
+    path.write_text(CHAT.replace(*change), encoding="utf-8")
+    found = [str(problem) for problem in check_paths([str(path)])]
+    assert len(found) == 1 and found[0].startswith(f"{path}{said}"), found
+    assert found[0].endswith("no request ever matches it, so it is never replayed")
+    with pytest.raises(CassetteError) as raised:
+        MockServer(cassette=str(path), log_requests=False).start()
+    assert str(raised.value) == found[0]
+
+
+def test_serve_stops_with_the_line_of_a_request_that_never_matches(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(CHAT.replace(METHOD, "    method: 123"), encoding="utf-8")
+    served = _serve("--cassette", str(path))
+    assert served.returncode == 2, served.stderr
+    assert served.stderr.splitlines()[-1].startswith(f"mockai: {path}:4: interaction 0: request")
+    assert "Traceback" not in served.stderr
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        (METHOD, "    method: post"),  # (compared in capitals)
+        (URI, "    uri: /v1/chat/completions"),  # (scheme and host are never compared)
+        (URI, "    uri: api.openai.com/v1/chat/completions"),
+    ],
+)
+def test_odd_but_matching_requests_still_replay(tmp_path: Path, change: tuple[str, str]) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(CHAT.replace(*change), encoding="utf-8")
+    assert check_paths([str(path)]) == []
+    with MockServer(cassette=str(path), log_requests=False) as server, sdk(server) as client:
+        reply = client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+        )
+    assert reply.choices[0].message.content == "hello"
