@@ -3,10 +3,14 @@ a hunt of the validation before serving found (each test failed before its fix).
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from sdk import sdk
 
@@ -42,6 +46,36 @@ def _serve(*args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=30,
     )
+
+
+def _banner(*args: str, env: dict[str, str] | None = None) -> tuple[str, str]:
+    """The banner of a `mockai serve` (stopped once it is said) and its URL."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mockai", "serve", "--port", "0", "--quiet", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    assert process.stdout is not None
+    banner = ""
+    try:
+        while "Press Ctrl-C" not in banner and '"url"' not in banner:
+            line = process.stdout.readline()
+            if not line:
+                raise AssertionError(banner + (process.stderr.read() if process.stderr else ""))
+            banner += line
+        match = re.search(r"listening on (http://\S+)", banner)
+        assert match, banner
+        if "anthropic" in args:  # (what the line says is so: its /v1 has no embeddings)
+            answer = httpx.post(
+                match.group(1) + "/v1/embeddings", json={"model": "m", "input": "x"}
+            )
+            assert answer.status_code == 404
+        return banner, match.group(1)
+    finally:
+        process.kill()
+        process.communicate()
 
 
 # --- 1. a recorded request no request can ever match ---------------------------------------------
@@ -106,3 +140,24 @@ def test_odd_but_matching_requests_still_replay(tmp_path: Path, change: tuple[st
             model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
         )
     assert reply.choices[0].message.content == "hello"
+
+
+# --- 2. the banner names the provider the server answers as ------------------------------------
+
+
+def test_the_banner_names_the_profile_the_server_answers_as() -> None:
+    """`--profile groq` (or a forgotten `MOCKAI_PROFILE`) left a banner just like an OpenAI
+    server's: nothing said the errors and 404s to come were another provider's."""
+    groq, _ = _banner("--profile", "groq")
+    assert (
+        "\n  profile: groq (answers as that provider at /v1, the root and /openai/v1; "
+        "completions, moderations are its 404)\n" in groq
+    ), groq
+    anthropic, _ = _banner("--profile", "anthropic")
+    assert "  profile: anthropic (answers as that provider at /v1 and the root; only chat: " in (
+        anthropic
+    )
+    line, _ = _banner(env={"MOCKAI_PROFILE": "gemini", "MOCKAI_LOG_FORMAT": "json"})
+    assert json.loads(line)["profile"] == "gemini"
+    default, _ = _banner()
+    assert "profile:" not in default

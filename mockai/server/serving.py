@@ -40,6 +40,7 @@ from mockai import __version__, buildinfo
 from mockai.config import Config, upstream_shown
 from mockai.console import say
 from mockai.errors import ServerError
+from mockai.pipeline.exchange import Endpoint
 from mockai.server import heap, sites
 from mockai.server.app import create_app
 from mockai.server.metrics import orphaned, worker_exited
@@ -58,6 +59,7 @@ def banner(state: ServerState, port: int, loop: str = "asyncio") -> str:
         [
             _listening(state, base),
             f"  OPENAI_BASE_URL={base}/v1",
+            *_profile(config),
             (
                 "  POST /v1/chat/completions  /v1/completions  /v1/responses  /v1/embeddings"
                 "  /v1/moderations"
@@ -79,6 +81,28 @@ def banner(state: ServerState, port: int, loop: str = "asyncio") -> str:
         + [f"  event loop: {loop}", f"  build: {buildinfo.describe()}", "Press Ctrl-C to stop."]
     )
     return "\n".join(lines)
+
+
+def _profile(config: Config) -> list[str]:
+    """The provider the server answers as, when `--profile` (or `MOCKAI_PROFILE`) makes it
+    another than OpenAI: where, and which endpoints that provider lacks. Unsaid, a server left
+    answering as Groq or Anthropic looked like an OpenAI one, its error bodies and 404s a
+    mystery."""
+    if config.profile == "openai":
+        return []
+    from mockai.profiles.places import PLACES  # (the routing table: no profile module)
+
+    place = PLACES[config.profile]
+    paths = ["/v1", "the root", *(path for path in place.paths if path not in ("", "/v1"))]
+    where = ", ".join(paths[:-1]) + f" and {paths[-1]}"
+    line = f"  profile: {config.profile} (answers as that provider at {where}"
+    served = [str(endpoint) for endpoint in Endpoint if endpoint in place.endpoints]
+    missing = [str(endpoint) for endpoint in Endpoint if endpoint not in place.endpoints]
+    if len(served) < len(missing):
+        line += f"; only {', '.join(served)}: the rest are its 404"
+    elif missing:
+        line += f"; {', '.join(missing)} are its 404"
+    return [line + ")"]
 
 
 def _listening(state: ServerState, base: str) -> str:
@@ -104,6 +128,7 @@ def banner_json(state: ServerState, port: int, loop: str = "asyncio") -> str:
         "version": __version__,
         "seed": config.seed,
         "workers": config.workers,
+        "profile": config.profile,
         "state": state.backend.name if state.backend.shared else "memory",
         "answers": _answers(state),
         "event_loop": loop,
