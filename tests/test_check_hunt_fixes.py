@@ -161,3 +161,48 @@ def test_the_banner_names_the_profile_the_server_answers_as() -> None:
     assert json.loads(line)["profile"] == "gemini"
     default, _ = _banner()
     assert "profile:" not in default
+
+
+# --- 3. `--workers N` says its startup once ---------------------------------------------------
+
+
+def test_workers_say_the_replay_line_once(tmp_path: Path) -> None:
+    """Each worker said `replaying 1 interaction(s) from ...` (and `watching ... for changes`,
+    and `--upstream is not used`) again: three workers, three times each."""
+    scenario = tmp_path / "rules.yaml"
+    scenario.write_text("mockai: 1\nrules:\n  - match: {user: hi}\n    reply: {content: hello}\n")
+    options = ["--workers", "3", "--quiet", "--cassette", "cassettes/chat_json.yaml"]
+    options += ["--upstream", "http://127.0.0.1:9/v1", "--scenario", str(scenario), "--watch"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mockai", "serve", "--port", "0", *options],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        banner = ""
+        while "Press Ctrl-C" not in banner:
+            line = process.stdout.readline()
+            assert line, banner
+            banner += line
+        match = re.search(r"listening on (http://\S+)", banner)
+        assert match, banner
+        pids = set()
+        for _ in range(100):  # (every worker serves: a new connection each time)
+            with httpx.Client() as fresh:
+                pids.add(fresh.get(match.group(1) + "/_mockai/health").json()["pid"])
+            if len(pids) == 3:
+                break
+        assert len(pids) == 3
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=20)
+    assert process.returncode == 0, stderr
+    for said in (
+        "mockai: replaying 1 interaction(s) from cassettes/chat_json.yaml",
+        "mockai: --upstream is not used: record mode none records nothing here",
+        f"mockai: watching {scenario} for changes",
+    ):
+        assert stderr.count(said) == 1, stderr
+    assert "exited" not in stderr, stderr

@@ -26,13 +26,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import os
 import shutil
 import signal
 import socket
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from aiohttp import web
 
@@ -214,7 +215,12 @@ async def serve_socket(
     pipe whose end of file says the parent is gone (`lifecycle.bind_to_parent`);
     `every_second` runs once a second until then (the parent waits for workers that died)."""
     heap.keep_big_buffers_out_of_the_heap()
-    app = create_app(config, metrics_dir=metrics_dir)
+    # A worker's startup would say what the parent's says (the same files, loaded the same
+    # way): `replaying 3 interaction(s) from ...` once per worker. Said once, by the process
+    # that prints the banner; a worker's errors are still said.
+    starting = contextlib.nullcontext if announce else _said_by_the_parent
+    with starting():
+        app = create_app(config, metrics_dir=metrics_dir)
     if config.log_requests:  # (the command line's logging writes to stderr: so do the lines)
         from mockai.server.logs import StreamAccessLog
 
@@ -236,7 +242,8 @@ async def serve_socket(
         max_line_size=HEAD_LINE_LIMIT,
         max_field_size=HEAD_LINE_LIMIT,
     )
-    await runner.setup()
+    with starting():  # (the app's startup: `watching ... for changes`)
+        await runner.setup()
     await sites.StampingSite(runner, sock, app[STATE].arrivals).start()
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -274,6 +281,24 @@ async def serve_socket(
         from mockai.server import lifecycle
 
         await lifecycle.shut_down(runner, config.grace)
+
+
+@contextlib.contextmanager
+def _said_by_the_parent() -> Iterator[None]:
+    """mockai's log lines below errors left out meanwhile (`mockai serve`'s handlers are on the
+    `mockai` logger: see cli._configure_logging)."""
+    handlers = logging.getLogger("mockai").handlers
+    for handler in handlers:
+        handler.addFilter(_errors_only)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(_errors_only)
+
+
+def _errors_only(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.ERROR
 
 
 def _notice(
