@@ -67,6 +67,11 @@ def _check_one(path: str) -> tuple[list[Problem], list[Problem], list[str]]:
     if os.path.isdir(path) and not files:
         empty = "no scenario files or cassettes (*.yaml, *.yml, *.json) found"
         return [_unlocated(path, empty)], [], []
+    if os.path.isdir(path):
+        # `--cassette FOLDER` reads a suffix in any case (`Chat.YAML`: see
+        # `cassette.format.cassette_files`), `--scenario FOLDER` a lower-case one: a scenario
+        # file (or a JSON file that is no cassette) named so is neither's, and left alone.
+        files = [f for f in files if _suffix(f) == Path(f).suffix or not _other_kind(f)]
     texts = {file: _read(file) for file in files}
     # An empty file is either kind's: said once, as `mockai serve --cassette` says it (a
     # scenario file that empty is refused too), rather than as a scenario file's problem only.
@@ -76,12 +81,12 @@ def _check_one(path: str) -> tuple[list[Problem], list[Problem], list[str]]:
         for f in files
         if texts[f] is not None
         and not (texts[f] or "").strip()
-        and not (f.endswith(".json") and os.path.isdir(path))
+        and not (_suffix(f) == ".json" and os.path.isdir(path))
     ]
     cassettes = [f for f in files if f not in blank and _is_cassette(f, texts[f] or "")]
-    scenarios = [f for f in files if f not in cassettes + blank and not f.endswith(".json")]
+    scenarios = [f for f in files if f not in cassettes + blank and _suffix(f) != ".json"]
     problems = [_empty(file) for file in blank] + _check_cassettes(cassettes, texts)
-    if not os.path.isdir(path) and path.endswith(".json") and path not in cassettes + blank:
+    if not os.path.isdir(path) and _suffix(path) == ".json" and path not in cassettes + blank:
         # Named on its own, a JSON file that is no cassette is checked by nothing: say so
         # rather than call it OK. (In a folder, other JSON files are left alone.)
         problems.append(_unlocated(path, _not_a_cassette(path, texts[path])))
@@ -98,6 +103,10 @@ def _named(path: str) -> list[str]:
     return _files(path) if os.path.isdir(path) else [path]
 
 
+def _suffix(file: str) -> str:
+    return Path(file).suffix.lower()
+
+
 def _files(folder: str) -> list[str]:
     """A folder's YAML (and JSON cassette) files, in name order, sub-folders included (but for
     dot-files and dot-folders, which `serve` skips too)."""
@@ -105,7 +114,7 @@ def _files(folder: str) -> list[str]:
     found = [
         p
         for p in root.rglob("*")
-        if p.suffix in (".yaml", ".yml", ".json")
+        if p.suffix.lower() in (".yaml", ".yml", ".json")
         and p.is_file()
         and not any(part.startswith(".") for part in p.relative_to(root).parts)
     ]
@@ -124,6 +133,12 @@ def _is_cassette(file: str, text: str) -> bool:
     from mockai.cassette.check import is_cassette
 
     return is_cassette(file, text)
+
+
+def _other_kind(file: str) -> bool:
+    from mockai.cassette.check import other_kind
+
+    return other_kind(file, _read(file) or "")
 
 
 def _check_cassettes(files: Sequence[str], texts: dict[str, str | None]) -> list[Problem]:

@@ -206,3 +206,31 @@ def test_workers_say_the_replay_line_once(tmp_path: Path) -> None:
     ):
         assert stderr.count(said) == 1, stderr
     assert "exited" not in stderr, stderr
+
+
+# --- 4. a folder's cassettes named in capitals are checked as `--cassette FOLDER` replays them ----
+
+
+def test_check_reads_a_folders_cassettes_whatever_the_case_of_their_suffix(tmp_path: Path) -> None:
+    """`--cassette FOLDER` replays `Chat.YAML`; `mockai check FOLDER` did not see it: a broken
+    one passed the check (then stopped `serve`), and a folder of them alone "held none"."""
+    folder = tmp_path / "cassettes"
+    folder.mkdir()
+    (folder / "Chat.YAML").write_text(CHAT, encoding="utf-8")
+    assert check_paths([str(folder)]) == []
+    with MockServer(cassette=str(folder), log_requests=False) as server, sdk(server) as client:
+        reply = client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+        )
+    assert reply.choices[0].message.content == "hello"
+    bad = folder / "Broken.JSON"
+    bad.write_text('{"version": 1, "interactions": [{"request": {}}]}', encoding="utf-8")
+    found = [str(problem) for problem in check_paths([str(folder)])]
+    assert len(found) == 1 and found[0].startswith(f"{bad}:1: interaction 0 is not a vcrpy"), found
+    with pytest.raises(CassetteError) as raised:
+        MockServer(cassette=str(folder), log_requests=False).start()
+    assert str(raised.value) == found[0]
+    # A scenario file named so is neither's (`--scenario FOLDER` loads lower-case suffixes only).
+    bad.unlink()
+    (folder / "Rules.YML").write_text("mockai: 1\nrules:\n  - match: {usr: hi}\n    reply: x\n")
+    assert check_paths([str(folder)]) == []
