@@ -234,3 +234,29 @@ def test_check_reads_a_folders_cassettes_whatever_the_case_of_their_suffix(tmp_p
     bad.unlink()
     (folder / "Rules.YML").write_text("mockai: 1\nrules:\n  - match: {usr: hi}\n    reply: x\n")
     assert check_paths([str(folder)]) == []
+
+
+# --- 5. a cassette that is not UTF-8 is said at its line, as `mockai check` says it ---------------
+
+
+@pytest.mark.parametrize(
+    ("encoding", "said"),
+    [
+        ("latin-1", ":6: byte 0xe9 at column 80 is not UTF-8 (save the file as UTF-8)"),
+        ("utf-16", ":1: byte 0xff at column 1 is not UTF-8 (save the file as UTF-8)"),
+    ],
+)
+def test_a_cassette_that_is_not_utf8_is_refused_at_its_line(
+    tmp_path: Path, encoding: str, said: str
+) -> None:
+    """`mockai serve` said `c.yaml: not UTF-8 text (invalid continuation byte)`: no line, and
+    not what `mockai check` said of the same file."""
+    path = tmp_path / "c.yaml"
+    path.write_bytes(CHAT.replace('"hi"', '"h\u00e9llo"').encode(encoding))
+    found = [str(problem) for problem in check_paths([str(path)])]
+    assert found == [f"{path}{said}"]
+    with pytest.raises(CassetteError) as raised:
+        MockServer(cassette=str(path), log_requests=False).start()
+    assert str(raised.value) == found[0]
+    served = _serve("--cassette", str(path))
+    assert served.returncode == 2 and served.stderr == f"mockai: {found[0]}\n", served.stderr

@@ -51,7 +51,7 @@ from vcr.serializers import compat, jsonserializer, yamlserializer
 from mockai.cassette.encodings import UndecodableBody, decoded
 from mockai.cassette.lines import NodeLines
 from mockai.errors import CassetteError
-from mockai.scenario.yamlsrc import alias_problem_in
+from mockai.scenario.yamlsrc import alias_problem_in, not_utf8
 
 CASSETTE_SUFFIXES = (".yaml", ".yml", ".json")
 OWN_FIELD = "mockai"  # our key inside each response; vcrpy keeps it and ignores it
@@ -471,10 +471,14 @@ class CassetteFile:
         path = Path(path)
         if not path.is_file():
             raise NotFound(f"{path}: no such cassette")
+        raw = path.read_bytes()
         try:
-            text = path.read_text(encoding="utf-8")
+            text = raw.decode("utf-8")
         except UnicodeDecodeError as error:
-            raise DecodeError(f"{path}: not UTF-8 text ({error.reason})") from None
+            # (where, as a scenario file's is said: `mockai check` says it so of a cassette)
+            line, message = not_utf8(raw, error)
+            raise DecodeError(f"{path}:{line}: {message}") from None
+        text = text.replace("\r\n", "\n").replace("\r", "\n")  # (as read_text reads it)
         if not text.strip():
             raise NotFound(f"{path}: the cassette is empty")
         return parse_cassette(path, text, keep_raw=keep_raw)

@@ -157,9 +157,6 @@ def read_file(path: str, problems: Problems) -> Any:
     return None if text is None else yamlsrc.load(text, problems.add)
 
 
-_LINE_BREAK = re.compile(rb"\r\n|\r|\n")
-
-
 def _read_text(path: str, problems: Problems) -> str | None:
     special = special_file(path)
     if special is not None:
@@ -176,17 +173,7 @@ def _read_text(path: str, problems: Problems) -> str | None:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
-        # (the line and column of the first byte that is not UTF-8, as an editor shows them:
-        # the characters before it on its line are UTF-8)
-        # (a lone CR breaks a line too, as YAML and text mode read it)
-        lines = _LINE_BREAK.split(raw[: error.start])
-        line, before = len(lines), lines[-1]
-        column = len(before.decode("utf-8")) + 1
-        byte = raw[error.start]
-        problems.add(
-            line,
-            f"byte 0x{byte:02x} at column {column} is not UTF-8 (save the file as UTF-8)",
-        )
+        problems.add(*yamlsrc.not_utf8(raw, error))
         return None
     return text.replace("\r\n", "\n").replace("\r", "\n")  # (as text mode reads lines)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime
 import math
+import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -342,6 +343,20 @@ def _count(root: yaml.Node) -> int:
             for item in node.value:
                 stack.extend(item if isinstance(item, tuple) else (item,))
     return len(seen)
+
+
+_LINE_BREAK = re.compile(rb"\r\n|\r|\n")
+
+
+def not_utf8(raw: bytes, error: UnicodeDecodeError) -> tuple[int, str]:
+    """The line of a file's first byte that is not UTF-8, and what to say of it (its column, as
+    an editor shows it: the characters before it on its line are UTF-8): scenario files and
+    cassettes alike."""
+    # (a lone CR breaks a line too, as YAML and text mode read it)
+    lines = _LINE_BREAK.split(raw[: error.start])
+    column = len(lines[-1].decode("utf-8")) + 1
+    byte = raw[error.start]
+    return len(lines), f"byte 0x{byte:02x} at column {column} is not UTF-8 (save the file as UTF-8)"
 
 
 def alias_problem_in(events: Iterable[yaml.Event]) -> tuple[int, str] | None:
