@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from sdk import sdk
 
 from mockai import MockServer
@@ -260,3 +261,26 @@ def test_a_cassette_that_is_not_utf8_is_refused_at_its_line(
     assert str(raised.value) == found[0]
     served = _serve("--cassette", str(path))
     assert served.returncode == 2 and served.stderr == f"mockai: {found[0]}\n", served.stderr
+
+
+# --- 6. a JSON cassette an editor saved with a byte order mark --------------------------------
+
+
+def test_a_json_cassette_with_a_byte_order_mark_replays(tmp_path: Path) -> None:
+    """PyYAML skips a UTF-8 BOM, `json.loads` does not: a JSON cassette saved by Notepad or
+    PowerShell was refused (`not a valid cassette: Unexpected UTF-8 BOM (decode using
+    utf-8-sig)`), though a YAML one so saved replayed and both were taken for cassettes."""
+    interactions = yaml.safe_load(CHAT)
+    path = tmp_path / "c.json"
+    path.write_text("\ufeff" + json.dumps(interactions, indent=2), encoding="utf-8")
+    assert check_paths([str(path)]) == []
+    with MockServer(cassette=str(path), log_requests=False) as server, sdk(server) as client:
+        reply = client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+        )
+    assert reply.choices[0].message.content == "hello"
+    interactions["interactions"][0]["response"]["status"]["code"] = 4290
+    path.write_text("\ufeff" + json.dumps(interactions, indent=2), encoding="utf-8")
+    found = [str(problem) for problem in check_paths([str(path)])]
+    line = json.dumps(interactions, indent=2).splitlines().index("    {") + 1
+    assert found == [f"{path}:{line}: interaction 0: response status 4290 is not an HTTP status"]

@@ -525,6 +525,10 @@ def parse_cassette(
     HTTP's, timing replay cannot use); `mockai check` reads it all and reports that among the
     file's other problems."""
     serializer = _serializer(path)
+    # An editor's UTF-8 byte order mark (Notepad's, PowerShell's `-Encoding utf8`) is no part of
+    # the file: PyYAML skips it, `json.loads` refused a JSON cassette for it ("decode using
+    # utf-8-sig") though `mockai check` and a folder took the file for a cassette.
+    text = text.removeprefix("\ufeff")
     try:
         data = _counted(path, text) if _may_alias(text) else serializer.deserialize(text)
     except (yaml.YAMLError, ValueError) as error:
