@@ -17,7 +17,7 @@ from sdk import sdk
 
 from mockai import MockServer
 from mockai.check import check_paths
-from mockai.errors import CassetteError
+from mockai.errors import CassetteError, ScenarioError
 
 CHAT = """\
 version: 1
@@ -284,3 +284,19 @@ def test_a_json_cassette_with_a_byte_order_mark_replays(tmp_path: Path) -> None:
     found = [str(problem) for problem in check_paths([str(path)])]
     line = json.dumps(interactions, indent=2).splitlines().index("    {") + 1
     assert found == [f"{path}:{line}: interaction 0: response status 4290 is not an HTTP status"]
+
+
+# --- 7. a cassette given to --scenario says so --------------------------------------------------
+
+
+def test_a_cassette_given_as_a_scenario_file_says_where_it_belongs(tmp_path: Path) -> None:
+    """It was refused for a missing `mockai: 1` and unknown top-level keys `version` and
+    `interactions`: three problems, none saying the file is a cassette."""
+    path = tmp_path / "c.yaml"
+    path.write_text(CHAT, encoding="utf-8")
+    said = f"{path}:1: this is a cassette, not a scenario file: replay it with --cassette {path}"
+    served = _serve("--scenario", str(path))
+    assert served.returncode == 2 and served.stderr == f"mockai: {said}\n", served.stderr
+    with pytest.raises(ScenarioError) as raised:
+        MockServer(scenario=str(path), log_requests=False).start()
+    assert str(raised.value) == said

@@ -196,6 +196,14 @@ def _compile_file(path: str, problems: Problems, label: str | None = None) -> _F
     document = yamlsrc.load(text, report)
     if holes:
         return loaded
+    if isinstance(document, Mapping) and "interactions" in document and "mockai" not in document:
+        # A cassette named on its own (a folder's are skipped: `expand`) was refused for a
+        # missing `mockai: 1` and unknown keys `version` and `interactions`, never saying what
+        # it is and where it belongs.
+        problems.add(
+            1, f"this is a cassette, not a scenario file: replay it with --cassette {path}"
+        )
+        return loaded
     if not isinstance(document, Mapping):
         problems.add(
             yamlsrc.line_of(document) or 1,
