@@ -227,7 +227,7 @@ INVALID_INPUT = (
             ),
         ),
         ({"model": MODEL}, "input", "missing_required_parameter", None),
-        ({"input": "hi"}, "model", "missing_required_parameter", None),
+        ({"input": "hi"}, None, None, "you must provide a model parameter"),
         ({"model": MODEL, "input": "hi", "encoding_format": "hex"}, "encoding_format", None, None),
         (
             {"model": "text-embedding-ada-002", "input": "hi", "dimensions": 256},
@@ -276,7 +276,7 @@ INVALID_INPUT = (
     ],
 )
 def test_bad_requests_get_the_apis_400(
-    body: dict[str, Any], param: str, code: str | None, message: str | None
+    body: dict[str, Any], param: str | None, code: str | None, message: str | None
 ) -> None:
     error = error_of(body)
     assert error.status == 400

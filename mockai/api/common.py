@@ -89,7 +89,11 @@ def check_fields(
         rule.check(name, value)
     for name in _required(endpoint):
         if body.get(name) is None:
+            if name == "model" and endpoint in _MODEL_ROUTED and provider == "openai":
+                raise no_model()
             raise missing(name)
+    if endpoint in _MODEL_ROUTED and provider == "openai" and body["model"] == "":
+        raise no_model()
     if endpoint == "chat" and provider != "openai":  # (a provider's own messages are not OpenAI's)
         return
     if endpoint == "chat":
@@ -100,6 +104,20 @@ def check_fields(
         _check_input_keys(body.get("input"))
     # Their types always (the API's 400 for `reasoning.effort: 5`), their values with `strict`.
     _check_nested_enums(endpoint, body, values=strict)
+
+
+# The endpoints whose requests the API routes by their model before reading them: a request
+# naming none (or "") is refused in the router's words, not as a missing parameter.
+_MODEL_ROUTED = frozenset({"chat", "completions", "embeddings"})
+
+
+def no_model() -> ApiError:
+    """The API's 400 for a chat, completions or embeddings request without a model (or with
+    ""), in its own words, with no param and no code (as apps sending none report it:
+    mckaywrigley/chatbot-ui#656, transitive-bullshit/agentic#530, council's curl against
+    api.openai.com in chain-ml/council#45); mockai said "Missing required parameter: 'model'."
+    with a param and a code, and answered `"model": ""`."""
+    return ApiError(400, "you must provide a model parameter")
 
 
 # The spec's enums inside a field, which the generated table (top-level fields) does not hold:
