@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import time
@@ -188,3 +189,21 @@ def test_a_redis_cluster_met_after_the_start_is_the_503_saying_so() -> None:
             assert "it is a Redis Cluster node" in error["message"]
     finally:
         cluster.stop()
+
+
+@pytest.mark.parametrize(("policy", "warned"), [("allkeys-lru", True), ("noeviction", False)])
+def test_a_redis_that_evicts_any_key_is_warned_about_at_the_start(
+    policy: str, warned: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Redis set up as a cache (`allkeys-lru`) drops mockai's rules, budgets or stored objects
+    when full, their indexes left naming them; mockai started on it without a word."""
+    with (
+        redis_server("--maxmemory-policy", policy) as redis,
+        caplog.at_level(logging.WARNING, logger="mockai"),
+        MockServer(state=redis.url(), log_requests=False) as server,
+    ):
+        assert httpx.get(server.url + "/models", timeout=30).status_code == 200
+    said = [r.getMessage() for r in caplog.records if "evicts any key" in r.getMessage()]
+    assert len(said) == (1 if warned else 0), said
+    if warned:
+        assert f"maxmemory-policy {policy}" in said[0] and "noeviction" in said[0]

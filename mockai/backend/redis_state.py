@@ -308,6 +308,27 @@ class RedisBackend:
                     "use (its scripts compute key names, which a cluster does not allow); use "
                     "a standalone Redis (or a Sentinel-managed primary), or memory"
                 )
+            policy = await self._eviction_policy()
+            if policy.startswith("allkeys-"):
+                # Said, not refused: a Redis of a cache's settings works until it is full, and
+                # then drops any key, a rule's, a budget's or a stored response's, while the
+                # indexes naming it stay (answers change, lists name what 404s).
+                log.warning(
+                    "mockai: shared state %s evicts any key when full (maxmemory-policy %s): "
+                    "rules, rate-limit budgets and stored objects may vanish; use noeviction "
+                    "(Redis's default: a full Redis is then a 503 saying so)",
+                    self.name,
+                    policy,
+                )
+
+    async def _eviction_policy(self) -> str:
+        """Redis's `maxmemory-policy` ("" when it does not say: INFO refused)."""
+        assert self._client is not None
+        try:
+            found = await self._client.info("memory")
+        except redis_errors.RedisError:
+            return ""  # (INFO refused by an ACL or a managed Redis: nothing to say)
+        return str(found.get("maxmemory_policy", ""))
 
     async def _clustered(self) -> bool:
         """Whether Redis runs in cluster mode (False when it does not say: INFO refused)."""
