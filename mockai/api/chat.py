@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 from mockai import tokens
 from mockai.api import common, logprobs, obfuscation, reasoning
 from mockai.api.base import Codec, ParseContext, RenderContext
-from mockai.api.fieldrules import invalid_value, missing, type_error
+from mockai.api.fieldrules import empty_array, invalid_value, missing, type_error
 from mockai.api.shaping import (
     Shaped,
     cached_tokens,
@@ -56,13 +56,13 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
             "endpoint. Did you mean to use v1/completions?",
             param="model",
         )
-    messages = _parse_messages(body["messages"])
-    sent_tools = get("tools")
-    legacy_functions = not sent_tools and bool(get("functions"))
-    raw_tools = _functions(body) if legacy_functions else sent_tools
     # (Not over a cassette or an upstream, as the catalog's rules: there the recording's or the
     # upstream's answer is the one, and an OpenAI-compatible upstream takes schemas its own way.)
     openai_rules = ctx.provider in common.OPENAI_RULES and ctx.model_rules
+    messages = _parse_messages(body["messages"], openai_rules=openai_rules)
+    sent_tools = get("tools")
+    legacy_functions = not sent_tools and bool(get("functions"))
+    raw_tools = _functions(body) if legacy_functions else sent_tools
     # (The deprecated `functions` are taken as they come: no report has the API refusing one
     # for a rule beyond JSON Schema's.)
     function_rules = openai_rules and not legacy_functions
@@ -253,13 +253,15 @@ def _function_call(body: dict[str, Any]) -> Any:
     return value
 
 
-def _parse_messages(raw: list[Any]) -> tuple[Message, ...]:
-    messages = [_parse_message(item, index) for index, item in enumerate(raw)]
+def _parse_messages(raw: list[Any], *, openai_rules: bool) -> tuple[Message, ...]:
+    """`openai_rules`: whether the messages are held to the API's own rules beyond the shape
+    every OpenAI-compatible server takes (OpenAI's and Azure's profiles, not over a recording)."""
+    messages = [_parse_message(item, index, openai_rules) for index, item in enumerate(raw)]
     _check_tool_pairs(messages)
     return tuple(messages)
 
 
-def _parse_message(item: Any, index: int) -> Message:
+def _parse_message(item: Any, index: int, openai_rules: bool) -> Message:
     # (`where`, the message's name in an error, is only made for an error)
     if not isinstance(item, dict):
         raise type_error(f"messages[{index}]", ("object",), item)
@@ -281,6 +283,11 @@ def _parse_message(item: Any, index: int) -> Message:
     calls: tuple[CalledTool, ...] = ()
     if role == "assistant":
         raw_calls = get("tool_calls")
+        if raw_calls == [] and openai_rules:
+            # The API's 400 (quoted in home-assistant/core#118577 and openai/openai-node#1341,
+            # whose helpers sent back the `[]` a message without calls had): an assistant turn
+            # without calls leaves `tool_calls` out. Other servers take it.
+            raise empty_array(f"messages[{index}].tool_calls")
         if raw_calls:
             if not isinstance(raw_calls, list):
                 raise type_error(f"messages[{index}].tool_calls", ("array",), raw_calls)

@@ -81,6 +81,17 @@ def missing(param: str) -> ApiError:
     )
 
 
+def empty_array(param: str) -> ApiError:
+    """`Invalid 'tools': empty array. Expected an array with minimum length 1, ...`"""
+    return ApiError(
+        400,
+        f"Invalid '{param}': empty array. Expected an array with minimum length 1, but got an "
+        "empty array instead.",
+        param=param,
+        code="empty_array",
+    )
+
+
 def invalid_value(param: str, value: Any, allowed: Collection[Any]) -> ApiError:
     """`Invalid value: 'x'. Supported values are: 'a', 'b', and 'c'.`"""
     quoted = [f"'{v}'" for v in allowed]
