@@ -64,3 +64,73 @@ def test_an_assistant_turn_with_an_empty_tool_calls_array_is_the_apis_400(
     # Left out, the turn is taken.
     del messages[1]["tool_calls"]
     assert sdk.chat.completions.create(model=MODEL, messages=messages).choices[0].message.content
+
+
+def _called(call_id: str = "call_1") -> dict[str, Any]:
+    return {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "id": call_id,
+                "type": "function",
+                "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+            }
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("messages", "index"),
+    [
+        # A tool that returned nothing, its None sent as the result (llama_index#17555).
+        ([ASK, _called(), {"role": "tool", "tool_call_id": "call_1", "content": None}], 2),
+        # An assistant turn with neither text nor calls (vercel/ai#13744).
+        ([ASK, {"role": "assistant", "content": None}, {"role": "user", "content": "?"}], 1),
+        ([{"role": "user", "content": None}], 0),
+    ],
+)
+def test_null_content_is_the_apis_400_where_the_message_needs_one(
+    sdk: openai.OpenAI, messages: list[Any], index: int
+) -> None:
+    error = _refused(sdk, messages=messages, tools=[WEATHER])
+    assert error == {
+        "message": "Invalid value for 'content': expected a string, got null.",
+        "type": "invalid_request_error",
+        "param": f"messages.[{index}].content",
+        "code": None,
+    }
+
+
+def test_a_tool_result_without_content_is_a_missing_parameter(sdk: openai.OpenAI) -> None:
+    messages: list[Any] = [ASK, _called(), {"role": "tool", "tool_call_id": "call_1"}]
+    error = _refused(sdk, messages=messages, tools=[WEATHER])
+    assert error["param"] == "messages[2].content"
+    assert error["code"] == "missing_required_parameter"
+
+
+def test_null_content_is_taken_where_the_spec_allows_it(sdk: openai.OpenAI) -> None:
+    # An assistant turn that calls, or refused, or a deprecated function result: null is theirs.
+    refused = {"role": "assistant", "content": None, "refusal": "I can't help with that."}
+    function_result = {"role": "function", "name": "get_weather", "content": None}
+    messages: list[Any] = [
+        ASK,
+        refused,
+        {"role": "user", "content": "Weather in Paris?"},
+        _called(),
+        {"role": "tool", "tool_call_id": "call_1", "content": "18C"},
+        function_result,
+    ]
+    answer = sdk.chat.completions.create(model=MODEL, messages=messages, tools=[WEATHER])
+    assert answer.choices[0].message.content
+
+
+def test_other_providers_take_null_content(lenient: MockServer) -> None:
+    # (vLLM, Ollama and the rest take it: their profiles answer.)
+    with openai.OpenAI(
+        base_url=lenient.url.replace("/v1", "/ollama/v1"), api_key=API_KEY, max_retries=0
+    ) as ollama:
+        messages: list[Any] = [ASK, _called(), {"role": "tool", "tool_call_id": "call_1"}]
+        messages.append({"role": "user", "content": None})
+        messages[2]["content"] = None
+        assert ollama.chat.completions.create(model="llama3.2", messages=messages).choices

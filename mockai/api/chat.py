@@ -273,9 +273,19 @@ def _parse_message(item: Any, index: int, openai_rules: bool) -> Message:
         raise invalid_value(f"messages[{index}].role", role, ROLES)
     content = get("content", _ABSENT)
     if content is _ABSENT:
-        if role in _NEEDS_CONTENT:
+        if role in _NEEDS_CONTENT or (role == "tool" and openai_rules):
             raise missing(f"messages[{index}].content")
         content = None
+    elif content is None and openai_rules and not _may_lack_content(item):
+        # The API's 400 in these words (param `messages.[i].content`, no code), as agents met
+        # it for a tool that returned nothing (run-llama/llama_index#17555, docker/docker-agent#63)
+        # and for an assistant turn with neither text nor calls (vercel/ai#13744); mockai
+        # answered. Other servers take null.
+        raise ApiError(
+            400,
+            "Invalid value for 'content': expected a string, got null.",
+            param=f"messages.[{index}].content",
+        )
     if type(content) is str:
         text, images = content, 0
     else:
@@ -306,6 +316,16 @@ def _parse_message(item: Any, index: int, openai_rules: bool) -> Message:
         name=name if isinstance(name, str) else None,
         tool_calls=calls,
         images=images,
+    )
+
+
+def _may_lack_content(item: dict[str, Any]) -> bool:
+    """Whether a message may say `content: null`, as the spec has it: an assistant turn that
+    calls (or refuses, or answered in audio), and the deprecated function result."""
+    if item["role"] == "function":
+        return True
+    return item["role"] == "assistant" and any(
+        item.get(key) for key in ("tool_calls", "function_call", "refusal", "audio")
     )
 
 
