@@ -134,3 +134,17 @@ def test_other_providers_take_null_content(lenient: MockServer) -> None:
         messages.append({"role": "user", "content": None})
         messages[2]["content"] = None
         assert ollama.chat.completions.create(model="llama3.2", messages=messages).choices
+
+
+def test_an_empty_tools_array_is_the_apis_400_on_chat(sdk: openai.OpenAI) -> None:
+    # As apps that send `tools: []` for a turn without tools met it (continue#3370).
+    error = _refused(sdk, messages=[ASK], tools=[])
+    assert error == {
+        "message": "Invalid 'tools': empty array. Expected an array with minimum length 1, but "
+        "got an empty array instead.",
+        "type": "invalid_request_error",
+        "param": "tools",
+        "code": "empty_array",
+    }
+    # The Responses API takes it: a Response lists `tools: []` itself.
+    assert sdk.responses.create(model=MODEL, input="Hi", tools=[]).tools == []

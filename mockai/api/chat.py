@@ -61,6 +61,11 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     openai_rules = ctx.provider in common.OPENAI_RULES and ctx.model_rules
     messages = _parse_messages(body["messages"], openai_rules=openai_rules)
     sent_tools = get("tools")
+    if sent_tools == [] and openai_rules:
+        # The API's 400, as apps sending `tools: []` for a turn without tools met it with gpt-4o
+        # (continuedev/continue#3370, dnakov/anon-kode#20); mockai answered. The Responses API
+        # takes it (a Response lists `tools: []`), and so do other servers.
+        raise empty_array("tools")
     legacy_functions = not sent_tools and bool(get("functions"))
     raw_tools = _functions(body) if legacy_functions else sent_tools
     # (The deprecated `functions` are taken as they come: no report has the API refusing one
