@@ -148,3 +148,25 @@ def test_an_empty_tools_array_is_the_apis_400_on_chat(sdk: openai.OpenAI) -> Non
     }
     # The Responses API takes it: a Response lists `tools: []` itself.
     assert sdk.responses.create(model=MODEL, input="Hi", tools=[]).tools == []
+
+
+@pytest.mark.parametrize("function_call", ["auto", {"name": "get_weather"}])
+def test_function_call_without_functions_is_refused_in_its_own_name(
+    sdk: openai.OpenAI, function_call: Any
+) -> None:
+    # The error named `tool_choice`, a parameter the deprecated API's client never sent.
+    error = _refused(sdk, messages=[ASK], function_call=function_call)
+    assert error == {
+        "message": "Invalid value for 'function_call': 'function_call' is only allowed when "
+        "'functions' are specified.",
+        "type": "invalid_request_error",
+        "param": "function_call",
+        "code": None,
+    }
+    # With its functions it calls, and `none` alone is taken (as `tool_choice: none` is).
+    functions: list[Any] = [WEATHER["function"]]
+    answer = sdk.chat.completions.create(
+        model=MODEL, messages=[ASK], functions=functions, function_call=function_call
+    )
+    assert answer.choices[0].finish_reason in ("function_call", "stop")
+    assert sdk.chat.completions.create(model=MODEL, messages=[ASK], function_call="none").choices

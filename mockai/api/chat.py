@@ -77,6 +77,8 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     choice = get("tool_choice")
     if choice is None and "function_call" in body:  # (a null `tool_choice` is one not given)
         choice = _function_call(body)
+        if not raw_tools and choice not in (None, "none") and rules:
+            raise _function_call_alone()
     # (The API's 400s for a tool setting without tools, not over a cassette or an upstream: a
     # recording of an OpenAI-compatible server that took one replays as it was answered.)
     tool_choice = common.parse_tool_choice(choice, tools, flat=False, alone=not rules)
@@ -226,6 +228,17 @@ def _top_logprobs_alone() -> ApiError:
         400,
         "The 'top_logprobs' parameter is only allowed when 'logprobs' is enabled.",
         param="top_logprobs",
+    )
+
+
+def _function_call_alone() -> ApiError:
+    # The deprecated `function_call` without `functions`, in the API's words for it (quoted in
+    # PlexPt/chatgpt-java#150): mockai named `tool_choice`, which the client never sent.
+    return ApiError(
+        400,
+        "Invalid value for 'function_call': 'function_call' is only allowed when 'functions' "
+        "are specified.",
+        param="function_call",
     )
 
 
