@@ -6,13 +6,14 @@ gives is validated against the spec when it stops (`conformance.checked_server`)
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
 from sdk import API_KEY
 
-from mockai import MockServer
+from mockai import MockServer, ScenarioError
 
 MODEL = "gpt-4o-mini"
 WEATHER = {
@@ -170,3 +171,45 @@ def test_function_call_without_functions_is_refused_in_its_own_name(
     )
     assert answer.choices[0].finish_reason in ("function_call", "stop")
     assert sdk.chat.completions.create(model=MODEL, messages=[ASK], function_call="none").choices
+
+
+_TWO_CALLS = """\
+mockai: 1
+rules:
+  - name: two-cities
+    match: {user: compare, has_tool_result: false}
+    reply:
+      tool_calls:
+        - {name: get_weather, arguments: {city: Oslo}, id: call_1}
+        - name: get_weather
+          arguments: {city: Rome}
+          id: call_1
+"""
+
+
+def test_two_scripted_calls_with_one_id_are_a_load_error(tmp_path: Path) -> None:
+    # The client answers each call under its id; a second result for one id is the API's 400,
+    # and mockai's: the fixture's turn could never be followed up (it was loaded and answered).
+    path = tmp_path / "calls.yaml"
+    path.write_text(_TWO_CALLS)
+    with pytest.raises(ScenarioError) as caught:
+        MockServer(scenarios=(str(path),))
+    assert (
+        f"{path}:10: rule 'two-cities' reply.tool_calls[1].id 'call_1' is the id of "
+        "tool_calls[0] too: each call needs its own (or none: mockai makes one)"
+    ) in str(caught.value)
+    # Ids of their own load, and the turn is followed up.
+    path.write_text(_TWO_CALLS.replace("id: call_1\n", "id: call_2\n"))
+    with (
+        MockServer(scenarios=(str(path),)) as server,
+        openai.OpenAI(base_url=server.url, api_key=API_KEY, max_retries=0) as client,
+    ):
+        asked: list[Any] = [{"role": "user", "content": "compare Oslo and Rome"}]
+        first = client.chat.completions.create(model=MODEL, messages=asked, tools=[WEATHER])
+        calls = first.choices[0].message.tool_calls or []
+        assert [call.id for call in calls] == ["call_1", "call_2"]
+        results = [{"role": "tool", "tool_call_id": c.id, "content": "9C"} for c in calls]
+        asked += [first.choices[0].message.model_dump(exclude_none=True), *results]
+        # (past the pairing check to the rules, of which none answers a tool result)
+        with pytest.raises(openai.BadRequestError, match="no rule or recording matches"):
+            client.chat.completions.create(model=MODEL, messages=asked, tools=[WEATHER])

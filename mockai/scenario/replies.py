@@ -327,11 +327,22 @@ def _tool_calls(
         )
         return ()
     calls = []
+    ids: dict[str, int] = {}  # a scripted id -> the index of the call that has it
     for index, item in enumerate(items):
         spot = line_of(items, index) if items is raw else line
         call = _tool_call(item, spot, f"{where}.tool_calls[{index}]", problems)
-        if call is not None:
-            calls.append(call)
+        if call is None:
+            continue
+        if call.id and call.id in ids:
+            # The client answers each call under its id, and a second result for one id is the
+            # API's 400 (mockai's too): such a fixture's turn could never be followed up.
+            problems.add(
+                line_of(item, "id"),
+                f"{where}.tool_calls[{index}].id '{call.id}' is the id of tool_calls"
+                f"[{ids[call.id]}] too: each call needs its own (or none: mockai makes one)",
+            )
+        ids.setdefault(call.id or "", index)
+        calls.append(call)
     return tuple(calls)
 
 
