@@ -213,3 +213,23 @@ def test_two_scripted_calls_with_one_id_are_a_load_error(tmp_path: Path) -> None
         # (past the pairing check to the rules, of which none answers a tool result)
         with pytest.raises(openai.BadRequestError, match="no rule or recording matches"):
             client.chat.completions.create(model=MODEL, messages=asked, tools=[WEATHER])
+
+
+def test_a_tool_result_without_its_call_id_is_refused_in_the_apis_words(
+    sdk: openai.OpenAI,
+) -> None:
+    # As LangChain users quote it (langchain#22600); mockai said "Missing required parameter".
+    messages: list[Any] = [ASK, _called(), {"role": "tool", "content": "18C"}]
+    error = _refused(sdk, messages=messages, tools=[WEATHER])
+    assert error == {
+        "message": "Missing parameter 'tool_call_id': messages with role 'tool' must have a "
+        "'tool_call_id'.",
+        "type": "invalid_request_error",
+        "param": "messages.[2].tool_call_id",
+        "code": None,
+    }
+    # One that is not a string is a type error, as any field's.
+    messages[2]["tool_call_id"] = 1
+    error = _refused(sdk, messages=messages, tools=[WEATHER])
+    assert error["param"] == "messages[2].tool_call_id"
+    assert error["code"] == "invalid_type"

@@ -325,7 +325,16 @@ def _parse_message(item: Any, index: int, openai_rules: bool) -> Message:
             )
     tool_call_id = get("tool_call_id")
     if role == "tool" and not isinstance(tool_call_id, str):
-        raise missing(f"messages[{index}].tool_call_id")
+        if tool_call_id is not None:
+            raise type_error(f"messages[{index}].tool_call_id", ("string",), tool_call_id)
+        # The API's words for it, not its usual "Missing required parameter" (quoted in
+        # langchain-ai/langchain#22600, for a ToolMessage that lost its id on the way).
+        raise ApiError(
+            400,
+            "Missing parameter 'tool_call_id': messages with role 'tool' must have a "
+            "'tool_call_id'.",
+            param=f"messages.[{index}].tool_call_id",
+        )
     name = get("name")
     return Message(
         role=role,
