@@ -233,3 +233,27 @@ def test_a_tool_result_without_its_call_id_is_refused_in_the_apis_words(
     error = _refused(sdk, messages=messages, tools=[WEATHER])
     assert error["param"] == "messages[2].tool_call_id"
     assert error["code"] == "invalid_type"
+
+
+def test_a_hosted_tool_sent_to_chat_is_the_apis_400(
+    sdk: openai.OpenAI, lenient: MockServer
+) -> None:
+    # Responses API tools on chat (litellm#9914): the API asks for a function definition.
+    hosted: Any = {"type": "web_search_preview"}
+    error = _refused(sdk, messages=[ASK], tools=[WEATHER, hosted])
+    assert error == {
+        "message": "Invalid type for 'tools[1].function': expected a function definition, but "
+        "got null instead.",
+        "type": "invalid_request_error",
+        "param": "tools[1].function",
+        "code": "invalid_type",
+    }
+    # The Responses API takes it, and another provider's chat its own hosted tools.
+    assert sdk.responses.create(model=MODEL, input="Hi", tools=[hosted]).output
+    with openai.OpenAI(
+        base_url=lenient.url.replace("/v1", "/openrouter/api/v1"), api_key=API_KEY, max_retries=0
+    ) as openrouter:
+        answer = openrouter.chat.completions.create(
+            model="openai/gpt-4o", messages=[ASK], tools=[{"type": "openrouter:web_search"}]
+        )
+        assert answer.choices

@@ -666,6 +666,17 @@ def parse_tool(
         return Tool(
             name=name, description=optional_string(spec, "description", where), kind="custom"
         )
+    if kind != "function" and openai_rules and not flat:
+        # Chat takes function and custom tools only: a Responses API hosted tool sent to it
+        # (`{"type": "web_search_preview"}`) is the API's 400 in these words (quoted in
+        # BerriAI/litellm#9914); mockai answered as if it were offered.
+        raise ApiError(
+            400,
+            f"Invalid type for '{param}.function': expected a function definition, but got "
+            "null instead.",
+            param=f"{param}.function",
+            code="invalid_type",
+        )
     if kind != "function":
         # Hosted tools (web_search, file_search, ...) are accepted; the mock never calls them.
         return Tool(name=f"<{kind}>", kind="custom")
