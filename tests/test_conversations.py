@@ -232,6 +232,29 @@ def test_unknown_conversations_are_accepted_unless_strict_and_deleted_ones_refus
     )
 
 
+def test_a_conversation_pushed_out_of_the_store_is_refused_saying_so() -> None:
+    # A Responses turn naming a conversation the store pushed out was answered as a new
+    # conversation (200, its context silently lost), as one the server never saw is.
+    with MockServer(store_bytes=40_000, log_requests=False) as small:
+        client = openai.OpenAI(base_url=small.url, api_key="sk-test", max_retries=0)
+        first = client.conversations.create(items=[{"role": "user", "content": "remember me"}])
+        for n in range(30):  # ~3 KB each: the first goes
+            client.conversations.create(items=[{"role": "user", "content": f"{n} " * 1500}])
+        with pytest.raises(openai.NotFoundError, match="pushed out of the store") as retrieved:
+            client.conversations.retrieve(first.id)
+        assert "MOCKAI_STORE_BYTES" in retrieved.value.message
+        with pytest.raises(openai.NotFoundError, match="pushed out of the store") as turn:
+            client.responses.create(model=MODEL, input="and now?", conversation=first.id)
+        assert turn.value.param == "conversation"
+        deleted = client.conversations.create()
+        client.conversations.delete(deleted.id)
+        with pytest.raises(openai.NotFoundError, match="it was deleted"):
+            client.conversations.items.list(deleted.id)
+        small.reset()  # forgets why, too: an id never seen again
+        body = {"model": MODEL, "input": "hi", "conversation": first.id}
+        assert httpx.post(small.url + "/responses", json=body).status_code == 200
+
+
 def test_ids_are_reproducible_and_reset_forgets() -> None:
     made = []
     for _ in range(2):

@@ -37,6 +37,12 @@ from mockai.wire.outgoing import Body, EventStream, Outgoing
 
 DEFAULT_CAPACITY = 1000
 MAX_ITEMS_PER_CALL = 20  # the API adds at most 20 items per call
+# Why conversations are gone is remembered for this many times as many as the store keeps (a
+# short reason each; the oldest are forgotten first, then such an id is unknown).
+REMEMBERED = 10
+# The reason every kept conversation is filed under, so that it holds once the store pushes it
+# out (its records say nothing when they drop one); spelled out when the id is named again.
+_PUSHED_OUT = "pushed out"
 T = TypeVar("T")
 
 
@@ -174,7 +180,7 @@ def _conversation_from_json(data: Any) -> _Conversation:
 
 
 _CODEC = kept.JsonCodec(_conversation_json, _conversation_from_json)
-_TOMBSTONE = kept.JsonCodec(lambda value: 1, lambda data: True)
+_REASON = kept.JsonCodec(str, str)
 
 
 class ConversationStore:
@@ -198,8 +204,12 @@ class ConversationStore:
         self._conversations: Records[_Conversation] = backend.records(
             "conversations", _CODEC, capacity, max_bytes
         )
-        self._deleted: Records[bool] = backend.records(
-            "conversations:deleted", _TOMBSTONE, capacity
+        # Why ids are no longer (or may soon not be) held: deleted, or kept (pushed out, once
+        # the store has dropped it). A Responses request naming one is the API's 404, saying
+        # why, as a retrieval is: answering it as a new conversation (as one never seen is)
+        # would lose its context without a word. Bounded by count: REMEMBERED times the store's.
+        self._gone: Records[str] = backend.records(
+            "conversations:gone", _REASON, capacity * REMEMBERED
         )
         # How many times each creation request was made (shared by workers, like the server's
         # own count of requests): a conversation's id derives from it.
@@ -214,6 +224,8 @@ class ConversationStore:
         raw = _new_items(body.get("items"), "items")
         conversation = _Conversation(await self._new_id(body), self.created, metadata)
         conversation.add(conversation.listed(raw), self.budget, "items", sent=len(raw))
+        # Filed before it is kept: it says why once the store pushes it out.
+        await self._gone.put(conversation.id, _PUSHED_OUT)
         await self._conversations.put(conversation.id, conversation, _weight(conversation))
         return conversation.resource()
 
@@ -249,8 +261,8 @@ class ConversationStore:
 
     async def delete(self, conversation_id: str) -> dict[str, Any]:
         if await self._conversations.pop(conversation_id) is None:
-            raise _not_found(conversation_id)
-        await self._deleted.put(conversation_id, True)
+            raise await self._not_found(conversation_id)
+        await self._gone.put(conversation_id, "deleted")
         return {"id": conversation_id, "object": "conversation.deleted", "deleted": True}
 
     async def list_items(self, conversation_id: str, query: Mapping[str, str]) -> dict[str, Any]:
@@ -305,9 +317,10 @@ class ConversationStore:
         return None if conversation is None else conversation.items
 
     async def check(self, exchange: Exchange, *, strict: bool, storing: bool = True) -> None:
-        """Refuse a `conversation` the API would not find: a deleted one always, an unknown one
-        only when `strict` (tests may name conversations from elsewhere); and, `storing` (a
-        response, not a count of its tokens), input that would not fit in it."""
+        """Refuse a `conversation` the API would not find: a deleted one (or one pushed out of the
+        store) always, saying so, an unknown one only when `strict` (tests may name
+        conversations from elsewhere); and, `storing` (a response, not a count of its tokens),
+        input that would not fit in it."""
         if exchange.endpoint is not Endpoint.RESPONSES:
             return
         wanted = conversation_id(exchange.body)
@@ -321,8 +334,9 @@ class ConversationStore:
                 sent = items.listed(exchange.body.get("input"), b"")
                 held.fits(_bytes_of(sent), self.budget, "input")
             return
-        if strict or await self._deleted.has(wanted):
-            raise ApiError(404, f"Conversation with id '{wanted}' not found.", param="conversation")
+        reason = await self._gone.get(wanted)
+        if strict or reason is not None:
+            raise self._missing(wanted, reason, param="conversation")
 
     async def extend(self, exchange: Exchange, answer: Outgoing, *, output: bool = True) -> None:
         """After a response in a conversation: append its input, then its output items (not
@@ -368,20 +382,40 @@ class ConversationStore:
     async def clear(self) -> None:
         """Forget everything (the server's reset)."""
         await self._conversations.clear()
-        await self._deleted.clear()
+        await self._gone.clear()
         await self._made.forget()
 
     async def _find(self, conversation_id: str) -> _Conversation:
         conversation = await self._conversations.get(conversation_id)
         if conversation is None:
-            raise _not_found(conversation_id)
+            raise await self._not_found(conversation_id)
         return conversation
 
     async def _change(self, conversation_id: str, change: Callable[[_Conversation], T]) -> T:
         try:
             return await self._conversations.update(conversation_id, change, _weight)
         except KeyError:
-            raise _not_found(conversation_id) from None
+            raise await self._not_found(conversation_id) from None
+
+    async def _not_found(self, conversation_id: str) -> ApiError:
+        """The API's 404, saying why when this server held the id and no longer does."""
+        return self._missing(conversation_id, await self._gone.get(conversation_id))
+
+    def _missing(
+        self, conversation_id: str, reason: str | None, param: str | None = None
+    ) -> ApiError:
+        why = ""
+        if reason is not None:
+            if reason == _PUSHED_OUT:
+                held = f" within {self.budget} bytes (MOCKAI_STORE_BYTES)" if self.budget else ""
+                reason = (
+                    "pushed out of the store: it keeps the "
+                    f"{self._conversations.capacity} conversations changed last{held}"
+                )
+            why = f" (mockai: it was {reason}.)"
+        return ApiError(
+            404, f"Conversation with id '{conversation_id}' not found.{why}", param=param
+        )
 
     @staticmethod
     def _position(conversation: _Conversation, item_id: str) -> int:
@@ -391,10 +425,6 @@ class ConversationStore:
         raise ApiError(
             404, f"Item with id '{item_id}' not found in conversation '{conversation.id}'."
         )
-
-
-def _not_found(conversation_id: str) -> ApiError:
-    return ApiError(404, f"Conversation with id '{conversation_id}' not found.")
 
 
 def _new_items(raw: Any, param: str) -> list[Any]:
