@@ -108,3 +108,34 @@ def test_reset_forgets_stored_completions(server: MockServer, client: openai.Ope
     server.reset()
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.retrieve(kept)
+
+
+def test_a_list_page_shows_only_its_own_completions(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every kept completion was shown (its answer parsed, a streamed one's every chunk) for
+    # each page: 1,000 streamed ones held the server ~0.5 s a page of 20.
+    from mockai.stores import completions
+
+    shown: list[str | None] = []
+    real = completions.completion_of
+
+    def counted(answer: object, **options: bool) -> object:
+        found = real(answer, **options)  # type: ignore[arg-type]
+        shown.append(found and found.get("id"))
+        return found
+
+    with (
+        MockServer(log_requests=False) as server,
+        openai.OpenAI(base_url=server.url, api_key="sk-test", max_retries=0) as client,
+    ):
+        kept = [_ask(client, f"q {i}", store=True) for i in range(6)]
+        for i in range(6):  # streamed ones, whose showing costs the most
+            with client.chat.completions.stream(
+                model=MODEL, messages=[{"role": "user", "content": f"s {i}"}], store=True
+            ) as stream:
+                kept.append(stream.get_final_completion().id)
+        monkeypatch.setattr(completions, "completion_of", counted)
+        page = client.chat.completions.list(limit=3, after=kept[4], metadata={})
+        assert [c.id for c in page.data] == kept[5:8] and page.has_more
+        assert shown == kept[5:8]
+        assert page.data[0] == client.chat.completions.retrieve(kept[5])
+        assert [c.id for c in client.chat.completions.list(limit=5, order="desc")] == kept[::-1]

@@ -177,13 +177,19 @@ class CompletionStore:
             held = await self._stored.get(after)
             left = None if held is not None else await self._left.get(after)
             elsewhere = held.place if held is not None else left[0] if left else None
-        return items.page(
-            [self._shown(stored) for stored in chosen],
+        # Paged by id, and only the page's completions shown: showing one parses its answer (a
+        # streamed one's every chunk), and showing all 1,000 kept for each page of 20 held the
+        # server ~0.5 s a page, answering nothing, and an auto-pager's 50 pages ~25 s.
+        by_id = {kept.answer_id(stored.answer, _COMPLETION_ID): stored for stored in chosen}
+        page = items.page(
+            [{"id": completion_id} for completion_id in by_id],
             query,
             default_order="asc",
-            places=[stored.place for stored in chosen],
+            places=[stored.place for stored in by_id.values()],
             elsewhere=elsewhere,
         )
+        page["data"] = [self._shown(by_id[listed["id"]]) for listed in page["data"]]
+        return page
 
     async def retrieve(self, completion_id: str) -> dict[str, Any]:
         return self._shown(await self._find(completion_id), completion_id)
