@@ -185,7 +185,8 @@ class MockaiFixture:
         self.server.load(str(path))
 
     def reset(self) -> None:
-        """Forget requests, sequence positions and rate-limit usage."""
+        """Forget requests, sequence positions and rate-limit usage, and what clients stored
+        (responses, conversations, chat completions, files, batches), as `MockServer.reset()`."""
         self.server.reset()
 
     # --- the journal ---------------------------------------------------------------------------
