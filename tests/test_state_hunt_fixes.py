@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
@@ -292,6 +293,31 @@ def test_a_conversation_past_the_store_budget_is_refused_growing_and_stays(
     )
     assert counted.status_code == 200, counted.text
     assert counted.json()["input_tokens"] > 100
+
+
+def test_a_turn_its_conversation_refuses_is_not_kept_either() -> None:
+    # A turn whose input fits but whose answer would take its conversation past the budget is
+    # refused (400 mockai_storage_full) after it was answered: the response the client never
+    # got was kept all the same, retrievable `completed` in a conversation that lacks it. Its
+    # id is the same turn's on a server with room (ids are reproducible for the seed).
+    def turns(server: MockServer) -> Iterator[httpx.Response]:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            conversation = http.post("/conversations", json={}).json()["id"]
+            for n in range(60):
+                body = {"model": MODEL, "input": f"go on {n}", "conversation": conversation}
+                yield http.post("/responses", json=body)
+
+    with MockServer(store_bytes=60_000, log_requests=False) as small_server:
+        answers = turns(small_server)
+        refused = next((n, answer) for n, answer in enumerate(answers) if answer.status_code != 200)
+        answers.close()
+        assert _error(refused[1])["code"] == "mockai_storage_full"
+        with MockServer(log_requests=False) as roomy:
+            answered = list(itertools.islice(turns(roomy), refused[0] + 1))[-1]
+        unsent = answered.json()["id"]
+        retrieved = httpx.get(f"{small_server.url}/responses/{unsent}", timeout=30)
+        assert retrieved.status_code == 404, retrieved.text
+        assert "mockai: it was" not in _error(retrieved, 404)["message"]  # never answered
 
 
 def test_a_response_too_heavy_to_keep_says_so_when_named(small: MockServer) -> None:

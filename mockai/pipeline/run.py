@@ -264,7 +264,14 @@ async def answer(
         sent = await state.responses.keep(exchange, delivered)
         # A background run answered `queued` (what is sent is not the answer) adds its output
         # to its conversation once a retrieval finds it done; a cancelled one never does.
-        await state.conversations.extend(exchange, delivered, output=sent is delivered)
+        try:
+            await state.conversations.extend(exchange, delivered, output=sent is delivered)
+        except ApiError:
+            # Its conversation refused it (past the store's bytes): the client gets that 400,
+            # not this answer, so it is not kept either (it was retrievable, `completed` in a
+            # conversation that does not hold it).
+            await state.responses.unkeep(delivered)
+            raise
         return outgoing if sent is delivered else sent
     if exchange.endpoint is Endpoint.CHAT and exchange.body.get("store") is True:
         await state.completions.keep(exchange, outgoing, plan.faults)  # (kept as cut)

@@ -191,6 +191,16 @@ class ResponseStore:
         queued = _pending(response, "queued")
         return Body(200, jsonbytes.dumps(queued), outgoing.content_type, outgoing.headers)
 
+    async def unkeep(self, answer: Outgoing) -> None:
+        """Forget the answer `keep` just kept, which its client will not get (its conversation
+        refused to hold it): its id is then one this server never answered."""
+        if not isinstance(answer, Body | EventStream):
+            return
+        response_id = kept.answer_id(answer, _RESPONSE_ID)
+        if response_id is not None:
+            await self._stored.pop(response_id)
+            await self._gone.pop(response_id)
+
     async def history(self, response_id: str) -> tuple[Message, ...] | None:
         """The conversation up to and including a stored response's answer (None if unknown)."""
         stored = await self._stored.get(response_id)
