@@ -234,6 +234,46 @@ def test_stored_requests_weigh_their_pictures() -> None:
         assert server.state.responses._stored.bytes <= 1 << 20
 
 
+def test_stored_chat_completions_weigh_the_tools_they_echo() -> None:
+    """A stored chat completion echoes its request's `tools` (and `response_format`) when
+    retrieved, so it holds them: they weighed nothing, and a 1 MiB budget kept 60 completions
+    of 380 KB of tools each (22 MiB). Here 16 tools, ~100 KB of JSON and ~280 KB of objects."""
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": f"tool_{index}",
+                "description": "d" * 1000,
+                "parameters": {
+                    "type": "object",
+                    "properties": {
+                        f"p{n}": {"type": "string", "description": "x" * 200} for n in range(20)
+                    },
+                },
+            },
+        }
+        for index in range(16)
+    ]
+    with (
+        MockServer(store_bytes=1 << 20, log_requests=False) as server,
+        openai.OpenAI(base_url=server.url, api_key="sk-test", max_retries=0) as client,
+    ):
+        made = [
+            client.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=[{"role": "user", "content": f"question {index}"}],
+                tools=tools,  # type: ignore[arg-type]
+                tool_choice="none",
+                store=True,
+            ).id
+            for index in range(12)
+        ]
+        kept = [one.id for one in client.chat.completions.list(limit=100)]
+        assert kept and kept == made[-len(kept) :]
+        assert len(kept) <= 3  # (1 MiB holds three such completions' tools)
+        assert client.chat.completions.retrieve(made[-1]).model_extra["tools"] == tools  # type: ignore[index]
+
+
 def test_the_generators_cache_is_bounded_in_bytes() -> None:
     with MockServer(log_requests=False) as server:
         for index in range(80):  # 80 x 20 inputs x 3072 float32: ~20 MB of vectors made

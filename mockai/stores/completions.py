@@ -141,7 +141,10 @@ class CompletionStore:
             },
             logprobs=exchange.logprobs,
         )
-        weight = kept.weight(outgoing, 0, stored.messages)  # the answer and its messages
+        # The answer, its messages and the settings it echoes: `tools` and a `response_format`
+        # schema may outweigh the rest (64 tools of 6 KB each weighed nothing, and a 1 MiB
+        # budget held 60 such completions, 22 MiB of tools).
+        weight = kept.weight(outgoing, 0, stored.messages) + kept.size_of(stored.settings)
         stored.place = await self._stored.next_serial()
         if self.budget is not None and weight > self.budget:
             # Not kept (it would have emptied the store, then gone itself): a plain 404 would
