@@ -221,6 +221,46 @@ def test_metrics_count_requests_rules_faults_tokens_and_latency(tmp_path: Path) 
     assert _total(metrics, "mockai_requests_in_flight") == 0
 
 
+@pytest.mark.parametrize(
+    ("path", "model", "body"),
+    [
+        ("/chat/completions", MODEL, {"messages": [{"role": "user", "content": "hi"}]}),
+        ("/completions", "gpt-3.5-turbo-instruct", {"prompt": "hi"}),
+        (
+            "/azure/openai/v1/chat/completions",
+            MODEL,
+            {"messages": [{"role": "user", "content": "hi"}]},
+        ),
+    ],
+)
+def test_a_stream_without_include_usage_counts_its_tokens(
+    path: str, model: str, body: dict[str, object]
+) -> None:
+    """The SDKs stream without `stream_options.include_usage` by default, so the stream sends no
+    usage: its tokens are the answer's all the same, as many as the same request's unstreamed
+    answer bills (mockai_tokens_total counted none of them)."""
+    counted = []
+    with MockServer(log_requests=False) as server, httpx.Client() as http:
+        openai_routes = not path.startswith("/azure")
+        url = (server.url if openai_routes else server.base_url) + path
+        for stream in (False, True):
+            before = _scrape(http, server.base_url)
+            answer = http.post(url, json={"model": model, **body, "stream": stream})
+            assert answer.status_code == 200, answer.text
+            assert (b'"usage":{' in answer.content) is not stream  # (none in the stream)
+            after = _scrape(http, server.base_url)
+            counted.append(
+                [
+                    _total(after, "mockai_tokens_total", model=model, kind=kind)
+                    - _total(before, "mockai_tokens_total", model=model, kind=kind)
+                    for kind in ("prompt", "completion")
+                ]
+            )
+    unstreamed, streamed = counted
+    assert unstreamed[0] > 0 and unstreamed[1] > 0
+    assert streamed == unstreamed
+
+
 def test_metrics_add_up_every_worker(redis: RedisServer) -> None:
     args = ["--workers", "3", "--state", redis.url(), "--quiet"]
     with ServeProcess(args) as served, fresh_connections() as http:

@@ -326,7 +326,9 @@ def _stream(
     if exchange.include_usage:
         tail.append(prefix + b'[],"usage":' + jsonbytes.dumps(usage) + b"}\n\n")
     tail.append(sse.DONE)
-    return EventStream(frames=frames + tail, tail=len(tail), error_frame=errors.stream_error_frame)
+    return EventStream(
+        frames=frames + tail, tail=len(tail), error_frame=errors.stream_error_frame, usage=usage
+    )
 
 
 CODEC = Codec(Endpoint.COMPLETIONS, "/completions", parse, render)

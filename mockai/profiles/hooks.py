@@ -132,6 +132,7 @@ class ChatShape:
             headers={**outgoing.headers, **extra},
             error_frame=self.error_frame(answer) if self.error_frame else inband_error(style),
             preamble=self.preamble if self.stream is not None else 0,
+            usage=outgoing.usage,  # (the metrics count it, sent or not)
         )
 
 
