@@ -48,8 +48,10 @@ if TYPE_CHECKING:
 
 def __dir__() -> list[str]:
     # The public names load lazily (module __getattr__), so they are not in the module's
-    # namespace until used: list them for dir(), tab completion and help().
-    return sorted(set(globals()) | set(__all__))
+    # namespace until used: list them for dir(), tab completion and help(), with the module's
+    # own dunders, and without what this file imports for itself (`importlib`, `logging`,
+    # `Any`: dir() is what the docs call the public names).
+    return sorted({name for name in globals() if name.startswith("__")} | set(__all__))
 
 
 def __getattr__(name: str) -> Any:

@@ -38,3 +38,17 @@ def test_dir_lists_the_public_names_before_any_is_used() -> None:
         "assert 'MockServer' in names and 'ScenarioError' in names\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_dir_lists_no_name_the_package_only_uses_itself() -> None:
+    """docs/python.md: "The public names are those of `dir(mockai)`". It listed what the
+    package's own file imports (`importlib`, `logging`, `Any`, `TYPE_CHECKING`, `annotations`)
+    and its private `_LAZY` too, so tab completion offered `mockai.logging`."""
+    code = (
+        "import mockai\n"
+        "public = [name for name in dir(mockai) if not name.startswith('__')]\n"
+        "expected = [name for name in mockai.__all__ if not name.startswith('__')]\n"
+        "assert public == expected, public\n"
+        "assert '__version__' in dir(mockai) and '__file__' in dir(mockai)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
