@@ -140,3 +140,30 @@ def test_a_batch_only_a_whole_batch_condition_matches_is_answered_whole() -> Non
     with MockServer(log_requests=False) as server, sdk(server) as client:
         server.add_rule(rule)
         assert vectors(client, ["a", "b"]) == [[0.0, 1.0], [0.0, 1.0]]
+
+
+def test_a_whole_batch_rule_answers_the_inputs_an_earlier_rule_leaves() -> None:
+    """docs/scenarios.md: a rule matching only the batch as a whole answers all its inputs but
+    those a rule written before it answers alone. With that earlier rule testing `user` (a
+    pinned query), the batch's own rule answered none of them: the documents were generated."""
+    rules = [
+        {"name": "query", "match": {"user": {"equals": "q"}}, "reply": {"vector": [1.0, 0.0]}},
+        {
+            "name": "docs",
+            "match": {"body": {"input": ["q", "d1", "d2"]}},
+            "reply": {"vector": [0.0, 1.0]},
+        },
+        {"name": "d2-alone", "match": {"user": {"equals": "d2"}}, "reply": {"vector": [0.6, 0.8]}},
+    ]
+    with MockServer(log_requests=False) as server, sdk(server) as client:
+        server.add_rules(rules)
+        assert vectors(client, ["q", "d1", "d2"]) == [[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]]
+        assert server.requests[-1].rules == ["query", "docs"]
+        assert {rule.name: rule.served for rule in server.rules} == {
+            "query": 1,
+            "docs": 1,
+            "d2-alone": 0,
+        }
+        # Another batch is not that rule's: its inputs are their own rules' (or generated).
+        other = vectors(client, ["d2", "q", "d1"])
+        assert other[:2] == [[0.6, 0.8], [1.0, 0.0]] and len(other[2]) > 2

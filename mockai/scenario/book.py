@@ -234,10 +234,20 @@ class RuleBook:
             self._searches = any(map(_searches, rules))
         return index
 
-    def _first(self, exchange: Exchange) -> Rule | None:
-        """The first rule that matches `exchange` and is not used up; the caller holds the lock."""
+    def _first(self, exchange: Exchange, after: Rule | None = None) -> Rule | None:
+        """The first rule that matches `exchange` and is not used up (with `after`, the first
+        asked after that rule which matches the batch `exchange` as a whole: one testing no
+        input, see per_input.tests_inputs); the caller holds the lock."""
+        import mockai.scenario.per_input as per_input
+
+        looking = after is None
         for rules in (self._runtime, self._scenario):
             for rule in rules:
+                if not looking:
+                    looking = rule is after
+                    continue
+                if after is not None and per_input.tests_inputs(rule):
+                    continue
                 try:
                     holds = all(check(exchange) for check in rule.checks)
                 except _machinery().RegexTimeout as error:  # (see `_pick_in`)
@@ -314,7 +324,7 @@ class RuleBook:
             return whole
         firsts = [self._first(per_input.alone(exchange, (i,))) for i in range(len(exchange.inputs))]
         if whole is not None:
-            firsts = self._whole_answers(whole, firsts)
+            firsts = self._whole_answers(whole, firsts, exchange)
         groups = per_input.group(firsts)
         if all(g.rule is None for g in groups):
             return whole  # (None: `whole` would answer some input)
@@ -323,19 +333,27 @@ class RuleBook:
             return whole  # (every input alone is the batch's rule's, as the plain path answers)
         return groups
 
-    def _whole_answers(self, whole: Rule, firsts: list[Rule | None]) -> list[Rule | None]:
-        """Each input's rule, given `whole` matched the batch and `firsts` (each input's first
-        rule alone); the caller holds the lock.
+    def _whole_answers(
+        self, whole: Rule, firsts: list[Rule | None], exchange: Exchange
+    ) -> list[Rule | None]:
+        """Each input's rule, given `whole` matched the batch `exchange` and `firsts` (each
+        input's first rule alone); the caller holds the lock.
 
         A rule testing the inputs (`user`) that answers some of them alone answers those, and
-        the others get their own rules (or the generator). Otherwise `whole` matched the batch
-        as a whole (say `body: {input: [a, b]}`): it answers every input, except those a rule
-        before it answers alone (asked first, that rule wins them, as it would alone); a rule
-        after it never does, though alone each input may fail `whole`."""
+        the others get their own rules (or the generator), unless a rule after it matches the
+        batch as a whole: that one then answers them as below. A rule that matched the batch as
+        a whole (say `body: {input: [a, b]}`) answers every input, except those a rule before
+        it answers alone (asked first, that rule wins them, as it would alone); a rule after it
+        never does, though alone each input may fail `whole`."""
         import mockai.scenario.per_input as per_input
 
         if per_input.tests_inputs(whole) and any(rule is whole for rule in firsts):
-            return firsts
+            # (A `user: {equals: q}` rule before a `body: {input: [q, d1, d2]}` one took `q`, and
+            # the documents were generated: the batch's own rule answered none of them.)
+            later = self._first(exchange, after=whole)
+            if later is None:
+                return firsts
+            whole = later
         before: set[int] = set()
         for rule in (*self._runtime, *self._scenario):
             if rule is whole:
