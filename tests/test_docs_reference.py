@@ -34,3 +34,12 @@ def test_the_match_table_lists_every_match_key_and_endpoint() -> None:
     assert set(rows) == set(REGISTRY)
     named = set(re.findall(r"`([a-z_]+)`", rows["endpoint"]))
     assert {endpoint.value for endpoint in Endpoint} <= named
+
+
+def test_the_home_page_lists_every_page_of_the_site() -> None:
+    """docs/index.md lists "the pages here": providers, media, operations and performance were
+    missing from it, so the site's home led nowhere near images, Groq or running a service."""
+    text = (DOCS / "index.md").read_text(encoding="utf-8")
+    linked = set(re.findall(r"^- \[[^]]+\]\(([a-z-]+\.md)\)", text, re.M))
+    pages = {page.name for page in DOCS.glob("*.md")} - {"index.md"}
+    assert linked == pages
