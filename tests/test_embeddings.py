@@ -61,3 +61,19 @@ def test_rag_retrieval_finds_the_right_document(client: openai.OpenAI) -> None:
 async def test_async(aclient: openai.AsyncOpenAI) -> None:
     result = await aclient.embeddings.create(model=MODEL, input="async")
     assert len(result.data[0].embedding) == 1536
+
+
+@pytest.mark.parametrize("sent", ["", [], ["ok", ""], [[1], []]])
+def test_an_empty_input_is_the_apis_400_without_a_param(
+    client: openai.OpenAI, sent: object
+) -> None:
+    # The API's answer, as the SDK's tracebacks quote it: `'param': None`, `'code': None`.
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.embeddings.create(model=MODEL, input=sent)  # type: ignore[arg-type]
+    assert caught.value.body == {
+        "message": "'$.input' is invalid. Please check the API reference: "
+        "https://platform.openai.com/docs/api-reference.",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": None,
+    }

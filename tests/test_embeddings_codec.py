@@ -189,10 +189,10 @@ INVALID_INPUT = (
 @pytest.mark.parametrize(
     ("body", "param", "code", "message"),
     [
-        ({"model": MODEL, "input": ""}, "input", None, INVALID_INPUT),
-        ({"model": MODEL, "input": []}, "input", None, INVALID_INPUT),
-        ({"model": MODEL, "input": ["ok", ""]}, "input", None, INVALID_INPUT),
-        ({"model": MODEL, "input": [[1], []]}, "input", None, INVALID_INPUT),
+        ({"model": MODEL, "input": ""}, None, None, INVALID_INPUT),
+        ({"model": MODEL, "input": []}, None, None, INVALID_INPUT),
+        ({"model": MODEL, "input": ["ok", ""]}, None, None, INVALID_INPUT),
+        ({"model": MODEL, "input": [[1], []]}, None, None, INVALID_INPUT),
         (
             {"model": MODEL, "input": ["ok", 3]},
             "input[1]",

@@ -149,12 +149,13 @@ def _token_text(token_ids: Sequence[int]) -> str:
 
 
 def _invalid_input() -> ApiError:
-    # The API's own (unhelpful) wording for an empty string, an empty list or an empty token array.
+    # The API's own (unhelpful) wording for an empty string, an empty list or an empty token array,
+    # and, as its answers show, with no `param` (`'param': None` in the SDK's tracebacks): an app
+    # telling its own errors apart by `param == "input"` passed here and failed against the API.
     return ApiError(
         400,
         "'$.input' is invalid. Please check the API reference: "
         "https://platform.openai.com/docs/api-reference.",
-        param="input",
     )
 
 
