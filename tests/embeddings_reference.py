@@ -19,6 +19,15 @@ from collections.abc import Sequence
 
 # Content words: runs of letters/digits (the apostrophe in "cat's" splits off a dropped "s").
 _WORD = re.compile(r"[^\W_]+")
+# CJK and Hangul runs: their character pairs, and their ideographs but the commonest.
+_CJK_RUN = re.compile(
+    "[\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u3400-\u4dbf\u4e00-\u9fff"
+    "\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002fa1f]+"
+)
+_IDEOGRAPH = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f]")
+_CJK_STOPWORDS = frozenset(
+    "的了是在和有我你他她它们这那个不也就都与及或之其吗呢吧啊么什怎哪谁为于对把被从到给很还又一"
+)
 
 _STOPWORD_LIST = """
     a about above after again against all also am an and any are as at be because been before
@@ -74,8 +83,15 @@ def embed_tokens(token_ids: Sequence[int], dimensions: int, seed: int) -> list[f
 
 
 def words(text: str) -> list[str]:
-    """The content words of `text`, stemmed, in order (stopwords and single letters dropped)."""
-    return [_stem(w) for w in _WORD.findall(text.lower()) if len(w) > 1 and w not in _STOPWORDS]
+    """The content words of `text`, stemmed, in order (stopwords and single letters dropped);
+    then each CJK or Hangul run's character pairs and ideographs."""
+    lowered = text.lower()
+    plain = _CJK_RUN.sub(" ", lowered)
+    found = [_stem(w) for w in _WORD.findall(plain) if len(w) > 1 and w not in _STOPWORDS]
+    for run in _CJK_RUN.findall(lowered):
+        found += [run[i : i + 2] for i in range(len(run) - 1)]
+        found += [c for c in run if _IDEOGRAPH.match(c) and c not in _CJK_STOPWORDS]
+    return found
 
 
 def normalize(vector: Sequence[float]) -> list[float]:

@@ -77,3 +77,25 @@ def test_an_empty_input_is_the_apis_400_without_a_param(
         "param": None,
         "code": None,
     }
+
+
+def test_rag_retrieval_in_chinese_japanese_and_korean(client: openai.OpenAI) -> None:
+    # Written without spaces between words (and Korean with its particles on): a run of such
+    # characters was one "word", so a question shared no word with its document and retrieval
+    # picked at random ("股票市场怎么样" and "股票市场今天大幅下跌": cosine 0.003).
+    pairs = {
+        "股票市场怎么样": "股票市场今天大幅下跌。",
+        "编程语言": "Python是一种编程语言。",
+        "法国的首都是哪里": "巴黎是法国的首都。",
+        "日本の首都はどこ": "東京は日本の首都です。",
+        "可愛い猫": "猫はとても可愛い動物です。",
+        "한국의 수도": "서울은 한국의 수도입니다.",
+        "고양이에 대해 알려줘": "고양이는 귀여운 동물입니다.",
+    }
+    documents = list(pairs.values())
+    docs = [d.embedding for d in client.embeddings.create(model=MODEL, input=documents).data]
+    for query, expected in pairs.items():
+        vector = client.embeddings.create(model=MODEL, input=query).data[0].embedding
+        ranked = sorted(range(len(docs)), key=lambda i: -_cosine(vector, docs[i]))
+        assert documents[ranked[0]] == expected, query
+        assert _cosine(vector, docs[ranked[0]]) > 0.15, query
