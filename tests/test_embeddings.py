@@ -7,6 +7,8 @@ import math
 import openai
 import pytest
 
+from mockai import MockServer
+
 MODEL = "text-embedding-3-small"
 
 DOCUMENTS = [
@@ -99,3 +101,21 @@ def test_rag_retrieval_in_chinese_japanese_and_korean(client: openai.OpenAI) -> 
         ranked = sorted(range(len(docs)), key=lambda i: -_cosine(vector, docs[i]))
         assert documents[ranked[0]] == expected, query
         assert _cosine(vector, docs[ranked[0]]) > 0.15, query
+
+
+@pytest.mark.parametrize("model", ["embeddings", "prod-vectors"])
+def test_dimensions_on_a_model_the_catalog_does_not_know(server: MockServer, model: str) -> None:
+    # An Azure deployment is named as its owner likes, and is text-embedding-3 more often than
+    # not: refused as ada-002 is, `dimensions` failed here and worked against Azure.
+    with openai.AzureOpenAI(
+        azure_endpoint=server.base_url, api_key="test", api_version="2024-10-21", max_retries=0
+    ) as azure:
+        answer = azure.embeddings.create(model=model, input=["cats", "dogs"], dimensions=256)
+    assert [len(item.embedding) for item in answer.data] == [256, 256]
+    assert math.isclose(math.fsum(x * x for x in answer.data[0].embedding), 1.0, abs_tol=1e-5)
+    with openai.OpenAI(base_url=server.url, api_key="test", max_retries=0) as client:
+        short = client.embeddings.create(model=model, input="x", dimensions=8)
+        assert len(short.data[0].embedding) == 8
+        # the API's own refusal stands for the model it knows does not take it
+        with pytest.raises(openai.BadRequestError, match="does not support specifying dimensions"):
+            client.embeddings.create(model="text-embedding-ada-002", input="x", dimensions=8)

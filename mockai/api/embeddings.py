@@ -189,10 +189,16 @@ def _encoding(value: Any) -> str:
 
 
 def _dimensions(value: Any, info: ModelInfo) -> int | None:
-    """`dimensions` (already an integer >= 1): only text-embedding-3 models, at most native."""
+    """`dimensions` (already an integer >= 1): only text-embedding-3 models, at most native.
+
+    A model the catalog does not know is taken to accept it: an Azure deployment is named as its
+    owner likes (`embeddings`, `prod-vectors`) and is text-embedding-3 more often than not, and
+    so is a proxy's alias; refused as ada-002 is, `AzureOpenAIEmbeddings(azure_deployment=
+    "embeddings", dimensions=256)` failed here and worked against Azure. (Up to the size its name
+    suggests: 3072 for a name with `large` in it, else 1536.)"""
     if value is None:
         return None
-    if not info.flexible_dimensions:
+    if not info.flexible_dimensions and info.known:
         raise ApiError(
             400, "This model does not support specifying dimensions.", param="dimensions"
         )
