@@ -132,3 +132,30 @@ def test_azure_and_embeddings(server: MockServer, lc: SimpleNamespace) -> None:
     query = embeddings.embed_query("why do cats purr")
     similarity = [sum(a * b for a, b in zip(query, doc, strict=True)) for doc in (cats, dogs)]
     assert similarity[0] > similarity[1]  # retrieval finds the cat document
+
+
+def test_embeddings_by_default_send_token_ids_that_rules_see_as_ids(lc: SimpleNamespace) -> None:
+    # What docs/scenarios.md and docs/endpoints.md say: without check_embedding_ctx_length=False,
+    # OpenAIEmbeddings sends tiktoken's ids, which mockai cannot read back as the text.
+    from tiktoken_support import encodings
+
+    cl100k = encodings()[0]  # (tiktoken's files, never downloaded)
+    with MockServer() as server:
+        server.add_rule(
+            {"match": {"user": {"equals": "the pinned query"}}, "reply": {"vector": [1.0, 0.0]}}
+        )
+        ids = cl100k.encode("the pinned query")
+        text = " ".join(f"<{i}>" for i in ids)
+        server.add_rule({"match": {"user": {"equals": text}}, "reply": {"vector": [0.0, 1.0]}})
+        default = lc.OpenAIEmbeddings(
+            model="text-embedding-3-small", base_url=server.url, api_key=KEY
+        )
+        assert default.embed_query("the pinned query") == [0.0, 1.0]
+        assert server.requests[-1].body["input"] == [ids]
+        plain = lc.OpenAIEmbeddings(
+            model="text-embedding-3-small",
+            base_url=server.url,
+            api_key=KEY,  # type: ignore[arg-type]
+            check_embedding_ctx_length=False,
+        )
+        assert plain.embed_query("the pinned query") == [1.0, 0.0]
