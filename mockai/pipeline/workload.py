@@ -28,6 +28,10 @@ T = TypeVar("T")
 
 # Thresholds, each worth ~10 ms or more of work (measured on a 2-core machine).
 EMBEDDING_INPUTS = 64  # 64 vectors of 3,072 floats to make (numpy) and write as JSON (orjson)
+# Or fewer, longer inputs: every word not seen lately costs ~0.1 ms (its buckets and trigrams
+# hashed), so 16 KiB of text is 10-200 ms, and 40 inputs of 5,000 distinct words (identifiers,
+# codes, another language's words: 233,000 tokens, within the API's 300,000) held the loop 18 s.
+EMBEDDING_CHARACTERS = 16 * 1024
 MODERATION_INPUTS = 32
 MODERATION_CHARACTERS = 200_000
 COMPLETION_CHOICES = 128  # prompts x n
@@ -61,7 +65,9 @@ def heavy(exchange: Exchange) -> bool:
     if endpoint in MEDIA:
         return True
     if endpoint is Endpoint.EMBEDDINGS:
-        return len(exchange.inputs) >= EMBEDDING_INPUTS
+        return len(exchange.inputs) >= EMBEDDING_INPUTS or (
+            sum(map(len, exchange.inputs)) >= EMBEDDING_CHARACTERS
+        )
     if endpoint is Endpoint.MODERATIONS:
         return len(exchange.inputs) >= MODERATION_INPUTS or (
             sum(map(len, exchange.inputs)) >= MODERATION_CHARACTERS
