@@ -252,6 +252,30 @@ def test_auto_tool_choice_calls_only_relevant_tools(client: openai.OpenAI) -> No
     assert small_talk.choices[0].message.content
 
 
+def test_auto_tool_choice_in_chinese_calls_the_tool_a_question_is_about(
+    client: openai.OpenAI,
+) -> None:
+    # A run of CJK characters was one "word", so no Chinese question ever shared one with a
+    # tool's description: the weather question was answered in text. Now by character pairs;
+    # a single character shared ("天" of "今天") is no reason to call the tool.
+    weather = {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "获取城市的天气预报",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+    }
+    about_weather = client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "今天北京天气怎么样?"}], tools=[weather]
+    )
+    assert about_weather.choices[0].message.tool_calls
+    small_talk = client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "你好, 今天过得好吗?"}], tools=[weather]
+    )
+    assert small_talk.choices[0].message.tool_calls is None
+
+
 def test_tool_call_round_trip(client: openai.OpenAI) -> None:
     messages: list[dict[str, object]] = [
         {"role": "user", "content": "What is the weather in Paris?"}

@@ -49,11 +49,16 @@ _FINAL_DESCRIPTION = re.compile(
 
 
 def words(text: str) -> set[str]:
-    """Content words of `text` (stemmed, no stopwords); `_` and `-` split tool names into words."""
+    """Content words of `text` (stemmed, no stopwords); `_` and `-` split tool names into words.
+
+    Chinese, Japanese and Korean text gives its character pairs ("天气" of "今天天气怎么样"), not
+    its single ideographs, which the embeddings also count: one character shared ("天" of "今天")
+    would make small talk call a weather tool."""
     # The embeddings' tokenizer, imported with the first request offering tools.
     import mockai.generate.embeddings as embeddings
 
-    return set(embeddings.words(text.replace("_", " ").replace("-", " ")))
+    found = embeddings.words(text.replace("_", " ").replace("-", " "))
+    return {word for word in found if len(word) > 1}  # (other words have two letters or more)
 
 
 def name_words(name: str) -> list[str]:
