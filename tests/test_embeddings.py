@@ -119,3 +119,16 @@ def test_dimensions_on_a_model_the_catalog_does_not_know(server: MockServer, mod
         # the API's own refusal stands for the model it knows does not take it
         with pytest.raises(openai.BadRequestError, match="does not support specifying dimensions"):
             client.embeddings.create(model="text-embedding-ada-002", input="x", dimensions=8)
+
+
+def test_an_ada_002_answer_names_the_model_as_the_api_does(client: openai.OpenAI) -> None:
+    # The API's answers to text-embedding-ada-002 say `text-embedding-ada-002-v2` (apps that
+    # price or log by the answer's model meet that name); text-embedding-3's their own.
+    for encoding in ("float", "base64"):
+        ada = client.embeddings.create(
+            model="text-embedding-ada-002",
+            input="hello",
+            encoding_format=encoding,  # type: ignore[arg-type]
+        )
+        assert ada.model == "text-embedding-ada-002-v2"
+    assert client.embeddings.create(model=MODEL, input="hello").model == MODEL

@@ -33,6 +33,10 @@ if TYPE_CHECKING:
     from mockai.generate.embeddings import Vector
 
 MAX_INPUTS = 2048
+# The name the API's answers give a model asked for under another: text-embedding-ada-002's say
+# `text-embedding-ada-002-v2` (recorded answers and OpenAI's usage API show it; the
+# text-embedding-3 models' say their own name). Not listed as a model: only answers name it.
+ANSWERED_AS = {"text-embedding-ada-002": "text-embedding-ada-002-v2"}
 MAX_TOKENS_PER_REQUEST = 300_000
 ENCODINGS = ("float", "base64")
 # OpenAI's audio and image models, which the chat catalog does not list (their own endpoints
@@ -263,7 +267,10 @@ def _written(reply: Reply, exchange: Exchange, ctx: RenderContext, as_base64: bo
         if index:
             parts.append(b",")
         parts += _item(index, vector, as_base64)
-    parts += (b'],"model":', jsonbytes.dumps(exchange.model), b',"usage":', usage, b"}")
+    model = exchange.model
+    if exchange.provider == "openai":  # (Azure's and other providers' name their own)
+        model = ANSWERED_AS.get(model, model)
+    parts += (b'],"model":', jsonbytes.dumps(model), b',"usage":', usage, b"}")
     return b"".join(parts)
 
 
