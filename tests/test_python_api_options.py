@@ -4,12 +4,14 @@ ignored."""
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import httpx
 import pytest
 
-from mockai import ConfigError, MockServer
+from mockai import Config, ConfigError, MockServer
+from mockai.config import DEFAULT_PORT
 
 
 @pytest.mark.parametrize(("quiet", "logged"), [(True, False), (False, True)])
@@ -53,3 +55,20 @@ def test_an_option_one_server_in_this_process_cannot_take_is_refused(
 def test_one_worker_is_what_it_always_was() -> None:
     with MockServer(workers=1) as server:
         assert httpx.get(server.url_for("/_mockai/health")).status_code == 200
+
+
+def test_a_config_that_names_no_port_is_served_on_a_free_one() -> None:
+    """`MockServer(Config(seed=3))` listened on 8000, the Config's default (`mockai serve`'s),
+    not on a free port as `MockServer(seed=3)` does: two of them at once (pytest-xdist workers,
+    or a `mockai serve` on 8000) failed to start with 'address already in use'."""
+    with MockServer(Config(seed=3)) as first, MockServer(Config(seed=3)) as second:
+        assert first.port != DEFAULT_PORT and second.port != DEFAULT_PORT
+        assert first.port != second.port
+        assert first.config.seed == second.config.seed == 3
+        for server in (first, second):
+            assert httpx.get(server.url_for("/_mockai/health")).status_code == 200
+    with socket.socket() as probe:  # a port the Config sets is the one served
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with MockServer(Config().merged(port=port)) as server:
+        assert server.port == port

@@ -9,6 +9,7 @@ module; `mockai.server.app.MockServer` is this class.)
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import socket
@@ -100,7 +101,13 @@ class MockServer:
         sources: Sequence[Source] | None = None,
         **options: Any,
     ) -> None:
-        base = config or Config(port=0)
+        base = Config(port=0) if config is None else config
+        if "port" not in base.given:
+            # A free port, as without a Config: the one a Config names when none was set is
+            # `mockai serve`'s default, 8000, so `MockServer(Config(seed=3))` took it (and a
+            # second such server, a pytest-xdist worker's or a `mockai serve` running there,
+            # failed to start: "address already in use").
+            base = dataclasses.replace(base, port=0)
         self.config = base.merged(**options)
         if self.config.workers > 1:
             # (said rather than ignored: it served in this one process, load tests included)
