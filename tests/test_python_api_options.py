@@ -12,6 +12,7 @@ import pytest
 
 from mockai import Config, ConfigError, MockServer
 from mockai.config import DEFAULT_PORT
+from mockai.server.sites import StampedLoop
 
 
 @pytest.mark.parametrize(("quiet", "logged"), [(True, False), (False, True)])
@@ -72,3 +73,25 @@ def test_a_config_that_names_no_port_is_served_on_a_free_one() -> None:
         port = probe.getsockname()[1]
     with MockServer(Config().merged(port=port)) as server:
         assert server.port == port
+
+
+def test_event_loop_chooses_the_loop_a_background_server_runs_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`MockServer(event_loop="asyncio")` was taken and ignored (it served on uvloop when that
+    was installed), and a MOCKAI_EVENT_LOOP that `mockai serve` refuses chose uvloop silently."""
+    monkeypatch.setenv("MOCKAI_EVENT_LOOP", "uvloop")  # the keyword wins over the variable
+    with MockServer(event_loop="asyncio") as server:
+        assert server._background is not None
+        assert isinstance(server._background.loop, StampedLoop)
+        assert httpx.get(server.url_for("/_mockai/health")).status_code == 200
+    monkeypatch.setenv("MOCKAI_EVENT_LOOP", "asyncio")
+    with MockServer() as server:
+        assert server._background is not None
+        assert isinstance(server._background.loop, StampedLoop)
+    monkeypatch.setenv("MOCKAI_EVENT_LOOP", "asycnio")
+    with pytest.raises(ConfigError) as raised:
+        MockServer()
+    assert (
+        str(raised.value) == "MOCKAI_EVENT_LOOP: 'asycnio' is not valid (did you mean 'asyncio'?)"
+    )

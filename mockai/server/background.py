@@ -14,7 +14,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, ClassVar, TypeVar
 
@@ -38,15 +38,14 @@ log = logging.getLogger("mockai")
 
 
 class BackgroundLoop:
-    """One asyncio loop in a daemon thread, shared by the background servers of a process."""
+    """One asyncio loop in a daemon thread, shared by the background servers of a process (one
+    for each kind of loop they ask for: `event_loop`)."""
 
-    _shared: ClassVar[BackgroundLoop | None] = None
+    _shared: ClassVar[dict[Callable[[], asyncio.AbstractEventLoop], BackgroundLoop]] = {}
     _lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self) -> None:
-        # MOCKAI_EVENT_LOOP chooses, as for `mockai serve` (uvloop when installed by default).
-        choice = os.environ.get("MOCKAI_EVENT_LOOP") or "auto"
-        self.loop: asyncio.AbstractEventLoop = sites.loop_factory(choice)()
+    def __init__(self, factory: Callable[[], asyncio.AbstractEventLoop] | None = None) -> None:
+        self.loop: asyncio.AbstractEventLoop = (factory or sites.loop_factory())()
         self._thread = threading.Thread(target=self._run, name="mockai-loop", daemon=True)
         self._thread.start()
 
@@ -55,17 +54,35 @@ class BackgroundLoop:
         self.loop.run_forever()
 
     @classmethod
-    def shared(cls) -> BackgroundLoop:
-        """The process's loop thread, started on first use (never at import)."""
+    def shared(cls, choice: str = "auto") -> BackgroundLoop:
+        """The process's loop thread of the `choice` kind (auto, uvloop, asyncio: as
+        `--event-loop`), started on first use (never at import)."""
+        factory = sites.loop_factory(choice)
         with cls._lock:
-            if cls._shared is None or not cls._shared._thread.is_alive():
-                cls._shared = cls()
-            return cls._shared
+            background = cls._shared.get(factory)
+            if background is None or not background._thread.is_alive():
+                background = cls._shared[factory] = cls(factory)
+            return background
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = 30.0) -> T:
         """Run `coro` on the loop thread and wait for its result (`timeout` None: however
         long it takes)."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+
+def _loop_choice(config: Config) -> str:
+    """The kind of loop a background server runs on: its `event_loop` when given, else
+    MOCKAI_EVENT_LOOP's (as for `mockai serve`; uvloop when installed by default). Either was
+    ignored: `MockServer(event_loop="asyncio")` served on uvloop, and a variable that `mockai
+    serve` refuses (`asycnio`) chose uvloop without a word."""
+    if "event_loop" in config.given:
+        return config.event_loop
+    return Config.from_env(_only("MOCKAI_EVENT_LOOP")).event_loop
+
+
+def _only(variable: str) -> dict[str, str]:
+    value = os.environ.get(variable)
+    return {} if value is None else {variable: value}
 
 
 def _on_a_new_loop(old: web.Application) -> web.Application:
@@ -115,6 +132,7 @@ class MockServer:
                 f"workers={self.config.workers}: a MockServer (and the pytest fixture) serves in "
                 "this process; several worker processes are `mockai serve --workers N`'s"
             )
+        self._event_loop = _loop_choice(self.config)  # (checked now, not at the first start)
         self._sources = sources
         self._runner: web.AppRunner | None = None
         self._background: BackgroundLoop | None = None
@@ -129,7 +147,7 @@ class MockServer:
         """Start serving in the background; returns once the port is bound."""
         if self._runner is not None:
             raise ServerError("Server is already running")
-        background = BackgroundLoop.shared()
+        background = BackgroundLoop.shared(self._event_loop)
         background.run(self.start_async())  # (a start that fails has released what it took)
         self._background = background
         return self
