@@ -223,7 +223,11 @@ class MockServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
-        self.stop()
+        # A server the block stopped itself (to see the app cope with the API going away) is
+        # left stopped: stopping it again raised ServerError, in place of the block's own
+        # error (a failed assertion) when it had one.
+        if self._background is not None:
+            self.stop()
 
     async def __aenter__(self) -> MockServer:
         return await self.start_async()
@@ -234,7 +238,8 @@ class MockServer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.stop_async()
+        if self._runner is not None:  # (unless the block stopped it: see __exit__)
+            await self.stop_async()
 
     # --- addresses -----------------------------------------------------------------------------
 
