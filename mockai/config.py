@@ -3,8 +3,10 @@
 Precedence, later wins, the same for every option:
     defaults < scenario file < MOCKAI_* environment < CLI options / fixture / marker
 `Config.merged(**changes)` applies a layer, validating as it goes; `Config.from_env()` reads the
-environment layer. Every option has an environment variable: `MOCKAI_` + its upper-case name (and
-the command line's spellings: `MOCKAI_QUIET`, `MOCKAI_SCENARIO`).
+environment layer, which `mockai serve` has: a `MockServer` (and so the pytest fixture) has none
+unless given `Config.from_env()` (MOCKAI_EVENT_LOOP aside). Every option has an environment
+variable: `MOCKAI_` + its upper-case name (and the command line's spellings: `MOCKAI_QUIET`,
+`MOCKAI_SCENARIO`).
 
 Every value is checked however it is given (option, variable, fixture, `MockServer(...)`): a
 ConfigError (a ValueError) says which option or variable, what is wrong and what is accepted.

@@ -95,3 +95,18 @@ def test_event_loop_chooses_the_loop_a_background_server_runs_on(
     assert (
         str(raised.value) == "MOCKAI_EVENT_LOOP: 'asycnio' is not valid (did you mean 'asyncio'?)"
     )
+
+
+def test_mockai_variables_apply_to_a_mockserver_given_config_from_env(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What docs/python.md says: a MockServer reads no MOCKAI_* variable by itself, and
+    `MockServer(Config.from_env())` takes them on a free port (it was `mockai serve`'s 8000)."""
+    monkeypatch.setenv("MOCKAI_SEED", "7")
+    monkeypatch.setenv("MOCKAI_MODELS", "gpt-4o")
+    with MockServer() as plain, MockServer(Config.from_env()) as from_env:
+        assert (plain.config.seed, plain.config.models) == (0, None)
+        assert (from_env.config.seed, from_env.config.models) == (7, ("gpt-4o",))
+        assert from_env.port != DEFAULT_PORT
+        models = httpx.get(from_env.url_for("/v1/models")).json()["data"]
+        assert [model["id"] for model in models] == ["gpt-4o"]
