@@ -135,6 +135,7 @@ class MockServer:
         self._event_loop = _loop_choice(self.config)  # (checked now, not at the first start)
         self._sources = sources
         self._runner: web.AppRunner | None = None
+        self._sock: socket.socket | None = None  # the listening socket of the current run
         self._background: BackgroundLoop | None = None
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop that ran `app` last
         self.app = create_app(self.config, sources)
@@ -145,7 +146,7 @@ class MockServer:
 
     def start(self) -> MockServer:
         """Start serving in the background; returns once the port is bound."""
-        if self._runner is not None:
+        if self.running:
             raise ServerError("Server is already running")
         background = BackgroundLoop.shared(self._event_loop)
         background.run(self.start_async())  # (a start that fails has released what it took)
@@ -161,8 +162,9 @@ class MockServer:
 
     async def start_async(self) -> MockServer:
         """Start serving on the running event loop."""
-        if self._runner is not None:
+        if self.running:
             raise ServerError("Server is already running")
+        self._forget_an_ended_run()
         loop = asyncio.get_running_loop()
         if self._loop is not None and self._loop is not loop:
             # aiohttp ties an application to the first loop that runs it: a server stopped on
@@ -190,7 +192,7 @@ class MockServer:
         except BaseException:
             await self._release(runner, sock)
             raise
-        self._runner = runner
+        self._runner, self._sock = runner, sock
         self.port = int(sock.getsockname()[1])
         return self
 
@@ -209,15 +211,30 @@ class MockServer:
 
     async def stop_async(self) -> None:
         """Stop serving (on the loop the server runs on)."""
-        if self._runner is None:
+        if not self.running:
+            self._forget_an_ended_run()
             raise ServerError("Server is not running")
-        runner, self._runner = self._runner, None
+        runner, self._runner, self._sock = self._runner, None, None
+        assert runner is not None
         await runner.cleanup()
+
+    def _forget_an_ended_run(self) -> None:
+        """Let go of a run whose event loop was closed without a stop (an `asyncio.run`, or a
+        pytest-asyncio test's loop, that ended first): nothing serves it any more, but it kept
+        `running` True, every later start refused as 'already running', and its port open until
+        the process exited (a ResourceWarning then)."""
+        if self._runner is None or self.running:
+            return
+        self._runner = None
+        if self._sock is not None:  # (a loop that closed it took it over: uvloop's, detached)
+            self._sock.close()
+            self._sock = None
 
     @property
     def running(self) -> bool:
-        """True between start and stop."""
-        return self._runner is not None
+        """True between start and stop (and not once the loop it ran on is closed)."""
+        loop = self._loop
+        return self._runner is not None and not (loop is not None and loop.is_closed())
 
     def __enter__(self) -> MockServer:
         return self.start()
@@ -238,7 +255,7 @@ class MockServer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._runner is not None:  # (unless the block stopped it: see __exit__)
+        if self.running:  # (unless the block stopped it: see __exit__)
             await self.stop_async()
 
     # --- addresses -----------------------------------------------------------------------------
