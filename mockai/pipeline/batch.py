@@ -52,7 +52,7 @@ def runner(state: ServerState) -> Runner:
         line_headers = {**headers, "x-mockai-custom-id": line.custom_id}
         entry = JournalEntry(
             seq=state.journal.next_seq(),
-            request_id=ids.request_id(),
+            request_id=ids.batch_line_request_id(batch_id, line.number),
             method="POST",
             path=line.url,
             received_at=time.time(),

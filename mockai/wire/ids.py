@@ -2,7 +2,8 @@
 
 The same key (seed + request + occurrence) always gives the same ids, so two servers with the same
 seed answer the same requests with the same bytes; `request_id()` is the exception: it only goes in
-the `x-request-id` header, where uniqueness matters more than reproducibility.
+the `x-request-id` header, where uniqueness matters more than reproducibility (a batch line's
+goes into a file: `batch_line_request_id`).
 """
 
 from __future__ import annotations
@@ -69,6 +70,14 @@ def file_id(key: bytes) -> str:
 def batch_id(key: bytes) -> str:
     """`batch_` + 32 hex characters, like the Batch API's ids."""
     return "batch_" + hexid(key, "batch", 32)
+
+
+def batch_line_request_id(batch_id: str, line: int) -> str:
+    """`req_` + 32 hex characters: the `request_id` of a batch line's answer (in the output or
+    error file, and the line's journal entry). A file's bytes are an answer: derived from the
+    batch's id (reproducible for the seed), not `request_id()`'s random one, which made every
+    output file differ from run to run."""
+    return "req_" + hexid(batch_id.encode(), f"req{line}", 32)
 
 
 def batch_request_id(key: bytes, line: int) -> str:
