@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import openai
 import pytest
@@ -71,3 +74,66 @@ def test_a_server_whose_loop_ended_without_a_stop_can_start_again() -> None:
     assert not server.running
     with socket.socket() as probe:  # the first run's port was given back (closed, not leaked)
         probe.bind(("127.0.0.1", first_port))
+
+
+RECORDS_AND_EXITS = """
+import sys
+import threading
+
+import httpx
+
+from mockai import MockServer
+
+upstream = MockServer(quiet=True).start()
+recorder = MockServer(
+    quiet=True, cassette=sys.argv[1], record_mode="once", upstream=upstream.url
+).start()
+
+
+def ask(number):
+    answer = httpx.post(
+        recorder.url + "/chat/completions",
+        headers={"authorization": "Bearer sk-test"},
+        json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": PROMPTS[number]}]},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+
+
+PROMPTS = [f"question {number} " + "word " * 20000 for number in range(6)]
+# (at once, and long: saves are still being written as the last answers come)
+asking = [threading.Thread(target=ask, args=(number,)) for number in range(6)]
+for thread in asking:
+    thread.start()
+for thread in asking:
+    thread.join()
+print("exiting without a stop", flush=True)
+"""
+
+
+def test_a_recording_server_never_stopped_saves_its_cassette_at_exit(tmp_path: Path) -> None:
+    """A script recording through a MockServer it never stopped lost its last recordings (with
+    one request, the cassette was often never written): their save was still pending when the
+    interpreter ended the server's daemon loop thread. docs/cassettes.md: saved after every
+    interaction. (Stopped at exit, a save after the threads' pool has shut down is written on
+    the loop's thread: without that, 4 or 5 of these 6 were saved.)"""
+    cassette = tmp_path / "session.yaml"
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", RECORDS_AND_EXITS, str(cassette)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "exiting without a stop" in done.stdout
+    assert done.stderr == ""  # (no ResourceWarning, no save refused)
+    with MockServer(quiet=True, cassette=str(cassette)) as replay:
+        client = openai.OpenAI(base_url=replay.url, api_key="sk-test", max_retries=0)
+        for number in range(6):  # every answer was saved, the last ones too
+            prompt = f"question {number} " + "word " * 20000
+            client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}]
+            )
+        client.close()
+        assert {entry.source for entry in replay.requests} == {"cassette"}

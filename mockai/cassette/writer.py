@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import logging
 import os
 import re
@@ -260,7 +261,7 @@ class CassetteRecorder:
             self._dirty = False
             snapshot = self.contents()
             try:
-                await asyncio.to_thread(self._write, snapshot, list(self._new))
+                await _off_the_loop(self._write, snapshot, list(self._new))
             except _Unsavable as unsavable:
                 self._set_aside(unsavable.culprits)
                 self._dirty = True  # save the others now
@@ -384,6 +385,19 @@ class CassetteRecorder:
 # How much of the file's own text on each side of a spliced save's new part is scanned with it:
 # no secret pattern crosses a line's end, and the new part begins and ends one.
 _JOINED = 256
+
+
+async def _off_the_loop(write: Callable[..., None], *args: object) -> None:
+    """`write(*args)` in a worker thread; on the loop's own thread once the interpreter is
+    exiting, when the threads' pool takes no more work (a server still running then is stopped,
+    see `mockai.server.background`, and its last recordings saved rather than lost)."""
+    loop = asyncio.get_running_loop()
+    try:
+        done = loop.run_in_executor(None, functools.partial(write, *args))
+    except RuntimeError:  # "cannot schedule new futures after interpreter shutdown"
+        write(*args)
+        return
+    await done
 
 
 def _block_list(path: Path, interactions: list[Interaction]) -> str:

@@ -9,6 +9,7 @@ module; `mockai.server.app.MockServer` is this class.)
 from __future__ import annotations
 
 import asyncio
+import atexit
 import dataclasses
 import logging
 import os
@@ -68,6 +69,43 @@ class BackgroundLoop:
         """Run `coro` on the loop thread and wait for its result (`timeout` None: however
         long it takes)."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+
+class _StoppedAtExit:
+    """The servers running in the background, stopped when the interpreter exits if they still
+    run then. Their loop thread is a daemon, which the interpreter ends wherever it is, so a
+    server a script never stopped lost what a stop completes: the recording of its last answers
+    (a cassette saved after each interaction had none of them written, or not the last) and
+    its sockets (ResourceWarnings)."""
+
+    def __init__(self) -> None:
+        self._servers: set[MockServer] = set()  # (running anyway: their apps are alive)
+        self._lock = threading.Lock()
+        self._registered = False
+
+    def add(self, server: MockServer) -> None:
+        with self._lock:
+            if not self._registered:
+                atexit.register(self.stop_all)
+                self._registered = True
+            self._servers.add(server)
+
+    def discard(self, server: MockServer) -> None:
+        with self._lock:
+            self._servers.discard(server)
+
+    def stop_all(self) -> None:
+        with self._lock:
+            servers, self._servers = self._servers, set()
+        for server in servers:
+            if server._background is not None:
+                try:
+                    server.stop()
+                except Exception:  # (the others still stop; there is no one to tell now)
+                    log.debug("mockai: stopping a server at exit", exc_info=True)
+
+
+_AT_EXIT = _StoppedAtExit()
 
 
 def _loop_choice(config: Config) -> str:
@@ -151,6 +189,7 @@ class MockServer:
         background = BackgroundLoop.shared(self._event_loop)
         background.run(self.start_async())  # (a start that fails has released what it took)
         self._background = background
+        _AT_EXIT.add(self)
         return self
 
     def stop(self) -> None:
@@ -159,6 +198,7 @@ class MockServer:
             raise ServerError("Server is not running in the background")
         self._background.run(self.stop_async())
         self._background = None
+        _AT_EXIT.discard(self)
 
     async def start_async(self) -> MockServer:
         """Start serving on the running event loop."""
