@@ -94,9 +94,10 @@ VARIED = [
 
 
 def _answerable(body: dict[str, Any]) -> dict[str, Any]:
-    """`body` as the API answers it: a model that reasons takes no `stop` (the API's 400)."""
-    if body["model"].startswith("o") and "stop" in body:
-        return {k: v for k, v in body.items() if k != "stop"}
+    """`body` as the API answers it: a model that reasons takes no `stop` and no `logprobs`
+    (the API's 400 and 403)."""
+    if body["model"].startswith("o"):
+        return {k: v for k, v in body.items() if k not in ("stop", "logprobs")}
     return body
 
 

@@ -255,6 +255,38 @@ def test_a_reasoning_model_refuses_stop_sequences_in_chat(
     assert client.chat.completions.create(**plain, stop=["."]).choices[0].finish_reason
 
 
+@pytest.mark.parametrize("model", REASONING_MODELS)
+def test_a_reasoning_model_refuses_top_p_penalties_and_logprobs_in_chat(
+    client: openai.OpenAI, model: str
+) -> None:
+    """What apps and evaluators sending their sampling defaults met with o1, o3, o4-mini and
+    gpt-5-mini (aandrew-me/tgpt#333, nextai-translator#1781, confident-ai/deepeval#2184): the
+    API's 400, and a 403 for logprobs; mockai sampled with them and sent logprobs."""
+    ask: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": "Hi"}]}
+    for name, value in (("top_p", 0.9), ("presence_penalty", 0), ("frequency_penalty", 0.5)):
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.chat.completions.create(**ask, **{name: value})
+        assert refused.value.body == {
+            "message": f"Unsupported parameter: '{name}' is not supported with this model.",
+            "type": "invalid_request_error",
+            "param": name,
+            "code": "unsupported_parameter",
+        }
+    with pytest.raises(openai.PermissionDeniedError) as denied:
+        client.chat.completions.create(**ask, logprobs=True, top_logprobs=2)
+    assert denied.value.body == {
+        "message": "You are not allowed to request logprobs from this model",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": None,
+    }
+    assert client.chat.completions.create(**ask, logprobs=False, top_p=None).choices
+    # A model that does not reason, or one reasoning with effort `none`, samples with them.
+    for plain in ({**ask, "model": "gpt-4o-mini"}, {**ask, "model": "gpt-5.1"}):
+        answer = client.chat.completions.create(**plain, top_p=0.9, logprobs=True)
+        assert answer.choices[0].logprobs is not None
+
+
 @pytest.mark.parametrize("effort", [None, "none", "low"])
 @pytest.mark.parametrize("model", ["gpt-5.1", "gpt-5.2"])
 def test_gpt_5_1_and_later_refuse_stop_sequences_whatever_the_effort(

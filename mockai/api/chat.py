@@ -8,6 +8,7 @@ id/type/name only in its first fragment, a final `delta: {}` chunk with the fini
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, NamedTuple
 
@@ -145,6 +146,7 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     effort = reasoning.effort(info, ctx.provider, get("reasoning_effort"))
     if effort is not None and rules:  # (a model reasoning with effort `none` samples as others do)
         _check_fixed_temperature(get("temperature"))
+        _check_no_sampling(body)
     if reasons and get("stop") is not None:
         # Nor does a model that reasons take stop sequences, as agent frameworks sending their
         # own met with gpt-5, gpt-5-mini, o3 and o4-mini (huggingface/smolagents#1671,
@@ -419,6 +421,29 @@ def _check_fixed_temperature(temperature: Any) -> None:
             param="temperature",
             code="unsupported_value",
         )
+
+
+# What a model that reasons refuses outright, whatever the value, in the API's words (as apps
+# and evaluation tools sending their defaults met with o1, o3, o4-mini and gpt-5-mini:
+# aandrew-me/tgpt#333 and lobehub/lobehub#7747 quote `top_p`, nextai-translator#1781
+# `presence_penalty`, stanford-crfm/helm#3617 and simonw/llm#731 name `frequency_penalty` too).
+_NO_SAMPLING = ("top_p", "frequency_penalty", "presence_penalty")
+
+
+def _check_no_sampling(body: Mapping[str, Any]) -> None:
+    """A reasoning model takes no `top_p`, penalties or `logprobs` (mockai sampled with them)."""
+    for name in _NO_SAMPLING:
+        if body.get(name) is not None:
+            raise ApiError(
+                400,
+                f"Unsupported parameter: '{name}' is not supported with this model.",
+                param=name,
+                code="unsupported_parameter",
+            )
+    if body.get("logprobs") is True:
+        # A 403 with neither param nor code, as deepeval's G-Eval met with o4-mini
+        # (confident-ai/deepeval#2184; #1358 for o3-mini): mockai sent logprobs the model has not.
+        raise ApiError(403, "You are not allowed to request logprobs from this model")
 
 
 def _views(messages: tuple[Message, ...]) -> tuple[str, str, str | None]:
