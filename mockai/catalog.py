@@ -207,6 +207,22 @@ def infer(model_id: str) -> ModelInfo:
     )
 
 
+# The models before Structured Outputs (OpenAI's guide: "gpt-4o-mini-2024-07-18 and
+# gpt-4o-2024-08-06 model snapshots and later"; "older models like gpt-4-turbo and earlier may
+# use JSON mode instead"): gpt-3.5-turbo, gpt-4 and gpt-4-turbo with their snapshots, the first
+# gpt-4o snapshot, and the first o1 previews.
+_BEFORE_JSON_SCHEMA = ("gpt-3.5-turbo", "gpt-4-", "gpt-4o-2024-05-13", "o1-mini", "o1-preview")
+
+
+def takes_json_schema(model_id: str) -> bool:
+    """Whether a chat model answers `response_format: {"type": "json_schema"}` (Structured
+    Outputs); False for the models that came before it, their fine-tunes too."""
+    name = model_id.rsplit("/", 1)[-1].lower()
+    if name.startswith("ft:"):
+        name = name.split(":")[1]
+    return name != "gpt-4" and not name.startswith(_BEFORE_JSON_SCHEMA)
+
+
 def _family(name: str) -> ModelInfo | None:
     """The built-in model `name` is a snapshot or variant of: the longest built-in id it is, or
     starts with followed by `-` (`gpt-4o-2024-08-06`; `gpt-4o2` is no gpt-4o)."""

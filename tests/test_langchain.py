@@ -51,9 +51,8 @@ def server() -> Iterator[MockServer]:
 def chat(server: MockServer, **options: Any) -> ChatOpenAI:
     from langchain_openai import ChatOpenAI
 
-    return ChatOpenAI(
-        model="gpt-4o-mini", base_url=server.url, api_key=KEY, max_retries=0, **options
-    )  # type: ignore[arg-type]
+    options.setdefault("model", "gpt-4o-mini")
+    return ChatOpenAI(base_url=server.url, api_key=KEY, max_retries=0, **options)  # type: ignore[arg-type]
 
 
 def test_invoke_and_stream_give_the_same_answer_with_usage(server: MockServer) -> None:
@@ -159,3 +158,45 @@ def test_embeddings_by_default_send_token_ids_that_rules_see_as_ids(lc: SimpleNa
             check_embedding_ctx_length=False,
         )
         assert plain.embed_query("the pinned query") == [1.0, 0.0]
+
+
+def test_structured_output_on_a_model_before_json_schema(server: MockServer) -> None:
+    """`with_structured_output`'s default method (`json_schema`) on gpt-4o's first snapshot,
+    older than Structured Outputs: the API's 400, which langchain reads to point at
+    `function_calling` (langchain-ai/langchain#31490; for gpt-4 and gpt-3.5-turbo it switches
+    by itself, and the SDK's `parse` meets the 400); mockai answered with the schema's JSON."""
+    import openai
+    from pydantic import BaseModel
+
+    class Person(BaseModel):
+        name: str
+        age: int
+
+    message = (
+        "Invalid parameter: 'response_format' of type 'json_schema' is not supported with this "
+        "model. Learn more about supported models at the Structured Outputs guide: "
+        "https://platform.openai.com/docs/guides/structured-outputs"
+    )
+    llm = chat(server, model="gpt-4o-2024-05-13")
+    with (
+        pytest.warns(UserWarning, match="does not support OpenAI's structured output"),
+        pytest.raises(openai.BadRequestError) as refused,
+    ):
+        llm.with_structured_output(Person).invoke("Alice is 30")
+    assert refused.value.body == {
+        "message": message,
+        "type": "invalid_request_error",
+        "param": None,
+        "code": None,
+    }
+    person = llm.with_structured_output(Person, method="function_calling").invoke("Alice is 30")
+    assert isinstance(person, Person)
+    client = openai.OpenAI(base_url=server.url, api_key=KEY, max_retries=0)
+    ask = [{"role": "user", "content": "Alice is 30"}]
+    for model in ("gpt-4-turbo", "gpt-4", "gpt-3.5-turbo-0125", "ft:gpt-3.5-turbo:acme::x1"):
+        with pytest.raises(openai.BadRequestError, match="Structured Outputs guide"):
+            client.chat.completions.parse(model=model, messages=ask, response_format=Person)
+    # Structured Outputs came with gpt-4o-mini and gpt-4o-2024-08-06.
+    for model in ("gpt-4o-2024-08-06", "gpt-4o-mini", "gpt-4.1-nano", "o3-mini"):
+        parsed = client.chat.completions.parse(model=model, messages=ask, response_format=Person)
+        assert isinstance(parsed.choices[0].message.parsed, Person)

@@ -64,7 +64,6 @@ def test_the_model_limit_cuts_a_schema_asking_for_gigabytes(client: openai.OpenA
     [
         ({"max_tokens": 300}, 300),
         ({"max_completion_tokens": 77}, 77),
-        ({"model": "gpt-3.5-turbo"}, 4_096),
         ({"model": "gpt-4.1-nano", "max_tokens": 50_000}, 32_768),  # the model's limit is lower
     ],
 )
@@ -75,6 +74,19 @@ def test_max_tokens_or_the_model_limit_whichever_is_lower(
     assert answer.choices[0].finish_reason == "length"
     assert answer.usage is not None and answer.usage.completion_tokens == limit
     assert count(answer.choices[0].message.content or "") == limit
+
+
+def test_the_model_limit_cuts_forced_tool_arguments(client: openai.OpenAI) -> None:
+    # (gpt-3.5-turbo, older than Structured Outputs, takes a schema as a tool's parameters)
+    tool = {"type": "function", "function": {"name": "save_rows", "parameters": HUGE_OBJECT}}
+    answer = client.chat.completions.create(
+        model="gpt-3.5-turbo",
+        messages=ASK,
+        tools=[tool],  # type: ignore[list-item]
+        tool_choice={"type": "function", "function": {"name": "save_rows"}},
+    )
+    assert answer.choices[0].finish_reason == "length"
+    assert answer.usage is not None and answer.usage.completion_tokens == 4_096
 
 
 def test_a_stream_is_cut_at_the_same_place(server: MockServer) -> None:

@@ -137,7 +137,12 @@ def test_a_legacy_completion_whose_max_tokens_do_not_fit_is_the_apis_400(server:
 def test_without_a_max_the_answer_stops_where_the_window_ends(server: Any) -> None:
     # (room for the schema, which the prompt bills, and a few tokens of answer)
     text = _words(SMALL_WINDOW - 100)
-    body = _chat_body(text, model="gpt-3.5-turbo", response_format=ENDLESS)
+    # (as a forced tool's parameters: gpt-3.5-turbo, older than Structured Outputs, refuses a
+    # `json_schema` response format)
+    schema = ENDLESS["json_schema"]["schema"]  # type: ignore[index]
+    tool = {"type": "function", "function": {"name": "many", "parameters": schema}}
+    choice = {"type": "function", "function": {"name": "many"}}
+    body = _chat_body(text, model="gpt-3.5-turbo", tools=[tool], tool_choice=choice)
     answer = _post(server.url + "/chat/completions", body).json()
     usage = answer["usage"]
     assert usage["total_tokens"] == SMALL_WINDOW

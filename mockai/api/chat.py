@@ -24,7 +24,7 @@ from mockai.api.shaping import (
     shape,
     usage_numbers,
 )
-from mockai.catalog import answered_model
+from mockai.catalog import answered_model, takes_json_schema
 from mockai.errors import ApiError
 from mockai.pipeline.exchange import CalledTool, Endpoint, Exchange, Message
 from mockai.pipeline.reply import Reply, ToolCall
@@ -90,6 +90,22 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     if response_format is not None:
         response_format = common.parse_format(
             response_format, "response_format", flat=False, openai_rules=openai_rules
+        )
+    if (
+        response_format is not None
+        and response_format.kind == "json_schema"
+        and rules
+        and ctx.provider == "openai"  # (an Azure deployment's name need not be its model's)
+        and not takes_json_schema(model)
+    ):
+        # The API's 400, which langchain-openai reads to warn that its default
+        # `with_structured_output` method needs another (langchain-ai/langchain#31490): mockai
+        # answered a gpt-4 or gpt-3.5-turbo with the schema's JSON.
+        raise ApiError(
+            400,
+            "Invalid parameter: 'response_format' of type 'json_schema' is not supported with "
+            "this model. Learn more about supported models at the Structured Outputs guide: "
+            "https://platform.openai.com/docs/guides/structured-outputs",
         )
     if (
         response_format is not None
