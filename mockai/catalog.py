@@ -214,13 +214,30 @@ def infer(model_id: str) -> ModelInfo:
 _BEFORE_JSON_SCHEMA = ("gpt-3.5-turbo", "gpt-4-", "gpt-4o-2024-05-13", "o1-mini", "o1-preview")
 
 
+# And those before JSON mode (it came with gpt-4-1106-preview and gpt-3.5-turbo-1106): the first
+# gpt-4 (its alias still names gpt-4-0613) and gpt-3.5-turbo's first snapshots.
+_BEFORE_JSON_OBJECT = ("gpt-4-0613", "gpt-4-0314", "gpt-4-32k", "gpt-3.5-turbo-0613")
+_BEFORE_JSON_OBJECT_TOO = ("gpt-3.5-turbo-0301", "gpt-3.5-turbo-16k")
+
+
 def takes_json_schema(model_id: str) -> bool:
     """Whether a chat model answers `response_format: {"type": "json_schema"}` (Structured
     Outputs); False for the models that came before it, their fine-tunes too."""
-    name = model_id.rsplit("/", 1)[-1].lower()
-    if name.startswith("ft:"):
-        name = name.split(":")[1]
+    name = _base_name(model_id)
     return name != "gpt-4" and not name.startswith(_BEFORE_JSON_SCHEMA)
+
+
+def takes_json_object(model_id: str) -> bool:
+    """Whether a chat model answers `response_format: {"type": "json_object"}` (JSON mode);
+    False for the models that came before it, their fine-tunes too."""
+    name = _base_name(model_id)
+    return name != "gpt-4" and not name.startswith(_BEFORE_JSON_OBJECT + _BEFORE_JSON_OBJECT_TOO)
+
+
+def _base_name(model_id: str) -> str:
+    """The model a chat model id names: a fine-tune's base, without a provider's prefix."""
+    name = model_id.rsplit("/", 1)[-1].lower()
+    return name.split(":")[1] if name.startswith("ft:") else name
 
 
 def _family(name: str) -> ModelInfo | None:

@@ -4,6 +4,7 @@ through it, and it parses chunks, tool calls, usage and the Responses API its ow
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
@@ -200,3 +201,31 @@ def test_structured_output_on_a_model_before_json_schema(server: MockServer) -> 
     for model in ("gpt-4o-2024-08-06", "gpt-4o-mini", "gpt-4.1-nano", "o3-mini"):
         parsed = client.chat.completions.parse(model=model, messages=ask, response_format=Person)
         assert isinstance(parsed.choices[0].message.parsed, Person)
+
+
+def test_json_mode_on_the_first_gpt_4(server: MockServer) -> None:
+    """`with_structured_output(method="json_mode")` on gpt-4 (still gpt-4-0613, older than JSON
+    mode): the API's 400, as apps met it (mrwadams/stride-gpt#19); mockai answered JSON."""
+    import openai
+    from pydantic import BaseModel
+
+    class Person(BaseModel):
+        name: str
+        age: int
+
+    question = "Alice is 30. Answer in JSON with name and age."
+    for model in ("gpt-4", "gpt-4-0613", "gpt-3.5-turbo-0613", "ft:gpt-4-0613:acme::x1"):
+        llm = chat(server, model=model).with_structured_output(Person, method="json_mode")
+        with pytest.raises(openai.BadRequestError) as refused:
+            llm.invoke(question)
+        assert refused.value.body == {
+            "message": "Invalid parameter: 'response_format' of type 'json_object' is not "
+            "supported with this model.",
+            "type": "invalid_request_error",
+            "param": "response_format",
+            "code": None,
+        }
+    # JSON mode came with gpt-4-1106-preview and gpt-3.5-turbo-1106.
+    for model in ("gpt-4-turbo", "gpt-3.5-turbo", "gpt-4-1106-preview", "gpt-4o-mini"):
+        answer = chat(server, model=model).bind(response_format={"type": "json_object"})
+        assert isinstance(json.loads(answer.invoke(question).text), dict)

@@ -24,7 +24,7 @@ from mockai.api.shaping import (
     shape,
     usage_numbers,
 )
-from mockai.catalog import answered_model, takes_json_schema
+from mockai.catalog import answered_model, takes_json_object, takes_json_schema
 from mockai.errors import ApiError
 from mockai.pipeline.exchange import CalledTool, Endpoint, Exchange, Message
 from mockai.pipeline.reply import Reply, ToolCall
@@ -91,22 +91,9 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         response_format = common.parse_format(
             response_format, "response_format", flat=False, openai_rules=openai_rules
         )
-    if (
-        response_format is not None
-        and response_format.kind == "json_schema"
-        and rules
-        and ctx.provider == "openai"  # (an Azure deployment's name need not be its model's)
-        and not takes_json_schema(model)
-    ):
-        # The API's 400, which langchain-openai reads to warn that its default
-        # `with_structured_output` method needs another (langchain-ai/langchain#31490): mockai
-        # answered a gpt-4 or gpt-3.5-turbo with the schema's JSON.
-        raise ApiError(
-            400,
-            "Invalid parameter: 'response_format' of type 'json_schema' is not supported with "
-            "this model. Learn more about supported models at the Structured Outputs guide: "
-            "https://platform.openai.com/docs/guides/structured-outputs",
-        )
+    if response_format is not None and rules and ctx.provider == "openai":
+        # (Not Azure's: a deployment's name need not be its model's.)
+        _check_format_for_model(response_format.kind, model)
     if (
         response_format is not None
         and response_format.kind == "json_object"
@@ -460,6 +447,27 @@ def _check_no_sampling(body: Mapping[str, Any]) -> None:
         # A 403 with neither param nor code, as deepeval's G-Eval met with o4-mini
         # (confident-ai/deepeval#2184; #1358 for o3-mini): mockai sent logprobs the model has not.
         raise ApiError(403, "You are not allowed to request logprobs from this model")
+
+
+def _check_format_for_model(kind: str, model: Any) -> None:
+    """The API's 400 for a response format older than the model: langchain-openai reads the
+    `json_schema` one to warn that its default `with_structured_output` method needs another
+    (langchain-ai/langchain#31490); `json_object` on the first gpt-4 as apps met it
+    (mrwadams/stride-gpt#19, openai/openai-python#887). mockai answered with the JSON."""
+    if kind == "json_schema" and not takes_json_schema(model):
+        raise ApiError(
+            400,
+            "Invalid parameter: 'response_format' of type 'json_schema' is not supported with "
+            "this model. Learn more about supported models at the Structured Outputs guide: "
+            "https://platform.openai.com/docs/guides/structured-outputs",
+        )
+    if kind == "json_object" and not takes_json_object(model):
+        raise ApiError(
+            400,
+            "Invalid parameter: 'response_format' of type 'json_object' is not supported with "
+            "this model.",
+            param="response_format",
+        )
 
 
 def _views(messages: tuple[Message, ...]) -> tuple[str, str, str | None]:
