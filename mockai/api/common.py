@@ -666,10 +666,12 @@ def parse_tool(
         return Tool(
             name=name, description=optional_string(spec, "description", where), kind="custom"
         )
-    if kind != "function" and openai_rules and not flat:
+    if kind != "function" and openai_rules and not flat and raw.get("function") is None:
         # Chat takes function and custom tools only: a Responses API hosted tool sent to it
         # (`{"type": "web_search_preview"}`) is the API's 400 in these words (quoted in
-        # BerriAI/litellm#9914); mockai answered as if it were offered.
+        # BerriAI/litellm#9914); mockai answered as if it were offered. (A type the spec does
+        # not list beside a function definition is `--strict-requests`'s to refuse, as other
+        # enum values are: the spec lags the API.)
         raise ApiError(
             400,
             f"Invalid type for '{param}.function': expected a function definition, but got "
