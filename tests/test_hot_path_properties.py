@@ -165,9 +165,12 @@ def _check_every_field(endpoint: str, body: dict[str, Any], strict: bool) -> Non
         if value is None and not strict and not rule.required:
             continue
         rule.check(name, value)
+    routed = endpoint in ("chat", "completions", "embeddings")  # (named by their model)
     for name, rule in rules.items():
         if rule.required and body.get(name) is None:
-            raise missing(name)
+            raise common.no_model() if name == "model" and routed else missing(name)
+    if routed and body["model"] == "":
+        raise common.no_model()
 
 
 def _outcome(check: Callable[[], None]) -> tuple[str, str | None] | None:

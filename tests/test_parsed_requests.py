@@ -73,7 +73,7 @@ def _steady(headers: Any) -> dict[str, str]:
 
 def _journaled(server: MockServer) -> dict[str, Any]:
     entry = server.requests[-1].as_json()
-    for varying in ("seq", "request_id", "received_at", "arrived", "duration_ms"):
+    for varying in ("seq", "request_id", "received_at", "arrived", "duration_ms", "headers_ms"):
         entry.pop(varying, None)
     entry["headers"].pop("host")  # (the servers' ports)
     entry["response_headers"] = _steady(entry["response_headers"])
