@@ -17,8 +17,9 @@ import conformance
 import httpx
 import openai
 import pytest
+import yaml
 from aiohttp import web
-from cassette_support import LoopbackApp, chat_completion, interactions
+from cassette_support import LoopbackApp, chat_completion, interactions, recorded_chat
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -198,6 +199,35 @@ def test_an_azure_recording_of_files_and_conversations_replays(tmp_path: Path) -
     ):
         assert _kept_objects(app) == recorded
         assert {entry.source for entry in replayer.requests} == {"cassette"}
+
+
+def _from_azure(deployment: str, model: str, content: str) -> dict[str, Any]:
+    """A vcrpy recording of Azure itself: the app's `model` in the body, its deployment in the
+    path (what `AzureOpenAI(azure_deployment=...)` sends, and LangChain's `AzureChatOpenAI`)."""
+    recorded = recorded_chat(
+        {"model": model, "messages": HELLO}, chat_completion("chatcmpl-az", model, content)
+    )
+    recorded["request"]["uri"] = (
+        f"https://res.openai.azure.com/openai/deployments/{deployment}/chat/completions"
+        f"?api-version={VERSION}"
+    )
+    return recorded
+
+
+def test_an_azure_recording_whose_body_names_another_model_replays(tmp_path: Path) -> None:
+    # Azure answers the deployment the path names, whatever model the body has, and mockai's
+    # deployment routes match the request so: a recording of Azure whose body has the model the
+    # app named matched nothing (the no-match 400: "model: recorded 'gpt-4o', this request
+    # 'prod'"), though the app sent the same request again.
+    cassette = tmp_path / "azure-vcr.yaml"
+    recordings = [_from_azure("prod", "gpt-4o", "from prod"), _from_azure("mini", "gpt-4o", "mini")]
+    cassette.write_text(yaml.safe_dump({"version": 1, "interactions": recordings}))
+    with conformance.checked_server(cassette=str(cassette)) as replayer:
+        for deployment, content in (("mini", "mini"), ("prod", "from prod")):
+            with azure_client(replayer, azure_deployment=deployment) as app:
+                answer = app.chat.completions.create(model="gpt-4o", messages=HELLO)  # type: ignore[arg-type]
+            assert answer.choices[0].message.content == content
+    assert [entry.source for entry in replayer.requests] == ["cassette", "cassette"]
 
 
 # --- 2. the `api-key` header is Azure's --------------------------------------------------------

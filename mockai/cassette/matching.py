@@ -16,9 +16,9 @@ matter) without its volatile fields.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from mockai.cassette.redact import Scrubber, body_secrets, redact_query
 from mockai.errors import ConfigError
@@ -86,6 +86,14 @@ def route_of(path: str) -> str:
     return "/" if path == "/v1" else path
 
 
+def deployment_of(path: str) -> str | None:
+    """The Azure OpenAI deployment a recorded URL path names (`/openai/deployments/prod/...`
+    is `prod`), or None."""
+    _, marker, rest = path.partition(AZURE_PREFIX + "deployments/")
+    name = rest.partition("/")[0]
+    return unquote(name) if marker and name else None
+
+
 def normalize_body(body: Any) -> Any:
     """The body as compared by the `body` matcher: volatile fields and conversation ids removed,
     a null-valued key of a conversation item or its tool calls the same as none (`_without_ids`),
@@ -145,6 +153,9 @@ class RequestView:
     body: Any  # parsed JSON (scrubbed of secrets), or the raw text when it is not JSON
     normalized: bytes  # canonical JSON of `normalize_body(body)`
     canonical: bytes  # canonical JSON of the whole body
+    # A recorded request's Azure deployment (`/openai/deployments/{deployment}/...`), when its
+    # body is JSON: see `as_deployed`.
+    deployment: str | None = None
 
     @classmethod
     def build(
@@ -165,7 +176,32 @@ class RequestView:
         """A view of a recorded request (the body is scrubbed the way incoming ones are)."""
         parts = urlsplit(uri)
         query = scrubbed_query(parts.query, scrubber)
-        return cls.build(method, parts.path, query, parse_body(raw, scrubber))
+        body = parse_body(raw, scrubber)
+        view = cls.build(method, parts.path, query, body)
+        deployment = deployment_of(parts.path)
+        if deployment is not None and isinstance(body, dict) and not (raw or b"").startswith(b"--"):
+            # (a form's fields are compared as the client sent them, on both sides)
+            return replace(view, deployment=deployment)
+        return view
+
+    def as_deployed(self) -> RequestView:
+        """This recorded request as mockai's deployment routes read a request: with the Azure
+        deployment its URL names as its JSON body's model (Azure answers the deployment,
+        whatever the body says). A recording of Azure itself has the model the app passed
+        (`AzureOpenAI(azure_deployment="prod")` asked for `model="gpt-4o"`, as LangChain's
+        `AzureChatOpenAI` does), which no request to a deployment route has. Itself when it
+        names no deployment, or names it as its model already."""
+        if self.deployment is None or not isinstance(self.body, dict):
+            return self
+        if self.body.get("model") == self.deployment:
+            return self
+        body = {**self.body, "model": self.deployment}
+        return replace(
+            self,
+            body=body,
+            normalized=jsonbytes.canonical(normalize_body(body)),
+            canonical=jsonbytes.canonical(body),
+        )
 
     @classmethod
     def incoming(

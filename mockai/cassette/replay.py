@@ -230,6 +230,7 @@ class ReplaySource:
         source.allow_repeats = allow_repeats
         source.entries = loaded.entries
         source.index = loaded.index
+        source.deployed = loaded.deployed
         source._alike = loaded._alike
         source.plays = [0] * len(loaded.entries)
         source.shared = True  # (its load was another server's: pipeline/recorded.py)
@@ -239,6 +240,11 @@ class ReplaySource:
 
     def _index_entries(self) -> None:
         self.index = Index([entry.view for entry in self.entries], self.match_on, self.registry)
+        # Recordings of Azure deployments as a deployment route's request reads (their
+        # deployment as the model: `RequestView.as_deployed`), when that changes any of them.
+        deployed = [entry.view.as_deployed() for entry in self.entries]
+        changed = any(d is not e.view for d, e in zip(deployed, self.entries, strict=True))
+        self.deployed = Index(deployed, self.match_on, self.registry) if changed else None
         self._alike = self._alike_table()
 
     def compact(self) -> None:
@@ -347,7 +353,7 @@ class ReplaySource:
         """The next unplayed recording matching the request, or None."""
         candidates = self._recorded_alike(exchange)
         if candidates is None:
-            candidates = self.index.candidates(self.view(exchange))
+            candidates = self._candidates(exchange, self.view(exchange))
         chosen = next((c for c in candidates if self.plays[c] == 0), None)
         if chosen is None and candidates and self.allow_repeats:
             chosen = candidates[-1]
@@ -356,6 +362,16 @@ class ReplaySource:
         self.plays[chosen] += 1
         entry = self.entries[chosen]
         return Plan(source="cassette", recorded=entry.answer, name=entry.name, timing=entry.timing)
+
+    def _candidates(self, exchange: Exchange, incoming: RequestView) -> list[int]:
+        """The recordings `incoming` matches, in recording order. A request to an Azure
+        deployment route also matches a recording of that deployment whose body names another
+        model (a recording of Azure itself); a recording's body as recorded still matches (one
+        made through an `--upstream` naming a deployment, whatever the app's route)."""
+        found = self.index.candidates(incoming)
+        if exchange.deployment is None or self.deployed is None:
+            return found
+        return sorted({*found, *self.deployed.candidates(incoming)})
 
     def rewind(self) -> None:
         """Forget what was played: every recording can be replayed again."""
@@ -374,7 +390,7 @@ class ReplaySource:
         )
         if not self.entries:
             return [head + " - the cassette is empty."]
-        consumed = self.index.candidates(incoming)
+        consumed = self._candidates(exchange, incoming)
         if consumed:
             names = ", ".join(self.entries[c].name for c in consumed)
             verb = "was" if len(consumed) == 1 else "were"
