@@ -323,3 +323,46 @@ def test_only_content_filter_choices_report_a_filtered_category(finishes: list[s
         filtered = [name for name, category in results.items() if category["filtered"]]
         assert filtered == (["hate"] if reason == "content_filter" else [])
         assert all(results[name]["severity"] != "safe" for name in filtered)
+
+
+# --- 4. Azure's 429 ------------------------------------------------------------------------------
+
+
+def _message(error: openai.APIStatusError) -> str:
+    assert isinstance(error.body, dict)
+    return str(error.body["message"])
+
+
+def test_a_rate_limit_is_said_in_azures_words() -> None:
+    # Azure's 429 names the operation and the api-version asked for, and the wait in seconds
+    # (providers.md §13); mockai said OpenAI's "Rate limit reached for prod in organization
+    # org-mockai ... Visit https://platform.openai.com/account/rate-limits".
+    with (
+        MockServer(limits="prod:rpm=1") as server,
+        openai.AzureOpenAI(
+            azure_endpoint=server.base_url,
+            api_key=AZURE_KEY,
+            api_version="2024-06-01",
+            max_retries=0,
+        ) as app,
+    ):
+        app.chat.completions.create(model="prod", messages=HELLO)  # type: ignore[arg-type]
+        with pytest.raises(openai.RateLimitError) as spent:
+            app.chat.completions.create(model="prod", messages=HELLO)  # type: ignore[arg-type]
+        with pytest.raises(openai.RateLimitError) as faulted:
+            app.embeddings.create(
+                model="emb", input="hi", extra_headers={"x-mockai-fault": "rate_limit"}
+            )
+    wait = spent.value.response.headers["retry-after"]
+    said, faulted_said = _message(spent.value), _message(faulted.value)
+    assert said == (
+        "Requests to the ChatCompletions_Create Operation under Azure OpenAI API version "
+        "2024-06-01 have exceeded call rate limit of your current OpenAI S0 pricing tier. Please "
+        f"retry after {wait} seconds. Please go here: https://aka.ms/oai/quotaincrease if you "
+        "would like to further increase the default rate limit."
+    )
+    assert faulted_said.startswith(
+        "Requests to the Embeddings_Create Operation under Azure OpenAI API version 2024-06-01 "
+    )
+    assert "Please retry after 1 seconds." in faulted_said
+    assert spent.value.code == faulted.value.code == "rate_limit_exceeded"

@@ -154,7 +154,7 @@ async def _serve(
         )
         outgoing = await answer(state, codec, body, context, entry, turn, profile, raw=same_bytes)
     except ApiError as error:
-        error = profile.errors.adapt(error)
+        error = profile.errors.situate(profile.errors.adapt(error), codec.endpoint, request.query)
         outgoing = profile.errors.render(error)
         turn.limits.update(error.headers)
         entry.error = _journaled(error)

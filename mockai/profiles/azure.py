@@ -11,8 +11,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from mockai.errors import ApiError
+from mockai.pipeline.exchange import Endpoint
 from mockai.profiles import limits, shapes
-from mockai.profiles.base import Auth, Json, Profile
+from mockai.profiles.base import OPENAI_ERRORS, Auth, ErrorStyle, Json, Profile, openai_envelope
 from mockai.profiles.hooks import Answer, ChatShape
 
 # Every category Azure's filters report, none triggered.
@@ -40,6 +41,44 @@ def require_api_version(query: Mapping[str, str]) -> None:
             param="api-version",
             code=None,
         )
+
+
+# The operations Azure names in a 429 ("Requests to the ChatCompletions_Create Operation under
+# ..."): providers.md §13 quotes chat's; embeddings' and legacy completions' are as observed.
+_OPERATIONS = {
+    Endpoint.CHAT: "ChatCompletions_Create",
+    Endpoint.EMBEDDINGS: "Embeddings_Create",
+    Endpoint.COMPLETIONS: "Completions_Create",
+}
+
+
+def _situated(error: ApiError, endpoint: Endpoint, query: Mapping[str, str]) -> ApiError:
+    """A rate limit in Azure's words (providers.md §13, "429"), which name the operation and the
+    request's `api-version` and say the wait in seconds: OpenAI's ("Rate limit reached for prod
+    in organization org-mockai ... platform.openai.com") is no answer Azure gives. An app reading
+    "Please retry after N seconds" from the message finds it. (A 429 to the v1 API, which names
+    no `api-version`, or to an operation no source names, keeps OpenAI's words.)"""
+    operation, version = _OPERATIONS.get(endpoint), query.get("api-version")
+    # (no wait: a request larger than its whole budget, which no retry lets through, keeps
+    # OpenAI's "Request too large" words)
+    wait = error.headers.get("retry-after")
+    if error.name != "rate_limit" or operation is None or not version or wait is None:
+        return error
+    limit = "token" if error.type == "tokens" else "call"  # (OpenAI's TPM or RPM budget)
+    said = ApiError(  # (a new error: the one given may be a rule's, reused on other routes)
+        429,
+        f"Requests to the {operation} Operation under Azure OpenAI API version {version} have "
+        f"exceeded {limit} rate limit of your current OpenAI S0 pricing tier. Please retry after "
+        f"{wait} seconds. Please go here: https://aka.ms/oai/quotaincrease if you would like to "
+        "further increase the default rate limit.",
+        type=error.type,
+        param=error.param,
+        code=error.code,
+        headers=error.headers,
+        data=error.data,
+    )
+    said.name = error.name
+    return said
 
 
 def _prompt_filter_results() -> list[dict[str, Any]]:
@@ -82,6 +121,7 @@ PROFILE = Profile(
         "`content_filter`: `hate` filtered, severity `high`)",
         stream_usage="as OpenAI; the first chunk has `choices: []` and `prompt_filter_results`",
     ),
+    errors=ErrorStyle(openai_envelope, OPENAI_ERRORS.envelope, situated=_situated),
     limits=limits.AZURE,
     auth=Auth(key_headers=("api-key",), describe="`api-key` (or Entra Bearer)"),
     sources=("providers.md §13",),

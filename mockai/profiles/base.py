@@ -54,6 +54,9 @@ class ErrorStyle:
     statuses: Mapping[int, tuple[str, str]] = field(default_factory=dict)  # message, type
     as_named: Mapping[int, str] = field(default_factory=dict)  # status -> a key of `named`
     extra_statuses: str = ""
+    # The provider's wording of an error that names what was asked (Azure's 429 names the
+    # operation and the `api-version`): the error, the endpoint and the request's query.
+    situated: Callable[[ApiError, Endpoint, Mapping[str, str]], ApiError] | None = None
 
     def adapt(self, error: ApiError) -> ApiError:
         """The provider's version of `error` (the same object when it has none)."""
@@ -65,6 +68,10 @@ class ErrorStyle:
             message, kind = self.statuses[error.status]
             error.message, error.type = message, kind
         return error
+
+    def situate(self, error: ApiError, endpoint: Endpoint, query: Mapping[str, str]) -> ApiError:
+        """`error` as the provider says it of a request to `endpoint` with `query`."""
+        return error if self.situated is None else self.situated(error, endpoint, query)
 
     def render(self, error: ApiError) -> Body:
         # (lenient: a message may quote a header or path with undecodable bytes)
