@@ -366,3 +366,43 @@ def test_a_rate_limit_is_said_in_azures_words() -> None:
     )
     assert "Please retry after 1 seconds." in faulted_said
     assert spent.value.code == faulted.value.code == "rate_limit_exceeded"
+
+
+# --- 5. Azure's content-filter 400 ---------------------------------------------------------------
+
+
+def test_the_safety_refusal_of_a_prompt_is_azures_content_filter_400(keyed: MockServer) -> None:
+    # Azure refuses a prompt its filters stop with a 400 `content_filter` whose `innererror`
+    # names the category (providers.md §13); mockai answered OpenAI's image refusal
+    # (`content_policy_violation`, no `innererror`), which an Azure chat never sends.
+    keyed.add_rule({"match": {"user": "stop this prompt"}, "error": "content_policy"})
+    asked = [{"role": "user", "content": "stop this prompt"}]
+    with (
+        openai.AzureOpenAI(
+            azure_endpoint=keyed.base_url, api_key=KEY, api_version=VERSION, max_retries=0
+        ) as client,
+        pytest.raises(openai.BadRequestError) as refused,
+    ):
+        client.chat.completions.create(model="prod", messages=asked)  # type: ignore[arg-type]
+    assert refused.value.code == "content_filter"
+    assert refused.value.param == "prompt"
+    assert isinstance(refused.value.body, dict)
+    assert _message(refused.value).startswith(
+        "The response was filtered due to the prompt triggering Azure OpenAI's content "
+        "management policy."
+    )
+    inner = refused.value.body["innererror"]
+    assert inner["code"] == "ResponsibleAIPolicyViolation"
+    assert inner["content_filter_result"] == {
+        **FILTERED,
+        "jailbreak": {"filtered": False, "detected": False},
+    }
+    # OpenAI's own route keeps OpenAI's refusal.
+    openai_refused = httpx.post(
+        keyed.url + "/chat/completions",
+        json={"model": "gpt-4o-mini", "messages": asked},
+        headers={"Authorization": f"Bearer {KEY}"},
+        timeout=10,
+    )
+    assert openai_refused.status_code == 400
+    assert openai_refused.json()["error"]["code"] == "content_policy_violation"

@@ -13,7 +13,7 @@ from typing import Any
 from mockai.errors import ApiError
 from mockai.pipeline.exchange import Endpoint
 from mockai.profiles import limits, shapes
-from mockai.profiles.base import OPENAI_ERRORS, Auth, ErrorStyle, Json, Profile, openai_envelope
+from mockai.profiles.base import Auth, ErrorStyle, Json, Profile
 from mockai.profiles.hooks import Answer, ChatShape
 
 # Every category Azure's filters report, none triggered.
@@ -52,12 +52,49 @@ _OPERATIONS = {
 }
 
 
+# Azure's refusal of a prompt its content filters stopped (providers.md §13, "Content-filter
+# error"): a 400 whose `innererror` names the category, as a filtered choice does (`_FILTERED`).
+_FILTERED_PROMPT = (
+    "The response was filtered due to the prompt triggering Azure OpenAI's content management "
+    "policy. Please modify your prompt and retry. To learn more about our content filtering "
+    "policies please read our documentation: https://go.microsoft.com/fwlink/?linkid=2198766"
+)
+_INNERERROR = {
+    "code": "ResponsibleAIPolicyViolation",
+    "content_filter_result": {**_FILTERED, "jailbreak": {"filtered": False, "detected": False}},
+}
+
+
+def _content_filter(error: ApiError) -> ApiError:
+    # (`type` null and `param` "prompt", as Azure's bodies quoted in client projects' issues have)
+    return ApiError(
+        400,
+        _FILTERED_PROMPT,
+        param="prompt",
+        code="content_filter",
+        headers=error.headers,
+        data={"type": None, "innererror": _INNERERROR},
+    )
+
+
+def _envelope(error: ApiError) -> Any:
+    """OpenAI's four keys, and what Azure's error carries beyond them (`innererror`)."""
+    body: dict[str, Any] = error.body()
+    body["error"].update(error.data)
+    return body
+
+
 def _situated(error: ApiError, endpoint: Endpoint, query: Mapping[str, str]) -> ApiError:
-    """A rate limit in Azure's words (providers.md §13, "429"), which name the operation and the
-    request's `api-version` and say the wait in seconds: OpenAI's ("Rate limit reached for prod
-    in organization org-mockai ... platform.openai.com") is no answer Azure gives. An app reading
-    "Please retry after N seconds" from the message finds it. (A 429 to the v1 API, which names
-    no `api-version`, or to an operation no source names, keeps OpenAI's words.)"""
+    """The safety system's refusal of a chat or completions prompt (the named `content_policy`)
+    is Azure's content-filter 400, not OpenAI's image refusal (an image's stays OpenAI's: no
+    source gives Azure's). A rate limit is in Azure's words (providers.md §13, "429"), which
+    name the operation and the request's `api-version` and say the wait in seconds: OpenAI's
+    ("Rate limit reached for prod in organization org-mockai ... platform.openai.com") is no
+    answer Azure gives. An app reading "Please retry after N seconds" from the message finds
+    it. (A 429 to the v1 API, which names no `api-version`, or to an operation no source
+    names, keeps OpenAI's words.)"""
+    if error.name == "content_policy" and endpoint in (Endpoint.CHAT, Endpoint.COMPLETIONS):
+        return _content_filter(error)
     operation, version = _OPERATIONS.get(endpoint), query.get("api-version")
     # (no wait: a request larger than its whole budget, which no retry lets through, keeps
     # OpenAI's "Request too large" words)
@@ -121,7 +158,11 @@ PROFILE = Profile(
         "`content_filter`: `hate` filtered, severity `high`)",
         stream_usage="as OpenAI; the first chunk has `choices: []` and `prompt_filter_results`",
     ),
-    errors=ErrorStyle(openai_envelope, OPENAI_ERRORS.envelope, situated=_situated),
+    errors=ErrorStyle(
+        _envelope,
+        '`{"error":{message,type,param,code}}`; a filtered prompt\'s 400 adds `innererror`',
+        situated=_situated,
+    ),
     limits=limits.AZURE,
     auth=Auth(key_headers=("api-key",), describe="`api-key` (or Entra Bearer)"),
     sources=("providers.md §13",),
