@@ -29,6 +29,8 @@ from mockai.pipeline.exchange import Endpoint, Exchange
 from mockai.profiles.azure import PROFILE as AZURE
 from mockai.profiles.hooks import Answer
 
+pytest_plugins = ["pytester"]
+
 AZURE_KEY = "9c1e0a7b3d5f4e2a8b6c0d1e2f3a4b5c"  # Azure keys: 32 hex characters
 KEY = "sk-required-0123456789"
 VERSION = "2024-10-21"
@@ -406,3 +408,36 @@ def test_the_safety_refusal_of_a_prompt_is_azures_content_filter_400(keyed: Mock
     )
     assert openai_refused.status_code == 400
     assert openai_refused.json()["error"]["code"] == "content_policy_violation"
+
+
+# --- 6. the pytest fixture and an Azure client built from the environment ------------------------
+
+
+def test_an_azure_client_built_from_the_environment_talks_to_the_tests_server(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `AzureOpenAI()` reads AZURE_OPENAI_ENDPOINT (never OPENAI_BASE_URL): set in the user's
+    # shell or CI, an Azure client built in the code under test called their real resource with
+    # their real AZURE_OPENAI_API_KEY while the fixture ran. (Here nothing listens there.)
+    monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "the-users-real-azure-key")
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(
+        test_user="""
+        import os, openai
+
+        def test_app_code(mockai):
+            mockai.add_rule({"match": {"user": "hi"}, "reply": "hello"})
+            with openai.AzureOpenAI(api_version="2024-10-21", max_retries=0, timeout=5) as app:
+                reply = app.chat.completions.create(
+                    model="prod", messages=[{"role": "user", "content": "hi"}]
+                )
+            assert reply.choices[0].message.content == "hello"
+            assert os.environ["AZURE_OPENAI_API_KEY"] != "the-users-real-azure-key"
+
+        def test_after_it_the_users_values_are_back():
+            assert os.environ["AZURE_OPENAI_ENDPOINT"] == "http://127.0.0.1:9"
+            assert os.environ["AZURE_OPENAI_API_KEY"] == "the-users-real-azure-key"
+        """
+    )
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)

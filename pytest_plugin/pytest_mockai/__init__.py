@@ -112,6 +112,14 @@ def mockai(
     recording = options.get("record_mode", "none") != "none" and options.get("upstream")
     if options.get("api_key") or not (recording and os.environ.get("OPENAI_API_KEY")):
         monkeypatch.setenv("OPENAI_API_KEY", options.get("api_key") or FAKE_API_KEY)
+    if "AZURE_OPENAI_ENDPOINT" in os.environ:
+        # `AzureOpenAI()` (and LangChain's `AzureChatOpenAI`) read it, never OPENAI_BASE_URL:
+        # left as the user's shell set it, an Azure client built in the code under test called
+        # their real resource, with their real key. (Set only when set: an app may choose Azure
+        # by its presence.) The server's root, where Azure's `/openai/...` routes are.
+        monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", fixture.base_url)
+        if os.environ.get("AZURE_OPENAI_API_KEY") and (options.get("api_key") or not recording):
+            monkeypatch.setenv("AZURE_OPENAI_API_KEY", options.get("api_key") or FAKE_API_KEY)
     try:
         yield fixture
     finally:
