@@ -6,7 +6,8 @@
 - With `--models`, a moderation request that names no model is not answered by a model the server
   refuses: it gets the 404 naming that model would get (a listed moderation model answers it:
   test_moderations_codec.py).
-- A request with more than one image is the API's 400 (it moderates one image at a time).
+- A request with more than one image is the API's 400 (it moderates one image at a time), not
+  over an upstream (or a cassette), whose answer is the one.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 
 import openai
 import pytest
+from aiohttp import web
+from cassette_support import LoopbackApp
 from conformance import checked_server
 from hypothesis import given
 from hypothesis import strategies as st
@@ -196,3 +199,22 @@ def test_more_than_one_image_is_the_apis_400(client: openai.OpenAI, images: int)
     }
     (result,) = client.moderations.create(input=parts[:2]).results  # (one image: answered)
     assert result.category_applied_input_types.violence == ["text", "image"]
+
+
+def test_more_than_one_image_is_the_upstreams_to_answer() -> None:
+    """Over an upstream the refusal is left to it, as the API's other refusals are: mockai
+    answered its own 400 and never forwarded the request."""
+    forwarded: list[str] = []
+
+    async def takes_them(request: web.Request) -> web.Response:
+        forwarded.append(request.path)
+        return web.json_response({"id": "modr-1", "model": "omni-moderation-latest", "results": []})
+
+    with (
+        LoopbackApp({"/v1/{route:.*}": takes_them}) as app,
+        checked_server(upstream=app.url) as proxy,
+        sdk(proxy) as client,
+    ):
+        answer = client.moderations.create(model="omni-moderation-latest", input=[IMAGE, IMAGE])
+    assert answer.id == "modr-1"
+    assert forwarded == ["/v1/moderations"]
