@@ -250,6 +250,31 @@ def test_a_prompt_past_the_catalogs_window_is_the_upstreams_to_answer() -> None:
         assert raised.value.code == "context_length_exceeded"
 
 
+def test_a_request_naming_the_model_as_empty_is_the_upstreams_to_answer() -> None:
+    """`"model": ""` is OpenAI's router's 400, but a server that serves one model (llama.cpp's)
+    takes it: over an upstream (and a cassette recorded from one) mockai had answered its own
+    400 and never forwarded the request."""
+    forwarded: list[str] = []
+
+    async def takes_it(request: web.Request) -> web.Response:
+        forwarded.append(request.path)
+        return web.json_response(chat_completion("chatcmpl-1", "llama", "the one model"))
+
+    message = [{"role": "user", "content": "hi"}]
+    with (
+        LoopbackApp({"/v1/{route:.*}": takes_it}) as app,
+        conformance.checked_server(upstream=app.url) as proxy,
+        httpx.Client(base_url=proxy.url, timeout=30) as http,
+    ):
+        for path, body in (
+            ("/chat/completions", {"model": "", "messages": message}),
+            ("/completions", {"model": "", "prompt": "hi"}),
+            ("/embeddings", {"model": "", "input": "hi"}),
+        ):
+            assert http.post(path, json=body).status_code == 200
+    assert forwarded == ["/v1/chat/completions", "/v1/completions", "/v1/embeddings"]
+
+
 def test_the_upstream_is_reached_through_the_environments_proxy(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -41,7 +41,9 @@ _NEEDS_CONTENT = frozenset({"system", "user", "developer"})
 def parse(body: Any, ctx: ParseContext) -> Exchange:
     """Validate a chat request the way the API does and normalise it into an Exchange."""
     body = common.require_object(body)
-    common.check_fields("chat", body, strict=ctx.strict, provider=ctx.provider)
+    common.check_fields(
+        "chat", body, strict=ctx.strict, provider=ctx.provider, model_rules=ctx.model_rules
+    )
     # Most of the optional fields are absent from most requests: each is looked up once, here,
     # and parsed only when given (this runs for every request whose bytes are new).
     get = body.get

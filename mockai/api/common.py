@@ -60,7 +60,12 @@ def require_object(body: Any) -> Mapping[str, Any]:
 
 
 def check_fields(
-    endpoint: str, body: Mapping[str, Any], *, strict: bool, provider: str = "openai"
+    endpoint: str,
+    body: Mapping[str, Any],
+    *,
+    strict: bool,
+    provider: str = "openai",
+    model_rules: bool = True,
 ) -> None:
     """Check every top-level field against the spec's table.
 
@@ -70,7 +75,8 @@ def check_fields(
     does: its own fields and values are known, and one that ignores unknown fields ignores them.
     Under OpenAI's own profile, chat's content arrays are held to the spec's part unions either
     way (no spec lag there: the API refuses them), and `strict` walks into messages, parts,
-    chat tools and Responses input messages for their keys and types too.
+    chat tools and Responses input messages for their keys and types too. Not `model_rules`
+    (`ParseContext.model_rules`: over a cassette or an upstream), `"model": ""` is left to it.
     """
     if strict and provider != "openai":
         rules, others_pass = _provider_rules(endpoint, provider)
@@ -92,7 +98,9 @@ def check_fields(
             if name == "model" and endpoint in _MODEL_ROUTED and provider == "openai":
                 raise no_model()
             raise missing(name)
-    if endpoint in _MODEL_ROUTED and provider == "openai" and body["model"] == "":
+    if endpoint in _MODEL_ROUTED and provider == "openai" and model_rules and body["model"] == "":
+        # (Not over a cassette or an upstream: a server that serves one model, llama.cpp's,
+        # takes `""`, and a recording of it must replay.)
         raise no_model()
     if endpoint == "chat" and provider != "openai":  # (a provider's own messages are not OpenAI's)
         return

@@ -33,7 +33,9 @@ MAX_PROMPTS = 20
 def parse(body: Any, ctx: ParseContext) -> Exchange:
     """Validate a legacy completions request and normalise it into an Exchange."""
     body = common.require_object(body)
-    common.check_fields("completions", body, strict=ctx.strict, provider=ctx.provider)
+    common.check_fields(
+        "completions", body, strict=ctx.strict, provider=ctx.provider, model_rules=ctx.model_rules
+    )
     model = body["model"]
     info = ctx.catalog.get(model)
     if ctx.model_rules and info.kind == "chat" and info.known and ctx.provider == "openai":

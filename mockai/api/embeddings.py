@@ -66,7 +66,9 @@ MEDIA_MODELS = frozenset(
 def parse(body: Any, ctx: ParseContext) -> Exchange:
     """Validate an embeddings request the way the API does and normalise it into an Exchange."""
     body = common.require_object(body)
-    common.check_fields("embeddings", body, strict=ctx.strict, provider=ctx.provider)
+    common.check_fields(
+        "embeddings", body, strict=ctx.strict, provider=ctx.provider, model_rules=ctx.model_rules
+    )
     model = body["model"]
     info = ctx.catalog.get(model)
     known = info.known or model in MEDIA_MODELS
