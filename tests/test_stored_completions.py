@@ -40,6 +40,17 @@ def test_filters_by_model_and_metadata(client: openai.OpenAI) -> None:
     assert [c.id for c in client.chat.completions.list(metadata={"run": "1"}).data] == [a]
 
 
+def test_the_model_a_kept_completion_names_filters_it(client: openai.OpenAI) -> None:
+    """A completion asked of an alias names its snapshot (as listed and retrieved): filtering the
+    list by that name finds it, as filtering by the alias does (it found none)."""
+    kept = _ask(client, "which model?", store=True)
+    shown = client.chat.completions.retrieve(kept).model
+    assert shown == "gpt-4o-mini-2024-07-18"
+    assert [c.id for c in client.chat.completions.list(model=shown)] == [kept]
+    assert [c.id for c in client.chat.completions.list(model=MODEL)] == [kept]
+    assert [c.id for c in client.chat.completions.list(model="gpt-4o-2024-08-06")] == []
+
+
 def test_retrieve_shows_the_answer_json_or_streamed(client: openai.OpenAI) -> None:
     answer = client.chat.completions.create(
         model=MODEL, messages=[{"role": "user", "content": "hi"}], store=True, metadata={"k": "v"}

@@ -23,6 +23,7 @@ from typing import Any
 from mockai.api import common
 from mockai.backend.base import Records, RecordsFactory
 from mockai.backend.memory import MemoryBackend
+from mockai.catalog import SNAPSHOTS
 from mockai.delivery.deliver import as_delivered
 from mockai.delivery.faults import NO_FAULTS, Faults
 from mockai.errors import ApiError
@@ -170,7 +171,8 @@ class CompletionStore:
         chosen = [
             stored
             for stored in every
-            if (model is None or stored.model == model)
+            # (as asked, or as its answer names it: an alias's snapshot, `catalog.SNAPSHOTS`)
+            if (model is None or model in (stored.model, SNAPSHOTS.get(stored.model)))
             and all(stored.metadata.get(key) == value for key, value in wanted.items())
         ]
         # An `after` filtered out, deleted, or pushed out still names its place.
