@@ -261,6 +261,34 @@ def test_a_stream_without_include_usage_counts_its_tokens(
     assert streamed == unstreamed
 
 
+def test_a_streams_tokens_are_those_its_usage_chunk_bills() -> None:
+    """A profile's stream bills its own usage (DeepSeek's completion holds the reasoning): the
+    metrics count what the usage chunk sent, as many as the unstreamed answer bills; they had
+    counted the OpenAI codec's usage under it, without the reasoning tokens."""
+    model = "deepseek-reasoner"
+    message = {"messages": [{"role": "user", "content": "why is the sky blue?"}]}
+    billed, counted = [], []
+    with MockServer(log_requests=False) as server, httpx.Client() as http:
+        url = server.base_url + "/deepseek/v1/chat/completions"
+        for stream in ({}, {"stream": True, "stream_options": {"include_usage": True}}):
+            before = _scrape(http, server.base_url)
+            answer = http.post(url, json={"model": model, **message, **stream})
+            assert answer.status_code == 200, answer.text
+            if stream:
+                events = [line[6:] for line in answer.text.splitlines() if line[6:7] == "{"]
+                usage = json.loads(events[-1])["usage"]
+            else:
+                usage = answer.json()["usage"]
+            billed.append(usage["completion_tokens"])
+            after = _scrape(http, server.base_url)
+            counted.append(
+                _total(after, "mockai_tokens_total", model=model, kind="completion")
+                - _total(before, "mockai_tokens_total", model=model, kind="completion")
+            )
+    assert usage["completion_tokens_details"]["reasoning_tokens"] > 0
+    assert counted == billed and billed[0] == billed[1]
+
+
 def test_metrics_add_up_every_worker(redis: RedisServer) -> None:
     args = ["--workers", "3", "--state", redis.url(), "--quiet"]
     with ServeProcess(args) as served, fresh_connections() as http:

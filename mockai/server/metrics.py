@@ -132,13 +132,16 @@ class Metrics:
             usage = outgoing.usage
             self._count_usage(model, usage_in(outgoing.body) if usage is None else usage)
         elif isinstance(outgoing, EventStream) and outgoing.frames:
-            # The usage the stream's codec reports, sent or not: a chat or legacy completions
-            # stream without `stream_options.include_usage` (the SDKs' default) sends none, and
-            # its tokens went uncounted. Else the usage chunk or the final event (a recording's).
-            usage = outgoing.usage
-            if usage is None:
-                usage = usage_in(b"".join(outgoing.frames[-3:]))
-            self._count_usage(model, usage)
+            # The usage the stream sent (its usage chunk, its final event, a recording's): what
+            # the client is billed, a profile's own included (DeepSeek's adds the reasoning).
+            # Else the usage the stream's codec reports: a chat or legacy completions stream
+            # without `stream_options.include_usage` (the SDKs' default) sends none, and its
+            # tokens went uncounted.
+            sent = usage_in(b"".join(outgoing.frames[-3:]))
+            reported = outgoing.usage
+            self._count_usage(
+                model, reported if reported is not None and not any(sent.values()) else sent
+            )
         elif isinstance(outgoing, Relay):
             # An upstream's answer relayed (`--upstream`, recording): its usage comes last, in
             # the body or in the stream's last events, as in a recording's.
