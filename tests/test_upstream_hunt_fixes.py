@@ -275,6 +275,37 @@ def test_a_request_naming_the_model_as_empty_is_the_upstreams_to_answer() -> Non
     assert forwarded == ["/v1/chat/completions", "/v1/completions", "/v1/embeddings"]
 
 
+def test_dimensions_a_known_model_refuses_are_the_upstreams_to_answer() -> None:
+    """The catalog's refusal of `dimensions` (text-embedding-ada-002 takes none; none above a
+    model's size) is left to an upstream, as its other refusals are: one serving its own model
+    under that name may take them, and mockai had answered its own 400, never forwarding."""
+    forwarded: list[str] = []
+
+    async def takes_it(request: web.Request) -> web.Response:
+        forwarded.append(request.path)
+        vector = {"object": "embedding", "index": 0, "embedding": [0.6, 0.8]}
+        usage = {"prompt_tokens": 1, "total_tokens": 1}
+        model = "text-embedding-ada-002"
+        return web.json_response(
+            {"object": "list", "data": [vector], "model": model, "usage": usage}
+        )
+
+    with (
+        LoopbackApp({"/v1/{route:.*}": takes_it}) as app,
+        conformance.checked_server(upstream=app.url) as proxy,
+        sdk(proxy.url) as client,
+    ):
+        for model, dimensions in (("text-embedding-ada-002", 2), ("text-embedding-3-small", 4096)):
+            answer = client.embeddings.create(model=model, input="hi", dimensions=dimensions)
+            assert answer.data[0].embedding == [0.6, 0.8]
+    assert forwarded == ["/v1/embeddings", "/v1/embeddings"]
+    # Without an upstream, mockai's own check still answers as the API does.
+    with conformance.checked_server() as server, sdk(server.url) as client:
+        with pytest.raises(openai.BadRequestError) as raised:
+            client.embeddings.create(model="text-embedding-ada-002", input="hi", dimensions=2)
+        assert raised.value.param == "dimensions"
+
+
 def test_the_upstream_is_reached_through_the_environments_proxy(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -88,7 +88,7 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         user_text="\n".join(inputs),
         inputs=inputs,
         encoding_format=_encoding(body.get("encoding_format")),
-        dimensions=_dimensions(body.get("dimensions"), info),
+        dimensions=_dimensions(body.get("dimensions"), info, checked=ctx.model_rules),
         # From the catalog of the provider the request came through (a profile's own models
         # have their own sizes: mistral-embed's 1024), for every vector generated later.
         model_dimensions=info.dimensions,
@@ -194,16 +194,20 @@ def _encoding(value: Any) -> str:
     return str(value)
 
 
-def _dimensions(value: Any, info: ModelInfo) -> int | None:
+def _dimensions(value: Any, info: ModelInfo, *, checked: bool = True) -> int | None:
     """`dimensions` (already an integer >= 1): only text-embedding-3 models, at most native.
 
     A model the catalog does not know is taken to accept it: an Azure deployment is named as its
     owner likes (`embeddings`, `prod-vectors`) and is text-embedding-3 more often than not, and
     so is a proxy's alias; refused as ada-002 is, `AzureOpenAIEmbeddings(azure_deployment=
     "embeddings", dimensions=256)` failed here and worked against Azure. (Up to the size its name
-    suggests: 3072 for a name with `large` in it, else 1536.)"""
-    if value is None:
-        return None
+    suggests: 3072 for a name with `large` in it, else 1536.)
+
+    Not `checked` (`ParseContext.model_rules`: over a cassette or an upstream), the catalog's
+    refusals are left to it, as its other refusals are: an upstream serving its own model under
+    the name `text-embedding-ada-002` may take `dimensions`, and a recording of it must replay."""
+    if value is None or not checked:
+        return None if value is None else int(value)
     if not info.flexible_dimensions and info.known:
         raise ApiError(
             400, "This model does not support specifying dimensions.", param="dimensions"
