@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Any, NamedTuple
 
 from mockai import tokens
-from mockai.api import common, logprobs, obfuscation, reasoning
+from mockai.api import chat_audio, common, logprobs, obfuscation, reasoning
 from mockai.api.base import Codec, ParseContext, RenderContext
 from mockai.api.fieldrules import empty_array, invalid_value, missing, type_error
 from mockai.api.shaping import (
@@ -110,6 +110,14 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     if get("metadata") is not None:  # (kept with a stored completion: the spec's Metadata only)
         common.parse_metadata(body["metadata"])
     stream, include_usage = common.stream_settings(body)
+    # (The model's name is only the model's under OpenAI's profile: not an Azure deployment's.)
+    named = bool(rules) and ctx.provider == "openai"
+    audio_output = chat_audio.parse_output(
+        body, model, stream=stream, openai_rules=bool(openai_rules), named=named
+    )
+    heard = chat_audio.input_tokens(body["messages"])
+    if named:
+        chat_audio.check_needs_audio(model, audio_output, heard > 0)
     common.check_logit_bias(body)
     if (
         get("top_logprobs") is not None
@@ -186,7 +194,7 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     elif get("max_tokens") is not None:
         max_tokens = common.positive_int(body, "max_tokens")
     # (`functions` are billed too, and a structured output's schema)
-    prompt_tokens = common.prompt_tokens(messages, raw_tools, response_format)
+    prompt_tokens = common.prompt_tokens(messages, raw_tools, response_format) + heard
     lowered = common.lowers_output(ctx.provider, body)
     room = common.check_context(
         info, prompt_tokens, asked=max_tokens, lowered=lowered, enforced=rules
@@ -223,6 +231,8 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         prompt_tokens=prompt_tokens,
         provider=ctx.provider,
         reasoning=effort,
+        audio_output=audio_output,
+        audio_prompt_tokens=heard,
     )
 
 
@@ -495,7 +505,9 @@ def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
     """The chat completion for `reply`, as one JSON body or as the SSE chunk sequence."""
     # A reasoning model's tokens before each answer (0 for most: nothing to work out).
     thought = reasoning.tokens(reply, exchange, ctx)
-    table = ctx.kept if not exchange.stream and not exchange.logprobs else None
+    # (Not an answer in audio: its sound is made anew, and its audio id is the request's.)
+    keeps = not exchange.stream and not exchange.logprobs and exchange.audio_output is None
+    table = ctx.kept if keeps else None
     if table is not None:
         shaped_by = _shaped_by(exchange, ctx, thought)
         held = table.get(reply, shaped_by)
@@ -513,13 +525,20 @@ def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
         shaped = [_as_function_call(s) for s in shaped]
     thought *= len(shaped)  # (each answer reasoned for itself)
     completion_tokens = sum(s.completion_tokens for s in shaped) + thought
+    spoken = _spoken(shaped, reply, exchange, ctx)
+    said = sum(s.tokens for s in spoken if s is not None)
+    completion_tokens += said  # (the transcript's tokens and the sound's)
     cap = output_cap(exchange, len(shaped))
     usage = _usage(reply, exchange.prompt_tokens, completion_tokens, cap, thought)
+    if exchange.audio_prompt_tokens or said:
+        _bill_audio(usage, exchange.audio_prompt_tokens, said)
     if exchange.stream:
-        return _stream(shaped, exchange, ctx, usage)
+        return _stream(shaped, exchange, ctx, usage, spoken)
     body = _head(exchange, ctx, "chat.completion")
     lp_key = logprobs.key(exchange, ctx) if exchange.logprobs else b""
-    body["choices"] = [_choice(s, exchange, lp_key) for s in shaped]
+    body["choices"] = [
+        _choice(s, exchange, lp_key, said) for s, said in zip(shaped, spoken, strict=True)
+    ]
     body["usage"] = usage
     body["service_tier"] = common.service_tier(exchange.body.get("service_tier"))
     body["system_fingerprint"] = ids.system_fingerprint(exchange.model)
@@ -643,13 +662,40 @@ def _usage(
     }
 
 
-def _choice(shaped: Shaped, exchange: Exchange, lp_key: bytes) -> dict[str, Any]:
+def _spoken(
+    shaped: list[Shaped], reply: Reply, exchange: Exchange, ctx: RenderContext
+) -> list[chat_audio.Spoken | None]:
+    """Each choice's answer said aloud, when the request asks for audio: its text (not a
+    refusal, not tool calls alone) is the transcript. None: a choice with nothing to say."""
+    output = exchange.audio_output
+    if output is None:
+        return [None] * len(shaped)
+    return [
+        chat_audio.speak(s.content, output, reply.media, ctx.key, s.index, ctx.created, len(shaped))
+        if s.content and s.refusal is None
+        else None
+        for s in shaped
+    ]
+
+
+def _bill_audio(usage: dict[str, Any], heard: int, said: int) -> None:
+    """The audio tokens among the prompt's and the completion's (within a scripted count)."""
+    usage["prompt_tokens_details"]["audio_tokens"] = min(heard, usage["prompt_tokens"])
+    usage["completion_tokens_details"]["audio_tokens"] = min(said, usage["completion_tokens"])
+
+
+def _choice(
+    shaped: Shaped, exchange: Exchange, lp_key: bytes, spoken: chat_audio.Spoken | None = None
+) -> dict[str, Any]:
     message: dict[str, Any] = {
         "role": "assistant",
-        "content": shaped.content if shaped.refusal is None else None,
+        # (An answer in audio says its text in the audio's `transcript`, as the API does.)
+        "content": shaped.content if shaped.refusal is None and spoken is None else None,
         "refusal": shaped.refusal,
-        "annotations": [],
     }
+    if spoken is not None:
+        message["audio"] = spoken.as_json()
+    message["annotations"] = []
     if shaped.tool_calls and exchange.legacy_functions:
         call = shaped.tool_calls[0]
         message["function_call"] = {"name": call.name, "arguments": call.arguments}
@@ -691,7 +737,11 @@ def _logprobs(
 
 
 def _stream(
-    shaped: list[Shaped], exchange: Exchange, ctx: RenderContext, usage: dict[str, Any]
+    shaped: list[Shaped],
+    exchange: Exchange,
+    ctx: RenderContext,
+    usage: dict[str, Any],
+    spoken: list[chat_audio.Spoken | None],
 ) -> EventStream:
     _check_streamable(shaped)
     head = _head(exchange, ctx, "chat.completion.chunk")
@@ -722,15 +772,22 @@ def _stream(
         unstreamed answer does; otherwise null."""
         return _logprobs(s, exchange, lp_key, ()) if exchange.logprobs else None
 
-    frames = [frame([_first_delta(s, legacy, no_tokens(s))]) for s in shaped]
-    if len(shaped) == 1 and not exchange.logprobs:
+    pairs = list(zip(shaped, spoken, strict=True))
+    frames = [frame([_first_delta(s, legacy, no_tokens(s), said is not None)]) for s, said in pairs]
+    # An answer in audio streams its transcript and its sound in `delta.audio` pieces; the
+    # choices with nothing to say (a refusal) stream their text as usual.
+    for s, said in pairs:
+        if said is not None:
+            frames.extend(frame([_audio_delta(s, d)]) for d in said.deltas(s.pieces))
+    texted = [s for s, said in pairs if said is None]
+    if len(shaped) == 1 and texted and not exchange.logprobs:
         # The hot path of every stream: each piece spliced between two fixed byte strings.
         frames.extend(_piece_frames(shaped[0], prefix, usage_null, padding))
         longest = 0
     else:
-        longest = max((len(s.pieces) for s in shaped), default=0)
+        longest = max((len(s.pieces) for s in texted), default=0)
     for step in range(longest):
-        for s in shaped:
+        for s in texted:
             if step >= len(s.pieces):
                 continue
             if exchange.logprobs:
@@ -774,9 +831,15 @@ def _check_streamable(shaped: list[Shaped]) -> None:
                 )
 
 
-def _first_delta(s: Shaped, legacy: bool, lp: dict[str, Any] | None) -> dict[str, Any]:
+def _first_delta(
+    s: Shaped, legacy: bool, lp: dict[str, Any] | None, spoken: bool = False
+) -> dict[str, Any]:
+    """`spoken`: the choice's text comes as its audio's transcript (`delta.audio`)."""
     delta: dict[str, Any] = {"role": "assistant"}
-    if s.tool_calls and not s.pieces:
+    if spoken:
+        delta["content"] = None
+        delta["refusal"] = None
+    elif s.tool_calls and not s.pieces:
         # A call with nothing said first opens in the role's delta, as the API sends it; text
         # said first streams in its pieces, and the call opens after it (`_argument_deltas`).
         delta["content"] = None
@@ -794,6 +857,10 @@ def _first_delta(s: Shaped, legacy: bool, lp: dict[str, Any] | None) -> dict[str
         delta["content"] = ""
         delta["refusal"] = None
     return {"index": s.index, "delta": delta, "logprobs": lp, "finish_reason": None}
+
+
+def _audio_delta(s: Shaped, audio: dict[str, Any]) -> dict[str, Any]:
+    return {"index": s.index, "delta": {"audio": audio}, "logprobs": None, "finish_reason": None}
 
 
 def _call_opening(index: int, call: Any) -> dict[str, Any]:

@@ -91,6 +91,15 @@ class ResponseFormat:
     strict: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class AudioOutput:
+    """A chat answer asked in audio (`modalities` with `audio`): the voice (a custom voice's
+    id) and the format (`wav`, `aac`, `mp3`, `flac`, `opus`, `pcm16`)."""
+
+    voice: str
+    format: str
+
+
 @record
 class Exchange:
     """A validated OpenAI request, in the shape every pipeline stage understands."""
@@ -124,6 +133,10 @@ class Exchange:
     obfuscate: bool = False  # pad streamed deltas with `obfuscation` (the API's default)
     logprobs: bool = False
     top_logprobs: int = 0
+    # Chat: the audio the answer is asked in (None: text only), and the audio tokens of the
+    # recordings the messages hold (part of `prompt_tokens`).
+    audio_output: AudioOutput | None = None
+    audio_prompt_tokens: int = 0
     # Embeddings, moderations and legacy completions work on a list of inputs.
     inputs: tuple[str, ...] = ()
     encoding_format: str | None = None

@@ -78,8 +78,8 @@ def heavy(exchange: Exchange) -> bool:
             max(len(exchange.inputs), 1) * exchange.n >= COMPLETION_CHOICES
             or scored >= SCORED_TOKENS
         )
-    if exchange.n >= CHOICES:
-        return True
+    if exchange.n >= CHOICES or exchange.audio_output is not None:
+        return True  # (a chat answer in audio: its sound is made and encoded, as speech's is)
     fmt = exchange.response_format
     schemas = [fmt.schema] if fmt is not None and fmt.schema is not None else []
     if exchange.tool_choice.mode != "none":
