@@ -301,3 +301,27 @@ def test_a_long_answer_says_a_bounded_part_of_its_transcript(server: MockServer)
             seconds(base64.b64decode(c.message.audio.data)) for c in choices if c.message.audio
         ]
         assert len(lengths) == 4 and all(30 < length < 65 for length in lengths)
+
+
+def test_a_rules_sound_is_what_the_answer_says(server: MockServer) -> None:
+    server.add_rule(
+        {"match": {"user": "x"}, "reply": {"content": "Hello there.", "audio": {"duration": "2s"}}}
+    )
+    body = spoken(
+        messages=[{"role": "user", "content": "x"}], audio={"voice": "alloy", "format": "pcm16"}
+    )
+    with openai.OpenAI(base_url=server.url, api_key="k", max_retries=0) as sdk:
+        answer = sdk.chat.completions.create(**body)
+        audio = answer.choices[0].message.audio
+        assert audio is not None and audio.transcript == "Hello there."
+        assert len(base64.b64decode(audio.data)) == 2 * 24_000 * 2  # 2 s of pcm16
+        assert answer.usage is not None and answer.usage.completion_tokens_details is not None
+        assert answer.usage.completion_tokens_details.audio_tokens == 40
+        with sdk.chat.completions.stream(**body) as stream:
+            final = stream.get_final_completion().choices[0].message.audio
+        assert final is not None and final.data == audio.data
+        # Asked for text, the rule answers in text.
+        text = sdk.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}]
+        )
+        assert text.choices[0].message.content == "Hello there."

@@ -93,6 +93,8 @@ def constant_reply(spec: ReplySpec, exchange: Exchange) -> Reply | None:
     endpoint = exchange.endpoint
     if endpoint in _DRAWN:
         return None  # its picture or sound is drawn from the request's key
+    if exchange.audio_output is not None and spec.media is not None:
+        return None  # a chat answer in audio says the rule's sound
     if endpoint is Endpoint.EMBEDDINGS and spec.vectors is None and spec.embedding_seed is not None:
         return None  # its vectors are made from the request's inputs
     if endpoint in (Endpoint.CHAT, Endpoint.RESPONSES):
@@ -218,7 +220,10 @@ def _forced(exchange: Exchange) -> tuple[Tool, ...]:
 def _media(spec: ReplySpec, build: Build, ctx: Mapping[str, Any]) -> Media | None:
     """The scripted picture or sound; what the rule leaves out is drawn from the request's
     content key, as a generated answer's (the same prompt, the same picture)."""
-    if build.exchange.endpoint not in _DRAWN:
+    # (A chat answer in audio says a rule's `audio:`; otherwise its sound is drawn from its
+    # transcript, the same streamed or not: `chat_audio.speak`.)
+    spoken = build.exchange.audio_output is not None
+    if build.exchange.endpoint not in _DRAWN and not (spoken and spec.media is not None):
         return None
     seed = media_seed(build.key).seed
     scripted = spec.media
