@@ -325,3 +325,16 @@ def test_a_rules_sound_is_what_the_answer_says(server: MockServer) -> None:
             model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}]
         )
         assert text.choices[0].message.content == "Hello there."
+
+
+def test_a_stored_stream_keeps_its_audio(client: openai.OpenAI) -> None:
+    body = spoken(store=True, audio={"voice": "alloy", "format": "pcm16"})
+    whole = client.chat.completions.create(**body).choices[0].message.audio
+    assert whole is not None
+    streamed = list(client.chat.completions.create(**body, stream=True))
+    kept = client.chat.completions.retrieve(streamed[0].id).choices[0].message
+    assert kept.content is None
+    assert kept.audio is not None
+    first = streamed[1].choices[0].delta.audio  # (the id comes with the first piece)
+    assert first is not None and kept.audio.id == first.id
+    assert kept.audio.model_dump(exclude={"id"}) == whole.model_dump(exclude={"id"})

@@ -362,6 +362,23 @@ def _merge_delta(message: dict[str, Any], delta: Mapping[str, Any]) -> None:
         merged = message.setdefault("function_call", {"name": "", "arguments": ""})
         merged["name"] += function_call.get("name") or ""
         merged["arguments"] += function_call.get("arguments") or ""
+    audio = delta.get("audio")
+    if isinstance(audio, dict):
+        _merge_audio(message, audio)
+
+
+def _merge_audio(message: dict[str, Any], audio: Mapping[str, Any]) -> None:
+    """An answer in audio's `delta.audio` piece: its id and expiry kept, its transcript and its
+    base64 sound joined (the pieces cut the sound at multiples of 3 bytes), as the SDKs' stream
+    helpers join them into `message.audio`. (A stored stream lost its audio.)"""
+    merged = message.setdefault("audio", {"id": "", "data": "", "expires_at": 0, "transcript": ""})
+    for key in ("id", "expires_at"):
+        if audio.get(key) is not None:
+            merged[key] = audio[key]
+    for key in ("data", "transcript"):
+        piece = audio.get(key)
+        if isinstance(piece, str):
+            merged[key] += piece
 
 
 def _listed_message(message: Mapping[str, Any], message_id: str) -> dict[str, Any]:
