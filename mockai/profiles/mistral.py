@@ -82,11 +82,17 @@ def _extra_forbidden(places: list[tuple[list[Any], Any]]) -> ApiError:
     return ApiError(422, "Extra inputs are not permitted", data={"detail": detail})
 
 
+def _listed(value: Any) -> list[Any]:
+    """`value` if it is a JSON array, else nothing to look into: a `messages` or `tool_calls` of
+    another type is OpenAI's parser's 400 to give (iterating a number here was a 500)."""
+    return value if isinstance(value, list) else []
+
+
 def _fields(endpoint: Endpoint, body: Json) -> None:
     places: list[tuple[list[Any], Any]] = [
         (["body", name], value) for name, value in body.items() if name not in KNOWN
     ]
-    for index, message in enumerate(body.get("messages") or ()):
+    for index, message in enumerate(_listed(body.get("messages"))):
         if not isinstance(message, dict):
             continue
         allowed = MESSAGE_FIELDS.get(str(message.get("role")))
@@ -103,11 +109,11 @@ def _fields(endpoint: Endpoint, body: Json) -> None:
 
 
 def _tool_call_ids(endpoint: Endpoint, body: Json) -> None:
-    for message in body.get("messages") or ():
+    for message in _listed(body.get("messages")):
         if not isinstance(message, dict):
             continue
         sent = [
-            call.get("id") for call in message.get("tool_calls") or () if isinstance(call, dict)
+            call.get("id") for call in _listed(message.get("tool_calls")) if isinstance(call, dict)
         ]
         if message.get("role") == "tool":
             sent.append(message.get("tool_call_id"))

@@ -41,8 +41,10 @@ def _invalid(message: str) -> ApiError:
 
 
 def _images(endpoint: Endpoint, body: Json) -> None:
-    # Images must be data URIs: an http(s) URL is refused.
-    for message in body.get("messages") or ():
+    # Images must be data URIs: an http(s) URL is refused. (A `messages` that is no array is
+    # OpenAI's parser's 400 to give: iterating a number here was a 500.)
+    messages = body.get("messages")
+    for message in messages if isinstance(messages, list) else ():
         content = message.get("content") if isinstance(message, dict) else None
         for part in content if isinstance(content, list) else ():
             url = part.get("image_url") if isinstance(part, dict) else None
