@@ -234,9 +234,14 @@ class Profile:
         return self.chat is not None
 
     def shape_answer(self, endpoint: Endpoint, outgoing: Outgoing, answer: Answer) -> Outgoing:
-        """A rendered answer as this provider sends it (chat answers only; others as OpenAI)."""
-        if self.chat is None or endpoint is not Endpoint.CHAT:
+        """A rendered answer as this provider sends it (chat answers; others as OpenAI, with the
+        headers the provider adds on every endpoint)."""
+        if self.chat is None:
             return outgoing
+        if endpoint is not Endpoint.CHAT:
+            if endpoint not in self.chat.header_endpoints:
+                return outgoing
+            return self.chat.add_headers(outgoing, answer)
         return self.chat.shape(outgoing, answer, self.errors)
 
     def models_body(self, infos: list[ModelInfo]) -> Body:

@@ -91,6 +91,10 @@ class ChatShape:
     stream_usage: str = ""
     comments: tuple[str, ...] = ()
     headers: Callable[[Json, Answer], Mapping[str, str]] | None = None  # from the answer
+    # Where else `headers` go (the provider sends them on every endpoint's answer, not on chat's
+    # alone: LiteLLM's `x-litellm-*`, OpenRouter's `X-Generation-Id`); there the hook is given
+    # no body (`{}`), so such a hook reads the answer only.
+    header_endpoints: frozenset[Endpoint] = frozenset()
     obfuscation: bool = False  # keeps OpenAI's stream `obfuscation` padding (Azure's backend)
     preamble: int = 0  # leading frames `stream` adds that are no chunk of the answer (Azure's)
 
@@ -134,6 +138,14 @@ class ChatShape:
             preamble=self.preamble if self.stream is not None else 0,
             usage=outgoing.usage,  # (the metrics count it, sent or not)
         )
+
+    def add_headers(self, outgoing: Outgoing, answer: Answer) -> Outgoing:
+        """A successful answer of another endpoint, with the headers the provider adds to it."""
+        if self.headers is None or not isinstance(outgoing, Body | EventStream):
+            return outgoing
+        if outgoing.status != 200:
+            return outgoing
+        return replace(outgoing, headers={**outgoing.headers, **self.headers({}, answer)})
 
 
 def encode(chunks: list[Json]) -> list[bytes]:

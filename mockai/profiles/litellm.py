@@ -13,6 +13,7 @@ from typing import Any
 
 from mockai.catalog import ModelInfo
 from mockai.errors import ApiError
+from mockai.pipeline.exchange import Endpoint
 from mockai.profiles.base import Auth, ErrorStyle, Json, Profile
 from mockai.profiles.hooks import Answer, ChatShape
 from mockai.wire import ids, jsonbytes, sse
@@ -106,8 +107,11 @@ PROFILE = Profile(
     chat=ChatShape(
         error_frame=_error_frame,
         headers=_headers,
+        # "When you make a request to the proxy, the proxy will return the following headers"
+        # (its response_headers doc): every endpoint's answer, not chat's alone.
+        header_endpoints=frozenset(Endpoint),
         extras="headers `x-litellm-call-id`, `-model-id`, `-model-group`, `-version`, "
-        "`-response-cost`, `-attempted-retries`, ...",
+        "`-response-cost`, `-attempted-retries`, ... (on every endpoint's answer)",
         stream_usage="as OpenAI",
     ),
     errors=ErrorStyle(

@@ -319,8 +319,12 @@ PROFILE = Profile(
         stream=_stream,
         error_frame=_error_frame,
         headers=_headers,
+        # "The generation ID is returned in the X-Generation-Id response header for all
+        # endpoints (chat completions, completions, responses, and messages)" (streaming.mdx).
+        header_endpoints=frozenset({Endpoint.COMPLETIONS, Endpoint.RESPONSES}),
         extras="`id: gen-…`, `provider`, `choices[].native_finish_reason`, `usage.cost`, "
-        "`usage.is_byok`, `usage.cost_details`; header `X-Generation-Id`",
+        "`usage.is_byok`, `usage.cost_details`; header `X-Generation-Id` (completions and "
+        "Responses answers too)",
         stream_usage="always, in a last chunk whose one choice repeats `finish_reason`",
         comments=(PROCESSING,),
     ),
