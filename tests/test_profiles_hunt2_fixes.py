@@ -10,8 +10,9 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+import openai
 import pytest
-from profile_support import chat, sdk
+from profile_support import chat, chunks, sdk
 
 from mockai import MockServer
 
@@ -80,3 +81,50 @@ def test_openrouter_names_the_generation_on_completions_and_responses(server: Mo
     for raw in (completed, responded):
         assert re.fullmatch(r"gen-\d+-\w{20}", raw.headers["x-generation-id"])
     assert "x-generation-id" not in embedded.headers  # (the docs name no other endpoint)
+
+
+# --- OpenRouter's `finish_reason: "error"` comes with the error ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def failing() -> Iterator[MockServer]:
+    with MockServer(log_requests=False) as running:
+        running.add_rule(
+            {"match": {"user": "fail"}, "reply": {"content": "partial", "finish_reason": "error"}}
+        )
+        running.add_rule({"reply": "all well"})
+        yield running
+
+
+def test_openrouters_error_finish_says_what_went_wrong(failing: MockServer) -> None:
+    # providers.md §2, "Non-stream provider errors": a 200 whose choice finishes with `error`
+    # holds `choices[0].error{code,message,metadata}` beside the partial content; a scripted
+    # `finish_reason: error` (docs/providers.md: OpenRouter's, scriptable) came without it.
+    answer = chat(failing, "openrouter", messages=[{"role": "user", "content": "fail"}]).json()
+    choice = answer["choices"][0]
+    assert choice["finish_reason"] == "error" and choice["message"]["content"] == "partial"
+    assert choice["error"]["code"] == 502
+    assert choice["error"]["metadata"]["error_type"] == "provider_unavailable"
+    ordinary = chat(failing, "openrouter").json()["choices"][0]
+    assert "error" not in ordinary  # (a choice that ends well has none)
+
+
+def test_openrouters_error_finish_in_a_stream_is_its_mid_stream_error(failing: MockServer) -> None:
+    # providers.md §2, "Streaming: mid-stream errors": the chunk that finishes with `error`
+    # carries a top-level `error` and `delta: {content: ""}`, and the stream ends there. It was
+    # an ordinary finish chunk and usage chunk, so the openai SDK read it as a stream that
+    # ended well; now it raises, as it does on OpenRouter.
+    streamed = chat(
+        failing, "openrouter", messages=[{"role": "user", "content": "fail"}], stream=True
+    )
+    last = chunks(streamed)[-1]
+    assert last["error"]["code"] == 502 and last["choices"][0]["finish_reason"] == "error"
+    assert last["choices"][0]["delta"] == {"content": ""}
+    assert "data: [DONE]" not in streamed.text
+    with sdk(failing, "openrouter") as router:
+        stream = router.chat.completions.create(
+            model="openai/gpt-4o", messages=[{"role": "user", "content": "fail"}], stream=True
+        )
+        with pytest.raises(openai.APIError, match="Provider disconnected"):
+            for _ in stream:
+                pass

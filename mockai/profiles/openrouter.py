@@ -128,10 +128,28 @@ def _native(choices: list[Json]) -> None:
             choice["native_finish_reason"] = choice["finish_reason"]
 
 
+# What went wrong, beside a choice that finishes with `error` (a scripted `finish_reason:
+# error`): OpenRouter never sends that finish without it. The values are the example of
+# errors-and-debugging.mdx ("Skin-specific error formats"): a provider that dropped mid-answer.
+def _provider_error() -> Json:
+    return {
+        "code": 502,
+        "message": "Provider disconnected mid-stream",
+        "metadata": {"error_type": "provider_unavailable"},
+    }
+
+
+def _failed(choices: list[Json]) -> bool:
+    return any(choice.get("finish_reason") == "error" for choice in choices)
+
+
 def _body(body: Json, answer: Answer) -> None:
     body["id"] = generation_id(answer.key)
     body["provider"] = _provider(answer.exchange.model)
     _native(body["choices"])
+    for choice in body["choices"]:
+        if _failed([choice]):  # ("embedded in the final response alongside any partial content")
+            choice["error"] = _provider_error()
     body["usage"] = _usage(body["usage"])
 
 
@@ -143,6 +161,15 @@ def _stream(body: list[Json], tail: list[Json], answer: Answer) -> tuple[list[by
     for chunk in chunks:
         chunk["id"], chunk["provider"] = gen, provider
         _native(chunk["choices"])
+    for at, finish in enumerate(finishes):
+        if _failed(finish["choices"]):
+            # A generation that fails mid-stream: its chunk carries the error at the top level,
+            # its delta an empty content, and "the stream is terminated after this event" (no
+            # usage chunk, no `[DONE]`), as in `_error_frame`.
+            finish["error"] = _provider_error()
+            for choice in finish["choices"]:
+                choice["delta"] = {"content": ""}
+            return shapes.frames(body, finishes[: at + 1], comments=(PROCESSING,), done=False)
     # Usage always comes, in a last chunk whose one choice repeats the finish reason (on
     # purpose, unlike OpenAI's `choices: []`): the terminal finish_reason appears twice.
     last = finishes[-1] if finishes else chunks[-1]
