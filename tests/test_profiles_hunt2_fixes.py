@@ -128,3 +128,21 @@ def test_openrouters_error_finish_in_a_stream_is_its_mid_stream_error(failing: M
         with pytest.raises(openai.APIError, match="Provider disconnected"):
             for _ in stream:
                 pass
+
+
+# --- Anthropic caps `temperature` at 1 -------------------------------------------------------------
+
+
+def test_anthropic_caps_a_temperature_above_one(server: MockServer) -> None:
+    # providers.md §6, "Rejected / clamped": "values above 1 are capped at 1" (its page:
+    # "Between 0 and 1 (inclusive). Values greater than 1 are capped at 1."). A temperature past
+    # OpenAI's 2 was OpenAI's 400 under the Anthropic prefix.
+    with sdk(server, "anthropic") as claude:
+        answer = claude.chat.completions.create(
+            model="claude-sonnet-4-5", messages=[{"role": "user", "content": "hi"}], temperature=2.5
+        )
+    assert answer.choices[0].message.content
+    with sdk(server, "openai") as gpt, pytest.raises(openai.BadRequestError):
+        gpt.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], temperature=2.5
+        )

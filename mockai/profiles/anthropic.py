@@ -69,6 +69,15 @@ def _rewrite(endpoint: Endpoint, body: Json) -> Json:
     # schema) and `messages[].name`; and "`stop` works only for non-whitespace sequences" (§6,
     # "Rewritten"): the others are dropped, and the text goes on past them.
     body = dict(body)
+    # "Between 0 and 1 (inclusive). Values greater than 1 are capped at 1" (§6): OpenAI's 400
+    # past 2 is not Anthropic's answer.
+    temperature = body.get("temperature")
+    if (
+        isinstance(temperature, int | float)
+        and not isinstance(temperature, bool)
+        and temperature > 1
+    ):
+        body["temperature"] = 1
     if "stop" in body:
         body = _without_blank_stops(body)
     if isinstance(body.get("tools"), list):
