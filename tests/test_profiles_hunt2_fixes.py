@@ -146,3 +146,29 @@ def test_anthropic_caps_a_temperature_above_one(server: MockServer) -> None:
         gpt.chat.completions.create(
             model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], temperature=2.5
         )
+
+
+# --- Ollama's legacy completions carry its ids and fingerprint -------------------------------------
+
+
+def test_ollama_legacy_completions_have_its_short_ids_and_fingerprint(server: MockServer) -> None:
+    # providers.md §3, "Ids": `cmpl-<n>` (rand.Intn(999)), and "Extra response fields":
+    # `system_fingerprint: "fp_ollama"` (openai.go's ToCompletion and ToCompleteChunk set it on
+    # completions as on chat). Its /v1/completions answered OpenAI's 29-character ids.
+    with sdk(server, "ollama") as ollama:
+        whole = ollama.completions.create(model="llama3.2:latest", prompt="hi", max_tokens=3)
+        streamed = list(
+            ollama.completions.create(
+                model="llama3.2:latest",
+                prompt="hi",
+                max_tokens=3,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+        )
+    assert re.fullmatch(r"cmpl-\d{1,3}", whole.id) and whole.system_fingerprint == "fp_ollama"
+    assert whole.choices[0].text
+    assert {chunk.id for chunk in streamed} == {streamed[0].id}
+    assert re.fullmatch(r"cmpl-\d{1,3}", streamed[0].id)
+    assert {chunk.system_fingerprint for chunk in streamed} == {"fp_ollama"}
+    assert streamed[-1].usage is not None and streamed[-1].usage.completion_tokens == 3

@@ -234,11 +234,13 @@ class Profile:
         return self.chat is not None
 
     def shape_answer(self, endpoint: Endpoint, outgoing: Outgoing, answer: Answer) -> Outgoing:
-        """A rendered answer as this provider sends it (chat answers; others as OpenAI, with the
-        headers the provider adds on every endpoint)."""
+        """A rendered answer as this provider sends it (chat answers and legacy completions;
+        others as OpenAI, with the headers the provider adds on every endpoint)."""
         if self.chat is None:
             return outgoing
         if endpoint is not Endpoint.CHAT:
+            if endpoint is Endpoint.COMPLETIONS:
+                outgoing = self.chat.shape_completion(outgoing, answer)
             if endpoint not in self.chat.header_endpoints:
                 return outgoing
             return self.chat.add_headers(outgoing, answer)

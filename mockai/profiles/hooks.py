@@ -95,6 +95,9 @@ class ChatShape:
     # alone: LiteLLM's `x-litellm-*`, OpenRouter's `X-Generation-Id`); there the hook is given
     # no body (`{}`), so such a hook reads the answer only.
     header_endpoints: frozenset[Endpoint] = frozenset()
+    # How its legacy completions differ (Ollama's ids and fingerprint): applied to the body, and
+    # to each `data:` chunk of its stream.
+    completions: BodyShaper | None = None
     obfuscation: bool = False  # keeps OpenAI's stream `obfuscation` padding (Azure's backend)
     preamble: int = 0  # leading frames `stream` adds that are no chunk of the answer (Azure's)
 
@@ -138,6 +141,26 @@ class ChatShape:
             preamble=self.preamble if self.stream is not None else 0,
             usage=outgoing.usage,  # (the metrics count it, sent or not)
         )
+
+    def shape_completion(self, outgoing: Outgoing, answer: Answer) -> Outgoing:
+        """A legacy completion (a body or a stream) as this provider sends it."""
+        change = self.completions
+        if change is None or outgoing.status != 200:
+            return outgoing
+        if isinstance(outgoing, Body):
+            body = jsonbytes.loads(outgoing.body)
+            change(body, answer)
+            return replace(outgoing, body=jsonbytes.dumps(body))
+        if not isinstance(outgoing, EventStream):
+            return outgoing
+        frames = []
+        for frame in outgoing.frames:
+            if frame.startswith(b"data: {"):
+                chunk = jsonbytes.loads(frame[6:])
+                change(chunk, answer)
+                frame = sse.data_frame(jsonbytes.dumps(chunk))
+            frames.append(frame)
+        return replace(outgoing, frames=frames)
 
     def add_headers(self, outgoing: Outgoing, answer: Answer) -> Outgoing:
         """A successful answer of another endpoint, with the headers the provider adds to it."""

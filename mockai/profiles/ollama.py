@@ -113,12 +113,24 @@ def chat_id(key: bytes) -> str:
     return f"chatcmpl-{int(ids.hexid(key, 'ollama', 8), 16) % 999}"
 
 
+def completion_id(key: bytes) -> str:
+    # (`cmpl-` and `rand.Intn(999)`, as its chat ids)
+    return f"cmpl-{int(ids.hexid(key, 'ollama', 8), 16) % 999}"
+
+
 def tool_call_id(key: bytes, index: int) -> str:
     return "call_" + ids.hexid(key, f"call{index}", 8)
 
 
 def _body(body: Json, answer: Answer) -> None:
     body["id"] = chat_id(answer.key)
+    body["system_fingerprint"] = "fp_ollama"
+
+
+def _completion(body: Json, answer: Answer) -> None:
+    # A legacy completion (its body, or each chunk of its stream): openai.go's ToCompletion and
+    # ToCompleteChunk give it the short id and `fp_ollama` as well.
+    body["id"] = completion_id(answer.key)
     body["system_fingerprint"] = "fp_ollama"
 
 
@@ -160,7 +172,9 @@ PROFILE = Profile(
     chat=ChatShape(
         body=_body,
         stream=_stream,
-        extras='`system_fingerprint: "fp_ollama"`, ids `chatcmpl-<0..998>` (they collide)',
+        completions=_completion,
+        extras='`system_fingerprint: "fp_ollama"`, ids `chatcmpl-<0..998>` and `cmpl-<0..998>` '
+        "(they collide)",
         stream_usage="as OpenAI (with `include_usage`); tool calls arrive whole in one delta",
     ),
     errors=ErrorStyle(
