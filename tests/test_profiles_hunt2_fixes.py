@@ -12,7 +12,7 @@ from typing import Any
 
 import openai
 import pytest
-from profile_support import chat, chunks, sdk
+from profile_support import HELLO, chat, chunks, sdk
 
 from mockai import MockServer
 
@@ -172,3 +172,39 @@ def test_ollama_legacy_completions_have_its_short_ids_and_fingerprint(server: Mo
     assert re.fullmatch(r"cmpl-\d{1,3}", streamed[0].id)
     assert {chunk.system_fingerprint for chunk in streamed} == {"fp_ollama"}
     assert streamed[-1].usage is not None and streamed[-1].usage.completion_tokens == 3
+
+
+# --- OpenRouter's `debug.echo_upstream_body` -------------------------------------------------------
+
+
+def test_openrouter_echoes_the_upstream_body_in_a_first_chunk(server: MockServer) -> None:
+    # providers.md §2, "Extra request fields": `debug.echo_upstream_body` (streaming only)
+    # "sends a first chunk with empty choices and a debug field". It was taken and ignored, so
+    # a stream parser that reads `choices[0]` of every chunk could not meet that chunk here.
+    asked = {"debug": {"echo_upstream_body": True}}
+    with sdk(server, "openrouter") as router:
+        streamed = list(
+            router.chat.completions.create(
+                model="openai/gpt-4o", messages=HELLO, max_tokens=2, stream=True, extra_body=asked
+            )
+        )
+        whole = router.chat.completions.create(
+            model="openai/gpt-4o", messages=HELLO, max_tokens=2, extra_body=asked
+        )
+    first = streamed[0]
+    assert first.choices == [] and first.id == streamed[1].id
+    echoed = (first.model_extra or {})["debug"]["echo_upstream_body"]
+    assert echoed["messages"] == HELLO and "debug" not in echoed
+    assert streamed[1].choices[0].delta.role == "assistant"
+    assert whole.choices[0].message.content  # (a body ignores it: "streaming only")
+    # The debug chunk is no chunk of the answer: a stream fault lands where it does without it.
+    broken = chat(
+        server,
+        "openrouter",
+        stream=True,
+        debug={"echo_upstream_body": True},
+        headers={"x-mockai-fault": "error_event_after=1"},
+    )
+    got = chunks(broken)
+    assert got[0]["choices"] == [] and got[1]["choices"][0]["delta"]["role"] == "assistant"
+    assert "error" in got[2] and len(got) == 3

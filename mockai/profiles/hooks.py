@@ -99,7 +99,9 @@ class ChatShape:
     # to each `data:` chunk of its stream.
     completions: BodyShaper | None = None
     obfuscation: bool = False  # keeps OpenAI's stream `obfuscation` padding (Azure's backend)
-    preamble: int = 0  # leading frames `stream` adds that are no chunk of the answer (Azure's)
+    # Leading frames `stream` adds that are no chunk of the answer (Azure's filter frame), or
+    # how many for a given answer (OpenRouter's comment and, when asked for, its debug chunk).
+    preamble: int | Callable[[Answer], int] = 0
 
     def shape(self, outgoing: Outgoing, answer: Answer, style: ErrorStyle) -> Outgoing:
         """The codec's rendering of an OpenAI chat answer, as this provider sends it (`style`:
@@ -138,9 +140,12 @@ class ChatShape:
             content_type=outgoing.content_type,
             headers={**outgoing.headers, **extra},
             error_frame=self.error_frame(answer) if self.error_frame else inband_error(style),
-            preamble=self.preamble if self.stream is not None else 0,
+            preamble=self._preamble(answer) if self.stream is not None else 0,
             usage=outgoing.usage,  # (the metrics count it, sent or not)
         )
+
+    def _preamble(self, answer: Answer) -> int:
+        return self.preamble(answer) if callable(self.preamble) else self.preamble
 
     def shape_completion(self, outgoing: Outgoing, answer: Answer) -> Outgoing:
         """A legacy completion (a body or a stream) as this provider sends it."""

@@ -153,6 +153,29 @@ def _body(body: Json, answer: Answer) -> None:
     body["usage"] = _usage(body["usage"])
 
 
+def _echoes(answer: Answer) -> bool:
+    """`debug: {echo_upstream_body: true}` was asked for (it works on streams only)."""
+    debug = answer.exchange.body.get("debug")
+    return isinstance(debug, dict) and bool(debug.get("echo_upstream_body"))
+
+
+def _debug_chunk(first: Json, answer: Answer) -> Json:
+    # "sends a first chunk with empty choices and a debug field" (§2, "Extra request fields";
+    # errors-and-debugging.mdx: the body sent to the upstream provider, which for a mock is the
+    # request as sent, without the option itself).
+    sent = {k: v for k, v in answer.exchange.body.items() if k != "debug"}
+    head: Json = {
+        k: first[k] for k in ("id", "provider", "model", "object", "created") if k in first
+    }
+    return {**head, "choices": [], "debug": {"echo_upstream_body": sent}}
+
+
+def _preamble(answer: Answer) -> int:
+    """The leading frames that are no chunk of the answer: with the debug chunk, it and the
+    comment before it (a comment alone is never counted: no preamble is needed for it)."""
+    return 2 if _echoes(answer) else 0
+
+
 def _stream(body: list[Json], tail: list[Json], answer: Answer) -> tuple[list[bytes], list[bytes]]:
     gen, provider = generation_id(answer.key), _provider(answer.exchange.model)
     finishes, _ = shapes.finish_and_usage(tail)
@@ -161,6 +184,8 @@ def _stream(body: list[Json], tail: list[Json], answer: Answer) -> tuple[list[by
     for chunk in chunks:
         chunk["id"], chunk["provider"] = gen, provider
         _native(chunk["choices"])
+    if _echoes(answer) and chunks:
+        body = [_debug_chunk(chunks[0], answer), *body]
     for at, finish in enumerate(finishes):
         if _failed(finish["choices"]):
             # A generation that fails mid-stream: its chunk carries the error at the top level,
@@ -352,8 +377,10 @@ PROFILE = Profile(
         extras="`id: gen-…`, `provider`, `choices[].native_finish_reason`, `usage.cost`, "
         "`usage.is_byok`, `usage.cost_details`; header `X-Generation-Id` (completions and "
         "Responses answers too)",
-        stream_usage="always, in a last chunk whose one choice repeats `finish_reason`",
+        stream_usage="always, in a last chunk whose one choice repeats `finish_reason`; with "
+        "`debug.echo_upstream_body`, a first chunk with `choices: []` and `debug`",
         comments=(PROCESSING,),
+        preamble=_preamble,
     ),
     errors=ERRORS,
     limits=limits.OPENROUTER,
