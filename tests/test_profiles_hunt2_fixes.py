@@ -208,3 +208,20 @@ def test_openrouter_echoes_the_upstream_body_in_a_first_chunk(server: MockServer
     got = chunks(broken)
     assert got[0]["choices"] == [] and got[1]["choices"][0]["delta"]["role"] == "assistant"
     assert "error" in got[2] and len(got) == 3
+
+
+# --- DeepSeek's FIM completions are under /beta ----------------------------------------------------
+
+
+def test_deepseek_serves_fim_completions_under_beta(server: MockServer) -> None:
+    # providers.md §10, "Endpoints": FIM `/completions` is "beta, under /beta" (its docs give
+    # clients `base_url="https://api.deepseek.com/beta"`). That base URL was mockai's 404.
+    base = server.base_url + "/deepseek/beta"
+    with openai.OpenAI(base_url=base, api_key="sk-test", max_retries=0) as fim:
+        filled = fim.completions.create(
+            model="deepseek-chat", prompt="def fib(a):", suffix="    return 1", max_tokens=8
+        )
+        chatted = fim.chat.completions.create(model="deepseek-chat", messages=HELLO, max_tokens=4)
+    assert filled.choices[0].text and filled.model == "deepseek-chat"
+    assert chatted.usage is not None and chatted.usage.model_extra
+    assert "prompt_cache_hit_tokens" in chatted.usage.model_extra  # (DeepSeek's, as under /v1)

@@ -71,7 +71,9 @@ PLACES: Mapping[str, Place] = MappingProxyType(
             Place("vercel", ("/v1",)),
             Place("anthropic", ("/v1",), frozenset({Endpoint.CHAT})),
             Place("mistral", ("/v1",), ALL_ENDPOINTS - {Endpoint.COMPLETIONS}),
-            Place("deepseek", ("/v1", "")),
+            # (§10: `/v1` "also works"; FIM `/completions` is "beta, under /beta": its docs
+            # give clients `base_url="https://api.deepseek.com/beta"`)
+            Place("deepseek", ("/v1", "", "/beta")),
             Place("together", ("/v1",)),
             Place("fireworks", ("/inference/v1",)),
             Place("vllm", ("/v1",), ALL_ENDPOINTS - {Endpoint.MODERATIONS}),
