@@ -402,3 +402,31 @@ def test_a_batch_output_file_is_the_same_bytes_on_a_fresh_server_with_the_seed()
         # The line's journal entry carries the same id, so a test finds what answered a line.
         request_ids = {json.loads(line)["response"]["request_id"] for line in output.splitlines()}
         assert request_ids == {entry.request_id for entry in first.requests if entry.batch}
+
+
+# --- 5. how a Responses answer is delivered ------------------------------------------------------
+
+
+def test_a_responses_answer_is_the_same_in_the_background_or_with_more_included(
+    server: MockServer,
+) -> None:
+    """`background: true` (poll for the answer) and `include` (logprobs, encrypted reasoning:
+    more alongside the answer) changed the generated text, where chat's `logprobs` and `stream`
+    do not: a test of an app's background path, or of one asking for logprobs, got another
+    answer than the same question waited on (docs/endpoints.md: only what a request asks)."""
+    client = openai.OpenAI(base_url=server.url, api_key="sk-test", max_retries=0)
+    question = {"model": "gpt-4o-mini", "input": "Describe a lighthouse at dusk"}
+    waited = client.responses.create(**question)  # type: ignore[call-overload]
+    asked = [
+        {"background": True},
+        {"include": ["message.output_text.logprobs"], "top_logprobs": 2},
+        {"include": ["reasoning.encrypted_content"], "store": False},
+    ]
+    for more in asked:
+        response = client.responses.create(**question, **more)  # type: ignore[call-overload]
+        for _ in range(100):  # (a background response moves on as it is polled)
+            if response.status == "completed":
+                break
+            response = client.responses.retrieve(response.id)
+        assert response.output_text == waited.output_text, more
+        assert response.id != waited.id  # (still another request: its own ids)

@@ -61,6 +61,15 @@ MEDIA_PRESENTATION_FIELDS: Mapping[str, frozenset[str]] = {
 }
 _NONE: frozenset[str] = frozenset()
 
+# The Responses API's own fields that say how an answer is delivered or what else it shows, not
+# what it says: `background` (the answer is polled for instead of waited on) and `include`
+# (log probabilities, encrypted reasoning, search sources alongside the same text). Chat's
+# `logprobs` is presentation; the Responses request asking for them with `include` changed the
+# answer, and so did running it in the background.
+_PRESENTED: Mapping[str, frozenset[str]] = {
+    "responses": PRESENTATION_FIELDS | {"background", "include"},
+}
+
 
 def content_key(seed: int, endpoint: str, body: Mapping[str, Any]) -> bytes:
     """A 32-byte key for what this request asks, under this seed."""
@@ -72,10 +81,11 @@ def request_keys(seed: int, endpoint: str, body: Mapping[str, Any]) -> tuple[byt
     the content key refined by the presentation fields, which identifies the exact request, for
     its ids (the content key itself when it has none). Its fields are sorted in one pass."""
     more = MEDIA_PRESENTATION_FIELDS.get(endpoint, _NONE)
+    presented = _PRESENTED.get(endpoint, PRESENTATION_FIELDS)
     asked: dict[str, Any] = {}
     shown: dict[str, Any] = {}
     for name, value in body.items():
-        if name in PRESENTATION_FIELDS:
+        if name in presented:
             shown[name] = value
         elif name not in more:
             asked[name] = _untyped(value) if more else value
