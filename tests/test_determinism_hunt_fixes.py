@@ -430,3 +430,31 @@ def test_a_responses_answer_is_the_same_in_the_background_or_with_more_included(
             response = client.responses.retrieve(response.id)
         assert response.output_text == waited.output_text, more
         assert response.id != waited.id  # (still another request: its own ids)
+
+
+# --- 6. one body, several providers -----------------------------------------------------------
+
+
+def _per_provider(first: str, then: str) -> dict[str, Any]:
+    """What each provider's path answered the same body (its id, or the chaos's status), on a
+    fresh server, `first` asked before `then`."""
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Describe a river"}]}
+    seen: dict[str, Any] = {}
+    with MockServer(seed=7, chaos={"rate_limit": 0.5}, quiet=True) as server:
+        root = server.url.removesuffix("/v1")
+        for prefix in (first, then):
+            reply = HTTP.post(f"{root}{prefix}/chat/completions", json=body)
+            seen[prefix] = reply.json()["id"] if reply.status_code == 200 else reply.status_code
+    return seen
+
+
+def test_the_same_body_to_two_providers_gets_the_same_ids_and_faults_in_either_order() -> None:
+    """The same body sent to `/v1` and to `/groq/openai/v1` counted as repeats of one request:
+    the second got the next ids and chaos draw, so which provider got the 429 (and which id)
+    followed the order the two came in, run to run under concurrency (a multi-provider app
+    asking both at once), where docs/faults.md promises the same faults whatever the
+    concurrency."""
+    one = _per_provider("/v1", "/groq/openai/v1")
+    other = _per_provider("/groq/openai/v1", "/v1")
+    assert one == other
+    assert 429 in one.values()  # (this seed's chaos draws a fault for one of them)

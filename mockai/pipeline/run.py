@@ -332,6 +332,12 @@ def parse_checked(
     if exchange.route is not None:  # one endpoint, many routes: each is its own request
         kind = f"{kind} {exchange.method} {exchange.route}"
     key, exact = request_keys(state.config.seed, kind, exchange.body)
+    if context.provider != "openai":
+        # The same body sent to two providers (`/v1` and `/groq/openai/v1`: a multi-provider app,
+        # a fallback router) is two requests: each its own ids and chaos draws, counted apart,
+        # or which one got the 429 (and which id) followed the order they came in. Its text
+        # stays the content key's, the same on every provider. (OpenAI's own adds nothing.)
+        exact = hashlib.blake2b(context.provider.encode(), key=exact, digest_size=32).digest()
     return exchange, key, exact
 
 
