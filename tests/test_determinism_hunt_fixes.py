@@ -458,3 +458,23 @@ def test_the_same_body_to_two_providers_gets_the_same_ids_and_faults_in_either_o
     other = _per_provider("/groq/openai/v1", "/v1")
     assert one == other
     assert 429 in one.values()  # (this seed's chaos draws a fault for one of them)
+
+
+# --- 7. a list of one prompt ------------------------------------------------------------------
+
+
+def test_a_list_of_one_prompt_asks_what_the_prompt_asks(server: MockServer) -> None:
+    """Legacy completions generated another text for `prompt: ["Once upon"]` than for
+    `prompt: "Once upon"`: LangChain's `OpenAI` LLM always sends a list, the SDK what it is
+    given, so the same app got two answers (the docs: every SDK gets the same answer)."""
+
+    def text(prompt: Any) -> str:
+        body = {"model": "gpt-3.5-turbo-instruct", "prompt": prompt, "max_tokens": 30}
+        choices = _post(server, "/completions", body)["choices"]
+        assert len(choices) == 1
+        said: str = choices[0]["text"]
+        return said
+
+    assert text(["Once upon a time"]) == text("Once upon a time")
+    assert text([[7454, 2402, 257, 640]]) == text([7454, 2402, 257, 640])
+    assert text(["Once upon a time"]) != text("Once upon a river")

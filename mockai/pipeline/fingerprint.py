@@ -89,6 +89,8 @@ def request_keys(seed: int, endpoint: str, body: Mapping[str, Any]) -> tuple[byt
             shown[name] = value
         elif name not in more:
             asked[name] = _untyped(value) if more else value
+    if endpoint == "completions":
+        asked = _one_prompt(asked)
     material = f"{seed}|{endpoint}|".encode() + _canonical(asked)
     orders = _schema_orders(asked)
     if orders:  # (canonical JSON sorts the keys: their order in schemas is added back)
@@ -97,6 +99,16 @@ def request_keys(seed: int, endpoint: str, body: Mapping[str, Any]) -> tuple[byt
     if not shown:
         return key, key
     return key, hashlib.blake2b(_canonical(shown), key=key, digest_size=32).digest()
+
+
+def _one_prompt(asked: dict[str, Any]) -> dict[str, Any]:
+    """A legacy completions request's list of one prompt as that prompt: `["Once upon"]` asks
+    what `"Once upon"` asks (LangChain's `OpenAI` LLM always sends a list, the SDK what it is
+    given), and `[[1, 2]]` what the token array `[1, 2]` asks."""
+    prompt = asked.get("prompt")
+    if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str | list):
+        return {**asked, "prompt": prompt[0]}
+    return asked
 
 
 # The whole numbers a double holds exactly (as the cassettes' body matcher has it): past it,
