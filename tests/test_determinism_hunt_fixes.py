@@ -478,3 +478,38 @@ def test_a_list_of_one_prompt_asks_what_the_prompt_asks(server: MockServer) -> N
     assert text(["Once upon a time"]) == text("Once upon a time")
     assert text([[7454, 2402, 257, 640]]) == text([7454, 2402, 257, 640])
     assert text(["Once upon a time"]) != text("Once upon a river")
+
+
+# --- 8. caching and prediction ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "more"),
+    [
+        ("/chat/completions", {"prompt_cache_retention": "24h"}),
+        ("/chat/completions", {"prompt_cache_options": {"ttl": "1h", "mode": "implicit"}}),
+        ("/chat/completions", {"prediction": {"type": "content", "content": "A river runs"}}),
+        ("/responses", {"prompt_cache_retention": "24h"}),
+        ("/responses", {"truncation": "disabled"}),
+        ("/responses", {"truncation": "auto"}),
+    ],
+)
+def test_how_a_prompt_is_cached_or_predicted_changes_no_answer(
+    server: MockServer, path: str, more: dict[str, Any]
+) -> None:
+    """`prompt_cache_retention` changed the generated text where `prompt_cache_key` does not
+    (both say how the prompt is cached, billed and timed otherwise), and so did chat's
+    `prediction` (Predicted Outputs: what the model writes anyway, sooner) and the Responses
+    API's `truncation` (what is dropped past the context window: within it, nothing; its
+    default `disabled` sent explicitly was another answer than leaving it out)."""
+
+    def text(extra: dict[str, Any]) -> str:
+        if path == "/responses":
+            body: dict[str, Any] = {"model": "gpt-4o-mini", "input": "Describe a canal", **extra}
+            return _text(_post(server, path, body))
+        messages = [{"role": "user", "content": "Describe a canal"}]
+        answer = _post(server, path, {"model": "gpt-4o-mini", "messages": messages, **extra})
+        said: str = answer["choices"][0]["message"]["content"]
+        return said
+
+    assert text(more) == text({})

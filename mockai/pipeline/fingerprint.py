@@ -39,6 +39,11 @@ PRESENTATION_FIELDS = frozenset(
         "service_tier",
         "safety_identifier",
         "prompt_cache_key",
+        # (how long and how the prompt is cached: billed and timed otherwise, said the same)
+        "prompt_cache_retention",
+        "prompt_cache_options",
+        # (chat's Predicted Outputs: the text the model would write anyway, sooner)
+        "prediction",
         "previous_response_id",
     }
 )
@@ -63,11 +68,12 @@ _NONE: frozenset[str] = frozenset()
 
 # The Responses API's own fields that say how an answer is delivered or what else it shows, not
 # what it says: `background` (the answer is polled for instead of waited on) and `include`
-# (log probabilities, encrypted reasoning, search sources alongside the same text). Chat's
-# `logprobs` is presentation; the Responses request asking for them with `include` changed the
-# answer, and so did running it in the background.
+# (log probabilities, encrypted reasoning, search sources alongside the same text), and
+# `truncation` (what is dropped from an input past the context window: within it, nothing).
+# Chat's `logprobs` is presentation; the Responses request asking for them with `include`
+# changed the answer, and so did running it in the background.
 _PRESENTED: Mapping[str, frozenset[str]] = {
-    "responses": PRESENTATION_FIELDS | {"background", "include"},
+    "responses": PRESENTATION_FIELDS | {"background", "include", "truncation"},
 }
 
 
