@@ -513,3 +513,41 @@ def test_how_a_prompt_is_cached_or_predicted_changes_no_answer(
         return said
 
     assert text(more) == text({})
+
+
+# --- 9. kept answers, per provider -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "openai_model"),
+    [
+        (
+            "/chat/completions",
+            {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Describe a lake"}]},
+            "gpt-4o-mini-2024-07-18",
+        ),
+        (
+            "/embeddings",
+            {"model": "text-embedding-ada-002", "input": "a lake"},
+            "text-embedding-ada-002-v2",
+        ),
+    ],
+)
+def test_an_answer_kept_for_one_provider_names_no_model_to_another(
+    path: str, body: dict[str, Any], openai_model: str
+) -> None:
+    """A body answered a few times (kept: its repeats skip rendering) then asked under another
+    provider's path got the first provider's `model`: after OpenAI's, Groq's answer named
+    OpenAI's snapshot `gpt-4o-mini-2024-07-18`; after Groq's, OpenAI's answer the bare alias
+    (and `text-embedding-ada-002-v2` the same way), so the model an app saw depended on what
+    the test sent before."""
+
+    def models(first: str, then: str) -> list[str]:
+        with MockServer(seed=7, quiet=True) as server:
+            root = server.url.removesuffix("/v1")
+            asked = [f"{root}{first}{path}"] * 3 + [f"{root}{then}{path}"]
+            return [HTTP.post(url, json=body).json()["model"] for url in asked]
+
+    asked = body["model"]
+    assert models("/v1", "/groq/openai/v1") == [openai_model] * 3 + [asked]
+    assert models("/groq/openai/v1", "/v1") == [asked] * 3 + [openai_model]

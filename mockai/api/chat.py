@@ -605,10 +605,13 @@ class _Answer(NamedTuple):
 def _shaped_by(exchange: Exchange, ctx: RenderContext, thought: int) -> tuple[Any, ...]:
     """Everything a kept answer depends on besides its reply and its ids (shaping: n, the token
     limit, stop sequences, the reasoning tokens (`thought`, drawn from the question); usage:
-    the prompt's tokens; the head: model, created)."""
+    the prompt's tokens; the head: model, created, and the provider, which names the model:
+    OpenAI's profile a snapshot, the others as asked; one body asked of `/v1` and of
+    `/groq/openai/v1` got the `model` of whichever was answered twice first)."""
     return (
         thought,
         exchange.model,
+        exchange.provider,
         exchange.n,
         exchange.output_limit,
         exchange.stop,

@@ -243,6 +243,7 @@ def render(reply: Reply, exchange: Exchange, ctx: RenderContext) -> Outgoing:
             exchange.dimensions,
             len(exchange.inputs),
             exchange.model,
+            exchange.provider,  # (which names the model: OpenAI's profile `...-v2`, see _written)
             exchange.prompt_tokens,
         )
         held = table.get(reply, shaped_by)
