@@ -551,3 +551,20 @@ def test_an_answer_kept_for_one_provider_names_no_model_to_another(
     asked = body["model"]
     assert models("/v1", "/groq/openai/v1") == [openai_model] * 3 + [asked]
     assert models("/groq/openai/v1", "/v1") == [asked] * 3 + [openai_model]
+
+
+def test_a_vectors_size_is_its_providers_whichever_provider_asked_first() -> None:
+    """The generator keeps a reply per question, and its key left out the vectors' size, which
+    the catalog of the request's provider gives: `nomic-embed-text:latest` asked of Ollama (768)
+    then of `/v1` (1536, by its name) got 768 twice, asked the other way round 1536 twice."""
+    body = {"model": "nomic-embed-text:latest", "input": "a lake"}
+
+    def sizes(*prefixes: str) -> dict[str, int]:
+        with MockServer(seed=7, quiet=True) as server:
+            root = server.url.removesuffix("/v1")
+            answers = {p: HTTP.post(f"{root}{p}/embeddings", json=body).json() for p in prefixes}
+        return {prefix: len(answer["data"][0]["embedding"]) for prefix, answer in answers.items()}
+
+    expected = {"/ollama/v1": 768, "/v1": 1536}
+    assert sizes("/ollama/v1", "/v1") == expected
+    assert sizes("/v1", "/ollama/v1") == expected

@@ -67,7 +67,9 @@ class FallbackGenerator:
     def __init__(self, seed: int, catalog: Catalog) -> None:
         self.seed = seed
         self.catalog = catalog
-        self._cache: dict[tuple[bytes, int, Endpoint, int | None], tuple[Reply, int]] = {}
+        self._cache: dict[
+            tuple[bytes, int, Endpoint, int | None, int | None], tuple[Reply, int]
+        ] = {}
         self._cached_bytes = 0
         self._prompt_schemas = prompted.PromptSchemas()
         self._by_endpoint: dict[Endpoint, Callable[[Exchange, bytes], Reply]] = {
@@ -93,7 +95,16 @@ class FallbackGenerator:
             return self._by_endpoint[exchange.endpoint](exchange, key)
         # Otherwise the answer is a pure function of the key and the number of choices asked
         # for, so load tests repeating a request skip the generation (Replies are immutable).
-        cache_key = (key, exchange.n, exchange.endpoint, exchange.output_limit)
+        # And of the vectors' size, which the catalog of the request's provider gives: one body
+        # asked of `/ollama/v1` (nomic-embed-text:latest, 768) and of `/v1` (1536) got the size
+        # of whichever came first.
+        cache_key = (
+            key,
+            exchange.n,
+            exchange.endpoint,
+            exchange.output_limit,
+            exchange.model_dimensions,
+        )
         cached = self._cache.get(cache_key)
         if cached is not None:
             return cached[0]
