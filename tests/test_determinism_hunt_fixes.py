@@ -568,3 +568,37 @@ def test_a_vectors_size_is_its_providers_whichever_provider_asked_first() -> Non
     expected = {"/ollama/v1": 768, "/v1": 1536}
     assert sizes("/ollama/v1", "/v1") == expected
     assert sizes("/v1", "/ollama/v1") == expected
+
+
+# --- 10. one question, spelt as each client spells it --------------------------------------------
+
+
+def test_a_question_spelt_long_or_short_gets_one_answer(server: MockServer) -> None:
+    """A Responses `input` string (the SDK), the one user message it means (the Agents SDK's
+    `[{"role": "user", "content": ...}]`, LangChain's with `"type": "message"`) and that
+    message's one `input_text` part (others) each got their own answer, and so did chat's
+    content as a string or as one `text` part, where docs/endpoints.md says what a request asks
+    is read parsed."""
+    said = "Describe a harbour"
+    inputs: list[Any] = [
+        said,
+        [{"role": "user", "content": said}],
+        [{"type": "message", "role": "user", "content": said}],
+        [{"role": "user", "content": [{"type": "input_text", "text": said}]}],
+        [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": said}]}],
+    ]
+    answers = {
+        _text(_post(server, "/responses", {"model": "gpt-4o-mini", "input": given}))
+        for given in inputs
+    }
+    assert len(answers) == 1
+    chats = set()
+    for content in (said, [{"type": "text", "text": said}]):
+        body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": content}]}
+        chats.add(_post(server, "/chat/completions", body)["choices"][0]["message"]["content"])
+    assert len(chats) == 1
+    # (another question is still its own)
+    other = [{"role": "user", "content": [{"type": "input_text", "text": said + "!"}]}]
+    assert (
+        _text(_post(server, "/responses", {"model": "gpt-4o-mini", "input": other})) not in answers
+    )

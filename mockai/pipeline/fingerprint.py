@@ -11,6 +11,7 @@ them, while staying independent of the order in which *different* requests arriv
 from __future__ import annotations
 
 import hashlib
+import operator
 from collections.abc import Mapping
 from typing import Any
 
@@ -97,6 +98,8 @@ def request_keys(seed: int, endpoint: str, body: Mapping[str, Any]) -> tuple[byt
             asked[name] = _untyped(value) if more else value
     if endpoint == "completions":
         asked = _one_prompt(asked)
+    elif endpoint == "chat" or endpoint == "responses":
+        asked = _plain_turns(endpoint, asked)
     material = f"{seed}|{endpoint}|".encode() + _canonical(asked)
     orders = _schema_orders(asked)
     if orders:  # (canonical JSON sorts the keys: their order in schemas is added back)
@@ -115,6 +118,50 @@ def _one_prompt(asked: dict[str, Any]) -> dict[str, Any]:
     if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str | list):
         return {**asked, "prompt": prompt[0]}
     return asked
+
+
+# A message's content as one text part, written the long way (the string is its shorthand).
+_TEXT_PARTS = {"chat": frozenset({"text"}), "responses": frozenset({"input_text"})}
+
+
+def _plain_turns(endpoint: str, asked: dict[str, Any]) -> dict[str, Any]:
+    """The turns as their shortest spelling: a message whose content is one text part as that
+    text, and a Responses `input` string as the one user message it means (`"type": "message"`
+    left out). Clients spell one question differently: `input="hi"` with the SDK,
+    `[{"role": "user", "content": "hi"}]` from the Agents SDK, one `input_text` part from
+    others; each got its own answer."""
+    field = "messages" if endpoint == "chat" else "input"
+    turns = asked.get(field)
+    if isinstance(turns, str) and endpoint == "responses":
+        return {**asked, field: [{"role": "user", "content": turns}]}
+    if not isinstance(turns, list):
+        return asked
+    parts = _TEXT_PARTS[endpoint]
+    plain = [_plain_turn(turn, parts) for turn in turns]
+    if all(map(operator.is_, plain, turns)):
+        return asked  # (nothing spelt the long way: the common case)
+    return {**asked, field: plain}
+
+
+def _plain_turn(turn: Any, parts: frozenset[str]) -> Any:
+    if not isinstance(turn, dict) or "role" not in turn:
+        return turn
+    content = turn.get("content")
+    spelt = turn.get("type") == "message" and set(turn) <= {"type", "role", "content"}
+    if (
+        isinstance(content, list)
+        and len(content) == 1
+        and isinstance(content[0], dict)
+        and content[0].keys() == {"type", "text"}
+        and content[0]["type"] in parts
+        and isinstance(content[0]["text"], str)
+    ):
+        content = content[0]["text"]
+    elif not spelt:
+        return turn
+    if spelt:
+        return {"role": turn["role"], "content": content}
+    return {**turn, "content": content}
 
 
 # The whole numbers a double holds exactly (as the cassettes' body matcher has it): past it,
