@@ -309,6 +309,37 @@ def test_only_a_call_the_limit_cut_is_incomplete(two_calls: MockServer, limit: i
         assert answer["status"] == "completed"
 
 
+def test_a_message_before_a_cut_call_is_completed(
+    server: MockServer, client: openai.OpenAI
+) -> None:
+    # The limit stops the answer in its second call: the message and the first call were
+    # written whole before it, and the API marks each item done as it ends (a stream's
+    # `output_item.done` for the message comes before the calls start). It said `incomplete`,
+    # so an app reading a message's status to tell a cut text from a whole one was misled.
+    server.add_rule(
+        {
+            "match": {"endpoint": "responses"},
+            "reply": {"content": "Running two programs.", "tool_calls": CALLS},
+        }
+    )
+    request: dict[str, Any] = {
+        "model": MODEL,
+        "input": "run both",
+        "tools": [CODE_TOOL],
+        "max_output_tokens": 40,
+    }
+    response = client.responses.create(**request)
+    assert response.status == "incomplete"
+    assert [(item.type, item.status) for item in response.output] == [  # type: ignore[union-attr]
+        ("message", "completed"),
+        ("custom_tool_call", "completed"),
+        ("custom_tool_call", "incomplete"),
+    ]
+    with client.responses.stream(**request) as stream:
+        done = [e.item.status for e in stream if e.type == "response.output_item.done"]
+    assert done == ["completed", "completed", "incomplete"]
+
+
 # --- 5. the spec's enums inside `include` and `reasoning` -----------------------------------------
 
 

@@ -808,7 +808,11 @@ def _output(
     (A reasoning item goes before them: `_after_reasoning`.)"""
     items: list[dict[str, Any]] = []
     if shaped.refusal is not None or shaped.content or not shaped.tool_calls:
-        items.append(_message(shaped, exchange, ctx, status))
+        # A message followed by calls was written whole (the limit leaves no call after a cut
+        # text): it is `completed`, as the API marks an item once it is done, before the next
+        # starts; only the item the limit stopped in is `incomplete`.
+        message_status = "completed" if shaped.tool_calls else status
+        items.append(_message(shaped, exchange, ctx, message_status))
     for index, call in enumerate(shaped.tool_calls):
         call_status = "incomplete" if index == cut else "completed"
         if call.kind == "custom":
