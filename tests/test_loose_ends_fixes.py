@@ -148,6 +148,46 @@ def test_a_resumed_cut_stream_ends_where_the_client_was_cut(server: MockServer) 
     assert "".join(deltas) == got
 
 
+@pytest.mark.parametrize(
+    ("fault", "timeout"),
+    [
+        ("disconnect_after=6", 10.0),
+        ("truncate_after=6", 10.0),
+        ("stall_after=6", 0.5),
+        ("disconnect", 10.0),
+    ],
+)
+def test_a_background_run_whose_connection_drops_runs_on_and_resumes_to_its_end(
+    server: MockServer, fault: str, timeout: float
+) -> None:
+    # The API's background guide: a client whose stream drops resumes it from its cursor
+    # (`starting_after`), and the run, which does not need the connection, completes. mockai
+    # kept it as cut: resumed it ended at the cut, and retrieved it had failed, so no client's
+    # resume path could be tested.
+    got, response_id = _stream_stored(server, fault, timeout, background=True)
+    events = [
+        json.loads(line[6:])
+        for line in httpx.get(
+            f"{server.url}/responses/{response_id}",
+            params={"stream": "true", "starting_after": "2"},
+            headers=AUTH,
+            timeout=10,
+        ).text.splitlines()
+        if line.startswith("data: {")
+    ]
+    assert events[0]["sequence_number"] == 3 and events[-1]["type"] == "response.completed"
+    deltas = "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
+    stored = _retrieved(server, response_id)
+    assert stored["status"] == "completed" and stored["usage"]["output_tokens"] > 0
+    assert _output_text(stored) == deltas and deltas.startswith(got)
+
+
+def test_a_background_run_an_error_event_ends_has_failed(server: MockServer) -> None:
+    # The in-band error is the run's own failure, not its connection's: it stays failed.
+    _, response_id = _stream_stored(server, "error_event_after=6", background=True)
+    assert _retrieved(server, response_id)["status"] == "failed"
+
+
 def test_chaining_onto_a_cut_response_carries_what_the_client_got() -> None:
     with MockServer(log_requests=False) as server:
         server.add_rule(

@@ -259,8 +259,17 @@ async def answer(
     if plan.recorded is None and isinstance(outgoing, Body) and outgoing.attachments:
         outgoing = await state.images.keep(exchange, outgoing)  # `url` images: served by mockai
     if exchange.endpoint is Endpoint.RESPONSES:
-        # Kept as the client gets it: a stream cut by a fault has failed.
-        delivered = as_delivered(outgoing, plan.faults)
+        # Kept as the client gets it: a stream cut by a fault has failed. But a background run
+        # goes on without its connection (the API's background guide: a client whose stream
+        # dropped resumes it with `starting_after`): a cut connection (`disconnect_after`,
+        # `stall_after`, `truncate_after`, chaos's `disconnect`) leaves it whole, retrieved
+        # `completed` and resumed to its end; only an in-band error event fails it.
+        kept_faults = plan.faults
+        if kept_faults and exchange.body.get("background") is True:
+            kept_faults = replace(
+                kept_faults, disconnect_after=None, stall_after=None, truncate_after=None
+            )
+        delivered = as_delivered(outgoing, kept_faults)
         sent = await state.responses.keep(exchange, delivered)
         # A background run answered `queued` (what is sent is not the answer) adds its output
         # to its conversation once a retrieval finds it done; a cancelled one never does.
