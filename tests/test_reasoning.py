@@ -732,6 +732,24 @@ def test_a_reasoning_model_takes_no_sampling_settings_in_responses(
     assert client.responses.create(model=model, input="Hi", **{name: None}).output_text
 
 
+@pytest.mark.parametrize("model", REASONING_MODELS)
+def test_a_reasoning_model_refuses_logprobs_in_responses(client: openai.OpenAI, model: str) -> None:
+    """The Responses API's 400 for logprobs asked of a model that reasons (as vllm-project/vllm
+    #23319 quotes it for gpt-5-mini): mockai sent logprobs such a model never has, so an app
+    asking for them passed here and failed against OpenAI. With effort `none` it answers them."""
+    include: list[Any] = ["message.output_text.logprobs"]
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.responses.create(model=model, input="Hi", include=include, top_logprobs=3)
+    assert refused.value.body == {  # type: ignore[comparison-overlap]
+        "message": "logprobs are not supported with reasoning models.",
+        "type": "invalid_request_error",
+        "param": "include",
+        "code": "unsupported_parameter",
+    }
+    plain = client.responses.create(model="gpt-5.1", input="Hi", include=include)
+    assert plain.output[0].content[0].logprobs  # type: ignore[union-attr]
+
+
 # --- the summary's text through every stage, for any text ---------------------------------------
 
 

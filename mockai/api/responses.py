@@ -151,7 +151,7 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
 def _refuse_sampling(body: Mapping[str, Any]) -> None:
     """A model that reasons takes no sampling settings in the Responses API (the API's 400 as
     reported with gpt-5: openai/openai-python#2540, OpenHands/software-agent-sdk#1837; with
-    reasoning effort `none`, gpt-5.1 and later take them)."""
+    reasoning effort `none`, gpt-5.1 and later take them), nor logprobs."""
     for name in ("temperature", "top_p"):
         if body.get(name) is not None:
             raise ApiError(
@@ -159,6 +159,16 @@ def _refuse_sampling(body: Mapping[str, Any]) -> None:
                 f"Unsupported parameter: '{name}' is not supported with this model.",
                 param=name,
             )
+    include = body.get("include")
+    if isinstance(include, list) and _LOGPROBS_INCLUDE in include:
+        # The API's 400 as vllm-project/vllm#23319 quotes it for gpt-5-mini: mockai sent
+        # logprobs a reasoning model never has (chat's `logprobs` is its 403 there).
+        raise ApiError(
+            400,
+            "logprobs are not supported with reasoning models.",
+            param="include",
+            code="unsupported_parameter",
+        )
 
 
 def _asked_effort(body: Mapping[str, Any]) -> Any:
