@@ -550,6 +550,29 @@ def test_a_model_that_does_not_reason_refuses_a_reasoning_effort(
     ).output_text
 
 
+@pytest.mark.parametrize("model", ["gpt-4.1-mini", "gpt-4o-mini", "gpt-4o-2024-08-06"])
+@pytest.mark.parametrize("verbosity", ["low", "high"])
+def test_a_model_before_gpt_5_takes_only_medium_verbosity(
+    client: openai.OpenAI, model: str, verbosity: str
+) -> None:
+    """The API's 400 for `text.verbosity` other than `medium` on a model before gpt-5, as apps
+    setting `low` met it with gpt-4.1-mini and gpt-4o-mini; mockai answered. gpt-5 and later
+    take all three, and a model only guessed at may be any model."""
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.responses.create(model=model, input="Hi", text={"verbosity": verbosity})
+    assert refused.value.body == {
+        "message": f"Unsupported value: '{verbosity}' is not supported with the '{model}' "
+        "model. Supported values are: 'medium'.",
+        "type": "invalid_request_error",
+        "param": "text.verbosity",
+        "code": "unsupported_value",
+    }
+    assert client.responses.create(model=model, input="Hi", text={"verbosity": "medium"})
+    for other in ("gpt-5", "gpt-5.1", "my-local-model"):
+        answered = client.responses.create(model=other, input="Hi", text={"verbosity": verbosity})
+        assert answered.text is not None and answered.text.verbosity == verbosity
+
+
 @pytest.mark.parametrize("model", ["gpt-4o", "gpt-4o-mini", "gpt-4.1-nano", "ft:gpt-4.1:acme::x1"])
 @pytest.mark.parametrize("effort", ["low", "none"])
 def test_a_chat_model_that_does_not_reason_refuses_a_reasoning_effort(

@@ -83,6 +83,13 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     asked_effort = _asked_effort(body)
     if ctx.model_rules and reasoning.refused_effort(info, ctx.provider, model, asked_effort):
         raise _effort_refused(model, asked_effort)
+    verbosity = body["text"].get("verbosity") if isinstance(body.get("text"), dict) else None
+    if (
+        ctx.model_rules
+        and verbosity in ("low", "high")
+        and reasoning.refuses_effort(info, ctx.provider)
+    ):
+        raise _verbosity_refused(model, verbosity)
     history = _history(body, ctx)
     messages = _conversation(body, history)
     if isinstance(body.get("input"), list):
@@ -184,6 +191,20 @@ def _effort_refused(model: Any, asked: Any) -> ApiError:
         f"Unsupported value: '{asked}' is not supported with the '{model}' model. "
         f"Supported values are: {reasoning.supported_efforts(model)}.",
         param="reasoning.effort",
+        code="unsupported_value",
+    )
+
+
+def _verbosity_refused(model: Any, asked: Any) -> ApiError:
+    # A model before gpt-5 takes `text.verbosity` `medium` only: the API's 400 as apps met it
+    # with gpt-4.1, gpt-4.1-mini and gpt-4o-mini (setting `low` to shorten answers); mockai
+    # answered it, so such an app passed here and failed against OpenAI. (The models that
+    # refuse a reasoning effort, `reasoning.refuses_effort`: gpt-5 and later take all three.)
+    return ApiError(
+        400,
+        f"Unsupported value: '{asked}' is not supported with the '{model}' model. "
+        "Supported values are: 'medium'.",
+        param="text.verbosity",
         code="unsupported_value",
     )
 
