@@ -340,6 +340,50 @@ def test_a_message_before_a_cut_call_is_completed(
     assert done == ["completed", "completed", "incomplete"]
 
 
+@pytest.mark.parametrize(
+    ("model", "kind"),
+    [
+        ("gpt-3.5-turbo", "json_schema"),
+        ("gpt-4", "json_schema"),
+        ("gpt-4o-2024-05-13", "json_schema"),
+        ("ft:gpt-3.5-turbo:acme::x1", "json_schema"),
+        ("gpt-4", "json_object"),
+        ("gpt-3.5-turbo-0613", "json_object"),
+    ],
+)
+def test_a_text_format_older_than_the_model_is_refused(
+    client: openai.OpenAI, model: str, kind: str
+) -> None:
+    # The Responses API's 400, naming the model, as apps asking gpt-3.5-turbo or gpt-4 for
+    # structured output quote it (chat's own words are tested in test_langchain.py); mockai
+    # answered with the JSON, so `responses.parse` passed here and failed against OpenAI.
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}},
+        "required": ["name"],
+        "additionalProperties": False,
+    }
+    fmt: Any = {"type": "json_object"}
+    if kind == "json_schema":
+        fmt = {"type": "json_schema", "name": "person", "schema": schema, "strict": True}
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.responses.create(model=model, input="Alice, as JSON", text={"format": fmt})
+    assert refused.value.body == {
+        "message": f"Invalid parameter: 'text.format' of type '{kind}' is not supported with "
+        f"model version `{model}`.",
+        "type": "invalid_request_error",
+        "param": "text.format",
+        "code": None,
+    }
+    # Structured Outputs came with gpt-4o-mini and gpt-4o-2024-08-06; JSON mode before them.
+    for later in ("gpt-4o-mini", "gpt-4o-2024-08-06", "gpt-4.1-nano"):
+        assert json.loads(
+            client.responses.create(
+                model=later, input="Alice, as JSON", text={"format": fmt}
+            ).output_text
+        )
+
+
 # --- 5. the spec's enums inside `include` and `reasoning` -----------------------------------------
 
 

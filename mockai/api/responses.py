@@ -25,7 +25,7 @@ from mockai.api import common, logprobs, obfuscation, reasoning
 from mockai.api.base import Codec, ParseContext, RenderContext
 from mockai.api.fieldrules import invalid_value, missing, type_error, unknown_parameter
 from mockai.api.shaping import Shaped, cached_tokens, output_cap, shape, usage_numbers
-from mockai.catalog import answered_model
+from mockai.catalog import answered_model, takes_json_object, takes_json_schema
 from mockai.errors import ApiError
 from mockai.pipeline.exchange import CalledTool, Endpoint, Exchange, Message, ResponseFormat, Tool
 from mockai.pipeline.reply import Choice, Reply, ToolCall
@@ -101,6 +101,9 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     # upstream's answer is the one, and an OpenAI-compatible upstream takes schemas its own way.)
     openai_rules = ctx.provider in common.OPENAI_RULES and ctx.model_rules
     response_format = _parse_format(body.get("text"), openai_rules=openai_rules)
+    if response_format is not None and ctx.model_rules and ctx.provider == "openai":
+        # (Not Azure's: a deployment's name need not be its model's.)
+        _check_format_for_model(response_format.kind, model)
     if response_format is not None and response_format.kind == "json_object" and self_contained:
         _check_json_word(messages[1:] if body.get("instructions") else messages)
     tools = _parse_tools(body.get("tools"), openai_rules=openai_rules)
@@ -523,6 +526,22 @@ def _check_tool_pairs(messages: tuple[Message, ...]) -> None:
     for call_id in called:
         if call_id not in answered:
             raise ApiError(400, f"No tool output found for function call {call_id}.", param="input")
+
+
+def _check_format_for_model(kind: str, model: Any) -> None:
+    """The API's 400 for a `text.format` older than the model, in the Responses API's words
+    (naming the model: "... is not supported with model version `gpt-3.5-turbo`.", as apps
+    asking gpt-3.5-turbo and gpt-4 for structured output quote it); chat's own is
+    `chat._check_format_for_model`. mockai answered with the JSON."""
+    if (kind == "json_schema" and not takes_json_schema(str(model))) or (
+        kind == "json_object" and not takes_json_object(str(model))
+    ):
+        raise ApiError(
+            400,
+            f"Invalid parameter: 'text.format' of type '{kind}' is not supported with model "
+            f"version `{model}`.",
+            param="text.format",
+        )
 
 
 def _check_json_word(messages: tuple[Message, ...]) -> None:
