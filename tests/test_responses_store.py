@@ -352,6 +352,36 @@ def test_a_streamed_response_can_be_resumed(client: openai.OpenAI) -> None:
     assert len(whole) == len(events)
 
 
+def test_a_resumed_stream_leaves_the_padding_out_when_asked(client: openai.OpenAI) -> None:
+    # The retrieval's `include_obfuscation=false` (the SDKs' `include_obfuscation=False`, to
+    # save bandwidth) was ignored: the resumed deltas carried the padding all the same.
+    events = list(
+        client.responses.create(
+            model=MODEL, input="job", background=True, stream=True, metadata={"obfuscation": "k"}
+        )
+    )
+    response_id = events[-1].response.id  # type: ignore[union-attr]
+
+    def resumed(**query: str) -> list[dict[str, object]]:
+        answer = httpx.get(
+            f"{client.base_url}responses/{response_id}",
+            params={"stream": "true", **query},
+            headers={"Authorization": f"Bearer {client.api_key}"},
+            timeout=10,
+        )
+        return [json.loads(line[6:]) for line in answer.text.splitlines() if line[:6] == "data: "]
+
+    padded = resumed()
+    assert all("obfuscation" in e for e in padded if str(e["type"]).endswith(".delta"))
+    plain = resumed(include_obfuscation="false", starting_after="2")
+    assert plain == [{k: v for k, v in e.items() if k != "obfuscation"} for e in padded[3:]]
+    assert plain[-1]["response"]["metadata"] == {"obfuscation": "k"}  # type: ignore[index]
+    assert [
+        e.model_dump()
+        for e in client.responses.retrieve(response_id, stream=True, include_obfuscation=False)
+    ] == [e.model_dump(exclude={"obfuscation"}) for e in events]
+
+
 # The Responses API's 400 for an input past the context window: its own words, not chat's.
 TOO_LONG = {
     "message": "Your input exceeds the context window of this model. Please adjust your input "

@@ -161,7 +161,10 @@ def _stateful(call: Call, route: str, endpoint: Endpoint) -> Bound:
 async def _retrieve_response(state: ServerState, request: web.Request, body: Any) -> object:
     response_id = request.match_info["response_id"]
     if request.query.get("stream", "").lower() == "true":
-        return await state.responses.resume(response_id, request.query.get("starting_after"))
+        padded = request.query.get("include_obfuscation", "").lower() != "false"
+        return await state.responses.resume(
+            response_id, request.query.get("starting_after"), padded
+        )
     if request.method == "HEAD":  # a probe shows the run as it stands, without moving it on
         return await state.responses.peek(response_id)
     response, finished = await state.responses.retrieve(response_id)

@@ -41,6 +41,9 @@ REMEMBERED = 10
 # store's records say nothing when they drop one); spelled out when an id is named again.
 _PUSHED_OUT = "pushed out"
 _RESPONSE_ID = re.compile(rb'"id"\s*:\s*"(resp_[^"\\]+)"')
+# The `obfuscation` field of a padded delta event: alphanumeric, and its JSON's last field
+# (`api.obfuscation`), so no key of a client's (a `metadata` key) matches.
+_PADDING = re.compile(rb',"obfuscation":"[0-9A-Za-z]*"(?=}\r?\n)')
 _TERMINAL_EVENTS = ("response.completed", "response.incomplete", "response.failed")
 T = TypeVar("T")
 
@@ -269,9 +272,13 @@ class ResponseStore:
             return response
         return _pending(response, stored.stage)
 
-    async def resume(self, response_id: str, starting_after: str | None) -> EventStream:
+    async def resume(
+        self, response_id: str, starting_after: str | None, padded: bool = True
+    ) -> EventStream:
         """`GET /responses/{id}?stream=true`: a streamed response's events again, from the one
-        after `starting_after` (a sequence number), as a client resuming a stream asks."""
+        after `starting_after` (a sequence number), as a client resuming a stream asks; without
+        the deltas' `obfuscation` padding when it says `include_obfuscation=false` (not
+        `padded`), as the API's retrieval takes it."""
         stored = await self._find(response_id)
         if not isinstance(stored.answer, EventStream):
             raise ApiError(
@@ -291,6 +298,8 @@ class ResponseStore:
                     code="invalid_type",
                 ) from None
         frames = stored.answer.frames[max(first, 0) :]
+        if not padded:
+            frames = tuple(_PADDING.sub(b"", frame) for frame in frames)
         return EventStream(
             frames=frames,
             tail=min(stored.answer.tail, len(frames)),
