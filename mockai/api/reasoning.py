@@ -172,6 +172,14 @@ def summary_text(reply: Reply, exchange: Exchange, content_key: bytes) -> str | 
     return text
 
 
+def refuses_concise(info: ModelInfo, provider: str) -> bool:
+    """Whether the model refuses a `concise` reasoning summary: the spec's "`concise` is
+    supported for `computer-use-preview` models and all reasoning models after `gpt-5`", so the
+    o-series and gpt-5, gpt-5-mini and gpt-5-nano the catalog knows (their snapshots and
+    fine-tunes) refuse it; gpt-5.1 and later (those reasoning with `none` unless asked) take it."""
+    return provider in PROVIDERS and info.known and info.reasoning and info.default_effort != "none"
+
+
 def summary_asked(effort: str | None, asked: Any) -> str | None:
     """The summary a Responses request's `reasoning` asks a model reasoning with `effort` for
     (`summary`, or the spec's deprecated `generate_summary`): `auto`, `concise` or `detailed`;

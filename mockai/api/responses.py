@@ -83,6 +83,13 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
     asked_effort = _asked_effort(body)
     if ctx.model_rules and reasoning.refused_effort(info, ctx.provider, model, asked_effort):
         raise _effort_refused(model, asked_effort)
+    summary = _asked_summary(body)
+    if (
+        ctx.model_rules
+        and summary[1] == "concise"
+        and reasoning.refuses_concise(info, ctx.provider)
+    ):
+        raise _concise_refused(model, summary[0])
     verbosity = body["text"].get("verbosity") if isinstance(body.get("text"), dict) else None
     if (
         ctx.model_rules
@@ -194,6 +201,30 @@ def _effort_refused(model: Any, asked: Any) -> ApiError:
         f"Unsupported value: '{asked}' is not supported with the '{model}' model. "
         f"Supported values are: {reasoning.supported_efforts(model)}.",
         param="reasoning.effort",
+        code="unsupported_value",
+    )
+
+
+def _asked_summary(body: Mapping[str, Any]) -> tuple[str, Any]:
+    """The reasoning summary a request names, under the key it uses: `summary`, or the spec's
+    deprecated `generate_summary`."""
+    asked = body.get("reasoning")
+    if not isinstance(asked, dict):
+        return "summary", None
+    if asked.get("summary") is None and asked.get("generate_summary") is not None:
+        return "generate_summary", asked["generate_summary"]
+    return "summary", asked.get("summary")
+
+
+def _concise_refused(model: Any, key: str) -> ApiError:
+    # The API's 400 for a `concise` summary asked of a model before gpt-5.1 (the wording and code
+    # as an OpenAI gateway quotes them; the spec: "`concise` is supported for
+    # `computer-use-preview` models and all reasoning models after `gpt-5`"); mockai summarised.
+    return ApiError(
+        400,
+        f"Unsupported value: 'concise' is not supported with the '{model}' model. "
+        "Supported values are: 'auto' and 'detailed'.",
+        param=f"reasoning.{key}",
         code="unsupported_value",
     )
 
