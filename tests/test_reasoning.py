@@ -887,3 +887,26 @@ def test_models_before_xhigh_refuse_it(client: openai.OpenAI, model: str, suppor
     for other, effort in ((model, "high"), ("gpt-5.2", "xhigh"), ("gpt-5.1-codex-max", "xhigh")):
         answer = client.responses.create(model=other, input="Hi", reasoning={"effort": effort})
         assert answer.reasoning is not None and answer.reasoning.effort == effort
+
+
+@pytest.mark.parametrize("model", ["gpt-4o", "gpt-4.1-mini", "gpt-4o-mini-2024-07-18"])
+def test_a_chat_model_before_gpt_5_takes_only_medium_verbosity(
+    client: openai.OpenAI, model: str
+) -> None:
+    """Chat's 400 for `verbosity: "low"` on gpt-4o, as google-deepmind/concordia#164 met it (the
+    Responses API's `text.verbosity` has its own words); mockai answered it."""
+    messages: list[Any] = [{"role": "user", "content": "Hi"}]
+    for asked in ("low", "high"):
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.chat.completions.create(model=model, messages=messages, verbosity=asked)
+        assert refused.value.body == {
+            "message": f"Unsupported value: 'verbosity' does not support '{asked}' with this "
+            "model. Supported values are: 'medium'.",
+            "type": "invalid_request_error",
+            "param": "verbosity",
+            "code": "unsupported_value",
+        }
+    assert client.chat.completions.create(model=model, messages=messages, verbosity="medium")
+    # gpt-5 and later take all three; a name the catalog only guesses at is not refused.
+    for other in ("gpt-5-mini", "gpt-5.1", "my-finetune"):
+        assert client.chat.completions.create(model=other, messages=messages, verbosity="low")

@@ -145,6 +145,18 @@ def parse(body: Any, ctx: ParseContext) -> Exchange:
         # and gpt-4o-mini (AAswordman/Operit#1048, davidmigloz/langchain_dart#712,
         # umputun/tg-spam#304): an argument it does not know, with no param and no code.
         raise ApiError(400, "Unrecognized request argument supplied: reasoning_effort")
+    verbosity = get("verbosity")
+    if rules and verbosity in ("low", "high") and reasoning.refuses_effort(info, ctx.provider):
+        # A model before gpt-5 writes at `medium` only: the API's 400 in chat's words, as
+        # google-deepmind/concordia#164 met it with gpt-4o (the Responses API's twin is
+        # `responses._verbosity_refused`); mockai answered, so such an app passed here.
+        raise ApiError(
+            400,
+            f"Unsupported value: 'verbosity' does not support '{verbosity}' with this model. "
+            "Supported values are: 'medium'.",
+            param="verbosity",
+            code="unsupported_value",
+        )
     if rules and reasoning.refused_effort(info, ctx.provider, model, get("reasoning_effort")):
         # As the Responses API refuses it, in chat's words (nextai-translator#1841 quotes them
         # for `minimal` on gpt-5.1; livekit/agents#3966 their param and code): mockai reasoned
