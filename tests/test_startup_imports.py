@@ -75,6 +75,7 @@ PLAIN_SERVER = {
     "mockai.api.models",
     # the chat codec, loaded by the first chat request:
     "mockai.api.chat",
+    "mockai.api.chat_audio",  # (its checks run on every chat request; its sound comes later)
     "mockai.api.common",
     "mockai.api.fieldrules",
     "mockai.api.logprobs",

@@ -24,9 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mockai.api.fieldrules import invalid_value, missing, type_error
-from mockai.api.speech import AUDIO_TOKENS_PER_SECOND, VOICES
 from mockai.errors import ApiError
-from mockai.generate import audio
 from mockai.pipeline.exchange import AudioOutput
 from mockai.pipeline.reply import Media
 from mockai.wire import ids
@@ -117,6 +115,8 @@ def _voice(voice: Any, openai_rules: bool) -> str:
         return voice_id
     if not isinstance(voice, str):
         raise type_error("audio.voice", ("string", "object"), voice)
+    from mockai.api.speech import VOICES  # (the speech codec, with a request asking for audio)
+
     if openai_rules and voice not in VOICES:
         raise invalid_value("audio.voice", voice, VOICES)
     return voice
@@ -154,6 +154,8 @@ def _seconds(data: str) -> float:
         raw = base64.b64decode(data, validate=False)
     except (binascii.Error, ValueError):
         return len(data) * 3 / 4 / _GUESSED_BYTES_PER_SECOND
+    from mockai.generate import audio  # (with the first recording: a plain server never does)
+
     seconds = audio.probe(raw) if raw else None
     return seconds if seconds is not None else len(raw) / _GUESSED_BYTES_PER_SECOND
 
@@ -206,6 +208,9 @@ def speak(
     """Choice `index` of `choices`' answer said aloud (`key`: the request's, for the id;
     `media`: a rule's sound, else one drawn from the transcript, so that the same words sound
     the same streamed or not), up to its share of `SPOKEN_CHARACTERS`."""
+    from mockai.api.speech import AUDIO_TOKENS_PER_SECOND
+    from mockai.generate import audio  # (with the first answer in audio)
+
     said = transcript[: max(SPOKEN_CHARACTERS // max(choices, 1), 1)]
     if media is None:
         seed = hashlib.blake2b(said.encode(), digest_size=8).digest()
