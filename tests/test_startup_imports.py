@@ -145,6 +145,7 @@ PLAIN_SERVER = {
     "mockai.wire",
     "mockai.wire.cors",
     "mockai.wire.credentials",
+    "mockai.wire.loopback",
     "mockai.wire.errors",
     "mockai.wire.events",
     "mockai.wire.ids",

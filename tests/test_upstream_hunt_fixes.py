@@ -105,7 +105,7 @@ def test_a_redirect_to_another_host_takes_no_key_along(tmp_path: Path) -> None:
 
 
 def test_the_required_key_is_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    from mockai.pipeline import run
+    from mockai.wire import credentials
 
     compared: list[tuple[bytes, bytes]] = []
     constant_time = hmac.compare_digest
@@ -116,7 +116,7 @@ def test_the_required_key_is_compared_in_constant_time(monkeypatch: pytest.Monke
 
     # (`==` stops at the first differing character: how fast a guess is refused tells how much
     # of it was right.)
-    monkeypatch.setattr(run.hmac, "compare_digest", compare_digest)
+    monkeypatch.setattr(credentials.hmac, "compare_digest", compare_digest)
     key = "sk-required-0123456789"
     with conformance.checked_server(require_api_key=key) as server:
         with openai.OpenAI(base_url=server.url, api_key=key, max_retries=0) as client:

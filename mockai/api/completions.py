@@ -14,7 +14,7 @@ from typing import Any
 from mockai import tokens
 from mockai.api import common, logprobs
 from mockai.api.base import Codec, ParseContext, RenderContext
-from mockai.api.fieldrules import type_error
+from mockai.api.fieldrules import empty_array, type_error
 from mockai.api.shaping import Shaped, output_cap, shape, usage_numbers
 from mockai.catalog import answered_model
 from mockai.errors import ApiError
@@ -141,7 +141,7 @@ def _prompts(raw: Any) -> tuple[tuple[str, ...], list[int]]:
     if isinstance(raw, str):
         return (raw,), [tokens.count(raw)]
     if not raw:
-        raise _empty_array("prompt")
+        raise empty_array("prompt")
     if all(_is_token(t) for t in raw):
         return (_tokens_text(raw, "prompt"),), [len(raw)]
     if len(raw) > MAX_PROMPTS:
@@ -159,22 +159,12 @@ def _prompts(raw: Any) -> tuple[tuple[str, ...], list[int]]:
             counts.append(tokens.count(item))
         elif isinstance(item, list):
             if not item:  # (the spec's token arrays, inner ones too, have `minItems: 1`)
-                raise _empty_array(f"prompt[{index}]")
+                raise empty_array(f"prompt[{index}]")
             texts.append(_tokens_text(item, f"prompt[{index}]"))
             counts.append(len(item))
         else:
             raise type_error(f"prompt[{index}]", ("string", "array"), item)
     return tuple(texts), counts
-
-
-def _empty_array(param: str) -> ApiError:
-    return ApiError(
-        400,
-        f"Invalid '{param}': empty array. Expected an array with minimum length 1, but got an "
-        "empty array instead.",
-        param=param,
-        code="empty_array",
-    )
 
 
 def _tokens_text(token_ids: list[Any], param: str) -> str:

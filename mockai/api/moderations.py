@@ -12,7 +12,7 @@ from typing import Any
 from mockai import tokens
 from mockai.api import common
 from mockai.api.base import Codec, ParseContext, RenderContext
-from mockai.api.fieldrules import invalid_value, missing, type_error
+from mockai.api.fieldrules import empty_array, invalid_value, missing, type_error
 from mockai.errors import ApiError
 from mockai.generate import moderation
 from mockai.pipeline.exchange import Endpoint, Exchange
@@ -75,13 +75,7 @@ def _inputs(raw: Any) -> tuple[str, ...]:
     if isinstance(raw, str):
         return (raw,)
     if not raw:
-        raise ApiError(
-            400,
-            "Invalid 'input': empty array. Expected an array with minimum length 1, but got an "
-            "empty array instead.",
-            param="input",
-            code="empty_array",
-        )
+        raise empty_array("input")
     if len(raw) > MAX_INPUTS:
         raise ApiError(
             400,

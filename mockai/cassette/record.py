@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import urllib.request
 from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping
@@ -40,6 +39,7 @@ from mockai.wire import jsonbytes
 from mockai.wire.credentials import is_credential_header
 from mockai.wire.errors import header_text
 from mockai.wire.events import EventSplitter
+from mockai.wire.loopback import is_loopback_host
 from mockai.wire.outgoing import Body, Relay
 
 log = logging.getLogger("mockai.cassette")
@@ -168,7 +168,7 @@ class UpstreamSource:
         proxies = urllib.request.getproxies_environment()
         proxy = proxies.get(url.scheme) or proxies.get("all")
         host = url.host or ""
-        if not proxy or _is_loopback(host) or urllib.request.proxy_bypass(f"{host}:{url.port}"):
+        if not proxy or is_loopback_host(host) or urllib.request.proxy_bypass(f"{host}:{url.port}"):
             return None
         try:
             proxy_url = URL(proxy if "://" in proxy else "http://" + proxy)
@@ -259,16 +259,6 @@ async def _to_the_end(saving: Coroutine[Any, Any, None]) -> None:
             cancelled = True
     if cancelled:
         raise asyncio.CancelledError
-
-
-def _is_loopback(host: str) -> bool:
-    """Whether `host` names this machine (`localhost`, 127.0.0.0/8, `::1`)."""
-    if host.lower() == "localhost" or host.lower().endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _content_type(response: aiohttp.ClientResponse) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import hmac
 import inspect
 import logging
 import time
@@ -39,6 +38,7 @@ from mockai.pipeline.reply import NO_TIMING, Plan, Reply
 from mockai.profiles.base import Profile
 from mockai.server.state import STATE, ServerState
 from mockai.wire import cors, errors, ids, jsonbytes
+from mockai.wire.credentials import same_secret
 from mockai.wire.outgoing import Body, EventStream, Outgoing, Relay, streamed
 
 log = logging.getLogger("mockai")
@@ -729,25 +729,15 @@ def _check_auth(state: ServerState, request: web.Request, profile: Profile) -> N
         # Azure OpenAI's clients send the key as `api-key` (Entra ID tokens come as bearers,
         # which win); LiteLLM's `x-litellm-api-key` wins over `Authorization`.
         if key is not None and (name != "api-key" or "Authorization" not in request.headers):
-            if not _same_key(key.strip(), required):
+            if not same_secret(key.strip(), required):
                 raise errors.incorrect_api_key(key.strip())
             return
     header = request.headers.get("Authorization", "")
     scheme, _, given = header.partition(" ")
     if not header or scheme.lower() != "bearer" or not given.strip():
         raise errors.missing_api_key()
-    if not _same_key(given.strip(), required):
+    if not same_secret(given.strip(), required):
         raise errors.incorrect_api_key(given.strip())
-
-
-def _same_key(given: str, required: str) -> bool:
-    """Whether the key sent is the required one, compared in constant time (`==` stops at the
-    first differing character, so a client on the network could learn the key from how fast
-    each guess was refused), as the admin token is. As bytes: `compare_digest` raises on a
-    `str` past ASCII, and a header's bytes that are not UTF-8 arrive as lone surrogates."""
-    return hmac.compare_digest(
-        given.encode("utf-8", "surrogatepass"), required.encode("utf-8", "surrogatepass")
-    )
 
 
 def _internal_error(request: web.Request, entry: JournalEntry, profile: Profile) -> Body:

@@ -19,7 +19,6 @@ routes, by contrast, take requests from any page, as the API does (`wire/cors.py
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import logging
 import os
@@ -37,6 +36,8 @@ from mockai.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from mockai.server.routes import allowed_methods, expect_continue, with_head
 from mockai.server.state import STATE
 from mockai.wire import errors, ids, jsonbytes
+from mockai.wire.credentials import same_secret
+from mockai.wire.loopback import is_loopback, is_loopback_host
 
 PREFIX = "/_mockai"
 log = logging.getLogger("mockai")
@@ -362,9 +363,7 @@ def _check_origin(request: web.Request) -> None:
 
 def _is_loopback_name(host: str) -> bool:
     """Whether a Host header names this machine by a loopback name or address."""
-    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-    name = name.strip("[]").lower().removesuffix(".")  # (`localhost.`: the same name, rooted)
-    return name == "localhost" or name.endswith(".localhost") or is_loopback(name)
+    return is_loopback_host(host.rsplit(":", 1)[0] if not host.endswith("]") else host)
 
 
 def _is_address(host: str) -> bool:
@@ -388,7 +387,7 @@ def _check_token(request: web.Request) -> None:
             "mockai's admin endpoints need the admin token: send `Authorization: Bearer TOKEN` "
             "with the server's --admin-token"
         )
-    elif not hmac.compare_digest(_token_bytes(given.strip()), _token_bytes(expected)):
+    elif not same_secret(given.strip(), expected):
         message = "the admin token sent is not this server's --admin-token"
     else:
         return
@@ -399,23 +398,6 @@ def _check_token(request: web.Request) -> None:
         code="mockai_admin_unauthorized",
         headers={"WWW-Authenticate": 'Bearer realm="mockai admin"'},
     )
-
-
-def _token_bytes(token: str) -> bytes:
-    # A header's bytes that are not UTF-8 arrive as lone surrogates, which strict encoding
-    # refuses; `surrogatepass` encodes every string, and different strings differently.
-    return token.encode("utf-8", "surrogatepass")
-
-
-def is_loopback(remote: str) -> bool:
-    """Whether a peer address is this machine: 127.0.0.0/8, ::1, or an IPv4 loopback address
-    seen through an IPv6 socket (`::ffff:127.0.0.1`, what a server bound to `::` sees)."""
-    try:
-        address = ipaddress.ip_address(remote.split("%", 1)[0])
-    except ValueError:
-        return False
-    mapped = getattr(address, "ipv4_mapped", None)
-    return (mapped or address).is_loopback
 
 
 async def _method_not_allowed(request: web.Request) -> web.Response:

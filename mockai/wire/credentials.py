@@ -9,6 +9,7 @@ protected by the other too.
 from __future__ import annotations
 
 import functools
+import hmac
 import itertools
 import re
 
@@ -106,3 +107,14 @@ def is_credential_param(name: str) -> bool:
     if any(word in _CURSOR_WORDS for word in words):
         return False
     return is_credential_header(name) or any(word in _SIGNATURE_WORDS for word in words)
+
+
+def same_secret(given: str, expected: str) -> bool:
+    """Whether a key or token sent is the one expected, compared in constant time (`==` stops at
+    the first differing character, so a client could learn it from how fast each guess was
+    refused). As bytes: `compare_digest` raises on a `str` past ASCII, and a header's bytes that
+    are not UTF-8 arrive as lone surrogates, which `surrogatepass` encodes (different strings
+    differently)."""
+    return hmac.compare_digest(
+        given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )
