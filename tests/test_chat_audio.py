@@ -14,9 +14,12 @@ import av
 import httpx
 import openai
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from node_clients import run_script
 
 from mockai import MockServer, tokens
+from mockai.api.chat_audio import STREAM_PIECE, Spoken
 
 MODEL = "gpt-4o-audio-preview"
 ASK = [{"role": "user", "content": "Is a golden retriever a good family dog?"}]
@@ -338,3 +341,25 @@ def test_a_stored_stream_keeps_its_audio(client: openai.OpenAI) -> None:
     first = streamed[1].choices[0].delta.audio  # (the id comes with the first piece)
     assert first is not None and kept.audio.id == first.id
     assert kept.audio.model_dump(exclude={"id"}) == whole.model_dump(exclude={"id"})
+
+
+@settings(max_examples=200)
+@given(
+    data=st.binary(max_size=3 * STREAM_PIECE + 7),
+    pieces=st.lists(st.text(max_size=12), max_size=8).map(tuple),
+)
+def test_the_audio_deltas_join_back_into_the_answer_whatever_its_bytes_and_words(
+    data: bytes, pieces: tuple[str, ...]
+) -> None:
+    """What the SDKs do to `delta.audio` (openai-node's accumulator and openai-python's helper
+    concatenate each field's strings) gives back the message's audio: the id once and first,
+    the transcript's pieces in order, the data's base64 joined as strings decoding to the very
+    bytes, and `expires_at` last."""
+    spoken = Spoken("audio_x", data, 7, "".join(pieces), 0)
+    deltas = spoken.deltas(pieces)
+    assert deltas[0]["id"] == "audio_x" and all("id" not in d for d in deltas[1:])
+    assert deltas[-1] == {"expires_at": 7}
+    assert "".join(d.get("transcript", "") for d in deltas) == spoken.transcript
+    joined = "".join(d.get("data", "") for d in deltas)
+    assert base64.b64decode(joined, validate=True) == data
+    assert joined == spoken.as_json()["data"]
